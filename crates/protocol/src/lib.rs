@@ -1,0 +1,31 @@
+//! Switchyard wire types.
+//!
+//! Every value that crosses one of Switchyard's two HTTP surfaces (the runtime API
+//! under `/v1` and the backend API under `/api`) is defined here, with its serde
+//! shape pinned by tests against literal JSON. This crate does no I/O.
+
+pub mod cursor;
+pub mod error;
+pub mod event;
+pub mod frame;
+pub mod ids;
+pub mod runtime;
+pub mod time;
+pub mod transcript;
+pub mod worker;
+
+pub use cursor::{CursorError, RuntimeCursor};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use event::{DiagnosticSeverity, WorkerEvent};
+pub use frame::{CloseCode, ResetReason, ServerFrame, UpstreamState};
+pub use ids::{IdError, RuntimeId, WorkerId};
+pub use runtime::{
+    API_VERSION, BackendRuntime, Limits, ProfileInfo, ProfileKind, RuntimeInfo,
+    RuntimeSourceKind, RuntimeState, RuntimeStatus, WorkerCounts,
+};
+pub use time::Timestamp;
+pub use transcript::{OutputStream, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage};
+pub use worker::{
+    AllWorkersList, CreateWorkerRequest, ExitInfo, Health, InputAccepted, InputRequest, UnavailableEntry,
+    WorkerDetail, WorkerList, WorkerStatus, WorkerStatusResponse,
+};

@@ -1,0 +1,246 @@
+//! Runtime descriptions: what `GET /v1/runtime` and `GET /api/runtimes` answer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorDetail;
+use crate::ids::RuntimeId;
+use crate::time::Timestamp;
+use crate::worker::WorkerStatus;
+
+/// The Runtime API version this crate speaks.
+pub const API_VERSION: u32 = 1;
+
+/// Whether a runtime takes new work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeStatus {
+    /// Accepting work.
+    Running,
+    /// Shutting down; refuses new work.
+    Draining,
+}
+
+/// The kind of a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileKind {
+    /// Built in: every input comes back as output.
+    Echo,
+    /// An OS process started from the profile's argv.
+    Process,
+}
+
+/// A profile as clients see it: never its command line or environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileInfo {
+    /// The name clients pass to create a worker.
+    pub name: String,
+    /// Its kind.
+    pub kind: ProfileKind,
+    /// What it is for.
+    pub description: Option<String>,
+}
+
+/// Worker counts by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerCounts {
+    /// Workers starting.
+    pub starting: u64,
+    /// Workers running.
+    pub running: u64,
+    /// Workers that exited on their own.
+    pub exited: u64,
+    /// Workers stopped on request.
+    pub stopped: u64,
+    /// Workers that could not start.
+    pub failed: u64,
+    /// Workers lost in a runtime restart.
+    pub lost: u64,
+}
+
+impl WorkerCounts {
+    /// Counts one more worker of `status`.
+    pub fn add(&mut self, status: WorkerStatus) {
+        *self.slot(status) += 1;
+    }
+
+    /// The count for `status`.
+    pub fn get(&self, status: WorkerStatus) -> u64 {
+        match status {
+            WorkerStatus::Starting => self.starting,
+            WorkerStatus::Running => self.running,
+            WorkerStatus::Exited => self.exited,
+            WorkerStatus::Stopped => self.stopped,
+            WorkerStatus::Failed => self.failed,
+            WorkerStatus::Lost => self.lost,
+        }
+    }
+
+    fn slot(&mut self, status: WorkerStatus) -> &mut u64 {
+        match status {
+            WorkerStatus::Starting => &mut self.starting,
+            WorkerStatus::Running => &mut self.running,
+            WorkerStatus::Exited => &mut self.exited,
+            WorkerStatus::Stopped => &mut self.stopped,
+            WorkerStatus::Failed => &mut self.failed,
+            WorkerStatus::Lost => &mut self.lost,
+        }
+    }
+}
+
+/// The limits a runtime enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Workers starting or running at once.
+    pub max_workers: u32,
+    /// Largest accepted input text, in bytes.
+    pub max_input_bytes: u64,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: u64,
+    /// Largest transcript page.
+    pub transcript_page_max: u32,
+    /// Events kept per worker for resuming subscribers.
+    pub event_backlog: u32,
+    /// Inputs queued per worker before `worker_busy`.
+    pub input_queue: u32,
+}
+
+/// `GET /v1/runtime`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    /// The runtime's id.
+    pub runtime_id: RuntimeId,
+    /// A name for people.
+    pub display_name: String,
+    /// The software version.
+    pub version: String,
+    /// The Runtime API version; 1.
+    pub api_version: u32,
+    /// Running or draining.
+    pub status: RuntimeStatus,
+    /// Changes on every process start; cursors of an earlier epoch reset.
+    pub epoch: String,
+    /// What this runtime can do, for example `"events_ws"`, `"process"`.
+    pub capabilities: Vec<String>,
+    /// The profiles clients can start workers from.
+    pub profiles: Vec<ProfileInfo>,
+    /// Worker counts by status.
+    pub workers: WorkerCounts,
+    /// The limits it enforces.
+    pub limits: Limits,
+}
+
+/// Whether a runtime is embedded in the backend or reached over the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeSourceKind {
+    /// In the backend process.
+    Embedded,
+    /// A `switchyard runtime` process reached over the Runtime API.
+    Remote,
+}
+
+/// The backend's view of a runtime's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeState {
+    /// Answering.
+    Ready,
+    /// Not reachable or not answering in time.
+    Unreachable,
+    /// It rejected the backend's credentials.
+    AuthFailed,
+    /// It speaks another `api_version`, or answers malformed data.
+    Incompatible,
+    /// Not contacted yet.
+    Unknown,
+}
+
+/// One runtime as `GET /api/runtimes` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendRuntime {
+    /// The runtime's id in the backend's configuration.
+    pub runtime_id: RuntimeId,
+    /// A name for people.
+    pub display_name: String,
+    /// Embedded or remote.
+    pub source: RuntimeSourceKind,
+    /// Health as last seen.
+    pub state: RuntimeState,
+    /// When it last answered.
+    pub last_seen: Option<Timestamp>,
+    /// The last error, if the last contact failed.
+    pub last_error: Option<ErrorDetail>,
+    /// Capabilities as last seen.
+    pub capabilities: Vec<String>,
+    /// Profiles as last seen.
+    pub profiles: Vec<ProfileInfo>,
+    /// Worker counts as last seen.
+    pub workers: WorkerCounts,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn runtime_info_shape() {
+        let info = RuntimeInfo {
+            runtime_id: RuntimeId::new("build-1").unwrap(),
+            display_name: "Build host 1".into(),
+            version: "0.1.0".into(),
+            api_version: API_VERSION,
+            status: RuntimeStatus::Running,
+            epoch: "e1".into(),
+            capabilities: vec!["events_ws".into()],
+            profiles: vec![ProfileInfo {
+                name: "echo".into(),
+                kind: ProfileKind::Echo,
+                description: None,
+            }],
+            workers: WorkerCounts {
+                running: 1,
+                ..Default::default()
+            },
+            limits: Limits {
+                max_workers: 64,
+                max_input_bytes: 65536,
+                max_body_bytes: 1048576,
+                transcript_page_max: 1000,
+                event_backlog: 4096,
+                input_queue: 64,
+            },
+        };
+        let v = serde_json::to_value(&info).unwrap();
+        assert_eq!(
+            v,
+            json!({"runtime_id":"build-1","display_name":"Build host 1","version":"0.1.0",
+              "api_version":1,"status":"running","epoch":"e1","capabilities":["events_ws"],
+              "profiles":[{"name":"echo","kind":"echo","description":null}],
+              "workers":{"starting":0,"running":1,"exited":0,"stopped":0,"failed":0,"lost":0},
+              "limits":{"max_workers":64,"max_input_bytes":65536,"max_body_bytes":1048576,
+                "transcript_page_max":1000,"event_backlog":4096,"input_queue":64}})
+        );
+        assert_eq!(serde_json::from_value::<RuntimeInfo>(v).unwrap(), info);
+    }
+
+    #[test]
+    fn backend_runtime_shape() {
+        let rt = BackendRuntime {
+            runtime_id: RuntimeId::new("local").unwrap(),
+            display_name: "This machine".into(),
+            source: RuntimeSourceKind::Embedded,
+            state: RuntimeState::AuthFailed,
+            last_seen: None,
+            last_error: None,
+            capabilities: vec![],
+            profiles: vec![],
+            workers: WorkerCounts::default(),
+        };
+        let v = serde_json::to_value(&rt).unwrap();
+        assert_eq!(v["source"], "embedded");
+        assert_eq!(v["state"], "auth_failed");
+        assert_eq!(v["last_seen"], serde_json::Value::Null);
+    }
+}

@@ -1,0 +1,130 @@
+//! The transcript: a worker's durable, ordered record, read in pages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    /// Standard output (also used by `echo`).
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// What a system note records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemNote {
+    /// The worker started.
+    Started,
+    /// In-flight work was interrupted by a cancel.
+    Interrupted,
+    /// The worker ended on its own.
+    Exited,
+    /// The worker was stopped on request.
+    Stopped,
+    /// The worker could not start.
+    Failed,
+    /// The runtime restarted while the worker ran.
+    Lost,
+}
+
+/// One transcript entry, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TranscriptEntry {
+    /// An accepted input.
+    Input {
+        /// The text as given.
+        text: String,
+    },
+    /// A chunk of output.
+    Output {
+        /// The stream it came from.
+        stream: OutputStream,
+        /// The text (invalid UTF-8 replaced by U+FFFD).
+        text: String,
+    },
+    /// A note from the runtime about the worker's life.
+    System {
+        /// What happened.
+        note: SystemNote,
+        /// Human text with details (exit code, diagnostic).
+        text: String,
+    },
+}
+
+/// One transcript entry with its place and time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptItem {
+    /// Position in the transcript, from 1, without gaps.
+    pub sequence: u64,
+    /// When it was recorded.
+    pub at: Timestamp,
+    /// What it records.
+    #[serde(flatten)]
+    pub entry: TranscriptEntry,
+}
+
+/// `GET .../transcript?after=&limit=`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptPage {
+    /// Items with `sequence > after`, in order, at most `limit` of them.
+    pub items: Vec<TranscriptItem>,
+    /// Pass as `after` for the next page; null when this page reaches the end.
+    pub next_after: Option<u64>,
+    /// How many items the transcript holds in all.
+    pub total: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn item_shapes() {
+        let at = Timestamp("2026-11-26T09:00:00Z".into());
+        let items = vec![
+            TranscriptItem {
+                sequence: 1,
+                at: at.clone(),
+                entry: TranscriptEntry::System {
+                    note: SystemNote::Started,
+                    text: "started".into(),
+                },
+            },
+            TranscriptItem {
+                sequence: 2,
+                at: at.clone(),
+                entry: TranscriptEntry::Input { text: "hi\n".into() },
+            },
+            TranscriptItem {
+                sequence: 3,
+                at,
+                entry: TranscriptEntry::Output {
+                    stream: OutputStream::Stderr,
+                    text: "hi\n".into(),
+                },
+            },
+        ];
+        let page = TranscriptPage {
+            items,
+            next_after: Some(3),
+            total: 9,
+        };
+        let v = serde_json::to_value(&page).unwrap();
+        assert_eq!(
+            v,
+            json!({"items":[
+                {"sequence":1,"at":"2026-11-26T09:00:00Z","kind":"system","note":"started","text":"started"},
+                {"sequence":2,"at":"2026-11-26T09:00:00Z","kind":"input","text":"hi\n"},
+                {"sequence":3,"at":"2026-11-26T09:00:00Z","kind":"output","stream":"stderr","text":"hi\n"}
+            ],"next_after":3,"total":9})
+        );
+        assert_eq!(serde_json::from_value::<TranscriptPage>(v).unwrap(), page);
+    }
+}

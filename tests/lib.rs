@@ -1,0 +1,1 @@
+//! End-to-end test helpers (filled by the runtime-process issue).

@@ -1,0 +1,76 @@
+//! `cargo xtask`: the project's automation.
+//!
+//! - `cargo xtask ci`: format check, clippy with `-D warnings`, every test.
+//! - `cargo xtask test`: every test (cargo-nextest when installed, else cargo test).
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("test") => test(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci | test [filter]>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(step) => {
+            eprintln!("xtask: {step} failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ci() -> Result<(), String> {
+    run("cargo", &["fmt", "--all", "--", "--check"])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    test(&[])
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    let has_nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let mut args: Vec<&str> = if has_nextest {
+        vec!["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]
+    } else {
+        vec!["test", "--workspace", "--locked", "--no-fail-fast"]
+    };
+    args.extend(extra.iter().map(String::as_str));
+    run("cargo", &args)?;
+    // nextest does not run doctests.
+    if has_nextest {
+        run("cargo", &["test", "--workspace", "--locked", "--doc"])?;
+    }
+    Ok(())
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let line = format!("{program} {}", args.join(" "));
+    eprintln!("xtask: running {line}");
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .map_err(|e| format!("{line} ({e})"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(line)
+    }
+}
