@@ -1,0 +1,184 @@
+//! Bounded fan-out from one producer to many subscribers.
+//!
+//! Each subscriber has its own bounded queue. Publishing never waits: a subscriber
+//! whose queue is full is cut off at once (its receiver ends with
+//! [`StreamEnd::SlowConsumer`] after the items already queued), so one stalled reader
+//! never slows the producer or the other readers. Memory is bounded by
+//! `subscribers × capacity` items, and items are usually `Arc`s.
+
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::{Notify, mpsc};
+
+/// Why a subscription ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The subscriber fell too far behind (close code 4408).
+    SlowConsumer,
+    /// The source went away, for example the worker was deleted (close code 4404).
+    Removed,
+    /// The process is shutting down (close code 1001).
+    Shutdown,
+}
+
+#[derive(Debug, Default)]
+struct EndState {
+    reason: OnceLock<StreamEnd>,
+    notify: Notify,
+}
+
+impl EndState {
+    fn end(&self, reason: StreamEnd) {
+        let _ = self.reason.set(reason);
+        self.notify.notify_waiters();
+    }
+}
+
+struct Slot<T> {
+    tx: mpsc::Sender<T>,
+    state: Arc<EndState>,
+}
+
+/// The producer side.
+pub struct Fanout<T> {
+    slots: Vec<Slot<T>>,
+    capacity: usize,
+}
+
+impl<T: Clone> Fanout<T> {
+    /// A fan-out whose subscribers each queue at most `capacity` items.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            slots: Vec::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Adds a subscriber.
+    pub fn subscribe(&mut self) -> FanoutReceiver<T> {
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let state = Arc::new(EndState::default());
+        self.slots.push(Slot {
+            tx,
+            state: state.clone(),
+        });
+        FanoutReceiver { rx, state }
+    }
+
+    /// Sends `item` to every subscriber without waiting; cuts off those that are full
+    /// and forgets those that left.
+    pub fn publish(&mut self, item: &T) {
+        self.slots.retain(|slot| match slot.tx.try_send(item.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                slot.state.end(StreamEnd::SlowConsumer);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+    }
+
+    /// Ends every subscription with `reason` (after what is already queued).
+    pub fn close(&mut self, reason: StreamEnd) {
+        for slot in self.slots.drain(..) {
+            slot.state.end(reason);
+        }
+    }
+
+    /// How many subscribers are attached.
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|s| !s.tx.is_closed()).count()
+    }
+
+    /// True when nobody is subscribed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Drop for Fanout<T> {
+    fn drop(&mut self) {
+        for slot in self.slots.drain(..) {
+            slot.state.end(StreamEnd::Removed);
+        }
+    }
+}
+
+/// The subscriber side.
+#[derive(Debug)]
+pub struct FanoutReceiver<T> {
+    rx: mpsc::Receiver<T>,
+    state: Arc<EndState>,
+}
+
+impl<T> FanoutReceiver<T> {
+    /// The next item, or why the subscription ended.
+    pub async fn recv(&mut self) -> Result<T, StreamEnd> {
+        match self.rx.recv().await {
+            Some(item) => Ok(item),
+            None => Err(self.state.reason.get().copied().unwrap_or(StreamEnd::Removed)),
+        }
+    }
+
+    /// Resolves once the subscription has been ended by the producer (cut off, removed
+    /// or shut down), even while items are still queued. Lets a writer that is stuck on
+    /// a slow socket give up.
+    pub async fn ended(&self) -> StreamEnd {
+        loop {
+            let notified = self.state.notify.notified();
+            if let Some(reason) = self.state.reason.get() {
+                return *reason;
+            }
+            notified.await;
+        }
+    }
+
+    /// Why the subscription ended, if it has.
+    pub fn end_reason(&self) -> Option<StreamEnd> {
+        self.state.reason.get().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_subscriber_is_cut_off_and_the_others_get_everything() {
+        let mut fanout = Fanout::new(4);
+        let mut stalled = fanout.subscribe();
+        let mut reader = fanout.subscribe();
+        for i in 0..4 {
+            fanout.publish(&i);
+            assert_eq!(reader.recv().await, Ok(i));
+        }
+        fanout.publish(&4);
+        assert_eq!(reader.recv().await, Ok(4));
+        assert_eq!(fanout.len(), 1);
+        assert_eq!(stalled.ended().await, StreamEnd::SlowConsumer);
+        for i in 0..4 {
+            assert_eq!(stalled.recv().await, Ok(i));
+        }
+        assert_eq!(stalled.recv().await, Err(StreamEnd::SlowConsumer));
+    }
+
+    #[tokio::test]
+    async fn close_and_drop_end_subscriptions_with_their_reason() {
+        let mut fanout = Fanout::<u8>::new(2);
+        let mut a = fanout.subscribe();
+        fanout.close(StreamEnd::Shutdown);
+        assert_eq!(a.recv().await, Err(StreamEnd::Shutdown));
+        let mut b = fanout.subscribe();
+        drop(fanout);
+        assert_eq!(b.recv().await, Err(StreamEnd::Removed));
+    }
+
+    #[tokio::test]
+    async fn departed_subscribers_are_forgotten() {
+        let mut fanout = Fanout::<u8>::new(2);
+        let a = fanout.subscribe();
+        drop(a);
+        fanout.publish(&1);
+        assert!(fanout.is_empty());
+    }
+}

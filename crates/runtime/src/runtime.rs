@@ -1,0 +1,423 @@
+//! The [`Runtime`]: owns workers started from named profiles and answers every
+//! Runtime API call. The HTTP layer (server crate) and the backend's embedded
+//! source both drive this type directly.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use switchyard_protocol::{
+    API_VERSION, CreateWorkerRequest, InputAccepted, RuntimeInfo, RuntimeStatus, TranscriptPage,
+    WorkerCounts, WorkerDetail, WorkerId, WorkerList, WorkerStatus, WorkerStatusResponse,
+};
+
+use crate::config::RuntimeConfig;
+use crate::error::{Result, RuntimeError};
+use crate::fanout::StreamEnd;
+use crate::store::{MemoryStore, Store, StoreError};
+use crate::subscription::Subscription;
+use crate::worker::Worker;
+use crate::worker::core::WorkerContext;
+
+/// Default page size for worker lists and transcripts.
+pub const DEFAULT_PAGE_LIMIT: u32 = 100;
+
+/// How long `create` waits for a worker to leave `starting` before answering.
+const START_WAIT: Duration = Duration::from_secs(10);
+
+/// Capabilities every runtime of this version has.
+pub const CAPABILITIES: &[&str] = &["echo", "process", "transcript", "events_ws", "cancel"];
+
+/// Filter and page for [`Runtime::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only workers with this status.
+    pub status: Option<WorkerStatus>,
+    /// Only workers whose id sorts after this one.
+    pub after: Option<WorkerId>,
+    /// At most this many (default 100, at most `transcript_page_max`).
+    pub limit: Option<u32>,
+}
+
+struct Inner {
+    config: RuntimeConfig,
+    ctx: Arc<WorkerContext>,
+    workers: RwLock<BTreeMap<WorkerId, Arc<Worker>>>,
+    create_lock: tokio::sync::Mutex<()>,
+    draining: AtomicBool,
+}
+
+/// A worker runtime. Cheap to clone; clones share the same workers.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("runtime_id", &self.inner.config.runtime_id)
+            .field("epoch", &self.epoch())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Opens a runtime over `store`: starts a new epoch, loads every stored worker and
+    /// marks those that were running as `lost`.
+    pub async fn open(config: RuntimeConfig, store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let mut config = config;
+        config
+            .profiles
+            .entry("echo".into())
+            .or_insert_with(crate::config::Profile::echo);
+        let ctx = Arc::new(WorkerContext {
+            epoch: new_epoch().into(),
+            store: store.clone(),
+            limits: config.limits,
+        });
+        let mut workers = BTreeMap::new();
+        for mut loaded in store.load(config.limits.snapshot_items as usize).await? {
+            loaded.detail.runtime_id = config.runtime_id.clone();
+            let worker = Worker::restore(ctx.clone(), loaded);
+            match worker.mark_lost_if_active().await {
+                Ok(()) => {}
+                Err(RuntimeError::Store(e)) => return Err(e),
+                Err(_) => {}
+            }
+            workers.insert(worker.id().clone(), worker);
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                ctx,
+                workers: RwLock::new(workers),
+                create_lock: tokio::sync::Mutex::new(()),
+                draining: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// A runtime kept in memory.
+    pub async fn in_memory(config: RuntimeConfig) -> Self {
+        match Self::open(config, Arc::new(MemoryStore::new())).await {
+            Ok(runtime) => runtime,
+            Err(e) => unreachable!("an empty memory store cannot fail to load: {e}"),
+        }
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// This process start's epoch; cursors of other epochs reset.
+    pub fn epoch(&self) -> &str {
+        &self.inner.ctx.epoch
+    }
+
+    /// True once [`Runtime::shutdown`] has begun.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
+    }
+
+    /// `GET /v1/runtime`.
+    pub fn info(&self) -> RuntimeInfo {
+        let mut counts = WorkerCounts::default();
+        for worker in self.workers().values() {
+            counts.add(worker.status());
+        }
+        let config = &self.inner.config;
+        RuntimeInfo {
+            runtime_id: config.runtime_id.clone(),
+            display_name: config.display_name.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: API_VERSION,
+            status: if self.is_draining() {
+                RuntimeStatus::Draining
+            } else {
+                RuntimeStatus::Running
+            },
+            epoch: self.epoch().to_owned(),
+            capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+            profiles: config.profile_infos(),
+            workers: counts,
+            limits: config.limits.to_protocol(),
+        }
+    }
+
+    /// `GET /v1/workers`: a page of workers ordered by id.
+    pub fn list(&self, query: &ListQuery) -> Result<WorkerList> {
+        let limit = self.page_limit(query.limit)? as usize;
+        let workers = self.workers();
+        let range = match &query.after {
+            Some(after) => workers.range::<WorkerId, _>((
+                std::ops::Bound::Excluded(after),
+                std::ops::Bound::Unbounded,
+            )),
+            None => workers.range::<WorkerId, _>(..),
+        };
+        let mut page = Vec::new();
+        let mut more = false;
+        for worker in range.map(|(_, w)| w) {
+            if query.status.is_some_and(|s| s != worker.status()) {
+                continue;
+            }
+            if page.len() == limit {
+                more = true;
+                break;
+            }
+            page.push(worker.detail());
+        }
+        let next = if more {
+            page.last().map(|d| d.worker_id.clone())
+        } else {
+            None
+        };
+        Ok(WorkerList {
+            workers: page,
+            next,
+        })
+    }
+
+    /// `POST /v1/workers`: starts a worker from a profile and answers once it is
+    /// running (or has failed to start).
+    pub async fn create(&self, request: CreateWorkerRequest) -> Result<WorkerDetail> {
+        if self.is_draining() {
+            return Err(RuntimeError::Draining);
+        }
+        let profile = self
+            .inner
+            .config
+            .profiles
+            .get(&request.profile)
+            .ok_or_else(|| RuntimeError::UnknownProfile(request.profile.clone()))?;
+        let worker = {
+            let _one_at_a_time = self.inner.create_lock.lock().await;
+            let max = self.inner.config.limits.max_workers;
+            let active = self
+                .workers()
+                .values()
+                .filter(|w| !w.status().is_ended())
+                .count();
+            if active >= max as usize {
+                return Err(RuntimeError::WorkerLimitReached { max });
+            }
+            let id = self.new_worker_id();
+            let worker = Worker::start(
+                self.inner.ctx.clone(),
+                id.clone(),
+                self.inner.config.runtime_id.clone(),
+                request.profile,
+                request.label,
+                profile.spec.clone(),
+            )
+            .await?;
+            self.workers_mut().insert(id, worker.clone());
+            worker
+        };
+        worker.wait_started(START_WAIT).await;
+        Ok(worker.detail())
+    }
+
+    /// `GET /v1/workers/{id}`.
+    pub fn get(&self, id: &WorkerId) -> Result<WorkerDetail> {
+        Ok(self.worker(id)?.detail())
+    }
+
+    /// `POST /v1/workers/{id}/input`.
+    pub async fn input(&self, id: &WorkerId, text: String) -> Result<InputAccepted> {
+        let sequence = self.worker(id)?.input(text).await?;
+        Ok(InputAccepted { sequence })
+    }
+
+    /// `POST /v1/workers/{id}/cancel`.
+    pub fn cancel(&self, id: &WorkerId) -> Result<WorkerStatusResponse> {
+        let status = self.worker(id)?.cancel()?;
+        Ok(WorkerStatusResponse {
+            worker_id: id.clone(),
+            status,
+        })
+    }
+
+    /// `POST /v1/workers/{id}/stop`: ends the worker and answers with its final
+    /// status. Idempotent.
+    pub async fn stop(&self, id: &WorkerId) -> Result<WorkerStatusResponse> {
+        let status = self.worker(id)?.stop().await;
+        Ok(WorkerStatusResponse {
+            worker_id: id.clone(),
+            status,
+        })
+    }
+
+    /// `DELETE /v1/workers/{id}`: removes an ended worker and its transcript.
+    pub async fn delete(&self, id: &WorkerId) -> Result<()> {
+        let worker = self.worker(id)?;
+        if !worker.status().is_ended() {
+            return Err(RuntimeError::WorkerRunning(id.clone()));
+        }
+        worker.join_driver().await;
+        self.workers_mut().remove(id);
+        worker.close_subscriptions(StreamEnd::Removed);
+        self.inner.ctx.store.remove_worker(id).await?;
+        Ok(())
+    }
+
+    /// `GET /v1/workers/{id}/transcript`.
+    pub async fn transcript(
+        &self,
+        id: &WorkerId,
+        after: u64,
+        limit: Option<u32>,
+    ) -> Result<TranscriptPage> {
+        let worker = self.worker(id)?;
+        worker
+            .transcript(after, limit.unwrap_or(DEFAULT_PAGE_LIMIT))
+            .await
+    }
+
+    /// Subscribes to a worker's events. Errors (unknown worker, invalid cursor) come
+    /// back before anything is streamed, so an HTTP layer can answer them before a
+    /// WebSocket upgrade.
+    pub fn subscribe(&self, id: &WorkerId, cursor: Option<&str>) -> Result<Subscription> {
+        self.worker(id)?.subscribe(cursor)
+    }
+
+    /// Live subscribers of a worker (for tests and metrics).
+    pub fn subscriber_count(&self, id: &WorkerId) -> Result<usize> {
+        Ok(self.worker(id)?.subscriber_count())
+    }
+
+    /// Drains the runtime: refuses new workers, stops every worker (SIGTERM, then
+    /// SIGKILL after the grace period), ends every subscription with
+    /// [`StreamEnd::Shutdown`] and flushes the store.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        self.inner.draining.store(true, Ordering::SeqCst);
+        let workers: Vec<_> = self.workers().values().cloned().collect();
+        let stops = workers.iter().map(|w| async move {
+            w.stop().await;
+            w.join_driver().await;
+        });
+        futures_util::future::join_all(stops).await;
+        for worker in &workers {
+            worker.close_subscriptions(StreamEnd::Shutdown);
+        }
+        self.inner.ctx.store.flush().await
+    }
+
+    fn page_limit(&self, limit: Option<u32>) -> Result<u32> {
+        let max = self.inner.config.limits.transcript_page_max;
+        let limit = limit.unwrap_or(DEFAULT_PAGE_LIMIT.min(max));
+        if limit > max {
+            return Err(RuntimeError::LimitTooLarge {
+                asked: u64::from(limit),
+                max,
+            });
+        }
+        Ok(limit)
+    }
+
+    fn worker(&self, id: &WorkerId) -> Result<Arc<Worker>> {
+        self.workers()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| RuntimeError::WorkerNotFound(id.clone()))
+    }
+
+    fn workers(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<WorkerId, Arc<Worker>>> {
+        self.inner
+            .workers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn workers_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<WorkerId, Arc<Worker>>> {
+        self.inner
+            .workers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A fresh id that sorts by creation time: `w-<millis hex>-<random hex>`.
+    fn new_worker_id(&self) -> WorkerId {
+        let workers = self.workers();
+        loop {
+            let millis = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let candidate = format!("w-{millis:011x}-{:06x}", fastrand::u32(..0x100_0000));
+            if let Ok(id) = WorkerId::new(candidate)
+                && !workers.contains_key(&id)
+            {
+                return id;
+            }
+        }
+    }
+}
+
+/// A new random epoch: 16 hex digits.
+fn new_epoch() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SubscriptionItem;
+    use crate::worker::driver::DriverSink;
+    use switchyard_protocol::{OutputStream, RuntimeId, WorkerEvent};
+
+    /// A subscriber that never reads is cut off, while another one receives every
+    /// event of a 100,000-event burst, in order. The producer goes through the real
+    /// recording path (store append, transcript, event log) and yields now and then,
+    /// as a real driver does while it awaits its pipes.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stalled_subscriber_is_cut_off_and_another_gets_all_of_a_100k_burst() {
+        const BURST: u64 = 100_000;
+        let rt = Runtime::in_memory(RuntimeConfig::new(RuntimeId::new("t").unwrap(), "t")).await;
+        let detail = rt
+            .create(CreateWorkerRequest {
+                profile: "echo".into(),
+                label: None,
+            })
+            .await
+            .unwrap();
+        let worker = rt.worker(&detail.worker_id).unwrap();
+        let stalled = rt.subscribe(&detail.worker_id, None).unwrap();
+        let mut reader = rt.subscribe(&detail.worker_id, None).unwrap();
+
+        let producer = {
+            let worker = worker.clone();
+            tokio::spawn(async move {
+                for i in 0..BURST {
+                    worker.output(OutputStream::Stdout, i.to_string()).await;
+                    if i % 256 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        let mut expected = 0;
+        let mut last_position = 0;
+        while expected < BURST {
+            match reader.next().await.unwrap() {
+                SubscriptionItem::Event { position, event } => {
+                    assert!(position > last_position, "positions only grow");
+                    last_position = position;
+                    if let WorkerEvent::Output { text, .. } = &*event {
+                        assert_eq!(text, &expected.to_string());
+                        expected += 1;
+                    }
+                }
+                SubscriptionItem::Reset(r) => panic!("unexpected reset {r:?}"),
+            }
+        }
+        producer.await.unwrap();
+        assert_eq!(stalled.ended().await, StreamEnd::SlowConsumer);
+        assert_eq!(rt.subscriber_count(&detail.worker_id).unwrap(), 1);
+        assert_eq!(rt.get(&detail.worker_id).unwrap().output_bytes, {
+            (0..BURST).map(|i| i.to_string().len() as u64).sum::<u64>()
+        });
+    }
+}

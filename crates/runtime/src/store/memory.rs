@@ -1,0 +1,307 @@
+//! [`MemoryStore`]: everything in memory, gone with the process. For tests and for
+//! runtimes configured without a data directory.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use switchyard_protocol::{TranscriptItem, WorkerDetail, WorkerId};
+
+use super::{LoadedWorker, Store, StoreError};
+
+/// A [`Store`] that keeps records and transcripts in memory.
+///
+/// [`Store::load`] returns whatever was saved so far, so loading twice simulates a
+/// reopen of a persistent store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    workers: Mutex<BTreeMap<WorkerId, Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    detail: WorkerDetail,
+    /// Sorted by strictly increasing sequence.
+    items: Vec<TranscriptItem>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The lock is only ever held for plain memory operations (never across an
+    /// `.await`), so a poisoned lock still guards consistent data.
+    fn workers(&self) -> MutexGuard<'_, BTreeMap<WorkerId, Entry>> {
+        self.workers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemoryStore {
+    async fn load(&self, tail: usize) -> Result<Vec<LoadedWorker>, StoreError> {
+        // BTreeMap iteration is already in worker id order.
+        Ok(self
+            .workers()
+            .values()
+            .map(|entry| LoadedWorker {
+                detail: entry.detail.clone(),
+                last_sequence: entry.items.last().map_or(0, |item| item.sequence),
+                tail: entry.items[entry.items.len().saturating_sub(tail)..].to_vec(),
+            })
+            .collect())
+    }
+
+    async fn save_worker(&self, detail: &WorkerDetail) -> Result<(), StoreError> {
+        let mut workers = self.workers();
+        match workers.get_mut(&detail.worker_id) {
+            Some(entry) => entry.detail = detail.clone(),
+            None => {
+                workers.insert(
+                    detail.worker_id.clone(),
+                    Entry {
+                        detail: detail.clone(),
+                        items: Vec::new(),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn append(&self, worker: &WorkerId, items: &[TranscriptItem]) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut workers = self.workers();
+        let entry = workers
+            .get_mut(worker)
+            .ok_or_else(|| StoreError::NotFound(worker.clone()))?;
+        entry.items.extend_from_slice(items);
+        Ok(())
+    }
+
+    async fn read_page(
+        &self,
+        worker: &WorkerId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<TranscriptItem>, StoreError> {
+        let workers = self.workers();
+        let entry = workers
+            .get(worker)
+            .ok_or_else(|| StoreError::NotFound(worker.clone()))?;
+        // Sequences are strictly increasing, so a binary search finds the start
+        // (this does not rely on them being dense).
+        let start = entry.items.partition_point(|item| item.sequence <= after);
+        Ok(entry.items[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn remove_worker(&self, worker: &WorkerId) -> Result<(), StoreError> {
+        self.workers()
+            .remove(worker)
+            .map(drop)
+            .ok_or_else(|| StoreError::NotFound(worker.clone()))
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_protocol::{
+        OutputStream, RuntimeId, SystemNote, Timestamp, TranscriptEntry, WorkerStatus,
+    };
+
+    fn wid(s: &str) -> WorkerId {
+        WorkerId::new(s).unwrap()
+    }
+
+    fn detail(id: &str, status: WorkerStatus) -> WorkerDetail {
+        WorkerDetail {
+            worker_id: wid(id),
+            runtime_id: RuntimeId::new("local").unwrap(),
+            profile: "echo".into(),
+            label: Some(format!("label of {id}")),
+            status,
+            created_at: Timestamp("2026-11-26T09:00:00Z".into()),
+            updated_at: Timestamp("2026-11-26T09:00:01Z".into()),
+            exit: None,
+            input_count: 1,
+            output_bytes: 2,
+        }
+    }
+
+    fn item(sequence: u64) -> TranscriptItem {
+        let entry = match sequence % 3 {
+            0 => TranscriptEntry::Input {
+                text: format!("in {sequence}\n"),
+            },
+            1 => TranscriptEntry::Output {
+                stream: OutputStream::Stdout,
+                text: format!("out {sequence}\n"),
+            },
+            _ => TranscriptEntry::System {
+                note: SystemNote::Started,
+                text: format!("note {sequence}"),
+            },
+        };
+        TranscriptItem {
+            sequence,
+            at: Timestamp(format!("2026-11-26T09:00:{:02}Z", sequence % 60)),
+            entry,
+        }
+    }
+
+    fn items(range: std::ops::RangeInclusive<u64>) -> Vec<TranscriptItem> {
+        range.map(item).collect()
+    }
+
+    fn seqs(items: &[TranscriptItem]) -> Vec<u64> {
+        items.iter().map(|i| i.sequence).collect()
+    }
+
+    #[tokio::test]
+    async fn save_load_round_trip_sorted_and_replaced() {
+        let store = MemoryStore::new();
+        assert!(store.load(10).await.unwrap().is_empty());
+        store
+            .save_worker(&detail("w-b", WorkerStatus::Running))
+            .await
+            .unwrap();
+        store
+            .save_worker(&detail("w-a", WorkerStatus::Starting))
+            .await
+            .unwrap();
+        store
+            .save_worker(&detail("w-a", WorkerStatus::Exited))
+            .await
+            .unwrap();
+
+        let loaded = store.load(10).await.unwrap();
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded[0].detail, detail("w-a", WorkerStatus::Exited));
+        assert_eq!(loaded[1].detail, detail("w-b", WorkerStatus::Running));
+        assert!(
+            loaded
+                .iter()
+                .all(|w| w.last_sequence == 0 && w.tail.is_empty())
+        );
+    }
+
+    #[tokio::test]
+    async fn append_and_read_pages() {
+        let store = MemoryStore::default();
+        let w = wid("w");
+        store
+            .save_worker(&detail("w", WorkerStatus::Running))
+            .await
+            .unwrap();
+        assert!(store.read_page(&w, 0, 10).await.unwrap().is_empty());
+        store.append(&w, &items(1..=50)).await.unwrap();
+        store.append(&w, &[]).await.unwrap();
+        store.append(&w, &items(51..=100)).await.unwrap();
+
+        let start = store.read_page(&w, 0, 10).await.unwrap();
+        assert_eq!(start, items(1..=10));
+        let middle = store.read_page(&w, 42, 5).await.unwrap();
+        assert_eq!(seqs(&middle), vec![43, 44, 45, 46, 47]);
+        let end = store.read_page(&w, 95, 10).await.unwrap();
+        assert_eq!(end, items(96..=100));
+        assert!(store.read_page(&w, 100, 10).await.unwrap().is_empty());
+        assert!(store.read_page(&w, 1_000, 10).await.unwrap().is_empty());
+        assert!(store.read_page(&w, 0, 0).await.unwrap().is_empty());
+        assert_eq!(
+            store.read_page(&w, 0, usize::MAX).await.unwrap(),
+            items(1..=100)
+        );
+    }
+
+    #[tokio::test]
+    async fn load_twice_keeps_records_tail_and_last_sequence() {
+        let store = MemoryStore::new();
+        let w = wid("w");
+        store
+            .save_worker(&detail("w", WorkerStatus::Running))
+            .await
+            .unwrap();
+        store.append(&w, &items(1..=20)).await.unwrap();
+
+        for _ in 0..2 {
+            let loaded = store.load(5).await.unwrap();
+            assert_eq!(loaded.len(), 1);
+            assert_eq!(loaded[0].last_sequence, 20);
+            assert_eq!(loaded[0].tail, items(16..=20));
+        }
+        let loaded = store.load(0).await.unwrap();
+        assert_eq!(loaded[0].last_sequence, 20);
+        assert!(loaded[0].tail.is_empty());
+        let loaded = store.load(1_000).await.unwrap();
+        assert_eq!(loaded[0].tail, items(1..=20));
+
+        // Saving the record again keeps the transcript.
+        store
+            .save_worker(&detail("w", WorkerStatus::Lost))
+            .await
+            .unwrap();
+        let loaded = store.load(3).await.unwrap();
+        assert_eq!(loaded[0].detail.status, WorkerStatus::Lost);
+        assert_eq!(loaded[0].tail, items(18..=20));
+    }
+
+    #[tokio::test]
+    async fn remove_worker_removes_record_and_transcript() {
+        let store = MemoryStore::new();
+        let w = wid("w");
+        store
+            .save_worker(&detail("w", WorkerStatus::Exited))
+            .await
+            .unwrap();
+        store
+            .save_worker(&detail("other", WorkerStatus::Exited))
+            .await
+            .unwrap();
+        store.append(&w, &items(1..=3)).await.unwrap();
+        store.remove_worker(&w).await.unwrap();
+
+        let loaded = store.load(10).await.unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].detail.worker_id, wid("other"));
+        assert!(matches!(
+            store.read_page(&w, 0, 10).await,
+            Err(StoreError::NotFound(id)) if id == w
+        ));
+        // A new worker with the same id starts with an empty transcript.
+        store
+            .save_worker(&detail("w", WorkerStatus::Running))
+            .await
+            .unwrap();
+        assert!(store.read_page(&w, 0, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unknown_worker_is_not_found() {
+        let store = MemoryStore::new();
+        let w = wid("ghost");
+        assert!(matches!(
+            store.read_page(&w, 0, 10).await,
+            Err(StoreError::NotFound(id)) if id == w
+        ));
+        assert!(matches!(
+            store.read_page(&w, 0, 0).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.append(&w, &items(1..=1)).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.remove_worker(&w).await,
+            Err(StoreError::NotFound(_))
+        ));
+        store.flush().await.unwrap();
+    }
+}

@@ -1,0 +1,85 @@
+//! Persistence of workers and transcripts behind one trait, with two implementations:
+//! [`MemoryStore`] and [`FsStore`].
+//!
+//! The store is deliberately dumb: it keeps what it is given, in order. Lifecycle
+//! decisions (marking workers `lost` after a restart, sequence numbering) belong to
+//! the runtime.
+
+mod fs;
+mod memory;
+
+pub use fs::FsStore;
+pub use memory::MemoryStore;
+
+use std::path::PathBuf;
+
+use switchyard_protocol::{TranscriptItem, WorkerDetail, WorkerId};
+
+/// A store failure. Paths appear here for the operator's logs; the HTTP layer maps
+/// every variant to `internal` without the text.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Reading or writing a file failed.
+    #[error("store I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A worker record could not be parsed.
+    #[error("corrupt store record {path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The worker has no record in the store.
+    #[error("no stored worker {0}")]
+    NotFound(WorkerId),
+}
+
+/// A worker as found when a store is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedWorker {
+    /// The last saved record.
+    pub detail: WorkerDetail,
+    /// The highest transcript sequence stored (0 when the transcript is empty).
+    pub last_sequence: u64,
+    /// The last items of the transcript, oldest first (at most the `tail` asked for).
+    pub tail: Vec<TranscriptItem>,
+}
+
+/// Where workers and transcripts are kept.
+///
+/// Calls for one worker are made in order by the runtime (never concurrently for the
+/// same worker), and transcript items arrive with strictly increasing sequences.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Loads every stored worker, with up to `tail` last transcript items each.
+    /// A torn last transcript line (a crash mid-append) is dropped with a warning;
+    /// a corrupt worker record is [`StoreError::Corrupt`].
+    async fn load(&self, tail: usize) -> Result<Vec<LoadedWorker>, StoreError>;
+
+    /// Creates or replaces a worker's record, atomically.
+    async fn save_worker(&self, detail: &WorkerDetail) -> Result<(), StoreError>;
+
+    /// Appends items to a worker's transcript, in order.
+    async fn append(&self, worker: &WorkerId, items: &[TranscriptItem]) -> Result<(), StoreError>;
+
+    /// Reads at most `limit` items with `sequence > after`, in order, without reading
+    /// the whole transcript.
+    async fn read_page(
+        &self,
+        worker: &WorkerId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<TranscriptItem>, StoreError>;
+
+    /// Removes a worker's record and transcript.
+    async fn remove_worker(&self, worker: &WorkerId) -> Result<(), StoreError>;
+
+    /// Makes everything written so far durable.
+    async fn flush(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,554 @@
+//! The worker core: one worker's state, its event log and transcript recording.
+//!
+//! Two locks, with distinct jobs:
+//! - `record_lock` (async) serialises everything that appends to the transcript or
+//!   changes status, so sequence numbers, store writes and events stay in one order
+//!   even though the store is awaited;
+//! - `state` (sync, never held across `.await`) guards the detail, the transcript
+//!   tail and the event log, so that a snapshot plus a live subscription is taken
+//!   atomically with respect to appends.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use switchyard_protocol::{
+    CursorError, DiagnosticSeverity, ExitInfo, OutputStream, ResetReason, RuntimeCursor,
+    RuntimeId, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage, WorkerDetail,
+    WorkerEvent, WorkerId, WorkerStatus,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::driver::{Control, DriverInputs, DriverSink, Ending};
+use crate::clock;
+use crate::config::{ProfileSpec, RuntimeLimits};
+use crate::error::{Result, RuntimeError};
+use crate::fanout::StreamEnd;
+use crate::log::{EventLog, Resume};
+use crate::store::{LoadedWorker, Store};
+use crate::subscription::{Subscription, SubscriptionItem};
+
+/// What every worker of one runtime shares.
+pub(crate) struct WorkerContext {
+    pub(crate) epoch: Arc<str>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) limits: RuntimeLimits,
+}
+
+struct State {
+    detail: WorkerDetail,
+    last_sequence: u64,
+    tail: VecDeque<TranscriptItem>,
+    log: EventLog,
+    removed: bool,
+}
+
+/// A message for a worker that has a driver.
+struct Channels {
+    inputs: mpsc::Sender<String>,
+    control: mpsc::Sender<Control>,
+}
+
+/// One worker.
+pub(crate) struct Worker {
+    id: WorkerId,
+    ctx: Arc<WorkerContext>,
+    state: Mutex<State>,
+    record_lock: tokio::sync::Mutex<()>,
+    channels: Option<Channels>,
+    status: watch::Sender<WorkerStatus>,
+    driver: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Worker {
+    fn build(
+        ctx: Arc<WorkerContext>,
+        detail: WorkerDetail,
+        last_sequence: u64,
+        tail: Vec<TranscriptItem>,
+        channels: Option<Channels>,
+    ) -> Self {
+        let limits = ctx.limits;
+        let (status, _) = watch::channel(detail.status);
+        Self {
+            id: detail.worker_id.clone(),
+            state: Mutex::new(State {
+                detail,
+                last_sequence,
+                tail: tail.into(),
+                log: EventLog::new(
+                    limits.event_backlog as usize,
+                    limits.subscriber_queue as usize,
+                ),
+                removed: false,
+            }),
+            ctx,
+            record_lock: tokio::sync::Mutex::new(()),
+            channels,
+            status,
+            driver: Mutex::new(None),
+        }
+    }
+
+    /// Creates a worker, saves its record and starts its driver.
+    pub(crate) async fn start(
+        ctx: Arc<WorkerContext>,
+        id: WorkerId,
+        runtime_id: RuntimeId,
+        profile: String,
+        label: Option<String>,
+        spec: ProfileSpec,
+    ) -> Result<Arc<Self>> {
+        let now = clock::now();
+        let detail = WorkerDetail {
+            worker_id: id,
+            runtime_id,
+            profile,
+            label,
+            status: WorkerStatus::Starting,
+            created_at: now.clone(),
+            updated_at: now,
+            exit: None,
+            input_count: 0,
+            output_bytes: 0,
+        };
+        ctx.store.save_worker(&detail).await?;
+        let (input_tx, input_rx) = mpsc::channel(ctx.limits.input_queue.max(1) as usize);
+        let (control_tx, control_rx) = mpsc::channel(4);
+        let grace = ctx.limits.stop_grace;
+        let worker = Arc::new(Self::build(
+            ctx,
+            detail,
+            0,
+            Vec::new(),
+            Some(Channels {
+                inputs: input_tx,
+                control: control_tx,
+            }),
+        ));
+        let io = DriverInputs {
+            inputs: input_rx,
+            control: control_rx,
+        };
+        let sink: Arc<dyn DriverSink> = worker.clone();
+        let driven = worker.clone();
+        let task = tokio::spawn(async move {
+            let ending = match spec {
+                ProfileSpec::Echo { delay } => super::echo::run_echo(delay, io, sink).await,
+                ProfileSpec::Process(spec) => {
+                    super::process::run_process(spec, grace, io, sink).await
+                }
+            };
+            driven.finish(ending).await;
+        });
+        *lock(&worker.driver) = Some(task);
+        Ok(worker)
+    }
+
+    /// Rebuilds a worker found in the store; it has no driver.
+    pub(crate) fn restore(ctx: Arc<WorkerContext>, loaded: LoadedWorker) -> Arc<Self> {
+        Arc::new(Self::build(
+            ctx,
+            loaded.detail,
+            loaded.last_sequence,
+            loaded.tail,
+            None,
+        ))
+    }
+
+    /// Marks a restored worker that was running when the runtime ended as `lost`.
+    pub(crate) async fn mark_lost_if_active(&self) -> Result<()> {
+        let _order = self.record_lock.lock().await;
+        if self.status().is_ended() {
+            return Ok(());
+        }
+        self.record(
+            TranscriptEntry::System {
+                note: SystemNote::Lost,
+                text: "the runtime restarted while this worker was running".into(),
+            },
+            |_| None,
+        )
+        .await;
+        self.set_status(WorkerStatus::Lost, None).await;
+        Ok(())
+    }
+
+    /// The worker's id.
+    pub(crate) fn id(&self) -> &WorkerId {
+        &self.id
+    }
+
+    /// The current detail.
+    pub(crate) fn detail(&self) -> WorkerDetail {
+        self.state().detail.clone()
+    }
+
+    /// The current status.
+    pub(crate) fn status(&self) -> WorkerStatus {
+        *self.status.borrow()
+    }
+
+    /// Waits until the worker leaves `starting`, at most `timeout`.
+    pub(crate) async fn wait_started(&self, timeout: Duration) {
+        let mut rx = self.status.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|s| *s != WorkerStatus::Starting)).await;
+    }
+
+    /// Waits until the worker has ended.
+    pub(crate) async fn wait_ended(&self) -> WorkerStatus {
+        let mut rx = self.status.subscribe();
+        let result = rx.wait_for(|s| s.is_ended()).await.map(|s| *s);
+        result.unwrap_or_else(|_| self.status())
+    }
+
+    /// Accepts an input: records it (getting its sequence) and queues it for the driver.
+    pub(crate) async fn input(&self, text: String) -> Result<u64> {
+        let limit = self.ctx.limits.max_input_bytes;
+        if text.len() as u64 > limit {
+            return Err(RuntimeError::PayloadTooLarge {
+                size: text.len() as u64,
+                limit,
+            });
+        }
+        let _order = self.record_lock.lock().await;
+        let not_running = || RuntimeError::WorkerNotRunning {
+            worker: self.id.clone(),
+            status: self.status(),
+        };
+        if self.status() != WorkerStatus::Running {
+            return Err(not_running());
+        }
+        let channels = self.channels.as_ref().ok_or_else(not_running)?;
+        let permit = match channels.inputs.try_reserve() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Full(())) => {
+                return Err(RuntimeError::WorkerBusy(self.id.clone()));
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => return Err(not_running()),
+        };
+        let event_text = text.clone();
+        let sequence = self
+            .record(TranscriptEntry::Input { text: text.clone() }, |sequence| {
+                Some(WorkerEvent::Input {
+                    sequence,
+                    text: event_text,
+                })
+            })
+            .await;
+        permit.send(text);
+        Ok(sequence)
+    }
+
+    /// Interrupts in-flight work.
+    pub(crate) fn cancel(&self) -> Result<WorkerStatus> {
+        let status = self.status();
+        let not_running = RuntimeError::WorkerNotRunning {
+            worker: self.id.clone(),
+            status,
+        };
+        if status != WorkerStatus::Running {
+            return Err(not_running);
+        }
+        let channels = self.channels.as_ref().ok_or(not_running)?;
+        match channels.control.try_send(Control::Cancel) {
+            // A full control queue already holds a cancel or a stop.
+            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Ok(status),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(RuntimeError::WorkerNotRunning {
+                worker: self.id.clone(),
+                status: self.status(),
+            }),
+        }
+    }
+
+    /// Ends the worker and waits until it has ended. Idempotent.
+    pub(crate) async fn stop(&self) -> WorkerStatus {
+        if self.status().is_ended() {
+            return self.status();
+        }
+        if let Some(channels) = &self.channels {
+            let grace = self.ctx.limits.stop_grace;
+            let _ = channels.control.send(Control::Stop { grace }).await;
+        }
+        self.wait_ended().await
+    }
+
+    /// Waits for the driver task, if any, to finish.
+    pub(crate) async fn join_driver(&self) {
+        let task = lock(&self.driver).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// Subscribes to the worker's events, resuming after `cursor` when given.
+    pub(crate) fn subscribe(&self, cursor: Option<&str>) -> Result<Subscription> {
+        let cursor = cursor
+            .map(|c| RuntimeCursor::decode_for(c, &self.id))
+            .transpose()?;
+        let mut state = self.state();
+        if state.removed {
+            return Err(RuntimeError::WorkerNotFound(self.id.clone()));
+        }
+        let mut pending = VecDeque::new();
+        let reset = match &cursor {
+            None => None,
+            Some(c) if *c.epoch != *self.ctx.epoch => Some(ResetReason::RuntimeRestarted),
+            Some(c) => match state.log.resume_after(c.position) {
+                Resume::Replay(entries) => {
+                    pending.extend(entries.into_iter().map(|e| SubscriptionItem::Event {
+                        position: e.position,
+                        event: e.event,
+                    }));
+                    None
+                }
+                Resume::Expired => Some(ResetReason::CursorExpired),
+                Resume::Future => return Err(CursorError::Malformed.into()),
+            },
+        };
+        if let Some(reason) = reset {
+            pending.push_back(SubscriptionItem::Reset(reason));
+        }
+        if cursor.is_none() || reset.is_some() {
+            pending.push_back(SubscriptionItem::Event {
+                position: state.log.last_position(),
+                event: Arc::new(WorkerEvent::Snapshot {
+                    worker: state.detail.clone(),
+                    transcript: state.tail.iter().cloned().collect(),
+                }),
+            });
+        }
+        let start_after = match (&cursor, reset) {
+            (Some(c), None) => c.position,
+            _ => state.log.last_position(),
+        };
+        let live = state.log.subscribe();
+        Ok(Subscription::new(
+            self.id.clone(),
+            self.ctx.epoch.clone(),
+            pending,
+            live,
+            start_after,
+        ))
+    }
+
+    /// Live subscribers attached now.
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.state().log.subscriber_count()
+    }
+
+    /// Ends every subscription; `removed` also refuses new ones.
+    pub(crate) fn close_subscriptions(&self, reason: StreamEnd) {
+        let mut state = self.state();
+        if reason == StreamEnd::Removed {
+            state.removed = true;
+        }
+        state.log.close(reason);
+    }
+
+    /// A page of the transcript.
+    pub(crate) async fn transcript(&self, after: u64, limit: u32) -> Result<TranscriptPage> {
+        let max = self.ctx.limits.transcript_page_max;
+        if limit > max {
+            return Err(RuntimeError::LimitTooLarge {
+                asked: u64::from(limit),
+                max,
+            });
+        }
+        let known = self.state().last_sequence;
+        let items = self
+            .ctx
+            .store
+            .read_page(&self.id, after, limit as usize)
+            .await?;
+        let last = items.last().map(|i| i.sequence);
+        let total = known.max(last.unwrap_or(0));
+        Ok(TranscriptPage {
+            next_after: last.filter(|&s| s < total),
+            items,
+            total,
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Appends one transcript item (store first, then memory and event log) and
+    /// returns its sequence. The caller holds `record_lock`.
+    async fn record(
+        &self,
+        entry: TranscriptEntry,
+        event: impl FnOnce(u64) -> Option<WorkerEvent>,
+    ) -> u64 {
+        let sequence = self.state().last_sequence + 1;
+        let item = TranscriptItem {
+            sequence,
+            at: clock::now(),
+            entry,
+        };
+        if let Err(error) = self
+            .ctx
+            .store
+            .append(&self.id, std::slice::from_ref(&item))
+            .await
+        {
+            tracing::error!(worker_id = %self.id, %error, "could not persist a transcript item");
+        }
+        let snapshot_items = self.ctx.limits.snapshot_items as usize;
+        let mut state = self.state();
+        state.last_sequence = sequence;
+        match &item.entry {
+            TranscriptEntry::Input { .. } => state.detail.input_count += 1,
+            TranscriptEntry::Output { text, .. } => state.detail.output_bytes += text.len() as u64,
+            TranscriptEntry::System { .. } => {}
+        }
+        state.detail.updated_at = item.at.clone();
+        if snapshot_items > 0 {
+            if state.tail.len() >= snapshot_items {
+                state.tail.pop_front();
+            }
+            state.tail.push_back(item);
+        }
+        if let Some(event) = event(sequence) {
+            state.log.append(event);
+        }
+        sequence
+    }
+
+    /// Changes status, logs a `status` event and saves the record. The caller holds
+    /// `record_lock`.
+    async fn set_status(&self, status: WorkerStatus, exit: Option<ExitInfo>) {
+        let detail = {
+            let mut state = self.state();
+            let previous = state.detail.status;
+            if previous == status {
+                return;
+            }
+            state.detail.status = status;
+            state.detail.exit = exit;
+            state.detail.updated_at = clock::now();
+            state.log.append(WorkerEvent::Status { status, previous });
+            state.detail.clone()
+        };
+        self.status.send_replace(status);
+        if let Err(error) = self.ctx.store.save_worker(&detail).await {
+            tracing::error!(worker_id = %self.id, %error, "could not persist a worker record");
+        }
+    }
+
+    /// Records how the driver ended.
+    async fn finish(&self, ending: Ending) {
+        let _order = self.record_lock.lock().await;
+        match ending {
+            Ending::Exited(exit) => {
+                let text = describe_exit(exit);
+                self.record(
+                    TranscriptEntry::System {
+                        note: SystemNote::Exited,
+                        text,
+                    },
+                    |_| {
+                        Some(WorkerEvent::Exited {
+                            code: exit.code,
+                            signal: exit.signal,
+                        })
+                    },
+                )
+                .await;
+                self.set_status(WorkerStatus::Exited, Some(exit)).await;
+            }
+            Ending::Stopped(exit) => {
+                self.record(
+                    TranscriptEntry::System {
+                        note: SystemNote::Stopped,
+                        text: "stopped on request".into(),
+                    },
+                    |_| None,
+                )
+                .await;
+                let exit = (exit.code.is_some() || exit.signal.is_some()).then_some(exit);
+                self.set_status(WorkerStatus::Stopped, exit).await;
+            }
+            Ending::Failed(message) => {
+                self.state().log.append(WorkerEvent::Diagnostic {
+                    severity: DiagnosticSeverity::Error,
+                    code: "spawn_failed".into(),
+                    message: message.clone(),
+                });
+                self.record(
+                    TranscriptEntry::System {
+                        note: SystemNote::Failed,
+                        text: message,
+                    },
+                    |_| None,
+                )
+                .await;
+                self.set_status(WorkerStatus::Failed, None).await;
+            }
+        }
+    }
+}
+
+fn describe_exit(exit: ExitInfo) -> String {
+    match (exit.code, exit.signal) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("ended by signal {signal}"),
+        (None, None) => "exited".into(),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[async_trait::async_trait]
+impl DriverSink for Worker {
+    async fn started(&self) {
+        let _order = self.record_lock.lock().await;
+        self.set_status(WorkerStatus::Running, None).await;
+        self.record(
+            TranscriptEntry::System {
+                note: SystemNote::Started,
+                text: "started".into(),
+            },
+            |_| None,
+        )
+        .await;
+    }
+
+    async fn output(&self, stream: OutputStream, text: String) {
+        let _order = self.record_lock.lock().await;
+        let event_text = text.clone();
+        self.record(TranscriptEntry::Output { stream, text }, |sequence| {
+            Some(WorkerEvent::Output {
+                sequence,
+                stream,
+                text: event_text,
+            })
+        })
+        .await;
+    }
+
+    async fn interrupted(&self) {
+        let _order = self.record_lock.lock().await;
+        self.record(
+            TranscriptEntry::System {
+                note: SystemNote::Interrupted,
+                text: "interrupted".into(),
+            },
+            |_| Some(WorkerEvent::Interrupted),
+        )
+        .await;
+    }
+
+    async fn diagnostic(&self, severity: DiagnosticSeverity, code: &str, message: String) {
+        let _order = self.record_lock.lock().await;
+        self.state().log.append(WorkerEvent::Diagnostic {
+            severity,
+            code: code.to_owned(),
+            message,
+        });
+    }
+}

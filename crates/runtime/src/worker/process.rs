@@ -1,0 +1,861 @@
+//! The `process` driver: an OS process in its own process group, with stdin, stdout and
+//! stderr piped.
+//!
+//! Inputs are written to stdin as given; stdout and stderr are read concurrently,
+//! decoded as UTF-8 (never splitting a character) and reported through the
+//! [`DriverSink`]. Cancel sends SIGINT to the process group; stop sends SIGTERM, then
+//! SIGKILL after a grace period. When the group leader ends, the whole group is killed
+//! so that no orphaned child keeps running or keeps the output pipes open.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use switchyard_protocol::{DiagnosticSeverity, ExitInfo, OutputStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{AbortHandle, JoinHandle};
+
+use super::driver::{Control, DriverInputs, DriverSink, Ending};
+use super::utf8::Utf8Chunker;
+use crate::config::ProcessSpec;
+
+/// The only variables a process inherits, with the values used when the runtime's own
+/// environment lacks them.
+const BASE_ENV: [(&str, &str); 4] = [
+    ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+    ("HOME", "/"),
+    ("LANG", "C.UTF-8"),
+    ("TERM", "dumb"),
+];
+
+/// Largest single read from stdout or stderr.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// How long to keep waiting for the output pipes to close once the process group has
+/// been killed. Only a process that left the group (e.g. with `setsid`) can keep them
+/// open that long; after this the readers take what is buffered and give up.
+const PIPE_CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs `spec` as an OS process until it ends or is stopped.
+///
+/// The process gets its own process group, a cleared environment with only `PATH`,
+/// `HOME`, `LANG` and `TERM` (from the runtime's environment, or defaults) plus
+/// `spec.env`, and `spec.cwd` as working directory when given.
+///
+/// Reports [`DriverSink::started`] once the process is spawned, then every decoded
+/// chunk of stdout and stderr (awaiting the sink, so a slow sink slows the readers).
+/// [`Control::Cancel`] sends SIGINT to the process group and reports
+/// [`DriverSink::interrupted`]; [`Control::Stop`] sends SIGTERM, waits up to its grace
+/// for the leader to exit, then sends SIGKILL. A closed control channel counts as a stop
+/// with `stop_default_grace`.
+///
+/// Once the leader has exited, the whole group is killed and all remaining output is
+/// reported before this returns [`Ending::Exited`] (ended on its own) or
+/// [`Ending::Stopped`] (a stop was requested). A process that cannot be started gives
+/// [`Ending::Failed`] with a message naming the program (never environment values).
+pub async fn run_process(
+    spec: ProcessSpec,
+    stop_default_grace: Duration,
+    inputs: DriverInputs,
+    sink: Arc<dyn DriverSink>,
+) -> Ending {
+    let DriverInputs {
+        inputs,
+        mut control,
+    } = inputs;
+
+    let mut child = match spawn(&spec) {
+        Ok(child) => child,
+        Err(message) => return Ending::Failed(message),
+    };
+    let Some(pid) = child.id() else {
+        // Only possible if the child was already reaped, which we have not done.
+        return Ending::Failed("the process ended before it could be watched".to_owned());
+    };
+    let pgid = match i32::try_from(pid) {
+        Ok(raw) => Pid::from_raw(raw),
+        Err(_) => return Ending::Failed(format!("unexpected process id {pid}")),
+    };
+    // From here on, however this future ends, nothing of the group survives it.
+    let mut guard = GroupGuard {
+        pgid: Some(pgid),
+        tasks: Vec::new(),
+    };
+    tracing::debug!(pgid = pgid.as_raw(), "process worker started");
+
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+
+    sink.started().await;
+
+    let (give_up_tx, give_up_rx) = watch::channel(false);
+    let mut readers: Vec<JoinHandle<bool>> = Vec::new();
+    for (pipe, stream) in [
+        (
+            stdout.map(|p| Box::new(p) as BoxedReader),
+            OutputStream::Stdout,
+        ),
+        (
+            stderr.map(|p| Box::new(p) as BoxedReader),
+            OutputStream::Stderr,
+        ),
+    ] {
+        if let Some(pipe) = pipe {
+            let task = tokio::spawn(pump_output(
+                pipe,
+                stream,
+                Arc::clone(&sink),
+                give_up_rx.clone(),
+            ));
+            guard.tasks.push(task.abort_handle());
+            readers.push(task);
+        }
+    }
+    let writer = tokio::spawn(feed_stdin(stdin, inputs));
+    guard.tasks.push(writer.abort_handle());
+
+    // Wait for the leader to exit, serving cancel and stop meanwhile.
+    let mut stop_requested = false;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            command = control.recv() => match command {
+                Some(Control::Cancel) => {
+                    signal_group(pgid, Signal::SIGINT);
+                    sink.interrupted().await;
+                }
+                Some(Control::Stop { grace }) => {
+                    stop_requested = true;
+                    break stop(&mut child, pgid, grace).await;
+                }
+                None => {
+                    tracing::debug!(pgid = pgid.as_raw(), "control channel closed: stopping");
+                    stop_requested = true;
+                    break stop(&mut child, pgid, stop_default_grace).await;
+                }
+            },
+        }
+    };
+
+    // The leader is reaped; take the rest of its group with it.
+    signal_group(pgid, Signal::SIGKILL);
+    guard.pgid = None;
+    writer.abort();
+
+    // All output is reported before the driver returns.
+    let readers_done = join_readers(readers);
+    tokio::pin!(readers_done);
+    let gave_up = match tokio::time::timeout(PIPE_CLOSE_GRACE, readers_done.as_mut()).await {
+        Ok(gave_up) => gave_up,
+        Err(_) => {
+            let _ = give_up_tx.send(true);
+            readers_done.await
+        }
+    };
+    if gave_up {
+        sink.diagnostic(
+            DiagnosticSeverity::Warning,
+            "output_pipe_held_open",
+            "a process outside the worker's process group kept its output open; \
+             output after the worker ended was not read"
+                .to_owned(),
+        )
+        .await;
+    }
+    guard.tasks.clear();
+
+    let exit = match status {
+        Ok(status) => exit_info(status),
+        Err(err) => {
+            tracing::warn!(pgid = pgid.as_raw(), error = %err, "could not wait for the process");
+            ExitInfo {
+                code: None,
+                signal: None,
+            }
+        }
+    };
+    if stop_requested {
+        Ending::Stopped(exit)
+    } else {
+        Ending::Exited(exit)
+    }
+}
+
+/// An output pipe of the child.
+type BoxedReader = Box<dyn AsyncRead + Send + Unpin>;
+
+/// Builds and spawns the command; the error is a message for the user.
+fn spawn(spec: &ProcessSpec) -> Result<Child, String> {
+    let Some(program) = spec.command.first() else {
+        return Err("could not start the process: the profile's command is empty".to_owned());
+    };
+    let mut command = Command::new(program);
+    command.args(&spec.command[1..]).env_clear();
+    for (name, default) in BASE_ENV {
+        let value = std::env::var_os(name).unwrap_or_else(|| OsString::from(default));
+        command.env(name, value);
+    }
+    command.envs(&spec.env);
+    if let Some(cwd) = &spec.cwd {
+        command.current_dir(cwd);
+    }
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    command.spawn().map_err(|err| match &spec.cwd {
+        Some(cwd) => format!("could not start `{program}` in `{}`: {err}", cwd.display()),
+        None => format!("could not start `{program}`: {err}"),
+    })
+}
+
+/// Writes each input to stdin as given. After the pipe breaks (or any write error),
+/// the remaining inputs are taken and dropped quietly.
+async fn feed_stdin(stdin: Option<ChildStdin>, mut inputs: mpsc::Receiver<String>) {
+    let mut stdin = stdin;
+    while let Some(text) = inputs.recv().await {
+        let Some(pipe) = stdin.as_mut() else {
+            continue;
+        };
+        let written = async {
+            pipe.write_all(text.as_bytes()).await?;
+            pipe.flush().await
+        }
+        .await;
+        if let Err(err) = written {
+            if err.kind() == io::ErrorKind::BrokenPipe {
+                tracing::debug!("stdin closed by the process; dropping further input");
+            } else {
+                tracing::warn!(error = %err, "writing to stdin failed; dropping further input");
+            }
+            stdin = None;
+        }
+    }
+    // The input queue closed: dropping the pipe gives the process end-of-file.
+}
+
+/// Reads one output pipe to its end, reporting decoded text as it comes.
+///
+/// Once `give_up` turns true, reads only what is already buffered and then stops;
+/// returns true if it stopped that way rather than at end of file.
+async fn pump_output(
+    mut pipe: BoxedReader,
+    stream: OutputStream,
+    sink: Arc<dyn DriverSink>,
+    mut give_up: watch::Receiver<bool>,
+) -> bool {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut decoder = Utf8Chunker::new();
+    let mut gave_up = false;
+    loop {
+        let read = tokio::select! {
+            biased;
+            read = pipe.read(&mut buf) => read,
+            _ = give_up.wait_for(|g| *g) => {
+                gave_up = true;
+                break;
+            }
+        };
+        match read {
+            Ok(0) => break,
+            Ok(n) => {
+                let text = decoder.push(&buf[..n]);
+                if !text.is_empty() {
+                    sink.output(stream, text).await;
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                tracing::warn!(?stream, error = %err, "reading process output failed");
+                break;
+            }
+        }
+    }
+    let rest = decoder.finish();
+    if !rest.is_empty() {
+        sink.output(stream, rest).await;
+    }
+    gave_up
+}
+
+/// SIGTERM to the group, up to `grace` for the leader to exit, then SIGKILL.
+async fn stop(child: &mut Child, pgid: Pid, grace: Duration) -> io::Result<ExitStatus> {
+    signal_group(pgid, Signal::SIGTERM);
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            tracing::debug!(
+                pgid = pgid.as_raw(),
+                "grace period over: killing the process group"
+            );
+            signal_group(pgid, Signal::SIGKILL);
+            child.wait().await
+        }
+    }
+}
+
+/// Sends `signal` to the process group; a group that is already gone is not an error.
+fn signal_group(pgid: Pid, signal: Signal) {
+    match killpg(pgid, signal) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(err) => {
+            tracing::warn!(pgid = pgid.as_raw(), ?signal, error = %err, "could not signal the process group");
+        }
+    }
+}
+
+/// How the leader ended, as the protocol reports it.
+fn exit_info(status: ExitStatus) -> ExitInfo {
+    ExitInfo {
+        code: status.code(),
+        signal: status.signal(),
+    }
+}
+
+/// Awaits all output readers (a panicked or aborted one counts as finished); true if
+/// any of them gave up on an open pipe.
+async fn join_readers(readers: Vec<JoinHandle<bool>>) -> bool {
+    let mut gave_up = false;
+    for reader in readers {
+        gave_up |= reader.await.unwrap_or(false);
+    }
+    gave_up
+}
+
+/// Kills the process group and the helper tasks if the driver is dropped before it
+/// finishes (its future cancelled), so nothing outlives it.
+struct GroupGuard {
+    /// The group to kill; `None` once it has been killed on the normal path.
+    pgid: Option<Pid>,
+    /// Tasks to abort.
+    tasks: Vec<AbortHandle>,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            signal_group(pgid, Signal::SIGKILL);
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Generous bound for anything that should happen "soon" on a loaded machine.
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Event {
+        Started,
+        Output(OutputStream, String),
+        Interrupted,
+        Diagnostic(DiagnosticSeverity, String, String),
+    }
+
+    #[derive(Default)]
+    struct Recorder {
+        events: Mutex<Vec<Event>>,
+    }
+
+    impl Recorder {
+        fn record(&self, event: Event) {
+            self.events.lock().unwrap().push(event);
+        }
+
+        fn events(&self) -> Vec<Event> {
+            self.events.lock().unwrap().clone()
+        }
+
+        fn text(&self, stream: OutputStream) -> String {
+            self.events()
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::Output(s, text) if s == stream => Some(text),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn stdout(&self) -> String {
+            self.text(OutputStream::Stdout)
+        }
+
+        /// Waits until `done` holds for the recorded events.
+        async fn wait_until(&self, what: &str, done: impl Fn(&Recorder) -> bool) {
+            let deadline = Instant::now() + PATIENCE;
+            while !done(self) {
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}; events: {:?}",
+                    self.events()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl DriverSink for Recorder {
+        async fn started(&self) {
+            self.record(Event::Started);
+        }
+        async fn output(&self, stream: OutputStream, text: String) {
+            self.record(Event::Output(stream, text));
+        }
+        async fn interrupted(&self) {
+            self.record(Event::Interrupted);
+        }
+        async fn diagnostic(&self, severity: DiagnosticSeverity, code: &str, message: String) {
+            self.record(Event::Diagnostic(severity, code.to_owned(), message));
+        }
+    }
+
+    struct Running {
+        inputs: mpsc::Sender<String>,
+        control: mpsc::Sender<Control>,
+        sink: Arc<Recorder>,
+        driver: JoinHandle<Ending>,
+    }
+
+    impl Running {
+        async fn input(&self, text: &str) {
+            self.inputs.send(text.to_owned()).await.unwrap();
+        }
+
+        async fn control(&self, command: Control) {
+            self.control.send(command).await.unwrap();
+        }
+
+        /// The first stdout line, for scripts that start with `echo $$`.
+        async fn first_line(&self) -> String {
+            self.sink
+                .wait_until("a first line", |r| r.stdout().contains('\n'))
+                .await;
+            self.sink.stdout().lines().next().unwrap().to_owned()
+        }
+
+        async fn ending(self) -> (Ending, Arc<Recorder>) {
+            let Running {
+                inputs,
+                control,
+                sink,
+                driver,
+            } = self;
+            let ending = tokio::time::timeout(PATIENCE, driver)
+                .await
+                .expect("the driver did not end in time")
+                .unwrap();
+            drop((inputs, control));
+            (ending, sink)
+        }
+    }
+
+    fn spec(command: &[&str]) -> ProcessSpec {
+        ProcessSpec {
+            command: command.iter().map(|s| (*s).to_owned()).collect(),
+            env: BTreeMap::new(),
+            cwd: None,
+        }
+    }
+
+    fn sh(script: &str) -> ProcessSpec {
+        spec(&["sh", "-c", script])
+    }
+
+    fn start(spec: ProcessSpec) -> Running {
+        let (inputs, inputs_rx) = mpsc::channel(4);
+        let (control, control_rx) = mpsc::channel(4);
+        let sink = Arc::new(Recorder::default());
+        let driver = tokio::spawn(run_process(
+            spec,
+            Duration::from_secs(5),
+            DriverInputs {
+                inputs: inputs_rx,
+                control: control_rx,
+            },
+            Arc::clone(&sink) as Arc<dyn DriverSink>,
+        ));
+        Running {
+            inputs,
+            control,
+            sink,
+            driver,
+        }
+    }
+
+    async fn run_to_end(spec: ProcessSpec) -> (Ending, Arc<Recorder>) {
+        start(spec).ending().await
+    }
+
+    fn exited(code: i32) -> Ending {
+        Ending::Exited(ExitInfo {
+            code: Some(code),
+            signal: None,
+        })
+    }
+
+    fn stopped_by(signal: Signal) -> Ending {
+        Ending::Stopped(ExitInfo {
+            code: None,
+            signal: Some(signal as i32),
+        })
+    }
+
+    /// Pids of processes in group `pgid` that are not zombies (a zombie has ended; it
+    /// only waits to be reaped by whoever adopted it).
+    fn live_members(pgid: i32) -> Vec<i32> {
+        let mut live = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // After the command name in parentheses: state, ppid, pgrp, ...
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                continue;
+            };
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+                live.push(pid);
+            }
+        }
+        live
+    }
+
+    /// Waits (generously) until nothing of group `pgid` is alive.
+    async fn assert_group_gone(pgid: i32) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let live = live_members(pgid);
+            let signalable = killpg(Pid::from_raw(pgid), None);
+            if live.is_empty() {
+                // Either gone entirely or only unreaped zombies are left.
+                assert!(matches!(signalable, Ok(()) | Err(Errno::ESRCH)));
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "processes of group {pgid} still alive: {live:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn parse_pids(line: &str) -> Vec<i32> {
+        line.split_whitespace()
+            .map(|p| p.parse().unwrap_or_else(|_| panic!("not a pid: {line:?}")))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn cat_echoes_input_and_exits_at_end_of_input() {
+        let running = start(spec(&["/bin/cat"]));
+        running.input("hello\n").await;
+        running
+            .sink
+            .wait_until("hello back", |r| r.stdout() == "hello\n")
+            .await;
+        running.input("wörld\n").await;
+        running
+            .sink
+            .wait_until("wörld back", |r| r.stdout() == "hello\nwörld\n")
+            .await;
+        // Closing the input queue closes stdin: cat ends on its own.
+        let Running {
+            inputs,
+            control,
+            sink,
+            driver,
+        } = running;
+        drop(inputs);
+        let ending = tokio::time::timeout(PATIENCE, driver)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(control);
+        assert_eq!(ending, exited(0));
+        let events = sink.events();
+        assert_eq!(events.first(), Some(&Event::Started));
+        assert!(!events.contains(&Event::Interrupted));
+    }
+
+    #[tokio::test]
+    async fn exit_code_is_reported() {
+        let (ending, sink) = run_to_end(sh("exit 3")).await;
+        assert_eq!(ending, exited(3));
+        assert_eq!(sink.events(), vec![Event::Started]);
+    }
+
+    #[tokio::test]
+    async fn stderr_is_reported_as_stderr() {
+        let (ending, sink) = run_to_end(sh("echo out; echo err >&2")).await;
+        assert_eq!(ending, exited(0));
+        assert_eq!(sink.text(OutputStream::Stderr), "err\n");
+        assert_eq!(sink.stdout(), "out\n");
+    }
+
+    #[tokio::test]
+    async fn all_output_is_reported_before_the_driver_returns() {
+        let (ending, sink) = run_to_end(sh(
+            "i=0; while [ $i -lt 2000 ]; do echo \"line $i\"; i=$((i+1)); done",
+        ))
+        .await;
+        assert_eq!(ending, exited(0));
+        let out = sink.stdout();
+        assert_eq!(out.lines().count(), 2000);
+        assert!(out.ends_with("line 1999\n"));
+        for event in sink.events() {
+            if let Event::Output(_, text) = event {
+                assert!(!text.is_empty() && text.len() <= READ_CHUNK);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn cancel_interrupts_without_ending_the_worker() {
+        let running = start(sh("trap 'echo caught' INT; echo ready; \
+             while :; do if read line; then echo \"got $line\"; fi; done"));
+        running
+            .sink
+            .wait_until("ready", |r| r.stdout() == "ready\n")
+            .await;
+        running.control(Control::Cancel).await;
+        running
+            .sink
+            .wait_until("the trap and the interrupted report", |r| {
+                r.stdout().contains("caught\n") && r.events().contains(&Event::Interrupted)
+            })
+            .await;
+        running.input("after\n").await;
+        running
+            .sink
+            .wait_until("an answer after the cancel", |r| {
+                r.stdout().contains("got after\n")
+            })
+            .await;
+        running
+            .control(Control::Stop {
+                grace: Duration::from_secs(10),
+            })
+            .await;
+        let (ending, _) = running.ending().await;
+        assert_eq!(ending, stopped_by(Signal::SIGTERM));
+    }
+
+    #[tokio::test]
+    async fn stop_kills_the_group_after_the_grace_when_term_is_ignored() {
+        let running = start(sh("trap '' TERM; sleep 1000 & echo \"$$ $!\"; wait"));
+        let pids = parse_pids(&running.first_line().await);
+        let (pgid, sleeper) = (pids[0], pids[1]);
+        assert_eq!(live_members(pgid).len(), 2, "sh and sleep in one group");
+        assert!(live_members(pgid).contains(&sleeper));
+
+        let grace = Duration::from_millis(300);
+        let asked = Instant::now();
+        running.control(Control::Stop { grace }).await;
+        let (ending, _) = running.ending().await;
+        assert!(asked.elapsed() >= grace, "SIGKILL came before the grace");
+        assert_eq!(ending, stopped_by(Signal::SIGKILL));
+        assert_group_gone(pgid).await;
+    }
+
+    #[tokio::test]
+    async fn orphaned_children_are_killed_when_the_leader_exits() {
+        // The background sleep keeps stdout open; the driver must still end.
+        let running = start(sh("sleep 1000 & echo \"$$ $!\"; exit 7"));
+        let pids = parse_pids(&running.first_line().await);
+        let (ending, _) = running.ending().await;
+        assert_eq!(ending, exited(7));
+        assert_group_gone(pids[0]).await;
+    }
+
+    #[tokio::test]
+    async fn a_process_escaping_the_group_cannot_hold_the_driver() {
+        // `setsid` puts the escaped shell in a new session (and group) that the group
+        // kill does not reach; it keeps stdout open. It reports its pid once it has
+        // escaped; only then does the leader get the input that lets it exit.
+        let running = start(sh(
+            "setsid sh -c 'echo $$; exec sleep 60' & read line; exit 0",
+        ));
+        let escaped = parse_pids(&running.first_line().await)[0];
+        assert!(
+            !live_members(escaped).is_empty(),
+            "escaped process is alive"
+        );
+        running.input("go\n").await;
+        let (ending, sink) = running.ending().await;
+        let _ = nix::sys::signal::kill(Pid::from_raw(escaped), Signal::SIGKILL);
+        assert_eq!(ending, exited(0));
+        assert!(
+            sink.events().iter().any(|e| matches!(
+                e,
+                Event::Diagnostic(DiagnosticSeverity::Warning, code, _)
+                    if code == "output_pipe_held_open"
+            )),
+            "{:?}",
+            sink.events()
+        );
+    }
+
+    #[tokio::test]
+    async fn closed_control_channel_stops_the_worker() {
+        let running = start(sh("echo $$; exec sleep 1000"));
+        let pgid = parse_pids(&running.first_line().await)[0];
+        let Running {
+            inputs,
+            control,
+            driver,
+            ..
+        } = running;
+        drop(control);
+        let ending = tokio::time::timeout(PATIENCE, driver)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(inputs);
+        assert_eq!(ending, stopped_by(Signal::SIGTERM));
+        assert_group_gone(pgid).await;
+    }
+
+    #[tokio::test]
+    async fn input_after_stdin_closes_is_drained_quietly() {
+        let running = start(sh("exec 0<&-; echo closed; exec sleep 1000"));
+        running
+            .sink
+            .wait_until("closed", |r| r.stdout() == "closed\n")
+            .await;
+        // Far more than the queue holds: sending only completes if it is drained.
+        for i in 0..50 {
+            tokio::time::timeout(PATIENCE, running.input(&format!("{i}\n")))
+                .await
+                .expect("input queue not drained after a broken pipe");
+        }
+        running
+            .control(Control::Stop {
+                grace: Duration::from_secs(10),
+            })
+            .await;
+        let (ending, sink) = running.ending().await;
+        assert_eq!(ending, stopped_by(Signal::SIGTERM));
+        assert!(
+            !sink
+                .events()
+                .iter()
+                .any(|e| matches!(e, Event::Diagnostic(..)))
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_executable_fails_naming_it() {
+        let (ending, sink) = run_to_end(spec(&["/no/such/program", "--flag"])).await;
+        let Ending::Failed(message) = ending else {
+            panic!("expected Failed, got {ending:?}");
+        };
+        assert!(message.contains("`/no/such/program`"), "{message}");
+        assert!(message.contains("No such file"), "{message}");
+        assert!(sink.events().is_empty(), "no started for a failed spawn");
+
+        let (ending, _) = run_to_end(spec(&["switchyard-no-such-program"])).await;
+        assert!(
+            matches!(&ending, Ending::Failed(m) if m.contains("switchyard-no-such-program")),
+            "{ending:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_command_fails() {
+        let (ending, sink) = run_to_end(spec(&[])).await;
+        assert!(matches!(ending, Ending::Failed(m) if m.contains("empty")));
+        assert!(sink.events().is_empty());
+    }
+
+    #[tokio::test]
+    async fn environment_is_minimal_plus_profile_env() {
+        let mut spec = spec(&["env"]);
+        spec.env.insert("FOO".to_owned(), "bar".to_owned());
+        let (ending, sink) = run_to_end(spec).await;
+        assert_eq!(ending, exited(0));
+        let out = sink.stdout();
+        let vars: BTreeMap<&str, &str> = out
+            .lines()
+            .map(|line| line.split_once('=').unwrap_or((line, "")))
+            .collect();
+        let names: BTreeSet<&str> = vars.keys().copied().collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(["FOO", "HOME", "LANG", "PATH", "TERM"]),
+            "{out}"
+        );
+        assert_eq!(vars["FOO"], "bar");
+        // The test process itself has more variables than that.
+        assert!(std::env::vars_os().count() > 5);
+    }
+
+    #[tokio::test]
+    async fn working_directory_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = sh("pwd -P");
+        spec.cwd = Some(dir.path().to_owned());
+        let (ending, sink) = run_to_end(spec).await;
+        assert_eq!(ending, exited(0));
+        let expected = dir.path().canonicalize().unwrap();
+        assert_eq!(sink.stdout().trim_end(), expected.to_str().unwrap());
+
+        let mut spec = sh("true");
+        spec.cwd = Some("/no/such/dir".into());
+        let (ending, _) = run_to_end(spec).await;
+        assert!(
+            matches!(&ending, Ending::Failed(m) if m.contains("/no/such/dir")),
+            "{ending:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn multibyte_character_written_in_two_parts_arrives_whole() {
+        // \303\251 is "é"; the two bytes are written 200ms apart.
+        let (ending, sink) = run_to_end(sh("printf '\\303'; sleep 0.2; printf '\\251'")).await;
+        assert_eq!(ending, exited(0));
+        let outputs: Vec<Event> = sink
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, Event::Output(..)))
+            .collect();
+        assert_eq!(
+            outputs,
+            vec![Event::Output(OutputStream::Stdout, "\u{e9}".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn truncated_character_at_exit_becomes_a_replacement_character() {
+        let (ending, sink) = run_to_end(sh("printf 'a\\303'")).await;
+        assert_eq!(ending, exited(0));
+        assert_eq!(sink.stdout(), "a\u{fffd}");
+    }
+}

@@ -1,0 +1,39 @@
+//! Helpers shared by the runtime's integration tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use switchyard_protocol::{RuntimeId, WorkerEvent};
+use switchyard_runtime::{RuntimeConfig, StreamEnd, Subscription, SubscriptionItem};
+
+/// Generous: these machines are small and busy.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn config() -> RuntimeConfig {
+    RuntimeConfig::new(RuntimeId::new("test").unwrap(), "Test runtime")
+}
+
+/// The next item, failing the test if none arrives in time.
+pub async fn next(sub: &mut Subscription) -> Result<SubscriptionItem, StreamEnd> {
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("no subscription item within the wait")
+}
+
+/// The next event, failing on a reset or an end.
+pub async fn next_event(sub: &mut Subscription) -> (u64, WorkerEvent) {
+    match next(sub).await {
+        Ok(SubscriptionItem::Event { position, event }) => (position, (*event).clone()),
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+/// Skips events until one matches.
+pub async fn wait_for(sub: &mut Subscription, pred: impl Fn(&WorkerEvent) -> bool) -> WorkerEvent {
+    loop {
+        let (_, event) = next_event(sub).await;
+        if pred(&event) {
+            return event;
+        }
+    }
+}

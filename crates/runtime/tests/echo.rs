@@ -1,0 +1,303 @@
+//! The runtime with the built-in echo worker: lifecycle, input, cancel, limits,
+//! subscriptions and cursors.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use switchyard_protocol::{
+    CreateWorkerRequest, ErrorCode, OutputStream, ResetReason, RuntimeCursor, TranscriptEntry,
+    WorkerEvent, WorkerId, WorkerStatus,
+};
+use switchyard_runtime::{
+    ListQuery, Profile, ProfileSpec, Runtime, RuntimeError, StreamEnd, SubscriptionItem,
+};
+
+fn create(profile: &str) -> CreateWorkerRequest {
+    CreateWorkerRequest {
+        profile: profile.into(),
+        label: None,
+    }
+}
+
+fn slow_echo(delay_ms: u64) -> Profile {
+    Profile {
+        description: None,
+        spec: ProfileSpec::Echo {
+            delay: Duration::from_millis(delay_ms),
+        },
+    }
+}
+
+#[tokio::test]
+async fn echo_round_trip_with_snapshot_events_and_transcript() {
+    let rt = Runtime::in_memory(config()).await;
+    let w = rt.create(create("echo")).await.unwrap();
+    assert_eq!(w.status, WorkerStatus::Running);
+    assert_eq!(w.profile, "echo");
+
+    let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
+    match next_event(&mut sub).await.1 {
+        WorkerEvent::Snapshot { worker, .. } => assert_eq!(worker.status, WorkerStatus::Running),
+        other => panic!("first event must be a snapshot, got {other:?}"),
+    }
+    let accepted = rt.input(&w.worker_id, "hello\n".into()).await.unwrap();
+    assert_eq!(
+        next_event(&mut sub).await.1,
+        WorkerEvent::Input {
+            sequence: accepted.sequence,
+            text: "hello\n".into()
+        }
+    );
+    assert_eq!(
+        next_event(&mut sub).await.1,
+        WorkerEvent::Output {
+            sequence: accepted.sequence + 1,
+            stream: OutputStream::Stdout,
+            text: "hello\n".into()
+        }
+    );
+
+    let page = rt.transcript(&w.worker_id, 0, None).await.unwrap();
+    assert_eq!(page.total, 3, "started, input, output: {page:?}");
+    assert_eq!(page.next_after, None);
+    assert!(matches!(page.items[1].entry, TranscriptEntry::Input { ref text } if text == "hello\n"));
+    let detail = rt.get(&w.worker_id).unwrap();
+    assert_eq!(detail.input_count, 1);
+    assert_eq!(detail.output_bytes, 6);
+}
+
+#[tokio::test]
+async fn cancel_drops_pending_output_and_the_worker_keeps_answering() {
+    let rt = Runtime::in_memory(config().with_profile("slow", slow_echo(400))).await;
+    let w = rt.create(create("slow")).await.unwrap();
+    let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
+    next_event(&mut sub).await; // snapshot
+    for text in ["a", "b", "c"] {
+        rt.input(&w.worker_id, text.into()).await.unwrap();
+    }
+    assert_eq!(rt.cancel(&w.worker_id).unwrap().status, WorkerStatus::Running);
+    // Three inputs, then the interruption, and no output of any of them.
+    let mut kinds = Vec::new();
+    loop {
+        let (_, event) = next_event(&mut sub).await;
+        let done = event == WorkerEvent::Interrupted;
+        kinds.push(event);
+        if done {
+            break;
+        }
+    }
+    assert!(kinds.iter().all(|e| !matches!(e, WorkerEvent::Output { .. })), "{kinds:?}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    rt.input(&w.worker_id, "d".into()).await.unwrap();
+    let event = wait_for(&mut sub, |e| matches!(e, WorkerEvent::Output { .. })).await;
+    assert!(matches!(event, WorkerEvent::Output { ref text, .. } if text == "d"), "only d is echoed: {event:?}");
+}
+
+#[tokio::test]
+async fn a_full_input_queue_is_worker_busy() {
+    let mut cfg = config().with_profile("slow", slow_echo(5_000));
+    cfg.limits.input_queue = 2;
+    let rt = Runtime::in_memory(cfg).await;
+    let w = rt.create(create("slow")).await.unwrap();
+    let mut busy = None;
+    for i in 0..5 {
+        if let Err(e) = rt.input(&w.worker_id, format!("{i}")).await {
+            busy = Some(e);
+            break;
+        }
+    }
+    let err = busy.expect("the queue must fill up");
+    assert_eq!(err.code(), ErrorCode::WorkerBusy);
+    assert_eq!(err.to_detail().worker_id.as_ref(), Some(&w.worker_id));
+}
+
+#[tokio::test]
+async fn oversized_input_is_payload_too_large() {
+    let mut cfg = config();
+    cfg.limits.max_input_bytes = 8;
+    let rt = Runtime::in_memory(cfg).await;
+    let w = rt.create(create("echo")).await.unwrap();
+    let err = rt.input(&w.worker_id, "123456789".into()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PayloadTooLarge);
+}
+
+#[tokio::test]
+async fn lifecycle_errors_stop_is_idempotent_and_delete_removes() {
+    let rt = Runtime::in_memory(config()).await;
+    let w = rt.create(create("echo")).await.unwrap();
+    let id = w.worker_id.clone();
+    assert_eq!(rt.delete(&id).await.unwrap_err().code(), ErrorCode::WorkerRunning);
+    let mut sub = rt.subscribe(&id, None).unwrap();
+    assert_eq!(rt.stop(&id).await.unwrap().status, WorkerStatus::Stopped);
+    assert_eq!(rt.stop(&id).await.unwrap().status, WorkerStatus::Stopped);
+    assert_eq!(rt.input(&id, "x".into()).await.unwrap_err().code(), ErrorCode::WorkerNotRunning);
+    assert_eq!(rt.cancel(&id).unwrap_err().code(), ErrorCode::WorkerNotRunning);
+    rt.delete(&id).await.unwrap();
+    assert_eq!(rt.get(&id).unwrap_err().code(), ErrorCode::WorkerNotFound);
+    assert_eq!(rt.transcript(&id, 0, None).await.unwrap_err().code(), ErrorCode::WorkerNotFound);
+    assert!(rt.subscribe(&id, None).is_err());
+    // The subscriber sees the stop, then the removal.
+    wait_for(&mut sub, |e| matches!(e, WorkerEvent::Status { status: WorkerStatus::Stopped, .. })).await;
+    loop {
+        match next(&mut sub).await {
+            Ok(_) => continue,
+            Err(end) => {
+                assert_eq!(end, StreamEnd::Removed);
+                break;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn limits_unknown_profile_and_paging() {
+    let mut cfg = config();
+    cfg.limits.max_workers = 2;
+    cfg.limits.transcript_page_max = 10;
+    let rt = Runtime::in_memory(cfg).await;
+    assert!(matches!(
+        rt.create(create("nope")).await.unwrap_err(),
+        RuntimeError::UnknownProfile(_)
+    ));
+    let a = rt.create(create("echo")).await.unwrap();
+    let b = rt.create(create("echo")).await.unwrap();
+    assert_eq!(rt.create(create("echo")).await.unwrap_err().code(), ErrorCode::WorkerLimitReached);
+    rt.stop(&a.worker_id).await.unwrap();
+    let c = rt.create(create("echo")).await.unwrap();
+
+    let page = rt.list(&ListQuery { limit: Some(2), ..Default::default() }).unwrap();
+    assert_eq!(page.workers.len(), 2);
+    let next = page.next.clone().expect("a third worker remains");
+    let rest = rt.list(&ListQuery { after: Some(next), limit: Some(2), ..Default::default() }).unwrap();
+    assert_eq!(rest.workers.len(), 1);
+    assert_eq!(rest.next, None);
+    let mut all: Vec<_> = page.workers.iter().chain(&rest.workers).map(|w| w.worker_id.clone()).collect();
+    let sorted = { let mut s = all.clone(); s.sort(); s };
+    assert_eq!(all, sorted, "ordered by id");
+    all.sort();
+    let mut expected = vec![a.worker_id.clone(), b.worker_id.clone(), c.worker_id.clone()];
+    expected.sort();
+    assert_eq!(all, expected);
+
+    let stopped = rt.list(&ListQuery { status: Some(WorkerStatus::Stopped), ..Default::default() }).unwrap();
+    assert_eq!(stopped.workers.len(), 1);
+    assert_eq!(stopped.workers[0].worker_id, a.worker_id);
+    assert_eq!(rt.list(&ListQuery { limit: Some(11), ..Default::default() }).unwrap_err().code(), ErrorCode::LimitTooLarge);
+    assert_eq!(rt.transcript(&b.worker_id, 0, Some(11)).await.unwrap_err().code(), ErrorCode::LimitTooLarge);
+    let info = rt.info();
+    assert_eq!(info.workers.running, 2);
+    assert_eq!(info.workers.stopped, 1);
+    assert!(info.profiles.iter().any(|p| p.name == "echo"));
+}
+
+#[tokio::test]
+async fn transcript_pages_follow_next_after() {
+    let rt = Runtime::in_memory(config()).await;
+    let w = rt.create(create("echo")).await.unwrap();
+    let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
+    for i in 0..10 {
+        rt.input(&w.worker_id, format!("{i}")).await.unwrap();
+        wait_for(&mut sub, |e| matches!(e, WorkerEvent::Output { .. })).await;
+    }
+    let mut after = 0;
+    let mut seen = Vec::new();
+    loop {
+        let page = rt.transcript(&w.worker_id, after, Some(3)).await.unwrap();
+        assert!(page.items.len() <= 3);
+        assert_eq!(page.total, 21);
+        seen.extend(page.items.iter().map(|i| i.sequence));
+        match page.next_after {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=21).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn resume_gives_exactly_the_missed_events() {
+    let rt = Runtime::in_memory(config()).await;
+    let w = rt.create(create("echo")).await.unwrap();
+    let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
+    next_event(&mut sub).await;
+    rt.input(&w.worker_id, "1".into()).await.unwrap();
+    let (input_pos, _) = next_event(&mut sub).await;
+    let (output_pos, _) = next_event(&mut sub).await;
+    assert_eq!(output_pos, input_pos + 1);
+    let cursor = sub.cursor_at(output_pos);
+    drop(sub);
+
+    // Missed while away: two inputs and their outputs.
+    let mut watcher = rt.subscribe(&w.worker_id, Some(&cursor)).unwrap();
+    rt.input(&w.worker_id, "2".into()).await.unwrap();
+    rt.input(&w.worker_id, "3".into()).await.unwrap();
+    let mut missed = Vec::new();
+    for _ in 0..4 {
+        missed.push(next_event(&mut watcher).await);
+    }
+    let positions: Vec<u64> = missed.iter().map(|(p, _)| *p).collect();
+    assert_eq!(positions, (output_pos + 1..=output_pos + 4).collect::<Vec<_>>());
+
+    let mut resumed = rt.subscribe(&w.worker_id, Some(&cursor)).unwrap();
+    for (position, event) in &missed {
+        let (p, e) = next_event(&mut resumed).await;
+        assert_eq!((p, &e), (*position, event));
+    }
+    // Nothing else is pending: the next item only comes with new activity.
+    assert!(tokio::time::timeout(Duration::from_millis(200), resumed.next()).await.is_err());
+}
+
+#[tokio::test]
+async fn expired_foreign_future_and_other_epoch_cursors() {
+    let mut cfg = config();
+    cfg.limits.event_backlog = 4;
+    let rt = Runtime::in_memory(cfg.clone()).await;
+    let w = rt.create(create("echo")).await.unwrap();
+    let other = rt.create(create("echo")).await.unwrap();
+    let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
+    let (first, _) = next_event(&mut sub).await;
+    let old_cursor = sub.cursor_at(first);
+    for i in 0..5 {
+        rt.input(&w.worker_id, format!("{i}")).await.unwrap();
+    }
+    wait_for(&mut sub, |e| matches!(e, WorkerEvent::Output { text, .. } if text == "4")).await;
+
+    let mut expired = rt.subscribe(&w.worker_id, Some(&old_cursor)).unwrap();
+    assert!(matches!(next(&mut expired).await, Ok(SubscriptionItem::Reset(ResetReason::CursorExpired))));
+    assert!(matches!(next_event(&mut expired).await.1, WorkerEvent::Snapshot { .. }));
+
+    let foreign = rt.subscribe(&other.worker_id, Some(&old_cursor)).unwrap_err();
+    assert_eq!(foreign.code(), ErrorCode::InvalidCursor);
+    let future = RuntimeCursor { epoch: rt.epoch().into(), worker_id: w.worker_id.clone(), position: 9999 }.encode();
+    assert_eq!(rt.subscribe(&w.worker_id, Some(&future)).unwrap_err().code(), ErrorCode::InvalidCursor);
+    assert_eq!(rt.subscribe(&w.worker_id, Some("garbage")).unwrap_err().code(), ErrorCode::InvalidCursor);
+
+    let earlier_epoch = RuntimeCursor { epoch: "0123".into(), worker_id: w.worker_id.clone(), position: 1 }.encode();
+    let mut restarted = rt.subscribe(&w.worker_id, Some(&earlier_epoch)).unwrap();
+    assert!(matches!(next(&mut restarted).await, Ok(SubscriptionItem::Reset(ResetReason::RuntimeRestarted))));
+    assert!(matches!(next_event(&mut restarted).await.1, WorkerEvent::Snapshot { .. }));
+    let unknown = WorkerId::new("w-none").unwrap();
+    assert_eq!(rt.subscribe(&unknown, None).unwrap_err().code(), ErrorCode::WorkerNotFound);
+}
+
+#[tokio::test]
+async fn shutdown_stops_workers_and_ends_subscriptions() {
+    let rt = Runtime::in_memory(config()).await;
+    let w = rt.create(create("echo")).await.unwrap();
+    let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
+    rt.shutdown().await.unwrap();
+    assert_eq!(rt.get(&w.worker_id).unwrap().status, WorkerStatus::Stopped);
+    assert!(rt.is_draining());
+    assert_eq!(rt.create(create("echo")).await.unwrap_err().code(), ErrorCode::RuntimeUnavailable);
+    loop {
+        match next(&mut sub).await {
+            Ok(_) => continue,
+            Err(end) => {
+                assert_eq!(end, StreamEnd::Shutdown);
+                break;
+            }
+        }
+    }
+}
