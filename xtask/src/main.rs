@@ -48,7 +48,13 @@ fn test(extra: &[String]) -> Result<(), String> {
         .map(|o| o.status.success())
         .unwrap_or(false);
     let mut args: Vec<&str> = if has_nextest {
-        vec!["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]
+        vec![
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ]
     } else {
         vec!["test", "--workspace", "--locked", "--no-fail-fast"]
     };
@@ -68,9 +74,5 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
         .args(args)
         .status()
         .map_err(|e| format!("{line} ({e})"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(line)
-    }
+    if status.success() { Ok(()) } else { Err(line) }
 }

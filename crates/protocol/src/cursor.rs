@@ -118,13 +118,19 @@ mod tests {
 
     #[test]
     fn a_signed_well_formed_body_decodes() {
-        assert_eq!(RuntimeCursor::decode(&signed("r1|a|1|w")).unwrap().position, 1);
+        assert_eq!(
+            RuntimeCursor::decode(&signed("r1|a|1|w")).unwrap().position,
+            1
+        );
     }
 
     #[test]
     fn round_trips_and_is_url_safe() {
         let s = cursor().encode();
-        assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         assert_eq!(RuntimeCursor::decode(&s).unwrap(), cursor());
     }
 
@@ -144,7 +150,11 @@ mod tests {
             &URL_SAFE_NO_PAD.encode("r1|a|1|w"),
             &"A".repeat(400),
         ] {
-            assert_eq!(RuntimeCursor::decode(bad), Err(CursorError::Malformed), "{bad}");
+            assert_eq!(
+                RuntimeCursor::decode(bad),
+                Err(CursorError::Malformed),
+                "{bad}"
+            );
         }
     }
 

@@ -120,7 +120,10 @@ mod tests {
         ];
         for (event, expected) in cases {
             assert_eq!(serde_json::to_value(&event).unwrap(), expected);
-            assert_eq!(serde_json::from_value::<WorkerEvent>(expected).unwrap(), event);
+            assert_eq!(
+                serde_json::from_value::<WorkerEvent>(expected).unwrap(),
+                event
+            );
         }
     }
 }

@@ -136,13 +136,20 @@ mod tests {
     #[test]
     fn rejects_what_the_contract_rejects() {
         assert_eq!(WorkerId::new(""), Err(IdError::Empty("worker_id")));
-        assert_eq!(WorkerId::new("a".repeat(65)), Err(IdError::TooLong("worker_id")));
+        assert_eq!(
+            WorkerId::new("a".repeat(65)),
+            Err(IdError::TooLong("worker_id"))
+        );
         assert_eq!(RuntimeId::new(".x"), Err(IdError::LeadingDot("runtime_id")));
         for bad in ["a b", "a/b", "é", "a%2F", "..", "a\n", "a:b"] {
             if bad == ".." {
                 assert_eq!(WorkerId::new(bad), Err(IdError::LeadingDot("worker_id")));
             } else {
-                assert_eq!(WorkerId::new(bad), Err(IdError::BadCharacter("worker_id")), "{bad}");
+                assert_eq!(
+                    WorkerId::new(bad),
+                    Err(IdError::BadCharacter("worker_id")),
+                    "{bad}"
+                );
             }
         }
     }

@@ -100,7 +100,9 @@ mod tests {
             TranscriptItem {
                 sequence: 2,
                 at: at.clone(),
-                entry: TranscriptEntry::Input { text: "hi\n".into() },
+                entry: TranscriptEntry::Input {
+                    text: "hi\n".into(),
+                },
             },
             TranscriptItem {
                 sequence: 3,

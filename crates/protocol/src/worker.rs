@@ -217,11 +217,16 @@ mod tests {
     fn requests_reject_unknown_fields() {
         let ok: CreateWorkerRequest = serde_json::from_str(r#"{"profile":"echo"}"#).unwrap();
         assert_eq!(ok.label, None);
-        assert!(serde_json::from_str::<CreateWorkerRequest>(r#"{"profile":"echo","argv":["sh"]}"#).is_err());
+        assert!(
+            serde_json::from_str::<CreateWorkerRequest>(r#"{"profile":"echo","argv":["sh"]}"#)
+                .is_err()
+        );
         assert!(serde_json::from_str::<InputRequest>(r#"{"text":"hi","x":1}"#).is_err());
         assert!(serde_json::from_str::<InputRequest>(r#"{}"#).is_err());
         assert_eq!(
-            serde_json::from_str::<InputRequest>(r#"{"text":"hi\n"}"#).unwrap().text,
+            serde_json::from_str::<InputRequest>(r#"{"text":"hi\n"}"#)
+                .unwrap()
+                .text,
             "hi\n"
         );
     }
@@ -230,13 +235,22 @@ mod tests {
     fn responses_ignore_unknown_fields() {
         let mut v = serde_json::to_value(sample_detail()).unwrap();
         v["future_field"] = json!(true);
-        assert_eq!(serde_json::from_value::<WorkerDetail>(v).unwrap(), sample_detail());
+        assert_eq!(
+            serde_json::from_value::<WorkerDetail>(v).unwrap(),
+            sample_detail()
+        );
     }
 
     #[test]
     fn list_shapes() {
-        let list = WorkerList { workers: vec![], next: None };
-        assert_eq!(serde_json::to_string(&list).unwrap(), r#"{"workers":[],"next":null}"#);
+        let list = WorkerList {
+            workers: vec![],
+            next: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&list).unwrap(),
+            r#"{"workers":[],"next":null}"#
+        );
         assert_eq!(
             serde_json::to_value(InputAccepted { sequence: 7 }).unwrap(),
             json!({"sequence": 7})

@@ -10,7 +10,10 @@ pub fn now() -> Timestamp {
     let now = now
         .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
         .unwrap_or(now);
-    Timestamp(now.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".into()))
+    Timestamp(
+        now.format(&Rfc3339)
+            .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into()),
+    )
 }
 
 #[cfg(test)]
@@ -19,6 +22,8 @@ mod tests {
     fn is_rfc3339_utc() {
         let t = super::now().0;
         assert!(t.ends_with('Z'), "{t}");
-        assert!(time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok());
+        assert!(
+            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok()
+        );
     }
 }

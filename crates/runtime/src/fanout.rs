@@ -68,14 +68,15 @@ impl<T: Clone> Fanout<T> {
     /// Sends `item` to every subscriber without waiting; cuts off those that are full
     /// and forgets those that left.
     pub fn publish(&mut self, item: &T) {
-        self.slots.retain(|slot| match slot.tx.try_send(item.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                slot.state.end(StreamEnd::SlowConsumer);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
+        self.slots
+            .retain(|slot| match slot.tx.try_send(item.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    slot.state.end(StreamEnd::SlowConsumer);
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
     }
 
     /// Ends every subscription with `reason` (after what is already queued).
@@ -116,7 +117,12 @@ impl<T> FanoutReceiver<T> {
     pub async fn recv(&mut self) -> Result<T, StreamEnd> {
         match self.rx.recv().await {
             Some(item) => Ok(item),
-            None => Err(self.state.reason.get().copied().unwrap_or(StreamEnd::Removed)),
+            None => Err(self
+                .state
+                .reason
+                .get()
+                .copied()
+                .unwrap_or(StreamEnd::Removed)),
         }
     }
 

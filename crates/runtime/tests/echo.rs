@@ -62,7 +62,9 @@ async fn echo_round_trip_with_snapshot_events_and_transcript() {
     let page = rt.transcript(&w.worker_id, 0, None).await.unwrap();
     assert_eq!(page.total, 3, "started, input, output: {page:?}");
     assert_eq!(page.next_after, None);
-    assert!(matches!(page.items[1].entry, TranscriptEntry::Input { ref text } if text == "hello\n"));
+    assert!(
+        matches!(page.items[1].entry, TranscriptEntry::Input { ref text } if text == "hello\n")
+    );
     let detail = rt.get(&w.worker_id).unwrap();
     assert_eq!(detail.input_count, 1);
     assert_eq!(detail.output_bytes, 6);
@@ -77,7 +79,10 @@ async fn cancel_drops_pending_output_and_the_worker_keeps_answering() {
     for text in ["a", "b", "c"] {
         rt.input(&w.worker_id, text.into()).await.unwrap();
     }
-    assert_eq!(rt.cancel(&w.worker_id).unwrap().status, WorkerStatus::Running);
+    assert_eq!(
+        rt.cancel(&w.worker_id).unwrap().status,
+        WorkerStatus::Running
+    );
     // Three inputs, then the interruption, and no output of any of them.
     let mut kinds = Vec::new();
     loop {
@@ -88,11 +93,19 @@ async fn cancel_drops_pending_output_and_the_worker_keeps_answering() {
             break;
         }
     }
-    assert!(kinds.iter().all(|e| !matches!(e, WorkerEvent::Output { .. })), "{kinds:?}");
+    assert!(
+        kinds
+            .iter()
+            .all(|e| !matches!(e, WorkerEvent::Output { .. })),
+        "{kinds:?}"
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     rt.input(&w.worker_id, "d".into()).await.unwrap();
     let event = wait_for(&mut sub, |e| matches!(e, WorkerEvent::Output { .. })).await;
-    assert!(matches!(event, WorkerEvent::Output { ref text, .. } if text == "d"), "only d is echoed: {event:?}");
+    assert!(
+        matches!(event, WorkerEvent::Output { ref text, .. } if text == "d"),
+        "only d is echoed: {event:?}"
+    );
 }
 
 #[tokio::test]
@@ -119,7 +132,10 @@ async fn oversized_input_is_payload_too_large() {
     cfg.limits.max_input_bytes = 8;
     let rt = Runtime::in_memory(cfg).await;
     let w = rt.create(create("echo")).await.unwrap();
-    let err = rt.input(&w.worker_id, "123456789".into()).await.unwrap_err();
+    let err = rt
+        .input(&w.worker_id, "123456789".into())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::PayloadTooLarge);
 }
 
@@ -128,18 +144,39 @@ async fn lifecycle_errors_stop_is_idempotent_and_delete_removes() {
     let rt = Runtime::in_memory(config()).await;
     let w = rt.create(create("echo")).await.unwrap();
     let id = w.worker_id.clone();
-    assert_eq!(rt.delete(&id).await.unwrap_err().code(), ErrorCode::WorkerRunning);
+    assert_eq!(
+        rt.delete(&id).await.unwrap_err().code(),
+        ErrorCode::WorkerRunning
+    );
     let mut sub = rt.subscribe(&id, None).unwrap();
     assert_eq!(rt.stop(&id).await.unwrap().status, WorkerStatus::Stopped);
     assert_eq!(rt.stop(&id).await.unwrap().status, WorkerStatus::Stopped);
-    assert_eq!(rt.input(&id, "x".into()).await.unwrap_err().code(), ErrorCode::WorkerNotRunning);
-    assert_eq!(rt.cancel(&id).unwrap_err().code(), ErrorCode::WorkerNotRunning);
+    assert_eq!(
+        rt.input(&id, "x".into()).await.unwrap_err().code(),
+        ErrorCode::WorkerNotRunning
+    );
+    assert_eq!(
+        rt.cancel(&id).unwrap_err().code(),
+        ErrorCode::WorkerNotRunning
+    );
     rt.delete(&id).await.unwrap();
     assert_eq!(rt.get(&id).unwrap_err().code(), ErrorCode::WorkerNotFound);
-    assert_eq!(rt.transcript(&id, 0, None).await.unwrap_err().code(), ErrorCode::WorkerNotFound);
+    assert_eq!(
+        rt.transcript(&id, 0, None).await.unwrap_err().code(),
+        ErrorCode::WorkerNotFound
+    );
     assert!(rt.subscribe(&id, None).is_err());
     // The subscriber sees the stop, then the removal.
-    wait_for(&mut sub, |e| matches!(e, WorkerEvent::Status { status: WorkerStatus::Stopped, .. })).await;
+    wait_for(&mut sub, |e| {
+        matches!(
+            e,
+            WorkerEvent::Status {
+                status: WorkerStatus::Stopped,
+                ..
+            }
+        )
+    })
+    .await;
     loop {
         match next(&mut sub).await {
             Ok(_) => continue,
@@ -163,29 +200,75 @@ async fn limits_unknown_profile_and_paging() {
     ));
     let a = rt.create(create("echo")).await.unwrap();
     let b = rt.create(create("echo")).await.unwrap();
-    assert_eq!(rt.create(create("echo")).await.unwrap_err().code(), ErrorCode::WorkerLimitReached);
+    assert_eq!(
+        rt.create(create("echo")).await.unwrap_err().code(),
+        ErrorCode::WorkerLimitReached
+    );
     rt.stop(&a.worker_id).await.unwrap();
     let c = rt.create(create("echo")).await.unwrap();
 
-    let page = rt.list(&ListQuery { limit: Some(2), ..Default::default() }).unwrap();
+    let page = rt
+        .list(&ListQuery {
+            limit: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(page.workers.len(), 2);
     let next = page.next.clone().expect("a third worker remains");
-    let rest = rt.list(&ListQuery { after: Some(next), limit: Some(2), ..Default::default() }).unwrap();
+    let rest = rt
+        .list(&ListQuery {
+            after: Some(next),
+            limit: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(rest.workers.len(), 1);
     assert_eq!(rest.next, None);
-    let mut all: Vec<_> = page.workers.iter().chain(&rest.workers).map(|w| w.worker_id.clone()).collect();
-    let sorted = { let mut s = all.clone(); s.sort(); s };
+    let mut all: Vec<_> = page
+        .workers
+        .iter()
+        .chain(&rest.workers)
+        .map(|w| w.worker_id.clone())
+        .collect();
+    let sorted = {
+        let mut s = all.clone();
+        s.sort();
+        s
+    };
     assert_eq!(all, sorted, "ordered by id");
     all.sort();
-    let mut expected = vec![a.worker_id.clone(), b.worker_id.clone(), c.worker_id.clone()];
+    let mut expected = vec![
+        a.worker_id.clone(),
+        b.worker_id.clone(),
+        c.worker_id.clone(),
+    ];
     expected.sort();
     assert_eq!(all, expected);
 
-    let stopped = rt.list(&ListQuery { status: Some(WorkerStatus::Stopped), ..Default::default() }).unwrap();
+    let stopped = rt
+        .list(&ListQuery {
+            status: Some(WorkerStatus::Stopped),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(stopped.workers.len(), 1);
     assert_eq!(stopped.workers[0].worker_id, a.worker_id);
-    assert_eq!(rt.list(&ListQuery { limit: Some(11), ..Default::default() }).unwrap_err().code(), ErrorCode::LimitTooLarge);
-    assert_eq!(rt.transcript(&b.worker_id, 0, Some(11)).await.unwrap_err().code(), ErrorCode::LimitTooLarge);
+    assert_eq!(
+        rt.list(&ListQuery {
+            limit: Some(11),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .code(),
+        ErrorCode::LimitTooLarge
+    );
+    assert_eq!(
+        rt.transcript(&b.worker_id, 0, Some(11))
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::LimitTooLarge
+    );
     let info = rt.info();
     assert_eq!(info.workers.running, 2);
     assert_eq!(info.workers.stopped, 1);
@@ -238,7 +321,10 @@ async fn resume_gives_exactly_the_missed_events() {
         missed.push(next_event(&mut watcher).await);
     }
     let positions: Vec<u64> = missed.iter().map(|(p, _)| *p).collect();
-    assert_eq!(positions, (output_pos + 1..=output_pos + 4).collect::<Vec<_>>());
+    assert_eq!(
+        positions,
+        (output_pos + 1..=output_pos + 4).collect::<Vec<_>>()
+    );
 
     let mut resumed = rt.subscribe(&w.worker_id, Some(&cursor)).unwrap();
     for (position, event) in &missed {
@@ -246,7 +332,11 @@ async fn resume_gives_exactly_the_missed_events() {
         assert_eq!((p, &e), (*position, event));
     }
     // Nothing else is pending: the next item only comes with new activity.
-    assert!(tokio::time::timeout(Duration::from_millis(200), resumed.next()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), resumed.next())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -262,24 +352,65 @@ async fn expired_foreign_future_and_other_epoch_cursors() {
     for i in 0..5 {
         rt.input(&w.worker_id, format!("{i}")).await.unwrap();
     }
-    wait_for(&mut sub, |e| matches!(e, WorkerEvent::Output { text, .. } if text == "4")).await;
+    wait_for(
+        &mut sub,
+        |e| matches!(e, WorkerEvent::Output { text, .. } if text == "4"),
+    )
+    .await;
 
     let mut expired = rt.subscribe(&w.worker_id, Some(&old_cursor)).unwrap();
-    assert!(matches!(next(&mut expired).await, Ok(SubscriptionItem::Reset(ResetReason::CursorExpired))));
-    assert!(matches!(next_event(&mut expired).await.1, WorkerEvent::Snapshot { .. }));
+    assert!(matches!(
+        next(&mut expired).await,
+        Ok(SubscriptionItem::Reset(ResetReason::CursorExpired))
+    ));
+    assert!(matches!(
+        next_event(&mut expired).await.1,
+        WorkerEvent::Snapshot { .. }
+    ));
 
-    let foreign = rt.subscribe(&other.worker_id, Some(&old_cursor)).unwrap_err();
+    let foreign = rt
+        .subscribe(&other.worker_id, Some(&old_cursor))
+        .unwrap_err();
     assert_eq!(foreign.code(), ErrorCode::InvalidCursor);
-    let future = RuntimeCursor { epoch: rt.epoch().into(), worker_id: w.worker_id.clone(), position: 9999 }.encode();
-    assert_eq!(rt.subscribe(&w.worker_id, Some(&future)).unwrap_err().code(), ErrorCode::InvalidCursor);
-    assert_eq!(rt.subscribe(&w.worker_id, Some("garbage")).unwrap_err().code(), ErrorCode::InvalidCursor);
+    let future = RuntimeCursor {
+        epoch: rt.epoch().into(),
+        worker_id: w.worker_id.clone(),
+        position: 9999,
+    }
+    .encode();
+    assert_eq!(
+        rt.subscribe(&w.worker_id, Some(&future))
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidCursor
+    );
+    assert_eq!(
+        rt.subscribe(&w.worker_id, Some("garbage"))
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidCursor
+    );
 
-    let earlier_epoch = RuntimeCursor { epoch: "0123".into(), worker_id: w.worker_id.clone(), position: 1 }.encode();
+    let earlier_epoch = RuntimeCursor {
+        epoch: "0123".into(),
+        worker_id: w.worker_id.clone(),
+        position: 1,
+    }
+    .encode();
     let mut restarted = rt.subscribe(&w.worker_id, Some(&earlier_epoch)).unwrap();
-    assert!(matches!(next(&mut restarted).await, Ok(SubscriptionItem::Reset(ResetReason::RuntimeRestarted))));
-    assert!(matches!(next_event(&mut restarted).await.1, WorkerEvent::Snapshot { .. }));
+    assert!(matches!(
+        next(&mut restarted).await,
+        Ok(SubscriptionItem::Reset(ResetReason::RuntimeRestarted))
+    ));
+    assert!(matches!(
+        next_event(&mut restarted).await.1,
+        WorkerEvent::Snapshot { .. }
+    ));
     let unknown = WorkerId::new("w-none").unwrap();
-    assert_eq!(rt.subscribe(&unknown, None).unwrap_err().code(), ErrorCode::WorkerNotFound);
+    assert_eq!(
+        rt.subscribe(&unknown, None).unwrap_err().code(),
+        ErrorCode::WorkerNotFound
+    );
 }
 
 #[tokio::test]
@@ -290,7 +421,10 @@ async fn shutdown_stops_workers_and_ends_subscriptions() {
     rt.shutdown().await.unwrap();
     assert_eq!(rt.get(&w.worker_id).unwrap().status, WorkerStatus::Stopped);
     assert!(rt.is_draining());
-    assert_eq!(rt.create(create("echo")).await.unwrap_err().code(), ErrorCode::RuntimeUnavailable);
+    assert_eq!(
+        rt.create(create("echo")).await.unwrap_err().code(),
+        ErrorCode::RuntimeUnavailable
+    );
     loop {
         match next(&mut sub).await {
             Ok(_) => continue,

@@ -267,7 +267,7 @@ impl Inner {
             Err(e) => return Err(io_error(path, e)),
         };
         // Normally `load` has already done this; it is cheap (one byte read).
-        repair_torn_tail(&mut file, path, |file| Ok(file.try_clone()?))?;
+        repair_torn_tail(&mut file, path, File::try_clone)?;
         let handle = Arc::new(Mutex::new(file));
         Ok(Arc::clone(
             self.handles().entry(id.clone()).or_insert(handle),

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use switchyard_protocol::{
-    CursorError, DiagnosticSeverity, ExitInfo, OutputStream, ResetReason, RuntimeCursor,
-    RuntimeId, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage, WorkerDetail,
-    WorkerEvent, WorkerId, WorkerStatus,
+    CursorError, DiagnosticSeverity, ExitInfo, OutputStream, ResetReason, RuntimeCursor, RuntimeId,
+    SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage, WorkerDetail, WorkerEvent,
+    WorkerId, WorkerStatus,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -500,7 +500,9 @@ fn describe_exit(exit: ExitInfo) -> String {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[async_trait::async_trait]

@@ -1,0 +1,5 @@
+//! What each subcommand does once its settings are loaded.
+
+pub mod runtime;
+pub mod serve;
+pub mod signals;

@@ -1,0 +1,37 @@
+//! The command-line flags of `switchyard runtime` and `switchyard serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use switchyard_protocol::RuntimeId;
+
+/// Flags of `switchyard runtime`. Each overrides the matching key of the config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RuntimeArgs {
+    /// Runtime configuration file (TOML)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, IP:PORT (port 0 takes a free port) [default: 127.0.0.1:7701]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// This runtime's id [default: local]
+    #[arg(long, value_name = "ID")]
+    pub runtime_id: Option<RuntimeId>,
+    /// File holding the bearer token clients must present
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Directory to keep workers and transcripts in; in memory when absent
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Flags of `switchyard serve`. Each overrides the matching key of the config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Backend configuration file (TOML)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, IP:PORT (port 0 takes a free port) [default: 127.0.0.1:7700]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}

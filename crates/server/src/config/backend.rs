@@ -1,0 +1,261 @@
+//! Settings of `switchyard serve`: the backend file, flags and environment.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use switchyard_protocol::RuntimeId;
+use switchyard_runtime::RuntimeConfig;
+use switchyard_transport::SecretToken;
+
+use super::args::ServeArgs;
+use super::error::{ConfigError, Origin};
+use super::file::{BackendFile, EmbeddedFile, RemoteFile};
+use super::parse::{FileContext, read_file};
+use super::runtime::DEFAULT_RUNTIME_ID;
+use super::{profiles, token, urls, values};
+
+/// Where the backend listens unless told otherwise.
+pub const DEFAULT_BACKEND_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7700));
+
+/// Largest request body the backend accepts unless configured: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// How often remote runtimes are probed unless configured.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_millis(5000);
+
+/// A remote's connect timeout unless configured.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// A remote's request timeout unless configured.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// The embedded runtime's display name unless configured.
+pub const DEFAULT_EMBEDDED_DISPLAY_NAME: &str = "This machine";
+
+/// Everything `switchyard serve` needs to start. `Debug` never shows a token.
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Origins besides the backend's own whose WebSocket upgrades are accepted,
+    /// normalized as `scheme://host[:port]`.
+    pub allowed_origins: Vec<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: u64,
+    /// The in-process runtime, if any.
+    pub embedded: Option<EmbeddedSettings>,
+    /// Remote runtimes, in file order.
+    pub remotes: Vec<RemoteSettings>,
+    /// How often remote runtimes are probed.
+    pub health_interval: Duration,
+}
+
+/// The backend's in-process runtime.
+#[derive(Debug, Clone)]
+pub struct EmbeddedSettings {
+    /// Identity, profiles and limits.
+    pub runtime: RuntimeConfig,
+    /// Where its store lives; in memory when absent.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A remote runtime reached over the Runtime API. `Debug` redacts the token.
+#[derive(Debug, Clone)]
+pub struct RemoteSettings {
+    /// Its id within this backend.
+    pub runtime_id: RuntimeId,
+    /// A name for people.
+    pub display_name: String,
+    /// `http(s)://host:port[/prefix]`, without a trailing slash.
+    pub base_url: String,
+    /// The bearer token the backend presents.
+    pub token: SecretToken,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for one request.
+    pub request_timeout: Duration,
+}
+
+impl BackendSettings {
+    /// The settings with no config file: one embedded in-memory runtime `local` with
+    /// only the `echo` profile, no remotes.
+    pub fn defaults() -> Self {
+        let id = RuntimeId::new(DEFAULT_RUNTIME_ID).expect("default id is valid");
+        Self {
+            listen: DEFAULT_BACKEND_LISTEN,
+            allowed_origins: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            embedded: Some(EmbeddedSettings {
+                runtime: RuntimeConfig::new(id, DEFAULT_EMBEDDED_DISPLAY_NAME),
+                data_dir: None,
+            }),
+            remotes: Vec::new(),
+            health_interval: DEFAULT_HEALTH_INTERVAL,
+        }
+    }
+}
+
+/// Builds the backend's settings from `--config` (if any), `--listen`, and the
+/// environment (read through `env`, for remotes' `token_env`). Token files and
+/// relative paths in the file resolve against its directory.
+pub fn load_backend_settings(
+    args: &ServeArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<BackendSettings, ConfigError> {
+    let Some(path) = &args.config else {
+        let mut settings = BackendSettings::defaults();
+        settings.listen = args.listen.unwrap_or(DEFAULT_BACKEND_LISTEN);
+        return Ok(settings);
+    };
+    let (file, ctx): (BackendFile, _) = read_file(path)?;
+    let fo = ctx.origin();
+
+    let listen = match (args.listen, &file.listen) {
+        (Some(addr), _) => addr,
+        (None, Some(addr)) => values::listen(&fo, "listen", addr)?,
+        (None, None) => DEFAULT_BACKEND_LISTEN,
+    };
+    let mut allowed_origins: Vec<String> = Vec::new();
+    for (i, value) in file.allowed_origins.unwrap_or_default().iter().enumerate() {
+        let origin = urls::origin(value).map_err(|problem| ConfigError::InvalidValue {
+            origin: fo.clone(),
+            key: format!("allowed_origins[{i}]"),
+            problem: problem.to_owned(),
+        })?;
+        if !allowed_origins.contains(&origin) {
+            allowed_origins.push(origin);
+        }
+    }
+    let max_body_bytes = values::positive(
+        &fo,
+        "max_body_bytes",
+        file.max_body_bytes,
+        DEFAULT_MAX_BODY_BYTES,
+    )?;
+    let health_interval = values::millis(
+        &fo,
+        "health_interval_ms",
+        file.health_interval_ms,
+        DEFAULT_HEALTH_INTERVAL,
+    )?;
+
+    let mut seen: Vec<(RuntimeId, String)> = Vec::new();
+    let embedded = match file.embedded {
+        Some(raw) => {
+            let embedded = embedded(&ctx, raw)?;
+            seen.push((
+                embedded.runtime.runtime_id.clone(),
+                "embedded.runtime_id".to_owned(),
+            ));
+            Some(embedded)
+        }
+        None => None,
+    };
+    let mut remotes = Vec::with_capacity(file.remote.len());
+    for (i, raw) in file.remote.into_iter().enumerate() {
+        remotes.push(remote(&ctx, i, raw, &mut seen, env)?);
+    }
+    if embedded.is_none() && remotes.is_empty() {
+        return Err(ConfigError::NoRuntimes { origin: fo });
+    }
+
+    Ok(BackendSettings {
+        listen,
+        allowed_origins,
+        max_body_bytes,
+        embedded,
+        remotes,
+        health_interval,
+    })
+}
+
+fn embedded(ctx: &FileContext, raw: EmbeddedFile) -> Result<EmbeddedSettings, ConfigError> {
+    let fo = ctx.origin();
+    let runtime_id = values::runtime_id(
+        &fo,
+        "embedded.runtime_id",
+        raw.runtime_id.as_deref().unwrap_or(DEFAULT_RUNTIME_ID),
+    )?;
+    let display_name = match &raw.display_name {
+        Some(name) => values::display_name(&fo, "embedded.display_name", name)?,
+        None => DEFAULT_EMBEDDED_DISPLAY_NAME.to_owned(),
+    };
+    let limits = values::limits(&fo, "embedded.", &raw.limits())?;
+    let mut runtime = RuntimeConfig::new(runtime_id, display_name);
+    runtime.limits = limits;
+    runtime.profiles = profiles::build(ctx, "embedded.profiles.", raw.profiles)?;
+    Ok(EmbeddedSettings {
+        runtime,
+        data_dir: raw.data_dir.map(|dir| ctx.resolve(&dir)),
+    })
+}
+
+fn remote(
+    ctx: &FileContext,
+    index: usize,
+    raw: RemoteFile,
+    seen: &mut Vec<(RuntimeId, String)>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RemoteSettings, ConfigError> {
+    let fo = ctx.origin();
+    let table = format!("remote[{index}]");
+    let key = |name: &str| format!("{table}.{name}");
+
+    let runtime_id = values::runtime_id(&fo, &key("runtime_id"), &raw.runtime_id)?;
+    if let Some((_, first)) = seen.iter().find(|(id, _)| *id == runtime_id) {
+        return Err(ConfigError::DuplicateRuntimeId {
+            origin: fo,
+            key: key("runtime_id"),
+            id: runtime_id.to_string(),
+            first: first.clone(),
+        });
+    }
+    seen.push((runtime_id.clone(), key("runtime_id")));
+
+    let display_name = match &raw.display_name {
+        Some(name) => values::display_name(&fo, &key("display_name"), name)?,
+        None => runtime_id.to_string(),
+    };
+    let base_url = urls::base_url(&raw.base_url).map_err(|problem| ConfigError::InvalidValue {
+        origin: fo.clone(),
+        key: key("base_url"),
+        problem: problem.to_owned(),
+    })?;
+    let token = match (&raw.token_env, &raw.token_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Conflict {
+                origin: fo,
+                key: key("token_env"),
+                other: key("token_file"),
+            });
+        }
+        (None, None) => {
+            return Err(ConfigError::MissingToken {
+                origin: fo,
+                key: table,
+            });
+        }
+        (Some(var), None) => token::from_env(&fo, &key("token_env"), var, env)?,
+        (None, Some(path)) => token::from_file(&fo, &key("token_file"), &ctx.resolve(path))?,
+    };
+    Ok(RemoteSettings {
+        runtime_id,
+        display_name,
+        base_url,
+        token,
+        connect_timeout: values::millis(
+            &fo,
+            &key("connect_timeout_ms"),
+            raw.connect_timeout_ms,
+            DEFAULT_CONNECT_TIMEOUT,
+        )?,
+        request_timeout: values::millis(
+            &fo,
+            &key("request_timeout_ms"),
+            raw.request_timeout_ms,
+            DEFAULT_REQUEST_TIMEOUT,
+        )?,
+    })
+}

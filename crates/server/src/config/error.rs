@@ -1,0 +1,264 @@
+//! [`ConfigError`]: why start-up refused a configuration, naming the file and the key.
+//!
+//! Messages go to the operator's terminal at start-up. They may name a token file's
+//! path or a token environment variable's name, but never a token's value.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Where a configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A configuration file, and the line in it when known.
+    File {
+        /// The file as given to `--config`.
+        path: PathBuf,
+        /// The 1-based line of the offending value, when known.
+        line: Option<usize>,
+    },
+    /// A command-line flag.
+    CommandLine,
+    /// The process environment.
+    Environment,
+}
+
+impl Origin {
+    /// A configuration file, without a line.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self::File {
+            path: path.into(),
+            line: None,
+        }
+    }
+
+    /// The file, when the value came from one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::File { path, .. } => Some(path),
+            Self::CommandLine | Self::Environment => None,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File { path, line: None } => write!(f, "config file {}", path.display()),
+            Self::File {
+                path,
+                line: Some(line),
+            } => write!(f, "config file {}, line {line}", path.display()),
+            Self::CommandLine => f.write_str("command line"),
+            Self::Environment => f.write_str("environment"),
+        }
+    }
+}
+
+/// A configuration that cannot be used. Start-up prints it and exits with status 2.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("config file {}: cannot read it: {source}; check the path given to --config", path.display())]
+    ReadFile {
+        /// The file as given to `--config`.
+        path: PathBuf,
+        /// Why reading failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{origin}: invalid TOML: {message}; fix the syntax")]
+    Syntax {
+        /// The file and line.
+        origin: Origin,
+        /// What the parser expected.
+        message: String,
+    },
+    /// A key that no table accepts.
+    #[error("{origin}: unknown key `{key}` ({expected}); remove it or correct its spelling")]
+    UnknownKey {
+        /// The file and line.
+        origin: Origin,
+        /// The dotted key path.
+        key: String,
+        /// The keys the table accepts.
+        expected: String,
+    },
+    /// A required key is absent.
+    #[error("{origin}: missing key `{key}`; {hint}")]
+    MissingKey {
+        /// The file and line.
+        origin: Origin,
+        /// The dotted key path.
+        key: String,
+        /// What to add.
+        hint: String,
+    },
+    /// A value of the wrong type or out of range.
+    #[error("{origin}: invalid value for `{key}`: {problem}")]
+    InvalidValue {
+        /// Where the value came from.
+        origin: Origin,
+        /// The dotted key path or flag.
+        key: String,
+        /// What is wrong and what is expected.
+        problem: String,
+    },
+    /// Two keys that exclude each other are both set.
+    #[error("{origin}: `{key}` and `{other}` are both set; keep only one of them")]
+    Conflict {
+        /// The file.
+        origin: Origin,
+        /// One key.
+        key: String,
+        /// The other key.
+        other: String,
+    },
+    /// A remote runtime has no token source.
+    #[error(
+        "{origin}: `{key}` has no token source; set exactly one of `{key}.token_env` or `{key}.token_file`"
+    )]
+    MissingToken {
+        /// The file.
+        origin: Origin,
+        /// The table, such as `remote[1]`.
+        key: String,
+    },
+    /// A token file could not be read.
+    #[error("{origin}: cannot read token file {} named by `{key}`: {source}; check the path and its permissions", path.display())]
+    TokenFileUnreadable {
+        /// Where the token file was named.
+        origin: Origin,
+        /// The key or flag that named it.
+        key: String,
+        /// The token file (resolved).
+        path: PathBuf,
+        /// Why reading failed.
+        #[source]
+        source: io::Error,
+    },
+    /// A token environment variable is not set.
+    #[error(
+        "{origin}: environment variable `{var}` named by `{key}` is not set; export the token in it before starting"
+    )]
+    TokenEnvUnset {
+        /// Where the variable was named.
+        origin: Origin,
+        /// The key that named it.
+        key: String,
+        /// The variable's name.
+        var: String,
+    },
+    /// A token source holds an empty token.
+    #[error("{origin}: `{key}`: {from} is empty; put the token in it")]
+    TokenEmpty {
+        /// Where the source was named.
+        origin: Origin,
+        /// The key, flag or variable that named it.
+        key: String,
+        /// The source, such as `token file /etc/x.token`.
+        from: String,
+    },
+    /// A token holds characters an `Authorization` header cannot carry.
+    #[error(
+        "{origin}: `{key}`: the token in {from} contains spaces or non-printable characters; a token is one line of printable ASCII"
+    )]
+    TokenMalformed {
+        /// Where the source was named.
+        origin: Origin,
+        /// The key, flag or variable that named it.
+        key: String,
+        /// The source, such as `token file /etc/x.token`.
+        from: String,
+    },
+    /// Two runtimes share an id.
+    #[error(
+        "{origin}: `{key}` repeats runtime id `{id}` already used by `{first}`; give every runtime a distinct id"
+    )]
+    DuplicateRuntimeId {
+        /// The file.
+        origin: Origin,
+        /// The key of the repeat.
+        key: String,
+        /// The repeated id.
+        id: String,
+        /// The key that used it first.
+        first: String,
+    },
+    /// A runtime would listen beyond loopback without a token.
+    #[error(
+        "{origin}: `{key}`: refusing to listen on {listen} without a token; set --token-file, token_file/token_env, or SWITCHYARD_RUNTIME_TOKEN"
+    )]
+    InsecureListen {
+        /// Where the address came from.
+        origin: Origin,
+        /// The key or flag that set it.
+        key: String,
+        /// The address.
+        listen: SocketAddr,
+    },
+    /// A backend file configures neither an embedded nor a remote runtime.
+    #[error(
+        "{origin}: no runtimes configured; add an `[embedded]` table or at least one `[[remote]]` entry"
+    )]
+    NoRuntimes {
+        /// The file.
+        origin: Origin,
+    },
+}
+
+impl ConfigError {
+    /// The process exit status for a configuration error: always 2.
+    pub fn exit_code(&self) -> i32 {
+        2
+    }
+
+    /// Where the offending value came from, when known.
+    pub fn origin(&self) -> Option<&Origin> {
+        match self {
+            Self::ReadFile { .. } => None,
+            Self::Syntax { origin, .. }
+            | Self::UnknownKey { origin, .. }
+            | Self::MissingKey { origin, .. }
+            | Self::InvalidValue { origin, .. }
+            | Self::Conflict { origin, .. }
+            | Self::MissingToken { origin, .. }
+            | Self::TokenFileUnreadable { origin, .. }
+            | Self::TokenEnvUnset { origin, .. }
+            | Self::TokenEmpty { origin, .. }
+            | Self::TokenMalformed { origin, .. }
+            | Self::DuplicateRuntimeId { origin, .. }
+            | Self::InsecureListen { origin, .. }
+            | Self::NoRuntimes { origin } => Some(origin),
+        }
+    }
+
+    /// The configuration file involved, when there is one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Self::ReadFile { path, .. } => Some(path),
+            other => other.origin().and_then(Origin::path),
+        }
+    }
+
+    /// The dotted key path or flag involved, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::ReadFile { .. } | Self::Syntax { .. } | Self::NoRuntimes { .. } => None,
+            Self::UnknownKey { key, .. }
+            | Self::MissingKey { key, .. }
+            | Self::InvalidValue { key, .. }
+            | Self::Conflict { key, .. }
+            | Self::MissingToken { key, .. }
+            | Self::TokenFileUnreadable { key, .. }
+            | Self::TokenEnvUnset { key, .. }
+            | Self::TokenEmpty { key, .. }
+            | Self::TokenMalformed { key, .. }
+            | Self::DuplicateRuntimeId { key, .. }
+            | Self::InsecureListen { key, .. } => Some(key),
+        }
+    }
+}

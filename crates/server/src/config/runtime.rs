@@ -1,0 +1,141 @@
+//! Settings of `switchyard runtime`: the runtime file, flags and environment.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+
+use switchyard_protocol::RuntimeId;
+use switchyard_runtime::RuntimeConfig;
+use switchyard_transport::SecretToken;
+
+use super::args::RuntimeArgs;
+use super::error::{ConfigError, Origin};
+use super::file::RuntimeFile;
+use super::parse::{FileContext, absolute, read_file};
+use super::{profiles, token, values};
+
+/// Where a standalone runtime listens unless told otherwise.
+pub const DEFAULT_RUNTIME_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7701));
+
+/// A standalone runtime's id unless told otherwise.
+pub const DEFAULT_RUNTIME_ID: &str = "local";
+
+/// The environment variable a runtime's token comes from when neither `--token-file`
+/// nor the config file names one.
+pub const RUNTIME_TOKEN_ENV: &str = "SWITCHYARD_RUNTIME_TOKEN";
+
+/// Everything `switchyard runtime` needs to start. `Debug` never shows the token.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The bearer token clients must present; no auth when absent (loopback only).
+    pub token: Option<SecretToken>,
+    /// Where the store lives; in memory when absent.
+    pub data_dir: Option<PathBuf>,
+    /// Identity, profiles and limits.
+    pub runtime: RuntimeConfig,
+}
+
+/// Builds the runtime's settings from `--config` (if any), the other flags, and the
+/// environment (read through `env`, e.g. `&|k| std::env::var(k).ok()`).
+///
+/// Flags override the file. The token comes from `--token-file`, else the file's
+/// `token_file` or `token_env`, else [`RUNTIME_TOKEN_ENV`]. Relative paths in the file
+/// resolve against its directory; relative flag paths against the current directory.
+pub fn load_runtime_settings(
+    args: &RuntimeArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RuntimeSettings, ConfigError> {
+    let (file, ctx) = match &args.config {
+        Some(path) => {
+            let (file, ctx) = read_file::<RuntimeFile>(path)?;
+            (file, Some(ctx))
+        }
+        None => (RuntimeFile::default(), None),
+    };
+    // Values from the file exist only when there is a file, so this origin is only
+    // ever reported with one.
+    let fo = ctx
+        .as_ref()
+        .map_or(Origin::CommandLine, FileContext::origin);
+
+    let runtime_id = match (&args.runtime_id, &file.runtime_id) {
+        (Some(id), _) => id.clone(),
+        (None, Some(id)) => values::runtime_id(&fo, "runtime_id", id)?,
+        (None, None) => RuntimeId::new(DEFAULT_RUNTIME_ID).expect("default id is valid"),
+    };
+    let display_name = match &file.display_name {
+        Some(name) => values::display_name(&fo, "display_name", name)?,
+        None => runtime_id.to_string(),
+    };
+    let (listen, listen_origin, listen_key) = match (args.listen, &file.listen) {
+        (Some(addr), _) => (addr, Origin::CommandLine, "--listen"),
+        (None, Some(addr)) => (values::listen(&fo, "listen", addr)?, fo.clone(), "listen"),
+        (None, None) => (DEFAULT_RUNTIME_LISTEN, Origin::CommandLine, "--listen"),
+    };
+
+    let token = load_token(args, &file, ctx.as_ref(), &fo, env)?;
+    if token.is_none() && !listen.ip().is_loopback() {
+        return Err(ConfigError::InsecureListen {
+            origin: listen_origin,
+            key: listen_key.to_owned(),
+            listen,
+        });
+    }
+
+    let data_dir = match (&args.data_dir, &file.data_dir, &ctx) {
+        (Some(dir), _, _) => Some(absolute(dir)),
+        (None, Some(dir), Some(ctx)) => Some(ctx.resolve(dir)),
+        _ => None,
+    };
+
+    let limits = values::limits(&fo, "", &file.limits())?;
+    let mut runtime = RuntimeConfig::new(runtime_id, display_name);
+    runtime.limits = limits;
+    if let Some(ctx) = &ctx {
+        runtime.profiles = profiles::build(ctx, "profiles.", file.profiles)?;
+    }
+
+    Ok(RuntimeSettings {
+        listen,
+        token,
+        data_dir,
+        runtime,
+    })
+}
+
+fn load_token(
+    args: &RuntimeArgs,
+    file: &RuntimeFile,
+    ctx: Option<&FileContext>,
+    fo: &Origin,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<SecretToken>, ConfigError> {
+    if file.token_file.is_some() && file.token_env.is_some() {
+        return Err(ConfigError::Conflict {
+            origin: fo.clone(),
+            key: "token_file".to_owned(),
+            other: "token_env".to_owned(),
+        });
+    }
+    if let Some(path) = &args.token_file {
+        return token::from_file(&Origin::CommandLine, "--token-file", &absolute(path)).map(Some);
+    }
+    if let (Some(path), Some(ctx)) = (&file.token_file, ctx) {
+        return token::from_file(fo, "token_file", &ctx.resolve(path)).map(Some);
+    }
+    if let Some(var) = &file.token_env {
+        return token::from_env(fo, "token_env", var, env).map(Some);
+    }
+    if env(RUNTIME_TOKEN_ENV).is_some() {
+        return token::from_env(
+            &Origin::Environment,
+            RUNTIME_TOKEN_ENV,
+            RUNTIME_TOKEN_ENV,
+            env,
+        )
+        .map(Some);
+    }
+    Ok(None)
+}

@@ -1,0 +1,3 @@
+//! Tests of the configuration layer, with temporary files and a fake environment.
+
+mod support;

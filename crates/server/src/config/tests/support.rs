@@ -1,0 +1,1 @@
+//! Temporary config directories and a fake environment.

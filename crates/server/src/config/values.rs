@@ -1,0 +1,133 @@
+//! Validation of single values shared by both files: ids, names, addresses, limits.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchyard_protocol::RuntimeId;
+use switchyard_runtime::RuntimeLimits;
+
+use super::error::{ConfigError, Origin};
+use super::file::LimitKeys;
+
+/// `prefix` + `key`, for keys inside a table (`embedded.` + `max_workers`).
+pub(crate) fn key(prefix: &str, key: &str) -> String {
+    format!("{prefix}{key}")
+}
+
+fn invalid(origin: &Origin, key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        origin: origin.clone(),
+        key: key.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// A runtime id per the contract's id rules.
+pub(crate) fn runtime_id(
+    origin: &Origin,
+    key: &str,
+    value: &str,
+) -> Result<RuntimeId, ConfigError> {
+    RuntimeId::new(value).map_err(|e| invalid(origin, key, format!("{value:?}: {e}")))
+}
+
+/// A display name: trimmed, not empty.
+pub(crate) fn display_name(origin: &Origin, key: &str, value: &str) -> Result<String, ConfigError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(invalid(
+            origin,
+            key,
+            "must not be empty; omit the key for the default",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A listen address: `IP:PORT`.
+pub(crate) fn listen(origin: &Origin, key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.trim().parse().map_err(|_| {
+        invalid(
+            origin,
+            key,
+            format!("{value:?} is not an IP:PORT address; write e.g. \"127.0.0.1:7701\" or \"[::1]:7701\" (port 0 takes a free port)"),
+        )
+    })
+}
+
+/// A count or size that must be at least 1.
+pub(crate) fn positive<T: Copy + PartialEq + Default>(
+    origin: &Origin,
+    key: &str,
+    value: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match value {
+        Some(v) if v == T::default() => Err(invalid(origin, key, "must be at least 1")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+/// A duration in milliseconds that must be at least 1.
+pub(crate) fn millis(
+    origin: &Origin,
+    key: &str,
+    value: Option<u64>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    Ok(match value {
+        Some(ms) => Duration::from_millis(positive(origin, key, Some(ms), 0)?),
+        None => default,
+    })
+}
+
+/// The runtime limits, defaults filled in; `prefix` is the table's key path with its
+/// trailing dot (empty at top level).
+pub(crate) fn limits(
+    origin: &Origin,
+    prefix: &str,
+    keys: &LimitKeys,
+) -> Result<RuntimeLimits, ConfigError> {
+    let d = RuntimeLimits::default();
+    let k = |name: &str| key(prefix, name);
+    Ok(RuntimeLimits {
+        max_workers: positive(origin, &k("max_workers"), keys.max_workers, d.max_workers)?,
+        max_input_bytes: positive(
+            origin,
+            &k("max_input_bytes"),
+            keys.max_input_bytes,
+            d.max_input_bytes,
+        )?,
+        max_body_bytes: positive(
+            origin,
+            &k("max_body_bytes"),
+            keys.max_body_bytes,
+            d.max_body_bytes,
+        )?,
+        transcript_page_max: positive(
+            origin,
+            &k("transcript_page_max"),
+            keys.transcript_page_max,
+            d.transcript_page_max,
+        )?,
+        event_backlog: positive(
+            origin,
+            &k("event_backlog"),
+            keys.event_backlog,
+            d.event_backlog,
+        )?,
+        input_queue: positive(origin, &k("input_queue"), keys.input_queue, d.input_queue)?,
+        subscriber_queue: positive(
+            origin,
+            &k("subscriber_queue"),
+            keys.subscriber_queue,
+            d.subscriber_queue,
+        )?,
+        snapshot_items: d.snapshot_items,
+        // Zero is allowed: SIGKILL right after SIGTERM.
+        stop_grace: keys
+            .stop_grace_ms
+            .map_or(d.stop_grace, Duration::from_millis),
+    })
+}

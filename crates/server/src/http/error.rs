@@ -1,0 +1,63 @@
+//! [`ApiError`]: an error answer of either surface, in the contract's body shape.
+
+use http::StatusCode;
+use http::header::{HeaderValue, WWW_AUTHENTICATE};
+use switchyard_protocol::{ErrorBody, ErrorCode, ErrorDetail};
+
+use super::response::{Response, json};
+
+/// An error on its way to a client: the contract's detail, plus the rare header that
+/// goes with it (`WWW-Authenticate` on 401).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// What the client sees inside `{"error": ...}`.
+    pub detail: ErrorDetail,
+}
+
+impl ApiError {
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            detail: ErrorDetail::new(code, message),
+        }
+    }
+
+    /// `400 invalid_request`.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    /// `500 internal`, naming the request id so operators can find the log line.
+    pub fn internal(request_id: &str) -> Self {
+        Self::new(
+            ErrorCode::Internal,
+            format!("internal error; quote request id {request_id} when reporting it"),
+        )
+    }
+
+    /// The HTTP response.
+    pub fn into_response(self) -> Response {
+        let code = self.detail.code;
+        let status =
+            StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = json(status, &ErrorBody::from(self.detail));
+        if code == ErrorCode::Unauthorized {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<ErrorDetail> for ApiError {
+    fn from(detail: ErrorDetail) -> Self {
+        Self { detail }
+    }
+}
+
+impl From<switchyard_protocol::IdError> for ApiError {
+    fn from(error: switchyard_protocol::IdError) -> Self {
+        Self::new(ErrorCode::InvalidId, error.to_string())
+    }
+}

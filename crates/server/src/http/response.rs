@@ -1,0 +1,38 @@
+//! Building responses: JSON bodies, error bodies, empty answers.
+
+use bytes::Bytes;
+use http::StatusCode;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http_body_util::Full;
+use serde::Serialize;
+
+/// Every response body: a complete buffer (Switchyard's answers are small; streams go
+/// over WebSockets).
+pub type Body = Full<Bytes>;
+/// A response of either surface.
+pub type Response = http::Response<Body>;
+
+/// A JSON response with `status`.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => {
+            let mut response = http::Response::new(Full::new(Bytes::from(bytes)));
+            *response.status_mut() = status;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not serialize a response");
+            empty(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// A response with no body.
+pub fn empty(status: StatusCode) -> Response {
+    let mut response = http::Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}

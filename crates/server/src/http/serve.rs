@@ -1,0 +1,230 @@
+//! The accept loop: HTTP/1.1 connections with upgrades, request ids and one log line
+//! per request, and graceful shutdown of connections and WebSocket sessions.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::HeaderValue;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::response::Response;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Per-request facts a handler may use.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// A short random id, also sent back as `x-request-id` and logged.
+    pub request_id: String,
+    /// The peer's address (logged; never sent to another client).
+    pub peer: SocketAddr,
+    /// The server's shutdown signal, for long-lived sessions.
+    pub shutdown: Shutdown,
+}
+
+/// One HTTP surface.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request. Errors are answers too: this never fails.
+    fn handle(
+        &self,
+        request: http::Request<Incoming>,
+        ctx: RequestContext,
+    ) -> impl Future<Output = Response> + Send;
+}
+
+/// A shutdown signal shared by the accept loop, its connections and WebSocket
+/// sessions, with a tracker to wait for the sessions to finish closing.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    token: CancellationToken,
+    sessions: TaskTracker,
+}
+
+impl Shutdown {
+    /// A signal that has not fired.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fires the signal.
+    pub fn trigger(&self) {
+        self.token.cancel();
+    }
+
+    /// True once fired.
+    pub fn is_triggered(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Resolves once fired.
+    pub async fn triggered(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// Runs a long-lived session (a WebSocket) that shutdown waits for.
+    pub fn spawn_session<F>(&self, session: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.sessions.spawn(session);
+    }
+
+    /// Waits up to `grace` for every session to finish.
+    pub async fn wait_sessions(&self, grace: Duration) {
+        self.sessions.close();
+        if tokio::time::timeout(grace, self.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some WebSocket sessions did not close within the grace period");
+        }
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    shutdown: Shutdown,
+    accept_loop: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The server's shutdown signal.
+    pub fn shutdown_signal(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Stops accepting, asks every connection to finish its current request, lets
+    /// WebSocket sessions close with 1001, and waits up to `grace` for all of it.
+    pub async fn shutdown(self, grace: Duration) {
+        self.shutdown.trigger();
+        let _ = tokio::time::timeout(grace, self.accept_loop).await;
+        self.shutdown.wait_sessions(grace).await;
+    }
+}
+
+/// Serves `handler` on `listener` until `shutdown` fires.
+pub fn serve<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    shutdown: Shutdown,
+) -> ServerHandle {
+    let local_addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let accept_loop = tokio::spawn(accept_loop(listener, handler, shutdown.clone()));
+    ServerHandle {
+        local_addr,
+        shutdown,
+        accept_loop,
+    }
+}
+
+async fn accept_loop<H: Handler>(listener: TcpListener, handler: Arc<H>, shutdown: Shutdown) {
+    let connections = TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.triggered() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        connections.spawn(serve_connection(
+            stream,
+            peer,
+            handler.clone(),
+            shutdown.clone(),
+        ));
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+async fn serve_connection<H: Handler>(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    handler: Arc<H>,
+    shutdown: Shutdown,
+) {
+    let service = {
+        let shutdown = shutdown.clone();
+        service_fn(move |request| {
+            let handler = handler.clone();
+            let ctx = RequestContext {
+                request_id: format!("{:016x}", fastrand::u64(..)),
+                peer,
+                shutdown: shutdown.clone(),
+            };
+            async move {
+                Ok::<_, std::convert::Infallible>(logged(handler.as_ref(), request, ctx).await)
+            }
+        })
+    };
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.triggered() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, %peer, "connection ended with an error");
+    }
+}
+
+/// Runs the handler and writes the one log line of the request: method, path (no
+/// query: it may hold cursors), status, duration and request id.
+async fn logged<H: Handler>(
+    handler: &H,
+    request: http::Request<Incoming>,
+    ctx: RequestContext,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let request_id = ctx.request_id.clone();
+    let mut response = handler.handle(request, ctx).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    tracing::info!(
+        target: "switchyard::http",
+        request_id = %request_id,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}

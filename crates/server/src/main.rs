@@ -1,0 +1,3 @@
+//! The `switchyard` binary.
+
+fn main() {}

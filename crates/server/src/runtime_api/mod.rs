@@ -1,0 +1,8 @@
+//! The Runtime API (`/v1`) over hyper: routing, auth and the mapping of runtime
+//! errors onto the contract's answers. No worker logic lives here; every handler
+//! delegates to [`switchyard_runtime::Runtime`].
+
+mod events;
+mod routes;
+
+pub use routes::{RuntimeApi, RuntimeApiSettings};

@@ -1,0 +1,204 @@
+//! Route table and handlers of the Runtime API.
+
+use http::{Method, StatusCode};
+use hyper::body::Incoming;
+use switchyard_protocol::{
+    CreateWorkerRequest, ErrorCode, Health, InputRequest, WorkerId, WorkerStatus,
+};
+use switchyard_runtime::{ListQuery, Runtime, RuntimeError};
+use switchyard_transport::SecretToken;
+
+use crate::http::auth::check_bearer;
+use crate::http::body::{read_json, read_limited};
+use crate::http::query::Query;
+use crate::http::response::{empty, json};
+use crate::http::ws::SessionSettings;
+use crate::http::{ApiError, Handler, RequestContext, Response};
+
+/// Settings of the Runtime API surface.
+#[derive(Debug, Clone)]
+pub struct RuntimeApiSettings {
+    /// Bearer token required on every route but `/v1/health`; `None` turns auth off.
+    pub token: Option<SecretToken>,
+    /// Largest request body.
+    pub max_body_bytes: u64,
+    /// WebSocket timing.
+    pub session: SessionSettings,
+}
+
+/// The Runtime API handler.
+pub struct RuntimeApi {
+    runtime: Runtime,
+    settings: RuntimeApiSettings,
+    router: matchit::Router<Route>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Health,
+    Runtime,
+    Workers,
+    Worker,
+    Input,
+    Cancel,
+    Stop,
+    Transcript,
+    Events,
+}
+
+impl RuntimeApi {
+    /// Binds `runtime` to the `/v1` routes.
+    pub fn new(runtime: Runtime, settings: RuntimeApiSettings) -> Self {
+        let mut router = matchit::Router::new();
+        let routes = [
+            ("/v1/health", Route::Health),
+            ("/v1/runtime", Route::Runtime),
+            ("/v1/workers", Route::Workers),
+            ("/v1/workers/{worker_id}", Route::Worker),
+            ("/v1/workers/{worker_id}/input", Route::Input),
+            ("/v1/workers/{worker_id}/cancel", Route::Cancel),
+            ("/v1/workers/{worker_id}/stop", Route::Stop),
+            ("/v1/workers/{worker_id}/transcript", Route::Transcript),
+            ("/v1/workers/{worker_id}/events/ws", Route::Events),
+        ];
+        for (path, route) in routes {
+            if let Err(error) = router.insert(path, route) {
+                unreachable!("static route table is valid: {error}");
+            }
+        }
+        Self {
+            runtime,
+            settings,
+            router,
+        }
+    }
+
+    /// The runtime it serves.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    async fn route(
+        &self,
+        request: http::Request<Incoming>,
+        ctx: &RequestContext,
+    ) -> Result<Response, ApiError> {
+        let path = request.uri().path().to_owned();
+        let Ok(matched) = self.router.at(&path) else {
+            return Err(ApiError::new(
+                ErrorCode::RouteNotFound,
+                format!("no route {path}; the Runtime API lives under /v1"),
+            ));
+        };
+        let route = *matched.value;
+        let worker_id = matched
+            .params
+            .get("worker_id")
+            .map(WorkerId::new)
+            .transpose()?;
+        if !matches!(route, Route::Health) {
+            check_bearer(request.headers(), self.settings.token.as_ref())?;
+        }
+        let method = request.method().clone();
+        let query = request.uri().query().map(str::to_owned);
+        let query = query.as_deref();
+        let limit = self.settings.max_body_bytes;
+        let runtime = &self.runtime;
+        match (route, method, worker_id) {
+            (Route::Health, Method::GET, _) => Ok(json(StatusCode::OK, &Health::ok())),
+            (Route::Runtime, Method::GET, _) => Ok(json(StatusCode::OK, &runtime.info())),
+            (Route::Workers, Method::GET, _) => {
+                let q = Query::parse(query, &["status", "limit", "after"])?;
+                let list = runtime.list(&ListQuery {
+                    status: q.parse_as::<WorkerStatus>(
+                        "status",
+                        "one of starting, running, exited, stopped, failed, lost",
+                    )?,
+                    after: q.get("after").map(WorkerId::new).transpose()?,
+                    limit: q.parse_as("limit", "a whole number")?,
+                })?;
+                Ok(json(StatusCode::OK, &list))
+            }
+            (Route::Workers, Method::POST, _) => {
+                Query::parse(query, &[])?;
+                let (parts, body) = request.into_parts();
+                let create: CreateWorkerRequest = read_json(&parts.headers, body, limit).await?;
+                Ok(json(StatusCode::CREATED, &runtime.create(create).await?))
+            }
+            (Route::Worker, Method::GET, Some(id)) => Ok(json(StatusCode::OK, &runtime.get(&id)?)),
+            (Route::Worker, Method::DELETE, Some(id)) => {
+                runtime.delete(&id).await?;
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            (Route::Input, Method::POST, Some(id)) => {
+                let (parts, body) = request.into_parts();
+                let input: InputRequest = read_json(&parts.headers, body, limit).await?;
+                Ok(json(
+                    StatusCode::ACCEPTED,
+                    &runtime.input(&id, input.text).await?,
+                ))
+            }
+            (Route::Cancel, Method::POST, Some(id)) => {
+                drain_body(request, limit).await?;
+                Ok(json(StatusCode::OK, &runtime.cancel(&id)?))
+            }
+            (Route::Stop, Method::POST, Some(id)) => {
+                drain_body(request, limit).await?;
+                Ok(json(StatusCode::OK, &runtime.stop(&id).await?))
+            }
+            (Route::Transcript, Method::GET, Some(id)) => {
+                let q = Query::parse(query, &["after", "limit"])?;
+                let after = q.parse_as("after", "a whole number")?.unwrap_or(0);
+                let limit = q.parse_as("limit", "a whole number")?;
+                Ok(json(
+                    StatusCode::OK,
+                    &runtime.transcript(&id, after, limit).await?,
+                ))
+            }
+            (Route::Events, Method::GET, Some(id)) => {
+                let q = Query::parse(query, &["cursor"])?;
+                super::events::upgrade(
+                    runtime,
+                    &id,
+                    q.get("cursor"),
+                    request,
+                    ctx,
+                    self.settings.session,
+                )
+            }
+            (_, method, _) => Err(ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{method} is not allowed on {path}"),
+            )),
+        }
+    }
+}
+
+/// Bodyless commands still may not stream an unbounded body at us.
+async fn drain_body(request: http::Request<Incoming>, limit: u64) -> Result<(), ApiError> {
+    let (parts, body) = request.into_parts();
+    read_limited(&parts.headers, body, limit).await.map(drop)
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(error: RuntimeError) -> Self {
+        if let RuntimeError::Store(store) = &error {
+            tracing::error!(error = %store, "store failure");
+        }
+        Self::from(error.to_detail())
+    }
+}
+
+impl Handler for RuntimeApi {
+    async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
+        match self.route(request, &ctx).await {
+            Ok(response) => response,
+            Err(mut error) => {
+                if error.detail.code == ErrorCode::Internal {
+                    error = ApiError::internal(&ctx.request_id);
+                }
+                error.into_response()
+            }
+        }
+    }
+}

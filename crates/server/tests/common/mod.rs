@@ -1,0 +1,150 @@
+//! Shared harness for the server's in-process tests: a real Runtime API server on
+//! 127.0.0.1:0 and a tiny HTTP client over a fresh TCP connection per request.
+#![allow(dead_code, missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use switchyard_protocol::RuntimeId;
+use switchyard_runtime::{Runtime, RuntimeConfig};
+use switchyard_server::http::ws::SessionSettings;
+use switchyard_server::http::{ServerHandle, Shutdown, serve};
+use switchyard_server::runtime_api::{RuntimeApi, RuntimeApiSettings};
+use switchyard_transport::SecretToken;
+use tokio::net::{TcpListener, TcpStream};
+
+pub const TOKEN: &str = "test-token-6b1d";
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn config() -> RuntimeConfig {
+    RuntimeConfig::new(RuntimeId::new("rt-test").unwrap(), "Test runtime")
+}
+
+pub fn settings(token: Option<&str>) -> RuntimeApiSettings {
+    RuntimeApiSettings {
+        token: token.and_then(SecretToken::new),
+        max_body_bytes: 1024 * 1024,
+        session: SessionSettings::default(),
+    }
+}
+
+/// A Runtime API server on a free loopback port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub runtime: Runtime,
+    handle: ServerHandle,
+}
+
+impl TestServer {
+    pub async fn start(config: RuntimeConfig) -> Self {
+        Self::start_with(config, settings(Some(TOKEN))).await
+    }
+
+    pub async fn start_with(config: RuntimeConfig, settings: RuntimeApiSettings) -> Self {
+        let runtime = Runtime::in_memory(config).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let handle = serve(
+            listener,
+            Arc::new(RuntimeApi::new(runtime.clone(), settings)),
+            Shutdown::new(),
+        );
+        Self {
+            addr: handle.local_addr(),
+            runtime,
+            handle,
+        }
+    }
+
+    /// Authorised request with an optional JSON body.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&str>) -> TestResponse {
+        let auth = format!("Bearer {TOKEN}");
+        let mut headers = vec![("authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        request(
+            self.addr,
+            method,
+            path,
+            body.map(|b| b.as_bytes().to_vec()),
+            &headers,
+        )
+        .await
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    pub async fn shutdown(self) {
+        self.handle.shutdown_signal().trigger();
+        let _ = self.runtime.shutdown().await;
+        self.handle.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// A decoded answer.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub raw: Bytes,
+    pub json: serde_json::Value,
+}
+
+impl TestResponse {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.json["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error code>")
+    }
+}
+
+/// One request on a fresh connection.
+pub async fn request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> TestResponse {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .unwrap();
+    let response = tokio::time::timeout(WAIT, sender.send_request(request))
+        .await
+        .expect("response in time")
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let raw = response.into_body().collect().await.unwrap().to_bytes();
+    let json = if raw.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null)
+    };
+    TestResponse {
+        status,
+        headers,
+        raw,
+        json,
+    }
+}

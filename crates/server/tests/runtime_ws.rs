@@ -1,0 +1,299 @@
+//! The Runtime API's worker event WebSocket with a real client.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use http::Method;
+use switchyard_protocol::{CreateWorkerRequest, ServerFrame, WorkerDetail, WorkerEvent};
+use switchyard_runtime::{Profile, ProfileSpec};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn connect(server: &TestServer, worker: &str, cursor: Option<&str>) -> Ws {
+    let mut path = format!("/v1/workers/{worker}/events/ws");
+    if let Some(c) = cursor {
+        path.push_str(&format!("?cursor={c}"));
+    }
+    let mut request = server.ws_url(&path).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let (ws, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connect in time")
+        .expect("upgrade accepted");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// The next server frame; panics on a close or a timeout.
+async fn frame(ws: &mut Ws) -> ServerFrame {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("stream open")
+            .expect("no protocol error");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).expect("a valid frame"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+}
+
+/// Reads until the server closes; returns the close code.
+async fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("close in time")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+fn event(frame: &ServerFrame) -> (&str, &WorkerEvent) {
+    match frame {
+        ServerFrame::Event {
+            cursor,
+            event,
+            runtime_id,
+            ..
+        } => {
+            assert!(runtime_id.is_none(), "runtime frames carry no runtime_id");
+            (cursor, event)
+        }
+        other => panic!("expected an event frame, got {other:?}"),
+    }
+}
+
+async fn create(server: &TestServer, profile: &str) -> WorkerDetail {
+    let body = serde_json::to_string(&CreateWorkerRequest {
+        profile: profile.into(),
+        label: None,
+    })
+    .unwrap();
+    let response = server.call(Method::POST, "/v1/workers", Some(&body)).await;
+    assert_eq!(response.status, 201, "{:?}", response.json);
+    serde_json::from_value(response.json).unwrap()
+}
+
+async fn input(server: &TestServer, worker: &str, text: &str) {
+    let body = serde_json::json!({ "text": text }).to_string();
+    let response = server
+        .call(
+            Method::POST,
+            &format!("/v1/workers/{worker}/input"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(response.status, 202, "{:?}", response.json);
+}
+
+#[tokio::test]
+async fn snapshot_then_live_events_in_order_and_resume_gets_exactly_the_missed_ones() {
+    let server = TestServer::start(config()).await;
+    let w = create(&server, "echo").await;
+    let id = w.worker_id.as_str();
+    let mut ws = connect(&server, id, None).await;
+    let first = frame(&mut ws).await;
+    assert!(matches!(event(&first).1, WorkerEvent::Snapshot { .. }));
+    input(&server, id, "one").await;
+    let f = frame(&mut ws).await;
+    assert!(matches!(event(&f).1, WorkerEvent::Input { text, .. } if text == "one"));
+    let f = frame(&mut ws).await;
+    let (cursor, e) = event(&f);
+    assert!(matches!(e, WorkerEvent::Output { text, .. } if text == "one"));
+    let cursor = cursor.to_owned();
+    ws.close(None).await.unwrap();
+
+    // Away: two round trips happen.
+    input(&server, id, "two").await;
+    input(&server, id, "three").await;
+    let mut resumed = connect(&server, id, Some(&cursor)).await;
+    let mut texts = Vec::new();
+    let mut cursors = std::collections::HashSet::new();
+    for _ in 0..4 {
+        let f = frame(&mut resumed).await;
+        let (c, e) = event(&f);
+        assert!(
+            cursors.insert(c.to_owned()),
+            "no cursor twice on one connection"
+        );
+        match e {
+            WorkerEvent::Input { text, .. } => texts.push(format!("in:{text}")),
+            WorkerEvent::Output { text, .. } => texts.push(format!("out:{text}")),
+            other => panic!("only the missed events: {other:?}"),
+        }
+    }
+    assert_eq!(texts, ["in:two", "out:two", "in:three", "out:three"]);
+    // Nothing more until something happens.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), resumed.next())
+            .await
+            .is_err()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_cursor_gives_reset_then_snapshot() {
+    let mut cfg = config();
+    cfg.limits.event_backlog = 4;
+    let server = TestServer::start(cfg).await;
+    let w = create(&server, "echo").await;
+    let id = w.worker_id.as_str();
+    let mut ws = connect(&server, id, None).await;
+    let f = frame(&mut ws).await;
+    let old = event(&f).0.to_owned();
+    for i in 0..5 {
+        input(&server, id, &i.to_string()).await;
+    }
+    let mut resumed = connect(&server, id, Some(&old)).await;
+    assert_eq!(
+        serde_json::to_value(frame(&mut resumed).await).unwrap(),
+        serde_json::json!({"type":"reset","reason":"cursor_expired"})
+    );
+    assert!(matches!(
+        event(&frame(&mut resumed).await).1,
+        WorkerEvent::Snapshot { .. }
+    ));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_and_foreign_cursors_are_400_before_the_upgrade() {
+    let server = TestServer::start(config()).await;
+    let a = create(&server, "echo").await;
+    let b = create(&server, "echo").await;
+    let sub = server.runtime.subscribe(&a.worker_id, None).unwrap();
+    let foreign = sub.cursor_at(0);
+    for (worker, cursor) in [
+        (b.worker_id.as_str(), foreign.as_str()),
+        (a.worker_id.as_str(), "not-a-cursor"),
+    ] {
+        let mut request = server
+            .ws_url(&format!("/v1/workers/{worker}/events/ws?cursor={cursor}"))
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 400);
+                let body: serde_json::Value =
+                    serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+                assert_eq!(body["error"]["code"], "invalid_cursor");
+            }
+            other => panic!("expected a plain 400, got {other:?}"),
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_data_frame_closes_with_1008() {
+    let server = TestServer::start(config()).await;
+    let w = create(&server, "echo").await;
+    let mut ws = connect(&server, w.worker_id.as_str(), None).await;
+    frame(&mut ws).await;
+    ws.send(Message::text("hello?")).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1008));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_with_1001() {
+    let server = TestServer::start(config()).await;
+    let w = create(&server, "echo").await;
+    let mut ws = connect(&server, w.worker_id.as_str(), None).await;
+    frame(&mut ws).await;
+    let closing = tokio::spawn(server.shutdown());
+    assert_eq!(close_code(&mut ws).await, Some(1001));
+    closing.await.unwrap();
+}
+
+#[tokio::test]
+async fn deleting_the_worker_closes_with_4404() {
+    let server = TestServer::start(config()).await;
+    let w = create(&server, "echo").await;
+    let id = w.worker_id.as_str();
+    let mut ws = connect(&server, id, None).await;
+    frame(&mut ws).await;
+    assert_eq!(
+        server
+            .call(Method::POST, &format!("/v1/workers/{id}/stop"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        server
+            .call(Method::DELETE, &format!("/v1/workers/{id}"), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(close_code(&mut ws).await, Some(4404));
+    server.shutdown().await;
+}
+
+/// One client stops reading while a worker produces a lot of output: it is closed
+/// with 4408 and a second client on the same worker receives every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_gets_4408_while_another_keeps_up() {
+    let mut cfg = config();
+    cfg.limits.subscriber_queue = 64;
+    cfg = cfg.with_profile(
+        "echo",
+        Profile {
+            description: None,
+            spec: ProfileSpec::Echo {
+                delay: Duration::ZERO,
+            },
+        },
+    );
+    let server = TestServer::start(cfg).await;
+    let w = create(&server, "echo").await;
+    let id = w.worker_id.as_str();
+    let mut stalled = connect(&server, id, None).await;
+    let mut reader = connect(&server, id, None).await;
+    frame(&mut stalled).await;
+    frame(&mut reader).await;
+
+    // 64 KiB per input: socket buffers fill after a few MB, then the stalled client's
+    // queue of 64 events overflows. The reader keeps up because we wait for each echo.
+    let text = "x".repeat(60 * 1024);
+    let mut rounds = 0;
+    let mut last_position_text = String::new();
+    while rounds < 400 {
+        input(&server, id, &text).await;
+        loop {
+            let f = frame(&mut reader).await;
+            if let WorkerEvent::Output { text: t, .. } = event(&f).1 {
+                last_position_text = t.clone();
+                break;
+            }
+        }
+        rounds += 1;
+    }
+    assert_eq!(last_position_text.len(), text.len());
+    // The stalled client now reads: what was buffered, then the 4408 close.
+    let code = close_code(&mut stalled).await;
+    assert_eq!(code, Some(4408));
+    assert_eq!(u16::from(WsCloseCode::from(4408)), 4408);
+    server.shutdown().await;
+}
