@@ -1,1 +1,10 @@
-//! End-to-end test helpers (filled by the runtime-process issue).
+//! The end-to-end test harness: start the real `switchyard` binary on loopback, talk
+//! HTTP and WebSocket to it, and signal it. The crates' own in-process tests use the
+//! HTTP helpers too.
+
+pub mod client;
+pub mod proc;
+pub mod ws;
+
+/// How long any single wait in a test may take; generous, since CI machines are small.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(30);

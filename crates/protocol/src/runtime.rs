@@ -179,6 +179,13 @@ pub struct BackendRuntime {
     pub workers: WorkerCounts,
 }
 
+/// `GET /api/runtimes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeList {
+    /// Every runtime the caller may see, in configuration order.
+    pub runtimes: Vec<BackendRuntime>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

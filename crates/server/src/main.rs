@@ -1,3 +1,5 @@
 //! The `switchyard` binary.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    switchyard_server::cli::main()
+}

@@ -1,6 +1,18 @@
 //! Backend-owned clients for remote Switchyard runtimes, and [`SecretToken`], the type
 //! every bearer token travels in.
+//!
+//! The registry depends only on the [`RuntimeClient`] trait; [`HttpRuntimeClient`]
+//! implements it over hyper-util's pooled client.
 
+pub mod error;
+mod http_client;
+pub mod rest;
 pub mod secret;
 
+pub use error::{TimeoutPhase, TransportError, UnreachableKind};
+pub use http_client::{HttpRuntimeClient, RemoteEndpoint};
+pub use rest::{RuntimeClient, WorkerQuery};
 pub use secret::SecretToken;
+
+#[cfg(any(test, feature = "mock"))]
+pub use rest::MockRuntimeClient;

@@ -1,9 +1,169 @@
-//! `switchyard serve`: the backend (built by the registry issue).
+//! `switchyard serve`: the backend, with its embedded runtime (if configured) and
+//! its remote runtimes in one registry behind the backend API.
 
-use crate::config::ServeArgs;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_registry::{
+    AllowAll, EmbeddedSource, RegisteredRuntime, RemoteSource, RuntimeRegistry, Scrubber,
+};
+use switchyard_runtime::{FsStore, MemoryStore, Runtime, Store};
+use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint};
+use tokio::net::TcpListener;
+
+use crate::backend_api::{BackendApi, BackendApiSettings};
+use crate::config::{
+    BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs, load_backend_settings,
+};
+use crate::http::{ServerHandle, Shutdown, serve};
+
+/// How long connections and WebSocket sessions get to finish on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the subcommand; returns the exit status.
-pub async fn run(_args: ServeArgs) -> u8 {
-    eprintln!("switchyard serve: the backend is not built yet; run `switchyard runtime`");
-    1
+pub async fn run(args: ServeArgs) -> u8 {
+    let settings = match load_backend_settings(&args, &|name| std::env::var(name).ok()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("switchyard serve: {error}");
+            return 2;
+        }
+    };
+    let running = match start(settings).await {
+        Ok(running) => running,
+        Err(message) => {
+            eprintln!("switchyard serve: {message}");
+            return 1;
+        }
+    };
+    println!("listening on http://{}", running.server.local_addr());
+    let _ = std::io::stdout().flush();
+    super::signals::terminated().await;
+    running.shutdown().await;
+    0
+}
+
+/// A backend serving the backend API.
+pub struct RunningBackend {
+    /// The registry.
+    pub registry: Arc<RuntimeRegistry>,
+    /// The embedded runtime, if configured.
+    pub embedded: Option<Runtime>,
+    /// The HTTP server.
+    pub server: ServerHandle,
+}
+
+impl RunningBackend {
+    /// Stops accepting, closes WebSockets with 1001, stops the embedded runtime's
+    /// workers and flushes its store. Remote runtimes keep running.
+    pub async fn shutdown(self) {
+        self.server.shutdown_signal().trigger();
+        if let Some(runtime) = &self.embedded
+            && let Err(error) = runtime.shutdown().await
+        {
+            tracing::error!(%error, "could not flush the embedded store on shutdown");
+        }
+        self.server.shutdown(SHUTDOWN_GRACE).await;
+        tracing::info!("backend stopped");
+    }
+}
+
+/// Builds the registry, starts serving and starts the health probes. Errors are
+/// messages for the operator's terminal.
+pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> {
+    let mut runtimes = Vec::new();
+    let mut embedded = None;
+    if let Some(settings) = settings.embedded {
+        let (runtime, registered) = embedded_runtime(settings).await?;
+        embedded = Some(runtime);
+        runtimes.push(registered);
+    }
+    for remote in settings.remotes {
+        runtimes.push(remote_runtime(remote)?);
+    }
+    let registry =
+        Arc::new(RuntimeRegistry::new(runtimes, Arc::new(AllowAll)).map_err(|e| e.to_string())?);
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("could not listen on {}: {e}", settings.listen))?;
+    let api = BackendApi::new(
+        registry.clone(),
+        BackendApiSettings {
+            max_body_bytes: settings.max_body_bytes,
+        },
+    );
+    let server = serve(listener, Arc::new(api), Shutdown::new());
+    tokio::spawn({
+        let registry = registry.clone();
+        async move { registry.refresh_all().await }
+    });
+    registry.start_health_probes(settings.health_interval);
+    tracing::info!(addr = %server.local_addr(), "backend listening");
+    Ok(RunningBackend {
+        registry,
+        embedded,
+        server,
+    })
+}
+
+async fn embedded_runtime(
+    settings: EmbeddedSettings,
+) -> Result<(Runtime, RegisteredRuntime), String> {
+    let store: Arc<dyn Store> = match &settings.data_dir {
+        Some(dir) => Arc::new(
+            FsStore::open(dir.clone())
+                .await
+                .map_err(|e| format!("could not open the embedded data directory: {e}"))?,
+        ),
+        None => Arc::new(MemoryStore::new()),
+    };
+    let runtime_id = settings.runtime.runtime_id.clone();
+    let display_name = settings.runtime.display_name.clone();
+    let runtime = Runtime::open(settings.runtime, store)
+        .await
+        .map_err(|e| format!("could not load the embedded runtime's workers: {e}"))?;
+    let registered = RegisteredRuntime {
+        runtime_id,
+        display_name,
+        source: Arc::new(EmbeddedSource::new(runtime.clone())),
+        call_timeout: None,
+    };
+    Ok((runtime, registered))
+}
+
+fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String> {
+    let scrubber = Scrubber::new(secrets_of(&settings));
+    let endpoint = RemoteEndpoint {
+        base_url: settings.base_url,
+        token: settings.token,
+        connect_timeout: settings.connect_timeout,
+        request_timeout: settings.request_timeout,
+    };
+    let client = HttpRuntimeClient::new(endpoint)
+        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
+    Ok(RegisteredRuntime {
+        runtime_id: settings.runtime_id,
+        display_name: settings.display_name,
+        source: Arc::new(RemoteSource::new(Arc::new(client), scrubber)),
+        // The client enforces its own deadlines; this is a backstop.
+        call_timeout: Some(
+            settings.connect_timeout + settings.request_timeout + Duration::from_secs(1),
+        ),
+    })
+}
+
+/// What must never reach a client about a remote: its URL, authority, host and token.
+fn secrets_of(settings: &RemoteSettings) -> Vec<String> {
+    let mut secrets = vec![
+        settings.base_url.clone(),
+        settings.token.expose().to_owned(),
+    ];
+    if let Ok(uri) = settings.base_url.parse::<http::Uri>()
+        && let Some(authority) = uri.authority()
+    {
+        secrets.push(authority.to_string());
+        secrets.push(authority.host().to_owned());
+    }
+    secrets
 }

@@ -9,7 +9,7 @@ use switchyard_runtime::RuntimeConfig;
 use switchyard_transport::SecretToken;
 
 use super::args::ServeArgs;
-use super::error::{ConfigError, Origin};
+use super::error::ConfigError;
 use super::file::{BackendFile, EmbeddedFile, RemoteFile};
 use super::parse::{FileContext, read_file};
 use super::runtime::DEFAULT_RUNTIME_ID;

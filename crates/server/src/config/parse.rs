@@ -101,7 +101,7 @@ fn convert(
         return ConfigError::MissingKey {
             origin,
             key: with_leaf(&at, field),
-            hint: "add it".to_owned(),
+            hint: missing_hint(field).to_owned(),
         };
     }
     if at.is_empty() {
@@ -111,6 +111,16 @@ fn convert(
         origin,
         key: at,
         problem: redact_string(&message),
+    }
+}
+
+/// What to write for a required key that is missing.
+fn missing_hint(field: &str) -> &'static str {
+    match field {
+        "kind" => "add kind = \"echo\" or kind = \"process\"",
+        "runtime_id" => "add the runtime's id, e.g. runtime_id = \"build-1\"",
+        "base_url" => "add the runtime's address, e.g. base_url = \"http://127.0.0.1:7701\"",
+        _ => "add it",
     }
 }
 

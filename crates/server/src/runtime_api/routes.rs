@@ -2,14 +2,13 @@
 
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
-use switchyard_protocol::{
-    CreateWorkerRequest, ErrorCode, Health, InputRequest, WorkerId, WorkerStatus,
-};
+use switchyard_protocol::{CreateWorkerRequest, ErrorCode, Health, InputRequest, WorkerId};
 use switchyard_runtime::{ListQuery, Runtime, RuntimeError};
 use switchyard_transport::SecretToken;
 
+use crate::backend_api::{drain_body, worker_query};
 use crate::http::auth::check_bearer;
-use crate::http::body::{read_json, read_limited};
+use crate::http::body::read_json;
 use crate::http::query::Query;
 use crate::http::response::{empty, json};
 use crate::http::ws::SessionSettings;
@@ -108,14 +107,11 @@ impl RuntimeApi {
             (Route::Health, Method::GET, _) => Ok(json(StatusCode::OK, &Health::ok())),
             (Route::Runtime, Method::GET, _) => Ok(json(StatusCode::OK, &runtime.info())),
             (Route::Workers, Method::GET, _) => {
-                let q = Query::parse(query, &["status", "limit", "after"])?;
+                let q = worker_query(query)?;
                 let list = runtime.list(&ListQuery {
-                    status: q.parse_as::<WorkerStatus>(
-                        "status",
-                        "one of starting, running, exited, stopped, failed, lost",
-                    )?,
-                    after: q.get("after").map(WorkerId::new).transpose()?,
-                    limit: q.parse_as("limit", "a whole number")?,
+                    status: q.status,
+                    after: q.after,
+                    limit: q.limit,
                 })?;
                 Ok(json(StatusCode::OK, &list))
             }
@@ -172,12 +168,6 @@ impl RuntimeApi {
             )),
         }
     }
-}
-
-/// Bodyless commands still may not stream an unbounded body at us.
-async fn drain_body(request: http::Request<Incoming>, limit: u64) -> Result<(), ApiError> {
-    let (parts, body) = request.into_parts();
-    read_limited(&parts.headers, body, limit).await.map(drop)
 }
 
 impl From<RuntimeError> for ApiError {

@@ -6,17 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::Method;
 use switchyard_protocol::RuntimeId;
 use switchyard_runtime::{Runtime, RuntimeConfig};
 use switchyard_server::http::ws::SessionSettings;
 use switchyard_server::http::{ServerHandle, Shutdown, serve};
 use switchyard_server::runtime_api::{RuntimeApi, RuntimeApiSettings};
 use switchyard_transport::SecretToken;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 pub const TOKEN: &str = "test-token-6b1d";
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -88,63 +85,4 @@ impl TestServer {
     }
 }
 
-/// A decoded answer.
-#[derive(Debug)]
-pub struct TestResponse {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub raw: Bytes,
-    pub json: serde_json::Value,
-}
-
-impl TestResponse {
-    /// The error code of an error body.
-    pub fn code(&self) -> &str {
-        self.json["error"]["code"]
-            .as_str()
-            .unwrap_or("<no error code>")
-    }
-}
-
-/// One request on a fresh connection.
-pub async fn request(
-    addr: SocketAddr,
-    method: Method,
-    path: &str,
-    body: Option<Vec<u8>>,
-    headers: &[(&str, &str)],
-) -> TestResponse {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let request = builder
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .unwrap();
-    let response = tokio::time::timeout(WAIT, sender.send_request(request))
-        .await
-        .expect("response in time")
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let raw = response.into_body().collect().await.unwrap().to_bytes();
-    let json = if raw.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null)
-    };
-    TestResponse {
-        status,
-        headers,
-        raw,
-        json,
-    }
-}
+pub use switchyard_e2e::client::{TestResponse, request};

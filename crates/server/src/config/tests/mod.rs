@@ -1,3 +1,7 @@
 //! Tests of the configuration layer, with temporary files and a fake environment.
 
+mod backend_settings;
+mod errors;
+mod examples;
+mod runtime_settings;
 mod support;

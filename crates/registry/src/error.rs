@@ -1,0 +1,166 @@
+//! Registry errors: [`SourceError`] from one runtime, [`RegistryError`] for a client.
+
+use switchyard_protocol::{ErrorCode, ErrorDetail, RuntimeId};
+use switchyard_runtime::RuntimeError;
+use switchyard_transport::TransportError;
+
+/// How one runtime failed a call. Messages never hold an address or a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// Connection refused, reset, or the name did not resolve.
+    #[error("the runtime is unreachable; it may be down or restarting, try again shortly")]
+    Unreachable,
+    /// No answer within the configured timeout.
+    #[error("the runtime did not answer in time; try again shortly")]
+    Timeout,
+    /// The runtime rejected the backend's own credentials.
+    #[error(
+        "the runtime rejected the backend's credentials; an operator must fix the backend's token for it"
+    )]
+    AuthFailed,
+    /// The runtime answered something malformed or unexpected.
+    #[error("the runtime answered something unexpected ({0}); it may run an incompatible version")]
+    Protocol(String),
+    /// The runtime lacks the route or capability.
+    #[error("the runtime does not support {0}")]
+    Unsupported(String),
+    /// The runtime is draining or stopped.
+    #[error("the runtime is shutting down or stopped; try again later")]
+    Unavailable,
+    /// The runtime refused the request itself (worker not found, busy, ...): its own
+    /// typed answer, passed through.
+    #[error("{}", .0.message)]
+    Rejected(ErrorDetail),
+    /// A bug in the backend or the runtime.
+    #[error("internal error")]
+    Internal,
+}
+
+impl SourceError {
+    /// The contract code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unreachable => ErrorCode::RuntimeUnreachable,
+            Self::Timeout => ErrorCode::RuntimeTimeout,
+            Self::AuthFailed => ErrorCode::RuntimeAuthFailed,
+            Self::Protocol(_) => ErrorCode::RuntimeProtocolError,
+            Self::Unsupported(_) => ErrorCode::Unsupported,
+            Self::Unavailable => ErrorCode::RuntimeUnavailable,
+            Self::Rejected(detail) => detail.code,
+            Self::Internal => ErrorCode::Internal,
+        }
+    }
+
+    /// True when the runtime answered (so it is up), even if it refused the request.
+    pub fn runtime_answered(&self) -> bool {
+        matches!(self, Self::Rejected(_) | Self::Unsupported(_))
+    }
+}
+
+/// Codes a runtime may answer about a request that the backend passes through as they
+/// are. Anything else from a runtime is treated as a protocol error.
+const PASS_THROUGH: &[ErrorCode] = &[
+    ErrorCode::InvalidRequest,
+    ErrorCode::InvalidId,
+    ErrorCode::InvalidCursor,
+    ErrorCode::LimitTooLarge,
+    ErrorCode::UnknownProfile,
+    ErrorCode::WorkerNotFound,
+    ErrorCode::WorkerNotRunning,
+    ErrorCode::WorkerRunning,
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::WorkerBusy,
+    ErrorCode::WorkerLimitReached,
+];
+
+impl From<TransportError> for SourceError {
+    fn from(error: TransportError) -> Self {
+        match error {
+            TransportError::Unreachable { .. } => Self::Unreachable,
+            TransportError::Timeout { .. } => Self::Timeout,
+            TransportError::AuthRejected => Self::AuthFailed,
+            TransportError::Unsupported { what } => Self::Unsupported(what),
+            TransportError::Protocol { reason } => Self::Protocol(reason),
+            TransportError::Runtime { detail, .. } => match detail.code {
+                ErrorCode::RuntimeUnavailable => Self::Unavailable,
+                ErrorCode::Unauthorized => Self::AuthFailed,
+                ErrorCode::Unsupported => Self::Unsupported("that request".into()),
+                ErrorCode::Internal => Self::Internal,
+                code if PASS_THROUGH.contains(&code) => Self::Rejected(ErrorDetail {
+                    code,
+                    message: detail.message,
+                    runtime_id: None,
+                    worker_id: detail.worker_id,
+                    retry_after_ms: detail.retry_after_ms,
+                }),
+                code => Self::Protocol(format!("it answered the error code {code}")),
+            },
+        }
+    }
+}
+
+impl From<RuntimeError> for SourceError {
+    fn from(error: RuntimeError) -> Self {
+        match error {
+            RuntimeError::Draining => Self::Unavailable,
+            RuntimeError::Store(store) => {
+                tracing::error!(error = %store, "embedded runtime store failure");
+                Self::Internal
+            }
+            other => Self::Rejected(other.to_detail()),
+        }
+    }
+}
+
+/// A registry call's failure, as a client sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// No runtime with that id is configured.
+    #[error("no runtime {0}; GET /api/runtimes lists them")]
+    RuntimeNotFound(RuntimeId),
+    /// The policy refused the call.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The runtime failed the call.
+    #[error("{error}")]
+    Source {
+        /// Which runtime.
+        runtime_id: RuntimeId,
+        /// How it failed.
+        error: SourceError,
+    },
+}
+
+impl RegistryError {
+    /// The contract code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::RuntimeNotFound(_) => ErrorCode::RuntimeNotFound,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Source { error, .. } => error.code(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.code().status()
+    }
+
+    /// The error body detail for a client, with `runtime_id` filled in.
+    pub fn to_detail(&self) -> ErrorDetail {
+        match self {
+            Self::RuntimeNotFound(id) => {
+                ErrorDetail::new(self.code(), self.to_string()).with_runtime(id.clone())
+            }
+            Self::Forbidden(message) => ErrorDetail::new(ErrorCode::Forbidden, message.clone()),
+            Self::Source { runtime_id, error } => {
+                let mut detail = match error {
+                    SourceError::Rejected(detail) => detail.clone(),
+                    other => ErrorDetail::new(other.code(), other.to_string()),
+                };
+                detail.runtime_id = Some(runtime_id.clone());
+                detail
+            }
+        }
+    }
+}

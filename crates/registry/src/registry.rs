@@ -1,0 +1,451 @@
+//! [`RuntimeRegistry`]: the table of runtimes, routing by `runtime_id + worker_id`,
+//! the policy check before every call, and the views kept fresh by call outcomes and
+//! background health probes.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use switchyard_protocol::{
+    AllWorkersList, BackendRuntime, CreateWorkerRequest, InputAccepted, RuntimeId, RuntimeInfo,
+    TranscriptPage, UnavailableEntry, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+};
+use switchyard_transport::WorkerQuery;
+use tokio::task::JoinHandle;
+
+use crate::error::{RegistryError, SourceError};
+use crate::policy::{Action, Policy, PolicyRequest};
+use crate::source::RuntimeSource;
+use crate::view::RuntimeView;
+
+/// Most workers `GET /api/workers` collects from one runtime.
+pub const LIST_ALL_MAX_PER_RUNTIME: usize = 10_000;
+
+/// One runtime to register.
+pub struct RegisteredRuntime {
+    /// Its id in the backend.
+    pub runtime_id: RuntimeId,
+    /// A name for people.
+    pub display_name: String,
+    /// How to reach it.
+    pub source: Arc<dyn RuntimeSource>,
+    /// Upper bound on any one call, beyond the source's own timeouts; `None` for
+    /// sources that cannot hang (embedded).
+    pub call_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for RegisteredRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredRuntime")
+            .field("runtime_id", &self.runtime_id)
+            .field("display_name", &self.display_name)
+            .field("source", &self.source.kind())
+            .field("call_timeout", &self.call_timeout)
+            .finish()
+    }
+}
+
+struct Entry {
+    runtime: RegisteredRuntime,
+    view: Mutex<RuntimeView>,
+}
+
+impl Entry {
+    fn view(&self) -> MutexGuard<'_, RuntimeView> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn id(&self) -> &RuntimeId {
+        &self.runtime.runtime_id
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, SourceError>>,
+    ) -> Result<T, SourceError> {
+        match self.runtime.call_timeout {
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .unwrap_or(Err(SourceError::Timeout)),
+            None => call.await,
+        }
+    }
+
+    fn record<T>(&self, outcome: &Result<T, SourceError>) {
+        let mut view = self.view();
+        match outcome {
+            Ok(_) => view.record_answer(),
+            Err(error) => view.record_failure(error),
+        }
+    }
+
+    async fn refresh(&self) -> Result<RuntimeInfo, SourceError> {
+        let outcome = self.bounded(self.runtime.source.info()).await;
+        match &outcome {
+            Ok(info) => self.view().record_info(info),
+            Err(error) => self.view().record_failure(error),
+        }
+        outcome
+    }
+
+    fn backend_view(&self) -> BackendRuntime {
+        let view = self.view().clone();
+        BackendRuntime {
+            runtime_id: self.id().clone(),
+            display_name: self.runtime.display_name.clone(),
+            source: self.runtime.source.kind(),
+            state: view.state,
+            last_seen: view.last_seen,
+            last_error: view.last_error,
+            capabilities: view.capabilities,
+            profiles: view.profiles,
+            workers: view.workers,
+        }
+    }
+}
+
+/// A configured runtime id appears twice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("runtime id {0} is configured twice")]
+pub struct DuplicateRuntimeId(pub RuntimeId);
+
+/// The registry. Share it behind an `Arc`.
+pub struct RuntimeRegistry {
+    entries: Vec<Arc<Entry>>,
+    by_id: HashMap<RuntimeId, Arc<Entry>>,
+    policy: Arc<dyn Policy>,
+    probes: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for RuntimeRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|e| &e.runtime))
+            .finish()
+    }
+}
+
+impl Drop for RuntimeRegistry {
+    fn drop(&mut self) {
+        for probe in self
+            .probes
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            probe.abort();
+        }
+    }
+}
+
+impl RuntimeRegistry {
+    /// A registry of `runtimes`, in the given order, consulting `policy`.
+    pub fn new(
+        runtimes: Vec<RegisteredRuntime>,
+        policy: Arc<dyn Policy>,
+    ) -> Result<Self, DuplicateRuntimeId> {
+        let mut entries = Vec::new();
+        let mut by_id = HashMap::new();
+        for runtime in runtimes {
+            let id = runtime.runtime_id.clone();
+            let entry = Arc::new(Entry {
+                runtime,
+                view: Mutex::new(RuntimeView::default()),
+            });
+            if by_id.insert(id.clone(), entry.clone()).is_some() {
+                return Err(DuplicateRuntimeId(id));
+            }
+            entries.push(entry);
+        }
+        Ok(Self {
+            entries,
+            by_id,
+            policy,
+            probes: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Arc<dyn Policy> {
+        &self.policy
+    }
+
+    /// The source of a runtime, for the observation hub.
+    pub fn source(&self, runtime_id: &RuntimeId) -> Result<Arc<dyn RuntimeSource>, RegistryError> {
+        Ok(self.entry(runtime_id)?.runtime.source.clone())
+    }
+
+    /// Refreshes every runtime's view once, concurrently.
+    pub async fn refresh_all(&self) {
+        futures_util::future::join_all(self.entries.iter().map(|e| e.refresh())).await;
+    }
+
+    /// Starts one background probe per runtime: every `interval` while it is up, and
+    /// backing off (doubling, with jitter, up to 8 × `interval`) while it is down.
+    pub fn start_health_probes(&self, interval: Duration) {
+        let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in &self.entries {
+            let entry = entry.clone();
+            probes.push(tokio::spawn(async move {
+                let mut delay = interval;
+                loop {
+                    let jitter = delay.mul_f64(fastrand::f64() * 0.2);
+                    tokio::time::sleep(delay + jitter).await;
+                    let _ = entry.refresh().await;
+                    delay = if entry.view().is_down() {
+                        (delay * 2).min(interval * 8)
+                    } else {
+                        interval
+                    };
+                }
+            }));
+        }
+    }
+
+    /// `GET /api/runtimes`: every runtime the policy lets the caller see, as last seen.
+    pub fn runtimes(&self) -> Vec<BackendRuntime> {
+        self.entries
+            .iter()
+            .filter(|e| self.authorize(e.id(), None, Action::ViewRuntime).is_ok())
+            .map(|e| e.backend_view())
+            .collect()
+    }
+
+    /// `GET /api/runtimes/{id}`: refreshed now; on failure, the cached view with its
+    /// state and last error.
+    pub async fn runtime(&self, runtime_id: &RuntimeId) -> Result<BackendRuntime, RegistryError> {
+        let entry = self.entry(runtime_id)?;
+        self.authorize(runtime_id, None, Action::ViewRuntime)?;
+        let _ = entry.refresh().await;
+        Ok(entry.backend_view())
+    }
+
+    /// `GET /api/workers`: every runtime asked concurrently, each bounded by its own
+    /// timeout; those that fail are listed under `unavailable`.
+    pub async fn list_all(&self, query: &WorkerQuery) -> AllWorkersList {
+        let listings = self.entries.iter().map(|entry| async move {
+            if self
+                .authorize(entry.id(), None, Action::ListWorkers)
+                .is_err()
+            {
+                return Ok(Vec::new());
+            }
+            let outcome = entry
+                .bounded(collect_all(entry.runtime.source.as_ref(), query))
+                .await;
+            entry.record(&outcome);
+            outcome.map_err(|error| RegistryError::Source {
+                runtime_id: entry.id().clone(),
+                error,
+            })
+        });
+        let mut all = AllWorkersList {
+            workers: Vec::new(),
+            unavailable: Vec::new(),
+        };
+        for (entry, outcome) in self
+            .entries
+            .iter()
+            .zip(futures_util::future::join_all(listings).await)
+        {
+            match outcome {
+                Ok(workers) => all
+                    .workers
+                    .extend(workers.into_iter().map(|w| owned_by(w, entry.id()))),
+                Err(error) => all.unavailable.push(UnavailableEntry {
+                    runtime_id: entry.id().clone(),
+                    error: error.to_detail(),
+                }),
+            }
+        }
+        all
+    }
+
+    /// `GET /api/runtimes/{id}/workers`.
+    pub async fn list_workers(
+        &self,
+        runtime_id: &RuntimeId,
+        query: &WorkerQuery,
+    ) -> Result<WorkerList, RegistryError> {
+        let mut list = self
+            .call(runtime_id, None, Action::ListWorkers, |s| async move {
+                s.list_workers(query).await
+            })
+            .await?;
+        list.workers = list
+            .workers
+            .into_iter()
+            .map(|w| owned_by(w, runtime_id))
+            .collect();
+        Ok(list)
+    }
+
+    /// `POST /api/runtimes/{id}/workers`.
+    pub async fn create_worker(
+        &self,
+        runtime_id: &RuntimeId,
+        request: &CreateWorkerRequest,
+    ) -> Result<WorkerDetail, RegistryError> {
+        let action = Action::CreateWorker {
+            profile: &request.profile,
+        };
+        let detail = self
+            .call(runtime_id, None, action, |s| async move {
+                s.create_worker(request).await
+            })
+            .await?;
+        Ok(owned_by(detail, runtime_id))
+    }
+
+    /// `GET /api/runtimes/{id}/workers/{worker_id}`.
+    pub async fn get_worker(
+        &self,
+        runtime_id: &RuntimeId,
+        worker: &WorkerId,
+    ) -> Result<WorkerDetail, RegistryError> {
+        let detail = self
+            .call(
+                runtime_id,
+                Some(worker),
+                Action::ViewWorker,
+                |s| async move { s.get_worker(worker).await },
+            )
+            .await?;
+        Ok(owned_by(detail, runtime_id))
+    }
+
+    /// `POST .../input`.
+    pub async fn input(
+        &self,
+        runtime_id: &RuntimeId,
+        worker: &WorkerId,
+        text: String,
+    ) -> Result<InputAccepted, RegistryError> {
+        self.call(runtime_id, Some(worker), Action::Input, |s| async move {
+            s.input(worker, text).await
+        })
+        .await
+    }
+
+    /// `POST .../cancel`.
+    pub async fn cancel(
+        &self,
+        runtime_id: &RuntimeId,
+        worker: &WorkerId,
+    ) -> Result<WorkerStatusResponse, RegistryError> {
+        self.call(runtime_id, Some(worker), Action::Cancel, |s| async move {
+            s.cancel(worker).await
+        })
+        .await
+    }
+
+    /// `POST .../stop`.
+    pub async fn stop(
+        &self,
+        runtime_id: &RuntimeId,
+        worker: &WorkerId,
+    ) -> Result<WorkerStatusResponse, RegistryError> {
+        self.call(runtime_id, Some(worker), Action::Stop, |s| async move {
+            s.stop(worker).await
+        })
+        .await
+    }
+
+    /// `DELETE .../workers/{worker_id}`.
+    pub async fn delete(
+        &self,
+        runtime_id: &RuntimeId,
+        worker: &WorkerId,
+    ) -> Result<(), RegistryError> {
+        self.call(runtime_id, Some(worker), Action::Delete, |s| async move {
+            s.delete(worker).await
+        })
+        .await
+    }
+
+    /// `GET .../transcript`.
+    pub async fn transcript(
+        &self,
+        runtime_id: &RuntimeId,
+        worker: &WorkerId,
+        after: u64,
+        limit: Option<u32>,
+    ) -> Result<TranscriptPage, RegistryError> {
+        self.call(
+            runtime_id,
+            Some(worker),
+            Action::ReadTranscript,
+            |s| async move { s.transcript(worker, after, limit).await },
+        )
+        .await
+    }
+
+    /// Checks the policy for an action.
+    pub fn authorize(
+        &self,
+        runtime_id: &RuntimeId,
+        worker_id: Option<&WorkerId>,
+        action: Action<'_>,
+    ) -> Result<(), RegistryError> {
+        self.policy
+            .authorize(&PolicyRequest {
+                runtime_id,
+                worker_id,
+                action,
+            })
+            .map_err(|denied| RegistryError::Forbidden(denied.0))
+    }
+
+    fn entry(&self, runtime_id: &RuntimeId) -> Result<&Arc<Entry>, RegistryError> {
+        self.by_id
+            .get(runtime_id)
+            .ok_or_else(|| RegistryError::RuntimeNotFound(runtime_id.clone()))
+    }
+
+    /// Looks the runtime up, asks the policy, runs the call bounded in time, records
+    /// the outcome in the runtime's view and maps the error.
+    async fn call<'a, T, F, Fut>(
+        &self,
+        runtime_id: &RuntimeId,
+        worker_id: Option<&WorkerId>,
+        action: Action<'_>,
+        call: F,
+    ) -> Result<T, RegistryError>
+    where
+        F: FnOnce(Arc<dyn RuntimeSource>) -> Fut,
+        Fut: Future<Output = Result<T, SourceError>> + 'a,
+    {
+        let entry = self.entry(runtime_id)?;
+        self.authorize(runtime_id, worker_id, action)?;
+        let outcome = entry.bounded(call(entry.runtime.source.clone())).await;
+        entry.record(&outcome);
+        outcome.map_err(|error| RegistryError::Source {
+            runtime_id: runtime_id.clone(),
+            error,
+        })
+    }
+}
+
+/// Every page of a runtime's workers, up to [`LIST_ALL_MAX_PER_RUNTIME`].
+async fn collect_all(
+    source: &dyn RuntimeSource,
+    query: &WorkerQuery,
+) -> Result<Vec<WorkerDetail>, SourceError> {
+    let mut query = query.clone();
+    let mut workers = Vec::new();
+    loop {
+        let page = source.list_workers(&query).await?;
+        workers.extend(page.workers);
+        match page.next {
+            Some(next) if workers.len() < LIST_ALL_MAX_PER_RUNTIME => query.after = Some(next),
+            _ => return Ok(workers),
+        }
+    }
+}
+
+/// A remote runtime names itself by its own id; the backend shows its configured id.
+fn owned_by(mut detail: WorkerDetail, runtime_id: &RuntimeId) -> WorkerDetail {
+    detail.runtime_id = runtime_id.clone();
+    detail
+}

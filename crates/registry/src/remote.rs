@@ -1,0 +1,165 @@
+//! [`RemoteSource`]: a runtime in another process, reached through a
+//! [`RuntimeClient`] (the registry never names hyper).
+
+use std::sync::Arc;
+
+use switchyard_protocol::{
+    CreateWorkerRequest, InputAccepted, InputRequest, RuntimeInfo, RuntimeSourceKind,
+    TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+};
+use switchyard_transport::{RuntimeClient, TransportError, WorkerQuery};
+
+use crate::error::SourceError;
+use crate::source::RuntimeSource;
+
+/// Strings that must never reach a client: the runtime's base URL, its host and
+/// port, its token. Anything a remote runtime says (error messages) is scrubbed of
+/// them, so even a runtime that echoes them cannot leak them through the backend.
+#[derive(Clone, Default)]
+pub struct Scrubber {
+    needles: Vec<String>,
+}
+
+impl std::fmt::Debug for Scrubber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scrubber({} needles)", self.needles.len())
+    }
+}
+
+impl Scrubber {
+    /// Scrubs each of `needles` (empty ones and very short ones are ignored).
+    pub fn new(needles: impl IntoIterator<Item = String>) -> Self {
+        let mut needles: Vec<String> = needles.into_iter().filter(|n| n.len() >= 4).collect();
+        // Longest first, so a URL goes before the host inside it.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        Self { needles }
+    }
+
+    /// `text` with every needle replaced by `[redacted]`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for needle in &self.needles {
+            if text.contains(needle.as_str()) {
+                text = text.replace(needle.as_str(), "[redacted]");
+            }
+        }
+        text
+    }
+}
+
+/// A remote runtime.
+pub struct RemoteSource {
+    client: Arc<dyn RuntimeClient>,
+    scrubber: Scrubber,
+}
+
+impl std::fmt::Debug for RemoteSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteSource").finish_non_exhaustive()
+    }
+}
+
+impl RemoteSource {
+    /// A source over `client`; `scrubber` holds what must never be repeated to clients.
+    pub fn new(client: Arc<dyn RuntimeClient>, scrubber: Scrubber) -> Self {
+        Self { client, scrubber }
+    }
+
+    fn map(&self, error: TransportError) -> SourceError {
+        match SourceError::from(error) {
+            SourceError::Rejected(mut detail) => {
+                detail.message = self.scrubber.scrub(&detail.message);
+                SourceError::Rejected(detail)
+            }
+            SourceError::Protocol(reason) => SourceError::Protocol(self.scrubber.scrub(&reason)),
+            SourceError::Unsupported(what) => SourceError::Unsupported(self.scrubber.scrub(&what)),
+            other => other,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RuntimeSource for RemoteSource {
+    fn kind(&self) -> RuntimeSourceKind {
+        RuntimeSourceKind::Remote
+    }
+
+    async fn info(&self) -> Result<RuntimeInfo, SourceError> {
+        self.client.info().await.map_err(|e| self.map(e))
+    }
+
+    async fn list_workers(&self, query: &WorkerQuery) -> Result<WorkerList, SourceError> {
+        self.client
+            .list_workers(query)
+            .await
+            .map_err(|e| self.map(e))
+    }
+
+    async fn create_worker(
+        &self,
+        request: &CreateWorkerRequest,
+    ) -> Result<WorkerDetail, SourceError> {
+        self.client
+            .create_worker(request)
+            .await
+            .map_err(|e| self.map(e))
+    }
+
+    async fn get_worker(&self, worker: &WorkerId) -> Result<WorkerDetail, SourceError> {
+        self.client
+            .get_worker(worker)
+            .await
+            .map_err(|e| self.map(e))
+    }
+
+    async fn input(&self, worker: &WorkerId, text: String) -> Result<InputAccepted, SourceError> {
+        self.client
+            .input(worker, &InputRequest { text })
+            .await
+            .map_err(|e| self.map(e))
+    }
+
+    async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
+        self.client.cancel(worker).await.map_err(|e| self.map(e))
+    }
+
+    async fn stop(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
+        self.client.stop(worker).await.map_err(|e| self.map(e))
+    }
+
+    async fn delete(&self, worker: &WorkerId) -> Result<(), SourceError> {
+        self.client.delete(worker).await.map_err(|e| self.map(e))
+    }
+
+    async fn transcript(
+        &self,
+        worker: &WorkerId,
+        after: u64,
+        limit: Option<u32>,
+    ) -> Result<TranscriptPage, SourceError> {
+        self.client
+            .transcript(worker, after, limit)
+            .await
+            .map_err(|e| self.map(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubs_urls_hosts_and_tokens_longest_first() {
+        let s = Scrubber::new([
+            "http://10.1.2.3:7701".to_owned(),
+            "10.1.2.3:7701".to_owned(),
+            "s3cret-token".to_owned(),
+            "".to_owned(),
+        ]);
+        assert_eq!(
+            s.scrub("GET http://10.1.2.3:7701/v1 failed for s3cret-token at 10.1.2.3:7701"),
+            "GET [redacted]/v1 failed for [redacted] at [redacted]"
+        );
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,7 @@
+//! The backend API (`/api`) over hyper: routes every call through the
+//! [`switchyard_registry::RuntimeRegistry`] by `runtime_id + worker_id`.
+
+mod routes;
+
+pub use routes::{BackendApi, BackendApiSettings};
+pub(crate) use routes::{drain_body, worker_query};

@@ -1,0 +1,216 @@
+//! Route table and handlers of the backend API.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use hyper::body::Incoming;
+use switchyard_protocol::{
+    CreateWorkerRequest, ErrorCode, Health, InputRequest, RuntimeId, RuntimeList, WorkerId,
+    WorkerStatus,
+};
+use switchyard_registry::{RegistryError, RuntimeRegistry};
+use switchyard_transport::WorkerQuery;
+
+use crate::http::body::{read_json, read_limited};
+use crate::http::query::Query;
+use crate::http::response::{empty, json};
+use crate::http::{ApiError, Handler, RequestContext, Response};
+
+/// Settings of the backend API surface.
+#[derive(Debug, Clone)]
+pub struct BackendApiSettings {
+    /// Largest request body.
+    pub max_body_bytes: u64,
+}
+
+/// The backend API handler.
+pub struct BackendApi {
+    registry: Arc<RuntimeRegistry>,
+    settings: BackendApiSettings,
+    router: matchit::Router<Route>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Health,
+    Runtimes,
+    Runtime,
+    AllWorkers,
+    Workers,
+    Worker,
+    Input,
+    Cancel,
+    Stop,
+    Transcript,
+}
+
+impl BackendApi {
+    /// Binds `registry` to the `/api` routes.
+    pub fn new(registry: Arc<RuntimeRegistry>, settings: BackendApiSettings) -> Self {
+        let mut router = matchit::Router::new();
+        let w = "/api/runtimes/{runtime_id}/workers/{worker_id}";
+        let routes = [
+            ("/healthz".to_owned(), Route::Health),
+            ("/api/runtimes".to_owned(), Route::Runtimes),
+            ("/api/runtimes/{runtime_id}".to_owned(), Route::Runtime),
+            ("/api/workers".to_owned(), Route::AllWorkers),
+            (
+                "/api/runtimes/{runtime_id}/workers".to_owned(),
+                Route::Workers,
+            ),
+            (w.to_owned(), Route::Worker),
+            (format!("{w}/input"), Route::Input),
+            (format!("{w}/cancel"), Route::Cancel),
+            (format!("{w}/stop"), Route::Stop),
+            (format!("{w}/transcript"), Route::Transcript),
+        ];
+        for (path, route) in routes {
+            if let Err(error) = router.insert(path, route) {
+                unreachable!("static route table is valid: {error}");
+            }
+        }
+        Self {
+            registry,
+            settings,
+            router,
+        }
+    }
+
+    /// The registry it routes through.
+    pub fn registry(&self) -> &Arc<RuntimeRegistry> {
+        &self.registry
+    }
+
+    async fn route(&self, request: http::Request<Incoming>) -> Result<Response, ApiError> {
+        let path = request.uri().path().to_owned();
+        let Ok(matched) = self.router.at(&path) else {
+            return Err(ApiError::new(
+                ErrorCode::RouteNotFound,
+                format!("no route {path}; the backend API lives under /api"),
+            ));
+        };
+        let route = *matched.value;
+        let runtime = matched
+            .params
+            .get("runtime_id")
+            .map(RuntimeId::new)
+            .transpose()?;
+        let worker = matched
+            .params
+            .get("worker_id")
+            .map(WorkerId::new)
+            .transpose()?;
+        let method = request.method().clone();
+        let query = request.uri().query().map(str::to_owned);
+        let query = query.as_deref();
+        let limit = self.settings.max_body_bytes;
+        let registry = &self.registry;
+        match (route, method, runtime, worker) {
+            (Route::Health, Method::GET, ..) => Ok(json(StatusCode::OK, &Health::ok())),
+            (Route::Runtimes, Method::GET, ..) => {
+                Query::parse(query, &[])?;
+                let runtimes = registry.runtimes();
+                Ok(json(StatusCode::OK, &RuntimeList { runtimes }))
+            }
+            (Route::Runtime, Method::GET, Some(rt), _) => {
+                Ok(json(StatusCode::OK, &registry.runtime(&rt).await?))
+            }
+            (Route::AllWorkers, Method::GET, ..) => {
+                let q = worker_query(query)?;
+                Ok(json(StatusCode::OK, &registry.list_all(&q).await))
+            }
+            (Route::Workers, Method::GET, Some(rt), _) => {
+                let q = worker_query(query)?;
+                Ok(json(StatusCode::OK, &registry.list_workers(&rt, &q).await?))
+            }
+            (Route::Workers, Method::POST, Some(rt), _) => {
+                Query::parse(query, &[])?;
+                let (parts, body) = request.into_parts();
+                let create: CreateWorkerRequest = read_json(&parts.headers, body, limit).await?;
+                Ok(json(
+                    StatusCode::CREATED,
+                    &registry.create_worker(&rt, &create).await?,
+                ))
+            }
+            (Route::Worker, Method::GET, Some(rt), Some(w)) => {
+                Ok(json(StatusCode::OK, &registry.get_worker(&rt, &w).await?))
+            }
+            (Route::Worker, Method::DELETE, Some(rt), Some(w)) => {
+                registry.delete(&rt, &w).await?;
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            (Route::Input, Method::POST, Some(rt), Some(w)) => {
+                let (parts, body) = request.into_parts();
+                let input: InputRequest = read_json(&parts.headers, body, limit).await?;
+                Ok(json(
+                    StatusCode::ACCEPTED,
+                    &registry.input(&rt, &w, input.text).await?,
+                ))
+            }
+            (Route::Cancel, Method::POST, Some(rt), Some(w)) => {
+                drain_body(request, limit).await?;
+                Ok(json(StatusCode::OK, &registry.cancel(&rt, &w).await?))
+            }
+            (Route::Stop, Method::POST, Some(rt), Some(w)) => {
+                drain_body(request, limit).await?;
+                Ok(json(StatusCode::OK, &registry.stop(&rt, &w).await?))
+            }
+            (Route::Transcript, Method::GET, Some(rt), Some(w)) => {
+                let q = Query::parse(query, &["after", "limit"])?;
+                let after = q.parse_as("after", "a whole number")?.unwrap_or(0);
+                let limit = q.parse_as("limit", "a whole number")?;
+                Ok(json(
+                    StatusCode::OK,
+                    &registry.transcript(&rt, &w, after, limit).await?,
+                ))
+            }
+            (_, method, ..) => Err(ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{method} is not allowed on {path}"),
+            )),
+        }
+    }
+}
+
+/// `status`, `after` and `limit` of a worker listing.
+pub(crate) fn worker_query(query: Option<&str>) -> Result<WorkerQuery, ApiError> {
+    let q = Query::parse(query, &["status", "limit", "after"])?;
+    Ok(WorkerQuery {
+        status: q.parse_as::<WorkerStatus>(
+            "status",
+            "one of starting, running, exited, stopped, failed, lost",
+        )?,
+        after: q.get("after").map(WorkerId::new).transpose()?,
+        limit: q.parse_as("limit", "a whole number")?,
+    })
+}
+
+/// Bodyless commands still may not stream an unbounded body at us.
+pub(crate) async fn drain_body(
+    request: http::Request<Incoming>,
+    limit: u64,
+) -> Result<(), ApiError> {
+    let (parts, body) = request.into_parts();
+    read_limited(&parts.headers, body, limit).await.map(drop)
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        Self::from(error.to_detail())
+    }
+}
+
+impl Handler for BackendApi {
+    async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
+        match self.route(request).await {
+            Ok(response) => response,
+            Err(mut error) => {
+                if error.detail.code == ErrorCode::Internal {
+                    tracing::error!(request_id = %ctx.request_id, message = %error.detail.message, "internal error");
+                    error = ApiError::internal(&ctx.request_id);
+                }
+                error.into_response()
+            }
+        }
+    }
+}

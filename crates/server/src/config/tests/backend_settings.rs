@@ -1,0 +1,120 @@
+//! `switchyard serve`: defaults, embedded and remote runtimes, origins, redaction.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::support::{Dir, SECRET, env_of, no_env, serve_args};
+use crate::config::{ServeArgs, load_backend_settings};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+#[test]
+fn defaults_without_config() {
+    let s = load_backend_settings(&ServeArgs::default(), &no_env).unwrap();
+    assert_eq!(s.listen.to_string(), "127.0.0.1:7700");
+    assert!(s.allowed_origins.is_empty());
+    assert_eq!(s.max_body_bytes, 1024 * 1024);
+    assert_eq!(s.health_interval, Duration::from_millis(5000));
+    assert!(s.remotes.is_empty());
+    let embedded = s.embedded.unwrap();
+    assert_eq!(embedded.runtime.runtime_id.as_str(), "local");
+    assert_eq!(embedded.runtime.display_name, "This machine");
+    assert!(embedded.data_dir.is_none());
+    let names: Vec<_> = embedded.runtime.profiles.keys().collect();
+    assert_eq!(names, ["echo"]);
+}
+
+#[test]
+fn listen_flag_overrides() {
+    let args = ServeArgs {
+        config: None,
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+    };
+    let s = load_backend_settings(&args, &no_env).unwrap();
+    assert_eq!(s.listen.to_string(), "127.0.0.1:0");
+
+    let dir = Dir::new();
+    let path = dir.write("b.toml", "listen = \"127.0.0.1:9999\"\n[embedded]\n");
+    let s = load_backend_settings(&serve_args(&path), &no_env).unwrap();
+    assert_eq!(s.listen.to_string(), "127.0.0.1:9999");
+    let args = ServeArgs {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..serve_args(&path)
+    };
+    let s = load_backend_settings(&args, &no_env).unwrap();
+    assert_eq!(s.listen.to_string(), "127.0.0.1:0");
+}
+
+#[test]
+fn file_without_embedded_has_no_embedded_runtime() {
+    let dir = Dir::new();
+    dir.write("secrets/r.token", SECRET);
+    let path = dir.write(
+        "b.toml",
+        "[[remote]]\nruntime_id = \"r\"\nbase_url = \"https://R.example:8443/sy/\"\ntoken_file = \"secrets/r.token\"\n",
+    );
+    let s = load_backend_settings(&serve_args(&path), &no_env).unwrap();
+    assert!(s.embedded.is_none());
+    let remote = &s.remotes[0];
+    assert_eq!(remote.base_url, "https://r.example:8443/sy");
+    assert_eq!(remote.display_name, "r");
+    assert_eq!(remote.token.expose(), SECRET);
+    assert_eq!(remote.connect_timeout, Duration::from_millis(2000));
+    assert_eq!(remote.request_timeout, Duration::from_millis(5000));
+}
+
+#[test]
+fn embedded_defaults_and_limits() {
+    let dir = Dir::new();
+    let path = dir.write(
+        "b.toml",
+        "max_body_bytes = 2048\nhealth_interval_ms = 250\n\
+         allowed_origins = [\"http://localhost:5173/\", \"http://LOCALHOST:5173\", \"https://ui.example\"]\n\
+         [embedded]\nmax_workers = 2\n",
+    );
+    let s = load_backend_settings(&serve_args(&path), &no_env).unwrap();
+    assert_eq!(s.max_body_bytes, 2048);
+    assert_eq!(s.health_interval, Duration::from_millis(250));
+    assert_eq!(
+        s.allowed_origins,
+        ["http://localhost:5173", "https://ui.example"]
+    );
+    let embedded = s.embedded.unwrap();
+    assert_eq!(embedded.runtime.runtime_id.as_str(), "local");
+    assert_eq!(embedded.runtime.display_name, "This machine");
+    assert_eq!(embedded.runtime.limits.max_workers, 2);
+    assert!(embedded.data_dir.is_none());
+}
+
+#[test]
+fn debug_never_shows_tokens() {
+    let dir = Dir::new();
+    dir.write("t2.token", &format!("{SECRET}-2\n"));
+    let path = dir.write(
+        "b.toml",
+        "[embedded]\n\
+         [[remote]]\nruntime_id = \"a\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_env = \"A_TOKEN\"\n\
+         [[remote]]\nruntime_id = \"b\"\nbase_url = \"http://127.0.0.1:2\"\ntoken_file = \"t2.token\"\n",
+    );
+    let env = env_of(&[("A_TOKEN", SECRET)]);
+    let s = load_backend_settings(&serve_args(&path), &env).unwrap();
+    assert_eq!(s.remotes[0].token.expose(), SECRET);
+    let debug = format!("{s:?}");
+    assert!(!debug.contains(SECRET), "{debug}");
+    assert!(!format!("{s:#?}").contains(SECRET));
+    assert!(debug.contains("redacted"), "{debug}");
+}
+
+#[test]
+fn clap_parses_the_contract_flags() {
+    let cli =
+        Cli::try_parse_from(["serve", "--config", "b.toml", "--listen", "127.0.0.1:0"]).unwrap();
+    assert_eq!(cli.args.config.unwrap().to_str(), Some("b.toml"));
+    assert_eq!(cli.args.listen.unwrap().to_string(), "127.0.0.1:0");
+    assert!(Cli::try_parse_from(["serve", "--token-file", "x"]).is_err());
+}

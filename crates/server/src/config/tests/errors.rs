@@ -1,0 +1,337 @@
+//! Every kind of configuration error names the file and the key.
+
+use super::support::{Dir, SECRET, assert_names, env_of, no_env, runtime_args, serve_args};
+use crate::config::{ConfigError, load_backend_settings, load_runtime_settings};
+
+fn runtime_err(text: &str) -> (Dir, std::path::PathBuf, ConfigError) {
+    let dir = Dir::new();
+    let path = dir.write("runtime.toml", text);
+    let err = load_runtime_settings(&runtime_args(&path), &no_env).unwrap_err();
+    (dir, path, err)
+}
+
+fn backend_err(text: &str) -> (Dir, std::path::PathBuf, ConfigError) {
+    let dir = Dir::new();
+    dir.write("secrets/t.token", SECRET);
+    let path = dir.write("backend.toml", text);
+    let env = env_of(&[("T", SECRET)]);
+    let err = load_backend_settings(&serve_args(&path), &env).unwrap_err();
+    (dir, path, err)
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let (_d, path, err) = runtime_err("runtime_id = \"a\"\nlisen = \"127.0.0.1:1\"\n");
+    assert!(matches!(err, ConfigError::UnknownKey { .. }), "{err}");
+    assert_names(&err, &path, "lisen");
+    let message = err.to_string();
+    assert!(message.contains("line 2"), "{message}");
+    assert!(
+        message.contains("`listen`"),
+        "expected keys listed: {message}"
+    );
+}
+
+#[test]
+fn unknown_key_in_remote() {
+    let (_d, path, err) = backend_err(
+        "[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://h:1\"\ntoken_env = \"T\"\n\n\
+         [[remote]]\nruntime_id = \"b\"\nbase_url = \"http://h:2\"\ntokn = \"T\"\n",
+    );
+    assert!(matches!(err, ConfigError::UnknownKey { .. }), "{err}");
+    assert_names(&err, &path, "remote[1].tokn");
+}
+
+#[test]
+fn unknown_key_in_profile() {
+    let (_d, path, err) =
+        runtime_err("[profiles.shell]\nkind = \"process\"\ncommand = [\"sh\"]\nargs = []\n");
+    assert_names(&err, &path, "profiles.shell.args");
+}
+
+#[test]
+fn unknown_key_in_embedded_profile() {
+    let (_d, path, err) = backend_err("[embedded.profiles.e]\nkind = \"echo\"\ncolour = \"red\"\n");
+    assert_names(&err, &path, "embedded.profiles.e.colour");
+}
+
+#[test]
+fn syntax_error_names_file_and_line() {
+    let (_d, path, err) = runtime_err("runtime_id = \"a\"\nlisten = \n");
+    assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    assert_eq!(err.file(), Some(path.as_path()));
+    assert!(err.to_string().contains("line 2"), "{err}");
+}
+
+#[test]
+fn wrong_type_names_key_without_echoing_strings() {
+    let (_d, path, err) = runtime_err(&format!("max_workers = \"{SECRET}\"\n"));
+    assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err}");
+    assert_names(&err, &path, "max_workers");
+}
+
+#[test]
+fn unknown_profile_kind() {
+    let (_d, path, err) = runtime_err("[profiles.x]\nkind = \"docker\"\n");
+    assert_names(&err, &path, "profiles.x.kind");
+}
+
+#[test]
+fn missing_profile_kind() {
+    let (_d, path, err) = runtime_err("[profiles.x]\ncommand = [\"sh\"]\n");
+    assert!(matches!(err, ConfigError::MissingKey { .. }), "{err}");
+    assert_names(&err, &path, "profiles.x.kind");
+}
+
+#[test]
+fn missing_remote_base_url() {
+    let (_d, path, err) = backend_err("[[remote]]\nruntime_id = \"a\"\ntoken_env = \"T\"\n");
+    assert!(matches!(err, ConfigError::MissingKey { .. }), "{err}");
+    assert_names(&err, &path, "remote[0].base_url");
+}
+
+#[test]
+fn invalid_runtime_ids() {
+    for bad in ["", ".hidden", "has space", &"x".repeat(65)] {
+        let (_d, path, err) = runtime_err(&format!("runtime_id = {bad:?}\n"));
+        assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err}");
+        assert_names(&err, &path, "runtime_id");
+    }
+    let (_d, path, err) = backend_err("[embedded]\nruntime_id = \"a/b\"\n");
+    assert_names(&err, &path, "embedded.runtime_id");
+    let (_d, path, err) = backend_err(
+        "[[remote]]\nruntime_id = \"é\"\nbase_url = \"http://h:1\"\ntoken_env = \"T\"\n",
+    );
+    assert_names(&err, &path, "remote[0].runtime_id");
+}
+
+#[test]
+fn invalid_listen() {
+    for bad in ["localhost:7701", "127.0.0.1", "1.2.3.4:99999", ""] {
+        let (_d, path, err) = runtime_err(&format!("listen = {bad:?}\n"));
+        assert_names(&err, &path, "listen");
+    }
+    let (_d, path, err) = backend_err("listen = \"nope\"\n[embedded]\n");
+    assert_names(&err, &path, "listen");
+}
+
+#[test]
+fn empty_command() {
+    let (_d, path, err) = runtime_err("[profiles.p]\nkind = \"process\"\ncommand = []\n");
+    assert_names(&err, &path, "profiles.p.command");
+    let (_d, path, err) = runtime_err("[profiles.p]\nkind = \"process\"\ncommand = [\"\"]\n");
+    assert_names(&err, &path, "profiles.p.command");
+}
+
+#[test]
+fn process_profile_without_command() {
+    let (_d, path, err) = runtime_err("[profiles.p]\nkind = \"process\"\n");
+    assert!(matches!(err, ConfigError::MissingKey { .. }), "{err}");
+    assert_names(&err, &path, "profiles.p.command");
+}
+
+#[test]
+fn echo_profile_with_process_keys() {
+    let (_d, path, err) = runtime_err("[profiles.e]\nkind = \"echo\"\ncommand = [\"sh\"]\n");
+    assert_names(&err, &path, "profiles.e.command");
+    let (_d, path, err) = runtime_err("[profiles.e]\nkind = \"echo\"\ncwd = \"/tmp\"\n");
+    assert_names(&err, &path, "profiles.e.cwd");
+    let (_d, path, err) =
+        runtime_err("[profiles.p]\nkind = \"process\"\ncommand = [\"sh\"]\ndelay_ms = 5\n");
+    assert_names(&err, &path, "profiles.p.delay_ms");
+}
+
+#[test]
+fn echo_name_must_be_echo_kind() {
+    let (_d, path, err) = runtime_err("[profiles.echo]\nkind = \"process\"\ncommand = [\"cat\"]\n");
+    assert_names(&err, &path, "profiles.echo.kind");
+}
+
+#[test]
+fn bad_profile_name_and_env() {
+    let (_d, path, err) = runtime_err("[profiles.\"a b\"]\nkind = \"echo\"\n");
+    assert_names(&err, &path, "profiles.a b");
+    let (_d, path, err) = runtime_err(
+        "[profiles.p]\nkind = \"process\"\ncommand = [\"sh\"]\nenv = { \"A=B\" = \"x\" }\n",
+    );
+    assert_names(&err, &path, "profiles.p.env");
+    let (_d, path, err) = runtime_err(
+        "[profiles.p]\nkind = \"process\"\ncommand = [\"sh\"]\nenv = { \"\" = \"x\" }\n",
+    );
+    assert_names(&err, &path, "profiles.p.env");
+}
+
+#[test]
+fn zero_limits() {
+    let (_d, path, err) = runtime_err("max_workers = 0\n");
+    assert_names(&err, &path, "max_workers");
+    let (_d, path, err) = backend_err("[embedded]\nevent_backlog = 0\n");
+    assert_names(&err, &path, "embedded.event_backlog");
+    let (_d, path, err) = runtime_err("input_queue = -1\n");
+    assert_names(&err, &path, "input_queue");
+    let (_d, path, err) = backend_err(
+        "[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://h:1\"\ntoken_env = \"T\"\nrequest_timeout_ms = 0\n",
+    );
+    assert_names(&err, &path, "remote[0].request_timeout_ms");
+}
+
+#[test]
+fn bad_base_url() {
+    for bad in [
+        "127.0.0.1:7701",
+        "ftp://badhost:1",
+        "http://badhost",
+        "http://u:pw@badhost:1",
+        "http://badhost:1?x",
+    ] {
+        let (_d, path, err) = backend_err(&format!(
+            "[[remote]]\nruntime_id = \"a\"\nbase_url = {bad:?}\ntoken_env = \"T\"\n"
+        ));
+        assert_names(&err, &path, "remote[0].base_url");
+        let message = err.to_string();
+        assert!(
+            !message.contains("badhost") && !message.contains("127.0.0.1"),
+            "URL echoed: {message}"
+        );
+    }
+}
+
+#[test]
+fn bad_allowed_origin() {
+    let (_d, path, err) = backend_err("allowed_origins = [\"http://ok:1\", \"*\"]\n[embedded]\n");
+    assert_names(&err, &path, "allowed_origins[1]");
+}
+
+#[test]
+fn remote_without_token_source() {
+    let (_d, path, err) =
+        backend_err("[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://h:1\"\n");
+    assert!(matches!(err, ConfigError::MissingToken { .. }), "{err}");
+    assert_names(&err, &path, "remote[0]");
+}
+
+#[test]
+fn remote_with_both_token_sources() {
+    let (_d, path, err) = backend_err(
+        "[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://h:1\"\ntoken_env = \"T\"\ntoken_file = \"secrets/t.token\"\n",
+    );
+    assert!(matches!(err, ConfigError::Conflict { .. }), "{err}");
+    assert_names(&err, &path, "remote[0].token_env");
+    assert!(err.to_string().contains("`remote[0].token_file`"), "{err}");
+}
+
+#[test]
+fn runtime_with_both_token_sources() {
+    let (_d, path, err) = runtime_err("token_file = \"t\"\ntoken_env = \"T\"\n");
+    assert!(matches!(err, ConfigError::Conflict { .. }), "{err}");
+    assert_names(&err, &path, "token_file");
+}
+
+#[test]
+fn unreadable_token_file() {
+    let (dir, path, err) = backend_err(
+        "[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://h:1\"\ntoken_file = \"secrets/missing.token\"\n",
+    );
+    assert!(
+        matches!(err, ConfigError::TokenFileUnreadable { .. }),
+        "{err}"
+    );
+    assert_names(&err, &path, "remote[0].token_file");
+    let named = dir.path("secrets/missing.token").display().to_string();
+    assert!(err.to_string().contains(&named), "{err}");
+}
+
+#[test]
+fn empty_token_file() {
+    let dir = Dir::new();
+    dir.write("t.token", " \n");
+    let path = dir.write("runtime.toml", "token_file = \"t.token\"\n");
+    let err = load_runtime_settings(&runtime_args(&path), &no_env).unwrap_err();
+    assert!(matches!(err, ConfigError::TokenEmpty { .. }), "{err}");
+    assert_names(&err, &path, "token_file");
+}
+
+#[test]
+fn malformed_token_file() {
+    let dir = Dir::new();
+    dir.write("t.token", &format!("{SECRET}\n{SECRET}\n"));
+    let path = dir.write("runtime.toml", "token_file = \"t.token\"\n");
+    let err = load_runtime_settings(&runtime_args(&path), &no_env).unwrap_err();
+    assert!(matches!(err, ConfigError::TokenMalformed { .. }), "{err}");
+    assert_names(&err, &path, "token_file");
+}
+
+#[test]
+fn unset_and_empty_token_env() {
+    let (_d, path, err) = backend_err(
+        "[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://h:1\"\ntoken_env = \"UNSET_VAR\"\n",
+    );
+    assert!(matches!(err, ConfigError::TokenEnvUnset { .. }), "{err}");
+    assert_names(&err, &path, "remote[0].token_env");
+    assert!(err.to_string().contains("`UNSET_VAR`"), "{err}");
+
+    let dir = Dir::new();
+    let path = dir.write("runtime.toml", "token_env = \"EMPTY\"\n");
+    let env = env_of(&[("EMPTY", "  ")]);
+    let err = load_runtime_settings(&runtime_args(&path), &env).unwrap_err();
+    assert!(matches!(err, ConfigError::TokenEmpty { .. }), "{err}");
+    assert_names(&err, &path, "token_env");
+}
+
+#[test]
+fn token_env_holding_a_token_is_not_echoed() {
+    let (_d, path, err) = runtime_err(&format!("token_env = \"{SECRET}\"\n"));
+    assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err}");
+    assert_names(&err, &path, "token_env");
+}
+
+#[test]
+fn duplicate_runtime_ids() {
+    let remote = |id: &str, port: u16| {
+        format!(
+            "[[remote]]\nruntime_id = \"{id}\"\nbase_url = \"http://h:{port}\"\ntoken_env = \"T\"\n"
+        )
+    };
+    let (_d, path, err) = backend_err(&format!("[embedded]\n{}", remote("local", 1)));
+    assert!(
+        matches!(err, ConfigError::DuplicateRuntimeId { .. }),
+        "{err}"
+    );
+    assert_names(&err, &path, "remote[0].runtime_id");
+    assert!(err.to_string().contains("`embedded.runtime_id`"), "{err}");
+
+    let (_d, path, err) = backend_err(&format!(
+        "{}{}{}",
+        remote("a", 1),
+        remote("b", 2),
+        remote("a", 3)
+    ));
+    assert_names(&err, &path, "remote[2].runtime_id");
+    assert!(err.to_string().contains("`remote[0].runtime_id`"), "{err}");
+}
+
+#[test]
+fn no_runtimes_at_all() {
+    let (_d, path, err) = backend_err("listen = \"127.0.0.1:7700\"\n");
+    assert!(matches!(err, ConfigError::NoRuntimes { .. }), "{err}");
+    assert_eq!(err.file(), Some(path.as_path()));
+}
+
+#[test]
+fn unreadable_config_file() {
+    let dir = Dir::new();
+    let path = dir.path("missing.toml");
+    let err = load_runtime_settings(&runtime_args(&path), &no_env).unwrap_err();
+    assert!(matches!(err, ConfigError::ReadFile { .. }), "{err}");
+    assert_eq!(err.file(), Some(path.as_path()));
+    assert!(err.to_string().contains(&path.display().to_string()));
+    let err = load_backend_settings(&serve_args(&path), &no_env).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+}
+
+#[test]
+fn missing_remote_runtime_id_says_what_to_add() {
+    let (_d, path, err) = backend_err("[[remote]]\nbase_url = \"http://h:1\"\ntoken_env = \"T\"\n");
+    assert_names(&err, &path, "remote[0].runtime_id");
+    assert!(err.to_string().contains("runtime_id = \""), "{err}");
+}

@@ -1,0 +1,405 @@
+//! [`HttpRuntimeClient`]: the REST client for one remote runtime, over hyper-util's
+//! pooled (keep-alive) client.
+//!
+//! Every call is bounded as a whole (connect, answer and body) by the endpoint's
+//! `request_timeout`; the connector alone is bounded by `connect_timeout`. Failures
+//! become [`TransportError`]s whose text never names the base URL, host, port or
+//! token (see [`answer`] for the mapping).
+
+mod answer;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::uri::{Authority, Scheme};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use switchyard_protocol::{
+    CreateWorkerRequest, InputAccepted, InputRequest, RuntimeInfo, TranscriptPage, WorkerDetail,
+    WorkerId, WorkerList, WorkerStatusResponse,
+};
+
+use crate::error::{TimeoutPhase, TransportError};
+use crate::rest::{RuntimeClient, WorkerQuery};
+use crate::secret::SecretToken;
+
+/// Largest answer body the client reads; a longer one is a protocol error.
+const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long an idle pooled connection is kept. Below the runtime server's 30 s
+/// header-read timeout, so the client normally drops an idle connection before the
+/// server closes it under a request.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The connector. TLS will swap this for a TLS connector wrapping [`HttpConnector`];
+/// only [`build_connector`] and the scheme check in [`Base::parse`] change with it.
+type Connector = HttpConnector;
+
+fn build_connector(endpoint: &RemoteEndpoint) -> Connector {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(endpoint.connect_timeout));
+    connector.set_nodelay(true);
+    connector
+}
+
+/// Where and how to reach one remote runtime. `Debug` shows neither the URL nor the
+/// token.
+#[derive(Clone)]
+pub struct RemoteEndpoint {
+    /// `http://host:port` with an optional path prefix, no trailing slash.
+    pub base_url: String,
+    /// The bearer token.
+    pub token: SecretToken,
+    /// Deadline for establishing a connection.
+    pub connect_timeout: Duration,
+    /// Deadline for a whole request, answer included.
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for RemoteEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteEndpoint")
+            .field("base_url", &"[redacted]")
+            .field("token", &self.token)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// The parsed base URL: scheme, authority and path prefix (no trailing slash).
+#[derive(Clone)]
+struct Base {
+    scheme: Scheme,
+    authority: Authority,
+    prefix: String,
+}
+
+impl Base {
+    /// Parses `base_url`. Error texts never repeat the URL.
+    fn parse(base_url: &str) -> Result<Self, TransportError> {
+        let unsupported = |what: &str| TransportError::Unsupported { what: what.into() };
+        let uri: Uri = base_url
+            .trim()
+            .parse()
+            .map_err(|_| unsupported("a base_url that is not an absolute http:// URL"))?;
+        let parts = uri.into_parts();
+        match parts.scheme {
+            Some(scheme) if scheme == Scheme::HTTP => {}
+            Some(scheme) if scheme == Scheme::HTTPS => {
+                return Err(unsupported("TLS to remote runtimes (https base_url)"));
+            }
+            _ => {
+                return Err(unsupported(
+                    "a base_url that is not an absolute http:// URL",
+                ));
+            }
+        }
+        let Some(authority) = parts.authority else {
+            return Err(unsupported("a base_url without a host"));
+        };
+        if authority.as_str().contains('@') {
+            return Err(unsupported("credentials inside base_url"));
+        }
+        if authority.host().is_empty() {
+            return Err(unsupported("a base_url without a host"));
+        }
+        let prefix = match &parts.path_and_query {
+            Some(pq) if pq.query().is_some() => {
+                return Err(unsupported("a query string in base_url"));
+            }
+            Some(pq) => pq.path().trim_end_matches('/').to_owned(),
+            None => String::new(),
+        };
+        Ok(Self {
+            scheme: Scheme::HTTP,
+            authority,
+            prefix,
+        })
+    }
+
+    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, TransportError> {
+        let path_and_query = match query {
+            Some(query) => format!("{}{path}?{query}", self.prefix),
+            None => format!("{}{path}", self.prefix),
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| TransportError::Protocol {
+                reason: "could not build a valid request URI".into(),
+            })
+    }
+}
+
+/// One call to make: method, route template (for error texts), concrete path, query
+/// and JSON body.
+struct Call {
+    method: Method,
+    /// The route as the contract names it, e.g. `/v1/workers/{id}/cancel`; used in
+    /// `Unsupported` errors instead of the concrete URL.
+    template: &'static str,
+    path: String,
+    query: Option<String>,
+    body: Option<Vec<u8>>,
+}
+
+impl Call {
+    fn new(method: Method, template: &'static str, path: String) -> Self {
+        Self {
+            method,
+            template,
+            path,
+            query: None,
+            body: None,
+        }
+    }
+
+    fn query(mut self, query: String) -> Self {
+        self.query = (!query.is_empty()).then_some(query);
+        self
+    }
+
+    fn json<T: Serialize>(mut self, body: &T) -> Result<Self, TransportError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| TransportError::Protocol {
+            reason: format!("could not encode the request body: {e}"),
+        })?;
+        self.body = Some(bytes);
+        Ok(self)
+    }
+}
+
+/// A bounded answer: status and the whole body.
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+}
+
+/// The REST client for one remote runtime, implementing [`RuntimeClient`] over
+/// hyper-util's legacy pooled client with keep-alive.
+///
+/// Cheap to clone: clones share the connection pool. `Debug` shows neither the URL
+/// nor the token.
+#[derive(Clone)]
+pub struct HttpRuntimeClient {
+    client: Client<Connector, Full<Bytes>>,
+    base: Base,
+    authorization: HeaderValue,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpRuntimeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRuntimeClient")
+            .field("base_url", &"[redacted]")
+            .field("token", &"[redacted]")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+impl HttpRuntimeClient {
+    /// Builds a client for `endpoint`, parsing its base URL once.
+    ///
+    /// Only `http://` base URLs are supported for now: an `https://` one is
+    /// [`TransportError::Unsupported`], as is a base URL that is not an absolute
+    /// `http://host[:port][/prefix]` URL or a token that cannot travel in an HTTP
+    /// header. No error text repeats the URL or the token.
+    pub fn new(endpoint: RemoteEndpoint) -> Result<Self, TransportError> {
+        let base = Base::parse(&endpoint.base_url)?;
+        let mut authorization =
+            HeaderValue::from_str(&format!("Bearer {}", endpoint.token.expose())).map_err(
+                |_| TransportError::Unsupported {
+                    what: "a token with characters not allowed in an HTTP header".into(),
+                },
+            )?;
+        authorization.set_sensitive(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(build_connector(&endpoint));
+        Ok(Self {
+            client,
+            base,
+            authorization,
+            connect_timeout: endpoint.connect_timeout,
+            request_timeout: endpoint.request_timeout,
+        })
+    }
+
+    /// Sends `call` and reads the whole answer, within `request_timeout`.
+    async fn send(&self, call: &Call) -> Result<Answer, TransportError> {
+        let uri = self.base.uri(&call.path, call.query.as_deref())?;
+        let mut builder = Request::builder()
+            .method(call.method.clone())
+            .uri(uri)
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if call.body.is_some() {
+            builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        let body = Full::new(call.body.clone().map(Bytes::from).unwrap_or_default());
+        let request = builder.body(body).map_err(|_| TransportError::Protocol {
+            reason: "could not build a valid request".into(),
+        })?;
+
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                answer::client_error(&e, self.connect_timeout, self.request_timeout)
+            })?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| answer::body_error(&*e, MAX_ANSWER_BYTES, self.request_timeout))?
+                .to_bytes();
+            Ok(Answer { status, body })
+        };
+        let result = match tokio::time::timeout(self.request_timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout {
+                phase: TimeoutPhase::Request,
+                timeout_ms: millis(self.request_timeout),
+            }),
+        };
+        if let Err(error) = &result {
+            tracing::debug!(method = %call.method, route = call.template, %error, "runtime call failed");
+        }
+        result
+    }
+
+    /// Sends `call` and decodes a 2xx answer as `T` (`what` names `T` for errors,
+    /// with its article: "a WorkerDetail").
+    async fn call_json<T: DeserializeOwned>(
+        &self,
+        call: Call,
+        what: &'static str,
+    ) -> Result<T, TransportError> {
+        let answer = self.send(&call).await?;
+        answer::decode(&call, answer.status, &answer.body, what)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `status=&limit=&after=`, only the parts that are set (the serializer is not
+/// `Send`, so it stays out of the async calls).
+fn list_query(query: &WorkerQuery) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if let Some(status) = query.status {
+        q.append_pair("status", status.as_str());
+    }
+    if let Some(limit) = query.limit {
+        q.append_pair("limit", &limit.to_string());
+    }
+    if let Some(after) = &query.after {
+        q.append_pair("after", after.as_str());
+    }
+    q.finish()
+}
+
+/// `after=&limit=`; `after` always, `limit` when set.
+fn transcript_query(after: u64, limit: Option<u32>) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("after", &after.to_string());
+    if let Some(limit) = limit {
+        q.append_pair("limit", &limit.to_string());
+    }
+    q.finish()
+}
+
+fn worker_path(worker: &WorkerId, tail: &str) -> String {
+    format!("/v1/workers/{}{tail}", worker.as_str())
+}
+
+#[async_trait::async_trait]
+impl RuntimeClient for HttpRuntimeClient {
+    async fn info(&self) -> Result<RuntimeInfo, TransportError> {
+        let call = Call::new(Method::GET, "/v1/runtime", "/v1/runtime".into());
+        self.call_json(call, "a RuntimeInfo").await
+    }
+
+    async fn list_workers(&self, query: &WorkerQuery) -> Result<WorkerList, TransportError> {
+        let call =
+            Call::new(Method::GET, "/v1/workers", "/v1/workers".into()).query(list_query(query));
+        self.call_json(call, "a WorkerList").await
+    }
+
+    async fn create_worker(
+        &self,
+        request: &CreateWorkerRequest,
+    ) -> Result<WorkerDetail, TransportError> {
+        let call = Call::new(Method::POST, "/v1/workers", "/v1/workers".into()).json(request)?;
+        self.call_json(call, "a WorkerDetail").await
+    }
+
+    async fn get_worker(&self, worker: &WorkerId) -> Result<WorkerDetail, TransportError> {
+        let call = Call::new(Method::GET, "/v1/workers/{id}", worker_path(worker, ""));
+        self.call_json(call, "a WorkerDetail").await
+    }
+
+    async fn input(
+        &self,
+        worker: &WorkerId,
+        request: &InputRequest,
+    ) -> Result<InputAccepted, TransportError> {
+        let call = Call::new(
+            Method::POST,
+            "/v1/workers/{id}/input",
+            worker_path(worker, "/input"),
+        )
+        .json(request)?;
+        self.call_json(call, "an InputAccepted").await
+    }
+
+    async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, TransportError> {
+        let call = Call::new(
+            Method::POST,
+            "/v1/workers/{id}/cancel",
+            worker_path(worker, "/cancel"),
+        );
+        self.call_json(call, "a WorkerStatusResponse").await
+    }
+
+    async fn stop(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, TransportError> {
+        let call = Call::new(
+            Method::POST,
+            "/v1/workers/{id}/stop",
+            worker_path(worker, "/stop"),
+        );
+        self.call_json(call, "a WorkerStatusResponse").await
+    }
+
+    async fn delete(&self, worker: &WorkerId) -> Result<(), TransportError> {
+        let call = Call::new(Method::DELETE, "/v1/workers/{id}", worker_path(worker, ""));
+        let answer = self.send(&call).await?;
+        answer::expect_success(&call, answer.status, &answer.body)
+    }
+
+    async fn transcript(
+        &self,
+        worker: &WorkerId,
+        after: u64,
+        limit: Option<u32>,
+    ) -> Result<TranscriptPage, TransportError> {
+        let call = Call::new(
+            Method::GET,
+            "/v1/workers/{id}/transcript",
+            worker_path(worker, "/transcript"),
+        )
+        .query(transcript_query(after, limit));
+        self.call_json(call, "a TranscriptPage").await
+    }
+}

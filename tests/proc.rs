@@ -1,0 +1,103 @@
+//! Starting the real `switchyard` binary and waiting for its `listening on` line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The `switchyard` binary: `$SWITCHYARD_BIN`, or the one cargo built beside the
+/// running test executable (`target/<profile>/switchyard`).
+pub fn switchyard_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("SWITCHYARD_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("switchyard");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p switchyard-server)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `switchyard` process.
+#[derive(Debug)]
+pub struct Switchyard {
+    child: Child,
+    /// The address from its `listening on` line.
+    pub addr: SocketAddr,
+}
+
+impl Switchyard {
+    /// Starts `switchyard <args>` with `envs` added, and waits for its first line.
+    pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(switchyard_bin());
+        command
+            .args(args)
+            .envs(envs.iter().copied())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("switchyard starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(crate::WAIT, lines.next_line())
+            .await
+            .expect("a first line in time")
+            .expect("stdout readable")
+            .expect("a first line before exit");
+        let addr = first
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .parse()
+            .expect("an address");
+        // Keep draining stdout so the process never blocks on it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, addr }
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, signal: Signal) {
+        let pid = self.child.id().expect("still running") as i32;
+        kill(Pid::from_raw(pid), signal).expect("signal delivered");
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait(mut self) -> ExitStatus {
+        tokio::time::timeout(crate::WAIT, self.child.wait())
+            .await
+            .expect("exit in time")
+            .expect("exit status")
+    }
+
+    /// Runs `switchyard <args>` to completion, returning its status and stderr.
+    pub async fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String) {
+        let output = Command::new(switchyard_bin())
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .output();
+        let output = tokio::time::timeout(crate::WAIT, output)
+            .await
+            .expect("exit in time")
+            .expect("runs");
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}

@@ -1,0 +1,239 @@
+//! `switchyard runtime` as a real process: token file, file store, a `process` worker
+//! driven through its whole life, graceful shutdown, restart, and crash recovery.
+
+use std::time::Duration;
+
+use http::Method;
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+use switchyard_e2e::WAIT;
+use switchyard_e2e::client::Api;
+use switchyard_e2e::proc::Switchyard;
+use switchyard_e2e::ws::{connect, next_json};
+
+const TOKEN: &str = "e2e-token-3f9a7c";
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+        std::fs::write(
+            dir.path().join("runtime.toml"),
+            r#"
+runtime_id = "e2e"
+display_name = "End to end"
+stop_grace_ms = 2000
+
+[profiles.shell]
+kind = "process"
+command = ["/bin/sh", "-c", "trap 'echo interrupted' INT; while :; do read line && echo \"got $line\"; done"]
+description = "a line-echoing shell loop that survives Ctrl-C"
+"#,
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    async fn start(&self) -> (Switchyard, Api) {
+        let config = self.path("runtime.toml");
+        let token = self.path("token");
+        let data = self.path("data");
+        let process = Switchyard::start(
+            &[
+                "runtime",
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+                &config,
+                "--token-file",
+                &token,
+                "--data-dir",
+                &data,
+            ],
+            &[],
+        )
+        .await;
+        let api = Api {
+            addr: process.addr,
+            token: Some(TOKEN.into()),
+        };
+        (process, api)
+    }
+}
+
+/// Polls the transcript until an item satisfies `pred`.
+async fn wait_for_item(api: &Api, worker: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let page = api
+            .get(&format!("/v1/workers/{worker}/transcript?limit=1000"))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        let items = page.json["items"].as_array().cloned().unwrap_or_default();
+        if items.iter().any(&pred) {
+            return items;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never saw the item; transcript: {items:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn output_is(text: &'static str) -> impl Fn(&Value) -> bool {
+    move |item| item["kind"] == "output" && item["text"].as_str().is_some_and(|t| t.contains(text))
+}
+
+#[tokio::test]
+async fn a_process_worker_through_its_life_then_sigterm_and_restart() {
+    let setup = Setup::new();
+    let (process, api) = setup.start().await;
+
+    assert_eq!(api.get("/v1/health").await.json, json!({"status": "ok"}));
+    let unauthorised = Api {
+        addr: api.addr,
+        token: None,
+    }
+    .get("/v1/runtime")
+    .await;
+    assert_eq!(unauthorised.status, 401);
+
+    let created = api
+        .post("/v1/workers", json!({"profile": "shell", "label": "e2e"}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.json["status"], "running");
+    let id = created.json["worker_id"].as_str().unwrap().to_owned();
+
+    let accepted = api
+        .post(
+            &format!("/v1/workers/{id}/input"),
+            json!({"text": "hello\n"}),
+        )
+        .await;
+    assert_eq!(accepted.status, 202);
+    assert!(accepted.json["sequence"].as_u64().unwrap() > 0);
+    wait_for_item(&api, &id, output_is("got hello")).await;
+
+    let cancelled = api
+        .call(Method::POST, &format!("/v1/workers/{id}/cancel"), None)
+        .await;
+    assert_eq!(cancelled.status, 200);
+    assert_eq!(
+        cancelled.json,
+        json!({"worker_id": id, "status": "running"})
+    );
+    wait_for_item(&api, &id, output_is("interrupted")).await;
+    api.post(
+        &format!("/v1/workers/{id}/input"),
+        json!({"text": "again\n"}),
+    )
+    .await;
+    wait_for_item(&api, &id, output_is("got again")).await;
+
+    let stopped = api
+        .call(Method::POST, &format!("/v1/workers/{id}/stop"), None)
+        .await;
+    assert_eq!(stopped.status, 200);
+    assert_eq!(stopped.json["status"], "stopped");
+    let before = api
+        .get(&format!("/v1/workers/{id}/transcript?limit=1000"))
+        .await
+        .json;
+    let detail_before = api.get(&format!("/v1/workers/{id}")).await.json;
+
+    process.signal(Signal::SIGTERM);
+    let status = process.wait().await;
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+
+    let (process, api) = setup.start().await;
+    let after = api
+        .get(&format!("/v1/workers/{id}/transcript?limit=1000"))
+        .await
+        .json;
+    assert_eq!(after, before, "the transcript survives a restart intact");
+    let detail_after = api.get(&format!("/v1/workers/{id}")).await.json;
+    assert_eq!(detail_after["status"], "stopped");
+    assert_eq!(detail_after["input_count"], detail_before["input_count"]);
+    process.signal(Signal::SIGINT);
+    assert_eq!(process.wait().await.code(), Some(0), "clean exit on SIGINT");
+}
+
+#[tokio::test]
+async fn after_a_crash_running_workers_are_lost_and_old_cursors_reset() {
+    let setup = Setup::new();
+    let (process, api) = setup.start().await;
+    let created = api.post("/v1/workers", json!({"profile": "echo"})).await;
+    let id = created.json["worker_id"].as_str().unwrap().to_owned();
+    api.post(
+        &format!("/v1/workers/{id}/input"),
+        json!({"text": "before the crash"}),
+    )
+    .await;
+    wait_for_item(&api, &id, output_is("before the crash")).await;
+    let epoch_before = api.get("/v1/runtime").await.json["epoch"].clone();
+    let auth = format!("Bearer {TOKEN}");
+    let events = format!("/v1/workers/{id}/events/ws");
+    let mut ws = connect(api.addr, &events, &[("authorization", &auth)])
+        .await
+        .unwrap();
+    let snapshot = next_json(&mut ws).await;
+    assert_eq!(snapshot["event"]["kind"], "snapshot");
+    let old_cursor = snapshot["cursor"].as_str().unwrap().to_owned();
+
+    process.signal(Signal::SIGKILL);
+    process.wait().await;
+
+    let (process, api) = setup.start().await;
+    let info = api.get("/v1/runtime").await.json;
+    assert_ne!(info["epoch"], epoch_before, "a new epoch on every start");
+    let detail = api.get(&format!("/v1/workers/{id}")).await.json;
+    assert_eq!(detail["status"], "lost");
+    let items = wait_for_item(&api, &id, |i| i["kind"] == "system" && i["note"] == "lost").await;
+    assert!(items.iter().any(output_is("before the crash")));
+    let resume = format!("{events}?cursor={old_cursor}");
+    let mut ws = connect(api.addr, &resume, &[("authorization", &auth)])
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({"type": "reset", "reason": "runtime_restarted"})
+    );
+    let snapshot = next_json(&mut ws).await;
+    assert_eq!(snapshot["event"]["kind"], "snapshot");
+    assert_eq!(snapshot["event"]["worker"]["status"], "lost");
+    // A lost worker takes no input.
+    let refused = api
+        .post(&format!("/v1/workers/{id}/input"), json!({"text": "x"}))
+        .await;
+    assert_eq!(refused.status, 409);
+    assert_eq!(refused.code(), "worker_not_running");
+    process.signal(Signal::SIGTERM);
+    assert_eq!(process.wait().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn configuration_errors_exit_with_status_2_naming_the_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "runtime_id = \"x\"\nlisten_port = 1\n").unwrap();
+    let config = config.display().to_string();
+    let (status, stderr) = Switchyard::run_to_exit(&["runtime", "--config", &config], &[]).await;
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("listen_port"), "{stderr}");
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+
+    let (status, stderr) =
+        Switchyard::run_to_exit(&["runtime", "--listen", "0.0.0.0:0"], &[]).await;
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("token"), "{stderr}");
+}

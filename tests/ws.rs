@@ -1,0 +1,59 @@
+//! A WebSocket client for tests: connect with a bearer token, read JSON frames, read
+//! the close code.
+
+use std::net::SocketAddr;
+
+use futures_util::StreamExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A client WebSocket.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Connects to `ws://addr<path>`; `Err` carries the plain HTTP refusal, if any.
+pub async fn connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<Ws, Error> {
+    let mut request = format!("ws://{addr}{path}").into_client_request()?;
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+            value.parse().expect("a header value"),
+        );
+    }
+    let (ws, _) = tokio::time::timeout(crate::WAIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connect in time")?;
+    Ok(ws)
+}
+
+/// The next text frame as JSON; panics on a close, an error or a timeout.
+pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
+    loop {
+        let message = tokio::time::timeout(crate::WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the stream is open")
+            .expect("no protocol error");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).expect("a JSON frame"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+}
+
+/// Reads until the server closes; the close code, or `None` for a close without one
+/// (or a dropped connection).
+pub async fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(crate::WAIT, ws.next())
+            .await
+            .expect("a close in time")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
