@@ -20,8 +20,8 @@ pub use event::{DiagnosticSeverity, WorkerEvent};
 pub use frame::{CloseCode, ResetReason, ServerFrame, UpstreamState};
 pub use ids::{IdError, RuntimeId, WorkerId};
 pub use runtime::{
-    API_VERSION, BackendRuntime, Limits, ProfileInfo, ProfileKind, RuntimeInfo, RuntimeSourceKind,
-    RuntimeState, RuntimeStatus, WorkerCounts,
+    API_VERSION, BackendRuntime, Limits, ProfileInfo, ProfileKind, RuntimeInfo, RuntimeList,
+    RuntimeSourceKind, RuntimeState, RuntimeStatus, WorkerCounts,
 };
 pub use time::Timestamp;
 pub use transcript::{OutputStream, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage};

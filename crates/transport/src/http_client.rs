@@ -150,6 +150,8 @@ struct Call {
     path: String,
     query: Option<String>,
     body: Option<Vec<u8>>,
+    /// Added to `request_timeout` for calls that wait on purpose (stop).
+    extra_time: Duration,
 }
 
 impl Call {
@@ -160,7 +162,14 @@ impl Call {
             path,
             query: None,
             body: None,
+            extra_time: Duration::ZERO,
         }
+    }
+
+    /// Allows `extra` beyond the request timeout.
+    fn with_extra_time(mut self, extra: Duration) -> Self {
+        self.extra_time = extra;
+        self
     }
 
     fn query(mut self, query: String) -> Self {
@@ -265,11 +274,12 @@ impl HttpRuntimeClient {
                 .to_bytes();
             Ok(Answer { status, body })
         };
-        let result = match tokio::time::timeout(self.request_timeout, exchange).await {
+        let limit = self.request_timeout + call.extra_time;
+        let result = match tokio::time::timeout(limit, exchange).await {
             Ok(result) => result,
             Err(_) => Err(TransportError::Timeout {
                 phase: TimeoutPhase::Request,
-                timeout_ms: millis(self.request_timeout),
+                timeout_ms: millis(limit),
             }),
         };
         if let Err(error) = &result {
@@ -289,6 +299,10 @@ impl HttpRuntimeClient {
         answer::decode(&call, answer.status, &answer.body, what)
     }
 }
+
+/// A stop answers once the worker has ended, which takes up to the runtime's grace
+/// period (SIGTERM, then SIGKILL): stop calls get this much beyond `request_timeout`.
+pub const STOP_EXTRA_TIME: Duration = Duration::from_secs(30);
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -378,7 +392,8 @@ impl RuntimeClient for HttpRuntimeClient {
             Method::POST,
             "/v1/workers/{id}/stop",
             worker_path(worker, "/stop"),
-        );
+        )
+        .with_extra_time(STOP_EXTRA_TIME);
         self.call_json(call, "a WorkerStatusResponse").await
     }
 

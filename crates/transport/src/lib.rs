@@ -10,7 +10,7 @@ pub mod rest;
 pub mod secret;
 
 pub use error::{TimeoutPhase, TransportError, UnreachableKind};
-pub use http_client::{HttpRuntimeClient, RemoteEndpoint};
+pub use http_client::{HttpRuntimeClient, RemoteEndpoint, STOP_EXTRA_TIME};
 pub use rest::{RuntimeClient, WorkerQuery};
 pub use secret::SecretToken;
 

@@ -1,5 +1,5 @@
 //! The REST half: the [`RuntimeClient`] trait the registry depends on, and
-//! [`HttpRuntimeClient`], its implementation over hyper-util's pooled client.
+//! [`HttpRuntimeClient`](crate::HttpRuntimeClient), its implementation over hyper-util's pooled client.
 
 use switchyard_protocol::{
     CreateWorkerRequest, InputAccepted, InputRequest, RuntimeInfo, TranscriptPage, WorkerDetail,

@@ -9,7 +9,7 @@ use switchyard_registry::{
     AllowAll, EmbeddedSource, RegisteredRuntime, RemoteSource, RuntimeRegistry, Scrubber,
 };
 use switchyard_runtime::{FsStore, MemoryStore, Runtime, Store};
-use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint};
+use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, STOP_EXTRA_TIME};
 use tokio::net::TcpListener;
 
 use crate::backend_api::{BackendApi, BackendApiSettings};
@@ -146,9 +146,13 @@ fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String>
         runtime_id: settings.runtime_id,
         display_name: settings.display_name,
         source: Arc::new(RemoteSource::new(Arc::new(client), scrubber)),
-        // The client enforces its own deadlines; this is a backstop.
+        // The client enforces its own deadlines (a stop may wait for the runtime's
+        // grace period); this is only a backstop.
         call_timeout: Some(
-            settings.connect_timeout + settings.request_timeout + Duration::from_secs(1),
+            settings.connect_timeout
+                + settings.request_timeout
+                + STOP_EXTRA_TIME
+                + Duration::from_secs(1),
         ),
     })
 }

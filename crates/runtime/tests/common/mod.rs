@@ -1,5 +1,5 @@
 //! Helpers shared by the runtime's integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, missing_docs)]
 
 use std::time::Duration;
 
