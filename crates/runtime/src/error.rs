@@ -8,6 +8,9 @@ use crate::store::StoreError;
 /// Everything a runtime call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// A request that breaks a rule not covered by a more specific code.
+    #[error("{0}")]
+    InvalidRequest(String),
     /// No profile with that name.
     #[error("no profile named {0:?}; GET /v1/runtime lists the profiles")]
     UnknownProfile(String),
@@ -65,6 +68,7 @@ impl RuntimeError {
     /// The contract code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::UnknownProfile(_) => ErrorCode::UnknownProfile,
             Self::WorkerLimitReached { .. } => ErrorCode::WorkerLimitReached,
             Self::WorkerNotFound(_) => ErrorCode::WorkerNotFound,

@@ -272,9 +272,7 @@ impl Runtime {
         limit: Option<u32>,
     ) -> Result<TranscriptPage> {
         let worker = self.worker(id)?;
-        worker
-            .transcript(after, limit.unwrap_or(DEFAULT_PAGE_LIMIT))
-            .await
+        worker.transcript(after, self.page_limit(limit)?).await
     }
 
     /// Subscribes to a worker's events. Errors (unknown worker, invalid cursor) come
@@ -309,6 +307,11 @@ impl Runtime {
     fn page_limit(&self, limit: Option<u32>) -> Result<u32> {
         let max = self.inner.config.limits.transcript_page_max;
         let limit = limit.unwrap_or(DEFAULT_PAGE_LIMIT.min(max));
+        if limit == 0 {
+            return Err(RuntimeError::InvalidRequest(
+                "limit must be at least 1".into(),
+            ));
+        }
         if limit > max {
             return Err(RuntimeError::LimitTooLarge {
                 asked: u64::from(limit),

@@ -443,8 +443,6 @@ async fn every_protected_route_answers_401_without_the_right_bearer_token() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "BUG: routes.rs validates {worker_id} (400 invalid_id) before check_bearer, so an \
-            unauthenticated request to a protected route gets 400 instead of 401"]
 async fn a_bad_worker_id_without_a_token_is_still_401() {
     let server = TestServer::start(config()).await;
     for id in bad_ids() {
@@ -708,9 +706,6 @@ async fn create_rejects_bad_requests_without_starting_anything() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "BUG: http/body.rs decode_json deserializes straight into the protocol structs, \
-            whose serde derive also accepts a JSON array in field order, so [\"echo\"] \
-            creates a worker and [\"hi\"] is accepted as input instead of 400 invalid_request"]
 async fn json_arrays_are_not_request_objects() {
     let server = TestServer::start(config()).await;
     let r = post(&server, "/v1/workers", r#"["echo"]"#).await;
@@ -1316,9 +1311,6 @@ async fn transcript_limit_defaults_to_100() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "BUG: Runtime::transcript uses limit.unwrap_or(DEFAULT_PAGE_LIMIT) without capping \
-            it at transcript_page_max, so a request with no limit gets 400 limit_too_large \
-            when transcript_page_max < 100 (Runtime::list caps its default)"]
 async fn transcript_default_limit_stays_within_a_small_page_max() {
     let mut cfg = config();
     cfg.limits.transcript_page_max = 10;

@@ -53,6 +53,10 @@ pub async fn read_json<T: DeserializeOwned>(
 
 /// Decodes a JSON body with a message that says what is wrong.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde's derived structs also accept arrays in field order; the API does not.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid_request("the body must be a JSON object"));
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::invalid_request(format!("the JSON body is not valid: {e}")))
 }

@@ -90,14 +90,15 @@ impl RuntimeApi {
             ));
         };
         let route = *matched.value;
+        // Auth first: an unauthenticated caller learns nothing, not even id rules.
+        if !matches!(route, Route::Health) {
+            check_bearer(request.headers(), self.settings.token.as_ref())?;
+        }
         let worker_id = matched
             .params
             .get("worker_id")
             .map(WorkerId::new)
             .transpose()?;
-        if !matches!(route, Route::Health) {
-            check_bearer(request.headers(), self.settings.token.as_ref())?;
-        }
         let method = request.method().clone();
         let query = request.uri().query().map(str::to_owned);
         let query = query.as_deref();
