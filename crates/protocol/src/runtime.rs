@@ -126,6 +126,9 @@ pub struct RuntimeInfo {
     pub profiles: Vec<ProfileInfo>,
     /// Worker counts by status.
     pub workers: WorkerCounts,
+    /// Live event-stream subscriptions across all workers (WebSocket connections).
+    #[serde(default)]
+    pub subscribers: u64,
     /// The limits it enforces.
     pub limits: Limits,
 }
@@ -210,6 +213,7 @@ mod tests {
                 running: 1,
                 ..Default::default()
             },
+            subscribers: 2,
             limits: Limits {
                 max_workers: 64,
                 max_input_bytes: 65536,
@@ -226,6 +230,7 @@ mod tests {
               "api_version":1,"status":"running","epoch":"e1","capabilities":["events_ws"],
               "profiles":[{"name":"echo","kind":"echo","description":null}],
               "workers":{"starting":0,"running":1,"exited":0,"stopped":0,"failed":0,"lost":0},
+              "subscribers":2,
               "limits":{"max_workers":64,"max_input_bytes":65536,"max_body_bytes":1048576,
                 "transcript_page_max":1000,"event_backlog":4096,"input_queue":64}})
         );

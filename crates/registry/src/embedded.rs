@@ -1,15 +1,18 @@
 //! [`EmbeddedSource`]: a runtime in the backend's own process, driven directly (no
 //! HTTP, no serialization).
 
+use std::sync::Arc;
 use switchyard_protocol::{
     CreateWorkerRequest, InputAccepted, RuntimeInfo, RuntimeSourceKind, TranscriptPage,
     WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
-use switchyard_runtime::{ListQuery, Runtime};
+
+use switchyard_protocol::RuntimeCursor;
+use switchyard_runtime::{ListQuery, Runtime, StreamEnd, Subscription, SubscriptionItem};
 use switchyard_transport::WorkerQuery;
 
 use crate::error::SourceError;
-use crate::source::RuntimeSource;
+use crate::source::{ResumePoint, RuntimeSource, SourceEnd, SourceEvents, SourceItem};
 
 /// The embedded runtime.
 #[derive(Debug, Clone)]
@@ -81,5 +84,52 @@ impl RuntimeSource for EmbeddedSource {
         limit: Option<u32>,
     ) -> Result<TranscriptPage, SourceError> {
         Ok(self.runtime.transcript(worker, after, limit).await?)
+    }
+
+    async fn subscribe(
+        &self,
+        worker: &WorkerId,
+        resume: Option<&ResumePoint>,
+    ) -> Result<Box<dyn SourceEvents>, SourceError> {
+        let subscription = match resume {
+            Some(point) => {
+                let cursor = RuntimeCursor {
+                    epoch: point.epoch.to_string(),
+                    worker_id: worker.clone(),
+                    position: point.position,
+                }
+                .encode();
+                self.runtime
+                    .subscribe_with_snapshot(worker, Some(&cursor))?
+            }
+            None => self.runtime.subscribe(worker, None)?,
+        };
+        Ok(Box::new(EmbeddedEvents {
+            epoch: self.runtime.epoch().into(),
+            subscription,
+        }))
+    }
+}
+
+/// A runtime subscription seen as a source stream.
+struct EmbeddedEvents {
+    epoch: Arc<str>,
+    subscription: Subscription,
+}
+
+#[async_trait::async_trait]
+impl SourceEvents for EmbeddedEvents {
+    async fn next(&mut self) -> Result<SourceItem, SourceEnd> {
+        match self.subscription.next().await {
+            Ok(SubscriptionItem::Event { position, event }) => Ok(SourceItem::Event {
+                epoch: self.epoch.clone(),
+                position,
+                event,
+            }),
+            Ok(SubscriptionItem::Reset(reason)) => Ok(SourceItem::Reset(reason)),
+            Err(StreamEnd::Removed) => Err(SourceEnd::WorkerGone),
+            Err(StreamEnd::Shutdown) => Err(SourceEnd::Lost(SourceError::Unavailable)),
+            Err(StreamEnd::SlowConsumer) => Err(SourceEnd::Lost(SourceError::Internal)),
+        }
     }
 }

@@ -121,6 +121,9 @@ pub enum RegistryError {
     /// The policy refused the call.
     #[error("{0}")]
     Forbidden(String),
+    /// The client's request is invalid (a bad cursor, ...): the detail says how.
+    #[error("{}", .0.message)]
+    Invalid(ErrorDetail),
     /// The runtime failed the call.
     #[error("{error}")]
     Source {
@@ -137,6 +140,7 @@ impl RegistryError {
         match self {
             Self::RuntimeNotFound(_) => ErrorCode::RuntimeNotFound,
             Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Invalid(detail) => detail.code,
             Self::Source { error, .. } => error.code(),
         }
     }
@@ -153,6 +157,7 @@ impl RegistryError {
                 ErrorDetail::new(self.code(), self.to_string()).with_runtime(id.clone())
             }
             Self::Forbidden(message) => ErrorDetail::new(ErrorCode::Forbidden, message.clone()),
+            Self::Invalid(detail) => detail.clone(),
             Self::Source { runtime_id, error } => {
                 let mut detail = match error {
                     SourceError::Rejected(detail) => detail.clone(),

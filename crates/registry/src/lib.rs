@@ -9,6 +9,7 @@
 
 pub mod embedded;
 pub mod error;
+pub mod hub;
 pub mod policy;
 pub mod registry;
 pub mod remote;
@@ -17,8 +18,9 @@ pub mod view;
 
 pub use embedded::EmbeddedSource;
 pub use error::{RegistryError, SourceError};
+pub use hub::{BackendCursor, HubSettings, ObservationHub, Viewer};
 pub use policy::{Action, AllowAll, Policy, PolicyDenied, PolicyRequest};
 pub use registry::{DuplicateRuntimeId, RegisteredRuntime, RuntimeRegistry};
 pub use remote::{RemoteSource, Scrubber};
-pub use source::RuntimeSource;
+pub use source::{ResumePoint, RuntimeSource, SourceEnd, SourceEvents, SourceItem};
 pub use view::RuntimeView;

@@ -3,14 +3,18 @@
 
 use std::sync::Arc;
 
+use switchyard_protocol::RuntimeCursor;
 use switchyard_protocol::{
     CreateWorkerRequest, InputAccepted, InputRequest, RuntimeInfo, RuntimeSourceKind,
     TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
-use switchyard_transport::{RuntimeClient, TransportError, WorkerQuery};
+use switchyard_transport::{
+    RuntimeClient, RuntimeEventsClient, TransportError, UpstreamEnd, UpstreamFrame, UpstreamStream,
+    WorkerQuery,
+};
 
 use crate::error::SourceError;
-use crate::source::RuntimeSource;
+use crate::source::{ResumePoint, RuntimeSource, SourceEnd, SourceEvents, SourceItem};
 
 /// Strings that must never reach a client: the runtime's base URL, its host and
 /// port, its token. Anything a remote runtime says (error messages) is scrubbed of
@@ -50,6 +54,7 @@ impl Scrubber {
 /// A remote runtime.
 pub struct RemoteSource {
     client: Arc<dyn RuntimeClient>,
+    events: Arc<dyn RuntimeEventsClient>,
     scrubber: Scrubber,
 }
 
@@ -60,9 +65,18 @@ impl std::fmt::Debug for RemoteSource {
 }
 
 impl RemoteSource {
-    /// A source over `client`; `scrubber` holds what must never be repeated to clients.
-    pub fn new(client: Arc<dyn RuntimeClient>, scrubber: Scrubber) -> Self {
-        Self { client, scrubber }
+    /// A source over `client` (commands) and `events` (event streams); `scrubber`
+    /// holds what must never be repeated to clients.
+    pub fn new(
+        client: Arc<dyn RuntimeClient>,
+        events: Arc<dyn RuntimeEventsClient>,
+        scrubber: Scrubber,
+    ) -> Self {
+        Self {
+            client,
+            events,
+            scrubber,
+        }
     }
 
     fn map(&self, error: TransportError) -> SourceError {
@@ -141,6 +155,69 @@ impl RuntimeSource for RemoteSource {
             .transcript(worker, after, limit)
             .await
             .map_err(|e| self.map(e))
+    }
+
+    async fn subscribe(
+        &self,
+        worker: &WorkerId,
+        resume: Option<&ResumePoint>,
+    ) -> Result<Box<dyn SourceEvents>, SourceError> {
+        let cursor = resume.map(|point| {
+            RuntimeCursor {
+                epoch: point.epoch.to_string(),
+                worker_id: worker.clone(),
+                position: point.position,
+            }
+            .encode()
+        });
+        let stream = self
+            .events
+            .subscribe(worker, cursor, resume.is_some())
+            .await
+            .map_err(|e| self.map(e))?;
+        Ok(Box::new(RemoteEvents {
+            worker: worker.clone(),
+            stream,
+            scrubber: self.scrubber.clone(),
+        }))
+    }
+}
+
+/// A runtime's WebSocket stream seen as a source stream: runtime cursors are decoded
+/// here (and never go further than the hub).
+struct RemoteEvents {
+    worker: WorkerId,
+    stream: Box<dyn UpstreamStream>,
+    scrubber: Scrubber,
+}
+
+#[async_trait::async_trait]
+impl SourceEvents for RemoteEvents {
+    async fn next(&mut self) -> Result<SourceItem, SourceEnd> {
+        match self.stream.next().await {
+            Ok(UpstreamFrame::Event { cursor, event }) => {
+                let cursor = RuntimeCursor::decode_for(&cursor, &self.worker).map_err(|_| {
+                    SourceEnd::Lost(SourceError::Protocol(
+                        "the runtime sent an event with a cursor that is not its own".into(),
+                    ))
+                })?;
+                Ok(SourceItem::Event {
+                    epoch: cursor.epoch.into(),
+                    position: cursor.position,
+                    event: Arc::new(event),
+                })
+            }
+            Ok(UpstreamFrame::Reset(reason)) => Ok(SourceItem::Reset(reason)),
+            Err(UpstreamEnd::WorkerGone) => Err(SourceEnd::WorkerGone),
+            Err(UpstreamEnd::Shutdown) => Err(SourceEnd::Lost(SourceError::Unavailable)),
+            Err(UpstreamEnd::SlowConsumer | UpstreamEnd::Closed { .. }) => {
+                Err(SourceEnd::Lost(SourceError::Unreachable))
+            }
+            Err(UpstreamEnd::Malformed { reason }) => Err(SourceEnd::Lost(SourceError::Protocol(
+                self.scrubber.scrub(&reason),
+            ))),
+            Err(UpstreamEnd::Lost(error)) => Err(SourceEnd::Lost(SourceError::from(error))),
+        }
     }
 }
 

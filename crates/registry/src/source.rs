@@ -1,12 +1,56 @@
 //! [`RuntimeSource`]: what a kind of runtime implements to join the registry.
 
+use std::sync::Arc;
+
 use switchyard_protocol::{
-    CreateWorkerRequest, InputAccepted, RuntimeInfo, RuntimeSourceKind, TranscriptPage,
-    WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, InputAccepted, ResetReason, RuntimeInfo, RuntimeSourceKind,
+    TranscriptPage, WorkerDetail, WorkerEvent, WorkerId, WorkerList, WorkerStatusResponse,
 };
 use switchyard_transport::WorkerQuery;
 
 use crate::error::SourceError;
+
+/// Where to resume a worker's event stream: a position in one runtime epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The runtime epoch.
+    pub epoch: Arc<str>,
+    /// The last position seen.
+    pub position: u64,
+}
+
+/// One item of a source's event stream.
+#[derive(Debug, Clone)]
+pub enum SourceItem {
+    /// An event at a position of a runtime epoch.
+    Event {
+        /// The runtime epoch.
+        epoch: Arc<str>,
+        /// Its position in the worker's log.
+        position: u64,
+        /// The event.
+        event: Arc<WorkerEvent>,
+    },
+    /// The runtime could not resume; a snapshot follows.
+    Reset(ResetReason),
+}
+
+/// How a source's event stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceEnd {
+    /// The worker is gone for good.
+    WorkerGone,
+    /// The stream broke (runtime shutting down, connection lost, cut off as too
+    /// slow, malformed frame); resubscribing may work.
+    Lost(SourceError),
+}
+
+/// An open event stream of one worker.
+#[async_trait::async_trait]
+pub trait SourceEvents: Send + 'static {
+    /// The next item, or how the stream ended. Do not call again after an end.
+    async fn next(&mut self) -> Result<SourceItem, SourceEnd>;
+}
 
 /// One runtime as the registry drives it. Implement this to add a kind of runtime
 /// (the registry never knows how a source reaches its runtime).
@@ -43,4 +87,12 @@ pub trait RuntimeSource: Send + Sync + 'static {
         after: u64,
         limit: Option<u32>,
     ) -> Result<TranscriptPage, SourceError>;
+    /// Subscribes to a worker's events: from `resume` (missed events, then a fresh
+    /// snapshot, then live; or reset then snapshot when the runtime cannot resume), or
+    /// without it (snapshot, then live).
+    async fn subscribe(
+        &self,
+        worker: &WorkerId,
+        resume: Option<&ResumePoint>,
+    ) -> Result<Box<dyn SourceEvents>, SourceError>;
 }

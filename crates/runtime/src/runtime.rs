@@ -125,8 +125,10 @@ impl Runtime {
     /// `GET /v1/runtime`.
     pub fn info(&self) -> RuntimeInfo {
         let mut counts = WorkerCounts::default();
+        let mut subscribers = 0;
         for worker in self.workers().values() {
             counts.add(worker.status());
+            subscribers += worker.subscriber_count() as u64;
         }
         let config = &self.inner.config;
         RuntimeInfo {
@@ -143,6 +145,7 @@ impl Runtime {
             capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
             profiles: config.profile_infos(),
             workers: counts,
+            subscribers,
             limits: config.limits.to_protocol(),
         }
     }
@@ -279,7 +282,18 @@ impl Runtime {
     /// back before anything is streamed, so an HTTP layer can answer them before a
     /// WebSocket upgrade.
     pub fn subscribe(&self, id: &WorkerId, cursor: Option<&str>) -> Result<Subscription> {
-        self.worker(id)?.subscribe(cursor)
+        self.worker(id)?.subscribe(cursor, false)
+    }
+
+    /// Like [`Runtime::subscribe`]; a resumed subscription also gets a fresh snapshot
+    /// after the replayed events, so that a proxy resuming its upstream learns the
+    /// current state without a second subscription.
+    pub fn subscribe_with_snapshot(
+        &self,
+        id: &WorkerId,
+        cursor: Option<&str>,
+    ) -> Result<Subscription> {
+        self.worker(id)?.subscribe(cursor, true)
     }
 
     /// Live subscribers of a worker (for tests and metrics).

@@ -283,7 +283,13 @@ impl Worker {
     }
 
     /// Subscribes to the worker's events, resuming after `cursor` when given.
-    pub(crate) fn subscribe(&self, cursor: Option<&str>) -> Result<Subscription> {
+    /// With `snapshot_after_replay`, a resumed subscription also gets a fresh
+    /// snapshot after the replayed events (a proxy uses it to learn the current state).
+    pub(crate) fn subscribe(
+        &self,
+        cursor: Option<&str>,
+        snapshot_after_replay: bool,
+    ) -> Result<Subscription> {
         let cursor = cursor
             .map(|c| RuntimeCursor::decode_for(c, &self.id))
             .transpose()?;
@@ -310,7 +316,7 @@ impl Worker {
         if let Some(reason) = reset {
             pending.push_back(SubscriptionItem::Reset(reason));
         }
-        if cursor.is_none() || reset.is_some() {
+        if cursor.is_none() || reset.is_some() || snapshot_after_replay {
             pending.push_back(SubscriptionItem::Event {
                 position: state.log.last_position(),
                 event: Arc::new(WorkerEvent::Snapshot {

@@ -1,6 +1,7 @@
 //! The backend API (`/api`) over hyper: routes every call through the
 //! [`switchyard_registry::RuntimeRegistry`] by `runtime_id + worker_id`.
 
+mod events;
 mod routes;
 
 pub use routes::{BackendApi, BackendApiSettings};

@@ -8,12 +8,13 @@ use switchyard_protocol::{
     CreateWorkerRequest, ErrorCode, Health, InputRequest, RuntimeId, RuntimeList, WorkerId,
     WorkerStatus,
 };
-use switchyard_registry::{RegistryError, RuntimeRegistry};
+use switchyard_registry::{ObservationHub, RegistryError, RuntimeRegistry};
 use switchyard_transport::WorkerQuery;
 
 use crate::http::body::{read_json, read_limited};
 use crate::http::query::Query;
 use crate::http::response::{empty, json};
+use crate::http::ws::SessionSettings;
 use crate::http::{ApiError, Handler, RequestContext, Response};
 
 /// Settings of the backend API surface.
@@ -21,11 +22,16 @@ use crate::http::{ApiError, Handler, RequestContext, Response};
 pub struct BackendApiSettings {
     /// Largest request body.
     pub max_body_bytes: u64,
+    /// Origins besides the backend's own that may open WebSockets.
+    pub allowed_origins: Vec<String>,
+    /// WebSocket timing.
+    pub session: SessionSettings,
 }
 
 /// The backend API handler.
 pub struct BackendApi {
     registry: Arc<RuntimeRegistry>,
+    hub: ObservationHub,
     settings: BackendApiSettings,
     router: matchit::Router<Route>,
 }
@@ -42,11 +48,16 @@ enum Route {
     Cancel,
     Stop,
     Transcript,
+    Events,
 }
 
 impl BackendApi {
-    /// Binds `registry` to the `/api` routes.
-    pub fn new(registry: Arc<RuntimeRegistry>, settings: BackendApiSettings) -> Self {
+    /// Binds `registry` and its observation `hub` to the `/api` routes.
+    pub fn new(
+        registry: Arc<RuntimeRegistry>,
+        hub: ObservationHub,
+        settings: BackendApiSettings,
+    ) -> Self {
         let mut router = matchit::Router::new();
         let w = "/api/runtimes/{runtime_id}/workers/{worker_id}";
         let routes = [
@@ -63,6 +74,7 @@ impl BackendApi {
             (format!("{w}/cancel"), Route::Cancel),
             (format!("{w}/stop"), Route::Stop),
             (format!("{w}/transcript"), Route::Transcript),
+            (format!("{w}/events/ws"), Route::Events),
         ];
         for (path, route) in routes {
             if let Err(error) = router.insert(path, route) {
@@ -71,6 +83,7 @@ impl BackendApi {
         }
         Self {
             registry,
+            hub,
             settings,
             router,
         }
@@ -81,7 +94,16 @@ impl BackendApi {
         &self.registry
     }
 
-    async fn route(&self, request: http::Request<Incoming>) -> Result<Response, ApiError> {
+    /// The observation hub.
+    pub fn hub(&self) -> &ObservationHub {
+        &self.hub
+    }
+
+    async fn route(
+        &self,
+        request: http::Request<Incoming>,
+        ctx: &RequestContext,
+    ) -> Result<Response, ApiError> {
         let path = request.uri().path().to_owned();
         let Ok(matched) = self.router.at(&path) else {
             return Err(ApiError::new(
@@ -164,6 +186,19 @@ impl BackendApi {
                     &registry.transcript(&rt, &w, after, limit).await?,
                 ))
             }
+            (Route::Events, Method::GET, Some(rt), Some(w)) => {
+                let q = Query::parse(query, &["cursor"])?;
+                super::events::upgrade(
+                    &self.hub,
+                    &self.settings.allowed_origins,
+                    (&rt, &w),
+                    q.get("cursor"),
+                    request,
+                    ctx,
+                    self.settings.session,
+                )
+                .await
+            }
             (_, method, ..) => Err(ApiError::new(
                 ErrorCode::MethodNotAllowed,
                 format!("{method} is not allowed on {path}"),
@@ -202,7 +237,7 @@ impl From<RegistryError> for ApiError {
 
 impl Handler for BackendApi {
     async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
-        match self.route(request).await {
+        match self.route(request, &ctx).await {
             Ok(response) => response,
             Err(mut error) => {
                 if error.detail.code == ErrorCode::Internal {

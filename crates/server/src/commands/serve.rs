@@ -6,16 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_registry::{
-    AllowAll, EmbeddedSource, RegisteredRuntime, RemoteSource, RuntimeRegistry, Scrubber,
+    AllowAll, EmbeddedSource, HubSettings, ObservationHub, RegisteredRuntime, RemoteSource,
+    RuntimeRegistry, Scrubber,
 };
 use switchyard_runtime::{FsStore, MemoryStore, Runtime, Store};
-use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, STOP_EXTRA_TIME};
+use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, STOP_EXTRA_TIME, WsEventsClient};
 use tokio::net::TcpListener;
 
 use crate::backend_api::{BackendApi, BackendApiSettings};
 use crate::config::{
     BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs, load_backend_settings,
 };
+use crate::http::ws::SessionSettings;
 use crate::http::{ServerHandle, Shutdown, serve};
 
 /// How long connections and WebSocket sessions get to finish on shutdown.
@@ -48,6 +50,8 @@ pub async fn run(args: ServeArgs) -> u8 {
 pub struct RunningBackend {
     /// The registry.
     pub registry: Arc<RuntimeRegistry>,
+    /// The observation hub.
+    pub hub: ObservationHub,
     /// The embedded runtime, if configured.
     pub embedded: Option<Runtime>,
     /// The HTTP server.
@@ -87,10 +91,14 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("could not listen on {}: {e}", settings.listen))?;
+    let hub = ObservationHub::new(registry.clone(), HubSettings::default());
     let api = BackendApi::new(
         registry.clone(),
+        hub.clone(),
         BackendApiSettings {
             max_body_bytes: settings.max_body_bytes,
+            allowed_origins: settings.allowed_origins.clone(),
+            session: SessionSettings::default(),
         },
     );
     let server = serve(listener, Arc::new(api), Shutdown::new());
@@ -102,6 +110,7 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
     tracing::info!(addr = %server.local_addr(), "backend listening");
     Ok(RunningBackend {
         registry,
+        hub,
         embedded,
         server,
     })
@@ -140,12 +149,18 @@ fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String>
         connect_timeout: settings.connect_timeout,
         request_timeout: settings.request_timeout,
     };
+    let events = WsEventsClient::new(endpoint.clone())
+        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
     let client = HttpRuntimeClient::new(endpoint)
         .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
     Ok(RegisteredRuntime {
         runtime_id: settings.runtime_id,
         display_name: settings.display_name,
-        source: Arc::new(RemoteSource::new(Arc::new(client), scrubber)),
+        source: Arc::new(RemoteSource::new(
+            Arc::new(client),
+            Arc::new(events),
+            scrubber,
+        )),
         // The client enforces its own deadlines (a stop may wait for the runtime's
         // grace period); this is only a backstop.
         call_timeout: Some(

@@ -13,6 +13,7 @@ pub(super) fn upgrade(
     runtime: &Runtime,
     worker_id: &WorkerId,
     cursor: Option<&str>,
+    snapshot_after_replay: bool,
     request: http::Request<Incoming>,
     ctx: &RequestContext,
     settings: SessionSettings,
@@ -20,7 +21,11 @@ pub(super) fn upgrade(
     if !crate::http::ws::is_upgrade_request(request.headers()) {
         return ws_upgrade(request, &ctx.shutdown, |_| async {});
     }
-    let subscription = runtime.subscribe(worker_id, cursor)?;
+    let subscription = if snapshot_after_replay {
+        runtime.subscribe_with_snapshot(worker_id, cursor)?
+    } else {
+        runtime.subscribe(worker_id, cursor)?
+    };
     let shutdown = ctx.shutdown.clone();
     ws_upgrade(request, &ctx.shutdown, move |ws| {
         run_session(ws, SubscriptionFrames(subscription), settings, shutdown)

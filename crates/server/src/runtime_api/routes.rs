@@ -153,11 +153,15 @@ impl RuntimeApi {
                 ))
             }
             (Route::Events, Method::GET, Some(id)) => {
-                let q = Query::parse(query, &["cursor"])?;
+                let q = Query::parse(query, &["cursor", "snapshot"])?;
+                let snapshot = q
+                    .parse_as::<bool>("snapshot", "true or false")?
+                    .unwrap_or(false);
                 super::events::upgrade(
                     runtime,
                     &id,
                     q.get("cursor"),
+                    snapshot,
                     request,
                     ctx,
                     self.settings.session,

@@ -1,0 +1,431 @@
+//! One watched worker: exactly one upstream subscription shared by all its viewers.
+//!
+//! The channel task owns the upstream: it opens it when the channel is created, reads
+//! it, applies each item to the channel state (dedupe, backlog, latest snapshot) and
+//! publishes it to the viewers' bounded queues; it reconnects with capped exponential
+//! backoff and jitter when the upstream drops, and ends a short while (`linger`) after
+//! the last viewer has left.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use switchyard_protocol::{
+    ErrorCode, ErrorDetail, ResetReason, RuntimeId, UpstreamState, WorkerEvent, WorkerId,
+};
+use switchyard_runtime::{Fanout, FanoutReceiver, StreamEnd};
+use tokio::sync::Notify;
+
+use super::HubInner;
+use super::cursor::BackendCursor;
+use crate::error::SourceError;
+use crate::source::{ResumePoint, RuntimeSource, SourceEnd, SourceItem};
+
+/// Tuning of the hub.
+#[derive(Debug, Clone, Copy)]
+pub struct HubSettings {
+    /// Items queued per viewer before it is cut off (4408).
+    pub viewer_queue: usize,
+    /// Events kept per watched worker for viewers that resume or join late.
+    pub backlog: usize,
+    /// How long an upstream stays open after its last viewer left.
+    pub linger: Duration,
+    /// First reconnect delay.
+    pub backoff_initial: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        Self {
+            viewer_queue: 1024,
+            backlog: 4096,
+            linger: Duration::from_secs(2),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An event with its place in the runtime's log.
+#[derive(Debug, Clone)]
+pub(crate) struct Stamped {
+    pub(crate) epoch: Arc<str>,
+    pub(crate) position: u64,
+    pub(crate) event: Arc<WorkerEvent>,
+}
+
+impl Stamped {
+    pub(crate) fn is_snapshot(&self) -> bool {
+        matches!(*self.event, WorkerEvent::Snapshot { .. })
+    }
+}
+
+/// What the channel publishes to its viewers.
+#[derive(Debug, Clone)]
+pub(crate) enum HubItem {
+    Event(Stamped),
+    Reset(ResetReason),
+    Upstream {
+        state: UpstreamState,
+        error: Option<ErrorDetail>,
+    },
+}
+
+struct ChannelState {
+    epoch: Option<Arc<str>>,
+    last_position: u64,
+    snapshot: Option<Stamped>,
+    backlog: VecDeque<Stamped>,
+    fanout: Fanout<HubItem>,
+    lost: Option<ErrorDetail>,
+}
+
+/// The shared state of one watched worker.
+pub(crate) struct Channel {
+    pub(crate) runtime_id: RuntimeId,
+    pub(crate) worker_id: WorkerId,
+    settings: HubSettings,
+    state: Mutex<ChannelState>,
+    viewers: AtomicUsize,
+    viewers_changed: Notify,
+    refresh: Notify,
+}
+
+/// What a joining viewer starts from.
+pub(crate) struct Join {
+    pub(crate) initial: VecDeque<HubItem>,
+    pub(crate) awaiting_snapshot: bool,
+    pub(crate) last: Option<(Arc<str>, u64)>,
+    pub(crate) live: FanoutReceiver<HubItem>,
+}
+
+impl Channel {
+    pub(crate) fn new(runtime_id: RuntimeId, worker_id: WorkerId, settings: HubSettings) -> Self {
+        Self {
+            runtime_id,
+            worker_id,
+            settings,
+            state: Mutex::new(ChannelState {
+                epoch: None,
+                last_position: 0,
+                snapshot: None,
+                backlog: VecDeque::new(),
+                fanout: Fanout::new(settings.viewer_queue),
+                lost: None,
+            }),
+            viewers: AtomicUsize::new(0),
+            viewers_changed: Notify::new(),
+            refresh: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, ChannelState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn viewer_count(&self) -> usize {
+        self.viewers.load(Ordering::SeqCst)
+    }
+
+    /// Counts a new viewer; called under the hub's map lock.
+    pub(crate) fn add_viewer(&self) {
+        self.viewers.fetch_add(1, Ordering::SeqCst);
+        self.viewers_changed.notify_waiters();
+    }
+
+    /// Forgets a viewer (its guard dropped).
+    pub(crate) fn remove_viewer(&self) {
+        self.viewers.fetch_sub(1, Ordering::SeqCst);
+        self.viewers_changed.notify_waiters();
+    }
+
+    /// Asks the task for a fresh snapshot (reconnect with the last cursor).
+    pub(crate) fn request_refresh(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// Registers a viewer atomically with respect to publishing: what it missed (from
+    /// the backlog), or a snapshot, then live items.
+    pub(crate) fn join(&self, cursor: Option<&BackendCursor>) -> Join {
+        let mut state = self.state();
+        let mut initial = VecDeque::new();
+        if let Some(error) = &state.lost {
+            initial.push_back(HubItem::Upstream {
+                state: UpstreamState::Lost,
+                error: Some(error.clone()),
+            });
+        }
+        let mut awaiting_snapshot = true;
+        let mut last = None;
+        if let Some(cursor) = cursor {
+            match state.epoch.clone() {
+                // Not connected yet: the upstream opens from this cursor or the viewer
+                // notices the gap and resets.
+                None => {
+                    awaiting_snapshot = false;
+                    last = Some((Arc::from(cursor.epoch.as_str()), cursor.position));
+                }
+                Some(epoch) if *epoch != *cursor.epoch => {
+                    initial.push_back(HubItem::Reset(ResetReason::RuntimeRestarted));
+                }
+                Some(epoch) => {
+                    let first_held = state
+                        .backlog
+                        .front()
+                        .map_or(state.last_position + 1, |e| e.position);
+                    if cursor.position + 1 >= first_held || cursor.position >= state.last_position {
+                        awaiting_snapshot = false;
+                        last = Some((epoch, cursor.position));
+                        initial.extend(
+                            state
+                                .backlog
+                                .iter()
+                                .filter(|e| e.position > cursor.position)
+                                .cloned()
+                                .map(HubItem::Event),
+                        );
+                    } else {
+                        initial.push_back(HubItem::Reset(ResetReason::CursorExpired));
+                    }
+                }
+            }
+        }
+        if awaiting_snapshot {
+            match usable_snapshot(&state) {
+                Some(snapshot) => {
+                    let after = snapshot.position;
+                    initial.push_back(HubItem::Event(snapshot));
+                    initial.extend(
+                        state
+                            .backlog
+                            .iter()
+                            .filter(|e| e.position > after)
+                            .cloned()
+                            .map(HubItem::Event),
+                    );
+                }
+                // Connected but no snapshot covers the backlog: get a fresh one. (Not
+                // connected yet: the first subscription brings one.)
+                None if state.epoch.is_some() => self.request_refresh(),
+                None => {}
+            }
+        }
+        let live = state.fanout.subscribe();
+        Join {
+            initial,
+            awaiting_snapshot,
+            last,
+            live,
+        }
+    }
+
+    /// Where to resume the upstream.
+    fn resume_point(&self) -> Option<ResumePoint> {
+        let state = self.state();
+        state.epoch.clone().map(|epoch| ResumePoint {
+            epoch,
+            position: state.last_position,
+        })
+    }
+
+    /// Applies one upstream item: dedupe, remember, publish.
+    fn apply(&self, item: SourceItem) {
+        let mut state = self.state();
+        match item {
+            SourceItem::Reset(reason) => {
+                state.epoch = None;
+                state.last_position = 0;
+                state.snapshot = None;
+                state.backlog.clear();
+                state.fanout.publish(&HubItem::Reset(reason));
+            }
+            SourceItem::Event {
+                epoch,
+                position,
+                event,
+            } => {
+                let stamped = Stamped {
+                    epoch: epoch.clone(),
+                    position,
+                    event,
+                };
+                let same_epoch = state.epoch.as_deref() == Some(&*epoch);
+                if !same_epoch {
+                    state.epoch = Some(epoch);
+                    state.last_position = 0;
+                    state.snapshot = None;
+                    state.backlog.clear();
+                }
+                if stamped.is_snapshot() {
+                    state.last_position = state.last_position.max(position);
+                    state.snapshot = Some(stamped.clone());
+                } else {
+                    if position <= state.last_position {
+                        return; // replayed after a reconnect: already published
+                    }
+                    state.last_position = position;
+                    if state.backlog.len() >= self.settings.backlog.max(1) {
+                        state.backlog.pop_front();
+                    }
+                    state.backlog.push_back(stamped.clone());
+                }
+                state.fanout.publish(&HubItem::Event(stamped));
+            }
+        }
+    }
+
+    fn set_upstream(&self, lost: Option<ErrorDetail>) {
+        let mut state = self.state();
+        let item = match &lost {
+            Some(error) => HubItem::Upstream {
+                state: UpstreamState::Lost,
+                error: Some(error.clone()),
+            },
+            None => HubItem::Upstream {
+                state: UpstreamState::Restored,
+                error: None,
+            },
+        };
+        state.lost = lost;
+        state.fanout.publish(&item);
+    }
+
+    fn close(&self, reason: StreamEnd) {
+        self.state().fanout.close(reason);
+    }
+
+    /// Resolves once nobody has watched for `linger`.
+    async fn idle(&self) {
+        loop {
+            let changed = self.viewers_changed.notified();
+            if self.viewer_count() == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(self.settings.linger) => {
+                        if self.viewer_count() == 0 {
+                            return;
+                        }
+                    }
+                    () = changed => {}
+                }
+            } else {
+                changed.await;
+            }
+        }
+    }
+}
+
+/// The latest snapshot, if every event after it is still in the backlog.
+fn usable_snapshot(state: &ChannelState) -> Option<Stamped> {
+    let snapshot = state.snapshot.as_ref()?;
+    if state.epoch.as_deref() != Some(&*snapshot.epoch) {
+        return None;
+    }
+    let covered = match state.backlog.front() {
+        Some(first) => first.position <= snapshot.position + 1,
+        None => state.last_position == snapshot.position,
+    };
+    covered.then(|| snapshot.clone())
+}
+
+/// The error shown to viewers while the upstream is down. Never holds an address.
+fn lost_detail(runtime_id: &RuntimeId, error: &SourceError) -> ErrorDetail {
+    ErrorDetail::new(error.code(), error.to_string()).with_runtime(runtime_id.clone())
+}
+
+/// The channel task: owns the upstream until the worker is gone or nobody watches.
+pub(crate) async fn run(
+    channel: Arc<Channel>,
+    source: Arc<dyn RuntimeSource>,
+    hub: Weak<HubInner>,
+    mut resume: Option<ResumePoint>,
+) {
+    let settings = channel.settings;
+    let mut backoff = settings.backoff_initial;
+    let mut lost = false;
+    loop {
+        let subscribed = tokio::select! {
+            subscribed = source.subscribe(&channel.worker_id, resume.as_ref()) => subscribed,
+            () = channel.idle() => {
+                if leave(&hub, &channel) { return; }
+                continue;
+            }
+        };
+        match subscribed {
+            Ok(mut stream) => {
+                backoff = settings.backoff_initial;
+                if lost {
+                    lost = false;
+                    channel.set_upstream(None);
+                }
+                let ended = loop {
+                    tokio::select! {
+                        item = stream.next() => match item {
+                            Ok(item) => channel.apply(item),
+                            Err(end) => break Some(end),
+                        },
+                        () = channel.refresh.notified() => break None,
+                        () = channel.idle() => {
+                            if leave(&hub, &channel) { return; }
+                        }
+                    }
+                };
+                resume = channel.resume_point();
+                match ended {
+                    None => continue, // refresh: resubscribe now, with a snapshot
+                    Some(SourceEnd::WorkerGone) => {
+                        finish(&hub, &channel, StreamEnd::Removed);
+                        return;
+                    }
+                    Some(SourceEnd::Lost(error)) => {
+                        tracing::info!(runtime_id = %channel.runtime_id, worker_id = %channel.worker_id, %error, "upstream lost; reconnecting");
+                        channel.set_upstream(Some(lost_detail(&channel.runtime_id, &error)));
+                        lost = true;
+                    }
+                }
+            }
+            Err(SourceError::Rejected(detail)) if detail.code == ErrorCode::WorkerNotFound => {
+                finish(&hub, &channel, StreamEnd::Removed);
+                return;
+            }
+            Err(SourceError::Rejected(detail)) if detail.code == ErrorCode::InvalidCursor => {
+                // The runtime does not know our cursor: start over from a snapshot.
+                channel.apply(SourceItem::Reset(ResetReason::CursorExpired));
+                resume = None;
+                continue;
+            }
+            Err(error) => {
+                if !lost {
+                    channel.set_upstream(Some(lost_detail(&channel.runtime_id, &error)));
+                    lost = true;
+                }
+            }
+        }
+        let jitter = backoff.mul_f64(fastrand::f64() * 0.3);
+        tokio::select! {
+            () = tokio::time::sleep(backoff + jitter) => {}
+            () = channel.idle() => {
+                if leave(&hub, &channel) { return; }
+            }
+        }
+        backoff = (backoff * 2).min(settings.backoff_max);
+    }
+}
+
+/// Removes the channel from the hub if it still has no viewer; false if one joined.
+fn leave(hub: &Weak<HubInner>, channel: &Arc<Channel>) -> bool {
+    match hub.upgrade() {
+        Some(hub) => hub.remove_if_idle(channel),
+        None => true,
+    }
+}
+
+/// Ends every viewer and forgets the channel.
+fn finish(hub: &Weak<HubInner>, channel: &Arc<Channel>, reason: StreamEnd) {
+    if let Some(hub) = hub.upgrade() {
+        hub.remove(channel);
+    }
+    channel.close(reason);
+}

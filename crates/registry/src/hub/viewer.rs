@@ -1,0 +1,147 @@
+//! [`Viewer`]: one client's view of a watched worker, turning hub items into backend
+//! frames (backend cursors, `runtime_id`, policy filtering) and guaranteeing order,
+//! no duplicate cursor, and a reset whenever it cannot continue seamlessly.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use switchyard_protocol::{ResetReason, ServerFrame, WorkerEvent};
+use switchyard_runtime::{FanoutReceiver, StreamEnd};
+
+use super::channel::{Channel, HubItem, Join, Stamped};
+use super::cursor::BackendCursor;
+use crate::policy::Policy;
+
+/// A viewer of one worker. Dropping it leaves the channel.
+pub struct Viewer {
+    channel: Arc<Channel>,
+    initial: VecDeque<HubItem>,
+    live: FanoutReceiver<HubItem>,
+    awaiting_snapshot: bool,
+    last: Option<(Arc<str>, u64)>,
+    policy: Arc<dyn Policy>,
+}
+
+impl std::fmt::Debug for Viewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Viewer")
+            .field("runtime_id", &self.channel.runtime_id)
+            .field("worker_id", &self.channel.worker_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        self.channel.remove_viewer();
+    }
+}
+
+/// What one hub item becomes for this viewer: a frame, or nothing.
+type Step = Option<ServerFrame>;
+
+impl Viewer {
+    pub(crate) fn new(channel: Arc<Channel>, join: Join, policy: Arc<dyn Policy>) -> Self {
+        Self {
+            channel,
+            initial: join.initial,
+            live: join.live,
+            awaiting_snapshot: join.awaiting_snapshot,
+            last: join.last,
+            policy,
+        }
+    }
+
+    /// The next frame for the client, or why the stream ended.
+    pub async fn next_frame(&mut self) -> Result<ServerFrame, StreamEnd> {
+        loop {
+            let item = match self.initial.pop_front() {
+                Some(item) => item,
+                None => self.live.recv().await?,
+            };
+            if let Some(frame) = self.step(item) {
+                return Ok(frame);
+            }
+        }
+    }
+
+    /// Resolves when the hub has ended this viewer (cut off as too slow, worker gone).
+    pub async fn ended(&self) -> StreamEnd {
+        self.live.ended().await
+    }
+
+    fn step(&mut self, item: HubItem) -> Step {
+        match item {
+            HubItem::Upstream { state, error } => {
+                Some(ServerFrame::Upstream { state, error })
+            }
+            HubItem::Reset(reason) => self.reset(reason, None),
+            HubItem::Event(stamped) => self.event(stamped),
+        }
+    }
+
+    fn reset(&mut self, reason: ResetReason, then: Option<Stamped>) -> Step {
+        self.awaiting_snapshot = true;
+        self.last = None;
+        match then {
+            Some(snapshot) => self.initial.push_front(HubItem::Event(snapshot)),
+            None => self.channel.request_refresh(),
+        }
+        Some(ServerFrame::Reset { reason })
+    }
+
+    fn event(&mut self, stamped: Stamped) -> Step {
+        if self.awaiting_snapshot {
+            if !stamped.is_snapshot() {
+                return None; // the snapshot to come includes it
+            }
+            self.awaiting_snapshot = false;
+            return self.deliver(stamped);
+        }
+        let Some((epoch, position)) = self.last.clone() else {
+            return self.deliver(stamped);
+        };
+        if *epoch != *stamped.epoch {
+            let then = stamped.is_snapshot().then_some(stamped);
+            return self.reset(ResetReason::RuntimeRestarted, then);
+        }
+        if stamped.is_snapshot() {
+            if stamped.position > position {
+                // Events between what we delivered and this snapshot are unknown.
+                return self.reset(ResetReason::CursorExpired, Some(stamped));
+            }
+            return None; // a refresh for newcomers
+        }
+        if stamped.position <= position {
+            return None; // already delivered
+        }
+        if stamped.position > position + 1 {
+            return self.reset(ResetReason::CursorExpired, None);
+        }
+        self.deliver(stamped)
+    }
+
+    fn deliver(&mut self, stamped: Stamped) -> Step {
+        self.last = Some((stamped.epoch.clone(), stamped.position));
+        let channel = &self.channel;
+        let Some(event) = self.policy.filter_event(
+            &channel.runtime_id,
+            &channel.worker_id,
+            WorkerEvent::clone(&stamped.event),
+        ) else {
+            return None;
+        };
+        let cursor = BackendCursor {
+            runtime_id: channel.runtime_id.clone(),
+            worker_id: channel.worker_id.clone(),
+            epoch: stamped.epoch.to_string(),
+            position: stamped.position,
+        };
+        Some(ServerFrame::Event {
+            cursor: cursor.encode(),
+            runtime_id: Some(channel.runtime_id.clone()),
+            worker_id: channel.worker_id.clone(),
+            event,
+        })
+    }
+}

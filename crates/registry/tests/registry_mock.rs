@@ -1,0 +1,1479 @@
+//! The registry against mockall mocks of the transport trait (`RuntimeClient`): error
+//! mapping to the backend's codes and statuses, routing by `runtime_id + worker_id`,
+//! runtime views, `list_all`, the policy seam, call timeouts and secret scrubbing.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use switchyard_protocol::{
+    API_VERSION, CreateWorkerRequest, ErrorCode, ErrorDetail, InputAccepted, OutputStream,
+    ProfileInfo, ProfileKind, RuntimeId, RuntimeInfo, RuntimeSourceKind, RuntimeState,
+    RuntimeStatus, Timestamp, TranscriptEntry, TranscriptItem, TranscriptPage, WorkerCounts,
+    WorkerDetail, WorkerEvent, WorkerId, WorkerList, WorkerStatus, WorkerStatusResponse,
+};
+use switchyard_registry::{
+    Action, AllowAll, EmbeddedSource, Policy, PolicyDenied, PolicyRequest, RegisteredRuntime,
+    RegistryError, RemoteSource, ResumePoint, RuntimeRegistry, RuntimeSource, Scrubber,
+    SourceError, SourceEvents,
+};
+use switchyard_runtime::{Runtime, RuntimeConfig};
+use switchyard_transport::{
+    MockRuntimeClient, MockRuntimeEventsClient, RuntimeEventsClient, TimeoutPhase, TransportError,
+    UnreachableKind, WorkerQuery,
+};
+
+// ---------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------
+
+const TS: &str = "2026-11-26T09:00:00Z";
+/// The id a remote runtime calls itself, unlike the id the backend configured for it.
+const UPSTREAM_SELF_ID: &str = "upstream-self";
+
+fn rid(s: &str) -> RuntimeId {
+    RuntimeId::new(s).unwrap()
+}
+
+fn wid(s: &str) -> WorkerId {
+    WorkerId::new(s).unwrap()
+}
+
+fn detail(worker: &str, runtime: &str) -> WorkerDetail {
+    WorkerDetail {
+        worker_id: wid(worker),
+        runtime_id: rid(runtime),
+        profile: "echo".into(),
+        label: Some(format!("label of {worker}")),
+        status: WorkerStatus::Running,
+        created_at: Timestamp(TS.into()),
+        updated_at: Timestamp(TS.into()),
+        exit: None,
+        input_count: 3,
+        output_bytes: 17,
+    }
+}
+
+/// A runtime's self-description. Built from a real (embedded) runtime's answer so
+/// that fields this test does not care about keep valid values.
+async fn info(runtime: &str, api_version: u32) -> RuntimeInfo {
+    let base = Runtime::in_memory(RuntimeConfig::new(rid(runtime), "base"))
+        .await
+        .info();
+    RuntimeInfo {
+        runtime_id: rid(runtime),
+        display_name: format!("{runtime} as it names itself"),
+        api_version,
+        status: RuntimeStatus::Running,
+        epoch: "epoch-1".into(),
+        capabilities: vec!["events_ws".into(), "process".into()],
+        profiles: vec![
+            ProfileInfo {
+                name: "echo".into(),
+                kind: ProfileKind::Echo,
+                description: None,
+            },
+            ProfileInfo {
+                name: "shell".into(),
+                kind: ProfileKind::Process,
+                description: Some("POSIX shell".into()),
+            },
+        ],
+        workers: WorkerCounts {
+            starting: 1,
+            running: 2,
+            exited: 3,
+            stopped: 4,
+            failed: 5,
+            lost: 6,
+        },
+        ..base
+    }
+}
+
+/// An events client that must never be used: these tests drive commands only.
+fn idle_events() -> Arc<dyn RuntimeEventsClient> {
+    let mut events = MockRuntimeEventsClient::new();
+    events.expect_subscribe().never();
+    Arc::new(events)
+}
+
+fn remote_with(id: &str, client: MockRuntimeClient, scrubber: Scrubber) -> RegisteredRuntime {
+    RegisteredRuntime {
+        runtime_id: rid(id),
+        display_name: format!("Remote {id}"),
+        source: Arc::new(RemoteSource::new(Arc::new(client), idle_events(), scrubber)),
+        call_timeout: Some(Duration::from_secs(5)),
+    }
+}
+
+fn remote(id: &str, client: MockRuntimeClient) -> RegisteredRuntime {
+    remote_with(id, client, Scrubber::default())
+}
+
+async fn embedded(id: &str) -> RegisteredRuntime {
+    let runtime = Runtime::in_memory(RuntimeConfig::new(rid(id), "This machine")).await;
+    RegisteredRuntime {
+        runtime_id: rid(id),
+        display_name: "This machine".into(),
+        source: Arc::new(EmbeddedSource::new(runtime)),
+        call_timeout: None,
+    }
+}
+
+fn registry(runtimes: Vec<RegisteredRuntime>) -> RuntimeRegistry {
+    RuntimeRegistry::new(runtimes, Arc::new(AllowAll)).unwrap()
+}
+
+/// A runtime's own typed error, as the transport reports it.
+fn runtime_error(status: u16, code: ErrorCode, message: &str) -> TransportError {
+    TransportError::Runtime {
+        status,
+        detail: ErrorDetail::new(code, message),
+    }
+}
+
+/// Answers in order, one per call.
+fn script<T: Send + 'static>(answers: Vec<T>) -> impl FnMut() -> T + Send + 'static {
+    let mut answers: VecDeque<T> = answers.into();
+    move || {
+        answers
+            .pop_front()
+            .expect("more calls than scripted answers")
+    }
+}
+
+/// Every method of `mock` must never be called.
+fn expect_nothing(mock: &mut MockRuntimeClient) {
+    mock.expect_info().never();
+    mock.expect_list_workers().never();
+    mock.expect_create_worker().never();
+    mock.expect_get_worker().never();
+    mock.expect_input().never();
+    mock.expect_cancel().never();
+    mock.expect_stop().never();
+    mock.expect_delete().never();
+    mock.expect_transcript().never();
+}
+
+fn assert_source_error(
+    error: &RegistryError,
+    runtime: &str,
+    code: ErrorCode,
+    status: u16,
+    case: &str,
+) {
+    assert_eq!(error.code(), code, "{case}: code of {error:?}");
+    assert_eq!(error.status(), status, "{case}: status of {error:?}");
+    let detail = error.to_detail();
+    assert_eq!(detail.code, code, "{case}: detail code");
+    assert_eq!(
+        detail.runtime_id,
+        Some(rid(runtime)),
+        "{case}: detail must name the registry's runtime id"
+    );
+    assert!(!detail.message.is_empty(), "{case}: empty message");
+}
+
+// ---------------------------------------------------------------------------------
+// 1. Every TransportError to its registry code and HTTP status
+// ---------------------------------------------------------------------------------
+
+struct Case {
+    name: &'static str,
+    error: TransportError,
+    code: ErrorCode,
+    status: u16,
+    /// For pass-through answers: the runtime's own detail, expected back as it is
+    /// (message, worker id, retry hint), with the registry's runtime id.
+    pass_through: Option<ErrorDetail>,
+}
+
+fn case(name: &'static str, error: TransportError, code: ErrorCode, status: u16) -> Case {
+    Case {
+        name,
+        error,
+        code,
+        status,
+        pass_through: None,
+    }
+}
+
+/// A pass-through answer: the runtime names itself and the worker in its detail.
+fn pass(name: &'static str, runtime_status: u16, code: ErrorCode, backend_status: u16) -> Case {
+    let mut detail = ErrorDetail::new(code, format!("the runtime says {name}; do something"))
+        .with_worker(wid("w-1"))
+        .with_runtime(rid(UPSTREAM_SELF_ID));
+    if code == ErrorCode::WorkerBusy {
+        detail = detail.with_retry_after_ms(250);
+    }
+    Case {
+        name,
+        error: TransportError::Runtime {
+            status: runtime_status,
+            detail: detail.clone(),
+        },
+        code,
+        status: backend_status,
+        pass_through: Some(detail),
+    }
+}
+
+fn error_cases() -> Vec<Case> {
+    use ErrorCode as C;
+    let unreachable = |kind| TransportError::Unreachable { kind };
+    let timeout = |phase| TransportError::Timeout {
+        phase,
+        timeout_ms: 2000,
+    };
+    vec![
+        case(
+            "unreachable refused",
+            unreachable(UnreachableKind::Refused),
+            C::RuntimeUnreachable,
+            502,
+        ),
+        case(
+            "unreachable reset",
+            unreachable(UnreachableKind::Reset),
+            C::RuntimeUnreachable,
+            502,
+        ),
+        case(
+            "unreachable dns",
+            unreachable(UnreachableKind::Dns),
+            C::RuntimeUnreachable,
+            502,
+        ),
+        case(
+            "unreachable other",
+            unreachable(UnreachableKind::Other),
+            C::RuntimeUnreachable,
+            502,
+        ),
+        case(
+            "timeout connect",
+            timeout(TimeoutPhase::Connect),
+            C::RuntimeTimeout,
+            504,
+        ),
+        case(
+            "timeout request",
+            timeout(TimeoutPhase::Request),
+            C::RuntimeTimeout,
+            504,
+        ),
+        case(
+            "auth rejected",
+            TransportError::AuthRejected,
+            C::RuntimeAuthFailed,
+            502,
+        ),
+        case(
+            "protocol",
+            TransportError::Protocol {
+                reason: "the body was not JSON".into(),
+            },
+            C::RuntimeProtocolError,
+            502,
+        ),
+        case(
+            "unsupported",
+            TransportError::Unsupported {
+                what: "events over WebSocket".into(),
+            },
+            C::Unsupported,
+            501,
+        ),
+        pass("worker_not_found", 404, C::WorkerNotFound, 404),
+        pass("worker_not_running", 409, C::WorkerNotRunning, 409),
+        pass("worker_running", 409, C::WorkerRunning, 409),
+        pass("worker_busy", 429, C::WorkerBusy, 429),
+        pass("worker_limit_reached", 429, C::WorkerLimitReached, 429),
+        pass("unknown_profile", 400, C::UnknownProfile, 400),
+        pass("invalid_cursor", 400, C::InvalidCursor, 400),
+        pass("limit_too_large", 400, C::LimitTooLarge, 400),
+        pass("payload_too_large", 413, C::PayloadTooLarge, 413),
+        pass("invalid_id", 400, C::InvalidId, 400),
+        pass("invalid_request", 400, C::InvalidRequest, 400),
+        case(
+            "runtime_unavailable",
+            runtime_error(503, C::RuntimeUnavailable, "draining"),
+            C::RuntimeUnavailable,
+            503,
+        ),
+        case(
+            "unauthorized from the runtime",
+            runtime_error(401, C::Unauthorized, "bad token"),
+            C::RuntimeAuthFailed,
+            502,
+        ),
+        case(
+            "internal",
+            runtime_error(500, C::Internal, "request id 1234"),
+            C::Internal,
+            500,
+        ),
+        case(
+            "unexpected forbidden",
+            runtime_error(403, C::Forbidden, "no"),
+            C::RuntimeProtocolError,
+            502,
+        ),
+        case(
+            "unexpected route_not_found",
+            runtime_error(404, C::RouteNotFound, "no such route"),
+            C::RuntimeProtocolError,
+            502,
+        ),
+        case(
+            "unexpected method_not_allowed",
+            runtime_error(405, C::MethodNotAllowed, "no such method"),
+            C::RuntimeProtocolError,
+            502,
+        ),
+        case(
+            "unexpected origin_not_allowed",
+            runtime_error(403, C::OriginNotAllowed, "origin"),
+            C::RuntimeProtocolError,
+            502,
+        ),
+        case(
+            "unexpected runtime_not_found",
+            runtime_error(404, C::RuntimeNotFound, "which runtime?"),
+            C::RuntimeProtocolError,
+            502,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_transport_error_maps_to_its_code_status_and_runtime_id() {
+    for Case {
+        name,
+        error,
+        code,
+        status,
+        pass_through,
+    } in error_cases()
+    {
+        let mut mock = MockRuntimeClient::new();
+        mock.expect_get_worker()
+            .withf(|w| w.as_str() == "w-1")
+            .times(1)
+            .returning(move |_| Err(error.clone()));
+        let registry = registry(vec![remote("build-1", mock)]);
+
+        let err = registry
+            .get_worker(&rid("build-1"), &wid("w-1"))
+            .await
+            .expect_err(name);
+        assert_source_error(&err, "build-1", code, status, name);
+        // The contract's status for the code agrees.
+        assert_eq!(code.status(), status, "{name}: ErrorCode::status");
+
+        let got = err.to_detail();
+        match pass_through {
+            Some(mut expected) => {
+                expected.runtime_id = Some(rid("build-1"));
+                assert_eq!(got, expected, "{name}: passed through as it is");
+                assert_eq!(err.to_string(), expected.message, "{name}: Display");
+            }
+            None => assert_eq!(got.retry_after_ms, None, "{name}: no retry hint"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn worker_busy_keeps_retry_after_ms() {
+    let mut mock = MockRuntimeClient::new();
+    mock.expect_input().times(1).returning(|_, _| {
+        Err(TransportError::Runtime {
+            status: 429,
+            detail: ErrorDetail::new(ErrorCode::WorkerBusy, "the input queue is full")
+                .with_retry_after_ms(1500),
+        })
+    });
+    let registry = registry(vec![remote("build-1", mock)]);
+    let err = registry
+        .input(&rid("build-1"), &wid("w-1"), "hi\n".into())
+        .await
+        .unwrap_err();
+    assert_source_error(&err, "build-1", ErrorCode::WorkerBusy, 429, "busy");
+    let detail = err.to_detail();
+    assert_eq!(detail.retry_after_ms, Some(1500));
+    assert_eq!(detail.message, "the input queue is full");
+}
+
+#[tokio::test]
+async fn unknown_runtime_id_is_runtime_not_found_404_for_every_call() {
+    let mut mock = MockRuntimeClient::new();
+    expect_nothing(&mut mock);
+    let registry = registry(vec![remote("build-1", mock)]);
+    let nope = rid("nope");
+    let w = wid("w-1");
+
+    let mut errors = vec![
+        registry.runtime(&nope).await.unwrap_err(),
+        registry
+            .list_workers(&nope, &WorkerQuery::default())
+            .await
+            .unwrap_err(),
+        registry
+            .create_worker(
+                &nope,
+                &CreateWorkerRequest {
+                    profile: "echo".into(),
+                    label: None,
+                },
+            )
+            .await
+            .unwrap_err(),
+        registry.get_worker(&nope, &w).await.unwrap_err(),
+        registry.input(&nope, &w, "x".into()).await.unwrap_err(),
+        registry.cancel(&nope, &w).await.unwrap_err(),
+        registry.stop(&nope, &w).await.unwrap_err(),
+        registry.delete(&nope, &w).await.unwrap_err(),
+        registry.transcript(&nope, &w, 0, None).await.unwrap_err(),
+    ];
+    if let Err(e) = registry.source(&nope) {
+        errors.push(e);
+    } else {
+        panic!("source() of an unknown runtime");
+    }
+    for err in errors {
+        assert_eq!(err.code(), ErrorCode::RuntimeNotFound, "{err:?}");
+        assert_eq!(err.status(), 404);
+        let detail = err.to_detail();
+        assert_eq!(detail.code, ErrorCode::RuntimeNotFound);
+        assert_eq!(detail.runtime_id, Some(nope.clone()));
+    }
+}
+
+/// Every routed call maps its failure the same way and names the runtime.
+#[tokio::test]
+async fn every_call_maps_a_transport_failure_with_the_runtime_id() {
+    let unreachable = || TransportError::Unreachable {
+        kind: UnreachableKind::Refused,
+    };
+    let mut mock = MockRuntimeClient::new();
+    mock.expect_info()
+        .times(1)
+        .returning(move || Err(unreachable()));
+    mock.expect_list_workers()
+        .times(2) // list_workers and list_all
+        .returning(move |_| Err(unreachable()));
+    mock.expect_create_worker()
+        .times(1)
+        .returning(move |_| Err(unreachable()));
+    mock.expect_get_worker()
+        .times(1)
+        .returning(move |_| Err(unreachable()));
+    mock.expect_input()
+        .times(1)
+        .returning(move |_, _| Err(unreachable()));
+    mock.expect_cancel()
+        .times(1)
+        .returning(move |_| Err(unreachable()));
+    mock.expect_stop()
+        .times(1)
+        .returning(move |_| Err(unreachable()));
+    mock.expect_delete()
+        .times(1)
+        .returning(move |_| Err(unreachable()));
+    mock.expect_transcript()
+        .times(1)
+        .returning(move |_, _, _| Err(unreachable()));
+    let registry = registry(vec![remote("build-1", mock)]);
+    let id = rid("build-1");
+    let w = wid("w-1");
+
+    let errors = vec![
+        (
+            "list_workers",
+            registry
+                .list_workers(&id, &WorkerQuery::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "create_worker",
+            registry
+                .create_worker(
+                    &id,
+                    &CreateWorkerRequest {
+                        profile: "echo".into(),
+                        label: None,
+                    },
+                )
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "get_worker",
+            registry.get_worker(&id, &w).await.unwrap_err(),
+        ),
+        (
+            "input",
+            registry.input(&id, &w, "x".into()).await.unwrap_err(),
+        ),
+        ("cancel", registry.cancel(&id, &w).await.unwrap_err()),
+        ("stop", registry.stop(&id, &w).await.unwrap_err()),
+        ("delete", registry.delete(&id, &w).await.unwrap_err()),
+        (
+            "transcript",
+            registry.transcript(&id, &w, 0, None).await.unwrap_err(),
+        ),
+    ];
+    for (name, err) in errors {
+        assert_source_error(&err, "build-1", ErrorCode::RuntimeUnreachable, 502, name);
+    }
+
+    let view = registry.runtime(&id).await.unwrap();
+    assert_eq!(view.state, RuntimeState::Unreachable);
+
+    let all = registry.list_all(&WorkerQuery::default()).await;
+    assert!(all.workers.is_empty());
+    assert_eq!(all.unavailable.len(), 1);
+    assert_eq!(all.unavailable[0].runtime_id, id);
+    assert_eq!(all.unavailable[0].error.code, ErrorCode::RuntimeUnreachable);
+    assert_eq!(all.unavailable[0].error.runtime_id, Some(id.clone()));
+}
+
+// ---------------------------------------------------------------------------------
+// 2. Routing
+// ---------------------------------------------------------------------------------
+
+fn transcript_page() -> TranscriptPage {
+    TranscriptPage {
+        items: vec![TranscriptItem {
+            sequence: 8,
+            at: Timestamp(TS.into()),
+            entry: TranscriptEntry::Output {
+                stream: OutputStream::Stdout,
+                text: "hello\n".into(),
+            },
+        }],
+        next_after: Some(8),
+        total: 9,
+    }
+}
+
+/// A mock for the runtime every call must reach, each call exactly once with exactly
+/// these arguments.
+fn routed_mock() -> MockRuntimeClient {
+    let mut mock = MockRuntimeClient::new();
+    mock.expect_info().never();
+    mock.expect_list_workers()
+        .withf(|q| {
+            *q == WorkerQuery {
+                status: Some(WorkerStatus::Running),
+                after: Some(WorkerId::new("w-0").unwrap()),
+                limit: Some(5),
+            }
+        })
+        .times(1)
+        .returning(|_| {
+            Ok(WorkerList {
+                workers: vec![
+                    detail("w-1", UPSTREAM_SELF_ID),
+                    detail("w-2", UPSTREAM_SELF_ID),
+                ],
+                next: Some(WorkerId::new("w-2").unwrap()),
+            })
+        });
+    mock.expect_create_worker()
+        .withf(|r| r.profile == "shell" && r.label.as_deref() == Some("my shell"))
+        .times(1)
+        .returning(|_| Ok(detail("w-new", UPSTREAM_SELF_ID)));
+    mock.expect_get_worker()
+        .withf(|w| w.as_str() == "w-7")
+        .times(1)
+        .returning(|w| Ok(detail(w.as_str(), UPSTREAM_SELF_ID)));
+    mock.expect_input()
+        .withf(|w, r| w.as_str() == "w-7" && r.text == "ls -l\n")
+        .times(1)
+        .returning(|_, _| Ok(InputAccepted { sequence: 42 }));
+    mock.expect_cancel()
+        .withf(|w| w.as_str() == "w-7")
+        .times(1)
+        .returning(|w| {
+            Ok(WorkerStatusResponse {
+                worker_id: w.clone(),
+                status: WorkerStatus::Running,
+            })
+        });
+    mock.expect_stop()
+        .withf(|w| w.as_str() == "w-7")
+        .times(1)
+        .returning(|w| {
+            Ok(WorkerStatusResponse {
+                worker_id: w.clone(),
+                status: WorkerStatus::Stopped,
+            })
+        });
+    mock.expect_delete()
+        .withf(|w| w.as_str() == "w-7")
+        .times(1)
+        .returning(|_| Ok(()));
+    mock.expect_transcript()
+        .withf(|w, after, limit| w.as_str() == "w-7" && *after == 7 && *limit == Some(20))
+        .times(1)
+        .returning(|_, _, _| Ok(transcript_page()));
+    mock
+}
+
+async fn check_routing_to(target: &str) {
+    let mut idle = MockRuntimeClient::new();
+    expect_nothing(&mut idle);
+    let (one, two) = if target == "build-1" {
+        (routed_mock(), idle)
+    } else {
+        (idle, routed_mock())
+    };
+    let registry = registry(vec![
+        remote("build-1", one),
+        embedded("local").await,
+        remote("build-2", two),
+    ]);
+    let id = rid(target);
+    let w = wid("w-7");
+
+    let list = registry
+        .list_workers(
+            &id,
+            &WorkerQuery {
+                status: Some(WorkerStatus::Running),
+                after: Some(wid("w-0")),
+                limit: Some(5),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        list.workers
+            .iter()
+            .map(|d| d.worker_id.as_str())
+            .collect::<Vec<_>>(),
+        ["w-1", "w-2"]
+    );
+    assert!(list.workers.iter().all(|d| d.runtime_id == id), "{list:?}");
+    assert_eq!(list.next, Some(wid("w-2")), "the page cursor is kept");
+
+    let created = registry
+        .create_worker(
+            &id,
+            &CreateWorkerRequest {
+                profile: "shell".into(),
+                label: Some("my shell".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.worker_id, wid("w-new"));
+    assert_eq!(created.runtime_id, id, "shown with the registry's id");
+
+    let got = registry.get_worker(&id, &w).await.unwrap();
+    let mut expected = detail("w-7", target);
+    expected.runtime_id = id.clone();
+    assert_eq!(
+        got, expected,
+        "everything but runtime_id as the runtime said"
+    );
+
+    assert_eq!(
+        registry.input(&id, &w, "ls -l\n".into()).await.unwrap(),
+        InputAccepted { sequence: 42 }
+    );
+    assert_eq!(
+        registry.cancel(&id, &w).await.unwrap(),
+        WorkerStatusResponse {
+            worker_id: w.clone(),
+            status: WorkerStatus::Running
+        }
+    );
+    assert_eq!(
+        registry.stop(&id, &w).await.unwrap(),
+        WorkerStatusResponse {
+            worker_id: w.clone(),
+            status: WorkerStatus::Stopped
+        }
+    );
+    registry.delete(&id, &w).await.unwrap();
+    assert_eq!(
+        registry.transcript(&id, &w, 7, Some(20)).await.unwrap(),
+        transcript_page()
+    );
+
+    // The embedded runtime answers on its own; neither mock hears of it.
+    let local = rid("local");
+    let created = registry
+        .create_worker(
+            &local,
+            &CreateWorkerRequest {
+                profile: "echo".into(),
+                label: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.runtime_id, local);
+    let lw = created.worker_id.clone();
+    assert_eq!(
+        registry.get_worker(&local, &lw).await.unwrap().worker_id,
+        lw
+    );
+    let listed = registry
+        .list_workers(&local, &WorkerQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.workers.len(), 1);
+    assert_eq!(listed.workers[0].worker_id, lw);
+    registry.input(&local, &lw, "hi\n".into()).await.unwrap();
+    assert!(
+        registry
+            .transcript(&local, &lw, 0, None)
+            .await
+            .unwrap()
+            .total
+            >= 1
+    );
+    let stopped = registry.stop(&local, &lw).await.unwrap();
+    assert!(stopped.status.is_ended(), "{stopped:?}");
+    registry.delete(&local, &lw).await.unwrap();
+    let gone = registry.get_worker(&local, &lw).await.unwrap_err();
+    assert_source_error(&gone, "local", ErrorCode::WorkerNotFound, 404, "deleted");
+    assert_eq!(gone.to_detail().worker_id, Some(lw));
+
+    // Mock expectations (`times(1)`, `never()`) are verified when the registry drops.
+    drop(registry);
+}
+
+#[tokio::test]
+async fn calls_reach_exactly_the_first_remote_with_their_arguments() {
+    check_routing_to("build-1").await;
+}
+
+#[tokio::test]
+async fn calls_reach_exactly_the_second_remote_with_their_arguments() {
+    check_routing_to("build-2").await;
+}
+
+#[tokio::test]
+async fn source_returns_the_registered_source() {
+    let mut mock = MockRuntimeClient::new();
+    expect_nothing(&mut mock);
+    let registry = registry(vec![remote("build-1", mock), embedded("local").await]);
+    assert_eq!(
+        registry.source(&rid("build-1")).unwrap().kind(),
+        RuntimeSourceKind::Remote
+    );
+    assert_eq!(
+        registry.source(&rid("local")).unwrap().kind(),
+        RuntimeSourceKind::Embedded
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// 3. Views
+// ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn view_follows_refresh_outcomes() {
+    let mut mock = MockRuntimeClient::new();
+    let answer = info(UPSTREAM_SELF_ID, API_VERSION).await;
+    mock.expect_info().times(4).returning(script(vec![
+        Ok(answer.clone()),
+        Err(TransportError::Unreachable {
+            kind: UnreachableKind::Refused,
+        }),
+        Ok(answer.clone()),
+        Err(TransportError::AuthRejected),
+    ]));
+    let registry = registry(vec![remote("build-1", mock)]);
+    let id = rid("build-1");
+
+    let initial = registry.runtimes();
+    assert_eq!(initial.len(), 1);
+    let initial = &initial[0];
+    assert_eq!(initial.runtime_id, id);
+    assert_eq!(initial.display_name, "Remote build-1");
+    assert_eq!(initial.source, RuntimeSourceKind::Remote);
+    assert_eq!(initial.state, RuntimeState::Unknown);
+    assert_eq!(initial.last_seen, None);
+    assert_eq!(initial.last_error, None);
+    assert!(initial.capabilities.is_empty());
+    assert!(initial.profiles.is_empty());
+    assert_eq!(initial.workers, WorkerCounts::default());
+
+    // Success: ready, with what the runtime said about itself.
+    let ready = registry.runtime(&id).await.unwrap();
+    let expected = answer;
+    assert_eq!(
+        ready.runtime_id, id,
+        "the configured id, not the runtime's own"
+    );
+    assert_eq!(ready.display_name, "Remote build-1");
+    assert_eq!(ready.state, RuntimeState::Ready);
+    let seen = ready.last_seen.clone().expect("last_seen after an answer");
+    assert!(
+        seen.0.ends_with('Z') && seen.0.contains('T'),
+        "RFC 3339 UTC: {seen:?}"
+    );
+    assert_eq!(ready.last_error, None);
+    assert_eq!(ready.capabilities, expected.capabilities);
+    assert_eq!(ready.profiles, expected.profiles);
+    assert_eq!(ready.workers, expected.workers);
+    assert_eq!(registry.runtimes(), vec![ready.clone()]);
+
+    // Failure: still Ok, the cached view with its new state and error.
+    let down = registry.runtime(&id).await.expect("cached view on failure");
+    assert_eq!(down.state, RuntimeState::Unreachable);
+    let error = down.last_error.clone().expect("last_error on failure");
+    assert_eq!(error.code, ErrorCode::RuntimeUnreachable);
+    assert!(!error.message.is_empty());
+    assert_eq!(
+        down.last_seen,
+        Some(seen),
+        "last_seen is when it last answered"
+    );
+    assert_eq!(down.capabilities, expected.capabilities, "cached");
+    assert_eq!(down.profiles, expected.profiles, "cached");
+    assert_eq!(down.workers, expected.workers, "cached");
+    assert_eq!(registry.runtimes(), vec![down]);
+
+    // Success again: ready, error cleared.
+    let back = registry.runtime(&id).await.unwrap();
+    assert_eq!(back.state, RuntimeState::Ready);
+    assert_eq!(back.last_error, None);
+    assert!(back.last_seen.is_some());
+
+    // Credentials rejected.
+    let auth = registry.runtime(&id).await.unwrap();
+    assert_eq!(auth.state, RuntimeState::AuthFailed);
+    assert_eq!(
+        auth.last_error.map(|e| e.code),
+        Some(ErrorCode::RuntimeAuthFailed)
+    );
+}
+
+#[tokio::test]
+async fn wrong_api_version_is_incompatible_and_stays_so_after_other_answers() {
+    let mut mock = MockRuntimeClient::new();
+    let answer = info(UPSTREAM_SELF_ID, 2).await;
+    mock.expect_info()
+        .times(1)
+        .returning(move || Ok(answer.clone()));
+    mock.expect_get_worker()
+        .times(1)
+        .returning(|w| Ok(detail(w.as_str(), UPSTREAM_SELF_ID)));
+    mock.expect_list_workers().times(1).returning(|_| {
+        Ok(WorkerList {
+            workers: vec![],
+            next: None,
+        })
+    });
+    mock.expect_stop().times(1).returning(|_| {
+        Err(runtime_error(
+            404,
+            ErrorCode::WorkerNotFound,
+            "no worker w-9",
+        ))
+    });
+    let registry = registry(vec![remote("build-1", mock)]);
+    let id = rid("build-1");
+
+    let view = registry.runtime(&id).await.unwrap();
+    assert_eq!(view.state, RuntimeState::Incompatible);
+    assert!(view.last_error.is_some(), "says why it is incompatible");
+
+    registry.get_worker(&id, &wid("w-1")).await.unwrap();
+    registry
+        .list_workers(&id, &WorkerQuery::default())
+        .await
+        .unwrap();
+    let _ = registry.stop(&id, &wid("w-9")).await.unwrap_err();
+    let after = &registry.runtimes()[0];
+    assert_eq!(after.state, RuntimeState::Incompatible);
+    assert!(after.last_error.is_some());
+}
+
+#[tokio::test]
+async fn a_typed_refusal_means_the_runtime_answered() {
+    let mut mock = MockRuntimeClient::new();
+    let answer = info(UPSTREAM_SELF_ID, API_VERSION).await;
+    mock.expect_info()
+        .times(1)
+        .returning(move || Ok(answer.clone()));
+    mock.expect_get_worker().times(3).returning({
+        let mut answers = script(vec![
+            Err(runtime_error(404, ErrorCode::WorkerNotFound, "no worker")),
+            Err(TransportError::Timeout {
+                phase: TimeoutPhase::Request,
+                timeout_ms: 5000,
+            }),
+            Err(runtime_error(404, ErrorCode::WorkerNotFound, "no worker")),
+        ]);
+        move |_| answers()
+    });
+    let registry = registry(vec![remote("build-1", mock)]);
+    let id = rid("build-1");
+    let w = wid("w-1");
+
+    assert_eq!(
+        registry.runtime(&id).await.unwrap().state,
+        RuntimeState::Ready
+    );
+
+    let err = registry.get_worker(&id, &w).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::WorkerNotFound);
+    let view = &registry.runtimes()[0];
+    assert_eq!(view.state, RuntimeState::Ready, "it answered");
+    assert_eq!(view.last_error, None);
+
+    // A failed call (not only a probe) marks the runtime down...
+    let err = registry.get_worker(&id, &w).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RuntimeTimeout);
+    let view = &registry.runtimes()[0];
+    assert_eq!(view.state, RuntimeState::Unreachable);
+    assert_eq!(
+        view.last_error.as_ref().map(|e| e.code),
+        Some(ErrorCode::RuntimeTimeout)
+    );
+
+    // ...and any answer, even a refusal, brings it back.
+    let _ = registry.get_worker(&id, &w).await.unwrap_err();
+    let view = &registry.runtimes()[0];
+    assert_eq!(view.state, RuntimeState::Ready);
+    assert_eq!(view.last_error, None);
+}
+
+#[tokio::test]
+async fn malformed_answer_makes_the_view_incompatible() {
+    let mut mock = MockRuntimeClient::new();
+    mock.expect_info().times(1).returning(|| {
+        Err(TransportError::Protocol {
+            reason: "missing field `epoch`".into(),
+        })
+    });
+    let registry = registry(vec![remote("build-1", mock)]);
+    let view = registry.runtime(&rid("build-1")).await.unwrap();
+    assert_eq!(view.state, RuntimeState::Incompatible);
+    assert_eq!(
+        view.last_error.map(|e| e.code),
+        Some(ErrorCode::RuntimeProtocolError)
+    );
+}
+
+#[tokio::test]
+async fn refresh_all_refreshes_every_view() {
+    let mut one = MockRuntimeClient::new();
+    let answer = info(UPSTREAM_SELF_ID, API_VERSION).await;
+    one.expect_info()
+        .times(1)
+        .returning(move || Ok(answer.clone()));
+    let mut two = MockRuntimeClient::new();
+    two.expect_info().times(1).returning(|| {
+        Err(TransportError::Unreachable {
+            kind: UnreachableKind::Dns,
+        })
+    });
+    let registry = registry(vec![
+        remote("build-1", one),
+        remote("build-2", two),
+        embedded("local").await,
+    ]);
+    registry.refresh_all().await;
+    let states: Vec<_> = registry
+        .runtimes()
+        .into_iter()
+        .map(|r| (r.runtime_id.as_str().to_owned(), r.source, r.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (
+                "build-1".to_owned(),
+                RuntimeSourceKind::Remote,
+                RuntimeState::Ready
+            ),
+            (
+                "build-2".to_owned(),
+                RuntimeSourceKind::Remote,
+                RuntimeState::Unreachable
+            ),
+            (
+                "local".to_owned(),
+                RuntimeSourceKind::Embedded,
+                RuntimeState::Ready
+            ),
+        ]
+    );
+    let local = &registry.runtimes()[2];
+    assert!(local.profiles.iter().any(|p| p.name == "echo"));
+}
+
+// ---------------------------------------------------------------------------------
+// 4. list_all
+// ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn list_all_lists_answering_runtimes_and_names_the_failing_ones() {
+    let query = WorkerQuery {
+        status: Some(WorkerStatus::Running),
+        after: None,
+        limit: Some(2),
+    };
+
+    let mut failing = MockRuntimeClient::new();
+    failing.expect_list_workers().times(1).returning(|_| {
+        Err(TransportError::Unreachable {
+            kind: UnreachableKind::Reset,
+        })
+    });
+
+    // Three pages: followed until `next` is null, the filter kept on every page.
+    let mut paged = MockRuntimeClient::new();
+    paged
+        .expect_list_workers()
+        .withf(|q| q.after.is_none() && q.status == Some(WorkerStatus::Running))
+        .times(1)
+        .returning(|_| {
+            Ok(WorkerList {
+                workers: vec![detail("a", UPSTREAM_SELF_ID), detail("b", UPSTREAM_SELF_ID)],
+                next: Some(WorkerId::new("b").unwrap()),
+            })
+        });
+    paged
+        .expect_list_workers()
+        .withf(|q| {
+            q.after.as_ref().map(WorkerId::as_str) == Some("b")
+                && q.status == Some(WorkerStatus::Running)
+        })
+        .times(1)
+        .returning(|_| {
+            Ok(WorkerList {
+                workers: vec![detail("c", UPSTREAM_SELF_ID), detail("d", UPSTREAM_SELF_ID)],
+                next: Some(WorkerId::new("d").unwrap()),
+            })
+        });
+    paged
+        .expect_list_workers()
+        .withf(|q| {
+            q.after.as_ref().map(WorkerId::as_str) == Some("d")
+                && q.status == Some(WorkerStatus::Running)
+        })
+        .times(1)
+        .returning(|_| {
+            Ok(WorkerList {
+                workers: vec![detail("e", UPSTREAM_SELF_ID)],
+                next: None,
+            })
+        });
+
+    let registry = registry(vec![remote("build-1", failing), remote("build-2", paged)]);
+    let all = registry.list_all(&query).await;
+
+    let names: Vec<_> = all
+        .workers
+        .iter()
+        .map(|d| (d.runtime_id.as_str(), d.worker_id.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("build-2", "a"),
+            ("build-2", "b"),
+            ("build-2", "c"),
+            ("build-2", "d"),
+            ("build-2", "e")
+        ]
+    );
+    assert_eq!(all.unavailable.len(), 1);
+    let entry = &all.unavailable[0];
+    assert_eq!(entry.runtime_id, rid("build-1"));
+    assert_eq!(entry.error.code, ErrorCode::RuntimeUnreachable);
+    assert_eq!(entry.error.runtime_id, Some(rid("build-1")));
+    assert!(!entry.error.message.is_empty());
+
+    // The outcomes reached the views.
+    let views = registry.runtimes();
+    assert_eq!(views[0].state, RuntimeState::Unreachable);
+    assert_eq!(views[1].state, RuntimeState::Ready);
+}
+
+#[tokio::test]
+async fn list_all_includes_the_embedded_runtime() {
+    let mut mock = MockRuntimeClient::new();
+    mock.expect_list_workers().times(1).returning(|_| {
+        Ok(WorkerList {
+            workers: vec![detail("r-1", UPSTREAM_SELF_ID)],
+            next: None,
+        })
+    });
+    let registry = registry(vec![embedded("local").await, remote("build-1", mock)]);
+    let created = registry
+        .create_worker(
+            &rid("local"),
+            &CreateWorkerRequest {
+                profile: "echo".into(),
+                label: None,
+            },
+        )
+        .await
+        .unwrap();
+    let all = registry.list_all(&WorkerQuery::default()).await;
+    assert!(all.unavailable.is_empty(), "{:?}", all.unavailable);
+    let names: Vec<_> = all
+        .workers
+        .iter()
+        .map(|d| (d.runtime_id.as_str(), d.worker_id.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [("local", created.worker_id.as_str()), ("build-1", "r-1")]
+    );
+}
+
+#[tokio::test]
+#[ignore = "BUG: registry.rs collect_all follows a `next` that does not advance: the runtime is asked 10,000 times and list_all lists the same worker 10,000 times"]
+async fn list_all_does_not_loop_on_a_next_that_does_not_advance() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut mock = MockRuntimeClient::new();
+    let counter = calls.clone();
+    mock.expect_list_workers().returning(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        // Always the same page, pointing back at itself.
+        Ok(WorkerList {
+            workers: vec![detail("a", UPSTREAM_SELF_ID)],
+            next: Some(WorkerId::new("a").unwrap()),
+        })
+    });
+    let registry = registry(vec![remote("build-1", mock)]);
+    let all = registry.list_all(&WorkerQuery::default()).await;
+
+    let calls = calls.load(Ordering::SeqCst);
+    assert!(calls <= 3, "the runtime was asked {calls} times");
+    let mut seen = std::collections::HashSet::new();
+    for w in &all.workers {
+        assert!(
+            seen.insert((w.runtime_id.clone(), w.worker_id.clone())),
+            "{} listed more than once ({} entries)",
+            w.worker_id.as_str(),
+            all.workers.len()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 5. Policy
+// ---------------------------------------------------------------------------------
+
+/// Denies stop; records every question it is asked.
+#[derive(Default)]
+struct DenyStop {
+    asked: Mutex<Vec<String>>,
+}
+
+impl Policy for DenyStop {
+    fn authorize(&self, request: &PolicyRequest<'_>) -> Result<(), PolicyDenied> {
+        self.asked.lock().unwrap().push(format!(
+            "{} {:?} {:?}",
+            request.runtime_id.as_str(),
+            request.worker_id.map(WorkerId::as_str),
+            request.action
+        ));
+        match request.action {
+            Action::Stop => Err(PolicyDenied("stopping workers is not allowed here".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn policy_denial_is_403_forbidden_and_the_runtime_is_never_called() {
+    let mut mock = MockRuntimeClient::new();
+    mock.expect_stop().never();
+    mock.expect_get_worker()
+        .times(1)
+        .returning(|w| Ok(detail(w.as_str(), UPSTREAM_SELF_ID)));
+    let policy = Arc::new(DenyStop::default());
+    let registry = RuntimeRegistry::new(vec![remote("build-1", mock)], policy.clone()).unwrap();
+    let id = rid("build-1");
+    let w = wid("w-1");
+
+    let err = registry.stop(&id, &w).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Forbidden);
+    assert_eq!(err.status(), 403);
+    let detail = err.to_detail();
+    assert_eq!(detail.code, ErrorCode::Forbidden);
+    assert_eq!(detail.message, "stopping workers is not allowed here");
+    // A denial says nothing about the runtime's health.
+    let view = &registry.runtimes()[0];
+    assert_eq!(view.state, RuntimeState::Unknown);
+    assert_eq!(view.last_error, None);
+
+    // Other actions go through.
+    registry.get_worker(&id, &w).await.unwrap();
+    assert_eq!(
+        *policy.asked.lock().unwrap(),
+        vec![
+            r#"build-1 Some("w-1") Stop"#.to_owned(),
+            r#"build-1 None ViewRuntime"#.to_owned(),
+            r#"build-1 Some("w-1") ViewWorker"#.to_owned(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn filter_event_passes_events_through_by_default() {
+    let event = WorkerEvent::Output {
+        sequence: 3,
+        stream: OutputStream::Stderr,
+        text: "oops\n".into(),
+    };
+    let (r, w) = (rid("build-1"), wid("w-1"));
+    assert_eq!(
+        AllowAll.filter_event(&r, &w, event.clone()),
+        Some(event.clone())
+    );
+    assert_eq!(
+        DenyStop::default().filter_event(&r, &w, event.clone()),
+        Some(event.clone()),
+        "a policy that does not override filter_event passes events through"
+    );
+    let registry = registry(vec![]);
+    assert_eq!(
+        registry.policy().filter_event(&r, &w, event.clone()),
+        Some(event)
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// 6. call_timeout bounds a hanging source
+// ---------------------------------------------------------------------------------
+
+/// A source whose every call hangs forever.
+struct Hang;
+
+#[async_trait::async_trait]
+impl RuntimeSource for Hang {
+    fn kind(&self) -> RuntimeSourceKind {
+        RuntimeSourceKind::Remote
+    }
+    async fn info(&self) -> Result<RuntimeInfo, SourceError> {
+        std::future::pending().await
+    }
+    async fn list_workers(&self, _: &WorkerQuery) -> Result<WorkerList, SourceError> {
+        std::future::pending().await
+    }
+    async fn create_worker(&self, _: &CreateWorkerRequest) -> Result<WorkerDetail, SourceError> {
+        std::future::pending().await
+    }
+    async fn get_worker(&self, _: &WorkerId) -> Result<WorkerDetail, SourceError> {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        unreachable!("the registry gave up long ago")
+    }
+    async fn input(&self, _: &WorkerId, _: String) -> Result<InputAccepted, SourceError> {
+        std::future::pending().await
+    }
+    async fn cancel(&self, _: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
+        std::future::pending().await
+    }
+    async fn stop(&self, _: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
+        std::future::pending().await
+    }
+    async fn delete(&self, _: &WorkerId) -> Result<(), SourceError> {
+        std::future::pending().await
+    }
+    async fn transcript(
+        &self,
+        _: &WorkerId,
+        _: u64,
+        _: Option<u32>,
+    ) -> Result<TranscriptPage, SourceError> {
+        std::future::pending().await
+    }
+    async fn subscribe(
+        &self,
+        _: &WorkerId,
+        _: Option<&ResumePoint>,
+    ) -> Result<Box<dyn SourceEvents>, SourceError> {
+        std::future::pending().await
+    }
+}
+
+fn hanging(id: &str, timeout: Duration) -> RegisteredRuntime {
+    RegisteredRuntime {
+        runtime_id: rid(id),
+        display_name: "Hangs".into(),
+        source: Arc::new(Hang),
+        call_timeout: Some(timeout),
+    }
+}
+
+const HANG_TIMEOUT: Duration = Duration::from_millis(200);
+const MARGIN: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn call_timeout_bounds_a_hanging_source() {
+    let registry = registry(vec![hanging("slow", HANG_TIMEOUT)]);
+    let id = rid("slow");
+
+    let started = Instant::now();
+    let err = registry.get_worker(&id, &wid("w-1")).await.unwrap_err();
+    let took = started.elapsed();
+    assert_source_error(&err, "slow", ErrorCode::RuntimeTimeout, 504, "get_worker");
+    assert!(took >= HANG_TIMEOUT, "gave up early: {took:?}");
+    assert!(took < MARGIN, "took {took:?}");
+
+    let started = Instant::now();
+    let err = registry.stop(&id, &wid("w-1")).await.unwrap_err();
+    assert_source_error(&err, "slow", ErrorCode::RuntimeTimeout, 504, "stop");
+    assert!(started.elapsed() < MARGIN);
+
+    // The refresh is bounded too, and answers the cached view.
+    let started = Instant::now();
+    let view = registry.runtime(&id).await.unwrap();
+    assert!(started.elapsed() < MARGIN);
+    assert_eq!(view.state, RuntimeState::Unreachable);
+    assert_eq!(
+        view.last_error.map(|e| e.code),
+        Some(ErrorCode::RuntimeTimeout)
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_runtime_does_not_hold_up_list_all() {
+    let mut mock = MockRuntimeClient::new();
+    mock.expect_list_workers().times(1).returning(|_| {
+        Ok(WorkerList {
+            workers: vec![detail("w-1", UPSTREAM_SELF_ID)],
+            next: None,
+        })
+    });
+    let registry = registry(vec![hanging("slow", HANG_TIMEOUT), remote("build-1", mock)]);
+
+    let started = Instant::now();
+    let all = registry.list_all(&WorkerQuery::default()).await;
+    assert!(started.elapsed() < MARGIN, "took {:?}", started.elapsed());
+    assert_eq!(all.workers.len(), 1);
+    assert_eq!(all.workers[0].runtime_id, rid("build-1"));
+    assert_eq!(all.unavailable.len(), 1);
+    assert_eq!(all.unavailable[0].runtime_id, rid("slow"));
+    assert_eq!(all.unavailable[0].error.code, ErrorCode::RuntimeTimeout);
+}
+
+// ---------------------------------------------------------------------------------
+// 7. Secrets never reach Debug output or error details
+// ---------------------------------------------------------------------------------
+
+const URL: &str = "http://10.9.8.7:7701";
+const HOST_PORT: &str = "10.9.8.7:7701";
+const HOST: &str = "10.9.8.7";
+const TOKEN: &str = "tok-secret";
+
+fn secrets_scrubber() -> Scrubber {
+    Scrubber::new([URL, HOST_PORT, HOST, TOKEN].map(String::from))
+}
+
+fn assert_clean(text: &str, what: &str) {
+    for secret in [URL, HOST_PORT, HOST, TOKEN, "7701"] {
+        assert!(!text.contains(secret), "{what} leaks {secret:?}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn scrubber_removes_urls_hosts_and_tokens_from_runtime_messages() {
+    let leaky = format!(
+        "worker w-1 not found at {URL}/v1/workers/w-1 (host {HOST_PORT}, ip {HOST}) \
+         with Authorization: Bearer {TOKEN}"
+    );
+    let mut mock = MockRuntimeClient::new();
+    let message = leaky.clone();
+    mock.expect_get_worker().times(1).returning(move |_| {
+        Err(TransportError::Runtime {
+            status: 404,
+            detail: ErrorDetail::new(ErrorCode::WorkerNotFound, message.clone()),
+        })
+    });
+    let reason = leaky.clone();
+    mock.expect_info().times(1).returning(move || {
+        Err(TransportError::Protocol {
+            reason: reason.clone(),
+        })
+    });
+    let what = leaky.clone();
+    mock.expect_cancel()
+        .times(1)
+        .returning(move |_| Err(TransportError::Unsupported { what: what.clone() }));
+    let registry = registry(vec![remote_with("build-1", mock, secrets_scrubber())]);
+    let id = rid("build-1");
+    let w = wid("w-1");
+
+    let err = registry.get_worker(&id, &w).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::WorkerNotFound);
+    let detail = err.to_detail();
+    assert!(
+        detail.message.contains("[redacted]") && detail.message.contains("worker w-1 not found"),
+        "scrubbed, not dropped: {}",
+        detail.message
+    );
+    assert_clean(&detail.message, "to_detail().message");
+    assert_clean(&format!("{detail:?}"), "Debug of the detail");
+    assert_clean(&err.to_string(), "Display of the error");
+    assert_clean(&format!("{err:?}"), "Debug of the error");
+
+    let err = registry.cancel(&id, &w).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unsupported);
+    assert_clean(&err.to_detail().message, "unsupported message");
+    assert_clean(&format!("{err:?}"), "Debug of unsupported");
+
+    let view = registry.runtime(&id).await.unwrap();
+    assert_eq!(view.state, RuntimeState::Incompatible);
+    let last = view.last_error.clone().expect("protocol error recorded");
+    assert_eq!(last.code, ErrorCode::RuntimeProtocolError);
+    assert_clean(&last.message, "view last_error");
+    assert_clean(&format!("{view:?}"), "Debug of the view");
+
+    assert_clean(&format!("{registry:?}"), "Debug of the registry");
+}
+
+#[tokio::test]
+async fn debug_output_never_holds_a_token() {
+    let mut mock = MockRuntimeClient::new();
+    expect_nothing(&mut mock);
+    let runtime = remote_with("build-1", mock, secrets_scrubber());
+    assert_clean(&format!("{runtime:?}"), "Debug of RegisteredRuntime");
+    assert_clean(
+        &format!("{:?}", secrets_scrubber()),
+        "Debug of the scrubber",
+    );
+    let source = RemoteSource::new(
+        Arc::new(MockRuntimeClient::new()),
+        idle_events(),
+        secrets_scrubber(),
+    );
+    assert_clean(&format!("{source:?}"), "Debug of RemoteSource");
+
+    let registry = registry(vec![runtime, embedded("local").await]);
+    let debug = format!("{registry:?}");
+    assert_clean(&debug, "Debug of the registry");
+    assert!(
+        debug.contains("build-1") && debug.contains("local"),
+        "{debug}"
+    );
+
+    // Errors of every kind, Display and Debug.
+    for Case { error, .. } in error_cases() {
+        let source = SourceError::from(error);
+        let err = RegistryError::Source {
+            runtime_id: rid("build-1"),
+            error: source,
+        };
+        assert_clean(&err.to_string(), "Display");
+        assert_clean(&format!("{err:?}"), "Debug");
+        assert_clean(&format!("{:?}", err.to_detail()), "detail");
+    }
+}

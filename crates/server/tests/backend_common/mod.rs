@@ -1,0 +1,479 @@
+//! Shared harness of the backend API tests: real Runtime API servers and backends
+//! started in-process on loopback, misbehaving peers (silent, canned answers), and
+//! helpers to compare and poll JSON answers.
+#![allow(dead_code, missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use switchyard_protocol::RuntimeId;
+use switchyard_runtime::RuntimeConfig;
+use switchyard_server::commands::runtime::{self as runtime_cmd, RunningRuntime};
+use switchyard_server::commands::serve::{self as serve_cmd, RunningBackend};
+use switchyard_server::config::{BackendSettings, EmbeddedSettings, RemoteSettings};
+use switchyard_transport::SecretToken;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub use switchyard_e2e::client::{Api, TestResponse, request};
+
+/// Upper bound of any wait that is not itself under test.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A health interval long enough that no probe runs during a test.
+pub const NO_PROBES: Duration = Duration::from_secs(3600);
+
+pub fn rid(id: &str) -> RuntimeId {
+    RuntimeId::new(id).unwrap()
+}
+
+/// A runtime configuration with only the `echo` profile.
+pub fn runtime_config(id: &str) -> RuntimeConfig {
+    RuntimeConfig::new(rid(id), format!("Runtime {id}"))
+}
+
+/// Starts a Runtime API server on `listen`, retrying for a while when the address is
+/// still busy (a restart on the same port).
+pub async fn start_runtime_at(listen: SocketAddr, id: &str, token: Option<&str>) -> RunningRuntime {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let settings = switchyard_server::config::RuntimeSettings {
+            listen,
+            token: token.and_then(SecretToken::new),
+            data_dir: None,
+            runtime: runtime_config(id),
+        };
+        match runtime_cmd::start(settings).await {
+            Ok(running) => return running,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("runtime start on {listen} failed, retrying: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("could not start a runtime on {listen}: {error}"),
+        }
+    }
+}
+
+/// Starts a Runtime API server on a free loopback port.
+pub async fn start_runtime(id: &str, token: Option<&str>) -> RunningRuntime {
+    start_runtime_at("127.0.0.1:0".parse().unwrap(), id, token).await
+}
+
+/// A remote runtime entry for the backend.
+pub fn remote(id: &str, base_url: &str, token: &str, request_timeout: Duration) -> RemoteSettings {
+    RemoteSettings {
+        runtime_id: rid(id),
+        display_name: format!("Remote {id}"),
+        base_url: base_url.to_owned(),
+        token: SecretToken::new(token).unwrap(),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout,
+    }
+}
+
+/// Backend settings on a free loopback port, with an embedded runtime `local` when
+/// `embedded`, the given remotes, and the given health interval.
+pub fn backend_settings(
+    embedded: bool,
+    remotes: Vec<RemoteSettings>,
+    health_interval: Duration,
+) -> BackendSettings {
+    let mut settings = BackendSettings::defaults();
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.health_interval = health_interval;
+    settings.remotes = remotes;
+    if !embedded {
+        settings.embedded = None;
+    } else {
+        settings.embedded = Some(EmbeddedSettings {
+            runtime: runtime_config("local"),
+            data_dir: None,
+        });
+    }
+    settings
+}
+
+/// Starts a backend and a client for it.
+pub async fn start_backend(settings: BackendSettings) -> (RunningBackend, Api) {
+    let running = serve_cmd::start(settings)
+        .await
+        .unwrap_or_else(|e| panic!("backend did not start: {e}"));
+    let api = Api {
+        addr: running.server.local_addr(),
+        token: None,
+    };
+    (running, api)
+}
+
+/// `http://ADDR`.
+pub fn base_url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+/// Asserts the status and, for an error, the contract's error body with `code`.
+pub fn assert_error(r: &TestResponse, status: u16, code: &str) {
+    assert_eq!(
+        r.status.as_u16(),
+        status,
+        "expected {status} {code}, got {} {}",
+        r.status,
+        r.text()
+    );
+    assert_eq!(r.code(), code, "wrong code in {}", r.text());
+    let error = r.json["error"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no error object in {}", r.text()));
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no message in {}",
+        r.text()
+    );
+    let content_type = r
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "error content-type {content_type:?}"
+    );
+}
+
+/// Asserts a success status.
+pub fn assert_status(r: &TestResponse, status: u16) {
+    assert_eq!(
+        r.status.as_u16(),
+        status,
+        "expected {status}, got {} {}",
+        r.status,
+        r.text()
+    );
+}
+
+/// Polls `GET path` until `pred` holds on the JSON answer, or panics after [`WAIT`].
+pub async fn poll_until(api: &Api, path: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = api.get(path).await;
+        if r.status == StatusCode::OK && pred(&r.json) {
+            return r.json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what} on {path}; last answer {} {}",
+            r.status,
+            r.text()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The entry of `runtime_id` in a `GET /api/runtimes` answer.
+pub fn runtime_entry<'a>(list: &'a Value, runtime_id: &str) -> &'a Value {
+    list["runtimes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["runtime_id"] == runtime_id))
+        .unwrap_or_else(|| panic!("no runtime {runtime_id} in {list}"))
+}
+
+/// Polls `GET /api/runtimes` (the cached views, no refresh) until `runtime_id` is in
+/// `state`.
+pub async fn wait_cached_state(api: &Api, runtime_id: &str, state: &str) -> Value {
+    let list = poll_until(
+        api,
+        "/api/runtimes",
+        &format!("{runtime_id} {state}"),
+        |v| {
+            v["runtimes"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|r| r["runtime_id"] == runtime_id && r["state"] == state)
+            })
+        },
+    )
+    .await;
+    runtime_entry(&list, runtime_id).clone()
+}
+
+/// Polls a worker's transcript until an output item with `text` appears.
+pub async fn wait_output(api: &Api, worker_path: &str, text: &str) -> Value {
+    poll_until(
+        api,
+        &format!("{worker_path}/transcript"),
+        &format!("output {text:?}"),
+        |v| {
+            v["items"].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|i| i["kind"] == "output" && i["text"].as_str() == Some(text))
+            })
+        },
+    )
+    .await
+}
+
+/// Creates an echo worker on `runtime_id` and returns its id.
+pub async fn create_echo(api: &Api, runtime_id: &str, label: &str) -> String {
+    let r = api
+        .post(
+            &format!("/api/runtimes/{runtime_id}/workers"),
+            json!({"profile": "echo", "label": label}),
+        )
+        .await;
+    assert_status(&r, 201);
+    r.json["worker_id"].as_str().unwrap().to_owned()
+}
+
+/// Keys whose values are timestamps.
+const TIME_KEYS: [&str; 4] = ["created_at", "updated_at", "at", "last_seen"];
+
+/// `value` with the given id strings replaced by placeholders wherever they occur
+/// (messages included), `runtime_id` and `worker_id` fields replaced, and timestamp
+/// fields replaced by `<ts>` (when not null).
+pub fn normalize(value: &Value, ids: &[(&str, &str)]) -> Value {
+    let mut ids = ids.to_vec();
+    ids.sort_by_key(|(id, _)| std::cmp::Reverse(id.len()));
+    let mut text = value.to_string();
+    for (id, placeholder) in &ids {
+        text = text.replace(id, placeholder);
+    }
+    let mut value: Value = serde_json::from_str(&text).unwrap();
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    if TIME_KEYS.contains(&key.as_str()) && !v.is_null() {
+                        *v = json!("<ts>");
+                    } else if key == "runtime_id" && v.is_string() {
+                        *v = json!("<runtime>");
+                    } else if key == "worker_id" && v.is_string() {
+                        *v = json!("<worker>");
+                    } else {
+                        walk(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
+}
+
+/// A TCP peer that accepts connections and never answers.
+pub struct SilentPeer {
+    pub addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl SilentPeer {
+    pub async fn start(ip: &str) -> Self {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn({
+            let accepted = accepted.clone();
+            async move {
+                let mut held = Vec::new();
+                while let Ok((stream, _)) = listener.accept().await {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    held.push(stream);
+                }
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            task,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SilentPeer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One request as a [`CannedPeer`] saw it.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub method: String,
+    pub path: String,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The whole head as received.
+    pub head: String,
+}
+
+impl SeenRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A canned answer: status line tail (`"200 OK"`), content type and body.
+pub struct Canned {
+    pub status: &'static str,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+type Answerer = dyn Fn(&SeenRequest) -> Canned + Send + Sync;
+
+/// A raw-TCP HTTP/1.1 peer answering every request with what `answer` says, then
+/// closing the connection.
+pub struct CannedPeer {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl CannedPeer {
+    pub async fn start(
+        ip: &str,
+        answer: impl Fn(&SeenRequest) -> Canned + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer: Arc<Answerer> = Arc::new(answer);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let _ = serve_one(stream, answer.as_ref()).await;
+                });
+            }
+        });
+        Self { addr, task }
+    }
+
+    /// Answers every request with `200 OK`, `application/json` and `body`.
+    pub async fn ok_json(ip: &str, body: &'static str) -> Self {
+        Self::start(ip, move |_| Canned {
+            status: "200 OK",
+            content_type: "application/json",
+            body: body.to_owned(),
+        })
+        .await
+    }
+}
+
+impl Drop for CannedPeer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_one(mut stream: TcpStream, answer: &Answerer) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or_default().split(' ');
+    let method = first.next().unwrap_or_default().to_owned();
+    let path = first.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let seen = SeenRequest {
+        method,
+        path,
+        headers,
+        head,
+    };
+    let canned = answer(&seen);
+    let response = format!(
+        "HTTP/1.1 {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+        canned.status,
+        canned.content_type,
+        canned.body.len(),
+        canned.body
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.flush().await?;
+    let _ = stream.shutdown().await;
+    Ok(())
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub async fn refused_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr
+}
+
+/// Sends `method path` with a raw body and content type JSON.
+pub async fn raw_call(api: &Api, method: Method, path: &str, body: Vec<u8>) -> TestResponse {
+    request(
+        api.addr,
+        method,
+        path,
+        Some(body),
+        &[("content-type", "application/json")],
+    )
+    .await
+}
+
+/// Random hex of 16 digits.
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn getrandom_bytes(out: &mut [u8]) {
+    // No RNG crate among the dev-dependencies: mix the clock, the process id and a
+    // hashed address through std's randomly keyed SipHash.
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    hasher.write_u32(std::process::id());
+    let value = hasher.finish().to_le_bytes();
+    for (o, v) in out.iter_mut().zip(value.iter().cycle()) {
+        *o = *v;
+    }
+}

@@ -1,0 +1,287 @@
+//! [`WsEventsClient`]: the WebSocket client for one remote runtime's worker event
+//! streams (`GET /v1/workers/{id}/events/ws`).
+//!
+//! The connection is made in two bounded steps: TCP (and name resolution) within the
+//! endpoint's `connect_timeout`, then the HTTP/1.1 upgrade within its
+//! `request_timeout` (see [`handshake`]). The open stream ([`stream`]) decodes and
+//! checks every frame, answers the runtime's pings, and ends when nothing at all has
+//! arrived for the client's idle timeout.
+//!
+//! The upgrade request goes through hyper rather than tungstenite's own client
+//! handshake: tungstenite logs the whole request text (headers included) through
+//! `log` at trace level, which a `log`-to-`tracing` bridge would turn into a token in
+//! the logs. Once upgraded, the socket is handed to tokio-tungstenite.
+//!
+//! No error, `Debug` output or log line names the base URL, host, port or token.
+
+mod handshake;
+mod stream;
+
+use std::time::Duration;
+
+use http::HeaderValue;
+use http::Uri;
+use http::uri::{Authority, Scheme};
+use switchyard_protocol::WorkerId;
+
+use crate::error::TransportError;
+use crate::events::{RuntimeEventsClient, UpstreamStream};
+use crate::http_client::RemoteEndpoint;
+
+/// How long a stream may stay silent (no frame, no ping) before it counts as lost.
+/// The runtime pings idle connections every 20 s by default, so three missed pings.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Largest message or frame accepted from the runtime: snapshots carry the worker's
+/// detail and the transcript's last items, so this is generous.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The route as the contract names it; used in error texts instead of the URL.
+const ROUTE: &str = "GET /v1/workers/{id}/events/ws";
+
+/// The parsed base URL: what to connect to and the path prefix (no trailing slash).
+#[derive(Clone)]
+struct Base {
+    /// The host to resolve, without IPv6 brackets.
+    host: String,
+    /// The port, 80 when the URL has none.
+    port: u16,
+    /// `host[:port]` as written, for the `Host` header.
+    authority: Authority,
+    /// The path prefix, no trailing slash.
+    prefix: String,
+}
+
+impl Base {
+    /// Parses `base_url` under the REST client's rules. Error texts never repeat the
+    /// URL.
+    fn parse(base_url: &str) -> Result<Self, TransportError> {
+        let unsupported = |what: &str| TransportError::Unsupported { what: what.into() };
+        let not_http = "a base_url that is not an absolute http:// URL";
+        let uri: Uri = base_url.trim().parse().map_err(|_| unsupported(not_http))?;
+        let parts = uri.into_parts();
+        match parts.scheme {
+            Some(scheme) if scheme == Scheme::HTTP => {}
+            Some(scheme) if scheme == Scheme::HTTPS => {
+                return Err(unsupported("TLS to remote runtimes (https base_url)"));
+            }
+            _ => return Err(unsupported(not_http)),
+        }
+        let Some(authority) = parts.authority else {
+            return Err(unsupported("a base_url without a host"));
+        };
+        if authority.as_str().contains('@') {
+            return Err(unsupported("credentials inside base_url"));
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        if host.is_empty() {
+            return Err(unsupported("a base_url without a host"));
+        }
+        let prefix = match &parts.path_and_query {
+            Some(pq) if pq.query().is_some() => {
+                return Err(unsupported("a query string in base_url"));
+            }
+            Some(pq) => pq.path().trim_end_matches('/').to_owned(),
+            None => String::new(),
+        };
+        Ok(Self {
+            host,
+            port: authority.port_u16().unwrap_or(80),
+            authority,
+            prefix,
+        })
+    }
+
+    /// The origin-form request target for `worker`'s event stream.
+    fn target(&self, worker: &WorkerId, query: &str) -> String {
+        let path = format!("{}/v1/workers/{}/events/ws", self.prefix, worker.as_str());
+        if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{query}")
+        }
+    }
+}
+
+/// `cursor=&snapshot=true`, only the parts that are set.
+fn events_query(cursor: Option<&str>, snapshot_after_replay: bool) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if let Some(cursor) = cursor {
+        q.append_pair("cursor", cursor);
+    }
+    if snapshot_after_replay {
+        q.append_pair("snapshot", "true");
+    }
+    q.finish()
+}
+
+/// Opens worker event streams on one remote runtime over WebSockets, implementing
+/// [`RuntimeEventsClient`].
+///
+/// Each [`subscribe`](RuntimeEventsClient::subscribe) opens its own connection.
+/// Cheap to clone. `Debug` shows neither the URL nor the token.
+#[derive(Clone)]
+pub struct WsEventsClient {
+    base: Base,
+    authorization: HeaderValue,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for WsEventsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsEventsClient")
+            .field("base_url", &"[redacted]")
+            .field("token", &"[redacted]")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
+    }
+}
+
+impl WsEventsClient {
+    /// Builds a client for `endpoint`, parsing its base URL once.
+    ///
+    /// The rules are the REST client's: only `http://host[:port][/prefix]` base URLs
+    /// (the stream is a plain `ws://` connection); `https://` is
+    /// [`TransportError::Unsupported`] for now, as are credentials or a query in the
+    /// URL and a token that cannot travel in an HTTP header. No error text repeats
+    /// the URL or the token.
+    pub fn new(endpoint: RemoteEndpoint) -> Result<Self, TransportError> {
+        let base = Base::parse(&endpoint.base_url)?;
+        let mut authorization =
+            HeaderValue::from_str(&format!("Bearer {}", endpoint.token.expose())).map_err(
+                |_| TransportError::Unsupported {
+                    what: "a token with characters not allowed in an HTTP header".into(),
+                },
+            )?;
+        authorization.set_sensitive(true);
+        Ok(Self {
+            base,
+            authorization,
+            connect_timeout: endpoint.connect_timeout,
+            request_timeout: endpoint.request_timeout,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        })
+    }
+
+    /// Sets how long an open stream may stay silent (no frame, no ping) before it
+    /// ends with [`UpstreamEnd::Lost`](crate::UpstreamEnd::Lost) carrying a
+    /// request-phase [`TransportError::Timeout`]. Default: [`DEFAULT_IDLE_TIMEOUT`]
+    /// (60 s, three of the runtime's default ping intervals).
+    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl RuntimeEventsClient for WsEventsClient {
+    async fn subscribe(
+        &self,
+        worker: &WorkerId,
+        cursor: Option<String>,
+        snapshot_after_replay: bool,
+    ) -> Result<Box<dyn UpstreamStream>, TransportError> {
+        let target = self.base.target(
+            worker,
+            &events_query(cursor.as_deref(), snapshot_after_replay),
+        );
+        let request = handshake::UpgradeRequest {
+            target,
+            authority: &self.base.authority,
+            authorization: &self.authorization,
+        };
+        let opened = async {
+            let tcp =
+                handshake::connect(&self.base.host, self.base.port, self.connect_timeout).await?;
+            handshake::upgrade(tcp, request, self.request_timeout).await
+        };
+        match opened.await {
+            Ok(ws) => Ok(Box::new(stream::EventStream::new(
+                ws,
+                worker.clone(),
+                self.idle_timeout,
+            ))),
+            Err(error) => {
+                tracing::debug!(route = ROUTE, %error, "runtime event subscription failed");
+                Err(error)
+            }
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::SecretToken;
+
+    fn endpoint(base_url: &str) -> RemoteEndpoint {
+        RemoteEndpoint {
+            base_url: base_url.into(),
+            token: SecretToken::new("t0ken").unwrap(),
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn base_url_rules_match_the_rest_client() {
+        let base = Base::parse("http://example.test:7701/pre/fix/").unwrap();
+        assert_eq!(base.host, "example.test");
+        assert_eq!(base.port, 7701);
+        assert_eq!(base.prefix, "/pre/fix");
+        let base = Base::parse("http://[::1]").unwrap();
+        assert_eq!(base.host, "::1");
+        assert_eq!(base.port, 80);
+        assert_eq!(base.authority.as_str(), "[::1]");
+        for bad in [
+            "https://example.test",
+            "ws://example.test",
+            "example.test:80",
+            "http://user:pw@example.test",
+            "http://example.test/?q=1",
+            "not a url",
+        ] {
+            let err = WsEventsClient::new(endpoint(bad)).unwrap_err();
+            assert!(matches!(err, TransportError::Unsupported { .. }), "{bad}");
+            assert!(!err.to_string().contains("example"), "{err}");
+        }
+    }
+
+    #[test]
+    fn query_has_only_what_is_set() {
+        assert_eq!(events_query(None, false), "");
+        assert_eq!(events_query(None, true), "snapshot=true");
+        assert_eq!(
+            events_query(Some("a b&c"), true),
+            "cursor=a+b%26c&snapshot=true"
+        );
+        let base = Base::parse("http://h/p").unwrap();
+        let w = WorkerId::new("w-1").unwrap();
+        assert_eq!(base.target(&w, ""), "/p/v1/workers/w-1/events/ws");
+        assert_eq!(
+            base.target(&w, "snapshot=true"),
+            "/p/v1/workers/w-1/events/ws?snapshot=true"
+        );
+    }
+
+    #[test]
+    fn debug_redacts() {
+        let client = WsEventsClient::new(endpoint("http://secret-host:4242/x")).unwrap();
+        let text = format!("{client:?}");
+        assert!(!text.contains("t0ken"));
+        assert!(!text.contains("secret-host"));
+        assert!(!text.contains("4242"));
+    }
+}

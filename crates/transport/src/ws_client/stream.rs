@@ -1,0 +1,273 @@
+//! [`EventStream`]: an open worker event stream, as an [`UpstreamStream`].
+//!
+//! Every text frame is decoded as a [`ServerFrame`] and checked against the contract
+//! for a runtime's stream; pings are answered (the pong is flushed before the next
+//! read); close codes become [`UpstreamEnd`]s. Once ended, the stream keeps returning
+//! the same end.
+
+use std::io;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use switchyard_protocol::{ServerFrame, WorkerId};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::handshake::{Socket, shorten};
+use super::millis;
+use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
+use crate::events::{UpstreamEnd, UpstreamFrame, UpstreamStream};
+
+/// How long a close frame (ours, or the reply to the runtime's) may take to get out.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// An open event stream for one worker.
+pub(super) struct EventStream {
+    /// `None` once the stream has ended.
+    socket: Option<Socket>,
+    worker: WorkerId,
+    idle_timeout: Duration,
+    end: Option<UpstreamEnd>,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("worker", &self.worker)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to do with the socket when the stream ends.
+enum Farewell {
+    /// Send this close frame (or just flush the queued reply to the runtime's), then
+    /// drop the socket.
+    Close(Option<CloseFrame>),
+    /// The connection is gone or silent: drop it.
+    Drop,
+}
+
+impl EventStream {
+    pub(super) fn new(socket: Socket, worker: WorkerId, idle_timeout: Duration) -> Self {
+        Self {
+            socket: Some(socket),
+            worker,
+            idle_timeout,
+            end: None,
+        }
+    }
+
+    fn lost(&self, error: TransportError) -> (UpstreamEnd, Farewell) {
+        (UpstreamEnd::Lost(error), Farewell::Drop)
+    }
+
+    fn idle(&self) -> (UpstreamEnd, Farewell) {
+        self.lost(TransportError::Timeout {
+            phase: TimeoutPhase::Request,
+            timeout_ms: millis(self.idle_timeout),
+        })
+    }
+
+    /// Reads until a data frame or an end.
+    async fn read(&mut self) -> Result<UpstreamFrame, (UpstreamEnd, Farewell)> {
+        let idle = self.idle();
+        let Some(socket) = self.socket.as_mut() else {
+            // Unreachable in practice: `end` is set whenever the socket is taken.
+            return Err((UpstreamEnd::Closed { code: None }, Farewell::Drop));
+        };
+        loop {
+            let deadline = Instant::now() + self.idle_timeout;
+            let message = match tokio::time::timeout_at(deadline, socket.next()).await {
+                Err(_) => return Err(idle),
+                Ok(None) => return Err(reset()),
+                Ok(Some(Err(error))) => return Err(read_error(error)),
+                Ok(Some(Ok(message))) => message,
+            };
+            match message {
+                Message::Text(text) => {
+                    return decode(text.as_str(), &self.worker)
+                        .map_err(|reason| malformed(reason, WsCloseCode::Protocol));
+                }
+                Message::Binary(_) => {
+                    return Err(malformed(
+                        "a binary frame (runtimes send JSON text frames)".into(),
+                        WsCloseCode::Unsupported,
+                    ));
+                }
+                Message::Ping(_) => {
+                    // tungstenite queued the pong; get it out now rather than on the
+                    // next read, which may be a while if the consumer is slow.
+                    match tokio::time::timeout(self.idle_timeout, socket.flush()).await {
+                        Err(_) => return Err(idle),
+                        Ok(Err(error)) => return Err(read_error(error)),
+                        Ok(Ok(())) => {}
+                    }
+                }
+                Message::Pong(_) | Message::Frame(_) => {}
+                Message::Close(frame) => {
+                    let code = frame.map(|f| u16::from(f.code));
+                    return Err((close_end(code), Farewell::Close(None)));
+                }
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl UpstreamStream for EventStream {
+    async fn next(&mut self) -> Result<UpstreamFrame, UpstreamEnd> {
+        if let Some(end) = &self.end {
+            return Err(end.clone());
+        }
+        match self.read().await {
+            Ok(frame) => Ok(frame),
+            Err((end, farewell)) => {
+                if let (Some(mut socket), Farewell::Close(frame)) = (self.socket.take(), farewell) {
+                    let _ = tokio::time::timeout(CLOSE_GRACE, socket.close(frame)).await;
+                }
+                self.socket = None;
+                tracing::debug!(worker = self.worker.as_str(), %end, "runtime event stream ended");
+                self.end = Some(end.clone());
+                Err(end)
+            }
+        }
+    }
+}
+
+/// Decodes one text frame and checks it belongs on `worker`'s runtime stream.
+fn decode(text: &str, worker: &WorkerId) -> Result<UpstreamFrame, String> {
+    let frame: ServerFrame = serde_json::from_str(text)
+        .map_err(|e| format!("not a server frame: {}", shorten(&e.to_string())))?;
+    match frame {
+        ServerFrame::Event {
+            cursor,
+            worker_id,
+            event,
+            ..
+        } => {
+            if worker_id != *worker {
+                return Err("an event for another worker".into());
+            }
+            if cursor.is_empty() {
+                return Err("an event without a cursor".into());
+            }
+            Ok(UpstreamFrame::Event { cursor, event })
+        }
+        ServerFrame::Reset { reason } => Ok(UpstreamFrame::Reset(reason)),
+        ServerFrame::Upstream { .. } => Err("an upstream frame, which only a backend sends".into()),
+    }
+}
+
+/// The end for a close frame's code.
+fn close_end(code: Option<u16>) -> UpstreamEnd {
+    match code {
+        Some(4404) => UpstreamEnd::WorkerGone,
+        Some(4408) => UpstreamEnd::SlowConsumer,
+        Some(1001) => UpstreamEnd::Shutdown,
+        code => UpstreamEnd::Closed { code },
+    }
+}
+
+fn malformed(reason: String, code: WsCloseCode) -> (UpstreamEnd, Farewell) {
+    let frame = CloseFrame {
+        code,
+        reason: "malformed frame".into(),
+    };
+    (
+        UpstreamEnd::Malformed { reason },
+        Farewell::Close(Some(frame)),
+    )
+}
+
+fn reset() -> (UpstreamEnd, Farewell) {
+    (
+        UpstreamEnd::Lost(TransportError::Unreachable {
+            kind: UnreachableKind::Reset,
+        }),
+        Farewell::Drop,
+    )
+}
+
+/// Maps a failed read (or pong flush). Texts come from tungstenite's own
+/// descriptions of frames, which never name the peer.
+fn read_error(error: WsError) -> (UpstreamEnd, Farewell) {
+    let lost = |kind| {
+        (
+            UpstreamEnd::Lost(TransportError::Unreachable { kind }),
+            Farewell::Drop,
+        )
+    };
+    let malformed = |reason: String| {
+        (
+            UpstreamEnd::Malformed { reason },
+            Farewell::Close(Some(CloseFrame {
+                code: WsCloseCode::Protocol,
+                reason: "malformed frame".into(),
+            })),
+        )
+    };
+    match error {
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            (UpstreamEnd::Closed { code: None }, Farewell::Drop)
+        }
+        WsError::Io(e) => match e.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::NotConnected => lost(UnreachableKind::Reset),
+            _ => lost(UnreachableKind::Other),
+        },
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            lost(UnreachableKind::Reset)
+        }
+        WsError::Protocol(e) => malformed(format!("a WebSocket protocol violation: {e}")),
+        WsError::Capacity(e) => malformed(format!("a frame over the size limit: {e}")),
+        WsError::Utf8 => malformed("a text frame that is not valid UTF-8".into()),
+        WsError::AttackAttempt => malformed("a frame that looks like an attack".into()),
+        _ => lost(UnreachableKind::Other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decodes_and_checks_frames() {
+        let w = WorkerId::new("w1").unwrap();
+        let ok =
+            json!({"type":"event","cursor":"c1","worker_id":"w1","event":{"kind":"interrupted"}});
+        assert!(matches!(
+            decode(&ok.to_string(), &w),
+            Ok(UpstreamFrame::Event { cursor, .. }) if cursor == "c1"
+        ));
+        let other =
+            json!({"type":"event","cursor":"c1","worker_id":"w2","event":{"kind":"interrupted"}});
+        assert!(decode(&other.to_string(), &w).is_err());
+        let no_cursor =
+            json!({"type":"event","cursor":"","worker_id":"w1","event":{"kind":"interrupted"}});
+        assert!(decode(&no_cursor.to_string(), &w).is_err());
+        let upstream = json!({"type":"upstream","state":"restored","error":null});
+        assert!(decode(&upstream.to_string(), &w).is_err());
+        assert!(decode("{", &w).is_err());
+    }
+
+    #[test]
+    fn close_codes_map_to_ends() {
+        assert_eq!(close_end(Some(4404)), UpstreamEnd::WorkerGone);
+        assert_eq!(close_end(Some(4408)), UpstreamEnd::SlowConsumer);
+        assert_eq!(close_end(Some(1001)), UpstreamEnd::Shutdown);
+        assert_eq!(
+            close_end(Some(1008)),
+            UpstreamEnd::Closed { code: Some(1008) }
+        );
+        assert_eq!(close_end(None), UpstreamEnd::Closed { code: None });
+    }
+}
