@@ -6,6 +6,9 @@ use switchyard_protocol::{ResetReason, WorkerEvent, WorkerId};
 use crate::error::TransportError;
 
 /// One frame of a runtime's worker event stream, decoded and checked.
+// Frames are moved once from the socket to the hub; boxing the event would only add
+// an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamFrame {
     /// A worker event and the runtime cursor to resume after it.

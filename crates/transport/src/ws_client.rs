@@ -30,7 +30,7 @@ use crate::http_client::RemoteEndpoint;
 
 /// How long a stream may stay silent (no frame, no ping) before it counts as lost.
 /// The runtime pings idle connections every 20 s by default, so three missed pings.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Largest message or frame accepted from the runtime: snapshots carry the worker's
 /// detail and the transcript's last items, so this is generous.
@@ -173,8 +173,8 @@ impl WsEventsClient {
 
     /// Sets how long an open stream may stay silent (no frame, no ping) before it
     /// ends with [`UpstreamEnd::Lost`](crate::UpstreamEnd::Lost) carrying a
-    /// request-phase [`TransportError::Timeout`]. Default: [`DEFAULT_IDLE_TIMEOUT`]
-    /// (60 s, three of the runtime's default ping intervals).
+    /// request-phase [`TransportError::Timeout`]. Default: 60 s, three of the
+    /// runtime's default 20 s ping intervals.
     pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
         self.idle_timeout = idle_timeout;
         self

@@ -102,6 +102,8 @@ where
             let session = session.clone();
             let refuse = refuse.clone();
             tokio::spawn(async move {
+                // The callback type is tungstenite's; its error is an HTTP response.
+                #[allow(clippy::result_large_err)]
                 let callback = move |request: &Request, response: Response| {
                     let header = |name: &str| {
                         request

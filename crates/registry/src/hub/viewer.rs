@@ -72,9 +72,7 @@ impl Viewer {
 
     fn step(&mut self, item: HubItem) -> Step {
         match item {
-            HubItem::Upstream { state, error } => {
-                Some(ServerFrame::Upstream { state, error })
-            }
+            HubItem::Upstream { state, error } => Some(ServerFrame::Upstream { state, error }),
             HubItem::Reset(reason) => self.reset(reason, None),
             HubItem::Event(stamped) => self.event(stamped),
         }
@@ -124,13 +122,11 @@ impl Viewer {
     fn deliver(&mut self, stamped: Stamped) -> Step {
         self.last = Some((stamped.epoch.clone(), stamped.position));
         let channel = &self.channel;
-        let Some(event) = self.policy.filter_event(
+        let event = self.policy.filter_event(
             &channel.runtime_id,
             &channel.worker_id,
             WorkerEvent::clone(&stamped.event),
-        ) else {
-            return None;
-        };
+        )?;
         let cursor = BackendCursor {
             runtime_id: channel.runtime_id.clone(),
             worker_id: channel.worker_id.clone(),

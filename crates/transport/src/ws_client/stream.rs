@@ -45,9 +45,11 @@ impl std::fmt::Debug for EventStream {
 
 /// What to do with the socket when the stream ends.
 enum Farewell {
-    /// Send this close frame (or just flush the queued reply to the runtime's), then
-    /// drop the socket.
-    Close(Option<CloseFrame>),
+    /// The runtime closed: flush the close reply tungstenite queued, then drop the
+    /// socket. (A `close()` here would fail: no sends after a close frame.)
+    Reply,
+    /// We end the stream: send this close frame, then drop the socket.
+    Close(CloseFrame),
     /// The connection is gone or silent: drop it.
     Drop,
 }
@@ -111,7 +113,7 @@ impl EventStream {
                 Message::Pong(_) | Message::Frame(_) => {}
                 Message::Close(frame) => {
                     let code = frame.map(|f| u16::from(f.code));
-                    return Err((close_end(code), Farewell::Close(None)));
+                    return Err((close_end(code), Farewell::Reply));
                 }
             }
         }
@@ -127,10 +129,16 @@ impl UpstreamStream for EventStream {
         match self.read().await {
             Ok(frame) => Ok(frame),
             Err((end, farewell)) => {
-                if let (Some(mut socket), Farewell::Close(frame)) = (self.socket.take(), farewell) {
-                    let _ = tokio::time::timeout(CLOSE_GRACE, socket.close(frame)).await;
+                if let Some(mut socket) = self.socket.take() {
+                    let farewell = async {
+                        match farewell {
+                            Farewell::Reply => socket.flush().await,
+                            Farewell::Close(frame) => socket.close(Some(frame)).await,
+                            Farewell::Drop => Ok(()),
+                        }
+                    };
+                    let _ = tokio::time::timeout(CLOSE_GRACE, farewell).await;
                 }
-                self.socket = None;
                 tracing::debug!(worker = self.worker.as_str(), %end, "runtime event stream ended");
                 self.end = Some(end.clone());
                 Err(end)
@@ -178,10 +186,7 @@ fn malformed(reason: String, code: WsCloseCode) -> (UpstreamEnd, Farewell) {
         code,
         reason: "malformed frame".into(),
     };
-    (
-        UpstreamEnd::Malformed { reason },
-        Farewell::Close(Some(frame)),
-    )
+    (UpstreamEnd::Malformed { reason }, Farewell::Close(frame))
 }
 
 fn reset() -> (UpstreamEnd, Farewell) {
@@ -205,10 +210,10 @@ fn read_error(error: WsError) -> (UpstreamEnd, Farewell) {
     let malformed = |reason: String| {
         (
             UpstreamEnd::Malformed { reason },
-            Farewell::Close(Some(CloseFrame {
+            Farewell::Close(CloseFrame {
                 code: WsCloseCode::Protocol,
                 reason: "malformed frame".into(),
-            })),
+            }),
         )
     };
     match error {
