@@ -438,6 +438,13 @@ async fn collect_all(
         let page = source.list_workers(&query).await?;
         workers.extend(page.workers);
         match page.next {
+            // Pages are ordered by worker id: a `next` that does not advance would
+            // loop forever (and list the same workers again).
+            Some(next) if query.after.as_ref().is_some_and(|after| next <= *after) => {
+                return Err(SourceError::Protocol(
+                    "its worker list's next page does not advance".into(),
+                ));
+            }
             Some(next) if workers.len() < LIST_ALL_MAX_PER_RUNTIME => query.after = Some(next),
             _ => return Ok(workers),
         }

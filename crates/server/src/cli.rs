@@ -9,7 +9,11 @@ use crate::config::{RuntimeArgs, ServeArgs};
 
 /// Switchyard: one safe API over many worker runtimes.
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version, about)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Switchyard: one safe API over many worker runtimes"
+)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]

@@ -163,6 +163,7 @@ impl Worker {
         if self.status().is_ended() {
             return Ok(());
         }
+        self.recount_from_transcript().await?;
         self.record(
             TranscriptEntry::System {
                 note: SystemNote::Lost,
@@ -172,6 +173,31 @@ impl Worker {
         )
         .await;
         self.set_status(WorkerStatus::Lost, None).await;
+        Ok(())
+    }
+
+    /// Counters are saved with status changes only; after a crash they are behind
+    /// the transcript, which is the durable truth. Reads it page by page.
+    async fn recount_from_transcript(&self) -> Result<()> {
+        const PAGE: usize = 1000;
+        let (mut inputs, mut output_bytes, mut after) = (0, 0, 0);
+        loop {
+            let page = self.ctx.store.read_page(&self.id, after, PAGE).await?;
+            for item in &page {
+                match &item.entry {
+                    TranscriptEntry::Input { .. } => inputs += 1,
+                    TranscriptEntry::Output { text, .. } => output_bytes += text.len() as u64,
+                    TranscriptEntry::System { .. } => {}
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = last.sequence,
+                _ => break,
+            }
+        }
+        let mut state = self.state();
+        state.detail.input_count = inputs;
+        state.detail.output_bytes = output_bytes;
         Ok(())
     }
 
@@ -438,10 +464,12 @@ impl Worker {
             state.log.append(WorkerEvent::Status { status, previous });
             state.detail.clone()
         };
-        self.status.send_replace(status);
         if let Err(error) = self.ctx.store.save_worker(&detail).await {
             tracing::error!(worker_id = %self.id, %error, "could not persist a worker record");
         }
+        // Announced only once persisted: whoever waits for an ended status (stop,
+        // shutdown) may rely on the record being on disk.
+        self.status.send_replace(status);
     }
 
     /// Records how the driver ended.

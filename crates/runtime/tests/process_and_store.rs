@@ -1,0 +1,172 @@
+//! The runtime with real `process` workers and the file store: exit codes, spawn
+//! failures, and surviving a reopen of the data directory.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use switchyard_protocol::{
+    CreateWorkerRequest, ErrorCode, ExitInfo, ResetReason, SystemNote, TranscriptEntry,
+    WorkerEvent, WorkerStatus,
+};
+use switchyard_runtime::{
+    FsStore, ProcessSpec, Profile, ProfileSpec, Runtime, RuntimeConfig, SubscriptionItem,
+};
+
+fn process(command: &[&str]) -> Profile {
+    Profile {
+        description: None,
+        spec: ProfileSpec::Process(ProcessSpec {
+            command: command.iter().map(|s| (*s).to_owned()).collect(),
+            env: Default::default(),
+            cwd: None,
+        }),
+    }
+}
+
+fn request(profile: &str) -> CreateWorkerRequest {
+    CreateWorkerRequest {
+        profile: profile.into(),
+        label: None,
+    }
+}
+
+fn with_processes() -> RuntimeConfig {
+    config()
+        .with_profile("cat", process(&["/bin/cat"]))
+        .with_profile("exit3", process(&["/bin/sh", "-c", "exit 3"]))
+        .with_profile("missing", process(&["/no/such/program"]))
+}
+
+#[tokio::test]
+async fn cat_round_trip_through_the_runtime() {
+    let rt = Runtime::in_memory(with_processes()).await;
+    let w = rt.create(request("cat")).await.unwrap();
+    assert_eq!(w.status, WorkerStatus::Running);
+    let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
+    rt.input(&w.worker_id, "ping\n".into()).await.unwrap();
+    let out = wait_for(&mut sub, |e| matches!(e, WorkerEvent::Output { .. })).await;
+    assert!(matches!(out, WorkerEvent::Output { text, .. } if text == "ping\n"));
+    assert_eq!(
+        rt.stop(&w.worker_id).await.unwrap().status,
+        WorkerStatus::Stopped
+    );
+}
+
+#[tokio::test]
+async fn exit_code_is_recorded_as_exited_with_code() {
+    let rt = Runtime::in_memory(with_processes()).await;
+    let w = rt.create(request("exit3")).await.unwrap();
+    let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
+    if w.status != WorkerStatus::Exited {
+        wait_for(&mut sub, |e| {
+            matches!(
+                e,
+                WorkerEvent::Status {
+                    status: WorkerStatus::Exited,
+                    ..
+                }
+            )
+        })
+        .await;
+    }
+    let detail = rt.get(&w.worker_id).unwrap();
+    assert_eq!(detail.status, WorkerStatus::Exited);
+    assert_eq!(
+        detail.exit,
+        Some(ExitInfo {
+            code: Some(3),
+            signal: None
+        })
+    );
+    let page = rt.transcript(&w.worker_id, 0, None).await.unwrap();
+    assert!(page.items.iter().any(|i| matches!(&i.entry,
+        TranscriptEntry::System { note: SystemNote::Exited, text } if text.contains('3'))));
+    // Stopping an ended worker answers its current status.
+    assert_eq!(
+        rt.stop(&w.worker_id).await.unwrap().status,
+        WorkerStatus::Exited
+    );
+}
+
+#[tokio::test]
+async fn a_missing_executable_is_failed_with_a_diagnostic() {
+    let rt = Runtime::in_memory(with_processes()).await;
+    let w = rt.create(request("missing")).await.unwrap();
+    assert_eq!(w.status, WorkerStatus::Failed);
+    let page = rt.transcript(&w.worker_id, 0, None).await.unwrap();
+    assert!(page.items.iter().any(|i| matches!(&i.entry,
+        TranscriptEntry::System { note: SystemNote::Failed, text } if text.contains("/no/such/program"))));
+    assert_eq!(
+        rt.input(&w.worker_id, "x".into()).await.unwrap_err().code(),
+        ErrorCode::WorkerNotRunning
+    );
+    // A failed worker does not count against max_workers.
+    assert_eq!(rt.info().workers.failed, 1);
+}
+
+#[tokio::test]
+async fn the_file_store_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Runtime::open(config(), Arc::new(FsStore::open(dir.path()).await.unwrap()))
+        .await
+        .unwrap();
+    let running = first.create(request("echo")).await.unwrap();
+    let stopped = first.create(request("echo")).await.unwrap();
+    let mut sub = first.subscribe(&running.worker_id, None).unwrap();
+    for text in ["one", "two"] {
+        first.input(&running.worker_id, text.into()).await.unwrap();
+        wait_for(
+            &mut sub,
+            |e| matches!(e, WorkerEvent::Output { text: t, .. } if t == text),
+        )
+        .await;
+    }
+    let mut fresh = first.subscribe(&running.worker_id, None).unwrap();
+    let (position, _) = next_event(&mut fresh).await;
+    let old_cursor = fresh.cursor_at(position);
+    first.stop(&stopped.worker_id).await.unwrap();
+    let before = first.transcript(&running.worker_id, 0, None).await.unwrap();
+    // The process "crashes": nothing is shut down, a new runtime opens the directory.
+    let second = Runtime::open(config(), Arc::new(FsStore::open(dir.path()).await.unwrap()))
+        .await
+        .unwrap();
+    assert_ne!(second.epoch(), first.epoch());
+    assert_eq!(
+        second.get(&running.worker_id).unwrap().status,
+        WorkerStatus::Lost
+    );
+    assert_eq!(
+        second.get(&stopped.worker_id).unwrap().status,
+        WorkerStatus::Stopped
+    );
+    let after = second
+        .transcript(&running.worker_id, 0, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        &after.items[..before.items.len()],
+        &before.items[..],
+        "transcript intact"
+    );
+    assert!(matches!(
+        after.items.last().unwrap().entry,
+        TranscriptEntry::System {
+            note: SystemNote::Lost,
+            ..
+        }
+    ));
+    assert_eq!(second.get(&running.worker_id).unwrap().input_count, 2);
+    let mut resumed = second
+        .subscribe(&running.worker_id, Some(&old_cursor))
+        .unwrap();
+    assert!(matches!(
+        next(&mut resumed).await,
+        Ok(SubscriptionItem::Reset(ResetReason::RuntimeRestarted))
+    ));
+    match next_event(&mut resumed).await.1 {
+        WorkerEvent::Snapshot { worker, .. } => assert_eq!(worker.status, WorkerStatus::Lost),
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+}
