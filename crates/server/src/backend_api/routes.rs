@@ -14,6 +14,7 @@ use switchyard_transport::WorkerQuery;
 use crate::http::body::{read_json, read_limited};
 use crate::http::query::Query;
 use crate::http::response::{empty, json};
+use crate::http::router::{RouteTable, respond};
 use crate::http::ws::SessionSettings;
 use crate::http::{ApiError, Handler, RequestContext, Response};
 
@@ -33,7 +34,7 @@ pub struct BackendApi {
     registry: Arc<RuntimeRegistry>,
     hub: ObservationHub,
     settings: BackendApiSettings,
-    router: matchit::Router<Route>,
+    routes: RouteTable<Route>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +59,6 @@ impl BackendApi {
         hub: ObservationHub,
         settings: BackendApiSettings,
     ) -> Self {
-        let mut router = matchit::Router::new();
         let w = "/api/runtimes/{runtime_id}/workers/{worker_id}";
         let routes = [
             ("/healthz".to_owned(), Route::Health),
@@ -76,16 +76,11 @@ impl BackendApi {
             (format!("{w}/transcript"), Route::Transcript),
             (format!("{w}/events/ws"), Route::Events),
         ];
-        for (path, route) in routes {
-            if let Err(error) = router.insert(path, route) {
-                unreachable!("static route table is valid: {error}");
-            }
-        }
         Self {
             registry,
             hub,
             settings,
-            router,
+            routes: RouteTable::new("backend API lives under /api", routes),
         }
     }
 
@@ -105,23 +100,9 @@ impl BackendApi {
         ctx: &RequestContext,
     ) -> Result<Response, ApiError> {
         let path = request.uri().path().to_owned();
-        let Ok(matched) = self.router.at(&path) else {
-            return Err(ApiError::new(
-                ErrorCode::RouteNotFound,
-                format!("no route {path}; the backend API lives under /api"),
-            ));
-        };
-        let route = *matched.value;
-        let runtime = matched
-            .params
-            .get("runtime_id")
-            .map(RuntimeId::new)
-            .transpose()?;
-        let worker = matched
-            .params
-            .get("worker_id")
-            .map(WorkerId::new)
-            .transpose()?;
+        let (route, params) = self.routes.find(&path)?;
+        let runtime = params.get("runtime_id").map(RuntimeId::new).transpose()?;
+        let worker = params.get("worker_id").map(WorkerId::new).transpose()?;
         let method = request.method().clone();
         let query = request.uri().query().map(str::to_owned);
         let query = query.as_deref();
@@ -237,15 +218,6 @@ impl From<RegistryError> for ApiError {
 
 impl Handler for BackendApi {
     async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
-        match self.route(request, &ctx).await {
-            Ok(response) => response,
-            Err(mut error) => {
-                if error.detail.code == ErrorCode::Internal {
-                    tracing::error!(request_id = %ctx.request_id, message = %error.detail.message, "internal error");
-                    error = ApiError::internal(&ctx.request_id);
-                }
-                error.into_response()
-            }
-        }
+        respond(self.route(request, &ctx).await, &ctx)
     }
 }

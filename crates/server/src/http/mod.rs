@@ -7,6 +7,7 @@ pub mod body;
 pub mod error;
 pub mod query;
 pub mod response;
+pub mod router;
 pub mod serve;
 pub mod ws;
 

@@ -11,6 +11,7 @@ use crate::http::auth::check_bearer;
 use crate::http::body::read_json;
 use crate::http::query::Query;
 use crate::http::response::{empty, json};
+use crate::http::router::{RouteTable, respond};
 use crate::http::ws::SessionSettings;
 use crate::http::{ApiError, Handler, RequestContext, Response};
 
@@ -29,7 +30,7 @@ pub struct RuntimeApiSettings {
 pub struct RuntimeApi {
     runtime: Runtime,
     settings: RuntimeApiSettings,
-    router: matchit::Router<Route>,
+    routes: RouteTable<Route>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -48,27 +49,27 @@ enum Route {
 impl RuntimeApi {
     /// Binds `runtime` to the `/v1` routes.
     pub fn new(runtime: Runtime, settings: RuntimeApiSettings) -> Self {
-        let mut router = matchit::Router::new();
         let routes = [
-            ("/v1/health", Route::Health),
-            ("/v1/runtime", Route::Runtime),
-            ("/v1/workers", Route::Workers),
-            ("/v1/workers/{worker_id}", Route::Worker),
-            ("/v1/workers/{worker_id}/input", Route::Input),
-            ("/v1/workers/{worker_id}/cancel", Route::Cancel),
-            ("/v1/workers/{worker_id}/stop", Route::Stop),
-            ("/v1/workers/{worker_id}/transcript", Route::Transcript),
-            ("/v1/workers/{worker_id}/events/ws", Route::Events),
+            ("/v1/health".to_owned(), Route::Health),
+            ("/v1/runtime".to_owned(), Route::Runtime),
+            ("/v1/workers".to_owned(), Route::Workers),
+            ("/v1/workers/{worker_id}".to_owned(), Route::Worker),
+            ("/v1/workers/{worker_id}/input".to_owned(), Route::Input),
+            ("/v1/workers/{worker_id}/cancel".to_owned(), Route::Cancel),
+            ("/v1/workers/{worker_id}/stop".to_owned(), Route::Stop),
+            (
+                "/v1/workers/{worker_id}/transcript".to_owned(),
+                Route::Transcript,
+            ),
+            (
+                "/v1/workers/{worker_id}/events/ws".to_owned(),
+                Route::Events,
+            ),
         ];
-        for (path, route) in routes {
-            if let Err(error) = router.insert(path, route) {
-                unreachable!("static route table is valid: {error}");
-            }
-        }
         Self {
             runtime,
             settings,
-            router,
+            routes: RouteTable::new("Runtime API lives under /v1", routes),
         }
     }
 
@@ -83,22 +84,12 @@ impl RuntimeApi {
         ctx: &RequestContext,
     ) -> Result<Response, ApiError> {
         let path = request.uri().path().to_owned();
-        let Ok(matched) = self.router.at(&path) else {
-            return Err(ApiError::new(
-                ErrorCode::RouteNotFound,
-                format!("no route {path}; the Runtime API lives under /v1"),
-            ));
-        };
-        let route = *matched.value;
+        let (route, params) = self.routes.find(&path)?;
         // Auth first: an unauthenticated caller learns nothing, not even id rules.
         if !matches!(route, Route::Health) {
             check_bearer(request.headers(), self.settings.token.as_ref())?;
         }
-        let worker_id = matched
-            .params
-            .get("worker_id")
-            .map(WorkerId::new)
-            .transpose()?;
+        let worker_id = params.get("worker_id").map(WorkerId::new).transpose()?;
         let method = request.method().clone();
         let query = request.uri().query().map(str::to_owned);
         let query = query.as_deref();
@@ -186,14 +177,6 @@ impl From<RuntimeError> for ApiError {
 
 impl Handler for RuntimeApi {
     async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
-        match self.route(request, &ctx).await {
-            Ok(response) => response,
-            Err(mut error) => {
-                if error.detail.code == ErrorCode::Internal {
-                    error = ApiError::internal(&ctx.request_id);
-                }
-                error.into_response()
-            }
-        }
+        respond(self.route(request, &ctx).await, &ctx)
     }
 }
