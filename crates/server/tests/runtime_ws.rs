@@ -297,3 +297,63 @@ async fn a_client_that_stops_reading_gets_4408_while_another_keeps_up() {
     assert_eq!(u16::from(WsCloseCode::from(4408)), 4408);
     server.shutdown().await;
 }
+
+/// The server pings; a peer that answers stays, a peer that never answers is dropped.
+#[tokio::test]
+async fn pings_keep_live_peers_and_drop_dead_ones() {
+    use switchyard_server::http::ws::SessionSettings;
+    let mut settings = settings(Some(TOKEN));
+    settings.session = SessionSettings {
+        ping_interval: Duration::from_millis(100),
+        close_grace: Duration::from_millis(200),
+    };
+    let server = TestServer::start_with(config(), settings).await;
+    let w = create(&server, "echo").await;
+    let id = w.worker_id.clone();
+
+    // A live client: tungstenite answers pings while we read.
+    let mut live = connect(&server, id.as_str(), None).await;
+    frame(&mut live).await;
+    let reader = tokio::spawn(async move {
+        let mut pings = 0;
+        while let Some(Ok(message)) = live.next().await {
+            if let Message::Ping(_) = message {
+                pings += 1;
+                if pings == 8 {
+                    return pings;
+                }
+            }
+        }
+        pings
+    });
+    assert_eq!(
+        tokio::time::timeout(WAIT, reader).await.unwrap().unwrap(),
+        8,
+        "still connected after 8 pings"
+    );
+
+    // A dead peer: completes the handshake, then never reads nor answers.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut raw = TcpStream::connect(server.addr).await.unwrap();
+    let handshake = format!(
+        "GET /v1/workers/{id}/events/ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {TOKEN}\r\n\r\n",
+        server.addr
+    );
+    raw.write_all(handshake.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    raw.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let subscribers = server.runtime.subscriber_count(&id).unwrap();
+        if subscribers == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead peer was never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.shutdown().await;
+}
