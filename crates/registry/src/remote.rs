@@ -22,6 +22,7 @@ use crate::source::{ResumePoint, RuntimeSource, SourceEnd, SourceEvents, SourceI
 #[derive(Clone, Default)]
 pub struct Scrubber {
     needles: Vec<String>,
+    numbers: Vec<String>,
 }
 
 impl std::fmt::Debug for Scrubber {
@@ -36,10 +37,20 @@ impl Scrubber {
         let mut needles: Vec<String> = needles.into_iter().filter(|n| n.len() >= 4).collect();
         // Longest first, so a URL goes before the host inside it.
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        Self { needles }
+        Self {
+            needles,
+            numbers: Vec::new(),
+        }
     }
 
-    /// `text` with every needle replaced by `[redacted]`.
+    /// Also scrubs `number` (a port) wherever it stands as a whole number.
+    pub fn with_number(mut self, number: u16) -> Self {
+        self.numbers.push(number.to_string());
+        self
+    }
+
+    /// `text` with every needle, and every whole number that is one of the numbers,
+    /// replaced by `[redacted]`.
     pub fn scrub(&self, text: &str) -> String {
         let mut text = text.to_owned();
         for needle in &self.needles {
@@ -47,7 +58,27 @@ impl Scrubber {
                 text = text.replace(needle.as_str(), "[redacted]");
             }
         }
-        text
+        if self.numbers.is_empty() {
+            return text;
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+            out.push_str(&rest[..start]);
+            let digits = &rest[start..];
+            let end = digits
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(digits.len());
+            let number = &digits[..end];
+            if self.numbers.iter().any(|n| n == number) {
+                out.push_str("[redacted]");
+            } else {
+                out.push_str(number);
+            }
+            rest = &digits[end..];
+        }
+        out.push_str(rest);
+        out
     }
 }
 
@@ -238,5 +269,14 @@ mod tests {
             "GET [redacted]/v1 failed for [redacted] at [redacted]"
         );
         assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn scrubs_a_port_only_as_a_whole_number() {
+        let s = Scrubber::new([]).with_number(80);
+        assert_eq!(
+            s.scrub("port 80, not 8080 or 800; :80/x"),
+            "port [redacted], not 8080 or 800; :[redacted]/x"
+        );
     }
 }

@@ -244,8 +244,10 @@ impl Runtime {
         })
     }
 
-    /// `POST /v1/workers/{id}/stop`: ends the worker and answers with its final
-    /// status. Idempotent.
+    /// `POST /v1/workers/{id}/stop`: ends the worker (SIGTERM, SIGKILL after the
+    /// grace period) and answers its status once it has ended, or after two seconds
+    /// at most (then possibly still `running`; the `status` event tells the end).
+    /// Idempotent.
     pub async fn stop(&self, id: &WorkerId) -> Result<WorkerStatusResponse> {
         let status = self.worker(id)?.stop().await;
         Ok(WorkerStatusResponse {

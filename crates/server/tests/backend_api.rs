@@ -759,3 +759,165 @@ async fn backend_errors_and_health() {
 
     backend.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "BUG: a stop to a silent remote waits request_timeout + 30 s (STOP_EXTRA_TIME in transport/src/http_client.rs) before 504 runtime_timeout, however short the configured request_timeout; the contract's runtime_timeout is 'no answer within the configured timeout'"]
+async fn stop_on_a_silent_remote_times_out_within_its_request_timeout() {
+    let silent = SilentPeer::start("127.0.0.1").await;
+    let (backend, api) = start_backend(backend_settings(
+        true,
+        vec![remote(
+            "silent",
+            &base_url(silent.addr),
+            TOKEN,
+            Duration::from_millis(500),
+        )],
+        NO_PROBES,
+    ))
+    .await;
+    let started = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        api.call(Method::POST, "/api/runtimes/silent/workers/w-1/stop", None),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "no answer {:?} after the call, with a 500 ms request timeout",
+            started.elapsed()
+        )
+    });
+    assert_error(&r, 504, "runtime_timeout");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    backend.shutdown().await;
+}
+
+/// The first frame of a worker's event stream through the backend.
+async fn first_frame(api: &Api, rt: &str, worker: &str) -> Value {
+    use futures_util::StreamExt;
+    let url = format!(
+        "ws://{}/api/runtimes/{rt}/workers/{worker}/events/ws",
+        api.addr
+    );
+    let (mut ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("a handshake in time")
+        .expect("an upgrade");
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("an open stream")
+            .expect("a frame");
+        if let Ok(text) = message.to_text()
+            && !text.is_empty()
+        {
+            return serde_json::from_str(text).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_snapshots_name_the_backend_runtime_id() {
+    let remote_rt = start_runtime("remote-host", Some(TOKEN)).await;
+    let (backend, api) = start_backend(backend_settings(
+        true,
+        vec![remote(
+            "remote",
+            &base_url(remote_rt.server.local_addr()),
+            TOKEN,
+            Duration::from_secs(10),
+        )],
+        NO_PROBES,
+    ))
+    .await;
+    let mut snapshots = Vec::new();
+    for rt in ["local", "remote"] {
+        let worker = create_echo(&api, rt, "ws").await;
+        let r = api
+            .post(
+                &format!("/api/runtimes/{rt}/workers/{worker}/input"),
+                json!({"text": "hi"}),
+            )
+            .await;
+        assert_status(&r, 202);
+        wait_output(&api, &format!("/api/runtimes/{rt}/workers/{worker}"), "hi").await;
+        let frame = first_frame(&api, rt, &worker).await;
+        assert_eq!(frame["type"], "event", "{frame}");
+        assert_eq!(frame["runtime_id"], rt, "{frame}");
+        assert_eq!(frame["worker_id"], worker.as_str(), "{frame}");
+        assert_eq!(frame["event"]["kind"], "snapshot", "{frame}");
+        assert_eq!(frame["event"]["worker"]["runtime_id"], rt, "{frame}");
+        let mut event = frame["event"].clone();
+        event.as_object_mut().unwrap().remove("cursor");
+        snapshots.push(normalize(&event, &[(worker.as_str(), "<worker>")]));
+    }
+    assert_eq!(snapshots[0], snapshots[1]);
+    backend.shutdown().await;
+    remote_rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_lacking_a_route_is_unsupported_and_a_draining_one_unavailable() {
+    let lacking = CannedPeer::start("127.0.0.1", |_| Canned {
+        status: "501 Not Implemented",
+        content_type: "text/plain",
+        body: "not implemented".into(),
+    })
+    .await;
+    let foreign = CannedPeer::start("127.0.0.1", |_| Canned {
+        status: "404 Not Found",
+        content_type: "text/html",
+        body: "<h1>Not Found</h1>".into(),
+    })
+    .await;
+    let draining = start_runtime("draining", Some(TOKEN)).await;
+    draining.runtime.shutdown().await.unwrap();
+    let (backend, api) = start_backend(backend_settings(
+        true,
+        vec![
+            remote(
+                "lacking",
+                &base_url(lacking.addr),
+                TOKEN,
+                Duration::from_secs(5),
+            ),
+            remote(
+                "foreign",
+                &base_url(foreign.addr),
+                TOKEN,
+                Duration::from_secs(5),
+            ),
+            remote(
+                "draining",
+                &base_url(draining.server.local_addr()),
+                TOKEN,
+                Duration::from_secs(5),
+            ),
+        ],
+        NO_PROBES,
+    ))
+    .await;
+
+    for rt in ["lacking", "foreign"] {
+        let r = api.get(&format!("/api/runtimes/{rt}/workers/w-1")).await;
+        assert_error(&r, 501, "unsupported");
+        assert_eq!(r.json["error"]["runtime_id"], rt);
+        let r = api
+            .post(
+                &format!("/api/runtimes/{rt}/workers"),
+                json!({"profile": "echo"}),
+            )
+            .await;
+        assert_error(&r, 501, "unsupported");
+    }
+
+    let r = api
+        .post("/api/runtimes/draining/workers", json!({"profile": "echo"}))
+        .await;
+    assert_error(&r, 503, "runtime_unavailable");
+    assert_eq!(r.json["error"]["runtime_id"], "draining");
+
+    backend.shutdown().await;
+    draining.shutdown().await;
+}

@@ -250,7 +250,7 @@ impl Channel {
                 let stamped = Stamped {
                     epoch: epoch.clone(),
                     position,
-                    event,
+                    event: self.owned(event),
                 };
                 let same_epoch = state.epoch.as_deref() == Some(&*epoch);
                 if !same_epoch {
@@ -274,6 +274,23 @@ impl Channel {
                 }
                 state.fanout.publish(&HubItem::Event(stamped));
             }
+        }
+    }
+
+    /// A remote names itself by its own id; viewers see the backend's id, as in REST.
+    fn owned(&self, event: Arc<WorkerEvent>) -> Arc<WorkerEvent> {
+        match &*event {
+            WorkerEvent::Snapshot { worker, transcript }
+                if worker.runtime_id != self.runtime_id =>
+            {
+                let mut worker = worker.clone();
+                worker.runtime_id = self.runtime_id.clone();
+                Arc::new(WorkerEvent::Snapshot {
+                    worker,
+                    transcript: transcript.clone(),
+                })
+            }
+            _ => event,
         }
     }
 

@@ -29,6 +29,10 @@ use crate::log::{EventLog, Resume};
 use crate::store::{LoadedWorker, Store};
 use crate::subscription::{Subscription, SubscriptionItem};
 
+/// Longest a stop request waits for the worker to end before answering. Kept short
+/// so that a stop through the backend fits in its ordinary request timeout.
+pub const STOP_ANSWER_WAIT: Duration = Duration::from_secs(2);
+
 /// What every worker of one runtime shares.
 pub(crate) struct WorkerContext {
     pub(crate) epoch: Arc<str>,
@@ -288,7 +292,9 @@ impl Worker {
         }
     }
 
-    /// Ends the worker and waits until it has ended. Idempotent.
+    /// Ends the worker: waits until it has ended, but at most [`STOP_ANSWER_WAIT`]
+    /// (a process that ignores SIGTERM is killed after the grace period, later), and
+    /// answers the status it has then. Idempotent.
     pub(crate) async fn stop(&self) -> WorkerStatus {
         if self.status().is_ended() {
             return self.status();
@@ -297,7 +303,9 @@ impl Worker {
             let grace = self.ctx.limits.stop_grace;
             let _ = channels.control.send(Control::Stop { grace }).await;
         }
-        self.wait_ended().await
+        tokio::time::timeout(STOP_ANSWER_WAIT, self.wait_ended())
+            .await
+            .unwrap_or_else(|_| self.status())
     }
 
     /// Waits for the driver task, if any, to finish.

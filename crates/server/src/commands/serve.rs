@@ -142,7 +142,10 @@ async fn embedded_runtime(
 }
 
 fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String> {
-    let scrubber = Scrubber::new(secrets_of(&settings));
+    let mut scrubber = Scrubber::new(secrets_of(&settings));
+    if let Some(port) = port_of(&settings.base_url) {
+        scrubber = scrubber.with_number(port);
+    }
     let endpoint = RemoteEndpoint {
         base_url: settings.base_url,
         token: settings.token,
@@ -169,6 +172,16 @@ fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String>
                 + STOP_EXTRA_TIME
                 + Duration::from_secs(1),
         ),
+    })
+}
+
+/// The port of a base URL, explicit or implied by its scheme.
+fn port_of(base_url: &str) -> Option<u16> {
+    let uri = base_url.parse::<http::Uri>().ok()?;
+    uri.port_u16().or(match uri.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
     })
 }
 
