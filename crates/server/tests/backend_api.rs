@@ -761,7 +761,6 @@ async fn backend_errors_and_health() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: a stop to a silent remote waits request_timeout + 30 s (STOP_EXTRA_TIME in transport/src/http_client.rs) before 504 runtime_timeout, however short the configured request_timeout; the contract's runtime_timeout is 'no answer within the configured timeout'"]
 async fn stop_on_a_silent_remote_times_out_within_its_request_timeout() {
     let silent = SilentPeer::start("127.0.0.1").await;
     let (backend, api) = start_backend(backend_settings(

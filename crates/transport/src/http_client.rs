@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use http::uri::{Authority, Scheme};
-use http::{Method, Request, StatusCode, Uri};
+use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -25,9 +24,10 @@ use switchyard_protocol::{
     WorkerId, WorkerList, WorkerStatusResponse,
 };
 
+use crate::endpoint::{ParsedEndpoint, RemoteEndpoint};
 use crate::error::{TimeoutPhase, TransportError};
+use crate::net_error;
 use crate::rest::{RuntimeClient, WorkerQuery};
-use crate::secret::SecretToken;
 
 /// Largest answer body the client reads; a longer one is a protocol error.
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
@@ -38,123 +38,36 @@ const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The connector. TLS will swap this for a TLS connector wrapping [`HttpConnector`];
-/// only [`build_connector`] and the scheme check in [`Base::parse`] change with it.
+/// only [`build_connector`] and the scheme check in
+/// [`Base::parse`](crate::endpoint::Base::parse) change with it.
 type Connector = HttpConnector;
 
-fn build_connector(endpoint: &RemoteEndpoint) -> Connector {
+/// The connector for `endpoint`: bounded by its `connect_timeout`, no Nagle delay.
+fn build_connector(endpoint: &ParsedEndpoint) -> Connector {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(endpoint.connect_timeout));
     connector.set_nodelay(true);
     connector
 }
 
-/// Where and how to reach one remote runtime. `Debug` shows neither the URL nor the
-/// token.
-#[derive(Clone)]
-pub struct RemoteEndpoint {
-    /// `http://host:port` with an optional path prefix, no trailing slash.
-    pub base_url: String,
-    /// The bearer token.
-    pub token: SecretToken,
-    /// Deadline for establishing a connection.
-    pub connect_timeout: Duration,
-    /// Deadline for a whole request, answer included.
-    pub request_timeout: Duration,
-}
-
-impl std::fmt::Debug for RemoteEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteEndpoint")
-            .field("base_url", &"[redacted]")
-            .field("token", &self.token)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .finish()
-    }
-}
-
-/// The parsed base URL: scheme, authority and path prefix (no trailing slash).
-#[derive(Clone)]
-struct Base {
-    scheme: Scheme,
-    authority: Authority,
-    prefix: String,
-}
-
-impl Base {
-    /// Parses `base_url`. Error texts never repeat the URL.
-    fn parse(base_url: &str) -> Result<Self, TransportError> {
-        let unsupported = |what: &str| TransportError::Unsupported { what: what.into() };
-        let uri: Uri = base_url
-            .trim()
-            .parse()
-            .map_err(|_| unsupported("a base_url that is not an absolute http:// URL"))?;
-        let parts = uri.into_parts();
-        match parts.scheme {
-            Some(scheme) if scheme == Scheme::HTTP => {}
-            Some(scheme) if scheme == Scheme::HTTPS => {
-                return Err(unsupported("TLS to remote runtimes (https base_url)"));
-            }
-            _ => {
-                return Err(unsupported(
-                    "a base_url that is not an absolute http:// URL",
-                ));
-            }
-        }
-        let Some(authority) = parts.authority else {
-            return Err(unsupported("a base_url without a host"));
-        };
-        if authority.as_str().contains('@') {
-            return Err(unsupported("credentials inside base_url"));
-        }
-        if authority.host().is_empty() {
-            return Err(unsupported("a base_url without a host"));
-        }
-        let prefix = match &parts.path_and_query {
-            Some(pq) if pq.query().is_some() => {
-                return Err(unsupported("a query string in base_url"));
-            }
-            Some(pq) => pq.path().trim_end_matches('/').to_owned(),
-            None => String::new(),
-        };
-        Ok(Self {
-            scheme: Scheme::HTTP,
-            authority,
-            prefix,
-        })
-    }
-
-    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, TransportError> {
-        let path_and_query = match query {
-            Some(query) => format!("{}{path}?{query}", self.prefix),
-            None => format!("{}{path}", self.prefix),
-        };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| TransportError::Protocol {
-                reason: "could not build a valid request URI".into(),
-            })
-    }
-}
-
 /// One call to make: method, route template (for error texts), concrete path, query
 /// and JSON body.
 struct Call {
+    /// The HTTP method.
     method: Method,
     /// The route as the contract names it, e.g. `/v1/workers/{id}/cancel`; used in
     /// `Unsupported` errors instead of the concrete URL.
     template: &'static str,
+    /// The concrete path, below the base URL's prefix.
     path: String,
+    /// The query string, never empty.
     query: Option<String>,
+    /// The JSON body, if any.
     body: Option<Vec<u8>>,
-    /// Added to `request_timeout` for calls that wait on purpose (stop).
-    extra_time: Duration,
 }
 
 impl Call {
+    /// A call without query, body or extra time.
     fn new(method: Method, template: &'static str, path: String) -> Self {
         Self {
             method,
@@ -162,21 +75,16 @@ impl Call {
             path,
             query: None,
             body: None,
-            extra_time: Duration::ZERO,
         }
     }
 
-    /// Allows `extra` beyond the request timeout.
-    fn with_extra_time(mut self, extra: Duration) -> Self {
-        self.extra_time = extra;
-        self
-    }
-
+    /// Sets the query string; an empty one means none.
     fn query(mut self, query: String) -> Self {
         self.query = (!query.is_empty()).then_some(query);
         self
     }
 
+    /// Sets `body`, encoded as JSON, as the request body.
     fn json<T: Serialize>(mut self, body: &T) -> Result<Self, TransportError> {
         let bytes = serde_json::to_vec(body).map_err(|e| TransportError::Protocol {
             reason: format!("could not encode the request body: {e}"),
@@ -188,7 +96,9 @@ impl Call {
 
 /// A bounded answer: status and the whole body.
 struct Answer {
+    /// The answer's status.
     status: StatusCode,
+    /// The whole body, at most `MAX_ANSWER_BYTES`.
     body: Bytes,
 }
 
@@ -199,21 +109,15 @@ struct Answer {
 /// nor the token.
 #[derive(Clone)]
 pub struct HttpRuntimeClient {
+    /// The pooled client, shared by clones.
     client: Client<Connector, Full<Bytes>>,
-    base: Base,
-    authorization: HeaderValue,
-    connect_timeout: Duration,
-    request_timeout: Duration,
+    /// The parsed base URL, `Authorization` header and timeouts.
+    endpoint: ParsedEndpoint,
 }
 
 impl std::fmt::Debug for HttpRuntimeClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpRuntimeClient")
-            .field("base_url", &"[redacted]")
-            .field("token", &"[redacted]")
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .finish()
+        self.endpoint.debug_struct(f, "HttpRuntimeClient").finish()
     }
 }
 
@@ -225,34 +129,22 @@ impl HttpRuntimeClient {
     /// `http://host[:port][/prefix]` URL or a token that cannot travel in an HTTP
     /// header. No error text repeats the URL or the token.
     pub fn new(endpoint: RemoteEndpoint) -> Result<Self, TransportError> {
-        let base = Base::parse(&endpoint.base_url)?;
-        let mut authorization =
-            HeaderValue::from_str(&format!("Bearer {}", endpoint.token.expose())).map_err(
-                |_| TransportError::Unsupported {
-                    what: "a token with characters not allowed in an HTTP header".into(),
-                },
-            )?;
-        authorization.set_sensitive(true);
+        let endpoint = ParsedEndpoint::new(&endpoint)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(build_connector(&endpoint));
-        Ok(Self {
-            client,
-            base,
-            authorization,
-            connect_timeout: endpoint.connect_timeout,
-            request_timeout: endpoint.request_timeout,
-        })
+        Ok(Self { client, endpoint })
     }
 
     /// Sends `call` and reads the whole answer, within `request_timeout`.
     async fn send(&self, call: &Call) -> Result<Answer, TransportError> {
-        let uri = self.base.uri(&call.path, call.query.as_deref())?;
+        let endpoint = &self.endpoint;
+        let uri = endpoint.base.http_uri(&call.path, call.query.as_deref())?;
         let mut builder = Request::builder()
             .method(call.method.clone())
             .uri(uri)
-            .header(AUTHORIZATION, self.authorization.clone())
+            .header(AUTHORIZATION, endpoint.authorization.clone())
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         if call.body.is_some() {
             builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -264,23 +156,20 @@ impl HttpRuntimeClient {
 
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| {
-                answer::client_error(&e, self.connect_timeout, self.request_timeout)
+                answer::client_error(&e, endpoint.connect_timeout, endpoint.request_timeout)
             })?;
             let status = response.status();
             let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
                 .collect()
                 .await
-                .map_err(|e| answer::body_error(&*e, MAX_ANSWER_BYTES, self.request_timeout))?
+                .map_err(|e| answer::body_error(&*e, MAX_ANSWER_BYTES, endpoint.request_timeout))?
                 .to_bytes();
             Ok(Answer { status, body })
         };
-        let limit = self.request_timeout + call.extra_time;
+        let limit = endpoint.request_timeout;
         let result = match tokio::time::timeout(limit, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(TransportError::Timeout {
-                phase: TimeoutPhase::Request,
-                timeout_ms: millis(limit),
-            }),
+            Err(_) => Err(net_error::timeout(TimeoutPhase::Request, limit)),
         };
         if let Err(error) = &result {
             tracing::debug!(method = %call.method, route = call.template, %error, "runtime call failed");
@@ -298,14 +187,6 @@ impl HttpRuntimeClient {
         let answer = self.send(&call).await?;
         answer::decode(&call, answer.status, &answer.body, what)
     }
-}
-
-/// A stop answers once the worker has ended, which takes up to the runtime's grace
-/// period (SIGTERM, then SIGKILL): stop calls get this much beyond `request_timeout`.
-pub const STOP_EXTRA_TIME: Duration = Duration::from_secs(30);
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `status=&limit=&after=`, only the parts that are set (the serializer is not
@@ -334,6 +215,7 @@ fn transcript_query(after: u64, limit: Option<u32>) -> String {
     q.finish()
 }
 
+/// `/v1/workers/{id}` followed by `tail`.
 fn worker_path(worker: &WorkerId, tail: &str) -> String {
     format!("/v1/workers/{}{tail}", worker.as_str())
 }
@@ -392,8 +274,7 @@ impl RuntimeClient for HttpRuntimeClient {
             Method::POST,
             "/v1/workers/{id}/stop",
             worker_path(worker, "/stop"),
-        )
-        .with_extra_time(STOP_EXTRA_TIME);
+        );
         self.call_json(call, "a WorkerStatusResponse").await
     }
 

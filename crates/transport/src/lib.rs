@@ -4,16 +4,21 @@
 //! The registry depends only on the [`RuntimeClient`] trait; [`HttpRuntimeClient`]
 //! implements it over hyper-util's pooled client.
 
+mod endpoint;
 pub mod error;
 pub mod events;
 mod http_client;
+mod net_error;
+mod reason;
+mod refusal;
 pub mod rest;
 pub mod secret;
 mod ws_client;
 
+pub use endpoint::RemoteEndpoint;
 pub use error::{TimeoutPhase, TransportError, UnreachableKind};
 pub use events::{RuntimeEventsClient, UpstreamEnd, UpstreamFrame, UpstreamStream};
-pub use http_client::{HttpRuntimeClient, RemoteEndpoint, STOP_EXTRA_TIME};
+pub use http_client::HttpRuntimeClient;
 pub use rest::{RuntimeClient, WorkerQuery};
 pub use secret::SecretToken;
 pub use ws_client::WsEventsClient;

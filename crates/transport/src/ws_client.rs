@@ -19,14 +19,11 @@ mod stream;
 
 use std::time::Duration;
 
-use http::HeaderValue;
-use http::Uri;
-use http::uri::{Authority, Scheme};
 use switchyard_protocol::WorkerId;
 
+use crate::endpoint::{Base, ParsedEndpoint, RemoteEndpoint};
 use crate::error::TransportError;
 use crate::events::{RuntimeEventsClient, UpstreamStream};
-use crate::http_client::RemoteEndpoint;
 
 /// How long a stream may stay silent (no frame, no ping) before it counts as lost.
 /// The runtime pings idle connections every 20 s by default, so three missed pings.
@@ -39,71 +36,12 @@ const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// The route as the contract names it; used in error texts instead of the URL.
 const ROUTE: &str = "GET /v1/workers/{id}/events/ws";
 
-/// The parsed base URL: what to connect to and the path prefix (no trailing slash).
-#[derive(Clone)]
-struct Base {
-    /// The host to resolve, without IPv6 brackets.
-    host: String,
-    /// The port, 80 when the URL has none.
-    port: u16,
-    /// `host[:port]` as written, for the `Host` header.
-    authority: Authority,
-    /// The path prefix, no trailing slash.
-    prefix: String,
-}
-
+// Route-specific, so here rather than in `endpoint`, like the REST client's paths.
 impl Base {
-    /// Parses `base_url` under the REST client's rules. Error texts never repeat the
-    /// URL.
-    fn parse(base_url: &str) -> Result<Self, TransportError> {
-        let unsupported = |what: &str| TransportError::Unsupported { what: what.into() };
-        let not_http = "a base_url that is not an absolute http:// URL";
-        let uri: Uri = base_url.trim().parse().map_err(|_| unsupported(not_http))?;
-        let parts = uri.into_parts();
-        match parts.scheme {
-            Some(scheme) if scheme == Scheme::HTTP => {}
-            Some(scheme) if scheme == Scheme::HTTPS => {
-                return Err(unsupported("TLS to remote runtimes (https base_url)"));
-            }
-            _ => return Err(unsupported(not_http)),
-        }
-        let Some(authority) = parts.authority else {
-            return Err(unsupported("a base_url without a host"));
-        };
-        if authority.as_str().contains('@') {
-            return Err(unsupported("credentials inside base_url"));
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        if host.is_empty() {
-            return Err(unsupported("a base_url without a host"));
-        }
-        let prefix = match &parts.path_and_query {
-            Some(pq) if pq.query().is_some() => {
-                return Err(unsupported("a query string in base_url"));
-            }
-            Some(pq) => pq.path().trim_end_matches('/').to_owned(),
-            None => String::new(),
-        };
-        Ok(Self {
-            host,
-            port: authority.port_u16().unwrap_or(80),
-            authority,
-            prefix,
-        })
-    }
-
     /// The origin-form request target for `worker`'s event stream.
     fn target(&self, worker: &WorkerId, query: &str) -> String {
-        let path = format!("{}/v1/workers/{}/events/ws", self.prefix, worker.as_str());
-        if query.is_empty() {
-            path
-        } else {
-            format!("{path}?{query}")
-        }
+        let path = format!("/v1/workers/{}/events/ws", worker.as_str());
+        self.path_and_query(&path, (!query.is_empty()).then_some(query))
     }
 }
 
@@ -126,20 +64,16 @@ fn events_query(cursor: Option<&str>, snapshot_after_replay: bool) -> String {
 /// Cheap to clone. `Debug` shows neither the URL nor the token.
 #[derive(Clone)]
 pub struct WsEventsClient {
-    base: Base,
-    authorization: HeaderValue,
-    connect_timeout: Duration,
-    request_timeout: Duration,
+    /// The parsed base URL, `Authorization` header and timeouts.
+    endpoint: ParsedEndpoint,
+    /// How long an open stream may stay silent.
     idle_timeout: Duration,
 }
 
 impl std::fmt::Debug for WsEventsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsEventsClient")
-            .field("base_url", &"[redacted]")
-            .field("token", &"[redacted]")
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
+        self.endpoint
+            .debug_struct(f, "WsEventsClient")
             .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
@@ -154,19 +88,8 @@ impl WsEventsClient {
     /// URL and a token that cannot travel in an HTTP header. No error text repeats
     /// the URL or the token.
     pub fn new(endpoint: RemoteEndpoint) -> Result<Self, TransportError> {
-        let base = Base::parse(&endpoint.base_url)?;
-        let mut authorization =
-            HeaderValue::from_str(&format!("Bearer {}", endpoint.token.expose())).map_err(
-                |_| TransportError::Unsupported {
-                    what: "a token with characters not allowed in an HTTP header".into(),
-                },
-            )?;
-        authorization.set_sensitive(true);
         Ok(Self {
-            base,
-            authorization,
-            connect_timeout: endpoint.connect_timeout,
-            request_timeout: endpoint.request_timeout,
+            endpoint: ParsedEndpoint::new(&endpoint)?,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
         })
     }
@@ -189,19 +112,20 @@ impl RuntimeEventsClient for WsEventsClient {
         cursor: Option<String>,
         snapshot_after_replay: bool,
     ) -> Result<Box<dyn UpstreamStream>, TransportError> {
-        let target = self.base.target(
+        let endpoint = &self.endpoint;
+        let target = endpoint.base.target(
             worker,
             &events_query(cursor.as_deref(), snapshot_after_replay),
         );
         let request = handshake::UpgradeRequest {
             target,
-            authority: &self.base.authority,
-            authorization: &self.authorization,
+            authority: &endpoint.base.authority,
+            authorization: &endpoint.authorization,
         };
         let opened = async {
-            let tcp =
-                handshake::connect(&self.base.host, self.base.port, self.connect_timeout).await?;
-            handshake::upgrade(tcp, request, self.request_timeout).await
+            let base = &endpoint.base;
+            let tcp = handshake::connect(&base.host, base.port, endpoint.connect_timeout).await?;
+            handshake::upgrade(tcp, request, endpoint.request_timeout).await
         };
         match opened.await {
             Ok(ws) => Ok(Box::new(stream::EventStream::new(
@@ -215,10 +139,6 @@ impl RuntimeEventsClient for WsEventsClient {
             }
         }
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

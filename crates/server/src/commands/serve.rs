@@ -10,7 +10,7 @@ use switchyard_registry::{
     RuntimeRegistry, Scrubber,
 };
 use switchyard_runtime::{FsStore, MemoryStore, Runtime, Store};
-use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, STOP_EXTRA_TIME, WsEventsClient};
+use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, WsEventsClient};
 use tokio::net::TcpListener;
 
 use crate::backend_api::{BackendApi, BackendApiSettings};
@@ -164,13 +164,9 @@ fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String>
             Arc::new(events),
             scrubber,
         )),
-        // The client enforces its own deadlines (a stop may wait for the runtime's
-        // grace period); this is only a backstop.
+        // The client enforces its own deadlines; this is only a backstop.
         call_timeout: Some(
-            settings.connect_timeout
-                + settings.request_timeout
-                + STOP_EXTRA_TIME
-                + Duration::from_secs(1),
+            settings.connect_timeout + settings.request_timeout + Duration::from_secs(1),
         ),
     })
 }

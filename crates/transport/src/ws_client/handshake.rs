@@ -7,7 +7,6 @@
 //! or a hyper error.
 
 use std::error::Error as StdError;
-use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,10 +16,9 @@ use http::header::{
 };
 use http::uri::Authority;
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Empty, Limited};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use switchyard_protocol::{ErrorBody, ErrorCode};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
@@ -28,8 +26,10 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use super::{MAX_MESSAGE_BYTES, ROUTE, millis};
+use super::{MAX_MESSAGE_BYTES, ROUTE};
 use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
+use crate::net_error::{self, unreachable};
+use crate::refusal;
 
 /// An open WebSocket to the runtime.
 pub(super) type Socket = WebSocketStream<TokioIo<Upgraded>>;
@@ -37,8 +37,8 @@ pub(super) type Socket = WebSocketStream<TokioIo<Upgraded>>;
 /// Largest refusal body read; error bodies are small.
 const MAX_REFUSAL_BYTES: usize = 64 * 1024;
 
-/// Longest serde description kept in a `Protocol` reason.
-const MAX_REASON_CHARS: usize = 300;
+/// The `Protocol` reason for an answer to the upgrade that is not HTTP/1.1.
+const NOT_HTTP: &str = "the answer to the WebSocket upgrade is not valid HTTP/1.1";
 
 /// What the upgrade request carries.
 pub(super) struct UpgradeRequest<'a> {
@@ -72,17 +72,14 @@ pub(super) async fn connect(
             }
         }
         Err(match last {
-            Some(e) => connect_error(&e, connect_timeout),
+            Some(e) => net_error::connect_error(&e, connect_timeout),
             // The name resolved to nothing.
             None => unreachable(UnreachableKind::Dns),
         })
     };
     match tokio::time::timeout(connect_timeout, attempt).await {
         Ok(result) => result,
-        Err(_) => Err(TransportError::Timeout {
-            phase: TimeoutPhase::Connect,
-            timeout_ms: millis(connect_timeout),
-        }),
+        Err(_) => Err(net_error::timeout(TimeoutPhase::Connect, connect_timeout)),
     }
 }
 
@@ -157,10 +154,7 @@ pub(super) async fn upgrade(
     };
     match tokio::time::timeout(request_timeout, exchange).await {
         Ok(result) => result,
-        Err(_) => Err(TransportError::Timeout {
-            phase: TimeoutPhase::Request,
-            timeout_ms: millis(request_timeout),
-        }),
+        Err(_) => Err(net_error::timeout(TimeoutPhase::Request, request_timeout)),
     }
 }
 
@@ -182,20 +176,16 @@ fn check_accept(headers: &HeaderMap, key: &str) -> Result<(), TransportError> {
     }
 }
 
-/// Maps a non-101 answer the way the REST client maps a non-2xx one.
+/// Maps a non-101 answer the way the REST client maps a non-2xx one (see
+/// [`crate::refusal`]), after one check of its own: an answer that is neither a client nor
+/// a server error (a 2xx or 3xx) is a protocol error.
 ///
-/// - 401: the runtime rejected our token.
-/// - 501, and 404/405 carrying `route_not_found`/`method_not_allowed` or without a
-///   contract error body: the runtime lacks the route.
-/// - An error status with a contract error body (`404 worker_not_found`,
-///   `400 invalid_cursor`, ...): the runtime's own error, passed through.
-/// - Anything else (a 2xx or 3xx, an error without a contract body): a protocol
-///   error.
+/// So 401 is `AuthRejected`; 501, and 404/405 carrying
+/// `route_not_found`/`method_not_allowed` or without a contract error body, are
+/// `Unsupported`; an error status with a contract error body (`404
+/// worker_not_found`, `400 invalid_cursor`, ...) is the runtime's own error, passed
+/// through; an error without a contract body is a protocol error.
 pub(super) fn refusal(status: StatusCode, body: &[u8]) -> TransportError {
-    if status == StatusCode::UNAUTHORIZED {
-        return TransportError::AuthRejected;
-    }
-    let unsupported = || TransportError::Unsupported { what: ROUTE.into() };
     if !status.is_client_error() && !status.is_server_error() {
         return TransportError::Protocol {
             reason: format!(
@@ -204,57 +194,7 @@ pub(super) fn refusal(status: StatusCode, body: &[u8]) -> TransportError {
             ),
         };
     }
-    let parsed = serde_json::from_slice::<ErrorBody>(body);
-    match status {
-        StatusCode::NOT_IMPLEMENTED => return unsupported(),
-        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => match &parsed {
-            Ok(ErrorBody { error })
-                if matches!(
-                    error.code,
-                    ErrorCode::RouteNotFound | ErrorCode::MethodNotAllowed
-                ) =>
-            {
-                return unsupported();
-            }
-            Err(_) => return unsupported(),
-            Ok(_) => {}
-        },
-        _ => {}
-    }
-    match parsed {
-        Ok(ErrorBody { error }) => TransportError::Runtime {
-            status: status.as_u16(),
-            detail: error,
-        },
-        Err(e) => TransportError::Protocol {
-            reason: format!(
-                "expected an error body with status {}: {}",
-                status.as_u16(),
-                shorten(&e.to_string())
-            ),
-        },
-    }
-}
-
-fn unreachable(kind: UnreachableKind) -> TransportError {
-    TransportError::Unreachable { kind }
-}
-
-/// Maps a failed TCP connect.
-fn connect_error(error: &io::Error, connect_timeout: Duration) -> TransportError {
-    match error.kind() {
-        io::ErrorKind::TimedOut => TransportError::Timeout {
-            phase: TimeoutPhase::Connect,
-            timeout_ms: millis(connect_timeout),
-        },
-        io::ErrorKind::ConnectionRefused => unreachable(UnreachableKind::Refused),
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::UnexpectedEof
-        | io::ErrorKind::NotConnected => unreachable(UnreachableKind::Reset),
-        _ => unreachable(UnreachableKind::Other),
-    }
+    refusal::transport_error(ROUTE, status, body)
 }
 
 /// Maps a failure while reading the refusal's body.
@@ -262,66 +202,20 @@ fn body_error(
     error: &(dyn StdError + Send + Sync + 'static),
     request_timeout: Duration,
 ) -> TransportError {
-    if error.is::<LengthLimitError>() {
-        return TransportError::Protocol {
-            reason: format!(
-                "the refusal of the WebSocket upgrade has a body over {} KiB",
-                MAX_REFUSAL_BYTES / 1024
-            ),
-        };
-    }
-    exchange_error(error, request_timeout)
+    let too_large = || {
+        format!(
+            "the refusal of the WebSocket upgrade has a body over {} KiB",
+            MAX_REFUSAL_BYTES / 1024
+        )
+    };
+    net_error::body_error(error, too_large, request_timeout, NOT_HTTP)
 }
 
-/// Walks the source chain of a failure during the upgrade exchange: the socket layer
-/// reports `io::ErrorKind`s, hyper reports closed connections and unparsable answers.
+/// Maps a failure during the upgrade exchange (see [`net_error::classify`]); the
+/// connection is already open, so a socket timeout counts against `request_timeout`.
 fn exchange_error(error: &(dyn StdError + 'static), request_timeout: Duration) -> TransportError {
-    let mut io_kind = None;
-    let mut parse = false;
-    let mut closed = false;
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            io_kind.get_or_insert(io.kind());
-        } else if let Some(h) = e.downcast_ref::<hyper::Error>() {
-            parse |= h.is_parse();
-            closed |= h.is_incomplete_message() || h.is_closed() || h.is_canceled();
-        }
-        current = e.source();
-    }
-    match io_kind {
-        Some(io::ErrorKind::TimedOut) => {
-            return TransportError::Timeout {
-                phase: TimeoutPhase::Request,
-                timeout_ms: millis(request_timeout),
-            };
-        }
-        Some(io::ErrorKind::ConnectionRefused) => return unreachable(UnreachableKind::Refused),
-        Some(
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::NotConnected,
-        ) => return unreachable(UnreachableKind::Reset),
-        _ => {}
-    }
-    if parse {
-        return TransportError::Protocol {
-            reason: "the answer to the WebSocket upgrade is not valid HTTP/1.1".into(),
-        };
-    }
-    if closed {
-        return unreachable(UnreachableKind::Reset);
-    }
-    unreachable(UnreachableKind::Other)
-}
-
-pub(super) fn shorten(text: &str) -> String {
-    match text.char_indices().nth(MAX_REASON_CHARS) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
+    let timed_out = net_error::timeout(TimeoutPhase::Request, request_timeout);
+    net_error::classify(error, timed_out, NOT_HTTP)
 }
 
 #[cfg(test)]

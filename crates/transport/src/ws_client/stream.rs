@@ -5,7 +5,6 @@
 //! read); close codes become [`UpstreamEnd`]s. Once ended, the stream keeps returning
 //! the same end.
 
-use std::io;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -16,10 +15,11 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::handshake::{Socket, shorten};
-use super::millis;
+use super::handshake::Socket;
 use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
 use crate::events::{UpstreamEnd, UpstreamFrame, UpstreamStream};
+use crate::net_error::{self, unreachable};
+use crate::reason::shorten;
 
 /// How long a close frame (ours, or the reply to the runtime's) may take to get out.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -28,8 +28,11 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub(super) struct EventStream {
     /// `None` once the stream has ended.
     socket: Option<Socket>,
+    /// The worker whose events these are; frames for another are malformed.
     worker: WorkerId,
+    /// How long the stream may stay silent before it counts as lost.
     idle_timeout: Duration,
+    /// How the stream ended, once it has.
     end: Option<UpstreamEnd>,
 }
 
@@ -55,6 +58,7 @@ enum Farewell {
 }
 
 impl EventStream {
+    /// Wraps an upgraded `socket` carrying `worker`'s events.
     pub(super) fn new(socket: Socket, worker: WorkerId, idle_timeout: Duration) -> Self {
         Self {
             socket: Some(socket),
@@ -64,15 +68,14 @@ impl EventStream {
         }
     }
 
+    /// The end for a failed connection: no farewell, the socket is dropped.
     fn lost(&self, error: TransportError) -> (UpstreamEnd, Farewell) {
         (UpstreamEnd::Lost(error), Farewell::Drop)
     }
 
+    /// The end for a stream silent for `idle_timeout`: a request-phase timeout.
     fn idle(&self) -> (UpstreamEnd, Farewell) {
-        self.lost(TransportError::Timeout {
-            phase: TimeoutPhase::Request,
-            timeout_ms: millis(self.idle_timeout),
-        })
+        self.lost(net_error::timeout(TimeoutPhase::Request, self.idle_timeout))
     }
 
     /// Reads until a data frame or an end.
@@ -181,6 +184,7 @@ fn close_end(code: Option<u16>) -> UpstreamEnd {
     }
 }
 
+/// The end for a malformed frame: we close with `code`.
 fn malformed(reason: String, code: WsCloseCode) -> (UpstreamEnd, Farewell) {
     let frame = CloseFrame {
         code,
@@ -189,11 +193,10 @@ fn malformed(reason: String, code: WsCloseCode) -> (UpstreamEnd, Farewell) {
     (UpstreamEnd::Malformed { reason }, Farewell::Close(frame))
 }
 
+/// The end for a connection closed without a close frame.
 fn reset() -> (UpstreamEnd, Farewell) {
     (
-        UpstreamEnd::Lost(TransportError::Unreachable {
-            kind: UnreachableKind::Reset,
-        }),
+        UpstreamEnd::Lost(unreachable(UnreachableKind::Reset)),
         Farewell::Drop,
     )
 }
@@ -201,12 +204,7 @@ fn reset() -> (UpstreamEnd, Farewell) {
 /// Maps a failed read (or pong flush). Texts come from tungstenite's own
 /// descriptions of frames, which never name the peer.
 fn read_error(error: WsError) -> (UpstreamEnd, Farewell) {
-    let lost = |kind| {
-        (
-            UpstreamEnd::Lost(TransportError::Unreachable { kind }),
-            Farewell::Drop,
-        )
-    };
+    let lost = |kind| (UpstreamEnd::Lost(unreachable(kind)), Farewell::Drop);
     let malformed = |reason: String| {
         (
             UpstreamEnd::Malformed { reason },
@@ -220,14 +218,10 @@ fn read_error(error: WsError) -> (UpstreamEnd, Farewell) {
         WsError::ConnectionClosed | WsError::AlreadyClosed => {
             (UpstreamEnd::Closed { code: None }, Farewell::Drop)
         }
-        WsError::Io(e) => match e.kind() {
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::NotConnected => lost(UnreachableKind::Reset),
-            _ => lost(UnreachableKind::Other),
-        },
+        // On an open stream only a reset is told apart; any other I/O failure (a
+        // timeout included) is `Other`, unlike `net_error::classify`'s mapping.
+        WsError::Io(e) if net_error::is_reset(e.kind()) => lost(UnreachableKind::Reset),
+        WsError::Io(_) => lost(UnreachableKind::Other),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
             lost(UnreachableKind::Reset)
         }
