@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod proc;
+pub mod tcp_proxy;
 pub mod ws;
 
 /// How long any single wait in a test may take; generous, since CI machines are small.

@@ -46,7 +46,7 @@ impl Default for SessionSettings {
     fn default() -> Self {
         Self {
             ping_interval: Duration::from_secs(20),
-            close_grace: Duration::from_secs(10),
+            close_grace: Duration::from_secs(30),
         }
     }
 }
