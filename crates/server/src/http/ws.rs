@@ -32,6 +32,8 @@ pub type WsStream = WebSocketStream<TokioIo<Upgraded>>;
 
 /// Largest message a client may send; clients send only control frames.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Read buffer of a server session.
+const READ_BUFFER: usize = 4 * 1024;
 
 /// Timing of a session.
 #[derive(Debug, Clone, Copy)]
@@ -105,7 +107,12 @@ where
     shutdown.spawn_session(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
+                // Clients send only control frames: a small read buffer (tungstenite
+                // allocates it eagerly, 128 KiB by default) keeps an idle session
+                // cheap; frames are written out at once rather than batched.
                 let config = WebSocketConfig::default()
+                    .read_buffer_size(READ_BUFFER)
+                    .write_buffer_size(0)
                     .max_message_size(Some(MAX_CLIENT_MESSAGE))
                     .max_frame_size(Some(MAX_CLIENT_MESSAGE));
                 let ws = WebSocketStream::from_raw_socket(
