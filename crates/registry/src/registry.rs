@@ -96,7 +96,7 @@ impl Entry {
             display_name: self.runtime.display_name.clone(),
             source: self.runtime.source.kind(),
             state: view.state,
-            last_seen: view.last_seen,
+            last_seen: view.last_seen.map(switchyard_runtime::clock::format),
             last_error: view.last_error,
             capabilities: view.capabilities,
             profiles: view.profiles,

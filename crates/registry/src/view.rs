@@ -1,9 +1,10 @@
 //! [`RuntimeView`]: what the backend knows about one runtime's health, refreshed by
 //! probes and by every call's outcome.
 
+use std::time::SystemTime;
+
 use switchyard_protocol::{
-    API_VERSION, ErrorCode, ErrorDetail, ProfileInfo, RuntimeInfo, RuntimeState, Timestamp,
-    WorkerCounts,
+    API_VERSION, ErrorCode, ErrorDetail, ProfileInfo, RuntimeInfo, RuntimeState, WorkerCounts,
 };
 
 use crate::error::SourceError;
@@ -13,8 +14,8 @@ use crate::error::SourceError;
 pub struct RuntimeView {
     /// Health as last seen.
     pub state: RuntimeState,
-    /// When it last answered.
-    pub last_seen: Option<Timestamp>,
+    /// When it last answered (formatted only when shown: this is set on every call).
+    pub last_seen: Option<SystemTime>,
     /// The last failure, cleared by the next success.
     pub last_error: Option<ErrorDetail>,
     /// Capabilities from its last self-description.
@@ -48,12 +49,12 @@ impl RuntimeView {
             self.state = RuntimeState::Ready;
             self.last_error = None;
         }
-        self.last_seen = Some(switchyard_runtime::clock::now());
+        self.last_seen = Some(SystemTime::now());
     }
 
     /// The runtime described itself; a wrong `api_version` makes it `incompatible`.
     pub fn record_info(&mut self, info: &RuntimeInfo) {
-        self.last_seen = Some(switchyard_runtime::clock::now());
+        self.last_seen = Some(SystemTime::now());
         self.capabilities = info.capabilities.clone();
         self.profiles = info.profiles.clone();
         self.workers = info.workers;

@@ -1,12 +1,19 @@
 //! Wall-clock timestamps in the contract's RFC 3339 UTC form.
 
+use std::time::SystemTime;
+
 use switchyard_protocol::Timestamp;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// The current time as an RFC 3339 UTC timestamp with millisecond precision.
 pub fn now() -> Timestamp {
-    let now = OffsetDateTime::now_utc();
+    format(SystemTime::now())
+}
+
+/// `at` as an RFC 3339 UTC timestamp with millisecond precision.
+pub fn format(at: SystemTime) -> Timestamp {
+    let now = OffsetDateTime::from(at);
     let now = now
         .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
         .unwrap_or(now);
