@@ -56,6 +56,33 @@ pub enum ServerFrame {
     },
 }
 
+/// A frame on its way to a client: a value, or already encoded as JSON text. An
+/// encoded frame is shared (`Arc`) so that an event watched by many clients is
+/// encoded once, not once per client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutgoingFrame {
+    /// A frame to encode (boxed: frames are large, encoded ones are a pointer).
+    Value(Box<ServerFrame>),
+    /// A frame's JSON text.
+    Encoded(std::sync::Arc<str>),
+}
+
+impl OutgoingFrame {
+    /// The JSON text of the frame.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        match self {
+            Self::Value(frame) => serde_json::to_string(&**frame),
+            Self::Encoded(text) => Ok(text.to_string()),
+        }
+    }
+}
+
+impl From<ServerFrame> for OutgoingFrame {
+    fn from(frame: ServerFrame) -> Self {
+        Self::Value(Box::new(frame))
+    }
+}
+
 /// WebSocket close codes used by both surfaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseCode {

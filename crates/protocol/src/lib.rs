@@ -17,7 +17,7 @@ pub mod worker;
 pub use cursor::{CursorError, RuntimeCursor};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use event::{DiagnosticSeverity, WorkerEvent};
-pub use frame::{CloseCode, ResetReason, ServerFrame, UpstreamState};
+pub use frame::{CloseCode, OutgoingFrame, ResetReason, ServerFrame, UpstreamState};
 pub use ids::{IdError, RuntimeId, WorkerId};
 pub use runtime::{
     API_VERSION, BackendRuntime, Limits, ProfileInfo, ProfileKind, RuntimeInfo, RuntimeList,

@@ -53,6 +53,13 @@ pub trait Policy: Send + Sync + 'static {
     /// Allows or refuses a call before it is routed.
     fn authorize(&self, request: &PolicyRequest<'_>) -> Result<(), PolicyDenied>;
 
+    /// True when [`Policy::filter_event`] may drop or change events. When false, the
+    /// hub skips it and encodes each event once for all viewers. The default is true,
+    /// so a policy that overrides `filter_event` is never bypassed by mistake.
+    fn filters_events(&self) -> bool {
+        true
+    }
+
     /// Filters (`None`) or rewrites one event before a viewer sees it.
     fn filter_event(
         &self,
@@ -71,5 +78,9 @@ pub struct AllowAll;
 impl Policy for AllowAll {
     fn authorize(&self, _request: &PolicyRequest<'_>) -> Result<(), PolicyDenied> {
         Ok(())
+    }
+
+    fn filters_events(&self) -> bool {
+        false
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use switchyard_protocol::{
@@ -49,17 +49,70 @@ impl Default for HubSettings {
     }
 }
 
-/// An event with its place in the runtime's log.
+/// An event with its place in the runtime's log, and its frame encoded once for
+/// every viewer that receives it unchanged.
 #[derive(Debug, Clone)]
 pub(crate) struct Stamped {
     pub(crate) epoch: Arc<str>,
     pub(crate) position: u64,
     pub(crate) event: Arc<WorkerEvent>,
+    encoded: Arc<OnceLock<Arc<str>>>,
+}
+
+/// The JSON shape of a backend event frame, borrowing its parts (pinned against
+/// `ServerFrame` by a test).
+#[derive(serde::Serialize)]
+struct EventFrame<'a> {
+    r#type: &'static str,
+    cursor: &'a str,
+    runtime_id: &'a RuntimeId,
+    worker_id: &'a WorkerId,
+    event: &'a WorkerEvent,
 }
 
 impl Stamped {
+    pub(crate) fn new(epoch: Arc<str>, position: u64, event: Arc<WorkerEvent>) -> Self {
+        Self {
+            epoch,
+            position,
+            event,
+            encoded: Arc::default(),
+        }
+    }
+
     pub(crate) fn is_snapshot(&self) -> bool {
         matches!(*self.event, WorkerEvent::Snapshot { .. })
+    }
+
+    /// The backend cursor of this event.
+    pub(crate) fn cursor(&self, runtime_id: &RuntimeId, worker_id: &WorkerId) -> BackendCursor {
+        BackendCursor {
+            runtime_id: runtime_id.clone(),
+            worker_id: worker_id.clone(),
+            epoch: self.epoch.to_string(),
+            position: self.position,
+        }
+    }
+
+    /// The frame's JSON text, encoded on first use and shared afterwards.
+    pub(crate) fn encoded(&self, runtime_id: &RuntimeId, worker_id: &WorkerId) -> Arc<str> {
+        self.encoded
+            .get_or_init(|| {
+                let cursor = self.cursor(runtime_id, worker_id).encode();
+                let frame = EventFrame {
+                    r#type: "event",
+                    cursor: &cursor,
+                    runtime_id,
+                    worker_id,
+                    event: &self.event,
+                };
+                match serde_json::to_string(&frame) {
+                    Ok(text) => text.into(),
+                    // Worker events are plain data; this cannot fail.
+                    Err(error) => unreachable!("a worker event always encodes: {error}"),
+                }
+            })
+            .clone()
     }
 }
 
@@ -247,11 +300,7 @@ impl Channel {
                 position,
                 event,
             } => {
-                let stamped = Stamped {
-                    epoch: epoch.clone(),
-                    position,
-                    event: self.owned(event),
-                };
+                let stamped = Stamped::new(epoch.clone(), position, self.owned(event));
                 let same_epoch = state.epoch.as_deref() == Some(&*epoch);
                 if !same_epoch {
                     state.epoch = Some(epoch);
@@ -445,4 +494,32 @@ fn finish(hub: &Weak<HubInner>, channel: &Arc<Channel>, reason: StreamEnd) {
         hub.remove(channel);
     }
     channel.close(reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_protocol::ServerFrame;
+
+    #[test]
+    fn the_shared_encoding_is_the_server_frame_encoding() {
+        let runtime_id = RuntimeId::new("rt").unwrap();
+        let worker_id = WorkerId::new("w").unwrap();
+        let event = WorkerEvent::Output {
+            sequence: 3,
+            stream: switchyard_protocol::OutputStream::Stdout,
+            text: "h\"i\n".into(),
+        };
+        let stamped = Stamped::new("e1".into(), 7, Arc::new(event.clone()));
+        let frame = ServerFrame::Event {
+            cursor: stamped.cursor(&runtime_id, &worker_id).encode(),
+            runtime_id: Some(runtime_id.clone()),
+            worker_id: worker_id.clone(),
+            event,
+        };
+        assert_eq!(
+            &*stamped.encoded(&runtime_id, &worker_id),
+            serde_json::to_string(&frame).unwrap()
+        );
+    }
 }

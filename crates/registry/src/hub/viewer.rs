@@ -5,11 +5,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use switchyard_protocol::{ResetReason, ServerFrame, WorkerEvent};
+use switchyard_protocol::{OutgoingFrame, ResetReason, ServerFrame, WorkerEvent};
 use switchyard_runtime::{FanoutReceiver, StreamEnd};
 
 use super::channel::{Channel, HubItem, Join, Stamped};
-use super::cursor::BackendCursor;
 use crate::policy::Policy;
 
 /// A viewer of one worker. Dropping it leaves the channel.
@@ -38,7 +37,7 @@ impl Drop for Viewer {
 }
 
 /// What one hub item becomes for this viewer: a frame, or nothing.
-type Step = Option<ServerFrame>;
+type Step = Option<OutgoingFrame>;
 
 impl Viewer {
     pub(crate) fn new(channel: Arc<Channel>, join: Join, policy: Arc<dyn Policy>) -> Self {
@@ -53,7 +52,7 @@ impl Viewer {
     }
 
     /// The next frame for the client, or why the stream ended.
-    pub async fn next_frame(&mut self) -> Result<ServerFrame, StreamEnd> {
+    pub async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
         loop {
             let item = match self.initial.pop_front() {
                 Some(item) => item,
@@ -72,7 +71,9 @@ impl Viewer {
 
     fn step(&mut self, item: HubItem) -> Step {
         match item {
-            HubItem::Upstream { state, error } => Some(ServerFrame::Upstream { state, error }),
+            HubItem::Upstream { state, error } => {
+                Some(ServerFrame::Upstream { state, error }.into())
+            }
             HubItem::Reset(reason) => self.reset(reason, None),
             HubItem::Event(stamped) => self.event(stamped),
         }
@@ -85,7 +86,7 @@ impl Viewer {
             Some(snapshot) => self.initial.push_front(HubItem::Event(snapshot)),
             None => self.channel.request_refresh(),
         }
-        Some(ServerFrame::Reset { reason })
+        Some(ServerFrame::Reset { reason }.into())
     }
 
     fn event(&mut self, stamped: Stamped) -> Step {
@@ -122,22 +123,26 @@ impl Viewer {
     fn deliver(&mut self, stamped: Stamped) -> Step {
         self.last = Some((stamped.epoch.clone(), stamped.position));
         let channel = &self.channel;
+        if !self.policy.filters_events() {
+            return Some(OutgoingFrame::Encoded(
+                stamped.encoded(&channel.runtime_id, &channel.worker_id),
+            ));
+        }
         let event = self.policy.filter_event(
             &channel.runtime_id,
             &channel.worker_id,
             WorkerEvent::clone(&stamped.event),
         )?;
-        let cursor = BackendCursor {
-            runtime_id: channel.runtime_id.clone(),
-            worker_id: channel.worker_id.clone(),
-            epoch: stamped.epoch.to_string(),
-            position: stamped.position,
-        };
-        Some(ServerFrame::Event {
-            cursor: cursor.encode(),
-            runtime_id: Some(channel.runtime_id.clone()),
-            worker_id: channel.worker_id.clone(),
-            event,
-        })
+        Some(
+            ServerFrame::Event {
+                cursor: stamped
+                    .cursor(&channel.runtime_id, &channel.worker_id)
+                    .encode(),
+                runtime_id: Some(channel.runtime_id.clone()),
+                worker_id: channel.worker_id.clone(),
+                event,
+            }
+            .into(),
+        )
     }
 }

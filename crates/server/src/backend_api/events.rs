@@ -5,7 +5,7 @@
 use http::HeaderMap;
 use http::header::{HOST, ORIGIN};
 use hyper::body::Incoming;
-use switchyard_protocol::{ErrorCode, RuntimeId, ServerFrame, WorkerId};
+use switchyard_protocol::{ErrorCode, OutgoingFrame, RuntimeId, WorkerId};
 use switchyard_registry::{ObservationHub, Viewer};
 use switchyard_runtime::StreamEnd;
 
@@ -65,7 +65,7 @@ pub(super) async fn upgrade(
 struct ViewerFrames(Viewer);
 
 impl FrameSource for ViewerFrames {
-    async fn next_frame(&mut self) -> Result<ServerFrame, StreamEnd> {
+    async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
         self.0.next_frame().await
     }
 

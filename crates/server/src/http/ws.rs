@@ -15,7 +15,7 @@ use http::{HeaderMap, StatusCode};
 use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use switchyard_protocol::{CloseCode, ServerFrame};
+use switchyard_protocol::{CloseCode, OutgoingFrame};
 use switchyard_runtime::StreamEnd;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -56,7 +56,7 @@ impl Default for SessionSettings {
 /// Where a session's frames come from: a runtime subscription or a backend viewer.
 pub trait FrameSource: Send + 'static {
     /// The next frame, or why the stream ended.
-    fn next_frame(&mut self) -> impl Future<Output = Result<ServerFrame, StreamEnd>> + Send;
+    fn next_frame(&mut self) -> impl Future<Output = Result<OutgoingFrame, StreamEnd>> + Send;
     /// Resolves when the source has ended the stream (for example cut off a slow
     /// consumer), even while frames are still queued.
     fn ended(&self) -> impl Future<Output = StreamEnd> + Send;
@@ -173,7 +173,8 @@ pub async fn run_session<S: FrameSource>(
                 }
             },
             frame = source.next_frame() => match frame {
-                Ok(frame) => match serde_json::to_string(&frame) {
+                Ok(OutgoingFrame::Encoded(text)) => Message::text(&*text),
+                Ok(frame) => match frame.to_json() {
                     Ok(text) => Message::text(text),
                     Err(error) => {
                         tracing::error!(%error, "could not serialize a frame");

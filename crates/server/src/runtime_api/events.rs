@@ -1,7 +1,7 @@
 //! `GET /v1/workers/{id}/events/ws`: a runtime subscription streamed over a WebSocket.
 
 use hyper::body::Incoming;
-use switchyard_protocol::{ServerFrame, WorkerId};
+use switchyard_protocol::{OutgoingFrame, WorkerId};
 use switchyard_runtime::{Runtime, StreamEnd, Subscription};
 
 use crate::http::ws::{FrameSource, SessionSettings, run_session, upgrade as ws_upgrade};
@@ -35,9 +35,9 @@ pub(super) fn upgrade(
 struct SubscriptionFrames(Subscription);
 
 impl FrameSource for SubscriptionFrames {
-    async fn next_frame(&mut self) -> Result<ServerFrame, StreamEnd> {
+    async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
         let item = self.0.next().await?;
-        Ok(self.0.frame(&item))
+        Ok(self.0.frame(&item).into())
     }
 
     async fn ended(&self) -> StreamEnd {
