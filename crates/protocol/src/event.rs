@@ -127,3 +127,140 @@ mod tests {
         }
     }
 }
+
+/// A worker event's kind, read without decoding the rest of the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// `snapshot`.
+    Snapshot,
+    /// `status`.
+    Status,
+    /// `input`.
+    Input,
+    /// `output`.
+    Output,
+    /// `interrupted`.
+    Interrupted,
+    /// `exited`.
+    Exited,
+    /// `diagnostic`.
+    Diagnostic,
+    /// A kind this version does not know (a newer runtime): passed on as it is.
+    #[serde(other)]
+    Other,
+}
+
+/// A worker event as a proxy holds it: decoded, or as the JSON text it arrived in with
+/// only its `kind` read, so that passing it on costs no decode and re-encode.
+#[derive(Debug, Clone)]
+pub enum EventPayload {
+    /// A decoded event (from an embedded runtime).
+    Decoded(std::sync::Arc<WorkerEvent>),
+    /// An event's JSON object as received (from a remote runtime).
+    Json {
+        /// Its `kind`.
+        kind: EventKind,
+        /// The whole object, valid JSON.
+        json: Box<serde_json::value::RawValue>,
+    },
+}
+
+#[derive(Deserialize)]
+struct KindOnly {
+    kind: EventKind,
+}
+
+impl EventPayload {
+    /// Keeps `json` (an event object) as it is, reading only its `kind`.
+    pub fn from_json(json: Box<serde_json::value::RawValue>) -> Result<Self, serde_json::Error> {
+        let KindOnly { kind } = serde_json::from_str(json.get())?;
+        Ok(Self::Json { kind, json })
+    }
+
+    /// The event's kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::Decoded(event) => match **event {
+                WorkerEvent::Snapshot { .. } => EventKind::Snapshot,
+                WorkerEvent::Status { .. } => EventKind::Status,
+                WorkerEvent::Input { .. } => EventKind::Input,
+                WorkerEvent::Output { .. } => EventKind::Output,
+                WorkerEvent::Interrupted => EventKind::Interrupted,
+                WorkerEvent::Exited { .. } => EventKind::Exited,
+                WorkerEvent::Diagnostic { .. } => EventKind::Diagnostic,
+            },
+            Self::Json { kind, .. } => *kind,
+        }
+    }
+
+    /// The decoded event (decoding the JSON form; an unknown kind is an error).
+    pub fn decode(&self) -> Result<WorkerEvent, serde_json::Error> {
+        match self {
+            Self::Decoded(event) => Ok(WorkerEvent::clone(event)),
+            Self::Json { json, .. } => serde_json::from_str(json.get()),
+        }
+    }
+}
+
+/// Equal when they are the same event, whatever their form.
+impl PartialEq for EventPayload {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.decode(), other.decode()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => serde_json::to_string(self).ok() == serde_json::to_string(other).ok(),
+        }
+    }
+}
+
+impl From<WorkerEvent> for EventPayload {
+    fn from(event: WorkerEvent) -> Self {
+        Self::Decoded(std::sync::Arc::new(event))
+    }
+}
+
+impl Serialize for EventPayload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Decoded(event) => event.serialize(serializer),
+            Self::Json { json, .. } => json.serialize(serializer),
+        }
+    }
+}
+
+#[cfg(test)]
+mod payload_tests {
+    use super::*;
+
+    #[test]
+    fn json_payloads_keep_their_text_and_know_their_kind() {
+        let text = r#"{"kind":"output","sequence":3,"stream":"stdout","text":"a\nb","future":1}"#;
+        let raw = serde_json::value::RawValue::from_string(text.to_owned()).unwrap();
+        let payload = EventPayload::from_json(raw).unwrap();
+        assert_eq!(payload.kind(), EventKind::Output);
+        assert_eq!(serde_json::to_string(&payload).unwrap(), text);
+        assert!(matches!(
+            payload.decode().unwrap(),
+            WorkerEvent::Output { sequence: 3, .. }
+        ));
+        let newer =
+            serde_json::value::RawValue::from_string(r#"{"kind":"telemetry"}"#.into()).unwrap();
+        assert_eq!(
+            EventPayload::from_json(newer).unwrap().kind(),
+            EventKind::Other
+        );
+        let bad = serde_json::value::RawValue::from_string(r#"{"text":"no kind"}"#.into()).unwrap();
+        assert!(EventPayload::from_json(bad).is_err());
+    }
+
+    #[test]
+    fn decoded_payloads_encode_like_the_event() {
+        let event = WorkerEvent::Interrupted;
+        let payload = EventPayload::from(event.clone());
+        assert_eq!(payload.kind(), EventKind::Interrupted);
+        assert_eq!(
+            serde_json::to_string(&payload).unwrap(),
+            serde_json::to_string(&event).unwrap()
+        );
+    }
+}

@@ -16,7 +16,7 @@ pub mod worker;
 
 pub use cursor::{CursorError, RuntimeCursor};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use event::{DiagnosticSeverity, WorkerEvent};
+pub use event::{DiagnosticSeverity, EventKind, EventPayload, WorkerEvent};
 pub use frame::{CloseCode, OutgoingFrame, ResetReason, ServerFrame, UpstreamState};
 pub use ids::{IdError, RuntimeId, WorkerId};
 pub use runtime::{

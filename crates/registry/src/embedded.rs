@@ -7,7 +7,7 @@ use switchyard_protocol::{
     WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 
-use switchyard_protocol::RuntimeCursor;
+use switchyard_protocol::{EventPayload, RuntimeCursor};
 use switchyard_runtime::{ListQuery, Runtime, StreamEnd, Subscription, SubscriptionItem};
 use switchyard_transport::WorkerQuery;
 
@@ -124,7 +124,7 @@ impl SourceEvents for EmbeddedEvents {
             Ok(SubscriptionItem::Event { position, event }) => Ok(SourceItem::Event {
                 epoch: self.epoch.clone(),
                 position,
-                event,
+                event: EventPayload::Decoded(event),
             }),
             Ok(SubscriptionItem::Reset(reason)) => Ok(SourceItem::Reset(reason)),
             Err(StreamEnd::Removed) => Err(SourceEnd::WorkerGone),

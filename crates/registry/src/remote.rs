@@ -235,7 +235,7 @@ impl SourceEvents for RemoteEvents {
                 Ok(SourceItem::Event {
                     epoch: cursor.epoch.into(),
                     position: cursor.position,
-                    event: Arc::new(event),
+                    event,
                 })
             }
             Ok(UpstreamFrame::Reset(reason)) => Ok(SourceItem::Reset(reason)),

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use switchyard_protocol::{
-    CreateWorkerRequest, InputAccepted, ResetReason, RuntimeInfo, RuntimeSourceKind,
-    TranscriptPage, WorkerDetail, WorkerEvent, WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, EventPayload, InputAccepted, ResetReason, RuntimeInfo, RuntimeSourceKind,
+    TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 use switchyard_transport::WorkerQuery;
 
@@ -28,8 +28,8 @@ pub enum SourceItem {
         epoch: Arc<str>,
         /// Its position in the worker's log.
         position: u64,
-        /// The event.
-        event: Arc<WorkerEvent>,
+        /// The event (decoded, or as the JSON a remote sent).
+        event: EventPayload,
     },
     /// The runtime could not resume; a snapshot follows.
     Reset(ResetReason),

@@ -1,22 +1,21 @@
 //! The WebSocket half: the [`RuntimeEventsClient`] trait the registry depends on for
 //! a worker's live event stream, and the typed frames and endings of that stream.
 
-use switchyard_protocol::{ResetReason, WorkerEvent, WorkerId};
+use switchyard_protocol::{EventPayload, ResetReason, WorkerId};
 
 use crate::error::TransportError;
 
-/// One frame of a runtime's worker event stream, decoded and checked.
-// Frames are moved once from the socket to the hub; boxing the event would only add
-// an allocation per event.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One frame of a runtime's worker event stream, checked. The event itself is kept
+/// as the JSON text it arrived in (only its `kind` is read): a proxy passes it on
+/// without decoding and re-encoding it.
+#[derive(Debug, Clone, PartialEq)]
 pub enum UpstreamFrame {
     /// A worker event and the runtime cursor to resume after it.
     Event {
         /// The runtime's opaque cursor (never shown to backend clients).
         cursor: String,
-        /// The event.
-        event: WorkerEvent,
+        /// The event, as received.
+        event: EventPayload,
     },
     /// The runtime could not resume; a snapshot follows.
     Reset(ResetReason),

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use switchyard_protocol::{
-    ErrorCode, ErrorDetail, ResetReason, RuntimeId, UpstreamState, WorkerEvent, WorkerId,
+    ErrorCode, ErrorDetail, EventKind, EventPayload, ResetReason, RuntimeId, UpstreamState,
+    WorkerEvent, WorkerId,
 };
 use switchyard_runtime::{Fanout, FanoutReceiver, StreamEnd};
 use tokio::sync::Notify;
@@ -55,7 +56,7 @@ impl Default for HubSettings {
 pub(crate) struct Stamped {
     pub(crate) epoch: Arc<str>,
     pub(crate) position: u64,
-    pub(crate) event: Arc<WorkerEvent>,
+    pub(crate) event: Arc<EventPayload>,
     encoded: Arc<OnceLock<Arc<str>>>,
 }
 
@@ -67,11 +68,11 @@ struct EventFrame<'a> {
     cursor: &'a str,
     runtime_id: &'a RuntimeId,
     worker_id: &'a WorkerId,
-    event: &'a WorkerEvent,
+    event: &'a EventPayload,
 }
 
 impl Stamped {
-    pub(crate) fn new(epoch: Arc<str>, position: u64, event: Arc<WorkerEvent>) -> Self {
+    pub(crate) fn new(epoch: Arc<str>, position: u64, event: Arc<EventPayload>) -> Self {
         Self {
             epoch,
             position,
@@ -81,7 +82,7 @@ impl Stamped {
     }
 
     pub(crate) fn is_snapshot(&self) -> bool {
-        matches!(*self.event, WorkerEvent::Snapshot { .. })
+        self.event.kind() == EventKind::Snapshot
     }
 
     /// The backend cursor of this event.
@@ -327,19 +328,24 @@ impl Channel {
     }
 
     /// A remote names itself by its own id; viewers see the backend's id, as in REST.
-    fn owned(&self, event: Arc<WorkerEvent>) -> Arc<WorkerEvent> {
-        match &*event {
-            WorkerEvent::Snapshot { worker, transcript }
-                if worker.runtime_id != self.runtime_id =>
-            {
-                let mut worker = worker.clone();
+    /// Only snapshots name a runtime, and they are rare: they alone are decoded.
+    fn owned(&self, event: EventPayload) -> Arc<EventPayload> {
+        if event.kind() != EventKind::Snapshot {
+            return Arc::new(event);
+        }
+        match event.decode() {
+            Ok(WorkerEvent::Snapshot {
+                mut worker,
+                transcript,
+            }) if worker.runtime_id != self.runtime_id => {
                 worker.runtime_id = self.runtime_id.clone();
-                Arc::new(WorkerEvent::Snapshot {
-                    worker,
-                    transcript: transcript.clone(),
-                })
+                Arc::new(WorkerEvent::Snapshot { worker, transcript }.into())
             }
-            _ => event,
+            Ok(_) => Arc::new(event),
+            Err(error) => {
+                tracing::warn!(runtime_id = %self.runtime_id, %error, "a snapshot that does not decode is passed on as it is");
+                Arc::new(event)
+            }
         }
     }
 
@@ -510,7 +516,7 @@ mod tests {
             stream: switchyard_protocol::OutputStream::Stdout,
             text: "h\"i\n".into(),
         };
-        let stamped = Stamped::new("e1".into(), 7, Arc::new(event.clone()));
+        let stamped = Stamped::new("e1".into(), 7, Arc::new(event.clone().into()));
         let frame = ServerFrame::Event {
             cursor: stamped.cursor(&runtime_id, &worker_id).encode(),
             runtime_id: Some(runtime_id.clone()),

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use switchyard_protocol::{OutgoingFrame, ResetReason, ServerFrame, WorkerEvent};
+use switchyard_protocol::{OutgoingFrame, ResetReason, ServerFrame};
 use switchyard_runtime::{FanoutReceiver, StreamEnd};
 
 use super::channel::{Channel, HubItem, Join, Stamped};
@@ -74,11 +74,18 @@ impl Viewer {
             HubItem::Upstream { state, error } => {
                 Some(ServerFrame::Upstream { state, error }.into())
             }
-            HubItem::Reset(reason) => self.reset(reason, None),
+            // From upstream (or the join): a snapshot follows without asking.
+            HubItem::Reset(reason) => {
+                self.awaiting_snapshot = true;
+                self.last = None;
+                Some(ServerFrame::Reset { reason }.into())
+            }
             HubItem::Event(stamped) => self.event(stamped),
         }
     }
 
+    /// A reset this viewer decided on: it continues from `then` (a snapshot in hand)
+    /// or from a fresh snapshot it asks the channel for.
     fn reset(&mut self, reason: ResetReason, then: Option<Stamped>) -> Step {
         self.awaiting_snapshot = true;
         self.last = None;
@@ -128,11 +135,17 @@ impl Viewer {
                 stamped.encoded(&channel.runtime_id, &channel.worker_id),
             ));
         }
-        let event = self.policy.filter_event(
-            &channel.runtime_id,
-            &channel.worker_id,
-            WorkerEvent::clone(&stamped.event),
-        )?;
+        let event = match stamped.event.decode() {
+            Ok(event) => event,
+            Err(error) => {
+                // A filtering policy must see what it lets through.
+                tracing::warn!(%error, "an event that does not decode is withheld from a filtering policy's viewers");
+                return None;
+            }
+        };
+        let event = self
+            .policy
+            .filter_event(&channel.runtime_id, &channel.worker_id, event)?;
         Some(
             ServerFrame::Event {
                 cursor: stamped

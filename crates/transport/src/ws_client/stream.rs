@@ -1,6 +1,6 @@
 //! [`EventStream`]: an open worker event stream, as an [`UpstreamStream`].
 //!
-//! Every text frame is decoded as a [`ServerFrame`] and checked against the contract
+//! Every text frame is decoded as a server frame and checked against the contract
 //! for a runtime's stream; pings are answered (the pong is flushed before the next
 //! read); close codes become [`UpstreamEnd`]s. Once ended, the stream keeps returning
 //! the same end.
@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use switchyard_protocol::{ServerFrame, WorkerId};
+use switchyard_protocol::{EventPayload, ResetReason, WorkerId};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -150,27 +150,47 @@ impl UpstreamStream for EventStream {
     }
 }
 
-/// Decodes one text frame and checks it belongs on `worker`'s runtime stream.
+/// The fields of any server frame, read flat so that the event object can stay raw
+/// JSON (serde cannot keep raw values inside a tagged enum).
+#[derive(serde::Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    worker_id: Option<WorkerId>,
+    #[serde(default)]
+    event: Option<Box<serde_json::value::RawValue>>,
+    #[serde(default)]
+    reason: Option<ResetReason>,
+}
+
+/// Decodes one text frame and checks it belongs on `worker`'s runtime stream. The
+/// event object is kept as it is; only its `kind` is read.
 fn decode(text: &str, worker: &WorkerId) -> Result<UpstreamFrame, String> {
-    let frame: ServerFrame = serde_json::from_str(text)
+    let frame: Envelope = serde_json::from_str(text)
         .map_err(|e| format!("not a server frame: {}", shorten(&e.to_string())))?;
-    match frame {
-        ServerFrame::Event {
-            cursor,
-            worker_id,
-            event,
-            ..
-        } => {
-            if worker_id != *worker {
+    match frame.kind.as_str() {
+        "event" => {
+            if frame.worker_id.as_ref() != Some(worker) {
                 return Err("an event for another worker".into());
             }
-            if cursor.is_empty() {
+            let cursor = frame.cursor.filter(|c| !c.is_empty());
+            let Some(cursor) = cursor else {
                 return Err("an event without a cursor".into());
-            }
+            };
+            let event = frame.event.ok_or("an event frame without an event")?;
+            let event = EventPayload::from_json(event)
+                .map_err(|e| format!("not a worker event: {}", shorten(&e.to_string())))?;
             Ok(UpstreamFrame::Event { cursor, event })
         }
-        ServerFrame::Reset { reason } => Ok(UpstreamFrame::Reset(reason)),
-        ServerFrame::Upstream { .. } => Err("an upstream frame, which only a backend sends".into()),
+        "reset" => frame
+            .reason
+            .map(UpstreamFrame::Reset)
+            .ok_or_else(|| "a reset without a reason".into()),
+        "upstream" => Err("an upstream frame, which only a backend sends".into()),
+        other => Err(format!("an unknown frame type {:?}", shorten(other))),
     }
 }
 
