@@ -2,6 +2,9 @@
 //!
 //! - `cargo xtask ci`: format check, clippy with `-D warnings`, every test.
 //! - `cargo xtask test`: every test (cargo-nextest when installed, else cargo test).
+//! - `cargo xtask bench [--quick]`: builds the release binary and runs the benchmarks
+//!   (`bench/`), which write `docs/BENCHMARKS.md` and the plots in `docs/bench/`;
+//!   `--quick` runs every scenario briefly and writes to a temporary directory.
 
 use std::process::{Command, ExitCode};
 
@@ -10,8 +13,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | test [filter]>");
+            eprintln!("usage: cargo xtask <ci | test [filter] | bench [--quick]>");
             return ExitCode::from(2);
         }
     };
@@ -65,6 +69,29 @@ fn test(extra: &[String]) -> Result<(), String> {
         run("cargo", &["test", "--workspace", "--locked", "--doc"])?;
     }
     Ok(())
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    run(
+        "cargo",
+        &["build", "--release", "--locked", "-p", "switchyard-server"],
+    )?;
+    let mut args = vec![
+        "run",
+        "--release",
+        "--locked",
+        "-p",
+        "switchyard-bench",
+        "--",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let result = run("cargo", &args);
+    eprintln!(
+        "xtask: bench took {} s including the build",
+        started.elapsed().as_secs()
+    );
+    result
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {

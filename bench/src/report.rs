@@ -1,0 +1,993 @@
+//! The report: `BENCHMARKS.md` (machine, commit, date, every table, ratios, targets,
+//! profiles, anomalies) and its SVG plots.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::api::Target;
+use crate::events::EventResults;
+use crate::fanout::{FanoutResults, Mode};
+use crate::machine::Machine;
+use crate::plan::Plan;
+use crate::profile::Profile;
+use crate::rest::{RestResults, Route};
+use crate::scale::{Listing, ScaleResults};
+use crate::stats::{Summary, ratio};
+use crate::svg::{BarChart, LineChart, Series};
+use crate::{PhaseTime, Scenario};
+
+/// Everything a run produced.
+#[derive(Debug)]
+pub struct Report<'a> {
+    /// What was run.
+    pub plan: &'a Plan,
+    /// Where and when.
+    pub machine: &'a Machine,
+    /// Scenario 1.
+    pub rest: &'a RestResults,
+    /// Scenario 2.
+    pub events: &'a EventResults,
+    /// Scenario 3.
+    pub fanout: &'a FanoutResults,
+    /// Scenario 4.
+    pub scale: &'a ScaleResults,
+    /// perf profiles (full runs with perf installed).
+    pub profiles: &'a [Profile],
+    /// Failed requests, lost events, viewers closed early.
+    pub anomalies: &'a [String],
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// The scenarios that ran, with their wall time and other processes' CPU use.
+    pub phases: &'a [PhaseTime],
+    /// `/proc/loadavg` after the run.
+    pub load_after: String,
+    /// Hand-written investigation notes (`docs/bench/ANALYSIS.md`), if any.
+    pub analysis: Option<String>,
+}
+
+/// One target of the issue, judged.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// The target as stated.
+    pub name: &'static str,
+    /// The numbers behind the verdict.
+    pub standing: String,
+    /// Whether it is met.
+    pub met: bool,
+    /// For a miss: why, and what would close it.
+    pub why: String,
+}
+
+/// The REST route × connection groups in plot order, with labels.
+fn rest_groups(plan: &Plan) -> Vec<(Route, u32, String)> {
+    Route::ALL
+        .iter()
+        .flat_map(|route| {
+            plan.rest_connections.iter().map(move |c| {
+                let short = match route {
+                    Route::Detail => "detail",
+                    Route::List => "list",
+                    Route::Input => "input",
+                };
+                (*route, *c, format!("{short} ×{c}"))
+            })
+        })
+        .collect()
+}
+
+fn show_ratio(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:.2}")
+    } else {
+        "–".to_owned()
+    }
+}
+
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+impl Report<'_> {
+    fn why_rest_throughput(&self) -> String {
+        use crate::rest::Cell;
+        let c = *self.plan.rest_connections.last().unwrap_or(&64);
+        let cpu = |t| self.rest_median(Route::Detail, c, t, Cell::proxy_cpu);
+        let beats = rest_groups(self.plan)
+            .iter()
+            .filter(|(r, n, _)| {
+                self.rest_median(*r, *n, Target::Embedded, Cell::rps)
+                    >= self.rest_median(*r, *n, Target::Nginx, Cell::rps)
+            })
+            .count();
+        format!(
+            "Here wrk, the proxy and the runtime share {cpus} CPUs, so throughput is set \
+             by CPU time per request. Proxying worker detail at {c} connections, the \
+             backend used {b:.1} µs of CPU per request against nginx's {n:.1} µs (the \
+             runtime's share is the same on both routes; see the CPU columns). The system \
+             calls are the same — two `recvfrom` and two `writev` per request for both \
+             (strace, see the investigation below) — so the difference is user-space work: \
+             the backend runs a full HTTP/1 server and a pooled HTTP/1 client (hyper, \
+             hyper-util, tokio) for every request, decodes the runtime's JSON answer into \
+             typed values and encodes it again under the backend's runtime id, and \
+             allocates at each step (malloc, free and memmove are among the top symbols of \
+             its profile); nginx forwards bytes from a single-threaded event loop per \
+             worker. What would close it (see the investigation below for the measured \
+             shares): send upstream requests on connections the backend drives itself \
+             (`hyper::client::conn`) instead of hyper-util's legacy pool, pass the \
+             runtime's answer bytes through on routes that need no rewriting but the \
+             runtime id, format the runtime view's timestamps lazily, and use a faster \
+             allocator (jemalloc alone gave about 5 %). Those address about half of the \
+             backend's user-space work, which narrows the gap but does not close it: \
+             matching nginx needs a forwarding path that relays bytes without building \
+             typed values. The backend→embedded target, which skips the HTTP client and \
+             the JSON round trip, reaches nginx's throughput in \
+             {beats} of {total} cases.",
+            cpus = self.machine.cpus,
+            b = cpu(Target::Backend),
+            n = cpu(Target::Nginx),
+            total = rest_groups(self.plan).len(),
+        )
+    }
+
+    fn why_rest_p99(&self, c64: u32) -> String {
+        use crate::rest::Cell;
+        let rps = |t| self.rest_median(Route::Detail, c64, t, Cell::rps);
+        let little = |t| f64::from(c64) / rps(t) * 1000.0;
+        let low = *self.plan.rest_connections.first().unwrap_or(&1);
+        let gap_low: Vec<String> = Route::ALL
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:+.2} ms",
+                    self.rest_median(*r, low, Target::Backend, Cell::p99)
+                        - self.rest_median(*r, low, Target::Direct, Cell::p99)
+                )
+            })
+            .collect();
+        format!(
+            "At {c64} connections the CPUs are saturated and latency is mostly queueing: \
+             by Little's law the mean latency is connections / throughput, {b:.2} ms \
+             through the backend against {d:.2} ms direct for worker detail, and the tail \
+             follows the mean. The backend's own work per request is small by comparison \
+             (at {low} connection{s} its p99 is {gaps} against direct for detail, list and \
+             input). So this gap closes with the throughput gap above: the same fixes, \
+             less CPU per request.",
+            b = little(Target::Backend),
+            d = little(Target::Direct),
+            s = if low == 1 { "" } else { "s" },
+            gaps = gap_low.join(", "),
+        )
+    }
+
+    fn why_events(&self) -> String {
+        let json: f64 = self
+            .profiles
+            .iter()
+            .filter(|p| p.title.contains("burst"))
+            .flat_map(|p| p.by_symbol.iter())
+            .filter(|(_, sym)| sym.contains("serde_json"))
+            .map(|(share, _)| share)
+            .sum();
+        let measured = if json > 0.0 {
+            format!(
+                "In the profile of the backend under bursts (below), serde_json's string \
+                 decoding and encoding take {json:.0} % of its samples, with memmove and \
+                 malloc after them. "
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "The backend decodes every event frame from the runtime into typed values and \
+             encodes it again for its viewers, with its own cursor and the runtime id. A \
+             burst's output is text with an escaped newline every few bytes, so that is \
+             escape-heavy JSON work on up to 8 KiB per event, twice. {measured}What would \
+             close it: keep the runtime's `event` object as raw JSON (serde_json's \
+             `RawValue`) through the hub, which needs only the envelope (cursor, kind) to \
+             do its job, and splice it into the viewers' frames, so output text is copied \
+             rather than decoded and re-escaped; a policy that redacts events would decode \
+             only the events it acts on."
+        )
+    }
+
+    /// Whether `scenario` ran.
+    fn ran(&self, scenario: Scenario) -> bool {
+        self.phases.iter().any(|p| p.scenario == scenario)
+    }
+
+    /// The REST cells' medians for `f`, or zero.
+    fn rest_median(
+        &self,
+        route: Route,
+        connections: u32,
+        target: Target,
+        f: fn(&crate::rest::Cell) -> Summary,
+    ) -> f64 {
+        self.rest
+            .get(route, connections, target)
+            .map_or(0.0, |c| f(c).median)
+    }
+
+    /// The issue's targets, judged on this run's medians.
+    pub fn targets(&self) -> Vec<Check> {
+        let mut checks = Vec::new();
+        if self.ran(Scenario::Rest) {
+            self.rest_checks(&mut checks);
+        }
+        if self.ran(Scenario::Events) {
+            self.event_checks(&mut checks);
+        }
+        if self.ran(Scenario::Fanout) {
+            self.fanout_checks(&mut checks);
+        }
+        checks
+    }
+
+    fn rest_checks(&self, checks: &mut Vec<Check>) {
+        // REST throughput through the backend ≥ nginx's, every route and count.
+        let mut worst: Option<(f64, String)> = None;
+        for (route, c, label) in rest_groups(self.plan) {
+            let r = ratio(
+                self.rest_median(route, c, Target::Backend, crate::rest::Cell::rps),
+                self.rest_median(route, c, Target::Nginx, crate::rest::Cell::rps),
+            );
+            if worst.as_ref().is_none_or(|(w, _)| r < *w) {
+                worst = Some((r, label));
+            }
+        }
+        let (worst_ratio, worst_at) = worst.unwrap_or((f64::NAN, String::new()));
+        let below: Vec<String> = rest_groups(self.plan)
+            .into_iter()
+            .filter(|(route, c, _)| {
+                self.rest_median(*route, *c, Target::Backend, crate::rest::Cell::rps)
+                    < self.rest_median(*route, *c, Target::Nginx, crate::rest::Cell::rps)
+            })
+            .map(|(_, _, l)| l)
+            .collect();
+        checks.push(Check {
+            name: "REST through the backend: throughput at least nginx's on the same route",
+            met: below.is_empty(),
+            standing: format!(
+                "backend→remote / nginx req/s is {} at worst ({worst_at}); below nginx in {} of {} cases{}",
+                show_ratio(worst_ratio),
+                below.len(),
+                rest_groups(self.plan).len(),
+                if below.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", below.join(", "))
+                }
+            ),
+            why: self.why_rest_throughput(),
+        });
+
+        // p99 at 64 connections ≤ direct + 1 ms.
+        let c64 = *self.plan.rest_connections.last().unwrap_or(&64);
+        let mut parts = Vec::new();
+        let mut met = true;
+        for route in Route::ALL {
+            let backend = self.rest_median(route, c64, Target::Backend, crate::rest::Cell::p99);
+            let direct = self.rest_median(route, c64, Target::Direct, crate::rest::Cell::p99);
+            met &= backend <= direct + 1.0;
+            parts.push(format!(
+                "{}: {backend:.2} ms vs {direct:.2} ms ({:+.2})",
+                route.label(),
+                backend - direct
+            ));
+        }
+        checks.push(Check {
+            name: "REST through the backend: p99 at 64 connections ≤ direct + 1 ms",
+            met,
+            standing: parts.join("; "),
+            why: self.why_rest_p99(c64),
+        });
+    }
+
+    fn event_checks(&self, checks: &mut Vec<Check>) {
+        // Events through the backend ≥ 80 % of direct. The runtime cuts a process's
+        // output into events by timing (up to 8 KiB each), so a run's event count
+        // varies: judge events/s and MB/s both.
+        let rate = |t: Target| {
+            self.events
+                .get(t)
+                .map_or(0.0, |c| c.events_per_second().median)
+        };
+        let bytes = |t: Target| {
+            self.events
+                .get(t)
+                .map_or(0.0, |c| c.megabytes_per_second().median)
+        };
+        let r = ratio(rate(Target::Backend), rate(Target::Direct));
+        let rb = ratio(bytes(Target::Backend), bytes(Target::Direct));
+        checks.push(Check {
+            name: "Events through the backend: at least 80 % of direct events per second",
+            met: r >= 0.8 && rb >= 0.8,
+            standing: format!(
+                "{:.0} vs {:.0} events/s: {:.0} % of direct; {:.1} vs {:.1} MB/s: {:.0} %",
+                rate(Target::Backend),
+                rate(Target::Direct),
+                r * 100.0,
+                bytes(Target::Backend),
+                bytes(Target::Direct),
+                rb * 100.0
+            ),
+            why: self.why_events(),
+        });
+    }
+
+    fn fanout_checks(&self, checks: &mut Vec<Check>) {
+        // Fan-out: one upstream at every viewer count.
+        let backend_cells: Vec<_> = self
+            .fanout
+            .cells
+            .iter()
+            .filter(|c| c.mode == Mode::Backend)
+            .collect();
+        let upstreams: Vec<String> = backend_cells
+            .iter()
+            .map(|c| {
+                let seen: Vec<String> = c.runs.iter().map(|r| r.upstreams.to_string()).collect();
+                format!("{} viewers: {}", c.viewers, seen.join("/"))
+            })
+            .collect();
+        checks.push(Check {
+            name: "Fan-out: one upstream connection at every viewer count",
+            met: backend_cells
+                .iter()
+                .all(|c| c.runs.iter().all(|r| r.upstreams == 1)),
+            standing: format!("runtime subscribers per round: {}", upstreams.join("; ")),
+            why: WHY_UPSTREAMS.to_owned(),
+        });
+
+        // Fan-out: deliveries grow linearly with viewers.
+        let base = backend_cells.first().map_or(0.0, |c| c.rate().median);
+        let scaling: Vec<String> = backend_cells
+            .iter()
+            .map(|c| {
+                let (d, e) = c.delivered();
+                format!(
+                    "{} viewers: {d}/{e} delivered, {:.0}/s = {:.1}× the 1-viewer rate",
+                    c.viewers,
+                    c.rate().median,
+                    ratio(c.rate().median, base)
+                )
+            })
+            .collect();
+        let largest = backend_cells.iter().max_by_key(|c| c.viewers);
+        let cpu_note = largest
+            .and_then(|c| {
+                let direct = self.fanout.get(Mode::Direct, c.viewers)?;
+                Some(format!(
+                    "; at {} viewers the backend spends {:.1} µs of CPU per delivery, the \
+                     runtime delivering directly {:.1} µs, so the rate is bounded by the \
+                     CPUs, which the viewers share",
+                    c.viewers,
+                    c.cpu_per_delivery().median,
+                    direct.cpu_per_delivery().median
+                ))
+            })
+            .unwrap_or_default();
+        checks.push(Check {
+            name: "Fan-out: total deliveries grow linearly with viewers",
+            met: backend_cells.iter().all(|c| c.complete()),
+            standing: format!(
+                "every viewer gets every event, so deliveries = viewers × events; {}{cpu_note}",
+                scaling.join("; ")
+            ),
+            why: WHY_LINEAR.to_owned(),
+        });
+
+        // Fan-out: < 64 KiB per idle viewer (at the largest count, where the
+        // measurement is not noise).
+        let kib = largest.map_or(f64::NAN, |c| c.kib_per_viewer().median);
+        checks.push(Check {
+            name: "Fan-out: under 64 KiB of backend memory per idle viewer",
+            met: kib < 64.0,
+            standing: format!(
+                "{kib:.1} KiB per viewer at {} viewers (resident memory with the viewers \
+                 connected minus before, divided by the viewers)",
+                largest.map_or(0, |c| c.viewers)
+            ),
+            why: WHY_MEMORY.to_owned(),
+        });
+    }
+
+    /// The report as Markdown; plots are linked from `bench/` beside it.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        self.header(&mut md);
+        self.targets_section(&mut md);
+        if self.ran(Scenario::Rest) {
+            self.rest_section(&mut md);
+        }
+        if self.ran(Scenario::Events) {
+            self.events_section(&mut md);
+        }
+        if self.ran(Scenario::Fanout) {
+            self.fanout_section(&mut md);
+        }
+        if self.ran(Scenario::Scale) {
+            self.scale_section(&mut md);
+        }
+        self.profiles_section(&mut md);
+        if let Some(analysis) = &self.analysis {
+            let _ = writeln!(md, "{}\n", analysis.trim_end());
+        }
+        self.anomalies_section(&mut md);
+        md
+    }
+
+    fn header(&self, md: &mut String) {
+        let m = self.machine;
+        let _ = writeln!(md, "# Benchmarks\n");
+        let _ = writeln!(
+            md,
+            "Written by `cargo xtask bench`{} (the `switchyard-bench` crate in `bench/`); \
+             run it again rather than editing this file. Every figure is the median of \
+             {} run{} with the range (min–max) in brackets; targets are measured side by \
+             side (each round runs every target in turn).\n",
+            if self.plan.quick { " --quick" } else { "" },
+            self.plan.runs,
+            if self.plan.runs == 1 { "" } else { "s" }
+        );
+        let _ = writeln!(
+            md,
+            "To refresh this file and the plots in `bench/`, run `cargo xtask bench` (it \
+             builds the release binary, installs nginx and wrk from Debian's packages if \
+             they are missing, and starts everything itself). `cargo xtask bench --quick` \
+             runs every scenario once, briefly, into a temporary directory and fails on \
+             any error: that is the CI check. `--only rest,events,fanout,scale` and \
+             `--no-profile` narrow a run (partial runs also go to a temporary \
+             directory).\n"
+        );
+        let _ = writeln!(md, "| | |\n|---|---|");
+        let _ = writeln!(
+            md,
+            "| machine | {} logical CPUs, {}, {:.1} GiB memory |",
+            m.cpus, m.cpu_model, m.memory_gib
+        );
+        let _ = writeln!(md, "| system | {} |", m.os);
+        let _ = writeln!(md, "| commit | `{}` |", m.commit);
+        let _ = writeln!(md, "| date | {} |", m.date);
+        let _ = writeln!(md, "| tools | {} |", m.tools.join(", "));
+        let _ = writeln!(
+            md,
+            "| load average (1, 5, 15 min) | {} before, {} after |",
+            m.load_before, self.load_after
+        );
+        let phases: Vec<String> = self
+            .phases
+            .iter()
+            .map(|p| format!("{} {}", p.scenario.label(), minutes(p.wall)))
+            .collect();
+        let foreign: Vec<String> = self
+            .phases
+            .iter()
+            .map(|p| format!("{} {:.2}", p.scenario.label(), p.foreign_cpus))
+            .collect();
+        let worst = self
+            .rest
+            .cells
+            .iter()
+            .flat_map(|c| c.foreign_cpus.iter().map(move |f| (*f, c)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let _ = writeln!(
+            md,
+            "| duration | {} ({}), without the build |",
+            minutes(self.elapsed),
+            phases.join(", ")
+        );
+        let _ = writeln!(
+            md,
+            "| CPUs used by other processes (average) | {}{} |",
+            foreign.join(", "),
+            worst
+                .map(|(f, c)| format!(
+                    "; the most during one REST run: {f:.2} ({} ×{} {})",
+                    c.route.label(),
+                    c.connections,
+                    c.target.label()
+                ))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(md);
+        let _ = writeln!(md, "{SETUP}");
+        if self.plan.quick {
+            let _ = writeln!(
+                md,
+                "**This is a `--quick` run**: one short run of everything with small \
+                 counts, to keep the benchmark code working. Its numbers are not \
+                 measurements.\n"
+            );
+        }
+    }
+
+    fn targets_section(&self, md: &mut String) {
+        let _ = writeln!(md, "## Targets\n");
+        let _ = writeln!(md, "| target | status | where it stands |\n|---|---|---|");
+        let checks = self.targets();
+        for c in &checks {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                c.name,
+                if c.met { "met" } else { "**missed**" },
+                c.standing
+            );
+        }
+        let _ = writeln!(md);
+        let misses: Vec<&Check> = checks.iter().filter(|c| !c.met).collect();
+        if !misses.is_empty() {
+            let _ = writeln!(md, "### Why the misses, and what would close them\n");
+            for c in misses {
+                let _ = writeln!(md, "**{}.** {}\n", c.name, c.why);
+            }
+        }
+    }
+
+    fn rest_section(&self, md: &mut String) {
+        let _ = writeln!(md, "## 1. REST\n");
+        let _ = writeln!(
+            md,
+            "wrk with 2 threads (1 at one connection), keep-alive connections, {} s per \
+             run; the input route posts `{{\"text\":\"ping\"}}` to a fresh echo worker per run. \
+             CPU columns are the CPU time the runtime process and the proxy (nginx's \
+             processes, or the backend) used during the run, per request: they show what \
+             each hop costs on a machine where wrk, the proxy and the runtime share {} \
+             CPUs.\n",
+            self.plan.rest_duration.as_secs(),
+            self.machine.cpus
+        );
+        let _ = writeln!(md, "![REST throughput](bench/rest-throughput.svg)\n");
+        let _ = writeln!(md, "![REST p99 latency](bench/rest-p99.svg)\n");
+        for route in Route::ALL {
+            let _ = writeln!(md, "### {} (`{}`)\n", route.label(), route.call());
+            let _ = writeln!(
+                md,
+                "| connections | target | req/s | p50 ms | p99 ms | runtime CPU µs/req | proxy CPU µs/req | failed |\n\
+                 |---:|---|---:|---:|---:|---:|---:|---:|"
+            );
+            for &c in &self.plan.rest_connections {
+                for target in Target::ALL {
+                    let Some(cell) = self.rest.get(route, c, target) else {
+                        continue;
+                    };
+                    let _ = writeln!(
+                        md,
+                        "| {c} | {} | {} | {} | {} | {} | {} | {} of {} |",
+                        target.label(),
+                        cell.rps().show(0),
+                        cell.p50().show(3),
+                        cell.p99().show(3),
+                        cell.runtime_cpu().show(1),
+                        if target == Target::Direct {
+                            "–".to_owned()
+                        } else {
+                            cell.proxy_cpu().show(1)
+                        },
+                        cell.errors(),
+                        cell.requests()
+                    );
+                }
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(md, "### Ratios (medians)\n");
+        let _ = writeln!(
+            md,
+            "| route | connections | backend/direct req/s | backend/nginx req/s | backend − direct p99 ms | backend/nginx p99 | embedded/direct req/s | embedded/nginx req/s |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        use crate::rest::Cell;
+        for (route, c, _) in rest_groups(self.plan) {
+            let rps = |t| self.rest_median(route, c, t, Cell::rps);
+            let p99 = |t| self.rest_median(route, c, t, Cell::p99);
+            let _ = writeln!(
+                md,
+                "| {} | {c} | {} | {} | {:+.3} | {} | {} | {} |",
+                route.label(),
+                show_ratio(ratio(rps(Target::Backend), rps(Target::Direct))),
+                show_ratio(ratio(rps(Target::Backend), rps(Target::Nginx))),
+                p99(Target::Backend) - p99(Target::Direct),
+                show_ratio(ratio(p99(Target::Backend), p99(Target::Nginx))),
+                show_ratio(ratio(rps(Target::Embedded), rps(Target::Direct))),
+                show_ratio(ratio(rps(Target::Embedded), rps(Target::Nginx))),
+            );
+        }
+        let _ = writeln!(md);
+    }
+
+    fn events_section(&self, md: &mut String) {
+        let _ = writeln!(md, "## 2. Event stream\n");
+        let _ = writeln!(
+            md,
+            "Rate: a `process` worker `read x; exec seq 1 {}` ({:.1} MB of output) is \
+             watched by one viewer and sent one input; the rate is output events (and \
+             bytes) received from sending the input to the worker's end, over {} such \
+             bursts per round. The runtime reads a process's output in chunks of up to \
+             8 KiB, one event each, so events are chunks, not lines (here {:.1} KB on \
+             average), and their number varies with timing. The backend cuts off a viewer \
+             that falls more than 1024 events behind (the runtimes here queue 65536 per \
+             subscriber); the long burst below probes that. Latency: an echo worker is \
+             sent {} inputs one after another; each is timed from sending the POST (on \
+             the same route) to receiving its output frame on the viewer's WebSocket.\n",
+            self.plan.burst_lines,
+            self.events.burst_bytes as f64 / 1e6,
+            self.plan.bursts_per_round,
+            self.events.get(Target::Direct).map_or(0.0, |c| {
+                c.megabytes_per_second().median * 1e3 / c.events_per_second().median
+            }),
+            self.plan.latency_inputs
+        );
+        let _ = writeln!(md, "![Event rate](bench/events-rate.svg)\n");
+        let _ = writeln!(md, "![Input-to-output latency](bench/events-latency.svg)\n");
+        let _ = writeln!(
+            md,
+            "| target | events/s | MB/s | events per burst | input→output p50 ms | p99 ms |\n\
+             |---|---:|---:|---:|---:|---:|"
+        );
+        for cell in &self.events.cells {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} |",
+                cell.target.label(),
+                cell.events_per_second().show(0),
+                cell.megabytes_per_second().show(1),
+                cell.events().show(0),
+                cell.p50().show(3),
+                cell.p99().show(3)
+            );
+        }
+        let rate = |t| {
+            self.events
+                .get(t)
+                .map_or(0.0, |c| c.events_per_second().median)
+        };
+        let p50 = |t| self.events.get(t).map_or(0.0, |c| c.p50().median);
+        let _ = writeln!(
+            md,
+            "\nRatios: events/s backend/direct **{}**, backend/nginx **{}**, \
+             embedded/direct {}; latency p50 backend/direct {}, backend/nginx {}.\n",
+            show_ratio(ratio(rate(Target::Backend), rate(Target::Direct))),
+            show_ratio(ratio(rate(Target::Backend), rate(Target::Nginx))),
+            show_ratio(ratio(rate(Target::Embedded), rate(Target::Direct))),
+            show_ratio(ratio(p50(Target::Backend), p50(Target::Direct))),
+            show_ratio(ratio(p50(Target::Backend), p50(Target::Nginx))),
+        );
+        let _ = writeln!(
+            md,
+            "Long burst: `seq 1 {}` ({:.1} MB), once per round and target. A viewer that \
+             falls more than its queue behind is closed with 4408 (slow consumer) by \
+             design; this shows whether one viewer keeps up with a worker printing flat \
+             out for longer.\n",
+            self.plan.long_burst_lines,
+            self.events.long_burst_bytes as f64 / 1e6
+        );
+        let _ = writeln!(
+            md,
+            "| target | closed with 4408 | events/s of the completed ones |\n|---|---:|---:|"
+        );
+        for cell in &self.events.cells {
+            let (cut, runs) = cell.long_cut_off();
+            let _ = writeln!(
+                md,
+                "| {} | {cut} of {runs} | {} |",
+                cell.target.label(),
+                if cut == runs {
+                    "–".to_owned()
+                } else {
+                    cell.long_events_per_second().show(0)
+                }
+            );
+        }
+        let _ = writeln!(md);
+    }
+
+    fn fanout_section(&self, md: &mut String) {
+        let _ = writeln!(md, "## 3. Fan-out\n");
+        let _ = writeln!(
+            md,
+            "One echo worker on a fresh remote runtime (and, through the backend, a fresh \
+             backend) per measurement. N viewers connect and read their snapshot; memory \
+             is the resident set (VmRSS) of the process they connect to with the N idle \
+             viewers minus before they connected, per viewer; upstream connections are the \
+             runtime's `subscribers` (`GET /v1/runtime`) with every viewer connected. Then \
+             {} inputs are posted one after another (2 events each: `input` and `output`) \
+             and every viewer reads until the last output; the rate is all viewers' events \
+             divided by the time from the first input to the last viewer's last event. \
+             CPU is that process's CPU time during the burst per delivered event. The \
+             viewers are tokio tasks in the benchmark process, on the same {} CPUs.\n",
+            self.fanout.inputs, self.machine.cpus
+        );
+        let _ = writeln!(md, "![Fan-out deliveries](bench/fanout.svg)\n");
+        let _ = writeln!(md, "![Fan-out memory](bench/fanout-memory.svg)\n");
+        let _ = writeln!(
+            md,
+            "| viewers | to | deliveries/s | delivered / expected | upstream connections | KiB per idle viewer | CPU µs per delivery | closed early |\n\
+             |---:|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for &viewers in &self.plan.fanout_viewers {
+            for mode in [Mode::Backend, Mode::Direct] {
+                let Some(cell) = self.fanout.get(mode, viewers) else {
+                    continue;
+                };
+                let (delivered, expected) = cell.delivered();
+                let _ = writeln!(
+                    md,
+                    "| {viewers} | {} | {} | {delivered} / {expected} | {} | {} | {} | {} |",
+                    mode.label(),
+                    cell.rate().show(0),
+                    cell.upstreams().show(0),
+                    cell.kib_per_viewer().show(1),
+                    cell.cpu_per_delivery().show(2),
+                    cell.closed()
+                );
+            }
+        }
+        let _ = writeln!(md);
+        let rows: Vec<String> = self
+            .plan
+            .fanout_viewers
+            .iter()
+            .map(|&v| {
+                let rate = |m| self.fanout.get(m, v).map_or(0.0, |c| c.rate().median);
+                format!(
+                    "{v} viewers {}",
+                    show_ratio(ratio(rate(Mode::Backend), rate(Mode::Direct)))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "Ratio of deliveries/s backend/direct: {}.\n",
+            rows.join(", ")
+        );
+    }
+
+    fn scale_section(&self, md: &mut String) {
+        let _ = writeln!(md, "## 4. Scale\n");
+        let _ = writeln!(
+            md,
+            "{} echo workers on one remote runtime (created through its API, 32 at a \
+             time, in {:.1} s); a backend with only that runtime. First pages hold 100 \
+             workers; `GET /api/workers` answers every worker ({:.1} MB), the backend \
+             following the runtime's pages. wrk runs {} s per figure; the \
+             \"client follows pages\" row is the benchmark's own client listing everything \
+             from the runtime with `limit=1000`, one request after another, {} times per \
+             round.\n",
+            self.scale.workers,
+            self.scale.create_seconds,
+            self.scale.all_bytes as f64 / 1e6,
+            self.plan.scale_duration.as_secs(),
+            self.plan.scale_sequential
+        );
+        let _ = writeln!(
+            md,
+            "| listing | connections | req/s | p50 ms | p99 ms | failed |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for &c in &self.plan.scale_connections {
+            for listing in Listing::ALL {
+                let Some(cell) = self.scale.get(listing, c) else {
+                    continue;
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {c} | {} | {} | {} | {} |",
+                    listing.label(),
+                    cell.rps().show(1),
+                    cell.p50().show(2),
+                    cell.p99().show(2),
+                    cell.errors
+                );
+            }
+        }
+        let first = |l| self.scale.get(l, 1).map_or(0.0, |c| c.p50().median);
+        let _ = writeln!(
+            md,
+            "\nRatios at one connection (p50): backend/direct first page {}, \
+             backend every page / client following pages {}.\n",
+            show_ratio(ratio(
+                first(Listing::BackendFirstPage),
+                first(Listing::DirectFirstPage)
+            )),
+            show_ratio(ratio(
+                first(Listing::BackendAll),
+                first(Listing::DirectAllPages)
+            )),
+        );
+    }
+
+    fn profiles_section(&self, md: &mut String) {
+        if self.profiles.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "## Profiles\n");
+        let _ = writeln!(
+            md,
+            "`perf record -F 999 -p PID` while the load ran (software clock samples; this \
+             machine has no hardware counters), `perf report --no-children`. Shares of all \
+             samples of that process.\n"
+        );
+        for p in self.profiles {
+            let _ = writeln!(md, "### {}\n", p.title);
+            let objects: Vec<String> = p
+                .by_object
+                .iter()
+                .map(|(s, o)| format!("{o} {s:.1} %"))
+                .collect();
+            let _ = writeln!(md, "By object: {}.\n", objects.join(", "));
+            let _ = writeln!(md, "| share | object and symbol |\n|---:|---|");
+            for (share, symbol) in &p.by_symbol {
+                let _ = writeln!(md, "| {share:.1} % | `{}` |", symbol.replace('|', "\\|"));
+            }
+            let _ = writeln!(md);
+        }
+    }
+
+    fn anomalies_section(&self, md: &mut String) {
+        let _ = writeln!(md, "## Anomalies\n");
+        if self.anomalies.is_empty() {
+            let _ = writeln!(
+                md,
+                "None: no failed request, no lost event, no viewer closed early.\n"
+            );
+        } else {
+            for a in self.anomalies {
+                let _ = writeln!(md, "- {a}");
+            }
+            let _ = writeln!(md);
+        }
+    }
+
+    /// The plots, as `(file name, SVG)`.
+    pub fn plots(&self) -> Vec<(&'static str, String)> {
+        let groups = rest_groups(self.plan);
+        let rest_chart = |title: &str, y: &str, f: fn(&crate::rest::Cell) -> Summary| {
+            BarChart {
+                title: title.to_owned(),
+                y_label: y.to_owned(),
+                groups: groups.iter().map(|(_, _, l)| l.clone()).collect(),
+                series: Target::ALL
+                    .iter()
+                    .map(|t| Series {
+                        name: t.label().to_owned(),
+                        colour: t.colour().to_owned(),
+                        values: groups
+                            .iter()
+                            .map(|(r, c, _)| self.rest.get(*r, *c, *t).map(f).unwrap_or_default())
+                            .collect(),
+                    })
+                    .collect(),
+            }
+            .render()
+        };
+        let event_series = |f: &dyn Fn(&crate::events::EventCell) -> Vec<Summary>| {
+            self.events
+                .cells
+                .iter()
+                .map(|c| Series {
+                    name: c.target.label().to_owned(),
+                    colour: c.target.colour().to_owned(),
+                    values: f(c),
+                })
+                .collect::<Vec<_>>()
+        };
+        let fanout_series = |f: fn(&crate::fanout::FanoutCell) -> Summary| {
+            [(Mode::Backend, "#c44e52"), (Mode::Direct, "#4c72b0")]
+                .iter()
+                .map(|(mode, colour)| Series {
+                    name: mode.label().to_owned(),
+                    colour: (*colour).to_owned(),
+                    values: self
+                        .plan
+                        .fanout_viewers
+                        .iter()
+                        .map(|v| self.fanout.get(*mode, *v).map(f).unwrap_or_default())
+                        .collect(),
+                })
+                .collect::<Vec<_>>()
+        };
+        vec![
+            (
+                "rest-throughput.svg",
+                rest_chart(
+                    "REST throughput by route × connections",
+                    "requests/s",
+                    crate::rest::Cell::rps,
+                ),
+            ),
+            (
+                "rest-p99.svg",
+                rest_chart(
+                    "REST p99 latency by route × connections",
+                    "p99 latency, ms",
+                    crate::rest::Cell::p99,
+                ),
+            ),
+            (
+                "events-rate.svg",
+                BarChart {
+                    title: "Event stream: output events per second to one viewer".to_owned(),
+                    y_label: "events/s".to_owned(),
+                    groups: vec!["one burst worker, one viewer".to_owned()],
+                    series: event_series(&|c| vec![c.events_per_second()]),
+                }
+                .render(),
+            ),
+            (
+                "events-latency.svg",
+                BarChart {
+                    title: "Event stream: input-to-output latency".to_owned(),
+                    y_label: "ms".to_owned(),
+                    groups: vec!["p50".to_owned(), "p99".to_owned()],
+                    series: event_series(&|c| vec![c.p50(), c.p99()]),
+                }
+                .render(),
+            ),
+            (
+                "fanout.svg",
+                LineChart {
+                    title: "Fan-out: events delivered per second, all viewers".to_owned(),
+                    x_label: "viewers (log scale)".to_owned(),
+                    y_label: "deliveries/s".to_owned(),
+                    xs: self.plan.fanout_viewers.iter().map(|v| *v as f64).collect(),
+                    series: fanout_series(crate::fanout::FanoutCell::rate),
+                }
+                .render(),
+            ),
+            (
+                "fanout-memory.svg",
+                BarChart {
+                    title: "Fan-out: resident memory per idle viewer".to_owned(),
+                    y_label: "KiB per viewer".to_owned(),
+                    groups: self
+                        .plan
+                        .fanout_viewers
+                        .iter()
+                        .map(|v| format!("{v} viewers"))
+                        .collect(),
+                    series: fanout_series(crate::fanout::FanoutCell::kib_per_viewer),
+                }
+                .render(),
+            ),
+        ]
+    }
+}
+
+/// How the benchmark is set up, for the report.
+const SETUP: &str = "Everything runs on loopback on this one machine: a remote \
+`switchyard runtime` (in memory, echo and a `burst` process profile), a \
+`switchyard serve` backend with that runtime as a remote and an embedded runtime, and \
+nginx (Debian's package, `worker_processes auto`, an `upstream` with `keepalive 64`, \
+HTTP/1.1 upstream connections, adding the runtime's bearer token) in front of the \
+runtime. Targets: **direct** = the runtime's `/v1` API with the token; **nginx** = the \
+same through nginx; **backend→remote** = the backend's `/api/runtimes/remote/...`, which \
+calls the runtime over its pooled HTTP client; **backend→embedded** = \
+`/api/runtimes/local/...`, served in-process. The load generators (wrk, and the \
+benchmark's own WebSocket clients) run on the same CPUs as the servers, so every \
+figure is a whole-machine figure: a hop that costs CPU lowers throughput for \
+everything else.\n";
+
+/// Why more than one upstream may be seen.
+const WHY_UPSTREAMS: &str = "The hub keeps one channel, and so one runtime subscription, per \
+watched runtime + worker; more than one means a second channel was opened for the same \
+worker (a race between joining and the lingering channel's removal) or an upstream \
+reconnected while the count was taken. The fan-out table shows the count per round.";
+
+/// Why deliveries may not reach every viewer.
+const WHY_LINEAR: &str = "Some viewers did not receive every event: see the delivered and \
+closed-early columns and the anomalies. A viewer is cut off (4408) when it falls more than \
+its queue (1024 events in the backend's hub) behind; on this machine the viewers share \
+the CPUs with the servers, so a burst longer than the queue can outrun them.";
+
+/// Why a viewer may cost more than 64 KiB.
+const WHY_MEMORY: &str = "An idle viewer costs its WebSocket session (task, socket, read \
+and write buffers) and its hub queue. tungstenite zero-fills the whole read buffer on the \
+first read, so the session's `read_buffer_size` (128 KiB by default) is resident per \
+connection; a few KiB is enough for a client that sends only control frames. The direct \
+rows show what the runtime's own sessions cost for comparison.";

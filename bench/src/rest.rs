@@ -1,0 +1,319 @@
+//! Scenario 1, REST: worker detail, list and input at several connection counts, for
+//! every [`Target`], with wrk. Targets are measured side by side (each round runs
+//! every route × connections × target once) and rounds are repeated.
+
+use std::fs;
+use std::path::Path;
+
+use http::Method;
+
+use crate::Result;
+use crate::api::{Endpoint, Http, Target};
+use crate::plan::Plan;
+use crate::profile::{ForeignLoad, cpu_seconds, cpu_seconds_with_children};
+use crate::stats::Summary;
+use crate::wrk::{self, Load, WrkRun};
+
+/// Echo workers kept on each runtime, so list answers hold the same items everywhere.
+const LISTED_WORKERS: usize = 8;
+
+/// A REST call measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET .../workers/{w}`.
+    Detail,
+    /// `GET .../workers` (eight workers).
+    List,
+    /// `POST .../workers/{w}/input` to an echo worker.
+    Input,
+}
+
+impl Route {
+    /// Every route, in table order.
+    pub const ALL: [Route; 3] = [Route::Detail, Route::List, Route::Input];
+
+    /// The name in tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Detail => "worker detail",
+            Route::List => "worker list",
+            Route::Input => "input",
+        }
+    }
+
+    /// The call as written in tables.
+    pub fn call(self) -> &'static str {
+        match self {
+            Route::Detail => "GET …/workers/{w}",
+            Route::List => "GET …/workers",
+            Route::Input => "POST …/workers/{w}/input",
+        }
+    }
+}
+
+/// Every run of one route × connections × target.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// The route.
+    pub route: Route,
+    /// Concurrent connections.
+    pub connections: u32,
+    /// The target.
+    pub target: Target,
+    /// One wrk report per round.
+    pub runs: Vec<WrkRun>,
+    /// CPU time per request in the runtime process, µs, per round.
+    pub runtime_cpu_us: Vec<f64>,
+    /// CPU time per request in the proxy (nginx's processes or the backend), µs, per
+    /// round; zero for direct.
+    pub proxy_cpu_us: Vec<f64>,
+    /// CPUs used by processes outside the benchmark during each round's run.
+    pub foreign_cpus: Vec<f64>,
+}
+
+impl Cell {
+    /// Requests per second.
+    pub fn rps(&self) -> Summary {
+        Summary::of(&self.runs.iter().map(|r| r.rps).collect::<Vec<_>>())
+    }
+
+    /// Median latency, ms.
+    pub fn p50(&self) -> Summary {
+        Summary::of(&self.runs.iter().map(|r| r.p50_ms).collect::<Vec<_>>())
+    }
+
+    /// 99th-percentile latency, ms.
+    pub fn p99(&self) -> Summary {
+        Summary::of(&self.runs.iter().map(|r| r.p99_ms).collect::<Vec<_>>())
+    }
+
+    /// Failed requests over all rounds.
+    pub fn errors(&self) -> u64 {
+        self.runs.iter().map(WrkRun::errors).sum()
+    }
+
+    /// Runtime CPU per request, µs.
+    pub fn runtime_cpu(&self) -> Summary {
+        Summary::of(&self.runtime_cpu_us)
+    }
+
+    /// Proxy CPU per request, µs.
+    pub fn proxy_cpu(&self) -> Summary {
+        Summary::of(&self.proxy_cpu_us)
+    }
+
+    /// Requests over all rounds.
+    pub fn requests(&self) -> u64 {
+        self.runs.iter().map(|r| r.requests).sum()
+    }
+}
+
+/// Everything scenario 1 measured.
+#[derive(Debug, Clone, Default)]
+pub struct RestResults {
+    /// One cell per route × connections × target.
+    pub cells: Vec<Cell>,
+}
+
+impl RestResults {
+    /// The cell of `route`, `connections`, `target`.
+    pub fn get(&self, route: Route, connections: u32, target: Target) -> Option<&Cell> {
+        self.cells
+            .iter()
+            .find(|c| c.route == route && c.connections == connections && c.target == target)
+    }
+}
+
+/// The endpoints of the four targets and the processes behind them.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// One endpoint per target, in [`Target::ALL`] order.
+    pub endpoints: Vec<Endpoint>,
+    /// The remote runtime's process id.
+    pub runtime_pid: u32,
+    /// The backend's process id.
+    pub backend_pid: u32,
+    /// nginx's master process id (its workers are its children).
+    pub nginx_pid: u32,
+}
+
+impl Targets {
+    /// The endpoint of `target`.
+    pub fn get(&self, target: Target) -> &Endpoint {
+        self.endpoints
+            .iter()
+            .find(|e| e.target == target)
+            .expect("every target has an endpoint")
+    }
+
+    /// CPU seconds used so far by the runtime and by `target`'s proxy.
+    fn cpu(&self, target: Target) -> Result<(f64, f64)> {
+        let runtime = cpu_seconds(self.runtime_pid)?;
+        let proxy = match target {
+            Target::Direct => 0.0,
+            Target::Nginx => cpu_seconds_with_children(self.nginx_pid)?,
+            Target::Backend | Target::Embedded => cpu_seconds(self.backend_pid)?,
+        };
+        Ok((runtime, proxy))
+    }
+}
+
+/// Runs scenario 1.
+pub async fn run(
+    plan: &Plan,
+    http: &Http,
+    targets: &Targets,
+    scratch: &Path,
+    anomalies: &mut Vec<String>,
+) -> Result<RestResults> {
+    // The same eight workers on the remote runtime (seen directly, through nginx and
+    // through the backend) and on the embedded runtime.
+    let remote = targets.get(Target::Direct);
+    let embedded = targets.get(Target::Embedded);
+    let mut remote_workers = Vec::new();
+    let mut embedded_workers = Vec::new();
+    for _ in 0..LISTED_WORKERS {
+        remote_workers.push(http.create_worker(remote, "echo").await?);
+        embedded_workers.push(http.create_worker(embedded, "echo").await?);
+    }
+    let detail_worker = |target: Target| match target {
+        Target::Embedded => embedded_workers[0].clone(),
+        _ => remote_workers[0].clone(),
+    };
+    for ep in &targets.endpoints {
+        let worker = detail_worker(ep.target);
+        http.call(ep, Method::GET, &format!("/workers/{worker}"), None)
+            .await
+            .map_err(|e| format!("{} cannot reach the fixture: {e}", ep.target.label()))?;
+    }
+
+    let script = scratch.join("input.lua");
+    fs::write(
+        &script,
+        "wrk.method = \"POST\"\n\
+         wrk.body = '{\"text\":\"ping\"}'\n\
+         wrk.headers[\"Content-Type\"] = \"application/json\"\n",
+    )?;
+
+    // Warm every path up: connection pools, nginx's upstream keep-alive, page cache.
+    for ep in &targets.endpoints {
+        let worker = detail_worker(ep.target);
+        wrk::run_async(load(ep, &format!("/workers/{worker}"), 16, plan, None)).await?;
+    }
+
+    let mut results = RestResults::default();
+    for round in 0..plan.runs {
+        for route in Route::ALL {
+            for &connections in &plan.rest_connections {
+                for ep in &targets.endpoints {
+                    let before = targets.cpu(ep.target)?;
+                    let foreign = ForeignLoad::start()?;
+                    let run = measure(
+                        plan,
+                        http,
+                        ep,
+                        route,
+                        connections,
+                        &detail_worker(ep.target),
+                        &script,
+                    )
+                    .await?;
+                    let after = targets.cpu(ep.target)?;
+                    let foreign = foreign.cpus()?;
+                    let per_request = |a: f64, b: f64| (b - a) * 1e6 / run.requests.max(1) as f64;
+                    let runtime_cpu = per_request(before.0, after.0);
+                    let proxy_cpu = per_request(before.1, after.1);
+                    eprintln!(
+                        "bench: rest round {} {:<13} c={:<3} {:<17} {:>9.0} req/s  p50 {:.3} ms  \
+                         p99 {:.3} ms  cpu/req runtime {runtime_cpu:.1} µs proxy {proxy_cpu:.1} µs  \
+                         others {foreign:.2} CPUs{}",
+                        round + 1,
+                        route.label(),
+                        connections,
+                        ep.target.label(),
+                        run.rps,
+                        run.p50_ms,
+                        run.p99_ms,
+                        if run.errors() > 0 {
+                            format!("  ERRORS {}", run.errors())
+                        } else {
+                            String::new()
+                        }
+                    );
+                    if run.errors() > 0 {
+                        anomalies.push(format!(
+                            "REST {} at {connections} connections via {}: {} failed requests \
+                             ({} non-2xx, {} socket errors) of {}",
+                            route.label(),
+                            ep.target.label(),
+                            run.errors(),
+                            run.non_2xx,
+                            run.socket_errors,
+                            run.requests
+                        ));
+                    }
+                    match results.cells.iter_mut().find(|c| {
+                        c.route == route && c.connections == connections && c.target == ep.target
+                    }) {
+                        Some(cell) => {
+                            cell.runs.push(run);
+                            cell.runtime_cpu_us.push(runtime_cpu);
+                            cell.proxy_cpu_us.push(proxy_cpu);
+                            cell.foreign_cpus.push(foreign);
+                        }
+                        None => results.cells.push(Cell {
+                            route,
+                            connections,
+                            target: ep.target,
+                            runs: vec![run],
+                            runtime_cpu_us: vec![runtime_cpu],
+                            proxy_cpu_us: vec![proxy_cpu],
+                            foreign_cpus: vec![foreign],
+                        }),
+                    }
+                }
+            }
+        }
+    }
+    Ok(results)
+}
+
+fn load(ep: &Endpoint, path: &str, connections: u32, plan: &Plan, script: Option<&Path>) -> Load {
+    Load {
+        url: ep.url(path),
+        connections,
+        duration: plan.rest_duration,
+        headers: ep
+            .authorization()
+            .map(|a| vec![format!("Authorization: {a}")])
+            .unwrap_or_default(),
+        script: script.map(Path::to_path_buf),
+    }
+}
+
+async fn measure(
+    plan: &Plan,
+    http: &Http,
+    ep: &Endpoint,
+    route: Route,
+    connections: u32,
+    detail_worker: &str,
+    script: &Path,
+) -> Result<WrkRun> {
+    match route {
+        Route::Detail => {
+            let path = format!("/workers/{detail_worker}");
+            wrk::run_async(load(ep, &path, connections, plan, None)).await
+        }
+        Route::List => wrk::run_async(load(ep, "/workers", connections, plan, None)).await,
+        Route::Input => {
+            // A fresh worker per run, removed afterwards, so no run inherits another's
+            // queue or transcript, and the lists stay at eight workers.
+            let worker = http.create_worker(ep, "echo").await?;
+            let path = format!("/workers/{worker}/input");
+            let run = wrk::run_async(load(ep, &path, connections, plan, Some(script))).await;
+            http.remove_worker(ep, &worker).await?;
+            run
+        }
+    }
+}
