@@ -175,23 +175,24 @@ impl Report<'_> {
             .sum();
         let measured = if json > 0.0 {
             format!(
-                "In the profile of the backend under bursts (below), serde_json's string \
-                 decoding and encoding take {json:.0} % of its samples, with memmove and \
-                 malloc after them. "
+                "In the profile of the backend under bursts (below), serde_json takes \
+                 {json:.0} % of its samples: scanning each frame once to find where its \
+                 event object ends (output text is escape-heavy: a newline every few \
+                 bytes). "
             )
         } else {
             String::new()
         };
         format!(
-            "The backend decodes every event frame from the runtime into typed values and \
-             encodes it again for its viewers, with its own cursor and the runtime id. A \
-             burst's output is text with an escaped newline every few bytes, so that is \
-             escape-heavy JSON work on up to 8 KiB per event, twice. {measured}What would \
-             close it: keep the runtime's `event` object as raw JSON (serde_json's \
-             `RawValue`) through the hub, which needs only the envelope (cursor, kind) to \
-             do its job, and splice it into the viewers' frames, so output text is copied \
-             rather than decoded and re-escaped; a policy that redacts events would decode \
-             only the events it acts on."
+            "The backend passes each event on as the JSON it arrived in (it reads the \
+             frame's envelope and the event's kind, and splices the event into its own \
+             frame, encoded once for all viewers), so its work per event is one scan of \
+             the frame plus copies; the runtime and the proxy share the same 2 CPUs, so any \
+             work the backend adds comes out of the runtime's producing. {measured}What \
+             would close it: frame the runtime's events so the event's length is known \
+             without scanning (for example a length-prefixed or binary framing on the \
+             runtime-to-backend hop, which only the backend reads), and write the shared \
+             frame to each viewer without copying it."
         )
     }
 
@@ -611,9 +612,10 @@ impl Report<'_> {
              bytes) received from sending the input to the worker's end, over {} such \
              bursts per round. The runtime reads a process's output in chunks of up to \
              8 KiB, one event each, so events are chunks, not lines (here {:.1} KB on \
-             average), and their number varies with timing. The backend cuts off a viewer \
-             that falls more than 1024 events behind (the runtimes here queue 65536 per \
-             subscriber); the long burst below probes that. Latency: an echo worker is \
+             average), and their number varies with timing. A viewer that falls more than \
+             its queue behind is cut off; here the backend (`viewer_queue`) and the \
+             runtimes (`subscriber_queue`) both queue 65536 events per viewer; the long \
+             burst below probes that. Latency: an echo worker is \
              sent {} inputs one after another; each is timed from sending the POST (on \
              the same route) to receiving its output frame on the viewer's WebSocket.\n",
             self.plan.burst_lines,
@@ -982,7 +984,7 @@ reconnected while the count was taken. The fan-out table shows the count per rou
 /// Why deliveries may not reach every viewer.
 const WHY_LINEAR: &str = "Some viewers did not receive every event: see the delivered and \
 closed-early columns and the anomalies. A viewer is cut off (4408) when it falls more than \
-its queue (1024 events in the backend's hub) behind; on this machine the viewers share \
+its queue (`viewer_queue` in the backend's configuration; 65536 here) behind; on this machine the viewers share \
 the CPUs with the servers, so a burst longer than the queue can outrun them.";
 
 /// Why a viewer may cost more than 64 KiB.

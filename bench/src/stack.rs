@@ -209,7 +209,9 @@ impl Stack {
     ) -> Result<Service> {
         let name = self.fresh_name("backend");
         let config = self.dir().join(format!("{name}.toml"));
-        let mut text = String::from("health_interval_ms = 5000\n\n");
+        // The same slack per viewer as the runtimes give each subscriber, so that
+        // direct and proxied viewers compare like for like.
+        let mut text = String::from("health_interval_ms = 5000\nviewer_queue = 65536\n\n");
         if let Some(options) = embedded {
             text.push_str("[embedded]\nruntime_id = \"local\"\n");
             text.push_str(&Self::runtime_body("embedded.", options));

@@ -171,10 +171,34 @@ struct KindOnly {
     kind: EventKind,
 }
 
+/// The kind of an event object that starts with its `kind` (as every event this
+/// protocol encodes does), read without scanning the rest: output text can be many
+/// kilobytes of escapes. `None` when the object does not start that way.
+fn kind_from_prefix(json: &str) -> Option<EventKind> {
+    let rest = json.strip_prefix("{\"kind\":\"")?;
+    let name = &rest[..rest.find('"')?];
+    if name.contains('\\') {
+        return None;
+    }
+    Some(match name {
+        "snapshot" => EventKind::Snapshot,
+        "status" => EventKind::Status,
+        "input" => EventKind::Input,
+        "output" => EventKind::Output,
+        "interrupted" => EventKind::Interrupted,
+        "exited" => EventKind::Exited,
+        "diagnostic" => EventKind::Diagnostic,
+        _ => EventKind::Other,
+    })
+}
+
 impl EventPayload {
     /// Keeps `json` (an event object) as it is, reading only its `kind`.
     pub fn from_json(json: Box<serde_json::value::RawValue>) -> Result<Self, serde_json::Error> {
-        let KindOnly { kind } = serde_json::from_str(json.get())?;
+        let kind = match kind_from_prefix(json.get()) {
+            Some(kind) => kind,
+            None => serde_json::from_str::<KindOnly>(json.get())?.kind,
+        };
         Ok(Self::Json { kind, json })
     }
 
@@ -251,6 +275,37 @@ mod payload_tests {
         );
         let bad = serde_json::value::RawValue::from_string(r#"{"text":"no kind"}"#.into()).unwrap();
         assert!(EventPayload::from_json(bad).is_err());
+        // The kind need not come first; then the object is scanned for it.
+        let later = serde_json::value::RawValue::from_string(
+            r#"{"sequence":1,"kind":"input","text":"x"}"#.into(),
+        )
+        .unwrap();
+        assert_eq!(
+            EventPayload::from_json(later).unwrap().kind(),
+            EventKind::Input
+        );
+        let escaped =
+            serde_json::value::RawValue::from_string(r#"{"kind":"inp\u0075t"}"#.into()).unwrap();
+        assert_eq!(
+            EventPayload::from_json(escaped).unwrap().kind(),
+            EventKind::Input
+        );
+        // Every kind this protocol encodes is read from the prefix like serde reads it.
+        for event in [
+            WorkerEvent::Interrupted,
+            WorkerEvent::Exited {
+                code: Some(1),
+                signal: None,
+            },
+        ] {
+            let raw =
+                serde_json::value::RawValue::from_string(serde_json::to_string(&event).unwrap())
+                    .unwrap();
+            assert_eq!(
+                kind_from_prefix(raw.get()),
+                Some(EventPayload::from(event).kind())
+            );
+        }
     }
 
     #[test]

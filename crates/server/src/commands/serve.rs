@@ -91,7 +91,14 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("could not listen on {}: {e}", settings.listen))?;
-    let hub = ObservationHub::new(registry.clone(), HubSettings::default());
+    let hub = ObservationHub::new(
+        registry.clone(),
+        HubSettings {
+            viewer_queue: settings.viewer_queue as usize,
+            backlog: settings.event_backlog as usize,
+            ..HubSettings::default()
+        },
+    );
     let api = BackendApi::new(
         registry.clone(),
         hub.clone(),

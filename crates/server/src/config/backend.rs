@@ -50,7 +50,16 @@ pub struct BackendSettings {
     pub remotes: Vec<RemoteSettings>,
     /// How often remote runtimes are probed.
     pub health_interval: Duration,
+    /// Events queued per WebSocket viewer before it is cut off (4408).
+    pub viewer_queue: u32,
+    /// Events the backend keeps per watched worker for viewers that resume.
+    pub event_backlog: u32,
 }
+
+/// Default for [`BackendSettings::viewer_queue`].
+pub const DEFAULT_VIEWER_QUEUE: u32 = 1024;
+/// Default for [`BackendSettings::event_backlog`].
+pub const DEFAULT_EVENT_BACKLOG: u32 = 4096;
 
 /// The backend's in-process runtime.
 #[derive(Debug, Clone)]
@@ -93,6 +102,8 @@ impl BackendSettings {
             }),
             remotes: Vec::new(),
             health_interval: DEFAULT_HEALTH_INTERVAL,
+            viewer_queue: DEFAULT_VIEWER_QUEUE,
+            event_backlog: DEFAULT_EVENT_BACKLOG,
         }
     }
 }
@@ -141,6 +152,15 @@ pub fn load_backend_settings(
         DEFAULT_HEALTH_INTERVAL,
     )?;
 
+    let viewer_queue =
+        values::positive(&fo, "viewer_queue", file.viewer_queue, DEFAULT_VIEWER_QUEUE)?;
+    let event_backlog = values::positive(
+        &fo,
+        "event_backlog",
+        file.event_backlog,
+        DEFAULT_EVENT_BACKLOG,
+    )?;
+
     let mut seen: Vec<(RuntimeId, String)> = Vec::new();
     let embedded = match file.embedded {
         Some(raw) => {
@@ -168,6 +188,8 @@ pub fn load_backend_settings(
         embedded,
         remotes,
         health_interval,
+        viewer_queue,
+        event_backlog,
     })
 }
 

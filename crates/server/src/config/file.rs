@@ -84,6 +84,8 @@ pub(crate) struct BackendFile {
     pub allowed_origins: Option<Vec<String>>,
     pub max_body_bytes: Option<u64>,
     pub health_interval_ms: Option<u64>,
+    pub viewer_queue: Option<u32>,
+    pub event_backlog: Option<u32>,
     pub embedded: Option<EmbeddedFile>,
     #[serde(default)]
     pub remote: Vec<RemoteFile>,

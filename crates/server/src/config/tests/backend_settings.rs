@@ -118,3 +118,24 @@ fn clap_parses_the_contract_flags() {
     assert_eq!(cli.args.listen.unwrap().to_string(), "127.0.0.1:0");
     assert!(Cli::try_parse_from(["serve", "--token-file", "x"]).is_err());
 }
+
+#[test]
+fn viewer_queue_and_event_backlog_are_read_and_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backend.toml");
+    std::fs::write(
+        &path,
+        "viewer_queue = 8192\nevent_backlog = 100\n[embedded]\n",
+    )
+    .unwrap();
+    let args = crate::config::ServeArgs {
+        config: Some(path.clone()),
+        ..Default::default()
+    };
+    let settings = crate::config::load_backend_settings(&args, &|_| None).unwrap();
+    assert_eq!(settings.viewer_queue, 8192);
+    assert_eq!(settings.event_backlog, 100);
+    std::fs::write(&path, "viewer_queue = 0\n[embedded]\n").unwrap();
+    let error = crate::config::load_backend_settings(&args, &|_| None).unwrap_err();
+    assert!(error.to_string().contains("viewer_queue"), "{error}");
+}
