@@ -56,12 +56,12 @@ fn file_without_embedded_has_no_embedded_runtime() {
     dir.write("secrets/r.token", SECRET);
     let path = dir.write(
         "b.toml",
-        "[[remote]]\nruntime_id = \"r\"\nbase_url = \"https://R.example:8443/sy/\"\ntoken_file = \"secrets/r.token\"\n",
+        "[[remote]]\nruntime_id = \"r\"\nbase_url = \"HTTP://R.example:8443/sy/\"\ntoken_file = \"secrets/r.token\"\n",
     );
     let s = load_backend_settings(&serve_args(&path), &no_env).unwrap();
     assert!(s.embedded.is_none());
     let remote = &s.remotes[0];
-    assert_eq!(remote.base_url, "https://r.example:8443/sy");
+    assert_eq!(remote.base_url, "http://r.example:8443/sy");
     assert_eq!(remote.display_name, "r");
     assert_eq!(remote.token.expose(), SECRET);
     assert_eq!(remote.connect_timeout, Duration::from_millis(2000));
