@@ -112,57 +112,8 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_protocol::{
-        OutputStream, RuntimeId, SystemNote, Timestamp, TranscriptEntry, WorkerStatus,
-    };
-
-    fn wid(s: &str) -> WorkerId {
-        WorkerId::new(s).unwrap()
-    }
-
-    fn detail(id: &str, status: WorkerStatus) -> WorkerDetail {
-        WorkerDetail {
-            worker_id: wid(id),
-            runtime_id: RuntimeId::new("local").unwrap(),
-            profile: "echo".into(),
-            label: Some(format!("label of {id}")),
-            status,
-            created_at: Timestamp("2026-11-26T09:00:00Z".into()),
-            updated_at: Timestamp("2026-11-26T09:00:01Z".into()),
-            exit: None,
-            input_count: 1,
-            output_bytes: 2,
-        }
-    }
-
-    fn item(sequence: u64) -> TranscriptItem {
-        let entry = match sequence % 3 {
-            0 => TranscriptEntry::Input {
-                text: format!("in {sequence}\n"),
-            },
-            1 => TranscriptEntry::Output {
-                stream: OutputStream::Stdout,
-                text: format!("out {sequence}\n"),
-            },
-            _ => TranscriptEntry::System {
-                note: SystemNote::Started,
-                text: format!("note {sequence}"),
-            },
-        };
-        TranscriptItem {
-            sequence,
-            at: Timestamp(format!("2026-11-26T09:00:{:02}Z", sequence % 60)),
-            entry,
-        }
-    }
-
-    fn items(range: std::ops::RangeInclusive<u64>) -> Vec<TranscriptItem> {
-        range.map(item).collect()
-    }
-
-    fn seqs(items: &[TranscriptItem]) -> Vec<u64> {
-        items.iter().map(|i| i.sequence).collect()
-    }
+    use crate::store::test_support::*;
+    use switchyard_protocol::WorkerStatus;
 
     #[tokio::test]
     async fn save_load_round_trip_sorted_and_replaced() {

@@ -7,6 +7,8 @@
 
 mod fs;
 mod memory;
+#[cfg(test)]
+mod test_support;
 
 pub use fs::FsStore;
 pub use memory::MemoryStore;
