@@ -178,7 +178,8 @@ pub fn load_backend_settings(
         remotes.push(remote(&ctx, i, raw, &mut seen, env)?);
     }
     if embedded.is_none() && remotes.is_empty() {
-        return Err(ConfigError::NoRuntimes { origin: fo });
+        // Not an error (the contract lists none such): a backend may start empty.
+        tracing::warn!("the configuration has no runtimes: no [embedded] table and no [[remote]]");
     }
 
     Ok(BackendSettings {

@@ -200,14 +200,6 @@ pub enum ConfigError {
         /// The address.
         listen: SocketAddr,
     },
-    /// A backend file configures neither an embedded nor a remote runtime.
-    #[error(
-        "{origin}: no runtimes configured; add an `[embedded]` table or at least one `[[remote]]` entry"
-    )]
-    NoRuntimes {
-        /// The file.
-        origin: Origin,
-    },
 }
 
 impl ConfigError {
@@ -231,8 +223,7 @@ impl ConfigError {
             | Self::TokenEmpty { origin, .. }
             | Self::TokenMalformed { origin, .. }
             | Self::DuplicateRuntimeId { origin, .. }
-            | Self::InsecureListen { origin, .. }
-            | Self::NoRuntimes { origin } => Some(origin),
+            | Self::InsecureListen { origin, .. } => Some(origin),
         }
     }
 
@@ -247,7 +238,7 @@ impl ConfigError {
     /// The dotted key path or flag involved, when there is one.
     pub fn key(&self) -> Option<&str> {
         match self {
-            Self::ReadFile { .. } | Self::Syntax { .. } | Self::NoRuntimes { .. } => None,
+            Self::ReadFile { .. } | Self::Syntax { .. } => None,
             Self::UnknownKey { key, .. }
             | Self::MissingKey { key, .. }
             | Self::InvalidValue { key, .. }

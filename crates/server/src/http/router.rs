@@ -23,15 +23,43 @@ impl<R: Copy> RouteTable<R> {
         Self { router, surface }
     }
 
-    /// The route for `path` and its parameters, or `404 route_not_found`.
+    /// The route for `path` and its parameters, or `404 route_not_found`. A path that
+    /// would match with an id where it has an empty segment (`/api/runtimes//workers`)
+    /// is `400 invalid_id`: an empty id is an invalid id, never a missing route.
     pub fn find<'p>(&'p self, path: &'p str) -> Result<(R, matchit::Params<'p, 'p>), ApiError> {
         match self.router.at(path) {
             Ok(matched) => Ok((*matched.value, matched.params)),
-            Err(_) => Err(ApiError::new(
-                ErrorCode::RouteNotFound,
-                format!("no route {path}; the {}", self.surface),
-            )),
+            Err(_) => Err(match self.empty_id(path) {
+                Some(name) => {
+                    ApiError::new(ErrorCode::InvalidId, format!("{name} must not be empty"))
+                }
+                None => ApiError::new(
+                    ErrorCode::RouteNotFound,
+                    format!("no route {path}; the {}", self.surface),
+                ),
+            }),
         }
+    }
+
+    /// The parameter an empty segment of `path` stands for, if filling it would match.
+    fn empty_id(&self, path: &str) -> Option<String> {
+        const HOLE: &str = "\u{1}";
+        let segments: Vec<&str> = path.split('/').collect();
+        if segments.len() < 2 || !segments[1..].contains(&"") {
+            return None;
+        }
+        let filled: Vec<&str> = segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| if i > 0 && s.is_empty() { HOLE } else { s })
+            .collect();
+        let filled = filled.join("/");
+        let matched = self.router.at(&filled).ok()?;
+        matched
+            .params
+            .iter()
+            .find(|(_, value)| *value == HOLE)
+            .map(|(name, _)| name.to_owned())
     }
 }
 
@@ -45,5 +73,44 @@ pub fn respond(result: Result<Response, ApiError>, ctx: &RequestContext) -> Resp
             ApiError::internal(&ctx.request_id).into_response()
         }
         Err(error) => error.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_ids_are_invalid_ids_and_other_misses_are_404() {
+        let table = RouteTable::new(
+            "test API",
+            [
+                ("/api/runtimes/{runtime_id}/workers".to_owned(), 1),
+                (
+                    "/api/runtimes/{runtime_id}/workers/{worker_id}".to_owned(),
+                    2,
+                ),
+            ],
+        );
+        assert_eq!(table.find("/api/runtimes/a/workers").unwrap().0, 1);
+        let code = |path| {
+            table
+                .find(path)
+                .err()
+                .map(|e| (e.detail.code, e.detail.message))
+        };
+        assert_eq!(
+            code("/api/runtimes//workers"),
+            Some((ErrorCode::InvalidId, "runtime_id must not be empty".into()))
+        );
+        assert_eq!(
+            code("/api/runtimes/a/workers/"),
+            Some((ErrorCode::InvalidId, "worker_id must not be empty".into()))
+        );
+        assert_eq!(
+            code("/api//runtimes").map(|c| c.0),
+            Some(ErrorCode::RouteNotFound)
+        );
+        assert_eq!(code("/nope").map(|c| c.0), Some(ErrorCode::RouteNotFound));
     }
 }

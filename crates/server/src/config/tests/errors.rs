@@ -311,10 +311,17 @@ fn duplicate_runtime_ids() {
 }
 
 #[test]
-fn no_runtimes_at_all() {
-    let (_d, path, err) = backend_err("listen = \"127.0.0.1:7700\"\n");
-    assert!(matches!(err, ConfigError::NoRuntimes { .. }), "{err}");
-    assert_eq!(err.file(), Some(path.as_path()));
+fn no_runtimes_at_all_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backend.toml");
+    std::fs::write(&path, "listen = \"127.0.0.1:7700\"\n").unwrap();
+    let args = crate::config::ServeArgs {
+        config: Some(path),
+        ..Default::default()
+    };
+    let settings = crate::config::load_backend_settings(&args, &|_| None).unwrap();
+    assert!(settings.embedded.is_none());
+    assert!(settings.remotes.is_empty());
 }
 
 #[test]
