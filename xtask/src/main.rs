@@ -5,6 +5,9 @@
 //! - `cargo xtask bench [--quick]`: builds the release binary and runs the benchmarks
 //!   (`bench/`), which write `docs/BENCHMARKS.md` and the plots in `docs/bench/`;
 //!   `--quick` runs every scenario briefly and writes to a temporary directory.
+//! - `cargo xtask demo`: a backend with an embedded and a remote runtime to try by hand.
+
+mod demo;
 
 use std::process::{Command, ExitCode};
 
@@ -14,8 +17,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("demo") => demo::demo(),
         _ => {
-            eprintln!("usage: cargo xtask <ci | test [filter] | bench [--quick]>");
+            eprintln!("usage: cargo xtask <ci | test [filter] | bench [--quick] | demo>");
             return ExitCode::from(2);
         }
     };
@@ -94,7 +98,7 @@ fn bench(extra: &[String]) -> Result<(), String> {
     result
 }
 
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
     let line = format!("{program} {}", args.join(" "));
     eprintln!("xtask: running {line}");
     let status = Command::new(program)

@@ -223,7 +223,7 @@ async fn logged<H: Handler>(
         method = %method,
         path = %path,
         status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_us = started.elapsed().as_micros() as u64,
         "request"
     );
     response

@@ -1,0 +1,95 @@
+//! `cargo xtask demo`: a backend with an embedded runtime and one remote runtime, on
+//! loopback, to try by hand. Ctrl-C stops both.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// Builds the binary, starts a remote runtime and a backend that knows it, prints
+/// what to try, and waits until both are stopped (Ctrl-C stops the process group).
+pub fn demo() -> Result<(), String> {
+    super::run("cargo", &["build", "--locked", "-p", "switchyard-server"])?;
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let bin = Path::new(&target).join("debug").join("switchyard");
+    let bin = bin.as_path();
+    let dir = std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text).map_err(|e| format!("writing {name}: {e}"))
+    };
+    write(
+        "runtime.token",
+        &format!("demo-{:x}\n", std::process::id() as u64 * 2_654_435_761),
+    )?;
+    write(
+        "runtime.toml",
+        "runtime_id = \"demo-remote\"\ndisplay_name = \"Demo remote runtime\"\n\n\
+         [profiles.shell]\nkind = \"process\"\ncommand = [\"/bin/sh\", \"-i\"]\n\
+         description = \"An interactive POSIX shell\"\n\n\
+         [profiles.slow-echo]\nkind = \"echo\"\ndelay_ms = 500\n",
+    )?;
+    let (mut runtime, runtime_addr) = start(
+        bin,
+        &[
+            "runtime",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &path(&dir, "runtime.toml"),
+            "--token-file",
+            &path(&dir, "runtime.token"),
+            "--data-dir",
+            &path(&dir, "runtime-data"),
+        ],
+    )?;
+    write(
+        "backend.toml",
+        &format!(
+            "[embedded]\nruntime_id = \"local\"\ndisplay_name = \"This machine\"\n\n\
+             [[remote]]\nruntime_id = \"remote\"\ndisplay_name = \"Demo remote\"\n\
+             base_url = \"{runtime_addr}\"\ntoken_file = \"runtime.token\"\n"
+        ),
+    )?;
+    let (mut backend, backend_addr) = start(
+        bin,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &path(&dir, "backend.toml"),
+        ],
+    )?;
+    println!(
+        "\nSwitchyard demo (files in {dir}):\n  backend  {backend_addr}  (embedded runtime `local`, remote runtime `remote`)\n  runtime  {runtime_addr}  (the backend's only client; token in runtime.token)\n\nTry:\n  curl -s {backend_addr}/api/runtimes\n  curl -s -H 'content-type: application/json' -d '{{\"profile\":\"shell\"}}' {backend_addr}/api/runtimes/remote/workers\n  curl -s -H 'content-type: application/json' -d '{{\"text\":\"echo hello\\n\"}}' {backend_addr}/api/runtimes/remote/workers/<worker_id>/input\n  curl -s {backend_addr}/api/runtimes/remote/workers/<worker_id>/transcript\n  curl -s {backend_addr}/api/workers\n\nCtrl-C stops both.",
+        dir = dir.display()
+    );
+    let _ = backend.wait();
+    let _ = runtime.kill();
+    let _ = runtime.wait();
+    Ok(())
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+/// Starts `bin args` and returns it with the URL from its `listening on` line.
+fn start(bin: &Path, args: &[&str]) -> Result<(Child, String), String> {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .map_err(|e| format!("reading its first line: {e}"))?;
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or_else(|| format!("unexpected first line {first:?}"))?
+        .to_owned();
+    Ok((child, url))
+}
