@@ -20,12 +20,20 @@ pub enum ErrorCode {
     LimitTooLarge,
     /// A profile name the runtime does not define.
     UnknownProfile,
+    /// A terminal-only call (resize) on a worker that is not a terminal.
+    NotATerminal,
+    /// A configuration file offered for reload is invalid.
+    InvalidConfig,
     /// Missing or wrong credentials of the caller itself.
     Unauthorized,
     /// A policy refused the call.
     Forbidden,
     /// A WebSocket upgrade from an `Origin` that is not allowed.
     OriginNotAllowed,
+    /// The request's `Host` is not one the backend answers to.
+    HostNotAllowed,
+    /// A state-changing request sent by a page of another origin.
+    CrossOriginRequest,
     /// No route matches the path (not a contract code for a resource).
     RouteNotFound,
     /// The path exists but not with this method.
@@ -40,6 +48,8 @@ pub enum ErrorCode {
     WorkerRunning,
     /// The request body is over the configured limit.
     PayloadTooLarge,
+    /// A request body without `Content-Type: application/json`.
+    UnsupportedMediaType,
     /// The worker's input queue is full.
     WorkerBusy,
     /// The runtime already has as many active workers as it allows.
@@ -54,23 +64,32 @@ pub enum ErrorCode {
     RuntimeAuthFailed,
     /// The runtime answered something malformed or unexpected.
     RuntimeProtocolError,
+    /// TLS towards the runtime failed (certificate, name, expiry, client
+    /// certificate, handshake).
+    RuntimeTlsFailed,
     /// The runtime is draining or stopped.
     RuntimeUnavailable,
+    /// The server is past its connection limit.
+    Overloaded,
     /// The runtime did not answer within the configured timeout.
     RuntimeTimeout,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 31] = [
         Self::InvalidRequest,
         Self::InvalidId,
         Self::InvalidCursor,
         Self::LimitTooLarge,
         Self::UnknownProfile,
+        Self::NotATerminal,
+        Self::InvalidConfig,
         Self::Unauthorized,
         Self::Forbidden,
         Self::OriginNotAllowed,
+        Self::HostNotAllowed,
+        Self::CrossOriginRequest,
         Self::RouteNotFound,
         Self::MethodNotAllowed,
         Self::RuntimeNotFound,
@@ -78,6 +97,7 @@ impl ErrorCode {
         Self::WorkerNotRunning,
         Self::WorkerRunning,
         Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
         Self::WorkerBusy,
         Self::WorkerLimitReached,
         Self::Internal,
@@ -85,7 +105,9 @@ impl ErrorCode {
         Self::RuntimeUnreachable,
         Self::RuntimeAuthFailed,
         Self::RuntimeProtocolError,
+        Self::RuntimeTlsFailed,
         Self::RuntimeUnavailable,
+        Self::Overloaded,
         Self::RuntimeTimeout,
     ];
 
@@ -93,18 +115,20 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidRequest | InvalidId | InvalidCursor | LimitTooLarge | UnknownProfile => 400,
+            InvalidRequest | InvalidId | InvalidCursor | LimitTooLarge | UnknownProfile
+            | NotATerminal | InvalidConfig => 400,
             Unauthorized => 401,
-            Forbidden | OriginNotAllowed => 403,
+            Forbidden | OriginNotAllowed | HostNotAllowed | CrossOriginRequest => 403,
             RouteNotFound | RuntimeNotFound | WorkerNotFound => 404,
             MethodNotAllowed => 405,
             WorkerNotRunning | WorkerRunning => 409,
             PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
             WorkerBusy | WorkerLimitReached => 429,
             Internal => 500,
             Unsupported => 501,
-            RuntimeUnreachable | RuntimeAuthFailed | RuntimeProtocolError => 502,
-            RuntimeUnavailable => 503,
+            RuntimeUnreachable | RuntimeAuthFailed | RuntimeProtocolError | RuntimeTlsFailed => 502,
+            RuntimeUnavailable | Overloaded => 503,
             RuntimeTimeout => 504,
         }
     }
@@ -118,9 +142,13 @@ impl ErrorCode {
             InvalidCursor => "invalid_cursor",
             LimitTooLarge => "limit_too_large",
             UnknownProfile => "unknown_profile",
+            NotATerminal => "not_a_terminal",
+            InvalidConfig => "invalid_config",
             Unauthorized => "unauthorized",
             Forbidden => "forbidden",
             OriginNotAllowed => "origin_not_allowed",
+            HostNotAllowed => "host_not_allowed",
+            CrossOriginRequest => "cross_origin_request",
             RouteNotFound => "route_not_found",
             MethodNotAllowed => "method_not_allowed",
             RuntimeNotFound => "runtime_not_found",
@@ -128,6 +156,7 @@ impl ErrorCode {
             WorkerNotRunning => "worker_not_running",
             WorkerRunning => "worker_running",
             PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
             WorkerBusy => "worker_busy",
             WorkerLimitReached => "worker_limit_reached",
             Internal => "internal",
@@ -135,7 +164,9 @@ impl ErrorCode {
             RuntimeUnreachable => "runtime_unreachable",
             RuntimeAuthFailed => "runtime_auth_failed",
             RuntimeProtocolError => "runtime_protocol_error",
+            RuntimeTlsFailed => "runtime_tls_failed",
             RuntimeUnavailable => "runtime_unavailable",
+            Overloaded => "overloaded",
             RuntimeTimeout => "runtime_timeout",
         }
     }
@@ -231,14 +262,19 @@ mod tests {
             ("invalid_cursor", 400),
             ("limit_too_large", 400),
             ("unknown_profile", 400),
+            ("not_a_terminal", 400),
+            ("invalid_config", 400),
             ("unauthorized", 401),
             ("forbidden", 403),
             ("origin_not_allowed", 403),
+            ("host_not_allowed", 403),
+            ("cross_origin_request", 403),
             ("runtime_not_found", 404),
             ("worker_not_found", 404),
             ("worker_not_running", 409),
             ("worker_running", 409),
             ("payload_too_large", 413),
+            ("unsupported_media_type", 415),
             ("worker_busy", 429),
             ("worker_limit_reached", 429),
             ("internal", 500),
@@ -246,7 +282,9 @@ mod tests {
             ("runtime_unreachable", 502),
             ("runtime_auth_failed", 502),
             ("runtime_protocol_error", 502),
+            ("runtime_tls_failed", 502),
             ("runtime_unavailable", 503),
+            ("overloaded", 503),
             ("runtime_timeout", 504),
         ];
         for (name, status) in table {

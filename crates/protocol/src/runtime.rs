@@ -153,6 +153,8 @@ pub enum RuntimeState {
     Unreachable,
     /// It rejected the backend's credentials.
     AuthFailed,
+    /// TLS towards it failed (certificate, name, expiry, client certificate).
+    TlsFailed,
     /// It speaks another `api_version`, or answers malformed data.
     Incompatible,
     /// Not contacted yet.

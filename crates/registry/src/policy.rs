@@ -19,6 +19,8 @@ pub enum Action<'a> {
     ViewWorker,
     /// Send input.
     Input,
+    /// Resize a terminal worker.
+    Resize,
     /// Cancel in-flight work.
     Cancel,
     /// Stop the worker.
