@@ -14,6 +14,7 @@ use switchyard_protocol::{
 use switchyard_transport::WorkerQuery;
 use tokio::task::JoinHandle;
 
+use crate::caller::Caller;
 use crate::error::{RegistryError, SourceError};
 use crate::policy::{Action, Policy, PolicyRequest};
 use crate::source::RuntimeSource;
@@ -204,33 +205,43 @@ impl RuntimeRegistry {
     }
 
     /// `GET /api/runtimes`: every runtime the policy lets the caller see, as last seen.
-    pub fn runtimes(&self) -> Vec<BackendRuntime> {
+    pub fn runtimes(&self, caller: &Caller) -> Vec<BackendRuntime> {
         self.entries
             .iter()
-            .filter(|e| self.authorize(e.id(), None, Action::ViewRuntime).is_ok())
+            .filter(|e| {
+                self.authorize(caller, e.id(), None, Action::ViewRuntime)
+                    .is_ok()
+            })
             .map(|e| e.backend_view())
             .collect()
     }
 
     /// `GET /api/runtimes/{id}`: refreshed now; on failure, the cached view with its
     /// state and last error.
-    pub async fn runtime(&self, runtime_id: &RuntimeId) -> Result<BackendRuntime, RegistryError> {
+    pub async fn runtime(
+        &self,
+        caller: &Caller,
+        runtime_id: &RuntimeId,
+    ) -> Result<BackendRuntime, RegistryError> {
+        self.authorize(caller, runtime_id, None, Action::ViewRuntime)?;
         let entry = self.entry(runtime_id)?;
-        self.authorize(runtime_id, None, Action::ViewRuntime)?;
         let _ = entry.refresh().await;
         Ok(entry.backend_view())
     }
 
     /// `GET /api/workers`: every runtime asked concurrently, each bounded by its own
-    /// timeout; those that fail are listed under `unavailable`.
-    pub async fn list_all(&self, query: &WorkerQuery) -> AllWorkersList {
-        let listings = self.entries.iter().map(|entry| async move {
-            if self
-                .authorize(entry.id(), None, Action::ListWorkers)
-                .is_err()
-            {
-                return Ok(Vec::new());
-            }
+    /// timeout; those that fail are listed under `unavailable`. Runtimes the caller
+    /// may not list are left out altogether (not reported as unavailable).
+    pub async fn list_all(&self, caller: &Caller, query: &WorkerQuery) -> AllWorkersList {
+        let visible: Vec<&Arc<Entry>> = self
+            .entries
+            .iter()
+            .filter(|e| {
+                self.authorize(caller, e.id(), None, Action::ListWorkers)
+                    .is_ok()
+            })
+            .collect();
+        let listings = visible.iter().map(|entry| async move {
             let outcome = entry
                 .bounded(collect_all(entry.runtime.source.as_ref(), query))
                 .await;
@@ -244,8 +255,7 @@ impl RuntimeRegistry {
             workers: Vec::new(),
             unavailable: Vec::new(),
         };
-        for (entry, outcome) in self
-            .entries
+        for (entry, outcome) in visible
             .iter()
             .zip(futures_util::future::join_all(listings).await)
         {
@@ -265,13 +275,18 @@ impl RuntimeRegistry {
     /// `GET /api/runtimes/{id}/workers`.
     pub async fn list_workers(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         query: &WorkerQuery,
     ) -> Result<WorkerList, RegistryError> {
         let mut list = self
-            .call(runtime_id, None, Action::ListWorkers, |s| async move {
-                s.list_workers(query).await
-            })
+            .call(
+                caller,
+                runtime_id,
+                None,
+                Action::ListWorkers,
+                |s| async move { s.list_workers(query).await },
+            )
             .await?;
         list.workers = list
             .workers
@@ -284,6 +299,7 @@ impl RuntimeRegistry {
     /// `POST /api/runtimes/{id}/workers`.
     pub async fn create_worker(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         request: &CreateWorkerRequest,
     ) -> Result<WorkerDetail, RegistryError> {
@@ -291,7 +307,7 @@ impl RuntimeRegistry {
             profile: &request.profile,
         };
         let detail = self
-            .call(runtime_id, None, action, |s| async move {
+            .call(caller, runtime_id, None, action, |s| async move {
                 s.create_worker(request).await
             })
             .await?;
@@ -301,11 +317,13 @@ impl RuntimeRegistry {
     /// `GET /api/runtimes/{id}/workers/{worker_id}`.
     pub async fn get_worker(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         worker: &WorkerId,
     ) -> Result<WorkerDetail, RegistryError> {
         let detail = self
             .call(
+                caller,
                 runtime_id,
                 Some(worker),
                 Action::ViewWorker,
@@ -318,61 +336,83 @@ impl RuntimeRegistry {
     /// `POST .../input`.
     pub async fn input(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         worker: &WorkerId,
         text: String,
     ) -> Result<InputAccepted, RegistryError> {
-        self.call(runtime_id, Some(worker), Action::Input, |s| async move {
-            s.input(worker, text).await
-        })
+        self.call(
+            caller,
+            runtime_id,
+            Some(worker),
+            Action::Input,
+            |s| async move { s.input(worker, text).await },
+        )
         .await
     }
 
     /// `POST .../cancel`.
     pub async fn cancel(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         worker: &WorkerId,
     ) -> Result<WorkerStatusResponse, RegistryError> {
-        self.call(runtime_id, Some(worker), Action::Cancel, |s| async move {
-            s.cancel(worker).await
-        })
+        self.call(
+            caller,
+            runtime_id,
+            Some(worker),
+            Action::Cancel,
+            |s| async move { s.cancel(worker).await },
+        )
         .await
     }
 
     /// `POST .../stop`.
     pub async fn stop(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         worker: &WorkerId,
     ) -> Result<WorkerStatusResponse, RegistryError> {
-        self.call(runtime_id, Some(worker), Action::Stop, |s| async move {
-            s.stop(worker).await
-        })
+        self.call(
+            caller,
+            runtime_id,
+            Some(worker),
+            Action::Stop,
+            |s| async move { s.stop(worker).await },
+        )
         .await
     }
 
     /// `DELETE .../workers/{worker_id}`.
     pub async fn delete(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         worker: &WorkerId,
     ) -> Result<(), RegistryError> {
-        self.call(runtime_id, Some(worker), Action::Delete, |s| async move {
-            s.delete(worker).await
-        })
+        self.call(
+            caller,
+            runtime_id,
+            Some(worker),
+            Action::Delete,
+            |s| async move { s.delete(worker).await },
+        )
         .await
     }
 
     /// `GET .../transcript`.
     pub async fn transcript(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         worker: &WorkerId,
         after: u64,
         limit: Option<u32>,
     ) -> Result<TranscriptPage, RegistryError> {
         self.call(
+            caller,
             runtime_id,
             Some(worker),
             Action::ReadTranscript,
@@ -381,19 +421,28 @@ impl RuntimeRegistry {
         .await
     }
 
-    /// Checks the policy for an action.
+    /// Checks the policy for `caller` doing `action`.
     pub fn authorize(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         worker_id: Option<&WorkerId>,
         action: Action<'_>,
     ) -> Result<(), RegistryError> {
         self.policy
             .authorize(&PolicyRequest {
+                caller,
                 runtime_id,
                 worker_id,
                 action,
             })
+            .map_err(|denied| RegistryError::Forbidden(denied.0))
+    }
+
+    /// Checks the policy for `caller` using an admin route (metrics, reload).
+    pub fn authorize_admin(&self, caller: &Caller) -> Result<(), RegistryError> {
+        self.policy
+            .authorize_admin(caller)
             .map_err(|denied| RegistryError::Forbidden(denied.0))
     }
 
@@ -403,10 +452,12 @@ impl RuntimeRegistry {
             .ok_or_else(|| RegistryError::RuntimeNotFound(runtime_id.clone()))
     }
 
-    /// Looks the runtime up, asks the policy, runs the call bounded in time, records
-    /// the outcome in the runtime's view and maps the error.
+    /// Asks the policy, looks the runtime up, runs the call bounded in time, records
+    /// the outcome in the runtime's view and maps the error. The policy comes first,
+    /// so a runtime outside a caller's grants is refused whether or not it exists.
     async fn call<'a, T, F, Fut>(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         worker_id: Option<&WorkerId>,
         action: Action<'_>,
@@ -416,8 +467,8 @@ impl RuntimeRegistry {
         F: FnOnce(Arc<dyn RuntimeSource>) -> Fut,
         Fut: Future<Output = Result<T, SourceError>> + 'a,
     {
+        self.authorize(caller, runtime_id, worker_id, action)?;
         let entry = self.entry(runtime_id)?;
-        self.authorize(runtime_id, worker_id, action)?;
         let outcome = entry.bounded(call(entry.runtime.source.clone())).await;
         entry.record(&outcome);
         outcome.map_err(|error| RegistryError::Source {

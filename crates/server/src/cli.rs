@@ -1,5 +1,5 @@
-//! The `switchyard` command line: `serve` (the backend) and `runtime` (a standalone
-//! worker runtime).
+//! The `switchyard` command line: `serve` (the backend), `runtime` (a standalone
+//! worker runtime) and `token` (a new client token and its configuration lines).
 
 use std::process::ExitCode;
 
@@ -27,6 +27,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a standalone worker runtime that a backend reaches over the Runtime API.
     Runtime(RuntimeArgs),
+    /// Print a new client token and the backend's [[auth.token]] lines for it.
+    Token(crate::commands::token::TokenArgs),
 }
 
 /// Parses the command line, runs the subcommand on a multi-threaded tokio runtime and
@@ -34,6 +36,9 @@ pub enum Command {
 /// error, 1 for any other start-up failure).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Token(args) = cli.command {
+        return ExitCode::from(crate::commands::token::run(args));
+    }
     init_tracing();
     let tokio = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -49,6 +54,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Runtime(args) => crate::commands::runtime::run(args).await,
             Command::Serve(args) => crate::commands::serve::run(args).await,
+            Command::Token(_) => unreachable!("handled before the async runtime starts"),
         }
     });
     // Worker drivers may still hold blocking reads; do not wait for them forever.

@@ -188,6 +188,31 @@ pub enum ConfigError {
         /// The key that used it first.
         first: String,
     },
+    /// The session key file could not be read.
+    #[error("{origin}: cannot read the session key file {} named by `{key}`: {source}; check the path and its permissions", path.display())]
+    SessionKeyUnreadable {
+        /// Where the file was named.
+        origin: Origin,
+        /// The key that named it.
+        key: String,
+        /// The file (resolved).
+        path: PathBuf,
+        /// Why reading failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The backend would serve beyond loopback without authentication.
+    #[error(
+        "{origin}: `{key}`: refusing to serve {listen}, which is not a loopback address, without authentication; add [auth] with [[auth.token]] entries (`switchyard token` prints one), or set [auth] open = true to serve everyone as admin"
+    )]
+    OpenListen {
+        /// Where the address came from.
+        origin: Origin,
+        /// The key or flag that set it.
+        key: String,
+        /// The address.
+        listen: SocketAddr,
+    },
     /// A runtime would listen beyond loopback without a token.
     #[error(
         "{origin}: `{key}`: refusing to listen on {listen} without a token; set --token-file, token_file/token_env, or SWITCHYARD_RUNTIME_TOKEN"
@@ -223,6 +248,8 @@ impl ConfigError {
             | Self::TokenEmpty { origin, .. }
             | Self::TokenMalformed { origin, .. }
             | Self::DuplicateRuntimeId { origin, .. }
+            | Self::SessionKeyUnreadable { origin, .. }
+            | Self::OpenListen { origin, .. }
             | Self::InsecureListen { origin, .. } => Some(origin),
         }
     }
@@ -249,6 +276,8 @@ impl ConfigError {
             | Self::TokenEmpty { key, .. }
             | Self::TokenMalformed { key, .. }
             | Self::DuplicateRuntimeId { key, .. }
+            | Self::SessionKeyUnreadable { key, .. }
+            | Self::OpenListen { key, .. }
             | Self::InsecureListen { key, .. } => Some(key),
         }
     }

@@ -13,6 +13,7 @@
 //! output.
 
 mod args;
+mod auth;
 mod backend;
 mod error;
 mod file;
@@ -27,6 +28,7 @@ mod values;
 mod tests;
 
 pub use args::{RuntimeArgs, ServeArgs};
+pub use auth::{AuthSettings, MAX_SESSION_TTL, TokenAuthSettings};
 pub use backend::{
     BackendSettings, DEFAULT_BACKEND_LISTEN, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_EMBEDDED_DISPLAY_NAME, DEFAULT_EVENT_BACKLOG, DEFAULT_HEALTH_INTERVAL,
