@@ -35,7 +35,8 @@ impl TestResponse {
     }
 }
 
-/// Sends one request on a fresh connection and reads the whole answer.
+/// Sends one request on a fresh connection and reads the whole answer. `Host` is the
+/// address unless `headers` name one.
 pub async fn request(
     addr: SocketAddr,
     method: Method,
@@ -48,10 +49,10 @@ pub async fn request(
         .await
         .expect("handshake");
     tokio::spawn(connection);
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
+    let mut builder = http::Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        builder = builder.header("host", addr.to_string());
+    }
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }

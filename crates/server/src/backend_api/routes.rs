@@ -197,6 +197,15 @@ impl BackendApi {
             browser::check_cross_origin(&method, request.headers(), origin)?;
             let public = matches!(&found, Ok((route, _)) if route.is_public(&method));
             let caller = if public {
+                // Signing out needs no credentials, but names them in its audit line
+                // when they are good.
+                if let (Some(audit), Ok(caller)) = (
+                    audit.as_mut().filter(|_| method == Method::DELETE),
+                    self.auth
+                        .authenticate(request.headers(), origin.admits_cookie(false)),
+                ) {
+                    audit.identify(&caller);
+                }
                 None
             } else {
                 let caller = self

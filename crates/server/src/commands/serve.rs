@@ -41,9 +41,10 @@ pub async fn run(args: ServeArgs) -> u8 {
             return 1;
         }
     };
+    let signals = super::signals::install();
     println!("listening on http://{}", running.server.local_addr());
     let _ = std::io::stdout().flush();
-    super::signals::terminated().await;
+    signals.terminated().await;
     running.shutdown().await;
     0
 }
