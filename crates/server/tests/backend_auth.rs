@@ -526,10 +526,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_contract_says() {
                     Some(runtime.unwrap_or("-")),
                     "{what}"
                 );
-                let outcome = match r.json["error"]["code"].as_str() {
-                    Some(code) => code,
-                    None => "ok",
-                };
+                let outcome = r.json["error"]["code"].as_str().unwrap_or("ok");
                 assert_eq!(line.field("outcome"), Some(outcome), "{what}");
                 let expected_worker = match (&worker, action) {
                     (Some(w), _) => w.clone(),
@@ -778,8 +775,9 @@ async fn websocket_upgrades_take_a_cookie_or_a_bearer_token_and_check_the_origin
     let cookie = session_cookie(&login);
     let own = format!("http://{addr}");
     let bearer_viewer = bearer(VIEWER);
-    // (headers, expected status, expected code)
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    /// (headers, expected status, expected code)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (vec![("cookie", cookie.as_str())], 101, ""),
         (
             vec![("cookie", cookie.as_str()), ("origin", own.as_str())],

@@ -15,20 +15,21 @@ fn hash_of(token: &str) -> String {
     TokenHash::of(token).to_hex()
 }
 
-fn load(
-    text: &str,
-) -> Result<crate::config::BackendSettings, (Dir, std::path::PathBuf, ConfigError)> {
+/// A failed load: the directory (kept alive), the file and the error.
+type Failure = Box<(Dir, std::path::PathBuf, ConfigError)>;
+
+fn load(text: &str) -> Result<crate::config::BackendSettings, Failure> {
     let dir = Dir::new();
     dir.write("secrets/session.key", &"k".repeat(40));
     dir.write("secrets/short.key", "short");
     let path = dir.write("backend.toml", text);
-    load_backend_settings(&serve_args(&path), &no_env).map_err(|e| (dir, path, e))
+    load_backend_settings(&serve_args(&path), &no_env).map_err(|e| Box::new((dir, path, e)))
 }
 
 fn load_err(text: &str) -> (Dir, std::path::PathBuf, ConfigError) {
     match load(text) {
         Ok(settings) => panic!("accepted: {settings:?}"),
-        Err(err) => err,
+        Err(err) => *err,
     }
 }
 
@@ -58,8 +59,9 @@ fn tokens_roles_grants_and_sessions_are_read() {
     assert!(settings.auth.is_on());
     assert_eq!(auth.session_ttl, Duration::from_secs(600));
     assert!(auth.session_key.is_some());
-    // (name, token, role, runtimes granted, worker scope)
-    let expected: [(&str, &str, Role, Option<Vec<&str>>, WorkerScope); 3] = [
+    /// (name, token, role, runtimes granted, worker scope)
+    type Expected<'a> = (&'a str, &'a str, Role, Option<Vec<&'a str>>, WorkerScope);
+    let expected: [Expected<'_>; 3] = [
         (
             "alice",
             "a",
@@ -136,7 +138,8 @@ fn a_non_loopback_listen_needs_auth() {
         let text = format!("listen = \"{listen}\"\n{auth}");
         match load(&text) {
             Ok(_) => assert!(accepted, "{listen} {auth:?} was accepted"),
-            Err((_d, path, err)) => {
+            Err(failure) => {
+                let (_d, path, err) = *failure;
                 assert!(!accepted, "{listen} {auth:?}: {err}");
                 assert!(matches!(err, ConfigError::OpenListen { .. }), "{err}");
                 assert_names(&err, &path, "listen");
@@ -230,7 +233,7 @@ fn every_auth_mistake_names_its_key() {
             "auth.token[0].role",
         ),
         (
-            format!("[auth]\n[[auth.token]]\nname = \"a\"\nrole = \"viewer\"\n"),
+            "[auth]\n[[auth.token]]\nname = \"a\"\nrole = \"viewer\"\n".to_owned(),
             "auth.token[0].token_sha256",
         ),
         (
