@@ -26,15 +26,19 @@ pub enum Target {
     Backend,
     /// Through the backend's `/api` to its embedded runtime.
     Embedded,
+    /// The same through a second backend with client authentication on (`[auth]`, a
+    /// bearer token on every request).
+    EmbeddedAuth,
 }
 
 impl Target {
     /// Every target, in table order.
-    pub const ALL: [Target; 4] = [
+    pub const ALL: [Target; 5] = [
         Target::Direct,
         Target::Nginx,
         Target::Backend,
         Target::Embedded,
+        Target::EmbeddedAuth,
     ];
 
     /// The name used in tables and plots.
@@ -44,6 +48,7 @@ impl Target {
             Target::Nginx => "nginx",
             Target::Backend => "backend→remote",
             Target::Embedded => "backend→embedded",
+            Target::EmbeddedAuth => "backend→embedded, auth",
         }
     }
 
@@ -54,6 +59,7 @@ impl Target {
             Target::Nginx => "#55a868",
             Target::Backend => "#c44e52",
             Target::Embedded => "#8172b2",
+            Target::EmbeddedAuth => "#dd8452",
         }
     }
 }
@@ -90,6 +96,12 @@ impl Endpoint {
             prefix: format!("/api/runtimes/{runtime_id}"),
             token: None,
         }
+    }
+
+    /// The same, sending a client token (a backend with auth on).
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
     }
 
     /// `http://ADDR{prefix}{path}`.

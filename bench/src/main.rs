@@ -6,7 +6,8 @@
 //! runtime's bearer token — and measures, side by side and repeated:
 //!
 //! 1. REST (wrk): worker detail, list and input at 1, 16 and 64 keep-alive
-//!    connections, direct / nginx / backend→remote / backend→embedded;
+//!    connections, direct / nginx / backend→remote / backend→embedded, and
+//!    backend→embedded with client authentication on (a bearer token per request);
 //! 2. the event stream of one fast worker to one viewer: events per second and
 //!    input-to-output latency;
 //! 3. fan-out of one worker to 1, 100 and 1,000 viewers through the backend and
@@ -166,6 +167,7 @@ async fn run(args: Args) -> Result<usize> {
         let options = RuntimeOptions::of(&plan);
         let runtime = stack.runtime("remote", options)?;
         let backend = stack.backend(Some(("remote", runtime.addr)), Some(options))?;
+        let (auth_backend, client_token) = stack.backend_with_auth(options)?;
         let nginx = stack.nginx(runtime.addr)?;
         let targets = Targets {
             endpoints: vec![
@@ -173,9 +175,12 @@ async fn run(args: Args) -> Result<usize> {
                 Endpoint::runtime(Target::Nginx, nginx.addr, None),
                 Endpoint::backend(Target::Backend, backend.addr, "remote"),
                 Endpoint::backend(Target::Embedded, backend.addr, "local"),
+                Endpoint::backend(Target::EmbeddedAuth, auth_backend.addr, "local")
+                    .with_token(&client_token),
             ],
             runtime_pid: runtime.pid(),
             backend_pid: backend.pid(),
+            auth_backend_pid: auth_backend.pid(),
             nginx_pid: nginx.pid(),
         };
         if ran(Scenario::Rest) {
@@ -185,13 +190,15 @@ async fn run(args: Args) -> Result<usize> {
         }
         if ran(Scenario::Events) {
             let phase = Phase::start(&monitor);
+            // Auth changes nothing on an open event stream: scenario 2 leaves it out.
+            let targets = targets.without(Target::EmbeddedAuth);
             events = events::run(&plan, &http, &targets, &mut anomalies).await?;
             phases.push(phase.end(Scenario::Events));
         }
         if plan.profile && profile::perf_available() {
             profiles = run_profiles(&http, &targets, stack.dir(), &mut anomalies).await?;
         }
-        let mut services = [runtime, backend, nginx];
+        let mut services = [runtime, backend, auth_backend, nginx];
         for service in &mut services {
             service.check_alive()?;
         }

@@ -1,5 +1,5 @@
 //! Scenario 1, REST: worker detail, list and input at several connection counts, for
-//! every [`Target`], with wrk. Targets are measured side by side (each round runs
+//! every [`Target`] (auth off and on side by side), with wrk. Targets are measured side by side (each round runs
 //! every route × connections × target once) and rounds are repeated.
 
 use std::fs;
@@ -124,7 +124,7 @@ impl RestResults {
     }
 }
 
-/// The endpoints of the four targets and the processes behind them.
+/// The endpoints of the targets and the processes behind them.
 #[derive(Debug, Clone)]
 pub struct Targets {
     /// One endpoint per target, in [`Target::ALL`] order.
@@ -133,11 +133,20 @@ pub struct Targets {
     pub runtime_pid: u32,
     /// The backend's process id.
     pub backend_pid: u32,
+    /// The process id of the backend with auth on.
+    pub auth_backend_pid: u32,
     /// nginx's master process id (its workers are its children).
     pub nginx_pid: u32,
 }
 
 impl Targets {
+    /// The same targets without `target` (scenarios that do not measure it).
+    pub fn without(&self, target: Target) -> Self {
+        let mut targets = self.clone();
+        targets.endpoints.retain(|e| e.target != target);
+        targets
+    }
+
     /// The endpoint of `target`.
     pub fn get(&self, target: Target) -> &Endpoint {
         self.endpoints
@@ -153,6 +162,7 @@ impl Targets {
             Target::Direct => 0.0,
             Target::Nginx => cpu_seconds_with_children(self.nginx_pid)?,
             Target::Backend | Target::Embedded => cpu_seconds(self.backend_pid)?,
+            Target::EmbeddedAuth => cpu_seconds(self.auth_backend_pid)?,
         };
         Ok((runtime, proxy))
     }
@@ -167,17 +177,21 @@ pub async fn run(
     anomalies: &mut Vec<String>,
 ) -> Result<RestResults> {
     // The same eight workers on the remote runtime (seen directly, through nginx and
-    // through the backend) and on the embedded runtime.
+    // through the backend) and on each backend's embedded runtime.
     let remote = targets.get(Target::Direct);
     let embedded = targets.get(Target::Embedded);
+    let embedded_auth = targets.get(Target::EmbeddedAuth);
     let mut remote_workers = Vec::new();
     let mut embedded_workers = Vec::new();
+    let mut auth_workers = Vec::new();
     for _ in 0..LISTED_WORKERS {
         remote_workers.push(http.create_worker(remote, "echo").await?);
         embedded_workers.push(http.create_worker(embedded, "echo").await?);
+        auth_workers.push(http.create_worker(embedded_auth, "echo").await?);
     }
     let detail_worker = |target: Target| match target {
         Target::Embedded => embedded_workers[0].clone(),
+        Target::EmbeddedAuth => auth_workers[0].clone(),
         _ => remote_workers[0].clone(),
     };
     for ep in &targets.endpoints {
@@ -224,7 +238,7 @@ pub async fn run(
                     let runtime_cpu = per_request(before.0, after.0);
                     let proxy_cpu = per_request(before.1, after.1);
                     eprintln!(
-                        "bench: rest round {} {:<13} c={:<3} {:<17} {:>9.0} req/s  p50 {:.3} ms  \
+                        "bench: rest round {} {:<13} c={:<3} {:<22} {:>9.0} req/s  p50 {:.3} ms  \
                          p99 {:.3} ms  cpu/req runtime {runtime_cpu:.1} µs proxy {proxy_cpu:.1} µs  \
                          others {foreign:.2} CPUs{}",
                         round + 1,
