@@ -95,6 +95,8 @@ async fn switchyard_token_output_configures_a_backend_and_secrets_stay_out_of_it
         "viewer",
         "--runtime",
         "local",
+        "--workers",
+        "all",
         "--token-file",
         &vic_file,
     ])

@@ -13,6 +13,7 @@ pub mod caller;
 pub mod embedded;
 pub mod error;
 pub mod hub;
+pub mod owners;
 pub mod policy;
 pub mod registry;
 pub mod remote;
@@ -24,7 +25,10 @@ pub use embedded::EmbeddedSource;
 pub use error::{RegistryError, SourceError};
 pub use hub::{BackendCursor, HubSettings, ObservationHub, Viewer};
 pub use policy::{Action, AllowAll, Policy, PolicyDenied, PolicyRequest, RolePolicy};
-pub use registry::{DuplicateRuntimeId, RegisteredRuntime, RuntimeRegistry};
+pub use registry::{
+    DuplicateRuntimeId, LIST_ALL_MAX_PER_RUNTIME, LIST_SCAN_BUDGET, RegisteredRuntime,
+    RuntimeRegistry,
+};
 pub use remote::{RemoteSource, Scrubber};
 pub use source::{ResumePoint, RuntimeSource, SourceEnd, SourceEvents, SourceItem};
 pub use view::RuntimeView;

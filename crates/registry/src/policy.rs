@@ -4,7 +4,7 @@
 
 use switchyard_protocol::{RuntimeId, WorkerEvent, WorkerId};
 
-use crate::caller::{Caller, Role};
+use crate::caller::{Caller, Role, WorkerScope};
 
 /// What a caller wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +110,34 @@ pub trait Policy: Send + Sync + 'static {
         }
     }
 
+    /// True when which workers `caller` reaches depends on their owners
+    /// ([`Policy::reaches_worker`]); the registry then learns a worker's owner before
+    /// letting the caller at it, and filters lists. The default is false.
+    fn scopes_workers(&self, _caller: &Caller) -> bool {
+        false
+    }
+
+    /// Whether `caller` reaches a worker of `runtime_id` owned by `owner` (`None`: one
+    /// created without auth or directly on the runtime). A worker it does not reach
+    /// is absent from its lists and `404 worker_not_found` everywhere else. Asked for
+    /// every worker listed or viewed; for commands and reads of other workers only
+    /// when [`Policy::scopes_workers`] says so. The default reaches every worker.
+    fn reaches_worker(
+        &self,
+        _caller: &Caller,
+        _runtime_id: &RuntimeId,
+        _owner: Option<&str>,
+    ) -> bool {
+        true
+    }
+
+    /// True when the registry should learn the owner of every worker a command
+    /// addresses, for audit lines, even for callers who reach every worker (at most
+    /// one extra call per worker, remembered). The default is false.
+    fn tracks_owners(&self) -> bool {
+        false
+    }
+
     /// True when [`Policy::filter_event`] may drop or change events. When false, the
     /// hub skips it and encodes each event once for all viewers. The default is true,
     /// so a policy that overrides `filter_event` is never bypassed by mistake.
@@ -148,9 +176,10 @@ impl Policy for AllowAll {
 }
 
 /// The shipped policy when auth is on: a caller may use only the runtimes its token
-/// grants, and its role decides what it may do there (viewer: read and watch;
-/// operator: also every command; admin: also the admin routes). Events pass through
-/// unchanged.
+/// grants, its role decides what it may do there (viewer: read and watch; operator:
+/// also every command; admin: also the admin routes), and its worker scope which
+/// workers it reaches (`own`: those it created; `all`; admins reach all). Events
+/// pass through unchanged.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RolePolicy;
 
@@ -185,6 +214,26 @@ impl Policy for RolePolicy {
         Ok(())
     }
 
+    fn scopes_workers(&self, caller: &Caller) -> bool {
+        caller.workers() == WorkerScope::Own
+    }
+
+    fn reaches_worker(
+        &self,
+        caller: &Caller,
+        _runtime_id: &RuntimeId,
+        owner: Option<&str>,
+    ) -> bool {
+        match caller.workers() {
+            WorkerScope::All => true,
+            WorkerScope::Own => owner.is_some() && owner == caller.owner_name(),
+        }
+    }
+
+    fn tracks_owners(&self) -> bool {
+        true
+    }
+
     fn filters_events(&self) -> bool {
         false
     }
@@ -193,7 +242,7 @@ impl Policy for RolePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caller::{RuntimeGlob, RuntimeGrants, WorkerScope};
+    use crate::caller::{RuntimeGlob, RuntimeGrants};
 
     const ACTIONS: [Action<'static>; 11] = [
         Action::ViewRuntime,
@@ -330,6 +379,42 @@ mod tests {
             );
         }
         assert!(AllowAll.authorize_admin(&Caller::open()).is_ok());
+    }
+
+    #[test]
+    fn worker_scopes_decide_which_workers() {
+        let who = |role, scope| Caller::identified("alice", role, RuntimeGrants::All, scope);
+        let rt = RuntimeId::new("local").unwrap();
+        // (role, scope, owner, reaches)
+        let table: &[(Role, WorkerScope, Option<&str>, bool)] = &[
+            (Role::Viewer, WorkerScope::Own, Some("alice"), true),
+            (Role::Viewer, WorkerScope::Own, Some("bob"), false),
+            (Role::Viewer, WorkerScope::Own, None, false),
+            (Role::Operator, WorkerScope::Own, Some("alice"), true),
+            (Role::Operator, WorkerScope::Own, Some("alicia"), false),
+            (Role::Operator, WorkerScope::Own, None, false),
+            (Role::Viewer, WorkerScope::All, Some("bob"), true),
+            (Role::Operator, WorkerScope::All, None, true),
+            (Role::Admin, WorkerScope::Own, Some("bob"), true),
+            (Role::Admin, WorkerScope::Own, None, true),
+        ];
+        for (role, scope, owner, reaches) in table {
+            let caller = who(*role, *scope);
+            assert_eq!(
+                RolePolicy.reaches_worker(&caller, &rt, *owner),
+                *reaches,
+                "{role} {scope:?} {owner:?}"
+            );
+            assert_eq!(
+                RolePolicy.scopes_workers(&caller),
+                *role != Role::Admin && *scope == WorkerScope::Own
+            );
+        }
+        assert!(RolePolicy.tracks_owners());
+        let open = Caller::open();
+        assert!(!AllowAll.scopes_workers(&open));
+        assert!(AllowAll.reaches_worker(&open, &rt, Some("bob")));
+        assert!(!AllowAll.tracks_owners());
     }
 
     #[test]

@@ -54,6 +54,7 @@ async fn setup(policy: Arc<dyn Policy>) -> (Runtime, ObservationHub, WorkerId) {
         .create(CreateWorkerRequest {
             profile: "echo".into(),
             label: None,
+            owner: None,
         })
         .await
         .unwrap()

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchyard_protocol::{
-    API_VERSION, CreateWorkerRequest, ErrorCode, ErrorDetail, InputAccepted, OutputStream,
-    ProfileInfo, ProfileKind, RuntimeId, RuntimeInfo, RuntimeSourceKind, RuntimeState,
-    RuntimeStatus, Timestamp, TranscriptEntry, TranscriptItem, TranscriptPage, WorkerCounts,
-    WorkerDetail, WorkerEvent, WorkerId, WorkerList, WorkerStatus, WorkerStatusResponse,
+    API_VERSION, CreateWorkerRequest, ErrorCode, ErrorDetail, InputAccepted, NewWorkerRequest,
+    OutputStream, ProfileInfo, ProfileKind, RuntimeId, RuntimeInfo, RuntimeSourceKind,
+    RuntimeState, RuntimeStatus, Timestamp, TranscriptEntry, TranscriptItem, TranscriptPage,
+    WorkerCounts, WorkerDetail, WorkerEvent, WorkerId, WorkerList, WorkerStatus,
+    WorkerStatusResponse,
 };
 use switchyard_registry::{
     Action, AllowAll, Caller, EmbeddedSource, Policy, PolicyDenied, PolicyRequest,
@@ -58,6 +59,7 @@ fn detail(worker: &str, runtime: &str) -> WorkerDetail {
         exit: None,
         input_count: 3,
         output_bytes: 17,
+        owner: None,
     }
 }
 
@@ -430,7 +432,7 @@ async fn unknown_runtime_id_is_runtime_not_found_404_for_every_call() {
             .create_worker(
                 &open(),
                 &nope,
-                &CreateWorkerRequest {
+                &NewWorkerRequest {
                     profile: "echo".into(),
                     label: None,
                 },
@@ -516,7 +518,7 @@ async fn every_call_maps_a_transport_failure_with_the_runtime_id() {
                 .create_worker(
                     &open(),
                     &id,
-                    &CreateWorkerRequest {
+                    &NewWorkerRequest {
                         profile: "echo".into(),
                         label: None,
                     },
@@ -692,7 +694,7 @@ async fn check_routing_to(target: &str) {
         .create_worker(
             &open(),
             &id,
-            &CreateWorkerRequest {
+            &NewWorkerRequest {
                 profile: "shell".into(),
                 label: Some("my shell".into()),
             },
@@ -746,7 +748,7 @@ async fn check_routing_to(target: &str) {
         .create_worker(
             &open(),
             &local,
-            &CreateWorkerRequest {
+            &NewWorkerRequest {
                 profile: "echo".into(),
                 label: None,
             },
@@ -1165,7 +1167,7 @@ async fn list_all_includes_the_embedded_runtime() {
         .create_worker(
             &open(),
             &rid("local"),
-            &CreateWorkerRequest {
+            &NewWorkerRequest {
                 profile: "echo".into(),
                 label: None,
             },

@@ -14,7 +14,7 @@ use std::time::Duration;
 use backend_common::*;
 use http::Method;
 use serde_json::{Value, json};
-use switchyard_protocol::{CreateWorkerRequest, WorkerId};
+use switchyard_protocol::{NewWorkerRequest, WorkerId};
 use switchyard_registry::Caller;
 use switchyard_server::commands::runtime::RunningRuntime;
 use switchyard_server::commands::serve::RunningBackend;
@@ -731,7 +731,7 @@ async fn settings_registry_and_errors_never_print_the_token() {
     world.gone.take().unwrap().shutdown().await;
     let registry = world.backend.registry.clone();
     let worker = WorkerId::new("w-none").unwrap();
-    let create = CreateWorkerRequest {
+    let create = NewWorkerRequest {
         profile: "echo".into(),
         label: Some("x".into()),
     };

@@ -3,9 +3,11 @@
 //! refusals by the browser defences, authentication and the policy.
 //!
 //! Fields: `identity` (the caller's name, `-` when unknown), `action`, `runtime_id`,
-//! `worker_id` (`-` when none; for a create, the new worker's), `outcome` (`ok` or the
-//! error code) and `request_id`. Never a token, a cookie or input text: only names,
-//! validated ids and codes go in.
+//! `worker_id` (`-` when none; for a create, the new worker's), `owner` (the worker's
+//! owner beside the actor: a name, `-` for a worker without one or no worker, `?`
+//! when the backend could not learn it, e.g. the runtime did not answer), `outcome`
+//! (`ok` or the error code) and `request_id`. Never a token, a cookie or input text:
+//! only names, validated ids and codes go in.
 
 use switchyard_protocol::{RuntimeId, WorkerId};
 use switchyard_registry::Caller;
@@ -22,6 +24,8 @@ pub(super) struct Audit {
     identity: Option<String>,
     runtime_id: Option<RuntimeId>,
     worker_id: Option<WorkerId>,
+    /// `None` while unknown; `Some(None)` for a worker without an owner.
+    owner: Option<Option<String>>,
 }
 
 impl Audit {
@@ -32,7 +36,18 @@ impl Audit {
             identity: None,
             runtime_id: runtime_id.and_then(|id| RuntimeId::new(id).ok()),
             worker_id: worker_id.and_then(|id| WorkerId::new(id).ok()),
+            owner: None,
         }
+    }
+
+    /// The runtime and worker named, when both are valid ids.
+    pub fn target(&self) -> Option<(&RuntimeId, &WorkerId)> {
+        Some((self.runtime_id.as_ref()?, self.worker_id.as_ref()?))
+    }
+
+    /// The worker's owner, once known (`None`: it has none).
+    pub fn set_owner(&mut self, owner: Option<String>) {
+        self.owner = Some(owner);
     }
 
     /// Who did it, once known.
@@ -51,12 +66,18 @@ impl Audit {
             Ok(_) => "ok",
             Err(error) => error.detail.code.as_str(),
         };
+        let owner = match (&self.owner, &self.worker_id) {
+            (_, None) | (Some(None), _) => "-",
+            (Some(Some(owner)), _) => owner.as_str(),
+            (None, Some(_)) => "?",
+        };
         tracing::info!(
             target: TARGET,
             identity = self.identity.as_deref().unwrap_or("-"),
             action = self.action,
             runtime_id = self.runtime_id.as_ref().map_or("-", RuntimeId::as_str),
             worker_id = self.worker_id.as_ref().map_or("-", WorkerId::as_str),
+            owner,
             outcome,
             request_id,
             "audit"

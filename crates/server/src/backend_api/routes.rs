@@ -20,7 +20,7 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use switchyard_protocol::{
-    CreateWorkerRequest, ErrorCode, Health, InputRequest, RuntimeId, RuntimeList, WorkerId,
+    ErrorCode, Health, InputRequest, NewWorkerRequest, RuntimeId, RuntimeList, WorkerId,
     WorkerStatus,
 };
 use switchyard_registry::{Caller, ObservationHub, RegistryError, RuntimeRegistry};
@@ -225,7 +225,13 @@ impl BackendApi {
                 .await
         }
         .await;
-        if let Some(audit) = audit {
+        if let Some(mut audit) = audit {
+            if let Some(owner) = audit
+                .target()
+                .and_then(|(rt, w)| self.registry.known_owner(rt, w))
+            {
+                audit.set_owner(owner);
+            }
             audit.finish(&result, &ctx.request_id);
         }
         respond(result, ctx)
@@ -293,7 +299,8 @@ impl BackendApi {
             (Route::Workers, Method::POST, Some(rt), _) => {
                 Query::parse(query, &[])?;
                 let (parts, body) = request.into_parts();
-                let create: CreateWorkerRequest = read_json(&parts.headers, body, limit).await?;
+                // No `owner` key: a body that names one is `400 invalid_request`.
+                let create: NewWorkerRequest = read_json(&parts.headers, body, limit).await?;
                 let detail = registry.create_worker(caller, &rt, &create).await?;
                 if let Some(audit) = audit.as_mut() {
                     audit.set_worker(&detail.worker_id);
