@@ -205,10 +205,27 @@ static OPEN: LazyLock<Caller> = LazyLock::new(|| {
     }))
 });
 
+static NOBODY: LazyLock<Caller> = LazyLock::new(|| {
+    Caller(Arc::new(CallerInner {
+        name: "-".to_owned(),
+        role: Role::Viewer,
+        runtimes: RuntimeGrants::Only(Vec::new()),
+        workers: WorkerScope::Own,
+        authenticated: false,
+    }))
+});
+
 impl Caller {
     /// The caller of every request when auth is off: anonymous, admin, everything.
     pub fn open() -> Self {
         OPEN.clone()
+    }
+
+    /// Nobody: the caller of a public route (no credentials needed) when auth is on.
+    /// A viewer of no runtime who owns nothing, so that a route wrongly marked public
+    /// reaches nothing through the [`crate::RolePolicy`].
+    pub fn nobody() -> Self {
+        NOBODY.clone()
     }
 
     /// An authenticated identity.
@@ -313,6 +330,15 @@ mod tests {
         assert!(!open.is_authenticated());
         assert_eq!(open.workers(), WorkerScope::All);
         assert!(open.may_use(&RuntimeId::new("x").unwrap()));
+    }
+
+    #[test]
+    fn nobody_may_use_no_runtime() {
+        let nobody = Caller::nobody();
+        assert!(!nobody.may_use(&RuntimeId::new("local").unwrap()));
+        assert_eq!(nobody.role(), Role::Viewer);
+        assert_eq!(nobody.owner_name(), None);
+        assert!(!nobody.is_authenticated());
     }
 
     #[test]

@@ -220,7 +220,15 @@ impl BackendApi {
             let (route, params) = found.clone()?;
             let runtime = params.get("runtime_id").map(RuntimeId::new).transpose()?;
             let worker = params.get("worker_id").map(WorkerId::new).transpose()?;
-            let caller = caller.unwrap_or_else(Caller::open);
+            // Public routes run as nobody when auth is on (they need no caller; if
+            // one were wrongly public it would reach nothing), as everyone when off.
+            let caller = caller.unwrap_or_else(|| {
+                if self.auth.is_on() {
+                    Caller::nobody()
+                } else {
+                    Caller::open()
+                }
+            });
             self.dispatch(route, (runtime, worker), request, ctx, &caller, &mut audit)
                 .await
         }
