@@ -19,6 +19,7 @@
 //! from rotting in CI without judging speed, and fails if anything fails.
 
 mod api;
+mod auth;
 mod events;
 mod fanout;
 mod machine;
@@ -159,6 +160,7 @@ async fn run(args: Args) -> Result<usize> {
     let ran = |s: Scenario| args.only.is_empty() || args.only.contains(&s);
     let mut phases = Vec::new();
     let mut rest = rest::RestResults::default();
+    let mut auth_checks = Vec::new();
     let mut events = events::EventResults::default();
     let mut profiles = Vec::new();
     if ran(Scenario::Rest) || ran(Scenario::Events) {
@@ -186,6 +188,7 @@ async fn run(args: Args) -> Result<usize> {
         if ran(Scenario::Rest) {
             let phase = Phase::start(&monitor);
             rest = rest::run(&plan, &http, &targets, stack.dir(), &mut anomalies).await?;
+            auth_checks = auth::run(&plan)?;
             phases.push(phase.end(Scenario::Rest));
         }
         if ran(Scenario::Events) {
@@ -220,6 +223,7 @@ async fn run(args: Args) -> Result<usize> {
         plan: &plan,
         machine: &machine,
         rest: &rest,
+        auth_checks: &auth_checks,
         events: &events,
         fanout: &fanout,
         scale: &scale,

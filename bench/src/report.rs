@@ -25,6 +25,8 @@ pub struct Report<'a> {
     pub machine: &'a Machine,
     /// Scenario 1.
     pub rest: &'a RestResults,
+    /// Scenario 1's in-process authentication checks.
+    pub auth_checks: &'a [crate::auth::AuthCheck],
     /// Scenario 2.
     pub events: &'a EventResults,
     /// Scenario 3.
@@ -669,6 +671,26 @@ impl Report<'_> {
             differences.len(),
             show_ratio(Summary::of(&ratios).median),
         );
+        if !self.auth_checks.is_empty() {
+            let _ = writeln!(
+                md,
+                "The check alone, in process (`Authenticator::authenticate`, one thread, \
+                 averaged over many calls): a bearer token is hashed once and compared with \
+                 every configured hash, so a refusal costs what an acceptance does; a cookie \
+                 costs an HMAC and a lookup.\n\n\
+                 | check | configured tokens | µs per request |\n|---|---:|---:|"
+            );
+            for check in self.auth_checks {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.2} |",
+                    check.what,
+                    check.tokens,
+                    check.per_check.as_secs_f64() * 1e6
+                );
+            }
+            let _ = writeln!(md);
+        }
     }
 
     fn events_section(&self, md: &mut String) {

@@ -321,9 +321,9 @@ impl RuntimeRegistry {
                 .bounded(entry.runtime.source.list_workers(query))
                 .await
                 .inspect(|list| {
-                    list.workers
-                        .iter()
-                        .for_each(|w| drop(entry.owners.remember(w)))
+                    for worker in &list.workers {
+                        entry.owners.remember(worker);
+                    }
                 })
         };
         entry.record(&outcome);
