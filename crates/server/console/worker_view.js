@@ -38,7 +38,8 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
   const meta = h('dl', { class: 'worker-meta' });
   const statusSlot = h('span', { class: 'status-slot' });
   const connection = h('span', { class: 'connection', role: 'status', dataset: { state: 'idle' } });
-  const resetInfo = h('span', { class: 'reset-info muted', role: 'status' });
+  const connectionHint = h('span', { class: 'connection-hint' });
+  const resetInfo = h('span', { class: 'reset-info', role: 'status' });
 
   const cancelButton = h('button', {
     type: 'button',
@@ -86,7 +87,7 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
         'header',
         { class: 'worker-head' },
         h('div', { class: 'worker-head-main' }, h('div', { class: 'title-row' }, title, statusSlot), meta),
-        h('div', { class: 'worker-head-side' }, h('div', { class: 'connection-row' }, connection, resetInfo), actions),
+        h('div', { class: 'worker-head-side' }, h('div', { class: 'connection-row' }, connection, connectionHint, resetInfo), actions),
       ),
       body,
       inputForm?.element,
@@ -267,12 +268,8 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
       hint = info.error.message;
       showError(info.error, 'watching the worker');
     }
-    connection.replaceChildren(
-      h('span', { class: 'dot', 'aria-hidden': 'true' }),
-      h('span', { class: 'connection-text', text }),
-      hint ? h('span', { class: 'connection-hint', text: hint }) : null,
-    );
-    connection.title = hint;
+    fill(connection, h('span', { class: 'dot', 'aria-hidden': 'true' }), h('span', { class: 'connection-text', text }));
+    connectionHint.textContent = hint;
     if (state === 'restored') {
       restoredTimer = setTimeout(() => {
         if (stream?.state === 'restored') showConnection('connected', {});

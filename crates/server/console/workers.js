@@ -262,7 +262,7 @@ export function mountWorkersView(main, { query, navigate }) {
       const runtime = store.runtimes.find((r) => r.runtime_id === runtimeSelect.value);
       const chosen = profileSelect.value;
       const profiles = runtime?.profiles ?? [];
-      profileSelect.replaceChildren(...profiles.map((p) => h('option', { value: p.name, text: `${p.name} (${p.kind})` })));
+      profileSelect.replaceChildren(...profiles.map((p) => h('option', { value: p.name, text: p.name === p.kind ? p.name : `${p.name} (${p.kind})` })));
       if (profiles.some((p) => p.name === chosen)) profileSelect.value = chosen;
       profileSelect.disabled = profiles.length === 0;
       submit.disabled = profiles.length === 0;
