@@ -13,7 +13,7 @@ export default defineConfig({
   timeout: 60_000,
   expect: { timeout: 10_000 },
   retries: 0,
-  reporter: [['list']],
+  reporter: [['list'], ['./support/summary-reporter.js']],
   outputDir: './test-results',
   use: {
     browserName: 'chromium',

@@ -45,6 +45,7 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
     type: 'button',
     class: 'button',
     text: 'Cancel',
+    dataset: { command: 'cancel' },
     title: 'Interrupt in-flight work (Ctrl-C); the worker keeps running',
     on: { click: () => command('cancel', () => api.cancel(runtimeId, workerId)) },
   });
@@ -52,6 +53,7 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
     type: 'button',
     class: 'button',
     text: 'Stop',
+    dataset: { command: 'stop' },
     title: 'End the worker',
     on: { click: () => command('stop', () => api.stop(runtimeId, workerId)) },
   });
@@ -59,6 +61,7 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
     type: 'button',
     class: 'button danger',
     text: 'Delete',
+    dataset: { command: 'delete' },
     title: 'Remove the ended worker and its transcript',
     on: { click: onDelete },
   });

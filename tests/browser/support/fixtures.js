@@ -54,7 +54,8 @@ export async function stackOrSkip(testInfo, options, reason) {
     return await startStack(options);
   } catch (error) {
     if (error instanceof StartError && error.exitCode === 2) {
-      testInfo.skip(true, `${reason} (the binary refuses the configuration: ${error.stderr.trim().split('\n').pop()})`);
+      const why = /unknown (key|variant) `[^`]+`/.exec(error.stderr)?.[0] ?? error.stderr.trim().split('\n').pop();
+      testInfo.skip(true, `${reason}: the binary refuses the configuration (${why})`);
     }
     throw error;
   }
