@@ -8,7 +8,10 @@
 //! - `cargo xtask demo`: a backend with an embedded and a remote runtime to try by hand.
 //! - `cargo xtask vendor-console [--check]`: fetches, verifies and writes the pinned
 //!   xterm.js files the console serves (`crates/server/console/vendor/`).
+//! - `cargo xtask browser-test [playwright args]`: the console in Debian's Chromium,
+//!   driven by Playwright, against the real binary (`tests/browser/`).
 
+mod browser;
 mod demo;
 mod vendor;
 
@@ -22,9 +25,10 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo::demo(),
         Some("vendor-console") => vendor::vendor_console(&args[1..]),
+        Some("browser-test") => browser::browser_test(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test [filter] | bench [--quick] | demo | vendor-console [--check]>"
+                "usage: cargo xtask <ci | test [filter] | bench [--quick] | demo | vendor-console [--check] | browser-test [args]>"
             );
             return ExitCode::from(2);
         }

@@ -33,7 +33,7 @@ test('the remote runtime restarts while the worker view is open', async ({ page,
   await stack.runtime.stop('SIGTERM');
   await expect(connection).toHaveAttribute('data-state', 'reconnecting');
   await expect(connection).toContainText('runtime lost');
-  await expect(connection).toContainText(/runtime_(unavailable|unreachable)/);
+  await expect(page.locator('.connection-hint')).toContainText(/runtime_(unavailable|unreachable)/);
   await screenshot(page, 'worker-reconnecting');
 
   await stack.startRuntime();

@@ -82,3 +82,30 @@ for (const { width, height } of [{ width: 1280, height: 800 }, { width: 768, hei
     }
   });
 }
+
+test("the console's own pages need no inline style (only xterm.js does)", async ({ page, stack, context }) => {
+  // Serve the page with style-src 'self' alone: any inline style the console itself
+  // used would be a CSP violation, which the page fixture turns into a failure.
+  // A document fulfilled by the test does not count as loaded from 127.0.0.1, so
+  // Chromium's local-network-access check needs the permission to reach the backend.
+  await context.grantPermissions(['local-network-access']);
+  await page.route(stack.url, async (route) => {
+    const response = await route.fetch();
+    const csp = response.headers()['content-security-policy'];
+    expect(csp).toContain("style-src 'self' 'unsafe-inline'");
+    await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': csp.replace(" 'unsafe-inline'", '') } });
+  });
+  const worker = await createWorker(stack, 'local', 'shell', 'strict');
+  await page.goto(`${stack.url}#/runtimes`);
+  await expect(page.locator('.runtime-card')).toHaveCount(2);
+  await page.getByRole('link', { name: 'Workers', exact: true }).click();
+  await expect(page.locator('.workers-table tbody tr')).toHaveCount(1);
+  await page.locator('.worker-link').click();
+  const input = page.getByRole('textbox', { name: 'Input' });
+  await input.fill('echo out; echo err >&2');
+  await input.press('Enter');
+  await expect(page.locator('.entry-output.stream-stderr')).toBeVisible();
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await expect(page.locator('.status-slot')).toHaveText('stopped');
+  await expect(page.locator('.worker-title')).toHaveText(worker.label);
+});
