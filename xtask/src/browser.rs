@@ -1,8 +1,9 @@
-//! `cargo xtask browser-test [playwright args]`: the console's tests in a real
-//! browser. Builds the binary, installs what is missing (Debian's `chromium` through
-//! apt when running as root; the npm packages of `tests/browser` with `npm ci`), then
-//! runs the page's unit tests (`node --test`) and the Playwright tests against the
-//! real `switchyard` binary.
+//! `cargo xtask browser-test [--screenshots] [playwright args]`: the console's tests
+//! in a real browser. Builds the binary, installs what is missing (Debian's `chromium`
+//! through apt when running as root; the npm packages of `tests/browser` with
+//! `npm ci`), then runs the page's unit tests (`node --test`) and the Playwright tests
+//! against the real `switchyard` binary. `--screenshots` writes the README's
+//! screenshots to `docs/screenshots/`.
 
 use std::path::Path;
 use std::process::Command;
@@ -26,8 +27,14 @@ pub fn browser_test(extra: &[String]) -> Result<(), String> {
     let dir = root.join("tests/browser");
     ensure_packages(&dir)?;
     run_in(&dir, "node", &["--test", "unit/"], &[])?;
+    let screenshots = extra.iter().any(|a| a == "--screenshots");
     let mut args = vec!["playwright", "test"];
-    args.extend(extra.iter().map(String::as_str));
+    args.extend(
+        extra
+            .iter()
+            .map(String::as_str)
+            .filter(|a| *a != "--screenshots"),
+    );
     let result = run_in(
         &dir,
         "npx",
@@ -35,6 +42,7 @@ pub fn browser_test(extra: &[String]) -> Result<(), String> {
         &[
             ("SWITCHYARD_BIN", bin.display().to_string()),
             ("SWITCHYARD_CHROMIUM", chromium),
+            ("SWITCHYARD_SCREENSHOTS", if screenshots { "1" } else { "0" }.into()),
         ],
     );
     eprintln!(

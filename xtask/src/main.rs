@@ -8,8 +8,8 @@
 //! - `cargo xtask demo`: a backend with an embedded and a remote runtime to try by hand.
 //! - `cargo xtask vendor-console [--check]`: fetches, verifies and writes the pinned
 //!   xterm.js files the console serves (`crates/server/console/vendor/`).
-//! - `cargo xtask browser-test [playwright args]`: the console in Debian's Chromium,
-//!   driven by Playwright, against the real binary (`tests/browser/`).
+//! - `cargo xtask browser-test [--screenshots] [playwright args]`: the console in
+//!   Debian's Chromium, driven by Playwright, against the real binary (`tests/browser/`).
 
 mod browser;
 mod demo;
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Some("browser-test") => browser::browser_test(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test [filter] | bench [--quick] | demo | vendor-console [--check] | browser-test [args]>"
+                "usage: cargo xtask <ci | test [filter] | bench [--quick] | demo | vendor-console [--check] | browser-test [--screenshots] [args]>"
             );
             return ExitCode::from(2);
         }

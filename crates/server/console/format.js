@@ -43,11 +43,26 @@ export function formatBytes(n) {
   return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
 }
 
+const SIGNALS = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 6: 'SIGABRT', 9: 'SIGKILL', 11: 'SIGSEGV', 13: 'SIGPIPE', 15: 'SIGTERM' };
+
+/** "SIGTERM" for 15, "signal 42" for one without a common name. */
+export function signalName(signal) {
+  return SIGNALS[signal] ?? `signal ${signal}`;
+}
+
 /** How a worker ended, from its `exit` ({code, signal}) or an `exited` event. */
 export function describeExit(exit) {
   if (!exit) return '';
   if (exit.code !== null && exit.code !== undefined) return `exit code ${exit.code}`;
-  if (exit.signal !== null && exit.signal !== undefined) return `signal ${exit.signal}`;
+  if (exit.signal !== null && exit.signal !== undefined) return signalName(exit.signal);
+  return '';
+}
+
+/** The short form for a list: "3" or "SIGTERM". */
+export function shortExit(exit) {
+  if (!exit) return '';
+  if (exit.code !== null && exit.code !== undefined) return String(exit.code);
+  if (exit.signal !== null && exit.signal !== undefined) return signalName(exit.signal);
   return '';
 }
 

@@ -10,6 +10,8 @@ import { describeExit, localTime } from './format.js';
 const PAGE = 200;
 /** Beyond this much text the oldest blocks leave the page (and can be loaded again). */
 const MAX_TEXT = 2_000_000;
+/** Output runs into one block up to this size, then a new block starts. */
+const MAX_BLOCK = 64_000;
 
 export class TranscriptView {
   /** `loadPage(after, limit)` fetches a transcript page (the API's shape). */
@@ -99,8 +101,7 @@ export class TranscriptView {
     if (!block) return;
     const last = this.list.lastElementChild;
     if (item.kind === 'output' && last && canJoin(last, item)) {
-      last.querySelector('pre').textContent += item.text;
-      last.dataset.seqLast = String(item.sequence);
+      join(last, item);
     } else {
       this.list.append(block);
     }
@@ -138,8 +139,7 @@ export class TranscriptView {
       let previous = null;
       for (const item of items) {
         if (item.kind === 'output' && previous && canJoin(previous, item)) {
-          previous.querySelector('pre').textContent += item.text;
-          previous.dataset.seqLast = String(item.sequence);
+          join(previous, item);
         } else {
           previous = renderItem(item);
           if (previous) fragment.append(previous);
@@ -192,7 +192,7 @@ function renderItem(item) {
         'div',
         {
           class: `entry entry-output stream-${item.stream}`,
-          dataset: { seq, seqLast: seq, stream: item.stream },
+          dataset: { seq, seqLast: seq, stream: item.stream, length: String(item.text.length) },
           title: at,
         },
         item.stream === 'stderr' ? h('span', { class: 'visually-hidden', text: 'Error output: ' }) : null,
@@ -210,7 +210,18 @@ function renderItem(item) {
 }
 
 function canJoin(block, item) {
-  return block.classList.contains('entry-output') && block.dataset.stream === item.stream;
+  return (
+    block.classList.contains('entry-output') &&
+    block.dataset.stream === item.stream &&
+    Number(block.dataset.length ?? 0) < MAX_BLOCK
+  );
+}
+
+/** Appends an output item to a block of the same stream (a text node: no re-layout of what is there). */
+function join(block, item) {
+  block.querySelector('pre').append(item.text);
+  block.dataset.seqLast = String(item.sequence);
+  block.dataset.length = String(Number(block.dataset.length ?? 0) + item.text.length);
 }
 
 function statusNote(event) {

@@ -4,7 +4,7 @@
 
 import { api } from './api.js';
 import { badge, fill, h, labelledSelect, preservingFocus } from './dom.js';
-import { WORKER_STATUSES, formatBytes, isEnded, localTime, relativeTime } from './format.js';
+import { WORKER_STATUSES, describeExit, formatBytes, isEnded, localTime, relativeTime, shortExit } from './format.js';
 import { showError, showInfo } from './notices.js';
 import { canOperate, refreshSoon, store, subscribe } from './store.js';
 
@@ -170,7 +170,7 @@ export function mountWorkersView(main, { query, navigate }) {
       ),
       h('td', { 'data-label': 'Runtime' }, worker.runtime_id),
       h('td', { 'data-label': 'Profile', class: 'mono' }, worker.profile),
-      h('td', { 'data-label': 'Status' }, badge(worker.status), worker.exit ? h('span', { class: 'exit muted', text: worker.exit.code ?? `sig ${worker.exit.signal}` }) : null),
+      h('td', { 'data-label': 'Status' }, badge(worker.status), worker.exit ? h('span', { class: 'exit muted', title: describeExit(worker.exit), text: shortExit(worker.exit) }) : null),
       h('td', { 'data-label': 'Created' }, h('time', { datetime: worker.created_at, title: localTime(worker.created_at), text: relativeTime(worker.created_at) })),
       h('td', { 'data-label': 'Activity', class: 'muted' }, `${worker.input_count} in · ${formatBytes(worker.output_bytes)} out`),
       operate

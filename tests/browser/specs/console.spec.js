@@ -60,7 +60,6 @@ test('create an echo worker, send input, see the output; stop and delete it', as
   await expect(page.locator('.entry-input')).toHaveText(/hello from the console/);
   await expect(page.locator('.entry-output.stream-stdout')).toHaveText('hello from the console\n');
   await expect(input).toHaveValue('');
-  await screenshot(page, 'worker');
 
   await page.getByRole('button', { name: 'Stop' }).click();
   await expect(page.locator('.status-slot')).toHaveText('stopped');
@@ -128,6 +127,10 @@ test('stdout, stderr, input and system notes are told apart; cancel interrupts',
   await expect(page.locator('.entry-output.stream-stderr')).toHaveText(/to-stderr\n/);
   await expect(page.locator('.entry-input')).toHaveText(/echo to-stdout/);
   await expect(page.locator('.entry-system').first()).toHaveText('started');
+  await input.fill('printf "%s\\n" alpha beta gamma; ls /no/such/dir');
+  await input.press('Enter');
+  await expect(page.locator('.entry-output.stream-stderr')).toHaveCount(2);
+  await screenshot(page, 'worker');
   await input.fill('exit 3');
   await input.press('Enter');
   await expect(page.locator('.status-slot')).toHaveText('exited');

@@ -9,8 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { StartError, startStack } from './stack.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** Where the README's screenshots go. */
-export const SCREENSHOTS = resolve(here, '../../../docs/screenshots');
+/**
+ * Where screenshots go: the README's (docs/screenshots) when SWITCHYARD_SCREENSHOTS=1
+ * (`cargo xtask browser-test --screenshots`), else test-results/screenshots, so an
+ * ordinary run leaves the repository as it was.
+ */
+export const SCREENSHOTS = process.env.SWITCHYARD_SCREENSHOTS === '1'
+  ? resolve(here, '../../../docs/screenshots')
+  : resolve(here, '../test-results/screenshots');
 
 export const test = base.extend({
   // Options for the stack; a test file sets them with test.use({ stackOptions }).
