@@ -42,7 +42,10 @@ pub fn browser_test(extra: &[String]) -> Result<(), String> {
         &[
             ("SWITCHYARD_BIN", bin.display().to_string()),
             ("SWITCHYARD_CHROMIUM", chromium),
-            ("SWITCHYARD_SCREENSHOTS", if screenshots { "1" } else { "0" }.into()),
+            (
+                "SWITCHYARD_SCREENSHOTS",
+                if screenshots { "1" } else { "0" }.into(),
+            ),
         ],
     );
     eprintln!(
@@ -66,7 +69,13 @@ fn ensure_chromium(chromium: &str) -> Result<(), String> {
     run_in(
         Path::new("/"),
         "apt-get",
-        &["install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        &[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "chromium",
+        ],
         &[("DEBIAN_FRONTEND", "noninteractive".into())],
     )
 }
@@ -88,7 +97,10 @@ fn ensure_node() -> Result<(), String> {
 
 /// `npm ci` unless the pinned `@playwright/test` is already installed.
 fn ensure_packages(dir: &Path) -> Result<(), String> {
-    let pinned = version_in(&dir.join("package.json"), &["devDependencies", "@playwright/test"]);
+    let pinned = version_in(
+        &dir.join("package.json"),
+        &["devDependencies", "@playwright/test"],
+    );
     let installed = version_in(
         &dir.join("node_modules/@playwright/test/package.json"),
         &["version"],

@@ -55,7 +55,8 @@ pub fn vendor_console(args: &[String]) -> Result<(), String> {
     let root = super::workspace_root();
     let vendor = root.join("crates/server/console/vendor");
     let scratch = std::env::temp_dir().join(format!("switchyard-vendor-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| format!("creating {}: {e}", scratch.display()))?;
     let result = PACKAGES
         .iter()
         .try_for_each(|package| vendor_one(package, &vendor, &scratch, check));

@@ -142,14 +142,22 @@ mod tests {
             "text/plain; charset=utf-8",
             Caching::Immutable,
         );
-        for missing in ["/index.html", "/assets/", "/assets/nope.js", "/assets/../Cargo.toml"] {
+        for missing in [
+            "/index.html",
+            "/assets/",
+            "/assets/nope.js",
+            "/assets/../Cargo.toml",
+        ] {
             assert!(find(missing).is_none(), "{missing} is not served");
         }
     }
 
     #[test]
     fn etags_differ_with_content() {
-        assert_ne!(find("/").unwrap().etag, find("/assets/app.js").unwrap().etag);
+        assert_ne!(
+            find("/").unwrap().etag,
+            find("/assets/app.js").unwrap().etag
+        );
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
@@ -191,8 +199,18 @@ mod tests {
             let tag = &lower[i..i + lower[i..].find('>').unwrap()];
             assert!(tag.contains(" src="), "inline script: {tag}");
         }
-        for forbidden in [" onload=", " onclick=", " onerror=", "javascript:", " style=", "<style"] {
-            assert!(!lower.contains(forbidden), "index.html contains {forbidden}");
+        for forbidden in [
+            " onload=",
+            " onclick=",
+            " onerror=",
+            "javascript:",
+            " style=",
+            "<style",
+        ] {
+            assert!(
+                !lower.contains(forbidden),
+                "index.html contains {forbidden}"
+            );
         }
     }
 }

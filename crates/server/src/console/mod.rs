@@ -119,7 +119,11 @@ mod tests {
         // (path, content type, cache-control)
         let cases = [
             ("/", "text/html; charset=utf-8", "no-cache"),
-            ("/assets/app.js", "text/javascript; charset=utf-8", "no-cache"),
+            (
+                "/assets/app.js",
+                "text/javascript; charset=utf-8",
+                "no-cache",
+            ),
             (
                 "/assets/vendor/addon-fit-0.11.0/addon-fit.mjs",
                 "text/javascript; charset=utf-8",
