@@ -106,7 +106,7 @@ function route() {
   if (!store.session) return;
   const hash = location.hash || '#/runtimes';
   const [path, search] = hash.slice(1).split('?');
-  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = path.split('/').filter(Boolean).map(safeDecode);
   unmount?.();
   unmount = null;
   let section = 'runtimes';
@@ -122,5 +122,13 @@ function route() {
   for (const link of sections.querySelectorAll('a')) {
     if (link.dataset.section === section) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
+  }
+}
+
+function safeDecode(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
   }
 }

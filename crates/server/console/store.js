@@ -94,9 +94,12 @@ async function poll() {
     if (now - lastRecheck >= RECHECK_MS) {
       lastRecheck = now;
       // Runtimes that are not ready are asked directly: the answer refreshes the
-      // backend's view (and it comes back as `ready` as soon as the runtime does).
-      const down = state.runtimes.filter((r) => r.state !== 'ready');
-      await Promise.allSettled(down.map((r) => api.runtime(r.runtime_id)));
+      // backend's view, which the backend's own probe, backing off while a runtime
+      // is down, may otherwise take a while to do. Not awaited: a silent runtime must
+      // not hold up the list.
+      for (const runtime of state.runtimes.filter((r) => r.state !== 'ready')) {
+        api.runtime(runtime.runtime_id).then(refreshSoon, () => {});
+      }
     }
     const answer = await api.runtimes();
     state.runtimes = answer.runtimes ?? [];

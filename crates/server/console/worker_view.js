@@ -30,6 +30,7 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
   let transcript = null;
   let terminal = null;
   let pendingResetNote = null;
+  let warnedOffline = false;
   let restoredTimer = null;
   let confirmTimer = null;
   let disposed = false;
@@ -157,13 +158,13 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
       case 'input':
         if (!detail) return;
         if (mode !== 'transcript' || transcript.event(event)) detail.input_count += 1;
-        renderHead();
+        scheduleHead();
         break;
       case 'output': {
         if (!detail) return;
         const fresh = mode === 'terminal' ? terminal.output(event) : transcript.event(event);
         if (fresh) detail.output_bytes += new TextEncoder().encode(event.text).length;
-        renderHead();
+        scheduleHead();
         break;
       }
       case 'exited':
@@ -240,8 +241,10 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
     return open(host, {
       interactive: operate,
       onData: (text) => {
-        if (!stream?.send({ type: 'input', text })) {
-          showError({ code: 'not_connected', message: 'the terminal is reconnecting; that input was not sent' });
+        if (stream?.send({ type: 'input', text })) return;
+        if (!warnedOffline) {
+          warnedOffline = true;
+          showError({ code: 'not_connected', message: 'the terminal is reconnecting; typing is not sent until it is back' });
         }
       },
       onResize: (cols, rows) => {
@@ -256,6 +259,7 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
 
   function showConnection(state, info) {
     clearTimeout(restoredTimer);
+    if (state === 'connected' || state === 'restored') warnedOffline = false;
     connection.dataset.state = state;
     let text = CONNECTION_TEXT[state] ?? state;
     let hint = '';
@@ -282,6 +286,17 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
       detail = detail ? { ...detail } : null;
       renderHead(true);
     }
+  }
+
+  let headPending = false;
+  /** Redraws the header at most once a frame (output can arrive in floods). */
+  function scheduleHead() {
+    if (headPending) return;
+    headPending = true;
+    requestAnimationFrame(() => {
+      headPending = false;
+      if (!disposed) renderHead();
+    });
   }
 
   function renderHead(deleted = false) {

@@ -84,12 +84,18 @@ export function mountWorkersView(main, { query, navigate }) {
     filterBar.querySelector('#filter-status').dataset.focusKey = 'filter-status';
   }
 
+  let generation = 0;
   async function poll() {
     clearTimeout(timer);
+    // Only the latest poll draws: a filter change must not be undone by an older answer.
+    const mine = ++generation;
     try {
-      answer = await api.allWorkers(filters.status || null);
+      const fresh = await api.allWorkers(filters.status || null);
+      if (mine !== generation) return;
+      answer = fresh;
       error = null;
     } catch (failure) {
+      if (mine !== generation) return;
       error = failure;
     }
     if (stopped) return;

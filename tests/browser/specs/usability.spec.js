@@ -79,6 +79,7 @@ for (const { width, height } of [{ width: 1280, height: 800 }, { width: 768, hei
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow, `${hash} at ${width}px`).toBeLessThanOrEqual(0);
       if (width === 390 && hash === '#/workers') await screenshot(page, 'workers-narrow');
+      if (width === 390 && hash.startsWith('#/workers/')) await screenshot(page, 'worker-narrow');
     }
   });
 }
