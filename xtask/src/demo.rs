@@ -61,7 +61,7 @@ pub fn demo() -> Result<(), String> {
         ],
     )?;
     println!(
-        "\nSwitchyard demo (files in {dir}):\n  backend  {backend_addr}  (embedded runtime `local`, remote runtime `remote`)\n  runtime  {runtime_addr}  (the backend's only client; token in runtime.token)\n\nTry:\n  curl -s {backend_addr}/api/runtimes\n  curl -s -H 'content-type: application/json' -d '{{\"profile\":\"shell\"}}' {backend_addr}/api/runtimes/remote/workers\n  curl -s -H 'content-type: application/json' -d '{{\"text\":\"echo hello\\n\"}}' {backend_addr}/api/runtimes/remote/workers/<worker_id>/input\n  curl -s {backend_addr}/api/runtimes/remote/workers/<worker_id>/transcript\n  curl -s {backend_addr}/api/workers\n\nCtrl-C stops both.",
+        "\nSwitchyard demo (files in {dir}):\n  backend  {backend_addr}  (embedded runtime `local`, remote runtime `remote`)\n  runtime  {runtime_addr}  (the backend's only client; token in runtime.token)\n\nOpen the console: {backend_addr}/\n\nOr try:\n  curl -s {backend_addr}/api/runtimes\n  curl -s -H 'content-type: application/json' -d '{{\"profile\":\"shell\"}}' {backend_addr}/api/runtimes/remote/workers\n  curl -s -H 'content-type: application/json' -d '{{\"text\":\"echo hello\\n\"}}' {backend_addr}/api/runtimes/remote/workers/<worker_id>/input\n  curl -s {backend_addr}/api/runtimes/remote/workers/<worker_id>/transcript\n  curl -s {backend_addr}/api/workers\n\nCtrl-C stops both.",
         dir = dir.display()
     );
     let _ = backend.wait();

@@ -100,6 +100,9 @@ impl BackendApi {
         ctx: &RequestContext,
     ) -> Result<Response, ApiError> {
         let path = request.uri().path().to_owned();
+        if crate::console::owns(&path) {
+            return crate::console::respond(request.method(), &path, request.headers());
+        }
         let (route, params) = self.routes.find(&path)?;
         let runtime = params.get("runtime_id").map(RuntimeId::new).transpose()?;
         let worker = params.get("worker_id").map(WorkerId::new).transpose()?;
