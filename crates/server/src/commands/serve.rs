@@ -153,12 +153,13 @@ fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String>
     if let Some(port) = port_of(&settings.base_url) {
         scrubber = scrubber.with_number(port);
     }
-    let endpoint = RemoteEndpoint {
-        base_url: settings.base_url,
-        token: settings.token,
-        connect_timeout: settings.connect_timeout,
-        request_timeout: settings.request_timeout,
-    };
+    let endpoint = RemoteEndpoint::new(
+        settings.base_url,
+        settings.token,
+        settings.connect_timeout,
+        settings.request_timeout,
+    )
+    .with_label(settings.runtime_id.as_str());
     let events = WsEventsClient::new(endpoint.clone())
         .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
     let client = HttpRuntimeClient::new(endpoint)
