@@ -600,7 +600,7 @@ async fn world() -> World {
 
     let args = ServeArgs {
         config: Some(config),
-        listen: None,
+        ..ServeArgs::default()
     };
     let env_token = token.clone();
     let env_var = var.clone();

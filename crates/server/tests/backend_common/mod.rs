@@ -47,6 +47,7 @@ pub async fn start_runtime_at(listen: SocketAddr, id: &str, token: Option<&str>)
             token: token.and_then(SecretToken::new),
             data_dir: None,
             runtime: runtime_config(id),
+            tls: None,
         };
         match runtime_cmd::start(settings).await {
             Ok(running) => return running,
@@ -73,6 +74,8 @@ pub fn remote(id: &str, base_url: &str, token: &str, request_timeout: Duration) 
         token: SecretToken::new(token).unwrap(),
         connect_timeout: Duration::from_secs(2),
         request_timeout,
+        tls: None,
+        insecure_http: false,
     }
 }
 
