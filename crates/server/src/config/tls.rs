@@ -392,11 +392,11 @@ pub(crate) fn read_certificates(
     let bytes = read(file)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid(file, pem_problem(&e, "a CERTIFICATE")))?;
+        .map_err(|e| invalid(file, pem_problem(&e, "CERTIFICATE block")))?;
     if certs.is_empty() {
         return Err(invalid(
             file,
-            pem_problem(&pem::Error::NoItemsFound, "a CERTIFICATE"),
+            pem_problem(&pem::Error::NoItemsFound, "CERTIFICATE block"),
         ));
     }
     Ok(certs)
@@ -417,7 +417,7 @@ pub(crate) fn read_private_key(file: &NamedFile) -> Result<PrivateKeyDer<'static
         } else {
             invalid(
                 file,
-                pem_problem(&e, "a PRIVATE KEY (PKCS#8, PKCS#1 or SEC1)"),
+                pem_problem(&e, "PRIVATE KEY block (PKCS#8, PKCS#1 or SEC1)"),
             )
         }
     })
