@@ -200,12 +200,20 @@ fn port_of(base_url: &str) -> Option<u16> {
     })
 }
 
-/// What must never reach a client about a remote: its URL, authority, host and token.
+/// What must never reach a client about a remote: its URL, authority, host, the
+/// name its certificate is verified for, and its token.
 fn secrets_of(settings: &RemoteSettings) -> Vec<String> {
     let mut secrets = vec![
         settings.base_url.clone(),
         settings.token.expose().to_owned(),
     ];
+    if let Some(name) = settings
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.server_name_override())
+    {
+        secrets.push(name);
+    }
     if let Ok(uri) = settings.base_url.parse::<http::Uri>()
         && let Some(authority) = uri.authority()
     {

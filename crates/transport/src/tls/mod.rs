@@ -161,6 +161,14 @@ impl ClientTls {
         })
     }
 
+    /// The `tls_server_name` set to verify instead of the base URL's host, if any
+    /// (as secret as the host: keep it from clients).
+    pub fn server_name_override(&self) -> Option<String> {
+        self.server_name
+            .as_ref()
+            .map(|name| name.to_str().into_owned())
+    }
+
     /// What connections to a base URL whose host is `host` need: the configuration
     /// and the name to verify (`server_name` when set, else `host`).
     pub(crate) fn target(&self, host: &str) -> Result<TlsTarget, TlsSetupError> {
