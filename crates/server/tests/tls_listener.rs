@@ -2,8 +2,10 @@
 //! HTTP refused with a 400 that says why, failed handshakes (untrusted server
 //! certificate, missing or foreign client certificate) that leave the loop serving
 //! everyone else, a silent client that holds up nobody, a configuration swapped
-//! while serving (new connections only), and shutdown with a handshake pending.
+//! while serving (new connections only), shutdown with a handshake pending, and a
+//! backend configured with `http://` for a runtime that serves HTTPS only.
 
+mod backend_common;
 mod common;
 
 use std::net::SocketAddr;
@@ -334,4 +336,51 @@ async fn request_tls_helper_reaches_the_server() {
     .await;
     assert_eq!(r.status, 200);
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_backend_speaking_plain_http_to_a_tls_runtime_is_told_to_use_https() {
+    let ca = Ca::new("Runtimes CA");
+    let dir = tempfile::tempdir().unwrap();
+    ca.server(&["localhost"]).write(dir.path(), "rt");
+    let named = |key: &str, file: &str| switchyard_server::config::NamedFile {
+        origin: switchyard_server::config::Origin::CommandLine,
+        key: key.to_owned(),
+        path: dir.path().join(file),
+    };
+    let tls = switchyard_server::config::ServerTlsFiles {
+        cert: named("--tls-cert", "rt.crt"),
+        key: named("--tls-key", "rt.key"),
+        client_ca: None,
+    }
+    .load()
+    .unwrap();
+    let runtime = backend_common::start_runtime_with(
+        "127.0.0.1:0".parse().unwrap(),
+        "edge",
+        Some(TOKEN),
+        Some(tls),
+    )
+    .await;
+    let url = format!("http://{}", runtime.server.local_addr());
+    let (backend, api) = backend_common::start_backend(backend_common::backend_settings(
+        false,
+        vec![backend_common::remote("edge", &url, TOKEN, WAIT)],
+        backend_common::NO_PROBES,
+    ))
+    .await;
+    let view = api.get("/api/runtimes/edge").await;
+    assert_eq!(view.json["state"], "incompatible", "{}", view.text());
+    assert_eq!(view.json["last_error"]["code"], "runtime_protocol_error");
+    let message = view.json["last_error"]["message"].as_str().unwrap();
+    assert!(message.contains("https://"), "{message}");
+    let created = api
+        .post(
+            "/api/runtimes/edge/workers",
+            serde_json::json!({"profile": "echo"}),
+        )
+        .await;
+    backend_common::assert_error(&created, 502, "runtime_protocol_error");
+    backend.shutdown().await;
+    runtime.shutdown().await;
 }

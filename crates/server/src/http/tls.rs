@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rustls::ServerConfig;
+use switchyard_protocol::{ErrorBody, ErrorCode, ErrorDetail, HTTPS_ONLY_MESSAGE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
@@ -26,12 +27,20 @@ const LINGER: Duration = Duration::from_secs(1);
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// What a plain-HTTP client gets on an HTTPS port.
-const PLAIN_HTTP_REFUSAL: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
-content-type: application/json\r\n\
-connection: close\r\n\
-content-length: 109\r\n\r\n\
-{\"error\":{\"code\":\"invalid_request\",\"message\":\"this port serves HTTPS only; connect with https:// or wss://\"}}";
+/// What a plain-HTTP client gets on an HTTPS port: `400 invalid_request` with
+/// [`HTTPS_ONLY_MESSAGE`], then the connection closes.
+fn plain_http_refusal() -> Vec<u8> {
+    let body = serde_json::to_string(&ErrorBody::from(ErrorDetail::new(
+        ErrorCode::InvalidRequest,
+        HTTPS_ONLY_MESSAGE,
+    )))
+    .unwrap_or_default();
+    format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
 
 /// The TLS configuration of a listener, shared by its accept loop and whoever may
 /// replace it (a reload). Cheap to clone; clones share the configuration.
@@ -81,7 +90,7 @@ pub async fn accept(
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(Refused::PlainHttp(mut tcp))) => {
             tracing::debug!(%peer, "plain HTTP on the HTTPS port; answered 400");
-            let _ = tcp.write_all(PLAIN_HTTP_REFUSAL).await;
+            let _ = tcp.write_all(&plain_http_refusal()).await;
             linger(tcp).await;
             None
         }
@@ -151,8 +160,10 @@ mod tests {
 
     #[test]
     fn the_plain_http_refusal_is_well_formed() {
-        let text = std::str::from_utf8(PLAIN_HTTP_REFUSAL).unwrap();
+        let refusal = plain_http_refusal();
+        let text = std::str::from_utf8(&refusal).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
         let length: usize = head
             .lines()
             .find_map(|l| l.strip_prefix("content-length: "))
@@ -162,5 +173,6 @@ mod tests {
         assert_eq!(body.len(), length);
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["error"]["code"], "invalid_request");
+        assert_eq!(json["error"]["message"], HTTPS_ONLY_MESSAGE);
     }
 }
