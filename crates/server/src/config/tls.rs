@@ -15,7 +15,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use switchyard_transport::tls::{crypto_provider, system_roots};
+use switchyard_transport::tls::crypto_provider;
 use switchyard_transport::{ClientIdentity, ClientTls, TlsSetupError};
 
 use super::error::{ConfigError, Origin};
@@ -260,18 +260,8 @@ pub(crate) fn remote_tls(
         });
     }
     let roots = match &raw.ca_file {
-        Some(path) => read_certificates(&named("ca_file", path))?,
-        None => {
-            let roots = system_roots();
-            if roots.is_empty() {
-                return Err(ConfigError::MissingKey {
-                    origin: fo,
-                    key: key("ca_file"),
-                    hint: "the system has no trusted CA certificates; set ca_file to the CA that signed the runtime's certificate".to_owned(),
-                });
-            }
-            roots
-        }
+        Some(path) => Some(read_certificates(&named("ca_file", path))?),
+        None => None,
     };
     let identity = match (&raw.client_cert_file, &raw.client_key_file) {
         (None, None) => None,
@@ -306,33 +296,39 @@ pub(crate) fn remote_tls(
         }
         None => (None, None),
     };
-    ClientTls::new(&roots, identity, raw.tls_server_name.as_deref()).map_err(|e| match e {
-        TlsSetupError::KeyMismatch => {
-            let (cert, private) = files.expect("only a client identity can mismatch");
-            ConfigError::TlsKeyMismatch {
-                origin: fo.clone(),
-                key: cert.key,
-                other: private.key,
-                files: Box::new([cert.path, private.path]),
-            }
-        }
-        TlsSetupError::BadServerName => ConfigError::InvalidValue {
+    let server_name = raw.tls_server_name.as_deref();
+    let built = match &roots {
+        Some(roots) => ClientTls::new(roots, identity, server_name),
+        None => ClientTls::with_system_roots(identity, server_name),
+    };
+    built.map_err(|e| match (e, files) {
+        (TlsSetupError::KeyMismatch, Some((cert, private))) => ConfigError::TlsKeyMismatch {
+            origin: fo.clone(),
+            key: cert.key,
+            other: private.key,
+            files: Box::new([cert.path, private.path]),
+        },
+        (TlsSetupError::BadIdentity(problem), Some((_, private))) => invalid(&private, problem),
+        (TlsSetupError::BadServerName, _) => ConfigError::InvalidValue {
             origin: fo.clone(),
             key: key("tls_server_name"),
             problem: "must be a DNS name or an IP address".to_owned(),
         },
-        TlsSetupError::BadIdentity(problem) => {
-            let (_, private) = files.expect("only a client identity can be unusable");
-            invalid(&private, problem)
-        }
-        other @ (TlsSetupError::NoRoots | TlsSetupError::BadRoot { .. }) => match &raw.ca_file {
+        (other @ (TlsSetupError::NoRoots | TlsSetupError::BadRoot { .. }), _) => match &raw.ca_file {
             Some(path) => invalid(&named("ca_file", path), other.to_string()),
             None => ConfigError::MissingKey {
                 origin: fo.clone(),
                 key: key("ca_file"),
-                hint: format!("the system's trusted CA certificates are not usable ({other}); set ca_file"),
+                hint: "the system has no usable CA certificates; set ca_file to the CA that signed the runtime's certificate".to_owned(),
             },
         },
+        (other @ (TlsSetupError::KeyMismatch | TlsSetupError::BadIdentity(_)), None) => {
+            ConfigError::InvalidValue {
+                origin: fo.clone(),
+                key: table.to_owned(),
+                problem: format!("TLS cannot be set up: {other}"),
+            }
+        }
     })
     .map(Some)
 }

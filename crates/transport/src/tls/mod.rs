@@ -124,6 +124,33 @@ impl ClientTls {
                     reason: e.to_string(),
                 })?;
         }
+        Self::build(store, identity, server_name)
+    }
+
+    /// Like [`ClientTls::new`], trusting the system's CA store ([`system_roots`]);
+    /// certificates in it that rustls cannot use are skipped. Blocking file I/O the
+    /// first time.
+    pub fn with_system_roots(
+        identity: Option<ClientIdentity>,
+        server_name: Option<&str>,
+    ) -> Result<Self, TlsSetupError> {
+        let mut store = RootCertStore::empty();
+        let (added, skipped) = store.add_parsable_certificates(system_roots());
+        if skipped > 0 {
+            tracing::debug!(
+                added,
+                skipped,
+                "some of the system's CA certificates are not usable"
+            );
+        }
+        Self::build(store, identity, server_name)
+    }
+
+    fn build(
+        store: RootCertStore,
+        identity: Option<ClientIdentity>,
+        server_name: Option<&str>,
+    ) -> Result<Self, TlsSetupError> {
         if store.is_empty() {
             return Err(TlsSetupError::NoRoots);
         }
