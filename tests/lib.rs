@@ -2,6 +2,7 @@
 //! HTTP and WebSocket to it, and signal it. The crates' own in-process tests use the
 //! HTTP helpers too.
 
+pub mod certs;
 pub mod client;
 pub mod proc;
 pub mod tcp_proxy;

@@ -35,6 +35,8 @@ pub struct Switchyard {
     child: Child,
     /// The address from its `listening on` line.
     pub addr: SocketAddr,
+    /// True when that line said `https://`.
+    pub https: bool,
 }
 
 impl Switchyard {
@@ -60,14 +62,19 @@ impl Switchyard {
             .expect("a first line in time")
             .expect("stdout readable")
             .expect("a first line before exit");
-        let addr = first
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .parse()
-            .expect("an address");
+        let (https, addr) = match first.strip_prefix("listening on https://") {
+            Some(addr) => (true, addr),
+            None => (
+                false,
+                first
+                    .strip_prefix("listening on http://")
+                    .unwrap_or_else(|| panic!("unexpected first line {first:?}")),
+            ),
+        };
+        let addr = addr.parse().expect("an address");
         // Keep draining stdout so the process never blocks on it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, addr }
+        Self { child, addr, https }
     }
 
     /// Sends a signal.

@@ -1,4 +1,4 @@
-//! The four ways a benchmark reaches a worker ([`Target`]), each as an [`Endpoint`],
+//! The ways a benchmark reaches a worker ([`Target`]), each as an [`Endpoint`],
 //! and a small JSON-over-HTTP client ([`Http`]) for set-up calls and for the requests
 //! whose latency the benchmark times itself.
 
@@ -26,15 +26,40 @@ pub enum Target {
     Backend,
     /// Through the backend's `/api` to its embedded runtime.
     Embedded,
+    /// Through nginx to a remote runtime that serves HTTPS (`proxy_ssl_*`, upstream
+    /// keep-alive).
+    NginxTls,
+    /// Through the backend's `/api` to a remote runtime over TLS.
+    BackendTls,
+}
+
+/// The runtime a target's requests end up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// The remote runtime serving plain HTTP.
+    Remote,
+    /// The remote runtime serving HTTPS.
+    RemoteTls,
+    /// The backend's embedded runtime.
+    Embedded,
 }
 
 impl Target {
-    /// Every target, in table order.
+    /// The targets of scenarios 1 and 2, in table order.
     pub const ALL: [Target; 4] = [
         Target::Direct,
         Target::Nginx,
         Target::Backend,
         Target::Embedded,
+    ];
+
+    /// The targets of scenario 5 (the TLS hop), in table order: each proxy to the
+    /// remote over plain HTTP and over TLS.
+    pub const TLS_HOP: [Target; 4] = [
+        Target::Nginx,
+        Target::NginxTls,
+        Target::Backend,
+        Target::BackendTls,
     ];
 
     /// The name used in tables and plots.
@@ -44,6 +69,8 @@ impl Target {
             Target::Nginx => "nginx",
             Target::Backend => "backend→remote",
             Target::Embedded => "backend→embedded",
+            Target::NginxTls => "nginx, TLS upstream",
+            Target::BackendTls => "backend→remote over TLS",
         }
     }
 
@@ -54,6 +81,17 @@ impl Target {
             Target::Nginx => "#55a868",
             Target::Backend => "#c44e52",
             Target::Embedded => "#8172b2",
+            Target::NginxTls => "#2d6a3e",
+            Target::BackendTls => "#7a2226",
+        }
+    }
+
+    /// The runtime its requests end up on.
+    pub fn upstream(self) -> Upstream {
+        match self {
+            Target::Direct | Target::Nginx | Target::Backend => Upstream::Remote,
+            Target::NginxTls | Target::BackendTls => Upstream::RemoteTls,
+            Target::Embedded => Upstream::Embedded,
         }
     }
 }

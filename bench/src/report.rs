@@ -31,6 +31,9 @@ pub struct Report<'a> {
     pub fanout: &'a FanoutResults,
     /// Scenario 4.
     pub scale: &'a ScaleResults,
+    /// Scenario 5: the REST routes through nginx and the backend to remotes over
+    /// plain HTTP and over TLS.
+    pub tls: &'a RestResults,
     /// perf profiles (full runs with perf installed).
     pub profiles: &'a [Profile],
     /// Failed requests, lost events, viewers closed early.
@@ -226,6 +229,9 @@ impl Report<'_> {
         if self.ran(Scenario::Fanout) {
             self.fanout_checks(&mut checks);
         }
+        if self.ran(Scenario::Tls) {
+            checks.push(self.tls_check());
+        }
         checks
     }
 
@@ -415,6 +421,9 @@ impl Report<'_> {
         if self.ran(Scenario::Scale) {
             self.scale_section(&mut md);
         }
+        if self.ran(Scenario::Tls) {
+            self.tls_section(&mut md);
+        }
         self.profiles_section(&mut md);
         if let Some(analysis) = &self.analysis {
             let _ = writeln!(md, "{}\n", analysis.trim_end());
@@ -442,7 +451,7 @@ impl Report<'_> {
              builds the release binary, installs nginx and wrk from Debian's packages if \
              they are missing, and starts everything itself). `cargo xtask bench --quick` \
              runs every scenario once, briefly, into a temporary directory and fails on \
-             any error: that is the CI check. `--only rest,events,fanout,scale` and \
+             any error: that is the CI check. `--only rest,events,fanout,scale,tls` and \
              `--no-profile` narrow a run (partial runs also go to a temporary \
              directory).\n"
         );
@@ -973,7 +982,8 @@ calls the runtime over its pooled HTTP client; **backend→embedded** = \
 `/api/runtimes/local/...`, served in-process. The load generators (wrk, and the \
 benchmark's own WebSocket clients) run on the same CPUs as the servers, so every \
 figure is a whole-machine figure: a hop that costs CPU lowers throughput for \
-everything else.\n";
+everything else. Section 5 adds a second remote runtime that serves HTTPS, as \
+described there.\n";
 
 /// Why more than one upstream may be seen.
 const WHY_UPSTREAMS: &str = "The hub keeps one channel, and so one runtime subscription, per \

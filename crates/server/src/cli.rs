@@ -35,6 +35,11 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    // Every TLS configuration passes its provider explicitly; installing the same
+    // one as the process default keeps anything else from guessing.
+    let _ = rustls::crypto::CryptoProvider::install_default(
+        (*switchyard_transport::tls::crypto_provider()).clone(),
+    );
     let tokio = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

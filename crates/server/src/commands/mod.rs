@@ -3,3 +3,4 @@
 pub mod runtime;
 pub mod serve;
 pub mod signals;
+pub mod tls_reload;

@@ -5,3 +5,4 @@ mod errors;
 mod examples;
 mod runtime_settings;
 mod support;
+mod tls;
