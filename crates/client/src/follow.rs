@@ -111,8 +111,9 @@ impl Follower {
             };
             match socket.next().await {
                 Ok(incoming) => {
-                    if let Incoming::Event { cursor, .. } | Incoming::UnknownEvent { cursor, .. } =
-                        &incoming
+                    if let Incoming::Event { cursor, .. }
+                    | Incoming::TerminalOutput { cursor, .. }
+                    | Incoming::UnknownEvent { cursor, .. } = &incoming
                     {
                         self.cursor = Some(cursor.clone());
                     }
@@ -134,6 +135,16 @@ impl Follower {
                 }
             }
         }
+    }
+
+    /// Opens the first connection now, if none was made yet (else does nothing), so
+    /// that frames can be sent before the first one is read. Fails as the first
+    /// [`Follower::next`] would.
+    pub async fn connect_now(&mut self) -> Result<(), ClientError> {
+        if self.connected_once {
+            return Ok(());
+        }
+        self.connect().await
     }
 
     /// Sends `frame` on the open connection. When none is open, or sending fails,

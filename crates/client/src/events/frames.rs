@@ -77,6 +77,17 @@ pub enum Incoming {
         /// A terminal worker's screen, on its `snapshot` events.
         terminal: Option<Box<TerminalScreen>>,
     },
+    /// An `output` event of a terminal worker (`stream: "terminal"`). Kept apart
+    /// until `switchyard-protocol`'s output streams include the terminal's; then it
+    /// arrives as an [`Incoming::Event`].
+    TerminalOutput {
+        /// Opaque; resume after this event with it.
+        cursor: String,
+        /// Its transcript sequence.
+        sequence: u64,
+        /// The terminal's bytes (escape sequences included), as text.
+        text: String,
+    },
     /// An event of a kind this client does not know (from a newer backend).
     UnknownEvent {
         /// Opaque; resume after this event with it.
@@ -127,6 +138,14 @@ struct EventHead {
     kind: String,
     #[serde(default)]
     terminal: Option<Box<TerminalScreen>>,
+}
+
+/// An `output` event read without the protocol's closed set of streams.
+#[derive(Deserialize)]
+struct TerminalOutputEvent {
+    sequence: u64,
+    stream: String,
+    text: String,
 }
 
 /// The event kinds this client decodes.
@@ -191,13 +210,26 @@ fn decode_event(frame: Envelope, worker: &WorkerRef) -> Result<Incoming, String>
             kind: head.kind,
         });
     }
-    let event: WorkerEvent = serde_json::from_str(raw.get()).map_err(|e| {
-        format!(
-            "a malformed {} event: {}",
-            head.kind,
-            shorten(&e.to_string())
-        )
-    })?;
+    let event: WorkerEvent = match serde_json::from_str(raw.get()) {
+        Ok(event) => event,
+        Err(error) => {
+            if head.kind == "output"
+                && let Ok(output) = serde_json::from_str::<TerminalOutputEvent>(raw.get())
+                && output.stream == "terminal"
+            {
+                return Ok(Incoming::TerminalOutput {
+                    cursor,
+                    sequence: output.sequence,
+                    text: output.text,
+                });
+            }
+            return Err(format!(
+                "a malformed {} event: {}",
+                head.kind,
+                shorten(&error.to_string())
+            ));
+        }
+    };
     let terminal = match event {
         WorkerEvent::Snapshot { .. } => head.terminal,
         _ => None,
@@ -245,6 +277,16 @@ mod tests {
             (
                 event(json!({"kind":"resized","cols":80,"rows":24})),
                 Ok(Some("UnknownEvent")),
+            ),
+            (
+                event(
+                    json!({"kind":"output","sequence":4,"stream":"terminal","text":"\u{1b}[1m$ "}),
+                ),
+                Ok(Some("TerminalOutput")),
+            ),
+            (
+                event(json!({"kind":"output","sequence":4,"stream":"smoke","text":"x"})),
+                Err("malformed output"),
             ),
             (
                 json!({"type":"reset","reason":"cursor_expired"}),

@@ -76,10 +76,8 @@ impl<'a> TranscriptView<'a> {
     /// and writing each page as it arrives.
     pub(super) async fn catch_up(&mut self, out: &mut Output) -> Result<(), ClientOrOutput> {
         loop {
-            let page = self
-                .client
-                .transcript(self.worker, self.seam.last(), None)
-                .await?;
+            let after = self.seam.last();
+            let page = self.client.transcript(self.worker, after, None).await?;
             for item in &page.items {
                 if self.seam.shown(item.sequence) {
                     self.printer.item(item);
@@ -87,7 +85,7 @@ impl<'a> TranscriptView<'a> {
             }
             out.out(&self.printer.take()).await?;
             match page.next_after {
-                Some(next) if next > self.seam.last() => {}
+                Some(next) if next > after => {}
                 // The end, or a page that does not move on (nothing more to read now).
                 _ => return Ok(()),
             }
@@ -157,6 +155,16 @@ impl<'a> TranscriptView<'a> {
             }
         }
         Ok(Step::Continue)
+    }
+
+    /// A terminal worker's output event (`Incoming::TerminalOutput`).
+    pub(super) async fn terminal_output(
+        &mut self,
+        sequence: u64,
+        text: &str,
+        out: &mut Output,
+    ) -> Result<(), Failure> {
+        self.sequenced(sequence, out, |p| p.output(text)).await
     }
 
     /// An event that records transcript item `sequence`, rendered by `render`.

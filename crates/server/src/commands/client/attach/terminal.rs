@@ -134,6 +134,12 @@ struct Session<'a> {
 impl Session<'_> {
     async fn run(&mut self, screen: &TerminalScreen) -> Result<Leave, Failure> {
         self.paint(screen).await?;
+        // Connected before the loop, so that the window size goes out at once rather
+        // than after the worker's next output.
+        self.follower
+            .connect_now()
+            .await
+            .map_err(|e| Failure::client(self.client.url(), &e))?;
         let StdinReader { mut text, mut end } = stdin::spawn(Split::Raw).map_err(|e| {
             Failure::new(
                 "internal",
@@ -264,6 +270,12 @@ impl Session<'_> {
                 | WorkerEvent::Interrupted
                 | WorkerEvent::Exited { .. } => {}
             },
+            Incoming::TerminalOutput { sequence, text, .. } => {
+                if self.seam.shown(sequence) {
+                    self.track_alternate(&text);
+                    self.out.out(text.as_bytes()).await?;
+                }
+            }
             Incoming::Refused(error) => {
                 self.status_line(&format!(
                     "switchyard: the worker refused input: {}: {}",
