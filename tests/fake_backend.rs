@@ -92,6 +92,8 @@ struct State {
     sessions: Vec<AbortHandle>,
     /// Whether new WebSocket upgrades are refused with 503 (a backend that is down).
     refusing: bool,
+    /// Whether the worker was removed (streams close with 4404, routes answer 404).
+    removed: bool,
 }
 
 impl State {
@@ -145,6 +147,7 @@ impl FakeBackend {
             token: token.map(str::to_owned),
             sessions: Vec::new(),
             refusing: false,
+            removed: false,
         }));
         let changed = Arc::new(Notify::new());
         let fake = Self {
@@ -272,6 +275,13 @@ impl FakeBackend {
         live
     }
 
+    /// Removes the worker: open streams close with 4404, its routes answer `404
+    /// worker_not_found`.
+    pub fn remove_worker(&self) {
+        self.state().removed = true;
+        self.changed.notify_waiters();
+    }
+
     /// While `refusing`, event WebSocket upgrades are answered `503`, as a backend
     /// that is restarting might.
     pub fn set_refusing(&self, refusing: bool) {
@@ -290,10 +300,10 @@ impl FakeBackend {
             query: request.uri().query().map(str::to_owned),
             authorization: authorization.clone(),
         };
-        let (token, refusing) = {
+        let (token, refusing, removed) = {
             let mut state = self.state();
             state.requests.push(seen.clone());
-            (state.token.clone(), state.refusing)
+            (state.token.clone(), state.refusing, state.removed)
         };
         if let Some(token) = token
             && authorization.as_deref() != Some(format!("Bearer {token}").as_str())
@@ -303,6 +313,9 @@ impl FakeBackend {
                 "unauthorized",
                 "missing or wrong token",
             );
+        }
+        if removed && path.starts_with(WORKER_PATH) {
+            return error(StatusCode::NOT_FOUND, "worker_not_found", "no worker w1");
         }
         match path.as_str() {
             "/api/workers" => json_response(
@@ -384,6 +397,14 @@ impl FakeBackend {
         };
         loop {
             let changed = self.changed.notified();
+            if self.state().removed {
+                let close = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: 4404.into(),
+                    reason: "worker_not_found".into(),
+                };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                return;
+            }
             {
                 let state = self.state();
                 while sent < state.events.len() {

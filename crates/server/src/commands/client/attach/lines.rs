@@ -68,7 +68,7 @@ pub(super) async fn run(
         )
     })?;
     let mut sender = tokio::spawn(send_lines(client.clone(), worker.clone(), text));
-    let mut hangups = Hangups::new()?;
+    let mut hangups = Hangups::new(false)?;
     let mut interrupts = signal(SignalKind::interrupt())
         .map_err(|e| Failure::new("internal", format!("could not handle SIGINT: {e}")))?;
 

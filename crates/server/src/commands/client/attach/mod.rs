@@ -128,14 +128,18 @@ fn ended_line(worker: &WorkerRef, status: WorkerStatus, code: u8) -> String {
     format!("switchyard: {worker} ended ({status}); exit status {code}")
 }
 
-/// SIGTERM and SIGHUP: the user's session is going away; detach cleanly.
+/// SIGTERM and SIGHUP: the user's session is going away; detach cleanly. (In
+/// terminal mode SIGINT too: the keyboard sends Ctrl-C to the worker, so a SIGINT
+/// comes from `kill`.)
 struct Hangups {
     term: Signal,
     hup: Signal,
+    int: Option<Signal>,
 }
 
 impl Hangups {
-    fn new() -> Result<Self, Failure> {
+    /// The handlers; with `interrupt`, SIGINT as well.
+    fn new(interrupt: bool) -> Result<Self, Failure> {
         let install = |kind| {
             signal(kind).map_err(|e| {
                 Failure::new(
@@ -147,13 +151,23 @@ impl Hangups {
         Ok(Self {
             term: install(SignalKind::terminate())?,
             hup: install(SignalKind::hangup())?,
+            int: interrupt
+                .then(|| install(SignalKind::interrupt()))
+                .transpose()?,
         })
     }
 
     async fn recv(&mut self) {
+        let int = async {
+            match &mut self.int {
+                Some(int) => int.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = self.term.recv() => {}
             _ = self.hup.recv() => {}
+            _ = int => {}
         }
     }
 }

@@ -148,7 +148,7 @@ impl Session<'_> {
         })?;
         let mut resizes = signal(SignalKind::window_change())
             .map_err(|e| Failure::new("internal", format!("could not handle SIGWINCH: {e}")))?;
-        let mut hangups = Hangups::new()?;
+        let mut hangups = Hangups::new(true)?;
         let mut told_disconnected = false;
         loop {
             if self.follower.is_connected() {
