@@ -54,6 +54,13 @@ impl Output {
         let _ = self.stderr.flush().await;
     }
 
+    /// [`Output::note`] on a line of its own: after output that may not have ended
+    /// its line (or the terminal's echo of `^]`), a line break comes first.
+    pub(super) async fn note_apart(&mut self, line: &str) {
+        self.err_raw(b"\n").await;
+        self.note(line).await;
+    }
+
     /// Writes raw bytes to standard error (a terminal's status line in raw mode).
     pub(super) async fn err_raw(&mut self, bytes: &[u8]) {
         let _ = self.stderr.write_all(bytes).await;

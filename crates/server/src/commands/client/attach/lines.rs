@@ -97,7 +97,7 @@ pub(super) async fn run(
                 follower.close().await;
                 if tty {
                     // The terminal echoed ^] in mid-line.
-                    out.note(&format!("\nswitchyard: detached from {worker}; it keeps running"))
+                    out.note_apart(&format!("switchyard: detached from {worker}; it keeps running"))
                         .await;
                 }
                 return Ok(0);

@@ -49,7 +49,7 @@ pub(super) async fn run(
     if detail.status.is_ended() {
         out.out(screen.screen.as_bytes()).await?;
         let code = exit_status(detail.status, detail.exit);
-        out.note(&format!("\r\n{}", ended_line(&worker, detail.status, code)))
+        out.note_apart(&ended_line(&worker, detail.status, code))
             .await;
         return Ok(code);
     }
@@ -90,8 +90,8 @@ pub(super) async fn run(
         Ok(Leave::Detached) => {
             session
                 .out
-                .note(&format!(
-                    "\nswitchyard: detached from {worker}; it keeps running"
+                .note_apart(&format!(
+                    "switchyard: detached from {worker}; it keeps running"
                 ))
                 .await;
             Ok(0)
@@ -99,7 +99,7 @@ pub(super) async fn run(
         Ok(Leave::Ended(code, status)) => {
             session
                 .out
-                .note(&format!("\n{}", ended_line(&worker, status, code)))
+                .note_apart(&ended_line(&worker, status, code))
                 .await;
             Ok(code)
         }
