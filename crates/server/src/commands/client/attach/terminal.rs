@@ -149,7 +149,6 @@ impl Session<'_> {
         let mut resizes = signal(SignalKind::window_change())
             .map_err(|e| Failure::new("internal", format!("could not handle SIGWINCH: {e}")))?;
         let mut hangups = Hangups::new(true)?;
-        let mut told_disconnected = false;
         loop {
             if self.follower.is_connected() {
                 self.flush_pending().await;
@@ -160,20 +159,17 @@ impl Session<'_> {
                     let followed = followed.map_err(|e| Failure::client(self.client.url(), &e))?;
                     match followed {
                         Followed::Frame(incoming) => {
-                            told_disconnected = false;
                             if let Some(leave) = self.incoming(incoming).await? {
                                 return Ok(leave);
                             }
                         }
+                        // Once per drop: the follower then reconnects on its own.
                         Followed::Disconnected(reason) => {
-                            if !told_disconnected {
-                                self.status_line(&format!(
-                                    "{}; Ctrl-] detaches",
-                                    disconnected_line(&reason)
-                                ))
-                                .await;
-                                told_disconnected = true;
-                            }
+                            self.status_line(&format!(
+                                "{}; Ctrl-] detaches",
+                                disconnected_line(&reason)
+                            ))
+                            .await;
                         }
                         Followed::Reconnected => self.resize_due = true,
                     }
