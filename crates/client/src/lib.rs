@@ -16,6 +16,40 @@
 //! `backend_protocol_error`, `invalid_backend_url` and `invalid_token` for what happens before an
 //! answer. The token lives in a [`SecretToken`] and never appears in an error, a
 //! log line or `Debug` output.
+//!
+//! ```no_run
+//! use switchyard_client::{
+//!     BackendClient, BackendUrl, Followed, Follower, Incoming, SecretToken, Timeouts, WorkerRef,
+//! };
+//! use switchyard_protocol::{CreateWorkerRequest, RuntimeId, WorkerEvent};
+//!
+//! # async fn demo() -> Result<(), switchyard_client::ClientError> {
+//! let token = std::env::var("SWITCHYARD_TOKEN").ok().and_then(SecretToken::new);
+//! let url = BackendUrl::parse("http://127.0.0.1:7700")?;
+//! let client = BackendClient::new(url, token.as_ref(), Timeouts::default())?;
+//!
+//! let runtime = RuntimeId::new("local").expect("a valid id");
+//! let request = CreateWorkerRequest { profile: "echo".into(), label: None };
+//! let detail = client.create_worker(&runtime, &request).await?;
+//! let worker = WorkerRef::new(detail.runtime_id, detail.worker_id);
+//! client.input(&worker, "hello\n").await?;
+//!
+//! // Live events, across dropped connections, until the worker ends.
+//! let mut events = Follower::new(client.clone(), worker, false);
+//! loop {
+//!     match events.next().await? {
+//!         Followed::Frame(Incoming::Event { event, .. }) => match *event {
+//!             WorkerEvent::Output { text, .. } => print!("{text}"),
+//!             WorkerEvent::Status { status, .. } if status.is_ended() => break,
+//!             _ => {}
+//!         },
+//!         Followed::Disconnected(why) => eprintln!("reconnecting: {why}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod endpoint;
 pub mod error;
