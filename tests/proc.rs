@@ -91,6 +91,30 @@ impl Switchyard {
             .expect("exit status")
     }
 
+    /// `switchyard <args>` with `envs` added (and the client's own variables,
+    /// `SWITCHYARD_URL` and `SWITCHYARD_TOKEN`, only as `envs` gives them), ready to
+    /// spawn; killed when dropped.
+    pub fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(switchyard_bin());
+        command
+            .args(args)
+            .env_remove("SWITCHYARD_URL")
+            .env_remove("SWITCHYARD_TOKEN")
+            .envs(envs.iter().copied())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs `switchyard <args>` to completion with `envs` added (and standard input
+    /// empty), returning its status, stdout and stderr.
+    pub async fn output(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+        let output = Self::command(args, envs).stdin(Stdio::null()).output();
+        tokio::time::timeout(crate::WAIT, output)
+            .await
+            .expect("exit in time")
+            .expect("runs")
+    }
+
     /// Runs `switchyard <args>` to completion, returning its status and stderr.
     pub async fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String) {
         let output = Command::new(switchyard_bin())

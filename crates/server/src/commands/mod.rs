@@ -1,5 +1,6 @@
 //! What each subcommand does once its settings are loaded.
 
+pub mod client;
 pub mod runtime;
 pub mod serve;
 pub mod signals;
