@@ -35,6 +35,8 @@ pub struct Switchyard {
     child: Child,
     /// The address from its `listening on` line.
     pub addr: SocketAddr,
+    /// True when that line said `https://`.
+    pub https: bool,
 }
 
 impl Switchyard {
@@ -71,14 +73,19 @@ impl Switchyard {
             .expect("a first line in time")
             .expect("stdout readable")
             .expect("a first line before exit");
-        let addr = first
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .parse()
-            .expect("an address");
+        let (https, addr) = match first.strip_prefix("listening on https://") {
+            Some(addr) => (true, addr),
+            None => (
+                false,
+                first
+                    .strip_prefix("listening on http://")
+                    .unwrap_or_else(|| panic!("unexpected first line {first:?}")),
+            ),
+        };
+        let addr = addr.parse().expect("an address");
         // Keep draining stdout so the process never blocks on it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, addr }
+        Self { child, addr, https }
     }
 
     /// Sends a signal.
@@ -93,6 +100,30 @@ impl Switchyard {
             .await
             .expect("exit in time")
             .expect("exit status")
+    }
+
+    /// `switchyard <args>` with `envs` added (and the client's own variables,
+    /// `SWITCHYARD_URL` and `SWITCHYARD_TOKEN`, only as `envs` gives them), ready to
+    /// spawn; killed when dropped.
+    pub fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(switchyard_bin());
+        command
+            .args(args)
+            .env_remove("SWITCHYARD_URL")
+            .env_remove("SWITCHYARD_TOKEN")
+            .envs(envs.iter().copied())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs `switchyard <args>` to completion with `envs` added (and standard input
+    /// empty), returning its status, stdout and stderr.
+    pub async fn output(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+        let output = Self::command(args, envs).stdin(Stdio::null()).output();
+        tokio::time::timeout(crate::WAIT, output)
+            .await
+            .expect("exit in time")
+            .expect("runs")
     }
 
     /// Runs `switchyard <args>` to completion, returning its status and stderr.

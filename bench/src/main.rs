@@ -12,7 +12,10 @@
 //!    input-to-output latency;
 //! 3. fan-out of one worker to 1, 100 and 1,000 viewers through the backend and
 //!    directly: deliveries per second, upstream connections, memory per viewer;
-//! 4. list latency with 10,000 workers on one runtime, through the backend.
+//! 4. list latency with 10,000 workers on one runtime, through the backend;
+//! 5. the TLS hop: the REST routes of 1 through nginx and through the backend, each
+//!    to a remote over plain HTTP and to one over TLS (nginx with `proxy_ssl_*` and
+//!    upstream keep-alive), side by side: what TLS costs each proxy.
 //!
 //! It writes `docs/BENCHMARKS.md` and SVG plots in `docs/bench/`. `--quick` runs every
 //! scenario once, briefly, and writes to a temporary directory: it keeps the code
@@ -20,6 +23,7 @@
 
 mod api;
 mod auth;
+mod certs;
 mod events;
 mod fanout;
 mod machine;
@@ -32,6 +36,7 @@ mod scale;
 mod stack;
 mod stats;
 mod svg;
+mod tls_report;
 mod wrk;
 mod ws;
 
@@ -78,7 +83,7 @@ struct Args {
     only: Vec<Scenario>,
 }
 
-/// The four scenarios.
+/// The five scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
     /// 1: REST through every target.
@@ -89,6 +94,8 @@ pub enum Scenario {
     Fanout,
     /// 4: listing many workers.
     Scale,
+    /// 5: REST through nginx and the backend to remotes over plain HTTP and TLS.
+    Tls,
 }
 
 impl Scenario {
@@ -99,6 +106,7 @@ impl Scenario {
             Scenario::Events => "events",
             Scenario::Fanout => "fan-out",
             Scenario::Scale => "scale",
+            Scenario::Tls => "TLS hop",
         }
     }
 }
@@ -181,8 +189,9 @@ async fn run(args: Args) -> Result<usize> {
                     .with_token(&client_token),
             ],
             runtime_pid: runtime.pid(),
+            tls_runtime_pid: None,
             backend_pid: backend.pid(),
-            auth_backend_pid: auth_backend.pid(),
+            auth_backend_pid: Some(auth_backend.pid()),
             nginx_pid: nginx.pid(),
         };
         if ran(Scenario::Rest) {
@@ -219,6 +228,13 @@ async fn run(args: Args) -> Result<usize> {
         phases.push(phase.end(Scenario::Scale));
     }
 
+    let mut tls = rest::RestResults::default();
+    if ran(Scenario::Tls) {
+        let phase = Phase::start(&monitor);
+        tls = run_tls_hop(&plan, &http, &stack, &mut anomalies).await?;
+        phases.push(phase.end(Scenario::Tls));
+    }
+
     let report = report::Report {
         plan: &plan,
         machine: &machine,
@@ -227,6 +243,7 @@ async fn run(args: Args) -> Result<usize> {
         events: &events,
         fanout: &fanout,
         scale: &scale,
+        tls: &tls,
         profiles: &profiles,
         anomalies: &anomalies,
         elapsed: started.elapsed(),
@@ -257,6 +274,55 @@ async fn run(args: Args) -> Result<usize> {
         eprintln!("bench: anomaly: {anomaly}");
     }
     Ok(anomalies.len())
+}
+
+/// Scenario 5: a runtime serving plain HTTP and one serving HTTPS (same
+/// configuration otherwise), a backend with both as remotes, and one nginx with a
+/// server for each; the REST routes through all four, side by side.
+async fn run_tls_hop(
+    plan: &Plan,
+    http: &Http,
+    stack: &Stack,
+    anomalies: &mut Vec<String>,
+) -> Result<rest::RestResults> {
+    let options = RuntimeOptions::of(plan);
+    let plain = stack.runtime("remote", options)?;
+    let tls = stack.tls_runtime("remote-tls", options)?;
+    let backend = stack.backend_with(
+        &[
+            stack::RemoteRef {
+                runtime_id: "remote",
+                addr: plain.addr,
+                tls: false,
+            },
+            stack::RemoteRef {
+                runtime_id: "remote-tls",
+                addr: tls.addr,
+                tls: true,
+            },
+        ],
+        None,
+    )?;
+    let (nginx, nginx_tls) = stack.nginx_with_tls(plain.addr, tls.addr)?;
+    let targets = Targets {
+        endpoints: vec![
+            Endpoint::runtime(Target::Nginx, nginx.addr, None),
+            Endpoint::runtime(Target::NginxTls, nginx_tls, None),
+            Endpoint::backend(Target::Backend, backend.addr, "remote"),
+            Endpoint::backend(Target::BackendTls, backend.addr, "remote-tls"),
+        ],
+        runtime_pid: plain.pid(),
+        tls_runtime_pid: Some(tls.pid()),
+        backend_pid: backend.pid(),
+        auth_backend_pid: None,
+        nginx_pid: nginx.pid(),
+    };
+    let results = rest::run(plan, http, &targets, stack.dir(), anomalies).await?;
+    let mut services = [plain, tls, backend, nginx];
+    for service in &mut services {
+        service.check_alive()?;
+    }
+    Ok(results)
 }
 
 /// One scenario's wall time and the CPU other processes used meanwhile.

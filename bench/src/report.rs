@@ -33,6 +33,9 @@ pub struct Report<'a> {
     pub fanout: &'a FanoutResults,
     /// Scenario 4.
     pub scale: &'a ScaleResults,
+    /// Scenario 5: the REST routes through nginx and the backend to remotes over
+    /// plain HTTP and over TLS.
+    pub tls: &'a RestResults,
     /// perf profiles (full runs with perf installed).
     pub profiles: &'a [Profile],
     /// Failed requests, lost events, viewers closed early.
@@ -228,6 +231,9 @@ impl Report<'_> {
         if self.ran(Scenario::Fanout) {
             self.fanout_checks(&mut checks);
         }
+        if self.ran(Scenario::Tls) {
+            checks.push(self.tls_check());
+        }
         checks
     }
 
@@ -417,6 +423,9 @@ impl Report<'_> {
         if self.ran(Scenario::Scale) {
             self.scale_section(&mut md);
         }
+        if self.ran(Scenario::Tls) {
+            self.tls_section(&mut md);
+        }
         self.profiles_section(&mut md);
         if let Some(analysis) = &self.analysis {
             let _ = writeln!(md, "{}\n", analysis.trim_end());
@@ -444,7 +453,7 @@ impl Report<'_> {
              builds the release binary, installs nginx and wrk from Debian's packages if \
              they are missing, and starts everything itself). `cargo xtask bench --quick` \
              runs every scenario once, briefly, into a temporary directory and fails on \
-             any error: that is the CI check. `--only rest,events,fanout,scale` and \
+             any error: that is the CI check. `--only rest,events,fanout,scale,tls` and \
              `--no-profile` narrow a run (partial runs also go to a temporary \
              directory).\n"
         );
@@ -1065,7 +1074,8 @@ a second backend with client authentication on, every request carrying a bearer 
 (REST only). The load generators (wrk, and the \
 benchmark's own WebSocket clients) run on the same CPUs as the servers, so every \
 figure is a whole-machine figure: a hop that costs CPU lowers throughput for \
-everything else.\n";
+everything else. Section 5 adds a second remote runtime that serves HTTPS, as \
+described there.\n";
 
 /// Why more than one upstream may be seen.
 const WHY_UPSTREAMS: &str = "The hub keeps one channel, and so one runtime subscription, per \

@@ -1,5 +1,9 @@
 //! `cargo xtask demo`: a backend with an embedded runtime and one remote runtime, on
-//! loopback, to try by hand. Ctrl-C stops both.
+//! loopback, to try by hand. The remote is reached the way it should be across
+//! hosts: over TLS with mutual authentication, with a CA and certificates generated
+//! for the demo (rcgen). Ctrl-C stops both.
+
+mod pki;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -21,9 +25,12 @@ pub fn demo() -> Result<(), String> {
         "runtime.token",
         &format!("demo-{:x}\n", std::process::id() as u64 * 2_654_435_761),
     )?;
+    pki::generate(&dir)?;
     write(
         "runtime.toml",
         "runtime_id = \"demo-remote\"\ndisplay_name = \"Demo remote runtime\"\n\n\
+         [tls]\ncert_file = \"tls/runtime.crt\"\nkey_file = \"tls/runtime.key\"\n\
+         client_ca_file = \"tls/ca.crt\"\n\n\
          [profiles.shell]\nkind = \"process\"\ncommand = [\"/bin/sh\", \"-i\"]\n\
          description = \"An interactive POSIX shell\"\n\n\
          [profiles.slow-echo]\nkind = \"echo\"\ndelay_ms = 500\n",
@@ -47,7 +54,9 @@ pub fn demo() -> Result<(), String> {
         &format!(
             "[embedded]\nruntime_id = \"local\"\ndisplay_name = \"This machine\"\n\n\
              [[remote]]\nruntime_id = \"remote\"\ndisplay_name = \"Demo remote\"\n\
-             base_url = \"{runtime_addr}\"\ntoken_file = \"runtime.token\"\n"
+             base_url = \"{runtime_addr}\"\ntoken_file = \"runtime.token\"\n\
+             ca_file = \"tls/ca.crt\"\n\
+             client_cert_file = \"tls/backend.crt\"\nclient_key_file = \"tls/backend.key\"\n"
         ),
     )?;
     let (mut backend, backend_addr) = start(
@@ -61,7 +70,7 @@ pub fn demo() -> Result<(), String> {
         ],
     )?;
     println!(
-        "\nSwitchyard demo (files in {dir}):\n  backend  {backend_addr}  (embedded runtime `local`, remote runtime `remote`)\n  runtime  {runtime_addr}  (the backend's only client; token in runtime.token)\n\nTry:\n  curl -s {backend_addr}/api/runtimes\n  curl -s -H 'content-type: application/json' -d '{{\"profile\":\"shell\"}}' {backend_addr}/api/runtimes/remote/workers\n  curl -s -H 'content-type: application/json' -d '{{\"text\":\"echo hello\\n\"}}' {backend_addr}/api/runtimes/remote/workers/<worker_id>/input\n  curl -s {backend_addr}/api/runtimes/remote/workers/<worker_id>/transcript\n  curl -s {backend_addr}/api/workers\n\nCtrl-C stops both.",
+        "\nSwitchyard demo (files in {dir}):\n  backend  {backend_addr}  (embedded runtime `local`, remote runtime `remote`)\n  runtime  {runtime_addr}  (HTTPS with client certificates: the backend is its only client; token in runtime.token)\n\nOpen the console: {backend_addr}/\n\nOr try:\n  curl -s {backend_addr}/api/runtimes\n  curl -s -H 'content-type: application/json' -d '{{\"profile\":\"shell\"}}' {backend_addr}/api/runtimes/remote/workers\n  curl -s -H 'content-type: application/json' -d '{{\"text\":\"echo hello\\n\"}}' {backend_addr}/api/runtimes/remote/workers/<worker_id>/input\n  curl -s {backend_addr}/api/runtimes/remote/workers/<worker_id>/transcript\n  curl -s {backend_addr}/api/workers\n\nThe runtime itself, as the backend reaches it (TLS, client certificate, token):\n  cd {dir} && curl -s --cacert tls/ca.crt --cert tls/backend.crt --key tls/backend.key -H \"Authorization: Bearer $(cat runtime.token)\" {runtime_addr}/v1/runtime\n  curl -s --cacert {dir}/tls/ca.crt {runtime_addr}/v1/health   # refused: no client certificate\n\nCtrl-C stops both.",
         dir = dir.display()
     );
     let _ = backend.wait();

@@ -90,6 +90,7 @@ impl RuntimeView {
                 RuntimeState::Unreachable
             }
             SourceError::AuthFailed => RuntimeState::AuthFailed,
+            SourceError::TlsFailed(_) => RuntimeState::TlsFailed,
             SourceError::Protocol(_) => RuntimeState::Incompatible,
             _ => self.state,
         };
@@ -100,7 +101,10 @@ impl RuntimeView {
     pub fn is_down(&self) -> bool {
         matches!(
             self.state,
-            RuntimeState::Unreachable | RuntimeState::AuthFailed | RuntimeState::Incompatible
+            RuntimeState::Unreachable
+                | RuntimeState::AuthFailed
+                | RuntimeState::TlsFailed
+                | RuntimeState::Incompatible
         )
     }
 }

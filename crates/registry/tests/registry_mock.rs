@@ -22,8 +22,8 @@ use switchyard_registry::{
 };
 use switchyard_runtime::{Runtime, RuntimeConfig};
 use switchyard_transport::{
-    MockRuntimeClient, MockRuntimeEventsClient, RuntimeEventsClient, TimeoutPhase, TransportError,
-    UnreachableKind, WorkerQuery,
+    MockRuntimeClient, MockRuntimeEventsClient, RuntimeEventsClient, TimeoutPhase, TlsFailure,
+    TransportError, UnreachableKind, WorkerQuery,
 };
 
 // ---------------------------------------------------------------------------------
@@ -276,6 +276,54 @@ fn error_cases() -> Vec<Case> {
             "auth rejected",
             TransportError::AuthRejected,
             C::RuntimeAuthFailed,
+            502,
+        ),
+        case(
+            "tls untrusted certificate",
+            TransportError::Tls {
+                kind: TlsFailure::UntrustedCertificate,
+            },
+            C::RuntimeTlsFailed,
+            502,
+        ),
+        case(
+            "tls name mismatch",
+            TransportError::Tls {
+                kind: TlsFailure::NameMismatch,
+            },
+            C::RuntimeTlsFailed,
+            502,
+        ),
+        case(
+            "tls expired",
+            TransportError::Tls {
+                kind: TlsFailure::Expired,
+            },
+            C::RuntimeTlsFailed,
+            502,
+        ),
+        case(
+            "tls client certificate refused",
+            TransportError::Tls {
+                kind: TlsFailure::ClientCertificateRefused,
+            },
+            C::RuntimeTlsFailed,
+            502,
+        ),
+        case(
+            "tls handshake failed",
+            TransportError::Tls {
+                kind: TlsFailure::HandshakeFailed,
+            },
+            C::RuntimeTlsFailed,
+            502,
+        ),
+        case(
+            "tls handshake timeout",
+            TransportError::Tls {
+                kind: TlsFailure::HandshakeTimeout,
+            },
+            C::RuntimeTlsFailed,
             502,
         ),
         case(
@@ -827,13 +875,17 @@ async fn source_returns_the_registered_source() {
 async fn view_follows_refresh_outcomes() {
     let mut mock = MockRuntimeClient::new();
     let answer = info(UPSTREAM_SELF_ID, API_VERSION).await;
-    mock.expect_info().times(4).returning(script(vec![
+    mock.expect_info().times(6).returning(script(vec![
         Ok(answer.clone()),
         Err(TransportError::Unreachable {
             kind: UnreachableKind::Refused,
         }),
         Ok(answer.clone()),
         Err(TransportError::AuthRejected),
+        Err(TransportError::Tls {
+            kind: TlsFailure::NameMismatch,
+        }),
+        Ok(answer.clone()),
     ]));
     let registry = registry(vec![remote("build-1", mock)]);
     let id = rid("build-1");
@@ -903,6 +955,23 @@ async fn view_follows_refresh_outcomes() {
         auth.last_error.map(|e| e.code),
         Some(ErrorCode::RuntimeAuthFailed)
     );
+
+    // TLS failed: its own state, and a message that says which kind.
+    let tls = registry.runtime(&open(), &id).await.unwrap();
+    assert_eq!(tls.state, RuntimeState::TlsFailed);
+    let error = tls.last_error.expect("last_error on a TLS failure");
+    assert_eq!(error.code, ErrorCode::RuntimeTlsFailed);
+    assert!(error.message.contains("name_mismatch"), "{}", error.message);
+    assert!(
+        error.message.contains("tls_server_name"),
+        "{}",
+        error.message
+    );
+
+    // And back.
+    let back = registry.runtime(&open(), &id).await.unwrap();
+    assert_eq!(back.state, RuntimeState::Ready);
+    assert_eq!(back.last_error, None);
 }
 
 #[tokio::test]

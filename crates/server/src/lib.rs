@@ -6,5 +6,6 @@ pub mod backend_api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod runtime_api;

@@ -104,6 +104,7 @@ impl World {
             listen: "127.0.0.1:0".parse().unwrap(),
             token: switchyard_transport::SecretToken::new(REMOTE_TOKEN),
             data_dir: None,
+            tls: None,
             runtime: big_runtime("remote"),
         })
         .await

@@ -281,16 +281,19 @@ pub fn cors_headers(headers: &mut HeaderMap, origin: &HeaderValue) {
 }
 
 /// Security headers on every answer: a CSP (the page policy for HTML, nothing at all
-/// for anything else), no MIME sniffing, no referrer, no framing.
+/// for anything else; a policy the answer already carries, the console's, is kept), no
+/// MIME sniffing, no referrer, no framing.
 pub fn security_headers(headers: &mut HeaderMap) {
-    let html = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
-    headers.insert(
-        CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(if html { PAGE_CSP } else { API_CSP }),
-    );
+    if !headers.contains_key(CONTENT_SECURITY_POLICY) {
+        let html = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
+        headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(if html { PAGE_CSP } else { API_CSP }),
+        );
+    }
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -579,5 +582,21 @@ mod tests {
         assert_eq!(page[CONTENT_SECURITY_POLICY], PAGE_CSP);
         assert!(!PAGE_CSP.contains("unsafe-inline"));
         assert!(PAGE_CSP.contains("frame-ancestors 'none'"));
+        // A page's own policy (the console's) is kept.
+        let mut console = HeaderMap::new();
+        console.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        console.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::console::CONTENT_SECURITY_POLICY_VALUE),
+        );
+        security_headers(&mut console);
+        assert_eq!(
+            console[CONTENT_SECURITY_POLICY],
+            crate::console::CONTENT_SECURITY_POLICY_VALUE
+        );
+        assert_eq!(console[X_FRAME_OPTIONS], "DENY");
     }
 }

@@ -3,13 +3,15 @@
 //!
 //! 1. `Host` allowlist → `403 host_not_allowed`
 //! 2. CORS preflight → answered here (allowed origins) or `403 cross_origin_request`
-//! 3. cross-origin check: a state-changing request from another site →
+//! 3. the console (`/`, `/assets/...`, read-only `GET`/`HEAD`) → served without
+//!    credentials, so that its sign-in page loads
+//! 4. cross-origin check: a state-changing request from another site →
 //!    `403 cross_origin_request`; a WebSocket upgrade from a foreign `Origin` →
 //!    `403 origin_not_allowed`
-//! 4. authentication (bearer token, or session cookie from the backend's own pages)
+//! 5. authentication (bearer token, or session cookie from the backend's own pages)
 //!    → `401 unauthorized`; `/healthz` and `POST`/`DELETE /api/session` are public
-//! 5. a body that is not `application/json` → `415 unsupported_media_type`
-//! 6. the route (`404 route_not_found`, `405`, `400 invalid_id`), then the registry,
+//! 6. a body that is not `application/json` → `415 unsupported_media_type`
+//! 7. the route (`404 route_not_found`, `405`, `400 invalid_id`), then the registry,
 //!    whose policy answers `403 forbidden`
 //!
 //! Commands get an audit line whatever their outcome; every answer gets the security
@@ -149,7 +151,7 @@ impl BackendApi {
         &self.hub
     }
 
-    /// Steps 1 to 6 of the module's list; see there.
+    /// Steps 1 to 7 of the module's list; see there.
     async fn answer(&self, request: http::Request<Incoming>, ctx: &RequestContext) -> Response {
         let host = match self
             .settings
@@ -171,7 +173,7 @@ impl BackendApi {
         response
     }
 
-    /// Steps 3 to 6, with the audit line of a command.
+    /// Steps 3 to 7, with the audit line of a command.
     async fn checked(
         &self,
         request: http::Request<Incoming>,
@@ -179,6 +181,14 @@ impl BackendApi {
         origin: &RequestOrigin,
     ) -> Response {
         let path = request.uri().path().to_owned();
+        if crate::console::owns(&path) {
+            // The console is public (its sign-in page must load before anyone has
+            // signed in) and changes nothing; the Host allowlist has passed.
+            return respond(
+                crate::console::respond(request.method(), &path, request.headers()),
+                ctx,
+            );
+        }
         let found = self.routes.find(&path);
         let method = request.method().clone();
         let mut audit = found.as_ref().ok().and_then(|(route, params)| {

@@ -20,7 +20,7 @@ use crate::config::{
     load_backend_settings,
 };
 use crate::http::ws::SessionSettings;
-use crate::http::{ServerHandle, Shutdown, serve};
+use crate::http::{ServerHandle, ServerTls, Shutdown, serve_with_tls};
 
 /// How long connections and WebSocket sessions get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -42,7 +42,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         }
     };
     let signals = super::signals::install();
-    println!("listening on http://{}", running.server.local_addr());
+    println!("listening on {}", running.server.url());
     let _ = std::io::stdout().flush();
     signals.terminated().await;
     running.shutdown().await;
@@ -121,13 +121,14 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
             session: SessionSettings::default(),
         },
     );
-    let server = serve(listener, Arc::new(api), Shutdown::new());
+    let tls = settings.tls.map(|tls| ServerTls::new(tls.config));
+    let server = serve_with_tls(listener, Arc::new(api), Shutdown::new(), tls);
     tokio::spawn({
         let registry = registry.clone();
         async move { registry.refresh_all().await }
     });
     registry.start_health_probes(settings.health_interval);
-    tracing::info!(addr = %server.local_addr(), "backend listening");
+    tracing::info!(url = %server.url(), "backend listening");
     Ok(RunningBackend {
         registry,
         hub,
@@ -212,15 +213,26 @@ async fn embedded_runtime(
 }
 
 fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String> {
+    if settings.insecure_http {
+        tracing::warn!(
+            runtime_id = %settings.runtime_id,
+            "remote runtime reached over plain HTTP beyond loopback (insecure_http = true): its token and traffic cross the network in clear; use https://"
+        );
+    }
     let mut scrubber = Scrubber::new(secrets_of(&settings));
     if let Some(port) = port_of(&settings.base_url) {
         scrubber = scrubber.with_number(port);
     }
-    let endpoint = RemoteEndpoint {
-        base_url: settings.base_url,
-        token: settings.token,
-        connect_timeout: settings.connect_timeout,
-        request_timeout: settings.request_timeout,
+    let endpoint = RemoteEndpoint::new(
+        settings.base_url,
+        settings.token,
+        settings.connect_timeout,
+        settings.request_timeout,
+    )
+    .with_label(settings.runtime_id.as_str());
+    let endpoint = match settings.tls {
+        Some(tls) => endpoint.with_tls(tls),
+        None => endpoint,
     };
     let events = WsEventsClient::new(endpoint.clone())
         .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
@@ -251,12 +263,20 @@ fn port_of(base_url: &str) -> Option<u16> {
     })
 }
 
-/// What must never reach a client about a remote: its URL, authority, host and token.
+/// What must never reach a client about a remote: its URL, authority, host, the
+/// name its certificate is verified for, and its token.
 fn secrets_of(settings: &RemoteSettings) -> Vec<String> {
     let mut secrets = vec![
         settings.base_url.clone(),
         settings.token.expose().to_owned(),
     ];
+    if let Some(name) = settings
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.server_name_override())
+    {
+        secrets.push(name);
+    }
     if let Ok(uri) = settings.base_url.parse::<http::Uri>()
         && let Some(authority) = uri.authority()
     {

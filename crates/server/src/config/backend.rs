@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchyard_protocol::RuntimeId;
 use switchyard_runtime::RuntimeConfig;
-use switchyard_transport::SecretToken;
+use switchyard_transport::{ClientTls, SecretToken};
 
 use super::args::ServeArgs;
 use super::auth::AuthSettings;
@@ -14,6 +14,7 @@ use super::error::{ConfigError, Origin};
 use super::file::{BackendFile, EmbeddedFile, RemoteFile};
 use super::parse::{FileContext, read_file};
 use super::runtime::DEFAULT_RUNTIME_ID;
+use super::tls::{ListenerTlsInput, ServerTlsSettings, is_loopback_url, listener_tls, remote_tls};
 use super::{auth, profiles, token, urls, values};
 
 /// Where the backend listens unless told otherwise.
@@ -61,6 +62,8 @@ pub struct BackendSettings {
     pub viewer_queue: u32,
     /// Events the backend keeps per watched worker for viewers that resume.
     pub event_backlog: u32,
+    /// HTTPS (and WSS) only, with this certificate, when set.
+    pub tls: Option<ServerTlsSettings>,
 }
 
 /// Default for [`BackendSettings::viewer_queue`].
@@ -92,6 +95,11 @@ pub struct RemoteSettings {
     pub connect_timeout: Duration,
     /// Time allowed for one request.
     pub request_timeout: Duration,
+    /// TLS for an `https` base URL: trust anchors, client certificate, name.
+    pub tls: Option<ClientTls>,
+    /// Plain HTTP to a host that is not loopback, allowed by `insecure_http = true`
+    /// (start-up warns about it every time).
+    pub insecure_http: bool,
 }
 
 impl BackendSettings {
@@ -113,17 +121,25 @@ impl BackendSettings {
             health_interval: DEFAULT_HEALTH_INTERVAL,
             viewer_queue: DEFAULT_VIEWER_QUEUE,
             event_backlog: DEFAULT_EVENT_BACKLOG,
+            tls: None,
         }
     }
 }
 
-/// Builds the backend's settings from `--config` (if any), `--listen`, and the
+/// Builds the backend's settings from `--config` (if any), the flags, and the
 /// environment (read through `env`, for remotes' `token_env`). Token files and
-/// relative paths in the file resolve against its directory.
+/// relative paths in the file resolve against its directory. TLS files (`[tls]`,
+/// `--tls-*`, remotes' `ca_file` and client certificates) are read and checked here.
 pub fn load_backend_settings(
     args: &ServeArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<BackendSettings, ConfigError> {
+    let flags_tls = |table| ListenerTlsInput {
+        table,
+        cert_flag: args.tls_cert.as_deref(),
+        key_flag: args.tls_key.as_deref(),
+        client_ca_flag: args.tls_client_ca.as_deref(),
+    };
     let Some(path) = &args.config else {
         let mut settings = BackendSettings::defaults();
         settings.listen = args.listen.unwrap_or(DEFAULT_BACKEND_LISTEN);
@@ -133,6 +149,7 @@ pub fn load_backend_settings(
             Origin::CommandLine,
             "--listen",
         )?;
+        settings.tls = listener_tls(flags_tls(None))?;
         return Ok(settings);
     };
     let (file, ctx): (BackendFile, _) = read_file(path)?;
@@ -205,6 +222,7 @@ pub fn load_backend_settings(
     for (i, raw) in file.remote.into_iter().enumerate() {
         remotes.push(remote(&ctx, i, raw, &mut seen, env)?);
     }
+    let tls = listener_tls(flags_tls(file.tls.as_ref().map(|t| (t, &ctx))))?;
     if embedded.is_none() && remotes.is_empty() {
         // Not an error (the contract lists none such): a backend may start empty.
         tracing::warn!("the configuration has no runtimes: no [embedded] table and no [[remote]]");
@@ -221,6 +239,7 @@ pub fn load_backend_settings(
         health_interval,
         viewer_queue,
         event_backlog,
+        tls,
     })
 }
 
@@ -310,22 +329,28 @@ fn remote(
         (Some(var), None) => token::from_env(&fo, &key("token_env"), var, env)?,
         (None, Some(path)) => token::from_file(&fo, &key("token_file"), &ctx.resolve(path))?,
     };
+    let connect_timeout = values::millis(
+        &fo,
+        &key("connect_timeout_ms"),
+        raw.connect_timeout_ms,
+        DEFAULT_CONNECT_TIMEOUT,
+    )?;
+    let request_timeout = values::millis(
+        &fo,
+        &key("request_timeout_ms"),
+        raw.request_timeout_ms,
+        DEFAULT_REQUEST_TIMEOUT,
+    )?;
+    let tls = remote_tls(ctx, &table, &base_url, &raw)?;
+    let insecure_http = tls.is_none() && !is_loopback_url(&base_url);
     Ok(RemoteSettings {
         runtime_id,
         display_name,
         base_url,
         token,
-        connect_timeout: values::millis(
-            &fo,
-            &key("connect_timeout_ms"),
-            raw.connect_timeout_ms,
-            DEFAULT_CONNECT_TIMEOUT,
-        )?,
-        request_timeout: values::millis(
-            &fo,
-            &key("request_timeout_ms"),
-            raw.request_timeout_ms,
-            DEFAULT_REQUEST_TIMEOUT,
-        )?,
+        connect_timeout,
+        request_timeout,
+        tls,
+        insecure_http,
     })
 }

@@ -37,8 +37,18 @@ pub(crate) struct RuntimeFile {
     pub input_queue: Option<u32>,
     pub subscriber_queue: Option<u32>,
     pub stop_grace_ms: Option<u64>,
+    pub tls: Option<TlsFile>,
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileFile>,
+}
+
+/// The `[tls]` table of either file: the listener's certificate, key and client CA.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsFile {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl RuntimeFile {
@@ -87,6 +97,7 @@ pub(crate) struct BackendFile {
     pub health_interval_ms: Option<u64>,
     pub viewer_queue: Option<u32>,
     pub event_backlog: Option<u32>,
+    pub tls: Option<TlsFile>,
     pub embedded: Option<EmbeddedFile>,
     #[serde(default)]
     pub remote: Vec<RemoteFile>,
@@ -160,6 +171,11 @@ pub(crate) struct RemoteFile {
     pub token_file: Option<PathBuf>,
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    pub tls_server_name: Option<String>,
+    pub insecure_http: Option<bool>,
 }
 
 impl std::fmt::Debug for TokenFile {

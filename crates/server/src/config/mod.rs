@@ -20,6 +20,7 @@ mod file;
 mod parse;
 mod profiles;
 mod runtime;
+mod tls;
 mod token;
 mod urls;
 mod values;
@@ -40,3 +41,4 @@ pub use runtime::{
     DEFAULT_RUNTIME_ID, DEFAULT_RUNTIME_LISTEN, RUNTIME_TOKEN_ENV, RuntimeSettings,
     load_runtime_settings,
 };
+pub use tls::{NamedFile, ServerTlsFiles, ServerTlsSettings};

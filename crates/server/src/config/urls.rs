@@ -11,15 +11,8 @@ pub(crate) fn base_url(value: &str) -> Result<String, &'static str> {
     let (scheme, rest) = split_scheme(value).ok_or(
         "must look like http://host:port or https://host:port, with an optional path prefix",
     )?;
-    if scheme == "https" {
-        // The transport's connector is the one place TLS will go; until then refuse
-        // here, at start-up with exit status 2, rather than on every call.
-        return Err(
-            "https is not supported yet: use http:// on a trusted network or through a tunnel",
-        );
-    }
-    if scheme != "http" {
-        return Err("the scheme must be http");
+    if scheme != "http" && scheme != "https" {
+        return Err("the scheme must be http or https");
     }
     if rest.contains(['?', '#']) {
         return Err(
@@ -28,7 +21,7 @@ pub(crate) fn base_url(value: &str) -> Result<String, &'static str> {
     }
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let (host, port) = authority_parts(authority)?;
-    let port = port.ok_or("needs an explicit port, as in http://host:7701")?;
+    let port = port.ok_or("needs an explicit port, as in https://host:7701")?;
     if !path.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("the path prefix must be printable ASCII without spaces");
     }
@@ -160,13 +153,17 @@ mod tests {
             "http://h:1/switchyard"
         );
         assert_eq!(base_url("http://[::1]:7701").unwrap(), "http://[::1]:7701");
+        assert_eq!(
+            base_url("HTTPS://Build-1.example:7701/").unwrap(),
+            "https://build-1.example:7701"
+        );
     }
 
     #[test]
     fn base_urls_reject() {
         for bad in [
             "127.0.0.1:7701",
-            "https://h:443",
+            "https://h",
             "ftp://h:1",
             "http://h",
             "http://h:0",

@@ -14,7 +14,9 @@ use switchyard_protocol::RuntimeId;
 use switchyard_runtime::RuntimeConfig;
 use switchyard_server::commands::runtime::{self as runtime_cmd, RunningRuntime};
 use switchyard_server::commands::serve::{self as serve_cmd, RunningBackend};
-use switchyard_server::config::{BackendSettings, EmbeddedSettings, RemoteSettings};
+use switchyard_server::config::{
+    BackendSettings, EmbeddedSettings, RemoteSettings, ServerTlsSettings,
+};
 use switchyard_transport::SecretToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -40,6 +42,16 @@ pub fn runtime_config(id: &str) -> RuntimeConfig {
 /// Starts a Runtime API server on `listen`, retrying for a while when the address is
 /// still busy (a restart on the same port).
 pub async fn start_runtime_at(listen: SocketAddr, id: &str, token: Option<&str>) -> RunningRuntime {
+    start_runtime_with(listen, id, token, None).await
+}
+
+/// Like [`start_runtime_at`], serving HTTPS with `tls` when given.
+pub async fn start_runtime_with(
+    listen: SocketAddr,
+    id: &str,
+    token: Option<&str>,
+    tls: Option<ServerTlsSettings>,
+) -> RunningRuntime {
     let deadline = Instant::now() + WAIT;
     loop {
         let settings = switchyard_server::config::RuntimeSettings {
@@ -47,6 +59,7 @@ pub async fn start_runtime_at(listen: SocketAddr, id: &str, token: Option<&str>)
             token: token.and_then(SecretToken::new),
             data_dir: None,
             runtime: runtime_config(id),
+            tls: tls.clone(),
         };
         match runtime_cmd::start(settings).await {
             Ok(running) => return running,
@@ -73,6 +86,8 @@ pub fn remote(id: &str, base_url: &str, token: &str, request_timeout: Duration) 
         token: SecretToken::new(token).unwrap(),
         connect_timeout: Duration::from_secs(2),
         request_timeout,
+        tls: None,
+        insecure_http: false,
     }
 }
 

@@ -152,6 +152,7 @@ fn a_non_loopback_listen_needs_auth() {
         let args = ServeArgs {
             config: None,
             listen: Some(listen.parse().unwrap()),
+            ..ServeArgs::default()
         };
         let got = load_backend_settings(&args, &no_env);
         assert_eq!(got.is_ok(), accepted, "{listen}");

@@ -6,3 +6,4 @@ mod errors;
 mod examples;
 mod runtime_settings;
 mod support;
+mod tls;
