@@ -166,7 +166,10 @@ async fn switchyard_token_output_configures_a_backend_and_secrets_stay_out_of_it
     // A browser session: sign in, read, watch events over the WebSocket.
     let signed_in = login(addr, &alice_token).await;
     assert_eq!(signed_in.status, 200, "{}", signed_in.text());
-    assert_eq!(signed_in.json, json!({"name": "alice", "role": "operator"}));
+    assert_eq!(
+        signed_in.json,
+        json!({"name": "alice", "role": "operator", "auth": true})
+    );
     let set_cookie = signed_in.headers["set-cookie"].to_str().unwrap().to_owned();
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
@@ -309,7 +312,10 @@ async fn a_non_loopback_listen_without_auth_exits_2_unless_open() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let r = api(backend.addr, None).get("/api/session").await;
-    assert_eq!(r.json, json!({"name": "anonymous", "role": "admin"}));
+    assert_eq!(
+        r.json,
+        json!({"name": "anonymous", "role": "admin", "auth": false})
+    );
     backend.signal(Signal::SIGTERM);
     let status = backend.wait().await;
     let text = std::fs::read_to_string(&log).unwrap();

@@ -586,7 +586,10 @@ async fn session_login_cookie_flags_expiry_and_logout() {
 
     let r = login(OPERATOR).await;
     assert_status(&r, 200);
-    assert_eq!(r.json, json!({"name": "otto", "role": "operator"}));
+    assert_eq!(
+        r.json,
+        json!({"name": "otto", "role": "operator", "auth": true})
+    );
     assert_eq!(r.headers[http::header::CACHE_CONTROL], "no-store");
     let set_cookie = r.headers[http::header::SET_COOKIE]
         .to_str()
@@ -608,7 +611,10 @@ async fn session_login_cookie_flags_expiry_and_logout() {
     let with_cookie = [("cookie", cookie.as_str())];
     let r = send(addr, Method::GET, "/api/session", None, &with_cookie).await;
     assert_status(&r, 200);
-    assert_eq!(r.json, json!({"name": "otto", "role": "operator"}));
+    assert_eq!(
+        r.json,
+        json!({"name": "otto", "role": "operator", "auth": true})
+    );
     let created = send(
         addr,
         Method::POST,
@@ -751,7 +757,10 @@ async fn replicas_with_one_key_share_sessions_and_a_removed_token_ends_them() {
         &with_cookie,
     )
     .await;
-    assert_eq!(r.json, json!({"name": "vera", "role": "operator"}));
+    assert_eq!(
+        r.json,
+        json!({"name": "vera", "role": "operator", "auth": true})
+    );
 
     for world in [first, replica, stranger, changed, changed_role] {
         world.stop().await;

@@ -289,7 +289,7 @@ impl BackendApi {
             }
             (Route::Session, Method::GET, ..) => {
                 Query::parse(query, &[])?;
-                Ok(session::current(caller))
+                Ok(session::current(caller, self.auth.is_on()))
             }
             (Route::Session, Method::DELETE, ..) => {
                 drain_body(request, limit).await?;

@@ -27,19 +27,23 @@ impl std::fmt::Debug for LoginRequest {
     }
 }
 
-/// Who a session (or token) is.
+/// Who a session (or token) is, and whether the backend authenticates at all.
 #[derive(Debug, Serialize)]
 struct SessionInfo<'a> {
     name: &'a str,
     role: Role,
+    /// `false` without `[auth]` tokens (everyone is the anonymous admin, there is no
+    /// session to end): the console then shows no identity and no sign-out.
+    auth: bool,
 }
 
-fn info(caller: &Caller) -> Response {
+fn info(caller: &Caller, auth: bool) -> Response {
     let mut response = json(
         StatusCode::OK,
         &SessionInfo {
             name: caller.name(),
             role: caller.role(),
+            auth,
         },
     );
     no_store(&mut response);
@@ -62,8 +66,9 @@ fn set_cookie(response: &mut Response, value: String) {
     }
 }
 
-/// `POST /api/session` `{"token":"..."}`: 200 `{"name","role"}` with the session
-/// cookie, or `401 unauthorized`. Without auth: the anonymous admin, no cookie.
+/// `POST /api/session` `{"token":"..."}`: 200 `{"name","role","auth"}` with the
+/// session cookie, or `401 unauthorized`. Without auth: the anonymous admin with
+/// `"auth": false`, no cookie.
 pub(super) async fn login(
     auth: &Authenticator,
     headers: &HeaderMap,
@@ -76,16 +81,17 @@ pub(super) async fn login(
     let login = auth.login(&request.token)?;
     drop(request);
     audit.identify(&login.caller);
-    let mut response = info(&login.caller);
+    let mut response = info(&login.caller, auth.is_on());
     if let (Some(cookie), Some(sessions)) = (login.cookie, auth.sessions()) {
         set_cookie(&mut response, sessions.set_cookie(&cookie, secure));
     }
     Ok(response)
 }
 
-/// `GET /api/session`: who the request's credentials are.
-pub(super) fn current(caller: &Caller) -> Response {
-    info(caller)
+/// `GET /api/session`: who the request's credentials are (`"auth": false` and the
+/// anonymous admin without auth).
+pub(super) fn current(caller: &Caller, auth: bool) -> Response {
+    info(caller, auth)
 }
 
 /// `DELETE /api/session`: 204, and the browser drops the cookie. Sessions are

@@ -116,8 +116,9 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
             max_body_bytes: settings.max_body_bytes,
             allowed_origins: settings.allowed_origins.clone(),
             allowed_hosts,
-            // Set from `[tls]` once the backend serves TLS.
-            secure_cookies: false,
+            // A cookie marked `Secure` is sent back over HTTPS only: right when the
+            // backend serves HTTPS, and it would never come back over plain HTTP.
+            secure_cookies: settings.tls.is_some(),
             session: SessionSettings::default(),
         },
     );
