@@ -103,14 +103,15 @@ impl Switchyard {
     }
 
     /// `switchyard <args>` with `envs` added (and the client's own variables,
-    /// `SWITCHYARD_URL` and `SWITCHYARD_TOKEN`, only as `envs` gives them), ready to
-    /// spawn; killed when dropped.
+    /// `SWITCHYARD_URL`, `SWITCHYARD_TOKEN` and `SWITCHYARD_CA_FILE`, only as `envs`
+    /// gives them), ready to spawn; killed when dropped.
     pub fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut command = Command::new(switchyard_bin());
         command
             .args(args)
             .env_remove("SWITCHYARD_URL")
             .env_remove("SWITCHYARD_TOKEN")
+            .env_remove("SWITCHYARD_CA_FILE")
             .envs(envs.iter().copied())
             .kill_on_drop(true);
         command

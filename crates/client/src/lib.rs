@@ -61,12 +61,12 @@ mod seam;
 mod worker_ref;
 
 pub use endpoint::{BackendUrl, DEFAULT_BACKEND_URL};
-pub use error::{ApiError, ClientError, UnreachableKind};
+pub use error::{ApiError, ClientError, TlsFailure, UnreachableKind};
 pub use events::{
     EventSocket, Incoming, InteractiveFrame, StreamEnd, TerminalCursor, TerminalScreen,
 };
 pub use follow::{Followed, Follower};
 pub use http::{BackendClient, Timeouts};
 pub use seam::{Place, SequenceSeam};
-pub use switchyard_transport::{SecretToken, WorkerQuery};
+pub use switchyard_transport::{ClientTls, SecretToken, WorkerQuery};
 pub use worker_ref::{WorkerRef, WorkerRefError};

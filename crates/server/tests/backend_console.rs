@@ -117,7 +117,8 @@ async fn with_auth_on_the_console_is_public_and_still_checked() {
     let (backend, api) = start_backend(settings).await;
 
     // (path, headers, status)
-    let cases: [(&str, &[(&str, &str)], u16); 6] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16);
+    let cases: [Case; 6] = [
         ("/", &[], 200),
         ("/assets/app.js", &[], 200),
         ("/assets/session.js", &[], 200),
