@@ -345,8 +345,9 @@ async fn errors_print_their_code_and_exit_status() {
         listener.local_addr().unwrap()
     };
     let closed_url = format!("http://{closed}");
+    let closed_https = format!("https://{closed}");
     let missing_token = setup.path("no-such-token");
-    let table: [(&[&str], i32, &str); 14] = [
+    let table: [(&[&str], i32, &str); 15] = [
         (&["run", "nope", "echo"], 1, "runtime_not_found"),
         (&["run", "local", "nope"], 1, "unknown_profile"),
         (&["logs", "local/w-missing"], 1, "worker_not_found"),
@@ -358,7 +359,12 @@ async fn errors_print_their_code_and_exit_status() {
         (&["ls", "--runtime", "nope"], 1, "runtime_not_found"),
         (&["ls", "--backend", &closed_url], 1, "backend_unreachable"),
         (
-            &["ls", "--backend", "https://127.0.0.1:1"],
+            &["ls", "--backend", &closed_https],
+            1,
+            "backend_unreachable",
+        ),
+        (
+            &["ls", "--backend", "ftp://127.0.0.1:1"],
             2,
             "invalid_backend_url",
         ),
@@ -384,8 +390,9 @@ async fn errors_print_their_code_and_exit_status() {
         }
         let line = failed(&output, exit, code);
         if code == "backend_unreachable" {
+            let url = args[2];
             assert!(
-                line.contains(&format!("the backend at {closed_url} (connection refused)")),
+                line.contains(&format!("the backend at {url} (connection refused)")),
                 "{line}"
             );
         }
