@@ -137,7 +137,7 @@ pub enum ClientError {
 fn tls_message(kind: TlsFailure) -> &'static str {
     match kind {
         TlsFailure::UntrustedCertificate => {
-            "the backend's certificate is not signed by a CA this client trusts; trust the CA that signed it (the switchyard client: --ca-file or SWITCHYARD_CA_FILE)"
+            "the backend's certificate is not signed by a CA this client trusts; trust the CA that signed it"
         }
         TlsFailure::NameMismatch => {
             "the backend's certificate is not valid for the host name in the URL; use a name (or address) the certificate lists"
