@@ -563,13 +563,15 @@ async fn logs_follow_ends_when_the_worker_ends() {
         assert!(Instant::now() < deadline, "{}", text_of(&out));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Each answer before the next input, so that the transcript's order (input, its
+    // answer, input, its answer) does not depend on how fast the shell is.
     for line in ["one", "two"] {
         ok(&cli(addr, &["send", worker, line]).await);
-    }
-    let deadline = Instant::now() + WAIT;
-    while !text_of(&out).contains("got two") {
-        assert!(Instant::now() < deadline, "{}", text_of(&out));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let deadline = Instant::now() + WAIT;
+        while !text_of(&out).contains(&format!("got {line}")) {
+            assert!(Instant::now() < deadline, "{}", text_of(&out));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     ok(&cli(addr, &["stop", worker]).await);
     let status = tokio::time::timeout(WAIT, follow.wait())
