@@ -68,6 +68,19 @@ macro_rules! id_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// Checks `s` as this kind of id without copying it.
+            pub fn check(s: &str) -> Result<(), IdError> {
+                validate($kind, s)
+            }
+        }
+
+        /// Maps keyed by an id can be searched with a `&str` (the hash is the
+        /// string's).
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
         }
 
         impl FromStr for $name {

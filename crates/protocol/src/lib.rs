@@ -9,6 +9,7 @@ pub mod error;
 pub mod event;
 pub mod frame;
 pub mod ids;
+pub mod relay;
 pub mod runtime;
 pub mod time;
 pub mod transcript;

@@ -16,7 +16,9 @@ pub mod hub;
 pub mod owners;
 pub mod policy;
 pub mod registry;
+mod relay;
 pub mod remote;
+pub mod scrub;
 pub mod source;
 pub mod view;
 
@@ -29,6 +31,7 @@ pub use registry::{
     DuplicateRuntimeId, LIST_ALL_MAX_PER_RUNTIME, LIST_SCAN_BUDGET, RegisteredRuntime,
     RuntimeRegistry,
 };
-pub use remote::{RemoteSource, Scrubber};
+pub use remote::RemoteSource;
+pub use scrub::Scrubber;
 pub use source::{ResumePoint, RuntimeSource, SourceEnd, SourceEvents, SourceItem};
 pub use view::RuntimeView;

@@ -29,12 +29,26 @@ impl OwnerCache {
 
     /// Remembers the owner a worker's detail names.
     pub fn remember(&self, detail: &WorkerDetail) -> Option<Arc<str>> {
-        let owner: Option<Arc<str>> = detail.owner.as_deref().map(Arc::from);
+        self.remember_parts(detail.worker_id.as_str(), detail.owner.as_deref())
+    }
+
+    /// Remembers `owner` as the owner of the worker `worker` (a valid id; anything
+    /// else is not remembered); returns it. Copies nothing when it is known already.
+    pub fn remember_parts(&self, worker: &str, owner: Option<&str>) -> Option<Arc<str>> {
         let mut owners = self.owners();
-        if owners.len() >= OWNER_CACHE_CAPACITY && !owners.contains_key(&detail.worker_id) {
+        if let Some(known) = owners.get(worker)
+            && known.as_deref() == owner
+        {
+            return known.clone();
+        }
+        let owner: Option<Arc<str>> = owner.map(Arc::from);
+        let Ok(id) = WorkerId::new(worker) else {
+            return owner;
+        };
+        if owners.len() >= OWNER_CACHE_CAPACITY && !owners.contains_key(worker) {
             owners.clear();
         }
-        owners.insert(detail.worker_id.clone(), owner.clone());
+        owners.insert(id, owner.clone());
         owner
     }
 }

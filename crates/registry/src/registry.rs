@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bytes::Bytes;
 use switchyard_protocol::{
     AllWorkersList, BackendRuntime, InputAccepted, NewWorkerRequest, RuntimeId, RuntimeInfo,
     TranscriptPage, UnavailableEntry, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
@@ -19,7 +20,7 @@ use crate::caller::Caller;
 use crate::error::{RegistryError, SourceError};
 use crate::owners::OwnerCache;
 use crate::policy::{Action, Policy, PolicyRequest};
-use crate::source::RuntimeSource;
+use crate::source::{RuntimeSource, encode};
 use crate::view::RuntimeView;
 
 /// Most workers `GET /api/workers` collects from one runtime.
@@ -339,6 +340,43 @@ impl RuntimeRegistry {
         Ok(list)
     }
 
+    /// `GET /api/runtimes/{id}/workers` as the JSON to answer with. For a caller the
+    /// policy scopes to some workers, the page is filtered as by
+    /// [`RuntimeRegistry::list_workers`]; for any other caller, every worker the
+    /// runtime lists is shown, and its answer may be relayed as it came (see
+    /// [`RuntimeSource::list_workers_json`]): the same answer, without decoding it.
+    pub async fn list_workers_json(
+        &self,
+        caller: &Caller,
+        runtime_id: &RuntimeId,
+        query: &WorkerQuery,
+    ) -> Result<Bytes, RegistryError> {
+        if self.policy.scopes_workers(caller) {
+            let list = self.list_workers(caller, runtime_id, query).await?;
+            return encode(&list).map_err(|error| RegistryError::Source {
+                runtime_id: runtime_id.clone(),
+                error,
+            });
+        }
+        self.authorize(caller, runtime_id, None, Action::ListWorkers)?;
+        let entry = self.entry(runtime_id)?;
+        let owners = &entry.owners;
+        let outcome = entry
+            .bounded(entry.runtime.source.list_workers_json(
+                runtime_id,
+                query,
+                &mut |worker, owner| {
+                    owners.remember_parts(worker, owner);
+                },
+            ))
+            .await;
+        entry.record(&outcome);
+        outcome.map_err(|error| RegistryError::Source {
+            runtime_id: runtime_id.clone(),
+            error,
+        })
+    }
+
     /// One page of the workers `caller` reaches, for a caller the policy scopes:
     /// runtime pages are read from `query.after` on and filtered until the page is
     /// full (`query.limit`, else the runtime's default), the runtime has no more, or
@@ -453,6 +491,47 @@ impl RuntimeRegistry {
         Ok(owned_by(detail, runtime_id))
     }
 
+    /// `GET /api/runtimes/{id}/workers/{worker_id}` as the JSON to answer with: the
+    /// same checks and answer as [`RuntimeRegistry::get_worker`], the runtime's
+    /// answer possibly relayed as it came (see [`RuntimeSource::get_worker_json`]).
+    pub async fn get_worker_json(
+        &self,
+        caller: &Caller,
+        runtime_id: &RuntimeId,
+        worker: &WorkerId,
+    ) -> Result<Bytes, RegistryError> {
+        let entry = self.by_id.get(runtime_id);
+        let mut owner = None;
+        let seen = &mut owner;
+        let body = self
+            .call(
+                caller,
+                runtime_id,
+                Some(worker),
+                Action::ViewWorker,
+                |s| async move {
+                    s.get_worker_json(runtime_id, worker, &mut |id, o| {
+                        *seen = Some(match entry {
+                            Some(entry) => entry.owners.remember_parts(id, o),
+                            None => o.map(Arc::from),
+                        });
+                    })
+                    .await
+                },
+            )
+            .await?;
+        let reached = match owner {
+            Some(owner) => self
+                .policy
+                .reaches_worker(caller, runtime_id, owner.as_deref()),
+            None => false,
+        };
+        if !reached {
+            return Err(not_found(runtime_id, worker));
+        }
+        Ok(body)
+    }
+
     /// `POST .../input`.
     pub async fn input(
         &self,
@@ -467,6 +546,24 @@ impl RuntimeRegistry {
             Some(worker),
             Action::Input,
             |s| async move { s.input(worker, text).await },
+        )
+        .await
+    }
+
+    /// `POST .../input` answered with the JSON to send (the runtime's, for a remote).
+    pub async fn input_json(
+        &self,
+        caller: &Caller,
+        runtime_id: &RuntimeId,
+        worker: &WorkerId,
+        text: String,
+    ) -> Result<Bytes, RegistryError> {
+        self.call(
+            caller,
+            runtime_id,
+            Some(worker),
+            Action::Input,
+            |s| async move { s.input_json(worker, text).await },
         )
         .await
     }

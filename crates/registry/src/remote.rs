@@ -3,84 +3,23 @@
 
 use std::sync::Arc;
 
-use switchyard_protocol::RuntimeCursor;
+use bytes::Bytes;
+use switchyard_protocol::relay::canonical_input_accepted;
 use switchyard_protocol::{
-    CreateWorkerRequest, InputAccepted, InputRequest, RuntimeInfo, RuntimeSourceKind,
-    TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, InputAccepted, InputRequest, RuntimeCursor, RuntimeId, RuntimeInfo,
+    RuntimeSourceKind, TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 use switchyard_transport::{
     RuntimeClient, RuntimeEventsClient, TransportError, UpstreamEnd, UpstreamFrame, UpstreamStream,
-    WorkerQuery,
+    WorkerQuery, decode_answer,
 };
 
 use crate::error::SourceError;
-use crate::source::{ResumePoint, RuntimeSource, SourceEnd, SourceEvents, SourceItem};
-
-/// Strings that must never reach a client: the runtime's base URL, its host and
-/// port, its token. Anything a remote runtime says (error messages) is scrubbed of
-/// them, so even a runtime that echoes them cannot leak them through the backend.
-#[derive(Clone, Default)]
-pub struct Scrubber {
-    needles: Vec<String>,
-    numbers: Vec<String>,
-}
-
-impl std::fmt::Debug for Scrubber {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Scrubber({} needles)", self.needles.len())
-    }
-}
-
-impl Scrubber {
-    /// Scrubs each of `needles` (empty ones and very short ones are ignored).
-    pub fn new(needles: impl IntoIterator<Item = String>) -> Self {
-        let mut needles: Vec<String> = needles.into_iter().filter(|n| n.len() >= 4).collect();
-        // Longest first, so a URL goes before the host inside it.
-        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        Self {
-            needles,
-            numbers: Vec::new(),
-        }
-    }
-
-    /// Also scrubs `number` (a port) wherever it stands as a whole number.
-    pub fn with_number(mut self, number: u16) -> Self {
-        self.numbers.push(number.to_string());
-        self
-    }
-
-    /// `text` with every needle, and every whole number that is one of the numbers,
-    /// replaced by `[redacted]`.
-    pub fn scrub(&self, text: &str) -> String {
-        let mut text = text.to_owned();
-        for needle in &self.needles {
-            if text.contains(needle.as_str()) {
-                text = text.replace(needle.as_str(), "[redacted]");
-            }
-        }
-        if self.numbers.is_empty() {
-            return text;
-        }
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text.as_str();
-        while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
-            out.push_str(&rest[..start]);
-            let digits = &rest[start..];
-            let end = digits
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(digits.len());
-            let number = &digits[..end];
-            if self.numbers.iter().any(|n| n == number) {
-                out.push_str("[redacted]");
-            } else {
-                out.push_str(number);
-            }
-            rest = &digits[end..];
-        }
-        out.push_str(rest);
-        out
-    }
-}
+use crate::relay::{checked_detail, checked_list, relay_detail, relay_list};
+use crate::scrub::Scrubber;
+use crate::source::{
+    ResumePoint, RuntimeSource, SeenWorkers, SourceEnd, SourceEvents, SourceItem, encode,
+};
 
 /// A remote runtime.
 pub struct RemoteSource {
@@ -134,27 +73,33 @@ impl RuntimeSource for RemoteSource {
     }
 
     async fn list_workers(&self, query: &WorkerQuery) -> Result<WorkerList, SourceError> {
-        self.client
+        let list = self
+            .client
             .list_workers(query)
             .await
-            .map_err(|e| self.map(e))
+            .map_err(|e| self.map(e))?;
+        checked_list(&self.scrubber, list)
     }
 
     async fn create_worker(
         &self,
         request: &CreateWorkerRequest,
     ) -> Result<WorkerDetail, SourceError> {
-        self.client
+        let detail = self
+            .client
             .create_worker(request)
             .await
-            .map_err(|e| self.map(e))
+            .map_err(|e| self.map(e))?;
+        checked_detail(&self.scrubber, detail, None)
     }
 
     async fn get_worker(&self, worker: &WorkerId) -> Result<WorkerDetail, SourceError> {
-        self.client
+        let detail = self
+            .client
             .get_worker(worker)
             .await
-            .map_err(|e| self.map(e))
+            .map_err(|e| self.map(e))?;
+        checked_detail(&self.scrubber, detail, Some(worker))
     }
 
     async fn input(&self, worker: &WorkerId, text: String) -> Result<InputAccepted, SourceError> {
@@ -186,6 +131,65 @@ impl RuntimeSource for RemoteSource {
             .transcript(worker, after, limit)
             .await
             .map_err(|e| self.map(e))
+    }
+
+    async fn list_workers_json(
+        &self,
+        as_runtime: &RuntimeId,
+        query: &WorkerQuery,
+        seen: SeenWorkers<'_>,
+    ) -> Result<Bytes, SourceError> {
+        let body = self
+            .client
+            .list_workers_json(query)
+            .await
+            .map_err(|e| self.map(e))?;
+        if let Some(relayed) = relay_list(&self.scrubber, &body, as_runtime, seen) {
+            return Ok(relayed);
+        }
+        let list = decode_answer::<WorkerList>(&body, "a WorkerList").map_err(|e| self.map(e))?;
+        let mut list = checked_list(&self.scrubber, list)?;
+        for worker in &mut list.workers {
+            seen(worker.worker_id.as_str(), worker.owner.as_deref());
+            worker.runtime_id = as_runtime.clone();
+        }
+        encode(&list)
+    }
+
+    async fn get_worker_json(
+        &self,
+        as_runtime: &RuntimeId,
+        worker: &WorkerId,
+        seen: SeenWorkers<'_>,
+    ) -> Result<Bytes, SourceError> {
+        let body = self
+            .client
+            .get_worker_json(worker)
+            .await
+            .map_err(|e| self.map(e))?;
+        if let Some(relayed) = relay_detail(&self.scrubber, &body, as_runtime, worker, seen) {
+            return relayed;
+        }
+        let detail =
+            decode_answer::<WorkerDetail>(&body, "a WorkerDetail").map_err(|e| self.map(e))?;
+        let mut detail = checked_detail(&self.scrubber, detail, Some(worker))?;
+        seen(detail.worker_id.as_str(), detail.owner.as_deref());
+        detail.runtime_id = as_runtime.clone();
+        encode(&detail)
+    }
+
+    async fn input_json(&self, worker: &WorkerId, text: String) -> Result<Bytes, SourceError> {
+        let body = self
+            .client
+            .input_json(worker, &InputRequest { text })
+            .await
+            .map_err(|e| self.map(e))?;
+        if canonical_input_accepted(&body) {
+            return Ok(body);
+        }
+        let accepted =
+            decode_answer::<InputAccepted>(&body, "an InputAccepted").map_err(|e| self.map(e))?;
+        encode(&accepted)
     }
 
     async fn subscribe(
@@ -249,34 +253,5 @@ impl SourceEvents for RemoteEvents {
             ))),
             Err(UpstreamEnd::Lost(error)) => Err(SourceEnd::Lost(SourceError::from(error))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scrubs_urls_hosts_and_tokens_longest_first() {
-        let s = Scrubber::new([
-            "http://10.1.2.3:7701".to_owned(),
-            "10.1.2.3:7701".to_owned(),
-            "s3cret-token".to_owned(),
-            "".to_owned(),
-        ]);
-        assert_eq!(
-            s.scrub("GET http://10.1.2.3:7701/v1 failed for s3cret-token at 10.1.2.3:7701"),
-            "GET [redacted]/v1 failed for [redacted] at [redacted]"
-        );
-        assert!(!format!("{s:?}").contains("s3cret"));
-    }
-
-    #[test]
-    fn scrubs_a_port_only_as_a_whole_number() {
-        let s = Scrubber::new([]).with_number(80);
-        assert_eq!(
-            s.scrub("port 80, not 8080 or 800; :80/x"),
-            "port [redacted], not 8080 or 800; :[redacted]/x"
-        );
     }
 }

@@ -2,13 +2,19 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use serde::Serialize;
 use switchyard_protocol::{
-    CreateWorkerRequest, EventPayload, InputAccepted, ResetReason, RuntimeInfo, RuntimeSourceKind,
-    TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, EventPayload, InputAccepted, ResetReason, RuntimeId, RuntimeInfo,
+    RuntimeSourceKind, TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 use switchyard_transport::WorkerQuery;
 
 use crate::error::SourceError;
+
+/// Told the id and owner of every worker an answer names, in order (the registry
+/// remembers owners and checks who may see what from it).
+pub type SeenWorkers<'a> = &'a mut (dyn FnMut(&str, Option<&str>) + Send);
 
 /// Where to resume a worker's event stream: a position in one runtime epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +93,44 @@ pub trait RuntimeSource: Send + Sync + 'static {
         after: u64,
         limit: Option<u32>,
     ) -> Result<TranscriptPage, SourceError>;
+    // Answers as a backend client receives them: the JSON bytes to send, worker
+    // details labelled with the backend's id for the runtime, `as_runtime`. The
+    // defaults encode the typed answers; a source that receives JSON (a remote) may
+    // pass the runtime's bytes on instead, where that is provably the same answer.
+
+    /// [`RuntimeSource::list_workers`] as JSON; `seen` is told each worker.
+    async fn list_workers_json(
+        &self,
+        as_runtime: &RuntimeId,
+        query: &WorkerQuery,
+        seen: SeenWorkers<'_>,
+    ) -> Result<Bytes, SourceError> {
+        let mut list = self.list_workers(query).await?;
+        for worker in &mut list.workers {
+            seen(worker.worker_id.as_str(), worker.owner.as_deref());
+            worker.runtime_id = as_runtime.clone();
+        }
+        encode(&list)
+    }
+
+    /// [`RuntimeSource::get_worker`] as JSON; `seen` is told the worker.
+    async fn get_worker_json(
+        &self,
+        as_runtime: &RuntimeId,
+        worker: &WorkerId,
+        seen: SeenWorkers<'_>,
+    ) -> Result<Bytes, SourceError> {
+        let mut detail = self.get_worker(worker).await?;
+        seen(detail.worker_id.as_str(), detail.owner.as_deref());
+        detail.runtime_id = as_runtime.clone();
+        encode(&detail)
+    }
+
+    /// [`RuntimeSource::input`] as JSON.
+    async fn input_json(&self, worker: &WorkerId, text: String) -> Result<Bytes, SourceError> {
+        encode(&self.input(worker, text).await?)
+    }
+
     /// Subscribes to a worker's events: from `resume` (missed events, then a fresh
     /// snapshot, then live; or reset then snapshot when the runtime cannot resume), or
     /// without it (snapshot, then live).
@@ -95,4 +139,12 @@ pub trait RuntimeSource: Send + Sync + 'static {
         worker: &WorkerId,
         resume: Option<&ResumePoint>,
     ) -> Result<Box<dyn SourceEvents>, SourceError>;
+}
+
+/// `value` as the JSON a backend answers with.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Bytes, SourceError> {
+    serde_json::to_vec(value).map(Bytes::from).map_err(|error| {
+        tracing::error!(%error, "could not encode an answer");
+        SourceError::Internal
+    })
 }

@@ -91,10 +91,12 @@ impl Call {
     }
 }
 
-/// A bounded answer: status and the whole body.
+/// A bounded answer: status, whether it says it is JSON, and the whole body.
 struct Answer {
     /// The answer's status.
     status: StatusCode,
+    /// Its `Content-Type` is `application/json`.
+    json: bool,
     /// The whole body, at most `MAX_ANSWER_BYTES`.
     body: Bytes,
 }
@@ -160,12 +162,16 @@ impl HttpRuntimeClient {
             })?;
             endpoint.tls_log.succeeded();
             let status = response.status();
+            let json = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .is_some_and(|v| answer::is_json(v.as_bytes()));
             let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
                 .collect()
                 .await
                 .map_err(|e| answer::body_error(&*e, MAX_ANSWER_BYTES, endpoint.request_timeout))?
                 .to_bytes();
-            Ok(Answer { status, body })
+            Ok(Answer { status, json, body })
         };
         let limit = endpoint.request_timeout;
         let result = match tokio::time::timeout(limit, exchange).await {
@@ -186,7 +192,14 @@ impl HttpRuntimeClient {
         what: &'static str,
     ) -> Result<T, TransportError> {
         let answer = self.send(&call).await?;
-        answer::decode(&call, answer.status, &answer.body, what)
+        answer::decode(&call, &answer, what)
+    }
+
+    /// Sends `call` and gives the body of a 2xx JSON answer as it arrived.
+    async fn call_raw(&self, call: Call) -> Result<Bytes, TransportError> {
+        let answer = self.send(&call).await?;
+        answer::json_body(&call, &answer)?;
+        Ok(answer.body)
     }
 }
 
@@ -216,6 +229,26 @@ fn transcript_query(after: u64, limit: Option<u32>) -> String {
     q.finish()
 }
 
+/// `GET /v1/workers?...`.
+fn list_call(query: &WorkerQuery) -> Call {
+    Call::new(Method::GET, "/v1/workers", "/v1/workers".into()).query(list_query(query))
+}
+
+/// `GET /v1/workers/{id}`.
+fn detail_call(worker: &WorkerId) -> Call {
+    Call::new(Method::GET, "/v1/workers/{id}", worker_path(worker, ""))
+}
+
+/// `POST /v1/workers/{id}/input` with `request`.
+fn input_call(worker: &WorkerId, request: &InputRequest) -> Result<Call, TransportError> {
+    Call::new(
+        Method::POST,
+        "/v1/workers/{id}/input",
+        worker_path(worker, "/input"),
+    )
+    .json(request)
+}
+
 /// `/v1/workers/{id}` followed by `tail`.
 fn worker_path(worker: &WorkerId, tail: &str) -> String {
     format!("/v1/workers/{}{tail}", worker.as_str())
@@ -229,9 +262,7 @@ impl RuntimeClient for HttpRuntimeClient {
     }
 
     async fn list_workers(&self, query: &WorkerQuery) -> Result<WorkerList, TransportError> {
-        let call =
-            Call::new(Method::GET, "/v1/workers", "/v1/workers".into()).query(list_query(query));
-        self.call_json(call, "a WorkerList").await
+        self.call_json(list_call(query), "a WorkerList").await
     }
 
     async fn create_worker(
@@ -243,8 +274,7 @@ impl RuntimeClient for HttpRuntimeClient {
     }
 
     async fn get_worker(&self, worker: &WorkerId) -> Result<WorkerDetail, TransportError> {
-        let call = Call::new(Method::GET, "/v1/workers/{id}", worker_path(worker, ""));
-        self.call_json(call, "a WorkerDetail").await
+        self.call_json(detail_call(worker), "a WorkerDetail").await
     }
 
     async fn input(
@@ -252,13 +282,8 @@ impl RuntimeClient for HttpRuntimeClient {
         worker: &WorkerId,
         request: &InputRequest,
     ) -> Result<InputAccepted, TransportError> {
-        let call = Call::new(
-            Method::POST,
-            "/v1/workers/{id}/input",
-            worker_path(worker, "/input"),
-        )
-        .json(request)?;
-        self.call_json(call, "an InputAccepted").await
+        self.call_json(input_call(worker, request)?, "an InputAccepted")
+            .await
     }
 
     async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, TransportError> {
@@ -282,7 +307,7 @@ impl RuntimeClient for HttpRuntimeClient {
     async fn delete(&self, worker: &WorkerId) -> Result<(), TransportError> {
         let call = Call::new(Method::DELETE, "/v1/workers/{id}", worker_path(worker, ""));
         let answer = self.send(&call).await?;
-        answer::expect_success(&call, answer.status, &answer.body)
+        answer::expect_success(&call, &answer)
     }
 
     async fn transcript(
@@ -298,5 +323,21 @@ impl RuntimeClient for HttpRuntimeClient {
         )
         .query(transcript_query(after, limit));
         self.call_json(call, "a TranscriptPage").await
+    }
+
+    async fn list_workers_json(&self, query: &WorkerQuery) -> Result<Bytes, TransportError> {
+        self.call_raw(list_call(query)).await
+    }
+
+    async fn get_worker_json(&self, worker: &WorkerId) -> Result<Bytes, TransportError> {
+        self.call_raw(detail_call(worker)).await
+    }
+
+    async fn input_json(
+        &self,
+        worker: &WorkerId,
+        request: &InputRequest,
+    ) -> Result<Bytes, TransportError> {
+        self.call_raw(input_call(worker, request)?).await
     }
 }

@@ -21,7 +21,7 @@ pub use endpoint::RemoteEndpoint;
 pub use error::{TimeoutPhase, TlsFailure, TransportError, UnreachableKind};
 pub use events::{RuntimeEventsClient, UpstreamEnd, UpstreamFrame, UpstreamStream};
 pub use http_client::HttpRuntimeClient;
-pub use rest::{RuntimeClient, WorkerQuery};
+pub use rest::{RuntimeClient, WorkerQuery, decode_answer};
 pub use secret::SecretToken;
 pub use tls::{ClientIdentity, ClientTls, TlsSetupError};
 pub use ws_client::WsEventsClient;

@@ -1,12 +1,25 @@
 //! The REST half: the [`RuntimeClient`] trait the registry depends on, and
 //! [`HttpRuntimeClient`](crate::HttpRuntimeClient), its implementation over hyper-util's pooled client.
 
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use switchyard_protocol::{
     CreateWorkerRequest, InputAccepted, InputRequest, RuntimeInfo, TranscriptPage, WorkerDetail,
     WorkerId, WorkerList, WorkerStatus, WorkerStatusResponse,
 };
 
 use crate::error::TransportError;
+use crate::reason::shorten;
+
+/// Decodes a runtime's successful answer as `T`, exactly as the typed calls of a
+/// [`RuntimeClient`] do (`what` names `T` with its article: "a WorkerDetail"), for a
+/// caller that holds the bytes of a `*_json` call and wants the typed value after
+/// all.
+pub fn decode_answer<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, TransportError> {
+    serde_json::from_slice(body).map_err(|e| TransportError::Protocol {
+        reason: format!("expected {what}: {}", shorten(&e.to_string())),
+    })
+}
 
 /// Filter and page for listing a runtime's workers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,4 +67,19 @@ pub trait RuntimeClient: Send + Sync + 'static {
         after: u64,
         limit: Option<u32>,
     ) -> Result<TranscriptPage, TransportError>;
+
+    // The same calls answered with the runtime's JSON as it arrived, for the
+    // backend's relay path: a success with a JSON content type gives its body,
+    // undecoded; everything else fails exactly as the typed call does.
+
+    /// `GET /v1/workers`, the answer's JSON as sent.
+    async fn list_workers_json(&self, query: &WorkerQuery) -> Result<Bytes, TransportError>;
+    /// `GET /v1/workers/{id}`, the answer's JSON as sent.
+    async fn get_worker_json(&self, worker: &WorkerId) -> Result<Bytes, TransportError>;
+    /// `POST /v1/workers/{id}/input`, the answer's JSON as sent.
+    async fn input_json(
+        &self,
+        worker: &WorkerId,
+        request: &InputRequest,
+    ) -> Result<Bytes, TransportError>;
 }

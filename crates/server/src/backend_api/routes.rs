@@ -34,7 +34,7 @@ use super::session;
 use crate::auth::Authenticator;
 use crate::http::body::{read_json, read_limited};
 use crate::http::query::Query;
-use crate::http::response::{empty, json};
+use crate::http::response::{empty, json, json_bytes};
 use crate::http::router::{RouteTable, respond};
 use crate::http::ws::SessionSettings;
 use crate::http::{ApiError, Handler, RequestContext, Response};
@@ -309,9 +309,9 @@ impl BackendApi {
             }
             (Route::Workers, Method::GET, Some(rt), _) => {
                 let q = worker_query(query)?;
-                Ok(json(
+                Ok(json_bytes(
                     StatusCode::OK,
-                    &registry.list_workers(caller, &rt, &q).await?,
+                    registry.list_workers_json(caller, &rt, &q).await?,
                 ))
             }
             (Route::Workers, Method::POST, Some(rt), _) => {
@@ -325,9 +325,9 @@ impl BackendApi {
                 }
                 Ok(json(StatusCode::CREATED, &detail))
             }
-            (Route::Worker, Method::GET, Some(rt), Some(w)) => Ok(json(
+            (Route::Worker, Method::GET, Some(rt), Some(w)) => Ok(json_bytes(
                 StatusCode::OK,
-                &registry.get_worker(caller, &rt, &w).await?,
+                registry.get_worker_json(caller, &rt, &w).await?,
             )),
             (Route::Worker, Method::DELETE, Some(rt), Some(w)) => {
                 drain_body(request, limit).await?;
@@ -337,9 +337,9 @@ impl BackendApi {
             (Route::Input, Method::POST, Some(rt), Some(w)) => {
                 let (parts, body) = request.into_parts();
                 let input: InputRequest = read_json(&parts.headers, body, limit).await?;
-                Ok(json(
+                Ok(json_bytes(
                     StatusCode::ACCEPTED,
-                    &registry.input(caller, &rt, &w, input.text).await?,
+                    registry.input_json(caller, &rt, &w, input.text).await?,
                 ))
             }
             (Route::Cancel, Method::POST, Some(rt), Some(w)) => {

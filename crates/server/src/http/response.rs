@@ -30,6 +30,16 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     }
 }
 
+/// A response with `status` and `body`, JSON already encoded (a relayed answer).
+pub fn json_bytes(status: StatusCode, body: Bytes) -> Response {
+    let mut response = http::Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 /// A response with no body.
 pub fn empty(status: StatusCode) -> Response {
     let mut response = http::Response::new(Full::new(Bytes::new()));

@@ -10,40 +10,61 @@ use std::time::Duration;
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use super::Call;
+use super::{Answer, Call};
 use crate::error::{TimeoutPhase, TransportError};
 use crate::net_error;
-use crate::reason::shorten;
 use crate::refusal;
+use crate::rest::decode_answer;
 
 /// The `Protocol` reason for an answer that is not HTTP/1.1.
 const NOT_HTTP: &str = "the answer is not valid HTTP/1.1";
 
-/// Decodes a 2xx answer as `T`, or maps a non-2xx one.
+/// The `Protocol` reason for a successful answer that does not say it is JSON.
+const NOT_JSON: &str = "the answer's Content-Type is not application/json";
+
+/// Decodes a 2xx JSON answer as `T`, or maps a non-2xx one.
 pub(super) fn decode<T: DeserializeOwned>(
     call: &Call,
-    status: StatusCode,
-    body: &[u8],
+    answer: &Answer,
     what: &str,
 ) -> Result<T, TransportError> {
-    if !status.is_success() {
-        return Err(non_success(call, status, body));
+    decode_answer(json_body(call, answer)?, what)
+}
+
+/// The body of a 2xx answer that says it is JSON, or the error: a non-2xx answer
+/// mapped, or a protocol error for another content type.
+pub(super) fn json_body<'a>(call: &Call, answer: &'a Answer) -> Result<&'a [u8], TransportError> {
+    if !answer.status.is_success() {
+        return Err(non_success(call, answer.status, &answer.body));
     }
-    serde_json::from_slice(body).map_err(|e| TransportError::Protocol {
-        reason: format!("expected {what}: {}", shorten(&e.to_string())),
-    })
+    if !answer.json {
+        return Err(TransportError::Protocol {
+            reason: NOT_JSON.into(),
+        });
+    }
+    Ok(&answer.body)
+}
+
+/// True when a `Content-Type` value is `application/json`, with or without
+/// parameters (`; charset=utf-8`), in any letter case.
+pub(super) fn is_json(content_type: &[u8]) -> bool {
+    const JSON: &[u8] = b"application/json";
+    content_type.len() >= JSON.len()
+        && content_type[..JSON.len()].eq_ignore_ascii_case(JSON)
+        && matches!(
+            content_type[JSON.len()..]
+                .iter()
+                .find(|b| **b != b' ' && **b != b'\t'),
+            None | Some(b';')
+        )
 }
 
 /// Accepts any 2xx answer (its body is ignored), or maps a non-2xx one.
-pub(super) fn expect_success(
-    call: &Call,
-    status: StatusCode,
-    body: &[u8],
-) -> Result<(), TransportError> {
-    if status.is_success() {
+pub(super) fn expect_success(call: &Call, answer: &Answer) -> Result<(), TransportError> {
+    if answer.status.is_success() {
         Ok(())
     } else {
-        Err(non_success(call, status, body))
+        Err(non_success(call, answer.status, &answer.body))
     }
 }
 
@@ -84,4 +105,31 @@ pub(super) fn body_error(
         )
     };
     net_error::body_error(error, too_large, request_timeout, NOT_HTTP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_content_types() {
+        for yes in [
+            &b"application/json"[..],
+            b"application/json; charset=utf-8",
+            b"Application/JSON;charset=UTF-8",
+            b"application/json ;x=y",
+        ] {
+            assert!(is_json(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            &b""[..],
+            b"text/html",
+            b"application/jsonp",
+            b"application/json-seq",
+            b"text/plain; application/json",
+            b"application/jso",
+        ] {
+            assert!(!is_json(no), "{}", String::from_utf8_lossy(no));
+        }
+    }
 }

@@ -1,0 +1,399 @@
+//! Checked views of the answers a backend relays to its clients as the bytes a
+//! runtime sent, without building typed values.
+//!
+//! Each `canonical_*` function accepts an answer only in its *canonical form*: JSON of
+//! exactly the typed value's shape — every field the typed value encodes present
+//! (`null` included), no field it does not know at any depth, ids valid, and no
+//! string value written with an escape. For an answer in that form, decoding it into
+//! the typed value and encoding that again gives the same JSON value (key order and
+//! white space aside), so relaying the bytes answers exactly what the typed path
+//! would; and every string a client can read is in the bytes as written, so a byte
+//! search finds whatever a client could read. For anything else the functions return
+//! `None` and the caller takes the typed path with the same bytes, which either
+//! decodes (dropping what it does not know) or fails with the typed error.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::ids::{RuntimeId, WorkerId};
+use crate::worker::WorkerStatus;
+
+/// What a canonical worker detail says that a backend needs, borrowed from the
+/// answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetailFacts<'a> {
+    /// The worker's id (valid).
+    pub worker_id: &'a str,
+    /// Its owner, if it has one.
+    pub owner: Option<&'a str>,
+    /// Where the `runtime_id` value is in the answer: the bytes between its quotes.
+    pub runtime_id: Range<usize>,
+}
+
+/// What a canonical worker list says that a backend needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListFacts<'a> {
+    /// Each worker of the page, in order.
+    pub workers: Vec<DetailFacts<'a>>,
+    /// The page's `next` (a valid worker id), if any.
+    pub next: Option<&'a str>,
+}
+
+/// A `WorkerDetail` in canonical form, or `None` (see the module's rules).
+pub fn canonical_detail(body: &[u8]) -> Option<DetailFacts<'_>> {
+    let view: DetailView<'_> = serde_json::from_slice(body).ok()?;
+    view.facts(body)
+}
+
+/// A `WorkerList` in canonical form, or `None` (see the module's rules).
+pub fn canonical_list(body: &[u8]) -> Option<ListFacts<'_>> {
+    let view: ListView<'_> = serde_json::from_slice(body).ok()?;
+    if let Some(next) = view.next {
+        WorkerId::check(next).ok()?;
+    }
+    let workers = view
+        .workers
+        .iter()
+        .map(|w| w.facts(body))
+        .collect::<Option<Vec<_>>>()?;
+    Some(ListFacts {
+        workers,
+        next: view.next,
+    })
+}
+
+/// True for an `InputAccepted` in canonical form (see the module's rules).
+pub fn canonical_input_accepted(body: &[u8]) -> bool {
+    serde_json::from_slice::<InputAcceptedView>(body).is_ok()
+}
+
+/// `body` with the contents of every span (each between a string's quotes) replaced
+/// by `value`, or `None` when every span already holds exactly `value`. Spans must
+/// be in order, not overlap, and lie within `body`; `value` must need no escaping
+/// (a valid id does not).
+pub fn relabel(body: &[u8], spans: &[Range<usize>], value: &str) -> Option<Vec<u8>> {
+    if spans
+        .iter()
+        .all(|s| body.get(s.clone()) == Some(value.as_bytes()))
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() + spans.len() * value.len());
+    let mut at = 0;
+    for span in spans {
+        out.extend_from_slice(&body[at..span.start]);
+        out.extend_from_slice(value.as_bytes());
+        at = span.end;
+    }
+    out.extend_from_slice(&body[at..]);
+    Some(out)
+}
+
+/// Deserializes an `Option` that must be present (as a value or `null`): serde's
+/// derive otherwise treats a missing `Option` field as `None`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
+}
+
+/// `WorkerDetail`, borrowed: a `&str` only decodes from a string without escapes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // fields are read by serde to check them
+struct DetailView<'a> {
+    worker_id: &'a str,
+    runtime_id: &'a str,
+    profile: &'a str,
+    #[serde(borrow, deserialize_with = "present")]
+    label: Option<&'a str>,
+    status: WorkerStatus,
+    created_at: &'a str,
+    updated_at: &'a str,
+    #[serde(deserialize_with = "present")]
+    exit: Option<ExitView>,
+    input_count: u64,
+    output_bytes: u64,
+    #[serde(borrow, deserialize_with = "present")]
+    owner: Option<&'a str>,
+}
+
+impl<'a> DetailView<'a> {
+    fn facts(&self, body: &[u8]) -> Option<DetailFacts<'a>> {
+        WorkerId::check(self.worker_id).ok()?;
+        RuntimeId::check(self.runtime_id).ok()?;
+        Some(DetailFacts {
+            worker_id: self.worker_id,
+            owner: self.owner,
+            runtime_id: span_of(body, self.runtime_id)?,
+        })
+    }
+}
+
+/// `ExitInfo`, strict.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ExitView {
+    #[serde(deserialize_with = "present")]
+    code: Option<i32>,
+    #[serde(deserialize_with = "present")]
+    signal: Option<i32>,
+}
+
+/// `WorkerList`, borrowed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListView<'a> {
+    #[serde(borrow)]
+    workers: Vec<DetailView<'a>>,
+    #[serde(borrow, deserialize_with = "present")]
+    next: Option<&'a str>,
+}
+
+/// `InputAccepted`, strict.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct InputAcceptedView {
+    sequence: u64,
+}
+
+/// Where `part`, a slice borrowed from `body`, lies in it.
+fn span_of(body: &[u8], part: &str) -> Option<Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= body.len()).then_some(start..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::{InputAccepted, WorkerDetail, WorkerList};
+    use serde_json::{Value, json};
+
+    fn detail() -> Value {
+        json!({
+            "worker_id": "w-1",
+            "runtime_id": "rt",
+            "profile": "echo",
+            "label": "a label",
+            "status": "exited",
+            "created_at": "2026-11-26T09:30:00.123Z",
+            "updated_at": "2026-11-26T09:31:00.000Z",
+            "exit": {"code": 0, "signal": null},
+            "input_count": 3,
+            "output_bytes": 12,
+            "owner": "alice"
+        })
+    }
+
+    fn with(mut v: Value, key: &str, value: Value) -> Value {
+        v[key] = value;
+        v
+    }
+
+    fn without(mut v: Value, key: &str) -> Value {
+        v.as_object_mut().unwrap().remove(key);
+        v
+    }
+
+    /// Canonical means: the typed round trip gives the same JSON value.
+    fn typed_round_trip_is_the_same(body: &[u8]) {
+        let typed: WorkerDetail = serde_json::from_slice(body).unwrap();
+        let original: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(serde_json::to_value(&typed).unwrap(), original);
+    }
+
+    #[test]
+    fn a_canonical_detail_is_accepted_and_located() {
+        let cases: Vec<(&str, String)> = vec![
+            ("compact", detail().to_string()),
+            ("pretty", serde_json::to_string_pretty(&detail()).unwrap()),
+            (
+                "nulls",
+                with(with(detail(), "label", Value::Null), "owner", Value::Null).to_string(),
+            ),
+            ("no exit", with(detail(), "exit", Value::Null).to_string()),
+            (
+                "reordered",
+                r#"{"owner":null,"output_bytes":0,"input_count":0,"exit":null,"updated_at":"t","created_at":"t","status":"running","label":null,"profile":"p","runtime_id":"rt","worker_id":"w"}"#.to_owned(),
+            ),
+            ("non-ASCII label", with(detail(), "label", json!("café ✓")).to_string()),
+            (
+                "escaped key",
+                detail().to_string().replace("\"label\"", "\"lab\\u0065l\""),
+            ),
+        ];
+        for (name, body) in cases {
+            let facts = canonical_detail(body.as_bytes())
+                .unwrap_or_else(|| panic!("{name}: not canonical: {body}"));
+            assert_eq!(&body[facts.runtime_id.clone()], "rt", "{name}");
+            typed_round_trip_is_the_same(body.as_bytes());
+        }
+        let body = detail().to_string();
+        let facts = canonical_detail(body.as_bytes()).unwrap();
+        assert_eq!((facts.worker_id, facts.owner), ("w-1", Some("alice")));
+    }
+
+    /// Keeps the views in step with the typed values: a field added to one of them
+    /// makes every answer non-canonical (slow, still correct) until the view learns
+    /// it, and this test says so.
+    #[test]
+    fn what_the_typed_values_encode_is_canonical() {
+        let typed: WorkerDetail = serde_json::from_value(detail()).unwrap();
+        let body = serde_json::to_vec(&typed).unwrap();
+        assert!(canonical_detail(&body).is_some());
+        let list = WorkerList {
+            workers: vec![typed],
+            next: Some(WorkerId::new("w-1").unwrap()),
+        };
+        assert!(canonical_list(&serde_json::to_vec(&list).unwrap()).is_some());
+        let accepted = serde_json::to_vec(&InputAccepted { sequence: 1 }).unwrap();
+        assert!(canonical_input_accepted(&accepted));
+    }
+
+    #[test]
+    fn anything_else_takes_the_typed_path() {
+        let cases: Vec<(&str, String)> = vec![
+            ("not JSON", "{not json".into()),
+            ("not an object", "[]".into()),
+            ("truncated", detail().to_string()[..40].into()),
+            ("trailing bytes", format!("{} x", detail())),
+            (
+                "unknown field",
+                with(detail(), "extra", json!(1)).to_string(),
+            ),
+            (
+                "unknown field in exit",
+                with(
+                    detail(),
+                    "exit",
+                    json!({"code": 1, "signal": null, "core": true}),
+                )
+                .to_string(),
+            ),
+            ("missing owner", without(detail(), "owner").to_string()),
+            ("missing label", without(detail(), "label").to_string()),
+            ("missing exit", without(detail(), "exit").to_string()),
+            (
+                "missing exit code",
+                with(detail(), "exit", json!({"signal": 9})).to_string(),
+            ),
+            ("missing status", without(detail(), "status").to_string()),
+            (
+                "escaped label",
+                with(detail(), "label", json!("a\nb")).to_string(),
+            ),
+            (
+                "escaped slash",
+                detail().to_string().replace("a label", "a\\/label"),
+            ),
+            (
+                "unicode escape in owner",
+                detail().to_string().replace("alice", "\\u0061lice"),
+            ),
+            (
+                "invalid worker id",
+                with(detail(), "worker_id", json!("a b")).to_string(),
+            ),
+            (
+                "invalid runtime id",
+                with(detail(), "runtime_id", json!(".x")).to_string(),
+            ),
+            (
+                "wrong status",
+                with(detail(), "status", json!("asleep")).to_string(),
+            ),
+            (
+                "negative count",
+                with(detail(), "input_count", json!(-1)).to_string(),
+            ),
+            (
+                "float count",
+                with(detail(), "output_bytes", json!(1.5)).to_string(),
+            ),
+            (
+                "count as string",
+                with(detail(), "input_count", json!("1")).to_string(),
+            ),
+            (
+                "duplicate key",
+                detail().to_string().replacen('{', r#"{"profile":"x","#, 1),
+            ),
+        ];
+        for (name, body) in cases {
+            assert_eq!(canonical_detail(body.as_bytes()), None, "{name}: {body}");
+        }
+    }
+
+    #[test]
+    fn a_canonical_list_locates_every_runtime_id() {
+        let body = json!({
+            "workers": [detail(), with(detail(), "worker_id", json!("w-2"))],
+            "next": "w-2"
+        })
+        .to_string();
+        let facts = canonical_list(body.as_bytes()).unwrap();
+        assert_eq!(facts.next, Some("w-2"));
+        assert_eq!(facts.workers.len(), 2);
+        assert_eq!(facts.workers[1].worker_id, "w-2");
+        for w in &facts.workers {
+            assert_eq!(&body[w.runtime_id.clone()], "rt");
+        }
+        let typed: WorkerList = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            serde_json::to_value(&typed).unwrap(),
+            serde_json::from_str::<Value>(&body).unwrap()
+        );
+        let empty = r#"{"workers":[],"next":null}"#;
+        assert_eq!(
+            canonical_list(empty.as_bytes()).map(|f| f.workers.len()),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn a_list_with_anything_off_takes_the_typed_path() {
+        let cases = [
+            json!({"workers": [detail()]}),
+            json!({"workers": [detail()], "next": null, "more": 1}),
+            json!({"workers": [with(detail(), "extra", json!(1))], "next": null}),
+            json!({"workers": [detail()], "next": "../x"}),
+            json!({"workers": "all of them", "next": null}),
+        ];
+        for body in cases {
+            assert_eq!(canonical_list(body.to_string().as_bytes()), None, "{body}");
+        }
+    }
+
+    #[test]
+    fn input_accepted_is_strict() {
+        assert!(canonical_input_accepted(br#"{"sequence":7}"#));
+        let typed: InputAccepted = serde_json::from_slice(br#"{"sequence":7}"#).unwrap();
+        assert_eq!(typed.sequence, 7);
+        for body in [
+            &br#"{"sequence":7,"x":1}"#[..],
+            br#"{"sequence":"7"}"#,
+            br#"{}"#,
+            b"",
+        ] {
+            assert!(!canonical_input_accepted(body));
+        }
+    }
+
+    #[test]
+    fn relabel_replaces_spans_only_when_they_differ() {
+        let body = br#"{"a":"rt","b":"rt"}"#;
+        let spans = [6..8, 15..17];
+        assert_eq!(relabel(body, &spans, "rt"), None);
+        assert_eq!(
+            relabel(body, &spans, "backend-id").unwrap(),
+            br#"{"a":"backend-id","b":"backend-id"}"#
+        );
+        assert_eq!(relabel(b"{}", &[], "x"), None);
+    }
+}
