@@ -1,22 +1,28 @@
-//! [`HttpRuntimeClient`]: the REST client for one remote runtime, over hyper-util's
-//! pooled (keep-alive) client.
+//! [`HttpRuntimeClient`]: the REST client for one remote runtime, over keep-alive
+//! HTTP/1.1 connections of its own ([`pool`], [`upstream`]).
 //!
 //! Every call is bounded as a whole (connect, answer and body) by the endpoint's
 //! `request_timeout`; the connector alone (TCP and, for `https`, the TLS handshake)
 //! is bounded by `connect_timeout`. Failures become [`TransportError`]s whose text
 //! never names the base URL, host, port or token (see [`answer`] for the mapping);
 //! TLS details go to the operator's log only.
+//!
+//! A kept-alive connection that the runtime closed while it sat idle is noticed
+//! when it is next used: a request it never sent goes out again on a fresh
+//! connection, and so does a `GET` (idempotent) whose answer never started.
 
 mod answer;
+mod pool;
+mod upstream;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::Full;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{
@@ -25,10 +31,12 @@ use switchyard_protocol::{
 };
 
 use crate::endpoint::{ParsedEndpoint, RemoteEndpoint};
-use crate::error::{TimeoutPhase, TransportError};
+use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
 use crate::net_error;
 use crate::rest::{RuntimeClient, WorkerQuery};
 use crate::tls::HttpsConnector;
+use pool::Pool;
+use upstream::{ExchangeError, Upstream};
 
 /// Largest answer body the client reads; a longer one is a protocol error.
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
@@ -38,14 +46,9 @@ const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 /// server closes it under a request.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The connector: TCP, then TLS for an `https` base URL.
-type Connector = HttpsConnector;
-
-/// The connector for `endpoint`: TCP and TLS bounded by its `connect_timeout`, no
-/// Nagle delay.
-fn build_connector(endpoint: &ParsedEndpoint) -> Connector {
-    HttpsConnector::new(endpoint.connect_timeout, endpoint.tls.clone())
-}
+/// Most idle connections kept per runtime (more may be open while requests are in
+/// flight; those beyond this are closed when their exchange ends).
+const POOL_MAX_IDLE: usize = 256;
 
 /// One call to make: method, route template (for error texts), concrete path, query
 /// and JSON body.
@@ -102,14 +105,20 @@ struct Answer {
 }
 
 /// The REST client for one remote runtime, implementing [`RuntimeClient`] over
-/// hyper-util's legacy pooled client with keep-alive.
+/// keep-alive HTTP/1.1 connections that each request drives itself.
 ///
 /// Cheap to clone: clones share the connection pool. `Debug` shows neither the URL
 /// nor the token.
 #[derive(Clone)]
 pub struct HttpRuntimeClient {
-    /// The pooled client, shared by clones.
-    client: Client<Connector, Full<Bytes>>,
+    /// Idle connections, shared by clones.
+    pool: Arc<Pool<Upstream>>,
+    /// TCP, then TLS for an `https` base URL, bounded by the connect timeout.
+    connector: HttpsConnector,
+    /// The URI connections are made to (its authority; TLS is the endpoint's).
+    connect_uri: Uri,
+    /// The `Host` header of every request.
+    host: HeaderValue,
     /// The parsed base URL, `Authorization` header and timeouts.
     endpoint: ParsedEndpoint,
 }
@@ -129,50 +138,118 @@ impl HttpRuntimeClient {
     /// [`TransportError::Unsupported`]. No error text repeats the URL or the token.
     pub fn new(endpoint: RemoteEndpoint) -> Result<Self, TransportError> {
         let endpoint = ParsedEndpoint::new(&endpoint)?;
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(build_connector(&endpoint));
-        Ok(Self { client, endpoint })
+        let connector = HttpsConnector::new(endpoint.connect_timeout, endpoint.tls.clone());
+        let connect_uri = endpoint.base.http_uri("/", None)?;
+        let host = HeaderValue::from_str(endpoint.base.authority.as_str()).map_err(|_| {
+            TransportError::Unsupported {
+                what: "a base_url host that cannot travel in an HTTP header".into(),
+            }
+        })?;
+        Ok(Self {
+            pool: Arc::new(Pool::new(POOL_IDLE_TIMEOUT, POOL_MAX_IDLE)),
+            connector,
+            connect_uri,
+            host,
+            endpoint,
+        })
     }
 
-    /// Sends `call` and reads the whole answer, within `request_timeout`.
-    async fn send(&self, call: &Call) -> Result<Answer, TransportError> {
-        let endpoint = &self.endpoint;
-        let uri = endpoint.base.http_uri(&call.path, call.query.as_deref())?;
+    /// The request for `call`: origin-form target, `Host`, the bearer token, and
+    /// the JSON body if any.
+    fn request(&self, call: &Call) -> Result<Request<Full<Bytes>>, TransportError> {
+        let target = self
+            .endpoint
+            .base
+            .path_and_query(&call.path, call.query.as_deref());
         let mut builder = Request::builder()
             .method(call.method.clone())
-            .uri(uri)
-            .header(AUTHORIZATION, endpoint.authorization.clone())
+            .uri(target)
+            .header(HOST, self.host.clone())
+            .header(AUTHORIZATION, self.endpoint.authorization.clone())
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         if call.body.is_some() {
             builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let body = Full::new(call.body.clone().map(Bytes::from).unwrap_or_default());
-        let request = builder.body(body).map_err(|_| TransportError::Protocol {
+        builder.body(body).map_err(|_| TransportError::Protocol {
             reason: "could not build a valid request".into(),
-        })?;
+        })
+    }
 
-        let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| {
-                let error =
-                    answer::client_error(&e, endpoint.connect_timeout, endpoint.request_timeout);
-                endpoint.tls_log.note(&e, &error);
+    /// A new connection, its failure mapped (and a TLS failure logged).
+    async fn connect(&self) -> Result<Upstream, TransportError> {
+        let endpoint = &self.endpoint;
+        let upstream = Upstream::connect(&self.connector, self.connect_uri.clone())
+            .await
+            .map_err(|e| {
+                let timed_out = net_error::timeout(TimeoutPhase::Connect, endpoint.connect_timeout);
+                let error = net_error::classify(&*e, timed_out, answer::NOT_HTTP);
+                endpoint.tls_log.note(&*e, &error);
                 error
             })?;
-            endpoint.tls_log.succeeded();
-            let status = response.status();
-            let json = response
-                .headers()
-                .get(CONTENT_TYPE)
-                .is_some_and(|v| answer::is_json(v.as_bytes()));
-            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-                .collect()
-                .await
-                .map_err(|e| answer::body_error(&*e, MAX_ANSWER_BYTES, endpoint.request_timeout))?
-                .to_bytes();
-            Ok(Answer { status, json, body })
+        endpoint.tls_log.succeeded();
+        Ok(upstream)
+    }
+
+    /// One exchange on a pooled connection (or a new one), the connection given
+    /// back when it can carry another; a stale pooled connection is replaced once
+    /// (see the module's notes).
+    async fn exchange(&self, call: &Call) -> Result<Answer, TransportError> {
+        let (mut upstream, pooled) = match self.pool.take() {
+            Some((upstream, _idle)) => (upstream, true),
+            None => (self.connect().await?, false),
         };
+        let mut outcome = upstream
+            .exchange(self.request(call)?, MAX_ANSWER_BYTES)
+            .await;
+        if pooled && outcome.as_ref().is_err_and(|e| self.may_resend(call, e)) {
+            upstream = self.connect().await?;
+            outcome = upstream
+                .exchange(self.request(call)?, MAX_ANSWER_BYTES)
+                .await;
+        }
+        match outcome {
+            Ok(exchanged) => {
+                if upstream.reusable() {
+                    self.pool.put(upstream);
+                }
+                Ok(Answer {
+                    status: exchanged.status,
+                    json: exchanged.json,
+                    body: exchanged.body,
+                })
+            }
+            Err(error) => Err(answer::exchange_error(
+                &error,
+                MAX_ANSWER_BYTES,
+                self.endpoint.request_timeout,
+            )),
+        }
+    }
+
+    /// Whether a call that failed with `error` on a pooled connection may be sent
+    /// again on a new one: when it was never sent, or when it is a `GET` whose
+    /// answer never began because the connection was closed or reset.
+    fn may_resend(&self, call: &Call, error: &ExchangeError) -> bool {
+        match error {
+            ExchangeError::NotSent(_) => true,
+            ExchangeError::Head(conn) => {
+                call.method == Method::GET
+                    && matches!(
+                        answer::conn_error(conn, self.endpoint.request_timeout),
+                        TransportError::Unreachable {
+                            kind: UnreachableKind::Reset
+                        }
+                    )
+            }
+            ExchangeError::Body(_) => false,
+        }
+    }
+
+    /// Sends `call` and reads the whole answer, within `request_timeout`.
+    async fn send(&self, call: &Call) -> Result<Answer, TransportError> {
+        let endpoint = &self.endpoint;
+        let exchange = self.exchange(call);
         let limit = endpoint.request_timeout;
         let result = match tokio::time::timeout(limit, exchange).await {
             Ok(result) => result,

@@ -10,14 +10,15 @@ use std::time::Duration;
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use super::upstream::{ConnError, ExchangeError};
 use super::{Answer, Call};
-use crate::error::{TimeoutPhase, TransportError};
+use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
 use crate::net_error;
 use crate::refusal;
 use crate::rest::decode_answer;
 
 /// The `Protocol` reason for an answer that is not HTTP/1.1.
-const NOT_HTTP: &str = "the answer is not valid HTTP/1.1";
+pub(super) const NOT_HTTP: &str = "the answer is not valid HTTP/1.1";
 
 /// The `Protocol` reason for a successful answer that does not say it is JSON.
 const NOT_JSON: &str = "the answer's Content-Type is not application/json";
@@ -78,18 +79,31 @@ fn non_success(call: &Call, status: StatusCode, body: &[u8]) -> TransportError {
     )
 }
 
-/// Maps a failure of the pooled client (connecting, sending, or reading the head).
-pub(super) fn client_error(
-    error: &hyper_util::client::legacy::Error,
-    connect_timeout: Duration,
+/// Maps a failed exchange on an open connection: the connection's failure, or the
+/// body's (read up to `limit` bytes).
+pub(super) fn exchange_error(
+    error: &ExchangeError,
+    limit: usize,
     request_timeout: Duration,
 ) -> TransportError {
-    let timed_out = if error.is_connect() {
-        net_error::timeout(TimeoutPhase::Connect, connect_timeout)
-    } else {
-        net_error::timeout(TimeoutPhase::Request, request_timeout)
-    };
-    net_error::classify(error, timed_out, NOT_HTTP)
+    match error {
+        ExchangeError::NotSent(conn) | ExchangeError::Head(conn) => {
+            conn_error(conn, request_timeout)
+        }
+        ExchangeError::Body(error) => body_error(&**error, limit, request_timeout),
+    }
+}
+
+/// Maps the way a connection stopped serving an exchange.
+pub(super) fn conn_error(error: &ConnError, request_timeout: Duration) -> TransportError {
+    match error {
+        ConnError::Hyper(error) => net_error::classify(
+            error,
+            net_error::timeout(TimeoutPhase::Request, request_timeout),
+            NOT_HTTP,
+        ),
+        ConnError::Closed => net_error::unreachable(UnreachableKind::Reset),
+    }
 }
 
 /// Maps a failure while reading the answer's body, read up to `limit` bytes.
