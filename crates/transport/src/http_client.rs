@@ -12,6 +12,7 @@
 //! connection, and so does a `GET` (idempotent) whose answer never started.
 
 mod answer;
+mod http1;
 mod pool;
 mod upstream;
 
@@ -20,9 +21,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
-use http::{Method, Request, StatusCode, Uri};
-use http_body_util::Full;
+use http::{Method, StatusCode, Uri};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{
@@ -31,7 +30,7 @@ use switchyard_protocol::{
 };
 
 use crate::endpoint::{ParsedEndpoint, RemoteEndpoint};
-use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
+use crate::error::{TimeoutPhase, TransportError};
 use crate::net_error;
 use crate::rest::{RuntimeClient, WorkerQuery};
 use crate::tls::HttpsConnector;
@@ -117,8 +116,9 @@ pub struct HttpRuntimeClient {
     connector: HttpsConnector,
     /// The URI connections are made to (its authority; TLS is the endpoint's).
     connect_uri: Uri,
-    /// The `Host` header of every request.
-    host: HeaderValue,
+    /// The header lines of every request: `Host`, `Authorization` (the token:
+    /// never logged, never formatted) and `Accept`.
+    fixed_headers: Arc<[u8]>,
     /// The parsed base URL, `Authorization` header and timeouts.
     endpoint: ParsedEndpoint,
 }
@@ -140,39 +140,22 @@ impl HttpRuntimeClient {
         let endpoint = ParsedEndpoint::new(&endpoint)?;
         let connector = HttpsConnector::new(endpoint.connect_timeout, endpoint.tls.clone());
         let connect_uri = endpoint.base.http_uri("/", None)?;
-        let host = HeaderValue::from_str(endpoint.base.authority.as_str()).map_err(|_| {
-            TransportError::Unsupported {
-                what: "a base_url host that cannot travel in an HTTP header".into(),
-            }
-        })?;
+        let mut fixed_headers = Vec::new();
+        for (name, value) in [
+            (&b"host: "[..], endpoint.base.authority.as_str().as_bytes()),
+            (b"authorization: ", endpoint.authorization.as_bytes()),
+            (b"accept: ", b"application/json"),
+        ] {
+            fixed_headers.extend_from_slice(name);
+            fixed_headers.extend_from_slice(value);
+            fixed_headers.extend_from_slice(b"\r\n");
+        }
         Ok(Self {
             pool: Arc::new(Pool::new(POOL_IDLE_TIMEOUT, POOL_MAX_IDLE)),
             connector,
             connect_uri,
-            host,
+            fixed_headers: fixed_headers.into(),
             endpoint,
-        })
-    }
-
-    /// The request for `call`: origin-form target, `Host`, the bearer token, and
-    /// the JSON body if any.
-    fn request(&self, call: &Call) -> Result<Request<Full<Bytes>>, TransportError> {
-        let target = self
-            .endpoint
-            .base
-            .path_and_query(&call.path, call.query.as_deref());
-        let mut builder = Request::builder()
-            .method(call.method.clone())
-            .uri(target)
-            .header(HOST, self.host.clone())
-            .header(AUTHORIZATION, self.endpoint.authorization.clone())
-            .header(ACCEPT, HeaderValue::from_static("application/json"));
-        if call.body.is_some() {
-            builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        let body = Full::new(call.body.clone().map(Bytes::from).unwrap_or_default());
-        builder.body(body).map_err(|_| TransportError::Protocol {
-            reason: "could not build a valid request".into(),
         })
     }
 
@@ -191,21 +174,46 @@ impl HttpRuntimeClient {
         Ok(upstream)
     }
 
+    /// A pooled connection that still looks open, or a new one; and whether it
+    /// was pooled.
+    async fn upstream(&self) -> Result<(Upstream, bool), TransportError> {
+        while let Some((upstream, _idle)) = self.pool.take() {
+            if upstream.looks_open() {
+                return Ok((upstream, true));
+            }
+        }
+        Ok((self.connect().await?, false))
+    }
+
     /// One exchange on a pooled connection (or a new one), the connection given
     /// back when it can carry another; a stale pooled connection is replaced once
     /// (see the module's notes).
     async fn exchange(&self, call: &Call) -> Result<Answer, TransportError> {
-        let (mut upstream, pooled) = match self.pool.take() {
-            Some((upstream, _idle)) => (upstream, true),
-            None => (self.connect().await?, false),
-        };
+        let target = self
+            .endpoint
+            .base
+            .path_and_query(&call.path, call.query.as_deref());
+        let body = call.body.as_deref();
+        let (mut upstream, pooled) = self.upstream().await?;
         let mut outcome = upstream
-            .exchange(self.request(call)?, MAX_ANSWER_BYTES)
+            .exchange(
+                &call.method,
+                &target,
+                &self.fixed_headers,
+                body,
+                MAX_ANSWER_BYTES,
+            )
             .await;
-        if pooled && outcome.as_ref().is_err_and(|e| self.may_resend(call, e)) {
+        if pooled && outcome.as_ref().is_err_and(|e| may_resend(call, e)) {
             upstream = self.connect().await?;
             outcome = upstream
-                .exchange(self.request(call)?, MAX_ANSWER_BYTES)
+                .exchange(
+                    &call.method,
+                    &target,
+                    &self.fixed_headers,
+                    body,
+                    MAX_ANSWER_BYTES,
+                )
                 .await;
         }
         match outcome {
@@ -219,30 +227,14 @@ impl HttpRuntimeClient {
                     body: exchanged.body,
                 })
             }
-            Err(error) => Err(answer::exchange_error(
-                &error,
-                MAX_ANSWER_BYTES,
-                self.endpoint.request_timeout,
-            )),
-        }
-    }
-
-    /// Whether a call that failed with `error` on a pooled connection may be sent
-    /// again on a new one: when it was never sent, or when it is a `GET` whose
-    /// answer never began because the connection was closed or reset.
-    fn may_resend(&self, call: &Call, error: &ExchangeError) -> bool {
-        match error {
-            ExchangeError::NotSent(_) => true,
-            ExchangeError::Head(conn) => {
-                call.method == Method::GET
-                    && matches!(
-                        answer::conn_error(conn, self.endpoint.request_timeout),
-                        TransportError::Unreachable {
-                            kind: UnreachableKind::Reset
-                        }
-                    )
+            Err(error) => {
+                let mapped =
+                    answer::exchange_error(&error, MAX_ANSWER_BYTES, self.endpoint.request_timeout);
+                if let Some(io) = error.io_error() {
+                    self.endpoint.tls_log.note(io, &mapped);
+                }
+                Err(mapped)
             }
-            ExchangeError::Body(_) => false,
         }
     }
 
@@ -277,6 +269,20 @@ impl HttpRuntimeClient {
         let answer = self.send(&call).await?;
         answer::json_body(&call, &answer)?;
         Ok(answer.body)
+    }
+}
+
+/// Whether a call that failed with `error` on a pooled connection may be sent
+/// again on a new one: when it was never sent, or when it is a `GET` whose answer
+/// never began because the connection was closed or reset.
+fn may_resend(call: &Call, error: &ExchangeError) -> bool {
+    match error {
+        ExchangeError::NotSent(_) => true,
+        ExchangeError::ClosedBeforeAnswer => call.method == Method::GET,
+        ExchangeError::ReadBeforeAnswer(e) => {
+            call.method == Method::GET && net_error::is_reset(e.kind())
+        }
+        _ => false,
     }
 }
 

@@ -4,13 +4,13 @@
 //! Nothing here formats a URL, an address or a hyper error: the texts are built from
 //! the route template, the status and serde's description of what did not decode.
 
-use std::error::Error as StdError;
 use std::time::Duration;
 
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use super::upstream::{ConnError, ExchangeError};
+use super::http1::Malformed;
+use super::upstream::ExchangeError;
 use super::{Answer, Call};
 use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
 use crate::net_error;
@@ -79,46 +79,38 @@ fn non_success(call: &Call, status: StatusCode, body: &[u8]) -> TransportError {
     )
 }
 
-/// Maps a failed exchange on an open connection: the connection's failure, or the
-/// body's (read up to `limit` bytes).
+/// Maps a failed exchange on an open connection (bodies read up to `limit`).
 pub(super) fn exchange_error(
     error: &ExchangeError,
     limit: usize,
     request_timeout: Duration,
 ) -> TransportError {
     match error {
-        ExchangeError::NotSent(conn) | ExchangeError::Head(conn) => {
-            conn_error(conn, request_timeout)
+        ExchangeError::NotSent(e) | ExchangeError::ReadBeforeAnswer(e) | ExchangeError::Read(e) => {
+            net_error::classify(
+                e,
+                net_error::timeout(TimeoutPhase::Request, request_timeout),
+                NOT_HTTP,
+            )
         }
-        ExchangeError::Body(error) => body_error(&**error, limit, request_timeout),
+        ExchangeError::ClosedBeforeAnswer | ExchangeError::Truncated => {
+            net_error::unreachable(UnreachableKind::Reset)
+        }
+        ExchangeError::Malformed(Malformed(reason)) => TransportError::Protocol {
+            reason: (*reason).into(),
+        },
+        ExchangeError::TooLarge => TransportError::Protocol {
+            reason: too_large(limit),
+        },
     }
 }
 
-/// Maps the way a connection stopped serving an exchange.
-pub(super) fn conn_error(error: &ConnError, request_timeout: Duration) -> TransportError {
-    match error {
-        ConnError::Hyper(error) => net_error::classify(
-            error,
-            net_error::timeout(TimeoutPhase::Request, request_timeout),
-            NOT_HTTP,
-        ),
-        ConnError::Closed => net_error::unreachable(UnreachableKind::Reset),
-    }
-}
-
-/// Maps a failure while reading the answer's body, read up to `limit` bytes.
-pub(super) fn body_error(
-    error: &(dyn StdError + Send + Sync + 'static),
-    limit: usize,
-    request_timeout: Duration,
-) -> TransportError {
-    let too_large = || {
-        format!(
-            "the answer's body is larger than {} MiB",
-            limit / (1024 * 1024)
-        )
-    };
-    net_error::body_error(error, too_large, request_timeout, NOT_HTTP)
+/// The reason for an answer whose body is larger than `limit`.
+fn too_large(limit: usize) -> String {
+    format!(
+        "the answer's body is larger than {} MiB",
+        limit / (1024 * 1024)
+    )
 }
 
 #[cfg(test)]

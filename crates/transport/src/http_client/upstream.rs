@@ -1,49 +1,73 @@
-//! [`Upstream`]: one keep-alive HTTP/1.1 connection to a runtime over hyper's
-//! `client::conn::http1`, driven by the task that sends the request: no connection
-//! task, no channel hop between tasks or threads per request.
+//! [`Upstream`]: one keep-alive HTTP/1.1 connection to a runtime, used by one
+//! exchange at a time, entirely within the task that sends the request: the request
+//! goes out in one write, the answer is read into a buffer the connection keeps,
+//! and its body is handed on without a copy (see [`super::http1`] for the wire
+//! format).
 //!
-//! While an exchange runs, the request's own future polls both the connection and
-//! the answer; between exchanges nobody polls it (it sits in the [`Pool`]), so a
-//! close by the runtime is noticed when the connection is next taken out.
+//! Between exchanges nobody reads the connection (it sits in the [`Pool`]); before
+//! it is used again, a read that cannot block tells whether the runtime closed it
+//! meanwhile.
 //!
 //! [`Pool`]: super::pool::Pool
 
 use std::error::Error as StdError;
 use std::future::poll_fn;
-use std::pin::pin;
-use std::task::Poll;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::{self, Connection, SendRequest};
+use bytes::{Bytes, BytesMut};
+use http::{Method, StatusCode, Uri};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
-use super::answer;
+use super::http1::{self, BodyError, Chunked, Framing, Malformed};
 use crate::tls::{Conn, HttpsConnector};
 
-/// Any error of connecting or of an exchange, to be mapped by the caller.
+/// Any error of connecting, to be mapped by the caller.
 pub(super) type BoxError = Box<dyn StdError + Send + Sync>;
 
-/// Why the connection stopped serving an exchange.
-#[derive(Debug)]
-pub(super) enum ConnError {
-    /// hyper's error: a reset or closed connection, an answer that is not HTTP.
-    Hyper(hyper::Error),
-    /// The connection ended (the runtime closed it) before the answer was complete.
-    Closed,
-}
+/// The read buffer's size at first; it grows for a larger answer.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// How an exchange failed.
 #[derive(Debug)]
 pub(super) enum ExchangeError {
-    /// The connection turned out closed before the request was sent: nothing
-    /// reached the runtime, so the request may be sent again on another one.
-    NotSent(ConnError),
-    /// Sending the request or reading the answer's head failed.
-    Head(ConnError),
-    /// Reading the answer's body failed, or it is longer than the limit.
-    Body(BoxError),
+    /// Writing the request failed: the runtime did not get all of it, so it acted
+    /// on nothing and the request may be sent again on another connection.
+    NotSent(io::Error),
+    /// The connection closed before any byte of the answer.
+    ClosedBeforeAnswer,
+    /// Reading failed before any byte of the answer (reset, TLS alert, ...).
+    ReadBeforeAnswer(io::Error),
+    /// Reading the answer failed (reset, TLS alert, ...).
+    Read(io::Error),
+    /// The connection closed in the middle of the answer.
+    Truncated,
+    /// The answer is not HTTP/1.1 as this client reads it.
+    Malformed(Malformed),
+    /// The answer's body is longer than the limit.
+    TooLarge,
+}
+
+impl ExchangeError {
+    /// The I/O error behind it, if any (for the log of TLS failures).
+    pub(super) fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Self::NotSent(e) | Self::ReadBeforeAnswer(e) | Self::Read(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<BodyError> for ExchangeError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::Malformed(m) => Self::Malformed(m),
+            BodyError::TooLarge => Self::TooLarge,
+        }
+    }
 }
 
 /// What an exchange gives: status, whether the answer says it is JSON, and the
@@ -55,86 +79,200 @@ pub(super) struct Exchanged {
     pub(super) body: Bytes,
 }
 
-/// One connection: hyper's request sender and the connection it drives.
+/// One connection.
 pub(super) struct Upstream {
-    sender: SendRequest<Full<Bytes>>,
-    conn: Connection<Conn, Full<Bytes>>,
+    stream: Stream,
+    /// What has been read and not used yet.
+    read: BytesMut,
+    /// The request being written (kept for its capacity).
+    write: Vec<u8>,
+    /// The last exchange left the connection fit for another.
+    reusable: bool,
 }
 
 impl Upstream {
     /// Connects (TCP, then TLS when the connector has it) to the authority of
-    /// `uri` and starts HTTP/1.1 on it.
+    /// `uri`.
     pub(super) async fn connect(connector: &HttpsConnector, uri: Uri) -> Result<Self, BoxError> {
         use tower_service::Service;
         let mut connector = connector.clone();
         poll_fn(|cx| connector.poll_ready(cx)).await?;
-        let io = connector.call(uri).await?;
-        let (sender, conn) = http1::Builder::new().handshake(io).await?;
-        Ok(Self { sender, conn })
+        let stream = match connector.call(uri).await? {
+            Conn::Plain(io) => Stream::Plain(io.into_inner()),
+            Conn::Tls(io) => Stream::Tls(Box::new((*io).into_inner())),
+        };
+        Ok(Self {
+            stream,
+            read: BytesMut::with_capacity(READ_BUFFER),
+            write: Vec::with_capacity(512),
+            reusable: true,
+        })
     }
 
-    /// Sends `request` and reads the whole answer, at most `limit` body bytes.
+    /// True when the connection still looks open: nothing arrived on it while it
+    /// was idle (neither a close nor stray bytes), as far as can be told without
+    /// waiting. Call before reusing it.
+    pub(super) fn looks_open(&self) -> bool {
+        let tcp = match &self.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        };
+        let mut probe = [0u8; 1];
+        matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Sends the request and reads the whole answer, at most `limit` body bytes.
+    /// `fixed` holds the endpoint's header lines (see [`http1::write_request`]).
     pub(super) async fn exchange(
         &mut self,
-        request: Request<Full<Bytes>>,
+        method: &Method,
+        target: &str,
+        fixed: &[u8],
+        body: Option<&[u8]>,
         limit: usize,
     ) -> Result<Exchanged, ExchangeError> {
-        let Self { sender, conn } = self;
-        // The connection may still be finishing the previous answer, or be closed.
-        drive(conn, poll_fn(|cx| sender.poll_ready(cx)))
+        self.reusable = false;
+        self.write.clear();
+        http1::write_request(&mut self.write, method, target, fixed, body);
+        self.stream
+            .write_all(&self.write)
             .await
-            .and_then(|r| r.map_err(ConnError::Hyper))
             .map_err(ExchangeError::NotSent)?;
-        let response = drive(conn, sender.send_request(request))
-            .await
-            .and_then(|r| r.map_err(ConnError::Hyper))
-            .map_err(ExchangeError::Head)?;
-        let status = response.status();
-        let json = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .is_some_and(|v| answer::is_json(v.as_bytes()));
-        let body = Limited::new(response.into_body(), limit).collect();
-        let body = match drive(conn, body).await {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(error)) => return Err(ExchangeError::Body(error)),
-            Err(error) => return Err(ExchangeError::Head(error)),
+        self.stream.flush().await.map_err(ExchangeError::NotSent)?;
+        if self.write.capacity() > 64 * 1024 {
+            self.write = Vec::with_capacity(512);
+        }
+
+        let head = loop {
+            match http1::parse_head(&self.read).map_err(ExchangeError::Malformed)? {
+                Some(head) if head.status.is_informational() => {
+                    if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                        return Err(ExchangeError::Malformed(Malformed(
+                            "the runtime switched protocols unasked",
+                        )));
+                    }
+                    let _ = self.read.split_to(head.len);
+                }
+                Some(head) => break head,
+                None => {
+                    let started = !self.read.is_empty();
+                    match self.fill().await {
+                        Ok(0) if started => return Err(ExchangeError::Truncated),
+                        Ok(0) => return Err(ExchangeError::ClosedBeforeAnswer),
+                        Ok(_) => {}
+                        Err(ExchangeError::Read(e)) if !started => {
+                            return Err(ExchangeError::ReadBeforeAnswer(e));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
         };
-        Ok(Exchanged { status, json, body })
+        let _ = self.read.split_to(head.len);
+
+        let body = match head.framing {
+            Framing::Empty => Bytes::new(),
+            Framing::Length(length) => {
+                let length = usize::try_from(length)
+                    .ok()
+                    .filter(|l| *l <= limit)
+                    .ok_or(ExchangeError::TooLarge)?;
+                self.read.reserve(length.saturating_sub(self.read.len()));
+                while self.read.len() < length {
+                    if self.fill().await? == 0 {
+                        return Err(ExchangeError::Truncated);
+                    }
+                }
+                self.read.split_to(length).freeze()
+            }
+            Framing::Chunked => {
+                let mut chunked = Chunked::default();
+                loop {
+                    if let Some(body) = chunked.feed(&mut self.read, limit)? {
+                        break body;
+                    }
+                    if self.fill().await? == 0 {
+                        return Err(ExchangeError::Truncated);
+                    }
+                }
+            }
+            Framing::UntilClose => loop {
+                if self.read.len() > limit {
+                    return Err(ExchangeError::TooLarge);
+                }
+                if self.fill().await? == 0 {
+                    break self.read.split().freeze();
+                }
+            },
+        };
+        // Bytes beyond the answer were never asked for: do not trust the connection.
+        self.reusable = head.keep_alive && self.read.is_empty();
+        Ok(Exchanged {
+            status: head.status,
+            json: head.json,
+            body,
+        })
     }
 
-    /// True when the connection can carry another exchange (the last one ended
-    /// cleanly and neither side asked to close).
-    pub(super) fn reusable(&mut self) -> bool {
-        let Self { sender, conn } = self;
-        // One more turn lets the connection finish the answer and go idle.
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        if conn.poll_without_shutdown(&mut cx).is_ready() {
-            return false;
+    /// True when the last exchange left the connection fit for another.
+    pub(super) fn reusable(&self) -> bool {
+        self.reusable
+    }
+
+    /// Reads more of the answer; 0 at the end of the stream.
+    async fn fill(&mut self) -> Result<usize, ExchangeError> {
+        if self.read.capacity() - self.read.len() < 1024 {
+            self.read.reserve(READ_BUFFER);
         }
-        sender.is_ready()
+        self.stream
+            .read_buf(&mut self.read)
+            .await
+            .map_err(ExchangeError::Read)
     }
 }
 
-/// Runs `work` while driving `conn`: the result of `work`, or how the connection
-/// ended if it ends first.
-async fn drive<T>(
-    conn: &mut Connection<Conn, Full<Bytes>>,
-    work: impl Future<Output = T>,
-) -> Result<T, ConnError> {
-    let mut work = pin!(work);
-    poll_fn(|cx| {
-        // The connection first: it moves the bytes the work waits for.
-        let ended = conn.poll_without_shutdown(cx);
-        if let Poll::Ready(value) = work.as_mut().poll(cx) {
-            return Poll::Ready(Ok(value));
+/// The connection's stream, plain or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
-        match ended {
-            Poll::Ready(Err(error)) => Poll::Ready(Err(ConnError::Hyper(error))),
-            Poll::Ready(Ok(())) => Poll::Ready(Err(ConnError::Closed)),
-            Poll::Pending => Poll::Pending,
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
-    })
-    .await
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
