@@ -51,23 +51,38 @@ const POOL_MAX_IDLE: usize = 256;
 
 /// One call to make: method, route template (for error texts), concrete path, query
 /// and JSON body.
-struct Call {
+struct Call<'a> {
     /// The HTTP method.
     method: Method,
     /// The route as the contract names it, e.g. `/v1/workers/{id}/cancel`; used in
     /// `Unsupported` errors instead of the concrete URL.
     template: &'static str,
-    /// The concrete path, below the base URL's prefix.
-    path: String,
+    /// The concrete path below the base URL's prefix, in pieces written one after
+    /// the other (a worker's path: `/v1/workers/`, its id, the rest).
+    path: [&'a str; 3],
     /// The query string, never empty.
     query: Option<String>,
     /// The JSON body, if any.
     body: Option<Vec<u8>>,
 }
 
-impl Call {
-    /// A call without query, body or extra time.
-    fn new(method: Method, template: &'static str, path: String) -> Self {
+impl<'a> Call<'a> {
+    /// A call of a fixed path, without query or body.
+    fn new(method: Method, template: &'static str, path: &'static str) -> Self {
+        Self::pieces(method, template, [path, "", ""])
+    }
+
+    /// A call of `/v1/workers/{worker}` followed by `tail`.
+    fn worker(
+        method: Method,
+        template: &'static str,
+        worker: &'a WorkerId,
+        tail: &'static str,
+    ) -> Self {
+        Self::pieces(method, template, ["/v1/workers/", worker.as_str(), tail])
+    }
+
+    fn pieces(method: Method, template: &'static str, path: [&'a str; 3]) -> Self {
         Self {
             method,
             template,
@@ -75,6 +90,22 @@ impl Call {
             query: None,
             body: None,
         }
+    }
+
+    /// The request target after the base URL's `prefix`: the path and the query.
+    fn target(&'a self, prefix: &'a str) -> [&'a str; 6] {
+        let (mark, query) = match &self.query {
+            Some(query) => ("?", query.as_str()),
+            None => ("", ""),
+        };
+        [
+            prefix,
+            self.path[0],
+            self.path[1],
+            self.path[2],
+            mark,
+            query,
+        ]
     }
 
     /// Sets the query string; an empty one means none.
@@ -188,11 +219,8 @@ impl HttpRuntimeClient {
     /// One exchange on a pooled connection (or a new one), the connection given
     /// back when it can carry another; a stale pooled connection is replaced once
     /// (see the module's notes).
-    async fn exchange(&self, call: &Call) -> Result<Answer, TransportError> {
-        let target = self
-            .endpoint
-            .base
-            .path_and_query(&call.path, call.query.as_deref());
+    async fn exchange(&self, call: &Call<'_>) -> Result<Answer, TransportError> {
+        let target = call.target(&self.endpoint.base.prefix);
         let body = call.body.as_deref();
         let (mut upstream, pooled) = self.upstream().await?;
         let mut outcome = upstream
@@ -239,7 +267,7 @@ impl HttpRuntimeClient {
     }
 
     /// Sends `call` and reads the whole answer, within `request_timeout`.
-    async fn send(&self, call: &Call) -> Result<Answer, TransportError> {
+    async fn send(&self, call: &Call<'_>) -> Result<Answer, TransportError> {
         let endpoint = &self.endpoint;
         let exchange = self.exchange(call);
         let limit = endpoint.request_timeout;
@@ -257,7 +285,7 @@ impl HttpRuntimeClient {
     /// with its article: "a WorkerDetail").
     async fn call_json<T: DeserializeOwned>(
         &self,
-        call: Call,
+        call: Call<'_>,
         what: &'static str,
     ) -> Result<T, TransportError> {
         let answer = self.send(&call).await?;
@@ -265,7 +293,7 @@ impl HttpRuntimeClient {
     }
 
     /// Sends `call` and gives the body of a 2xx JSON answer as it arrived.
-    async fn call_raw(&self, call: Call) -> Result<Bytes, TransportError> {
+    async fn call_raw(&self, call: Call<'_>) -> Result<Bytes, TransportError> {
         let answer = self.send(&call).await?;
         answer::json_body(&call, &answer)?;
         Ok(answer.body)
@@ -313,34 +341,27 @@ fn transcript_query(after: u64, limit: Option<u32>) -> String {
 }
 
 /// `GET /v1/workers?...`.
-fn list_call(query: &WorkerQuery) -> Call {
-    Call::new(Method::GET, "/v1/workers", "/v1/workers".into()).query(list_query(query))
+fn list_call(query: &WorkerQuery) -> Call<'static> {
+    Call::new(Method::GET, "/v1/workers", "/v1/workers").query(list_query(query))
 }
 
 /// `GET /v1/workers/{id}`.
-fn detail_call(worker: &WorkerId) -> Call {
-    Call::new(Method::GET, "/v1/workers/{id}", worker_path(worker, ""))
+fn detail_call(worker: &WorkerId) -> Call<'_> {
+    Call::worker(Method::GET, "/v1/workers/{id}", worker, "")
 }
 
 /// `POST /v1/workers/{id}/input` with `request`.
-fn input_call(worker: &WorkerId, request: &InputRequest) -> Result<Call, TransportError> {
-    Call::new(
-        Method::POST,
-        "/v1/workers/{id}/input",
-        worker_path(worker, "/input"),
-    )
-    .json(request)
-}
-
-/// `/v1/workers/{id}` followed by `tail`.
-fn worker_path(worker: &WorkerId, tail: &str) -> String {
-    format!("/v1/workers/{}{tail}", worker.as_str())
+fn input_call<'a>(
+    worker: &'a WorkerId,
+    request: &InputRequest,
+) -> Result<Call<'a>, TransportError> {
+    Call::worker(Method::POST, "/v1/workers/{id}/input", worker, "/input").json(request)
 }
 
 #[async_trait::async_trait]
 impl RuntimeClient for HttpRuntimeClient {
     async fn info(&self) -> Result<RuntimeInfo, TransportError> {
-        let call = Call::new(Method::GET, "/v1/runtime", "/v1/runtime".into());
+        let call = Call::new(Method::GET, "/v1/runtime", "/v1/runtime");
         self.call_json(call, "a RuntimeInfo").await
     }
 
@@ -352,7 +373,7 @@ impl RuntimeClient for HttpRuntimeClient {
         &self,
         request: &CreateWorkerRequest,
     ) -> Result<WorkerDetail, TransportError> {
-        let call = Call::new(Method::POST, "/v1/workers", "/v1/workers".into()).json(request)?;
+        let call = Call::new(Method::POST, "/v1/workers", "/v1/workers").json(request)?;
         self.call_json(call, "a WorkerDetail").await
     }
 
@@ -370,25 +391,17 @@ impl RuntimeClient for HttpRuntimeClient {
     }
 
     async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, TransportError> {
-        let call = Call::new(
-            Method::POST,
-            "/v1/workers/{id}/cancel",
-            worker_path(worker, "/cancel"),
-        );
+        let call = Call::worker(Method::POST, "/v1/workers/{id}/cancel", worker, "/cancel");
         self.call_json(call, "a WorkerStatusResponse").await
     }
 
     async fn stop(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, TransportError> {
-        let call = Call::new(
-            Method::POST,
-            "/v1/workers/{id}/stop",
-            worker_path(worker, "/stop"),
-        );
+        let call = Call::worker(Method::POST, "/v1/workers/{id}/stop", worker, "/stop");
         self.call_json(call, "a WorkerStatusResponse").await
     }
 
     async fn delete(&self, worker: &WorkerId) -> Result<(), TransportError> {
-        let call = Call::new(Method::DELETE, "/v1/workers/{id}", worker_path(worker, ""));
+        let call = Call::worker(Method::DELETE, "/v1/workers/{id}", worker, "");
         let answer = self.send(&call).await?;
         answer::expect_success(&call, &answer)
     }
@@ -399,10 +412,11 @@ impl RuntimeClient for HttpRuntimeClient {
         after: u64,
         limit: Option<u32>,
     ) -> Result<TranscriptPage, TransportError> {
-        let call = Call::new(
+        let call = Call::worker(
             Method::GET,
             "/v1/workers/{id}/transcript",
-            worker_path(worker, "/transcript"),
+            worker,
+            "/transcript",
         )
         .query(transcript_query(after, limit));
         self.call_json(call, "a TranscriptPage").await

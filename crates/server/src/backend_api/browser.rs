@@ -76,12 +76,19 @@ impl AllowedHosts {
             .map(|a| a.as_str())
             .or_else(|| headers.get(HOST).and_then(|h| h.to_str().ok()));
         match host {
-            Some(host) if self.0.iter().any(|name| *name == host_name(host)) => Ok(host),
+            Some(host) if self.allows(&host_name(host)) => Ok(host),
             _ => Err(ApiError::new(
                 ErrorCode::HostNotAllowed,
                 "this backend does not answer to that Host name; an operator can add it to allowed_hosts",
             )),
         }
+    }
+}
+
+impl AllowedHosts {
+    /// Whether `name` (lower-case, without port) is one of the allowed names.
+    fn allows(&self, name: &str) -> bool {
+        self.0.iter().any(|allowed| allowed == name)
     }
 }
 
@@ -285,10 +292,12 @@ pub fn cors_headers(headers: &mut HeaderMap, origin: &HeaderValue) {
 /// MIME sniffing, no referrer, no framing.
 pub fn security_headers(headers: &mut HeaderMap) {
     if !headers.contains_key(CONTENT_SECURITY_POLICY) {
-        let html = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
+        let html = headers.get(CONTENT_TYPE).is_some_and(|v| {
+            v.as_bytes()
+                .trim_ascii_start()
+                .get(..9)
+                .is_some_and(|t| t.eq_ignore_ascii_case(b"text/html"))
+        });
         headers.insert(
             CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(if html { PAGE_CSP } else { API_CSP }),

@@ -234,7 +234,7 @@ where
         service_fn(move |request| {
             let handler = handler.clone();
             let ctx = RequestContext {
-                request_id: format!("{:016x}", fastrand::u64(..)),
+                request_id: request_id(),
                 peer,
                 shutdown: shutdown.clone(),
             };
@@ -261,29 +261,50 @@ where
     }
 }
 
+/// The response header that carries the request id.
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// A request id: 16 lower-case hex digits of a random number (no formatting
+/// machinery: this runs for every request).
+fn request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = fastrand::u64(..);
+    (0..16)
+        .map(|i| char::from(HEX[((n >> (60 - 4 * i)) & 0xf) as usize]))
+        .collect()
+}
+
 /// Runs the handler and writes the one log line of the request: method, path (no
-/// query: it may hold cursors), status, duration and request id.
+/// query: it may hold cursors), status, duration and request id. What the line
+/// needs is kept only when the line will be written.
 async fn logged<H: Handler>(
     handler: &H,
     request: http::Request<Incoming>,
     ctx: RequestContext,
 ) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let request_id = ctx.request_id.clone();
+    let line = tracing::enabled!(target: "switchyard::http", tracing::Level::INFO).then(|| {
+        (
+            Instant::now(),
+            request.method().clone(),
+            request.uri().path().to_owned(),
+        )
+    });
+    let id_header = HeaderValue::from_str(&ctx.request_id).ok();
     let mut response = handler.handle(request, ctx).await;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
+    let Some(id_header) = id_header else {
+        return response;
+    };
+    if let Some((started, method, path)) = line {
+        tracing::info!(
+            target: "switchyard::http",
+            request_id = id_header.to_str().unwrap_or_default(),
+            method = %method,
+            path = %path,
+            status = response.status().as_u16(),
+            duration_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
     }
-    tracing::info!(
-        target: "switchyard::http",
-        request_id = %request_id,
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        duration_us = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    response.headers_mut().insert(X_REQUEST_ID, id_header);
     response
 }

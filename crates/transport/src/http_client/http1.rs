@@ -27,18 +27,21 @@ pub(super) struct Malformed(pub(super) &'static str);
 
 /// Appends the request to `out`: the request line, `fixed` (the endpoint's header
 /// lines: `Host`, `Authorization`, `Accept`, each ending in CRLF), the body's
-/// headers and the body. `target` is the origin-form path and query, built from
-/// validated ids and encoded queries, so it holds no space or line break.
+/// headers and the body. `target` is the origin-form path and query in pieces,
+/// built from the base URL's path, validated ids and encoded queries, so it holds
+/// no space or line break.
 pub(super) fn write_request(
     out: &mut Vec<u8>,
     method: &Method,
-    target: &str,
+    target: &[&str],
     fixed: &[u8],
     body: Option<&[u8]>,
 ) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
+    for piece in target {
+        out.extend_from_slice(piece.as_bytes());
+    }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     out.extend_from_slice(fixed);
     match body {
@@ -334,7 +337,7 @@ mod tests {
         ];
         for (method, body, expected) in cases {
             let mut out = Vec::new();
-            write_request(&mut out, &method, "/v1/x?a=1", fixed, body);
+            write_request(&mut out, &method, &["/v1/", "x", "?a=1"], fixed, body);
             assert_eq!(String::from_utf8(out).unwrap(), expected);
         }
     }

@@ -126,7 +126,7 @@ impl Upstream {
     pub(super) async fn exchange(
         &mut self,
         method: &Method,
-        target: &str,
+        target: &[&str],
         fixed: &[u8],
         body: Option<&[u8]>,
         limit: usize,

@@ -4,7 +4,7 @@
 //! Each `canonical_*` function accepts an answer only in its *canonical form*: JSON of
 //! exactly the typed value's shape — every field the typed value encodes present
 //! (`null` included), no field it does not know at any depth, ids valid, and no
-//! string value written with an escape. For an answer in that form, decoding it into
+//! string (key or value) written with an escape. For an answer in that form, decoding it into
 //! the typed value and encoding that again gives the same JSON value (key order and
 //! white space aside), so relaying the bytes answers exactly what the typed path
 //! would; and every string a client can read is in the bytes as written, so a byte
@@ -12,12 +12,11 @@
 //! `None` and the caller takes the typed path with the same bytes, which either
 //! decodes (dropping what it does not know) or fails with the typed error.
 
+#[cfg(test)]
+mod oracle;
+mod scan;
+
 use std::ops::Range;
-
-use serde::{Deserialize, Deserializer};
-
-use crate::ids::{RuntimeId, WorkerId};
-use crate::worker::WorkerStatus;
 
 /// What a canonical worker detail says that a backend needs, borrowed from the
 /// answer.
@@ -42,30 +41,17 @@ pub struct ListFacts<'a> {
 
 /// A `WorkerDetail` in canonical form, or `None` (see the module's rules).
 pub fn canonical_detail(body: &[u8]) -> Option<DetailFacts<'_>> {
-    let view: DetailView<'_> = serde_json::from_slice(body).ok()?;
-    view.facts(body)
+    scan::detail(body)
 }
 
 /// A `WorkerList` in canonical form, or `None` (see the module's rules).
 pub fn canonical_list(body: &[u8]) -> Option<ListFacts<'_>> {
-    let view: ListView<'_> = serde_json::from_slice(body).ok()?;
-    if let Some(next) = view.next {
-        WorkerId::check(next).ok()?;
-    }
-    let workers = view
-        .workers
-        .iter()
-        .map(|w| w.facts(body))
-        .collect::<Option<Vec<_>>>()?;
-    Some(ListFacts {
-        workers,
-        next: view.next,
-    })
+    scan::list(body)
 }
 
 /// True for an `InputAccepted` in canonical form (see the module's rules).
 pub fn canonical_input_accepted(body: &[u8]) -> bool {
-    serde_json::from_slice::<InputAcceptedView>(body).is_ok()
+    scan::input_accepted(body)
 }
 
 /// `body` with the contents of every span (each between a string's quotes) replaced
@@ -90,78 +76,6 @@ pub fn relabel(body: &[u8], spans: &[Range<usize>], value: &str) -> Option<Vec<u
     Some(out)
 }
 
-/// Deserializes an `Option` that must be present (as a value or `null`): serde's
-/// derive otherwise treats a missing `Option` field as `None`.
-fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d)
-}
-
-/// `WorkerDetail`, borrowed: a `&str` only decodes from a string without escapes.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // fields are read by serde to check them
-struct DetailView<'a> {
-    worker_id: &'a str,
-    runtime_id: &'a str,
-    profile: &'a str,
-    #[serde(borrow, deserialize_with = "present")]
-    label: Option<&'a str>,
-    status: WorkerStatus,
-    created_at: &'a str,
-    updated_at: &'a str,
-    #[serde(deserialize_with = "present")]
-    exit: Option<ExitView>,
-    input_count: u64,
-    output_bytes: u64,
-    #[serde(borrow, deserialize_with = "present")]
-    owner: Option<&'a str>,
-}
-
-impl<'a> DetailView<'a> {
-    fn facts(&self, body: &[u8]) -> Option<DetailFacts<'a>> {
-        WorkerId::check(self.worker_id).ok()?;
-        RuntimeId::check(self.runtime_id).ok()?;
-        Some(DetailFacts {
-            worker_id: self.worker_id,
-            owner: self.owner,
-            runtime_id: span_of(body, self.runtime_id)?,
-        })
-    }
-}
-
-/// `ExitInfo`, strict.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct ExitView {
-    #[serde(deserialize_with = "present")]
-    code: Option<i32>,
-    #[serde(deserialize_with = "present")]
-    signal: Option<i32>,
-}
-
-/// `WorkerList`, borrowed.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListView<'a> {
-    #[serde(borrow)]
-    workers: Vec<DetailView<'a>>,
-    #[serde(borrow, deserialize_with = "present")]
-    next: Option<&'a str>,
-}
-
-/// `InputAccepted`, strict.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct InputAcceptedView {
-    sequence: u64,
-}
-
 /// Where `part`, a slice borrowed from `body`, lies in it.
 fn span_of(body: &[u8], part: &str) -> Option<Range<usize>> {
     let start = (part.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
@@ -172,6 +86,7 @@ fn span_of(body: &[u8], part: &str) -> Option<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::WorkerId;
     use crate::worker::{InputAccepted, WorkerDetail, WorkerList};
     use serde_json::{Value, json};
 
@@ -223,10 +138,6 @@ mod tests {
                 r#"{"owner":null,"output_bytes":0,"input_count":0,"exit":null,"updated_at":"t","created_at":"t","status":"running","label":null,"profile":"p","runtime_id":"rt","worker_id":"w"}"#.to_owned(),
             ),
             ("non-ASCII label", with(detail(), "label", json!("café ✓")).to_string()),
-            (
-                "escaped key",
-                detail().to_string().replace("\"label\"", "\"lab\\u0065l\""),
-            ),
         ];
         for (name, body) in cases {
             let facts = canonical_detail(body.as_bytes())
@@ -291,6 +202,10 @@ mod tests {
             (
                 "escaped slash",
                 detail().to_string().replace("a label", "a\\/label"),
+            ),
+            (
+                "escaped key",
+                detail().to_string().replace("\"label\"", "\"lab\\u0065l\""),
             ),
             (
                 "unicode escape in owner",
