@@ -15,6 +15,9 @@ use memchr::memmem::Finder;
 pub struct Scrubber {
     /// The secrets, longest first, each with its search.
     needles: Vec<(String, Finder<'static>)>,
+    /// The searches [`Scrubber::finds`] runs: one per secret that contains no
+    /// other (text holding the URL holds its host too).
+    minimal: Vec<Finder<'static>>,
     /// Numbers (the port) redacted where they stand as a whole number in text.
     numbers: Vec<(String, Finder<'static>)>,
 }
@@ -38,8 +41,18 @@ impl Scrubber {
         // Longest first, so a URL goes before the host inside it.
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         needles.dedup();
+        let minimal = needles
+            .iter()
+            .filter(|n| {
+                !needles
+                    .iter()
+                    .any(|m| m.len() < n.len() && n.contains(m.as_str()))
+            })
+            .map(|n| searched(n.clone()).1)
+            .collect();
         Self {
             needles: needles.into_iter().map(searched).collect(),
+            minimal,
             numbers: Vec::new(),
         }
     }
@@ -54,7 +67,7 @@ impl Scrubber {
     /// (not inside a longer run of digits). A byte search: it sees what is written,
     /// so it speaks for decoded text only where nothing is escaped.
     pub fn finds(&self, bytes: &[u8]) -> bool {
-        self.needles.iter().any(|(_, f)| f.find(bytes).is_some())
+        self.minimal.iter().any(|f| f.find(bytes).is_some())
             || self
                 .numbers
                 .iter()
@@ -64,9 +77,9 @@ impl Scrubber {
     /// True when `text` contains a secret (the numbers aside: a port alone in an id
     /// is only digits).
     pub fn names_a_secret(&self, text: &str) -> bool {
-        self.needles
+        self.minimal
             .iter()
-            .any(|(_, f)| f.find(text.as_bytes()).is_some())
+            .any(|f| f.find(text.as_bytes()).is_some())
     }
 
     /// `text` with every needle, and every whole number that is one of the numbers,
@@ -161,6 +174,15 @@ mod tests {
             assert_eq!(s.scrub(text) != text, found, "{text}");
         }
         assert!(s.names_a_secret("x10.1.2.3x"));
+        // The URL and the authority hold the host: searching for the host finds all.
+        let s = Scrubber::new([
+            "http://h.example:7701".to_owned(),
+            "h.example:7701".to_owned(),
+            "h.example".to_owned(),
+        ]);
+        assert_eq!(s.minimal.len(), 1);
+        assert!(s.finds(b"at http://h.example:7701/v1"));
+        assert_eq!(s.scrub("at http://h.example:7701/v1"), "at [redacted]/v1");
         assert!(
             !s.names_a_secret("w-7701"),
             "numbers are not secrets in ids"

@@ -4,7 +4,8 @@
 //! Each `canonical_*` function accepts an answer only in its *canonical form*: JSON of
 //! exactly the typed value's shape — every field the typed value encodes present
 //! (`null` included), no field it does not know at any depth, ids valid, and no
-//! string (key or value) written with an escape. For an answer in that form, decoding it into
+//! string (key or value) written with an escape, and no control character (so no
+//! line break) anywhere. For an answer in that form, decoding it into
 //! the typed value and encoding that again gives the same JSON value (key order and
 //! white space aside), so relaying the bytes answers exactly what the typed path
 //! would; and every string a client can read is in the bytes as written, so a byte
@@ -127,7 +128,10 @@ mod tests {
     fn a_canonical_detail_is_accepted_and_located() {
         let cases: Vec<(&str, String)> = vec![
             ("compact", detail().to_string()),
-            ("pretty", serde_json::to_string_pretty(&detail()).unwrap()),
+            (
+                "spaces",
+                detail().to_string().replace(',', " , ").replace(':', " : "),
+            ),
             (
                 "nulls",
                 with(with(detail(), "label", Value::Null), "owner", Value::Null).to_string(),
@@ -172,6 +176,10 @@ mod tests {
         let cases: Vec<(&str, String)> = vec![
             ("not JSON", "{not json".into()),
             ("not an object", "[]".into()),
+            (
+                "line breaks between tokens",
+                serde_json::to_string_pretty(&detail()).unwrap(),
+            ),
             ("truncated", detail().to_string()[..40].into()),
             ("trailing bytes", format!("{} x", detail())),
             (
