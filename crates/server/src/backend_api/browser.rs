@@ -289,8 +289,13 @@ pub fn cors_headers(headers: &mut HeaderMap, origin: &HeaderValue) {
 
 /// Security headers on every answer: a CSP (the page policy for HTML, nothing at all
 /// for anything else; a policy the answer already carries, the console's, is kept), no
-/// MIME sniffing, no referrer, no framing.
+/// MIME sniffing, no referrer, no framing. An answer built from a map this function
+/// filled once (the relayed answers) is recognised by its `X-Frame-Options`, which
+/// only this function sets, and left as it is.
 pub fn security_headers(headers: &mut HeaderMap) {
+    if headers.contains_key(X_FRAME_OPTIONS) {
+        return;
+    }
     if !headers.contains_key(CONTENT_SECURITY_POLICY) {
         let html = headers.get(CONTENT_TYPE).is_some_and(|v| {
             v.as_bytes()

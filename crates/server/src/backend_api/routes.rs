@@ -309,7 +309,7 @@ impl BackendApi {
             }
             (Route::Workers, Method::GET, Some(rt), _) => {
                 let q = worker_query(query)?;
-                Ok(json_bytes(
+                Ok(relayed(
                     StatusCode::OK,
                     registry.list_workers_json(caller, &rt, &q).await?,
                 ))
@@ -325,7 +325,7 @@ impl BackendApi {
                 }
                 Ok(json(StatusCode::CREATED, &detail))
             }
-            (Route::Worker, Method::GET, Some(rt), Some(w)) => Ok(json_bytes(
+            (Route::Worker, Method::GET, Some(rt), Some(w)) => Ok(relayed(
                 StatusCode::OK,
                 registry.get_worker_json(caller, &rt, &w).await?,
             )),
@@ -337,7 +337,7 @@ impl BackendApi {
             (Route::Input, Method::POST, Some(rt), Some(w)) => {
                 let (parts, body) = request.into_parts();
                 let input: InputRequest = read_json(&parts.headers, body, limit).await?;
-                Ok(json_bytes(
+                Ok(relayed(
                     StatusCode::ACCEPTED,
                     registry.input_json(caller, &rt, &w, input.text).await?,
                 ))
@@ -381,6 +381,24 @@ impl BackendApi {
             )),
         }
     }
+}
+
+/// The headers of a relayed answer, built once: JSON, and the security headers every
+/// answer gets (`browser::security_headers` then finds them in place), with room
+/// for the request id.
+static RELAYED_HEADERS: std::sync::LazyLock<http::HeaderMap> = std::sync::LazyLock::new(|| {
+    let mut headers = http::HeaderMap::with_capacity(8);
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    browser::security_headers(&mut headers);
+    headers
+});
+
+/// A relayed answer: `body` as the registry gave it.
+fn relayed(status: StatusCode, body: bytes::Bytes) -> Response {
+    json_bytes(status, body, &RELAYED_HEADERS)
 }
 
 /// `status`, `after` and `limit` of a worker listing.
