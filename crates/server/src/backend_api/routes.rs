@@ -239,8 +239,16 @@ impl BackendApi {
                     Caller::open()
                 }
             });
-            self.dispatch(route, (runtime, worker), request, ctx, &caller, &mut audit)
-                .await
+            let ids = (runtime, worker);
+            match Relayed::of(route, &method, ids) {
+                // The relayed routes run inline; every other route's (larger) future
+                // is boxed, so that the future of every request stays small (it is
+                // moved into place per request).
+                Ok(relayed) => self.relay(relayed, request, &caller).await,
+                Err(ids) => {
+                    Box::pin(self.dispatch(route, ids, request, ctx, &caller, &mut audit)).await
+                }
+            }
         }
         .await;
         if let Some(mut audit) = audit {
@@ -255,6 +263,40 @@ impl BackendApi {
         respond(result, ctx)
     }
 
+    /// Worker detail, list and input: answered with the registry's JSON (relayed
+    /// from a remote runtime where that is the same answer).
+    async fn relay(
+        &self,
+        relayed: Relayed,
+        request: http::Request<Incoming>,
+        caller: &Caller,
+    ) -> Result<Response, ApiError> {
+        let registry = &self.registry;
+        match relayed {
+            Relayed::List(rt) => {
+                let q = worker_query(request.uri().query())?;
+                Ok(relayed_answer(
+                    StatusCode::OK,
+                    registry.list_workers_json(caller, &rt, &q).await?,
+                ))
+            }
+            Relayed::Detail(rt, w) => Ok(relayed_answer(
+                StatusCode::OK,
+                registry.get_worker_json(caller, &rt, &w).await?,
+            )),
+            Relayed::Input(rt, w) => {
+                let limit = self.settings.max_body_bytes;
+                let (parts, body) = request.into_parts();
+                let input: InputRequest = read_json(&parts.headers, body, limit).await?;
+                Ok(relayed_answer(
+                    StatusCode::ACCEPTED,
+                    registry.input_json(caller, &rt, &w, input.text).await?,
+                ))
+            }
+        }
+    }
+
+    /// Every route but the relayed ones.
     async fn dispatch(
         &self,
         route: Route,
@@ -307,13 +349,6 @@ impl BackendApi {
                 let q = worker_query(query)?;
                 Ok(json(StatusCode::OK, &registry.list_all(caller, &q).await))
             }
-            (Route::Workers, Method::GET, Some(rt), _) => {
-                let q = worker_query(query)?;
-                Ok(relayed(
-                    StatusCode::OK,
-                    registry.list_workers_json(caller, &rt, &q).await?,
-                ))
-            }
             (Route::Workers, Method::POST, Some(rt), _) => {
                 Query::parse(query, &[])?;
                 let (parts, body) = request.into_parts();
@@ -325,22 +360,10 @@ impl BackendApi {
                 }
                 Ok(json(StatusCode::CREATED, &detail))
             }
-            (Route::Worker, Method::GET, Some(rt), Some(w)) => Ok(relayed(
-                StatusCode::OK,
-                registry.get_worker_json(caller, &rt, &w).await?,
-            )),
             (Route::Worker, Method::DELETE, Some(rt), Some(w)) => {
                 drain_body(request, limit).await?;
                 registry.delete(caller, &rt, &w).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
-            }
-            (Route::Input, Method::POST, Some(rt), Some(w)) => {
-                let (parts, body) = request.into_parts();
-                let input: InputRequest = read_json(&parts.headers, body, limit).await?;
-                Ok(relayed(
-                    StatusCode::ACCEPTED,
-                    registry.input_json(caller, &rt, &w, input.text).await?,
-                ))
             }
             (Route::Cancel, Method::POST, Some(rt), Some(w)) => {
                 drain_body(request, limit).await?;
@@ -397,8 +420,34 @@ static RELAYED_HEADERS: std::sync::LazyLock<http::HeaderMap> = std::sync::LazyLo
 });
 
 /// A relayed answer: `body` as the registry gave it.
-fn relayed(status: StatusCode, body: bytes::Bytes) -> Response {
+fn relayed_answer(status: StatusCode, body: bytes::Bytes) -> Response {
     json_bytes(status, body, &RELAYED_HEADERS)
+}
+
+/// The routes answered with the registry's JSON (see [`BackendApi::relay`]).
+enum Relayed {
+    /// `GET .../workers`.
+    List(RuntimeId),
+    /// `GET .../workers/{worker_id}`.
+    Detail(RuntimeId, WorkerId),
+    /// `POST .../workers/{worker_id}/input`.
+    Input(RuntimeId, WorkerId),
+}
+
+impl Relayed {
+    /// The relayed route a request is, or its ids back.
+    fn of(
+        route: Route,
+        method: &Method,
+        ids: (Option<RuntimeId>, Option<WorkerId>),
+    ) -> Result<Self, (Option<RuntimeId>, Option<WorkerId>)> {
+        match (route, method, ids) {
+            (Route::Workers, &Method::GET, (Some(rt), None)) => Ok(Self::List(rt)),
+            (Route::Worker, &Method::GET, (Some(rt), Some(w))) => Ok(Self::Detail(rt, w)),
+            (Route::Input, &Method::POST, (Some(rt), Some(w))) => Ok(Self::Input(rt, w)),
+            (_, _, ids) => Err(ids),
+        }
+    }
 }
 
 /// `status`, `after` and `limit` of a worker listing.
