@@ -449,6 +449,7 @@ mod tests {
             DETAIL.to_owned(),
             DETAIL.replace(r#""exit":{"code":-1,"signal":null}"#, r#""exit":null"#),
             DETAIL.replace(r#""owner":"alice""#, r#""owner":null"#),
+            DETAIL.replace("a label", &"a longer label ".repeat(9)),
             format!("{{\"workers\":[{DETAIL},{DETAIL}],\"next\":\"w-1\"}}"),
             r#"{"workers":[],"next":null}"#.to_owned(),
             r#"{"sequence":12}"#.to_owned(),
