@@ -18,7 +18,7 @@ pub mod view;
 
 pub use embedded::EmbeddedSource;
 pub use error::{RegistryError, SourceError};
-pub use hub::{BackendCursor, HubSettings, ObservationHub, Viewer};
+pub use hub::{BackendCursor, COMMAND_LANE, CommandTicket, HubSettings, ObservationHub, Viewer};
 pub use policy::{Action, AllowAll, Policy, PolicyDenied, PolicyRequest};
 pub use registry::{DuplicateRuntimeId, RegisteredRuntime, RuntimeRegistry};
 pub use remote::{RemoteSource, Scrubber};

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use switchyard_protocol::{
-    AllWorkersList, BackendRuntime, CreateWorkerRequest, InputAccepted, RuntimeId, RuntimeInfo,
-    TranscriptPage, UnavailableEntry, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    AllWorkersList, BackendRuntime, CreateWorkerRequest, ErrorCode, ErrorDetail, InputAccepted,
+    ResizeRequest, ResizeResponse, RuntimeId, RuntimeInfo, TranscriptPage, UnavailableEntry,
+    WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 use switchyard_transport::WorkerQuery;
 use tokio::task::JoinHandle;
@@ -324,6 +325,21 @@ impl RuntimeRegistry {
     ) -> Result<InputAccepted, RegistryError> {
         self.call(runtime_id, Some(worker), Action::Input, |s| async move {
             s.input(worker, text).await
+        })
+        .await
+    }
+
+    /// `POST .../resize`: a size out of 1 to 1000 is refused here, without a call.
+    pub async fn resize(
+        &self,
+        runtime_id: &RuntimeId,
+        worker: &WorkerId,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, RegistryError> {
+        size.validate()
+            .map_err(|m| RegistryError::Invalid(ErrorDetail::new(ErrorCode::InvalidRequest, m)))?;
+        self.call(runtime_id, Some(worker), Action::Resize, |s| async move {
+            s.resize(worker, size).await
         })
         .await
     }

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_protocol::{CreateWorkerRequest, OutgoingFrame, RuntimeId, WorkerEvent, WorkerId};
+use switchyard_protocol::{
+    ClientFrame, CreateWorkerRequest, ErrorCode, OutgoingFrame, RuntimeId, WorkerEvent, WorkerId,
+};
 use switchyard_registry::{
-    AllowAll, EmbeddedSource, HubSettings, ObservationHub, Policy, PolicyDenied, PolicyRequest,
-    RegisteredRuntime, RuntimeRegistry, Viewer,
+    Action, AllowAll, EmbeddedSource, HubSettings, ObservationHub, Policy, PolicyDenied,
+    PolicyRequest, RegisteredRuntime, RuntimeRegistry, Viewer,
 };
 use switchyard_runtime::{Runtime, RuntimeConfig};
 
@@ -112,4 +114,93 @@ async fn the_pass_through_policy_encodes_each_event_once_for_all_viewers() {
         other => panic!("expected shared encodings, got {other:?}"),
     }
     assert_eq!(hub.channel_count(), 1);
+}
+
+/// Refuses input; allows everything else.
+struct NoInput;
+
+impl Policy for NoInput {
+    fn authorize(&self, request: &PolicyRequest<'_>) -> Result<(), PolicyDenied> {
+        match request.action {
+            Action::Input => Err(PolicyDenied("input is not allowed here".into())),
+            _ => Ok(()),
+        }
+    }
+
+    fn filters_events(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn interactive_viewers_share_one_ordered_command_lane() {
+    let (runtime, hub, worker) = setup(Arc::new(AllowAll)).await;
+    let rt = RuntimeId::new("local").unwrap();
+    let a = hub.watch_interactive(&rt, &worker, None).await.unwrap();
+    let b = hub.watch_interactive(&rt, &worker, None).await.unwrap();
+    assert!(a.is_interactive() && b.is_interactive());
+    let mut watcher = hub.watch(&rt, &worker, None).await.unwrap();
+    assert!(!watcher.is_interactive());
+    next(&mut watcher).await; // snapshot
+    // Submitted alternately by two viewers without waiting: carried out in order.
+    let mut tickets = Vec::new();
+    for i in 0..40 {
+        let viewer = if i % 2 == 0 { &a } else { &b };
+        tickets.push(
+            viewer
+                .submit(ClientFrame::Input {
+                    text: format!("k{i}"),
+                })
+                .unwrap(),
+        );
+    }
+    for ticket in tickets {
+        ticket.await.unwrap();
+    }
+    let mut inputs = Vec::new();
+    while inputs.len() < 40 {
+        let (_, frame) = next(&mut watcher).await;
+        if frame["event"]["kind"] == "input" {
+            inputs.push(frame["event"]["text"].as_str().unwrap().to_owned());
+        }
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    assert_eq!(inputs, expected);
+    assert_eq!(hub.channel_count(), 1, "one channel for all viewers");
+
+    // A resize of a worker that is not a terminal is refused with the runtime's code.
+    let err = a
+        .submit(ClientFrame::Resize { cols: 80, rows: 24 })
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotATerminal);
+    // A plain viewer may not send anything.
+    assert_eq!(
+        watcher
+            .submit(ClientFrame::Input { text: "x".into() })
+            .unwrap_err()
+            .code(),
+        ErrorCode::Forbidden
+    );
+    // Input to an ended worker is refused, and the lane goes on.
+    runtime.stop(&worker).await.unwrap();
+    let err = b
+        .submit(ClientFrame::Input {
+            text: "late".into(),
+        })
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::WorkerNotRunning);
+}
+
+#[tokio::test]
+async fn an_interactive_viewer_needs_the_input_permission() {
+    let (_runtime, hub, worker) = setup(Arc::new(NoInput)).await;
+    let rt = RuntimeId::new("local").unwrap();
+    let err = hub.watch_interactive(&rt, &worker, None).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Forbidden);
+    assert_eq!(hub.channel_count(), 0, "refused before joining");
+    hub.watch(&rt, &worker, None).await.unwrap();
 }

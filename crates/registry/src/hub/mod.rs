@@ -9,8 +9,11 @@
 //! - Each channel's task (`channel::run`) owns the single upstream subscription.
 //! - Each [`Viewer`] owns a bounded queue fed by the channel; a viewer that falls
 //!   behind is cut off (4408) without slowing the channel or other viewers.
+//! - Interactive viewers share the channel's command lane (`commands`): one ordered,
+//!   bounded queue per worker, carried out one command at a time.
 
 mod channel;
+mod commands;
 pub mod cursor;
 mod viewer;
 
@@ -20,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use switchyard_protocol::{ErrorCode, ErrorDetail, RuntimeId, WorkerId};
 
 pub use channel::HubSettings;
+pub use commands::{COMMAND_LANE, CommandTicket};
 pub use cursor::{BackendCursor, BackendCursorError};
 pub use viewer::Viewer;
 
@@ -147,5 +151,23 @@ impl ObservationHub {
         };
         let join = channel.join(cursor.as_ref());
         Ok(Viewer::new(channel, join, registry.policy().clone()))
+    }
+
+    /// Like [`ObservationHub::watch`], for a viewer that may also send input and
+    /// resize the terminal ([`Viewer::submit`]). The policy must allow
+    /// [`Action::Input`] besides [`Action::Observe`]; each command is checked again
+    /// (input or resize) when it is carried out.
+    pub async fn watch_interactive(
+        &self,
+        runtime_id: &RuntimeId,
+        worker_id: &WorkerId,
+        cursor: Option<&str>,
+    ) -> Result<Viewer, RegistryError> {
+        let registry = &self.inner.registry;
+        registry.source(runtime_id)?;
+        registry.authorize(runtime_id, Some(worker_id), Action::Input)?;
+        let mut viewer = self.watch(runtime_id, worker_id, cursor).await?;
+        viewer.make_interactive(registry);
+        Ok(viewer)
     }
 }

@@ -5,11 +5,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use switchyard_protocol::{OutgoingFrame, ResetReason, ServerFrame};
+use switchyard_protocol::{ClientFrame, OutgoingFrame, ResetReason, ServerFrame};
 use switchyard_runtime::{FanoutReceiver, StreamEnd};
 
 use super::channel::{Channel, HubItem, Join, Stamped};
+use super::commands::{CommandLane, CommandTicket};
+use crate::error::RegistryError;
 use crate::policy::Policy;
+use crate::registry::RuntimeRegistry;
 
 /// A viewer of one worker. Dropping it leaves the channel.
 pub struct Viewer {
@@ -19,6 +22,8 @@ pub struct Viewer {
     awaiting_snapshot: bool,
     last: Option<(Arc<str>, u64)>,
     policy: Arc<dyn Policy>,
+    /// Set for interactive viewers.
+    commands: Option<CommandLane>,
 }
 
 impl std::fmt::Debug for Viewer {
@@ -48,6 +53,28 @@ impl Viewer {
             awaiting_snapshot: join.awaiting_snapshot,
             last: join.last,
             policy,
+            commands: None,
+        }
+    }
+
+    pub(crate) fn make_interactive(&mut self, registry: &Arc<RuntimeRegistry>) {
+        self.commands = Some(self.channel.commands(registry));
+    }
+
+    /// True for a viewer from [`super::ObservationHub::watch_interactive`].
+    pub fn is_interactive(&self) -> bool {
+        self.commands.is_some()
+    }
+
+    /// Queues an input or resize for the worker, behind every command any viewer of
+    /// it submitted before; the ticket resolves to the outcome. A full queue is
+    /// `worker_busy` at once; a viewer that is not interactive is `forbidden`.
+    pub fn submit(&self, command: ClientFrame) -> Result<CommandTicket, RegistryError> {
+        match &self.commands {
+            Some(lane) => lane.submit(command),
+            None => Err(RegistryError::Forbidden(
+                "this event stream was not opened with interactive=true".into(),
+            )),
         }
     }
 
