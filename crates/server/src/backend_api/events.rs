@@ -1,16 +1,21 @@
 //! `GET /api/runtimes/{rt}/workers/{w}/events/ws`: a worker's events through the
 //! observation hub, with the `Origin` check and every refusal answered as plain HTTP
-//! before the upgrade.
+//! before the upgrade. With `?interactive=true` the client may also send input and
+//! resize frames, which go to the worker's command lane in the hub (the policy must
+//! allow input before the upgrade).
 
 use http::HeaderMap;
 use http::header::{HOST, ORIGIN};
 use hyper::body::Incoming;
-use switchyard_protocol::{ErrorCode, OutgoingFrame, RuntimeId, WorkerId};
+use switchyard_protocol::{
+    ClientFrame, ErrorCode, ErrorDetail, OutgoingFrame, RuntimeId, WorkerId,
+};
 use switchyard_registry::{ObservationHub, Viewer};
 use switchyard_runtime::StreamEnd;
 
 use crate::http::ws::{
-    FrameSource, SessionSettings, is_upgrade_request, run_session, upgrade as ws_upgrade,
+    CommandOutcome, FrameSource, SessionSettings, is_upgrade_request, run_session,
+    upgrade as ws_upgrade, upgrade_with_limit,
 };
 use crate::http::{ApiError, RequestContext, Response};
 
@@ -41,12 +46,23 @@ pub(super) fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<()
     }
 }
 
+/// How the client wants to watch.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Watch<'a> {
+    /// Resume after this backend cursor.
+    pub cursor: Option<&'a str>,
+    /// The client may send input and resize frames.
+    pub interactive: bool,
+    /// Largest client message of an interactive session.
+    pub max_message: usize,
+}
+
 /// Validates, subscribes through the hub, then upgrades.
 pub(super) async fn upgrade(
     hub: &ObservationHub,
     allowed_origins: &[String],
     (runtime_id, worker_id): (&RuntimeId, &WorkerId),
-    cursor: Option<&str>,
+    watch: Watch<'_>,
     request: http::Request<Incoming>,
     ctx: &RequestContext,
     settings: SessionSettings,
@@ -55,11 +71,19 @@ pub(super) async fn upgrade(
     if !is_upgrade_request(request.headers()) {
         return ws_upgrade(request, &ctx.shutdown, |_| async {});
     }
-    let viewer = hub.watch(runtime_id, worker_id, cursor).await?;
+    let viewer = if watch.interactive {
+        hub.watch_interactive(runtime_id, worker_id, watch.cursor)
+            .await?
+    } else {
+        hub.watch(runtime_id, worker_id, watch.cursor).await?
+    };
     let shutdown = ctx.shutdown.clone();
-    ws_upgrade(request, &ctx.shutdown, move |ws| {
-        run_session(ws, ViewerFrames(viewer), settings, shutdown)
-    })
+    let session = move |ws| run_session(ws, ViewerFrames(viewer), settings, shutdown);
+    if watch.interactive {
+        upgrade_with_limit(request, &ctx.shutdown, watch.max_message, session)
+    } else {
+        ws_upgrade(request, &ctx.shutdown, session)
+    }
 }
 
 struct ViewerFrames(Viewer);
@@ -71,6 +95,17 @@ impl FrameSource for ViewerFrames {
 
     async fn ended(&self) -> StreamEnd {
         self.0.ended().await
+    }
+
+    fn is_interactive(&self) -> bool {
+        self.0.is_interactive()
+    }
+
+    fn submit(&mut self, command: ClientFrame) -> Result<CommandOutcome, ErrorDetail> {
+        let ticket = self.0.submit(command).map_err(|e| e.to_detail())?;
+        Ok(Box::pin(async move {
+            ticket.await.err().map(|e| e.to_detail())
+        }))
     }
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use switchyard_protocol::{
-    CreateWorkerRequest, ErrorCode, Health, InputRequest, RuntimeId, RuntimeList, WorkerId,
-    WorkerStatus,
+    CreateWorkerRequest, ErrorCode, Health, InputRequest, ResizeRequest, RuntimeId, RuntimeList,
+    WorkerId, WorkerStatus,
 };
 use switchyard_registry::{ObservationHub, RegistryError, RuntimeRegistry};
 use switchyard_transport::WorkerQuery;
@@ -46,6 +46,7 @@ enum Route {
     Workers,
     Worker,
     Input,
+    Resize,
     Cancel,
     Stop,
     Transcript,
@@ -71,6 +72,7 @@ impl BackendApi {
             ),
             (w.to_owned(), Route::Worker),
             (format!("{w}/input"), Route::Input),
+            (format!("{w}/resize"), Route::Resize),
             (format!("{w}/cancel"), Route::Cancel),
             (format!("{w}/stop"), Route::Stop),
             (format!("{w}/transcript"), Route::Transcript),
@@ -150,6 +152,11 @@ impl BackendApi {
                     &registry.input(&rt, &w, input.text).await?,
                 ))
             }
+            (Route::Resize, Method::POST, Some(rt), Some(w)) => {
+                let (parts, body) = request.into_parts();
+                let size: ResizeRequest = read_json(&parts.headers, body, limit).await?;
+                Ok(json(StatusCode::OK, &registry.resize(&rt, &w, size).await?))
+            }
             (Route::Cancel, Method::POST, Some(rt), Some(w)) => {
                 drain_body(request, limit).await?;
                 Ok(json(StatusCode::OK, &registry.cancel(&rt, &w).await?))
@@ -168,12 +175,19 @@ impl BackendApi {
                 ))
             }
             (Route::Events, Method::GET, Some(rt), Some(w)) => {
-                let q = Query::parse(query, &["cursor"])?;
+                let q = Query::parse(query, &["cursor", "interactive"])?;
+                let watch = super::events::Watch {
+                    cursor: q.get("cursor"),
+                    interactive: q
+                        .parse_as::<bool>("interactive", "true or false")?
+                        .unwrap_or(false),
+                    max_message: usize::try_from(limit).unwrap_or(usize::MAX),
+                };
                 super::events::upgrade(
                     &self.hub,
                     &self.settings.allowed_origins,
                     (&rt, &w),
-                    q.get("cursor"),
+                    watch,
                     request,
                     ctx,
                     self.settings.session,
