@@ -11,7 +11,9 @@
 //!    input-to-output latency;
 //! 3. fan-out of one worker to 1, 100 and 1,000 viewers through the backend and
 //!    directly: deliveries per second, upstream connections, memory per viewer;
-//! 4. list latency with 10,000 workers on one runtime, through the backend.
+//! 4. list latency with 10,000 workers on one runtime, through the backend;
+//! 5. keystroke latency on a terminal worker: interactive WebSocket direct vs through
+//!    the backend vs REST input with WebSocket output.
 //!
 //! It writes `docs/BENCHMARKS.md` and SVG plots in `docs/bench/`. `--quick` runs every
 //! scenario once, briefly, and writes to a temporary directory: it keeps the code
@@ -20,6 +22,7 @@
 mod api;
 mod events;
 mod fanout;
+mod keys;
 mod machine;
 mod plan;
 mod procs;
@@ -87,6 +90,8 @@ pub enum Scenario {
     Fanout,
     /// 4: listing many workers.
     Scale,
+    /// 5: keystroke latency on a terminal worker.
+    Keys,
 }
 
 impl Scenario {
@@ -97,6 +102,7 @@ impl Scenario {
             Scenario::Events => "events",
             Scenario::Fanout => "fan-out",
             Scenario::Scale => "scale",
+            Scenario::Keys => "keys",
         }
     }
 }
@@ -160,7 +166,8 @@ async fn run(args: Args) -> Result<usize> {
     let mut rest = rest::RestResults::default();
     let mut events = events::EventResults::default();
     let mut profiles = Vec::new();
-    if ran(Scenario::Rest) || ran(Scenario::Events) {
+    let mut keys = keys::KeyResults::default();
+    if ran(Scenario::Rest) || ran(Scenario::Events) || ran(Scenario::Keys) {
         // Scenarios 1 and 2 share one set-up: a remote runtime, a backend with that
         // remote and an embedded runtime, and nginx in front of the remote.
         let options = RuntimeOptions::of(&plan);
@@ -187,6 +194,11 @@ async fn run(args: Args) -> Result<usize> {
             let phase = Phase::start(&monitor);
             events = events::run(&plan, &http, &targets, &mut anomalies).await?;
             phases.push(phase.end(Scenario::Events));
+        }
+        if ran(Scenario::Keys) {
+            let phase = Phase::start(&monitor);
+            keys = keys::run(&plan, &http, &targets, &mut anomalies).await?;
+            phases.push(phase.end(Scenario::Keys));
         }
         if plan.profile && profile::perf_available() {
             profiles = run_profiles(&http, &targets, stack.dir(), &mut anomalies).await?;
@@ -216,6 +228,7 @@ async fn run(args: Args) -> Result<usize> {
         events: &events,
         fanout: &fanout,
         scale: &scale,
+        keys: &keys,
         profiles: &profiles,
         anomalies: &anomalies,
         elapsed: started.elapsed(),

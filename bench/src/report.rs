@@ -31,6 +31,8 @@ pub struct Report<'a> {
     pub fanout: &'a FanoutResults,
     /// Scenario 4.
     pub scale: &'a ScaleResults,
+    /// Scenario 5.
+    pub keys: &'a crate::keys::KeyResults,
     /// perf profiles (full runs with perf installed).
     pub profiles: &'a [Profile],
     /// Failed requests, lost events, viewers closed early.
@@ -226,6 +228,9 @@ impl Report<'_> {
         if self.ran(Scenario::Fanout) {
             self.fanout_checks(&mut checks);
         }
+        if self.ran(Scenario::Keys) {
+            checks.push(self.keys.check());
+        }
         checks
     }
 
@@ -415,6 +420,9 @@ impl Report<'_> {
         if self.ran(Scenario::Scale) {
             self.scale_section(&mut md);
         }
+        if self.ran(Scenario::Keys) {
+            self.keys.markdown(&mut md);
+        }
         self.profiles_section(&mut md);
         if let Some(analysis) = &self.analysis {
             let _ = writeln!(md, "{}\n", analysis.trim_end());
@@ -442,7 +450,7 @@ impl Report<'_> {
              builds the release binary, installs nginx and wrk from Debian's packages if \
              they are missing, and starts everything itself). `cargo xtask bench --quick` \
              runs every scenario once, briefly, into a temporary directory and fails on \
-             any error: that is the CI check. `--only rest,events,fanout,scale` and \
+             any error: that is the CI check. `--only rest,events,fanout,scale,keys` and \
              `--no-profile` narrow a run (partial runs also go to a temporary \
              directory).\n"
         );
