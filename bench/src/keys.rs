@@ -239,7 +239,26 @@ async fn connect(ep: &Endpoint, worker: &str, interactive: bool) -> Result<Ws> {
     if let Ok(stream) = ws.get_ref_tcp() {
         let _ = stream.set_nodelay(true);
     }
-    Ok(ws)
+    let mut ws = ws;
+    // Type only once the snapshot is in: what happens before it is in the snapshot
+    // (through the backend the upstream may still be connecting), not in an event.
+    let deadline = tokio::time::Instant::now() + ECHO_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .map_err(|_| "no snapshot in 30 s")?
+        {
+            Some(Ok(Message::Text(text))) if text.as_str().contains("\"kind\":\"snapshot\"") => {
+                return Ok(ws);
+            }
+            Some(Ok(Message::Text(text))) => {
+                return Err(format!("the first frame is not a snapshot: {}", text.as_str()).into());
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err("closed before the snapshot".into()),
+        }
+    }
 }
 
 /// Access to the TCP stream under a client WebSocket.
