@@ -1,7 +1,7 @@
 //! Starting the real `switchyard` binary and waiting for its `listening on` line.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
 use nix::sys::signal::{Signal, kill};
@@ -35,22 +35,35 @@ pub struct Switchyard {
     child: Child,
     /// The address from its `listening on` line.
     pub addr: SocketAddr,
+    /// True when that line said `https://`.
+    pub https: bool,
 }
 
 impl Switchyard {
     /// Starts `switchyard <args>` with `envs` added, and waits for its first line.
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_with_stderr(args, envs, Stdio::inherit()).await
+    }
+
+    /// Like [`Switchyard::start`], with standard error written to `log` (a new file),
+    /// for tests that read the process's log.
+    pub async fn start_logged(args: &[&str], envs: &[(&str, &str)], log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("a log file");
+        Self::start_with_stderr(args, envs, Stdio::from(file)).await
+    }
+
+    async fn start_with_stderr(args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut command = Command::new(switchyard_bin());
         command
-            .args(args)
-            .envs(envs.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .args(args)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true);
         let mut child = command.spawn().expect("switchyard starts");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -60,14 +73,19 @@ impl Switchyard {
             .expect("a first line in time")
             .expect("stdout readable")
             .expect("a first line before exit");
-        let addr = first
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .parse()
-            .expect("an address");
+        let (https, addr) = match first.strip_prefix("listening on https://") {
+            Some(addr) => (true, addr),
+            None => (
+                false,
+                first
+                    .strip_prefix("listening on http://")
+                    .unwrap_or_else(|| panic!("unexpected first line {first:?}")),
+            ),
+        };
+        let addr = addr.parse().expect("an address");
         // Keep draining stdout so the process never blocks on it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, addr }
+        Self { child, addr, https }
     }
 
     /// Sends a signal.
@@ -84,8 +102,42 @@ impl Switchyard {
             .expect("exit status")
     }
 
+    /// `switchyard <args>` with `envs` added (and the client's own variables,
+    /// `SWITCHYARD_URL`, `SWITCHYARD_TOKEN` and `SWITCHYARD_CA_FILE`, only as `envs`
+    /// gives them), ready to spawn; killed when dropped.
+    pub fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(switchyard_bin());
+        command
+            .args(args)
+            .env_remove("SWITCHYARD_URL")
+            .env_remove("SWITCHYARD_TOKEN")
+            .env_remove("SWITCHYARD_CA_FILE")
+            .envs(envs.iter().copied())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs `switchyard <args>` to completion with `envs` added (and standard input
+    /// empty), returning its status, stdout and stderr.
+    pub async fn output(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+        let output = Self::command(args, envs).stdin(Stdio::null()).output();
+        tokio::time::timeout(crate::WAIT, output)
+            .await
+            .expect("exit in time")
+            .expect("runs")
+    }
+
     /// Runs `switchyard <args>` to completion, returning its status and stderr.
     pub async fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String) {
+        let (status, _, stderr) = Self::run_captured(args, envs).await;
+        (status, stderr)
+    }
+
+    /// Runs `switchyard <args>` to completion, returning its status, stdout and stderr.
+    pub async fn run_captured(
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> (ExitStatus, String, String) {
         let output = Command::new(switchyard_bin())
             .args(args)
             .envs(envs.iter().copied())
@@ -97,6 +149,7 @@ impl Switchyard {
             .expect("runs");
         (
             output.status,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
     }

@@ -1,16 +1,47 @@
-//! A WebSocket client for tests: connect with a bearer token, read JSON frames, read
-//! the close code.
+//! A WebSocket client for tests: connect (plain or TLS) with a bearer token, read
+//! JSON frames, read the close code.
 
 use std::net::SocketAddr;
 
 use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::client::TestTls;
+
 /// A client WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A client WebSocket over TLS.
+pub type TlsWs = WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// Connects to `wss://addr<path>` with `tls`; `Err` carries the plain HTTP refusal,
+/// if any.
+pub async fn connect_tls(
+    tls: &TestTls,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<TlsWs, Error> {
+    let mut request = format!("wss://{addr}{path}").into_client_request()?;
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+            value.parse().expect("a header value"),
+        );
+    }
+    let open = async {
+        let stream = tls.connect(addr).await.map_err(Error::Io)?;
+        tokio_tungstenite::client_async(request, stream).await
+    };
+    let (ws, _) = tokio::time::timeout(crate::WAIT, open)
+        .await
+        .expect("connect in time")?;
+    Ok(ws)
+}
 
 /// Connects to `ws://addr<path>`; `Err` carries the plain HTTP refusal, if any.
 pub async fn connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<Ws, Error> {
@@ -28,7 +59,10 @@ pub async fn connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> 
 }
 
 /// The next text frame as JSON; panics on a close, an error or a timeout.
-pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
+pub async fn next_json<S>(ws: &mut WebSocketStream<S>) -> serde_json::Value
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     loop {
         let message = tokio::time::timeout(crate::WAIT, ws.next())
             .await
@@ -45,7 +79,10 @@ pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
 
 /// Reads until the server closes; the close code, or `None` for a close without one
 /// (or a dropped connection).
-pub async fn close_code(ws: &mut Ws) -> Option<u16> {
+pub async fn close_code<S>(ws: &mut WebSocketStream<S>) -> Option<u16>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     loop {
         match tokio::time::timeout(crate::WAIT, ws.next())
             .await

@@ -1,4 +1,4 @@
-//! The four ways a benchmark reaches a worker ([`Target`]), each as an [`Endpoint`],
+//! The ways a benchmark reaches a worker ([`Target`]), each as an [`Endpoint`],
 //! and a small JSON-over-HTTP client ([`Http`]) for set-up calls and for the requests
 //! whose latency the benchmark times itself.
 
@@ -26,15 +26,47 @@ pub enum Target {
     Backend,
     /// Through the backend's `/api` to its embedded runtime.
     Embedded,
+    /// The same through a second backend with client authentication on (`[auth]`, a
+    /// bearer token on every request).
+    EmbeddedAuth,
+    /// Through nginx to a remote runtime that serves HTTPS (`proxy_ssl_*`, upstream
+    /// keep-alive).
+    NginxTls,
+    /// Through the backend's `/api` to a remote runtime over TLS.
+    BackendTls,
+}
+
+/// The runtime a target's requests end up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// The remote runtime serving plain HTTP.
+    Remote,
+    /// The remote runtime serving HTTPS.
+    RemoteTls,
+    /// The backend's embedded runtime.
+    Embedded,
+    /// The embedded runtime of the backend with auth on.
+    EmbeddedAuth,
 }
 
 impl Target {
-    /// Every target, in table order.
-    pub const ALL: [Target; 4] = [
+    /// The targets of scenarios 1 and 2, in table order (scenario 2 leaves
+    /// [`Target::EmbeddedAuth`] out).
+    pub const ALL: [Target; 5] = [
         Target::Direct,
         Target::Nginx,
         Target::Backend,
         Target::Embedded,
+        Target::EmbeddedAuth,
+    ];
+
+    /// The targets of scenario 5 (the TLS hop), in table order: each proxy to the
+    /// remote over plain HTTP and over TLS.
+    pub const TLS_HOP: [Target; 4] = [
+        Target::Nginx,
+        Target::NginxTls,
+        Target::Backend,
+        Target::BackendTls,
     ];
 
     /// The name used in tables and plots.
@@ -44,6 +76,9 @@ impl Target {
             Target::Nginx => "nginx",
             Target::Backend => "backend→remote",
             Target::Embedded => "backend→embedded",
+            Target::EmbeddedAuth => "backend→embedded, auth",
+            Target::NginxTls => "nginx, TLS upstream",
+            Target::BackendTls => "backend→remote over TLS",
         }
     }
 
@@ -54,6 +89,19 @@ impl Target {
             Target::Nginx => "#55a868",
             Target::Backend => "#c44e52",
             Target::Embedded => "#8172b2",
+            Target::EmbeddedAuth => "#dd8452",
+            Target::NginxTls => "#2d6a3e",
+            Target::BackendTls => "#7a2226",
+        }
+    }
+
+    /// The runtime its requests end up on.
+    pub fn upstream(self) -> Upstream {
+        match self {
+            Target::Direct | Target::Nginx | Target::Backend => Upstream::Remote,
+            Target::NginxTls | Target::BackendTls => Upstream::RemoteTls,
+            Target::Embedded => Upstream::Embedded,
+            Target::EmbeddedAuth => Upstream::EmbeddedAuth,
         }
     }
 }
@@ -90,6 +138,12 @@ impl Endpoint {
             prefix: format!("/api/runtimes/{runtime_id}"),
             token: None,
         }
+    }
+
+    /// The same, sending a client token (a backend with auth on).
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
     }
 
     /// `http://ADDR{prefix}{path}`.

@@ -1,4 +1,4 @@
-//! Scenario 5, keystroke latency: one byte typed into a terminal worker (`cat` on a
+//! Scenario 6, keystroke latency: one byte typed into a terminal worker (`cat` on a
 //! pty, so the terminal itself echoes it), timed until its echo comes back, one
 //! keystroke at a time. Three paths, side by side:
 //!
@@ -79,7 +79,7 @@ impl KeyCell {
     }
 }
 
-/// Everything scenario 5 measured.
+/// Everything scenario 6 measured.
 #[derive(Debug, Clone, Default)]
 pub struct KeyResults {
     /// One cell per way.
@@ -115,7 +115,7 @@ impl KeyResults {
 
     /// The report's section.
     pub fn markdown(&self, md: &mut String) {
-        let _ = writeln!(md, "## 5. Keystroke latency\n");
+        let _ = writeln!(md, "## 6. Keystroke latency\n");
         let _ = writeln!(
             md,
             "One byte typed into a `cat` on a pseudo-terminal (the terminal echoes it), \

@@ -6,13 +6,17 @@
 //! runtime's bearer token — and measures, side by side and repeated:
 //!
 //! 1. REST (wrk): worker detail, list and input at 1, 16 and 64 keep-alive
-//!    connections, direct / nginx / backend→remote / backend→embedded;
+//!    connections, direct / nginx / backend→remote / backend→embedded, and
+//!    backend→embedded with client authentication on (a bearer token per request);
 //! 2. the event stream of one fast worker to one viewer: events per second and
 //!    input-to-output latency;
 //! 3. fan-out of one worker to 1, 100 and 1,000 viewers through the backend and
 //!    directly: deliveries per second, upstream connections, memory per viewer;
 //! 4. list latency with 10,000 workers on one runtime, through the backend;
-//! 5. keystroke latency on a terminal worker: interactive WebSocket direct vs through
+//! 5. the TLS hop: the REST routes of 1 through nginx and through the backend, each
+//!    to a remote over plain HTTP and to one over TLS (nginx with `proxy_ssl_*` and
+//!    upstream keep-alive), side by side: what TLS costs each proxy;
+//! 6. keystroke latency on a terminal worker: interactive WebSocket direct vs through
 //!    the backend vs REST input with WebSocket output.
 //!
 //! It writes `docs/BENCHMARKS.md` and SVG plots in `docs/bench/`. `--quick` runs every
@@ -20,6 +24,8 @@
 //! from rotting in CI without judging speed, and fails if anything fails.
 
 mod api;
+mod auth;
+mod certs;
 mod events;
 mod fanout;
 mod keys;
@@ -33,6 +39,7 @@ mod scale;
 mod stack;
 mod stats;
 mod svg;
+mod tls_report;
 mod wrk;
 mod ws;
 
@@ -79,7 +86,7 @@ struct Args {
     only: Vec<Scenario>,
 }
 
-/// The four scenarios.
+/// The six scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
     /// 1: REST through every target.
@@ -90,7 +97,9 @@ pub enum Scenario {
     Fanout,
     /// 4: listing many workers.
     Scale,
-    /// 5: keystroke latency on a terminal worker.
+    /// 5: REST through nginx and the backend to remotes over plain HTTP and TLS.
+    Tls,
+    /// 6: keystroke latency on a terminal worker.
     Keys,
 }
 
@@ -102,6 +111,7 @@ impl Scenario {
             Scenario::Events => "events",
             Scenario::Fanout => "fan-out",
             Scenario::Scale => "scale",
+            Scenario::Tls => "TLS hop",
             Scenario::Keys => "keys",
         }
     }
@@ -164,15 +174,17 @@ async fn run(args: Args) -> Result<usize> {
     let ran = |s: Scenario| args.only.is_empty() || args.only.contains(&s);
     let mut phases = Vec::new();
     let mut rest = rest::RestResults::default();
+    let mut auth_checks = Vec::new();
     let mut events = events::EventResults::default();
     let mut profiles = Vec::new();
     let mut keys = keys::KeyResults::default();
     if ran(Scenario::Rest) || ran(Scenario::Events) || ran(Scenario::Keys) {
-        // Scenarios 1 and 2 share one set-up: a remote runtime, a backend with that
-        // remote and an embedded runtime, and nginx in front of the remote.
+        // Scenarios 1, 2 and 6 share one set-up: a remote runtime, a backend with
+        // that remote and an embedded runtime, and nginx in front of the remote.
         let options = RuntimeOptions::of(&plan);
         let runtime = stack.runtime("remote", options)?;
         let backend = stack.backend(Some(("remote", runtime.addr)), Some(options))?;
+        let (auth_backend, client_token) = stack.backend_with_auth(options)?;
         let nginx = stack.nginx(runtime.addr)?;
         let targets = Targets {
             endpoints: vec![
@@ -180,18 +192,25 @@ async fn run(args: Args) -> Result<usize> {
                 Endpoint::runtime(Target::Nginx, nginx.addr, None),
                 Endpoint::backend(Target::Backend, backend.addr, "remote"),
                 Endpoint::backend(Target::Embedded, backend.addr, "local"),
+                Endpoint::backend(Target::EmbeddedAuth, auth_backend.addr, "local")
+                    .with_token(&client_token),
             ],
             runtime_pid: runtime.pid(),
+            tls_runtime_pid: None,
             backend_pid: backend.pid(),
+            auth_backend_pid: Some(auth_backend.pid()),
             nginx_pid: nginx.pid(),
         };
         if ran(Scenario::Rest) {
             let phase = Phase::start(&monitor);
             rest = rest::run(&plan, &http, &targets, stack.dir(), &mut anomalies).await?;
+            auth_checks = auth::run(&plan)?;
             phases.push(phase.end(Scenario::Rest));
         }
         if ran(Scenario::Events) {
             let phase = Phase::start(&monitor);
+            // Auth changes nothing on an open event stream: scenario 2 leaves it out.
+            let targets = targets.without(Target::EmbeddedAuth);
             events = events::run(&plan, &http, &targets, &mut anomalies).await?;
             phases.push(phase.end(Scenario::Events));
         }
@@ -203,7 +222,7 @@ async fn run(args: Args) -> Result<usize> {
         if plan.profile && profile::perf_available() {
             profiles = run_profiles(&http, &targets, stack.dir(), &mut anomalies).await?;
         }
-        let mut services = [runtime, backend, nginx];
+        let mut services = [runtime, backend, auth_backend, nginx];
         for service in &mut services {
             service.check_alive()?;
         }
@@ -221,13 +240,22 @@ async fn run(args: Args) -> Result<usize> {
         phases.push(phase.end(Scenario::Scale));
     }
 
+    let mut tls = rest::RestResults::default();
+    if ran(Scenario::Tls) {
+        let phase = Phase::start(&monitor);
+        tls = run_tls_hop(&plan, &http, &stack, &mut anomalies).await?;
+        phases.push(phase.end(Scenario::Tls));
+    }
+
     let report = report::Report {
         plan: &plan,
         machine: &machine,
         rest: &rest,
+        auth_checks: &auth_checks,
         events: &events,
         fanout: &fanout,
         scale: &scale,
+        tls: &tls,
         keys: &keys,
         profiles: &profiles,
         anomalies: &anomalies,
@@ -259,6 +287,55 @@ async fn run(args: Args) -> Result<usize> {
         eprintln!("bench: anomaly: {anomaly}");
     }
     Ok(anomalies.len())
+}
+
+/// Scenario 5: a runtime serving plain HTTP and one serving HTTPS (same
+/// configuration otherwise), a backend with both as remotes, and one nginx with a
+/// server for each; the REST routes through all four, side by side.
+async fn run_tls_hop(
+    plan: &Plan,
+    http: &Http,
+    stack: &Stack,
+    anomalies: &mut Vec<String>,
+) -> Result<rest::RestResults> {
+    let options = RuntimeOptions::of(plan);
+    let plain = stack.runtime("remote", options)?;
+    let tls = stack.tls_runtime("remote-tls", options)?;
+    let backend = stack.backend_with(
+        &[
+            stack::RemoteRef {
+                runtime_id: "remote",
+                addr: plain.addr,
+                tls: false,
+            },
+            stack::RemoteRef {
+                runtime_id: "remote-tls",
+                addr: tls.addr,
+                tls: true,
+            },
+        ],
+        None,
+    )?;
+    let (nginx, nginx_tls) = stack.nginx_with_tls(plain.addr, tls.addr)?;
+    let targets = Targets {
+        endpoints: vec![
+            Endpoint::runtime(Target::Nginx, nginx.addr, None),
+            Endpoint::runtime(Target::NginxTls, nginx_tls, None),
+            Endpoint::backend(Target::Backend, backend.addr, "remote"),
+            Endpoint::backend(Target::BackendTls, backend.addr, "remote-tls"),
+        ],
+        runtime_pid: plain.pid(),
+        tls_runtime_pid: Some(tls.pid()),
+        backend_pid: backend.pid(),
+        auth_backend_pid: None,
+        nginx_pid: nginx.pid(),
+    };
+    let results = rest::run(plan, http, &targets, stack.dir(), anomalies).await?;
+    let mut services = [plain, tls, backend, nginx];
+    for service in &mut services {
+        service.check_alive()?;
+    }
+    Ok(results)
 }
 
 /// One scenario's wall time and the CPU other processes used meanwhile.

@@ -33,7 +33,7 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `switchyard <args>` and waits for its `listening on http://ADDR` line.
+    /// Starts `switchyard <args>` and waits for its `listening on http(s)://ADDR` line.
     /// Standard error goes to `log`.
     pub fn switchyard(name: &str, bin: &Path, args: &[&str], log: PathBuf) -> Result<Self> {
         let stderr = fs::File::create(&log)?;
@@ -71,6 +71,7 @@ impl Service {
         };
         service.addr = first
             .strip_prefix("listening on http://")
+            .or_else(|| first.strip_prefix("listening on https://"))
             .and_then(|a| a.trim().parse().ok())
             .ok_or_else(|| format!("{name}: unexpected first line {first:?}"))?;
         Ok(service)

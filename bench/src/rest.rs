@@ -1,6 +1,7 @@
 //! Scenario 1, REST: worker detail, list and input at several connection counts, for
-//! every [`Target`], with wrk. Targets are measured side by side (each round runs
-//! every route × connections × target once) and rounds are repeated.
+//! every [`Target`] (auth off and on side by side), with wrk. Targets are measured
+//! side by side (each round runs every route × connections × target once) and rounds
+//! are repeated. Scenario 5 runs the same measurement over [`Target::TLS_HOP`].
 
 use std::fs;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::path::Path;
 use http::Method;
 
 use crate::Result;
-use crate::api::{Endpoint, Http, Target};
+use crate::api::{Endpoint, Http, Target, Upstream};
 use crate::plan::Plan;
 use crate::profile::{ForeignLoad, cpu_seconds, cpu_seconds_with_children};
 use crate::stats::Summary;
@@ -124,20 +125,32 @@ impl RestResults {
     }
 }
 
-/// The endpoints of the four targets and the processes behind them.
+/// The endpoints of the targets measured side by side and the processes behind them.
 #[derive(Debug, Clone)]
 pub struct Targets {
-    /// One endpoint per target, in [`Target::ALL`] order.
+    /// One endpoint per target, in table order ([`Target::ALL`] or
+    /// [`Target::TLS_HOP`]).
     pub endpoints: Vec<Endpoint>,
     /// The remote runtime's process id.
     pub runtime_pid: u32,
+    /// The HTTPS remote runtime's process id (scenario 5).
+    pub tls_runtime_pid: Option<u32>,
     /// The backend's process id.
     pub backend_pid: u32,
+    /// The process id of the backend with auth on (scenario 1).
+    pub auth_backend_pid: Option<u32>,
     /// nginx's master process id (its workers are its children).
     pub nginx_pid: u32,
 }
 
 impl Targets {
+    /// The same targets without `target` (scenarios that do not measure it).
+    pub fn without(&self, target: Target) -> Self {
+        let mut targets = self.clone();
+        targets.endpoints.retain(|e| e.target != target);
+        targets
+    }
+
     /// The endpoint of `target`.
     pub fn get(&self, target: Target) -> &Endpoint {
         self.endpoints
@@ -146,13 +159,25 @@ impl Targets {
             .expect("every target has an endpoint")
     }
 
-    /// CPU seconds used so far by the runtime and by `target`'s proxy.
+    /// CPU seconds used so far by `target`'s runtime and by its proxy.
     fn cpu(&self, target: Target) -> Result<(f64, f64)> {
-        let runtime = cpu_seconds(self.runtime_pid)?;
+        let runtime_pid = match target.upstream() {
+            Upstream::RemoteTls => self
+                .tls_runtime_pid
+                .ok_or("a TLS target without a TLS runtime")?,
+            Upstream::Remote | Upstream::Embedded | Upstream::EmbeddedAuth => self.runtime_pid,
+        };
+        let runtime = cpu_seconds(runtime_pid)?;
         let proxy = match target {
             Target::Direct => 0.0,
-            Target::Nginx => cpu_seconds_with_children(self.nginx_pid)?,
-            Target::Backend | Target::Embedded => cpu_seconds(self.backend_pid)?,
+            Target::Nginx | Target::NginxTls => cpu_seconds_with_children(self.nginx_pid)?,
+            Target::Backend | Target::Embedded | Target::BackendTls => {
+                cpu_seconds(self.backend_pid)?
+            }
+            Target::EmbeddedAuth => cpu_seconds(
+                self.auth_backend_pid
+                    .ok_or("an auth target without the auth backend")?,
+            )?,
         };
         Ok((runtime, proxy))
     }
@@ -166,19 +191,26 @@ pub async fn run(
     scratch: &Path,
     anomalies: &mut Vec<String>,
 ) -> Result<RestResults> {
-    // The same eight workers on the remote runtime (seen directly, through nginx and
-    // through the backend) and on the embedded runtime.
-    let remote = targets.get(Target::Direct);
-    let embedded = targets.get(Target::Embedded);
-    let mut remote_workers = Vec::new();
-    let mut embedded_workers = Vec::new();
-    for _ in 0..LISTED_WORKERS {
-        remote_workers.push(http.create_worker(remote, "echo").await?);
-        embedded_workers.push(http.create_worker(embedded, "echo").await?);
+    // The same eight workers on every runtime, created through the first target
+    // that reaches it and seen by all the others (directly, through nginx, through
+    // the backend).
+    let mut fixtures: Vec<(Upstream, Vec<String>)> = Vec::new();
+    for ep in &targets.endpoints {
+        if fixtures.iter().any(|(u, _)| *u == ep.target.upstream()) {
+            continue;
+        }
+        let mut workers = Vec::new();
+        for _ in 0..LISTED_WORKERS {
+            workers.push(http.create_worker(ep, "echo").await?);
+        }
+        fixtures.push((ep.target.upstream(), workers));
     }
-    let detail_worker = |target: Target| match target {
-        Target::Embedded => embedded_workers[0].clone(),
-        _ => remote_workers[0].clone(),
+    let detail_worker = |target: Target| {
+        fixtures
+            .iter()
+            .find(|(u, _)| *u == target.upstream())
+            .map(|(_, workers)| workers[0].clone())
+            .expect("every target's runtime has fixtures")
     };
     for ep in &targets.endpoints {
         let worker = detail_worker(ep.target);
@@ -224,7 +256,7 @@ pub async fn run(
                     let runtime_cpu = per_request(before.0, after.0);
                     let proxy_cpu = per_request(before.1, after.1);
                     eprintln!(
-                        "bench: rest round {} {:<13} c={:<3} {:<17} {:>9.0} req/s  p50 {:.3} ms  \
+                        "bench: rest round {} {:<13} c={:<3} {:<22} {:>9.0} req/s  p50 {:.3} ms  \
                          p99 {:.3} ms  cpu/req runtime {runtime_cpu:.1} µs proxy {proxy_cpu:.1} µs  \
                          others {foreign:.2} CPUs{}",
                         round + 1,

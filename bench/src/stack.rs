@@ -118,6 +118,17 @@ pub struct Stack {
     next: AtomicUsize,
 }
 
+/// One remote runtime a backend is configured with.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteRef<'a> {
+    /// Its id in the backend.
+    pub runtime_id: &'a str,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Whether it serves HTTPS (the backend then trusts the stack's CA).
+    pub tls: bool,
+}
+
 impl Stack {
     /// A fresh scratch directory and token for the `switchyard` binary `bin`.
     pub fn new(bin: PathBuf) -> Result<Self> {
@@ -128,6 +139,7 @@ impl Stack {
         let token_file = dir.path().join("runtime.token");
         fs::write(&token_file, format!("{token}\n"))?;
         let nginx = find_tool("nginx").ok_or("nginx is not installed")?;
+        crate::certs::generate(dir.path())?;
         Ok(Self {
             dir,
             bin,
@@ -181,10 +193,35 @@ impl Stack {
 
     /// Starts a remote runtime with id `runtime_id`.
     pub fn runtime(&self, runtime_id: &str, options: RuntimeOptions) -> Result<Service> {
+        self.runtime_serving(runtime_id, options, false)
+    }
+
+    /// Starts a remote runtime with id `runtime_id` that serves HTTPS only, with a
+    /// certificate from the stack's CA (see [`crate::certs`]).
+    pub fn tls_runtime(&self, runtime_id: &str, options: RuntimeOptions) -> Result<Service> {
+        self.runtime_serving(runtime_id, options, true)
+    }
+
+    fn runtime_serving(
+        &self,
+        runtime_id: &str,
+        options: RuntimeOptions,
+        tls: bool,
+    ) -> Result<Service> {
         let name = self.fresh_name("runtime");
         let config = self.dir().join(format!("{name}.toml"));
+        let tls_table = if tls {
+            format!(
+                "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\n",
+                path_str(&self.dir().join(crate::certs::RUNTIME_CERT))?,
+                path_str(&self.dir().join(crate::certs::RUNTIME_KEY))?
+            )
+        } else {
+            String::new()
+        };
+        // The [tls] table goes last: keys after a table header belong to it.
         let text = format!(
-            "runtime_id = \"{runtime_id}\"\n{}",
+            "runtime_id = \"{runtime_id}\"\n{}\n{tls_table}",
             Self::runtime_body("", options)
         );
         fs::write(&config, text)?;
@@ -212,6 +249,24 @@ impl Stack {
         remote: Option<(&str, SocketAddr)>,
         embedded: Option<RuntimeOptions>,
     ) -> Result<Service> {
+        let remotes: Vec<RemoteRef<'_>> = remote
+            .map(|(runtime_id, addr)| RemoteRef {
+                runtime_id,
+                addr,
+                tls: false,
+            })
+            .into_iter()
+            .collect();
+        self.backend_with(&remotes, embedded)
+    }
+
+    /// Starts a backend with `remotes` (over TLS, trusting the stack's CA, for those
+    /// that serve HTTPS) and an embedded runtime `local` when `embedded`.
+    pub fn backend_with(
+        &self,
+        remotes: &[RemoteRef<'_>],
+        embedded: Option<RuntimeOptions>,
+    ) -> Result<Service> {
         let name = self.fresh_name("backend");
         let config = self.dir().join(format!("{name}.toml"));
         // The same slack per viewer as the runtimes give each subscriber, so that
@@ -222,15 +277,28 @@ impl Stack {
             text.push_str(&Self::runtime_body("embedded.", options));
             text.push('\n');
         }
-        if let Some((runtime_id, addr)) = remote {
+        for remote in remotes {
+            let (scheme, ca) = if remote.tls {
+                (
+                    "https",
+                    format!(
+                        "ca_file = \"{}\"\n",
+                        path_str(&self.dir().join(crate::certs::CA_CERT))?
+                    ),
+                )
+            } else {
+                ("http", String::new())
+            };
             let _ = write!(
                 text,
                 "[[remote]]\n\
-                 runtime_id = \"{runtime_id}\"\n\
-                 base_url = \"http://{addr}\"\n\
+                 runtime_id = \"{}\"\n\
+                 base_url = \"{scheme}://{}\"\n\
                  token_file = \"{}\"\n\
                  connect_timeout_ms = 2000\n\
-                 request_timeout_ms = 30000\n",
+                 request_timeout_ms = 30000\n{ca}\n",
+                remote.runtime_id,
+                remote.addr,
                 path_str(&self.token_file)?
             );
         }
@@ -249,31 +317,136 @@ impl Stack {
         )
     }
 
+    /// Starts a backend with client authentication on and an embedded runtime `local`:
+    /// its `[[auth.token]]` lines come from `switchyard token`, exactly as an operator
+    /// would make them. Returns the service and the client token.
+    pub fn backend_with_auth(&self, embedded: RuntimeOptions) -> Result<(Service, String)> {
+        let name = self.fresh_name("backend-auth");
+        let token_file = self.dir().join(format!("{name}.client-token"));
+        let output = std::process::Command::new(&self.bin)
+            .args([
+                "token",
+                "--name",
+                "bench",
+                "--role",
+                "admin",
+                "--token-file",
+                path_str(&token_file)?,
+            ])
+            .output()
+            .map_err(|e| format!("switchyard token: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "switchyard token failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+            .into());
+        }
+        let lines = String::from_utf8(output.stdout)?;
+        let token = fs::read_to_string(&token_file)?.trim().to_owned();
+        let config = self.dir().join(format!("{name}.toml"));
+        let text = format!(
+            "health_interval_ms = 5000
+viewer_queue = 65536
+
+\
+             [embedded]
+runtime_id = \"local\"
+{}
+[auth]
+{lines}",
+            Self::runtime_body("embedded.", embedded)
+        );
+        fs::write(&config, text)?;
+        let service = Service::switchyard(
+            &name,
+            &self.bin,
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+                path_str(&config)?,
+            ],
+            self.dir().join(format!("{name}.log")),
+        )?;
+        Ok((service, token))
+    }
+
     /// Starts nginx as a reverse proxy to the runtime at `upstream` that adds the
     /// runtime's bearer token, for REST and for event WebSockets.
     pub fn nginx(&self, upstream: SocketAddr) -> Result<Service> {
-        let prefix = self.dir().join("nginx");
+        self.start_nginx(upstream, None).map(|(service, _)| service)
+    }
+
+    /// Starts nginx as [`Stack::nginx`] does, plus a second server that proxies to
+    /// the HTTPS runtime at `tls_upstream` over TLS (verifying its certificate with
+    /// the stack's CA, upstream keep-alive, TLS session reuse); returns nginx and the
+    /// second server's address.
+    pub fn nginx_with_tls(
+        &self,
+        upstream: SocketAddr,
+        tls_upstream: SocketAddr,
+    ) -> Result<(Service, SocketAddr)> {
+        let (service, tls) = self.start_nginx(upstream, Some(tls_upstream))?;
+        Ok((service, tls.ok_or("no TLS server")?))
+    }
+
+    fn start_nginx(
+        &self,
+        upstream: SocketAddr,
+        tls_upstream: Option<SocketAddr>,
+    ) -> Result<(Service, Option<SocketAddr>)> {
+        let prefix = self.dir().join(self.fresh_name("nginx"));
         for sub in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
             fs::create_dir_all(prefix.join(sub))?;
         }
         let listen = free_addr()?;
+        let tls = match tls_upstream {
+            Some(upstream) => Some(TlsUpstream {
+                listen: free_addr()?,
+                upstream,
+                ca: self.dir().join(crate::certs::CA_CERT),
+            }),
+            None => None,
+        };
         let conf = prefix.join("nginx.conf");
-        fs::write(&conf, nginx_config(&prefix, listen, upstream, &self.token)?)?;
+        fs::write(
+            &conf,
+            nginx_config(&prefix, listen, upstream, &self.token, tls.as_ref())?,
+        )?;
         let mut service = Service::nginx(&self.nginx, &conf, &prefix, listen)?;
         service.check_alive()?;
-        Ok(service)
+        Ok((service, tls.map(|t| t.listen)))
     }
 }
 
+/// nginx's second server: where it listens, and the HTTPS runtime it proxies to.
+#[derive(Debug)]
+pub struct TlsUpstream {
+    /// The server's (plain HTTP) address.
+    pub listen: SocketAddr,
+    /// The HTTPS runtime.
+    pub upstream: SocketAddr,
+    /// The CA that signed the runtime's certificate.
+    pub ca: PathBuf,
+}
+
 /// nginx's configuration: `daemon off`, everything under `prefix`, one `upstream`
-/// with keep-alive connections, the bearer token added to every proxied request.
+/// with keep-alive connections, the bearer token added to every proxied request; and
+/// with `tls`, a second server whose upstream is reached over TLS.
 pub fn nginx_config(
     prefix: &Path,
     listen: SocketAddr,
     upstream: SocketAddr,
     token: &str,
+    tls: Option<&TlsUpstream>,
 ) -> Result<String> {
     let p = path_str(prefix)?;
+    let tls_server = match tls {
+        Some(tls) => tls_server(tls, token)?,
+        None => String::new(),
+    };
     Ok(format!(
         "daemon off;
 master_process on;
@@ -323,7 +496,56 @@ http {{
             proxy_set_header Authorization \"Bearer {token}\";
         }}
     }}
-}}
+{tls_server}}}
+"
+    ))
+}
+
+/// The `upstream` and `server` blocks of nginx's TLS hop: the same routes, proxied
+/// with `proxy_pass https://`, the runtime's certificate verified against the CA for
+/// the name `localhost`, TLS sessions reused, upstream connections kept alive.
+fn tls_server(tls: &TlsUpstream, token: &str) -> Result<String> {
+    let ca = path_str(&tls.ca)?;
+    let (listen, upstream) = (tls.listen, tls.upstream);
+    let ssl = format!(
+        "proxy_ssl_trusted_certificate {ca};
+            proxy_ssl_verify on;
+            proxy_ssl_verify_depth 2;
+            proxy_ssl_name localhost;
+            proxy_ssl_server_name on;
+            proxy_ssl_session_reuse on;"
+    );
+    Ok(format!(
+        "
+    upstream runtime_tls {{
+        server {upstream};
+        keepalive 64;
+        keepalive_requests 10000000;
+    }}
+
+    server {{
+        listen {listen};
+
+        location ~ /events/ws$ {{
+            proxy_pass https://runtime_tls;
+            {ssl}
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection \"upgrade\";
+            proxy_set_header Authorization \"Bearer {token}\";
+            proxy_buffering off;
+            proxy_read_timeout 3600s;
+            proxy_send_timeout 3600s;
+        }}
+
+        location / {{
+            proxy_pass https://runtime_tls;
+            {ssl}
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Authorization \"Bearer {token}\";
+        }}
+    }}
 "
     ))
 }

@@ -1,5 +1,9 @@
 //! `cargo xtask demo`: a backend with an embedded runtime and one remote runtime, on
-//! loopback, to try by hand. Ctrl-C stops both.
+//! loopback, to try by hand. The remote is reached the way it should be across
+//! hosts: over TLS with mutual authentication, with a CA and certificates generated
+//! for the demo (rcgen). Ctrl-C stops both.
+
+mod pki;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -27,14 +31,17 @@ pub fn demo() -> Result<(), String> {
         "runtime.token",
         &format!("demo-{:x}\n", std::process::id() as u64 * 2_654_435_761),
     )?;
+    pki::generate(&dir)?;
     write(
         "runtime.toml",
         &format!(
             "runtime_id = \"demo-remote\"\ndisplay_name = \"Demo remote runtime\"\n\n\
-         [profiles.shell]\nkind = \"process\"\ncommand = [\"/bin/sh\", \"-i\"]\n\
-         description = \"An interactive POSIX shell\"\n\n\
-         [profiles.slow-echo]\nkind = \"echo\"\ndelay_ms = 500\n\n\
-         [profiles.bash]\n{BASH}"
+             [tls]\ncert_file = \"tls/runtime.crt\"\nkey_file = \"tls/runtime.key\"\n\
+             client_ca_file = \"tls/ca.crt\"\n\n\
+             [profiles.shell]\nkind = \"process\"\ncommand = [\"/bin/sh\", \"-i\"]\n\
+             description = \"An interactive POSIX shell\"\n\n\
+             [profiles.slow-echo]\nkind = \"echo\"\ndelay_ms = 500\n\n\
+             [profiles.bash]\n{BASH}"
         ),
     )?;
     let (mut runtime, runtime_addr) = start(
@@ -57,7 +64,9 @@ pub fn demo() -> Result<(), String> {
             "[embedded]\nruntime_id = \"local\"\ndisplay_name = \"This machine\"\n\n\
              [embedded.profiles.bash]\n{BASH}\n\
              [[remote]]\nruntime_id = \"remote\"\ndisplay_name = \"Demo remote\"\n\
-             base_url = \"{runtime_addr}\"\ntoken_file = \"runtime.token\"\n"
+             base_url = \"{runtime_addr}\"\ntoken_file = \"runtime.token\"\n\
+             ca_file = \"tls/ca.crt\"\n\
+             client_cert_file = \"tls/backend.crt\"\nclient_key_file = \"tls/backend.key\"\n"
         ),
     )?;
     let (mut backend, backend_addr) = start(
@@ -71,8 +80,9 @@ pub fn demo() -> Result<(), String> {
         ],
     )?;
     println!(
-        "\nSwitchyard demo (files in {dir}):\n  backend  {backend_addr}  (embedded runtime `local`, remote runtime `remote`)\n  runtime  {runtime_addr}  (the backend's only client; token in runtime.token)\n\nTry:\n  curl -s {backend_addr}/api/runtimes\n  curl -s -H 'content-type: application/json' -d '{{\"profile\":\"shell\"}}' {backend_addr}/api/runtimes/remote/workers\n  curl -s -H 'content-type: application/json' -d '{{\"text\":\"echo hello\\n\"}}' {backend_addr}/api/runtimes/remote/workers/<worker_id>/input\n  curl -s {backend_addr}/api/runtimes/remote/workers/<worker_id>/transcript\n  curl -s {backend_addr}/api/workers\n\nA terminal (bash on a pty, here or on the remote):\n  curl -s -H 'content-type: application/json' -d '{{\"profile\":\"bash\"}}' {backend_addr}/api/runtimes/local/workers\n  curl -s -H 'content-type: application/json' -d '{{\"text\":\"ls --color\\r\"}}' {backend_addr}/api/runtimes/local/workers/<worker_id>/input\n  curl -s -H 'content-type: application/json' -d '{{\"cols\":120,\"rows\":40}}' {backend_addr}/api/runtimes/local/workers/<worker_id>/resize\n  interactive: {ws_addr}/api/runtimes/local/workers/<worker_id>/events/ws?interactive=true\n    (send {{\"type\":\"input\",\"text\":\"...\"}} and {{\"type\":\"resize\",\"cols\":..,\"rows\":..}} frames;\n     the snapshot's terminal.screen paints the current screen)\n\nCtrl-C stops both.",
+        "\nSwitchyard demo (files in {dir}):\n  backend  {backend_addr}  (embedded runtime `local`, remote runtime `remote`)\n  runtime  {runtime_addr}  (HTTPS with client certificates: the backend is its only client; token in runtime.token)\n\nOpen the console: {backend_addr}/  (a `bash` worker there is a terminal you can type into)\n\nOr try:\n  curl -s {backend_addr}/api/runtimes\n  curl -s -H 'content-type: application/json' -d '{{\"profile\":\"shell\"}}' {backend_addr}/api/runtimes/remote/workers\n  curl -s -H 'content-type: application/json' -d '{{\"text\":\"echo hello\\n\"}}' {backend_addr}/api/runtimes/remote/workers/<worker_id>/input\n  curl -s {backend_addr}/api/runtimes/remote/workers/<worker_id>/transcript\n  curl -s {backend_addr}/api/workers\n\nA terminal (bash on a pty, here or on the remote):\n  curl -s -H 'content-type: application/json' -d '{{\"profile\":\"bash\"}}' {backend_addr}/api/runtimes/local/workers\n  SWITCHYARD_URL={backend_addr} {bin} attach local/<worker_id>   # Ctrl-] detaches\n  curl -s -H 'content-type: application/json' -d '{{\"text\":\"ls --color\\r\"}}' {backend_addr}/api/runtimes/local/workers/<worker_id>/input\n  curl -s -H 'content-type: application/json' -d '{{\"cols\":120,\"rows\":40}}' {backend_addr}/api/runtimes/local/workers/<worker_id>/resize\n  interactive: {ws_addr}/api/runtimes/local/workers/<worker_id>/events/ws?interactive=true\n    (send {{\"type\":\"input\",\"text\":\"...\"}} and {{\"type\":\"resize\",\"cols\":..,\"rows\":..}} frames;\n     the snapshot's terminal.screen paints the current screen)\n\nThe runtime itself, as the backend reaches it (TLS, client certificate, token):\n  cd {dir} && curl -s --cacert tls/ca.crt --cert tls/backend.crt --key tls/backend.key -H \"Authorization: Bearer $(cat runtime.token)\" {runtime_addr}/v1/runtime\n  curl -s --cacert {dir}/tls/ca.crt {runtime_addr}/v1/health   # refused: no client certificate\n\nCtrl-C stops both.",
         dir = dir.display(),
+        bin = bin.display(),
         ws_addr = backend_addr.replacen("http://", "ws://", 1),
     );
     let _ = backend.wait();

@@ -6,8 +6,14 @@
 //!   (`bench/`), which write `docs/BENCHMARKS.md` and the plots in `docs/bench/`;
 //!   `--quick` runs every scenario briefly and writes to a temporary directory.
 //! - `cargo xtask demo`: a backend with an embedded and a remote runtime to try by hand.
+//! - `cargo xtask vendor-console [--check]`: fetches, verifies and writes the pinned
+//!   xterm.js files the console serves (`crates/server/console/vendor/`).
+//! - `cargo xtask browser-test [--screenshots] [playwright args]`: the console in
+//!   Debian's Chromium, driven by Playwright, against the real binary (`tests/browser/`).
 
+mod browser;
 mod demo;
+mod vendor;
 
 use std::process::{Command, ExitCode};
 
@@ -18,8 +24,12 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo::demo(),
+        Some("vendor-console") => vendor::vendor_console(&args[1..]),
+        Some("browser-test") => browser::browser_test(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | test [filter] | bench [--quick] | demo>");
+            eprintln!(
+                "usage: cargo xtask <ci | test [filter] | bench [--quick] | demo | vendor-console [--check] | browser-test [--screenshots] [args]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -96,6 +106,14 @@ fn bench(extra: &[String]) -> Result<(), String> {
         started.elapsed().as_secs()
     );
     result
+}
+
+/// The workspace's root directory (where the top-level Cargo.toml is).
+pub(crate) fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
 }
 
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {

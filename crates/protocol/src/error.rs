@@ -227,6 +227,10 @@ impl ErrorDetail {
     }
 }
 
+/// The `invalid_request` message a TLS-only listener answers plain HTTP with. A
+/// client that sees it spoke `http://` to an `https://` port.
+pub const HTTPS_ONLY_MESSAGE: &str = "this port serves HTTPS only; connect with https:// or wss://";
+
 /// The body of every error response: `{"error": {...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -16,7 +16,7 @@ pub mod transcript;
 pub mod worker;
 
 pub use cursor::{CursorError, RuntimeCursor};
-pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail, HTTPS_ONLY_MESSAGE};
 pub use event::{DiagnosticSeverity, EventKind, EventPayload, WorkerEvent};
 pub use frame::{CloseCode, OutgoingFrame, ResetReason, ServerFrame, UpstreamState};
 pub use ids::{IdError, RuntimeId, WorkerId};
@@ -32,5 +32,6 @@ pub use time::Timestamp;
 pub use transcript::{OutputStream, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage};
 pub use worker::{
     AllWorkersList, CreateWorkerRequest, ExitInfo, Health, InputAccepted, InputRequest,
-    UnavailableEntry, WorkerDetail, WorkerList, WorkerStatus, WorkerStatusResponse,
+    NewWorkerRequest, UnavailableEntry, WorkerDetail, WorkerList, WorkerStatus,
+    WorkerStatusResponse, is_valid_owner,
 };

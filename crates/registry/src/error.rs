@@ -2,7 +2,7 @@
 
 use switchyard_protocol::{ErrorCode, ErrorDetail, RuntimeId};
 use switchyard_runtime::RuntimeError;
-use switchyard_transport::TransportError;
+use switchyard_transport::{TlsFailure, TransportError};
 
 /// How one runtime failed a call. Messages never hold an address or a token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,6 +18,10 @@ pub enum SourceError {
         "the runtime rejected the backend's credentials; an operator must fix the backend's token for it"
     )]
     AuthFailed,
+    /// TLS towards the runtime failed; the kind says which part. The message names
+    /// no host, address or file (the operator's log has the details).
+    #[error("TLS towards the runtime failed ({}): {}", .0.as_str(), .0.describe())]
+    TlsFailed(TlsFailure),
     /// The runtime answered something malformed or unexpected.
     #[error("the runtime answered something unexpected ({0}); it may run an incompatible version")]
     Protocol(String),
@@ -43,6 +47,7 @@ impl SourceError {
             Self::Unreachable => ErrorCode::RuntimeUnreachable,
             Self::Timeout => ErrorCode::RuntimeTimeout,
             Self::AuthFailed => ErrorCode::RuntimeAuthFailed,
+            Self::TlsFailed(_) => ErrorCode::RuntimeTlsFailed,
             Self::Protocol(_) => ErrorCode::RuntimeProtocolError,
             Self::Unsupported(_) => ErrorCode::Unsupported,
             Self::Unavailable => ErrorCode::RuntimeUnavailable,
@@ -80,6 +85,7 @@ impl From<TransportError> for SourceError {
             TransportError::Unreachable { .. } => Self::Unreachable,
             TransportError::Timeout { .. } => Self::Timeout,
             TransportError::AuthRejected => Self::AuthFailed,
+            TransportError::Tls { kind } => Self::TlsFailed(kind),
             TransportError::Unsupported { what } => Self::Unsupported(what),
             TransportError::Protocol { reason } => Self::Protocol(reason),
             TransportError::Runtime { detail, .. } => match detail.code {

@@ -8,7 +8,7 @@ use switchyard_protocol::{
     ClientFrame, CreateWorkerRequest, ErrorCode, OutgoingFrame, RuntimeId, WorkerEvent, WorkerId,
 };
 use switchyard_registry::{
-    Action, AllowAll, EmbeddedSource, HubSettings, ObservationHub, Policy, PolicyDenied,
+    Action, AllowAll, Caller, EmbeddedSource, HubSettings, ObservationHub, Policy, PolicyDenied,
     PolicyRequest, RegisteredRuntime, RuntimeRegistry, Viewer,
 };
 use switchyard_runtime::{Runtime, RuntimeConfig};
@@ -23,6 +23,7 @@ impl Policy for Redact {
 
     fn filter_event(
         &self,
+        _caller: &Caller,
         _runtime_id: &RuntimeId,
         _worker_id: &WorkerId,
         event: WorkerEvent,
@@ -55,6 +56,7 @@ async fn setup(policy: Arc<dyn Policy>) -> (Runtime, ObservationHub, WorkerId) {
         .create(CreateWorkerRequest {
             profile: "echo".into(),
             label: None,
+            owner: None,
         })
         .await
         .unwrap()
@@ -79,7 +81,10 @@ async fn next(viewer: &mut Viewer) -> (OutgoingFrame, serde_json::Value) {
 async fn a_filtering_policy_hides_events_from_viewers() {
     let (runtime, hub, worker) = setup(Arc::new(Redact)).await;
     let rt = RuntimeId::new("local").unwrap();
-    let mut viewer = hub.watch(&rt, &worker, None).await.unwrap();
+    let mut viewer = hub
+        .watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
     assert_eq!(next(&mut viewer).await.1["event"]["kind"], "snapshot");
     runtime.input(&worker, "the secret".into()).await.unwrap();
     runtime.input(&worker, "public".into()).await.unwrap();
@@ -98,8 +103,14 @@ async fn a_filtering_policy_hides_events_from_viewers() {
 async fn the_pass_through_policy_encodes_each_event_once_for_all_viewers() {
     let (runtime, hub, worker) = setup(Arc::new(AllowAll)).await;
     let rt = RuntimeId::new("local").unwrap();
-    let mut a = hub.watch(&rt, &worker, None).await.unwrap();
-    let mut b = hub.watch(&rt, &worker, None).await.unwrap();
+    let mut a = hub
+        .watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
+    let mut b = hub
+        .watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
     next(&mut a).await;
     next(&mut b).await;
     runtime.input(&worker, "hello".into()).await.unwrap();
@@ -136,10 +147,19 @@ impl Policy for NoInput {
 async fn interactive_viewers_share_one_ordered_command_lane() {
     let (runtime, hub, worker) = setup(Arc::new(AllowAll)).await;
     let rt = RuntimeId::new("local").unwrap();
-    let a = hub.watch_interactive(&rt, &worker, None).await.unwrap();
-    let b = hub.watch_interactive(&rt, &worker, None).await.unwrap();
+    let a = hub
+        .watch_interactive(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
+    let b = hub
+        .watch_interactive(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
     assert!(a.is_interactive() && b.is_interactive());
-    let mut watcher = hub.watch(&rt, &worker, None).await.unwrap();
+    let mut watcher = hub
+        .watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
     assert!(!watcher.is_interactive());
     next(&mut watcher).await; // snapshot
     // Submitted alternately by two viewers without waiting: carried out in order.
@@ -199,8 +219,13 @@ async fn interactive_viewers_share_one_ordered_command_lane() {
 async fn an_interactive_viewer_needs_the_input_permission() {
     let (_runtime, hub, worker) = setup(Arc::new(NoInput)).await;
     let rt = RuntimeId::new("local").unwrap();
-    let err = hub.watch_interactive(&rt, &worker, None).await.unwrap_err();
+    let err = hub
+        .watch_interactive(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Forbidden);
     assert_eq!(hub.channel_count(), 0, "refused before joining");
-    hub.watch(&rt, &worker, None).await.unwrap();
+    hub.watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
 }

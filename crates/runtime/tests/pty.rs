@@ -70,6 +70,7 @@ impl Term {
             .create(CreateWorkerRequest {
                 profile: profile.into(),
                 label: None,
+                owner: None,
             })
             .await
             .unwrap();
@@ -274,6 +275,7 @@ async fn resize_of_a_worker_that_is_not_a_terminal_is_refused() {
         .create(CreateWorkerRequest {
             profile: "echo".into(),
             label: None,
+            owner: None,
         })
         .await
         .unwrap();
@@ -444,6 +446,7 @@ async fn ten_mebibytes_written_to_the_terminal_arrive_complete_and_in_order() {
         .create(CreateWorkerRequest {
             profile: "flood".into(),
             label: None,
+            owner: None,
         })
         .await
         .unwrap();
@@ -676,6 +679,7 @@ async fn a_missing_program_fails_naming_it() {
         .create(CreateWorkerRequest {
             profile: "missing".into(),
             label: None,
+            owner: None,
         })
         .await
         .unwrap();
@@ -706,6 +710,7 @@ async fn create(rt: &Runtime, profile: &str) -> WorkerId {
     rt.create(CreateWorkerRequest {
         profile: profile.into(),
         label: None,
+        owner: None,
     })
     .await
     .unwrap()

@@ -1,7 +1,10 @@
 //! Nothing about a remote runtime's whereabouts or credentials crosses to a backend
 //! client: every backend route, in success and in every failure mode a remote can
-//! have, is collected (status line, headers, body) and searched for the token, the
-//! base URL, the host and port, the token file's path and the token variable's name.
+//! have (TLS ones included: a runtime reached over TLS, one whose certificate is for
+//! another name, an mTLS runtime the backend has no client certificate for), is
+//! collected (status line, headers, body) and searched for the token, the base URL,
+//! the host and port, the name TLS verifies, the token file's and the certificate
+//! files' paths and the token variable's name.
 //! `Debug` and `Display` of the settings, the registry and its errors never hold the
 //! token either.
 
@@ -14,10 +17,15 @@ use std::time::Duration;
 use backend_common::*;
 use http::Method;
 use serde_json::{Value, json};
-use switchyard_protocol::{CreateWorkerRequest, WorkerId};
+use switchyard_e2e::certs::Ca;
+use switchyard_protocol::{NewWorkerRequest, WorkerId};
+use switchyard_registry::Caller;
 use switchyard_server::commands::runtime::RunningRuntime;
 use switchyard_server::commands::serve::RunningBackend;
-use switchyard_server::config::{BackendSettings, ServeArgs, load_backend_settings};
+use switchyard_server::config::{
+    BackendSettings, NamedFile, Origin, ServeArgs, ServerTlsFiles, ServerTlsSettings,
+    load_backend_settings,
+};
 use switchyard_transport::WorkerQuery;
 use tokio_tungstenite::tungstenite;
 
@@ -38,6 +46,35 @@ async fn runtime_on(ip: &str, id: &str, token: &str) -> RunningRuntime {
         }
         rt.shutdown().await;
     }
+}
+
+/// Like [`runtime_on`], serving HTTPS with `tls`.
+async fn tls_runtime_on(ip: &str, id: &str, token: &str, tls: ServerTlsSettings) -> RunningRuntime {
+    loop {
+        let listen = format!("{ip}:0").parse().unwrap();
+        let rt = start_runtime_with(listen, id, Some(token), Some(tls.clone())).await;
+        if distinctive(rt.server.local_addr().port()) {
+            return rt;
+        }
+        rt.shutdown().await;
+    }
+}
+
+/// The listener TLS of a runtime: `<name>.crt`/`<name>.key` in `dir`, and client
+/// certificates signed by the CA in `client_ca` when given.
+fn server_tls(dir: &std::path::Path, name: &str, client_ca: Option<PathBuf>) -> ServerTlsSettings {
+    let named = |key: &str, path: PathBuf| NamedFile {
+        origin: Origin::CommandLine,
+        key: key.to_owned(),
+        path,
+    };
+    ServerTlsFiles {
+        cert: named("--tls-cert", dir.join(format!("{name}.crt"))),
+        key: named("--tls-key", dir.join(format!("{name}.key"))),
+        client_ca: client_ca.map(|path| named("--tls-client-ca", path)),
+    }
+    .load()
+    .unwrap_or_else(|e| panic!("TLS files for {name}: {e}"))
 }
 
 async fn silent_on(ip: &str) -> SilentPeer {
@@ -493,6 +530,7 @@ struct World {
     backend: RunningBackend,
     api: Api,
     ok: RunningRuntime,
+    tls: (RunningRuntime, RunningRuntime, RunningRuntime),
     gone: Option<RunningRuntime>,
     wrong: RunningRuntime,
     draining: RunningRuntime,
@@ -534,10 +572,55 @@ async fn world() -> World {
     let echoing = canned_on(ip2, echoing_answer).await;
     let refused = refused_distinctive().await;
 
+    // TLS: a runtime verified by a name that is not in its URL, one whose
+    // certificate is for another name, and an mTLS one the backend has no client
+    // certificate for. Every file lives in the (secret) directory.
+    let tls_name = format!("leak-name-{hex}.test");
+    let runtimes_ca = Ca::new("Leak runtimes CA");
+    let backends_ca = Ca::new("Leak backends CA");
+    let ca_file = runtimes_ca.write(dir.path(), &format!("leak-ca-{hex}"));
+    let backends_ca_file = backends_ca.write(dir.path(), "leak-backends-ca");
+    runtimes_ca.server(&[&tls_name]).write(dir.path(), "tls-ok");
+    runtimes_ca
+        .server(&["wrong-name.test"])
+        .write(dir.path(), "tls-wrong");
+    runtimes_ca.server(&[ip2]).write(dir.path(), "tls-mtls");
+    let tls_ok = tls_runtime_on(
+        ip2,
+        "tls-host",
+        &token,
+        server_tls(dir.path(), "tls-ok", None),
+    )
+    .await;
+    let tls_wrong = tls_runtime_on(
+        "127.0.0.1",
+        "tls-wrong-host",
+        &token,
+        server_tls(dir.path(), "tls-wrong", None),
+    )
+    .await;
+    let tls_mtls = tls_runtime_on(
+        ip2,
+        "tls-mtls-host",
+        &token,
+        server_tls(dir.path(), "tls-mtls", Some(backends_ca_file)),
+    )
+    .await;
+    let ca_line = format!("ca_file = {:?}\n", ca_file.display().to_string());
+
     let ok_url = format!("http://{}", ok.server.local_addr());
     let gone_url = format!("http://localhost:{}", gone.server.local_addr().port());
+    let https = |addr: SocketAddr| format!("https://{addr}");
     let remotes: Vec<(&str, String, bool, u64)> = vec![
         ("ok", ok_url, true, 10_000),
+        ("tls", https(tls_ok.server.local_addr()), true, 10_000),
+        (
+            "tlsname",
+            https(tls_wrong.server.local_addr()),
+            true,
+            10_000,
+        ),
+        ("nocert", https(tls_mtls.server.local_addr()), false, 10_000),
         ("gone", gone_url, false, 10_000),
         (
             "wrongtok",
@@ -562,6 +645,9 @@ async fn world() -> World {
         "listen = \"127.0.0.1:0\"\nmax_body_bytes = 4096\nhealth_interval_ms = 300\n\n[embedded]\nruntime_id = \"local\"\n",
     );
     let mut needles = vec![
+        tls_name.clone(),
+        "wrong-name.test".to_owned(),
+        ca_file.display().to_string(),
         token.clone(),
         other_token.clone(),
         var.clone(),
@@ -581,8 +667,13 @@ async fn world() -> World {
         } else {
             format!("token_env = {var:?}")
         };
+        let tls = match *id {
+            "tls" => format!("{ca_line}tls_server_name = {tls_name:?}\n"),
+            "tlsname" | "nocert" => ca_line.clone(),
+            _ => String::new(),
+        };
         toml.push_str(&format!(
-            "\n[[remote]]\nruntime_id = {id:?}\nbase_url = {url:?}\n{source}\nconnect_timeout_ms = 2000\nrequest_timeout_ms = {timeout}\n"
+            "\n[[remote]]\nruntime_id = {id:?}\nbase_url = {url:?}\n{source}\nconnect_timeout_ms = 2000\nrequest_timeout_ms = {timeout}\n{tls}"
         ));
         let uri: http::Uri = url.parse().unwrap();
         let authority = uri.authority().unwrap();
@@ -600,7 +691,7 @@ async fn world() -> World {
 
     let args = ServeArgs {
         config: Some(config),
-        listen: None,
+        ..ServeArgs::default()
     };
     let env_token = token.clone();
     let env_var = var.clone();
@@ -624,6 +715,7 @@ async fn world() -> World {
         backend,
         api,
         ok,
+        tls: (tls_ok, tls_wrong, tls_mtls),
         gone: Some(gone),
         wrong,
         draining,
@@ -632,8 +724,9 @@ async fn world() -> World {
     }
 }
 
-const FAILING: [&str; 8] = [
-    "gone", "wrongtok", "draining", "silent", "garbage", "unsup", "echo", "refused",
+const FAILING: [&str; 10] = [
+    "gone", "wrongtok", "draining", "silent", "garbage", "unsup", "echo", "refused", "tlsname",
+    "nocert",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -653,7 +746,7 @@ async fn no_backend_answer_reveals_a_remote() {
         .call(&api, Method::GET, "/api/runtimes/.bad/workers", None)
         .await;
 
-    for rt in ["local", "ok", "gone"] {
+    for rt in ["local", "ok", "tls", "gone"] {
         leaks.exercise(&api, rt).await;
     }
     // A client watching a worker of `gone` while it goes away.
@@ -693,6 +786,11 @@ async fn no_backend_answer_reveals_a_remote() {
 
     // Every failure mode was reached.
     leaks.assert_saw("/api/runtimes/ok/workers", "\"worker_id\"");
+    leaks.assert_saw("/api/runtimes/tls/workers", "\"worker_id\"");
+    leaks.assert_saw("WS /api/runtimes/tls/workers", "\"snapshot\"");
+    leaks.assert_saw_code("/api/runtimes/tlsname/workers", "runtime_tls_failed");
+    leaks.assert_saw_code("/api/runtimes/nocert/workers", "runtime_tls_failed");
+    leaks.assert_saw("GET /api/runtimes/nocert", "\"tls_failed\"");
     leaks.assert_saw_code("/api/runtimes/gone/workers", "runtime_unreachable");
     leaks.assert_saw_code("/api/runtimes/refused/workers", "runtime_unreachable");
     leaks.assert_saw_code("/api/runtimes/wrongtok/workers", "runtime_auth_failed");
@@ -709,6 +807,9 @@ async fn no_backend_answer_reveals_a_remote() {
 
     world.backend.shutdown().await;
     world.ok.shutdown().await;
+    world.tls.0.shutdown().await;
+    world.tls.1.shutdown().await;
+    world.tls.2.shutdown().await;
     world.wrong.shutdown().await;
     world.draining.shutdown().await;
 }
@@ -730,29 +831,35 @@ async fn settings_registry_and_errors_never_print_the_token() {
     world.gone.take().unwrap().shutdown().await;
     let registry = world.backend.registry.clone();
     let worker = WorkerId::new("w-none").unwrap();
-    let create = CreateWorkerRequest {
+    let create = NewWorkerRequest {
         profile: "echo".into(),
         label: Some("x".into()),
     };
     let mut errors = Vec::new();
+    let open = Caller::open();
     for rt in FAILING.iter().chain(&["nope"]) {
         let rt = rid(rt);
         errors.extend(
             registry
-                .list_workers(&rt, &WorkerQuery::default())
+                .list_workers(&open, &rt, &WorkerQuery::default())
                 .await
                 .err(),
         );
-        errors.extend(registry.create_worker(&rt, &create).await.err());
-        errors.extend(registry.get_worker(&rt, &worker).await.err());
-        errors.extend(registry.input(&rt, &worker, "x".into()).await.err());
-        errors.extend(registry.cancel(&rt, &worker).await.err());
+        errors.extend(registry.create_worker(&open, &rt, &create).await.err());
+        errors.extend(registry.get_worker(&open, &rt, &worker).await.err());
+        errors.extend(registry.input(&open, &rt, &worker, "x".into()).await.err());
+        errors.extend(registry.cancel(&open, &rt, &worker).await.err());
         if rt.as_str() != "silent" {
-            errors.extend(registry.stop(&rt, &worker).await.err());
+            errors.extend(registry.stop(&open, &rt, &worker).await.err());
         }
-        errors.extend(registry.delete(&rt, &worker).await.err());
-        errors.extend(registry.transcript(&rt, &worker, 0, None).await.err());
-        match registry.runtime(&rt).await {
+        errors.extend(registry.delete(&open, &rt, &worker).await.err());
+        errors.extend(
+            registry
+                .transcript(&open, &rt, &worker, 0, None)
+                .await
+                .err(),
+        );
+        match registry.runtime(&open, &rt).await {
             Ok(view) => leaks.assert_text_clean("runtime view", &format!("{view:?}")),
             Err(error) => errors.push(error),
         }
@@ -766,13 +873,16 @@ async fn settings_registry_and_errors_never_print_the_token() {
             leaks.assert_text_clean("SourceError Debug", &format!("{error:?}"));
         }
     }
-    let all = registry.list_all(&WorkerQuery::default()).await;
+    let all = registry.list_all(&open, &WorkerQuery::default()).await;
     leaks.assert_text_clean("list_all", &format!("{all:?}"));
     assert!(all.unavailable.len() >= FAILING.len() - 1, "{all:?}");
-    leaks.assert_text_clean("views", &format!("{:?}", registry.runtimes()));
+    leaks.assert_text_clean("views", &format!("{:?}", registry.runtimes(&open)));
 
     world.backend.shutdown().await;
     world.ok.shutdown().await;
+    world.tls.0.shutdown().await;
+    world.tls.1.shutdown().await;
+    world.tls.2.shutdown().await;
     world.wrong.shutdown().await;
     world.draining.shutdown().await;
 }

@@ -16,7 +16,8 @@ use switchyard_registry::{
     RegisteredRuntime, RuntimeRegistry,
 };
 use switchyard_runtime::{Profile, ProfileSpec, PtySpec, Runtime, RuntimeConfig};
-use switchyard_server::backend_api::{BackendApi, BackendApiSettings};
+use switchyard_server::auth::Authenticator;
+use switchyard_server::backend_api::{AllowedHosts, BackendApi, BackendApiSettings};
 use switchyard_server::http::ws::SessionSettings;
 use switchyard_server::http::{ServerHandle, Shutdown, serve};
 use switchyard_server::runtime_api::{RuntimeApi, RuntimeApiSettings};
@@ -87,16 +88,19 @@ impl Surface {
             .unwrap(),
         );
         let hub = ObservationHub::new(registry.clone(), HubSettings::default());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = BackendApi::new(
             registry,
             hub,
+            Arc::new(Authenticator::open()),
             BackendApiSettings {
                 max_body_bytes: 1024 * 1024,
                 allowed_origins: Vec::new(),
+                allowed_hosts: AllowedHosts::new(&[], listener.local_addr().unwrap()),
+                secure_cookies: false,
                 session: SessionSettings::default(),
             },
         );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = serve(listener, Arc::new(api), Shutdown::new());
         Self {
             api: Api {

@@ -27,6 +27,74 @@ pub enum TimeoutPhase {
     Request,
 }
 
+/// Which part of TLS towards a runtime failed. Each names a cause an operator can
+/// act on; none carries the runtime's name or address (the operator's log has those).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsFailure {
+    /// The runtime's certificate is not signed by a trusted CA (`ca_file`, or the
+    /// system's roots), or its chain is otherwise invalid (bad signature, revoked,
+    /// wrong key usage).
+    UntrustedCertificate,
+    /// The runtime's certificate is valid, but not for the name (or IP address) the
+    /// backend verifies: the base URL's host, or `tls_server_name`.
+    NameMismatch,
+    /// The runtime's certificate has expired or is not valid yet.
+    Expired,
+    /// The runtime refused the backend's client certificate, or required one and got
+    /// none (mTLS).
+    ClientCertificateRefused,
+    /// The TLS handshake failed for another reason: the peer does not speak TLS, no
+    /// protocol version or cipher in common, or the connection broke mid-handshake.
+    HandshakeFailed,
+    /// The TLS handshake did not finish within the connect timeout.
+    HandshakeTimeout,
+}
+
+impl TlsFailure {
+    /// A stable snake_case name, for logs and tests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UntrustedCertificate => "untrusted_certificate",
+            Self::NameMismatch => "name_mismatch",
+            Self::Expired => "expired_certificate",
+            Self::ClientCertificateRefused => "client_certificate_refused",
+            Self::HandshakeFailed => "handshake_failed",
+            Self::HandshakeTimeout => "handshake_timeout",
+        }
+    }
+
+    /// What happened and what to do, in words safe for any client: no name, address
+    /// or file.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::UntrustedCertificate => {
+                "the runtime's certificate is not signed by a CA the backend trusts; an operator must set the remote's ca_file to the CA that signed it"
+            }
+            Self::NameMismatch => {
+                "the runtime's certificate is not valid for the name the backend verifies; an operator must fix the certificate's names or the remote's tls_server_name"
+            }
+            Self::Expired => {
+                "the runtime's certificate has expired or is not valid yet; an operator must renew it (or check both clocks)"
+            }
+            Self::ClientCertificateRefused => {
+                "the runtime refused the backend's client certificate, or requires one; an operator must set the remote's client_cert_file and client_key_file to a certificate the runtime's client_ca_file trusts"
+            }
+            Self::HandshakeFailed => {
+                "the TLS handshake with the runtime failed; check that it serves HTTPS on that port with a compatible TLS setup"
+            }
+            Self::HandshakeTimeout => {
+                "the TLS handshake with the runtime did not finish within the connect timeout"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A failed call to a remote runtime.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
@@ -43,6 +111,13 @@ pub enum TransportError {
         phase: TimeoutPhase,
         /// The timeout that passed.
         timeout_ms: u64,
+    },
+    /// TLS towards the runtime failed: certificate, name, expiry, client certificate
+    /// or handshake.
+    #[error("TLS towards the runtime failed ({kind}): {}", kind.describe())]
+    Tls {
+        /// What failed.
+        kind: TlsFailure,
     },
     /// The runtime rejected the backend's credentials (it answered 401).
     #[error("the runtime rejected the backend's credentials")]

@@ -2,9 +2,10 @@
 //! pooled (keep-alive) client.
 //!
 //! Every call is bounded as a whole (connect, answer and body) by the endpoint's
-//! `request_timeout`; the connector alone is bounded by `connect_timeout`. Failures
-//! become [`TransportError`]s whose text never names the base URL, host, port or
-//! token (see [`answer`] for the mapping).
+//! `request_timeout`; the connector alone (TCP and, for `https`, the TLS handshake)
+//! is bounded by `connect_timeout`. Failures become [`TransportError`]s whose text
+//! never names the base URL, host, port or token (see [`answer`] for the mapping);
+//! TLS details go to the operator's log only.
 
 mod answer;
 
@@ -15,7 +16,6 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,6 +28,7 @@ use crate::endpoint::{ParsedEndpoint, RemoteEndpoint};
 use crate::error::{TimeoutPhase, TransportError};
 use crate::net_error;
 use crate::rest::{RuntimeClient, WorkerQuery};
+use crate::tls::HttpsConnector;
 
 /// Largest answer body the client reads; a longer one is a protocol error.
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
@@ -37,17 +38,13 @@ const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 /// server closes it under a request.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The connector. TLS will swap this for a TLS connector wrapping [`HttpConnector`];
-/// only [`build_connector`] and the scheme check in
-/// [`Base::parse`](crate::endpoint::Base::parse) change with it.
-type Connector = HttpConnector;
+/// The connector: TCP, then TLS for an `https` base URL.
+type Connector = HttpsConnector;
 
-/// The connector for `endpoint`: bounded by its `connect_timeout`, no Nagle delay.
+/// The connector for `endpoint`: TCP and TLS bounded by its `connect_timeout`, no
+/// Nagle delay.
 fn build_connector(endpoint: &ParsedEndpoint) -> Connector {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(endpoint.connect_timeout));
-    connector.set_nodelay(true);
-    connector
+    HttpsConnector::new(endpoint.connect_timeout, endpoint.tls.clone())
 }
 
 /// One call to make: method, route template (for error texts), concrete path, query
@@ -124,10 +121,10 @@ impl std::fmt::Debug for HttpRuntimeClient {
 impl HttpRuntimeClient {
     /// Builds a client for `endpoint`, parsing its base URL once.
     ///
-    /// Only `http://` base URLs are supported for now: an `https://` one is
-    /// [`TransportError::Unsupported`], as is a base URL that is not an absolute
-    /// `http://host[:port][/prefix]` URL or a token that cannot travel in an HTTP
-    /// header. No error text repeats the URL or the token.
+    /// The base URL is `http://` or `https://host[:port][/prefix]`; an `https` one
+    /// needs [`RemoteEndpoint::tls`] (and an `http` one must not have it). Anything
+    /// else, and a token that cannot travel in an HTTP header, is
+    /// [`TransportError::Unsupported`]. No error text repeats the URL or the token.
     pub fn new(endpoint: RemoteEndpoint) -> Result<Self, TransportError> {
         let endpoint = ParsedEndpoint::new(&endpoint)?;
         let client = Client::builder(TokioExecutor::new())
@@ -156,8 +153,12 @@ impl HttpRuntimeClient {
 
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| {
-                answer::client_error(&e, endpoint.connect_timeout, endpoint.request_timeout)
+                let error =
+                    answer::client_error(&e, endpoint.connect_timeout, endpoint.request_timeout);
+                endpoint.tls_log.note(&e, &error);
+                error
             })?;
+            endpoint.tls_log.succeeded();
             let status = response.status();
             let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
                 .collect()

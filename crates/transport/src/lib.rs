@@ -2,7 +2,8 @@
 //! every bearer token travels in.
 //!
 //! The registry depends only on the [`RuntimeClient`] trait; [`HttpRuntimeClient`]
-//! implements it over hyper-util's pooled client.
+//! implements it over hyper-util's pooled client. Both clients speak plain HTTP or,
+//! for an `https` base URL, TLS through rustls ([`tls`]).
 
 mod endpoint;
 pub mod error;
@@ -13,14 +14,16 @@ mod reason;
 mod refusal;
 pub mod rest;
 pub mod secret;
+pub mod tls;
 mod ws_client;
 
 pub use endpoint::RemoteEndpoint;
-pub use error::{TimeoutPhase, TransportError, UnreachableKind};
+pub use error::{TimeoutPhase, TlsFailure, TransportError, UnreachableKind};
 pub use events::{RuntimeEventsClient, UpstreamEnd, UpstreamFrame, UpstreamStream};
 pub use http_client::HttpRuntimeClient;
 pub use rest::{RuntimeClient, WorkerQuery};
 pub use secret::SecretToken;
+pub use tls::{ClientIdentity, ClientTls, TlsSetupError};
 pub use ws_client::WsEventsClient;
 
 #[cfg(any(test, feature = "mock"))]

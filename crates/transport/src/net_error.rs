@@ -1,6 +1,6 @@
-//! Connection failures, as the socket layer, hyper and hyper-util report them, mapped
-//! to [`TransportError`]: an unreachable runtime, a deadline that passed, or an answer
-//! that is not HTTP/1.1 or is larger than the client reads.
+//! Connection failures, as the socket layer, rustls, hyper and hyper-util report them,
+//! mapped to [`TransportError`]: a TLS failure, an unreachable runtime, a deadline
+//! that passed, or an answer that is not HTTP/1.1 or is larger than the client reads.
 //!
 //! Nothing here formats the error it is given, which may name the peer: texts are
 //! fixed, or given by the caller.
@@ -12,6 +12,7 @@ use std::time::Duration;
 use http_body_util::LengthLimitError;
 
 use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
+use crate::tls::tls_failure_in;
 
 /// The runtime could not be reached, for `kind`.
 pub(crate) fn unreachable(kind: UnreachableKind) -> TransportError {
@@ -59,7 +60,8 @@ pub(crate) fn connect_error(error: &io::Error, connect_timeout: Duration) -> Tra
     .unwrap_or(unreachable(UnreachableKind::Other))
 }
 
-/// Walks the source chain of a failed HTTP exchange for what is known about it:
+/// Walks the source chain of a failed HTTP exchange for what is known about it: a
+/// TLS failure (from the handshake, or an alert read after it) comes first;
 /// hyper-util's connector reports name resolution as a "dns error", the socket layer
 /// reports `io::ErrorKind`s, hyper reports closed connections and unparsable answers.
 ///
@@ -70,6 +72,9 @@ pub(crate) fn classify(
     timed_out: TransportError,
     not_http: &str,
 ) -> TransportError {
+    if let Some((kind, _detail)) = tls_failure_in(error) {
+        return TransportError::Tls { kind };
+    }
     let mut dns = false;
     let mut io_kind = None;
     let mut parse = false;

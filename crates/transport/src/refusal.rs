@@ -8,7 +8,7 @@
 use std::fmt::Display;
 
 use http::StatusCode;
-use switchyard_protocol::{ErrorBody, ErrorCode};
+use switchyard_protocol::{ErrorBody, ErrorCode, HTTPS_ONLY_MESSAGE};
 
 use crate::error::TransportError;
 use crate::reason::shorten;
@@ -51,6 +51,16 @@ pub(crate) fn transport_error(
         _ => {}
     }
     match parsed {
+        // Plain HTTP to a runtime that serves HTTPS only: not the caller's request
+        // but the backend's base URL is wrong.
+        Ok(ErrorBody { error })
+            if error.code == ErrorCode::InvalidRequest && error.message == HTTPS_ONLY_MESSAGE =>
+        {
+            TransportError::Protocol {
+                reason: "the runtime serves HTTPS only on that port; use an https:// base_url"
+                    .into(),
+            }
+        }
         Ok(ErrorBody { error }) => TransportError::Runtime {
             status: status.as_u16(),
             detail: error,
@@ -62,5 +72,41 @@ pub(crate) fn transport_error(
                 shorten(&e.to_string())
             ),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_protocol::ErrorDetail;
+
+    #[test]
+    fn an_https_only_refusal_is_a_protocol_error_about_the_base_url() {
+        let body = |message: &str| {
+            serde_json::to_vec(&ErrorBody::from(ErrorDetail::new(
+                ErrorCode::InvalidRequest,
+                message,
+            )))
+            .unwrap()
+        };
+        let error = transport_error(
+            "GET /v1/runtime",
+            StatusCode::BAD_REQUEST,
+            &body(HTTPS_ONLY_MESSAGE),
+        );
+        assert!(
+            matches!(&error, TransportError::Protocol { reason } if reason.contains("https://")),
+            "{error:?}"
+        );
+        // Any other invalid_request is the runtime's own answer, passed through.
+        let error = transport_error(
+            "GET /v1/runtime",
+            StatusCode::BAD_REQUEST,
+            &body("bad limit"),
+        );
+        assert!(
+            matches!(error, TransportError::Runtime { status: 400, .. }),
+            "{error:?}"
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! [`WsEventsClient`]: the WebSocket client for one remote runtime's worker event
 //! streams (`GET /v1/workers/{id}/events/ws`).
 //!
-//! The connection is made in two bounded steps: TCP (and name resolution) within the
-//! endpoint's `connect_timeout`, then the HTTP/1.1 upgrade within its
-//! `request_timeout` (see [`handshake`]). The open stream ([`stream`]) decodes and
+//! The connection is made in two bounded steps: TCP (and name resolution) and, for
+//! an `https` base URL, the TLS handshake within the endpoint's `connect_timeout`,
+//! then the HTTP/1.1 upgrade within its `request_timeout` (see [`handshake`]). The open stream ([`stream`]) decodes and
 //! checks every frame, answers the runtime's pings, and ends when nothing at all has
 //! arrived for the client's idle timeout.
 //!
@@ -17,13 +17,14 @@
 mod handshake;
 mod stream;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use switchyard_protocol::WorkerId;
 
 use crate::endpoint::{Base, ParsedEndpoint, RemoteEndpoint};
 use crate::error::TransportError;
 use crate::events::{RuntimeEventsClient, UpstreamStream};
+use crate::tls;
 
 /// How long a stream may stay silent (no frame, no ping) before it counts as lost.
 /// The runtime pings idle connections every 20 s by default, so three missed pings.
@@ -82,11 +83,11 @@ impl std::fmt::Debug for WsEventsClient {
 impl WsEventsClient {
     /// Builds a client for `endpoint`, parsing its base URL once.
     ///
-    /// The rules are the REST client's: only `http://host[:port][/prefix]` base URLs
-    /// (the stream is a plain `ws://` connection); `https://` is
-    /// [`TransportError::Unsupported`] for now, as are credentials or a query in the
-    /// URL and a token that cannot travel in an HTTP header. No error text repeats
-    /// the URL or the token.
+    /// The rules are the REST client's: `http://` (a `ws://` stream) or `https://`
+    /// (a `wss://` stream, with [`RemoteEndpoint::tls`]) `host[:port][/prefix]` base
+    /// URLs; anything else, credentials or a query in the URL, and a token that
+    /// cannot travel in an HTTP header are [`TransportError::Unsupported`]. No error
+    /// text repeats the URL or the token.
     pub fn new(endpoint: RemoteEndpoint) -> Result<Self, TransportError> {
         Ok(Self {
             endpoint: ParsedEndpoint::new(&endpoint)?,
@@ -124,8 +125,23 @@ impl RuntimeEventsClient for WsEventsClient {
         };
         let opened = async {
             let base = &endpoint.base;
+            let started = Instant::now();
             let tcp = handshake::connect(&base.host, base.port, endpoint.connect_timeout).await?;
-            handshake::upgrade(tcp, request, endpoint.request_timeout).await
+            let log = &endpoint.tls_log;
+            let ws = match &endpoint.tls {
+                None => handshake::upgrade(tcp, request, endpoint.request_timeout, log).await?,
+                Some(target) => {
+                    let left = endpoint.connect_timeout.saturating_sub(started.elapsed());
+                    let stream = tls::handshake(target, tcp, left).await.map_err(|error| {
+                        let kind = error.kind;
+                        log.failed(kind, error.detail);
+                        TransportError::Tls { kind }
+                    })?;
+                    handshake::upgrade(stream, request, endpoint.request_timeout, log).await?
+                }
+            };
+            log.succeeded();
+            Ok::<_, TransportError>(ws)
         };
         match opened.await {
             Ok(ws) => Ok(Box::new(stream::EventStream::new(
@@ -147,12 +163,12 @@ mod tests {
     use crate::secret::SecretToken;
 
     fn endpoint(base_url: &str) -> RemoteEndpoint {
-        RemoteEndpoint {
-            base_url: base_url.into(),
-            token: SecretToken::new("t0ken").unwrap(),
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(1),
-        }
+        RemoteEndpoint::new(
+            base_url,
+            SecretToken::new("t0ken").unwrap(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
     }
 
     #[test]
@@ -164,8 +180,13 @@ mod tests {
         let base = Base::parse("http://[::1]").unwrap();
         assert_eq!(base.host, "::1");
         assert_eq!(base.port, 80);
+        assert!(!base.tls);
         assert_eq!(base.authority.as_str(), "[::1]");
+        let base = Base::parse("https://example.test").unwrap();
+        assert_eq!(base.port, 443);
+        assert!(base.tls);
         for bad in [
+            // https needs TLS settings, which this endpoint does not have.
             "https://example.test",
             "ws://example.test",
             "example.test:80",

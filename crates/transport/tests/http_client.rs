@@ -222,12 +222,12 @@ async fn silent_peer() -> Peer {
 // ---------------------------------------------------------------- helpers
 
 fn endpoint(base_url: String, request_timeout: Duration) -> RemoteEndpoint {
-    RemoteEndpoint {
+    RemoteEndpoint::new(
         base_url,
-        token: SecretToken::new(TOKEN).unwrap(),
-        connect_timeout: Duration::from_secs(5),
+        SecretToken::new(TOKEN).unwrap(),
+        Duration::from_secs(5),
         request_timeout,
-    }
+    )
 }
 
 fn client_for(port: u16) -> HttpRuntimeClient {
@@ -315,6 +315,7 @@ async fn request_shape_carries_method_path_query_bearer_and_json_body() {
         .create_worker(&CreateWorkerRequest {
             profile: "echo".into(),
             label: Some("demo & more".into()),
+            owner: None,
         })
         .await
         .unwrap();
@@ -428,6 +429,7 @@ async fn every_successful_call_decodes() {
         .create_worker(&CreateWorkerRequest {
             profile: "echo".into(),
             label: None,
+            owner: None,
         })
         .await
         .unwrap();
@@ -745,13 +747,13 @@ async fn worker_busy_passes_through_with_retry_after() {
 // ---------------------------------------------------------------- construction
 
 #[test]
-fn https_and_malformed_base_urls_are_refused_without_echoing_them() {
+fn https_without_tls_settings_and_malformed_base_urls_are_refused_without_echoing_them() {
     let make = |url: &str| HttpRuntimeClient::new(endpoint(url.into(), GENEROUS));
     let error = failed(make("https://nonexistent.example:8443"), Some(8443));
     assert_eq!(
         error,
         TransportError::Unsupported {
-            what: "TLS to remote runtimes (https base_url)".into()
+            what: "an https base_url without TLS settings".into()
         }
     );
     for bad in [

@@ -196,12 +196,12 @@ fn output(sequence: u64, text: &str) -> WorkerEvent {
 // ---------------------------------------------------------------- client side
 
 fn endpoint(base_url: String, token: &str) -> RemoteEndpoint {
-    RemoteEndpoint {
+    RemoteEndpoint::new(
         base_url,
-        token: SecretToken::new(token).unwrap(),
-        connect_timeout: GENEROUS,
-        request_timeout: GENEROUS,
-    }
+        SecretToken::new(token).unwrap(),
+        GENEROUS,
+        GENEROUS,
+    )
 }
 
 fn client(port: u16) -> WsEventsClient {

@@ -4,7 +4,9 @@
 //! Every interactive viewer of a worker submits into the same queue, synchronously,
 //! as its WebSocket session reads the frame; one task carries the commands out one at
 //! a time through the registry (policy, timeouts, views), so the runtime receives them
-//! in the order the backend received them. For a remote runtime each command is one
+//! in the order the backend received them. Each command carries the caller of the
+//! viewer that sent it and is carried out as that caller, so the policy decides per
+//! command, not per lane. For a remote runtime each command is one
 //! request over the transport's pooled keep-alive connection: no connection is set
 //! up per keystroke. The outcome goes back to the viewer that sent the command.
 
@@ -18,6 +20,7 @@ use switchyard_protocol::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::caller::Caller;
 use crate::error::RegistryError;
 use crate::registry::RuntimeRegistry;
 
@@ -28,6 +31,7 @@ pub const COMMAND_LANE: usize = 256;
 const BUSY_RETRY_MS: u64 = 50;
 
 struct Job {
+    caller: Caller,
     command: ClientFrame,
     reply: oneshot::Sender<Result<(), RegistryError>>,
 }
@@ -51,11 +55,20 @@ impl CommandLane {
         Self { jobs }
     }
 
-    /// Queues a command behind every command submitted before it (by any viewer).
-    /// A full lane is `worker_busy` at once.
-    pub(crate) fn submit(&self, command: ClientFrame) -> Result<CommandTicket, RegistryError> {
+    /// Queues a command of `caller` behind every command submitted before it (by any
+    /// viewer). A full lane is `worker_busy` at once.
+    pub(crate) fn submit(
+        &self,
+        caller: &Caller,
+        command: ClientFrame,
+    ) -> Result<CommandTicket, RegistryError> {
         let (reply, outcome) = oneshot::channel();
-        match self.jobs.try_send(Job { command, reply }) {
+        let job = Job {
+            caller: caller.clone(),
+            command,
+            reply,
+        };
+        match self.jobs.try_send(job) {
             Ok(()) => Ok(CommandTicket(outcome)),
             Err(mpsc::error::TrySendError::Full(_)) => Err(RegistryError::Invalid(
                 ErrorDetail::new(
@@ -97,14 +110,24 @@ async fn run(
     runtime_id: RuntimeId,
     worker_id: WorkerId,
 ) {
-    while let Some(Job { command, reply }) = queue.recv().await {
+    while let Some(Job {
+        caller,
+        command,
+        reply,
+    }) = queue.recv().await
+    {
         let outcome = match command {
             ClientFrame::Input { text } => registry
-                .input(&runtime_id, &worker_id, text)
+                .input(&caller, &runtime_id, &worker_id, text)
                 .await
                 .map(drop),
             ClientFrame::Resize { cols, rows } => registry
-                .resize(&runtime_id, &worker_id, ResizeRequest { cols, rows })
+                .resize(
+                    &caller,
+                    &runtime_id,
+                    &worker_id,
+                    ResizeRequest { cols, rows },
+                )
                 .await
                 .map(drop),
         };

@@ -27,6 +27,7 @@ pub use commands::{COMMAND_LANE, CommandTicket};
 pub use cursor::{BackendCursor, BackendCursorError};
 pub use viewer::Viewer;
 
+use crate::caller::Caller;
 use crate::error::RegistryError;
 use crate::policy::Action;
 use crate::registry::RuntimeRegistry;
@@ -106,12 +107,13 @@ impl ObservationHub {
     /// or worker, an unreachable runtime.
     pub async fn watch(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         worker_id: &WorkerId,
         cursor: Option<&str>,
     ) -> Result<Viewer, RegistryError> {
         let registry = &self.inner.registry;
-        registry.authorize(runtime_id, Some(worker_id), Action::Observe)?;
+        registry.authorize(caller, runtime_id, Some(worker_id), Action::Observe)?;
         let cursor = cursor
             .map(|c| BackendCursor::decode_for(c, runtime_id, worker_id))
             .transpose()
@@ -119,7 +121,7 @@ impl ObservationHub {
                 RegistryError::Invalid(ErrorDetail::new(ErrorCode::InvalidCursor, e.to_string()))
             })?;
         // Existence (and reachability) before the upgrade.
-        registry.get_worker(runtime_id, worker_id).await?;
+        registry.get_worker(caller, runtime_id, worker_id).await?;
         let source = registry.source(runtime_id)?;
         let channel = {
             let mut channels = self.inner.channels();
@@ -150,23 +152,29 @@ impl ObservationHub {
             channel
         };
         let join = channel.join(cursor.as_ref());
-        Ok(Viewer::new(channel, join, registry.policy().clone()))
+        Ok(Viewer::new(
+            channel,
+            join,
+            registry.policy().clone(),
+            caller.clone(),
+        ))
     }
 
     /// Like [`ObservationHub::watch`], for a viewer that may also send input and
-    /// resize the terminal ([`Viewer::submit`]). The policy must allow
-    /// [`Action::Input`] besides [`Action::Observe`]; each command is checked again
-    /// (input or resize) when it is carried out.
+    /// resize the terminal ([`Viewer::submit`]). The policy must allow `caller`
+    /// [`Action::Input`] besides [`Action::Observe`] (checked first, so a caller
+    /// without the command role is `forbidden` before anything else is learnt); each
+    /// command is checked again (input or resize) when it is carried out.
     pub async fn watch_interactive(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         worker_id: &WorkerId,
         cursor: Option<&str>,
     ) -> Result<Viewer, RegistryError> {
         let registry = &self.inner.registry;
-        registry.source(runtime_id)?;
-        registry.authorize(runtime_id, Some(worker_id), Action::Input)?;
-        let mut viewer = self.watch(runtime_id, worker_id, cursor).await?;
+        registry.authorize(caller, runtime_id, Some(worker_id), Action::Input)?;
+        let mut viewer = self.watch(caller, runtime_id, worker_id, cursor).await?;
         viewer.make_interactive(registry);
         Ok(viewer)
     }

@@ -10,6 +10,7 @@ use switchyard_runtime::{FanoutReceiver, StreamEnd};
 
 use super::channel::{Channel, HubItem, Join, Stamped};
 use super::commands::{CommandLane, CommandTicket};
+use crate::caller::Caller;
 use crate::error::RegistryError;
 use crate::policy::Policy;
 use crate::registry::RuntimeRegistry;
@@ -22,6 +23,7 @@ pub struct Viewer {
     awaiting_snapshot: bool,
     last: Option<(Arc<str>, u64)>,
     policy: Arc<dyn Policy>,
+    caller: Caller,
     /// Set for interactive viewers.
     commands: Option<CommandLane>,
 }
@@ -45,7 +47,12 @@ impl Drop for Viewer {
 type Step = Option<OutgoingFrame>;
 
 impl Viewer {
-    pub(crate) fn new(channel: Arc<Channel>, join: Join, policy: Arc<dyn Policy>) -> Self {
+    pub(crate) fn new(
+        channel: Arc<Channel>,
+        join: Join,
+        policy: Arc<dyn Policy>,
+        caller: Caller,
+    ) -> Self {
         Self {
             channel,
             initial: join.initial,
@@ -53,6 +60,7 @@ impl Viewer {
             awaiting_snapshot: join.awaiting_snapshot,
             last: join.last,
             policy,
+            caller,
             commands: None,
         }
     }
@@ -66,12 +74,19 @@ impl Viewer {
         self.commands.is_some()
     }
 
+    /// Who watches (and, for an interactive viewer, whose commands these are).
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
     /// Queues an input or resize for the worker, behind every command any viewer of
-    /// it submitted before; the ticket resolves to the outcome. A full queue is
-    /// `worker_busy` at once; a viewer that is not interactive is `forbidden`.
+    /// it submitted before; the ticket resolves to the outcome. The command is
+    /// carried out as this viewer's caller, so the policy (role, runtime grants,
+    /// ownership) is asked again for each one. A full queue is `worker_busy` at once;
+    /// a viewer that is not interactive is `forbidden`.
     pub fn submit(&self, command: ClientFrame) -> Result<CommandTicket, RegistryError> {
         match &self.commands {
-            Some(lane) => lane.submit(command),
+            Some(lane) => lane.submit(&self.caller, command),
             None => Err(RegistryError::Forbidden(
                 "this event stream was not opened with interactive=true".into(),
             )),
@@ -170,9 +185,12 @@ impl Viewer {
                 return None;
             }
         };
-        let event = self
-            .policy
-            .filter_event(&channel.runtime_id, &channel.worker_id, event)?;
+        let event = self.policy.filter_event(
+            &self.caller,
+            &channel.runtime_id,
+            &channel.worker_id,
+            event,
+        )?;
         Some(
             ServerFrame::Event {
                 cursor: stamped

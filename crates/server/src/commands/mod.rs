@@ -1,5 +1,8 @@
 //! What each subcommand does once its settings are loaded.
 
+pub mod client;
 pub mod runtime;
 pub mod serve;
 pub mod signals;
+pub mod tls_reload;
+pub mod token;

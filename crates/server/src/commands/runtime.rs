@@ -7,9 +7,9 @@ use std::time::Duration;
 use switchyard_runtime::{FsStore, MemoryStore, Runtime, Store};
 use tokio::net::TcpListener;
 
-use crate::config::{RuntimeArgs, RuntimeSettings, load_runtime_settings};
+use crate::config::{RuntimeArgs, RuntimeSettings, ServerTlsFiles, load_runtime_settings};
 use crate::http::ws::SessionSettings;
-use crate::http::{ServerHandle, Shutdown, serve};
+use crate::http::{ServerHandle, ServerTls, Shutdown, serve_with_tls};
 use crate::runtime_api::{RuntimeApi, RuntimeApiSettings};
 
 /// How long connections and WebSocket sessions get to finish on shutdown.
@@ -31,9 +31,17 @@ pub async fn run(args: RuntimeArgs) -> u8 {
             return 1;
         }
     };
-    println!("listening on http://{}", running.server.local_addr());
+    let signals = super::signals::install();
+    let reloads = running.tls_files.clone().and_then(|files| {
+        let tls = running.server.tls()?.clone();
+        Some(tokio::spawn(super::tls_reload::on_sighup(files, tls)))
+    });
+    println!("listening on {}", running.server.url());
     let _ = std::io::stdout().flush();
-    super::signals::terminated().await;
+    signals.terminated().await;
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
     running.shutdown().await;
     0
 }
@@ -44,6 +52,8 @@ pub struct RunningRuntime {
     pub runtime: Runtime,
     /// The HTTP server.
     pub server: ServerHandle,
+    /// The TLS files it serves with, read again on SIGHUP.
+    pub tls_files: Option<ServerTlsFiles>,
 }
 
 impl RunningRuntime {
@@ -85,12 +95,24 @@ pub async fn start(settings: RuntimeSettings) -> Result<RunningRuntime, String> 
             session: SessionSettings::default(),
         },
     );
-    let server = serve(listener, Arc::new(api), Shutdown::new());
+    let tls_files = settings.tls.as_ref().map(|tls| tls.files.clone());
+    let tls = settings.tls.map(|tls| ServerTls::new(tls.config));
+    if tls.is_none() && !settings.listen.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain HTTP beyond loopback: the token and all traffic cross the network in clear; configure [tls]"
+        );
+    }
+    let server = serve_with_tls(listener, Arc::new(api), Shutdown::new(), tls);
     tracing::info!(
-        addr = %server.local_addr(),
+        url = %server.url(),
         runtime_id = %runtime.config().runtime_id,
         epoch = %runtime.epoch(),
+        mtls = tls_files.as_ref().is_some_and(|f| f.client_ca.is_some()),
         "runtime listening"
     );
-    Ok(RunningRuntime { runtime, server })
+    Ok(RunningRuntime {
+        runtime,
+        server,
+        tls_files,
+    })
 }

@@ -6,19 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_registry::{
-    AllowAll, EmbeddedSource, HubSettings, ObservationHub, RegisteredRuntime, RemoteSource,
-    RuntimeRegistry, Scrubber,
+    AllowAll, EmbeddedSource, HubSettings, ObservationHub, Policy, RegisteredRuntime, RemoteSource,
+    RolePolicy, RuntimeRegistry, Scrubber,
 };
 use switchyard_runtime::{FsStore, MemoryStore, Runtime, Store};
 use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, WsEventsClient};
 use tokio::net::TcpListener;
 
-use crate::backend_api::{BackendApi, BackendApiSettings};
+use crate::auth::{Authenticator, SessionCodec, SessionKey};
+use crate::backend_api::{AllowedHosts, BackendApi, BackendApiSettings};
 use crate::config::{
-    BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs, load_backend_settings,
+    AuthSettings, BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs,
+    load_backend_settings,
 };
 use crate::http::ws::SessionSettings;
-use crate::http::{ServerHandle, Shutdown, serve};
+use crate::http::{ServerHandle, ServerTls, Shutdown, serve_with_tls};
 
 /// How long connections and WebSocket sessions get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -39,9 +41,10 @@ pub async fn run(args: ServeArgs) -> u8 {
             return 1;
         }
     };
-    println!("listening on http://{}", running.server.local_addr());
+    let signals = super::signals::install();
+    println!("listening on {}", running.server.url());
     let _ = std::io::stdout().flush();
-    super::signals::terminated().await;
+    signals.terminated().await;
     running.shutdown().await;
     0
 }
@@ -76,6 +79,7 @@ impl RunningBackend {
 /// Builds the registry, starts serving and starts the health probes. Errors are
 /// messages for the operator's terminal.
 pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> {
+    let (auth, policy) = authentication(&settings)?;
     let mut runtimes = Vec::new();
     let mut embedded = None;
     if let Some(settings) = settings.embedded {
@@ -86,8 +90,7 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
     for remote in settings.remotes {
         runtimes.push(remote_runtime(remote)?);
     }
-    let registry =
-        Arc::new(RuntimeRegistry::new(runtimes, Arc::new(AllowAll)).map_err(|e| e.to_string())?);
+    let registry = Arc::new(RuntimeRegistry::new(runtimes, policy).map_err(|e| e.to_string())?);
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("could not listen on {}: {e}", settings.listen))?;
@@ -99,28 +102,90 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
             ..HubSettings::default()
         },
     );
+    let allowed_hosts = AllowedHosts::new(&settings.allowed_hosts, listener_addr(&listener));
+    if settings.listen.ip().is_unspecified() && settings.allowed_hosts.is_empty() {
+        tracing::warn!(
+            "listening on all addresses, but only Host names localhost, 127.0.0.1 and [::1] are answered; list the names clients use in allowed_hosts"
+        );
+    }
     let api = BackendApi::new(
         registry.clone(),
         hub.clone(),
+        Arc::new(auth),
         BackendApiSettings {
             max_body_bytes: settings.max_body_bytes,
             allowed_origins: settings.allowed_origins.clone(),
+            allowed_hosts,
+            // A cookie marked `Secure` is sent back over HTTPS only: right when the
+            // backend serves HTTPS, and it would never come back over plain HTTP.
+            secure_cookies: settings.tls.is_some(),
             session: SessionSettings::default(),
         },
     );
-    let server = serve(listener, Arc::new(api), Shutdown::new());
+    let tls = settings.tls.map(|tls| ServerTls::new(tls.config));
+    let server = serve_with_tls(listener, Arc::new(api), Shutdown::new(), tls);
     tokio::spawn({
         let registry = registry.clone();
         async move { registry.refresh_all().await }
     });
     registry.start_health_probes(settings.health_interval);
-    tracing::info!(addr = %server.local_addr(), "backend listening");
+    tracing::info!(url = %server.url(), "backend listening");
     Ok(RunningBackend {
         registry,
         hub,
         embedded,
         server,
     })
+}
+
+/// The listener's address (the configured one when it cannot say).
+fn listener_addr(listener: &TcpListener) -> std::net::SocketAddr {
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Who the backend serves and the policy that matches: everyone as admin with
+/// [`AllowAll`], or token holders under the [`RolePolicy`].
+fn authentication(settings: &BackendSettings) -> Result<(Authenticator, Arc<dyn Policy>), String> {
+    match &settings.auth {
+        AuthSettings::Off => {
+            if !settings.listen.ip().is_loopback() {
+                // The configuration layer refuses this; a settings value built in code
+                // must not get around it.
+                return Err(format!(
+                    "refusing to serve {} without authentication: it is not a loopback address",
+                    settings.listen
+                ));
+            }
+            Ok((Authenticator::open(), Arc::new(AllowAll)))
+        }
+        AuthSettings::Open => {
+            tracing::warn!(
+                "[auth] open = true: anyone who reaches {} is served as admin, without credentials",
+                settings.listen
+            );
+            Ok((Authenticator::open(), Arc::new(AllowAll)))
+        }
+        AuthSettings::Tokens(tokens) => {
+            let key = match &tokens.session_key {
+                Some(key) => key.clone(),
+                None => {
+                    tracing::info!(
+                        "no auth.session_key_file: sessions are signed with a random key and end when the backend restarts"
+                    );
+                    SessionKey::random()
+                        .map_err(|e| format!("could not read the OS's random source: {e}"))?
+                }
+            };
+            let codec = SessionCodec::new(key, tokens.session_ttl, tokens.clock.clone());
+            tracing::info!(tokens = tokens.tokens.len(), "client authentication is on");
+            Ok((
+                Authenticator::with_tokens(&tokens.tokens, codec),
+                Arc::new(RolePolicy),
+            ))
+        }
+    }
 }
 
 async fn embedded_runtime(
@@ -149,15 +214,26 @@ async fn embedded_runtime(
 }
 
 fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String> {
+    if settings.insecure_http {
+        tracing::warn!(
+            runtime_id = %settings.runtime_id,
+            "remote runtime reached over plain HTTP beyond loopback (insecure_http = true): its token and traffic cross the network in clear; use https://"
+        );
+    }
     let mut scrubber = Scrubber::new(secrets_of(&settings));
     if let Some(port) = port_of(&settings.base_url) {
         scrubber = scrubber.with_number(port);
     }
-    let endpoint = RemoteEndpoint {
-        base_url: settings.base_url,
-        token: settings.token,
-        connect_timeout: settings.connect_timeout,
-        request_timeout: settings.request_timeout,
+    let endpoint = RemoteEndpoint::new(
+        settings.base_url,
+        settings.token,
+        settings.connect_timeout,
+        settings.request_timeout,
+    )
+    .with_label(settings.runtime_id.as_str());
+    let endpoint = match settings.tls {
+        Some(tls) => endpoint.with_tls(tls),
+        None => endpoint,
     };
     let events = WsEventsClient::new(endpoint.clone())
         .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
@@ -188,12 +264,20 @@ fn port_of(base_url: &str) -> Option<u16> {
     })
 }
 
-/// What must never reach a client about a remote: its URL, authority, host and token.
+/// What must never reach a client about a remote: its URL, authority, host, the
+/// name its certificate is verified for, and its token.
 fn secrets_of(settings: &RemoteSettings) -> Vec<String> {
     let mut secrets = vec![
         settings.base_url.clone(),
         settings.token.expose().to_owned(),
     ];
+    if let Some(name) = settings
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.server_name_override())
+    {
+        secrets.push(name);
+    }
     if let Ok(uri) = settings.base_url.parse::<http::Uri>()
         && let Some(authority) = uri.authority()
     {

@@ -23,6 +23,15 @@ pub struct RuntimeArgs {
     /// Directory to keep workers and transcripts in; in memory when absent
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Serve HTTPS only, with this PEM certificate chain (with --tls-key)
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this PEM CA (mTLS)
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// Flags of `switchyard serve`. Each overrides the matching key of the config file.
@@ -34,4 +43,13 @@ pub struct ServeArgs {
     /// Address to listen on, IP:PORT (port 0 takes a free port) [default: 127.0.0.1:7700]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Serve HTTPS only, with this PEM certificate chain (with --tls-key)
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this PEM CA (mTLS)
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
 }

@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use switchyard_protocol::RuntimeId;
 use switchyard_runtime::RuntimeConfig;
-use switchyard_transport::SecretToken;
+use switchyard_transport::{ClientTls, SecretToken};
 
 use super::args::ServeArgs;
-use super::error::ConfigError;
+use super::auth::AuthSettings;
+use super::error::{ConfigError, Origin};
 use super::file::{BackendFile, EmbeddedFile, RemoteFile};
 use super::parse::{FileContext, read_file};
 use super::runtime::DEFAULT_RUNTIME_ID;
-use super::{profiles, token, urls, values};
+use super::tls::{ListenerTlsInput, ServerTlsSettings, is_loopback_url, listener_tls, remote_tls};
+use super::{auth, profiles, token, urls, values};
 
 /// Where the backend listens unless told otherwise.
 pub const DEFAULT_BACKEND_LISTEN: SocketAddr =
@@ -42,6 +44,12 @@ pub struct BackendSettings {
     /// Origins besides the backend's own whose WebSocket upgrades are accepted,
     /// normalized as `scheme://host[:port]`.
     pub allowed_origins: Vec<String>,
+    /// Host names accepted in `Host` besides `localhost`, `127.0.0.1`, `[::1]` and the
+    /// listen address's host (any port), normalized lower-case, IPv6 in brackets.
+    pub allowed_hosts: Vec<String>,
+    /// Who the backend serves: everyone (no `[auth]`, or `open = true`) or token
+    /// holders.
+    pub auth: AuthSettings,
     /// Largest request body accepted.
     pub max_body_bytes: u64,
     /// The in-process runtime, if any.
@@ -54,6 +62,8 @@ pub struct BackendSettings {
     pub viewer_queue: u32,
     /// Events the backend keeps per watched worker for viewers that resume.
     pub event_backlog: u32,
+    /// HTTPS (and WSS) only, with this certificate, when set.
+    pub tls: Option<ServerTlsSettings>,
 }
 
 /// Default for [`BackendSettings::viewer_queue`].
@@ -85,6 +95,11 @@ pub struct RemoteSettings {
     pub connect_timeout: Duration,
     /// Time allowed for one request.
     pub request_timeout: Duration,
+    /// TLS for an `https` base URL: trust anchors, client certificate, name.
+    pub tls: Option<ClientTls>,
+    /// Plain HTTP to a host that is not loopback, allowed by `insecure_http = true`
+    /// (start-up warns about it every time).
+    pub insecure_http: bool,
 }
 
 impl BackendSettings {
@@ -95,6 +110,8 @@ impl BackendSettings {
         Self {
             listen: DEFAULT_BACKEND_LISTEN,
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            auth: AuthSettings::Off,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             embedded: Some(EmbeddedSettings {
                 runtime: RuntimeConfig::new(id, DEFAULT_EMBEDDED_DISPLAY_NAME),
@@ -104,30 +121,58 @@ impl BackendSettings {
             health_interval: DEFAULT_HEALTH_INTERVAL,
             viewer_queue: DEFAULT_VIEWER_QUEUE,
             event_backlog: DEFAULT_EVENT_BACKLOG,
+            tls: None,
         }
     }
 }
 
-/// Builds the backend's settings from `--config` (if any), `--listen`, and the
+/// Builds the backend's settings from `--config` (if any), the flags, and the
 /// environment (read through `env`, for remotes' `token_env`). Token files and
-/// relative paths in the file resolve against its directory.
+/// relative paths in the file resolve against its directory. TLS files (`[tls]`,
+/// `--tls-*`, remotes' `ca_file` and client certificates) are read and checked here.
 pub fn load_backend_settings(
     args: &ServeArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<BackendSettings, ConfigError> {
+    let flags_tls = |table| ListenerTlsInput {
+        table,
+        cert_flag: args.tls_cert.as_deref(),
+        key_flag: args.tls_key.as_deref(),
+        client_ca_flag: args.tls_client_ca.as_deref(),
+    };
     let Some(path) = &args.config else {
         let mut settings = BackendSettings::defaults();
         settings.listen = args.listen.unwrap_or(DEFAULT_BACKEND_LISTEN);
+        check_open_listen(
+            &settings.auth,
+            settings.listen,
+            Origin::CommandLine,
+            "--listen",
+        )?;
+        settings.tls = listener_tls(flags_tls(None))?;
         return Ok(settings);
     };
     let (file, ctx): (BackendFile, _) = read_file(path)?;
     let fo = ctx.origin();
 
-    let listen = match (args.listen, &file.listen) {
-        (Some(addr), _) => addr,
-        (None, Some(addr)) => values::listen(&fo, "listen", addr)?,
-        (None, None) => DEFAULT_BACKEND_LISTEN,
+    let (listen, listen_origin, listen_key) = match (args.listen, &file.listen) {
+        (Some(addr), _) => (addr, Origin::CommandLine, "--listen"),
+        (None, Some(addr)) => (values::listen(&fo, "listen", addr)?, fo.clone(), "listen"),
+        (None, None) => (DEFAULT_BACKEND_LISTEN, Origin::CommandLine, "--listen"),
     };
+    let auth = auth::build(&ctx, file.auth)?;
+    check_open_listen(&auth, listen, listen_origin, listen_key)?;
+    let mut allowed_hosts: Vec<String> = Vec::new();
+    for (i, value) in file.allowed_hosts.unwrap_or_default().iter().enumerate() {
+        let host = urls::host(value).map_err(|problem| ConfigError::InvalidValue {
+            origin: fo.clone(),
+            key: format!("allowed_hosts[{i}]"),
+            problem: problem.to_owned(),
+        })?;
+        if !allowed_hosts.contains(&host) {
+            allowed_hosts.push(host);
+        }
+    }
     let mut allowed_origins: Vec<String> = Vec::new();
     for (i, value) in file.allowed_origins.unwrap_or_default().iter().enumerate() {
         let origin = urls::origin(value).map_err(|problem| ConfigError::InvalidValue {
@@ -177,6 +222,7 @@ pub fn load_backend_settings(
     for (i, raw) in file.remote.into_iter().enumerate() {
         remotes.push(remote(&ctx, i, raw, &mut seen, env)?);
     }
+    let tls = listener_tls(flags_tls(file.tls.as_ref().map(|t| (t, &ctx))))?;
     if embedded.is_none() && remotes.is_empty() {
         // Not an error (the contract lists none such): a backend may start empty.
         tracing::warn!("the configuration has no runtimes: no [embedded] table and no [[remote]]");
@@ -185,13 +231,33 @@ pub fn load_backend_settings(
     Ok(BackendSettings {
         listen,
         allowed_origins,
+        allowed_hosts,
+        auth,
         max_body_bytes,
         embedded,
         remotes,
         health_interval,
         viewer_queue,
         event_backlog,
+        tls,
     })
+}
+
+/// Without `[auth]` the backend serves everyone as admin, so only on loopback.
+fn check_open_listen(
+    auth: &AuthSettings,
+    listen: SocketAddr,
+    origin: Origin,
+    key: &str,
+) -> Result<(), ConfigError> {
+    if matches!(auth, AuthSettings::Off) && !listen.ip().is_loopback() {
+        return Err(ConfigError::OpenListen {
+            origin,
+            key: key.to_owned(),
+            listen,
+        });
+    }
+    Ok(())
 }
 
 fn embedded(ctx: &FileContext, raw: EmbeddedFile) -> Result<EmbeddedSettings, ConfigError> {
@@ -263,22 +329,28 @@ fn remote(
         (Some(var), None) => token::from_env(&fo, &key("token_env"), var, env)?,
         (None, Some(path)) => token::from_file(&fo, &key("token_file"), &ctx.resolve(path))?,
     };
+    let connect_timeout = values::millis(
+        &fo,
+        &key("connect_timeout_ms"),
+        raw.connect_timeout_ms,
+        DEFAULT_CONNECT_TIMEOUT,
+    )?;
+    let request_timeout = values::millis(
+        &fo,
+        &key("request_timeout_ms"),
+        raw.request_timeout_ms,
+        DEFAULT_REQUEST_TIMEOUT,
+    )?;
+    let tls = remote_tls(ctx, &table, &base_url, &raw)?;
+    let insecure_http = tls.is_none() && !is_loopback_url(&base_url);
     Ok(RemoteSettings {
         runtime_id,
         display_name,
         base_url,
         token,
-        connect_timeout: values::millis(
-            &fo,
-            &key("connect_timeout_ms"),
-            raw.connect_timeout_ms,
-            DEFAULT_CONNECT_TIMEOUT,
-        )?,
-        request_timeout: values::millis(
-            &fo,
-            &key("request_timeout_ms"),
-            raw.request_timeout_ms,
-            DEFAULT_REQUEST_TIMEOUT,
-        )?,
+        connect_timeout,
+        request_timeout,
+        tls,
+        insecure_http,
     })
 }

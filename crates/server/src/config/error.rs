@@ -1,7 +1,8 @@
 //! [`ConfigError`]: why start-up refused a configuration, naming the file and the key.
 //!
 //! Messages go to the operator's terminal at start-up. They may name a token file's
-//! path or a token environment variable's name, but never a token's value.
+//! or a TLS file's path, or a token environment variable's name, but never a
+//! token's value or a file's contents.
 
 use std::fmt;
 use std::io;
@@ -188,6 +189,84 @@ pub enum ConfigError {
         /// The key that used it first.
         first: String,
     },
+    /// The session key file could not be read.
+    #[error("{origin}: cannot read the session key file {} named by `{key}`: {source}; check the path and its permissions", path.display())]
+    SessionKeyUnreadable {
+        /// Where the file was named.
+        origin: Origin,
+        /// The key that named it.
+        key: String,
+        /// The file (resolved).
+        path: PathBuf,
+        /// Why reading failed.
+        #[source]
+        source: io::Error,
+    },
+    /// A TLS file (certificate, key or CA) could not be read.
+    #[error("{origin}: cannot read {} named by `{key}`: {source}; check the path and its permissions", path.display())]
+    TlsFileUnreadable {
+        /// Where the file was named.
+        origin: Origin,
+        /// The key or flag that named it.
+        key: String,
+        /// The file (resolved).
+        path: PathBuf,
+        /// Why reading failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The backend would serve beyond loopback without authentication.
+    #[error(
+        "{origin}: `{key}`: refusing to serve {listen}, which is not a loopback address, without authentication; add [auth] with [[auth.token]] entries (`switchyard token` prints one), or set [auth] open = true to serve everyone as admin"
+    )]
+    OpenListen {
+        /// Where the address came from.
+        origin: Origin,
+        /// The key or flag that set it.
+        key: String,
+        /// The address.
+        listen: SocketAddr,
+    },
+    /// A TLS file is not what its key needs (not PEM, no certificate, no key, ...).
+    #[error("{origin}: {} named by `{key}` is not usable: {problem}", path.display())]
+    TlsFileInvalid {
+        /// Where the file was named.
+        origin: Origin,
+        /// The key or flag that named it.
+        key: String,
+        /// The file (resolved).
+        path: PathBuf,
+        /// What is wrong (never the file's contents).
+        problem: String,
+    },
+    /// A certificate does not belong to the private key configured beside it.
+    #[error(
+        "{origin}: the certificate in {} (`{key}`) does not match the private key in {} (`{other}`); configure the key the certificate was issued for",
+        files[0].display(),
+        files[1].display()
+    )]
+    TlsKeyMismatch {
+        /// Where the certificate was named.
+        origin: Origin,
+        /// The certificate's key or flag.
+        key: String,
+        /// The private key's key or flag.
+        other: String,
+        /// The certificate file and the key file.
+        files: Box<[PathBuf; 2]>,
+    },
+    /// A remote is reached over plain HTTP on a host that is not loopback.
+    #[error(
+        "{origin}: `{key}` is plain http:// to a host that is not loopback, so the runtime's token would cross the network in clear; use https:// (with ca_file), or set `{insecure}` = true for a network you trust"
+    )]
+    InsecureRemote {
+        /// The file.
+        origin: Origin,
+        /// The remote's `base_url` key.
+        key: String,
+        /// The remote's `insecure_http` key.
+        insecure: String,
+    },
     /// A runtime would listen beyond loopback without a token.
     #[error(
         "{origin}: `{key}`: refusing to listen on {listen} without a token; set --token-file, token_file/token_env, or SWITCHYARD_RUNTIME_TOKEN"
@@ -223,6 +302,12 @@ impl ConfigError {
             | Self::TokenEmpty { origin, .. }
             | Self::TokenMalformed { origin, .. }
             | Self::DuplicateRuntimeId { origin, .. }
+            | Self::SessionKeyUnreadable { origin, .. }
+            | Self::OpenListen { origin, .. }
+            | Self::TlsFileUnreadable { origin, .. }
+            | Self::TlsFileInvalid { origin, .. }
+            | Self::TlsKeyMismatch { origin, .. }
+            | Self::InsecureRemote { origin, .. }
             | Self::InsecureListen { origin, .. } => Some(origin),
         }
     }
@@ -249,6 +334,12 @@ impl ConfigError {
             | Self::TokenEmpty { key, .. }
             | Self::TokenMalformed { key, .. }
             | Self::DuplicateRuntimeId { key, .. }
+            | Self::SessionKeyUnreadable { key, .. }
+            | Self::OpenListen { key, .. }
+            | Self::TlsFileUnreadable { key, .. }
+            | Self::TlsFileInvalid { key, .. }
+            | Self::TlsKeyMismatch { key, .. }
+            | Self::InsecureRemote { key, .. }
             | Self::InsecureListen { key, .. } => Some(key),
         }
     }

@@ -37,8 +37,18 @@ pub(crate) struct RuntimeFile {
     pub input_queue: Option<u32>,
     pub subscriber_queue: Option<u32>,
     pub stop_grace_ms: Option<u64>,
+    pub tls: Option<TlsFile>,
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileFile>,
+}
+
+/// The `[tls]` table of either file: the listener's certificate, key and client CA.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsFile {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl RuntimeFile {
@@ -86,13 +96,38 @@ pub(crate) struct ProfileFile {
 pub(crate) struct BackendFile {
     pub listen: Option<String>,
     pub allowed_origins: Option<Vec<String>>,
+    pub allowed_hosts: Option<Vec<String>>,
     pub max_body_bytes: Option<u64>,
     pub health_interval_ms: Option<u64>,
     pub viewer_queue: Option<u32>,
     pub event_backlog: Option<u32>,
+    pub tls: Option<TlsFile>,
     pub embedded: Option<EmbeddedFile>,
     #[serde(default)]
     pub remote: Vec<RemoteFile>,
+    pub auth: Option<AuthFile>,
+}
+
+/// The backend's `[auth]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthFile {
+    pub open: Option<bool>,
+    pub session_key_file: Option<PathBuf>,
+    pub session_ttl_s: Option<u64>,
+    #[serde(default)]
+    pub token: Vec<TokenFile>,
+}
+
+/// One `[[auth.token]]` entry. `Debug` leaves the hash out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenFile {
+    pub name: String,
+    pub token_sha256: String,
+    pub role: switchyard_registry::Role,
+    pub runtimes: Option<Vec<String>>,
+    pub workers: Option<switchyard_registry::WorkerScope>,
 }
 
 /// The backend's `[embedded]` table.
@@ -140,4 +175,20 @@ pub(crate) struct RemoteFile {
     pub token_file: Option<PathBuf>,
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    pub tls_server_name: Option<String>,
+    pub insecure_http: Option<bool>,
+}
+
+impl std::fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFile")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("runtimes", &self.runtimes)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
 }

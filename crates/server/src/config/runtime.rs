@@ -11,6 +11,7 @@ use super::args::RuntimeArgs;
 use super::error::{ConfigError, Origin};
 use super::file::RuntimeFile;
 use super::parse::{FileContext, absolute, read_file};
+use super::tls::{ListenerTlsInput, ServerTlsSettings, listener_tls};
 use super::{profiles, token, values};
 
 /// Where a standalone runtime listens unless told otherwise.
@@ -35,6 +36,8 @@ pub struct RuntimeSettings {
     pub data_dir: Option<PathBuf>,
     /// Identity, profiles and limits.
     pub runtime: RuntimeConfig,
+    /// HTTPS (and WSS) only, with this certificate, when set.
+    pub tls: Option<ServerTlsSettings>,
 }
 
 /// Builds the runtime's settings from `--config` (if any), the other flags, and the
@@ -43,6 +46,7 @@ pub struct RuntimeSettings {
 /// Flags override the file. The token comes from `--token-file`, else the file's
 /// `token_file` or `token_env`, else [`RUNTIME_TOKEN_ENV`]. Relative paths in the file
 /// resolve against its directory; relative flag paths against the current directory.
+/// TLS files (`[tls]`, `--tls-*`) are read and checked here.
 pub fn load_runtime_settings(
     args: &RuntimeArgs,
     env: &dyn Fn(&str) -> Option<String>,
@@ -97,11 +101,21 @@ pub fn load_runtime_settings(
         runtime.profiles = profiles::build(ctx, "profiles.", file.profiles)?;
     }
 
+    let tls = listener_tls(ListenerTlsInput {
+        table: ctx
+            .as_ref()
+            .and_then(|ctx| file.tls.as_ref().map(|t| (t, ctx))),
+        cert_flag: args.tls_cert.as_deref(),
+        key_flag: args.tls_key.as_deref(),
+        client_ca_flag: args.tls_client_ca.as_deref(),
+    })?;
+
     Ok(RuntimeSettings {
         listen,
         token,
         data_dir,
         runtime,
+        tls,
     })
 }
 

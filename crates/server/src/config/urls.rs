@@ -11,15 +11,8 @@ pub(crate) fn base_url(value: &str) -> Result<String, &'static str> {
     let (scheme, rest) = split_scheme(value).ok_or(
         "must look like http://host:port or https://host:port, with an optional path prefix",
     )?;
-    if scheme == "https" {
-        // The transport's connector is the one place TLS will go; until then refuse
-        // here, at start-up with exit status 2, rather than on every call.
-        return Err(
-            "https is not supported yet: use http:// on a trusted network or through a tunnel",
-        );
-    }
-    if scheme != "http" {
-        return Err("the scheme must be http");
+    if scheme != "http" && scheme != "https" {
+        return Err("the scheme must be http or https");
     }
     if rest.contains(['?', '#']) {
         return Err(
@@ -28,7 +21,7 @@ pub(crate) fn base_url(value: &str) -> Result<String, &'static str> {
     }
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let (host, port) = authority_parts(authority)?;
-    let port = port.ok_or("needs an explicit port, as in http://host:7701")?;
+    let port = port.ok_or("needs an explicit port, as in https://host:7701")?;
     if !path.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("the path prefix must be printable ASCII without spaces");
     }
@@ -51,6 +44,38 @@ pub(crate) fn origin(value: &str) -> Result<String, &'static str> {
         Some(port) => format!("{scheme}://{host}:{port}"),
         None => format!("{scheme}://{host}"),
     })
+}
+
+/// Normalizes an allowed host name: a DNS name, an IPv4 address or an IPv6 address
+/// (bracketed or not), lower-case, without a port or a trailing dot.
+pub(crate) fn host(value: &str) -> Result<String, &'static str> {
+    let value = value.trim().trim_end_matches('.');
+    if value.contains("://") || value.contains('/') {
+        return Err("a host name has no scheme or path; write e.g. \"switchyard.example.com\"");
+    }
+    if let Ok(v6) = value.parse::<Ipv6Addr>() {
+        return Ok(format!("[{v6}]"));
+    }
+    if value.starts_with('[') {
+        let (host, port) = authority_parts(value)?;
+        if port.is_some() {
+            return Err("a host name has no port: every port of an allowed host is accepted");
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        return Ok(format!(
+            "[{}]",
+            bare.parse::<Ipv6Addr>()
+                .map_err(|_| "has an invalid IPv6 address")?
+        ));
+    }
+    if value.contains(':') {
+        return Err("a host name has no port: every port of an allowed host is accepted");
+    }
+    if value.contains('*') {
+        return Err("wildcards are not supported; list every host name clients use");
+    }
+    let (host, _) = authority_parts(value)?;
+    Ok(host)
 }
 
 /// ("scheme", "rest") from "scheme://rest", the scheme lower-cased and checked.
@@ -128,13 +153,17 @@ mod tests {
             "http://h:1/switchyard"
         );
         assert_eq!(base_url("http://[::1]:7701").unwrap(), "http://[::1]:7701");
+        assert_eq!(
+            base_url("HTTPS://Build-1.example:7701/").unwrap(),
+            "https://build-1.example:7701"
+        );
     }
 
     #[test]
     fn base_urls_reject() {
         for bad in [
             "127.0.0.1:7701",
-            "https://h:443",
+            "https://h",
             "ftp://h:1",
             "http://h",
             "http://h:0",
@@ -148,6 +177,33 @@ mod tests {
             "http://h:1/a b",
         ] {
             assert!(base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hosts_normalize_and_reject() {
+        let good = [
+            ("Switchyard.Example.COM", "switchyard.example.com"),
+            ("example.com.", "example.com"),
+            ("10.0.0.5", "10.0.0.5"),
+            ("::1", "[::1]"),
+            ("[FD00::1]", "[fd00::1]"),
+            ("[fd00:0::1]", "[fd00::1]"),
+        ];
+        for (value, expected) in good {
+            assert_eq!(host(value).as_deref(), Ok(expected), "{value}");
+        }
+        for bad in [
+            "",
+            "example.com:7700",
+            "[::1]:7700",
+            "http://example.com",
+            "example.com/x",
+            "*.example.com",
+            "a b",
+            "[zz::1]",
+        ] {
+            assert!(host(bad).is_err(), "{bad}");
         }
     }
 

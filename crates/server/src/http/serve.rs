@@ -1,5 +1,6 @@
-//! The accept loop: HTTP/1.1 connections with upgrades, request ids and one log line
-//! per request, and graceful shutdown of connections and WebSocket sessions.
+//! The accept loop: HTTP/1.1 connections with upgrades (over TLS when the listener
+//! has a [`ServerTls`]), request ids and one log line per request, and graceful
+//! shutdown of connections and WebSocket sessions.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,12 +12,14 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::response::Response;
+use super::tls::{self, ServerTls};
 
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -95,6 +98,7 @@ impl Shutdown {
 #[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    tls: Option<ServerTls>,
     shutdown: Shutdown,
     accept_loop: JoinHandle<()>,
 }
@@ -103,6 +107,17 @@ impl ServerHandle {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Its TLS configuration (replace it to reload), when it serves HTTPS.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        self.tls.as_ref()
+    }
+
+    /// `https://ADDR` or `http://ADDR`: where clients reach it.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
     }
 
     /// The server's shutdown signal.
@@ -119,24 +134,47 @@ impl ServerHandle {
     }
 }
 
-/// Serves `handler` on `listener` until `shutdown` fires.
+/// Serves `handler` over plain HTTP on `listener` until `shutdown` fires.
 pub fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     shutdown: Shutdown,
 ) -> ServerHandle {
+    serve_with_tls(listener, handler, shutdown, None)
+}
+
+/// Serves `handler` on `listener` until `shutdown` fires: HTTPS only when `tls` is
+/// given (each connection's handshake bounded, failures logged at DEBUG and never
+/// stopping the loop), plain HTTP otherwise.
+pub fn serve_with_tls<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    shutdown: Shutdown,
+    tls: Option<ServerTls>,
+) -> ServerHandle {
     let local_addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let accept_loop = tokio::spawn(accept_loop(listener, handler, shutdown.clone()));
+    let accept_loop = tokio::spawn(accept_loop(
+        listener,
+        handler,
+        shutdown.clone(),
+        tls.clone(),
+    ));
     ServerHandle {
         local_addr,
+        tls,
         shutdown,
         accept_loop,
     }
 }
 
-async fn accept_loop<H: Handler>(listener: TcpListener, handler: Arc<H>, shutdown: Shutdown) {
+async fn accept_loop<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    shutdown: Shutdown,
+    tls: Option<ServerTls>,
+) {
     let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -152,11 +190,12 @@ async fn accept_loop<H: Handler>(listener: TcpListener, handler: Arc<H>, shutdow
             },
         };
         let _ = stream.set_nodelay(true);
-        connections.spawn(serve_connection(
+        connections.spawn(connection(
             stream,
             peer,
             handler.clone(),
             shutdown.clone(),
+            tls.clone(),
         ));
     }
     drop(listener);
@@ -164,12 +203,32 @@ async fn accept_loop<H: Handler>(listener: TcpListener, handler: Arc<H>, shutdow
     connections.wait().await;
 }
 
-async fn serve_connection<H: Handler>(
-    stream: tokio::net::TcpStream,
+/// One accepted connection: the TLS handshake first when the listener has TLS
+/// (given up on shutdown), then HTTP.
+async fn connection<H: Handler>(
+    stream: TcpStream,
     peer: SocketAddr,
     handler: Arc<H>,
     shutdown: Shutdown,
+    tls: Option<ServerTls>,
 ) {
+    let Some(tls) = tls else {
+        return serve_connection(stream, peer, handler, shutdown).await;
+    };
+    let accepted = tokio::select! {
+        accepted = tls::accept(stream, &tls, peer) => accepted,
+        () = shutdown.triggered() => None,
+    };
+    if let Some(stream) = accepted {
+        serve_connection(stream, peer, handler, shutdown).await;
+    }
+}
+
+async fn serve_connection<H, S>(stream: S, peer: SocketAddr, handler: Arc<H>, shutdown: Shutdown)
+where
+    H: Handler,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = {
         let shutdown = shutdown.clone();
         service_fn(move |request| {

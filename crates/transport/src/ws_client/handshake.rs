@@ -19,6 +19,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
@@ -30,6 +31,7 @@ use super::{MAX_MESSAGE_BYTES, ROUTE};
 use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
 use crate::net_error::{self, unreachable};
 use crate::refusal;
+use crate::tls::TlsLog;
 
 /// An open WebSocket to the runtime.
 pub(super) type Socket = WebSocketStream<TokioIo<Upgraded>>;
@@ -93,13 +95,18 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Sends the upgrade request on `tcp` and waits for `101 Switching Protocols`, all
-/// within `request_timeout`.
-pub(super) async fn upgrade(
-    tcp: TcpStream,
+/// Sends the upgrade request on `io` (TCP, or TLS over it) and waits for
+/// `101 Switching Protocols`, all within `request_timeout`. TLS failures found on
+/// the way (a client certificate refused after the handshake) go to `tls_log`.
+pub(super) async fn upgrade<IO>(
+    io: IO,
     request: UpgradeRequest<'_>,
     request_timeout: Duration,
-) -> Result<Socket, TransportError> {
+    tls_log: &TlsLog,
+) -> Result<Socket, TransportError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let key = generate_key();
     let http_request = Request::builder()
         .method(Method::GET)
@@ -116,9 +123,9 @@ pub(super) async fn upgrade(
         })?;
 
     let exchange = async {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
-            .map_err(|e| exchange_error(&e, request_timeout))?;
+            .map_err(|e| exchange_error(&e, request_timeout, tls_log))?;
         let _driver = AbortOnDrop(tokio::spawn(async move {
             if let Err(error) = connection.with_upgrades().await {
                 tracing::trace!(
@@ -130,7 +137,7 @@ pub(super) async fn upgrade(
         let response = sender
             .send_request(http_request)
             .await
-            .map_err(|e| exchange_error(&e, request_timeout))?;
+            .map_err(|e| exchange_error(&e, request_timeout, tls_log))?;
         let status = response.status();
         if status != StatusCode::SWITCHING_PROTOCOLS {
             let body = Limited::new(response.into_body(), MAX_REFUSAL_BYTES)
@@ -143,7 +150,7 @@ pub(super) async fn upgrade(
         check_accept(response.headers(), &key)?;
         let upgraded = hyper::upgrade::on(response)
             .await
-            .map_err(|e| exchange_error(&e, request_timeout))?;
+            .map_err(|e| exchange_error(&e, request_timeout, tls_log))?;
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
@@ -213,9 +220,16 @@ fn body_error(
 
 /// Maps a failure during the upgrade exchange (see [`net_error::classify`]); the
 /// connection is already open, so a socket timeout counts against `request_timeout`.
-fn exchange_error(error: &(dyn StdError + 'static), request_timeout: Duration) -> TransportError {
+/// A TLS failure's detail goes to `tls_log`.
+fn exchange_error(
+    error: &(dyn StdError + 'static),
+    request_timeout: Duration,
+    tls_log: &TlsLog,
+) -> TransportError {
     let timed_out = net_error::timeout(TimeoutPhase::Request, request_timeout);
-    net_error::classify(error, timed_out, NOT_HTTP)
+    let mapped = net_error::classify(error, timed_out, NOT_HTTP);
+    tls_log.note(error, &mapped);
+    mapped
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ fn listen_flag_overrides() {
     let args = ServeArgs {
         config: None,
         listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..ServeArgs::default()
     };
     let s = load_backend_settings(&args, &no_env).unwrap();
     assert_eq!(s.listen.to_string(), "127.0.0.1:0");
@@ -56,7 +57,7 @@ fn file_without_embedded_has_no_embedded_runtime() {
     dir.write("secrets/r.token", SECRET);
     let path = dir.write(
         "b.toml",
-        "[[remote]]\nruntime_id = \"r\"\nbase_url = \"HTTP://R.example:8443/sy/\"\ntoken_file = \"secrets/r.token\"\n",
+        "[[remote]]\nruntime_id = \"r\"\nbase_url = \"HTTP://R.example:8443/sy/\"\ntoken_file = \"secrets/r.token\"\ninsecure_http = true\n",
     );
     let s = load_backend_settings(&serve_args(&path), &no_env).unwrap();
     assert!(s.embedded.is_none());
@@ -66,6 +67,8 @@ fn file_without_embedded_has_no_embedded_runtime() {
     assert_eq!(remote.token.expose(), SECRET);
     assert_eq!(remote.connect_timeout, Duration::from_millis(2000));
     assert_eq!(remote.request_timeout, Duration::from_millis(5000));
+    assert!(remote.insecure_http, "plain HTTP off loopback, allowed");
+    assert!(remote.tls.is_none());
 }
 
 #[test]

@@ -335,7 +335,7 @@ fn token_env_holding_a_token_is_not_echoed() {
 fn duplicate_runtime_ids() {
     let remote = |id: &str, port: u16| {
         format!(
-            "[[remote]]\nruntime_id = \"{id}\"\nbase_url = \"http://h:{port}\"\ntoken_env = \"T\"\n"
+            "[[remote]]\nruntime_id = \"{id}\"\nbase_url = \"http://localhost:{port}\"\ntoken_env = \"T\"\n"
         )
     };
     let (_d, path, err) = backend_err(&format!("[embedded]\n{}", remote("local", 1)));

@@ -114,3 +114,65 @@ fn contract_runtime_example_parses() {
     assert_eq!(shell.env.get("LC_ALL").map(String::as_str), Some("C"));
     assert!(s.runtime.profiles.contains_key("echo"));
 }
+
+/// The contract's TLS section: the runtime's `[tls]` table and a remote's TLS keys,
+/// with the files they name.
+#[test]
+fn contract_tls_examples_parse() {
+    use switchyard_e2e::certs::Ca;
+
+    let dir = Dir::new();
+    let runtimes = Ca::new("Runtimes CA");
+    let backends = Ca::new("Backends CA");
+    let server = runtimes.server(&["build-1.internal"]);
+    let client = backends.client("backend");
+    dir.write("tls/runtime.crt", &server.cert_pem);
+    dir.write("tls/runtime.key", &server.key_pem);
+    dir.write("tls/backends.crt", &backends.pem());
+    dir.write("tls/runtimes-ca.crt", &runtimes.pem());
+    dir.write("tls/backend.crt", &client.cert_pem);
+    dir.write("tls/backend.key", &client.key_pem);
+    dir.write("secrets/build-1.token", &format!("{SECRET}\n"));
+
+    let runtime = dir.write(
+        "runtime.toml",
+        r#"
+token_file = "secrets/build-1.token"
+
+[tls]
+cert_file = "tls/runtime.crt"        # PEM: certificate chain
+key_file = "tls/runtime.key"         # PEM: PKCS#8, PKCS#1 or SEC1 key
+client_ca_file = "tls/backends.crt"  # optional: require a client certificate signed by this CA
+"#,
+    );
+    let s = load_runtime_settings(&runtime_args(&runtime), &no_env).unwrap();
+    let tls = s.tls.expect("[tls]");
+    assert_eq!(tls.files.cert.path, dir.path("tls/runtime.crt"));
+    assert_eq!(
+        tls.files.client_ca.map(|f| f.path),
+        Some(dir.path("tls/backends.crt"))
+    );
+
+    let backend = dir.write(
+        "backend.toml",
+        r#"
+[[remote]]
+runtime_id = "build-1"
+token_file = "secrets/build-1.token"
+base_url = "https://build-1.internal:7701"
+ca_file = "tls/runtimes-ca.crt"       # trust anchors; without it, the system's roots
+client_cert_file = "tls/backend.crt"  # with client_key_file: a client certificate (mTLS)
+client_key_file = "tls/backend.key"
+tls_server_name = "build-1.internal"  # the name to verify when base_url has an IP address
+"#,
+    );
+    let s = load_backend_settings(&serve_args(&backend), &no_env).unwrap();
+    let remote = &s.remotes[0];
+    assert_eq!(remote.base_url, "https://build-1.internal:7701");
+    let tls = remote.tls.as_ref().expect("TLS settings");
+    assert_eq!(
+        tls.server_name_override().as_deref(),
+        Some("build-1.internal")
+    );
+    assert!(!remote.insecure_http);
+}

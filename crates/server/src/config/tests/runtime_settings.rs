@@ -52,6 +52,7 @@ fn flags_override_the_file() {
         runtime_id: Some(RuntimeId::new("b").unwrap()),
         token_file: Some(flag_token),
         data_dir: Some(dir.path("elsewhere")),
+        ..RuntimeArgs::default()
     };
     let s = load_runtime_settings(&args, &no_env).unwrap();
     assert_eq!(s.listen.to_string(), "127.0.0.1:0");

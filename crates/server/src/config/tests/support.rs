@@ -59,7 +59,7 @@ pub fn runtime_args(config: &Path) -> RuntimeArgs {
 pub fn serve_args(config: &Path) -> ServeArgs {
     ServeArgs {
         config: Some(config.to_path_buf()),
-        listen: None,
+        ..ServeArgs::default()
     }
 }
 

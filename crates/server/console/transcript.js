@@ -1,0 +1,240 @@
+// A worker's transcript on the page: inputs, stdout, stderr and system notes told
+// apart, consecutive output of one stream run together, older items loaded on demand,
+// and every input or output shown once: anything at or below the last sequence shown
+// is a duplicate and is dropped.
+
+import { h } from './dom.js';
+import { describeExit, localTime } from './format.js';
+
+/** Items fetched per "load earlier" click. */
+const PAGE = 200;
+/** Beyond this much text the oldest blocks leave the page (and can be loaded again). */
+const MAX_TEXT = 2_000_000;
+/** Output runs into one block up to this size, then a new block starts. */
+const MAX_BLOCK = 64_000;
+
+export class TranscriptView {
+  /** `loadPage(after, limit)` fetches a transcript page (the API's shape). */
+  constructor({ loadPage, onError }) {
+    this.loadPage = loadPage;
+    this.onError = onError;
+    this.firstSequence = 0;
+    this.lastSequence = 0;
+    this.textLength = 0;
+    this.earlier = h('button', {
+      type: 'button',
+      class: 'button small quiet load-earlier',
+      text: 'Load earlier output',
+      hidden: true,
+      on: { click: () => this.loadEarlier() },
+    });
+    this.list = h('div', {
+      class: 'transcript-list',
+      role: 'log',
+      'aria-label': 'Transcript',
+      'aria-live': 'polite',
+    });
+    this.empty = h('p', { class: 'transcript-empty muted', text: 'Nothing here yet.' });
+    this.element = h(
+      'div',
+      { class: 'transcript', tabindex: '0', 'aria-label': 'Transcript, scrollable' },
+      this.earlier,
+      this.empty,
+      this.list,
+    );
+  }
+
+  /** Replaces everything with a snapshot's items. */
+  snapshot(items) {
+    this.list.replaceChildren();
+    this.textLength = 0;
+    this.firstSequence = items.length ? items[0].sequence : 0;
+    this.lastSequence = 0;
+    for (const item of items) this.appendItem(item);
+    this.lastSequence = items.length ? items[items.length - 1].sequence : 0;
+    this.updateChrome();
+    this.scrollToEnd();
+  }
+
+  /** Adds a live event; returns false for a duplicate that was dropped. */
+  event(event) {
+    const stick = this.atEnd();
+    switch (event.kind) {
+      case 'input':
+      case 'output':
+        if (event.sequence <= this.lastSequence) return false;
+        this.appendItem(event);
+        this.lastSequence = event.sequence;
+        if (!this.firstSequence) this.firstSequence = event.sequence;
+        break;
+      case 'status':
+        this.appendNote(statusNote(event), `note-${event.status}`);
+        break;
+      case 'interrupted':
+        this.appendNote('interrupted', 'note-interrupted');
+        break;
+      case 'exited':
+        this.appendNote(`exited (${describeExit(event) || 'no code'})`, 'note-exited');
+        break;
+      case 'diagnostic':
+        this.appendNote(`${event.code}: ${event.message}`, `note-diagnostic severity-${event.severity}`);
+        break;
+      default:
+        return false;
+    }
+    this.trim();
+    this.updateChrome();
+    if (stick) this.scrollToEnd();
+    return true;
+  }
+
+  /** A note of the console's own (not from the worker), such as a reset. */
+  localNote(text) {
+    const stick = this.atEnd();
+    this.appendNote(text, 'note-local');
+    this.updateChrome();
+    if (stick) this.scrollToEnd();
+  }
+
+  appendItem(item) {
+    const block = renderItem(item);
+    if (!block) return;
+    const last = this.list.lastElementChild;
+    if (item.kind === 'output' && last && canJoin(last, item)) {
+      join(last, item);
+    } else {
+      this.list.append(block);
+    }
+    this.textLength += (item.text ?? '').length;
+  }
+
+  appendNote(text, className) {
+    if (!text) return;
+    this.list.append(
+      h('div', { class: `entry entry-system ${className}` }, h('span', { class: 'text', text })),
+    );
+  }
+
+  /** Drops the oldest blocks once the page holds too much text. */
+  trim() {
+    while (this.textLength > MAX_TEXT && this.list.children.length > 1) {
+      const first = this.list.firstElementChild;
+      this.textLength -= first.textContent.length;
+      first.remove();
+      const next = this.list.querySelector('[data-seq]');
+      this.firstSequence = next ? Number(next.dataset.seq) : this.lastSequence + 1;
+    }
+  }
+
+  async loadEarlier() {
+    if (this.firstSequence <= 1) return;
+    const limit = Math.min(PAGE, this.firstSequence - 1);
+    const after = this.firstSequence - 1 - limit;
+    this.earlier.disabled = true;
+    try {
+      const page = await this.loadPage(after, limit);
+      const items = (page.items ?? []).filter((i) => i.sequence < this.firstSequence);
+      const before = this.element.scrollHeight;
+      const fragment = document.createDocumentFragment();
+      let previous = null;
+      for (const item of items) {
+        if (item.kind === 'output' && previous && canJoin(previous, item)) {
+          join(previous, item);
+        } else {
+          previous = renderItem(item);
+          if (previous) fragment.append(previous);
+        }
+        this.textLength += (item.text ?? '').length;
+      }
+      this.list.prepend(fragment);
+      this.firstSequence = items.length ? items[0].sequence : 1;
+      this.element.scrollTop += this.element.scrollHeight - before;
+    } catch (error) {
+      this.onError?.(error, 'loading earlier transcript items');
+    } finally {
+      this.earlier.disabled = false;
+      this.updateChrome();
+    }
+  }
+
+  updateChrome() {
+    const hidden = this.firstSequence - 1;
+    this.earlier.hidden = hidden <= 0;
+    this.earlier.textContent = `Load earlier items (${hidden})`;
+    this.empty.hidden = this.list.children.length > 0;
+  }
+
+  atEnd() {
+    const el = this.element;
+    return el.scrollHeight - el.scrollTop - el.clientHeight < 48;
+  }
+
+  scrollToEnd() {
+    this.element.scrollTop = this.element.scrollHeight;
+  }
+}
+
+/** A transcript item or input/output event as a block. */
+function renderItem(item) {
+  const seq = String(item.sequence);
+  const at = item.at ? localTime(item.at) : undefined;
+  switch (item.kind) {
+    case 'input':
+      return h(
+        'div',
+        { class: 'entry entry-input', dataset: { seq }, title: at },
+        h('span', { class: 'gutter', 'aria-hidden': 'true', text: '›' }),
+        h('span', { class: 'visually-hidden', text: 'Input: ' }),
+        h('pre', { text: item.text.replace(/\n$/, '') }),
+      );
+    case 'output':
+      return h(
+        'div',
+        {
+          class: `entry entry-output stream-${item.stream}`,
+          dataset: { seq, seqLast: seq, stream: item.stream, length: String(item.text.length) },
+          title: at,
+        },
+        item.stream === 'stderr' ? h('span', { class: 'visually-hidden', text: 'Error output: ' }) : null,
+        h('pre', { text: item.text }),
+      );
+    case 'system':
+      return h(
+        'div',
+        { class: `entry entry-system note-${item.note}`, dataset: { seq }, title: at },
+        h('span', { class: 'text', text: item.text || item.note }),
+      );
+    default:
+      return null;
+  }
+}
+
+function canJoin(block, item) {
+  return (
+    block.classList.contains('entry-output') &&
+    block.dataset.stream === item.stream &&
+    Number(block.dataset.length ?? 0) < MAX_BLOCK
+  );
+}
+
+/** Appends an output item to a block of the same stream (a text node: no re-layout of what is there). */
+function join(block, item) {
+  block.querySelector('pre').append(item.text);
+  block.dataset.seqLast = String(item.sequence);
+  block.dataset.length = String(Number(block.dataset.length ?? 0) + item.text.length);
+}
+
+function statusNote(event) {
+  switch (event.status) {
+    case 'running':
+      return 'started';
+    case 'stopped':
+      return 'stopped on request';
+    case 'failed':
+      return 'could not start';
+    case 'lost':
+      return 'lost: the runtime restarted while it ran';
+    default:
+      return '';
+  }
+}

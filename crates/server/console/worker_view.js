@@ -1,0 +1,441 @@
+// One worker: its header (status, profile, runtime, exit), its commands, the live
+// connection's state, and either its transcript with an input box or, for a pty
+// worker, its terminal.
+
+import { api, call, paths } from './api.js';
+import { badge, fill, h } from './dom.js';
+import { describeExit, formatBytes, isEnded, localTime, relativeTime } from './format.js';
+import { showError, showInfo } from './notices.js';
+import { canOperate, profileKind, refreshSoon } from './store.js';
+import { WorkerStream } from './stream.js';
+import { TranscriptView } from './transcript.js';
+
+const RESTORED_SHOWN_MS = 6000;
+const CONFIRM_MS = 5000;
+
+const CONNECTION_TEXT = {
+  idle: 'Not connected',
+  connecting: 'Connecting…',
+  connected: 'Connected',
+  reconnecting: 'Reconnecting…',
+  restored: 'Restored',
+  ended: 'Disconnected',
+};
+
+/** Shows worker `workerId` of runtime `runtimeId` in `main`; returns the unmount. */
+export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
+  const operate = canOperate();
+  let detail = null;
+  let mode = null; // 'transcript' | 'terminal'
+  let transcript = null;
+  let terminal = null;
+  let pendingResetNote = null;
+  let warnedOffline = false;
+  let restoredTimer = null;
+  let confirmTimer = null;
+  let disposed = false;
+
+  const title = h('h1', { class: 'worker-title', tabindex: '-1', text: workerId });
+  const meta = h('dl', { class: 'worker-meta' });
+  const statusSlot = h('span', { class: 'status-slot' });
+  const connection = h('span', { class: 'connection', role: 'status', dataset: { state: 'idle' } });
+  const connectionHint = h('span', { class: 'connection-hint' });
+  const resetInfo = h('span', { class: 'reset-info', role: 'status' });
+
+  const cancelButton = h('button', {
+    type: 'button',
+    class: 'button',
+    text: 'Cancel',
+    dataset: { command: 'cancel' },
+    title: 'Interrupt in-flight work (Ctrl-C); the worker keeps running',
+    on: { click: () => command('cancel', () => api.cancel(runtimeId, workerId)) },
+  });
+  const stopButton = h('button', {
+    type: 'button',
+    class: 'button',
+    text: 'Stop',
+    dataset: { command: 'stop' },
+    title: 'End the worker',
+    on: { click: () => command('stop', () => api.stop(runtimeId, workerId)) },
+  });
+  const deleteButton = h('button', {
+    type: 'button',
+    class: 'button danger',
+    text: 'Delete',
+    dataset: { command: 'delete' },
+    title: 'Remove the ended worker and its transcript',
+    on: { click: onDelete },
+  });
+  const actions = operate
+    ? h('div', { class: 'actions', role: 'group', 'aria-label': 'Worker commands' }, cancelButton, stopButton, deleteButton)
+    : null;
+
+  const body = h('div', { class: 'worker-body' }, h('p', { class: 'loading', text: 'Connecting to the worker…' }));
+  const inputForm = operate ? buildInputForm() : null;
+
+  fill(
+    main,
+    h(
+      'section',
+      { class: 'worker-page' },
+      h(
+        'nav',
+        { class: 'crumbs', 'aria-label': 'Breadcrumb' },
+        h('a', { href: '#/workers', text: 'Workers' }),
+        h('span', { 'aria-hidden': 'true', text: '/' }),
+        h('span', { text: runtimeId }),
+        h('span', { 'aria-hidden': 'true', text: '/' }),
+        h('span', { class: 'mono', text: workerId }),
+      ),
+      h(
+        'header',
+        { class: 'worker-head' },
+        h('div', { class: 'worker-head-main' }, h('div', { class: 'title-row' }, title, statusSlot), meta),
+        h('div', { class: 'worker-head-side' }, h('div', { class: 'connection-row' }, connection, connectionHint, resetInfo), actions),
+      ),
+      body,
+      inputForm?.element,
+    ),
+  );
+  document.title = `${workerId} · Switchyard`;
+  title.focus({ preventScroll: true });
+  renderHead();
+
+  let stream = null;
+  // Events are handled one after another, each after the previous one's work
+  // (loading the terminal) is done.
+  let queue = Promise.resolve();
+  const enqueue = (work) => {
+    queue = queue.then(work).catch((error) => console.error('switchyard console:', error));
+  };
+  start();
+
+  async function start() {
+    let initial = null;
+    try {
+      initial = await api.worker(runtimeId, workerId);
+    } catch (error) {
+      if (error.status >= 400 && error.status < 500) {
+        fill(body, errorPanel(error));
+        showConnection('ended', { error });
+        return;
+      }
+      // The runtime may be down; the stream says when it is back.
+    }
+    if (disposed) return;
+    const kind = initial ? profileKind(runtimeId, initial.profile) : null;
+    stream = new WorkerStream({
+      url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${paths.events(runtimeId, workerId)}`,
+      interactive: operate && kind === 'pty',
+      probe: () => api.worker(runtimeId, workerId),
+      handlers: {
+        onEvent: (event) => enqueue(() => onEvent(event)),
+        onReset: (reason) =>
+          enqueue(() => {
+            pendingResetNote = reason;
+            resetInfo.textContent = `Repainted from a fresh snapshot (${reason.replaceAll('_', ' ')})`;
+          }),
+        onState: showConnection,
+        onRefused: (error) => showError(error, 'sending to the terminal'),
+      },
+    });
+    stream.start();
+  }
+
+  function onEvent(event) {
+    switch (event.kind) {
+      case 'snapshot':
+        applySnapshot(event);
+        break;
+      case 'status':
+        if (!detail || event.status === detail.status) return;
+        detail.status = event.status;
+        transcript?.event(event);
+        if (terminal && isEnded(event.status) && event.status !== 'exited') terminal.note(event.status);
+        renderHead();
+        refreshSoon();
+        break;
+      case 'input':
+        if (!detail) return;
+        if (mode !== 'transcript' || transcript.event(event)) detail.input_count += 1;
+        scheduleHead();
+        break;
+      case 'output': {
+        if (!detail) return;
+        const fresh = mode === 'terminal' ? terminal.output(event) : transcript.event(event);
+        if (fresh) detail.output_bytes += new TextEncoder().encode(event.text).length;
+        scheduleHead();
+        break;
+      }
+      case 'exited':
+        if (!detail) return;
+        detail.exit = { code: event.code, signal: event.signal };
+        transcript?.event(event);
+        terminal?.note(`exited, ${describeExit(event) || 'no code'}`);
+        renderHead();
+        break;
+      case 'interrupted':
+      case 'diagnostic':
+        transcript?.event(event);
+        if (terminal && event.kind === 'diagnostic') terminal.note(`${event.code}: ${event.message}`);
+        break;
+      case 'resized':
+        terminal?.resized(event.cols, event.rows);
+        break;
+      default:
+        break;
+    }
+  }
+
+  async function applySnapshot(event) {
+    detail = { ...event.worker };
+    const items = event.transcript ?? [];
+    const lastSequence = items.length ? items[items.length - 1].sequence : 0;
+    const wantsTerminal = Boolean(event.terminal) || profileKind(runtimeId, detail.profile) === 'pty';
+    if (wantsTerminal && operate && !stream.interactive) stream.setInteractive(true);
+    renderHead();
+    if (wantsTerminal) {
+      if (mode !== 'terminal') await showTerminal();
+      if (disposed) return;
+      terminal.paint(event.terminal ?? null, lastSequence);
+    } else {
+      if (mode !== 'transcript') showTranscript();
+      transcript.snapshot(items);
+    }
+    if (pendingResetNote) {
+      const reason = pendingResetNote.replaceAll('_', ' ');
+      if (transcript) transcript.localNote(`repainted after a reset (${reason})`);
+      else terminal?.note(`repainted after a reset (${reason})`);
+      pendingResetNote = null;
+    }
+  }
+
+  function showTranscript() {
+    mode = 'transcript';
+    transcript = new TranscriptView({
+      loadPage: (after, limit) => api.transcript(runtimeId, workerId, after, limit),
+      onError: showError,
+    });
+    fill(body, transcript.element);
+    body.classList.remove('terminal-body');
+  }
+
+  async function showTerminal() {
+    mode = 'terminal';
+    const host = h('div', { class: 'terminal-host', 'aria-label': 'Terminal' });
+    fill(body, host);
+    body.classList.add('terminal-body');
+    inputForm?.element.remove();
+    try {
+      terminal = await openTerminal(host);
+    } catch (error) {
+      showError({ code: 'terminal_unavailable', message: String(error?.message ?? error) }, 'loading the terminal');
+      return;
+    }
+    if (disposed) terminal.dispose();
+    else if (operate) terminal.focus();
+  }
+
+  async function openTerminal(host) {
+    const { openTerminal: open } = await import('./terminal.js');
+    return open(host, {
+      interactive: operate,
+      onData: (text) => {
+        if (stream?.send({ type: 'input', text })) return;
+        if (!warnedOffline) {
+          warnedOffline = true;
+          showError({ code: 'not_connected', message: 'the terminal is reconnecting; typing is not sent until it is back' });
+        }
+      },
+      onResize: (cols, rows) => {
+        if (!stream?.send({ type: 'resize', cols, rows })) {
+          call('POST', paths.action(runtimeId, workerId, 'resize'), { cols, rows }).catch((error) =>
+            showError(error, 'resizing the terminal'),
+          );
+        }
+      },
+    });
+  }
+
+  function showConnection(state, info) {
+    clearTimeout(restoredTimer);
+    if (state === 'connected' || state === 'restored') warnedOffline = false;
+    connection.dataset.state = state;
+    let text = CONNECTION_TEXT[state] ?? state;
+    let hint = '';
+    if (state === 'reconnecting' && info.cause === 'upstream') {
+      text = 'Reconnecting: runtime lost';
+      hint = info.error ? `${info.error.code}: ${info.error.message}` : '';
+    } else if (state === 'reconnecting') {
+      hint = 'the connection to the backend dropped; resuming from the last event';
+    } else if (state === 'ended' && info.reason === 'worker_deleted') {
+      text = 'Worker deleted';
+    } else if (state === 'ended' && info.error) {
+      text = `Disconnected: ${info.error.code}`;
+      hint = info.error.message;
+      showError(info.error, 'watching the worker');
+    }
+    fill(connection, h('span', { class: 'dot', 'aria-hidden': 'true' }), h('span', { class: 'connection-text', text }));
+    connectionHint.textContent = hint;
+    if (state === 'restored') {
+      restoredTimer = setTimeout(() => {
+        if (stream?.state === 'restored') showConnection('connected', {});
+      }, RESTORED_SHOWN_MS);
+    }
+    if (state === 'ended' && info.reason === 'worker_deleted') {
+      detail = detail ? { ...detail } : null;
+      renderHead(true);
+    }
+  }
+
+  let headPending = false;
+  /** Redraws the header at most once a frame (output can arrive in floods). */
+  function scheduleHead() {
+    if (headPending) return;
+    headPending = true;
+    requestAnimationFrame(() => {
+      headPending = false;
+      if (!disposed) renderHead();
+    });
+  }
+
+  function renderHead(deleted = false) {
+    if (!detail) {
+      fill(statusSlot);
+      updateControls();
+      return;
+    }
+    title.textContent = detail.label || detail.worker_id;
+    document.title = `${detail.label || detail.worker_id} · Switchyard`;
+    fill(statusSlot, deleted ? badge('deleted', 'deleted') : badge(detail.status));
+    const rows = [
+      ['Worker', h('span', { class: 'mono', text: detail.worker_id })],
+      ['Profile', detail.profile],
+      ['Runtime', detail.runtime_id],
+      ['Created', h('time', { datetime: detail.created_at, title: localTime(detail.created_at), text: relativeTime(detail.created_at) })],
+      ['Inputs', String(detail.input_count)],
+      ['Output', formatBytes(detail.output_bytes)],
+      detail.owner ? ['Owner', detail.owner] : null,
+      detail.exit ? ['Ended with', describeExit(detail.exit)] : null,
+    ].filter(Boolean);
+    fill(meta, rows.map(([k, v]) => h('div', { class: 'meta-item' }, h('dt', { text: k }), h('dd', {}, v))));
+    updateControls(deleted);
+  }
+
+  function updateControls(deleted = false) {
+    const status = detail?.status;
+    const running = status === 'running' || status === 'starting';
+    cancelButton.disabled = deleted || status !== 'running';
+    stopButton.disabled = deleted || !running;
+    deleteButton.disabled = deleted || !status || running;
+    if (inputForm) inputForm.setEnabled(!deleted && status === 'running', status);
+  }
+
+  async function command(name, run) {
+    try {
+      await run();
+      refreshSoon();
+    } catch (error) {
+      showError(error, `${name === 'cancel' ? 'cancelling' : 'stopping'} ${workerId}`);
+    }
+  }
+
+  async function onDelete() {
+    if (deleteButton.dataset.confirm !== 'yes') {
+      deleteButton.dataset.confirm = 'yes';
+      deleteButton.textContent = 'Confirm delete';
+      clearTimeout(confirmTimer);
+      confirmTimer = setTimeout(() => {
+        delete deleteButton.dataset.confirm;
+        deleteButton.textContent = 'Delete';
+      }, CONFIRM_MS);
+      return;
+    }
+    clearTimeout(confirmTimer);
+    delete deleteButton.dataset.confirm;
+    deleteButton.textContent = 'Delete';
+    try {
+      await api.remove(runtimeId, workerId);
+      showInfo(`Deleted ${workerId}`);
+      refreshSoon();
+      navigate('#/workers');
+    } catch (error) {
+      showError(error, `deleting ${workerId}`);
+    }
+  }
+
+  function buildInputForm() {
+    const textarea = h('textarea', {
+      id: 'input-text',
+      rows: '2',
+      spellcheck: 'false',
+      autocomplete: 'off',
+      placeholder: 'Type input for the worker',
+      'aria-describedby': 'input-help',
+    });
+    const newline = h('input', { type: 'checkbox', id: 'input-newline', checked: true });
+    const send = h('button', { type: 'submit', class: 'button primary', text: 'Send' });
+    const help = h('span', { class: 'hint', id: 'input-help', text: 'Enter sends · Shift+Enter starts a new line' });
+    const form = h(
+      'form',
+      { class: 'input-form', 'aria-label': 'Send input' },
+      h('label', { for: 'input-text', class: 'input-label', text: 'Input' }),
+      h('div', { class: 'input-row' }, textarea, send),
+      h(
+        'div',
+        { class: 'input-options' },
+        h('label', { class: 'check' }, newline, ' End with a newline'),
+        help,
+      ),
+    );
+    textarea.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const text = textarea.value + (newline.checked ? '\n' : '');
+      if (!text) return;
+      send.disabled = true;
+      try {
+        await api.input(runtimeId, workerId, text);
+        textarea.value = '';
+      } catch (error) {
+        showError(error, 'sending input');
+      } finally {
+        send.disabled = textarea.disabled;
+        textarea.focus();
+      }
+    });
+    return {
+      element: form,
+      setEnabled(enabled, status) {
+        textarea.disabled = !enabled;
+        send.disabled = !enabled;
+        help.textContent = enabled || !status
+          ? 'Enter sends · Shift+Enter starts a new line'
+          : `The worker is ${status}; it takes no more input.`;
+      },
+    };
+  }
+
+  function errorPanel(error) {
+    return h(
+      'div',
+      { class: 'error-panel', role: 'alert' },
+      h('strong', { class: 'notice-code', text: error.code }),
+      h('p', { text: error.message }),
+      h('a', { href: '#/workers', text: 'Back to the workers' }),
+    );
+  }
+
+  return () => {
+    disposed = true;
+    clearTimeout(restoredTimer);
+    clearTimeout(confirmTimer);
+    stream?.close();
+    terminal?.dispose();
+  };
+}

@@ -1,0 +1,138 @@
+//! Attaching to a worker that is not a terminal (`echo`, `process`): its output is
+//! streamed as `logs -f` streams it (the snapshot's last items first, for context;
+//! then live, without inputs, which the local terminal already echoed), and lines of
+//! standard input are sent as inputs over REST, in order.
+//!
+//! On a terminal: the terminal keeps its line editing; Enter sends the line, Ctrl-C
+//! cancels the worker's in-flight work (`cancel`), Ctrl-] or Ctrl-D on an empty line
+//! detaches. From a pipe: every line is sent, and the end of input detaches once they
+//! all are.
+
+use switchyard_client::{BackendClient, Followed, Follower, Incoming, WorkerRef};
+use switchyard_protocol::{TranscriptItem, WorkerDetail};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use super::stdin::{self, Split, StdinReader};
+use super::{Hangups, ended_line, exit_status, final_status, tty};
+use crate::commands::client::Failure;
+use crate::commands::client::logs::{disconnected_line, upstream_line};
+use crate::commands::client::output::Output;
+use crate::commands::client::printer::Printer;
+use crate::commands::client::transcript_view::{Step, TranscriptView};
+use crate::commands::client::worker::send_input;
+
+/// Runs line mode from the stream's first snapshot on.
+pub(super) async fn run(
+    client: &BackendClient,
+    mut follower: Follower,
+    detail: &WorkerDetail,
+    transcript: &[TranscriptItem],
+) -> Result<u8, Failure> {
+    let worker = follower.worker().clone();
+    let fail = |e| Failure::client(client.url(), &e);
+    let mut out = Output::new();
+    let after = match transcript.first() {
+        Some(first) => first.sequence.saturating_sub(1),
+        // No items to show for context: start at the end.
+        None => {
+            client
+                .transcript(&worker, 0, Some(1))
+                .await
+                .map_err(fail)?
+                .total
+        }
+    };
+    let mut view = TranscriptView::new(client, &worker, after, Printer::new(true));
+    view.show(transcript, &mut out).await?;
+    view.printer().set_show_inputs(false);
+    if detail.status.is_ended() {
+        let code = exit_status(detail.status, detail.exit);
+        out.note(&ended_line(&worker, detail.status, code)).await;
+        return Ok(code);
+    }
+
+    let tty = tty::stdin_is_terminal();
+    let _detach_key = if tty { tty::DetachKey::install() } else { None };
+    if tty {
+        out.note(&format!(
+            "switchyard: attached to {worker}; Enter sends a line, Ctrl-C cancels the \
+             worker's current work, Ctrl-] or Ctrl-D detaches"
+        ))
+        .await;
+    }
+    let StdinReader { text, mut end } = stdin::spawn(Split::Lines { tty }).map_err(|e| {
+        Failure::new(
+            "internal",
+            format!("could not start reading standard input: {e}"),
+        )
+    })?;
+    let mut sender = tokio::spawn(send_lines(client.clone(), worker.clone(), text));
+    let mut hangups = Hangups::new(false)?;
+    let mut interrupts = signal(SignalKind::interrupt())
+        .map_err(|e| Failure::new("internal", format!("could not handle SIGINT: {e}")))?;
+
+    loop {
+        tokio::select! {
+            followed = follower.next() => match followed.map_err(fail)? {
+                Followed::Frame(Incoming::Event { event, .. }) => {
+                    if let Step::Ended(status) = view.event(&event, &mut out).await? {
+                        follower.close().await;
+                        return Ok(final_status(client, &worker, status).await);
+                    }
+                }
+                Followed::Frame(Incoming::TerminalOutput { sequence, text, .. }) => {
+                    view.terminal_output(sequence, &text, &mut out).await?;
+                }
+                Followed::Frame(Incoming::Upstream { state, error }) => {
+                    out.note(&upstream_line(&worker, state, error.as_ref())).await;
+                }
+                Followed::Frame(_) => {}
+                Followed::Disconnected(end) => out.note(&disconnected_line(&end)).await,
+                Followed::Reconnected => out.note("switchyard: reconnected").await,
+            },
+            _ = &mut end => {
+                // Whatever was typed before Ctrl-] or the end of input is sent first.
+                let _ = (&mut sender).await;
+                follower.close().await;
+                if tty {
+                    // The terminal echoed ^] in mid-line.
+                    out.note_apart(&format!("switchyard: detached from {worker}; it keeps running"))
+                        .await;
+                }
+                return Ok(0);
+            }
+            _ = interrupts.recv() => {
+                if !tty {
+                    follower.close().await;
+                    return Ok(130);
+                }
+                if let Err(error) = client.cancel(&worker).await {
+                    let failure = Failure::client(client.url(), &error);
+                    out.note(&format!("switchyard: cancel failed: {}", failure.describe()))
+                        .await;
+                }
+            }
+            _ = hangups.recv() => {
+                follower.close().await;
+                return Ok(0);
+            }
+        }
+    }
+}
+
+/// Sends each line as an input, in order; a refused one is reported on standard
+/// error and the next ones are still tried.
+async fn send_lines(client: BackendClient, worker: WorkerRef, mut lines: mpsc::Receiver<String>) {
+    let mut out = Output::new();
+    while let Some(line) = lines.recv().await {
+        if let Err(error) = send_input(&client, &worker, &line).await {
+            let failure = Failure::client(client.url(), &error);
+            out.note(&format!(
+                "switchyard: input not sent: {}",
+                failure.describe()
+            ))
+            .await;
+        }
+    }
+}

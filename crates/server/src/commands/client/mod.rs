@@ -1,0 +1,165 @@
+//! The client subcommands (`runtimes`, `ls`, `run`, `attach`, `logs`, `send`,
+//! `stop`, `cancel`, `rm`): a backend's public API from a terminal or a script,
+//! through [`switchyard_client`].
+//!
+//! Exit status: 0 on success; 1 for an error, printed as `error: <code>: <message>`
+//! on standard error (the backend's code, or one of the client's own:
+//! `backend_unreachable`, `backend_timeout`, `backend_protocol_error`); 2 for a usage
+//! error (clap's, or a backend URL, token file or CA file that cannot be used);
+//! `attach` exits with the worker's own status when the worker ends.
+//!
+//! An `https://` backend's certificate is verified against `--ca-file` /
+//! `SWITCHYARD_CA_FILE` when given (a private CA, as the backend's own `ca_file`
+//! for its remotes), else against the system's CA store.
+
+mod args;
+mod attach;
+mod failure;
+mod listing;
+mod logs;
+mod output;
+mod printer;
+mod transcript_view;
+mod worker;
+
+use std::path::Path;
+
+pub use args::{
+    AttachArgs, BackendArgs, LogsArgs, LsArgs, RmArgs, RunArgs, RuntimesArgs, SendArgs, WorkerArgs,
+};
+use switchyard_client::{BackendClient, BackendUrl, ClientTls, SecretToken, Timeouts};
+
+use crate::config::{NamedFile, Origin};
+
+pub(crate) use failure::Failure;
+
+/// The environment variable holding the token when no `--token-file` is given.
+pub const TOKEN_ENV: &str = "SWITCHYARD_TOKEN";
+
+/// One client subcommand with its arguments.
+#[derive(Debug, Clone)]
+pub enum ClientCommand {
+    /// `switchyard runtimes`.
+    Runtimes(RuntimesArgs),
+    /// `switchyard ls`.
+    Ls(LsArgs),
+    /// `switchyard run`.
+    Run(RunArgs),
+    /// `switchyard attach`.
+    Attach(AttachArgs),
+    /// `switchyard logs`.
+    Logs(LogsArgs),
+    /// `switchyard send`.
+    Send(SendArgs),
+    /// `switchyard stop`.
+    Stop(WorkerArgs),
+    /// `switchyard cancel`.
+    Cancel(WorkerArgs),
+    /// `switchyard rm`.
+    Rm(RmArgs),
+}
+
+impl ClientCommand {
+    fn backend(&self) -> &BackendArgs {
+        match self {
+            Self::Runtimes(a) => &a.backend,
+            Self::Ls(a) => &a.backend,
+            Self::Run(a) => &a.backend,
+            Self::Attach(a) => &a.backend,
+            Self::Logs(a) => &a.backend,
+            Self::Send(a) => &a.backend,
+            Self::Stop(a) | Self::Cancel(a) => &a.backend,
+            Self::Rm(a) => &a.backend,
+        }
+    }
+}
+
+/// Runs a client subcommand to completion on a single-threaded tokio runtime and
+/// returns the process exit status. Errors are printed here, once, after the
+/// runtime has stopped.
+pub fn main(command: ClientCommand) -> u8 {
+    let result = connect(command.backend()).and_then(|client| {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::new("internal", format!("could not start tokio: {e}")))?;
+        let result = tokio.block_on(run(command, client));
+        // Blocking standard-stream writes may still be queued; do not wait long.
+        tokio.shutdown_timeout(std::time::Duration::from_millis(500));
+        result
+    });
+    match result {
+        Ok(code) => code,
+        Err(failure) => failure.report(),
+    }
+}
+
+async fn run(command: ClientCommand, client: BackendClient) -> Result<u8, Failure> {
+    let client = &client;
+    match command {
+        ClientCommand::Runtimes(args) => listing::runtimes(client, &args).await,
+        ClientCommand::Ls(args) => listing::ls(client, &args).await,
+        ClientCommand::Run(args) => worker::run(client, &args).await,
+        ClientCommand::Attach(args) => attach::attach(client, &args.worker).await,
+        ClientCommand::Logs(args) => logs::logs(client, &args).await,
+        ClientCommand::Send(args) => worker::send(client, &args).await,
+        ClientCommand::Stop(args) => worker::stop(client, &args.worker).await,
+        ClientCommand::Cancel(args) => worker::cancel(client, &args.worker).await,
+        ClientCommand::Rm(args) => worker::rm(client, &args).await,
+    }
+}
+
+/// The client for `args`: the URL parsed, the token read (`--token-file`, else
+/// `SWITCHYARD_TOKEN`), and for an `https://` backend the CA file or the system's
+/// CAs read (here, before the async runtime starts: it is blocking file I/O). A URL,
+/// token file or CA file that cannot be used is a usage error.
+fn connect(args: &BackendArgs) -> Result<BackendClient, Failure> {
+    let url = BackendUrl::parse(&args.backend).map_err(|e| Failure::usage(e.code(), &e))?;
+    let token = match &args.token_file {
+        Some(path) => Some(read_token_file(path)?),
+        None => std::env::var(TOKEN_ENV).ok().and_then(SecretToken::new),
+    };
+    // The CA file only matters for https://; SWITCHYARD_CA_FILE may well be set for
+    // other backends, so it is not read (nor refused) for an http:// one.
+    let tls = match &args.ca_file {
+        Some(path) if url.is_https() => Some(read_ca_file(path)?),
+        _ => None,
+    };
+    BackendClient::with_tls(url, token.as_ref(), Timeouts::default(), tls)
+        .map_err(|e| Failure::usage(e.code(), &e))
+}
+
+/// Trust for an `https://` backend from a PEM file of CA certificates. The error
+/// names the file (the user's own) and what is wrong, never its content.
+fn read_ca_file(path: &Path) -> Result<ClientTls, Failure> {
+    let file = NamedFile {
+        origin: Origin::CommandLine,
+        key: "--ca-file (or SWITCHYARD_CA_FILE)".to_owned(),
+        path: path.to_owned(),
+    };
+    let roots = crate::config::read_certificates(&file)
+        .map_err(|e| Failure::usage("invalid_ca_file", &e))?;
+    ClientTls::new(&roots, None, None).map_err(|e| {
+        Failure::usage(
+            "invalid_ca_file",
+            format!("the CA file {} cannot be used: {e}", path.display()),
+        )
+    })
+}
+
+/// Reads a token file (trimmed; empty is an error). The error names the file, which
+/// the user gave, never its content.
+fn read_token_file(path: &Path) -> Result<SecretToken, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::usage(
+            "invalid_token_file",
+            format!("could not read the token file {}: {e}", path.display()),
+        )
+    })?;
+    SecretToken::new(text).ok_or_else(|| {
+        Failure::usage(
+            "invalid_token_file",
+            format!("the token file {} is empty", path.display()),
+        )
+    })
+}

@@ -1,0 +1,125 @@
+//! Writing to the standard streams without blocking the async runtime, and the
+//! column tables of the listing commands.
+
+use std::io::ErrorKind;
+
+use tokio::io::AsyncWriteExt;
+
+use super::Failure;
+
+/// Standard output and standard error, written through tokio (blocking writes run
+/// off the runtime's thread) and flushed after every write, so output appears as it
+/// arrives.
+pub(super) struct Output {
+    stdout: tokio::io::Stdout,
+    stderr: tokio::io::Stderr,
+}
+
+impl Output {
+    pub(super) fn new() -> Self {
+        Self {
+            stdout: tokio::io::stdout(),
+            stderr: tokio::io::stderr(),
+        }
+    }
+
+    /// Writes `bytes` to standard output. A reader that went away (a closed pipe, as
+    /// in `| head`) ends the command quietly with status 0.
+    pub(super) async fn out(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let written = async {
+            self.stdout.write_all(bytes).await?;
+            self.stdout.flush().await
+        };
+        written.await.map_err(|e| match e.kind() {
+            ErrorKind::BrokenPipe => Failure::quiet(0),
+            _ => Failure::new(
+                "output_failed",
+                format!("could not write to standard output: {e}"),
+            ),
+        })
+    }
+
+    /// Writes one line to standard error (a status line: write errors are ignored).
+    /// Control characters in it (from a backend's message) become spaces.
+    pub(super) async fn note(&mut self, line: &str) {
+        let mut text: String = line
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        text.push('\n');
+        let _ = self.stderr.write_all(text.as_bytes()).await;
+        let _ = self.stderr.flush().await;
+    }
+
+    /// [`Output::note`] on a line of its own: after output that may not have ended
+    /// its line (or the terminal's echo of `^]`), a line break comes first.
+    pub(super) async fn note_apart(&mut self, line: &str) {
+        self.err_raw(b"\n").await;
+        self.note(line).await;
+    }
+
+    /// Writes raw bytes to standard error (a terminal's status line in raw mode).
+    pub(super) async fn err_raw(&mut self, bytes: &[u8]) {
+        let _ = self.stderr.write_all(bytes).await;
+        let _ = self.stderr.flush().await;
+    }
+}
+
+/// A table: a header row and rows, columns padded to their widest cell and separated
+/// by two spaces; the last column is not padded. Cells are single-line.
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let columns = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(columns) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.enumerate().take(columns) {
+            if i + 1 < columns {
+                text.push_str(cell);
+                let pad = widths[i] - cell.chars().count();
+                text.extend(std::iter::repeat_n(' ', pad + 2));
+            } else {
+                text.push_str(cell);
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let rows = vec![
+            vec![
+                "local/w-1".to_owned(),
+                "echo".to_owned(),
+                "running".to_owned(),
+            ],
+            vec!["b/w-22".to_owned(), "shell".to_owned(), "".to_owned()],
+        ];
+        assert_eq!(
+            table(&["WORKER", "PROFILE", "STATUS"], &rows),
+            "WORKER     PROFILE  STATUS\n\
+             local/w-1  echo     running\n\
+             b/w-22     shell\n"
+        );
+        assert_eq!(table(&["A", "B"], &[]), "A  B\n");
+    }
+}

@@ -1,0 +1,146 @@
+//! `switchyard run`, `send`, `stop`, `cancel` and `rm`: one call each (and a few
+//! retries where the backend asks for them).
+
+use std::time::Duration;
+
+use switchyard_client::{BackendClient, ClientError, WorkerRef};
+use switchyard_protocol::{ErrorCode, InputAccepted, NewWorkerRequest};
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+
+use super::output::Output;
+use super::{Failure, RmArgs, RunArgs, SendArgs};
+
+/// How long `send` (and attach's line input) keeps retrying a `worker_busy` input.
+const BUSY_RETRY_FOR: Duration = Duration::from_secs(10);
+
+/// How long `rm --force` waits for a stopped worker to end.
+const STOP_WAIT: Duration = Duration::from_secs(15);
+
+/// `switchyard run RUNTIME PROFILE [--label L] [--attach] [--json]`: prints the new
+/// worker's address, `RUNTIME/WORKER` (or its detail as JSON), or attaches to it.
+pub(super) async fn run(client: &BackendClient, args: &RunArgs) -> Result<u8, Failure> {
+    let request = NewWorkerRequest {
+        profile: args.profile.clone(),
+        label: args.label.clone(),
+    };
+    let detail = client
+        .create_worker(&args.runtime, &request)
+        .await
+        .map_err(|e| Failure::client(client.url(), &e))?;
+    let worker = WorkerRef::new(detail.runtime_id.clone(), detail.worker_id.clone());
+    if args.attach {
+        return super::attach::attach(client, &worker).await;
+    }
+    let text = if args.json {
+        let mut text = serde_json::to_string_pretty(&detail)
+            .map_err(|e| Failure::new("internal", format!("could not encode JSON: {e}")))?;
+        text.push('\n');
+        text
+    } else {
+        format!("{worker}\n")
+    };
+    Output::new().out(text.as_bytes()).await?;
+    Ok(0)
+}
+
+/// `switchyard send RUNTIME/WORKER TEXT [-n]`: sends TEXT plus a newline (none with
+/// `-n`); TEXT `-` sends all of standard input as it is.
+pub(super) async fn send(client: &BackendClient, args: &SendArgs) -> Result<u8, Failure> {
+    let text = if args.text == "-" {
+        let mut bytes = Vec::new();
+        tokio::io::stdin()
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    "input_failed",
+                    format!("could not read standard input: {e}"),
+                )
+            })?;
+        String::from_utf8(bytes).map_err(|_| {
+            Failure::usage(
+                "invalid_input",
+                "standard input is not UTF-8 text; inputs are text",
+            )
+        })?
+    } else if args.no_newline {
+        args.text.clone()
+    } else {
+        format!("{}\n", args.text)
+    };
+    send_input(client, &args.worker, &text)
+        .await
+        .map_err(|e| Failure::client(client.url(), &e))?;
+    Ok(0)
+}
+
+/// Sends one input, retrying while the worker's input queue is full (`worker_busy`,
+/// after the backend's `retry_after_ms` or 100 ms) for up to 10 s.
+pub(super) async fn send_input(
+    client: &BackendClient,
+    worker: &WorkerRef,
+    text: &str,
+) -> Result<InputAccepted, ClientError> {
+    let give_up = Instant::now() + BUSY_RETRY_FOR;
+    loop {
+        match client.input(worker, text).await {
+            Err(ClientError::Api(error))
+                if error.is(ErrorCode::WorkerBusy) && Instant::now() < give_up =>
+            {
+                let wait = error.retry_after_ms.unwrap_or(100).clamp(10, 2000);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `switchyard stop RUNTIME/WORKER`: prints `RUNTIME/WORKER <status>`.
+pub(super) async fn stop(client: &BackendClient, worker: &WorkerRef) -> Result<u8, Failure> {
+    let answer = client
+        .stop(worker)
+        .await
+        .map_err(|e| Failure::client(client.url(), &e))?;
+    let line = format!("{worker} {}\n", answer.status);
+    Output::new().out(line.as_bytes()).await?;
+    Ok(0)
+}
+
+/// `switchyard cancel RUNTIME/WORKER`: prints `RUNTIME/WORKER <status>`.
+pub(super) async fn cancel(client: &BackendClient, worker: &WorkerRef) -> Result<u8, Failure> {
+    let answer = client
+        .cancel(worker)
+        .await
+        .map_err(|e| Failure::client(client.url(), &e))?;
+    let line = format!("{worker} {}\n", answer.status);
+    Output::new().out(line.as_bytes()).await?;
+    Ok(0)
+}
+
+/// `switchyard rm RUNTIME/WORKER [-f]`: removes an ended worker; with `--force` a
+/// running one is stopped first (and waited for, up to 15 s). Prints
+/// `RUNTIME/WORKER removed`.
+pub(super) async fn rm(client: &BackendClient, args: &RmArgs) -> Result<u8, Failure> {
+    let fail = |e: ClientError| Failure::client(client.url(), &e);
+    let worker = &args.worker;
+    if args.force {
+        let mut status = client.stop(worker).await.map_err(fail)?.status;
+        let give_up = Instant::now() + STOP_WAIT;
+        while !status.is_ended() {
+            if Instant::now() >= give_up {
+                return Err(Failure::new(
+                    ErrorCode::WorkerRunning.as_str(),
+                    format!("{worker} is still {status} after a stop; try again shortly"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            status = client.worker(worker).await.map_err(fail)?.status;
+        }
+    }
+    client.delete(worker).await.map_err(fail)?;
+    Output::new()
+        .out(format!("{worker} removed\n").as_bytes())
+        .await?;
+    Ok(0)
+}

@@ -1,0 +1,200 @@
+// The console against main's features: runtimes, workers, the worker view, commands,
+// errors, keyboard and narrow windows.
+
+import { test, expect, screenshot, createWorker, transcriptOutput, workerUrl } from '../support/fixtures.js';
+
+test('the page and its assets carry the browser-defence and caching headers', async ({ page, stack }) => {
+  const index = await page.request.get(stack.url);
+  expect(index.status()).toBe(200);
+  const h = index.headers();
+  expect(h['content-type']).toBe('text/html; charset=utf-8');
+  expect(h['content-security-policy']).toContain("script-src 'self'");
+  expect(h['content-security-policy']).toContain("frame-ancestors 'none'");
+  expect(h['content-security-policy']).not.toContain('unsafe-eval');
+  expect(h['x-content-type-options']).toBe('nosniff');
+  expect(h['referrer-policy']).toBe('no-referrer');
+  expect(h['cache-control']).toBe('no-cache');
+  const again = await page.request.get(stack.url, { headers: { 'if-none-match': h.etag } });
+  expect(again.status()).toBe(304);
+
+  const vendor = await page.request.get(`${stack.url}assets/vendor/xterm-6.0.0/xterm.mjs`);
+  expect(vendor.headers()['content-type']).toBe('text/javascript; charset=utf-8');
+  expect(vendor.headers()['cache-control']).toContain('immutable');
+  const missing = await page.request.get(`${stack.url}assets/nope.js`);
+  expect(missing.status()).toBe(404);
+  expect((await missing.json()).error.code).toBe('route_not_found');
+});
+
+test('runtimes show state, last seen, profiles, capabilities and worker counts', async ({ page, stack }) => {
+  await createWorker(stack, 'remote', 'echo', 'counted');
+  await page.goto(stack.url);
+  const local = page.locator('.runtime-card[data-runtime-id="local"]');
+  const remote = page.locator('.runtime-card[data-runtime-id="remote"]');
+  await expect(local).toContainText('This machine');
+  await expect(local).toContainText('embedded');
+  await expect(remote).toContainText('remote');
+  await expect(remote.locator('.runtime-state')).toHaveText('ready');
+  await expect(remote.locator('.profile-name')).toHaveText(['echo', 'shell', 'slow-echo']);
+  await expect(remote.locator('.chip')).toContainText(['events_ws']);
+  await expect(remote.locator('.count-running')).toContainText('1 running');
+  await expect(local.locator('.count-none')).toHaveText('no workers');
+  await expect(remote).toContainText(/Last seen\s*(just now|\d+ s ago)/);
+  await screenshot(page, 'runtimes');
+});
+
+test('without [auth] the backend says so, and the page shows no identity and no sign-out', async ({ page, stack }) => {
+  const session = await stack.api('GET', '/api/session');
+  expect(session.status).toBe(200);
+  expect(session.body).toEqual({ name: 'anonymous', role: 'admin', auth: false });
+  await page.goto(stack.url);
+  await expect(page.locator('.runtime-card')).toHaveCount(2);
+  await expect(page.locator('#identity')).toBeHidden();
+  await expect(page.getByRole('button', { name: 'Sign out' })).toHaveCount(0);
+  await expect(page.getByRole('heading', { name: 'Sign in' })).toHaveCount(0);
+});
+
+test('create an echo worker, send input, see the output; stop and delete it', async ({ page, stack }) => {
+  await page.goto(`${stack.url}#/workers`);
+  await page.getByLabel('Runtime', { exact: true }).first().waitFor();
+  const form = page.getByRole('form', { name: 'Start a worker' });
+  await form.getByLabel('Runtime').selectOption('local');
+  await form.getByLabel('Profile').selectOption('echo');
+  await form.getByLabel('Label').fill('greeter');
+  await form.getByRole('button', { name: 'Start worker' }).click();
+
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('greeter');
+  await expect(page.locator('.connection')).toHaveAttribute('data-state', 'connected');
+  await expect(page.locator('.status-slot')).toHaveText('running');
+  const input = page.getByRole('textbox', { name: 'Input' });
+  await input.fill('hello from the console');
+  await input.press('Enter');
+  await expect(page.locator('.entry-input')).toHaveText(/hello from the console/);
+  await expect(page.locator('.entry-output.stream-stdout')).toHaveText('hello from the console\n');
+  await expect(input).toHaveValue('');
+
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await expect(page.locator('.status-slot')).toHaveText('stopped');
+  await expect(page.locator('.entry-system').last()).toHaveText('stopped on request');
+  await expect(input).toBeDisabled();
+  await expect(page.getByRole('button', { name: 'Cancel' })).toBeDisabled();
+
+  const remove = page.getByRole('button', { name: 'Delete' });
+  await remove.click();
+  await page.getByRole('button', { name: 'Confirm delete' }).click();
+  await expect(page).toHaveURL(/#\/workers$/);
+  await expect(page.locator('.notice-info')).toContainText('Deleted');
+  const list = await stack.api('GET', '/api/workers');
+  expect(list.body.workers).toEqual([]);
+});
+
+test('workers across runtimes: filters, unavailable runtimes, a runtime going down and back', async ({ page, stack }) => {
+  await createWorker(stack, 'local', 'echo', 'alpha');
+  const beta = await createWorker(stack, 'remote', 'echo', 'beta');
+  const gamma = await createWorker(stack, 'remote', 'shell', 'gamma');
+  await stack.api('POST', `/api/runtimes/remote/workers/${gamma.worker_id}/stop`);
+
+  await page.goto(`${stack.url}#/workers`);
+  const rows = page.locator('.workers-table tbody tr');
+  await expect(rows).toHaveCount(3);
+  await expect(page.locator(`tr[data-worker-id="${gamma.worker_id}"] .badge`)).toHaveText('stopped');
+  await screenshot(page, 'workers');
+
+  await page.getByLabel('Status').selectOption('running');
+  await expect(rows.locator('.worker-link')).toHaveText(['alpha', 'beta']);
+  await expect(page).toHaveURL(/status=running/);
+  await page.getByLabel('Status').selectOption('');
+  await page.locator('#filter-runtime').selectOption('remote');
+  await expect(rows.locator('.worker-link')).toHaveText(['beta', 'gamma']);
+  await page.locator('#filter-runtime').selectOption('');
+
+  // The remote runtime dies: its workers drop out and it is named as unavailable.
+  await stack.runtime.stop('SIGKILL');
+  const box = page.locator('.unavailable-box');
+  await expect(box).toContainText('remote');
+  await expect(box).toContainText('runtime_unreachable');
+  await expect(rows.locator('.worker-link')).toHaveText(['alpha']);
+  await page.getByRole('link', { name: 'Runtimes' }).click();
+  const remote = page.locator('.runtime-card[data-runtime-id="remote"]');
+  await expect(remote.locator('.runtime-state')).toHaveText('unreachable');
+  await expect(remote.locator('.last-error')).toContainText('runtime_unreachable');
+  await screenshot(page, 'runtimes-down');
+
+  // It comes back (same port and data): ready again, its worker lost in the crash.
+  await stack.startRuntime();
+  await expect(remote.locator('.runtime-state')).toHaveText('ready');
+  await expect(remote.locator('.last-error')).toHaveCount(0);
+  await page.getByRole('link', { name: 'Workers' }).click();
+  await expect(page.locator('.unavailable-box')).toHaveCount(0);
+  await expect(page.locator(`tr[data-worker-id="${beta.worker_id}"] .badge`)).toHaveText('lost');
+});
+
+test('stdout, stderr, input and system notes are told apart; cancel interrupts', async ({ page, stack }) => {
+  const shell = await createWorker(stack, 'remote', 'shell', 'sh');
+  await page.goto(workerUrl(stack, 'remote', shell.worker_id));
+  const input = page.getByRole('textbox', { name: 'Input' });
+  await input.fill('echo to-stdout; echo to-stderr >&2');
+  await input.press('Enter');
+  await expect(page.locator('.entry-output.stream-stdout')).toHaveText('to-stdout\n');
+  await expect(page.locator('.entry-output.stream-stderr')).toHaveText(/to-stderr\n/);
+  await expect(page.locator('.entry-input')).toHaveText(/echo to-stdout/);
+  await expect(page.locator('.entry-system').first()).toHaveText('started');
+  await input.fill('printf "%s\\n" alpha beta gamma; ls /no/such/dir');
+  await input.press('Enter');
+  await expect(page.locator('.entry-output.stream-stderr')).toHaveCount(2);
+  await screenshot(page, 'worker');
+  await input.fill('exit 3');
+  await input.press('Enter');
+  await expect(page.locator('.status-slot')).toHaveText('exited');
+  await expect(page.locator('.entry-system').last()).toHaveText('exited (exit code 3)');
+  await expect(page.locator('.worker-meta')).toContainText('exit code 3');
+
+  const slow = await createWorker(stack, 'remote', 'slow-echo', 'slow');
+  await page.goto(workerUrl(stack, 'remote', slow.worker_id));
+  await page.getByRole('textbox', { name: 'Input' }).fill('never echoed');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.entry-input')).toHaveCount(1);
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await expect(page.locator('.entry-system').last()).toHaveText('interrupted');
+  await page.waitForTimeout(2000);
+  await expect(page.locator('.entry-output')).toHaveCount(0);
+});
+
+test('errors are shown with the API code and message', async ({ page, stack }) => {
+  await page.goto(`${stack.url}#/workers/local/w-missing`);
+  await expect(page.locator('.error-panel')).toContainText('worker_not_found');
+  await expect(page.locator('.connection')).toHaveAttribute('data-state', 'ended');
+  await expect(page.locator('.notice-error .notice-code')).toHaveText('worker_not_found');
+  await page.locator('.notice-error').getByRole('button', { name: 'Dismiss' }).click();
+
+  await page.goto(`${stack.url}#/workers`);
+  const form = page.getByRole('form', { name: 'Start a worker' });
+  await expect(form.getByLabel('Runtime')).toContainText('remote');
+  await stack.runtime.stop('SIGKILL');
+  await form.getByLabel('Runtime').selectOption('remote');
+  await form.getByLabel('Profile').selectOption('echo');
+  await form.getByRole('button', { name: 'Start worker' }).click();
+  const notice = page.locator('.notice-error');
+  await expect(notice.locator('.notice-code')).toHaveText('runtime_unreachable');
+  await expect(notice).toContainText('while starting a echo worker on remote');
+  await expect(notice).not.toContainText('127.0.0.1');
+  await notice.getByRole('button', { name: 'Dismiss' }).click();
+  await expect(notice).toHaveCount(0);
+});
+
+test('older transcript items load on demand, each once', async ({ page, stack }) => {
+  const worker = await createWorker(stack, 'local', 'echo', 'long');
+  for (let i = 1; i <= 40; i += 1) {
+    await stack.api('POST', `/api/runtimes/local/workers/${worker.worker_id}/input`, { text: `item-${i}\n` });
+  }
+  await expect.poll(async () => (await stack.api('GET', `/api/runtimes/local/workers/${worker.worker_id}`)).body.output_bytes).toBeGreaterThan(250);
+  await page.goto(workerUrl(stack, 'local', worker.worker_id));
+  const earlier = page.getByRole('button', { name: /Load earlier items/ });
+  await expect(earlier).toBeVisible();
+  await expect.poll(() => transcriptOutput(page)).toContain('item-40\n');
+  expect(await transcriptOutput(page)).not.toContain('item-1\n');
+  await earlier.click();
+  await expect(earlier).toBeHidden();
+  const lines = (await transcriptOutput(page)).split('\n').filter(Boolean);
+  expect(lines).toEqual(Array.from({ length: 40 }, (_, i) => `item-${i + 1}`));
+  await expect(page.locator('.entry-system').first()).toHaveText('started');
+});

@@ -1,0 +1,79 @@
+// The worker view across failures: the remote runtime restarting (the backend resets
+// and repaints from a fresh snapshot) and the backend itself restarting (the page
+// resumes from its cursor). Either way no output line is missing or repeated.
+
+import { test, expect, screenshot, createWorker, transcriptOutput, workerUrl } from '../support/fixtures.js';
+
+/** How often each `prefix-N` line appears in the transcript's output. */
+async function lineCounts(page, prefix) {
+  const counts = {};
+  for (const line of (await transcriptOutput(page)).split('\n')) {
+    if (line.startsWith(prefix)) counts[line] = (counts[line] ?? 0) + 1;
+  }
+  return counts;
+}
+
+function once(prefix, n) {
+  return Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i + 1}`, 1]));
+}
+
+test('the remote runtime restarts while the worker view is open', async ({ page, stack }) => {
+  const worker = await createWorker(stack, 'remote', 'echo', 'survivor');
+  await page.goto(workerUrl(stack, 'remote', worker.worker_id));
+  const connection = page.locator('.connection');
+  await expect(connection).toHaveAttribute('data-state', 'connected');
+  const input = page.getByRole('textbox', { name: 'Input' });
+  for (let i = 1; i <= 12; i += 1) {
+    await input.fill(`line-${i}`);
+    await input.press('Enter');
+    await expect(input).toHaveValue('');
+  }
+  await expect.poll(() => lineCounts(page, 'line-')).toEqual(once('line-', 12));
+
+  await stack.runtime.stop('SIGTERM');
+  await expect(connection).toHaveAttribute('data-state', 'reconnecting');
+  await expect(connection).toContainText('runtime lost');
+  await expect(page.locator('.connection-hint')).toContainText(/runtime_(unavailable|unreachable)/);
+  await screenshot(page, 'worker-reconnecting');
+
+  await stack.startRuntime();
+  await expect(connection).toHaveAttribute('data-state', 'restored');
+  await expect(page.locator('.entry-system.note-local')).toContainText('repainted after a reset (runtime restarted)');
+  expect(await lineCounts(page, 'line-')).toEqual(once('line-', 12));
+  // The runtime stopped its workers on the way down.
+  await expect(page.locator('.status-slot')).toHaveText('stopped');
+  await expect(connection).toHaveAttribute('data-state', 'connected', { timeout: 15_000 });
+});
+
+test('the backend restarts while the worker view is open: it resumes from its cursor', async ({ page, stack }) => {
+  const worker = await createWorker(stack, 'remote', 'shell', 'resumer');
+  await page.goto(workerUrl(stack, 'remote', worker.worker_id));
+  const connection = page.locator('.connection');
+  await expect(connection).toHaveAttribute('data-state', 'connected');
+  const input = page.getByRole('textbox', { name: 'Input' });
+  await input.fill('for i in 1 2 3 4 5; do echo before-$i; done');
+  await input.press('Enter');
+  await expect.poll(() => lineCounts(page, 'before-')).toEqual(once('before-', 5));
+
+  await stack.backend.stop('SIGTERM');
+  await expect(connection).toHaveAttribute('data-state', 'reconnecting');
+  await expect(page.locator('#backend-state')).toBeVisible();
+  // While the backend is down the worker goes on: input straight to the runtime.
+  const sent = await stack.runtimeApi('POST', `/v1/workers/${worker.worker_id}/input`, {
+    text: 'for i in 1 2 3 4 5 6 7 8; do echo during-$i; done\n',
+  });
+  expect(sent.status).toBe(202);
+
+  await stack.startBackend();
+  await expect(connection).toHaveAttribute('data-state', 'restored', { timeout: 20_000 });
+  await expect.poll(() => lineCounts(page, 'during-')).toEqual(once('during-', 8));
+  expect(await lineCounts(page, 'before-')).toEqual(once('before-', 5));
+  // Resumed from the cursor: nothing was repainted.
+  await expect(page.locator('.entry-system.note-local')).toHaveCount(0);
+  await expect(page.locator('#backend-state')).toBeHidden();
+
+  await input.fill('echo after-1');
+  await input.press('Enter');
+  await expect.poll(() => lineCounts(page, 'after-')).toEqual(once('after-', 1));
+  expect(await lineCounts(page, 'during-')).toEqual(once('during-', 8));
+});

@@ -1,0 +1,73 @@
+// pty workers in xterm.js. They need the pty profile kind and the interactive
+// WebSocket; on a binary without them they are skipped with the reason shown.
+
+import { test as base, expect, screenshot, createWorker, workerUrl, stackOrSkip } from '../support/fixtures.js';
+
+const test = base.extend({
+  stack: async ({}, use, testInfo) => {
+    const stack = await stackOrSkip(testInfo, { pty: true }, 'pty workers are not built yet');
+    const runtimes = await stack.api('GET', '/api/runtimes');
+    const remote = runtimes.body.runtimes.find((r) => r.runtime_id === 'remote');
+    if (!remote?.profiles?.some((p) => p.kind === 'pty')) {
+      await stack.stop();
+      testInfo.skip(true, 'pty workers are not built yet (no pty profile listed)');
+    }
+    await use(stack);
+    await stack.stop();
+  },
+});
+
+const screen = (page) => page.locator('.xterm-rows');
+
+async function openTerminal(page, stack, label) {
+  const worker = await createWorker(stack, 'remote', 'term', label);
+  await page.goto(workerUrl(stack, 'remote', worker.worker_id));
+  await expect(page.locator('.xterm')).toBeVisible();
+  await expect(page.locator('.connection')).toHaveAttribute('data-state', 'connected');
+  await expect(screen(page)).toContainText('$');
+  await page.locator('.xterm').click();
+  return worker;
+}
+
+test('type in a pty worker: echo $((6*7)) answers 42', async ({ page, stack }) => {
+  await openTerminal(page, stack, 'shell');
+  await page.keyboard.type('echo $((6*7))');
+  await page.keyboard.press('Enter');
+  await expect(screen(page)).toContainText(/^42$/m);
+  await screenshot(page, 'terminal');
+  await expect(page.getByRole('textbox', { name: 'Input', exact: true })).toHaveCount(0);
+});
+
+test('a reload paints the terminal from the snapshot', async ({ page, stack }) => {
+  await openTerminal(page, stack, 'repaint');
+  await page.keyboard.type('echo painted-$((40+2))');
+  await page.keyboard.press('Enter');
+  await expect(screen(page)).toContainText('painted-42');
+  await page.reload();
+  await expect(page.locator('.xterm')).toBeVisible();
+  await expect(screen(page)).toContainText('painted-42');
+});
+
+test('paste goes to the terminal, and its size follows the window', async ({ page, stack }) => {
+  await openTerminal(page, stack, 'sizes');
+  await page.evaluate(() => {
+    const data = new DataTransfer();
+    data.setData('text/plain', 'echo pasted-$((1+1))\r');
+    document.querySelector('.xterm-helper-textarea').dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true }));
+  });
+  await expect(screen(page)).toContainText('pasted-2');
+
+  const sizes = async () => {
+    await page.keyboard.type('stty size');
+    await page.keyboard.press('Enter');
+    await page.waitForTimeout(300);
+    const lines = (await screen(page).innerText()).split('\n').map((l) => l.trim());
+    const found = lines.filter((l) => /^\d+ \d+$/.test(l));
+    return found[found.length - 1];
+  };
+  const before = await sizes();
+  await page.setViewportSize({ width: 900, height: 600 });
+  await expect.poll(sizes, { timeout: 10_000 }).not.toBe(before);
+  const rows = await screen(page).locator(':scope > div').count();
+  expect(Number((await sizes()).split(' ')[0])).toBe(rows);
+});

@@ -1,0 +1,112 @@
+// Keyboard use, labels on every control, and layouts from 1280x800 down to a phone.
+
+import { test, expect, screenshot, createWorker, workerUrl } from '../support/fixtures.js';
+
+/** Presses Tab until the focused element matches `selector` (at most `max` times). */
+async function tabTo(page, selector, max = 40) {
+  for (let i = 0; i < max; i += 1) {
+    if (await page.evaluate((s) => document.activeElement?.matches(s) ?? false, selector)) return;
+    await page.keyboard.press('Tab');
+  }
+  throw new Error(`Tab never reached ${selector}`);
+}
+
+/** Controls on the page without an accessible name. */
+function unlabelled(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('button, a[href], input, select, textarea')]
+      .filter((el) => el.offsetParent !== null || el.getClientRects().length > 0)
+      .filter((el) => {
+        const label = el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') ||
+          [...(el.labels ?? [])].map((l) => l.textContent).join('') || el.textContent;
+        return !label || !label.trim();
+      })
+      .map((el) => el.outerHTML.slice(0, 120)),
+  );
+}
+
+test('keyboard only: start a worker, send it input, stop it', async ({ page, stack }) => {
+  await page.goto(`${stack.url}#/workers`);
+  await expect(page.locator('#create-runtime option')).toHaveCount(2);
+  await tabTo(page, '#create-runtime');
+  await page.keyboard.press('ArrowDown');
+  await expect(page.locator('#create-runtime')).toHaveValue('remote');
+  await tabTo(page, '#create-profile');
+  await tabTo(page, '#create-label');
+  await page.keyboard.type('typed by keyboard');
+  await page.keyboard.press('Enter');
+
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('typed by keyboard');
+  await expect(page.locator('.connection')).toHaveAttribute('data-state', 'connected');
+  await tabTo(page, '#input-text');
+  await page.keyboard.type('hello');
+  await page.keyboard.press('Shift+Enter');
+  await page.keyboard.type('world');
+  await page.keyboard.press('Enter');
+  await expect(page.locator('.entry-output')).toHaveText('hello\nworld\n');
+
+  await tabTo(page, 'button[data-command="stop"]');
+  await page.keyboard.press('Enter');
+  await expect(page.locator('.status-slot')).toHaveText('stopped');
+});
+
+test('every control has a label', async ({ page, stack }) => {
+  const worker = await createWorker(stack, 'local', 'echo', 'labelled');
+  await createWorker(stack, 'remote', 'shell');
+  for (const hash of ['#/runtimes', '#/workers', `#/workers/local/${worker.worker_id}`]) {
+    await page.goto(`${stack.url}${hash}`);
+    await page.locator('main h1').waitFor();
+    await page.waitForLoadState('networkidle').catch(() => {});
+    await page.waitForTimeout(500);
+    expect(await unlabelled(page), hash).toEqual([]);
+  }
+});
+
+for (const { width, height } of [{ width: 1280, height: 800 }, { width: 768, height: 900 }, { width: 390, height: 844 }]) {
+  test(`fits a ${width}px wide window without sideways scrolling`, async ({ page, stack }) => {
+    await page.setViewportSize({ width, height });
+    const worker = await createWorker(stack, 'remote', 'echo', 'a worker with a rather long label to wrap');
+    await stack.api('POST', `/api/runtimes/remote/workers/${worker.worker_id}/input`, { text: `${'x'.repeat(300)}\n` });
+    await createWorker(stack, 'local', 'shell');
+    const views = [
+      ['#/runtimes', '.runtime-card'],
+      ['#/workers', '.workers-table tbody tr'],
+      [`#/workers/remote/${worker.worker_id}`, '.entry-output'],
+    ];
+    for (const [hash, ready] of views) {
+      await page.goto(`${stack.url}${hash}`);
+      await page.locator(ready).first().waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, `${hash} at ${width}px`).toBeLessThanOrEqual(0);
+      if (width === 390 && hash === '#/workers') await screenshot(page, 'workers-narrow');
+      if (width === 390 && hash.startsWith('#/workers/')) await screenshot(page, 'worker-narrow');
+    }
+  });
+}
+
+test("the console's own pages need no inline style (only xterm.js does)", async ({ page, stack, context }) => {
+  // Serve the page with style-src 'self' alone: any inline style the console itself
+  // used would be a CSP violation, which the page fixture turns into a failure.
+  // A document fulfilled by the test does not count as loaded from 127.0.0.1, so
+  // Chromium's local-network-access check needs the permission to reach the backend.
+  await context.grantPermissions(['local-network-access']);
+  await page.route(stack.url, async (route) => {
+    const response = await route.fetch();
+    const csp = response.headers()['content-security-policy'];
+    expect(csp).toContain("style-src 'self' 'unsafe-inline'");
+    await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': csp.replace(" 'unsafe-inline'", '') } });
+  });
+  const worker = await createWorker(stack, 'local', 'shell', 'strict');
+  await page.goto(`${stack.url}#/runtimes`);
+  await expect(page.locator('.runtime-card')).toHaveCount(2);
+  await page.getByRole('link', { name: 'Workers', exact: true }).click();
+  await expect(page.locator('.workers-table tbody tr')).toHaveCount(1);
+  await page.locator('.worker-link').click();
+  const input = page.getByRole('textbox', { name: 'Input' });
+  await input.fill('echo out; echo err >&2');
+  await input.press('Enter');
+  await expect(page.locator('.entry-output.stream-stderr')).toBeVisible();
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await expect(page.locator('.status-slot')).toHaveText('stopped');
+  await expect(page.locator('.worker-title')).toHaveText(worker.label);
+});

@@ -1,0 +1,165 @@
+// The console's event stream (crates/server/console/stream.js) under node's test
+// runner, with a scripted WebSocket: cursors, resuming, states and refusals.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { WorkerStream } from '../../../crates/server/console/stream.js';
+
+class FakeSocket {
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    FakeSocket.made.push(this);
+  }
+  open() {
+    this.readyState = 1;
+    this.onopen?.();
+  }
+  frame(value) {
+    this.onmessage?.({ data: JSON.stringify(value) });
+  }
+  drop(code = 1006) {
+    this.readyState = 3;
+    this.onclose?.({ code });
+  }
+  close(code) {
+    this.readyState = 3;
+    this.closedWith = code;
+  }
+  send(text) {
+    this.sent.push(JSON.parse(text));
+  }
+}
+
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+const event = (cursor, sequence) => ({ type: 'event', cursor, event: { kind: 'output', sequence, stream: 'stdout', text: `${sequence}\n` } });
+
+function harness({ probe, interactive = false } = {}) {
+  FakeSocket.made = [];
+  const log = { events: [], states: [], resets: [], refused: [] };
+  const stream = new WorkerStream({
+    url: 'ws://backend/api/runtimes/rt/workers/w/events/ws',
+    interactive,
+    probe,
+    WebSocketImpl: FakeSocket,
+    backoff: { initial: 1, max: 4 },
+    handlers: {
+      onEvent: (e) => log.events.push(e.sequence),
+      onState: (state, detail) => log.states.push(detail.cause ? `${state}:${detail.cause}` : state),
+      onReset: (reason) => log.resets.push(reason),
+      onRefused: (error) => log.refused.push(error.code),
+    },
+  });
+  stream.start();
+  return { stream, log, socket: (i) => FakeSocket.made[i] };
+}
+
+test('a dropped connection resumes from the last cursor and says so', async () => {
+  const { stream, log, socket } = harness();
+  assert.equal(socket(0).url, 'ws://backend/api/runtimes/rt/workers/w/events/ws');
+  socket(0).open();
+  socket(0).frame(event('c1', 1));
+  socket(0).frame(event('c+2', 2));
+  socket(0).drop();
+  await sleep(20);
+  assert.equal(socket(1).url, 'ws://backend/api/runtimes/rt/workers/w/events/ws?cursor=c%2B2');
+  socket(1).open();
+  socket(1).frame(event('c3', 3));
+  assert.deepEqual(log.events, [1, 2, 3]);
+  assert.deepEqual(log.states, ['connecting', 'connected', 'reconnecting:connection', 'restored:connection']);
+  stream.close();
+});
+
+test('the backend losing the runtime is reconnecting, then restored, on the same connection', () => {
+  const { stream, log, socket } = harness();
+  socket(0).open();
+  socket(0).frame(event('c1', 1));
+  socket(0).frame({ type: 'upstream', state: 'lost', error: { code: 'runtime_unreachable', message: 'down' } });
+  socket(0).frame({ type: 'reset', reason: 'runtime_restarted' });
+  socket(0).frame({ type: 'upstream', state: 'restored', error: null });
+  assert.deepEqual(log.states, ['connecting', 'connected', 'reconnecting:upstream', 'restored:upstream']);
+  assert.deepEqual(log.resets, ['runtime_restarted']);
+  assert.equal(FakeSocket.made.length, 1);
+  stream.close();
+});
+
+test('a deleted worker (4404) ends the stream without reconnecting', async () => {
+  const { log, socket } = harness();
+  socket(0).open();
+  socket(0).drop(4404);
+  await sleep(20);
+  assert.equal(FakeSocket.made.length, 1);
+  assert.deepEqual(log.states, ['connecting', 'ended']);
+});
+
+test('a refused upgrade is explained by the API and not retried', async () => {
+  const refusal = Object.assign(new Error('no such worker'), { status: 404, code: 'worker_not_found' });
+  const { log, socket, stream } = harness({ probe: () => Promise.reject(refusal) });
+  socket(0).drop();
+  await sleep(20);
+  assert.equal(FakeSocket.made.length, 1);
+  assert.deepEqual(log.states, ['connecting', 'ended']);
+  assert.equal(stream.state, 'ended');
+});
+
+test('the backend being down is retried with backoff', async () => {
+  const down = Object.assign(new Error('no answer'), { status: 0, code: 'network_error' });
+  const { socket, stream } = harness({ probe: () => Promise.reject(down) });
+  socket(0).drop();
+  await sleep(20);
+  socket(1).drop();
+  await sleep(20);
+  assert.ok(FakeSocket.made.length >= 3);
+  stream.close();
+});
+
+test('a cursor the backend keeps refusing is dropped for a fresh snapshot', async () => {
+  const { log, socket, stream } = harness({ probe: () => Promise.resolve({}) });
+  socket(0).open();
+  socket(0).frame(event('c9', 9));
+  socket(0).drop();
+  await sleep(20);
+  socket(1).drop();
+  await sleep(20);
+  assert.match(socket(1).url, /cursor=c9/);
+  socket(2).drop();
+  await sleep(20);
+  assert.deepEqual(log.resets, ['cursor_refused']);
+  assert.doesNotMatch(socket(3).url, /cursor=/);
+  stream.close();
+});
+
+test('interactive streams send input and resize frames and report refusals', async () => {
+  const { stream, log, socket } = harness({ interactive: true });
+  assert.match(socket(0).url, /\?interactive=true$/);
+  assert.equal(stream.send({ type: 'input', text: 'x' }), false, 'nothing is sent before the connection opens');
+  socket(0).open();
+  assert.equal(stream.send({ type: 'input', text: 'ls\r' }), true);
+  assert.equal(stream.send({ type: 'resize', cols: 100, rows: 30 }), true);
+  assert.deepEqual(socket(0).sent, [{ type: 'input', text: 'ls\r' }, { type: 'resize', cols: 100, rows: 30 }]);
+  socket(0).frame({ type: 'error', error: { code: 'worker_busy', message: 'full' } });
+  assert.deepEqual(log.refused, ['worker_busy']);
+  stream.close();
+});
+
+test('switching to interactive reconnects from the cursor', () => {
+  const { stream, socket } = harness();
+  socket(0).open();
+  assert.equal(stream.send({ type: 'input', text: 'x' }), false, 'a watching stream sends nothing');
+  socket(0).frame(event('c4', 4));
+  stream.setInteractive(true);
+  assert.equal(socket(0).closedWith, 1000);
+  assert.equal(socket(1).url, 'ws://backend/api/runtimes/rt/workers/w/events/ws?cursor=c4&interactive=true');
+  stream.close();
+});
+
+test('close stops every reconnect', async () => {
+  const { stream, socket } = harness();
+  socket(0).open();
+  socket(0).drop();
+  stream.close();
+  await sleep(20);
+  assert.equal(FakeSocket.made.length, 1);
+});

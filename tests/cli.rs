@@ -1,0 +1,822 @@
+//! The client subcommands as a user runs them: the real `switchyard` binary against
+//! real `switchyard serve` and `switchyard runtime` processes on loopback (and, for a
+//! refusal the real backend cannot give yet, the fake backend): `run` + `send` +
+//! `logs` on an echo worker, listings over an embedded and a remote runtime,
+//! `logs -f` across a backend restart without a line lost or repeated, the error
+//! paths with their codes and exit statuses, a backend with client authentication
+//! (tokens, roles, ownership), and an `https://` backend verified with a test CA.
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use switchyard_e2e::WAIT;
+use switchyard_e2e::fake_backend::FakeBackend;
+use switchyard_e2e::proc::Switchyard;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+const RUNTIME_TOKEN: &str = "cli-e2e-runtime-token-8c1f";
+
+/// A temporary directory with a backend configuration: an embedded runtime `local`
+/// with `echo` and a line-echoing `lines` profile.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("runtime.token"), RUNTIME_TOKEN).unwrap();
+        let config = r#"
+[embedded]
+runtime_id = "local"
+display_name = "This machine"
+
+[embedded.profiles.lines]
+kind = "process"
+command = ["/bin/sh", "-c", "while read l; do echo \"got $l\"; done"]
+"#;
+        std::fs::write(dir.path().join("backend.toml"), config).unwrap();
+        Self { dir }
+    }
+
+    /// Adds the remote runtime `edge` at `addr` to the backend's configuration.
+    fn add_remote(&self, addr: std::net::SocketAddr) {
+        let file = self.dir.path().join("backend.toml");
+        let config = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(file, config + &remote_table(addr)).unwrap();
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    async fn backend(&self, listen: &str) -> Switchyard {
+        let config = self.path("backend.toml");
+        Switchyard::start(
+            &["serve", "--config", &config, "--listen", listen],
+            &[("EDGE_TOKEN", RUNTIME_TOKEN)],
+        )
+        .await
+    }
+
+    /// A remote `switchyard runtime` with the id `edge`, a `counter` profile (400
+    /// numbered lines, 10 ms apart, then exit 0) and the token.
+    async fn remote_runtime(&self) -> Switchyard {
+        std::fs::write(
+            self.dir.path().join("runtime.toml"),
+            r#"
+runtime_id = "edge"
+display_name = "Edge"
+
+[profiles.counter]
+kind = "process"
+command = ["/bin/sh", "-c", "i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo \"line $i\"; sleep 0.01; done"]
+"#,
+        )
+        .unwrap();
+        let config = self.path("runtime.toml");
+        let token = self.path("runtime.token");
+        Switchyard::start(
+            &[
+                "runtime",
+                "--config",
+                &config,
+                "--listen",
+                "127.0.0.1:0",
+                "--token-file",
+                &token,
+            ],
+            &[],
+        )
+        .await
+    }
+}
+
+/// The `[[remote]]` table for a runtime at `addr`.
+fn remote_table(addr: std::net::SocketAddr) -> String {
+    format!(
+        r#"
+[[remote]]
+runtime_id = "edge"
+display_name = "Edge"
+base_url = "http://{addr}"
+token_env = "EDGE_TOKEN"
+request_timeout_ms = 2000
+"#
+    )
+}
+
+/// Runs a client subcommand against the backend at `addr`.
+async fn cli(addr: std::net::SocketAddr, args: &[&str]) -> Output {
+    let url = format!("http://{addr}");
+    Switchyard::output(args, &[("SWITCHYARD_URL", &url)]).await
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}; stderr: {}",
+        output.status.code(),
+        stderr(output)
+    );
+    stdout(output)
+}
+
+/// Asserts the one-line error `error: <code>: ...` with exit status `exit`, nothing
+/// on stdout; returns the line.
+fn failed(output: &Output, exit: i32, code: &str) -> String {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(exit), "stderr: {err}");
+    assert_eq!(stdout(output), "", "nothing on stdout");
+    let prefix = format!("error: {code}: ");
+    assert!(
+        err.starts_with(&prefix),
+        "{err:?} does not start with {prefix:?}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    err
+}
+
+/// Polls `logs` until its output equals `expected` (echo answers asynchronously).
+async fn wait_for_logs(addr: std::net::SocketAddr, worker: &str, expected: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = ok(&cli(addr, &["logs", worker]).await);
+        if text == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "logs never became {expected:?}; last {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn run_send_and_logs_on_an_echo_worker() {
+    let setup = Setup::new();
+    let backend = setup.backend("127.0.0.1:0").await;
+    let addr = backend.addr;
+
+    let created = ok(&cli(addr, &["run", "local", "echo", "--label", "demo"]).await);
+    let worker = created.trim_end().to_owned();
+    assert!(worker.starts_with("local/w-"), "{created:?}");
+    assert_eq!(created, format!("{worker}\n"), "one line: RUNTIME/WORKER");
+
+    assert_eq!(ok(&cli(addr, &["send", &worker, "hello"]).await), "");
+    assert_eq!(
+        ok(&cli(addr, &["send", "-n", &worker, "no newline"]).await),
+        ""
+    );
+    let mut piped = Switchyard::command(
+        &["send", &worker, "-"],
+        &[("SWITCHYARD_URL", &format!("http://{addr}"))],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdin = piped.stdin.take().unwrap();
+    stdin.write_all(b"\nfrom\nstdin\n").await.unwrap();
+    drop(stdin);
+    assert!(piped.wait().await.unwrap().success());
+
+    let expected = "[system] started\n\
+                    [input] hello\n\
+                    hello\n\
+                    [input] no newline\n\
+                    no newline\n\
+                    [input] \n\
+                    [input] from\n\
+                    [input] stdin\n\
+                    \nfrom\nstdin\n";
+    wait_for_logs(addr, &worker, expected).await;
+    assert_eq!(
+        ok(&cli(addr, &["logs", "--tail", "2", &worker]).await),
+        "[input] \n[input] from\n[input] stdin\n\nfrom\nstdin\n"
+    );
+    assert_eq!(ok(&cli(addr, &["logs", "--tail", "0", &worker]).await), "");
+
+    let table = ok(&cli(addr, &["ls"]).await);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&worker))
+        .expect("a row");
+    for cell in ["echo", "running", "demo"] {
+        assert!(row.contains(cell), "{row:?} lacks {cell}");
+    }
+    assert!(table.starts_with("WORKER "), "{table}");
+
+    assert_eq!(
+        ok(&cli(addr, &["stop", &worker]).await),
+        format!("{worker} stopped\n")
+    );
+    assert!(ok(&cli(addr, &["logs", &worker]).await).ends_with("[system] stopped on request\n"));
+    assert_eq!(
+        ok(&cli(addr, &["rm", &worker]).await),
+        format!("{worker} removed\n")
+    );
+    failed(&cli(addr, &["logs", &worker]).await, 1, "worker_not_found");
+}
+
+#[tokio::test]
+async fn listings_cover_an_embedded_and_a_remote_runtime() {
+    let setup = Setup::new();
+    let runtime = setup.remote_runtime().await;
+    setup.add_remote(runtime.addr);
+    let backend = setup.backend("127.0.0.1:0").await;
+    let addr = backend.addr;
+    let local = ok(&cli(addr, &["run", "local", "echo"]).await);
+    let edge = ok(&cli(addr, &["run", "edge", "counter", "--label", "count"]).await);
+    let (local, edge) = (local.trim_end(), edge.trim_end());
+    assert!(edge.starts_with("edge/w-"), "{edge}");
+
+    let all: Value = serde_json::from_str(&ok(&cli(addr, &["ls", "--json"]).await)).unwrap();
+    let refs: Vec<String> = all["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            format!(
+                "{}/{}",
+                w["runtime_id"].as_str().unwrap(),
+                w["worker_id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        refs.contains(&local.to_owned()) && refs.contains(&edge.to_owned()),
+        "{refs:?}"
+    );
+    assert_eq!(all["unavailable"], serde_json::json!([]));
+    let edge_detail = all["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["runtime_id"] == "edge")
+        .unwrap();
+    assert_eq!(edge_detail["profile"], "counter");
+    assert_eq!(edge_detail["label"], "count");
+
+    let one: Value =
+        serde_json::from_str(&ok(&cli(addr, &["ls", "--runtime", "edge", "--json"]).await))
+            .unwrap();
+    let runtimes: Vec<&str> = one["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["runtime_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(runtimes, ["edge"]);
+
+    let table = ok(&cli(addr, &["ls"]).await);
+    assert!(table.contains(local) && table.contains(edge), "{table}");
+
+    let listed: Value =
+        serde_json::from_str(&ok(&cli(addr, &["runtimes", "--json"]).await)).unwrap();
+    let states: Vec<(&str, &str, &str)> = listed["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["runtime_id"].as_str().unwrap(),
+                r["source"].as_str().unwrap(),
+                r["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("local", "embedded", "ready"), ("edge", "remote", "ready")]
+    );
+    let table = ok(&cli(addr, &["runtimes"]).await);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("edge ") && l.contains("remote")),
+        "{table}"
+    );
+
+    // The remote goes away: listings still answer, naming it on stderr.
+    runtime.signal(Signal::SIGKILL);
+    let _ = runtime.wait().await;
+    let output = cli(addr, &["ls", "--json"]).await;
+    let all: Value = serde_json::from_str(&ok(&output)).unwrap();
+    assert_eq!(all["unavailable"][0]["runtime_id"], "edge", "{all}");
+    assert!(
+        stderr(&output).starts_with("warning: runtime edge did not answer: runtime_unreachable: "),
+        "{}",
+        stderr(&output)
+    );
+    let output = cli(addr, &["ls"]).await;
+    assert!(ok(&output).contains(local));
+    assert!(stderr(&output).contains("runtime edge did not answer"));
+    failed(
+        &cli(addr, &["ls", "--runtime", "edge"]).await,
+        1,
+        "runtime_unreachable",
+    );
+}
+
+#[tokio::test]
+async fn errors_print_their_code_and_exit_status() {
+    let setup = Setup::new();
+    let backend = setup.backend("127.0.0.1:0").await;
+    let addr = backend.addr;
+    let running = ok(&cli(addr, &["run", "local", "lines"]).await);
+    let running = running.trim_end();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let closed_url = format!("http://{closed}");
+    let closed_https = format!("https://{closed}");
+    let missing_token = setup.path("no-such-token");
+    let table: [(&[&str], i32, &str); 15] = [
+        (&["run", "nope", "echo"], 1, "runtime_not_found"),
+        (&["run", "local", "nope"], 1, "unknown_profile"),
+        (&["logs", "local/w-missing"], 1, "worker_not_found"),
+        (&["logs", "-f", "local/w-missing"], 1, "worker_not_found"),
+        (&["send", "local/w-missing", "x"], 1, "worker_not_found"),
+        (&["attach", "local/w-missing"], 1, "worker_not_found"),
+        (&["stop", "nope/w-1"], 1, "runtime_not_found"),
+        (&["rm", running], 1, "worker_running"),
+        (&["ls", "--runtime", "nope"], 1, "runtime_not_found"),
+        (&["ls", "--backend", &closed_url], 1, "backend_unreachable"),
+        (
+            &["ls", "--backend", &closed_https],
+            1,
+            "backend_unreachable",
+        ),
+        (
+            &["ls", "--backend", "ftp://127.0.0.1:1"],
+            2,
+            "invalid_backend_url",
+        ),
+        (
+            &["ls", "--token-file", &missing_token],
+            2,
+            "invalid_token_file",
+        ),
+        (&["logs", "no-slash"], 2, "invalid value"),
+        (&["ls", "--bogus"], 2, "unexpected argument"),
+    ];
+    for (args, exit, code) in table {
+        let output = cli(addr, args).await;
+        if exit == 2 && !code.contains('_') {
+            // clap's own usage errors: `error: <what>`, exit 2.
+            assert_eq!(output.status.code(), Some(2), "{args:?}");
+            assert!(
+                stderr(&output).contains(code),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+            continue;
+        }
+        let line = failed(&output, exit, code);
+        if code == "backend_unreachable" {
+            let url = args[2];
+            assert!(
+                line.contains(&format!("the backend at {url} (connection refused)")),
+                "{line}"
+            );
+        }
+    }
+    // The worker that refused `rm` is still there; `rm -f` stops it first.
+    assert_eq!(
+        ok(&cli(addr, &["rm", "-f", running]).await),
+        format!("{running} removed\n")
+    );
+}
+
+#[tokio::test]
+async fn the_token_is_sent_and_never_shown() {
+    const TOKEN: &str = "s3cret-cli-t0ken";
+    let fake = FakeBackend::start("", Some(TOKEN)).await;
+    let url = fake.url();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let token_file = token_file.display().to_string();
+
+    let run = |envs: Vec<(&'static str, String)>, args: Vec<String>| async move {
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Switchyard::output(&args, &envs).await
+    };
+    let ls = |extra: &[&str]| {
+        let mut args = vec!["ls".to_owned(), "--backend".to_owned(), url.clone()];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    };
+
+    // No token, a wrong one: the backend's 401 as `unauthorized`, exit 1.
+    for envs in [vec![], vec![("SWITCHYARD_TOKEN", "wrong-token".to_owned())]] {
+        let output = run(envs, ls(&[])).await;
+        let line = failed(&output, 1, "unauthorized");
+        assert!(line.contains("--token-file or SWITCHYARD_TOKEN"), "{line}");
+    }
+    let seen: Vec<Option<String>> = fake
+        .requests()
+        .into_iter()
+        .map(|r| r.authorization)
+        .collect();
+    assert_eq!(seen, [None, Some("Bearer wrong-token".to_owned())]);
+
+    // The right token from the environment, and from a file (which wins).
+    let from_env = run(vec![("SWITCHYARD_TOKEN", TOKEN.to_owned())], ls(&[])).await;
+    assert!(ok(&from_env).contains("rt/w1"));
+    let from_file = run(
+        vec![("SWITCHYARD_TOKEN", "wrong-token".to_owned())],
+        ls(&["--token-file", &token_file]),
+    )
+    .await;
+    assert!(ok(&from_file).contains("rt/w1"));
+    for output in [&from_env, &from_file] {
+        assert!(!stdout(output).contains(TOKEN) && !stderr(output).contains(TOKEN));
+    }
+    assert_eq!(
+        fake.requests().last().unwrap().authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+}
+
+/// Reads a child's stdout into a shared buffer as it arrives.
+fn collect(
+    mut pipe: impl AsyncReadExt + Unpin + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = buffer.clone();
+    tokio::spawn(async move {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    buffer
+}
+
+fn text_of(buffer: &std::sync::Mutex<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned()
+}
+
+#[tokio::test]
+async fn logs_follow_rides_through_a_backend_restart_without_loss_or_repetition() {
+    let setup = Setup::new();
+    let runtime = setup.remote_runtime().await;
+    setup.add_remote(runtime.addr);
+    let backend = setup.backend("127.0.0.1:0").await;
+    let addr = backend.addr;
+    let url = format!("http://{addr}");
+    let worker = ok(&cli(addr, &["run", "edge", "counter"]).await);
+    let worker = worker.trim_end();
+
+    let mut follow = Switchyard::command(&["logs", "-f", worker], &[("SWITCHYARD_URL", &url)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = collect(follow.stdout.take().unwrap());
+    let err = collect(follow.stderr.take().unwrap());
+
+    // Restart the backend while the worker is mid-way.
+    let deadline = Instant::now() + WAIT;
+    while !text_of(&out).contains("line 60\n") {
+        assert!(Instant::now() < deadline, "no output: {}", text_of(&err));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    backend.signal(Signal::SIGTERM);
+    assert!(backend.wait().await.success());
+    let down_at = text_of(&out).lines().count();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let backend = setup.backend(&addr.to_string()).await;
+    assert_eq!(backend.addr, addr);
+
+    let status = tokio::time::timeout(WAIT, follow.wait())
+        .await
+        .expect("logs -f ends when the worker does")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (out, err) = (text_of(&out), text_of(&err));
+    assert!(status.success(), "exit {status:?}; stderr: {err}");
+
+    let mut expected = vec!["[system] started".to_owned()];
+    expected.extend((1..=400).map(|i| format!("line {i}")));
+    expected.push("[system] exited with code 0".to_owned());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, expected, "every line once, in order; stderr: {err}");
+    assert!(
+        down_at < 400,
+        "the restart happened while the worker ran ({down_at} lines before)"
+    );
+    assert!(err.contains("lost the connection to the backend"), "{err}");
+    assert!(err.contains("switchyard: reconnected"), "{err}");
+    // The transcript says the same.
+    assert_eq!(ok(&cli(addr, &["logs", worker]).await), out);
+}
+
+#[tokio::test]
+async fn logs_follow_ends_when_the_worker_ends() {
+    let setup = Setup::new();
+    let backend = setup.backend("127.0.0.1:0").await;
+    let addr = backend.addr;
+    let url = format!("http://{addr}");
+    let worker = ok(&cli(addr, &["run", "local", "lines"]).await);
+    let worker = worker.trim_end();
+    ok(&cli(addr, &["send", worker, "before"]).await);
+    wait_for_logs(
+        addr,
+        worker,
+        "[system] started\n[input] before\ngot before\n",
+    )
+    .await;
+
+    let mut follow = Switchyard::command(
+        &["logs", "-f", "--tail", "1", worker],
+        &[("SWITCHYARD_URL", &url)],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let out = collect(follow.stdout.take().unwrap());
+    let deadline = Instant::now() + WAIT;
+    while !text_of(&out).contains("got before") {
+        assert!(Instant::now() < deadline, "{}", text_of(&out));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Each answer before the next input, so that the transcript's order (input, its
+    // answer, input, its answer) does not depend on how fast the shell is.
+    for line in ["one", "two"] {
+        ok(&cli(addr, &["send", worker, line]).await);
+        let deadline = Instant::now() + WAIT;
+        while !text_of(&out).contains(&format!("got {line}")) {
+            assert!(Instant::now() < deadline, "{}", text_of(&out));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    ok(&cli(addr, &["stop", worker]).await);
+    let status = tokio::time::timeout(WAIT, follow.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let out = text_of(&out);
+    // --tail 1 starts after `[input] before`; its output is the one item shown.
+    let shown: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        shown,
+        [
+            "got before",
+            "[input] one",
+            "got one",
+            "[input] two",
+            "got two",
+            "[system] stopped on request"
+        ],
+        "{out}"
+    );
+}
+
+/// Client tokens of the backend with auth on, and their SHA-256 (hex).
+const OPERATOR_TOKEN: &str = "cli-e2e-operator-token-3b9d";
+const OPERATOR_SHA256: &str = "205d57d49c5780cbf9f3848731b9eafbc91c3930c9026d6c408d2d5702353bda";
+const VIEWER_TOKEN: &str = "cli-e2e-viewer-token-77a0";
+const VIEWER_SHA256: &str = "7b1f2ebee67365beed71811a24a25869a071ad976786587d7ba8ffba66849518";
+
+impl Setup {
+    /// Turns client authentication on: an operator `olga` (her own workers) and a
+    /// viewer `vic` who sees every worker.
+    fn add_auth(&self) {
+        let file = self.dir.path().join("backend.toml");
+        let config = std::fs::read_to_string(&file).unwrap();
+        let auth = format!(
+            "\n[auth]\n\n[[auth.token]]\nname = \"olga\"\ntoken_sha256 = \"{OPERATOR_SHA256}\"\nrole = \"operator\"\n\n\
+             [[auth.token]]\nname = \"vic\"\ntoken_sha256 = \"{VIEWER_SHA256}\"\nrole = \"viewer\"\nworkers = \"all\"\n"
+        );
+        std::fs::write(file, config + &auth).unwrap();
+    }
+
+    /// Serves HTTPS only, with a certificate for `names` from a new test CA, whose
+    /// certificate is written to `ca.crt`; returns its path.
+    fn add_tls(&self, names: &[&str]) -> String {
+        let ca = switchyard_e2e::certs::Ca::new("CLI test CA");
+        ca.write(self.dir.path(), "ca");
+        ca.server(names).write(self.dir.path(), "backend");
+        let file = self.dir.path().join("backend.toml");
+        let config = std::fs::read_to_string(&file).unwrap();
+        let tls = "\n[tls]\ncert_file = \"backend.crt\"\nkey_file = \"backend.key\"\n";
+        std::fs::write(file, config + tls).unwrap();
+        self.path("ca.crt")
+    }
+}
+
+/// Runs a client subcommand against the backend at `addr`, with `token` in
+/// `SWITCHYARD_TOKEN` when given.
+async fn cli_as(addr: std::net::SocketAddr, token: Option<&str>, args: &[&str]) -> Output {
+    let url = format!("http://{addr}");
+    let mut envs = vec![("SWITCHYARD_URL", url.as_str())];
+    if let Some(token) = token {
+        envs.push(("SWITCHYARD_TOKEN", token));
+    }
+    Switchyard::output(args, &envs).await
+}
+
+/// The real backend with `[auth]`: every command's requests pass the browser
+/// defences (Host, JSON bodies, bodyless POSTs and DELETE) and carry the token, on
+/// REST and on the event WebSocket; a missing or wrong token and a viewer's command
+/// fail with the backend's code and exit 1.
+#[tokio::test]
+async fn against_a_backend_with_auth_tokens_and_roles_hold() {
+    let setup = Setup::new();
+    setup.add_auth();
+    let backend = setup.backend("127.0.0.1:0").await;
+    let addr = backend.addr;
+    let operator = Some(OPERATOR_TOKEN);
+    let viewer = Some(VIEWER_TOKEN);
+
+    // No token and a wrong one: the backend's 401, exit 1, a hint about the token.
+    for token in [None, Some("sy_not-a-configured-token")] {
+        let line = failed(&cli_as(addr, token, &["runtimes"]).await, 1, "unauthorized");
+        assert!(line.contains("--token-file or SWITCHYARD_TOKEN"), "{line}");
+    }
+    // A viewer may look but not start anything.
+    assert!(ok(&cli_as(addr, viewer, &["runtimes"]).await).contains("local"));
+    failed(
+        &cli_as(addr, viewer, &["run", "local", "echo"]).await,
+        1,
+        "forbidden",
+    );
+
+    // The operator's whole round: run (a JSON POST), send, cancel and stop (bodyless
+    // POSTs), logs and logs -f (REST and the event WebSocket), rm (DELETE).
+    let worker = ok(&cli_as(
+        addr,
+        operator,
+        &["run", "local", "echo", "--label", "olgas"],
+    )
+    .await);
+    let worker = worker.trim_end().to_owned();
+    assert!(worker.starts_with("local/w-"), "{worker}");
+    assert_eq!(
+        ok(&cli_as(addr, operator, &["send", &worker, "hello"]).await),
+        ""
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let logs = ok(&cli_as(addr, operator, &["logs", &worker]).await);
+        if logs.contains("[input] hello\nhello\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{logs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        ok(&cli_as(addr, operator, &["cancel", &worker]).await),
+        format!("{worker} running\n")
+    );
+    // The viewer sees it (workers = "all") but may not touch it.
+    assert!(ok(&cli_as(addr, viewer, &["ls"]).await).contains(&worker));
+    assert!(ok(&cli_as(addr, viewer, &["logs", &worker]).await).contains("[input] hello"));
+    failed(
+        &cli_as(addr, viewer, &["stop", &worker]).await,
+        1,
+        "forbidden",
+    );
+    let json: Value =
+        serde_json::from_str(&ok(&cli_as(addr, operator, &["ls", "--json"]).await)).unwrap();
+    assert_eq!(json["workers"][0]["owner"], "olga", "{json}");
+    assert_eq!(
+        ok(&cli_as(addr, operator, &["stop", &worker]).await),
+        format!("{worker} stopped\n")
+    );
+    let followed = ok(&cli_as(addr, operator, &["logs", "-f", &worker]).await);
+    assert!(
+        followed.contains("[input] hello\nhello\n")
+            && followed.ends_with("[system] stopped on request\n"),
+        "{followed}"
+    );
+    assert_eq!(
+        ok(&cli_as(addr, operator, &["rm", &worker]).await),
+        format!("{worker} removed\n")
+    );
+    failed(
+        &cli_as(addr, operator, &["logs", &worker]).await,
+        1,
+        "worker_not_found",
+    );
+}
+
+/// An `https://` backend: verified with `--ca-file` or `SWITCHYARD_CA_FILE` (REST
+/// and the WSS event stream), refused with its reason without them, for the wrong
+/// name, or over plain HTTP.
+#[tokio::test]
+async fn an_https_backend_is_verified_with_the_ca_file() {
+    let setup = Setup::new();
+    let ca = setup.add_tls(&["localhost"]);
+    let backend = setup.backend("127.0.0.1:0").await;
+    assert!(backend.https, "the backend says https://");
+    let port = backend.addr.port();
+    let https = format!("https://localhost:{port}");
+    let with_ca = [
+        ("SWITCHYARD_URL", https.as_str()),
+        ("SWITCHYARD_CA_FILE", ca.as_str()),
+    ];
+
+    let table = ok(&Switchyard::output(&["ls", "--backend", &https, "--ca-file", &ca], &[]).await);
+    assert!(table.starts_with("WORKER "), "{table}");
+    let worker = ok(&Switchyard::output(&["run", "local", "lines"], &with_ca).await);
+    let worker = worker.trim_end().to_owned();
+    ok(&Switchyard::output(&["send", &worker, "over tls"], &with_ca).await);
+    ok(&Switchyard::output(&["stop", &worker], &with_ca).await);
+    let followed = ok(&Switchyard::output(&["logs", "-f", &worker], &with_ca).await);
+    assert!(followed.contains("[input] over tls\n"), "{followed}");
+    assert!(ok(&Switchyard::output(&["ls"], &with_ca).await).contains(&worker));
+
+    // (what is wrong, backend URL, CA file, code, exit status, words in the message)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, i32, &'a str);
+    let wrong_name = format!("https://127.0.0.1:{port}");
+    let plain = format!("http://localhost:{port}");
+    let missing = setup.path("no-such-ca.crt");
+    let not_pem = setup.path("backend.toml");
+    let cases: [Case; 5] = [
+        (
+            "no CA file: the system does not trust the test CA",
+            &https,
+            None,
+            "backend_tls_failed",
+            1,
+            "--ca-file",
+        ),
+        (
+            "a name the certificate does not list",
+            &wrong_name,
+            Some(&ca),
+            "backend_tls_failed",
+            1,
+            "not valid for the host name",
+        ),
+        (
+            "plain HTTP to an HTTPS-only backend",
+            &plain,
+            None,
+            "backend_protocol_error",
+            1,
+            "use an https:// URL",
+        ),
+        (
+            "a CA file that does not exist",
+            &https,
+            Some(&missing),
+            "invalid_ca_file",
+            2,
+            "no-such-ca.crt",
+        ),
+        (
+            "a CA file that is not PEM",
+            &https,
+            Some(&not_pem),
+            "invalid_ca_file",
+            2,
+            "backend.toml",
+        ),
+    ];
+    for (what, url, ca_file, code, exit, words) in cases {
+        let mut args = vec!["runtimes", "--backend", url];
+        if let Some(file) = ca_file {
+            args.extend(["--ca-file", file]);
+        }
+        let line = failed(&Switchyard::output(&args, &[]).await, exit, code);
+        assert!(line.contains(words), "{what}: {line}");
+    }
+
+    // SWITCHYARD_CA_FILE is for https:// only: an http:// backend ignores it.
+    let plain_setup = Setup::new();
+    let plain_backend = plain_setup.backend("127.0.0.1:0").await;
+    let url = format!("http://{}", plain_backend.addr);
+    let output = Switchyard::output(
+        &["runtimes"],
+        &[("SWITCHYARD_URL", &url), ("SWITCHYARD_CA_FILE", &missing)],
+    )
+    .await;
+    assert!(ok(&output).contains("local"));
+}
