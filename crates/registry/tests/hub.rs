@@ -229,3 +229,78 @@ async fn an_interactive_viewer_needs_the_input_permission() {
         .await
         .unwrap();
 }
+
+/// Records who asked for what; refuses `bob` resizing.
+#[derive(Default)]
+struct PerCaller {
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+impl Policy for PerCaller {
+    fn authorize(&self, request: &PolicyRequest<'_>) -> Result<(), PolicyDenied> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push(format!("{} {:?}", request.caller.name(), request.action));
+        match (request.caller.name(), request.action) {
+            ("bob", Action::Resize) => Err(PolicyDenied("bob may not resize".into())),
+            _ => Ok(()),
+        }
+    }
+
+    fn filters_events(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn the_lane_carries_each_command_out_as_the_viewer_that_sent_it() {
+    use switchyard_registry::{Role, RuntimeGrants, WorkerScope};
+    let policy = Arc::new(PerCaller::default());
+    let (_runtime, hub, worker) = setup(policy.clone()).await;
+    let rt = RuntimeId::new("local").unwrap();
+    let who =
+        |name: &str| Caller::identified(name, Role::Operator, RuntimeGrants::All, WorkerScope::All);
+    let alice = hub
+        .watch_interactive(&who("alice"), &rt, &worker, None)
+        .await
+        .unwrap();
+    let bob = hub
+        .watch_interactive(&who("bob"), &rt, &worker, None)
+        .await
+        .unwrap();
+    assert_eq!(bob.caller().name(), "bob");
+    policy.asked.lock().unwrap().clear();
+    // One lane, four commands from two viewers, each decided for its sender.
+    let tickets = [
+        alice
+            .submit(ClientFrame::Input { text: "a".into() })
+            .unwrap(),
+        bob.submit(ClientFrame::Input { text: "b".into() }).unwrap(),
+        alice
+            .submit(ClientFrame::Resize { cols: 80, rows: 24 })
+            .unwrap(),
+        bob.submit(ClientFrame::Resize { cols: 80, rows: 24 })
+            .unwrap(),
+    ];
+    let mut outcomes = Vec::new();
+    for ticket in tickets {
+        outcomes.push(ticket.await.err().map(|e| e.code()));
+    }
+    assert_eq!(
+        outcomes,
+        [
+            None,
+            None,
+            // Allowed for alice, refused by the runtime: an echo worker is no terminal.
+            Some(ErrorCode::NotATerminal),
+            // Refused for bob by the policy, before the runtime is asked.
+            Some(ErrorCode::Forbidden),
+        ]
+    );
+    assert_eq!(
+        *policy.asked.lock().unwrap(),
+        ["alice Input", "bob Input", "alice Resize", "bob Resize"]
+    );
+    assert_eq!(hub.channel_count(), 1);
+}

@@ -97,6 +97,11 @@ impl ObservationHub {
         }
     }
 
+    /// The registry it watches through.
+    pub fn registry(&self) -> &Arc<RuntimeRegistry> {
+        &self.inner.registry
+    }
+
     /// Workers watched right now (one upstream each).
     pub fn channel_count(&self) -> usize {
         self.inner.channels().len()

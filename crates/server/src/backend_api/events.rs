@@ -3,13 +3,16 @@
 //! `Origin` check and authentication (cookie or bearer) happen before routing
 //! (`routes.rs`); the policy's `Observe` check in the hub. With `?interactive=true`
 //! the client may also send input and resize frames, which go to the worker's
-//! command lane in the hub (the policy must allow input before the upgrade).
+//! command lane in the hub: the policy must allow the caller input before the
+//! upgrade, each frame is carried out as that caller (policy asked again), and each
+//! writes its audit line once its outcome is known.
 
 use hyper::body::Incoming;
 use switchyard_protocol::{ClientFrame, ErrorDetail, OutgoingFrame, RuntimeId, WorkerId};
 use switchyard_registry::{Caller, ObservationHub, Viewer};
 use switchyard_runtime::StreamEnd;
 
+use super::audit::SessionAudit;
 use crate::http::ws::{
     CommandOutcome, FrameSource, SessionSettings, is_upgrade_request, run_session,
     upgrade as ws_upgrade, upgrade_with_limit,
@@ -47,8 +50,17 @@ pub(super) async fn upgrade(
         hub.watch(caller, runtime_id, worker_id, watch.cursor)
             .await?
     };
+    let audit = watch.interactive.then(|| {
+        SessionAudit::new(
+            caller,
+            (runtime_id, worker_id),
+            &ctx.request_id,
+            hub.registry().clone(),
+        )
+    });
     let shutdown = ctx.shutdown.clone();
-    let session = move |ws| run_session(ws, ViewerFrames(viewer), settings, shutdown);
+    let frames = ViewerFrames { viewer, audit };
+    let session = move |ws| run_session(ws, frames, settings, shutdown);
     if watch.interactive {
         upgrade_with_limit(request, &ctx.shutdown, watch.max_message, session)
     } else {
@@ -56,25 +68,47 @@ pub(super) async fn upgrade(
     }
 }
 
-struct ViewerFrames(Viewer);
+struct ViewerFrames {
+    viewer: Viewer,
+    /// An interactive session's audit lines.
+    audit: Option<SessionAudit>,
+}
 
 impl FrameSource for ViewerFrames {
     async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
-        self.0.next_frame().await
+        self.viewer.next_frame().await
     }
 
     async fn ended(&self) -> StreamEnd {
-        self.0.ended().await
+        self.viewer.ended().await
     }
 
     fn is_interactive(&self) -> bool {
-        self.0.is_interactive()
+        self.viewer.is_interactive()
     }
 
     fn submit(&mut self, command: ClientFrame) -> Result<CommandOutcome, ErrorDetail> {
-        let ticket = self.0.submit(command).map_err(|e| e.to_detail())?;
-        Ok(Box::pin(async move {
-            ticket.await.err().map(|e| e.to_detail())
-        }))
+        let action = match &command {
+            ClientFrame::Input { .. } => "input",
+            ClientFrame::Resize { .. } => "resize",
+        };
+        let audit = self.audit.clone();
+        let write = move |refusal: Option<&ErrorDetail>| {
+            if let Some(audit) = &audit {
+                audit.command(action, refusal);
+            }
+        };
+        match self.viewer.submit(command) {
+            Ok(ticket) => Ok(Box::pin(async move {
+                let refusal = ticket.await.err().map(|e| e.to_detail());
+                write(refusal.as_ref());
+                refusal
+            })),
+            Err(error) => {
+                let refusal = error.to_detail();
+                write(Some(&refusal));
+                Err(refusal)
+            }
+        }
     }
 }

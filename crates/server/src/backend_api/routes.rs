@@ -91,9 +91,12 @@ impl Route {
         }
     }
 
-    /// The audit action of a command, `None` for reads.
-    fn command(self, method: &Method) -> Option<&'static str> {
+    /// The audit action of a command, `None` for reads. Opening an interactive event
+    /// WebSocket (`?interactive=true`) counts: it may type into the worker (each of
+    /// its frames then writes a line of its own, see `audit.rs`).
+    fn command(self, method: &Method, query: Option<&str>) -> Option<&'static str> {
         Some(match (self, method) {
+            (Route::Events, &Method::GET) if asks_interactive(query) => "interactive",
             (Route::Workers, &Method::POST) => "create",
             (Route::Input, &Method::POST) => "input",
             (Route::Resize, &Method::POST) => "resize",
@@ -195,7 +198,7 @@ impl BackendApi {
         let found = self.routes.find(&path);
         let method = request.method().clone();
         let mut audit = found.as_ref().ok().and_then(|(route, params)| {
-            let action = route.command(&method)?;
+            let action = route.command(&method, request.uri().query())?;
             Some(Audit::new(
                 action,
                 params.get("runtime_id"),
@@ -399,6 +402,13 @@ impl BackendApi {
             )),
         }
     }
+}
+
+/// Whether a query asks for an interactive event stream (read leniently, for the
+/// audit line only; the route checks the query strictly).
+fn asks_interactive(query: Option<&str>) -> bool {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .any(|(name, value)| name == "interactive" && value == "true")
 }
 
 /// `status`, `after` and `limit` of a worker listing.
