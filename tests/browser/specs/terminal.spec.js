@@ -21,7 +21,8 @@ test('type in a pty worker: echo $((6*7)) answers 42', async ({ page, stack }) =
   await openTerminal(page, stack, 'shell');
   await page.keyboard.type('echo $((6*7))');
   await page.keyboard.press('Enter');
-  await expect(screen(page)).toContainText(/^42$/m);
+  // innerText keeps the rows' line breaks (textContent runs them together).
+  await expect.poll(() => screen(page).innerText()).toMatch(/^42\s*$/m);
   await screenshot(page, 'terminal');
   await expect(page.getByRole('textbox', { name: 'Input', exact: true })).toHaveCount(0);
 });
