@@ -21,8 +21,8 @@ pub use event::{DiagnosticSeverity, EventKind, EventPayload, WorkerEvent};
 pub use frame::{CloseCode, OutgoingFrame, ResetReason, ServerFrame, UpstreamState};
 pub use ids::{IdError, RuntimeId, WorkerId};
 pub use runtime::{
-    API_VERSION, BackendRuntime, Limits, ProfileInfo, ProfileKind, RuntimeInfo, RuntimeList,
-    RuntimeSourceKind, RuntimeState, RuntimeStatus, WorkerCounts,
+    API_VERSION, BackendRuntime, CustomKind, KindNameError, Limits, ProfileInfo, ProfileKind,
+    RuntimeInfo, RuntimeList, RuntimeSourceKind, RuntimeState, RuntimeStatus, WorkerCounts,
 };
 pub use terminal::{
     ClientFrame, CursorPosition, MAX_TERMINAL_SIDE, MIN_TERMINAL_SIDE, ResizeRequest,

@@ -14,8 +14,8 @@ mod subscription;
 pub mod worker;
 
 pub use config::{
-    DEFAULT_PTY_COLS, DEFAULT_PTY_ROWS, ProcessSpec, Profile, ProfileSpec, PtySpec, RuntimeConfig,
-    RuntimeLimits,
+    CustomDriver, DEFAULT_PTY_COLS, DEFAULT_PTY_ROWS, ProcessSpec, Profile, ProfileSpec, PtySpec,
+    RuntimeConfig, RuntimeLimits,
 };
 pub use error::RuntimeError;
 pub use fanout::{Fanout, FanoutReceiver, StreamEnd};
@@ -23,3 +23,7 @@ pub use log::LogEntry;
 pub use runtime::{CAPABILITIES, DEFAULT_PAGE_LIMIT, ListQuery, Runtime};
 pub use store::{FsStore, LoadedWorker, MemoryStore, Store, StoreError};
 pub use subscription::{Subscription, SubscriptionItem};
+pub use worker::driver::{
+    Control, Driver, DriverControls, DriverInputs, DriverSink, EchoDriver, Ending, ProcessDriver,
+    PtyDriver, Resize, TerminalSize,
+};
