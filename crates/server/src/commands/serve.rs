@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use switchyard_registry::{
     AllowAll, EmbeddedSource, HubSettings, ObservationHub, Policy, RegisteredRuntime, RemoteSource,
-    RolePolicy, RuntimeRegistry, Scrubber,
+    RolePolicy, RuntimeRegistry, RuntimeSource, Scrubber,
 };
 use switchyard_runtime::{FsStore, MemoryStore, Runtime, Store};
-use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, WsEventsClient};
+use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, TransportError, WsEventsClient};
 use tokio::net::TcpListener;
 
+use crate::StartError;
 use crate::auth::{Authenticator, SessionCodec, SessionKey};
+use crate::backend::{Backend, BackendParts};
 use crate::backend_api::{AllowedHosts, BackendApi, BackendApiSettings};
 use crate::config::{
     AuthSettings, BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs,
@@ -34,10 +36,10 @@ pub async fn run(args: ServeArgs) -> u8 {
             return 2;
         }
     };
-    let running = match start(settings).await {
+    let running = match Backend::from_settings(settings).start().await {
         Ok(running) => running,
-        Err(message) => {
-            eprintln!("switchyard serve: {message}");
+        Err(error) => {
+            eprintln!("switchyard serve: {error}");
             return 1;
         }
     };
@@ -59,11 +61,34 @@ pub struct RunningBackend {
     pub embedded: Option<Runtime>,
     /// The HTTP server.
     pub server: ServerHandle,
+    /// The runtime sources added in code ([`crate::BackendBuilder::runtime`]), shut
+    /// down with the backend.
+    pub sources: Vec<Arc<dyn RuntimeSource>>,
+}
+
+impl std::fmt::Debug for RunningBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningBackend")
+            .field("url", &self.server.url())
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunningBackend {
+    /// Where it serves: `http://ADDR` or `https://ADDR`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.server.local_addr()
+    }
+
     /// Stops accepting, closes WebSockets with 1001, stops the embedded runtime's
-    /// workers and flushes its store. Remote runtimes keep running.
+    /// workers and flushes its store, and shuts down the sources added in code.
+    /// Remote runtimes keep running.
     pub async fn shutdown(self) {
         self.server.shutdown_signal().trigger();
         if let Some(runtime) = &self.embedded
@@ -71,15 +96,32 @@ impl RunningBackend {
         {
             tracing::error!(%error, "could not flush the embedded store on shutdown");
         }
+        for source in &self.sources {
+            source.shutdown().await;
+        }
         self.server.shutdown(SHUTDOWN_GRACE).await;
         tracing::info!("backend stopped");
     }
 }
 
-/// Builds the registry, starts serving and starts the health probes. Errors are
-/// messages for the operator's terminal.
-pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> {
+/// Starts a backend from its settings alone, as `switchyard serve` does; the same as
+/// `Backend::from_settings(settings).start()` (see [`Backend`] for more).
+pub async fn start(settings: BackendSettings) -> Result<RunningBackend, StartError> {
+    Backend::from_settings(settings).start().await
+}
+
+/// Builds the registry, starts serving and starts the health probes: what
+/// [`crate::BackendBuilder::start`] does once its parts are gathered.
+pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, StartError> {
+    let BackendParts {
+        settings,
+        runtimes: added,
+        policy: choose_policy,
+        listener,
+    } = parts;
     let (auth, policy) = authentication(&settings)?;
+    let policy = choose_policy.choose(policy);
+    let sources = added.iter().map(|r| r.source.clone()).collect();
     let mut runtimes = Vec::new();
     let mut embedded = None;
     if let Some(settings) = settings.embedded {
@@ -90,10 +132,17 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
     for remote in settings.remotes {
         runtimes.push(remote_runtime(remote)?);
     }
-    let registry = Arc::new(RuntimeRegistry::new(runtimes, policy).map_err(|e| e.to_string())?);
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("could not listen on {}: {e}", settings.listen))?;
+    runtimes.extend(added);
+    let registry = Arc::new(RuntimeRegistry::new(runtimes, policy)?);
+    let listener = match listener {
+        Some(listener) => listener,
+        None => TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: settings.listen,
+                source,
+            })?,
+    };
     let hub = ObservationHub::new(
         registry.clone(),
         HubSettings {
@@ -135,6 +184,7 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
         hub,
         embedded,
         server,
+        sources,
     })
 }
 
@@ -147,16 +197,17 @@ fn listener_addr(listener: &TcpListener) -> std::net::SocketAddr {
 
 /// Who the backend serves and the policy that matches: everyone as admin with
 /// [`AllowAll`], or token holders under the [`RolePolicy`].
-fn authentication(settings: &BackendSettings) -> Result<(Authenticator, Arc<dyn Policy>), String> {
+fn authentication(
+    settings: &BackendSettings,
+) -> Result<(Authenticator, Arc<dyn Policy>), StartError> {
     match &settings.auth {
         AuthSettings::Off => {
             if !settings.listen.ip().is_loopback() {
                 // The configuration layer refuses this; a settings value built in code
                 // must not get around it.
-                return Err(format!(
-                    "refusing to serve {} without authentication: it is not a loopback address",
-                    settings.listen
-                ));
+                return Err(StartError::OpenListen {
+                    addr: settings.listen,
+                });
             }
             Ok((Authenticator::open(), Arc::new(AllowAll)))
         }
@@ -174,8 +225,7 @@ fn authentication(settings: &BackendSettings) -> Result<(Authenticator, Arc<dyn 
                     tracing::info!(
                         "no auth.session_key_file: sessions are signed with a random key and end when the backend restarts"
                     );
-                    SessionKey::random()
-                        .map_err(|e| format!("could not read the OS's random source: {e}"))?
+                    SessionKey::random().map_err(StartError::RandomSource)?
                 }
             };
             let codec = SessionCodec::new(key, tokens.session_ttl, tokens.clock.clone());
@@ -190,12 +240,12 @@ fn authentication(settings: &BackendSettings) -> Result<(Authenticator, Arc<dyn 
 
 async fn embedded_runtime(
     settings: EmbeddedSettings,
-) -> Result<(Runtime, RegisteredRuntime), String> {
+) -> Result<(Runtime, RegisteredRuntime), StartError> {
     let store: Arc<dyn Store> = match &settings.data_dir {
         Some(dir) => Arc::new(
             FsStore::open(dir.clone())
                 .await
-                .map_err(|e| format!("could not open the embedded data directory: {e}"))?,
+                .map_err(StartError::OpenStore)?,
         ),
         None => Arc::new(MemoryStore::new()),
     };
@@ -203,7 +253,7 @@ async fn embedded_runtime(
     let display_name = settings.runtime.display_name.clone();
     let runtime = Runtime::open(settings.runtime, store)
         .await
-        .map_err(|e| format!("could not load the embedded runtime's workers: {e}"))?;
+        .map_err(StartError::LoadStore)?;
     let registered = RegisteredRuntime {
         runtime_id,
         display_name,
@@ -213,7 +263,12 @@ async fn embedded_runtime(
     Ok((runtime, registered))
 }
 
-fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String> {
+/// A remote runtime as the registry drives it: the transport's REST and WebSocket
+/// clients behind a [`RemoteSource`] that scrubs the runtime's URL, host and token
+/// from everything it says, with a backstop timeout on every call. To front
+/// configured remotes with a source of your own (a pool, a cache), build them with
+/// this and keep the [`RegisteredRuntime::source`].
+pub fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, StartError> {
     if settings.insecure_http {
         tracing::warn!(
             runtime_id = %settings.runtime_id,
@@ -235,10 +290,12 @@ fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String>
         Some(tls) => endpoint.with_tls(tls),
         None => endpoint,
     };
-    let events = WsEventsClient::new(endpoint.clone())
-        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
-    let client = HttpRuntimeClient::new(endpoint)
-        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
+    let remote_error = |source: TransportError| StartError::Remote {
+        runtime_id: settings.runtime_id.clone(),
+        source: Box::new(source),
+    };
+    let events = WsEventsClient::new(endpoint.clone()).map_err(&remote_error)?;
+    let client = HttpRuntimeClient::new(endpoint).map_err(remote_error)?;
     Ok(RegisteredRuntime {
         runtime_id: settings.runtime_id,
         display_name: settings.display_name,
