@@ -13,7 +13,7 @@ pub mod caller;
 pub mod embedded;
 pub mod error;
 pub mod hub;
-pub mod owners;
+pub(crate) mod owners;
 pub mod policy;
 pub mod registry;
 pub mod remote;

@@ -24,7 +24,7 @@ use tokio::signal::unix::{SignalKind, signal};
 /// A backend whose remote runtimes are served as one pool.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Backend configuration file (TOML); its [[remote]] runtimes form the pool
+    /// Backend configuration file (TOML); its remote runtimes form the pool
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
     /// Address to listen on, instead of the file's `listen`

@@ -15,7 +15,11 @@ use switchyard_server::auth::{Clock as SessionClock, SessionKey, TokenEntry, Tok
 use switchyard_server::config::{AuthSettings, BackendSettings, TokenAuthSettings};
 use switchyard_server::{Backend, RunningBackend};
 use time::OffsetDateTime;
-use time::macros::datetime;
+
+/// An RFC 3339 time.
+fn at(text: &str) -> OffsetDateTime {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+}
 
 /// A day of the week on which nobody works today or tomorrow.
 fn closed_day() -> &'static str {
@@ -115,7 +119,7 @@ async fn backend_with_clock(clock: Clock) -> RunningBackend {
 #[tokio::test]
 async fn commands_follow_the_clock_and_the_wrapped_policy_still_decides() {
     // Monday 2026-01-05, 09:30 in +01:00.
-    let (clock, now) = clock_at(datetime!(2026-01-05 08:30 UTC));
+    let (clock, now) = clock_at(at("2026-01-05T08:30:00Z"));
     let backend = backend_with_clock(clock).await;
     let api = |token: &str| Api {
         addr: backend.local_addr(),
@@ -148,7 +152,7 @@ async fn commands_follow_the_clock_and_the_wrapped_policy_still_decides() {
     assert_eq!(victor.get(&path).await.code(), "worker_not_found");
 
     // Saturday: alice may read her worker, but not send it input.
-    *now.lock().unwrap() = datetime!(2026-01-10 09:12 UTC);
+    *now.lock().unwrap() = at("2026-01-10T09:12:00Z");
     assert_eq!(alice.get(&path).await.status, StatusCode::OK);
     let refused = alice
         .post(&format!("{path}/input"), json!({"text": "hi\n"}))
@@ -164,7 +168,7 @@ async fn commands_follow_the_clock_and_the_wrapped_policy_still_decides() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 
     // Monday again: back to work.
-    *now.lock().unwrap() = datetime!(2026-01-12 10:00 UTC);
+    *now.lock().unwrap() = at("2026-01-12T10:00:00Z");
     let sent = alice
         .post(&format!("{path}/input"), json!({"text": "hi\n"}))
         .await;
