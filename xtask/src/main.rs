@@ -76,10 +76,15 @@ fn docs() -> Result<(), String> {
 /// The crate outside the workspace that depends on its crates by path, as a user's
 /// would: formatted, linted, built and tested. It shares the workspace's target
 /// directory (and, on purpose, its dependencies' features), so only the workspace's
-/// own crates and the fixture are compiled again.
+/// own crates and the fixture are compiled again. Its lock file is the workspace's,
+/// copied in first (cargo drops what it does not use), so it uses exactly the
+/// workspace's locked versions and never drifts from them.
 fn out_of_tree() -> Result<(), String> {
     let root = workspace_root();
-    let manifest = root.join("tests/fixtures/out-of-tree/Cargo.toml");
+    let fixture = root.join("tests/fixtures/out-of-tree");
+    std::fs::copy(root.join("Cargo.lock"), fixture.join("Cargo.lock"))
+        .map_err(|e| format!("copying Cargo.lock into the out-of-tree fixture ({e})"))?;
+    let manifest = fixture.join("Cargo.toml");
     let manifest = manifest.to_str().ok_or("the fixture's path is not UTF-8")?;
     let target = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| root.join("target").to_string_lossy().into_owned());
@@ -96,18 +101,13 @@ fn out_of_tree() -> Result<(), String> {
             "--manifest-path",
             manifest,
             "--all-targets",
-            "--locked",
             "--",
             "-D",
             "warnings",
         ],
         &env,
     )?;
-    run_env(
-        "cargo",
-        &["test", "--manifest-path", manifest, "--locked"],
-        &env,
-    )
+    run_env("cargo", &["test", "--manifest-path", manifest], &env)
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
