@@ -9,6 +9,7 @@ use crate::ids::{RuntimeId, WorkerId};
 /// stable `code` string on the wire; [`ErrorCode::status`] is its HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// Malformed request: bad JSON, unknown field, bad query parameter.
     InvalidRequest,

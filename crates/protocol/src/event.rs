@@ -21,6 +21,7 @@ pub enum DiagnosticSeverity {
 /// One event of a worker's live stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum WorkerEvent {
     /// The whole current state: sent first on a fresh subscription and after a reset.
     Snapshot {
@@ -158,6 +159,7 @@ mod tests {
 /// A worker event's kind, read without decoding the rest of the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventKind {
     /// `snapshot`.
     Snapshot,

@@ -9,6 +9,7 @@ use crate::ids::{RuntimeId, WorkerId};
 /// Why a client must drop what it holds and take a fresh snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ResetReason {
     /// The cursor is older than the bounded backlog.
     CursorExpired,
@@ -32,6 +33,7 @@ pub enum UpstreamState {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ServerFrame {
     /// A worker event with the cursor to resume after it.
     Event {

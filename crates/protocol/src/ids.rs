@@ -15,6 +15,7 @@ pub const MAX_ID_LEN: usize = 64;
 /// Why a string is not a valid id. The message never echoes the rejected input in
 /// full, so that it is safe to return to a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdError {
     /// The id was empty.
     #[error("{0} must not be empty")]

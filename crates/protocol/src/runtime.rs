@@ -255,6 +255,7 @@ pub enum RuntimeSourceKind {
 /// The backend's view of a runtime's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RuntimeState {
     /// Answering.
     Ready,

@@ -7,6 +7,7 @@ use crate::time::Timestamp;
 /// Which output stream a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum OutputStream {
     /// Standard output (also used by `echo`).
     Stdout,
@@ -19,6 +20,7 @@ pub enum OutputStream {
 /// What a system note records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SystemNote {
     /// The worker started.
     Started,

@@ -38,6 +38,7 @@ pub enum SourceItem {
 
 /// How a source's event stream ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SourceEnd {
     /// The worker is gone for good.
     WorkerGone,

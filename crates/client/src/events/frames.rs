@@ -23,6 +23,7 @@ use crate::worker_ref::WorkerRef;
 
 /// One frame from the backend, checked.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Incoming {
     /// A worker event and the cursor to resume after it.
     Event {
