@@ -147,8 +147,13 @@ impl TailDriver {
     }
 
     /// One look at the file: what was appended since the last look (at most
-    /// [`READ_CHUNK`]), after reporting a truncation or a missing file.
-    async fn look(&self, follow: &mut Follow, sink: &dyn DriverSink) -> std::io::Result<String> {
+    /// [`READ_CHUNK`]), after reporting a truncation or a missing file; and whether
+    /// more is waiting.
+    async fn look(
+        &self,
+        follow: &mut Follow,
+        sink: &dyn DriverSink,
+    ) -> std::io::Result<(String, bool)> {
         let len = match tokio::fs::metadata(&self.path).await {
             Ok(meta) => meta.len(),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -164,7 +169,7 @@ impl TailDriver {
                 }
                 follow.offset = 0;
                 follow.partial.clear();
-                return Ok(String::new());
+                return Ok((String::new(), false));
             }
             Err(error) => return Err(error),
         };
@@ -182,7 +187,7 @@ impl TailDriver {
             follow.partial.clear();
         }
         if len == follow.offset {
-            return Ok(String::new());
+            return Ok((String::new(), false));
         }
         let mut file = tokio::fs::File::open(&self.path).await?;
         file.seek(SeekFrom::Start(follow.offset)).await?;
@@ -190,7 +195,7 @@ impl TailDriver {
         let want = (len - follow.offset).min(READ_CHUNK as u64);
         file.take(want).read_to_end(&mut bytes).await?;
         follow.offset += bytes.len() as u64;
-        Ok(follow.lines(&bytes))
+        Ok((follow.lines(&bytes), follow.offset < len))
     }
 
     /// Carries out one input line.
@@ -229,19 +234,22 @@ impl Driver for TailDriver {
             filter: None,
             missing: false,
         };
-        sink.started().await;
-        match self.start(&mut follow).await {
-            Ok(last) if !last.is_empty() => sink.output(OutputStream::Stdout, last).await,
-            Ok(_) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                // The first look reports it.
-            }
+        // Where following starts is fixed before the worker counts as started, so
+        // that a line written once the create call has answered is never skipped.
+        let last = match self.start(&mut follow).await {
+            Ok(last) => last,
+            // The first look reports it.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(error) => {
                 return Ending::Failed(format!(
                     "the file cannot be read ({}); check the profile's file",
                     error.kind()
                 ));
             }
+        };
+        sink.started().await;
+        if !last.is_empty() {
+            sink.output(OutputStream::Stdout, last).await;
         }
         let mut ticks = tokio::time::interval(self.poll);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -262,10 +270,16 @@ impl Driver for TailDriver {
                     self.command(&text, &mut follow, sink.as_ref()).await;
                 }
                 _ = ticks.tick() => match self.look(&mut follow, sink.as_ref()).await {
-                    Ok(lines) if !lines.is_empty() => {
-                        sink.output(OutputStream::Stdout, lines).await;
+                    Ok((lines, more)) => {
+                        if !lines.is_empty() {
+                            sink.output(OutputStream::Stdout, lines).await;
+                        }
+                        if more {
+                            // A burst: read on at once, chunk by chunk (commands
+                            // still come first).
+                            ticks.reset_immediately();
+                        }
                     }
-                    Ok(_) => {}
                     Err(error) => {
                         sink.diagnostic(
                             DiagnosticSeverity::Error,

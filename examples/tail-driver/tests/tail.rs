@@ -167,6 +167,20 @@ async fn wait_interrupted(api: &Api, worker: &str) {
 }
 
 #[tokio::test]
+async fn a_burst_bigger_than_one_read_arrives_whole_and_in_order() {
+    let setup = setup("").await;
+    let worker = start_worker(&setup.api).await;
+    let lines: String = (0..6000)
+        .map(|i| format!("line {i:05} {}\n", "x".repeat(60)))
+        .collect();
+    assert!(lines.len() > 4 * 64 * 1024);
+    append(&setup.log, &lines);
+    let last = format!("line 05999 {}\n", "x".repeat(60));
+    let shown = wait_output(&setup.api, &worker, "stdout", &last).await;
+    assert_eq!(shown, lines);
+}
+
+#[tokio::test]
 async fn a_missing_file_is_waited_for() {
     let setup = setup("").await;
     std::fs::remove_file(&setup.log).unwrap();
