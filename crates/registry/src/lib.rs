@@ -6,6 +6,7 @@
 //!   [`RemoteSource`]).
 //! - [`RuntimeRegistry`]: lookup, routing, views, health probes.
 //! - [`Caller`]: who asks, passed with every call.
+//! - [`metrics`]: what the registry and the hub count, with bounded labels.
 //! - [`Policy`]: the seam for permission rules; [`AllowAll`] without auth,
 //!   [`RolePolicy`] (roles and runtime grants) with auth.
 
@@ -13,6 +14,7 @@ pub mod caller;
 pub mod embedded;
 pub mod error;
 pub mod hub;
+pub mod metrics;
 pub mod owners;
 pub mod policy;
 pub mod registry;

@@ -5,11 +5,13 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use prometheus_client::encoding::DescriptorEncoder;
 use switchyard_protocol::{
     AllWorkersList, BackendRuntime, InputAccepted, NewWorkerRequest, RuntimeId, RuntimeInfo,
-    TranscriptPage, UnavailableEntry, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    RuntimeState, TranscriptPage, UnavailableEntry, WorkerCounts, WorkerDetail, WorkerId,
+    WorkerList, WorkerStatusResponse,
 };
 use switchyard_runtime::{DEFAULT_PAGE_LIMIT, RuntimeError};
 use switchyard_transport::WorkerQuery;
@@ -17,6 +19,10 @@ use tokio::task::JoinHandle;
 
 use crate::caller::Caller;
 use crate::error::{RegistryError, SourceError};
+use crate::metrics::{
+    Call, CallMetrics, RUNTIME_STATES, RuntimeCalls, ScrapeTime, WORKER_STATUSES, encode_gauges,
+    state_label, status_label,
+};
 use crate::owners::OwnerCache;
 use crate::policy::{Action, Policy, PolicyRequest};
 use crate::source::RuntimeSource;
@@ -57,6 +63,7 @@ struct Entry {
     runtime: RegisteredRuntime,
     view: Mutex<RuntimeView>,
     owners: OwnerCache,
+    calls: RuntimeCalls,
 }
 
 impl Entry {
@@ -68,16 +75,27 @@ impl Entry {
         &self.runtime.runtime_id
     }
 
+    /// Runs one call to the runtime, bounded by the backstop timeout, and counts it
+    /// (its kind, outcome and latency) in the metrics: every call to a runtime passes
+    /// here.
     async fn bounded<T>(
         &self,
+        kind: Call,
         call: impl Future<Output = Result<T, SourceError>>,
     ) -> Result<T, SourceError> {
-        match self.runtime.call_timeout {
+        let started = Instant::now();
+        let outcome = match self.runtime.call_timeout {
             Some(limit) => tokio::time::timeout(limit, call)
                 .await
                 .unwrap_or(Err(SourceError::Timeout)),
             None => call.await,
-        }
+        };
+        self.calls.record(
+            kind,
+            started.elapsed(),
+            outcome.as_ref().err().map(SourceError::code),
+        );
+        outcome
     }
 
     fn record<T>(&self, outcome: &Result<T, SourceError>) {
@@ -89,7 +107,7 @@ impl Entry {
     }
 
     async fn refresh(&self) -> Result<RuntimeInfo, SourceError> {
-        let outcome = self.bounded(self.runtime.source.info()).await;
+        let outcome = self.bounded(Call::Info, self.runtime.source.info()).await;
         match &outcome {
             Ok(info) => self.view().record_info(info),
             Err(error) => self.view().record_failure(error),
@@ -129,6 +147,7 @@ pub struct RuntimeRegistry {
     by_id: HashMap<RuntimeId, Arc<Entry>>,
     policy: Arc<dyn Policy>,
     probes: Mutex<Vec<JoinHandle<()>>>,
+    calls: CallMetrics,
 }
 
 impl std::fmt::Debug for RuntimeRegistry {
@@ -160,9 +179,11 @@ impl RuntimeRegistry {
     ) -> Result<Self, DuplicateRuntimeId> {
         let mut entries = Vec::new();
         let mut by_id = HashMap::new();
+        let calls = CallMetrics::default();
         for runtime in runtimes {
             let id = runtime.runtime_id.clone();
             let entry = Arc::new(Entry {
+                calls: calls.for_runtime(id.as_str()),
                 runtime,
                 view: Mutex::new(RuntimeView::default()),
                 owners: OwnerCache::default(),
@@ -177,6 +198,7 @@ impl RuntimeRegistry {
             by_id,
             policy,
             probes: Mutex::new(Vec::new()),
+            calls,
         })
     }
 
@@ -273,7 +295,10 @@ impl RuntimeRegistry {
             .collect();
         let listings = visible.iter().map(|entry| async move {
             let outcome = entry
-                .bounded(collect_all(entry.runtime.source.as_ref(), query))
+                .bounded(
+                    Call::ListWorkers,
+                    collect_all(entry.runtime.source.as_ref(), query),
+                )
                 .await;
             entry.record(&outcome);
             outcome.map_err(|error| RegistryError::Source {
@@ -318,7 +343,7 @@ impl RuntimeRegistry {
             self.visible_page(caller, entry, query).await
         } else {
             entry
-                .bounded(entry.runtime.source.list_workers(query))
+                .bounded(Call::ListWorkers, entry.runtime.source.list_workers(query))
                 .await
                 .inspect(|list| {
                     for worker in &list.workers {
@@ -357,7 +382,7 @@ impl RuntimeRegistry {
         let mut scanned = 0;
         loop {
             let page = entry
-                .bounded(entry.runtime.source.list_workers(&query))
+                .bounded(Call::ListWorkers, entry.runtime.source.list_workers(&query))
                 .await?;
             let mut rest = page.workers.into_iter();
             while let Some(worker) = rest.next() {
@@ -596,12 +621,68 @@ impl RuntimeRegistry {
         {
             self.check_reach(caller, entry, worker).await?;
         }
-        let outcome = entry.bounded(call(entry.runtime.source.clone())).await;
+        let outcome = entry
+            .bounded(Call::of(&action), call(entry.runtime.source.clone()))
+            .await;
         entry.record(&outcome);
         outcome.map_err(|error| RegistryError::Source {
             runtime_id: runtime_id.clone(),
             error,
         })
+    }
+}
+
+impl RuntimeRegistry {
+    /// Registers the registry's metrics: the upstream-call families, and a collector
+    /// that reads each runtime's view (state, worker counts by status) when scraped.
+    pub fn register_metrics(self: &Arc<Self>, metrics: &mut prometheus_client::registry::Registry) {
+        self.calls.register(metrics);
+        metrics.register_collector(Box::new(ScrapeTime {
+            source: Arc::downgrade(self),
+            encode: Self::encode_views,
+        }));
+    }
+
+    /// The ids of the registered runtimes, in configuration order.
+    pub fn runtime_ids(&self) -> impl Iterator<Item = &RuntimeId> {
+        self.entries.iter().map(|e| e.id())
+    }
+
+    fn encode_views(&self, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let views: Vec<(&str, RuntimeState, WorkerCounts)> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let view = e.view();
+                (e.id().as_str(), view.state, view.workers)
+            })
+            .collect();
+        encode_gauges(
+            encoder,
+            "switchyard_runtime_state",
+            "The backend's view of each runtime: 1 for its current state, 0 for the others",
+            views.iter().flat_map(|&(id, current, _)| {
+                RUNTIME_STATES.into_iter().map(move |state| {
+                    (
+                        [("runtime_id", id), ("state", state_label(state))],
+                        i64::from(state == current),
+                    )
+                })
+            }),
+        )?;
+        encode_gauges(
+            encoder,
+            "switchyard_runtime_workers",
+            "Workers of each runtime by status, as of the runtime's last self-description (health probe)",
+            views.iter().flat_map(|&(id, _, counts)| {
+                WORKER_STATUSES.into_iter().map(move |status| {
+                    (
+                        [("runtime_id", id), ("status", status_label(status))],
+                        i64::try_from(counts.get(status)).unwrap_or(i64::MAX),
+                    )
+                })
+            }),
+        )
     }
 }
 
@@ -618,7 +699,9 @@ impl RuntimeRegistry {
         let owner = match entry.owners.get(worker) {
             Some(owner) => owner,
             None => {
-                let outcome = entry.bounded(entry.runtime.source.get_worker(worker)).await;
+                let outcome = entry
+                    .bounded(Call::GetWorker, entry.runtime.source.get_worker(worker))
+                    .await;
                 entry.record(&outcome);
                 let detail = outcome.map_err(|error| RegistryError::Source {
                     runtime_id: entry.id().clone(),

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use super::HubInner;
 use super::cursor::BackendCursor;
 use crate::error::SourceError;
+use crate::metrics::ChannelMetrics;
 use crate::source::{ResumePoint, RuntimeSource, SourceEnd, SourceItem};
 
 /// Tuning of the hub.
@@ -146,6 +147,7 @@ pub(crate) struct Channel {
     viewers: AtomicUsize,
     viewers_changed: Notify,
     refresh: Notify,
+    metrics: ChannelMetrics,
 }
 
 /// What a joining viewer starts from.
@@ -157,8 +159,14 @@ pub(crate) struct Join {
 }
 
 impl Channel {
-    pub(crate) fn new(runtime_id: RuntimeId, worker_id: WorkerId, settings: HubSettings) -> Self {
+    pub(crate) fn new(
+        runtime_id: RuntimeId,
+        worker_id: WorkerId,
+        settings: HubSettings,
+        metrics: ChannelMetrics,
+    ) -> Self {
         Self {
+            metrics,
             runtime_id,
             worker_id,
             settings,
@@ -294,7 +302,8 @@ impl Channel {
                 state.last_position = 0;
                 state.snapshot = None;
                 state.backlog.clear();
-                state.fanout.publish(&HubItem::Reset(reason));
+                let cut_off = state.fanout.publish(&HubItem::Reset(reason));
+                self.count_cut_off(cut_off);
             }
             SourceItem::Event {
                 epoch,
@@ -322,7 +331,9 @@ impl Channel {
                     }
                     state.backlog.push_back(stamped.clone());
                 }
-                state.fanout.publish(&HubItem::Event(stamped));
+                let cut_off = state.fanout.publish(&HubItem::Event(stamped));
+                self.metrics.relayed.inc();
+                self.count_cut_off(cut_off);
             }
         }
     }
@@ -362,7 +373,14 @@ impl Channel {
             },
         };
         state.lost = lost;
-        state.fanout.publish(&item);
+        let cut_off = state.fanout.publish(&item);
+        self.count_cut_off(cut_off);
+    }
+
+    fn count_cut_off(&self, viewers: usize) {
+        if viewers > 0 {
+            self.metrics.cut_off.inc_by(viewers as u64);
+        }
     }
 
     fn close(&self, reason: StreamEnd) {
@@ -418,6 +436,9 @@ pub(crate) async fn run(
     let mut backoff = settings.backoff_initial;
     let mut lost = false;
     loop {
+        if lost {
+            channel.metrics.reconnects.inc();
+        }
         let subscribed = tokio::select! {
             subscribed = source.subscribe(&channel.worker_id, resume.as_ref()) => subscribed,
             () = channel.idle() => {

@@ -25,6 +25,7 @@ pub use viewer::Viewer;
 
 use crate::caller::Caller;
 use crate::error::RegistryError;
+use crate::metrics::{HubMetrics, ScrapeTime, encode_gauges};
 use crate::policy::Action;
 use crate::registry::RuntimeRegistry;
 use crate::source::ResumePoint;
@@ -36,6 +37,7 @@ pub(crate) struct HubInner {
     registry: Arc<RuntimeRegistry>,
     settings: HubSettings,
     channels: Mutex<HashMap<Key, Arc<Channel>>>,
+    metrics: HubMetrics,
 }
 
 impl HubInner {
@@ -57,6 +59,45 @@ impl HubInner {
     pub(crate) fn remove(&self, channel: &Arc<Channel>) {
         let mut channels = self.channels();
         self.forget(&mut channels, channel);
+    }
+
+    /// Channels and viewers per runtime, for the metrics.
+    fn encode_gauges(
+        &self,
+        encoder: &mut prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        let mut per_runtime: HashMap<&RuntimeId, (i64, i64)> =
+            self.registry.runtime_ids().map(|id| (id, (0, 0))).collect();
+        for channel in self.channels().values() {
+            if let Some((channels, viewers)) = per_runtime.get_mut(&channel.runtime_id) {
+                *channels += 1;
+                *viewers += channel.viewer_count() as i64;
+            }
+        }
+        let counts: Vec<(&RuntimeId, i64, i64)> = self
+            .registry
+            .runtime_ids()
+            .map(|id| {
+                let (channels, viewers) = per_runtime.get(id).copied().unwrap_or_default();
+                (id, channels, viewers)
+            })
+            .collect();
+        encode_gauges(
+            encoder,
+            "switchyard_hub_channels",
+            "Workers watched through the hub right now (one upstream event stream each), by runtime",
+            counts
+                .iter()
+                .map(|&(id, channels, _)| ([("runtime_id", id.as_str())], channels)),
+        )?;
+        encode_gauges(
+            encoder,
+            "switchyard_hub_viewers",
+            "Event-stream viewers attached to the hub right now, by runtime",
+            counts
+                .iter()
+                .map(|&(id, _, viewers)| ([("runtime_id", id.as_str())], viewers)),
+        )
     }
 
     fn forget(&self, channels: &mut HashMap<Key, Arc<Channel>>, channel: &Arc<Channel>) {
@@ -89,8 +130,20 @@ impl ObservationHub {
                 registry,
                 settings,
                 channels: Mutex::new(HashMap::new()),
+                metrics: HubMetrics::default(),
             }),
         }
+    }
+
+    /// Registers the hub's metrics: its counters by runtime, and a collector that
+    /// counts channels and viewers per runtime when scraped (every configured runtime
+    /// is listed, at 0 when nobody watches its workers).
+    pub fn register_metrics(&self, metrics: &mut prometheus_client::registry::Registry) {
+        self.inner.metrics.register(metrics);
+        metrics.register_collector(Box::new(ScrapeTime {
+            source: Arc::downgrade(&self.inner),
+            encode: HubInner::encode_gauges,
+        }));
     }
 
     /// Workers watched right now (one upstream each).
@@ -129,6 +182,7 @@ impl ObservationHub {
                         runtime_id.clone(),
                         worker_id.clone(),
                         self.inner.settings,
+                        self.inner.metrics.for_runtime(runtime_id.as_str()),
                     ));
                     let resume = cursor.as_ref().map(|c| ResumePoint {
                         epoch: c.epoch.as_str().into(),
