@@ -12,7 +12,8 @@
 //!    → `401 unauthorized`; `/healthz` and `POST`/`DELETE /api/session` are public
 //! 6. a body that is not `application/json` → `415 unsupported_media_type`
 //! 7. the route (`404 route_not_found`, `405`, `400 invalid_id`), then the registry,
-//!    whose policy answers `403 forbidden`
+//!    whose policy answers `403 forbidden` (for `GET /metrics`: to anyone but an
+//!    admin)
 //!
 //! Commands get an audit line whatever their outcome; every answer gets the security
 //! headers, and answers to allowed origins the CORS grant.
@@ -37,7 +38,8 @@ use crate::http::query::Query;
 use crate::http::response::{empty, json};
 use crate::http::router::{RouteTable, respond};
 use crate::http::ws::SessionSettings;
-use crate::http::{ApiError, Handler, RequestContext, Response};
+use crate::http::{ApiError, Handler, MatchedRoute, RequestContext, Response};
+use crate::metrics::{ListenerParts, METRICS_PATH, Metrics};
 
 /// Settings of the backend API surface.
 #[derive(Debug, Clone)]
@@ -62,6 +64,8 @@ pub struct BackendApi {
     auth: Arc<Authenticator>,
     settings: BackendApiSettings,
     routes: RouteTable<Route>,
+    metrics: Arc<Metrics>,
+    console_route: MatchedRoute,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +82,7 @@ enum Route {
     Stop,
     Transcript,
     Events,
+    Metrics,
 }
 
 impl Route {
@@ -131,13 +136,34 @@ impl BackendApi {
             (format!("{w}/stop"), Route::Stop),
             (format!("{w}/transcript"), Route::Transcript),
             (format!("{w}/events/ws"), Route::Events),
+            (METRICS_PATH.to_owned(), Route::Metrics),
         ];
+        // Replaced by `with_metrics` when served: until then, what the registry and
+        // the hub know, with no listener's counts.
+        let metrics = Metrics::backend(&registry, &hub, &ListenerParts::unattached());
         Self {
             registry,
             hub,
             auth,
             settings,
             routes: RouteTable::new("backend API lives under /api", routes),
+            metrics: Arc::new(metrics),
+            console_route: MatchedRoute::fixed("console"),
+        }
+    }
+
+    /// Serves `metrics` at `GET /metrics` (admins only when auth is on).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The route label of `path` for the request metrics.
+    fn route_label(&self, path: &str) -> Option<MatchedRoute> {
+        if crate::console::owns(path) {
+            Some(self.console_route.clone())
+        } else {
+            self.routes.template(path)
         }
     }
 
@@ -362,6 +388,11 @@ impl BackendApi {
                     &registry.transcript(caller, &rt, &w, after, limit).await?,
                 ))
             }
+            (Route::Metrics, Method::GET, ..) => {
+                Query::parse(query, &[])?;
+                registry.authorize_admin(caller)?;
+                Ok(self.metrics.answer())
+            }
             (Route::Events, Method::GET, Some(rt), Some(w)) => {
                 let q = Query::parse(query, &["cursor"])?;
                 super::events::upgrade(
@@ -413,8 +444,12 @@ impl From<RegistryError> for ApiError {
 
 impl Handler for BackendApi {
     async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
+        let route = self.route_label(request.uri().path());
         let mut response = self.answer(request, &ctx).await;
         browser::security_headers(response.headers_mut());
+        if let Some(route) = route {
+            response.extensions_mut().insert(route);
+        }
         response
     }
 }

@@ -20,7 +20,12 @@ use crate::config::{
     load_backend_settings,
 };
 use crate::http::ws::SessionSettings;
-use crate::http::{ServerHandle, ServerTls, Shutdown, serve_with_tls};
+use crate::http::{
+    ConnectionLimit, HttpMetrics, ServeOptions, ServerHandle, ServerTls, Shutdown, serve_with,
+};
+use crate::metrics::{
+    ListenerParts, METRICS_LISTEN_MAX_CONNECTIONS, METRICS_PATH, Metrics, MetricsOnly,
+};
 
 /// How long connections and WebSocket sessions get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -43,6 +48,9 @@ pub async fn run(args: ServeArgs) -> u8 {
     };
     let signals = super::signals::install();
     println!("listening on {}", running.server.url());
+    if let Some(metrics) = &running.metrics_server {
+        println!("metrics on {}{METRICS_PATH}", metrics.url());
+    }
     let _ = std::io::stdout().flush();
     signals.terminated().await;
     running.shutdown().await;
@@ -59,6 +67,10 @@ pub struct RunningBackend {
     pub embedded: Option<Runtime>,
     /// The HTTP server.
     pub server: ServerHandle,
+    /// The `metrics_listen` listener, when configured.
+    pub metrics_server: Option<ServerHandle>,
+    /// What `/metrics` serves.
+    pub metrics: Arc<Metrics>,
 }
 
 impl RunningBackend {
@@ -70,6 +82,9 @@ impl RunningBackend {
             && let Err(error) = runtime.shutdown().await
         {
             tracing::error!(%error, "could not flush the embedded store on shutdown");
+        }
+        if let Some(metrics) = self.metrics_server {
+            metrics.shutdown(SHUTDOWN_GRACE).await;
         }
         self.server.shutdown(SHUTDOWN_GRACE).await;
         tracing::info!("backend stopped");
@@ -108,6 +123,19 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
             "listening on all addresses, but only Host names localhost, 127.0.0.1 and [::1] are answered; list the names clients use in allowed_hosts"
         );
     }
+    let shutdown = Shutdown::new();
+    let listener_parts = ListenerParts {
+        limit: ConnectionLimit::new(settings.max_connections),
+        shutdown: shutdown.clone(),
+        http: HttpMetrics::default(),
+    };
+    let metrics = Arc::new(Metrics::backend(&registry, &hub, &listener_parts));
+    let metrics_server = match settings.metrics_listen {
+        Some(addr) => {
+            Some(serve_metrics(addr, &settings.allowed_hosts, &metrics, &listener_parts).await?)
+        }
+        None => None,
+    };
     let api = BackendApi::new(
         registry.clone(),
         hub.clone(),
@@ -121,9 +149,19 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
             secure_cookies: settings.tls.is_some(),
             session: SessionSettings::default(),
         },
-    );
+    )
+    .with_metrics(metrics.clone());
     let tls = settings.tls.map(|tls| ServerTls::new(tls.config));
-    let server = serve_with_tls(listener, Arc::new(api), Shutdown::new(), tls);
+    let server = serve_with(
+        listener,
+        Arc::new(api),
+        shutdown,
+        ServeOptions {
+            tls,
+            limit: listener_parts.limit,
+            metrics: listener_parts.http,
+        },
+    );
     tokio::spawn({
         let registry = registry.clone();
         async move { registry.refresh_all().await }
@@ -135,7 +173,41 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
         hub,
         embedded,
         server,
+        metrics_server,
+        metrics,
     })
+}
+
+/// The `metrics_listen` listener: `GET /metrics` without authentication, plain HTTP,
+/// for the same `Host` names as the main listener (a rebound page reads nothing).
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    allowed_hosts: &[String],
+    metrics: &Arc<Metrics>,
+    main: &ListenerParts,
+) -> Result<ServerHandle, String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("could not listen on {addr} (metrics_listen): {e}"))?;
+    let hosts = AllowedHosts::new(allowed_hosts, listener_addr(&listener));
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "metrics_listen is not a loopback address: anyone who reaches it reads the metrics without credentials"
+        );
+    }
+    let server = serve_with(
+        listener,
+        Arc::new(MetricsOnly::new(metrics.clone(), hosts)),
+        main.shutdown.clone(),
+        ServeOptions {
+            tls: None,
+            limit: ConnectionLimit::new(METRICS_LISTEN_MAX_CONNECTIONS),
+            metrics: main.http.clone(),
+        },
+    );
+    tracing::info!(url = %server.url(), "metrics listening");
+    Ok(server)
 }
 
 /// The listener's address (the configured one when it cannot say).

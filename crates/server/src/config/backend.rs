@@ -16,6 +16,7 @@ use super::parse::{FileContext, read_file};
 use super::runtime::DEFAULT_RUNTIME_ID;
 use super::tls::{ListenerTlsInput, ServerTlsSettings, is_loopback_url, listener_tls, remote_tls};
 use super::{auth, profiles, token, urls, values};
+use crate::http::DEFAULT_MAX_CONNECTIONS;
 
 /// Where the backend listens unless told otherwise.
 pub const DEFAULT_BACKEND_LISTEN: SocketAddr =
@@ -64,6 +65,11 @@ pub struct BackendSettings {
     pub event_backlog: u32,
     /// HTTPS (and WSS) only, with this certificate, when set.
     pub tls: Option<ServerTlsSettings>,
+    /// Connections open at once on the main listener (WebSocket sessions included);
+    /// past it, new ones get `503 overloaded`.
+    pub max_connections: usize,
+    /// A second listener serving `GET /metrics` without authentication, when set.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Default for [`BackendSettings::viewer_queue`].
@@ -122,6 +128,8 @@ impl BackendSettings {
             viewer_queue: DEFAULT_VIEWER_QUEUE,
             event_backlog: DEFAULT_EVENT_BACKLOG,
             tls: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            metrics_listen: None,
         }
     }
 }
@@ -206,6 +214,27 @@ pub fn load_backend_settings(
         DEFAULT_EVENT_BACKLOG,
     )?;
 
+    let max_connections = values::positive(
+        &fo,
+        "max_connections",
+        file.max_connections,
+        DEFAULT_MAX_CONNECTIONS as u32,
+    )? as usize;
+    let metrics_listen = match &file.metrics_listen {
+        Some(addr) => {
+            let addr = values::listen(&fo, "metrics_listen", addr)?;
+            if addr == listen && addr.port() != 0 {
+                return Err(ConfigError::InvalidValue {
+                    origin: fo.clone(),
+                    key: "metrics_listen".to_owned(),
+                    problem: format!("{addr} is also `listen`; give the metrics their own port"),
+                });
+            }
+            Some(addr)
+        }
+        None => None,
+    };
+
     let mut seen: Vec<(RuntimeId, String)> = Vec::new();
     let embedded = match file.embedded {
         Some(raw) => {
@@ -240,6 +269,8 @@ pub fn load_backend_settings(
         viewer_queue,
         event_backlog,
         tls,
+        max_connections,
+        metrics_listen,
     })
 }
 

@@ -60,6 +60,7 @@ pub async fn start_runtime_with(
             data_dir: None,
             runtime: runtime_config(id),
             tls: tls.clone(),
+            max_connections: switchyard_server::http::DEFAULT_MAX_CONNECTIONS,
         };
         match runtime_cmd::start(settings).await {
             Ok(running) => return running,
