@@ -4,7 +4,8 @@
 //!
 //! - [`RuntimeSource`]: the trait a kind of runtime implements ([`EmbeddedSource`],
 //!   [`RemoteSource`]).
-//! - [`RuntimeRegistry`]: lookup, routing, views, health probes.
+//! - [`RuntimeRegistry`]: lookup, routing, views, health probes; its runtimes are
+//!   replaced while it serves by [`RuntimeRegistry::reconfigure`] (a reload).
 //! - [`Caller`]: who asks, passed with every call.
 //! - [`metrics`]: what the registry and the hub count, with bounded labels.
 //! - [`Policy`]: the seam for permission rules; [`AllowAll`] without auth,
@@ -17,6 +18,7 @@ pub mod hub;
 pub mod metrics;
 pub mod owners;
 pub mod policy;
+pub mod reconfigure;
 pub mod registry;
 pub mod remote;
 pub mod source;
@@ -27,6 +29,7 @@ pub use embedded::EmbeddedSource;
 pub use error::{RegistryError, SourceError};
 pub use hub::{BackendCursor, HubSettings, ObservationHub, Viewer};
 pub use policy::{Action, AllowAll, Policy, PolicyDenied, PolicyRequest, RolePolicy};
+pub use reconfigure::{Planned, ReconfigureError, Reconfigured};
 pub use registry::{
     DuplicateRuntimeId, LIST_ALL_MAX_PER_RUNTIME, LIST_SCAN_BUDGET, RegisteredRuntime,
     RuntimeRegistry,

@@ -7,7 +7,7 @@
 //! the last viewer has left.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -136,6 +136,9 @@ struct ChannelState {
     backlog: VecDeque<Stamped>,
     fanout: Fanout<HubItem>,
     lost: Option<ErrorDetail>,
+    /// Set once the channel has ended its viewers: a viewer that joins afterwards
+    /// (it found the channel just before) is ended at once, the same way.
+    closed: Option<StreamEnd>,
 }
 
 /// The shared state of one watched worker.
@@ -147,6 +150,9 @@ pub(crate) struct Channel {
     viewers: AtomicUsize,
     viewers_changed: Notify,
     refresh: Notify,
+    /// Set when the hub ends the channel from outside (its runtime was removed).
+    retired: AtomicBool,
+    retire: Notify,
     metrics: ChannelMetrics,
 }
 
@@ -177,10 +183,13 @@ impl Channel {
                 backlog: VecDeque::new(),
                 fanout: Fanout::new(settings.viewer_queue),
                 lost: None,
+                closed: None,
             }),
             viewers: AtomicUsize::new(0),
             viewers_changed: Notify::new(),
             refresh: Notify::new(),
+            retired: AtomicBool::new(false),
+            retire: Notify::new(),
         }
     }
 
@@ -276,6 +285,9 @@ impl Channel {
             }
         }
         let live = state.fanout.subscribe();
+        if let Some(reason) = state.closed {
+            state.fanout.close(reason);
+        }
         Join {
             initial,
             awaiting_snapshot,
@@ -384,7 +396,29 @@ impl Channel {
     }
 
     fn close(&self, reason: StreamEnd) {
-        self.state().fanout.close(reason);
+        let mut state = self.state();
+        state.closed = Some(reason);
+        state.fanout.close(reason);
+    }
+
+    /// Ends the channel from outside: its viewers end with `reason` (after what is
+    /// already queued for them) and its task drops the upstream and stops. The hub
+    /// has already forgotten it.
+    pub(crate) fn retire(&self, reason: StreamEnd) {
+        self.retired.store(true, Ordering::SeqCst);
+        self.retire.notify_waiters();
+        self.close(reason);
+    }
+
+    /// Resolves once the channel has been retired.
+    async fn retired(&self) {
+        loop {
+            let notified = self.retire.notified();
+            if self.retired.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Resolves once nobody has watched for `linger`.
@@ -425,13 +459,23 @@ fn lost_detail(runtime_id: &RuntimeId, error: &SourceError) -> ErrorDetail {
     ErrorDetail::new(error.code(), error.to_string()).with_runtime(runtime_id.clone())
 }
 
-/// The channel task: owns the upstream until the worker is gone or nobody watches.
-pub(crate) async fn run(
-    channel: Arc<Channel>,
-    source: Arc<dyn RuntimeSource>,
-    hub: Weak<HubInner>,
-    mut resume: Option<ResumePoint>,
-) {
+/// The channel task: owns the upstream until the worker is gone, nobody watches, or
+/// the hub retires the channel (its runtime was removed).
+pub(crate) async fn run(channel: Arc<Channel>, hub: Weak<HubInner>, resume: Option<ResumePoint>) {
+    tokio::select! {
+        () = upstream(channel.clone(), hub, resume) => {}
+        () = channel.retired() => {}
+    }
+}
+
+/// The source to subscribe through: the one its runtime has in the registry now, so
+/// a runtime replaced by a reload is followed. `None` when the runtime is gone (or
+/// the hub is).
+fn current_source(hub: &Weak<HubInner>, channel: &Channel) -> Option<Arc<dyn RuntimeSource>> {
+    hub.upgrade()?.source(&channel.runtime_id).ok()
+}
+
+async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option<ResumePoint>) {
     let settings = channel.settings;
     let mut backoff = settings.backoff_initial;
     let mut lost = false;
@@ -439,6 +483,12 @@ pub(crate) async fn run(
         if lost {
             channel.metrics.reconnects.inc();
         }
+        let Some(source) = current_source(&hub, &channel) else {
+            // The runtime was removed (the hub closes such channels itself; this
+            // covers one created just as its runtime went away).
+            finish(&hub, &channel, StreamEnd::Removed);
+            return;
+        };
         let subscribed = tokio::select! {
             subscribed = source.subscribe(&channel.worker_id, resume.as_ref()) => subscribed,
             () = channel.idle() => {

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use switchyard_protocol::{ErrorCode, ErrorDetail, RuntimeId, WorkerId};
+use switchyard_runtime::StreamEnd;
 
 pub use channel::HubSettings;
 pub use cursor::{BackendCursor, BackendCursorError};
@@ -27,8 +28,9 @@ use crate::caller::Caller;
 use crate::error::RegistryError;
 use crate::metrics::{HubMetrics, ScrapeTime, encode_gauges};
 use crate::policy::Action;
+use crate::reconfigure::Reconfigured;
 use crate::registry::RuntimeRegistry;
-use crate::source::ResumePoint;
+use crate::source::{ResumePoint, RuntimeSource};
 use channel::Channel;
 
 type Key = (RuntimeId, WorkerId);
@@ -55,6 +57,14 @@ impl HubInner {
         true
     }
 
+    /// The source a channel of `runtime_id` subscribes through: the one in force now.
+    pub(crate) fn source(
+        &self,
+        runtime_id: &RuntimeId,
+    ) -> Result<Arc<dyn RuntimeSource>, RegistryError> {
+        self.registry.source(runtime_id)
+    }
+
     /// Removes `channel` unconditionally.
     pub(crate) fn remove(&self, channel: &Arc<Channel>) {
         let mut channels = self.channels();
@@ -66,17 +76,17 @@ impl HubInner {
         &self,
         encoder: &mut prometheus_client::encoding::DescriptorEncoder<'_>,
     ) -> std::fmt::Result {
+        let ids = self.registry.runtime_ids();
         let mut per_runtime: HashMap<&RuntimeId, (i64, i64)> =
-            self.registry.runtime_ids().map(|id| (id, (0, 0))).collect();
+            ids.iter().map(|id| (id, (0, 0))).collect();
         for channel in self.channels().values() {
             if let Some((channels, viewers)) = per_runtime.get_mut(&channel.runtime_id) {
                 *channels += 1;
                 *viewers += channel.viewer_count() as i64;
             }
         }
-        let counts: Vec<(&RuntimeId, i64, i64)> = self
-            .registry
-            .runtime_ids()
+        let counts: Vec<(&RuntimeId, i64, i64)> = ids
+            .iter()
             .map(|id| {
                 let (channels, viewers) = per_runtime.get(id).copied().unwrap_or_default();
                 (id, channels, viewers)
@@ -151,6 +161,38 @@ impl ObservationHub {
         self.inner.channels().len()
     }
 
+    /// Follows a reconfiguration of the registry (call it right after
+    /// [`RuntimeRegistry::reconfigure`]): every viewer of a removed runtime is closed
+    /// as for a worker that is gone (4404) and its channel ends with its upstream;
+    /// every channel of a replaced runtime resubscribes through the new runtime from
+    /// its last position, so its viewers continue without a gap or a duplicate (or
+    /// get a reset and a snapshot, when the new runtime cannot resume). Channels of
+    /// unchanged runtimes are not touched.
+    pub fn runtimes_changed(&self, changes: &Reconfigured) {
+        let mut closed = Vec::new();
+        let mut refreshed = Vec::new();
+        {
+            let mut channels = self.inner.channels();
+            channels.retain(|(runtime_id, _), channel| {
+                if changes.removed.contains(runtime_id) {
+                    closed.push(channel.clone());
+                    false
+                } else {
+                    if changes.replaced.contains(runtime_id) {
+                        refreshed.push(channel.clone());
+                    }
+                    true
+                }
+            });
+        }
+        for channel in closed {
+            channel.retire(StreamEnd::Removed);
+        }
+        for channel in refreshed {
+            channel.request_refresh();
+        }
+    }
+
     /// Starts watching a worker. Everything that can be refused is refused here,
     /// before a WebSocket upgrade: policy, a bad or foreign cursor, an unknown runtime
     /// or worker, an unreachable runtime.
@@ -171,7 +213,6 @@ impl ObservationHub {
             })?;
         // Existence (and reachability) before the upgrade.
         registry.get_worker(caller, runtime_id, worker_id).await?;
-        let source = registry.source(runtime_id)?;
         let channel = {
             let mut channels = self.inner.channels();
             let key = (runtime_id.clone(), worker_id.clone());
@@ -190,7 +231,6 @@ impl ObservationHub {
                     });
                     tokio::spawn(channel::run(
                         channel.clone(),
-                        source,
                         Arc::downgrade(&self.inner),
                         resume,
                     ));
@@ -205,7 +245,7 @@ impl ObservationHub {
         Ok(Viewer::new(
             channel,
             join,
-            registry.policy().clone(),
+            registry.policy(),
             caller.clone(),
         ))
     }
