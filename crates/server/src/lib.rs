@@ -9,4 +9,5 @@ pub mod config;
 pub mod console;
 pub mod http;
 pub mod metrics;
+pub mod reload;
 pub mod runtime_api;

@@ -347,7 +347,9 @@ async fn early_refusals_reach_a_client_that_sends_its_whole_body_first() {
     let input = format!("/api/runtimes/local/workers/{worker}/input");
     let auth = bearer(OPERATOR);
     let two_mib = 2 * 1024 * 1024;
-    let cases: [(&str, Vec<(&str, &str)>, u16, &str); 4] = [
+    // (what, headers, status, code)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: [Case; 4] = [
         (
             "413 from Content-Length",
             vec![

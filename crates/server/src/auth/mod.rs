@@ -5,12 +5,14 @@
 //! - [`session`]: the signed, stateless session cookie for browsers.
 //! - [`Authenticator`]: turns a request's `Authorization: Bearer` header or session
 //!   cookie into a [`Caller`], or refuses it with `401 unauthorized`. Without auth
-//!   every request is [`Caller::open`].
+//!   every request is [`Caller::open`]. A reload replaces its tokens in place
+//!   ([`Authenticator::replace`]).
 
 pub mod session;
 pub mod token;
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
@@ -61,14 +63,15 @@ enum Mode {
     },
 }
 
-/// Establishes the [`Caller`] of each request.
+/// Establishes the [`Caller`] of each request. Its tokens and session codec can be
+/// replaced while it serves: each request reads them once.
 pub struct Authenticator {
-    mode: Mode,
+    mode: RwLock<Arc<Mode>>,
 }
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.mode {
+        match &*self.mode() {
             Mode::Open => f.write_str("Authenticator::Open"),
             Mode::Tokens { records, .. } => f
                 .debug_struct("Authenticator::Tokens")
@@ -94,7 +97,24 @@ fn unauthorized(message: &str) -> ApiError {
 impl Authenticator {
     /// No auth: everyone is [`Caller::open`].
     pub fn open() -> Self {
-        Self { mode: Mode::Open }
+        Self::with_mode(Mode::Open)
+    }
+
+    fn with_mode(mode: Mode) -> Self {
+        Self {
+            mode: RwLock::new(Arc::new(mode)),
+        }
+    }
+
+    fn mode(&self) -> Arc<Mode> {
+        self.mode.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Serves with `other`'s tokens and sessions (or none) from the next request on:
+    /// a reload. Sessions whose token is gone end; a changed role applies at once.
+    pub fn replace(&self, other: Authenticator) {
+        let mode = other.mode();
+        *self.mode.write().unwrap_or_else(|p| p.into_inner()) = mode;
     }
 
     /// Auth by the given tokens, with sessions signed by `sessions`.
@@ -107,21 +127,19 @@ impl Authenticator {
                 caller: Caller::identified(t.name.clone(), t.role, t.runtimes.clone(), t.workers),
             })
             .collect();
-        Self {
-            mode: Mode::Tokens { records, sessions },
-        }
+        Self::with_mode(Mode::Tokens { records, sessions })
     }
 
     /// True when requests must carry credentials.
     pub fn is_on(&self) -> bool {
-        matches!(self.mode, Mode::Tokens { .. })
+        matches!(*self.mode(), Mode::Tokens { .. })
     }
 
     /// The session codec, when auth is on.
-    pub fn sessions(&self) -> Option<&SessionCodec> {
-        match &self.mode {
+    pub fn sessions(&self) -> Option<SessionCodec> {
+        match &*self.mode() {
             Mode::Open => None,
-            Mode::Tokens { sessions, .. } => Some(sessions),
+            Mode::Tokens { sessions, .. } => Some(sessions.clone()),
         }
     }
 
@@ -129,7 +147,8 @@ impl Authenticator {
     /// session cookie, when `cookies` allows it (the request is not from a foreign
     /// origin). Missing or wrong credentials are `401 unauthorized`.
     pub fn authenticate(&self, headers: &HeaderMap, cookies: bool) -> Result<Caller, ApiError> {
-        let Mode::Tokens { records, sessions } = &self.mode else {
+        let mode = self.mode();
+        let Mode::Tokens { records, sessions } = &*mode else {
             return Ok(Caller::open());
         };
         if let Some(value) = headers.get(AUTHORIZATION) {
@@ -171,7 +190,7 @@ impl Authenticator {
 
     /// `POST /api/session`: checks `token` and, when auth is on, signs a session for it.
     pub fn login(&self, token: &str) -> Result<Login, ApiError> {
-        match &self.mode {
+        match &*self.mode() {
             Mode::Open => Ok(Login {
                 caller: Caller::open(),
                 cookie: None,
@@ -316,6 +335,57 @@ mod tests {
         assert_eq!(err.detail.message, SessionError::Expired.to_string());
 
         assert!(auth.login("nope").is_err());
+    }
+
+    #[test]
+    fn a_replaced_authenticator_serves_the_new_tokens_from_the_next_request() {
+        let clock = Clock::manual(1000);
+        let auth = authenticator(&[entry("alice", "tok-a", Role::Operator)], &clock);
+        let bearer = |token: &str| headers(&[(AUTHORIZATION, &format!("Bearer {token}"))]);
+        let cookie = format!(
+            "switchyard_session={}",
+            auth.login("tok-a").unwrap().cookie.unwrap()
+        );
+        let with_cookie = headers(&[(COOKIE, &cookie)]);
+        assert!(auth.authenticate(&with_cookie, true).is_ok());
+
+        auth.replace(authenticator(
+            &[
+                entry("alice", "tok-a", Role::Viewer),
+                entry("carol", "tok-c", Role::Admin),
+            ],
+            &clock,
+        ));
+        assert_eq!(
+            auth.authenticate(&bearer("tok-c"), true).unwrap().name(),
+            "carol"
+        );
+        assert_eq!(
+            auth.authenticate(&with_cookie, true).unwrap().role(),
+            Role::Viewer,
+            "the open session takes the new role"
+        );
+
+        auth.replace(authenticator(
+            &[entry("carol", "tok-c", Role::Admin)],
+            &clock,
+        ));
+        assert!(auth.authenticate(&bearer("tok-a"), true).is_err());
+        assert_eq!(
+            auth.authenticate(&with_cookie, true)
+                .unwrap_err()
+                .detail
+                .message,
+            SessionError::Revoked.to_string(),
+            "a removed token's session ends"
+        );
+
+        auth.replace(Authenticator::open());
+        assert!(!auth.is_on());
+        assert_eq!(
+            auth.authenticate(&HeaderMap::new(), true).unwrap().role(),
+            Role::Admin
+        );
     }
 
     #[test]

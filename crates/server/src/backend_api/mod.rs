@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod browser;
 mod events;
+mod reload;
 mod routes;
 mod session;
 

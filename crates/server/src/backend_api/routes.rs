@@ -12,8 +12,8 @@
 //!    → `401 unauthorized`; `/healthz` and `POST`/`DELETE /api/session` are public
 //! 6. a body that is not `application/json` → `415 unsupported_media_type`
 //! 7. the route (`404 route_not_found`, `405`, `400 invalid_id`), then the registry,
-//!    whose policy answers `403 forbidden` (for `GET /metrics`: to anyone but an
-//!    admin)
+//!    whose policy answers `403 forbidden` (for `GET /metrics` and
+//!    `POST /api/admin/reload`: to anyone but an admin)
 //!
 //! Commands get an audit line whatever their outcome; every answer gets the security
 //! headers, and answers to allowed origins the CORS grant.
@@ -40,6 +40,7 @@ use crate::http::router::{RouteTable, respond};
 use crate::http::ws::SessionSettings;
 use crate::http::{ApiError, Handler, MatchedRoute, RequestContext, Response};
 use crate::metrics::{ListenerParts, METRICS_PATH, Metrics};
+use crate::reload::Reloader;
 
 /// Settings of the backend API surface.
 #[derive(Debug, Clone)]
@@ -65,6 +66,7 @@ pub struct BackendApi {
     settings: BackendApiSettings,
     routes: RouteTable<Route>,
     metrics: Arc<Metrics>,
+    reloader: Option<Arc<Reloader>>,
     console_route: MatchedRoute,
 }
 
@@ -83,6 +85,7 @@ enum Route {
     Transcript,
     Events,
     Metrics,
+    Reload,
 }
 
 impl Route {
@@ -105,6 +108,7 @@ impl Route {
             (Route::Worker, &Method::DELETE) => "delete",
             (Route::Session, &Method::POST) => "session_start",
             (Route::Session, &Method::DELETE) => "session_end",
+            (Route::Reload, &Method::POST) => "reload",
             _ => return None,
         })
     }
@@ -137,6 +141,7 @@ impl BackendApi {
             (format!("{w}/transcript"), Route::Transcript),
             (format!("{w}/events/ws"), Route::Events),
             (METRICS_PATH.to_owned(), Route::Metrics),
+            ("/api/admin/reload".to_owned(), Route::Reload),
         ];
         // Replaced by `with_metrics` when served: until then, what the registry and
         // the hub know, with no listener's counts.
@@ -148,6 +153,7 @@ impl BackendApi {
             settings,
             routes: RouteTable::new("backend API lives under /api", routes),
             metrics: Arc::new(metrics),
+            reloader: None,
             console_route: MatchedRoute::fixed("console"),
         }
     }
@@ -155,6 +161,13 @@ impl BackendApi {
     /// Serves `metrics` at `GET /metrics` (admins only when auth is on).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Answers `POST /api/admin/reload` (admins only when auth is on) with
+    /// `reloader`; without one, that route is `501 unsupported`.
+    pub fn with_reloader(mut self, reloader: Arc<Reloader>) -> Self {
+        self.reloader = Some(reloader);
         self
     }
 
@@ -392,6 +405,12 @@ impl BackendApi {
                 Query::parse(query, &[])?;
                 registry.authorize_admin(caller)?;
                 Ok(self.metrics.answer())
+            }
+            (Route::Reload, Method::POST, ..) => {
+                Query::parse(query, &[])?;
+                drain_body(request, limit).await?;
+                registry.authorize_admin(caller)?;
+                super::reload::answer(self.reloader.as_deref()).await
             }
             (Route::Events, Method::GET, Some(rt), Some(w)) => {
                 let q = Query::parse(query, &["cursor"])?;

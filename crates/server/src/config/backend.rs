@@ -78,7 +78,7 @@ pub const DEFAULT_VIEWER_QUEUE: u32 = 1024;
 pub const DEFAULT_EVENT_BACKLOG: u32 = 4096;
 
 /// The backend's in-process runtime.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddedSettings {
     /// Identity, profiles and limits.
     pub runtime: RuntimeConfig,
@@ -106,6 +106,34 @@ pub struct RemoteSettings {
     /// Plain HTTP to a host that is not loopback, allowed by `insecure_http = true`
     /// (start-up warns about it every time).
     pub insecure_http: bool,
+}
+
+impl RemoteSettings {
+    /// True when `other` reaches the same runtime in every respect: id, name, URL,
+    /// token, timeouts and TLS material (certificate and key files compared by their
+    /// contents, so rotated files count as a change). A reload replaces a remote
+    /// whose settings are not the same.
+    pub fn same_as(&self, other: &Self) -> bool {
+        // Every field, so that a new one cannot be forgotten here.
+        let Self {
+            runtime_id,
+            display_name,
+            base_url,
+            token,
+            connect_timeout,
+            request_timeout,
+            tls,
+            insecure_http,
+        } = self;
+        *runtime_id == other.runtime_id
+            && *display_name == other.display_name
+            && *base_url == other.base_url
+            && token.matches(other.token.expose())
+            && *connect_timeout == other.connect_timeout
+            && *request_timeout == other.request_timeout
+            && *tls == other.tls
+            && *insecure_http == other.insecure_http
+    }
 }
 
 impl BackendSettings {
