@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::DescriptorEncoder;
 use switchyard_protocol::{
-    AllWorkersList, BackendRuntime, InputAccepted, NewWorkerRequest, RuntimeId, RuntimeInfo,
-    RuntimeState, TranscriptPage, UnavailableEntry, WorkerCounts, WorkerDetail, WorkerId,
-    WorkerList, WorkerStatusResponse,
+    AllWorkersList, BackendRuntime, ErrorCode, ErrorDetail, InputAccepted, NewWorkerRequest,
+    ResizeRequest, ResizeResponse, RuntimeId, RuntimeInfo, RuntimeState, TranscriptPage,
+    UnavailableEntry, WorkerCounts, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 use switchyard_runtime::{DEFAULT_PAGE_LIMIT, RuntimeError};
 use switchyard_transport::WorkerQuery;
@@ -571,6 +571,26 @@ impl RuntimeRegistry {
             Some(worker),
             Action::Input,
             |s| async move { s.input(worker, text).await },
+        )
+        .await
+    }
+
+    /// `POST .../resize`: a size out of 1 to 1000 is refused here, without a call.
+    pub async fn resize(
+        &self,
+        caller: &Caller,
+        runtime_id: &RuntimeId,
+        worker: &WorkerId,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, RegistryError> {
+        size.validate()
+            .map_err(|m| RegistryError::Invalid(ErrorDetail::new(ErrorCode::InvalidRequest, m)))?;
+        self.call(
+            caller,
+            runtime_id,
+            Some(worker),
+            Action::Resize,
+            |s| async move { s.resize(worker, size).await },
         )
         .await
     }

@@ -7,8 +7,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use switchyard_protocol::{
-    CreateWorkerRequest, ErrorCode, InputAccepted, RuntimeId, RuntimeInfo, RuntimeSourceKind,
-    RuntimeState, TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, ErrorCode, InputAccepted, ResizeRequest, ResizeResponse, RuntimeId,
+    RuntimeInfo, RuntimeSourceKind, RuntimeState, TranscriptPage, WorkerDetail, WorkerId,
+    WorkerList, WorkerStatusResponse,
 };
 use switchyard_registry::{
     AllowAll, Caller, EmbeddedSource, HubSettings, ObservationHub, Planned, Policy, PolicyDenied,
@@ -88,6 +89,13 @@ impl RuntimeSource for Probe {
             gate.notified().await;
         }
         self.inner.input(worker, text).await
+    }
+    async fn resize(
+        &self,
+        worker: &WorkerId,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, SourceError> {
+        self.inner.resize(worker, size).await
     }
     async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
         self.inner.cancel(worker).await

@@ -73,6 +73,7 @@ impl RuntimeFile {
 pub(crate) enum KindFile {
     Echo,
     Process,
+    Pty,
 }
 
 /// One `[profiles.NAME]` table.
@@ -85,6 +86,9 @@ pub(crate) struct ProfileFile {
     pub cwd: Option<PathBuf>,
     pub description: Option<String>,
     pub delay_ms: Option<u64>,
+    pub cols: Option<u16>,
+    pub rows: Option<u16>,
+    pub idle_timeout_s: Option<u64>,
 }
 
 /// A backend configuration file.
