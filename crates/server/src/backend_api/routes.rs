@@ -18,6 +18,8 @@ use crate::http::router::{RouteTable, respond};
 use crate::http::ws::SessionSettings;
 use crate::http::{ApiError, Handler, RequestContext, Response};
 
+use super::Readiness;
+
 /// Settings of the backend API surface.
 #[derive(Debug, Clone)]
 pub struct BackendApiSettings {
@@ -35,11 +37,13 @@ pub struct BackendApi {
     hub: ObservationHub,
     settings: BackendApiSettings,
     routes: RouteTable<Route>,
+    readiness: Readiness,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Route {
     Health,
+    Ready,
     Runtimes,
     Runtime,
     AllWorkers,
@@ -62,6 +66,7 @@ impl BackendApi {
         let w = "/api/runtimes/{runtime_id}/workers/{worker_id}";
         let routes = [
             ("/healthz".to_owned(), Route::Health),
+            ("/readyz".to_owned(), Route::Ready),
             ("/api/runtimes".to_owned(), Route::Runtimes),
             ("/api/runtimes/{runtime_id}".to_owned(), Route::Runtime),
             ("/api/workers".to_owned(), Route::AllWorkers),
@@ -81,7 +86,13 @@ impl BackendApi {
             hub,
             settings,
             routes: RouteTable::new("backend API lives under /api", routes),
+            readiness: Readiness::new(),
         }
+    }
+
+    /// Its readiness: `GET /readyz` answers 503 once draining has started.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
     }
 
     /// The registry it routes through.
@@ -113,6 +124,8 @@ impl BackendApi {
         let registry = &self.registry;
         match (route, method, runtime, worker) {
             (Route::Health, Method::GET, ..) => Ok(json(StatusCode::OK, &Health::ok())),
+            // Like /healthz, lenient about the query: a probe must not fail on it.
+            (Route::Ready, Method::GET, ..) => self.readiness.answer(),
             (Route::Runtimes, Method::GET, ..) => {
                 Query::parse(query, &[])?;
                 let runtimes = registry.runtimes();

@@ -13,7 +13,7 @@ use switchyard_runtime::{FsStore, MemoryStore, Runtime, Store};
 use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, WsEventsClient};
 use tokio::net::TcpListener;
 
-use crate::backend_api::{BackendApi, BackendApiSettings};
+use crate::backend_api::{BackendApi, BackendApiSettings, Readiness};
 use crate::config::{
     BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs, load_backend_settings,
 };
@@ -42,6 +42,7 @@ pub async fn run(args: ServeArgs) -> u8 {
     println!("listening on {}", running.server.url());
     let _ = std::io::stdout().flush();
     super::signals::terminated().await;
+    running.drain().await;
     running.shutdown().await;
     0
 }
@@ -56,12 +57,31 @@ pub struct RunningBackend {
     pub embedded: Option<Runtime>,
     /// The HTTP server.
     pub server: ServerHandle,
+    /// What `GET /readyz` answers; draining from [`RunningBackend::drain`] on.
+    pub readiness: Readiness,
+    /// How long [`RunningBackend::drain`] keeps serving (`drain_ms`).
+    pub drain: Duration,
 }
 
 impl RunningBackend {
+    /// Starts draining: `GET /readyz` answers 503 from now on, while everything else
+    /// is served as before for the configured drain period (so that a load balancer
+    /// checking `/readyz` stops sending new requests here before they would fail).
+    pub async fn drain(&self) {
+        self.readiness.start_draining();
+        if !self.drain.is_zero() {
+            tracing::info!(
+                drain_ms = self.drain.as_millis() as u64,
+                "draining: /readyz answers 503; serving until the drain period ends"
+            );
+            tokio::time::sleep(self.drain).await;
+        }
+    }
+
     /// Stops accepting, closes WebSockets with 1001, stops the embedded runtime's
     /// workers and flushes its store. Remote runtimes keep running.
     pub async fn shutdown(self) {
+        self.readiness.start_draining();
         self.server.shutdown_signal().trigger();
         if let Some(runtime) = &self.embedded
             && let Err(error) = runtime.shutdown().await
@@ -108,6 +128,7 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
             session: SessionSettings::default(),
         },
     );
+    let readiness = api.readiness().clone();
     let tls = settings.tls.map(|tls| ServerTls::new(tls.config));
     let server = serve_with_tls(listener, Arc::new(api), Shutdown::new(), tls);
     tokio::spawn({
@@ -121,6 +142,8 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
         hub,
         embedded,
         server,
+        readiness,
+        drain: settings.drain,
     })
 }
 

@@ -26,6 +26,10 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// How often remote runtimes are probed unless configured.
 pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_millis(5000);
 
+/// How long a stopping backend keeps serving after `/readyz` turned 503, unless
+/// configured: not at all.
+pub const DEFAULT_DRAIN: Duration = Duration::ZERO;
+
 /// A remote's connect timeout unless configured.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(2000);
 
@@ -51,6 +55,9 @@ pub struct BackendSettings {
     pub remotes: Vec<RemoteSettings>,
     /// How often remote runtimes are probed.
     pub health_interval: Duration,
+    /// On SIGTERM/SIGINT, how long to keep serving with `/readyz` at 503 before
+    /// shutting down, so that a load balancer takes this replica out first.
+    pub drain: Duration,
     /// Events queued per WebSocket viewer before it is cut off (4408).
     pub viewer_queue: u32,
     /// Events the backend keeps per watched worker for viewers that resume.
@@ -110,6 +117,7 @@ impl BackendSettings {
             }),
             remotes: Vec::new(),
             health_interval: DEFAULT_HEALTH_INTERVAL,
+            drain: DEFAULT_DRAIN,
             viewer_queue: DEFAULT_VIEWER_QUEUE,
             event_backlog: DEFAULT_EVENT_BACKLOG,
             tls: None,
@@ -168,6 +176,8 @@ pub fn load_backend_settings(
         file.health_interval_ms,
         DEFAULT_HEALTH_INTERVAL,
     )?;
+    // Zero is allowed: shut down at once, as without the key.
+    let drain = file.drain_ms.map_or(DEFAULT_DRAIN, Duration::from_millis);
 
     let viewer_queue =
         values::positive(&fo, "viewer_queue", file.viewer_queue, DEFAULT_VIEWER_QUEUE)?;
@@ -207,6 +217,7 @@ pub fn load_backend_settings(
         embedded,
         remotes,
         health_interval,
+        drain,
         viewer_queue,
         event_backlog,
         tls,

@@ -94,6 +94,7 @@ pub(crate) struct BackendFile {
     pub allowed_origins: Option<Vec<String>>,
     pub max_body_bytes: Option<u64>,
     pub health_interval_ms: Option<u64>,
+    pub drain_ms: Option<u64>,
     pub viewer_queue: Option<u32>,
     pub event_backlog: Option<u32>,
     pub tls: Option<TlsFile>,

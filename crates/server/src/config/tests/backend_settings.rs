@@ -142,3 +142,22 @@ fn viewer_queue_and_event_backlog_are_read_and_validated() {
     let error = crate::config::load_backend_settings(&args, &|_| None).unwrap_err();
     assert!(error.to_string().contains("viewer_queue"), "{error}");
 }
+
+#[test]
+fn drain_ms_defaults_to_none_and_allows_zero() {
+    let check = |text: &str, expected: Result<Duration, &str>| {
+        let dir = Dir::new();
+        let path = dir.write("b.toml", text);
+        match (load_backend_settings(&serve_args(&path), &no_env), expected) {
+            (Ok(s), Ok(drain)) => assert_eq!(s.drain, drain, "{text}"),
+            (Err(e), Err(needle)) => assert!(e.to_string().contains(needle), "{e}"),
+            (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+        }
+    };
+    check("[embedded]\n", Ok(Duration::ZERO));
+    check("drain_ms = 0\n[embedded]\n", Ok(Duration::ZERO));
+    check("drain_ms = 2500\n[embedded]\n", Ok(Duration::from_millis(2500)));
+    check("drain_ms = -1\n[embedded]\n", Err("drain_ms"));
+    check("drain_ms = \"2s\"\n[embedded]\n", Err("drain_ms"));
+    assert_eq!(crate::config::BackendSettings::defaults().drain, Duration::ZERO);
+}
