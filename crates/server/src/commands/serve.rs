@@ -195,7 +195,8 @@ fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String>
         None => endpoint,
     };
     let events = WsEventsClient::new(endpoint.clone())
-        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
+        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?
+        .with_idle_timeout(settings.stream_idle_timeout);
     let client = HttpRuntimeClient::new(endpoint)
         .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
     Ok(RegisteredRuntime {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchyard_protocol::RuntimeId;
 use switchyard_runtime::RuntimeConfig;
-use switchyard_transport::{ClientTls, SecretToken};
+use switchyard_transport::{ClientTls, DEFAULT_STREAM_IDLE_TIMEOUT, SecretToken};
 
 use super::args::ServeArgs;
 use super::error::ConfigError;
@@ -95,6 +95,9 @@ pub struct RemoteSettings {
     pub connect_timeout: Duration,
     /// Time allowed for one request.
     pub request_timeout: Duration,
+    /// How long an open event stream from this runtime may stay silent (the
+    /// backend pings it after a third of that) before it counts as lost.
+    pub stream_idle_timeout: Duration,
     /// TLS for an `https` base URL: trust anchors, client certificate, name.
     pub tls: Option<ClientTls>,
     /// Plain HTTP to a host that is not loopback, allowed by `insecure_http = true`
@@ -305,6 +308,12 @@ fn remote(
         raw.request_timeout_ms,
         DEFAULT_REQUEST_TIMEOUT,
     )?;
+    let stream_idle_timeout = values::millis(
+        &fo,
+        &key("stream_idle_timeout_ms"),
+        raw.stream_idle_timeout_ms,
+        DEFAULT_STREAM_IDLE_TIMEOUT,
+    )?;
     let tls = remote_tls(ctx, &table, &base_url, &raw)?;
     let insecure_http = tls.is_none() && !is_loopback_url(&base_url);
     Ok(RemoteSettings {
@@ -314,6 +323,7 @@ fn remote(
         token,
         connect_timeout,
         request_timeout,
+        stream_idle_timeout,
         tls,
         insecure_http,
     })

@@ -148,6 +148,7 @@ pub(crate) struct RemoteFile {
     pub token_file: Option<PathBuf>,
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
+    pub stream_idle_timeout_ms: Option<u64>,
     pub ca_file: Option<PathBuf>,
     pub client_cert_file: Option<PathBuf>,
     pub client_key_file: Option<PathBuf>,
