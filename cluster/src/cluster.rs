@@ -94,6 +94,7 @@ impl Cluster {
             .map_err(ClusterError::io("creating the cluster's directory"))?;
         let path = dir.path().to_owned();
         let mut network = Network::create(options.runtimes)?;
+        network.claim_mut().record_dir(&path);
 
         let token = path.join("runtime.token");
         std::fs::write(&token, format!("{}\n", random_token()))

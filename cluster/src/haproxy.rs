@@ -41,7 +41,7 @@ pub fn config(frontend: SocketAddr, servers: &[(String, SocketAddr)], socket: &P
     let mut text = format!(
         "global\n\
          \tstats socket {socket} mode 600 level admin\n\
-         \tmaxconn 20000\n\
+         \tmaxconn 4000\n\
          \n\
          defaults\n\
          \tmode http\n\

@@ -95,6 +95,13 @@ impl Claim {
     pub fn acquire() -> Result<Self, ClusterError> {
         std::fs::create_dir_all(CLAIMS_DIR)
             .map_err(ClusterError::io(format!("creating {CLAIMS_DIR}")))?;
+        // Stale claims first: their links hold addresses that would hide the slot.
+        for slot in 1..=MAX_SLOT {
+            let path = claim_path(slot);
+            if path.exists() {
+                clean_stale(slot, &path);
+            }
+        }
         let in_use = addresses_in_use()?;
         for slot in 1..=MAX_SLOT {
             if in_use
@@ -103,10 +110,7 @@ impl Claim {
             {
                 continue;
             }
-            let path = PathBuf::from(format!("{CLAIMS_DIR}/slot-{slot}"));
-            if path.exists() && !clean_stale(slot, &path) {
-                continue;
-            }
+            let path = claim_path(slot);
             let Ok(mut file) = OpenOptions::new()
                 .create_new(true)
                 .append(true)
@@ -130,6 +134,11 @@ impl Claim {
     pub fn record_pid(&mut self, pid: u32) {
         let _ = writeln!(self.file, "{pid}");
     }
+
+    /// Records the cluster's working directory (removed with a stale claim).
+    pub fn record_dir(&mut self, dir: &std::path::Path) {
+        let _ = writeln!(self.file, "dir:{}", dir.display());
+    }
 }
 
 impl Drop for Claim {
@@ -141,6 +150,10 @@ impl Drop for Claim {
 /// Cleans up after the cluster of a stale claim (its owner is gone): kills the
 /// processes it recorded that still run a program of ours, removes its namespaces
 /// and links and the claim. False when the owner still lives.
+fn claim_path(slot: u8) -> PathBuf {
+    PathBuf::from(format!("{CLAIMS_DIR}/slot-{slot}"))
+}
+
 fn clean_stale(slot: u8, path: &std::path::Path) -> bool {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut pids = text.lines().filter_map(|l| l.trim().parse::<i32>().ok());
@@ -149,6 +162,11 @@ fn clean_stale(slot: u8, path: &std::path::Path) -> bool {
         return false;
     }
     eprintln!("cluster: cleaning up slot {slot}, left behind by process {owner:?}");
+    for dir in text.lines().filter_map(|l| l.strip_prefix("dir:")) {
+        if dir.starts_with("/tmp/switchyard-cluster-") {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
     for pid in pids {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if matches!(comm.trim(), "switchyard" | "haproxy") {
