@@ -57,6 +57,7 @@ pub struct LoadPlan {
 /// A running load.
 #[derive(Debug)]
 pub struct RestLoad {
+    started: Instant,
     stop: watch::Sender<bool>,
     calls: Arc<Mutex<Vec<Call>>>,
     tasks: Vec<JoinHandle<()>>,
@@ -82,7 +83,17 @@ impl RestLoad {
                 tokio::spawn(task.run(stopped.clone()))
             })
             .collect();
-        Self { stop, calls, tasks }
+        Self {
+            started,
+            stop,
+            calls,
+            tasks,
+        }
+    }
+
+    /// When it started: every [`Call::at`] counts from here.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// The calls so far.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 use switchyard_protocol::{TranscriptEntry, TranscriptItem};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -76,6 +76,8 @@ pub struct ViewerLog {
     pub baseline: Option<u64>,
     /// Every input and output event, in arrival order.
     pub seen: Vec<Seen>,
+    /// When each of `seen` arrived, from the viewer's start.
+    pub arrivals: Vec<Duration>,
     /// Every connection.
     pub connections: Vec<Connection>,
     /// Failed connection attempts: when, and why.
@@ -91,6 +93,9 @@ pub struct ViewerLog {
 /// What a viewer has got so far, for a test to wait on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
+    /// The first snapshot's last transcript sequence, once it came: events after
+    /// it arrive as events (earlier ones were in the snapshot).
+    pub baseline: Option<u64>,
     /// Input and output events received.
     pub events: usize,
     /// The highest transcript sequence received.
@@ -110,22 +115,56 @@ pub struct Progress {
 pub struct Viewer {
     stop: watch::Sender<bool>,
     progress: watch::Receiver<Progress>,
+    events: broadcast::Sender<Seen>,
     task: JoinHandle<ViewerLog>,
 }
+
+/// Inputs and outputs kept for [`Viewer::subscribe`] receivers that lag.
+const BROADCAST: usize = 4096;
 
 impl Viewer {
     /// Starts watching `runtime/worker` through `lb` until stopped, until the
     /// worker ends, or for at most `limit`.
     pub fn start(lb: SocketAddr, runtime: &str, worker: &str, limit: Duration) -> Self {
+        Self::start_with(lb, runtime, worker, limit, BACKOFF.0)
+    }
+
+    /// Like [`Viewer::start`], waiting `reconnect_delay` before its first attempt to
+    /// reconnect after a drop (so that events pile up that it must be given on
+    /// resume).
+    pub fn start_with(
+        lb: SocketAddr,
+        runtime: &str,
+        worker: &str,
+        limit: Duration,
+        reconnect_delay: Duration,
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let (report, progress) = watch::channel(Progress::default());
+        let (events, _) = broadcast::channel(BROADCAST);
         let path = format!("/api/runtimes/{runtime}/workers/{worker}/events/ws");
-        let task = tokio::spawn(watch_worker(lb, path, stopped, report, limit));
+        let sinks = Sinks {
+            report,
+            events: events.clone(),
+        };
+        let task = tokio::spawn(watch_worker(
+            lb,
+            path,
+            stopped,
+            sinks,
+            (limit, reconnect_delay),
+        ));
         Self {
             stop,
             progress,
+            events,
             task,
         }
+    }
+
+    /// Every input and output it receives from now on, as it arrives.
+    pub fn subscribe(&self) -> broadcast::Receiver<Seen> {
+        self.events.subscribe()
     }
 
     /// What it has got so far.
@@ -160,6 +199,12 @@ impl Viewer {
     }
 }
 
+/// Where a viewer reports what it gets.
+struct Sinks {
+    report: watch::Sender<Progress>,
+    events: broadcast::Sender<Seen>,
+}
+
 /// How one connection ended.
 enum End {
     /// Stop requested, worker ended, or out of time: the viewer is done.
@@ -172,9 +217,10 @@ async fn watch_worker(
     lb: SocketAddr,
     path: String,
     mut stopped: watch::Receiver<bool>,
-    report: watch::Sender<Progress>,
-    limit: Duration,
+    sinks: Sinks,
+    (limit, reconnect_delay): (Duration, Duration),
 ) -> ViewerLog {
+    let report = &sinks.report;
     let started = Instant::now();
     let deadline = started + limit;
     let mut log = ViewerLog::default();
@@ -248,8 +294,12 @@ async fn watch_worker(
                 Ok(frame) => frame,
                 Err(error) => break End::Dropped(format!("not JSON: {error}")),
             };
-            if let Some(next) = record(&frame, &mut log, started.elapsed(), &report) {
+            let before = log.seen.len();
+            if let Some(next) = record(&frame, &mut log, started.elapsed(), report) {
                 cursor = Some(next);
+            }
+            for seen in &log.seen[before..] {
+                let _ = sinks.events.send(seen.clone());
             }
             if log.worker_ended {
                 break End::Done;
@@ -264,6 +314,10 @@ async fn watch_worker(
         report.send_modify(|p| p.served_by = None);
         if matches!(end, End::Done) {
             break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(reconnect_delay) => {}
+            _ = stopped.changed() => break,
         }
     }
     log
@@ -289,6 +343,7 @@ fn record(
                         .unwrap_or(0);
                     if log.baseline.is_none() {
                         log.baseline = Some(last);
+                        report.send_modify(|p| p.baseline = Some(last));
                     }
                     if event["worker"]["status"]
                         .as_str()
@@ -304,6 +359,7 @@ fn record(
                         kind: if kind == "input" { "input" } else { "output" },
                         text: event["text"].as_str().unwrap_or_default().to_owned(),
                     });
+                    log.arrivals.push(at);
                     if let Some(connection) = log.connections.last_mut() {
                         connection.first_event.get_or_insert(at);
                     }
@@ -551,6 +607,7 @@ mod tests {
         assert!(log.worker_ended);
         let p = progress.borrow().clone();
         assert_eq!((p.events, p.last_sequence, p.lost, p.restored), (1, 8, 1, 1));
+        assert_eq!(p.baseline, Some(7));
         assert_eq!(log.connections[0].first_event, Some(Duration::from_millis(5)));
     }
 }
