@@ -90,6 +90,11 @@ fn main() -> ExitCode {
 
 fn check() -> ExitCode {
     let checks = || -> Result<(), ClusterError> {
+        switchyard_cluster::sys::ensure_program(
+            "ip",
+            "iproute2",
+            "install Debian's iproute2 package (apt-get install iproute2)",
+        )?;
         switchyard_cluster::net::check_privilege()?;
         switchyard_cluster::sys::ensure_program(
             "haproxy",

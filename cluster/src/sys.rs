@@ -92,9 +92,9 @@ fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(5)..].join(" | ")
 }
 
-/// True when `program` runs (`program -v` or `--version` exits 0).
+/// True when `program` runs (`program -v`, `-V` or `--version` exits 0).
 pub fn has_program(program: &str) -> bool {
-    ["-v", "--version"].iter().any(|flag| {
+    ["-v", "-V", "--version"].iter().any(|flag| {
         Command::new(program)
             .arg(flag)
             .stdin(Stdio::null())
