@@ -82,6 +82,9 @@ async fn sigterm_drains_for_drain_ms_then_shuts_down() {
 
     assert_eq!(close_code(&mut ws).await, Some(1001));
     let closed = signalled.elapsed();
-    assert!(closed >= DRAIN, "closed {closed:?} after SIGTERM, before the drain ended");
+    assert!(
+        closed >= DRAIN,
+        "closed {closed:?} after SIGTERM, before the drain ended"
+    );
     assert!(backend.wait().await.success());
 }

@@ -28,19 +28,24 @@ pub struct ClusterOptions {
     pub relayed: Vec<(usize, Faults)>,
     /// The backends' timing.
     pub timing: BackendTiming,
+    /// Whether HAProxy retries what is safe to retry (see [`crate::haproxy`]);
+    /// without, it sends to a replica until a health check takes it out.
+    pub lb_retries: bool,
     /// The `switchyard` binary; default `$SWITCHYARD_BIN` or the one cargo built
     /// beside the running test.
     pub bin: Option<PathBuf>,
 }
 
 impl Default for ClusterOptions {
-    /// Two runtime hosts, three replicas, no relay, [`BackendTiming::default`].
+    /// Two runtime hosts, three replicas, no relay, [`BackendTiming::default`],
+    /// HAProxy retrying what is safe.
     fn default() -> Self {
         Self {
             runtimes: 2,
             replicas: 3,
             relayed: Vec::new(),
             timing: BackendTiming::default(),
+            lb_retries: true,
             bin: None,
         }
     }
@@ -157,7 +162,7 @@ impl Cluster {
         }
         let servers: Vec<(String, SocketAddr)> =
             replicas.iter().map(|r| (r.name.clone(), r.addr)).collect();
-        let haproxy = Haproxy::start(&path, ports[0], &servers).await?;
+        let haproxy = Haproxy::start(&path, ports[0], &servers, options.lb_retries).await?;
         if let Some(pid) = haproxy.pid() {
             network.claim_mut().record_pid(pid);
         }

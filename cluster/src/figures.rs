@@ -11,8 +11,7 @@ pub fn dir() -> PathBuf {
     std::env::var_os("SWITCHYARD_CLUSTER_FIGURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/cluster-figures")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/cluster-figures")
         })
 }
 

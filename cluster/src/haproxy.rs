@@ -36,8 +36,20 @@ pub const SERVED_BY: &str = "x-served-by";
 const BACKEND: &str = "replicas";
 
 /// Renders the configuration: a frontend on `frontend`, the `servers` (name,
-/// address) behind it, the admin socket at `socket`.
-pub fn config(frontend: SocketAddr, servers: &[(String, SocketAddr)], socket: &Path) -> String {
+/// address) behind it, the admin socket at `socket`. Without `retries`, HAProxy
+/// never retries a request (a load balancer that sends to a replica until its health
+/// check fails, as many do).
+pub fn config(
+    frontend: SocketAddr,
+    servers: &[(String, SocketAddr)],
+    socket: &Path,
+    retries: bool,
+) -> String {
+    let retry = if retries {
+        "\tretries 3\n\toption redispatch 1\n\tretry-on conn-failure empty-response response-timeout\n"
+    } else {
+        "\tretries 0\n\tretry-on none\n"
+    };
     let mut text = format!(
         "global\n\
          \tstats socket {socket} mode 600 level admin\n\
@@ -51,9 +63,7 @@ pub fn config(frontend: SocketAddr, servers: &[(String, SocketAddr)], socket: &P
          \ttimeout tunnel 1h\n\
          \ttimeout http-request 10s\n\
          \ttimeout http-keep-alive 10s\n\
-         \tretries 3\n\
-         \toption redispatch 1\n\
-         \tretry-on conn-failure empty-response response-timeout\n\
+         {retry}\
          \n\
          frontend switchyard\n\
          \tbind {frontend}\n\
@@ -92,10 +102,11 @@ impl Haproxy {
         dir: &Path,
         frontend: SocketAddr,
         servers: &[(String, SocketAddr)],
+        retries: bool,
     ) -> Result<Self, ClusterError> {
         let socket = dir.join("haproxy.sock");
         let path = dir.join("haproxy.cfg");
-        std::fs::write(&path, config(frontend, servers, &socket))
+        std::fs::write(&path, config(frontend, servers, &socket, retries))
             .map_err(ClusterError::io("writing haproxy.cfg"))?;
         let path_text = path.display().to_string();
         crate::sys::run_async("haproxy", &["-c", "-q", "-f", &path_text]).await?;
@@ -156,10 +167,9 @@ impl Haproxy {
         let started = tokio::time::Instant::now();
         loop {
             let states = self.servers().await?;
-            if states
-                .iter()
-                .any(|(server, state)| server == name && state.split_whitespace().next() == Some(status))
-            {
+            if states.iter().any(|(server, state)| {
+                server == name && state.split_whitespace().next() == Some(status)
+            }) {
                 return Ok(started.elapsed());
             }
             if started.elapsed() > crate::WAIT {
@@ -212,6 +222,7 @@ mod tests {
                 ("r2".into(), "127.0.0.1:8002".parse().unwrap()),
             ],
             Path::new("/tmp/x/haproxy.sock"),
+            true,
         );
         for needle in [
             "bind 127.0.0.1:8000",
@@ -226,6 +237,16 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
+        let bare = config(
+            "127.0.0.1:8000".parse().unwrap(),
+            &[],
+            Path::new("/tmp/x/haproxy.sock"),
+            false,
+        );
+        assert!(
+            bare.contains("retry-on none") && !bare.contains("redispatch"),
+            "{bare}"
+        );
     }
 
     /// HAProxy itself accepts the configuration (when it is installed; CI installs
@@ -238,16 +259,19 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("haproxy.cfg");
-        std::fs::write(
-            &path,
-            config(
-                "127.0.0.1:8000".parse().unwrap(),
-                &[("r1".into(), "127.0.0.1:8001".parse().unwrap())],
-                &dir.path().join("haproxy.sock"),
-            ),
-        )
-        .unwrap();
-        crate::sys::run("haproxy", &["-c", "-q", "-f", path.to_str().unwrap()]).unwrap();
+        for retries in [true, false] {
+            std::fs::write(
+                &path,
+                config(
+                    "127.0.0.1:8000".parse().unwrap(),
+                    &[("r1".into(), "127.0.0.1:8001".parse().unwrap())],
+                    &dir.path().join("haproxy.sock"),
+                    retries,
+                ),
+            )
+            .unwrap();
+            crate::sys::run("haproxy", &["-c", "-q", "-f", path.to_str().unwrap()]).unwrap();
+        }
     }
 
     #[test]

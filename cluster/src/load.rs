@@ -128,8 +128,7 @@ impl Task {
         let mut round = 0usize;
         'rounds: loop {
             round += 1;
-            let lifecycle =
-                self.plan.lifecycle_every > 0 && round % self.plan.lifecycle_every == 0;
+            let lifecycle = self.plan.lifecycle_every > 0 && round % self.plan.lifecycle_every == 0;
             for step in 0..5 {
                 if *stopped.borrow() || made >= self.plan.max_calls || Instant::now() >= deadline {
                     break 'rounds;
@@ -151,7 +150,13 @@ impl Task {
         }
     }
 
-    fn record<T>(&self, op: &'static str, runtime: &str, at: Instant, result: &Result<T, ClientError>) {
+    fn record<T>(
+        &self,
+        op: &'static str,
+        runtime: &str,
+        at: Instant,
+        result: &Result<T, ClientError>,
+    ) {
         let outcome = match result {
             Ok(_) => Ok(()),
             Err(error) => Err((error.code().to_owned(), error.to_string())),
@@ -283,7 +288,10 @@ mod tests {
             .chain([call(500, Err(("runtime_timeout".into(), "m".into())))])
             .collect();
         let latency = Latency::of(&calls);
-        assert_eq!((latency.count, latency.p50, latency.max), (101, 51.0, 500.0));
+        assert_eq!(
+            (latency.count, latency.p50, latency.max),
+            (101, 51.0, 500.0)
+        );
         assert_eq!(latency.p99, 100.0);
         assert_eq!(failures(&calls).len(), 1);
         assert!(latency.to_string().contains("p99 100.0 ms"));

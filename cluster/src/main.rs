@@ -134,10 +134,16 @@ async fn up(runtimes: usize, replicas: usize, switchyard: Option<PathBuf>) -> Ex
         }
     };
     let lb = cluster.lb();
-    println!("\nSwitchyard cluster (files and logs in {}):\n", cluster.dir().display());
+    println!(
+        "\nSwitchyard cluster (files and logs in {}):\n",
+        cluster.dir().display()
+    );
     println!("  HAProxy      http://{lb}   <- use this (console: http://{lb}/)");
     for replica in &cluster.replicas {
-        println!("  replica {:<4} http://{}   (GET /readyz; SIGTERM drains)", replica.name, replica.addr);
+        println!(
+            "  replica {:<4} http://{}   (GET /readyz; SIGTERM drains)",
+            replica.name, replica.addr
+        );
     }
     for host in &cluster.runtimes {
         println!(
@@ -160,7 +166,10 @@ async fn up(runtimes: usize, replicas: usize, switchyard: Option<PathBuf>) -> Ex
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}
@@ -184,7 +193,10 @@ async fn scale(
     } else {
         ScalePlan::full()
     };
-    let dir = match tempfile::Builder::new().prefix("switchyard-scaling-").tempdir() {
+    let dir = match tempfile::Builder::new()
+        .prefix("switchyard-scaling-")
+        .tempdir()
+    {
         Ok(dir) => dir,
         Err(e) => {
             eprintln!("switchyard-cluster: {e}");
@@ -194,7 +206,10 @@ async fn scale(
     let points = match scaling::measure(&plan, &switchyard, dir.path()).await {
         Ok(points) => points,
         Err(error) => {
-            eprintln!("switchyard-cluster: the curve failed: {error} (logs in {})", dir.keep().display());
+            eprintln!(
+                "switchyard-cluster: the curve failed: {error} (logs in {})",
+                dir.keep().display()
+            );
             return ExitCode::FAILURE;
         }
     };

@@ -104,18 +104,11 @@ impl Claim {
         }
         let in_use = addresses_in_use()?;
         for slot in 1..=MAX_SLOT {
-            if in_use
-                .iter()
-                .any(|a| a.octets()[..3] == [10, 77, slot])
-            {
+            if in_use.iter().any(|a| a.octets()[..3] == [10, 77, slot]) {
                 continue;
             }
             let path = claim_path(slot);
-            let Ok(mut file) = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(&path)
-            else {
+            let Ok(mut file) = OpenOptions::new().create_new(true).append(true).open(&path) else {
                 continue; // another cluster claimed it just now
             };
             writeln!(file, "{}", std::process::id())
@@ -189,8 +182,14 @@ fn is_alive(pid: i32) -> bool {
 fn remove_slot_links(slot: u8) {
     let prefix = format!("sy{slot}r");
     let namespaces = sys::run("ip", &["netns", "list"]).unwrap_or_default();
-    for name in namespaces.lines().filter_map(|l| l.split_whitespace().next()) {
-        if name.strip_prefix(&prefix).is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit())) {
+    for name in namespaces
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        if name
+            .strip_prefix(&prefix)
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
+        {
             let _ = sys::run("ip", &["netns", "del", name]);
         }
     }
@@ -359,7 +358,11 @@ mod tests {
         };
         check(1, 0, ("sy1r0", "sy1r0h", "10.77.1.1", "10.77.1.2"));
         check(1, 1, ("sy1r1", "sy1r1h", "10.77.1.5", "10.77.1.6"));
-        check(250, 62, ("sy250r62", "sy250r62h", "10.77.250.249", "10.77.250.250"));
+        check(
+            250,
+            62,
+            ("sy250r62", "sy250r62h", "10.77.250.249", "10.77.250.250"),
+        );
     }
 
     #[test]

@@ -107,7 +107,9 @@ impl Process {
     pub async fn wait_exit(&mut self, limit: Duration) -> Result<ExitStatus, ClusterError> {
         match tokio::time::timeout(limit, self.child.wait()).await {
             Ok(Ok(status)) => Ok(status),
-            Ok(Err(error)) => Err(ClusterError::io(format!("waiting for {}", self.name))(error)),
+            Ok(Err(error)) => Err(ClusterError::io(format!("waiting for {}", self.name))(
+                error,
+            )),
             Err(_) => Err(ClusterError::Timeout(format!("{} to exit", self.name))),
         }
     }
@@ -126,7 +128,9 @@ impl Process {
             Err(_) => {
                 let name = self.name.clone();
                 let _ = self.kill().await;
-                Err(ClusterError::Timeout(format!("{name} to stop after SIGTERM")))
+                Err(ClusterError::Timeout(format!(
+                    "{name} to stop after SIGTERM"
+                )))
             }
         }
     }
@@ -143,7 +147,10 @@ mod tests {
         let mut command = Command::new("sh");
         // Everything is written before the first line can be read, so that the
         // SIGTERM below cannot come first.
-        command.args(["-c", "echo oops >&2; printf 'first\\nsecond\\n'; exec sleep 30"]);
+        command.args([
+            "-c",
+            "echo oops >&2; printf 'first\\nsecond\\n'; exec sleep 30",
+        ]);
         let (process, first) = Process::spawn("sleeper", command, &log).await.unwrap();
         assert_eq!(first, "first");
         let status = process.stop(Duration::from_secs(5)).await.unwrap();
@@ -163,6 +170,9 @@ mod tests {
         command.args(["-c", "echo broken >&2; exit 4"]);
         let err = Process::spawn("quitter", command, &log).await.unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("quitter") && text.contains("broken"), "{text}");
+        assert!(
+            text.contains("quitter") && text.contains("broken"),
+            "{text}"
+        );
     }
 }

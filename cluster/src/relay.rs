@@ -269,7 +269,9 @@ mod tests {
 
     #[tokio::test]
     async fn forwards_both_ways_and_passes_eof_on() {
-        let relay = Relay::start(echo_server().await, Faults::default()).await.unwrap();
+        let relay = Relay::start(echo_server().await, Faults::default())
+            .await
+            .unwrap();
         let mut stream = TcpStream::connect(relay.addr).await.unwrap();
         round_trip(&mut stream, b"hello").await;
         stream.shutdown().await.unwrap();
@@ -316,7 +318,9 @@ mod tests {
 
     #[tokio::test]
     async fn cut_all_closes_live_connections_and_new_ones_still_work() {
-        let relay = Relay::start(echo_server().await, Faults::default()).await.unwrap();
+        let relay = Relay::start(echo_server().await, Faults::default())
+            .await
+            .unwrap();
         let mut first = TcpStream::connect(relay.addr).await.unwrap();
         let mut second = TcpStream::connect(relay.addr).await.unwrap();
         round_trip(&mut first, b"1").await;

@@ -67,7 +67,11 @@ pub struct BackendFiles<'a> {
 
 /// The configuration every replica shares: no embedded runtime, every runtime host
 /// as a remote over TLS with a client certificate.
-pub fn backend_config(remotes: &[RemoteEntry], files: &BackendFiles, timing: BackendTiming) -> String {
+pub fn backend_config(
+    remotes: &[RemoteEntry],
+    files: &BackendFiles,
+    timing: BackendTiming,
+) -> String {
     let mut text = format!(
         "# Shared by every replica (each gets its own --listen).\n\
          health_interval_ms = {}\n\
@@ -160,7 +164,10 @@ impl Replica {
                 .arg("--config")
                 .arg(&self.config)
                 .args(["--listen", &self.addr.to_string()])
-                .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                );
             match Process::spawn(&self.name, command, &log).await {
                 Ok((process, first)) if first == expected => {
                     let pid = process.pid();
@@ -210,7 +217,10 @@ mod tests {
         let files = BackendFiles {
             token: Path::new("/c/runtime.token"),
             ca: Path::new("/c/tls/ca.crt"),
-            client: (Path::new("/c/tls/backend.crt"), Path::new("/c/tls/backend.key")),
+            client: (
+                Path::new("/c/tls/backend.crt"),
+                Path::new("/c/tls/backend.key"),
+            ),
         };
         let remotes = [
             RemoteEntry {

@@ -81,7 +81,10 @@ impl RuntimeHost {
             .arg(bin)
             .args(["runtime", "--config"])
             .arg(&self.config)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            );
         let (process, first) = Process::spawn(&self.runtime_id, command, &self.log).await?;
         let expected = format!("listening on https://{}", self.addr());
         if first != expected {

@@ -17,11 +17,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use switchyard_client::SecretToken;
 use switchyard_protocol::{CreateWorkerRequest, RuntimeId};
 use switchyard_runtime::RuntimeConfig;
 use switchyard_server::commands::runtime::{self as runtime_cmd, RunningRuntime};
 use switchyard_server::config::RuntimeSettings;
-use switchyard_client::SecretToken;
 use tokio::process::Command;
 use tokio::time::Instant;
 
@@ -214,10 +214,13 @@ async fn measure_one(
     let mut workers = 0;
     let mut answer_bytes = 0;
     for _ in 0..3 {
-        let list = client.all_workers(None).await.map_err(|e| ClusterError::Start {
-            what: "an aggregate list".into(),
-            detail: e.to_string(),
-        })?;
+        let list = client
+            .all_workers(None)
+            .await
+            .map_err(|e| ClusterError::Start {
+                what: "an aggregate list".into(),
+                detail: e.to_string(),
+            })?;
         if !list.unavailable.is_empty() {
             return Err(ClusterError::Start {
                 what: "an aggregate list".into(),
@@ -233,10 +236,13 @@ async fn measure_one(
         let before = cpu_ticks(backend.pid());
         for _ in 0..plan.lists_per_batch {
             let started = Instant::now();
-            let list = client.all_workers(None).await.map_err(|e| ClusterError::Start {
-                what: "an aggregate list".into(),
-                detail: e.to_string(),
-            })?;
+            let list = client
+                .all_workers(None)
+                .await
+                .map_err(|e| ClusterError::Start {
+                    what: "an aggregate list".into(),
+                    detail: e.to_string(),
+                })?;
             latencies.push(started.elapsed().as_secs_f64() * 1000.0);
             assert_eq!(list.workers.len(), workers, "every list is complete");
         }
@@ -267,7 +273,12 @@ fn cpu_ticks(pid: u32) -> u64 {
     let rest = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     field(11) + field(12)
 }
 
@@ -385,7 +396,12 @@ pub fn replace_block(doc: &str, name: &str, body: &str) -> Option<String> {
     let end = format!("<!-- {name}:end -->");
     let start = doc.find(&begin)? + begin.len();
     let stop = start + doc[start..].find(&end)?;
-    Some(format!("{}\n{}\n{}", &doc[..start], body.trim_end(), &doc[stop..]))
+    Some(format!(
+        "{}\n{}\n{}",
+        &doc[..start],
+        body.trim_end(),
+        &doc[stop..]
+    ))
 }
 
 #[cfg(test)]

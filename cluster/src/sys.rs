@@ -157,10 +157,7 @@ mod tests {
     async fn async_runs_agree() {
         assert_eq!(run_async("sh", &["-c", "printf ok"]).await.unwrap(), "ok");
         assert!(run_async("sh", &["-c", "exit 1"]).await.is_err());
-        assert_eq!(
-            run_with_input_async("cat", &[], "in").await.unwrap(),
-            "in"
-        );
+        assert_eq!(run_with_input_async("cat", &[], "in").await.unwrap(), "in");
         assert!(has_program("sh") || has_program("cat"));
         assert!(!has_program("/nonexistent/program"));
     }

@@ -489,7 +489,10 @@ impl ViewerLog {
 
     /// Connections that ended because they dropped (not stopped by the viewer).
     pub fn drops(&self) -> usize {
-        self.connections.iter().filter(|c| c.ended.is_some()).count()
+        self.connections
+            .iter()
+            .filter(|c| c.ended.is_some())
+            .count()
     }
 }
 
@@ -537,7 +540,12 @@ mod tests {
         ]
     }
 
-    fn check(baseline: Option<u64>, seen: Vec<Seen>, resets: Vec<&str>, expected: Result<(u64, u64), &str>) {
+    fn check(
+        baseline: Option<u64>,
+        seen: Vec<Seen>,
+        resets: Vec<&str>,
+        expected: Result<(u64, u64), &str>,
+    ) {
         let log = ViewerLog {
             baseline,
             seen,
@@ -559,15 +567,45 @@ mod tests {
             text: "in".into(),
         };
         // Everything after the snapshot, in order: good, up to what was received.
-        check(Some(2), vec![input.clone(), seen(4, "b")], vec![], Ok((2, 4)));
-        check(Some(1), vec![seen(2, "a"), input.clone(), seen(4, "b"), seen(5, "c")], vec![], Ok((1, 5)));
+        check(
+            Some(2),
+            vec![input.clone(), seen(4, "b")],
+            vec![],
+            Ok((2, 4)),
+        );
+        check(
+            Some(1),
+            vec![seen(2, "a"), input.clone(), seen(4, "b"), seen(5, "c")],
+            vec![],
+            Ok((1, 5)),
+        );
         check(Some(5), vec![], vec![], Ok((5, 5)));
         // A gap, a duplicate, reordering, wrong text, a reset, no snapshot.
-        check(Some(1), vec![seen(2, "a"), seen(4, "b")], vec![], Err("missing"));
-        check(Some(2), vec![input.clone(), input.clone(), seen(4, "b")], vec![], Err("duplicate"));
-        check(Some(2), vec![seen(4, "b"), input.clone()], vec![], Err("out of order"));
+        check(
+            Some(1),
+            vec![seen(2, "a"), seen(4, "b")],
+            vec![],
+            Err("missing"),
+        );
+        check(
+            Some(2),
+            vec![input.clone(), input.clone(), seen(4, "b")],
+            vec![],
+            Err("duplicate"),
+        );
+        check(
+            Some(2),
+            vec![seen(4, "b"), input.clone()],
+            vec![],
+            Err("out of order"),
+        );
         check(Some(3), vec![seen(4, "B")], vec![], Err("differ"));
-        check(Some(3), vec![seen(4, "b")], vec!["cursor_expired"], Err("reset"));
+        check(
+            Some(3),
+            vec![seen(4, "b")],
+            vec!["cursor_expired"],
+            Err("reset"),
+        );
         check(None, vec![], vec![], Err("snapshot"));
     }
 
@@ -600,14 +638,29 @@ mod tests {
             .iter()
             .map(|f| record(f, &mut log, Duration::from_millis(5), &report))
             .collect();
-        assert_eq!(cursors, [Some("c1".into()), Some("c2".into()), None, None, Some("c3".into())]);
+        assert_eq!(
+            cursors,
+            [
+                Some("c1".into()),
+                Some("c2".into()),
+                None,
+                None,
+                Some("c3".into())
+            ]
+        );
         assert_eq!(log.baseline, Some(7));
         assert_eq!(log.seen, [seen(8, "x")]);
         assert_eq!(log.upstream[0].code.as_deref(), Some("runtime_timeout"));
         assert!(log.worker_ended);
         let p = progress.borrow().clone();
-        assert_eq!((p.events, p.last_sequence, p.lost, p.restored), (1, 8, 1, 1));
+        assert_eq!(
+            (p.events, p.last_sequence, p.lost, p.restored),
+            (1, 8, 1, 1)
+        );
         assert_eq!(p.baseline, Some(7));
-        assert_eq!(log.connections[0].first_event, Some(Duration::from_millis(5)));
+        assert_eq!(
+            log.connections[0].first_event,
+            Some(Duration::from_millis(5))
+        );
     }
 }

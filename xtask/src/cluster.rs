@@ -186,7 +186,8 @@ fn run_line(build: &str) -> String {
 /// Replaces the `name` block of docs/SCALING.md with `body`.
 fn write_block(name: &str, body: &str) -> Result<(), String> {
     let path = super::workspace_root().join("docs/SCALING.md");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {} ({e})", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {} ({e})", path.display()))?;
     let begin = format!("<!-- {name}:begin -->");
     let end = format!("<!-- {name}:end -->");
     let start = text

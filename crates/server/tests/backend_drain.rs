@@ -68,7 +68,9 @@ async fn readyz_turns_503_while_the_backend_keeps_serving_for_the_drain_period()
             }
         }
         let second = echo_worker(&api).await;
-        let r = api.get(&format!("/api/runtimes/local/workers/{second}")).await;
+        let r = api
+            .get(&format!("/api/runtimes/local/workers/{second}"))
+            .await;
         assert_status(&r, 200);
         (outputs, started.elapsed())
     });
@@ -78,7 +80,11 @@ async fn readyz_turns_503_while_the_backend_keeps_serving_for_the_drain_period()
         checked_after < drain,
         "the checks took {checked_after:?}, longer than the drain itself: inconclusive"
     );
-    assert!(started.elapsed() >= drain, "drained for {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= drain,
+        "drained for {:?}",
+        started.elapsed()
+    );
     assert_error(&api.get("/readyz").await, 503, "runtime_unavailable");
 
     backend.shutdown().await;

@@ -740,7 +740,10 @@ async fn client_pings_keep_a_quiet_stream_alive_when_the_runtime_never_pings() {
         .await;
         let client = client(fake.port).with_idle_timeout(Duration::from_millis(400));
         let mut stream = open(&client).await;
-        assert!(matches!(stream.next().await, Ok(UpstreamFrame::Event { .. })));
+        assert!(matches!(
+            stream.next().await,
+            Ok(UpstreamFrame::Event { .. })
+        ));
         assert_eq!(
             stream.next().await.unwrap(),
             UpstreamFrame::Event {

@@ -50,7 +50,10 @@ impl Readiness {
     /// `runtime_unavailable` once draining.
     pub fn answer(&self) -> Result<Response, ApiError> {
         if self.is_draining() {
-            Err(ApiError::new(ErrorCode::RuntimeUnavailable, DRAINING_MESSAGE))
+            Err(ApiError::new(
+                ErrorCode::RuntimeUnavailable,
+                DRAINING_MESSAGE,
+            ))
         } else {
             Ok(json(StatusCode::OK, &Health::ok()))
         }

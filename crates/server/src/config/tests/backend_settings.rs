@@ -157,10 +157,16 @@ fn drain_ms_defaults_to_none_and_allows_zero() {
     };
     check("[embedded]\n", Ok(Duration::ZERO));
     check("drain_ms = 0\n[embedded]\n", Ok(Duration::ZERO));
-    check("drain_ms = 2500\n[embedded]\n", Ok(Duration::from_millis(2500)));
+    check(
+        "drain_ms = 2500\n[embedded]\n",
+        Ok(Duration::from_millis(2500)),
+    );
     check("drain_ms = -1\n[embedded]\n", Err("drain_ms"));
     check("drain_ms = \"2s\"\n[embedded]\n", Err("drain_ms"));
-    assert_eq!(crate::config::BackendSettings::defaults().drain, Duration::ZERO);
+    assert_eq!(
+        crate::config::BackendSettings::defaults().drain,
+        Duration::ZERO
+    );
 }
 
 #[test]
@@ -174,11 +180,16 @@ fn stream_idle_timeout_ms_is_read_per_remote_and_must_be_positive() {
     };
     let path = dir.write("b.toml", &file("stream_idle_timeout_ms = 3000\n"));
     let s = load_backend_settings(&serve_args(&path), &no_env).unwrap();
-    assert_eq!(s.remotes[0].stream_idle_timeout, Duration::from_millis(3000));
+    assert_eq!(
+        s.remotes[0].stream_idle_timeout,
+        Duration::from_millis(3000)
+    );
     let path = dir.write("b.toml", &file("stream_idle_timeout_ms = 0\n"));
     let error = load_backend_settings(&serve_args(&path), &no_env).unwrap_err();
     assert!(
-        error.to_string().contains("remote[0].stream_idle_timeout_ms"),
+        error
+            .to_string()
+            .contains("remote[0].stream_idle_timeout_ms"),
         "{error}"
     );
 }
