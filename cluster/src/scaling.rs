@@ -244,7 +244,16 @@ async fn measure_one(
                     detail: e.to_string(),
                 })?;
             latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-            assert_eq!(list.workers.len(), workers, "every list is complete");
+            if list.workers.len() != workers || !list.unavailable.is_empty() {
+                return Err(ClusterError::Start {
+                    what: "an aggregate list".into(),
+                    detail: format!(
+                        "{} workers and {} unavailable runtimes, expected {workers} and none",
+                        list.workers.len(),
+                        list.unavailable.len()
+                    ),
+                });
+            }
         }
         let cpu = cpu_seconds(before, cpu_ticks(backend.pid()));
         p50s.push(percentile(&latencies, 50.0));

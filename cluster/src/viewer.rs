@@ -172,7 +172,8 @@ impl Viewer {
         self.progress.borrow().clone()
     }
 
-    /// Waits (up to `limit`) until `done` holds for its progress.
+    /// Waits (up to `limit`) until `done` holds for its progress; panics, naming
+    /// `what` and the progress so far, when it does not (a test harness).
     pub async fn wait_for(
         &mut self,
         what: &str,
