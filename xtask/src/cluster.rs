@@ -28,13 +28,21 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|_| super::workspace_root().join("target"))
 }
 
-fn build(release: bool, packages: &[&str]) -> Result<PathBuf, String> {
-    let mut args = vec!["build", "--locked"];
+/// Builds the `switchyard` binary and the cluster crate in one cargo invocation, so
+/// that their shared dependencies are built once with one set of features (built
+/// apart, each build would undo the other's features and rebuild ring, rustls and
+/// the rest every time). Returns the profile's directory.
+fn build(release: bool) -> Result<PathBuf, String> {
+    let mut args = vec![
+        "build",
+        "--locked",
+        "-p",
+        "switchyard-server",
+        "-p",
+        "switchyard-cluster",
+    ];
     if release {
         args.push("--release");
-    }
-    for package in packages {
-        args.extend(["-p", package]);
     }
     super::run("cargo", &args)?;
     Ok(target_dir().join(if release { "release" } else { "debug" }))
@@ -42,10 +50,7 @@ fn build(release: bool, packages: &[&str]) -> Result<PathBuf, String> {
 
 /// `cargo xtask cluster`.
 pub fn cluster(extra: &[String]) -> Result<(), String> {
-    // Built separately, as `cargo xtask ci` and the bench build them, so that the
-    // artifacts are shared.
-    let bins = build(false, &["switchyard-server"])?;
-    build(false, &["switchyard-cluster"])?;
+    let bins = build(false)?;
     let switchyard = bins.join("switchyard").display().to_string();
     let mut args = vec!["up", "--switchyard", switchyard.as_str()];
     args.extend(extra.iter().map(String::as_str));
@@ -63,8 +68,8 @@ pub fn cluster_test(extra: &[String]) -> Result<(), String> {
         .map(String::as_str)
         .filter(|a| !matches!(*a, "--release" | "--write-docs"))
         .collect();
-    let bins = build(release, &["switchyard-server"])?;
-    let debug = build(false, &["switchyard-cluster"])?;
+    let debug = build(false)?;
+    let bins = if release { build(true)? } else { debug.clone() };
     let checked = Command::new(debug.join("switchyard-cluster"))
         .arg("check")
         .status()
@@ -141,8 +146,7 @@ fn run_scenarios(switchyard: &Path, figures: &Path, filters: &[&str]) -> Result<
     }
     let line = format!("cargo {}", args.join(" "));
     eprintln!("xtask: running {line}");
-    let status = Command::new("cargo")
-        .args(&args)
+    let status = super::without_run_env(Command::new("cargo").args(&args))
         .env("SWITCHYARD_BIN", switchyard)
         .env("SWITCHYARD_CLUSTER_FIGURES", figures)
         .status()
@@ -208,8 +212,8 @@ fn write_block(name: &str, body: &str) -> Result<(), String> {
 pub fn scaling(extra: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let quick = extra.iter().any(|a| a == "--quick");
-    let bins = build(!quick, &["switchyard-server"])?;
-    let tool = build(!quick, &["switchyard-cluster"])?;
+    let bins = build(!quick)?;
+    let tool = bins.clone();
     let switchyard = bins.join("switchyard").display().to_string();
     let root = super::workspace_root();
     let doc = root.join("docs/SCALING.md").display().to_string();

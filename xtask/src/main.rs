@@ -129,9 +129,28 @@ pub(crate) fn workspace_root() -> std::path::PathBuf {
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
     let line = format!("{program} {}", args.join(" "));
     eprintln!("xtask: running {line}");
-    let status = Command::new(program)
-        .args(args)
+    let status = without_run_env(Command::new(program).args(args))
         .status()
         .map_err(|e| format!("{line} ({e})"))?;
     if status.success() { Ok(()) } else { Err(line) }
+}
+
+/// `command` without the variables `cargo run` set for xtask itself
+/// (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`, ...). ring's build script watches them,
+/// so a cargo started from here with them would rebuild ring, and everything above
+/// it, on every run (and the next `cargo xtask` would rebuild it back).
+pub(crate) fn without_run_env(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                name,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            command.env_remove(name);
+        }
+    }
+    command
 }
