@@ -7,7 +7,7 @@
 //!   `502 runtime_tls_failed` (state `tls_failed`) within the connect timeout, with
 //!   no address, port, name or token in any answer or frame;
 //! - the backend's own HTTPS listener (curl with `--cacert`; plain HTTP refused;
-//!   client certificates with `client_ca_file`);
+//!   client certificates with `client_ca_file`; the session cookie marked `Secure`);
 //! - plain `http://` to another host needs `insecure_http = true`, and warns;
 //! - the runtime re-reading its TLS files on SIGHUP.
 //!
@@ -541,6 +541,118 @@ async fn the_backends_own_https_listener_answers_curl_and_refuses_plain_http() {
     .await
     .unwrap();
     assert_eq!(next_json(&mut ws).await["event"]["kind"], "snapshot");
+}
+
+/// A client token of the backend with auth on, and its SHA-256 (hex).
+const CLIENT_TOKEN: &str = "tls-e2e-client-token-51c3";
+const CLIENT_TOKEN_SHA256: &str =
+    "8b28e110d3f5a80cd12cf802ffbb20effd1121738cf870d213bd7dcdbd9102fb";
+
+/// The attributes of a `Set-Cookie` answer, lower-cased, without the value.
+fn cookie_attributes(answer: &TestResponse) -> Vec<String> {
+    let set = answer
+        .headers
+        .get(http::header::SET_COOKIE)
+        .unwrap_or_else(|| panic!("no Set-Cookie: {}", answer.text()))
+        .to_str()
+        .unwrap();
+    set.split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_secure_when_the_backend_serves_https() {
+    let _serial = SERIAL.lock().await;
+    let pki = Pki::new();
+    pki.write(
+        "backend-listener",
+        &pki.runtimes.server(&["localhost", "127.0.0.1"]),
+    );
+    let auth = format!(
+        "[auth]\n\n[[auth.token]]\nname = \"olga\"\ntoken_sha256 = \"{CLIENT_TOKEN_SHA256}\"\nrole = \"operator\"\n"
+    );
+    let login_body = json!({ "token": CLIENT_TOKEN }).to_string().into_bytes();
+    let json_type = [("content-type", "application/json")];
+
+    // Over HTTPS: `Secure` on the sign-in cookie and on the one that clears it.
+    let backend = start_backend(
+        &pki,
+        &format!(
+            "[embedded]\n\n[tls]\ncert_file = \"backend-listener.crt\"\nkey_file = \"backend-listener.key\"\n\n{auth}"
+        ),
+        &[],
+    )
+    .await;
+    assert!(backend.https);
+    let tls = pki.trust("localhost");
+    let page = request_tls(&tls, backend.addr, Method::GET, "/", None, &[]).await;
+    assert_eq!(
+        page.status, 200,
+        "the console's sign-in page loads over HTTPS"
+    );
+    let login = request_tls(
+        &tls,
+        backend.addr,
+        Method::POST,
+        "/api/session",
+        Some(login_body.clone()),
+        &json_type,
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.text());
+    assert_eq!(login.json["auth"], true);
+    let attributes = cookie_attributes(&login);
+    for wanted in ["secure", "httponly", "samesite=strict", "path=/"] {
+        assert!(
+            attributes.iter().any(|a| a == wanted),
+            "{wanted} in {attributes:?}"
+        );
+    }
+    let set = login.headers[http::header::SET_COOKIE].to_str().unwrap();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let who = request_tls(
+        &tls,
+        backend.addr,
+        Method::GET,
+        "/api/session",
+        None,
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(who.status, 200, "{}", who.text());
+    assert_eq!(who.json["name"], "olga");
+    let logout = request_tls(
+        &tls,
+        backend.addr,
+        Method::DELETE,
+        "/api/session",
+        None,
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(logout.status, 204);
+    assert!(cookie_attributes(&logout).iter().any(|a| a == "secure"));
+    backend.signal(Signal::SIGTERM);
+    assert_eq!(backend.wait().await.code(), Some(0));
+
+    // The same backend over plain HTTP: no `Secure` (the browser would never send
+    // such a cookie back over http://).
+    let backend = start_backend(&pki, &format!("[embedded]\n\n{auth}"), &[]).await;
+    assert!(!backend.https);
+    let login = switchyard_e2e::client::request(
+        backend.addr,
+        Method::POST,
+        "/api/session",
+        Some(login_body),
+        &json_type,
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.text());
+    let attributes = cookie_attributes(&login);
+    assert!(attributes.iter().any(|a| a == "httponly"), "{attributes:?}");
+    assert!(!attributes.iter().any(|a| a == "secure"), "{attributes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,9 @@
 //! real `switchyard serve` and `switchyard runtime` processes on loopback (and, for a
 //! refusal the real backend cannot give yet, the fake backend): `run` + `send` +
 //! `logs` on an echo worker, listings over an embedded and a remote runtime,
-//! `logs -f` across a backend restart without a line lost or repeated, and the
-//! error paths with their codes and exit statuses.
+//! `logs -f` across a backend restart without a line lost or repeated, the error
+//! paths with their codes and exit statuses, a backend with client authentication
+//! (tokens, roles, ownership), and an `https://` backend verified with a test CA.
 
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -344,8 +345,9 @@ async fn errors_print_their_code_and_exit_status() {
         listener.local_addr().unwrap()
     };
     let closed_url = format!("http://{closed}");
+    let closed_https = format!("https://{closed}");
     let missing_token = setup.path("no-such-token");
-    let table: [(&[&str], i32, &str); 14] = [
+    let table: [(&[&str], i32, &str); 15] = [
         (&["run", "nope", "echo"], 1, "runtime_not_found"),
         (&["run", "local", "nope"], 1, "unknown_profile"),
         (&["logs", "local/w-missing"], 1, "worker_not_found"),
@@ -357,7 +359,12 @@ async fn errors_print_their_code_and_exit_status() {
         (&["ls", "--runtime", "nope"], 1, "runtime_not_found"),
         (&["ls", "--backend", &closed_url], 1, "backend_unreachable"),
         (
-            &["ls", "--backend", "https://127.0.0.1:1"],
+            &["ls", "--backend", &closed_https],
+            1,
+            "backend_unreachable",
+        ),
+        (
+            &["ls", "--backend", "ftp://127.0.0.1:1"],
             2,
             "invalid_backend_url",
         ),
@@ -383,8 +390,9 @@ async fn errors_print_their_code_and_exit_status() {
         }
         let line = failed(&output, exit, code);
         if code == "backend_unreachable" {
+            let url = args[2];
             assert!(
-                line.contains(&format!("the backend at {closed_url} (connection refused)")),
+                line.contains(&format!("the backend at {url} (connection refused)")),
                 "{line}"
             );
         }
@@ -555,13 +563,15 @@ async fn logs_follow_ends_when_the_worker_ends() {
         assert!(Instant::now() < deadline, "{}", text_of(&out));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Each answer before the next input, so that the transcript's order (input, its
+    // answer, input, its answer) does not depend on how fast the shell is.
     for line in ["one", "two"] {
         ok(&cli(addr, &["send", worker, line]).await);
-    }
-    let deadline = Instant::now() + WAIT;
-    while !text_of(&out).contains("got two") {
-        assert!(Instant::now() < deadline, "{}", text_of(&out));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let deadline = Instant::now() + WAIT;
+        while !text_of(&out).contains(&format!("got {line}")) {
+            assert!(Instant::now() < deadline, "{}", text_of(&out));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     ok(&cli(addr, &["stop", worker]).await);
     let status = tokio::time::timeout(WAIT, follow.wait())
@@ -585,4 +595,228 @@ async fn logs_follow_ends_when_the_worker_ends() {
         ],
         "{out}"
     );
+}
+
+/// Client tokens of the backend with auth on, and their SHA-256 (hex).
+const OPERATOR_TOKEN: &str = "cli-e2e-operator-token-3b9d";
+const OPERATOR_SHA256: &str = "205d57d49c5780cbf9f3848731b9eafbc91c3930c9026d6c408d2d5702353bda";
+const VIEWER_TOKEN: &str = "cli-e2e-viewer-token-77a0";
+const VIEWER_SHA256: &str = "7b1f2ebee67365beed71811a24a25869a071ad976786587d7ba8ffba66849518";
+
+impl Setup {
+    /// Turns client authentication on: an operator `olga` (her own workers) and a
+    /// viewer `vic` who sees every worker.
+    fn add_auth(&self) {
+        let file = self.dir.path().join("backend.toml");
+        let config = std::fs::read_to_string(&file).unwrap();
+        let auth = format!(
+            "\n[auth]\n\n[[auth.token]]\nname = \"olga\"\ntoken_sha256 = \"{OPERATOR_SHA256}\"\nrole = \"operator\"\n\n\
+             [[auth.token]]\nname = \"vic\"\ntoken_sha256 = \"{VIEWER_SHA256}\"\nrole = \"viewer\"\nworkers = \"all\"\n"
+        );
+        std::fs::write(file, config + &auth).unwrap();
+    }
+
+    /// Serves HTTPS only, with a certificate for `names` from a new test CA, whose
+    /// certificate is written to `ca.crt`; returns its path.
+    fn add_tls(&self, names: &[&str]) -> String {
+        let ca = switchyard_e2e::certs::Ca::new("CLI test CA");
+        ca.write(self.dir.path(), "ca");
+        ca.server(names).write(self.dir.path(), "backend");
+        let file = self.dir.path().join("backend.toml");
+        let config = std::fs::read_to_string(&file).unwrap();
+        let tls = "\n[tls]\ncert_file = \"backend.crt\"\nkey_file = \"backend.key\"\n";
+        std::fs::write(file, config + tls).unwrap();
+        self.path("ca.crt")
+    }
+}
+
+/// Runs a client subcommand against the backend at `addr`, with `token` in
+/// `SWITCHYARD_TOKEN` when given.
+async fn cli_as(addr: std::net::SocketAddr, token: Option<&str>, args: &[&str]) -> Output {
+    let url = format!("http://{addr}");
+    let mut envs = vec![("SWITCHYARD_URL", url.as_str())];
+    if let Some(token) = token {
+        envs.push(("SWITCHYARD_TOKEN", token));
+    }
+    Switchyard::output(args, &envs).await
+}
+
+/// The real backend with `[auth]`: every command's requests pass the browser
+/// defences (Host, JSON bodies, bodyless POSTs and DELETE) and carry the token, on
+/// REST and on the event WebSocket; a missing or wrong token and a viewer's command
+/// fail with the backend's code and exit 1.
+#[tokio::test]
+async fn against_a_backend_with_auth_tokens_and_roles_hold() {
+    let setup = Setup::new();
+    setup.add_auth();
+    let backend = setup.backend("127.0.0.1:0").await;
+    let addr = backend.addr;
+    let operator = Some(OPERATOR_TOKEN);
+    let viewer = Some(VIEWER_TOKEN);
+
+    // No token and a wrong one: the backend's 401, exit 1, a hint about the token.
+    for token in [None, Some("sy_not-a-configured-token")] {
+        let line = failed(&cli_as(addr, token, &["runtimes"]).await, 1, "unauthorized");
+        assert!(line.contains("--token-file or SWITCHYARD_TOKEN"), "{line}");
+    }
+    // A viewer may look but not start anything.
+    assert!(ok(&cli_as(addr, viewer, &["runtimes"]).await).contains("local"));
+    failed(
+        &cli_as(addr, viewer, &["run", "local", "echo"]).await,
+        1,
+        "forbidden",
+    );
+
+    // The operator's whole round: run (a JSON POST), send, cancel and stop (bodyless
+    // POSTs), logs and logs -f (REST and the event WebSocket), rm (DELETE).
+    let worker = ok(&cli_as(
+        addr,
+        operator,
+        &["run", "local", "echo", "--label", "olgas"],
+    )
+    .await);
+    let worker = worker.trim_end().to_owned();
+    assert!(worker.starts_with("local/w-"), "{worker}");
+    assert_eq!(
+        ok(&cli_as(addr, operator, &["send", &worker, "hello"]).await),
+        ""
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let logs = ok(&cli_as(addr, operator, &["logs", &worker]).await);
+        if logs.contains("[input] hello\nhello\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{logs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        ok(&cli_as(addr, operator, &["cancel", &worker]).await),
+        format!("{worker} running\n")
+    );
+    // The viewer sees it (workers = "all") but may not touch it.
+    assert!(ok(&cli_as(addr, viewer, &["ls"]).await).contains(&worker));
+    assert!(ok(&cli_as(addr, viewer, &["logs", &worker]).await).contains("[input] hello"));
+    failed(
+        &cli_as(addr, viewer, &["stop", &worker]).await,
+        1,
+        "forbidden",
+    );
+    let json: Value =
+        serde_json::from_str(&ok(&cli_as(addr, operator, &["ls", "--json"]).await)).unwrap();
+    assert_eq!(json["workers"][0]["owner"], "olga", "{json}");
+    assert_eq!(
+        ok(&cli_as(addr, operator, &["stop", &worker]).await),
+        format!("{worker} stopped\n")
+    );
+    let followed = ok(&cli_as(addr, operator, &["logs", "-f", &worker]).await);
+    assert!(
+        followed.contains("[input] hello\nhello\n")
+            && followed.ends_with("[system] stopped on request\n"),
+        "{followed}"
+    );
+    assert_eq!(
+        ok(&cli_as(addr, operator, &["rm", &worker]).await),
+        format!("{worker} removed\n")
+    );
+    failed(
+        &cli_as(addr, operator, &["logs", &worker]).await,
+        1,
+        "worker_not_found",
+    );
+}
+
+/// An `https://` backend: verified with `--ca-file` or `SWITCHYARD_CA_FILE` (REST
+/// and the WSS event stream), refused with its reason without them, for the wrong
+/// name, or over plain HTTP.
+#[tokio::test]
+async fn an_https_backend_is_verified_with_the_ca_file() {
+    let setup = Setup::new();
+    let ca = setup.add_tls(&["localhost"]);
+    let backend = setup.backend("127.0.0.1:0").await;
+    assert!(backend.https, "the backend says https://");
+    let port = backend.addr.port();
+    let https = format!("https://localhost:{port}");
+    let with_ca = [
+        ("SWITCHYARD_URL", https.as_str()),
+        ("SWITCHYARD_CA_FILE", ca.as_str()),
+    ];
+
+    let table = ok(&Switchyard::output(&["ls", "--backend", &https, "--ca-file", &ca], &[]).await);
+    assert!(table.starts_with("WORKER "), "{table}");
+    let worker = ok(&Switchyard::output(&["run", "local", "lines"], &with_ca).await);
+    let worker = worker.trim_end().to_owned();
+    ok(&Switchyard::output(&["send", &worker, "over tls"], &with_ca).await);
+    ok(&Switchyard::output(&["stop", &worker], &with_ca).await);
+    let followed = ok(&Switchyard::output(&["logs", "-f", &worker], &with_ca).await);
+    assert!(followed.contains("[input] over tls\n"), "{followed}");
+    assert!(ok(&Switchyard::output(&["ls"], &with_ca).await).contains(&worker));
+
+    // (what is wrong, backend URL, CA file, code, exit status, words in the message)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, i32, &'a str);
+    let wrong_name = format!("https://127.0.0.1:{port}");
+    let plain = format!("http://localhost:{port}");
+    let missing = setup.path("no-such-ca.crt");
+    let not_pem = setup.path("backend.toml");
+    let cases: [Case; 5] = [
+        (
+            "no CA file: the system does not trust the test CA",
+            &https,
+            None,
+            "backend_tls_failed",
+            1,
+            "--ca-file",
+        ),
+        (
+            "a name the certificate does not list",
+            &wrong_name,
+            Some(&ca),
+            "backend_tls_failed",
+            1,
+            "not valid for the host name",
+        ),
+        (
+            "plain HTTP to an HTTPS-only backend",
+            &plain,
+            None,
+            "backend_protocol_error",
+            1,
+            "use an https:// URL",
+        ),
+        (
+            "a CA file that does not exist",
+            &https,
+            Some(&missing),
+            "invalid_ca_file",
+            2,
+            "no-such-ca.crt",
+        ),
+        (
+            "a CA file that is not PEM",
+            &https,
+            Some(&not_pem),
+            "invalid_ca_file",
+            2,
+            "backend.toml",
+        ),
+    ];
+    for (what, url, ca_file, code, exit, words) in cases {
+        let mut args = vec!["runtimes", "--backend", url];
+        if let Some(file) = ca_file {
+            args.extend(["--ca-file", file]);
+        }
+        let line = failed(&Switchyard::output(&args, &[]).await, exit, code);
+        assert!(line.contains(words), "{what}: {line}");
+    }
+
+    // SWITCHYARD_CA_FILE is for https:// only: an http:// backend ignores it.
+    let plain_setup = Setup::new();
+    let plain_backend = plain_setup.backend("127.0.0.1:0").await;
+    let url = format!("http://{}", plain_backend.addr);
+    let output = Switchyard::output(
+        &["runtimes"],
+        &[("SWITCHYARD_URL", &url), ("SWITCHYARD_CA_FILE", &missing)],
+    )
+    .await;
+    assert!(ok(&output).contains("local"));
 }

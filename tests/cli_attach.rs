@@ -97,7 +97,9 @@ async fn line_mode_sends_lines_cancels_and_detaches_restoring_the_terminal() {
         r#"
 [embedded.profiles.shell]
 kind = "process"
-command = ["/bin/sh", "-c", "trap 'echo interrupted' INT; while :; do read l && echo \"got $l\"; done"]
+# Ends at end of input; survives SIGINT (dash's `read` returns 1 when a trapped
+# signal interrupts it, as at end of input: the trap's flag tells them apart).
+command = ["/bin/sh", "-c", "trap 'echo interrupted; i=1' INT; while :; do i=; if read l; then echo \"got $l\"; elif [ -z \"$i\" ]; then exit 0; fi; done"]
 "#,
     )
     .await;

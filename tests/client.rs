@@ -69,7 +69,8 @@ impl TestTls {
     }
 }
 
-/// Sends one request on a fresh connection and reads the whole answer.
+/// Sends one request on a fresh connection and reads the whole answer. `Host` is the
+/// address unless `headers` name one.
 pub async fn request(
     addr: SocketAddr,
     method: Method,
@@ -81,7 +82,8 @@ pub async fn request(
     request_on(stream, addr, method, path, body, headers).await
 }
 
-/// Sends one request on a fresh TLS connection and reads the whole answer.
+/// Sends one request on a fresh TLS connection and reads the whole answer. `Host` is
+/// the address unless `headers` name one.
 pub async fn request_tls(
     tls: &TestTls,
     addr: SocketAddr,
@@ -113,10 +115,10 @@ where
         .await
         .expect("handshake");
     tokio::spawn(connection);
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
+    let mut builder = http::Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        builder = builder.header("host", addr.to_string());
+    }
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }

@@ -1,7 +1,7 @@
 //! Starting the real `switchyard` binary and waiting for its `listening on` line.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
 use nix::sys::signal::{Signal, kill};
@@ -42,17 +42,28 @@ pub struct Switchyard {
 impl Switchyard {
     /// Starts `switchyard <args>` with `envs` added, and waits for its first line.
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_with_stderr(args, envs, Stdio::inherit()).await
+    }
+
+    /// Like [`Switchyard::start`], with standard error written to `log` (a new file),
+    /// for tests that read the process's log.
+    pub async fn start_logged(args: &[&str], envs: &[(&str, &str)], log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("a log file");
+        Self::start_with_stderr(args, envs, Stdio::from(file)).await
+    }
+
+    async fn start_with_stderr(args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut command = Command::new(switchyard_bin());
         command
-            .args(args)
-            .envs(envs.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .args(args)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true);
         let mut child = command.spawn().expect("switchyard starts");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -92,14 +103,15 @@ impl Switchyard {
     }
 
     /// `switchyard <args>` with `envs` added (and the client's own variables,
-    /// `SWITCHYARD_URL` and `SWITCHYARD_TOKEN`, only as `envs` gives them), ready to
-    /// spawn; killed when dropped.
+    /// `SWITCHYARD_URL`, `SWITCHYARD_TOKEN` and `SWITCHYARD_CA_FILE`, only as `envs`
+    /// gives them), ready to spawn; killed when dropped.
     pub fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut command = Command::new(switchyard_bin());
         command
             .args(args)
             .env_remove("SWITCHYARD_URL")
             .env_remove("SWITCHYARD_TOKEN")
+            .env_remove("SWITCHYARD_CA_FILE")
             .envs(envs.iter().copied())
             .kill_on_drop(true);
         command
@@ -117,6 +129,15 @@ impl Switchyard {
 
     /// Runs `switchyard <args>` to completion, returning its status and stderr.
     pub async fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String) {
+        let (status, _, stderr) = Self::run_captured(args, envs).await;
+        (status, stderr)
+    }
+
+    /// Runs `switchyard <args>` to completion, returning its status, stdout and stderr.
+    pub async fn run_captured(
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> (ExitStatus, String, String) {
         let output = Command::new(switchyard_bin())
             .args(args)
             .envs(envs.iter().copied())
@@ -128,6 +149,7 @@ impl Switchyard {
             .expect("runs");
         (
             output.status,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
     }

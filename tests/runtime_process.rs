@@ -30,7 +30,9 @@ stop_grace_ms = 2000
 
 [profiles.shell]
 kind = "process"
-command = ["/bin/sh", "-c", "trap 'echo interrupted' INT; while :; do read line && echo \"got $line\"; done"]
+# Ends at end of input; survives SIGINT (dash's `read` returns 1 when a trapped
+# signal interrupts it, as at end of input: the trap's flag tells them apart).
+command = ["/bin/sh", "-c", "trap 'echo interrupted; i=1' INT; while :; do i=; if read line; then echo \"got $line\"; elif [ -z \"$i\" ]; then exit 0; fi; done"]
 description = "a line-echoing shell loop that survives Ctrl-C"
 "#,
         )

@@ -26,6 +26,9 @@ pub enum Target {
     Backend,
     /// Through the backend's `/api` to its embedded runtime.
     Embedded,
+    /// The same through a second backend with client authentication on (`[auth]`, a
+    /// bearer token on every request).
+    EmbeddedAuth,
     /// Through nginx to a remote runtime that serves HTTPS (`proxy_ssl_*`, upstream
     /// keep-alive).
     NginxTls,
@@ -42,15 +45,19 @@ pub enum Upstream {
     RemoteTls,
     /// The backend's embedded runtime.
     Embedded,
+    /// The embedded runtime of the backend with auth on.
+    EmbeddedAuth,
 }
 
 impl Target {
-    /// The targets of scenarios 1 and 2, in table order.
-    pub const ALL: [Target; 4] = [
+    /// The targets of scenarios 1 and 2, in table order (scenario 2 leaves
+    /// [`Target::EmbeddedAuth`] out).
+    pub const ALL: [Target; 5] = [
         Target::Direct,
         Target::Nginx,
         Target::Backend,
         Target::Embedded,
+        Target::EmbeddedAuth,
     ];
 
     /// The targets of scenario 5 (the TLS hop), in table order: each proxy to the
@@ -69,6 +76,7 @@ impl Target {
             Target::Nginx => "nginx",
             Target::Backend => "backend→remote",
             Target::Embedded => "backend→embedded",
+            Target::EmbeddedAuth => "backend→embedded, auth",
             Target::NginxTls => "nginx, TLS upstream",
             Target::BackendTls => "backend→remote over TLS",
         }
@@ -81,6 +89,7 @@ impl Target {
             Target::Nginx => "#55a868",
             Target::Backend => "#c44e52",
             Target::Embedded => "#8172b2",
+            Target::EmbeddedAuth => "#dd8452",
             Target::NginxTls => "#2d6a3e",
             Target::BackendTls => "#7a2226",
         }
@@ -92,6 +101,7 @@ impl Target {
             Target::Direct | Target::Nginx | Target::Backend => Upstream::Remote,
             Target::NginxTls | Target::BackendTls => Upstream::RemoteTls,
             Target::Embedded => Upstream::Embedded,
+            Target::EmbeddedAuth => Upstream::EmbeddedAuth,
         }
     }
 }
@@ -128,6 +138,12 @@ impl Endpoint {
             prefix: format!("/api/runtimes/{runtime_id}"),
             token: None,
         }
+    }
+
+    /// The same, sending a client token (a backend with auth on).
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
     }
 
     /// `http://ADDR{prefix}{path}`.

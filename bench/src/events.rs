@@ -199,7 +199,7 @@ pub async fn run(
                 burst.seconds += one.seconds;
             }
             eprintln!(
-                "bench: events round {} {:<17} {:>9.0} events/s  {:>7.1} MB/s  ({} events)",
+                "bench: events round {} {:<22} {:>9.0} events/s  {:>7.1} MB/s  ({} events)",
                 round + 1,
                 ep.target.label(),
                 burst.events_per_second(),
@@ -213,7 +213,7 @@ pub async fn run(
         for (i, ep) in targets.endpoints.iter().enumerate() {
             let long = self::burst(http, ep, "long-burst").await?;
             eprintln!(
-                "bench: events round {} {:<17} long burst: {}",
+                "bench: events round {} {:<22} long burst: {}",
                 round + 1,
                 ep.target.label(),
                 match long.cut_off {
@@ -226,7 +226,7 @@ pub async fn run(
         for (i, ep) in targets.endpoints.iter().enumerate() {
             let latency = latency(http, ep, plan.latency_inputs, anomalies).await?;
             eprintln!(
-                "bench: events round {} {:<17} input→output p50 {:.3} ms  p99 {:.3} ms",
+                "bench: events round {} {:<22} input→output p50 {:.3} ms  p99 {:.3} ms",
                 round + 1,
                 ep.target.label(),
                 latency.p50_ms,

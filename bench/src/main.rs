@@ -6,7 +6,8 @@
 //! runtime's bearer token — and measures, side by side and repeated:
 //!
 //! 1. REST (wrk): worker detail, list and input at 1, 16 and 64 keep-alive
-//!    connections, direct / nginx / backend→remote / backend→embedded;
+//!    connections, direct / nginx / backend→remote / backend→embedded, and
+//!    backend→embedded with client authentication on (a bearer token per request);
 //! 2. the event stream of one fast worker to one viewer: events per second and
 //!    input-to-output latency;
 //! 3. fan-out of one worker to 1, 100 and 1,000 viewers through the backend and
@@ -21,6 +22,7 @@
 //! from rotting in CI without judging speed, and fails if anything fails.
 
 mod api;
+mod auth;
 mod certs;
 mod events;
 mod fanout;
@@ -166,6 +168,7 @@ async fn run(args: Args) -> Result<usize> {
     let ran = |s: Scenario| args.only.is_empty() || args.only.contains(&s);
     let mut phases = Vec::new();
     let mut rest = rest::RestResults::default();
+    let mut auth_checks = Vec::new();
     let mut events = events::EventResults::default();
     let mut profiles = Vec::new();
     if ran(Scenario::Rest) || ran(Scenario::Events) {
@@ -174,6 +177,7 @@ async fn run(args: Args) -> Result<usize> {
         let options = RuntimeOptions::of(&plan);
         let runtime = stack.runtime("remote", options)?;
         let backend = stack.backend(Some(("remote", runtime.addr)), Some(options))?;
+        let (auth_backend, client_token) = stack.backend_with_auth(options)?;
         let nginx = stack.nginx(runtime.addr)?;
         let targets = Targets {
             endpoints: vec![
@@ -181,26 +185,32 @@ async fn run(args: Args) -> Result<usize> {
                 Endpoint::runtime(Target::Nginx, nginx.addr, None),
                 Endpoint::backend(Target::Backend, backend.addr, "remote"),
                 Endpoint::backend(Target::Embedded, backend.addr, "local"),
+                Endpoint::backend(Target::EmbeddedAuth, auth_backend.addr, "local")
+                    .with_token(&client_token),
             ],
             runtime_pid: runtime.pid(),
             tls_runtime_pid: None,
             backend_pid: backend.pid(),
+            auth_backend_pid: Some(auth_backend.pid()),
             nginx_pid: nginx.pid(),
         };
         if ran(Scenario::Rest) {
             let phase = Phase::start(&monitor);
             rest = rest::run(&plan, &http, &targets, stack.dir(), &mut anomalies).await?;
+            auth_checks = auth::run(&plan)?;
             phases.push(phase.end(Scenario::Rest));
         }
         if ran(Scenario::Events) {
             let phase = Phase::start(&monitor);
+            // Auth changes nothing on an open event stream: scenario 2 leaves it out.
+            let targets = targets.without(Target::EmbeddedAuth);
             events = events::run(&plan, &http, &targets, &mut anomalies).await?;
             phases.push(phase.end(Scenario::Events));
         }
         if plan.profile && profile::perf_available() {
             profiles = run_profiles(&http, &targets, stack.dir(), &mut anomalies).await?;
         }
-        let mut services = [runtime, backend, nginx];
+        let mut services = [runtime, backend, auth_backend, nginx];
         for service in &mut services {
             service.check_alive()?;
         }
@@ -229,6 +239,7 @@ async fn run(args: Args) -> Result<usize> {
         plan: &plan,
         machine: &machine,
         rest: &rest,
+        auth_checks: &auth_checks,
         events: &events,
         fanout: &fanout,
         scale: &scale,
@@ -303,6 +314,7 @@ async fn run_tls_hop(
         runtime_pid: plain.pid(),
         tls_runtime_pid: Some(tls.pid()),
         backend_pid: backend.pid(),
+        auth_backend_pid: None,
         nginx_pid: nginx.pid(),
     };
     let results = rest::run(plan, http, &targets, stack.dir(), anomalies).await?;

@@ -1,7 +1,7 @@
 //! Scenario 1, REST: worker detail, list and input at several connection counts, for
-//! every [`Target`], with wrk. Targets are measured side by side (each round runs
-//! every route × connections × target once) and rounds are repeated. Scenario 5 runs
-//! the same measurement over [`Target::TLS_HOP`].
+//! every [`Target`] (auth off and on side by side), with wrk. Targets are measured
+//! side by side (each round runs every route × connections × target once) and rounds
+//! are repeated. Scenario 5 runs the same measurement over [`Target::TLS_HOP`].
 
 use std::fs;
 use std::path::Path;
@@ -137,11 +137,20 @@ pub struct Targets {
     pub tls_runtime_pid: Option<u32>,
     /// The backend's process id.
     pub backend_pid: u32,
+    /// The process id of the backend with auth on (scenario 1).
+    pub auth_backend_pid: Option<u32>,
     /// nginx's master process id (its workers are its children).
     pub nginx_pid: u32,
 }
 
 impl Targets {
+    /// The same targets without `target` (scenarios that do not measure it).
+    pub fn without(&self, target: Target) -> Self {
+        let mut targets = self.clone();
+        targets.endpoints.retain(|e| e.target != target);
+        targets
+    }
+
     /// The endpoint of `target`.
     pub fn get(&self, target: Target) -> &Endpoint {
         self.endpoints
@@ -156,7 +165,7 @@ impl Targets {
             Upstream::RemoteTls => self
                 .tls_runtime_pid
                 .ok_or("a TLS target without a TLS runtime")?,
-            Upstream::Remote | Upstream::Embedded => self.runtime_pid,
+            Upstream::Remote | Upstream::Embedded | Upstream::EmbeddedAuth => self.runtime_pid,
         };
         let runtime = cpu_seconds(runtime_pid)?;
         let proxy = match target {
@@ -165,6 +174,10 @@ impl Targets {
             Target::Backend | Target::Embedded | Target::BackendTls => {
                 cpu_seconds(self.backend_pid)?
             }
+            Target::EmbeddedAuth => cpu_seconds(
+                self.auth_backend_pid
+                    .ok_or("an auth target without the auth backend")?,
+            )?,
         };
         Ok((runtime, proxy))
     }
@@ -243,7 +256,7 @@ pub async fn run(
                     let runtime_cpu = per_request(before.0, after.0);
                     let proxy_cpu = per_request(before.1, after.1);
                     eprintln!(
-                        "bench: rest round {} {:<13} c={:<3} {:<17} {:>9.0} req/s  p50 {:.3} ms  \
+                        "bench: rest round {} {:<13} c={:<3} {:<22} {:>9.0} req/s  p50 {:.3} ms  \
                          p99 {:.3} ms  cpu/req runtime {runtime_cpu:.1} µs proxy {proxy_cpu:.1} µs  \
                          others {foreign:.2} CPUs{}",
                         round + 1,

@@ -312,6 +312,62 @@ impl Stack {
         )
     }
 
+    /// Starts a backend with client authentication on and an embedded runtime `local`:
+    /// its `[[auth.token]]` lines come from `switchyard token`, exactly as an operator
+    /// would make them. Returns the service and the client token.
+    pub fn backend_with_auth(&self, embedded: RuntimeOptions) -> Result<(Service, String)> {
+        let name = self.fresh_name("backend-auth");
+        let token_file = self.dir().join(format!("{name}.client-token"));
+        let output = std::process::Command::new(&self.bin)
+            .args([
+                "token",
+                "--name",
+                "bench",
+                "--role",
+                "admin",
+                "--token-file",
+                path_str(&token_file)?,
+            ])
+            .output()
+            .map_err(|e| format!("switchyard token: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "switchyard token failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+            .into());
+        }
+        let lines = String::from_utf8(output.stdout)?;
+        let token = fs::read_to_string(&token_file)?.trim().to_owned();
+        let config = self.dir().join(format!("{name}.toml"));
+        let text = format!(
+            "health_interval_ms = 5000
+viewer_queue = 65536
+
+\
+             [embedded]
+runtime_id = \"local\"
+{}
+[auth]
+{lines}",
+            Self::runtime_body("embedded.", embedded)
+        );
+        fs::write(&config, text)?;
+        let service = Service::switchyard(
+            &name,
+            &self.bin,
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+                path_str(&config)?,
+            ],
+            self.dir().join(format!("{name}.log")),
+        )?;
+        Ok((service, token))
+    }
+
     /// Starts nginx as a reverse proxy to the runtime at `upstream` that adds the
     /// runtime's bearer token, for REST and for event WebSockets.
     pub fn nginx(&self, upstream: SocketAddr) -> Result<Service> {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchyard_client::{BackendClient, ClientError, WorkerRef};
-use switchyard_protocol::{CreateWorkerRequest, RuntimeId};
+use switchyard_protocol::{NewWorkerRequest, RuntimeId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -206,7 +206,7 @@ impl Task {
     async fn lifecycle(&self) {
         let runtime: RuntimeId = self.worker.runtime_id.clone();
         let at = Instant::now();
-        let request = CreateWorkerRequest {
+        let request = NewWorkerRequest {
             profile: "echo".into(),
             label: Some(format!("load-{}", self.index)),
         };

@@ -133,6 +133,7 @@ async fn start_runtimes(count: usize, workers: usize) -> Result<Vec<RunningRunti
             let request = CreateWorkerRequest {
                 profile: "echo".into(),
                 label: Some(format!("w{w}")),
+                owner: None,
             };
             running
                 .runtime

@@ -17,7 +17,7 @@ use switchyard_cluster::relay::Faults;
 use switchyard_cluster::replica::BackendTiming;
 use switchyard_cluster::viewer::{Viewer, ViewerLog};
 use switchyard_cluster::{Cluster, ClusterOptions, WAIT};
-use switchyard_protocol::{CreateWorkerRequest, RuntimeId, TranscriptItem};
+use switchyard_protocol::{NewWorkerRequest, RuntimeId, TranscriptItem};
 use tokio::time::Instant;
 
 /// Upper bound of a viewer's life in these tests.
@@ -32,7 +32,7 @@ async fn start(options: ClusterOptions) -> Cluster {
 
 async fn create(client: &BackendClient, runtime: &str, profile: &str) -> WorkerRef {
     let runtime = RuntimeId::new(runtime).unwrap();
-    let request = CreateWorkerRequest {
+    let request = NewWorkerRequest {
         profile: profile.into(),
         label: Some("scenario".into()),
     };

@@ -14,13 +14,15 @@ use crate::error::ClientError;
 /// The backend a client talks to when nothing else is said.
 pub const DEFAULT_BACKEND_URL: &str = "http://127.0.0.1:7700";
 
-/// A backend's base URL: `http://host[:port][/prefix]`. A URL without a scheme is
-/// taken as `http://`. `Display` shows it as parsed (no credentials can be in it).
+/// A backend's base URL: `http(s)://host[:port][/prefix]`. A URL without a scheme
+/// is taken as `http://`. `Display` shows it as parsed (no credentials can be in it).
 #[derive(Clone, PartialEq, Eq)]
 pub struct BackendUrl {
+    /// `https://`: the client speaks TLS (and WSS) to the backend.
+    pub(crate) https: bool,
     /// The host to resolve, without IPv6 brackets.
     pub(crate) host: String,
-    /// The port, 80 when the URL has none.
+    /// The port, 80 (443 for `https://`) when the URL has none.
     pub(crate) port: u16,
     /// `host[:port]` as written, for the `Host` header and absolute URIs.
     pub(crate) authority: Authority,
@@ -30,8 +32,8 @@ pub struct BackendUrl {
 
 impl BackendUrl {
     /// Parses `url`. Refused, as [`ClientError::InvalidUrl`]: anything that is not an
-    /// absolute `http://` URL with a host, credentials in the URL, a query or fragment,
-    /// and `https://` (the client does not speak TLS yet).
+    /// absolute `http://` or `https://` URL with a host, credentials in the URL, a
+    /// query or fragment.
     pub fn parse(url: &str) -> Result<Self, ClientError> {
         let invalid = |reason: &str| ClientError::InvalidUrl {
             reason: reason.to_owned(),
@@ -52,16 +54,15 @@ impl BackendUrl {
             .parse()
             .map_err(|_| invalid("the backend URL is not a valid URL"))?;
         let parts = uri.into_parts();
-        match parts.scheme {
-            Some(scheme) if scheme == Scheme::HTTP => {}
-            Some(scheme) if scheme == Scheme::HTTPS => {
+        let https = match parts.scheme {
+            Some(scheme) if scheme == Scheme::HTTP => false,
+            Some(scheme) if scheme == Scheme::HTTPS => true,
+            _ => {
                 return Err(invalid(
-                    "https:// backends are not supported by this client yet; use http:// \
-                     (through a tunnel if the backend is remote)",
+                    "the backend URL must start with http:// or https://",
                 ));
             }
-            _ => return Err(invalid("the backend URL must start with http://")),
-        }
+        };
         let Some(authority) = parts.authority else {
             return Err(invalid("the backend URL has no host"));
         };
@@ -87,11 +88,26 @@ impl BackendUrl {
             None => String::new(),
         };
         Ok(Self {
+            https,
             host,
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
             authority,
             prefix,
         })
+    }
+
+    /// Whether the backend is reached over TLS (`https://`).
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    /// The host name (or address) the backend's certificate must be valid for.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.https { "https" } else { "http" }
     }
 
     /// The origin-form request target: the prefix, `path`, and `?query` when given.
@@ -105,7 +121,7 @@ impl BackendUrl {
     /// The absolute-form URI for `path` and `query`, as the pooled client needs it.
     pub(crate) fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, ClientError> {
         Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(self.scheme())
             .authority(self.authority.clone())
             .path_and_query(self.target(path, query))
             .build()
@@ -117,7 +133,7 @@ impl BackendUrl {
 
 impl fmt::Display for BackendUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.authority, self.prefix)
+        write!(f, "{}://{}{}", self.scheme(), self.authority, self.prefix)
     }
 }
 
@@ -174,13 +190,27 @@ mod tests {
             " localhost:1 ",
             Ok(("localhost", 1, "", "http://localhost:1")),
         );
+        check(
+            "https://example.test",
+            Ok(("example.test", 443, "", "https://example.test")),
+        );
+        check(
+            "https://localhost:7443/sy/",
+            Ok(("localhost", 7443, "/sy", "https://localhost:7443/sy")),
+        );
     }
 
     #[test]
     fn refuses_what_it_cannot_use() {
         check("", Err("empty"));
-        check("https://example.test", Err("https:// backends"));
-        check("ftp://example.test", Err("must start with http://"));
+        check(
+            "ftp://example.test",
+            Err("must start with http:// or https://"),
+        );
+        check(
+            "https://user:pw@example.test",
+            Err("may not carry credentials"),
+        );
         check(
             "http://user:pw@example.test",
             Err("may not carry credentials"),
@@ -206,6 +236,12 @@ mod tests {
         assert_eq!(
             url.uri("/api/x", Some("a=1")).unwrap().to_string(),
             "http://h:1/p/api/x?a=1"
+        );
+        let url = BackendUrl::parse("https://h:2/p").unwrap();
+        assert!(url.is_https());
+        assert_eq!(
+            url.uri("/api/x", None).unwrap().to_string(),
+            "https://h:2/p/api/x"
         );
     }
 }

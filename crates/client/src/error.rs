@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 use switchyard_protocol::ErrorCode;
+pub use switchyard_transport::TlsFailure;
 
 /// Why the backend could not be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,14 +116,56 @@ pub enum ClientError {
     /// The token cannot be sent (it has characters an HTTP header cannot carry).
     #[error("the token has characters that cannot travel in an HTTP header")]
     InvalidToken,
+    /// The TLS handshake with an `https://` backend failed, or TLS failed after it
+    /// (a client certificate refused).
+    #[error("{}", tls_message(*kind))]
+    Tls {
+        /// What failed.
+        kind: TlsFailure,
+    },
+    /// TLS towards an `https://` backend could not be set up (no trusted CA
+    /// certificates, a CA certificate that cannot be used).
+    #[error("{reason}")]
+    TlsSetup {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What a TLS failure means for a client of the backend, and what to do; no name,
+/// address or file.
+fn tls_message(kind: TlsFailure) -> &'static str {
+    match kind {
+        TlsFailure::UntrustedCertificate => {
+            "the backend's certificate is not signed by a CA this client trusts; trust the CA that signed it"
+        }
+        TlsFailure::NameMismatch => {
+            "the backend's certificate is not valid for the host name in the URL; use a name (or address) the certificate lists"
+        }
+        TlsFailure::Expired => {
+            "the backend's certificate has expired or is not valid yet; renew it, and check both machines' clocks"
+        }
+        TlsFailure::ClientCertificateRefused => {
+            "the backend requires a client certificate, which this client does not present; reach it through a listener without client_ca_file"
+        }
+        TlsFailure::HandshakeFailed => {
+            "the TLS handshake with the backend failed; check that it serves HTTPS on that port"
+        }
+        TlsFailure::HandshakeTimeout => {
+            "no TLS handshake with the backend within the connect timeout"
+        }
+    }
 }
 
 impl ClientError {
     /// The stable snake_case code: the backend's own for [`ClientError::Api`], else
-    /// `backend_unreachable`, `backend_timeout`, `backend_protocol_error` or
-    /// `invalid_backend_url`, `invalid_token`.
+    /// `backend_unreachable`, `backend_timeout`, `backend_protocol_error`,
+    /// `backend_tls_failed` or `invalid_backend_url`, `invalid_token`,
+    /// `invalid_tls_config`.
     pub fn code(&self) -> &str {
         match self {
+            Self::Tls { .. } => "backend_tls_failed",
+            Self::TlsSetup { .. } => "invalid_tls_config",
             Self::Api(error) => &error.code,
             Self::Unreachable { .. } => "backend_unreachable",
             Self::Timeout { .. } => "backend_timeout",
@@ -152,7 +195,12 @@ impl ClientError {
         match self {
             Self::Api(error) => error.status.is_none_or(|s| s >= 500 || s == 429),
             Self::Unreachable { .. } | Self::Timeout { .. } | Self::Protocol { .. } => true,
-            Self::InvalidUrl { .. } | Self::InvalidToken => false,
+            // A handshake cut short may be a restart; a certificate will not change.
+            Self::Tls { kind } => matches!(
+                kind,
+                TlsFailure::HandshakeFailed | TlsFailure::HandshakeTimeout
+            ),
+            Self::InvalidUrl { .. } | Self::InvalidToken | Self::TlsSetup { .. } => false,
         }
     }
 }
@@ -214,6 +262,25 @@ mod tests {
                 false,
             ),
             (ClientError::InvalidToken, "invalid_token", false),
+            (
+                ClientError::Tls {
+                    kind: TlsFailure::UntrustedCertificate,
+                },
+                "backend_tls_failed",
+                false,
+            ),
+            (
+                ClientError::Tls {
+                    kind: TlsFailure::HandshakeTimeout,
+                },
+                "backend_tls_failed",
+                true,
+            ),
+            (
+                ClientError::TlsSetup { reason: "r".into() },
+                "invalid_tls_config",
+                false,
+            ),
         ];
         for (error, code, transient) in table {
             assert_eq!(error.code(), code, "{error:?}");

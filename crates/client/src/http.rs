@@ -1,8 +1,10 @@
 //! [`BackendClient`]: the backend API's REST calls over hyper-util's pooled client.
 //!
 //! Each call is bounded as a whole (connect, answer, body) by the request deadline;
-//! the connector alone by the connect deadline. The bearer token, when given, goes
-//! in an `Authorization` header marked sensitive.
+//! the connector alone (TCP, and TLS for an `https://` backend) by the connect
+//! deadline. TLS is the transport crate's: the same connector, handshake, crypto
+//! provider and failure kinds as the backend's own hop to its runtimes. The bearer
+//! token, when given, goes in an `Authorization` header marked sensitive.
 
 use std::time::Duration;
 
@@ -11,15 +13,15 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{
-    AllWorkersList, BackendRuntime, CreateWorkerRequest, InputAccepted, InputRequest, RuntimeId,
+    AllWorkersList, BackendRuntime, InputAccepted, InputRequest, NewWorkerRequest, RuntimeId,
     RuntimeList, TranscriptPage, WorkerDetail, WorkerList, WorkerStatus, WorkerStatusResponse,
 };
-use switchyard_transport::{SecretToken, WorkerQuery};
+use switchyard_transport::tls::{HttpsConnector, TlsTarget};
+use switchyard_transport::{ClientTls, SecretToken, WorkerQuery};
 
 use crate::endpoint::BackendUrl;
 use crate::error::{ApiError, ClientError};
@@ -62,8 +64,10 @@ impl Default for Timeouts {
 /// `Debug` shows the URL (which holds no credentials) but never the token.
 #[derive(Clone)]
 pub struct BackendClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector, Full<Bytes>>,
     url: BackendUrl,
+    /// TLS for an `https://` backend (the event WebSocket's handshake uses it too).
+    tls: Option<TlsTarget>,
     authorization: Option<HeaderValue>,
     timeouts: Timeouts,
 }
@@ -86,16 +90,49 @@ struct Answer {
 
 impl BackendClient {
     /// A client for the backend at `url`, sending `token` as `Authorization: Bearer`
-    /// when given. Fails only for a token that cannot travel in an HTTP header.
+    /// when given. An `https://` backend's certificate must be signed by a CA in the
+    /// system's store (read from disk the first time: call this at start-up or from
+    /// a blocking task); [`BackendClient::with_tls`] trusts another CA. Fails for a
+    /// token that cannot travel in an HTTP header, and for an `https://` URL on a
+    /// system without CA certificates.
     pub fn new(
         url: BackendUrl,
         token: Option<&SecretToken>,
         timeouts: Timeouts,
     ) -> Result<Self, ClientError> {
+        Self::with_tls(url, token, timeouts, None)
+    }
+
+    /// Like [`BackendClient::new`], with `tls` saying what an `https://` backend's
+    /// certificate must be signed by (for a private CA:
+    /// `ClientTls::new(&[ca], None, None)`); `None` trusts the system's CA store.
+    /// `tls` is not used for an `http://` backend.
+    pub fn with_tls(
+        url: BackendUrl,
+        token: Option<&SecretToken>,
+        timeouts: Timeouts,
+        tls: Option<ClientTls>,
+    ) -> Result<Self, ClientError> {
         let authorization = token.map(bearer).transpose()?;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeouts.connect));
-        connector.set_nodelay(true);
+        let tls = if url.is_https() {
+            let tls = match tls {
+                Some(tls) => tls,
+                None => ClientTls::with_system_roots(None, None).map_err(|e| {
+                    ClientError::TlsSetup {
+                        reason: format!(
+                            "cannot verify the https:// backend: {e} (or name the CA that signed its certificate)"
+                        ),
+                    }
+                })?,
+            };
+            let target = tls.target(url.host()).map_err(|e| ClientError::TlsSetup {
+                reason: format!("the backend URL's host cannot be verified over TLS: {e}"),
+            })?;
+            Some(target)
+        } else {
+            None
+        };
+        let connector = HttpsConnector::new(timeouts.connect, tls.clone());
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
@@ -103,6 +140,7 @@ impl BackendClient {
         Ok(Self {
             client,
             url,
+            tls,
             authorization,
             timeouts,
         })
@@ -180,7 +218,7 @@ impl BackendClient {
     pub async fn create_worker(
         &self,
         runtime: &RuntimeId,
-        request: &CreateWorkerRequest,
+        request: &NewWorkerRequest,
     ) -> Result<WorkerDetail, ClientError> {
         let path = format!("/api/runtimes/{}/workers", runtime.as_str());
         self.call(Method::POST, &path, None, Some(request)).await
@@ -259,6 +297,7 @@ impl BackendClient {
             .target(&worker.path("/events/ws"), Some(query.as_str()));
         let socket = handshake::open(
             &self.url,
+            self.tls.as_ref(),
             &target,
             self.authorization.as_ref(),
             self.timeouts,
@@ -367,8 +406,15 @@ fn success(answer: &Answer) -> Result<&[u8], ClientError> {
     Err(refusal(answer.status, &answer.body))
 }
 
-/// Maps a non-success answer.
+/// Maps a non-success answer. A backend that serves HTTPS only answers plain HTTP
+/// with a fixed text; that says to use `https://`.
 pub(crate) fn refusal(status: u16, body: &[u8]) -> ClientError {
+    let https_only = switchyard_protocol::HTTPS_ONLY_MESSAGE.as_bytes();
+    if body.windows(https_only.len()).any(|w| w == https_only) {
+        return ClientError::Protocol {
+            reason: "the backend serves HTTPS only; use an https:// URL".into(),
+        };
+    }
     match ApiError::from_body(status, body) {
         Some(error) => ClientError::Api(error),
         None => ClientError::Protocol {
@@ -444,6 +490,12 @@ mod tests {
         let error = refusal(502, b"Bad Gateway");
         assert_eq!(error.code(), "backend_protocol_error");
         assert!(error.to_string().contains("502"));
+        let error = refusal(
+            400,
+            format!("{}\n", switchyard_protocol::HTTPS_ONLY_MESSAGE).as_bytes(),
+        );
+        assert_eq!(error.code(), "backend_protocol_error");
+        assert!(error.to_string().contains("use an https:// URL"), "{error}");
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! use switchyard_client::{
 //!     BackendClient, BackendUrl, Followed, Follower, Incoming, SecretToken, Timeouts, WorkerRef,
 //! };
-//! use switchyard_protocol::{CreateWorkerRequest, RuntimeId, WorkerEvent};
+//! use switchyard_protocol::{NewWorkerRequest, RuntimeId, WorkerEvent};
 //!
 //! # async fn demo() -> Result<(), switchyard_client::ClientError> {
 //! let token = std::env::var("SWITCHYARD_TOKEN").ok().and_then(SecretToken::new);
@@ -29,7 +29,7 @@
 //! let client = BackendClient::new(url, token.as_ref(), Timeouts::default())?;
 //!
 //! let runtime = RuntimeId::new("local").expect("a valid id");
-//! let request = CreateWorkerRequest { profile: "echo".into(), label: None };
+//! let request = NewWorkerRequest { profile: "echo".into(), label: None };
 //! let detail = client.create_worker(&runtime, &request).await?;
 //! let worker = WorkerRef::new(detail.runtime_id, detail.worker_id);
 //! client.input(&worker, "hello\n").await?;
@@ -61,12 +61,12 @@ mod seam;
 mod worker_ref;
 
 pub use endpoint::{BackendUrl, DEFAULT_BACKEND_URL};
-pub use error::{ApiError, ClientError, UnreachableKind};
+pub use error::{ApiError, ClientError, TlsFailure, UnreachableKind};
 pub use events::{
     EventSocket, Incoming, InteractiveFrame, StreamEnd, TerminalCursor, TerminalScreen,
 };
 pub use follow::{Followed, Follower};
 pub use http::{BackendClient, Timeouts};
 pub use seam::{Place, SequenceSeam};
-pub use switchyard_transport::{SecretToken, WorkerQuery};
+pub use switchyard_transport::{ClientTls, SecretToken, WorkerQuery};
 pub use worker_ref::{WorkerRef, WorkerRefError};

@@ -51,10 +51,16 @@ pub(crate) fn connect_error(error: &io::Error, connect_timeout: Duration) -> Cli
     io_error(error.kind(), &timeout(connect_timeout)).unwrap_or(unreachable(UnreachableKind::Other))
 }
 
-/// Walks the source chain of a failed exchange: hyper-util's connector reports name
-/// resolution as a "dns error", the socket layer `io::ErrorKind`s, hyper closed
-/// connections and unparsable answers. A socket timeout becomes `timed_out`.
+/// Walks the source chain of a failed exchange: a TLS failure (the handshake, or an
+/// alert after it), hyper-util's connector reports name resolution as a "dns error",
+/// the socket layer `io::ErrorKind`s, hyper closed connections and unparsable
+/// answers. A socket timeout becomes `timed_out`.
 pub(crate) fn classify(error: &(dyn StdError + 'static), timed_out: ClientError) -> ClientError {
+    if let Some((kind, detail)) = switchyard_transport::tls::tls_failure_in(error) {
+        // rustls' words may name the host: for the user's own debug log only.
+        tracing::debug!(kind = kind.as_str(), %detail, "TLS with the backend failed");
+        return ClientError::Tls { kind };
+    }
     let mut dns = false;
     let mut io_kind = None;
     let mut parse = false;

@@ -27,6 +27,9 @@ pub enum UpstreamState {
 }
 
 /// One server-to-client JSON text frame.
+// A frame is built, encoded and dropped (or boxed in an `OutgoingFrame`), never kept
+// in bulk, so the event variant's size costs nothing worth an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {

@@ -27,5 +27,6 @@ pub use time::Timestamp;
 pub use transcript::{OutputStream, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage};
 pub use worker::{
     AllWorkersList, CreateWorkerRequest, ExitInfo, Health, InputAccepted, InputRequest,
-    UnavailableEntry, WorkerDetail, WorkerList, WorkerStatus, WorkerStatusResponse,
+    NewWorkerRequest, UnavailableEntry, WorkerDetail, WorkerList, WorkerStatus,
+    WorkerStatusResponse, is_valid_owner,
 };

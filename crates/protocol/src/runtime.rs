@@ -1,5 +1,7 @@
 //! Runtime descriptions: what `GET /v1/runtime` and `GET /api/runtimes` answer.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorDetail;
@@ -126,6 +128,10 @@ pub struct RuntimeInfo {
     pub profiles: Vec<ProfileInfo>,
     /// Worker counts by status.
     pub workers: WorkerCounts,
+    /// Worker counts by status for each owner (workers without one are not in it), so
+    /// a backend can show callers who reach only their own workers their own counts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub owners: BTreeMap<String, WorkerCounts>,
     /// Live event-stream subscriptions across all workers (WebSocket connections).
     #[serde(default)]
     pub subscribers: u64,
@@ -215,6 +221,13 @@ mod tests {
                 running: 1,
                 ..Default::default()
             },
+            owners: BTreeMap::from([(
+                "alice".to_owned(),
+                WorkerCounts {
+                    running: 1,
+                    ..Default::default()
+                },
+            )]),
             subscribers: 2,
             limits: Limits {
                 max_workers: 64,
@@ -232,6 +245,7 @@ mod tests {
               "api_version":1,"status":"running","epoch":"e1","capabilities":["events_ws"],
               "profiles":[{"name":"echo","kind":"echo","description":null}],
               "workers":{"starting":0,"running":1,"exited":0,"stopped":0,"failed":0,"lost":0},
+              "owners":{"alice":{"starting":0,"running":1,"exited":0,"stopped":0,"failed":0,"lost":0}},
               "subscribers":2,
               "limits":{"max_workers":64,"max_input_bytes":65536,"max_body_bytes":1048576,
                 "transcript_page_max":1000,"event_backlog":4096,"input_queue":64}})

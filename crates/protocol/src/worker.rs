@@ -99,9 +99,23 @@ pub struct WorkerDetail {
     pub input_count: u64,
     /// Output bytes produced so far (UTF-8, after decoding).
     pub output_bytes: u64,
+    /// The identity that created it through a backend with auth on; `null` without
+    /// auth and for workers created directly on a runtime. Set at creation by the
+    /// backend, never by a backend client, and never changed.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
-/// `POST /v1/workers` and `POST /api/runtimes/{id}/workers`.
+/// True for an owner (identity) name: 1 to 64 of `A-Z a-z 0-9 . _ - @`.
+pub fn is_valid_owner(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+}
+
+/// `POST /v1/workers`: what the backend (the Runtime API's only client) asks a
+/// runtime to start, including the owner it records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkerRequest {
@@ -110,6 +124,33 @@ pub struct CreateWorkerRequest {
     /// A free-form label shown to users.
     #[serde(default)]
     pub label: Option<String>,
+    /// The creating identity, set by the backend; absent without auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// `POST /api/runtimes/{id}/workers`: what a backend client may ask for. It has no
+/// `owner`: the backend records the caller's identity, and a body naming an owner is
+/// `400 invalid_request`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWorkerRequest {
+    /// The profile's name, as the runtime's configuration defines it.
+    pub profile: String,
+    /// A free-form label shown to users.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+impl NewWorkerRequest {
+    /// The runtime's request, with the backend's choice of owner.
+    pub fn owned_by(self, owner: Option<String>) -> CreateWorkerRequest {
+        CreateWorkerRequest {
+            profile: self.profile,
+            label: self.label,
+            owner,
+        }
+    }
 }
 
 /// `POST .../workers/{id}/input`.
@@ -199,6 +240,7 @@ mod tests {
             }),
             input_count: 2,
             output_bytes: 10,
+            owner: Some("alice".into()),
         }
     }
 
@@ -209,8 +251,51 @@ mod tests {
             json!({"worker_id":"w-1","runtime_id":"local","profile":"echo","label":"demo",
                 "status":"exited","created_at":"2026-11-26T09:00:00Z",
                 "updated_at":"2026-11-26T09:00:01Z","exit":{"code":3,"signal":null},
-                "input_count":2,"output_bytes":10})
+                "input_count":2,"output_bytes":10,"owner":"alice"})
         );
+        // Records and answers from before owners existed read as unowned.
+        let mut old = serde_json::to_value(sample_detail()).unwrap();
+        old.as_object_mut().unwrap().remove("owner");
+        let read: WorkerDetail = serde_json::from_value(old).unwrap();
+        assert_eq!(read.owner, None);
+        let mut unowned = sample_detail();
+        unowned.owner = None;
+        assert_eq!(serde_json::to_value(unowned).unwrap()["owner"], json!(null));
+    }
+
+    #[test]
+    fn clients_cannot_name_an_owner_but_the_backend_can() {
+        assert!(
+            serde_json::from_str::<NewWorkerRequest>(r#"{"profile":"echo","owner":"mallory"}"#)
+                .is_err()
+        );
+        let new: NewWorkerRequest =
+            serde_json::from_str(r#"{"profile":"echo","label":"x"}"#).unwrap();
+        let create = new.owned_by(Some("alice".into()));
+        assert_eq!(
+            serde_json::to_value(&create).unwrap(),
+            json!({"profile":"echo","label":"x","owner":"alice"})
+        );
+        let unowned = NewWorkerRequest {
+            profile: "echo".into(),
+            label: None,
+        }
+        .owned_by(None);
+        assert_eq!(
+            serde_json::to_value(&unowned).unwrap(),
+            json!({"profile":"echo","label":null}),
+            "no owner key without auth, so older runtimes accept it"
+        );
+        for (name, ok) in [
+            ("alice", true),
+            ("bob@example.com", true),
+            ("", false),
+            ("a b", false),
+            ("x\ny", false),
+        ] {
+            assert_eq!(is_valid_owner(name), ok, "{name:?}");
+        }
+        assert!(!is_valid_owner(&"a".repeat(65)));
     }
 
     #[test]

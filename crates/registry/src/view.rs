@@ -1,6 +1,7 @@
 //! [`RuntimeView`]: what the backend knows about one runtime's health, refreshed by
 //! probes and by every call's outcome.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use switchyard_protocol::{
@@ -24,6 +25,8 @@ pub struct RuntimeView {
     pub profiles: Vec<ProfileInfo>,
     /// Worker counts from its last self-description.
     pub workers: WorkerCounts,
+    /// Worker counts per owner from its last self-description.
+    pub owners: BTreeMap<String, WorkerCounts>,
     /// Set while the runtime's `api_version` is not ours: answers do not clear it.
     wrong_api_version: bool,
 }
@@ -37,6 +40,7 @@ impl Default for RuntimeView {
             capabilities: Vec::new(),
             profiles: Vec::new(),
             workers: WorkerCounts::default(),
+            owners: BTreeMap::new(),
             wrong_api_version: false,
         }
     }
@@ -58,6 +62,7 @@ impl RuntimeView {
         self.capabilities = info.capabilities.clone();
         self.profiles = info.profiles.clone();
         self.workers = info.workers;
+        self.owners = info.owners.clone();
         self.wrong_api_version = info.api_version != API_VERSION;
         if !self.wrong_api_version {
             self.state = RuntimeState::Ready;

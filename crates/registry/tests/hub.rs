@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use switchyard_protocol::{CreateWorkerRequest, OutgoingFrame, RuntimeId, WorkerEvent, WorkerId};
 use switchyard_registry::{
-    AllowAll, EmbeddedSource, HubSettings, ObservationHub, Policy, PolicyDenied, PolicyRequest,
-    RegisteredRuntime, RuntimeRegistry, Viewer,
+    AllowAll, Caller, EmbeddedSource, HubSettings, ObservationHub, Policy, PolicyDenied,
+    PolicyRequest, RegisteredRuntime, RuntimeRegistry, Viewer,
 };
 use switchyard_runtime::{Runtime, RuntimeConfig};
 
@@ -21,6 +21,7 @@ impl Policy for Redact {
 
     fn filter_event(
         &self,
+        _caller: &Caller,
         _runtime_id: &RuntimeId,
         _worker_id: &WorkerId,
         event: WorkerEvent,
@@ -53,6 +54,7 @@ async fn setup(policy: Arc<dyn Policy>) -> (Runtime, ObservationHub, WorkerId) {
         .create(CreateWorkerRequest {
             profile: "echo".into(),
             label: None,
+            owner: None,
         })
         .await
         .unwrap()
@@ -77,7 +79,10 @@ async fn next(viewer: &mut Viewer) -> (OutgoingFrame, serde_json::Value) {
 async fn a_filtering_policy_hides_events_from_viewers() {
     let (runtime, hub, worker) = setup(Arc::new(Redact)).await;
     let rt = RuntimeId::new("local").unwrap();
-    let mut viewer = hub.watch(&rt, &worker, None).await.unwrap();
+    let mut viewer = hub
+        .watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
     assert_eq!(next(&mut viewer).await.1["event"]["kind"], "snapshot");
     runtime.input(&worker, "the secret".into()).await.unwrap();
     runtime.input(&worker, "public".into()).await.unwrap();
@@ -96,8 +101,14 @@ async fn a_filtering_policy_hides_events_from_viewers() {
 async fn the_pass_through_policy_encodes_each_event_once_for_all_viewers() {
     let (runtime, hub, worker) = setup(Arc::new(AllowAll)).await;
     let rt = RuntimeId::new("local").unwrap();
-    let mut a = hub.watch(&rt, &worker, None).await.unwrap();
-    let mut b = hub.watch(&rt, &worker, None).await.unwrap();
+    let mut a = hub
+        .watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
+    let mut b = hub
+        .watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
     next(&mut a).await;
     next(&mut b).await;
     runtime.input(&worker, "hello".into()).await.unwrap();

@@ -8,15 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchyard_protocol::{
-    API_VERSION, CreateWorkerRequest, ErrorCode, ErrorDetail, InputAccepted, OutputStream,
-    ProfileInfo, ProfileKind, RuntimeId, RuntimeInfo, RuntimeSourceKind, RuntimeState,
-    RuntimeStatus, Timestamp, TranscriptEntry, TranscriptItem, TranscriptPage, WorkerCounts,
-    WorkerDetail, WorkerEvent, WorkerId, WorkerList, WorkerStatus, WorkerStatusResponse,
+    API_VERSION, CreateWorkerRequest, ErrorCode, ErrorDetail, InputAccepted, NewWorkerRequest,
+    OutputStream, ProfileInfo, ProfileKind, RuntimeId, RuntimeInfo, RuntimeSourceKind,
+    RuntimeState, RuntimeStatus, Timestamp, TranscriptEntry, TranscriptItem, TranscriptPage,
+    WorkerCounts, WorkerDetail, WorkerEvent, WorkerId, WorkerList, WorkerStatus,
+    WorkerStatusResponse,
 };
 use switchyard_registry::{
-    Action, AllowAll, EmbeddedSource, Policy, PolicyDenied, PolicyRequest, RegisteredRuntime,
-    RegistryError, RemoteSource, ResumePoint, RuntimeRegistry, RuntimeSource, Scrubber,
-    SourceError, SourceEvents,
+    Action, AllowAll, Caller, EmbeddedSource, Policy, PolicyDenied, PolicyRequest,
+    RegisteredRuntime, RegistryError, RemoteSource, ResumePoint, Role, RolePolicy, RuntimeGlob,
+    RuntimeGrants, RuntimeRegistry, RuntimeSource, Scrubber, SourceError, SourceEvents,
+    WorkerScope,
 };
 use switchyard_runtime::{Runtime, RuntimeConfig};
 use switchyard_transport::{
@@ -31,6 +33,11 @@ use switchyard_transport::{
 const TS: &str = "2026-11-26T09:00:00Z";
 /// The id a remote runtime calls itself, unlike the id the backend configured for it.
 const UPSTREAM_SELF_ID: &str = "upstream-self";
+
+/// The caller of every request when auth is off.
+fn open() -> Caller {
+    Caller::open()
+}
 
 fn rid(s: &str) -> RuntimeId {
     RuntimeId::new(s).unwrap()
@@ -52,6 +59,7 @@ fn detail(worker: &str, runtime: &str) -> WorkerDetail {
         exit: None,
         input_count: 3,
         output_bytes: 17,
+        owner: None,
     }
 }
 
@@ -414,7 +422,7 @@ async fn every_transport_error_maps_to_its_code_status_and_runtime_id() {
         let registry = registry(vec![remote("build-1", mock)]);
 
         let err = registry
-            .get_worker(&rid("build-1"), &wid("w-1"))
+            .get_worker(&open(), &rid("build-1"), &wid("w-1"))
             .await
             .expect_err(name);
         assert_source_error(&err, "build-1", code, status, name);
@@ -445,7 +453,7 @@ async fn worker_busy_keeps_retry_after_ms() {
     });
     let registry = registry(vec![remote("build-1", mock)]);
     let err = registry
-        .input(&rid("build-1"), &wid("w-1"), "hi\n".into())
+        .input(&open(), &rid("build-1"), &wid("w-1"), "hi\n".into())
         .await
         .unwrap_err();
     assert_source_error(&err, "build-1", ErrorCode::WorkerBusy, 429, "busy");
@@ -463,27 +471,34 @@ async fn unknown_runtime_id_is_runtime_not_found_404_for_every_call() {
     let w = wid("w-1");
 
     let mut errors = vec![
-        registry.runtime(&nope).await.unwrap_err(),
+        registry.runtime(&open(), &nope).await.unwrap_err(),
         registry
-            .list_workers(&nope, &WorkerQuery::default())
+            .list_workers(&open(), &nope, &WorkerQuery::default())
             .await
             .unwrap_err(),
         registry
             .create_worker(
+                &open(),
                 &nope,
-                &CreateWorkerRequest {
+                &NewWorkerRequest {
                     profile: "echo".into(),
                     label: None,
                 },
             )
             .await
             .unwrap_err(),
-        registry.get_worker(&nope, &w).await.unwrap_err(),
-        registry.input(&nope, &w, "x".into()).await.unwrap_err(),
-        registry.cancel(&nope, &w).await.unwrap_err(),
-        registry.stop(&nope, &w).await.unwrap_err(),
-        registry.delete(&nope, &w).await.unwrap_err(),
-        registry.transcript(&nope, &w, 0, None).await.unwrap_err(),
+        registry.get_worker(&open(), &nope, &w).await.unwrap_err(),
+        registry
+            .input(&open(), &nope, &w, "x".into())
+            .await
+            .unwrap_err(),
+        registry.cancel(&open(), &nope, &w).await.unwrap_err(),
+        registry.stop(&open(), &nope, &w).await.unwrap_err(),
+        registry.delete(&open(), &nope, &w).await.unwrap_err(),
+        registry
+            .transcript(&open(), &nope, &w, 0, None)
+            .await
+            .unwrap_err(),
     ];
     if let Err(e) = registry.source(&nope) {
         errors.push(e);
@@ -541,7 +556,7 @@ async fn every_call_maps_a_transport_failure_with_the_runtime_id() {
         (
             "list_workers",
             registry
-                .list_workers(&id, &WorkerQuery::default())
+                .list_workers(&open(), &id, &WorkerQuery::default())
                 .await
                 .unwrap_err(),
         ),
@@ -549,8 +564,9 @@ async fn every_call_maps_a_transport_failure_with_the_runtime_id() {
             "create_worker",
             registry
                 .create_worker(
+                    &open(),
                     &id,
-                    &CreateWorkerRequest {
+                    &NewWorkerRequest {
                         profile: "echo".into(),
                         label: None,
                     },
@@ -560,28 +576,40 @@ async fn every_call_maps_a_transport_failure_with_the_runtime_id() {
         ),
         (
             "get_worker",
-            registry.get_worker(&id, &w).await.unwrap_err(),
+            registry.get_worker(&open(), &id, &w).await.unwrap_err(),
         ),
         (
             "input",
-            registry.input(&id, &w, "x".into()).await.unwrap_err(),
+            registry
+                .input(&open(), &id, &w, "x".into())
+                .await
+                .unwrap_err(),
         ),
-        ("cancel", registry.cancel(&id, &w).await.unwrap_err()),
-        ("stop", registry.stop(&id, &w).await.unwrap_err()),
-        ("delete", registry.delete(&id, &w).await.unwrap_err()),
+        (
+            "cancel",
+            registry.cancel(&open(), &id, &w).await.unwrap_err(),
+        ),
+        ("stop", registry.stop(&open(), &id, &w).await.unwrap_err()),
+        (
+            "delete",
+            registry.delete(&open(), &id, &w).await.unwrap_err(),
+        ),
         (
             "transcript",
-            registry.transcript(&id, &w, 0, None).await.unwrap_err(),
+            registry
+                .transcript(&open(), &id, &w, 0, None)
+                .await
+                .unwrap_err(),
         ),
     ];
     for (name, err) in errors {
         assert_source_error(&err, "build-1", ErrorCode::RuntimeUnreachable, 502, name);
     }
 
-    let view = registry.runtime(&id).await.unwrap();
+    let view = registry.runtime(&open(), &id).await.unwrap();
     assert_eq!(view.state, RuntimeState::Unreachable);
 
-    let all = registry.list_all(&WorkerQuery::default()).await;
+    let all = registry.list_all(&open(), &WorkerQuery::default()).await;
     assert!(all.workers.is_empty());
     assert_eq!(all.unavailable.len(), 1);
     assert_eq!(all.unavailable[0].runtime_id, id);
@@ -690,6 +718,7 @@ async fn check_routing_to(target: &str) {
 
     let list = registry
         .list_workers(
+            &open(),
             &id,
             &WorkerQuery {
                 status: Some(WorkerStatus::Running),
@@ -711,8 +740,9 @@ async fn check_routing_to(target: &str) {
 
     let created = registry
         .create_worker(
+            &open(),
             &id,
-            &CreateWorkerRequest {
+            &NewWorkerRequest {
                 profile: "shell".into(),
                 label: Some("my shell".into()),
             },
@@ -722,7 +752,7 @@ async fn check_routing_to(target: &str) {
     assert_eq!(created.worker_id, wid("w-new"));
     assert_eq!(created.runtime_id, id, "shown with the registry's id");
 
-    let got = registry.get_worker(&id, &w).await.unwrap();
+    let got = registry.get_worker(&open(), &id, &w).await.unwrap();
     let mut expected = detail("w-7", target);
     expected.runtime_id = id.clone();
     assert_eq!(
@@ -731,26 +761,32 @@ async fn check_routing_to(target: &str) {
     );
 
     assert_eq!(
-        registry.input(&id, &w, "ls -l\n".into()).await.unwrap(),
+        registry
+            .input(&open(), &id, &w, "ls -l\n".into())
+            .await
+            .unwrap(),
         InputAccepted { sequence: 42 }
     );
     assert_eq!(
-        registry.cancel(&id, &w).await.unwrap(),
+        registry.cancel(&open(), &id, &w).await.unwrap(),
         WorkerStatusResponse {
             worker_id: w.clone(),
             status: WorkerStatus::Running
         }
     );
     assert_eq!(
-        registry.stop(&id, &w).await.unwrap(),
+        registry.stop(&open(), &id, &w).await.unwrap(),
         WorkerStatusResponse {
             worker_id: w.clone(),
             status: WorkerStatus::Stopped
         }
     );
-    registry.delete(&id, &w).await.unwrap();
+    registry.delete(&open(), &id, &w).await.unwrap();
     assert_eq!(
-        registry.transcript(&id, &w, 7, Some(20)).await.unwrap(),
+        registry
+            .transcript(&open(), &id, &w, 7, Some(20))
+            .await
+            .unwrap(),
         transcript_page()
     );
 
@@ -758,8 +794,9 @@ async fn check_routing_to(target: &str) {
     let local = rid("local");
     let created = registry
         .create_worker(
+            &open(),
             &local,
-            &CreateWorkerRequest {
+            &NewWorkerRequest {
                 profile: "echo".into(),
                 label: None,
             },
@@ -769,28 +806,35 @@ async fn check_routing_to(target: &str) {
     assert_eq!(created.runtime_id, local);
     let lw = created.worker_id.clone();
     assert_eq!(
-        registry.get_worker(&local, &lw).await.unwrap().worker_id,
+        registry
+            .get_worker(&open(), &local, &lw)
+            .await
+            .unwrap()
+            .worker_id,
         lw
     );
     let listed = registry
-        .list_workers(&local, &WorkerQuery::default())
+        .list_workers(&open(), &local, &WorkerQuery::default())
         .await
         .unwrap();
     assert_eq!(listed.workers.len(), 1);
     assert_eq!(listed.workers[0].worker_id, lw);
-    registry.input(&local, &lw, "hi\n".into()).await.unwrap();
+    registry
+        .input(&open(), &local, &lw, "hi\n".into())
+        .await
+        .unwrap();
     assert!(
         registry
-            .transcript(&local, &lw, 0, None)
+            .transcript(&open(), &local, &lw, 0, None)
             .await
             .unwrap()
             .total
             >= 1
     );
-    let stopped = registry.stop(&local, &lw).await.unwrap();
+    let stopped = registry.stop(&open(), &local, &lw).await.unwrap();
     assert!(stopped.status.is_ended(), "{stopped:?}");
-    registry.delete(&local, &lw).await.unwrap();
-    let gone = registry.get_worker(&local, &lw).await.unwrap_err();
+    registry.delete(&open(), &local, &lw).await.unwrap();
+    let gone = registry.get_worker(&open(), &local, &lw).await.unwrap_err();
     assert_source_error(&gone, "local", ErrorCode::WorkerNotFound, 404, "deleted");
     assert_eq!(gone.to_detail().worker_id, Some(lw));
 
@@ -846,7 +890,7 @@ async fn view_follows_refresh_outcomes() {
     let registry = registry(vec![remote("build-1", mock)]);
     let id = rid("build-1");
 
-    let initial = registry.runtimes();
+    let initial = registry.runtimes(&open());
     assert_eq!(initial.len(), 1);
     let initial = &initial[0];
     assert_eq!(initial.runtime_id, id);
@@ -860,7 +904,7 @@ async fn view_follows_refresh_outcomes() {
     assert_eq!(initial.workers, WorkerCounts::default());
 
     // Success: ready, with what the runtime said about itself.
-    let ready = registry.runtime(&id).await.unwrap();
+    let ready = registry.runtime(&open(), &id).await.unwrap();
     let expected = answer;
     assert_eq!(
         ready.runtime_id, id,
@@ -877,10 +921,13 @@ async fn view_follows_refresh_outcomes() {
     assert_eq!(ready.capabilities, expected.capabilities);
     assert_eq!(ready.profiles, expected.profiles);
     assert_eq!(ready.workers, expected.workers);
-    assert_eq!(registry.runtimes(), vec![ready.clone()]);
+    assert_eq!(registry.runtimes(&open()), vec![ready.clone()]);
 
     // Failure: still Ok, the cached view with its new state and error.
-    let down = registry.runtime(&id).await.expect("cached view on failure");
+    let down = registry
+        .runtime(&open(), &id)
+        .await
+        .expect("cached view on failure");
     assert_eq!(down.state, RuntimeState::Unreachable);
     let error = down.last_error.clone().expect("last_error on failure");
     assert_eq!(error.code, ErrorCode::RuntimeUnreachable);
@@ -893,16 +940,16 @@ async fn view_follows_refresh_outcomes() {
     assert_eq!(down.capabilities, expected.capabilities, "cached");
     assert_eq!(down.profiles, expected.profiles, "cached");
     assert_eq!(down.workers, expected.workers, "cached");
-    assert_eq!(registry.runtimes(), vec![down]);
+    assert_eq!(registry.runtimes(&open()), vec![down]);
 
     // Success again: ready, error cleared.
-    let back = registry.runtime(&id).await.unwrap();
+    let back = registry.runtime(&open(), &id).await.unwrap();
     assert_eq!(back.state, RuntimeState::Ready);
     assert_eq!(back.last_error, None);
     assert!(back.last_seen.is_some());
 
     // Credentials rejected.
-    let auth = registry.runtime(&id).await.unwrap();
+    let auth = registry.runtime(&open(), &id).await.unwrap();
     assert_eq!(auth.state, RuntimeState::AuthFailed);
     assert_eq!(
         auth.last_error.map(|e| e.code),
@@ -910,7 +957,7 @@ async fn view_follows_refresh_outcomes() {
     );
 
     // TLS failed: its own state, and a message that says which kind.
-    let tls = registry.runtime(&id).await.unwrap();
+    let tls = registry.runtime(&open(), &id).await.unwrap();
     assert_eq!(tls.state, RuntimeState::TlsFailed);
     let error = tls.last_error.expect("last_error on a TLS failure");
     assert_eq!(error.code, ErrorCode::RuntimeTlsFailed);
@@ -922,7 +969,7 @@ async fn view_follows_refresh_outcomes() {
     );
 
     // And back.
-    let back = registry.runtime(&id).await.unwrap();
+    let back = registry.runtime(&open(), &id).await.unwrap();
     assert_eq!(back.state, RuntimeState::Ready);
     assert_eq!(back.last_error, None);
 }
@@ -953,17 +1000,20 @@ async fn wrong_api_version_is_incompatible_and_stays_so_after_other_answers() {
     let registry = registry(vec![remote("build-1", mock)]);
     let id = rid("build-1");
 
-    let view = registry.runtime(&id).await.unwrap();
+    let view = registry.runtime(&open(), &id).await.unwrap();
     assert_eq!(view.state, RuntimeState::Incompatible);
     assert!(view.last_error.is_some(), "says why it is incompatible");
 
-    registry.get_worker(&id, &wid("w-1")).await.unwrap();
     registry
-        .list_workers(&id, &WorkerQuery::default())
+        .get_worker(&open(), &id, &wid("w-1"))
         .await
         .unwrap();
-    let _ = registry.stop(&id, &wid("w-9")).await.unwrap_err();
-    let after = &registry.runtimes()[0];
+    registry
+        .list_workers(&open(), &id, &WorkerQuery::default())
+        .await
+        .unwrap();
+    let _ = registry.stop(&open(), &id, &wid("w-9")).await.unwrap_err();
+    let after = &registry.runtimes(&open())[0];
     assert_eq!(after.state, RuntimeState::Incompatible);
     assert!(after.last_error.is_some());
 }
@@ -991,20 +1041,20 @@ async fn a_typed_refusal_means_the_runtime_answered() {
     let w = wid("w-1");
 
     assert_eq!(
-        registry.runtime(&id).await.unwrap().state,
+        registry.runtime(&open(), &id).await.unwrap().state,
         RuntimeState::Ready
     );
 
-    let err = registry.get_worker(&id, &w).await.unwrap_err();
+    let err = registry.get_worker(&open(), &id, &w).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::WorkerNotFound);
-    let view = &registry.runtimes()[0];
+    let view = &registry.runtimes(&open())[0];
     assert_eq!(view.state, RuntimeState::Ready, "it answered");
     assert_eq!(view.last_error, None);
 
     // A failed call (not only a probe) marks the runtime down...
-    let err = registry.get_worker(&id, &w).await.unwrap_err();
+    let err = registry.get_worker(&open(), &id, &w).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::RuntimeTimeout);
-    let view = &registry.runtimes()[0];
+    let view = &registry.runtimes(&open())[0];
     assert_eq!(view.state, RuntimeState::Unreachable);
     assert_eq!(
         view.last_error.as_ref().map(|e| e.code),
@@ -1012,8 +1062,8 @@ async fn a_typed_refusal_means_the_runtime_answered() {
     );
 
     // ...and any answer, even a refusal, brings it back.
-    let _ = registry.get_worker(&id, &w).await.unwrap_err();
-    let view = &registry.runtimes()[0];
+    let _ = registry.get_worker(&open(), &id, &w).await.unwrap_err();
+    let view = &registry.runtimes(&open())[0];
     assert_eq!(view.state, RuntimeState::Ready);
     assert_eq!(view.last_error, None);
 }
@@ -1027,7 +1077,7 @@ async fn malformed_answer_makes_the_view_incompatible() {
         })
     });
     let registry = registry(vec![remote("build-1", mock)]);
-    let view = registry.runtime(&rid("build-1")).await.unwrap();
+    let view = registry.runtime(&open(), &rid("build-1")).await.unwrap();
     assert_eq!(view.state, RuntimeState::Incompatible);
     assert_eq!(
         view.last_error.map(|e| e.code),
@@ -1055,7 +1105,7 @@ async fn refresh_all_refreshes_every_view() {
     ]);
     registry.refresh_all().await;
     let states: Vec<_> = registry
-        .runtimes()
+        .runtimes(&open())
         .into_iter()
         .map(|r| (r.runtime_id.as_str().to_owned(), r.source, r.state))
         .collect();
@@ -1079,7 +1129,7 @@ async fn refresh_all_refreshes_every_view() {
             ),
         ]
     );
-    let local = &registry.runtimes()[2];
+    let local = &registry.runtimes(&open())[2];
     assert!(local.profiles.iter().any(|p| p.name == "echo"));
 }
 
@@ -1142,7 +1192,7 @@ async fn list_all_lists_answering_runtimes_and_names_the_failing_ones() {
         });
 
     let registry = registry(vec![remote("build-1", failing), remote("build-2", paged)]);
-    let all = registry.list_all(&query).await;
+    let all = registry.list_all(&open(), &query).await;
 
     let names: Vec<_> = all
         .workers
@@ -1167,7 +1217,7 @@ async fn list_all_lists_answering_runtimes_and_names_the_failing_ones() {
     assert!(!entry.error.message.is_empty());
 
     // The outcomes reached the views.
-    let views = registry.runtimes();
+    let views = registry.runtimes(&open());
     assert_eq!(views[0].state, RuntimeState::Unreachable);
     assert_eq!(views[1].state, RuntimeState::Ready);
 }
@@ -1184,15 +1234,16 @@ async fn list_all_includes_the_embedded_runtime() {
     let registry = registry(vec![embedded("local").await, remote("build-1", mock)]);
     let created = registry
         .create_worker(
+            &open(),
             &rid("local"),
-            &CreateWorkerRequest {
+            &NewWorkerRequest {
                 profile: "echo".into(),
                 label: None,
             },
         )
         .await
         .unwrap();
-    let all = registry.list_all(&WorkerQuery::default()).await;
+    let all = registry.list_all(&open(), &WorkerQuery::default()).await;
     assert!(all.unavailable.is_empty(), "{:?}", all.unavailable);
     let names: Vec<_> = all
         .workers
@@ -1219,7 +1270,7 @@ async fn list_all_does_not_loop_on_a_next_that_does_not_advance() {
         })
     });
     let registry = registry(vec![remote("build-1", mock)]);
-    let all = registry.list_all(&WorkerQuery::default()).await;
+    let all = registry.list_all(&open(), &WorkerQuery::default()).await;
 
     let calls = calls.load(Ordering::SeqCst);
     assert!(calls <= 3, "the runtime was asked {calls} times");
@@ -1252,7 +1303,8 @@ struct DenyStop {
 impl Policy for DenyStop {
     fn authorize(&self, request: &PolicyRequest<'_>) -> Result<(), PolicyDenied> {
         self.asked.lock().unwrap().push(format!(
-            "{} {:?} {:?}",
+            "{} {} {:?} {:?}",
+            request.caller.name(),
             request.runtime_id.as_str(),
             request.worker_id.map(WorkerId::as_str),
             request.action
@@ -1276,26 +1328,116 @@ async fn policy_denial_is_403_forbidden_and_the_runtime_is_never_called() {
     let id = rid("build-1");
     let w = wid("w-1");
 
-    let err = registry.stop(&id, &w).await.unwrap_err();
+    let err = registry.stop(&open(), &id, &w).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Forbidden);
     assert_eq!(err.status(), 403);
     let detail = err.to_detail();
     assert_eq!(detail.code, ErrorCode::Forbidden);
     assert_eq!(detail.message, "stopping workers is not allowed here");
     // A denial says nothing about the runtime's health.
-    let view = &registry.runtimes()[0];
+    let view = &registry.runtimes(&open())[0];
     assert_eq!(view.state, RuntimeState::Unknown);
     assert_eq!(view.last_error, None);
 
     // Other actions go through.
-    registry.get_worker(&id, &w).await.unwrap();
+    registry.get_worker(&open(), &id, &w).await.unwrap();
     assert_eq!(
         *policy.asked.lock().unwrap(),
         vec![
-            r#"build-1 Some("w-1") Stop"#.to_owned(),
-            r#"build-1 None ViewRuntime"#.to_owned(),
-            r#"build-1 Some("w-1") ViewWorker"#.to_owned(),
+            r#"anonymous build-1 Some("w-1") Stop"#.to_owned(),
+            r#"anonymous build-1 None ViewRuntime"#.to_owned(),
+            r#"anonymous build-1 Some("w-1") ViewWorker"#.to_owned(),
         ]
+    );
+}
+
+/// A token of `role` granted only the runtimes matching `globs`.
+fn granted(role: Role, globs: &[&str]) -> Caller {
+    Caller::identified(
+        "alice",
+        role,
+        RuntimeGrants::Only(globs.iter().map(|g| RuntimeGlob::new(g).unwrap()).collect()),
+        WorkerScope::All,
+    )
+}
+
+#[tokio::test]
+async fn runtimes_outside_a_callers_grants_are_absent_from_lists_and_forbidden_by_name() {
+    // `build-2` is down: a caller who may not use it must not even see it as
+    // unavailable; one who may sees it under `unavailable`.
+    let mut up = MockRuntimeClient::new();
+    up.expect_list_workers().returning(|_| {
+        Ok(WorkerList {
+            workers: vec![detail("w-1", UPSTREAM_SELF_ID)],
+            next: None,
+        })
+    });
+    let mut down = MockRuntimeClient::new();
+    down.expect_list_workers().times(1).returning(|_| {
+        Err(TransportError::Unreachable {
+            kind: UnreachableKind::Refused,
+        })
+    });
+    down.expect_get_worker().never();
+    let registry = RuntimeRegistry::new(
+        vec![remote("build-1", up), remote("build-2", down)],
+        Arc::new(RolePolicy),
+    )
+    .unwrap();
+    let only_1 = granted(Role::Viewer, &["build-1"]);
+
+    let ids = |views: Vec<switchyard_protocol::BackendRuntime>| {
+        views
+            .into_iter()
+            .map(|v| v.runtime_id.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(registry.runtimes(&only_1)), ["build-1"]);
+    assert_eq!(
+        ids(registry.runtimes(&granted(Role::Viewer, &["build-*"]))),
+        ["build-1", "build-2"]
+    );
+
+    let all = registry.list_all(&only_1, &WorkerQuery::default()).await;
+    assert_eq!(all.workers.len(), 1);
+    assert_eq!(all.workers[0].runtime_id, rid("build-1"));
+    assert!(all.unavailable.is_empty(), "{:?}", all.unavailable);
+    let all = registry
+        .list_all(&granted(Role::Viewer, &["*"]), &WorkerQuery::default())
+        .await;
+    assert_eq!(all.unavailable.len(), 1);
+    assert_eq!(all.unavailable[0].runtime_id, rid("build-2"));
+
+    // Named: 403, whether the runtime exists or not, and the runtime is not asked.
+    let w = wid("w-1");
+    for runtime in ["build-2", "no-such-runtime"] {
+        let id = rid(runtime);
+        let err = registry.get_worker(&only_1, &id, &w).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Forbidden, "{runtime}");
+        let err = registry.runtime(&only_1, &id).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Forbidden, "{runtime}");
+    }
+    // A caller granted everything gets 404 for a runtime that does not exist.
+    let err = registry
+        .runtime(&granted(Role::Viewer, &["*"]), &rid("no-such-runtime"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RuntimeNotFound);
+    // A viewer may read but not command.
+    let err = registry
+        .stop(&only_1, &rid("build-1"), &w)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Forbidden);
+    assert!(
+        registry
+            .authorize_admin(&granted(Role::Operator, &["*"]))
+            .is_err()
+    );
+    assert!(
+        registry
+            .authorize_admin(&granted(Role::Admin, &["*"]))
+            .is_ok()
     );
 }
 
@@ -1308,17 +1450,19 @@ async fn filter_event_passes_events_through_by_default() {
     };
     let (r, w) = (rid("build-1"), wid("w-1"));
     assert_eq!(
-        AllowAll.filter_event(&r, &w, event.clone()),
+        AllowAll.filter_event(&open(), &r, &w, event.clone()),
         Some(event.clone())
     );
     assert_eq!(
-        DenyStop::default().filter_event(&r, &w, event.clone()),
+        DenyStop::default().filter_event(&open(), &r, &w, event.clone()),
         Some(event.clone()),
         "a policy that does not override filter_event passes events through"
     );
     let registry = registry(vec![]);
     assert_eq!(
-        registry.policy().filter_event(&r, &w, event.clone()),
+        registry
+            .policy()
+            .filter_event(&open(), &r, &w, event.clone()),
         Some(event)
     );
 }
@@ -1395,20 +1539,23 @@ async fn call_timeout_bounds_a_hanging_source() {
     let id = rid("slow");
 
     let started = Instant::now();
-    let err = registry.get_worker(&id, &wid("w-1")).await.unwrap_err();
+    let err = registry
+        .get_worker(&open(), &id, &wid("w-1"))
+        .await
+        .unwrap_err();
     let took = started.elapsed();
     assert_source_error(&err, "slow", ErrorCode::RuntimeTimeout, 504, "get_worker");
     assert!(took >= HANG_TIMEOUT, "gave up early: {took:?}");
     assert!(took < MARGIN, "took {took:?}");
 
     let started = Instant::now();
-    let err = registry.stop(&id, &wid("w-1")).await.unwrap_err();
+    let err = registry.stop(&open(), &id, &wid("w-1")).await.unwrap_err();
     assert_source_error(&err, "slow", ErrorCode::RuntimeTimeout, 504, "stop");
     assert!(started.elapsed() < MARGIN);
 
     // The refresh is bounded too, and answers the cached view.
     let started = Instant::now();
-    let view = registry.runtime(&id).await.unwrap();
+    let view = registry.runtime(&open(), &id).await.unwrap();
     assert!(started.elapsed() < MARGIN);
     assert_eq!(view.state, RuntimeState::Unreachable);
     assert_eq!(
@@ -1429,7 +1576,7 @@ async fn a_hanging_runtime_does_not_hold_up_list_all() {
     let registry = registry(vec![hanging("slow", HANG_TIMEOUT), remote("build-1", mock)]);
 
     let started = Instant::now();
-    let all = registry.list_all(&WorkerQuery::default()).await;
+    let all = registry.list_all(&open(), &WorkerQuery::default()).await;
     assert!(started.elapsed() < MARGIN, "took {:?}", started.elapsed());
     assert_eq!(all.workers.len(), 1);
     assert_eq!(all.workers[0].runtime_id, rid("build-1"));
@@ -1485,7 +1632,7 @@ async fn scrubber_removes_urls_hosts_and_tokens_from_runtime_messages() {
     let id = rid("build-1");
     let w = wid("w-1");
 
-    let err = registry.get_worker(&id, &w).await.unwrap_err();
+    let err = registry.get_worker(&open(), &id, &w).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::WorkerNotFound);
     let detail = err.to_detail();
     assert!(
@@ -1498,12 +1645,12 @@ async fn scrubber_removes_urls_hosts_and_tokens_from_runtime_messages() {
     assert_clean(&err.to_string(), "Display of the error");
     assert_clean(&format!("{err:?}"), "Debug of the error");
 
-    let err = registry.cancel(&id, &w).await.unwrap_err();
+    let err = registry.cancel(&open(), &id, &w).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unsupported);
     assert_clean(&err.to_detail().message, "unsupported message");
     assert_clean(&format!("{err:?}"), "Debug of unsupported");
 
-    let view = registry.runtime(&id).await.unwrap();
+    let view = registry.runtime(&open(), &id).await.unwrap();
     assert_eq!(view.state, RuntimeState::Incompatible);
     let last = view.last_error.clone().expect("protocol error recorded");
     assert_eq!(last.code, ErrorCode::RuntimeProtocolError);

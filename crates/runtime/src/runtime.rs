@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use switchyard_protocol::{
     API_VERSION, CreateWorkerRequest, InputAccepted, RuntimeInfo, RuntimeStatus, TranscriptPage,
     WorkerCounts, WorkerDetail, WorkerId, WorkerList, WorkerStatus, WorkerStatusResponse,
+    is_valid_owner,
 };
 
 use crate::config::RuntimeConfig;
@@ -125,9 +126,14 @@ impl Runtime {
     /// `GET /v1/runtime`.
     pub fn info(&self) -> RuntimeInfo {
         let mut counts = WorkerCounts::default();
+        let mut owners: BTreeMap<String, WorkerCounts> = BTreeMap::new();
         let mut subscribers = 0;
         for worker in self.workers().values() {
-            counts.add(worker.status());
+            let status = worker.status();
+            counts.add(status);
+            if let Some(owner) = worker.owner() {
+                owners.entry(owner).or_default().add(status);
+            }
             subscribers += worker.subscriber_count() as u64;
         }
         let config = &self.inner.config;
@@ -145,6 +151,7 @@ impl Runtime {
             capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
             profiles: config.profile_infos(),
             workers: counts,
+            owners,
             subscribers,
             limits: config.limits.to_protocol(),
         }
@@ -196,6 +203,13 @@ impl Runtime {
             .profiles
             .get(&request.profile)
             .ok_or_else(|| RuntimeError::UnknownProfile(request.profile.clone()))?;
+        if let Some(owner) = &request.owner
+            && !is_valid_owner(owner)
+        {
+            return Err(RuntimeError::InvalidRequest(
+                "owner must be 1 to 64 of A-Z a-z 0-9 . _ - @".into(),
+            ));
+        }
         let worker = {
             let _one_at_a_time = self.inner.create_lock.lock().await;
             let max = self.inner.config.limits.max_workers;
@@ -214,6 +228,7 @@ impl Runtime {
                 self.inner.config.runtime_id.clone(),
                 request.profile,
                 request.label,
+                request.owner,
                 profile.spec.clone(),
             )
             .await?;
@@ -399,6 +414,7 @@ mod tests {
             .create(CreateWorkerRequest {
                 profile: "echo".into(),
                 label: None,
+                owner: None,
             })
             .await
             .unwrap();

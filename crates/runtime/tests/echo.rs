@@ -18,6 +18,7 @@ fn create(profile: &str) -> CreateWorkerRequest {
     CreateWorkerRequest {
         profile: profile.into(),
         label: None,
+        owner: None,
     }
 }
 

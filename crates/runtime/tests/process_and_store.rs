@@ -29,6 +29,7 @@ fn request(profile: &str) -> CreateWorkerRequest {
     CreateWorkerRequest {
         profile: profile.into(),
         label: None,
+        owner: None,
     }
 }
 
@@ -169,4 +170,58 @@ async fn the_file_store_survives_a_reopen() {
         WorkerEvent::Snapshot { worker, .. } => assert_eq!(worker.status, WorkerStatus::Lost),
         other => panic!("expected a snapshot, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn owners_are_recorded_counted_checked_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Runtime::open(config(), Arc::new(FsStore::open(dir.path()).await.unwrap()))
+        .await
+        .unwrap();
+    let owned = |owner: Option<&str>| CreateWorkerRequest {
+        profile: "echo".into(),
+        label: None,
+        owner: owner.map(str::to_owned),
+    };
+    let alice = first.create(owned(Some("alice"))).await.unwrap();
+    let alice_2 = first.create(owned(Some("alice"))).await.unwrap();
+    let bob = first.create(owned(Some("bob@example.com"))).await.unwrap();
+    let nobody = first.create(owned(None)).await.unwrap();
+    assert_eq!(alice.owner.as_deref(), Some("alice"));
+    assert_eq!(bob.owner.as_deref(), Some("bob@example.com"));
+    assert_eq!(nobody.owner, None);
+    first.stop(&alice_2.worker_id).await.unwrap();
+    for bad in ["", "two words", "line\nbreak", &"x".repeat(65)] {
+        let err = first.create(owned(Some(bad))).await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            switchyard_protocol::ErrorCode::InvalidRequest,
+            "{bad:?}"
+        );
+    }
+    let info = first.info();
+    assert_eq!(info.owners.len(), 2, "{:?}", info.owners);
+    assert_eq!(info.owners["alice"].running, 1);
+    assert_eq!(info.owners["alice"].stopped, 1);
+    assert_eq!(info.owners["bob@example.com"].running, 1);
+    assert_eq!(
+        info.workers.running, 3,
+        "the unowned worker counts in the total only"
+    );
+
+    let second = Runtime::open(config(), Arc::new(FsStore::open(dir.path()).await.unwrap()))
+        .await
+        .unwrap();
+    for (worker, owner) in [
+        (&alice, Some("alice")),
+        (&alice_2, Some("alice")),
+        (&bob, Some("bob@example.com")),
+        (&nobody, None),
+    ] {
+        assert_eq!(
+            second.get(&worker.worker_id).unwrap().owner.as_deref(),
+            owner
+        );
+    }
+    assert_eq!(second.info().owners["alice"].lost, 1);
 }

@@ -1,6 +1,7 @@
 //! The `switchyard` command line: `serve` (the backend), `runtime` (a standalone
-//! worker runtime), and the client subcommands that talk to a backend (`runtimes`,
-//! `ls`, `run`, `attach`, `logs`, `send`, `stop`, `cancel`, `rm`).
+//! worker runtime), `token` (a new client token and its configuration lines), and the
+//! client subcommands that talk to a backend (`runtimes`, `ls`, `run`, `attach`,
+//! `logs`, `send`, `stop`, `cancel`, `rm`).
 
 use std::process::ExitCode;
 
@@ -32,6 +33,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a standalone worker runtime that a backend reaches over the Runtime API.
     Runtime(RuntimeArgs),
+    /// Print a new client token and the backend's [[auth.token]] lines for it.
+    Token(crate::commands::token::TokenArgs),
     /// List the backend's runtimes and their state.
     Runtimes(RuntimesArgs),
     /// List workers of all runtimes (or one).
@@ -89,6 +92,10 @@ pub fn main() -> ExitCode {
         }
         Err(server) => server,
     };
+    let command = match *command {
+        Command::Token(args) => return ExitCode::from(crate::commands::token::run(args)),
+        server => server,
+    };
     init_tracing("info");
     let tokio = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -101,10 +108,10 @@ pub fn main() -> ExitCode {
         }
     };
     let code = tokio.block_on(async move {
-        match *command {
+        match command {
             Command::Runtime(args) => crate::commands::runtime::run(args).await,
             Command::Serve(args) => crate::commands::serve::run(args).await,
-            client => unreachable!("client subcommands return above: {client:?}"),
+            other => unreachable!("client subcommands and token return above: {other:?}"),
         }
     });
     // Worker drivers may still hold blocking reads; do not wait for them forever.

@@ -1,6 +1,7 @@
 //! Hyper bindings of Switchyard's two HTTP surfaces (the Runtime API under `/v1` and,
 //! later, the backend API under `/api`), their configuration, and the command line.
 
+pub mod auth;
 pub mod backend_api;
 pub mod cli;
 pub mod commands;

@@ -75,11 +75,94 @@ async fn the_backend_serves_the_console_beside_its_api() {
     );
     assert_error(&api.get("/index.html").await, 404, "route_not_found");
 
-    // The API beside it is untouched, and carries no console headers.
+    // The API beside it is untouched, and carries the API's policy, not the console's.
     let runtimes = api.get("/api/runtimes").await;
     assert_eq!(runtimes.status.as_u16(), 200);
     assert_eq!(runtimes.json["runtimes"][0]["runtime_id"], "local");
-    assert!(!runtimes.headers.contains_key("content-security-policy"));
+    assert_eq!(
+        runtimes.headers["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+
+    // Without auth the console's session probe hears "no auth": nobody to show, no
+    // sign-out.
+    let session = api.get("/api/session").await;
+    assert_eq!(session.status.as_u16(), 200);
+    assert_eq!(
+        session.json,
+        serde_json::json!({"name": "anonymous", "role": "admin", "auth": false})
+    );
+
+    backend.shutdown().await;
+}
+
+/// With auth on the console stays public (its sign-in page must load), passes the
+/// `Host` allowlist like everything else, and keeps its own policy beside the
+/// browser-defence headers; the API behind it still wants credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_on_the_console_is_public_and_still_checked() {
+    let mut settings = backend_settings(true, vec![], Duration::from_secs(5));
+    settings.auth = token_auth(
+        &[TestToken {
+            name: "olga",
+            token: "sy_console-tests-operator",
+            role: switchyard_registry::Role::Operator,
+            runtimes: &[],
+            workers: switchyard_registry::WorkerScope::Own,
+        }],
+        None,
+        Duration::from_secs(3600),
+        &switchyard_server::auth::Clock::system(),
+    );
+    let (backend, api) = start_backend(settings).await;
+
+    // (path, headers, status)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16);
+    let cases: [Case; 6] = [
+        ("/", &[], 200),
+        ("/assets/app.js", &[], 200),
+        ("/assets/session.js", &[], 200),
+        ("/assets/missing.js", &[], 404),
+        ("/", &[("host", "evil.example:80")], 403),
+        ("/assets/app.js", &[("host", "rebound.example")], 403),
+    ];
+    for (path, headers, status) in cases {
+        let r = request(api.addr, Method::GET, path, None, headers).await;
+        assert_eq!(
+            r.status.as_u16(),
+            status,
+            "{path} {headers:?}: {}",
+            r.text()
+        );
+        assert_eq!(r.headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{path}");
+        let csp = r.headers["content-security-policy"].to_str().unwrap();
+        if status == 200 {
+            assert_eq!(
+                csp,
+                switchyard_server::console::CONTENT_SECURITY_POLICY_VALUE,
+                "{path}"
+            );
+        }
+        if status == 403 {
+            assert_error(&r, 403, "host_not_allowed");
+        }
+    }
+    // The page is no way around authentication: the API still answers 401.
+    let no_credentials = request(api.addr, Method::GET, "/api/session", None, &[]).await;
+    assert_error(&no_credentials, 401, "unauthorized");
+    let runtimes = request(api.addr, Method::GET, "/api/runtimes", None, &[]).await;
+    assert_error(&runtimes, 401, "unauthorized");
+    // Changing methods on the console are refused, not served.
+    let post = request(
+        api.addr,
+        Method::POST,
+        "/",
+        Some(b"{}".to_vec()),
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_error(&post, 405, "method_not_allowed");
 
     backend.shutdown().await;
 }

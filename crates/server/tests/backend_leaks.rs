@@ -18,7 +18,8 @@ use backend_common::*;
 use http::Method;
 use serde_json::{Value, json};
 use switchyard_e2e::certs::Ca;
-use switchyard_protocol::{CreateWorkerRequest, WorkerId};
+use switchyard_protocol::{NewWorkerRequest, WorkerId};
+use switchyard_registry::Caller;
 use switchyard_server::commands::runtime::RunningRuntime;
 use switchyard_server::commands::serve::RunningBackend;
 use switchyard_server::config::{
@@ -830,29 +831,35 @@ async fn settings_registry_and_errors_never_print_the_token() {
     world.gone.take().unwrap().shutdown().await;
     let registry = world.backend.registry.clone();
     let worker = WorkerId::new("w-none").unwrap();
-    let create = CreateWorkerRequest {
+    let create = NewWorkerRequest {
         profile: "echo".into(),
         label: Some("x".into()),
     };
     let mut errors = Vec::new();
+    let open = Caller::open();
     for rt in FAILING.iter().chain(&["nope"]) {
         let rt = rid(rt);
         errors.extend(
             registry
-                .list_workers(&rt, &WorkerQuery::default())
+                .list_workers(&open, &rt, &WorkerQuery::default())
                 .await
                 .err(),
         );
-        errors.extend(registry.create_worker(&rt, &create).await.err());
-        errors.extend(registry.get_worker(&rt, &worker).await.err());
-        errors.extend(registry.input(&rt, &worker, "x".into()).await.err());
-        errors.extend(registry.cancel(&rt, &worker).await.err());
+        errors.extend(registry.create_worker(&open, &rt, &create).await.err());
+        errors.extend(registry.get_worker(&open, &rt, &worker).await.err());
+        errors.extend(registry.input(&open, &rt, &worker, "x".into()).await.err());
+        errors.extend(registry.cancel(&open, &rt, &worker).await.err());
         if rt.as_str() != "silent" {
-            errors.extend(registry.stop(&rt, &worker).await.err());
+            errors.extend(registry.stop(&open, &rt, &worker).await.err());
         }
-        errors.extend(registry.delete(&rt, &worker).await.err());
-        errors.extend(registry.transcript(&rt, &worker, 0, None).await.err());
-        match registry.runtime(&rt).await {
+        errors.extend(registry.delete(&open, &rt, &worker).await.err());
+        errors.extend(
+            registry
+                .transcript(&open, &rt, &worker, 0, None)
+                .await
+                .err(),
+        );
+        match registry.runtime(&open, &rt).await {
             Ok(view) => leaks.assert_text_clean("runtime view", &format!("{view:?}")),
             Err(error) => errors.push(error),
         }
@@ -866,10 +873,10 @@ async fn settings_registry_and_errors_never_print_the_token() {
             leaks.assert_text_clean("SourceError Debug", &format!("{error:?}"));
         }
     }
-    let all = registry.list_all(&WorkerQuery::default()).await;
+    let all = registry.list_all(&open, &WorkerQuery::default()).await;
     leaks.assert_text_clean("list_all", &format!("{all:?}"));
     assert!(all.unavailable.len() >= FAILING.len() - 1, "{all:?}");
-    leaks.assert_text_clean("views", &format!("{:?}", registry.runtimes()));
+    leaks.assert_text_clean("views", &format!("{:?}", registry.runtimes(&open)));
 
     world.backend.shutdown().await;
     world.ok.shutdown().await;

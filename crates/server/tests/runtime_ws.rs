@@ -83,6 +83,7 @@ async fn create(server: &TestServer, profile: &str) -> WorkerDetail {
     let body = serde_json::to_string(&CreateWorkerRequest {
         profile: profile.into(),
         label: None,
+        owner: None,
     })
     .unwrap();
     let response = server.call(Method::POST, "/v1/workers", Some(&body)).await;

@@ -28,7 +28,7 @@ use crate::endpoint::{ParsedEndpoint, RemoteEndpoint};
 use crate::error::{TimeoutPhase, TransportError};
 use crate::net_error;
 use crate::rest::{RuntimeClient, WorkerQuery};
-use crate::tls::RuntimeConnector;
+use crate::tls::HttpsConnector;
 
 /// Largest answer body the client reads; a longer one is a protocol error.
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
@@ -39,12 +39,12 @@ const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The connector: TCP, then TLS for an `https` base URL.
-type Connector = RuntimeConnector;
+type Connector = HttpsConnector;
 
 /// The connector for `endpoint`: TCP and TLS bounded by its `connect_timeout`, no
 /// Nagle delay.
 fn build_connector(endpoint: &ParsedEndpoint) -> Connector {
-    RuntimeConnector::new(endpoint.connect_timeout, endpoint.tls.clone())
+    HttpsConnector::new(endpoint.connect_timeout, endpoint.tls.clone())
 }
 
 /// One call to make: method, route template (for error texts), concrete path, query

@@ -315,6 +315,7 @@ async fn request_shape_carries_method_path_query_bearer_and_json_body() {
         .create_worker(&CreateWorkerRequest {
             profile: "echo".into(),
             label: Some("demo & more".into()),
+            owner: None,
         })
         .await
         .unwrap();
@@ -425,6 +426,7 @@ async fn every_successful_call_decodes() {
         .create_worker(&CreateWorkerRequest {
             profile: "echo".into(),
             label: None,
+            owner: None,
         })
         .await
         .unwrap();

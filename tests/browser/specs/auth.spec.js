@@ -1,26 +1,14 @@
-// Sign-in, roles and sessions in the browser. These need backend client auth
-// ([auth] tokens and the /api/session endpoints); on a binary without it they are
-// skipped with the reason shown, and run as soon as it lands.
+// Sign-in, roles and sessions in the browser, against a backend with [auth] tokens
+// (an operator and a viewer) and the /api/session endpoints.
 
-import { test as base, expect, screenshot, createWorker, workerUrl, stackOrSkip } from '../support/fixtures.js';
+import { test, expect, screenshot, createWorker, workerUrl } from '../support/fixtures.js';
 
 const USERS = [
   { name: 'olivia', role: 'operator', workers: 'all' },
   { name: 'victor', role: 'viewer', workers: 'all' },
 ];
 
-const test = base.extend({
-  stack: async ({}, use, testInfo) => {
-    const stack = await stackOrSkip(testInfo, { auth: USERS }, 'backend client auth is not built yet');
-    const probe = await stack.api('GET', '/api/session');
-    if (probe.status === 404) {
-      await stack.stop();
-      testInfo.skip(true, 'backend client auth is not built yet (GET /api/session is 404)');
-    }
-    await use(stack);
-    await stack.stop();
-  },
-});
+test.use({ stackOptions: { auth: USERS } });
 
 async function signIn(page, stack, name) {
   await page.goto(stack.url);

@@ -42,6 +42,17 @@ test('runtimes show state, last seen, profiles, capabilities and worker counts',
   await screenshot(page, 'runtimes');
 });
 
+test('without [auth] the backend says so, and the page shows no identity and no sign-out', async ({ page, stack }) => {
+  const session = await stack.api('GET', '/api/session');
+  expect(session.status).toBe(200);
+  expect(session.body).toEqual({ name: 'anonymous', role: 'admin', auth: false });
+  await page.goto(stack.url);
+  await expect(page.locator('.runtime-card')).toHaveCount(2);
+  await expect(page.locator('#identity')).toBeHidden();
+  await expect(page.getByRole('button', { name: 'Sign out' })).toHaveCount(0);
+  await expect(page.getByRole('heading', { name: 'Sign in' })).toHaveCount(0);
+});
+
 test('create an echo worker, send input, see the output; stop and delete it', async ({ page, stack }) => {
   await page.goto(`${stack.url}#/workers`);
   await page.getByLabel('Runtime', { exact: true }).first().waitFor();

@@ -1,5 +1,6 @@
-//! Opening an event WebSocket: TCP within the connect deadline, then the HTTP/1.1
-//! upgrade through hyper within the request deadline.
+//! Opening an event WebSocket: TCP (and, for an `https://` backend, the TLS
+//! handshake) within the connect deadline, then the HTTP/1.1 upgrade through hyper
+//! within the request deadline.
 //!
 //! The upgrade goes through hyper rather than tungstenite's own client handshake,
 //! which logs the whole request (the `Authorization` header included) at trace level.
@@ -16,8 +17,11 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use switchyard_transport::tls::{TlsTarget, handshake};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -38,15 +42,28 @@ const MAX_REFUSAL_BYTES: usize = 64 * 1024;
 /// transcript's last items and, for a terminal, its screen.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Connects to `url` and upgrades `target` (origin form, query included).
+/// Connects to `url` (over TLS with `tls`) and upgrades `target` (origin form, query
+/// included).
 pub(crate) async fn open(
     url: &BackendUrl,
+    tls: Option<&TlsTarget>,
     target: &str,
     authorization: Option<&HeaderValue>,
     timeouts: Timeouts,
 ) -> Result<Socket, ClientError> {
+    let started = Instant::now();
     let tcp = connect(&url.host, url.port, timeouts.connect).await?;
-    upgrade(tcp, url, target, authorization, timeouts.request).await
+    match tls {
+        None => upgrade(tcp, url, target, authorization, timeouts.request).await,
+        Some(tls) => {
+            let left = timeouts.connect.saturating_sub(started.elapsed());
+            let stream = handshake(tls, tcp, left).await.map_err(|error| {
+                tracing::debug!(kind = error.kind.as_str(), detail = %error.detail, "TLS with the backend failed");
+                ClientError::Tls { kind: error.kind }
+            })?;
+            upgrade(stream, url, target, authorization, timeouts.request).await
+        }
+    }
 }
 
 /// Resolves `host` and connects to the first address that accepts, all within
@@ -86,14 +103,18 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Sends the upgrade request on `tcp` and waits for `101 Switching Protocols`.
-async fn upgrade(
-    tcp: TcpStream,
+/// Sends the upgrade request on `io` (TCP, or TLS over it) and waits for
+/// `101 Switching Protocols`.
+async fn upgrade<IO>(
+    io: IO,
     url: &BackendUrl,
     target: &str,
     authorization: Option<&HeaderValue>,
     limit: Duration,
-) -> Result<Socket, ClientError> {
+) -> Result<Socket, ClientError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let key = generate_key();
     let mut builder = Request::builder()
         .method(Method::GET)
@@ -112,7 +133,7 @@ async fn upgrade(
             reason: "could not build a valid upgrade request".into(),
         })?;
     let exchange = async {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| net::classify(&e, net::timeout(limit)))?;
         let _driver = AbortOnDrop(tokio::spawn(async move {

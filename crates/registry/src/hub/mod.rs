@@ -23,6 +23,7 @@ pub use channel::HubSettings;
 pub use cursor::{BackendCursor, BackendCursorError};
 pub use viewer::Viewer;
 
+use crate::caller::Caller;
 use crate::error::RegistryError;
 use crate::policy::Action;
 use crate::registry::RuntimeRegistry;
@@ -102,12 +103,13 @@ impl ObservationHub {
     /// or worker, an unreachable runtime.
     pub async fn watch(
         &self,
+        caller: &Caller,
         runtime_id: &RuntimeId,
         worker_id: &WorkerId,
         cursor: Option<&str>,
     ) -> Result<Viewer, RegistryError> {
         let registry = &self.inner.registry;
-        registry.authorize(runtime_id, Some(worker_id), Action::Observe)?;
+        registry.authorize(caller, runtime_id, Some(worker_id), Action::Observe)?;
         let cursor = cursor
             .map(|c| BackendCursor::decode_for(c, runtime_id, worker_id))
             .transpose()
@@ -115,7 +117,7 @@ impl ObservationHub {
                 RegistryError::Invalid(ErrorDetail::new(ErrorCode::InvalidCursor, e.to_string()))
             })?;
         // Existence (and reachability) before the upgrade.
-        registry.get_worker(runtime_id, worker_id).await?;
+        registry.get_worker(caller, runtime_id, worker_id).await?;
         let source = registry.source(runtime_id)?;
         let channel = {
             let mut channels = self.inner.channels();
@@ -146,6 +148,11 @@ impl ObservationHub {
             channel
         };
         let join = channel.join(cursor.as_ref());
-        Ok(Viewer::new(channel, join, registry.policy().clone()))
+        Ok(Viewer::new(
+            channel,
+            join,
+            registry.policy().clone(),
+            caller.clone(),
+        ))
     }
 }

@@ -9,6 +9,7 @@ use switchyard_protocol::{OutgoingFrame, ResetReason, ServerFrame};
 use switchyard_runtime::{FanoutReceiver, StreamEnd};
 
 use super::channel::{Channel, HubItem, Join, Stamped};
+use crate::caller::Caller;
 use crate::policy::Policy;
 
 /// A viewer of one worker. Dropping it leaves the channel.
@@ -19,6 +20,7 @@ pub struct Viewer {
     awaiting_snapshot: bool,
     last: Option<(Arc<str>, u64)>,
     policy: Arc<dyn Policy>,
+    caller: Caller,
 }
 
 impl std::fmt::Debug for Viewer {
@@ -40,7 +42,12 @@ impl Drop for Viewer {
 type Step = Option<OutgoingFrame>;
 
 impl Viewer {
-    pub(crate) fn new(channel: Arc<Channel>, join: Join, policy: Arc<dyn Policy>) -> Self {
+    pub(crate) fn new(
+        channel: Arc<Channel>,
+        join: Join,
+        policy: Arc<dyn Policy>,
+        caller: Caller,
+    ) -> Self {
         Self {
             channel,
             initial: join.initial,
@@ -48,6 +55,7 @@ impl Viewer {
             awaiting_snapshot: join.awaiting_snapshot,
             last: join.last,
             policy,
+            caller,
         }
     }
 
@@ -143,9 +151,12 @@ impl Viewer {
                 return None;
             }
         };
-        let event = self
-            .policy
-            .filter_event(&channel.runtime_id, &channel.worker_id, event)?;
+        let event = self.policy.filter_event(
+            &self.caller,
+            &channel.runtime_id,
+            &channel.worker_id,
+            event,
+        )?;
         Some(
             ServerFrame::Event {
                 cursor: stamped

@@ -21,6 +21,7 @@ pub(crate) fn detail(id: &str, status: WorkerStatus) -> WorkerDetail {
         exit: None,
         input_count: 3,
         output_bytes: 42,
+        owner: None,
     }
 }
 

@@ -102,6 +102,7 @@ impl Worker {
         runtime_id: RuntimeId,
         profile: String,
         label: Option<String>,
+        owner: Option<String>,
         spec: ProfileSpec,
     ) -> Result<Arc<Self>> {
         let now = clock::now();
@@ -116,6 +117,7 @@ impl Worker {
             exit: None,
             input_count: 0,
             output_bytes: 0,
+            owner,
         };
         ctx.store.save_worker(&detail).await?;
         let (input_tx, input_rx) = mpsc::channel(ctx.limits.input_queue.max(1) as usize);
@@ -213,6 +215,11 @@ impl Worker {
     /// The current detail.
     pub(crate) fn detail(&self) -> WorkerDetail {
         self.state().detail.clone()
+    }
+
+    /// Who created it through a backend with auth on (never changes).
+    pub(crate) fn owner(&self) -> Option<String> {
+        self.state().detail.owner.clone()
     }
 
     /// The current status.

@@ -1,12 +1,11 @@
 //! `GET /api/runtimes/{rt}/workers/{w}/events/ws`: a worker's events through the
-//! observation hub, with the `Origin` check and every refusal answered as plain HTTP
-//! before the upgrade.
+//! observation hub, every refusal answered as plain HTTP before the upgrade. The
+//! `Origin` check and authentication (cookie or bearer) happen before routing
+//! (`routes.rs`); the policy's `Observe` check in the hub.
 
-use http::HeaderMap;
-use http::header::{HOST, ORIGIN};
 use hyper::body::Incoming;
-use switchyard_protocol::{ErrorCode, OutgoingFrame, RuntimeId, WorkerId};
-use switchyard_registry::{ObservationHub, Viewer};
+use switchyard_protocol::{OutgoingFrame, RuntimeId, WorkerId};
+use switchyard_registry::{Caller, ObservationHub, Viewer};
 use switchyard_runtime::StreamEnd;
 
 use crate::http::ws::{
@@ -14,48 +13,20 @@ use crate::http::ws::{
 };
 use crate::http::{ApiError, RequestContext, Response};
 
-/// Checks `Origin`: absent (not a browser), the backend's own origin, or an allowed one.
-pub(super) fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
-    let Some(origin) = headers.get(ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin
-        .to_str()
-        .unwrap_or("")
-        .trim_end_matches('/')
-        .to_ascii_lowercase();
-    let own = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|host| host.to_ascii_lowercase());
-    let is_own = own.is_some_and(|host| {
-        origin == format!("http://{host}") || origin == format!("https://{host}")
-    });
-    if is_own || allowed.iter().any(|a| a.eq_ignore_ascii_case(&origin)) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::OriginNotAllowed,
-            "this page's origin may not open the backend's WebSockets; add it to allowed_origins",
-        ))
-    }
-}
-
 /// Validates, subscribes through the hub, then upgrades.
 pub(super) async fn upgrade(
     hub: &ObservationHub,
-    allowed_origins: &[String],
+    caller: &Caller,
     (runtime_id, worker_id): (&RuntimeId, &WorkerId),
     cursor: Option<&str>,
     request: http::Request<Incoming>,
     ctx: &RequestContext,
     settings: SessionSettings,
 ) -> Result<Response, ApiError> {
-    check_origin(request.headers(), allowed_origins)?;
     if !is_upgrade_request(request.headers()) {
         return ws_upgrade(request, &ctx.shutdown, |_| async {});
     }
-    let viewer = hub.watch(runtime_id, worker_id, cursor).await?;
+    let viewer = hub.watch(caller, runtime_id, worker_id, cursor).await?;
     let shutdown = ctx.shutdown.clone();
     ws_upgrade(request, &ctx.shutdown, move |ws| {
         run_session(ws, ViewerFrames(viewer), settings, shutdown)
@@ -71,47 +42,5 @@ impl FrameSource for ViewerFrames {
 
     async fn ended(&self) -> StreamEnd {
         self.0.ended().await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(HOST, HeaderValue::from_str(host).unwrap());
-        if let Some(o) = origin {
-            h.insert(ORIGIN, HeaderValue::from_str(o).unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn origin_rules() {
-        let allowed = vec!["http://localhost:5173".to_owned()];
-        assert!(check_origin(&headers(None, "127.0.0.1:7700"), &allowed).is_ok());
-        assert!(
-            check_origin(
-                &headers(Some("http://127.0.0.1:7700"), "127.0.0.1:7700"),
-                &allowed
-            )
-            .is_ok()
-        );
-        assert!(
-            check_origin(
-                &headers(Some("http://localhost:5173"), "127.0.0.1:7700"),
-                &allowed
-            )
-            .is_ok()
-        );
-        let err = check_origin(
-            &headers(Some("http://evil.example"), "127.0.0.1:7700"),
-            &allowed,
-        )
-        .unwrap_err();
-        assert_eq!(err.detail.code, ErrorCode::OriginNotAllowed);
-        assert!(check_origin(&headers(Some("null"), "127.0.0.1:7700"), &allowed).is_err());
     }
 }

@@ -1,10 +1,16 @@
-//! The backend API (`/api`) over hyper: routes every call through the
-//! [`switchyard_registry::RuntimeRegistry`] by `runtime_id + worker_id`.
+//! The backend API (`/api`) over hyper: browser defences, authentication, sessions
+//! and audit lines in front of routing every call through the
+//! [`switchyard_registry::RuntimeRegistry`] by `runtime_id + worker_id`, with the
+//! caller's identity.
 
+pub mod audit;
+pub mod browser;
 mod events;
 mod readiness;
 mod routes;
+mod session;
 
+pub use browser::AllowedHosts;
 pub use readiness::{DRAINING_MESSAGE, Readiness};
 pub use routes::{BackendApi, BackendApiSettings};
 pub(crate) use routes::{drain_body, worker_query};

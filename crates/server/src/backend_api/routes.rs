@@ -1,16 +1,38 @@
-//! Route table and handlers of the backend API.
+//! Route table and handlers of the backend API, and the order in which every request
+//! is checked before it is routed:
+//!
+//! 1. `Host` allowlist → `403 host_not_allowed`
+//! 2. CORS preflight → answered here (allowed origins) or `403 cross_origin_request`
+//! 3. the console (`/`, `/assets/...`, read-only `GET`/`HEAD`) → served without
+//!    credentials, so that its sign-in page loads
+//! 4. cross-origin check: a state-changing request from another site →
+//!    `403 cross_origin_request`; a WebSocket upgrade from a foreign `Origin` →
+//!    `403 origin_not_allowed`
+//! 5. authentication (bearer token, or session cookie from the backend's own pages)
+//!    → `401 unauthorized`; `/healthz`, `/readyz` and `POST`/`DELETE /api/session`
+//!    are public
+//! 6. a body that is not `application/json` → `415 unsupported_media_type`
+//! 7. the route (`404 route_not_found`, `405`, `400 invalid_id`), then the registry,
+//!    whose policy answers `403 forbidden`
+//!
+//! Commands get an audit line whatever their outcome; every answer gets the security
+//! headers, and answers to allowed origins the CORS grant.
 
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use switchyard_protocol::{
-    CreateWorkerRequest, ErrorCode, Health, InputRequest, RuntimeId, RuntimeList, WorkerId,
+    ErrorCode, Health, InputRequest, NewWorkerRequest, RuntimeId, RuntimeList, WorkerId,
     WorkerStatus,
 };
-use switchyard_registry::{ObservationHub, RegistryError, RuntimeRegistry};
+use switchyard_registry::{Caller, ObservationHub, RegistryError, RuntimeRegistry};
 use switchyard_transport::WorkerQuery;
 
+use super::audit::Audit;
+use super::browser::{self, AllowedHosts, RequestOrigin};
+use super::session;
+use crate::auth::Authenticator;
 use crate::http::body::{read_json, read_limited};
 use crate::http::query::Query;
 use crate::http::response::{empty, json};
@@ -25,8 +47,13 @@ use super::Readiness;
 pub struct BackendApiSettings {
     /// Largest request body.
     pub max_body_bytes: u64,
-    /// Origins besides the backend's own that may open WebSockets.
+    /// Origins besides the backend's own that may use it from a browser (CORS, with
+    /// bearer tokens) and open its WebSockets.
     pub allowed_origins: Vec<String>,
+    /// The host names it answers to.
+    pub allowed_hosts: AllowedHosts,
+    /// Mark the session cookie `Secure` (set when the backend serves TLS).
+    pub secure_cookies: bool,
     /// WebSocket timing.
     pub session: SessionSettings,
 }
@@ -35,15 +62,17 @@ pub struct BackendApiSettings {
 pub struct BackendApi {
     registry: Arc<RuntimeRegistry>,
     hub: ObservationHub,
+    auth: Arc<Authenticator>,
     settings: BackendApiSettings,
     routes: RouteTable<Route>,
     readiness: Readiness,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Health,
     Ready,
+    Session,
     Runtimes,
     Runtime,
     AllWorkers,
@@ -56,17 +85,46 @@ enum Route {
     Events,
 }
 
+impl Route {
+    /// Routes (and methods) answered without credentials.
+    fn is_public(self, method: &Method) -> bool {
+        match self {
+            // A load balancer's probes carry no credentials.
+            Route::Health | Route::Ready => true,
+            Route::Session => *method != Method::GET,
+            _ => false,
+        }
+    }
+
+    /// The audit action of a command, `None` for reads.
+    fn command(self, method: &Method) -> Option<&'static str> {
+        Some(match (self, method) {
+            (Route::Workers, &Method::POST) => "create",
+            (Route::Input, &Method::POST) => "input",
+            (Route::Cancel, &Method::POST) => "cancel",
+            (Route::Stop, &Method::POST) => "stop",
+            (Route::Worker, &Method::DELETE) => "delete",
+            (Route::Session, &Method::POST) => "session_start",
+            (Route::Session, &Method::DELETE) => "session_end",
+            _ => return None,
+        })
+    }
+}
+
 impl BackendApi {
-    /// Binds `registry` and its observation `hub` to the `/api` routes.
+    /// Binds `registry` and its observation `hub` to the `/api` routes, with `auth`
+    /// establishing each request's caller.
     pub fn new(
         registry: Arc<RuntimeRegistry>,
         hub: ObservationHub,
+        auth: Arc<Authenticator>,
         settings: BackendApiSettings,
     ) -> Self {
         let w = "/api/runtimes/{runtime_id}/workers/{worker_id}";
         let routes = [
             ("/healthz".to_owned(), Route::Health),
             ("/readyz".to_owned(), Route::Ready),
+            ("/api/session".to_owned(), Route::Session),
             ("/api/runtimes".to_owned(), Route::Runtimes),
             ("/api/runtimes/{runtime_id}".to_owned(), Route::Runtime),
             ("/api/workers".to_owned(), Route::AllWorkers),
@@ -84,6 +142,7 @@ impl BackendApi {
         Self {
             registry,
             hub,
+            auth,
             settings,
             routes: RouteTable::new("backend API lives under /api", routes),
             readiness: Readiness::new(),
@@ -105,57 +164,189 @@ impl BackendApi {
         &self.hub
     }
 
-    async fn route(
+    /// Steps 1 to 7 of the module's list; see there.
+    async fn answer(&self, request: http::Request<Incoming>, ctx: &RequestContext) -> Response {
+        let host = match self
+            .settings
+            .allowed_hosts
+            .check(request.uri(), request.headers())
+        {
+            Ok(host) => host.to_owned(),
+            Err(error) => return respond(Err(error), ctx),
+        };
+        let origin = RequestOrigin::of(request.headers(), &host, &self.settings.allowed_origins);
+        let mut response = if browser::is_preflight(request.method(), request.headers()) {
+            respond(browser::preflight(&origin), ctx)
+        } else {
+            self.checked(request, ctx, &origin).await
+        };
+        if let RequestOrigin::Allowed(value) = &origin {
+            browser::cors_headers(response.headers_mut(), value);
+        }
+        response
+    }
+
+    /// Steps 3 to 7, with the audit line of a command.
+    async fn checked(
         &self,
         request: http::Request<Incoming>,
         ctx: &RequestContext,
-    ) -> Result<Response, ApiError> {
+        origin: &RequestOrigin,
+    ) -> Response {
         let path = request.uri().path().to_owned();
         if crate::console::owns(&path) {
-            return crate::console::respond(request.method(), &path, request.headers());
+            // The console is public (its sign-in page must load before anyone has
+            // signed in) and changes nothing; the Host allowlist has passed.
+            return respond(
+                crate::console::respond(request.method(), &path, request.headers()),
+                ctx,
+            );
         }
-        let (route, params) = self.routes.find(&path)?;
-        let runtime = params.get("runtime_id").map(RuntimeId::new).transpose()?;
-        let worker = params.get("worker_id").map(WorkerId::new).transpose()?;
+        let found = self.routes.find(&path);
+        let method = request.method().clone();
+        let mut audit = found.as_ref().ok().and_then(|(route, params)| {
+            let action = route.command(&method)?;
+            Some(Audit::new(
+                action,
+                params.get("runtime_id"),
+                params.get("worker_id"),
+            ))
+        });
+        let result = async {
+            let websocket = matches!(found, Ok((Route::Events, _)));
+            if websocket {
+                browser::check_websocket_origin(origin)?;
+            }
+            browser::check_cross_origin(&method, request.headers(), origin)?;
+            let public = matches!(&found, Ok((route, _)) if route.is_public(&method));
+            let caller = if public {
+                // Signing out needs no credentials, but names them in its audit line
+                // when they are good.
+                if let (Some(audit), Ok(caller)) = (
+                    audit.as_mut().filter(|_| method == Method::DELETE),
+                    self.auth
+                        .authenticate(request.headers(), origin.admits_cookie(false)),
+                ) {
+                    audit.identify(&caller);
+                }
+                None
+            } else {
+                let caller = self
+                    .auth
+                    .authenticate(request.headers(), origin.admits_cookie(websocket))?;
+                if let Some(audit) = audit.as_mut() {
+                    audit.identify(&caller);
+                }
+                Some(caller)
+            };
+            browser::check_body_type(&method, request.headers())?;
+            let (route, params) = found.clone()?;
+            let runtime = params.get("runtime_id").map(RuntimeId::new).transpose()?;
+            let worker = params.get("worker_id").map(WorkerId::new).transpose()?;
+            // Public routes run as nobody when auth is on (they need no caller; if
+            // one were wrongly public it would reach nothing), as everyone when off.
+            let caller = caller.unwrap_or_else(|| {
+                if self.auth.is_on() {
+                    Caller::nobody()
+                } else {
+                    Caller::open()
+                }
+            });
+            self.dispatch(route, (runtime, worker), request, ctx, &caller, &mut audit)
+                .await
+        }
+        .await;
+        if let Some(mut audit) = audit {
+            if let Some(owner) = audit
+                .target()
+                .and_then(|(rt, w)| self.registry.known_owner(rt, w))
+            {
+                audit.set_owner(owner);
+            }
+            audit.finish(&result, &ctx.request_id);
+        }
+        respond(result, ctx)
+    }
+
+    async fn dispatch(
+        &self,
+        route: Route,
+        ids: (Option<RuntimeId>, Option<WorkerId>),
+        request: http::Request<Incoming>,
+        ctx: &RequestContext,
+        caller: &Caller,
+        audit: &mut Option<Audit>,
+    ) -> Result<Response, ApiError> {
+        let path = request.uri().path().to_owned();
         let method = request.method().clone();
         let query = request.uri().query().map(str::to_owned);
         let query = query.as_deref();
         let limit = self.settings.max_body_bytes;
         let registry = &self.registry;
-        match (route, method, runtime, worker) {
+        match (route, method, ids.0, ids.1) {
             (Route::Health, Method::GET, ..) => Ok(json(StatusCode::OK, &Health::ok())),
             // Like /healthz, lenient about the query: a probe must not fail on it.
             (Route::Ready, Method::GET, ..) => self.readiness.answer(),
+            (Route::Session, Method::POST, ..) => {
+                Query::parse(query, &[])?;
+                let (parts, body) = request.into_parts();
+                let mut fallback = Audit::new("session_start", None, None);
+                let audit = audit.as_mut().unwrap_or(&mut fallback);
+                session::login(
+                    &self.auth,
+                    &parts.headers,
+                    body,
+                    limit,
+                    self.settings.secure_cookies,
+                    audit,
+                )
+                .await
+            }
+            (Route::Session, Method::GET, ..) => {
+                Query::parse(query, &[])?;
+                Ok(session::current(caller, self.auth.is_on()))
+            }
+            (Route::Session, Method::DELETE, ..) => {
+                drain_body(request, limit).await?;
+                Ok(session::logout(self.settings.secure_cookies))
+            }
             (Route::Runtimes, Method::GET, ..) => {
                 Query::parse(query, &[])?;
-                let runtimes = registry.runtimes();
+                let runtimes = registry.runtimes(caller);
                 Ok(json(StatusCode::OK, &RuntimeList { runtimes }))
             }
             (Route::Runtime, Method::GET, Some(rt), _) => {
-                Ok(json(StatusCode::OK, &registry.runtime(&rt).await?))
+                Ok(json(StatusCode::OK, &registry.runtime(caller, &rt).await?))
             }
             (Route::AllWorkers, Method::GET, ..) => {
                 let q = worker_query(query)?;
-                Ok(json(StatusCode::OK, &registry.list_all(&q).await))
+                Ok(json(StatusCode::OK, &registry.list_all(caller, &q).await))
             }
             (Route::Workers, Method::GET, Some(rt), _) => {
                 let q = worker_query(query)?;
-                Ok(json(StatusCode::OK, &registry.list_workers(&rt, &q).await?))
+                Ok(json(
+                    StatusCode::OK,
+                    &registry.list_workers(caller, &rt, &q).await?,
+                ))
             }
             (Route::Workers, Method::POST, Some(rt), _) => {
                 Query::parse(query, &[])?;
                 let (parts, body) = request.into_parts();
-                let create: CreateWorkerRequest = read_json(&parts.headers, body, limit).await?;
-                Ok(json(
-                    StatusCode::CREATED,
-                    &registry.create_worker(&rt, &create).await?,
-                ))
+                // No `owner` key: a body that names one is `400 invalid_request`.
+                let create: NewWorkerRequest = read_json(&parts.headers, body, limit).await?;
+                let detail = registry.create_worker(caller, &rt, &create).await?;
+                if let Some(audit) = audit.as_mut() {
+                    audit.set_worker(&detail.worker_id);
+                }
+                Ok(json(StatusCode::CREATED, &detail))
             }
-            (Route::Worker, Method::GET, Some(rt), Some(w)) => {
-                Ok(json(StatusCode::OK, &registry.get_worker(&rt, &w).await?))
-            }
+            (Route::Worker, Method::GET, Some(rt), Some(w)) => Ok(json(
+                StatusCode::OK,
+                &registry.get_worker(caller, &rt, &w).await?,
+            )),
             (Route::Worker, Method::DELETE, Some(rt), Some(w)) => {
-                registry.delete(&rt, &w).await?;
+                drain_body(request, limit).await?;
+                registry.delete(caller, &rt, &w).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             (Route::Input, Method::POST, Some(rt), Some(w)) => {
@@ -163,16 +354,19 @@ impl BackendApi {
                 let input: InputRequest = read_json(&parts.headers, body, limit).await?;
                 Ok(json(
                     StatusCode::ACCEPTED,
-                    &registry.input(&rt, &w, input.text).await?,
+                    &registry.input(caller, &rt, &w, input.text).await?,
                 ))
             }
             (Route::Cancel, Method::POST, Some(rt), Some(w)) => {
                 drain_body(request, limit).await?;
-                Ok(json(StatusCode::OK, &registry.cancel(&rt, &w).await?))
+                Ok(json(
+                    StatusCode::OK,
+                    &registry.cancel(caller, &rt, &w).await?,
+                ))
             }
             (Route::Stop, Method::POST, Some(rt), Some(w)) => {
                 drain_body(request, limit).await?;
-                Ok(json(StatusCode::OK, &registry.stop(&rt, &w).await?))
+                Ok(json(StatusCode::OK, &registry.stop(caller, &rt, &w).await?))
             }
             (Route::Transcript, Method::GET, Some(rt), Some(w)) => {
                 let q = Query::parse(query, &["after", "limit"])?;
@@ -180,14 +374,14 @@ impl BackendApi {
                 let limit = q.parse_as("limit", "a whole number")?;
                 Ok(json(
                     StatusCode::OK,
-                    &registry.transcript(&rt, &w, after, limit).await?,
+                    &registry.transcript(caller, &rt, &w, after, limit).await?,
                 ))
             }
             (Route::Events, Method::GET, Some(rt), Some(w)) => {
                 let q = Query::parse(query, &["cursor"])?;
                 super::events::upgrade(
                     &self.hub,
-                    &self.settings.allowed_origins,
+                    caller,
                     (&rt, &w),
                     q.get("cursor"),
                     request,
@@ -234,6 +428,8 @@ impl From<RegistryError> for ApiError {
 
 impl Handler for BackendApi {
     async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
-        respond(self.route(request, &ctx).await, &ctx)
+        let mut response = self.answer(request, &ctx).await;
+        browser::security_headers(response.headers_mut());
+        response
     }
 }

@@ -5,3 +5,4 @@ pub mod runtime;
 pub mod serve;
 pub mod signals;
 pub mod tls_reload;
+pub mod token;

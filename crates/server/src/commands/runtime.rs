@@ -31,13 +31,14 @@ pub async fn run(args: RuntimeArgs) -> u8 {
             return 1;
         }
     };
-    println!("listening on {}", running.server.url());
-    let _ = std::io::stdout().flush();
+    let signals = super::signals::install();
     let reloads = running.tls_files.clone().and_then(|files| {
         let tls = running.server.tls()?.clone();
         Some(tokio::spawn(super::tls_reload::on_sighup(files, tls)))
     });
-    super::signals::terminated().await;
+    println!("listening on {}", running.server.url());
+    let _ = std::io::stdout().flush();
+    signals.terminated().await;
     if let Some(reloads) = reloads {
         reloads.abort();
     }

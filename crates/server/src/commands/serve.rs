@@ -6,16 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_registry::{
-    AllowAll, EmbeddedSource, HubSettings, ObservationHub, RegisteredRuntime, RemoteSource,
-    RuntimeRegistry, Scrubber,
+    AllowAll, EmbeddedSource, HubSettings, ObservationHub, Policy, RegisteredRuntime, RemoteSource,
+    RolePolicy, RuntimeRegistry, Scrubber,
 };
 use switchyard_runtime::{FsStore, MemoryStore, Runtime, Store};
 use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, WsEventsClient};
 use tokio::net::TcpListener;
 
-use crate::backend_api::{BackendApi, BackendApiSettings, Readiness};
+use crate::auth::{Authenticator, SessionCodec, SessionKey};
+use crate::backend_api::{AllowedHosts, BackendApi, BackendApiSettings, Readiness};
 use crate::config::{
-    BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs, load_backend_settings,
+    AuthSettings, BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs,
+    load_backend_settings,
 };
 use crate::http::ws::SessionSettings;
 use crate::http::{ServerHandle, ServerTls, Shutdown, serve_with_tls};
@@ -39,9 +41,10 @@ pub async fn run(args: ServeArgs) -> u8 {
             return 1;
         }
     };
+    let signals = super::signals::install();
     println!("listening on {}", running.server.url());
     let _ = std::io::stdout().flush();
-    super::signals::terminated().await;
+    signals.terminated().await;
     running.drain().await;
     running.shutdown().await;
     0
@@ -96,6 +99,7 @@ impl RunningBackend {
 /// Builds the registry, starts serving and starts the health probes. Errors are
 /// messages for the operator's terminal.
 pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> {
+    let (auth, policy) = authentication(&settings)?;
     let mut runtimes = Vec::new();
     let mut embedded = None;
     if let Some(settings) = settings.embedded {
@@ -106,8 +110,7 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
     for remote in settings.remotes {
         runtimes.push(remote_runtime(remote)?);
     }
-    let registry =
-        Arc::new(RuntimeRegistry::new(runtimes, Arc::new(AllowAll)).map_err(|e| e.to_string())?);
+    let registry = Arc::new(RuntimeRegistry::new(runtimes, policy).map_err(|e| e.to_string())?);
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("could not listen on {}: {e}", settings.listen))?;
@@ -119,12 +122,23 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
             ..HubSettings::default()
         },
     );
+    let allowed_hosts = AllowedHosts::new(&settings.allowed_hosts, listener_addr(&listener));
+    if settings.listen.ip().is_unspecified() && settings.allowed_hosts.is_empty() {
+        tracing::warn!(
+            "listening on all addresses, but only Host names localhost, 127.0.0.1 and [::1] are answered; list the names clients use in allowed_hosts"
+        );
+    }
     let api = BackendApi::new(
         registry.clone(),
         hub.clone(),
+        Arc::new(auth),
         BackendApiSettings {
             max_body_bytes: settings.max_body_bytes,
             allowed_origins: settings.allowed_origins.clone(),
+            allowed_hosts,
+            // A cookie marked `Secure` is sent back over HTTPS only: right when the
+            // backend serves HTTPS, and it would never come back over plain HTTP.
+            secure_cookies: settings.tls.is_some(),
             session: SessionSettings::default(),
         },
     );
@@ -145,6 +159,56 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
         readiness,
         drain: settings.drain,
     })
+}
+
+/// The listener's address (the configured one when it cannot say).
+fn listener_addr(listener: &TcpListener) -> std::net::SocketAddr {
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Who the backend serves and the policy that matches: everyone as admin with
+/// [`AllowAll`], or token holders under the [`RolePolicy`].
+fn authentication(settings: &BackendSettings) -> Result<(Authenticator, Arc<dyn Policy>), String> {
+    match &settings.auth {
+        AuthSettings::Off => {
+            if !settings.listen.ip().is_loopback() {
+                // The configuration layer refuses this; a settings value built in code
+                // must not get around it.
+                return Err(format!(
+                    "refusing to serve {} without authentication: it is not a loopback address",
+                    settings.listen
+                ));
+            }
+            Ok((Authenticator::open(), Arc::new(AllowAll)))
+        }
+        AuthSettings::Open => {
+            tracing::warn!(
+                "[auth] open = true: anyone who reaches {} is served as admin, without credentials",
+                settings.listen
+            );
+            Ok((Authenticator::open(), Arc::new(AllowAll)))
+        }
+        AuthSettings::Tokens(tokens) => {
+            let key = match &tokens.session_key {
+                Some(key) => key.clone(),
+                None => {
+                    tracing::info!(
+                        "no auth.session_key_file: sessions are signed with a random key and end when the backend restarts"
+                    );
+                    SessionKey::random()
+                        .map_err(|e| format!("could not read the OS's random source: {e}"))?
+                }
+            };
+            let codec = SessionCodec::new(key, tokens.session_ttl, tokens.clock.clone());
+            tracing::info!(tokens = tokens.tokens.len(), "client authentication is on");
+            Ok((
+                Authenticator::with_tokens(&tokens.tokens, codec),
+                Arc::new(RolePolicy),
+            ))
+        }
+    }
 }
 
 async fn embedded_runtime(

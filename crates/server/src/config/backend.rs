@@ -9,12 +9,13 @@ use switchyard_runtime::RuntimeConfig;
 use switchyard_transport::{ClientTls, DEFAULT_STREAM_IDLE_TIMEOUT, SecretToken};
 
 use super::args::ServeArgs;
-use super::error::ConfigError;
+use super::auth::AuthSettings;
+use super::error::{ConfigError, Origin};
 use super::file::{BackendFile, EmbeddedFile, RemoteFile};
 use super::parse::{FileContext, read_file};
 use super::runtime::DEFAULT_RUNTIME_ID;
 use super::tls::{ListenerTlsInput, ServerTlsSettings, is_loopback_url, listener_tls, remote_tls};
-use super::{profiles, token, urls, values};
+use super::{auth, profiles, token, urls, values};
 
 /// Where the backend listens unless told otherwise.
 pub const DEFAULT_BACKEND_LISTEN: SocketAddr =
@@ -47,6 +48,12 @@ pub struct BackendSettings {
     /// Origins besides the backend's own whose WebSocket upgrades are accepted,
     /// normalized as `scheme://host[:port]`.
     pub allowed_origins: Vec<String>,
+    /// Host names accepted in `Host` besides `localhost`, `127.0.0.1`, `[::1]` and the
+    /// listen address's host (any port), normalized lower-case, IPv6 in brackets.
+    pub allowed_hosts: Vec<String>,
+    /// Who the backend serves: everyone (no `[auth]`, or `open = true`) or token
+    /// holders.
+    pub auth: AuthSettings,
     /// Largest request body accepted.
     pub max_body_bytes: u64,
     /// The in-process runtime, if any.
@@ -113,6 +120,8 @@ impl BackendSettings {
         Self {
             listen: DEFAULT_BACKEND_LISTEN,
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            auth: AuthSettings::Off,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             embedded: Some(EmbeddedSettings {
                 runtime: RuntimeConfig::new(id, DEFAULT_EMBEDDED_DISPLAY_NAME),
@@ -145,17 +154,36 @@ pub fn load_backend_settings(
     let Some(path) = &args.config else {
         let mut settings = BackendSettings::defaults();
         settings.listen = args.listen.unwrap_or(DEFAULT_BACKEND_LISTEN);
+        check_open_listen(
+            &settings.auth,
+            settings.listen,
+            Origin::CommandLine,
+            "--listen",
+        )?;
         settings.tls = listener_tls(flags_tls(None))?;
         return Ok(settings);
     };
     let (file, ctx): (BackendFile, _) = read_file(path)?;
     let fo = ctx.origin();
 
-    let listen = match (args.listen, &file.listen) {
-        (Some(addr), _) => addr,
-        (None, Some(addr)) => values::listen(&fo, "listen", addr)?,
-        (None, None) => DEFAULT_BACKEND_LISTEN,
+    let (listen, listen_origin, listen_key) = match (args.listen, &file.listen) {
+        (Some(addr), _) => (addr, Origin::CommandLine, "--listen"),
+        (None, Some(addr)) => (values::listen(&fo, "listen", addr)?, fo.clone(), "listen"),
+        (None, None) => (DEFAULT_BACKEND_LISTEN, Origin::CommandLine, "--listen"),
     };
+    let auth = auth::build(&ctx, file.auth)?;
+    check_open_listen(&auth, listen, listen_origin, listen_key)?;
+    let mut allowed_hosts: Vec<String> = Vec::new();
+    for (i, value) in file.allowed_hosts.unwrap_or_default().iter().enumerate() {
+        let host = urls::host(value).map_err(|problem| ConfigError::InvalidValue {
+            origin: fo.clone(),
+            key: format!("allowed_hosts[{i}]"),
+            problem: problem.to_owned(),
+        })?;
+        if !allowed_hosts.contains(&host) {
+            allowed_hosts.push(host);
+        }
+    }
     let mut allowed_origins: Vec<String> = Vec::new();
     for (i, value) in file.allowed_origins.unwrap_or_default().iter().enumerate() {
         let origin = urls::origin(value).map_err(|problem| ConfigError::InvalidValue {
@@ -216,6 +244,8 @@ pub fn load_backend_settings(
     Ok(BackendSettings {
         listen,
         allowed_origins,
+        allowed_hosts,
+        auth,
         max_body_bytes,
         embedded,
         remotes,
@@ -225,6 +255,23 @@ pub fn load_backend_settings(
         event_backlog,
         tls,
     })
+}
+
+/// Without `[auth]` the backend serves everyone as admin, so only on loopback.
+fn check_open_listen(
+    auth: &AuthSettings,
+    listen: SocketAddr,
+    origin: Origin,
+    key: &str,
+) -> Result<(), ConfigError> {
+    if matches!(auth, AuthSettings::Off) && !listen.ip().is_loopback() {
+        return Err(ConfigError::OpenListen {
+            origin,
+            key: key.to_owned(),
+            listen,
+        });
+    }
+    Ok(())
 }
 
 fn embedded(ctx: &FileContext, raw: EmbeddedFile) -> Result<EmbeddedSettings, ConfigError> {

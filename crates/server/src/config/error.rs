@@ -189,6 +189,19 @@ pub enum ConfigError {
         /// The key that used it first.
         first: String,
     },
+    /// The session key file could not be read.
+    #[error("{origin}: cannot read the session key file {} named by `{key}`: {source}; check the path and its permissions", path.display())]
+    SessionKeyUnreadable {
+        /// Where the file was named.
+        origin: Origin,
+        /// The key that named it.
+        key: String,
+        /// The file (resolved).
+        path: PathBuf,
+        /// Why reading failed.
+        #[source]
+        source: io::Error,
+    },
     /// A TLS file (certificate, key or CA) could not be read.
     #[error("{origin}: cannot read {} named by `{key}`: {source}; check the path and its permissions", path.display())]
     TlsFileUnreadable {
@@ -201,6 +214,18 @@ pub enum ConfigError {
         /// Why reading failed.
         #[source]
         source: io::Error,
+    },
+    /// The backend would serve beyond loopback without authentication.
+    #[error(
+        "{origin}: `{key}`: refusing to serve {listen}, which is not a loopback address, without authentication; add [auth] with [[auth.token]] entries (`switchyard token` prints one), or set [auth] open = true to serve everyone as admin"
+    )]
+    OpenListen {
+        /// Where the address came from.
+        origin: Origin,
+        /// The key or flag that set it.
+        key: String,
+        /// The address.
+        listen: SocketAddr,
     },
     /// A TLS file is not what its key needs (not PEM, no certificate, no key, ...).
     #[error("{origin}: {} named by `{key}` is not usable: {problem}", path.display())]
@@ -277,6 +302,8 @@ impl ConfigError {
             | Self::TokenEmpty { origin, .. }
             | Self::TokenMalformed { origin, .. }
             | Self::DuplicateRuntimeId { origin, .. }
+            | Self::SessionKeyUnreadable { origin, .. }
+            | Self::OpenListen { origin, .. }
             | Self::TlsFileUnreadable { origin, .. }
             | Self::TlsFileInvalid { origin, .. }
             | Self::TlsKeyMismatch { origin, .. }
@@ -307,6 +334,8 @@ impl ConfigError {
             | Self::TokenEmpty { key, .. }
             | Self::TokenMalformed { key, .. }
             | Self::DuplicateRuntimeId { key, .. }
+            | Self::SessionKeyUnreadable { key, .. }
+            | Self::OpenListen { key, .. }
             | Self::TlsFileUnreadable { key, .. }
             | Self::TlsFileInvalid { key, .. }
             | Self::TlsKeyMismatch { key, .. }

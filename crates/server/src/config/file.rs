@@ -92,6 +92,7 @@ pub(crate) struct ProfileFile {
 pub(crate) struct BackendFile {
     pub listen: Option<String>,
     pub allowed_origins: Option<Vec<String>>,
+    pub allowed_hosts: Option<Vec<String>>,
     pub max_body_bytes: Option<u64>,
     pub health_interval_ms: Option<u64>,
     pub drain_ms: Option<u64>,
@@ -101,6 +102,29 @@ pub(crate) struct BackendFile {
     pub embedded: Option<EmbeddedFile>,
     #[serde(default)]
     pub remote: Vec<RemoteFile>,
+    pub auth: Option<AuthFile>,
+}
+
+/// The backend's `[auth]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthFile {
+    pub open: Option<bool>,
+    pub session_key_file: Option<PathBuf>,
+    pub session_ttl_s: Option<u64>,
+    #[serde(default)]
+    pub token: Vec<TokenFile>,
+}
+
+/// One `[[auth.token]]` entry. `Debug` leaves the hash out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenFile {
+    pub name: String,
+    pub token_sha256: String,
+    pub role: switchyard_registry::Role,
+    pub runtimes: Option<Vec<String>>,
+    pub workers: Option<switchyard_registry::WorkerScope>,
 }
 
 /// The backend's `[embedded]` table.
@@ -154,4 +178,15 @@ pub(crate) struct RemoteFile {
     pub client_key_file: Option<PathBuf>,
     pub tls_server_name: Option<String>,
     pub insecure_http: Option<bool>,
+}
+
+impl std::fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFile")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("runtimes", &self.runtimes)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
 }

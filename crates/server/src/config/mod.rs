@@ -13,6 +13,7 @@
 //! output.
 
 mod args;
+mod auth;
 mod backend;
 mod error;
 mod file;
@@ -28,6 +29,7 @@ mod values;
 mod tests;
 
 pub use args::{RuntimeArgs, ServeArgs};
+pub use auth::{AuthSettings, MAX_SESSION_TTL, TokenAuthSettings};
 pub use backend::{
     BackendSettings, DEFAULT_BACKEND_LISTEN, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_EMBEDDED_DISPLAY_NAME, DEFAULT_EVENT_BACKLOG, DEFAULT_HEALTH_INTERVAL,
@@ -39,4 +41,5 @@ pub use runtime::{
     DEFAULT_RUNTIME_ID, DEFAULT_RUNTIME_LISTEN, RUNTIME_TOKEN_ENV, RuntimeSettings,
     load_runtime_settings,
 };
+pub(crate) use tls::read_certificates;
 pub use tls::{NamedFile, ServerTlsFiles, ServerTlsSettings};

@@ -120,6 +120,9 @@ fn missing_hint(field: &str) -> &'static str {
         "kind" => "add kind = \"echo\" or kind = \"process\"",
         "runtime_id" => "add the runtime's id, e.g. runtime_id = \"build-1\"",
         "base_url" => "add the runtime's address, e.g. base_url = \"http://127.0.0.1:7701\"",
+        "token_sha256" => "add the token's SHA-256; `switchyard token` prints the lines to paste",
+        "role" => "add role = \"viewer\", \"operator\" or \"admin\"",
+        "name" => "add the identity's name, e.g. name = \"alice\"",
         _ => "add it",
     }
 }

@@ -46,6 +46,38 @@ pub(crate) fn origin(value: &str) -> Result<String, &'static str> {
     })
 }
 
+/// Normalizes an allowed host name: a DNS name, an IPv4 address or an IPv6 address
+/// (bracketed or not), lower-case, without a port or a trailing dot.
+pub(crate) fn host(value: &str) -> Result<String, &'static str> {
+    let value = value.trim().trim_end_matches('.');
+    if value.contains("://") || value.contains('/') {
+        return Err("a host name has no scheme or path; write e.g. \"switchyard.example.com\"");
+    }
+    if let Ok(v6) = value.parse::<Ipv6Addr>() {
+        return Ok(format!("[{v6}]"));
+    }
+    if value.starts_with('[') {
+        let (host, port) = authority_parts(value)?;
+        if port.is_some() {
+            return Err("a host name has no port: every port of an allowed host is accepted");
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        return Ok(format!(
+            "[{}]",
+            bare.parse::<Ipv6Addr>()
+                .map_err(|_| "has an invalid IPv6 address")?
+        ));
+    }
+    if value.contains(':') {
+        return Err("a host name has no port: every port of an allowed host is accepted");
+    }
+    if value.contains('*') {
+        return Err("wildcards are not supported; list every host name clients use");
+    }
+    let (host, _) = authority_parts(value)?;
+    Ok(host)
+}
+
 /// ("scheme", "rest") from "scheme://rest", the scheme lower-cased and checked.
 fn split_scheme(value: &str) -> Option<(String, &str)> {
     let (scheme, rest) = value.split_once("://")?;
@@ -145,6 +177,33 @@ mod tests {
             "http://h:1/a b",
         ] {
             assert!(base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hosts_normalize_and_reject() {
+        let good = [
+            ("Switchyard.Example.COM", "switchyard.example.com"),
+            ("example.com.", "example.com"),
+            ("10.0.0.5", "10.0.0.5"),
+            ("::1", "[::1]"),
+            ("[FD00::1]", "[fd00::1]"),
+            ("[fd00:0::1]", "[fd00::1]"),
+        ];
+        for (value, expected) in good {
+            assert_eq!(host(value).as_deref(), Ok(expected), "{value}");
+        }
+        for bad in [
+            "",
+            "example.com:7700",
+            "[::1]:7700",
+            "http://example.com",
+            "example.com/x",
+            "*.example.com",
+            "a b",
+            "[zz::1]",
+        ] {
+            assert!(host(bad).is_err(), "{bad}");
         }
     }
 

@@ -493,3 +493,181 @@ fn getrandom_bytes(out: &mut [u8]) {
         *o = *v;
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Auth fixtures
+// ---------------------------------------------------------------------------------
+
+/// One `[[auth.token]]` entry for tests: name, token, role, runtime globs (empty for
+/// all), worker scope.
+pub struct TestToken {
+    pub name: &'static str,
+    pub token: &'static str,
+    pub role: switchyard_registry::Role,
+    pub runtimes: &'static [&'static str],
+    pub workers: switchyard_registry::WorkerScope,
+}
+
+/// Token auth over `tokens`, sessions signed with `key` (random when `None`), lasting
+/// `ttl`, reading time from `clock`.
+pub fn token_auth(
+    tokens: &[TestToken],
+    key: Option<Vec<u8>>,
+    ttl: Duration,
+    clock: &switchyard_server::auth::Clock,
+) -> switchyard_server::config::AuthSettings {
+    use switchyard_registry::{RuntimeGlob, RuntimeGrants};
+    use switchyard_server::auth::{SessionKey, TokenEntry, TokenHash};
+    switchyard_server::config::AuthSettings::Tokens(switchyard_server::config::TokenAuthSettings {
+        tokens: tokens
+            .iter()
+            .map(|t| TokenEntry {
+                name: t.name.to_owned(),
+                hash: TokenHash::of(t.token),
+                role: t.role,
+                runtimes: if t.runtimes.is_empty() {
+                    RuntimeGrants::All
+                } else {
+                    RuntimeGrants::Only(
+                        t.runtimes
+                            .iter()
+                            .map(|g| RuntimeGlob::new(g).unwrap())
+                            .collect(),
+                    )
+                },
+                workers: t.workers,
+            })
+            .collect(),
+        session_key: key.map(|k| SessionKey::new(k).unwrap()),
+        session_ttl: ttl,
+        clock: clock.clone(),
+    })
+}
+
+/// Sends `method path` with a raw body and exactly the given headers (besides Host).
+pub async fn send(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> TestResponse {
+    request(addr, method, path, body.map(<[u8]>::to_vec), headers).await
+}
+
+/// `Authorization: Bearer <token>`.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// The `switchyard_session=...` pair of a login answer's `Set-Cookie`, ready to send
+/// as `Cookie`.
+pub fn session_cookie(login: &TestResponse) -> String {
+    let set = login
+        .headers
+        .get(http::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no Set-Cookie in {:?}", login.headers));
+    set.split(';').next().unwrap().trim().to_owned()
+}
+
+/// Every worker id the backend lists, as `runtime_id/worker_id`.
+pub async fn worker_keys(api: &Api) -> Vec<String> {
+    let r = api.get("/api/workers").await;
+    assert_status(&r, 200);
+    r.json["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            format!(
+                "{}/{}",
+                w["runtime_id"].as_str().unwrap(),
+                w["worker_id"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------
+// Captured log events
+// ---------------------------------------------------------------------------------
+
+pub mod logs {
+    //! A process-wide tracing layer that keeps every event (debug and above) with its
+    //! target and fields, so tests can read audit lines and scan logs for secrets.
+
+    use std::collections::BTreeMap;
+    use std::fmt;
+    use std::sync::{Mutex, OnceLock};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    /// One event: level, target and every field as text (`message` included).
+    #[derive(Debug, Clone)]
+    pub struct Event {
+        pub level: tracing::Level,
+        pub target: String,
+        pub fields: BTreeMap<String, String>,
+    }
+
+    impl Event {
+        pub fn field(&self, name: &str) -> Option<&str> {
+            self.fields.get(name).map(String::as_str)
+        }
+    }
+
+    static EVENTS: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+
+    struct Capture;
+
+    struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+    impl Visit for Fields<'_> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name().to_owned(), value.to_owned());
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            self.0.insert(field.name().to_owned(), format!("{value:?}"));
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Capture {
+        fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+            let mut fields = BTreeMap::new();
+            event.record(&mut Fields(&mut fields));
+            let metadata = event.metadata();
+            EVENTS.lock().unwrap().push(Event {
+                level: *metadata.level(),
+                target: metadata.target().to_owned(),
+                fields,
+            });
+        }
+    }
+
+    /// Installs the capturing layer for the whole process (once), at debug level.
+    pub fn install() {
+        INSTALLED.get_or_init(|| {
+            let subscriber = tracing_subscriber::registry()
+                .with(Capture.with_filter(tracing_subscriber::filter::LevelFilter::DEBUG));
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+        });
+    }
+
+    /// Every event captured so far.
+    pub fn events() -> Vec<Event> {
+        EVENTS.lock().unwrap().clone()
+    }
+
+    /// The audit events of one request.
+    pub fn audit_of(request_id: &str) -> Vec<Event> {
+        events()
+            .into_iter()
+            .filter(|e| e.target == "audit" && e.field("request_id") == Some(request_id))
+            .collect()
+    }
+}

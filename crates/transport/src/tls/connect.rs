@@ -1,10 +1,11 @@
 //! Opening connections to a runtime: TCP, then (for an `https` base URL) the TLS
 //! handshake, both within the endpoint's connect timeout.
 //!
-//! [`handshake`] is shared by both clients; [`RuntimeConnector`] is the REST client's
+//! [`handshake`] is shared by both clients; [`HttpsConnector`] is the REST client's
 //! connector, hyper-util's [`HttpConnector`] for TCP with TLS on top, so the pooled
 //! client keeps reusing connections exactly as it does over plain HTTP: one
-//! handshake serves every request sent on a kept-alive connection.
+//! handshake serves every request sent on a kept-alive connection. Both are public
+//! so that the backend API's client (`switchyard-client`) speaks TLS the same way.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -29,17 +30,18 @@ use crate::error::TlsFailure;
 /// A TLS handshake that failed or timed out, already classified. `Display` is fixed
 /// text; `detail` (rustls' words, which may name a host) is for the operator's log.
 #[derive(Debug, thiserror::Error)]
-#[error("the TLS handshake with the runtime failed ({kind})")]
-pub(crate) struct TlsConnectError {
+#[error("the TLS handshake failed ({kind})")]
+pub struct TlsConnectError {
     /// What failed.
-    pub(crate) kind: TlsFailure,
+    pub kind: TlsFailure,
     /// rustls' or the socket's description, for the log only.
-    pub(crate) detail: String,
+    pub detail: String,
 }
 
-/// What a TLS connection needs: the rustls configuration and the name to verify.
+/// What a TLS connection needs: the rustls configuration and the name to verify
+/// ([`ClientTls::target`](super::ClientTls::target)).
 #[derive(Clone)]
-pub(crate) struct TlsTarget {
+pub struct TlsTarget {
     /// tokio-rustls' connector over the endpoint's rustls configuration.
     pub(crate) connector: TlsConnector,
     /// The DNS name or IP address the certificate must be valid for.
@@ -49,7 +51,7 @@ pub(crate) struct TlsTarget {
 /// Runs the TLS handshake on `io` within `budget`. Any failure is a
 /// [`TlsConnectError`]: the TCP connection was made, so a reset or an early close
 /// here is still a failed handshake (a peer that does not speak TLS, say).
-pub(crate) async fn handshake<IO>(
+pub async fn handshake<IO>(
     target: &TlsTarget,
     io: IO,
     budget: Duration,
@@ -82,11 +84,11 @@ where
     }
 }
 
-/// The REST client's connector: TCP through [`HttpConnector`] (bounded by its own
-/// connect timeout), then TLS when the endpoint has it, within what is left of the
-/// connect timeout.
+/// A hyper-util connector: TCP through [`HttpConnector`] (bounded by its own connect
+/// timeout), then TLS when the endpoint has it, within what is left of the connect
+/// timeout. TLS is decided once, by the endpoint, not by each URI's scheme.
 #[derive(Clone)]
-pub(crate) struct RuntimeConnector {
+pub struct HttpsConnector {
     /// TCP: resolution, connect timeout, no Nagle delay.
     http: HttpConnector,
     /// TLS, for an `https` base URL.
@@ -95,9 +97,9 @@ pub(crate) struct RuntimeConnector {
     connect_timeout: Duration,
 }
 
-impl RuntimeConnector {
+impl HttpsConnector {
     /// A connector bounded by `connect_timeout`, speaking TLS when `tls` is given.
-    pub(crate) fn new(connect_timeout: Duration, tls: Option<TlsTarget>) -> Self {
+    pub fn new(connect_timeout: Duration, tls: Option<TlsTarget>) -> Self {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
@@ -111,7 +113,7 @@ impl RuntimeConnector {
     }
 }
 
-impl tower_service::Service<Uri> for RuntimeConnector {
+impl tower_service::Service<Uri> for HttpsConnector {
     type Response = Conn;
     type Error = Box<dyn StdError + Send + Sync>;
     type Future = Pin<Box<dyn Future<Output = Result<Conn, Self::Error>> + Send>>;
@@ -137,8 +139,8 @@ impl tower_service::Service<Uri> for RuntimeConnector {
     }
 }
 
-/// A connection to a runtime, plain or TLS.
-pub(crate) enum Conn {
+/// A connection made by [`HttpsConnector`], plain or TLS.
+pub enum Conn {
     /// Plain TCP (an `http` base URL).
     Plain(TokioIo<TcpStream>),
     /// TLS over TCP (an `https` base URL).

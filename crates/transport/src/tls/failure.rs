@@ -46,7 +46,7 @@ pub(crate) fn classify_rustls(error: &rustls::Error) -> TlsFailure {
 /// one the connector already classified, or a rustls error carried by an I/O error
 /// (how tokio-rustls reports them, also after the handshake: with TLS 1.3 a server
 /// refuses a client certificate in an alert the client reads with its first answer).
-pub(crate) fn tls_failure_in(error: &(dyn StdError + 'static)) -> Option<(TlsFailure, String)> {
+pub fn tls_failure_in(error: &(dyn StdError + 'static)) -> Option<(TlsFailure, String)> {
     let mut current = Some(error);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<TlsConnectError>() {

@@ -1,7 +1,9 @@
-//! TLS towards remote runtimes: [`ClientTls`] (trust anchors, an optional client
-//! certificate and the name to verify), the crypto provider every TLS configuration
-//! in the process uses ([`crypto_provider`]), and the system's trust anchors
-//! ([`system_roots`]).
+//! TLS towards remote runtimes (and, for the `switchyard` client, towards a
+//! backend): [`ClientTls`] (trust anchors, an optional client certificate and the
+//! name to verify), the connector and handshake built on it ([`HttpsConnector`],
+//! [`handshake`]), the recognition of TLS failures ([`tls_failure_in`]), the crypto
+//! provider every TLS configuration in the process uses ([`crypto_provider`]), and
+//! the system's trust anchors ([`system_roots`]).
 //!
 //! Certificates are always verified: nothing here can turn verification off.
 //! Reading PEM files is the configuration layer's job; this module takes DER.
@@ -18,8 +20,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 
-pub(crate) use connect::{RuntimeConnector, TlsTarget, handshake};
-pub(crate) use failure::tls_failure_in;
+pub use connect::{Conn, HttpsConnector, TlsConnectError, TlsTarget, handshake};
+pub use failure::tls_failure_in;
 pub(crate) use log::TlsLog;
 
 /// The crypto provider of every TLS configuration in this process: *ring*, the only
@@ -198,7 +200,7 @@ impl ClientTls {
 
     /// What connections to a base URL whose host is `host` need: the configuration
     /// and the name to verify (`server_name` when set, else `host`).
-    pub(crate) fn target(&self, host: &str) -> Result<TlsTarget, TlsSetupError> {
+    pub fn target(&self, host: &str) -> Result<TlsTarget, TlsSetupError> {
         let server_name = match &self.server_name {
             Some(name) => name.clone(),
             None => {

@@ -14,6 +14,10 @@ pub struct BackendArgs {
     /// File holding the bearer token to send [default: the SWITCHYARD_TOKEN variable]
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// PEM file of the CA certificate(s) an https:// backend's certificate must be
+    /// signed by, instead of the system's CAs
+    #[arg(long, value_name = "FILE", env = "SWITCHYARD_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `switchyard runtimes`.

@@ -1,7 +1,7 @@
 //! [`Failure`]: how a client subcommand ends when it does not succeed: a code and a
 //! one-line message for `error: <code>: <message>`, and the exit status.
 
-use switchyard_client::{BackendUrl, ClientError};
+use switchyard_client::{BackendUrl, ClientError, TlsFailure};
 use switchyard_protocol::ErrorCode;
 
 /// A client subcommand's failure.
@@ -59,6 +59,14 @@ impl Failure {
             ClientError::Protocol { reason } => {
                 format!("the backend at {url} answered something unexpected: {reason}")
             }
+            ClientError::Tls { kind } => format!(
+                "TLS with the backend at {url} failed: {error}{}",
+                if *kind == TlsFailure::UntrustedCertificate {
+                    " (pass the CA certificate with --ca-file or SWITCHYARD_CA_FILE)"
+                } else {
+                    ""
+                }
+            ),
             ClientError::Api(api) if api.is(ErrorCode::Unauthorized) => format!(
                 "{} (this client sends the token from --token-file or SWITCHYARD_TOKEN)",
                 api.message
@@ -129,6 +137,20 @@ mod tests {
                 )),
                 "unauthorized",
                 "bad token (this client sends the token from --token-file or SWITCHYARD_TOKEN)",
+            ),
+            (
+                ClientError::Tls {
+                    kind: TlsFailure::UntrustedCertificate,
+                },
+                "backend_tls_failed",
+                "TLS with the backend at http://127.0.0.1:9 failed: the backend's certificate is not signed by a CA this client trusts; trust the CA that signed it (pass the CA certificate with --ca-file or SWITCHYARD_CA_FILE)",
+            ),
+            (
+                ClientError::Tls {
+                    kind: TlsFailure::Expired,
+                },
+                "backend_tls_failed",
+                "TLS with the backend at http://127.0.0.1:9 failed: the backend's certificate has expired or is not valid yet; renew it, and check both machines' clocks",
             ),
         ];
         for (error, code, start) in table {

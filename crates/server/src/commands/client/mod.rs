@@ -5,8 +5,12 @@
 //! Exit status: 0 on success; 1 for an error, printed as `error: <code>: <message>`
 //! on standard error (the backend's code, or one of the client's own:
 //! `backend_unreachable`, `backend_timeout`, `backend_protocol_error`); 2 for a usage
-//! error (clap's, or a backend URL or token file that cannot be used); `attach` exits
-//! with the worker's own status when the worker ends.
+//! error (clap's, or a backend URL, token file or CA file that cannot be used);
+//! `attach` exits with the worker's own status when the worker ends.
+//!
+//! An `https://` backend's certificate is verified against `--ca-file` /
+//! `SWITCHYARD_CA_FILE` when given (a private CA, as the backend's own `ca_file`
+//! for its remotes), else against the system's CA store.
 
 mod args;
 mod attach;
@@ -23,7 +27,9 @@ use std::path::Path;
 pub use args::{
     AttachArgs, BackendArgs, LogsArgs, LsArgs, RmArgs, RunArgs, RuntimesArgs, SendArgs, WorkerArgs,
 };
-use switchyard_client::{BackendClient, BackendUrl, SecretToken, Timeouts};
+use switchyard_client::{BackendClient, BackendUrl, ClientTls, SecretToken, Timeouts};
+
+use crate::config::{NamedFile, Origin};
 
 pub(crate) use failure::Failure;
 
@@ -104,15 +110,41 @@ async fn run(command: ClientCommand, client: BackendClient) -> Result<u8, Failur
 }
 
 /// The client for `args`: the URL parsed, the token read (`--token-file`, else
-/// `SWITCHYARD_TOKEN`). A URL or token file that cannot be used is a usage error.
+/// `SWITCHYARD_TOKEN`), and for an `https://` backend the CA file or the system's
+/// CAs read (here, before the async runtime starts: it is blocking file I/O). A URL,
+/// token file or CA file that cannot be used is a usage error.
 fn connect(args: &BackendArgs) -> Result<BackendClient, Failure> {
     let url = BackendUrl::parse(&args.backend).map_err(|e| Failure::usage(e.code(), &e))?;
     let token = match &args.token_file {
         Some(path) => Some(read_token_file(path)?),
         None => std::env::var(TOKEN_ENV).ok().and_then(SecretToken::new),
     };
-    BackendClient::new(url, token.as_ref(), Timeouts::default())
+    // The CA file only matters for https://; SWITCHYARD_CA_FILE may well be set for
+    // other backends, so it is not read (nor refused) for an http:// one.
+    let tls = match &args.ca_file {
+        Some(path) if url.is_https() => Some(read_ca_file(path)?),
+        _ => None,
+    };
+    BackendClient::with_tls(url, token.as_ref(), Timeouts::default(), tls)
         .map_err(|e| Failure::usage(e.code(), &e))
+}
+
+/// Trust for an `https://` backend from a PEM file of CA certificates. The error
+/// names the file (the user's own) and what is wrong, never its content.
+fn read_ca_file(path: &Path) -> Result<ClientTls, Failure> {
+    let file = NamedFile {
+        origin: Origin::CommandLine,
+        key: "--ca-file (or SWITCHYARD_CA_FILE)".to_owned(),
+        path: path.to_owned(),
+    };
+    let roots = crate::config::read_certificates(&file)
+        .map_err(|e| Failure::usage("invalid_ca_file", &e))?;
+    ClientTls::new(&roots, None, None).map_err(|e| {
+        Failure::usage(
+            "invalid_ca_file",
+            format!("the CA file {} cannot be used: {e}", path.display()),
+        )
+    })
 }
 
 /// Reads a token file (trimmed; empty is an error). The error names the file, which

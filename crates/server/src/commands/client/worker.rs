@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use switchyard_client::{BackendClient, ClientError, WorkerRef};
-use switchyard_protocol::{CreateWorkerRequest, ErrorCode, InputAccepted};
+use switchyard_protocol::{ErrorCode, InputAccepted, NewWorkerRequest};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
@@ -20,7 +20,7 @@ const STOP_WAIT: Duration = Duration::from_secs(15);
 /// `switchyard run RUNTIME PROFILE [--label L] [--attach] [--json]`: prints the new
 /// worker's address, `RUNTIME/WORKER` (or its detail as JSON), or attaches to it.
 pub(super) async fn run(client: &BackendClient, args: &RunArgs) -> Result<u8, Failure> {
-    let request = CreateWorkerRequest {
+    let request = NewWorkerRequest {
         profile: args.profile.clone(),
         label: args.label.clone(),
     };

@@ -1,0 +1,347 @@
+//! Backend client authentication: who a request comes from.
+//!
+//! - [`token`]: generating tokens and hashing them (the configuration holds only
+//!   hashes).
+//! - [`session`]: the signed, stateless session cookie for browsers.
+//! - [`Authenticator`]: turns a request's `Authorization: Bearer` header or session
+//!   cookie into a [`Caller`], or refuses it with `401 unauthorized`. Without auth
+//!   every request is [`Caller::open`].
+
+pub mod session;
+pub mod token;
+
+use std::fmt;
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+use switchyard_protocol::ErrorCode;
+use switchyard_registry::{Caller, Role, RuntimeGrants, WorkerScope};
+
+pub use session::{Clock, SessionCodec, SessionError, SessionKey};
+pub use token::TokenHash;
+
+use crate::http::ApiError;
+
+/// True for an identity name: 1 to 64 of `A-Z a-z 0-9 . _ - @`. Names go into audit
+/// lines and `owner` fields, so nothing else is allowed.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+}
+
+/// One configured token: an identity and the hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEntry {
+    /// The identity's name (audit lines, `GET /api/session`, worker owners).
+    pub name: String,
+    /// SHA-256 of the token.
+    pub hash: TokenHash,
+    /// What it may do.
+    pub role: Role,
+    /// Where it may do it.
+    pub runtimes: RuntimeGrants,
+    /// Which workers it reaches.
+    pub workers: WorkerScope,
+}
+
+struct Record {
+    hash: TokenHash,
+    fingerprint: String,
+    caller: Caller,
+}
+
+enum Mode {
+    Open,
+    Tokens {
+        records: Vec<Record>,
+        sessions: SessionCodec,
+    },
+}
+
+/// Establishes the [`Caller`] of each request.
+pub struct Authenticator {
+    mode: Mode,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.mode {
+            Mode::Open => f.write_str("Authenticator::Open"),
+            Mode::Tokens { records, .. } => f
+                .debug_struct("Authenticator::Tokens")
+                .field("tokens", &records.len())
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A login's outcome: who, and the session cookie's value.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// The identity.
+    pub caller: Caller,
+    /// The signed cookie value; `None` when auth is off (no session is needed).
+    pub cookie: Option<String>,
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::Unauthorized, message)
+}
+
+impl Authenticator {
+    /// No auth: everyone is [`Caller::open`].
+    pub fn open() -> Self {
+        Self { mode: Mode::Open }
+    }
+
+    /// Auth by the given tokens, with sessions signed by `sessions`.
+    pub fn with_tokens(tokens: &[TokenEntry], sessions: SessionCodec) -> Self {
+        let records = tokens
+            .iter()
+            .map(|t| Record {
+                hash: t.hash,
+                fingerprint: session::fingerprint(&t.hash),
+                caller: Caller::identified(t.name.clone(), t.role, t.runtimes.clone(), t.workers),
+            })
+            .collect();
+        Self {
+            mode: Mode::Tokens { records, sessions },
+        }
+    }
+
+    /// True when requests must carry credentials.
+    pub fn is_on(&self) -> bool {
+        matches!(self.mode, Mode::Tokens { .. })
+    }
+
+    /// The session codec, when auth is on.
+    pub fn sessions(&self) -> Option<&SessionCodec> {
+        match &self.mode {
+            Mode::Open => None,
+            Mode::Tokens { sessions, .. } => Some(sessions),
+        }
+    }
+
+    /// The caller of a request. A bearer token, when present, decides alone; else the
+    /// session cookie, when `cookies` allows it (the request is not from a foreign
+    /// origin). Missing or wrong credentials are `401 unauthorized`.
+    pub fn authenticate(&self, headers: &HeaderMap, cookies: bool) -> Result<Caller, ApiError> {
+        let Mode::Tokens { records, sessions } = &self.mode else {
+            return Ok(Caller::open());
+        };
+        if let Some(value) = headers.get(AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| {
+                    let (scheme, token) = v.trim().split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+                })
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| unauthorized("send Authorization: Bearer <token>"))?;
+            return find(records, token)
+                .map(|r| r.caller.clone())
+                .ok_or_else(|| unauthorized("the bearer token is not valid for this backend"));
+        }
+        let mut refused = None;
+        if cookies {
+            for value in session::cookie_values(headers) {
+                match sessions.verify(value).and_then(|claims| {
+                    records
+                        .iter()
+                        .find(|r| r.fingerprint == claims.fingerprint)
+                        .filter(|r| r.caller.name() == claims.name)
+                        .ok_or(SessionError::Revoked)
+                }) {
+                    Ok(record) => return Ok(record.caller.clone()),
+                    Err(error) => refused = refused.or(Some(error)),
+                }
+            }
+        }
+        Err(match refused {
+            Some(error) => unauthorized(&error.to_string()),
+            None => unauthorized(
+                "credentials are required: send Authorization: Bearer <token>, or sign in with POST /api/session",
+            ),
+        })
+    }
+
+    /// `POST /api/session`: checks `token` and, when auth is on, signs a session for it.
+    pub fn login(&self, token: &str) -> Result<Login, ApiError> {
+        match &self.mode {
+            Mode::Open => Ok(Login {
+                caller: Caller::open(),
+                cookie: None,
+            }),
+            Mode::Tokens { records, sessions } => {
+                let record = find(records, token.trim())
+                    .ok_or_else(|| unauthorized("the token is not valid for this backend"))?;
+                Ok(Login {
+                    caller: record.caller.clone(),
+                    cookie: Some(sessions.issue(record.caller.name(), &record.hash)),
+                })
+            }
+        }
+    }
+}
+
+/// The record whose hash is the presented token's, comparing against every record in
+/// constant time so that timing does not tell which entry (if any) matched.
+fn find<'r>(records: &'r [Record], presented: &str) -> Option<&'r Record> {
+    let digest = TokenHash::of(presented);
+    let mut found: u32 = 0; // index + 1 of the match; 0 for none
+    for (i, record) in records.iter().enumerate() {
+        let equal = record.hash.as_bytes().ct_eq(digest.as_bytes());
+        found.conditional_assign(&(i as u32 + 1), equal);
+    }
+    (found as usize).checked_sub(1).map(|i| &records[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::HeaderValue;
+    use http::header::COOKIE;
+    use switchyard_registry::RuntimeGlob;
+
+    use super::*;
+
+    fn entry(name: &str, token: &str, role: Role) -> TokenEntry {
+        TokenEntry {
+            name: name.into(),
+            hash: TokenHash::of(token),
+            role,
+            runtimes: RuntimeGrants::Only(vec![RuntimeGlob::new("local").unwrap()]),
+            workers: WorkerScope::Own,
+        }
+    }
+
+    fn authenticator(tokens: &[TokenEntry], clock: &Clock) -> Authenticator {
+        Authenticator::with_tokens(
+            tokens,
+            SessionCodec::new(
+                SessionKey::new(vec![9; 32]).unwrap(),
+                Duration::from_secs(60),
+                clock.clone(),
+            ),
+        )
+    }
+
+    fn headers(pairs: &[(http::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_tokens_identify_their_entry() {
+        let clock = Clock::manual(1000);
+        let tokens = [
+            entry("alice", "tok-a", Role::Operator),
+            entry("bob", "tok-b", Role::Viewer),
+        ];
+        let auth = authenticator(&tokens, &clock);
+        // (Authorization header, expected identity or None for 401)
+        let cases: &[(&str, Option<&str>)] = &[
+            ("Bearer tok-a", Some("alice")),
+            ("bearer tok-b", Some("bob")),
+            ("Bearer  tok-b ", Some("bob")),
+            ("Bearer tok-c", None),
+            ("Bearer tok-a2", None),
+            ("Bearer ", None),
+            ("Basic tok-a", None),
+            ("tok-a", None),
+        ];
+        for (value, expected) in cases {
+            let got = auth.authenticate(&headers(&[(AUTHORIZATION, value)]), true);
+            match expected {
+                Some(name) => assert_eq!(got.unwrap().name(), *name, "{value}"),
+                None => {
+                    let err = got.unwrap_err();
+                    assert_eq!(err.detail.code, ErrorCode::Unauthorized, "{value}");
+                    assert!(!err.detail.message.contains("tok-"), "{value}");
+                }
+            }
+        }
+        let err = auth.authenticate(&HeaderMap::new(), true).unwrap_err();
+        assert_eq!(err.detail.code, ErrorCode::Unauthorized);
+        let alice = auth
+            .authenticate(&headers(&[(AUTHORIZATION, "Bearer tok-a")]), true)
+            .unwrap();
+        assert_eq!(alice.role(), Role::Operator);
+        assert_eq!(alice.owner_name(), Some("alice"));
+    }
+
+    #[test]
+    fn sessions_identify_until_expiry_removal_or_a_foreign_origin() {
+        let clock = Clock::manual(1000);
+        let tokens = [
+            entry("alice", "tok-a", Role::Operator),
+            entry("bob", "tok-b", Role::Viewer),
+        ];
+        let auth = authenticator(&tokens, &clock);
+        let login = auth.login("tok-b").unwrap();
+        assert_eq!(login.caller.name(), "bob");
+        let cookie = format!("switchyard_session={}", login.cookie.unwrap());
+        let with_cookie = headers(&[(COOKIE, &cookie)]);
+        assert_eq!(auth.authenticate(&with_cookie, true).unwrap().name(), "bob");
+        // Not accepted where cookies are not (a request from another origin).
+        assert!(auth.authenticate(&with_cookie, false).is_err());
+        // A bearer token decides alone, even next to a valid cookie.
+        let both = headers(&[(COOKIE, &cookie), (AUTHORIZATION, "Bearer wrong")]);
+        assert!(auth.authenticate(&both, true).is_err());
+
+        // The same key without bob's token: the session has ended.
+        let without_bob = authenticator(&tokens[..1], &clock);
+        let err = without_bob.authenticate(&with_cookie, true).unwrap_err();
+        assert_eq!(err.detail.message, SessionError::Revoked.to_string());
+        // bob's token given to someone else's name: ended too.
+        let renamed = authenticator(&[entry("robert", "tok-b", Role::Viewer)], &clock);
+        assert!(renamed.authenticate(&with_cookie, true).is_err());
+        // A role change applies to the open session at once.
+        let promoted = authenticator(&[entry("bob", "tok-b", Role::Admin)], &clock);
+        assert_eq!(
+            promoted.authenticate(&with_cookie, true).unwrap().role(),
+            Role::Admin
+        );
+
+        clock.advance(Duration::from_secs(60));
+        let err = auth.authenticate(&with_cookie, true).unwrap_err();
+        assert_eq!(err.detail.message, SessionError::Expired.to_string());
+
+        assert!(auth.login("nope").is_err());
+    }
+
+    #[test]
+    fn open_mode_lets_everyone_in_as_admin() {
+        let auth = Authenticator::open();
+        assert!(!auth.is_on());
+        let caller = auth.authenticate(&HeaderMap::new(), true).unwrap();
+        assert_eq!(caller.role(), Role::Admin);
+        let login = auth.login("anything").unwrap();
+        assert!(login.cookie.is_none());
+    }
+
+    #[test]
+    fn find_matches_any_position() {
+        let records: Vec<Record> = ["a", "b", "c"]
+            .iter()
+            .map(|t| Record {
+                hash: TokenHash::of(t),
+                fingerprint: String::new(),
+                caller: Caller::open(),
+            })
+            .collect();
+        for (i, t) in ["a", "b", "c"].iter().enumerate() {
+            assert!(std::ptr::eq(find(&records, t).unwrap(), &records[i]));
+        }
+        assert!(find(&records, "d").is_none());
+        assert!(find(&[], "a").is_none());
+    }
+}

@@ -1,0 +1,186 @@
+//! `switchyard token`: a new client token from the OS's random source, and the
+//! `[[auth.token]]` lines that let the backend accept it (they hold only its hash).
+//!
+//! Standard output is the token on the first line, a blank line, then the
+//! configuration lines. With `--token-file FILE` the token goes into that new file
+//! (mode 0600) instead, and standard output holds only the configuration lines, ready
+//! to append to the backend's config.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::PathBuf;
+
+use switchyard_registry::{Role, RuntimeGlob, WorkerScope};
+
+use crate::auth::{TokenHash, token, valid_name};
+
+/// Flags of `switchyard token`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The identity's name: in audit lines, `GET /api/session` and as workers' owner
+    #[arg(long, default_value = "admin", value_name = "NAME")]
+    pub name: String,
+    /// viewer, operator or admin
+    #[arg(long, default_value = "admin", value_parser = parse_role, value_name = "ROLE")]
+    pub role: Role,
+    /// A runtime id or pattern (`build-*`) the token may use; repeat for more; all when
+    /// absent
+    #[arg(long = "runtime", value_name = "ID_OR_GLOB")]
+    pub runtimes: Vec<String>,
+    /// own (only the workers it creates) or all; viewers and operators default to own
+    #[arg(long, value_parser = parse_scope, value_name = "SCOPE")]
+    pub workers: Option<WorkerScope>,
+    /// Write the token into this new file (mode 0600) instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    value
+        .parse()
+        .map_err(|()| "expected viewer, operator or admin".to_owned())
+}
+
+fn parse_scope(value: &str) -> Result<WorkerScope, String> {
+    match value {
+        "own" => Ok(WorkerScope::Own),
+        "all" => Ok(WorkerScope::All),
+        _ => Err("expected own or all".to_owned()),
+    }
+}
+
+/// The `[[auth.token]]` lines for a token with `hash`.
+pub fn config_lines(args: &TokenArgs, hash: &TokenHash) -> String {
+    let mut lines = format!(
+        "[[auth.token]]\nname = \"{}\"\ntoken_sha256 = \"{}\"\nrole = \"{}\"\n",
+        args.name,
+        hash.to_hex(),
+        args.role
+    );
+    if !args.runtimes.is_empty() {
+        let list: Vec<String> = args.runtimes.iter().map(|r| format!("\"{r}\"")).collect();
+        lines.push_str(&format!("runtimes = [{}]\n", list.join(", ")));
+    }
+    if let Some(scope) = args.workers {
+        lines.push_str(&format!("workers = \"{}\"\n", scope.as_str()));
+    }
+    lines
+}
+
+/// Checks the flags the way the configuration will.
+fn check(args: &TokenArgs) -> Result<(), String> {
+    if !valid_name(&args.name) {
+        return Err("--name must be 1 to 64 of A-Z a-z 0-9 . _ - @".to_owned());
+    }
+    for runtime in &args.runtimes {
+        RuntimeGlob::new(runtime).map_err(|e| format!("--runtime {runtime:?}: {e}"))?;
+    }
+    if args.role == Role::Admin && args.workers == Some(WorkerScope::Own) {
+        return Err(
+            "an admin reaches every worker; drop --workers own or use --role operator".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Runs the subcommand; returns the exit status (2 for bad flags, 1 when the token
+/// cannot be made or written).
+pub fn run(args: TokenArgs) -> u8 {
+    if let Err(message) = check(&args) {
+        eprintln!("switchyard token: {message}");
+        return 2;
+    }
+    let token = match token::generate() {
+        Ok(token) => token,
+        Err(error) => {
+            eprintln!("switchyard token: could not read the OS's random source: {error}");
+            return 1;
+        }
+    };
+    let lines = config_lines(&args, &TokenHash::of(&token));
+    let mut out = std::io::stdout().lock();
+    let written = match &args.token_file {
+        Some(path) => {
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .and_then(|mut f| writeln!(f, "{token}"));
+            if let Err(error) = file {
+                eprintln!(
+                    "switchyard token: cannot create {}: {error}; it must not exist yet",
+                    path.display()
+                );
+                return 1;
+            }
+            eprintln!(
+                "switchyard token: the token is in {}; paste these lines into the backend's config:",
+                path.display()
+            );
+            write!(out, "{lines}")
+        }
+        None => {
+            eprintln!(
+                "switchyard token: the first line is the token (give it to its holder; it is shown once); paste the [[auth.token]] lines into the backend's config"
+            );
+            write!(out, "{token}\n\n{lines}")
+        }
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("switchyard token: cannot write to standard output: {error}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(role: Role, runtimes: &[&str], workers: Option<WorkerScope>) -> TokenArgs {
+        TokenArgs {
+            name: "alice".into(),
+            role,
+            runtimes: runtimes.iter().map(|r| (*r).to_owned()).collect(),
+            workers,
+            token_file: None,
+        }
+    }
+
+    #[test]
+    fn config_lines_carry_every_flag() {
+        let hash = TokenHash::of("t");
+        assert_eq!(
+            config_lines(&args(Role::Admin, &[], None), &hash),
+            format!(
+                "[[auth.token]]\nname = \"alice\"\ntoken_sha256 = \"{}\"\nrole = \"admin\"\n",
+                hash.to_hex()
+            )
+        );
+        let lines = config_lines(
+            &args(
+                Role::Operator,
+                &["local", "build-*"],
+                Some(WorkerScope::All),
+            ),
+            &hash,
+        );
+        assert!(lines.ends_with(
+            "role = \"operator\"\nruntimes = [\"local\", \"build-*\"]\nworkers = \"all\"\n"
+        ));
+    }
+
+    #[test]
+    fn flags_are_checked_like_the_config() {
+        assert!(check(&args(Role::Viewer, &["local"], Some(WorkerScope::Own))).is_ok());
+        assert!(check(&args(Role::Admin, &[], Some(WorkerScope::Own))).is_err());
+        assert!(check(&args(Role::Viewer, &["a/b"], None)).is_err());
+        let mut bad = args(Role::Viewer, &[], None);
+        bad.name = "al ice\"".into();
+        assert!(check(&bad).is_err());
+    }
+}
