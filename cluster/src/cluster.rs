@@ -5,7 +5,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use switchyard_client::{BackendClient, BackendUrl, Timeouts};
+use sha2::{Digest, Sha256};
+use switchyard_client::{BackendClient, BackendUrl, SecretToken, Timeouts};
 use tempfile::TempDir;
 
 use crate::error::ClusterError;
@@ -65,6 +66,8 @@ pub struct Cluster {
     pub relays: Vec<(usize, Relay)>,
     /// The backends' timing.
     pub timing: BackendTiming,
+    /// The clients' bearer token (an operator reaching every worker).
+    token: SecretToken,
     network: Network,
     dir: Option<TempDir>,
 }
@@ -102,8 +105,18 @@ impl Cluster {
         network.claim_mut().record_dir(&path);
 
         let token = path.join("runtime.token");
-        std::fs::write(&token, format!("{}\n", random_token()))
+        std::fs::write(&token, format!("{}\n", random_hex(16)))
             .map_err(ClusterError::io("writing the token"))?;
+        let session_key = path.join("session.key");
+        std::fs::write(&session_key, random_hex(32))
+            .map_err(ClusterError::io("writing the session key"))?;
+        let client_token = format!("sy_cluster_{}", random_hex(16));
+        std::fs::write(path.join("client.token"), &client_token)
+            .map_err(ClusterError::io("writing the client token"))?;
+        let client_token_sha256: String = Sha256::digest(client_token.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let addresses: Vec<String> = network.links().iter().map(|l| l.addr.to_string()).collect();
         let pki = Pki::generate(&path, &addresses)?;
 
@@ -144,6 +157,8 @@ impl Cluster {
             remotes.push(entry);
         }
         let files = BackendFiles {
+            session_key: &session_key,
+            client_token_sha256: &client_token_sha256,
             token: &token,
             ca: &pki.ca,
             client: (&pki.backend.0, &pki.backend.1),
@@ -172,6 +187,7 @@ impl Cluster {
             runtimes,
             relays,
             timing: options.timing,
+            token: SecretToken::new(client_token).expect("a non-empty token"),
             network,
             dir: Some(dir),
         };
@@ -197,20 +213,51 @@ impl Cluster {
         &self.network
     }
 
-    /// A client of the backend API through HAProxy.
+    /// A client of the backend API through HAProxy, with the clients' token.
     pub fn client(&self) -> BackendClient {
-        Self::client_for(self.lb())
+        Self::client_for(self.lb(), Some(&self.token))
     }
 
-    /// A client of the backend API at `addr` (a replica, bypassing HAProxy).
-    pub fn client_for(addr: SocketAddr) -> BackendClient {
+    /// The clients' bearer token (`client.token` in [`Cluster::dir`]).
+    pub fn token(&self) -> &SecretToken {
+        &self.token
+    }
+
+    /// A client of the backend API at `addr` (a replica, bypassing HAProxy), with
+    /// `token` when given.
+    pub fn client_for(addr: SocketAddr, token: Option<&SecretToken>) -> BackendClient {
         let url = BackendUrl::parse(&format!("http://{addr}")).expect("a loopback URL parses");
         let timeouts = Timeouts {
             connect: Duration::from_secs(5),
             request: Duration::from_secs(30),
             stream_idle: Duration::from_secs(60),
         };
-        BackendClient::new(url, None, timeouts).expect("no token to refuse")
+        BackendClient::new(url, token, timeouts).expect("a token that fits a header")
+    }
+
+    /// Signs in through HAProxy (`POST /api/session` with the clients' token) and
+    /// returns the session cookie (`switchyard_session=...`), as a browser gets it.
+    pub async fn session_cookie(&self) -> Result<String, ClusterError> {
+        let body = serde_json::json!({ "token": self.token.expose() }).to_string();
+        let answer = switchyard_e2e::client::request(
+            self.lb(),
+            http::Method::POST,
+            "/api/session",
+            Some(body.into_bytes()),
+            &[("content-type", "application/json")],
+        )
+        .await;
+        answer
+            .headers
+            .get(http::header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned)
+            .filter(|_| answer.status == 200)
+            .ok_or_else(|| ClusterError::Start {
+                what: "signing in".into(),
+                detail: format!("{} {}", answer.status, answer.text()),
+            })
     }
 
     /// The relay in front of runtime host `index`.
@@ -237,7 +284,7 @@ impl Cluster {
 
     /// Waits until the replica at `addr` sees every runtime `ready`.
     pub async fn wait_runtimes_ready(&self, addr: SocketAddr) -> Result<(), ClusterError> {
-        let client = Self::client_for(addr);
+        let client = Self::client_for(addr, Some(&self.token));
         let deadline = tokio::time::Instant::now() + crate::WAIT;
         loop {
             let states = match client.runtimes().await {
@@ -301,9 +348,9 @@ fn free_ports(count: usize) -> Result<Vec<SocketAddr>, ClusterError> {
         .map_err(ClusterError::io("finding free ports"))
 }
 
-/// 32 hex digits from the OS's random source.
-fn random_token() -> String {
-    let mut bytes = [0u8; 16];
+/// `bytes` random bytes from the OS's random source, as hex.
+fn random_hex(bytes: usize) -> String {
+    let mut bytes = vec![0u8; bytes];
     if let Ok(mut urandom) = std::fs::File::open("/dev/urandom") {
         use std::io::Read as _;
         let _ = urandom.read_exact(&mut bytes);

@@ -154,9 +154,16 @@ async fn up(runtimes: usize, replicas: usize, switchyard: Option<PathBuf>) -> Ex
         );
     }
     println!(
-        "\nTry:\n  curl -s http://{lb}/api/runtimes\n  curl -s -H 'content-type: application/json' -d '{{\"profile\":\"ticker\"}}' http://{lb}/api/runtimes/rt0/workers\n  echo 'show stat' | socat - {}/haproxy.sock   # HAProxy's view (if socat is installed)\n  ip netns exec {} nft list ruleset   # inside a runtime host\n\nCtrl-C removes everything.",
-        cluster.dir().display(),
-        cluster.runtimes[0].link.namespace,
+        "\nClients authenticate (an operator token in {dir}/client.token; the console signs in with it).\n\
+         Try:\n  \
+         TOKEN=$(cat {dir}/client.token)\n  \
+         curl -s -H \"Authorization: Bearer $TOKEN\" http://{lb}/api/runtimes\n  \
+         curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"profile\":\"ticker\"}}' http://{lb}/api/runtimes/rt0/workers\n  \
+         echo 'show stat' | socat - {dir}/haproxy.sock   # HAProxy's view (if socat is installed)\n  \
+         ip netns exec {ns} nft list ruleset   # inside a runtime host\n\n\
+         Ctrl-C removes everything.",
+        dir = cluster.dir().display(),
+        ns = cluster.runtimes[0].link.namespace,
     );
     wait_for_signal().await;
     eprintln!("switchyard-cluster: stopping and removing everything");

@@ -54,9 +54,13 @@ impl Default for BackendTiming {
     }
 }
 
-/// Paths the backend configuration refers to.
+/// Paths (and the one token hash) the backend configuration refers to.
 #[derive(Debug, Clone)]
 pub struct BackendFiles<'a> {
+    /// The key every replica signs session cookies with.
+    pub session_key: &'a Path,
+    /// SHA-256 (hex) of the clients' bearer token.
+    pub client_token_sha256: &'a str,
     /// The runtimes' token.
     pub token: &'a Path,
     /// The CA that signed the runtimes' certificates.
@@ -65,8 +69,12 @@ pub struct BackendFiles<'a> {
     pub client: (&'a Path, &'a Path),
 }
 
-/// The configuration every replica shares: no embedded runtime, every runtime host
-/// as a remote over TLS with a client certificate.
+/// The name of the clients' token in the backend configuration.
+pub const CLIENT_NAME: &str = "cluster-client";
+
+/// The configuration every replica shares: client authentication with one session
+/// key (so a session cookie from one replica is good on all), no embedded runtime,
+/// every runtime host as a remote over TLS with a client certificate.
 pub fn backend_config(
     remotes: &[RemoteEntry],
     files: &BackendFiles,
@@ -75,9 +83,20 @@ pub fn backend_config(
     let mut text = format!(
         "# Shared by every replica (each gets its own --listen).\n\
          health_interval_ms = {}\n\
-         drain_ms = {}\n",
+         drain_ms = {}\n\
+         \n\
+         [auth]\n\
+         session_key_file = \"{}\"\n\
+         \n\
+         [[auth.token]]\n\
+         name = \"{CLIENT_NAME}\"\n\
+         token_sha256 = \"{}\"\n\
+         role = \"operator\"\n\
+         workers = \"all\"\n",
         timing.health_interval.as_millis(),
         timing.drain.as_millis(),
+        files.session_key.display(),
+        files.client_token_sha256,
     );
     for remote in remotes {
         text.push_str(&format!(
@@ -215,6 +234,8 @@ mod tests {
     #[test]
     fn the_shared_configuration_lists_every_remote_with_tls_and_timing() {
         let files = BackendFiles {
+            session_key: Path::new("/c/session.key"),
+            client_token_sha256: "ab12",
             token: Path::new("/c/runtime.token"),
             ca: Path::new("/c/tls/ca.crt"),
             client: (
@@ -243,6 +264,8 @@ mod tests {
             "tls_server_name = \"rt1.cluster.test\"",
             "client_key_file = \"/c/tls/backend.key\"",
             "stream_idle_timeout_ms = 3000",
+            "session_key_file = \"/c/session.key\"",
+            "token_sha256 = \"ab12\"",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }

@@ -183,7 +183,7 @@ async fn measure_one(
             what: "the backend".into(),
             detail: format!("unexpected first line {first:?}"),
         })?;
-    let client = Cluster::client_for(addr);
+    let client = Cluster::client_for(addr, None);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let ready = client.runtimes().await.map(|list| {

@@ -123,10 +123,16 @@ pub struct Viewer {
 const BROADCAST: usize = 4096;
 
 impl Viewer {
-    /// Starts watching `runtime/worker` through `lb` until stopped, until the
-    /// worker ends, or for at most `limit`.
-    pub fn start(lb: SocketAddr, runtime: &str, worker: &str, limit: Duration) -> Self {
-        Self::start_with(lb, runtime, worker, limit, BACKOFF.0)
+    /// Starts watching `runtime/worker` through `lb`, sending `headers` with every
+    /// upgrade (credentials: a bearer token, or a session cookie and the page's
+    /// `Origin`), until stopped, until the worker ends, or for at most `limit`.
+    pub fn start(
+        lb: SocketAddr,
+        (runtime, worker): (&str, &str),
+        headers: &[(String, String)],
+        limit: Duration,
+    ) -> Self {
+        Self::start_with(lb, (runtime, worker), headers, limit, BACKOFF.0)
     }
 
     /// Like [`Viewer::start`], waiting `reconnect_delay` before its first attempt to
@@ -134,8 +140,8 @@ impl Viewer {
     /// resume).
     pub fn start_with(
         lb: SocketAddr,
-        runtime: &str,
-        worker: &str,
+        (runtime, worker): (&str, &str),
+        headers: &[(String, String)],
         limit: Duration,
         reconnect_delay: Duration,
     ) -> Self {
@@ -147,9 +153,13 @@ impl Viewer {
             report,
             events: events.clone(),
         };
-        let task = tokio::spawn(watch_worker(
+        let target = Target {
             lb,
             path,
+            headers: headers.to_vec(),
+        };
+        let task = tokio::spawn(watch_worker(
+            target,
             stopped,
             sinks,
             (limit, reconnect_delay),
@@ -200,6 +210,13 @@ impl Viewer {
     }
 }
 
+/// Where a viewer connects, and what it sends with each upgrade.
+struct Target {
+    lb: SocketAddr,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
 /// Where a viewer reports what it gets.
 struct Sinks {
     report: watch::Sender<Progress>,
@@ -215,8 +232,7 @@ enum End {
 }
 
 async fn watch_worker(
-    lb: SocketAddr,
-    path: String,
+    target: Target,
     mut stopped: watch::Receiver<bool>,
     sinks: Sinks,
     (limit, reconnect_delay): (Duration, Duration),
@@ -228,11 +244,20 @@ async fn watch_worker(
     let mut cursor: Option<String> = None;
     let mut backoff = BACKOFF.0;
     while !*stopped.borrow() && Instant::now() < deadline && !log.worker_ended {
+        let Target { lb, path, headers } = &target;
         let url = match &cursor {
             Some(c) => format!("ws://{lb}{path}?cursor={}", encode(c)),
             None => format!("ws://{lb}{path}"),
         };
-        let request = url.into_client_request().expect("a valid request");
+        let mut request = url.into_client_request().expect("a valid request");
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(value),
+            ) {
+                request.headers_mut().insert(name, value);
+            }
+        }
         let connected = tokio::select! {
             connected = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(request)) => connected,
             _ = stopped.changed() => break,

@@ -14,7 +14,7 @@ use switchyard_client::{BackendClient, WorkerRef};
 use switchyard_cluster::figures::{Figures, ms};
 use switchyard_cluster::load::{Call, Latency, LoadPlan, RestLoad, failures};
 use switchyard_cluster::relay::Faults;
-use switchyard_cluster::replica::BackendTiming;
+use switchyard_cluster::replica::{BackendTiming, CLIENT_NAME};
 use switchyard_cluster::viewer::{Viewer, ViewerLog};
 use switchyard_cluster::{Cluster, ClusterOptions, WAIT};
 use switchyard_protocol::{NewWorkerRequest, RuntimeId, TranscriptItem};
@@ -43,11 +43,25 @@ async fn create(client: &BackendClient, runtime: &str, profile: &str) -> WorkerR
     WorkerRef::new(runtime, detail.worker_id)
 }
 
-fn viewer(cluster: &Cluster, worker: &WorkerRef) -> Viewer {
+/// What a browser page of the backend sends with its WebSocket upgrades: the
+/// session cookie (made by whichever replica signed in) and its own origin.
+async fn browser_headers(cluster: &Cluster) -> Vec<(String, String)> {
+    let cookie = cluster
+        .session_cookie()
+        .await
+        .unwrap_or_else(|e| panic!("signing in: {e}"));
+    vec![
+        ("cookie".into(), cookie),
+        ("origin".into(), format!("http://{}", cluster.lb())),
+    ]
+}
+
+/// A viewer of `worker` through HAProxy, signed in like a browser.
+fn viewer(cluster: &Cluster, worker: &WorkerRef, headers: &[(String, String)]) -> Viewer {
     Viewer::start(
         cluster.lb(),
-        worker.runtime_id.as_str(),
-        worker.worker_id.as_str(),
+        (worker.runtime_id.as_str(), worker.worker_id.as_str()),
+        headers,
         VIEWER_LIMIT,
     )
 }
@@ -119,14 +133,29 @@ async fn a_viewer_resumes_on_another_replica_when_its_replica_is_killed() {
     .await;
     let client = cluster.client();
     let worker = create(&client, "rt0", "ticker").await;
+    // Signed in through HAProxy on one replica, the session is good on every one:
+    // they share the session key.
+    let headers = browser_headers(&cluster).await;
+    for replica in &cluster.replicas {
+        let answer = switchyard_e2e::client::request(
+            replica.addr,
+            http::Method::GET,
+            "/api/session",
+            None,
+            &[("cookie", headers[0].1.as_str())],
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{}: {}", replica.name, answer.text());
+        assert_eq!(answer.json["name"], CLIENT_NAME);
+    }
     let started = Instant::now();
     // It stays away for a second after the drop, so that ~20 events pile up which
     // the next replica must replay from the cursor.
     let away = Duration::from_secs(1);
     let mut viewer = Viewer::start_with(
         cluster.lb(),
-        worker.runtime_id.as_str(),
-        worker.worker_id.as_str(),
+        (worker.runtime_id.as_str(), worker.worker_id.as_str()),
+        &headers,
         VIEWER_LIMIT,
         away,
     );
@@ -230,7 +259,11 @@ async fn a_rolling_restart_under_load_fails_no_call_and_loses_no_event() {
         .flat_map(|t| [t.clone(), t.clone()])
         .chain(echoes.iter().cloned())
         .collect();
-    let mut viewers: Vec<Viewer> = watched.iter().map(|w| viewer(&cluster, w)).collect();
+    let headers = browser_headers(&cluster).await;
+    let mut viewers: Vec<Viewer> = watched
+        .iter()
+        .map(|w| viewer(&cluster, w, &headers))
+        .collect();
     for v in &mut viewers {
         v.wait_for("a first snapshot", WAIT, |p| p.baseline.is_some())
             .await;
@@ -456,7 +489,11 @@ async fn a_partitioned_runtime_host_fails_in_time_and_recovers_every_event() {
         create(&client, "rt1", "echo").await,
     ];
     let started = Instant::now();
-    let mut viewers = [viewer(&cluster, &tickers[0]), viewer(&cluster, &tickers[1])];
+    let headers = browser_headers(&cluster).await;
+    let mut viewers = [
+        viewer(&cluster, &tickers[0], &headers),
+        viewer(&cluster, &tickers[1], &headers),
+    ];
     for v in &mut viewers {
         v.wait_for("10 events", WAIT, |p| p.events >= 10).await;
     }
@@ -751,7 +788,8 @@ async fn a_slow_lossy_link_keeps_every_event_and_types_every_failure() {
     let timing = cluster.timing;
     let client = cluster.client();
     let echo = create(&client, "rt0", "echo").await;
-    let mut watcher = viewer(&cluster, &echo);
+    let headers = browser_headers(&cluster).await;
+    let mut watcher = viewer(&cluster, &echo, &headers);
     watcher
         .wait_for("a first snapshot", WAIT, |p| p.baseline.is_some())
         .await;
