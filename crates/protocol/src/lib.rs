@@ -10,6 +10,7 @@ pub mod event;
 pub mod frame;
 pub mod ids;
 pub mod runtime;
+pub mod terminal;
 pub mod time;
 pub mod transcript;
 pub mod worker;
@@ -22,6 +23,10 @@ pub use ids::{IdError, RuntimeId, WorkerId};
 pub use runtime::{
     API_VERSION, BackendRuntime, Limits, ProfileInfo, ProfileKind, RuntimeInfo, RuntimeList,
     RuntimeSourceKind, RuntimeState, RuntimeStatus, WorkerCounts,
+};
+pub use terminal::{
+    ClientFrame, CursorPosition, MAX_TERMINAL_SIDE, MIN_TERMINAL_SIDE, ResizeRequest,
+    ResizeResponse, TerminalSnapshot,
 };
 pub use time::Timestamp;
 pub use transcript::{OutputStream, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage};

@@ -2,7 +2,9 @@
 
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
-use switchyard_protocol::{CreateWorkerRequest, ErrorCode, Health, InputRequest, WorkerId};
+use switchyard_protocol::{
+    CreateWorkerRequest, ErrorCode, Health, InputRequest, ResizeRequest, WorkerId,
+};
 use switchyard_runtime::{ListQuery, Runtime, RuntimeError};
 use switchyard_transport::SecretToken;
 
@@ -40,6 +42,7 @@ enum Route {
     Workers,
     Worker,
     Input,
+    Resize,
     Cancel,
     Stop,
     Transcript,
@@ -55,6 +58,7 @@ impl RuntimeApi {
             ("/v1/workers".to_owned(), Route::Workers),
             ("/v1/workers/{worker_id}".to_owned(), Route::Worker),
             ("/v1/workers/{worker_id}/input".to_owned(), Route::Input),
+            ("/v1/workers/{worker_id}/resize".to_owned(), Route::Resize),
             ("/v1/workers/{worker_id}/cancel".to_owned(), Route::Cancel),
             ("/v1/workers/{worker_id}/stop".to_owned(), Route::Stop),
             (
@@ -126,6 +130,11 @@ impl RuntimeApi {
                     &runtime.input(&id, input.text).await?,
                 ))
             }
+            (Route::Resize, Method::POST, Some(id)) => {
+                let (parts, body) = request.into_parts();
+                let size: ResizeRequest = read_json(&parts.headers, body, limit).await?;
+                Ok(json(StatusCode::OK, &runtime.resize(&id, size).await?))
+            }
             (Route::Cancel, Method::POST, Some(id)) => {
                 drain_body(request, limit).await?;
                 Ok(json(StatusCode::OK, &runtime.cancel(&id)?))
@@ -144,18 +153,24 @@ impl RuntimeApi {
                 ))
             }
             (Route::Events, Method::GET, Some(id)) => {
-                let q = Query::parse(query, &["cursor", "snapshot"])?;
-                let snapshot = q
-                    .parse_as::<bool>("snapshot", "true or false")?
-                    .unwrap_or(false);
+                let q = Query::parse(query, &["cursor", "snapshot", "interactive"])?;
+                let opening = super::events::Opening {
+                    cursor: q.get("cursor"),
+                    snapshot_after_replay: q
+                        .parse_as::<bool>("snapshot", "true or false")?
+                        .unwrap_or(false),
+                    interactive: q
+                        .parse_as::<bool>("interactive", "true or false")?
+                        .unwrap_or(false),
+                };
                 super::events::upgrade(
                     runtime,
                     &id,
-                    q.get("cursor"),
-                    snapshot,
+                    opening,
                     request,
                     ctx,
                     self.settings.session,
+                    usize::try_from(limit).unwrap_or(usize::MAX),
                 )
             }
             (_, method, _) => Err(ApiError::new(
