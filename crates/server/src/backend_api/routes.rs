@@ -9,7 +9,8 @@
 //!    `403 cross_origin_request`; a WebSocket upgrade from a foreign `Origin` →
 //!    `403 origin_not_allowed`
 //! 5. authentication (bearer token, or session cookie from the backend's own pages)
-//!    → `401 unauthorized`; `/healthz` and `POST`/`DELETE /api/session` are public
+//!    → `401 unauthorized`; `/healthz`, `/readyz` and `POST`/`DELETE /api/session`
+//!    are public
 //! 6. a body that is not `application/json` → `415 unsupported_media_type`
 //! 7. the route (`404 route_not_found`, `405`, `400 invalid_id`), then the registry,
 //!    whose policy answers `403 forbidden`
@@ -39,6 +40,8 @@ use crate::http::router::{RouteTable, respond};
 use crate::http::ws::SessionSettings;
 use crate::http::{ApiError, Handler, RequestContext, Response};
 
+use super::Readiness;
+
 /// Settings of the backend API surface.
 #[derive(Debug, Clone)]
 pub struct BackendApiSettings {
@@ -62,11 +65,13 @@ pub struct BackendApi {
     auth: Arc<Authenticator>,
     settings: BackendApiSettings,
     routes: RouteTable<Route>,
+    readiness: Readiness,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Health,
+    Ready,
     Session,
     Runtimes,
     Runtime,
@@ -85,7 +90,8 @@ impl Route {
     /// Routes (and methods) answered without credentials.
     fn is_public(self, method: &Method) -> bool {
         match self {
-            Route::Health => true,
+            // A load balancer's probes carry no credentials.
+            Route::Health | Route::Ready => true,
             Route::Session => *method != Method::GET,
             _ => false,
         }
@@ -122,6 +128,7 @@ impl BackendApi {
         let w = "/api/runtimes/{runtime_id}/workers/{worker_id}";
         let routes = [
             ("/healthz".to_owned(), Route::Health),
+            ("/readyz".to_owned(), Route::Ready),
             ("/api/session".to_owned(), Route::Session),
             ("/api/runtimes".to_owned(), Route::Runtimes),
             ("/api/runtimes/{runtime_id}".to_owned(), Route::Runtime),
@@ -144,7 +151,13 @@ impl BackendApi {
             auth,
             settings,
             routes: RouteTable::new("backend API lives under /api", routes),
+            readiness: Readiness::new(),
         }
+    }
+
+    /// Its readiness: `GET /readyz` answers 503 once draining has started.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
     }
 
     /// The registry it routes through.
@@ -278,6 +291,8 @@ impl BackendApi {
         let registry = &self.registry;
         match (route, method, ids.0, ids.1) {
             (Route::Health, Method::GET, ..) => Ok(json(StatusCode::OK, &Health::ok())),
+            // Like /healthz, lenient about the query: a probe must not fail on it.
+            (Route::Ready, Method::GET, ..) => self.readiness.answer(),
             (Route::Session, Method::POST, ..) => {
                 Query::parse(query, &[])?;
                 let (parts, body) = request.into_parts();
