@@ -197,6 +197,17 @@ async fn upstreams_opened(addr: SocketAddr, id: &str) -> u64 {
         .map_or(0, |value| value.parse::<f64>().unwrap() as u64)
 }
 
+/// The backend's metric lines that start with `prefix`, as `name{labels} value`.
+async fn backend_metric(backend: &Backend, line_start: &str) -> String {
+    let r = request(backend.api.addr, http::Method::GET, "/metrics", None, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    text.lines()
+        .find(|line| line.starts_with(line_start))
+        .unwrap_or_else(|| panic!("no {line_start} in\n{text}"))
+        .to_owned()
+}
+
 /// Sends `count` inputs named `prefix-N` to a worker, a few milliseconds apart.
 fn send_inputs(
     backend: &Backend,
@@ -316,6 +327,17 @@ async fn reload_removes_adds_and_keeps_remotes_without_disturbing_the_kept_ones_
         "{message}"
     );
     assert_eq!(backend.runtime_ids().await, ["a", "c"]);
+    for (metric, value) in [
+        ("switchyard_config_reloads_total{outcome=\"ok\"}", "1"),
+        (
+            "switchyard_config_reloads_total{outcome=\"invalid_config\"}",
+            "2",
+        ),
+        ("switchyard_config_last_reload_successful ", "0"),
+    ] {
+        let line = backend_metric(&backend, metric).await;
+        assert!(line.ends_with(&format!(" {value}")), "{line}");
+    }
     let inputs = send_inputs(&backend, "a", &wa, "invalid", 3);
     inputs.await.unwrap();
     expect_seamless(&mut on_a, "invalid", 3).await;
@@ -336,6 +358,8 @@ async fn reload_removes_adds_and_keeps_remotes_without_disturbing_the_kept_ones_
         })
     );
     assert_eq!(backend.runtime_ids().await, ["a", "b"]);
+    let line = backend_metric(&backend, "switchyard_config_last_reload_successful ").await;
+    assert!(line.ends_with(" 1"), "{line}");
     inputs.await.unwrap();
     expect_seamless(&mut on_a, "post", 20).await;
     expect_seamless(&mut also_on_a, "post", 20).await;

@@ -9,7 +9,8 @@
 //!    `403 cross_origin_request`; a WebSocket upgrade from a foreign `Origin` →
 //!    `403 origin_not_allowed`
 //! 5. authentication (bearer token, or session cookie from the backend's own pages)
-//!    → `401 unauthorized`; `/healthz` and `POST`/`DELETE /api/session` are public
+//!    → `401 unauthorized`; `/healthz`, `/readyz` and `POST`/`DELETE /api/session`
+//!    are public
 //! 6. a body that is not `application/json` → `415 unsupported_media_type`
 //! 7. the route (`404 route_not_found`, `405`, `400 invalid_id`), then the registry,
 //!    whose policy answers `403 forbidden` (for `GET /metrics` and
@@ -42,6 +43,8 @@ use crate::http::{ApiError, Handler, MatchedRoute, RequestContext, Response};
 use crate::metrics::{ListenerParts, METRICS_PATH, Metrics};
 use crate::reload::Reloader;
 
+use super::Readiness;
+
 /// Settings of the backend API surface.
 #[derive(Debug, Clone)]
 pub struct BackendApiSettings {
@@ -68,11 +71,13 @@ pub struct BackendApi {
     metrics: Arc<Metrics>,
     reloader: Option<Arc<Reloader>>,
     console_route: MatchedRoute,
+    readiness: Readiness,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Health,
+    Ready,
     Session,
     Runtimes,
     Runtime,
@@ -93,7 +98,8 @@ impl Route {
     /// Routes (and methods) answered without credentials.
     fn is_public(self, method: &Method) -> bool {
         match self {
-            Route::Health => true,
+            // A load balancer's probes carry no credentials.
+            Route::Health | Route::Ready => true,
             Route::Session => *method != Method::GET,
             _ => false,
         }
@@ -131,6 +137,7 @@ impl BackendApi {
         let w = "/api/runtimes/{runtime_id}/workers/{worker_id}";
         let routes = [
             ("/healthz".to_owned(), Route::Health),
+            ("/readyz".to_owned(), Route::Ready),
             ("/api/session".to_owned(), Route::Session),
             ("/api/runtimes".to_owned(), Route::Runtimes),
             ("/api/runtimes/{runtime_id}".to_owned(), Route::Runtime),
@@ -161,6 +168,7 @@ impl BackendApi {
             metrics: Arc::new(metrics),
             reloader: None,
             console_route: MatchedRoute::fixed("console"),
+            readiness: Readiness::new(),
         }
     }
 
@@ -184,6 +192,11 @@ impl BackendApi {
         } else {
             self.routes.template(path)
         }
+    }
+
+    /// Its readiness: `GET /readyz` answers 503 once draining has started.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
     }
 
     /// The registry it routes through.
@@ -317,6 +330,8 @@ impl BackendApi {
         let registry = &self.registry;
         match (route, method, ids.0, ids.1) {
             (Route::Health, Method::GET, ..) => Ok(json(StatusCode::OK, &Health::ok())),
+            // Like /healthz, lenient about the query: a probe must not fail on it.
+            (Route::Ready, Method::GET, ..) => self.readiness.answer(),
             (Route::Session, Method::POST, ..) => {
                 Query::parse(query, &[])?;
                 let (parts, body) = request.into_parts();

@@ -14,7 +14,7 @@ use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, WsEventsClient};
 use tokio::net::TcpListener;
 
 use crate::auth::{Authenticator, SessionCodec, SessionKey};
-use crate::backend_api::{AllowedHosts, BackendApi, BackendApiSettings};
+use crate::backend_api::{AllowedHosts, BackendApi, BackendApiSettings, Readiness};
 use crate::config::{
     AuthSettings, BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs,
     load_backend_settings,
@@ -56,6 +56,7 @@ pub async fn run(args: ServeArgs) -> u8 {
     }
     let _ = std::io::stdout().flush();
     signals.terminated().await;
+    running.drain().await;
     if let Some(reloads) = reloads {
         reloads.abort();
     }
@@ -80,12 +81,31 @@ pub struct RunningBackend {
     pub metrics: Arc<Metrics>,
     /// Applies configuration reloads (SIGHUP, `POST /api/admin/reload`).
     pub reloader: Arc<Reloader>,
+    /// What `GET /readyz` answers; draining from [`RunningBackend::drain`] on.
+    pub readiness: Readiness,
+    /// How long [`RunningBackend::drain`] keeps serving (`drain_ms`).
+    pub drain: Duration,
 }
 
 impl RunningBackend {
+    /// Starts draining: `GET /readyz` answers 503 from now on, while everything else
+    /// is served as before for the configured drain period (so that a load balancer
+    /// checking `/readyz` stops sending new requests here before they would fail).
+    pub async fn drain(&self) {
+        self.readiness.start_draining();
+        if !self.drain.is_zero() {
+            tracing::info!(
+                drain_ms = self.drain.as_millis() as u64,
+                "draining: /readyz answers 503; serving until the drain period ends"
+            );
+            tokio::time::sleep(self.drain).await;
+        }
+    }
+
     /// Stops accepting, closes WebSockets with 1001, stops the embedded runtime's
     /// workers and flushes its store. Remote runtimes keep running.
     pub async fn shutdown(self) {
+        self.readiness.start_draining();
         self.server.shutdown_signal().trigger();
         if let Some(runtime) = self.reloader.embedded().await
             && let Err(error) = runtime.shutdown().await
@@ -151,13 +171,6 @@ pub async fn start_with(
         shutdown: shutdown.clone(),
         http: HttpMetrics::default(),
     };
-    let metrics = Arc::new(Metrics::backend(&registry, &hub, &listener_parts));
-    let metrics_server = match settings.metrics_listen {
-        Some(addr) => {
-            Some(serve_metrics(addr, &settings.allowed_hosts, &metrics, &listener_parts).await?)
-        }
-        None => None,
-    };
     let tls = settings
         .tls
         .as_ref()
@@ -188,8 +201,19 @@ pub async fn start_with(
             session: SessionSettings::default(),
         },
     )
-    .with_metrics(metrics.clone())
     .with_reloader(reloader.clone());
+    let readiness = api.readiness().clone();
+    let mut metrics = Metrics::backend(&registry, &hub, &listener_parts);
+    readiness.register_metrics(metrics.registry_mut());
+    reloader.register_metrics(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
+    let api = api.with_metrics(metrics.clone());
+    let metrics_server = match settings.metrics_listen {
+        Some(addr) => {
+            Some(serve_metrics(addr, &settings.allowed_hosts, &metrics, &listener_parts).await?)
+        }
+        None => None,
+    };
     let server = serve_with(
         listener,
         Arc::new(api),
@@ -214,6 +238,8 @@ pub async fn start_with(
         metrics_server,
         metrics,
         reloader,
+        readiness,
+        drain: settings.drain,
     })
 }
 
@@ -363,7 +389,8 @@ pub(crate) fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRunti
         None => endpoint,
     };
     let events = WsEventsClient::new(endpoint.clone())
-        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
+        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?
+        .with_idle_timeout(settings.stream_idle_timeout);
     let client = HttpRuntimeClient::new(endpoint)
         .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
     Ok(RegisteredRuntime {

@@ -19,6 +19,7 @@
 //!
 //! Reloads are serialised: a second one waits for the first.
 
+mod metrics;
 pub mod plan;
 
 use std::path::PathBuf;
@@ -135,6 +136,7 @@ pub struct Reloader {
     /// that a reload does not end every session.
     session_key: SessionKey,
     state: tokio::sync::Mutex<State>,
+    metrics: metrics::ReloadMetrics,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -160,7 +162,14 @@ impl Reloader {
             targets,
             session_key,
             state: tokio::sync::Mutex::new(State { running, embedded }),
+            metrics: metrics::ReloadMetrics::default(),
         }
+    }
+
+    /// Registers the reload metrics: reloads by outcome, whether the last one
+    /// succeeded and when the configuration in force was last applied.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.metrics.register(registry);
     }
 
     /// The embedded runtime running now, if any.
@@ -173,10 +182,9 @@ impl Reloader {
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
         let source = self.source.clone().ok_or(ReloadError::NoSource)?;
         let mut state = self.state.lock().await;
-        let file = source.file().cloned();
-        let next = read(source).await?;
-        let plan = plan::plan(&state.running, next, file.as_deref())?;
-        let prepared = self.prepare(&plan).await?;
+        let prepared = self.check(source, &state.running).await;
+        self.metrics.record(prepared.is_ok());
+        let (plan, prepared) = prepared?;
         let report = self.apply(&mut state, plan, prepared).await;
         tracing::info!(
             added = ?report.runtimes.added,
@@ -197,6 +205,19 @@ impl Reloader {
             );
         }
         Ok(report)
+    }
+
+    /// Reads, checks and plans the configuration, and prepares what it needs.
+    async fn check(
+        &self,
+        source: ConfigSource,
+        running: &BackendSettings,
+    ) -> Result<(Plan, Prepared), ConfigError> {
+        let file = source.file().cloned();
+        let next = read(source).await?;
+        let plan = plan::plan(running, next, file.as_deref())?;
+        let prepared = self.prepare(&plan).await?;
+        Ok((plan, prepared))
     }
 
     /// Everything that can fail, before anything changes: the authenticator, the

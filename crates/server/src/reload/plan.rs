@@ -10,8 +10,8 @@
 //!   restart.
 //! - Tokens (`[auth]`), the listener's TLS files and `health_interval_ms` apply.
 //! - Keys the running process cannot change (the listeners, limits, browser
-//!   defences, hub sizes, turning TLS on or off) keep their running values and are
-//!   reported as needing a restart.
+//!   defences, hub sizes, the drain period, turning TLS on or off) keep their
+//!   running values and are reported as needing a restart.
 
 use std::path::Path;
 
@@ -27,6 +27,7 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("allowed_hosts", "the allowed Host names"),
     ("viewer_queue", "the viewer queue size"),
     ("event_backlog", "the event backlog size"),
+    ("drain_ms", "the drain period on shutdown"),
     ("tls", "serving HTTPS or plain HTTP"),
     ("embedded", "the embedded runtime's settings"),
 ];
@@ -120,6 +121,7 @@ pub fn plan(
         "event_backlog",
         applied.event_backlog != running.event_backlog,
     );
+    keep("drain_ms", applied.drain != running.drain);
     keep("tls", applied.tls.is_some() != running.tls.is_some());
     let embedded = match (&running.embedded, &applied.embedded) {
         (None, None) => EmbeddedChange::None,
@@ -138,6 +140,7 @@ pub fn plan(
     applied.allowed_hosts = running.allowed_hosts.clone();
     applied.viewer_queue = running.viewer_queue;
     applied.event_backlog = running.event_backlog;
+    applied.drain = running.drain;
     if applied.tls.is_some() != running.tls.is_some() {
         applied.tls = running.tls.clone();
     }

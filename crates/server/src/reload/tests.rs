@@ -236,7 +236,7 @@ fn keys_the_process_cannot_change_keep_their_running_values_and_are_reported() {
         &format!(
             "listen = \"127.0.0.1:7799\"\nmetrics_listen = \"127.0.0.1:9799\"\nmax_connections = 5\n\
              max_body_bytes = 10\nallowed_origins = [\"http://x.test\"]\nallowed_hosts = [\"x.test\"]\n\
-             viewer_queue = 3\nevent_backlog = 4\nhealth_interval_ms = 1234\n{BASE}"
+             viewer_queue = 3\nevent_backlog = 4\ndrain_ms = 100\nhealth_interval_ms = 1234\n{BASE}"
         ),
     );
     let planned = plan(&running, next, Some(&dir.path("backend.toml"))).unwrap();
@@ -257,6 +257,7 @@ fn keys_the_process_cannot_change_keep_their_running_values_and_are_reported() {
             &applied.allowed_hosts,
             applied.viewer_queue,
             applied.event_backlog,
+            applied.drain,
         ),
         (
             running.listen,
@@ -267,6 +268,7 @@ fn keys_the_process_cannot_change_keep_their_running_values_and_are_reported() {
             &running.allowed_hosts,
             running.viewer_queue,
             running.event_backlog,
+            running.drain,
         )
     );
     assert_eq!(
