@@ -344,3 +344,72 @@ async fn a_backend_without_a_configuration_source_cannot_reload() {
     assert_error(&reload(&api).await, 501, "unsupported");
     backend.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_embedded_runtime_is_added_and_removed_and_a_changed_one_keeps_running() {
+    let files = Files::new();
+    let with = "listen = \"127.0.0.1:0\"\n[embedded]\nruntime_id = \"local\"\n";
+    let without = "listen = \"127.0.0.1:0\"\n";
+    files.config(with);
+    let (backend, api) = start(&files).await;
+    let worker = create_echo(&api, "local", "kept").await;
+    let embedded = backend.reloader.embedded().await.expect("one at start");
+
+    // Changed (a new profile): it keeps running as it is, and says so.
+    files.config(&format!(
+        "{with}[embedded.profiles.slow]\nkind = \"echo\"\ndelay_ms = 10\n"
+    ));
+    let r = reload(&api).await;
+    assert_status(&r, 200);
+    assert_eq!(ids(&r.json["runtimes"]["unchanged"]), ["local"]);
+    assert_eq!(ids(&r.json["restart_required"]), ["embedded"]);
+    let r = api
+        .get(&format!("/api/runtimes/local/workers/{worker}"))
+        .await;
+    assert_eq!(r.json["status"], "running", "{}", r.text());
+
+    // Removed: its viewers are closed with 4404 and its workers stopped.
+    let mut viewer = switchyard_e2e::ws::connect(
+        api.addr,
+        &format!("/api/runtimes/local/workers/{worker}/events/ws"),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        switchyard_e2e::ws::next_json(&mut viewer).await["event"]["kind"],
+        "snapshot"
+    );
+    files.config(without);
+    let r = reload(&api).await;
+    assert_status(&r, 200);
+    assert_eq!(ids(&r.json["runtimes"]["removed"]), ["local"]);
+    assert_eq!(
+        switchyard_e2e::ws::close_code(&mut viewer).await,
+        Some(4404)
+    );
+    assert_error(
+        &api.get("/api/runtimes/local/workers").await,
+        404,
+        "runtime_not_found",
+    );
+    assert_eq!(
+        embedded.get(&worker.parse().unwrap()).unwrap().status,
+        switchyard_protocol::WorkerStatus::Stopped
+    );
+    assert!(backend.reloader.embedded().await.is_none());
+
+    // Added again: a new runtime (in memory, so without the old worker).
+    files.config(with);
+    let r = reload(&api).await;
+    assert_status(&r, 200);
+    assert_eq!(ids(&r.json["runtimes"]["added"]), ["local"]);
+    assert_error(
+        &api.get(&format!("/api/runtimes/local/workers/{worker}"))
+            .await,
+        404,
+        "worker_not_found",
+    );
+    create_echo(&api, "local", "new").await;
+    backend.shutdown().await;
+}
