@@ -413,3 +413,82 @@ async fn the_embedded_runtime_is_added_and_removed_and_a_changed_one_keeps_runni
     create_echo(&api, "local", "new").await;
     backend.shutdown().await;
 }
+
+#[tokio::test]
+async fn event_streams_of_a_removed_or_changed_token_are_closed_and_the_others_stay() {
+    let files = Files::new();
+    let base = |entries: &[(&str, &str, &str)]| {
+        format!(
+            "listen = \"127.0.0.1:0\"\n{}\n[embedded]\nruntime_id = \"local\"\n",
+            tokens(entries)
+        )
+    };
+    let (root, alice, bob) = (
+        ("root", ADMIN, "admin"),
+        ("alice", ALICE, "viewer"),
+        ("bob", BOB, "viewer"),
+    );
+    files.config(&base(&[root, alice, bob]));
+    let (backend, api) = start(&files).await;
+    let admin = as_caller(&api, ADMIN);
+    let worker = create_echo(&admin, "local", "watched").await;
+    let path = format!("/api/runtimes/local/workers/{worker}/events/ws");
+    let watch = |token: &'static str| {
+        let path = path.clone();
+        let addr = api.addr;
+        async move {
+            let auth = bearer(token);
+            let mut ws = switchyard_e2e::ws::connect(addr, &path, &[("authorization", &auth)])
+                .await
+                .unwrap();
+            let first = switchyard_e2e::ws::next_json(&mut ws).await;
+            assert_eq!(first["event"]["kind"], "snapshot");
+            ws
+        }
+    };
+    let (mut as_root, mut as_alice, mut as_bob) =
+        (watch(ADMIN).await, watch(ALICE).await, watch(BOB).await);
+
+    // Alice removed, bob's token rotated (same name and role), root unchanged.
+    const BOB_AGAIN: &str = "tok-bob-rotated-1f3c";
+    files.config(&base(&[root, ("bob", BOB_AGAIN, "viewer")]));
+    assert_status(&reload(&admin).await, 200);
+    assert_eq!(
+        switchyard_e2e::ws::close_code(&mut as_alice).await,
+        Some(1001)
+    );
+    assert_eq!(
+        switchyard_e2e::ws::close_code(&mut as_bob).await,
+        Some(1001)
+    );
+    let r = admin
+        .post(
+            &format!("/api/runtimes/local/workers/{worker}/input"),
+            json!({"text": "still here\n"}),
+        )
+        .await;
+    assert_status(&r, 202);
+    let input = switchyard_e2e::ws::next_json(&mut as_root).await;
+    assert_eq!(
+        input["event"]["kind"], "input",
+        "root's stream goes on: {input}"
+    );
+    // Their reconnections meet the new configuration.
+    let refused = send(
+        api.addr,
+        Method::GET,
+        &path,
+        None,
+        &[
+            ("authorization", &bearer(ALICE)),
+            ("connection", "upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+    )
+    .await;
+    assert_error(&refused, 401, "unauthorized");
+    watch(BOB_AGAIN).await;
+    backend.shutdown().await;
+}

@@ -49,12 +49,14 @@ pub struct TokenEntry {
     pub workers: WorkerScope,
 }
 
+#[derive(Clone)]
 struct Record {
     hash: TokenHash,
     fingerprint: String,
     caller: Caller,
 }
 
+#[derive(Clone)]
 enum Mode {
     Open,
     Tokens {
@@ -64,9 +66,12 @@ enum Mode {
 }
 
 /// Establishes the [`Caller`] of each request. Its tokens and session codec can be
-/// replaced while it serves: each request reads them once.
+/// replaced while it serves: each request reads them once, and what a request
+/// established can be checked again later ([`Authenticator::admits`]).
 pub struct Authenticator {
     mode: RwLock<Arc<Mode>>,
+    /// Bumped by every [`Authenticator::replace`].
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -103,6 +108,7 @@ impl Authenticator {
     fn with_mode(mode: Mode) -> Self {
         Self {
             mode: RwLock::new(Arc::new(mode)),
+            changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -112,9 +118,56 @@ impl Authenticator {
 
     /// Serves with `other`'s tokens and sessions (or none) from the next request on:
     /// a reload. Sessions whose token is gone end; a changed role applies at once.
+    /// A token whose hash and rights did not change keeps its [`Caller`], so what it
+    /// established stays admitted ([`Authenticator::admits`]).
     pub fn replace(&self, other: Authenticator) {
-        let mode = other.mode();
-        *self.mode.write().unwrap_or_else(|p| p.into_inner()) = mode;
+        let mut next = Arc::unwrap_or_clone(other.mode());
+        let mut current = self.mode.write().unwrap_or_else(|p| p.into_inner());
+        if let (Mode::Tokens { records: old, .. }, Mode::Tokens { records: new, .. }) =
+            (&**current, &mut next)
+        {
+            for record in new.iter_mut() {
+                if let Some(kept) = old
+                    .iter()
+                    .find(|o| o.hash == record.hash && o.caller.same_rights(&record.caller))
+                {
+                    record.caller = kept.caller.clone();
+                }
+            }
+        }
+        *current = Arc::new(next);
+        drop(current);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// True while `caller` (as this authenticator established it for a request)
+    /// would still be established the same way: its token is still configured with
+    /// the same rights, or auth is still off. A long-lived session (a WebSocket)
+    /// asks this after every [`Authenticator::replace`].
+    pub fn admits(&self, caller: &Caller) -> bool {
+        match &*self.mode() {
+            Mode::Open => caller.same_as(&Caller::open()),
+            Mode::Tokens { records, .. } => records.iter().any(|r| r.caller.same_as(caller)),
+        }
+    }
+
+    /// Ticks after every [`Authenticator::replace`].
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Resolves once `caller` is no longer admitted (checked now, then after every
+    /// replacement); never while it is.
+    pub async fn revoked(&self, caller: &Caller) {
+        let mut changes = self.changes.subscribe();
+        loop {
+            if !self.admits(caller) {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Auth by the given tokens, with sessions signed by `sessions`.
@@ -382,10 +435,57 @@ mod tests {
 
         auth.replace(Authenticator::open());
         assert!(!auth.is_on());
+        assert!(auth.admits(&Caller::open()));
         assert_eq!(
             auth.authenticate(&HeaderMap::new(), true).unwrap().role(),
             Role::Admin
         );
+    }
+
+    #[tokio::test]
+    async fn what_a_request_established_stays_admitted_until_its_token_changes() {
+        let clock = Clock::manual(1000);
+        let bearer = |token: &str| headers(&[(AUTHORIZATION, &format!("Bearer {token}"))]);
+        let alice = entry("alice", "tok-a", Role::Operator);
+        let bob = entry("bob", "tok-b", Role::Viewer);
+        let auth = Arc::new(authenticator(&[alice.clone(), bob.clone()], &clock));
+        let as_alice = auth.authenticate(&bearer("tok-a"), true).unwrap();
+        let as_bob = auth.authenticate(&bearer("tok-b"), true).unwrap();
+        let bob_revoked = tokio::spawn({
+            let (auth, bob) = (auth.clone(), as_bob.clone());
+            async move { auth.revoked(&bob).await }
+        });
+        assert!(auth.admits(&as_alice) && auth.admits(&as_bob));
+        assert!(!auth.admits(&Caller::open()));
+
+        // The same entries again: nothing changes for either.
+        auth.replace(authenticator(&[alice.clone(), bob.clone()], &clock));
+        assert!(auth.admits(&as_alice) && auth.admits(&as_bob));
+        tokio::task::yield_now().await;
+        assert!(!bob_revoked.is_finished());
+
+        // Alice's token rotated (same name and role), bob demoted: neither is
+        // admitted any more; a new request gets the new identity.
+        let rotated = entry("alice", "tok-a2", Role::Operator);
+        let demoted = TokenEntry {
+            role: Role::Viewer,
+            workers: WorkerScope::All,
+            ..bob.clone()
+        };
+        auth.replace(authenticator(&[rotated, demoted], &clock));
+        assert!(!auth.admits(&as_alice));
+        assert!(!auth.admits(&as_bob));
+        tokio::time::timeout(Duration::from_secs(10), bob_revoked)
+            .await
+            .expect("revoked resolves")
+            .unwrap();
+        let again = auth.authenticate(&bearer("tok-a2"), true).unwrap();
+        assert!(auth.admits(&again));
+
+        // Open mode admits the open caller only.
+        auth.replace(Authenticator::open());
+        assert!(!auth.admits(&again));
+        assert!(auth.admits(&auth.authenticate(&HeaderMap::new(), true).unwrap()));
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! command lane in the hub: the policy must allow the caller input before the
 //! upgrade, each frame is carried out as that caller (policy asked again), and each
 //! writes its audit line once its outcome is known.
+//!
+//! The session keeps the caller it was opened with; when a reload removes or changes
+//! that caller's token (or turns auth on), it is closed with 1001, like a shutdown:
+//! the client reconnects with its cursor and meets the new configuration.
+
+use std::sync::Arc;
 
 use hyper::body::Incoming;
 use switchyard_protocol::{ClientFrame, ErrorDetail, OutgoingFrame, RuntimeId, WorkerId};
@@ -13,6 +19,7 @@ use switchyard_registry::{Caller, ObservationHub, Viewer};
 use switchyard_runtime::StreamEnd;
 
 use super::audit::SessionAudit;
+use crate::auth::Authenticator;
 use crate::http::ws::{
     CommandOutcome, FrameSource, SessionSettings, is_upgrade_request, run_session,
     upgrade as ws_upgrade, upgrade_with_limit,
@@ -33,7 +40,7 @@ pub(super) struct Watch<'a> {
 /// Validates, subscribes through the hub, then upgrades.
 pub(super) async fn upgrade(
     hub: &ObservationHub,
-    caller: &Caller,
+    (auth, caller): (&Arc<Authenticator>, &Caller),
     (runtime_id, worker_id): (&RuntimeId, &WorkerId),
     watch: Watch<'_>,
     request: http::Request<Incoming>,
@@ -59,7 +66,11 @@ pub(super) async fn upgrade(
         )
     });
     let shutdown = ctx.shutdown.clone();
-    let frames = ViewerFrames { viewer, audit };
+    let frames = ViewerFrames {
+        viewer,
+        audit,
+        admission: Admission::new(auth, caller),
+    };
     let session = move |ws| run_session(ws, frames, settings, shutdown);
     if watch.interactive {
         upgrade_with_limit(request, &ctx.shutdown, watch.max_message, session)
@@ -72,15 +83,76 @@ struct ViewerFrames {
     viewer: Viewer,
     /// An interactive session's audit lines.
     audit: Option<SessionAudit>,
+    admission: Admission,
+}
+
+/// Who opened the session, checked again after every reload (and once at the start,
+/// in case a reload came between the request's authentication and the session).
+/// Between reloads this costs nothing per frame.
+struct Admission {
+    auth: Arc<Authenticator>,
+    caller: Caller,
+    changes: tokio::sync::watch::Receiver<u64>,
+    revoked: bool,
+}
+
+impl Admission {
+    fn new(auth: &Arc<Authenticator>, caller: &Caller) -> Self {
+        let changes = auth.changes();
+        Self {
+            revoked: !auth.admits(caller),
+            auth: auth.clone(),
+            caller: caller.clone(),
+            changes,
+        }
+    }
+
+    /// Waits for reloads on `changes` until one revokes the session's caller.
+    async fn wait(
+        auth: &Authenticator,
+        caller: &Caller,
+        revoked: bool,
+        changes: &mut tokio::sync::watch::Receiver<u64>,
+    ) -> StreamEnd {
+        if !revoked {
+            loop {
+                if changes.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                if !auth.admits(caller) {
+                    break;
+                }
+            }
+        }
+        tracing::info!(
+            identity = caller.name(),
+            "closing an event stream with 1001: a reload removed or changed the token it was opened with"
+        );
+        StreamEnd::Shutdown
+    }
 }
 
 impl FrameSource for ViewerFrames {
     async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
-        self.viewer.next_frame().await
+        let Admission {
+            auth,
+            caller,
+            changes,
+            revoked,
+        } = &mut self.admission;
+        tokio::select! {
+            frame = self.viewer.next_frame() => frame,
+            end = Admission::wait(auth, caller, *revoked, changes) => Err(end),
+        }
     }
 
     async fn ended(&self) -> StreamEnd {
-        self.viewer.ended().await
+        let admission = &self.admission;
+        let mut changes = admission.changes.clone();
+        tokio::select! {
+            end = self.viewer.ended() => end,
+            end = Admission::wait(&admission.auth, &admission.caller, admission.revoked, &mut changes) => end,
+        }
     }
 
     fn is_interactive(&self) -> bool {

@@ -452,7 +452,7 @@ impl BackendApi {
                 };
                 super::events::upgrade(
                     &self.hub,
-                    caller,
+                    (&self.auth, caller),
                     (&rt, &w),
                     watch,
                     request,
