@@ -39,6 +39,8 @@ struct Probe {
     uses: Arc<Uses>,
     gate: Option<Arc<Notify>>,
     on_get_worker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Every subscription fails as unreachable (the runtime's events are down).
+    events_down: bool,
 }
 
 impl Probe {
@@ -48,6 +50,7 @@ impl Probe {
             uses: Arc::default(),
             gate: None,
             on_get_worker: OnceLock::new(),
+            events_down: false,
         }
     }
 
@@ -120,6 +123,9 @@ impl RuntimeSource for Probe {
         resume: Option<&ResumePoint>,
     ) -> Result<Box<dyn SourceEvents>, SourceError> {
         self.uses.subscribe.fetch_add(1, Ordering::SeqCst);
+        if self.events_down {
+            return Err(SourceError::Unreachable);
+        }
         self.inner.subscribe(worker, resume).await
     }
 }
@@ -583,4 +589,52 @@ async fn a_channel_opened_as_its_runtime_is_removed_ends_its_viewer() {
     assert_eq!(ended.unwrap_err(), StreamEnd::Removed);
     assert_eq!(probe.uses.subscribe.load(Ordering::SeqCst), 0);
     assert_eq!(hub.channel_count(), 0);
+}
+
+#[tokio::test]
+async fn a_channel_waiting_to_reconnect_moves_to_the_replacing_runtime_at_once() {
+    let a = runtime("a").await;
+    let wa = worker(&a).await;
+    let down = Probe {
+        events_down: true,
+        ..Probe::new(&a)
+    };
+    let down_uses = down.uses.clone();
+    let registry = Arc::new(
+        RuntimeRegistry::new(vec![registered("a", Arc::new(down))], Arc::new(AllowAll)).unwrap(),
+    );
+    // A backoff far longer than the test: only the reload can bring it back soon.
+    let hub = ObservationHub::new(
+        registry.clone(),
+        HubSettings {
+            backoff_initial: Duration::from_secs(600),
+            backoff_max: Duration::from_secs(600),
+            ..HubSettings::default()
+        },
+    );
+    let mut viewer = hub
+        .watch(&Caller::open(), &rid("a"), &wa, None)
+        .await
+        .unwrap();
+    let lost = next(&mut viewer).await;
+    assert_eq!(
+        (lost["type"].as_str(), lost["state"].as_str()),
+        (Some("upstream"), Some("lost")),
+        "{lost}"
+    );
+    assert_eq!(down_uses.subscribe.load(Ordering::SeqCst), 1);
+
+    let done = registry
+        .reconfigure(vec![Planned::Register(embedded("a", &a))])
+        .unwrap();
+    hub.runtimes_changed(&done);
+    let restored = next(&mut viewer).await;
+    assert_eq!(restored["state"], "restored", "{restored}");
+    assert_eq!(next(&mut viewer).await["event"]["kind"], "snapshot");
+    round_trip(&a, &wa, &mut [&mut viewer], "through the new source").await;
+    assert_eq!(
+        down_uses.subscribe.load(Ordering::SeqCst),
+        1,
+        "the old source is not asked again"
+    );
 }

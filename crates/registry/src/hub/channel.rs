@@ -152,6 +152,8 @@ pub(crate) struct Channel {
     viewers: AtomicUsize,
     viewers_changed: Notify,
     refresh: Notify,
+    /// A reload replaced the runtime: subscribe through its new source now.
+    source_replaced: Notify,
     /// Set when the hub ends the channel from outside (its runtime was removed).
     retired: AtomicBool,
     retire: Notify,
@@ -192,6 +194,7 @@ impl Channel {
             viewers: AtomicUsize::new(0),
             viewers_changed: Notify::new(),
             refresh: Notify::new(),
+            source_replaced: Notify::new(),
             retired: AtomicBool::new(false),
             retire: Notify::new(),
             commands: OnceLock::new(),
@@ -234,6 +237,13 @@ impl Channel {
     /// Asks the task for a fresh snapshot (reconnect with the last cursor).
     pub(crate) fn request_refresh(&self) {
         self.refresh.notify_one();
+    }
+
+    /// Tells the task that its runtime's source was replaced: it leaves the old
+    /// upstream (or a subscription attempt, or a backoff wait) and subscribes through
+    /// the new source from its last position, at once.
+    pub(crate) fn source_replaced(&self) {
+        self.source_replaced.notify_one();
     }
 
     /// Registers a viewer atomically with respect to publishing: what it missed (from
@@ -517,6 +527,7 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
         };
         let subscribed = tokio::select! {
             subscribed = source.subscribe(&channel.worker_id, resume.as_ref()) => subscribed,
+            () = channel.source_replaced.notified() => continue,
             () = channel.idle() => {
                 if leave(&hub, &channel) { return; }
                 continue;
@@ -536,6 +547,7 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                             Err(end) => break Some(end),
                         },
                         () = channel.refresh.notified() => break None,
+                        () = channel.source_replaced.notified() => break None,
                         () = channel.idle() => {
                             if leave(&hub, &channel) { return; }
                         }
@@ -543,7 +555,8 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                 };
                 resume = channel.resume_point();
                 match ended {
-                    None => continue, // refresh: resubscribe now, with a snapshot
+                    // A refresh or a new source: resubscribe now, with a snapshot.
+                    None => continue,
                     Some(SourceEnd::WorkerGone) => {
                         finish(&hub, &channel, StreamEnd::Removed);
                         return;
@@ -575,6 +588,7 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
         let jitter = backoff.mul_f64(fastrand::f64() * 0.3);
         tokio::select! {
             () = tokio::time::sleep(backoff + jitter) => {}
+            () = channel.source_replaced.notified() => {}
             () = channel.idle() => {
                 if leave(&hub, &channel) { return; }
             }

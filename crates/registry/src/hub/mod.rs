@@ -198,7 +198,7 @@ impl ObservationHub {
             channel.retire(StreamEnd::Removed);
         }
         for channel in refreshed {
-            channel.request_refresh();
+            channel.source_replaced();
         }
     }
 
