@@ -13,6 +13,8 @@
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use hyper::body::Incoming;
 use switchyard_protocol::{ClientFrame, ErrorDetail, OutgoingFrame, RuntimeId, WorkerId};
 use switchyard_registry::{Caller, ObservationHub, Viewer};
@@ -87,71 +89,52 @@ struct ViewerFrames {
 }
 
 /// Who opened the session, checked again after every reload (and once at the start,
-/// in case a reload came between the request's authentication and the session).
-/// Between reloads this costs nothing per frame.
+/// in case a reload came between the request's authentication and the session) by a
+/// small task of its own, which cancels `revoked` when a reload revokes the caller.
+/// The session's frames only poll that token, which no other session shares.
 struct Admission {
-    auth: Arc<Authenticator>,
-    caller: Caller,
-    changes: tokio::sync::watch::Receiver<u64>,
-    revoked: bool,
+    revoked: CancellationToken,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 impl Admission {
     fn new(auth: &Arc<Authenticator>, caller: &Caller) -> Self {
-        let changes = auth.changes();
-        Self {
-            revoked: !auth.admits(caller),
-            auth: auth.clone(),
-            caller: caller.clone(),
-            changes,
-        }
-    }
-
-    /// Waits for reloads on `changes` until one revokes the session's caller.
-    async fn wait(
-        auth: &Authenticator,
-        caller: &Caller,
-        revoked: bool,
-        changes: &mut tokio::sync::watch::Receiver<u64>,
-    ) -> StreamEnd {
-        if !revoked {
-            loop {
-                if changes.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-                if !auth.admits(caller) {
-                    break;
-                }
+        let revoked = CancellationToken::new();
+        let watcher = tokio::spawn({
+            let (auth, caller, revoked) = (auth.clone(), caller.clone(), revoked.clone());
+            async move {
+                auth.revoked(&caller).await;
+                tracing::info!(
+                    identity = caller.name(),
+                    "closing an event stream with 1001: a reload removed or changed the token it was opened with"
+                );
+                revoked.cancel();
             }
-        }
-        tracing::info!(
-            identity = caller.name(),
-            "closing an event stream with 1001: a reload removed or changed the token it was opened with"
-        );
-        StreamEnd::Shutdown
+        });
+        Self { revoked, watcher }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.watcher.abort();
     }
 }
 
 impl FrameSource for ViewerFrames {
     async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
-        let Admission {
-            auth,
-            caller,
-            changes,
-            revoked,
-        } = &mut self.admission;
         tokio::select! {
+            biased;
             frame = self.viewer.next_frame() => frame,
-            end = Admission::wait(auth, caller, *revoked, changes) => Err(end),
+            () = self.admission.revoked.cancelled() => Err(StreamEnd::Shutdown),
         }
     }
 
     async fn ended(&self) -> StreamEnd {
-        let admission = &self.admission;
-        let mut changes = admission.changes.clone();
         tokio::select! {
+            biased;
             end = self.viewer.ended() => end,
-            end = Admission::wait(&admission.auth, &admission.caller, admission.revoked, &mut changes) => end,
+            () = self.admission.revoked.cancelled() => StreamEnd::Shutdown,
         }
     }
 
