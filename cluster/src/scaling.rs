@@ -122,6 +122,7 @@ async fn start_runtimes(count: usize, workers: usize) -> Result<Vec<RunningRunti
             data_dir: None,
             runtime: RuntimeConfig::new(id, format!("Simulated runtime {i}")),
             tls: None,
+            max_connections: switchyard_server::http::DEFAULT_MAX_CONNECTIONS,
         };
         let running = runtime_cmd::start(settings)
             .await

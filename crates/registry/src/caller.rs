@@ -281,6 +281,23 @@ impl Caller {
     pub fn may_use(&self, runtime_id: &RuntimeId) -> bool {
         self.0.runtimes.allows(runtime_id)
     }
+
+    /// True when both are clones of one caller: the same credential, as the
+    /// authenticator made it (not merely equal fields). A WebSocket opened by a
+    /// credential that a reload removed or changed is told apart this way.
+    pub fn same_as(&self, other: &Caller) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// True when both have the same name, role, grants, worker scope and kind.
+    pub fn same_rights(&self, other: &Caller) -> bool {
+        let (a, b) = (&*self.0, &*other.0);
+        a.name == b.name
+            && a.role == b.role
+            && a.runtimes == b.runtimes
+            && a.workers == b.workers
+            && a.authenticated == b.authenticated
+    }
 }
 
 #[cfg(test)]

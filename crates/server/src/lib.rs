@@ -8,4 +8,6 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod http;
+pub mod metrics;
+pub mod reload;
 pub mod runtime_api;

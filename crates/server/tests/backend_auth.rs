@@ -268,6 +268,15 @@ fn matrix() -> Vec<Case> {
             [401, 401, 200, 200, 200, 200],
             Option::None,
         ),
+        // Admin routes: the metrics.
+        case(
+            Method::GET,
+            "/metrics",
+            None,
+            Option::None,
+            [401, 401, 403, 403, 200, 403],
+            Option::None,
+        ),
         case(
             Method::GET,
             "/api/runtimes/local",

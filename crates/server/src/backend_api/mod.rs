@@ -7,6 +7,7 @@ pub mod audit;
 pub mod browser;
 mod events;
 mod readiness;
+mod reload;
 mod routes;
 mod session;
 

@@ -46,6 +46,12 @@ impl Readiness {
         self.draining.load(Ordering::SeqCst)
     }
 
+    /// Registers `switchyard_draining` (1 once draining: `/readyz` answers 503),
+    /// read when scraped.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_collector(Box::new(DrainingGauge(self.clone())));
+    }
+
     /// The answer of `GET /readyz`: 200 `{"status":"ok"}`, or 503
     /// `runtime_unavailable` once draining.
     pub fn answer(&self) -> Result<Response, ApiError> {
@@ -60,9 +66,50 @@ impl Readiness {
     }
 }
 
+/// `switchyard_draining`, read from the flag when scraped.
+#[derive(Debug)]
+struct DrainingGauge(Readiness);
+
+impl prometheus_client::collector::Collector for DrainingGauge {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        crate::metrics::single_gauge(
+            &mut encoder,
+            "switchyard_draining",
+            "1 while this backend is draining (GET /readyz answers 503 until it stops), else 0",
+            i64::from(self.0.is_draining()),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_metric_follows_the_flag() {
+        let readiness = Readiness::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        readiness.register_metrics(&mut registry);
+        let scrape = || {
+            let mut text = String::new();
+            prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+            text
+        };
+        assert!(
+            scrape().contains("\nswitchyard_draining 0\n"),
+            "{}",
+            scrape()
+        );
+        readiness.start_draining();
+        assert!(
+            scrape().contains("\nswitchyard_draining 1\n"),
+            "{}",
+            scrape()
+        );
+    }
 
     #[test]
     fn ready_until_draining_then_503_for_good() {

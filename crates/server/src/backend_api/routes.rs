@@ -13,7 +13,8 @@
 //!    are public
 //! 6. a body that is not `application/json` → `415 unsupported_media_type`
 //! 7. the route (`404 route_not_found`, `405`, `400 invalid_id`), then the registry,
-//!    whose policy answers `403 forbidden`
+//!    whose policy answers `403 forbidden` (for `GET /metrics` and
+//!    `POST /api/admin/reload`: to anyone but an admin)
 //!
 //! Commands get an audit line whatever their outcome; every answer gets the security
 //! headers, and answers to allowed origins the CORS grant.
@@ -38,7 +39,9 @@ use crate::http::query::Query;
 use crate::http::response::{empty, json};
 use crate::http::router::{RouteTable, respond};
 use crate::http::ws::SessionSettings;
-use crate::http::{ApiError, Handler, RequestContext, Response};
+use crate::http::{ApiError, Handler, MatchedRoute, RequestContext, Response};
+use crate::metrics::{ListenerParts, METRICS_PATH, Metrics};
+use crate::reload::Reloader;
 
 use super::Readiness;
 
@@ -65,6 +68,9 @@ pub struct BackendApi {
     auth: Arc<Authenticator>,
     settings: BackendApiSettings,
     routes: RouteTable<Route>,
+    metrics: Arc<Metrics>,
+    reloader: Option<Arc<Reloader>>,
+    console_route: MatchedRoute,
     readiness: Readiness,
 }
 
@@ -84,6 +90,8 @@ enum Route {
     Stop,
     Transcript,
     Events,
+    Metrics,
+    Reload,
 }
 
 impl Route {
@@ -111,6 +119,7 @@ impl Route {
             (Route::Worker, &Method::DELETE) => "delete",
             (Route::Session, &Method::POST) => "session_start",
             (Route::Session, &Method::DELETE) => "session_end",
+            (Route::Reload, &Method::POST) => "reload",
             _ => return None,
         })
     }
@@ -144,14 +153,44 @@ impl BackendApi {
             (format!("{w}/stop"), Route::Stop),
             (format!("{w}/transcript"), Route::Transcript),
             (format!("{w}/events/ws"), Route::Events),
+            (METRICS_PATH.to_owned(), Route::Metrics),
+            ("/api/admin/reload".to_owned(), Route::Reload),
         ];
+        // Replaced by `with_metrics` when served: until then, what the registry and
+        // the hub know, with no listener's counts.
+        let metrics = Metrics::backend(&registry, &hub, &ListenerParts::unattached());
         Self {
             registry,
             hub,
             auth,
             settings,
             routes: RouteTable::new("backend API lives under /api", routes),
+            metrics: Arc::new(metrics),
+            reloader: None,
+            console_route: MatchedRoute::fixed("console"),
             readiness: Readiness::new(),
+        }
+    }
+
+    /// Serves `metrics` at `GET /metrics` (admins only when auth is on).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Answers `POST /api/admin/reload` (admins only when auth is on) with
+    /// `reloader`; without one, that route is `501 unsupported`.
+    pub fn with_reloader(mut self, reloader: Arc<Reloader>) -> Self {
+        self.reloader = Some(reloader);
+        self
+    }
+
+    /// The route label of `path` for the request metrics.
+    fn route_label(&self, path: &str) -> Option<MatchedRoute> {
+        if crate::console::owns(path) {
+            Some(self.console_route.clone())
+        } else {
+            self.routes.template(path)
         }
     }
 
@@ -391,6 +430,17 @@ impl BackendApi {
                     &registry.transcript(caller, &rt, &w, after, limit).await?,
                 ))
             }
+            (Route::Metrics, Method::GET, ..) => {
+                Query::parse(query, &[])?;
+                registry.authorize_admin(caller)?;
+                Ok(self.metrics.answer())
+            }
+            (Route::Reload, Method::POST, ..) => {
+                Query::parse(query, &[])?;
+                drain_body(request, limit).await?;
+                registry.authorize_admin(caller)?;
+                super::reload::answer(self.reloader.as_deref()).await
+            }
             (Route::Events, Method::GET, Some(rt), Some(w)) => {
                 let q = Query::parse(query, &["cursor", "interactive"])?;
                 let watch = super::events::Watch {
@@ -402,7 +452,7 @@ impl BackendApi {
                 };
                 super::events::upgrade(
                     &self.hub,
-                    caller,
+                    (&self.auth, caller),
                     (&rt, &w),
                     watch,
                     request,
@@ -456,8 +506,12 @@ impl From<RegistryError> for ApiError {
 
 impl Handler for BackendApi {
     async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
+        let route = self.route_label(request.uri().path());
         let mut response = self.answer(request, &ctx).await;
         browser::security_headers(response.headers_mut());
+        if let Some(route) = route {
+            response.extensions_mut().insert(route);
+        }
         response
     }
 }

@@ -20,7 +20,13 @@ use crate::config::{
     load_backend_settings,
 };
 use crate::http::ws::SessionSettings;
-use crate::http::{ServerHandle, ServerTls, Shutdown, serve_with_tls};
+use crate::http::{
+    ConnectionLimit, HttpMetrics, ServeOptions, ServerHandle, ServerTls, Shutdown, serve_with,
+};
+use crate::metrics::{
+    ListenerParts, METRICS_LISTEN_MAX_CONNECTIONS, METRICS_PATH, Metrics, MetricsOnly,
+};
+use crate::reload::{ConfigSource, ReloadTargets, Reloader};
 
 /// How long connections and WebSocket sessions get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -34,7 +40,7 @@ pub async fn run(args: ServeArgs) -> u8 {
             return 2;
         }
     };
-    let running = match start(settings).await {
+    let running = match start_with(settings, Some(ConfigSource::process(args))).await {
         Ok(running) => running,
         Err(message) => {
             eprintln!("switchyard serve: {message}");
@@ -42,10 +48,18 @@ pub async fn run(args: ServeArgs) -> u8 {
         }
     };
     let signals = super::signals::install();
+    // Installed before `listening on`: SIGHUP's default action ends the process.
+    let reloads = super::signals::on_hangup(running.reloader.clone());
     println!("listening on {}", running.server.url());
+    if let Some(metrics) = &running.metrics_server {
+        println!("metrics on {}{METRICS_PATH}", metrics.url());
+    }
     let _ = std::io::stdout().flush();
     signals.terminated().await;
     running.drain().await;
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
     running.shutdown().await;
     0
 }
@@ -56,10 +70,17 @@ pub struct RunningBackend {
     pub registry: Arc<RuntimeRegistry>,
     /// The observation hub.
     pub hub: ObservationHub,
-    /// The embedded runtime, if configured.
+    /// The embedded runtime it started with, if configured (a reload may add or
+    /// remove one: [`Reloader::embedded`] has the current one).
     pub embedded: Option<Runtime>,
     /// The HTTP server.
     pub server: ServerHandle,
+    /// The `metrics_listen` listener, when configured.
+    pub metrics_server: Option<ServerHandle>,
+    /// What `/metrics` serves.
+    pub metrics: Arc<Metrics>,
+    /// Applies configuration reloads (SIGHUP, `POST /api/admin/reload`).
+    pub reloader: Arc<Reloader>,
     /// What `GET /readyz` answers; draining from [`RunningBackend::drain`] on.
     pub readiness: Readiness,
     /// How long [`RunningBackend::drain`] keeps serving (`drain_ms`).
@@ -86,10 +107,13 @@ impl RunningBackend {
     pub async fn shutdown(self) {
         self.readiness.start_draining();
         self.server.shutdown_signal().trigger();
-        if let Some(runtime) = &self.embedded
+        if let Some(runtime) = self.reloader.embedded().await
             && let Err(error) = runtime.shutdown().await
         {
             tracing::error!(%error, "could not flush the embedded store on shutdown");
+        }
+        if let Some(metrics) = self.metrics_server {
+            metrics.shutdown(SHUTDOWN_GRACE).await;
         }
         self.server.shutdown(SHUTDOWN_GRACE).await;
         tracing::info!("backend stopped");
@@ -97,9 +121,22 @@ impl RunningBackend {
 }
 
 /// Builds the registry, starts serving and starts the health probes. Errors are
-/// messages for the operator's terminal.
+/// messages for the operator's terminal. A reload has no configuration to read
+/// again (see [`start_with`]).
 pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> {
-    let (auth, policy) = authentication(&settings)?;
+    start_with(settings, None).await
+}
+
+/// [`start`], reading `source` again on every reload.
+pub async fn start_with(
+    settings: BackendSettings,
+    source: Option<ConfigSource>,
+) -> Result<RunningBackend, String> {
+    let running_settings = settings.clone();
+    let session_key =
+        SessionKey::random().map_err(|e| format!("could not read the OS's random source: {e}"))?;
+    let (auth, policy) = authentication(&settings, &session_key)?;
+    let auth = Arc::new(auth);
     let mut runtimes = Vec::new();
     let mut embedded = None;
     if let Some(settings) = settings.embedded {
@@ -128,10 +165,32 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
             "listening on all addresses, but only Host names localhost, 127.0.0.1 and [::1] are answered; list the names clients use in allowed_hosts"
         );
     }
+    let shutdown = Shutdown::new();
+    let listener_parts = ListenerParts {
+        limit: ConnectionLimit::new(settings.max_connections),
+        shutdown: shutdown.clone(),
+        http: HttpMetrics::default(),
+    };
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(|tls| ServerTls::new(tls.config.clone()));
+    let reloader = Arc::new(Reloader::new(
+        source,
+        ReloadTargets {
+            registry: registry.clone(),
+            hub: hub.clone(),
+            auth: auth.clone(),
+            tls: tls.clone(),
+        },
+        running_settings,
+        embedded.clone(),
+        session_key,
+    ));
     let api = BackendApi::new(
         registry.clone(),
         hub.clone(),
-        Arc::new(auth),
+        auth,
         BackendApiSettings {
             max_body_bytes: settings.max_body_bytes,
             allowed_origins: settings.allowed_origins.clone(),
@@ -141,10 +200,30 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
             secure_cookies: settings.tls.is_some(),
             session: SessionSettings::default(),
         },
-    );
+    )
+    .with_reloader(reloader.clone());
     let readiness = api.readiness().clone();
-    let tls = settings.tls.map(|tls| ServerTls::new(tls.config));
-    let server = serve_with_tls(listener, Arc::new(api), Shutdown::new(), tls);
+    let mut metrics = Metrics::backend(&registry, &hub, &listener_parts);
+    readiness.register_metrics(metrics.registry_mut());
+    reloader.register_metrics(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
+    let api = api.with_metrics(metrics.clone());
+    let metrics_server = match settings.metrics_listen {
+        Some(addr) => {
+            Some(serve_metrics(addr, &settings.allowed_hosts, &metrics, &listener_parts).await?)
+        }
+        None => None,
+    };
+    let server = serve_with(
+        listener,
+        Arc::new(api),
+        shutdown,
+        ServeOptions {
+            tls,
+            limit: listener_parts.limit,
+            metrics: listener_parts.http,
+        },
+    );
     tokio::spawn({
         let registry = registry.clone();
         async move { registry.refresh_all().await }
@@ -156,9 +235,44 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
         hub,
         embedded,
         server,
+        metrics_server,
+        metrics,
+        reloader,
         readiness,
         drain: settings.drain,
     })
+}
+
+/// The `metrics_listen` listener: `GET /metrics` without authentication, plain HTTP,
+/// for the same `Host` names as the main listener (a rebound page reads nothing).
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    allowed_hosts: &[String],
+    metrics: &Arc<Metrics>,
+    main: &ListenerParts,
+) -> Result<ServerHandle, String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("could not listen on {addr} (metrics_listen): {e}"))?;
+    let hosts = AllowedHosts::new(allowed_hosts, listener_addr(&listener));
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "metrics_listen is not a loopback address: anyone who reaches it reads the metrics without credentials"
+        );
+    }
+    let server = serve_with(
+        listener,
+        Arc::new(MetricsOnly::new(metrics.clone(), hosts)),
+        main.shutdown.clone(),
+        ServeOptions {
+            tls: None,
+            limit: ConnectionLimit::new(METRICS_LISTEN_MAX_CONNECTIONS),
+            metrics: main.http.clone(),
+        },
+    );
+    tracing::info!(url = %server.url(), "metrics listening");
+    Ok(server)
 }
 
 /// The listener's address (the configured one when it cannot say).
@@ -169,8 +283,12 @@ fn listener_addr(listener: &TcpListener) -> std::net::SocketAddr {
 }
 
 /// Who the backend serves and the policy that matches: everyone as admin with
-/// [`AllowAll`], or token holders under the [`RolePolicy`].
-fn authentication(settings: &BackendSettings) -> Result<(Authenticator, Arc<dyn Policy>), String> {
+/// [`AllowAll`], or token holders under the [`RolePolicy`]. Sessions are signed with
+/// `random_key` when `[auth]` names no key file.
+fn authentication(
+    settings: &BackendSettings,
+    random_key: &SessionKey,
+) -> Result<(Authenticator, Arc<dyn Policy>), String> {
     match &settings.auth {
         AuthSettings::Off => {
             if !settings.listen.ip().is_loopback() {
@@ -191,27 +309,38 @@ fn authentication(settings: &BackendSettings) -> Result<(Authenticator, Arc<dyn 
             Ok((Authenticator::open(), Arc::new(AllowAll)))
         }
         AuthSettings::Tokens(tokens) => {
-            let key = match &tokens.session_key {
-                Some(key) => key.clone(),
-                None => {
-                    tracing::info!(
-                        "no auth.session_key_file: sessions are signed with a random key and end when the backend restarts"
-                    );
-                    SessionKey::random()
-                        .map_err(|e| format!("could not read the OS's random source: {e}"))?
-                }
-            };
-            let codec = SessionCodec::new(key, tokens.session_ttl, tokens.clock.clone());
+            if tokens.session_key.is_none() {
+                tracing::info!(
+                    "no auth.session_key_file: sessions are signed with a random key and end when the backend restarts"
+                );
+            }
             tracing::info!(tokens = tokens.tokens.len(), "client authentication is on");
             Ok((
-                Authenticator::with_tokens(&tokens.tokens, codec),
+                authenticator(&settings.auth, random_key),
                 Arc::new(RolePolicy),
             ))
         }
     }
 }
 
-async fn embedded_runtime(
+/// The authenticator of `auth`: open, or its tokens with sessions signed by its key
+/// (`random_key` when it names none).
+pub(crate) fn authenticator(auth: &AuthSettings, random_key: &SessionKey) -> Authenticator {
+    match auth {
+        AuthSettings::Off | AuthSettings::Open => Authenticator::open(),
+        AuthSettings::Tokens(tokens) => {
+            let key = tokens
+                .session_key
+                .clone()
+                .unwrap_or_else(|| random_key.clone());
+            let codec = SessionCodec::new(key, tokens.session_ttl, tokens.clock.clone());
+            Authenticator::with_tokens(&tokens.tokens, codec)
+        }
+    }
+}
+
+/// Opens the embedded runtime's store and the runtime, registered as `embedded`.
+pub(crate) async fn embedded_runtime(
     settings: EmbeddedSettings,
 ) -> Result<(Runtime, RegisteredRuntime), String> {
     let store: Arc<dyn Store> = match &settings.data_dir {
@@ -236,7 +365,8 @@ async fn embedded_runtime(
     Ok((runtime, registered))
 }
 
-fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String> {
+/// The clients of a remote runtime, registered as `remote`.
+pub(crate) fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String> {
     if settings.insecure_http {
         tracing::warn!(
             runtime_id = %settings.runtime_id,

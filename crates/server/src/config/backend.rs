@@ -16,6 +16,7 @@ use super::parse::{FileContext, read_file};
 use super::runtime::DEFAULT_RUNTIME_ID;
 use super::tls::{ListenerTlsInput, ServerTlsSettings, is_loopback_url, listener_tls, remote_tls};
 use super::{auth, profiles, token, urls, values};
+use crate::http::DEFAULT_MAX_CONNECTIONS;
 
 /// Where the backend listens unless told otherwise.
 pub const DEFAULT_BACKEND_LISTEN: SocketAddr =
@@ -71,6 +72,11 @@ pub struct BackendSettings {
     pub event_backlog: u32,
     /// HTTPS (and WSS) only, with this certificate, when set.
     pub tls: Option<ServerTlsSettings>,
+    /// Connections open at once on the main listener (WebSocket sessions included);
+    /// past it, new ones get `503 overloaded`.
+    pub max_connections: usize,
+    /// A second listener serving `GET /metrics` without authentication, when set.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Default for [`BackendSettings::viewer_queue`].
@@ -79,7 +85,7 @@ pub const DEFAULT_VIEWER_QUEUE: u32 = 1024;
 pub const DEFAULT_EVENT_BACKLOG: u32 = 4096;
 
 /// The backend's in-process runtime.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddedSettings {
     /// Identity, profiles and limits.
     pub runtime: RuntimeConfig,
@@ -112,6 +118,36 @@ pub struct RemoteSettings {
     pub insecure_http: bool,
 }
 
+impl RemoteSettings {
+    /// True when `other` reaches the same runtime in every respect: id, name, URL,
+    /// token, timeouts and TLS material (certificate and key files compared by their
+    /// contents, so rotated files count as a change). A reload replaces a remote
+    /// whose settings are not the same.
+    pub fn same_as(&self, other: &Self) -> bool {
+        // Every field, so that a new one cannot be forgotten here.
+        let Self {
+            runtime_id,
+            display_name,
+            base_url,
+            token,
+            connect_timeout,
+            request_timeout,
+            tls,
+            insecure_http,
+            stream_idle_timeout,
+        } = self;
+        *runtime_id == other.runtime_id
+            && *display_name == other.display_name
+            && *base_url == other.base_url
+            && token.matches(other.token.expose())
+            && *connect_timeout == other.connect_timeout
+            && *request_timeout == other.request_timeout
+            && *tls == other.tls
+            && *insecure_http == other.insecure_http
+            && *stream_idle_timeout == other.stream_idle_timeout
+    }
+}
+
 impl BackendSettings {
     /// The settings with no config file: one embedded in-memory runtime `local` with
     /// only the `echo` profile, no remotes.
@@ -133,6 +169,8 @@ impl BackendSettings {
             viewer_queue: DEFAULT_VIEWER_QUEUE,
             event_backlog: DEFAULT_EVENT_BACKLOG,
             tls: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            metrics_listen: None,
         }
     }
 }
@@ -219,6 +257,27 @@ pub fn load_backend_settings(
         DEFAULT_EVENT_BACKLOG,
     )?;
 
+    let max_connections = values::positive(
+        &fo,
+        "max_connections",
+        file.max_connections,
+        DEFAULT_MAX_CONNECTIONS as u32,
+    )? as usize;
+    let metrics_listen = match &file.metrics_listen {
+        Some(addr) => {
+            let addr = values::listen(&fo, "metrics_listen", addr)?;
+            if addr == listen && addr.port() != 0 {
+                return Err(ConfigError::InvalidValue {
+                    origin: fo.clone(),
+                    key: "metrics_listen".to_owned(),
+                    problem: format!("{addr} is also `listen`; give the metrics their own port"),
+                });
+            }
+            Some(addr)
+        }
+        None => None,
+    };
+
     let mut seen: Vec<(RuntimeId, String)> = Vec::new();
     let embedded = match file.embedded {
         Some(raw) => {
@@ -254,6 +313,8 @@ pub fn load_backend_settings(
         viewer_queue,
         event_backlog,
         tls,
+        max_connections,
+        metrics_listen,
     })
 }
 

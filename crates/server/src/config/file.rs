@@ -37,6 +37,7 @@ pub(crate) struct RuntimeFile {
     pub input_queue: Option<u32>,
     pub subscriber_queue: Option<u32>,
     pub stop_grace_ms: Option<u64>,
+    pub max_connections: Option<u32>,
     pub tls: Option<TlsFile>,
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileFile>,
@@ -102,6 +103,8 @@ pub(crate) struct BackendFile {
     pub drain_ms: Option<u64>,
     pub viewer_queue: Option<u32>,
     pub event_backlog: Option<u32>,
+    pub max_connections: Option<u32>,
+    pub metrics_listen: Option<String>,
     pub tls: Option<TlsFile>,
     pub embedded: Option<EmbeddedFile>,
     #[serde(default)]

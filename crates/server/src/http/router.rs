@@ -3,11 +3,12 @@
 
 use switchyard_protocol::ErrorCode;
 
+use super::metrics::MatchedRoute;
 use super::{ApiError, RequestContext, Response};
 
 /// Path templates to route values, for one surface (named in "no route" errors).
 pub struct RouteTable<R> {
-    router: matchit::Router<R>,
+    router: matchit::Router<(R, MatchedRoute)>,
     surface: &'static str,
 }
 
@@ -16,7 +17,8 @@ impl<R: Copy> RouteTable<R> {
     pub fn new(surface: &'static str, routes: impl IntoIterator<Item = (String, R)>) -> Self {
         let mut router = matchit::Router::new();
         for (path, route) in routes {
-            if let Err(error) = router.insert(path, route) {
+            let template = MatchedRoute(path.as_str().into());
+            if let Err(error) = router.insert(path, (route, template)) {
                 unreachable!("static route table is valid: {error}");
             }
         }
@@ -28,7 +30,7 @@ impl<R: Copy> RouteTable<R> {
     /// is `400 invalid_id`: an empty id is an invalid id, never a missing route.
     pub fn find<'p>(&'p self, path: &'p str) -> Result<(R, matchit::Params<'p, 'p>), ApiError> {
         match self.router.at(path) {
-            Ok(matched) => Ok((*matched.value, matched.params)),
+            Ok(matched) => Ok((matched.value.0, matched.params)),
             Err(_) => Err(match self.empty_id(path) {
                 Some(name) => {
                     ApiError::new(ErrorCode::InvalidId, format!("{name} must not be empty"))
@@ -39,6 +41,11 @@ impl<R: Copy> RouteTable<R> {
                 ),
             }),
         }
+    }
+
+    /// The template of the route `path` matches, for the metrics' route label.
+    pub fn template(&self, path: &str) -> Option<MatchedRoute> {
+        self.router.at(path).ok().map(|m| m.value.1.clone())
     }
 
     /// The parameter an empty segment of `path` stands for, if filling it would match.
@@ -93,6 +100,15 @@ mod tests {
             ],
         );
         assert_eq!(table.find("/api/runtimes/a/workers").unwrap().0, 1);
+        assert_eq!(
+            table
+                .template("/api/runtimes/a/workers/b")
+                .unwrap()
+                .0
+                .as_ref(),
+            "/api/runtimes/{runtime_id}/workers/{worker_id}"
+        );
+        assert_eq!(table.template("/api/runtimes/a/nope"), None);
         let code = |path| {
             table
                 .find(path)

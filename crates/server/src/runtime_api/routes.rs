@@ -1,5 +1,7 @@
 //! Route table and handlers of the Runtime API.
 
+use std::sync::Arc;
+
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use switchyard_protocol::{
@@ -16,6 +18,7 @@ use crate::http::response::{empty, json};
 use crate::http::router::{RouteTable, respond};
 use crate::http::ws::SessionSettings;
 use crate::http::{ApiError, Handler, RequestContext, Response};
+use crate::metrics::Metrics;
 
 /// Settings of the Runtime API surface.
 #[derive(Debug, Clone)]
@@ -33,6 +36,7 @@ pub struct RuntimeApi {
     runtime: Runtime,
     settings: RuntimeApiSettings,
     routes: RouteTable<Route>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +51,7 @@ enum Route {
     Stop,
     Transcript,
     Events,
+    Metrics,
 }
 
 impl RuntimeApi {
@@ -69,12 +74,21 @@ impl RuntimeApi {
                 "/v1/workers/{worker_id}/events/ws".to_owned(),
                 Route::Events,
             ),
+            ("/v1/metrics".to_owned(), Route::Metrics),
         ];
         Self {
+            // Replaced by `with_metrics` when served by `switchyard runtime`.
+            metrics: Arc::new(Metrics::runtime_alone(&runtime)),
             runtime,
             settings,
             routes: RouteTable::new("Runtime API lives under /v1", routes),
         }
+    }
+
+    /// Serves `metrics` at `GET /v1/metrics` (under the token).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The runtime it serves.
@@ -102,6 +116,10 @@ impl RuntimeApi {
         match (route, method, worker_id) {
             (Route::Health, Method::GET, _) => Ok(json(StatusCode::OK, &Health::ok())),
             (Route::Runtime, Method::GET, _) => Ok(json(StatusCode::OK, &runtime.info())),
+            (Route::Metrics, Method::GET, _) => {
+                Query::parse(query, &[])?;
+                Ok(self.metrics.answer())
+            }
             (Route::Workers, Method::GET, _) => {
                 let q = worker_query(query)?;
                 let list = runtime.list(&ListQuery {
@@ -192,6 +210,11 @@ impl From<RuntimeError> for ApiError {
 
 impl Handler for RuntimeApi {
     async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
-        respond(self.route(request, &ctx).await, &ctx)
+        let route = self.routes.template(request.uri().path());
+        let mut response = respond(self.route(request, &ctx).await, &ctx);
+        if let Some(route) = route {
+            response.extensions_mut().insert(route);
+        }
+        response
     }
 }

@@ -71,6 +71,7 @@ pub async fn start_runtime_from(
             data_dir: None,
             runtime: config.clone(),
             tls: tls.clone(),
+            max_connections: switchyard_server::http::DEFAULT_MAX_CONNECTIONS,
         };
         match runtime_cmd::start(settings).await {
             Ok(running) => return running,

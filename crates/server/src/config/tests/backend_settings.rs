@@ -145,6 +145,47 @@ fn viewer_queue_and_event_backlog_are_read_and_validated() {
 }
 
 #[test]
+fn max_connections_and_metrics_listen_are_read_and_validated() {
+    let check = |text: &str, expected: Result<(usize, Option<&str>), &str>| {
+        let dir = Dir::new();
+        let path = dir.write("b.toml", text);
+        match (load_backend_settings(&serve_args(&path), &no_env), expected) {
+            (Ok(s), Ok((max, metrics))) => {
+                assert_eq!(s.max_connections, max, "{text}");
+                assert_eq!(
+                    s.metrics_listen.map(|a| a.to_string()).as_deref(),
+                    metrics,
+                    "{text}"
+                );
+            }
+            (Err(e), Err(needle)) => assert!(e.to_string().contains(needle), "{text}: {e}"),
+            (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+        }
+    };
+    check("[embedded]\n", Ok((10_000, None)));
+    check("max_connections = 2\n[embedded]\n", Ok((2, None)));
+    check(
+        "metrics_listen = \"127.0.0.1:9700\"\n[embedded]\n",
+        Ok((10_000, Some("127.0.0.1:9700"))),
+    );
+    check("max_connections = 0\n[embedded]\n", Err("max_connections"));
+    check("max_connections = -1\n[embedded]\n", Err("max_connections"));
+    check(
+        "metrics_listen = \"localhost\"\n[embedded]\n",
+        Err("metrics_listen"),
+    );
+    check(
+        "listen = \"127.0.0.1:7700\"\nmetrics_listen = \"127.0.0.1:7700\"\n[embedded]\n",
+        Err("metrics_listen"),
+    );
+    let defaults = crate::config::BackendSettings::defaults();
+    assert_eq!(
+        (defaults.max_connections, defaults.metrics_listen),
+        (10_000, None)
+    );
+}
+
+#[test]
 fn drain_ms_defaults_to_none_and_allows_zero() {
     let check = |text: &str, expected: Result<Duration, &str>| {
         let dir = Dir::new();
