@@ -9,7 +9,10 @@ pub mod error;
 pub mod event;
 pub mod frame;
 pub mod ids;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod runtime;
+pub mod session;
 pub mod time;
 pub mod transcript;
 pub mod worker;
@@ -23,6 +26,7 @@ pub use runtime::{
     API_VERSION, BackendRuntime, Limits, ProfileInfo, ProfileKind, RuntimeInfo, RuntimeList,
     RuntimeSourceKind, RuntimeState, RuntimeStatus, WorkerCounts,
 };
+pub use session::{LoginRequest, Role, SessionInfo};
 pub use time::Timestamp;
 pub use transcript::{OutputStream, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage};
 pub use worker::{

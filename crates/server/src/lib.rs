@@ -8,4 +8,5 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod http;
+pub mod openapi;
 pub mod runtime_api;

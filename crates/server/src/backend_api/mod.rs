@@ -6,7 +6,7 @@
 pub mod audit;
 pub mod browser;
 mod events;
-mod routes;
+pub(crate) mod routes;
 mod session;
 
 pub use browser::AllowedHosts;

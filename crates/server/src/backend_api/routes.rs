@@ -22,8 +22,7 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use switchyard_protocol::{
-    ErrorCode, Health, InputRequest, NewWorkerRequest, RuntimeId, RuntimeList, WorkerId,
-    WorkerStatus,
+    Health, InputRequest, NewWorkerRequest, RuntimeId, RuntimeList, WorkerId, WorkerStatus,
 };
 use switchyard_registry::{Caller, ObservationHub, RegistryError, RuntimeRegistry};
 use switchyard_transport::WorkerQuery;
@@ -35,7 +34,7 @@ use crate::auth::Authenticator;
 use crate::http::body::{read_json, read_limited};
 use crate::http::query::Query;
 use crate::http::response::{empty, json};
-use crate::http::router::{RouteTable, respond};
+use crate::http::router::{RouteDef, RouteTable, method_not_allowed, respond};
 use crate::http::ws::SessionSettings;
 use crate::http::{ApiError, Handler, RequestContext, Response};
 
@@ -64,9 +63,11 @@ pub struct BackendApi {
     routes: RouteTable<Route>,
 }
 
+/// What a backend API path names; the handler matches on it with the method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     Health,
+    OpenApi,
     Session,
     Runtimes,
     Runtime,
@@ -84,7 +85,7 @@ impl Route {
     /// Routes (and methods) answered without credentials.
     fn is_public(self, method: &Method) -> bool {
         match self {
-            Route::Health => true,
+            Route::Health | Route::OpenApi => true,
             Route::Session => *method != Method::GET,
             _ => false,
         }
@@ -105,6 +106,77 @@ impl Route {
     }
 }
 
+/// Every route of the backend API with its methods (the console's files aside):
+/// what the router answers, what `405`s list in `Allow`, and what the OpenAPI document
+/// is checked against.
+pub(crate) static ROUTES: &[RouteDef<Route>] = &[
+    RouteDef {
+        path: "/healthz",
+        route: Route::Health,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/openapi.json",
+        route: Route::OpenApi,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/session",
+        route: Route::Session,
+        methods: &[Method::GET, Method::POST, Method::DELETE],
+    },
+    RouteDef {
+        path: "/api/runtimes",
+        route: Route::Runtimes,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}",
+        route: Route::Runtime,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/workers",
+        route: Route::AllWorkers,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers",
+        route: Route::Workers,
+        methods: &[Method::GET, Method::POST],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}",
+        route: Route::Worker,
+        methods: &[Method::GET, Method::DELETE],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}/input",
+        route: Route::Input,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}/cancel",
+        route: Route::Cancel,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}/stop",
+        route: Route::Stop,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}/transcript",
+        route: Route::Transcript,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}/events/ws",
+        route: Route::Events,
+        methods: &[Method::GET],
+    },
+];
+
 impl BackendApi {
     /// Binds `registry` and its observation `hub` to the `/api` routes, with `auth`
     /// establishing each request's caller.
@@ -114,30 +186,12 @@ impl BackendApi {
         auth: Arc<Authenticator>,
         settings: BackendApiSettings,
     ) -> Self {
-        let w = "/api/runtimes/{runtime_id}/workers/{worker_id}";
-        let routes = [
-            ("/healthz".to_owned(), Route::Health),
-            ("/api/session".to_owned(), Route::Session),
-            ("/api/runtimes".to_owned(), Route::Runtimes),
-            ("/api/runtimes/{runtime_id}".to_owned(), Route::Runtime),
-            ("/api/workers".to_owned(), Route::AllWorkers),
-            (
-                "/api/runtimes/{runtime_id}/workers".to_owned(),
-                Route::Workers,
-            ),
-            (w.to_owned(), Route::Worker),
-            (format!("{w}/input"), Route::Input),
-            (format!("{w}/cancel"), Route::Cancel),
-            (format!("{w}/stop"), Route::Stop),
-            (format!("{w}/transcript"), Route::Transcript),
-            (format!("{w}/events/ws"), Route::Events),
-        ];
         Self {
             registry,
             hub,
             auth,
             settings,
-            routes: RouteTable::new("backend API lives under /api", routes),
+            routes: RouteTable::new("backend API lives under /api", ROUTES),
         }
     }
 
@@ -191,21 +245,21 @@ impl BackendApi {
         }
         let found = self.routes.find(&path);
         let method = request.method().clone();
-        let mut audit = found.as_ref().ok().and_then(|(route, params)| {
-            let action = route.command(&method)?;
+        let mut audit = found.as_ref().ok().and_then(|found| {
+            let action = found.route().command(&method)?;
             Some(Audit::new(
                 action,
-                params.get("runtime_id"),
-                params.get("worker_id"),
+                found.params.get("runtime_id"),
+                found.params.get("worker_id"),
             ))
         });
         let result = async {
-            let websocket = matches!(found, Ok((Route::Events, _)));
+            let websocket = matches!(&found, Ok(found) if found.route() == Route::Events);
             if websocket {
                 browser::check_websocket_origin(origin)?;
             }
             browser::check_cross_origin(&method, request.headers(), origin)?;
-            let public = matches!(&found, Ok((route, _)) if route.is_public(&method));
+            let public = matches!(&found, Ok(found) if found.route().is_public(&method));
             let caller = if public {
                 // Signing out needs no credentials, but names them in its audit line
                 // when they are good.
@@ -227,9 +281,17 @@ impl BackendApi {
                 Some(caller)
             };
             browser::check_body_type(&method, request.headers())?;
-            let (route, params) = found.clone()?;
-            let runtime = params.get("runtime_id").map(RuntimeId::new).transpose()?;
-            let worker = params.get("worker_id").map(WorkerId::new).transpose()?;
+            let found = found.as_ref().map_err(ApiError::clone)?;
+            let runtime = found
+                .params
+                .get("runtime_id")
+                .map(RuntimeId::new)
+                .transpose()?;
+            let worker = found
+                .params
+                .get("worker_id")
+                .map(WorkerId::new)
+                .transpose()?;
             // Public routes run as nobody when auth is on (they need no caller; if
             // one were wrongly public it would reach nothing), as everyone when off.
             let caller = caller.unwrap_or_else(|| {
@@ -239,8 +301,15 @@ impl BackendApi {
                     Caller::open()
                 }
             });
-            self.dispatch(route, (runtime, worker), request, ctx, &caller, &mut audit)
-                .await
+            self.dispatch(
+                found.def,
+                (runtime, worker),
+                request,
+                ctx,
+                &caller,
+                &mut audit,
+            )
+            .await
         }
         .await;
         if let Some(mut audit) = audit {
@@ -257,21 +326,24 @@ impl BackendApi {
 
     async fn dispatch(
         &self,
-        route: Route,
+        def: &'static RouteDef<Route>,
         ids: (Option<RuntimeId>, Option<WorkerId>),
         request: http::Request<Incoming>,
         ctx: &RequestContext,
         caller: &Caller,
         audit: &mut Option<Audit>,
     ) -> Result<Response, ApiError> {
-        let path = request.uri().path().to_owned();
         let method = request.method().clone();
         let query = request.uri().query().map(str::to_owned);
         let query = query.as_deref();
         let limit = self.settings.max_body_bytes;
         let registry = &self.registry;
-        match (route, method, ids.0, ids.1) {
+        match (def.route, method, ids.0, ids.1) {
             (Route::Health, Method::GET, ..) => Ok(json(StatusCode::OK, &Health::ok())),
+            (Route::OpenApi, Method::GET, ..) => {
+                Query::parse(query, &[])?;
+                Ok(crate::openapi::backend_document().response())
+            }
             (Route::Session, Method::POST, ..) => {
                 Query::parse(query, &[])?;
                 let (parts, body) = request.into_parts();
@@ -292,6 +364,7 @@ impl BackendApi {
                 Ok(session::current(caller, self.auth.is_on()))
             }
             (Route::Session, Method::DELETE, ..) => {
+                Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
                 Ok(session::logout(self.settings.secure_cookies))
             }
@@ -301,6 +374,7 @@ impl BackendApi {
                 Ok(json(StatusCode::OK, &RuntimeList { runtimes }))
             }
             (Route::Runtime, Method::GET, Some(rt), _) => {
+                Query::parse(query, &[])?;
                 Ok(json(StatusCode::OK, &registry.runtime(caller, &rt).await?))
             }
             (Route::AllWorkers, Method::GET, ..) => {
@@ -325,16 +399,21 @@ impl BackendApi {
                 }
                 Ok(json(StatusCode::CREATED, &detail))
             }
-            (Route::Worker, Method::GET, Some(rt), Some(w)) => Ok(json(
-                StatusCode::OK,
-                &registry.get_worker(caller, &rt, &w).await?,
-            )),
+            (Route::Worker, Method::GET, Some(rt), Some(w)) => {
+                Query::parse(query, &[])?;
+                Ok(json(
+                    StatusCode::OK,
+                    &registry.get_worker(caller, &rt, &w).await?,
+                ))
+            }
             (Route::Worker, Method::DELETE, Some(rt), Some(w)) => {
+                Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
                 registry.delete(caller, &rt, &w).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             (Route::Input, Method::POST, Some(rt), Some(w)) => {
+                Query::parse(query, &[])?;
                 let (parts, body) = request.into_parts();
                 let input: InputRequest = read_json(&parts.headers, body, limit).await?;
                 Ok(json(
@@ -343,6 +422,7 @@ impl BackendApi {
                 ))
             }
             (Route::Cancel, Method::POST, Some(rt), Some(w)) => {
+                Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
                 Ok(json(
                     StatusCode::OK,
@@ -350,6 +430,7 @@ impl BackendApi {
                 ))
             }
             (Route::Stop, Method::POST, Some(rt), Some(w)) => {
+                Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
                 Ok(json(StatusCode::OK, &registry.stop(caller, &rt, &w).await?))
             }
@@ -375,10 +456,7 @@ impl BackendApi {
                 )
                 .await
             }
-            (_, method, ..) => Err(ApiError::new(
-                ErrorCode::MethodNotAllowed,
-                format!("{method} is not allowed on {path}"),
-            )),
+            (_, method, ..) => Err(method_not_allowed(&method, def.path, def.methods)),
         }
     }
 }
