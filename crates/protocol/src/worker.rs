@@ -124,12 +124,17 @@ pub fn is_valid_owner(name: &str) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkerRequest {
     /// The profile's name, as the runtime's configuration defines it.
+    #[cfg_attr(feature = "openapi", schema(examples("echo")))]
     pub profile: String,
     /// A free-form label shown to users.
     #[serde(default)]
     pub label: Option<String>,
     /// The creating identity, set by the backend; absent without auth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9._@-]{1,64}$", min_length = 1, max_length = 64)
+    )]
     pub owner: Option<String>,
 }
 
@@ -140,7 +145,9 @@ pub struct CreateWorkerRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkerRequest {
-    /// The profile's name, as the runtime's configuration defines it.
+    /// The profile's name, as the runtime's configuration defines it (every runtime
+    /// has `echo`).
+    #[cfg_attr(feature = "openapi", schema(examples("echo")))]
     pub profile: String,
     /// A free-form label shown to users.
     #[serde(default)]

@@ -748,14 +748,42 @@ async fn backend_errors_and_health() {
     .await;
     assert_error(&r, 400, "invalid_request");
 
-    let r = api.get("/api/workers?bogus=1").await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
-    let r = api.get(&format!("{w}/transcript?after=-1")).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    // A bad query is the caller's mistake, answered before any runtime is asked (so
+    // `GET /api/workers` does not list every runtime as unavailable for it); an empty
+    // value is a bad value, not an absent parameter.
+    for (path, code) in [
+        ("/api/workers?bogus=1".to_owned(), "invalid_request"),
+        ("/api/workers?limit=0".to_owned(), "invalid_request"),
+        ("/api/workers?limit=".to_owned(), "invalid_request"),
+        ("/api/workers?after=".to_owned(), "invalid_id"),
+        (
+            "/api/runtimes/local/workers?limit=0".to_owned(),
+            "invalid_request",
+        ),
+        ("/api/runtimes?bogus=1".to_owned(), "invalid_request"),
+        (format!("{w}?bogus=1"), "invalid_request"),
+        (format!("{w}/transcript?after=-1"), "invalid_request"),
+        (format!("{w}/transcript?after="), "invalid_request"),
+    ] {
+        let r = api.get(&path).await;
+        assert_error(&r, 400, code);
+    }
 
-    let r = api.call(Method::PUT, "/api/runtimes", None).await;
-    assert!(r.status.is_client_error(), "{}", r.text());
-    assert!(r.json["error"]["code"].is_string(), "{}", r.text());
+    // A method a route does not answer is 405 with the ones it does in Allow.
+    for (method, path, allow) in [
+        (Method::PUT, "/api/runtimes".to_owned(), "GET"),
+        (
+            Method::PATCH,
+            "/api/session".to_owned(),
+            "GET, POST, DELETE",
+        ),
+        (Method::PUT, w.clone(), "GET, DELETE"),
+        (Method::GET, format!("{w}/input"), "POST"),
+    ] {
+        let r = api.call(method.clone(), &path, None).await;
+        assert_error(&r, 405, "method_not_allowed");
+        assert_eq!(r.headers["allow"], allow, "{method} {path}");
+    }
 
     backend.shutdown().await;
 }

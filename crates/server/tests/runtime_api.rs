@@ -834,6 +834,9 @@ async fn list_pages_by_id_filters_by_status_and_rejects_bad_queries() {
         "?limit=1.5",
         "?bogus=1",
         "?limit=1&limit=2",
+        "?limit=0",
+        "?limit=",
+        "?status=",
     ] {
         let r = get(&server, &format!("/v1/workers{query}")).await;
         expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
@@ -842,7 +845,7 @@ async fn list_pages_by_id_filters_by_status_and_rejects_bad_queries() {
     expect_error(&r, StatusCode::BAD_REQUEST, "limit_too_large");
     let r = get(&server, "/v1/workers?limit=1000").await;
     expect_status(&r, StatusCode::OK);
-    for after in bad_ids() {
+    for after in bad_ids().into_iter().chain([String::new()]) {
         let r = get(&server, &format!("/v1/workers?after={after}")).await;
         expect_error(&r, StatusCode::BAD_REQUEST, "invalid_id");
     }

@@ -461,16 +461,22 @@ impl BackendApi {
     }
 }
 
-/// `status`, `after` and `limit` of a worker listing.
+/// `status`, `after` and `limit` of a worker listing. A `limit` of 0 is refused here,
+/// so that `GET /api/workers` answers it as the caller's mistake rather than listing
+/// every runtime as unavailable.
 pub(crate) fn worker_query(query: Option<&str>) -> Result<WorkerQuery, ApiError> {
     let q = Query::parse(query, &["status", "limit", "after"])?;
+    let limit = q.parse_as("limit", "a whole number")?;
+    if limit == Some(0) {
+        return Err(ApiError::invalid_request("limit must be at least 1"));
+    }
     Ok(WorkerQuery {
         status: q.parse_as::<WorkerStatus>(
             "status",
             "one of starting, running, exited, stopped, failed, lost",
         )?,
         after: q.get("after").map(WorkerId::new).transpose()?,
-        limit: q.parse_as("limit", "a whole number")?,
+        limit,
     })
 }
 

@@ -57,22 +57,18 @@ pub(super) fn common_errors(op: &Op) -> Vec<ErrorCode> {
     codes
 }
 
+/// A path under one worker's route.
+macro_rules! w {
+    ($suffix:literal) => {
+        concat!("/api/runtimes/{runtime_id}/workers/{worker_id}", $suffix)
+    };
+}
+
 /// Every operation of the backend API.
 pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
     use Method as M;
     // Frames are described by the `ServerFrame` schema in the components.
     s.of::<ServerFrame>();
-    let w = |suffix: &'static str| -> &'static str {
-        match suffix {
-            "" => "/api/runtimes/{runtime_id}/workers/{worker_id}",
-            "input" => "/api/runtimes/{runtime_id}/workers/{worker_id}/input",
-            "cancel" => "/api/runtimes/{runtime_id}/workers/{worker_id}/cancel",
-            "stop" => "/api/runtimes/{runtime_id}/workers/{worker_id}/stop",
-            "transcript" => "/api/runtimes/{runtime_id}/workers/{worker_id}/transcript",
-            "events" => "/api/runtimes/{runtime_id}/workers/{worker_id}/events/ws",
-            other => unreachable!("no worker route {other}"),
-        }
-    };
     vec![
         Op::new(M::GET, "/healthz", "health", "health")
             .public()
@@ -158,35 +154,43 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
         .describe("The caller becomes the worker's `owner` when auth is on.")
         .body(s.json::<NewWorkerRequest>())
         .ok(201, "The new worker.", s.json::<WorkerDetail>())
+        .links_to_worker(&[
+            ("get", "getWorker"),
+            ("input", "sendInput"),
+            ("transcript", "getTranscript"),
+            ("cancel", "cancelWorker"),
+            ("stop", "stopWorker"),
+            ("delete", "deleteWorker"),
+        ])
         .errors(THROUGH_A_RUNTIME)
         .errors([UnknownProfile, WorkerLimitReached]),
-        Op::new(M::GET, w(""), "getWorker", "workers")
+        Op::new(M::GET, w!(""), "getWorker", "workers")
             .summary("One worker")
             .ok(200, "The worker.", s.json::<WorkerDetail>())
             .errors(THROUGH_A_RUNTIME)
             .errors([WorkerNotFound]),
-        Op::new(M::DELETE, w(""), "deleteWorker", "workers")
+        Op::new(M::DELETE, w!(""), "deleteWorker", "workers")
             .summary("Remove an ended worker and its transcript")
             .ok_empty(204, "Removed.")
             .errors(THROUGH_A_RUNTIME)
             .errors([WorkerNotFound, WorkerRunning]),
-        Op::new(M::POST, w("input"), "sendInput", "workers")
+        Op::new(M::POST, w!("/input"), "sendInput", "workers")
             .summary("Write text to the worker")
             .body(s.json::<InputRequest>())
             .ok(202, "Accepted.", s.json::<InputAccepted>())
             .errors(THROUGH_A_RUNTIME)
             .errors([WorkerNotFound, WorkerNotRunning, WorkerBusy]),
-        Op::new(M::POST, w("cancel"), "cancelWorker", "workers")
+        Op::new(M::POST, w!("/cancel"), "cancelWorker", "workers")
             .summary("Interrupt in-flight work")
             .ok(200, "Interrupted.", s.json::<WorkerStatusResponse>())
             .errors(THROUGH_A_RUNTIME)
             .errors([WorkerNotFound, WorkerNotRunning]),
-        Op::new(M::POST, w("stop"), "stopWorker", "workers")
+        Op::new(M::POST, w!("/stop"), "stopWorker", "workers")
             .summary("End the worker (idempotent)")
             .ok(200, "Its status.", s.json::<WorkerStatusResponse>())
             .errors(THROUGH_A_RUNTIME)
             .errors([WorkerNotFound]),
-        Op::new(M::GET, w("transcript"), "getTranscript", "workers")
+        Op::new(M::GET, w!("/transcript"), "getTranscript", "workers")
             .summary("A page of the worker's transcript")
             .query([params::after_sequence(), params::limit()])
             .ok(
@@ -196,7 +200,7 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             )
             .errors(THROUGH_A_RUNTIME)
             .errors([WorkerNotFound, LimitTooLarge]),
-        Op::new(M::GET, w("events"), "watchEvents", "events")
+        Op::new(M::GET, w!("/events/ws"), "watchEvents", "events")
             .summary("The worker's live events over a WebSocket, through the backend")
             .describe(EVENTS)
             .query([params::cursor()])

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http_body_util::Full;
+use serde_json::Value;
 use utoipa::openapi::path::PathsBuilder;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -40,7 +41,10 @@ pub struct Document {
 
 impl Document {
     fn new(openapi: OpenApi) -> Self {
-        let json = match openapi.to_json() {
+        let json = serde_json::to_value(&openapi)
+            .map(fix_link_keys)
+            .and_then(|value| serde_json::to_vec(&value));
+        let json = match json {
             Ok(json) => Bytes::from(json),
             Err(error) => unreachable!("an OpenAPI document always serializes: {error}"),
         };
@@ -66,6 +70,39 @@ impl Document {
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response
     }
+}
+
+/// utoipa 5 writes a Link Object's fields in snake_case (`operation_id`,
+/// `operation_ref`, `request_body`); OpenAPI spells them in camelCase. Renames them in
+/// every response's `links`.
+fn fix_link_keys(mut document: Value) -> Value {
+    let operations = document["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut());
+    for operation in operations {
+        let links = operation["responses"]
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|responses| responses.values_mut())
+            .filter_map(|response| response.get_mut("links")?.as_object_mut())
+            .flat_map(|links| links.values_mut())
+            .filter_map(Value::as_object_mut);
+        for link in links {
+            for (snake, camel) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(snake) {
+                    link.insert(camel.to_owned(), value);
+                }
+            }
+        }
+    }
+    document
 }
 
 /// The Runtime API's document.

@@ -61,6 +61,14 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             )
             .body(s.json::<CreateWorkerRequest>())
             .ok(201, "The new worker.", s.json::<WorkerDetail>())
+            .links_to_worker(&[
+                ("get", "getWorker"),
+                ("input", "sendInput"),
+                ("transcript", "getTranscript"),
+                ("cancel", "cancelWorker"),
+                ("stop", "stopWorker"),
+                ("delete", "deleteWorker"),
+            ])
             .errors([UnknownProfile, WorkerLimitReached, RuntimeUnavailable, Internal]),
         Op::new(M::GET, "/v1/workers/{worker_id}", "getWorker", "workers")
             .summary("One worker")

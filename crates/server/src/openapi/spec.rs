@@ -11,6 +11,7 @@ use switchyard_protocol::{ErrorCode, RuntimeId, WorkerId};
 use utoipa::ToSchema;
 use utoipa::openapi::content::Content;
 use utoipa::openapi::header::Header;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{
     HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn,
 };
@@ -131,6 +132,7 @@ pub(super) struct Op {
     /// True when it reads a request body (so it can answer 413, and on the backend 415).
     pub reads_body: bool,
     success: (u16, &'static str, Option<Payload>, Vec<AnswerHeader>),
+    links: Vec<(&'static str, &'static str)>,
     /// The codes it answers besides the surface's common ones.
     pub errors: Vec<ErrorCode>,
     /// True for a WebSocket upgrade.
@@ -153,6 +155,7 @@ impl Op {
             query: Vec::new(),
             body: None,
             success: (200, "", None, Vec::new()),
+            links: Vec::new(),
             errors: Vec::new(),
             websocket: false,
         }
@@ -207,6 +210,14 @@ impl Op {
     /// A header the success answer may carry.
     pub fn ok_header(mut self, name: &'static str, description: &'static str) -> Self {
         self.success.3.push(AnswerHeader { name, description });
+        self
+    }
+
+    /// Links from the success answer (a new worker) to operations on the worker
+    /// it names: `(link name, operation id)`. Their `worker_id` is the answer's, any
+    /// `runtime_id` the request's.
+    pub fn links_to_worker(mut self, links: &[(&'static str, &'static str)]) -> Self {
+        self.links.extend_from_slice(links);
         self
     }
 
@@ -329,6 +340,15 @@ fn success_response(op: &Op) -> Response {
         let mut value = Header::default();
         value.description = Some(header.description.to_owned());
         response = response.header(header.name, value);
+    }
+    for (name, operation) in &op.links {
+        let mut link = LinkBuilder::new()
+            .operation_id(*operation)
+            .parameter("worker_id", "$response.body#/worker_id");
+        if op.path_params().contains(&"runtime_id") {
+            link = link.parameter("runtime_id", "$request.path.runtime_id");
+        }
+        response = response.link(*name, link.build());
     }
     response.build()
 }

@@ -313,3 +313,35 @@ fn websocket_routes_answer_101_and_bodies_refuse_unknown_fields() {
         assert!(json["components"]["schemas"]["ServerFrame"].is_object());
     }
 }
+
+#[test]
+fn a_new_worker_links_to_the_operations_on_it() {
+    let cases = [
+        (runtime_document(), "/v1/workers", None),
+        (
+            backend_document(),
+            "/api/runtimes/{runtime_id}/workers",
+            Some("$request.path.runtime_id"),
+        ),
+    ];
+    for (document, path, runtime_id) in cases {
+        let json = json(document);
+        let ids: BTreeSet<_> = operations(document)
+            .into_iter()
+            .map(|(_, _, op)| op["operationId"].as_str().unwrap().to_owned())
+            .collect();
+        let links = json["paths"][path]["post"]["responses"]["201"]["links"]
+            .as_object()
+            .unwrap();
+        assert_eq!(links.len(), 6);
+        for (name, link) in links {
+            let target = link["operationId"].as_str().unwrap_or_else(|| {
+                panic!("{path} link {name}: OpenAPI's camelCase operationId: {link}")
+            });
+            assert!(ids.contains(target), "{path} link {name} -> {target}");
+            assert_eq!(link["parameters"]["worker_id"], "$response.body#/worker_id");
+            assert_eq!(link["parameters"]["runtime_id"].as_str(), runtime_id);
+            assert!(link.get("operation_id").is_none());
+        }
+    }
+}
