@@ -779,6 +779,13 @@ async fn backend_errors_and_health() {
         ),
         (Method::PUT, w.clone(), "GET, DELETE"),
         (Method::GET, format!("{w}/input"), "POST"),
+        // ... whatever the ids in the path.
+        (
+            Method::TRACE,
+            format!("/api/runtimes/{}/workers/x/events/ws", "a".repeat(65)),
+            "GET",
+        ),
+        (Method::PUT, "/api/runtimes/.bad".to_owned(), "GET"),
     ] {
         let r = api.call(method.clone(), &path, None).await;
         assert_error(&r, 405, "method_not_allowed");

@@ -1537,6 +1537,12 @@ async fn unknown_paths_are_404_and_wrong_methods_405() {
         (Method::DELETE, format!("{w}/stop")),
         (Method::POST, format!("{w}/transcript")),
         (Method::POST, format!("{w}/events/ws")),
+        // A method the route never answers is a 405 whatever the ids in the path.
+        (
+            Method::TRACE,
+            format!("/v1/workers/{}/events/ws", "a".repeat(65)),
+        ),
+        (Method::PUT, "/v1/workers/.bad".into()),
     ];
     for (method, path) in cases {
         let r = call(&server, method, &path, None).await;

@@ -10,9 +10,10 @@
 //!    `403 origin_not_allowed`
 //! 5. authentication (bearer token, or session cookie from the backend's own pages)
 //!    → `401 unauthorized`; `/healthz` and `POST`/`DELETE /api/session` are public
-//! 6. a body that is not `application/json` → `415 unsupported_media_type`
-//! 7. the route (`404 route_not_found`, `405`, `400 invalid_id`), then the registry,
-//!    whose policy answers `403 forbidden`
+//! 6. the route and its methods → `404 route_not_found`, `405 method_not_allowed`
+//! 7. a body that is not `application/json` → `415 unsupported_media_type`
+//! 8. the path's ids → `400 invalid_id`, then the registry, whose policy answers
+//!    `403 forbidden`
 //!
 //! Commands get an audit line whatever their outcome; every answer gets the security
 //! headers, and answers to allowed origins the CORS grant.
@@ -205,7 +206,7 @@ impl BackendApi {
         &self.hub
     }
 
-    /// Steps 1 to 7 of the module's list; see there.
+    /// Steps 1 to 8 of the module's list; see there.
     async fn answer(&self, request: http::Request<Incoming>, ctx: &RequestContext) -> Response {
         let host = match self
             .settings
@@ -227,7 +228,7 @@ impl BackendApi {
         response
     }
 
-    /// Steps 3 to 7, with the audit line of a command.
+    /// Steps 3 to 8, with the audit line of a command.
     async fn checked(
         &self,
         request: http::Request<Incoming>,
@@ -280,8 +281,9 @@ impl BackendApi {
                 }
                 Some(caller)
             };
-            browser::check_body_type(&method, request.headers())?;
             let found = found.as_ref().map_err(ApiError::clone)?;
+            found.check_method(&method)?;
+            browser::check_body_type(&method, request.headers())?;
             let runtime = found
                 .params
                 .get("runtime_id")

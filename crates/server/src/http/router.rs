@@ -38,6 +38,16 @@ impl<R: Copy> Found<'_, R> {
     pub fn method_not_allowed(&self, method: &Method) -> ApiError {
         method_not_allowed(method, self.def.path, self.def.methods)
     }
+
+    /// `Ok` when the route answers `method`, else its `405`. Checked before the
+    /// path's ids are: a method the route never answers is a 405 whatever the ids.
+    pub fn check_method(&self, method: &Method) -> Result<(), ApiError> {
+        if self.def.methods.contains(method) {
+            Ok(())
+        } else {
+            Err(self.method_not_allowed(method))
+        }
+    }
 }
 
 /// `405 method_not_allowed` naming `method` and the methods `path` answers, which the
@@ -179,5 +189,9 @@ mod tests {
         let response = found.method_not_allowed(&Method::PUT).into_response();
         assert_eq!(response.status(), 405);
         assert_eq!(response.headers()["allow"], "GET, POST");
+        assert!(found.check_method(&Method::POST).is_ok());
+        let refused = found.check_method(&Method::TRACE).unwrap_err();
+        assert_eq!(refused.detail.code, ErrorCode::MethodNotAllowed);
+        assert_eq!(refused.allow.as_deref(), Some("GET, POST"));
     }
 }

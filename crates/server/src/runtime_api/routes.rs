@@ -130,6 +130,7 @@ impl RuntimeApi {
         if !matches!(route, Route::Health) {
             check_bearer(request.headers(), self.settings.token.as_ref())?;
         }
+        found.check_method(request.method())?;
         let worker_id = found
             .params
             .get("worker_id")
