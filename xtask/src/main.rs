@@ -10,7 +10,11 @@
 //!   xterm.js files the console serves (`crates/server/console/vendor/`).
 //! - `cargo xtask browser-test [--screenshots] [playwright args]`: the console in
 //!   Debian's Chromium, driven by Playwright, against the real binary (`tests/browser/`).
+//! - `cargo xtask api-test [st run args]`: schemathesis (PyPI, in a virtual environment
+//!   under `target/`) against a live runtime and live backends, auth on, against their
+//!   OpenAPI documents (`tests/schemathesis/`).
 
+mod api_test;
 mod browser;
 mod demo;
 mod vendor;
@@ -26,9 +30,10 @@ fn main() -> ExitCode {
         Some("demo") => demo::demo(),
         Some("vendor-console") => vendor::vendor_console(&args[1..]),
         Some("browser-test") => browser::browser_test(&args[1..]),
+        Some("api-test") => api_test::api_test(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test [filter] | bench [--quick] | demo | vendor-console [--check] | browser-test [--screenshots] [args]>"
+                "usage: cargo xtask <ci | test [filter] | bench [--quick] | demo | vendor-console [--check] | browser-test [--screenshots] [args] | api-test [st run args]>"
             );
             return ExitCode::from(2);
         }
