@@ -62,9 +62,7 @@ mod worker_ref;
 
 pub use endpoint::{BackendUrl, DEFAULT_BACKEND_URL};
 pub use error::{ApiError, ClientError, TlsFailure, UnreachableKind};
-pub use events::{
-    EventSocket, Incoming, InteractiveFrame, StreamEnd, TerminalCursor, TerminalScreen,
-};
+pub use events::{ClientFrame, EventSocket, Incoming, StreamEnd};
 pub use follow::{Followed, Follower};
 pub use http::{BackendClient, Timeouts};
 pub use seam::{Place, SequenceSeam};

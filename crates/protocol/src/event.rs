@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::terminal::TerminalSnapshot;
 use crate::transcript::{OutputStream, TranscriptItem};
 use crate::worker::{WorkerDetail, WorkerStatus};
 
@@ -29,6 +30,10 @@ pub enum WorkerEvent {
         worker: WorkerDetail,
         /// The transcript's last items, oldest first.
         transcript: Vec<TranscriptItem>,
+        /// A pty worker's current screen; absent for other workers (and for a pty
+        /// worker restored after a runtime restart, whose screen was not kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        terminal: Option<Box<TerminalSnapshot>>,
     },
     /// The worker's status changed.
     Status {
@@ -55,6 +60,13 @@ pub enum WorkerEvent {
     },
     /// In-flight work was interrupted by a cancel.
     Interrupted,
+    /// A pty worker's terminal was resized.
+    Resized {
+        /// Columns now.
+        cols: u16,
+        /// Rows now.
+        rows: u16,
+    },
     /// The worker ended on its own.
     Exited {
         /// Exit code, if it exited normally.
@@ -105,6 +117,21 @@ mod tests {
             ),
             (WorkerEvent::Interrupted, json!({"kind":"interrupted"})),
             (
+                WorkerEvent::Resized {
+                    cols: 100,
+                    rows: 30,
+                },
+                json!({"kind":"resized","cols":100,"rows":30}),
+            ),
+            (
+                WorkerEvent::Output {
+                    sequence: 4,
+                    stream: OutputStream::Terminal,
+                    text: "\u{1b}[1m$ ".into(),
+                },
+                json!({"kind":"output","sequence":4,"stream":"terminal","text":"\u{1b}[1m$ "}),
+            ),
+            (
                 WorkerEvent::Exited {
                     code: None,
                     signal: Some(9),
@@ -144,6 +171,8 @@ pub enum EventKind {
     Output,
     /// `interrupted`.
     Interrupted,
+    /// `resized`.
+    Resized,
     /// `exited`.
     Exited,
     /// `diagnostic`.
@@ -188,6 +217,7 @@ fn kind_from_prefix(json: &str) -> Option<EventKind> {
         "input" => EventKind::Input,
         "output" => EventKind::Output,
         "interrupted" => EventKind::Interrupted,
+        "resized" => EventKind::Resized,
         "exited" => EventKind::Exited,
         "diagnostic" => EventKind::Diagnostic,
         _ => EventKind::Other,
@@ -213,6 +243,7 @@ impl EventPayload {
                 WorkerEvent::Input { .. } => EventKind::Input,
                 WorkerEvent::Output { .. } => EventKind::Output,
                 WorkerEvent::Interrupted => EventKind::Interrupted,
+                WorkerEvent::Resized { .. } => EventKind::Resized,
                 WorkerEvent::Exited { .. } => EventKind::Exited,
                 WorkerEvent::Diagnostic { .. } => EventKind::Diagnostic,
             },
@@ -295,6 +326,7 @@ mod payload_tests {
         // Every kind this protocol encodes is read from the prefix like serde reads it.
         for event in [
             WorkerEvent::Interrupted,
+            WorkerEvent::Resized { cols: 1, rows: 2 },
             WorkerEvent::Exited {
                 code: Some(1),
                 signal: None,

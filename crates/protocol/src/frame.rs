@@ -60,6 +60,12 @@ pub enum ServerFrame {
         /// Why it was lost; null when restored.
         error: Option<ErrorDetail>,
     },
+    /// Interactive sessions only: a client frame was refused (worker not running,
+    /// busy, bad size, ...); the connection stays open.
+    Error {
+        /// Why.
+        error: ErrorDetail,
+    },
 }
 
 /// A frame on its way to a client: a value, or already encoded as JSON text. An
@@ -206,6 +212,16 @@ mod tests {
             json!({"type":"upstream","state":"lost","error":{"code":"runtime_unreachable","message":"gone"}})
         );
         assert_eq!(serde_json::from_value::<ServerFrame>(v).unwrap(), lost);
+        let refused = ServerFrame::Error {
+            error: ErrorDetail::new(ErrorCode::WorkerNotRunning, "worker w is exited")
+                .with_worker(WorkerId::new("w").unwrap()),
+        };
+        let v = serde_json::to_value(&refused).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"error","error":{"code":"worker_not_running","message":"worker w is exited","worker_id":"w"}})
+        );
+        assert_eq!(serde_json::from_value::<ServerFrame>(v).unwrap(), refused);
     }
 
     #[test]

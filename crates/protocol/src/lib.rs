@@ -13,6 +13,7 @@ pub mod ids;
 mod openapi;
 pub mod runtime;
 pub mod session;
+pub mod terminal;
 pub mod time;
 pub mod transcript;
 pub mod worker;
@@ -27,6 +28,10 @@ pub use runtime::{
     RuntimeSourceKind, RuntimeState, RuntimeStatus, WorkerCounts,
 };
 pub use session::{LoginRequest, Role, SessionInfo};
+pub use terminal::{
+    ClientFrame, CursorPosition, MAX_TERMINAL_SIDE, MIN_TERMINAL_SIDE, ResizeRequest,
+    ResizeResponse, TerminalSnapshot,
+};
 pub use time::Timestamp;
 pub use transcript::{OutputStream, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage};
 pub use worker::{

@@ -32,6 +32,8 @@ pub enum ProfileKind {
     Echo,
     /// An OS process started from the profile's argv.
     Process,
+    /// An OS process started from the profile's argv on a pseudo-terminal.
+    Pty,
 }
 
 /// A profile as clients see it: never its command line or environment.

@@ -13,6 +13,8 @@ pub enum OutputStream {
     Stdout,
     /// Standard error.
     Stderr,
+    /// A pseudo-terminal (a `pty` worker's only stream).
+    Terminal,
 }
 
 /// What a system note records.

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 use switchyard_protocol::{
-    CreateWorkerRequest, InputAccepted, RuntimeInfo, RuntimeSourceKind, TranscriptPage,
-    WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, InputAccepted, ResizeRequest, ResizeResponse, RuntimeInfo,
+    RuntimeSourceKind, TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 
 use switchyard_protocol::{EventPayload, RuntimeCursor};
@@ -63,6 +63,14 @@ impl RuntimeSource for EmbeddedSource {
 
     async fn input(&self, worker: &WorkerId, text: String) -> Result<InputAccepted, SourceError> {
         Ok(self.runtime.input(worker, text).await?)
+    }
+
+    async fn resize(
+        &self,
+        worker: &WorkerId,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, SourceError> {
+        Ok(self.runtime.resize(worker, size).await?)
     }
 
     async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {

@@ -70,6 +70,7 @@ const PASS_THROUGH: &[ErrorCode] = &[
     ErrorCode::InvalidCursor,
     ErrorCode::LimitTooLarge,
     ErrorCode::UnknownProfile,
+    ErrorCode::NotATerminal,
     ErrorCode::WorkerNotFound,
     ErrorCode::WorkerNotRunning,
     ErrorCode::WorkerRunning,

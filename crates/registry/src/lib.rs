@@ -23,7 +23,7 @@ pub mod view;
 pub use caller::{ANONYMOUS, Caller, GlobError, Role, RuntimeGlob, RuntimeGrants, WorkerScope};
 pub use embedded::EmbeddedSource;
 pub use error::{RegistryError, SourceError};
-pub use hub::{BackendCursor, HubSettings, ObservationHub, Viewer};
+pub use hub::{BackendCursor, COMMAND_LANE, CommandTicket, HubSettings, ObservationHub, Viewer};
 pub use policy::{Action, AllowAll, Policy, PolicyDenied, PolicyRequest, RolePolicy};
 pub use registry::{
     DuplicateRuntimeId, LIST_ALL_MAX_PER_RUNTIME, LIST_SCAN_BUDGET, RegisteredRuntime,

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use switchyard_protocol::{
-    AllWorkersList, BackendRuntime, InputAccepted, NewWorkerRequest, RuntimeId, RuntimeInfo,
-    TranscriptPage, UnavailableEntry, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    AllWorkersList, BackendRuntime, ErrorCode, ErrorDetail, InputAccepted, NewWorkerRequest,
+    ResizeRequest, ResizeResponse, RuntimeId, RuntimeInfo, TranscriptPage, UnavailableEntry,
+    WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 use switchyard_runtime::{DEFAULT_PAGE_LIMIT, RuntimeError};
 use switchyard_transport::WorkerQuery;
@@ -467,6 +468,26 @@ impl RuntimeRegistry {
             Some(worker),
             Action::Input,
             |s| async move { s.input(worker, text).await },
+        )
+        .await
+    }
+
+    /// `POST .../resize`: a size out of 1 to 1000 is refused here, without a call.
+    pub async fn resize(
+        &self,
+        caller: &Caller,
+        runtime_id: &RuntimeId,
+        worker: &WorkerId,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, RegistryError> {
+        size.validate()
+            .map_err(|m| RegistryError::Invalid(ErrorDetail::new(ErrorCode::InvalidRequest, m)))?;
+        self.call(
+            caller,
+            runtime_id,
+            Some(worker),
+            Action::Resize,
+            |s| async move { s.resize(worker, size).await },
         )
         .await
     }

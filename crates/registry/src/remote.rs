@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use switchyard_protocol::RuntimeCursor;
 use switchyard_protocol::{
-    CreateWorkerRequest, InputAccepted, InputRequest, RuntimeInfo, RuntimeSourceKind,
-    TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, InputAccepted, InputRequest, ResizeRequest, ResizeResponse, RuntimeInfo,
+    RuntimeSourceKind, TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 use switchyard_transport::{
     RuntimeClient, RuntimeEventsClient, TransportError, UpstreamEnd, UpstreamFrame, UpstreamStream,
@@ -160,6 +160,17 @@ impl RuntimeSource for RemoteSource {
     async fn input(&self, worker: &WorkerId, text: String) -> Result<InputAccepted, SourceError> {
         self.client
             .input(worker, &InputRequest { text })
+            .await
+            .map_err(|e| self.map(e))
+    }
+
+    async fn resize(
+        &self,
+        worker: &WorkerId,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, SourceError> {
+        self.client
+            .resize(worker, &size)
             .await
             .map_err(|e| self.map(e))
     }

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use switchyard_protocol::{
-    CreateWorkerRequest, EventPayload, InputAccepted, ResetReason, RuntimeInfo, RuntimeSourceKind,
-    TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, EventPayload, InputAccepted, ResetReason, ResizeRequest, ResizeResponse,
+    RuntimeInfo, RuntimeSourceKind, TranscriptPage, WorkerDetail, WorkerId, WorkerList,
+    WorkerStatusResponse,
 };
 use switchyard_transport::WorkerQuery;
 
@@ -74,6 +75,12 @@ pub trait RuntimeSource: Send + Sync + 'static {
     async fn get_worker(&self, worker: &WorkerId) -> Result<WorkerDetail, SourceError>;
     /// Sends input.
     async fn input(&self, worker: &WorkerId, text: String) -> Result<InputAccepted, SourceError>;
+    /// Resizes a terminal worker.
+    async fn resize(
+        &self,
+        worker: &WorkerId,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, SourceError>;
     /// Interrupts in-flight work.
     async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError>;
     /// Ends the worker.

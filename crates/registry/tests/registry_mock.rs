@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use switchyard_protocol::{
     API_VERSION, CreateWorkerRequest, ErrorCode, ErrorDetail, InputAccepted, NewWorkerRequest,
-    OutputStream, ProfileInfo, ProfileKind, RuntimeId, RuntimeInfo, RuntimeSourceKind,
-    RuntimeState, RuntimeStatus, Timestamp, TranscriptEntry, TranscriptItem, TranscriptPage,
-    WorkerCounts, WorkerDetail, WorkerEvent, WorkerId, WorkerList, WorkerStatus,
+    OutputStream, ProfileInfo, ProfileKind, ResizeRequest, ResizeResponse, RuntimeId, RuntimeInfo,
+    RuntimeSourceKind, RuntimeState, RuntimeStatus, Timestamp, TranscriptEntry, TranscriptItem,
+    TranscriptPage, WorkerCounts, WorkerDetail, WorkerEvent, WorkerId, WorkerList, WorkerStatus,
     WorkerStatusResponse,
 };
 use switchyard_registry::{
@@ -159,6 +159,7 @@ fn expect_nothing(mock: &mut MockRuntimeClient) {
     mock.expect_create_worker().never();
     mock.expect_get_worker().never();
     mock.expect_input().never();
+    mock.expect_resize().never();
     mock.expect_cancel().never();
     mock.expect_stop().never();
     mock.expect_delete().never();
@@ -1442,6 +1443,72 @@ async fn runtimes_outside_a_callers_grants_are_absent_from_lists_and_forbidden_b
 }
 
 #[tokio::test]
+async fn resize_is_routed_checked_and_asks_the_policy_for_resize() {
+    let mut mock = MockRuntimeClient::new();
+    mock.expect_resize()
+        .times(2)
+        .returning(|w, size| match w.as_str() {
+            "w-1" => Ok(ResizeResponse {
+                worker_id: w.clone(),
+                cols: size.cols,
+                rows: size.rows,
+            }),
+            _ => Err(runtime_error(
+                400,
+                ErrorCode::NotATerminal,
+                "worker w-2 is not a terminal",
+            )),
+        });
+    let policy = Arc::new(DenyStop::default());
+    let registry = RuntimeRegistry::new(vec![remote("build-1", mock)], policy.clone()).unwrap();
+    let id = rid("build-1");
+    // The caller reaches the policy with every resize.
+    let alice = granted(Role::Operator, &["build-*"]);
+    let size = ResizeRequest {
+        cols: 120,
+        rows: 40,
+    };
+    assert_eq!(
+        registry
+            .resize(&alice, &id, &wid("w-1"), size)
+            .await
+            .unwrap(),
+        ResizeResponse {
+            worker_id: wid("w-1"),
+            cols: 120,
+            rows: 40
+        }
+    );
+    // The runtime's own refusal passes through with its code.
+    let err = registry
+        .resize(&alice, &id, &wid("w-2"), size)
+        .await
+        .unwrap_err();
+    assert_source_error(
+        &err,
+        "build-1",
+        ErrorCode::NotATerminal,
+        400,
+        "not a terminal",
+    );
+    // A size out of range is refused without a call (the mock allows two).
+    for (cols, rows) in [(0, 24), (80, 1001)] {
+        let err = registry
+            .resize(&alice, &id, &wid("w-1"), ResizeRequest { cols, rows })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidRequest, "{cols}x{rows}");
+    }
+    assert_eq!(
+        *policy.asked.lock().unwrap(),
+        vec![
+            r#"alice build-1 Some("w-1") Resize"#.to_owned(),
+            r#"alice build-1 Some("w-2") Resize"#.to_owned(),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn filter_event_passes_events_through_by_default() {
     let event = WorkerEvent::Output {
         sequence: 3,
@@ -1493,6 +1560,9 @@ impl RuntimeSource for Hang {
         unreachable!("the registry gave up long ago")
     }
     async fn input(&self, _: &WorkerId, _: String) -> Result<InputAccepted, SourceError> {
+        std::future::pending().await
+    }
+    async fn resize(&self, _: &WorkerId, _: ResizeRequest) -> Result<ResizeResponse, SourceError> {
         std::future::pending().await
     }
     async fn cancel(&self, _: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {

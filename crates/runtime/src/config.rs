@@ -18,6 +18,8 @@ pub enum ProfileSpec {
     },
     /// An OS process in its own process group.
     Process(ProcessSpec),
+    /// An OS process on a pseudo-terminal, leading its own session.
+    Pty(PtySpec),
 }
 
 /// An OS process to start for each worker of a profile.
@@ -31,6 +33,41 @@ pub struct ProcessSpec {
     pub cwd: Option<PathBuf>,
 }
 
+/// Default terminal size of a pty profile: columns.
+pub const DEFAULT_PTY_COLS: u16 = 80;
+/// Default terminal size of a pty profile: rows.
+pub const DEFAULT_PTY_ROWS: u16 = 24;
+
+/// An OS process to start on a pseudo-terminal for each worker of a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PtySpec {
+    /// Program and arguments; `command[0]` is looked up in `PATH` if not absolute.
+    pub command: Vec<String>,
+    /// Extra environment on top of the minimal `PATH`, `HOME`, `LANG` and `TERM`
+    /// (`TERM=xterm-256color` unless this sets it).
+    pub env: BTreeMap<String, String>,
+    /// Working directory; the runtime's own when absent.
+    pub cwd: Option<PathBuf>,
+    /// Initial columns, 1 to 1000.
+    pub cols: u16,
+    /// Initial rows, 1 to 1000.
+    pub rows: u16,
+}
+
+impl PtySpec {
+    /// A spec for `command` with no extra environment, no working directory and the
+    /// default 80 x 24 size.
+    pub fn new(command: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            command: command.into_iter().map(Into::into).collect(),
+            env: BTreeMap::new(),
+            cwd: None,
+            cols: DEFAULT_PTY_COLS,
+            rows: DEFAULT_PTY_ROWS,
+        }
+    }
+}
+
 /// One named profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
@@ -38,6 +75,8 @@ pub struct Profile {
     pub description: Option<String>,
     /// How to run it.
     pub spec: ProfileSpec,
+    /// A worker with no input and no viewer for this long is stopped; `None` never.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Profile {
@@ -48,7 +87,23 @@ impl Profile {
             spec: ProfileSpec::Echo {
                 delay: Duration::ZERO,
             },
+            idle_timeout: None,
         }
+    }
+
+    /// A profile that runs `spec`, with no description and no idle timeout.
+    pub fn new(spec: ProfileSpec) -> Self {
+        Self {
+            description: None,
+            spec,
+            idle_timeout: None,
+        }
+    }
+
+    /// Sets the idle timeout.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
     }
 
     /// The kind as the protocol names it.
@@ -56,6 +111,7 @@ impl Profile {
         match self.spec {
             ProfileSpec::Echo { .. } => ProfileKind::Echo,
             ProfileSpec::Process(_) => ProfileKind::Process,
+            ProfileSpec::Pty(_) => ProfileKind::Pty,
         }
     }
 }

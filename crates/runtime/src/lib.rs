@@ -1,9 +1,7 @@
 //! The Switchyard worker runtime: workers started from named profiles (`echo`,
-//! `process`), their lifecycle, per-worker event logs with bounded backlogs and
-//! resumable cursors, transcripts, and the stores that keep them. No HTTP here.
-//!
-//! Entry point: [`Runtime`]. Persistence: [`Store`] with [`MemoryStore`] and
-//! [`FsStore`]. Live events: [`Runtime::subscribe`] gives a [`Subscription`].
+//! `process`, `pty`), their lifecycle, a terminal emulator per pty worker, per-worker
+//! event logs with bounded backlogs and resumable cursors, transcripts, idle
+//! timeouts, and the stores that keep them. No HTTP here.
 
 pub mod clock;
 pub mod config;
@@ -15,7 +13,10 @@ pub mod store;
 mod subscription;
 pub mod worker;
 
-pub use config::{ProcessSpec, Profile, ProfileSpec, RuntimeConfig, RuntimeLimits};
+pub use config::{
+    DEFAULT_PTY_COLS, DEFAULT_PTY_ROWS, ProcessSpec, Profile, ProfileSpec, PtySpec, RuntimeConfig,
+    RuntimeLimits,
+};
 pub use error::RuntimeError;
 pub use fanout::{Fanout, FanoutReceiver, StreamEnd};
 pub use log::LogEntry;

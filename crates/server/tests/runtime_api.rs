@@ -238,6 +238,7 @@ fn slow_config() -> RuntimeConfig {
             spec: ProfileSpec::Echo {
                 delay: Duration::from_secs(60),
             },
+            idle_timeout: None,
         },
     )
 }

@@ -265,6 +265,7 @@ async fn a_client_that_stops_reading_gets_4408_while_another_keeps_up() {
             spec: ProfileSpec::Echo {
                 delay: Duration::ZERO,
             },
+            idle_timeout: None,
         },
     );
     let server = TestServer::start(cfg).await;

@@ -20,8 +20,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{
-    CreateWorkerRequest, InputAccepted, InputRequest, RuntimeInfo, TranscriptPage, WorkerDetail,
-    WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, InputAccepted, InputRequest, ResizeRequest, ResizeResponse, RuntimeInfo,
+    TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 
 use crate::endpoint::{ParsedEndpoint, RemoteEndpoint};
@@ -259,6 +259,20 @@ impl RuntimeClient for HttpRuntimeClient {
         )
         .json(request)?;
         self.call_json(call, "an InputAccepted").await
+    }
+
+    async fn resize(
+        &self,
+        worker: &WorkerId,
+        request: &ResizeRequest,
+    ) -> Result<ResizeResponse, TransportError> {
+        let call = Call::new(
+            Method::POST,
+            "/v1/workers/{id}/resize",
+            worker_path(worker, "/resize"),
+        )
+        .json(request)?;
+        self.call_json(call, "a ResizeResponse").await
     }
 
     async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, TransportError> {

@@ -2,8 +2,8 @@
 //! [`HttpRuntimeClient`](crate::HttpRuntimeClient), its implementation over hyper-util's pooled client.
 
 use switchyard_protocol::{
-    CreateWorkerRequest, InputAccepted, InputRequest, RuntimeInfo, TranscriptPage, WorkerDetail,
-    WorkerId, WorkerList, WorkerStatus, WorkerStatusResponse,
+    CreateWorkerRequest, InputAccepted, InputRequest, ResizeRequest, ResizeResponse, RuntimeInfo,
+    TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatus, WorkerStatusResponse,
 };
 
 use crate::error::TransportError;
@@ -41,6 +41,12 @@ pub trait RuntimeClient: Send + Sync + 'static {
         worker: &WorkerId,
         request: &InputRequest,
     ) -> Result<InputAccepted, TransportError>;
+    /// `POST /v1/workers/{id}/resize`.
+    async fn resize(
+        &self,
+        worker: &WorkerId,
+        request: &ResizeRequest,
+    ) -> Result<ResizeResponse, TransportError>;
     /// `POST /v1/workers/{id}/cancel`.
     async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, TransportError>;
     /// `POST /v1/workers/{id}/stop`.

@@ -19,8 +19,10 @@ use switchyard_runtime::{Fanout, FanoutReceiver, StreamEnd};
 use tokio::sync::Notify;
 
 use super::HubInner;
+use super::commands::CommandLane;
 use super::cursor::BackendCursor;
 use crate::error::SourceError;
+use crate::registry::RuntimeRegistry;
 use crate::source::{ResumePoint, RuntimeSource, SourceEnd, SourceItem};
 
 /// Tuning of the hub.
@@ -146,6 +148,8 @@ pub(crate) struct Channel {
     viewers: AtomicUsize,
     viewers_changed: Notify,
     refresh: Notify,
+    /// Interactive viewers' commands, started with the first of them.
+    commands: OnceLock<CommandLane>,
 }
 
 /// What a joining viewer starts from.
@@ -173,7 +177,21 @@ impl Channel {
             viewers: AtomicUsize::new(0),
             viewers_changed: Notify::new(),
             refresh: Notify::new(),
+            commands: OnceLock::new(),
         }
+    }
+
+    /// The worker's command lane, started on first use.
+    pub(crate) fn commands(&self, registry: &Arc<RuntimeRegistry>) -> CommandLane {
+        self.commands
+            .get_or_init(|| {
+                CommandLane::start(
+                    registry.clone(),
+                    self.runtime_id.clone(),
+                    self.worker_id.clone(),
+                )
+            })
+            .clone()
     }
 
     fn state(&self) -> MutexGuard<'_, ChannelState> {
@@ -337,9 +355,17 @@ impl Channel {
             Ok(WorkerEvent::Snapshot {
                 mut worker,
                 transcript,
+                terminal,
             }) if worker.runtime_id != self.runtime_id => {
                 worker.runtime_id = self.runtime_id.clone();
-                Arc::new(WorkerEvent::Snapshot { worker, transcript }.into())
+                Arc::new(
+                    WorkerEvent::Snapshot {
+                        worker,
+                        transcript,
+                        terminal,
+                    }
+                    .into(),
+                )
             }
             Ok(_) => Arc::new(event),
             Err(error) => {

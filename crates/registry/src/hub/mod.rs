@@ -9,8 +9,11 @@
 //! - Each channel's task (`channel::run`) owns the single upstream subscription.
 //! - Each [`Viewer`] owns a bounded queue fed by the channel; a viewer that falls
 //!   behind is cut off (4408) without slowing the channel or other viewers.
+//! - Interactive viewers share the channel's command lane (`commands`): one ordered,
+//!   bounded queue per worker, carried out one command at a time.
 
 mod channel;
+mod commands;
 pub mod cursor;
 mod viewer;
 
@@ -20,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use switchyard_protocol::{ErrorCode, ErrorDetail, RuntimeId, WorkerId};
 
 pub use channel::HubSettings;
+pub use commands::{COMMAND_LANE, CommandTicket};
 pub use cursor::{BackendCursor, BackendCursorError};
 pub use viewer::Viewer;
 
@@ -93,6 +97,11 @@ impl ObservationHub {
         }
     }
 
+    /// The registry it watches through.
+    pub fn registry(&self) -> &Arc<RuntimeRegistry> {
+        &self.inner.registry
+    }
+
     /// Workers watched right now (one upstream each).
     pub fn channel_count(&self) -> usize {
         self.inner.channels().len()
@@ -154,5 +163,24 @@ impl ObservationHub {
             registry.policy().clone(),
             caller.clone(),
         ))
+    }
+
+    /// Like [`ObservationHub::watch`], for a viewer that may also send input and
+    /// resize the terminal ([`Viewer::submit`]). The policy must allow `caller`
+    /// [`Action::Input`] besides [`Action::Observe`] (checked first, so a caller
+    /// without the command role is `forbidden` before anything else is learnt); each
+    /// command is checked again (input or resize) when it is carried out.
+    pub async fn watch_interactive(
+        &self,
+        caller: &Caller,
+        runtime_id: &RuntimeId,
+        worker_id: &WorkerId,
+        cursor: Option<&str>,
+    ) -> Result<Viewer, RegistryError> {
+        let registry = &self.inner.registry;
+        registry.authorize(caller, runtime_id, Some(worker_id), Action::Input)?;
+        let mut viewer = self.watch(caller, runtime_id, worker_id, cursor).await?;
+        viewer.make_interactive(registry);
+        Ok(viewer)
     }
 }

@@ -1,5 +1,5 @@
 //! The seam between the worker core and the code that actually runs a worker
-//! (a "driver": echo or process).
+//! (a "driver": echo, process or pty).
 //!
 //! A driver receives inputs from a bounded queue and control commands, reports what
 //! happens through a [`DriverSink`] (in order, awaiting each call so that a slow store
@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use switchyard_protocol::{DiagnosticSeverity, ExitInfo, OutputStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// A control command for a running driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,18 @@ pub enum Control {
         /// Time between the polite and the forced end.
         grace: Duration,
     },
+}
+
+/// A new size for a pty worker's terminal. The driver reports it
+/// ([`DriverSink::resized`]) before the program learns of it, then answers `done`.
+#[derive(Debug)]
+pub struct Resize {
+    /// Columns, 1 to 1000.
+    pub cols: u16,
+    /// Rows, 1 to 1000.
+    pub rows: u16,
+    /// Answered once the terminal has the new size.
+    pub done: oneshot::Sender<()>,
 }
 
 /// What a driver is given when it starts.
@@ -54,4 +66,7 @@ pub trait DriverSink: Send + Sync + 'static {
     async fn interrupted(&self);
     /// Something the user should know.
     async fn diagnostic(&self, severity: DiagnosticSeverity, code: &str, message: String);
+    /// A pty worker's terminal is about to get a new size (reported first, so that
+    /// the program's redraw at the new size is recorded after it).
+    async fn resized(&self, cols: u16, rows: u16);
 }

@@ -29,7 +29,7 @@ use crate::config::ProcessSpec;
 
 /// The only variables a process inherits, with the values used when the runtime's own
 /// environment lacks them.
-const BASE_ENV: [(&str, &str); 4] = [
+pub(super) const BASE_ENV: [(&str, &str); 4] = [
     ("PATH", "/usr/local/bin:/usr/bin:/bin"),
     ("HOME", "/"),
     ("LANG", "C.UTF-8"),
@@ -37,12 +37,12 @@ const BASE_ENV: [(&str, &str); 4] = [
 ];
 
 /// Largest single read from stdout or stderr.
-const READ_CHUNK: usize = 8 * 1024;
+pub(super) const READ_CHUNK: usize = 8 * 1024;
 
 /// How long to keep waiting for the output pipes to close once the process group has
 /// been killed. Only a process that left the group (e.g. with `setsid`) can keep them
 /// open that long; after this the readers take what is buffered and give up.
-const PIPE_CLOSE_GRACE: Duration = Duration::from_secs(3);
+pub(super) const PIPE_CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// Runs `spec` as an OS process until it ends or is stopped.
 ///
@@ -427,6 +427,9 @@ mod tests {
         }
         async fn diagnostic(&self, severity: DiagnosticSeverity, code: &str, message: String) {
             self.record(Event::Diagnostic(severity, code.to_owned(), message));
+        }
+        async fn resized(&self, _cols: u16, _rows: u16) {
+            unreachable!("a process worker is not a terminal");
         }
     }
 

@@ -1,24 +1,41 @@
 //! `GET /api/runtimes/{rt}/workers/{w}/events/ws`: a worker's events through the
 //! observation hub, every refusal answered as plain HTTP before the upgrade. The
 //! `Origin` check and authentication (cookie or bearer) happen before routing
-//! (`routes.rs`); the policy's `Observe` check in the hub.
+//! (`routes.rs`); the policy's `Observe` check in the hub. With `?interactive=true`
+//! the client may also send input and resize frames, which go to the worker's
+//! command lane in the hub: the policy must allow the caller input before the
+//! upgrade, each frame is carried out as that caller (policy asked again), and each
+//! writes its audit line once its outcome is known.
 
 use hyper::body::Incoming;
-use switchyard_protocol::{OutgoingFrame, RuntimeId, WorkerId};
+use switchyard_protocol::{ClientFrame, ErrorDetail, OutgoingFrame, RuntimeId, WorkerId};
 use switchyard_registry::{Caller, ObservationHub, Viewer};
 use switchyard_runtime::StreamEnd;
 
+use super::audit::SessionAudit;
 use crate::http::ws::{
-    FrameSource, SessionSettings, is_upgrade_request, run_session, upgrade as ws_upgrade,
+    CommandOutcome, FrameSource, SessionSettings, is_upgrade_request, run_session,
+    upgrade as ws_upgrade, upgrade_with_limit,
 };
 use crate::http::{ApiError, RequestContext, Response};
+
+/// How the client wants to watch.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Watch<'a> {
+    /// Resume after this backend cursor.
+    pub cursor: Option<&'a str>,
+    /// The client may send input and resize frames.
+    pub interactive: bool,
+    /// Largest client message of an interactive session.
+    pub max_message: usize,
+}
 
 /// Validates, subscribes through the hub, then upgrades.
 pub(super) async fn upgrade(
     hub: &ObservationHub,
     caller: &Caller,
     (runtime_id, worker_id): (&RuntimeId, &WorkerId),
-    cursor: Option<&str>,
+    watch: Watch<'_>,
     request: http::Request<Incoming>,
     ctx: &RequestContext,
     settings: SessionSettings,
@@ -26,21 +43,72 @@ pub(super) async fn upgrade(
     if !is_upgrade_request(request.headers()) {
         return ws_upgrade(request, &ctx.shutdown, |_| async {});
     }
-    let viewer = hub.watch(caller, runtime_id, worker_id, cursor).await?;
+    let viewer = if watch.interactive {
+        hub.watch_interactive(caller, runtime_id, worker_id, watch.cursor)
+            .await?
+    } else {
+        hub.watch(caller, runtime_id, worker_id, watch.cursor)
+            .await?
+    };
+    let audit = watch.interactive.then(|| {
+        SessionAudit::new(
+            caller,
+            (runtime_id, worker_id),
+            &ctx.request_id,
+            hub.registry().clone(),
+        )
+    });
     let shutdown = ctx.shutdown.clone();
-    ws_upgrade(request, &ctx.shutdown, move |ws| {
-        run_session(ws, ViewerFrames(viewer), settings, shutdown)
-    })
+    let frames = ViewerFrames { viewer, audit };
+    let session = move |ws| run_session(ws, frames, settings, shutdown);
+    if watch.interactive {
+        upgrade_with_limit(request, &ctx.shutdown, watch.max_message, session)
+    } else {
+        ws_upgrade(request, &ctx.shutdown, session)
+    }
 }
 
-struct ViewerFrames(Viewer);
+struct ViewerFrames {
+    viewer: Viewer,
+    /// An interactive session's audit lines.
+    audit: Option<SessionAudit>,
+}
 
 impl FrameSource for ViewerFrames {
     async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
-        self.0.next_frame().await
+        self.viewer.next_frame().await
     }
 
     async fn ended(&self) -> StreamEnd {
-        self.0.ended().await
+        self.viewer.ended().await
+    }
+
+    fn is_interactive(&self) -> bool {
+        self.viewer.is_interactive()
+    }
+
+    fn submit(&mut self, command: ClientFrame) -> Result<CommandOutcome, ErrorDetail> {
+        let action = match &command {
+            ClientFrame::Input { .. } => "input",
+            ClientFrame::Resize { .. } => "resize",
+        };
+        let audit = self.audit.clone();
+        let write = move |refusal: Option<&ErrorDetail>| {
+            if let Some(audit) = &audit {
+                audit.command(action, refusal);
+            }
+        };
+        match self.viewer.submit(command) {
+            Ok(ticket) => Ok(Box::pin(async move {
+                let refusal = ticket.await.err().map(|e| e.to_detail());
+                write(refusal.as_ref());
+                refusal
+            })),
+            Err(error) => {
+                let refusal = error.to_detail();
+                write(Some(&refusal));
+                Err(refusal)
+            }
+        }
     }
 }

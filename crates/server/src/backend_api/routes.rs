@@ -23,7 +23,8 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use switchyard_protocol::{
-    Health, InputRequest, NewWorkerRequest, RuntimeId, RuntimeList, WorkerId, WorkerStatus,
+    Health, InputRequest, NewWorkerRequest, ResizeRequest, RuntimeId, RuntimeList, WorkerId,
+    WorkerStatus,
 };
 use switchyard_registry::{Caller, ObservationHub, RegistryError, RuntimeRegistry};
 use switchyard_transport::WorkerQuery;
@@ -76,6 +77,7 @@ pub(crate) enum Route {
     Workers,
     Worker,
     Input,
+    Resize,
     Cancel,
     Stop,
     Transcript,
@@ -92,11 +94,15 @@ impl Route {
         }
     }
 
-    /// The audit action of a command, `None` for reads.
-    fn command(self, method: &Method) -> Option<&'static str> {
+    /// The audit action of a command, `None` for reads. Opening an interactive event
+    /// WebSocket (`?interactive=true`) counts: it may type into the worker (each of
+    /// its frames then writes a line of its own, see `audit.rs`).
+    fn command(self, method: &Method, query: Option<&str>) -> Option<&'static str> {
         Some(match (self, method) {
+            (Route::Events, &Method::GET) if asks_interactive(query) => "interactive",
             (Route::Workers, &Method::POST) => "create",
             (Route::Input, &Method::POST) => "input",
+            (Route::Resize, &Method::POST) => "resize",
             (Route::Cancel, &Method::POST) => "cancel",
             (Route::Stop, &Method::POST) => "stop",
             (Route::Worker, &Method::DELETE) => "delete",
@@ -154,6 +160,11 @@ pub(crate) static ROUTES: &[RouteDef<Route>] = &[
     RouteDef {
         path: "/api/runtimes/{runtime_id}/workers/{worker_id}/input",
         route: Route::Input,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}/resize",
+        route: Route::Resize,
         methods: &[Method::POST],
     },
     RouteDef {
@@ -247,7 +258,7 @@ impl BackendApi {
         let found = self.routes.find(&path);
         let method = request.method().clone();
         let mut audit = found.as_ref().ok().and_then(|found| {
-            let action = found.route().command(&method)?;
+            let action = found.route().command(&method, request.uri().query())?;
             Some(Audit::new(
                 action,
                 found.params.get("runtime_id"),
@@ -423,6 +434,15 @@ impl BackendApi {
                     &registry.input(caller, &rt, &w, input.text).await?,
                 ))
             }
+            (Route::Resize, Method::POST, Some(rt), Some(w)) => {
+                Query::parse(query, &[])?;
+                let (parts, body) = request.into_parts();
+                let size: ResizeRequest = read_json(&parts.headers, body, limit).await?;
+                Ok(json(
+                    StatusCode::OK,
+                    &registry.resize(caller, &rt, &w, size).await?,
+                ))
+            }
             (Route::Cancel, Method::POST, Some(rt), Some(w)) => {
                 Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
@@ -446,12 +466,19 @@ impl BackendApi {
                 ))
             }
             (Route::Events, Method::GET, Some(rt), Some(w)) => {
-                let q = Query::parse(query, &["cursor"])?;
+                let q = Query::parse(query, &["cursor", "interactive"])?;
+                let watch = super::events::Watch {
+                    cursor: q.get("cursor"),
+                    interactive: q
+                        .parse_as::<bool>("interactive", "true or false")?
+                        .unwrap_or(false),
+                    max_message: usize::try_from(limit).unwrap_or(usize::MAX),
+                };
                 super::events::upgrade(
                     &self.hub,
                     caller,
                     (&rt, &w),
-                    q.get("cursor"),
+                    watch,
                     request,
                     ctx,
                     self.settings.session,
@@ -461,6 +488,13 @@ impl BackendApi {
             (_, method, ..) => Err(method_not_allowed(&method, def.path, def.methods)),
         }
     }
+}
+
+/// Whether a query asks for an interactive event stream (read leniently, for the
+/// audit line only; the route checks the query strictly).
+fn asks_interactive(query: Option<&str>) -> bool {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .any(|(name, value)| name == "interactive" && value == "true")
 }
 
 /// `status`, `after` and `limit` of a worker listing. A `limit` of 0 is refused here,

@@ -72,6 +72,7 @@ impl RuntimeFile {
 pub(crate) enum KindFile {
     Echo,
     Process,
+    Pty,
 }
 
 /// One `[profiles.NAME]` table.
@@ -84,6 +85,9 @@ pub(crate) struct ProfileFile {
     pub cwd: Option<PathBuf>,
     pub description: Option<String>,
     pub delay_ms: Option<u64>,
+    pub cols: Option<u16>,
+    pub rows: Option<u16>,
+    pub idle_timeout_s: Option<u64>,
 }
 
 /// A backend configuration file.

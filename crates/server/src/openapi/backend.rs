@@ -4,9 +4,9 @@
 use http::Method;
 use switchyard_protocol::ErrorCode::{self, *};
 use switchyard_protocol::{
-    AllWorkersList, BackendRuntime, Health, InputAccepted, InputRequest, LoginRequest,
-    NewWorkerRequest, RuntimeList, ServerFrame, SessionInfo, TranscriptPage, WorkerDetail,
-    WorkerList, WorkerStatusResponse,
+    AllWorkersList, BackendRuntime, ClientFrame, Health, InputAccepted, InputRequest, LoginRequest,
+    NewWorkerRequest, ResizeRequest, ResizeResponse, RuntimeList, ServerFrame, SessionInfo,
+    TranscriptPage, WorkerDetail, WorkerList, WorkerStatusResponse,
 };
 
 use super::params;
@@ -67,8 +67,10 @@ macro_rules! w {
 /// Every operation of the backend API.
 pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
     use Method as M;
-    // Frames are described by the `ServerFrame` schema in the components.
+    // Frames are described by the `ServerFrame` and `ClientFrame` schemas in the
+    // components.
     s.of::<ServerFrame>();
+    s.of::<ClientFrame>();
     vec![
         Op::new(M::GET, "/healthz", "health", "health")
             .public()
@@ -157,6 +159,7 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
         .links_to_worker(&[
             ("get", "getWorker"),
             ("input", "sendInput"),
+            ("resize", "resizeWorker"),
             ("transcript", "getTranscript"),
             ("cancel", "cancelWorker"),
             ("stop", "stopWorker"),
@@ -180,6 +183,13 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             .ok(202, "Accepted.", s.json::<InputAccepted>())
             .errors(THROUGH_A_RUNTIME)
             .errors([WorkerNotFound, WorkerNotRunning, WorkerBusy]),
+        Op::new(M::POST, w!("/resize"), "resizeWorker", "workers")
+            .summary("Resize a terminal worker")
+            .describe(super::runtime::RESIZE)
+            .body(s.json::<ResizeRequest>())
+            .ok(200, "Its size now.", s.json::<ResizeResponse>())
+            .errors(THROUGH_A_RUNTIME)
+            .errors([WorkerNotFound, NotATerminal, WorkerNotRunning, WorkerBusy]),
         Op::new(M::POST, w!("/cancel"), "cancelWorker", "workers")
             .summary("Interrupt in-flight work")
             .ok(200, "Interrupted.", s.json::<WorkerStatusResponse>())
@@ -203,7 +213,7 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
         Op::new(M::GET, w!("/events/ws"), "watchEvents", "events")
             .summary("The worker's live events over a WebSocket, through the backend")
             .describe(EVENTS)
-            .query([params::cursor()])
+            .query([params::cursor(), params::interactive()])
             .websocket("Switching to the WebSocket protocol; server frames (`ServerFrame`) follow.")
             .errors(THROUGH_A_RUNTIME)
             .errors([InvalidCursor, WorkerNotFound]),
@@ -218,5 +228,9 @@ HTTP answers. After the upgrade the server sends JSON text frames, each a \
 `ServerFrame` (components): `event` frames with a backend cursor (resumable after a \
 backend restart), `reset`, and `upstream` `lost`/`restored` while the backend \
 reconnects to the runtime. Clients send only control frames (a data frame closes with \
-1008); 4404 when the worker is removed, 4408 for a client too slow to read, 1001 on \
+1008), except with `interactive=true`, which needs the operator role (`403 forbidden` \
+before the upgrade otherwise): then text frames that are a `ClientFrame` (components: \
+`input`, `resize`) are taken as those requests, each audited, a refused one is \
+answered with an `error` frame and the connection stays open, and anything else closes \
+with 1008. 4404 when the worker is removed, 4408 for a client too slow to read, 1001 on \
 shutdown.";

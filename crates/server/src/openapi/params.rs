@@ -72,6 +72,15 @@ pub(super) fn flag(name: &'static str, description: &'static str) -> QueryParam 
     )
 }
 
+/// `interactive` of an event WebSocket.
+pub(super) fn interactive() -> QueryParam {
+    flag(
+        "interactive",
+        "`true`: the client may also send `input` and `resize` text frames \
+         (`ClientFrame`); default `false`.",
+    )
+}
+
 /// The document itself, as a JSON object.
 pub(super) fn document() -> Payload {
     Payload::inline(

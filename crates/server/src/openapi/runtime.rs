@@ -4,8 +4,9 @@
 use http::Method;
 use switchyard_protocol::ErrorCode::{self, *};
 use switchyard_protocol::{
-    CreateWorkerRequest, Health, InputAccepted, InputRequest, RuntimeInfo, ServerFrame,
-    TranscriptPage, WorkerDetail, WorkerList, WorkerStatusResponse,
+    ClientFrame, CreateWorkerRequest, Health, InputAccepted, InputRequest, ResizeRequest,
+    ResizeResponse, RuntimeInfo, ServerFrame, TranscriptPage, WorkerDetail, WorkerList,
+    WorkerStatusResponse,
 };
 
 use super::params;
@@ -32,9 +33,10 @@ pub(super) fn common_errors(op: &Op) -> Vec<ErrorCode> {
 /// Every operation of the Runtime API.
 pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
     use Method as M;
-    // Frames are described by the `ServerFrame` schema in the components (WebSocket
-    // messages have no place in OpenAPI operations).
+    // Frames are described by the `ServerFrame` and `ClientFrame` schemas in the
+    // components (WebSocket messages have no place in OpenAPI operations).
     s.of::<ServerFrame>();
+    s.of::<ClientFrame>();
     vec![
         Op::new(M::GET, "/v1/health", "health", "health")
             .public()
@@ -64,6 +66,7 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             .links_to_worker(&[
                 ("get", "getWorker"),
                 ("input", "sendInput"),
+                ("resize", "resizeWorker"),
                 ("transcript", "getTranscript"),
                 ("cancel", "cancelWorker"),
                 ("stop", "stopWorker"),
@@ -84,6 +87,12 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             .body(s.json::<InputRequest>())
             .ok(202, "Accepted.", s.json::<InputAccepted>())
             .errors([WorkerNotFound, WorkerNotRunning, WorkerBusy, Internal]),
+        Op::new(M::POST, "/v1/workers/{worker_id}/resize", "resizeWorker", "workers")
+            .summary("Resize a terminal worker")
+            .describe(RESIZE)
+            .body(s.json::<ResizeRequest>())
+            .ok(200, "Its size now.", s.json::<ResizeResponse>())
+            .errors([WorkerNotFound, NotATerminal, WorkerNotRunning, WorkerBusy]),
         Op::new(M::POST, "/v1/workers/{worker_id}/cancel", "cancelWorker", "workers")
             .summary("Interrupt in-flight work (SIGINT to a process group)")
             .ok(200, "Interrupted.", s.json::<WorkerStatusResponse>())
@@ -111,6 +120,7 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
                     "snapshot",
                     "With a cursor: also send a fresh `snapshot` after the replayed events.",
                 ),
+                params::interactive(),
             ])
             .websocket(
                 "Switching to the WebSocket protocol; server frames (`ServerFrame`) follow.",
@@ -125,5 +135,14 @@ websocket`, `Sec-WebSocket-Version: 13` and a `Sec-WebSocket-Key`); a plain `GET
 worker, a bad cursor) are plain HTTP answers. After the upgrade the server sends JSON \
 text frames, each a `ServerFrame` (components): `event` frames with a cursor, and \
 `reset` when the cursor is too old or from another epoch. Clients send only control \
-frames (a data frame closes with 1008); 4404 when the worker is removed, 4408 for a \
+frames (a data frame closes with 1008), except with `interactive=true`: then text \
+frames that are a `ClientFrame` (components: `input`, `resize`) are taken as those \
+requests, a refused one is answered with an `error` frame and the connection stays \
+open, and anything else closes with 1008. 4404 when the worker is removed, 4408 for a \
 client too slow to read, 1001 on shutdown.";
+
+/// What `resizeWorker` does, on both surfaces.
+pub(super) const RESIZE: &str = "Only workers of a `pty` profile are terminals (`400 \
+not_a_terminal` for others); each side is 1 to 1000 cells (`400 invalid_request` \
+otherwise). A `resized` event follows; `429 worker_busy` when the terminal did not take \
+the size in time.";

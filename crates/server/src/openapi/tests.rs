@@ -231,6 +231,31 @@ fn operations_list_the_codes_their_handlers_answer() {
             vec!["origin_not_allowed", "worker_limit_reached"],
         ),
         (
+            rt,
+            "post",
+            "/v1/workers/{worker_id}/resize".into(),
+            vec![
+                "invalid_request",
+                "not_a_terminal",
+                "worker_not_running",
+                "worker_busy",
+            ],
+            vec!["worker_running"],
+        ),
+        (
+            be,
+            "post",
+            format!("{w}/resize"),
+            vec![
+                "unsupported_media_type",
+                "forbidden",
+                "not_a_terminal",
+                "worker_not_running",
+                "runtime_unreachable",
+            ],
+            vec!["unknown_profile"],
+        ),
+        (
             be,
             "get",
             format!("{w}/events/ws"),
@@ -311,6 +336,23 @@ fn websocket_routes_answer_101_and_bodies_refuse_unknown_fields() {
             }
         }
         assert!(json["components"]["schemas"]["ServerFrame"].is_object());
+        assert!(json["components"]["schemas"]["ClientFrame"].is_object());
+        let ws = operations(document)
+            .into_iter()
+            .find(|(path, _, _)| path.ends_with("/events/ws"))
+            .unwrap()
+            .2;
+        let query: Vec<_> = ws["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            query.contains(&"cursor") && query.contains(&"interactive"),
+            "{query:?}"
+        );
     }
 }
 
@@ -333,7 +375,7 @@ fn a_new_worker_links_to_the_operations_on_it() {
         let links = json["paths"][path]["post"]["responses"]["201"]["links"]
             .as_object()
             .unwrap();
-        assert_eq!(links.len(), 6);
+        assert_eq!(links.len(), 7);
         for (name, link) in links {
             let target = link["operationId"].as_str().unwrap_or_else(|| {
                 panic!("{path} link {name}: OpenAPI's camelCase operationId: {link}")

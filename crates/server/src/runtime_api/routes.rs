@@ -2,7 +2,7 @@
 
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
-use switchyard_protocol::{CreateWorkerRequest, Health, InputRequest, WorkerId};
+use switchyard_protocol::{CreateWorkerRequest, Health, InputRequest, ResizeRequest, WorkerId};
 use switchyard_runtime::{ListQuery, Runtime, RuntimeError};
 use switchyard_transport::SecretToken;
 
@@ -42,6 +42,7 @@ pub(crate) enum Route {
     Workers,
     Worker,
     Input,
+    Resize,
     Cancel,
     Stop,
     Transcript,
@@ -79,6 +80,11 @@ pub(crate) static ROUTES: &[RouteDef<Route>] = &[
     RouteDef {
         path: "/v1/workers/{worker_id}/input",
         route: Route::Input,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/v1/workers/{worker_id}/resize",
+        route: Route::Resize,
         methods: &[Method::POST],
     },
     RouteDef {
@@ -185,6 +191,12 @@ impl RuntimeApi {
                     &runtime.input(&id, input.text).await?,
                 ))
             }
+            (Route::Resize, Method::POST, Some(id)) => {
+                Query::parse(query, &[])?;
+                let (parts, body) = request.into_parts();
+                let size: ResizeRequest = read_json(&parts.headers, body, limit).await?;
+                Ok(json(StatusCode::OK, &runtime.resize(&id, size).await?))
+            }
             (Route::Cancel, Method::POST, Some(id)) => {
                 Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
@@ -205,18 +217,24 @@ impl RuntimeApi {
                 ))
             }
             (Route::Events, Method::GET, Some(id)) => {
-                let q = Query::parse(query, &["cursor", "snapshot"])?;
-                let snapshot = q
-                    .parse_as::<bool>("snapshot", "true or false")?
-                    .unwrap_or(false);
+                let q = Query::parse(query, &["cursor", "snapshot", "interactive"])?;
+                let opening = super::events::Opening {
+                    cursor: q.get("cursor"),
+                    snapshot_after_replay: q
+                        .parse_as::<bool>("snapshot", "true or false")?
+                        .unwrap_or(false),
+                    interactive: q
+                        .parse_as::<bool>("interactive", "true or false")?
+                        .unwrap_or(false),
+                };
                 super::events::upgrade(
                     runtime,
                     &id,
-                    q.get("cursor"),
-                    snapshot,
+                    opening,
                     request,
                     ctx,
                     self.settings.session,
+                    usize::try_from(limit).unwrap_or(usize::MAX),
                 )
             }
             (_, method, _) => Err(found.method_not_allowed(&method)),

@@ -52,13 +52,24 @@ pub async fn start_runtime_with(
     token: Option<&str>,
     tls: Option<ServerTlsSettings>,
 ) -> RunningRuntime {
+    start_runtime_from(listen, runtime_config(id), token, tls).await
+}
+
+/// Starts a Runtime API server for `config` on `listen` (retrying while the address
+/// is busy), serving HTTPS with `tls` when given.
+pub async fn start_runtime_from(
+    listen: SocketAddr,
+    config: RuntimeConfig,
+    token: Option<&str>,
+    tls: Option<ServerTlsSettings>,
+) -> RunningRuntime {
     let deadline = Instant::now() + WAIT;
     loop {
         let settings = switchyard_server::config::RuntimeSettings {
             listen,
             token: token.and_then(SecretToken::new),
             data_dir: None,
-            runtime: runtime_config(id),
+            runtime: config.clone(),
             tls: tls.clone(),
         };
         match runtime_cmd::start(settings).await {

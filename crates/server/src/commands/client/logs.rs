@@ -39,9 +39,6 @@ pub(super) async fn logs(client: &BackendClient, args: &LogsArgs) -> Result<u8, 
                     return Ok(0);
                 }
             }
-            Followed::Frame(Incoming::TerminalOutput { sequence, text, .. }) => {
-                view.terminal_output(sequence, &text, &mut out).await?;
-            }
             Followed::Frame(Incoming::Upstream { state, error }) => {
                 out.note(&upstream_line(worker, state, error.as_ref()))
                     .await;
