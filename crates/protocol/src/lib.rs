@@ -4,6 +4,8 @@
 //! under `/v1` and the backend API under `/api`) is defined here, with its serde
 //! shape pinned by tests against literal JSON. This crate does no I/O.
 
+#[cfg(any(test, feature = "arbitrary"))]
+pub mod arbitrary;
 pub mod cursor;
 pub mod error;
 pub mod event;
@@ -11,6 +13,8 @@ pub mod frame;
 pub mod ids;
 #[cfg(feature = "openapi")]
 mod openapi;
+#[cfg(test)]
+mod properties;
 pub mod runtime;
 pub mod session;
 pub mod terminal;
