@@ -9,4 +9,6 @@ pub mod config;
 pub mod console;
 pub mod http;
 pub mod openapi;
+#[cfg(test)]
+mod properties;
 pub mod runtime_api;

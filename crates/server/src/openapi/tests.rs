@@ -161,13 +161,22 @@ fn codes_of(document: &Document, method: &str, path: &str) -> BTreeSet<String> {
     error_codes(&op).into_values().flatten().collect()
 }
 
+/// (document, method, path, codes it must list, codes it must not list)
+type CodeCase = (
+    &'static Document,
+    &'static str,
+    String,
+    Vec<&'static str>,
+    Vec<&'static str>,
+);
+
 #[test]
 fn operations_list_the_codes_their_handlers_answer() {
     let rt = runtime_document();
     let be = backend_document();
     let w = "/api/runtimes/{runtime_id}/workers/{worker_id}";
     // (document, method, path, codes it must list, codes it must not list)
-    let cases: Vec<(&Document, &str, String, Vec<&str>, Vec<&str>)> = vec![
+    let cases: Vec<CodeCase> = vec![
         (rt, "get", "/v1/health".into(), vec![], vec!["unauthorized"]),
         (
             rt,
