@@ -226,6 +226,15 @@ fn matrix() -> Vec<Case> {
             [200, 200, 200, 200, 200, 200],
             Option::None,
         ),
+        // A load balancer's readiness probe carries no credentials.
+        case(
+            Method::GET,
+            "/readyz",
+            None,
+            Option::None,
+            [200, 200, 200, 200, 200, 200],
+            Option::None,
+        ),
         case(
             Method::GET,
             "/api/session",

@@ -6,9 +6,11 @@
 pub mod audit;
 pub mod browser;
 mod events;
+mod readiness;
 pub(crate) mod routes;
 mod session;
 
 pub use browser::AllowedHosts;
+pub use readiness::{DRAINING_MESSAGE, Readiness};
 pub use routes::{BackendApi, BackendApiSettings};
 pub(crate) use routes::{drain_body, worker_query};

@@ -9,7 +9,8 @@
 //!    `403 cross_origin_request`; a WebSocket upgrade from a foreign `Origin` →
 //!    `403 origin_not_allowed`
 //! 5. authentication (bearer token, or session cookie from the backend's own pages)
-//!    → `401 unauthorized`; `/healthz` and `POST`/`DELETE /api/session` are public
+//!    → `401 unauthorized`; `/healthz`, `/readyz`, `/api/openapi.json` and
+//!    `POST`/`DELETE /api/session` are public
 //! 6. the route and its methods → `404 route_not_found`, `405 method_not_allowed`
 //! 7. a body that is not `application/json` → `415 unsupported_media_type`
 //! 8. the path's ids → `400 invalid_id`, then the registry, whose policy answers
@@ -40,6 +41,8 @@ use crate::http::router::{RouteDef, RouteTable, method_not_allowed, respond};
 use crate::http::ws::SessionSettings;
 use crate::http::{ApiError, Handler, RequestContext, Response};
 
+use super::Readiness;
+
 /// Settings of the backend API surface.
 #[derive(Debug, Clone)]
 pub struct BackendApiSettings {
@@ -63,12 +66,14 @@ pub struct BackendApi {
     auth: Arc<Authenticator>,
     settings: BackendApiSettings,
     routes: RouteTable<Route>,
+    readiness: Readiness,
 }
 
 /// What a backend API path names; the handler matches on it with the method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route {
     Health,
+    Ready,
     OpenApi,
     Session,
     Runtimes,
@@ -88,7 +93,9 @@ impl Route {
     /// Routes (and methods) answered without credentials.
     fn is_public(self, method: &Method) -> bool {
         match self {
-            Route::Health | Route::OpenApi => true,
+            // A load balancer's probes carry no credentials; the document is the
+            // same for every deployment.
+            Route::Health | Route::Ready | Route::OpenApi => true,
             Route::Session => *method != Method::GET,
             _ => false,
         }
@@ -120,6 +127,11 @@ pub(crate) static ROUTES: &[RouteDef<Route>] = &[
     RouteDef {
         path: "/healthz",
         route: Route::Health,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/readyz",
+        route: Route::Ready,
         methods: &[Method::GET],
     },
     RouteDef {
@@ -204,7 +216,13 @@ impl BackendApi {
             auth,
             settings,
             routes: RouteTable::new("backend API lives under /api", ROUTES),
+            readiness: Readiness::new(),
         }
+    }
+
+    /// Its readiness: `GET /readyz` answers 503 once draining has started.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
     }
 
     /// The registry it routes through.
@@ -353,6 +371,8 @@ impl BackendApi {
         let registry = &self.registry;
         match (def.route, method, ids.0, ids.1) {
             (Route::Health, Method::GET, ..) => Ok(json(StatusCode::OK, &Health::ok())),
+            // Like /healthz, lenient about the query: a probe must not fail on it.
+            (Route::Ready, Method::GET, ..) => self.readiness.answer(),
             (Route::OpenApi, Method::GET, ..) => {
                 Query::parse(query, &[])?;
                 Ok(crate::openapi::backend_document().response())

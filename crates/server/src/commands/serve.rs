@@ -14,7 +14,7 @@ use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, WsEventsClient};
 use tokio::net::TcpListener;
 
 use crate::auth::{Authenticator, SessionCodec, SessionKey};
-use crate::backend_api::{AllowedHosts, BackendApi, BackendApiSettings};
+use crate::backend_api::{AllowedHosts, BackendApi, BackendApiSettings, Readiness};
 use crate::config::{
     AuthSettings, BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs,
     load_backend_settings,
@@ -45,6 +45,7 @@ pub async fn run(args: ServeArgs) -> u8 {
     println!("listening on {}", running.server.url());
     let _ = std::io::stdout().flush();
     signals.terminated().await;
+    running.drain().await;
     running.shutdown().await;
     0
 }
@@ -59,12 +60,31 @@ pub struct RunningBackend {
     pub embedded: Option<Runtime>,
     /// The HTTP server.
     pub server: ServerHandle,
+    /// What `GET /readyz` answers; draining from [`RunningBackend::drain`] on.
+    pub readiness: Readiness,
+    /// How long [`RunningBackend::drain`] keeps serving (`drain_ms`).
+    pub drain: Duration,
 }
 
 impl RunningBackend {
+    /// Starts draining: `GET /readyz` answers 503 from now on, while everything else
+    /// is served as before for the configured drain period (so that a load balancer
+    /// checking `/readyz` stops sending new requests here before they would fail).
+    pub async fn drain(&self) {
+        self.readiness.start_draining();
+        if !self.drain.is_zero() {
+            tracing::info!(
+                drain_ms = self.drain.as_millis() as u64,
+                "draining: /readyz answers 503; serving until the drain period ends"
+            );
+            tokio::time::sleep(self.drain).await;
+        }
+    }
+
     /// Stops accepting, closes WebSockets with 1001, stops the embedded runtime's
     /// workers and flushes its store. Remote runtimes keep running.
     pub async fn shutdown(self) {
+        self.readiness.start_draining();
         self.server.shutdown_signal().trigger();
         if let Some(runtime) = &self.embedded
             && let Err(error) = runtime.shutdown().await
@@ -122,6 +142,7 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
             session: SessionSettings::default(),
         },
     );
+    let readiness = api.readiness().clone();
     let tls = settings.tls.map(|tls| ServerTls::new(tls.config));
     let server = serve_with_tls(listener, Arc::new(api), Shutdown::new(), tls);
     tokio::spawn({
@@ -135,6 +156,8 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
         hub,
         embedded,
         server,
+        readiness,
+        drain: settings.drain,
     })
 }
 
@@ -236,7 +259,8 @@ fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String>
         None => endpoint,
     };
     let events = WsEventsClient::new(endpoint.clone())
-        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
+        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?
+        .with_idle_timeout(settings.stream_idle_timeout);
     let client = HttpRuntimeClient::new(endpoint)
         .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
     Ok(RegisteredRuntime {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchyard_protocol::RuntimeId;
 use switchyard_runtime::RuntimeConfig;
-use switchyard_transport::{ClientTls, SecretToken};
+use switchyard_transport::{ClientTls, DEFAULT_STREAM_IDLE_TIMEOUT, SecretToken};
 
 use super::args::ServeArgs;
 use super::auth::AuthSettings;
@@ -26,6 +26,10 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 
 /// How often remote runtimes are probed unless configured.
 pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_millis(5000);
+
+/// How long a stopping backend keeps serving after `/readyz` turned 503, unless
+/// configured: not at all.
+pub const DEFAULT_DRAIN: Duration = Duration::ZERO;
 
 /// A remote's connect timeout unless configured.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(2000);
@@ -58,6 +62,9 @@ pub struct BackendSettings {
     pub remotes: Vec<RemoteSettings>,
     /// How often remote runtimes are probed.
     pub health_interval: Duration,
+    /// On SIGTERM/SIGINT, how long to keep serving with `/readyz` at 503 before
+    /// shutting down, so that a load balancer takes this replica out first.
+    pub drain: Duration,
     /// Events queued per WebSocket viewer before it is cut off (4408).
     pub viewer_queue: u32,
     /// Events the backend keeps per watched worker for viewers that resume.
@@ -95,6 +102,9 @@ pub struct RemoteSettings {
     pub connect_timeout: Duration,
     /// Time allowed for one request.
     pub request_timeout: Duration,
+    /// How long an open event stream from this runtime may stay silent (the
+    /// backend pings it after a third of that) before it counts as lost.
+    pub stream_idle_timeout: Duration,
     /// TLS for an `https` base URL: trust anchors, client certificate, name.
     pub tls: Option<ClientTls>,
     /// Plain HTTP to a host that is not loopback, allowed by `insecure_http = true`
@@ -119,6 +129,7 @@ impl BackendSettings {
             }),
             remotes: Vec::new(),
             health_interval: DEFAULT_HEALTH_INTERVAL,
+            drain: DEFAULT_DRAIN,
             viewer_queue: DEFAULT_VIEWER_QUEUE,
             event_backlog: DEFAULT_EVENT_BACKLOG,
             tls: None,
@@ -196,6 +207,8 @@ pub fn load_backend_settings(
         file.health_interval_ms,
         DEFAULT_HEALTH_INTERVAL,
     )?;
+    // Zero is allowed: shut down at once, as without the key.
+    let drain = file.drain_ms.map_or(DEFAULT_DRAIN, Duration::from_millis);
 
     let viewer_queue =
         values::positive(&fo, "viewer_queue", file.viewer_queue, DEFAULT_VIEWER_QUEUE)?;
@@ -237,6 +250,7 @@ pub fn load_backend_settings(
         embedded,
         remotes,
         health_interval,
+        drain,
         viewer_queue,
         event_backlog,
         tls,
@@ -341,6 +355,12 @@ fn remote(
         raw.request_timeout_ms,
         DEFAULT_REQUEST_TIMEOUT,
     )?;
+    let stream_idle_timeout = values::millis(
+        &fo,
+        &key("stream_idle_timeout_ms"),
+        raw.stream_idle_timeout_ms,
+        DEFAULT_STREAM_IDLE_TIMEOUT,
+    )?;
     let tls = remote_tls(ctx, &table, &base_url, &raw)?;
     let insecure_http = tls.is_none() && !is_loopback_url(&base_url);
     Ok(RemoteSettings {
@@ -350,6 +370,7 @@ fn remote(
         token,
         connect_timeout,
         request_timeout,
+        stream_idle_timeout,
         tls,
         insecure_http,
     })

@@ -28,12 +28,15 @@ const THROUGH_A_RUNTIME: [ErrorCode; 10] = [
     RuntimeTimeout,
 ];
 
+/// Probes that ignore their query (a load balancer's must never fail on it).
+const LENIENT_PROBES: [&str; 2] = ["/healthz", "/readyz"];
+
 /// The codes every backend operation answers by the surface's rules, in the order
 /// the handler checks them: `403 host_not_allowed` for every request; for
 /// state-changing ones `403 cross_origin_request`; `403 origin_not_allowed` for
 /// WebSocket upgrades; `401` without credentials; `415` and `413` for bodies;
 /// `400 invalid_id` for ids in the path; `400 invalid_request` for an unknown query
-/// parameter (health reads none) or a body that cannot be read.
+/// parameter (the probes read none) or a body that cannot be read.
 pub(super) fn common_errors(op: &Op) -> Vec<ErrorCode> {
     let mut codes = vec![HostNotAllowed];
     if op.method == Method::POST || op.method == Method::DELETE {
@@ -45,7 +48,7 @@ pub(super) fn common_errors(op: &Op) -> Vec<ErrorCode> {
     if op.access == Access::Credentials {
         codes.push(Unauthorized);
     }
-    if op.path != "/healthz" {
+    if !LENIENT_PROBES.contains(&op.path) {
         codes.push(InvalidRequest);
     }
     if op.reads_body {
@@ -76,6 +79,17 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             .public()
             .summary("Liveness")
             .ok(200, "The process is alive.", s.json::<Health>()),
+        Op::new(M::GET, "/readyz", "ready", "health")
+            .public()
+            .summary("Readiness: whether this backend wants new requests")
+            .describe(
+                "For load balancers: 200 while serving; `503 runtime_unavailable` from \
+                 the moment the backend starts draining (SIGTERM or SIGINT) while it \
+                 still serves everything else for `drain_ms`. Does not depend on the \
+                 runtimes.",
+            )
+            .ok(200, "Serving.", s.json::<Health>())
+            .errors([RuntimeUnavailable]),
         Op::new(M::GET, "/api/openapi.json", "openapi", "document")
             .public()
             .summary("This document")

@@ -208,6 +208,13 @@ fn operations_list_the_codes_their_handlers_answer() {
         ),
         (
             be,
+            "get",
+            "/readyz".into(),
+            vec!["host_not_allowed", "runtime_unavailable"],
+            vec!["unauthorized", "invalid_request"],
+        ),
+        (
+            be,
             "post",
             "/api/session".into(),
             vec![
@@ -300,6 +307,7 @@ fn security_follows_each_operations_access() {
         (runtime_document(), "/v1/openapi.json", "get", true),
         (runtime_document(), "/v1/workers", "post", true),
         (backend_document(), "/healthz", "get", false),
+        (backend_document(), "/readyz", "get", false),
         (backend_document(), "/api/openapi.json", "get", false),
         (backend_document(), "/api/session", "post", false),
         (backend_document(), "/api/session", "get", true),

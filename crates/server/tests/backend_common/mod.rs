@@ -97,6 +97,7 @@ pub fn remote(id: &str, base_url: &str, token: &str, request_timeout: Duration) 
         token: SecretToken::new(token).unwrap(),
         connect_timeout: Duration::from_secs(2),
         request_timeout,
+        stream_idle_timeout: switchyard_transport::DEFAULT_STREAM_IDLE_TIMEOUT,
         tls: None,
         insecure_http: false,
     }

@@ -2,8 +2,9 @@
 //!
 //! Every text frame is decoded as a server frame and checked against the contract
 //! for a runtime's stream; pings are answered (the pong is flushed before the next
-//! read); close codes become [`UpstreamEnd`]s. Once ended, the stream keeps returning
-//! the same end.
+//! read), and a silent stream is pinged, so that a runtime that stopped answering is
+//! noticed within the idle timeout; close codes become [`UpstreamEnd`]s. Once ended,
+//! the stream keeps returning the same end.
 
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ use crate::reason::shorten;
 
 /// How long a close frame (ours, or the reply to the runtime's) may take to get out.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Pings sent per idle timeout of silence: the stream pings after a third of it.
+const PINGS_PER_IDLE_TIMEOUT: u32 = 3;
 
 /// An open event stream for one worker.
 pub(super) struct EventStream {
@@ -85,13 +89,37 @@ impl EventStream {
             // Unreachable in practice: `end` is set whenever the socket is taken.
             return Err((UpstreamEnd::Closed { code: None }, Farewell::Drop));
         };
+        let ping_every = self.idle_timeout / PINGS_PER_IDLE_TIMEOUT;
         loop {
-            let deadline = Instant::now() + self.idle_timeout;
-            let message = match tokio::time::timeout_at(deadline, socket.next()).await {
-                Err(_) => return Err(idle),
-                Ok(None) => return Err(reset()),
-                Ok(Some(Err(error))) => return Err(read_error(error)),
-                Ok(Some(Ok(message))) => message,
+            // Silence for a third of the idle timeout gets a ping; the runtime's pong
+            // (like anything else from it) starts the wait over. So a runtime that
+            // cannot be reached any more (a partition drops every packet, and TCP
+            // would stay quiet for minutes) is lost after `idle_timeout`.
+            let heard = Instant::now();
+            let deadline = heard + self.idle_timeout;
+            let mut ping_at = heard + ping_every;
+            let message = loop {
+                let next = tokio::select! {
+                    next = socket.next() => Some(next),
+                    () = tokio::time::sleep_until(ping_at.min(deadline)) => None,
+                };
+                match next {
+                    Some(next) => break next,
+                    None if Instant::now() >= deadline => return Err(idle),
+                    None => {
+                        let ping = Message::Ping(Vec::new().into());
+                        match tokio::time::timeout_at(deadline, socket.send(ping)).await {
+                            Err(_) => return Err(idle),
+                            Ok(Err(error)) => return Err(read_error(error)),
+                            Ok(Ok(())) => ping_at += ping_every,
+                        }
+                    }
+                }
+            };
+            let message = match message {
+                None => return Err(reset()),
+                Some(Err(error)) => return Err(read_error(error)),
+                Some(Ok(message)) => message,
             };
             match message {
                 Message::Text(text) => {

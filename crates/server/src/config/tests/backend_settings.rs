@@ -67,6 +67,7 @@ fn file_without_embedded_has_no_embedded_runtime() {
     assert_eq!(remote.token.expose(), SECRET);
     assert_eq!(remote.connect_timeout, Duration::from_millis(2000));
     assert_eq!(remote.request_timeout, Duration::from_millis(5000));
+    assert_eq!(remote.stream_idle_timeout, Duration::from_millis(15000));
     assert!(remote.insecure_http, "plain HTTP off loopback, allowed");
     assert!(remote.tls.is_none());
 }
@@ -141,4 +142,54 @@ fn viewer_queue_and_event_backlog_are_read_and_validated() {
     std::fs::write(&path, "viewer_queue = 0\n[embedded]\n").unwrap();
     let error = crate::config::load_backend_settings(&args, &|_| None).unwrap_err();
     assert!(error.to_string().contains("viewer_queue"), "{error}");
+}
+
+#[test]
+fn drain_ms_defaults_to_none_and_allows_zero() {
+    let check = |text: &str, expected: Result<Duration, &str>| {
+        let dir = Dir::new();
+        let path = dir.write("b.toml", text);
+        match (load_backend_settings(&serve_args(&path), &no_env), expected) {
+            (Ok(s), Ok(drain)) => assert_eq!(s.drain, drain, "{text}"),
+            (Err(e), Err(needle)) => assert!(e.to_string().contains(needle), "{e}"),
+            (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+        }
+    };
+    check("[embedded]\n", Ok(Duration::ZERO));
+    check("drain_ms = 0\n[embedded]\n", Ok(Duration::ZERO));
+    check(
+        "drain_ms = 2500\n[embedded]\n",
+        Ok(Duration::from_millis(2500)),
+    );
+    check("drain_ms = -1\n[embedded]\n", Err("drain_ms"));
+    check("drain_ms = \"2s\"\n[embedded]\n", Err("drain_ms"));
+    assert_eq!(
+        crate::config::BackendSettings::defaults().drain,
+        Duration::ZERO
+    );
+}
+
+#[test]
+fn stream_idle_timeout_ms_is_read_per_remote_and_must_be_positive() {
+    let dir = Dir::new();
+    dir.write("r.token", SECRET);
+    let file = |extra: &str| {
+        format!(
+            "[[remote]]\nruntime_id = \"r\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_file = \"r.token\"\n{extra}"
+        )
+    };
+    let path = dir.write("b.toml", &file("stream_idle_timeout_ms = 3000\n"));
+    let s = load_backend_settings(&serve_args(&path), &no_env).unwrap();
+    assert_eq!(
+        s.remotes[0].stream_idle_timeout,
+        Duration::from_millis(3000)
+    );
+    let path = dir.write("b.toml", &file("stream_idle_timeout_ms = 0\n"));
+    let error = load_backend_settings(&serve_args(&path), &no_env).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("remote[0].stream_idle_timeout_ms"),
+        "{error}"
+    );
 }
