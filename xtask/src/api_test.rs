@@ -221,9 +221,11 @@ impl Server {
         self.panicked()
     }
 
+    /// A panic in its log: Rust's own "thread '…' panicked at file:line" (a request
+    /// path in a log line cannot hold the space).
     fn panicked(&self) -> Option<String> {
         let log = fs::read_to_string(&self.log).unwrap_or_default();
-        log.contains("panicked")
+        log.contains(" panicked at ")
             .then(|| format!("the {} panicked (see {})", self.name, self.log.display()))
     }
 
