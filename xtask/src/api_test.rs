@@ -36,6 +36,9 @@ const SCHEMATHESIS: &str = "4.32.5";
 /// three runs together take about a minute on two cores.
 const MAX_EXAMPLES: &str = "50";
 
+/// Workers each runtime under test may run at once.
+const MAX_WORKERS: u32 = 20_000;
+
 /// Runs the command.
 pub fn api_test(extra: &[String]) -> Result<(), String> {
     let started = Instant::now();
@@ -56,6 +59,13 @@ pub fn api_test(extra: &[String]) -> Result<(), String> {
     let runtime_token = random_token()?;
     let admin_token = random_token()?;
     write(&work.join("runtime.token"), &runtime_token)?;
+    // Every successful create leaves a running echo worker (cheap, in-process), and the
+    // runtime serves two runs: room for all of them, so that `429
+    // worker_limit_reached` is not what the runs end up testing.
+    write(
+        &work.join("runtime.toml"),
+        &format!("max_workers = {MAX_WORKERS}\n"),
+    )?;
     let runtime = Server::start(
         &bin,
         "runtime",
@@ -66,6 +76,8 @@ pub fn api_test(extra: &[String]) -> Result<(), String> {
             "127.0.0.1:0",
             "--runtime-id",
             "local",
+            "--config",
+            &path(&work, "runtime.toml"),
             "--token-file",
             &path(&work, "runtime.token"),
             "--data-dir",
@@ -80,7 +92,7 @@ pub fn api_test(extra: &[String]) -> Result<(), String> {
         &work.join("backend-embedded.toml"),
         &format!(
             "[embedded]\nruntime_id = \"local\"\ndisplay_name = \"Embedded\"\n\
-             data_dir = \"{}\"\n\n{auth}",
+             data_dir = \"{}\"\nmax_workers = {MAX_WORKERS}\n\n{auth}",
             path(&work, "embedded-data")
         ),
     )?;
