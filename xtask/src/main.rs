@@ -10,6 +10,9 @@
 //!   xterm.js files the console serves (`crates/server/console/vendor/`).
 //! - `cargo xtask browser-test [--screenshots] [playwright args]`: the console in
 //!   Debian's Chromium, driven by Playwright, against the real binary (`tests/browser/`).
+//! - `cargo xtask api-test [st run args]`: schemathesis (PyPI, in a virtual environment
+//!   under `target/`) against a live runtime and live backends, auth on, against their
+//!   OpenAPI documents (`tests/schemathesis/`).
 //! - `cargo xtask cluster [--runtimes N] [--replicas N]`: runtime hosts in network
 //!   namespaces and backend replicas behind HAProxy, to try by hand (root).
 //! - `cargo xtask cluster-test [--release] [--write-docs] [filter]`: the failure
@@ -17,6 +20,7 @@
 //! - `cargo xtask scaling [--quick]`: the aggregate-list curve, written into
 //!   docs/SCALING.md and docs/scaling/.
 
+mod api_test;
 mod browser;
 mod cluster;
 mod demo;
@@ -33,12 +37,13 @@ fn main() -> ExitCode {
         Some("demo") => demo::demo(),
         Some("vendor-console") => vendor::vendor_console(&args[1..]),
         Some("browser-test") => browser::browser_test(&args[1..]),
+        Some("api-test") => api_test::api_test(&args[1..]),
         Some("cluster") => cluster::cluster(&args[1..]),
         Some("cluster-test") => cluster::cluster_test(&args[1..]),
         Some("scaling") => cluster::scaling(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test [filter] | bench [--quick] | demo | vendor-console [--check] | browser-test [--screenshots] [args] | cluster [--runtimes N] [--replicas N] | cluster-test [--release] [--write-docs] [filter] | scaling [--quick]>"
+                "usage: cargo xtask <ci | test [filter] | bench [--quick] | demo | vendor-console [--check] | browser-test [--screenshots] [args] | api-test [st run args] | cluster [--runtimes N] [--replicas N] | cluster-test [--release] [--write-docs] [filter] | scaling [--quick]>"
             );
             return ExitCode::from(2);
         }

@@ -8,6 +8,7 @@ use crate::ids::{RuntimeId, WorkerId};
 
 /// Why a client must drop what it holds and take a fresh snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ResetReason {
     /// The cursor is older than the bounded backlog.
@@ -18,6 +19,7 @@ pub enum ResetReason {
 
 /// The backend's upstream connection to a runtime, as viewers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamState {
     /// The upstream dropped; the backend is reconnecting.
@@ -31,6 +33,7 @@ pub enum UpstreamState {
 // in bulk, so the event variant's size costs nothing worth an allocation per event.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// A worker event with the cursor to resume after it.

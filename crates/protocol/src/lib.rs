@@ -4,12 +4,19 @@
 //! under `/v1` and the backend API under `/api`) is defined here, with its serde
 //! shape pinned by tests against literal JSON. This crate does no I/O.
 
+#[cfg(any(test, feature = "arbitrary"))]
+pub mod arbitrary;
 pub mod cursor;
 pub mod error;
 pub mod event;
 pub mod frame;
 pub mod ids;
+#[cfg(feature = "openapi")]
+mod openapi;
+#[cfg(test)]
+mod properties;
 pub mod runtime;
+pub mod session;
 pub mod terminal;
 pub mod time;
 pub mod transcript;
@@ -24,6 +31,7 @@ pub use runtime::{
     API_VERSION, BackendRuntime, Limits, ProfileInfo, ProfileKind, RuntimeInfo, RuntimeList,
     RuntimeSourceKind, RuntimeState, RuntimeStatus, WorkerCounts,
 };
+pub use session::{LoginRequest, Role, SessionInfo};
 pub use terminal::{
     ClientFrame, CursorPosition, MAX_TERMINAL_SIDE, MIN_TERMINAL_SIDE, ResizeRequest,
     ResizeResponse, TerminalSnapshot,

@@ -14,6 +14,7 @@ pub const API_VERSION: u32 = 1;
 
 /// Whether a runtime takes new work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeStatus {
     /// Accepting work.
@@ -24,6 +25,7 @@ pub enum RuntimeStatus {
 
 /// The kind of a profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProfileKind {
     /// Built in: every input comes back as output.
@@ -36,6 +38,7 @@ pub enum ProfileKind {
 
 /// A profile as clients see it: never its command line or environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileInfo {
     /// The name clients pass to create a worker.
     pub name: String,
@@ -47,6 +50,7 @@ pub struct ProfileInfo {
 
 /// Worker counts by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerCounts {
     /// Workers starting.
     pub starting: u64,
@@ -94,6 +98,7 @@ impl WorkerCounts {
 
 /// The limits a runtime enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Limits {
     /// Workers starting or running at once.
     pub max_workers: u32,
@@ -111,6 +116,7 @@ pub struct Limits {
 
 /// `GET /v1/runtime`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuntimeInfo {
     /// The runtime's id.
     pub runtime_id: RuntimeId,
@@ -143,6 +149,7 @@ pub struct RuntimeInfo {
 
 /// Whether a runtime is embedded in the backend or reached over the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeSourceKind {
     /// In the backend process.
@@ -153,6 +160,7 @@ pub enum RuntimeSourceKind {
 
 /// The backend's view of a runtime's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeState {
     /// Answering.
@@ -171,6 +179,7 @@ pub enum RuntimeState {
 
 /// One runtime as `GET /api/runtimes` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackendRuntime {
     /// The runtime's id in the backend's configuration.
     pub runtime_id: RuntimeId,
@@ -194,6 +203,7 @@ pub struct BackendRuntime {
 
 /// `GET /api/runtimes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuntimeList {
     /// Every runtime the caller may see, in configuration order.
     pub runtimes: Vec<BackendRuntime>,

@@ -3,50 +3,11 @@
 //! registry call, so the [`crate::Policy`] can decide by identity.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 
 use serde::{Deserialize, Serialize};
+pub use switchyard_protocol::Role;
 use switchyard_protocol::RuntimeId;
-
-/// What a token's holder may do. Each role includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Lists, reads details and transcripts, watches events.
-    Viewer,
-    /// Also creates, sends input, resizes, cancels, stops and deletes.
-    Operator,
-    /// Also reaches the admin routes.
-    Admin,
-}
-
-impl Role {
-    /// Every role, weakest first.
-    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
-
-    /// The lowercase name used in configuration and answers.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or(())
-    }
-}
 
 /// Which workers of its runtimes a caller reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

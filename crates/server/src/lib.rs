@@ -9,5 +9,8 @@ pub mod config;
 pub mod console;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
+#[cfg(test)]
+mod properties;
 pub mod reload;
 pub mod runtime_api;

@@ -8,7 +8,7 @@ pub mod browser;
 mod events;
 mod readiness;
 mod reload;
-mod routes;
+pub(crate) mod routes;
 mod session;
 
 pub use browser::AllowedHosts;

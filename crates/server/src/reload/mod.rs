@@ -88,7 +88,7 @@ pub enum ReloadError {
 }
 
 /// The runtimes of a reload, by what happened to them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RuntimeChanges {
     /// New runtimes.
     pub added: Vec<RuntimeId>,
@@ -101,7 +101,7 @@ pub struct RuntimeChanges {
 }
 
 /// What a reload did: the answer of `POST /api/admin/reload`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReloadReport {
     /// The runtimes.
     pub runtimes: RuntimeChanges,

@@ -317,4 +317,70 @@ mod tests {
         );
         assert_eq!(close_end(None), UpstreamEnd::Closed { code: None });
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use switchyard_protocol::ServerFrame;
+        use switchyard_protocol::arbitrary::{json_value, server_frame, worker_id};
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+
+            /// What a runtime sends for this worker decodes to the same event or
+            /// reset; backend-only frames and other workers' events are malformed.
+            #[test]
+            fn runtime_frames_decode_as_sent(frame in server_frame(), other in worker_id()) {
+                let frame = match frame {
+                    ServerFrame::Event { cursor, worker_id, event, .. } => {
+                        ServerFrame::Event { cursor, runtime_id: None, worker_id, event }
+                    }
+                    frame => frame,
+                };
+                let text = serde_json::to_string(&frame).unwrap();
+                match &frame {
+                    ServerFrame::Event { cursor, worker_id, event, .. } => {
+                        match decode(&text, worker_id) {
+                            Ok(UpstreamFrame::Event { cursor: got, event: payload }) => {
+                                prop_assert_eq!(&got, cursor);
+                                prop_assert_eq!(&payload.decode().unwrap(), event);
+                            }
+                            other => prop_assert!(false, "{other:?} for {text}"),
+                        }
+                        if &other != worker_id {
+                            prop_assert!(decode(&text, &other).is_err());
+                        }
+                    }
+                    ServerFrame::Reset { reason } => {
+                        prop_assert_eq!(decode(&text, &other), Ok(UpstreamFrame::Reset(*reason)));
+                    }
+                    ServerFrame::Upstream { .. } | ServerFrame::Error { .. } => {
+                        prop_assert!(decode(&text, &other).is_err());
+                    }
+                }
+            }
+
+            /// Anything else is refused with a bounded reason, never a panic.
+            #[test]
+            fn any_text_is_a_frame_or_a_bounded_refusal(
+                value in json_value(),
+                text in any::<String>(),
+                worker in worker_id(),
+            ) {
+                for input in [value.to_string(), text] {
+                    if let Err(reason) = decode(&input, &worker) {
+                        prop_assert!(reason.chars().count() <= 400, "{}", reason);
+                    }
+                }
+            }
+
+            #[test]
+            fn shortened_reasons_are_bounded_prefixes(text in any::<String>()) {
+                let short = shorten(&text);
+                prop_assert!(short.chars().count() <= 303);
+                let kept = short.strip_suffix("...").filter(|_| short != text).unwrap_or(&short);
+                prop_assert!(text.starts_with(kept));
+            }
+        }
+    }
 }
