@@ -12,8 +12,19 @@
 //!   xterm.js files the console serves (`crates/server/console/vendor/`).
 //! - `cargo xtask browser-test [--screenshots] [playwright args]`: the console in
 //!   Debian's Chromium, driven by Playwright, against the real binary (`tests/browser/`).
+//! - `cargo xtask api-test [st run args]`: schemathesis (PyPI, in a virtual environment
+//!   under `target/`) against a live runtime and live backends, auth on, against their
+//!   OpenAPI documents (`tests/schemathesis/`).
+//! - `cargo xtask cluster [--runtimes N] [--replicas N]`: runtime hosts in network
+//!   namespaces and backend replicas behind HAProxy, to try by hand (root).
+//! - `cargo xtask cluster-test [--release] [--write-docs] [filter]`: the failure
+//!   scenarios on such a cluster (skipped, saying why, without the privilege).
+//! - `cargo xtask scaling [--quick]`: the aggregate-list curve, written into
+//!   docs/SCALING.md and docs/scaling/.
 
+mod api_test;
 mod browser;
+mod cluster;
 mod demo;
 mod vendor;
 
@@ -28,9 +39,13 @@ fn main() -> ExitCode {
         Some("demo") => demo::demo(),
         Some("vendor-console") => vendor::vendor_console(&args[1..]),
         Some("browser-test") => browser::browser_test(&args[1..]),
+        Some("api-test") => api_test::api_test(&args[1..]),
+        Some("cluster") => cluster::cluster(&args[1..]),
+        Some("cluster-test") => cluster::cluster_test(&args[1..]),
+        Some("scaling") => cluster::scaling(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test [filter] | bench [--quick] | demo | vendor-console [--check] | browser-test [--screenshots] [args]>"
+                "usage: cargo xtask <ci | test [filter] | bench [--quick] | demo | vendor-console [--check] | browser-test [--screenshots] [args] | api-test [st run args] | cluster [--runtimes N] [--replicas N] | cluster-test [--release] [--write-docs] [filter] | scaling [--quick]>"
             );
             return ExitCode::from(2);
         }
@@ -182,9 +197,28 @@ pub(crate) fn run_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> Res
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
     let line = format!("{program} {}", args.join(" "));
     eprintln!("xtask: running {line}");
-    let status = Command::new(program)
-        .args(args)
+    let status = without_run_env(Command::new(program).args(args))
         .status()
         .map_err(|e| format!("{line} ({e})"))?;
     if status.success() { Ok(()) } else { Err(line) }
+}
+
+/// `command` without the variables `cargo run` set for xtask itself
+/// (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`, ...). ring's build script watches them,
+/// so a cargo started from here with them would rebuild ring, and everything above
+/// it, on every run (and the next `cargo xtask` would rebuild it back).
+pub(crate) fn without_run_env(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                name,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            command.env_remove(name);
+        }
+    }
+    command
 }

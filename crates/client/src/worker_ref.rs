@@ -94,4 +94,24 @@ mod tests {
             assert_eq!(bad.parse::<WorkerRef>().unwrap_err(), expected, "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn references_round_trip_and_anything_else_is_refused(
+            runtime in switchyard_protocol::arbitrary::runtime_id(),
+            worker in switchyard_protocol::arbitrary::worker_id(),
+            text in "[a-z0-9./_ -]{0,20}",
+        ) {
+            let r = WorkerRef::new(runtime, worker);
+            proptest::prop_assert_eq!(r.to_string().parse::<WorkerRef>(), Ok(r.clone()));
+            proptest::prop_assert!(r.path("/x").starts_with("/api/runtimes/"));
+            // Parsing is exactly: a slash, an id before it and an id after it.
+            let expected = text.split_once('/').is_some_and(|(rt, w)| {
+                RuntimeId::new(rt).is_ok() && WorkerId::new(w).is_ok()
+            });
+            proptest::prop_assert_eq!(text.parse::<WorkerRef>().is_ok(), expected);
+        }
+    }
 }

@@ -8,6 +8,7 @@ use crate::worker::{WorkerDetail, WorkerStatus};
 
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DiagnosticSeverity {
     /// For information.
@@ -20,6 +21,7 @@ pub enum DiagnosticSeverity {
 
 /// One event of a worker's live stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum WorkerEvent {

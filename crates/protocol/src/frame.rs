@@ -8,6 +8,7 @@ use crate::ids::{RuntimeId, WorkerId};
 
 /// Why a client must drop what it holds and take a fresh snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ResetReason {
@@ -19,6 +20,7 @@ pub enum ResetReason {
 
 /// The backend's upstream connection to a runtime, as viewers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamState {
     /// The upstream dropped; the backend is reconnecting.
@@ -32,6 +34,7 @@ pub enum UpstreamState {
 // in bulk, so the event variant's size costs nothing worth an allocation per event.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ServerFrame {

@@ -38,12 +38,19 @@
 //! assert_eq!(event, WorkerEvent::Exited { code: Some(3), signal: None });
 //! ```
 
+#[cfg(any(test, feature = "arbitrary"))]
+pub mod arbitrary;
 pub mod cursor;
 pub mod error;
 pub mod event;
 pub mod frame;
 pub mod ids;
+#[cfg(feature = "openapi")]
+mod openapi;
+#[cfg(test)]
+mod properties;
 pub mod runtime;
+pub mod session;
 pub mod terminal;
 pub mod time;
 pub mod transcript;
@@ -58,6 +65,7 @@ pub use runtime::{
     API_VERSION, BackendRuntime, CustomKind, KindNameError, Limits, ProfileInfo, ProfileKind,
     RuntimeInfo, RuntimeList, RuntimeSourceKind, RuntimeState, RuntimeStatus, WorkerCounts,
 };
+pub use session::{LoginRequest, Role, SessionInfo};
 pub use terminal::{
     ClientFrame, CursorPosition, MAX_TERMINAL_SIDE, MIN_TERMINAL_SIDE, ResizeRequest,
     ResizeResponse, TerminalSnapshot,

@@ -15,6 +15,7 @@ pub const API_VERSION: u32 = 1;
 
 /// Whether a runtime takes new work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeStatus {
     /// Accepting work.
@@ -61,6 +62,31 @@ impl ProfileKind {
             "pty" => Self::Pty,
             other => Self::Custom(CustomKind::new(other)?),
         })
+    }
+}
+
+/// A string: a built-in kind's name or a custom kind's (its serde is hand-written, so
+/// its schema is too).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ProfileKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[a-z][a-z0-9_-]{0,31}$"))
+            .examples(["echo", "process", "pty"])
+            .description(Some(
+                "The profile's kind: `echo`, `process`, `pty`, or the name of a kind a \
+                 custom driver adds.",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ProfileKind {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ProfileKind".into()
     }
 }
 
@@ -137,6 +163,7 @@ impl fmt::Display for CustomKind {
 
 /// A profile as clients see it: never its command line or environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileInfo {
     /// The name clients pass to create a worker.
     pub name: String,
@@ -148,6 +175,7 @@ pub struct ProfileInfo {
 
 /// Worker counts by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerCounts {
     /// Workers starting.
     pub starting: u64,
@@ -195,6 +223,7 @@ impl WorkerCounts {
 
 /// The limits a runtime enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Limits {
     /// Workers starting or running at once.
     pub max_workers: u32,
@@ -212,6 +241,7 @@ pub struct Limits {
 
 /// `GET /v1/runtime`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuntimeInfo {
     /// The runtime's id.
     pub runtime_id: RuntimeId,
@@ -244,6 +274,7 @@ pub struct RuntimeInfo {
 
 /// Whether a runtime is embedded in the backend or reached over the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeSourceKind {
     /// In the backend process.
@@ -254,6 +285,7 @@ pub enum RuntimeSourceKind {
 
 /// The backend's view of a runtime's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RuntimeState {
@@ -273,6 +305,7 @@ pub enum RuntimeState {
 
 /// One runtime as `GET /api/runtimes` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackendRuntime {
     /// The runtime's id in the backend's configuration.
     pub runtime_id: RuntimeId,
@@ -296,6 +329,7 @@ pub struct BackendRuntime {
 
 /// `GET /api/runtimes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuntimeList {
     /// Every runtime the caller may see, in configuration order.
     pub runtimes: Vec<BackendRuntime>,

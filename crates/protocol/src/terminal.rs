@@ -12,11 +12,14 @@ pub const MAX_TERMINAL_SIDE: u16 = 1000;
 
 /// `POST .../workers/{id}/resize`, and the `resize` client frame's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResizeRequest {
     /// Columns, 1 to 1000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub cols: u16,
     /// Rows, 1 to 1000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub rows: u16,
 }
 
@@ -37,6 +40,7 @@ impl ResizeRequest {
 
 /// The answer to an accepted resize.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResizeResponse {
     /// The worker.
     pub worker_id: WorkerId,
@@ -48,6 +52,7 @@ pub struct ResizeResponse {
 
 /// A cell position on a terminal screen, counted from 0 at the top left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CursorPosition {
     /// Row, from 0 at the top.
     pub row: u16,
@@ -57,6 +62,7 @@ pub struct CursorPosition {
 
 /// A pty worker's current screen, in a `snapshot` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TerminalSnapshot {
     /// Columns.
     pub cols: u16,
@@ -75,6 +81,7 @@ pub struct TerminalSnapshot {
 /// One text frame a client may send on an interactive event WebSocket
 /// (`?interactive=true`). Anything else closes the connection with 1008.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// Input for the worker, written as given (for a terminal: keystrokes).
@@ -85,8 +92,10 @@ pub enum ClientFrame {
     /// A new terminal size.
     Resize {
         /// Columns, 1 to 1000.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
         cols: u16,
         /// Rows, 1 to 1000.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
         rows: u16,
     },
 }

@@ -4,8 +4,10 @@
 //!
 //! - [`RuntimeSource`]: the trait a kind of runtime implements ([`EmbeddedSource`],
 //!   [`RemoteSource`]).
-//! - [`RuntimeRegistry`]: lookup, routing, views, health probes.
+//! - [`RuntimeRegistry`]: lookup, routing, views, health probes; its runtimes are
+//!   replaced while it serves by [`RuntimeRegistry::reconfigure`] (a reload).
 //! - [`Caller`]: who asks, passed with every call.
+//! - [`metrics`]: what the registry and the hub count, with bounded labels.
 //! - [`Policy`]: the seam for permission rules; [`AllowAll`] without auth,
 //!   [`RolePolicy`] (roles and runtime grants) with auth.
 //! - [`ObservationHub`]: one upstream event stream per watched worker, however
@@ -59,8 +61,10 @@ pub mod caller;
 pub mod embedded;
 pub mod error;
 pub mod hub;
+pub mod metrics;
 pub(crate) mod owners;
 pub mod policy;
+pub mod reconfigure;
 pub mod registry;
 pub mod remote;
 pub mod source;
@@ -71,6 +75,7 @@ pub use embedded::EmbeddedSource;
 pub use error::{RegistryError, SourceError};
 pub use hub::{BackendCursor, COMMAND_LANE, CommandTicket, HubSettings, ObservationHub, Viewer};
 pub use policy::{Action, AllowAll, Policy, PolicyDenied, PolicyRequest, RolePolicy};
+pub use reconfigure::{Planned, ReconfigureError, Reconfigured};
 pub use registry::{
     DuplicateRuntimeId, LIST_ALL_MAX_PER_RUNTIME, LIST_SCAN_BUDGET, RegisteredRuntime,
     RuntimeRegistry,

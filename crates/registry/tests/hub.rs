@@ -127,6 +127,104 @@ async fn the_pass_through_policy_encodes_each_event_once_for_all_viewers() {
     assert_eq!(hub.channel_count(), 1);
 }
 
+/// The hub's (and the registry's) metrics as the Prometheus text format.
+fn scrape(registry: &Arc<RuntimeRegistry>, hub: &ObservationHub) -> String {
+    let mut metrics = prometheus_client::registry::Registry::default();
+    registry.register_metrics(&mut metrics);
+    hub.register_metrics(&mut metrics);
+    let mut text = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut text, &metrics).unwrap();
+    text
+}
+
+#[tokio::test]
+async fn the_metrics_count_channels_viewers_events_and_viewers_cut_off() {
+    let id = RuntimeId::new("local").unwrap();
+    let runtime = Runtime::in_memory(RuntimeConfig::new(id.clone(), "local")).await;
+    let registry = Arc::new(
+        RuntimeRegistry::new(
+            vec![RegisteredRuntime {
+                runtime_id: id,
+                display_name: "local".into(),
+                source: Arc::new(EmbeddedSource::new(runtime.clone())),
+                call_timeout: None,
+            }],
+            Arc::new(AllowAll),
+        )
+        .unwrap(),
+    );
+    let hub = ObservationHub::new(
+        registry.clone(),
+        HubSettings {
+            viewer_queue: 2,
+            ..HubSettings::default()
+        },
+    );
+    let worker = runtime
+        .create(CreateWorkerRequest {
+            profile: "echo".into(),
+            label: None,
+            owner: None,
+        })
+        .await
+        .unwrap()
+        .worker_id;
+    let caller = Caller::open();
+    let rt = RuntimeId::new("local").unwrap();
+    let has = |text: &str, line: &str| assert!(text.contains(line), "no {line:?} in\n{text}");
+
+    let text = scrape(&registry, &hub);
+    has(&text, "switchyard_hub_channels{runtime_id=\"local\"} 0\n");
+    has(&text, "switchyard_hub_viewers{runtime_id=\"local\"} 0\n");
+
+    let mut reader = hub.watch(&caller, &rt, &worker, None).await.unwrap();
+    let stalled = hub.watch(&caller, &rt, &worker, None).await.unwrap();
+    assert_eq!(next(&mut reader).await.1["event"]["kind"], "snapshot");
+    // Each input is an input and an output event: the stalled viewer's queue of 2
+    // overflows while the reader keeps up.
+    let mut outputs = 0;
+    for text in ["a\n", "b\n", "c\n"] {
+        runtime.input(&worker, text.into()).await.unwrap();
+        while outputs < 3 {
+            let (_, json) = next(&mut reader).await;
+            if json["event"]["kind"] == "output" {
+                outputs += 1;
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(20), stalled.ended())
+            .await
+            .unwrap(),
+        switchyard_runtime::StreamEnd::SlowConsumer
+    );
+    let text = scrape(&registry, &hub);
+    has(&text, "switchyard_hub_channels{runtime_id=\"local\"} 1\n");
+    has(&text, "switchyard_hub_viewers{runtime_id=\"local\"} 2\n");
+    has(
+        &text,
+        "switchyard_hub_viewers_cut_off_total{runtime_id=\"local\"} 1\n",
+    );
+    // The snapshot and 3 × (input, output).
+    has(
+        &text,
+        "switchyard_hub_events_relayed_total{runtime_id=\"local\"} 7\n",
+    );
+    has(
+        &text,
+        "switchyard_hub_upstream_reconnects_total{runtime_id=\"local\"} 0\n",
+    );
+    assert!(
+        !text.contains(worker.as_str()),
+        "no worker id in the metrics:\n{text}"
+    );
+    drop(stalled);
+    let text = scrape(&registry, &hub);
+    has(&text, "switchyard_hub_viewers{runtime_id=\"local\"} 1\n");
+    drop(reader);
+}
+
 /// Refuses input; allows everything else.
 struct NoInput;
 

@@ -63,6 +63,30 @@ fn detail(worker: &str, runtime: &str) -> WorkerDetail {
     }
 }
 
+/// `{"profile":"echo"}`: what a client sends to start an echo worker.
+fn echo_request() -> NewWorkerRequest {
+    NewWorkerRequest {
+        profile: "echo".into(),
+        label: None,
+    }
+}
+
+/// A page of the remote's workers (ids as it names them) and its `next`.
+fn page(ids: &[&str], next: Option<&str>) -> WorkerList {
+    WorkerList {
+        workers: ids.iter().map(|id| detail(id, UPSTREAM_SELF_ID)).collect(),
+        next: next.map(wid),
+    }
+}
+
+/// `(runtime_id, worker_id)` of every listed worker, in order.
+fn listed(workers: &[WorkerDetail]) -> Vec<(&str, &str)> {
+    workers
+        .iter()
+        .map(|d| (d.runtime_id.as_str(), d.worker_id.as_str()))
+        .collect()
+}
+
 /// A runtime's self-description. Built from a real (embedded) runtime's answer so
 /// that fields this test does not care about keep valid values.
 async fn info(runtime: &str, api_version: u32) -> RuntimeInfo {
@@ -478,14 +502,7 @@ async fn unknown_runtime_id_is_runtime_not_found_404_for_every_call() {
             .await
             .unwrap_err(),
         registry
-            .create_worker(
-                &open(),
-                &nope,
-                &NewWorkerRequest {
-                    profile: "echo".into(),
-                    label: None,
-                },
-            )
+            .create_worker(&open(), &nope, &echo_request())
             .await
             .unwrap_err(),
         registry.get_worker(&open(), &nope, &w).await.unwrap_err(),
@@ -564,14 +581,7 @@ async fn every_call_maps_a_transport_failure_with_the_runtime_id() {
         (
             "create_worker",
             registry
-                .create_worker(
-                    &open(),
-                    &id,
-                    &NewWorkerRequest {
-                        profile: "echo".into(),
-                        label: None,
-                    },
-                )
+                .create_worker(&open(), &id, &echo_request())
                 .await
                 .unwrap_err(),
         ),
@@ -651,15 +661,7 @@ fn routed_mock() -> MockRuntimeClient {
             }
         })
         .times(1)
-        .returning(|_| {
-            Ok(WorkerList {
-                workers: vec![
-                    detail("w-1", UPSTREAM_SELF_ID),
-                    detail("w-2", UPSTREAM_SELF_ID),
-                ],
-                next: Some(WorkerId::new("w-2").unwrap()),
-            })
-        });
+        .returning(|_| Ok(page(&["w-1", "w-2"], Some("w-2"))));
     mock.expect_create_worker()
         .withf(|r| r.profile == "shell" && r.label.as_deref() == Some("my shell"))
         .times(1)
@@ -794,14 +796,7 @@ async fn check_routing_to(target: &str) {
     // The embedded runtime answers on its own; neither mock hears of it.
     let local = rid("local");
     let created = registry
-        .create_worker(
-            &open(),
-            &local,
-            &NewWorkerRequest {
-                profile: "echo".into(),
-                label: None,
-            },
-        )
+        .create_worker(&open(), &local, &echo_request())
         .await
         .unwrap();
     assert_eq!(created.runtime_id, local);
@@ -985,12 +980,9 @@ async fn wrong_api_version_is_incompatible_and_stays_so_after_other_answers() {
     mock.expect_get_worker()
         .times(1)
         .returning(|w| Ok(detail(w.as_str(), UPSTREAM_SELF_ID)));
-    mock.expect_list_workers().times(1).returning(|_| {
-        Ok(WorkerList {
-            workers: vec![],
-            next: None,
-        })
-    });
+    mock.expect_list_workers()
+        .times(1)
+        .returning(|_| Ok(page(&[], None)));
     mock.expect_stop().times(1).returning(|_| {
         Err(runtime_error(
             404,
@@ -1155,51 +1147,30 @@ async fn list_all_lists_answering_runtimes_and_names_the_failing_ones() {
 
     // Three pages: followed until `next` is null, the filter kept on every page.
     let mut paged = MockRuntimeClient::new();
-    paged
-        .expect_list_workers()
-        .withf(|q| q.after.is_none() && q.status == Some(WorkerStatus::Running))
-        .times(1)
-        .returning(|_| {
-            Ok(WorkerList {
-                workers: vec![detail("a", UPSTREAM_SELF_ID), detail("b", UPSTREAM_SELF_ID)],
-                next: Some(WorkerId::new("b").unwrap()),
+    let pages: [(
+        Option<&'static str>,
+        &'static [&'static str],
+        Option<&'static str>,
+    ); 3] = [
+        (None, &["a", "b"], Some("b")),
+        (Some("b"), &["c", "d"], Some("d")),
+        (Some("d"), &["e"], None),
+    ];
+    for (after, ids, next) in pages {
+        paged
+            .expect_list_workers()
+            .withf(move |q| {
+                q.after.as_ref().map(WorkerId::as_str) == after
+                    && q.status == Some(WorkerStatus::Running)
             })
-        });
-    paged
-        .expect_list_workers()
-        .withf(|q| {
-            q.after.as_ref().map(WorkerId::as_str) == Some("b")
-                && q.status == Some(WorkerStatus::Running)
-        })
-        .times(1)
-        .returning(|_| {
-            Ok(WorkerList {
-                workers: vec![detail("c", UPSTREAM_SELF_ID), detail("d", UPSTREAM_SELF_ID)],
-                next: Some(WorkerId::new("d").unwrap()),
-            })
-        });
-    paged
-        .expect_list_workers()
-        .withf(|q| {
-            q.after.as_ref().map(WorkerId::as_str) == Some("d")
-                && q.status == Some(WorkerStatus::Running)
-        })
-        .times(1)
-        .returning(|_| {
-            Ok(WorkerList {
-                workers: vec![detail("e", UPSTREAM_SELF_ID)],
-                next: None,
-            })
-        });
+            .times(1)
+            .returning(move |_| Ok(page(ids, next)));
+    }
 
     let registry = registry(vec![remote("build-1", failing), remote("build-2", paged)]);
     let all = registry.list_all(&open(), &query).await;
 
-    let names: Vec<_> = all
-        .workers
-        .iter()
-        .map(|d| (d.runtime_id.as_str(), d.worker_id.as_str()))
-        .collect();
+    let names = listed(&all.workers);
     assert_eq!(
         names,
         [
@@ -1226,31 +1197,17 @@ async fn list_all_lists_answering_runtimes_and_names_the_failing_ones() {
 #[tokio::test]
 async fn list_all_includes_the_embedded_runtime() {
     let mut mock = MockRuntimeClient::new();
-    mock.expect_list_workers().times(1).returning(|_| {
-        Ok(WorkerList {
-            workers: vec![detail("r-1", UPSTREAM_SELF_ID)],
-            next: None,
-        })
-    });
+    mock.expect_list_workers()
+        .times(1)
+        .returning(|_| Ok(page(&["r-1"], None)));
     let registry = registry(vec![embedded("local").await, remote("build-1", mock)]);
     let created = registry
-        .create_worker(
-            &open(),
-            &rid("local"),
-            &NewWorkerRequest {
-                profile: "echo".into(),
-                label: None,
-            },
-        )
+        .create_worker(&open(), &rid("local"), &echo_request())
         .await
         .unwrap();
     let all = registry.list_all(&open(), &WorkerQuery::default()).await;
     assert!(all.unavailable.is_empty(), "{:?}", all.unavailable);
-    let names: Vec<_> = all
-        .workers
-        .iter()
-        .map(|d| (d.runtime_id.as_str(), d.worker_id.as_str()))
-        .collect();
+    let names = listed(&all.workers);
     assert_eq!(
         names,
         [("local", created.worker_id.as_str()), ("build-1", "r-1")]
@@ -1265,10 +1222,7 @@ async fn list_all_does_not_loop_on_a_next_that_does_not_advance() {
     mock.expect_list_workers().returning(move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
         // Always the same page, pointing back at itself.
-        Ok(WorkerList {
-            workers: vec![detail("a", UPSTREAM_SELF_ID)],
-            next: Some(WorkerId::new("a").unwrap()),
-        })
+        Ok(page(&["a"], Some("a")))
     });
     let registry = registry(vec![remote("build-1", mock)]);
     let all = registry.list_all(&open(), &WorkerQuery::default()).await;
@@ -1367,12 +1321,8 @@ async fn runtimes_outside_a_callers_grants_are_absent_from_lists_and_forbidden_b
     // `build-2` is down: a caller who may not use it must not even see it as
     // unavailable; one who may sees it under `unavailable`.
     let mut up = MockRuntimeClient::new();
-    up.expect_list_workers().returning(|_| {
-        Ok(WorkerList {
-            workers: vec![detail("w-1", UPSTREAM_SELF_ID)],
-            next: None,
-        })
-    });
+    up.expect_list_workers()
+        .returning(|_| Ok(page(&["w-1"], None)));
     let mut down = MockRuntimeClient::new();
     down.expect_list_workers().times(1).returning(|_| {
         Err(TransportError::Unreachable {
@@ -1637,12 +1587,9 @@ async fn call_timeout_bounds_a_hanging_source() {
 #[tokio::test]
 async fn a_hanging_runtime_does_not_hold_up_list_all() {
     let mut mock = MockRuntimeClient::new();
-    mock.expect_list_workers().times(1).returning(|_| {
-        Ok(WorkerList {
-            workers: vec![detail("w-1", UPSTREAM_SELF_ID)],
-            next: None,
-        })
-    });
+    mock.expect_list_workers()
+        .times(1)
+        .returning(|_| Ok(page(&["w-1"], None)));
     let registry = registry(vec![hanging("slow", HANG_TIMEOUT), remote("build-1", mock)]);
 
     let started = Instant::now();

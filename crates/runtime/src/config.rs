@@ -243,7 +243,7 @@ impl RuntimeLimits {
 }
 
 /// Everything a [`crate::Runtime`] needs to start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
     /// The runtime's id.
     pub runtime_id: RuntimeId,

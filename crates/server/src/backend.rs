@@ -18,6 +18,7 @@ use crate::config::{
     AuthSettings, BackendSettings, ConfigError, EmbeddedSettings, ServeArgs, ServerTlsSettings,
     load_backend_settings,
 };
+use crate::reload::ConfigSource;
 
 /// The backend: one API in front of many runtimes. Start with
 /// [`Backend::builder`], [`Backend::from_settings`] or [`Backend::from_config_file`].
@@ -81,14 +82,17 @@ impl Backend {
             ..ServeArgs::default()
         };
         let settings = load_backend_settings(&args, &|name| std::env::var(name).ok())?;
-        Ok(BackendBuilder::new(settings))
+        Ok(BackendBuilder::new(settings).reload_from(ConfigSource::process(args)))
     }
 }
 
-/// Builds the policy to serve with around the one the auth settings pick.
-type PolicyWrapper = Box<dyn FnOnce(Arc<dyn Policy>) -> Arc<dyn Policy> + Send>;
+/// Builds the policy to serve with around the one the auth settings pick (at start
+/// and again whenever a reload picks a new one).
+type PolicyWrapper = Arc<dyn Fn(Arc<dyn Policy>) -> Arc<dyn Policy> + Send + Sync>;
 
-/// What the builder does to the policy that the auth settings pick.
+/// What the builder does to the policy that the auth settings pick. A reload that
+/// changes `[auth]` makes the same choice again, so a policy set in code survives it.
+#[derive(Clone)]
 pub(crate) enum PolicyChoice {
     /// Keep it: [`switchyard_registry::AllowAll`] without tokens,
     /// [`switchyard_registry::RolePolicy`] with them.
@@ -101,10 +105,10 @@ pub(crate) enum PolicyChoice {
 
 impl PolicyChoice {
     /// The policy to serve with, given the one the auth settings picked.
-    pub(crate) fn choose(self, picked: Arc<dyn Policy>) -> Arc<dyn Policy> {
+    pub(crate) fn choose(&self, picked: Arc<dyn Policy>) -> Arc<dyn Policy> {
         match self {
             Self::Default => picked,
-            Self::Replace(policy) => policy,
+            Self::Replace(policy) => policy.clone(),
             Self::Wrap(wrap) => wrap(picked),
         }
     }
@@ -116,6 +120,7 @@ pub(crate) struct BackendParts {
     pub(crate) runtimes: Vec<RegisteredRuntime>,
     pub(crate) policy: PolicyChoice,
     pub(crate) listener: Option<TcpListener>,
+    pub(crate) config_source: Option<ConfigSource>,
 }
 
 /// Builds a backend; see [`Backend`].
@@ -125,6 +130,7 @@ pub struct BackendBuilder {
     embedded_profiles: Vec<(String, Profile)>,
     policy: PolicyChoice,
     listener: Option<TcpListener>,
+    config_source: Option<ConfigSource>,
 }
 
 impl std::fmt::Debug for BackendBuilder {
@@ -153,6 +159,7 @@ impl BackendBuilder {
             embedded_profiles: Vec::new(),
             policy: PolicyChoice::Default,
             listener: None,
+            config_source: None,
         }
     }
 
@@ -187,12 +194,22 @@ impl BackendBuilder {
     }
 
     /// Serves with a policy built around the one the auth settings pick, to add rules
-    /// to it rather than replace it.
+    /// to it rather than replace it. `wrap` is called at start and again after each
+    /// reload that changes `[auth]` (which picks a new policy).
     pub fn wrap_policy(
         mut self,
-        wrap: impl FnOnce(Arc<dyn Policy>) -> Arc<dyn Policy> + Send + 'static,
+        wrap: impl Fn(Arc<dyn Policy>) -> Arc<dyn Policy> + Send + Sync + 'static,
     ) -> Self {
-        self.policy = PolicyChoice::Wrap(Box::new(wrap));
+        self.policy = PolicyChoice::Wrap(Arc::new(wrap));
+        self
+    }
+
+    /// Reads `source` again on SIGHUP and `POST /api/admin/reload` (the configuration
+    /// file and flags `switchyard serve` started from; [`Backend::from_config_file`]
+    /// sets it). Without one, a reload answers `501 unsupported`. Runtimes and the
+    /// policy set in code are kept across reloads.
+    pub fn reload_from(mut self, source: ConfigSource) -> Self {
+        self.config_source = Some(source);
         self
     }
 
@@ -258,6 +275,7 @@ impl BackendBuilder {
             runtimes: self.runtimes,
             policy: self.policy,
             listener: self.listener,
+            config_source: self.config_source,
         })
         .await
     }

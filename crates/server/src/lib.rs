@@ -72,6 +72,11 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod http;
+pub mod metrics;
+pub mod openapi;
+#[cfg(test)]
+mod properties;
+pub mod reload;
 pub mod runtime_api;
 pub mod runtime_server;
 mod start_error;

@@ -58,6 +58,7 @@ impl RuntimeServer {
             data_dir: None,
             runtime: RuntimeConfig::new(id, DEFAULT_RUNTIME_ID),
             tls: None,
+            max_connections: crate::http::DEFAULT_MAX_CONNECTIONS,
         })
     }
 

@@ -437,6 +437,7 @@ async fn a_runtime_server_serves_custom_profiles_to_a_backend() {
             request_timeout: Duration::from_secs(5),
             tls: None,
             insecure_http: false,
+            stream_idle_timeout: switchyard_transport::DEFAULT_STREAM_IDLE_TIMEOUT,
         });
     let backend = Backend::from_settings(settings)
         .listener(loopback().await)

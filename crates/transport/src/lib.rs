@@ -53,7 +53,7 @@ pub use http_client::HttpRuntimeClient;
 pub use rest::{RuntimeClient, WorkerQuery};
 pub use secret::SecretToken;
 pub use tls::{ClientIdentity, ClientTls, TlsSetupError};
-pub use ws_client::WsEventsClient;
+pub use ws_client::{DEFAULT_STREAM_IDLE_TIMEOUT, WsEventsClient};
 
 #[cfg(any(test, feature = "mock"))]
 pub use events::MockRuntimeEventsClient;

@@ -14,7 +14,7 @@
 //!
 //! let schedule: Schedule = "mon-fri 09:00-17:00 +01:00".parse().expect("a schedule");
 //! let backend = Backend::builder().wrap_policy(move |inner| {
-//!     Arc::new(WorkingHours::new(inner, schedule, system_clock()))
+//!     Arc::new(WorkingHours::new(inner, schedule.clone(), system_clock()))
 //! });
 //! # drop(backend);
 //! ```

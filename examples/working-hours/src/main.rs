@@ -59,7 +59,9 @@ async fn main() -> ExitCode {
     let schedule = args.schedule;
     eprintln!("switchyard-working-hours: commands are taken {schedule}");
     let running = match backend
-        .wrap_policy(move |inner| Arc::new(WorkingHours::new(inner, schedule, system_clock())))
+        .wrap_policy(move |inner| {
+            Arc::new(WorkingHours::new(inner, schedule.clone(), system_clock()))
+        })
         .start()
         .await
     {

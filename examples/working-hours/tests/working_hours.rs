@@ -110,7 +110,9 @@ async fn backend_with_clock(clock: Clock) -> RunningBackend {
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.auth = Tokens::auth();
     Backend::from_settings(settings)
-        .wrap_policy(move |inner| Arc::new(WorkingHours::new(inner, schedule, clock)))
+        .wrap_policy(move |inner| {
+            Arc::new(WorkingHours::new(inner, schedule.clone(), clock.clone()))
+        })
         .start()
         .await
         .unwrap()

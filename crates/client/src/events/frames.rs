@@ -331,4 +331,88 @@ mod tests {
             assert_eq!(serde_json::to_value(&frame).unwrap(), expected);
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use switchyard_protocol::ServerFrame;
+        use switchyard_protocol::arbitrary::{json_value, runtime_id, server_frame, worker_id};
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+
+            /// Every frame a backend sends decodes to what it says, for its worker.
+            #[test]
+            fn backend_frames_decode_as_sent(
+                frame in server_frame(),
+                runtime in runtime_id(),
+                other in worker_id(),
+            ) {
+                let frame = match frame {
+                    ServerFrame::Event { cursor, worker_id, event, .. } => ServerFrame::Event {
+                        cursor,
+                        runtime_id: Some(runtime.clone()),
+                        worker_id,
+                        event,
+                    },
+                    frame => frame,
+                };
+                let text = serde_json::to_string(&frame).unwrap();
+                let worker_ref = |worker_id: &WorkerId| WorkerRef::new(runtime.clone(), worker_id.clone());
+                match frame {
+                    ServerFrame::Event { cursor, worker_id, event, .. } => {
+                        let got = decode(&text, &worker_ref(&worker_id));
+                        prop_assert_eq!(
+                            got,
+                            Ok(Some(Incoming::Event { cursor, event: Box::new(event) }))
+                        );
+                        if other != worker_id {
+                            prop_assert!(decode(&text, &worker_ref(&other)).is_err());
+                        }
+                    }
+                    ServerFrame::Reset { reason } => {
+                        prop_assert_eq!(
+                            decode(&text, &worker_ref(&other)),
+                            Ok(Some(Incoming::Reset(Some(reason))))
+                        );
+                    }
+                    ServerFrame::Upstream { state, error } => {
+                        let got = decode(&text, &worker_ref(&other));
+                        match got {
+                            Ok(Some(Incoming::Upstream { state: s, error: e })) => {
+                                prop_assert_eq!(s, state);
+                                prop_assert_eq!(
+                                    e.map(|e| (e.code, e.message, e.retry_after_ms)),
+                                    error.map(|e| (e.code.as_str().to_owned(), e.message, e.retry_after_ms))
+                                );
+                            }
+                            other => prop_assert!(false, "{other:?}"),
+                        }
+                    }
+                    ServerFrame::Error { error } => {
+                        match decode(&text, &worker_ref(&other)) {
+                            Ok(Some(Incoming::Refused(e))) => {
+                                prop_assert_eq!(e.code, error.code.as_str());
+                                prop_assert_eq!(e.message, error.message);
+                            }
+                            other => prop_assert!(false, "{other:?}"),
+                        }
+                    }
+                    // The generator's coverage test names every frame type.
+                    other => prop_assert!(false, "a frame type this test does not check: {other:?}"),
+                }
+            }
+
+            /// Anything else is a frame, a skip or a bounded refusal; never a panic.
+            #[test]
+            fn any_text_decodes_or_is_refused(value in json_value(), text in any::<String>()) {
+                let worker: WorkerRef = "local/w1".parse().unwrap();
+                for input in [value.to_string(), text] {
+                    if let Err(reason) = decode(&input, &worker) {
+                        prop_assert!(reason.chars().count() <= 400, "{}", reason);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -6,6 +6,14 @@
 //! command lane in the hub: the policy must allow the caller input before the
 //! upgrade, each frame is carried out as that caller (policy asked again), and each
 //! writes its audit line once its outcome is known.
+//!
+//! The session keeps the caller it was opened with; when a reload removes or changes
+//! that caller's token (or turns auth on), it is closed with 1001, like a shutdown:
+//! the client reconnects with its cursor and meets the new configuration.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use hyper::body::Incoming;
 use switchyard_protocol::{ClientFrame, ErrorDetail, OutgoingFrame, RuntimeId, WorkerId};
@@ -13,6 +21,7 @@ use switchyard_registry::{Caller, ObservationHub, Viewer};
 use switchyard_runtime::StreamEnd;
 
 use super::audit::SessionAudit;
+use crate::auth::Authenticator;
 use crate::http::ws::{
     CommandOutcome, FrameSource, SessionSettings, is_upgrade_request, run_session,
     upgrade as ws_upgrade, upgrade_with_limit,
@@ -33,7 +42,7 @@ pub(super) struct Watch<'a> {
 /// Validates, subscribes through the hub, then upgrades.
 pub(super) async fn upgrade(
     hub: &ObservationHub,
-    caller: &Caller,
+    (auth, caller): (&Arc<Authenticator>, &Caller),
     (runtime_id, worker_id): (&RuntimeId, &WorkerId),
     watch: Watch<'_>,
     request: http::Request<Incoming>,
@@ -59,7 +68,11 @@ pub(super) async fn upgrade(
         )
     });
     let shutdown = ctx.shutdown.clone();
-    let frames = ViewerFrames { viewer, audit };
+    let frames = ViewerFrames {
+        viewer,
+        audit,
+        admission: Admission::new(auth, caller),
+    };
     let session = move |ws| run_session(ws, frames, settings, shutdown);
     if watch.interactive {
         upgrade_with_limit(request, &ctx.shutdown, watch.max_message, session)
@@ -72,15 +85,57 @@ struct ViewerFrames {
     viewer: Viewer,
     /// An interactive session's audit lines.
     audit: Option<SessionAudit>,
+    admission: Admission,
+}
+
+/// Who opened the session, checked again after every reload (and once at the start,
+/// in case a reload came between the request's authentication and the session) by a
+/// small task of its own, which cancels `revoked` when a reload revokes the caller.
+/// The session's frames only poll that token, which no other session shares.
+struct Admission {
+    revoked: CancellationToken,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Admission {
+    fn new(auth: &Arc<Authenticator>, caller: &Caller) -> Self {
+        let revoked = CancellationToken::new();
+        let watcher = tokio::spawn({
+            let (auth, caller, revoked) = (auth.clone(), caller.clone(), revoked.clone());
+            async move {
+                auth.revoked(&caller).await;
+                tracing::info!(
+                    identity = caller.name(),
+                    "closing an event stream with 1001: a reload removed or changed the token it was opened with"
+                );
+                revoked.cancel();
+            }
+        });
+        Self { revoked, watcher }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
 }
 
 impl FrameSource for ViewerFrames {
     async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
-        self.viewer.next_frame().await
+        tokio::select! {
+            biased;
+            frame = self.viewer.next_frame() => frame,
+            () = self.admission.revoked.cancelled() => Err(StreamEnd::Shutdown),
+        }
     }
 
     async fn ended(&self) -> StreamEnd {
-        self.viewer.ended().await
+        tokio::select! {
+            biased;
+            end = self.viewer.ended() => end,
+            () = self.admission.revoked.cancelled() => StreamEnd::Shutdown,
+        }
     }
 
     fn is_interactive(&self) -> bool {

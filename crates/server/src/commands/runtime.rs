@@ -10,7 +10,10 @@ use tokio::net::TcpListener;
 use crate::StartError;
 use crate::config::{RuntimeArgs, RuntimeSettings, ServerTlsFiles, load_runtime_settings};
 use crate::http::ws::SessionSettings;
-use crate::http::{ServerHandle, ServerTls, Shutdown, serve_with_tls};
+use crate::http::{
+    ConnectionLimit, HttpMetrics, ServeOptions, ServerHandle, ServerTls, Shutdown, serve_with,
+};
+use crate::metrics::{ListenerParts, Metrics};
 use crate::runtime_api::{RuntimeApi, RuntimeApiSettings};
 use crate::runtime_server::{RuntimeParts, RuntimeServer};
 
@@ -128,6 +131,13 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
                 source,
             })?,
     };
+    let shutdown = Shutdown::new();
+    let listener_parts = ListenerParts {
+        limit: ConnectionLimit::new(settings.max_connections),
+        shutdown: shutdown.clone(),
+        http: HttpMetrics::default(),
+    };
+    let metrics = Arc::new(Metrics::runtime(&runtime, &listener_parts));
     let api = RuntimeApi::new(
         runtime.clone(),
         RuntimeApiSettings {
@@ -135,7 +145,8 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
             max_body_bytes,
             session: SessionSettings::default(),
         },
-    );
+    )
+    .with_metrics(metrics);
     let tls_files = settings.tls.as_ref().map(|tls| tls.files.clone());
     let tls = settings.tls.map(|tls| ServerTls::new(tls.config));
     if tls.is_none() && !settings.listen.ip().is_loopback() {
@@ -143,7 +154,16 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
             "serving plain HTTP beyond loopback: the token and all traffic cross the network in clear; configure [tls]"
         );
     }
-    let server = serve_with_tls(listener, Arc::new(api), Shutdown::new(), tls);
+    let server = serve_with(
+        listener,
+        Arc::new(api),
+        shutdown,
+        ServeOptions {
+            tls,
+            limit: listener_parts.limit,
+            metrics: listener_parts.http,
+        },
+    );
     tracing::info!(
         url = %server.url(),
         runtime_id = %runtime.config().runtime_id,

@@ -77,6 +77,7 @@ with_limit_keys!(table_with_limits! {
         pub token_file: Option<PathBuf>,
         pub token_env: Option<String>,
         pub data_dir: Option<PathBuf>,
+        pub max_connections: Option<u32>,
         pub tls: Option<TlsFile>,
         #[serde(default)]
         pub profiles: BTreeMap<String, ProfileFile>,
@@ -125,8 +126,11 @@ pub(crate) struct BackendFile {
     pub allowed_hosts: Option<Vec<String>>,
     pub max_body_bytes: Option<u64>,
     pub health_interval_ms: Option<u64>,
+    pub drain_ms: Option<u64>,
     pub viewer_queue: Option<u32>,
     pub event_backlog: Option<u32>,
+    pub max_connections: Option<u32>,
+    pub metrics_listen: Option<String>,
     pub tls: Option<TlsFile>,
     pub embedded: Option<EmbeddedFile>,
     #[serde(default)]
@@ -180,6 +184,7 @@ pub(crate) struct RemoteFile {
     pub token_file: Option<PathBuf>,
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
+    pub stream_idle_timeout_ms: Option<u64>,
     pub ca_file: Option<PathBuf>,
     pub client_cert_file: Option<PathBuf>,
     pub client_key_file: Option<PathBuf>,

@@ -26,7 +26,7 @@ mod urls;
 mod values;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use args::{RuntimeArgs, ServeArgs};
 pub use auth::{AuthSettings, MAX_SESSION_TTL, TokenAuthSettings};

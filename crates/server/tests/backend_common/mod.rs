@@ -71,6 +71,7 @@ pub async fn start_runtime_from(
             data_dir: None,
             runtime: config.clone(),
             tls: tls.clone(),
+            max_connections: switchyard_server::http::DEFAULT_MAX_CONNECTIONS,
         };
         match runtime_cmd::start(settings).await {
             Ok(running) => return running,
@@ -97,6 +98,7 @@ pub fn remote(id: &str, base_url: &str, token: &str, request_timeout: Duration) 
         token: SecretToken::new(token).unwrap(),
         connect_timeout: Duration::from_secs(2),
         request_timeout,
+        stream_idle_timeout: switchyard_transport::DEFAULT_STREAM_IDLE_TIMEOUT,
         tls: None,
         insecure_http: false,
     }

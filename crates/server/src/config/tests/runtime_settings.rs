@@ -258,6 +258,19 @@ fn debug_never_shows_the_token() {
 }
 
 #[test]
+fn max_connections_defaults_and_must_be_positive() {
+    let s = load_runtime_settings(&RuntimeArgs::default(), &no_env).unwrap();
+    assert_eq!(s.max_connections, 10_000);
+    let dir = Dir::new();
+    let path = dir.write("r.toml", "max_connections = 5\n");
+    let s = load_runtime_settings(&runtime_args(&path), &no_env).unwrap();
+    assert_eq!(s.max_connections, 5);
+    let path = dir.write("zero.toml", "max_connections = 0\n");
+    let error = load_runtime_settings(&runtime_args(&path), &no_env).unwrap_err();
+    assert!(error.to_string().contains("max_connections"), "{error}");
+}
+
+#[test]
 fn pty_profiles_with_size_env_and_idle_timeout() {
     let dir = Dir::new();
     let path = dir.write(
