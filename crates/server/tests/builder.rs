@@ -366,6 +366,64 @@ async fn a_backend_from_a_config_file() {
     assert_eq!((err.code(), err.exit_code()), ("invalid_config", 2));
 }
 
+/// A reload reads the file again, and keeps what was added in code: the runtimes
+/// (the file cannot name them) and the policy (made again around the one the
+/// reload picks).
+#[tokio::test]
+async fn a_reload_keeps_the_runtimes_and_the_policy_added_in_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backend.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:0\"\n[embedded]\nruntime_id = \"here\"\n",
+    )
+    .unwrap();
+    let (jobs, registered) = jobs_runtime("jobs").await;
+    let wraps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = wraps.clone();
+    let backend = Backend::from_config_file(&path)
+        .unwrap()
+        .runtime(registered)
+        .wrap_policy(move |inner| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Arc::new(NoDeletes(inner))
+        })
+        .start()
+        .await
+        .unwrap();
+    let api = api(&backend);
+    assert_eq!(ids(&api.get("/api/runtimes").await), ["here", "jobs"]);
+    let created = api
+        .post("/api/runtimes/jobs/workers", json!({"profile": "echo"}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let worker = created.json["worker_id"].as_str().unwrap().to_owned();
+
+    // The file drops the embedded runtime: only it goes.
+    std::fs::write(&path, "listen = \"127.0.0.1:0\"\n").unwrap();
+    let reloaded = api.post("/api/admin/reload", json!({})).await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.text());
+    assert_eq!(reloaded.json["runtimes"]["removed"], json!(["here"]));
+    assert_eq!(reloaded.json["runtimes"]["unchanged"], json!(["jobs"]));
+    assert_eq!(ids(&api.get("/api/runtimes").await), ["jobs"]);
+    assert!(
+        wraps.load(Ordering::SeqCst) >= 2,
+        "the reload wrapped its policy too"
+    );
+
+    // The code's runtime still serves its workers, and the code's policy still decides.
+    let path = format!("/api/runtimes/jobs/workers/{worker}");
+    assert_eq!(api.get(&path).await.status, StatusCode::OK);
+    let refused = api.call(http::Method::DELETE, &path, None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    assert_eq!(
+        refused.json["error"]["message"],
+        "workers are kept here; stop them instead"
+    );
+    assert_eq!(jobs.list(&Default::default()).unwrap().workers.len(), 1);
+    backend.shutdown().await;
+}
+
 #[tokio::test]
 async fn serve_runs_until_the_shutdown_future_resolves() {
     let listener = loopback().await;
