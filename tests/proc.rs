@@ -54,8 +54,19 @@ impl Switchyard {
         Self::start_with_stderr(args, envs, Stdio::from(file)).await
     }
 
+    /// Starts another program that announces itself the same way (`listening on
+    /// http(s)://ADDR` as its first line), such as an example built on the
+    /// `switchyard-server` crate.
+    pub async fn start_program(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::spawn(program, args, envs, Stdio::inherit()).await
+    }
+
     async fn start_with_stderr(args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Self {
-        let mut command = Command::new(switchyard_bin());
+        Self::spawn(&switchyard_bin(), args, envs, stderr).await
+    }
+
+    async fn spawn(program: &Path, args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Self {
+        let mut command = Command::new(program);
         command
             .env(
                 "RUST_LOG",

@@ -128,7 +128,7 @@ async fn start_runtimes(count: usize, workers: usize) -> Result<Vec<RunningRunti
             .await
             .map_err(|detail| ClusterError::Start {
                 what: format!("simulated runtime {i}"),
-                detail,
+                detail: detail.to_string(),
             })?;
         for w in 0..workers {
             let request = CreateWorkerRequest {

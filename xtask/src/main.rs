@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's automation.
 //!
-//! - `cargo xtask ci`: format check, clippy with `-D warnings`, every test.
+//! - `cargo xtask ci`: format check, clippy with `-D warnings`, every test, the API
+//!   documentation without warnings, and the out-of-tree crate
+//!   (`tests/fixtures/out-of-tree/`) built, linted and tested against the crates.
 //! - `cargo xtask test`: every test (cargo-nextest when installed, else cargo test).
 //! - `cargo xtask bench [--quick]`: builds the release binary and runs the benchmarks
 //!   (`bench/`), which write `docs/BENCHMARKS.md` and the plots in `docs/bench/`;
@@ -71,7 +73,56 @@ fn ci() -> Result<(), String> {
             "warnings",
         ],
     )?;
-    test(&[])
+    test(&[])?;
+    docs()?;
+    out_of_tree()
+}
+
+/// `cargo doc` of every crate, failing on any rustdoc warning (broken links,
+/// malformed examples).
+fn docs() -> Result<(), String> {
+    run_env(
+        "cargo",
+        &["doc", "--no-deps", "--workspace", "--locked"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )
+}
+
+/// The crate outside the workspace that depends on its crates by path, as a user's
+/// would: formatted, linted, built and tested. It shares the workspace's target
+/// directory (and, on purpose, its dependencies' features), so only the workspace's
+/// own crates and the fixture are compiled again. Its lock file is the workspace's,
+/// copied in first (cargo drops what it does not use), so it uses exactly the
+/// workspace's locked versions and never drifts from them.
+fn out_of_tree() -> Result<(), String> {
+    let root = workspace_root();
+    let fixture = root.join("tests/fixtures/out-of-tree");
+    std::fs::copy(root.join("Cargo.lock"), fixture.join("Cargo.lock"))
+        .map_err(|e| format!("copying Cargo.lock into the out-of-tree fixture ({e})"))?;
+    let manifest = fixture.join("Cargo.toml");
+    let manifest = manifest.to_str().ok_or("the fixture's path is not UTF-8")?;
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| root.join("target").to_string_lossy().into_owned());
+    let env = [("CARGO_TARGET_DIR", target.as_str())];
+    run_env(
+        "cargo",
+        &["fmt", "--manifest-path", manifest, "--", "--check"],
+        &env,
+    )?;
+    run_env(
+        "cargo",
+        &[
+            "clippy",
+            "--manifest-path",
+            manifest,
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &env,
+    )?;
+    run_env("cargo", &["test", "--manifest-path", manifest], &env)
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
@@ -129,6 +180,18 @@ pub(crate) fn workspace_root() -> std::path::PathBuf {
         .parent()
         .expect("xtask lives one level below the workspace root")
         .to_path_buf()
+}
+
+/// Like [`run`], with `env` added to the environment.
+pub(crate) fn run_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let line = format!("{program} {}", args.join(" "));
+    eprintln!("xtask: running {line}");
+    let status = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .status()
+        .map_err(|e| format!("{line} ({e})"))?;
+    if status.success() { Ok(()) } else { Err(line) }
 }
 
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {

@@ -17,6 +17,7 @@ pub struct WorkerRef {
 
 /// Why a string is not `RUNTIME/WORKER`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkerRefError {
     /// No `/` between the two ids.
     #[error("expected RUNTIME/WORKER, for example local/w-0001 (as `switchyard ls` shows)")]

@@ -10,6 +10,7 @@ use crate::ids::{RuntimeId, WorkerId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// Malformed request: bad JSON, unknown field, bad query parameter.
     InvalidRequest,

@@ -23,6 +23,7 @@ pub enum DiagnosticSeverity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum WorkerEvent {
     /// The whole current state: sent first on a fresh subscription and after a reset.
     Snapshot {
@@ -160,6 +161,7 @@ mod tests {
 /// A worker event's kind, read without decoding the rest of the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventKind {
     /// `snapshot`.
     Snapshot,

@@ -10,6 +10,7 @@ use crate::ids::{RuntimeId, WorkerId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ResetReason {
     /// The cursor is older than the bounded backlog.
     CursorExpired,
@@ -35,6 +36,7 @@ pub enum UpstreamState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ServerFrame {
     /// A worker event with the cursor to resume after it.
     Event {

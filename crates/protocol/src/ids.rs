@@ -19,6 +19,7 @@ pub const ID_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$";
 /// Why a string is not a valid id. The message never echoes the rejected input in
 /// full, so that it is safe to return to a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdError {
     /// The id was empty.
     #[error("{0} must not be empty")]

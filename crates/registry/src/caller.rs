@@ -36,6 +36,7 @@ pub struct RuntimeGlob(String);
 
 /// Why a pattern is not a [`RuntimeGlob`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GlobError {
     /// The pattern is empty.
     #[error("a runtime pattern must not be empty")]

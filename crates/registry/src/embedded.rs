@@ -117,6 +117,13 @@ impl RuntimeSource for EmbeddedSource {
             subscription,
         }))
     }
+
+    /// Stops every worker and flushes the store ([`Runtime::shutdown`]).
+    async fn shutdown(&self) {
+        if let Err(error) = self.runtime.shutdown().await {
+            tracing::error!(%error, "could not flush an embedded runtime's store on shutdown");
+        }
+    }
 }
 
 /// A runtime subscription seen as a source stream.

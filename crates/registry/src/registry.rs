@@ -48,6 +48,31 @@ pub struct RegisteredRuntime {
     pub call_timeout: Option<Duration>,
 }
 
+impl RegisteredRuntime {
+    /// A runtime reached through `source`, with no backstop timeout (the source
+    /// bounds its own calls; see [`RegisteredRuntime::with_call_timeout`]).
+    pub fn new(
+        runtime_id: RuntimeId,
+        display_name: impl Into<String>,
+        source: Arc<dyn RuntimeSource>,
+    ) -> Self {
+        Self {
+            runtime_id,
+            display_name: display_name.into(),
+            source,
+            call_timeout: None,
+        }
+    }
+
+    /// Bounds every call to the runtime: one that takes longer fails as
+    /// `runtime_timeout`. Set it for a source that can hang (one that reaches
+    /// another system over the network).
+    pub fn with_call_timeout(mut self, limit: Duration) -> Self {
+        self.call_timeout = Some(limit);
+        self
+    }
+}
+
 impl std::fmt::Debug for RegisteredRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegisteredRuntime")

@@ -38,6 +38,7 @@ pub enum SourceItem {
 
 /// How a source's event stream ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SourceEnd {
     /// The worker is gone for good.
     WorkerGone,
@@ -102,4 +103,10 @@ pub trait RuntimeSource: Send + Sync + 'static {
         worker: &WorkerId,
         resume: Option<&ResumePoint>,
     ) -> Result<Box<dyn SourceEvents>, SourceError>;
+
+    /// The backend is shutting down: a source that runs workers itself stops them
+    /// and flushes what it keeps. Called once, after the backend stopped accepting
+    /// requests; calls may still arrive from work in flight and may fail. The default
+    /// does nothing (right for a source whose runtime lives elsewhere).
+    async fn shutdown(&self) {}
 }

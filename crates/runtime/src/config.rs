@@ -3,13 +3,18 @@
 //! Parsing from TOML lives in the server crate; this is the validated form.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_protocol::{Limits, ProfileInfo, ProfileKind, RuntimeId};
 
+use crate::worker::driver::{Driver, EchoDriver, ProcessDriver, PtyDriver};
+
 /// How to run one kind of worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProfileSpec {
     /// Built in: every input comes back as output after `delay`.
     Echo {
@@ -20,7 +25,67 @@ pub enum ProfileSpec {
     Process(ProcessSpec),
     /// An OS process on a pseudo-terminal, leading its own session.
     Pty(PtySpec),
+    /// A driver of the library user's own (see [`Driver`]).
+    Custom(CustomDriver),
 }
+
+impl ProfileSpec {
+    /// The driver that runs workers of this spec.
+    pub fn driver(&self) -> Arc<dyn Driver> {
+        match self {
+            Self::Echo { delay } => Arc::new(EchoDriver { delay: *delay }),
+            Self::Process(spec) => Arc::new(ProcessDriver { spec: spec.clone() }),
+            Self::Pty(spec) => Arc::new(PtyDriver { spec: spec.clone() }),
+            Self::Custom(custom) => custom.0.clone(),
+        }
+    }
+
+    /// The kind as the protocol names it.
+    pub fn kind(&self) -> ProfileKind {
+        match self {
+            Self::Echo { .. } => ProfileKind::Echo,
+            Self::Process(_) => ProfileKind::Process,
+            Self::Pty(_) => ProfileKind::Pty,
+            Self::Custom(custom) => custom.0.kind(),
+        }
+    }
+}
+
+/// A custom [`Driver`] in a [`ProfileSpec`]. Two are equal when they are the same
+/// driver (the same `Arc`).
+#[derive(Clone)]
+pub struct CustomDriver(Arc<dyn Driver>);
+
+impl CustomDriver {
+    /// Wraps a driver.
+    pub fn new(driver: impl Driver) -> Self {
+        Self(Arc::new(driver))
+    }
+
+    /// Wraps a shared driver.
+    pub fn from_arc(driver: Arc<dyn Driver>) -> Self {
+        Self(driver)
+    }
+
+    /// The driver.
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CustomDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CustomDriver").field(&self.0.kind()).finish()
+    }
+}
+
+impl PartialEq for CustomDriver {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CustomDriver {}
 
 /// An OS process to start for each worker of a profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +165,18 @@ impl Profile {
         }
     }
 
+    /// A profile whose workers `driver` runs, with no description and no idle
+    /// timeout.
+    pub fn custom(driver: impl Driver) -> Self {
+        Self::new(ProfileSpec::Custom(CustomDriver::new(driver)))
+    }
+
+    /// Sets the description clients see.
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
     /// Sets the idle timeout.
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = Some(timeout);
@@ -108,11 +185,7 @@ impl Profile {
 
     /// The kind as the protocol names it.
     pub fn kind(&self) -> ProfileKind {
-        match self.spec {
-            ProfileSpec::Echo { .. } => ProfileKind::Echo,
-            ProfileSpec::Process(_) => ProfileKind::Process,
-            ProfileSpec::Pty(_) => ProfileKind::Pty,
-        }
+        self.spec.kind()
     }
 }
 

@@ -7,6 +7,7 @@ use crate::store::StoreError;
 
 /// Everything a runtime call can fail with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RuntimeError {
     /// A request that breaks a rule not covered by a more specific code.
     #[error("{0}")]

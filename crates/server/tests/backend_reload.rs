@@ -11,8 +11,9 @@ use http::Method;
 use serde_json::{Value, json};
 use switchyard_e2e::certs::{Ca, client_config, server_name};
 use switchyard_e2e::client::{TestTls, request_tls};
+use switchyard_server::Backend;
 use switchyard_server::auth::TokenHash;
-use switchyard_server::commands::serve::{RunningBackend, start_with};
+use switchyard_server::commands::serve::RunningBackend;
 use switchyard_server::config::{ServeArgs, load_backend_settings};
 use switchyard_server::reload::ConfigSource;
 
@@ -73,7 +74,9 @@ async fn start(files: &Files) -> (RunningBackend, Api) {
     logs::install();
     let args = files.args();
     let settings = load_backend_settings(&args, &|_| None).unwrap();
-    let backend = start_with(settings, Some(ConfigSource::process(args)))
+    let backend = Backend::from_settings(settings)
+        .reload_from(ConfigSource::process(args))
+        .start()
         .await
         .unwrap();
     let api = Api {

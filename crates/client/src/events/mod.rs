@@ -23,6 +23,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// How an event stream ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamEnd {
     /// The worker was removed (close code 4404).
     #[error("the worker was removed")]

@@ -28,6 +28,7 @@ pub struct BackendCursor {
 
 /// Why a backend cursor was rejected (answered `400 invalid_cursor`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackendCursorError {
     /// Not a cursor this backend minted, or damaged.
     #[error("the cursor is malformed; reconnect without a cursor to get a fresh snapshot")]

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use super::driver::{Control, DriverInputs, DriverSink, Ending, Resize};
 use super::screen::Screen;
 use crate::clock;
-use crate::config::{Profile, ProfileSpec, RuntimeLimits};
+use crate::config::{Profile, RuntimeLimits};
 use crate::error::{Result, RuntimeError};
 use crate::fanout::StreamEnd;
 use crate::log::{EventLog, Resume};
@@ -139,42 +139,31 @@ impl Worker {
             owner,
         };
         ctx.store.save_worker(&detail).await?;
-        let (input_tx, input_rx) = mpsc::channel(ctx.limits.input_queue.max(1) as usize);
-        let (control_tx, control_rx) = mpsc::channel(4);
-        let (resize_tx, resize_rx) = mpsc::channel(4);
-        let grace = ctx.limits.stop_grace;
-        let screen = match &profile.spec {
-            ProfileSpec::Pty(pty) => Some(Screen::new(pty.cols, pty.rows)),
-            _ => None,
-        };
+        let driver = profile.spec.driver();
+        let (io, controls) = DriverInputs::new(
+            detail.worker_id.clone(),
+            ctx.limits.input_queue as usize,
+            ctx.limits.stop_grace,
+        );
+        let screen = driver
+            .terminal()
+            .map(|size| Screen::new(size.cols, size.rows));
         let worker = Arc::new(Self::build(
             ctx,
             detail,
             0,
             Vec::new(),
             Some(Channels {
-                inputs: input_tx,
-                control: control_tx,
-                resizes: screen.is_some().then_some(resize_tx),
+                inputs: controls.inputs,
+                control: controls.control,
+                resizes: screen.is_some().then_some(controls.resizes),
             }),
             screen,
         ));
-        let io = DriverInputs {
-            inputs: input_rx,
-            control: control_rx,
-        };
         let sink: Arc<dyn DriverSink> = worker.clone();
         let driven = worker.clone();
         let task = tokio::spawn(async move {
-            let ending = match profile.spec {
-                ProfileSpec::Echo { delay } => super::echo::run_echo(delay, io, sink).await,
-                ProfileSpec::Process(spec) => {
-                    super::process::run_process(spec, grace, io, sink).await
-                }
-                ProfileSpec::Pty(spec) => {
-                    super::pty::run_pty(spec, grace, io, resize_rx, sink).await
-                }
-            };
+            let ending = driver.run(io, sink).await;
             driven.finish(ending).await;
         });
         *lock(&worker.driver) = Some(task);

@@ -2,10 +2,10 @@
 
 pub(crate) mod core;
 pub mod driver;
-pub mod echo;
+pub(crate) mod echo;
 mod idle;
-pub mod process;
-pub mod pty;
+pub(crate) mod process;
+pub(crate) mod pty;
 pub(crate) mod screen;
 mod session;
 pub(crate) mod utf8;

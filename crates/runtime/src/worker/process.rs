@@ -55,21 +55,22 @@ pub(super) const PIPE_CLOSE_GRACE: Duration = Duration::from_secs(3);
 /// [`Control::Cancel`] sends SIGINT to the process group and reports
 /// [`DriverSink::interrupted`]; [`Control::Stop`] sends SIGTERM, waits up to its grace
 /// for the leader to exit, then sends SIGKILL. A closed control channel counts as a stop
-/// with `stop_default_grace`.
+/// with [`DriverInputs::stop_grace`].
 ///
 /// Once the leader has exited, the whole group is killed and all remaining output is
 /// reported before this returns [`Ending::Exited`] (ended on its own) or
 /// [`Ending::Stopped`] (a stop was requested). A process that cannot be started gives
 /// [`Ending::Failed`] with a message naming the program (never environment values).
-pub async fn run_process(
+pub(crate) async fn run_process(
     spec: ProcessSpec,
-    stop_default_grace: Duration,
     inputs: DriverInputs,
     sink: Arc<dyn DriverSink>,
 ) -> Ending {
     let DriverInputs {
         inputs,
         mut control,
+        stop_grace: stop_default_grace,
+        ..
     } = inputs;
 
     let mut child = match spawn(&spec) {
@@ -358,6 +359,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Mutex;
     use std::time::Instant;
+    use switchyard_protocol::WorkerId;
 
     use super::*;
 
@@ -486,21 +488,17 @@ mod tests {
     }
 
     fn start(spec: ProcessSpec) -> Running {
-        let (inputs, inputs_rx) = mpsc::channel(4);
-        let (control, control_rx) = mpsc::channel(4);
+        let worker_id = WorkerId::new("w-test").unwrap();
+        let (io, controls) = DriverInputs::new(worker_id, 4, Duration::from_secs(5));
         let sink = Arc::new(Recorder::default());
         let driver = tokio::spawn(run_process(
             spec,
-            Duration::from_secs(5),
-            DriverInputs {
-                inputs: inputs_rx,
-                control: control_rx,
-            },
+            io,
             Arc::clone(&sink) as Arc<dyn DriverSink>,
         ));
         Running {
-            inputs,
-            control,
+            inputs: controls.inputs,
+            control: controls.control,
             sink,
             driver,
         }

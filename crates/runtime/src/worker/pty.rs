@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::driver::{Control, DriverInputs, DriverSink, Ending, Resize};
+use super::driver::{Control, DriverInputs, DriverSink, Ending};
 use super::process::{BASE_ENV, PIPE_CLOSE_GRACE, READ_CHUNK};
 use super::session::{signal_group, signal_session};
 use super::utf8::Utf8Chunker;
@@ -55,23 +55,24 @@ const HANGUP_WAIT: Duration = Duration::from_secs(1);
 /// `spec.cwd` as working directory when given; a terminal of `spec.cols` x
 /// `spec.rows`. Reports [`DriverSink::started`], then every decoded output chunk on
 /// [`OutputStream::Terminal`] (awaiting the sink, so a slow sink slows the reader).
-/// `resizes` carries new sizes: each is reported ([`DriverSink::resized`]), then set
+/// [`DriverInputs::resizes`] carries new sizes: each is reported ([`DriverSink::resized`]), then set
 /// on the terminal, then answered. A closed control channel counts as a stop with
-/// `stop_default_grace`.
+/// [`DriverInputs::stop_grace`].
 ///
 /// Returns [`Ending::Exited`] (ended on its own) or [`Ending::Stopped`] once the
 /// leader is reaped and its output read; [`Ending::Failed`] when the program cannot be
 /// started (the message names the program, never environment values).
-pub async fn run_pty(
+pub(crate) async fn run_pty(
     spec: PtySpec,
-    stop_default_grace: Duration,
     inputs: DriverInputs,
-    mut resizes: mpsc::Receiver<Resize>,
     sink: Arc<dyn DriverSink>,
 ) -> Ending {
     let DriverInputs {
         inputs,
         mut control,
+        mut resizes,
+        stop_grace: stop_default_grace,
+        ..
     } = inputs;
 
     let Spawned {

@@ -5,7 +5,7 @@
 //! The interactive event WebSocket (`?interactive=true`) writes one line for the
 //! upgrade (action `interactive`: who opened a socket that may type into the worker,
 //! or was refused it) and then one line per `input` or `resize` frame, like the REST
-//! commands, once its outcome is known ([`SessionAudit`]); a session's lines carry
+//! commands, once its outcome is known (`SessionAudit`); a session's lines carry
 //! the upgrade's request id. One line per keystroke is deliberate: the contract
 //! audits every command, a person types a few keys a second (a paste is one frame),
 //! and the lines name no text, so they stay small; what was typed is in the worker's

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use switchyard_registry::{
     AllowAll, EmbeddedSource, HubSettings, ObservationHub, Policy, RegisteredRuntime, RemoteSource,
-    RolePolicy, RuntimeRegistry, Scrubber,
+    RolePolicy, RuntimeRegistry, RuntimeSource, Scrubber,
 };
 use switchyard_runtime::{FsStore, MemoryStore, Runtime, Store};
-use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, WsEventsClient};
+use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, TransportError, WsEventsClient};
 use tokio::net::TcpListener;
 
+use crate::StartError;
 use crate::auth::{Authenticator, SessionCodec, SessionKey};
+use crate::backend::{Backend, BackendParts};
 use crate::backend_api::{AllowedHosts, BackendApi, BackendApiSettings, Readiness};
 use crate::config::{
     AuthSettings, BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs,
@@ -40,10 +42,14 @@ pub async fn run(args: ServeArgs) -> u8 {
             return 2;
         }
     };
-    let running = match start_with(settings, Some(ConfigSource::process(args))).await {
+    let running = match Backend::from_settings(settings)
+        .reload_from(ConfigSource::process(args))
+        .start()
+        .await
+    {
         Ok(running) => running,
-        Err(message) => {
-            eprintln!("switchyard serve: {message}");
+        Err(error) => {
+            eprintln!("switchyard serve: {error}");
             return 1;
         }
     };
@@ -85,9 +91,31 @@ pub struct RunningBackend {
     pub readiness: Readiness,
     /// How long [`RunningBackend::drain`] keeps serving (`drain_ms`).
     pub drain: Duration,
+    /// The runtime sources added in code ([`crate::BackendBuilder::runtime`]), shut
+    /// down with the backend.
+    pub sources: Vec<Arc<dyn RuntimeSource>>,
+}
+
+impl std::fmt::Debug for RunningBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningBackend")
+            .field("url", &self.server.url())
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunningBackend {
+    /// Where it serves: `http://ADDR` or `https://ADDR`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.server.local_addr()
+    }
+
     /// Starts draining: `GET /readyz` answers 503 from now on, while everything else
     /// is served as before for the configured drain period (so that a load balancer
     /// checking `/readyz` stops sending new requests here before they would fail).
@@ -103,7 +131,8 @@ impl RunningBackend {
     }
 
     /// Stops accepting, closes WebSockets with 1001, stops the embedded runtime's
-    /// workers and flushes its store. Remote runtimes keep running.
+    /// workers and flushes its store, and shuts down the sources added in code.
+    /// Remote runtimes keep running.
     pub async fn shutdown(self) {
         self.readiness.start_draining();
         self.server.shutdown_signal().trigger();
@@ -111,6 +140,9 @@ impl RunningBackend {
             && let Err(error) = runtime.shutdown().await
         {
             tracing::error!(%error, "could not flush the embedded store on shutdown");
+        }
+        for source in &self.sources {
+            source.shutdown().await;
         }
         if let Some(metrics) = self.metrics_server {
             metrics.shutdown(SHUTDOWN_GRACE).await;
@@ -120,23 +152,30 @@ impl RunningBackend {
     }
 }
 
-/// Builds the registry, starts serving and starts the health probes. Errors are
-/// messages for the operator's terminal. A reload has no configuration to read
-/// again (see [`start_with`]).
-pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> {
-    start_with(settings, None).await
+/// Starts a backend from its settings alone; the same as
+/// `Backend::from_settings(settings).start()` (see [`Backend`] for more). A reload
+/// has no configuration to read again ([`crate::BackendBuilder::reload_from`]).
+pub async fn start(settings: BackendSettings) -> Result<RunningBackend, StartError> {
+    Backend::from_settings(settings).start().await
 }
 
-/// [`start`], reading `source` again on every reload.
-pub async fn start_with(
-    settings: BackendSettings,
-    source: Option<ConfigSource>,
-) -> Result<RunningBackend, String> {
+/// Builds the registry, starts serving and starts the health probes: what
+/// [`crate::BackendBuilder::start`] does once its parts are gathered.
+pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, StartError> {
+    let BackendParts {
+        settings,
+        runtimes: added,
+        policy: choose_policy,
+        listener,
+        config_source: source,
+    } = parts;
     let running_settings = settings.clone();
-    let session_key =
-        SessionKey::random().map_err(|e| format!("could not read the OS's random source: {e}"))?;
+    let session_key = SessionKey::random().map_err(StartError::RandomSource)?;
     let (auth, policy) = authentication(&settings, &session_key)?;
+    let policy = choose_policy.choose(policy);
     let auth = Arc::new(auth);
+    let pinned: Vec<_> = added.iter().map(|r| r.runtime_id.clone()).collect();
+    let sources = added.iter().map(|r| r.source.clone()).collect();
     let mut runtimes = Vec::new();
     let mut embedded = None;
     if let Some(settings) = settings.embedded {
@@ -147,10 +186,17 @@ pub async fn start_with(
     for remote in settings.remotes {
         runtimes.push(remote_runtime(remote)?);
     }
-    let registry = Arc::new(RuntimeRegistry::new(runtimes, policy).map_err(|e| e.to_string())?);
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("could not listen on {}: {e}", settings.listen))?;
+    runtimes.extend(added);
+    let registry = Arc::new(RuntimeRegistry::new(runtimes, policy)?);
+    let listener = match listener {
+        Some(listener) => listener,
+        None => TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: settings.listen,
+                source,
+            })?,
+    };
     let hub = ObservationHub::new(
         registry.clone(),
         HubSettings {
@@ -175,18 +221,21 @@ pub async fn start_with(
         .tls
         .as_ref()
         .map(|tls| ServerTls::new(tls.config.clone()));
-    let reloader = Arc::new(Reloader::new(
-        source,
-        ReloadTargets {
-            registry: registry.clone(),
-            hub: hub.clone(),
-            auth: auth.clone(),
-            tls: tls.clone(),
-        },
-        running_settings,
-        embedded.clone(),
-        session_key,
-    ));
+    let reloader = Arc::new(
+        Reloader::new(
+            source,
+            ReloadTargets {
+                registry: registry.clone(),
+                hub: hub.clone(),
+                auth: auth.clone(),
+                tls: tls.clone(),
+            },
+            running_settings,
+            embedded.clone(),
+            session_key,
+        )
+        .keeping_from_code(pinned, choose_policy),
+    );
     let api = BackendApi::new(
         registry.clone(),
         hub.clone(),
@@ -235,6 +284,7 @@ pub async fn start_with(
         hub,
         embedded,
         server,
+        sources,
         metrics_server,
         metrics,
         reloader,
@@ -250,10 +300,10 @@ async fn serve_metrics(
     allowed_hosts: &[String],
     metrics: &Arc<Metrics>,
     main: &ListenerParts,
-) -> Result<ServerHandle, String> {
+) -> Result<ServerHandle, StartError> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("could not listen on {addr} (metrics_listen): {e}"))?;
+        .map_err(|source| StartError::Listen { addr, source })?;
     let hosts = AllowedHosts::new(allowed_hosts, listener_addr(&listener));
     if !addr.ip().is_loopback() {
         tracing::warn!(
@@ -288,16 +338,15 @@ fn listener_addr(listener: &TcpListener) -> std::net::SocketAddr {
 fn authentication(
     settings: &BackendSettings,
     random_key: &SessionKey,
-) -> Result<(Authenticator, Arc<dyn Policy>), String> {
+) -> Result<(Authenticator, Arc<dyn Policy>), StartError> {
     match &settings.auth {
         AuthSettings::Off => {
             if !settings.listen.ip().is_loopback() {
                 // The configuration layer refuses this; a settings value built in code
                 // must not get around it.
-                return Err(format!(
-                    "refusing to serve {} without authentication: it is not a loopback address",
-                    settings.listen
-                ));
+                return Err(StartError::OpenListen {
+                    addr: settings.listen,
+                });
             }
             Ok((Authenticator::open(), Arc::new(AllowAll)))
         }
@@ -342,12 +391,12 @@ pub(crate) fn authenticator(auth: &AuthSettings, random_key: &SessionKey) -> Aut
 /// Opens the embedded runtime's store and the runtime, registered as `embedded`.
 pub(crate) async fn embedded_runtime(
     settings: EmbeddedSettings,
-) -> Result<(Runtime, RegisteredRuntime), String> {
+) -> Result<(Runtime, RegisteredRuntime), StartError> {
     let store: Arc<dyn Store> = match &settings.data_dir {
         Some(dir) => Arc::new(
             FsStore::open(dir.clone())
                 .await
-                .map_err(|e| format!("could not open the embedded data directory: {e}"))?,
+                .map_err(StartError::OpenStore)?,
         ),
         None => Arc::new(MemoryStore::new()),
     };
@@ -355,7 +404,7 @@ pub(crate) async fn embedded_runtime(
     let display_name = settings.runtime.display_name.clone();
     let runtime = Runtime::open(settings.runtime, store)
         .await
-        .map_err(|e| format!("could not load the embedded runtime's workers: {e}"))?;
+        .map_err(StartError::LoadStore)?;
     let registered = RegisteredRuntime {
         runtime_id,
         display_name,
@@ -365,8 +414,12 @@ pub(crate) async fn embedded_runtime(
     Ok((runtime, registered))
 }
 
-/// The clients of a remote runtime, registered as `remote`.
-pub(crate) fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String> {
+/// A remote runtime as the registry drives it: the transport's REST and WebSocket
+/// clients behind a [`RemoteSource`] that scrubs the runtime's URL, host and token
+/// from everything it says, with a backstop timeout on every call. To front
+/// configured remotes with a source of your own (a pool, a cache), build them with
+/// this and keep the [`RegisteredRuntime::source`].
+pub fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, StartError> {
     if settings.insecure_http {
         tracing::warn!(
             runtime_id = %settings.runtime_id,
@@ -388,11 +441,14 @@ pub(crate) fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRunti
         Some(tls) => endpoint.with_tls(tls),
         None => endpoint,
     };
+    let remote_error = |source: TransportError| StartError::Remote {
+        runtime_id: settings.runtime_id.clone(),
+        source: Box::new(source),
+    };
     let events = WsEventsClient::new(endpoint.clone())
-        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?
+        .map_err(&remote_error)?
         .with_idle_timeout(settings.stream_idle_timeout);
-    let client = HttpRuntimeClient::new(endpoint)
-        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
+    let client = HttpRuntimeClient::new(endpoint).map_err(remote_error)?;
     Ok(RegisteredRuntime {
         runtime_id: settings.runtime_id,
         display_name: settings.display_name,

@@ -37,6 +37,7 @@ pub use backend::{
     RemoteSettings, load_backend_settings,
 };
 pub use error::{ConfigError, Origin};
+pub(crate) use profiles::profile_problem;
 pub use runtime::{
     DEFAULT_RUNTIME_ID, DEFAULT_RUNTIME_LISTEN, RUNTIME_TOKEN_ENV, RuntimeSettings,
     load_runtime_settings,

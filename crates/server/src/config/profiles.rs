@@ -195,21 +195,32 @@ fn side(origin: &Origin, key: &str, value: Option<u16>, default: u16) -> Result<
 
 /// Profile names are what clients send: 1 to 64 characters of `A-Z a-z 0-9 . _ -`,
 /// not starting with `.`.
-fn check_name(origin: &Origin, key: &str, name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
+/// What is wrong with a profile's name or kind, if anything: the rule for files and
+/// for profiles added in code alike.
+pub(crate) fn profile_problem(name: &str, profile: &Profile) -> Option<&'static str> {
+    let valid_name = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            origin,
-            key,
+    if !valid_name {
+        return Some(
             "a profile name is 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-', not starting with '.'",
-        ))
+        );
+    }
+    if name == ECHO && !matches!(profile.spec, ProfileSpec::Echo { .. }) {
+        return Some(
+            "the profile named `echo` is the built-in echo and must have kind \"echo\"; give a process or pty profile another name",
+        );
+    }
+    None
+}
+
+fn check_name(origin: &Origin, key: &str, name: &str) -> Result<(), ConfigError> {
+    match profile_problem(name, &Profile::echo()) {
+        None => Ok(()),
+        Some(problem) => Err(invalid(origin, key, problem)),
     }
 }
 

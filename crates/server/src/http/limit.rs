@@ -4,7 +4,7 @@
 //! its TLS handshake too) and keeps it until it closes; a connection upgraded to a
 //! WebSocket keeps its permit for the whole session, so WebSocket sessions count as
 //! the connections they are. Past the limit, a new connection is answered
-//! `503 overloaded` and closed ([`refuse`]): over TLS after the handshake, since a
+//! `503 overloaded` and closed (`refuse`): over TLS after the handshake, since a
 //! plain-text answer on a TLS port is unreadable to the client. At most
 //! [`MAX_REFUSING`] refusals run at once, each bounded by [`REFUSAL_TIME`]; past
 //! that a connection is closed without an answer, so a flood costs bounded work.

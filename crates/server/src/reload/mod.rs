@@ -137,6 +137,10 @@ pub struct Reloader {
     session_key: SessionKey,
     state: tokio::sync::Mutex<State>,
     metrics: metrics::ReloadMetrics,
+    /// Runtimes added in code (the builder's): kept by every reload.
+    pinned: Vec<RuntimeId>,
+    /// The builder's policy choice, made again around each policy a reload picks.
+    policy_choice: crate::backend::PolicyChoice,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -163,7 +167,22 @@ impl Reloader {
             session_key,
             state: tokio::sync::Mutex::new(State { running, embedded }),
             metrics: metrics::ReloadMetrics::default(),
+            pinned: Vec::new(),
+            policy_choice: crate::backend::PolicyChoice::Default,
         }
+    }
+
+    /// Keeps what the backend's builder added in code across reloads: the runtimes
+    /// `pinned` (a reload never removes or replaces them; the file cannot name them)
+    /// and the policy choice, made again around each policy a reload picks.
+    pub(crate) fn keeping_from_code(
+        mut self,
+        pinned: Vec<RuntimeId>,
+        policy: crate::backend::PolicyChoice,
+    ) -> Self {
+        self.pinned = pinned;
+        self.policy_choice = policy;
+        self
     }
 
     /// Registers the reload metrics: reloads by outcome, whether the last one
@@ -231,7 +250,7 @@ impl Reloader {
                     .map_err(|problem| ConfigError::InvalidValue {
                         origin: self.origin(),
                         key: "embedded.data_dir".to_owned(),
-                        problem,
+                        problem: problem.to_string(),
                     })?,
             ),
             _ => None,
@@ -245,7 +264,7 @@ impl Reloader {
                         ConfigError::InvalidValue {
                             origin: self.origin(),
                             key: format!("remote[{i}]"),
-                            problem,
+                            problem: problem.to_string(),
                         }
                     })?)
                 }
@@ -276,10 +295,11 @@ impl Reloader {
         // 1. Who is served. With tokens, the role policy goes in first (it lets the
         // old open callers, who are admins, do everything they did); without, the
         // open authenticator goes in first (its callers are admins under either).
-        let policy: Arc<dyn Policy> = match plan.applied.auth {
+        let picked: Arc<dyn Policy> = match plan.applied.auth {
             AuthSettings::Tokens(_) => Arc::new(RolePolicy),
             AuthSettings::Off | AuthSettings::Open => Arc::new(AllowAll),
         };
+        let policy = self.policy_choice.choose(picked);
         if plan.applied.auth.is_on() {
             targets.registry.set_policy(policy);
             targets.auth.replace(auth);
@@ -306,6 +326,7 @@ impl Reloader {
             _ => {}
         }
         table.extend(remotes);
+        table.extend(self.pinned.iter().cloned().map(Planned::Keep));
         let report = match targets.registry.reconfigure(table) {
             Ok(done) => {
                 targets.hub.runtimes_changed(&done);

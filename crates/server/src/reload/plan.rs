@@ -2,7 +2,7 @@
 //! Pure: no I/O, nothing applied (see [`super::Reloader`] for that).
 //!
 //! - Remote runtimes are compared field by field, TLS material by content
-//!   ([`RemoteSettings::same_as`]): an unchanged one is kept as it runs, a changed
+//!   ([`crate::config::RemoteSettings::same_as`]): an unchanged one is kept as it runs, a changed
 //!   one replaced, a new one added, a missing one removed.
 //! - The embedded runtime is added or removed with its table; a *changed* embedded
 //!   runtime keeps running as it is (its workers run inside this process, and

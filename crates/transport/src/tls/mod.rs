@@ -61,6 +61,7 @@ pub struct ClientIdentity {
 /// Why a [`ClientTls`] could not be built. Texts name no file (the configuration
 /// layer adds the key and file).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsSetupError {
     /// No trust anchors at all.
     #[error("no trusted CA certificates: set ca_file, or install CA certificates on the system")]

@@ -76,8 +76,8 @@ impl Printer {
 
     /// A system note.
     pub(super) fn note(&mut self, note: SystemNote, text: &str) {
-        let name = note_name(note);
-        let line = if text.starts_with(name) {
+        let name = super::listing::wire_name(&note);
+        let line = if text.starts_with(&name) {
             format!("[system] {text}")
         } else {
             format!("[system] {name}: {text}")
@@ -112,17 +112,6 @@ impl Printer {
         self.buffer.extend_from_slice(clean.as_bytes());
         self.buffer.push(b'\n');
         self.at_line_start = true;
-    }
-}
-
-fn note_name(note: SystemNote) -> &'static str {
-    match note {
-        SystemNote::Started => "started",
-        SystemNote::Interrupted => "interrupted",
-        SystemNote::Exited => "exited",
-        SystemNote::Stopped => "stopped",
-        SystemNote::Failed => "failed",
-        SystemNote::Lost => "lost",
     }
 }
 

@@ -160,6 +160,8 @@ impl<'a> TranscriptView<'a> {
             }
             // Not a transcript item: nothing to show.
             WorkerEvent::Resized { .. } => {}
+            // A kind newer than this client: whatever it recorded is in the transcript.
+            _ => self.catch_up_retrying(out).await?,
         }
         Ok(Step::Continue)
     }

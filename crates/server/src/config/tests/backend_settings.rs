@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::support::{Dir, SECRET, env_of, no_env, serve_args};
-use crate::config::{ServeArgs, load_backend_settings};
+use super::support::{Dir, SECRET, assert_names, env_of, no_env, runtime_args, serve_args};
+use crate::config::{ConfigError, ServeArgs, load_backend_settings, load_runtime_settings};
 
 #[derive(Parser)]
 struct Cli {
@@ -93,6 +93,38 @@ fn embedded_defaults_and_limits() {
     assert_eq!(embedded.runtime.display_name, "This machine");
     assert_eq!(embedded.runtime.limits.max_workers, 2);
     assert!(embedded.data_dir.is_none());
+}
+
+#[test]
+fn the_embedded_table_takes_the_limit_keys_of_a_runtime_file() {
+    let limits = "max_workers = 2\nmax_input_bytes = 3\nmax_body_bytes = 4\n\
+                  transcript_page_max = 5\nevent_backlog = 6\ninput_queue = 7\n\
+                  subscriber_queue = 8\nstop_grace_ms = 9\n";
+    let dir = Dir::new();
+    let runtime = dir.write("r.toml", limits);
+    let backend = dir.write("b.toml", &format!("[embedded]\n{limits}"));
+    let from_runtime = load_runtime_settings(&runtime_args(&runtime), &no_env)
+        .unwrap()
+        .runtime
+        .limits;
+    let from_embedded = load_backend_settings(&serve_args(&backend), &no_env)
+        .unwrap()
+        .embedded
+        .unwrap()
+        .runtime
+        .limits;
+    assert_eq!(from_embedded, from_runtime);
+    assert_eq!(
+        (from_embedded.max_workers, from_embedded.stop_grace),
+        (2, Duration::from_millis(9))
+    );
+
+    // Both tables still refuse keys they do not take, and list the limit keys.
+    let path = dir.write("bad.toml", "[embedded]\nmax_worker = 2\n");
+    let err = load_backend_settings(&serve_args(&path), &no_env).unwrap_err();
+    assert!(matches!(err, ConfigError::UnknownKey { .. }), "{err}");
+    assert_names(&err, &path, "embedded.max_worker");
+    assert!(err.to_string().contains("`max_workers`"), "{err}");
 }
 
 #[test]

@@ -133,7 +133,7 @@ fn relative_paths_in_file_resolve_against_its_directory() {
     let cwd = |name: &str| match &s.runtime.profiles[name].spec {
         ProfileSpec::Process(p) => p.cwd.clone(),
         ProfileSpec::Pty(p) => p.cwd.clone(),
-        ProfileSpec::Echo { .. } => panic!("not a process"),
+        _ => panic!("not a process"),
     };
     assert_eq!(cwd("p"), Some(dir.path("conf/work")));
     assert_eq!(cwd("q"), Some(PathBuf::from("/abs")));

@@ -228,11 +228,9 @@ impl Session<'_> {
     async fn incoming(&mut self, incoming: Incoming) -> Result<Option<Leave>, Failure> {
         match incoming {
             Incoming::Event { event, .. } => match *event {
-                WorkerEvent::Output { sequence, text, .. } => {
-                    if self.seam.shown(sequence) {
-                        self.track_alternate(&text);
-                        self.out.out(text.as_bytes()).await?;
-                    }
+                WorkerEvent::Output { sequence, text, .. } if self.seam.shown(sequence) => {
+                    self.track_alternate(&text);
+                    self.out.out(text.as_bytes()).await?;
                 }
                 WorkerEvent::Input { sequence, .. } => {
                     self.seam.shown(sequence);
@@ -262,10 +260,9 @@ impl Session<'_> {
                     self.status_line(&format!("switchyard: {code}: {message}"))
                         .await;
                 }
-                WorkerEvent::Status { .. }
-                | WorkerEvent::Interrupted
-                | WorkerEvent::Resized { .. }
-                | WorkerEvent::Exited { .. } => {}
+                // Other status changes, interruptions, resizes, exits (the status
+                // follows), and kinds newer than this client.
+                _ => {}
             },
             Incoming::Refused(error) => {
                 self.status_line(&format!(
@@ -278,7 +275,9 @@ impl Session<'_> {
                 let line = upstream_line(self.follower.worker(), state, error.as_ref());
                 self.status_line(&line).await;
             }
-            Incoming::Reset(_) | Incoming::UnknownEvent { .. } => {}
+            // Resets (the snapshot that follows repaints), unknown events, and frames
+            // newer than this client.
+            _ => {}
         }
         Ok(None)
     }
