@@ -421,6 +421,27 @@ async fn a_reload_keeps_the_runtimes_and_the_policy_added_in_code() {
         "workers are kept here; stop them instead"
     );
     assert_eq!(jobs.list(&Default::default()).unwrap().workers.len(), 1);
+
+    // A file that takes the id of the runtime added in code changes nothing.
+    std::fs::write(
+        dir.path().join("backend.toml"),
+        "listen = \"127.0.0.1:0\"\n[embedded]\nruntime_id = \"jobs\"\n",
+    )
+    .unwrap();
+    let refused = api.post("/api/admin/reload", json!({})).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.code(), "invalid_config");
+    let message = refused.json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("embedded.runtime_id") && message.contains("added in code"),
+        "{message}"
+    );
+    assert_eq!(ids(&api.get("/api/runtimes").await), ["jobs"]);
     backend.shutdown().await;
 }
 

@@ -235,8 +235,41 @@ impl Reloader {
         let file = source.file().cloned();
         let next = read(source).await?;
         let plan = plan::plan(running, next, file.as_deref())?;
+        self.check_pinned(&plan.applied, file.as_deref())?;
         let prepared = self.prepare(&plan).await?;
         Ok((plan, prepared))
+    }
+
+    /// Refuses a file that names a runtime id the builder added in code: the
+    /// runtimes could not be told apart.
+    fn check_pinned(
+        &self,
+        next: &BackendSettings,
+        file: Option<&std::path::Path>,
+    ) -> Result<(), ConfigError> {
+        let embedded = next
+            .embedded
+            .iter()
+            .map(|e| (&e.runtime.runtime_id, "embedded.runtime_id".to_owned()));
+        let remotes = next
+            .remotes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (&r.runtime_id, format!("remote[{i}].runtime_id")));
+        for (id, key) in embedded.chain(remotes) {
+            if self.pinned.contains(id) {
+                return Err(ConfigError::DuplicateRuntimeId {
+                    origin: file.map_or(
+                        crate::config::Origin::CommandLine,
+                        crate::config::Origin::file,
+                    ),
+                    key,
+                    id: id.to_string(),
+                    first: "a runtime added in code".to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Everything that can fail, before anything changes: the authenticator, the
