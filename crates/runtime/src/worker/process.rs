@@ -250,8 +250,8 @@ async fn feed_stdin(stdin: Option<ChildStdin>, mut inputs: mpsc::Receiver<String
 ///
 /// Once `give_up` turns true, reads only what is already buffered and then stops;
 /// returns true if it stopped that way rather than at end of file.
-async fn pump_output(
-    mut pipe: BoxedReader,
+pub(super) async fn pump_output<R: AsyncRead + Unpin>(
+    mut pipe: R,
     stream: OutputStream,
     sink: Arc<dyn DriverSink>,
     mut give_up: watch::Receiver<bool>,
@@ -277,8 +277,11 @@ async fn pump_output(
                 }
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            // A terminal whose other side has closed (every process holding it has
+            // exited) reads EIO: the end, as EOF is for a pipe.
+            Err(err) if err.raw_os_error() == Some(Errno::EIO as i32) => break,
             Err(err) => {
-                tracing::warn!(?stream, error = %err, "reading process output failed");
+                tracing::warn!(?stream, error = %err, "reading worker output failed");
                 break;
             }
         }

@@ -21,20 +21,18 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use switchyard_protocol::{DiagnosticSeverity, ExitInfo, OutputStream};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::process::Child;
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::driver::{Control, DriverInputs, DriverSink, Ending};
-use super::process::{BASE_ENV, PIPE_CLOSE_GRACE, READ_CHUNK};
+use super::process::{BASE_ENV, PIPE_CLOSE_GRACE};
 use super::session::{signal_group, signal_session};
-use super::utf8::Utf8Chunker;
 use crate::config::PtySpec;
 
 /// `TERM` of a pty worker unless its profile sets one: what the runtime's emulator
@@ -94,7 +92,12 @@ pub(crate) async fn run_pty(
 
     let (reader, writer) = pty.into_split();
     let (give_up_tx, give_up_rx) = watch::channel(false);
-    let reader = tokio::spawn(pump_terminal(reader, Arc::clone(&sink), give_up_rx));
+    let reader = tokio::spawn(super::process::pump_output(
+        reader,
+        OutputStream::Terminal,
+        Arc::clone(&sink),
+        give_up_rx,
+    ));
     guard.tasks.push(reader.abort_handle());
     let (urgent_tx, urgent_rx) = mpsc::channel(4);
     let writer = tokio::spawn(feed_terminal(writer, inputs, urgent_rx));
@@ -258,51 +261,6 @@ async fn feed_terminal(
             open = false;
         }
     }
-}
-
-/// Reads the terminal to its end (`EIO` once no process holds its other side),
-/// reporting decoded text as it comes.
-///
-/// Once `give_up` turns true, reads only what is already buffered and then stops;
-/// returns true if it stopped that way rather than at the end.
-async fn pump_terminal(
-    mut terminal: pty_process::OwnedReadPty,
-    sink: Arc<dyn DriverSink>,
-    mut give_up: watch::Receiver<bool>,
-) -> bool {
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut decoder = Utf8Chunker::new();
-    let mut gave_up = false;
-    loop {
-        let read = tokio::select! {
-            biased;
-            read = terminal.read(&mut buf) => read,
-            _ = give_up.wait_for(|g| *g) => {
-                gave_up = true;
-                break;
-            }
-        };
-        match read {
-            Ok(0) => break,
-            Ok(n) => {
-                let text = decoder.push(&buf[..n]);
-                if !text.is_empty() {
-                    sink.output(OutputStream::Terminal, text).await;
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) if err.raw_os_error() == Some(Errno::EIO as i32) => break,
-            Err(err) => {
-                tracing::warn!(error = %err, "reading the terminal failed");
-                break;
-            }
-        }
-    }
-    let rest = decoder.finish();
-    if !rest.is_empty() {
-        sink.output(OutputStream::Terminal, rest).await;
-    }
-    gave_up
 }
 
 /// SIGHUP (and SIGCONT) to the session; SIGTERM if the leader is still there after
