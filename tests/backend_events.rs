@@ -382,6 +382,20 @@ request_timeout_ms = 5000
         assert_eq!(accepted.status, 202, "{}", accepted.text());
     }
 
+    /// Inputs straight to the runtime, in order.
+    async fn inputs_direct(&self, worker: &str, texts: &[String]) {
+        for text in texts {
+            self.input_direct(worker, text).await;
+        }
+    }
+
+    /// Inputs through the backend, in order.
+    async fn inputs_backend(&self, worker: &str, texts: &[String]) {
+        for text in texts {
+            self.input_backend(worker, text).await;
+        }
+    }
+
     /// An input through the backend.
     async fn input_backend(&self, worker: &str, text: &str) {
         let accepted = self
@@ -437,6 +451,36 @@ request_timeout_ms = 5000
             .await
             .unwrap_or_else(|e| panic!("viewer refused: {}", describe(&e)));
         Viewer::new(ws, self.leaks.clone())
+    }
+
+    /// `n` viewers through the backend, each past its first snapshot.
+    async fn viewers(&self, worker: &str, n: usize) -> Vec<Viewer> {
+        let mut viewers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut viewer = self.viewer(worker, None).await;
+            viewer.snapshot().await;
+            viewers.push(viewer);
+        }
+        viewers
+    }
+
+    /// A viewer resuming from `cursor`: it gets exactly `away`, then a marker sent
+    /// through the backend (labelled `label`); returns its last cursor after closing.
+    async fn resume_with_marker(
+        &self,
+        worker: &str,
+        cursor: &str,
+        away: &[String],
+        label: &str,
+    ) -> String {
+        let mut viewer = self.viewer(worker, Some(cursor)).await;
+        viewer.expect_io(away).await;
+        let marker = texts(label, 1);
+        self.input_backend(worker, &marker[0]).await;
+        viewer.expect_io(&marker).await;
+        let cursor = viewer.last_cursor.clone().unwrap();
+        viewer.close().await;
+        cursor
     }
 
     /// A refused upgrade: its status and JSON body (checked for leaks too).
@@ -734,6 +778,13 @@ fn texts(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i:05}")).collect()
 }
 
+/// Every viewer gets exactly `texts` as input and output events, in order.
+async fn expect_io_all(viewers: &mut [Viewer], texts: &[String]) {
+    for viewer in viewers {
+        viewer.expect_io(texts).await;
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // The tests.
 // ---------------------------------------------------------------------------------
@@ -744,12 +795,7 @@ async fn fifty_viewers_share_one_upstream_and_all_get_a_ten_thousand_event_burst
     let world = World::start(false).await;
     let worker = world.create_echo().await;
 
-    let mut viewers = Vec::new();
-    for _ in 0..50 {
-        let mut viewer = world.viewer(&worker, None).await;
-        viewer.snapshot().await;
-        viewers.push(viewer);
-    }
+    let viewers = world.viewers(&worker, 50).await;
     world.wait_subscribers(1, Duration::from_millis(600)).await;
 
     // The runtime's own stream, for the cursors that must not leak (a second
@@ -890,19 +936,10 @@ async fn a_runtime_crash_and_restart_gives_lost_then_reset_and_a_lost_snapshot()
     let worker = world.create_echo().await;
     let tap = world.tap(&worker).await;
 
-    let mut viewers = Vec::new();
-    for _ in 0..2 {
-        let mut viewer = world.viewer(&worker, None).await;
-        viewer.snapshot().await;
-        viewers.push(viewer);
-    }
+    let mut viewers = world.viewers(&worker, 2).await;
     let before = texts("before-crash", 3);
-    for text in &before {
-        world.input_backend(&worker, text).await;
-    }
-    for viewer in &mut viewers {
-        viewer.expect_io(&before).await;
-    }
+    world.inputs_backend(&worker, &before).await;
+    expect_io_all(&mut viewers, &before).await;
     let old_cursor = viewers[0].last_cursor.clone().unwrap();
     tap.wait_events(7).await;
     drop(tap);
@@ -996,19 +1033,10 @@ async fn a_cut_connection_resumes_with_exactly_the_missed_events() {
     let worker = world.create_echo().await;
     let tap = world.tap(&worker).await;
 
-    let mut viewers = Vec::new();
-    for _ in 0..3 {
-        let mut viewer = world.viewer(&worker, None).await;
-        viewer.snapshot().await;
-        viewers.push(viewer);
-    }
+    let mut viewers = world.viewers(&worker, 3).await;
     let first = texts("first", 5);
-    for text in &first {
-        world.input_backend(&worker, text).await;
-    }
-    for viewer in &mut viewers {
-        viewer.expect_io(&first).await;
-    }
+    world.inputs_backend(&worker, &first).await;
+    expect_io_all(&mut viewers, &first).await;
 
     // Down: cut every connection and refuse new ones until the missed events exist.
     proxy.set_refusing(true);
@@ -1027,9 +1055,7 @@ async fn a_cut_connection_resumes_with_exactly_the_missed_events() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let missed = texts("missed", 20);
-    for text in &missed {
-        world.input_direct(&worker, text).await;
-    }
+    world.inputs_direct(&worker, &missed).await;
     world.wait_outputs(&worker, 25).await;
     proxy.set_refusing(false);
 
@@ -1043,9 +1069,7 @@ async fn a_cut_connection_resumes_with_exactly_the_missed_events() {
     // Nothing else came in between: the next frames are exactly the next input's.
     let after = texts("after", 1);
     world.input_backend(&worker, &after[0]).await;
-    for viewer in &mut viewers {
-        viewer.expect_io(&after).await;
-    }
+    expect_io_all(&mut viewers, &after).await;
     tap.wait_events(1 + 2 * 26).await;
     drop(tap);
     world.leaks.assert_clean();
@@ -1061,58 +1085,38 @@ async fn a_backend_cursor_resumes_exactly_across_reconnects_and_a_backend_restar
     let mut viewer = world.viewer(&worker, None).await;
     viewer.snapshot().await;
     let first = texts("first", 3);
-    for text in &first {
-        world.input_backend(&worker, text).await;
-    }
+    world.inputs_backend(&worker, &first).await;
     viewer.expect_io(&first).await;
     let cursor = viewer.last_cursor.clone().unwrap();
     viewer.close().await;
 
     // 1. Back at once (the hub still holds the worker's channel).
     let away = texts("away-a", 4);
-    for text in &away {
-        world.input_backend(&worker, text).await;
-    }
-    let mut viewer = world.viewer(&worker, Some(&cursor)).await;
-    viewer.expect_io(&away).await;
-    let marker = texts("marker-a", 1);
-    world.input_backend(&worker, &marker[0]).await;
-    viewer.expect_io(&marker).await;
-    let cursor = viewer.last_cursor.clone().unwrap();
-    viewer.close().await;
+    world.inputs_backend(&worker, &away).await;
+    let cursor = world
+        .resume_with_marker(&worker, &cursor, &away, "marker-a")
+        .await;
 
     // 2. Back after the hub let the upstream go.
     world.wait_subscribers(1, Duration::ZERO).await; // the tap only
     let away = texts("away-b", 3);
-    for text in &away {
-        world.input_direct(&worker, text).await;
-    }
+    world.inputs_direct(&worker, &away).await;
     world.wait_outputs(&worker, 3 + 4 + 1 + 3).await;
-    let mut viewer = world.viewer(&worker, Some(&cursor)).await;
-    viewer.expect_io(&away).await;
-    let marker = texts("marker-b", 1);
-    world.input_backend(&worker, &marker[0]).await;
-    viewer.expect_io(&marker).await;
-    let cursor = viewer.last_cursor.clone().unwrap();
-    viewer.close().await;
+    let cursor = world
+        .resume_with_marker(&worker, &cursor, &away, "marker-b")
+        .await;
 
     // 3. Back after a backend restart; the events happened while it was down.
     let backend = world.backend.take().unwrap();
     backend.signal(Signal::SIGTERM);
     assert_eq!(backend.wait().await.code(), Some(0));
     let away = texts("away-c", 3);
-    for text in &away {
-        world.input_direct(&worker, text).await;
-    }
+    world.inputs_direct(&worker, &away).await;
     world.wait_outputs(&worker, 3 + 4 + 1 + 3 + 1 + 3).await;
     world.start_backend().await;
-    let mut viewer = world.viewer(&worker, Some(&cursor)).await;
-    viewer.expect_io(&away).await;
-    let marker = texts("marker-c", 1);
-    world.input_backend(&worker, &marker[0]).await;
-    viewer.expect_io(&marker).await;
-    let cursor = viewer.last_cursor.clone().unwrap();
-    viewer.close().await;
+    let cursor = world
+        .resume_with_marker(&worker, &cursor, &away, "marker-c")
+        .await;
 
     // 4. And once more after a restart with nothing missed: nothing replayed.
     world.restart_backend().await;
@@ -1238,9 +1242,7 @@ async fn no_frame_holds_the_runtimes_address_port_token_or_cursors() {
     let mut viewer = world.viewer(&worker, None).await;
     viewer.snapshot().await;
     let first = texts("first", 10);
-    for text in &first {
-        world.input_backend(&worker, text).await;
-    }
+    world.inputs_backend(&worker, &first).await;
     viewer.expect_io(&first).await;
     tap.wait_events(21).await;
     drop(tap);
@@ -1291,19 +1293,10 @@ async fn an_upstream_that_cannot_resume_gives_reset_and_a_fresh_snapshot() {
     let worker = world.create_echo().await;
     let tap = world.tap(&worker).await;
 
-    let mut viewers = Vec::new();
-    for _ in 0..2 {
-        let mut viewer = world.viewer(&worker, None).await;
-        viewer.snapshot().await;
-        viewers.push(viewer);
-    }
+    let mut viewers = world.viewers(&worker, 2).await;
     let first = texts("first", 3);
-    for text in &first {
-        world.input_backend(&worker, text).await;
-    }
-    for viewer in &mut viewers {
-        viewer.expect_io(&first).await;
-    }
+    world.inputs_backend(&worker, &first).await;
+    expect_io_all(&mut viewers, &first).await;
     let old_cursor = viewers[0].last_cursor.clone().unwrap();
 
     proxy.set_refusing(true);
@@ -1320,9 +1313,7 @@ async fn an_upstream_that_cannot_resume_gives_reset_and_a_fresh_snapshot() {
     }
     // 60 events while away: more than the runtime keeps.
     let missed = texts("missed", 30);
-    for text in &missed {
-        world.input_direct(&worker, text).await;
-    }
+    world.inputs_direct(&worker, &missed).await;
     world.wait_outputs(&worker, 33).await;
     proxy.set_refusing(false);
 
@@ -1359,12 +1350,8 @@ async fn an_upstream_that_cannot_resume_gives_reset_and_a_fresh_snapshot() {
     }
     // Live again, exactly.
     let after = texts("after", 2);
-    for text in &after {
-        world.input_backend(&worker, text).await;
-    }
-    for viewer in &mut viewers {
-        viewer.expect_io(&after).await;
-    }
+    world.inputs_backend(&worker, &after).await;
+    expect_io_all(&mut viewers, &after).await;
     // A backend cursor from before the gap is expired too.
     let mut late = world.viewer(&worker, Some(&old_cursor)).await;
     assert_eq!(

@@ -2,7 +2,8 @@
 //! real `switchyard serve` and `switchyard runtime` processes on loopback (and, for a
 //! refusal the real backend cannot give yet, the fake backend): `run` + `send` +
 //! `logs` on an echo worker, listings over an embedded and a remote runtime,
-//! `logs -f` across a backend restart without a line lost or repeated, the error
+//! `logs -f` across a backend restart without a line lost or repeated, `logs` and
+//! `logs -f` of a terminal worker (a shell on a pty), the error
 //! paths with their codes and exit statuses, a backend with client authentication
 //! (tokens, roles, ownership), and an `https://` backend verified with a test CA.
 
@@ -20,7 +21,7 @@ use tokio::time::Instant;
 const RUNTIME_TOKEN: &str = "cli-e2e-runtime-token-8c1f";
 
 /// A temporary directory with a backend configuration: an embedded runtime `local`
-/// with `echo` and a line-echoing `lines` profile.
+/// with `echo`, a line-echoing `lines` profile and a shell on a terminal, `term`.
 struct Setup {
     dir: tempfile::TempDir,
 }
@@ -37,6 +38,11 @@ display_name = "This machine"
 [embedded.profiles.lines]
 kind = "process"
 command = ["/bin/sh", "-c", "while read l; do echo \"got $l\"; done"]
+
+[embedded.profiles.term]
+kind = "pty"
+command = ["/bin/sh"]
+env = { PS1 = "term$ " }
 "#;
         std::fs::write(dir.path().join("backend.toml"), config).unwrap();
         Self { dir }
@@ -531,6 +537,76 @@ async fn logs_follow_rides_through_a_backend_restart_without_loss_or_repetition(
     assert!(err.contains("switchyard: reconnected"), "{err}");
     // The transcript says the same.
     assert_eq!(ok(&cli(addr, &["logs", worker]).await), out);
+}
+
+/// Polls `logs` until its output holds `needle`; returns it.
+async fn wait_for_logs_holding(addr: std::net::SocketAddr, worker: &str, needle: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = ok(&cli(addr, &["logs", worker]).await);
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "logs never held {needle:?}; last {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn logs_of_a_terminal_worker_replay_its_terminal() {
+    let setup = Setup::new();
+    let backend = setup.backend("127.0.0.1:0").await;
+    let addr = backend.addr;
+    let url = format!("http://{addr}");
+    let worker = ok(&cli(addr, &["run", "local", "term"]).await);
+    let worker = worker.trim_end();
+    wait_for_logs_holding(addr, worker, "term$ ").await;
+    // `send` adds "\n", which a terminal takes as Enter like "\r".
+    ok(&cli(addr, &["send", worker, "echo $((6*7))"]).await);
+    let logs = wait_for_logs_holding(addr, worker, "42\r\nterm$ ").await;
+    // The terminal's bytes as it wrote them (its echo of what was typed included),
+    // and no marked input lines between them.
+    assert_eq!(
+        logs, "[system] started\nterm$ echo $((6*7))\r\n42\r\nterm$ ",
+        "{logs:?}"
+    );
+
+    let mut follow = Switchyard::command(&["logs", "-f", worker], &[("SWITCHYARD_URL", &url)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = collect(follow.stdout.take().unwrap());
+    let deadline = Instant::now() + WAIT;
+    while !text_of(&out).ends_with("term$ ") {
+        assert!(Instant::now() < deadline, "{}", text_of(&out));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ok(&cli(addr, &["send", worker, "echo live-$((1+1))"]).await);
+    let deadline = Instant::now() + WAIT;
+    while !text_of(&out).contains("live-2\r\n") {
+        assert!(Instant::now() < deadline, "{}", text_of(&out));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ok(&cli(addr, &["stop", worker]).await);
+    let status = tokio::time::timeout(WAIT, follow.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let out = text_of(&out);
+    assert!(!out.contains("[input]"), "{out:?}");
+    assert!(
+        out.starts_with(
+            "[system] started\nterm$ echo $((6*7))\r\n42\r\nterm$ echo live-$((1+1))\r\nlive-2\r\n"
+        ),
+        "{out:?}"
+    );
+    assert!(out.ends_with("[system] stopped on request\n"), "{out:?}");
 }
 
 #[tokio::test]

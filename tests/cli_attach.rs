@@ -3,13 +3,15 @@
 //! `stty -g` before and after shows the terminal restored exactly.
 //!
 //! - Line mode against a real backend and `process` workers.
-//! - Terminal mode against the fake backend (no real backend serves terminal workers
-//!   yet): the snapshot's screen painted, raw mode (keystrokes, Ctrl-C included, sent
-//!   as typed), the window size on start, after a resize and after a reconnection, a
+//! - Terminal mode against the fake backend (which drops connections on cue): the
+//!   snapshot's screen painted, raw mode (keystrokes, Ctrl-C included, sent as
+//!   typed), the window size on start, after a resize and after a reconnection, a
 //!   dropped connection announced and resumed from the last cursor without repeated
 //!   output, the worker's exit code.
-//! - Terminal mode against a real `pty` worker: ignored until terminal workers land
-//!   (branch `pty`); remove the `#[ignore]` then.
+//! - Terminal mode against a real backend and a real `pty` worker: the window size
+//!   reaches the program (`stty size`) at start and after a resize, typing runs
+//!   commands, detach leaves it running, a second attach repaints it, and its exit
+//!   code is attach's.
 //!
 //! Without tmux the tests say so on standard error and pass, unless
 //! `SWITCHYARD_REQUIRE_TMUX` is set (CI sets it).
@@ -267,7 +269,6 @@ async fn terminal_mode_exits_with_the_workers_exit_code() {
 }
 
 #[tokio::test]
-#[ignore = "needs pty workers (branch `pty`); remove this line once terminals land"]
 async fn terminal_mode_on_a_pty_worker_follows_the_window_size() {
     let dir = tempfile::tempdir().unwrap();
     let backend = backend(
@@ -297,10 +298,11 @@ env = { PS1 = "pty$ " }
     tmux.keys(&["C-]"]);
     tmux.wait_for_text("attach-exit=0").await;
     assert_terminal_restored(&tmux).await;
-    tmux.type_line(&format!(
-        "{} attach {worker}; echo attach-exit=$?",
-        switchyard_bin().display()
-    ));
+    // A second attach repaints the worker's screen (its prompt) on a cleared pane.
+    tmux.type_line("clear");
+    tmux.wait_for("a cleared pane", |s| !s.contains("pty$"))
+        .await;
+    attach(&tmux, &worker);
     tmux.wait_for_text("pty$").await;
     tmux.type_line("exit 4");
     tmux.wait_for_text("attach-exit=4").await;

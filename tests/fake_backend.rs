@@ -1,7 +1,8 @@
-//! A scripted stand-in for a backend, for client tests of what no real backend
-//! serves yet (a terminal worker: `snapshot` with a screen, the interactive
-//! WebSocket's `input` and `resize` frames) and of refusals it does not give yet
-//! (`401 unauthorized`).
+//! A scripted stand-in for a backend, for client tests that need the peer to do
+//! things on cue that a real backend does only by accident or not at all: drop every
+//! stream at once, refuse reconnections or a cursor, remove the worker, answer
+//! `401`, with a terminal worker (`snapshot` with a screen, the interactive
+//! WebSocket's `input` and `resize` frames) whose every client frame is recorded.
 //!
 //! It serves one worker, `rt/w1`, over the backend API's paths:
 //! `GET /api/runtimes/rt/workers/w1` (its detail), `GET /api/workers` (a list with

@@ -7,6 +7,7 @@ pub mod certs;
 pub mod client;
 pub mod fake_backend;
 pub mod proc;
+pub mod prometheus;
 pub mod tcp_proxy;
 pub mod tmux;
 pub mod ws;

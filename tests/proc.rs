@@ -37,6 +37,8 @@ pub struct Switchyard {
     pub addr: SocketAddr,
     /// True when that line said `https://`.
     pub https: bool,
+    /// The address from a `metrics on http://ADDR/metrics` line, once printed.
+    metrics: tokio::sync::watch::Receiver<Option<SocketAddr>>,
 }
 
 impl Switchyard {
@@ -52,8 +54,19 @@ impl Switchyard {
         Self::start_with_stderr(args, envs, Stdio::from(file)).await
     }
 
+    /// Starts another program that announces itself the same way (`listening on
+    /// http(s)://ADDR` as its first line), such as an example built on the
+    /// `switchyard-server` crate.
+    pub async fn start_program(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::spawn(program, args, envs, Stdio::inherit()).await
+    }
+
     async fn start_with_stderr(args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Self {
-        let mut command = Command::new(switchyard_bin());
+        Self::spawn(&switchyard_bin(), args, envs, stderr).await
+    }
+
+    async fn spawn(program: &Path, args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Self {
+        let mut command = Command::new(program);
         command
             .env(
                 "RUST_LOG",
@@ -83,9 +96,36 @@ impl Switchyard {
             ),
         };
         let addr = addr.parse().expect("an address");
-        // Keep draining stdout so the process never blocks on it.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, addr, https }
+        // Keep draining stdout so the process never blocks on it, noting the
+        // metrics listener's line.
+        let (metrics_tx, metrics) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(addr) = line
+                    .strip_prefix("metrics on http://")
+                    .and_then(|rest| rest.strip_suffix("/metrics"))
+                    .and_then(|addr| addr.parse().ok())
+                {
+                    let _ = metrics_tx.send(Some(addr));
+                }
+            }
+        });
+        Self {
+            child,
+            addr,
+            https,
+            metrics,
+        }
+    }
+
+    /// The `metrics_listen` address the process printed (waits for the line).
+    pub async fn metrics_addr(&self) -> SocketAddr {
+        let mut metrics = self.metrics.clone();
+        let addr = tokio::time::timeout(crate::WAIT, metrics.wait_for(Option::is_some))
+            .await
+            .expect("a `metrics on` line in time")
+            .expect("stdout open");
+        addr.expect("checked above")
     }
 
     /// Sends a signal.

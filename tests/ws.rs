@@ -45,6 +45,17 @@ pub async fn connect_tls(
 
 /// Connects to `ws://addr<path>`; `Err` carries the plain HTTP refusal, if any.
 pub async fn connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<Ws, Error> {
+    connect_with_headers(addr, path, headers)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// Like [`connect`], with the headers of the `101` answer.
+pub async fn connect_with_headers(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Ws, http::HeaderMap), Error> {
     let mut request = format!("ws://{addr}{path}").into_client_request()?;
     for (name, value) in headers {
         request.headers_mut().insert(
@@ -52,10 +63,11 @@ pub async fn connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> 
             value.parse().expect("a header value"),
         );
     }
-    let (ws, _) = tokio::time::timeout(crate::WAIT, tokio_tungstenite::connect_async(request))
-        .await
-        .expect("connect in time")?;
-    Ok(ws)
+    let (ws, response) =
+        tokio::time::timeout(crate::WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect in time")?;
+    Ok((ws, response.headers().clone()))
 }
 
 /// The next text frame as JSON; panics on a close, an error or a timeout.

@@ -15,7 +15,9 @@
 //! 4. list latency with 10,000 workers on one runtime, through the backend;
 //! 5. the TLS hop: the REST routes of 1 through nginx and through the backend, each
 //!    to a remote over plain HTTP and to one over TLS (nginx with `proxy_ssl_*` and
-//!    upstream keep-alive), side by side: what TLS costs each proxy.
+//!    upstream keep-alive), side by side: what TLS costs each proxy;
+//! 6. keystroke latency on a terminal worker: interactive WebSocket direct vs through
+//!    the backend vs REST input with WebSocket output.
 //!
 //! It writes `docs/BENCHMARKS.md` and SVG plots in `docs/bench/`. `--quick` runs every
 //! scenario once, briefly, and writes to a temporary directory: it keeps the code
@@ -26,6 +28,7 @@ mod auth;
 mod certs;
 mod events;
 mod fanout;
+mod keys;
 mod machine;
 mod plan;
 mod procs;
@@ -83,7 +86,7 @@ struct Args {
     only: Vec<Scenario>,
 }
 
-/// The five scenarios.
+/// The six scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
     /// 1: REST through every target.
@@ -96,6 +99,8 @@ pub enum Scenario {
     Scale,
     /// 5: REST through nginx and the backend to remotes over plain HTTP and TLS.
     Tls,
+    /// 6: keystroke latency on a terminal worker.
+    Keys,
 }
 
 impl Scenario {
@@ -107,6 +112,7 @@ impl Scenario {
             Scenario::Fanout => "fan-out",
             Scenario::Scale => "scale",
             Scenario::Tls => "TLS hop",
+            Scenario::Keys => "keys",
         }
     }
 }
@@ -171,9 +177,10 @@ async fn run(args: Args) -> Result<usize> {
     let mut auth_checks = Vec::new();
     let mut events = events::EventResults::default();
     let mut profiles = Vec::new();
-    if ran(Scenario::Rest) || ran(Scenario::Events) {
-        // Scenarios 1 and 2 share one set-up: a remote runtime, a backend with that
-        // remote and an embedded runtime, and nginx in front of the remote.
+    let mut keys = keys::KeyResults::default();
+    if ran(Scenario::Rest) || ran(Scenario::Events) || ran(Scenario::Keys) {
+        // Scenarios 1, 2 and 6 share one set-up: a remote runtime, a backend with
+        // that remote and an embedded runtime, and nginx in front of the remote.
         let options = RuntimeOptions::of(&plan);
         let runtime = stack.runtime("remote", options)?;
         let backend = stack.backend(Some(("remote", runtime.addr)), Some(options))?;
@@ -206,6 +213,11 @@ async fn run(args: Args) -> Result<usize> {
             let targets = targets.without(Target::EmbeddedAuth);
             events = events::run(&plan, &http, &targets, &mut anomalies).await?;
             phases.push(phase.end(Scenario::Events));
+        }
+        if ran(Scenario::Keys) {
+            let phase = Phase::start(&monitor);
+            keys = keys::run(&plan, &http, &targets, &mut anomalies).await?;
+            phases.push(phase.end(Scenario::Keys));
         }
         if plan.profile && profile::perf_available() {
             profiles = run_profiles(&http, &targets, stack.dir(), &mut anomalies).await?;
@@ -244,6 +256,7 @@ async fn run(args: Args) -> Result<usize> {
         fanout: &fanout,
         scale: &scale,
         tls: &tls,
+        keys: &keys,
         profiles: &profiles,
         anomalies: &anomalies,
         elapsed: started.elapsed(),

@@ -33,6 +33,8 @@ pub struct Plan {
     pub scale_connections: Vec<u32>,
     /// Requests timed by the benchmark's own client for "every page" listings.
     pub scale_sequential: usize,
+    /// Keystrokes timed per series for the keystroke-latency figure.
+    pub keystrokes: usize,
     /// Whether to profile the backend with perf (when installed).
     pub profile: bool,
 }
@@ -55,6 +57,7 @@ impl Plan {
             scale_duration: Duration::from_secs(3),
             scale_connections: vec![1, 16],
             scale_sequential: 20,
+            keystrokes: 500,
             profile: true,
         }
     }
@@ -77,6 +80,7 @@ impl Plan {
             scale_duration: Duration::from_secs(1),
             scale_connections: vec![1, 16],
             scale_sequential: 3,
+            keystrokes: 30,
             profile: false,
         }
     }

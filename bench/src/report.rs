@@ -36,6 +36,8 @@ pub struct Report<'a> {
     /// Scenario 5: the REST routes through nginx and the backend to remotes over
     /// plain HTTP and over TLS.
     pub tls: &'a RestResults,
+    /// Scenario 6.
+    pub keys: &'a crate::keys::KeyResults,
     /// perf profiles (full runs with perf installed).
     pub profiles: &'a [Profile],
     /// Failed requests, lost events, viewers closed early.
@@ -234,6 +236,9 @@ impl Report<'_> {
         if self.ran(Scenario::Tls) {
             checks.push(self.tls_check());
         }
+        if self.ran(Scenario::Keys) {
+            checks.push(self.keys.check());
+        }
         checks
     }
 
@@ -426,6 +431,9 @@ impl Report<'_> {
         if self.ran(Scenario::Tls) {
             self.tls_section(&mut md);
         }
+        if self.ran(Scenario::Keys) {
+            self.keys.markdown(&mut md);
+        }
         self.profiles_section(&mut md);
         if let Some(analysis) = &self.analysis {
             let _ = writeln!(md, "{}\n", analysis.trim_end());
@@ -453,7 +461,7 @@ impl Report<'_> {
              builds the release binary, installs nginx and wrk from Debian's packages if \
              they are missing, and starts everything itself). `cargo xtask bench --quick` \
              runs every scenario once, briefly, into a temporary directory and fails on \
-             any error: that is the CI check. `--only rest,events,fanout,scale,tls` and \
+             any error: that is the CI check. `--only rest,events,fanout,scale,tls,keys` and \
              `--no-profile` narrow a run (partial runs also go to a temporary \
              directory).\n"
         );

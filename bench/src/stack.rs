@@ -180,7 +180,12 @@ impl Stack {
              [{prefix}profiles.long-burst]\n\
              kind = \"process\"\n\
              command = [\"/bin/sh\", \"-c\", \"read x; exec seq 1 {long}\"]\n\
-             description = \"the same, for longer\"\n",
+             description = \"the same, for longer\"\n\
+             \n\
+             [{prefix}profiles.keys]\n\
+             kind = \"pty\"\n\
+             command = [\"/bin/cat\"]\n\
+             description = \"cat on a terminal: the terminal echoes every keystroke\"\n",
             lines = options.burst_lines,
             long = options.long_burst_lines
         )

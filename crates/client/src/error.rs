@@ -10,6 +10,7 @@ pub use switchyard_transport::TlsFailure;
 
 /// Why the backend could not be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UnreachableKind {
     /// Nothing listens there: the connection was refused.
     Refused,
@@ -84,6 +85,7 @@ impl ApiError {
 
 /// A failed call to the backend.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The backend answered with one of its typed errors.
     #[error("{}", .0.message)]
@@ -154,6 +156,7 @@ fn tls_message(kind: TlsFailure) -> &'static str {
         TlsFailure::HandshakeTimeout => {
             "no TLS handshake with the backend within the connect timeout"
         }
+        _ => "TLS with the backend failed; check its certificate and the CA this client trusts",
     }
 }
 

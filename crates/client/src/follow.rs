@@ -18,7 +18,7 @@ use std::time::Duration;
 use switchyard_protocol::ErrorCode;
 
 use crate::error::{ApiError, ClientError};
-use crate::events::{EventSocket, Incoming, InteractiveFrame, StreamEnd};
+use crate::events::{ClientFrame, EventSocket, Incoming, StreamEnd};
 use crate::http::BackendClient;
 use crate::worker_ref::WorkerRef;
 
@@ -56,7 +56,7 @@ pub struct Follower {
 
 impl Follower {
     /// A follower of `worker`'s events, from a fresh snapshot. With `interactive`,
-    /// the socket also takes [`InteractiveFrame`]s.
+    /// the socket also takes [`ClientFrame`]s.
     pub fn new(client: BackendClient, worker: WorkerRef, interactive: bool) -> Self {
         Self {
             client,
@@ -111,11 +111,8 @@ impl Follower {
             };
             match socket.next().await {
                 Ok(incoming) => {
-                    if let Incoming::Event { cursor, .. }
-                    | Incoming::TerminalOutput { cursor, .. }
-                    | Incoming::UnknownEvent { cursor, .. } = &incoming
-                    {
-                        self.cursor = Some(cursor.clone());
+                    if let Some(cursor) = incoming.cursor() {
+                        self.cursor = Some(cursor.to_owned());
                     }
                     return Ok(Followed::Frame(incoming));
                 }
@@ -150,7 +147,7 @@ impl Follower {
     /// Sends `frame` on the open connection. When none is open, or sending fails,
     /// the frame is not sent (`Err`); a failure is also reported by the next
     /// [`Follower::next`] as a drop, which then reconnects.
-    pub async fn send(&mut self, frame: &InteractiveFrame) -> Result<(), StreamEnd> {
+    pub async fn send(&mut self, frame: &ClientFrame) -> Result<(), StreamEnd> {
         let Some(socket) = self.socket.as_mut() else {
             return Err(StreamEnd::Closed { code: None });
         };

@@ -276,7 +276,7 @@ impl BackendClient {
     }
 
     /// Opens the worker's event WebSocket, resuming after `cursor` when given; with
-    /// `interactive`, the socket also takes [`InteractiveFrame`](crate::InteractiveFrame)s
+    /// `interactive`, the socket also takes [`ClientFrame`](crate::ClientFrame)s
     /// (terminal workers). Refusals before the upgrade are the backend's errors.
     pub async fn events(
         &self,

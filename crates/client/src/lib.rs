@@ -17,15 +17,24 @@
 //! answer. The token lives in a [`SecretToken`] and never appears in an error, a
 //! log line or `Debug` output.
 //!
-//! ```no_run
+//! ```
 //! use switchyard_client::{
 //!     BackendClient, BackendUrl, Followed, Follower, Incoming, SecretToken, Timeouts, WorkerRef,
 //! };
 //! use switchyard_protocol::{NewWorkerRequest, RuntimeId, WorkerEvent};
 //!
-//! # async fn demo() -> Result<(), switchyard_client::ClientError> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # // A backend to talk to, with its embedded runtime `local`.
+//! # let backend = switchyard_server::Backend::from_settings(
+//! #     switchyard_server::config::BackendSettings::defaults(),
+//! # )
+//! # .listen("127.0.0.1:0".parse()?)
+//! # .start()
+//! # .await?;
+//! # let backend_url = backend.url();
 //! let token = std::env::var("SWITCHYARD_TOKEN").ok().and_then(SecretToken::new);
-//! let url = BackendUrl::parse("http://127.0.0.1:7700")?;
+//! let url = BackendUrl::parse(&backend_url)?;
 //! let client = BackendClient::new(url, token.as_ref(), Timeouts::default())?;
 //!
 //! let runtime = RuntimeId::new("local").expect("a valid id");
@@ -35,10 +44,15 @@
 //! client.input(&worker, "hello\n").await?;
 //!
 //! // Live events, across dropped connections, until the worker ends.
-//! let mut events = Follower::new(client.clone(), worker, false);
+//! let mut events = Follower::new(client.clone(), worker.clone(), false);
 //! loop {
 //!     match events.next().await? {
 //!         Followed::Frame(Incoming::Event { event, .. }) => match *event {
+//!             // First the worker as it is, with its latest transcript items.
+//!             WorkerEvent::Snapshot { transcript, .. } => {
+//!                 println!("{} transcript items so far", transcript.len());
+//!                 client.stop(&worker).await?;
+//!             }
 //!             WorkerEvent::Output { text, .. } => print!("{text}"),
 //!             WorkerEvent::Status { status, .. } if status.is_ended() => break,
 //!             _ => {}
@@ -47,6 +61,7 @@
 //!         _ => {}
 //!     }
 //! }
+//! # backend.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
@@ -62,9 +77,7 @@ mod worker_ref;
 
 pub use endpoint::{BackendUrl, DEFAULT_BACKEND_URL};
 pub use error::{ApiError, ClientError, TlsFailure, UnreachableKind};
-pub use events::{
-    EventSocket, Incoming, InteractiveFrame, StreamEnd, TerminalCursor, TerminalScreen,
-};
+pub use events::{ClientFrame, EventSocket, Incoming, StreamEnd};
 pub use follow::{Followed, Follower};
 pub use http::{BackendClient, Timeouts};
 pub use seam::{Place, SequenceSeam};

@@ -17,6 +17,7 @@ pub struct WorkerRef {
 
 /// Why a string is not `RUNTIME/WORKER`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkerRefError {
     /// No `/` between the two ids.
     #[error("expected RUNTIME/WORKER, for example local/w-0001 (as `switchyard ls` shows)")]
@@ -91,6 +92,26 @@ mod tests {
             ("a/.b", WorkerRefError::Id(IdError::LeadingDot("worker_id"))),
         ] {
             assert_eq!(bad.parse::<WorkerRef>().unwrap_err(), expected, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn references_round_trip_and_anything_else_is_refused(
+            runtime in switchyard_protocol::arbitrary::runtime_id(),
+            worker in switchyard_protocol::arbitrary::worker_id(),
+            text in "[a-z0-9./_ -]{0,20}",
+        ) {
+            let r = WorkerRef::new(runtime, worker);
+            proptest::prop_assert_eq!(r.to_string().parse::<WorkerRef>(), Ok(r.clone()));
+            proptest::prop_assert!(r.path("/x").starts_with("/api/runtimes/"));
+            // Parsing is exactly: a slash, an id before it and an id after it.
+            let expected = text.split_once('/').is_some_and(|(rt, w)| {
+                RuntimeId::new(rt).is_ok() && WorkerId::new(w).is_ok()
+            });
+            proptest::prop_assert_eq!(text.parse::<WorkerRef>().is_ok(), expected);
         }
     }
 }

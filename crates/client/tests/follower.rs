@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use switchyard_client::{
-    BackendClient, BackendUrl, ClientError, Followed, Follower, Incoming, InteractiveFrame,
-    StreamEnd, Timeouts, UnreachableKind, WorkerRef,
+    BackendClient, BackendUrl, ClientError, ClientFrame, Followed, Follower, Incoming, StreamEnd,
+    Timeouts, UnreachableKind, WorkerRef,
 };
 use switchyard_e2e::fake_backend::FakeBackend;
-use switchyard_protocol::{ErrorCode, WorkerEvent};
+use switchyard_protocol::{ErrorCode, OutputStream, WorkerEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -32,7 +32,14 @@ async fn next(follower: &mut Follower) -> Followed {
 /// The next frame's cursor and, for output, its text.
 async fn next_output(follower: &mut Follower) -> (String, String) {
     match next(follower).await {
-        Followed::Frame(Incoming::TerminalOutput { cursor, text, .. }) => (cursor, text),
+        Followed::Frame(Incoming::Event { cursor, event }) => match *event {
+            WorkerEvent::Output {
+                stream: OutputStream::Terminal,
+                text,
+                ..
+            } => (cursor, text),
+            other => panic!("expected terminal output, got {other:?}"),
+        },
         other => panic!("expected output, got {other:?}"),
     }
 }
@@ -134,23 +141,25 @@ async fn a_removed_worker_ends_the_follow() {
 async fn interactive_frames_reach_the_backend() {
     let fake = FakeBackend::start("", None).await;
     let mut follower = Follower::new(client(&fake.url(), Timeouts::default()), worker(), true);
-    let resize = InteractiveFrame::Resize { cols: 80, rows: 24 };
+    let resize = ClientFrame::Resize { cols: 80, rows: 24 };
     assert!(follower.send(&resize).await.is_err(), "not connected yet");
     follower.connect_now().await.unwrap();
     follower.send(&resize).await.unwrap();
     follower
-        .send(&InteractiveFrame::Input {
+        .send(&ClientFrame::Input {
             text: "ls\r".into(),
         })
         .await
         .unwrap();
     snapshot(&mut follower).await;
-    // The fake answers a resize with a `resized` event (unknown to this client) and
-    // output; input with its echo.
-    assert!(matches!(
-        next(&mut follower).await,
-        Followed::Frame(Incoming::UnknownEvent { ref kind, .. }) if kind == "resized"
-    ));
+    // The fake answers a resize with a `resized` event and output; input with its
+    // echo.
+    match next(&mut follower).await {
+        Followed::Frame(Incoming::Event { event, .. }) => {
+            assert_eq!(*event, WorkerEvent::Resized { cols: 80, rows: 24 })
+        }
+        other => panic!("expected the resized event, got {other:?}"),
+    }
     assert_eq!(next_output(&mut follower).await.1, "[size 80x24]");
     assert_eq!(next_output(&mut follower).await.1, "ls");
     assert_eq!(fake.resizes(), [(80, 24)]);

@@ -18,6 +18,7 @@ pub const MAX_CURSOR_LEN: usize = 256;
 
 /// Why a cursor string was rejected. Answered as `400 invalid_cursor`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CursorError {
     /// Not a cursor at all: bad encoding, wrong version, bad fields.
     #[error("the cursor is malformed; reconnect without a cursor to get a fresh snapshot")]

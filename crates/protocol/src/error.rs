@@ -8,7 +8,9 @@ use crate::ids::{RuntimeId, WorkerId};
 /// Every error code either surface can answer with. The snake_case name is the
 /// stable `code` string on the wire; [`ErrorCode::status`] is its HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// Malformed request: bad JSON, unknown field, bad query parameter.
     InvalidRequest,
@@ -133,6 +135,48 @@ impl ErrorCode {
         }
     }
 
+    /// When a server answers with this code, in a few words (for API documents).
+    pub fn meaning(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidRequest => {
+                "the request is malformed: bad JSON, an unknown field or query parameter, a bad value"
+            }
+            InvalidId => "a runtime_id or worker_id breaks the id rules",
+            InvalidCursor => "the cursor is malformed or was minted for another worker",
+            LimitTooLarge => "the page limit is over the server's maximum",
+            UnknownProfile => "the runtime defines no profile of that name",
+            NotATerminal => "the worker is not a terminal",
+            InvalidConfig => "the configuration offered for reload is invalid",
+            Unauthorized => "missing or wrong credentials of the caller",
+            Forbidden => "the caller's role or runtime grants do not allow this",
+            OriginNotAllowed => "a WebSocket upgrade from an Origin that is not allowed",
+            HostNotAllowed => "the Host is not one the backend answers to",
+            CrossOriginRequest => "a state-changing request from another site's page",
+            RouteNotFound => "no route has this path",
+            MethodNotAllowed => "the path does not answer this method",
+            RuntimeNotFound => {
+                "no runtime with that id is configured (or the caller may not see it)"
+            }
+            WorkerNotFound => "no worker with that id (or the caller does not reach it)",
+            WorkerNotRunning => "the worker is not running",
+            WorkerRunning => "the worker is still running",
+            PayloadTooLarge => "the body or the input is over the limit",
+            UnsupportedMediaType => "a body that is not Content-Type: application/json",
+            WorkerBusy => "the worker's input queue is full; retry after retry_after_ms",
+            WorkerLimitReached => "the runtime runs as many workers as it allows",
+            Internal => "a bug; the message quotes a request id to find it in the logs",
+            Unsupported => "the runtime lacks the route or capability",
+            RuntimeUnreachable => "the runtime could not be reached",
+            RuntimeAuthFailed => "the runtime rejected the backend's credentials",
+            RuntimeProtocolError => "the runtime answered something malformed or unexpected",
+            RuntimeTlsFailed => "TLS towards the runtime failed",
+            RuntimeUnavailable => "the runtime is draining or stopped",
+            Overloaded => "the server is past its connection limit",
+            RuntimeTimeout => "the runtime did not answer in time",
+        }
+    }
+
     /// The stable snake_case string of this code.
     pub fn as_str(self) -> &'static str {
         use ErrorCode::*;
@@ -180,6 +224,7 @@ impl fmt::Display for ErrorCode {
 
 /// The inside of an error body: code, message and optional context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// The stable code.
     pub code: ErrorCode,
@@ -233,6 +278,7 @@ pub const HTTPS_ONLY_MESSAGE: &str = "this port serves HTTPS only; connect with 
 
 /// The body of every error response: `{"error": {...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The error itself.
     pub error: ErrorDetail,

@@ -2,11 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::terminal::TerminalSnapshot;
 use crate::transcript::{OutputStream, TranscriptItem};
 use crate::worker::{WorkerDetail, WorkerStatus};
 
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DiagnosticSeverity {
     /// For information.
@@ -19,7 +21,9 @@ pub enum DiagnosticSeverity {
 
 /// One event of a worker's live stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum WorkerEvent {
     /// The whole current state: sent first on a fresh subscription and after a reset.
     Snapshot {
@@ -27,6 +31,10 @@ pub enum WorkerEvent {
         worker: WorkerDetail,
         /// The transcript's last items, oldest first.
         transcript: Vec<TranscriptItem>,
+        /// A pty worker's current screen; absent for other workers (and for a pty
+        /// worker restored after a runtime restart, whose screen was not kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        terminal: Option<Box<TerminalSnapshot>>,
     },
     /// The worker's status changed.
     Status {
@@ -53,6 +61,13 @@ pub enum WorkerEvent {
     },
     /// In-flight work was interrupted by a cancel.
     Interrupted,
+    /// A pty worker's terminal was resized.
+    Resized {
+        /// Columns now.
+        cols: u16,
+        /// Rows now.
+        rows: u16,
+    },
     /// The worker ended on its own.
     Exited {
         /// Exit code, if it exited normally.
@@ -103,6 +118,21 @@ mod tests {
             ),
             (WorkerEvent::Interrupted, json!({"kind":"interrupted"})),
             (
+                WorkerEvent::Resized {
+                    cols: 100,
+                    rows: 30,
+                },
+                json!({"kind":"resized","cols":100,"rows":30}),
+            ),
+            (
+                WorkerEvent::Output {
+                    sequence: 4,
+                    stream: OutputStream::Terminal,
+                    text: "\u{1b}[1m$ ".into(),
+                },
+                json!({"kind":"output","sequence":4,"stream":"terminal","text":"\u{1b}[1m$ "}),
+            ),
+            (
                 WorkerEvent::Exited {
                     code: None,
                     signal: Some(9),
@@ -131,6 +161,7 @@ mod tests {
 /// A worker event's kind, read without decoding the rest of the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventKind {
     /// `snapshot`.
     Snapshot,
@@ -142,6 +173,8 @@ pub enum EventKind {
     Output,
     /// `interrupted`.
     Interrupted,
+    /// `resized`.
+    Resized,
     /// `exited`.
     Exited,
     /// `diagnostic`.
@@ -186,6 +219,7 @@ fn kind_from_prefix(json: &str) -> Option<EventKind> {
         "input" => EventKind::Input,
         "output" => EventKind::Output,
         "interrupted" => EventKind::Interrupted,
+        "resized" => EventKind::Resized,
         "exited" => EventKind::Exited,
         "diagnostic" => EventKind::Diagnostic,
         _ => EventKind::Other,
@@ -211,6 +245,7 @@ impl EventPayload {
                 WorkerEvent::Input { .. } => EventKind::Input,
                 WorkerEvent::Output { .. } => EventKind::Output,
                 WorkerEvent::Interrupted => EventKind::Interrupted,
+                WorkerEvent::Resized { .. } => EventKind::Resized,
                 WorkerEvent::Exited { .. } => EventKind::Exited,
                 WorkerEvent::Diagnostic { .. } => EventKind::Diagnostic,
             },
@@ -293,6 +328,7 @@ mod payload_tests {
         // Every kind this protocol encodes is read from the prefix like serde reads it.
         for event in [
             WorkerEvent::Interrupted,
+            WorkerEvent::Resized { cols: 1, rows: 2 },
             WorkerEvent::Exited {
                 code: Some(1),
                 signal: None,

@@ -8,7 +8,9 @@ use crate::ids::{RuntimeId, WorkerId};
 
 /// Why a client must drop what it holds and take a fresh snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ResetReason {
     /// The cursor is older than the bounded backlog.
     CursorExpired,
@@ -18,6 +20,7 @@ pub enum ResetReason {
 
 /// The backend's upstream connection to a runtime, as viewers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamState {
     /// The upstream dropped; the backend is reconnecting.
@@ -31,7 +34,9 @@ pub enum UpstreamState {
 // in bulk, so the event variant's size costs nothing worth an allocation per event.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ServerFrame {
     /// A worker event with the cursor to resume after it.
     Event {
@@ -56,6 +61,12 @@ pub enum ServerFrame {
         state: UpstreamState,
         /// Why it was lost; null when restored.
         error: Option<ErrorDetail>,
+    },
+    /// Interactive sessions only: a client frame was refused (worker not running,
+    /// busy, bad size, ...); the connection stays open.
+    Error {
+        /// Why.
+        error: ErrorDetail,
     },
 }
 
@@ -203,6 +214,16 @@ mod tests {
             json!({"type":"upstream","state":"lost","error":{"code":"runtime_unreachable","message":"gone"}})
         );
         assert_eq!(serde_json::from_value::<ServerFrame>(v).unwrap(), lost);
+        let refused = ServerFrame::Error {
+            error: ErrorDetail::new(ErrorCode::WorkerNotRunning, "worker w is exited")
+                .with_worker(WorkerId::new("w").unwrap()),
+        };
+        let v = serde_json::to_value(&refused).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"error","error":{"code":"worker_not_running","message":"worker w is exited","worker_id":"w"}})
+        );
+        assert_eq!(serde_json::from_value::<ServerFrame>(v).unwrap(), refused);
     }
 
     #[test]

@@ -12,9 +12,14 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Longest id the contract allows, in characters.
 pub const MAX_ID_LEN: usize = 64;
 
+/// The id rules as a regular expression (for schemas): 1 to 64 of `A-Z a-z 0-9 . _ -`,
+/// not starting with `.`.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$";
+
 /// Why a string is not a valid id. The message never echoes the rejected input in
 /// full, so that it is safe to return to a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdError {
     /// The id was empty.
     #[error("{0} must not be empty")]
@@ -114,6 +119,16 @@ macro_rules! id_type {
                 write!(f, "{}({:?})", stringify!($name), self.0)
             }
         }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::openapi::id_schema($kind)
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

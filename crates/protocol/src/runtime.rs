@@ -1,6 +1,7 @@
 //! Runtime descriptions: what `GET /v1/runtime` and `GET /api/runtimes` answer.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,7 @@ pub const API_VERSION: u32 = 1;
 
 /// Whether a runtime takes new work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeStatus {
     /// Accepting work.
@@ -22,18 +24,146 @@ pub enum RuntimeStatus {
     Draining,
 }
 
-/// The kind of a profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The kind of a profile: a built-in kind, or one a library user's driver adds.
+///
+/// On the wire it is the kind's name as a string (`"echo"`, `"process"`, `"pty"`,
+/// or a custom kind's name). Any other well-formed name reads as
+/// [`ProfileKind::Custom`], so a client keeps working against a runtime with kinds
+/// it does not know.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ProfileKind {
     /// Built in: every input comes back as output.
     Echo,
     /// An OS process started from the profile's argv.
     Process,
+    /// An OS process started from the profile's argv on a pseudo-terminal.
+    Pty,
+    /// A kind added by a custom driver.
+    Custom(CustomKind),
+}
+
+impl ProfileKind {
+    /// The kind's name on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Echo => "echo",
+            Self::Process => "process",
+            Self::Pty => "pty",
+            Self::Custom(kind) => kind.as_str(),
+        }
+    }
+
+    /// Reads a kind's name: a built-in kind, else a custom one.
+    pub fn parse(name: &str) -> Result<Self, KindNameError> {
+        Ok(match name {
+            "echo" => Self::Echo,
+            "process" => Self::Process,
+            "pty" => Self::Pty,
+            other => Self::Custom(CustomKind::new(other)?),
+        })
+    }
+}
+
+/// A string: a built-in kind's name or a custom kind's (its serde is hand-written, so
+/// its schema is too).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ProfileKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[a-z][a-z0-9_-]{0,31}$"))
+            .examples(["echo", "process", "pty"])
+            .description(Some(
+                "The profile's kind: `echo`, `process`, `pty`, or the name of a kind a \
+                 custom driver adds.",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ProfileKind {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ProfileKind".into()
+    }
+}
+
+impl fmt::Display for ProfileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ProfileKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ProfileKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The name of a custom profile kind: 1 to 32 of `a-z 0-9 _ -`, starting with a
+/// letter, and not a built-in kind's name (`echo`, `process`, `pty`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CustomKind(String);
+
+/// Why a name is not a valid custom kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KindNameError {
+    /// Empty, too long, or with a character outside `a-z 0-9 _ -`, or not starting
+    /// with a letter.
+    #[error(
+        "a profile kind is 1 to 32 of a-z 0-9 _ -, starting with a letter; choose another name"
+    )]
+    Malformed,
+    /// The name of a built-in kind.
+    #[error("`{0}` is a built-in kind; give the custom kind a name of its own")]
+    BuiltIn(&'static str),
+}
+
+impl CustomKind {
+    /// Longest name accepted.
+    pub const MAX_LEN: usize = 32;
+
+    /// Validates a name.
+    pub fn new(name: impl Into<String>) -> Result<Self, KindNameError> {
+        let name = name.into();
+        if let Some(builtin) = ["echo", "process", "pty"].into_iter().find(|b| *b == name) {
+            return Err(KindNameError::BuiltIn(builtin));
+        }
+        let mut chars = name.chars();
+        let well_formed = name.len() <= Self::MAX_LEN
+            && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !well_formed {
+            return Err(KindNameError::Malformed);
+        }
+        Ok(Self(name))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CustomKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A profile as clients see it: never its command line or environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileInfo {
     /// The name clients pass to create a worker.
     pub name: String,
@@ -45,6 +175,7 @@ pub struct ProfileInfo {
 
 /// Worker counts by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerCounts {
     /// Workers starting.
     pub starting: u64,
@@ -92,6 +223,7 @@ impl WorkerCounts {
 
 /// The limits a runtime enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Limits {
     /// Workers starting or running at once.
     pub max_workers: u32,
@@ -109,6 +241,7 @@ pub struct Limits {
 
 /// `GET /v1/runtime`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuntimeInfo {
     /// The runtime's id.
     pub runtime_id: RuntimeId,
@@ -141,6 +274,7 @@ pub struct RuntimeInfo {
 
 /// Whether a runtime is embedded in the backend or reached over the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeSourceKind {
     /// In the backend process.
@@ -151,7 +285,9 @@ pub enum RuntimeSourceKind {
 
 /// The backend's view of a runtime's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RuntimeState {
     /// Answering.
     Ready,
@@ -169,6 +305,7 @@ pub enum RuntimeState {
 
 /// One runtime as `GET /api/runtimes` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackendRuntime {
     /// The runtime's id in the backend's configuration.
     pub runtime_id: RuntimeId,
@@ -192,6 +329,7 @@ pub struct BackendRuntime {
 
 /// `GET /api/runtimes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuntimeList {
     /// Every runtime the caller may see, in configuration order.
     pub runtimes: Vec<BackendRuntime>,
@@ -251,6 +389,47 @@ mod tests {
                 "transcript_page_max":1000,"event_backlog":4096,"input_queue":64}})
         );
         assert_eq!(serde_json::from_value::<RuntimeInfo>(v).unwrap(), info);
+    }
+
+    #[test]
+    fn profile_kinds_read_and_write_their_names() {
+        let custom = |name: &str| ProfileKind::Custom(CustomKind::new(name).unwrap());
+        let cases = [
+            ("echo", ProfileKind::Echo),
+            ("process", ProfileKind::Process),
+            ("pty", ProfileKind::Pty),
+            ("tail", custom("tail")),
+            ("log-tail_2", custom("log-tail_2")),
+        ];
+        for (name, kind) in cases {
+            assert_eq!(serde_json::to_value(&kind).unwrap(), json!(name));
+            assert_eq!(
+                serde_json::from_value::<ProfileKind>(json!(name)).unwrap(),
+                kind
+            );
+            assert_eq!(kind.to_string(), name);
+        }
+    }
+
+    #[test]
+    fn custom_kind_names_are_checked() {
+        let cases: [(&str, Option<KindNameError>); 9] = [
+            ("tail", None),
+            ("a", None),
+            (&"k".repeat(32), None),
+            (&"k".repeat(33), Some(KindNameError::Malformed)),
+            ("", Some(KindNameError::Malformed)),
+            ("Tail", Some(KindNameError::Malformed)),
+            ("1tail", Some(KindNameError::Malformed)),
+            ("tail log", Some(KindNameError::Malformed)),
+            ("pty", Some(KindNameError::BuiltIn("pty"))),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(CustomKind::new(name).err(), expected, "{name:?}");
+        }
+        // A runtime that sends a malformed kind sent a malformed answer.
+        assert!(serde_json::from_value::<ProfileKind>(json!("Not A Kind")).is_err());
+        assert!(serde_json::from_value::<ProfileKind>(json!(7)).is_err());
     }
 
     #[test]

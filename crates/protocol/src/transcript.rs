@@ -6,17 +6,23 @@ use crate::time::Timestamp;
 
 /// Which output stream a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum OutputStream {
     /// Standard output (also used by `echo`).
     Stdout,
     /// Standard error.
     Stderr,
+    /// A pseudo-terminal (a `pty` worker's only stream).
+    Terminal,
 }
 
 /// What a system note records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SystemNote {
     /// The worker started.
     Started,
@@ -34,6 +40,7 @@ pub enum SystemNote {
 
 /// One transcript entry, tagged by `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TranscriptEntry {
     /// An accepted input.
@@ -59,6 +66,7 @@ pub enum TranscriptEntry {
 
 /// One transcript entry with its place and time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TranscriptItem {
     /// Position in the transcript, from 1, without gaps.
     pub sequence: u64,
@@ -71,6 +79,7 @@ pub struct TranscriptItem {
 
 /// `GET .../transcript?after=&limit=`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TranscriptPage {
     /// Items with `sequence > after`, in order, at most `limit` of them.
     pub items: Vec<TranscriptItem>,

@@ -9,6 +9,7 @@ use crate::time::Timestamp;
 
 /// Where a worker is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerStatus {
     /// Created, not yet running.
@@ -69,6 +70,7 @@ impl std::str::FromStr for WorkerStatus {
 
 /// How a worker ended: an exit code, a signal number, or neither when unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExitInfo {
     /// The exit code, when the process exited normally.
     pub code: Option<i32>,
@@ -78,6 +80,7 @@ pub struct ExitInfo {
 
 /// Everything the API says about one worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerDetail {
     /// The worker's id, unique within its runtime.
     pub worker_id: WorkerId,
@@ -117,15 +120,21 @@ pub fn is_valid_owner(name: &str) -> bool {
 /// `POST /v1/workers`: what the backend (the Runtime API's only client) asks a
 /// runtime to start, including the owner it records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkerRequest {
     /// The profile's name, as the runtime's configuration defines it.
+    #[cfg_attr(feature = "openapi", schema(examples("echo")))]
     pub profile: String,
     /// A free-form label shown to users.
     #[serde(default)]
     pub label: Option<String>,
     /// The creating identity, set by the backend; absent without auth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9._@-]{1,64}$", min_length = 1, max_length = 64)
+    )]
     pub owner: Option<String>,
 }
 
@@ -133,9 +142,12 @@ pub struct CreateWorkerRequest {
 /// `owner`: the backend records the caller's identity, and a body naming an owner is
 /// `400 invalid_request`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkerRequest {
-    /// The profile's name, as the runtime's configuration defines it.
+    /// The profile's name, as the runtime's configuration defines it (every runtime
+    /// has `echo`).
+    #[cfg_attr(feature = "openapi", schema(examples("echo")))]
     pub profile: String,
     /// A free-form label shown to users.
     #[serde(default)]
@@ -155,6 +167,7 @@ impl NewWorkerRequest {
 
 /// `POST .../workers/{id}/input`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InputRequest {
     /// The text written to the worker, as given.
@@ -163,6 +176,7 @@ pub struct InputRequest {
 
 /// The answer to an accepted input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InputAccepted {
     /// The input's sequence number in the worker's transcript.
     pub sequence: u64,
@@ -170,6 +184,7 @@ pub struct InputAccepted {
 
 /// The answer to cancel and stop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerStatusResponse {
     /// The worker.
     pub worker_id: WorkerId,
@@ -179,6 +194,7 @@ pub struct WorkerStatusResponse {
 
 /// One page of one runtime's workers, ordered by worker id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerList {
     /// The workers on this page.
     pub workers: Vec<WorkerDetail>,
@@ -188,6 +204,7 @@ pub struct WorkerList {
 
 /// A runtime that did not answer `GET /api/workers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnavailableEntry {
     /// The runtime.
     pub runtime_id: RuntimeId,
@@ -197,6 +214,7 @@ pub struct UnavailableEntry {
 
 /// `GET /api/workers`: the workers of every runtime that answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AllWorkersList {
     /// Workers of all runtimes that answered, each with its `runtime_id`.
     pub workers: Vec<WorkerDetail>,
@@ -206,6 +224,7 @@ pub struct AllWorkersList {
 
 /// `GET /v1/health` and `GET /healthz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// Always `"ok"` when the process answers.
     pub status: String,

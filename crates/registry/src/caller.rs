@@ -3,50 +3,11 @@
 //! registry call, so the [`crate::Policy`] can decide by identity.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 
 use serde::{Deserialize, Serialize};
+pub use switchyard_protocol::Role;
 use switchyard_protocol::RuntimeId;
-
-/// What a token's holder may do. Each role includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Lists, reads details and transcripts, watches events.
-    Viewer,
-    /// Also creates, sends input, resizes, cancels, stops and deletes.
-    Operator,
-    /// Also reaches the admin routes.
-    Admin,
-}
-
-impl Role {
-    /// Every role, weakest first.
-    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
-
-    /// The lowercase name used in configuration and answers.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or(())
-    }
-}
 
 /// Which workers of its runtimes a caller reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -75,6 +36,7 @@ pub struct RuntimeGlob(String);
 
 /// Why a pattern is not a [`RuntimeGlob`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GlobError {
     /// The pattern is empty.
     #[error("a runtime pattern must not be empty")]
@@ -280,6 +242,23 @@ impl Caller {
     /// True when it may use `runtime_id`.
     pub fn may_use(&self, runtime_id: &RuntimeId) -> bool {
         self.0.runtimes.allows(runtime_id)
+    }
+
+    /// True when both are clones of one caller: the same credential, as the
+    /// authenticator made it (not merely equal fields). A WebSocket opened by a
+    /// credential that a reload removed or changed is told apart this way.
+    pub fn same_as(&self, other: &Caller) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// True when both have the same name, role, grants, worker scope and kind.
+    pub fn same_rights(&self, other: &Caller) -> bool {
+        let (a, b) = (&*self.0, &*other.0);
+        a.name == b.name
+            && a.role == b.role
+            && a.runtimes == b.runtimes
+            && a.workers == b.workers
+            && a.authenticated == b.authenticated
     }
 }
 

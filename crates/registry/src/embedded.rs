@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 use switchyard_protocol::{
-    CreateWorkerRequest, InputAccepted, RuntimeInfo, RuntimeSourceKind, TranscriptPage,
-    WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, InputAccepted, ResizeRequest, ResizeResponse, RuntimeInfo,
+    RuntimeSourceKind, TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 
 use switchyard_protocol::{EventPayload, RuntimeCursor};
@@ -65,6 +65,14 @@ impl RuntimeSource for EmbeddedSource {
         Ok(self.runtime.input(worker, text).await?)
     }
 
+    async fn resize(
+        &self,
+        worker: &WorkerId,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, SourceError> {
+        Ok(self.runtime.resize(worker, size).await?)
+    }
+
     async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
         Ok(self.runtime.cancel(worker)?)
     }
@@ -108,6 +116,13 @@ impl RuntimeSource for EmbeddedSource {
             epoch: self.runtime.epoch().into(),
             subscription,
         }))
+    }
+
+    /// Stops every worker and flushes the store ([`Runtime::shutdown`]).
+    async fn shutdown(&self) {
+        if let Err(error) = self.runtime.shutdown().await {
+            tracing::error!(%error, "could not flush an embedded runtime's store on shutdown");
+        }
     }
 }
 

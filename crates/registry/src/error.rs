@@ -6,6 +6,7 @@ use switchyard_transport::{TlsFailure, TransportError};
 
 /// How one runtime failed a call. Messages never hold an address or a token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SourceError {
     /// Connection refused, reset, or the name did not resolve.
     #[error("the runtime is unreachable; it may be down or restarting, try again shortly")]
@@ -70,6 +71,7 @@ const PASS_THROUGH: &[ErrorCode] = &[
     ErrorCode::InvalidCursor,
     ErrorCode::LimitTooLarge,
     ErrorCode::UnknownProfile,
+    ErrorCode::NotATerminal,
     ErrorCode::WorkerNotFound,
     ErrorCode::WorkerNotRunning,
     ErrorCode::WorkerRunning,
@@ -101,6 +103,8 @@ impl From<TransportError> for SourceError {
                 }),
                 code => Self::Protocol(format!("it answered the error code {code}")),
             },
+            // A failure this registry does not know yet; its text names no address.
+            other => Self::Protocol(other.to_string()),
         }
     }
 }
@@ -120,6 +124,7 @@ impl From<RuntimeError> for SourceError {
 
 /// A registry call's failure, as a client sees it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// No runtime with that id is configured.
     #[error("no runtime {0}; GET /api/runtimes lists them")]

@@ -4,17 +4,67 @@
 //!
 //! - [`RuntimeSource`]: the trait a kind of runtime implements ([`EmbeddedSource`],
 //!   [`RemoteSource`]).
-//! - [`RuntimeRegistry`]: lookup, routing, views, health probes.
+//! - [`RuntimeRegistry`]: lookup, routing, views, health probes; its runtimes are
+//!   replaced while it serves by [`RuntimeRegistry::reconfigure`] (a reload).
 //! - [`Caller`]: who asks, passed with every call.
+//! - [`metrics`]: what the registry and the hub count, with bounded labels.
 //! - [`Policy`]: the seam for permission rules; [`AllowAll`] without auth,
 //!   [`RolePolicy`] (roles and runtime grants) with auth.
+//! - [`ObservationHub`]: one upstream event stream per watched worker, however
+//!   many viewers, with backend cursors that survive reconnects and restarts.
+//!
+//! Implement [`RuntimeSource`] to add a kind of runtime (another system's API, a
+//! pool of runtimes, an archive), [`Policy`] for rules of your own, and hand them to
+//! the `switchyard-server` crate's `Backend` builder; or drive a registry directly:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use switchyard_protocol::{NewWorkerRequest, RuntimeId};
+//! use switchyard_registry::{
+//!     Action, AllowAll, Caller, EmbeddedSource, Policy, PolicyDenied, PolicyRequest,
+//!     RegisteredRuntime, RuntimeRegistry,
+//! };
+//! use switchyard_runtime::{Runtime, RuntimeConfig};
+//!
+//! /// Workers may be started, but never deleted.
+//! struct KeepEverything;
+//!
+//! impl Policy for KeepEverything {
+//!     fn authorize(&self, request: &PolicyRequest<'_>) -> Result<(), PolicyDenied> {
+//!         match request.action {
+//!             Action::Delete => Err(PolicyDenied("workers are kept; stop them instead".into())),
+//!             _ => AllowAll.authorize(request),
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let id = RuntimeId::new("local").expect("a valid id");
+//! let runtime = Runtime::in_memory(RuntimeConfig::new(id.clone(), "Here")).await;
+//! let registry = RuntimeRegistry::new(
+//!     vec![RegisteredRuntime::new(id.clone(), "Here", Arc::new(EmbeddedSource::new(runtime)))],
+//!     Arc::new(KeepEverything),
+//! )
+//! .expect("distinct ids");
+//!
+//! let caller = Caller::open();
+//! let request = NewWorkerRequest { profile: "echo".into(), label: None };
+//! let worker = registry.create_worker(&caller, &id, &request).await.expect("created");
+//! registry.stop(&caller, &id, &worker.worker_id).await.expect("stopped");
+//! let refused = registry.delete(&caller, &id, &worker.worker_id).await.unwrap_err();
+//! assert_eq!(refused.status(), 403);
+//! # }
+//! ```
 
 pub mod caller;
 pub mod embedded;
 pub mod error;
 pub mod hub;
-pub mod owners;
+pub mod metrics;
+pub(crate) mod owners;
 pub mod policy;
+pub mod reconfigure;
 pub mod registry;
 mod relay;
 pub mod remote;
@@ -25,8 +75,9 @@ pub mod view;
 pub use caller::{ANONYMOUS, Caller, GlobError, Role, RuntimeGlob, RuntimeGrants, WorkerScope};
 pub use embedded::EmbeddedSource;
 pub use error::{RegistryError, SourceError};
-pub use hub::{BackendCursor, HubSettings, ObservationHub, Viewer};
+pub use hub::{BackendCursor, COMMAND_LANE, CommandTicket, HubSettings, ObservationHub, Viewer};
 pub use policy::{Action, AllowAll, Policy, PolicyDenied, PolicyRequest, RolePolicy};
+pub use reconfigure::{Planned, ReconfigureError, Reconfigured};
 pub use registry::{
     DuplicateRuntimeId, LIST_ALL_MAX_PER_RUNTIME, LIST_SCAN_BUDGET, RegisteredRuntime,
     RuntimeRegistry,

@@ -8,6 +8,7 @@ use crate::caller::{Caller, Role, WorkerScope};
 
 /// What a caller wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action<'a> {
     /// Read a runtime's view.
     ViewRuntime,
@@ -93,6 +94,10 @@ pub struct PolicyDenied(pub String);
 
 /// Permission and redaction rules. Implementations must be cheap: they run on every
 /// call and every event.
+///
+/// A policy that wraps another (to add a rule to [`RolePolicy`], say) must forward
+/// every method it does not decide itself: the defaults of the optional methods
+/// would otherwise switch worker ownership and event filtering off.
 pub trait Policy: Send + Sync + 'static {
     /// Allows or refuses a call before it is routed.
     fn authorize(&self, request: &PolicyRequest<'_>) -> Result<(), PolicyDenied>;

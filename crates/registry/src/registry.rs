@@ -4,13 +4,15 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use prometheus_client::encoding::DescriptorEncoder;
 use switchyard_protocol::{
-    AllWorkersList, BackendRuntime, InputAccepted, NewWorkerRequest, RuntimeId, RuntimeInfo,
-    TranscriptPage, UnavailableEntry, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    AllWorkersList, BackendRuntime, ErrorCode, ErrorDetail, InputAccepted, NewWorkerRequest,
+    ResizeRequest, ResizeResponse, RuntimeId, RuntimeInfo, RuntimeState, TranscriptPage,
+    UnavailableEntry, WorkerCounts, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 use switchyard_runtime::{DEFAULT_PAGE_LIMIT, RuntimeError};
 use switchyard_transport::WorkerQuery;
@@ -18,6 +20,10 @@ use tokio::task::JoinHandle;
 
 use crate::caller::Caller;
 use crate::error::{RegistryError, SourceError};
+use crate::metrics::{
+    Call, CallMetrics, RUNTIME_STATES, RuntimeCalls, ScrapeTime, WORKER_STATUSES, encode_gauges,
+    state_label, status_label,
+};
 use crate::owners::OwnerCache;
 use crate::policy::{Action, Policy, PolicyRequest};
 use crate::source::{RuntimeSource, encode};
@@ -43,6 +49,31 @@ pub struct RegisteredRuntime {
     pub call_timeout: Option<Duration>,
 }
 
+impl RegisteredRuntime {
+    /// A runtime reached through `source`, with no backstop timeout (the source
+    /// bounds its own calls; see [`RegisteredRuntime::with_call_timeout`]).
+    pub fn new(
+        runtime_id: RuntimeId,
+        display_name: impl Into<String>,
+        source: Arc<dyn RuntimeSource>,
+    ) -> Self {
+        Self {
+            runtime_id,
+            display_name: display_name.into(),
+            source,
+            call_timeout: None,
+        }
+    }
+
+    /// Bounds every call to the runtime: one that takes longer fails as
+    /// `runtime_timeout`. Set it for a source that can hang (one that reaches
+    /// another system over the network).
+    pub fn with_call_timeout(mut self, limit: Duration) -> Self {
+        self.call_timeout = Some(limit);
+        self
+    }
+}
+
 impl std::fmt::Debug for RegisteredRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegisteredRuntime")
@@ -54,31 +85,100 @@ impl std::fmt::Debug for RegisteredRuntime {
     }
 }
 
-struct Entry {
-    runtime: RegisteredRuntime,
+/// One registered runtime: its source, the view of its health, the owners seen, its
+/// call metrics and its health probe. A reconfiguration keeps an unchanged runtime's
+/// entry as it is and drops the others'; calls in flight hold their entry until
+/// they end.
+pub(crate) struct Entry {
+    pub(crate) runtime: RegisteredRuntime,
     view: Mutex<RuntimeView>,
     owners: OwnerCache,
+    calls: RuntimeCalls,
+    probe: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.stop_probe();
+    }
 }
 
 impl Entry {
+    pub(crate) fn new(runtime: RegisteredRuntime, calls: &CallMetrics) -> Self {
+        Self {
+            calls: calls.for_runtime(runtime.runtime_id.as_str()),
+            runtime,
+            view: Mutex::new(RuntimeView::default()),
+            owners: OwnerCache::default(),
+            probe: Mutex::new(None),
+        }
+    }
+
     fn view(&self) -> MutexGuard<'_, RuntimeView> {
         self.view.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn id(&self) -> &RuntimeId {
+    pub(crate) fn id(&self) -> &RuntimeId {
         &self.runtime.runtime_id
     }
 
+    /// Starts (or restarts) the background probe: every `interval` while the runtime
+    /// is up, backing off (doubling, with jitter, up to 8 × `interval`) while it is
+    /// down. The task holds the entry weakly: it ends with the entry.
+    pub(crate) fn start_probe(self: &Arc<Self>, interval: Duration) {
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut delay = interval;
+            loop {
+                let jitter = delay.mul_f64(fastrand::f64() * 0.2);
+                tokio::time::sleep(delay + jitter).await;
+                let Some(entry) = weak.upgrade() else { return };
+                let _ = entry.refresh().await;
+                delay = if entry.view().is_down() {
+                    (delay * 2).min(interval * 8)
+                } else {
+                    interval
+                };
+            }
+        });
+        let previous = self
+            .probe
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(task);
+        if let Some(previous) = previous {
+            previous.abort();
+        }
+    }
+
+    /// Stops the background probe, if one runs.
+    pub(crate) fn stop_probe(&self) {
+        if let Some(probe) = self.probe.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            probe.abort();
+        }
+    }
+
+    /// Runs one call to the runtime, bounded by the backstop timeout, and counts it
+    /// (its kind, outcome and latency) in the metrics: every call to a runtime passes
+    /// here.
     async fn bounded<T>(
         &self,
+        kind: Call,
         call: impl Future<Output = Result<T, SourceError>>,
     ) -> Result<T, SourceError> {
-        match self.runtime.call_timeout {
+        let started = Instant::now();
+        let outcome = match self.runtime.call_timeout {
             Some(limit) => tokio::time::timeout(limit, call)
                 .await
                 .unwrap_or(Err(SourceError::Timeout)),
             None => call.await,
-        }
+        };
+        self.calls.record(
+            kind,
+            started.elapsed(),
+            outcome.as_ref().err().map(SourceError::code),
+        );
+        outcome
     }
 
     fn record<T>(&self, outcome: &Result<T, SourceError>) {
@@ -89,8 +189,8 @@ impl Entry {
         }
     }
 
-    async fn refresh(&self) -> Result<RuntimeInfo, SourceError> {
-        let outcome = self.bounded(self.runtime.source.info()).await;
+    pub(crate) async fn refresh(&self) -> Result<RuntimeInfo, SourceError> {
+        let outcome = self.bounded(Call::Info, self.runtime.source.info()).await;
         match &outcome {
             Ok(info) => self.view().record_info(info),
             Err(error) => self.view().record_failure(error),
@@ -124,31 +224,58 @@ impl Entry {
 #[error("runtime id {0} is configured twice")]
 pub struct DuplicateRuntimeId(pub RuntimeId);
 
-/// The registry. Share it behind an `Arc`.
-pub struct RuntimeRegistry {
-    entries: Vec<Arc<Entry>>,
+/// The runtimes in force: in configuration order, and by id. Replaced as a whole
+/// by a reconfiguration, so that a call sees one consistent table.
+#[derive(Default)]
+pub(crate) struct Table {
+    pub(crate) entries: Vec<Arc<Entry>>,
     by_id: HashMap<RuntimeId, Arc<Entry>>,
-    policy: Arc<dyn Policy>,
-    probes: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Table {
+    /// A table of `entries` in that order; refuses a repeated id.
+    pub(crate) fn new(entries: Vec<Arc<Entry>>) -> Result<Self, DuplicateRuntimeId> {
+        let mut by_id = HashMap::with_capacity(entries.len());
+        for entry in &entries {
+            if by_id.insert(entry.id().clone(), entry.clone()).is_some() {
+                return Err(DuplicateRuntimeId(entry.id().clone()));
+            }
+        }
+        Ok(Self { entries, by_id })
+    }
+
+    pub(crate) fn get(&self, runtime_id: &RuntimeId) -> Option<&Arc<Entry>> {
+        self.by_id.get(runtime_id)
+    }
+}
+
+/// The registry. Share it behind an `Arc`.
+///
+/// Its table of runtimes and its policy can be replaced while it serves
+/// ([`RuntimeRegistry::reconfigure`], [`RuntimeRegistry::set_policy`]): each call
+/// reads the table once, at its start, and keeps the runtime's entry (and source)
+/// it found until it ends, so a call in flight to a removed runtime finishes (or
+/// fails with a typed error) on the runtime it started on.
+pub struct RuntimeRegistry {
+    pub(crate) table: RwLock<Arc<Table>>,
+    policy: RwLock<Arc<dyn Policy>>,
+    /// The health probes' interval, once started: new runtimes get a probe too.
+    pub(crate) probe_interval: Mutex<Option<Duration>>,
+    pub(crate) calls: CallMetrics,
 }
 
 impl std::fmt::Debug for RuntimeRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.entries.iter().map(|e| &e.runtime))
+            .entries(self.table().entries.iter().map(|e| &e.runtime))
             .finish()
     }
 }
 
 impl Drop for RuntimeRegistry {
     fn drop(&mut self) {
-        for probe in self
-            .probes
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-        {
-            probe.abort();
+        for entry in &self.table().entries {
+            entry.stop_probe();
         }
     }
 }
@@ -159,31 +286,37 @@ impl RuntimeRegistry {
         runtimes: Vec<RegisteredRuntime>,
         policy: Arc<dyn Policy>,
     ) -> Result<Self, DuplicateRuntimeId> {
-        let mut entries = Vec::new();
-        let mut by_id = HashMap::new();
-        for runtime in runtimes {
-            let id = runtime.runtime_id.clone();
-            let entry = Arc::new(Entry {
-                runtime,
-                view: Mutex::new(RuntimeView::default()),
-                owners: OwnerCache::default(),
-            });
-            if by_id.insert(id.clone(), entry.clone()).is_some() {
-                return Err(DuplicateRuntimeId(id));
-            }
-            entries.push(entry);
-        }
+        let calls = CallMetrics::default();
+        let entries = runtimes
+            .into_iter()
+            .map(|runtime| Arc::new(Entry::new(runtime, &calls)))
+            .collect();
         Ok(Self {
-            entries,
-            by_id,
-            policy,
-            probes: Mutex::new(Vec::new()),
+            table: RwLock::new(Arc::new(Table::new(entries)?)),
+            policy: RwLock::new(policy),
+            probe_interval: Mutex::new(None),
+            calls,
         })
     }
 
+    /// The table in force.
+    pub(crate) fn table(&self) -> Arc<Table> {
+        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The policy in force.
-    pub fn policy(&self) -> &Arc<dyn Policy> {
-        &self.policy
+    pub fn policy(&self) -> Arc<dyn Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts `policy` in force for every call that starts from now on (a reload that
+    /// turns authentication on or off). Viewers already watching keep the policy
+    /// they were admitted under for filtering their events.
+    pub fn set_policy(&self, policy: Arc<dyn Policy>) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
     }
 
     /// The source of a runtime, for the observation hub.
@@ -193,34 +326,28 @@ impl RuntimeRegistry {
 
     /// Refreshes every runtime's view once, concurrently.
     pub async fn refresh_all(&self) {
-        futures_util::future::join_all(self.entries.iter().map(|e| e.refresh())).await;
+        let table = self.table();
+        futures_util::future::join_all(table.entries.iter().map(|e| e.refresh())).await;
     }
 
     /// Starts one background probe per runtime: every `interval` while it is up, and
     /// backing off (doubling, with jitter, up to 8 × `interval`) while it is down.
+    /// Runtimes added later by [`RuntimeRegistry::reconfigure`] get one too; calling
+    /// it again restarts every probe with the new interval.
     pub fn start_health_probes(&self, interval: Duration) {
-        let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
-        for entry in &self.entries {
-            let entry = entry.clone();
-            probes.push(tokio::spawn(async move {
-                let mut delay = interval;
-                loop {
-                    let jitter = delay.mul_f64(fastrand::f64() * 0.2);
-                    tokio::time::sleep(delay + jitter).await;
-                    let _ = entry.refresh().await;
-                    delay = if entry.view().is_down() {
-                        (delay * 2).min(interval * 8)
-                    } else {
-                        interval
-                    };
-                }
-            }));
+        *self
+            .probe_interval
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(interval);
+        for entry in &self.table().entries {
+            entry.start_probe(interval);
         }
     }
 
     /// `GET /api/runtimes`: every runtime the policy lets the caller see, as last seen.
     pub fn runtimes(&self, caller: &Caller) -> Vec<BackendRuntime> {
-        self.entries
+        self.table()
+            .entries
             .iter()
             .filter(|e| {
                 self.authorize(caller, e.id(), None, Action::ViewRuntime)
@@ -233,7 +360,7 @@ impl RuntimeRegistry {
     /// The owner whose counts `caller` sees instead of everyone's, if it is scoped to
     /// its own workers.
     fn own_counts<'c>(&self, caller: &'c Caller) -> Option<&'c str> {
-        if self.policy.scopes_workers(caller) {
+        if self.policy().scopes_workers(caller) {
             Some(caller.owner_name().unwrap_or(""))
         } else {
             None
@@ -243,7 +370,7 @@ impl RuntimeRegistry {
     /// The owner of a worker as far as the registry knows (`Some(None)`: it has none),
     /// for audit lines; no call is made.
     pub fn known_owner(&self, runtime_id: &RuntimeId, worker: &WorkerId) -> Option<Option<String>> {
-        let owner = self.by_id.get(runtime_id)?.owners.get(worker)?;
+        let owner = self.table().get(runtime_id)?.owners.get(worker)?;
         Some(owner.map(|o| o.to_string()))
     }
 
@@ -264,7 +391,8 @@ impl RuntimeRegistry {
     /// timeout; those that fail are listed under `unavailable`. Runtimes the caller
     /// may not list are left out altogether (not reported as unavailable).
     pub async fn list_all(&self, caller: &Caller, query: &WorkerQuery) -> AllWorkersList {
-        let visible: Vec<&Arc<Entry>> = self
+        let table = self.table();
+        let visible: Vec<&Arc<Entry>> = table
             .entries
             .iter()
             .filter(|e| {
@@ -274,7 +402,10 @@ impl RuntimeRegistry {
             .collect();
         let listings = visible.iter().map(|entry| async move {
             let outcome = entry
-                .bounded(collect_all(entry.runtime.source.as_ref(), query))
+                .bounded(
+                    Call::ListWorkers,
+                    collect_all(entry.runtime.source.as_ref(), query),
+                )
                 .await;
             entry.record(&outcome);
             outcome.map_err(|error| RegistryError::Source {
@@ -315,11 +446,12 @@ impl RuntimeRegistry {
     ) -> Result<WorkerList, RegistryError> {
         self.authorize(caller, runtime_id, None, Action::ListWorkers)?;
         let entry = self.entry(runtime_id)?;
-        let outcome = if self.policy.scopes_workers(caller) {
+        let entry = &entry;
+        let outcome = if self.policy().scopes_workers(caller) {
             self.visible_page(caller, entry, query).await
         } else {
             entry
-                .bounded(entry.runtime.source.list_workers(query))
+                .bounded(Call::ListWorkers, entry.runtime.source.list_workers(query))
                 .await
                 .inspect(|list| {
                     for worker in &list.workers {
@@ -351,7 +483,7 @@ impl RuntimeRegistry {
         runtime_id: &RuntimeId,
         query: &WorkerQuery,
     ) -> Result<Bytes, RegistryError> {
-        if self.policy.scopes_workers(caller) {
+        if self.policy().scopes_workers(caller) {
             let list = self.list_workers(caller, runtime_id, query).await?;
             return encode(&list).map_err(|error| RegistryError::Source {
                 runtime_id: runtime_id.clone(),
@@ -362,13 +494,15 @@ impl RuntimeRegistry {
         let entry = self.entry(runtime_id)?;
         let owners = &entry.owners;
         let outcome = entry
-            .bounded(entry.runtime.source.list_workers_json(
-                runtime_id,
-                query,
-                &mut |worker, owner| {
-                    owners.remember_parts(worker, owner);
-                },
-            ))
+            .bounded(
+                Call::ListWorkers,
+                entry
+                    .runtime
+                    .source
+                    .list_workers_json(runtime_id, query, &mut |worker, owner| {
+                        owners.remember_parts(worker, owner);
+                    }),
+            )
             .await;
         entry.record(&outcome);
         outcome.map_err(|error| RegistryError::Source {
@@ -395,7 +529,7 @@ impl RuntimeRegistry {
         let mut scanned = 0;
         loop {
             let page = entry
-                .bounded(entry.runtime.source.list_workers(&query))
+                .bounded(Call::ListWorkers, entry.runtime.source.list_workers(&query))
                 .await?;
             let mut rest = page.workers.into_iter();
             while let Some(worker) = rest.next() {
@@ -438,7 +572,7 @@ impl RuntimeRegistry {
     /// Remembers `worker`'s owner and asks the policy whether `caller` reaches it.
     fn reaches(&self, caller: &Caller, entry: &Entry, worker: &WorkerDetail) -> bool {
         let owner = entry.owners.remember(worker);
-        self.policy
+        self.policy()
             .reaches_worker(caller, entry.id(), owner.as_deref())
     }
 
@@ -457,14 +591,12 @@ impl RuntimeRegistry {
             .clone()
             .owned_by(caller.owner_name().map(str::to_owned));
         let request = &request;
-        let detail = self
-            .call(caller, runtime_id, None, action, |s| async move {
+        let (detail, entry) = self
+            .call_on(caller, runtime_id, None, action, |s| async move {
                 s.create_worker(request).await
             })
             .await?;
-        if let Some(entry) = self.by_id.get(runtime_id) {
-            entry.owners.remember(&detail);
-        }
+        entry.owners.remember(&detail);
         Ok(owned_by(detail, runtime_id))
     }
 
@@ -475,8 +607,8 @@ impl RuntimeRegistry {
         runtime_id: &RuntimeId,
         worker: &WorkerId,
     ) -> Result<WorkerDetail, RegistryError> {
-        let detail = self
-            .call(
+        let (detail, entry) = self
+            .call_on(
                 caller,
                 runtime_id,
                 Some(worker),
@@ -484,8 +616,7 @@ impl RuntimeRegistry {
                 |s| async move { s.get_worker(worker).await },
             )
             .await?;
-        let entry = self.entry(runtime_id)?;
-        if !self.reaches(caller, entry, &detail) {
+        if !self.reaches(caller, &entry, &detail) {
             return Err(not_found(runtime_id, worker));
         }
         Ok(owned_by(detail, runtime_id))
@@ -500,7 +631,8 @@ impl RuntimeRegistry {
         runtime_id: &RuntimeId,
         worker: &WorkerId,
     ) -> Result<Bytes, RegistryError> {
-        let entry = self.by_id.get(runtime_id);
+        let entry = self.entry(runtime_id).ok();
+        let entry = entry.as_deref();
         let mut owner = None;
         let seen = &mut owner;
         let body = self
@@ -522,7 +654,7 @@ impl RuntimeRegistry {
             .await?;
         let reached = match owner {
             Some(owner) => self
-                .policy
+                .policy()
                 .reaches_worker(caller, runtime_id, owner.as_deref()),
             None => false,
         };
@@ -564,6 +696,26 @@ impl RuntimeRegistry {
             Some(worker),
             Action::Input,
             |s| async move { s.input_json(worker, text).await },
+        )
+        .await
+    }
+
+    /// `POST .../resize`: a size out of 1 to 1000 is refused here, without a call.
+    pub async fn resize(
+        &self,
+        caller: &Caller,
+        runtime_id: &RuntimeId,
+        worker: &WorkerId,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, RegistryError> {
+        size.validate()
+            .map_err(|m| RegistryError::Invalid(ErrorDetail::new(ErrorCode::InvalidRequest, m)))?;
+        self.call(
+            caller,
+            runtime_id,
+            Some(worker),
+            Action::Resize,
+            |s| async move { s.resize(worker, size).await },
         )
         .await
     }
@@ -646,7 +798,7 @@ impl RuntimeRegistry {
         worker_id: Option<&WorkerId>,
         action: Action<'_>,
     ) -> Result<(), RegistryError> {
-        self.policy
+        self.policy()
             .authorize(&PolicyRequest {
                 caller,
                 runtime_id,
@@ -658,14 +810,15 @@ impl RuntimeRegistry {
 
     /// Checks the policy for `caller` using an admin route (metrics, reload).
     pub fn authorize_admin(&self, caller: &Caller) -> Result<(), RegistryError> {
-        self.policy
+        self.policy()
             .authorize_admin(caller)
             .map_err(|denied| RegistryError::Forbidden(denied.0))
     }
 
-    fn entry(&self, runtime_id: &RuntimeId) -> Result<&Arc<Entry>, RegistryError> {
-        self.by_id
+    fn entry(&self, runtime_id: &RuntimeId) -> Result<Arc<Entry>, RegistryError> {
+        self.table()
             .get(runtime_id)
+            .cloned()
             .ok_or_else(|| RegistryError::RuntimeNotFound(runtime_id.clone()))
     }
 
@@ -684,21 +837,104 @@ impl RuntimeRegistry {
         F: FnOnce(Arc<dyn RuntimeSource>) -> Fut,
         Fut: Future<Output = Result<T, SourceError>> + 'a,
     {
+        self.call_on(caller, runtime_id, worker_id, action, call)
+            .await
+            .map(|(answer, _)| answer)
+    }
+
+    /// [`RuntimeRegistry::call`], also giving back the runtime's entry the call ran
+    /// on (the one in force when it started).
+    async fn call_on<'a, T, F, Fut>(
+        &self,
+        caller: &Caller,
+        runtime_id: &RuntimeId,
+        worker_id: Option<&WorkerId>,
+        action: Action<'_>,
+        call: F,
+    ) -> Result<(T, Arc<Entry>), RegistryError>
+    where
+        F: FnOnce(Arc<dyn RuntimeSource>) -> Fut,
+        Fut: Future<Output = Result<T, SourceError>> + 'a,
+    {
         self.authorize(caller, runtime_id, worker_id, action)?;
         let entry = self.entry(runtime_id)?;
+        let policy = self.policy();
         if let Some(worker) = worker_id
             && action != Action::ViewWorker
-            && (self.policy.scopes_workers(caller)
-                || (action.is_command() && self.policy.tracks_owners()))
+            && (policy.scopes_workers(caller) || (action.is_command() && policy.tracks_owners()))
         {
-            self.check_reach(caller, entry, worker).await?;
+            self.check_reach(caller, &entry, worker).await?;
         }
-        let outcome = entry.bounded(call(entry.runtime.source.clone())).await;
+        let outcome = entry
+            .bounded(Call::of(&action), call(entry.runtime.source.clone()))
+            .await;
         entry.record(&outcome);
-        outcome.map_err(|error| RegistryError::Source {
-            runtime_id: runtime_id.clone(),
-            error,
-        })
+        match outcome {
+            Ok(answer) => Ok((answer, entry)),
+            Err(error) => Err(RegistryError::Source {
+                runtime_id: runtime_id.clone(),
+                error,
+            }),
+        }
+    }
+}
+
+impl RuntimeRegistry {
+    /// Registers the registry's metrics: the upstream-call families, and a collector
+    /// that reads each runtime's view (state, worker counts by status) when scraped.
+    pub fn register_metrics(self: &Arc<Self>, metrics: &mut prometheus_client::registry::Registry) {
+        self.calls.register(metrics);
+        metrics.register_collector(Box::new(ScrapeTime {
+            source: Arc::downgrade(self),
+            encode: Self::encode_views,
+        }));
+    }
+
+    /// The ids of the registered runtimes, in configuration order.
+    pub fn runtime_ids(&self) -> Vec<RuntimeId> {
+        self.table()
+            .entries
+            .iter()
+            .map(|e| e.id().clone())
+            .collect()
+    }
+
+    fn encode_views(&self, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let table = self.table();
+        let views: Vec<(&str, RuntimeState, WorkerCounts)> = table
+            .entries
+            .iter()
+            .map(|e| {
+                let view = e.view();
+                (e.id().as_str(), view.state, view.workers)
+            })
+            .collect();
+        encode_gauges(
+            encoder,
+            "switchyard_runtime_state",
+            "The backend's view of each runtime: 1 for its current state, 0 for the others",
+            views.iter().flat_map(|&(id, current, _)| {
+                RUNTIME_STATES.into_iter().map(move |state| {
+                    (
+                        [("runtime_id", id), ("state", state_label(state))],
+                        i64::from(state == current),
+                    )
+                })
+            }),
+        )?;
+        encode_gauges(
+            encoder,
+            "switchyard_runtime_workers",
+            "Workers of each runtime by status, as of the runtime's last self-description (health probe)",
+            views.iter().flat_map(|&(id, _, counts)| {
+                WORKER_STATUSES.into_iter().map(move |status| {
+                    (
+                        [("runtime_id", id), ("status", status_label(status))],
+                        i64::try_from(counts.get(status)).unwrap_or(i64::MAX),
+                    )
+                })
+            }),
+        )
     }
 }
 
@@ -715,7 +951,9 @@ impl RuntimeRegistry {
         let owner = match entry.owners.get(worker) {
             Some(owner) => owner,
             None => {
-                let outcome = entry.bounded(entry.runtime.source.get_worker(worker)).await;
+                let outcome = entry
+                    .bounded(Call::GetWorker, entry.runtime.source.get_worker(worker))
+                    .await;
                 entry.record(&outcome);
                 let detail = outcome.map_err(|error| RegistryError::Source {
                     runtime_id: entry.id().clone(),
@@ -725,7 +963,7 @@ impl RuntimeRegistry {
             }
         };
         if self
-            .policy
+            .policy()
             .reaches_worker(caller, entry.id(), owner.as_deref())
         {
             Ok(())

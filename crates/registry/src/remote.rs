@@ -6,8 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use switchyard_protocol::relay::canonical_input_accepted;
 use switchyard_protocol::{
-    CreateWorkerRequest, InputAccepted, InputRequest, RuntimeCursor, RuntimeId, RuntimeInfo,
-    RuntimeSourceKind, TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, InputAccepted, InputRequest, ResizeRequest, ResizeResponse, RuntimeCursor,
+    RuntimeId, RuntimeInfo, RuntimeSourceKind, TranscriptPage, WorkerDetail, WorkerId, WorkerList,
+    WorkerStatusResponse,
 };
 use switchyard_transport::{
     RuntimeClient, RuntimeEventsClient, TransportError, UpstreamEnd, UpstreamFrame, UpstreamStream,
@@ -105,6 +106,17 @@ impl RuntimeSource for RemoteSource {
     async fn input(&self, worker: &WorkerId, text: String) -> Result<InputAccepted, SourceError> {
         self.client
             .input(worker, &InputRequest { text })
+            .await
+            .map_err(|e| self.map(e))
+    }
+
+    async fn resize(
+        &self,
+        worker: &WorkerId,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, SourceError> {
+        self.client
+            .resize(worker, &size)
             .await
             .map_err(|e| self.map(e))
     }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Serialize;
 use switchyard_protocol::{
-    CreateWorkerRequest, EventPayload, InputAccepted, ResetReason, RuntimeId, RuntimeInfo,
-    RuntimeSourceKind, TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, EventPayload, InputAccepted, ResetReason, ResizeRequest, ResizeResponse,
+    RuntimeId, RuntimeInfo, RuntimeSourceKind, TranscriptPage, WorkerDetail, WorkerId, WorkerList,
+    WorkerStatusResponse,
 };
 use switchyard_transport::WorkerQuery;
 
@@ -43,6 +44,7 @@ pub enum SourceItem {
 
 /// How a source's event stream ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SourceEnd {
     /// The worker is gone for good.
     WorkerGone,
@@ -80,6 +82,12 @@ pub trait RuntimeSource: Send + Sync + 'static {
     async fn get_worker(&self, worker: &WorkerId) -> Result<WorkerDetail, SourceError>;
     /// Sends input.
     async fn input(&self, worker: &WorkerId, text: String) -> Result<InputAccepted, SourceError>;
+    /// Resizes a terminal worker.
+    async fn resize(
+        &self,
+        worker: &WorkerId,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, SourceError>;
     /// Interrupts in-flight work.
     async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError>;
     /// Ends the worker.
@@ -139,6 +147,12 @@ pub trait RuntimeSource: Send + Sync + 'static {
         worker: &WorkerId,
         resume: Option<&ResumePoint>,
     ) -> Result<Box<dyn SourceEvents>, SourceError>;
+
+    /// The backend is shutting down: a source that runs workers itself stops them
+    /// and flushes what it keeps. Called once, after the backend stopped accepting
+    /// requests; calls may still arrive from work in flight and may fail. The default
+    /// does nothing (right for a source whose runtime lives elsewhere).
+    async fn shutdown(&self) {}
 }
 
 /// `value` as the JSON a backend answers with.

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_protocol::{CreateWorkerRequest, OutgoingFrame, RuntimeId, WorkerEvent, WorkerId};
+use switchyard_protocol::{
+    ClientFrame, CreateWorkerRequest, ErrorCode, OutgoingFrame, RuntimeId, WorkerEvent, WorkerId,
+};
 use switchyard_registry::{
-    AllowAll, Caller, EmbeddedSource, HubSettings, ObservationHub, Policy, PolicyDenied,
+    Action, AllowAll, Caller, EmbeddedSource, HubSettings, ObservationHub, Policy, PolicyDenied,
     PolicyRequest, RegisteredRuntime, RuntimeRegistry, Viewer,
 };
 use switchyard_runtime::{Runtime, RuntimeConfig};
@@ -122,5 +124,281 @@ async fn the_pass_through_policy_encodes_each_event_once_for_all_viewers() {
         }
         other => panic!("expected shared encodings, got {other:?}"),
     }
+    assert_eq!(hub.channel_count(), 1);
+}
+
+/// The hub's (and the registry's) metrics as the Prometheus text format.
+fn scrape(registry: &Arc<RuntimeRegistry>, hub: &ObservationHub) -> String {
+    let mut metrics = prometheus_client::registry::Registry::default();
+    registry.register_metrics(&mut metrics);
+    hub.register_metrics(&mut metrics);
+    let mut text = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut text, &metrics).unwrap();
+    text
+}
+
+#[tokio::test]
+async fn the_metrics_count_channels_viewers_events_and_viewers_cut_off() {
+    let id = RuntimeId::new("local").unwrap();
+    let runtime = Runtime::in_memory(RuntimeConfig::new(id.clone(), "local")).await;
+    let registry = Arc::new(
+        RuntimeRegistry::new(
+            vec![RegisteredRuntime {
+                runtime_id: id,
+                display_name: "local".into(),
+                source: Arc::new(EmbeddedSource::new(runtime.clone())),
+                call_timeout: None,
+            }],
+            Arc::new(AllowAll),
+        )
+        .unwrap(),
+    );
+    let hub = ObservationHub::new(
+        registry.clone(),
+        HubSettings {
+            viewer_queue: 2,
+            ..HubSettings::default()
+        },
+    );
+    let worker = runtime
+        .create(CreateWorkerRequest {
+            profile: "echo".into(),
+            label: None,
+            owner: None,
+        })
+        .await
+        .unwrap()
+        .worker_id;
+    let caller = Caller::open();
+    let rt = RuntimeId::new("local").unwrap();
+    let has = |text: &str, line: &str| assert!(text.contains(line), "no {line:?} in\n{text}");
+
+    let text = scrape(&registry, &hub);
+    has(&text, "switchyard_hub_channels{runtime_id=\"local\"} 0\n");
+    has(&text, "switchyard_hub_viewers{runtime_id=\"local\"} 0\n");
+
+    let mut reader = hub.watch(&caller, &rt, &worker, None).await.unwrap();
+    let stalled = hub.watch(&caller, &rt, &worker, None).await.unwrap();
+    assert_eq!(next(&mut reader).await.1["event"]["kind"], "snapshot");
+    // Each input is an input and an output event: the stalled viewer's queue of 2
+    // overflows while the reader keeps up.
+    let mut outputs = 0;
+    for text in ["a\n", "b\n", "c\n"] {
+        runtime.input(&worker, text.into()).await.unwrap();
+        while outputs < 3 {
+            let (_, json) = next(&mut reader).await;
+            if json["event"]["kind"] == "output" {
+                outputs += 1;
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(20), stalled.ended())
+            .await
+            .unwrap(),
+        switchyard_runtime::StreamEnd::SlowConsumer
+    );
+    let text = scrape(&registry, &hub);
+    has(&text, "switchyard_hub_channels{runtime_id=\"local\"} 1\n");
+    has(&text, "switchyard_hub_viewers{runtime_id=\"local\"} 2\n");
+    has(
+        &text,
+        "switchyard_hub_viewers_cut_off_total{runtime_id=\"local\"} 1\n",
+    );
+    // The snapshot and 3 × (input, output).
+    has(
+        &text,
+        "switchyard_hub_events_relayed_total{runtime_id=\"local\"} 7\n",
+    );
+    has(
+        &text,
+        "switchyard_hub_upstream_reconnects_total{runtime_id=\"local\"} 0\n",
+    );
+    assert!(
+        !text.contains(worker.as_str()),
+        "no worker id in the metrics:\n{text}"
+    );
+    drop(stalled);
+    let text = scrape(&registry, &hub);
+    has(&text, "switchyard_hub_viewers{runtime_id=\"local\"} 1\n");
+    drop(reader);
+}
+
+/// Refuses input; allows everything else.
+struct NoInput;
+
+impl Policy for NoInput {
+    fn authorize(&self, request: &PolicyRequest<'_>) -> Result<(), PolicyDenied> {
+        match request.action {
+            Action::Input => Err(PolicyDenied("input is not allowed here".into())),
+            _ => Ok(()),
+        }
+    }
+
+    fn filters_events(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn interactive_viewers_share_one_ordered_command_lane() {
+    let (runtime, hub, worker) = setup(Arc::new(AllowAll)).await;
+    let rt = RuntimeId::new("local").unwrap();
+    let a = hub
+        .watch_interactive(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
+    let b = hub
+        .watch_interactive(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
+    assert!(a.is_interactive() && b.is_interactive());
+    let mut watcher = hub
+        .watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
+    assert!(!watcher.is_interactive());
+    next(&mut watcher).await; // snapshot
+    // Submitted alternately by two viewers without waiting: carried out in order.
+    let mut tickets = Vec::new();
+    for i in 0..40 {
+        let viewer = if i % 2 == 0 { &a } else { &b };
+        tickets.push(
+            viewer
+                .submit(ClientFrame::Input {
+                    text: format!("k{i}"),
+                })
+                .unwrap(),
+        );
+    }
+    for ticket in tickets {
+        ticket.await.unwrap();
+    }
+    let mut inputs = Vec::new();
+    while inputs.len() < 40 {
+        let (_, frame) = next(&mut watcher).await;
+        if frame["event"]["kind"] == "input" {
+            inputs.push(frame["event"]["text"].as_str().unwrap().to_owned());
+        }
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    assert_eq!(inputs, expected);
+    assert_eq!(hub.channel_count(), 1, "one channel for all viewers");
+
+    // A resize of a worker that is not a terminal is refused with the runtime's code.
+    let err = a
+        .submit(ClientFrame::Resize { cols: 80, rows: 24 })
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotATerminal);
+    // A plain viewer may not send anything.
+    assert_eq!(
+        watcher
+            .submit(ClientFrame::Input { text: "x".into() })
+            .unwrap_err()
+            .code(),
+        ErrorCode::Forbidden
+    );
+    // Input to an ended worker is refused, and the lane goes on.
+    runtime.stop(&worker).await.unwrap();
+    let err = b
+        .submit(ClientFrame::Input {
+            text: "late".into(),
+        })
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::WorkerNotRunning);
+}
+
+#[tokio::test]
+async fn an_interactive_viewer_needs_the_input_permission() {
+    let (_runtime, hub, worker) = setup(Arc::new(NoInput)).await;
+    let rt = RuntimeId::new("local").unwrap();
+    let err = hub
+        .watch_interactive(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Forbidden);
+    assert_eq!(hub.channel_count(), 0, "refused before joining");
+    hub.watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
+}
+
+/// Records who asked for what; refuses `bob` resizing.
+#[derive(Default)]
+struct PerCaller {
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+impl Policy for PerCaller {
+    fn authorize(&self, request: &PolicyRequest<'_>) -> Result<(), PolicyDenied> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push(format!("{} {:?}", request.caller.name(), request.action));
+        match (request.caller.name(), request.action) {
+            ("bob", Action::Resize) => Err(PolicyDenied("bob may not resize".into())),
+            _ => Ok(()),
+        }
+    }
+
+    fn filters_events(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn the_lane_carries_each_command_out_as_the_viewer_that_sent_it() {
+    use switchyard_registry::{Role, RuntimeGrants, WorkerScope};
+    let policy = Arc::new(PerCaller::default());
+    let (_runtime, hub, worker) = setup(policy.clone()).await;
+    let rt = RuntimeId::new("local").unwrap();
+    let who =
+        |name: &str| Caller::identified(name, Role::Operator, RuntimeGrants::All, WorkerScope::All);
+    let alice = hub
+        .watch_interactive(&who("alice"), &rt, &worker, None)
+        .await
+        .unwrap();
+    let bob = hub
+        .watch_interactive(&who("bob"), &rt, &worker, None)
+        .await
+        .unwrap();
+    assert_eq!(bob.caller().name(), "bob");
+    policy.asked.lock().unwrap().clear();
+    // One lane, four commands from two viewers, each decided for its sender.
+    let tickets = [
+        alice
+            .submit(ClientFrame::Input { text: "a".into() })
+            .unwrap(),
+        bob.submit(ClientFrame::Input { text: "b".into() }).unwrap(),
+        alice
+            .submit(ClientFrame::Resize { cols: 80, rows: 24 })
+            .unwrap(),
+        bob.submit(ClientFrame::Resize { cols: 80, rows: 24 })
+            .unwrap(),
+    ];
+    let mut outcomes = Vec::new();
+    for ticket in tickets {
+        outcomes.push(ticket.await.err().map(|e| e.code()));
+    }
+    assert_eq!(
+        outcomes,
+        [
+            None,
+            None,
+            // Allowed for alice, refused by the runtime: an echo worker is no terminal.
+            Some(ErrorCode::NotATerminal),
+            // Refused for bob by the policy, before the runtime is asked.
+            Some(ErrorCode::Forbidden),
+        ]
+    );
+    assert_eq!(
+        *policy.asked.lock().unwrap(),
+        ["alice Input", "bob Input", "alice Resize", "bob Resize"]
+    );
     assert_eq!(hub.channel_count(), 1);
 }

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use switchyard_protocol::{
     API_VERSION, CreateWorkerRequest, ErrorCode, ErrorDetail, InputAccepted, NewWorkerRequest,
-    OutputStream, ProfileInfo, ProfileKind, RuntimeId, RuntimeInfo, RuntimeSourceKind,
-    RuntimeState, RuntimeStatus, Timestamp, TranscriptEntry, TranscriptItem, TranscriptPage,
-    WorkerCounts, WorkerDetail, WorkerEvent, WorkerId, WorkerList, WorkerStatus,
+    OutputStream, ProfileInfo, ProfileKind, ResizeRequest, ResizeResponse, RuntimeId, RuntimeInfo,
+    RuntimeSourceKind, RuntimeState, RuntimeStatus, Timestamp, TranscriptEntry, TranscriptItem,
+    TranscriptPage, WorkerCounts, WorkerDetail, WorkerEvent, WorkerId, WorkerList, WorkerStatus,
     WorkerStatusResponse,
 };
 use switchyard_registry::{
@@ -61,6 +61,30 @@ fn detail(worker: &str, runtime: &str) -> WorkerDetail {
         output_bytes: 17,
         owner: None,
     }
+}
+
+/// `{"profile":"echo"}`: what a client sends to start an echo worker.
+fn echo_request() -> NewWorkerRequest {
+    NewWorkerRequest {
+        profile: "echo".into(),
+        label: None,
+    }
+}
+
+/// A page of the remote's workers (ids as it names them) and its `next`.
+fn page(ids: &[&str], next: Option<&str>) -> WorkerList {
+    WorkerList {
+        workers: ids.iter().map(|id| detail(id, UPSTREAM_SELF_ID)).collect(),
+        next: next.map(wid),
+    }
+}
+
+/// `(runtime_id, worker_id)` of every listed worker, in order.
+fn listed(workers: &[WorkerDetail]) -> Vec<(&str, &str)> {
+    workers
+        .iter()
+        .map(|d| (d.runtime_id.as_str(), d.worker_id.as_str()))
+        .collect()
 }
 
 /// A runtime's self-description. Built from a real (embedded) runtime's answer so
@@ -159,6 +183,7 @@ fn expect_nothing(mock: &mut MockRuntimeClient) {
     mock.expect_create_worker().never();
     mock.expect_get_worker().never();
     mock.expect_input().never();
+    mock.expect_resize().never();
     mock.expect_cancel().never();
     mock.expect_stop().never();
     mock.expect_delete().never();
@@ -477,14 +502,7 @@ async fn unknown_runtime_id_is_runtime_not_found_404_for_every_call() {
             .await
             .unwrap_err(),
         registry
-            .create_worker(
-                &open(),
-                &nope,
-                &NewWorkerRequest {
-                    profile: "echo".into(),
-                    label: None,
-                },
-            )
+            .create_worker(&open(), &nope, &echo_request())
             .await
             .unwrap_err(),
         registry.get_worker(&open(), &nope, &w).await.unwrap_err(),
@@ -563,14 +581,7 @@ async fn every_call_maps_a_transport_failure_with_the_runtime_id() {
         (
             "create_worker",
             registry
-                .create_worker(
-                    &open(),
-                    &id,
-                    &NewWorkerRequest {
-                        profile: "echo".into(),
-                        label: None,
-                    },
-                )
+                .create_worker(&open(), &id, &echo_request())
                 .await
                 .unwrap_err(),
         ),
@@ -650,15 +661,7 @@ fn routed_mock() -> MockRuntimeClient {
             }
         })
         .times(1)
-        .returning(|_| {
-            Ok(WorkerList {
-                workers: vec![
-                    detail("w-1", UPSTREAM_SELF_ID),
-                    detail("w-2", UPSTREAM_SELF_ID),
-                ],
-                next: Some(WorkerId::new("w-2").unwrap()),
-            })
-        });
+        .returning(|_| Ok(page(&["w-1", "w-2"], Some("w-2"))));
     mock.expect_create_worker()
         .withf(|r| r.profile == "shell" && r.label.as_deref() == Some("my shell"))
         .times(1)
@@ -793,14 +796,7 @@ async fn check_routing_to(target: &str) {
     // The embedded runtime answers on its own; neither mock hears of it.
     let local = rid("local");
     let created = registry
-        .create_worker(
-            &open(),
-            &local,
-            &NewWorkerRequest {
-                profile: "echo".into(),
-                label: None,
-            },
-        )
+        .create_worker(&open(), &local, &echo_request())
         .await
         .unwrap();
     assert_eq!(created.runtime_id, local);
@@ -984,12 +980,9 @@ async fn wrong_api_version_is_incompatible_and_stays_so_after_other_answers() {
     mock.expect_get_worker()
         .times(1)
         .returning(|w| Ok(detail(w.as_str(), UPSTREAM_SELF_ID)));
-    mock.expect_list_workers().times(1).returning(|_| {
-        Ok(WorkerList {
-            workers: vec![],
-            next: None,
-        })
-    });
+    mock.expect_list_workers()
+        .times(1)
+        .returning(|_| Ok(page(&[], None)));
     mock.expect_stop().times(1).returning(|_| {
         Err(runtime_error(
             404,
@@ -1154,51 +1147,30 @@ async fn list_all_lists_answering_runtimes_and_names_the_failing_ones() {
 
     // Three pages: followed until `next` is null, the filter kept on every page.
     let mut paged = MockRuntimeClient::new();
-    paged
-        .expect_list_workers()
-        .withf(|q| q.after.is_none() && q.status == Some(WorkerStatus::Running))
-        .times(1)
-        .returning(|_| {
-            Ok(WorkerList {
-                workers: vec![detail("a", UPSTREAM_SELF_ID), detail("b", UPSTREAM_SELF_ID)],
-                next: Some(WorkerId::new("b").unwrap()),
+    let pages: [(
+        Option<&'static str>,
+        &'static [&'static str],
+        Option<&'static str>,
+    ); 3] = [
+        (None, &["a", "b"], Some("b")),
+        (Some("b"), &["c", "d"], Some("d")),
+        (Some("d"), &["e"], None),
+    ];
+    for (after, ids, next) in pages {
+        paged
+            .expect_list_workers()
+            .withf(move |q| {
+                q.after.as_ref().map(WorkerId::as_str) == after
+                    && q.status == Some(WorkerStatus::Running)
             })
-        });
-    paged
-        .expect_list_workers()
-        .withf(|q| {
-            q.after.as_ref().map(WorkerId::as_str) == Some("b")
-                && q.status == Some(WorkerStatus::Running)
-        })
-        .times(1)
-        .returning(|_| {
-            Ok(WorkerList {
-                workers: vec![detail("c", UPSTREAM_SELF_ID), detail("d", UPSTREAM_SELF_ID)],
-                next: Some(WorkerId::new("d").unwrap()),
-            })
-        });
-    paged
-        .expect_list_workers()
-        .withf(|q| {
-            q.after.as_ref().map(WorkerId::as_str) == Some("d")
-                && q.status == Some(WorkerStatus::Running)
-        })
-        .times(1)
-        .returning(|_| {
-            Ok(WorkerList {
-                workers: vec![detail("e", UPSTREAM_SELF_ID)],
-                next: None,
-            })
-        });
+            .times(1)
+            .returning(move |_| Ok(page(ids, next)));
+    }
 
     let registry = registry(vec![remote("build-1", failing), remote("build-2", paged)]);
     let all = registry.list_all(&open(), &query).await;
 
-    let names: Vec<_> = all
-        .workers
-        .iter()
-        .map(|d| (d.runtime_id.as_str(), d.worker_id.as_str()))
-        .collect();
+    let names = listed(&all.workers);
     assert_eq!(
         names,
         [
@@ -1225,31 +1197,17 @@ async fn list_all_lists_answering_runtimes_and_names_the_failing_ones() {
 #[tokio::test]
 async fn list_all_includes_the_embedded_runtime() {
     let mut mock = MockRuntimeClient::new();
-    mock.expect_list_workers().times(1).returning(|_| {
-        Ok(WorkerList {
-            workers: vec![detail("r-1", UPSTREAM_SELF_ID)],
-            next: None,
-        })
-    });
+    mock.expect_list_workers()
+        .times(1)
+        .returning(|_| Ok(page(&["r-1"], None)));
     let registry = registry(vec![embedded("local").await, remote("build-1", mock)]);
     let created = registry
-        .create_worker(
-            &open(),
-            &rid("local"),
-            &NewWorkerRequest {
-                profile: "echo".into(),
-                label: None,
-            },
-        )
+        .create_worker(&open(), &rid("local"), &echo_request())
         .await
         .unwrap();
     let all = registry.list_all(&open(), &WorkerQuery::default()).await;
     assert!(all.unavailable.is_empty(), "{:?}", all.unavailable);
-    let names: Vec<_> = all
-        .workers
-        .iter()
-        .map(|d| (d.runtime_id.as_str(), d.worker_id.as_str()))
-        .collect();
+    let names = listed(&all.workers);
     assert_eq!(
         names,
         [("local", created.worker_id.as_str()), ("build-1", "r-1")]
@@ -1264,10 +1222,7 @@ async fn list_all_does_not_loop_on_a_next_that_does_not_advance() {
     mock.expect_list_workers().returning(move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
         // Always the same page, pointing back at itself.
-        Ok(WorkerList {
-            workers: vec![detail("a", UPSTREAM_SELF_ID)],
-            next: Some(WorkerId::new("a").unwrap()),
-        })
+        Ok(page(&["a"], Some("a")))
     });
     let registry = registry(vec![remote("build-1", mock)]);
     let all = registry.list_all(&open(), &WorkerQuery::default()).await;
@@ -1366,12 +1321,8 @@ async fn runtimes_outside_a_callers_grants_are_absent_from_lists_and_forbidden_b
     // `build-2` is down: a caller who may not use it must not even see it as
     // unavailable; one who may sees it under `unavailable`.
     let mut up = MockRuntimeClient::new();
-    up.expect_list_workers().returning(|_| {
-        Ok(WorkerList {
-            workers: vec![detail("w-1", UPSTREAM_SELF_ID)],
-            next: None,
-        })
-    });
+    up.expect_list_workers()
+        .returning(|_| Ok(page(&["w-1"], None)));
     let mut down = MockRuntimeClient::new();
     down.expect_list_workers().times(1).returning(|_| {
         Err(TransportError::Unreachable {
@@ -1442,6 +1393,72 @@ async fn runtimes_outside_a_callers_grants_are_absent_from_lists_and_forbidden_b
 }
 
 #[tokio::test]
+async fn resize_is_routed_checked_and_asks_the_policy_for_resize() {
+    let mut mock = MockRuntimeClient::new();
+    mock.expect_resize()
+        .times(2)
+        .returning(|w, size| match w.as_str() {
+            "w-1" => Ok(ResizeResponse {
+                worker_id: w.clone(),
+                cols: size.cols,
+                rows: size.rows,
+            }),
+            _ => Err(runtime_error(
+                400,
+                ErrorCode::NotATerminal,
+                "worker w-2 is not a terminal",
+            )),
+        });
+    let policy = Arc::new(DenyStop::default());
+    let registry = RuntimeRegistry::new(vec![remote("build-1", mock)], policy.clone()).unwrap();
+    let id = rid("build-1");
+    // The caller reaches the policy with every resize.
+    let alice = granted(Role::Operator, &["build-*"]);
+    let size = ResizeRequest {
+        cols: 120,
+        rows: 40,
+    };
+    assert_eq!(
+        registry
+            .resize(&alice, &id, &wid("w-1"), size)
+            .await
+            .unwrap(),
+        ResizeResponse {
+            worker_id: wid("w-1"),
+            cols: 120,
+            rows: 40
+        }
+    );
+    // The runtime's own refusal passes through with its code.
+    let err = registry
+        .resize(&alice, &id, &wid("w-2"), size)
+        .await
+        .unwrap_err();
+    assert_source_error(
+        &err,
+        "build-1",
+        ErrorCode::NotATerminal,
+        400,
+        "not a terminal",
+    );
+    // A size out of range is refused without a call (the mock allows two).
+    for (cols, rows) in [(0, 24), (80, 1001)] {
+        let err = registry
+            .resize(&alice, &id, &wid("w-1"), ResizeRequest { cols, rows })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidRequest, "{cols}x{rows}");
+    }
+    assert_eq!(
+        *policy.asked.lock().unwrap(),
+        vec![
+            r#"alice build-1 Some("w-1") Resize"#.to_owned(),
+            r#"alice build-1 Some("w-2") Resize"#.to_owned(),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn filter_event_passes_events_through_by_default() {
     let event = WorkerEvent::Output {
         sequence: 3,
@@ -1493,6 +1510,9 @@ impl RuntimeSource for Hang {
         unreachable!("the registry gave up long ago")
     }
     async fn input(&self, _: &WorkerId, _: String) -> Result<InputAccepted, SourceError> {
+        std::future::pending().await
+    }
+    async fn resize(&self, _: &WorkerId, _: ResizeRequest) -> Result<ResizeResponse, SourceError> {
         std::future::pending().await
     }
     async fn cancel(&self, _: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
@@ -1567,12 +1587,9 @@ async fn call_timeout_bounds_a_hanging_source() {
 #[tokio::test]
 async fn a_hanging_runtime_does_not_hold_up_list_all() {
     let mut mock = MockRuntimeClient::new();
-    mock.expect_list_workers().times(1).returning(|_| {
-        Ok(WorkerList {
-            workers: vec![detail("w-1", UPSTREAM_SELF_ID)],
-            next: None,
-        })
-    });
+    mock.expect_list_workers()
+        .times(1)
+        .returning(|_| Ok(page(&["w-1"], None)));
     let registry = registry(vec![hanging("slow", HANG_TIMEOUT), remote("build-1", mock)]);
 
     let started = Instant::now();

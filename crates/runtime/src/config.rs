@@ -3,13 +3,18 @@
 //! Parsing from TOML lives in the server crate; this is the validated form.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_protocol::{Limits, ProfileInfo, ProfileKind, RuntimeId};
 
+use crate::worker::driver::{Driver, EchoDriver, ProcessDriver, PtyDriver};
+
 /// How to run one kind of worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProfileSpec {
     /// Built in: every input comes back as output after `delay`.
     Echo {
@@ -18,7 +23,69 @@ pub enum ProfileSpec {
     },
     /// An OS process in its own process group.
     Process(ProcessSpec),
+    /// An OS process on a pseudo-terminal, leading its own session.
+    Pty(PtySpec),
+    /// A driver of the library user's own (see [`Driver`]).
+    Custom(CustomDriver),
 }
+
+impl ProfileSpec {
+    /// The driver that runs workers of this spec.
+    pub fn driver(&self) -> Arc<dyn Driver> {
+        match self {
+            Self::Echo { delay } => Arc::new(EchoDriver { delay: *delay }),
+            Self::Process(spec) => Arc::new(ProcessDriver { spec: spec.clone() }),
+            Self::Pty(spec) => Arc::new(PtyDriver { spec: spec.clone() }),
+            Self::Custom(custom) => custom.0.clone(),
+        }
+    }
+
+    /// The kind as the protocol names it.
+    pub fn kind(&self) -> ProfileKind {
+        match self {
+            Self::Echo { .. } => ProfileKind::Echo,
+            Self::Process(_) => ProfileKind::Process,
+            Self::Pty(_) => ProfileKind::Pty,
+            Self::Custom(custom) => custom.0.kind(),
+        }
+    }
+}
+
+/// A custom [`Driver`] in a [`ProfileSpec`]. Two are equal when they are the same
+/// driver (the same `Arc`).
+#[derive(Clone)]
+pub struct CustomDriver(Arc<dyn Driver>);
+
+impl CustomDriver {
+    /// Wraps a driver.
+    pub fn new(driver: impl Driver) -> Self {
+        Self(Arc::new(driver))
+    }
+
+    /// Wraps a shared driver.
+    pub fn from_arc(driver: Arc<dyn Driver>) -> Self {
+        Self(driver)
+    }
+
+    /// The driver.
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CustomDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CustomDriver").field(&self.0.kind()).finish()
+    }
+}
+
+impl PartialEq for CustomDriver {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CustomDriver {}
 
 /// An OS process to start for each worker of a profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +98,41 @@ pub struct ProcessSpec {
     pub cwd: Option<PathBuf>,
 }
 
+/// Default terminal size of a pty profile: columns.
+pub const DEFAULT_PTY_COLS: u16 = 80;
+/// Default terminal size of a pty profile: rows.
+pub const DEFAULT_PTY_ROWS: u16 = 24;
+
+/// An OS process to start on a pseudo-terminal for each worker of a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PtySpec {
+    /// Program and arguments; `command[0]` is looked up in `PATH` if not absolute.
+    pub command: Vec<String>,
+    /// Extra environment on top of the minimal `PATH`, `HOME`, `LANG` and `TERM`
+    /// (`TERM=xterm-256color` unless this sets it).
+    pub env: BTreeMap<String, String>,
+    /// Working directory; the runtime's own when absent.
+    pub cwd: Option<PathBuf>,
+    /// Initial columns, 1 to 1000.
+    pub cols: u16,
+    /// Initial rows, 1 to 1000.
+    pub rows: u16,
+}
+
+impl PtySpec {
+    /// A spec for `command` with no extra environment, no working directory and the
+    /// default 80 x 24 size.
+    pub fn new(command: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            command: command.into_iter().map(Into::into).collect(),
+            env: BTreeMap::new(),
+            cwd: None,
+            cols: DEFAULT_PTY_COLS,
+            rows: DEFAULT_PTY_ROWS,
+        }
+    }
+}
+
 /// One named profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
@@ -38,6 +140,8 @@ pub struct Profile {
     pub description: Option<String>,
     /// How to run it.
     pub spec: ProfileSpec,
+    /// A worker with no input and no viewer for this long is stopped; `None` never.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Profile {
@@ -48,15 +152,40 @@ impl Profile {
             spec: ProfileSpec::Echo {
                 delay: Duration::ZERO,
             },
+            idle_timeout: None,
         }
+    }
+
+    /// A profile that runs `spec`, with no description and no idle timeout.
+    pub fn new(spec: ProfileSpec) -> Self {
+        Self {
+            description: None,
+            spec,
+            idle_timeout: None,
+        }
+    }
+
+    /// A profile whose workers `driver` runs, with no description and no idle
+    /// timeout.
+    pub fn custom(driver: impl Driver) -> Self {
+        Self::new(ProfileSpec::Custom(CustomDriver::new(driver)))
+    }
+
+    /// Sets the description clients see.
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Sets the idle timeout.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
     }
 
     /// The kind as the protocol names it.
     pub fn kind(&self) -> ProfileKind {
-        match self.spec {
-            ProfileSpec::Echo { .. } => ProfileKind::Echo,
-            ProfileSpec::Process(_) => ProfileKind::Process,
-        }
+        self.spec.kind()
     }
 }
 
@@ -114,7 +243,7 @@ impl RuntimeLimits {
 }
 
 /// Everything a [`crate::Runtime`] needs to start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
     /// The runtime's id.
     pub runtime_id: RuntimeId,

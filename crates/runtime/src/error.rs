@@ -7,6 +7,7 @@ use crate::store::StoreError;
 
 /// Everything a runtime call can fail with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RuntimeError {
     /// A request that breaks a rule not covered by a more specific code.
     #[error("{0}")]
@@ -34,6 +35,9 @@ pub enum RuntimeError {
     /// The worker still runs, so it cannot be removed.
     #[error("worker {0} is still running; stop it first")]
     WorkerRunning(WorkerId),
+    /// A terminal-only call (resize) on a worker that is not a terminal.
+    #[error("worker {0} is not a terminal; only workers of a pty profile can be resized")]
+    NotATerminal(WorkerId),
     /// The worker's input queue is full.
     #[error("worker {0} has a full input queue; retry shortly")]
     WorkerBusy(WorkerId),
@@ -74,6 +78,7 @@ impl RuntimeError {
             Self::WorkerNotFound(_) => ErrorCode::WorkerNotFound,
             Self::WorkerNotRunning { .. } => ErrorCode::WorkerNotRunning,
             Self::WorkerRunning(_) => ErrorCode::WorkerRunning,
+            Self::NotATerminal(_) => ErrorCode::NotATerminal,
             Self::WorkerBusy(_) => ErrorCode::WorkerBusy,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::LimitTooLarge { .. } => ErrorCode::LimitTooLarge,
@@ -89,6 +94,7 @@ impl RuntimeError {
         match self {
             Self::WorkerNotFound(w)
             | Self::WorkerRunning(w)
+            | Self::NotATerminal(w)
             | Self::WorkerNotRunning { worker: w, .. } => detail.with_worker(w.clone()),
             Self::WorkerBusy(w) => detail.with_worker(w.clone()).with_retry_after_ms(100),
             _ => detail,

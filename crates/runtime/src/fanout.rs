@@ -66,17 +66,20 @@ impl<T: Clone> Fanout<T> {
     }
 
     /// Sends `item` to every subscriber without waiting; cuts off those that are full
-    /// and forgets those that left.
-    pub fn publish(&mut self, item: &T) {
+    /// and forgets those that left. Returns how many were cut off.
+    pub fn publish(&mut self, item: &T) -> usize {
+        let mut cut_off = 0;
         self.slots
             .retain(|slot| match slot.tx.try_send(item.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     slot.state.end(StreamEnd::SlowConsumer);
+                    cut_off += 1;
                     false
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
+        cut_off
     }
 
     /// Ends every subscription with `reason` (after what is already queued).
@@ -158,8 +161,9 @@ mod tests {
             fanout.publish(&i);
             assert_eq!(reader.recv().await, Ok(i));
         }
-        fanout.publish(&4);
+        assert_eq!(fanout.publish(&4), 1, "one subscriber cut off");
         assert_eq!(reader.recv().await, Ok(4));
+        assert_eq!(fanout.publish(&5), 0, "and only once");
         assert_eq!(fanout.len(), 1);
         assert_eq!(stalled.ended().await, StreamEnd::SlowConsumer);
         for i in 0..4 {

@@ -69,7 +69,7 @@ impl EventLog {
             self.backlog.pop_front();
         }
         self.backlog.push_back(entry.clone());
-        self.fanout.publish(&entry);
+        let _ = self.fanout.publish(&entry);
         self.last_position
     }
 

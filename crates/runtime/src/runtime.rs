@@ -8,9 +8,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchyard_protocol::{
-    API_VERSION, CreateWorkerRequest, InputAccepted, RuntimeInfo, RuntimeStatus, TranscriptPage,
-    WorkerCounts, WorkerDetail, WorkerId, WorkerList, WorkerStatus, WorkerStatusResponse,
-    is_valid_owner,
+    API_VERSION, CreateWorkerRequest, InputAccepted, ResizeRequest, ResizeResponse, RuntimeInfo,
+    RuntimeStatus, TranscriptPage, WorkerCounts, WorkerDetail, WorkerId, WorkerList, WorkerStatus,
+    WorkerStatusResponse, is_valid_owner,
 };
 
 use crate::config::RuntimeConfig;
@@ -28,7 +28,16 @@ pub const DEFAULT_PAGE_LIMIT: u32 = 100;
 const START_WAIT: Duration = Duration::from_secs(10);
 
 /// Capabilities every runtime of this version has.
-pub const CAPABILITIES: &[&str] = &["echo", "process", "transcript", "events_ws", "cancel"];
+pub const CAPABILITIES: &[&str] = &[
+    "echo",
+    "process",
+    "pty",
+    "transcript",
+    "events_ws",
+    "interactive_ws",
+    "cancel",
+    "resize",
+];
 
 /// Filter and page for [`Runtime::list`].
 #[derive(Debug, Clone, Default)]
@@ -229,7 +238,7 @@ impl Runtime {
                 request.profile,
                 request.label,
                 request.owner,
-                profile.spec.clone(),
+                profile.clone(),
             )
             .await?;
             self.workers_mut().insert(id, worker.clone());
@@ -248,6 +257,17 @@ impl Runtime {
     pub async fn input(&self, id: &WorkerId, text: String) -> Result<InputAccepted> {
         let sequence = self.worker(id)?.input(text).await?;
         Ok(InputAccepted { sequence })
+    }
+
+    /// `POST /v1/workers/{id}/resize`: sets a pty worker's terminal size and answers
+    /// once the terminal has it (a `resized` event is logged first).
+    pub async fn resize(&self, id: &WorkerId, size: ResizeRequest) -> Result<ResizeResponse> {
+        let size = self.worker(id)?.resize(size).await?;
+        Ok(ResizeResponse {
+            worker_id: id.clone(),
+            cols: size.cols,
+            rows: size.rows,
+        })
     }
 
     /// `POST /v1/workers/{id}/cancel`.

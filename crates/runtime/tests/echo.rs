@@ -28,6 +28,7 @@ fn slow_echo(delay_ms: u64) -> Profile {
         spec: ProfileSpec::Echo {
             delay: Duration::from_millis(delay_ms),
         },
+        idle_timeout: None,
     }
 }
 

@@ -22,6 +22,7 @@ fn process(command: &[&str]) -> Profile {
             env: Default::default(),
             cwd: None,
         }),
+        idle_timeout: None,
     }
 }
 

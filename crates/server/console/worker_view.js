@@ -145,8 +145,9 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
   function onEvent(event) {
     switch (event.kind) {
       case 'snapshot':
-        applySnapshot(event);
-        break;
+        // Returned so the queue waits: events after a snapshot apply to the view it
+        // builds (the terminal loads asynchronously).
+        return applySnapshot(event);
       case 'status':
         if (!detail || event.status === detail.status) return;
         detail.status = event.status;

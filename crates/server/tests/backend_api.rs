@@ -5,6 +5,7 @@
 
 mod backend_common;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use backend_common::*;
@@ -14,6 +15,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const TOKEN: &str = "backend-api-test-token-5c1e";
+
+/// A remote runtime as these tests configure it: id, address, token, request timeout.
+type RemoteSpec<'a> = (&'a str, SocketAddr, &'a str, Duration);
+
+/// A backend with the embedded `local` runtime and `remotes`, without health probes.
+async fn backend_with(
+    remotes: &[RemoteSpec<'_>],
+) -> (switchyard_server::commands::serve::RunningBackend, Api) {
+    let remotes = remotes
+        .iter()
+        .map(|(id, addr, token, timeout)| remote(id, &base_url(*addr), token, *timeout))
+        .collect();
+    start_backend(backend_settings(true, remotes, NO_PROBES)).await
+}
 
 /// One step of the parity script: its name, status and normalized body.
 type Step = (String, u16, Value);
@@ -161,16 +176,12 @@ async fn parity_script(api: &Api, rt: &str) -> Vec<Step> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_and_remote_runtimes_answer_alike() {
     let remote_rt = start_runtime("remote-host", Some(TOKEN)).await;
-    let (backend, api) = start_backend(backend_settings(
-        true,
-        vec![remote(
-            "remote",
-            &base_url(remote_rt.server.local_addr()),
-            TOKEN,
-            Duration::from_secs(10),
-        )],
-        NO_PROBES,
-    ))
+    let (backend, api) = backend_with(&[(
+        "remote",
+        remote_rt.server.local_addr(),
+        TOKEN,
+        Duration::from_secs(10),
+    )])
     .await;
 
     let local = wait_cached_state(&api, "local", "ready").await;
@@ -353,16 +364,12 @@ async fn health_probe_marks_a_restarted_remote_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_token_is_runtime_auth_failed() {
     let rt = start_runtime("remote", Some(TOKEN)).await;
-    let (backend, api) = start_backend(backend_settings(
-        true,
-        vec![remote(
-            "remote",
-            &base_url(rt.server.local_addr()),
-            "not-the-token",
-            Duration::from_secs(10),
-        )],
-        NO_PROBES,
-    ))
+    let (backend, api) = backend_with(&[(
+        "remote",
+        rt.server.local_addr(),
+        "not-the-token",
+        Duration::from_secs(10),
+    )])
     .await;
 
     let r = api.get("/api/runtimes/remote/workers").await;
@@ -397,19 +404,10 @@ async fn wrong_token_is_runtime_auth_failed() {
 async fn silent_remote_times_out_and_does_not_hold_up_the_embedded_runtime() {
     let silent = SilentPeer::start("127.0.0.1").await;
     let hang = SilentPeer::start("127.0.0.1").await;
-    let (backend, api) = start_backend(backend_settings(
-        true,
-        vec![
-            remote(
-                "silent",
-                &base_url(silent.addr),
-                TOKEN,
-                Duration::from_millis(500),
-            ),
-            remote("hang", &base_url(hang.addr), TOKEN, Duration::from_secs(20)),
-        ],
-        NO_PROBES,
-    ))
+    let (backend, api) = backend_with(&[
+        ("silent", silent.addr, TOKEN, Duration::from_millis(500)),
+        ("hang", hang.addr, TOKEN, Duration::from_secs(20)),
+    ])
     .await;
     wait_cached_state(&api, "local", "ready").await;
 
@@ -498,25 +496,11 @@ async fn malformed_answers_are_runtime_protocol_errors() {
     })
     .await;
     let wrong_shape = CannedPeer::ok_json("127.0.0.1", r#"{"unexpected":true}"#).await;
-    let (backend, api) = start_backend(backend_settings(
-        true,
-        vec![
-            remote(
-                "garbage",
-                &base_url(garbage.addr),
-                TOKEN,
-                Duration::from_secs(5),
-            ),
-            remote("html", &base_url(html.addr), TOKEN, Duration::from_secs(5)),
-            remote(
-                "shape",
-                &base_url(wrong_shape.addr),
-                TOKEN,
-                Duration::from_secs(5),
-            ),
-        ],
-        NO_PROBES,
-    ))
+    let (backend, api) = backend_with(&[
+        ("garbage", garbage.addr, TOKEN, Duration::from_secs(5)),
+        ("html", html.addr, TOKEN, Duration::from_secs(5)),
+        ("shape", wrong_shape.addr, TOKEN, Duration::from_secs(5)),
+    ])
     .await;
 
     for rt in ["garbage", "html", "shape"] {
@@ -558,19 +542,15 @@ async fn malformed_answers_are_runtime_protocol_errors() {
 async fn all_workers_lists_the_others_when_one_runtime_is_dead() {
     let rt = start_runtime("remote", Some(TOKEN)).await;
     let dead = refused_addr().await;
-    let (backend, api) = start_backend(backend_settings(
-        true,
-        vec![
-            remote(
-                "remote",
-                &base_url(rt.server.local_addr()),
-                TOKEN,
-                Duration::from_secs(10),
-            ),
-            remote("dead", &base_url(dead), TOKEN, Duration::from_secs(10)),
-        ],
-        NO_PROBES,
-    ))
+    let (backend, api) = backend_with(&[
+        (
+            "remote",
+            rt.server.local_addr(),
+            TOKEN,
+            Duration::from_secs(10),
+        ),
+        ("dead", dead, TOKEN, Duration::from_secs(10)),
+    ])
     .await;
     let local_worker = create_echo(&api, "local", "l").await;
     let remote_worker = create_echo(&api, "remote", "r").await;
@@ -607,17 +587,8 @@ async fn all_workers_lists_the_others_when_one_runtime_is_dead() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_workers_answers_within_the_timeout_of_a_silent_runtime() {
     let silent = SilentPeer::start("127.0.0.1").await;
-    let (backend, api) = start_backend(backend_settings(
-        true,
-        vec![remote(
-            "silent",
-            &base_url(silent.addr),
-            TOKEN,
-            Duration::from_millis(500),
-        )],
-        NO_PROBES,
-    ))
-    .await;
+    let (backend, api) =
+        backend_with(&[("silent", silent.addr, TOKEN, Duration::from_millis(500))]).await;
     let local_worker = create_echo(&api, "local", "l").await;
 
     let started = Instant::now();
@@ -748,14 +719,49 @@ async fn backend_errors_and_health() {
     .await;
     assert_error(&r, 400, "invalid_request");
 
-    let r = api.get("/api/workers?bogus=1").await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
-    let r = api.get(&format!("{w}/transcript?after=-1")).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    // A bad query is the caller's mistake, answered before any runtime is asked (so
+    // `GET /api/workers` does not list every runtime as unavailable for it); an empty
+    // value is a bad value, not an absent parameter.
+    for (path, code) in [
+        ("/api/workers?bogus=1".to_owned(), "invalid_request"),
+        ("/api/workers?limit=0".to_owned(), "invalid_request"),
+        ("/api/workers?limit=".to_owned(), "invalid_request"),
+        ("/api/workers?after=".to_owned(), "invalid_id"),
+        (
+            "/api/runtimes/local/workers?limit=0".to_owned(),
+            "invalid_request",
+        ),
+        ("/api/runtimes?bogus=1".to_owned(), "invalid_request"),
+        (format!("{w}?bogus=1"), "invalid_request"),
+        (format!("{w}/transcript?after=-1"), "invalid_request"),
+        (format!("{w}/transcript?after="), "invalid_request"),
+    ] {
+        let r = api.get(&path).await;
+        assert_error(&r, 400, code);
+    }
 
-    let r = api.call(Method::PUT, "/api/runtimes", None).await;
-    assert!(r.status.is_client_error(), "{}", r.text());
-    assert!(r.json["error"]["code"].is_string(), "{}", r.text());
+    // A method a route does not answer is 405 with the ones it does in Allow.
+    for (method, path, allow) in [
+        (Method::PUT, "/api/runtimes".to_owned(), "GET"),
+        (
+            Method::PATCH,
+            "/api/session".to_owned(),
+            "GET, POST, DELETE",
+        ),
+        (Method::PUT, w.clone(), "GET, DELETE"),
+        (Method::GET, format!("{w}/input"), "POST"),
+        // ... whatever the ids in the path.
+        (
+            Method::TRACE,
+            format!("/api/runtimes/{}/workers/x/events/ws", "a".repeat(65)),
+            "GET",
+        ),
+        (Method::PUT, "/api/runtimes/.bad".to_owned(), "GET"),
+    ] {
+        let r = api.call(method.clone(), &path, None).await;
+        assert_error(&r, 405, "method_not_allowed");
+        assert_eq!(r.headers["allow"], allow, "{method} {path}");
+    }
 
     backend.shutdown().await;
 }
@@ -763,17 +769,8 @@ async fn backend_errors_and_health() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_on_a_silent_remote_times_out_within_its_request_timeout() {
     let silent = SilentPeer::start("127.0.0.1").await;
-    let (backend, api) = start_backend(backend_settings(
-        true,
-        vec![remote(
-            "silent",
-            &base_url(silent.addr),
-            TOKEN,
-            Duration::from_millis(500),
-        )],
-        NO_PROBES,
-    ))
-    .await;
+    let (backend, api) =
+        backend_with(&[("silent", silent.addr, TOKEN, Duration::from_millis(500))]).await;
     let started = Instant::now();
     let r = tokio::time::timeout(
         Duration::from_secs(5),
@@ -819,16 +816,12 @@ async fn first_frame(api: &Api, rt: &str, worker: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_snapshots_name_the_backend_runtime_id() {
     let remote_rt = start_runtime("remote-host", Some(TOKEN)).await;
-    let (backend, api) = start_backend(backend_settings(
-        true,
-        vec![remote(
-            "remote",
-            &base_url(remote_rt.server.local_addr()),
-            TOKEN,
-            Duration::from_secs(10),
-        )],
-        NO_PROBES,
-    ))
+    let (backend, api) = backend_with(&[(
+        "remote",
+        remote_rt.server.local_addr(),
+        TOKEN,
+        Duration::from_secs(10),
+    )])
     .await;
     let mut snapshots = Vec::new();
     for rt in ["local", "remote"] {
@@ -872,30 +865,16 @@ async fn runtime_lacking_a_route_is_unsupported_and_a_draining_one_unavailable()
     .await;
     let draining = start_runtime("draining", Some(TOKEN)).await;
     draining.runtime.shutdown().await.unwrap();
-    let (backend, api) = start_backend(backend_settings(
-        true,
-        vec![
-            remote(
-                "lacking",
-                &base_url(lacking.addr),
-                TOKEN,
-                Duration::from_secs(5),
-            ),
-            remote(
-                "foreign",
-                &base_url(foreign.addr),
-                TOKEN,
-                Duration::from_secs(5),
-            ),
-            remote(
-                "draining",
-                &base_url(draining.server.local_addr()),
-                TOKEN,
-                Duration::from_secs(5),
-            ),
-        ],
-        NO_PROBES,
-    ))
+    let (backend, api) = backend_with(&[
+        ("lacking", lacking.addr, TOKEN, Duration::from_secs(5)),
+        ("foreign", foreign.addr, TOKEN, Duration::from_secs(5)),
+        (
+            "draining",
+            draining.server.local_addr(),
+            TOKEN,
+            Duration::from_secs(5),
+        ),
+    ])
     .await;
 
     for rt in ["lacking", "foreign"] {

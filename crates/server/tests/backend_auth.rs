@@ -226,6 +226,15 @@ fn matrix() -> Vec<Case> {
             [200, 200, 200, 200, 200, 200],
             Option::None,
         ),
+        // A load balancer's readiness probe carries no credentials.
+        case(
+            Method::GET,
+            "/readyz",
+            None,
+            Option::None,
+            [200, 200, 200, 200, 200, 200],
+            Option::None,
+        ),
         case(
             Method::GET,
             "/api/session",
@@ -257,6 +266,15 @@ fn matrix() -> Vec<Case> {
             None,
             Option::None,
             [401, 401, 200, 200, 200, 200],
+            Option::None,
+        ),
+        // Admin routes: the metrics.
+        case(
+            Method::GET,
+            "/metrics",
+            None,
+            Option::None,
+            [401, 401, 403, 403, 200, 403],
             Option::None,
         ),
         case(

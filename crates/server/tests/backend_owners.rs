@@ -106,6 +106,7 @@ impl World {
             data_dir: None,
             tls: None,
             runtime: big_runtime("remote"),
+            max_connections: switchyard_server::http::DEFAULT_MAX_CONNECTIONS,
         })
         .await
         .unwrap();

@@ -14,7 +14,7 @@ use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value, json};
 use switchyard_protocol::WorkerId;
-use switchyard_runtime::{Profile, ProfileSpec, RuntimeConfig};
+use switchyard_runtime::{Profile, ProfileSpec, RuntimeConfig, RuntimeLimits};
 use switchyard_server::runtime_api::RuntimeApiSettings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -164,6 +164,15 @@ async fn custom(
     r
 }
 
+/// A server on `cfg` after `limit` changed its limits.
+async fn start_with_limits(
+    mut cfg: RuntimeConfig,
+    limit: impl FnOnce(&mut RuntimeLimits),
+) -> TestServer {
+    limit(&mut cfg.limits);
+    TestServer::start(cfg).await
+}
+
 /// Creates a worker from `profile` and returns its id.
 async fn create(server: &TestServer, profile: &str) -> String {
     let body = json!({ "profile": profile }).to_string();
@@ -238,6 +247,7 @@ fn slow_config() -> RuntimeConfig {
             spec: ProfileSpec::Echo {
                 delay: Duration::from_secs(60),
             },
+            idle_timeout: None,
         },
     )
 }
@@ -720,9 +730,7 @@ async fn json_arrays_are_not_request_objects() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_over_max_workers_is_429_worker_limit_reached() {
-    let mut cfg = config();
-    cfg.limits.max_workers = 1;
-    let server = TestServer::start(cfg).await;
+    let server = start_with_limits(config(), |limits| limits.max_workers = 1).await;
     let first = create(&server, "echo").await;
     let r = post(&server, "/v1/workers", r#"{"profile":"echo"}"#).await;
     expect_error(&r, StatusCode::TOO_MANY_REQUESTS, "worker_limit_reached");
@@ -834,6 +842,9 @@ async fn list_pages_by_id_filters_by_status_and_rejects_bad_queries() {
         "?limit=1.5",
         "?bogus=1",
         "?limit=1&limit=2",
+        "?limit=0",
+        "?limit=",
+        "?status=",
     ] {
         let r = get(&server, &format!("/v1/workers{query}")).await;
         expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
@@ -842,7 +853,7 @@ async fn list_pages_by_id_filters_by_status_and_rejects_bad_queries() {
     expect_error(&r, StatusCode::BAD_REQUEST, "limit_too_large");
     let r = get(&server, "/v1/workers?limit=1000").await;
     expect_status(&r, StatusCode::OK);
-    for after in bad_ids() {
+    for after in bad_ids().into_iter().chain([String::new()]) {
         let r = get(&server, &format!("/v1/workers?after={after}")).await;
         expect_error(&r, StatusCode::BAD_REQUEST, "invalid_id");
     }
@@ -851,9 +862,7 @@ async fn list_pages_by_id_filters_by_status_and_rejects_bad_queries() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn list_limit_is_bounded_by_the_page_max_and_defaults_within_it() {
-    let mut cfg = config();
-    cfg.limits.transcript_page_max = 3;
-    let server = TestServer::start(cfg).await;
+    let server = start_with_limits(config(), |limits| limits.transcript_page_max = 3).await;
     for _ in 0..5 {
         create(&server, "echo").await;
     }
@@ -1095,9 +1104,7 @@ async fn bodies_over_the_limit_are_413_payload_too_large() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn input_text_over_max_input_bytes_is_413() {
-    let mut cfg = config();
-    cfg.limits.max_input_bytes = 16;
-    let server = TestServer::start(cfg).await;
+    let server = start_with_limits(config(), |limits| limits.max_input_bytes = 16).await;
     let id = create(&server, "echo").await;
     let path = format!("/v1/workers/{id}/input");
     for text in ["x".repeat(17), "é".repeat(9), "x".repeat(1000)] {
@@ -1111,9 +1118,7 @@ async fn input_text_over_max_input_bytes_is_413() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_input_queue_is_429_worker_busy() {
-    let mut cfg = slow_config();
-    cfg.limits.input_queue = 1;
-    let server = TestServer::start(cfg).await;
+    let server = start_with_limits(slow_config(), |limits| limits.input_queue = 1).await;
     let id = create(&server, "slow").await;
     let path = format!("/v1/workers/{id}/input");
     let mut accepted = 0;
@@ -1312,9 +1317,7 @@ async fn transcript_limit_defaults_to_100() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transcript_default_limit_stays_within_a_small_page_max() {
-    let mut cfg = config();
-    cfg.limits.transcript_page_max = 10;
-    let server = TestServer::start(cfg).await;
+    let server = start_with_limits(config(), |limits| limits.transcript_page_max = 10).await;
     let id = create(&server, "echo").await;
     let page = transcript(&server, &id, "").await;
     assert_eq!(page["total"], 1, "{page}");
@@ -1323,9 +1326,7 @@ async fn transcript_default_limit_stays_within_a_small_page_max() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transcript_errors() {
-    let mut cfg = config();
-    cfg.limits.transcript_page_max = 5;
-    let server = TestServer::start(cfg).await;
+    let server = start_with_limits(config(), |limits| limits.transcript_page_max = 5).await;
     let r = get(&server, "/v1/workers/nobody/transcript").await;
     expect_error(&r, StatusCode::NOT_FOUND, "worker_not_found");
     let id = create(&server, "echo").await;
@@ -1534,6 +1535,12 @@ async fn unknown_paths_are_404_and_wrong_methods_405() {
         (Method::DELETE, format!("{w}/stop")),
         (Method::POST, format!("{w}/transcript")),
         (Method::POST, format!("{w}/events/ws")),
+        // A method the route never answers is a 405 whatever the ids in the path.
+        (
+            Method::TRACE,
+            format!("/v1/workers/{}/events/ws", "a".repeat(65)),
+        ),
+        (Method::PUT, "/v1/workers/.bad".into()),
     ];
     for (method, path) in cases {
         let r = call(&server, method, &path, None).await;

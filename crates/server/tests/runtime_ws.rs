@@ -265,6 +265,7 @@ async fn a_client_that_stops_reading_gets_4408_while_another_keeps_up() {
             spec: ProfileSpec::Echo {
                 delay: Duration::ZERO,
             },
+            idle_timeout: None,
         },
     );
     let server = TestServer::start(cfg).await;
@@ -356,5 +357,41 @@ async fn pings_keep_live_peers_and_drop_dead_ones() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    server.shutdown().await;
+}
+
+/// The runtime answers the backend's keepalive pings: a stream on an idle worker,
+/// opened by the transport's client with an idle timeout far below the server's own
+/// ping interval (20 s), stays open for several idle timeouts and then still carries
+/// the worker's events.
+#[tokio::test]
+async fn the_transport_clients_pings_keep_an_idle_stream_open() {
+    use switchyard_transport::{
+        RemoteEndpoint, RuntimeEventsClient, SecretToken, UpstreamFrame, WsEventsClient,
+    };
+    let server = TestServer::start(config()).await;
+    let w = create(&server, "echo").await;
+    let endpoint = RemoteEndpoint::new(
+        format!("http://{}", server.addr),
+        SecretToken::new(TOKEN).unwrap(),
+        WAIT,
+        WAIT,
+    );
+    let client = WsEventsClient::new(endpoint)
+        .unwrap()
+        .with_idle_timeout(Duration::from_millis(300));
+    let mut stream = client.subscribe(&w.worker_id, None, false).await.unwrap();
+    assert!(matches!(
+        stream.next().await,
+        Ok(UpstreamFrame::Event { .. })
+    ));
+    let quiet = tokio::time::timeout(Duration::from_millis(1200), stream.next()).await;
+    assert!(quiet.is_err(), "the idle stream ended: {quiet:?}");
+    input(&server, w.worker_id.as_str(), "after the quiet").await;
+    let frame = tokio::time::timeout(WAIT, stream.next()).await.unwrap();
+    assert!(
+        matches!(frame, Ok(UpstreamFrame::Event { .. })),
+        "{frame:?}"
+    );
     server.shutdown().await;
 }

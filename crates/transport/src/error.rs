@@ -7,6 +7,7 @@ use switchyard_protocol::ErrorDetail;
 
 /// Why the runtime could not be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UnreachableKind {
     /// The connection was refused.
     Refused,
@@ -20,6 +21,7 @@ pub enum UnreachableKind {
 
 /// Which deadline passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TimeoutPhase {
     /// Establishing the connection.
     Connect,
@@ -30,6 +32,7 @@ pub enum TimeoutPhase {
 /// Which part of TLS towards a runtime failed. Each names a cause an operator can
 /// act on; none carries the runtime's name or address (the operator's log has those).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TlsFailure {
     /// The runtime's certificate is not signed by a trusted CA (`ca_file`, or the
     /// system's roots), or its chain is otherwise invalid (bad signature, revoked,
@@ -97,6 +100,7 @@ impl std::fmt::Display for TlsFailure {
 
 /// A failed call to a remote runtime.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
     /// Connection refused, reset, or the name did not resolve.
     #[error("the runtime is unreachable ({kind:?})")]

@@ -25,8 +25,8 @@ use http::{Method, StatusCode, Uri};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{
-    CreateWorkerRequest, InputAccepted, InputRequest, RuntimeInfo, TranscriptPage, WorkerDetail,
-    WorkerId, WorkerList, WorkerStatusResponse,
+    CreateWorkerRequest, InputAccepted, InputRequest, ResizeRequest, ResizeResponse, RuntimeInfo,
+    TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatusResponse,
 };
 
 use crate::endpoint::{ParsedEndpoint, RemoteEndpoint};
@@ -388,6 +388,16 @@ impl RuntimeClient for HttpRuntimeClient {
     ) -> Result<InputAccepted, TransportError> {
         self.call_json(input_call(worker, request)?, "an InputAccepted")
             .await
+    }
+
+    async fn resize(
+        &self,
+        worker: &WorkerId,
+        request: &ResizeRequest,
+    ) -> Result<ResizeResponse, TransportError> {
+        let call = Call::worker(Method::POST, "/v1/workers/{id}/resize", worker, "/resize")
+            .json(request)?;
+        self.call_json(call, "a ResizeResponse").await
     }
 
     async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, TransportError> {

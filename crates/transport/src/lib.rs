@@ -1,9 +1,38 @@
 //! Backend-owned clients for remote Switchyard runtimes, and [`SecretToken`], the type
 //! every bearer token travels in.
 //!
-//! The registry depends only on the [`RuntimeClient`] trait; [`HttpRuntimeClient`]
-//! implements it over hyper-util's pooled client. Both clients speak plain HTTP or,
-//! for an `https` base URL, TLS through rustls ([`tls`]).
+//! The registry depends only on the [`RuntimeClient`] and [`RuntimeEventsClient`]
+//! traits; [`HttpRuntimeClient`] (REST, over hyper-util's pooled client) and
+//! [`WsEventsClient`] (one WebSocket per subscription) implement them. Both speak
+//! plain HTTP or, for an `https` base URL, TLS through rustls ([`tls`]). Every
+//! failure is a [`TransportError`] whose text never holds the runtime's URL, host,
+//! port or token.
+//!
+//! ```
+//! use std::time::Duration;
+//! use switchyard_transport::{
+//!     HttpRuntimeClient, RemoteEndpoint, RuntimeClient, SecretToken, TransportError,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let token = SecretToken::new("s3cret").expect("not empty");
+//! assert_eq!(token.to_string(), "[redacted]");
+//!
+//! // A port nobody listens on.
+//! let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+//! let endpoint = RemoteEndpoint::new(
+//!     format!("http://127.0.0.1:{port}"),
+//!     token,
+//!     Duration::from_secs(1),
+//!     Duration::from_secs(5),
+//! );
+//! let client = HttpRuntimeClient::new(endpoint).expect("a valid base URL");
+//! let error = client.info().await.unwrap_err();
+//! assert!(matches!(error, TransportError::Unreachable { .. }));
+//! assert!(!error.to_string().contains(&port.to_string()), "{error}");
+//! # }
+//! ```
 
 mod endpoint;
 pub mod error;
@@ -24,7 +53,7 @@ pub use http_client::HttpRuntimeClient;
 pub use rest::{RuntimeClient, WorkerQuery, decode_answer};
 pub use secret::SecretToken;
 pub use tls::{ClientIdentity, ClientTls, TlsSetupError};
-pub use ws_client::WsEventsClient;
+pub use ws_client::{DEFAULT_STREAM_IDLE_TIMEOUT, WsEventsClient};
 
 #[cfg(any(test, feature = "mock"))]
 pub use events::MockRuntimeEventsClient;

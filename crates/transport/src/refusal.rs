@@ -109,4 +109,56 @@ mod tests {
             "{error:?}"
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use switchyard_protocol::arbitrary::error_body;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            /// Any answer maps to an error without a panic: 401 is always our
+            /// credentials, a contract error body is passed through with its status
+            /// (unless it says the route is missing), anything else is the runtime's
+            /// protocol error or a missing route.
+            #[test]
+            fn any_refusal_maps_to_one_typed_error(
+                status in 100u16..600,
+                body in error_body(),
+                junk in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let status = StatusCode::from_u16(status).unwrap();
+                let encoded = serde_json::to_vec(&body).unwrap();
+                let error = transport_error("GET /v1/x", status, &encoded);
+                let route_missing = matches!(
+                    body.error.code,
+                    ErrorCode::RouteNotFound | ErrorCode::MethodNotAllowed
+                ) && matches!(status.as_u16(), 404 | 405);
+                let https_only = body.error.code == ErrorCode::InvalidRequest
+                    && body.error.message == HTTPS_ONLY_MESSAGE;
+                match status.as_u16() {
+                    401 => prop_assert!(matches!(error, TransportError::AuthRejected), "{:?}", error),
+                    501 => prop_assert!(
+                        matches!(error, TransportError::Unsupported { .. }), "{:?}", error
+                    ),
+                    _ if route_missing => prop_assert!(
+                        matches!(error, TransportError::Unsupported { .. }), "{:?}", error
+                    ),
+                    _ if https_only => prop_assert!(
+                        matches!(error, TransportError::Protocol { .. }), "{:?}", error
+                    ),
+                    code => prop_assert!(
+                        matches!(&error, TransportError::Runtime { status, detail }
+                            if *status == code && *detail == body.error),
+                        "{error:?}"
+                    ),
+                }
+                let error = transport_error("GET /v1/x", status, &junk);
+                if let TransportError::Protocol { reason } = &error {
+                    prop_assert!(reason.chars().count() <= 400, "{}", reason);
+                }
+            }
+        }
+    }
 }

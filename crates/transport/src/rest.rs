@@ -2,10 +2,11 @@
 //! [`HttpRuntimeClient`](crate::HttpRuntimeClient), its implementation over hyper-util's pooled client.
 
 use bytes::Bytes;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{
-    CreateWorkerRequest, InputAccepted, InputRequest, RuntimeInfo, TranscriptPage, WorkerDetail,
-    WorkerId, WorkerList, WorkerStatus, WorkerStatusResponse,
+    CreateWorkerRequest, InputAccepted, InputRequest, ResizeRequest, ResizeResponse, RuntimeInfo,
+    TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatus, WorkerStatusResponse,
 };
 
 use crate::error::TransportError;
@@ -19,6 +20,15 @@ pub fn decode_answer<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, 
     serde_json::from_slice(body).map_err(|e| TransportError::Protocol {
         reason: format!("expected {what}: {}", shorten(&e.to_string())),
     })
+}
+
+/// A typed answer as the JSON a runtime would have sent (the `*_json` defaults).
+fn encode_answer<T: Serialize>(value: &T) -> Result<Bytes, TransportError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| TransportError::Protocol {
+            reason: format!("could not encode the answer: {}", shorten(&e.to_string())),
+        })
 }
 
 /// Filter and page for listing a runtime's workers.
@@ -54,6 +64,12 @@ pub trait RuntimeClient: Send + Sync + 'static {
         worker: &WorkerId,
         request: &InputRequest,
     ) -> Result<InputAccepted, TransportError>;
+    /// `POST /v1/workers/{id}/resize`.
+    async fn resize(
+        &self,
+        worker: &WorkerId,
+        request: &ResizeRequest,
+    ) -> Result<ResizeResponse, TransportError>;
     /// `POST /v1/workers/{id}/cancel`.
     async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, TransportError>;
     /// `POST /v1/workers/{id}/stop`.
@@ -70,16 +86,24 @@ pub trait RuntimeClient: Send + Sync + 'static {
 
     // The same calls answered with the runtime's JSON as it arrived, for the
     // backend's relay path: a success with a JSON content type gives its body,
-    // undecoded; everything else fails exactly as the typed call does.
+    // undecoded; everything else fails exactly as the typed call does. The defaults
+    // encode the typed answers, so a client that only speaks typed values (a test
+    // double, a client over another transport) needs nothing more.
 
     /// `GET /v1/workers`, the answer's JSON as sent.
-    async fn list_workers_json(&self, query: &WorkerQuery) -> Result<Bytes, TransportError>;
+    async fn list_workers_json(&self, query: &WorkerQuery) -> Result<Bytes, TransportError> {
+        encode_answer(&self.list_workers(query).await?)
+    }
     /// `GET /v1/workers/{id}`, the answer's JSON as sent.
-    async fn get_worker_json(&self, worker: &WorkerId) -> Result<Bytes, TransportError>;
+    async fn get_worker_json(&self, worker: &WorkerId) -> Result<Bytes, TransportError> {
+        encode_answer(&self.get_worker(worker).await?)
+    }
     /// `POST /v1/workers/{id}/input`, the answer's JSON as sent.
     async fn input_json(
         &self,
         worker: &WorkerId,
         request: &InputRequest,
-    ) -> Result<Bytes, TransportError>;
+    ) -> Result<Bytes, TransportError> {
+        encode_answer(&self.input(worker, request).await?)
+    }
 }

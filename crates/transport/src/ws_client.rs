@@ -4,8 +4,8 @@
 //! The connection is made in two bounded steps: TCP (and name resolution) and, for
 //! an `https` base URL, the TLS handshake within the endpoint's `connect_timeout`,
 //! then the HTTP/1.1 upgrade within its `request_timeout` (see [`handshake`]). The open stream ([`stream`]) decodes and
-//! checks every frame, answers the runtime's pings, and ends when nothing at all has
-//! arrived for the client's idle timeout.
+//! checks every frame, answers the runtime's pings, pings a silent runtime, and ends
+//! when nothing at all has arrived for the client's idle timeout.
 //!
 //! The upgrade request goes through hyper rather than tungstenite's own client
 //! handshake: tungstenite logs the whole request text (headers included) through
@@ -26,9 +26,9 @@ use crate::error::TransportError;
 use crate::events::{RuntimeEventsClient, UpstreamStream};
 use crate::tls;
 
-/// How long a stream may stay silent (no frame, no ping) before it counts as lost.
-/// The runtime pings idle connections every 20 s by default, so three missed pings.
-const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a stream may stay silent (no frame, no pong, no ping) before it counts
+/// as lost. The client pings after a third of it in silence.
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Largest message or frame accepted from the runtime: snapshots carry the worker's
 /// detail and the transcript's last items, so this is generous.
@@ -91,14 +91,15 @@ impl WsEventsClient {
     pub fn new(endpoint: RemoteEndpoint) -> Result<Self, TransportError> {
         Ok(Self {
             endpoint: ParsedEndpoint::new(&endpoint)?,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
         })
     }
 
-    /// Sets how long an open stream may stay silent (no frame, no ping) before it
-    /// ends with [`UpstreamEnd::Lost`](crate::UpstreamEnd::Lost) carrying a
-    /// request-phase [`TransportError::Timeout`]. Default: 60 s, three of the
-    /// runtime's default 20 s ping intervals.
+    /// Sets how long an open stream may stay silent (no frame, no pong, no ping)
+    /// before it ends with [`UpstreamEnd::Lost`](crate::UpstreamEnd::Lost) carrying a
+    /// request-phase [`TransportError::Timeout`]. The client pings the runtime after
+    /// a third of it in silence, so only a runtime that stopped answering (gone,
+    /// partitioned, hung) reaches it. Default: [`DEFAULT_STREAM_IDLE_TIMEOUT`], 15 s.
     pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
         self.idle_timeout = idle_timeout;
         self

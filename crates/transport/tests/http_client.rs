@@ -15,8 +15,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use switchyard_protocol::{
-    CreateWorkerRequest, ErrorCode, InputRequest, OutputStream, TranscriptEntry, WorkerId,
-    WorkerStatus,
+    CreateWorkerRequest, ErrorCode, InputRequest, OutputStream, ResizeRequest, TranscriptEntry,
+    WorkerId, WorkerStatus,
 };
 use switchyard_transport::{
     HttpRuntimeClient, RemoteEndpoint, RuntimeClient, SecretToken, TimeoutPhase, TransportError,
@@ -386,6 +386,9 @@ async fn every_successful_call_decodes() {
         ("POST", "/v1/workers") => answer_json(201, detail_json("w-2", "starting")),
         ("GET", "/v1/workers/w-1") => answer_json(200, detail_json("w-1", "running")),
         ("POST", "/v1/workers/w-1/input") => answer_json(202, json!({"sequence": 4})),
+        ("POST", "/v1/workers/w-1/resize") => {
+            answer_json(200, json!({"worker_id": "w-1", "cols": 120, "rows": 40}))
+        }
         ("POST", "/v1/workers/w-1/cancel") => {
             answer_json(200, json!({"worker_id": "w-1", "status": "running"}))
         }
@@ -470,6 +473,21 @@ async fn every_successful_call_decodes() {
         }
     );
 
+    let resized = client
+        .resize(
+            &w1,
+            &ResizeRequest {
+                cols: 120,
+                rows: 40,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (resized.worker_id, resized.cols, resized.rows),
+        (w1.clone(), 120, 40)
+    );
+
     let seen = peer.seen();
     let route = |i: usize| (seen[i].method.as_str(), seen[i].path.as_str());
     assert_eq!(route(0), ("GET", "/v1/runtime"));
@@ -481,6 +499,8 @@ async fn every_successful_call_decodes() {
     assert_eq!(route(7), ("DELETE", "/v1/workers/w-1"));
     assert_eq!(route(8), ("GET", "/v1/workers/w-1/transcript"));
     assert_eq!(seen[8].query.as_deref(), Some("after=3&limit=2"));
+    assert_eq!(route(9), ("POST", "/v1/workers/w-1/resize"));
+    assert_eq!(seen[9].json(), json!({"cols": 120, "rows": 40}));
     for s in &seen {
         assert_eq!(
             s.authorization.as_deref(),

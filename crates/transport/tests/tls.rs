@@ -579,3 +579,40 @@ fn client_tls_refuses_unusable_settings() {
         "{debug}"
     );
 }
+
+// ---------------------------------------------------------------- equality
+
+#[test]
+fn client_tls_values_are_equal_exactly_when_built_from_the_same_material() {
+    let (ca, other_ca) = (Ca::new("Equality CA"), Ca::new("Other CA"));
+    let (client, other_client) = (ca.client("backend"), ca.client("backend-2"));
+    let identity = |leaf: &Leaf| {
+        Some(ClientIdentity {
+            chain: vec![leaf.cert_der.clone()],
+            key: leaf.key_der(),
+        })
+    };
+    let build = |roots: &Ca, leaf: Option<&Leaf>, name: Option<&str>| {
+        ClientTls::new(&[roots.der()], leaf.and_then(identity), name).unwrap()
+    };
+    let base = build(&ca, Some(&client), None);
+    // (what differs, equal?)
+    let cases = [
+        ("nothing", build(&ca, Some(&client), None), true),
+        ("the CA", build(&other_ca, Some(&client), None), false),
+        (
+            "the client certificate",
+            build(&ca, Some(&other_client), None),
+            false,
+        ),
+        ("no client certificate", build(&ca, None, None), false),
+        (
+            "the name to verify",
+            build(&ca, Some(&client), Some("rt.internal")),
+            false,
+        ),
+    ];
+    for (differs, tls, equal) in cases {
+        assert_eq!(base == tls, equal, "{differs}");
+    }
+}

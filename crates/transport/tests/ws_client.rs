@@ -715,6 +715,93 @@ async fn pings_keep_a_quiet_stream_alive() {
     .await;
 }
 
+/// A runtime that never pings but answers pings (tungstenite does so while the
+/// session reads) keeps a quiet stream open: the client's own pings get pongs.
+#[tokio::test]
+async fn client_pings_keep_a_quiet_stream_alive_when_the_runtime_never_pings() {
+    bounded(async {
+        let fake = fake_runtime(None, |mut ws| async move {
+            let _ = ws
+                .send(event_text("c1", WORKER, &WorkerEvent::Interrupted))
+                .await;
+            // Read (and so answer pings) for three idle timeouts, sending nothing.
+            let pings = tokio::time::timeout(Duration::from_millis(1200), async {
+                let mut pings = 0;
+                while let Some(Ok(message)) = ws.next().await {
+                    pings += usize::from(matches!(message, Message::Ping(_)));
+                }
+                pings
+            })
+            .await;
+            assert!(pings.is_err(), "the client closed the quiet stream");
+            let _ = ws.send(event_text("c2", WORKER, &output(1, "late"))).await;
+            close_and_drain(ws, 1000).await;
+        })
+        .await;
+        let client = client(fake.port).with_idle_timeout(Duration::from_millis(400));
+        let mut stream = open(&client).await;
+        assert!(matches!(
+            stream.next().await,
+            Ok(UpstreamFrame::Event { .. })
+        ));
+        assert_eq!(
+            stream.next().await.unwrap(),
+            UpstreamFrame::Event {
+                cursor: "c2".into(),
+                event: output(1, "late").into(),
+            }
+        );
+    })
+    .await;
+}
+
+/// The client pings a silent stream after a third of its idle timeout, and one that
+/// answers nothing (a partition: the bytes go nowhere) is lost at the idle timeout.
+#[tokio::test]
+async fn a_silent_runtime_is_pinged_then_lost() {
+    bounded(async {
+        let (pinged_tx, pinged_rx) = tokio::sync::oneshot::channel::<Duration>();
+        let pinged_tx = Arc::new(Mutex::new(Some(pinged_tx)));
+        let fake = fake_runtime(None, move |mut ws| {
+            let pinged_tx = pinged_tx.clone();
+            async move {
+                let opened = Instant::now();
+                // Read until the first ping, note when, then stop reading (no pongs).
+                while let Some(Ok(message)) = ws.next().await {
+                    if matches!(message, Message::Ping(_)) {
+                        if let Some(tx) = pinged_tx.lock().unwrap().take() {
+                            let _ = tx.send(opened.elapsed());
+                        }
+                        break;
+                    }
+                }
+                hold(ws).await;
+            }
+        })
+        .await;
+        let client = client(fake.port).with_idle_timeout(Duration::from_millis(600));
+        let mut stream = open(&client).await;
+        let started = Instant::now();
+        let end = end_of(&mut stream, fake.port).await;
+        let took = started.elapsed();
+        assert_eq!(
+            end,
+            UpstreamEnd::Lost(TransportError::Timeout {
+                phase: TimeoutPhase::Request,
+                timeout_ms: 600
+            })
+        );
+        assert!(took >= Duration::from_millis(550), "{took:?}");
+        assert!(took < Duration::from_millis(600) + MARGIN, "{took:?}");
+        let first_ping = pinged_rx.await.expect("the client pinged");
+        assert!(
+            first_ping >= Duration::from_millis(150) && first_ping < Duration::from_millis(600),
+            "first ping after {first_ping:?}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn base_url_rules_and_debug_redaction() {
     for bad in [

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { StartError, startStack } from './stack.js';
+import { startStack } from './stack.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /**
@@ -48,23 +48,6 @@ export { expect };
 export async function screenshot(page, name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: resolve(SCREENSHOTS, `${name}.png`) });
-}
-
-/**
- * Starts a stack with `options`, or skips the test with `reason` when the binary
- * refuses the configuration (a feature not built yet): the skip is visible in the
- * report, and the test runs as soon as the feature lands.
- */
-export async function stackOrSkip(testInfo, options, reason) {
-  try {
-    return await startStack(options);
-  } catch (error) {
-    if (error instanceof StartError && error.exitCode === 2) {
-      const why = /unknown (key|variant) `[^`]+`/.exec(error.stderr)?.[0] ?? error.stderr.trim().split('\n').pop();
-      testInfo.skip(true, `${reason}: the binary refuses the configuration (${why})`);
-    }
-    throw error;
-  }
 }
 
 /** Output text of the transcript (stdout and stderr blocks), in order. */

@@ -1,92 +1,36 @@
-//! The frames of a worker's event WebSocket as this client reads and writes them.
+//! The frames of a worker's event WebSocket as this client reads them, and the
+//! client frames it sends on an interactive socket ([`ClientFrame`], the protocol's
+//! own type).
 //!
 //! Server frames are read leniently where the contract lets a newer backend say more:
 //! an event kind this client does not know is passed on as
 //! [`Incoming::UnknownEvent`] (its cursor still counts), an unknown frame type is
 //! skipped, and error codes are kept as strings. What would make the stream wrong
-//! (an event of another worker, an event without a cursor) is malformed.
-//!
-//! The terminal contract's additions are defined here until `switchyard-protocol`
-//! carries them: the client frames `input` and `resize`, the server's `error` frame
-//! on an interactive socket, and the `terminal` screen inside a `snapshot`.
+//! (an event of another worker, an event without a cursor, a known kind that does
+//! not decode) is malformed. Terminal workers need nothing apart: their output is an
+//! `output` event with stream `terminal`, their screen is the `snapshot`'s
+//! `terminal` ([`switchyard_protocol::TerminalSnapshot`]), and a resize is a
+//! `resized` event.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
+pub use switchyard_protocol::ClientFrame;
 use switchyard_protocol::{ResetReason, RuntimeId, UpstreamState, WorkerEvent, WorkerId};
 
 use crate::error::ApiError;
 use crate::http::shorten;
 use crate::worker_ref::WorkerRef;
 
-/// A frame a client sends on an interactive event WebSocket (`?interactive=true`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum InteractiveFrame {
-    /// Keystrokes or text for the worker, as given.
-    Input {
-        /// The text.
-        text: String,
-    },
-    /// The viewer's terminal size.
-    Resize {
-        /// Columns, 1 to 1000.
-        cols: u16,
-        /// Rows, 1 to 1000.
-        rows: u16,
-    },
-}
-
-/// Where a terminal's cursor is, from the top left, counting from 0.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub struct TerminalCursor {
-    /// The row.
-    #[serde(default)]
-    pub row: u16,
-    /// The column.
-    #[serde(default)]
-    pub col: u16,
-}
-
-/// A terminal worker's screen as its `snapshot` carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct TerminalScreen {
-    /// Its width.
-    pub cols: u16,
-    /// Its height.
-    pub rows: u16,
-    /// Text with escape sequences that paints the screen on an empty terminal of this
-    /// size.
-    pub screen: String,
-    /// Where the cursor is.
-    #[serde(default)]
-    pub cursor: TerminalCursor,
-    /// Whether the program uses the alternate screen.
-    #[serde(default)]
-    pub alternate: bool,
-}
-
 /// One frame from the backend, checked.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Incoming {
     /// A worker event and the cursor to resume after it.
     Event {
         /// Opaque; resume after this event with it.
         cursor: String,
-        /// The event.
+        /// The event (a terminal worker's `snapshot` carries its screen).
         event: Box<WorkerEvent>,
-        /// A terminal worker's screen, on its `snapshot` events.
-        terminal: Option<Box<TerminalScreen>>,
-    },
-    /// An `output` event of a terminal worker (`stream: "terminal"`). Kept apart
-    /// until `switchyard-protocol`'s output streams include the terminal's; then it
-    /// arrives as an [`Incoming::Event`].
-    TerminalOutput {
-        /// Opaque; resume after this event with it.
-        cursor: String,
-        /// Its transcript sequence.
-        sequence: u64,
-        /// The terminal's bytes (escape sequences included), as text.
-        text: String,
     },
     /// An event of a kind this client does not know (from a newer backend).
     UnknownEvent {
@@ -108,6 +52,16 @@ pub enum Incoming {
     /// An interactive frame was refused (worker not running, busy, ...); the socket
     /// stays open.
     Refused(ApiError),
+}
+
+impl Incoming {
+    /// The cursor of an event (known kind or not): where to resume after it.
+    pub fn cursor(&self) -> Option<&str> {
+        match self {
+            Incoming::Event { cursor, .. } | Incoming::UnknownEvent { cursor, .. } => Some(cursor),
+            _ => None,
+        }
+    }
 }
 
 /// Every field any server frame has, read flat so that the event can stay raw until
@@ -132,29 +86,20 @@ struct Envelope {
     error: Option<ApiError>,
 }
 
-/// The parts of an event read before (or besides) decoding it fully.
+/// The kind of an event, read before decoding it fully.
 #[derive(Deserialize)]
 struct EventHead {
     kind: String,
-    #[serde(default)]
-    terminal: Option<Box<TerminalScreen>>,
 }
 
-/// An `output` event read without the protocol's closed set of streams.
-#[derive(Deserialize)]
-struct TerminalOutputEvent {
-    sequence: u64,
-    stream: String,
-    text: String,
-}
-
-/// The event kinds this client decodes.
-const KNOWN_KINDS: [&str; 7] = [
+/// The event kinds this client decodes (the protocol's).
+const KNOWN_KINDS: [&str; 8] = [
     "snapshot",
     "status",
     "input",
     "output",
     "interrupted",
+    "resized",
     "exited",
     "diagnostic",
 ];
@@ -210,34 +155,16 @@ fn decode_event(frame: Envelope, worker: &WorkerRef) -> Result<Incoming, String>
             kind: head.kind,
         });
     }
-    let event: WorkerEvent = match serde_json::from_str(raw.get()) {
-        Ok(event) => event,
-        Err(error) => {
-            if head.kind == "output"
-                && let Ok(output) = serde_json::from_str::<TerminalOutputEvent>(raw.get())
-                && output.stream == "terminal"
-            {
-                return Ok(Incoming::TerminalOutput {
-                    cursor,
-                    sequence: output.sequence,
-                    text: output.text,
-                });
-            }
-            return Err(format!(
-                "a malformed {} event: {}",
-                head.kind,
-                shorten(&error.to_string())
-            ));
-        }
-    };
-    let terminal = match event {
-        WorkerEvent::Snapshot { .. } => head.terminal,
-        _ => None,
-    };
+    let event: WorkerEvent = serde_json::from_str(raw.get()).map_err(|error| {
+        format!(
+            "a malformed {} event: {}",
+            head.kind,
+            shorten(&error.to_string())
+        )
+    })?;
     Ok(Incoming::Event {
         cursor,
         event: Box::new(event),
-        terminal,
     })
 }
 
@@ -245,6 +172,7 @@ fn decode_event(frame: Envelope, worker: &WorkerRef) -> Result<Incoming, String>
 mod tests {
     use super::*;
     use serde_json::json;
+    use switchyard_protocol::CursorPosition;
 
     fn worker() -> WorkerRef {
         "local/w1".parse().unwrap()
@@ -276,13 +204,26 @@ mod tests {
             ),
             (
                 event(json!({"kind":"resized","cols":80,"rows":24})),
-                Ok(Some("UnknownEvent")),
+                Ok(Some(
+                    "Event { cursor: \"c1\", event: Resized { cols: 80, rows: 24 } }",
+                )),
             ),
             (
                 event(
                     json!({"kind":"output","sequence":4,"stream":"terminal","text":"\u{1b}[1m$ "}),
                 ),
-                Ok(Some("TerminalOutput")),
+                Ok(Some(
+                    "Event { cursor: \"c1\", event: Output { sequence: 4, stream: Terminal",
+                )),
+            ),
+            // A kind from a newer backend passes, with its cursor.
+            (
+                event(json!({"kind":"bell","volume":11})),
+                Ok(Some("UnknownEvent { cursor: \"c1\", kind: \"bell\" }")),
+            ),
+            (
+                event(json!({"kind":"resized","cols":"wide"})),
+                Err("malformed resized"),
             ),
             (
                 event(json!({"kind":"output","sequence":4,"stream":"smoke","text":"x"})),
@@ -340,30 +281,46 @@ mod tests {
         let detail = json!({"worker_id":"w1","runtime_id":"local","profile":"bash","label":null,
             "status":"running","created_at":"2026-01-01T00:00:00Z",
             "updated_at":"2026-01-01T00:00:00Z","exit":null,"input_count":0,"output_bytes":0});
-        let frame = json!({"type":"event","cursor":"c9","runtime_id":"local","worker_id":"w1",
-            "event":{"kind":"snapshot","worker":detail,"transcript":[],
-                "terminal":{"cols":80,"rows":24,"screen":"\u{1b}[Hhi","cursor":{"row":0,"col":2},"alternate":false}}});
-        let Some(Incoming::Event { terminal, .. }) = decode(&frame.to_string(), &worker()).unwrap()
-        else {
-            panic!("not an event");
+        let snapshot = |terminal: Option<serde_json::Value>| {
+            let mut event = json!({"kind":"snapshot","worker":detail,"transcript":[]});
+            if let Some(terminal) = terminal {
+                event["terminal"] = terminal;
+            }
+            json!({"type":"event","cursor":"c9","runtime_id":"local","worker_id":"w1","event":event})
         };
-        let terminal = terminal.expect("a screen");
+        let screen = |frame: serde_json::Value| match decode(&frame.to_string(), &worker()) {
+            Ok(Some(Incoming::Event { event, .. })) => match *event {
+                WorkerEvent::Snapshot { terminal, .. } => Ok(terminal),
+                other => panic!("not a snapshot: {other:?}"),
+            },
+            other => Err(format!("{other:?}")),
+        };
+        let terminal = screen(snapshot(Some(
+            json!({"cols":80,"rows":24,"screen":"\u{1b}[Hhi","cursor":{"row":0,"col":2},"alternate":false}),
+        )))
+        .unwrap()
+        .expect("a screen");
         assert_eq!((terminal.cols, terminal.rows), (80, 24));
         assert_eq!(terminal.screen, "\u{1b}[Hhi");
-        assert_eq!(terminal.cursor, TerminalCursor { row: 0, col: 2 });
+        assert_eq!(terminal.cursor, CursorPosition { row: 0, col: 2 });
+        // Not a terminal: no screen.
+        assert_eq!(screen(snapshot(None)), Ok(None));
+        // A screen that is not the contract's shape makes the event malformed.
+        let bad = screen(snapshot(Some(json!({"cols":80,"rows":24})))).unwrap_err();
+        assert!(bad.contains("malformed snapshot"), "{bad}");
     }
 
     #[test]
     fn client_frames_have_the_contract_shape() {
         let table = [
             (
-                InteractiveFrame::Input {
+                ClientFrame::Input {
                     text: "ls\r".into(),
                 },
                 json!({"type":"input","text":"ls\r"}),
             ),
             (
-                InteractiveFrame::Resize {
+                ClientFrame::Resize {
                     cols: 120,
                     rows: 40,
                 },
@@ -372,6 +329,90 @@ mod tests {
         ];
         for (frame, expected) in table {
             assert_eq!(serde_json::to_value(&frame).unwrap(), expected);
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use switchyard_protocol::ServerFrame;
+        use switchyard_protocol::arbitrary::{json_value, runtime_id, server_frame, worker_id};
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+
+            /// Every frame a backend sends decodes to what it says, for its worker.
+            #[test]
+            fn backend_frames_decode_as_sent(
+                frame in server_frame(),
+                runtime in runtime_id(),
+                other in worker_id(),
+            ) {
+                let frame = match frame {
+                    ServerFrame::Event { cursor, worker_id, event, .. } => ServerFrame::Event {
+                        cursor,
+                        runtime_id: Some(runtime.clone()),
+                        worker_id,
+                        event,
+                    },
+                    frame => frame,
+                };
+                let text = serde_json::to_string(&frame).unwrap();
+                let worker_ref = |worker_id: &WorkerId| WorkerRef::new(runtime.clone(), worker_id.clone());
+                match frame {
+                    ServerFrame::Event { cursor, worker_id, event, .. } => {
+                        let got = decode(&text, &worker_ref(&worker_id));
+                        prop_assert_eq!(
+                            got,
+                            Ok(Some(Incoming::Event { cursor, event: Box::new(event) }))
+                        );
+                        if other != worker_id {
+                            prop_assert!(decode(&text, &worker_ref(&other)).is_err());
+                        }
+                    }
+                    ServerFrame::Reset { reason } => {
+                        prop_assert_eq!(
+                            decode(&text, &worker_ref(&other)),
+                            Ok(Some(Incoming::Reset(Some(reason))))
+                        );
+                    }
+                    ServerFrame::Upstream { state, error } => {
+                        let got = decode(&text, &worker_ref(&other));
+                        match got {
+                            Ok(Some(Incoming::Upstream { state: s, error: e })) => {
+                                prop_assert_eq!(s, state);
+                                prop_assert_eq!(
+                                    e.map(|e| (e.code, e.message, e.retry_after_ms)),
+                                    error.map(|e| (e.code.as_str().to_owned(), e.message, e.retry_after_ms))
+                                );
+                            }
+                            other => prop_assert!(false, "{other:?}"),
+                        }
+                    }
+                    ServerFrame::Error { error } => {
+                        match decode(&text, &worker_ref(&other)) {
+                            Ok(Some(Incoming::Refused(e))) => {
+                                prop_assert_eq!(e.code, error.code.as_str());
+                                prop_assert_eq!(e.message, error.message);
+                            }
+                            other => prop_assert!(false, "{other:?}"),
+                        }
+                    }
+                    // The generator's coverage test names every frame type.
+                    other => prop_assert!(false, "a frame type this test does not check: {other:?}"),
+                }
+            }
+
+            /// Anything else is a frame, a skip or a bounded refusal; never a panic.
+            #[test]
+            fn any_text_decodes_or_is_refused(value in json_value(), text in any::<String>()) {
+                let worker: WorkerRef = "local/w1".parse().unwrap();
+                for input in [value.to_string(), text] {
+                    if let Err(reason) = decode(&input, &worker) {
+                        prop_assert!(reason.chars().count() <= 400, "{}", reason);
+                    }
+                }
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! One worker's event WebSocket: [`EventSocket`], the frames it carries
-//! ([`Incoming`], [`InteractiveFrame`]) and how it ends ([`StreamEnd`]).
+//! ([`Incoming`], [`ClientFrame`]) and how it ends ([`StreamEnd`]).
 
 mod frames;
 pub(crate) mod handshake;
@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-pub use frames::{Incoming, InteractiveFrame, TerminalCursor, TerminalScreen};
+pub use frames::{ClientFrame, Incoming};
 
 use crate::error::{ClientError, UnreachableKind};
 use crate::net;
@@ -23,6 +23,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// How an event stream ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamEnd {
     /// The worker was removed (close code 4404).
     #[error("the worker was removed")]
@@ -112,7 +113,7 @@ impl EventSocket {
     }
 
     /// Sends an interactive frame (the socket must have been opened `interactive`).
-    pub async fn send(&mut self, frame: &InteractiveFrame) -> Result<(), StreamEnd> {
+    pub async fn send(&mut self, frame: &ClientFrame) -> Result<(), StreamEnd> {
         if let Some(end) = &self.end {
             return Err(end.clone());
         }

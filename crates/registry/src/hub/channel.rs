@@ -7,7 +7,7 @@
 //! the last viewer has left.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -19,8 +19,11 @@ use switchyard_runtime::{Fanout, FanoutReceiver, StreamEnd};
 use tokio::sync::Notify;
 
 use super::HubInner;
+use super::commands::CommandLane;
 use super::cursor::BackendCursor;
 use crate::error::SourceError;
+use crate::metrics::ChannelMetrics;
+use crate::registry::RuntimeRegistry;
 use crate::source::{ResumePoint, RuntimeSource, SourceEnd, SourceItem};
 
 /// Tuning of the hub.
@@ -135,6 +138,9 @@ struct ChannelState {
     backlog: VecDeque<Stamped>,
     fanout: Fanout<HubItem>,
     lost: Option<ErrorDetail>,
+    /// Set once the channel has ended its viewers: a viewer that joins afterwards
+    /// (it found the channel just before) is ended at once, the same way.
+    closed: Option<StreamEnd>,
 }
 
 /// The shared state of one watched worker.
@@ -146,6 +152,14 @@ pub(crate) struct Channel {
     viewers: AtomicUsize,
     viewers_changed: Notify,
     refresh: Notify,
+    /// A reload replaced the runtime: subscribe through its new source now.
+    source_replaced: Notify,
+    /// Set when the hub ends the channel from outside (its runtime was removed).
+    retired: AtomicBool,
+    retire: Notify,
+    metrics: ChannelMetrics,
+    /// Interactive viewers' commands, started with the first of them.
+    commands: OnceLock<CommandLane>,
 }
 
 /// What a joining viewer starts from.
@@ -157,8 +171,14 @@ pub(crate) struct Join {
 }
 
 impl Channel {
-    pub(crate) fn new(runtime_id: RuntimeId, worker_id: WorkerId, settings: HubSettings) -> Self {
+    pub(crate) fn new(
+        runtime_id: RuntimeId,
+        worker_id: WorkerId,
+        settings: HubSettings,
+        metrics: ChannelMetrics,
+    ) -> Self {
         Self {
+            metrics,
             runtime_id,
             worker_id,
             settings,
@@ -169,11 +189,29 @@ impl Channel {
                 backlog: VecDeque::new(),
                 fanout: Fanout::new(settings.viewer_queue),
                 lost: None,
+                closed: None,
             }),
             viewers: AtomicUsize::new(0),
             viewers_changed: Notify::new(),
             refresh: Notify::new(),
+            source_replaced: Notify::new(),
+            retired: AtomicBool::new(false),
+            retire: Notify::new(),
+            commands: OnceLock::new(),
         }
+    }
+
+    /// The worker's command lane, started on first use.
+    pub(crate) fn commands(&self, registry: &Arc<RuntimeRegistry>) -> CommandLane {
+        self.commands
+            .get_or_init(|| {
+                CommandLane::start(
+                    registry.clone(),
+                    self.runtime_id.clone(),
+                    self.worker_id.clone(),
+                )
+            })
+            .clone()
     }
 
     fn state(&self) -> MutexGuard<'_, ChannelState> {
@@ -199,6 +237,13 @@ impl Channel {
     /// Asks the task for a fresh snapshot (reconnect with the last cursor).
     pub(crate) fn request_refresh(&self) {
         self.refresh.notify_one();
+    }
+
+    /// Tells the task that its runtime's source was replaced: it leaves the old
+    /// upstream (or a subscription attempt, or a backoff wait) and subscribes through
+    /// the new source from its last position, at once.
+    pub(crate) fn source_replaced(&self) {
+        self.source_replaced.notify_one();
     }
 
     /// Registers a viewer atomically with respect to publishing: what it missed (from
@@ -268,6 +313,9 @@ impl Channel {
             }
         }
         let live = state.fanout.subscribe();
+        if let Some(reason) = state.closed {
+            state.fanout.close(reason);
+        }
         Join {
             initial,
             awaiting_snapshot,
@@ -294,7 +342,8 @@ impl Channel {
                 state.last_position = 0;
                 state.snapshot = None;
                 state.backlog.clear();
-                state.fanout.publish(&HubItem::Reset(reason));
+                let cut_off = state.fanout.publish(&HubItem::Reset(reason));
+                self.count_cut_off(cut_off);
             }
             SourceItem::Event {
                 epoch,
@@ -322,7 +371,9 @@ impl Channel {
                     }
                     state.backlog.push_back(stamped.clone());
                 }
-                state.fanout.publish(&HubItem::Event(stamped));
+                let cut_off = state.fanout.publish(&HubItem::Event(stamped));
+                self.metrics.relayed.inc();
+                self.count_cut_off(cut_off);
             }
         }
     }
@@ -337,9 +388,17 @@ impl Channel {
             Ok(WorkerEvent::Snapshot {
                 mut worker,
                 transcript,
+                terminal,
             }) if worker.runtime_id != self.runtime_id => {
                 worker.runtime_id = self.runtime_id.clone();
-                Arc::new(WorkerEvent::Snapshot { worker, transcript }.into())
+                Arc::new(
+                    WorkerEvent::Snapshot {
+                        worker,
+                        transcript,
+                        terminal,
+                    }
+                    .into(),
+                )
             }
             Ok(_) => Arc::new(event),
             Err(error) => {
@@ -362,11 +421,40 @@ impl Channel {
             },
         };
         state.lost = lost;
-        state.fanout.publish(&item);
+        let cut_off = state.fanout.publish(&item);
+        self.count_cut_off(cut_off);
+    }
+
+    fn count_cut_off(&self, viewers: usize) {
+        if viewers > 0 {
+            self.metrics.cut_off.inc_by(viewers as u64);
+        }
     }
 
     fn close(&self, reason: StreamEnd) {
-        self.state().fanout.close(reason);
+        let mut state = self.state();
+        state.closed = Some(reason);
+        state.fanout.close(reason);
+    }
+
+    /// Ends the channel from outside: its viewers end with `reason` (after what is
+    /// already queued for them) and its task drops the upstream and stops. The hub
+    /// has already forgotten it.
+    pub(crate) fn retire(&self, reason: StreamEnd) {
+        self.retired.store(true, Ordering::SeqCst);
+        self.retire.notify_waiters();
+        self.close(reason);
+    }
+
+    /// Resolves once the channel has been retired.
+    async fn retired(&self) {
+        loop {
+            let notified = self.retire.notified();
+            if self.retired.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Resolves once nobody has watched for `linger`.
@@ -407,19 +495,39 @@ fn lost_detail(runtime_id: &RuntimeId, error: &SourceError) -> ErrorDetail {
     ErrorDetail::new(error.code(), error.to_string()).with_runtime(runtime_id.clone())
 }
 
-/// The channel task: owns the upstream until the worker is gone or nobody watches.
-pub(crate) async fn run(
-    channel: Arc<Channel>,
-    source: Arc<dyn RuntimeSource>,
-    hub: Weak<HubInner>,
-    mut resume: Option<ResumePoint>,
-) {
+/// The channel task: owns the upstream until the worker is gone, nobody watches, or
+/// the hub retires the channel (its runtime was removed).
+pub(crate) async fn run(channel: Arc<Channel>, hub: Weak<HubInner>, resume: Option<ResumePoint>) {
+    tokio::select! {
+        () = upstream(channel.clone(), hub, resume) => {}
+        () = channel.retired() => {}
+    }
+}
+
+/// The source to subscribe through: the one its runtime has in the registry now, so
+/// a runtime replaced by a reload is followed. `None` when the runtime is gone (or
+/// the hub is).
+fn current_source(hub: &Weak<HubInner>, channel: &Channel) -> Option<Arc<dyn RuntimeSource>> {
+    hub.upgrade()?.source(&channel.runtime_id).ok()
+}
+
+async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option<ResumePoint>) {
     let settings = channel.settings;
     let mut backoff = settings.backoff_initial;
     let mut lost = false;
     loop {
+        if lost {
+            channel.metrics.reconnects.inc();
+        }
+        let Some(source) = current_source(&hub, &channel) else {
+            // The runtime was removed (the hub closes such channels itself; this
+            // covers one created just as its runtime went away).
+            finish(&hub, &channel, StreamEnd::Removed);
+            return;
+        };
         let subscribed = tokio::select! {
             subscribed = source.subscribe(&channel.worker_id, resume.as_ref()) => subscribed,
+            () = channel.source_replaced.notified() => continue,
             () = channel.idle() => {
                 if leave(&hub, &channel) { return; }
                 continue;
@@ -439,6 +547,7 @@ pub(crate) async fn run(
                             Err(end) => break Some(end),
                         },
                         () = channel.refresh.notified() => break None,
+                        () = channel.source_replaced.notified() => break None,
                         () = channel.idle() => {
                             if leave(&hub, &channel) { return; }
                         }
@@ -446,7 +555,8 @@ pub(crate) async fn run(
                 };
                 resume = channel.resume_point();
                 match ended {
-                    None => continue, // refresh: resubscribe now, with a snapshot
+                    // A refresh or a new source: resubscribe now, with a snapshot.
+                    None => continue,
                     Some(SourceEnd::WorkerGone) => {
                         finish(&hub, &channel, StreamEnd::Removed);
                         return;
@@ -478,6 +588,7 @@ pub(crate) async fn run(
         let jitter = backoff.mul_f64(fastrand::f64() * 0.3);
         tokio::select! {
             () = tokio::time::sleep(backoff + jitter) => {}
+            () = channel.source_replaced.notified() => {}
             () = channel.idle() => {
                 if leave(&hub, &channel) { return; }
             }

@@ -28,6 +28,7 @@ pub struct BackendCursor {
 
 /// Why a backend cursor was rejected (answered `400 invalid_cursor`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackendCursorError {
     /// Not a cursor this backend minted, or damaged.
     #[error("the cursor is malformed; reconnect without a cursor to get a fresh snapshot")]
@@ -152,6 +153,73 @@ mod tests {
                 Err(BackendCursorError::Malformed),
                 "{bad}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use switchyard_protocol::arbitrary::{runtime_id, worker_id};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn backend_cursors_round_trip_for_their_own_worker_only(
+            runtime in runtime_id(),
+            worker in worker_id(),
+            other_runtime in runtime_id(),
+            other_worker in worker_id(),
+            epoch in "[A-Za-z0-9]{1,32}",
+            position in any::<u64>(),
+        ) {
+            let cursor = BackendCursor {
+                runtime_id: runtime.clone(),
+                worker_id: worker.clone(),
+                epoch,
+                position,
+            };
+            let text = cursor.encode();
+            prop_assert!(text.len() <= 2 * MAX_CURSOR_LEN);
+            prop_assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            prop_assert_eq!(BackendCursor::decode_for(&text, &runtime, &worker), Ok(cursor));
+            if other_runtime != runtime {
+                prop_assert_eq!(
+                    BackendCursor::decode_for(&text, &other_runtime, &worker),
+                    Err(BackendCursorError::Foreign)
+                );
+            }
+            if other_worker != worker {
+                prop_assert_eq!(
+                    BackendCursor::decode_for(&text, &runtime, &other_worker),
+                    Err(BackendCursorError::Foreign)
+                );
+            }
+            for end in 0..text.len() {
+                prop_assert_eq!(
+                    BackendCursor::decode_for(&text[..end], &runtime, &worker),
+                    Err(BackendCursorError::Malformed)
+                );
+            }
+        }
+
+        #[test]
+        fn backend_cursor_decoding_never_panics(
+            s in any::<String>(),
+            b64 in "[A-Za-z0-9_-]{0,600}",
+            body in "b1(\\|[A-Za-z0-9._|-]{0,20}){0,6}",
+        ) {
+            let rt = RuntimeId::new("r").unwrap();
+            let w = WorkerId::new("w").unwrap();
+            let _ = BackendCursor::decode_for(&s, &rt, &w);
+            let _ = BackendCursor::decode_for(&b64, &rt, &w);
+            // Correctly checksummed bodies of any shape reach the field checks.
+            let signed = URL_SAFE_NO_PAD.encode(format!("{body}|{:08x}", checksum(body.as_bytes())));
+            if let Ok(cursor) = BackendCursor::decode(&signed) {
+                prop_assert_eq!(cursor.encode(), signed);
+            }
         }
     }
 }

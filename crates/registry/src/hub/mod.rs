@@ -9,8 +9,11 @@
 //! - Each channel's task (`channel::run`) owns the single upstream subscription.
 //! - Each [`Viewer`] owns a bounded queue fed by the channel; a viewer that falls
 //!   behind is cut off (4408) without slowing the channel or other viewers.
+//! - Interactive viewers share the channel's command lane (`commands`): one ordered,
+//!   bounded queue per worker, carried out one command at a time.
 
 mod channel;
+mod commands;
 pub mod cursor;
 mod viewer;
 
@@ -18,16 +21,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use switchyard_protocol::{ErrorCode, ErrorDetail, RuntimeId, WorkerId};
+use switchyard_runtime::StreamEnd;
 
 pub use channel::HubSettings;
+pub use commands::{COMMAND_LANE, CommandTicket};
 pub use cursor::{BackendCursor, BackendCursorError};
 pub use viewer::Viewer;
 
 use crate::caller::Caller;
 use crate::error::RegistryError;
+use crate::metrics::{HubMetrics, ScrapeTime, encode_gauges};
 use crate::policy::Action;
+use crate::reconfigure::Reconfigured;
 use crate::registry::RuntimeRegistry;
-use crate::source::ResumePoint;
+use crate::source::{ResumePoint, RuntimeSource};
 use channel::Channel;
 
 type Key = (RuntimeId, WorkerId);
@@ -36,6 +43,7 @@ pub(crate) struct HubInner {
     registry: Arc<RuntimeRegistry>,
     settings: HubSettings,
     channels: Mutex<HashMap<Key, Arc<Channel>>>,
+    metrics: HubMetrics,
 }
 
 impl HubInner {
@@ -53,10 +61,57 @@ impl HubInner {
         true
     }
 
+    /// The source a channel of `runtime_id` subscribes through: the one in force now.
+    pub(crate) fn source(
+        &self,
+        runtime_id: &RuntimeId,
+    ) -> Result<Arc<dyn RuntimeSource>, RegistryError> {
+        self.registry.source(runtime_id)
+    }
+
     /// Removes `channel` unconditionally.
     pub(crate) fn remove(&self, channel: &Arc<Channel>) {
         let mut channels = self.channels();
         self.forget(&mut channels, channel);
+    }
+
+    /// Channels and viewers per runtime, for the metrics.
+    fn encode_gauges(
+        &self,
+        encoder: &mut prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        let ids = self.registry.runtime_ids();
+        let mut per_runtime: HashMap<&RuntimeId, (i64, i64)> =
+            ids.iter().map(|id| (id, (0, 0))).collect();
+        for channel in self.channels().values() {
+            if let Some((channels, viewers)) = per_runtime.get_mut(&channel.runtime_id) {
+                *channels += 1;
+                *viewers += channel.viewer_count() as i64;
+            }
+        }
+        let counts: Vec<(&RuntimeId, i64, i64)> = ids
+            .iter()
+            .map(|id| {
+                let (channels, viewers) = per_runtime.get(id).copied().unwrap_or_default();
+                (id, channels, viewers)
+            })
+            .collect();
+        encode_gauges(
+            encoder,
+            "switchyard_hub_channels",
+            "Workers watched through the hub right now (one upstream event stream each), by runtime",
+            counts
+                .iter()
+                .map(|&(id, channels, _)| ([("runtime_id", id.as_str())], channels)),
+        )?;
+        encode_gauges(
+            encoder,
+            "switchyard_hub_viewers",
+            "Event-stream viewers attached to the hub right now, by runtime",
+            counts
+                .iter()
+                .map(|&(id, _, viewers)| ([("runtime_id", id.as_str())], viewers)),
+        )
     }
 
     fn forget(&self, channels: &mut HashMap<Key, Arc<Channel>>, channel: &Arc<Channel>) {
@@ -89,13 +144,62 @@ impl ObservationHub {
                 registry,
                 settings,
                 channels: Mutex::new(HashMap::new()),
+                metrics: HubMetrics::default(),
             }),
         }
+    }
+
+    /// Registers the hub's metrics: its counters by runtime, and a collector that
+    /// counts channels and viewers per runtime when scraped (every configured runtime
+    /// is listed, at 0 when nobody watches its workers).
+    pub fn register_metrics(&self, metrics: &mut prometheus_client::registry::Registry) {
+        self.inner.metrics.register(metrics);
+        metrics.register_collector(Box::new(ScrapeTime {
+            source: Arc::downgrade(&self.inner),
+            encode: HubInner::encode_gauges,
+        }));
+    }
+
+    /// The registry it watches through.
+    pub fn registry(&self) -> &Arc<RuntimeRegistry> {
+        &self.inner.registry
     }
 
     /// Workers watched right now (one upstream each).
     pub fn channel_count(&self) -> usize {
         self.inner.channels().len()
+    }
+
+    /// Follows a reconfiguration of the registry (call it right after
+    /// [`RuntimeRegistry::reconfigure`]): every viewer of a removed runtime is closed
+    /// as for a worker that is gone (4404) and its channel ends with its upstream;
+    /// every channel of a replaced runtime resubscribes through the new runtime from
+    /// its last position, so its viewers continue without a gap or a duplicate (or
+    /// get a reset and a snapshot, when the new runtime cannot resume). Channels of
+    /// unchanged runtimes are not touched.
+    pub fn runtimes_changed(&self, changes: &Reconfigured) {
+        let mut closed = Vec::new();
+        let mut refreshed = Vec::new();
+        {
+            let mut channels = self.inner.channels();
+            channels.retain(|(runtime_id, _), channel| {
+                if changes.removed.contains(runtime_id) {
+                    closed.push(channel.clone());
+                    false
+                } else {
+                    if changes.replaced.contains(runtime_id) {
+                        refreshed.push(channel.clone());
+                    }
+                    true
+                }
+            });
+        }
+        for channel in closed {
+            channel.retire(StreamEnd::Removed);
+        }
+        for channel in refreshed {
+            channel.source_replaced();
+        }
     }
 
     /// Starts watching a worker. Everything that can be refused is refused here,
@@ -118,7 +222,6 @@ impl ObservationHub {
             })?;
         // Existence (and reachability) before the upgrade.
         registry.get_worker(caller, runtime_id, worker_id).await?;
-        let source = registry.source(runtime_id)?;
         let channel = {
             let mut channels = self.inner.channels();
             let key = (runtime_id.clone(), worker_id.clone());
@@ -129,6 +232,7 @@ impl ObservationHub {
                         runtime_id.clone(),
                         worker_id.clone(),
                         self.inner.settings,
+                        self.inner.metrics.for_runtime(runtime_id.as_str()),
                     ));
                     let resume = cursor.as_ref().map(|c| ResumePoint {
                         epoch: c.epoch.as_str().into(),
@@ -136,7 +240,6 @@ impl ObservationHub {
                     });
                     tokio::spawn(channel::run(
                         channel.clone(),
-                        source,
                         Arc::downgrade(&self.inner),
                         resume,
                     ));
@@ -151,8 +254,27 @@ impl ObservationHub {
         Ok(Viewer::new(
             channel,
             join,
-            registry.policy().clone(),
+            registry.policy(),
             caller.clone(),
         ))
+    }
+
+    /// Like [`ObservationHub::watch`], for a viewer that may also send input and
+    /// resize the terminal ([`Viewer::submit`]). The policy must allow `caller`
+    /// [`Action::Input`] besides [`Action::Observe`] (checked first, so a caller
+    /// without the command role is `forbidden` before anything else is learnt); each
+    /// command is checked again (input or resize) when it is carried out.
+    pub async fn watch_interactive(
+        &self,
+        caller: &Caller,
+        runtime_id: &RuntimeId,
+        worker_id: &WorkerId,
+        cursor: Option<&str>,
+    ) -> Result<Viewer, RegistryError> {
+        let registry = &self.inner.registry;
+        registry.authorize(caller, runtime_id, Some(worker_id), Action::Input)?;
+        let mut viewer = self.watch(caller, runtime_id, worker_id, cursor).await?;
+        viewer.make_interactive(registry);
+        Ok(viewer)
     }
 }

@@ -5,12 +5,15 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use switchyard_protocol::{OutgoingFrame, ResetReason, ServerFrame};
+use switchyard_protocol::{ClientFrame, OutgoingFrame, ResetReason, ServerFrame};
 use switchyard_runtime::{FanoutReceiver, StreamEnd};
 
 use super::channel::{Channel, HubItem, Join, Stamped};
+use super::commands::{CommandLane, CommandTicket};
 use crate::caller::Caller;
+use crate::error::RegistryError;
 use crate::policy::Policy;
+use crate::registry::RuntimeRegistry;
 
 /// A viewer of one worker. Dropping it leaves the channel.
 pub struct Viewer {
@@ -21,6 +24,8 @@ pub struct Viewer {
     last: Option<(Arc<str>, u64)>,
     policy: Arc<dyn Policy>,
     caller: Caller,
+    /// Set for interactive viewers.
+    commands: Option<CommandLane>,
 }
 
 impl std::fmt::Debug for Viewer {
@@ -56,6 +61,35 @@ impl Viewer {
             last: join.last,
             policy,
             caller,
+            commands: None,
+        }
+    }
+
+    pub(crate) fn make_interactive(&mut self, registry: &Arc<RuntimeRegistry>) {
+        self.commands = Some(self.channel.commands(registry));
+    }
+
+    /// True for a viewer from [`super::ObservationHub::watch_interactive`].
+    pub fn is_interactive(&self) -> bool {
+        self.commands.is_some()
+    }
+
+    /// Who watches (and, for an interactive viewer, whose commands these are).
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// Queues an input or resize for the worker, behind every command any viewer of
+    /// it submitted before; the ticket resolves to the outcome. The command is
+    /// carried out as this viewer's caller, so the policy (role, runtime grants,
+    /// ownership) is asked again for each one. A full queue is `worker_busy` at once;
+    /// a viewer that is not interactive is `forbidden`.
+    pub fn submit(&self, command: ClientFrame) -> Result<CommandTicket, RegistryError> {
+        match &self.commands {
+            Some(lane) => lane.submit(&self.caller, command),
+            None => Err(RegistryError::Forbidden(
+                "this event stream was not opened with interactive=true".into(),
+            )),
         }
     }
 

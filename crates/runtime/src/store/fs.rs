@@ -713,6 +713,10 @@ fn find_start<R: Read + Seek>(
 }
 
 #[cfg(test)]
+#[path = "fs_properties.rs"]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::test_support::*;

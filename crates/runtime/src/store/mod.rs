@@ -20,6 +20,7 @@ use switchyard_protocol::{TranscriptItem, WorkerDetail, WorkerId};
 /// A store failure. Paths appear here for the operator's logs; the HTTP layer maps
 /// every variant to `internal` without the text.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// Reading or writing a file failed.
     #[error("store I/O error on {path}: {source}")]

@@ -6,23 +6,26 @@
 //!   even though the store is awaited;
 //! - `state` (sync, never held across `.await`) guards the detail, the transcript
 //!   tail and the event log, so that a snapshot plus a live subscription is taken
-//!   atomically with respect to appends.
+//!   atomically with respect to appends. A pty worker's terminal emulator lives
+//!   there too, fed in log order, so a snapshot's screen is exactly the screen at
+//!   the snapshot's position.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use switchyard_protocol::{
-    CursorError, DiagnosticSeverity, ExitInfo, OutputStream, ResetReason, RuntimeCursor, RuntimeId,
-    SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage, WorkerDetail, WorkerEvent,
-    WorkerId, WorkerStatus,
+    CursorError, DiagnosticSeverity, ExitInfo, OutputStream, ResetReason, ResizeRequest,
+    RuntimeCursor, RuntimeId, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage,
+    WorkerDetail, WorkerEvent, WorkerId, WorkerStatus,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::driver::{Control, DriverInputs, DriverSink, Ending};
+use super::driver::{Control, DriverInputs, DriverSink, Ending, Resize};
+use super::screen::Screen;
 use crate::clock;
-use crate::config::{ProfileSpec, RuntimeLimits};
+use crate::config::{Profile, RuntimeLimits};
 use crate::error::{Result, RuntimeError};
 use crate::fanout::StreamEnd;
 use crate::log::{EventLog, Resume};
@@ -32,6 +35,9 @@ use crate::subscription::{Subscription, SubscriptionItem};
 /// Longest a stop request waits for the worker to end before answering. Kept short
 /// so that a stop through the backend fits in its ordinary request timeout.
 pub const STOP_ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// Longest a resize waits for the driver to apply it before answering `worker_busy`.
+const RESIZE_ANSWER_WAIT: Duration = Duration::from_secs(2);
 
 /// What every worker of one runtime shares.
 pub(crate) struct WorkerContext {
@@ -46,12 +52,16 @@ struct State {
     tail: VecDeque<TranscriptItem>,
     log: EventLog,
     removed: bool,
+    /// A pty worker's screen; `None` for other workers and restored ones.
+    screen: Option<Screen>,
 }
 
 /// A message for a worker that has a driver.
 struct Channels {
     inputs: mpsc::Sender<String>,
     control: mpsc::Sender<Control>,
+    /// Only for pty workers.
+    resizes: Option<mpsc::Sender<Resize>>,
 }
 
 /// One worker.
@@ -63,6 +73,10 @@ pub(crate) struct Worker {
     channels: Option<Channels>,
     status: watch::Sender<WorkerStatus>,
     driver: Mutex<Option<JoinHandle<()>>>,
+    /// When the last input or resize was accepted (the idle clock).
+    last_command: Mutex<Instant>,
+    /// The transcript note of a stop the runtime decided on itself (idle timeout).
+    stop_note: OnceLock<String>,
 }
 
 impl Worker {
@@ -72,6 +86,7 @@ impl Worker {
         last_sequence: u64,
         tail: Vec<TranscriptItem>,
         channels: Option<Channels>,
+        screen: Option<Screen>,
     ) -> Self {
         let limits = ctx.limits;
         let (status, _) = watch::channel(detail.status);
@@ -86,30 +101,34 @@ impl Worker {
                     limits.subscriber_queue as usize,
                 ),
                 removed: false,
+                screen,
             }),
             ctx,
             record_lock: tokio::sync::Mutex::new(()),
             channels,
             status,
             driver: Mutex::new(None),
+            last_command: Mutex::new(Instant::now()),
+            stop_note: OnceLock::new(),
         }
     }
 
-    /// Creates a worker, saves its record and starts its driver.
+    /// Creates a worker, saves its record and starts its driver (and, when the
+    /// profile has an idle timeout, its idle watch).
     pub(crate) async fn start(
         ctx: Arc<WorkerContext>,
         id: WorkerId,
         runtime_id: RuntimeId,
-        profile: String,
+        profile_name: String,
         label: Option<String>,
         owner: Option<String>,
-        spec: ProfileSpec,
+        profile: Profile,
     ) -> Result<Arc<Self>> {
         let now = clock::now();
         let detail = WorkerDetail {
             worker_id: id,
             runtime_id,
-            profile,
+            profile: profile_name,
             label,
             status: WorkerStatus::Starting,
             created_at: now.clone(),
@@ -120,35 +139,37 @@ impl Worker {
             owner,
         };
         ctx.store.save_worker(&detail).await?;
-        let (input_tx, input_rx) = mpsc::channel(ctx.limits.input_queue.max(1) as usize);
-        let (control_tx, control_rx) = mpsc::channel(4);
-        let grace = ctx.limits.stop_grace;
+        let driver = profile.spec.driver();
+        let (io, controls) = DriverInputs::new(
+            detail.worker_id.clone(),
+            ctx.limits.input_queue as usize,
+            ctx.limits.stop_grace,
+        );
+        let screen = driver
+            .terminal()
+            .map(|size| Screen::new(size.cols, size.rows));
         let worker = Arc::new(Self::build(
             ctx,
             detail,
             0,
             Vec::new(),
             Some(Channels {
-                inputs: input_tx,
-                control: control_tx,
+                inputs: controls.inputs,
+                control: controls.control,
+                resizes: screen.is_some().then_some(controls.resizes),
             }),
+            screen,
         ));
-        let io = DriverInputs {
-            inputs: input_rx,
-            control: control_rx,
-        };
         let sink: Arc<dyn DriverSink> = worker.clone();
         let driven = worker.clone();
         let task = tokio::spawn(async move {
-            let ending = match spec {
-                ProfileSpec::Echo { delay } => super::echo::run_echo(delay, io, sink).await,
-                ProfileSpec::Process(spec) => {
-                    super::process::run_process(spec, grace, io, sink).await
-                }
-            };
+            let ending = driver.run(io, sink).await;
             driven.finish(ending).await;
         });
         *lock(&worker.driver) = Some(task);
+        if let Some(timeout) = profile.idle_timeout {
+            tokio::spawn(super::idle::watch(worker.clone(), timeout));
+        }
         Ok(worker)
     }
 
@@ -159,6 +180,7 @@ impl Worker {
             loaded.detail,
             loaded.last_sequence,
             loaded.tail,
+            None,
             None,
         ))
     }
@@ -258,6 +280,7 @@ impl Worker {
             return Err(not_running());
         }
         let channels = self.channels.as_ref().ok_or_else(not_running)?;
+        *lock(&self.last_command) = Instant::now();
         let permit = match channels.inputs.try_reserve() {
             Ok(permit) => permit,
             Err(mpsc::error::TrySendError::Full(())) => {
@@ -276,6 +299,69 @@ impl Worker {
             .await;
         permit.send(text);
         Ok(sequence)
+    }
+
+    /// Resizes a pty worker's terminal: answers once the terminal has the new size
+    /// (the `resized` event is logged before the program learns of it).
+    pub(crate) async fn resize(&self, size: ResizeRequest) -> Result<ResizeRequest> {
+        size.validate().map_err(RuntimeError::InvalidRequest)?;
+        let not_running = || RuntimeError::WorkerNotRunning {
+            worker: self.id.clone(),
+            status: self.status(),
+        };
+        // A worker restored from the store has no channels: it has ended.
+        let channels = self.channels.as_ref().ok_or_else(not_running)?;
+        let Some(resizes) = channels.resizes.as_ref() else {
+            return Err(RuntimeError::NotATerminal(self.id.clone()));
+        };
+        if self.status() != WorkerStatus::Running {
+            return Err(not_running());
+        }
+        *lock(&self.last_command) = Instant::now();
+        let (done, applied) = oneshot::channel();
+        let request = Resize {
+            cols: size.cols,
+            rows: size.rows,
+            done,
+        };
+        let answer = tokio::time::timeout(RESIZE_ANSWER_WAIT, async {
+            resizes.send(request).await.ok()?;
+            applied.await.ok()
+        })
+        .await;
+        match answer {
+            Ok(Some(())) => Ok(size),
+            Ok(None) => Err(not_running()),
+            Err(_) => Err(RuntimeError::WorkerBusy(self.id.clone())),
+        }
+    }
+
+    /// When the last input or resize was accepted.
+    pub(crate) fn last_command(&self) -> Instant {
+        *lock(&self.last_command)
+    }
+
+    /// Stops the worker because nobody used or watched it for `idle`: a diagnostic
+    /// first, then the stop, with a transcript note that says why.
+    pub(crate) async fn stop_idle(&self, idle: Duration) {
+        {
+            let _order = self.record_lock.lock().await;
+            if self.status().is_ended() {
+                return;
+            }
+            let seconds = idle.as_secs_f64();
+            let _ = self.stop_note.set(format!(
+                "stopped after {seconds} s without input or viewer (idle_timeout_s)"
+            ));
+            self.state().log.append(WorkerEvent::Diagnostic {
+                severity: DiagnosticSeverity::Info,
+                code: "idle_timeout".into(),
+                message: format!(
+                    "no input and no viewer for {seconds} s: the worker is being stopped"
+                ),
+            });
+        }
+        self.stop().await;
     }
 
     /// Interrupts in-flight work.
@@ -363,6 +449,7 @@ impl Worker {
                 event: Arc::new(WorkerEvent::Snapshot {
                     worker: state.detail.clone(),
                     transcript: state.tail.iter().cloned().collect(),
+                    terminal: state.screen.as_ref().map(|s| Box::new(s.snapshot())),
                 }),
             });
         }
@@ -448,7 +535,12 @@ impl Worker {
         state.last_sequence = sequence;
         match &item.entry {
             TranscriptEntry::Input { .. } => state.detail.input_count += 1,
-            TranscriptEntry::Output { text, .. } => state.detail.output_bytes += text.len() as u64,
+            TranscriptEntry::Output { text, stream } => {
+                state.detail.output_bytes += text.len() as u64;
+                if let (Some(screen), OutputStream::Terminal) = (state.screen.as_mut(), stream) {
+                    screen.feed(text);
+                }
+            }
             TranscriptEntry::System { .. } => {}
         }
         state.detail.updated_at = item.at.clone();
@@ -490,6 +582,9 @@ impl Worker {
     /// Records how the driver ended.
     async fn finish(&self, ending: Ending) {
         let _order = self.record_lock.lock().await;
+        if let Some(screen) = self.state().screen.as_mut() {
+            screen.freeze();
+        }
         match ending {
             Ending::Exited(exit) => {
                 let text = describe_exit(exit);
@@ -512,7 +607,11 @@ impl Worker {
                 self.record(
                     TranscriptEntry::System {
                         note: SystemNote::Stopped,
-                        text: "stopped on request".into(),
+                        text: self
+                            .stop_note
+                            .get()
+                            .cloned()
+                            .unwrap_or_else(|| "stopped on request".into()),
                     },
                     |_| None,
                 )
@@ -601,5 +700,15 @@ impl DriverSink for Worker {
             code: code.to_owned(),
             message,
         });
+    }
+
+    async fn resized(&self, cols: u16, rows: u16) {
+        let _order = self.record_lock.lock().await;
+        let mut state = self.state();
+        if let Some(screen) = state.screen.as_mut() {
+            screen.resize(cols, rows);
+        }
+        state.detail.updated_at = clock::now();
+        state.log.append(WorkerEvent::Resized { cols, rows });
     }
 }

@@ -14,7 +14,11 @@ const NO_EXIT: ExitInfo = ExitInfo {
 };
 
 /// Runs an echo worker until it is stopped.
-pub async fn run_echo(delay: Duration, mut io: DriverInputs, sink: Arc<dyn DriverSink>) -> Ending {
+pub(crate) async fn run_echo(
+    delay: Duration,
+    mut io: DriverInputs,
+    sink: Arc<dyn DriverSink>,
+) -> Ending {
     sink.started().await;
     loop {
         tokio::select! {

@@ -2,8 +2,12 @@
 
 pub(crate) mod core;
 pub mod driver;
-pub mod echo;
-pub mod process;
+pub(crate) mod echo;
+mod idle;
+pub(crate) mod process;
+pub(crate) mod pty;
+pub(crate) mod screen;
+mod session;
 pub(crate) mod utf8;
 
 pub(crate) use core::Worker;

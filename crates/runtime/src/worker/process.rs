@@ -29,7 +29,7 @@ use crate::config::ProcessSpec;
 
 /// The only variables a process inherits, with the values used when the runtime's own
 /// environment lacks them.
-const BASE_ENV: [(&str, &str); 4] = [
+pub(super) const BASE_ENV: [(&str, &str); 4] = [
     ("PATH", "/usr/local/bin:/usr/bin:/bin"),
     ("HOME", "/"),
     ("LANG", "C.UTF-8"),
@@ -37,12 +37,12 @@ const BASE_ENV: [(&str, &str); 4] = [
 ];
 
 /// Largest single read from stdout or stderr.
-const READ_CHUNK: usize = 8 * 1024;
+pub(super) const READ_CHUNK: usize = 8 * 1024;
 
 /// How long to keep waiting for the output pipes to close once the process group has
 /// been killed. Only a process that left the group (e.g. with `setsid`) can keep them
 /// open that long; after this the readers take what is buffered and give up.
-const PIPE_CLOSE_GRACE: Duration = Duration::from_secs(3);
+pub(super) const PIPE_CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// Runs `spec` as an OS process until it ends or is stopped.
 ///
@@ -55,21 +55,22 @@ const PIPE_CLOSE_GRACE: Duration = Duration::from_secs(3);
 /// [`Control::Cancel`] sends SIGINT to the process group and reports
 /// [`DriverSink::interrupted`]; [`Control::Stop`] sends SIGTERM, waits up to its grace
 /// for the leader to exit, then sends SIGKILL. A closed control channel counts as a stop
-/// with `stop_default_grace`.
+/// with [`DriverInputs::stop_grace`].
 ///
 /// Once the leader has exited, the whole group is killed and all remaining output is
 /// reported before this returns [`Ending::Exited`] (ended on its own) or
 /// [`Ending::Stopped`] (a stop was requested). A process that cannot be started gives
 /// [`Ending::Failed`] with a message naming the program (never environment values).
-pub async fn run_process(
+pub(crate) async fn run_process(
     spec: ProcessSpec,
-    stop_default_grace: Duration,
     inputs: DriverInputs,
     sink: Arc<dyn DriverSink>,
 ) -> Ending {
     let DriverInputs {
         inputs,
         mut control,
+        stop_grace: stop_default_grace,
+        ..
     } = inputs;
 
     let mut child = match spawn(&spec) {
@@ -249,8 +250,8 @@ async fn feed_stdin(stdin: Option<ChildStdin>, mut inputs: mpsc::Receiver<String
 ///
 /// Once `give_up` turns true, reads only what is already buffered and then stops;
 /// returns true if it stopped that way rather than at end of file.
-async fn pump_output(
-    mut pipe: BoxedReader,
+pub(super) async fn pump_output<R: AsyncRead + Unpin>(
+    mut pipe: R,
     stream: OutputStream,
     sink: Arc<dyn DriverSink>,
     mut give_up: watch::Receiver<bool>,
@@ -276,8 +277,11 @@ async fn pump_output(
                 }
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            // A terminal whose other side has closed (every process holding it has
+            // exited) reads EIO: the end, as EOF is for a pipe.
+            Err(err) if err.raw_os_error() == Some(Errno::EIO as i32) => break,
             Err(err) => {
-                tracing::warn!(?stream, error = %err, "reading process output failed");
+                tracing::warn!(?stream, error = %err, "reading worker output failed");
                 break;
             }
         }
@@ -358,6 +362,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Mutex;
     use std::time::Instant;
+    use switchyard_protocol::WorkerId;
 
     use super::*;
 
@@ -428,6 +433,9 @@ mod tests {
         async fn diagnostic(&self, severity: DiagnosticSeverity, code: &str, message: String) {
             self.record(Event::Diagnostic(severity, code.to_owned(), message));
         }
+        async fn resized(&self, _cols: u16, _rows: u16) {
+            unreachable!("a process worker is not a terminal");
+        }
     }
 
     struct Running {
@@ -483,21 +491,17 @@ mod tests {
     }
 
     fn start(spec: ProcessSpec) -> Running {
-        let (inputs, inputs_rx) = mpsc::channel(4);
-        let (control, control_rx) = mpsc::channel(4);
+        let worker_id = WorkerId::new("w-test").unwrap();
+        let (io, controls) = DriverInputs::new(worker_id, 4, Duration::from_secs(5));
         let sink = Arc::new(Recorder::default());
         let driver = tokio::spawn(run_process(
             spec,
-            Duration::from_secs(5),
-            DriverInputs {
-                inputs: inputs_rx,
-                control: control_rx,
-            },
+            io,
             Arc::clone(&sink) as Arc<dyn DriverSink>,
         ));
         Running {
-            inputs,
-            control,
+            inputs: controls.inputs,
+            control: controls.control,
             sink,
             driver,
         }

@@ -161,4 +161,35 @@ mod tests {
         assert_eq!(c.finish(), "");
         assert_eq!(c.push(b"y"), "y");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes, cut anywhere: the pieces are the lossy decoding of the whole,
+        /// and at most 3 bytes are ever held back.
+        #[test]
+        fn any_bytes_cut_anywhere_decode_as_the_whole(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u8>(),
+                    proptest::sample::select(vec![0xc3u8, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80]),
+                ],
+                0..64,
+            ),
+            cuts in proptest::collection::vec(0usize..64, 0..6),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut chunker = Utf8Chunker::new();
+            let mut out = String::new();
+            let mut start = 0;
+            for &cut in cuts.iter().chain(std::iter::once(&bytes.len())) {
+                out.push_str(&chunker.push(&bytes[start..cut]));
+                proptest::prop_assert!(chunker.pending.len() <= 3);
+                start = cut;
+            }
+            out.push_str(&chunker.finish());
+            proptest::prop_assert_eq!(out, String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
 }

@@ -5,12 +5,14 @@
 //! - [`session`]: the signed, stateless session cookie for browsers.
 //! - [`Authenticator`]: turns a request's `Authorization: Bearer` header or session
 //!   cookie into a [`Caller`], or refuses it with `401 unauthorized`. Without auth
-//!   every request is [`Caller::open`].
+//!   every request is [`Caller::open`]. A reload replaces its tokens in place
+//!   ([`Authenticator::replace`]).
 
 pub mod session;
 pub mod token;
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
@@ -47,12 +49,14 @@ pub struct TokenEntry {
     pub workers: WorkerScope,
 }
 
+#[derive(Clone)]
 struct Record {
     hash: TokenHash,
     fingerprint: String,
     caller: Caller,
 }
 
+#[derive(Clone)]
 enum Mode {
     Open,
     Tokens {
@@ -61,14 +65,18 @@ enum Mode {
     },
 }
 
-/// Establishes the [`Caller`] of each request.
+/// Establishes the [`Caller`] of each request. Its tokens and session codec can be
+/// replaced while it serves: each request reads them once, and what a request
+/// established can be checked again later ([`Authenticator::admits`]).
 pub struct Authenticator {
-    mode: Mode,
+    mode: RwLock<Arc<Mode>>,
+    /// Bumped by every [`Authenticator::replace`].
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.mode {
+        match &*self.mode() {
             Mode::Open => f.write_str("Authenticator::Open"),
             Mode::Tokens { records, .. } => f
                 .debug_struct("Authenticator::Tokens")
@@ -94,7 +102,72 @@ fn unauthorized(message: &str) -> ApiError {
 impl Authenticator {
     /// No auth: everyone is [`Caller::open`].
     pub fn open() -> Self {
-        Self { mode: Mode::Open }
+        Self::with_mode(Mode::Open)
+    }
+
+    fn with_mode(mode: Mode) -> Self {
+        Self {
+            mode: RwLock::new(Arc::new(mode)),
+            changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    fn mode(&self) -> Arc<Mode> {
+        self.mode.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Serves with `other`'s tokens and sessions (or none) from the next request on:
+    /// a reload. Sessions whose token is gone end; a changed role applies at once.
+    /// A token whose hash and rights did not change keeps its [`Caller`], so what it
+    /// established stays admitted ([`Authenticator::admits`]).
+    pub fn replace(&self, other: Authenticator) {
+        let mut next = Arc::unwrap_or_clone(other.mode());
+        let mut current = self.mode.write().unwrap_or_else(|p| p.into_inner());
+        if let (Mode::Tokens { records: old, .. }, Mode::Tokens { records: new, .. }) =
+            (&**current, &mut next)
+        {
+            for record in new.iter_mut() {
+                if let Some(kept) = old
+                    .iter()
+                    .find(|o| o.hash == record.hash && o.caller.same_rights(&record.caller))
+                {
+                    record.caller = kept.caller.clone();
+                }
+            }
+        }
+        *current = Arc::new(next);
+        drop(current);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// True while `caller` (as this authenticator established it for a request)
+    /// would still be established the same way: its token is still configured with
+    /// the same rights, or auth is still off. A long-lived session (a WebSocket)
+    /// asks this after every [`Authenticator::replace`].
+    pub fn admits(&self, caller: &Caller) -> bool {
+        match &*self.mode() {
+            Mode::Open => caller.same_as(&Caller::open()),
+            Mode::Tokens { records, .. } => records.iter().any(|r| r.caller.same_as(caller)),
+        }
+    }
+
+    /// Ticks after every [`Authenticator::replace`].
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Resolves once `caller` is no longer admitted (checked now, then after every
+    /// replacement); never while it is.
+    pub async fn revoked(&self, caller: &Caller) {
+        let mut changes = self.changes.subscribe();
+        loop {
+            if !self.admits(caller) {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Auth by the given tokens, with sessions signed by `sessions`.
@@ -107,21 +180,19 @@ impl Authenticator {
                 caller: Caller::identified(t.name.clone(), t.role, t.runtimes.clone(), t.workers),
             })
             .collect();
-        Self {
-            mode: Mode::Tokens { records, sessions },
-        }
+        Self::with_mode(Mode::Tokens { records, sessions })
     }
 
     /// True when requests must carry credentials.
     pub fn is_on(&self) -> bool {
-        matches!(self.mode, Mode::Tokens { .. })
+        matches!(*self.mode(), Mode::Tokens { .. })
     }
 
     /// The session codec, when auth is on.
-    pub fn sessions(&self) -> Option<&SessionCodec> {
-        match &self.mode {
+    pub fn sessions(&self) -> Option<SessionCodec> {
+        match &*self.mode() {
             Mode::Open => None,
-            Mode::Tokens { sessions, .. } => Some(sessions),
+            Mode::Tokens { sessions, .. } => Some(sessions.clone()),
         }
     }
 
@@ -129,7 +200,8 @@ impl Authenticator {
     /// session cookie, when `cookies` allows it (the request is not from a foreign
     /// origin). Missing or wrong credentials are `401 unauthorized`.
     pub fn authenticate(&self, headers: &HeaderMap, cookies: bool) -> Result<Caller, ApiError> {
-        let Mode::Tokens { records, sessions } = &self.mode else {
+        let mode = self.mode();
+        let Mode::Tokens { records, sessions } = &*mode else {
             return Ok(Caller::open());
         };
         if let Some(value) = headers.get(AUTHORIZATION) {
@@ -171,7 +243,7 @@ impl Authenticator {
 
     /// `POST /api/session`: checks `token` and, when auth is on, signs a session for it.
     pub fn login(&self, token: &str) -> Result<Login, ApiError> {
-        match &self.mode {
+        match &*self.mode() {
             Mode::Open => Ok(Login {
                 caller: Caller::open(),
                 cookie: None,
@@ -316,6 +388,104 @@ mod tests {
         assert_eq!(err.detail.message, SessionError::Expired.to_string());
 
         assert!(auth.login("nope").is_err());
+    }
+
+    #[test]
+    fn a_replaced_authenticator_serves_the_new_tokens_from_the_next_request() {
+        let clock = Clock::manual(1000);
+        let auth = authenticator(&[entry("alice", "tok-a", Role::Operator)], &clock);
+        let bearer = |token: &str| headers(&[(AUTHORIZATION, &format!("Bearer {token}"))]);
+        let cookie = format!(
+            "switchyard_session={}",
+            auth.login("tok-a").unwrap().cookie.unwrap()
+        );
+        let with_cookie = headers(&[(COOKIE, &cookie)]);
+        assert!(auth.authenticate(&with_cookie, true).is_ok());
+
+        auth.replace(authenticator(
+            &[
+                entry("alice", "tok-a", Role::Viewer),
+                entry("carol", "tok-c", Role::Admin),
+            ],
+            &clock,
+        ));
+        assert_eq!(
+            auth.authenticate(&bearer("tok-c"), true).unwrap().name(),
+            "carol"
+        );
+        assert_eq!(
+            auth.authenticate(&with_cookie, true).unwrap().role(),
+            Role::Viewer,
+            "the open session takes the new role"
+        );
+
+        auth.replace(authenticator(
+            &[entry("carol", "tok-c", Role::Admin)],
+            &clock,
+        ));
+        assert!(auth.authenticate(&bearer("tok-a"), true).is_err());
+        assert_eq!(
+            auth.authenticate(&with_cookie, true)
+                .unwrap_err()
+                .detail
+                .message,
+            SessionError::Revoked.to_string(),
+            "a removed token's session ends"
+        );
+
+        auth.replace(Authenticator::open());
+        assert!(!auth.is_on());
+        assert!(auth.admits(&Caller::open()));
+        assert_eq!(
+            auth.authenticate(&HeaderMap::new(), true).unwrap().role(),
+            Role::Admin
+        );
+    }
+
+    #[tokio::test]
+    async fn what_a_request_established_stays_admitted_until_its_token_changes() {
+        let clock = Clock::manual(1000);
+        let bearer = |token: &str| headers(&[(AUTHORIZATION, &format!("Bearer {token}"))]);
+        let alice = entry("alice", "tok-a", Role::Operator);
+        let bob = entry("bob", "tok-b", Role::Viewer);
+        let auth = Arc::new(authenticator(&[alice.clone(), bob.clone()], &clock));
+        let as_alice = auth.authenticate(&bearer("tok-a"), true).unwrap();
+        let as_bob = auth.authenticate(&bearer("tok-b"), true).unwrap();
+        let bob_revoked = tokio::spawn({
+            let (auth, bob) = (auth.clone(), as_bob.clone());
+            async move { auth.revoked(&bob).await }
+        });
+        assert!(auth.admits(&as_alice) && auth.admits(&as_bob));
+        assert!(!auth.admits(&Caller::open()));
+
+        // The same entries again: nothing changes for either.
+        auth.replace(authenticator(&[alice.clone(), bob.clone()], &clock));
+        assert!(auth.admits(&as_alice) && auth.admits(&as_bob));
+        tokio::task::yield_now().await;
+        assert!(!bob_revoked.is_finished());
+
+        // Alice's token rotated (same name and role), bob demoted: neither is
+        // admitted any more; a new request gets the new identity.
+        let rotated = entry("alice", "tok-a2", Role::Operator);
+        let demoted = TokenEntry {
+            role: Role::Viewer,
+            workers: WorkerScope::All,
+            ..bob.clone()
+        };
+        auth.replace(authenticator(&[rotated, demoted], &clock));
+        assert!(!auth.admits(&as_alice));
+        assert!(!auth.admits(&as_bob));
+        tokio::time::timeout(Duration::from_secs(10), bob_revoked)
+            .await
+            .expect("revoked resolves")
+            .unwrap();
+        let again = auth.authenticate(&bearer("tok-a2"), true).unwrap();
+        assert!(auth.admits(&again));
+
+        // Open mode admits the open caller only.
+        auth.replace(Authenticator::open());
+        assert!(!auth.admits(&again));
+        assert!(auth.admits(&auth.authenticate(&HeaderMap::new(), true).unwrap()));
     }
 
     #[test]

@@ -133,6 +133,7 @@ pub struct SessionClaims {
 
 /// Why a cookie is refused. The messages are for the client; none holds the cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// Not a cookie this server issued (malformed, or signed with another key).
     #[error("the session cookie is not valid here; sign in again")]

@@ -28,6 +28,7 @@ impl fmt::Debug for TokenHash {
 /// Why a `token_sha256` value is not a hash. The messages never echo the value: it
 /// may be a token pasted into the wrong place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HashParseError {
     /// Not 64 characters.
     #[error(

@@ -1,6 +1,15 @@
 //! Audit lines: one INFO event with target `audit` per command (create, input,
-//! cancel, stop, delete, session start and end), whatever its outcome, including
-//! refusals by the browser defences, authentication and the policy.
+//! resize, cancel, stop, delete, session start and end), whatever its outcome,
+//! including refusals by the browser defences, authentication and the policy.
+//!
+//! The interactive event WebSocket (`?interactive=true`) writes one line for the
+//! upgrade (action `interactive`: who opened a socket that may type into the worker,
+//! or was refused it) and then one line per `input` or `resize` frame, like the REST
+//! commands, once its outcome is known (`SessionAudit`); a session's lines carry
+//! the upgrade's request id. One line per keystroke is deliberate: the contract
+//! audits every command, a person types a few keys a second (a paste is one frame),
+//! and the lines name no text, so they stay small; what was typed is in the worker's
+//! transcript, which this line ties to an identity.
 //!
 //! Fields: `identity` (the caller's name, `-` when unknown), `action`, `runtime_id`,
 //! `worker_id` (`-` when none; for a create, the new worker's), `owner` (the worker's
@@ -9,8 +18,10 @@
 //! (`ok` or the error code) and `request_id`. Never a token, a cookie or input text:
 //! only names, validated ids and codes go in.
 
-use switchyard_protocol::{RuntimeId, WorkerId};
-use switchyard_registry::Caller;
+use std::sync::Arc;
+
+use switchyard_protocol::{ErrorDetail, RuntimeId, WorkerId};
+use switchyard_registry::{Caller, RuntimeRegistry};
 
 use crate::http::{ApiError, Response};
 
@@ -66,21 +77,97 @@ impl Audit {
             Ok(_) => "ok",
             Err(error) => error.detail.code.as_str(),
         };
-        let owner = match (&self.owner, &self.worker_id) {
-            (_, None) | (Some(None), _) => "-",
-            (Some(Some(owner)), _) => owner.as_str(),
-            (None, Some(_)) => "?",
-        };
-        tracing::info!(
-            target: TARGET,
-            identity = self.identity.as_deref().unwrap_or("-"),
-            action = self.action,
-            runtime_id = self.runtime_id.as_ref().map_or("-", RuntimeId::as_str),
-            worker_id = self.worker_id.as_ref().map_or("-", WorkerId::as_str),
-            owner,
+        write_line(&Line {
+            identity: self.identity.as_deref().unwrap_or("-"),
+            action: self.action,
+            runtime_id: self.runtime_id.as_ref(),
+            worker_id: self.worker_id.as_ref(),
+            owner: self.owner.as_ref().map(Option::as_deref),
             outcome,
             request_id,
-            "audit"
-        );
+        });
     }
+}
+
+/// The audit lines of one interactive WebSocket session's commands. Cheap to clone:
+/// each pending command holds one until its line is written.
+#[derive(Clone)]
+pub(super) struct SessionAudit {
+    inner: Arc<SessionInner>,
+}
+
+struct SessionInner {
+    identity: String,
+    runtime_id: RuntimeId,
+    worker_id: WorkerId,
+    request_id: String,
+    /// Where the worker's owner is learnt (remembered there, never asked for here).
+    registry: Arc<RuntimeRegistry>,
+}
+
+impl SessionAudit {
+    /// The lines of `caller`'s session on one worker, opened by request `request_id`.
+    pub fn new(
+        caller: &Caller,
+        (runtime_id, worker_id): (&RuntimeId, &WorkerId),
+        request_id: &str,
+        registry: Arc<RuntimeRegistry>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(SessionInner {
+                identity: caller.name().to_owned(),
+                runtime_id: runtime_id.clone(),
+                worker_id: worker_id.clone(),
+                request_id: request_id.to_owned(),
+                registry,
+            }),
+        }
+    }
+
+    /// Writes the line of one command (`input` or `resize`): `None` once carried
+    /// out, else the refusal.
+    pub fn command(&self, action: &'static str, refusal: Option<&ErrorDetail>) {
+        let s = &*self.inner;
+        let owner = s.registry.known_owner(&s.runtime_id, &s.worker_id);
+        write_line(&Line {
+            identity: &s.identity,
+            action,
+            runtime_id: Some(&s.runtime_id),
+            worker_id: Some(&s.worker_id),
+            owner: owner.as_ref().map(Option::as_deref),
+            outcome: refusal.map_or("ok", |e| e.code.as_str()),
+            request_id: &s.request_id,
+        });
+    }
+}
+
+/// One audit line's fields.
+struct Line<'a> {
+    identity: &'a str,
+    action: &'a str,
+    runtime_id: Option<&'a RuntimeId>,
+    worker_id: Option<&'a WorkerId>,
+    /// `None` while unknown; `Some(None)` for a worker without an owner.
+    owner: Option<Option<&'a str>>,
+    outcome: &'a str,
+    request_id: &'a str,
+}
+
+fn write_line(line: &Line<'_>) {
+    let owner = match (line.owner, line.worker_id) {
+        (_, None) | (Some(None), _) => "-",
+        (Some(Some(owner)), _) => owner,
+        (None, Some(_)) => "?",
+    };
+    tracing::info!(
+        target: TARGET,
+        identity = line.identity,
+        action = line.action,
+        runtime_id = line.runtime_id.map_or("-", RuntimeId::as_str),
+        worker_id = line.worker_id.map_or("-", WorkerId::as_str),
+        owner,
+        outcome = line.outcome,
+        request_id = line.request_id,
+        "audit"
+    );
 }

@@ -1,24 +1,50 @@
 //! `GET /api/runtimes/{rt}/workers/{w}/events/ws`: a worker's events through the
 //! observation hub, every refusal answered as plain HTTP before the upgrade. The
 //! `Origin` check and authentication (cookie or bearer) happen before routing
-//! (`routes.rs`); the policy's `Observe` check in the hub.
+//! (`routes.rs`); the policy's `Observe` check in the hub. With `?interactive=true`
+//! the client may also send input and resize frames, which go to the worker's
+//! command lane in the hub: the policy must allow the caller input before the
+//! upgrade, each frame is carried out as that caller (policy asked again), and each
+//! writes its audit line once its outcome is known.
+//!
+//! The session keeps the caller it was opened with; when a reload removes or changes
+//! that caller's token (or turns auth on), it is closed with 1001, like a shutdown:
+//! the client reconnects with its cursor and meets the new configuration.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use hyper::body::Incoming;
-use switchyard_protocol::{OutgoingFrame, RuntimeId, WorkerId};
+use switchyard_protocol::{ClientFrame, ErrorDetail, OutgoingFrame, RuntimeId, WorkerId};
 use switchyard_registry::{Caller, ObservationHub, Viewer};
 use switchyard_runtime::StreamEnd;
 
+use super::audit::SessionAudit;
+use crate::auth::Authenticator;
 use crate::http::ws::{
-    FrameSource, SessionSettings, is_upgrade_request, run_session, upgrade as ws_upgrade,
+    CommandOutcome, FrameSource, SessionSettings, is_upgrade_request, run_session,
+    upgrade as ws_upgrade, upgrade_with_limit,
 };
 use crate::http::{ApiError, RequestContext, Response};
+
+/// How the client wants to watch.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Watch<'a> {
+    /// Resume after this backend cursor.
+    pub cursor: Option<&'a str>,
+    /// The client may send input and resize frames.
+    pub interactive: bool,
+    /// Largest client message of an interactive session.
+    pub max_message: usize,
+}
 
 /// Validates, subscribes through the hub, then upgrades.
 pub(super) async fn upgrade(
     hub: &ObservationHub,
-    caller: &Caller,
+    (auth, caller): (&Arc<Authenticator>, &Caller),
     (runtime_id, worker_id): (&RuntimeId, &WorkerId),
-    cursor: Option<&str>,
+    watch: Watch<'_>,
     request: http::Request<Incoming>,
     ctx: &RequestContext,
     settings: SessionSettings,
@@ -26,21 +52,118 @@ pub(super) async fn upgrade(
     if !is_upgrade_request(request.headers()) {
         return ws_upgrade(request, &ctx.shutdown, |_| async {});
     }
-    let viewer = hub.watch(caller, runtime_id, worker_id, cursor).await?;
+    let viewer = if watch.interactive {
+        hub.watch_interactive(caller, runtime_id, worker_id, watch.cursor)
+            .await?
+    } else {
+        hub.watch(caller, runtime_id, worker_id, watch.cursor)
+            .await?
+    };
+    let audit = watch.interactive.then(|| {
+        SessionAudit::new(
+            caller,
+            (runtime_id, worker_id),
+            &ctx.request_id,
+            hub.registry().clone(),
+        )
+    });
     let shutdown = ctx.shutdown.clone();
-    ws_upgrade(request, &ctx.shutdown, move |ws| {
-        run_session(ws, ViewerFrames(viewer), settings, shutdown)
-    })
+    let frames = ViewerFrames {
+        viewer,
+        audit,
+        admission: Admission::new(auth, caller),
+    };
+    let session = move |ws| run_session(ws, frames, settings, shutdown);
+    if watch.interactive {
+        upgrade_with_limit(request, &ctx.shutdown, watch.max_message, session)
+    } else {
+        ws_upgrade(request, &ctx.shutdown, session)
+    }
 }
 
-struct ViewerFrames(Viewer);
+struct ViewerFrames {
+    viewer: Viewer,
+    /// An interactive session's audit lines.
+    audit: Option<SessionAudit>,
+    admission: Admission,
+}
+
+/// Who opened the session, checked again after every reload (and once at the start,
+/// in case a reload came between the request's authentication and the session) by a
+/// small task of its own, which cancels `revoked` when a reload revokes the caller.
+/// The session's frames only poll that token, which no other session shares.
+struct Admission {
+    revoked: CancellationToken,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Admission {
+    fn new(auth: &Arc<Authenticator>, caller: &Caller) -> Self {
+        let revoked = CancellationToken::new();
+        let watcher = tokio::spawn({
+            let (auth, caller, revoked) = (auth.clone(), caller.clone(), revoked.clone());
+            async move {
+                auth.revoked(&caller).await;
+                tracing::info!(
+                    identity = caller.name(),
+                    "closing an event stream with 1001: a reload removed or changed the token it was opened with"
+                );
+                revoked.cancel();
+            }
+        });
+        Self { revoked, watcher }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
 
 impl FrameSource for ViewerFrames {
     async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
-        self.0.next_frame().await
+        tokio::select! {
+            biased;
+            frame = self.viewer.next_frame() => frame,
+            () = self.admission.revoked.cancelled() => Err(StreamEnd::Shutdown),
+        }
     }
 
     async fn ended(&self) -> StreamEnd {
-        self.0.ended().await
+        tokio::select! {
+            biased;
+            end = self.viewer.ended() => end,
+            () = self.admission.revoked.cancelled() => StreamEnd::Shutdown,
+        }
+    }
+
+    fn is_interactive(&self) -> bool {
+        self.viewer.is_interactive()
+    }
+
+    fn submit(&mut self, command: ClientFrame) -> Result<CommandOutcome, ErrorDetail> {
+        let action = match &command {
+            ClientFrame::Input { .. } => "input",
+            ClientFrame::Resize { .. } => "resize",
+        };
+        let audit = self.audit.clone();
+        let write = move |refusal: Option<&ErrorDetail>| {
+            if let Some(audit) = &audit {
+                audit.command(action, refusal);
+            }
+        };
+        match self.viewer.submit(command) {
+            Ok(ticket) => Ok(Box::pin(async move {
+                let refusal = ticket.await.err().map(|e| e.to_detail());
+                write(refusal.as_ref());
+                refusal
+            })),
+            Err(error) => {
+                let refusal = error.to_detail();
+                write(Some(&refusal));
+                Err(refusal)
+            }
+        }
     }
 }

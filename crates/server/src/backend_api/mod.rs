@@ -6,9 +6,12 @@
 pub mod audit;
 pub mod browser;
 mod events;
-mod routes;
+mod readiness;
+mod reload;
+pub(crate) mod routes;
 mod session;
 
 pub use browser::AllowedHosts;
+pub use readiness::{DRAINING_MESSAGE, Readiness};
 pub use routes::{BackendApi, BackendApiSettings};
 pub(crate) use routes::{drain_body, worker_query};

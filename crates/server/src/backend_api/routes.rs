@@ -9,10 +9,13 @@
 //!    `403 cross_origin_request`; a WebSocket upgrade from a foreign `Origin` →
 //!    `403 origin_not_allowed`
 //! 5. authentication (bearer token, or session cookie from the backend's own pages)
-//!    → `401 unauthorized`; `/healthz` and `POST`/`DELETE /api/session` are public
-//! 6. a body that is not `application/json` → `415 unsupported_media_type`
-//! 7. the route (`404 route_not_found`, `405`, `400 invalid_id`), then the registry,
-//!    whose policy answers `403 forbidden`
+//!    → `401 unauthorized`; `/healthz`, `/readyz`, `/api/openapi.json` and
+//!    `POST`/`DELETE /api/session` are public
+//! 6. the route and its methods → `404 route_not_found`, `405 method_not_allowed`
+//! 7. a body that is not `application/json` → `415 unsupported_media_type`
+//! 8. the path's ids → `400 invalid_id`, then the registry, whose policy answers
+//!    `403 forbidden` (for `GET /metrics` and `POST /api/admin/reload`: to anyone
+//!    but an admin)
 //!
 //! Commands get an audit line whatever their outcome; every answer gets the security
 //! headers, and answers to allowed origins the CORS grant.
@@ -22,7 +25,7 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use switchyard_protocol::{
-    ErrorCode, Health, InputRequest, NewWorkerRequest, RuntimeId, RuntimeList, WorkerId,
+    Health, InputRequest, NewWorkerRequest, ResizeRequest, RuntimeId, RuntimeList, WorkerId,
     WorkerStatus,
 };
 use switchyard_registry::{Caller, ObservationHub, RegistryError, RuntimeRegistry};
@@ -35,9 +38,13 @@ use crate::auth::Authenticator;
 use crate::http::body::{read_json, read_limited};
 use crate::http::query::Query;
 use crate::http::response::{empty, json, json_bytes};
-use crate::http::router::{RouteTable, respond};
+use crate::http::router::{RouteDef, RouteTable, method_not_allowed, respond};
 use crate::http::ws::SessionSettings;
-use crate::http::{ApiError, Handler, RequestContext, Response};
+use crate::http::{ApiError, Handler, MatchedRoute, RequestContext, Response};
+use crate::metrics::{ListenerParts, METRICS_PATH, Metrics};
+use crate::reload::Reloader;
+
+use super::Readiness;
 
 /// Settings of the backend API surface.
 #[derive(Debug, Clone)]
@@ -62,11 +69,18 @@ pub struct BackendApi {
     auth: Arc<Authenticator>,
     settings: BackendApiSettings,
     routes: RouteTable<Route>,
+    metrics: Arc<Metrics>,
+    reloader: Option<Arc<Reloader>>,
+    console_route: MatchedRoute,
+    readiness: Readiness,
 }
 
+/// What a backend API path names; the handler matches on it with the method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     Health,
+    Ready,
+    OpenApi,
     Session,
     Runtimes,
     Runtime,
@@ -74,36 +88,137 @@ enum Route {
     Workers,
     Worker,
     Input,
+    Resize,
     Cancel,
     Stop,
     Transcript,
     Events,
+    Metrics,
+    Reload,
 }
 
 impl Route {
     /// Routes (and methods) answered without credentials.
     fn is_public(self, method: &Method) -> bool {
         match self {
-            Route::Health => true,
+            // A load balancer's probes carry no credentials; the document is the
+            // same for every deployment.
+            Route::Health | Route::Ready | Route::OpenApi => true,
             Route::Session => *method != Method::GET,
             _ => false,
         }
     }
 
-    /// The audit action of a command, `None` for reads.
-    fn command(self, method: &Method) -> Option<&'static str> {
+    /// The audit action of a command, `None` for reads. Opening an interactive event
+    /// WebSocket (`?interactive=true`) counts: it may type into the worker (each of
+    /// its frames then writes a line of its own, see `audit.rs`).
+    fn command(self, method: &Method, query: Option<&str>) -> Option<&'static str> {
         Some(match (self, method) {
+            (Route::Events, &Method::GET) if asks_interactive(query) => "interactive",
             (Route::Workers, &Method::POST) => "create",
             (Route::Input, &Method::POST) => "input",
+            (Route::Resize, &Method::POST) => "resize",
             (Route::Cancel, &Method::POST) => "cancel",
             (Route::Stop, &Method::POST) => "stop",
             (Route::Worker, &Method::DELETE) => "delete",
             (Route::Session, &Method::POST) => "session_start",
             (Route::Session, &Method::DELETE) => "session_end",
+            (Route::Reload, &Method::POST) => "reload",
             _ => return None,
         })
     }
 }
+
+/// Every route of the backend API with its methods (the console's files aside):
+/// what the router answers, what `405`s list in `Allow`, and what the OpenAPI document
+/// is checked against.
+pub(crate) static ROUTES: &[RouteDef<Route>] = &[
+    RouteDef {
+        path: "/healthz",
+        route: Route::Health,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/readyz",
+        route: Route::Ready,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/openapi.json",
+        route: Route::OpenApi,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/session",
+        route: Route::Session,
+        methods: &[Method::GET, Method::POST, Method::DELETE],
+    },
+    RouteDef {
+        path: "/api/runtimes",
+        route: Route::Runtimes,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}",
+        route: Route::Runtime,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/workers",
+        route: Route::AllWorkers,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers",
+        route: Route::Workers,
+        methods: &[Method::GET, Method::POST],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}",
+        route: Route::Worker,
+        methods: &[Method::GET, Method::DELETE],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}/input",
+        route: Route::Input,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}/resize",
+        route: Route::Resize,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}/cancel",
+        route: Route::Cancel,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}/stop",
+        route: Route::Stop,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}/transcript",
+        route: Route::Transcript,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/runtimes/{runtime_id}/workers/{worker_id}/events/ws",
+        route: Route::Events,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: METRICS_PATH,
+        route: Route::Metrics,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/api/admin/reload",
+        route: Route::Reload,
+        methods: &[Method::POST],
+    },
+];
 
 impl BackendApi {
     /// Binds `registry` and its observation `hub` to the `/api` routes, with `auth`
@@ -114,31 +229,47 @@ impl BackendApi {
         auth: Arc<Authenticator>,
         settings: BackendApiSettings,
     ) -> Self {
-        let w = "/api/runtimes/{runtime_id}/workers/{worker_id}";
-        let routes = [
-            ("/healthz".to_owned(), Route::Health),
-            ("/api/session".to_owned(), Route::Session),
-            ("/api/runtimes".to_owned(), Route::Runtimes),
-            ("/api/runtimes/{runtime_id}".to_owned(), Route::Runtime),
-            ("/api/workers".to_owned(), Route::AllWorkers),
-            (
-                "/api/runtimes/{runtime_id}/workers".to_owned(),
-                Route::Workers,
-            ),
-            (w.to_owned(), Route::Worker),
-            (format!("{w}/input"), Route::Input),
-            (format!("{w}/cancel"), Route::Cancel),
-            (format!("{w}/stop"), Route::Stop),
-            (format!("{w}/transcript"), Route::Transcript),
-            (format!("{w}/events/ws"), Route::Events),
-        ];
+        // Replaced by `with_metrics` when served: until then, what the registry and
+        // the hub know, with no listener's counts.
+        let metrics = Metrics::backend(&registry, &hub, &ListenerParts::unattached());
         Self {
             registry,
             hub,
             auth,
             settings,
-            routes: RouteTable::new("backend API lives under /api", routes),
+            routes: RouteTable::new("backend API lives under /api", ROUTES),
+            metrics: Arc::new(metrics),
+            reloader: None,
+            console_route: MatchedRoute::fixed("console"),
+            readiness: Readiness::new(),
         }
+    }
+
+    /// Serves `metrics` at `GET /metrics` (admins only when auth is on).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Answers `POST /api/admin/reload` (admins only when auth is on) with
+    /// `reloader`; without one, that route is `501 unsupported`.
+    pub fn with_reloader(mut self, reloader: Arc<Reloader>) -> Self {
+        self.reloader = Some(reloader);
+        self
+    }
+
+    /// The route label of `path` for the request metrics.
+    fn route_label(&self, path: &str) -> Option<MatchedRoute> {
+        if crate::console::owns(path) {
+            Some(self.console_route.clone())
+        } else {
+            self.routes.template(path)
+        }
+    }
+
+    /// Its readiness: `GET /readyz` answers 503 once draining has started.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
     }
 
     /// The registry it routes through.
@@ -151,7 +282,7 @@ impl BackendApi {
         &self.hub
     }
 
-    /// Steps 1 to 7 of the module's list; see there.
+    /// Steps 1 to 8 of the module's list; see there.
     async fn answer(&self, request: http::Request<Incoming>, ctx: &RequestContext) -> Response {
         let host = match self
             .settings
@@ -173,7 +304,7 @@ impl BackendApi {
         response
     }
 
-    /// Steps 3 to 7, with the audit line of a command.
+    /// Steps 3 to 8, with the audit line of a command.
     async fn checked(
         &self,
         request: http::Request<Incoming>,
@@ -191,21 +322,21 @@ impl BackendApi {
         }
         let found = self.routes.find(&path);
         let method = request.method().clone();
-        let mut audit = found.as_ref().ok().and_then(|(route, params)| {
-            let action = route.command(&method)?;
+        let mut audit = found.as_ref().ok().and_then(|found| {
+            let action = found.route().command(&method, request.uri().query())?;
             Some(Audit::new(
                 action,
-                params.get("runtime_id"),
-                params.get("worker_id"),
+                found.params.get("runtime_id"),
+                found.params.get("worker_id"),
             ))
         });
         let result = async {
-            let websocket = matches!(found, Ok((Route::Events, _)));
+            let websocket = matches!(&found, Ok(found) if found.route() == Route::Events);
             if websocket {
                 browser::check_websocket_origin(origin)?;
             }
             browser::check_cross_origin(&method, request.headers(), origin)?;
-            let public = matches!(&found, Ok((route, _)) if route.is_public(&method));
+            let public = matches!(&found, Ok(found) if found.route().is_public(&method));
             let caller = if public {
                 // Signing out needs no credentials, but names them in its audit line
                 // when they are good.
@@ -226,10 +357,19 @@ impl BackendApi {
                 }
                 Some(caller)
             };
+            let found = found.as_ref().map_err(ApiError::clone)?;
+            found.check_method(&method)?;
             browser::check_body_type(&method, request.headers())?;
-            let (route, params) = found.clone()?;
-            let runtime = params.get("runtime_id").map(RuntimeId::new).transpose()?;
-            let worker = params.get("worker_id").map(WorkerId::new).transpose()?;
+            let runtime = found
+                .params
+                .get("runtime_id")
+                .map(RuntimeId::new)
+                .transpose()?;
+            let worker = found
+                .params
+                .get("worker_id")
+                .map(WorkerId::new)
+                .transpose()?;
             // Public routes run as nobody when auth is on (they need no caller; if
             // one were wrongly public it would reach nothing), as everyone when off.
             let caller = caller.unwrap_or_else(|| {
@@ -240,13 +380,13 @@ impl BackendApi {
                 }
             });
             let ids = (runtime, worker);
-            match Relayed::of(route, &method, ids) {
+            match Relayed::of(found.def.route, &method, ids) {
                 // The relayed routes run inline; every other route's (larger) future
                 // is boxed, so that the future of every request stays small (it is
                 // moved into place per request).
                 Ok(relayed) => self.relay(relayed, request, &caller).await,
                 Err(ids) => {
-                    Box::pin(self.dispatch(route, ids, request, ctx, &caller, &mut audit)).await
+                    Box::pin(self.dispatch(found.def, ids, request, ctx, &caller, &mut audit)).await
                 }
             }
         }
@@ -280,11 +420,15 @@ impl BackendApi {
                     registry.list_workers_json(caller, &rt, &q).await?,
                 ))
             }
-            Relayed::Detail(rt, w) => Ok(relayed_answer(
-                StatusCode::OK,
-                registry.get_worker_json(caller, &rt, &w).await?,
-            )),
+            Relayed::Detail(rt, w) => {
+                Query::parse(request.uri().query(), &[])?;
+                Ok(relayed_answer(
+                    StatusCode::OK,
+                    registry.get_worker_json(caller, &rt, &w).await?,
+                ))
+            }
             Relayed::Input(rt, w) => {
+                Query::parse(request.uri().query(), &[])?;
                 let limit = self.settings.max_body_bytes;
                 let (parts, body) = request.into_parts();
                 let input: InputRequest = read_json(&parts.headers, body, limit).await?;
@@ -299,21 +443,26 @@ impl BackendApi {
     /// Every route but the relayed ones.
     async fn dispatch(
         &self,
-        route: Route,
+        def: &'static RouteDef<Route>,
         ids: (Option<RuntimeId>, Option<WorkerId>),
         request: http::Request<Incoming>,
         ctx: &RequestContext,
         caller: &Caller,
         audit: &mut Option<Audit>,
     ) -> Result<Response, ApiError> {
-        let path = request.uri().path().to_owned();
         let method = request.method().clone();
         let query = request.uri().query().map(str::to_owned);
         let query = query.as_deref();
         let limit = self.settings.max_body_bytes;
         let registry = &self.registry;
-        match (route, method, ids.0, ids.1) {
+        match (def.route, method, ids.0, ids.1) {
             (Route::Health, Method::GET, ..) => Ok(json(StatusCode::OK, &Health::ok())),
+            // Like /healthz, lenient about the query: a probe must not fail on it.
+            (Route::Ready, Method::GET, ..) => self.readiness.answer(),
+            (Route::OpenApi, Method::GET, ..) => {
+                Query::parse(query, &[])?;
+                Ok(crate::openapi::backend_document().response())
+            }
             (Route::Session, Method::POST, ..) => {
                 Query::parse(query, &[])?;
                 let (parts, body) = request.into_parts();
@@ -334,6 +483,7 @@ impl BackendApi {
                 Ok(session::current(caller, self.auth.is_on()))
             }
             (Route::Session, Method::DELETE, ..) => {
+                Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
                 Ok(session::logout(self.settings.secure_cookies))
             }
@@ -343,6 +493,7 @@ impl BackendApi {
                 Ok(json(StatusCode::OK, &RuntimeList { runtimes }))
             }
             (Route::Runtime, Method::GET, Some(rt), _) => {
+                Query::parse(query, &[])?;
                 Ok(json(StatusCode::OK, &registry.runtime(caller, &rt).await?))
             }
             (Route::AllWorkers, Method::GET, ..) => {
@@ -361,11 +512,22 @@ impl BackendApi {
                 Ok(json(StatusCode::CREATED, &detail))
             }
             (Route::Worker, Method::DELETE, Some(rt), Some(w)) => {
+                Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
                 registry.delete(caller, &rt, &w).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
             }
+            (Route::Resize, Method::POST, Some(rt), Some(w)) => {
+                Query::parse(query, &[])?;
+                let (parts, body) = request.into_parts();
+                let size: ResizeRequest = read_json(&parts.headers, body, limit).await?;
+                Ok(json(
+                    StatusCode::OK,
+                    &registry.resize(caller, &rt, &w, size).await?,
+                ))
+            }
             (Route::Cancel, Method::POST, Some(rt), Some(w)) => {
+                Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
                 Ok(json(
                     StatusCode::OK,
@@ -373,6 +535,7 @@ impl BackendApi {
                 ))
             }
             (Route::Stop, Method::POST, Some(rt), Some(w)) => {
+                Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
                 Ok(json(StatusCode::OK, &registry.stop(caller, &rt, &w).await?))
             }
@@ -385,23 +548,38 @@ impl BackendApi {
                     &registry.transcript(caller, &rt, &w, after, limit).await?,
                 ))
             }
+            (Route::Metrics, Method::GET, ..) => {
+                Query::parse(query, &[])?;
+                registry.authorize_admin(caller)?;
+                Ok(self.metrics.answer())
+            }
+            (Route::Reload, Method::POST, ..) => {
+                Query::parse(query, &[])?;
+                drain_body(request, limit).await?;
+                registry.authorize_admin(caller)?;
+                super::reload::answer(self.reloader.as_deref()).await
+            }
             (Route::Events, Method::GET, Some(rt), Some(w)) => {
-                let q = Query::parse(query, &["cursor"])?;
+                let q = Query::parse(query, &["cursor", "interactive"])?;
+                let watch = super::events::Watch {
+                    cursor: q.get("cursor"),
+                    interactive: q
+                        .parse_as::<bool>("interactive", "true or false")?
+                        .unwrap_or(false),
+                    max_message: usize::try_from(limit).unwrap_or(usize::MAX),
+                };
                 super::events::upgrade(
                     &self.hub,
-                    caller,
+                    (&self.auth, caller),
                     (&rt, &w),
-                    q.get("cursor"),
+                    watch,
                     request,
                     ctx,
                     self.settings.session,
                 )
                 .await
             }
-            (_, method, ..) => Err(ApiError::new(
-                ErrorCode::MethodNotAllowed,
-                format!("{method} is not allowed on {path}"),
-            )),
+            (_, method, ..) => Err(method_not_allowed(&method, def.path, def.methods)),
         }
     }
 }
@@ -450,16 +628,29 @@ impl Relayed {
     }
 }
 
-/// `status`, `after` and `limit` of a worker listing.
+/// Whether a query asks for an interactive event stream (read leniently, for the
+/// audit line only; the route checks the query strictly).
+fn asks_interactive(query: Option<&str>) -> bool {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .any(|(name, value)| name == "interactive" && value == "true")
+}
+
+/// `status`, `after` and `limit` of a worker listing. A `limit` of 0 is refused here,
+/// so that `GET /api/workers` answers it as the caller's mistake rather than listing
+/// every runtime as unavailable.
 pub(crate) fn worker_query(query: Option<&str>) -> Result<WorkerQuery, ApiError> {
     let q = Query::parse(query, &["status", "limit", "after"])?;
+    let limit = q.parse_as("limit", "a whole number")?;
+    if limit == Some(0) {
+        return Err(ApiError::invalid_request("limit must be at least 1"));
+    }
     Ok(WorkerQuery {
         status: q.parse_as::<WorkerStatus>(
             "status",
             "one of starting, running, exited, stopped, failed, lost",
         )?,
         after: q.get("after").map(WorkerId::new).transpose()?,
-        limit: q.parse_as("limit", "a whole number")?,
+        limit,
     })
 }
 
@@ -480,8 +671,12 @@ impl From<RegistryError> for ApiError {
 
 impl Handler for BackendApi {
     async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
+        let route = self.route_label(request.uri().path());
         let mut response = self.answer(request, &ctx).await;
         browser::security_headers(response.headers_mut());
+        if let Some(route) = route {
+            response.extensions_mut().insert(route);
+        }
         response
     }
 }

@@ -4,8 +4,8 @@
 use http::header::{CACHE_CONTROL, HeaderValue, SET_COOKIE};
 use http::{HeaderMap, StatusCode};
 use hyper::body::Incoming;
-use serde::{Deserialize, Serialize};
-use switchyard_registry::{Caller, Role};
+use switchyard_protocol::{LoginRequest, SessionInfo};
+use switchyard_registry::Caller;
 
 use super::audit::Audit;
 use crate::auth::Authenticator;
@@ -14,34 +14,11 @@ use crate::http::body::read_json;
 use crate::http::response::{empty, json};
 use crate::http::{ApiError, Response};
 
-/// `POST /api/session`'s body. `Debug` hides the token.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LoginRequest {
-    token: String,
-}
-
-impl std::fmt::Debug for LoginRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LoginRequest { token: [redacted] }")
-    }
-}
-
-/// Who a session (or token) is, and whether the backend authenticates at all.
-#[derive(Debug, Serialize)]
-struct SessionInfo<'a> {
-    name: &'a str,
-    role: Role,
-    /// `false` without `[auth]` tokens (everyone is the anonymous admin, there is no
-    /// session to end): the console then shows no identity and no sign-out.
-    auth: bool,
-}
-
 fn info(caller: &Caller, auth: bool) -> Response {
     let mut response = json(
         StatusCode::OK,
         &SessionInfo {
-            name: caller.name(),
+            name: caller.name().to_owned(),
             role: caller.role(),
             auth,
         },

@@ -7,10 +7,15 @@ use std::time::Duration;
 use switchyard_runtime::{FsStore, MemoryStore, Runtime, Store};
 use tokio::net::TcpListener;
 
+use crate::StartError;
 use crate::config::{RuntimeArgs, RuntimeSettings, ServerTlsFiles, load_runtime_settings};
 use crate::http::ws::SessionSettings;
-use crate::http::{ServerHandle, ServerTls, Shutdown, serve_with_tls};
+use crate::http::{
+    ConnectionLimit, HttpMetrics, ServeOptions, ServerHandle, ServerTls, Shutdown, serve_with,
+};
+use crate::metrics::{ListenerParts, Metrics};
 use crate::runtime_api::{RuntimeApi, RuntimeApiSettings};
+use crate::runtime_server::{RuntimeParts, RuntimeServer};
 
 /// How long connections and WebSocket sessions get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -24,10 +29,10 @@ pub async fn run(args: RuntimeArgs) -> u8 {
             return 2;
         }
     };
-    let running = match start(settings).await {
+    let running = match RuntimeServer::from_settings(settings).start().await {
         Ok(running) => running,
-        Err(message) => {
-            eprintln!("switchyard runtime: {message}");
+        Err(error) => {
+            eprintln!("switchyard runtime: {error}");
             return 1;
         }
     };
@@ -56,7 +61,26 @@ pub struct RunningRuntime {
     pub tls_files: Option<ServerTlsFiles>,
 }
 
+impl std::fmt::Debug for RunningRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningRuntime")
+            .field("url", &self.server.url())
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RunningRuntime {
+    /// Where it serves: `http://ADDR` or `https://ADDR`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.server.local_addr()
+    }
+
     /// Stops accepting, closes WebSockets with 1001, stops every worker and flushes
     /// the store.
     pub async fn shutdown(self) {
@@ -69,24 +93,51 @@ impl RunningRuntime {
     }
 }
 
-/// Opens the store, loads the runtime and starts serving. Errors are messages for
-/// the operator's terminal.
-pub async fn start(settings: RuntimeSettings) -> Result<RunningRuntime, String> {
+/// Starts a runtime server from its settings alone, as `switchyard runtime` does; the
+/// same as `RuntimeServer::from_settings(settings).start()` (see [`RuntimeServer`]).
+pub async fn start(settings: RuntimeSettings) -> Result<RunningRuntime, StartError> {
+    RuntimeServer::from_settings(settings).start().await
+}
+
+/// Opens the store, loads the runtime and starts serving: what
+/// [`crate::RuntimeServerBuilder::start`] does once its parts are gathered.
+pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, StartError> {
+    let RuntimeParts { settings, listener } = parts;
+    if settings.token.is_none() && !settings.listen.ip().is_loopback() {
+        // The configuration layer refuses this; settings built in code must not get
+        // around it.
+        return Err(StartError::OpenListen {
+            addr: settings.listen,
+        });
+    }
     let store: Arc<dyn Store> = match &settings.data_dir {
         Some(dir) => Arc::new(
             FsStore::open(dir.clone())
                 .await
-                .map_err(|e| format!("could not open the data directory: {e}"))?,
+                .map_err(StartError::OpenStore)?,
         ),
         None => Arc::new(MemoryStore::new()),
     };
     let max_body_bytes = settings.runtime.limits.max_body_bytes;
     let runtime = Runtime::open(settings.runtime, store)
         .await
-        .map_err(|e| format!("could not load the stored workers: {e}"))?;
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("could not listen on {}: {e}", settings.listen))?;
+        .map_err(StartError::LoadStore)?;
+    let listener = match listener {
+        Some(listener) => listener,
+        None => TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: settings.listen,
+                source,
+            })?,
+    };
+    let shutdown = Shutdown::new();
+    let listener_parts = ListenerParts {
+        limit: ConnectionLimit::new(settings.max_connections),
+        shutdown: shutdown.clone(),
+        http: HttpMetrics::default(),
+    };
+    let metrics = Arc::new(Metrics::runtime(&runtime, &listener_parts));
     let api = RuntimeApi::new(
         runtime.clone(),
         RuntimeApiSettings {
@@ -94,7 +145,8 @@ pub async fn start(settings: RuntimeSettings) -> Result<RunningRuntime, String> 
             max_body_bytes,
             session: SessionSettings::default(),
         },
-    );
+    )
+    .with_metrics(metrics);
     let tls_files = settings.tls.as_ref().map(|tls| tls.files.clone());
     let tls = settings.tls.map(|tls| ServerTls::new(tls.config));
     if tls.is_none() && !settings.listen.ip().is_loopback() {
@@ -102,7 +154,16 @@ pub async fn start(settings: RuntimeSettings) -> Result<RunningRuntime, String> 
             "serving plain HTTP beyond loopback: the token and all traffic cross the network in clear; configure [tls]"
         );
     }
-    let server = serve_with_tls(listener, Arc::new(api), Shutdown::new(), tls);
+    let server = serve_with(
+        listener,
+        Arc::new(api),
+        shutdown,
+        ServeOptions {
+            tls,
+            limit: listener_parts.limit,
+            metrics: listener_parts.http,
+        },
+    );
     tracing::info!(
         url = %server.url(),
         runtime_id = %runtime.config().runtime_id,

@@ -7,20 +7,28 @@ use std::time::Duration;
 
 use switchyard_registry::{
     AllowAll, EmbeddedSource, HubSettings, ObservationHub, Policy, RegisteredRuntime, RemoteSource,
-    RolePolicy, RuntimeRegistry, Scrubber,
+    RolePolicy, RuntimeRegistry, RuntimeSource, Scrubber,
 };
 use switchyard_runtime::{FsStore, MemoryStore, Runtime, Store};
-use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, WsEventsClient};
+use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, TransportError, WsEventsClient};
 use tokio::net::TcpListener;
 
+use crate::StartError;
 use crate::auth::{Authenticator, SessionCodec, SessionKey};
-use crate::backend_api::{AllowedHosts, BackendApi, BackendApiSettings};
+use crate::backend::{Backend, BackendParts};
+use crate::backend_api::{AllowedHosts, BackendApi, BackendApiSettings, Readiness};
 use crate::config::{
     AuthSettings, BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs,
     load_backend_settings,
 };
 use crate::http::ws::SessionSettings;
-use crate::http::{ServerHandle, ServerTls, Shutdown, serve_with_tls};
+use crate::http::{
+    ConnectionLimit, HttpMetrics, ServeOptions, ServerHandle, ServerTls, Shutdown, serve_with,
+};
+use crate::metrics::{
+    ListenerParts, METRICS_LISTEN_MAX_CONNECTIONS, METRICS_PATH, Metrics, MetricsOnly,
+};
+use crate::reload::{ConfigSource, ReloadTargets, Reloader};
 
 /// How long connections and WebSocket sessions get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -34,17 +42,30 @@ pub async fn run(args: ServeArgs) -> u8 {
             return 2;
         }
     };
-    let running = match start(settings).await {
+    let running = match Backend::from_settings(settings)
+        .reload_from(ConfigSource::process(args))
+        .start()
+        .await
+    {
         Ok(running) => running,
-        Err(message) => {
-            eprintln!("switchyard serve: {message}");
+        Err(error) => {
+            eprintln!("switchyard serve: {error}");
             return 1;
         }
     };
     let signals = super::signals::install();
+    // Installed before `listening on`: SIGHUP's default action ends the process.
+    let reloads = super::signals::on_hangup(running.reloader.clone());
     println!("listening on {}", running.server.url());
+    if let Some(metrics) = &running.metrics_server {
+        println!("metrics on {}{METRICS_PATH}", metrics.url());
+    }
     let _ = std::io::stdout().flush();
     signals.terminated().await;
+    running.drain().await;
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
     running.shutdown().await;
     0
 }
@@ -55,31 +76,106 @@ pub struct RunningBackend {
     pub registry: Arc<RuntimeRegistry>,
     /// The observation hub.
     pub hub: ObservationHub,
-    /// The embedded runtime, if configured.
+    /// The embedded runtime it started with, if configured (a reload may add or
+    /// remove one: [`Reloader::embedded`] has the current one).
     pub embedded: Option<Runtime>,
     /// The HTTP server.
     pub server: ServerHandle,
+    /// The `metrics_listen` listener, when configured.
+    pub metrics_server: Option<ServerHandle>,
+    /// What `/metrics` serves.
+    pub metrics: Arc<Metrics>,
+    /// Applies configuration reloads (SIGHUP, `POST /api/admin/reload`).
+    pub reloader: Arc<Reloader>,
+    /// What `GET /readyz` answers; draining from [`RunningBackend::drain`] on.
+    pub readiness: Readiness,
+    /// How long [`RunningBackend::drain`] keeps serving (`drain_ms`).
+    pub drain: Duration,
+    /// The runtime sources added in code ([`crate::BackendBuilder::runtime`]), shut
+    /// down with the backend.
+    pub sources: Vec<Arc<dyn RuntimeSource>>,
+}
+
+impl std::fmt::Debug for RunningBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningBackend")
+            .field("url", &self.server.url())
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunningBackend {
+    /// Where it serves: `http://ADDR` or `https://ADDR`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Starts draining: `GET /readyz` answers 503 from now on, while everything else
+    /// is served as before for the configured drain period (so that a load balancer
+    /// checking `/readyz` stops sending new requests here before they would fail).
+    pub async fn drain(&self) {
+        self.readiness.start_draining();
+        if !self.drain.is_zero() {
+            tracing::info!(
+                drain_ms = self.drain.as_millis() as u64,
+                "draining: /readyz answers 503; serving until the drain period ends"
+            );
+            tokio::time::sleep(self.drain).await;
+        }
+    }
+
     /// Stops accepting, closes WebSockets with 1001, stops the embedded runtime's
-    /// workers and flushes its store. Remote runtimes keep running.
+    /// workers and flushes its store, and shuts down the sources added in code.
+    /// Remote runtimes keep running.
     pub async fn shutdown(self) {
+        self.readiness.start_draining();
         self.server.shutdown_signal().trigger();
-        if let Some(runtime) = &self.embedded
+        if let Some(runtime) = self.reloader.embedded().await
             && let Err(error) = runtime.shutdown().await
         {
             tracing::error!(%error, "could not flush the embedded store on shutdown");
+        }
+        for source in &self.sources {
+            source.shutdown().await;
+        }
+        if let Some(metrics) = self.metrics_server {
+            metrics.shutdown(SHUTDOWN_GRACE).await;
         }
         self.server.shutdown(SHUTDOWN_GRACE).await;
         tracing::info!("backend stopped");
     }
 }
 
-/// Builds the registry, starts serving and starts the health probes. Errors are
-/// messages for the operator's terminal.
-pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> {
-    let (auth, policy) = authentication(&settings)?;
+/// Starts a backend from its settings alone; the same as
+/// `Backend::from_settings(settings).start()` (see [`Backend`] for more). A reload
+/// has no configuration to read again ([`crate::BackendBuilder::reload_from`]).
+pub async fn start(settings: BackendSettings) -> Result<RunningBackend, StartError> {
+    Backend::from_settings(settings).start().await
+}
+
+/// Builds the registry, starts serving and starts the health probes: what
+/// [`crate::BackendBuilder::start`] does once its parts are gathered.
+pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, StartError> {
+    let BackendParts {
+        settings,
+        runtimes: added,
+        policy: choose_policy,
+        listener,
+        config_source: source,
+    } = parts;
+    let running_settings = settings.clone();
+    let session_key = SessionKey::random().map_err(StartError::RandomSource)?;
+    let (auth, policy) = authentication(&settings, &session_key)?;
+    let policy = choose_policy.choose(policy);
+    let auth = Arc::new(auth);
+    let pinned: Vec<_> = added.iter().map(|r| r.runtime_id.clone()).collect();
+    let sources = added.iter().map(|r| r.source.clone()).collect();
     let mut runtimes = Vec::new();
     let mut embedded = None;
     if let Some(settings) = settings.embedded {
@@ -90,10 +186,17 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
     for remote in settings.remotes {
         runtimes.push(remote_runtime(remote)?);
     }
-    let registry = Arc::new(RuntimeRegistry::new(runtimes, policy).map_err(|e| e.to_string())?);
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("could not listen on {}: {e}", settings.listen))?;
+    runtimes.extend(added);
+    let registry = Arc::new(RuntimeRegistry::new(runtimes, policy)?);
+    let listener = match listener {
+        Some(listener) => listener,
+        None => TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: settings.listen,
+                source,
+            })?,
+    };
     let hub = ObservationHub::new(
         registry.clone(),
         HubSettings {
@@ -108,10 +211,35 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
             "listening on all addresses, but only Host names localhost, 127.0.0.1 and [::1] are answered; list the names clients use in allowed_hosts"
         );
     }
+    let shutdown = Shutdown::new();
+    let listener_parts = ListenerParts {
+        limit: ConnectionLimit::new(settings.max_connections),
+        shutdown: shutdown.clone(),
+        http: HttpMetrics::default(),
+    };
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(|tls| ServerTls::new(tls.config.clone()));
+    let reloader = Arc::new(
+        Reloader::new(
+            source,
+            ReloadTargets {
+                registry: registry.clone(),
+                hub: hub.clone(),
+                auth: auth.clone(),
+                tls: tls.clone(),
+            },
+            running_settings,
+            embedded.clone(),
+            session_key,
+        )
+        .keeping_from_code(pinned, choose_policy),
+    );
     let api = BackendApi::new(
         registry.clone(),
         hub.clone(),
-        Arc::new(auth),
+        auth,
         BackendApiSettings {
             max_body_bytes: settings.max_body_bytes,
             allowed_origins: settings.allowed_origins.clone(),
@@ -121,9 +249,30 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
             secure_cookies: settings.tls.is_some(),
             session: SessionSettings::default(),
         },
+    )
+    .with_reloader(reloader.clone());
+    let readiness = api.readiness().clone();
+    let mut metrics = Metrics::backend(&registry, &hub, &listener_parts);
+    readiness.register_metrics(metrics.registry_mut());
+    reloader.register_metrics(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
+    let api = api.with_metrics(metrics.clone());
+    let metrics_server = match settings.metrics_listen {
+        Some(addr) => {
+            Some(serve_metrics(addr, &settings.allowed_hosts, &metrics, &listener_parts).await?)
+        }
+        None => None,
+    };
+    let server = serve_with(
+        listener,
+        Arc::new(api),
+        shutdown,
+        ServeOptions {
+            tls,
+            limit: listener_parts.limit,
+            metrics: listener_parts.http,
+        },
     );
-    let tls = settings.tls.map(|tls| ServerTls::new(tls.config));
-    let server = serve_with_tls(listener, Arc::new(api), Shutdown::new(), tls);
     tokio::spawn({
         let registry = registry.clone();
         async move { registry.refresh_all().await }
@@ -135,7 +284,45 @@ pub async fn start(settings: BackendSettings) -> Result<RunningBackend, String> 
         hub,
         embedded,
         server,
+        sources,
+        metrics_server,
+        metrics,
+        reloader,
+        readiness,
+        drain: settings.drain,
     })
+}
+
+/// The `metrics_listen` listener: `GET /metrics` without authentication, plain HTTP,
+/// for the same `Host` names as the main listener (a rebound page reads nothing).
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    allowed_hosts: &[String],
+    metrics: &Arc<Metrics>,
+    main: &ListenerParts,
+) -> Result<ServerHandle, StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let hosts = AllowedHosts::new(allowed_hosts, listener_addr(&listener));
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "metrics_listen is not a loopback address: anyone who reaches it reads the metrics without credentials"
+        );
+    }
+    let server = serve_with(
+        listener,
+        Arc::new(MetricsOnly::new(metrics.clone(), hosts)),
+        main.shutdown.clone(),
+        ServeOptions {
+            tls: None,
+            limit: ConnectionLimit::new(METRICS_LISTEN_MAX_CONNECTIONS),
+            metrics: main.http.clone(),
+        },
+    );
+    tracing::info!(url = %server.url(), "metrics listening");
+    Ok(server)
 }
 
 /// The listener's address (the configured one when it cannot say).
@@ -146,17 +333,20 @@ fn listener_addr(listener: &TcpListener) -> std::net::SocketAddr {
 }
 
 /// Who the backend serves and the policy that matches: everyone as admin with
-/// [`AllowAll`], or token holders under the [`RolePolicy`].
-fn authentication(settings: &BackendSettings) -> Result<(Authenticator, Arc<dyn Policy>), String> {
+/// [`AllowAll`], or token holders under the [`RolePolicy`]. Sessions are signed with
+/// `random_key` when `[auth]` names no key file.
+fn authentication(
+    settings: &BackendSettings,
+    random_key: &SessionKey,
+) -> Result<(Authenticator, Arc<dyn Policy>), StartError> {
     match &settings.auth {
         AuthSettings::Off => {
             if !settings.listen.ip().is_loopback() {
                 // The configuration layer refuses this; a settings value built in code
                 // must not get around it.
-                return Err(format!(
-                    "refusing to serve {} without authentication: it is not a loopback address",
-                    settings.listen
-                ));
+                return Err(StartError::OpenListen {
+                    addr: settings.listen,
+                });
             }
             Ok((Authenticator::open(), Arc::new(AllowAll)))
         }
@@ -168,34 +358,45 @@ fn authentication(settings: &BackendSettings) -> Result<(Authenticator, Arc<dyn 
             Ok((Authenticator::open(), Arc::new(AllowAll)))
         }
         AuthSettings::Tokens(tokens) => {
-            let key = match &tokens.session_key {
-                Some(key) => key.clone(),
-                None => {
-                    tracing::info!(
-                        "no auth.session_key_file: sessions are signed with a random key and end when the backend restarts"
-                    );
-                    SessionKey::random()
-                        .map_err(|e| format!("could not read the OS's random source: {e}"))?
-                }
-            };
-            let codec = SessionCodec::new(key, tokens.session_ttl, tokens.clock.clone());
+            if tokens.session_key.is_none() {
+                tracing::info!(
+                    "no auth.session_key_file: sessions are signed with a random key and end when the backend restarts"
+                );
+            }
             tracing::info!(tokens = tokens.tokens.len(), "client authentication is on");
             Ok((
-                Authenticator::with_tokens(&tokens.tokens, codec),
+                authenticator(&settings.auth, random_key),
                 Arc::new(RolePolicy),
             ))
         }
     }
 }
 
-async fn embedded_runtime(
+/// The authenticator of `auth`: open, or its tokens with sessions signed by its key
+/// (`random_key` when it names none).
+pub(crate) fn authenticator(auth: &AuthSettings, random_key: &SessionKey) -> Authenticator {
+    match auth {
+        AuthSettings::Off | AuthSettings::Open => Authenticator::open(),
+        AuthSettings::Tokens(tokens) => {
+            let key = tokens
+                .session_key
+                .clone()
+                .unwrap_or_else(|| random_key.clone());
+            let codec = SessionCodec::new(key, tokens.session_ttl, tokens.clock.clone());
+            Authenticator::with_tokens(&tokens.tokens, codec)
+        }
+    }
+}
+
+/// Opens the embedded runtime's store and the runtime, registered as `embedded`.
+pub(crate) async fn embedded_runtime(
     settings: EmbeddedSettings,
-) -> Result<(Runtime, RegisteredRuntime), String> {
+) -> Result<(Runtime, RegisteredRuntime), StartError> {
     let store: Arc<dyn Store> = match &settings.data_dir {
         Some(dir) => Arc::new(
             FsStore::open(dir.clone())
                 .await
-                .map_err(|e| format!("could not open the embedded data directory: {e}"))?,
+                .map_err(StartError::OpenStore)?,
         ),
         None => Arc::new(MemoryStore::new()),
     };
@@ -203,7 +404,7 @@ async fn embedded_runtime(
     let display_name = settings.runtime.display_name.clone();
     let runtime = Runtime::open(settings.runtime, store)
         .await
-        .map_err(|e| format!("could not load the embedded runtime's workers: {e}"))?;
+        .map_err(StartError::LoadStore)?;
     let registered = RegisteredRuntime {
         runtime_id,
         display_name,
@@ -213,7 +414,12 @@ async fn embedded_runtime(
     Ok((runtime, registered))
 }
 
-fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String> {
+/// A remote runtime as the registry drives it: the transport's REST and WebSocket
+/// clients behind a [`RemoteSource`] that scrubs the runtime's URL, host and token
+/// from everything it says, with a backstop timeout on every call. To front
+/// configured remotes with a source of your own (a pool, a cache), build them with
+/// this and keep the [`RegisteredRuntime::source`].
+pub fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, StartError> {
     if settings.insecure_http {
         tracing::warn!(
             runtime_id = %settings.runtime_id,
@@ -235,10 +441,14 @@ fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, String>
         Some(tls) => endpoint.with_tls(tls),
         None => endpoint,
     };
+    let remote_error = |source: TransportError| StartError::Remote {
+        runtime_id: settings.runtime_id.clone(),
+        source: Box::new(source),
+    };
     let events = WsEventsClient::new(endpoint.clone())
-        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
-    let client = HttpRuntimeClient::new(endpoint)
-        .map_err(|e| format!("remote runtime {}: {e}", settings.runtime_id))?;
+        .map_err(&remote_error)?
+        .with_idle_timeout(settings.stream_idle_timeout);
+    let client = HttpRuntimeClient::new(endpoint).map_err(remote_error)?;
     Ok(RegisteredRuntime {
         runtime_id: settings.runtime_id,
         display_name: settings.display_name,

@@ -1,6 +1,11 @@
-//! Waiting for SIGTERM or SIGINT.
+//! Waiting for SIGTERM or SIGINT; reloading the backend's configuration on SIGHUP.
+
+use std::sync::Arc;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::task::JoinHandle;
+
+use crate::reload::Reloader;
 
 /// SIGTERM and SIGINT handlers, installed before the process announces that it
 /// listens, so that a signal sent right after the `listening on` line is never lost to
@@ -42,4 +47,24 @@ impl Signals {
             std::process::exit(130);
         });
     }
+}
+
+/// Reloads the backend's configuration on every SIGHUP, until the task is aborted: a
+/// refused configuration is logged (naming the key and the file) and changes
+/// nothing. The handler is installed before this returns, so a SIGHUP sent right
+/// after `listening on` is never lost to the default action (which ends the
+/// process). `None` when it cannot be installed (logged).
+pub fn on_hangup(reloader: Arc<Reloader>) -> Option<JoinHandle<()>> {
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!("could not install the SIGHUP handler; reload with POST /api/admin/reload");
+        return None;
+    };
+    Some(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received; reloading the configuration");
+            if let Err(error) = reloader.reload().await {
+                tracing::error!(%error, "configuration not reloaded; the running one stays in force");
+            }
+        }
+    }))
 }

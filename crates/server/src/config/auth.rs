@@ -19,6 +19,7 @@ pub const MAX_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Who the backend serves.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum AuthSettings {
     /// No `[auth]` table: everyone is admin, and only a loopback listen is allowed.
     Off,

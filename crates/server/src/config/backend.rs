@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchyard_protocol::RuntimeId;
 use switchyard_runtime::RuntimeConfig;
-use switchyard_transport::{ClientTls, SecretToken};
+use switchyard_transport::{ClientTls, DEFAULT_STREAM_IDLE_TIMEOUT, SecretToken};
 
 use super::args::ServeArgs;
 use super::auth::AuthSettings;
@@ -16,6 +16,7 @@ use super::parse::{FileContext, read_file};
 use super::runtime::DEFAULT_RUNTIME_ID;
 use super::tls::{ListenerTlsInput, ServerTlsSettings, is_loopback_url, listener_tls, remote_tls};
 use super::{auth, profiles, token, urls, values};
+use crate::http::DEFAULT_MAX_CONNECTIONS;
 
 /// Where the backend listens unless told otherwise.
 pub const DEFAULT_BACKEND_LISTEN: SocketAddr =
@@ -26,6 +27,10 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 
 /// How often remote runtimes are probed unless configured.
 pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_millis(5000);
+
+/// How long a stopping backend keeps serving after `/readyz` turned 503, unless
+/// configured: not at all.
+pub const DEFAULT_DRAIN: Duration = Duration::ZERO;
 
 /// A remote's connect timeout unless configured.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(2000);
@@ -58,12 +63,20 @@ pub struct BackendSettings {
     pub remotes: Vec<RemoteSettings>,
     /// How often remote runtimes are probed.
     pub health_interval: Duration,
+    /// On SIGTERM/SIGINT, how long to keep serving with `/readyz` at 503 before
+    /// shutting down, so that a load balancer takes this replica out first.
+    pub drain: Duration,
     /// Events queued per WebSocket viewer before it is cut off (4408).
     pub viewer_queue: u32,
     /// Events the backend keeps per watched worker for viewers that resume.
     pub event_backlog: u32,
     /// HTTPS (and WSS) only, with this certificate, when set.
     pub tls: Option<ServerTlsSettings>,
+    /// Connections open at once on the main listener (WebSocket sessions included);
+    /// past it, new ones get `503 overloaded`.
+    pub max_connections: usize,
+    /// A second listener serving `GET /metrics` without authentication, when set.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Default for [`BackendSettings::viewer_queue`].
@@ -72,7 +85,7 @@ pub const DEFAULT_VIEWER_QUEUE: u32 = 1024;
 pub const DEFAULT_EVENT_BACKLOG: u32 = 4096;
 
 /// The backend's in-process runtime.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddedSettings {
     /// Identity, profiles and limits.
     pub runtime: RuntimeConfig,
@@ -95,11 +108,44 @@ pub struct RemoteSettings {
     pub connect_timeout: Duration,
     /// Time allowed for one request.
     pub request_timeout: Duration,
+    /// How long an open event stream from this runtime may stay silent (the
+    /// backend pings it after a third of that) before it counts as lost.
+    pub stream_idle_timeout: Duration,
     /// TLS for an `https` base URL: trust anchors, client certificate, name.
     pub tls: Option<ClientTls>,
     /// Plain HTTP to a host that is not loopback, allowed by `insecure_http = true`
     /// (start-up warns about it every time).
     pub insecure_http: bool,
+}
+
+impl RemoteSettings {
+    /// True when `other` reaches the same runtime in every respect: id, name, URL,
+    /// token, timeouts and TLS material (certificate and key files compared by their
+    /// contents, so rotated files count as a change). A reload replaces a remote
+    /// whose settings are not the same.
+    pub fn same_as(&self, other: &Self) -> bool {
+        // Every field, so that a new one cannot be forgotten here.
+        let Self {
+            runtime_id,
+            display_name,
+            base_url,
+            token,
+            connect_timeout,
+            request_timeout,
+            tls,
+            insecure_http,
+            stream_idle_timeout,
+        } = self;
+        *runtime_id == other.runtime_id
+            && *display_name == other.display_name
+            && *base_url == other.base_url
+            && token.matches(other.token.expose())
+            && *connect_timeout == other.connect_timeout
+            && *request_timeout == other.request_timeout
+            && *tls == other.tls
+            && *insecure_http == other.insecure_http
+            && *stream_idle_timeout == other.stream_idle_timeout
+    }
 }
 
 impl BackendSettings {
@@ -119,9 +165,12 @@ impl BackendSettings {
             }),
             remotes: Vec::new(),
             health_interval: DEFAULT_HEALTH_INTERVAL,
+            drain: DEFAULT_DRAIN,
             viewer_queue: DEFAULT_VIEWER_QUEUE,
             event_backlog: DEFAULT_EVENT_BACKLOG,
             tls: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            metrics_listen: None,
         }
     }
 }
@@ -196,6 +245,8 @@ pub fn load_backend_settings(
         file.health_interval_ms,
         DEFAULT_HEALTH_INTERVAL,
     )?;
+    // Zero is allowed: shut down at once, as without the key.
+    let drain = file.drain_ms.map_or(DEFAULT_DRAIN, Duration::from_millis);
 
     let viewer_queue =
         values::positive(&fo, "viewer_queue", file.viewer_queue, DEFAULT_VIEWER_QUEUE)?;
@@ -205,6 +256,27 @@ pub fn load_backend_settings(
         file.event_backlog,
         DEFAULT_EVENT_BACKLOG,
     )?;
+
+    let max_connections = values::positive(
+        &fo,
+        "max_connections",
+        file.max_connections,
+        DEFAULT_MAX_CONNECTIONS as u32,
+    )? as usize;
+    let metrics_listen = match &file.metrics_listen {
+        Some(addr) => {
+            let addr = values::listen(&fo, "metrics_listen", addr)?;
+            if addr == listen && addr.port() != 0 {
+                return Err(ConfigError::InvalidValue {
+                    origin: fo.clone(),
+                    key: "metrics_listen".to_owned(),
+                    problem: format!("{addr} is also `listen`; give the metrics their own port"),
+                });
+            }
+            Some(addr)
+        }
+        None => None,
+    };
 
     let mut seen: Vec<(RuntimeId, String)> = Vec::new();
     let embedded = match file.embedded {
@@ -237,9 +309,12 @@ pub fn load_backend_settings(
         embedded,
         remotes,
         health_interval,
+        drain,
         viewer_queue,
         event_backlog,
         tls,
+        max_connections,
+        metrics_listen,
     })
 }
 
@@ -341,6 +416,12 @@ fn remote(
         raw.request_timeout_ms,
         DEFAULT_REQUEST_TIMEOUT,
     )?;
+    let stream_idle_timeout = values::millis(
+        &fo,
+        &key("stream_idle_timeout_ms"),
+        raw.stream_idle_timeout_ms,
+        DEFAULT_STREAM_IDLE_TIMEOUT,
+    )?;
     let tls = remote_tls(ctx, &table, &base_url, &raw)?;
     let insecure_http = tls.is_none() && !is_loopback_url(&base_url);
     Ok(RemoteSettings {
@@ -350,6 +431,7 @@ fn remote(
         token,
         connect_timeout,
         request_timeout,
+        stream_idle_timeout,
         tls,
         insecure_http,
     })

@@ -6,41 +6,83 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// The optional limit keys shared by the runtime file and the backend's `[embedded]`.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct LimitKeys {
-    pub max_workers: Option<u32>,
-    pub max_input_bytes: Option<u64>,
-    pub max_body_bytes: Option<u64>,
-    pub transcript_page_max: Option<u32>,
-    pub event_backlog: Option<u32>,
-    pub input_queue: Option<u32>,
-    pub subscriber_queue: Option<u32>,
-    pub stop_grace_ms: Option<u64>,
+/// Calls `$callback!` with the optional limit keys that the runtime file and the
+/// backend's `[embedded]` table both take, appended to `$args` after a `;`. This is
+/// the one place the keys are listed: [`LimitKeys`], both tables' fields and their
+/// `limits()` are generated from it. (serde's `flatten` would share a struct, but it
+/// does not work with `deny_unknown_fields`, which every table needs.)
+macro_rules! with_limit_keys {
+    ($callback:ident ! { $($args:tt)* }) => {
+        $callback! {
+            $($args)* ;
+            max_workers: u32,
+            max_input_bytes: u64,
+            max_body_bytes: u64,
+            transcript_page_max: u32,
+            event_backlog: u32,
+            input_queue: u32,
+            subscriber_queue: u32,
+            stop_grace_ms: u64,
+        }
+    };
 }
 
-/// A runtime configuration file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RuntimeFile {
-    pub runtime_id: Option<String>,
-    pub display_name: Option<String>,
-    pub listen: Option<String>,
-    pub token_file: Option<PathBuf>,
-    pub token_env: Option<String>,
-    pub data_dir: Option<PathBuf>,
-    pub max_workers: Option<u32>,
-    pub max_input_bytes: Option<u64>,
-    pub max_body_bytes: Option<u64>,
-    pub transcript_page_max: Option<u32>,
-    pub event_backlog: Option<u32>,
-    pub input_queue: Option<u32>,
-    pub subscriber_queue: Option<u32>,
-    pub stop_grace_ms: Option<u64>,
-    pub tls: Option<TlsFile>,
-    #[serde(default)]
-    pub profiles: BTreeMap<String, ProfileFile>,
+/// Defines [`LimitKeys`] from the list in `with_limit_keys!`.
+macro_rules! limit_keys_struct {
+    (; $($limit:ident: $ty:ty,)*) => {
+        /// The optional limit keys shared by the runtime file and the backend's
+        /// `[embedded]`.
+        #[derive(Debug, Clone, Copy, Default)]
+        pub(crate) struct LimitKeys {
+            $(pub $limit: Option<$ty>,)*
+        }
+    };
 }
+
+/// Defines a table that takes the limit keys besides its own fields, and its
+/// `limits()`.
+macro_rules! table_with_limits {
+    (
+        $(#[$meta:meta])*
+        pub(crate) struct $name:ident { $($fields:tt)* } ;
+        $($limit:ident: $ty:ty,)*
+    ) => {
+        $(#[$meta])*
+        pub(crate) struct $name {
+            $($fields)*
+            $(pub $limit: Option<$ty>,)*
+        }
+
+        impl $name {
+            /// The limit keys as written.
+            pub fn limits(&self) -> LimitKeys {
+                LimitKeys {
+                    $($limit: self.$limit,)*
+                }
+            }
+        }
+    };
+}
+
+with_limit_keys!(limit_keys_struct! {});
+
+with_limit_keys!(table_with_limits! {
+    /// A runtime configuration file.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(crate) struct RuntimeFile {
+        pub runtime_id: Option<String>,
+        pub display_name: Option<String>,
+        pub listen: Option<String>,
+        pub token_file: Option<PathBuf>,
+        pub token_env: Option<String>,
+        pub data_dir: Option<PathBuf>,
+        pub max_connections: Option<u32>,
+        pub tls: Option<TlsFile>,
+        #[serde(default)]
+        pub profiles: BTreeMap<String, ProfileFile>,
+    }
+});
 
 /// The `[tls]` table of either file: the listener's certificate, key and client CA.
 #[derive(Debug, Default, Deserialize)]
@@ -51,27 +93,13 @@ pub(crate) struct TlsFile {
     pub client_ca_file: Option<PathBuf>,
 }
 
-impl RuntimeFile {
-    pub fn limits(&self) -> LimitKeys {
-        LimitKeys {
-            max_workers: self.max_workers,
-            max_input_bytes: self.max_input_bytes,
-            max_body_bytes: self.max_body_bytes,
-            transcript_page_max: self.transcript_page_max,
-            event_backlog: self.event_backlog,
-            input_queue: self.input_queue,
-            subscriber_queue: self.subscriber_queue,
-            stop_grace_ms: self.stop_grace_ms,
-        }
-    }
-}
-
 /// The kind of a profile as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum KindFile {
     Echo,
     Process,
+    Pty,
 }
 
 /// One `[profiles.NAME]` table.
@@ -84,6 +112,9 @@ pub(crate) struct ProfileFile {
     pub cwd: Option<PathBuf>,
     pub description: Option<String>,
     pub delay_ms: Option<u64>,
+    pub cols: Option<u16>,
+    pub rows: Option<u16>,
+    pub idle_timeout_s: Option<u64>,
 }
 
 /// A backend configuration file.
@@ -95,8 +126,11 @@ pub(crate) struct BackendFile {
     pub allowed_hosts: Option<Vec<String>>,
     pub max_body_bytes: Option<u64>,
     pub health_interval_ms: Option<u64>,
+    pub drain_ms: Option<u64>,
     pub viewer_queue: Option<u32>,
     pub event_backlog: Option<u32>,
+    pub max_connections: Option<u32>,
+    pub metrics_listen: Option<String>,
     pub tls: Option<TlsFile>,
     pub embedded: Option<EmbeddedFile>,
     #[serde(default)]
@@ -126,39 +160,18 @@ pub(crate) struct TokenFile {
     pub workers: Option<switchyard_registry::WorkerScope>,
 }
 
-/// The backend's `[embedded]` table.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EmbeddedFile {
-    pub runtime_id: Option<String>,
-    pub display_name: Option<String>,
-    pub data_dir: Option<PathBuf>,
-    pub max_workers: Option<u32>,
-    pub max_input_bytes: Option<u64>,
-    pub max_body_bytes: Option<u64>,
-    pub transcript_page_max: Option<u32>,
-    pub event_backlog: Option<u32>,
-    pub input_queue: Option<u32>,
-    pub subscriber_queue: Option<u32>,
-    pub stop_grace_ms: Option<u64>,
-    #[serde(default)]
-    pub profiles: BTreeMap<String, ProfileFile>,
-}
-
-impl EmbeddedFile {
-    pub fn limits(&self) -> LimitKeys {
-        LimitKeys {
-            max_workers: self.max_workers,
-            max_input_bytes: self.max_input_bytes,
-            max_body_bytes: self.max_body_bytes,
-            transcript_page_max: self.transcript_page_max,
-            event_backlog: self.event_backlog,
-            input_queue: self.input_queue,
-            subscriber_queue: self.subscriber_queue,
-            stop_grace_ms: self.stop_grace_ms,
-        }
+with_limit_keys!(table_with_limits! {
+    /// The backend's `[embedded]` table.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(crate) struct EmbeddedFile {
+        pub runtime_id: Option<String>,
+        pub display_name: Option<String>,
+        pub data_dir: Option<PathBuf>,
+        #[serde(default)]
+        pub profiles: BTreeMap<String, ProfileFile>,
     }
-}
+});
 
 /// One `[[remote]]` entry.
 #[derive(Debug, Deserialize)]
@@ -171,6 +184,7 @@ pub(crate) struct RemoteFile {
     pub token_file: Option<PathBuf>,
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
+    pub stream_idle_timeout_ms: Option<u64>,
     pub ca_file: Option<PathBuf>,
     pub client_cert_file: Option<PathBuf>,
     pub client_key_file: Option<PathBuf>,

@@ -26,7 +26,7 @@ mod urls;
 mod values;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use args::{RuntimeArgs, ServeArgs};
 pub use auth::{AuthSettings, MAX_SESSION_TTL, TokenAuthSettings};
@@ -37,6 +37,7 @@ pub use backend::{
     RemoteSettings, load_backend_settings,
 };
 pub use error::{ConfigError, Origin};
+pub(crate) use profiles::profile_problem;
 pub use runtime::{
     DEFAULT_RUNTIME_ID, DEFAULT_RUNTIME_LISTEN, RUNTIME_TOKEN_ENV, RuntimeSettings,
     load_runtime_settings,

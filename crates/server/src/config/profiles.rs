@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use switchyard_runtime::{ProcessSpec, Profile, ProfileSpec};
+use switchyard_protocol::{MAX_TERMINAL_SIDE, MIN_TERMINAL_SIDE};
+use switchyard_runtime::{
+    DEFAULT_PTY_COLS, DEFAULT_PTY_ROWS, ProcessSpec, Profile, ProfileSpec, PtySpec,
+};
 
 use super::error::{ConfigError, Origin};
 use super::file::{KindFile, ProfileFile};
@@ -30,7 +33,7 @@ pub(crate) fn build(
             return Err(invalid(
                 &origin,
                 &format!("{key}.kind"),
-                "the profile named `echo` is the built-in echo and must have kind \"echo\"; give a process profile another name",
+                "the profile named `echo` is the built-in echo and must have kind \"echo\"; give a process or pty profile another name",
             ));
         }
         profiles.insert(name, profile);
@@ -49,79 +52,175 @@ fn build_one(
 ) -> Result<Profile, ConfigError> {
     let description = file
         .description
+        .clone()
         .map(|d| d.trim().to_owned())
         .filter(|d| !d.is_empty());
-    match file.kind {
+    let idle_timeout = match file.idle_timeout_s {
+        None => None,
+        Some(0) => {
+            return Err(invalid(
+                origin,
+                &format!("{key}.idle_timeout_s"),
+                "must be at least 1 (seconds); remove the key to never stop idle workers",
+            ));
+        }
+        Some(seconds) => Some(Duration::from_secs(seconds)),
+    };
+    let spec = match file.kind {
         KindFile::Echo => {
-            for (set, name) in [
-                (file.command.is_some(), "command"),
-                (file.env.is_some(), "env"),
-                (file.cwd.is_some(), "cwd"),
-            ] {
-                if set {
-                    return Err(invalid(
-                        origin,
-                        &format!("{key}.{name}"),
-                        "an echo profile runs in-process and takes no command, env or cwd; remove the key or use kind \"process\"",
-                    ));
-                }
+            refuse(
+                origin,
+                key,
+                &file,
+                &["command", "env", "cwd", "cols", "rows"],
+                "an echo profile runs in-process and takes no command, env, cwd or terminal size; remove the key or use kind \"process\" or \"pty\"",
+            )?;
+            ProfileSpec::Echo {
+                delay: Duration::from_millis(file.delay_ms.unwrap_or(0)),
             }
-            Ok(Profile {
-                description: description.or_else(|| Profile::echo().description),
-                spec: ProfileSpec::Echo {
-                    delay: Duration::from_millis(file.delay_ms.unwrap_or(0)),
-                },
-            })
         }
         KindFile::Process => {
-            if file.delay_ms.is_some() {
-                return Err(invalid(
-                    origin,
-                    &format!("{key}.delay_ms"),
-                    "only echo profiles take a delay; remove the key",
-                ));
-            }
-            let Some(command) = file.command else {
-                return Err(ConfigError::MissingKey {
-                    origin: origin.clone(),
-                    key: format!("{key}.command"),
-                    hint: "a process profile needs its program and arguments, e.g. command = [\"/bin/sh\"]".to_owned(),
-                });
-            };
-            check_command(origin, &format!("{key}.command"), &command)?;
-            let env = file.env.unwrap_or_default();
-            for (name, value) in &env {
-                check_env(origin, &format!("{key}.env"), name, value)?;
-            }
-            Ok(Profile {
-                description,
-                spec: ProfileSpec::Process(ProcessSpec {
-                    command,
-                    env,
-                    cwd: file.cwd.map(|cwd| ctx.resolve(&cwd)),
-                }),
+            refuse(
+                origin,
+                key,
+                &file,
+                &["delay_ms"],
+                "only echo profiles take a delay; remove the key",
+            )?;
+            refuse(
+                origin,
+                key,
+                &file,
+                &["cols", "rows"],
+                "only pty profiles have a terminal size; remove the key or use kind \"pty\"",
+            )?;
+            let (command, env) = command_and_env(origin, key, file.command, file.env)?;
+            ProfileSpec::Process(ProcessSpec {
+                command,
+                env,
+                cwd: file.cwd.map(|cwd| ctx.resolve(&cwd)),
             })
         }
+        KindFile::Pty => {
+            refuse(
+                origin,
+                key,
+                &file,
+                &["delay_ms"],
+                "only echo profiles take a delay; remove the key",
+            )?;
+            let cols = side(origin, &format!("{key}.cols"), file.cols, DEFAULT_PTY_COLS)?;
+            let rows = side(origin, &format!("{key}.rows"), file.rows, DEFAULT_PTY_ROWS)?;
+            let (command, env) = command_and_env(origin, key, file.command, file.env)?;
+            ProfileSpec::Pty(PtySpec {
+                command,
+                env,
+                cwd: file.cwd.map(|cwd| ctx.resolve(&cwd)),
+                cols,
+                rows,
+            })
+        }
+    };
+    let description = match spec {
+        ProfileSpec::Echo { .. } => description.or_else(|| Profile::echo().description),
+        _ => description,
+    };
+    Ok(Profile {
+        description,
+        spec,
+        idle_timeout,
+    })
+}
+
+/// Refuses `keys` of `file` that are set, with `problem` as the reason.
+fn refuse(
+    origin: &Origin,
+    key: &str,
+    file: &ProfileFile,
+    keys: &[&str],
+    problem: &str,
+) -> Result<(), ConfigError> {
+    for name in keys {
+        let set = match *name {
+            "command" => file.command.is_some(),
+            "env" => file.env.is_some(),
+            "cwd" => file.cwd.is_some(),
+            "cols" => file.cols.is_some(),
+            "rows" => file.rows.is_some(),
+            "delay_ms" => file.delay_ms.is_some(),
+            _ => false,
+        };
+        if set {
+            return Err(invalid(origin, &format!("{key}.{name}"), problem));
+        }
+    }
+    Ok(())
+}
+
+/// The command (required, checked) and environment (checked) of a process or pty
+/// profile.
+fn command_and_env(
+    origin: &Origin,
+    key: &str,
+    command: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+) -> Result<(Vec<String>, BTreeMap<String, String>), ConfigError> {
+    let Some(command) = command else {
+        return Err(ConfigError::MissingKey {
+            origin: origin.clone(),
+            key: format!("{key}.command"),
+            hint: "a process or pty profile needs its program and arguments, e.g. command = [\"/bin/sh\"]".to_owned(),
+        });
+    };
+    check_command(origin, &format!("{key}.command"), &command)?;
+    let env = env.unwrap_or_default();
+    for (name, value) in &env {
+        check_env(origin, &format!("{key}.env"), name, value)?;
+    }
+    Ok((command, env))
+}
+
+/// A terminal side: 1 to 1000, `default` when absent.
+fn side(origin: &Origin, key: &str, value: Option<u16>, default: u16) -> Result<u16, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(n) if (MIN_TERMINAL_SIDE..=MAX_TERMINAL_SIDE).contains(&n) => Ok(n),
+        Some(_) => Err(invalid(
+            origin,
+            key,
+            format!("must be {MIN_TERMINAL_SIDE} to {MAX_TERMINAL_SIDE} (cells)"),
+        )),
     }
 }
 
 /// Profile names are what clients send: 1 to 64 characters of `A-Z a-z 0-9 . _ -`,
 /// not starting with `.`.
-fn check_name(origin: &Origin, key: &str, name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
+/// What is wrong with a profile's name or kind, if anything: the rule for files and
+/// for profiles added in code alike.
+pub(crate) fn profile_problem(name: &str, profile: &Profile) -> Option<&'static str> {
+    let valid_name = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            origin,
-            key,
+    if !valid_name {
+        return Some(
             "a profile name is 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-', not starting with '.'",
-        ))
+        );
+    }
+    if name == ECHO && !matches!(profile.spec, ProfileSpec::Echo { .. }) {
+        return Some(
+            "the profile named `echo` is the built-in echo and must have kind \"echo\"; give a process or pty profile another name",
+        );
+    }
+    None
+}
+
+fn check_name(origin: &Origin, key: &str, name: &str) -> Result<(), ConfigError> {
+    match profile_problem(name, &Profile::echo()) {
+        None => Ok(()),
+        Some(problem) => Err(invalid(origin, key, problem)),
     }
 }
 

@@ -13,6 +13,7 @@ use super::file::RuntimeFile;
 use super::parse::{FileContext, absolute, read_file};
 use super::tls::{ListenerTlsInput, ServerTlsSettings, listener_tls};
 use super::{profiles, token, values};
+use crate::http::DEFAULT_MAX_CONNECTIONS;
 
 /// Where a standalone runtime listens unless told otherwise.
 pub const DEFAULT_RUNTIME_LISTEN: SocketAddr =
@@ -38,6 +39,9 @@ pub struct RuntimeSettings {
     pub runtime: RuntimeConfig,
     /// HTTPS (and WSS) only, with this certificate, when set.
     pub tls: Option<ServerTlsSettings>,
+    /// Connections open at once (WebSocket sessions included); past it, new ones get
+    /// `503 overloaded`.
+    pub max_connections: usize,
 }
 
 /// Builds the runtime's settings from `--config` (if any), the other flags, and the
@@ -110,12 +114,20 @@ pub fn load_runtime_settings(
         client_ca_flag: args.tls_client_ca.as_deref(),
     })?;
 
+    let max_connections = values::positive(
+        &fo,
+        "max_connections",
+        file.max_connections,
+        DEFAULT_MAX_CONNECTIONS as u32,
+    )? as usize;
+
     Ok(RuntimeSettings {
         listen,
         token,
         data_dir,
         runtime,
         tls,
+        max_connections,
     })
 }
 

@@ -38,9 +38,10 @@ pub fn owns(path: &str) -> bool {
 /// names its current ETag, or `404 route_not_found`.
 pub fn respond(method: &Method, path: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
     if method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            format!("{method} is not allowed on {path}; the console is read with GET"),
+        return Err(crate::http::router::method_not_allowed(
+            method,
+            path,
+            &[Method::GET, Method::HEAD],
         ));
     }
     let asset = assets::find(path).ok_or_else(|| {

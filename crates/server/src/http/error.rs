@@ -1,17 +1,19 @@
 //! [`ApiError`]: an error answer of either surface, in the contract's body shape.
 
 use http::StatusCode;
-use http::header::{HeaderValue, WWW_AUTHENTICATE};
+use http::header::{ALLOW, HeaderValue, WWW_AUTHENTICATE};
 use switchyard_protocol::{ErrorBody, ErrorCode, ErrorDetail};
 
 use super::response::{Response, json};
 
 /// An error on its way to a client: the contract's detail, plus the rare header that
-/// goes with it (`WWW-Authenticate` on 401).
+/// goes with it (`WWW-Authenticate` on 401, `Allow` on 405).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     /// What the client sees inside `{"error": ...}`.
     pub detail: ErrorDetail,
+    /// The `Allow` header of a `405`: the methods the path answers.
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -19,6 +21,7 @@ impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             detail: ErrorDetail::new(code, message),
+            allow: None,
         }
     }
 
@@ -46,13 +49,19 @@ impl ApiError {
                 .headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            response.headers_mut().insert(ALLOW, allow);
+        }
         response
     }
 }
 
 impl From<ErrorDetail> for ApiError {
     fn from(detail: ErrorDetail) -> Self {
-        Self { detail }
+        Self {
+            detail,
+            allow: None,
+        }
     }
 }
 

@@ -5,6 +5,9 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod limit;
+pub mod linger;
+pub mod metrics;
 pub mod query;
 pub mod response;
 pub mod router;
@@ -13,6 +16,11 @@ pub mod tls;
 pub mod ws;
 
 pub use error::ApiError;
+pub use limit::{ConnectionLimit, DEFAULT_MAX_CONNECTIONS};
+pub use metrics::{HttpMetrics, MatchedRoute};
 pub use response::{Body, Response};
-pub use serve::{Handler, RequestContext, ServerHandle, Shutdown, serve, serve_with_tls};
+pub use serve::{
+    Handler, RequestContext, ServeOptions, ServerHandle, Shutdown, serve, serve_with,
+    serve_with_tls,
+};
 pub use tls::ServerTls;

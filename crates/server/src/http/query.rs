@@ -32,12 +32,10 @@ impl Query {
         Ok(Self { pairs })
     }
 
-    /// The raw value of `name`, if present and non-empty.
+    /// The raw value of `name`, if present. An empty value is a value (`?after=` is
+    /// checked like any other `after`), not an absent parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.pairs.get(name).map(String::as_str)
     }
 
     /// The value of `name` parsed as `T`, with a message naming the parameter.
@@ -66,5 +64,8 @@ mod tests {
         let q = Query::parse(Some("limit=x"), &["limit"]).unwrap();
         assert!(q.parse_as::<u32>("limit", "a number").is_err());
         assert_eq!(Query::parse(None, &[]).unwrap().get("x"), None);
+        let q = Query::parse(Some("after="), &["after", "limit"]).unwrap();
+        assert_eq!(q.get("after"), Some(""));
+        assert_eq!(q.get("limit"), None);
     }
 }

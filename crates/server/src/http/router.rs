@@ -1,22 +1,84 @@
 //! A route table over `matchit` shared by both surfaces, and the one place where a
 //! handler's result becomes a response.
 
+use http::Method;
 use switchyard_protocol::ErrorCode;
 
+use super::metrics::MatchedRoute;
 use super::{ApiError, RequestContext, Response};
 
-/// Path templates to route values, for one surface (named in "no route" errors).
-pub struct RouteTable<R> {
-    router: matchit::Router<R>,
+/// One route of a surface: its path template (`{name}` parameters), the value its
+/// handler matches on, and the methods it answers. The surfaces' tables of these are
+/// what their OpenAPI documents are checked against.
+#[derive(Debug)]
+pub struct RouteDef<R: 'static> {
+    /// The path template, for example `/v1/workers/{worker_id}`.
+    pub path: &'static str,
+    /// The handler's name for the route.
+    pub route: R,
+    /// The methods it answers; any other is `405` with these in `Allow`.
+    pub methods: &'static [Method],
+}
+
+/// A route found for a request path.
+#[derive(Debug)]
+pub struct Found<'p, R: 'static> {
+    /// The route's definition.
+    pub def: &'static RouteDef<R>,
+    /// The path's parameters.
+    pub params: matchit::Params<'p, 'p>,
+}
+
+impl<R: Copy> Found<'_, R> {
+    /// The route's handler value.
+    pub fn route(&self) -> R {
+        self.def.route
+    }
+
+    /// `405 method_not_allowed` for `method`, with the route's methods in `Allow`.
+    pub fn method_not_allowed(&self, method: &Method) -> ApiError {
+        method_not_allowed(method, self.def.path, self.def.methods)
+    }
+
+    /// `Ok` when the route answers `method`, else its `405`. Checked before the
+    /// path's ids are: a method the route never answers is a 405 whatever the ids.
+    pub fn check_method(&self, method: &Method) -> Result<(), ApiError> {
+        if self.def.methods.contains(method) {
+            Ok(())
+        } else {
+            Err(self.method_not_allowed(method))
+        }
+    }
+}
+
+/// `405 method_not_allowed` naming `method` and the methods `path` answers, which the
+/// answer also carries in `Allow` (as HTTP requires of a 405).
+pub fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> ApiError {
+    let allow = allowed
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut error = ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on {path}; allowed: {allow}"),
+    );
+    error.allow = Some(allow);
+    error
+}
+
+/// Path templates to route definitions, for one surface (named in "no route" errors).
+pub struct RouteTable<R: 'static> {
+    router: matchit::Router<&'static RouteDef<R>>,
     surface: &'static str,
 }
 
 impl<R: Copy> RouteTable<R> {
-    /// A table of `(template, route)` pairs; templates use `{name}` parameters.
-    pub fn new(surface: &'static str, routes: impl IntoIterator<Item = (String, R)>) -> Self {
+    /// A table of route definitions.
+    pub fn new(surface: &'static str, routes: &'static [RouteDef<R>]) -> Self {
         let mut router = matchit::Router::new();
-        for (path, route) in routes {
-            if let Err(error) = router.insert(path, route) {
+        for def in routes {
+            if let Err(error) = router.insert(def.path, def) {
                 unreachable!("static route table is valid: {error}");
             }
         }
@@ -26,9 +88,12 @@ impl<R: Copy> RouteTable<R> {
     /// The route for `path` and its parameters, or `404 route_not_found`. A path that
     /// would match with an id where it has an empty segment (`/api/runtimes//workers`)
     /// is `400 invalid_id`: an empty id is an invalid id, never a missing route.
-    pub fn find<'p>(&'p self, path: &'p str) -> Result<(R, matchit::Params<'p, 'p>), ApiError> {
+    pub fn find<'p>(&'p self, path: &'p str) -> Result<Found<'p, R>, ApiError> {
         match self.router.at(path) {
-            Ok(matched) => Ok((*matched.value, matched.params)),
+            Ok(matched) => Ok(Found {
+                def: matched.value,
+                params: matched.params,
+            }),
             Err(_) => Err(match self.empty_id(path) {
                 Some(name) => {
                     ApiError::new(ErrorCode::InvalidId, format!("{name} must not be empty"))
@@ -39,6 +104,14 @@ impl<R: Copy> RouteTable<R> {
                 ),
             }),
         }
+    }
+
+    /// The template of the route `path` matches, for the metrics' route label.
+    pub fn template(&self, path: &str) -> Option<MatchedRoute> {
+        self.router
+            .at(path)
+            .ok()
+            .map(|m| MatchedRoute(m.value.path.into()))
     }
 
     /// The parameter an empty segment of `path` stands for, if filling it would match.
@@ -80,19 +153,32 @@ pub fn respond(result: Result<Response, ApiError>, ctx: &RequestContext) -> Resp
 mod tests {
     use super::*;
 
+    static ROUTES: &[RouteDef<u8>] = &[
+        RouteDef {
+            path: "/api/runtimes/{runtime_id}/workers",
+            route: 1,
+            methods: &[Method::GET, Method::POST],
+        },
+        RouteDef {
+            path: "/api/runtimes/{runtime_id}/workers/{worker_id}",
+            route: 2,
+            methods: &[Method::GET],
+        },
+    ];
+
     #[test]
     fn empty_ids_are_invalid_ids_and_other_misses_are_404() {
-        let table = RouteTable::new(
-            "test API",
-            [
-                ("/api/runtimes/{runtime_id}/workers".to_owned(), 1),
-                (
-                    "/api/runtimes/{runtime_id}/workers/{worker_id}".to_owned(),
-                    2,
-                ),
-            ],
+        let table = RouteTable::new("test API", ROUTES);
+        assert_eq!(table.find("/api/runtimes/a/workers").unwrap().route(), 1);
+        assert_eq!(
+            table
+                .template("/api/runtimes/a/workers/b")
+                .unwrap()
+                .0
+                .as_ref(),
+            "/api/runtimes/{runtime_id}/workers/{worker_id}"
         );
-        assert_eq!(table.find("/api/runtimes/a/workers").unwrap().0, 1);
+        assert_eq!(table.template("/api/runtimes/a/nope"), None);
         let code = |path| {
             table
                 .find(path)
@@ -112,5 +198,18 @@ mod tests {
             Some(ErrorCode::RouteNotFound)
         );
         assert_eq!(code("/nope").map(|c| c.0), Some(ErrorCode::RouteNotFound));
+    }
+
+    #[test]
+    fn a_405_names_the_allowed_methods_in_allow() {
+        let table = RouteTable::new("test API", ROUTES);
+        let found = table.find("/api/runtimes/a/workers").unwrap();
+        let response = found.method_not_allowed(&Method::PUT).into_response();
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()["allow"], "GET, POST");
+        assert!(found.check_method(&Method::POST).is_ok());
+        let refused = found.check_method(&Method::TRACE).unwrap_err();
+        assert_eq!(refused.detail.code, ErrorCode::MethodNotAllowed);
+        assert_eq!(refused.allow.as_deref(), Some("GET, POST"));
     }
 }

@@ -1,6 +1,7 @@
 //! The accept loop: HTTP/1.1 connections with upgrades (over TLS when the listener
-//! has a [`ServerTls`]), request ids and one log line per request, and graceful
-//! shutdown of connections and WebSocket sessions.
+//! has a [`ServerTls`]) under the listener's [`ConnectionLimit`], request ids, one
+//! log line and the metrics of every request, lingering close, and graceful shutdown
+//! of connections and WebSocket sessions.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +19,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::limit::{self, ConnectionLimit, ConnectionPermit};
+use super::linger::ServerIo;
+use super::metrics::{HttpMetrics, MatchedRoute};
 use super::response::Response;
 use super::tls::{self, ServerTls};
 
@@ -82,6 +86,11 @@ impl Shutdown {
         self.sessions.spawn(session);
     }
 
+    /// WebSocket sessions open right now (for the metrics).
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
     /// Waits up to `grace` for every session to finish.
     pub async fn wait_sessions(&self, grace: Duration) {
         self.sessions.close();
@@ -99,6 +108,7 @@ impl Shutdown {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     tls: Option<ServerTls>,
+    limit: ConnectionLimit,
     shutdown: Shutdown,
     accept_loop: JoinHandle<()>,
 }
@@ -112,6 +122,11 @@ impl ServerHandle {
     /// Its TLS configuration (replace it to reload), when it serves HTTPS.
     pub fn tls(&self) -> Option<&ServerTls> {
         self.tls.as_ref()
+    }
+
+    /// Its connection limit (and how many connections are open).
+    pub fn connections(&self) -> &ConnectionLimit {
+        &self.limit
     }
 
     /// `https://ADDR` or `http://ADDR`: where clients reach it.
@@ -145,25 +160,53 @@ pub fn serve<H: Handler>(
 
 /// Serves `handler` on `listener` until `shutdown` fires: HTTPS only when `tls` is
 /// given (each connection's handshake bounded, failures logged at DEBUG and never
-/// stopping the loop), plain HTTP otherwise.
+/// stopping the loop), plain HTTP otherwise; the default connection limit.
 pub fn serve_with_tls<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     shutdown: Shutdown,
     tls: Option<ServerTls>,
 ) -> ServerHandle {
+    serve_with(
+        listener,
+        handler,
+        shutdown,
+        ServeOptions {
+            tls,
+            ..ServeOptions::default()
+        },
+    )
+}
+
+/// How a listener serves.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// HTTPS only, with this configuration, when set.
+    pub tls: Option<ServerTls>,
+    /// `max_connections`: past it, new connections get `503 overloaded`.
+    pub limit: ConnectionLimit,
+    /// Where every answer is counted.
+    pub metrics: HttpMetrics,
+}
+
+/// Serves `handler` on `listener` until `shutdown` fires, as `options` say (see
+/// [`serve_with_tls`]).
+pub fn serve_with<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    shutdown: Shutdown,
+    options: ServeOptions,
+) -> ServerHandle {
     let local_addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let accept_loop = tokio::spawn(accept_loop(
-        listener,
-        handler,
-        shutdown.clone(),
-        tls.clone(),
-    ));
+    let tls = options.tls.clone();
+    let limit = options.limit.clone();
+    let accept_loop = tokio::spawn(accept_loop(listener, handler, shutdown.clone(), options));
     ServerHandle {
         local_addr,
         tls,
+        limit,
         shutdown,
         accept_loop,
     }
@@ -173,8 +216,13 @@ async fn accept_loop<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     shutdown: Shutdown,
-    tls: Option<ServerTls>,
+    options: ServeOptions,
 ) {
+    let ServeOptions {
+        tls,
+        limit,
+        metrics,
+    } = options;
     let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -190,11 +238,23 @@ async fn accept_loop<H: Handler>(
             },
         };
         let _ = stream.set_nodelay(true);
+        let Some(permit) = limit.try_admit() else {
+            // Past max_connections: answered 503 by a bounded number of refusals, or
+            // closed at once when even those are all busy.
+            if let Some(slot) = limit.refusal() {
+                let tls = tls.clone();
+                connections.spawn(async move {
+                    limit::refuse(stream, peer, tls).await;
+                    drop(slot);
+                });
+            }
+            continue;
+        };
         connections.spawn(connection(
-            stream,
+            (stream, permit),
             peer,
             handler.clone(),
-            shutdown.clone(),
+            (shutdown.clone(), metrics.clone()),
             tls.clone(),
         ));
     }
@@ -203,29 +263,36 @@ async fn accept_loop<H: Handler>(
     connections.wait().await;
 }
 
-/// One accepted connection: the TLS handshake first when the listener has TLS
-/// (given up on shutdown), then HTTP.
+/// One accepted connection, holding its `permit`: the TLS handshake first when the
+/// listener has TLS (given up on shutdown), then HTTP.
 async fn connection<H: Handler>(
-    stream: TcpStream,
+    (stream, permit): (TcpStream, ConnectionPermit),
     peer: SocketAddr,
     handler: Arc<H>,
-    shutdown: Shutdown,
+    (shutdown, metrics): (Shutdown, HttpMetrics),
     tls: Option<ServerTls>,
 ) {
     let Some(tls) = tls else {
-        return serve_connection(stream, peer, handler, shutdown).await;
+        let stream = ServerIo::new(stream, permit, shutdown.clone());
+        return serve_connection(stream, peer, handler, shutdown, metrics).await;
     };
     let accepted = tokio::select! {
         accepted = tls::accept(stream, &tls, peer) => accepted,
         () = shutdown.triggered() => None,
     };
     if let Some(stream) = accepted {
-        serve_connection(stream, peer, handler, shutdown).await;
+        let stream = ServerIo::new(stream, permit, shutdown.clone());
+        serve_connection(stream, peer, handler, shutdown, metrics).await;
     }
 }
 
-async fn serve_connection<H, S>(stream: S, peer: SocketAddr, handler: Arc<H>, shutdown: Shutdown)
-where
+async fn serve_connection<H, S>(
+    stream: S,
+    peer: SocketAddr,
+    handler: Arc<H>,
+    shutdown: Shutdown,
+    metrics: HttpMetrics,
+) where
     H: Handler,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -233,16 +300,21 @@ where
         let shutdown = shutdown.clone();
         service_fn(move |request| {
             let handler = handler.clone();
+            let metrics = metrics.clone();
             let ctx = RequestContext {
                 request_id: request_id(),
                 peer,
                 shutdown: shutdown.clone(),
             };
             async move {
-                Ok::<_, std::convert::Infallible>(logged(handler.as_ref(), request, ctx).await)
+                Ok::<_, std::convert::Infallible>(
+                    logged(handler.as_ref(), request, ctx, &metrics).await,
+                )
             }
         })
     };
+    // Every close goes through the stream's `poll_shutdown`, which lingers (see
+    // `linger.rs`), so an answer sent before a body was read is not lost to a reset.
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -274,34 +346,35 @@ fn request_id() -> String {
         .collect()
 }
 
-/// Runs the handler and writes the one log line of the request: method, path (no
-/// query: it may hold cursors), status, duration and request id. What the line
-/// needs is kept only when the line will be written.
+/// Runs the handler, counts the answer in the metrics, and writes the one log line of
+/// the request: method, path (no query: it may hold cursors), status, duration and
+/// request id. The path is copied only when the line will be written.
 async fn logged<H: Handler>(
     handler: &H,
     request: http::Request<Incoming>,
     ctx: RequestContext,
+    metrics: &HttpMetrics,
 ) -> Response {
-    let line = tracing::enabled!(target: "switchyard::http", tracing::Level::INFO).then(|| {
-        (
-            Instant::now(),
-            request.method().clone(),
-            request.uri().path().to_owned(),
-        )
-    });
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = tracing::enabled!(target: "switchyard::http", tracing::Level::INFO)
+        .then(|| request.uri().path().to_owned());
     let id_header = HeaderValue::from_str(&ctx.request_id).ok();
     let mut response = handler.handle(request, ctx).await;
+    let elapsed = started.elapsed();
+    let route = response.extensions_mut().remove::<MatchedRoute>();
+    metrics.record(route, &method, response.status().as_u16(), elapsed);
     let Some(id_header) = id_header else {
         return response;
     };
-    if let Some((started, method, path)) = line {
+    if let Some(path) = path {
         tracing::info!(
             target: "switchyard::http",
             request_id = id_header.to_str().unwrap_or_default(),
             method = %method,
             path = %path,
             status = response.status().as_u16(),
-            duration_us = started.elapsed().as_micros() as u64,
+            duration_us = elapsed.as_micros() as u64,
             "request"
         );
     }

@@ -12,10 +12,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use switchyard_protocol::{ErrorBody, ErrorCode, ErrorDetail, HTTPS_ONLY_MESSAGE};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use switchyard_protocol::{ErrorCode, ErrorDetail, HTTPS_ONLY_MESSAGE};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+
+use super::linger::{linger_close, raw_error_response};
 
 /// How long a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,16 +32,11 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// What a plain-HTTP client gets on an HTTPS port: `400 invalid_request` with
 /// [`HTTPS_ONLY_MESSAGE`], then the connection closes.
 fn plain_http_refusal() -> Vec<u8> {
-    let body = serde_json::to_string(&ErrorBody::from(ErrorDetail::new(
-        ErrorCode::InvalidRequest,
-        HTTPS_ONLY_MESSAGE,
-    )))
-    .unwrap_or_default();
-    format!(
-        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
+    raw_error_response(
+        "400 Bad Request",
+        ErrorDetail::new(ErrorCode::InvalidRequest, HTTPS_ONLY_MESSAGE),
+        &[],
     )
-    .into_bytes()
 }
 
 /// The TLS configuration of a listener, shared by its accept loop and whoever may
@@ -91,13 +88,13 @@ pub async fn accept(
         Ok(Err(Refused::PlainHttp(mut tcp))) => {
             tracing::debug!(%peer, "plain HTTP on the HTTPS port; answered 400");
             let _ = tcp.write_all(&plain_http_refusal()).await;
-            linger(tcp).await;
+            linger_close(tcp, LINGER).await;
             None
         }
         Ok(Err(Refused::Failed(error, tcp))) => {
             tracing::debug!(%peer, %error, "TLS handshake failed");
             if let Some(tcp) = tcp {
-                linger(tcp).await;
+                linger_close(tcp, LINGER).await;
             }
             None
         }
@@ -137,21 +134,6 @@ async fn handshake(
         .into_fallible()
         .await
         .map_err(|(error, tcp)| Refused::Failed(error, Some(tcp)))
-}
-
-/// Closes `tcp` gently: no more writes, then read and drop what the peer still sends
-/// for up to [`LINGER`], so what was written is not lost to a reset.
-async fn linger(mut tcp: TcpStream) {
-    let _ = tcp.shutdown().await;
-    let mut sink = [0u8; 4096];
-    let drain = async {
-        while let Ok(n) = tcp.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 #[cfg(test)]

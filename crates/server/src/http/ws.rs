@@ -1,11 +1,19 @@
 //! WebSockets over hyper: the handshake, and a session loop that streams server
 //! frames to one client under the contract's rules (control frames only from the
 //! client, pings, dead-peer detection, 4408 for a slow consumer, 1001 on shutdown).
+//!
+//! An interactive session (`?interactive=true`) also takes `input` and `resize`
+//! frames from the client: each is handed to the source at once, in arrival order,
+//! and a refusal comes back as an `error` frame while the session goes on; anything
+//! else closes it with 1008.
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use http::header::{
     CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
@@ -15,7 +23,9 @@ use http::{HeaderMap, StatusCode};
 use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use switchyard_protocol::{CloseCode, OutgoingFrame};
+use switchyard_protocol::{
+    ClientFrame, CloseCode, ErrorCode, ErrorDetail, OutgoingFrame, ServerFrame,
+};
 use switchyard_runtime::StreamEnd;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -30,8 +40,15 @@ use super::serve::Shutdown;
 /// A server-side WebSocket over a hyper upgrade.
 pub type WsStream = WebSocketStream<TokioIo<Upgraded>>;
 
-/// Largest message a client may send; clients send only control frames.
+/// Largest message a client of a watch-only session may send (it sends only control
+/// frames).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Commands of one interactive session waiting for their outcome; past this, new
+/// ones are refused with `worker_busy` until the earlier ones are done.
+const MAX_PENDING_COMMANDS: usize = 64;
+/// The close reason of an interactive session whose client sent something that is
+/// not an `input` or `resize` frame.
+const BAD_COMMAND_REASON: &str = "expected_input_or_resize_frame";
 /// Read buffer of a server session.
 const READ_BUFFER: usize = 4 * 1024;
 
@@ -53,13 +70,30 @@ impl Default for SessionSettings {
     }
 }
 
-/// Where a session's frames come from: a runtime subscription or a backend viewer.
+/// How a submitted command went: `None` once accepted, or the refusal to send back.
+pub type CommandOutcome = Pin<Box<dyn Future<Output = Option<ErrorDetail>> + Send>>;
+
+/// Where a session's frames come from (a runtime subscription or a backend viewer),
+/// and, for an interactive session, where the client's commands go.
 pub trait FrameSource: Send + 'static {
     /// The next frame, or why the stream ended.
     fn next_frame(&mut self) -> impl Future<Output = Result<OutgoingFrame, StreamEnd>> + Send;
     /// Resolves when the source has ended the stream (for example cut off a slow
     /// consumer), even while frames are still queued.
     fn ended(&self) -> impl Future<Output = StreamEnd> + Send;
+    /// True when the client may send `input` and `resize` frames.
+    fn is_interactive(&self) -> bool {
+        false
+    }
+    /// Queues a client command behind those submitted before it (called as soon as
+    /// the frame is read, so commands keep their arrival order). `Err` is a refusal
+    /// known at once.
+    fn submit(&mut self, _command: ClientFrame) -> Result<CommandOutcome, ErrorDetail> {
+        Err(ErrorDetail::new(
+            ErrorCode::InvalidRequest,
+            "this event stream was not opened with interactive=true",
+        ))
+    }
 }
 
 /// True when the request asks for a WebSocket upgrade.
@@ -76,8 +110,23 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
 /// Validates the handshake headers, answers `101 Switching Protocols`, and once hyper
 /// hands over the connection runs `session` as a tracked task of `shutdown`.
 pub fn upgrade<F, Fut>(
+    request: http::Request<Incoming>,
+    shutdown: &Shutdown,
+    session: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(WsStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    upgrade_with_limit(request, shutdown, MAX_CLIENT_MESSAGE, session)
+}
+
+/// Like [`upgrade`], taking client messages of up to `max_message` bytes (an
+/// interactive session's input frames).
+pub fn upgrade_with_limit<F, Fut>(
     mut request: http::Request<Incoming>,
     shutdown: &Shutdown,
+    max_message: usize,
     session: F,
 ) -> Result<Response, ApiError>
 where
@@ -113,8 +162,8 @@ where
                 let config = WebSocketConfig::default()
                     .read_buffer_size(READ_BUFFER)
                     .write_buffer_size(0)
-                    .max_message_size(Some(MAX_CLIENT_MESSAGE))
-                    .max_frame_size(Some(MAX_CLIENT_MESSAGE));
+                    .max_message_size(Some(max_message))
+                    .max_frame_size(Some(max_message));
                 let ws = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
@@ -145,50 +194,119 @@ pub fn close_code_for(end: StreamEnd) -> CloseCode {
     }
 }
 
-/// Streams `source` to the client until either side ends it.
+/// What one turn of the session loop decided.
+enum Step {
+    /// Send this message.
+    Send(Message),
+    /// Hand this command to the source.
+    Command(ClientFrame),
+    /// Close, with a code (and its reason) or by dropping the connection.
+    Close(Option<(CloseCode, &'static str)>),
+}
+
+/// The close of a session for `code`, with its usual reason.
+fn close(code: CloseCode) -> Step {
+    Step::Close(Some((code, code.reason())))
+}
+
+/// The `error` frame for a refused command.
+fn refusal(error: ErrorDetail) -> Step {
+    match serde_json::to_string(&ServerFrame::Error { error }) {
+        Ok(text) => Step::Send(Message::text(text)),
+        Err(_) => close(CloseCode::InternalError),
+    }
+}
+
+/// Streams `source` to the client until either side ends it; an interactive source
+/// also gets the client's commands.
 pub async fn run_session<S: FrameSource>(
     ws: WsStream,
     mut source: S,
     settings: SessionSettings,
     shutdown: Shutdown,
 ) {
+    let interactive = source.is_interactive();
     let (mut sink, mut incoming) = ws.split();
     let mut ping = tokio::time::interval_at(
         tokio::time::Instant::now() + settings.ping_interval,
         settings.ping_interval,
     );
     let mut last_heard = Instant::now();
+    let mut pending: FuturesOrdered<CommandOutcome> = FuturesOrdered::new();
+    let mut refusals: VecDeque<ErrorDetail> = VecDeque::new();
     let close = loop {
-        let outgoing = tokio::select! {
-            biased;
-            () = shutdown.triggered() => break Some(CloseCode::GoingAway),
-            message = incoming.next() => match message {
-                Some(Ok(Message::Text(_) | Message::Binary(_))) => {
-                    break Some(CloseCode::PolicyViolation)
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
-                Some(Ok(_)) => {
-                    last_heard = Instant::now();
-                    continue;
-                }
-            },
-            frame = source.next_frame() => match frame {
-                Ok(OutgoingFrame::Encoded(text)) => Message::text(&*text),
-                Ok(frame) => match frame.to_json() {
-                    Ok(text) => Message::text(text),
-                    Err(error) => {
-                        tracing::error!(%error, "could not serialize a frame");
-                        break Some(CloseCode::InternalError);
+        let step = if let Some(error) = refusals.pop_front() {
+            refusal(error)
+        } else {
+            tokio::select! {
+                biased;
+                () = shutdown.triggered() => close(CloseCode::GoingAway),
+                message = incoming.next() => match message {
+                    Some(Ok(Message::Text(text))) if interactive => match ClientFrame::parse(&text) {
+                        Ok(command) => Step::Command(command),
+                        Err(_) => Step::Close(Some((CloseCode::PolicyViolation, BAD_COMMAND_REASON))),
+                    },
+                    Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                        Step::Close(Some((
+                            CloseCode::PolicyViolation,
+                            if interactive { BAD_COMMAND_REASON } else { CloseCode::PolicyViolation.reason() },
+                        )))
+                    }
+                    // A message over the size limit, from an interactive client.
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) if interactive => {
+                        Step::Close(Some((CloseCode::PolicyViolation, BAD_COMMAND_REASON)))
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Step::Close(None),
+                    Some(Ok(_)) => {
+                        last_heard = Instant::now();
+                        continue;
                     }
                 },
-                Err(end) => break Some(close_code_for(end)),
-            },
-            _ = ping.tick() => {
-                if last_heard.elapsed() > settings.ping_interval * 2 {
-                    tracing::debug!("WebSocket peer stopped answering pings");
-                    break None;
+                Some(outcome) = pending.next(), if !pending.is_empty() => match outcome {
+                    Some(error) => refusal(error),
+                    None => continue,
+                },
+                frame = source.next_frame() => match frame {
+                    Ok(OutgoingFrame::Encoded(text)) => Step::Send(Message::text(&*text)),
+                    Ok(frame) => match frame.to_json() {
+                        Ok(text) => Step::Send(Message::text(text)),
+                        Err(error) => {
+                            tracing::error!(%error, "could not serialize a frame");
+                            close(CloseCode::InternalError)
+                        }
+                    },
+                    Err(end) => close(close_code_for(end)),
+                },
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > settings.ping_interval * 2 {
+                        tracing::debug!("WebSocket peer stopped answering pings");
+                        Step::Close(None)
+                    } else {
+                        Step::Send(Message::Ping(Bytes::new()))
+                    }
                 }
-                Message::Ping(Bytes::new())
+            }
+        };
+        let outgoing = match step {
+            Step::Send(message) => message,
+            Step::Close(close) => break close,
+            Step::Command(command) => {
+                last_heard = Instant::now();
+                if pending.len() >= MAX_PENDING_COMMANDS {
+                    refusals.push_back(
+                        ErrorDetail::new(
+                            ErrorCode::WorkerBusy,
+                            "too many commands of this connection are still being carried out; retry shortly",
+                        )
+                        .with_retry_after_ms(50),
+                    );
+                } else {
+                    match source.submit(command) {
+                        Ok(outcome) => pending.push_back(outcome),
+                        Err(error) => refusals.push_back(error),
+                    }
+                }
+                continue;
             }
         };
         // A send can stall on a client that stopped reading; the source cutting the
@@ -196,14 +314,17 @@ pub async fn run_session<S: FrameSource>(
         tokio::select! {
             biased;
             sent = sink.send(outgoing) => if sent.is_err() { break None },
-            end = source.ended() => break Some(close_code_for(end)),
-            () = shutdown.triggered() => break Some(CloseCode::GoingAway),
+            end = source.ended() => {
+                let code = close_code_for(end);
+                break Some((code, code.reason()));
+            }
+            () = shutdown.triggered() => break Some((CloseCode::GoingAway, CloseCode::GoingAway.reason())),
         }
     };
-    if let Some(code) = close {
+    if let Some((code, reason)) = close {
         let frame = CloseFrame {
             code: code.code().into(),
-            reason: code.reason().into(),
+            reason: reason.into(),
         };
         let _ = tokio::time::timeout(settings.close_grace, sink.send(Message::Close(Some(frame))))
             .await;

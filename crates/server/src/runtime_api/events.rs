@@ -1,46 +1,160 @@
-//! `GET /v1/workers/{id}/events/ws`: a runtime subscription streamed over a WebSocket.
+//! `GET /v1/workers/{id}/events/ws`: a runtime subscription streamed over a WebSocket;
+//! with `?interactive=true` the client may also send input and resize frames.
 
 use hyper::body::Incoming;
-use switchyard_protocol::{OutgoingFrame, WorkerId};
+use switchyard_protocol::{
+    ClientFrame, ErrorCode, ErrorDetail, OutgoingFrame, ResizeRequest, WorkerId,
+};
 use switchyard_runtime::{Runtime, StreamEnd, Subscription};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::http::ws::{FrameSource, SessionSettings, run_session, upgrade as ws_upgrade};
+use crate::http::ws::{
+    CommandOutcome, FrameSource, SessionSettings, run_session, upgrade as ws_upgrade,
+    upgrade_with_limit,
+};
 use crate::http::{ApiError, RequestContext, Response};
+
+/// Commands of one interactive session waiting to be carried out.
+const SESSION_COMMANDS: usize = 64;
+
+/// How a runtime event stream is opened.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Opening<'a> {
+    /// Resume after this cursor.
+    pub cursor: Option<&'a str>,
+    /// A resumed stream also gets a fresh snapshot after the replay.
+    pub snapshot_after_replay: bool,
+    /// The client may send input and resize frames.
+    pub interactive: bool,
+}
 
 /// Subscribes first (so unknown workers and bad cursors are plain HTTP errors), then
 /// upgrades and streams.
 pub(super) fn upgrade(
     runtime: &Runtime,
     worker_id: &WorkerId,
-    cursor: Option<&str>,
-    snapshot_after_replay: bool,
+    opening: Opening<'_>,
     request: http::Request<Incoming>,
     ctx: &RequestContext,
     settings: SessionSettings,
+    max_message: usize,
 ) -> Result<Response, ApiError> {
     if !crate::http::ws::is_upgrade_request(request.headers()) {
         return ws_upgrade(request, &ctx.shutdown, |_| async {});
     }
-    let subscription = if snapshot_after_replay {
-        runtime.subscribe_with_snapshot(worker_id, cursor)?
+    let subscription = if opening.snapshot_after_replay {
+        runtime.subscribe_with_snapshot(worker_id, opening.cursor)?
     } else {
-        runtime.subscribe(worker_id, cursor)?
+        runtime.subscribe(worker_id, opening.cursor)?
     };
     let shutdown = ctx.shutdown.clone();
-    ws_upgrade(request, &ctx.shutdown, move |ws| {
-        run_session(ws, SubscriptionFrames(subscription), settings, shutdown)
+    let runtime = runtime.clone();
+    let worker_id = worker_id.clone();
+    let interactive = opening.interactive;
+    ws_upgrade_for(request, ctx, interactive, max_message, move |ws| {
+        let commands = interactive.then(|| SessionCommands::start(runtime, worker_id));
+        run_session(
+            ws,
+            SubscriptionFrames {
+                subscription,
+                commands,
+            },
+            settings,
+            shutdown,
+        )
     })
 }
 
-struct SubscriptionFrames(Subscription);
+fn ws_upgrade_for<F, Fut>(
+    request: http::Request<Incoming>,
+    ctx: &RequestContext,
+    interactive: bool,
+    max_message: usize,
+    session: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(crate::http::ws::WsStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    if interactive {
+        upgrade_with_limit(request, &ctx.shutdown, max_message, session)
+    } else {
+        ws_upgrade(request, &ctx.shutdown, session)
+    }
+}
+
+struct SubscriptionFrames {
+    subscription: Subscription,
+    commands: Option<SessionCommands>,
+}
 
 impl FrameSource for SubscriptionFrames {
     async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
-        let item = self.0.next().await?;
-        Ok(self.0.frame(&item).into())
+        let item = self.subscription.next().await?;
+        Ok(self.subscription.frame(&item).into())
     }
 
     async fn ended(&self) -> StreamEnd {
-        self.0.ended().await
+        self.subscription.ended().await
+    }
+
+    fn is_interactive(&self) -> bool {
+        self.commands.is_some()
+    }
+
+    fn submit(&mut self, command: ClientFrame) -> Result<CommandOutcome, ErrorDetail> {
+        match &self.commands {
+            Some(commands) => commands.submit(command),
+            None => Err(ErrorDetail::new(
+                ErrorCode::InvalidRequest,
+                "this event stream was not opened with interactive=true",
+            )),
+        }
+    }
+}
+
+type Job = (ClientFrame, oneshot::Sender<Option<ErrorDetail>>);
+
+/// One interactive session's commands, carried out one at a time, in order, by a task
+/// that ends with the session.
+struct SessionCommands {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl SessionCommands {
+    fn start(runtime: Runtime, worker_id: WorkerId) -> Self {
+        let (jobs, mut queue) = mpsc::channel::<Job>(SESSION_COMMANDS);
+        tokio::spawn(async move {
+            while let Some((command, reply)) = queue.recv().await {
+                let outcome = match command {
+                    ClientFrame::Input { text } => runtime.input(&worker_id, text).await.map(drop),
+                    ClientFrame::Resize { cols, rows } => runtime
+                        .resize(&worker_id, ResizeRequest { cols, rows })
+                        .await
+                        .map(drop),
+                };
+                let _ = reply.send(outcome.err().map(|e| e.to_detail()));
+            }
+        });
+        Self { jobs }
+    }
+
+    fn submit(&self, command: ClientFrame) -> Result<CommandOutcome, ErrorDetail> {
+        let (reply, outcome) = oneshot::channel();
+        self.jobs.try_send((command, reply)).map_err(|_| {
+            ErrorDetail::new(
+                ErrorCode::WorkerBusy,
+                "too many commands are waiting on this connection; retry shortly",
+            )
+            .with_retry_after_ms(50)
+        })?;
+        Ok(Box::pin(async move {
+            outcome.await.unwrap_or_else(|_| {
+                Some(ErrorDetail::new(
+                    ErrorCode::Internal,
+                    "the command was not carried out",
+                ))
+            })
+        }))
     }
 }

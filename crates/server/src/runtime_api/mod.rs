@@ -3,6 +3,6 @@
 //! delegates to [`switchyard_runtime::Runtime`].
 
 mod events;
-mod routes;
+pub(crate) mod routes;
 
 pub use routes::{RuntimeApi, RuntimeApiSettings};

@@ -1,8 +1,10 @@
 //! Route table and handlers of the Runtime API.
 
+use std::sync::Arc;
+
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
-use switchyard_protocol::{CreateWorkerRequest, ErrorCode, Health, InputRequest, WorkerId};
+use switchyard_protocol::{CreateWorkerRequest, Health, InputRequest, ResizeRequest, WorkerId};
 use switchyard_runtime::{ListQuery, Runtime, RuntimeError};
 use switchyard_transport::SecretToken;
 
@@ -11,9 +13,10 @@ use crate::http::auth::check_bearer;
 use crate::http::body::read_json;
 use crate::http::query::Query;
 use crate::http::response::{empty, json};
-use crate::http::router::{RouteTable, respond};
+use crate::http::router::{RouteDef, RouteTable, respond};
 use crate::http::ws::SessionSettings;
 use crate::http::{ApiError, Handler, RequestContext, Response};
+use crate::metrics::Metrics;
 
 /// Settings of the Runtime API surface.
 #[derive(Debug, Clone)]
@@ -31,46 +34,107 @@ pub struct RuntimeApi {
     runtime: Runtime,
     settings: RuntimeApiSettings,
     routes: RouteTable<Route>,
+    metrics: Arc<Metrics>,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Route {
+/// What a Runtime API path names; the handler matches on it with the method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
     Health,
+    OpenApi,
     Runtime,
     Workers,
     Worker,
     Input,
+    Resize,
     Cancel,
     Stop,
     Transcript,
     Events,
+    Metrics,
 }
+
+/// Every route of the Runtime API with its methods: what the router answers, what
+/// `405`s list in `Allow`, and what the OpenAPI document is checked against.
+pub(crate) static ROUTES: &[RouteDef<Route>] = &[
+    RouteDef {
+        path: "/v1/health",
+        route: Route::Health,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/v1/openapi.json",
+        route: Route::OpenApi,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/v1/runtime",
+        route: Route::Runtime,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/v1/workers",
+        route: Route::Workers,
+        methods: &[Method::GET, Method::POST],
+    },
+    RouteDef {
+        path: "/v1/workers/{worker_id}",
+        route: Route::Worker,
+        methods: &[Method::GET, Method::DELETE],
+    },
+    RouteDef {
+        path: "/v1/workers/{worker_id}/input",
+        route: Route::Input,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/v1/workers/{worker_id}/resize",
+        route: Route::Resize,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/v1/workers/{worker_id}/cancel",
+        route: Route::Cancel,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/v1/workers/{worker_id}/stop",
+        route: Route::Stop,
+        methods: &[Method::POST],
+    },
+    RouteDef {
+        path: "/v1/workers/{worker_id}/transcript",
+        route: Route::Transcript,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/v1/workers/{worker_id}/events/ws",
+        route: Route::Events,
+        methods: &[Method::GET],
+    },
+    RouteDef {
+        path: "/v1/metrics",
+        route: Route::Metrics,
+        methods: &[Method::GET],
+    },
+];
 
 impl RuntimeApi {
     /// Binds `runtime` to the `/v1` routes.
     pub fn new(runtime: Runtime, settings: RuntimeApiSettings) -> Self {
-        let routes = [
-            ("/v1/health".to_owned(), Route::Health),
-            ("/v1/runtime".to_owned(), Route::Runtime),
-            ("/v1/workers".to_owned(), Route::Workers),
-            ("/v1/workers/{worker_id}".to_owned(), Route::Worker),
-            ("/v1/workers/{worker_id}/input".to_owned(), Route::Input),
-            ("/v1/workers/{worker_id}/cancel".to_owned(), Route::Cancel),
-            ("/v1/workers/{worker_id}/stop".to_owned(), Route::Stop),
-            (
-                "/v1/workers/{worker_id}/transcript".to_owned(),
-                Route::Transcript,
-            ),
-            (
-                "/v1/workers/{worker_id}/events/ws".to_owned(),
-                Route::Events,
-            ),
-        ];
         Self {
+            // Replaced by `with_metrics` when served by `switchyard runtime`.
+            metrics: Arc::new(Metrics::runtime_alone(&runtime)),
             runtime,
             settings,
-            routes: RouteTable::new("Runtime API lives under /v1", routes),
+            routes: RouteTable::new("Runtime API lives under /v1", ROUTES),
         }
+    }
+
+    /// Serves `metrics` at `GET /v1/metrics` (under the token).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The runtime it serves.
@@ -84,12 +148,18 @@ impl RuntimeApi {
         ctx: &RequestContext,
     ) -> Result<Response, ApiError> {
         let path = request.uri().path().to_owned();
-        let (route, params) = self.routes.find(&path)?;
+        let found = self.routes.find(&path)?;
+        let route = found.route();
         // Auth first: an unauthenticated caller learns nothing, not even id rules.
         if !matches!(route, Route::Health) {
             check_bearer(request.headers(), self.settings.token.as_ref())?;
         }
-        let worker_id = params.get("worker_id").map(WorkerId::new).transpose()?;
+        found.check_method(request.method())?;
+        let worker_id = found
+            .params
+            .get("worker_id")
+            .map(WorkerId::new)
+            .transpose()?;
         let method = request.method().clone();
         let query = request.uri().query().map(str::to_owned);
         let query = query.as_deref();
@@ -97,7 +167,18 @@ impl RuntimeApi {
         let runtime = &self.runtime;
         match (route, method, worker_id) {
             (Route::Health, Method::GET, _) => Ok(json(StatusCode::OK, &Health::ok())),
-            (Route::Runtime, Method::GET, _) => Ok(json(StatusCode::OK, &runtime.info())),
+            (Route::OpenApi, Method::GET, _) => {
+                Query::parse(query, &[])?;
+                Ok(crate::openapi::runtime_document().response())
+            }
+            (Route::Runtime, Method::GET, _) => {
+                Query::parse(query, &[])?;
+                Ok(json(StatusCode::OK, &runtime.info()))
+            }
+            (Route::Metrics, Method::GET, _) => {
+                Query::parse(query, &[])?;
+                Ok(self.metrics.answer())
+            }
             (Route::Workers, Method::GET, _) => {
                 let q = worker_query(query)?;
                 let list = runtime.list(&ListQuery {
@@ -113,12 +194,18 @@ impl RuntimeApi {
                 let create: CreateWorkerRequest = read_json(&parts.headers, body, limit).await?;
                 Ok(json(StatusCode::CREATED, &runtime.create(create).await?))
             }
-            (Route::Worker, Method::GET, Some(id)) => Ok(json(StatusCode::OK, &runtime.get(&id)?)),
+            (Route::Worker, Method::GET, Some(id)) => {
+                Query::parse(query, &[])?;
+                Ok(json(StatusCode::OK, &runtime.get(&id)?))
+            }
             (Route::Worker, Method::DELETE, Some(id)) => {
+                Query::parse(query, &[])?;
+                drain_body(request, limit).await?;
                 runtime.delete(&id).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             (Route::Input, Method::POST, Some(id)) => {
+                Query::parse(query, &[])?;
                 let (parts, body) = request.into_parts();
                 let input: InputRequest = read_json(&parts.headers, body, limit).await?;
                 Ok(json(
@@ -126,11 +213,19 @@ impl RuntimeApi {
                     &runtime.input(&id, input.text).await?,
                 ))
             }
+            (Route::Resize, Method::POST, Some(id)) => {
+                Query::parse(query, &[])?;
+                let (parts, body) = request.into_parts();
+                let size: ResizeRequest = read_json(&parts.headers, body, limit).await?;
+                Ok(json(StatusCode::OK, &runtime.resize(&id, size).await?))
+            }
             (Route::Cancel, Method::POST, Some(id)) => {
+                Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
                 Ok(json(StatusCode::OK, &runtime.cancel(&id)?))
             }
             (Route::Stop, Method::POST, Some(id)) => {
+                Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
                 Ok(json(StatusCode::OK, &runtime.stop(&id).await?))
             }
@@ -144,24 +239,27 @@ impl RuntimeApi {
                 ))
             }
             (Route::Events, Method::GET, Some(id)) => {
-                let q = Query::parse(query, &["cursor", "snapshot"])?;
-                let snapshot = q
-                    .parse_as::<bool>("snapshot", "true or false")?
-                    .unwrap_or(false);
+                let q = Query::parse(query, &["cursor", "snapshot", "interactive"])?;
+                let opening = super::events::Opening {
+                    cursor: q.get("cursor"),
+                    snapshot_after_replay: q
+                        .parse_as::<bool>("snapshot", "true or false")?
+                        .unwrap_or(false),
+                    interactive: q
+                        .parse_as::<bool>("interactive", "true or false")?
+                        .unwrap_or(false),
+                };
                 super::events::upgrade(
                     runtime,
                     &id,
-                    q.get("cursor"),
-                    snapshot,
+                    opening,
                     request,
                     ctx,
                     self.settings.session,
+                    usize::try_from(limit).unwrap_or(usize::MAX),
                 )
             }
-            (_, method, _) => Err(ApiError::new(
-                ErrorCode::MethodNotAllowed,
-                format!("{method} is not allowed on {path}"),
-            )),
+            (_, method, _) => Err(found.method_not_allowed(&method)),
         }
     }
 }
@@ -177,6 +275,11 @@ impl From<RuntimeError> for ApiError {
 
 impl Handler for RuntimeApi {
     async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
-        respond(self.route(request, &ctx).await, &ctx)
+        let route = self.routes.template(request.uri().path());
+        let mut response = respond(self.route(request, &ctx).await, &ctx);
+        if let Some(route) = route {
+            response.extensions_mut().insert(route);
+        }
+        response
     }
 }

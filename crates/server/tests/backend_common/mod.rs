@@ -52,14 +52,26 @@ pub async fn start_runtime_with(
     token: Option<&str>,
     tls: Option<ServerTlsSettings>,
 ) -> RunningRuntime {
+    start_runtime_from(listen, runtime_config(id), token, tls).await
+}
+
+/// Starts a Runtime API server for `config` on `listen` (retrying while the address
+/// is busy), serving HTTPS with `tls` when given.
+pub async fn start_runtime_from(
+    listen: SocketAddr,
+    config: RuntimeConfig,
+    token: Option<&str>,
+    tls: Option<ServerTlsSettings>,
+) -> RunningRuntime {
     let deadline = Instant::now() + WAIT;
     loop {
         let settings = switchyard_server::config::RuntimeSettings {
             listen,
             token: token.and_then(SecretToken::new),
             data_dir: None,
-            runtime: runtime_config(id),
+            runtime: config.clone(),
             tls: tls.clone(),
+            max_connections: switchyard_server::http::DEFAULT_MAX_CONNECTIONS,
         };
         match runtime_cmd::start(settings).await {
             Ok(running) => return running,
@@ -86,6 +98,7 @@ pub fn remote(id: &str, base_url: &str, token: &str, request_timeout: Duration) 
         token: SecretToken::new(token).unwrap(),
         connect_timeout: Duration::from_secs(2),
         request_timeout,
+        stream_idle_timeout: switchyard_transport::DEFAULT_STREAM_IDLE_TIMEOUT,
         tls: None,
         insecure_http: false,
     }

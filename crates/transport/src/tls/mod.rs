@@ -61,6 +61,7 @@ pub struct ClientIdentity {
 /// Why a [`ClientTls`] could not be built. Texts name no file (the configuration
 /// layer adds the key and file).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsSetupError {
     /// No trust anchors at all.
     #[error("no trusted CA certificates: set ca_file, or install CA certificates on the system")]
@@ -87,6 +88,10 @@ pub enum TlsSetupError {
 /// How the backend speaks TLS to one remote runtime: what it trusts, the client
 /// certificate it presents (if any), and the name it verifies (when not the base
 /// URL's host). Cheap to clone. `Debug` shows no key material.
+///
+/// Two are equal when they were built from the same material (trust anchors, client
+/// certificate and key, name): a reload compares them to tell whether a remote's
+/// TLS changed, rotated files included.
 #[derive(Clone)]
 pub struct ClientTls {
     /// The rustls configuration, shared by every connection to the runtime (its
@@ -94,6 +99,47 @@ pub struct ClientTls {
     config: Arc<ClientConfig>,
     /// The name to verify instead of the base URL's host.
     server_name: Option<ServerName<'static>>,
+    /// SHA-256 over the material it was built from.
+    material: [u8; 32],
+}
+
+impl PartialEq for ClientTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.material == other.material
+    }
+}
+
+impl Eq for ClientTls {}
+
+/// SHA-256 over what a [`ClientTls`] is built from, each part length-prefixed.
+fn material_digest(
+    roots: Option<&[CertificateDer<'static>]>,
+    identity: Option<&ClientIdentity>,
+    server_name: Option<&str>,
+) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        digest.update((bytes.len() as u64).to_be_bytes());
+        digest.update(bytes);
+    };
+    match roots {
+        None => part(b"system roots"),
+        Some(roots) => {
+            part(b"roots");
+            roots.iter().for_each(|root| part(root));
+        }
+    }
+    if let Some(identity) = identity {
+        part(b"identity");
+        identity.chain.iter().for_each(|cert| part(cert));
+        part(identity.key.secret_der());
+    }
+    if let Some(name) = server_name {
+        part(b"server name");
+        part(name.trim().as_bytes());
+    }
+    digest.finalize().into()
 }
 
 impl fmt::Debug for ClientTls {
@@ -126,7 +172,8 @@ impl ClientTls {
                     reason: e.to_string(),
                 })?;
         }
-        Self::build(store, identity, server_name)
+        let material = material_digest(Some(roots), identity.as_ref(), server_name);
+        Self::build(store, identity, server_name, material)
     }
 
     /// Like [`ClientTls::new`], trusting the system's CA store ([`system_roots`]);
@@ -145,13 +192,16 @@ impl ClientTls {
                 "some of the system's CA certificates are not usable"
             );
         }
-        Self::build(store, identity, server_name)
+        // The system's roots are read once per process: they cannot change.
+        let material = material_digest(None, identity.as_ref(), server_name);
+        Self::build(store, identity, server_name, material)
     }
 
     fn build(
         store: RootCertStore,
         identity: Option<ClientIdentity>,
         server_name: Option<&str>,
+        material: [u8; 32],
     ) -> Result<Self, TlsSetupError> {
         if store.is_empty() {
             return Err(TlsSetupError::NoRoots);
@@ -187,6 +237,7 @@ impl ClientTls {
         Ok(Self {
             config: Arc::new(config),
             server_name,
+            material,
         })
     }
 

@@ -2,8 +2,9 @@
 //!
 //! Every text frame is decoded as a server frame and checked against the contract
 //! for a runtime's stream; pings are answered (the pong is flushed before the next
-//! read); close codes become [`UpstreamEnd`]s. Once ended, the stream keeps returning
-//! the same end.
+//! read), and a silent stream is pinged, so that a runtime that stopped answering is
+//! noticed within the idle timeout; close codes become [`UpstreamEnd`]s. Once ended,
+//! the stream keeps returning the same end.
 
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ use crate::reason::shorten;
 
 /// How long a close frame (ours, or the reply to the runtime's) may take to get out.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Pings sent per idle timeout of silence: the stream pings after a third of it.
+const PINGS_PER_IDLE_TIMEOUT: u32 = 3;
 
 /// An open event stream for one worker.
 pub(super) struct EventStream {
@@ -85,13 +89,37 @@ impl EventStream {
             // Unreachable in practice: `end` is set whenever the socket is taken.
             return Err((UpstreamEnd::Closed { code: None }, Farewell::Drop));
         };
+        let ping_every = self.idle_timeout / PINGS_PER_IDLE_TIMEOUT;
         loop {
-            let deadline = Instant::now() + self.idle_timeout;
-            let message = match tokio::time::timeout_at(deadline, socket.next()).await {
-                Err(_) => return Err(idle),
-                Ok(None) => return Err(reset()),
-                Ok(Some(Err(error))) => return Err(read_error(error)),
-                Ok(Some(Ok(message))) => message,
+            // Silence for a third of the idle timeout gets a ping; the runtime's pong
+            // (like anything else from it) starts the wait over. So a runtime that
+            // cannot be reached any more (a partition drops every packet, and TCP
+            // would stay quiet for minutes) is lost after `idle_timeout`.
+            let heard = Instant::now();
+            let deadline = heard + self.idle_timeout;
+            let mut ping_at = heard + ping_every;
+            let message = loop {
+                let next = tokio::select! {
+                    next = socket.next() => Some(next),
+                    () = tokio::time::sleep_until(ping_at.min(deadline)) => None,
+                };
+                match next {
+                    Some(next) => break next,
+                    None if Instant::now() >= deadline => return Err(idle),
+                    None => {
+                        let ping = Message::Ping(Vec::new().into());
+                        match tokio::time::timeout_at(deadline, socket.send(ping)).await {
+                            Err(_) => return Err(idle),
+                            Ok(Err(error)) => return Err(read_error(error)),
+                            Ok(Ok(())) => ping_at += ping_every,
+                        }
+                    }
+                }
+            };
+            let message = match message {
+                None => return Err(reset()),
+                Some(Err(error)) => return Err(read_error(error)),
+                Some(Ok(message)) => message,
             };
             match message {
                 Message::Text(text) => {
@@ -288,5 +316,73 @@ mod tests {
             UpstreamEnd::Closed { code: Some(1008) }
         );
         assert_eq!(close_end(None), UpstreamEnd::Closed { code: None });
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use switchyard_protocol::ServerFrame;
+        use switchyard_protocol::arbitrary::{json_value, server_frame, worker_id};
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+
+            /// What a runtime sends for this worker decodes to the same event or
+            /// reset; backend-only frames and other workers' events are malformed.
+            #[test]
+            fn runtime_frames_decode_as_sent(frame in server_frame(), other in worker_id()) {
+                let frame = match frame {
+                    ServerFrame::Event { cursor, worker_id, event, .. } => {
+                        ServerFrame::Event { cursor, runtime_id: None, worker_id, event }
+                    }
+                    frame => frame,
+                };
+                let text = serde_json::to_string(&frame).unwrap();
+                match &frame {
+                    ServerFrame::Event { cursor, worker_id, event, .. } => {
+                        match decode(&text, worker_id) {
+                            Ok(UpstreamFrame::Event { cursor: got, event: payload }) => {
+                                prop_assert_eq!(&got, cursor);
+                                prop_assert_eq!(&payload.decode().unwrap(), event);
+                            }
+                            other => prop_assert!(false, "{other:?} for {text}"),
+                        }
+                        if &other != worker_id {
+                            prop_assert!(decode(&text, &other).is_err());
+                        }
+                    }
+                    ServerFrame::Reset { reason } => {
+                        prop_assert_eq!(decode(&text, &other), Ok(UpstreamFrame::Reset(*reason)));
+                    }
+                    ServerFrame::Upstream { .. } | ServerFrame::Error { .. } => {
+                        prop_assert!(decode(&text, &other).is_err());
+                    }
+                    // The generator's coverage test names every frame type.
+                    other => prop_assert!(false, "a frame type this test does not check: {other:?}"),
+                }
+            }
+
+            /// Anything else is refused with a bounded reason, never a panic.
+            #[test]
+            fn any_text_is_a_frame_or_a_bounded_refusal(
+                value in json_value(),
+                text in any::<String>(),
+                worker in worker_id(),
+            ) {
+                for input in [value.to_string(), text] {
+                    if let Err(reason) = decode(&input, &worker) {
+                        prop_assert!(reason.chars().count() <= 400, "{}", reason);
+                    }
+                }
+            }
+
+            #[test]
+            fn shortened_reasons_are_bounded_prefixes(text in any::<String>()) {
+                let short = shorten(&text);
+                prop_assert!(short.chars().count() <= 303);
+                let kept = short.strip_suffix("...").filter(|_| short != text).unwrap_or(&short);
+                prop_assert!(text.starts_with(kept));
+            }
+        }
     }
 }

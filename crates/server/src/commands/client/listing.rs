@@ -7,8 +7,7 @@
 use serde::Serialize;
 use switchyard_client::BackendClient;
 use switchyard_protocol::{
-    AllWorkersList, BackendRuntime, ExitInfo, RuntimeSourceKind, RuntimeState, WorkerDetail,
-    WorkerStatus,
+    AllWorkersList, BackendRuntime, ExitInfo, RuntimeSourceKind, WorkerDetail, WorkerStatus,
 };
 
 use super::output::{Output, table};
@@ -104,7 +103,7 @@ fn runtime_row(runtime: &BackendRuntime) -> Vec<String> {
             RuntimeSourceKind::Remote => "remote",
         }
         .to_owned(),
-        state_name(runtime.state).to_owned(),
+        wire_name(&runtime.state),
         runtime.workers.running.to_string(),
         total.to_string(),
         dash_if_empty(profiles.join(",")),
@@ -116,14 +115,12 @@ fn runtime_row(runtime: &BackendRuntime) -> Vec<String> {
     ]
 }
 
-fn state_name(state: RuntimeState) -> &'static str {
-    match state {
-        RuntimeState::Ready => "ready",
-        RuntimeState::Unreachable => "unreachable",
-        RuntimeState::AuthFailed => "auth_failed",
-        RuntimeState::TlsFailed => "tls_failed",
-        RuntimeState::Incompatible => "incompatible",
-        RuntimeState::Unknown => "unknown",
+/// A wire enum's name as the API writes it (`auth_failed`), for states this client
+/// knows and newer ones alike.
+pub(super) fn wire_name(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "?".to_owned(),
     }
 }
 

@@ -39,18 +39,14 @@ pub(super) async fn logs(client: &BackendClient, args: &LogsArgs) -> Result<u8, 
                     return Ok(0);
                 }
             }
-            Followed::Frame(Incoming::TerminalOutput { sequence, text, .. }) => {
-                view.terminal_output(sequence, &text, &mut out).await?;
-            }
             Followed::Frame(Incoming::Upstream { state, error }) => {
                 out.note(&upstream_line(worker, state, error.as_ref()))
                     .await;
             }
             // A reset is followed by a snapshot, which the view catches up from;
             // unknown events and refusals (only on interactive sockets) add nothing.
-            Followed::Frame(
-                Incoming::Reset(_) | Incoming::UnknownEvent { .. } | Incoming::Refused(_),
-            ) => {}
+            // (And frames newer than this client.)
+            Followed::Frame(_) => {}
             Followed::Disconnected(end) => out.note(&disconnected_line(&end)).await,
             Followed::Reconnected => out.note("switchyard: reconnected").await,
         }

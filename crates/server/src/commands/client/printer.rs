@@ -2,14 +2,19 @@
 //!
 //! - Output (stdout and stderr streams alike, and a terminal's) is written exactly as
 //!   the worker produced it, in order.
-//! - Inputs are marked: each line as `[input] <text>`.
+//! - Inputs are marked: each line as `[input] <text>`; a terminal worker's are not
+//!   shown once its first output has been (its terminal echoes what is typed,
+//!   keystroke by keystroke, and marked lines between the keystrokes would garble
+//!   the screen the output paints).
 //! - System notes are marked: `[system] started`, `[system] exited with code 0`,
 //!   `[system] lost: ...`; live diagnostics as `[diagnostic] <severity> <code>: ...`.
 //!
 //! A marked line always starts on a line of its own (a newline is added first when
 //! output before it did not end with one) and ends with a newline.
 
-use switchyard_protocol::{DiagnosticSeverity, SystemNote, TranscriptEntry, TranscriptItem};
+use switchyard_protocol::{
+    DiagnosticSeverity, OutputStream, SystemNote, TranscriptEntry, TranscriptItem,
+};
 
 /// Renders transcript items and live events into bytes for standard output.
 #[derive(Debug)]
@@ -19,6 +24,8 @@ pub(super) struct Printer {
     /// Whether inputs are shown (`attach` hides them once live: the terminal already
     /// echoed what the user typed).
     show_inputs: bool,
+    /// Whether the worker is a terminal (output on the `terminal` stream was seen).
+    terminal: bool,
     buffer: Vec<u8>,
 }
 
@@ -27,6 +34,7 @@ impl Printer {
         Self {
             at_line_start: true,
             show_inputs,
+            terminal: false,
             buffer: Vec::new(),
         }
     }
@@ -39,13 +47,14 @@ impl Printer {
     pub(super) fn item(&mut self, item: &TranscriptItem) {
         match &item.entry {
             TranscriptEntry::Input { text } => self.input(text),
-            TranscriptEntry::Output { text, .. } => self.output(text),
+            TranscriptEntry::Output { stream, text } => self.output(*stream, text),
             TranscriptEntry::System { note, text } => self.note(*note, text),
         }
     }
 
     /// Output, as it is.
-    pub(super) fn output(&mut self, text: &str) {
+    pub(super) fn output(&mut self, stream: OutputStream, text: &str) {
+        self.terminal |= stream == OutputStream::Terminal;
         if text.is_empty() {
             return;
         }
@@ -53,9 +62,10 @@ impl Printer {
         self.at_line_start = text.ends_with('\n');
     }
 
-    /// An input, marked line by line (when inputs are shown).
+    /// An input, marked line by line (when inputs are shown, and not typed into a
+    /// terminal).
     pub(super) fn input(&mut self, text: &str) {
-        if !self.show_inputs {
+        if !self.show_inputs || self.terminal {
             return;
         }
         let body = text.strip_suffix('\n').unwrap_or(text);
@@ -66,8 +76,8 @@ impl Printer {
 
     /// A system note.
     pub(super) fn note(&mut self, note: SystemNote, text: &str) {
-        let name = note_name(note);
-        let line = if text.starts_with(name) {
+        let name = super::listing::wire_name(&note);
+        let line = if text.starts_with(&name) {
             format!("[system] {text}")
         } else {
             format!("[system] {name}: {text}")
@@ -105,17 +115,6 @@ impl Printer {
     }
 }
 
-fn note_name(note: SystemNote) -> &'static str {
-    match note {
-        SystemNote::Started => "started",
-        SystemNote::Interrupted => "interrupted",
-        SystemNote::Exited => "exited",
-        SystemNote::Stopped => "stopped",
-        SystemNote::Failed => "failed",
-        SystemNote::Lost => "lost",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +143,13 @@ mod tests {
     fn output(text: &str) -> TranscriptEntry {
         TranscriptEntry::Output {
             stream: OutputStream::Stdout,
+            text: text.into(),
+        }
+    }
+
+    fn terminal(text: &str) -> TranscriptEntry {
+        TranscriptEntry::Output {
+            stream: OutputStream::Terminal,
             text: text.into(),
         }
     }
@@ -191,6 +197,22 @@ mod tests {
             ),
             (true, vec![input("no newline")], "[input] no newline\n"),
             (true, vec![input("\u{1b}[2J\n")], "[input]  [2J\n"),
+            // A terminal echoes keystrokes itself: its inputs are not marked (but
+            // one before its first output is), its output is the terminal's bytes.
+            (
+                true,
+                vec![
+                    note(SystemNote::Started, "started"),
+                    input("early\r"),
+                    terminal("\u{1b}[1m$ \u{1b}[0m"),
+                    input("e"),
+                    terminal("e"),
+                    input("\r"),
+                    terminal("\r\n42\r\n$ "),
+                    note(SystemNote::Stopped, "stopped"),
+                ],
+                "[system] started\n[input] early \n\u{1b}[1m$ \u{1b}[0me\r\n42\r\n$ \n[system] stopped\n",
+            ),
         ];
         for (show_inputs, entries, expected) in table {
             assert_eq!(render(show_inputs, entries), expected);
@@ -200,7 +222,7 @@ mod tests {
     #[test]
     fn diagnostics_are_marked() {
         let mut printer = Printer::new(true);
-        printer.output("x");
+        printer.output(OutputStream::Stdout, "x");
         printer.diagnostic(DiagnosticSeverity::Warning, "idle_timeout", "idle for 60 s");
         assert_eq!(
             String::from_utf8(printer.take()).unwrap(),

@@ -127,8 +127,13 @@ impl<'a> TranscriptView<'a> {
             WorkerEvent::Input { sequence, text } => {
                 self.sequenced(*sequence, out, |p| p.input(text)).await?;
             }
-            WorkerEvent::Output { sequence, text, .. } => {
-                self.sequenced(*sequence, out, |p| p.output(text)).await?;
+            WorkerEvent::Output {
+                sequence,
+                stream,
+                text,
+            } => {
+                self.sequenced(*sequence, out, |p| p.output(*stream, text))
+                    .await?;
             }
             WorkerEvent::Diagnostic {
                 severity,
@@ -153,18 +158,12 @@ impl<'a> TranscriptView<'a> {
             WorkerEvent::Interrupted | WorkerEvent::Exited { .. } => {
                 self.catch_up_retrying(out).await?;
             }
+            // Not a transcript item: nothing to show.
+            WorkerEvent::Resized { .. } => {}
+            // A kind newer than this client: whatever it recorded is in the transcript.
+            _ => self.catch_up_retrying(out).await?,
         }
         Ok(Step::Continue)
-    }
-
-    /// A terminal worker's output event (`Incoming::TerminalOutput`).
-    pub(super) async fn terminal_output(
-        &mut self,
-        sequence: u64,
-        text: &str,
-        out: &mut Output,
-    ) -> Result<(), Failure> {
-        self.sequenced(sequence, out, |p| p.output(text)).await
     }
 
     /// An event that records transcript item `sequence`, rendered by `render`.

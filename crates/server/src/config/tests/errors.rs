@@ -142,6 +142,52 @@ fn echo_profile_with_process_keys() {
 }
 
 #[test]
+fn pty_profile_errors_name_the_key() {
+    for (text, key) in [
+        ("[profiles.t]\nkind = \"pty\"\n", "profiles.t.command"),
+        (
+            "[profiles.t]\nkind = \"pty\"\ncommand = []\n",
+            "profiles.t.command",
+        ),
+        (
+            "[profiles.t]\nkind = \"pty\"\ncommand = [\"sh\"]\ncols = 0\n",
+            "profiles.t.cols",
+        ),
+        (
+            "[profiles.t]\nkind = \"pty\"\ncommand = [\"sh\"]\nrows = 1001\n",
+            "profiles.t.rows",
+        ),
+        (
+            "[profiles.t]\nkind = \"pty\"\ncommand = [\"sh\"]\ndelay_ms = 1\n",
+            "profiles.t.delay_ms",
+        ),
+        (
+            "[profiles.p]\nkind = \"process\"\ncommand = [\"sh\"]\ncols = 80\n",
+            "profiles.p.cols",
+        ),
+        (
+            "[profiles.e]\nkind = \"echo\"\nrows = 24\n",
+            "profiles.e.rows",
+        ),
+        (
+            "[profiles.e]\nkind = \"echo\"\nidle_timeout_s = 0\n",
+            "profiles.e.idle_timeout_s",
+        ),
+        (
+            "[profiles.t]\nkind = \"pty\"\ncommand = [\"sh\"]\nidle_timeout_s = -5\n",
+            "profiles.t.idle_timeout_s",
+        ),
+        (
+            "[profiles.t]\nkind = \"pty\"\ncommand = [\"sh\"]\ncols = 70000\n",
+            "profiles.t.cols",
+        ),
+    ] {
+        let (_d, path, err) = runtime_err(text);
+        assert_names(&err, &path, key);
+    }
+}
+
+#[test]
 fn echo_name_must_be_echo_kind() {
     let (_d, path, err) = runtime_err("[profiles.echo]\nkind = \"process\"\ncommand = [\"cat\"]\n");
     assert_names(&err, &path, "profiles.echo.kind");

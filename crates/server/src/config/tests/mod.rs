@@ -5,5 +5,5 @@ mod backend_settings;
 mod errors;
 mod examples;
 mod runtime_settings;
-mod support;
+pub(crate) mod support;
 mod tls;

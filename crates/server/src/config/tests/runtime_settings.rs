@@ -132,7 +132,8 @@ fn relative_paths_in_file_resolve_against_its_directory() {
     assert_eq!(s.data_dir, Some(dir.path("conf/var/data")));
     let cwd = |name: &str| match &s.runtime.profiles[name].spec {
         ProfileSpec::Process(p) => p.cwd.clone(),
-        ProfileSpec::Echo { .. } => panic!("not a process"),
+        ProfileSpec::Pty(p) => p.cwd.clone(),
+        _ => panic!("not a process"),
     };
     assert_eq!(cwd("p"), Some(dir.path("conf/work")));
     assert_eq!(cwd("q"), Some(PathBuf::from("/abs")));
@@ -254,4 +255,57 @@ fn debug_never_shows_the_token() {
     let env = env_of(&[("SWITCHYARD_RUNTIME_TOKEN", SECRET)]);
     let s = load_runtime_settings(&RuntimeArgs::default(), &env).unwrap();
     assert!(!format!("{s:?}").contains(SECRET));
+}
+
+#[test]
+fn max_connections_defaults_and_must_be_positive() {
+    let s = load_runtime_settings(&RuntimeArgs::default(), &no_env).unwrap();
+    assert_eq!(s.max_connections, 10_000);
+    let dir = Dir::new();
+    let path = dir.write("r.toml", "max_connections = 5\n");
+    let s = load_runtime_settings(&runtime_args(&path), &no_env).unwrap();
+    assert_eq!(s.max_connections, 5);
+    let path = dir.write("zero.toml", "max_connections = 0\n");
+    let error = load_runtime_settings(&runtime_args(&path), &no_env).unwrap_err();
+    assert!(error.to_string().contains("max_connections"), "{error}");
+}
+
+#[test]
+fn pty_profiles_with_size_env_and_idle_timeout() {
+    let dir = Dir::new();
+    let path = dir.write(
+        "r.toml",
+        "[profiles.bash]\nkind = \"pty\"\ncommand = [\"/bin/bash\", \"--login\"]\n\
+         cols = 120\nrows = 32\nenv = { TERM = \"xterm-256color\" }\ncwd = \"work\"\n\
+         idle_timeout_s = 600\ndescription = \"Bash\"\n\
+         [profiles.small]\nkind = \"pty\"\ncommand = [\"sh\"]\n\
+         [profiles.idle-echo]\nkind = \"echo\"\nidle_timeout_s = 5\n",
+    );
+    let s = load_runtime_settings(&runtime_args(&path), &no_env).unwrap();
+    let bash = &s.runtime.profiles["bash"];
+    assert_eq!(bash.idle_timeout, Some(std::time::Duration::from_secs(600)));
+    assert_eq!(bash.description.as_deref(), Some("Bash"));
+    let ProfileSpec::Pty(spec) = &bash.spec else {
+        panic!("a pty profile: {bash:?}");
+    };
+    assert_eq!(spec.command, ["/bin/bash", "--login"]);
+    assert_eq!((spec.cols, spec.rows), (120, 32));
+    assert_eq!(spec.env["TERM"], "xterm-256color");
+    assert_eq!(spec.cwd, Some(dir.path("work")));
+    let ProfileSpec::Pty(small) = &s.runtime.profiles["small"].spec else {
+        panic!("a pty profile");
+    };
+    assert_eq!((small.cols, small.rows), (80, 24), "the default size");
+    assert_eq!(s.runtime.profiles["small"].idle_timeout, None);
+    assert_eq!(
+        s.runtime.profiles["idle-echo"].idle_timeout,
+        Some(std::time::Duration::from_secs(5))
+    );
+    let kinds: Vec<_> = s
+        .runtime
+        .profile_infos()
+        .into_iter()
+        .map(|p| (p.name, p.kind))
+        .collect();
+    assert!(kinds.contains(&("bash".into(), switchyard_protocol::ProfileKind::Pty)));
 }

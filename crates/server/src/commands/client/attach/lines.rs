@@ -81,9 +81,6 @@ pub(super) async fn run(
                         return Ok(final_status(client, &worker, status).await);
                     }
                 }
-                Followed::Frame(Incoming::TerminalOutput { sequence, text, .. }) => {
-                    view.terminal_output(sequence, &text, &mut out).await?;
-                }
                 Followed::Frame(Incoming::Upstream { state, error }) => {
                     out.note(&upstream_line(&worker, state, error.as_ref())).await;
                 }

@@ -17,8 +17,10 @@ mod stdin;
 mod terminal;
 mod tty;
 
-use switchyard_client::{BackendClient, Followed, Follower, Incoming, TerminalScreen, WorkerRef};
-use switchyard_protocol::{ExitInfo, TranscriptItem, WorkerDetail, WorkerEvent, WorkerStatus};
+use switchyard_client::{BackendClient, Followed, Follower, Incoming, WorkerRef};
+use switchyard_protocol::{
+    ExitInfo, TerminalSnapshot, TranscriptItem, WorkerDetail, WorkerEvent, WorkerStatus,
+};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::Failure;
@@ -34,7 +36,7 @@ struct Joined {
     /// The transcript's last items.
     transcript: Vec<TranscriptItem>,
     /// A terminal worker's screen.
-    screen: Option<Box<TerminalScreen>>,
+    screen: Option<Box<TerminalSnapshot>>,
 }
 
 /// `switchyard attach`.
@@ -72,12 +74,13 @@ async fn first_snapshot(
             .await
             .map_err(|e| Failure::client(client.url(), &e))?;
         match followed {
-            Followed::Frame(Incoming::Event {
-                cursor,
-                event,
-                terminal,
-            }) => {
-                if let WorkerEvent::Snapshot { worker, transcript } = *event {
+            Followed::Frame(Incoming::Event { cursor, event }) => {
+                if let WorkerEvent::Snapshot {
+                    worker,
+                    transcript,
+                    terminal,
+                } = *event
+                {
                     return Ok(Joined {
                         cursor,
                         worker,

@@ -13,10 +13,8 @@
 //! attributes reset, cursor shown, bracketed paste and mouse reporting off, and the
 //! alternate screen left if the worker's program was using it.
 
-use switchyard_client::{
-    BackendClient, Followed, Follower, Incoming, InteractiveFrame, SequenceSeam, TerminalScreen,
-};
-use switchyard_protocol::{TranscriptItem, WorkerDetail, WorkerEvent};
+use switchyard_client::{BackendClient, ClientFrame, Followed, Follower, Incoming, SequenceSeam};
+use switchyard_protocol::{TerminalSnapshot, TranscriptItem, WorkerDetail, WorkerEvent};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::stdin::{self, Split, StdinReader};
@@ -42,7 +40,7 @@ pub(super) async fn run(
     follower: Follower,
     detail: &WorkerDetail,
     transcript: &[TranscriptItem],
-    screen: &TerminalScreen,
+    screen: &TerminalSnapshot,
 ) -> Result<u8, Failure> {
     let worker = follower.worker().clone();
     let mut out = Output::new();
@@ -132,7 +130,7 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn run(&mut self, screen: &TerminalScreen) -> Result<Leave, Failure> {
+    async fn run(&mut self, screen: &TerminalSnapshot) -> Result<Leave, Failure> {
         self.paint(screen).await?;
         // Connected before the loop, so that the window size goes out at once rather
         // than after the worker's next output.
@@ -198,7 +196,7 @@ impl Session<'_> {
             && let Some((cols, rows)) = tty::size()
             && self
                 .follower
-                .send(&InteractiveFrame::Resize { cols, rows })
+                .send(&ClientFrame::Resize { cols, rows })
                 .await
                 .is_ok()
         {
@@ -211,9 +209,9 @@ impl Session<'_> {
 
     /// Sends keystrokes; kept for after the reconnection when sending fails.
     async fn send_keys(&mut self, keys: String) {
-        let frame = InteractiveFrame::Input { text: keys };
+        let frame = ClientFrame::Input { text: keys };
         if self.follower.send(&frame).await.is_err() {
-            let InteractiveFrame::Input { text } = frame else {
+            let ClientFrame::Input { text } = frame else {
                 return;
             };
             self.unsent = Some(match self.unsent.take() {
@@ -229,19 +227,19 @@ impl Session<'_> {
     /// Handles one frame; `Some` when the session is over.
     async fn incoming(&mut self, incoming: Incoming) -> Result<Option<Leave>, Failure> {
         match incoming {
-            Incoming::Event {
-                event, terminal, ..
-            } => match *event {
-                WorkerEvent::Output { sequence, text, .. } => {
-                    if self.seam.shown(sequence) {
-                        self.track_alternate(&text);
-                        self.out.out(text.as_bytes()).await?;
-                    }
+            Incoming::Event { event, .. } => match *event {
+                WorkerEvent::Output { sequence, text, .. } if self.seam.shown(sequence) => {
+                    self.track_alternate(&text);
+                    self.out.out(text.as_bytes()).await?;
                 }
                 WorkerEvent::Input { sequence, .. } => {
                     self.seam.shown(sequence);
                 }
-                WorkerEvent::Snapshot { worker, transcript } => {
+                WorkerEvent::Snapshot {
+                    worker,
+                    transcript,
+                    terminal,
+                } => {
                     if let Some(last) = transcript.last() {
                         self.seam.shown(last.sequence);
                     }
@@ -262,16 +260,10 @@ impl Session<'_> {
                     self.status_line(&format!("switchyard: {code}: {message}"))
                         .await;
                 }
-                WorkerEvent::Status { .. }
-                | WorkerEvent::Interrupted
-                | WorkerEvent::Exited { .. } => {}
+                // Other status changes, interruptions, resizes, exits (the status
+                // follows), and kinds newer than this client.
+                _ => {}
             },
-            Incoming::TerminalOutput { sequence, text, .. } => {
-                if self.seam.shown(sequence) {
-                    self.track_alternate(&text);
-                    self.out.out(text.as_bytes()).await?;
-                }
-            }
             Incoming::Refused(error) => {
                 self.status_line(&format!(
                     "switchyard: the worker refused input: {}: {}",
@@ -283,13 +275,15 @@ impl Session<'_> {
                 let line = upstream_line(self.follower.worker(), state, error.as_ref());
                 self.status_line(&line).await;
             }
-            Incoming::Reset(_) | Incoming::UnknownEvent { .. } => {}
+            // Resets (the snapshot that follows repaints), unknown events, and frames
+            // newer than this client.
+            _ => {}
         }
         Ok(None)
     }
 
     /// Paints a snapshot's screen on a cleared terminal.
-    async fn paint(&mut self, screen: &TerminalScreen) -> Result<(), Failure> {
+    async fn paint(&mut self, screen: &TerminalSnapshot) -> Result<(), Failure> {
         self.alternate = screen.alternate;
         let mut text = String::with_capacity(CLEAR.len() + screen.screen.len());
         text.push_str(CLEAR);

@@ -1,0 +1,177 @@
+//! The terminal emulator kept per pty worker, so that a viewer joining late paints
+//! exactly the screen as it is now instead of replaying a truncated history.
+//!
+//! Built on `vt100`: every output chunk of the worker is fed to it in log order, and a
+//! snapshot turns its state into [`TerminalSnapshot`]. Memory is bounded: no
+//! scrollback is kept (the transcript is the history), so an emulator holds its
+//! normal and, while a full-screen program runs, its alternate screen: 2 x rows x
+//! cols cells of 32 bytes (120 KiB at 80 x 24). Once the worker has ended, the
+//! emulator is replaced by its final snapshot.
+
+use std::num::NonZeroU16;
+
+use switchyard_protocol::{CursorPosition, TerminalSnapshot};
+
+/// Switches to the alternate screen, saving the cursor (xterm's mode 1049).
+const ENTER_ALTERNATE: &str = "\u{1b}[?1049h";
+/// Leaves the alternate screen without touching the cursor (mode 47).
+const LEAVE_ALTERNATE_PLAIN: &[u8] = b"\x1b[?47l";
+
+/// A live emulator, or the last snapshot of an ended worker.
+pub(crate) enum Screen {
+    /// Fed with every output chunk.
+    Live(Box<vt100::Parser>),
+    /// The worker ended; this is how its screen was left.
+    Final(TerminalSnapshot),
+}
+
+impl Screen {
+    /// An empty screen of `cols` x `rows` (each clamped to at least 1).
+    pub(crate) fn new(cols: u16, rows: u16) -> Self {
+        Self::Live(Box::new(vt100::Parser::new(side(rows), side(cols), 0)))
+    }
+
+    /// Feeds output to the emulator; ignored once the worker has ended.
+    pub(crate) fn feed(&mut self, text: &str) {
+        if let Self::Live(parser) = self {
+            parser.process(text.as_bytes());
+        }
+    }
+
+    /// Resizes the emulator; ignored once the worker has ended.
+    pub(crate) fn resize(&mut self, cols: u16, rows: u16) {
+        if let Self::Live(parser) = self {
+            parser.set_size(side(rows), side(cols));
+        }
+    }
+
+    /// The screen as a snapshot event carries it.
+    pub(crate) fn snapshot(&self) -> TerminalSnapshot {
+        match self {
+            Self::Live(parser) => snapshot_of(parser),
+            Self::Final(snapshot) => snapshot.clone(),
+        }
+    }
+
+    /// Drops the emulator, keeping only its final snapshot.
+    pub(crate) fn freeze(&mut self) {
+        if let Self::Live(parser) = self {
+            *self = Self::Final(snapshot_of(parser));
+        }
+    }
+}
+
+fn side(n: u16) -> NonZeroU16 {
+    NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
+}
+
+/// The snapshot of a live emulator.
+///
+/// While a full-screen program has the alternate screen, `screen` first paints the
+/// normal screen behind it, then enters the alternate screen (saving the cursor, as
+/// such programs do) and paints that: a viewer that joined meanwhile gets its normal
+/// screen back, exactly, when the program leaves.
+fn snapshot_of(parser: &vt100::Parser) -> TerminalSnapshot {
+    let screen = parser.screen();
+    let (rows, cols) = screen.size();
+    let (row, col) = screen.cursor_position();
+    let alternate = screen.alternate_screen();
+    let mut text = String::new();
+    if alternate {
+        let mut normal = vt100::Parser::new(rows, cols, 0);
+        *normal.screen_mut() = screen.clone();
+        normal.process(LEAVE_ALTERNATE_PLAIN);
+        text.push_str(&normal.screen().contents_formatted());
+        text.push_str(ENTER_ALTERNATE);
+    }
+    text.push_str(&screen.state_formatted());
+    TerminalSnapshot {
+        cols: cols.get(),
+        rows: rows.get(),
+        screen: text,
+        cursor: CursorPosition { row, col },
+        alternate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Paints a snapshot on an empty emulator of its size, as a new viewer does.
+    fn paint(snapshot: &TerminalSnapshot) -> vt100::Parser {
+        let mut parser = vt100::Parser::new(side(snapshot.rows), side(snapshot.cols), 0);
+        parser.process(snapshot.screen.as_bytes());
+        parser
+    }
+
+    fn assert_same(viewer: &vt100::Parser, runtime: &vt100::Parser) {
+        let (v, r) = (viewer.screen(), runtime.screen());
+        assert_eq!(v.contents(), r.contents());
+        assert_eq!(v.contents_formatted(), r.contents_formatted());
+        assert_eq!(v.cursor_position(), r.cursor_position());
+        assert_eq!(v.alternate_screen(), r.alternate_screen());
+        assert_eq!(v.application_cursor(), r.application_cursor());
+    }
+
+    fn live(screen: &Screen) -> &vt100::Parser {
+        match screen {
+            Screen::Live(parser) => parser,
+            Screen::Final(_) => panic!("not live"),
+        }
+    }
+
+    #[test]
+    fn a_painted_snapshot_reproduces_the_screen_colours_and_cursor() {
+        let mut screen = Screen::new(20, 5);
+        screen.feed("$ ls\r\n\u{1b}[1;31mred\u{1b}[0m plain \u{e9}\r\n$ ");
+        let snapshot = screen.snapshot();
+        assert_eq!((snapshot.cols, snapshot.rows), (20, 5));
+        assert_eq!(snapshot.cursor, CursorPosition { row: 2, col: 2 });
+        assert!(!snapshot.alternate);
+        let viewer = paint(&snapshot);
+        assert_same(&viewer, live(&screen));
+        assert!(viewer.screen().cell(1, 0).unwrap().bold());
+    }
+
+    #[test]
+    fn a_viewer_joining_during_a_full_screen_program_gets_the_normal_screen_back() {
+        let mut screen = Screen::new(30, 6);
+        screen.feed("$ vi notes\r\n");
+        // A full-screen program: save the cursor, alternate screen, draw, keypad mode.
+        screen.feed("\u{1b}[?1049h\u{1b}[?1h\u{1b}[H\u{1b}[2J~\r\n~ pattern\u{1b}[3;5H");
+        let during = screen.snapshot();
+        assert!(during.alternate);
+        let mut viewer = paint(&during);
+        assert_same(&viewer, live(&screen));
+        assert!(viewer.screen().contents().contains("~ pattern"));
+        // The program ends; the viewer follows the live output from here.
+        let tail = "\u{1b}[?1l\u{1b}[?1049l$ ";
+        screen.feed(tail);
+        viewer.process(tail.as_bytes());
+        assert!(!screen.snapshot().alternate);
+        assert_same(&viewer, live(&screen));
+        assert!(viewer.screen().contents().starts_with("$ vi notes\n$"));
+    }
+
+    #[test]
+    fn resize_and_freeze() {
+        let mut screen = Screen::new(80, 24);
+        screen.feed("hello");
+        screen.resize(100, 30);
+        let snapshot = screen.snapshot();
+        assert_eq!((snapshot.cols, snapshot.rows), (100, 30));
+        screen.freeze();
+        assert!(matches!(screen, Screen::Final(_)));
+        screen.feed("ignored");
+        screen.resize(10, 10);
+        assert_eq!(screen.snapshot(), snapshot);
+        assert!(paint(&snapshot).screen().contents().starts_with("hello"));
+    }
+
+    #[test]
+    fn sides_are_never_zero() {
+        let snapshot = Screen::new(0, 0).snapshot();
+        assert_eq!((snapshot.cols, snapshot.rows), (1, 1));
+    }
+}

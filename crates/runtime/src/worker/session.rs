@@ -1,0 +1,98 @@
+//! Signalling a pty worker's whole session.
+//!
+//! A pty worker's program leads its own session, and an interactive shell puts each
+//! job in a process group of its own within it, so signalling the leader's group is
+//! not enough. The session's groups are found in `/proc` (Linux); where that cannot
+//! be read, the leader's group and the terminal's foreground group are signalled.
+
+use std::collections::BTreeSet;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// The process groups with a member in session `sid`, read from `/proc`. Blocking
+/// (reads procfs); run it off the async threads.
+pub(crate) fn session_groups(sid: Pid) -> BTreeSet<i32> {
+    let mut groups = BTreeSet::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return groups;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some((pgrp, session)) = group_and_session(&stat)
+            && session == sid.as_raw()
+        {
+            groups.insert(pgrp);
+        }
+    }
+    groups
+}
+
+/// The process group and session of a `/proc/<pid>/stat` line.
+fn group_and_session(stat: &str) -> Option<(i32, i32)> {
+    // After the command name in parentheses (which may itself hold ')'): state,
+    // ppid, pgrp, session, ...
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after.split_whitespace().skip(2);
+    let pgrp = fields.next()?.parse().ok()?;
+    let session = fields.next()?.parse().ok()?;
+    Some((pgrp, session))
+}
+
+/// Sends `signal` to every process group of session `sid`, and to `extra` groups
+/// (the leader's, the terminal's foreground group) whether or not `/proc` lists them.
+pub(crate) async fn signal_session(sid: Pid, extra: &[Pid], signal: Signal) {
+    let mut groups = tokio::task::spawn_blocking(move || session_groups(sid))
+        .await
+        .unwrap_or_default();
+    groups.extend(extra.iter().map(|p| p.as_raw()));
+    for group in groups {
+        signal_group(Pid::from_raw(group), signal);
+    }
+}
+
+/// Sends `signal` to one process group; a group that is already gone is not an error.
+pub(crate) fn signal_group(pgid: Pid, signal: Signal) {
+    if pgid.as_raw() <= 1 {
+        return;
+    }
+    match killpg(pgid, signal) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(err) => {
+            tracing::warn!(pgid = pgid.as_raw(), ?signal, error = %err, "could not signal a process group");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_are_read_past_odd_command_names() {
+        assert_eq!(
+            group_and_session("42 (sleep) S 1 40 39 34816 0"),
+            Some((40, 39))
+        );
+        assert_eq!(group_and_session("42 (a) b (c)) R 7 8 9 0"), Some((8, 9)));
+        assert_eq!(group_and_session("garbage"), None);
+        assert_eq!(group_and_session("1 (x) S 1"), None);
+    }
+
+    #[test]
+    fn this_process_is_found_in_its_own_session() {
+        let sid = nix::unistd::getsid(None).unwrap();
+        let pgrp = nix::unistd::getpgrp();
+        assert!(session_groups(sid).contains(&pgrp.as_raw()));
+    }
+}

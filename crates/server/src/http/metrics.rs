@@ -1,0 +1,159 @@
+//! [`HttpMetrics`]: requests by route template, method and status, with their
+//! latency, counted by the accept loop for every answer of either surface.
+//!
+//! The route label is the matched route's template (`/api/runtimes/{runtime_id}/
+//! workers/{worker_id}`), which the handler attaches to its answer as a
+//! [`MatchedRoute`] extension; never the raw path, whose ids would make one series
+//! per worker. Answers without one (refused before routing, or no route matched) are
+//! labelled [`UNMATCHED`]. Methods outside the standard set are labelled `other`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::{Registry, Unit};
+use switchyard_registry::metrics::{LatencyFamily, latency_family};
+
+/// The route label of answers that matched no route or were refused before routing.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The route template an answer was routed by: a response extension the handler
+/// sets, read by the accept loop for the metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MatchedRoute(pub Arc<str>);
+
+impl MatchedRoute {
+    /// A route label that is not a table's template (`console`, `unmatched`).
+    pub fn fixed(label: &'static str) -> Self {
+        Self(Arc::from(label))
+    }
+}
+
+impl EncodeLabelValue for MatchedRoute {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&&*self.0, encoder)
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: MatchedRoute,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DurationLabels {
+    route: MatchedRoute,
+    method: &'static str,
+}
+
+/// The request families of one process. Cheap to clone; clones share the counts.
+#[derive(Debug, Clone)]
+pub struct HttpMetrics {
+    requests: Family<RequestLabels, Counter>,
+    durations: LatencyFamily<DurationLabels>,
+    unmatched: MatchedRoute,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            durations: latency_family(),
+            unmatched: MatchedRoute::fixed(UNMATCHED),
+        }
+    }
+}
+
+/// The method label: the standard methods by name, anything else `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+impl HttpMetrics {
+    /// Registers the families.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "switchyard_http_requests",
+            "HTTP requests answered, by route template, method and status",
+            self.requests.clone(),
+        );
+        registry.register_with_unit(
+            "switchyard_http_request_duration",
+            "Time from a request's headers to its answer, by route template and method (for a WebSocket, until the upgrade)",
+            Unit::Seconds,
+            self.durations.clone(),
+        );
+    }
+
+    /// Counts one answer.
+    pub fn record(
+        &self,
+        route: Option<MatchedRoute>,
+        method: &Method,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let route = route.unwrap_or_else(|| self.unmatched.clone());
+        let method = method_label(method);
+        self.durations
+            .get_or_create(&DurationLabels {
+                route: route.clone(),
+                method,
+            })
+            .observe(elapsed.as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_counted_by_template_method_and_status() {
+        let metrics = HttpMetrics::default();
+        let route = MatchedRoute(Arc::from("/v1/workers/{worker_id}"));
+        for status in [200, 200, 404] {
+            metrics.record(
+                Some(route.clone()),
+                &Method::GET,
+                status,
+                Duration::from_millis(1),
+            );
+        }
+        let odd = Method::from_bytes(b"BREW").unwrap();
+        metrics.record(None, &odd, 405, Duration::from_millis(1));
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "switchyard_http_requests_total{route=\"/v1/workers/{worker_id}\",method=\"GET\",status=\"200\"} 2\n",
+            "switchyard_http_requests_total{route=\"/v1/workers/{worker_id}\",method=\"GET\",status=\"404\"} 1\n",
+            "switchyard_http_requests_total{route=\"unmatched\",method=\"other\",status=\"405\"} 1\n",
+            "switchyard_http_request_duration_seconds_count{route=\"/v1/workers/{worker_id}\",method=\"GET\"} 3\n",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
+        }
+    }
+}

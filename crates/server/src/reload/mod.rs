@@ -1,0 +1,434 @@
+//! Live reload of the backend's configuration, on SIGHUP and `POST
+//! /api/admin/reload`: [`Reloader::reload`] reads the configuration again, checks it
+//! as start-up does, compares it with what runs ([`plan`]) and applies it.
+//!
+//! All or nothing: every step that can fail (reading and checking the file, opening
+//! an added embedded runtime's store, building the new remotes' clients) runs before
+//! anything changes; an invalid configuration changes nothing and is answered with a
+//! [`ConfigError`] naming the key and the file. Then, in this order:
+//!
+//! 1. the policy and the authenticator (tokens, roles, sessions), in the order that
+//!    never lets a caller the new tokens identify pass the old, open policy;
+//! 2. the registry's runtimes, in one swap ([`RuntimeRegistry::reconfigure`]), and
+//!    the hub follows: viewers of removed runtimes are closed with 4404, channels of
+//!    replaced ones resubscribe through the new runtime, unchanged ones are not
+//!    touched;
+//! 3. the listener's TLS files (new handshakes use them) and the probes' interval;
+//! 4. a removed embedded runtime is shut down (its workers stopped, its store
+//!    flushed), once nothing routes to it.
+//!
+//! Reloads are serialised: a second one waits for the first.
+
+mod metrics;
+pub mod plan;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use switchyard_protocol::RuntimeId;
+use switchyard_registry::{
+    AllowAll, ObservationHub, Planned, Policy, RegisteredRuntime, RolePolicy, RuntimeRegistry,
+};
+use switchyard_runtime::Runtime;
+
+use crate::auth::{Authenticator, SessionKey};
+use crate::commands::serve::{authenticator, embedded_runtime, remote_runtime};
+use crate::config::{AuthSettings, BackendSettings, ConfigError, ServeArgs, load_backend_settings};
+use crate::http::ServerTls;
+use plan::{EmbeddedChange, Plan, RemoteChange};
+
+/// Reads an environment variable (remotes' `token_env`).
+pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// Where a reload reads the configuration: the same flags and file as at start-up.
+#[derive(Clone)]
+pub struct ConfigSource {
+    /// The command line of `switchyard serve` (flags override the file, as at start).
+    pub args: ServeArgs,
+    /// The environment.
+    pub env: Arc<EnvLookup>,
+}
+
+impl std::fmt::Debug for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigSource")
+            .field("args", &self.args)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigSource {
+    /// The process's own command line and environment.
+    pub fn process(args: ServeArgs) -> Self {
+        Self {
+            args,
+            env: Arc::new(|name| std::env::var(name).ok()),
+        }
+    }
+
+    /// The configuration file, if there is one.
+    pub fn file(&self) -> Option<&PathBuf> {
+        self.args.config.as_ref()
+    }
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The configuration is invalid (or cannot be applied to the running process):
+    /// `400 invalid_config`, naming the key and the file.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// This backend was not started from a configuration it can read again.
+    #[error(
+        "this backend was started without a configuration source, so there is nothing to reload"
+    )]
+    NoSource,
+}
+
+/// The runtimes of a reload, by what happened to them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RuntimeChanges {
+    /// New runtimes.
+    pub added: Vec<RuntimeId>,
+    /// Runtimes whose settings changed, replaced by new ones.
+    pub replaced: Vec<RuntimeId>,
+    /// Runtimes no longer configured; their viewers were closed with 4404.
+    pub removed: Vec<RuntimeId>,
+    /// Runtimes kept as they run: their connections and viewers untouched.
+    pub unchanged: Vec<RuntimeId>,
+}
+
+/// What a reload did: the answer of `POST /api/admin/reload`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReloadReport {
+    /// The runtimes.
+    pub runtimes: RuntimeChanges,
+    /// Whether the listener's certificate and key were read again (it serves TLS).
+    pub tls_reloaded: bool,
+    /// Keys whose new values wait for a restart (see [`plan::RESTART_ONLY`]).
+    pub restart_required: Vec<&'static str>,
+}
+
+/// The parts of a running backend a reload changes.
+pub struct ReloadTargets {
+    /// The registry (its runtimes and policy).
+    pub registry: Arc<RuntimeRegistry>,
+    /// The observation hub over it.
+    pub hub: ObservationHub,
+    /// The authenticator (its tokens and sessions).
+    pub auth: Arc<Authenticator>,
+    /// The main listener's TLS, when it serves HTTPS.
+    pub tls: Option<ServerTls>,
+}
+
+struct State {
+    running: BackendSettings,
+    embedded: Option<Runtime>,
+}
+
+/// Applies reloads to a running backend. Share it behind an `Arc`.
+pub struct Reloader {
+    source: Option<ConfigSource>,
+    targets: ReloadTargets,
+    /// Signs sessions when `[auth]` has no `session_key_file`: one per process, so
+    /// that a reload does not end every session.
+    session_key: SessionKey,
+    state: tokio::sync::Mutex<State>,
+    metrics: metrics::ReloadMetrics,
+    /// Runtimes added in code (the builder's): kept by every reload.
+    pinned: Vec<RuntimeId>,
+    /// The builder's policy choice, made again around each policy a reload picks.
+    policy_choice: crate::backend::PolicyChoice,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reloader {
+    /// A reloader for a backend running `running` (with `embedded`, its embedded
+    /// runtime), reading `source` again on each reload.
+    pub fn new(
+        source: Option<ConfigSource>,
+        targets: ReloadTargets,
+        running: BackendSettings,
+        embedded: Option<Runtime>,
+        session_key: SessionKey,
+    ) -> Self {
+        Self {
+            source,
+            targets,
+            session_key,
+            state: tokio::sync::Mutex::new(State { running, embedded }),
+            metrics: metrics::ReloadMetrics::default(),
+            pinned: Vec::new(),
+            policy_choice: crate::backend::PolicyChoice::Default,
+        }
+    }
+
+    /// Keeps what the backend's builder added in code across reloads: the runtimes
+    /// `pinned` (a reload never removes or replaces them; the file cannot name them)
+    /// and the policy choice, made again around each policy a reload picks.
+    pub(crate) fn keeping_from_code(
+        mut self,
+        pinned: Vec<RuntimeId>,
+        policy: crate::backend::PolicyChoice,
+    ) -> Self {
+        self.pinned = pinned;
+        self.policy_choice = policy;
+        self
+    }
+
+    /// Registers the reload metrics: reloads by outcome, whether the last one
+    /// succeeded and when the configuration in force was last applied.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.metrics.register(registry);
+    }
+
+    /// The embedded runtime running now, if any.
+    pub async fn embedded(&self) -> Option<Runtime> {
+        self.state.lock().await.embedded.clone()
+    }
+
+    /// Reads the configuration again and applies it (see the module's steps). Waits
+    /// for a reload in progress. An error changes nothing.
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        let source = self.source.clone().ok_or(ReloadError::NoSource)?;
+        let mut state = self.state.lock().await;
+        let prepared = self.check(source, &state.running).await;
+        self.metrics.record(prepared.is_ok());
+        let (plan, prepared) = prepared?;
+        let report = self.apply(&mut state, plan, prepared).await;
+        tracing::info!(
+            added = ?report.runtimes.added,
+            replaced = ?report.runtimes.replaced,
+            removed = ?report.runtimes.removed,
+            unchanged = ?report.runtimes.unchanged,
+            tls_reloaded = report.tls_reloaded,
+            "configuration reloaded"
+        );
+        for key in &report.restart_required {
+            let what = plan::RESTART_ONLY
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or("it", |(_, what)| what);
+            tracing::warn!(
+                key,
+                "`{key}` changed in the configuration, but {what} cannot change while the backend runs: the old value stays in force until a restart"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Reads, checks and plans the configuration, and prepares what it needs.
+    async fn check(
+        &self,
+        source: ConfigSource,
+        running: &BackendSettings,
+    ) -> Result<(Plan, Prepared), ConfigError> {
+        let file = source.file().cloned();
+        let next = read(source).await?;
+        let plan = plan::plan(running, next, file.as_deref())?;
+        self.check_pinned(&plan.applied, file.as_deref())?;
+        let prepared = self.prepare(&plan).await?;
+        Ok((plan, prepared))
+    }
+
+    /// Refuses a file that names a runtime id the builder added in code: the
+    /// runtimes could not be told apart.
+    fn check_pinned(
+        &self,
+        next: &BackendSettings,
+        file: Option<&std::path::Path>,
+    ) -> Result<(), ConfigError> {
+        let embedded = next
+            .embedded
+            .iter()
+            .map(|e| (&e.runtime.runtime_id, "embedded.runtime_id".to_owned()));
+        let remotes = next
+            .remotes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (&r.runtime_id, format!("remote[{i}].runtime_id")));
+        for (id, key) in embedded.chain(remotes) {
+            if self.pinned.contains(id) {
+                return Err(ConfigError::DuplicateRuntimeId {
+                    origin: file.map_or(
+                        crate::config::Origin::CommandLine,
+                        crate::config::Origin::file,
+                    ),
+                    key,
+                    id: id.to_string(),
+                    first: "a runtime added in code".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything that can fail, before anything changes: the authenticator, the
+    /// added embedded runtime, the new remotes' clients.
+    async fn prepare(&self, plan: &Plan) -> Result<Prepared, ConfigError> {
+        let auth = authenticator(&plan.applied.auth, &self.session_key);
+        let embedded = match &plan.embedded {
+            EmbeddedChange::Add(settings) => Some(
+                embedded_runtime(settings.clone())
+                    .await
+                    .map_err(|problem| ConfigError::InvalidValue {
+                        origin: self.origin(),
+                        key: "embedded.data_dir".to_owned(),
+                        problem: problem.to_string(),
+                    })?,
+            ),
+            _ => None,
+        };
+        let mut remotes = Vec::with_capacity(plan.remotes.len());
+        for (i, change) in plan.remotes.iter().enumerate() {
+            remotes.push(match change {
+                RemoteChange::Keep(id) => Planned::Keep(id.clone()),
+                RemoteChange::Register(settings) => {
+                    Planned::Register(remote_runtime(settings.clone()).map_err(|problem| {
+                        ConfigError::InvalidValue {
+                            origin: self.origin(),
+                            key: format!("remote[{i}]"),
+                            problem: problem.to_string(),
+                        }
+                    })?)
+                }
+            });
+        }
+        Ok(Prepared {
+            auth,
+            embedded,
+            remotes,
+        })
+    }
+
+    fn origin(&self) -> crate::config::Origin {
+        match self.source.as_ref().and_then(ConfigSource::file) {
+            Some(file) => crate::config::Origin::file(file),
+            None => crate::config::Origin::CommandLine,
+        }
+    }
+
+    /// Applies a prepared plan; cannot fail.
+    async fn apply(&self, state: &mut State, plan: Plan, prepared: Prepared) -> ReloadReport {
+        let targets = &self.targets;
+        let Prepared {
+            auth,
+            embedded,
+            remotes,
+        } = prepared;
+        // 1. Who is served. With tokens, the role policy goes in first (it lets the
+        // old open callers, who are admins, do everything they did); without, the
+        // open authenticator goes in first (its callers are admins under either).
+        let picked: Arc<dyn Policy> = match plan.applied.auth {
+            AuthSettings::Tokens(_) => Arc::new(RolePolicy),
+            AuthSettings::Off | AuthSettings::Open => Arc::new(AllowAll),
+        };
+        let policy = self.policy_choice.choose(picked);
+        if plan.applied.auth.is_on() {
+            targets.registry.set_policy(policy);
+            targets.auth.replace(auth);
+        } else {
+            targets.auth.replace(auth);
+            targets.registry.set_policy(policy);
+        }
+
+        // 2. The runtimes, embedded first as at start-up.
+        let mut table = Vec::with_capacity(remotes.len() + 1);
+        let mut removed_embedded = None;
+        match (&plan.embedded, embedded) {
+            (EmbeddedChange::Add(settings), Some((runtime, registered))) => {
+                table.push(Planned::Register(registered));
+                tracing::info!(runtime_id = %settings.runtime.runtime_id, "embedded runtime added");
+                removed_embedded = state.embedded.replace(runtime);
+            }
+            (EmbeddedChange::Keep, _) => {
+                if let Some(kept) = &state.running.embedded {
+                    table.push(Planned::Keep(kept.runtime.runtime_id.clone()));
+                }
+            }
+            (EmbeddedChange::Remove, _) => removed_embedded = state.embedded.take(),
+            _ => {}
+        }
+        table.extend(remotes);
+        table.extend(self.pinned.iter().cloned().map(Planned::Keep));
+        let report = match targets.registry.reconfigure(table) {
+            Ok(done) => {
+                targets.hub.runtimes_changed(&done);
+                RuntimeChanges {
+                    added: done.added,
+                    replaced: done.replaced,
+                    removed: done.removed,
+                    unchanged: done.unchanged,
+                }
+            }
+            Err(error) => {
+                // The plan comes from a checked configuration (ids are distinct) and
+                // the running table: this is a bug, and nothing changed.
+                tracing::error!(%error, "the reload's runtimes could not be applied; the runtimes stay as they were");
+                RuntimeChanges::default()
+            }
+        };
+
+        // 3. TLS files and probes.
+        let tls_reloaded = match (&targets.tls, &plan.applied.tls) {
+            (Some(tls), Some(settings)) => {
+                tls.replace(settings.config.clone());
+                true
+            }
+            _ => false,
+        };
+        if plan.applied.health_interval != state.running.health_interval {
+            targets
+                .registry
+                .start_health_probes(plan.applied.health_interval);
+        }
+
+        // 4. A removed embedded runtime: nothing routes to it any more.
+        if let Some(runtime) = removed_embedded {
+            if let Err(error) = runtime.shutdown().await {
+                tracing::error!(%error, "could not flush the removed embedded runtime's store");
+            }
+            tracing::info!("embedded runtime removed; its workers were stopped");
+        }
+        state.running = plan.applied;
+        ReloadReport {
+            runtimes: report,
+            tls_reloaded,
+            restart_required: plan.restart_required,
+        }
+    }
+}
+
+/// What [`Reloader::prepare`] built.
+struct Prepared {
+    auth: Authenticator,
+    embedded: Option<(Runtime, RegisteredRuntime)>,
+    remotes: Vec<Planned>,
+}
+
+/// Reads and checks the configuration as start-up does, off the async threads (it
+/// reads files).
+async fn read(source: ConfigSource) -> Result<BackendSettings, ConfigError> {
+    let ConfigSource { args, env } = source;
+    match tokio::task::spawn_blocking(move || load_backend_settings(&args, &|name| env(name))).await
+    {
+        Ok(result) => result,
+        Err(error) => Err(ConfigError::InvalidValue {
+            origin: crate::config::Origin::CommandLine,
+            key: "--config".to_owned(),
+            problem: format!("reading the configuration failed: {error}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,411 @@
+//! Connections in-process: `max_connections` (the N+1th connection gets `503
+//! overloaded` and is closed, over TLS after the handshake; closing one lets a new
+//! one in; a WebSocket session counts; the backend's and the runtime's settings
+//! reach the accept loop), and lingering close (a client that sends its whole body
+//! before reading gets the early refusal, not a reset).
+
+mod backend_common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backend_common::*;
+use http::StatusCode;
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+use switchyard_e2e::certs::{Ca, client_config, server_config, server_name};
+use switchyard_e2e::client::TestTls;
+use switchyard_e2e::ws::{connect, next_json};
+use switchyard_registry::{Role, WorkerScope};
+use switchyard_server::auth::Clock;
+use switchyard_server::commands::runtime as runtime_cmd;
+use switchyard_server::http::response::json as json_response;
+use switchyard_server::http::{
+    ConnectionLimit, Handler, RequestContext, Response, ServeOptions, ServerHandle, ServerTls,
+    Shutdown, serve_with,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Answers every request `200 {"ok":true}`.
+struct Hello;
+
+impl Handler for Hello {
+    async fn handle(&self, _request: http::Request<Incoming>, _ctx: RequestContext) -> Response {
+        json_response(StatusCode::OK, &json!({"ok": true}))
+    }
+}
+
+async fn serve_hello(max: usize, tls: Option<ServerTls>) -> ServerHandle {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_with(
+        listener,
+        Arc::new(Hello),
+        Shutdown::new(),
+        ServeOptions {
+            tls,
+            limit: ConnectionLimit::new(max),
+            ..ServeOptions::default()
+        },
+    )
+}
+
+/// A raw HTTP answer: status and JSON body.
+#[derive(Debug)]
+struct Raw {
+    status: u16,
+    head: String,
+    body: Value,
+}
+
+fn parse_raw(bytes: &[u8]) -> Raw {
+    let text = String::from_utf8_lossy(bytes);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    Raw {
+        status,
+        head: head.to_owned(),
+        body: serde_json::from_str(body).unwrap_or(Value::Null),
+    }
+}
+
+/// Reads one answer with a `content-length` body from a kept-alive connection.
+async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S) -> Raw {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                return parse_raw(&buf[..end + 4 + length]);
+            }
+        }
+        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+            .await
+            .expect("an answer in time")
+            .expect("readable");
+        assert!(
+            n > 0,
+            "closed before a whole answer: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Sends `GET path` on `stream` and reads the answer; the connection stays open.
+async fn get_on<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, path: &str) -> Raw {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    read_answer(stream).await
+}
+
+/// A connection the server has accepted and answered once, kept open.
+async fn held(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let answer = get_on(&mut stream, path).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    stream
+}
+
+/// Reads everything until the server closes.
+async fn read_to_close<S: AsyncRead + Unpin>(stream: &mut S) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut out))
+        .await
+        .expect("the server closes in time");
+    out
+}
+
+fn assert_overloaded(raw: &Raw) {
+    assert_eq!(raw.status, 503, "{raw:?}");
+    assert_eq!(raw.body["error"]["code"], "overloaded", "{raw:?}");
+    assert!(
+        raw.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_connections")
+    );
+    assert_eq!(raw.body["error"]["retry_after_ms"], 1000, "{raw:?}");
+    let head = raw.head.to_lowercase();
+    assert!(
+        head.contains("connection: close") && head.contains("retry-after: 1"),
+        "{head}"
+    );
+}
+
+/// A new connection past the limit: answered 503 overloaded and closed, even when
+/// the client sends its request first.
+async fn refused(addr: SocketAddr) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let _ = stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await;
+    assert_overloaded(&parse_raw(&read_to_close(&mut stream).await));
+}
+
+/// Retries `GET path` on new connections until one is served (a closed connection's
+/// place comes back once the server has seen it close).
+async fn admitted_again(addr: SocketAddr, path: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let _ = stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await;
+        let answer = parse_raw(&read_to_close(&mut stream).await);
+        if answer.status == 200 {
+            return;
+        }
+        assert_overloaded(&answer);
+        assert!(Instant::now() < deadline, "no place came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn past_max_connections_new_ones_get_503_and_closing_one_lets_another_in() {
+    let server = serve_hello(3, None).await;
+    let addr = server.local_addr();
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(held(addr, "/").await);
+    }
+    assert_eq!(server.connections().open(), 3);
+    refused(addr).await;
+    refused(addr).await;
+    assert_eq!(server.connections().refused().get(), 2);
+    // The held ones are still served.
+    for stream in &mut open {
+        assert_eq!(get_on(stream, "/").await.status, 200);
+    }
+    drop(open.pop());
+    admitted_again(addr, "/").await;
+    assert!(server.connections().open() <= 3);
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn over_tls_the_503_comes_after_the_handshake() {
+    let ca = Ca::new("limit CA");
+    let leaf = ca.server(&["localhost"]);
+    let server = serve_hello(1, Some(ServerTls::new(server_config(&leaf, None)))).await;
+    let addr = server.local_addr();
+    let tls = TestTls {
+        config: client_config(&ca, None),
+        server_name: server_name("localhost"),
+    };
+    let mut first = tls.connect(addr).await.unwrap();
+    assert_eq!(get_on(&mut first, "/").await.status, 200);
+    let mut second = tls.connect(addr).await.expect("the handshake completes");
+    let _ = second
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await;
+    assert_overloaded(&parse_raw(&read_to_close(&mut second).await));
+    drop(second);
+    drop(first);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut stream = tls.connect(addr).await.unwrap();
+        let answer = get_on(&mut stream, "/").await;
+        if answer.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no place came back: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_websocket_session_holds_its_connection_on_the_backend() {
+    let mut settings = backend_settings(true, Vec::new(), NO_PROBES);
+    settings.max_connections = 2;
+    let (backend, api) = start_backend(settings).await;
+    let worker = create_echo(&api, "local", "ws").await;
+    let mut ws = connect(
+        api.addr,
+        &format!("/api/runtimes/local/workers/{worker}/events/ws"),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut ws).await["event"]["kind"], "snapshot");
+    let _other = held(api.addr, "/healthz").await;
+    assert_eq!(
+        backend.server.connections().open(),
+        2,
+        "the session is a connection"
+    );
+    refused(api.addr).await;
+    drop(ws);
+    admitted_again(api.addr, "/healthz").await;
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_runtime_takes_max_connections_from_its_settings() {
+    let settings = switchyard_server::config::RuntimeSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token: None,
+        data_dir: None,
+        runtime: runtime_config("limited"),
+        tls: None,
+        max_connections: 1,
+    };
+    let runtime = runtime_cmd::start(settings).await.unwrap();
+    let addr = runtime.server.local_addr();
+    let held = held(addr, "/v1/health").await;
+    refused(addr).await;
+    drop(held);
+    admitted_again(addr, "/v1/health").await;
+    runtime.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------
+// Lingering close
+// ---------------------------------------------------------------------------------
+
+const OPERATOR: &str = "sy_lingering-operator-token";
+
+/// Writes a request with a `size`-byte body completely, as urllib does, and only then
+/// reads the answer. Panics when the server stops reading before the body is in
+/// (the write stalls) or resets the connection.
+async fn send_all_then_read(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    size: usize,
+) -> Raw {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {size}\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // Like urllib: the head, then the body. By the time the body goes out, the server
+    // has answered and (without lingering) closed: the body then meets a reset.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let body = vec![b'x'; size];
+    tokio::time::timeout(WAIT, stream.write_all(&body))
+        .await
+        .expect("the server reads (and drops) the whole body in time")
+        .expect("no reset while sending the body");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("the answer, not a reset");
+    parse_raw(&answer)
+}
+
+#[tokio::test]
+async fn early_refusals_reach_a_client_that_sends_its_whole_body_first() {
+    let mut settings = backend_settings(true, Vec::new(), NO_PROBES);
+    settings.auth = token_auth(
+        &[TestToken {
+            name: "otto",
+            token: OPERATOR,
+            role: Role::Operator,
+            runtimes: &[],
+            workers: WorkerScope::All,
+        }],
+        None,
+        Duration::from_secs(3600),
+        &Clock::system(),
+    );
+    let (backend, api) = start_backend(settings).await;
+    let worker = create_echo(
+        &switchyard_e2e::client::Api {
+            addr: api.addr,
+            token: Some(OPERATOR.into()),
+        },
+        "local",
+        "linger",
+    )
+    .await;
+    let input = format!("/api/runtimes/local/workers/{worker}/input");
+    let auth = bearer(OPERATOR);
+    let two_mib = 2 * 1024 * 1024;
+    // (what, headers, status, code)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: [Case; 4] = [
+        (
+            "413 from Content-Length",
+            vec![
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            413,
+            "payload_too_large",
+        ),
+        (
+            "401 without credentials",
+            vec![("content-type", "application/json")],
+            401,
+            "unauthorized",
+        ),
+        (
+            "415 for a body that is not JSON",
+            vec![("authorization", &auth), ("content-type", "text/plain")],
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "403 from another site",
+            vec![
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+                ("origin", "https://evil.example"),
+            ],
+            403,
+            "cross_origin_request",
+        ),
+    ];
+    for (what, headers, status, code) in &cases {
+        for _ in 0..3 {
+            let answer = send_all_then_read(api.addr, &input, headers, two_mib).await;
+            assert_eq!(
+                (answer.status, answer.body["error"]["code"].as_str()),
+                (*status, Some(*code)),
+                "{what}: {answer:?}"
+            );
+        }
+    }
+    // A small body within the limit is read and answered as usual.
+    let answer = send_all_then_read(
+        api.addr,
+        &input,
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        0,
+    )
+    .await;
+    assert_eq!(
+        answer.status, 400,
+        "an empty body is not a JSON object: {answer:?}"
+    );
+    backend.shutdown().await;
+}

@@ -1,0 +1,538 @@
+//! Operating the real binary: the metrics after a scripted workload (parsed with the
+//! Prometheus project's own parser), and lingering close seen from Python's
+//! `urllib`, which sends a whole request body before reading the answer.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+use switchyard_e2e::client::{Api, request};
+use switchyard_e2e::proc::Switchyard;
+use switchyard_e2e::prometheus::{self, Scrape};
+use switchyard_e2e::ws::{Ws, connect, next_json};
+
+const TOKEN: &str = "operations-test-runtime-token";
+
+/// A loopback port nothing listens on.
+async fn closed_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn start_runtime(dir: &Path) -> Switchyard {
+    let token_file = dir.join("rt.token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    Switchyard::start(
+        &[
+            "runtime",
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime-id",
+            "rt1",
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await
+}
+
+/// A backend with the embedded `local`, the remote `rt1` and a remote `dead` that
+/// nobody serves; its metrics also on a `metrics_listen` port.
+async fn start_backend(dir: &Path, remote: SocketAddr) -> Switchyard {
+    let config = dir.join("backend.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
+health_interval_ms = 200
+
+[embedded]
+runtime_id = "local"
+
+[[remote]]
+runtime_id = "rt1"
+base_url = "http://{remote}"
+token_file = "rt.token"
+
+[[remote]]
+runtime_id = "dead"
+base_url = "http://127.0.0.1:{dead}"
+token_file = "rt.token"
+connect_timeout_ms = 500
+request_timeout_ms = 1000
+"#,
+            dead = closed_port().await
+        ),
+    )
+    .unwrap();
+    Switchyard::start(&["serve", "--config", config.to_str().unwrap()], &[]).await
+}
+
+async fn scrape_text(addr: SocketAddr, path: &str) -> String {
+    let r = request(addr, http::Method::GET, path, None, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8",
+        "the Prometheus text format"
+    );
+    r.text()
+}
+
+/// Scrapes until `ready` holds on the parsed answer (views follow health probes).
+async fn scrape_until(
+    addr: SocketAddr,
+    what: &str,
+    ready: impl Fn(&Scrape) -> bool,
+) -> (String, Scrape) {
+    let deadline = Instant::now() + switchyard_e2e::WAIT;
+    loop {
+        let text = scrape_text(addr, "/metrics").await;
+        let Some(scrape) = prometheus::parse(&text) else {
+            panic!("checked by the caller: a parser is installed");
+        };
+        if ready(&scrape) {
+            return (text, scrape);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn created_worker(r: &switchyard_e2e::client::TestResponse) -> String {
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json["worker_id"].as_str().unwrap().to_owned()
+}
+
+/// Reads frames until `outputs` output events have arrived, then until the stream
+/// is quiet; returns how many event frames there were.
+async fn read_events(ws: &mut Ws, outputs: usize) -> usize {
+    let mut events = 0;
+    let mut seen = 0;
+    while seen < outputs {
+        let frame = next_json(ws).await;
+        assert_eq!(frame["type"], "event", "{frame}");
+        events += 1;
+        if frame["event"]["kind"] == "output" {
+            seen += 1;
+        }
+    }
+    while let Ok(frame) = tokio::time::timeout(Duration::from_millis(300), next_json(ws)).await {
+        assert_eq!(frame["type"], "event", "{frame}");
+        events += 1;
+    }
+    events
+}
+
+#[tokio::test]
+async fn metrics_count_a_scripted_workload_with_bounded_labels() {
+    if prometheus::python().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = start_runtime(dir.path()).await;
+    let backend = start_backend(dir.path(), runtime.addr).await;
+    let metrics_addr = backend.metrics_addr().await;
+    let api = Api {
+        addr: backend.addr,
+        token: None,
+    };
+
+    // The workload: a worker on each live runtime, a viewer, inputs, a transcript, a
+    // call to the dead remote, and a miss.
+    let remote_worker = created_worker(
+        &api.post("/api/runtimes/rt1/workers", json!({"profile": "echo"}))
+            .await,
+    );
+    let local_worker = created_worker(
+        &api.post("/api/runtimes/local/workers", json!({"profile": "echo"}))
+            .await,
+    );
+    let w = format!("/api/runtimes/rt1/workers/{remote_worker}");
+    let mut viewer = connect(backend.addr, &format!("{w}/events/ws"), &[])
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut viewer).await["event"]["kind"], "snapshot");
+    for text in ["one\n", "two\n"] {
+        let r = api
+            .post(&format!("{w}/input"), json!({ "text": text }))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text());
+    }
+    let events = 1 + read_events(&mut viewer, 2).await;
+    let r = api.get(&format!("{w}/transcript")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = api.get("/api/runtimes/dead/workers").await;
+    assert_eq!(r.code(), "runtime_unreachable", "{}", r.text());
+    let r = api.get("/api/runtimes/local/workers/w-nobody").await;
+    assert_eq!(r.code(), "worker_not_found", "{}", r.text());
+
+    // Worker counts come from the views, which the health probes refresh.
+    let (text, scrape) = scrape_until(metrics_addr, "the probes to count the workers", |s| {
+        s.value(
+            "switchyard_runtime_workers",
+            &[("runtime_id", "rt1"), ("status", "running")],
+        ) == Some(1.0)
+            && s.value(
+                "switchyard_runtime_workers",
+                &[("runtime_id", "local"), ("status", "running")],
+            ) == Some(1.0)
+    })
+    .await;
+
+    let requests = |route: &str, method: &str, status: &str| {
+        scrape.value(
+            "switchyard_http_requests_total",
+            &[("route", route), ("method", method), ("status", status)],
+        )
+    };
+    let wt = "/api/runtimes/{runtime_id}/workers/{worker_id}";
+    for (route, method, status, count) in [
+        (
+            "/api/runtimes/{runtime_id}/workers".to_owned(),
+            "POST",
+            "201",
+            2.0,
+        ),
+        (format!("{wt}/input"), "POST", "202", 2.0),
+        (format!("{wt}/transcript"), "GET", "200", 1.0),
+        (format!("{wt}/events/ws"), "GET", "101", 1.0),
+        (
+            "/api/runtimes/{runtime_id}/workers".to_owned(),
+            "GET",
+            "502",
+            1.0,
+        ),
+        (wt.to_owned(), "GET", "404", 1.0),
+    ] {
+        assert_eq!(
+            requests(&route, method, status),
+            Some(count),
+            "{route} {method} {status}\n{text}"
+        );
+    }
+    assert_eq!(
+        scrape.value(
+            "switchyard_http_request_duration_seconds_count",
+            &[("route", &format!("{wt}/input")), ("method", "POST")]
+        ),
+        Some(2.0)
+    );
+
+    let calls = |runtime: &str, call: &str, outcome: &str| {
+        scrape.value(
+            "switchyard_upstream_calls_total",
+            &[
+                ("runtime_id", runtime),
+                ("call", call),
+                ("outcome", outcome),
+            ],
+        )
+    };
+    assert_eq!(calls("rt1", "create_worker", "ok"), Some(1.0), "{text}");
+    assert_eq!(calls("rt1", "input", "ok"), Some(2.0), "{text}");
+    assert_eq!(calls("rt1", "transcript", "ok"), Some(1.0), "{text}");
+    assert_eq!(calls("local", "create_worker", "ok"), Some(1.0), "{text}");
+    assert_eq!(
+        calls("local", "get_worker", "worker_not_found"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        calls("dead", "list_workers", "runtime_unreachable"),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        calls("dead", "info", "runtime_unreachable").unwrap_or(0.0) >= 1.0,
+        "the probes failed too\n{text}"
+    );
+    assert!(calls("rt1", "info", "ok").unwrap_or(0.0) >= 1.0, "{text}");
+    assert_eq!(
+        scrape.value(
+            "switchyard_upstream_call_duration_seconds_count",
+            &[("runtime_id", "rt1"), ("call", "input")]
+        ),
+        Some(2.0)
+    );
+
+    let state = |runtime: &str, state: &str| {
+        scrape.value(
+            "switchyard_runtime_state",
+            &[("runtime_id", runtime), ("state", state)],
+        )
+    };
+    assert_eq!(state("rt1", "ready"), Some(1.0));
+    assert_eq!(state("dead", "unreachable"), Some(1.0));
+    assert_eq!(state("dead", "ready"), Some(0.0));
+    assert_eq!(
+        scrape.sum("switchyard_runtime_state", &[("runtime_id", "dead")]),
+        1.0,
+        "one state at a time"
+    );
+
+    let rt1 = [("runtime_id", "rt1")];
+    assert_eq!(scrape.value("switchyard_hub_channels", &rt1), Some(1.0));
+    assert_eq!(scrape.value("switchyard_hub_viewers", &rt1), Some(1.0));
+    assert_eq!(
+        scrape.value("switchyard_hub_channels", &[("runtime_id", "dead")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape.value("switchyard_hub_events_relayed_total", &rt1),
+        Some(events as f64),
+        "every event the viewer got was relayed once\n{text}"
+    );
+    assert_eq!(
+        scrape.value("switchyard_hub_upstream_reconnects_total", &rt1),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape.value("switchyard_hub_viewers_cut_off_total", &rt1),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape.value("switchyard_websocket_sessions", &[]),
+        Some(1.0)
+    );
+    assert!(scrape.value("switchyard_connections", &[]).unwrap() >= 1.0);
+    assert_eq!(
+        scrape.value("switchyard_connections_max", &[]),
+        Some(10_000.0)
+    );
+    assert_eq!(
+        scrape.value("switchyard_connections_refused_total", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape.value(
+            "switchyard_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
+    let started = scrape.value("process_start_time_seconds", &[]).unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        started <= now && started > now - 600.0,
+        "{started} vs {now}"
+    );
+    for (family, kind) in [
+        ("switchyard_http_requests", "counter"),
+        ("switchyard_http_request_duration_seconds", "histogram"),
+        ("switchyard_upstream_call_duration_seconds", "histogram"),
+        ("switchyard_runtime_state", "gauge"),
+    ] {
+        assert_eq!(
+            scrape.families.get(family).map(String::as_str),
+            Some(kind),
+            "{family}"
+        );
+    }
+
+    // Bounded labels: no worker id anywhere, runtime ids only configured ones, routes
+    // only templates.
+    for worker in [&remote_worker, &local_worker, "w-nobody"] {
+        assert!(
+            !text.contains(worker),
+            "worker id {worker} in the metrics:\n{text}"
+        );
+    }
+    assert_eq!(scrape.label_values("runtime_id"), ["dead", "local", "rt1"]);
+    for route in scrape.label_values("route") {
+        assert!(
+            route == "unmatched" || route == "console" || !route.contains("w-"),
+            "route label {route:?} is not a template"
+        );
+    }
+
+    // The upstream dies: the hub reconnects (and counts it); viewers are told.
+    runtime.signal(Signal::SIGTERM);
+    let lost = next_json(&mut viewer).await;
+    assert_eq!(lost["type"], "upstream", "{lost}");
+    scrape_until(metrics_addr, "a reconnect attempt", |s| {
+        s.value("switchyard_hub_upstream_reconnects_total", &rt1)
+            .unwrap_or(0.0)
+            >= 1.0
+    })
+    .await;
+
+    // The main listener's /metrics answers too (auth off: everyone is admin), and
+    // the metrics listener serves nothing else.
+    assert!(
+        scrape_text(backend.addr, "/metrics")
+            .await
+            .contains("switchyard_http_requests_total")
+    );
+    let r = request(metrics_addr, http::Method::GET, "/api/runtimes", None, &[]).await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (404, "route_not_found"),
+        "{}",
+        r.text()
+    );
+    let r = request(metrics_addr, http::Method::POST, "/metrics", None, &[]).await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (405, "method_not_allowed"),
+        "{}",
+        r.text()
+    );
+    let r = request(
+        metrics_addr,
+        http::Method::GET,
+        "/metrics",
+        None,
+        &[("host", "evil.example")],
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (403, "host_not_allowed"),
+        "{}",
+        r.text()
+    );
+}
+
+#[tokio::test]
+async fn the_runtime_serves_its_metrics_under_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = start_runtime(dir.path()).await;
+    let auth = format!("Bearer {TOKEN}");
+    let r = request(runtime.addr, http::Method::GET, "/v1/metrics", None, &[]).await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (401, "unauthorized"),
+        "{}",
+        r.text()
+    );
+    let api = Api {
+        addr: runtime.addr,
+        token: Some(TOKEN.into()),
+    };
+    let worker = created_worker(&api.post("/v1/workers", json!({"profile": "echo"})).await);
+    let r = request(
+        runtime.addr,
+        http::Method::GET,
+        "/v1/metrics",
+        None,
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(!text.contains(&worker), "{text}");
+    let Some(scrape) = prometheus::parse(&text) else {
+        return;
+    };
+    assert_eq!(
+        scrape.value("switchyard_workers", &[("status", "running")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(scrape.value("switchyard_draining", &[]), Some(0.0));
+    assert_eq!(
+        scrape.value(
+            "switchyard_http_requests_total",
+            &[
+                ("route", "/v1/workers"),
+                ("method", "POST"),
+                ("status", "201")
+            ]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        scrape.value(
+            "switchyard_http_requests_total",
+            &[
+                ("route", "/v1/metrics"),
+                ("method", "GET"),
+                ("status", "401")
+            ]
+        ),
+        Some(1.0),
+        "the refused scrape counts too\n{text}"
+    );
+}
+
+/// Python's urllib POSTs `bytes` bytes to `url` (sending the whole body before it
+/// reads anything) `times` times; the JSON list of `[status, code]` it saw, or
+/// `["error", description]` for a failure such as a reset.
+fn urllib_posts(url: &str, bytes: usize, times: usize, headers: Value) -> Vec<Value> {
+    let script = r#"
+import json, sys, urllib.request, urllib.error
+url, size, times, headers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+body = b'{"text":"' + b"x" * size + b'"}'
+seen = []
+for _ in range(times):
+    req = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as answer:
+            seen.append([answer.status, None])
+    except urllib.error.HTTPError as error:
+        seen.append([error.code, json.loads(error.read())["error"]["code"]])
+    except Exception as error:
+        seen.append(["error", f"{type(error).__name__}: {error}"])
+print(json.dumps(seen))
+"#;
+    let output = std::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            url,
+            &bytes.to_string(),
+            &times.to_string(),
+            &headers.to_string(),
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON list")
+}
+
+#[tokio::test]
+async fn urllib_posting_2_mib_reads_the_413_from_both_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = start_runtime(dir.path()).await;
+    let backend = start_backend(dir.path(), runtime.addr).await;
+    let two_mib = 2 * 1024 * 1024;
+    for (url, headers) in [
+        (
+            format!(
+                "http://{}/api/runtimes/local/workers/w1/input",
+                backend.addr
+            ),
+            json!({"Content-Type": "application/json"}),
+        ),
+        (
+            format!("http://{}/v1/workers/w1/input", runtime.addr),
+            json!({"Content-Type": "application/json", "Authorization": format!("Bearer {TOKEN}")}),
+        ),
+    ] {
+        let seen = tokio::task::spawn_blocking(move || urllib_posts(&url, two_mib, 10, headers))
+            .await
+            .unwrap();
+        for answer in &seen {
+            assert_eq!(
+                answer,
+                &json!([413, "payload_too_large"]),
+                "all answers: {seen:?}"
+            );
+        }
+    }
+}

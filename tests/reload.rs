@@ -1,0 +1,384 @@
+//! Live reload with real processes: a backend with two remote `switchyard runtime`
+//! processes and viewers attached to each; its configuration file rewritten to
+//! remove one remote and add a third, applied by SIGHUP, then by
+//! `POST /api/admin/reload` the other way round. The kept runtime's viewers see every
+//! event once, in order, with nothing between (its upstream is not even reopened);
+//! the removed runtime's viewers are closed with 4404; the added runtime is routable.
+//! An invalid file, by SIGHUP or by POST, changes nothing and names its key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+use switchyard_e2e::client::{Api, request};
+use switchyard_e2e::proc::Switchyard;
+use switchyard_e2e::ws::{Ws, close_code, connect, next_json};
+
+/// The remotes, each with its own token.
+const RUNTIMES: [(&str, &str); 3] = [
+    ("a", "reload-token-a-51c0"),
+    ("b", "reload-token-b-83d2"),
+    ("c", "reload-token-c-27e9"),
+];
+
+fn token_of(id: &str) -> &'static str {
+    RUNTIMES.iter().find(|(r, _)| *r == id).unwrap().1
+}
+
+async fn start_runtime(dir: &Path, id: &str) -> Switchyard {
+    let token_file = dir.join(format!("{id}.token"));
+    std::fs::write(&token_file, token_of(id)).unwrap();
+    Switchyard::start(
+        &[
+            "runtime",
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime-id",
+            id,
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await
+}
+
+/// The backend's configuration with the given remotes (`(id, address)`), plus `extra`
+/// lines at the end of the last one.
+fn config(remotes: &[(&str, SocketAddr)], extra: &str) -> String {
+    let mut text = String::from("listen = \"127.0.0.1:0\"\n");
+    for (id, addr) in remotes {
+        text.push_str(&format!(
+            "\n[[remote]]\nruntime_id = \"{id}\"\nbase_url = \"http://{addr}\"\ntoken_file = \"{id}.token\"\n"
+        ));
+    }
+    text.push_str(extra);
+    text
+}
+
+struct Backend {
+    process: Switchyard,
+    api: Api,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Backend {
+    async fn start(dir: &Path, text: &str) -> Self {
+        let config = dir.join("backend.toml");
+        std::fs::write(&config, text).unwrap();
+        let log = dir.join("backend.log");
+        let process =
+            Switchyard::start_logged(&["serve", "--config", config.to_str().unwrap()], &[], &log)
+                .await;
+        let api = Api {
+            addr: process.addr,
+            token: None,
+        };
+        Self {
+            process,
+            api,
+            config,
+            log,
+        }
+    }
+
+    fn rewrite(&self, text: &str) {
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    async fn runtime_ids(&self) -> Vec<String> {
+        let r = self.api.get("/api/runtimes").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json["runtimes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["runtime_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn wait_for_runtimes(&self, expected: &[&str]) {
+        let deadline = Instant::now() + switchyard_e2e::WAIT;
+        loop {
+            let ids = self.runtime_ids().await;
+            if ids == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "runtimes are {ids:?}, waiting for {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + switchyard_e2e::WAIT;
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(line) = log.lines().find(|l| l.contains(needle)) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?} in:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn create(&self, runtime: &str) -> String {
+        let r = self
+            .api
+            .post(
+                &format!("/api/runtimes/{runtime}/workers"),
+                json!({"profile": "echo"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json["worker_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn input(&self, runtime: &str, worker: &str, text: &str) {
+        let r = self
+            .api
+            .post(
+                &format!("/api/runtimes/{runtime}/workers/{worker}/input"),
+                json!({ "text": text }),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text());
+    }
+
+    async fn watch(&self, runtime: &str, worker: &str) -> Ws {
+        let mut ws = connect(
+            self.api.addr,
+            &format!("/api/runtimes/{runtime}/workers/{worker}/events/ws"),
+            &[],
+        )
+        .await
+        .unwrap();
+        let first = next_json(&mut ws).await;
+        assert_eq!(first["event"]["kind"], "snapshot", "{first}");
+        ws
+    }
+
+    async fn reload(&self) -> switchyard_e2e::client::TestResponse {
+        self.api
+            .call(http::Method::POST, "/api/admin/reload", None)
+            .await
+    }
+}
+
+/// How many times the runtime at `addr` upgraded an event WebSocket (its own
+/// request counter): the backend's upstreams to it.
+async fn upstreams_opened(addr: SocketAddr, id: &str) -> u64 {
+    let auth = format!("Bearer {}", token_of(id));
+    let r = request(
+        addr,
+        http::Method::GET,
+        "/v1/metrics",
+        None,
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    text.lines()
+        .find(|line| {
+            line.starts_with("switchyard_http_requests_total{")
+                && line.contains("route=\"/v1/workers/{worker_id}/events/ws\"")
+                && line.contains("status=\"101\"")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .map_or(0, |value| value.parse::<f64>().unwrap() as u64)
+}
+
+/// The backend's metric lines that start with `prefix`, as `name{labels} value`.
+async fn backend_metric(backend: &Backend, line_start: &str) -> String {
+    let r = request(backend.api.addr, http::Method::GET, "/metrics", None, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    text.lines()
+        .find(|line| line.starts_with(line_start))
+        .unwrap_or_else(|| panic!("no {line_start} in\n{text}"))
+        .to_owned()
+}
+
+/// Sends `count` inputs named `prefix-N` to a worker, a few milliseconds apart.
+fn send_inputs(
+    backend: &Backend,
+    runtime: &'static str,
+    worker: &str,
+    prefix: &'static str,
+    count: usize,
+) -> tokio::task::JoinHandle<()> {
+    let api = backend.api.clone();
+    let path = format!("/api/runtimes/{runtime}/workers/{worker}/input");
+    tokio::spawn(async move {
+        for i in 0..count {
+            let r = api
+                .post(&path, json!({ "text": format!("{prefix}-{i}\n") }))
+                .await;
+            assert_eq!(r.status, 202, "{}", r.text());
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    })
+}
+
+/// Reads `count` inputs and their outputs named `prefix-N` from a viewer and checks
+/// that they came exactly once each, in order, as nothing but event frames (no
+/// `upstream` lost or restored, no `reset`, no snapshot) with growing cursors.
+async fn expect_seamless(viewer: &mut Ws, prefix: &str, count: usize) {
+    let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+    let mut cursors = Vec::new();
+    while outputs.len() < count {
+        let frame: Value = next_json(viewer).await;
+        assert_eq!(frame["type"], "event", "only events: {frame}");
+        let kind = frame["event"]["kind"].as_str().unwrap_or_default();
+        let text = frame["event"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        match kind {
+            "input" => inputs.push(text),
+            "output" => outputs.push(text),
+            other => panic!("unexpected {other} event: {frame}"),
+        }
+        let cursor = frame["cursor"].as_str().unwrap().to_owned();
+        assert!(!cursors.contains(&cursor), "a cursor twice: {frame}");
+        cursors.push(cursor);
+    }
+    let expected: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}\n")).collect();
+    assert_eq!(inputs, expected, "every input once, in order");
+    assert_eq!(outputs, expected, "every output once, in order");
+    // Nothing else is queued.
+    if let Ok(frame) = tokio::time::timeout(Duration::from_millis(300), next_json(viewer)).await {
+        panic!("nothing more expected, got {frame}");
+    }
+}
+
+#[tokio::test]
+async fn reload_removes_adds_and_keeps_remotes_without_disturbing_the_kept_ones_viewers() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let a = start_runtime(dir, "a").await;
+    let b = start_runtime(dir, "b").await;
+    let c = start_runtime(dir, "c").await;
+    let (with_a_b, with_a_c) = (
+        config(&[("a", a.addr), ("b", b.addr)], ""),
+        config(&[("a", a.addr), ("c", c.addr)], ""),
+    );
+    let backend = Backend::start(dir, &with_a_b).await;
+    assert_eq!(backend.runtime_ids().await, ["a", "b"]);
+
+    let wa = backend.create("a").await;
+    let wb = backend.create("b").await;
+    let mut on_a = backend.watch("a", &wa).await;
+    let mut also_on_a = backend.watch("a", &wa).await;
+    let mut on_b = backend.watch("b", &wb).await;
+    assert_eq!(
+        upstreams_opened(a.addr, "a").await,
+        1,
+        "one upstream for both"
+    );
+
+    // 1. SIGHUP: b removed, c added, while a's worker is busy.
+    backend.rewrite(&with_a_c);
+    let inputs = send_inputs(&backend, "a", &wa, "hup", 20);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    backend.process.signal(Signal::SIGHUP);
+    backend.wait_for_runtimes(&["a", "c"]).await;
+    inputs.await.unwrap();
+    expect_seamless(&mut on_a, "hup", 20).await;
+    expect_seamless(&mut also_on_a, "hup", 20).await;
+    assert_eq!(close_code(&mut on_b).await, Some(4404));
+    let r = backend
+        .api
+        .get(&format!("/api/runtimes/b/workers/{wb}"))
+        .await;
+    assert_eq!(r.code(), "runtime_not_found", "{}", r.text());
+    let wc = backend.create("c").await;
+    backend.input("c", &wc, "hello c\n").await;
+    let mut on_c = backend.watch("c", &wc).await;
+
+    // 2. An invalid file, by SIGHUP and by POST: nothing changes, the key is named.
+    let invalid = config(
+        &[("a", a.addr), ("c", c.addr)],
+        "connect_timeout_ms = \"soon\"\n",
+    );
+    backend.rewrite(&invalid);
+    backend.process.signal(Signal::SIGHUP);
+    let line = backend.wait_for_log("configuration not reloaded").await;
+    assert!(line.contains("remote[1].connect_timeout_ms"), "{line}");
+    let r = backend.reload().await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.code(), "invalid_config");
+    let message = r.json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("remote[1].connect_timeout_ms"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&backend.config.display().to_string()),
+        "{message}"
+    );
+    assert_eq!(backend.runtime_ids().await, ["a", "c"]);
+    for (metric, value) in [
+        ("switchyard_config_reloads_total{outcome=\"ok\"}", "1"),
+        (
+            "switchyard_config_reloads_total{outcome=\"invalid_config\"}",
+            "2",
+        ),
+        ("switchyard_config_last_reload_successful ", "0"),
+    ] {
+        let line = backend_metric(&backend, metric).await;
+        assert!(line.ends_with(&format!(" {value}")), "{line}");
+    }
+    let inputs = send_inputs(&backend, "a", &wa, "invalid", 3);
+    inputs.await.unwrap();
+    expect_seamless(&mut on_a, "invalid", 3).await;
+    expect_seamless(&mut also_on_a, "invalid", 3).await;
+
+    // 3. POST: the other way round, c removed and b back, while a's worker is busy.
+    backend.rewrite(&with_a_b);
+    let inputs = send_inputs(&backend, "a", &wa, "post", 20);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = backend.reload().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json,
+        json!({
+            "runtimes": {"added": ["b"], "replaced": [], "removed": ["c"], "unchanged": ["a"]},
+            "tls_reloaded": false,
+            "restart_required": [],
+        })
+    );
+    assert_eq!(backend.runtime_ids().await, ["a", "b"]);
+    let line = backend_metric(&backend, "switchyard_config_last_reload_successful ").await;
+    assert!(line.ends_with(" 1"), "{line}");
+    inputs.await.unwrap();
+    expect_seamless(&mut on_a, "post", 20).await;
+    expect_seamless(&mut also_on_a, "post", 20).await;
+    assert_eq!(close_code(&mut on_c).await, Some(4404));
+    // b's worker is still on its runtime, and reachable again.
+    let r = backend
+        .api
+        .get(&format!("/api/runtimes/b/workers/{wb}"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut on_b = backend.watch("b", &wb).await;
+    backend.input("b", &wb, "back\n").await;
+    assert_eq!(next_json(&mut on_b).await["event"]["kind"], "input");
+
+    assert_eq!(
+        upstreams_opened(a.addr, "a").await,
+        1,
+        "the kept runtime's upstream was never reopened"
+    );
+    backend.process.signal(Signal::SIGTERM);
+    assert!(backend.process.wait().await.success());
+}
