@@ -307,7 +307,7 @@ impl Handler for MetricsOnly {
     async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
         let mut response = respond(self.answer(&request), &ctx);
         if response.status() != StatusCode::NOT_FOUND {
-            response.extensions_mut().insert(self.route.clone());
+            response.extensions_mut().insert(self.route);
         }
         response
     }

@@ -258,10 +258,11 @@ impl BackendApi {
         self
     }
 
-    /// The route label of `path` for the request metrics.
+    /// The route label of `path` for the request metrics (answers refused before
+    /// the route is looked up).
     fn route_label(&self, path: &str) -> Option<MatchedRoute> {
         if crate::console::owns(path) {
-            Some(self.console_route.clone())
+            Some(self.console_route)
         } else {
             self.routes.template(path)
         }
@@ -290,11 +291,17 @@ impl BackendApi {
             .check(request.uri(), request.headers())
         {
             Ok(host) => host.to_owned(),
-            Err(error) => return respond(Err(error), ctx),
+            Err(error) => {
+                return labelled(
+                    respond(Err(error), ctx),
+                    self.route_label(request.uri().path()),
+                );
+            }
         };
         let origin = RequestOrigin::of(request.headers(), &host, &self.settings.allowed_origins);
         let mut response = if browser::is_preflight(request.method(), request.headers()) {
-            respond(browser::preflight(&origin), ctx)
+            let route = self.route_label(request.uri().path());
+            labelled(respond(browser::preflight(&origin), ctx), route)
         } else {
             self.checked(request, ctx, &origin).await
         };
@@ -304,23 +311,28 @@ impl BackendApi {
         response
     }
 
-    /// Steps 3 to 8, with the audit line of a command.
+    /// Steps 3 to 8, with the audit line of a command; the answer carries the route
+    /// label of the metrics.
     async fn checked(
         &self,
         request: http::Request<Incoming>,
         ctx: &RequestContext,
         origin: &RequestOrigin,
     ) -> Response {
-        let path = request.uri().path().to_owned();
-        if crate::console::owns(&path) {
+        // A URI's parts are shared, so this copies no path.
+        let uri = request.uri().clone();
+        let path = uri.path();
+        if crate::console::owns(path) {
             // The console is public (its sign-in page must load before anyone has
             // signed in) and changes nothing; the Host allowlist has passed.
-            return respond(
-                crate::console::respond(request.method(), &path, request.headers()),
-                ctx,
-            );
+            let answer = crate::console::respond(request.method(), path, request.headers());
+            return labelled(respond(answer, ctx), Some(self.console_route));
         }
-        let found = self.routes.find(&path);
+        let found = self.routes.find(path);
+        let route = found
+            .as_ref()
+            .ok()
+            .map(|found| MatchedRoute(found.def.path));
         let method = request.method().clone();
         let mut audit = found.as_ref().ok().and_then(|found| {
             let action = found.route().command(&method, request.uri().query())?;
@@ -400,7 +412,7 @@ impl BackendApi {
             }
             audit.finish(&result, &ctx.request_id);
         }
-        respond(result, ctx)
+        labelled(respond(result, ctx), route)
     }
 
     /// Worker detail, list and input: answered with the registry's JSON (relayed
@@ -671,12 +683,16 @@ impl From<RegistryError> for ApiError {
 
 impl Handler for BackendApi {
     async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
-        let route = self.route_label(request.uri().path());
         let mut response = self.answer(request, &ctx).await;
         browser::security_headers(response.headers_mut());
-        if let Some(route) = route {
-            response.extensions_mut().insert(route);
-        }
         response
     }
+}
+
+/// `response` with its route label for the metrics, when it has one.
+fn labelled(mut response: Response, route: Option<MatchedRoute>) -> Response {
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
 }

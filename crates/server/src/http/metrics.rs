@@ -6,14 +6,20 @@
 //! [`MatchedRoute`] extension; never the raw path, whose ids would make one series
 //! per worker. Answers without one (refused before routing, or no route matched) are
 //! labelled [`UNMATCHED`]. Methods outside the standard set are labelled `other`.
+//!
+//! Counting runs for every request, so an answer's counter and histogram are looked
+//! up by a cheap key (the template's address, method and status) in a table of
+//! handles, not by hashing the label strings into the families each time.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use http::Method;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use switchyard_registry::metrics::{LatencyFamily, latency_family};
 
@@ -21,20 +27,21 @@ use switchyard_registry::metrics::{LatencyFamily, latency_family};
 pub const UNMATCHED: &str = "unmatched";
 
 /// The route template an answer was routed by: a response extension the handler
-/// sets, read by the accept loop for the metrics.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct MatchedRoute(pub Arc<str>);
+/// sets, read by the accept loop for the metrics. Templates live in static route
+/// tables, so the label is never copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MatchedRoute(pub &'static str);
 
 impl MatchedRoute {
     /// A route label that is not a table's template (`console`, `unmatched`).
     pub fn fixed(label: &'static str) -> Self {
-        Self(Arc::from(label))
+        Self(label)
     }
 }
 
 impl EncodeLabelValue for MatchedRoute {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        EncodeLabelValue::encode(&&*self.0, encoder)
+        EncodeLabelValue::encode(&self.0, encoder)
     }
 }
 
@@ -56,7 +63,26 @@ struct DurationLabels {
 pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     durations: LatencyFamily<DurationLabels>,
-    unmatched: MatchedRoute,
+    /// The handles of every label set counted so far. Bounded: routes × methods ×
+    /// statuses, all finite.
+    handles: Arc<RwLock<HashMap<HandleKey, Handles, rustc_hash::FxBuildHasher>>>,
+}
+
+/// What finds an answer's [`Handles`]: the template by address and length (two
+/// templates with the same text but different addresses get two entries for one
+/// label set, which is harmless), the method's label, the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct HandleKey {
+    route: (usize, usize),
+    method: &'static str,
+    status: u16,
+}
+
+/// The counter and histogram of one label set, shared with the families.
+#[derive(Debug, Clone)]
+struct Handles {
+    requests: Counter,
+    duration: Histogram,
 }
 
 impl Default for HttpMetrics {
@@ -64,7 +90,7 @@ impl Default for HttpMetrics {
         Self {
             requests: Family::default(),
             durations: latency_family(),
-            unmatched: MatchedRoute::fixed(UNMATCHED),
+            handles: Arc::default(),
         }
     }
 }
@@ -107,21 +133,48 @@ impl HttpMetrics {
         status: u16,
         elapsed: Duration,
     ) {
-        let route = route.unwrap_or_else(|| self.unmatched.clone());
-        let method = method_label(method);
-        self.durations
-            .get_or_create(&DurationLabels {
-                route: route.clone(),
-                method,
-            })
-            .observe(elapsed.as_secs_f64());
-        self.requests
-            .get_or_create(&RequestLabels {
-                route,
-                method,
-                status,
-            })
-            .inc();
+        let route = route.unwrap_or(MatchedRoute(UNMATCHED));
+        let key = HandleKey {
+            route: (route.0.as_ptr() as usize, route.0.len()),
+            method: method_label(method),
+            status,
+        };
+        let known = self
+            .handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let handles = known.unwrap_or_else(|| self.handles_for(key, route));
+        handles.duration.observe(elapsed.as_secs_f64());
+        handles.requests.inc();
+    }
+
+    /// The handles of a label set not counted before, created in the families.
+    fn handles_for(&self, key: HandleKey, route: MatchedRoute) -> Handles {
+        let handles = Handles {
+            requests: self
+                .requests
+                .get_or_create(&RequestLabels {
+                    route,
+                    method: key.method,
+                    status: key.status,
+                })
+                .clone(),
+            duration: self
+                .durations
+                .get_or_create(&DurationLabels {
+                    route,
+                    method: key.method,
+                })
+                .clone(),
+        };
+        self.handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_insert(handles)
+            .clone()
     }
 }
 
@@ -132,10 +185,10 @@ mod tests {
     #[test]
     fn answers_are_counted_by_template_method_and_status() {
         let metrics = HttpMetrics::default();
-        let route = MatchedRoute(Arc::from("/v1/workers/{worker_id}"));
+        let route = MatchedRoute("/v1/workers/{worker_id}");
         for status in [200, 200, 404] {
             metrics.record(
-                Some(route.clone()),
+                Some(route),
                 &Method::GET,
                 status,
                 Duration::from_millis(1),

@@ -111,7 +111,7 @@ impl<R: Copy> RouteTable<R> {
         self.router
             .at(path)
             .ok()
-            .map(|m| MatchedRoute(m.value.path.into()))
+            .map(|m| MatchedRoute(m.value.path))
     }
 
     /// The parameter an empty segment of `path` stands for, if filling it would match.
@@ -171,11 +171,7 @@ mod tests {
         let table = RouteTable::new("test API", ROUTES);
         assert_eq!(table.find("/api/runtimes/a/workers").unwrap().route(), 1);
         assert_eq!(
-            table
-                .template("/api/runtimes/a/workers/b")
-                .unwrap()
-                .0
-                .as_ref(),
+            table.template("/api/runtimes/a/workers/b").unwrap().0,
             "/api/runtimes/{runtime_id}/workers/{worker_id}"
         );
         assert_eq!(table.template("/api/runtimes/a/nope"), None);

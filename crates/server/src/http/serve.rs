@@ -341,9 +341,11 @@ const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-
 fn request_id() -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let n = fastrand::u64(..);
-    (0..16)
-        .map(|i| char::from(HEX[((n >> (60 - 4 * i)) & 0xf) as usize]))
-        .collect()
+    let digits: [u8; 16] = std::array::from_fn(|i| HEX[((n >> (60 - 4 * i)) & 0xf) as usize]);
+    // Always ASCII, so never the empty fallback.
+    std::str::from_utf8(&digits)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// Runs the handler, counts the answer in the metrics, and writes the one log line of
