@@ -318,6 +318,9 @@ async fn serve_connection<H, S>(
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Answers to pipelined requests (the backend pipelines its GETs to a
+        // runtime) go out in one write when they are ready together.
+        .pipeline_flush(true)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let mut connection = std::pin::pin!(connection);
