@@ -103,40 +103,66 @@ impl Report<'_> {
     fn why_rest_throughput(&self) -> String {
         use crate::rest::Cell;
         let c = *self.plan.rest_connections.last().unwrap_or(&64);
-        let cpu = |t| self.rest_median(Route::Detail, c, t, Cell::proxy_cpu);
-        let beats = rest_groups(self.plan)
+        let low = *self.plan.rest_connections.first().unwrap_or(&1);
+        let median = |r, n, t, f| self.rest_median(r, n, t, f);
+        let missed: Vec<String> = rest_groups(self.plan)
             .iter()
             .filter(|(r, n, _)| {
-                self.rest_median(*r, *n, Target::Embedded, Cell::rps)
-                    >= self.rest_median(*r, *n, Target::Nginx, Cell::rps)
+                median(*r, *n, Target::Backend, Cell::rps)
+                    < median(*r, *n, Target::Nginx, Cell::rps)
             })
-            .count();
+            .map(|(r, n, label)| {
+                let ratio = median(*r, *n, Target::Backend, Cell::rps)
+                    / median(*r, *n, Target::Nginx, Cell::rps);
+                format!("{label} {ratio:.2}")
+            })
+            .collect();
         format!(
-            "Here wrk, the proxy and the runtime share {cpus} CPUs, so throughput is set \
-             by CPU time per request. Proxying worker detail at {c} connections, the \
-             backend used {b:.1} µs of CPU per request against nginx's {n:.1} µs (the \
-             runtime's share is the same on both routes; see the CPU columns). The system \
-             calls are the same — two `recvfrom` and two `writev` per request for both \
-             (strace, see the investigation below) — so the difference is user-space work: \
-             the backend runs a full HTTP/1 server and a pooled HTTP/1 client (hyper, \
-             hyper-util, tokio) for every request, decodes the runtime's JSON answer into \
-             typed values and encodes it again under the backend's runtime id, and \
-             allocates at each step (malloc, free and memmove are among the top symbols of \
-             its profile); nginx forwards bytes from a single-threaded event loop per \
-             worker. What would close it (see the investigation below for the measured \
-             shares): send upstream requests on connections the backend drives itself \
-             (`hyper::client::conn`) instead of hyper-util's legacy pool, pass the \
-             runtime's answer bytes through on routes that need no rewriting but the \
-             runtime id, format the runtime view's timestamps lazily, and use a faster \
-             allocator (jemalloc alone gave about 5 %). Those address about half of the \
-             backend's user-space work, which narrows the gap but does not close it: \
-             matching nginx needs a forwarding path that relays bytes without building \
-             typed values. The backend→embedded target, which skips the HTTP client and \
-             the JSON round trip, reaches nginx's throughput in \
-             {beats} of {total} cases.",
+            "Misses here: {missed}. Here wrk, the proxy and the runtime share {cpus} CPUs, so \
+             throughput is set by CPU time per request, and at {low} connection{s} by the \
+             time of one round trip. The backend relays worker detail, list and input as \
+             the runtime's bytes (checked in one pass, secrets searched, the runtime id \
+             written in place) over its own HTTP/1.1 client, and pipelines its `GET`s to \
+             the runtime: requests in flight together go out in one write and their \
+             answers come back in one read, on its side and on the runtime's. That is \
+             where it passes nginx, which sends one request per upstream connection at a \
+             time: at {c} connections worker detail costs the runtime {rb:.1} µs of CPU \
+             per request through the backend against {rn:.1} µs through nginx, and the \
+             backend {b:.1} µs against nginx's {n:.1} µs. What is left: (1) at {low} \
+             connection{s} there is nothing to batch, and the backend's user-space work per \
+             request is about 34k instructions against nginx's 19k (callgrind, \
+             `bench/callgrind.sh`, which does not depend on the machine's load): hyper's \
+             server alone is about 11k, tokio's scheduler and I/O driver about 3k, the \
+             rest the API's checks, the relay check and the client; so each round trip \
+             takes a few µs longer. (2) Input is a `POST`: it is never pipelined (an input \
+             queued behind an answer that fails could not be sent again without risking \
+             it twice), so each one costs the backend a write and a read upstream as it \
+             costs nginx, plus the user-space difference above: input at {c} connections \
+             costs the backend {ib:.1} µs of CPU per request against nginx's {in_:.1} µs. \
+             Closing either needs less user-space work per request than hyper's server \
+             leaves room for, or a batched input call. The backend→embedded target, which \
+             skips the upstream hop, reaches nginx's throughput in {beats} of {total} \
+             cases.",
+            missed = if missed.is_empty() {
+                "none".to_owned()
+            } else {
+                missed.join(", ")
+            },
             cpus = self.machine.cpus,
-            b = cpu(Target::Backend),
-            n = cpu(Target::Nginx),
+            s = if low == 1 { "" } else { "s" },
+            rb = median(Route::Detail, c, Target::Backend, Cell::runtime_cpu),
+            rn = median(Route::Detail, c, Target::Nginx, Cell::runtime_cpu),
+            b = median(Route::Detail, c, Target::Backend, Cell::proxy_cpu),
+            n = median(Route::Detail, c, Target::Nginx, Cell::proxy_cpu),
+            ib = median(Route::Input, c, Target::Backend, Cell::proxy_cpu),
+            in_ = median(Route::Input, c, Target::Nginx, Cell::proxy_cpu),
+            beats = rest_groups(self.plan)
+                .iter()
+                .filter(|(r, n, _)| {
+                    median(*r, *n, Target::Embedded, Cell::rps)
+                        >= median(*r, *n, Target::Nginx, Cell::rps)
+                })
+                .count(),
             total = rest_groups(self.plan).len(),
         )
     }

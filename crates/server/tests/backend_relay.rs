@@ -831,10 +831,11 @@ async fn kept_alive_connections_are_reused_and_replaced_safely() {
         .post("/api/runtimes/racing-post/workers/w-1/input", input)
         .await;
     assert_error(&r, 502, "runtime_unreachable");
-    assert_eq!(
-        connections(&racing_post),
-        [0, 0],
-        "an input is never sent twice"
+    // (The health probe's GET went on a pipelined connection of its own.)
+    let posts = connections(&racing_post);
+    assert!(
+        posts.len() == 2 && posts[0] == posts[1],
+        "an input is never sent twice: {posts:?}"
     );
     backend.shutdown().await;
 }

@@ -10,9 +10,13 @@
 //! A kept-alive connection that the runtime closed while it sat idle is noticed
 //! when it is next used: a request it never sent goes out again on a fresh
 //! connection, and so does a `GET` (idempotent) whose answer never started.
+//!
+//! `GET`s are pipelined on a few connections ([`pipeline`]); every other call takes
+//! a connection of its own from the [`pool`] for its exchange.
 
 mod answer;
 mod http1;
+mod pipeline;
 mod pool;
 mod upstream;
 
@@ -34,8 +38,9 @@ use crate::error::{TimeoutPhase, TransportError};
 use crate::net_error;
 use crate::rest::{RuntimeClient, WorkerQuery};
 use crate::tls::HttpsConnector;
+use pipeline::{Choice, Pipes};
 use pool::Pool;
-use upstream::{ExchangeError, Upstream};
+use upstream::{ExchangeError, Exchanged, Upstream};
 
 /// Largest answer body the client reads; a longer one is a protocol error.
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
@@ -143,6 +148,8 @@ struct Answer {
 pub struct HttpRuntimeClient {
     /// Idle connections, shared by clones.
     pool: Arc<Pool<Upstream>>,
+    /// The pipelined connections of `GET`s, shared by clones.
+    pipes: Arc<Pipes>,
     /// TCP, then TLS for an `https` base URL, bounded by the connect timeout.
     connector: HttpsConnector,
     /// The URI connections are made to (its authority; TLS is the endpoint's).
@@ -183,6 +190,7 @@ impl HttpRuntimeClient {
         }
         Ok(Self {
             pool: Arc::new(Pool::new(POOL_IDLE_TIMEOUT, POOL_MAX_IDLE)),
+            pipes: Arc::new(Pipes::new(POOL_IDLE_TIMEOUT)),
             connector,
             connect_uri,
             fixed_headers: fixed_headers.into(),
@@ -216,45 +224,19 @@ impl HttpRuntimeClient {
         Ok((self.connect().await?, false))
     }
 
-    /// One exchange on a pooled connection (or a new one), the connection given
-    /// back when it can carry another; a stale pooled connection is replaced once
-    /// (see the module's notes).
+    /// One exchange: a `GET` pipelined, anything else on a pooled connection.
     async fn exchange(&self, call: &Call<'_>) -> Result<Answer, TransportError> {
-        let target = call.target(&self.endpoint.base.prefix);
-        let body = call.body.as_deref();
-        let (mut upstream, pooled) = self.upstream().await?;
-        let mut outcome = upstream
-            .exchange(
-                &call.method,
-                &target,
-                &self.fixed_headers,
-                body,
-                MAX_ANSWER_BYTES,
-            )
-            .await;
-        if pooled && outcome.as_ref().is_err_and(|e| may_resend(call, e)) {
-            upstream = self.connect().await?;
-            outcome = upstream
-                .exchange(
-                    &call.method,
-                    &target,
-                    &self.fixed_headers,
-                    body,
-                    MAX_ANSWER_BYTES,
-                )
-                .await;
-        }
+        let outcome = if call.method == Method::GET && call.body.is_none() {
+            self.pipelined(call).await?
+        } else {
+            self.pooled(call).await?
+        };
         match outcome {
-            Ok(exchanged) => {
-                if upstream.reusable() {
-                    self.pool.put(upstream);
-                }
-                Ok(Answer {
-                    status: exchanged.status,
-                    json: exchanged.json,
-                    body: exchanged.body,
-                })
-            }
+            Ok(exchanged) => Ok(Answer {
+                status: exchanged.status,
+                json: exchanged.json,
+                body: exchanged.body,
+            }),
             Err(error) => {
                 let mapped =
                     answer::exchange_error(&error, MAX_ANSWER_BYTES, self.endpoint.request_timeout);
@@ -264,6 +246,70 @@ impl HttpRuntimeClient {
                 Err(mapped)
             }
         }
+    }
+
+    /// An exchange on a pooled connection (or a new one), the connection given
+    /// back when it can carry another; a stale pooled connection is replaced once
+    /// (see the module's notes). The outer error is a failed connect.
+    async fn pooled(
+        &self,
+        call: &Call<'_>,
+    ) -> Result<Result<Exchanged, ExchangeError>, TransportError> {
+        let (upstream, pooled) = self.upstream().await?;
+        let outcome = self.exchange_on(upstream, call).await;
+        if pooled && outcome.as_ref().is_err_and(|e| may_resend(call, e)) {
+            return Ok(self.exchange_on(self.connect().await?, call).await);
+        }
+        Ok(outcome)
+    }
+
+    /// A `GET` pipelined on one of the runtime's pipes (see [`pipeline`]); sent
+    /// once more on a fresh connection if its answer never began.
+    async fn pipelined(
+        &self,
+        call: &Call<'_>,
+    ) -> Result<Result<Exchanged, ExchangeError>, TransportError> {
+        let pipe = match self.pipes.choose() {
+            Choice::Join(pipe) => pipe,
+            Choice::Open(opening) => opening.opened(self.connect().await?),
+            Choice::Elsewhere => return self.pooled(call).await,
+        };
+        let mut request = Vec::with_capacity(256);
+        let target = call.target(&self.endpoint.base.prefix);
+        http1::write_request(
+            &mut request,
+            &call.method,
+            &target,
+            &self.fixed_headers,
+            None,
+        );
+        let outcome = pipe.exchange(&request, MAX_ANSWER_BYTES).await;
+        if outcome.as_ref().is_err_and(|e| may_resend(call, e)) {
+            return Ok(self.exchange_on(self.connect().await?, call).await);
+        }
+        Ok(outcome)
+    }
+
+    /// One exchange on `upstream`, given back to the pool when it can carry another.
+    async fn exchange_on(
+        &self,
+        mut upstream: Upstream,
+        call: &Call<'_>,
+    ) -> Result<Exchanged, ExchangeError> {
+        let target = call.target(&self.endpoint.base.prefix);
+        let outcome = upstream
+            .exchange(
+                &call.method,
+                &target,
+                &self.fixed_headers,
+                call.body.as_deref(),
+                MAX_ANSWER_BYTES,
+            )
+            .await;
+        if outcome.is_ok() && upstream.reusable() {
+            self.pool.put(upstream);
+        }
+        outcome
     }
 
     /// Sends `call` and reads the whole answer, within `request_timeout`.

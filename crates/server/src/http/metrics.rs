@@ -187,12 +187,7 @@ mod tests {
         let metrics = HttpMetrics::default();
         let route = MatchedRoute("/v1/workers/{worker_id}");
         for status in [200, 200, 404] {
-            metrics.record(
-                Some(route),
-                &Method::GET,
-                status,
-                Duration::from_millis(1),
-            );
+            metrics.record(Some(route), &Method::GET, status, Duration::from_millis(1));
         }
         let odd = Method::from_bytes(b"BREW").unwrap();
         metrics.record(None, &odd, 405, Duration::from_millis(1));

@@ -318,9 +318,9 @@ async fn serve_connection<H, S>(
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        // Answers to pipelined requests (the backend pipelines its GETs to a
-        // runtime) go out in one write when they are ready together.
-        .pipeline_flush(true)
+        // Not `pipeline_flush`: with it, hyper 1.x drops an answer given before
+        // the request's body was read (a 413) when it then closes the connection
+        // (runtime_api's `bodies_over_the_limit_are_413_payload_too_large`).
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let mut connection = std::pin::pin!(connection);

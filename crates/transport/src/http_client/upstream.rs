@@ -132,17 +132,36 @@ impl Upstream {
         limit: usize,
     ) -> Result<Exchanged, ExchangeError> {
         self.reusable = false;
-        self.write.clear();
-        http1::write_request(&mut self.write, method, target, fixed, body);
+        let mut write = std::mem::take(&mut self.write);
+        write.clear();
+        http1::write_request(&mut write, method, target, fixed, body);
+        let sent = self.send(&write).await;
+        if write.capacity() <= 64 * 1024 {
+            self.write = write;
+        }
+        sent?;
+        let (exchanged, keep_alive) = self.read_answer(limit).await?;
+        // Bytes beyond the answer were never asked for: do not trust the connection.
+        self.reusable = keep_alive && self.read.is_empty();
+        Ok(exchanged)
+    }
+
+    /// Writes `requests` (one or more whole requests) in one go.
+    pub(super) async fn send(&mut self, requests: &[u8]) -> Result<(), ExchangeError> {
         self.stream
-            .write_all(&self.write)
+            .write_all(requests)
             .await
             .map_err(ExchangeError::NotSent)?;
-        self.stream.flush().await.map_err(ExchangeError::NotSent)?;
-        if self.write.capacity() > 64 * 1024 {
-            self.write = Vec::with_capacity(512);
-        }
+        self.stream.flush().await.map_err(ExchangeError::NotSent)
+    }
 
+    /// Reads the next answer, at most `limit` body bytes, and whether it lets the
+    /// connection carry another (bytes after it stay buffered: with pipelined
+    /// requests they are the next answers).
+    pub(super) async fn read_answer(
+        &mut self,
+        limit: usize,
+    ) -> Result<(Exchanged, bool), ExchangeError> {
         let head = loop {
             match http1::parse_head(&self.read).map_err(ExchangeError::Malformed)? {
                 Some(head) if head.status.is_informational() => {
@@ -205,13 +224,19 @@ impl Upstream {
                 }
             },
         };
-        // Bytes beyond the answer were never asked for: do not trust the connection.
-        self.reusable = head.keep_alive && self.read.is_empty();
-        Ok(Exchanged {
+        let keep_alive = head.keep_alive && head.framing != Framing::UntilClose;
+        let exchanged = Exchanged {
             status: head.status,
             json: head.json,
             body,
-        })
+        };
+        Ok((exchanged, keep_alive))
+    }
+
+    /// Nothing read and not yet used is buffered (with pipelined requests, no
+    /// answer arrived that nobody asked for).
+    pub(super) fn nothing_buffered(&self) -> bool {
+        self.read.is_empty()
     }
 
     /// True when the last exchange left the connection fit for another.

@@ -1,0 +1,277 @@
+//! `HttpRuntimeClient` pipelining its `GET`s, against a raw loopback runtime that
+//! reads requests as they come (several per read when pipelined), answers each
+//! batch in one write, and can close, delay or say more than it was asked.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::json;
+use switchyard_protocol::WorkerId;
+use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, RuntimeClient, SecretToken};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// What the runtime does with one request: its connection's number (from 0), the
+/// request's number on that connection (from 0) and its path.
+type Script = dyn Fn(usize, usize, &str) -> Act + Send + Sync;
+
+/// One request's fate.
+enum Act {
+    /// Answer with this worker's detail.
+    Detail(String),
+    /// Answer with this worker's detail, then an answer nobody asked for.
+    DetailAndMore(String),
+    /// Wait, then answer with this worker's detail (later answers wait too).
+    Late(Duration, String),
+    /// Close the connection without answering this or anything after it.
+    Close,
+}
+
+struct Runtime {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    /// How many requests each read brought, over all connections.
+    batches: Arc<Mutex<Vec<usize>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Runtime {
+    async fn start(script: impl Fn(usize, usize, &str) -> Act + Send + Sync + 'static) -> Self {
+        let script: Arc<Script> = Arc::new(script);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let task = {
+            let (accepted, batches) = (accepted.clone(), batches.clone());
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let connection = accepted.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(serve(stream, connection, script.clone(), batches.clone()));
+                }
+            })
+        };
+        Self {
+            port,
+            accepted,
+            batches,
+            task,
+        }
+    }
+
+    fn client(&self) -> HttpRuntimeClient {
+        HttpRuntimeClient::new(RemoteEndpoint::new(
+            format!("http://127.0.0.1:{}", self.port),
+            SecretToken::new("pipelining-token").unwrap(),
+            Duration::from_secs(5),
+            Duration::from_secs(20),
+        ))
+        .unwrap()
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    fn largest_batch(&self) -> usize {
+        self.batches
+            .lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Serves one connection: every complete request of a read is answered in one
+/// write, in order.
+async fn serve(
+    mut stream: TcpStream,
+    connection: usize,
+    script: Arc<Script>,
+    batches: Arc<Mutex<Vec<usize>>>,
+) {
+    let mut buffer = Vec::new();
+    let mut served = 0;
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let Ok(n) = stream.read(&mut chunk).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        let mut out = Vec::new();
+        let mut in_batch = 0;
+        while let Some(end) = find(&buffer, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+            buffer.drain(..end + 4);
+            let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+            in_batch += 1;
+            let act = script(connection, served, &path);
+            served += 1;
+            match act {
+                Act::Detail(id) => out.extend(detail(&id)),
+                Act::DetailAndMore(id) => {
+                    out.extend(detail(&id));
+                    out.extend(detail("nobody-asked"));
+                }
+                Act::Late(delay, id) => {
+                    stream.write_all(&out).await.ok();
+                    out.clear();
+                    tokio::time::sleep(delay).await;
+                    out.extend(detail(&id));
+                }
+                Act::Close => {
+                    stream.write_all(&out).await.ok();
+                    batches.lock().unwrap().push(in_batch);
+                    return;
+                }
+            }
+        }
+        batches.lock().unwrap().push(in_batch);
+        if stream.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A `200` answer with worker `id`'s detail.
+fn detail(id: &str) -> Vec<u8> {
+    let body = json!({
+        "worker_id": id, "runtime_id": "build-1", "profile": "echo", "label": null,
+        "status": "running", "created_at": "2026-11-26T09:00:00Z",
+        "updated_at": "2026-11-26T09:00:01Z", "exit": null,
+        "input_count": 0, "output_bytes": 0
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The worker a request's path names.
+fn asked(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+fn ids(n: usize) -> Vec<WorkerId> {
+    (0..n)
+        .map(|i| WorkerId::new(format!("w-{i}")).unwrap())
+        .collect()
+}
+
+/// Asks for every worker of `ids` at once; each answer must be its own worker's.
+async fn get_all(client: &HttpRuntimeClient, ids: &[WorkerId]) {
+    let answers = join_all(ids.iter().map(|id| client.get_worker(id))).await;
+    for (id, answer) in ids.iter().zip(answers) {
+        let detail = answer.unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(detail.worker_id, *id, "an answer went to the wrong request");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_gets_share_a_few_connections_and_each_gets_its_own_answer() {
+    let runtime = Runtime::start(|_, _, path| Act::Detail(asked(path))).await;
+    let client = runtime.client();
+    get_all(&client, &ids(1)).await;
+    for _ in 0..5 {
+        get_all(&client, &ids(64)).await;
+    }
+    assert!(
+        runtime.accepted() <= 2,
+        "{} connections for 321 GETs",
+        runtime.accepted()
+    );
+    assert!(
+        runtime.largest_batch() > 1,
+        "no read brought more than one request: nothing was pipelined"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_unanswered_when_a_connection_closes_are_sent_again() {
+    // The first connection answers three requests, then closes under the rest.
+    let runtime = Runtime::start(|connection, served, path| {
+        if connection == 0 && served >= 3 {
+            Act::Close
+        } else {
+            Act::Detail(asked(path))
+        }
+    })
+    .await;
+    let client = runtime.client();
+    get_all(&client, &ids(1)).await;
+    get_all(&client, &ids(40)).await;
+    assert!(runtime.accepted() >= 2, "the unanswered went out again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_nobody_asked_for_retires_the_connection() {
+    let runtime = Runtime::start(|connection, _, path| {
+        if connection == 0 {
+            Act::DetailAndMore(asked(path))
+        } else {
+            Act::Detail(asked(path))
+        }
+    })
+    .await;
+    let client = runtime.client();
+    get_all(&client, &ids(1)).await;
+    // The stray answer must not be taken for the next request's.
+    for _ in 0..3 {
+        get_all(&client, &ids(1)).await;
+    }
+    get_all(&client, &ids(20)).await;
+    assert!(
+        runtime.accepted() >= 2,
+        "the connection was not trusted again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_stops_waiting_leaves_the_order_intact() {
+    // `slow`'s answer comes late; the answers behind it wait for it.
+    let runtime = Runtime::start(|_, _, path| {
+        let id = asked(path);
+        if id == "slow" {
+            Act::Late(Duration::from_millis(300), id)
+        } else {
+            Act::Detail(id)
+        }
+    })
+    .await;
+    let client = runtime.client();
+    get_all(&client, &ids(1)).await;
+    let slow = WorkerId::new("slow").unwrap();
+    let others = ids(8);
+    let impatient = tokio::time::timeout(Duration::from_millis(50), client.get_worker(&slow));
+    let (gave_up, ()) = tokio::join!(impatient, async {
+        // Queued behind `slow`.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        get_all(&client, &others).await;
+    });
+    assert!(
+        gave_up.is_err(),
+        "the impatient request should have given up"
+    );
+    // And the connection (or its replacement) still answers in order.
+    get_all(&client, &ids(16)).await;
+}
