@@ -1,14 +1,17 @@
 //! [`Pipes`]: the `GET`s to one runtime, pipelined (HTTP/1.1, RFC 9112 §9.3.2) on a
 //! few keep-alive connections, so that requests in flight together go out in one
-//! write and their answers come back in one read, on the backend's side and on the
-//! runtime's (whose server flushes answers that are ready together in one write).
+//! write and their answers come back in one read: fewer system calls on the
+//! backend's side, and on the runtime's, which reads several requests at once.
 //!
-//! Nothing runs in the background. The requests on a [`Pipe`] take turns to *drive*
-//! it: a request that finds nobody driving takes the connection, writes every
-//! request queued so far, and reads answers in order, handing each to the request
-//! it belongs to, until its own has come; then it puts the connection back and
-//! wakes the oldest request still waiting, which drives next. A lone request
-//! therefore drives its own exchange, with no hand-over, as on a pooled connection.
+//! Nothing runs in the background. A connection is split into its read and write
+//! halves, and the requests on a [`Pipe`] take turns with each: a request queues
+//! itself and, if nobody is writing, writes everything queued (after one yield when
+//! others are in flight, so that the requests of the same scheduler turn share the
+//! write); then, if nobody is reading, it reads answers in order, handing each to
+//! the request it belongs to, until its own has come, parks the read half and wakes
+//! the oldest request still waiting to read next. A lone request thus writes and
+//! reads its own exchange with no hand-over, as on a pooled connection, and a
+//! request never waits for an earlier answer before it is written.
 //!
 //! Only `GET`s are pipelined: they are safe to send again, so every request whose
 //! answer never began when a connection failed is answered with an error that the
@@ -32,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::upstream::{ExchangeError, Exchanged, Upstream};
+use super::upstream::{self, ExchangeError, Exchanged, ReadSide, Upstream, WriteSide};
 
 /// Most pipelined connections per runtime: the runtime serves each connection's
 /// requests in turn, so more than one lets it use several threads, while fewer
@@ -133,9 +136,12 @@ pub(super) struct Pipe {
 }
 
 struct State {
-    /// The connection while nobody drives it; `None` while a request drives it,
-    /// and once broken.
-    parked: Option<Upstream>,
+    /// The connection's read half while nobody reads it; `None` while a request
+    /// reads answers, and once broken.
+    reader: Option<ReadSide>,
+    /// The write half while nobody writes; `None` while a request writes, and once
+    /// broken.
+    writer: Option<WriteSide>,
     /// No request will be sent on it again (see the module's invariants).
     broken: bool,
     /// Requests queued and not yet written, back to back.
@@ -146,7 +152,7 @@ struct State {
     first: u64,
     /// Sequence number of the next request queued.
     next: u64,
-    /// Requests before this one were written.
+    /// Requests before this one were handed to a write.
     written: u64,
     /// Requests before this one have their answer (or error).
     answered: u64,
@@ -169,15 +175,17 @@ enum Entry {
 enum Turn {
     /// Its answer came.
     Answered(Result<Exchanged, ExchangeError>),
-    /// Nobody drives the pipe: this request does, with the connection.
-    Drive(Upstream),
+    /// Nobody reads answers: this request does, with the read half.
+    Read(ReadSide),
 }
 
 impl Pipe {
     fn new(upstream: Upstream) -> Self {
+        let (reader, writer) = upstream.split();
         Self {
             state: Mutex::new(State {
-                parked: Some(upstream),
+                reader: Some(reader),
+                writer: Some(writer),
                 broken: false,
                 unwritten: Vec::new(),
                 entries: VecDeque::new(),
@@ -205,13 +213,14 @@ impl Pipe {
     }
 
     /// Queues `request` (one whole `GET`) and waits for its answer, at most `limit`
-    /// body bytes, driving the connection whenever nobody else does.
+    /// body bytes: it writes the queue when nobody else is writing, and reads
+    /// answers when nobody else is reading.
     pub(super) async fn exchange(
         self: &Arc<Self>,
         request: &[u8],
         limit: usize,
     ) -> Result<Exchanged, ExchangeError> {
-        let seq = {
+        let (seq, writer, busy) = {
             let mut state = lock(&self.state);
             if state.broken {
                 return Err(ExchangeError::NotSent(io::ErrorKind::NotConnected.into()));
@@ -220,23 +229,32 @@ impl Pipe {
             state.entries.push_back(Entry::Waiting(None));
             state.next += 1;
             state.last_used = Instant::now();
-            state.next - 1
+            let busy = state.next - state.answered > 1;
+            (state.next - 1, state.writer.take(), busy)
         };
         let mut ticket = Ticket {
             pipe: self,
             seq,
             collected: false,
         };
+        if let Some(writer) = writer {
+            Writer {
+                pipe: self,
+                done: false,
+            }
+            .write_queued(writer, busy)
+            .await;
+        }
         loop {
             match poll_fn(|cx| ticket.turn(cx)).await {
                 Turn::Answered(result) => return result,
-                Turn::Drive(upstream) => {
+                Turn::Read(reader) => {
                     Driver {
                         pipe: self,
-                        upstream: Some(upstream),
+                        reader: None,
                         in_io: false,
                     }
-                    .drive(seq, limit)
+                    .read_until(reader, seq, limit)
                     .await;
                 }
             }
@@ -277,8 +295,8 @@ impl Ticket<'_> {
             state.trim();
             return Poll::Ready(Turn::Answered(result));
         }
-        if let Some(upstream) = state.parked.take() {
-            return Poll::Ready(Turn::Drive(upstream));
+        if let Some(reader) = state.reader.take() {
+            return Poll::Ready(Turn::Read(reader));
         }
         if let Some(Entry::Waiting(waker)) = state.entry(self.seq) {
             match waker {
@@ -304,66 +322,92 @@ impl Drop for Ticket<'_> {
             };
         }
         state.trim();
-        // It may have been woken to drive: pass that on.
-        if state.parked.is_some() {
-            state.wake_next_driver();
+        // It may have been woken to read: pass that on.
+        if state.reader.is_some() {
+            state.wake_next_reader();
         }
     }
 }
 
-/// The request driving a pipe, holding its connection. Dropped in the middle of a
-/// read or write (its request timed out, its client went away), it breaks the pipe;
-/// otherwise it parks the connection and wakes the next request to drive.
-struct Driver<'a> {
+/// The request writing a pipe's queue. Dropped before it parked the write half
+/// again (its request timed out or its client went away, maybe in the middle of a
+/// write), it breaks the pipe: queued requests would otherwise never go out.
+struct Writer<'a> {
     pipe: &'a Arc<Pipe>,
-    upstream: Option<Upstream>,
-    in_io: bool,
+    done: bool,
 }
 
-impl Driver<'_> {
-    /// Writes what is queued and reads answers until `own` has its answer or the
-    /// pipe breaks.
-    async fn drive(mut self, own: u64, limit: usize) {
-        let Some(mut upstream) = self.upstream.take() else {
-            return;
-        };
+impl Writer<'_> {
+    /// Writes everything queued, batch after batch, then parks the write half.
+    async fn write_queued(mut self, mut io: WriteSide, busy: bool) {
+        // When others are in flight, more requests are likely to come in the same
+        // turn of the scheduler: let them join the first write. (A lone request
+        // does not wait: `yield_now` costs a poll of the I/O driver.)
+        if busy {
+            tokio::task::yield_now().await;
+        }
         let mut batch = Vec::new();
         loop {
             {
                 let mut state = lock(&self.pipe.state);
-                if state.is_answered(own) {
-                    break;
+                if state.broken {
+                    self.done = true;
+                    return;
                 }
-                if state.answered == state.written
-                    && state.written < state.next
-                    && !upstream.looks_open()
-                {
-                    // Closed (or sent something) while nothing was asked: the
-                    // queued requests go out again on fresh connections.
-                    state.break_pipe(None);
+                if state.unwritten.is_empty() {
+                    state.writer = Some(io);
+                    self.done = true;
                     return;
                 }
                 std::mem::swap(&mut batch, &mut state.unwritten);
                 state.written = state.next;
             }
-            if !batch.is_empty() {
-                self.in_io = true;
-                let sent = upstream.send(&batch).await;
-                self.in_io = false;
-                batch.clear();
-                if let Err(error) = sent {
-                    lock(&self.pipe.state).break_pipe(Some(error));
-                    return;
-                }
+            let sent = upstream::send(&mut io, &batch).await;
+            batch.clear();
+            if sent.is_err() {
+                // Whether the runtime got them is unknown: every unanswered request
+                // is sent again.
+                lock(&self.pipe.state).break_pipe(None);
+                self.done = true;
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            lock(&self.pipe.state).break_pipe(None);
+        }
+    }
+}
+
+/// The request reading a pipe's answers. Dropped in the middle of a read (its
+/// request timed out, its client went away), it breaks the pipe; otherwise it
+/// parks the read half and wakes the next request to read.
+struct Driver<'a> {
+    pipe: &'a Arc<Pipe>,
+    reader: Option<ReadSide>,
+    in_io: bool,
+}
+
+impl Driver<'_> {
+    /// Reads answers and hands them out until `own` has its answer or the pipe
+    /// breaks.
+    async fn read_until(mut self, mut reader: ReadSide, own: u64, limit: usize) {
+        loop {
+            if lock(&self.pipe.state).is_answered(own) {
+                break;
             }
             self.in_io = true;
-            let read = upstream.read_answer(limit).await;
+            let read = reader.read_answer(limit).await;
             self.in_io = false;
             let mut state = lock(&self.pipe.state);
             match read {
                 Ok((exchanged, keep_alive)) => {
                     state.answer(Ok(exchanged));
-                    let unasked = state.answered == state.written && !upstream.nothing_buffered();
+                    let unasked = state.answered == state.next && !reader.nothing_buffered();
                     if !keep_alive || unasked {
                         state.break_pipe(None);
                         return;
@@ -375,20 +419,20 @@ impl Driver<'_> {
                 }
             }
         }
-        self.upstream = Some(upstream);
+        self.reader = Some(reader);
     }
 }
 
 impl Drop for Driver<'_> {
     fn drop(&mut self) {
         let mut state = lock(&self.pipe.state);
-        match self.upstream.take() {
-            Some(upstream) if !self.in_io && !state.broken => {
-                state.parked = Some(upstream);
-                state.wake_next_driver();
+        match self.reader.take() {
+            Some(reader) if !state.broken => {
+                state.reader = Some(reader);
+                state.wake_next_reader();
             }
             _ if self.in_io => state.break_pipe(None),
-            // Broken by `drive` already.
+            // Broken by `read_until` already.
             _ => {}
         }
     }
@@ -424,7 +468,8 @@ impl State {
     /// other request without an answer an error that lets it be sent again.
     fn break_pipe(&mut self, mut error: Option<ExchangeError>) {
         self.broken = true;
-        self.parked = None;
+        self.reader = None;
+        self.writer = None;
         self.unwritten = Vec::new();
         while self.answered < self.next {
             let seq = self.answered;
@@ -437,8 +482,8 @@ impl State {
         }
     }
 
-    /// Wakes the oldest request still waiting, to drive the pipe.
-    fn wake_next_driver(&mut self) {
+    /// Wakes the oldest request still waiting, to read the answers.
+    fn wake_next_reader(&mut self) {
         let from = usize::try_from(self.answered - self.first).unwrap_or(usize::MAX);
         for entry in self.entries.iter_mut().skip(from) {
             if let Entry::Waiting(waker) = entry {

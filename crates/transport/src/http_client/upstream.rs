@@ -81,14 +81,26 @@ pub(super) struct Exchanged {
 
 /// One connection.
 pub(super) struct Upstream {
-    stream: Stream,
-    /// What has been read and not used yet.
-    read: BytesMut,
+    /// The stream, and what has been read from it and not used yet.
+    conn: Reader<Stream>,
     /// The request being written (kept for its capacity).
     write: Vec<u8>,
     /// The last exchange left the connection fit for another.
     reusable: bool,
 }
+
+/// The reading side of a connection: the stream (or its read half) and what has
+/// been read and not used yet.
+pub(super) struct Reader<R> {
+    io: R,
+    read: BytesMut,
+}
+
+/// The read half of a connection split for pipelining.
+pub(super) type ReadSide = Reader<tokio::io::ReadHalf<Stream>>;
+
+/// The write half of a connection split for pipelining.
+pub(super) type WriteSide = tokio::io::WriteHalf<Stream>;
 
 impl Upstream {
     /// Connects (TCP, then TLS when the connector has it) to the authority of
@@ -102,8 +114,10 @@ impl Upstream {
             Conn::Tls(io) => Stream::Tls(Box::new((*io).into_inner())),
         };
         Ok(Self {
-            stream,
-            read: BytesMut::with_capacity(READ_BUFFER),
+            conn: Reader {
+                io: stream,
+                read: BytesMut::with_capacity(READ_BUFFER),
+            },
             write: Vec::with_capacity(512),
             reusable: true,
         })
@@ -113,7 +127,7 @@ impl Upstream {
     /// was idle (neither a close nor stray bytes), as far as can be told without
     /// waiting. Call before reusing it.
     pub(super) fn looks_open(&self) -> bool {
-        let tcp = match &self.stream {
+        let tcp = match &self.conn.io {
             Stream::Plain(tcp) => tcp,
             Stream::Tls(tls) => tls.get_ref().0,
         };
@@ -140,21 +154,46 @@ impl Upstream {
             self.write = write;
         }
         sent?;
-        let (exchanged, keep_alive) = self.read_answer(limit).await?;
+        let (exchanged, keep_alive) = self.conn.read_answer(limit).await?;
         // Bytes beyond the answer were never asked for: do not trust the connection.
-        self.reusable = keep_alive && self.read.is_empty();
+        self.reusable = keep_alive && self.conn.nothing_buffered();
         Ok(exchanged)
     }
 
-    /// Writes `requests` (one or more whole requests) in one go.
-    pub(super) async fn send(&mut self, requests: &[u8]) -> Result<(), ExchangeError> {
-        self.stream
-            .write_all(requests)
-            .await
-            .map_err(ExchangeError::NotSent)?;
-        self.stream.flush().await.map_err(ExchangeError::NotSent)
+    /// Writes `request` in one go.
+    async fn send(&mut self, request: &[u8]) -> Result<(), ExchangeError> {
+        send(&mut self.conn.io, request).await
     }
 
+    /// The connection as a read half (with what was read and not used) and a write
+    /// half, for pipelining.
+    pub(super) fn split(self) -> (ReadSide, WriteSide) {
+        let (read_half, write_half) = tokio::io::split(self.conn.io);
+        let reader = Reader {
+            io: read_half,
+            read: self.conn.read,
+        };
+        (reader, write_half)
+    }
+
+    /// True when the last exchange left the connection fit for another.
+    pub(super) fn reusable(&self) -> bool {
+        self.reusable
+    }
+}
+
+/// Writes `requests` (one or more whole requests) in one go.
+pub(super) async fn send<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    requests: &[u8],
+) -> Result<(), ExchangeError> {
+    io.write_all(requests)
+        .await
+        .map_err(ExchangeError::NotSent)?;
+    io.flush().await.map_err(ExchangeError::NotSent)
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
     /// Reads the next answer, at most `limit` body bytes, and whether it lets the
     /// connection carry another (bytes after it stay buffered: with pipelined
     /// requests they are the next answers).
@@ -239,17 +278,12 @@ impl Upstream {
         self.read.is_empty()
     }
 
-    /// True when the last exchange left the connection fit for another.
-    pub(super) fn reusable(&self) -> bool {
-        self.reusable
-    }
-
     /// Reads more of the answer; 0 at the end of the stream.
     async fn fill(&mut self) -> Result<usize, ExchangeError> {
         if self.read.capacity() - self.read.len() < 1024 {
             self.read.reserve(READ_BUFFER);
         }
-        self.stream
+        self.io
             .read_buf(&mut self.read)
             .await
             .map_err(ExchangeError::Read)
@@ -257,7 +291,7 @@ impl Upstream {
 }
 
 /// The connection's stream, plain or TLS.
-enum Stream {
+pub(super) enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
