@@ -28,6 +28,8 @@ enum Act {
     Late(Duration, String),
     /// Close the connection without answering this or anything after it.
     Close,
+    /// Send half of this worker's answer, then close.
+    Truncated(String),
 }
 
 struct Runtime {
@@ -134,6 +136,13 @@ async fn serve(
                     out.extend(detail(&id));
                 }
                 Act::Close => {
+                    stream.write_all(&out).await.ok();
+                    batches.lock().unwrap().push(in_batch);
+                    return;
+                }
+                Act::Truncated(id) => {
+                    let answer = detail(&id);
+                    out.extend_from_slice(&answer[..answer.len() / 2]);
                     stream.write_all(&out).await.ok();
                     batches.lock().unwrap().push(in_batch);
                     return;
@@ -274,4 +283,31 @@ async fn a_request_that_stops_waiting_leaves_the_order_intact() {
     );
     // And the connection (or its replacement) still answers in order.
     get_all(&client, &ids(16)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_anywhere_never_give_a_request_another_ones_answer() {
+    // Every connection but every fourth is cut after a few answers, the last of
+    // them cut short in its body; answers must still go to their own requests.
+    let runtime = Runtime::start(|connection, served, path| {
+        if connection % 4 != 3 && served >= 2 + connection % 5 {
+            Act::Close
+        } else if connection % 4 != 3 && served == 1 + connection % 5 {
+            Act::Truncated(asked(path))
+        } else {
+            Act::Detail(asked(path))
+        }
+    })
+    .await;
+    let client = runtime.client();
+    for _ in 0..30 {
+        let ids = ids(24);
+        let answers = join_all(ids.iter().map(|id| client.get_worker(id))).await;
+        for (id, answer) in ids.iter().zip(answers) {
+            // A request may fail (its answer was cut short), never get another's.
+            if let Ok(detail) = answer {
+                assert_eq!(detail.worker_id, *id, "an answer went to the wrong request");
+            }
+        }
+    }
 }
