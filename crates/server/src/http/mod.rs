@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod query;
 pub mod response;
 pub mod router;
+mod self_wake;
 pub mod serve;
 pub mod tls;
 pub mod ws;

@@ -23,6 +23,7 @@ use super::limit::{self, ConnectionLimit, ConnectionPermit};
 use super::linger::ServerIo;
 use super::metrics::{HttpMetrics, MatchedRoute};
 use super::response::Response;
+use super::self_wake::RepollSelfWakes;
 use super::tls::{self, ServerTls};
 
 /// How long a client may take to send a request's headers.
@@ -250,13 +251,13 @@ async fn accept_loop<H: Handler>(
             }
             continue;
         };
-        connections.spawn(connection(
+        connections.spawn(RepollSelfWakes::new(connection(
             (stream, permit),
             peer,
             handler.clone(),
             (shutdown.clone(), metrics.clone()),
             tls.clone(),
-        ));
+        )));
     }
     drop(listener);
     connections.close();
