@@ -11,8 +11,8 @@
 //! when it is next used: a request it never sent goes out again on a fresh
 //! connection, and so does a `GET` (idempotent) whose answer never started.
 //!
-//! `GET`s are pipelined on a few connections ([`pipeline`]); every other call takes
-//! a connection of its own from the [`pool`] for its exchange.
+//! `GET`s and inputs are pipelined on a few connections ([`pipeline`]); every other
+//! call takes a connection of its own from the [`pool`] for its exchange.
 
 mod answer;
 mod http1;
@@ -119,6 +119,14 @@ impl<'a> Call<'a> {
         self
     }
 
+    /// Whether the call goes on a pipe (see [`pipeline`]): `GET`s, which are sent
+    /// again when their answer never began, and inputs, which are quick for a
+    /// runtime to answer (a pipelined request waits for those before it) and the
+    /// route most worth batching; an input is never sent twice (see [`may_resend`]).
+    fn pipelined(&self) -> bool {
+        (self.method == Method::GET && self.body.is_none()) || self.template == INPUT_ROUTE
+    }
+
     /// Sets `body`, encoded as JSON, as the request body.
     fn json<T: Serialize>(mut self, body: &T) -> Result<Self, TransportError> {
         let bytes = serde_json::to_vec(body).map_err(|e| TransportError::Protocol {
@@ -148,7 +156,7 @@ struct Answer {
 pub struct HttpRuntimeClient {
     /// Idle connections, shared by clones.
     pool: Arc<Pool<Upstream>>,
-    /// The pipelined connections of `GET`s, shared by clones.
+    /// The pipelined connections of `GET`s and inputs, shared by clones.
     pipes: Arc<Pipes>,
     /// TCP, then TLS for an `https` base URL, bounded by the connect timeout.
     connector: HttpsConnector,
@@ -224,9 +232,10 @@ impl HttpRuntimeClient {
         Ok((self.connect().await?, false))
     }
 
-    /// One exchange: a `GET` pipelined, anything else on a pooled connection.
+    /// One exchange: a `GET` or an input pipelined, anything else on a pooled
+    /// connection.
     async fn exchange(&self, call: &Call<'_>) -> Result<Answer, TransportError> {
-        let outcome = if call.method == Method::GET && call.body.is_none() {
+        let outcome = if call.pipelined() {
             self.pipelined(call).await?
         } else {
             self.pooled(call).await?
@@ -263,8 +272,8 @@ impl HttpRuntimeClient {
         Ok(outcome)
     }
 
-    /// A `GET` pipelined on one of the runtime's pipes (see [`pipeline`]); sent
-    /// once more on a fresh connection if its answer never began.
+    /// A `GET` or an input pipelined on one of the runtime's pipes (see
+    /// [`pipeline`]); sent once more on a fresh connection if [`may_resend`] allows.
     async fn pipelined(
         &self,
         call: &Call<'_>,
@@ -281,7 +290,7 @@ impl HttpRuntimeClient {
             &call.method,
             &target,
             &self.fixed_headers,
-            None,
+            call.body.as_deref(),
         );
         let outcome = pipe.exchange(&request, MAX_ANSWER_BYTES).await;
         if outcome.as_ref().is_err_and(|e| may_resend(call, e)) {
@@ -346,9 +355,13 @@ impl HttpRuntimeClient {
     }
 }
 
-/// Whether a call that failed with `error` on a pooled connection may be sent
-/// again on a new one: when it was never sent, or when it is a `GET` whose answer
-/// never began because the connection was closed or reset.
+/// The input route, the one `POST` that is pipelined.
+const INPUT_ROUTE: &str = "/v1/workers/{id}/input";
+
+/// Whether a call that failed with `error` on a pooled or pipelined connection
+/// may be sent again on a new one: when it was never sent, or when it is a `GET`
+/// whose answer never began because the connection was closed or reset. Anything
+/// else may have been carried out (an input delivered) and is not repeated.
 fn may_resend(call: &Call, error: &ExchangeError) -> bool {
     match error {
         ExchangeError::NotSent(_) => true,
@@ -401,7 +414,7 @@ fn input_call<'a>(
     worker: &'a WorkerId,
     request: &InputRequest,
 ) -> Result<Call<'a>, TransportError> {
-    Call::worker(Method::POST, "/v1/workers/{id}/input", worker, "/input").json(request)
+    Call::worker(Method::POST, INPUT_ROUTE, worker, "/input").json(request)
 }
 
 #[async_trait::async_trait]

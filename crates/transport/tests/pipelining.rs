@@ -1,6 +1,7 @@
-//! `HttpRuntimeClient` pipelining its `GET`s, against a raw loopback runtime that
-//! reads requests as they come (several per read when pipelined), answers each
-//! batch in one write, and can close, delay or say more than it was asked.
+//! `HttpRuntimeClient` pipelining its `GET`s and inputs, against a raw loopback
+//! runtime that reads requests as they come (several per read when pipelined),
+//! answers each batch in one write, and can close, delay, split or say more than
+//! it was asked.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::json;
-use switchyard_protocol::WorkerId;
+use switchyard_protocol::{InputRequest, WorkerId};
 use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, RuntimeClient, SecretToken};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -30,11 +31,17 @@ enum Act {
     Close,
     /// Send half of this worker's answer, then close.
     Truncated(String),
+    /// Send half of this worker's answer, wait, then the rest.
+    Split(Duration, String),
+    /// Accept an input: its sequence is the number its text holds.
+    Accept,
 }
 
 struct Runtime {
     port: u16,
     accepted: Arc<AtomicUsize>,
+    /// The texts of the inputs received, over all connections.
+    inputs: Arc<Mutex<Vec<String>>>,
     /// How many requests each read brought, over all connections.
     batches: Arc<Mutex<Vec<usize>>>,
     task: JoinHandle<()>,
@@ -53,18 +60,24 @@ impl Runtime {
         let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(AtomicUsize::new(0));
         let batches = Arc::new(Mutex::new(Vec::new()));
+        let inputs = Arc::new(Mutex::new(Vec::new()));
         let task = {
-            let (accepted, batches) = (accepted.clone(), batches.clone());
+            let (accepted, batches, inputs) = (accepted.clone(), batches.clone(), inputs.clone());
             tokio::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
                     let connection = accepted.fetch_add(1, Ordering::SeqCst);
-                    tokio::spawn(serve(stream, connection, script.clone(), batches.clone()));
+                    let seen = Seen {
+                        batches: batches.clone(),
+                        inputs: inputs.clone(),
+                    };
+                    tokio::spawn(serve(stream, connection, script.clone(), seen));
                 }
             })
         };
         Self {
             port,
             accepted,
+            inputs,
             batches,
             task,
         }
@@ -95,14 +108,18 @@ impl Runtime {
     }
 }
 
+/// What the runtime records of the requests it reads.
+struct Seen {
+    /// How many requests each read brought.
+    batches: Arc<Mutex<Vec<usize>>>,
+    /// The texts of the inputs.
+    inputs: Arc<Mutex<Vec<String>>>,
+}
+
 /// Serves one connection: every complete request of a read is answered in one
 /// write, in order.
-async fn serve(
-    mut stream: TcpStream,
-    connection: usize,
-    script: Arc<Script>,
-    batches: Arc<Mutex<Vec<usize>>>,
-) {
+async fn serve(mut stream: TcpStream, connection: usize, script: Arc<Script>, seen: Seen) {
+    let Seen { batches, inputs } = seen;
     let mut buffer = Vec::new();
     let mut served = 0;
     let mut chunk = [0u8; 16 * 1024];
@@ -118,8 +135,19 @@ async fn serve(
         let mut in_batch = 0;
         while let Some(end) = find(&buffer, b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
-            buffer.drain(..end + 4);
+            let whole = end + 4 + content_length(&head);
+            if buffer.len() < whole {
+                break;
+            }
+            let body = String::from_utf8_lossy(&buffer[end + 4..whole]).into_owned();
+            buffer.drain(..whole);
             let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+            let text = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["text"].as_str().map(str::to_owned));
+            if let Some(text) = &text {
+                inputs.lock().unwrap().push(text.clone());
+            }
             in_batch += 1;
             let act = script(connection, served, &path);
             served += 1;
@@ -140,6 +168,26 @@ async fn serve(
                     batches.lock().unwrap().push(in_batch);
                     return;
                 }
+                Act::Split(delay, id) => {
+                    let answer = detail(&id);
+                    out.extend_from_slice(&answer[..answer.len() / 2]);
+                    stream.write_all(&out).await.ok();
+                    out.clear();
+                    tokio::time::sleep(delay).await;
+                    out.extend_from_slice(&answer[answer.len() / 2..]);
+                }
+                Act::Accept => {
+                    let sequence: u64 = text.and_then(|t| t.parse().ok()).unwrap_or(u64::MAX);
+                    let body = json!({ "sequence": sequence }).to_string();
+                    out.extend(
+                        format!(
+                            "HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\n\
+                             content-length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .into_bytes(),
+                    );
+                }
                 Act::Truncated(id) => {
                     let answer = detail(&id);
                     out.extend_from_slice(&answer[..answer.len() / 2]);
@@ -154,6 +202,15 @@ async fn serve(
             return;
         }
     }
+}
+
+/// The `content-length` a request's head gives, 0 without one.
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -310,4 +367,112 @@ async fn connections_cut_anywhere_never_give_a_request_another_ones_answer() {
             }
         }
     }
+}
+
+/// Sends input `i` (its text is `i`) to worker `w-0`; the answer must carry `i`.
+async fn send_input(client: &HttpRuntimeClient, i: u64) -> Result<(), String> {
+    let worker = WorkerId::new("w-0").unwrap();
+    let request = InputRequest {
+        text: i.to_string(),
+    };
+    let accepted = client
+        .input(&worker, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    assert_eq!(
+        accepted.sequence, i,
+        "an input got another request's answer"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_and_gets_share_a_pipe_and_each_gets_its_own_answer() {
+    let runtime = Runtime::start(|_, _, path| {
+        if path.ends_with("/input") {
+            Act::Accept
+        } else {
+            Act::Detail(asked(path))
+        }
+    })
+    .await;
+    let client = runtime.client();
+    get_all(&client, &ids(1)).await;
+    let gets = ids(24);
+    for round in 0..5 {
+        let inputs = join_all((0..24).map(|i| send_input(&client, round * 100 + i)));
+        let (inputs, ()) = tokio::join!(inputs, get_all(&client, &gets));
+        for input in inputs {
+            input.unwrap();
+        }
+    }
+    assert!(
+        runtime.accepted() <= 2,
+        "{} connections for 241 requests",
+        runtime.accepted()
+    );
+    assert!(runtime.largest_batch() > 1, "nothing was pipelined");
+    assert_eq!(runtime.inputs.lock().unwrap().len(), 120, "each input once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_written_before_a_connection_closed_is_not_sent_twice() {
+    // The first connection closes when the input comes, without answering it.
+    let runtime = Runtime::start(|connection, _, path| {
+        if path.ends_with("/input") && connection == 0 {
+            Act::Close
+        } else if path.ends_with("/input") {
+            Act::Accept
+        } else {
+            Act::Detail(asked(path))
+        }
+    })
+    .await;
+    let client = runtime.client();
+    get_all(&client, &ids(1)).await;
+    let error = send_input(&client, 7)
+        .await
+        .expect_err("the input's fate is unknown: it must fail, not be repeated");
+    assert!(
+        error.contains("runtime"),
+        "the error should say what happened: {error}"
+    );
+    assert_eq!(*runtime.inputs.lock().unwrap(), ["7"], "sent once only");
+    // The next input goes out on a fresh connection.
+    send_input(&client, 8).await.unwrap();
+    assert_eq!(runtime.accepted(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_given_up_in_the_middle_of_its_answer_keeps_the_connection() {
+    // Half of `slow`'s answer comes at once, the rest 300 ms later; the request
+    // gives up in between, and those behind it get their answers on the same
+    // connection.
+    let runtime = Runtime::start(|_, _, path| {
+        let id = asked(path);
+        if id == "slow" {
+            Act::Split(Duration::from_millis(300), id)
+        } else {
+            Act::Detail(id)
+        }
+    })
+    .await;
+    let client = runtime.client();
+    get_all(&client, &ids(1)).await;
+    let slow = WorkerId::new("slow").unwrap();
+    let impatient = tokio::time::timeout(Duration::from_millis(100), client.get_worker(&slow));
+    let (gave_up, ()) = tokio::join!(impatient, async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        get_all(&client, &ids(8)).await;
+    });
+    assert!(
+        gave_up.is_err(),
+        "the impatient request should have given up"
+    );
+    get_all(&client, &ids(8)).await;
+    assert_eq!(
+        runtime.accepted(),
+        1,
+        "giving up on a Content-Length answer must not cost the connection"
+    );
 }

@@ -1,7 +1,7 @@
-//! [`Pipes`]: the `GET`s to one runtime, pipelined (HTTP/1.1, RFC 9112 §9.3.2) on a
-//! few keep-alive connections, so that requests in flight together go out in one
-//! write and their answers come back in one read: fewer system calls on the
-//! backend's side, and on the runtime's, which reads several requests at once.
+//! [`Pipes`]: the `GET`s and inputs to one runtime, pipelined (HTTP/1.1, RFC 9112
+//! §9.3.2) on a few keep-alive connections, so that requests in flight together go
+//! out in one write and their answers come back in one read: fewer system calls on
+//! the backend's side, and on the runtime's, which reads several requests at once.
 //!
 //! Nothing runs in the background. A connection is split into its read and write
 //! halves, and the requests on a [`Pipe`] take turns with each: a request queues
@@ -13,17 +13,25 @@
 //! reads its own exchange with no hand-over, as on a pooled connection, and a
 //! request never waits for an earlier answer before it is written.
 //!
-//! Only `GET`s are pipelined: they are safe to send again, so every request whose
-//! answer never began when a connection failed is answered with an error that the
-//! client resends on a fresh connection ([`ExchangeError::NotSent`] or
-//! [`ExchangeError::ClosedBeforeAnswer`]).
+//! When a connection fails, every request whose answer never began gets an error
+//! saying whether it was written ([`ExchangeError::ClosedBeforeAnswer`]) or not
+//! ([`ExchangeError::NotSent`]); the client sends again what was not written, and
+//! a `GET` in either case. An input that was written is not sent again: the
+//! runtime may have taken it (as on a pooled connection that fails after the
+//! request went out). RFC 9112 advises against pipelining after a non-idempotent
+//! request because of that ambiguity; here it costs an input nothing more than on
+//! a connection of its own, and an input is quick for a runtime to answer, so the
+//! requests behind it do not wait long.
 //!
 //! Invariants:
 //! - answers are matched to requests by order only; after anything that may break
 //!   that order (a failed read or write, a malformed or unframed answer, an answer
-//!   that closes the connection, a driver cancelled in the middle of a read or
-//!   write, bytes nobody asked for) the pipe is *broken*: every request without an
-//!   answer gets an error, and the connection is never used again;
+//!   that closes the connection, a request given up in the middle of a write or of
+//!   an answer it had begun to take from the buffer, bytes nobody asked for) the
+//!   pipe is *broken*: every request without an answer gets an error, and the
+//!   connection is never used again;
+//! - a request given up while reading an answer framed by `Content-Length` (a
+//!   runtime's always are) leaves it whole in the buffer, so the pipe goes on;
 //! - the state's lock is never held across an `await`;
 //! - a request that stops waiting (its timeout, its client gone) leaves its entry
 //!   behind as abandoned: its answer is read and dropped, keeping the order.
@@ -48,7 +56,7 @@ pub(super) const MAX_PIPES: usize = 2;
 /// many requests without an answer.
 const OPEN_ANOTHER_AT: usize = 16;
 
-/// The `GET` pipes of one runtime.
+/// The pipes of one runtime.
 pub(super) struct Pipes {
     /// Open pipes (broken and expired ones are removed when next chosen from).
     open: Mutex<PipeList>,
@@ -212,7 +220,7 @@ impl Pipe {
                 || now.saturating_duration_since(state.last_used) <= idle_timeout)
     }
 
-    /// Queues `request` (one whole `GET`) and waits for its answer, at most `limit`
+    /// Queues `request` (one whole request) and waits for its answer, at most `limit`
     /// body bytes: it writes the queue when nobody else is writing, and reads
     /// answers when nobody else is reading.
     pub(super) async fn exchange(
@@ -251,10 +259,9 @@ impl Pipe {
                 Turn::Read(reader) => {
                     Driver {
                         pipe: self,
-                        reader: None,
-                        in_io: false,
+                        reader: Some(reader),
                     }
-                    .read_until(reader, seq, limit)
+                    .read_until(seq, limit)
                     .await;
                 }
             }
@@ -383,43 +390,44 @@ impl Drop for Writer<'_> {
     }
 }
 
-/// The request reading a pipe's answers. Dropped in the middle of a read (its
-/// request timed out, its client went away), it breaks the pipe; otherwise it
-/// parks the read half and wakes the next request to read.
+/// The request reading a pipe's answers. Dropped (its request timed out, its
+/// client went away), it parks the read half and wakes the next request to read,
+/// unless it was in the middle of an answer it had begun to take from the
+/// buffer (never one framed by `Content-Length`): then it breaks the pipe.
 struct Driver<'a> {
     pipe: &'a Arc<Pipe>,
+    /// The read half; `None` once the pipe is broken.
     reader: Option<ReadSide>,
-    in_io: bool,
 }
 
 impl Driver<'_> {
     /// Reads answers and hands them out until `own` has its answer or the pipe
     /// breaks.
-    async fn read_until(mut self, mut reader: ReadSide, own: u64, limit: usize) {
+    async fn read_until(mut self, own: u64, limit: usize) {
         loop {
             if lock(&self.pipe.state).is_answered(own) {
-                break;
+                return;
             }
-            self.in_io = true;
+            let Some(reader) = self.reader.as_mut() else {
+                return;
+            };
             let read = reader.read_answer(limit).await;
-            self.in_io = false;
+            let unasked_bytes = !reader.nothing_buffered();
             let mut state = lock(&self.pipe.state);
-            match read {
+            let broken = match read {
                 Ok((exchanged, keep_alive)) => {
                     state.answer(Ok(exchanged));
-                    let unasked = state.answered == state.next && !reader.nothing_buffered();
-                    if !keep_alive || unasked {
-                        state.break_pipe(None);
-                        return;
-                    }
+                    let unasked = state.answered == state.next && unasked_bytes;
+                    (!keep_alive || unasked).then_some(None)
                 }
-                Err(error) => {
-                    state.break_pipe(Some(error));
-                    return;
-                }
+                Err(error) => Some(Some(error)),
+            };
+            if let Some(error) = broken {
+                state.break_pipe(error);
+                self.reader = None;
+                return;
             }
         }
-        self.reader = Some(reader);
     }
 }
 
@@ -427,13 +435,13 @@ impl Drop for Driver<'_> {
     fn drop(&mut self) {
         let mut state = lock(&self.pipe.state);
         match self.reader.take() {
-            Some(reader) if !state.broken => {
+            Some(reader) if !state.broken && !reader.mid_answer() => {
                 state.reader = Some(reader);
                 state.wake_next_reader();
             }
-            _ if self.in_io => state.break_pipe(None),
+            Some(_) => state.break_pipe(None),
             // Broken by `read_until` already.
-            _ => {}
+            None => {}
         }
     }
 }

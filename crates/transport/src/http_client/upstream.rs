@@ -94,6 +94,9 @@ pub(super) struct Upstream {
 pub(super) struct Reader<R> {
     io: R,
     read: BytesMut,
+    /// Part of an answer was taken from `read` and the rest not yet: a read of it
+    /// given up now would leave the stream in the middle of that answer.
+    mid_answer: bool,
 }
 
 /// The read half of a connection split for pipelining.
@@ -117,6 +120,7 @@ impl Upstream {
             conn: Reader {
                 io: stream,
                 read: BytesMut::with_capacity(READ_BUFFER),
+                mid_answer: false,
             },
             write: Vec::with_capacity(512),
             reusable: true,
@@ -172,6 +176,7 @@ impl Upstream {
         let reader = Reader {
             io: read_half,
             read: self.conn.read,
+            mid_answer: self.conn.mid_answer,
         };
         (reader, write_half)
     }
@@ -197,6 +202,11 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// Reads the next answer, at most `limit` body bytes, and whether it lets the
     /// connection carry another (bytes after it stay buffered: with pipelined
     /// requests they are the next answers).
+    ///
+    /// Given up (the future dropped) while reading an answer framed by
+    /// `Content-Length`, as the runtime's are, it takes nothing of that answer
+    /// from the buffer: the next call reads it whole ([`Reader::mid_answer`] says
+    /// whether that holds).
     pub(super) async fn read_answer(
         &mut self,
         limit: usize,
@@ -226,24 +236,30 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 }
             }
         };
-        let _ = self.read.split_to(head.len);
-
         let body = match head.framing {
-            Framing::Empty => Bytes::new(),
+            Framing::Empty => {
+                let _ = self.read.split_to(head.len);
+                Bytes::new()
+            }
             Framing::Length(length) => {
                 let length = usize::try_from(length)
                     .ok()
                     .filter(|l| *l <= limit)
                     .ok_or(ExchangeError::TooLarge)?;
-                self.read.reserve(length.saturating_sub(self.read.len()));
-                while self.read.len() < length {
+                // The head stays in the buffer until the body is whole.
+                let whole = head.len + length;
+                self.read.reserve(whole.saturating_sub(self.read.len()));
+                while self.read.len() < whole {
                     if self.fill().await? == 0 {
                         return Err(ExchangeError::Truncated);
                     }
                 }
+                let _ = self.read.split_to(head.len);
                 self.read.split_to(length).freeze()
             }
             Framing::Chunked => {
+                let _ = self.read.split_to(head.len);
+                self.mid_answer = true;
                 let mut chunked = Chunked::default();
                 loop {
                     if let Some(body) = chunked.feed(&mut self.read, limit)? {
@@ -254,15 +270,20 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                     }
                 }
             }
-            Framing::UntilClose => loop {
-                if self.read.len() > limit {
-                    return Err(ExchangeError::TooLarge);
+            Framing::UntilClose => {
+                let _ = self.read.split_to(head.len);
+                self.mid_answer = true;
+                loop {
+                    if self.read.len() > limit {
+                        return Err(ExchangeError::TooLarge);
+                    }
+                    if self.fill().await? == 0 {
+                        break self.read.split().freeze();
+                    }
                 }
-                if self.fill().await? == 0 {
-                    break self.read.split().freeze();
-                }
-            },
+            }
         };
+        self.mid_answer = false;
         let keep_alive = head.keep_alive && head.framing != Framing::UntilClose;
         let exchanged = Exchanged {
             status: head.status,
@@ -270,6 +291,12 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             body,
         };
         Ok((exchanged, keep_alive))
+    }
+
+    /// Part of an answer has been taken and the rest not (a read of it was given
+    /// up in the middle): the stream cannot be read for the next answer.
+    pub(super) fn mid_answer(&self) -> bool {
+        self.mid_answer
     }
 
     /// Nothing read and not yet used is buffered (with pipelined requests, no
