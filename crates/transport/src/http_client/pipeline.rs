@@ -31,7 +31,9 @@
 //!   pipe is *broken*: every request without an answer gets an error, and the
 //!   connection is never used again;
 //! - a request given up while reading an answer framed by `Content-Length` (a
-//!   runtime's always are) leaves it whole in the buffer, so the pipe goes on;
+//!   runtime's always are) leaves it whole in the buffer, so the pipe goes on
+//!   while the runtime is answering on it; one whose runtime went silent is
+//!   broken instead, so that requests stop queuing behind a stuck answer;
 //! - the state's lock is never held across an `await`;
 //! - a request that stops waiting (its timeout, its client gone) leaves its entry
 //!   behind as abandoned: its answer is read and dropped, keeping the order.
@@ -55,6 +57,10 @@ pub(super) const MAX_PIPES: usize = 2;
 /// A new pipe is opened (up to [`MAX_PIPES`]) when every open one has at least this
 /// many requests without an answer.
 const OPEN_ANOTHER_AT: usize = 16;
+
+/// How recently a pipe must have had an answer for a request that leaves it in
+/// the middle of reading to leave it to the next (see [`State::flowing`]).
+const FLOWING: Duration = Duration::from_secs(1);
 
 /// The pipes of one runtime.
 pub(super) struct Pipes {
@@ -166,6 +172,8 @@ struct State {
     answered: u64,
     /// When the last request was queued.
     last_used: Instant,
+    /// When the last answer was read.
+    last_answer: Instant,
 }
 
 enum Entry {
@@ -202,6 +210,7 @@ impl Pipe {
                 written: 0,
                 answered: 0,
                 last_used: Instant::now(),
+                last_answer: Instant::now(),
             }),
         }
     }
@@ -212,12 +221,27 @@ impl Pipe {
         usize::try_from(state.next - state.answered).unwrap_or(usize::MAX)
     }
 
-    /// Not broken, and not idle for longer than `idle_timeout`.
+    /// Not broken, and either busy or idle for at most `idle_timeout` with its
+    /// connection still looking open (a runtime may close a connection it was not
+    /// using, and an input written on it would then fail without being resent).
     fn usable(&self, now: Instant, idle_timeout: Duration) -> bool {
-        let state = lock(&self.state);
-        !state.broken
-            && (state.next > state.answered
-                || now.saturating_duration_since(state.last_used) <= idle_timeout)
+        let mut state = lock(&self.state);
+        if state.broken {
+            return false;
+        }
+        if state.next > state.answered {
+            return true;
+        }
+        let fresh = now.saturating_duration_since(state.last_used) <= idle_timeout;
+        let open = match state.reader.as_mut() {
+            Some(reader) => reader.looks_open(),
+            // Being handed over after its last answer.
+            None => true,
+        };
+        if !(fresh && open) {
+            state.break_pipe(None);
+        }
+        fresh && open
     }
 
     /// Queues `request` (one whole request) and waits for its answer, at most `limit`
@@ -392,8 +416,9 @@ impl Drop for Writer<'_> {
 
 /// The request reading a pipe's answers. Dropped (its request timed out, its
 /// client went away), it parks the read half and wakes the next request to read,
-/// unless it was in the middle of an answer it had begun to take from the
-/// buffer (never one framed by `Content-Length`): then it breaks the pipe.
+/// unless it was in the middle of an answer it had begun to take from the buffer
+/// (never one framed by `Content-Length`) or the runtime has stopped answering on
+/// this pipe (see [`State::flowing`]): then it breaks the pipe.
 struct Driver<'a> {
     pipe: &'a Arc<Pipe>,
     /// The read half; `None` once the pipe is broken.
@@ -416,6 +441,7 @@ impl Driver<'_> {
             let mut state = lock(&self.pipe.state);
             let broken = match read {
                 Ok((exchanged, keep_alive)) => {
+                    state.last_answer = Instant::now();
                     state.answer(Ok(exchanged));
                     let unasked = state.answered == state.next && unasked_bytes;
                     (!keep_alive || unasked).then_some(None)
@@ -435,7 +461,7 @@ impl Drop for Driver<'_> {
     fn drop(&mut self) {
         let mut state = lock(&self.pipe.state);
         match self.reader.take() {
-            Some(reader) if !state.broken && !reader.mid_answer() => {
+            Some(reader) if !state.broken && !reader.mid_answer() && state.flowing(&reader) => {
                 state.reader = Some(reader);
                 state.wake_next_reader();
             }
@@ -450,6 +476,14 @@ impl State {
     fn entry(&mut self, seq: u64) -> Option<&mut Entry> {
         let index = usize::try_from(seq.checked_sub(self.first)?).ok()?;
         self.entries.get_mut(index)
+    }
+
+    /// Answers are coming: part of the next one is in `reader`'s buffer, or the
+    /// last came less than [`FLOWING`] ago. A pipe whose runtime has gone silent
+    /// is given up when a reader leaves, so that the requests behind it get an
+    /// error at once (and `GET`s a fresh connection) instead of waiting there.
+    fn flowing(&self, reader: &ReadSide) -> bool {
+        !reader.nothing_buffered() || self.last_answer.elapsed() < FLOWING
     }
 
     fn is_answered(&self, seq: u64) -> bool {

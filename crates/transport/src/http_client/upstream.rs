@@ -293,6 +293,21 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         Ok((exchanged, keep_alive))
     }
 
+    /// True when the connection still looks open while nothing is asked of it:
+    /// nothing arrived (neither a close nor stray bytes), as far as can be told
+    /// without waiting. Reads a byte if one came (the connection is then no good).
+    pub(super) fn looks_open(&mut self) -> bool {
+        if !self.read.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        let mut probe = ReadBuf::new(&mut probe);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        Pin::new(&mut self.io)
+            .poll_read(&mut cx, &mut probe)
+            .is_pending()
+    }
+
     /// Part of an answer has been taken and the rest not (a read of it was given
     /// up in the middle): the stream cannot be read for the next answer.
     pub(super) fn mid_answer(&self) -> bool {
