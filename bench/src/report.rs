@@ -122,26 +122,29 @@ impl Report<'_> {
              throughput is set by CPU time per request, and at {low} connection{s} by the \
              time of one round trip. The backend relays worker detail, list and input as \
              the runtime's bytes (checked in one pass, secrets searched, the runtime id \
-             written in place) over its own HTTP/1.1 client, and pipelines its `GET`s to \
-             the runtime: requests in flight together go out in one write and their \
-             answers come back in one read, on its side and on the runtime's. That is \
-             where it passes nginx, which sends one request per upstream connection at a \
-             time: at {c} connections worker detail costs the runtime {rb:.1} µs of CPU \
-             per request through the backend against {rn:.1} µs through nginx, and the \
-             backend {b:.1} µs against nginx's {n:.1} µs. What is left: (1) at {low} \
-             connection{s} there is nothing to batch, and the backend's user-space work per \
-             request is about 34k instructions against nginx's 19k (callgrind, \
-             `bench/callgrind.sh`, which does not depend on the machine's load): hyper's \
-             server alone is about 11k, tokio's scheduler and I/O driver about 3k, the \
-             rest the API's checks, the relay check and the client; so each round trip \
-             takes a few µs longer. (2) Input is a `POST`: it is never pipelined (an input \
-             queued behind an answer that fails could not be sent again without risking \
-             it twice), so each one costs the backend a write and a read upstream as it \
-             costs nginx, plus the user-space difference above: input at {c} connections \
-             costs the backend {ib:.1} µs of CPU per request against nginx's {in_:.1} µs. \
-             Closing either needs less user-space work per request than hyper's server \
-             leaves room for, or a batched input call. The backend→embedded target, which \
-             skips the upstream hop, reaches nginx's throughput in {beats} of {total} \
+             written in place) over its own HTTP/1.1 client, and pipelines its `GET`s \
+             and inputs to the runtime: requests in flight together go out in one write \
+             and their answers come back in one read, on its side and on the runtime's. \
+             That is where it passes nginx, which sends one request per upstream \
+             connection at a time: at {c} connections worker detail costs the runtime \
+             {rb:.1} µs of CPU per request through the backend against {rn:.1} µs through \
+             nginx, and the backend {b:.1} µs against nginx's {n:.1} µs. What is left: \
+             (1) at {low} connection{s} there is nothing to batch, and the backend's \
+             user-space work per request is about 34k instructions against nginx's 19k \
+             (callgrind, `bench/callgrind.sh`, which does not depend on the machine's \
+             load): hyper's server alone is about 11k, tokio's scheduler and I/O driver \
+             about 3k, the rest the API's checks, the relay check and the client; so each \
+             round trip takes a few µs longer. (2) In between, requests seldom arrive \
+             together (neither proxy saturates the CPUs: both leave about a tenth idle), so \
+             there is little to batch and CPU per request decides; a perf profile at 16 \
+             connections (docs/bench/ANALYSIS.md) puts the kernel's part (system calls, \
+             waking the peer) at about 18 µs per request for both, and the difference in \
+             user space: about 11 µs for hyper's server, tokio's scheduling, the checks \
+             and the client against about 5 µs for nginx's event loop. Input at {c} \
+             connections costs the backend {ib:.1} µs of CPU per request against nginx's \
+             {in_:.1} µs. Closing the rest needs less user-space work per request than \
+             hyper's server leaves room for. The backend→embedded target, which skips the \
+             upstream hop, reaches nginx's throughput in {beats} of {total} \
              cases.",
             missed = if missed.is_empty() {
                 "none".to_owned()
