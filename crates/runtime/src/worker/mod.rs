@@ -8,6 +8,7 @@ pub(crate) mod process;
 pub(crate) mod pty;
 pub(crate) mod screen;
 mod session;
+mod teardown;
 pub(crate) mod utf8;
 
 pub(crate) use core::Worker;

@@ -9,7 +9,6 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,13 +16,14 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use switchyard_protocol::{DiagnosticSeverity, ExitInfo, OutputStream};
+use switchyard_protocol::OutputStream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use super::driver::{Control, DriverInputs, DriverSink, Ending};
+use super::teardown::{ending, read_remaining_output};
 use super::utf8::Utf8Chunker;
 use crate::config::ProcessSpec;
 
@@ -38,11 +38,6 @@ pub(super) const BASE_ENV: [(&str, &str); 4] = [
 
 /// Largest single read from stdout or stderr.
 pub(super) const READ_CHUNK: usize = 8 * 1024;
-
-/// How long to keep waiting for the output pipes to close once the process group has
-/// been killed. Only a process that left the group (e.g. with `setsid`) can keep them
-/// open that long; after this the readers take what is buffered and give up.
-pub(super) const PIPE_CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// Runs `spec` as an OS process until it ends or is stopped.
 ///
@@ -153,42 +148,15 @@ pub(crate) async fn run_process(
     writer.abort();
 
     // All output is reported before the driver returns.
-    let readers_done = join_readers(readers);
-    tokio::pin!(readers_done);
-    let gave_up = match tokio::time::timeout(PIPE_CLOSE_GRACE, readers_done.as_mut()).await {
-        Ok(gave_up) => gave_up,
-        Err(_) => {
-            let _ = give_up_tx.send(true);
-            readers_done.await
-        }
-    };
-    if gave_up {
-        sink.diagnostic(
-            DiagnosticSeverity::Warning,
-            "output_pipe_held_open",
-            "a process outside the worker's process group kept its output open; \
-             output after the worker ended was not read"
-                .to_owned(),
-        )
-        .await;
-    }
+    read_remaining_output(
+        join_readers(readers),
+        &give_up_tx,
+        sink.as_ref(),
+        "a process outside the worker's process group kept its output open",
+    )
+    .await;
     guard.tasks.clear();
-
-    let exit = match status {
-        Ok(status) => exit_info(status),
-        Err(err) => {
-            tracing::warn!(pgid = pgid.as_raw(), error = %err, "could not wait for the process");
-            ExitInfo {
-                code: None,
-                signal: None,
-            }
-        }
-    };
-    if stop_requested {
-        Ending::Stopped(exit)
-    } else {
-        Ending::Exited(exit)
-    }
+    ending(status, stop_requested, pgid)
 }
 
 /// An output pipe of the child.
@@ -319,14 +287,6 @@ fn signal_group(pgid: Pid, signal: Signal) {
     }
 }
 
-/// How the leader ended, as the protocol reports it.
-fn exit_info(status: ExitStatus) -> ExitInfo {
-    ExitInfo {
-        code: status.code(),
-        signal: status.signal(),
-    }
-}
-
 /// Awaits all output readers (a panicked or aborted one counts as finished); true if
 /// any of them gave up on an open pipe.
 async fn join_readers(readers: Vec<JoinHandle<bool>>) -> bool {
@@ -362,7 +322,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Mutex;
     use std::time::Instant;
-    use switchyard_protocol::WorkerId;
+    use switchyard_protocol::{DiagnosticSeverity, ExitInfo, WorkerId};
 
     use super::*;
 

@@ -16,14 +16,13 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use switchyard_protocol::{DiagnosticSeverity, ExitInfo, OutputStream};
+use switchyard_protocol::OutputStream;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Child;
 use tokio::sync::{mpsc, watch};
@@ -31,8 +30,9 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::driver::{Control, DriverInputs, DriverSink, Ending};
-use super::process::{BASE_ENV, PIPE_CLOSE_GRACE};
+use super::process::BASE_ENV;
 use super::session::{signal_group, signal_session};
+use super::teardown::{ending, read_remaining_output};
 use crate::config::PtySpec;
 
 /// `TERM` of a pty worker unless its profile sets one: what the runtime's emulator
@@ -137,43 +137,16 @@ pub(crate) async fn run_pty(
     writer.abort();
 
     // All output is reported before the driver returns.
-    let reader_done = async { reader.await.unwrap_or(false) };
-    tokio::pin!(reader_done);
-    let gave_up = match tokio::time::timeout(PIPE_CLOSE_GRACE, reader_done.as_mut()).await {
-        Ok(gave_up) => gave_up,
-        Err(_) => {
-            let _ = give_up_tx.send(true);
-            reader_done.await
-        }
-    };
-    if gave_up {
-        sink.diagnostic(
-            DiagnosticSeverity::Warning,
-            "output_pipe_held_open",
-            "a process outside the worker's session kept its terminal open; \
-             output after the worker ended was not read"
-                .to_owned(),
-        )
-        .await;
-    }
+    read_remaining_output(
+        async { reader.await.unwrap_or(false) },
+        &give_up_tx,
+        sink.as_ref(),
+        "a process outside the worker's session kept its terminal open",
+    )
+    .await;
     guard.tasks.clear();
     drop(terminal);
-
-    let exit = match status {
-        Ok(status) => exit_info(status),
-        Err(err) => {
-            tracing::warn!(sid = sid.as_raw(), error = %err, "could not wait for the process");
-            ExitInfo {
-                code: None,
-                signal: None,
-            }
-        }
-    };
-    if stop_requested {
-        Ending::Stopped(exit)
-    } else {
-        Ending::Exited(exit)
-    }
+    ending(status, stop_requested, sid)
 }
 
 /// A started program and what the driver keeps of its terminal.
@@ -309,14 +282,6 @@ fn set_size(terminal: &OwnedFd, cols: u16, rows: u16) {
     };
     if let Err(err) = rustix::termios::tcsetwinsize(terminal, size) {
         tracing::warn!(error = %err, "could not set the terminal's size");
-    }
-}
-
-/// How the leader ended, as the protocol reports it.
-fn exit_info(status: ExitStatus) -> ExitInfo {
-    ExitInfo {
-        code: status.code(),
-        signal: status.signal(),
     }
 }
 
