@@ -510,7 +510,41 @@ impl ViewerLog {
                 &missing[..missing.len().min(10)]
             ));
         }
-        Err("the viewer's events differ from the transcript's (text or kind)".into())
+        let extra: Vec<u64> = self
+            .seen
+            .iter()
+            .filter(|s| !expected.iter().any(|e| e.sequence == s.sequence))
+            .map(|s| s.sequence)
+            .collect();
+        let differing = self
+            .seen
+            .iter()
+            .filter_map(|s| {
+                let e = expected.iter().find(|e| e.sequence == s.sequence)?;
+                let show = |x: &Seen| {
+                    let head: String = x.text.chars().take(60).collect();
+                    format!(
+                        "#{} {} {head:?} ({} bytes)",
+                        x.sequence,
+                        x.kind,
+                        x.text.len()
+                    )
+                };
+                (e != s).then(|| format!("viewer {}, transcript {}", show(s), show(e)))
+            })
+            .take(3)
+            .collect::<Vec<_>>();
+        Err(format!(
+            "the viewer's events differ from the transcript's: {} of the viewer's are not \
+             in it (sequences {:?}...); differing text or kind: {}",
+            extra.len(),
+            &extra[..extra.len().min(10)],
+            if differing.is_empty() {
+                "none".to_owned()
+            } else {
+                differing.join("; ")
+            }
+        ))
     }
 
     /// Connections that ended because they dropped (not stopped by the viewer).
