@@ -457,12 +457,10 @@ pub fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, Sta
             Arc::new(events),
             scrubber,
         )),
-        // No backstop: the clients bound every call themselves (a REST call, its
-        // connect included, within `request_timeout`; an event stream's TCP and TLS
-        // within `connect_timeout` and its upgrade within `request_timeout`), and a
-        // backstop's timer cost about 1k instructions per relayed request
-        // (bench/callgrind.sh: 2.7 % of worker detail, 2.5 % of input).
-        call_timeout: None,
+        // The client enforces its own deadlines; this is only a backstop.
+        call_timeout: Some(
+            settings.connect_timeout + settings.request_timeout + Duration::from_secs(1),
+        ),
     })
 }
 
