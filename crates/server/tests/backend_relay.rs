@@ -876,3 +876,54 @@ async fn a_slow_or_endless_answer_is_a_timeout() {
     }
     backend.shutdown().await;
 }
+
+/// `GET /api/workers` pages through each runtime; a runtime whose every page comes
+/// just inside the request timeout would keep the whole listing waiting page after
+/// page, so one runtime's pages are bounded as a whole (the backstop: connect +
+/// request timeout + 1 s) and it is listed as unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_paging_slowly_is_cut_off_as_a_whole_in_the_listing_of_all() {
+    let page_time = Duration::from_millis(300);
+    let slow = LyingRuntime::start(move |seen| {
+        if !seen.path.starts_with("/v1/workers") {
+            return ok_json(&detail("w-1"));
+        }
+        // One worker a page, each page 300 ms late, and always a next one.
+        let after: u32 = seen
+            .path
+            .split("after=w-")
+            .nth(1)
+            .and_then(|n| n.get(..6))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let id = format!("w-{:06}", after + 1);
+        let mut steps = vec![Step::Pause(page_time)];
+        steps.extend(ok_json(&json!({ "workers": [detail(&id)], "next": id })));
+        steps
+    })
+    .await;
+    let rt = remote(
+        "slow",
+        &base_url(slow.addr),
+        TOKEN,
+        Duration::from_millis(500),
+    );
+    let (backend, api) = start_backend(backend_settings(true, vec![rt], NO_PROBES)).await;
+    slow.wait_probed().await;
+
+    let started = std::time::Instant::now();
+    let r = api.get("/api/workers").await;
+    let took = started.elapsed();
+    assert_status(&r, 200);
+    // connect_timeout 2 s + request_timeout 0.5 s + 1 s; unbounded it would page on.
+    assert!(took < Duration::from_secs(6), "the listing took {took:?}");
+    let unavailable = r.json["unavailable"].as_array().unwrap();
+    assert_eq!(unavailable.len(), 1, "{}", r.text());
+    assert_eq!(unavailable[0]["runtime_id"], "slow");
+    assert_eq!(unavailable[0]["error"]["code"], "runtime_timeout");
+    assert!(
+        slow.seen().len() > 5,
+        "the runtime was paged through for a while first"
+    );
+    backend.shutdown().await;
+}
