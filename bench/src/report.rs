@@ -130,7 +130,7 @@ impl Report<'_> {
              {rb:.1} µs of CPU per request through the backend against {rn:.1} µs through \
              nginx, and the backend {b:.1} µs against nginx's {n:.1} µs. What is left: \
              (1) at {low} connection{s} there is nothing to batch, and the backend's \
-             user-space work per request is about 34k instructions against nginx's 19k \
+             user-space work per request is about 36k instructions against nginx's 19k \
              (callgrind, `bench/callgrind.sh`, which does not depend on the machine's \
              load): hyper's server alone is about 11k, tokio's scheduler and I/O driver \
              about 3k, the rest the API's checks, the relay check and the client; so each \
