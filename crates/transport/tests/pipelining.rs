@@ -253,6 +253,36 @@ async fn get_all(client: &HttpRuntimeClient, ids: &[WorkerId]) {
     }
 }
 
+/// A runtime script: worker `slow` is answered by `act` 300 ms late (or in part),
+/// every other worker at once.
+fn slow_worker(act: fn(Duration, String) -> Act) -> impl Fn(usize, usize, &str) -> Act {
+    move |_, _, path| {
+        let id = asked(path);
+        if id == "slow" {
+            act(Duration::from_millis(300), id)
+        } else {
+            Act::Detail(id)
+        }
+    }
+}
+
+/// After one warm-up `GET`, asks for worker `slow` but gives up after `patience`,
+/// while eight others queued just behind it must each get their own answer.
+async fn give_up_on_slow_behind_others(client: &HttpRuntimeClient, patience: Duration) {
+    get_all(client, &ids(1)).await;
+    let slow = WorkerId::new("slow").unwrap();
+    let impatient = tokio::time::timeout(patience, client.get_worker(&slow));
+    let (gave_up, ()) = tokio::join!(impatient, async {
+        // Queued behind `slow`.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        get_all(client, &ids(8)).await;
+    });
+    assert!(
+        gave_up.is_err(),
+        "the impatient request should have given up"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_gets_share_a_few_connections_and_each_gets_its_own_answer() {
     let runtime = Runtime::start(|_, _, path| Act::Detail(asked(path))).await;
@@ -315,29 +345,9 @@ async fn an_answer_nobody_asked_for_retires_the_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_that_stops_waiting_leaves_the_order_intact() {
     // `slow`'s answer comes late; the answers behind it wait for it.
-    let runtime = Runtime::start(|_, _, path| {
-        let id = asked(path);
-        if id == "slow" {
-            Act::Late(Duration::from_millis(300), id)
-        } else {
-            Act::Detail(id)
-        }
-    })
-    .await;
+    let runtime = Runtime::start(slow_worker(Act::Late)).await;
     let client = runtime.client();
-    get_all(&client, &ids(1)).await;
-    let slow = WorkerId::new("slow").unwrap();
-    let others = ids(8);
-    let impatient = tokio::time::timeout(Duration::from_millis(50), client.get_worker(&slow));
-    let (gave_up, ()) = tokio::join!(impatient, async {
-        // Queued behind `slow`.
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        get_all(&client, &others).await;
-    });
-    assert!(
-        gave_up.is_err(),
-        "the impatient request should have given up"
-    );
+    give_up_on_slow_behind_others(&client, Duration::from_millis(50)).await;
     // And the connection (or its replacement) still answers in order.
     get_all(&client, &ids(16)).await;
 }
@@ -448,27 +458,9 @@ async fn a_request_given_up_in_the_middle_of_its_answer_keeps_the_connection() {
     // Half of `slow`'s answer comes at once, the rest 300 ms later; the request
     // gives up in between, and those behind it get their answers on the same
     // connection.
-    let runtime = Runtime::start(|_, _, path| {
-        let id = asked(path);
-        if id == "slow" {
-            Act::Split(Duration::from_millis(300), id)
-        } else {
-            Act::Detail(id)
-        }
-    })
-    .await;
+    let runtime = Runtime::start(slow_worker(Act::Split)).await;
     let client = runtime.client();
-    get_all(&client, &ids(1)).await;
-    let slow = WorkerId::new("slow").unwrap();
-    let impatient = tokio::time::timeout(Duration::from_millis(100), client.get_worker(&slow));
-    let (gave_up, ()) = tokio::join!(impatient, async {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        get_all(&client, &ids(8)).await;
-    });
-    assert!(
-        gave_up.is_err(),
-        "the impatient request should have given up"
-    );
+    give_up_on_slow_behind_others(&client, Duration::from_millis(100)).await;
     get_all(&client, &ids(8)).await;
     assert_eq!(
         runtime.accepted(),
