@@ -173,6 +173,16 @@ pub fn assert_error(r: &TestResponse, status: u16, code: &str) {
 }
 
 /// Asserts a success status.
+/// `GET /api/workers` answered with exactly one runtime under `unavailable`:
+/// `runtime`, failing with error `code` (and a message).
+pub fn assert_only_unavailable(r: &TestResponse, runtime: &str, code: &str) {
+    let unavailable = r.json["unavailable"].as_array().unwrap();
+    assert_eq!(unavailable.len(), 1, "{}", r.text());
+    assert_eq!(unavailable[0]["runtime_id"], runtime);
+    assert_eq!(unavailable[0]["error"]["code"], code);
+    assert!(unavailable[0]["error"]["message"].is_string());
+}
+
 pub fn assert_status(r: &TestResponse, status: u16) {
     assert_eq!(
         r.status.as_u16(),
