@@ -780,7 +780,7 @@ async fn kept_alive_connections_are_reused_and_replaced_safely() {
     let racing_post = LyingRuntime::start(racing).await;
     let rt =
         |id: &str, r: &LyingRuntime| remote(id, &base_url(r.addr), TOKEN, Duration::from_secs(5));
-    let (backend, api) = start_backend(backend_settings(
+    let mut settings = backend_settings(
         false,
         vec![
             rt("steady", &steady),
@@ -789,8 +789,12 @@ async fn kept_alive_connections_are_reused_and_replaced_safely() {
             rt("racing-post", &racing_post),
         ],
         NO_PROBES,
-    ))
-    .await;
+    );
+    // Connections served on the test's runtime: the backend's probe and every
+    // request share one lane of runtime connections (the lanes of connection
+    // threads: `each_connection_thread_keeps_runtime_connections_of_its_own`).
+    settings.connection_threads = 0;
+    let (backend, api) = start_backend(settings).await;
     for runtime in [&steady, &closing, &racing_get, &racing_post] {
         runtime.wait_probed().await;
     }
@@ -838,6 +842,95 @@ async fn kept_alive_connections_are_reused_and_replaced_safely() {
         "an input is never sent twice: {posts:?}"
     );
     backend.shutdown().await;
+}
+
+/// With two connection threads, each client connection is served on one of them
+/// and each thread relays on runtime connections of its own, reused request after
+/// request (a connection's socket is woken by the thread that opened it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_connection_thread_keeps_runtime_connections_of_its_own() {
+    let runtime = LyingRuntime::start(|_| ok_json(&detail("w-1"))).await;
+    let mut settings = backend_settings(
+        false,
+        vec![remote(
+            "steady",
+            &base_url(runtime.addr),
+            TOKEN,
+            Duration::from_secs(5),
+        )],
+        NO_PROBES,
+    );
+    settings.connection_threads = 2;
+    let (backend, api) = start_backend(settings).await;
+    runtime.wait_probed().await;
+
+    // Two kept-alive client connections, open together: one on each thread.
+    let first = KeptAlive::open(api.addr).await;
+    first.get_detail().await;
+    let second = KeptAlive::open(api.addr).await;
+    for _ in 0..3 {
+        second.get_detail().await;
+        first.get_detail().await;
+    }
+    let seen = runtime.seen();
+    let on = |requests: &[Seen]| requests.iter().map(|s| s.connection).collect::<Vec<_>>();
+    // Requests alternate: first, then (second, first) three times.
+    let firsts: Vec<usize> = [0, 2, 4, 6].iter().map(|&i| seen[i].connection).collect();
+    let seconds: Vec<usize> = [1, 3, 5].iter().map(|&i| seen[i].connection).collect();
+    assert!(
+        firsts.iter().all(|&c| c == firsts[0]) && seconds.iter().all(|&c| c == seconds[0]),
+        "each thread reuses its runtime connection: {:?}",
+        on(&seen)
+    );
+    assert_ne!(
+        firsts[0],
+        seconds[0],
+        "the two threads relay on connections of their own: {:?}",
+        on(&seen)
+    );
+    assert_ne!(
+        firsts[0], 0,
+        "the probe's connection belongs to the main runtime"
+    );
+    assert_eq!(runtime.accepted(), 3, "the probe's and one per thread");
+    drop((first, second));
+    backend.shutdown().await;
+}
+
+/// A kept-alive HTTP/1.1 connection to the backend.
+struct KeptAlive {
+    sender: tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<String>>,
+}
+
+impl KeptAlive {
+    async fn open(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        Self {
+            sender: tokio::sync::Mutex::new(sender),
+        }
+    }
+
+    /// `GET /api/runtimes/steady/workers/w-1`, answered 200.
+    async fn get_detail(&self) {
+        let request = http::Request::get("/api/runtimes/steady/workers/w-1")
+            .header("host", "127.0.0.1")
+            .body(String::new())
+            .unwrap();
+        let mut sender = self.sender.lock().await;
+        let response = tokio::time::timeout(WAIT, sender.send_request(request))
+            .await
+            .expect("answered in time")
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap();
+    }
 }
 
 /// A runtime that answers slowly is cut off by the request timeout, and a body that

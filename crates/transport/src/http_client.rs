@@ -156,8 +156,9 @@ struct Answer {
 pub struct HttpRuntimeClient {
     /// Idle connections, shared by clones.
     pool: Arc<Pool<Upstream>>,
-    /// The pipelined connections of `GET`s and inputs, shared by clones.
-    pipes: Arc<Pipes>,
+    /// The pipelined connections of `GET`s and inputs, one set per
+    /// [`lane`](crate::lane), shared by clones.
+    pipes: Arc<[Pipes]>,
     /// TCP, then TLS for an `https` base URL, bounded by the connect timeout.
     connector: HttpsConnector,
     /// The URI connections are made to (its authority; TLS is the endpoint's).
@@ -198,7 +199,9 @@ impl HttpRuntimeClient {
         }
         Ok(Self {
             pool: Arc::new(Pool::new(POOL_IDLE_TIMEOUT, POOL_MAX_IDLE)),
-            pipes: Arc::new(Pipes::new(POOL_IDLE_TIMEOUT)),
+            pipes: (0..crate::lane::LANES)
+                .map(|_| Pipes::new(POOL_IDLE_TIMEOUT))
+                .collect(),
             connector,
             connect_uri,
             fixed_headers: fixed_headers.into(),
@@ -278,7 +281,7 @@ impl HttpRuntimeClient {
         &self,
         call: &Call<'_>,
     ) -> Result<Result<Exchanged, ExchangeError>, TransportError> {
-        let pipe = match self.pipes.choose() {
+        let pipe = match self.pipes[crate::lane::current()].choose() {
             Choice::Join(pipe) => pipe,
             Choice::Open(opening) => opening.opened(self.connect().await?),
             Choice::Elsewhere => return self.pooled(call).await,

@@ -162,6 +162,7 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
             tls,
             limit: listener_parts.limit,
             metrics: listener_parts.http,
+            ..ServeOptions::default()
         },
     );
     tracing::info!(

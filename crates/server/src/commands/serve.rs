@@ -271,6 +271,7 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
             tls,
             limit: listener_parts.limit,
             metrics: listener_parts.http,
+            cores: settings.connection_threads,
         },
     );
     tokio::spawn({
@@ -319,6 +320,7 @@ async fn serve_metrics(
             tls: None,
             limit: ConnectionLimit::new(METRICS_LISTEN_MAX_CONNECTIONS),
             metrics: main.http.clone(),
+            cores: 0,
         },
     );
     tracing::info!(url = %server.url(), "metrics listening");

@@ -77,6 +77,16 @@ pub struct BackendSettings {
     pub max_connections: usize,
     /// A second listener serving `GET /metrics` without authentication, when set.
     pub metrics_listen: Option<SocketAddr>,
+    /// Threads serving the main listener's connections, each with a
+    /// single-threaded runtime of its own (see [`crate::http::ServeOptions::cores`]);
+    /// 0 serves them on the tokio runtime that starts the backend. Not a key of
+    /// the configuration file: one per CPU ([`default_connection_threads`]).
+    pub connection_threads: usize,
+}
+
+/// One connection thread per CPU the process may use.
+pub fn default_connection_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Default for [`BackendSettings::viewer_queue`].
@@ -171,6 +181,7 @@ impl BackendSettings {
             tls: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             metrics_listen: None,
+            connection_threads: default_connection_threads(),
         }
     }
 }
@@ -315,6 +326,7 @@ pub fn load_backend_settings(
         tls,
         max_connections,
         metrics_listen,
+        connection_threads: default_connection_threads(),
     })
 }
 

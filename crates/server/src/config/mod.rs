@@ -34,7 +34,7 @@ pub use backend::{
     BackendSettings, DEFAULT_BACKEND_LISTEN, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_EMBEDDED_DISPLAY_NAME, DEFAULT_EVENT_BACKLOG, DEFAULT_HEALTH_INTERVAL,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT, DEFAULT_VIEWER_QUEUE, EmbeddedSettings,
-    RemoteSettings, load_backend_settings,
+    RemoteSettings, default_connection_threads, load_backend_settings,
 };
 pub use error::{ConfigError, Origin};
 pub(crate) use profiles::profile_problem;

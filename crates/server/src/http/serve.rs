@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::cores::{Cores, NoCore};
 use super::limit::{self, ConnectionLimit, ConnectionPermit};
 use super::linger::ServerIo;
 use super::metrics::{HttpMetrics, MatchedRoute};
@@ -112,6 +113,9 @@ pub struct ServerHandle {
     limit: ConnectionLimit,
     shutdown: Shutdown,
     accept_loop: JoinHandle<()>,
+    /// The cores its connections run on, if any: kept running while the handle
+    /// lives (what requests spawned there may outlive the accept loop).
+    _cores: Option<Arc<Cores>>,
 }
 
 impl ServerHandle {
@@ -188,6 +192,11 @@ pub struct ServeOptions {
     pub limit: ConnectionLimit,
     /// Where every answer is counted.
     pub metrics: HttpMetrics,
+    /// Serve connections on this many single-threaded runtimes of their own (one
+    /// per CPU is the usual choice), each connection staying on one; 0 (the
+    /// default) serves them on the runtime that calls [`serve_with`]. See
+    /// `cores.rs`.
+    pub cores: usize,
 }
 
 /// Serves `handler` on `listener` until `shutdown` fires, as `options` say (see
@@ -203,7 +212,23 @@ pub fn serve_with<H: Handler>(
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     let tls = options.tls.clone();
     let limit = options.limit.clone();
-    let accept_loop = tokio::spawn(accept_loop(listener, handler, shutdown.clone(), options));
+    let cores = match options.cores {
+        0 => None,
+        count => match Cores::start(count, "switchyard") {
+            Ok(cores) => Some(Arc::new(cores)),
+            Err(error) => {
+                tracing::warn!(%error, "could not start the connection threads; serving on the main runtime");
+                None
+            }
+        },
+    };
+    let accept_loop = tokio::spawn(accept_loop(
+        listener,
+        handler,
+        shutdown.clone(),
+        options,
+        cores.clone(),
+    ));
     tokio::spawn(keep_wakes_near(shutdown.clone()));
     ServerHandle {
         local_addr,
@@ -211,12 +236,13 @@ pub fn serve_with<H: Handler>(
         limit,
         shutdown,
         accept_loop,
+        _cores: cores,
     }
 }
 
 /// How far ahead the time driver's next planned wake-up may be while a server
 /// runs (see [`keep_wakes_near`]); shorter than any timer a request sets.
-const WAKE_HORIZON: Duration = Duration::from_secs(1);
+pub(super) const WAKE_HORIZON: Duration = Duration::from_secs(1);
 
 /// A timer that fires every [`WAKE_HORIZON`] until `shutdown`, so that the
 /// timers of requests never wake the runtime's driver.
@@ -247,11 +273,13 @@ async fn accept_loop<H: Handler>(
     handler: Arc<H>,
     shutdown: Shutdown,
     options: ServeOptions,
+    cores: Option<Arc<Cores>>,
 ) {
     let ServeOptions {
         tls,
         limit,
         metrics,
+        cores: _,
     } = options;
     let connections = TaskTracker::new();
     loop {
@@ -280,28 +308,65 @@ async fn accept_loop<H: Handler>(
             }
             continue;
         };
-        connections.spawn(RepollSelfWakes::new(connection(
+        let stream = match &cores {
+            None => Accepted::Registered(stream),
+            Some(_) => match stream.into_std() {
+                Ok(stream) => Accepted::Unregistered(stream),
+                Err(error) => {
+                    tracing::debug!(%error, %peer, "could not hand the connection over");
+                    continue;
+                }
+            },
+        };
+        let connection = RepollSelfWakes::new(connection(
             (stream, permit),
             peer,
             handler.clone(),
             (shutdown.clone(), metrics.clone()),
             tls.clone(),
-        )));
+        ));
+        match &cores {
+            None => drop(connections.spawn(connection)),
+            Some(cores) => {
+                if let Err(NoCore(connection)) =
+                    cores.run(connections.track_future(connection)).await
+                {
+                    drop(tokio::spawn(connection));
+                }
+            }
+        }
     }
     drop(listener);
     connections.close();
     connections.wait().await;
 }
 
+/// An accepted connection: registered with the accept loop's runtime, or not yet
+/// with any (to be registered with the core's it runs on).
+enum Accepted {
+    Registered(TcpStream),
+    Unregistered(std::net::TcpStream),
+}
+
 /// One accepted connection, holding its `permit`: the TLS handshake first when the
 /// listener has TLS (given up on shutdown), then HTTP.
 async fn connection<H: Handler>(
-    (stream, permit): (TcpStream, ConnectionPermit),
+    (stream, permit): (Accepted, ConnectionPermit),
     peer: SocketAddr,
     handler: Arc<H>,
     (shutdown, metrics): (Shutdown, HttpMetrics),
     tls: Option<ServerTls>,
 ) {
+    let stream = match stream {
+        Accepted::Registered(stream) => stream,
+        Accepted::Unregistered(stream) => match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!(%error, %peer, "could not register the connection");
+                return;
+            }
+        },
+    };
     let Some(tls) = tls else {
         let stream = ServerIo::new(stream, permit, shutdown.clone());
         return serve_connection(stream, peer, handler, shutdown, metrics).await;
