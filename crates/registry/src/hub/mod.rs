@@ -44,6 +44,11 @@ pub(crate) struct HubInner {
     settings: HubSettings,
     channels: Mutex<HashMap<Key, Arc<Channel>>>,
     metrics: HubMetrics,
+    /// The runtime the hub was made on, where its channels run (a subscription
+    /// made on a server's connection thread would otherwise tie the worker's
+    /// upstream to that one thread, next to the viewers' sessions); the caller's
+    /// when the hub was made outside one.
+    home: Option<tokio::runtime::Handle>,
 }
 
 impl HubInner {
@@ -145,6 +150,7 @@ impl ObservationHub {
                 settings,
                 channels: Mutex::new(HashMap::new()),
                 metrics: HubMetrics::default(),
+                home: tokio::runtime::Handle::try_current().ok(),
             }),
         }
     }
@@ -238,11 +244,11 @@ impl ObservationHub {
                         epoch: c.epoch.as_str().into(),
                         position: c.position,
                     });
-                    tokio::spawn(channel::run(
-                        channel.clone(),
-                        Arc::downgrade(&self.inner),
-                        resume,
-                    ));
+                    let run = channel::run(channel.clone(), Arc::downgrade(&self.inner), resume);
+                    match &self.inner.home {
+                        Some(home) => drop(home.spawn(run)),
+                        None => drop(tokio::spawn(run)),
+                    }
                     channels.insert(key, channel.clone());
                     channel
                 }

@@ -53,16 +53,29 @@ pub trait Handler: Send + Sync + 'static {
 
 /// A shutdown signal shared by the accept loop, its connections and WebSocket
 /// sessions, with a tracker to wait for the sessions to finish closing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Shutdown {
     token: CancellationToken,
     sessions: TaskTracker,
+    /// Where sessions run: the runtime the signal was made on (not a connection
+    /// thread's, see `cores.rs`), or the caller's when it was made outside one.
+    home: Option<tokio::runtime::Handle>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Shutdown {
-    /// A signal that has not fired.
+    /// A signal that has not fired; its sessions run on the current tokio runtime.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            token: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+            home: tokio::runtime::Handle::try_current().ok(),
+        }
     }
 
     /// Fires the signal.
@@ -80,12 +93,18 @@ impl Shutdown {
         self.token.cancelled().await;
     }
 
-    /// Runs a long-lived session (a WebSocket) that shutdown waits for.
+    /// Runs a long-lived session (a WebSocket) that shutdown waits for, on the
+    /// runtime the signal was made on: a session streams while its connection
+    /// thread serves other requests, and the work of a session and of the
+    /// worker's upstream it follows spreads over that runtime's threads.
     pub fn spawn_session<F>(&self, session: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.sessions.spawn(session);
+        match &self.home {
+            Some(home) => drop(self.sessions.spawn_on(session, home)),
+            None => drop(self.sessions.spawn(session)),
+        }
     }
 
     /// WebSocket sessions open right now (for the metrics).
@@ -497,6 +516,34 @@ mod tests {
             .await
             .expect("it ends at shutdown")
             .expect("no panic");
+    }
+
+    #[test]
+    fn sessions_run_on_the_runtime_the_signal_was_made_on() {
+        let home = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("home-runtime")
+            .enable_all()
+            .build()
+            .unwrap();
+        let shutdown = home.block_on(async { Shutdown::new() });
+        // A session spawned from another runtime's thread, as a connection
+        // thread does on a WebSocket upgrade.
+        let elsewhere = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (ran_on, on_thread) = std::sync::mpsc::channel();
+        elsewhere.block_on(async {
+            shutdown.spawn_session(async move {
+                let name = std::thread::current().name().map(str::to_owned);
+                let _ = ran_on.send(name);
+            });
+        });
+        let name = on_thread.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(name.as_deref(), Some("home-runtime"));
+        home.block_on(shutdown.wait_sessions(Duration::from_secs(5)));
+        assert_eq!(shutdown.open_sessions(), 0);
     }
 
     #[test]
