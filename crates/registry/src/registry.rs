@@ -44,8 +44,10 @@ pub struct RegisteredRuntime {
     pub display_name: String,
     /// How to reach it.
     pub source: Arc<dyn RuntimeSource>,
-    /// Upper bound on any one call, beyond the source's own timeouts; `None` for
-    /// sources that cannot hang (embedded).
+    /// Upper bound on any one call, beyond the source's own timeouts (for a
+    /// source that [bounds each call](RuntimeSource::bounds_each_call), only on
+    /// what spans several: paging through every worker); `None` for sources that
+    /// cannot hang (embedded).
     pub call_timeout: Option<Duration>,
 }
 
@@ -158,16 +160,38 @@ impl Entry {
         }
     }
 
-    /// Runs one call to the runtime, bounded by the backstop timeout, and counts it
-    /// (its kind, outcome and latency) in the metrics: every call to a runtime passes
-    /// here.
+    /// Runs one call to the runtime, bounded by the backstop timeout unless the
+    /// source bounds each call itself, and counts it (its kind, outcome and
+    /// latency) in the metrics: every call to a runtime passes here or through
+    /// [`Entry::bounded_as_a_whole`].
     async fn bounded<T>(
         &self,
         kind: Call,
         call: impl Future<Output = Result<T, SourceError>>,
     ) -> Result<T, SourceError> {
+        let backstop = self.runtime.call_timeout;
+        let backstop = backstop.filter(|_| !self.runtime.source.bounds_each_call());
+        self.within(backstop, kind, call).await
+    }
+
+    /// Runs what spans several calls to the runtime (paging through every worker)
+    /// bounded by the backstop timeout as a whole, and counts it like one call.
+    async fn bounded_as_a_whole<T>(
+        &self,
+        kind: Call,
+        calls: impl Future<Output = Result<T, SourceError>>,
+    ) -> Result<T, SourceError> {
+        self.within(self.runtime.call_timeout, kind, calls).await
+    }
+
+    async fn within<T>(
+        &self,
+        backstop: Option<Duration>,
+        kind: Call,
+        call: impl Future<Output = Result<T, SourceError>>,
+    ) -> Result<T, SourceError> {
         let started = Instant::now();
-        let outcome = match self.runtime.call_timeout {
+        let outcome = match backstop {
             Some(limit) => tokio::time::timeout(limit, call)
                 .await
                 .unwrap_or(Err(SourceError::Timeout)),
@@ -402,7 +426,7 @@ impl RuntimeRegistry {
             .collect();
         let listings = visible.iter().map(|entry| async move {
             let outcome = entry
-                .bounded(
+                .bounded_as_a_whole(
                     Call::ListWorkers,
                     collect_all(entry.runtime.source.as_ref(), query),
                 )

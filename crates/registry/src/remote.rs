@@ -69,6 +69,12 @@ impl RuntimeSource for RemoteSource {
         RuntimeSourceKind::Remote
     }
 
+    /// Each method is one request of the REST client, bounded by its connect and
+    /// request timeouts (the WebSocket's handshake by its own).
+    fn bounds_each_call(&self) -> bool {
+        true
+    }
+
     async fn info(&self) -> Result<RuntimeInfo, SourceError> {
         self.client.info().await.map_err(|e| self.map(e))
     }

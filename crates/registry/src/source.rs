@@ -69,6 +69,14 @@ pub trait SourceEvents: Send + 'static {
 pub trait RuntimeSource: Send + Sync + 'static {
     /// Embedded or remote, as `GET /api/runtimes` shows it.
     fn kind(&self) -> RuntimeSourceKind;
+    /// True when every call of this source ends within deadlines of its own (a
+    /// network client with connect and request timeouts): the registry then
+    /// applies its backstop ([`crate::RegisteredRuntime::call_timeout`]) only to
+    /// what spans several calls (paging through every worker), saving a timer
+    /// per call. False by default: every call is bounded by the backstop.
+    fn bounds_each_call(&self) -> bool {
+        false
+    }
     /// The runtime's self-description.
     async fn info(&self) -> Result<RuntimeInfo, SourceError>;
     /// A page of workers.

@@ -1488,13 +1488,19 @@ async fn filter_event_passes_events_through_by_default() {
 // 6. call_timeout bounds a hanging source
 // ---------------------------------------------------------------------------------
 
-/// A source whose every call hangs forever.
-struct Hang;
+/// A source whose every call hangs forever; `own_deadlines`: it claims to bound
+/// each of its calls itself.
+struct Hang {
+    own_deadlines: bool,
+}
 
 #[async_trait::async_trait]
 impl RuntimeSource for Hang {
     fn kind(&self) -> RuntimeSourceKind {
         RuntimeSourceKind::Remote
+    }
+    fn bounds_each_call(&self) -> bool {
+        self.own_deadlines
     }
     async fn info(&self) -> Result<RuntimeInfo, SourceError> {
         std::future::pending().await
@@ -1545,7 +1551,9 @@ fn hanging(id: &str, timeout: Duration) -> RegisteredRuntime {
     RegisteredRuntime {
         runtime_id: rid(id),
         display_name: "Hangs".into(),
-        source: Arc::new(Hang),
+        source: Arc::new(Hang {
+            own_deadlines: false,
+        }),
         call_timeout: Some(timeout),
     }
 }
@@ -1582,6 +1590,39 @@ async fn call_timeout_bounds_a_hanging_source() {
         view.last_error.map(|e| e.code),
         Some(ErrorCode::RuntimeTimeout)
     );
+}
+
+/// A source that bounds each call itself has the backstop only on what spans
+/// several calls: its single calls are left to it, the listing of all workers
+/// (which pages through it) is still cut off.
+#[tokio::test]
+async fn a_source_with_its_own_deadlines_keeps_the_backstop_for_listing_all() {
+    let registry = registry(vec![RegisteredRuntime {
+        runtime_id: rid("own"),
+        display_name: "Own deadlines".into(),
+        source: Arc::new(Hang {
+            own_deadlines: true,
+        }),
+        call_timeout: Some(HANG_TIMEOUT),
+    }]);
+    let id = rid("own");
+
+    let single = tokio::time::timeout(
+        HANG_TIMEOUT * 3,
+        registry.get_worker(&open(), &id, &wid("w-1")),
+    )
+    .await;
+    assert!(
+        single.is_err(),
+        "a single call is left to the source's own deadline: {single:?}"
+    );
+
+    let all = tokio::time::timeout(MARGIN, registry.list_all(&open(), &WorkerQuery::default()))
+        .await
+        .expect("the listing of all is cut off by the backstop");
+    assert!(all.workers.is_empty());
+    assert_eq!(all.unavailable.len(), 1, "cut off as a whole");
+    assert_eq!(all.unavailable[0].error.code, ErrorCode::RuntimeTimeout);
 }
 
 #[tokio::test]
