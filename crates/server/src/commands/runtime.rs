@@ -162,6 +162,8 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
             tls,
             limit: listener_parts.limit,
             metrics: listener_parts.http,
+            // The backend pipelines its requests: answer them together.
+            coalesce_writes: true,
             ..ServeOptions::default()
         },
     );

@@ -272,6 +272,7 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
             limit: listener_parts.limit,
             metrics: listener_parts.http,
             cores: settings.connection_threads,
+            coalesce_writes: false,
         },
     );
     tokio::spawn({
@@ -321,6 +322,7 @@ async fn serve_metrics(
             limit: ConnectionLimit::new(METRICS_LISTEN_MAX_CONNECTIONS),
             metrics: main.http.clone(),
             cores: 0,
+            coalesce_writes: false,
         },
     );
     tracing::info!(url = %server.url(), "metrics listening");

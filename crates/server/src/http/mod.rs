@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+mod coalesce;
 mod cores;
 pub mod error;
 pub mod limit;

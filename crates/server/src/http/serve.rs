@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::coalesce::{self, FlushAfterPoll};
 use super::cores::{Cores, NoCore};
 use super::limit::{self, ConnectionLimit, ConnectionPermit};
 use super::linger::ServerIo;
@@ -216,6 +217,10 @@ pub struct ServeOptions {
     /// default) serves them on the runtime that calls [`serve_with`]. See
     /// `cores.rs`.
     pub cores: usize,
+    /// Write the answers hyper gives during one poll of a connection together
+    /// (`coalesce.rs`): for a server whose clients pipeline requests, as the
+    /// backend does to a runtime.
+    pub coalesce_writes: bool,
 }
 
 /// Serves `handler` on `listener` until `shutdown` fires, as `options` say (see
@@ -299,6 +304,7 @@ async fn accept_loop<H: Handler>(
         limit,
         metrics,
         cores: _,
+        coalesce_writes,
     } = options;
     let connections = TaskTracker::new();
     loop {
@@ -341,7 +347,7 @@ async fn accept_loop<H: Handler>(
             (stream, permit),
             peer,
             handler.clone(),
-            (shutdown.clone(), metrics.clone()),
+            (shutdown.clone(), metrics.clone(), coalesce_writes),
             tls.clone(),
         ));
         match &cores {
@@ -373,7 +379,7 @@ async fn connection<H: Handler>(
     (stream, permit): (Accepted, ConnectionPermit),
     peer: SocketAddr,
     handler: Arc<H>,
-    (shutdown, metrics): (Shutdown, HttpMetrics),
+    (shutdown, metrics, coalesce_writes): (Shutdown, HttpMetrics, bool),
     tls: Option<ServerTls>,
 ) {
     let stream = match stream {
@@ -388,7 +394,7 @@ async fn connection<H: Handler>(
     };
     let Some(tls) = tls else {
         let stream = ServerIo::new(stream, permit, shutdown.clone());
-        return serve_connection(stream, peer, handler, shutdown, metrics).await;
+        return serve_connection(stream, peer, handler, (shutdown, metrics), coalesce_writes).await;
     };
     let accepted = tokio::select! {
         accepted = tls::accept(stream, &tls, peer) => accepted,
@@ -396,7 +402,7 @@ async fn connection<H: Handler>(
     };
     if let Some(stream) = accepted {
         let stream = ServerIo::new(stream, permit, shutdown.clone());
-        serve_connection(stream, peer, handler, shutdown, metrics).await;
+        serve_connection(stream, peer, handler, (shutdown, metrics), coalesce_writes).await;
     }
 }
 
@@ -404,8 +410,8 @@ async fn serve_connection<H, S>(
     stream: S,
     peer: SocketAddr,
     handler: Arc<H>,
-    shutdown: Shutdown,
-    metrics: HttpMetrics,
+    (shutdown, metrics): (Shutdown, HttpMetrics),
+    coalesce_writes: bool,
 ) where
     H: Handler,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -429,20 +435,38 @@ async fn serve_connection<H, S>(
     };
     // Every close goes through the stream's `poll_shutdown`, which lingers (see
     // `linger.rs`), so an answer sent before a body was read is not lost to a reset.
-    let connection = http1::Builder::new()
+    let mut builder = http1::Builder::new();
+    builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        // Not `pipeline_flush`: with it, hyper 1.x drops an answer given before
-        // the request's body was read (a 413) when it then closes the connection
-        // (runtime_api's `bodies_over_the_limit_are_413_payload_too_large`).
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    let mut connection = std::pin::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = shutdown.triggered() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    // Not `pipeline_flush`: with it, hyper 1.x drops an answer given before the
+    // request's body was read (a 413) when it then closes the connection
+    // (runtime_api's `bodies_over_the_limit_are_413_payload_too_large`);
+    // `coalesce.rs` holds the writes below hyper instead.
+    let result = if coalesce_writes {
+        let (stream, flusher) = coalesce::coalescing(stream);
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut connection = std::pin::pin!(FlushAfterPoll::new(connection, flusher));
+        tokio::select! {
+            result = connection.as_mut() => result,
+            () = shutdown.triggered() => {
+                connection.as_mut().connection().graceful_shutdown();
+                connection.await
+            }
+        }
+    } else {
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut connection = std::pin::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => result,
+            () = shutdown.triggered() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
         }
     };
     if let Err(error) = result {

@@ -10,7 +10,7 @@ use http::Method;
 use switchyard_protocol::RuntimeId;
 use switchyard_runtime::{Runtime, RuntimeConfig};
 use switchyard_server::http::ws::SessionSettings;
-use switchyard_server::http::{ServerHandle, Shutdown, serve};
+use switchyard_server::http::{ServeOptions, ServerHandle, Shutdown, serve_with};
 use switchyard_server::runtime_api::{RuntimeApi, RuntimeApiSettings};
 use switchyard_transport::SecretToken;
 use tokio::net::TcpListener;
@@ -45,10 +45,15 @@ impl TestServer {
     pub async fn start_with(config: RuntimeConfig, settings: RuntimeApiSettings) -> Self {
         let runtime = Runtime::in_memory(config).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle = serve(
+        // Served as `switchyard runtime` serves it: answers written together.
+        let handle = serve_with(
             listener,
             Arc::new(RuntimeApi::new(runtime.clone(), settings)),
             Shutdown::new(),
+            ServeOptions {
+                coalesce_writes: true,
+                ..ServeOptions::default()
+            },
         );
         Self {
             addr: handle.local_addr(),
