@@ -124,13 +124,16 @@ impl Report<'_> {
              the runtime's bytes (checked in one pass, secrets searched, the runtime id \
              written in place) over its own HTTP/1.1 client, and pipelines its `GET`s \
              and inputs to the runtime: requests in flight together go out in one write \
-             and their answers come back in one read, on its side and on the runtime's. \
+             and their answers come back in one read, on its side and on the runtime's \
+             (which writes the answers to one read's requests together). It serves its \
+             connections on one single-threaded runtime per CPU, each with runtime \
+             connections of its own, so that a relayed request never crosses threads. \
              That is where it passes nginx, which sends one request per upstream \
              connection at a time: at {c} connections worker detail costs the runtime \
              {rb:.1} µs of CPU per request through the backend against {rn:.1} µs through \
              nginx, and the backend {b:.1} µs against nginx's {n:.1} µs. What is left: \
              (1) at {low} connection{s} there is nothing to batch, and the backend's \
-             user-space work per request is about 36k instructions against nginx's 19k \
+             user-space work per request is about 35k instructions against nginx's 19k \
              (callgrind, `bench/callgrind.sh`, which does not depend on the machine's \
              load): hyper's server alone is about 11k, tokio's scheduler and I/O driver \
              about 3k, the rest the API's checks, the relay check and the client; so each \
