@@ -11,9 +11,11 @@
 //! core's runtime, so nothing is handed between threads on the hot path.
 //!
 //! Each new connection goes to the core with the fewest open connections. What a
-//! request spawns (a WebSocket session, a viewer's upstream subscription, an
-//! embedded worker) runs on the core that served it, for as long as the server's
-//! cores do.
+//! request spawns runs on the core that served it, for as long as the server's
+//! cores do, except what streams for long: WebSocket sessions
+//! ([`super::Shutdown::spawn_session`]) and the hub's channels run on the runtime
+//! the server was started on, where one worker's events can be read upstream
+//! and written to its viewers on different threads.
 //!
 //! Invariants:
 //! - a core runs until every [`Cores`] handle is dropped; it then drops the tasks
