@@ -17,6 +17,7 @@ use http::Method;
 use serde_json::{Value, json};
 use switchyard_registry::{Role, WorkerScope};
 use switchyard_server::auth::Clock;
+use switchyard_server::config::RemoteSettings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -112,6 +113,11 @@ impl LyingRuntime {
 
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// This runtime as the backend's remote `id` (5 s request timeout).
+    fn as_remote(&self, id: &str) -> RemoteSettings {
+        remote(id, &base_url(self.addr), TOKEN, Duration::from_secs(5))
     }
 }
 
@@ -568,12 +574,7 @@ async fn world(cases: &[Case]) -> (Vec<LyingRuntime>, RunningBackendApi) {
     let mut remotes = Vec::new();
     for case in cases {
         let runtime = LyingRuntime::start(case.script).await;
-        remotes.push(remote(
-            case.name,
-            &base_url(runtime.addr),
-            TOKEN,
-            Duration::from_secs(5),
-        ));
+        remotes.push(runtime.as_remote(case.name));
         runtimes.push(runtime);
     }
     let (backend, api) = start_backend(backend_settings(false, remotes, NO_PROBES)).await;
@@ -637,12 +638,7 @@ async fn text_naming_the_runtime_is_scrubbed() {
     .await;
     let (backend, api) = start_backend(backend_settings(
         false,
-        vec![remote(
-            "liar",
-            &base_url(runtime.addr),
-            TOKEN,
-            Duration::from_secs(5),
-        )],
+        vec![runtime.as_remote("liar")],
         NO_PROBES,
     ))
     .await;
@@ -689,16 +685,7 @@ async fn relayed_and_typed_answers_are_the_same() {
         ok_json(&body)
     })
     .await;
-    let mut settings = backend_settings(
-        false,
-        vec![remote(
-            "rt",
-            &base_url(runtime.addr),
-            TOKEN,
-            Duration::from_secs(5),
-        )],
-        NO_PROBES,
-    );
+    let mut settings = backend_settings(false, vec![runtime.as_remote("rt")], NO_PROBES);
     let tokens = [
         TestToken {
             name: "olga",
@@ -778,15 +765,13 @@ async fn kept_alive_connections_are_reused_and_replaced_safely() {
     };
     let racing_get = LyingRuntime::start(racing).await;
     let racing_post = LyingRuntime::start(racing).await;
-    let rt =
-        |id: &str, r: &LyingRuntime| remote(id, &base_url(r.addr), TOKEN, Duration::from_secs(5));
     let mut settings = backend_settings(
         false,
         vec![
-            rt("steady", &steady),
-            rt("closing", &closing),
-            rt("racing-get", &racing_get),
-            rt("racing-post", &racing_post),
+            steady.as_remote("steady"),
+            closing.as_remote("closing"),
+            racing_get.as_remote("racing-get"),
+            racing_post.as_remote("racing-post"),
         ],
         NO_PROBES,
     );
@@ -850,16 +835,7 @@ async fn kept_alive_connections_are_reused_and_replaced_safely() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_connection_thread_keeps_runtime_connections_of_its_own() {
     let runtime = LyingRuntime::start(|_| ok_json(&detail("w-1"))).await;
-    let mut settings = backend_settings(
-        false,
-        vec![remote(
-            "steady",
-            &base_url(runtime.addr),
-            TOKEN,
-            Duration::from_secs(5),
-        )],
-        NO_PROBES,
-    );
+    let mut settings = backend_settings(false, vec![runtime.as_remote("steady")], NO_PROBES);
     settings.connection_threads = 2;
     let (backend, api) = start_backend(settings).await;
     runtime.wait_probed().await;

@@ -225,6 +225,19 @@ mod tests {
         all
     }
 
+    /// The next `n` bytes the peer reads, which must come within 5 s (`why`).
+    async fn read_soon(theirs: &mut tokio::io::DuplexStream, n: usize, why: &str) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            theirs.read_exact(&mut buf),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("not read in time: {why}"))
+        .unwrap();
+        buf
+    }
+
     #[tokio::test]
     async fn what_a_poll_writes_goes_out_together_and_nothing_is_lost_at_the_end() {
         let all = written_by_polls(vec![b"one ", b"two ", b"three"]).await;
@@ -244,15 +257,8 @@ mod tests {
             io.write_all(b" second").await.unwrap();
         };
         let task = tokio::spawn(FlushAfterPoll::new(connection, flusher));
-        let mut buf = [0u8; 5];
-        tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            theirs.read_exact(&mut buf),
-        )
-        .await
-        .expect("written once the poll ended, without waiting for more")
-        .unwrap();
-        assert_eq!(&buf, b"first");
+        let first = read_soon(&mut theirs, 5, "written once the poll ended").await;
+        assert_eq!(first, b"first");
         go.send(()).await.unwrap();
         task.await.unwrap();
         let mut rest = [0u8; 7];
@@ -290,14 +296,7 @@ mod tests {
         FlushAfterPoll::new(async {}, flusher).await;
         io.write_all(b"upgraded").await.unwrap();
         io.flush().await.unwrap();
-        let mut buf = [0u8; 8];
-        tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            theirs.read_exact(&mut buf),
-        )
-        .await
-        .expect("flushed at once")
-        .unwrap();
-        assert_eq!(&buf, b"upgraded");
+        let upgraded = read_soon(&mut theirs, 8, "flushed at once").await;
+        assert_eq!(upgraded, b"upgraded");
     }
 }
