@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -448,29 +449,38 @@ async fn serve_connection<H, S>(
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
-        let mut connection = std::pin::pin!(FlushAfterPoll::new(connection, flusher));
-        tokio::select! {
-            result = connection.as_mut() => result,
-            () = shutdown.triggered() => {
-                connection.as_mut().connection().graceful_shutdown();
-                connection.await
-            }
-        }
+        let connection = std::pin::pin!(FlushAfterPoll::new(connection, flusher));
+        until_done(connection, &shutdown, |c| {
+            c.get_mut().connection().graceful_shutdown();
+        })
+        .await
     } else {
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
-        let mut connection = std::pin::pin!(connection);
-        tokio::select! {
-            result = connection.as_mut() => result,
-            () = shutdown.triggered() => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-        }
+        until_done(std::pin::pin!(connection), &shutdown, |c| {
+            c.graceful_shutdown();
+        })
+        .await
     };
     if let Err(error) = result {
         tracing::debug!(%error, %peer, "connection ended with an error");
+    }
+}
+
+/// Drives `connection` to its end; when `shutdown` fires first, asks it to
+/// finish gracefully (`graceful`) and drives it on.
+async fn until_done<C: Future>(
+    mut connection: Pin<&mut C>,
+    shutdown: &Shutdown,
+    graceful: impl FnOnce(Pin<&mut C>),
+) -> C::Output {
+    tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.triggered() => {
+            graceful(connection.as_mut());
+            connection.await
+        }
     }
 }
 
