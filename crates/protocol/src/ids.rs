@@ -35,6 +35,19 @@ pub enum IdError {
     BadCharacter(&'static str),
 }
 
+/// Which bytes an id may hold (`A-Z a-z 0-9 . _ -`), looked up rather than tested
+/// (ids are checked in every relayed answer).
+const ID_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-');
+        b += 1;
+    }
+    table
+};
+
 fn validate(kind: &'static str, s: &str) -> Result<(), IdError> {
     if s.is_empty() {
         return Err(IdError::Empty(kind));
@@ -45,10 +58,7 @@ fn validate(kind: &'static str, s: &str) -> Result<(), IdError> {
     if s.starts_with('.') {
         return Err(IdError::LeadingDot(kind));
     }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
+    if !s.bytes().all(|b| ID_BYTES[usize::from(b)]) {
         return Err(IdError::BadCharacter(kind));
     }
     Ok(())

@@ -37,12 +37,11 @@ pub(super) fn list(body: &[u8]) -> Option<ListFacts<'_>> {
             Some(())
         }
         b"next" if next.is_none() => {
-            next = Some(match r.null_or_string()? {
-                Some(id) => {
-                    WorkerId::check(id).ok()?;
-                    Some(id)
-                }
-                None => None,
+            next = Some(if r.peek()? == b'n' {
+                r.null()?;
+                None
+            } else {
+                Some(r.id(WorkerId::check)?)
             });
             Some(())
         }
@@ -75,88 +74,98 @@ pub(super) fn input_accepted(body: &[u8]) -> bool {
 
 /// A reader over a whole answer; `at` is the next byte to read.
 struct Reader<'a> {
-    /// The answer, valid UTF-8.
-    text: &'a str,
+    /// The answer, valid UTF-8 (checked in `new`).
+    bytes: &'a [u8],
     at: usize,
 }
 
+/// The text of a string read from an answer. The answer is valid UTF-8 and both
+/// ends of a string sit on ASCII quotes, so this only fails on a reader's bug.
+fn text(string: &[u8]) -> Option<&str> {
+    std::str::from_utf8(string).ok()
+}
+
 impl<'a> Reader<'a> {
-    /// A reader of `body`, which must be UTF-8 (checked once here, so that every
-    /// string taken from it is a valid `&str`) and hold no backslash and no control
+    /// A reader of `body`, which must be UTF-8 and hold no backslash and no control
     /// character at all: so no string in it is escaped, none holds a control
     /// character, and the end of a string is its next quote. (White space between
     /// tokens can then only be spaces: a runtime's compact answers pass; a
-    /// pretty-printed one takes the typed path.)
+    /// pretty-printed one takes the typed path.) One pass without an early exit
+    /// looks for all three, so the compiler checks many bytes at a time; the UTF-8
+    /// check runs only on an answer with a byte beyond ASCII.
     fn new(body: &'a [u8]) -> Option<Self> {
-        // No early exit, so the compiler checks many bytes at a time.
-        let control = body.iter().fold(false, |seen, b| seen | (*b < 0x20));
-        if control || memchr::memchr(b'\\', body).is_some() {
+        let (lowest, any) = body
+            .iter()
+            .fold((u8::MAX, 0u8), |(lowest, any), &b| (lowest.min(b), any | b));
+        if lowest < 0x20 || memchr::memchr(b'\\', body).is_some() {
             return None;
         }
-        Some(Self {
-            text: std::str::from_utf8(body).ok()?,
-            at: 0,
-        })
-    }
-
-    fn bytes(&self) -> &'a [u8] {
-        self.text.as_bytes()
+        if !any.is_ascii() {
+            std::str::from_utf8(body).ok()?;
+        }
+        Some(Self { bytes: body, at: 0 })
     }
 
     /// Skips JSON white space.
+    #[inline]
     fn space(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.at) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
             self.at += 1;
         }
     }
 
     /// The next byte after white space, consumed.
+    #[inline]
     fn next_byte(&mut self) -> Option<u8> {
         self.space();
-        let b = *self.bytes().get(self.at)?;
+        let b = *self.bytes.get(self.at)?;
         self.at += 1;
         Some(b)
     }
 
     /// The next byte after white space, not consumed.
+    #[inline]
     fn peek(&mut self) -> Option<u8> {
         self.space();
-        self.bytes().get(self.at).copied()
+        self.bytes.get(self.at).copied()
     }
 
     /// Only white space is left.
     fn end(&mut self) -> Option<()> {
         self.space();
-        (self.at == self.bytes().len()).then_some(())
+        (self.at == self.bytes.len()).then_some(())
     }
 
     /// A string without escapes or control characters: its contents, borrowed.
-    fn string(&mut self) -> Option<&'a str> {
+    #[inline]
+    fn string(&mut self) -> Option<&'a [u8]> {
         if self.next_byte()? != b'"' {
             return None;
         }
         let start = self.at;
         // No backslash or control character is in the answer (see `new`).
-        let len = memchr::memchr(b'"', &self.bytes()[start..])?;
+        let len = memchr::memchr(b'"', &self.bytes[start..])?;
         self.at = start + len + 1;
-        // Both ends sit on ASCII bytes, so the slice is on character boundaries.
-        self.text.get(start..start + len)
+        Some(&self.bytes[start..start + len])
+    }
+
+    /// A string that is a valid id of `check`'s kind.
+    #[inline]
+    fn id(&mut self, check: fn(&str) -> Result<(), crate::ids::IdError>) -> Option<&'a str> {
+        let id = text(self.string()?)?;
+        check(id).ok()?;
+        Some(id)
     }
 
     /// `null`.
+    #[inline]
     fn null(&mut self) -> Option<()> {
-        self.space();
-        let rest = &self.bytes()[self.at..];
-        if rest.starts_with(b"null") {
-            self.at += 4;
-            Some(())
-        } else {
-            None
-        }
+        self.literal(b"null")
     }
 
     /// A string, or `null` (`None` inside).
-    fn null_or_string(&mut self) -> Option<Option<&'a str>> {
+    #[inline]
+    fn null_or_string(&mut self) -> Option<Option<&'a [u8]>> {
         if self.peek()? == b'n' {
             self.null()?;
             Some(None)
@@ -165,11 +174,19 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The digits of a JSON integer: `0`, or a non-zero digit and more digits;
-    /// nothing that makes it a fraction or an exponent may follow.
-    fn digits(&mut self) -> Option<&'a str> {
+    /// A string's text, or `null` (`None` inside).
+    fn null_or_text(&mut self) -> Option<Option<&'a str>> {
+        match self.null_or_string()? {
+            Some(string) => text(string).map(Some),
+            None => Some(None),
+        }
+    }
+
+    /// The digits of a JSON integer: `0`, or a non-zero digit and more digits, at
+    /// most 20; nothing that makes it a fraction or an exponent may follow.
+    fn digits(&mut self) -> Option<&'a [u8]> {
         let start = self.at;
-        let rest = &self.bytes()[start..];
+        let rest = &self.bytes[start..];
         let len = rest
             .iter()
             .position(|b| !b.is_ascii_digit())
@@ -181,27 +198,29 @@ impl<'a> Reader<'a> {
             return None;
         }
         self.at = start + len;
-        self.text.get(start..start + len)
+        Some(&rest[..len])
     }
 
     /// A non-negative integer that fits a `u64`.
-    fn unsigned(&mut self) -> Option<u64> {
+    fn unsigned(&mut self) -> Option<()> {
         self.space();
-        self.digits()?.parse().ok()
+        let digits = self.digits()?;
+        // Digit strings of one length compare as their numbers do.
+        (digits.len() < 20 || digits <= b"18446744073709551615".as_slice()).then_some(())
     }
 
     /// An integer that fits an `i32` (not `-0`).
     fn small_int(&mut self) -> Option<i32> {
         self.space();
-        let negative = self.bytes().get(self.at) == Some(&b'-');
+        let negative = self.bytes.get(self.at) == Some(&b'-');
         if negative {
             self.at += 1;
         }
         let digits = self.digits()?;
-        if negative && digits == "0" {
+        if negative && digits == b"0" {
             return None;
         }
-        let value: i64 = digits.parse().ok()?;
+        let value: i64 = text(digits)?.parse().ok()?;
         i32::try_from(if negative { -value } else { value }).ok()
     }
 
@@ -229,7 +248,7 @@ impl<'a> Reader<'a> {
             if self.next_byte()? != b':' {
                 return None;
             }
-            field(self, key.as_bytes())?;
+            field(self, key)?;
             match self.next_byte()? {
                 b',' => {}
                 b'}' => return Some(()),
@@ -269,32 +288,28 @@ impl<'a> Reader<'a> {
         self.detail_any_order()
     }
 
-    /// The next bytes are `literal`, consumed (after white space).
+    /// The next bytes are `literal`, consumed (after white space). Inlined, so that
+    /// each comparison is with bytes the compiler knows.
+    #[inline(always)]
     fn literal(&mut self, literal: &[u8]) -> Option<()> {
         self.space();
-        if self.bytes()[self.at..].starts_with(literal) {
-            self.at += literal.len();
-            Some(())
-        } else {
-            None
-        }
+        let end = self.at + literal.len();
+        (self.bytes.get(self.at..end)? == literal).then(|| self.at = end)
     }
 
     /// A `WorkerDetail` with its fields in `WorkerDetail`'s order, no white space
     /// between a key and its colon.
     fn detail_in_order(&mut self) -> Option<DetailFacts<'a>> {
         self.literal(b"{\"worker_id\":")?;
-        let worker_id = self.string()?;
-        WorkerId::check(worker_id).ok()?;
+        let worker_id = self.id(WorkerId::check)?;
         self.literal(b",\"runtime_id\":")?;
-        let runtime_id = self.string()?;
-        RuntimeId::check(runtime_id).ok()?;
+        let runtime_id = self.id(RuntimeId::check)?;
         self.literal(b",\"profile\":")?;
         self.string()?;
         self.literal(b",\"label\":")?;
         self.null_or_string()?;
         self.literal(b",\"status\":")?;
-        self.string()?.parse::<WorkerStatus>().ok()?;
+        self.status()?;
         self.literal(b",\"created_at\":")?;
         self.string()?;
         self.literal(b",\"updated_at\":")?;
@@ -306,12 +321,12 @@ impl<'a> Reader<'a> {
         self.literal(b",\"output_bytes\":")?;
         self.unsigned()?;
         self.literal(b",\"owner\":")?;
-        let owner = self.null_or_string()?;
+        let owner = self.null_or_text()?;
         self.literal(b"}")?;
         Some(DetailFacts {
             worker_id,
             owner,
-            runtime_id: span_of(self.bytes(), runtime_id)?,
+            runtime_id: span_of(self.bytes, runtime_id)?,
         })
     }
 
@@ -325,13 +340,11 @@ impl<'a> Reader<'a> {
         self.object(|r, key| {
             let bit = match key {
                 b"worker_id" => {
-                    worker_id = r.string()?;
-                    WorkerId::check(worker_id).ok()?;
+                    worker_id = r.id(WorkerId::check)?;
                     0
                 }
                 b"runtime_id" => {
-                    runtime_id = r.string()?;
-                    RuntimeId::check(runtime_id).ok()?;
+                    runtime_id = r.id(RuntimeId::check)?;
                     1
                 }
                 b"profile" => {
@@ -343,7 +356,7 @@ impl<'a> Reader<'a> {
                     3
                 }
                 b"status" => {
-                    r.string()?.parse::<WorkerStatus>().ok()?;
+                    r.status()?;
                     4
                 }
                 b"created_at" => {
@@ -367,7 +380,7 @@ impl<'a> Reader<'a> {
                     9
                 }
                 b"owner" => {
-                    owner = r.null_or_string()?;
+                    owner = r.null_or_text()?;
                     10
                 }
                 _ => return None,
@@ -382,8 +395,17 @@ impl<'a> Reader<'a> {
         Some(DetailFacts {
             worker_id,
             owner,
-            runtime_id: span_of(self.bytes(), runtime_id)?,
+            runtime_id: span_of(self.bytes, runtime_id)?,
         })
+    }
+
+    /// A `WorkerStatus`, by name.
+    fn status(&mut self) -> Option<()> {
+        let name = self.string()?;
+        WorkerStatus::ALL
+            .iter()
+            .any(|status| status.as_str().as_bytes() == name)
+            .then_some(())
     }
 
     /// `null`, or an `ExitInfo`: `code` and `signal`, each an `i32` or `null`.
@@ -504,7 +526,7 @@ mod tests {
 
     #[test]
     fn never_accepts_what_the_specification_refuses() {
-        const PIECES: [&str; 24] = [
+        const PIECES: [&str; 26] = [
             "\\",
             "\"",
             ",",
@@ -529,6 +551,8 @@ mod tests {
             "9999999999999999999999",
             "-0",
             "2147483648",
+            "18446744073709551615",
+            "18446744073709551616",
         ];
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut accepted = 0;
@@ -561,12 +585,21 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_count_is_read_as_serde_does() {
+        let largest = DETAIL.replace("\"input_count\":3", "\"input_count\":18446744073709551615");
+        assert!(detail(largest.as_bytes()).is_some());
+        assert!(agrees(largest.as_bytes()));
+    }
+
+    #[test]
     fn refuses_what_serde_would_read_differently() {
         let cases = [
             DETAIL.replace("\"label\"", "\"lab\\u0065l\""),
             DETAIL.replace("\"input_count\":3", "\"input_count\":-0"),
             DETAIL.replace("\"code\":-1", "\"code\":2147483648"),
             DETAIL.replace("\"input_count\":3", "\"input_count\":3.0"),
+            DETAIL.replace("\"input_count\":3", "\"input_count\":18446744073709551616"),
+            DETAIL.replace("\"input_count\":3", "\"input_count\":99999999999999999999"),
             DETAIL.replace("\"input_count\":3", "\"input_count\":03"),
             DETAIL.replace("\"input_count\":3", "\"input_count\":3e0"),
             DETAIL.replace("\"status\":\"exited\"", "\"status\":\"Exited\""),
