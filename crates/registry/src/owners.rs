@@ -2,8 +2,13 @@
 //! that ownership checks and audit lines rarely need a call of their own. A worker's
 //! owner is set at creation and never changes, so an entry is never stale; the map
 //! is bounded and starts over when full.
+//!
+//! It is looked up for every worker of every relayed answer, so it hashes with
+//! foldhash rather than SipHash: several times cheaper on short ids, still seeded at
+//! random per process, and the map is bounded, so ids a runtime chose to collide
+//! can slow only its own lookups, and only until the map starts over.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use switchyard_protocol::{WorkerDetail, WorkerId};

@@ -2,7 +2,7 @@
 //! the policy check before every call, and the views kept fresh by call outcomes and
 //! background health probes.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
@@ -253,6 +253,7 @@ pub struct DuplicateRuntimeId(pub RuntimeId);
 #[derive(Default)]
 pub(crate) struct Table {
     pub(crate) entries: Vec<Arc<Entry>>,
+    /// Looked up by every call; foldhash, not SipHash (the ids are the operator's).
     by_id: HashMap<RuntimeId, Arc<Entry>>,
 }
 

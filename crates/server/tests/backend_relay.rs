@@ -719,6 +719,27 @@ async fn relayed_and_typed_answers_are_the_same() {
         assert_status(&relayed, 200);
         assert_eq!(typed.json, relayed.json, "{path}");
         assert_clean(path, &relayed, runtime.addr);
+        // The same headers too; a relayed answer's request id is its own, once.
+        let ids = |r: &TestResponse| -> Vec<String> {
+            r.headers
+                .get_all("x-request-id")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect()
+        };
+        let (typed_ids, relayed_ids) = (ids(&typed), ids(&relayed));
+        assert_eq!((typed_ids.len(), relayed_ids.len()), (1, 1), "{path}");
+        assert!(
+            relayed_ids[0].len() == 16 && relayed_ids[0].bytes().all(|b| b.is_ascii_hexdigit())
+        );
+        assert_ne!(typed_ids, relayed_ids, "{path}");
+        let names = |r: &TestResponse| {
+            let mut names: Vec<_> = r.headers.keys().map(|k| k.as_str().to_owned()).collect();
+            names.sort();
+            names.retain(|n| n != "date" && n != "content-length");
+            names
+        };
+        assert_eq!(names(&typed), names(&relayed), "{path}");
     }
     let listed = ada.get("/api/runtimes/rt/workers").await;
     assert_eq!(listed.json["workers"][0]["label"], "at [redacted]");

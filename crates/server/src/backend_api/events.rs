@@ -63,7 +63,7 @@ pub(super) async fn upgrade(
         SessionAudit::new(
             caller,
             (runtime_id, worker_id),
-            &ctx.request_id,
+            ctx.request_id.as_str(),
             hub.registry().clone(),
         )
     });

@@ -40,7 +40,7 @@ use crate::http::query::Query;
 use crate::http::response::{empty, json, json_bytes};
 use crate::http::router::{RouteDef, RouteTable, method_not_allowed, respond};
 use crate::http::ws::SessionSettings;
-use crate::http::{ApiError, Handler, MatchedRoute, RequestContext, Response};
+use crate::http::{ApiError, Handler, MatchedRoute, RequestContext, RequestId, Response};
 use crate::metrics::{ListenerParts, METRICS_PATH, Metrics};
 use crate::reload::Reloader;
 
@@ -410,7 +410,7 @@ impl BackendApi {
             {
                 audit.set_owner(owner);
             }
-            audit.finish(&result, &ctx.request_id);
+            audit.finish(&result, ctx.request_id.as_str());
         }
         labelled(respond(result, ctx), route)
     }
@@ -596,9 +596,10 @@ impl BackendApi {
     }
 }
 
-/// The headers of a relayed answer, built once: JSON, and the security headers every
-/// answer gets (`browser::security_headers` then finds them in place), with room
-/// for the request id.
+/// The headers of a relayed answer, built once: JSON, the security headers every
+/// answer gets (`browser::security_headers` then finds them in place), and a slot
+/// for the request id, which the server fills in every answer (`serve::logged`).
+/// A copy of a header map has no spare room: the slot saves growing it each time.
 static RELAYED_HEADERS: std::sync::LazyLock<http::HeaderMap> = std::sync::LazyLock::new(|| {
     let mut headers = http::HeaderMap::with_capacity(8);
     headers.insert(
@@ -606,6 +607,7 @@ static RELAYED_HEADERS: std::sync::LazyLock<http::HeaderMap> = std::sync::LazyLo
         http::HeaderValue::from_static("application/json"),
     );
     browser::security_headers(&mut headers);
+    headers.insert(RequestId::HEADER, http::HeaderValue::from_static("-"));
     headers
 });
 

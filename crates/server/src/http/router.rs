@@ -143,7 +143,7 @@ pub fn respond(result: Result<Response, ApiError>, ctx: &RequestContext) -> Resp
         Ok(response) => response,
         Err(error) if error.detail.code == ErrorCode::Internal => {
             tracing::error!(request_id = %ctx.request_id, message = %error.detail.message, "internal error");
-            ApiError::internal(&ctx.request_id).into_response()
+            ApiError::internal(ctx.request_id.as_str()).into_response()
         }
         Err(error) => error.into_response(),
     }

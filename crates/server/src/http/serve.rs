@@ -36,7 +36,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     /// A short random id, also sent back as `x-request-id` and logged.
-    pub request_id: String,
+    pub request_id: RequestId,
     /// The peer's address (logged; never sent to another client).
     pub peer: SocketAddr,
     /// The server's shutdown signal, for long-lived sessions.
@@ -423,7 +423,7 @@ async fn serve_connection<H, S>(
             let handler = handler.clone();
             let metrics = metrics.clone();
             let ctx = RequestContext {
-                request_id: request_id(),
+                request_id: RequestId::random(),
                 peer,
                 shutdown: shutdown.clone(),
             };
@@ -484,19 +484,47 @@ async fn until_done<C: Future>(
     }
 }
 
-/// The response header that carries the request id.
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+/// A request's id: sixteen random lower-case hex digits (no formatting machinery
+/// and no allocation: this runs for every request), sent back as `x-request-id`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestId([u8; 16]);
 
-/// A request id: 16 lower-case hex digits of a random number (no formatting
-/// machinery: this runs for every request).
-fn request_id() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let n = fastrand::u64(..);
-    let digits: [u8; 16] = std::array::from_fn(|i| HEX[((n >> (60 - 4 * i)) & 0xf) as usize]);
-    // Always ASCII, so never the empty fallback.
-    std::str::from_utf8(&digits)
-        .map(str::to_owned)
-        .unwrap_or_default()
+impl RequestId {
+    /// The header every answer carries it in.
+    pub const HEADER: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+    /// A fresh random id.
+    pub fn random() -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let n = fastrand::u64(..);
+        Self(std::array::from_fn(|i| {
+            HEX[((n >> (60 - 4 * i)) & 0xf) as usize]
+        }))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Hex digits only, so never the empty fallback.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The id as the value of an `x-request-id` header.
+    pub fn header(&self) -> HeaderValue {
+        // Hex digits are always a valid header value.
+        HeaderValue::from_bytes(&self.0).unwrap_or(HeaderValue::from_static("0"))
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RequestId({})", self.as_str())
+    }
 }
 
 /// Runs the handler, counts the answer in the metrics, and writes the one log line of
@@ -512,18 +540,15 @@ async fn logged<H: Handler>(
     let method = request.method().clone();
     let path = tracing::enabled!(target: "switchyard::http", tracing::Level::INFO)
         .then(|| request.uri().path().to_owned());
-    let id_header = HeaderValue::from_str(&ctx.request_id).ok();
+    let id = ctx.request_id;
     let mut response = handler.handle(request, ctx).await;
     let elapsed = started.elapsed();
     let route = response.extensions_mut().remove::<MatchedRoute>();
     metrics.record(route, &method, response.status().as_u16(), elapsed);
-    let Some(id_header) = id_header else {
-        return response;
-    };
     if let Some(path) = path {
         tracing::info!(
             target: "switchyard::http",
-            request_id = id_header.to_str().unwrap_or_default(),
+            request_id = id.as_str(),
             method = %method,
             path = %path,
             status = response.status().as_u16(),
@@ -531,7 +556,10 @@ async fn logged<H: Handler>(
             "request"
         );
     }
-    response.headers_mut().insert(X_REQUEST_ID, id_header);
+    // In place where the handler left a slot for it (a relayed answer does).
+    response
+        .headers_mut()
+        .insert(RequestId::HEADER, id.header());
     response
 }
 
@@ -582,12 +610,16 @@ mod tests {
 
     #[test]
     fn request_ids_are_sixteen_hex_digits() {
-        let id = request_id();
-        assert_eq!(id.len(), 16);
+        let id = RequestId::random();
+        assert_eq!(id.as_str().len(), 16);
         assert!(
-            id.bytes()
+            id.as_str()
+                .bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
-        assert_ne!(id, request_id());
+        assert_eq!(id.header().as_bytes(), id.as_str().as_bytes());
+        assert_eq!(format!("{id:?}"), format!("RequestId({id})"));
+        assert_eq!(id.to_string(), id.as_str());
+        assert_ne!(id, RequestId::random());
     }
 }
