@@ -37,8 +37,8 @@ use crate::backend_api::AllowedHosts;
 use crate::http::response::Body;
 use crate::http::router::respond;
 use crate::http::{
-    ApiError, ConnectionLimit, Handler, HttpMetrics, MatchedRoute, RequestContext, Response,
-    Shutdown,
+    Answer, ApiError, ConnectionLimit, Handler, HttpMetrics, MatchedRoute, RequestContext,
+    Response, Shutdown,
 };
 
 /// The path of the metrics on the backend's listeners.
@@ -304,11 +304,9 @@ impl MetricsOnly {
 }
 
 impl Handler for MetricsOnly {
-    async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
-        let mut response = respond(self.answer(&request), &ctx);
-        if response.status() != StatusCode::NOT_FOUND {
-            response.extensions_mut().insert(self.route);
-        }
-        response
+    async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Answer {
+        let response = respond(self.answer(&request), &ctx);
+        let route = (response.status() != StatusCode::NOT_FOUND).then_some(self.route);
+        Answer::labelled(response, route)
     }
 }

@@ -22,7 +22,7 @@ use switchyard_server::auth::Clock;
 use switchyard_server::commands::runtime as runtime_cmd;
 use switchyard_server::http::response::json as json_response;
 use switchyard_server::http::{
-    ConnectionLimit, Handler, RequestContext, Response, ServeOptions, ServerHandle, ServerTls,
+    Answer, ConnectionLimit, Handler, RequestContext, ServeOptions, ServerHandle, ServerTls,
     Shutdown, serve_with,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -32,8 +32,8 @@ use tokio::net::{TcpListener, TcpStream};
 struct Hello;
 
 impl Handler for Hello {
-    async fn handle(&self, _request: http::Request<Incoming>, _ctx: RequestContext) -> Response {
-        json_response(StatusCode::OK, &json!({"ok": true}))
+    async fn handle(&self, _request: http::Request<Incoming>, _ctx: RequestContext) -> Answer {
+        json_response(StatusCode::OK, &json!({"ok": true})).into()
     }
 }
 

@@ -39,6 +39,12 @@ pub(super) struct Audit {
     owner: Option<Option<String>>,
 }
 
+/// Whether audit lines are written at all (the tracing filter lets them through);
+/// when not, a command collects nothing for one.
+pub(super) fn enabled() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::INFO)
+}
+
 impl Audit {
     /// An entry for `action`, naming the ids the path gave when they are valid ids.
     pub fn new(action: &'static str, runtime_id: Option<&str>, worker_id: Option<&str>) -> Self {

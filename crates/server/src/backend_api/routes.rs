@@ -31,7 +31,7 @@ use switchyard_protocol::{
 use switchyard_registry::{Caller, ObservationHub, RegistryError, RuntimeRegistry};
 use switchyard_transport::WorkerQuery;
 
-use super::audit::Audit;
+use super::audit::{self, Audit};
 use super::browser::{self, AllowedHosts, RequestOrigin};
 use super::session;
 use crate::auth::Authenticator;
@@ -40,7 +40,7 @@ use crate::http::query::Query;
 use crate::http::response::{empty, json, json_bytes};
 use crate::http::router::{RouteDef, RouteTable, method_not_allowed, respond};
 use crate::http::ws::SessionSettings;
-use crate::http::{ApiError, Handler, MatchedRoute, RequestContext, RequestId, Response};
+use crate::http::{Answer, ApiError, Handler, MatchedRoute, RequestContext, RequestId, Response};
 use crate::metrics::{ListenerParts, METRICS_PATH, Metrics};
 use crate::reload::Reloader;
 
@@ -284,7 +284,7 @@ impl BackendApi {
     }
 
     /// Steps 1 to 8 of the module's list; see there.
-    async fn answer(&self, request: http::Request<Incoming>, ctx: &RequestContext) -> Response {
+    async fn answer(&self, request: http::Request<Incoming>, ctx: &RequestContext) -> Answer {
         let host = match self
             .settings
             .allowed_hosts
@@ -292,23 +292,23 @@ impl BackendApi {
         {
             Ok(host) => host.to_owned(),
             Err(error) => {
-                return labelled(
+                return Answer::labelled(
                     respond(Err(error), ctx),
                     self.route_label(request.uri().path()),
                 );
             }
         };
         let origin = RequestOrigin::of(request.headers(), &host, &self.settings.allowed_origins);
-        let mut response = if browser::is_preflight(request.method(), request.headers()) {
+        let mut answer = if browser::is_preflight(request.method(), request.headers()) {
             let route = self.route_label(request.uri().path());
-            labelled(respond(browser::preflight(&origin), ctx), route)
+            Answer::labelled(respond(browser::preflight(&origin), ctx), route)
         } else {
             self.checked(request, ctx, &origin).await
         };
         if let RequestOrigin::Allowed(value) = &origin {
-            browser::cors_headers(response.headers_mut(), value);
+            browser::cors_headers(answer.response.headers_mut(), value);
         }
-        response
+        answer
     }
 
     /// Steps 3 to 8, with the audit line of a command; the answer carries the route
@@ -318,7 +318,7 @@ impl BackendApi {
         request: http::Request<Incoming>,
         ctx: &RequestContext,
         origin: &RequestOrigin,
-    ) -> Response {
+    ) -> Answer {
         // A URI's parts are shared, so this copies no path.
         let uri = request.uri().clone();
         let path = uri.path();
@@ -326,7 +326,7 @@ impl BackendApi {
             // The console is public (its sign-in page must load before anyone has
             // signed in) and changes nothing; the Host allowlist has passed.
             let answer = crate::console::respond(request.method(), path, request.headers());
-            return labelled(respond(answer, ctx), Some(self.console_route));
+            return Answer::labelled(respond(answer, ctx), Some(self.console_route));
         }
         let found = self.routes.find(path);
         let route = found
@@ -334,14 +334,20 @@ impl BackendApi {
             .ok()
             .map(|found| MatchedRoute(found.def.path));
         let method = request.method().clone();
-        let mut audit = found.as_ref().ok().and_then(|found| {
-            let action = found.route().command(&method, request.uri().query())?;
-            Some(Audit::new(
-                action,
+        let (runtime_param, worker_param) = found.as_ref().map_or((None, None), |found| {
+            (
                 found.params.get("runtime_id"),
                 found.params.get("worker_id"),
-            ))
+            )
         });
+        let mut audit = found
+            .as_ref()
+            .ok()
+            .filter(|_| audit::enabled())
+            .and_then(|found| {
+                let action = found.route().command(&method, request.uri().query())?;
+                Some(Audit::new(action, runtime_param, worker_param))
+            });
         let result = async {
             let websocket = matches!(&found, Ok(found) if found.route() == Route::Events);
             if websocket {
@@ -372,16 +378,8 @@ impl BackendApi {
             let found = found.as_ref().map_err(ApiError::clone)?;
             found.check_method(&method)?;
             browser::check_body_type(&method, request.headers())?;
-            let runtime = found
-                .params
-                .get("runtime_id")
-                .map(RuntimeId::new)
-                .transpose()?;
-            let worker = found
-                .params
-                .get("worker_id")
-                .map(WorkerId::new)
-                .transpose()?;
+            let runtime = runtime_param.map(RuntimeId::new).transpose()?;
+            let worker = worker_param.map(WorkerId::new).transpose()?;
             // Public routes run as nobody when auth is on (they need no caller; if
             // one were wrongly public it would reach nothing), as everyone when off.
             let caller = caller.unwrap_or_else(|| {
@@ -412,7 +410,7 @@ impl BackendApi {
             }
             audit.finish(&result, ctx.request_id.as_str());
         }
-        labelled(respond(result, ctx), route)
+        Answer::labelled(respond(result, ctx), route)
     }
 
     /// Worker detail, list and input: answered with the registry's JSON (relayed
@@ -684,17 +682,9 @@ impl From<RegistryError> for ApiError {
 }
 
 impl Handler for BackendApi {
-    async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
-        let mut response = self.answer(request, &ctx).await;
-        browser::security_headers(response.headers_mut());
-        response
+    async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Answer {
+        let mut answer = self.answer(request, &ctx).await;
+        browser::security_headers(answer.response.headers_mut());
+        answer
     }
-}
-
-/// `response` with its route label for the metrics, when it has one.
-fn labelled(mut response: Response, route: Option<MatchedRoute>) -> Response {
-    if let Some(route) = route {
-        response.extensions_mut().insert(route);
-    }
-    response
 }

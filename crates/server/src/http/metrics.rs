@@ -2,8 +2,8 @@
 //! latency, counted by the accept loop for every answer of either surface.
 //!
 //! The route label is the matched route's template (`/api/runtimes/{runtime_id}/
-//! workers/{worker_id}`), which the handler attaches to its answer as a
-//! [`MatchedRoute`] extension; never the raw path, whose ids would make one series
+//! workers/{worker_id}`), which the handler returns beside its response (a
+//! [`MatchedRoute`] in its `Answer`); never the raw path, whose ids would make one series
 //! per worker. Answers without one (refused before routing, or no route matched) are
 //! labelled [`UNMATCHED`]. Methods outside the standard set are labelled `other`.
 //!
@@ -26,9 +26,9 @@ use switchyard_registry::metrics::{LatencyFamily, latency_family};
 /// The route label of answers that matched no route or were refused before routing.
 pub const UNMATCHED: &str = "unmatched";
 
-/// The route template an answer was routed by: a response extension the handler
-/// sets, read by the accept loop for the metrics. Templates live in static route
-/// tables, so the label is never copied.
+/// The route template an answer was routed by: the handler returns it beside the
+/// response, the accept loop counts it. Templates live in static route tables, so
+/// the label is never copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MatchedRoute(pub &'static str);
 

@@ -23,7 +23,7 @@ pub use limit::{ConnectionLimit, DEFAULT_MAX_CONNECTIONS};
 pub use metrics::{HttpMetrics, MatchedRoute};
 pub use response::{Body, Response};
 pub use serve::{
-    Handler, RequestContext, RequestId, ServeOptions, ServerHandle, Shutdown, serve, serve_with,
-    serve_with_tls,
+    Answer, Handler, RequestContext, RequestId, ServeOptions, ServerHandle, Shutdown, serve,
+    serve_with, serve_with_tls,
 };
 pub use tls::ServerTls;

@@ -50,7 +50,35 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         request: http::Request<Incoming>,
         ctx: RequestContext,
-    ) -> impl Future<Output = Response> + Send;
+    ) -> impl Future<Output = Answer> + Send;
+}
+
+/// A handler's answer to one request, with the route it matched for the request
+/// metrics (a field, not a response extension: those allocate a map per request).
+#[derive(Debug)]
+pub struct Answer {
+    /// What the client gets.
+    pub response: Response,
+    /// The route template the request matched, if any (`None`: counted as
+    /// unmatched).
+    pub route: Option<MatchedRoute>,
+}
+
+impl Answer {
+    /// `response`, counted under `route`.
+    pub fn labelled(response: Response, route: Option<MatchedRoute>) -> Self {
+        Self { response, route }
+    }
+}
+
+/// An answer counted as unmatched.
+impl From<Response> for Answer {
+    fn from(response: Response) -> Self {
+        Self {
+            response,
+            route: None,
+        }
+    }
 }
 
 /// A shutdown signal shared by the accept loop, its connections and WebSocket
@@ -541,9 +569,11 @@ async fn logged<H: Handler>(
     let path = tracing::enabled!(target: "switchyard::http", tracing::Level::INFO)
         .then(|| request.uri().path().to_owned());
     let id = ctx.request_id;
-    let mut response = handler.handle(request, ctx).await;
+    let Answer {
+        mut response,
+        route,
+    } = handler.handle(request, ctx).await;
     let elapsed = started.elapsed();
-    let route = response.extensions_mut().remove::<MatchedRoute>();
     metrics.record(route, &method, response.status().as_u16(), elapsed);
     if let Some(path) = path {
         tracing::info!(

@@ -15,7 +15,7 @@ use crate::http::query::Query;
 use crate::http::response::{empty, json};
 use crate::http::router::{RouteDef, RouteTable, respond};
 use crate::http::ws::SessionSettings;
-use crate::http::{ApiError, Handler, RequestContext, Response};
+use crate::http::{Answer, ApiError, Handler, RequestContext, Response};
 use crate::metrics::Metrics;
 
 /// Settings of the Runtime API surface.
@@ -274,12 +274,8 @@ impl From<RuntimeError> for ApiError {
 }
 
 impl Handler for RuntimeApi {
-    async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Response {
+    async fn handle(&self, request: http::Request<Incoming>, ctx: RequestContext) -> Answer {
         let route = self.routes.template(request.uri().path());
-        let mut response = respond(self.route(request, &ctx).await, &ctx);
-        if let Some(route) = route {
-            response.extensions_mut().insert(route);
-        }
-        response
+        Answer::labelled(respond(self.route(request, &ctx).await, &ctx), route)
     }
 }
