@@ -14,16 +14,14 @@ use std::error::Error as StdError;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Context;
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode, Uri};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
 use super::http1::{self, BodyError, Chunked, Framing, Malformed};
-use crate::tls::{Conn, HttpsConnector};
+use crate::tls::{HttpsConnector, Stream};
 
 /// Any error of connecting, to be mapped by the caller.
 pub(super) type BoxError = Box<dyn StdError + Send + Sync>;
@@ -112,10 +110,7 @@ impl Upstream {
         use tower_service::Service;
         let mut connector = connector.clone();
         poll_fn(|cx| connector.poll_ready(cx)).await?;
-        let stream = match connector.call(uri).await? {
-            Conn::Plain(io) => Stream::Plain(io.into_inner()),
-            Conn::Tls(io) => Stream::Tls(Box::new((*io).into_inner())),
-        };
+        let stream = connector.call(uri).await?.into_inner();
         Ok(Self {
             conn: Reader {
                 io: stream,
@@ -329,51 +324,5 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             .read_buf(&mut self.read)
             .await
             .map_err(ExchangeError::Read)
-    }
-}
-
-/// The connection's stream, plain or TLS.
-pub(super) enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
     }
 }

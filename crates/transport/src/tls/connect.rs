@@ -6,6 +6,8 @@
 //! client keeps reusing connections exactly as it does over plain HTTP: one
 //! handshake serves every request sent on a kept-alive connection. Both are public
 //! so that the backend API's client (`switchyard-client`) speaks TLS the same way.
+//! A connection is a [`Stream`] (plain or TLS, tokio I/O, which the backend's own
+//! client reads and writes directly), handed to hyper as a [`Conn`].
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -15,11 +17,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::Uri;
-use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -130,72 +131,76 @@ impl tower_service::Service<Uri> for HttpsConnector {
         Box::pin(async move {
             let tcp = tcp.await?;
             let Some(tls) = tls else {
-                return Ok(Conn::Plain(tcp));
+                return Ok(TokioIo::new(Stream::Plain(tcp.into_inner())));
             };
             let left = budget.saturating_sub(started.elapsed());
             let stream = handshake(&tls, tcp.into_inner(), left).await?;
-            Ok(Conn::Tls(Box::new(TokioIo::new(stream))))
+            Ok(TokioIo::new(Stream::Tls(Box::new(stream))))
         })
     }
 }
 
-/// A connection made by [`HttpsConnector`], plain or TLS.
-pub enum Conn {
+/// A connection to a runtime, plain or TLS, as tokio I/O (the backend's own
+/// client reads and writes it directly).
+pub enum Stream {
     /// Plain TCP (an `http` base URL).
-    Plain(TokioIo<TcpStream>),
+    Plain(TcpStream),
     /// TLS over TCP (an `https` base URL).
-    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
+    Tls(Box<TlsStream<TcpStream>>),
 }
 
-impl Connection for Conn {
+/// A connection made by [`HttpsConnector`]: a [`Stream`] as hyper I/O.
+pub type Conn = TokioIo<Stream>;
+
+impl Connection for Stream {
     fn connected(&self) -> Connected {
         Connected::new()
     }
 }
 
-impl Read for Conn {
+impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
+        buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Self::Plain(io) => Pin::new(io).poll_read(cx, buf),
-            Self::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
-impl Write for Conn {
+impl AsyncWrite for Stream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Self::Plain(io) => Pin::new(io).poll_write(cx, buf),
-            Self::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Self::Plain(io) => Pin::new(io).poll_flush(cx),
-            Self::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Self::Plain(io) => Pin::new(io).poll_shutdown(cx),
-            Self::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Self::Plain(io) => io.is_write_vectored(),
-            Self::Tls(io) => io.is_write_vectored(),
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
         }
     }
 
@@ -205,8 +210,8 @@ impl Write for Conn {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Self::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
-            Self::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
+            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 }

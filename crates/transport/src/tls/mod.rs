@@ -20,7 +20,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 
-pub use connect::{Conn, HttpsConnector, TlsConnectError, TlsTarget, handshake};
+pub use connect::{Conn, HttpsConnector, Stream, TlsConnectError, TlsTarget, handshake};
 pub use failure::tls_failure_in;
 pub(crate) use log::TlsLog;
 
