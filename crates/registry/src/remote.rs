@@ -20,6 +20,7 @@ use crate::relay::{checked_detail, checked_list, relay_detail, relay_list};
 use crate::scrub::Scrubber;
 use crate::source::{
     ResumePoint, RuntimeSource, SeenWorkers, SourceEnd, SourceEvents, SourceItem, encode,
+    labelled_detail, labelled_list,
 };
 
 /// A remote runtime.
@@ -166,12 +167,7 @@ impl RuntimeSource for RemoteSource {
             return Ok(relayed);
         }
         let list = decode_answer::<WorkerList>(&body, "a WorkerList").map_err(|e| self.map(e))?;
-        let mut list = checked_list(&self.scrubber, list)?;
-        for worker in &mut list.workers {
-            seen(worker.worker_id.as_str(), worker.owner.as_deref());
-            worker.runtime_id = as_runtime.clone();
-        }
-        encode(&list)
+        labelled_list(checked_list(&self.scrubber, list)?, as_runtime, seen)
     }
 
     async fn get_worker_json(
@@ -190,10 +186,8 @@ impl RuntimeSource for RemoteSource {
         }
         let detail =
             decode_answer::<WorkerDetail>(&body, "a WorkerDetail").map_err(|e| self.map(e))?;
-        let mut detail = checked_detail(&self.scrubber, detail, Some(worker))?;
-        seen(detail.worker_id.as_str(), detail.owner.as_deref());
-        detail.runtime_id = as_runtime.clone();
-        encode(&detail)
+        let detail = checked_detail(&self.scrubber, detail, Some(worker))?;
+        labelled_detail(detail, as_runtime, seen)
     }
 
     async fn input_json(&self, worker: &WorkerId, text: String) -> Result<Bytes, SourceError> {

@@ -121,12 +121,7 @@ pub trait RuntimeSource: Send + Sync + 'static {
         query: &WorkerQuery,
         seen: SeenWorkers<'_>,
     ) -> Result<Bytes, SourceError> {
-        let mut list = self.list_workers(query).await?;
-        for worker in &mut list.workers {
-            seen(worker.worker_id.as_str(), worker.owner.as_deref());
-            worker.runtime_id = as_runtime.clone();
-        }
-        encode(&list)
+        labelled_list(self.list_workers(query).await?, as_runtime, seen)
     }
 
     /// [`RuntimeSource::get_worker`] as JSON; `seen` is told the worker.
@@ -136,10 +131,7 @@ pub trait RuntimeSource: Send + Sync + 'static {
         worker: &WorkerId,
         seen: SeenWorkers<'_>,
     ) -> Result<Bytes, SourceError> {
-        let mut detail = self.get_worker(worker).await?;
-        seen(detail.worker_id.as_str(), detail.owner.as_deref());
-        detail.runtime_id = as_runtime.clone();
-        encode(&detail)
+        labelled_detail(self.get_worker(worker).await?, as_runtime, seen)
     }
 
     /// [`RuntimeSource::input`] as JSON.
@@ -161,6 +153,31 @@ pub trait RuntimeSource: Send + Sync + 'static {
     /// requests; calls may still arrive from work in flight and may fail. The default
     /// does nothing (right for a source whose runtime lives elsewhere).
     async fn shutdown(&self) {}
+}
+
+/// `list` as a backend client receives it: each worker told to `seen` and
+/// labelled with the backend's id for the runtime, `as_runtime`; encoded.
+pub(crate) fn labelled_list(
+    mut list: WorkerList,
+    as_runtime: &RuntimeId,
+    seen: SeenWorkers<'_>,
+) -> Result<Bytes, SourceError> {
+    for worker in &mut list.workers {
+        seen(worker.worker_id.as_str(), worker.owner.as_deref());
+        worker.runtime_id = as_runtime.clone();
+    }
+    encode(&list)
+}
+
+/// [`labelled_list`] for one worker's detail.
+pub(crate) fn labelled_detail(
+    mut detail: WorkerDetail,
+    as_runtime: &RuntimeId,
+    seen: SeenWorkers<'_>,
+) -> Result<Bytes, SourceError> {
+    seen(detail.worker_id.as_str(), detail.owner.as_deref());
+    detail.runtime_id = as_runtime.clone();
+    encode(&detail)
 }
 
 /// `value` as the JSON a backend answers with.
