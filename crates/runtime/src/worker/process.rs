@@ -14,15 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use switchyard_protocol::OutputStream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, watch};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
 
 use super::driver::{Control, DriverInputs, DriverSink, Ending};
+use super::session::{GroupGuard, signal_group};
 use super::teardown::{ending, read_remaining_output};
 use super::utf8::Utf8Chunker;
 use crate::config::ProcessSpec;
@@ -81,10 +82,7 @@ pub(crate) async fn run_process(
         Err(_) => return Ending::Failed(format!("unexpected process id {pid}")),
     };
     // From here on, however this future ends, nothing of the group survives it.
-    let mut guard = GroupGuard {
-        pgid: Some(pgid),
-        tasks: Vec::new(),
-    };
+    let mut guard = GroupGuard::new(pgid);
     tracing::debug!(pgid = pgid.as_raw(), "process worker started");
 
     let stdin = child.stdin.take();
@@ -144,7 +142,7 @@ pub(crate) async fn run_process(
 
     // The leader is reaped; take the rest of its group with it.
     signal_group(pgid, Signal::SIGKILL);
-    guard.pgid = None;
+    guard.group = None;
     writer.abort();
 
     // All output is reported before the driver returns.
@@ -277,16 +275,6 @@ async fn stop(child: &mut Child, pgid: Pid, grace: Duration) -> io::Result<ExitS
     }
 }
 
-/// Sends `signal` to the process group; a group that is already gone is not an error.
-fn signal_group(pgid: Pid, signal: Signal) {
-    match killpg(pgid, signal) {
-        Ok(()) | Err(Errno::ESRCH) => {}
-        Err(err) => {
-            tracing::warn!(pgid = pgid.as_raw(), ?signal, error = %err, "could not signal the process group");
-        }
-    }
-}
-
 /// Awaits all output readers (a panicked or aborted one counts as finished); true if
 /// any of them gave up on an open pipe.
 async fn join_readers(readers: Vec<JoinHandle<bool>>) -> bool {
@@ -297,28 +285,9 @@ async fn join_readers(readers: Vec<JoinHandle<bool>>) -> bool {
     gave_up
 }
 
-/// Kills the process group and the helper tasks if the driver is dropped before it
-/// finishes (its future cancelled), so nothing outlives it.
-struct GroupGuard {
-    /// The group to kill; `None` once it has been killed on the normal path.
-    pgid: Option<Pid>,
-    /// Tasks to abort.
-    tasks: Vec<AbortHandle>,
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.pgid.take() {
-            signal_group(pgid, Signal::SIGKILL);
-        }
-        for task in self.tasks.drain(..) {
-            task.abort();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use nix::sys::signal::killpg;
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Mutex;
     use std::time::Instant;

@@ -26,12 +26,11 @@ use switchyard_protocol::OutputStream;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Child;
 use tokio::sync::{mpsc, watch};
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::driver::{Control, DriverInputs, DriverSink, Ending};
 use super::process::BASE_ENV;
-use super::session::{signal_group, signal_session};
+use super::session::{GroupGuard, signal_session};
 use super::teardown::{ending, read_remaining_output};
 use crate::config::PtySpec;
 
@@ -83,10 +82,7 @@ pub(crate) async fn run_pty(
         Err(message) => return Ending::Failed(message),
     };
     // From here on, however this future ends, nothing of the session survives it.
-    let mut guard = SessionGuard {
-        sid: Some(sid),
-        tasks: Vec::new(),
-    };
+    let mut guard = GroupGuard::new(sid);
     tracing::debug!(sid = sid.as_raw(), "pty worker started");
     sink.started().await;
 
@@ -133,7 +129,7 @@ pub(crate) async fn run_pty(
 
     // The leader is reaped; take the rest of its session with it.
     signal_session(sid, &[sid], Signal::SIGKILL).await;
-    guard.sid = None;
+    guard.group = None;
     writer.abort();
 
     // All output is reported before the driver returns.
@@ -282,25 +278,5 @@ fn set_size(terminal: &OwnedFd, cols: u16, rows: u16) {
     };
     if let Err(err) = rustix::termios::tcsetwinsize(terminal, size) {
         tracing::warn!(error = %err, "could not set the terminal's size");
-    }
-}
-
-/// Kills the session's leader group and the helper tasks if the driver is dropped
-/// before it finishes (its future cancelled), so nothing outlives it.
-struct SessionGuard {
-    /// The session to kill; `None` once it has been killed on the normal path.
-    sid: Option<Pid>,
-    /// Tasks to abort.
-    tasks: Vec<AbortHandle>,
-}
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        if let Some(sid) = self.sid.take() {
-            signal_group(sid, Signal::SIGKILL);
-        }
-        for task in self.tasks.drain(..) {
-            task.abort();
-        }
     }
 }

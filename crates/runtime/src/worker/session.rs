@@ -1,4 +1,6 @@
-//! Signalling a pty worker's whole session.
+//! Signalling a worker's processes: one process group (`signal_group`, and
+//! `GroupGuard`, which kills it if its driver is dropped), or a pty worker's whole
+//! session.
 //!
 //! A pty worker's program leads its own session, and an interactive shell puts each
 //! job in a process group of its own within it, so signalling the leader's group is
@@ -10,6 +12,7 @@ use std::collections::BTreeSet;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use tokio::task::AbortHandle;
 
 /// The process groups with a member in session `sid`, read from `/proc`. Blocking
 /// (reads procfs); run it off the async threads.
@@ -70,6 +73,37 @@ pub(crate) fn signal_group(pgid: Pid, signal: Signal) {
         Ok(()) | Err(Errno::ESRCH) => {}
         Err(err) => {
             tracing::warn!(pgid = pgid.as_raw(), ?signal, error = %err, "could not signal a process group");
+        }
+    }
+}
+
+/// Kills a worker's process group (for a pty worker, its session leader's) and
+/// its helper tasks if the driver is dropped before it finishes (its future
+/// cancelled), so nothing outlives it.
+pub(crate) struct GroupGuard {
+    /// The group to kill; `None` once it has been killed on the normal path.
+    pub group: Option<Pid>,
+    /// Tasks to abort.
+    pub tasks: Vec<AbortHandle>,
+}
+
+impl GroupGuard {
+    /// A guard of `group`, with no tasks yet.
+    pub fn new(group: Pid) -> Self {
+        Self {
+            group: Some(group),
+            tasks: Vec::new(),
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.group.take() {
+            signal_group(group, Signal::SIGKILL);
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
         }
     }
 }
