@@ -165,6 +165,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_byte_table_is_the_alphabet() {
+        for b in 0..=u8::MAX {
+            let allowed = b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+            assert_eq!(ID_BYTES[usize::from(b)], allowed, "byte {b:#04x}");
+        }
+    }
+
+    #[test]
     fn accepts_the_full_alphabet_and_64_characters() {
         assert!(WorkerId::new("aZ09._-").is_ok());
         assert!(WorkerId::new("a".repeat(64)).is_ok());

@@ -90,9 +90,10 @@ impl<'a> Reader<'a> {
     /// character at all: so no string in it is escaped, none holds a control
     /// character, and the end of a string is its next quote. (White space between
     /// tokens can then only be spaces: a runtime's compact answers pass; a
-    /// pretty-printed one takes the typed path.) One pass without an early exit
-    /// looks for all three, so the compiler checks many bytes at a time; the UTF-8
-    /// check runs only on an answer with a byte beyond ASCII.
+    /// pretty-printed one takes the typed path.) A pass without an early exit (so
+    /// the compiler checks many bytes at a time) finds control characters and
+    /// bytes beyond ASCII together; a `memchr` finds backslashes; the UTF-8 check
+    /// runs only on an answer with a byte beyond ASCII.
     fn new(body: &'a [u8]) -> Option<Self> {
         let (lowest, any) = body
             .iter()
@@ -582,6 +583,31 @@ mod tests {
         // Some mutations keep the form (white space, a digit in a count): they
         // must have been checked against the specification too.
         assert!(accepted > 100, "only {accepted} accepted");
+    }
+
+    #[test]
+    fn refuses_invalid_utf8_anywhere() {
+        let label = DETAIL.find("a label").unwrap();
+        for bad in [
+            &b"\xff"[..],
+            b"\xc0\xaf",         // overlong '/'
+            b"\xed\xa0\x80",     // a surrogate
+            b"\xf4\x90\x80\x80", // past U+10FFFF
+            b"\xc3",             // cut short, just before the closing quote
+        ] {
+            let mut body = DETAIL.as_bytes()[..label].to_vec();
+            body.extend_from_slice(b"a label");
+            body.extend_from_slice(bad);
+            body.extend_from_slice(&DETAIL.as_bytes()[label + "a label".len()..]);
+            assert!(detail(&body).is_none(), "{bad:?}");
+            assert!(
+                serde_json::from_slice::<WorkerDetail>(&body).is_err(),
+                "{bad:?}"
+            );
+        }
+        // Valid multi-byte text is read.
+        let body = DETAIL.replace("a label", "caf\u{e9} \u{1f600}");
+        assert!(agrees(body.as_bytes()));
     }
 
     #[test]

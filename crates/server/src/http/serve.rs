@@ -512,8 +512,9 @@ async fn until_done<C: Future>(
     }
 }
 
-/// A request's id: sixteen random lower-case hex digits (no formatting machinery
-/// and no allocation: this runs for every request), sent back as `x-request-id`.
+/// A request's id: sixteen random lower-case hex digits (no formatting machinery,
+/// and kept in place rather than in a `String`: this runs for every request), sent
+/// back as `x-request-id` (the header value is made once, for the answer).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct RequestId([u8; 16]);
 
