@@ -285,12 +285,12 @@ impl BackendApi {
 
     /// Steps 1 to 8 of the module's list; see there.
     async fn answer(&self, request: http::Request<Incoming>, ctx: &RequestContext) -> Answer {
-        let host = match self
+        let origin = match self
             .settings
             .allowed_hosts
             .check(request.uri(), request.headers())
         {
-            Ok(host) => host.to_owned(),
+            Ok(host) => RequestOrigin::of(request.headers(), host, &self.settings.allowed_origins),
             Err(error) => {
                 return Answer::labelled(
                     respond(Err(error), ctx),
@@ -298,7 +298,6 @@ impl BackendApi {
                 );
             }
         };
-        let origin = RequestOrigin::of(request.headers(), &host, &self.settings.allowed_origins);
         let mut answer = if browser::is_preflight(request.method(), request.headers()) {
             let route = self.route_label(request.uri().path());
             Answer::labelled(respond(browser::preflight(&origin), ctx), route)
