@@ -1087,10 +1087,22 @@ async fn bodies_over_the_limit_are_413_payload_too_large() {
     let r = raw_exchange(server.addr, &head, &chunked).await;
     expect_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
 
-    // Only the one small input got through; the worker is unharmed.
+    // A chunked body under the limit, in pieces that split its JSON, is read whole.
+    let mut pieces = Vec::new();
+    for piece in [&b"{\"text\":"[..], b"\"sp", b"lit\"}"] {
+        pieces.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        pieces.extend_from_slice(piece);
+        pieces.extend_from_slice(b"\r\n");
+    }
+    pieces.extend_from_slice(b"0\r\n\r\n");
+    let head = raw_head("POST", &input_path, "transfer-encoding: chunked\r\n");
+    let r = raw_exchange(server.addr, &head, &pieces).await;
+    expect_status(&r, StatusCode::ACCEPTED);
+
+    // Only the two small inputs got through; the worker is unharmed.
     let d = detail(&server, &id).await;
     assert_eq!(d["status"], "running");
-    assert_eq!(d["input_count"], 1, "{d}");
+    assert_eq!(d["input_count"], 2, "{d}");
     let r = get(&server, "/v1/workers").await;
     assert_eq!(
         expect_status(&r, StatusCode::OK)["workers"]

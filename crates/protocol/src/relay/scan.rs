@@ -74,15 +74,11 @@ pub(super) fn input_accepted(body: &[u8]) -> bool {
 
 /// A reader over a whole answer; `at` is the next byte to read.
 struct Reader<'a> {
-    /// The answer, valid UTF-8 (checked in `new`).
+    /// The answer, as text (checked UTF-8 once, in `new`).
+    text: &'a str,
+    /// The same, as bytes.
     bytes: &'a [u8],
     at: usize,
-}
-
-/// The text of a string read from an answer. The answer is valid UTF-8 and both
-/// ends of a string sit on ASCII quotes, so this only fails on a reader's bug.
-fn text(string: &[u8]) -> Option<&str> {
-    std::str::from_utf8(string).ok()
 }
 
 impl<'a> Reader<'a> {
@@ -91,20 +87,20 @@ impl<'a> Reader<'a> {
     /// character, and the end of a string is its next quote. (White space between
     /// tokens can then only be spaces: a runtime's compact answers pass; a
     /// pretty-printed one takes the typed path.) A pass without an early exit (so
-    /// the compiler checks many bytes at a time) finds control characters and
-    /// bytes beyond ASCII together; a `memchr` finds backslashes; the UTF-8 check
-    /// runs only on an answer with a byte beyond ASCII.
+    /// the compiler checks many bytes at a time) finds control characters, a
+    /// `memchr` finds backslashes, and one UTF-8 check of the whole answer lets
+    /// every string in it be borrowed as text without another.
     fn new(body: &'a [u8]) -> Option<Self> {
-        let (lowest, any) = body
-            .iter()
-            .fold((u8::MAX, 0u8), |(lowest, any), &b| (lowest.min(b), any | b));
+        let lowest = body.iter().fold(u8::MAX, |lowest, &b| lowest.min(b));
         if lowest < 0x20 || memchr::memchr(b'\\', body).is_some() {
             return None;
         }
-        if !any.is_ascii() {
-            std::str::from_utf8(body).ok()?;
-        }
-        Some(Self { bytes: body, at: 0 })
+        let text = std::str::from_utf8(body).ok()?;
+        Some(Self {
+            text,
+            bytes: body,
+            at: 0,
+        })
     }
 
     /// Skips JSON white space.
@@ -153,7 +149,7 @@ impl<'a> Reader<'a> {
     /// A string that is a valid id of `check`'s kind.
     #[inline]
     fn id(&mut self, check: fn(&str) -> Result<(), crate::ids::IdError>) -> Option<&'a str> {
-        let id = text(self.string()?)?;
+        let id = self.string_text()?;
         check(id).ok()?;
         Some(id)
     }
@@ -175,11 +171,22 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A string's text: the bytes between its quotes, which are ASCII, so the
+    /// slice of the (UTF-8) answer is text too.
+    #[inline]
+    fn string_text(&mut self) -> Option<&'a str> {
+        let string = self.string()?;
+        let start = self.at - 1 - string.len();
+        self.text.get(start..start + string.len())
+    }
+
     /// A string's text, or `null` (`None` inside).
     fn null_or_text(&mut self) -> Option<Option<&'a str>> {
-        match self.null_or_string()? {
-            Some(string) => text(string).map(Some),
-            None => Some(None),
+        if self.peek()? == b'n' {
+            self.null()?;
+            Some(None)
+        } else {
+            self.string_text().map(Some)
         }
     }
 
@@ -221,7 +228,13 @@ impl<'a> Reader<'a> {
         if negative && digits == b"0" {
             return None;
         }
-        let value: i64 = text(digits)?.parse().ok()?;
+        // An i32 has at most 10 digits, and 10 digits fit an i64.
+        if digits.len() > 10 {
+            return None;
+        }
+        let value = digits
+            .iter()
+            .fold(0i64, |value, digit| value * 10 + i64::from(digit - b'0'));
         i32::try_from(if negative { -value } else { value }).ok()
     }
 

@@ -1,9 +1,9 @@
 //! Reading JSON request bodies under a size limit, without buffering past it.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::ErrorCode;
@@ -19,6 +19,8 @@ fn too_large(limit: u64) -> ApiError {
 
 /// Reads the whole body, refusing it with `413 payload_too_large` as soon as it is
 /// known to exceed `limit`: from `Content-Length` before reading, or while reading.
+/// A body that arrives in one piece (a small JSON body nearly always does) is
+/// handed on as it is, without a copy or a list of pieces.
 pub async fn read_limited(
     headers: &HeaderMap,
     body: Incoming,
@@ -26,18 +28,36 @@ pub async fn read_limited(
 ) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large(limit));
     }
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
-        Err(_) => Err(ApiError::invalid_request(
-            "the request body could not be read",
-        )),
+    let unreadable = || ApiError::invalid_request("the request body could not be read");
+    let mut body = std::pin::pin!(body);
+    let mut first = Bytes::new();
+    let mut more: Option<BytesMut> = None;
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| unreadable())?.into_data() else {
+            continue; // trailers: nothing to keep
+        };
+        total = total.saturating_add(data.len() as u64);
+        if total > limit {
+            return Err(too_large(limit));
+        }
+        if let Some(more) = &mut more {
+            more.extend_from_slice(&data);
+        } else if first.is_empty() {
+            first = data;
+        } else {
+            let mut joined = BytesMut::with_capacity(first.len() + data.len());
+            joined.extend_from_slice(&first);
+            joined.extend_from_slice(&data);
+            more = Some(joined);
+        }
     }
+    Ok(more.map_or(first, BytesMut::freeze))
 }
 
 /// Reads and decodes a JSON body. Unknown fields are rejected by the target type.
@@ -61,19 +81,22 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::invalid_request(format!("the JSON body is not valid: {e}")))
 }
 
-/// Requests with a body must say `Content-Type: application/json` (or say nothing).
+/// Requests with a body must say `Content-Type: application/json` (or say nothing),
+/// parameters such as `; charset=utf-8` aside.
 pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    match headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
-        None => Ok(()),
-        Some(v)
-            if v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) =>
-        {
-            Ok(())
-        }
-        Some(_) => Err(ApiError::invalid_request(
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let value = value.as_bytes();
+    let media_type = value.split(|&b| b == b';').next().unwrap_or(value);
+    if media_type
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"application/json")
+    {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request(
             "send the body as JSON with Content-Type: application/json",
-        )),
+        ))
     }
 }
