@@ -133,12 +133,14 @@ impl Report<'_> {
              {rb:.1} µs of CPU per request through the backend against {rn:.1} µs through \
              nginx, and the backend {b:.1} µs against nginx's {n:.1} µs. What is left: \
              (1) at {low} connection{s} there is nothing to batch, and the backend's \
-             user-space work per request is about 33k instructions for a worker detail \
-             against nginx's 19k (49k against 18k for a list of eight workers; callgrind, \
-             `bench/callgrind.sh`, which does not depend on the machine's load): hyper's \
-             server alone is about 10k, tokio's scheduler and I/O driver about 3k, the \
-             rest the API's checks, the relay check and the client; so each round trip \
-             takes a few µs longer. (2) In between, requests seldom arrive \
+             user-space work per request is about 30k instructions for a worker detail \
+             against nginx's 19k (45k against 18k for a list of eight workers, of which \
+             the relay check reading the whole answer is about 15k; 34k against 22k for \
+             an input; callgrind, `bench/callgrind.sh`, which does not depend on the \
+             machine's load, on this release build with link-time optimisation): \
+             hyper's server, tokio's scheduler and its I/O driver about 12k together, \
+             the rest the API's checks, the relay check and the client; so each round \
+             trip takes a few µs longer. (2) In between, requests seldom arrive \
              together (neither proxy saturates the CPUs: both leave about a tenth idle), so \
              there is little to batch and CPU per request decides; a perf profile at 16 \
              connections (docs/bench/ANALYSIS.md) puts the kernel's part (system calls, \
