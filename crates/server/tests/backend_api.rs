@@ -403,9 +403,13 @@ async fn wrong_token_is_runtime_auth_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_remote_times_out_and_does_not_hold_up_the_embedded_runtime() {
     let silent = SilentPeer::start("127.0.0.1").await;
+    let slow = SilentPeer::start("127.0.0.1").await;
     let hang = SilentPeer::start("127.0.0.1").await;
     let (backend, api) = backend_with(&[
         ("silent", silent.addr, TOKEN, Duration::from_millis(500)),
+        // A second or more: kept in the connection thread's coarse deadlines
+        // (`switchyard_transport::deadline`), which fire within a tick after.
+        ("slow", slow.addr, TOKEN, Duration::from_millis(1200)),
         ("hang", hang.addr, TOKEN, Duration::from_secs(20)),
     ])
     .await;
@@ -437,6 +441,28 @@ async fn silent_remote_times_out_and_does_not_hold_up_the_embedded_runtime() {
         );
         assert!(
             elapsed < Duration::from_secs(3),
+            "{method} {path}: {elapsed:?}"
+        );
+    }
+
+    for (method, path, body) in [
+        (Method::GET, "/api/runtimes/slow/workers/w-1", None),
+        (
+            Method::POST,
+            "/api/runtimes/slow/workers/w-1/input",
+            Some(json!({"text": "x"})),
+        ),
+    ] {
+        let started = Instant::now();
+        let r = api.call(method.clone(), path, body).await;
+        let elapsed = started.elapsed();
+        assert_error(&r, 504, "runtime_timeout");
+        assert!(
+            elapsed >= Duration::from_millis(1200),
+            "{method} {path} timed out early: {elapsed:?}"
+        );
+        assert!(
+            elapsed < Duration::from_millis(2500),
             "{method} {path}: {elapsed:?}"
         );
     }

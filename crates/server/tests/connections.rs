@@ -409,3 +409,56 @@ async fn early_refusals_reach_a_client_that_sends_its_whole_body_first() {
     );
     backend.shutdown().await;
 }
+
+/// A connection that stops in the middle of a request head is closed once the
+/// header-read timeout passes, while one that keeps sending requests is served:
+/// on a connection thread (where the timeout is one of the thread's coarse
+/// deadlines, `switchyard_transport::deadline`) and on the caller's runtime
+/// (a tokio timer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_request_head_is_closed_after_the_header_read_timeout() {
+    let timeout = Duration::from_millis(1500);
+    for cores in [1, 0] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = serve_with(
+            listener,
+            Arc::new(Hello),
+            Shutdown::new(),
+            ServeOptions {
+                cores,
+                header_read_timeout: Some(timeout),
+                ..ServeOptions::default()
+            },
+        );
+        let mut busy = held(server.local_addr(), "/").await;
+        let mut stalled = TcpStream::connect(server.local_addr()).await.unwrap();
+        let started = Instant::now();
+        stalled
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+            .await
+            .unwrap();
+        let closed = tokio::spawn(async move {
+            let mut rest = Vec::new();
+            let _ = stalled.read_to_end(&mut rest).await;
+            started.elapsed()
+        });
+        while !closed.is_finished() && started.elapsed() < WAIT {
+            assert_eq!(get_on(&mut busy, "/").await.status, 200, "cores: {cores}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let closed_after = tokio::time::timeout(WAIT, closed)
+            .await
+            .unwrap_or_else(|_| panic!("cores {cores}: the stalled connection stayed open"))
+            .unwrap();
+        assert!(
+            closed_after >= timeout,
+            "cores {cores}: early, {closed_after:?}"
+        );
+        assert!(
+            closed_after < timeout + Duration::from_secs(1),
+            "cores {cores}: late, {closed_after:?}"
+        );
+        assert_eq!(get_on(&mut busy, "/").await.status, 200, "cores: {cores}");
+        server.shutdown(Duration::from_secs(1)).await;
+    }
+}

@@ -329,7 +329,7 @@ impl HttpRuntimeClient {
         let endpoint = &self.endpoint;
         let exchange = self.exchange(call);
         let limit = endpoint.request_timeout;
-        let result = match tokio::time::timeout(limit, exchange).await {
+        let result = match crate::deadline::within(limit, exchange).await {
             Ok(result) => result,
             Err(_) => Err(net_error::timeout(TimeoutPhase::Request, limit)),
         };

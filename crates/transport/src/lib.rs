@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+pub mod deadline;
 mod endpoint;
 pub mod error;
 pub mod events;

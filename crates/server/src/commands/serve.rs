@@ -272,7 +272,7 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
             limit: listener_parts.limit,
             metrics: listener_parts.http,
             cores: settings.connection_threads,
-            coalesce_writes: false,
+            ..ServeOptions::default()
         },
     );
     tokio::spawn({
@@ -321,8 +321,7 @@ async fn serve_metrics(
             tls: None,
             limit: ConnectionLimit::new(METRICS_LISTEN_MAX_CONNECTIONS),
             metrics: main.http.clone(),
-            cores: 0,
-            coalesce_writes: false,
+            ..ServeOptions::default()
         },
     );
     tracing::info!(url = %server.url(), "metrics listening");

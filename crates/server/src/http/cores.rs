@@ -31,6 +31,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use switchyard_transport::deadline::{Deadlines, TICK};
+
 use super::serve::WAKE_HORIZON;
 
 /// A connection's future, to run on a core.
@@ -126,18 +128,35 @@ impl Core {
     }
 }
 
-/// A core's main task: spawns every job it is given until the queue closes, with
-/// a timer every [`WAKE_HORIZON`] (see `serve.rs`'s `keep_wakes_near`).
+/// A core's main task: spawns every job it is given until the queue closes, and
+/// keeps the thread's coarse deadlines (`switchyard_transport::deadline`: hyper's
+/// header-read timeouts and the REST client's request timeouts of the requests
+/// served here), checked every [`TICK`] while one is waiting and every
+/// [`WAKE_HORIZON`] otherwise (which also keeps the time driver's next wake-up
+/// near; see `serve.rs`'s `keep_wakes_near`). The timer is reset only when it
+/// fires, so a stream of new connections never holds the ticks off.
 async fn run_jobs(mut queue: mpsc::Receiver<Job>) {
-    let mut tick = tokio::time::interval(WAKE_HORIZON);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadlines = Deadlines::install();
+    let next_tick = |deadlines: &Deadlines| {
+        let wait = if deadlines.is_waiting() {
+            TICK
+        } else {
+            WAKE_HORIZON
+        };
+        tokio::time::Instant::now() + wait
+    };
+    let timer = tokio::time::sleep_until(next_tick(&deadlines));
+    let mut timer = std::pin::pin!(timer);
     loop {
         tokio::select! {
             job = queue.recv() => match job {
                 Some(job) => drop(tokio::spawn(job)),
                 None => return,
             },
-            _ = tick.tick() => {}
+            () = timer.as_mut() => {
+                deadlines.tick();
+                timer.as_mut().reset(next_tick(&deadlines));
+            }
         }
     }
 }

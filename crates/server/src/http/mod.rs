@@ -15,6 +15,7 @@ pub mod response;
 pub mod router;
 mod self_wake;
 pub mod serve;
+mod timer;
 pub mod tls;
 pub mod ws;
 

@@ -13,7 +13,7 @@ use http::header::HeaderValue;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -29,8 +29,9 @@ use super::response::Response;
 use super::self_wake::RepollSelfWakes;
 use super::tls::{self, ServerTls};
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send a request's headers, unless
+/// [`ServeOptions::header_read_timeout`] says otherwise.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Per-request facts a handler may use.
 #[derive(Debug, Clone)]
@@ -250,6 +251,18 @@ pub struct ServeOptions {
     /// (`coalesce.rs`): for a server whose clients pipeline requests, as the
     /// backend does to a runtime.
     pub coalesce_writes: bool,
+    /// How long a connection may take to send a request's head (counted from
+    /// when the server starts waiting for it, so also how long a kept-alive
+    /// connection may stay idle); `None`: [`HEADER_READ_TIMEOUT`]. A connection
+    /// over it is closed.
+    pub header_read_timeout: Option<Duration>,
+}
+
+/// How each connection of a listener is served (from [`ServeOptions`]).
+#[derive(Debug, Clone, Copy)]
+struct ConnectionSettings {
+    coalesce_writes: bool,
+    header_read_timeout: Duration,
 }
 
 /// Serves `handler` on `listener` until `shutdown` fires, as `options` say (see
@@ -334,7 +347,12 @@ async fn accept_loop<H: Handler>(
         metrics,
         cores: _,
         coalesce_writes,
+        header_read_timeout,
     } = options;
+    let settings = ConnectionSettings {
+        coalesce_writes,
+        header_read_timeout: header_read_timeout.unwrap_or(HEADER_READ_TIMEOUT),
+    };
     let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -376,7 +394,7 @@ async fn accept_loop<H: Handler>(
             (stream, permit),
             peer,
             handler.clone(),
-            (shutdown.clone(), metrics.clone(), coalesce_writes),
+            (shutdown.clone(), metrics.clone(), settings),
             tls.clone(),
         ));
         match &cores {
@@ -408,7 +426,7 @@ async fn connection<H: Handler>(
     (stream, permit): (Accepted, ConnectionPermit),
     peer: SocketAddr,
     handler: Arc<H>,
-    (shutdown, metrics, coalesce_writes): (Shutdown, HttpMetrics, bool),
+    (shutdown, metrics, settings): (Shutdown, HttpMetrics, ConnectionSettings),
     tls: Option<ServerTls>,
 ) {
     let stream = match stream {
@@ -423,7 +441,7 @@ async fn connection<H: Handler>(
     };
     let Some(tls) = tls else {
         let stream = ServerIo::new(stream, permit, shutdown.clone());
-        return serve_connection(stream, peer, handler, (shutdown, metrics), coalesce_writes).await;
+        return serve_connection(stream, peer, handler, (shutdown, metrics), settings).await;
     };
     let accepted = tokio::select! {
         accepted = tls::accept(stream, &tls, peer) => accepted,
@@ -431,7 +449,7 @@ async fn connection<H: Handler>(
     };
     if let Some(stream) = accepted {
         let stream = ServerIo::new(stream, permit, shutdown.clone());
-        serve_connection(stream, peer, handler, (shutdown, metrics), coalesce_writes).await;
+        serve_connection(stream, peer, handler, (shutdown, metrics), settings).await;
     }
 }
 
@@ -440,7 +458,7 @@ async fn serve_connection<H, S>(
     peer: SocketAddr,
     handler: Arc<H>,
     (shutdown, metrics): (Shutdown, HttpMetrics),
-    coalesce_writes: bool,
+    settings: ConnectionSettings,
 ) where
     H: Handler,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -466,13 +484,13 @@ async fn serve_connection<H, S>(
     // `linger.rs`), so an answer sent before a body was read is not lost to a reset.
     let mut builder = http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .timer(super::timer::CoarseTimer)
+        .header_read_timeout(settings.header_read_timeout);
     // Not `pipeline_flush`: with it, hyper 1.x drops an answer given before the
     // request's body was read (a 413) when it then closes the connection
     // (runtime_api's `bodies_over_the_limit_are_413_payload_too_large`);
     // `coalesce.rs` holds the writes below hyper instead.
-    let result = if coalesce_writes {
+    let result = if settings.coalesce_writes {
         let (stream, flusher) = coalesce::coalescing(stream);
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)

@@ -1,0 +1,386 @@
+//! Coarse deadlines: timeouts on the request path that register no tokio timer.
+//!
+//! A tokio timer is registered in the runtime's timer wheel when first polled (a
+//! lock, an insertion, and a write to the driver's eventfd when it is the nearest)
+//! and removed when dropped; a relayed request sets two (hyper's header-read
+//! timeout, the REST client's request timeout), about 1,500 instructions of the
+//! ~30k the backend spends on it. A thread that serves connections on a
+//! single-threaded runtime can instead keep a list of its deadlines
+//! ([`Deadlines::install`]) and check it from a task of its own every [`TICK`]
+//! ([`Deadlines::tick`]): a deadline is then a slot in that list, and fires at most
+//! one tick after it passes, never before.
+//!
+//! [`within`] and [`sleep_until`] use the thread's list for limits of at least
+//! [`COARSE_FROM`] (so that a tick is at most a tenth of the limit) and tokio's
+//! timers otherwise, or on a thread without a list.
+//!
+//! Invariants:
+//! - a slot belongs to the [`CoarseSleep`] that took it until that is dropped: the
+//!   tick only marks it fired, so a slot index never names someone else's deadline;
+//! - the waker a sleep was last polled with is the one woken: both the poll that
+//!   stores it and the tick that takes it hold the list's lock.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// How often [`Deadlines::tick`] is meant to run while the list holds a deadline:
+/// how late a coarse deadline may fire.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// The shortest limit kept in the thread's list; shorter ones get a tokio timer.
+pub const COARSE_FROM: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static THIS_THREAD: RefCell<Option<Deadlines>> = const { RefCell::new(None) };
+}
+
+/// One thread's list of coarse deadlines. Cloning gives another handle to the
+/// same list.
+#[derive(Clone, Default)]
+pub struct Deadlines {
+    list: Arc<Mutex<List>>,
+}
+
+impl std::fmt::Debug for Deadlines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deadlines")
+            .field("waiting", &self.lock().waiting)
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct List {
+    slots: Vec<Slot>,
+    /// Indices of slots nobody holds.
+    free: Vec<usize>,
+    /// Slots held and not yet fired.
+    waiting: usize,
+}
+
+struct Slot {
+    deadline: Instant,
+    state: SlotState,
+    waker: Option<Waker>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    Free,
+    Waiting,
+    Fired,
+}
+
+impl Deadlines {
+    /// A new list, made this thread's: [`within`] and [`sleep_until`] called on
+    /// this thread use it from now on. The caller must call [`Deadlines::tick`]
+    /// every [`TICK`] while [`Deadlines::is_waiting`] (a task on the thread's
+    /// runtime, for as long as the thread serves anything).
+    pub fn install() -> Self {
+        let deadlines = Self::default();
+        THIS_THREAD.with(|this| *this.borrow_mut() = Some(deadlines.clone()));
+        deadlines
+    }
+
+    /// Fires every deadline that has passed: marks it and wakes its task.
+    pub fn tick(&self) {
+        self.fire_until(Instant::now());
+    }
+
+    /// True while a deadline in the list has not fired.
+    pub fn is_waiting(&self) -> bool {
+        self.lock().waiting > 0
+    }
+
+    fn fire_until(&self, now: Instant) {
+        let mut wake = Vec::new();
+        {
+            let mut list = self.lock();
+            let mut fired = 0;
+            for slot in &mut list.slots {
+                if slot.state == SlotState::Waiting && slot.deadline <= now {
+                    slot.state = SlotState::Fired;
+                    fired += 1;
+                    wake.extend(slot.waker.take());
+                }
+            }
+            list.waiting -= fired;
+        }
+        wake.into_iter().for_each(Waker::wake);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, List> {
+        // The list stays consistent if a holder panicked: every change is one
+        // assignment.
+        self.list
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes a slot for `deadline`.
+    fn insert(&self, deadline: Instant) -> usize {
+        let mut list = self.lock();
+        list.waiting += 1;
+        let slot = Slot {
+            deadline,
+            state: SlotState::Waiting,
+            waker: None,
+        };
+        match list.free.pop() {
+            Some(index) => {
+                list.slots[index] = slot;
+                index
+            }
+            None => {
+                list.slots.push(slot);
+                list.slots.len() - 1
+            }
+        }
+    }
+
+    /// The list of this thread, if it has one.
+    fn of_this_thread() -> Option<Self> {
+        THIS_THREAD.with(|this| this.borrow().clone())
+    }
+}
+
+/// A sleep until a deadline in a thread's [`Deadlines`]; see the module's notes.
+#[derive(Debug)]
+pub struct CoarseSleep {
+    deadlines: Deadlines,
+    slot: usize,
+}
+
+impl CoarseSleep {
+    fn new(deadlines: Deadlines, deadline: Instant) -> Self {
+        let slot = deadlines.insert(deadline);
+        Self { deadlines, slot }
+    }
+}
+
+impl Future for CoarseSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut list = self.deadlines.lock();
+        let slot = &mut list.slots[self.slot];
+        if slot.state == SlotState::Fired {
+            return Poll::Ready(());
+        }
+        match &mut slot.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            waker => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for CoarseSleep {
+    fn drop(&mut self) {
+        let mut list = self.deadlines.lock();
+        let slot = &mut list.slots[self.slot];
+        let waiting = slot.state == SlotState::Waiting;
+        slot.state = SlotState::Free;
+        slot.waker = None;
+        if waiting {
+            list.waiting -= 1;
+        }
+        list.free.push(self.slot);
+    }
+}
+
+/// A sleep until `deadline` in this thread's [`Deadlines`], when it has a list
+/// and the deadline is at least [`COARSE_FROM`] away; `None` otherwise (use a
+/// tokio timer then).
+pub fn sleep_until(deadline: Instant) -> Option<CoarseSleep> {
+    if deadline.saturating_duration_since(Instant::now()) < COARSE_FROM {
+        return None;
+    }
+    Deadlines::of_this_thread().map(|deadlines| CoarseSleep::new(deadlines, deadline))
+}
+
+/// The time ran out before the future finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+/// `future`, given up with [`Elapsed`] when it has not finished within `limit`:
+/// on this thread's [`Deadlines`] when it has a list and `limit` is at least
+/// [`COARSE_FROM`], else with tokio's timer.
+pub fn within<F: Future>(limit: Duration, future: F) -> Within<F> {
+    let coarse = (limit >= COARSE_FROM)
+        .then(Deadlines::of_this_thread)
+        .flatten()
+        .and_then(|deadlines| {
+            let deadline = Instant::now().checked_add(limit)?;
+            Some(CoarseSleep::new(deadlines, deadline))
+        });
+    let timer = match coarse {
+        Some(sleep) => Timer::Coarse { sleep },
+        None => Timer::Tokio {
+            sleep: tokio::time::sleep(limit),
+        },
+    };
+    Within { future, timer }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`within`].
+    #[derive(Debug)]
+    pub struct Within<F> {
+        #[pin]
+        future: F,
+        #[pin]
+        timer: Timer,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A coarse deadline or a tokio timer.
+    #[project = TimerProjection]
+    #[derive(Debug)]
+    enum Timer {
+        Coarse { sleep: CoarseSleep },
+        Tokio { #[pin] sleep: tokio::time::Sleep },
+    }
+}
+
+impl<F: Future> Future for Within<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        let expired = match this.timer.project() {
+            TimerProjection::Coarse { sleep } => Pin::new(sleep).poll(cx),
+            TimerProjection::Tokio { sleep } => sleep.poll(cx),
+        };
+        expired.map(|()| Err(Elapsed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count::default());
+        (count.clone(), Waker::from(count))
+    }
+
+    fn poll(sleep: &mut CoarseSleep, waker: &Waker) -> Poll<()> {
+        Pin::new(sleep).poll(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn a_deadline_fires_at_the_first_tick_not_before_it_and_wakes_the_last_waker() {
+        let deadlines = Deadlines::default();
+        let at = Instant::now() + Duration::from_secs(5);
+        let mut sleep = CoarseSleep::new(deadlines.clone(), at);
+        let (first, first_waker) = counting();
+        let (second, second_waker) = counting();
+        assert_eq!(poll(&mut sleep, &first_waker), Poll::Pending);
+        assert_eq!(poll(&mut sleep, &second_waker), Poll::Pending);
+        assert!(deadlines.is_waiting());
+
+        deadlines.fire_until(at - Duration::from_millis(1));
+        assert_eq!(poll(&mut sleep, &second_waker), Poll::Pending);
+        assert_eq!(second.0.load(Ordering::SeqCst), 0);
+
+        deadlines.fire_until(at);
+        assert_eq!(first.0.load(Ordering::SeqCst), 0, "a replaced waker");
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert!(!deadlines.is_waiting());
+        assert_eq!(poll(&mut sleep, &second_waker), Poll::Ready(()));
+        deadlines.fire_until(at + Duration::from_secs(1));
+        assert_eq!(second.0.load(Ordering::SeqCst), 1, "fired once");
+    }
+
+    #[test]
+    fn dropped_sleeps_give_their_slots_back_and_never_fire() {
+        let deadlines = Deadlines::default();
+        let at = Instant::now() + Duration::from_secs(5);
+        let (count, waker) = counting();
+        let mut kept = CoarseSleep::new(deadlines.clone(), at);
+        let mut dropped = CoarseSleep::new(deadlines.clone(), at);
+        assert_eq!(poll(&mut dropped, &waker), Poll::Pending);
+        drop(dropped);
+        // The freed slot is taken again, by a later deadline.
+        let mut later = CoarseSleep::new(deadlines.clone(), at + Duration::from_secs(5));
+        assert_eq!(deadlines.lock().slots.len(), 2);
+        assert_eq!(poll(&mut kept, &waker), Poll::Pending);
+        assert_eq!(poll(&mut later, &waker), Poll::Pending);
+        deadlines.fire_until(at);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "only the kept one");
+        assert_eq!(poll(&mut later, &waker), Poll::Pending);
+        drop(kept);
+        drop(later);
+        let list = deadlines.lock();
+        assert_eq!((list.waiting, list.free.len()), (0, 2));
+    }
+
+    #[test]
+    fn short_limits_and_threads_without_a_list_use_tokio_timers() {
+        std::thread::spawn(|| {
+            let far = Instant::now() + Duration::from_secs(5);
+            assert!(sleep_until(far).is_none(), "no list on this thread");
+            let deadlines = Deadlines::install();
+            assert!(sleep_until(far).is_some());
+            assert!(!deadlines.is_waiting(), "dropped at once");
+            let near = Instant::now() + COARSE_FROM / 2;
+            assert!(sleep_until(near).is_none(), "under COARSE_FROM");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn within_gives_the_output_or_elapsed() {
+        let deadlines = Deadlines::install();
+        assert_eq!(within(Duration::from_secs(5), async { 7 }).await, Ok(7));
+        assert!(
+            !deadlines.is_waiting(),
+            "a finished call leaves no deadline"
+        );
+
+        // A tokio timer for a short limit.
+        let short = within(Duration::from_millis(20), std::future::pending::<()>());
+        assert_eq!(short.await, Err(Elapsed));
+
+        // The list's, ticked by a task of the test's own.
+        let ticker = tokio::spawn({
+            let deadlines = deadlines.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(TICK).await;
+                    deadlines.tick();
+                }
+            }
+        });
+        let started = Instant::now();
+        let long = within(COARSE_FROM, std::future::pending::<()>());
+        assert!(matches!(long.timer, Timer::Coarse { .. }));
+        assert_eq!(long.await, Err(Elapsed));
+        let took = started.elapsed();
+        assert!(took >= COARSE_FROM, "early: {took:?}");
+        assert!(took < COARSE_FROM + 10 * TICK, "late: {took:?}");
+        ticker.abort();
+    }
+}
