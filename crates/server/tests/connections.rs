@@ -431,8 +431,10 @@ async fn a_stalled_request_head_is_closed_after_the_header_read_timeout() {
             },
         );
         let mut busy = held(server.local_addr(), "/").await;
-        let mut stalled = TcpStream::connect(server.local_addr()).await.unwrap();
+        // Before the connection exists, so that the server cannot start its timer
+        // before this clock does.
         let started = Instant::now();
+        let mut stalled = TcpStream::connect(server.local_addr()).await.unwrap();
         stalled
             .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
             .await

@@ -706,6 +706,16 @@ async fn create_rejects_bad_requests_without_starting_anything() {
         .await;
         expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
     }
+    // A type that is not visible ASCII is not JSON either (it was once taken for no
+    // type at all).
+    let body = br#"{"profile":"echo"}"#;
+    let head = format!(
+        "POST /v1/workers HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: {auth}\r\n\
+         content-type: application/json\u{e4}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let r = raw_exchange(server.addr, &head, body).await;
+    expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
     let r = post(&server, "/v1/workers?profile=echo", r#"{"profile":"echo"}"#).await;
     expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
 

@@ -3,22 +3,26 @@
 //! A tokio timer is registered in the runtime's timer wheel when first polled (a
 //! lock, an insertion, and a write to the driver's eventfd when it is the nearest)
 //! and removed when dropped; a relayed request sets two (hyper's header-read
-//! timeout, the REST client's request timeout), about 1,500 instructions of the
-//! ~30k the backend spends on it. A thread that serves connections on a
-//! single-threaded runtime can instead keep a list of its deadlines
-//! ([`Deadlines::install`]) and check it from a task of its own every [`TICK`]
-//! ([`Deadlines::tick`]): a deadline is then a slot in that list, and fires at most
-//! one tick after it passes, never before.
+//! timeout, the REST client's request timeout). A thread that serves connections
+//! on a single-threaded runtime can instead keep a list of its deadlines
+//! ([`Deadlines::install`]) and check it from a task of its own
+//! ([`Installed::tick`], which says when to check next): a deadline is then a slot
+//! in that list, and fires when that task next runs after it passes, never
+//! before.
 //!
 //! [`within`] and [`sleep_until`] use the thread's list for limits of at least
-//! [`COARSE_FROM`] (so that a tick is at most a tenth of the limit) and tokio's
-//! timers otherwise, or on a thread without a list.
+//! [`COARSE_FROM`] and tokio's timers otherwise, or on a thread without a list.
 //!
 //! Invariants:
 //! - a slot belongs to the [`CoarseSleep`] that took it until that is dropped: the
 //!   tick only marks it fired, so a slot index never names someone else's deadline;
 //! - the waker a sleep was last polled with is the one woken: both the poll that
-//!   stores it and the tick that takes it hold the list's lock.
+//!   stores it and the tick that takes it hold the list's lock (wakers are woken
+//!   and dropped after it is released);
+//! - a deadline is never later than [`COARSE_FROM`] from when it is set, so a
+//!   ticking task that never sleeps longer than that (as [`Installed::tick`]'s
+//!   answer ensures with [`MAX_TICK_GAP`]) is never woken after a deadline it was
+//!   not told of.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -27,12 +31,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-/// How often [`Deadlines::tick`] is meant to run while the list holds a deadline:
-/// how late a coarse deadline may fire.
-pub const TICK: Duration = Duration::from_millis(100);
-
 /// The shortest limit kept in the thread's list; shorter ones get a tokio timer.
 pub const COARSE_FROM: Duration = Duration::from_secs(1);
+
+/// The longest [`Installed::tick`] lets its task wait before the next tick: no
+/// longer than [`COARSE_FROM`], so a deadline set meanwhile (at least that far
+/// ahead) is never passed unseen.
+pub const MAX_TICK_GAP: Duration = COARSE_FROM;
 
 thread_local! {
     static THIS_THREAD: RefCell<Option<Deadlines>> = const { RefCell::new(None) };
@@ -76,19 +81,15 @@ enum SlotState {
 }
 
 impl Deadlines {
-    /// A new list, made this thread's: [`within`] and [`sleep_until`] called on
-    /// this thread use it from now on. The caller must call [`Deadlines::tick`]
-    /// every [`TICK`] while [`Deadlines::is_waiting`] (a task on the thread's
-    /// runtime, for as long as the thread serves anything).
-    pub fn install() -> Self {
+    /// A new list, made this thread's until the returned guard is dropped:
+    /// [`within`] and [`sleep_until`] called on this thread use it meanwhile. The
+    /// caller must call [`Installed::tick`] when it says (a task on the thread's
+    /// runtime, for as long as the thread serves anything); deadlines left when
+    /// the guard is dropped never fire.
+    pub fn install() -> Installed {
         let deadlines = Self::default();
         THIS_THREAD.with(|this| *this.borrow_mut() = Some(deadlines.clone()));
-        deadlines
-    }
-
-    /// Fires every deadline that has passed: marks it and wakes its task.
-    pub fn tick(&self) {
-        self.fire_until(Instant::now());
+        Installed { deadlines }
     }
 
     /// True while a deadline in the list has not fired.
@@ -96,21 +97,30 @@ impl Deadlines {
         self.lock().waiting > 0
     }
 
-    fn fire_until(&self, now: Instant) {
+    /// Fires every deadline up to `now` (marks it and wakes its task); gives the
+    /// earliest deadline still waiting.
+    fn fire_until(&self, now: Instant) -> Option<Instant> {
         let mut wake = Vec::new();
+        let mut earliest: Option<Instant> = None;
         {
             let mut list = self.lock();
             let mut fired = 0;
             for slot in &mut list.slots {
-                if slot.state == SlotState::Waiting && slot.deadline <= now {
+                if slot.state != SlotState::Waiting {
+                    continue;
+                }
+                if slot.deadline <= now {
                     slot.state = SlotState::Fired;
                     fired += 1;
                     wake.extend(slot.waker.take());
+                } else if earliest.is_none_or(|e| slot.deadline < e) {
+                    earliest = Some(slot.deadline);
                 }
             }
             list.waiting -= fired;
         }
         wake.into_iter().for_each(Waker::wake);
+        earliest
     }
 
     fn lock(&self) -> MutexGuard<'_, List> {
@@ -148,6 +158,46 @@ impl Deadlines {
     }
 }
 
+/// A thread's [`Deadlines`], installed by [`Deadlines::install`]; dropping it
+/// takes the list off the thread.
+#[derive(Debug)]
+pub struct Installed {
+    deadlines: Deadlines,
+}
+
+impl Installed {
+    /// Fires every deadline that has passed; gives when to tick next: the
+    /// earliest deadline still waiting, or [`MAX_TICK_GAP`] from now if that is
+    /// sooner.
+    pub fn tick(&self) -> Instant {
+        let now = Instant::now();
+        let horizon = now + MAX_TICK_GAP;
+        match self.deadlines.fire_until(now) {
+            Some(earliest) => earliest.min(horizon),
+            None => horizon,
+        }
+    }
+
+    /// The list.
+    pub fn deadlines(&self) -> &Deadlines {
+        &self.deadlines
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        THIS_THREAD.with(|this| {
+            let mut this = this.borrow_mut();
+            if this
+                .as_ref()
+                .is_some_and(|current| Arc::ptr_eq(&current.list, &self.deadlines.list))
+            {
+                *this = None;
+            }
+        });
+    }
+}
+
 /// A sleep until a deadline in a thread's [`Deadlines`]; see the module's notes.
 #[derive(Debug)]
 pub struct CoarseSleep {
@@ -171,10 +221,12 @@ impl Future for CoarseSleep {
         if slot.state == SlotState::Fired {
             return Poll::Ready(());
         }
-        match &mut slot.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            waker => *waker = Some(cx.waker().clone()),
-        }
+        let replaced = match &slot.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => None,
+            _ => slot.waker.replace(cx.waker().clone()),
+        };
+        drop(list);
+        drop(replaced);
         Poll::Pending
     }
 }
@@ -185,11 +237,13 @@ impl Drop for CoarseSleep {
         let slot = &mut list.slots[self.slot];
         let waiting = slot.state == SlotState::Waiting;
         slot.state = SlotState::Free;
-        slot.waker = None;
+        let waker = slot.waker.take();
         if waiting {
             list.waiting -= 1;
         }
         list.free.push(self.slot);
+        drop(list);
+        drop(waker);
     }
 }
 
@@ -207,24 +261,34 @@ pub fn sleep_until(deadline: Instant) -> Option<CoarseSleep> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed;
 
+impl std::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
 /// `future`, given up with [`Elapsed`] when it has not finished within `limit`:
 /// on this thread's [`Deadlines`] when it has a list and `limit` is at least
-/// [`COARSE_FROM`], else with tokio's timer.
+/// [`COARSE_FROM`], else with tokio's timer (`tokio::time::timeout`, which also
+/// fires when the future has used up its task's budget).
 pub fn within<F: Future>(limit: Duration, future: F) -> Within<F> {
-    let coarse = (limit >= COARSE_FROM)
-        .then(Deadlines::of_this_thread)
-        .flatten()
-        .and_then(|deadlines| {
+    let coarse = if limit >= COARSE_FROM {
+        Deadlines::of_this_thread().and_then(|deadlines| {
             let deadline = Instant::now().checked_add(limit)?;
             Some(CoarseSleep::new(deadlines, deadline))
-        });
-    let timer = match coarse {
-        Some(sleep) => Timer::Coarse { sleep },
-        None => Timer::Tokio {
-            sleep: tokio::time::sleep(limit),
+        })
+    } else {
+        None
+    };
+    let inner = match coarse {
+        Some(sleep) => Timed::Coarse { future, sleep },
+        None => Timed::Tokio {
+            timeout: tokio::time::timeout(limit, future),
         },
     };
-    Within { future, timer }
+    Within { inner }
 }
 
 pin_project_lite::pin_project! {
@@ -232,19 +296,17 @@ pin_project_lite::pin_project! {
     #[derive(Debug)]
     pub struct Within<F> {
         #[pin]
-        future: F,
-        #[pin]
-        timer: Timer,
+        inner: Timed<F>,
     }
 }
 
 pin_project_lite::pin_project! {
-    /// A coarse deadline or a tokio timer.
-    #[project = TimerProjection]
+    /// A future on the thread's list of deadlines, or under tokio's timeout.
+    #[project = TimedProjection]
     #[derive(Debug)]
-    enum Timer {
-        Coarse { sleep: CoarseSleep },
-        Tokio { #[pin] sleep: tokio::time::Sleep },
+    enum Timed<F> {
+        Coarse { #[pin] future: F, sleep: CoarseSleep },
+        Tokio { #[pin] timeout: tokio::time::Timeout<F> },
     }
 }
 
@@ -252,15 +314,17 @@ impl<F: Future> Future for Within<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(output) = this.future.poll(cx) {
-            return Poll::Ready(Ok(output));
+        match self.project().inner.project() {
+            TimedProjection::Coarse { future, sleep } => {
+                if let Poll::Ready(output) = future.poll(cx) {
+                    return Poll::Ready(Ok(output));
+                }
+                Pin::new(sleep).poll(cx).map(|()| Err(Elapsed))
+            }
+            TimedProjection::Tokio { timeout } => {
+                timeout.poll(cx).map(|result| result.map_err(|_| Elapsed))
+            }
         }
-        let expired = match this.timer.project() {
-            TimerProjection::Coarse { sleep } => Pin::new(sleep).poll(cx),
-            TimerProjection::Tokio { sleep } => sleep.poll(cx),
-        };
-        expired.map(|()| Err(Elapsed))
     }
 }
 
@@ -300,11 +364,12 @@ mod tests {
         assert_eq!(poll(&mut sleep, &second_waker), Poll::Pending);
         assert!(deadlines.is_waiting());
 
-        deadlines.fire_until(at - Duration::from_millis(1));
+        let before = at - Duration::from_millis(1);
+        assert_eq!(deadlines.fire_until(before), Some(at), "the next to fire");
         assert_eq!(poll(&mut sleep, &second_waker), Poll::Pending);
         assert_eq!(second.0.load(Ordering::SeqCst), 0);
 
-        deadlines.fire_until(at);
+        assert_eq!(deadlines.fire_until(at), None, "nothing left to fire");
         assert_eq!(first.0.load(Ordering::SeqCst), 0, "a replaced waker");
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
         assert!(!deadlines.is_waiting());
@@ -341,11 +406,13 @@ mod tests {
         std::thread::spawn(|| {
             let far = Instant::now() + Duration::from_secs(5);
             assert!(sleep_until(far).is_none(), "no list on this thread");
-            let deadlines = Deadlines::install();
+            let installed = Deadlines::install();
             assert!(sleep_until(far).is_some());
-            assert!(!deadlines.is_waiting(), "dropped at once");
+            assert!(!installed.deadlines().is_waiting(), "dropped at once");
             let near = Instant::now() + COARSE_FROM / 2;
             assert!(sleep_until(near).is_none(), "under COARSE_FROM");
+            drop(installed);
+            assert!(sleep_until(far).is_none(), "the list is off the thread");
         })
         .join()
         .unwrap();
@@ -353,7 +420,8 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn within_gives_the_output_or_elapsed() {
-        let deadlines = Deadlines::install();
+        let installed = Deadlines::install();
+        let deadlines = installed.deadlines().clone();
         assert_eq!(within(Duration::from_secs(5), async { 7 }).await, Ok(7));
         assert!(
             !deadlines.is_waiting(),
@@ -365,22 +433,20 @@ mod tests {
         assert_eq!(short.await, Err(Elapsed));
 
         // The list's, ticked by a task of the test's own.
-        let ticker = tokio::spawn({
-            let deadlines = deadlines.clone();
-            async move {
-                loop {
-                    tokio::time::sleep(TICK).await;
-                    deadlines.tick();
-                }
+        let ticker = tokio::spawn(async move {
+            loop {
+                let next = installed.tick();
+                tokio::time::sleep_until(next.into()).await;
             }
         });
         let started = Instant::now();
         let long = within(COARSE_FROM, std::future::pending::<()>());
-        assert!(matches!(long.timer, Timer::Coarse { .. }));
+        assert!(matches!(long.inner, Timed::Coarse { .. }));
+        assert!(deadlines.is_waiting());
         assert_eq!(long.await, Err(Elapsed));
         let took = started.elapsed();
         assert!(took >= COARSE_FROM, "early: {took:?}");
-        assert!(took < COARSE_FROM + 10 * TICK, "late: {took:?}");
+        assert!(took < COARSE_FROM * 2, "late: {took:?}");
         ticker.abort();
     }
 }

@@ -171,8 +171,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A string's text: the bytes between its quotes, which are ASCII, so the
-    /// slice of the (UTF-8) answer is text too.
+    /// A string's text: its quotes are ASCII, so the slice of the (UTF-8) answer
+    /// between them is text too.
     #[inline]
     fn string_text(&mut self) -> Option<&'a str> {
         let string = self.string()?;

@@ -23,18 +23,17 @@ fn too_large(limit: u64) -> ApiError {
 /// handed on as it is, without a copy or a list of pieces.
 pub async fn read_limited(
     headers: &HeaderMap,
-    body: Incoming,
+    mut body: Incoming,
     limit: u64,
 ) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(CONTENT_LENGTH)
-        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large(limit));
     }
     let unreadable = || ApiError::invalid_request("the request body could not be read");
-    let mut body = std::pin::pin!(body);
     let mut first = Bytes::new();
     let mut more: Option<BytesMut> = None;
     let mut total: u64 = 0;

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use switchyard_transport::deadline::{Deadlines, TICK};
+use switchyard_transport::deadline::{Deadlines, MAX_TICK_GAP};
 
 use super::serve::WAKE_HORIZON;
 
@@ -131,21 +131,13 @@ impl Core {
 /// A core's main task: spawns every job it is given until the queue closes, and
 /// keeps the thread's coarse deadlines (`switchyard_transport::deadline`: hyper's
 /// header-read timeouts and the REST client's request timeouts of the requests
-/// served here), checked every [`TICK`] while one is waiting and every
-/// [`WAKE_HORIZON`] otherwise (which also keeps the time driver's next wake-up
-/// near; see `serve.rs`'s `keep_wakes_near`). The timer is reset only when it
-/// fires, so a stream of new connections never holds the ticks off.
+/// served here), checked when the earliest is due and at least every
+/// [`MAX_TICK_GAP`] (which also keeps the time driver's next wake-up near; see
+/// `serve.rs`'s `keep_wakes_near`). The timer is reset only when it fires, so a
+/// stream of new connections never holds the checks off.
 async fn run_jobs(mut queue: mpsc::Receiver<Job>) {
     let deadlines = Deadlines::install();
-    let next_tick = |deadlines: &Deadlines| {
-        let wait = if deadlines.is_waiting() {
-            TICK
-        } else {
-            WAKE_HORIZON
-        };
-        tokio::time::Instant::now() + wait
-    };
-    let timer = tokio::time::sleep_until(next_tick(&deadlines));
+    let timer = tokio::time::sleep_until(deadlines.tick().into());
     let mut timer = std::pin::pin!(timer);
     loop {
         tokio::select! {
@@ -153,10 +145,10 @@ async fn run_jobs(mut queue: mpsc::Receiver<Job>) {
                 Some(job) => drop(tokio::spawn(job)),
                 None => return,
             },
-            () = timer.as_mut() => {
-                deadlines.tick();
-                timer.as_mut().reset(next_tick(&deadlines));
-            }
+            () = timer.as_mut() => timer.as_mut().reset(deadlines.tick().into()),
         }
     }
 }
+
+// The checks come at least as often as the server's wake horizon asks.
+const _: () = assert!(MAX_TICK_GAP.as_nanos() <= WAKE_HORIZON.as_nanos());

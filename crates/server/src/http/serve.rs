@@ -315,9 +315,11 @@ pub(super) const WAKE_HORIZON: Duration = Duration::from_secs(1);
 ///
 /// Tokio writes to its driver's eventfd whenever a timer is registered with a
 /// deadline earlier than the driver's next planned wake-up (tokio-rs/tokio#5207),
-/// whether or not a thread is parked. Every request registers two: hyper's
-/// header-read timeout (30 s) when a connection waits for its next request, and
-/// the REST client's request timeout (5 s by default) on a relayed call; with no
+/// whether or not a thread is parked. A request on a runtime without coarse
+/// deadlines (`switchyard_transport::deadline`; the connection threads of
+/// `cores.rs` have them) registers two: hyper's header-read timeout (30 s) when a
+/// connection waits for its next request, and the REST client's request timeout
+/// (5 s by default) on a relayed call; with no
 /// nearer timer each found the driver planning to sleep past it, which cost a
 /// `write` per timer and, with a worker parked, its wake-up: 8 system calls per
 /// relayed request at one connection instead of 6 (as nginx). With this timer
