@@ -186,7 +186,9 @@ impl Installed {
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        THIS_THREAD.with(|this| {
+        // `try_with`: dropped while the thread's locals are torn down, there is
+        // nothing left to take the list off.
+        let _ = THIS_THREAD.try_with(|this| {
             let mut this = this.borrow_mut();
             if this
                 .as_ref()
