@@ -45,3 +45,35 @@ impl Future for HyperSleep {
 }
 
 impl hyper::rt::Sleep for HyperSleep {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::rt::Timer;
+    use switchyard_transport::deadline::Deadlines;
+
+    #[test]
+    fn sleeps_a_second_or_more_away_go_on_the_threads_deadlines_others_on_tokio() {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let timer = CoarseTimer;
+            runtime.block_on(async {
+                let no_list = timer.sleep(Duration::from_secs(30));
+                drop(no_list);
+                let installed = Deadlines::install();
+                let far = timer.sleep_until(Instant::now() + Duration::from_secs(30));
+                assert!(installed.deadlines().is_waiting(), "on the thread's list");
+                drop(far);
+                assert!(!installed.deadlines().is_waiting());
+                let near = timer.sleep(Duration::from_millis(10));
+                assert!(!installed.deadlines().is_waiting(), "a tokio timer");
+                near.await;
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
