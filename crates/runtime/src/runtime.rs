@@ -211,7 +211,8 @@ impl Runtime {
             .config
             .profiles
             .get(&request.profile)
-            .ok_or_else(|| RuntimeError::UnknownProfile(request.profile.clone()))?;
+            .ok_or_else(|| RuntimeError::UnknownProfile(request.profile.clone()))?
+            .clone();
         if let Some(owner) = &request.owner
             && !is_valid_owner(owner)
         {
@@ -219,10 +220,13 @@ impl Runtime {
                 "owner must be 1 to 64 of A-Z a-z 0-9 . _ - @".into(),
             ));
         }
-        let worker = {
-            let _one_at_a_time = self.inner.create_lock.lock().await;
-            let max = self.inner.config.limits.max_workers;
-            let active = self
+        // On a task of its own: a caller dropped mid-way must not leave a saved
+        // record without its worker in memory (it would come back as `lost`).
+        let runtime = self.clone();
+        let worker = crate::worker::run_to_end(async move {
+            let _one_at_a_time = runtime.inner.create_lock.lock().await;
+            let max = runtime.inner.config.limits.max_workers;
+            let active = runtime
                 .workers()
                 .values()
                 .filter(|w| !w.status().is_ended())
@@ -230,20 +234,21 @@ impl Runtime {
             if active >= max as usize {
                 return Err(RuntimeError::WorkerLimitReached { max });
             }
-            let id = self.new_worker_id();
+            let id = runtime.new_worker_id();
             let worker = Worker::start(
-                self.inner.ctx.clone(),
+                runtime.inner.ctx.clone(),
                 id.clone(),
-                self.inner.config.runtime_id.clone(),
+                runtime.inner.config.runtime_id.clone(),
                 request.profile,
                 request.label,
                 request.owner,
-                profile.clone(),
+                profile,
             )
             .await?;
-            self.workers_mut().insert(id, worker.clone());
-            worker
-        };
+            runtime.workers_mut().insert(id, worker.clone());
+            Ok(worker)
+        })
+        .await?;
         worker.wait_started(START_WAIT).await;
         Ok(worker.detail())
     }

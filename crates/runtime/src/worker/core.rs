@@ -263,7 +263,11 @@ impl Worker {
     }
 
     /// Accepts an input: records it (getting its sequence) and queues it for the driver.
-    pub(crate) async fn input(&self, text: String) -> Result<u64> {
+    ///
+    /// Runs on a task of its own, so that a caller that goes away mid-call (an HTTP
+    /// connection cut while the store writes) cannot leave the input half recorded:
+    /// in the store but not in memory, where the next item would take its sequence.
+    pub(crate) async fn input(self: &Arc<Self>, text: String) -> Result<u64> {
         let limit = self.ctx.limits.max_input_bytes;
         if text.len() as u64 > limit {
             return Err(RuntimeError::PayloadTooLarge {
@@ -271,6 +275,12 @@ impl Worker {
                 limit,
             });
         }
+        let worker = Arc::clone(self);
+        super::run_to_end(async move { worker.accept_input(text).await }).await
+    }
+
+    /// The body of [`Worker::input`], which must run to its end once started.
+    async fn accept_input(&self, text: String) -> Result<u64> {
         let _order = self.record_lock.lock().await;
         let not_running = || RuntimeError::WorkerNotRunning {
             worker: self.id.clone(),
@@ -510,7 +520,9 @@ impl Worker {
     }
 
     /// Appends one transcript item (store first, then memory and event log) and
-    /// returns its sequence. The caller holds `record_lock`.
+    /// returns its sequence. The caller holds `record_lock` and must not be
+    /// cancelled: a store write that finishes after its caller was dropped would
+    /// leave the store one item ahead of memory (see [`Worker::input`]).
     async fn record(
         &self,
         entry: TranscriptEntry,

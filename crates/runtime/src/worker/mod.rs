@@ -12,3 +12,19 @@ mod teardown;
 pub(crate) mod utf8;
 
 pub(crate) use core::Worker;
+
+use crate::error::{Result, RuntimeError};
+
+/// Runs a call that must not stop half way (it writes the store, then memory) on a
+/// task of its own, so that it finishes even if its caller is dropped: an HTTP
+/// connection cut mid-call cancels the caller, never the write.
+pub(crate) async fn run_to_end<T: Send + 'static>(
+    call: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    match tokio::spawn(call).await {
+        Ok(done) => done,
+        Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+        // Only a tokio runtime shutting down cancels the task.
+        Err(_) => Err(RuntimeError::Draining),
+    }
+}
