@@ -316,8 +316,18 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     }
 
     /// Reads more of the answer; 0 at the end of the stream.
+    ///
+    /// Each answer's body is split off the front of the buffer, so the room left
+    /// at its end shrinks answer by answer. With less than half the buffer's size
+    /// left, the room of answers already dropped is taken back when that costs no
+    /// allocation (so that an answer of a few KiB comes in one read, not two);
+    /// a new buffer is allocated only when almost no room is left.
     async fn fill(&mut self) -> Result<usize, ExchangeError> {
-        if self.read.capacity() - self.read.len() < 1024 {
+        let room = self.read.capacity() - self.read.len();
+        if room < READ_BUFFER / 2
+            && !self.read.try_reclaim(READ_BUFFER / 2)
+            && room < 1024
+        {
             self.read.reserve(READ_BUFFER);
         }
         self.io
