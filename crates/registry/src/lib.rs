@@ -79,8 +79,8 @@ pub use hub::{BackendCursor, COMMAND_LANE, CommandTicket, HubSettings, Observati
 pub use policy::{Action, AllowAll, Policy, PolicyDenied, PolicyRequest, RolePolicy};
 pub use reconfigure::{Planned, ReconfigureError, Reconfigured};
 pub use registry::{
-    DuplicateRuntimeId, LIST_ALL_MAX_PER_RUNTIME, LIST_SCAN_BUDGET, RegisteredRuntime,
-    RuntimeRegistry,
+    DuplicateRuntimeId, LIST_ALL_MAX_PER_RUNTIME, LIST_ALL_MAX_SCANNED_PER_RUNTIME,
+    LIST_SCAN_BUDGET, RegisteredRuntime, RuntimeRegistry,
 };
 pub use remote::RemoteSource;
 pub use scrub::Scrubber;

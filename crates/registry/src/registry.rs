@@ -29,8 +29,14 @@ use crate::policy::{Action, Policy, PolicyRequest};
 use crate::source::{RuntimeSource, encode};
 use crate::view::RuntimeView;
 
-/// Most workers `GET /api/workers` collects from one runtime.
+/// Most workers `GET /api/workers` collects from one runtime (of those the caller
+/// reaches: a caller the policy scopes gets up to this many of its own, however
+/// many others come first).
 pub const LIST_ALL_MAX_PER_RUNTIME: usize = 10_000;
+
+/// Most workers `GET /api/workers` reads from one runtime for a caller the policy
+/// scopes, its own and others together, so that one listing stays bounded.
+pub const LIST_ALL_MAX_SCANNED_PER_RUNTIME: usize = 100_000;
 
 /// Most workers one page of a filtered listing scans before it answers with what it
 /// found and a `next` to continue from.
@@ -425,11 +431,15 @@ impl RuntimeRegistry {
                     .is_ok()
             })
             .collect();
+        let scoped = self.policy().scopes_workers(caller);
         let listings = visible.iter().map(|entry| async move {
+            // A scoped caller's workers are picked out page by page, so that the
+            // cap counts what it may see, not what comes first.
+            let reaches = |w: &WorkerDetail| !scoped || self.reaches(caller, entry, w);
             let outcome = entry
                 .bounded_as_a_whole(
                     Call::ListWorkers,
-                    collect_all(entry.runtime.source.as_ref(), query),
+                    collect_all(entry.runtime.source.as_ref(), query, reaches),
                 )
                 .await;
             entry.record(&outcome);
@@ -450,7 +460,9 @@ impl RuntimeRegistry {
                 Ok(workers) => all.workers.extend(
                     workers
                         .into_iter()
-                        .filter(|w| self.reaches(caller, entry, w))
+                        // Picked out already for a scoped caller; the policy is
+                        // asked here for the others (and remembers every owner).
+                        .filter(|w| scoped || self.reaches(caller, entry, w))
                         .map(|w| owned_by(w, entry.id())),
                 ),
                 Err(error) => all.unavailable.push(UnavailableEntry {
@@ -1006,16 +1018,20 @@ fn not_found(runtime_id: &RuntimeId, worker: &WorkerId) -> RegistryError {
     }
 }
 
-/// Every page of a runtime's workers, up to [`LIST_ALL_MAX_PER_RUNTIME`].
+/// The workers of every page of a runtime that `keep` keeps, up to
+/// [`LIST_ALL_MAX_PER_RUNTIME`] kept or [`LIST_ALL_MAX_SCANNED_PER_RUNTIME`] read.
 async fn collect_all(
     source: &dyn RuntimeSource,
     query: &WorkerQuery,
+    mut keep: impl FnMut(&WorkerDetail) -> bool,
 ) -> Result<Vec<WorkerDetail>, SourceError> {
     let mut query = query.clone();
     let mut workers = Vec::new();
+    let mut scanned = 0;
     loop {
         let page = source.list_workers(&query).await?;
-        workers.extend(page.workers);
+        scanned += page.workers.len();
+        workers.extend(page.workers.into_iter().filter(&mut keep));
         match page.next {
             // Pages are ordered by worker id: a `next` that does not advance would
             // loop forever (and list the same workers again).
@@ -1024,7 +1040,12 @@ async fn collect_all(
                     "its worker list's next page does not advance".into(),
                 ));
             }
-            Some(next) if workers.len() < LIST_ALL_MAX_PER_RUNTIME => query.after = Some(next),
+            Some(next)
+                if workers.len() < LIST_ALL_MAX_PER_RUNTIME
+                    && scanned < LIST_ALL_MAX_SCANNED_PER_RUNTIME =>
+            {
+                query.after = Some(next)
+            }
             _ => return Ok(workers),
         }
     }

@@ -1316,6 +1316,103 @@ fn granted(role: Role, globs: &[&str]) -> Caller {
     )
 }
 
+/// A runtime of `total` workers served in pages of 1,000 (ids in order); the
+/// workers from `alice_from` on are alice's, the others bob's. Counts the pages read.
+fn owners_runtime(total: usize, alice_from: usize, pages: Arc<AtomicUsize>) -> MockRuntimeClient {
+    let mut mock = MockRuntimeClient::new();
+    mock.expect_list_workers().returning(move |query| {
+        pages.fetch_add(1, Ordering::SeqCst);
+        let start = query
+            .after
+            .as_ref()
+            .map_or(0, |after| after.as_str()[2..].parse::<usize>().unwrap() + 1);
+        let end = (start + 1000).min(total);
+        let workers = (start..end)
+            .map(|n| {
+                let mut worker = detail(&format!("w-{n:06}"), UPSTREAM_SELF_ID);
+                worker.owner = Some(if n >= alice_from { "alice" } else { "bob" }.into());
+                worker
+            })
+            .collect();
+        let next = (end < total).then(|| wid(&format!("w-{:06}", end - 1)));
+        Ok(WorkerList { workers, next })
+    });
+    mock
+}
+
+fn own_scoped(name: &str) -> Caller {
+    Caller::identified(
+        name,
+        Role::Operator,
+        RuntimeGrants::Only(vec![RuntimeGlob::new("*").unwrap()]),
+        WorkerScope::Own,
+    )
+}
+
+#[tokio::test]
+async fn listing_all_counts_a_scoped_callers_own_workers_against_the_cap() {
+    // 11,000 of bob's workers come first, then 1,000 of alice's: a cap counted on
+    // everything read would stop before alice's and show her none.
+    let pages = Arc::new(AtomicUsize::new(0));
+    let registry = RuntimeRegistry::new(
+        vec![remote(
+            "build-1",
+            owners_runtime(12_000, 11_000, pages.clone()),
+        )],
+        Arc::new(RolePolicy),
+    )
+    .unwrap();
+    let all = registry
+        .list_all(&own_scoped("alice"), &WorkerQuery::default())
+        .await;
+    assert!(all.unavailable.is_empty(), "{:?}", all.unavailable);
+    assert_eq!(all.workers.len(), 1000);
+    assert!(
+        all.workers
+            .iter()
+            .all(|w| w.owner.as_deref() == Some("alice") && w.runtime_id == rid("build-1"))
+    );
+    assert_eq!(all.workers[0].worker_id, wid("w-011000"));
+
+    // Bob's own are capped at LIST_ALL_MAX_PER_RUNTIME, as anyone's list is.
+    let all = registry
+        .list_all(&own_scoped("bob"), &WorkerQuery::default())
+        .await;
+    assert_eq!(
+        all.workers.len(),
+        switchyard_registry::LIST_ALL_MAX_PER_RUNTIME
+    );
+    assert!(
+        all.workers
+            .iter()
+            .all(|w| w.owner.as_deref() == Some("bob"))
+    );
+}
+
+#[tokio::test]
+async fn listing_all_for_a_scoped_caller_reads_a_bounded_number_of_workers() {
+    // None of 150,000 workers is carol's: the listing reads no more than the scan
+    // bound and answers with nothing, not with an error.
+    let pages = Arc::new(AtomicUsize::new(0));
+    let registry = RuntimeRegistry::new(
+        vec![remote(
+            "build-1",
+            owners_runtime(150_000, 150_000, pages.clone()),
+        )],
+        Arc::new(RolePolicy),
+    )
+    .unwrap();
+    let all = registry
+        .list_all(&own_scoped("carol"), &WorkerQuery::default())
+        .await;
+    assert!(all.workers.is_empty());
+    assert!(all.unavailable.is_empty(), "{:?}", all.unavailable);
+    assert_eq!(
+        pages.load(Ordering::SeqCst),
+        switchyard_registry::LIST_ALL_MAX_SCANNED_PER_RUNTIME / 1000
+    );
+}
+
 #[tokio::test]
 async fn runtimes_outside_a_callers_grants_are_absent_from_lists_and_forbidden_by_name() {
     // `build-2` is down: a caller who may not use it must not even see it as

@@ -324,10 +324,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// a new buffer is allocated only when almost no room is left.
     async fn fill(&mut self) -> Result<usize, ExchangeError> {
         let room = self.read.capacity() - self.read.len();
-        if room < READ_BUFFER / 2
-            && !self.read.try_reclaim(READ_BUFFER / 2)
-            && room < 1024
-        {
+        if room < READ_BUFFER / 2 && !self.read.try_reclaim(READ_BUFFER / 2) && room < 1024 {
             self.read.reserve(READ_BUFFER);
         }
         self.io
