@@ -382,3 +382,67 @@ async fn reload_removes_adds_and_keeps_remotes_without_disturbing_the_kept_ones_
     backend.process.signal(Signal::SIGTERM);
     assert!(backend.process.wait().await.success());
 }
+
+/// `allowed_hosts` and `allowed_origins` apply on reload, on the main listener and
+/// the metrics listener alike, and taking a name out applies as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_the_allowed_hosts_and_origins() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let base = "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n";
+    let backend = Backend::start(dir.path(), base).await;
+    let metrics = backend.process.metrics_addr().await;
+    let main = backend.api.addr;
+    let (host, origin) = ("app.example", "http://app.example");
+
+    // `(status of /healthz for Host app.example, status of /metrics for it,
+    // whether a preflight from http://app.example is granted)`.
+    let observe = || async move {
+        let health = request(
+            main,
+            http::Method::GET,
+            "/healthz",
+            None,
+            &[("host", host)],
+        )
+        .await
+        .status
+        .as_u16();
+        let scraped = request(
+            metrics,
+            http::Method::GET,
+            "/metrics",
+            None,
+            &[("host", host)],
+        )
+        .await
+        .status
+        .as_u16();
+        let preflight = request(
+            main,
+            http::Method::OPTIONS,
+            "/api/runtimes",
+            None,
+            &[("origin", origin), ("access-control-request-method", "GET")],
+        )
+        .await;
+        let granted = preflight
+            .headers
+            .get("access-control-allow-origin")
+            .is_some_and(|v| v == origin);
+        (health, scraped, granted)
+    };
+    assert_eq!(observe().await, (403, 403, false), "before the reload");
+
+    backend.rewrite(&format!(
+        "{base}allowed_hosts = [\"{host}\"]\nallowed_origins = [\"{origin}\"]\n"
+    ));
+    let r = backend.reload().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json["restart_required"], json!([]), "{}", r.text());
+    assert_eq!(observe().await, (200, 200, true), "after adding them");
+
+    backend.rewrite(base);
+    let r = backend.reload().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(observe().await, (403, 403, false), "after taking them out");
+}

@@ -95,7 +95,7 @@ impl Surface {
             Arc::new(Authenticator::open()),
             BackendApiSettings {
                 max_body_bytes: 1024 * 1024,
-                allowed_origins: Vec::new(),
+                allowed_origins: Default::default(),
                 allowed_hosts: AllowedHosts::new(&[], listener.local_addr().unwrap()),
                 secure_cookies: false,
                 session: SessionSettings::default(),

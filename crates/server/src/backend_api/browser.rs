@@ -5,6 +5,9 @@
 //! headers on every response.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -33,39 +36,34 @@ const CORS_HEADERS: &str = "Authorization, Content-Type";
 /// How long a browser may cache a preflight answer, in seconds.
 const CORS_MAX_AGE: &str = "600";
 
-/// The host names the backend answers to: `localhost`, `127.0.0.1`, `[::1]`, the
-/// listen address's host, and the configured ones; any port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllowedHosts(Vec<String>);
+/// The host names a listener answers to: `localhost`, `127.0.0.1`, `[::1]`, the
+/// listen address's host, and the configured ones; any port. Clones share one list,
+/// which [`AllowedHosts::replace`] changes for all of them at once (a reload); each
+/// request reads it without a lock.
+#[derive(Debug, Clone)]
+pub struct AllowedHosts {
+    names: Arc<ArcSwap<Vec<String>>>,
+    listen: SocketAddr,
+}
 
 impl AllowedHosts {
     /// The defaults for `listen`, plus `extra` (normalized: lower-case, IPv6 in
     /// brackets, no port).
     pub fn new(extra: &[String], listen: SocketAddr) -> Self {
-        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        let ip = listen.ip();
-        let listen_host = match ip {
-            std::net::IpAddr::V4(v4) => v4.to_string(),
-            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-        };
-        if !ip.is_unspecified() && !hosts.contains(&listen_host) {
-            hosts.push(listen_host);
+        Self {
+            names: Arc::new(ArcSwap::from_pointee(host_names(extra, listen))),
+            listen,
         }
-        for host in extra {
-            let host = host.to_ascii_lowercase();
-            if !hosts.contains(&host) {
-                hosts.push(host);
-            }
-        }
-        Self(hosts)
+    }
+
+    /// Answers to the defaults plus `extra` from now on, in every clone.
+    pub fn replace(&self, extra: &[String]) {
+        self.names.store(Arc::new(host_names(extra, self.listen)));
     }
 
     /// The accepted names.
-    pub fn names(&self) -> &[String] {
-        &self.0
+    pub fn names(&self) -> Vec<String> {
+        self.names.load().as_ref().clone()
     }
 
     /// The request's `Host` (the target URI's authority when it has one, as HTTP
@@ -89,9 +87,63 @@ impl AllowedHosts {
     /// Whether `name` (without port; in any case) is one of the allowed names
     /// (which are lower-case).
     fn allows(&self, name: &str) -> bool {
-        self.0
+        self.names
+            .load()
             .iter()
             .any(|allowed| allowed.eq_ignore_ascii_case(name))
+    }
+}
+
+/// The names of [`AllowedHosts::new`].
+fn host_names(extra: &[String], listen: SocketAddr) -> Vec<String> {
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let ip = listen.ip();
+    let listen_host = match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    if !ip.is_unspecified() && !hosts.contains(&listen_host) {
+        hosts.push(listen_host);
+    }
+    for host in extra {
+        let host = host.to_ascii_lowercase();
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    hosts
+}
+
+/// The origins besides the backend's own that may use it from a browser (CORS, with
+/// bearer tokens) and open its WebSockets, normalized `scheme://host[:port]`. Clones
+/// share one list, which [`AllowedOrigins::replace`] changes for all of them at once
+/// (a reload); each request reads it without a lock.
+#[derive(Debug, Clone, Default)]
+pub struct AllowedOrigins(Arc<ArcSwap<Vec<String>>>);
+
+impl AllowedOrigins {
+    /// These origins.
+    pub fn new(origins: Vec<String>) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(origins)))
+    }
+
+    /// Allows `origins` from now on, in every clone.
+    pub fn replace(&self, origins: Vec<String>) {
+        self.0.store(Arc::new(origins));
+    }
+
+    /// The origins allowed now.
+    pub fn current(&self) -> arc_swap::Guard<Arc<Vec<String>>> {
+        self.0.load()
+    }
+}
+
+impl From<Vec<String>> for AllowedOrigins {
+    fn from(origins: Vec<String>) -> Self {
+        Self::new(origins)
     }
 }
 

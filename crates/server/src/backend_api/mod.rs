@@ -11,7 +11,7 @@ mod reload;
 pub(crate) mod routes;
 mod session;
 
-pub use browser::AllowedHosts;
+pub use browser::{AllowedHosts, AllowedOrigins};
 pub use readiness::{DRAINING_MESSAGE, Readiness};
 pub use routes::{BackendApi, BackendApiSettings};
 pub(crate) use routes::{drain_body, worker_query};

@@ -32,7 +32,7 @@ use switchyard_registry::{Caller, ObservationHub, RegistryError, RuntimeRegistry
 use switchyard_transport::WorkerQuery;
 
 use super::audit::{self, Audit};
-use super::browser::{self, AllowedHosts, RequestOrigin};
+use super::browser::{self, AllowedHosts, AllowedOrigins, RequestOrigin};
 use super::session;
 use crate::auth::Authenticator;
 use crate::http::body::{read_json, read_limited};
@@ -52,9 +52,10 @@ pub struct BackendApiSettings {
     /// Largest request body.
     pub max_body_bytes: u64,
     /// Origins besides the backend's own that may use it from a browser (CORS, with
-    /// bearer tokens) and open its WebSockets.
-    pub allowed_origins: Vec<String>,
-    /// The host names it answers to.
+    /// bearer tokens) and open its WebSockets. A clone kept elsewhere (a reload's)
+    /// changes them while the backend runs.
+    pub allowed_origins: AllowedOrigins,
+    /// The host names it answers to; the same goes for a clone.
     pub allowed_hosts: AllowedHosts,
     /// Mark the session cookie `Secure` (set when the backend serves TLS).
     pub secure_cookies: bool,
@@ -290,7 +291,11 @@ impl BackendApi {
             .allowed_hosts
             .check(request.uri(), request.headers())
         {
-            Ok(host) => RequestOrigin::of(request.headers(), host, &self.settings.allowed_origins),
+            Ok(host) => RequestOrigin::of(
+                request.headers(),
+                host,
+                &self.settings.allowed_origins.current(),
+            ),
             Err(error) => {
                 return Answer::labelled(
                     respond(Err(error), ctx),

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use crate::StartError;
 use crate::auth::{Authenticator, SessionCodec, SessionKey};
 use crate::backend::{Backend, BackendParts};
-use crate::backend_api::{AllowedHosts, BackendApi, BackendApiSettings, Readiness};
+use crate::backend_api::{AllowedHosts, AllowedOrigins, BackendApi, BackendApiSettings, Readiness};
 use crate::config::{
     AuthSettings, BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs,
     load_backend_settings,
@@ -206,6 +206,20 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
         },
     );
     let allowed_hosts = AllowedHosts::new(&settings.allowed_hosts, listener_addr(&listener));
+    let allowed_origins = AllowedOrigins::new(settings.allowed_origins.clone());
+    // The metrics listener answers to the same names (its own address aside), and a
+    // reload changes them for both.
+    let metrics_listener = match settings.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
+    let metrics_hosts = metrics_listener
+        .as_ref()
+        .map(|l| AllowedHosts::new(&settings.allowed_hosts, listener_addr(l)));
     if settings.listen.ip().is_unspecified() && settings.allowed_hosts.is_empty() {
         tracing::warn!(
             "listening on all addresses, but only Host names localhost, 127.0.0.1 and [::1] are answered; list the names clients use in allowed_hosts"
@@ -229,6 +243,10 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
                 hub: hub.clone(),
                 auth: auth.clone(),
                 tls: tls.clone(),
+                hosts: std::iter::once(allowed_hosts.clone())
+                    .chain(metrics_hosts.clone())
+                    .collect(),
+                origins: allowed_origins.clone(),
             },
             running_settings,
             embedded.clone(),
@@ -242,7 +260,7 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
         auth,
         BackendApiSettings {
             max_body_bytes: settings.max_body_bytes,
-            allowed_origins: settings.allowed_origins.clone(),
+            allowed_origins,
             allowed_hosts,
             // A cookie marked `Secure` is sent back over HTTPS only: right when the
             // backend serves HTTPS, and it would never come back over plain HTTP.
@@ -257,11 +275,11 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
     reloader.register_metrics(metrics.registry_mut());
     let metrics = Arc::new(metrics);
     let api = api.with_metrics(metrics.clone());
-    let metrics_server = match settings.metrics_listen {
-        Some(addr) => {
-            Some(serve_metrics(addr, &settings.allowed_hosts, &metrics, &listener_parts).await?)
+    let metrics_server = match (metrics_listener, metrics_hosts) {
+        (Some(listener), Some(hosts)) => {
+            Some(serve_metrics(listener, hosts, &metrics, &listener_parts))
         }
-        None => None,
+        _ => None,
     };
     let server = serve_with(
         listener,
@@ -297,16 +315,13 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
 
 /// The `metrics_listen` listener: `GET /metrics` without authentication, plain HTTP,
 /// for the same `Host` names as the main listener (a rebound page reads nothing).
-async fn serve_metrics(
-    addr: std::net::SocketAddr,
-    allowed_hosts: &[String],
+fn serve_metrics(
+    listener: TcpListener,
+    hosts: AllowedHosts,
     metrics: &Arc<Metrics>,
     main: &ListenerParts,
-) -> Result<ServerHandle, StartError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Listen { addr, source })?;
-    let hosts = AllowedHosts::new(allowed_hosts, listener_addr(&listener));
+) -> ServerHandle {
+    let addr = listener_addr(&listener);
     if !addr.ip().is_loopback() {
         tracing::warn!(
             %addr,
@@ -325,7 +340,7 @@ async fn serve_metrics(
         },
     );
     tracing::info!(url = %server.url(), "metrics listening");
-    Ok(server)
+    server
 }
 
 /// The listener's address (the configured one when it cannot say).

@@ -13,7 +13,8 @@
 //!    the hub follows: viewers of removed runtimes are closed with 4404, channels of
 //!    replaced ones resubscribe through the new runtime, unchanged ones are not
 //!    touched;
-//! 3. the listener's TLS files (new handshakes use them) and the probes' interval;
+//! 3. the allowed Host names and origins (the next request is judged by them), the
+//!    listener's TLS files (new handshakes use them) and the probes' interval;
 //! 4. a removed embedded runtime is shut down (its workers stopped, its store
 //!    flushed), once nothing routes to it.
 //!
@@ -33,6 +34,7 @@ use switchyard_registry::{
 use switchyard_runtime::Runtime;
 
 use crate::auth::{Authenticator, SessionKey};
+use crate::backend_api::{AllowedHosts, AllowedOrigins};
 use crate::commands::serve::{authenticator, embedded_runtime, remote_runtime};
 use crate::config::{AuthSettings, BackendSettings, ConfigError, ServeArgs, load_backend_settings};
 use crate::http::ServerTls;
@@ -121,6 +123,11 @@ pub struct ReloadTargets {
     pub auth: Arc<Authenticator>,
     /// The main listener's TLS, when it serves HTTPS.
     pub tls: Option<ServerTls>,
+    /// The Host names of each listener (the main one, the metrics one), shared with
+    /// their handlers.
+    pub hosts: Vec<AllowedHosts>,
+    /// The allowed origins, shared with the backend API.
+    pub origins: AllowedOrigins,
 }
 
 struct State {
@@ -378,7 +385,13 @@ impl Reloader {
             }
         };
 
-        // 3. TLS files and probes.
+        // 3. The browser defences, TLS files and probes.
+        for hosts in &targets.hosts {
+            hosts.replace(&plan.applied.allowed_hosts);
+        }
+        targets
+            .origins
+            .replace(plan.applied.allowed_origins.clone());
         let tls_reloaded = match (&targets.tls, &plan.applied.tls) {
             (Some(tls), Some(settings)) => {
                 tls.replace(settings.config.clone());

@@ -8,10 +8,11 @@
 //!   runtime keeps running as it is (its workers run inside this process, and
 //!   replacing it would stop them all) and `embedded` is reported as needing a
 //!   restart.
-//! - Tokens (`[auth]`), the listener's TLS files and `health_interval_ms` apply.
-//! - Keys the running process cannot change (the listeners, limits, browser
-//!   defences, hub sizes, the drain period, turning TLS on or off) keep their
-//!   running values and are reported as needing a restart.
+//! - Tokens (`[auth]`), `allowed_hosts`, `allowed_origins`, the listener's TLS
+//!   files and `health_interval_ms` apply.
+//! - Keys the running process cannot change (the listeners, limits, hub sizes, the
+//!   drain period, turning TLS on or off) keep their running values and are
+//!   reported as needing a restart.
 
 use std::path::Path;
 
@@ -23,8 +24,6 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("metrics_listen", "the metrics listener"),
     ("max_connections", "the connection limit"),
     ("max_body_bytes", "the request body limit"),
-    ("allowed_origins", "the allowed origins"),
-    ("allowed_hosts", "the allowed Host names"),
     ("viewer_queue", "the viewer queue size"),
     ("event_backlog", "the event backlog size"),
     ("drain_ms", "the drain period on shutdown"),
@@ -108,14 +107,6 @@ pub fn plan(
         "max_body_bytes",
         applied.max_body_bytes != running.max_body_bytes,
     );
-    keep(
-        "allowed_origins",
-        applied.allowed_origins != running.allowed_origins,
-    );
-    keep(
-        "allowed_hosts",
-        applied.allowed_hosts != running.allowed_hosts,
-    );
     keep("viewer_queue", applied.viewer_queue != running.viewer_queue);
     keep(
         "event_backlog",
@@ -136,8 +127,6 @@ pub fn plan(
     applied.metrics_listen = running.metrics_listen;
     applied.max_connections = running.max_connections;
     applied.max_body_bytes = running.max_body_bytes;
-    applied.allowed_origins = running.allowed_origins.clone();
-    applied.allowed_hosts = running.allowed_hosts.clone();
     applied.viewer_queue = running.viewer_queue;
     applied.event_backlog = running.event_backlog;
     applied.drain = running.drain;

@@ -253,8 +253,6 @@ fn keys_the_process_cannot_change_keep_their_running_values_and_are_reported() {
             applied.metrics_listen,
             applied.max_connections,
             applied.max_body_bytes,
-            &applied.allowed_origins,
-            &applied.allowed_hosts,
             applied.viewer_queue,
             applied.event_backlog,
             applied.drain,
@@ -264,8 +262,6 @@ fn keys_the_process_cannot_change_keep_their_running_values_and_are_reported() {
             running.metrics_listen,
             running.max_connections,
             running.max_body_bytes,
-            &running.allowed_origins,
-            &running.allowed_hosts,
             running.viewer_queue,
             running.event_backlog,
             running.drain,
@@ -275,6 +271,14 @@ fn keys_the_process_cannot_change_keep_their_running_values_and_are_reported() {
         applied.health_interval,
         std::time::Duration::from_millis(1234),
         "the probes' interval applies"
+    );
+    assert_eq!(
+        (&applied.allowed_origins, &applied.allowed_hosts),
+        (
+            &vec!["http://x.test".to_owned()],
+            &vec!["x.test".to_owned()]
+        ),
+        "the browser defences apply"
     );
 }
 
