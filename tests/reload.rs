@@ -397,16 +397,10 @@ async fn reload_applies_the_allowed_hosts_and_origins() {
     // `(status of /healthz for Host app.example, status of /metrics for it,
     // whether a preflight from http://app.example is granted)`.
     let observe = || async move {
-        let health = request(
-            main,
-            http::Method::GET,
-            "/healthz",
-            None,
-            &[("host", host)],
-        )
-        .await
-        .status
-        .as_u16();
+        let health = request(main, http::Method::GET, "/healthz", None, &[("host", host)])
+            .await
+            .status
+            .as_u16();
         let scraped = request(
             metrics,
             http::Method::GET,
