@@ -75,7 +75,9 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     /// Opens a runtime over `store`: starts a new epoch, loads every stored worker and
-    /// marks those that were running as `lost`.
+    /// marks those that were running as `lost`. A restored pty worker's final screen
+    /// is rebuilt from its transcript in the background (at its profile's size), so
+    /// its snapshots carry `terminal` again shortly after.
     pub async fn open(config: RuntimeConfig, store: Arc<dyn Store>) -> Result<Self, StoreError> {
         let mut config = config;
         config
@@ -88,15 +90,34 @@ impl Runtime {
             limits: config.limits,
         });
         let mut workers = BTreeMap::new();
+        let mut terminals = Vec::new();
         for mut loaded in store.load(config.limits.snapshot_items as usize).await? {
             loaded.detail.runtime_id = config.runtime_id.clone();
+            let terminal = config
+                .profiles
+                .get(&loaded.detail.profile)
+                .and_then(|profile| profile.spec.driver().terminal());
             let worker = Worker::restore(ctx.clone(), loaded);
             match worker.mark_lost_if_active().await {
                 Ok(()) => {}
                 Err(RuntimeError::Store(e)) => return Err(e),
                 Err(_) => {}
             }
+            if let Some(size) = terminal {
+                terminals.push((worker.clone(), size));
+            }
             workers.insert(worker.id().clone(), worker);
+        }
+        if !terminals.is_empty() {
+            // Restored terminal workers get their final screens back in the
+            // background, one after another, so that opening does not wait on them.
+            tokio::spawn(async move {
+                for (worker, size) in terminals {
+                    if let Err(error) = worker.rebuild_screen(size).await {
+                        tracing::warn!(worker_id = %worker.id(), %error, "could not rebuild a restored terminal worker's screen");
+                    }
+                }
+            });
         }
         Ok(Self {
             inner: Arc::new(Inner {

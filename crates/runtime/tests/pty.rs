@@ -808,3 +808,70 @@ async fn profiles_without_an_idle_timeout_keep_running() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rt.get(&id).unwrap().status, WorkerStatus::Running);
 }
+
+/// A pty worker restored from the store (after the runtime restarted) has its final
+/// screen rebuilt from the transcript: its snapshot carries `terminal` again, painted
+/// as the worker left it; a worker that is not a terminal still has none.
+#[tokio::test]
+async fn a_restored_pty_worker_has_its_final_screen_again() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = || {
+        let mut spec = pty(&[
+            "/bin/sh",
+            "-c",
+            "printf 'first line\\r\\nsecond'; printf '\\033[1;7Hxx'",
+        ]);
+        (spec.cols, spec.rows) = (40, 5);
+        config().with_profile("paint", profile(spec))
+    };
+    let open = || async {
+        let store = switchyard_runtime::FsStore::open(dir.path()).await.unwrap();
+        Runtime::open(config(), std::sync::Arc::new(store))
+            .await
+            .unwrap()
+    };
+    let first = open().await;
+    let mut term = Term::start(&first, "paint").await;
+    term.expect_event(|e| matches!(e, WorkerEvent::Status { status, .. } if status.is_ended()))
+        .await;
+    let before = screen_of(&first, &term.id)
+        .await
+        .expect("a live worker's screen");
+    let echo = first
+        .create(CreateWorkerRequest {
+            profile: "echo".into(),
+            label: None,
+            owner: None,
+        })
+        .await
+        .unwrap();
+    first.shutdown().await.unwrap();
+    drop(first);
+
+    let second = open().await;
+    let deadline = Instant::now() + WAIT;
+    let after = loop {
+        if let Some(screen) = screen_of(&second, &term.id).await {
+            break screen;
+        }
+        assert!(Instant::now() < deadline, "the restored screen never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        after, before,
+        "the rebuilt screen is the one the worker left"
+    );
+    assert!(after.screen.contains("first xxne"), "{after:?}");
+    assert!(after.screen.contains("second"), "{after:?}");
+    assert_eq!((after.cols, after.rows), (40, 5));
+    assert_eq!(screen_of(&second, &echo.worker_id).await, None);
+}
+
+/// The `terminal` of a new subscription's snapshot.
+async fn screen_of(rt: &Runtime, id: &WorkerId) -> Option<TerminalSnapshot> {
+    let mut sub = rt.subscribe(id, None).unwrap();
+    match next_event(&mut sub).await.1 {
+        WorkerEvent::Snapshot { terminal, .. } => terminal.map(|t| *t),
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+}

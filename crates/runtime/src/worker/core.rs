@@ -22,7 +22,7 @@ use switchyard_protocol::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::driver::{Control, DriverInputs, DriverSink, Ending, Resize};
+use super::driver::{Control, DriverInputs, DriverSink, Ending, Resize, TerminalSize};
 use super::screen::Screen;
 use crate::clock;
 use crate::config::{Profile, RuntimeLimits};
@@ -35,6 +35,10 @@ use crate::subscription::{Subscription, SubscriptionItem};
 /// Longest a stop request waits for the worker to end before answering. Kept short
 /// so that a stop through the backend fits in its ordinary request timeout.
 pub const STOP_ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// Most terminal output a restored pty worker's screen is rebuilt from (see
+/// [`Worker::rebuild_screen`]); a worker that wrote more keeps no screen.
+pub(crate) const REPLAY_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Longest a resize waits for the driver to apply it before answering `worker_busy`.
 const RESIZE_ANSWER_WAIT: Duration = Duration::from_secs(2);
@@ -183,6 +187,41 @@ impl Worker {
             None,
             None,
         ))
+    }
+
+    /// Rebuilds the final screen of a restored terminal worker of `size` (its
+    /// profile's: resizes are not in the transcript) by feeding its whole terminal
+    /// output, read page by page from the store, to a new emulator. Skipped when
+    /// the worker wrote more than [`REPLAY_MAX_BYTES`] or already has a screen.
+    pub(crate) async fn rebuild_screen(&self, size: TerminalSize) -> Result<()> {
+        const PAGE: usize = 1000;
+        if self.state().detail.output_bytes > REPLAY_MAX_BYTES {
+            return Ok(());
+        }
+        let mut screen = Screen::new(size.cols, size.rows);
+        let mut after = 0;
+        loop {
+            let page = self.ctx.store.read_page(&self.id, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.sequence;
+            for item in &page {
+                if let TranscriptEntry::Output {
+                    stream: OutputStream::Terminal,
+                    text,
+                } = &item.entry
+                {
+                    screen.feed(text);
+                }
+            }
+            // Other workers' calls run between pages.
+            tokio::task::yield_now().await;
+        }
+        screen.freeze();
+        let mut state = self.state();
+        if state.screen.is_none() {
+            state.screen = Some(screen);
+        }
+        Ok(())
     }
 
     /// Marks a restored worker that was running when the runtime ended as `lost`.
