@@ -35,8 +35,9 @@ use crate::view::RuntimeView;
 pub const LIST_ALL_MAX_PER_RUNTIME: usize = 10_000;
 
 /// Most workers `GET /api/workers` reads from one runtime for a caller the policy
-/// scopes, its own and others together, so that one listing stays bounded.
-pub const LIST_ALL_MAX_SCANNED_PER_RUNTIME: usize = 100_000;
+/// scopes, its own and others together, so that one listing (a call per page, all
+/// within the runtime's one timeout) stays bounded.
+pub const LIST_ALL_MAX_SCANNED_PER_RUNTIME: usize = 20_000;
 
 /// Most workers one page of a filtered listing scans before it answers with what it
 /// found and a `next` to continue from.
@@ -1046,7 +1047,10 @@ async fn collect_all(
             {
                 query.after = Some(next)
             }
-            _ => return Ok(workers),
+            _ => {
+                workers.truncate(LIST_ALL_MAX_PER_RUNTIME);
+                return Ok(workers);
+            }
         }
     }
 }

@@ -1316,9 +1316,14 @@ fn granted(role: Role, globs: &[&str]) -> Caller {
     )
 }
 
-/// A runtime of `total` workers served in pages of 1,000 (ids in order); the
+/// A runtime of `total` workers served in pages of `page` (ids in order); the
 /// workers from `alice_from` on are alice's, the others bob's. Counts the pages read.
-fn owners_runtime(total: usize, alice_from: usize, pages: Arc<AtomicUsize>) -> MockRuntimeClient {
+fn owners_runtime(
+    total: usize,
+    page: usize,
+    alice_from: usize,
+    pages: Arc<AtomicUsize>,
+) -> MockRuntimeClient {
     let mut mock = MockRuntimeClient::new();
     mock.expect_list_workers().returning(move |query| {
         pages.fetch_add(1, Ordering::SeqCst);
@@ -1326,7 +1331,7 @@ fn owners_runtime(total: usize, alice_from: usize, pages: Arc<AtomicUsize>) -> M
             .after
             .as_ref()
             .map_or(0, |after| after.as_str()[2..].parse::<usize>().unwrap() + 1);
-        let end = (start + 1000).min(total);
+        let end = (start + page).min(total);
         let workers = (start..end)
             .map(|n| {
                 let mut worker = detail(&format!("w-{n:06}"), UPSTREAM_SELF_ID);
@@ -1357,7 +1362,7 @@ async fn listing_all_counts_a_scoped_callers_own_workers_against_the_cap() {
     let registry = RuntimeRegistry::new(
         vec![remote(
             "build-1",
-            owners_runtime(12_000, 11_000, pages.clone()),
+            owners_runtime(12_000, 300, 11_000, pages.clone()),
         )],
         Arc::new(RolePolicy),
     )
@@ -1374,7 +1379,8 @@ async fn listing_all_counts_a_scoped_callers_own_workers_against_the_cap() {
     );
     assert_eq!(all.workers[0].worker_id, wid("w-011000"));
 
-    // Bob's own are capped at LIST_ALL_MAX_PER_RUNTIME, as anyone's list is.
+    // Bob's own are capped at LIST_ALL_MAX_PER_RUNTIME, as anyone's list is (not
+    // a page more: pages of 300 reach it at 10,200).
     let all = registry
         .list_all(&own_scoped("bob"), &WorkerQuery::default())
         .await;
@@ -1391,13 +1397,13 @@ async fn listing_all_counts_a_scoped_callers_own_workers_against_the_cap() {
 
 #[tokio::test]
 async fn listing_all_for_a_scoped_caller_reads_a_bounded_number_of_workers() {
-    // None of 150,000 workers is carol's: the listing reads no more than the scan
+    // None of 50,000 workers is carol's: the listing reads no more than the scan
     // bound and answers with nothing, not with an error.
     let pages = Arc::new(AtomicUsize::new(0));
     let registry = RuntimeRegistry::new(
         vec![remote(
             "build-1",
-            owners_runtime(150_000, 150_000, pages.clone()),
+            owners_runtime(50_000, 1000, 50_000, pages.clone()),
         )],
         Arc::new(RolePolicy),
     )

@@ -54,7 +54,7 @@ struct Inner {
     config: RuntimeConfig,
     ctx: Arc<WorkerContext>,
     workers: RwLock<BTreeMap<WorkerId, Arc<Worker>>>,
-    create_lock: tokio::sync::Mutex<()>,
+    create_lock: Arc<tokio::sync::Mutex<()>>,
     draining: AtomicBool,
 }
 
@@ -76,8 +76,8 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Opens a runtime over `store`: starts a new epoch, loads every stored worker and
     /// marks those that were running as `lost`. A restored pty worker's final screen
-    /// is rebuilt from its transcript in the background (at its profile's size), so
-    /// its snapshots carry `terminal` again shortly after.
+    /// is rebuilt from its transcript (at its profile's size), up to 16 MiB of output
+    /// per worker and 64 MiB for all of them.
     pub async fn open(config: RuntimeConfig, store: Arc<dyn Store>) -> Result<Self, StoreError> {
         let mut config = config;
         config
@@ -108,23 +108,23 @@ impl Runtime {
             }
             workers.insert(worker.id().clone(), worker);
         }
-        if !terminals.is_empty() {
-            // Restored terminal workers get their final screens back in the
-            // background, one after another, so that opening does not wait on them.
-            tokio::spawn(async move {
-                for (worker, size) in terminals {
-                    if let Err(error) = worker.rebuild_screen(size).await {
-                        tracing::warn!(worker_id = %worker.id(), %error, "could not rebuild a restored terminal worker's screen");
-                    }
-                }
-            });
+        // Restored terminal workers get their final screens back before the runtime
+        // serves anyone (a viewer, or a backend's hub that keeps the first snapshot it
+        // gets), within a total budget so that opening takes a bounded time.
+        let mut budget = crate::worker::REPLAY_TOTAL_BYTES;
+        for (worker, size) in terminals {
+            match worker.rebuild_screen(size, budget).await {
+                Ok(read) => budget = budget.saturating_sub(read),
+                Err(RuntimeError::Store(e)) => return Err(e),
+                Err(_) => {}
+            }
         }
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 ctx,
                 workers: RwLock::new(workers),
-                create_lock: tokio::sync::Mutex::new(()),
+                create_lock: Arc::new(tokio::sync::Mutex::new(())),
                 draining: AtomicBool::new(false),
             }),
         })
@@ -241,20 +241,27 @@ impl Runtime {
                 "owner must be 1 to 64 of A-Z a-z 0-9 . _ - @".into(),
             ));
         }
-        // On a task of its own: a caller dropped mid-way must not leave a saved
-        // record without its worker in memory (it would come back as `lost`).
+        let one_at_a_time = Arc::clone(&self.inner.create_lock).lock_owned().await;
+        // Checked again under the lock, which a shutdown takes before it stops the
+        // workers: no worker starts after that.
+        if self.is_draining() {
+            return Err(RuntimeError::Draining);
+        }
+        let max = self.inner.config.limits.max_workers;
+        let active = self
+            .workers()
+            .values()
+            .filter(|w| !w.status().is_ended())
+            .count();
+        if active >= max as usize {
+            return Err(RuntimeError::WorkerLimitReached { max });
+        }
+        // From the first write on, on a task of its own: a caller dropped mid-way
+        // must not leave a saved record without its worker in memory (it would come
+        // back as `lost`).
         let runtime = self.clone();
         let worker = crate::worker::run_to_end(async move {
-            let _one_at_a_time = runtime.inner.create_lock.lock().await;
-            let max = runtime.inner.config.limits.max_workers;
-            let active = runtime
-                .workers()
-                .values()
-                .filter(|w| !w.status().is_ended())
-                .count();
-            if active >= max as usize {
-                return Err(RuntimeError::WorkerLimitReached { max });
-            }
+            let _one_at_a_time = one_at_a_time;
             let id = runtime.new_worker_id();
             let worker = Worker::start(
                 runtime.inner.ctx.clone(),
@@ -369,6 +376,8 @@ impl Runtime {
     /// [`StreamEnd::Shutdown`] and flushes the store.
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         self.inner.draining.store(true, Ordering::SeqCst);
+        // A create that got past its draining check finishes first (see `create`).
+        drop(self.inner.create_lock.lock().await);
         let workers: Vec<_> = self.workers().values().cloned().collect();
         let stops = workers.iter().map(|w| async move {
             w.stop().await;

@@ -94,6 +94,10 @@ async fn an_input_whose_caller_is_dropped_mid_write_is_recorded_whole() {
     assert_eq!(w.status, WorkerStatus::Running);
     let id = w.worker_id;
     let mut sub = rt.subscribe(&id, None).unwrap();
+    // Once the worker's first writes are done (its echo of `warm` is the last), the
+    // next input's turn comes at once and its caller is cut off mid-write.
+    rt.input(&id, "warm\n".into()).await.unwrap();
+    wait_for_output(&mut sub, "warm\n").await;
 
     let cut_off = tokio::time::timeout(Duration::from_millis(20), rt.input(&id, "cut\n".into()));
     assert!(
@@ -129,7 +133,7 @@ async fn an_input_whose_caller_is_dropped_mid_write_is_recorded_whole() {
         .items
         .iter()
         .filter_map(|i| match &i.entry {
-            TranscriptEntry::Input { text } => Some((i.sequence, text.clone())),
+            TranscriptEntry::Input { text } if text != "warm\n" => Some((i.sequence, text.clone())),
             _ => None,
         })
         .collect();
@@ -174,4 +178,70 @@ async fn a_create_whose_caller_is_dropped_mid_write_still_makes_its_worker() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn an_input_whose_caller_gives_up_before_its_turn_leaves_nothing() {
+    let (rt, _) = runtime(Duration::from_millis(100)).await;
+    let id = rt.create(echo()).await.unwrap().worker_id;
+    let mut sub = rt.subscribe(&id, None).unwrap();
+
+    // `first` holds the worker's turn while the store writes it; `impatient` waits
+    // behind it and gives up before its turn comes.
+    let first = tokio::spawn({
+        let (rt, id) = (rt.clone(), id.clone());
+        async move { rt.input(&id, "first\n".into()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let impatient = tokio::time::timeout(
+        Duration::from_millis(20),
+        rt.input(&id, "impatient\n".into()),
+    );
+    assert!(impatient.await.is_err(), "the caller was to give up first");
+    first.await.unwrap().unwrap();
+    rt.input(&id, "last\n".into()).await.unwrap();
+    wait_for_output(&mut sub, "last\n").await;
+    let inputs: Vec<String> = rt
+        .transcript(&id, 0, None)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|i| match i.entry {
+            TranscriptEntry::Input { text } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(inputs, ["first\n", "last\n"]);
+}
+
+#[tokio::test]
+async fn a_create_in_flight_when_the_runtime_shuts_down_is_stopped_with_the_rest() {
+    let (rt, _) = runtime(Duration::from_millis(100)).await;
+    let creating = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.create(echo()).await }
+    });
+    // The create is writing its record when the shutdown starts.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    rt.shutdown().await.unwrap();
+    let created = creating.await.unwrap();
+    let listed = rt.list(&Default::default()).unwrap().workers;
+    assert!(
+        listed.iter().all(|w| w.status.is_ended()),
+        "a worker outlived the shutdown: {listed:?} (create answered {created:?})"
+    );
+    assert!(
+        rt.create(echo()).await.is_err(),
+        "a create after the shutdown must be refused"
+    );
+}
+
+/// Waits for the worker's output `text`.
+async fn wait_for_output(sub: &mut switchyard_runtime::Subscription, text: &str) {
+    wait_for(
+        sub,
+        |e| matches!(e, WorkerEvent::Output { text: t, .. } if t == text),
+    )
+    .await;
 }

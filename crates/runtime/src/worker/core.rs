@@ -36,9 +36,14 @@ use crate::subscription::{Subscription, SubscriptionItem};
 /// so that a stop through the backend fits in its ordinary request timeout.
 pub const STOP_ANSWER_WAIT: Duration = Duration::from_secs(2);
 
-/// Most terminal output a restored pty worker's screen is rebuilt from (see
+/// Most terminal output one restored pty worker's screen is rebuilt from (see
 /// [`Worker::rebuild_screen`]); a worker that wrote more keeps no screen.
 pub(crate) const REPLAY_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Most terminal output all restored pty workers' screens are rebuilt from when a
+/// runtime opens, together (so that opening takes a bounded time); the workers
+/// past it keep no screen.
+pub(crate) const REPLAY_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Longest a resize waits for the driver to apply it before answering `worker_busy`.
 const RESIZE_ANSWER_WAIT: Duration = Duration::from_secs(2);
@@ -73,7 +78,7 @@ pub(crate) struct Worker {
     id: WorkerId,
     ctx: Arc<WorkerContext>,
     state: Mutex<State>,
-    record_lock: tokio::sync::Mutex<()>,
+    record_lock: Arc<tokio::sync::Mutex<()>>,
     channels: Option<Channels>,
     status: watch::Sender<WorkerStatus>,
     driver: Mutex<Option<JoinHandle<()>>>,
@@ -108,7 +113,7 @@ impl Worker {
                 screen,
             }),
             ctx,
-            record_lock: tokio::sync::Mutex::new(()),
+            record_lock: Arc::new(tokio::sync::Mutex::new(())),
             channels,
             status,
             driver: Mutex::new(None),
@@ -191,37 +196,39 @@ impl Worker {
 
     /// Rebuilds the final screen of a restored terminal worker of `size` (its
     /// profile's: resizes are not in the transcript) by feeding its whole terminal
-    /// output, read page by page from the store, to a new emulator. Skipped when
-    /// the worker wrote more than [`REPLAY_MAX_BYTES`] or already has a screen.
-    pub(crate) async fn rebuild_screen(&self, size: TerminalSize) -> Result<()> {
+    /// output, read page by page from the store, to a new emulator. Returns the
+    /// output bytes it read; does nothing (and returns 0) for a worker that wrote
+    /// more than `budget` bytes, and leaves the worker without a screen when its
+    /// transcript holds no terminal output (it ran under another kind of profile).
+    pub(crate) async fn rebuild_screen(&self, size: TerminalSize, budget: u64) -> Result<u64> {
         const PAGE: usize = 1000;
-        if self.state().detail.output_bytes > REPLAY_MAX_BYTES {
-            return Ok(());
+        if self.state().detail.output_bytes > budget.min(REPLAY_MAX_BYTES) {
+            return Ok(0);
         }
         let mut screen = Screen::new(size.cols, size.rows);
+        let mut fed = 0;
+        let mut terminal = false;
         let mut after = 0;
         loop {
             let page = self.ctx.store.read_page(&self.id, after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.sequence;
             for item in &page {
-                if let TranscriptEntry::Output {
-                    stream: OutputStream::Terminal,
-                    text,
-                } = &item.entry
-                {
-                    screen.feed(text);
+                if let TranscriptEntry::Output { stream, text } = &item.entry {
+                    fed += text.len() as u64;
+                    if *stream == OutputStream::Terminal {
+                        terminal = true;
+                        screen.feed(text);
+                    }
                 }
             }
-            // Other workers' calls run between pages.
             tokio::task::yield_now().await;
         }
-        screen.freeze();
-        let mut state = self.state();
-        if state.screen.is_none() {
-            state.screen = Some(screen);
+        if terminal {
+            screen.freeze();
+            self.state().screen = Some(screen);
         }
-        Ok(())
+        Ok(fed)
     }
 
     /// Marks a restored worker that was running when the runtime ended as `lost`.
@@ -303,9 +310,11 @@ impl Worker {
 
     /// Accepts an input: records it (getting its sequence) and queues it for the driver.
     ///
-    /// Runs on a task of its own, so that a caller that goes away mid-call (an HTTP
-    /// connection cut while the store writes) cannot leave the input half recorded:
-    /// in the store but not in memory, where the next item would take its sequence.
+    /// The caller waits for its turn and the checks (a caller that gives up before
+    /// them leaves nothing behind); from the store write on, the rest runs on a task
+    /// of its own, so that a caller that goes away then (an HTTP connection cut
+    /// while the store writes) cannot leave the input half recorded: in the store
+    /// but not in memory, where the next item would take its sequence.
     pub(crate) async fn input(self: &Arc<Self>, text: String) -> Result<u64> {
         let limit = self.ctx.limits.max_input_bytes;
         if text.len() as u64 > limit {
@@ -314,13 +323,7 @@ impl Worker {
                 limit,
             });
         }
-        let worker = Arc::clone(self);
-        super::run_to_end(async move { worker.accept_input(text).await }).await
-    }
-
-    /// The body of [`Worker::input`], which must run to its end once started.
-    async fn accept_input(&self, text: String) -> Result<u64> {
-        let _order = self.record_lock.lock().await;
+        let order = Arc::clone(&self.record_lock).lock_owned().await;
         let not_running = || RuntimeError::WorkerNotRunning {
             worker: self.id.clone(),
             status: self.status(),
@@ -330,24 +333,29 @@ impl Worker {
         }
         let channels = self.channels.as_ref().ok_or_else(not_running)?;
         *lock(&self.last_command) = Instant::now();
-        let permit = match channels.inputs.try_reserve() {
+        let permit = match channels.inputs.clone().try_reserve_owned() {
             Ok(permit) => permit,
-            Err(mpsc::error::TrySendError::Full(())) => {
+            Err(mpsc::error::TrySendError::Full(_)) => {
                 return Err(RuntimeError::WorkerBusy(self.id.clone()));
             }
-            Err(mpsc::error::TrySendError::Closed(())) => return Err(not_running()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(not_running()),
         };
-        let event_text = text.clone();
-        let sequence = self
-            .record(TranscriptEntry::Input { text: text.clone() }, |sequence| {
-                Some(WorkerEvent::Input {
-                    sequence,
-                    text: event_text,
+        let worker = Arc::clone(self);
+        super::run_to_end(async move {
+            let _order = order;
+            let event_text = text.clone();
+            let sequence = worker
+                .record(TranscriptEntry::Input { text: text.clone() }, |sequence| {
+                    Some(WorkerEvent::Input {
+                        sequence,
+                        text: event_text,
+                    })
                 })
-            })
-            .await;
-        permit.send(text);
-        Ok(sequence)
+                .await;
+            permit.send(text);
+            Ok(sequence)
+        })
+        .await
     }
 
     /// Resizes a pty worker's terminal: answers once the terminal has the new size

@@ -11,7 +11,7 @@ mod session;
 mod teardown;
 pub(crate) mod utf8;
 
-pub(crate) use core::Worker;
+pub(crate) use core::{REPLAY_TOTAL_BYTES, Worker};
 
 use crate::error::{Result, RuntimeError};
 

@@ -571,7 +571,7 @@ impl BackendApi {
                 Query::parse(query, &[])?;
                 drain_body(request, limit).await?;
                 registry.authorize_admin(caller)?;
-                super::reload::answer(self.reloader.as_deref()).await
+                super::reload::answer(self.reloader.as_ref()).await
             }
             (Route::Events, Method::GET, Some(rt), Some(w)) => {
                 let q = Query::parse(query, &["cursor", "interactive"])?;
