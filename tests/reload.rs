@@ -384,11 +384,14 @@ async fn reload_removes_adds_and_keeps_remotes_without_disturbing_the_kept_ones_
 }
 
 /// `allowed_hosts` and `allowed_origins` apply on reload, on the main listener and
-/// the metrics listener alike, and taking a name out applies as well.
+/// the metrics listener alike, and taking a name out applies as well: an event
+/// WebSocket opened from the page of an origin a reload takes out is closed (1001),
+/// one opened without an `Origin` stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_the_allowed_hosts_and_origins() {
     let dir = tempfile::TempDir::new().unwrap();
-    let base = "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n";
+    let base = "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n\
+                [embedded]\nruntime_id = \"local\"\n";
     let backend = Backend::start(dir.path(), base).await;
     let metrics = backend.process.metrics_addr().await;
     let main = backend.api.addr;
@@ -427,16 +430,33 @@ async fn reload_applies_the_allowed_hosts_and_origins() {
     };
     assert_eq!(observe().await, (403, 403, false), "before the reload");
 
+    // Top-level keys go before the `[embedded]` table.
+    let (top, embedded) = base.split_once("[embedded]").unwrap();
     backend.rewrite(&format!(
-        "{base}allowed_hosts = [\"{host}\"]\nallowed_origins = [\"{origin}\"]\n"
+        "{top}allowed_hosts = [\"{host}\"]\nallowed_origins = [\"{origin}\"]\n[embedded]{embedded}"
     ));
     let r = backend.reload().await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json["restart_required"], json!([]), "{}", r.text());
     assert_eq!(observe().await, (200, 200, true), "after adding them");
 
+    let worker = backend.create("local").await;
+    let path = format!("/api/runtimes/local/workers/{worker}/events/ws");
+    let mut from_page = connect(main, &path, &[("origin", origin)]).await.unwrap();
+    assert_eq!(next_json(&mut from_page).await["event"]["kind"], "snapshot");
+    let mut no_page = backend.watch("local", &worker).await;
+
     backend.rewrite(base);
     let r = backend.reload().await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(observe().await, (403, 403, false), "after taking them out");
+    assert_eq!(close_code(&mut from_page).await, Some(1001));
+    backend.input("local", &worker, "still here\n").await;
+    loop {
+        let frame = next_json(&mut no_page).await;
+        if frame["event"]["kind"] == "output" {
+            assert_eq!(frame["event"]["text"], "still here\n", "{frame}");
+            break;
+        }
+    }
 }

@@ -95,8 +95,10 @@ pub async fn close_code<S>(ws: &mut WebSocketStream<S>) -> Option<u16>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // One deadline for the whole wait: pings must not keep it waiting for ever.
+    let deadline = tokio::time::Instant::now() + crate::WAIT;
     loop {
-        match tokio::time::timeout(crate::WAIT, ws.next())
+        match tokio::time::timeout_at(deadline, ws.next())
             .await
             .expect("a close in time")
         {

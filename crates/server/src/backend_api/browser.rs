@@ -121,24 +121,72 @@ fn host_names(extra: &[String], listen: SocketAddr) -> Vec<String> {
 /// bearer tokens) and open its WebSockets, normalized `scheme://host[:port]`. Clones
 /// share one list, which [`AllowedOrigins::replace`] changes for all of them at once
 /// (a reload); each request reads it without a lock.
-#[derive(Debug, Clone, Default)]
-pub struct AllowedOrigins(Arc<ArcSwap<Vec<String>>>);
+#[derive(Debug, Clone)]
+pub struct AllowedOrigins(Arc<OriginList>);
+
+#[derive(Debug)]
+struct OriginList {
+    origins: ArcSwap<Vec<String>>,
+    /// Bumped by every [`AllowedOrigins::replace`].
+    changes: tokio::sync::watch::Sender<u64>,
+}
 
 impl AllowedOrigins {
     /// These origins.
     pub fn new(origins: Vec<String>) -> Self {
-        Self(Arc::new(ArcSwap::from_pointee(origins)))
+        Self(Arc::new(OriginList {
+            origins: ArcSwap::from_pointee(origins),
+            changes: tokio::sync::watch::Sender::new(0),
+        }))
     }
 
     /// Allows `origins` from now on, in every clone.
     pub fn replace(&self, origins: Vec<String>) {
-        self.0.store(Arc::new(origins));
+        self.0.origins.store(Arc::new(origins));
+        self.0.changes.send_modify(|n| *n += 1);
     }
 
     /// The origins allowed now.
     pub fn current(&self) -> arc_swap::Guard<Arc<Vec<String>>> {
-        self.0.load()
+        self.0.origins.load()
     }
+
+    /// Whether `origin` (an `Origin` header) is one of the origins allowed now.
+    pub fn allows(&self, origin: &HeaderValue) -> bool {
+        let origin = normalized_origin(origin);
+        self.current()
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(&origin))
+    }
+
+    /// Resolves once `origin` is no longer allowed (at once if it is not now): a
+    /// WebSocket opened from its page then closes.
+    pub async fn removed(&self, origin: &HeaderValue) {
+        let mut changes = self.0.changes.subscribe();
+        while self.allows(origin) {
+            if changes.changed().await.is_err() {
+                // The sender lives as long as `self`: never.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+impl Default for AllowedOrigins {
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
+}
+
+/// An `Origin` value as the allowed origins are written: trimmed, without a
+/// trailing slash, lower-case.
+fn normalized_origin(value: &HeaderValue) -> String {
+    value
+        .to_str()
+        .unwrap_or("")
+        .trim()
+        .trim_end_matches('/')
+        .to_ascii_lowercase()
 }
 
 impl From<Vec<String>> for AllowedOrigins {
@@ -179,12 +227,7 @@ impl RequestOrigin {
         let Some(value) = headers.get(ORIGIN) else {
             return Self::Absent;
         };
-        let origin = value
-            .to_str()
-            .unwrap_or("")
-            .trim()
-            .trim_end_matches('/')
-            .to_ascii_lowercase();
+        let origin = normalized_origin(value);
         let host = host.to_ascii_lowercase();
         if origin == format!("http://{host}") || origin == format!("https://{host}") {
             Self::Own
@@ -373,6 +416,7 @@ pub fn security_headers(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -438,6 +482,26 @@ mod tests {
         assert_eq!(hosts.names(), ["localhost", "127.0.0.1", "[::1]"]);
         let hosts = AllowedHosts::new(&[], "[::1]:7700".parse().unwrap());
         assert_eq!(hosts.names(), ["localhost", "127.0.0.1", "[::1]"]);
+    }
+
+    #[tokio::test]
+    async fn an_origin_is_removed_when_a_replace_takes_it_out_and_not_before() {
+        let origins = AllowedOrigins::new(vec!["http://a.test".into(), "http://b.test".into()]);
+        let a = HeaderValue::from_static("http://A.test/");
+        assert!(origins.allows(&a));
+        let mut removed = Box::pin(origins.removed(&a));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(removed.as_mut().poll(&mut cx).is_pending());
+        origins.clone().replace(vec!["http://a.test".into()]);
+        assert!(
+            removed.as_mut().poll(&mut cx).is_pending(),
+            "a is still allowed"
+        );
+        origins.replace(vec!["http://b.test".into()]);
+        tokio::time::timeout(std::time::Duration::from_secs(5), removed)
+            .await
+            .expect("removed once a is taken out");
+        assert!(!origins.allows(&a));
     }
 
     #[test]

@@ -15,12 +15,14 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use http::HeaderValue;
 use hyper::body::Incoming;
 use switchyard_protocol::{ClientFrame, ErrorDetail, OutgoingFrame, RuntimeId, WorkerId};
 use switchyard_registry::{Caller, ObservationHub, Viewer};
 use switchyard_runtime::StreamEnd;
 
 use super::audit::SessionAudit;
+use super::browser::AllowedOrigins;
 use crate::auth::Authenticator;
 use crate::http::ws::{
     CommandOutcome, FrameSource, SessionSettings, is_upgrade_request, run_session,
@@ -42,7 +44,7 @@ pub(super) struct Watch<'a> {
 /// Validates, subscribes through the hub, then upgrades.
 pub(super) async fn upgrade(
     hub: &ObservationHub,
-    (auth, caller): (&Arc<Authenticator>, &Caller),
+    (auth, caller, origins): (&Arc<Authenticator>, &Caller, &AllowedOrigins),
     (runtime_id, worker_id): (&RuntimeId, &WorkerId),
     watch: Watch<'_>,
     request: http::Request<Incoming>,
@@ -67,11 +69,18 @@ pub(super) async fn upgrade(
             hub.registry().clone(),
         )
     });
+    // A page of an allowed origin (not the backend's own) may keep the session only
+    // while its origin stays allowed.
+    let page = request
+        .headers()
+        .get(http::header::ORIGIN)
+        .filter(|origin| origins.allows(origin))
+        .map(|origin| (origins.clone(), origin.clone()));
     let shutdown = ctx.shutdown.clone();
     let frames = ViewerFrames {
         viewer,
         audit,
-        admission: Admission::new(auth, caller),
+        admission: Admission::new(auth, caller, page),
     };
     let session = move |ws| run_session(ws, frames, settings, shutdown);
     if watch.interactive {
@@ -88,26 +97,42 @@ struct ViewerFrames {
     admission: Admission,
 }
 
-/// Who opened the session, checked again after every reload (and once at the start,
-/// in case a reload came between the request's authentication and the session) by a
-/// small task of its own, which cancels `revoked` when a reload revokes the caller.
-/// The session's frames only poll that token, which no other session shares.
+/// Who opened the session, and from which allowed origin's page, checked again after
+/// every reload (and once at the start, in case a reload came between the request's
+/// checks and the session) by a small task of its own, which cancels `revoked` when
+/// a reload revokes the caller or takes the origin out of `allowed_origins`. The
+/// session's frames only poll that token, which no other session shares.
 struct Admission {
     revoked: CancellationToken,
     watcher: tokio::task::JoinHandle<()>,
 }
 
 impl Admission {
-    fn new(auth: &Arc<Authenticator>, caller: &Caller) -> Self {
+    fn new(
+        auth: &Arc<Authenticator>,
+        caller: &Caller,
+        page: Option<(AllowedOrigins, HeaderValue)>,
+    ) -> Self {
         let revoked = CancellationToken::new();
         let watcher = tokio::spawn({
             let (auth, caller, revoked) = (auth.clone(), caller.clone(), revoked.clone());
             async move {
-                auth.revoked(&caller).await;
-                tracing::info!(
-                    identity = caller.name(),
-                    "closing an event stream with 1001: a reload removed or changed the token it was opened with"
-                );
+                let origin_removed = async {
+                    match &page {
+                        Some((origins, origin)) => origins.removed(origin).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = auth.revoked(&caller) => tracing::info!(
+                        identity = caller.name(),
+                        "closing an event stream with 1001: a reload removed or changed the token it was opened with"
+                    ),
+                    () = origin_removed => tracing::info!(
+                        identity = caller.name(),
+                        "closing an event stream with 1001: a reload took its page's origin out of allowed_origins"
+                    ),
+                }
                 revoked.cancel();
             }
         });

@@ -584,7 +584,7 @@ impl BackendApi {
                 };
                 super::events::upgrade(
                     &self.hub,
-                    (&self.auth, caller),
+                    (&self.auth, caller, &self.settings.allowed_origins),
                     (&rt, &w),
                     watch,
                     request,
