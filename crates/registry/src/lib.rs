@@ -67,6 +67,7 @@ pub mod policy;
 pub mod reconfigure;
 pub mod registry;
 mod relay;
+mod relay_memo;
 pub mod remote;
 pub mod scrub;
 pub mod source;

@@ -17,6 +17,7 @@ use switchyard_transport::{
 
 use crate::error::SourceError;
 use crate::relay::{checked_detail, checked_list, relay_detail, relay_list};
+use crate::relay_memo::{RelayMemo, SeenSpans, span_in};
 use crate::scrub::Scrubber;
 use crate::source::{
     ResumePoint, RuntimeSource, SeenWorkers, SourceEnd, SourceEvents, SourceItem, encode,
@@ -28,6 +29,7 @@ pub struct RemoteSource {
     client: Arc<dyn RuntimeClient>,
     events: Arc<dyn RuntimeEventsClient>,
     scrubber: Scrubber,
+    memo: RelayMemo,
 }
 
 impl std::fmt::Debug for RemoteSource {
@@ -48,6 +50,7 @@ impl RemoteSource {
             client,
             events,
             scrubber,
+            memo: RelayMemo::default(),
         }
     }
 
@@ -163,7 +166,19 @@ impl RuntimeSource for RemoteSource {
             .list_workers_json(query)
             .await
             .map_err(|e| self.map(e))?;
-        if let Some(relayed) = relay_list(&self.scrubber, &body, as_runtime, seen) {
+        if let Some(relayed) = self.memo.list(query, as_runtime, &body, seen) {
+            return Ok(relayed);
+        }
+        let mut told = Vec::new();
+        let relayed = relay_list(&self.scrubber, &body, as_runtime, &mut |id, owner| {
+            told.push(spans_of(&body, id, owner));
+            seen(id, owner);
+        });
+        if let Some(relayed) = relayed {
+            if let Some(told) = told.into_iter().collect() {
+                self.memo
+                    .remember_list(query, as_runtime, &body, &relayed, told);
+            }
             return Ok(relayed);
         }
         let list = decode_answer::<WorkerList>(&body, "a WorkerList").map_err(|e| self.map(e))?;
@@ -181,7 +196,25 @@ impl RuntimeSource for RemoteSource {
             .get_worker_json(worker)
             .await
             .map_err(|e| self.map(e))?;
-        if let Some(relayed) = relay_detail(&self.scrubber, &body, as_runtime, worker, seen) {
+        if let Some(relayed) = self.memo.detail(worker, as_runtime, &body, seen) {
+            return Ok(relayed);
+        }
+        let mut told = Vec::new();
+        let relayed = relay_detail(
+            &self.scrubber,
+            &body,
+            as_runtime,
+            worker,
+            &mut |id, owner| {
+                told.push(spans_of(&body, id, owner));
+                seen(id, owner);
+            },
+        );
+        if let Some(relayed) = relayed {
+            if let (Ok(relayed), Some(told)) = (&relayed, told.into_iter().collect()) {
+                self.memo
+                    .remember_detail(worker, as_runtime, &body, relayed, told);
+            }
             return relayed;
         }
         let detail =
@@ -228,6 +261,16 @@ impl RuntimeSource for RemoteSource {
             scrubber: self.scrubber.clone(),
         }))
     }
+}
+
+/// A worker and its owner, told as seen by a relay check, as spans of the answer
+/// it read (for the memo); `None` if either is not part of it.
+fn spans_of(answer: &[u8], worker: &str, owner: Option<&str>) -> Option<SeenSpans> {
+    let owner = match owner {
+        Some(owner) => Some(span_in(answer, owner)?),
+        None => None,
+    };
+    Some((span_in(answer, worker)?, owner))
 }
 
 /// A runtime's WebSocket stream seen as a source stream: runtime cursors are decoded

@@ -657,6 +657,104 @@ async fn text_naming_the_runtime_is_scrubbed() {
     backend.shutdown().await;
 }
 
+/// An answer relayed once is relayed again without being read through only when
+/// the runtime sends the same bytes again: every answer that differs, by one byte
+/// or by a secret, a worker or its last, is checked as the first was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_answer_is_trusted_only_while_its_bytes_are_the_same() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let runtime = LyingRuntime::start({
+        let asked = asked.clone();
+        move |seen| {
+            let round = asked.fetch_add(1, Ordering::SeqCst) / 4;
+            let mut worker = detail("w-1");
+            match round {
+                1 => worker["label"] = json!(format!("at {}", seen.addr)),
+                3 => worker = detail("w-2"),
+                4 => worker["input_count"] = json!(3),
+                5 => worker["owner"] = json!(TOKEN),
+                _ => {}
+            }
+            let body = if seen.path == LIST_PATH {
+                list(vec![detail("w-0"), worker])
+            } else {
+                worker
+            };
+            if round == 6 {
+                // The memoised bytes but the last, framed as a whole answer.
+                let mut cut = body.to_string();
+                cut.pop();
+                return vec![Step::Write(answer(
+                    "200 OK",
+                    "application/json",
+                    cut.as_bytes(),
+                ))];
+            }
+            ok_json(&body)
+        }
+    })
+    .await;
+    let (backend, api) = start_backend(backend_settings(
+        false,
+        vec![runtime.as_remote("liar")],
+        NO_PROBES,
+    ))
+    .await;
+    runtime.wait_probed().await;
+    let honest = shown("liar", detail("w-1"));
+    let mut counted = honest.clone();
+    counted["input_count"] = json!(3);
+    // Each round asks for the detail, then the list: the same answers twice, then
+    // one changed in a new way each round, with honest rounds between.
+    let rounds: [(u16, Option<&Value>, &str); 8] = [
+        (200, Some(&honest), "honest"),
+        (200, None, "a label naming the address"),
+        (200, Some(&honest), "honest again"),
+        (502, None, "another worker"),
+        (200, Some(&counted), "one byte changed"),
+        (502, None, "an owner naming the token"),
+        (502, None, "a prefix of the same bytes"),
+        (200, Some(&honest), "honest at last"),
+    ];
+    for (round, (status, expected, what)) in rounds.into_iter().enumerate() {
+        for _ in 0..2 {
+            let one = api.get("/api/runtimes/liar/workers/w-1").await;
+            let all = api.get("/api/runtimes/liar/workers").await;
+            assert_clean(what, &one, runtime.addr);
+            assert_clean(what, &all, runtime.addr);
+            let listed = &all.json["workers"][1];
+            match (status, expected) {
+                (200, Some(expected)) => {
+                    assert_status(&one, 200);
+                    assert_status(&all, 200);
+                    assert_eq!(&one.json, expected, "{what}");
+                    assert_eq!(listed, expected, "{what}");
+                }
+                (200, None) => {
+                    assert_status(&one, 200);
+                    assert_eq!(one.json["label"], "at [redacted]", "{what}");
+                    assert_eq!(listed["label"], "at [redacted]", "{what}");
+                }
+                _ if round == 3 => {
+                    assert_error(&one, 502, "runtime_protocol_error");
+                    assert_status(&all, 200);
+                    assert_eq!(listed["worker_id"], "w-2", "{what}");
+                }
+                _ => {
+                    assert_error(&one, 502, "runtime_protocol_error");
+                    assert_error(&all, 502, "runtime_protocol_error");
+                }
+            }
+        }
+    }
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        8 * 4,
+        "every request reached the runtime"
+    );
+    backend.shutdown().await;
+}
+
 /// The relay path (a caller who reaches every worker) and the typed path (a caller
 /// scoped to its own workers, whose lists are filtered) give the same answers, for
 /// honest and odd bodies alike.

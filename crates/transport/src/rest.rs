@@ -32,7 +32,7 @@ fn encode_answer<T: Serialize>(value: &T) -> Result<Bytes, TransportError> {
 }
 
 /// Filter and page for listing a runtime's workers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct WorkerQuery {
     /// Only workers with this status.
     pub status: Option<WorkerStatus>,

@@ -1,0 +1,323 @@
+//! [`RelayMemo`]: a remote runtime's last relayed answers, so that an answer the
+//! same, byte for byte, as one already checked is relayed again without reading it
+//! through.
+//!
+//! The relay's check ([`crate::relay`]) is a function of the answer's bytes, the
+//! worker asked about, the runtime id the answer is labelled with and the source's
+//! secrets, which are fixed for the source's life. An answer equal to a memoised
+//! one therefore has the memoised outcome: the same bytes to send and the same
+//! workers and owners to report as seen. Comparing two answers is one `memcmp`
+//! (a list of eight workers: about 2 KiB, a few hundred instructions) where
+//! checking one reads every byte (about 7 instructions a byte) and searches it for
+//! each secret. Pollers ask again and again about workers that did not change, and
+//! those answers are equal.
+//!
+//! Only answers that took the relay path are memoised, never an error or a typed
+//! path's outcome. The memo holds its own copy of each answer (never the client's
+//! read buffer, which it would keep from being reused), at most
+//! [`MEMO_MAX_DETAIL`] or [`MEMO_MAX_LIST`] bytes, in a fixed number of slots:
+//! its size does not grow with the number of workers or requests.
+//!
+//! Invariant: a memo hit returns exactly what the check of the same bytes would.
+
+use std::hash::BuildHasher;
+use std::ops::Range;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use switchyard_protocol::{RuntimeId, WorkerId};
+use switchyard_transport::WorkerQuery;
+
+use crate::source::SeenWorkers;
+
+/// Worker detail answers memoised per source (by a hash of the worker id).
+pub const MEMO_DETAIL_SLOTS: usize = 32;
+/// Worker list answers memoised per source (by a hash of the query).
+pub const MEMO_LIST_SLOTS: usize = 4;
+/// The largest worker detail answer memoised, in bytes.
+pub const MEMO_MAX_DETAIL: usize = 4 * 1024;
+/// The largest worker list answer memoised, in bytes.
+pub const MEMO_MAX_LIST: usize = 64 * 1024;
+
+/// A worker and its owner as spans of a memoised answer.
+pub(crate) type SeenSpans = (Range<u32>, Option<Range<u32>>);
+
+/// One memoised answer and its outcome.
+struct Entry<K> {
+    /// What was asked: the worker, or the list's query.
+    key: K,
+    /// The runtime id the answer was labelled with.
+    as_runtime: RuntimeId,
+    /// The runtime's answer, copied.
+    answer: Bytes,
+    /// What was relayed for it (the same allocation when no label changed).
+    relayed: Bytes,
+    /// The workers and owners it told as seen, as spans of `answer`.
+    seen: Vec<SeenSpans>,
+}
+
+impl<K: PartialEq> Entry<K> {
+    /// The relayed bytes when this entry is for `key`, `as_runtime` and `answer`,
+    /// after telling `seen` what the check told it.
+    fn replay(
+        &self,
+        key: &K,
+        as_runtime: &RuntimeId,
+        answer: &[u8],
+        seen: SeenWorkers<'_>,
+    ) -> Option<Bytes> {
+        if self.answer.as_ref() != answer || self.key != *key || self.as_runtime != *as_runtime {
+            return None;
+        }
+        for (worker, owner) in &self.seen {
+            let owner = owner.as_ref().map(|o| text(&self.answer, o));
+            seen(text(&self.answer, worker), owner);
+        }
+        Some(self.relayed.clone())
+    }
+}
+
+/// The text at `span` of a memoised answer: always valid UTF-8 on a char boundary,
+/// as the span was taken from a `&str` borrowed from the same bytes.
+fn text<'a>(answer: &'a [u8], span: &Range<u32>) -> &'a str {
+    std::str::from_utf8(&answer[span.start as usize..span.end as usize]).unwrap_or_default()
+}
+
+/// A fixed table of memoised answers, each slot holding the last for the keys
+/// hashed to it.
+struct Slots<K> {
+    slots: Box<[ArcSwapOption<Entry<K>>]>,
+    hasher: foldhash::fast::RandomState,
+    max_answer: usize,
+}
+
+impl<K: PartialEq + std::hash::Hash> Slots<K> {
+    fn new(count: usize, max_answer: usize) -> Self {
+        Self {
+            slots: (0..count).map(|_| ArcSwapOption::empty()).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+            max_answer,
+        }
+    }
+
+    fn slot(&self, key: &K) -> &ArcSwapOption<Entry<K>> {
+        let at = self.hasher.hash_one(key) as usize % self.slots.len();
+        &self.slots[at]
+    }
+
+    fn replay(
+        &self,
+        key: &K,
+        as_runtime: &RuntimeId,
+        answer: &[u8],
+        seen: SeenWorkers<'_>,
+    ) -> Option<Bytes> {
+        let entry = self.slot(key).load();
+        entry.as_ref()?.replay(key, as_runtime, answer, seen)
+    }
+
+    /// Memoises `relayed` as the outcome for `answer`, which told `told` (spans
+    /// of `answer`) as seen; answers over the size limit are not kept.
+    fn remember(
+        &self,
+        key: K,
+        as_runtime: &RuntimeId,
+        answer: &Bytes,
+        relayed: &Bytes,
+        told: Vec<SeenSpans>,
+    ) {
+        if answer.len() > self.max_answer || answer.len() > u32::MAX as usize {
+            return;
+        }
+        let copy = Bytes::copy_from_slice(answer);
+        let relayed = if relayed.as_ptr() == answer.as_ptr() && relayed.len() == answer.len() {
+            copy.clone()
+        } else {
+            relayed.clone()
+        };
+        let slot = self.slot(&key);
+        slot.store(Some(Arc::new(Entry {
+            key,
+            as_runtime: as_runtime.clone(),
+            answer: copy,
+            relayed,
+            seen: told,
+        })));
+    }
+}
+
+/// The memo of one remote source: worker details and list pages.
+pub(crate) struct RelayMemo {
+    details: Slots<WorkerId>,
+    lists: Slots<WorkerQuery>,
+}
+
+impl Default for RelayMemo {
+    fn default() -> Self {
+        Self {
+            details: Slots::new(MEMO_DETAIL_SLOTS, MEMO_MAX_DETAIL),
+            lists: Slots::new(MEMO_LIST_SLOTS, MEMO_MAX_LIST),
+        }
+    }
+}
+
+impl RelayMemo {
+    /// The relayed bytes memoised for this worker detail answer, if any (after
+    /// telling `seen` what its check told).
+    pub fn detail(
+        &self,
+        worker: &WorkerId,
+        as_runtime: &RuntimeId,
+        answer: &[u8],
+        seen: SeenWorkers<'_>,
+    ) -> Option<Bytes> {
+        self.details.replay(worker, as_runtime, answer, seen)
+    }
+
+    /// The relayed bytes memoised for this list answer, if any.
+    pub fn list(
+        &self,
+        query: &WorkerQuery,
+        as_runtime: &RuntimeId,
+        answer: &[u8],
+        seen: SeenWorkers<'_>,
+    ) -> Option<Bytes> {
+        self.lists.replay(query, as_runtime, answer, seen)
+    }
+
+    /// Memoises a relayed worker detail answer.
+    pub fn remember_detail(
+        &self,
+        worker: &WorkerId,
+        as_runtime: &RuntimeId,
+        answer: &Bytes,
+        relayed: &Bytes,
+        told: Vec<SeenSpans>,
+    ) {
+        self.details
+            .remember(worker.clone(), as_runtime, answer, relayed, told);
+    }
+
+    /// Memoises a relayed list answer.
+    pub fn remember_list(
+        &self,
+        query: &WorkerQuery,
+        as_runtime: &RuntimeId,
+        answer: &Bytes,
+        relayed: &Bytes,
+        told: Vec<SeenSpans>,
+    ) {
+        self.lists
+            .remember(query.clone(), as_runtime, answer, relayed, told);
+    }
+}
+
+/// Where `part`, a slice borrowed from `answer`, lies in it (`None` when it is not
+/// part of it or lies beyond 4 GiB).
+pub(crate) fn span_in(answer: &[u8], part: &str) -> Option<Range<u32>> {
+    let start = (part.as_ptr() as usize).checked_sub(answer.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= answer.len()).then_some(u32::try_from(start).ok()?..u32::try_from(end).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rid(s: &str) -> RuntimeId {
+        RuntimeId::new(s).unwrap()
+    }
+
+    fn wid(s: &str) -> WorkerId {
+        WorkerId::new(s).unwrap()
+    }
+
+    type Told = Vec<(String, Option<String>)>;
+
+    /// What `seen` is told by a replay of `answer`, and the bytes it returns.
+    fn replayed(
+        memo: &RelayMemo,
+        worker: &str,
+        runtime: &str,
+        answer: &[u8],
+    ) -> Option<(Bytes, Told)> {
+        let mut told = Vec::new();
+        let out = memo.detail(&wid(worker), &rid(runtime), answer, &mut |w, o| {
+            told.push((w.to_owned(), o.map(str::to_owned)))
+        })?;
+        Some((out, told))
+    }
+
+    const ANSWER: &[u8] = br#"{"worker_id":"w-1","owner":"alice","runtime_id":"theirs"}"#;
+
+    fn spans(answer: &[u8]) -> Vec<SeenSpans> {
+        let text = std::str::from_utf8(answer).unwrap();
+        let at = |part: &str| span_in(answer, &text[text.find(part).unwrap()..][..part.len()]);
+        vec![(at("w-1").unwrap(), Some(at("alice").unwrap()))]
+    }
+
+    fn remembered() -> (RelayMemo, Bytes) {
+        let memo = RelayMemo::default();
+        let answer = Bytes::from_static(ANSWER);
+        let relayed = Bytes::from_static(b"relayed");
+        memo.remember_detail(&wid("w-1"), &rid("ours"), &answer, &relayed, spans(ANSWER));
+        (memo, relayed)
+    }
+
+    #[test]
+    fn the_same_bytes_replay_the_outcome_and_what_was_seen() {
+        let (memo, relayed) = remembered();
+        let (out, told) = replayed(&memo, "w-1", "ours", ANSWER).unwrap();
+        assert_eq!(out, relayed);
+        assert_eq!(told, [("w-1".to_owned(), Some("alice".to_owned()))]);
+    }
+
+    #[test]
+    fn another_answer_worker_or_label_is_not_a_hit() {
+        let (memo, _) = remembered();
+        let mut changed = ANSWER.to_vec();
+        changed[10] = b'x';
+        assert!(replayed(&memo, "w-1", "ours", &changed).is_none());
+        assert!(replayed(&memo, "w-1", "ours", &ANSWER[..ANSWER.len() - 1]).is_none());
+        assert!(replayed(&memo, "w-2", "ours", ANSWER).is_none());
+        assert!(replayed(&memo, "w-1", "theirs", ANSWER).is_none());
+    }
+
+    #[test]
+    fn the_memo_keeps_its_own_copy_and_shares_it_when_nothing_was_relabelled() {
+        let memo = RelayMemo::default();
+        let answer = Bytes::copy_from_slice(ANSWER);
+        memo.remember_detail(&wid("w-1"), &rid("ours"), &answer, &answer, spans(ANSWER));
+        let (out, _) = replayed(&memo, "w-1", "ours", ANSWER).unwrap();
+        assert_eq!(out, answer);
+        assert_ne!(
+            out.as_ptr(),
+            answer.as_ptr(),
+            "the client's buffer is not kept"
+        );
+        let (again, _) = replayed(&memo, "w-1", "ours", ANSWER).unwrap();
+        assert_eq!(again.as_ptr(), out.as_ptr(), "one copy serves every hit");
+    }
+
+    #[test]
+    fn answers_over_the_limit_are_not_kept() {
+        let memo = RelayMemo::default();
+        let big = Bytes::from(vec![b' '; MEMO_MAX_DETAIL + 1]);
+        memo.remember_detail(&wid("w-1"), &rid("ours"), &big, &big, Vec::new());
+        assert!(replayed(&memo, "w-1", "ours", &big).is_none());
+        let query = WorkerQuery::default();
+        let list = Bytes::from(vec![b' '; MEMO_MAX_LIST]);
+        memo.remember_list(&query, &rid("ours"), &list, &list, Vec::new());
+        assert!(
+            memo.list(&query, &rid("ours"), &list, &mut |_, _| {})
+                .is_some()
+        );
+        let over = Bytes::from(vec![b' '; MEMO_MAX_LIST + 1]);
+        memo.remember_list(&query, &rid("ours"), &over, &over, Vec::new());
+        assert!(
+            memo.list(&query, &rid("ours"), &over, &mut |_, _| {})
+                .is_none()
+        );
+    }
+}
