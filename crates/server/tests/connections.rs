@@ -248,6 +248,16 @@ async fn a_websocket_session_holds_its_connection_on_the_backend() {
     .await
     .unwrap();
     assert_eq!(next_json(&mut ws).await["event"]["kind"], "snapshot");
+    // The connection that created the worker is closed by now; the server may not
+    // have seen its end yet.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while backend.server.connections().open() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the create's connection stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let _other = held(api.addr, "/healthz").await;
     assert_eq!(
         backend.server.connections().open(),
