@@ -55,6 +55,18 @@ pub fn canonical_input_accepted(body: &[u8]) -> bool {
     scan::input_accepted(body)
 }
 
+/// The text of an `InputRequest` body written plainly: exactly `{"text":"…"}`, no
+/// white space, and the text with no quote, backslash or control character, so
+/// that what lies between the quotes is the text itself. For such a body, serde's
+/// decoding gives the same text; for any other (`None`) decode it with serde.
+pub fn plain_input_text(body: &[u8]) -> Option<&str> {
+    let text = body.strip_prefix(br#"{"text":""#)?.strip_suffix(br#""}"#)?;
+    if text.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+        return None;
+    }
+    std::str::from_utf8(text).ok()
+}
+
 /// `body` with the contents of every span (each between a string's quotes) replaced
 /// by `value`, or `None` when every span already holds exactly `value`. Spans must
 /// be in order, not overlap, and lie within `body`; `value` must need no escaping
@@ -305,6 +317,56 @@ mod tests {
             b"",
         ] {
             assert!(!canonical_input_accepted(body));
+        }
+    }
+
+    #[test]
+    fn a_plain_input_body_gives_its_text_and_any_other_is_left_to_serde() {
+        assert_eq!(plain_input_text(br#"{"text":"ping"}"#), Some("ping"));
+        assert_eq!(plain_input_text(br#"{"text":""}"#), Some(""));
+        assert_eq!(
+            plain_input_text("{\"text\":\"é ✓\"}".as_bytes()),
+            Some("é ✓")
+        );
+        for body in [
+            &br#"{"text":"a\nb"}"#[..],
+            br#"{"text":"say \"hi\""}"#,
+            b"{\"text\":\"tab\there\"}",
+            br#"{ "text":"ping"}"#,
+            br#"{"text":"ping","x":1}"#,
+            br#"{"text":"a","text":"b"}"#,
+            br#"{"text":"ping"} "#,
+            b"{\"text\":\"\xff\"}",
+            br#"{"text":"}"#,
+            b"",
+        ] {
+            assert_eq!(
+                plain_input_text(body),
+                None,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Every input request serde writes is read back the same by the plain
+        /// reader or left to serde: it never gives another text.
+        #[test]
+        fn the_plain_reader_agrees_with_serde_on_written_requests(text in "\\PC*|[\"\\\\\u{0}-\u{1f}a é]*") {
+            let body = serde_json::to_vec(&crate::worker::InputRequest { text: text.clone() }).unwrap();
+            let plain = text.chars().all(|c| c != '"' && c != '\\' && c >= ' ');
+            proptest::prop_assert_eq!(plain_input_text(&body), plain.then_some(text.as_str()));
+        }
+
+        /// Whatever bytes the plain reader accepts, serde decodes to the same text.
+        #[test]
+        fn what_the_plain_reader_accepts_serde_reads_the_same(inner in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24)) {
+            let body = [&br#"{"text":""#[..], &inner, br#""}"#].concat();
+            if let Some(text) = plain_input_text(&body) {
+                let typed: crate::worker::InputRequest = serde_json::from_slice(&body).unwrap();
+                proptest::prop_assert_eq!(typed.text, text);
+            }
         }
     }
 

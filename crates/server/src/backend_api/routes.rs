@@ -25,8 +25,7 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use switchyard_protocol::{
-    Health, InputRequest, NewWorkerRequest, ResizeRequest, RuntimeId, RuntimeList, WorkerId,
-    WorkerStatus,
+    Health, NewWorkerRequest, ResizeRequest, RuntimeId, RuntimeList, WorkerId, WorkerStatus,
 };
 use switchyard_registry::{Caller, ObservationHub, RegistryError, RuntimeRegistry};
 use switchyard_transport::WorkerQuery;
@@ -35,7 +34,7 @@ use super::audit::{self, Audit};
 use super::browser::{self, AllowedHosts, AllowedOrigins, RequestOrigin};
 use super::session;
 use crate::auth::Authenticator;
-use crate::http::body::{read_json, read_limited};
+use crate::http::body::{read_input, read_json, read_limited};
 use crate::http::query::Query;
 use crate::http::response::{empty, json, json_bytes};
 use crate::http::router::{RouteDef, RouteTable, method_not_allowed, respond};
@@ -445,7 +444,7 @@ impl BackendApi {
                 Query::parse(request.uri().query(), &[])?;
                 let limit = self.settings.max_body_bytes;
                 let (parts, body) = request.into_parts();
-                let input: InputRequest = read_json(&parts.headers, body, limit).await?;
+                let input = read_input(&parts.headers, body, limit).await?;
                 Ok(relayed_answer(
                     StatusCode::ACCEPTED,
                     registry.input_json(caller, &rt, &w, input.text).await?,

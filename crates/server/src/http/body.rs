@@ -6,7 +6,8 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
-use switchyard_protocol::ErrorCode;
+use switchyard_protocol::relay::plain_input_text;
+use switchyard_protocol::{ErrorCode, InputRequest};
 
 use super::ApiError;
 
@@ -67,6 +68,24 @@ pub async fn read_json<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     check_content_type(headers)?;
     let bytes = read_limited(headers, body, limit).await?;
+    decode_json(&bytes)
+}
+
+/// [`read_json`] for an input request: a body written plainly (see
+/// [`plain_input_text`]) gives its text without serde, any other is decoded as
+/// [`read_json`] does, so both give the same text or the same error.
+pub async fn read_input(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: u64,
+) -> Result<InputRequest, ApiError> {
+    check_content_type(headers)?;
+    let bytes = read_limited(headers, body, limit).await?;
+    if let Some(text) = plain_input_text(&bytes) {
+        return Ok(InputRequest {
+            text: text.to_owned(),
+        });
+    }
     decode_json(&bytes)
 }
 

@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
-use switchyard_protocol::{CreateWorkerRequest, Health, InputRequest, ResizeRequest, WorkerId};
+use switchyard_protocol::{CreateWorkerRequest, Health, ResizeRequest, WorkerId};
 use switchyard_runtime::{ListQuery, Runtime, RuntimeError};
 use switchyard_transport::SecretToken;
 
 use crate::backend_api::{drain_body, worker_query};
 use crate::http::auth::check_bearer;
-use crate::http::body::read_json;
+use crate::http::body::{read_input, read_json};
 use crate::http::query::Query;
 use crate::http::response::{empty, json};
 use crate::http::router::{RouteDef, RouteTable, respond};
@@ -207,7 +207,7 @@ impl RuntimeApi {
             (Route::Input, Method::POST, Some(id)) => {
                 Query::parse(query, &[])?;
                 let (parts, body) = request.into_parts();
-                let input: InputRequest = read_json(&parts.headers, body, limit).await?;
+                let input = read_input(&parts.headers, body, limit).await?;
                 Ok(json(
                     StatusCode::ACCEPTED,
                     &runtime.input(&id, input.text).await?,
