@@ -1,28 +1,33 @@
-//! [`RelayMemo`]: a remote runtime's last relayed answers, so that an answer the
-//! same, byte for byte, as one already checked is relayed again without reading it
-//! through.
+//! [`SourceMemo`]: the last relayed answers of remote runtimes, so that an answer
+//! the same, byte for byte, as one already checked is relayed again without
+//! reading it through.
 //!
 //! The relay's check ([`crate::relay`]) is a function of the answer's bytes, the
 //! worker asked about, the runtime id the answer is labelled with and the source's
 //! secrets, which are fixed for the source's life. An answer equal to a memoised
-//! one therefore has the memoised outcome: the same bytes to send and the same
-//! workers and owners to report as seen. Comparing two answers is one `memcmp`
-//! (a list of eight workers: about 2 KiB, a few hundred instructions) where
-//! checking one reads every byte (about 7 instructions a byte) and searches it for
-//! each secret. Pollers ask again and again about workers that did not change, and
-//! those answers are equal.
+//! one from the same source therefore has the memoised outcome: the same bytes to
+//! send and the same workers and owners to report as seen. Comparing two answers
+//! is one `memcmp` (a list of eight workers: about 2 KiB, a few hundred
+//! instructions) where checking one reads every byte (about 7 instructions a byte)
+//! and searches it for each secret. Pollers ask again and again about workers that
+//! did not change, and those answers are equal.
 //!
 //! Only answers that took the relay path are memoised, never an error or a typed
 //! path's outcome. The memo holds its own copy of each answer (never the client's
-//! read buffer, which it would keep from being reused), at most
-//! [`MEMO_MAX_DETAIL`] or [`MEMO_MAX_LIST`] bytes, in a fixed number of slots:
-//! its size does not grow with the number of workers or requests.
+//! read buffer, which it would keep from being reused), at most [`MEMO_MAX_DETAIL`]
+//! or [`MEMO_MAX_LIST`] bytes, in a fixed number of slots shared by every source of
+//! the process: its size (at most 4 MiB, answers and relabelled copies together)
+//! grows neither with the number of runtimes nor with workers or requests.
 //!
-//! Invariant: a memo hit returns exactly what the check of the same bytes would.
+//! Invariant: a memo hit returns exactly what the check of the same bytes by the
+//! same source would. Each source has its own id in every key, so a source made
+//! anew (a reload that points a runtime id elsewhere, with other secrets) never
+//! replays an outcome of the one before.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
@@ -31,22 +36,25 @@ use switchyard_transport::WorkerQuery;
 
 use crate::source::SeenWorkers;
 
-/// Worker detail answers memoised per source (by a hash of the worker id).
-pub const MEMO_DETAIL_SLOTS: usize = 32;
-/// Worker list answers memoised per source (by a hash of the query).
-pub const MEMO_LIST_SLOTS: usize = 4;
+/// Worker detail answers memoised in the process (by a hash of source and worker).
+pub const MEMO_DETAIL_SLOTS: usize = 256;
+/// Worker list answers memoised in the process (by a hash of source and query).
+pub const MEMO_LIST_SLOTS: usize = 32;
 /// The largest worker detail answer memoised, in bytes.
 pub const MEMO_MAX_DETAIL: usize = 4 * 1024;
-/// The largest worker list answer memoised, in bytes.
-pub const MEMO_MAX_LIST: usize = 64 * 1024;
+/// The largest worker list answer memoised, in bytes (a page of about a hundred
+/// workers).
+pub const MEMO_MAX_LIST: usize = 32 * 1024;
 
 /// A worker and its owner as spans of a memoised answer.
 pub(crate) type SeenSpans = (Range<u32>, Option<Range<u32>>);
 
 /// One memoised answer and its outcome.
 struct Entry<K> {
+    /// The source that checked it.
+    source: u64,
     /// What was asked: the worker, or the list's query.
-    key: K,
+    asked: K,
     /// The runtime id the answer was labelled with.
     as_runtime: RuntimeId,
     /// The runtime's answer, copied.
@@ -58,16 +66,21 @@ struct Entry<K> {
 }
 
 impl<K: PartialEq> Entry<K> {
-    /// The relayed bytes when this entry is for `key`, `as_runtime` and `answer`,
+    /// The relayed bytes when this entry is for `asked` of `source`, `as_runtime`
+    /// and `answer`,
     /// after telling `seen` what the check told it.
     fn replay(
         &self,
-        key: &K,
+        (source, asked): (u64, &K),
         as_runtime: &RuntimeId,
         answer: &[u8],
         seen: SeenWorkers<'_>,
     ) -> Option<Bytes> {
-        if self.answer.as_ref() != answer || self.key != *key || self.as_runtime != *as_runtime {
+        if self.answer.as_ref() != answer
+            || self.source != source
+            || self.asked != *asked
+            || self.as_runtime != *as_runtime
+        {
             return None;
         }
         for (worker, owner) in &self.seen {
@@ -92,7 +105,7 @@ struct Slots<K> {
     max_answer: usize,
 }
 
-impl<K: PartialEq + std::hash::Hash> Slots<K> {
+impl<K: PartialEq + Hash + Clone> Slots<K> {
     fn new(count: usize, max_answer: usize) -> Self {
         Self {
             slots: (0..count).map(|_| ArcSwapOption::empty()).collect(),
@@ -101,14 +114,14 @@ impl<K: PartialEq + std::hash::Hash> Slots<K> {
         }
     }
 
-    fn slot(&self, key: &K) -> &ArcSwapOption<Entry<K>> {
+    fn slot(&self, key: (u64, &K)) -> &ArcSwapOption<Entry<K>> {
         let at = self.hasher.hash_one(key) as usize % self.slots.len();
         &self.slots[at]
     }
 
     fn replay(
         &self,
-        key: &K,
+        key: (u64, &K),
         as_runtime: &RuntimeId,
         answer: &[u8],
         seen: SeenWorkers<'_>,
@@ -121,13 +134,13 @@ impl<K: PartialEq + std::hash::Hash> Slots<K> {
     /// of `answer`) as seen; answers over the size limit are not kept.
     fn remember(
         &self,
-        key: K,
+        (source, asked): (u64, &K),
         as_runtime: &RuntimeId,
         answer: &Bytes,
         relayed: &Bytes,
         told: Vec<SeenSpans>,
     ) {
-        if answer.len() > self.max_answer || answer.len() > u32::MAX as usize {
+        if answer.len() > self.max_answer || relayed.len() > self.max_answer {
             return;
         }
         let copy = Bytes::copy_from_slice(answer);
@@ -136,9 +149,9 @@ impl<K: PartialEq + std::hash::Hash> Slots<K> {
         } else {
             relayed.clone()
         };
-        let slot = self.slot(&key);
-        slot.store(Some(Arc::new(Entry {
-            key,
+        self.slot((source, asked)).store(Some(Arc::new(Entry {
+            source,
+            asked: asked.clone(),
             as_runtime: as_runtime.clone(),
             answer: copy,
             relayed,
@@ -147,7 +160,7 @@ impl<K: PartialEq + std::hash::Hash> Slots<K> {
     }
 }
 
-/// The memo of one remote source: worker details and list pages.
+/// Memoised answers: worker details and list pages, of every source that shares it.
 pub(crate) struct RelayMemo {
     details: Slots<WorkerId>,
     lists: Slots<WorkerQuery>,
@@ -162,7 +175,34 @@ impl Default for RelayMemo {
     }
 }
 
-impl RelayMemo {
+/// The memo every remote source of the process shares.
+static SHARED: LazyLock<Arc<RelayMemo>> = LazyLock::new(Arc::default);
+
+/// Ids of sources, never reused within the process.
+static NEXT_SOURCE: AtomicU64 = AtomicU64::new(0);
+
+/// One source's view of a memo: its entries, under an id of its own.
+pub(crate) struct SourceMemo {
+    source: u64,
+    memo: Arc<RelayMemo>,
+}
+
+impl Default for SourceMemo {
+    /// A new source's view of the process's shared memo.
+    fn default() -> Self {
+        Self::over(SHARED.clone())
+    }
+}
+
+impl SourceMemo {
+    /// A new source's view of `memo`.
+    fn over(memo: Arc<RelayMemo>) -> Self {
+        Self {
+            source: NEXT_SOURCE.fetch_add(1, Ordering::Relaxed),
+            memo,
+        }
+    }
+
     /// The relayed bytes memoised for this worker detail answer, if any (after
     /// telling `seen` what its check told).
     pub fn detail(
@@ -172,7 +212,9 @@ impl RelayMemo {
         answer: &[u8],
         seen: SeenWorkers<'_>,
     ) -> Option<Bytes> {
-        self.details.replay(worker, as_runtime, answer, seen)
+        self.memo
+            .details
+            .replay((self.source, worker), as_runtime, answer, seen)
     }
 
     /// The relayed bytes memoised for this list answer, if any.
@@ -183,7 +225,9 @@ impl RelayMemo {
         answer: &[u8],
         seen: SeenWorkers<'_>,
     ) -> Option<Bytes> {
-        self.lists.replay(query, as_runtime, answer, seen)
+        self.memo
+            .lists
+            .replay((self.source, query), as_runtime, answer, seen)
     }
 
     /// Memoises a relayed worker detail answer.
@@ -195,8 +239,9 @@ impl RelayMemo {
         relayed: &Bytes,
         told: Vec<SeenSpans>,
     ) {
-        self.details
-            .remember(worker.clone(), as_runtime, answer, relayed, told);
+        self.memo
+            .details
+            .remember((self.source, worker), as_runtime, answer, relayed, told);
     }
 
     /// Memoises a relayed list answer.
@@ -208,8 +253,9 @@ impl RelayMemo {
         relayed: &Bytes,
         told: Vec<SeenSpans>,
     ) {
-        self.lists
-            .remember(query.clone(), as_runtime, answer, relayed, told);
+        self.memo
+            .lists
+            .remember((self.source, query), as_runtime, answer, relayed, told);
     }
 }
 
@@ -237,7 +283,7 @@ mod tests {
 
     /// What `seen` is told by a replay of `answer`, and the bytes it returns.
     fn replayed(
-        memo: &RelayMemo,
+        memo: &SourceMemo,
         worker: &str,
         runtime: &str,
         answer: &[u8],
@@ -257,8 +303,12 @@ mod tests {
         vec![(at("w-1").unwrap(), Some(at("alice").unwrap()))]
     }
 
-    fn remembered() -> (RelayMemo, Bytes) {
-        let memo = RelayMemo::default();
+    fn private() -> SourceMemo {
+        SourceMemo::over(Arc::default())
+    }
+
+    fn remembered() -> (SourceMemo, Bytes) {
+        let memo = private();
         let answer = Bytes::from_static(ANSWER);
         let relayed = Bytes::from_static(b"relayed");
         memo.remember_detail(&wid("w-1"), &rid("ours"), &answer, &relayed, spans(ANSWER));
@@ -285,8 +335,31 @@ mod tests {
     }
 
     #[test]
+    fn a_source_never_replays_another_sources_outcome() {
+        let shared: Arc<RelayMemo> = Arc::default();
+        let (one, two) = (
+            SourceMemo::over(shared.clone()),
+            SourceMemo::over(shared.clone()),
+        );
+        let answer = Bytes::from_static(ANSWER);
+        one.remember_detail(&wid("w-1"), &rid("ours"), &answer, &answer, spans(ANSWER));
+        assert!(replayed(&one, "w-1", "ours", ANSWER).is_some());
+        assert!(replayed(&two, "w-1", "ours", ANSWER).is_none());
+        let query = WorkerQuery::default();
+        one.remember_list(&query, &rid("ours"), &answer, &answer, Vec::new());
+        assert!(
+            one.list(&query, &rid("ours"), ANSWER, &mut |_, _| {})
+                .is_some()
+        );
+        assert!(
+            two.list(&query, &rid("ours"), ANSWER, &mut |_, _| {})
+                .is_none()
+        );
+    }
+
+    #[test]
     fn the_memo_keeps_its_own_copy_and_shares_it_when_nothing_was_relabelled() {
-        let memo = RelayMemo::default();
+        let memo = private();
         let answer = Bytes::copy_from_slice(ANSWER);
         memo.remember_detail(&wid("w-1"), &rid("ours"), &answer, &answer, spans(ANSWER));
         let (out, _) = replayed(&memo, "w-1", "ours", ANSWER).unwrap();
@@ -302,7 +375,7 @@ mod tests {
 
     #[test]
     fn answers_over_the_limit_are_not_kept() {
-        let memo = RelayMemo::default();
+        let memo = private();
         let big = Bytes::from(vec![b' '; MEMO_MAX_DETAIL + 1]);
         memo.remember_detail(&wid("w-1"), &rid("ours"), &big, &big, Vec::new());
         assert!(replayed(&memo, "w-1", "ours", &big).is_none());

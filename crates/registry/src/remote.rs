@@ -17,7 +17,7 @@ use switchyard_transport::{
 
 use crate::error::SourceError;
 use crate::relay::{checked_detail, checked_list, relay_detail, relay_list};
-use crate::relay_memo::{RelayMemo, SeenSpans, span_in};
+use crate::relay_memo::{SeenSpans, SourceMemo, span_in};
 use crate::scrub::Scrubber;
 use crate::source::{
     ResumePoint, RuntimeSource, SeenWorkers, SourceEnd, SourceEvents, SourceItem, encode,
@@ -29,7 +29,7 @@ pub struct RemoteSource {
     client: Arc<dyn RuntimeClient>,
     events: Arc<dyn RuntimeEventsClient>,
     scrubber: Scrubber,
-    memo: RelayMemo,
+    memo: SourceMemo,
 }
 
 impl std::fmt::Debug for RemoteSource {
@@ -50,7 +50,7 @@ impl RemoteSource {
             client,
             events,
             scrubber,
-            memo: RelayMemo::default(),
+            memo: SourceMemo::default(),
         }
     }
 
