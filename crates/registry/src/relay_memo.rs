@@ -26,7 +26,7 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use arc_swap::ArcSwapOption;
@@ -45,6 +45,23 @@ pub const MEMO_MAX_DETAIL: usize = 4 * 1024;
 /// The largest worker list answer memoised, in bytes (a page of about a hundred
 /// workers).
 pub const MEMO_MAX_LIST: usize = 32 * 1024;
+
+/// A slot that holds an entry takes a new answer on every this many misses (an
+/// empty one on the first): a worker whose answer changes with every request
+/// (its output streaming) costs one copy per this many requests, not one each.
+pub const MEMO_REMEMBER_EVERY: u32 = 8;
+
+/// What a memo lookup found.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// The relayed bytes for an answer equal to a memoised one (`seen` was told).
+    Hit(Bytes),
+    /// Not memoised; `remember` says whether to memoise this answer's outcome.
+    Miss {
+        /// Record what the check tells as seen and remember the outcome.
+        remember: bool,
+    },
+}
 
 /// A worker and its owner as spans of a memoised answer.
 pub(crate) type SeenSpans = (Range<u32>, Option<Range<u32>>);
@@ -97,10 +114,15 @@ fn text<'a>(answer: &'a [u8], span: &Range<u32>) -> &'a str {
     std::str::from_utf8(&answer[span.start as usize..span.end as usize]).unwrap_or_default()
 }
 
-/// A fixed table of memoised answers, each slot holding the last for the keys
-/// hashed to it.
+/// One slot: the entry last remembered for the keys hashed to it, and its misses.
+struct Slot<K> {
+    entry: ArcSwapOption<Entry<K>>,
+    misses: AtomicU32,
+}
+
+/// A fixed table of memoised answers.
 struct Slots<K> {
-    slots: Box<[ArcSwapOption<Entry<K>>]>,
+    slots: Box<[Slot<K>]>,
     hasher: foldhash::fast::RandomState,
     max_answer: usize,
 }
@@ -108,13 +130,18 @@ struct Slots<K> {
 impl<K: PartialEq + Hash + Clone> Slots<K> {
     fn new(count: usize, max_answer: usize) -> Self {
         Self {
-            slots: (0..count).map(|_| ArcSwapOption::empty()).collect(),
+            slots: (0..count)
+                .map(|_| Slot {
+                    entry: ArcSwapOption::empty(),
+                    misses: AtomicU32::new(0),
+                })
+                .collect(),
             hasher: foldhash::fast::RandomState::default(),
             max_answer,
         }
     }
 
-    fn slot(&self, key: (u64, &K)) -> &ArcSwapOption<Entry<K>> {
+    fn slot(&self, key: (u64, &K)) -> &Slot<K> {
         let at = self.hasher.hash_one(key) as usize % self.slots.len();
         &self.slots[at]
     }
@@ -125,9 +152,19 @@ impl<K: PartialEq + Hash + Clone> Slots<K> {
         as_runtime: &RuntimeId,
         answer: &[u8],
         seen: SeenWorkers<'_>,
-    ) -> Option<Bytes> {
-        let entry = self.slot(key).load();
-        entry.as_ref()?.replay(key, as_runtime, answer, seen)
+    ) -> Lookup {
+        let slot = self.slot(key);
+        let entry = slot.entry.load();
+        let Some(entry) = entry.as_ref() else {
+            return Lookup::Miss { remember: true };
+        };
+        if let Some(relayed) = entry.replay(key, as_runtime, answer, seen) {
+            return Lookup::Hit(relayed);
+        }
+        let misses = slot.misses.fetch_add(1, Ordering::Relaxed);
+        Lookup::Miss {
+            remember: misses % MEMO_REMEMBER_EVERY == MEMO_REMEMBER_EVERY - 1,
+        }
     }
 
     /// Memoises `relayed` as the outcome for `answer`, which told `told` (spans
@@ -149,7 +186,7 @@ impl<K: PartialEq + Hash + Clone> Slots<K> {
         } else {
             relayed.clone()
         };
-        self.slot((source, asked)).store(Some(Arc::new(Entry {
+        self.slot((source, asked)).entry.store(Some(Arc::new(Entry {
             source,
             asked: asked.clone(),
             as_runtime: as_runtime.clone(),
@@ -203,28 +240,28 @@ impl SourceMemo {
         }
     }
 
-    /// The relayed bytes memoised for this worker detail answer, if any (after
-    /// telling `seen` what its check told).
+    /// The relayed bytes memoised for this worker detail answer (after telling
+    /// `seen` what its check told), or whether to remember it.
     pub fn detail(
         &self,
         worker: &WorkerId,
         as_runtime: &RuntimeId,
         answer: &[u8],
         seen: SeenWorkers<'_>,
-    ) -> Option<Bytes> {
+    ) -> Lookup {
         self.memo
             .details
             .replay((self.source, worker), as_runtime, answer, seen)
     }
 
-    /// The relayed bytes memoised for this list answer, if any.
+    /// The relayed bytes memoised for this list answer, or whether to remember it.
     pub fn list(
         &self,
         query: &WorkerQuery,
         as_runtime: &RuntimeId,
         answer: &[u8],
         seen: SeenWorkers<'_>,
-    ) -> Option<Bytes> {
+    ) -> Lookup {
         self.memo
             .lists
             .replay((self.source, query), as_runtime, answer, seen)
@@ -289,10 +326,21 @@ mod tests {
         answer: &[u8],
     ) -> Option<(Bytes, Told)> {
         let mut told = Vec::new();
-        let out = memo.detail(&wid(worker), &rid(runtime), answer, &mut |w, o| {
+        let looked = memo.detail(&wid(worker), &rid(runtime), answer, &mut |w, o| {
             told.push((w.to_owned(), o.map(str::to_owned)))
-        })?;
-        Some((out, told))
+        });
+        hit(looked).map(|out| (out, told))
+    }
+
+    fn hit(looked: Lookup) -> Option<Bytes> {
+        match looked {
+            Lookup::Hit(out) => Some(out),
+            Lookup::Miss { .. } => None,
+        }
+    }
+
+    fn listed(memo: &SourceMemo, query: &WorkerQuery, answer: &[u8]) -> Option<Bytes> {
+        hit(memo.list(query, &rid("ours"), answer, &mut |_, _| {}))
     }
 
     const ANSWER: &[u8] = br#"{"worker_id":"w-1","owner":"alice","runtime_id":"theirs"}"#;
@@ -347,13 +395,32 @@ mod tests {
         assert!(replayed(&two, "w-1", "ours", ANSWER).is_none());
         let query = WorkerQuery::default();
         one.remember_list(&query, &rid("ours"), &answer, &answer, Vec::new());
+        assert!(listed(&one, &query, ANSWER).is_some());
+        assert!(listed(&two, &query, ANSWER).is_none());
+    }
+
+    #[test]
+    fn an_empty_slot_remembers_at_once_a_full_one_every_eighth_miss() {
+        let memo = private();
+        let remembers =
+            |answer: &[u8]| match memo.detail(&wid("w-1"), &rid("ours"), answer, &mut |_, _| {}) {
+                Lookup::Miss { remember } => remember,
+                Lookup::Hit(_) => panic!("a hit"),
+            };
+        assert!(remembers(ANSWER), "an empty slot");
+        let answer = Bytes::from_static(ANSWER);
+        memo.remember_detail(&wid("w-1"), &rid("ours"), &answer, &answer, spans(ANSWER));
+        let changed = [ANSWER, b" "].concat();
+        let flags: Vec<bool> = (0..2 * MEMO_REMEMBER_EVERY)
+            .map(|_| remembers(&changed))
+            .collect();
+        let every = MEMO_REMEMBER_EVERY as usize;
+        for (at, flag) in flags.iter().enumerate() {
+            assert_eq!(*flag, at % every == every - 1, "miss {at}");
+        }
         assert!(
-            one.list(&query, &rid("ours"), ANSWER, &mut |_, _| {})
-                .is_some()
-        );
-        assert!(
-            two.list(&query, &rid("ours"), ANSWER, &mut |_, _| {})
-                .is_none()
+            replayed(&memo, "w-1", "ours", ANSWER).is_some(),
+            "misses keep the entry"
         );
     }
 
@@ -382,15 +449,9 @@ mod tests {
         let query = WorkerQuery::default();
         let list = Bytes::from(vec![b' '; MEMO_MAX_LIST]);
         memo.remember_list(&query, &rid("ours"), &list, &list, Vec::new());
-        assert!(
-            memo.list(&query, &rid("ours"), &list, &mut |_, _| {})
-                .is_some()
-        );
+        assert!(listed(&memo, &query, &list).is_some());
         let over = Bytes::from(vec![b' '; MEMO_MAX_LIST + 1]);
         memo.remember_list(&query, &rid("ours"), &over, &over, Vec::new());
-        assert!(
-            memo.list(&query, &rid("ours"), &over, &mut |_, _| {})
-                .is_none()
-        );
+        assert!(listed(&memo, &query, &over).is_none());
     }
 }

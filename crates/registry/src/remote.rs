@@ -17,7 +17,7 @@ use switchyard_transport::{
 
 use crate::error::SourceError;
 use crate::relay::{checked_detail, checked_list, relay_detail, relay_list};
-use crate::relay_memo::{SeenSpans, SourceMemo, span_in};
+use crate::relay_memo::{Lookup, SeenSpans, SourceMemo, span_in};
 use crate::scrub::Scrubber;
 use crate::source::{
     ResumePoint, RuntimeSource, SeenWorkers, SourceEnd, SourceEvents, SourceItem, encode,
@@ -166,19 +166,23 @@ impl RuntimeSource for RemoteSource {
             .list_workers_json(query)
             .await
             .map_err(|e| self.map(e))?;
-        if let Some(relayed) = self.memo.list(query, as_runtime, &body, seen) {
-            return Ok(relayed);
-        }
-        let mut told = Vec::new();
-        let relayed = relay_list(&self.scrubber, &body, as_runtime, &mut |id, owner| {
-            told.push(spans_of(&body, id, owner));
-            seen(id, owner);
-        });
-        if let Some(relayed) = relayed {
-            if let Some(told) = told.into_iter().collect() {
-                self.memo
-                    .remember_list(query, as_runtime, &body, &relayed, told);
+        let relayed = match self.memo.list(query, as_runtime, &body, seen) {
+            Lookup::Hit(relayed) => return Ok(relayed),
+            Lookup::Miss { remember: false } => relay_list(&self.scrubber, &body, as_runtime, seen),
+            Lookup::Miss { remember: true } => {
+                let mut told = Vec::with_capacity(8);
+                let relayed = relay_list(&self.scrubber, &body, as_runtime, &mut |id, owner| {
+                    told.push(spans_of(&body, id, owner));
+                    seen(id, owner);
+                });
+                if let (Some(relayed), Some(told)) = (&relayed, told.into_iter().collect()) {
+                    self.memo
+                        .remember_list(query, as_runtime, &body, relayed, told);
+                }
+                relayed
             }
+        };
+        if let Some(relayed) = relayed {
             return Ok(relayed);
         }
         let list = decode_answer::<WorkerList>(&body, "a WorkerList").map_err(|e| self.map(e))?;
@@ -196,25 +200,31 @@ impl RuntimeSource for RemoteSource {
             .get_worker_json(worker)
             .await
             .map_err(|e| self.map(e))?;
-        if let Some(relayed) = self.memo.detail(worker, as_runtime, &body, seen) {
-            return Ok(relayed);
-        }
-        let mut told = Vec::new();
-        let relayed = relay_detail(
-            &self.scrubber,
-            &body,
-            as_runtime,
-            worker,
-            &mut |id, owner| {
-                told.push(spans_of(&body, id, owner));
-                seen(id, owner);
-            },
-        );
-        if let Some(relayed) = relayed {
-            if let (Ok(relayed), Some(told)) = (&relayed, told.into_iter().collect()) {
-                self.memo
-                    .remember_detail(worker, as_runtime, &body, relayed, told);
+        let relayed = match self.memo.detail(worker, as_runtime, &body, seen) {
+            Lookup::Hit(relayed) => return Ok(relayed),
+            Lookup::Miss { remember: false } => {
+                relay_detail(&self.scrubber, &body, as_runtime, worker, seen)
             }
+            Lookup::Miss { remember: true } => {
+                let mut told = Vec::with_capacity(1);
+                let relayed = relay_detail(
+                    &self.scrubber,
+                    &body,
+                    as_runtime,
+                    worker,
+                    &mut |id, owner| {
+                        told.push(spans_of(&body, id, owner));
+                        seen(id, owner);
+                    },
+                );
+                if let (Some(Ok(relayed)), Some(told)) = (&relayed, told.into_iter().collect()) {
+                    self.memo
+                        .remember_detail(worker, as_runtime, &body, relayed, told);
+                }
+                relayed
+            }
+        };
+        if let Some(relayed) = relayed {
             return relayed;
         }
         let detail =
