@@ -133,11 +133,12 @@ impl Report<'_> {
              {rb:.1} µs of CPU per request through the backend against {rn:.1} µs through \
              nginx, and the backend {b:.1} µs against nginx's {n:.1} µs. What is left: \
              (1) at {low} connection{s} there is nothing to batch, and the backend's \
-             user-space work per request is about 30k instructions for a worker detail \
-             against nginx's 19k (45k against 18k for a list of eight workers, of which \
-             the relay check reading the whole answer is about 15k; 34k against 22k for \
-             an input; callgrind, `bench/callgrind.sh`, which does not depend on the \
-             machine's load, on this release build with link-time optimisation): \
+             user-space work per request is about 28k instructions for a worker detail \
+             against nginx's 19k (29k against 18k for a list of eight workers, whose \
+             answer repeats here and is relayed from the memo without being read \
+             through, 44k when it changed; 34k against 22k for an input; callgrind, \
+             `bench/callgrind.sh`, which does not depend on the machine's load, on \
+             this release build with link-time optimisation): \
              hyper's server, tokio's scheduler and its I/O driver about 12k together, \
              the rest the API's checks, the relay check and the client; so each round \
              trip takes a few µs longer. (2) In between, requests seldom arrive \
