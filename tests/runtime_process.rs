@@ -239,3 +239,25 @@ async fn configuration_errors_exit_with_status_2_naming_the_key_and_file() {
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("token"), "{stderr}");
 }
+
+/// The binary allocates through mimalloc: linked with its `override` feature it
+/// defines `malloc` and `free` itself, which Rust's default allocator calls. A
+/// static archive the linker never pulled in would leave glibc's in their place
+/// without a word.
+#[test]
+fn the_binary_defines_malloc_and_free_itself() {
+    let out = std::process::Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(switchyard_e2e::proc::switchyard_bin())
+        .output()
+        .expect("nm (binutils) runs");
+    assert!(out.status.success(), "nm failed: {out:?}");
+    let symbols = String::from_utf8_lossy(&out.stdout);
+    for symbol in ["malloc", "free"] {
+        let defined = symbols.lines().any(|line| {
+            let mut parts = line.split_whitespace().rev();
+            parts.next() == Some(symbol) && parts.next() == Some("T")
+        });
+        assert!(defined, "the binary does not define {symbol}");
+    }
+}

@@ -93,6 +93,11 @@ pub(crate) fn checked_list(
     })
 }
 
+// The relay memo (`relay_memo.rs`) replays the outcomes of `relay_detail` and
+// `relay_list` for equal answers: they must stay functions of the scrubber (fixed
+// per source), the bytes, the worker asked about and the label alone. Anything
+// else they come to depend on must join the memo's key.
+
 /// The relay of a worker detail answer about `worker`: the bytes to send, labelled
 /// `as_runtime` (`seen` told the worker), or an answer about another worker; `None`
 /// when the answer must take the typed path.

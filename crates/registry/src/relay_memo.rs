@@ -16,8 +16,10 @@
 //! path's outcome. The memo holds its own copy of each answer (never the client's
 //! read buffer, which it would keep from being reused), at most [`MEMO_MAX_DETAIL`]
 //! or [`MEMO_MAX_LIST`] bytes, in a fixed number of slots shared by every source of
-//! the process: its size (at most 4 MiB, answers and relabelled copies together)
-//! grows neither with the number of runtimes nor with workers or requests.
+//! the process: its answer bytes (at most 4 MiB, answers and relabelled copies
+//! together, plus a few hundred bytes of bookkeeping per slot) grow neither with
+//! the number of runtimes nor with workers or requests. An entry of a source that
+//! is gone stays until its slot is reused.
 //!
 //! Invariant: a memo hit returns exactly what the check of the same bytes by the
 //! same source would. Each source has its own id in every key, so a source made
@@ -74,9 +76,9 @@ struct Entry<K> {
     asked: K,
     /// The runtime id the answer was labelled with.
     as_runtime: RuntimeId,
-    /// The runtime's answer, copied.
-    answer: Bytes,
-    /// What was relayed for it (the same allocation when no label changed).
+    /// The runtime's answer, copied (a relayed answer is UTF-8).
+    answer: Arc<str>,
+    /// What was relayed for it (`answer` itself when no label changed).
     relayed: Bytes,
     /// The workers and owners it told as seen, as spans of `answer`.
     seen: Vec<SeenSpans>,
@@ -93,25 +95,45 @@ impl<K: PartialEq> Entry<K> {
         answer: &[u8],
         seen: SeenWorkers<'_>,
     ) -> Option<Bytes> {
-        if self.answer.as_ref() != answer
+        if self.answer.as_bytes() != answer
             || self.source != source
             || self.asked != *asked
             || self.as_runtime != *as_runtime
         {
             return None;
         }
+        // Spans were checked when remembered; should one not fit, the entry is
+        // not used (a miss) rather than telling `seen` an empty worker or owner.
+        let fits = |span: &Range<u32>| text(&self.answer, span).is_some();
+        if !self
+            .seen
+            .iter()
+            .all(|(worker, owner)| fits(worker) && owner.as_ref().is_none_or(fits))
+        {
+            debug_assert!(false, "a memo entry with a span that does not fit");
+            return None;
+        }
         for (worker, owner) in &self.seen {
-            let owner = owner.as_ref().map(|o| text(&self.answer, o));
-            seen(text(&self.answer, worker), owner);
+            let owner = owner.as_ref().and_then(|o| text(&self.answer, o));
+            seen(text(&self.answer, worker).unwrap_or_default(), owner);
         }
         Some(self.relayed.clone())
     }
 }
 
-/// The text at `span` of a memoised answer: always valid UTF-8 on a char boundary,
-/// as the span was taken from a `&str` borrowed from the same bytes.
-fn text<'a>(answer: &'a [u8], span: &Range<u32>) -> &'a str {
-    std::str::from_utf8(&answer[span.start as usize..span.end as usize]).unwrap_or_default()
+/// The text at `span` of a memoised answer, if it lies within it on char
+/// boundaries (a span taken from a `&str` borrowed from the same bytes does).
+fn text<'a>(answer: &'a str, span: &Range<u32>) -> Option<&'a str> {
+    answer.get(span.start as usize..span.end as usize)
+}
+
+/// A memoised answer as the bytes of a relayed answer, without a copy.
+struct Shared(Arc<str>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 /// One slot: the entry last remembered for the keys hashed to it, and its misses.
@@ -153,6 +175,9 @@ impl<K: PartialEq + Hash + Clone> Slots<K> {
         answer: &[u8],
         seen: SeenWorkers<'_>,
     ) -> Lookup {
+        if answer.len() > self.max_answer {
+            return Lookup::Miss { remember: false };
+        }
         let slot = self.slot(key);
         let entry = slot.entry.load();
         let Some(entry) = entry.as_ref() else {
@@ -180,11 +205,21 @@ impl<K: PartialEq + Hash + Clone> Slots<K> {
         if answer.len() > self.max_answer || relayed.len() > self.max_answer {
             return;
         }
-        let copy = Bytes::copy_from_slice(answer);
-        let relayed = if relayed.as_ptr() == answer.as_ptr() && relayed.len() == answer.len() {
-            copy.clone()
+        let Ok(text) = std::str::from_utf8(answer) else {
+            return;
+        };
+        if !told.iter().all(|(worker, owner)| {
+            self::text(text, worker).is_some()
+                && owner.as_ref().is_none_or(|o| self::text(text, o).is_some())
+        }) {
+            return;
+        }
+        let copy: Arc<str> = Arc::from(text);
+        let relayed = if relayed.as_ref() == answer {
+            Bytes::from_owner(Shared(copy.clone()))
         } else {
-            relayed.clone()
+            // A copy of its own, without the spare room relabelling left.
+            Bytes::copy_from_slice(relayed)
         };
         self.slot((source, asked)).entry.store(Some(Arc::new(Entry {
             source,
@@ -422,6 +457,33 @@ mod tests {
             replayed(&memo, "w-1", "ours", ANSWER).is_some(),
             "misses keep the entry"
         );
+    }
+
+    #[test]
+    fn an_answer_whose_spans_do_not_fit_it_is_not_remembered() {
+        let memo = private();
+        let answer = Bytes::from_static(ANSWER);
+        let beyond = ANSWER.len() as u32;
+        memo.remember_detail(
+            &wid("w-1"),
+            &rid("ours"),
+            &answer,
+            &answer,
+            vec![(beyond..beyond + 3, None)],
+        );
+        assert!(replayed(&memo, "w-1", "ours", ANSWER).is_none());
+        let mut told = spans(ANSWER);
+        told[0].1 = Some(2..beyond + 1);
+        memo.remember_detail(&wid("w-1"), &rid("ours"), &answer, &answer, told);
+        assert!(replayed(&memo, "w-1", "ours", ANSWER).is_none());
+    }
+
+    #[test]
+    fn an_answer_over_the_limit_is_a_miss_not_to_remember() {
+        let memo = private();
+        let big = vec![b' '; MEMO_MAX_DETAIL + 1];
+        let looked = memo.detail(&wid("w-1"), &rid("ours"), &big, &mut |_, _| {});
+        assert!(matches!(looked, Lookup::Miss { remember: false }));
     }
 
     #[test]

@@ -320,3 +320,95 @@ impl SourceEvents for RemoteEvents {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use switchyard_transport::{MockRuntimeClient, MockRuntimeEventsClient};
+
+    fn detail(id: &str) -> serde_json::Value {
+        json!({
+            "worker_id": id, "runtime_id": "theirs", "profile": "echo", "label": null,
+            "status": "running", "created_at": "2026-12-01T06:00:00.000Z",
+            "updated_at": "2026-12-01T06:00:00.000Z", "exit": null, "input_count": 0,
+            "output_bytes": 0, "owner": "alice"
+        })
+    }
+
+    /// A source whose runtime answers every detail and list request with these bytes.
+    fn answering(detail: Bytes, list: Bytes) -> RemoteSource {
+        let mut client = MockRuntimeClient::new();
+        client
+            .expect_get_worker_json()
+            .returning(move |_| Ok(detail.clone()));
+        client
+            .expect_list_workers_json()
+            .returning(move |_| Ok(list.clone()));
+        RemoteSource::new(
+            Arc::new(client),
+            Arc::new(MockRuntimeEventsClient::new()),
+            Scrubber::new(["tok-secret".to_owned()]),
+        )
+    }
+
+    type Told = Vec<(String, Option<String>)>;
+
+    fn recorder(told: &mut Told) -> impl FnMut(&str, Option<&str>) + Send + '_ {
+        |w, o| told.push((w.to_owned(), o.map(str::to_owned)))
+    }
+
+    /// The source's relayed detail and list answers are remembered, and an equal
+    /// answer is then found in the memo with what its check told as seen.
+    #[tokio::test]
+    async fn relayed_answers_are_remembered_with_what_was_seen() {
+        let one = Bytes::from(detail("w-1").to_string());
+        let page = Bytes::from(
+            json!({"workers": [detail("w-1"), detail("w-2")], "next": null}).to_string(),
+        );
+        let source = answering(one.clone(), page.clone());
+        let (ours, w1) = (
+            RuntimeId::new("ours").unwrap(),
+            WorkerId::new("w-1").unwrap(),
+        );
+        let query = WorkerQuery::default();
+
+        let mut told = Told::new();
+        let relayed = source
+            .get_worker_json(&ours, &w1, &mut recorder(&mut told))
+            .await
+            .unwrap();
+        assert_eq!(told, [("w-1".into(), Some("alice".into()))]);
+        let mut again = Told::new();
+        match source
+            .memo
+            .detail(&w1, &ours, &one, &mut recorder(&mut again))
+        {
+            Lookup::Hit(bytes) => assert_eq!(bytes, relayed),
+            other => panic!("not remembered: {other:?}"),
+        }
+        assert_eq!(again, told);
+
+        let mut told = Told::new();
+        let relayed = source
+            .list_workers_json(&ours, &query, &mut recorder(&mut told))
+            .await
+            .unwrap();
+        assert_eq!(told.len(), 2);
+        let mut again = Told::new();
+        match source
+            .memo
+            .list(&query, &ours, &page, &mut recorder(&mut again))
+        {
+            Lookup::Hit(bytes) => assert_eq!(bytes, relayed),
+            other => panic!("not remembered: {other:?}"),
+        }
+        assert_eq!(again, told);
+        // A second request is answered from the memo with the same bytes.
+        let twice = source
+            .list_workers_json(&ours, &query, &mut |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(twice, relayed);
+    }
+}

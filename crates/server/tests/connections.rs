@@ -234,12 +234,28 @@ async fn over_tls_the_503_comes_after_the_handshake() {
     server.shutdown(Duration::from_secs(5)).await;
 }
 
+/// Waits until the backend counts `count` open connections.
+async fn open_becomes(
+    backend: &switchyard_server::commands::serve::RunningBackend,
+    count: usize,
+    what: &str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while backend.server.connections().open() != count {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_websocket_session_holds_its_connection_on_the_backend() {
     let mut settings = backend_settings(true, Vec::new(), NO_PROBES);
     settings.max_connections = 2;
     let (backend, api) = start_backend(settings).await;
     let worker = create_echo(&api, "local", "ws").await;
+    // The connection that created the worker is closed by now; the server may not
+    // have seen its end yet.
+    open_becomes(&backend, 0, "the create's connection stays open").await;
     let mut ws = connect(
         api.addr,
         &format!("/api/runtimes/local/workers/{worker}/events/ws"),
@@ -248,16 +264,7 @@ async fn a_websocket_session_holds_its_connection_on_the_backend() {
     .await
     .unwrap();
     assert_eq!(next_json(&mut ws).await["event"]["kind"], "snapshot");
-    // The connection that created the worker is closed by now; the server may not
-    // have seen its end yet.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while backend.server.connections().open() > 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the create's connection stays open"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    open_becomes(&backend, 1, "the session is not counted").await;
     let _other = held(api.addr, "/healthz").await;
     assert_eq!(
         backend.server.connections().open(),
