@@ -581,6 +581,19 @@ async fn world(cases: &[Case]) -> (Vec<LyingRuntime>, RunningBackendApi) {
     (runtimes, RunningBackendApi { backend, api })
 }
 
+/// A backend (auth off, no probes) with `runtime` as its one remote, `id`.
+async fn backend_over(
+    runtime: &LyingRuntime,
+    id: &str,
+) -> (switchyard_server::commands::serve::RunningBackend, Api) {
+    start_backend(backend_settings(
+        false,
+        vec![runtime.as_remote(id)],
+        NO_PROBES,
+    ))
+    .await
+}
+
 struct RunningBackendApi {
     backend: switchyard_server::commands::serve::RunningBackend,
     api: Api,
@@ -636,12 +649,7 @@ async fn text_naming_the_runtime_is_scrubbed() {
         ok_json(&body)
     })
     .await;
-    let (backend, api) = start_backend(backend_settings(
-        false,
-        vec![runtime.as_remote("liar")],
-        NO_PROBES,
-    ))
-    .await;
+    let (backend, api) = backend_over(&runtime, "liar").await;
     let one = api.get("/api/runtimes/liar/workers/w-1").await;
     assert_status(&one, 200);
     assert_clean("detail", &one, runtime.addr);
@@ -694,12 +702,7 @@ async fn a_repeated_answer_is_trusted_only_while_its_bytes_are_the_same() {
         }
     })
     .await;
-    let (backend, api) = start_backend(backend_settings(
-        false,
-        vec![runtime.as_remote("liar")],
-        NO_PROBES,
-    ))
-    .await;
+    let (backend, api) = backend_over(&runtime, "liar").await;
     runtime.wait_probed().await;
     let honest = shown("liar", detail("w-1"));
     let mut counted = honest.clone();
