@@ -5,7 +5,8 @@
 //! `logs -f` across a backend restart without a line lost or repeated, `logs` and
 //! `logs -f` of a terminal worker (a shell on a pty), the error
 //! paths with their codes and exit statuses, a backend with client authentication
-//! (tokens, roles, ownership), and an `https://` backend verified with a test CA.
+//! (tokens, roles, ownership), an `https://` backend verified with a test CA, and
+//! one that requires client certificates.
 
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -704,6 +705,24 @@ impl Setup {
         std::fs::write(file, config + tls).unwrap();
         self.path("ca.crt")
     }
+
+    /// Requires client certificates signed by a new test CA (the `[tls]` table that
+    /// [`Setup::add_tls`] wrote must come last); writes a client certificate of that
+    /// CA to `client.crt` / `client.key` and one of a stranger CA to `stranger.crt` /
+    /// `stranger.key`.
+    fn require_client_certificates(&self) {
+        let clients = switchyard_e2e::certs::Ca::new("CLI clients CA");
+        clients.write(self.dir.path(), "clients-ca");
+        clients.client("cli-user").write(self.dir.path(), "client");
+        let stranger = switchyard_e2e::certs::Ca::new("Stranger CA");
+        stranger
+            .client("cli-user")
+            .write(self.dir.path(), "stranger");
+        let file = self.dir.path().join("backend.toml");
+        let config = std::fs::read_to_string(&file).unwrap();
+        assert!(config.trim_end().ends_with("key_file = \"backend.key\""));
+        std::fs::write(file, config + "client_ca_file = \"clients-ca.crt\"\n").unwrap();
+    }
 }
 
 /// Runs a client subcommand against the backend at `addr`, with `token` in
@@ -885,14 +904,135 @@ async fn an_https_backend_is_verified_with_the_ca_file() {
         assert!(line.contains(words), "{what}: {line}");
     }
 
-    // SWITCHYARD_CA_FILE is for https:// only: an http:// backend ignores it.
+    // The TLS variables are for https:// only: an http:// backend ignores them.
     let plain_setup = Setup::new();
     let plain_backend = plain_setup.backend("127.0.0.1:0").await;
     let url = format!("http://{}", plain_backend.addr);
     let output = Switchyard::output(
         &["runtimes"],
-        &[("SWITCHYARD_URL", &url), ("SWITCHYARD_CA_FILE", &missing)],
+        &[
+            ("SWITCHYARD_URL", &url),
+            ("SWITCHYARD_CA_FILE", &missing),
+            ("SWITCHYARD_CLIENT_CERT", &missing),
+            ("SWITCHYARD_CLIENT_KEY", &missing),
+        ],
     )
     .await;
     assert!(ok(&output).contains("local"));
+}
+
+/// A backend that requires client certificates (`[tls] client_ca_file`): the client
+/// presents `--client-cert` and `--client-key` (or their variables) on REST and on
+/// the WSS event stream; without a certificate, with one the backend's CA did not
+/// sign, with half a pair, a key of another certificate or a file that is missing,
+/// it fails with its code, exit status and what to do.
+#[tokio::test]
+async fn a_backend_requiring_client_certificates_gets_the_clients() {
+    let setup = Setup::new();
+    let ca = setup.add_tls(&["localhost"]);
+    setup.require_client_certificates();
+    let backend = setup.backend("127.0.0.1:0").await;
+    let https = format!("https://localhost:{}", backend.addr.port());
+    let (cert, key) = (setup.path("client.crt"), setup.path("client.key"));
+    let with_certificate = [
+        ("SWITCHYARD_URL", https.as_str()),
+        ("SWITCHYARD_CA_FILE", ca.as_str()),
+        ("SWITCHYARD_CLIENT_CERT", cert.as_str()),
+        ("SWITCHYARD_CLIENT_KEY", key.as_str()),
+    ];
+
+    let flags = [
+        "runtimes",
+        "--backend",
+        &https,
+        "--ca-file",
+        &ca,
+        "--client-cert",
+        &cert,
+        "--client-key",
+        &key,
+    ];
+    assert!(ok(&Switchyard::output(&flags, &[]).await).contains("local"));
+    let worker = ok(&Switchyard::output(&["run", "local", "lines"], &with_certificate).await);
+    let worker = worker.trim_end().to_owned();
+    ok(&Switchyard::output(&["send", &worker, "with a certificate"], &with_certificate).await);
+    ok(&Switchyard::output(&["stop", &worker], &with_certificate).await);
+    let followed = ok(&Switchyard::output(&["logs", "-f", &worker], &with_certificate).await);
+    assert!(
+        followed.contains("[input] with a certificate\n"),
+        "{followed}"
+    );
+
+    // (what is wrong, client certificate, key, code, exit status, words in the message)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+        i32,
+        &'a str,
+    );
+    let (stranger_cert, stranger_key) = (setup.path("stranger.crt"), setup.path("stranger.key"));
+    let missing = setup.path("no-such.crt");
+    let cases: [Case; 6] = [
+        (
+            "no client certificate",
+            None,
+            None,
+            "backend_tls_failed",
+            1,
+            "--client-cert and --client-key",
+        ),
+        (
+            "a certificate of a CA the backend does not trust",
+            Some(&stranger_cert),
+            Some(&stranger_key),
+            "backend_tls_failed",
+            1,
+            "refused this client's certificate",
+        ),
+        (
+            "a certificate without its key",
+            Some(&cert),
+            None,
+            "invalid_client_certificate",
+            2,
+            "add --client-key",
+        ),
+        (
+            "a key without its certificate",
+            None,
+            Some(&key),
+            "invalid_client_certificate",
+            2,
+            "add --client-cert",
+        ),
+        (
+            "the key of another certificate",
+            Some(&cert),
+            Some(&stranger_key),
+            "invalid_client_certificate",
+            2,
+            "cannot be used",
+        ),
+        (
+            "a certificate file that does not exist",
+            Some(&missing),
+            Some(&key),
+            "invalid_client_certificate",
+            2,
+            "no-such.crt",
+        ),
+    ];
+    for (what, cert, key, code, exit, words) in cases {
+        let mut args = vec!["ls", "--backend", &https, "--ca-file", &ca];
+        if let Some(file) = cert {
+            args.extend(["--client-cert", file]);
+        }
+        if let Some(file) = key {
+            args.extend(["--client-key", file]);
+        }
+        let line = failed(&Switchyard::output(&args, &[]).await, exit, code);
+        assert!(line.contains(words), "{what}: {line}");
+    }
 }

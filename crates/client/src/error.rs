@@ -148,7 +148,7 @@ fn tls_message(kind: TlsFailure) -> &'static str {
             "the backend's certificate has expired or is not valid yet; renew it, and check both machines' clocks"
         }
         TlsFailure::ClientCertificateRefused => {
-            "the backend requires a client certificate, which this client does not present; reach it through a listener without client_ca_file"
+            "the backend refused this client's certificate, or requires one and got none; present a certificate signed by a CA in the backend's client_ca_file"
         }
         TlsFailure::HandshakeFailed => {
             "the TLS handshake with the backend failed; check that it serves HTTPS on that port"

@@ -81,5 +81,5 @@ pub use events::{ClientFrame, EventSocket, Incoming, StreamEnd};
 pub use follow::{Followed, Follower};
 pub use http::{BackendClient, Timeouts};
 pub use seam::{Place, SequenceSeam};
-pub use switchyard_transport::{ClientTls, SecretToken, WorkerQuery};
+pub use switchyard_transport::{ClientIdentity, ClientTls, SecretToken, WorkerQuery};
 pub use worker_ref::{WorkerRef, WorkerRefError};

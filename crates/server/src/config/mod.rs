@@ -42,5 +42,5 @@ pub use runtime::{
     DEFAULT_RUNTIME_ID, DEFAULT_RUNTIME_LISTEN, RUNTIME_TOKEN_ENV, RuntimeSettings,
     load_runtime_settings,
 };
-pub(crate) use tls::read_certificates;
 pub use tls::{NamedFile, ServerTlsFiles, ServerTlsSettings};
+pub(crate) use tls::{read_certificates, read_private_key};

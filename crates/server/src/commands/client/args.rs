@@ -18,6 +18,14 @@ pub struct BackendArgs {
     /// signed by, instead of the system's CAs
     #[arg(long, value_name = "FILE", env = "SWITCHYARD_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate (chain, leaf first) to present to an
+    /// https:// backend that requires one (its `[tls] client_ca_file`); needs
+    /// --client-key
+    #[arg(long, value_name = "FILE", env = "SWITCHYARD_CLIENT_CERT")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "FILE", env = "SWITCHYARD_CLIENT_KEY")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// `switchyard runtimes`.

@@ -61,10 +61,14 @@ impl Failure {
             }
             ClientError::Tls { kind } => format!(
                 "TLS with the backend at {url} failed: {error}{}",
-                if *kind == TlsFailure::UntrustedCertificate {
-                    " (pass the CA certificate with --ca-file or SWITCHYARD_CA_FILE)"
-                } else {
-                    ""
+                match kind {
+                    TlsFailure::UntrustedCertificate => {
+                        " (pass the CA certificate with --ca-file or SWITCHYARD_CA_FILE)"
+                    }
+                    TlsFailure::ClientCertificateRefused => {
+                        " (pass it with --client-cert and --client-key, or SWITCHYARD_CLIENT_CERT and SWITCHYARD_CLIENT_KEY)"
+                    }
+                    _ => "",
                 }
             ),
             ClientError::Api(api) if api.is(ErrorCode::Unauthorized) => format!(
@@ -151,6 +155,13 @@ mod tests {
                 },
                 "backend_tls_failed",
                 "TLS with the backend at http://127.0.0.1:9 failed: the backend's certificate has expired or is not valid yet; renew it, and check both machines' clocks",
+            ),
+            (
+                ClientError::Tls {
+                    kind: TlsFailure::ClientCertificateRefused,
+                },
+                "backend_tls_failed",
+                "TLS with the backend at http://127.0.0.1:9 failed: the backend refused this client's certificate, or requires one and got none; present a certificate signed by a CA in the backend's client_ca_file (pass it with --client-cert and --client-key, or SWITCHYARD_CLIENT_CERT and SWITCHYARD_CLIENT_KEY)",
             ),
         ];
         for (error, code, start) in table {

@@ -5,12 +5,16 @@
 //! Exit status: 0 on success; 1 for an error, printed as `error: <code>: <message>`
 //! on standard error (the backend's code, or one of the client's own:
 //! `backend_unreachable`, `backend_timeout`, `backend_protocol_error`); 2 for a usage
-//! error (clap's, or a backend URL, token file or CA file that cannot be used);
+//! error (clap's, or a backend URL, token file, CA file or client certificate that
+//! cannot be used);
 //! `attach` exits with the worker's own status when the worker ends.
 //!
 //! An `https://` backend's certificate is verified against `--ca-file` /
 //! `SWITCHYARD_CA_FILE` when given (a private CA, as the backend's own `ca_file`
-//! for its remotes), else against the system's CA store.
+//! for its remotes), else against the system's CA store. To a backend that requires
+//! client certificates (`[tls] client_ca_file`) the client presents
+//! `--client-cert` / `--client-key` (`SWITCHYARD_CLIENT_CERT` /
+//! `SWITCHYARD_CLIENT_KEY`), on REST and on the event WebSocket alike.
 
 mod args;
 mod attach;
@@ -27,7 +31,11 @@ use std::path::Path;
 pub use args::{
     AttachArgs, BackendArgs, LogsArgs, LsArgs, RmArgs, RunArgs, RuntimesArgs, SendArgs, WorkerArgs,
 };
-use switchyard_client::{BackendClient, BackendUrl, ClientTls, SecretToken, Timeouts};
+use rustls::pki_types::CertificateDer;
+use switchyard_client::{
+    BackendClient, BackendUrl, ClientIdentity, ClientTls, SecretToken, Timeouts,
+};
+use switchyard_transport::TlsSetupError;
 
 use crate::config::{NamedFile, Origin};
 
@@ -119,32 +127,94 @@ fn connect(args: &BackendArgs) -> Result<BackendClient, Failure> {
         Some(path) => Some(read_token_file(path)?),
         None => std::env::var(TOKEN_ENV).ok().and_then(SecretToken::new),
     };
-    // The CA file only matters for https://; SWITCHYARD_CA_FILE may well be set for
-    // other backends, so it is not read (nor refused) for an http:// one.
-    let tls = match &args.ca_file {
-        Some(path) if url.is_https() => Some(read_ca_file(path)?),
-        _ => None,
+    // TLS files only matter for https://; SWITCHYARD_CA_FILE and the client
+    // certificate variables may well be set for other backends, so they are not
+    // read (nor refused) for an http:// one.
+    let tls = if url.is_https() {
+        read_tls(args)?
+    } else {
+        None
     };
     BackendClient::with_tls(url, token.as_ref(), Timeouts::default(), tls)
         .map_err(|e| Failure::usage(e.code(), &e))
 }
 
-/// Trust for an `https://` backend from a PEM file of CA certificates. The error
-/// names the file (the user's own) and what is wrong, never its content.
-fn read_ca_file(path: &Path) -> Result<ClientTls, Failure> {
+/// What an `https://` backend is trusted by and shown: the CA file's certificates
+/// (else the system's, chosen by [`BackendClient::with_tls`] when nothing is given)
+/// and the client certificate with its key. Errors name the file (the user's own)
+/// and what is wrong, never its content.
+fn read_tls(args: &BackendArgs) -> Result<Option<ClientTls>, Failure> {
+    let identity = read_identity(args)?;
+    let roots = match &args.ca_file {
+        Some(path) => Some(read_ca_file(path)?),
+        None if identity.is_none() => return Ok(None),
+        None => None,
+    };
+    let had_identity = identity.is_some();
+    let built = match &roots {
+        Some(roots) => ClientTls::new(roots, identity, None),
+        None => ClientTls::with_system_roots(identity, None),
+    };
+    built.map(Some).map_err(|e| match e {
+        TlsSetupError::KeyMismatch | TlsSetupError::BadIdentity(_) if had_identity => {
+            Failure::usage(
+                INVALID_CLIENT_CERTIFICATE,
+                format!("the client certificate and key cannot be used: {e}"),
+            )
+        }
+        other => match &args.ca_file {
+            Some(path) => Failure::usage(
+                "invalid_ca_file",
+                format!("the CA file {} cannot be used: {other}", path.display()),
+            ),
+            None => Failure::usage("invalid_tls_config", other),
+        },
+    })
+}
+
+/// The code of a client certificate or key that cannot be used.
+const INVALID_CLIENT_CERTIFICATE: &str = "invalid_client_certificate";
+
+/// The client certificate of `--client-cert` and `--client-key` (both or neither).
+fn read_identity(args: &BackendArgs) -> Result<Option<ClientIdentity>, Failure> {
+    let (cert, key) = match (&args.client_cert, &args.client_key) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (cert, key),
+        (Some(_), None) => {
+            return Err(Failure::usage(
+                INVALID_CLIENT_CERTIFICATE,
+                "--client-cert needs its private key: add --client-key (or SWITCHYARD_CLIENT_KEY)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Failure::usage(
+                INVALID_CLIENT_CERTIFICATE,
+                "--client-key needs its certificate: add --client-cert (or SWITCHYARD_CLIENT_CERT)",
+            ));
+        }
+    };
+    let named = |key: &str, path: &Path| NamedFile {
+        origin: Origin::CommandLine,
+        key: key.to_owned(),
+        path: path.to_owned(),
+    };
+    let chain =
+        crate::config::read_certificates(&named("--client-cert (or SWITCHYARD_CLIENT_CERT)", cert))
+            .map_err(|e| Failure::usage(INVALID_CLIENT_CERTIFICATE, &e))?;
+    let key =
+        crate::config::read_private_key(&named("--client-key (or SWITCHYARD_CLIENT_KEY)", key))
+            .map_err(|e| Failure::usage(INVALID_CLIENT_CERTIFICATE, &e))?;
+    Ok(Some(ClientIdentity { chain, key }))
+}
+
+/// The CA certificates of a PEM file.
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, Failure> {
     let file = NamedFile {
         origin: Origin::CommandLine,
         key: "--ca-file (or SWITCHYARD_CA_FILE)".to_owned(),
         path: path.to_owned(),
     };
-    let roots = crate::config::read_certificates(&file)
-        .map_err(|e| Failure::usage("invalid_ca_file", &e))?;
-    ClientTls::new(&roots, None, None).map_err(|e| {
-        Failure::usage(
-            "invalid_ca_file",
-            format!("the CA file {} cannot be used: {e}", path.display()),
-        )
-    })
+    crate::config::read_certificates(&file).map_err(|e| Failure::usage("invalid_ca_file", &e))
 }
 
 /// Reads a token file (trimmed; empty is an error). The error names the file, which
