@@ -34,6 +34,14 @@ kind = "process"
 # signal interrupts it, as at end of input: the trap's flag tells them apart).
 command = ["/bin/sh", "-c", "trap 'echo interrupted; i=1' INT; while :; do i=; if read line; then echo \"got $line\"; elif [ -z \"$i\" ]; then exit 0; fi; done"]
 description = "a line-echoing shell loop that survives Ctrl-C"
+
+[profiles.sleepers]
+kind = "process"
+command = ["/bin/sh", "-c", "sleep 300 & echo \"pids $$ $!\"; wait"]
+
+[profiles.terminal_sleepers]
+kind = "pty"
+command = ["/bin/sh", "-c", "python3 -c 'import os, time; os.setpgid(0, 0); print(\"pids\", os.getppid(), os.getpid(), flush=True); time.sleep(300)' & wait"]
 "#,
         )
         .unwrap();
@@ -221,6 +229,64 @@ async fn after_a_crash_running_workers_are_lost_and_old_cursors_reset() {
     assert_eq!(refused.code(), "worker_not_running");
     process.signal(Signal::SIGTERM);
     assert_eq!(process.wait().await.code(), Some(0));
+}
+
+/// The process ids a `sleepers` worker printed as `pids A B`.
+async fn pids_of(api: &Api, worker: &str) -> Vec<i32> {
+    let items = wait_for_item(api, worker, output_is("pids ")).await;
+    let text: String = items
+        .iter()
+        .filter(|item| item["kind"] == "output")
+        .filter_map(|item| item["text"].as_str())
+        .collect();
+    let line = text.lines().find(|l| l.contains("pids ")).unwrap();
+    let pids: Vec<i32> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|p| p.trim().parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{line}");
+    pids
+}
+
+/// Whether `pid` is gone: no such process, or a zombie nobody reaped yet.
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat[stat.rfind(')').unwrap() + 1..]
+            .trim_start()
+            .starts_with('Z'),
+    }
+}
+
+/// A runtime killed with SIGKILL runs no destructor, yet its workers' processes do
+/// not outlive it: its reaper kills a process worker's group and every group of a
+/// pty worker's session (here a job that moved to a group of its own).
+#[tokio::test]
+async fn a_killed_runtime_takes_its_workers_processes_with_it() {
+    let setup = Setup::new();
+    let (process, api) = setup.start().await;
+    let mut pids = Vec::new();
+    for profile in ["sleepers", "terminal_sleepers"] {
+        let created = api.post("/v1/workers", json!({"profile": profile})).await;
+        assert_eq!(created.status, 201, "{}", created.text());
+        let id = created.json["worker_id"].as_str().unwrap().to_owned();
+        pids.extend(pids_of(&api, &id).await);
+    }
+    assert!(pids.iter().all(|&pid| !gone(pid)), "all alive: {pids:?}");
+
+    process.signal(Signal::SIGKILL);
+    process.wait().await;
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !pids.iter().all(|&pid| gone(pid)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outlived the runtime: {:?}",
+            pids.iter().filter(|&&pid| !gone(pid)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -53,6 +53,10 @@ pub enum Command {
     Cancel(WorkerArgs),
     /// Remove an ended worker and its transcript.
     Rm(RmArgs),
+    /// Internal: started by `serve` and `runtime` to kill their workers if they
+    /// crash (see `commands::reaper`); reads its standard input to the end.
+    #[command(name = crate::commands::reaper::SUBCOMMAND, hide = true)]
+    ReapOrphans,
 }
 
 impl Command {
@@ -94,6 +98,7 @@ pub fn main() -> ExitCode {
     };
     let command = match *command {
         Command::Token(args) => return ExitCode::from(crate::commands::token::run(args)),
+        Command::ReapOrphans => return ExitCode::from(crate::commands::reaper::run()),
         server => server,
     };
     init_tracing("info");

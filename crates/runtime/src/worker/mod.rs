@@ -4,6 +4,7 @@ pub(crate) mod core;
 pub mod driver;
 pub(crate) mod echo;
 mod idle;
+pub mod orphans;
 pub(crate) mod process;
 pub(crate) mod pty;
 pub(crate) mod screen;

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::driver::{Control, DriverInputs, DriverSink, Ending};
+use super::orphans::Watched;
 use super::session::{GroupGuard, signal_group};
 use super::teardown::{ending, read_remaining_output};
 use super::utf8::Utf8Chunker;
@@ -82,7 +83,7 @@ pub(crate) async fn run_process(
         Err(_) => return Ending::Failed(format!("unexpected process id {pid}")),
     };
     // From here on, however this future ends, nothing of the group survives it.
-    let mut guard = GroupGuard::new(pgid);
+    let mut guard = GroupGuard::new(Watched::Group(pgid));
     tracing::debug!(pgid = pgid.as_raw(), "process worker started");
 
     let stdin = child.stdin.take();

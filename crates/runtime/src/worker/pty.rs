@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::driver::{Control, DriverInputs, DriverSink, Ending};
+use super::orphans::Watched;
 use super::process::BASE_ENV;
 use super::session::{GroupGuard, signal_session};
 use super::teardown::{ending, read_remaining_output};
@@ -82,7 +83,7 @@ pub(crate) async fn run_pty(
         Err(message) => return Ending::Failed(message),
     };
     // From here on, however this future ends, nothing of the session survives it.
-    let mut guard = GroupGuard::new(sid);
+    let mut guard = GroupGuard::new(Watched::Session(sid));
     tracing::debug!(sid = sid.as_raw(), "pty worker started");
     sink.started().await;
 

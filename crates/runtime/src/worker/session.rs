@@ -14,6 +14,8 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::task::AbortHandle;
 
+use super::orphans::{self, Watched};
+
 /// The process groups with a member in session `sid`, read from `/proc`. Blocking
 /// (reads procfs); run it off the async threads.
 pub(crate) fn session_groups(sid: Pid) -> BTreeSet<i32> {
@@ -80,19 +82,31 @@ pub(crate) fn signal_group(pgid: Pid, signal: Signal) {
 /// Kills a worker's process group (for a pty worker, its session leader's) and
 /// its helper tasks if the driver is dropped before it finishes (its future
 /// cancelled), so nothing outlives it.
+///
+/// It also tells the process's reaper, if there is one ([`orphans`]), about the
+/// worker's processes for its lifetime, so that they are killed even when the whole
+/// runtime is (and no guard is dropped).
 pub(crate) struct GroupGuard {
     /// The group to kill; `None` once it has been killed on the normal path.
     pub group: Option<Pid>,
     /// Tasks to abort.
     pub tasks: Vec<AbortHandle>,
+    /// What the reaper holds for this worker until the guard is dropped.
+    watched: Watched,
 }
 
 impl GroupGuard {
-    /// A guard of `group`, with no tasks yet.
-    pub fn new(group: Pid) -> Self {
+    /// A guard of `watched`'s group (a session's is its leader's), with no tasks yet.
+    pub fn new(watched: Watched) -> Self {
+        orphans::adopt(watched);
+        let group = match watched {
+            Watched::Group(pgid) => pgid,
+            Watched::Session(sid) => sid,
+        };
         Self {
             group: Some(group),
             tasks: Vec::new(),
+            watched,
         }
     }
 }
@@ -105,6 +119,7 @@ impl Drop for GroupGuard {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+        orphans::release(self.watched);
     }
 }
 

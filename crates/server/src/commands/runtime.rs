@@ -29,6 +29,7 @@ pub async fn run(args: RuntimeArgs) -> u8 {
             return 2;
         }
     };
+    super::reaper::start();
     let running = match RuntimeServer::from_settings(settings).start().await {
         Ok(running) => running,
         Err(error) => {

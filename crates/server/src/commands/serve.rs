@@ -42,6 +42,9 @@ pub async fn run(args: ServeArgs) -> u8 {
             return 2;
         }
     };
+    if settings.embedded.is_some() {
+        super::reaper::start();
+    }
     let running = match Backend::from_settings(settings)
         .reload_from(ConfigSource::process(args))
         .start()
