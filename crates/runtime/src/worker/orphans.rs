@@ -1,5 +1,5 @@
 //! Worker processes must not outlive their runtime, even one killed with `SIGKILL`,
-//! when no destructor runs and no [`super::session::GroupGuard`] fires.
+//! when no destructor runs and no guard of a worker's process group fires.
 //!
 //! The program that embeds the runtime may start a **reaper** ([`install_reaper`]):
 //! a small child process (the `switchyard` binary runs [`run_reaper`] for it) that
@@ -147,7 +147,7 @@ fn tell(line: &str) {
     }
 }
 
-/// The reaper: reads [`adopt`] and [`release`] lines from `input` until it ends,
+/// The reaper: reads the runtime's lines (see the module) from `input` until it ends,
 /// then sends `SIGKILL` to every group still held (for a session, to each group
 /// with a member in it, found in `/proc`). Returns how many it killed. Blocking: it
 /// is a process's whole job.
