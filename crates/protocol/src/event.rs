@@ -195,8 +195,43 @@ pub enum EventPayload {
         /// Its `kind`.
         kind: EventKind,
         /// The whole object, valid JSON.
-        json: Box<serde_json::value::RawValue>,
+        json: RawEvent,
     },
+}
+
+/// An event object's JSON text as received, known to be valid JSON: built only from
+/// serde_json's `RawValue` or from [`crate::relay::event_frame`]'s checked text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent(Box<str>);
+
+impl RawEvent {
+    /// The object's text.
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Box<serde_json::value::RawValue>> for RawEvent {
+    fn from(raw: Box<serde_json::value::RawValue>) -> Self {
+        Self(raw.into())
+    }
+}
+
+impl From<crate::relay::CheckedEvent<'_>> for RawEvent {
+    fn from(checked: crate::relay::CheckedEvent<'_>) -> Self {
+        Self(checked.get().into())
+    }
+}
+
+/// Written as the JSON it is (through serde_json's `RawValue`, which reads it once
+/// more: [`EventPayload`]'s hot path, a backend's event frame, writes the text
+/// itself).
+impl Serialize for RawEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
 }
 
 #[derive(Deserialize)]
@@ -233,7 +268,20 @@ impl EventPayload {
             Some(kind) => kind,
             None => serde_json::from_str::<KindOnly>(json.get())?.kind,
         };
-        Ok(Self::Json { kind, json })
+        Ok(Self::Json {
+            kind,
+            json: json.into(),
+        })
+    }
+
+    /// Keeps a checked event object as it is, if its `kind` comes first (as every
+    /// event this protocol encodes has it); `None` otherwise (read it with serde).
+    pub fn from_checked(event: crate::relay::CheckedEvent<'_>) -> Option<Self> {
+        let kind = kind_from_prefix(event.get())?;
+        Some(Self::Json {
+            kind,
+            json: event.into(),
+        })
     }
 
     /// The event's kind.

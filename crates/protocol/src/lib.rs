@@ -59,7 +59,7 @@ pub mod worker;
 
 pub use cursor::{CursorError, RuntimeCursor};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, HTTPS_ONLY_MESSAGE};
-pub use event::{DiagnosticSeverity, EventKind, EventPayload, WorkerEvent};
+pub use event::{DiagnosticSeverity, EventKind, EventPayload, RawEvent, WorkerEvent};
 pub use frame::{CloseCode, OutgoingFrame, ResetReason, ServerFrame, UpstreamState};
 pub use ids::{IdError, RuntimeId, WorkerId};
 pub use runtime::{

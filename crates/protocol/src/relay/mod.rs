@@ -1,5 +1,6 @@
 //! Checked views of the answers a backend relays to its clients as the bytes a
-//! runtime sent, without building typed values.
+//! runtime sent, without building typed values; and ([`event_frame`]) of the event
+//! frames it relays the same way.
 //!
 //! Each `canonical_*` function accepts an answer only in its *canonical form*: JSON of
 //! exactly the typed value's shape — every field the typed value encodes present
@@ -13,9 +14,12 @@
 //! `None` and the caller takes the typed path with the same bytes, which either
 //! decodes (dropping what it does not know) or fails with the typed error.
 
+mod event_frame;
 #[cfg(test)]
 mod oracle;
 mod scan;
+
+pub use event_frame::{CheckedEvent, EventFrameParts, event_frame};
 
 use std::ops::Range;
 

@@ -103,6 +103,9 @@ impl Stamped {
         self.encoded
             .get_or_init(|| {
                 let cursor = self.cursor(runtime_id, worker_id).encode();
+                if let EventPayload::Json { json, .. } = &*self.event {
+                    return raw_event_frame(&cursor, runtime_id, worker_id, json.get()).into();
+                }
                 let frame = EventFrame {
                     r#type: "event",
                     cursor: &cursor,
@@ -118,6 +121,35 @@ impl Stamped {
             })
             .clone()
     }
+}
+
+/// An event frame around an event object's JSON text, written as [`EventFrame`]
+/// serialises (the cursor is base64url and ids are `[A-Za-z0-9._-]`, which JSON
+/// writes as they are), in one allocation of the right size.
+fn raw_event_frame(
+    cursor: &str,
+    runtime_id: &RuntimeId,
+    worker_id: &WorkerId,
+    event: &str,
+) -> String {
+    const PARTS: [&str; 5] = [
+        "{\"type\":\"event\",\"cursor\":\"",
+        "\",\"runtime_id\":\"",
+        "\",\"worker_id\":\"",
+        "\",\"event\":",
+        "}",
+    ];
+    let values = [cursor, runtime_id.as_str(), worker_id.as_str(), event];
+    let mut frame = String::with_capacity(
+        PARTS.iter().map(|p| p.len()).sum::<usize>()
+            + values.iter().map(|v| v.len()).sum::<usize>(),
+    );
+    for (part, value) in PARTS.iter().zip(values) {
+        frame.push_str(part);
+        frame.push_str(value);
+    }
+    frame.push_str(PARTS[4]);
+    frame
 }
 
 /// What the channel publishes to its viewers.
@@ -627,16 +659,24 @@ mod tests {
             stream: switchyard_protocol::OutputStream::Stdout,
             text: "h\"i\n".into(),
         };
-        let stamped = Stamped::new("e1".into(), 7, Arc::new(event.clone().into()));
-        let frame = ServerFrame::Event {
-            cursor: stamped.cursor(&runtime_id, &worker_id).encode(),
-            runtime_id: Some(runtime_id.clone()),
-            worker_id: worker_id.clone(),
-            event,
-        };
-        assert_eq!(
-            &*stamped.encoded(&runtime_id, &worker_id),
-            serde_json::to_string(&frame).unwrap()
-        );
+        // Decoded (an embedded runtime's) and as received (a remote's, written by
+        // hand around the event's text): the same frame.
+        let raw = serde_json::value::to_raw_value(&event).unwrap();
+        for payload in [
+            EventPayload::from(event.clone()),
+            EventPayload::from_json(raw).unwrap(),
+        ] {
+            let stamped = Stamped::new("e1".into(), 7, Arc::new(payload));
+            let frame = ServerFrame::Event {
+                cursor: stamped.cursor(&runtime_id, &worker_id).encode(),
+                runtime_id: Some(runtime_id.clone()),
+                worker_id: worker_id.clone(),
+                event: event.clone(),
+            };
+            assert_eq!(
+                &*stamped.encoded(&runtime_id, &worker_id),
+                serde_json::to_string(&frame).unwrap()
+            );
+        }
     }
 }

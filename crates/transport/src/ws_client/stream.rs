@@ -195,8 +195,21 @@ struct Envelope {
 }
 
 /// Decodes one text frame and checks it belongs on `worker`'s runtime stream. The
-/// event object is kept as it is; only its `kind` is read.
+/// event object is kept as it is; only its `kind` is read. An event frame in the
+/// form runtimes write is read without serde (`relay::event_frame`); any other
+/// frame, and any frame that reader leaves, is read with serde.
 fn decode(text: &str, worker: &WorkerId) -> Result<UpstreamFrame, String> {
+    if let Some(parts) = switchyard_protocol::relay::event_frame(text) {
+        if parts.worker_id != worker.as_str() {
+            return Err("an event for another worker".into());
+        }
+        if let Some(event) = EventPayload::from_checked(parts.event) {
+            return Ok(UpstreamFrame::Event {
+                cursor: parts.cursor.to_owned(),
+                event,
+            });
+        }
+    }
     let frame: Envelope = serde_json::from_str(text)
         .map_err(|e| format!("not a server frame: {}", shorten(&e.to_string())))?;
     match frame.kind.as_str() {
@@ -301,6 +314,24 @@ mod tests {
         let no_cursor =
             json!({"type":"event","cursor":"","worker_id":"w1","event":{"kind":"interrupted"}});
         assert!(decode(&no_cursor.to_string(), &w).is_err());
+        // Read without serde, the event kept byte for byte.
+        let event = r#"{"kind":"output","sequence":1,"stream":"stdout","text":"a\n\u001b"}"#;
+        let text = format!(r#"{{"type":"event","cursor":"c2","worker_id":"w1","event":{event}}}"#);
+        match decode(&text, &w) {
+            Ok(UpstreamFrame::Event {
+                cursor,
+                event: EventPayload::Json { json, .. },
+            }) => {
+                assert_eq!(cursor, "c2");
+                assert_eq!(json.get(), event);
+            }
+            other => panic!("{other:?}"),
+        }
+        let other_worker = text.replace("\"w1\"", "\"w2\"");
+        assert_eq!(
+            decode(&other_worker, &w),
+            Err("an event for another worker".into())
+        );
         let upstream = json!({"type":"upstream","state":"restored","error":null});
         assert!(decode(&upstream.to_string(), &w).is_err());
         assert!(decode("{", &w).is_err());
@@ -347,6 +378,14 @@ mod tests {
                             }
                             other => prop_assert!(false, "{other:?} for {text}"),
                         }
+                        // What serde writes for a plain cursor is read without serde.
+                        let plain = !cursor.is_empty()
+                            && !cursor.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+                        prop_assert_eq!(
+                            switchyard_protocol::relay::event_frame(&text).is_some(),
+                            plain,
+                            "{}", text
+                        );
                         if &other != worker_id {
                             prop_assert!(decode(&text, &other).is_err());
                         }

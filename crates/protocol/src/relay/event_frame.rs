@@ -1,0 +1,374 @@
+//! A runtime's event frame read in one pass without serde: the frame a runtime
+//! sends for every event (`{"type":"event","cursor":"…","worker_id":"…","event":{…}}`,
+//! compact, in that order) split into its cursor, worker id and event object, the
+//! object checked to be valid JSON on the way.
+//!
+//! serde_json reads a string with an escape every few bytes (an output event of
+//! short lines: `1\n2\n…`) several times slower than a table lookup per byte does,
+//! and the backend reads every event of every watched worker. Like [`super::scan`],
+//! this reader is stricter than JSON where that is simpler (no white space at all,
+//! no escape in the cursor), never looser: anything else gives `None`, and the
+//! caller reads the frame with serde as before, which accepts it or says why not.
+
+use crate::ids::WorkerId;
+
+/// The parts of a runtime's event frame, borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventFrameParts<'a> {
+    /// The runtime's cursor (not empty; no escape, quote or control character).
+    pub cursor: &'a str,
+    /// The worker (a valid id).
+    pub worker_id: &'a str,
+    /// The event object.
+    pub event: CheckedEvent<'a>,
+}
+
+/// An event object's JSON text that [`event_frame`] checked: one valid JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedEvent<'a>(&'a str);
+
+impl<'a> CheckedEvent<'a> {
+    /// The object's text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+}
+
+/// Objects and arrays nested deeper than this are left to serde (whose own limit is
+/// 128).
+const MAX_DEPTH: u32 = 100;
+
+/// Splits a runtime's event frame in canonical form, or `None`.
+pub fn event_frame(text: &str) -> Option<EventFrameParts<'_>> {
+    let rest = text.strip_prefix("{\"type\":\"event\",\"cursor\":\"")?;
+    let (cursor, rest) = rest.split_once('"')?;
+    if cursor.is_empty() || cursor.bytes().any(|b| b == b'\\' || b < 0x20) {
+        return None;
+    }
+    let rest = rest.strip_prefix(",\"worker_id\":\"")?;
+    let (worker_id, rest) = rest.split_once('"')?;
+    WorkerId::check(worker_id).ok()?;
+    let event = rest.strip_prefix(",\"event\":")?.strip_suffix('}')?;
+    let bytes = event.as_bytes();
+    if bytes.first() != Some(&b'{') || value(bytes, 0, 0)? != bytes.len() {
+        return None;
+    }
+    Some(EventFrameParts {
+        cursor,
+        worker_id,
+        event: CheckedEvent(event),
+    })
+}
+
+/// Reads the JSON value at `at`; returns where it ends.
+fn value(b: &[u8], at: usize, depth: u32) -> Option<usize> {
+    match *b.get(at)? {
+        b'{' => object(b, at + 1, depth + 1),
+        b'[' => array(b, at + 1, depth + 1),
+        b'"' => string(b, at + 1),
+        b't' => literal(b, at, b"true"),
+        b'f' => literal(b, at, b"false"),
+        b'n' => literal(b, at, b"null"),
+        b'-' | b'0'..=b'9' => number(b, at),
+        _ => None,
+    }
+}
+
+/// The members after an object's `{` at `at - 1`.
+fn object(b: &[u8], mut at: usize, depth: u32) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    if *b.get(at)? == b'}' {
+        return Some(at + 1);
+    }
+    loop {
+        if *b.get(at)? != b'"' {
+            return None;
+        }
+        at = string(b, at + 1)?;
+        if *b.get(at)? != b':' {
+            return None;
+        }
+        at = value(b, at + 1, depth)?;
+        match *b.get(at)? {
+            b',' => at += 1,
+            b'}' => return Some(at + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// The items after an array's `[` at `at - 1`.
+fn array(b: &[u8], mut at: usize, depth: u32) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    if *b.get(at)? == b']' {
+        return Some(at + 1);
+    }
+    loop {
+        at = value(b, at, depth)?;
+        match *b.get(at)? {
+            b',' => at += 1,
+            b']' => return Some(at + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// Bytes that end a run of plain string content: a quote, a backslash, a control
+/// character.
+const STOPS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// The rest of a string whose opening quote is at `at - 1`; returns the index after
+/// its closing quote. Escapes are those of JSON (`\u` with four hex digits, as
+/// serde_json reads them when it skips a string).
+fn string(b: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        at = next_stop(b, at);
+        match *b.get(at)? {
+            b'"' => return Some(at + 1),
+            b'\\' => match *b.get(at + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => at += 2,
+                b'u' => {
+                    let hex = b.get(at + 2..at + 6)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    at += 6;
+                }
+                _ => return None,
+            },
+            _ => return None, // a control character
+        }
+    }
+}
+
+/// The first index from `at` holding a [`STOPS`] byte (or `b.len()`): eight bytes at
+/// a time while they last, then one at a time.
+fn next_stop(b: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // The high bit of each byte that is zero (the lowest flagged byte is always a
+    // true one: a false flag needs a borrow from a zero byte below it).
+    let zero_bytes = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    while let Some(chunk) = b.get(at..at + 8) {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(bytes);
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+        let stops = control
+            | zero_bytes(w ^ (ONES * u64::from(b'"')))
+            | zero_bytes(w ^ (ONES * u64::from(b'\\')));
+        if stops != 0 {
+            return at + (stops.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while at < b.len() && !STOPS[usize::from(b[at])] {
+        at += 1;
+    }
+    at
+}
+
+fn literal(b: &[u8], at: usize, word: &[u8]) -> Option<usize> {
+    (b.get(at..at + word.len())? == word).then_some(at + word.len())
+}
+
+/// `-`? (`0` | [1-9][0-9]*) (`.` [0-9]+)? ([eE] [+-]? [0-9]+)?
+fn number(b: &[u8], mut at: usize) -> Option<usize> {
+    let digits = |at: usize| {
+        let end = at
+            + b[at.min(b.len())..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+        (end > at).then_some(end)
+    };
+    if b.get(at) == Some(&b'-') {
+        at += 1;
+    }
+    at = match *b.get(at)? {
+        b'0' => at + 1,
+        b'1'..=b'9' => digits(at)?,
+        _ => return None,
+    };
+    if b.get(at) == Some(&b'.') {
+        at = digits(at + 1)?;
+    }
+    if matches!(b.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(b.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        at = digits(at)?;
+    }
+    Some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frame around `event`, as a runtime writes it.
+    fn frame(event: &str) -> String {
+        format!(r#"{{"type":"event","cursor":"c1","worker_id":"w-1","event":{event}}}"#)
+    }
+
+    /// What serde makes of the same frame: the parts, or `None` if it refuses it.
+    fn serde_parts(text: &str) -> Option<(String, String, String)> {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            cursor: String,
+            worker_id: String,
+            event: Box<serde_json::value::RawValue>,
+        }
+        let frame: Envelope = serde_json::from_str(text).ok()?;
+        frame
+            .event
+            .get()
+            .starts_with('{')
+            .then(|| (frame.cursor, frame.worker_id, frame.event.get().to_owned()))
+    }
+
+    /// `event_frame` accepts the frame around `event` exactly when `accepted`; what
+    /// it accepts, serde accepts and splits the same way.
+    fn check(event: &str, accepted: bool) {
+        let text = frame(event);
+        let parts = event_frame(&text);
+        assert_eq!(parts.is_some(), accepted, "{text}");
+        if let Some(parts) = parts {
+            assert_eq!(
+                serde_parts(&text),
+                Some((
+                    parts.cursor.to_owned(),
+                    parts.worker_id.to_owned(),
+                    parts.event.get().to_owned()
+                )),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_what_runtimes_send() {
+        check(
+            r#"{"kind":"output","sequence":3,"stream":"stdout","text":"1\n2\n\u001b[0m\"é\\/"}"#,
+            true,
+        );
+        check(r#"{"kind":"interrupted"}"#, true);
+        check(
+            r#"{"kind":"exited","code":-1,"signal":null,"ok":false,"x":[1.5e-3,0,{},[]]}"#,
+            true,
+        );
+        check(r#"{}"#, true);
+    }
+
+    #[test]
+    fn leaves_anything_else_to_serde() {
+        for (event, why) in [
+            (r#"{"kind":"output","text":"a	b"}"#, "a raw tab"),
+            (r#"{"kind":"output","text":"a\x"}"#, "an unknown escape"),
+            (r#"{"kind":"output","text":"\u12g4"}"#, "a bad \\u escape"),
+            (r#"{"kind": "output"}"#, "white space"),
+            (r#"{"kind":"output",}"#, "a trailing comma"),
+            (r#"{"a":01}"#, "a leading zero"),
+            (r#"{"a":1.}"#, "a bare decimal point"),
+            (r#"{"a":1e}"#, "an empty exponent"),
+            (r#"{"a":-}"#, "a bare minus"),
+            (r#"{"a":tru}"#, "a cut literal"),
+            (r#"{"a":"unterminated}"#, "an unterminated string"),
+            (r#"["kind"]"#, "not an object"),
+            (r#"{"a":1}{"b":2}"#, "two values"),
+            (r#"{"a":[1 2]}"#, "no comma"),
+        ] {
+            assert!(event_frame(&frame(event)).is_none(), "{why}: {event}");
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        check(&format!(r#"{{"a":{deep}}}"#), false);
+        for text in [
+            r#"{"type":"event","cursor":"","worker_id":"w","event":{}}"#,
+            r#"{"type":"event","cursor":"c\"","worker_id":"w","event":{}}"#,
+            r#"{"type":"event","cursor":"c","worker_id":"w x","event":{}}"#,
+            r#"{"type":"event","cursor":"c","runtime_id":"r","worker_id":"w","event":{}}"#,
+            r#"{"type":"event","cursor":"c","worker_id":"w","event":{}} "#,
+            r#"{"type":"reset","reason":"runtime_restarted"}"#,
+        ] {
+            assert!(event_frame(text).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn finds_each_stop_at_every_offset_of_a_word() {
+        // Raw bytes after `offset` plain ones: a quote ends the string, an escape
+        // continues it, a control character refuses it; DEL, `~`, a space and
+        // non-ASCII are plain.
+        for offset in 0..20 {
+            let plain = "a".repeat(offset);
+            for (stop, accepted) in [
+                ("\"", true),
+                ("\\n", true),
+                ("\\u00e9", true),
+                ("\u{1}", false),
+                ("\u{1f}", false),
+                ("\n", false),
+                ("\u{7f}", true),
+                ("~", true),
+                (" ", true),
+                ("é", true),
+                ("\u{10348}", true),
+            ] {
+                let text = if stop == "\"" {
+                    format!("{plain}\"")
+                } else {
+                    format!("{plain}{stop}{plain}\"")
+                };
+                check(&format!(r#"{{"kind":"output","text":"{text},"n":1}}"#), accepted);
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_with_serde_on_every_cut_and_byte_changed() {
+        let event = r#"{"kind":"output","sequence":12,"stream":"stderr","text":"x\ty\u00e9\"","n":[-0.5,1E+2,true,null]}"#;
+        let text = frame(event);
+        for cut in 0..text.len() {
+            if let Some(prefix) = text.get(..cut) {
+                if let Some(parts) = event_frame(prefix) {
+                    panic!("accepted a cut frame: {prefix} as {parts:?}");
+                }
+            }
+        }
+        for at in 0..text.len() {
+            for byte in [b' ', b'"', b'\\', b'}', b'0', b'a', b'\n', b',', b'-'] {
+                let mut changed = text.clone().into_bytes();
+                changed[at] = byte;
+                let Ok(changed) = String::from_utf8(changed) else {
+                    continue;
+                };
+                if let Some(parts) = event_frame(&changed) {
+                    assert_eq!(
+                        serde_parts(&changed),
+                        Some((
+                            parts.cursor.to_owned(),
+                            parts.worker_id.to_owned(),
+                            parts.event.get().to_owned()
+                        )),
+                        "{changed}"
+                    );
+                }
+            }
+        }
+    }
+}
