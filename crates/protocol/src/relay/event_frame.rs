@@ -334,7 +334,10 @@ mod tests {
                 } else {
                     format!("{plain}{stop}{plain}\"")
                 };
-                check(&format!(r#"{{"kind":"output","text":"{text},"n":1}}"#), accepted);
+                check(
+                    &format!(r#"{{"kind":"output","text":"{text},"n":1}}"#),
+                    accepted,
+                );
             }
         }
     }
