@@ -84,6 +84,8 @@ pub fn install_reaper(mut command: Command) -> io::Result<()> {
     if REAPER.set(Mutex::new(channel)).is_err() {
         // Another thread installed one meanwhile: this one is not needed.
         let _ = child.kill();
+        let _ = child.wait();
+        return Ok(());
     }
     // Wait for the reaper, so that one ending early does not linger as a zombie.
     std::thread::Builder::new()
