@@ -143,7 +143,8 @@ impl Switchyard {
     }
 
     /// `switchyard <args>` with `envs` added (and the client's own variables,
-    /// `SWITCHYARD_URL`, `SWITCHYARD_TOKEN` and `SWITCHYARD_CA_FILE`, only as `envs`
+    /// `SWITCHYARD_URL`, `SWITCHYARD_TOKEN`, `SWITCHYARD_CA_FILE` and the client
+    /// certificate's two, only as `envs`
     /// gives them), ready to spawn; killed when dropped.
     pub fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut command = Command::new(switchyard_bin());
@@ -152,6 +153,8 @@ impl Switchyard {
             .env_remove("SWITCHYARD_URL")
             .env_remove("SWITCHYARD_TOKEN")
             .env_remove("SWITCHYARD_CA_FILE")
+            .env_remove("SWITCHYARD_CLIENT_CERT")
+            .env_remove("SWITCHYARD_CLIENT_KEY")
             .envs(envs.iter().copied())
             .kill_on_drop(true);
         command

@@ -15,9 +15,12 @@
 //!
 //! **Invariant: the runtime never blocks on the reaper.** Its end of the socket is
 //! non-blocking; what does not fit waits in a buffer of at most
-//! [`PENDING_LIMIT`] bytes, written before the next line; a line that does not fit
-//! there either is dropped with a warning (that worker is then not reaped after a
-//! crash; it is still killed on every other exit).
+//! [`PENDING_LIMIT`] bytes, written before the next line. If the reaper reads so
+//! little that the buffer would overflow, the runtime kills it (no line is ever
+//! dropped, so a reaper never holds a worker it was not told has ended) and goes on
+//! without one, with a warning: its workers are still killed on every exit but a
+//! crash. The reaper acts only on whole lines, so a line cut short by a crash
+//! mid-write is ignored.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
@@ -55,14 +58,15 @@ impl Watched {
 /// The runtime's end of the socket to the reaper, when one is installed.
 static REAPER: OnceLock<Mutex<Channel>> = OnceLock::new();
 
-/// The socket and the bytes not yet written to it.
+/// The socket, the bytes not yet written to it, and the reaper's process.
 struct Channel {
     socket: Option<UnixStream>,
     pending: Vec<u8>,
+    reaper: Pid,
 }
 
 /// Starts `command` as this process's reaper: it must run [`run_reaper`] on its
-/// standard input (the `switchyard` binary does, for its hidden `reap-orphans`
+/// standard input (the `switchyard` binary does, for its hidden `__reap-orphans`
 /// subcommand). The reaper gets a process group of its own, so a terminal's Ctrl-C
 /// reaches the runtime, which stops its workers itself, and not the reaper. A
 /// second call does nothing. Call it before the first worker starts.
@@ -80,6 +84,7 @@ pub fn install_reaper(mut command: Command) -> io::Result<()> {
     let channel = Channel {
         socket: Some(ours),
         pending: Vec::new(),
+        reaper: Pid::from_raw(i32::try_from(child.id()).unwrap_or(0)),
     };
     if REAPER.set(Mutex::new(channel)).is_err() {
         // Another thread installed one meanwhile: this one is not needed.
@@ -111,8 +116,8 @@ pub(crate) fn release(watched: Watched) {
     tell(&format!("- {}\n", watched.id().as_raw()));
 }
 
-/// Sends `line` without blocking: after what is pending, else into the pending
-/// buffer, else nowhere (with a warning).
+/// Sends `line` without blocking: after what is pending, or into the pending
+/// buffer; if the buffer would overflow, ends the reaper instead (see the module).
 fn tell(line: &str) {
     let Some(channel) = REAPER.get() else {
         return;
@@ -120,17 +125,33 @@ fn tell(line: &str) {
     let mut channel = channel
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let Channel { socket, pending } = &mut *channel;
+    if channel.socket.is_none() {
+        return;
+    }
+    flush(&mut channel);
+    if channel.pending.len() + line.len() > PENDING_LIMIT {
+        tracing::warn!(
+            "the worker reaper is not reading; ending it: workers will not be killed if the runtime crashes"
+        );
+        if channel.reaper.as_raw() > 1 {
+            let _ = nix::sys::signal::kill(channel.reaper, Signal::SIGKILL);
+        }
+        channel.socket = None;
+        channel.pending = Vec::new();
+        return;
+    }
+    channel.pending.extend_from_slice(line.as_bytes());
+    flush(&mut channel);
+}
+
+/// Writes what is pending until the socket would block.
+fn flush(channel: &mut Channel) {
+    let Channel {
+        socket, pending, ..
+    } = channel;
     let Some(stream) = socket.as_mut() else {
         return;
     };
-    if pending.len() + line.len() > PENDING_LIMIT {
-        tracing::warn!(
-            "the worker reaper is not reading; a worker will not be killed if the runtime crashes"
-        );
-        return;
-    }
-    pending.extend_from_slice(line.as_bytes());
     while !pending.is_empty() {
         match stream.write(pending) {
             Ok(0) => break,
@@ -153,11 +174,23 @@ fn tell(line: &str) {
 /// then sends `SIGKILL` to every group still held (for a session, to each group
 /// with a member in it, found in `/proc`). Returns how many it killed. Blocking: it
 /// is a process's whole job.
-pub fn run_reaper(input: impl BufRead) -> usize {
+pub fn run_reaper(mut input: impl BufRead) -> usize {
     let mut held: HashMap<i32, Watched> = HashMap::new();
-    for line in input.lines() {
-        let Ok(line) = line else {
-            break;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+        // A line cut short (the runtime died mid-write) says nothing for sure.
+        let Some(line) = line
+            .strip_suffix(b"\n")
+            .and_then(|l| std::str::from_utf8(l).ok())
+        else {
+            continue;
         };
         let Some((kind, id)) = line.split_once(' ') else {
             continue;
@@ -233,16 +266,42 @@ mod tests {
         let mut kept = sleeping_group();
         let mut released = sleeping_group();
         let (k, r) = (group_of(&kept), group_of(&released));
-        // Garbage and init's group are ignored.
-        let input = format!("g {k}\ng {r}\n- {r}\nnonsense\ng 1\ng x\n");
+        // Garbage, init's group and a last line cut short are ignored.
+        let input = format!("g {k}\ng {r}\n- {r}\nnonsense\n\u{ff}\ng 1\ng x\n- {k}");
         assert_eq!(run_reaper(Cursor::new(input)), 1);
         assert!(ended(&mut kept), "the held group was killed");
+        std::thread::sleep(Duration::from_millis(100));
         assert!(
             released.try_wait().expect("try_wait").is_none(),
             "a released group is left alone"
         );
         signal_group(Pid::from_raw(r), Signal::SIGKILL);
         assert!(ended(&mut released));
+    }
+
+    /// A reaper that never reads is ended once its lines would overflow the
+    /// buffer, and no call waits for it. (The only test that installs a reaper in
+    /// this process: one that never reads kills nothing.)
+    #[test]
+    fn a_reaper_that_does_not_read_is_ended_not_waited_for() {
+        let mut command = Command::new("sleep");
+        command.arg("300");
+        install_reaper(command).expect("start sleep as the reaper");
+        let channel = REAPER.get().expect("installed");
+        let reaper = channel.lock().unwrap().reaper;
+        let mut lines = 0;
+        while channel.lock().unwrap().socket.is_some() {
+            assert!(lines < 1_000_000, "the buffer never overflowed");
+            adopt(Watched::Group(Pid::from_raw(4_000_000)));
+            lines += 1;
+        }
+        assert!(
+            eventually(|| nix::sys::signal::kill(reaper, None).is_err()),
+            "the reaper was killed and waited for"
+        );
+        // Further lines go nowhere, at once.
+        release(Watched::Group(Pid::from_raw(4_000_000)));
+        assert!(channel.lock().unwrap().pending.is_empty());
     }
 
     /// The processes of session `sid` that are not zombies.

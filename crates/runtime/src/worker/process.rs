@@ -143,7 +143,7 @@ pub(crate) async fn run_process(
 
     // The leader is reaped; take the rest of its group with it.
     signal_group(pgid, Signal::SIGKILL);
-    guard.group = None;
+    guard.disarm();
     writer.abort();
 
     // All output is reported before the driver returns.

@@ -130,7 +130,7 @@ pub(crate) async fn run_pty(
 
     // The leader is reaped; take the rest of its session with it.
     signal_session(sid, &[sid], Signal::SIGKILL).await;
-    guard.group = None;
+    guard.disarm();
     writer.abort();
 
     // All output is reported before the driver returns.

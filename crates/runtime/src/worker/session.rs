@@ -87,8 +87,9 @@ pub(crate) fn signal_group(pgid: Pid, signal: Signal) {
 /// worker's processes for its lifetime, so that they are killed even when the whole
 /// runtime is (and no guard is dropped).
 pub(crate) struct GroupGuard {
-    /// The group to kill; `None` once it has been killed on the normal path.
-    pub group: Option<Pid>,
+    /// The group to kill; `None` once it has been killed on the normal path
+    /// ([`GroupGuard::disarm`]).
+    group: Option<Pid>,
     /// Tasks to abort.
     pub tasks: Vec<AbortHandle>,
     /// What the reaper holds for this worker until the guard is dropped.
@@ -111,15 +112,26 @@ impl GroupGuard {
     }
 }
 
+impl GroupGuard {
+    /// The worker's processes were killed on the normal path: nothing to kill on
+    /// drop, and the reaper forgets them now (their ids may be reused once the last
+    /// of them is reaped).
+    pub fn disarm(&mut self) {
+        if self.group.take().is_some() {
+            orphans::release(self.watched);
+        }
+    }
+}
+
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(group) = self.group.take() {
             signal_group(group, Signal::SIGKILL);
+            orphans::release(self.watched);
         }
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        orphans::release(self.watched);
     }
 }
 

@@ -42,9 +42,8 @@ pub async fn run(args: ServeArgs) -> u8 {
             return 2;
         }
     };
-    if settings.embedded.is_some() {
-        super::reaper::start();
-    }
+    // Even without an embedded runtime now: a reload may add one.
+    super::reaper::start();
     let running = match Backend::from_settings(settings)
         .reload_from(ConfigSource::process(args))
         .start()
