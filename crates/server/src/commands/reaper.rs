@@ -1,4 +1,4 @@
-//! The worker reaper of `serve` (with an embedded runtime) and `runtime`: this same
+//! The worker reaper of `serve` and `runtime`: this same
 //! binary, started with the hidden `__reap-orphans` subcommand, kills the workers
 //! of a process that ended without stopping them (a crash, `SIGKILL`). See
 //! `switchyard_runtime::worker::orphans`.
