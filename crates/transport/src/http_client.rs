@@ -163,8 +163,9 @@ pub struct HttpRuntimeClient {
     connector: HttpsConnector,
     /// The URI connections are made to (its authority; TLS is the endpoint's).
     connect_uri: Uri,
-    /// The header lines of every request: `Host`, `Authorization` (the token:
-    /// never logged, never formatted) and `Accept`.
+    /// The header lines of every request: `Host` and `Authorization` (the token:
+    /// never logged, never formatted). No `Accept`: runtimes answer JSON whatever
+    /// it says, and each extra line costs the runtime's parser per request.
     fixed_headers: Arc<[u8]>,
     /// The parsed base URL, `Authorization` header and timeouts.
     endpoint: ParsedEndpoint,
@@ -191,7 +192,6 @@ impl HttpRuntimeClient {
         for (name, value) in [
             (&b"host: "[..], endpoint.base.authority.as_str().as_bytes()),
             (b"authorization: ", endpoint.authorization.as_bytes()),
-            (b"accept: ", b"application/json"),
         ] {
             fixed_headers.extend_from_slice(name);
             fixed_headers.extend_from_slice(value);

@@ -26,7 +26,7 @@ const MAX_LINE_BYTES: usize = 4096;
 pub(super) struct Malformed(pub(super) &'static str);
 
 /// Appends the request to `out`: the request line, `fixed` (the endpoint's header
-/// lines: `Host`, `Authorization`, `Accept`, each ending in CRLF), the body's
+/// lines: `Host`, `Authorization`, each ending in CRLF), the body's
 /// headers and the body. `target` is the origin-form path and query in pieces,
 /// built from the base URL's path, validated ids and encoded queries, so it holds
 /// no space or line break.
