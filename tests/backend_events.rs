@@ -221,11 +221,12 @@ struct World {
 
 impl World {
     async fn start(via_proxy: bool) -> Self {
-        Self::start_with(via_proxy, "").await
+        Self::start_with(via_proxy, "", "").await
     }
 
-    /// Like [`Self::start`], with `runtime_extra` appended to the runtime's config.
-    async fn start_with(via_proxy: bool, runtime_extra: &str) -> Self {
+    /// Starts a runtime and a backend in front of it (through a TCP proxy when
+    /// `via_proxy`), with extra top-level lines in each one's configuration.
+    async fn start_with(via_proxy: bool, runtime_extra: &str, backend_extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
         std::fs::write(
@@ -254,6 +255,7 @@ impl World {
             dir.path().join("backend.toml"),
             format!(
                 r#"health_interval_ms = 200
+{backend_extra}
 
 [[remote]]
 runtime_id = "{RT}"
@@ -792,7 +794,10 @@ async fn expect_io_all(viewers: &mut [Viewer], texts: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_viewers_share_one_upstream_and_all_get_a_ten_thousand_event_burst() {
     let _serial = SERIAL.lock().await;
-    let world = World::start(false).await;
+    // Room for the whole burst in each viewer's queue: this test is about fan-out
+    // and cursors, not about whether 50 test readers keep up on a loaded machine
+    // (falling behind is the stalled-viewer test's subject; speed is the bench's).
+    let world = World::start_with(false, "", "viewer_queue = 16384").await;
     let worker = world.create_echo().await;
 
     let viewers = world.viewers(&worker, 50).await;
@@ -1288,7 +1293,7 @@ async fn no_frame_holds_the_runtimes_address_port_token_or_cursors() {
 async fn an_upstream_that_cannot_resume_gives_reset_and_a_fresh_snapshot() {
     let _serial = SERIAL.lock().await;
     // A runtime that keeps only 16 events per worker for resuming.
-    let world = World::start_with(true, "event_backlog = 16").await;
+    let world = World::start_with(true, "event_backlog = 16", "").await;
     let proxy = world.proxy.as_ref().unwrap();
     let worker = world.create_echo().await;
     let tap = world.tap(&worker).await;
