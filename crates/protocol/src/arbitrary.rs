@@ -138,6 +138,7 @@ pub fn transcript_entry() -> impl Strategy<Value = TranscriptEntry> {
         SystemNote::Stopped,
         SystemNote::Failed,
         SystemNote::Lost,
+        SystemNote::Resized,
     ]);
     prop_oneof![
         text(40).prop_map(|text| TranscriptEntry::Input { text }),

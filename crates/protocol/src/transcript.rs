@@ -36,6 +36,9 @@ pub enum SystemNote {
     Failed,
     /// The runtime restarted while the worker ran.
     Lost,
+    /// A pty worker's terminal got a new size; the text says which (`resized to
+    /// COLSxROWS`), so that its screen can be rebuilt from the transcript alone.
+    Resized,
 }
 
 /// One transcript entry, tagged by `kind`.

@@ -76,7 +76,7 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Opens a runtime over `store`: starts a new epoch, loads every stored worker and
     /// marks those that were running as `lost`. A restored pty worker's final screen
-    /// is rebuilt from its transcript (at its profile's size), up to 16 MiB of output
+    /// is rebuilt from its transcript (output and resizes), up to 16 MiB of output
     /// per worker and 64 MiB for all of them.
     pub async fn open(config: RuntimeConfig, store: Arc<dyn Store>) -> Result<Self, StoreError> {
         let mut config = config;

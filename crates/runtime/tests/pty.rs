@@ -14,7 +14,9 @@ use switchyard_protocol::{
     CreateWorkerRequest, DiagnosticSeverity, ErrorCode, ExitInfo, OutputStream, ResizeRequest,
     SystemNote, TerminalSnapshot, TranscriptEntry, WorkerEvent, WorkerId, WorkerStatus,
 };
-use switchyard_runtime::{Profile, ProfileSpec, PtySpec, Runtime, RuntimeLimits, Subscription};
+use switchyard_runtime::{
+    Profile, ProfileSpec, PtySpec, Runtime, RuntimeConfig, RuntimeLimits, Subscription,
+};
 
 /// A shell prompt that no command's output contains by accident.
 const PROMPT: &str = "sw$ ";
@@ -824,13 +826,7 @@ async fn a_restored_pty_worker_has_its_final_screen_again() {
         (spec.cols, spec.rows) = (40, 5);
         config().with_profile("paint", profile(spec))
     };
-    let open = || async {
-        let store = switchyard_runtime::FsStore::open(dir.path()).await.unwrap();
-        Runtime::open(config(), std::sync::Arc::new(store))
-            .await
-            .unwrap()
-    };
-    let first = open().await;
+    let first = open_on_disk(dir.path(), config()).await;
     let mut term = Term::start(&first, "paint").await;
     term.expect_event(|e| matches!(e, WorkerEvent::Status { status, .. } if status.is_ended()))
         .await;
@@ -848,15 +844,8 @@ async fn a_restored_pty_worker_has_its_final_screen_again() {
     first.shutdown().await.unwrap();
     drop(first);
 
-    let second = open().await;
-    let deadline = Instant::now() + WAIT;
-    let after = loop {
-        if let Some(screen) = screen_of(&second, &term.id).await {
-            break screen;
-        }
-        assert!(Instant::now() < deadline, "the restored screen never came");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let second = open_on_disk(dir.path(), config()).await;
+    let after = restored_screen(&second, &term.id).await;
     assert_eq!(
         after, before,
         "the rebuilt screen is the one the worker left"
@@ -865,6 +854,82 @@ async fn a_restored_pty_worker_has_its_final_screen_again() {
     assert!(after.screen.contains("second"), "{after:?}");
     assert_eq!((after.cols, after.rows), (40, 5));
     assert_eq!(screen_of(&second, &echo.worker_id).await, None);
+}
+
+/// A restored pty worker's screen follows the resizes it had, in their place among
+/// its output: the transcript records each one (a `resized` system note), and the
+/// rebuilt screen is the one the worker left, at its last size, not its profile's.
+#[tokio::test]
+async fn a_restored_pty_worker_screen_follows_its_resizes() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = || {
+        let mut spec = pty(&[
+            "/bin/sh",
+            "-c",
+            "printf 'a line long enough to wrap at twenty columns'; read x; \
+             printf 'then at twenty: the prompt moved'; read y; printf '\\r\\nend'",
+        ]);
+        (spec.cols, spec.rows) = (40, 5);
+        config().with_profile("wrap", profile(spec))
+    };
+    let first = open_on_disk(dir.path(), config()).await;
+    let mut term = Term::start(&first, "wrap").await;
+    term.expect("columns").await;
+    for (cols, rows, line) in [(20, 8, "\r"), (60, 6, "\r")] {
+        first
+            .resize(&term.id, ResizeRequest { cols, rows })
+            .await
+            .unwrap();
+        term.send(line).await;
+        if cols == 20 {
+            term.expect("moved").await;
+        }
+    }
+    term.ended().await;
+    let before = screen_of(&first, &term.id).await.expect("a screen");
+    assert_eq!((before.cols, before.rows), (60, 6));
+    let page = first.transcript(&term.id, 0, Some(100)).await.unwrap();
+    let resizes: Vec<&str> = page
+        .items
+        .iter()
+        .filter_map(|item| match &item.entry {
+            TranscriptEntry::System {
+                note: SystemNote::Resized,
+                text,
+            } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resizes, ["resized to 20x8", "resized to 60x6"]);
+    first.shutdown().await.unwrap();
+    drop(first);
+
+    let second = open_on_disk(dir.path(), config()).await;
+    let after = restored_screen(&second, &term.id).await;
+    assert_eq!(
+        after, before,
+        "the rebuilt screen is the one the worker left"
+    );
+}
+
+/// A runtime over a file store in `dir`.
+async fn open_on_disk(dir: &std::path::Path, config: RuntimeConfig) -> Runtime {
+    let store = switchyard_runtime::FsStore::open(dir).await.unwrap();
+    Runtime::open(config, std::sync::Arc::new(store))
+        .await
+        .unwrap()
+}
+
+/// The screen of worker `id` once `rt` has rebuilt it (it does before serving).
+async fn restored_screen(rt: &Runtime, id: &WorkerId) -> TerminalSnapshot {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(screen) = screen_of(rt, id).await {
+            return screen;
+        }
+        assert!(Instant::now() < deadline, "the restored screen never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The `terminal` of a new subscription's snapshot.

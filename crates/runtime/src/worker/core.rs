@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::driver::{Control, DriverInputs, DriverSink, Ending, Resize, TerminalSize};
-use super::screen::Screen;
+use super::screen::{Screen, parse_resize_note, resize_note};
 use crate::clock;
 use crate::config::{Profile, RuntimeLimits};
 use crate::error::{Result, RuntimeError};
@@ -194,9 +194,10 @@ impl Worker {
         ))
     }
 
-    /// Rebuilds the final screen of a restored terminal worker of `size` (its
-    /// profile's: resizes are not in the transcript) by feeding its whole terminal
-    /// output, read page by page from the store, to a new emulator. Returns the
+    /// Rebuilds the final screen of a restored terminal worker that started at
+    /// `size` (its profile's) by feeding its whole terminal output, read page by
+    /// page from the store, to a new emulator, resizing it wherever the transcript
+    /// says the terminal was resized. Returns the
     /// output bytes it read; does nothing (and returns 0) for a worker that wrote
     /// more than `budget` bytes, and leaves the worker without a screen when its
     /// transcript holds no terminal output (it ran under another kind of profile).
@@ -214,12 +215,23 @@ impl Worker {
             let Some(last) = page.last() else { break };
             after = last.sequence;
             for item in &page {
-                if let TranscriptEntry::Output { stream, text } = &item.entry {
-                    fed += text.len() as u64;
-                    if *stream == OutputStream::Terminal {
-                        terminal = true;
-                        screen.feed(text);
+                match &item.entry {
+                    TranscriptEntry::Output { stream, text } => {
+                        fed += text.len() as u64;
+                        if *stream == OutputStream::Terminal {
+                            terminal = true;
+                            screen.feed(text);
+                        }
                     }
+                    TranscriptEntry::System {
+                        note: SystemNote::Resized,
+                        text,
+                    } => {
+                        if let Some((cols, rows)) = parse_resize_note(text) {
+                            screen.resize(cols, rows);
+                        }
+                    }
+                    _ => {}
                 }
             }
             tokio::task::yield_now().await;
@@ -761,13 +773,21 @@ impl DriverSink for Worker {
         });
     }
 
+    /// Records the new size in the transcript (where it stands among the output,
+    /// so that a restored worker's screen can be rebuilt exactly) and logs the
+    /// `resized` event.
     async fn resized(&self, cols: u16, rows: u16) {
         let _order = self.record_lock.lock().await;
-        let mut state = self.state();
-        if let Some(screen) = state.screen.as_mut() {
+        if let Some(screen) = self.state().screen.as_mut() {
             screen.resize(cols, rows);
         }
-        state.detail.updated_at = clock::now();
-        state.log.append(WorkerEvent::Resized { cols, rows });
+        self.record(
+            TranscriptEntry::System {
+                note: SystemNote::Resized,
+                text: resize_note(cols, rows),
+            },
+            |_| Some(WorkerEvent::Resized { cols, rows }),
+        )
+        .await;
     }
 }

@@ -61,6 +61,24 @@ impl Screen {
     }
 }
 
+/// The text of the transcript's `resized` system note: `resized to COLSxROWS`.
+/// A restored worker's screen is rebuilt from the transcript, applying each of these
+/// where it stands among the output (see [`parse_resize_note`]).
+pub(crate) fn resize_note(cols: u16, rows: u16) -> String {
+    format!("resized to {cols}x{rows}")
+}
+
+/// The size a [`resize_note`] text names; `None` for any other text.
+pub(crate) fn parse_resize_note(text: &str) -> Option<(u16, u16)> {
+    let (cols, rows) = text.strip_prefix("resized to ")?.split_once('x')?;
+    let number = |digits: &str| {
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse().ok())
+            .flatten()
+    };
+    Some((number(cols)?, number(rows)?))
+}
+
 fn side(n: u16) -> NonZeroU16 {
     NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
 }
@@ -167,6 +185,32 @@ mod tests {
         screen.resize(10, 10);
         assert_eq!(screen.snapshot(), snapshot);
         assert!(paint(&snapshot).screen().contents().starts_with("hello"));
+    }
+
+    #[test]
+    fn resize_notes_read_back_and_nothing_else_reads_as_one() {
+        for (cols, rows) in [(1, 1), (80, 24), (1000, 1000), (u16::MAX, 7)] {
+            assert_eq!(
+                parse_resize_note(&resize_note(cols, rows)),
+                Some((cols, rows))
+            );
+        }
+        for text in [
+            "",
+            "resized to ",
+            "resized to 80",
+            "resized to 80x",
+            "resized to x24",
+            "resized to 80x24 ",
+            "resized to +80x24",
+            "resized to 80x-24",
+            "resized to 65536x24",
+            "resized to 80X24",
+            "Resized to 80x24",
+            "started",
+        ] {
+            assert_eq!(parse_resize_note(text), None, "{text:?}");
+        }
     }
 
     #[test]
