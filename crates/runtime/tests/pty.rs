@@ -841,15 +841,7 @@ async fn a_restored_pty_worker_has_its_final_screen_again() {
         })
         .await
         .unwrap();
-    first.shutdown().await.unwrap();
-    drop(first);
-
-    let second = open_on_disk(dir.path(), config()).await;
-    let after = restored_screen(&second, &term.id).await;
-    assert_eq!(
-        after, before,
-        "the rebuilt screen is the one the worker left"
-    );
+    let (second, after) = reopened(first, dir.path(), config(), &term.id, &before).await;
     assert!(after.screen.contains("first xxne"), "{after:?}");
     assert!(after.screen.contains("second"), "{after:?}");
     assert_eq!((after.cols, after.rows), (40, 5));
@@ -901,15 +893,7 @@ async fn a_restored_pty_worker_screen_follows_its_resizes() {
         })
         .collect();
     assert_eq!(resizes, ["resized to 20x8", "resized to 60x6"]);
-    first.shutdown().await.unwrap();
-    drop(first);
-
-    let second = open_on_disk(dir.path(), config()).await;
-    let after = restored_screen(&second, &term.id).await;
-    assert_eq!(
-        after, before,
-        "the rebuilt screen is the one the worker left"
-    );
+    reopened(first, dir.path(), config(), &term.id, &before).await;
 }
 
 /// A runtime over a file store in `dir`.
@@ -920,16 +904,32 @@ async fn open_on_disk(dir: &std::path::Path, config: RuntimeConfig) -> Runtime {
         .unwrap()
 }
 
-/// The screen of worker `id` once `rt` has rebuilt it (it does before serving).
-async fn restored_screen(rt: &Runtime, id: &WorkerId) -> TerminalSnapshot {
+/// Shuts `first` down and opens a runtime on the same store, as after a restart;
+/// checks that worker `id`'s rebuilt screen is `before`, the one it left. Returns
+/// the new runtime and the screen.
+async fn reopened(
+    first: Runtime,
+    dir: &std::path::Path,
+    config: RuntimeConfig,
+    id: &WorkerId,
+    before: &TerminalSnapshot,
+) -> (Runtime, TerminalSnapshot) {
+    first.shutdown().await.unwrap();
+    drop(first);
+    let second = open_on_disk(dir, config).await;
     let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(screen) = screen_of(rt, id).await {
-            return screen;
+    let after = loop {
+        if let Some(screen) = screen_of(&second, id).await {
+            break screen;
         }
         assert!(Instant::now() < deadline, "the restored screen never came");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    assert_eq!(
+        &after, before,
+        "the rebuilt screen is the one the worker left"
+    );
+    (second, after)
 }
 
 /// The `terminal` of a new subscription's snapshot.
