@@ -7,6 +7,8 @@
 //! answer (after any `1xx`), so this is all of HTTP/1.1 it needs. Anything it does
 //! not understand is [`Malformed`], never guessed at.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, StatusCode};
 
@@ -86,9 +88,15 @@ pub(super) struct Head {
 
 /// Parses the answer's head at the start of `buf`: `None` while it is incomplete.
 pub(super) fn parse_head(buf: &[u8]) -> Result<Option<Head>, Malformed> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let len = match response.parse(buf) {
+    // Left uninitialised: httparse writes the fields it finds and hands back only
+    // those (filling 64 empty ones first cost more than parsing a small answer).
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut headers,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
             return Err(Malformed("the answer's head is too large"));
