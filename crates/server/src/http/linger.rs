@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
 use super::limit::ConnectionPermit;
-use super::serve::Shutdown;
+use super::shutdown::Shutdown;
 
 /// Longest a closing connection is drained.
 pub const LINGER_TIME: Duration = Duration::from_secs(5);

@@ -15,6 +15,7 @@ pub mod response;
 pub mod router;
 mod self_wake;
 pub mod serve;
+pub mod shutdown;
 mod timer;
 pub mod tls;
 pub mod ws;
@@ -24,7 +25,8 @@ pub use limit::{ConnectionLimit, DEFAULT_MAX_CONNECTIONS};
 pub use metrics::{HttpMetrics, MatchedRoute};
 pub use response::{Body, Response};
 pub use serve::{
-    Answer, Handler, RequestContext, RequestId, ServeOptions, ServerHandle, Shutdown, serve,
-    serve_with, serve_with_tls,
+    Answer, Handler, RequestContext, RequestId, ServeOptions, ServerHandle, serve, serve_with,
+    serve_with_tls,
 };
+pub use shutdown::Shutdown;
 pub use tls::ServerTls;

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use http::header::HeaderValue;
@@ -17,7 +18,6 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::coalesce::{self, FlushAfterPoll};
@@ -27,6 +27,7 @@ use super::linger::ServerIo;
 use super::metrics::{HttpMetrics, MatchedRoute};
 use super::response::Response;
 use super::self_wake::RepollSelfWakes;
+use super::shutdown::Shutdown;
 use super::tls::{self, ServerTls};
 
 /// How long a client may take to send a request's headers, unless
@@ -78,79 +79,6 @@ impl From<Response> for Answer {
         Self {
             response,
             route: None,
-        }
-    }
-}
-
-/// A shutdown signal shared by the accept loop, its connections and WebSocket
-/// sessions, with a tracker to wait for the sessions to finish closing.
-#[derive(Debug, Clone)]
-pub struct Shutdown {
-    token: CancellationToken,
-    sessions: TaskTracker,
-    /// Where sessions run: the runtime the signal was made on (not a connection
-    /// thread's, see `cores.rs`), or the caller's when it was made outside one.
-    home: Option<tokio::runtime::Handle>,
-}
-
-impl Default for Shutdown {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Shutdown {
-    /// A signal that has not fired; its sessions run on the current tokio runtime.
-    pub fn new() -> Self {
-        Self {
-            token: CancellationToken::new(),
-            sessions: TaskTracker::new(),
-            home: tokio::runtime::Handle::try_current().ok(),
-        }
-    }
-
-    /// Fires the signal.
-    pub fn trigger(&self) {
-        self.token.cancel();
-    }
-
-    /// True once fired.
-    pub fn is_triggered(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
-    /// Resolves once fired.
-    pub async fn triggered(&self) {
-        self.token.cancelled().await;
-    }
-
-    /// Runs a long-lived session (a WebSocket) that shutdown waits for, on the
-    /// runtime the signal was made on: a session streams while its connection
-    /// thread serves other requests, and the work of a session and of the
-    /// worker's upstream it follows spreads over that runtime's threads.
-    pub fn spawn_session<F>(&self, session: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        match &self.home {
-            Some(home) => drop(self.sessions.spawn_on(session, home)),
-            None => drop(self.sessions.spawn(session)),
-        }
-    }
-
-    /// WebSocket sessions open right now (for the metrics).
-    pub fn open_sessions(&self) -> usize {
-        self.sessions.len()
-    }
-
-    /// Waits up to `grace` for every session to finish.
-    pub async fn wait_sessions(&self, grace: Duration) {
-        self.sessions.close();
-        if tokio::time::timeout(grace, self.sessions.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("some WebSocket sessions did not close within the grace period");
         }
     }
 }
@@ -517,15 +445,22 @@ async fn serve_connection<H, S>(
 }
 
 /// Drives `connection` to its end; when `shutdown` fires first, asks it to
-/// finish gracefully (`graceful`) and drives it on.
+/// finish gracefully (`graceful`) and drives it on. The signal is looked at only
+/// when the connection has nothing to do, through a [`Watch`](super::shutdown::Watch).
 async fn until_done<C: Future>(
     mut connection: Pin<&mut C>,
     shutdown: &Shutdown,
     graceful: impl FnOnce(Pin<&mut C>),
 ) -> C::Output {
-    tokio::select! {
-        result = connection.as_mut() => result,
-        () = shutdown.triggered() => {
+    let mut watch = shutdown.watch();
+    let finished = std::future::poll_fn(|cx| match connection.as_mut().poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending => watch.poll_fired(cx).map(|()| None),
+    })
+    .await;
+    match finished {
+        Some(output) => output,
+        None => {
             graceful(connection.as_mut());
             connection.await
         }

@@ -35,7 +35,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::ApiError;
 use super::response::{Response, empty};
-use super::serve::Shutdown;
+use super::shutdown::Shutdown;
 
 /// A server-side WebSocket over a hyper upgrade.
 pub type WsStream = WebSocketStream<TokioIo<Upgraded>>;
