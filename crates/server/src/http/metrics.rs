@@ -9,10 +9,15 @@
 //!
 //! Counting runs for every request, so an answer's counter and histogram are looked
 //! up by a cheap key (the template's address, method and status) in a table of
-//! handles, not by hashing the label strings into the families each time.
+//! handles, not by hashing the label strings into the families each time. Each
+//! thread keeps its own table: requests are served on one thread per core, and a
+//! table shared by the cores would be a lock (and reference counts) that every
+//! request on every core takes. Only the counter and histogram themselves are
+//! shared.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::Method;
@@ -63,9 +68,19 @@ struct DurationLabels {
 pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     durations: LatencyFamily<DurationLabels>,
-    /// The handles of every label set counted so far. Bounded: routes × methods ×
-    /// statuses, all finite.
-    handles: Arc<RwLock<HashMap<HandleKey, Handles, rustc_hash::FxBuildHasher>>>,
+    /// Which families these are, in the threads' tables ([`THREAD_HANDLES`]).
+    id: u64,
+}
+
+/// Ids of the [`HttpMetrics`] made so far, process-wide.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's handles of every label set it counted, by the families' id.
+    /// Bounded: families × routes × methods × statuses, all finite (a process has
+    /// one or two sets of families).
+    static THREAD_HANDLES: RefCell<HashMap<(u64, HandleKey), Handles, rustc_hash::FxBuildHasher>> =
+        RefCell::default();
 }
 
 /// What finds an answer's [`Handles`]: the template by address and length (two
@@ -90,7 +105,7 @@ impl Default for HttpMetrics {
         Self {
             requests: Family::default(),
             durations: latency_family(),
-            handles: Arc::default(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 }
@@ -139,20 +154,28 @@ impl HttpMetrics {
             method: method_label(method),
             status,
         };
-        let known = self
-            .handles
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        let handles = known.unwrap_or_else(|| self.handles_for(key, route));
-        handles.duration.observe(elapsed.as_secs_f64());
-        handles.requests.inc();
+        let count = |handles: &Handles| {
+            handles.duration.observe(elapsed.as_secs_f64());
+            handles.requests.inc();
+        };
+        let counted = THREAD_HANDLES.try_with(|table| {
+            let mut table = table.borrow_mut();
+            count(
+                table
+                    .entry((self.id, key))
+                    .or_insert_with(|| self.handles_for(key, route)),
+            );
+        });
+        // Only while this thread's locals are being destroyed.
+        if counted.is_err() {
+            count(&self.handles_for(key, route));
+        }
     }
 
-    /// The handles of a label set not counted before, created in the families.
+    /// The handles of a label set, from the families (which make it the first
+    /// time any thread counts it).
     fn handles_for(&self, key: HandleKey, route: MatchedRoute) -> Handles {
-        let handles = Handles {
+        Handles {
             requests: self
                 .requests
                 .get_or_create(&RequestLabels {
@@ -168,13 +191,7 @@ impl HttpMetrics {
                     method: key.method,
                 })
                 .clone(),
-        };
-        self.handles
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_insert(handles)
-            .clone()
+        }
     }
 }
 
@@ -191,10 +208,7 @@ mod tests {
         }
         let odd = Method::from_bytes(b"BREW").unwrap();
         metrics.record(None, &odd, 405, Duration::from_millis(1));
-        let mut registry = Registry::default();
-        metrics.register(&mut registry);
-        let mut text = String::new();
-        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        let text = exposition(&metrics);
         for line in [
             "switchyard_http_requests_total{route=\"/v1/workers/{worker_id}\",method=\"GET\",status=\"200\"} 2\n",
             "switchyard_http_requests_total{route=\"/v1/workers/{worker_id}\",method=\"GET\",status=\"404\"} 1\n",
@@ -203,5 +217,43 @@ mod tests {
         ] {
             assert!(text.contains(line), "no {line:?} in\n{text}");
         }
+    }
+
+    /// The text of `metrics`' families.
+    fn exposition(metrics: &HttpMetrics) -> String {
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn threads_count_into_the_same_series_and_separate_metrics_stay_apart() {
+        // Each thread keeps its own handles: the counts of every thread must
+        // still land in one series, and another set of families made on the
+        // same threads must not receive them.
+        let route = MatchedRoute("/v1/workers");
+        let shared = HttpMetrics::default();
+        let other = HttpMetrics::default();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..25 {
+                        shared.record(Some(route), &Method::GET, 200, Duration::from_millis(1));
+                    }
+                    other.record(Some(route), &Method::GET, 200, Duration::from_millis(1));
+                });
+            }
+        });
+        let line =
+            "switchyard_http_requests_total{route=\"/v1/workers\",method=\"GET\",status=\"200\"}";
+        assert!(exposition(&shared).contains(&format!("{line} 100\n")));
+        assert!(exposition(&other).contains(&format!("{line} 4\n")));
+        // A clone counts into its original's series.
+        shared
+            .clone()
+            .record(Some(route), &Method::GET, 200, Duration::from_millis(1));
+        assert!(exposition(&shared).contains(&format!("{line} 101\n")));
     }
 }

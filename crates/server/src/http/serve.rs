@@ -393,23 +393,23 @@ async fn serve_connection<H, S>(
     H: Handler,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = {
-        let shutdown = shutdown.clone();
-        service_fn(move |request| {
-            let handler = handler.clone();
-            let metrics = metrics.clone();
+    // Each request takes a reference to this connection's own copy of what it
+    // needs, not to the handler, metrics and signal themselves, which every
+    // connection on every core shares (a reference count there moves between
+    // cores with every request).
+    let scope = Arc::new((handler, metrics, shutdown.clone()));
+    let service = service_fn(move |request| {
+        let scope = scope.clone();
+        async move {
+            let (handler, metrics, shutdown) = &*scope;
             let ctx = RequestContext {
                 request_id: RequestId::random(),
                 peer,
                 shutdown: shutdown.clone(),
             };
-            async move {
-                Ok::<_, std::convert::Infallible>(
-                    logged(handler.as_ref(), request, ctx, &metrics).await,
-                )
-            }
-        })
-    };
+            Ok::<_, std::convert::Infallible>(logged(handler.as_ref(), request, ctx, metrics).await)
+        }
+    });
     // Every close goes through the stream's `poll_shutdown`, which lingers (see
     // `linger.rs`), so an answer sent before a body was read is not lost to a reset.
     let mut builder = http1::Builder::new();
