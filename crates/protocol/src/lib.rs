@@ -45,6 +45,7 @@ pub mod error;
 pub mod event;
 pub mod frame;
 pub mod ids;
+pub mod media;
 #[cfg(feature = "openapi")]
 mod openapi;
 #[cfg(test)]

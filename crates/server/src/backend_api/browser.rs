@@ -16,7 +16,7 @@ use http::header::{
     REFERRER_POLICY, TRANSFER_ENCODING, VARY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use http::{Method, StatusCode, Uri};
-use switchyard_protocol::ErrorCode;
+use switchyard_protocol::{ErrorCode, media};
 
 use crate::http::response::empty;
 use crate::http::{ApiError, Response};
@@ -320,9 +320,7 @@ pub fn has_body(headers: &HeaderMap) -> bool {
 pub fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        .is_some_and(|v| media::is_json(v.as_bytes()))
 }
 
 /// A state-changing request with a body must send it as `application/json`; otherwise

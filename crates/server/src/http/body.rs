@@ -7,7 +7,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::relay::plain_input_text;
-use switchyard_protocol::{ErrorCode, InputRequest};
+use switchyard_protocol::{ErrorCode, InputRequest, media};
 
 use super::ApiError;
 
@@ -102,19 +102,10 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Requests with a body must say `Content-Type: application/json` (or say nothing),
 /// parameters such as `; charset=utf-8` aside.
 pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get(CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let value = value.as_bytes();
-    let media_type = value.split(|&b| b == b';').next().unwrap_or(value);
-    if media_type
-        .trim_ascii()
-        .eq_ignore_ascii_case(b"application/json")
-    {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_request(
+    match headers.get(CONTENT_TYPE) {
+        Some(value) if !media::is_json(value.as_bytes()) => Err(ApiError::invalid_request(
             "send the body as JSON with Content-Type: application/json",
-        ))
+        )),
+        _ => Ok(()),
     }
 }

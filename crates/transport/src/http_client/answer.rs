@@ -46,20 +46,6 @@ pub(super) fn json_body<'a>(call: &Call, answer: &'a Answer) -> Result<&'a [u8],
     Ok(&answer.body)
 }
 
-/// True when a `Content-Type` value is `application/json`, with or without
-/// parameters (`; charset=utf-8`), in any letter case.
-pub(super) fn is_json(content_type: &[u8]) -> bool {
-    const JSON: &[u8] = b"application/json";
-    content_type.len() >= JSON.len()
-        && content_type[..JSON.len()].eq_ignore_ascii_case(JSON)
-        && matches!(
-            content_type[JSON.len()..]
-                .iter()
-                .find(|b| **b != b' ' && **b != b'\t'),
-            None | Some(b';')
-        )
-}
-
 /// Accepts any 2xx answer (its body is ignored), or maps a non-2xx one.
 pub(super) fn expect_success(call: &Call, answer: &Answer) -> Result<(), TransportError> {
     if answer.status.is_success() {
@@ -111,31 +97,4 @@ fn too_large(limit: usize) -> String {
         "the answer's body is larger than {} MiB",
         limit / (1024 * 1024)
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_json;
-
-    #[test]
-    fn json_content_types() {
-        for yes in [
-            &b"application/json"[..],
-            b"application/json; charset=utf-8",
-            b"Application/JSON;charset=UTF-8",
-            b"application/json ;x=y",
-        ] {
-            assert!(is_json(yes), "{}", String::from_utf8_lossy(yes));
-        }
-        for no in [
-            &b""[..],
-            b"text/html",
-            b"application/jsonp",
-            b"application/json-seq",
-            b"text/plain; application/json",
-            b"application/jso",
-        ] {
-            assert!(!is_json(no), "{}", String::from_utf8_lossy(no));
-        }
-    }
 }

@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, StatusCode};
 
-use super::answer::is_json;
+use switchyard_protocol::media::is_json;
 
 /// Most bytes an answer's head may take.
 pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;

@@ -1,0 +1,45 @@
+//! The one media type of every body on both surfaces: JSON.
+
+/// `application/json`, as sent in `Content-Type`.
+pub const JSON: &str = "application/json";
+
+/// True when a `Content-Type` value names JSON: `application/json` in any letter
+/// case, with or without parameters (`; charset=utf-8`) and white space around it.
+pub fn is_json(content_type: &[u8]) -> bool {
+    let media_type = match content_type.iter().position(|&b| b == b';') {
+        Some(end) => &content_type[..end],
+        None => content_type,
+    };
+    media_type
+        .trim_ascii()
+        .eq_ignore_ascii_case(JSON.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_content_types() {
+        for yes in [
+            &b"application/json"[..],
+            b"application/json; charset=utf-8",
+            b"Application/JSON;charset=UTF-8",
+            b"application/json ;x=y",
+            b" application/json ",
+        ] {
+            assert!(is_json(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            &b""[..],
+            b"text/html",
+            b"application/jsonp",
+            b"application/json-seq",
+            b"text/plain; application/json",
+            b"application/jso",
+            b"application/ json",
+        ] {
+            assert!(!is_json(no), "{}", String::from_utf8_lossy(no));
+        }
+    }
+}
