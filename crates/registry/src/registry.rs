@@ -4,7 +4,7 @@
 
 use foldhash::{HashMap, HashMapExt};
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,7 +27,7 @@ use crate::metrics::{
 use crate::owners::OwnerCache;
 use crate::policy::{Action, Policy, PolicyRequest};
 use crate::source::{RuntimeSource, encode};
-use crate::view::RuntimeView;
+use crate::view::{RuntimeView, SharedView};
 
 /// Most workers `GET /api/workers` collects from one runtime (of those the caller
 /// reaches: a caller the policy scopes gets up to this many of its own, however
@@ -100,7 +100,7 @@ impl std::fmt::Debug for RegisteredRuntime {
 /// they end.
 pub(crate) struct Entry {
     pub(crate) runtime: RegisteredRuntime,
-    view: Mutex<RuntimeView>,
+    view: SharedView,
     owners: OwnerCache,
     calls: RuntimeCalls,
     probe: Mutex<Option<JoinHandle<()>>>,
@@ -117,14 +117,10 @@ impl Entry {
         Self {
             calls: calls.for_runtime(runtime.runtime_id.as_str()),
             runtime,
-            view: Mutex::new(RuntimeView::default()),
+            view: SharedView::default(),
             owners: OwnerCache::default(),
             probe: Mutex::new(None),
         }
-    }
-
-    fn view(&self) -> MutexGuard<'_, RuntimeView> {
-        self.view.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn id(&self) -> &RuntimeId {
@@ -143,7 +139,7 @@ impl Entry {
                 tokio::time::sleep(delay + jitter).await;
                 let Some(entry) = weak.upgrade() else { return };
                 let _ = entry.refresh().await;
-                delay = if entry.view().is_down() {
+                delay = if entry.view.read(RuntimeView::is_down) {
                     (delay * 2).min(interval * 8)
                 } else {
                     interval
@@ -213,18 +209,17 @@ impl Entry {
     }
 
     fn record<T>(&self, outcome: &Result<T, SourceError>) {
-        let mut view = self.view();
         match outcome {
-            Ok(_) => view.record_answer(),
-            Err(error) => view.record_failure(error),
+            Ok(_) => self.view.record_answer(),
+            Err(error) => self.view.update(|view| view.record_failure(error)),
         }
     }
 
     pub(crate) async fn refresh(&self) -> Result<RuntimeInfo, SourceError> {
         let outcome = self.bounded(Call::Info, self.runtime.source.info()).await;
         match &outcome {
-            Ok(info) => self.view().record_info(info),
-            Err(error) => self.view().record_failure(error),
+            Ok(info) => self.view.update(|view| view.record_info(info)),
+            Err(error) => self.view.update(|view| view.record_failure(error)),
         }
         outcome
     }
@@ -232,7 +227,7 @@ impl Entry {
     /// The view as `caller` may see it: a caller who reaches only its own workers
     /// sees its own worker counts, not everyone's.
     fn backend_view(&self, own_counts: Option<&str>) -> BackendRuntime {
-        let mut view = self.view().clone();
+        let mut view = self.view.snapshot();
         if let Some(owner) = own_counts {
             view.workers = view.owners.get(owner).copied().unwrap_or_default();
         }
@@ -943,8 +938,8 @@ impl RuntimeRegistry {
             .entries
             .iter()
             .map(|e| {
-                let view = e.view();
-                (e.id().as_str(), view.state, view.workers)
+                let (state, workers) = e.view.read(|view| (view.state, view.workers));
+                (e.id().as_str(), state, workers)
             })
             .collect();
         encode_gauges(

@@ -2,7 +2,9 @@
 //! probes and by every call's outcome.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchyard_protocol::{
     API_VERSION, ErrorCode, ErrorDetail, ProfileInfo, RuntimeInfo, RuntimeState, WorkerCounts,
@@ -106,5 +108,128 @@ impl RuntimeView {
                 | RuntimeState::TlsFailed
                 | RuntimeState::Incompatible
         )
+    }
+}
+
+/// A runtime's [`RuntimeView`] as the registry shares it between the threads that
+/// serve requests, with a way around its lock for the common case: every answer
+/// from a runtime records itself in the view, and while the view already says
+/// `ready` with no error an answer changes nothing but `last_seen`, which is then
+/// kept in an atomic that is written at most once per millisecond (the resolution
+/// it is shown at). Requests served on several cores then do not take one lock
+/// (and move one cache line between the cores) for every answer.
+///
+/// Invariants:
+/// - `settled` is written only under the lock, right after the view changes, and
+///   says whether the view is ready with no error;
+/// - the `last_seen` of [`SharedView::snapshot`] is the later of the view's and
+///   the atomic's.
+#[derive(Debug, Default)]
+pub(crate) struct SharedView {
+    view: Mutex<RuntimeView>,
+    settled: AtomicBool,
+    /// The latest answer's time recorded without the lock, in milliseconds since
+    /// the Unix epoch (0: none).
+    seen_millis: AtomicU64,
+}
+
+impl SharedView {
+    /// The runtime answered a call.
+    pub(crate) fn record_answer(&self) {
+        if self.settled.load(Ordering::Acquire) {
+            let now = unix_millis(SystemTime::now());
+            if now > self.seen_millis.load(Ordering::Relaxed) {
+                self.seen_millis.fetch_max(now, Ordering::Relaxed);
+            }
+        } else {
+            self.update(RuntimeView::record_answer);
+        }
+    }
+
+    /// Changes the view under its lock.
+    pub(crate) fn update<R>(&self, change: impl FnOnce(&mut RuntimeView) -> R) -> R {
+        let mut view = self.lock();
+        let result = change(&mut view);
+        let settled = view.state == RuntimeState::Ready && view.last_error.is_none();
+        self.settled.store(settled, Ordering::Release);
+        result
+    }
+
+    /// A copy of the view as it stands.
+    pub(crate) fn snapshot(&self) -> RuntimeView {
+        let mut view = self.lock().clone();
+        let seen = self.seen_millis.load(Ordering::Relaxed);
+        if seen > view.last_seen.map_or(0, unix_millis) {
+            view.last_seen = Some(UNIX_EPOCH + Duration::from_millis(seen));
+        }
+        view
+    }
+
+    /// Reads the view under its lock (`last_seen` aside, which may be older than
+    /// the snapshot's).
+    pub(crate) fn read<R>(&self, read: impl FnOnce(&RuntimeView) -> R) -> R {
+        read(&self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RuntimeView> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+fn unix_millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_to_a_settled_view_advance_last_seen_without_changing_it() {
+        let shared = SharedView::default();
+        shared.record_answer();
+        let first = shared.snapshot();
+        assert_eq!(first.state, RuntimeState::Ready);
+        let first_seen = first.last_seen.expect("an answer sets last_seen");
+        std::thread::sleep(Duration::from_millis(5));
+        // Ready with no error: this one takes the lock-free path.
+        shared.record_answer();
+        let second = shared.snapshot();
+        assert!(second.last_seen.unwrap() > first_seen, "{second:?}");
+        assert_eq!(second.state, RuntimeState::Ready);
+    }
+
+    #[test]
+    fn a_failure_unsettles_the_view_and_the_next_answer_restores_it() {
+        let shared = SharedView::default();
+        shared.record_answer();
+        shared.update(|view| view.record_failure(&SourceError::Unreachable));
+        let down = shared.snapshot();
+        assert_eq!(down.state, RuntimeState::Unreachable);
+        assert!(down.last_error.is_some());
+        // Not settled any more: the answer goes through the lock and clears it.
+        shared.record_answer();
+        let back = shared.snapshot();
+        assert_eq!(back.state, RuntimeState::Ready);
+        assert_eq!(back.last_error, None);
+    }
+
+    #[test]
+    fn a_runtime_of_another_api_version_stays_incompatible_when_it_answers() {
+        let shared = SharedView::default();
+        let info: RuntimeInfo = serde_json::from_value(serde_json::json!({
+            "runtime_id": "r1", "display_name": "r1", "version": "0", "api_version": API_VERSION + 1,
+            "status": "running", "epoch": "e1", "capabilities": [], "profiles": [],
+            "workers": {"starting": 0, "running": 0, "exited": 0, "stopped": 0, "failed": 0, "lost": 0},
+            "limits": {"max_workers": 1, "max_input_bytes": 1, "max_body_bytes": 1,
+                       "transcript_page_max": 1, "event_backlog": 1, "input_queue": 1}
+        }))
+        .unwrap();
+        shared.update(|view| view.record_info(&info));
+        shared.record_answer();
+        assert_eq!(shared.snapshot().state, RuntimeState::Incompatible);
     }
 }
