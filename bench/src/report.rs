@@ -133,10 +133,10 @@ impl Report<'_> {
              {rb:.1} µs of CPU per request through the backend against {rn:.1} µs through \
              nginx, and the backend {b:.1} µs against nginx's {n:.1} µs. What is left: \
              (1) at {low} connection{s} there is nothing to batch, and the backend's \
-             user-space work per request is about 28k instructions for a worker detail \
-             against nginx's 19k (29k against 18k for a list of eight workers, whose \
+             user-space work per request is about 27k instructions for a worker detail \
+             against nginx's 19k (27k against 19k for a list of eight workers, whose \
              answer repeats here and is relayed from the memo without being read \
-             through, 44k when it changed; 34k against 22k for an input; callgrind, \
+             through, over 40k when it changed; 33k against 23k for an input; callgrind, \
              `bench/callgrind.sh`, which does not depend on the machine's load, on \
              this release build with link-time optimisation): \
              hyper's server, tokio's scheduler and its I/O driver about 12k together, \
