@@ -15,7 +15,7 @@ pub mod response;
 pub mod router;
 mod self_wake;
 pub mod serve;
-pub mod shutdown;
+mod shutdown;
 mod timer;
 pub mod tls;
 pub mod ws;

@@ -67,8 +67,8 @@ impl Shutdown {
         self.0.token.is_cancelled()
     }
 
-    /// Resolves once fired. For a wait polled often (a connection's), a
-    /// [`Watch`] costs less.
+    /// Resolves once fired. A wait polled often (a connection's) costs less
+    /// through a `Watch` (see the module's notes).
     pub async fn triggered(&self) {
         self.0.token.cancelled().await;
     }
