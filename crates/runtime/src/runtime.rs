@@ -91,6 +91,12 @@ impl Runtime {
         });
         let mut workers = BTreeMap::new();
         let mut terminals = Vec::new();
+        // Restored terminal workers get their final screens back before the runtime
+        // serves anyone (a viewer, or a backend's hub that keeps the first snapshot it
+        // gets), within a total budget so that opening takes a bounded time. A
+        // worker found running (now lost) gets its screen from the same read of
+        // its transcript that corrects its counters; the others' are rebuilt after.
+        let mut budget = crate::worker::REPLAY_TOTAL_BYTES;
         for mut loaded in store.load(config.limits.snapshot_items as usize).await? {
             loaded.detail.runtime_id = config.runtime_id.clone();
             let terminal = config
@@ -98,20 +104,21 @@ impl Runtime {
                 .get(&loaded.detail.profile)
                 .and_then(|profile| profile.spec.driver().terminal());
             let worker = Worker::restore(ctx.clone(), loaded);
-            match worker.mark_lost_if_active().await {
-                Ok(()) => {}
+            let replayed = match worker
+                .mark_lost_if_active(terminal.map(|size| (size, budget)))
+                .await
+            {
+                Ok(replayed) => replayed,
                 Err(RuntimeError::Store(e)) => return Err(e),
-                Err(_) => {}
-            }
-            if let Some(size) = terminal {
-                terminals.push((worker.clone(), size));
+                Err(_) => None,
+            };
+            match (replayed, terminal) {
+                (Some(read), _) => budget = budget.saturating_sub(read),
+                (None, Some(size)) => terminals.push((worker.clone(), size)),
+                (None, None) => {}
             }
             workers.insert(worker.id().clone(), worker);
         }
-        // Restored terminal workers get their final screens back before the runtime
-        // serves anyone (a viewer, or a backend's hub that keeps the first snapshot it
-        // gets), within a total budget so that opening takes a bounded time.
-        let mut budget = crate::worker::REPLAY_TOTAL_BYTES;
         for (worker, size) in terminals {
             match worker.rebuild_screen(size, budget).await {
                 Ok(read) => budget = budget.saturating_sub(read),

@@ -896,6 +896,125 @@ async fn a_restored_pty_worker_screen_follows_its_resizes() {
     reopened(first, dir.path(), config(), &term.id, &before).await;
 }
 
+/// A pty worker still running when its runtime crashes is restored `lost` with
+/// its counters corrected and its final screen rebuilt, from one read of its
+/// transcript: the pass that recounts it also feeds the screen.
+#[tokio::test]
+async fn a_lost_pty_worker_gets_its_counts_and_screen_from_one_read() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = || {
+        let spec = pty(&[
+            "/bin/sh",
+            "-c",
+            "printf 'before the crash'; read x; printf ' after one input'; read y",
+        ]);
+        config().with_profile("wait", profile(spec))
+    };
+    let first = open_on_disk(dir.path(), config()).await;
+    let mut term = Term::start(&first, "wait").await;
+    term.expect("before the crash").await;
+    term.send("one\r").await;
+    term.expect("after one input").await;
+    let before = screen_of(&first, &term.id).await.expect("a screen");
+    // The first runtime "crashes": nothing is shut down, a second one opens the
+    // same directory and finds the worker running.
+    let store = CountingStore::new(switchyard_runtime::FsStore::open(dir.path()).await.unwrap());
+    let pages = store.pages.clone();
+    let second = Runtime::open(config(), std::sync::Arc::new(store))
+        .await
+        .unwrap();
+    assert_eq!(
+        pages.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one page read for the worker, for its counts and its screen together"
+    );
+    let detail = second.get(&term.id).unwrap();
+    assert_eq!(detail.status, WorkerStatus::Lost);
+    assert_eq!(detail.input_count, 1);
+    assert_eq!(
+        detail.output_bytes,
+        transcript_output_bytes(&first, &term.id).await
+    );
+    let after = screen_of(&second, &term.id)
+        .await
+        .expect("a rebuilt screen");
+    assert_eq!(
+        after, before,
+        "the rebuilt screen is the one the worker left"
+    );
+    first.shutdown().await.unwrap();
+}
+
+/// The output bytes in `id`'s transcript on `rt`.
+async fn transcript_output_bytes(rt: &Runtime, id: &WorkerId) -> u64 {
+    let page = rt.transcript(id, 0, Some(1000)).await.unwrap();
+    page.items
+        .iter()
+        .map(|item| match &item.entry {
+            TranscriptEntry::Output { text, .. } => text.len() as u64,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A store that counts the transcript pages read from it.
+struct CountingStore<S> {
+    inner: S,
+    pages: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<S> CountingStore<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            pages: Default::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: switchyard_runtime::Store> switchyard_runtime::Store for CountingStore<S> {
+    async fn load(
+        &self,
+        tail: usize,
+    ) -> Result<Vec<switchyard_runtime::LoadedWorker>, switchyard_runtime::StoreError> {
+        self.inner.load(tail).await
+    }
+
+    async fn save_worker(
+        &self,
+        detail: &switchyard_protocol::WorkerDetail,
+    ) -> Result<(), switchyard_runtime::StoreError> {
+        self.inner.save_worker(detail).await
+    }
+
+    async fn append(
+        &self,
+        worker: &WorkerId,
+        items: &[switchyard_protocol::TranscriptItem],
+    ) -> Result<(), switchyard_runtime::StoreError> {
+        self.inner.append(worker, items).await
+    }
+
+    async fn read_page(
+        &self,
+        worker: &WorkerId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<switchyard_protocol::TranscriptItem>, switchyard_runtime::StoreError> {
+        self.pages.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read_page(worker, after, limit).await
+    }
+
+    async fn remove_worker(&self, worker: &WorkerId) -> Result<(), switchyard_runtime::StoreError> {
+        self.inner.remove_worker(worker).await
+    }
+
+    async fn flush(&self) -> Result<(), switchyard_runtime::StoreError> {
+        self.inner.flush().await
+    }
+}
+
 /// A runtime over a file store in `dir`.
 async fn open_on_disk(dir: &std::path::Path, config: RuntimeConfig) -> Runtime {
     let store = switchyard_runtime::FsStore::open(dir).await.unwrap();

@@ -45,6 +45,15 @@ pub(crate) const REPLAY_MAX_BYTES: u64 = 16 * 1024 * 1024;
 /// past it keep no screen.
 pub(crate) const REPLAY_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
 
+/// What one pass over a restored worker's transcript found ([`Worker::replay`]).
+struct Replay {
+    inputs: u64,
+    output_bytes: u64,
+    /// The final screen, when one was asked for, fit the budget, and the worker
+    /// wrote to a terminal.
+    screen: Option<Screen>,
+}
+
 /// Longest a resize waits for the driver to apply it before answering `worker_busy`.
 const RESIZE_ANSWER_WAIT: Duration = Duration::from_secs(2);
 
@@ -195,61 +204,47 @@ impl Worker {
     }
 
     /// Rebuilds the final screen of a restored terminal worker that started at
-    /// `size` (its profile's) by feeding its whole terminal output, read page by
-    /// page from the store, to a new emulator, resizing it wherever the transcript
-    /// says the terminal was resized. Returns the
+    /// `size` (its profile's) from its transcript ([`Worker::replay`]). Returns the
     /// output bytes it read; does nothing (and returns 0) for a worker that wrote
     /// more than `budget` bytes, and leaves the worker without a screen when its
     /// transcript holds no terminal output (it ran under another kind of profile).
     pub(crate) async fn rebuild_screen(&self, size: TerminalSize, budget: u64) -> Result<u64> {
-        const PAGE: usize = 1000;
         if self.state().detail.output_bytes > budget.min(REPLAY_MAX_BYTES) {
             return Ok(0);
         }
-        let mut screen = Screen::new(size.cols, size.rows);
-        let mut fed = 0;
-        let mut terminal = false;
-        let mut after = 0;
-        loop {
-            let page = self.ctx.store.read_page(&self.id, after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = last.sequence;
-            for item in &page {
-                match &item.entry {
-                    TranscriptEntry::Output { stream, text } => {
-                        fed += text.len() as u64;
-                        if *stream == OutputStream::Terminal {
-                            terminal = true;
-                            screen.feed(text);
-                        }
-                    }
-                    TranscriptEntry::System {
-                        note: SystemNote::Resized,
-                        text,
-                    } => {
-                        if let Some((cols, rows)) = parse_resize_note(text) {
-                            screen.resize(cols, rows);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            tokio::task::yield_now().await;
-        }
-        if terminal {
-            screen.freeze();
-            self.state().screen = Some(screen);
-        }
-        Ok(fed)
+        let replay = self.replay(Some((size, budget))).await?;
+        let read = replay.output_bytes;
+        self.state().screen = replay.screen;
+        Ok(read)
     }
 
-    /// Marks a restored worker that was running when the runtime ended as `lost`.
-    pub(crate) async fn mark_lost_if_active(&self) -> Result<()> {
+    /// Marks a restored worker that was running when the runtime ended as `lost`,
+    /// after correcting its counters from the transcript; given `screen` (its
+    /// terminal's size and a byte budget) the same pass rebuilds its final screen.
+    /// Returns `None` when the worker had ended (nothing read), else the output
+    /// bytes the screen took from the budget (0 when none was rebuilt).
+    pub(crate) async fn mark_lost_if_active(
+        &self,
+        screen: Option<(TerminalSize, u64)>,
+    ) -> Result<Option<u64>> {
         let _order = self.record_lock.lock().await;
         if self.status().is_ended() {
-            return Ok(());
+            return Ok(None);
         }
-        self.recount_from_transcript().await?;
+        // Counters are saved with status changes only; after a crash they are
+        // behind the transcript, which is the durable truth.
+        let replay = self.replay(screen).await?;
+        let charged = if replay.screen.is_some() {
+            replay.output_bytes
+        } else {
+            0
+        };
+        {
+            let mut state = self.state();
+            state.detail.input_count = replay.inputs;
+            state.detail.output_bytes = replay.output_bytes;
+            state.screen = replay.screen;
+        }
         self.record(
             TranscriptEntry::System {
                 note: SystemNote::Lost,
@@ -259,20 +254,45 @@ impl Worker {
         )
         .await;
         self.set_status(WorkerStatus::Lost, None).await;
-        Ok(())
+        Ok(Some(charged))
     }
 
-    /// Counters are saved with status changes only; after a crash they are behind
-    /// the transcript, which is the durable truth. Reads it page by page.
-    async fn recount_from_transcript(&self) -> Result<()> {
+    /// Reads the transcript once, page by page, counting inputs and output bytes.
+    /// Given `screen` (the size the terminal started at and a byte budget) it also
+    /// feeds the terminal output to a new emulator, resizing it wherever the
+    /// transcript says the terminal was resized; the emulator is given up once the
+    /// output passes `budget` (or [`REPLAY_MAX_BYTES`]), and is not kept when the
+    /// transcript holds no terminal output.
+    async fn replay(&self, screen: Option<(TerminalSize, u64)>) -> Result<Replay> {
         const PAGE: usize = 1000;
-        let (mut inputs, mut output_bytes, mut after) = (0, 0, 0);
+        let limit = screen.map_or(0, |(_, budget)| budget.min(REPLAY_MAX_BYTES));
+        let mut emulator = screen.map(|(size, _)| Screen::new(size.cols, size.rows));
+        let (mut inputs, mut output_bytes, mut terminal, mut after) = (0, 0, false, 0);
         loop {
             let page = self.ctx.store.read_page(&self.id, after, PAGE).await?;
             for item in &page {
                 match &item.entry {
                     TranscriptEntry::Input { .. } => inputs += 1,
-                    TranscriptEntry::Output { text, .. } => output_bytes += text.len() as u64,
+                    TranscriptEntry::Output { stream, text } => {
+                        output_bytes += text.len() as u64;
+                        if output_bytes > limit {
+                            emulator = None;
+                        }
+                        if let (Some(screen), OutputStream::Terminal) = (&mut emulator, stream) {
+                            terminal = true;
+                            screen.feed(text);
+                        }
+                    }
+                    TranscriptEntry::System {
+                        note: SystemNote::Resized,
+                        text,
+                    } => {
+                        if let (Some(screen), Some((cols, rows))) =
+                            (&mut emulator, parse_resize_note(text))
+                        {
+                            screen.resize(cols, rows);
+                        }
+                    }
                     TranscriptEntry::System { .. } => {}
                 }
             }
@@ -280,11 +300,17 @@ impl Worker {
                 Some(last) if page.len() == PAGE => after = last.sequence,
                 _ => break,
             }
+            tokio::task::yield_now().await;
         }
-        let mut state = self.state();
-        state.detail.input_count = inputs;
-        state.detail.output_bytes = output_bytes;
-        Ok(())
+        let screen = emulator.filter(|_| terminal).map(|mut screen| {
+            screen.freeze();
+            screen
+        });
+        Ok(Replay {
+            inputs,
+            output_bytes,
+            screen,
+        })
     }
 
     /// The worker's id.
