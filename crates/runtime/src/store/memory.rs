@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use switchyard_protocol::{TranscriptItem, WorkerDetail, WorkerId};
 
+use super::chunked::Chunked;
 use super::{LoadedWorker, Store, StoreError};
 
 /// A [`Store`] that keeps records and transcripts in memory.
@@ -20,8 +21,9 @@ pub struct MemoryStore {
 #[derive(Debug)]
 struct Entry {
     detail: WorkerDetail,
-    /// Sorted by strictly increasing sequence.
-    items: Vec<TranscriptItem>,
+    /// Sorted by strictly increasing sequence; in chunks, so that a transcript of
+    /// millions of items grows without pausing the store to copy them.
+    items: Chunked<TranscriptItem>,
 }
 
 impl MemoryStore {
@@ -47,7 +49,11 @@ impl Store for MemoryStore {
             .map(|entry| LoadedWorker {
                 detail: entry.detail.clone(),
                 last_sequence: entry.items.last().map_or(0, |item| item.sequence),
-                tail: entry.items[entry.items.len().saturating_sub(tail)..].to_vec(),
+                tail: entry
+                    .items
+                    .iter_from(entry.items.len().saturating_sub(tail))
+                    .cloned()
+                    .collect(),
             })
             .collect())
     }
@@ -61,7 +67,7 @@ impl Store for MemoryStore {
                     detail.worker_id.clone(),
                     Entry {
                         detail: detail.clone(),
-                        items: Vec::new(),
+                        items: Chunked::default(),
                     },
                 );
             }
@@ -94,7 +100,7 @@ impl Store for MemoryStore {
         // Sequences are strictly increasing, so a binary search finds the start
         // (this does not rely on them being dense).
         let start = entry.items.partition_point(|item| item.sequence <= after);
-        Ok(entry.items[start..].iter().take(limit).cloned().collect())
+        Ok(entry.items.iter_from(start).take(limit).cloned().collect())
     }
 
     async fn remove_worker(&self, worker: &WorkerId) -> Result<(), StoreError> {

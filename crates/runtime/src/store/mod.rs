@@ -5,6 +5,7 @@
 //! decisions (marking workers `lost` after a restart, sequence numbering) belong to
 //! the runtime.
 
+mod chunked;
 mod fs;
 mod memory;
 #[cfg(test)]
