@@ -122,7 +122,15 @@ impl Store for FsStore {
             )
         })?;
         json.push(b'\n');
-        self.run(move |inner| inner.save_worker(&id, &json)).await
+        let ended = detail.status.is_ended();
+        self.run(move |inner| {
+            inner.save_worker(&id, &json)?;
+            if ended {
+                inner.retire_handle(&id)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn append(&self, worker: &WorkerId, items: &[TranscriptItem]) -> Result<(), StoreError> {
@@ -246,6 +254,20 @@ impl Inner {
             return Err(io_error(&path, error));
         }
         Ok(())
+    }
+
+    /// Closes the append handle of a worker that has ended, once its transcript is
+    /// on disk: an ended worker writes no more, and a handle kept per worker ever
+    /// run would hold a file descriptor each until the process hits its limit (1024
+    /// by default) and can open no socket, pipe or file. An append after all
+    /// (none is made today) would open it again.
+    fn retire_handle(&self, id: &WorkerId) -> Result<(), StoreError> {
+        let Some(handle) = self.handles().remove(id) else {
+            return Ok(());
+        };
+        lock(&handle)
+            .sync_data()
+            .map_err(|e| io_error(&self.transcript_path(id), e))
     }
 
     /// The cached append handle, opened (and a torn tail repaired) on first use.
@@ -753,6 +775,30 @@ mod tests {
             store.append(&wid(id), batch).await.unwrap();
         }
         store
+    }
+
+    #[tokio::test]
+    async fn an_ended_worker_keeps_no_open_file_and_its_transcript_stays_whole() {
+        let tmp = TempDir::new().unwrap();
+        let store = store_with(&tmp, "w-a", 1..=10).await;
+        let open = |store: &FsStore| store.inner.handles().len();
+        store
+            .save_worker(&detail("w-a", WorkerStatus::Running))
+            .await
+            .unwrap();
+        assert_eq!(open(&store), 1, "a running worker keeps its handle");
+        store
+            .save_worker(&detail("w-a", WorkerStatus::Exited))
+            .await
+            .unwrap();
+        assert_eq!(open(&store), 0, "an ended worker's handle stays open");
+        let id = wid("w-a");
+        assert_eq!(store.read_page(&id, 0, 100).await.unwrap(), items(1..=10));
+        // An append after all opens it again and lands after the last line.
+        store.append(&id, &items(11..=12)).await.unwrap();
+        assert_eq!(store.read_page(&id, 0, 100).await.unwrap(), items(1..=12));
+        let reopened = FsStore::open(tmp.path()).await.unwrap();
+        assert_eq!(reopened.load(3).await.unwrap()[0].last_sequence, 12);
     }
 
     #[tokio::test]
