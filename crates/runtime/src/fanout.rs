@@ -54,8 +54,12 @@ impl<T: Clone> Fanout<T> {
         }
     }
 
-    /// Adds a subscriber.
+    /// Adds a subscriber, first forgetting those that left: [`Fanout::publish`]
+    /// forgets them too, but a quiet source (an ended worker) never publishes, and
+    /// every viewer that came and went would keep its slot and its queue's first
+    /// block until the source went away.
     pub fn subscribe(&mut self) -> FanoutReceiver<T> {
+        self.slots.retain(|slot| !slot.tx.is_closed());
         let (tx, rx) = mpsc::channel(self.capacity);
         let state = Arc::new(EndState::default());
         self.slots.push(Slot {
@@ -170,6 +174,20 @@ mod tests {
             assert_eq!(stalled.recv().await, Ok(i));
         }
         assert_eq!(stalled.recv().await, Err(StreamEnd::SlowConsumer));
+    }
+
+    #[tokio::test]
+    async fn subscribers_that_left_a_quiet_source_do_not_pile_up() {
+        let mut fanout = Fanout::<u8>::new(2);
+        let mut staying = fanout.subscribe();
+        for _ in 0..1000 {
+            drop(fanout.subscribe());
+        }
+        let _last = fanout.subscribe();
+        assert_eq!(fanout.slots.len(), 2, "slots of departed subscribers kept");
+        assert_eq!(fanout.len(), 2);
+        fanout.publish(&7);
+        assert_eq!(staying.recv().await, Ok(7));
     }
 
     #[tokio::test]
