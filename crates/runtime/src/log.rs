@@ -34,6 +34,20 @@ impl PartialEq for LogEntry {
 }
 impl Eq for LogEntry {}
 
+/// How much of its backlog an ended worker keeps (see [`EventLog::retire`]).
+pub(crate) const RETIRED_BACKLOG_BYTES: usize = 64 * 1024;
+
+/// An event's size in memory, near enough: its text and a fixed overhead.
+fn approximate_bytes(event: &WorkerEvent) -> usize {
+    const OVERHEAD: usize = 96;
+    OVERHEAD
+        + match event {
+            WorkerEvent::Input { text, .. } | WorkerEvent::Output { text, .. } => text.len(),
+            WorkerEvent::Diagnostic { code, message, .. } => code.len() + message.len(),
+            _ => 0,
+        }
+}
+
 /// The log itself. Not synchronised: the worker keeps it under its state lock so that
 /// appending, snapshotting and subscribing are atomic with respect to each other.
 pub(crate) struct EventLog {
@@ -94,6 +108,30 @@ impl EventLog {
         )
     }
 
+    /// Lets go of most of the backlog once the worker has ended: it logs nothing
+    /// more, so the backlog only serves viewers resuming from a cursor, and the
+    /// newest [`RETIRED_BACKLOG_BYTES`] of events cover one that was up to date
+    /// or nearly (an older cursor gets `reset` and a snapshot, as for any cursor
+    /// older than the backlog). A busy worker's full backlog can hold
+    /// `event_backlog` outputs of up to 8 KiB each, tens of MiB, which every ended
+    /// worker not yet deleted would otherwise keep until the process ends.
+    pub(crate) fn retire(&mut self) {
+        let mut kept_bytes = 0;
+        let keep = self
+            .backlog
+            .iter()
+            .rev()
+            .take_while(|entry| {
+                kept_bytes += approximate_bytes(&entry.event);
+                kept_bytes <= RETIRED_BACKLOG_BYTES
+            })
+            .count()
+            .max(1);
+        let drop = self.backlog.len().saturating_sub(keep);
+        self.backlog.drain(..drop);
+        self.backlog.shrink_to_fit();
+    }
+
     /// A live receiver of every event appended from now on.
     pub(crate) fn subscribe(&mut self) -> FanoutReceiver<LogEntry> {
         self.fanout.subscribe()
@@ -145,5 +183,42 @@ mod tests {
         log.append(WorkerEvent::Interrupted);
         assert_eq!(rx.recv().await.unwrap().position, 1);
         assert_eq!(rx.recv().await.unwrap().position, 2);
+    }
+
+    #[test]
+    fn a_retired_log_keeps_only_its_newest_events_and_still_resumes_from_them() {
+        let mut log = EventLog::new(4096, 8);
+        let output = |sequence| WorkerEvent::Output {
+            sequence,
+            stream: switchyard_protocol::OutputStream::Stdout,
+            text: "x".repeat(8 * 1024),
+        };
+        for sequence in 1..=1000 {
+            log.append(output(sequence));
+        }
+        log.append(WorkerEvent::Interrupted);
+        log.retire();
+        let kept = log.backlog.len();
+        assert!(
+            (2..=8).contains(&kept),
+            "kept {kept} events (64 KiB of 8 KiB outputs is 7)"
+        );
+        assert!(log.backlog.capacity() < 16, "the backlog's room was kept");
+        assert_eq!(positions(log.resume_after(1001)), Vec::<u64>::new());
+        assert_eq!(positions(log.resume_after(1000)), vec![1001]);
+        assert_eq!(log.resume_after(900), Resume::Expired);
+
+        let mut one_big = EventLog::new(16, 8);
+        one_big.append(WorkerEvent::Output {
+            sequence: 1,
+            stream: switchyard_protocol::OutputStream::Stdout,
+            text: "y".repeat(RETIRED_BACKLOG_BYTES * 2),
+        });
+        one_big.retire();
+        assert_eq!(
+            positions(one_big.resume_after(0)),
+            vec![1],
+            "the last event always stays"
+        );
     }
 }

@@ -733,6 +733,8 @@ impl Worker {
                 self.set_status(WorkerStatus::Failed, None).await;
             }
         }
+        // Nothing more is logged: only a resuming viewer needs the backlog now.
+        self.state().log.retire();
     }
 }
 
