@@ -30,6 +30,11 @@ use crate::tls;
 /// as lost. The client pings after a third of it in silence.
 pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The read buffer of an event stream. tungstenite allocates it up front (128 KiB by
+/// default) and zero-fills its free room before every read, so its size is paid
+/// per watched worker in memory and per read in time.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
 /// Largest message or frame accepted from the runtime: snapshots carry the worker's
 /// detail and the transcript's last items, so this is generous.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;

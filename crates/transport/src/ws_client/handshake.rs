@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use super::{MAX_MESSAGE_BYTES, ROUTE};
+use super::{MAX_MESSAGE_BYTES, READ_BUFFER_BYTES, ROUTE};
 use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
 use crate::net_error::{self, unreachable};
 use crate::refusal;
@@ -152,6 +152,7 @@ where
             .await
             .map_err(|e| exchange_error(&e, request_timeout, tls_log))?;
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_BYTES)
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
         Ok(
