@@ -544,7 +544,7 @@ impl Worker {
                 event: Arc::new(WorkerEvent::Snapshot {
                     worker: state.detail.clone(),
                     transcript: state.tail.iter().cloned().collect(),
-                    terminal: state.screen.as_ref().map(|s| Box::new(s.snapshot())),
+                    terminal: state.screen.as_mut().map(|s| Box::new(s.snapshot())),
                 }),
             });
         }

@@ -20,43 +20,66 @@ const LEAVE_ALTERNATE_PLAIN: &[u8] = b"\x1b[?47l";
 /// A live emulator, or the last snapshot of an ended worker.
 pub(crate) enum Screen {
     /// Fed with every output chunk.
-    Live(Box<vt100::Parser>),
+    Live(Box<Emulator>),
     /// The worker ended; this is how its screen was left.
     Final(TerminalSnapshot),
+}
+
+/// A live worker's emulator and its latest snapshot.
+pub(crate) struct Emulator {
+    parser: vt100::Parser,
+    /// The snapshot of the screen as it is now, once one has been taken: viewers
+    /// joining between two outputs share it. Taking one walks every cell (a
+    /// million on the largest terminal allowed, tens of ms under the worker's
+    /// lock), so it is taken once per change of the screen, not once per viewer.
+    /// Invariant: cleared by every change of the screen.
+    snapshot: Option<TerminalSnapshot>,
 }
 
 impl Screen {
     /// An empty screen of `cols` x `rows` (each clamped to at least 1).
     pub(crate) fn new(cols: u16, rows: u16) -> Self {
-        Self::Live(Box::new(vt100::Parser::new(side(rows), side(cols), 0)))
+        Self::Live(Box::new(Emulator {
+            parser: vt100::Parser::new(side(rows), side(cols), 0),
+            snapshot: None,
+        }))
     }
 
     /// Feeds output to the emulator; ignored once the worker has ended.
     pub(crate) fn feed(&mut self, text: &str) {
-        if let Self::Live(parser) = self {
-            parser.process(text.as_bytes());
+        if let Self::Live(live) = self {
+            live.snapshot = None;
+            live.parser.process(text.as_bytes());
         }
     }
 
     /// Resizes the emulator; ignored once the worker has ended.
     pub(crate) fn resize(&mut self, cols: u16, rows: u16) {
-        if let Self::Live(parser) = self {
-            parser.set_size(side(rows), side(cols));
+        if let Self::Live(live) = self {
+            live.snapshot = None;
+            live.parser.set_size(side(rows), side(cols));
         }
     }
 
     /// The screen as a snapshot event carries it.
-    pub(crate) fn snapshot(&self) -> TerminalSnapshot {
+    pub(crate) fn snapshot(&mut self) -> TerminalSnapshot {
         match self {
-            Self::Live(parser) => snapshot_of(parser),
+            Self::Live(live) => live
+                .snapshot
+                .get_or_insert_with(|| snapshot_of(&live.parser))
+                .clone(),
             Self::Final(snapshot) => snapshot.clone(),
         }
     }
 
     /// Drops the emulator, keeping only its final snapshot.
     pub(crate) fn freeze(&mut self) {
-        if let Self::Live(parser) = self {
-            *self = Self::Final(snapshot_of(parser));
+        if let Self::Live(live) = self {
+            let last = live
+                .snapshot
+                .take()
+                .unwrap_or_else(|| snapshot_of(&live.parser));
+            *self = Self::Final(last);
         }
     }
 }
@@ -134,9 +157,13 @@ mod tests {
 
     fn live(screen: &Screen) -> &vt100::Parser {
         match screen {
-            Screen::Live(parser) => parser,
+            Screen::Live(live) => &live.parser,
             Screen::Final(_) => panic!("not live"),
         }
+    }
+
+    fn has_snapshot(screen: &Screen) -> bool {
+        matches!(screen, Screen::Live(live) if live.snapshot.is_some())
     }
 
     #[test]
@@ -170,6 +197,39 @@ mod tests {
         assert!(!screen.snapshot().alternate);
         assert_same(&viewer, live(&screen));
         assert!(viewer.screen().contents().starts_with("$ vi notes\n$"));
+    }
+
+    #[test]
+    fn viewers_share_a_snapshot_until_the_screen_changes() {
+        let mut screen = Screen::new(20, 4);
+        screen.feed("one");
+        let first = screen.snapshot();
+        assert!(has_snapshot(&screen), "the snapshot was not kept");
+        assert_eq!(
+            screen.snapshot(),
+            first,
+            "a second viewer, no change between"
+        );
+        screen.feed(" two");
+        assert!(!has_snapshot(&screen), "output left a stale snapshot");
+        let after_output = screen.snapshot();
+        assert!(
+            paint(&after_output)
+                .screen()
+                .contents()
+                .starts_with("one two")
+        );
+        screen.resize(30, 5);
+        assert!(!has_snapshot(&screen), "a resize left a stale snapshot");
+        assert_eq!(screen.snapshot().cols, 30);
+        screen.feed("!");
+        screen.freeze();
+        assert!(
+            paint(&screen.snapshot())
+                .screen()
+                .contents()
+                .starts_with("one two!")
+        );
     }
 
     #[test]
