@@ -394,6 +394,11 @@ impl Writer<'_> {
                 state.written = state.next;
             }
             let sent = upstream::send(&mut io, &batch).await;
+            // Swapped back into the queue next turn: kept, unless a burst made it
+            // large.
+            if batch.capacity() > upstream::KEPT_WRITE_ROOM {
+                batch = Vec::new();
+            }
             batch.clear();
             if sent.is_err() {
                 // Whether the runtime got them is unknown: every unanswered request

@@ -23,6 +23,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use super::http1::{self, BodyError, Chunked, Framing, Malformed};
 use crate::tls::{HttpsConnector, Stream};
 
+/// Room a connection's write buffer keeps from one request to the next. A larger
+/// one (a batch of large inputs) is given back once written, so that one burst does
+/// not leave a connection holding its largest batch for the rest of its life.
+pub(super) const KEPT_WRITE_ROOM: usize = 64 * 1024;
+
 /// Any error of connecting, to be mapped by the caller.
 pub(super) type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -149,7 +154,7 @@ impl Upstream {
         write.clear();
         http1::write_request(&mut write, method, target, fixed, body);
         let sent = self.send(&write).await;
-        if write.capacity() <= 64 * 1024 {
+        if write.capacity() <= KEPT_WRITE_ROOM {
             self.write = write;
         }
         sent?;
