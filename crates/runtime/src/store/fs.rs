@@ -124,11 +124,15 @@ impl Store for FsStore {
         json.push(b'\n');
         let ended = detail.status.is_ended();
         self.run(move |inner| {
-            inner.save_worker(&id, &json)?;
-            if ended {
-                inner.retire_handle(&id)?;
+            if !ended {
+                return inner.save_worker(&id, &json);
             }
-            Ok(())
+            // The transcript is on disk before the record that says it is complete,
+            // and the handle goes whatever the outcome.
+            inner.sync_transcript(&id);
+            let saved = inner.save_worker(&id, &json);
+            inner.handles().remove(&id);
+            saved
         })
         .await
     }
@@ -256,18 +260,20 @@ impl Inner {
         Ok(())
     }
 
-    /// Closes the append handle of a worker that has ended, once its transcript is
-    /// on disk: an ended worker writes no more, and a handle kept per worker ever
+    /// Syncs a worker's transcript through its cached handle, if it has one: called
+    /// as the worker ends, before its final record is saved and the handle is
+    /// closed. An ended worker writes no more, and a handle kept per worker ever
     /// run would hold a file descriptor each until the process hits its limit (1024
-    /// by default) and can open no socket, pipe or file. An append after all
-    /// (none is made today) would open it again.
-    fn retire_handle(&self, id: &WorkerId) -> Result<(), StoreError> {
-        let Some(handle) = self.handles().remove(id) else {
-            return Ok(());
+    /// by default) and can open no socket, pipe or file. A failure is logged: the
+    /// record is still worth saving, and the data is in the kernel's hands.
+    fn sync_transcript(&self, id: &WorkerId) {
+        let Some(handle) = self.handles().get(id).map(Arc::clone) else {
+            return;
         };
-        lock(&handle)
-            .sync_data()
-            .map_err(|e| io_error(&self.transcript_path(id), e))
+        if let Err(error) = lock(&handle).sync_data() {
+            let error = io_error(&self.transcript_path(id), error);
+            tracing::warn!(%error, "could not flush an ended worker's transcript");
+        }
     }
 
     /// The cached append handle, opened (and a torn tail repaired) on first use.
