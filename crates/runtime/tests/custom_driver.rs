@@ -265,3 +265,77 @@ async fn a_driver_that_cannot_start_fails_the_worker_with_its_message() {
         "{entries:?}"
     );
 }
+
+/// Ends at once, leaving behind a task that reports when told to.
+#[derive(Clone, Default)]
+struct Lingering {
+    go: Arc<tokio::sync::Notify>,
+    reported: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl Driver for Lingering {
+    fn kind(&self) -> ProfileKind {
+        kind("lingering")
+    }
+
+    async fn run(&self, _worker: DriverInputs, sink: Arc<dyn DriverSink>) -> Ending {
+        sink.started().await;
+        let (go, reported) = (self.go.clone(), self.reported.clone());
+        tokio::spawn(async move {
+            go.notified().await;
+            sink.output(OutputStream::Stdout, "too late".into()).await;
+            sink.interrupted().await;
+            sink.resized(10, 10).await;
+            sink.diagnostic(DiagnosticSeverity::Info, "late", "too late".into())
+                .await;
+            sink.started().await;
+            reported.notify_one();
+        });
+        Ending::Exited(ExitInfo {
+            code: Some(0),
+            signal: None,
+        })
+    }
+}
+
+#[tokio::test]
+async fn reports_after_a_driver_returned_are_dropped() {
+    let lingering = Lingering::default();
+    let rt =
+        Runtime::in_memory(config().with_profile("lingering", Profile::custom(lingering.clone())))
+            .await;
+    let w = rt.create(create("lingering")).await.unwrap();
+    let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
+    let (_, snapshot) = next_event(&mut sub).await;
+    if !matches!(&snapshot, WorkerEvent::Snapshot { worker, .. } if worker.status.is_ended()) {
+        wait_for(
+            &mut sub,
+            |e| matches!(e, WorkerEvent::Status { status, .. } if status.is_ended()),
+        )
+        .await;
+    }
+    let before = transcript(&rt, &w.worker_id).await;
+    let ended = rt.get(&w.worker_id).unwrap();
+
+    lingering.go.notify_one();
+    lingering.reported.notified().await;
+
+    let after = rt.get(&w.worker_id).unwrap();
+    assert_eq!(
+        after.status,
+        WorkerStatus::Exited,
+        "a late `started` revived it"
+    );
+    assert_eq!(after.output_bytes, ended.output_bytes);
+    assert_eq!(
+        transcript(&rt, &w.worker_id).await,
+        before,
+        "late reports were recorded"
+    );
+    let late = tokio::time::timeout(Duration::from_millis(100), sub.next()).await;
+    assert!(
+        !matches!(late, Ok(Ok(_))),
+        "a late report reached the event log: {late:?}"
+    );
+}

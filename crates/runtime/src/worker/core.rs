@@ -738,6 +738,26 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Takes the record lock for a driver's report, unless the worker has ended. A
+    /// driver reports nothing once its `run` has returned (see [`Driver`]); a
+    /// report after all (from a task it left behind) would be written after the
+    /// final note, reopen a transcript file the store has closed, grow a backlog
+    /// already let go of, or (a late `started`) bring the worker back to
+    /// `running`. It is dropped with a warning instead. `finish` sets the ended
+    /// status under the same lock, so the check cannot race with it.
+    ///
+    /// [`Driver`]: super::driver::Driver
+    async fn report_turn(&self, report: &'static str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let order = self.record_lock.lock().await;
+        if self.status().is_ended() {
+            tracing::warn!(worker_id = %self.id, report, "a driver reported after its worker ended; ignored");
+            return None;
+        }
+        Some(order)
+    }
+}
+
 fn describe_exit(exit: ExitInfo) -> String {
     match (exit.code, exit.signal) {
         (Some(code), _) => format!("exited with code {code}"),
@@ -755,7 +775,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[async_trait::async_trait]
 impl DriverSink for Worker {
     async fn started(&self) {
-        let _order = self.record_lock.lock().await;
+        let Some(_order) = self.report_turn("started").await else {
+            return;
+        };
         self.set_status(WorkerStatus::Running, None).await;
         self.record(
             TranscriptEntry::System {
@@ -768,7 +790,9 @@ impl DriverSink for Worker {
     }
 
     async fn output(&self, stream: OutputStream, text: String) {
-        let _order = self.record_lock.lock().await;
+        let Some(_order) = self.report_turn("output").await else {
+            return;
+        };
         let event_text = text.clone();
         self.record(TranscriptEntry::Output { stream, text }, |sequence| {
             Some(WorkerEvent::Output {
@@ -781,7 +805,9 @@ impl DriverSink for Worker {
     }
 
     async fn interrupted(&self) {
-        let _order = self.record_lock.lock().await;
+        let Some(_order) = self.report_turn("interrupted").await else {
+            return;
+        };
         self.record(
             TranscriptEntry::System {
                 note: SystemNote::Interrupted,
@@ -793,7 +819,9 @@ impl DriverSink for Worker {
     }
 
     async fn diagnostic(&self, severity: DiagnosticSeverity, code: &str, message: String) {
-        let _order = self.record_lock.lock().await;
+        let Some(_order) = self.report_turn("diagnostic").await else {
+            return;
+        };
         self.state().log.append(WorkerEvent::Diagnostic {
             severity,
             code: code.to_owned(),
@@ -805,7 +833,9 @@ impl DriverSink for Worker {
     /// so that a restored worker's screen can be rebuilt exactly) and logs the
     /// `resized` event.
     async fn resized(&self, cols: u16, rows: u16) {
-        let _order = self.record_lock.lock().await;
+        let Some(_order) = self.report_turn("resized").await else {
+            return;
+        };
         if let Some(screen) = self.state().screen.as_mut() {
             screen.resize(cols, rows);
         }

@@ -34,7 +34,9 @@ use crate::config::{ProcessSpec, PtySpec};
 ///   [`Ending::Failed`] when it cannot start (with a message for the user that holds
 ///   no secret);
 /// - never block the thread: it runs on the runtime's async threads (use
-///   `spawn_blocking` or a thread of its own for blocking work).
+///   `spawn_blocking` or a thread of its own for blocking work);
+/// - report nothing once `run` has returned: the worker has ended, and a report
+///   from a task left behind is dropped with a warning.
 ///
 /// A driver whose workers run on a terminal says so with [`Driver::terminal`]: the
 /// runtime then keeps a terminal emulator per worker (fed with output on
