@@ -486,7 +486,8 @@ impl Report<'_> {
             "Written by `cargo xtask bench`{} (the `switchyard-bench` crate in `bench/`); \
              run it again rather than editing this file. Every figure is the median of \
              {} run{} with the range (min–max) in brackets; targets are measured side by \
-             side (each round runs every target in turn).\n",
+             side (each round runs every target in turn; in the REST tables in table \
+             order in odd rounds and in reverse in even ones).\n",
             if self.plan.quick { " --quick" } else { "" },
             self.plan.runs,
             if self.plan.runs == 1 { "" } else { "s" }

@@ -1,7 +1,10 @@
 //! Scenario 1, REST: worker detail, list and input at several connection counts, for
 //! every [`Target`] (auth off and on side by side), with wrk. Targets are measured
 //! side by side (each round runs every route × connections × target once) and rounds
-//! are repeated. Scenario 5 runs the same measurement over [`Target::TLS_HOP`].
+//! are repeated, the targets of a cell in table order in odd rounds and in reverse in
+//! even ones ([`in_round_order`]), so that no target always runs right after the same
+//! neighbour or in the same place after a heavy cell. Scenario 5 runs the same
+//! measurement over [`Target::TLS_HOP`].
 
 use std::fs;
 use std::path::Path;
@@ -237,7 +240,7 @@ pub async fn run(
     for round in 0..plan.runs {
         for route in Route::ALL {
             for &connections in &plan.rest_connections {
-                for ep in &targets.endpoints {
+                for ep in in_round_order(&targets.endpoints, round) {
                     let before = targets.cpu(ep.target)?;
                     let foreign = ForeignLoad::start()?;
                     let run = measure(
@@ -310,6 +313,19 @@ pub async fn run(
     Ok(results)
 }
 
+/// The targets of one cell in the order round `round` (from 0) measures them: table
+/// order in the first, third, … round, reversed in the second, fourth, …. On this
+/// kind of machine the place in a round matters (a run right after a heavy one, or
+/// second of two, comes out differently), so it alternates instead of favouring one
+/// target in every round.
+pub fn in_round_order<T>(items: &[T], round: usize) -> Box<dyn Iterator<Item = &T> + '_> {
+    if round % 2 == 0 {
+        Box::new(items.iter())
+    } else {
+        Box::new(items.iter().rev())
+    }
+}
+
 fn load(ep: &Endpoint, path: &str, connections: u32, plan: &Plan, script: Option<&Path>) -> Load {
     Load {
         url: ep.url(path),
@@ -347,5 +363,19 @@ async fn measure(
             http.remove_worker(ep, &worker).await?;
             run
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_round_order;
+
+    #[test]
+    fn rounds_alternate_the_order_of_targets() {
+        let targets = ["direct", "nginx", "backend"];
+        let order = |round| in_round_order(&targets, round).copied().collect::<Vec<_>>();
+        assert_eq!(order(0), ["direct", "nginx", "backend"]);
+        assert_eq!(order(1), ["backend", "nginx", "direct"]);
+        assert_eq!(order(2), order(0));
     }
 }
