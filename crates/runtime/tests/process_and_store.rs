@@ -99,7 +99,8 @@ async fn a_missing_executable_is_failed_with_a_diagnostic() {
     assert_eq!(w.status, WorkerStatus::Failed);
     let page = rt.transcript(&w.worker_id, 0, None).await.unwrap();
     assert!(page.items.iter().any(|i| matches!(&i.entry,
-        TranscriptEntry::System { note: SystemNote::Failed, text } if text.contains("/no/such/program"))));
+        TranscriptEntry::System { note: SystemNote::Failed, text }
+            if text.contains("could not start") && !text.contains("/no/such/program"))));
     assert_eq!(
         rt.input(&w.worker_id, "x".into()).await.unwrap_err().code(),
         ErrorCode::WorkerNotRunning

@@ -671,7 +671,7 @@ async fn the_environment_is_minimal_with_a_terminal_type() {
 }
 
 #[tokio::test]
-async fn a_missing_program_fails_naming_it() {
+async fn a_missing_program_fails_naming_no_path() {
     let rt = runtime_with(
         vec![("missing", profile(pty(&["/no/such/program"])))],
         RuntimeLimits::default(),
@@ -688,7 +688,8 @@ async fn a_missing_program_fails_naming_it() {
     assert_eq!(w.status, WorkerStatus::Failed);
     let page = rt.transcript(&w.worker_id, 0, None).await.unwrap();
     assert!(page.items.iter().any(|i| matches!(&i.entry,
-        TranscriptEntry::System { note: SystemNote::Failed, text } if text.contains("/no/such/program"))));
+        TranscriptEntry::System { note: SystemNote::Failed, text }
+            if text.contains("the profile's program") && !text.contains("/no/such"))));
 }
 
 // ---------------------------------------------------------------------------------

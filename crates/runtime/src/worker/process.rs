@@ -38,6 +38,39 @@ pub(super) const BASE_ENV: [(&str, &str); 4] = [
     ("TERM", "dumb"),
 ];
 
+/// The message a worker that could not start shows its viewers, naming no path on
+/// the runtime's host (a remote runtime's paths must not reach a backend's clients):
+/// the program by name when the profile gives a bare name looked up in `PATH`, "the
+/// profile's program" when it gives a path, never the working directory. The whole
+/// story (command, directory, error) goes to the runtime's log, which the message
+/// points to.
+pub(super) fn start_failure(
+    program: &str,
+    cwd: Option<&std::path::Path>,
+    error: &dyn std::fmt::Display,
+) -> String {
+    tracing::warn!(
+        program,
+        cwd = cwd.map(|c| c.display().to_string()),
+        %error,
+        "a worker's program could not be started"
+    );
+    let named = if program.contains('/') {
+        "the profile's program".to_owned()
+    } else {
+        format!("`{program}`")
+    };
+    let place = if cwd.is_some() {
+        " in the profile's working directory"
+    } else {
+        ""
+    };
+    format!(
+        "could not start {named}{place}: {error}; the runtime's log names the command and \
+         directory, check the profile's `command` and `cwd`"
+    )
+}
+
 /// Largest single read from stdout or stderr.
 pub(super) const READ_CHUNK: usize = 8 * 1024;
 
@@ -57,7 +90,8 @@ pub(super) const READ_CHUNK: usize = 8 * 1024;
 /// Once the leader has exited, the whole group is killed and all remaining output is
 /// reported before this returns [`Ending::Exited`] (ended on its own) or
 /// [`Ending::Stopped`] (a stop was requested). A process that cannot be started gives
-/// [`Ending::Failed`] with a message naming the program (never environment values).
+/// [`Ending::Failed`] with a message from [`start_failure`] (no path, never
+/// environment values).
 pub(crate) async fn run_process(
     spec: ProcessSpec,
     inputs: DriverInputs,
@@ -182,10 +216,9 @@ fn spawn(spec: &ProcessSpec) -> Result<Child, String> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    command.spawn().map_err(|err| match &spec.cwd {
-        Some(cwd) => format!("could not start `{program}` in `{}`: {err}", cwd.display()),
-        None => format!("could not start `{program}`: {err}"),
-    })
+    command
+        .spawn()
+        .map_err(|err| start_failure(program, spec.cwd.as_deref(), &err))
 }
 
 /// Writes each input to stdin as given. After the pipe breaks (or any write error),
@@ -709,18 +742,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn missing_executable_fails_naming_it() {
+    async fn missing_executable_fails_naming_no_path() {
         let (ending, sink) = run_to_end(spec(&["/no/such/program", "--flag"])).await;
         let Ending::Failed(message) = ending else {
             panic!("expected Failed, got {ending:?}");
         };
-        assert!(message.contains("`/no/such/program`"), "{message}");
+        assert!(!message.contains("/no/such"), "{message}");
+        assert!(message.contains("the profile's program"), "{message}");
         assert!(message.contains("No such file"), "{message}");
         assert!(sink.events().is_empty(), "no started for a failed spawn");
 
+        // A bare name is no path: it is named.
         let (ending, _) = run_to_end(spec(&["switchyard-no-such-program"])).await;
         assert!(
-            matches!(&ending, Ending::Failed(m) if m.contains("switchyard-no-such-program")),
+            matches!(&ending, Ending::Failed(m) if m.contains("`switchyard-no-such-program`")),
             "{ending:?}"
         );
     }
@@ -764,13 +799,16 @@ mod tests {
         let expected = dir.path().canonicalize().unwrap();
         assert_eq!(sink.stdout().trim_end(), expected.to_str().unwrap());
 
+        // A missing one fails the worker without naming it (a runtime's paths
+        // stay on its host; its log names them).
         let mut spec = sh("true");
         spec.cwd = Some("/no/such/dir".into());
         let (ending, _) = run_to_end(spec).await;
-        assert!(
-            matches!(&ending, Ending::Failed(m) if m.contains("/no/such/dir")),
-            "{ending:?}"
-        );
+        let Ending::Failed(message) = ending else {
+            panic!("expected Failed, got {ending:?}");
+        };
+        assert!(!message.contains("/no/such"), "{message}");
+        assert!(message.contains("working directory"), "{message}");
     }
 
     #[tokio::test]

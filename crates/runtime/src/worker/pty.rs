@@ -30,7 +30,7 @@ use tokio::time::Instant;
 
 use super::driver::{Control, DriverInputs, DriverSink, Ending};
 use super::orphans::Watched;
-use super::process::BASE_ENV;
+use super::process::{BASE_ENV, start_failure};
 use super::session::{GroupGuard, signal_session};
 use super::teardown::{ending, read_remaining_output};
 use crate::config::PtySpec;
@@ -164,10 +164,7 @@ fn spawn(spec: &PtySpec) -> Result<Spawned, String> {
     let Some(program) = spec.command.first() else {
         return Err("could not start the program: the profile's command is empty".to_owned());
     };
-    let failed = |err: &dyn std::fmt::Display| match &spec.cwd {
-        Some(cwd) => format!("could not start `{program}` in `{}`: {err}", cwd.display()),
-        None => format!("could not start `{program}`: {err}"),
-    };
+    let failed = |err: &dyn std::fmt::Display| start_failure(program, spec.cwd.as_deref(), err);
     let (pty, pts) = pty_process::open().map_err(|e| failed(&e))?;
     pty.resize(pty_process::Size::new(spec.rows.max(1), spec.cols.max(1)))
         .map_err(|e| failed(&e))?;
