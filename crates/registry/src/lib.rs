@@ -60,6 +60,7 @@
 pub mod caller;
 pub mod embedded;
 pub mod error;
+mod event_check;
 pub mod hub;
 pub mod metrics;
 pub(crate) mod owners;

@@ -16,6 +16,7 @@ use switchyard_transport::{
 };
 
 use crate::error::SourceError;
+use crate::event_check::{checked_event, checked_transcript};
 use crate::relay::{checked_detail, checked_list, relay_detail, relay_list};
 use crate::relay_memo::{Lookup, SeenSpans, SourceMemo, span_in};
 use crate::scrub::Scrubber;
@@ -152,6 +153,7 @@ impl RuntimeSource for RemoteSource {
         self.client
             .transcript(worker, after, limit)
             .await
+            .map(|page| checked_transcript(&self.scrubber, page))
             .map_err(|e| self.map(e))
     }
 
@@ -301,6 +303,8 @@ impl SourceEvents for RemoteEvents {
                         "the runtime sent an event with a cursor that is not its own".into(),
                     ))
                 })?;
+                let event =
+                    checked_event(&self.scrubber, &self.worker, event).map_err(SourceEnd::Lost)?;
                 Ok(SourceItem::Event {
                     epoch: cursor.epoch.into(),
                     position: cursor.position,

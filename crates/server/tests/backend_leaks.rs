@@ -931,3 +931,77 @@ async fn a_remote_naming_its_own_port_does_not_leak_it() {
     );
     backend.shutdown().await;
 }
+
+/// A remote's own words in a worker's events and transcript are scrubbed like its
+/// REST answers: the worker detail a snapshot carries (a label naming the runtime's
+/// address), and a worker that cannot start names no path of the runtime's host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_and_transcripts_carry_none_of_the_remotes_secrets() {
+    use switchyard_e2e::ws::{connect, next_json};
+    use switchyard_runtime::{ProcessSpec, Profile, ProfileSpec};
+
+    let token = format!("leak-tok-{}", random_hex());
+    let config = runtime_config("far").with_profile(
+        "broken",
+        Profile {
+            description: None,
+            spec: ProfileSpec::Process(ProcessSpec {
+                command: vec!["/srv/secret-tree/bin/agent".into()],
+                env: Default::default(),
+                cwd: Some("/srv/secret-tree/work".into()),
+            }),
+            idle_timeout: None,
+        },
+    );
+    let rt = start_runtime_from("127.0.0.1:0".parse().unwrap(), config, Some(&token), None).await;
+    let authority = rt.server.local_addr().to_string();
+    let (backend, api) = start_backend(backend_settings(
+        false,
+        vec![remote(
+            "far",
+            &base_url(rt.server.local_addr()),
+            &token,
+            Duration::from_secs(5),
+        )],
+        NO_PROBES,
+    ))
+    .await;
+    let base = "/api/runtimes/far/workers";
+
+    let created = api
+        .post(
+            base,
+            json!({"profile": "echo", "label": format!("at {authority}")}),
+        )
+        .await;
+    assert_status(&created, 201);
+    assert_eq!(created.json["label"], "at [redacted]");
+    let worker = created.json["worker_id"].as_str().unwrap();
+    let mut ws = connect(api.addr, &format!("{base}/{worker}/events/ws"), &[])
+        .await
+        .unwrap();
+    let snapshot = next_json(&mut ws).await;
+    assert_eq!(snapshot["event"]["kind"], "snapshot", "{snapshot}");
+    assert_eq!(snapshot["event"]["worker"]["label"], "at [redacted]");
+    assert!(!snapshot.to_string().contains(&authority), "{snapshot}");
+
+    let failed = api.post(base, json!({"profile": "broken"})).await;
+    assert_status(&failed, 201);
+    assert_eq!(failed.json["status"], "failed", "{}", failed.text());
+    let failed = failed.json["worker_id"].as_str().unwrap();
+    let transcript = api.get(&format!("{base}/{failed}/transcript")).await;
+    let mut ws = connect(api.addr, &format!("{base}/{failed}/events/ws"), &[])
+        .await
+        .unwrap();
+    let snapshot = next_json(&mut ws).await;
+    for (what, text) in [
+        ("transcript", transcript.text()),
+        ("snapshot", snapshot.to_string()),
+    ] {
+        assert!(text.contains("could not start"), "{what}: {text}");
+        assert!(!text.contains("secret-tree"), "{what}: {text}");
+    }
+
+    backend.shutdown().await;
+    rt.shutdown().await;
+}

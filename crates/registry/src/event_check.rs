@@ -1,0 +1,237 @@
+//! What a remote runtime's events and transcript pages must satisfy before a client
+//! sees them: the runtime's own words (worker details in snapshots, diagnostics,
+//! system notes) are scrubbed of its URL, host and token as worker details are on
+//! the REST path ([`checked_detail`]); what the worker printed and what its users
+//! typed (output, input) is their own data and passes as it is.
+//!
+//! Output and input events, nearly all of a stream, are passed on without being
+//! read. A snapshot, rare, is always decoded: it must be about the worker asked for.
+//! Any other event is searched for a secret (one byte search) and, only when one is
+//! found, decoded, scrubbed and encoded again: which also drops whatever a lying
+//! runtime added beside the event's own fields.
+
+use switchyard_protocol::{
+    EventKind, EventPayload, TranscriptEntry, TranscriptItem, TranscriptPage, WorkerEvent, WorkerId,
+};
+
+use crate::error::SourceError;
+use crate::relay::checked_detail;
+use crate::scrub::Scrubber;
+
+/// `event`, about `worker`, from a remote runtime, made fit for a client; an error
+/// for a snapshot of another worker or one that does not decode, an id naming a
+/// secret, and an event that names a secret but does not decode (it cannot be
+/// scrubbed).
+pub(crate) fn checked_event(
+    scrubber: &Scrubber,
+    worker: &WorkerId,
+    event: EventPayload,
+) -> Result<EventPayload, SourceError> {
+    match event.kind() {
+        EventKind::Output | EventKind::Input => Ok(event),
+        EventKind::Snapshot => match event.decode() {
+            Ok(WorkerEvent::Snapshot {
+                worker: detail,
+                mut transcript,
+                terminal,
+            }) => {
+                let detail = checked_detail(scrubber, detail, Some(worker))?;
+                scrub_notes(scrubber, &mut transcript);
+                Ok(WorkerEvent::Snapshot {
+                    worker: detail,
+                    transcript,
+                    terminal,
+                }
+                .into())
+            }
+            Ok(_) | Err(_) => Err(SourceError::Protocol(
+                "it sent a snapshot event that does not decode".into(),
+            )),
+        },
+        _ if !names_a_secret(scrubber, &event) => Ok(event),
+        _ => match event.decode() {
+            Ok(WorkerEvent::Diagnostic {
+                severity,
+                code,
+                message,
+            }) => Ok(WorkerEvent::Diagnostic {
+                severity,
+                code: scrubber.scrub(&code),
+                message: scrubber.scrub(&message),
+            }
+            .into()),
+            // No free text of its own: what named the secret was beside its fields.
+            Ok(decoded) => Ok(decoded.into()),
+            Err(_) => Err(SourceError::Protocol(
+                "it sent an event that names its address or token and does not decode".into(),
+            )),
+        },
+    }
+}
+
+/// A transcript page from a remote runtime with its system notes scrubbed.
+pub(crate) fn checked_transcript(scrubber: &Scrubber, mut page: TranscriptPage) -> TranscriptPage {
+    scrub_notes(scrubber, &mut page.items);
+    page
+}
+
+/// Scrubs the text of every system note (the runtime's words) in `items`.
+fn scrub_notes(scrubber: &Scrubber, items: &mut [TranscriptItem]) {
+    for item in items {
+        if let TranscriptEntry::System { text, .. } = &mut item.entry
+            && scrubber.finds(text.as_bytes())
+        {
+            *text = scrubber.scrub(text);
+        }
+    }
+}
+
+/// Whether the event as it would be written names a secret.
+fn names_a_secret(scrubber: &Scrubber, event: &EventPayload) -> bool {
+    match event {
+        EventPayload::Json { json, .. } => scrubber.finds(json.get().as_bytes()),
+        EventPayload::Decoded(decoded) => {
+            serde_json::to_vec(&**decoded).map_or(true, |bytes| scrubber.finds(&bytes))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+    use switchyard_protocol::EventPayload;
+
+    use super::*;
+
+    const HOST: &str = "runtime-7.internal";
+
+    fn scrubber() -> Scrubber {
+        Scrubber::new([
+            format!("http://{HOST}:7701"),
+            format!("{HOST}:7701"),
+            HOST.to_owned(),
+            "token-0123456789".to_owned(),
+        ])
+        .with_number(7701)
+    }
+
+    fn worker() -> WorkerId {
+        WorkerId::new("w-1").unwrap()
+    }
+
+    fn raw(event: Value) -> EventPayload {
+        let text = serde_json::value::to_raw_value(&event).unwrap();
+        EventPayload::from_json(text).unwrap()
+    }
+
+    fn detail(label: &str) -> Value {
+        json!({
+            "worker_id": "w-1", "runtime_id": "remote", "profile": "echo",
+            "label": label, "status": "running", "owner": null,
+            "created_at": "2026-12-01T00:00:00Z", "updated_at": "2026-12-01T00:00:00Z",
+            "exit": null, "input_count": 0, "output_bytes": 0
+        })
+    }
+
+    /// `event` through the check, as JSON (or the error's message).
+    fn check(event: Value) -> Result<Value, String> {
+        checked_event(&scrubber(), &worker(), raw(event))
+            .map(|e| serde_json::to_value(&e).unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_runtimes_words_are_scrubbed_and_the_workers_are_not() {
+        let (typed, ssh) = (format!("I run on {HOST}"), format!("ssh {HOST}"));
+        let cases = [
+            // A snapshot's detail and its system notes.
+            (
+                json!({"kind":"snapshot","worker":detail(&format!("on {HOST}:7701")),"transcript":[
+                    {"sequence":1,"at":"2026-12-01T00:00:00Z","kind":"system","note":"failed",
+                     "text":format!("see http://{HOST}:7701")},
+                    {"sequence":2,"at":"2026-12-01T00:00:00Z","kind":"output","stream":"stdout",
+                     "text":format!("I run on {HOST}")}
+                ]}),
+                vec!["on [redacted]", "see [redacted]", typed.as_str()],
+            ),
+            // A diagnostic's message and code.
+            (
+                json!({"kind":"diagnostic","severity":"error","code":"x",
+                       "message":"token-0123456789 at port 7701"}),
+                vec!["[redacted] at port [redacted]"],
+            ),
+            // The worker's output and the user's input, as they are.
+            (
+                json!({"kind":"output","sequence":3,"stream":"stdout","text":HOST}),
+                vec![HOST],
+            ),
+            (
+                json!({"kind":"input","sequence":4,"text":format!("ssh {HOST}")}),
+                vec![ssh.as_str()],
+            ),
+        ];
+        for (event, expected) in cases {
+            let checked = check(event.clone()).unwrap().to_string();
+            for text in expected {
+                assert!(checked.contains(text), "{text:?} not in {checked}");
+            }
+            if event["kind"] == "diagnostic" {
+                assert!(!scrubber().finds(checked.as_bytes()), "{checked}");
+            }
+        }
+    }
+
+    #[test]
+    fn what_a_runtime_adds_beside_an_events_fields_is_dropped_with_its_secret() {
+        let checked = check(
+            json!({"kind":"status","status":"running","previous":"starting",
+                                   "extra":format!("http://{HOST}:7701")}),
+        )
+        .unwrap();
+        assert_eq!(
+            checked,
+            json!({"kind":"status","status":"running","previous":"starting"})
+        );
+        // Without a secret, it passes untouched.
+        let honest = json!({"kind":"status","status":"running","previous":"starting"});
+        assert_eq!(check(honest.clone()).unwrap(), honest);
+    }
+
+    #[test]
+    fn a_lying_runtimes_events_are_protocol_errors() {
+        let cases = [
+            // A snapshot of another worker.
+            json!({"kind":"snapshot","worker":{"worker_id":"w-2"},"transcript":[]}),
+            // A snapshot that does not decode.
+            json!({"kind":"snapshot","worker":"nothing"}),
+            // An id naming the runtime's host.
+            json!({"kind":"snapshot","worker":
+                   detail("x").as_object().unwrap().clone().into_iter()
+                   .chain([("owner".to_owned(), json!(HOST))]).collect::<serde_json::Map<_,_>>(),
+                   "transcript":[]}),
+            // A secret in an event this backend cannot read.
+            json!({"kind":"unheard_of","note":HOST}),
+        ];
+        for event in cases {
+            let error = check(event.clone()).unwrap_err();
+            assert!(!scrubber().finds(error.as_bytes()), "{error}");
+        }
+        // An unknown kind without a secret passes (a newer runtime's events).
+        let newer = json!({"kind":"unheard_of","note":"fine"});
+        assert_eq!(check(newer.clone()).unwrap(), newer);
+    }
+
+    #[test]
+    fn transcript_pages_have_their_notes_scrubbed() {
+        let page: TranscriptPage = serde_json::from_value(json!({"items":[
+            {"sequence":1,"at":"2026-12-01T00:00:00Z","kind":"system","note":"failed",
+             "text":format!("could not reach {HOST}")},
+            {"sequence":2,"at":"2026-12-01T00:00:00Z","kind":"output","stream":"stdout",
+             "text":HOST}
+        ],"next_after":null,"total":2}))
+        .unwrap();
+        let page = serde_json::to_value(checked_transcript(&scrubber(), page)).unwrap();
+        assert_eq!(page["items"][0]["text"], "could not reach [redacted]");
+        assert_eq!(page["items"][1]["text"], HOST);
+    }
+}
