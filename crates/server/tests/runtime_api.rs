@@ -474,6 +474,79 @@ async fn a_bad_worker_id_without_a_token_is_still_401() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_route_without_a_token_is_401_not_404() {
+    let server = TestServer::start(config()).await;
+    for path in ["/v1/nope", "/v1/workers/w-1/nope", "/nope"] {
+        let r = custom(&server, Method::GET, path, None, &[]).await;
+        expect_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    let auth = bearer();
+    let r = custom(
+        &server,
+        Method::GET,
+        "/v1/nope",
+        None,
+        &[("authorization", &auth)],
+    )
+    .await;
+    expect_error(&r, StatusCode::NOT_FOUND, "route_not_found");
+    server.shutdown().await;
+}
+
+/// A web page must not reach a runtime, least of all one without a token on
+/// loopback: a `fetch` with a body of no declared type (no preflight), a WebSocket,
+/// a page whose own name was made to resolve to 127.0.0.1.
+#[tokio::test(flavor = "multi_thread")]
+async fn browsers_are_refused_with_or_without_a_token() {
+    let open = TestServer::start_with(config(), settings(None)).await;
+    let guarded = TestServer::start(config()).await;
+    let auth = bearer();
+    let body = Some(br#"{"profile":"echo"}"#.as_slice());
+    for (server, authorization) in [(&open, None), (&guarded, Some(auth.as_str()))] {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut headers: Vec<(&str, &str)> = extra.to_vec();
+            headers.extend(authorization.map(|a| ("authorization", a)));
+            headers
+        };
+        for page in [
+            [("origin", "http://evil.example")],
+            [("sec-fetch-site", "cross-site")],
+            [("sec-fetch-site", "same-origin")],
+        ] {
+            let r = custom(server, Method::POST, "/v1/workers", body, &with(&page)).await;
+            expect_error(&r, StatusCode::FORBIDDEN, "cross_origin_request");
+            let r = custom(server, Method::GET, "/v1/workers", None, &with(&page)).await;
+            expect_error(&r, StatusCode::FORBIDDEN, "cross_origin_request");
+        }
+        // The WebSocket handshake a page's `new WebSocket(...)` sends.
+        let id = create(&guarded, "echo").await;
+        let path = format!("/v1/workers/{id}/events/ws");
+        let mut headers = with(&[("origin", "http://evil.example")]);
+        headers.extend(WS_HEADERS);
+        let r = custom(server, Method::GET, &path, None, &headers).await;
+        expect_error(&r, StatusCode::FORBIDDEN, "cross_origin_request");
+    }
+    // DNS rebinding: only a runtime without a token checks the name it is reached by.
+    let rebound = [("host", "evil.example:7701")];
+    let r = custom(&open, Method::GET, "/v1/workers", None, &rebound).await;
+    expect_error(&r, StatusCode::FORBIDDEN, "host_not_allowed");
+    let r = custom(
+        &guarded,
+        Method::GET,
+        "/v1/workers",
+        None,
+        &[("host", "build-1.internal:7701"), ("authorization", &auth)],
+    )
+    .await;
+    expect_status(&r, StatusCode::OK);
+    // Nothing was started by the pages.
+    let r = custom(&open, Method::GET, "/v1/workers", None, &[]).await;
+    assert_eq!(expect_status(&r, StatusCode::OK)["workers"], json!([]));
+    open.shutdown().await;
+    guarded.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn with_auth_off_every_route_works_without_a_header() {
     let server = TestServer::start_with(config(), settings(None)).await;
     let json_ct = [("content-type", "application/json")];
@@ -692,19 +765,28 @@ async fn create_rejects_bad_requests_without_starting_anything() {
         assert!(!e["message"].as_str().unwrap().is_empty(), "{body}");
     }
     let auth = bearer();
-    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+    // A body of any other type, or of none, is not read (`fetch` sends a body of
+    // no declared type without asking the server first).
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut headers = vec![("authorization", auth.as_str())];
+        headers.extend(content_type.map(|t| ("content-type", t)));
         let r = custom(
             &server,
             Method::POST,
             "/v1/workers",
             Some(br#"{"profile":"echo"}"#),
-            &[
-                ("authorization", auth.as_str()),
-                ("content-type", content_type),
-            ],
+            &headers,
         )
         .await;
-        expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
+        expect_error(
+            &r,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        );
     }
     // A type that is not visible ASCII is not JSON either (it was once taken for no
     // type at all).
@@ -715,7 +797,11 @@ async fn create_rejects_bad_requests_without_starting_anything() {
         body.len()
     );
     let r = raw_exchange(server.addr, &head, body).await;
-    expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
+    expect_error(
+        &r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     let r = post(&server, "/v1/workers?profile=echo", r#"{"profile":"echo"}"#).await;
     expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
 
@@ -1041,7 +1127,11 @@ async fn input_errors() {
         ],
     )
     .await;
-    expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
+    expect_error(
+        &r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     assert_eq!(detail(&server, &id).await["input_count"], 0);
 
     stop(&server, &id).await;

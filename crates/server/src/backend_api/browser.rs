@@ -12,8 +12,8 @@ use arc_swap::ArcSwap;
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD,
-    CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, HeaderMap, HeaderValue, ORIGIN,
-    REFERRER_POLICY, TRANSFER_ENCODING, VARY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, HeaderMap, HeaderValue, ORIGIN, REFERRER_POLICY,
+    VARY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use http::{Method, StatusCode, Uri};
 use switchyard_protocol::{ErrorCode, media};
@@ -197,7 +197,7 @@ impl From<Vec<String>> for AllowedOrigins {
 
 /// The host name of a `Host` value: without port or trailing dot, in the case it
 /// was written in (compared without case; not copied: this runs for every request).
-fn host_name(host: &str) -> &str {
+pub(crate) fn host_name(host: &str) -> &str {
     let host = host.trim();
     let name = if host.starts_with('[') {
         host.split_inclusive(']').next().unwrap_or(host)
@@ -305,16 +305,7 @@ pub fn check_websocket_origin(origin: &RequestOrigin) -> Result<(), ApiError> {
     }
 }
 
-/// True when the request carries a body: a `Content-Length` above zero, or any
-/// `Transfer-Encoding` (a chunked body counts even if it turns out empty).
-pub fn has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(TRANSFER_ENCODING)
-        || headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|len| len > 0)
-}
+pub use crate::http::body::has_body;
 
 /// True for `application/json`, with or without parameters.
 pub fn is_json(headers: &HeaderMap) -> bool {

@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
@@ -99,13 +99,32 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::invalid_request(format!("the JSON body is not valid: {e}")))
 }
 
-/// Requests with a body must say `Content-Type: application/json` (or say nothing),
-/// parameters such as `; charset=utf-8` aside.
+/// A request with a body must say `Content-Type: application/json` (parameters
+/// such as `; charset=utf-8` aside); any other type, or none, is
+/// `415 unsupported_media_type`. An empty body with no type goes on to be refused as
+/// not a JSON object.
 pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    match headers.get(CONTENT_TYPE) {
-        Some(value) if !media::is_json(value.as_bytes()) => Err(ApiError::invalid_request(
+    let json = match headers.get(CONTENT_TYPE) {
+        Some(value) => media::is_json(value.as_bytes()),
+        None => !has_body(headers),
+    };
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
             "send the body as JSON with Content-Type: application/json",
-        )),
-        _ => Ok(()),
+        ))
     }
+}
+
+/// True when the request carries a body: a `Content-Length` above zero, or any
+/// `Transfer-Encoding` (a chunked body counts even if it turns out empty).
+pub fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|len| len > 0)
 }

@@ -3,6 +3,7 @@
 //! delegates to [`switchyard_runtime::Runtime`].
 
 mod events;
+mod not_browsers;
 pub(crate) mod routes;
 
 pub use routes::{RuntimeApi, RuntimeApiSettings};

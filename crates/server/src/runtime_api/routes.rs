@@ -8,6 +8,7 @@ use switchyard_protocol::{CreateWorkerRequest, Health, ResizeRequest, WorkerId};
 use switchyard_runtime::{ListQuery, Runtime, RuntimeError};
 use switchyard_transport::SecretToken;
 
+use super::not_browsers::refuse_browsers;
 use crate::backend_api::{drain_body, worker_query};
 use crate::http::auth::check_bearer;
 use crate::http::body::{read_input, read_json};
@@ -147,13 +148,20 @@ impl RuntimeApi {
         request: http::Request<Incoming>,
         ctx: &RequestContext,
     ) -> Result<Response, ApiError> {
+        refuse_browsers(
+            request.uri(),
+            request.headers(),
+            self.settings.token.is_none(),
+        )?;
         let path = request.uri().path().to_owned();
-        let found = self.routes.find(&path)?;
-        let route = found.route();
-        // Auth first: an unauthenticated caller learns nothing, not even id rules.
-        if !matches!(route, Route::Health) {
+        let found = self.routes.find(&path);
+        // Auth first: an unauthenticated caller learns nothing, not even which
+        // routes there are or the id rules.
+        if !matches!(&found, Ok(found) if matches!(found.route(), Route::Health)) {
             check_bearer(request.headers(), self.settings.token.as_ref())?;
         }
+        let found = found?;
+        let route = found.route();
         found.check_method(request.method())?;
         let worker_id = found
             .params
