@@ -16,7 +16,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use switchyard_protocol::relay::{canonical_detail, canonical_list, relabel};
-use switchyard_protocol::{RuntimeId, WorkerDetail, WorkerId, WorkerList};
+use switchyard_protocol::{RuntimeId, RuntimeInfo, WorkerDetail, WorkerId, WorkerList};
 
 use crate::error::SourceError;
 use crate::scrub::Scrubber;
@@ -91,6 +91,23 @@ pub(crate) fn checked_list(
             .collect::<Result<_, _>>()?,
         next: list.next,
     })
+}
+
+/// A remote runtime's info made fit for a client: its free text (display name,
+/// version, profile names and descriptions, capabilities) scrubbed.
+pub(crate) fn checked_info(scrubber: &Scrubber, mut info: RuntimeInfo) -> RuntimeInfo {
+    scrub_in_place(scrubber, &mut info.display_name);
+    scrub_in_place(scrubber, &mut info.version);
+    for capability in &mut info.capabilities {
+        scrub_in_place(scrubber, capability);
+    }
+    for profile in &mut info.profiles {
+        scrub_in_place(scrubber, &mut profile.name);
+        if let Some(description) = &mut profile.description {
+            scrub_in_place(scrubber, description);
+        }
+    }
+    info
 }
 
 // The relay memo (`relay_memo.rs`) replays the outcomes of `relay_detail` and

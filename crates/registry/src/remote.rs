@@ -17,7 +17,7 @@ use switchyard_transport::{
 
 use crate::error::SourceError;
 use crate::event_check::{checked_event, checked_transcript};
-use crate::relay::{checked_detail, checked_list, relay_detail, relay_list};
+use crate::relay::{checked_detail, checked_info, checked_list, relay_detail, relay_list};
 use crate::relay_memo::{Lookup, SeenSpans, SourceMemo, span_in};
 use crate::scrub::Scrubber;
 use crate::source::{
@@ -81,7 +81,11 @@ impl RuntimeSource for RemoteSource {
     }
 
     async fn info(&self) -> Result<RuntimeInfo, SourceError> {
-        self.client.info().await.map_err(|e| self.map(e))
+        self.client
+            .info()
+            .await
+            .map(|info| checked_info(&self.scrubber, info))
+            .map_err(|e| self.map(e))
     }
 
     async fn list_workers(&self, query: &WorkerQuery) -> Result<WorkerList, SourceError> {
@@ -414,5 +418,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(twice, relayed);
+    }
+
+    /// What a runtime says of itself reaches clients scrubbed, profile
+    /// descriptions included.
+    #[tokio::test]
+    async fn a_runtimes_info_is_scrubbed() {
+        let mut info =
+            switchyard_runtime::Runtime::in_memory(switchyard_runtime::RuntimeConfig::new(
+                RuntimeId::new("theirs").unwrap(),
+                "at tok-secret",
+            ))
+            .await
+            .info();
+        info.profiles[0].description = Some("reach me with tok-secret".into());
+        info.version = "1.0 tok-secret".into();
+        let mut client = MockRuntimeClient::new();
+        client.expect_info().returning(move || Ok(info.clone()));
+        let source = RemoteSource::new(
+            Arc::new(client),
+            Arc::new(MockRuntimeEventsClient::new()),
+            Scrubber::new(["tok-secret".to_owned()]),
+        );
+        let info = source.info().await.unwrap();
+        let text = serde_json::to_string(&info).unwrap();
+        assert!(!text.contains("tok-secret"), "{text}");
+        assert_eq!(
+            info.profiles[0].description.as_deref(),
+            Some("reach me with [redacted]")
+        );
+        assert_eq!(info.display_name, "at [redacted]");
     }
 }
