@@ -1020,6 +1020,12 @@ impl KeptAlive {
             .body(String::new())
             .unwrap();
         let mut sender = self.sender.lock().await;
+        // The connection takes the next request only once it has read the last
+        // answer to its end, which it may not have done yet on a busy machine.
+        tokio::time::timeout(WAIT, sender.ready())
+            .await
+            .expect("ready in time")
+            .expect("the connection is open");
         let response = tokio::time::timeout(WAIT, sender.send_request(request))
             .await
             .expect("answered in time")

@@ -227,6 +227,23 @@ async fn admins_reload_tokens_and_sessions_and_an_invalid_file_changes_nothing()
     );
     assert_status(&whoami(root_cookie).await, 200);
 
+    // A token file that cannot be read: the answer names its key and the
+    // configuration file, never the token file (a remote's secret reference), nor
+    // the environment variable of another.
+    let hidden = files.path("secret-place/build.token");
+    let invalid = format!(
+        "{}\n[[remote]]\nruntime_id = \"r\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_file = \"{}\"\n",
+        base(&[("root", ADMIN, "admin")]),
+        hidden.display()
+    );
+    files.config(&invalid);
+    let r = reload(&admin).await;
+    assert_error(&r, 400, "invalid_config");
+    let message = r.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`remote[0].token_file`"), "{message}");
+    assert!(!message.contains("secret-place"), "{message}");
+    assert!(message.contains("backend's log"), "{message}");
+
     // A key the process cannot change: reported, and the old value stays.
     files.config(&format!(
         "max_body_bytes = 16\n{}",

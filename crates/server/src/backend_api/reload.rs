@@ -36,7 +36,10 @@ pub(super) async fn answer(reloader: Option<&Arc<Reloader>>) -> Result<Response,
         Ok(report) => Ok(json(StatusCode::OK, &report)),
         Err(ReloadError::Config(error)) => {
             tracing::warn!(%error, "configuration not reloaded; the running one stays in force");
-            Err(ApiError::new(ErrorCode::InvalidConfig, error.to_string()))
+            Err(ApiError::new(
+                ErrorCode::InvalidConfig,
+                error.client_message(),
+            ))
         }
         Err(error @ ReloadError::NoSource) => {
             Err(ApiError::new(ErrorCode::Unsupported, error.to_string()))

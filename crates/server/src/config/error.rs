@@ -282,6 +282,67 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// The message for an HTTP client (a reload's `400 invalid_config`): the key and
+    /// the configuration file, with no secret reference (a token file or variable, a
+    /// key or certificate file) and no text quoted from the file (a parser's excerpt
+    /// may hold a remote's address). What it leaves out is in the backend's log,
+    /// which the message points to; everything else says what [`Display`] says.
+    ///
+    /// [`Display`]: std::fmt::Display
+    pub fn client_message(&self) -> String {
+        const LOG: &str = "the backend's log names the file";
+        match self {
+            Self::Syntax { origin, .. } => format!(
+                "{origin}: invalid TOML; fix the syntax (the backend's log quotes what the parser expected)"
+            ),
+            Self::TokenFileUnreadable {
+                origin,
+                key,
+                source,
+                ..
+            } => format!(
+                "{origin}: cannot read the token file named by `{key}` ({}); {LOG}, check it and its permissions",
+                source.kind()
+            ),
+            Self::TokenEnvUnset { origin, key, .. } => format!(
+                "{origin}: the environment variable named by `{key}` is not set; export the token in it before starting"
+            ),
+            Self::TokenEmpty { origin, key, .. } => {
+                format!("{origin}: `{key}`: the token source is empty; put the token in it")
+            }
+            Self::TokenMalformed { origin, key, .. } => format!(
+                "{origin}: `{key}`: the token contains spaces or non-printable characters; a token is one line of printable ASCII"
+            ),
+            Self::SessionKeyUnreadable {
+                origin,
+                key,
+                source,
+                ..
+            }
+            | Self::TlsFileUnreadable {
+                origin,
+                key,
+                source,
+                ..
+            } => format!(
+                "{origin}: cannot read the file named by `{key}` ({}); {LOG}, check it and its permissions",
+                source.kind()
+            ),
+            Self::TlsFileInvalid {
+                origin,
+                key,
+                problem,
+                ..
+            } => format!("{origin}: the file named by `{key}` is not usable: {problem}"),
+            Self::TlsKeyMismatch {
+                origin, key, other, ..
+            } => format!(
+                "{origin}: the certificate named by `{key}` does not match the private key named by `{other}`; configure the key the certificate was issued for"
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// The process exit status for a configuration error: always 2.
     pub fn exit_code(&self) -> i32 {
         2

@@ -388,3 +388,37 @@ fn missing_remote_runtime_id_says_what_to_add() {
     assert_names(&err, &path, "remote[0].runtime_id");
     assert!(err.to_string().contains("runtime_id = \""), "{err}");
 }
+
+/// What a reload tells its HTTP client names the key and the configuration file but
+/// no secret reference and nothing quoted from the file.
+#[test]
+fn client_messages_hold_no_secret_reference() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_file = \"hidden-dir/none.token\"\n",
+            &["hidden-dir", "none.token"],
+        ),
+        (
+            "[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_env = \"HIDDEN_VAR\"\n",
+            &["HIDDEN_VAR"],
+        ),
+        (
+            "[auth]\nsession_key_file = \"hidden-dir/session.key\"\n\n[[auth.token]]\nname = \"a\"\n\
+             token_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n\
+             role = \"admin\"\n",
+            &["hidden-dir", "session.key"],
+        ),
+        (
+            "[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://10.9.8.7:1\ntoken_env = \"T\"\n",
+            &["10.9.8.7"],
+        ),
+    ];
+    for (text, hidden) in cases {
+        let (_d, path, err) = backend_err(text);
+        let message = err.client_message();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        for secret in *hidden {
+            assert!(!message.contains(secret), "{message}");
+        }
+    }
+}
