@@ -13,13 +13,16 @@ use super::params;
 use super::spec::{Access, Op, Schemas};
 
 /// The codes every Runtime API operation answers by the surface's rules: `503
-/// overloaded` past `max_connections`, `401` on
+/// overloaded` past `max_connections`, `403 cross_origin_request` for a browser's
+/// request and `403 host_not_allowed` for a name other than loopback's on a runtime
+/// without a token (the Runtime API serves the backend, never a page), `401` on
 /// everything but health, `400 invalid_id` for a path with a worker id,
 /// `400 invalid_request` for an unknown query parameter (health reads none), and for
-/// a body that cannot be read or is too large.
+/// a body that cannot be read, `415` for one that is not JSON and `413` for one too
+/// large.
 pub(super) fn common_errors(op: &Op) -> Vec<ErrorCode> {
     // `503 overloaded`: the connection came in over `max_connections`.
-    let mut codes = vec![Overloaded];
+    let mut codes = vec![Overloaded, CrossOriginRequest, HostNotAllowed];
     if op.access == Access::Credentials {
         codes.extend([Unauthorized, InvalidRequest]);
     }
@@ -27,7 +30,7 @@ pub(super) fn common_errors(op: &Op) -> Vec<ErrorCode> {
         codes.push(InvalidId);
     }
     if op.reads_body {
-        codes.extend([InvalidRequest, PayloadTooLarge]);
+        codes.extend([InvalidRequest, UnsupportedMediaType, PayloadTooLarge]);
     }
     codes
 }

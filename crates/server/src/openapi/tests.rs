@@ -189,8 +189,11 @@ fn operations_list_the_codes_their_handlers_answer() {
                 "payload_too_large",
                 "worker_limit_reached",
                 "runtime_unavailable",
+                "unsupported_media_type",
+                "cross_origin_request",
+                "host_not_allowed",
             ],
-            vec!["invalid_id", "host_not_allowed", "forbidden"],
+            vec!["invalid_id", "forbidden"],
         ),
         (
             rt,
