@@ -1014,14 +1014,24 @@ fn not_found(runtime_id: &RuntimeId, worker: &WorkerId) -> RegistryError {
     }
 }
 
-/// The workers of every page of a runtime that `keep` keeps, up to
-/// [`LIST_ALL_MAX_PER_RUNTIME`] kept or [`LIST_ALL_MAX_SCANNED_PER_RUNTIME`] read.
+/// The workers of every page of a runtime that `keep` keeps, up to `query.limit`
+/// (at most [`LIST_ALL_MAX_PER_RUNTIME`]) kept or [`LIST_ALL_MAX_SCANNED_PER_RUNTIME`]
+/// read. The runtime is asked for pages of its own default size: `query.limit`
+/// caps what is kept of each runtime, it is no page size (a runtime whose page
+/// maximum is lower would refuse it, and be reported as not answering).
 async fn collect_all(
     source: &dyn RuntimeSource,
     query: &WorkerQuery,
     mut keep: impl FnMut(&WorkerDetail) -> bool,
 ) -> Result<Vec<WorkerDetail>, SourceError> {
-    let mut query = query.clone();
+    let cap = query
+        .limit
+        .map_or(LIST_ALL_MAX_PER_RUNTIME, |limit| limit as usize)
+        .min(LIST_ALL_MAX_PER_RUNTIME);
+    let mut query = WorkerQuery {
+        limit: None,
+        ..query.clone()
+    };
     let mut workers = Vec::new();
     let mut scanned = 0;
     loop {
@@ -1036,14 +1046,11 @@ async fn collect_all(
                     "its worker list's next page does not advance".into(),
                 ));
             }
-            Some(next)
-                if workers.len() < LIST_ALL_MAX_PER_RUNTIME
-                    && scanned < LIST_ALL_MAX_SCANNED_PER_RUNTIME =>
-            {
+            Some(next) if workers.len() < cap && scanned < LIST_ALL_MAX_SCANNED_PER_RUNTIME => {
                 query.after = Some(next)
             }
             _ => {
-                workers.truncate(LIST_ALL_MAX_PER_RUNTIME);
+                workers.truncate(cap);
                 return Ok(workers);
             }
         }

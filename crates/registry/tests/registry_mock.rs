@@ -1135,7 +1135,7 @@ async fn list_all_lists_answering_runtimes_and_names_the_failing_ones() {
     let query = WorkerQuery {
         status: Some(WorkerStatus::Running),
         after: None,
-        limit: Some(2),
+        limit: None,
     };
 
     let mut failing = MockRuntimeClient::new();
@@ -1145,7 +1145,8 @@ async fn list_all_lists_answering_runtimes_and_names_the_failing_ones() {
         })
     });
 
-    // Three pages: followed until `next` is null, the filter kept on every page.
+    // Three pages (of the runtime's own size: no limit asked): followed until
+    // `next` is null, the filter kept on every page.
     let mut paged = MockRuntimeClient::new();
     let pages: [(
         Option<&'static str>,
@@ -1162,6 +1163,7 @@ async fn list_all_lists_answering_runtimes_and_names_the_failing_ones() {
             .withf(move |q| {
                 q.after.as_ref().map(WorkerId::as_str) == after
                     && q.status == Some(WorkerStatus::Running)
+                    && q.limit.is_none()
             })
             .times(1)
             .returning(move |_| Ok(page(ids, next)));

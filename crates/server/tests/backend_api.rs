@@ -588,6 +588,52 @@ async fn all_workers_lists_the_others_when_one_runtime_is_dead() {
     rt.shutdown().await;
 }
 
+/// `limit` on `GET /api/workers` caps what each runtime contributes; it is not
+/// passed on as a page size, which a runtime with a smaller page maximum would
+/// refuse (and be reported as not answering).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_workers_limit_is_a_cap_per_runtime() {
+    let mut config = runtime_config("small");
+    config.limits.transcript_page_max = 2;
+    let rt = start_runtime_from("127.0.0.1:0".parse().unwrap(), config, Some(TOKEN), None).await;
+    let (backend, api) = backend_with(&[(
+        "small",
+        rt.server.local_addr(),
+        TOKEN,
+        Duration::from_secs(10),
+    )])
+    .await;
+    for _ in 0..5 {
+        create_echo(&api, "small", "s").await;
+    }
+    create_echo(&api, "local", "l").await;
+    create_echo(&api, "local", "l").await;
+
+    let count = |r: &TestResponse, runtime: &str| {
+        r.json["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["runtime_id"] == runtime)
+            .count()
+    };
+    // Read in pages of 2, all five.
+    for path in ["/api/workers", "/api/workers?limit=100"] {
+        let r = api.get(path).await;
+        assert_status(&r, 200);
+        assert_eq!(r.json["unavailable"], json!([]), "{path}: {}", r.text());
+        assert_eq!(count(&r, "small"), 5, "{path}: {}", r.text());
+        assert_eq!(count(&r, "local"), 2, "{path}: {}", r.text());
+    }
+    let r = api.get("/api/workers?limit=3").await;
+    assert_eq!(r.json["unavailable"], json!([]), "{}", r.text());
+    assert_eq!(count(&r, "small"), 3, "{}", r.text());
+    assert_eq!(count(&r, "local"), 2, "{}", r.text());
+
+    backend.shutdown().await;
+    rt.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_workers_answers_within_the_timeout_of_a_silent_runtime() {
     let silent = SilentPeer::start("127.0.0.1").await;

@@ -166,7 +166,11 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
                 "Runtimes that did not answer (within their timeout) are listed under \
                  `unavailable`; runtimes the caller may not use are left out.",
             )
-            .query([params::status(s), params::limit(), params::after_worker(s)])
+            .query([
+                params::status(s),
+                params::limit_per_runtime(),
+                params::after_worker(s),
+            ])
             .ok(200, "The workers.", s.json::<AllWorkersList>()),
         Op::new(
             M::GET,

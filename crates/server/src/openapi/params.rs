@@ -28,6 +28,20 @@ pub(super) fn limit() -> QueryParam {
     )
 }
 
+/// `limit` of `GET /api/workers`: a cap per runtime, not a page size.
+pub(super) fn limit_per_runtime() -> QueryParam {
+    QueryParam::new(
+        "limit",
+        "At most this many workers of each runtime (at least 1; default and maximum \
+         10,000). Runtimes are read page by page in their own page size, so a value \
+         over a runtime's page maximum is no error.",
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(u32::MAX)),
+    )
+}
+
 /// `after` of a worker listing: the last worker id of the previous page.
 pub(super) fn after_worker(schemas: &mut Schemas) -> QueryParam {
     QueryParam::new(
