@@ -59,6 +59,14 @@ impl RemoteSource {
         match SourceError::from(error) {
             SourceError::Rejected(mut detail) => {
                 detail.message = self.scrubber.scrub(&detail.message);
+                // An id cannot be redacted; one that names a secret is left out.
+                if detail
+                    .worker_id
+                    .as_ref()
+                    .is_some_and(|w| self.scrubber.names_a_secret(w.as_str()))
+                {
+                    detail.worker_id = None;
+                }
                 SourceError::Rejected(detail)
             }
             SourceError::Protocol(reason) => SourceError::Protocol(self.scrubber.scrub(&reason)),
@@ -448,5 +456,37 @@ mod tests {
             Some("reach me with [redacted]")
         );
         assert_eq!(info.display_name, "at [redacted]");
+    }
+
+    /// A runtime's error naming a secret in its message or its worker id reaches
+    /// clients without it.
+    #[tokio::test]
+    async fn a_runtimes_errors_are_scrubbed_worker_id_included() {
+        let mut client = MockRuntimeClient::new();
+        client.expect_get_worker().returning(|_| {
+            let mut detail = switchyard_protocol::ErrorDetail::new(
+                switchyard_protocol::ErrorCode::WorkerNotFound,
+                "no worker tok-secret here",
+            );
+            detail.worker_id = Some(WorkerId::new("tok-secret").unwrap());
+            Err(TransportError::Runtime {
+                status: 404,
+                detail,
+            })
+        });
+        let source = RemoteSource::new(
+            Arc::new(client),
+            Arc::new(MockRuntimeEventsClient::new()),
+            Scrubber::new(["tok-secret".to_owned()]),
+        );
+        let error = source
+            .get_worker(&WorkerId::new("w-1").unwrap())
+            .await
+            .unwrap_err();
+        let SourceError::Rejected(detail) = error else {
+            panic!("expected a rejection, got {error:?}");
+        };
+        assert_eq!(detail.message, "no worker [redacted] here");
+        assert_eq!(detail.worker_id, None);
     }
 }

@@ -13,7 +13,9 @@ pub enum RuntimeError {
     #[error("{0}")]
     InvalidRequest(String),
     /// No profile with that name.
-    #[error("no profile named {0:?}; GET /v1/runtime lists the profiles")]
+    #[error(
+        "no profile named {0:?} on this runtime; its profiles are in `switchyard runtimes` and GET /api/runtimes on the backend (GET /v1/runtime on the runtime)"
+    )]
     UnknownProfile(String),
     /// Too many workers starting or running.
     #[error("the runtime already runs its maximum of {max} workers; stop one first")]
