@@ -215,6 +215,11 @@ pub fn load_backend_settings(
     let (file, ctx): (BackendFile, _) = read_file(path)?;
     let fo = ctx.origin();
 
+    // The file's value is checked even when the flag overrides it: a typo in the
+    // file must not wait for the day the flag is left out.
+    if let Some(addr) = &file.listen {
+        values::listen(&fo, "listen", addr)?;
+    }
     let (listen, listen_origin, listen_key) = match (args.listen, &file.listen) {
         (Some(addr), _) => (addr, Origin::CommandLine, "--listen"),
         (None, Some(addr)) => (values::listen(&fo, "listen", addr)?, fo.clone(), "listen"),

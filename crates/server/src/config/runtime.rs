@@ -77,6 +77,11 @@ pub fn load_runtime_settings(
         Some(name) => values::display_name(&fo, "display_name", name)?,
         None => runtime_id.to_string(),
     };
+    // The file's value is checked even when the flag overrides it: a typo in the
+    // file must not wait for the day the flag is left out.
+    if let Some(addr) = &file.listen {
+        values::listen(&fo, "listen", addr)?;
+    }
     let (listen, listen_origin, listen_key) = match (args.listen, &file.listen) {
         (Some(addr), _) => (addr, Origin::CommandLine, "--listen"),
         (None, Some(addr)) => (values::listen(&fo, "listen", addr)?, fo.clone(), "listen"),
