@@ -304,6 +304,22 @@ async fn configuration_errors_exit_with_status_2_naming_the_key_and_file() {
         Switchyard::run_to_exit(&["runtime", "--listen", "0.0.0.0:0"], &[]).await;
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("token"), "{stderr}");
+
+    // A data directory that cannot be created: the configuration names it.
+    let (status, stderr) = Switchyard::run_to_exit(
+        &[
+            "runtime",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "/proc/switchyard-no",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("data_dir"), "{stderr}");
+    assert!(stderr.contains("/proc/switchyard-no"), "{stderr}");
 }
 
 /// The binary allocates through mimalloc: linked with its `override` feature it

@@ -56,8 +56,10 @@ pub enum StartError {
         /// What is wrong.
         problem: &'static str,
     },
-    /// The data directory could not be opened.
-    #[error("could not open the data directory: {0}")]
+    /// The data directory could not be opened (created if missing).
+    #[error(
+        "could not open the data directory: {0}; `data_dir` (or --data-dir) must name a directory this user can create or write to"
+    )]
     OpenStore(#[source] StoreError),
     /// The stored workers could not be loaded.
     #[error("could not load the stored workers: {0}")]
@@ -94,10 +96,11 @@ impl StartError {
     }
 
     /// The exit status for a command-line program: 2 for a configuration error (as
-    /// `switchyard` exits) or a profile that one would refuse, 1 otherwise.
+    /// `switchyard` exits), a profile that one would refuse, or a data directory that
+    /// cannot be opened (the configuration names it), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::InvalidProfile { .. } => 2,
+            Self::Config(_) | Self::InvalidProfile { .. } | Self::OpenStore(_) => 2,
             _ => 1,
         }
     }

@@ -34,7 +34,7 @@ pub async fn run(args: RuntimeArgs) -> u8 {
         Ok(running) => running,
         Err(error) => {
             eprintln!("switchyard runtime: {error}");
-            return 1;
+            return error.exit_code();
         }
     };
     let signals = super::signals::install();

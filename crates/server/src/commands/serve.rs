@@ -52,7 +52,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         Ok(running) => running,
         Err(error) => {
             eprintln!("switchyard serve: {error}");
-            return 1;
+            return error.exit_code();
         }
     };
     let signals = super::signals::install();

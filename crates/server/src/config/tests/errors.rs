@@ -434,7 +434,10 @@ fn a_bad_listen_in_the_file_is_an_error_under_the_flag_too() {
     let err = load_backend_settings(&args, &no_env).unwrap_err();
     assert_names(&err, &path, "listen");
 
-    let path = dir.write("runtime.toml", "runtime_id = \"a\"\nlisten = \"notanaddr\"\n");
+    let path = dir.write(
+        "runtime.toml",
+        "runtime_id = \"a\"\nlisten = \"notanaddr\"\n",
+    );
     let mut args = runtime_args(&path);
     args.listen = Some("127.0.0.1:0".parse().unwrap());
     let err = load_runtime_settings(&args, &no_env).unwrap_err();
