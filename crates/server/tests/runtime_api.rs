@@ -473,6 +473,47 @@ async fn a_bad_worker_id_without_a_token_is_still_401() {
     server.shutdown().await;
 }
 
+/// Cancel, stop and delete take no body: none, or `{}`; a field is unknown.
+#[tokio::test(flavor = "multi_thread")]
+async fn bodyless_commands_refuse_fields() {
+    let server = TestServer::start(config()).await;
+    let id = create(&server, "echo").await;
+    let auth = bearer();
+    let json_ct = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    for action in ["cancel", "stop"] {
+        let path = format!("/v1/workers/{id}/{action}");
+        let r = custom(&server, Method::POST, &path, Some(br#"{"x":1}"#), &json_ct).await;
+        expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
+        let r = custom(&server, Method::POST, &path, Some(b"not json"), &json_ct).await;
+        expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let path = format!("/v1/workers/{id}/stop");
+    let r = custom(&server, Method::POST, &path, Some(b" { } "), &json_ct).await;
+    expect_status(&r, StatusCode::OK);
+    let r = custom(
+        &server,
+        Method::DELETE,
+        &format!("/v1/workers/{id}"),
+        Some(br#"{"x":1}"#),
+        &json_ct,
+    )
+    .await;
+    expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
+    let r = custom(
+        &server,
+        Method::DELETE,
+        &format!("/v1/workers/{id}"),
+        None,
+        &[("authorization", auth.as_str())],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_route_without_a_token_is_401_not_404() {
     let server = TestServer::start(config()).await;

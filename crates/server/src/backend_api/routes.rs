@@ -669,13 +669,33 @@ pub(crate) fn worker_query(query: Option<&str>) -> Result<WorkerQuery, ApiError>
     })
 }
 
-/// Bodyless commands still may not stream an unbounded body at us.
+/// The body of a bodyless command (cancel, stop, delete, reload): read within the
+/// limit (no unbounded body is streamed at us) and refused with `400
+/// invalid_request` unless empty or `{}`.
 pub(crate) async fn drain_body(
     request: http::Request<Incoming>,
     limit: u64,
 ) -> Result<(), ApiError> {
     let (parts, body) = request.into_parts();
-    read_limited(&parts.headers, body, limit).await.map(drop)
+    let body = read_limited(&parts.headers, body, limit).await?;
+    if is_empty_object(&body) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request(
+            "this request takes no body; send none (or {})",
+        ))
+    }
+}
+
+/// Nothing, or `{}`, give or take white space: all a bodyless request may carry
+/// (the contract refuses unknown fields, so no field is known here).
+fn is_empty_object(body: &[u8]) -> bool {
+    let text: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    text.is_empty() || text == b"{}"
 }
 
 impl From<RegistryError> for ApiError {
