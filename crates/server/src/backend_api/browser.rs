@@ -69,6 +69,7 @@ impl AllowedHosts {
     /// The request's `Host` (the target URI's authority when it has one, as HTTP
     /// says), if its host name is allowed; else `403 host_not_allowed`.
     pub fn check<'h>(&self, uri: &'h Uri, headers: &'h HeaderMap) -> Result<&'h str, ApiError> {
+        one_host(headers)?;
         let host = uri
             .authority()
             .map(|a| a.as_str())
@@ -193,6 +194,18 @@ impl From<Vec<String>> for AllowedOrigins {
     fn from(origins: Vec<String>) -> Self {
         Self::new(origins)
     }
+}
+
+/// A request with more than one `Host` header names no host (RFC 9112, 3.2 makes
+/// it malformed): `403 host_not_allowed`, whichever of them a check would read.
+pub(crate) fn one_host(headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.get_all(HOST).iter().nth(1).is_some() {
+        return Err(ApiError::new(
+            ErrorCode::HostNotAllowed,
+            "the request has more than one Host header; send one",
+        ));
+    }
+    Ok(())
 }
 
 /// The host name of a `Host` value: without port or trailing dot, in the case it
@@ -463,6 +476,10 @@ mod tests {
                 .check(&absolute, &headers(&[("host", "localhost")]))
                 .is_err()
         );
+        // Two Host headers name no host, whichever is allowed.
+        let two = headers(&[("host", "localhost"), ("host", "evil.example")]);
+        let err = hosts.check(&uri, &two).unwrap_err();
+        assert_eq!(err.detail.code, ErrorCode::HostNotAllowed);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!
 //! - a request that carries what only browsers send (`Origin`, or `Sec-Fetch-Site`
 //!   other than `none`, a typed-in address) is `403 cross_origin_request`;
+//! - a request with two `Host` headers is `403 host_not_allowed`;
 //! - a runtime without a token answers only to a loopback `Host` (`localhost`,
 //!   `127.x.x.x`, `[::1]`, any port), the only names it can be reached by, as it
 //!   listens on loopback alone: anything else is `403 host_not_allowed`.
@@ -19,7 +20,7 @@ use http::header::{HOST, ORIGIN};
 use http::{HeaderMap, HeaderName, Uri};
 use switchyard_protocol::ErrorCode;
 
-use crate::backend_api::browser::host_name;
+use crate::backend_api::browser::{host_name, one_host};
 use crate::http::ApiError;
 
 /// `Sec-Fetch-Site`, which browsers add to every request they make.
@@ -43,6 +44,7 @@ pub(super) fn refuse_browsers(
              console or use its /api instead",
         ));
     }
+    one_host(headers)?;
     if tokenless {
         let host = uri
             .authority()
@@ -148,6 +150,17 @@ mod tests {
                 Err("host_not_allowed"),
             ),
             (&[], true, Err("host_not_allowed")),
+            // Two Host headers: malformed, whichever a check would read.
+            (
+                &[("host", "localhost"), ("host", "evil.example")],
+                true,
+                Err("host_not_allowed"),
+            ),
+            (
+                &[("host", "localhost"), ("host", "localhost")],
+                false,
+                Err("host_not_allowed"),
+            ),
         ];
         for (headers, tokenless, expected) in cases {
             assert_eq!(
