@@ -94,6 +94,13 @@ impl From<TransportError> for SourceError {
                 ErrorCode::Unauthorized => Self::AuthFailed,
                 ErrorCode::Unsupported => Self::Unsupported("that request".into()),
                 ErrorCode::Internal => Self::Internal,
+                // Not the client's Host: the name the backend reaches the runtime by.
+                ErrorCode::HostNotAllowed => Self::Protocol(
+                    "it refused the name the backend reaches it by (a runtime without a \
+                     token answers only to localhost, 127.x.x.x or [::1]); use one of those in \
+                     base_url, or give the runtime a token"
+                        .into(),
+                ),
                 code if PASS_THROUGH.contains(&code) => Self::Rejected(ErrorDetail {
                     code,
                     message: detail.message,
@@ -178,5 +185,25 @@ impl RegistryError {
                 detail
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runtime refusing the backend's Host is about the backend's configuration,
+    /// not the client's request: a protocol error that says what to change.
+    #[test]
+    fn a_runtime_refusing_the_backends_host_is_a_protocol_error() {
+        let error = SourceError::from(TransportError::Runtime {
+            status: 403,
+            detail: ErrorDetail::new(ErrorCode::HostNotAllowed, "no"),
+        });
+        let SourceError::Protocol(reason) = &error else {
+            panic!("expected a protocol error, got {error:?}");
+        };
+        assert!(reason.contains("base_url"), "{reason}");
+        assert_eq!(error.code(), ErrorCode::RuntimeProtocolError);
     }
 }

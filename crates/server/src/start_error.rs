@@ -58,7 +58,7 @@ pub enum StartError {
     },
     /// The data directory could not be opened (created if missing).
     #[error(
-        "could not open the data directory: {0}; `data_dir` (or --data-dir) must name a directory this user can create or write to"
+        "could not open the data directory: {0}; `data_dir` (or --data-dir) must name a directory this user can create or write to, on a file system with room"
     )]
     OpenStore(#[source] StoreError),
     /// The stored workers could not be loaded.

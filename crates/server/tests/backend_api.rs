@@ -946,3 +946,62 @@ async fn runtime_lacking_a_route_is_unsupported_and_a_draining_one_unavailable()
     backend.shutdown().await;
     draining.shutdown().await;
 }
+
+/// A runtime without a token (on loopback) refuses browsers and any Host but a
+/// loopback one; the backend, reaching it by `127.0.0.1` or `localhost`, is neither:
+/// every command, the transcript and the event stream go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_without_a_token_serves_the_backend_by_either_loopback_name() {
+    use switchyard_e2e::ws::{connect, next_json};
+
+    let rt = start_runtime("open", None).await;
+    let port = rt.server.local_addr().port();
+    let (backend, api) = start_backend(backend_settings(
+        false,
+        vec![
+            remote(
+                "by-ip",
+                &format!("http://127.0.0.1:{port}"),
+                TOKEN,
+                Duration::from_secs(10),
+            ),
+            remote(
+                "by-name",
+                &format!("http://localhost:{port}"),
+                TOKEN,
+                Duration::from_secs(10),
+            ),
+        ],
+        NO_PROBES,
+    ))
+    .await;
+    for runtime in ["by-ip", "by-name"] {
+        let base = format!("/api/runtimes/{runtime}/workers");
+        let r = api.get(&format!("/api/runtimes/{runtime}")).await;
+        assert_eq!(r.json["state"], "ready", "{runtime}: {}", r.text());
+        let worker = create_echo(&api, runtime, "open").await;
+        let w = format!("{base}/{worker}");
+        let mut ws = connect(api.addr, &format!("{w}/events/ws"), &[])
+            .await
+            .unwrap();
+        assert_eq!(next_json(&mut ws).await["event"]["kind"], "snapshot");
+        let r = api.post(&format!("{w}/input"), json!({"text": "hi"})).await;
+        assert_status(&r, 202);
+        wait_output(&api, &w, "hi").await;
+        assert_status(&api.get(&w).await, 200);
+        assert_status(&api.get(&base).await, 200);
+        assert_status(
+            &api.call(Method::POST, &format!("{w}/cancel"), None).await,
+            200,
+        );
+        assert_status(
+            &api.call(Method::POST, &format!("{w}/stop"), None).await,
+            200,
+        );
+        assert_status(&api.call(Method::DELETE, &w, None).await, 204);
+    }
+    let r = api.get("/api/workers").await;
+    assert_eq!(r.json["unavailable"], json!([]), "{}", r.text());
+    backend.shutdown().await;
+    rt.shutdown().await;
+}

@@ -491,6 +491,16 @@ async fn bodyless_commands_refuse_fields() {
         expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
     }
     let path = format!("/v1/workers/{id}/stop");
+    let plain = [
+        ("authorization", auth.as_str()),
+        ("content-type", "text/plain"),
+    ];
+    let r = custom(&server, Method::POST, &path, Some(b"{}"), &plain).await;
+    expect_error(
+        &r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     let r = custom(&server, Method::POST, &path, Some(b" { } "), &json_ct).await;
     expect_status(&r, StatusCode::OK);
     let r = custom(

@@ -34,7 +34,7 @@ use super::audit::{self, Audit};
 use super::browser::{self, AllowedHosts, AllowedOrigins, RequestOrigin};
 use super::session;
 use crate::auth::Authenticator;
-use crate::http::body::{read_input, read_json, read_limited};
+use crate::http::body::{check_content_type, read_input, read_json, read_limited};
 use crate::http::query::Query;
 use crate::http::response::{empty, json, json_bytes};
 use crate::http::router::{RouteDef, RouteTable, method_not_allowed, respond};
@@ -669,14 +669,15 @@ pub(crate) fn worker_query(query: Option<&str>) -> Result<WorkerQuery, ApiError>
     })
 }
 
-/// The body of a bodyless command (cancel, stop, delete, reload): read within the
-/// limit (no unbounded body is streamed at us) and refused with `400
-/// invalid_request` unless empty or `{}`.
+/// The body of a bodyless command (cancel, stop, delete, reload): if there is one,
+/// JSON (`415` otherwise), read within the limit (no unbounded body is streamed at
+/// us) and refused with `400 invalid_request` unless `{}`.
 pub(crate) async fn drain_body(
     request: http::Request<Incoming>,
     limit: u64,
 ) -> Result<(), ApiError> {
     let (parts, body) = request.into_parts();
+    check_content_type(&parts.headers)?;
     let body = read_limited(&parts.headers, body, limit).await?;
     if is_empty_object(&body) {
         Ok(())

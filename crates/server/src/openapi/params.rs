@@ -32,9 +32,9 @@ pub(super) fn limit() -> QueryParam {
 pub(super) fn limit_per_runtime() -> QueryParam {
     QueryParam::new(
         "limit",
-        "At most this many workers of each runtime (at least 1; default and maximum \
-         10,000). Runtimes are read page by page in their own page size, so a value \
-         over a runtime's page maximum is no error.",
+        "At most this many workers of each runtime (at least 1; default 10,000, and a \
+         larger value counts as 10,000). Runtimes are read page by page in their own \
+         page size, so a value over a runtime's page maximum is no error.",
         ObjectBuilder::new()
             .schema_type(Type::Integer)
             .minimum(Some(1))

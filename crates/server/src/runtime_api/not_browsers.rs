@@ -61,13 +61,21 @@ pub(super) fn refuse_browsers(
     Ok(())
 }
 
-/// `localhost`, an IPv4 loopback address, or `[::1]` (any case).
+/// `localhost` (any case), or a loopback address in any spelling the
+/// configuration accepts for a `base_url` (`127.0.0.2`, `[::1]`,
+/// `[0:0:0:0:0:0:0:1]`, `[::ffff:127.0.0.1]`).
 fn is_loopback_name(name: &str) -> bool {
-    name.eq_ignore_ascii_case("localhost")
-        || name == "[::1]"
-        || name
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }),
+        None => name
             .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
+            .is_ok_and(|ip| ip.is_loopback()),
+    }
 }
 
 #[cfg(test)]
@@ -105,6 +113,9 @@ mod tests {
             (&[("host", "LOCALHOST")], true, Ok(())),
             (&[("host", "127.0.0.2:7701")], true, Ok(())),
             (&[("host", "[::1]:7701")], true, Ok(())),
+            (&[("host", "[0:0:0:0:0:0:0:1]:7701")], true, Ok(())),
+            (&[("host", "[::ffff:127.0.0.1]:7701")], true, Ok(())),
+            (&[("host", "[::2]:7701")], true, Err("host_not_allowed")),
             // A typed-in address in a browser.
             (
                 &[("host", "127.0.0.1:7701"), ("sec-fetch-site", "none")],

@@ -412,6 +412,15 @@ fn client_messages_hold_no_secret_reference() {
             "[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://10.9.8.7:1\ntoken_env = \"T\"\n",
             &["10.9.8.7"],
         ),
+        (
+            "[tls]\ncert_file = \"hidden-dir/cert.pem\"\nkey_file = \"hidden-dir/key.pem\"\n",
+            &["hidden-dir", "cert.pem", "key.pem"],
+        ),
+        (
+            "[[remote]]\nruntime_id = \"a\"\nbase_url = \"https://127.0.0.1:1\"\ntoken_env = \"T\"\n\
+             ca_file = \"hidden-dir/ca.pem\"\n",
+            &["hidden-dir", "ca.pem"],
+        ),
     ];
     for (text, hidden) in cases {
         let (_d, path, err) = backend_err(text);
