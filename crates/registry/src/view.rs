@@ -29,6 +29,9 @@ pub struct RuntimeView {
     pub workers: WorkerCounts,
     /// Worker counts per owner from its last self-description.
     pub owners: BTreeMap<String, WorkerCounts>,
+    /// The largest page its lists take (`limits.transcript_page_max`), from its
+    /// last self-description.
+    pub page_max: Option<u32>,
     /// Set while the runtime's `api_version` is not ours: answers do not clear it.
     wrong_api_version: bool,
 }
@@ -43,6 +46,7 @@ impl Default for RuntimeView {
             profiles: Vec::new(),
             workers: WorkerCounts::default(),
             owners: BTreeMap::new(),
+            page_max: None,
             wrong_api_version: false,
         }
     }
@@ -65,6 +69,7 @@ impl RuntimeView {
         self.profiles = info.profiles.clone();
         self.workers = info.workers;
         self.owners = info.owners.clone();
+        self.page_max = Some(info.limits.transcript_page_max);
         self.wrong_api_version = info.api_version != API_VERSION;
         if !self.wrong_api_version {
             self.state = RuntimeState::Ready;

@@ -1196,6 +1196,49 @@ async fn list_all_lists_answering_runtimes_and_names_the_failing_ones() {
     assert_eq!(views[1].state, RuntimeState::Ready);
 }
 
+/// Once a runtime has described itself, `list_all` reads it in pages of its
+/// maximum size; a runtime that refuses that size (restarted with a smaller
+/// maximum since) is read in pages of its default size instead, not reported as
+/// unavailable.
+#[tokio::test]
+async fn list_all_pages_at_the_runtimes_maximum_and_falls_back_when_refused() {
+    let mut described = info("build-1", switchyard_protocol::API_VERSION).await;
+    described.limits.transcript_page_max = 500;
+    let mut mock = MockRuntimeClient::new();
+    mock.expect_info().returning(move || Ok(described.clone()));
+    let mut asked = mockall::Sequence::new();
+    mock.expect_list_workers()
+        .withf(|q| q.limit == Some(500) && q.after.is_none())
+        .times(1)
+        .in_sequence(&mut asked)
+        .returning(|_| Ok(page(&["a", "b"], Some("b"))));
+    mock.expect_list_workers()
+        .withf(|q| q.limit == Some(500) && q.after.as_ref().map(WorkerId::as_str) == Some("b"))
+        .times(1)
+        .in_sequence(&mut asked)
+        .returning(|_| {
+            Err(runtime_error(
+                400,
+                ErrorCode::LimitTooLarge,
+                "limit 500 is over the maximum of 100",
+            ))
+        });
+    mock.expect_list_workers()
+        .withf(|q| q.limit.is_none() && q.after.as_ref().map(WorkerId::as_str) == Some("b"))
+        .times(1)
+        .in_sequence(&mut asked)
+        .returning(|_| Ok(page(&["c"], None)));
+    let registry = registry(vec![remote("build-1", mock)]);
+    registry.runtime(&open(), &rid("build-1")).await.unwrap();
+
+    let all = registry.list_all(&open(), &WorkerQuery::default()).await;
+    assert!(all.unavailable.is_empty(), "{:?}", all.unavailable);
+    assert_eq!(
+        listed(&all.workers),
+        [("build-1", "a"), ("build-1", "b"), ("build-1", "c")]
+    );
+}
+
 #[tokio::test]
 async fn list_all_includes_the_embedded_runtime() {
     let mut mock = MockRuntimeClient::new();
