@@ -183,11 +183,21 @@ async fn run_send_and_logs_on_an_echo_worker() {
     assert!(worker.starts_with("local/w-"), "{created:?}");
     assert_eq!(created, format!("{worker}\n"), "one line: RUNTIME/WORKER");
 
+    // Echo answers each input asynchronously: wait for each answer before the
+    // next send so the transcript's order is fixed.
     assert_eq!(ok(&cli(addr, &["send", &worker, "hello"]).await), "");
+    wait_for_logs(addr, &worker, "[system] started\n[input] hello\nhello\n").await;
     assert_eq!(
         ok(&cli(addr, &["send", "-n", &worker, "no newline"]).await),
         ""
     );
+    wait_for_logs(
+        addr,
+        &worker,
+        // No newline yet: `logs` ends a line only where the next item starts.
+        "[system] started\n[input] hello\nhello\n[input] no newline\nno newline",
+    )
+    .await;
     let mut piped = Switchyard::command(
         &["send", &worker, "-"],
         &[("SWITCHYARD_URL", &format!("http://{addr}"))],
