@@ -2,13 +2,19 @@
 
 use std::fmt;
 
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// A bearer token. `Debug` and `Display` print `[redacted]`; the only way to the text
 /// is [`SecretToken::expose`], which call sites use to build an `Authorization` header
 /// and nothing else.
 #[derive(Clone)]
-pub struct SecretToken(String);
+pub struct SecretToken {
+    text: String,
+    /// SHA-256 of `text`: what [`SecretToken::matches`] compares, so that the time a
+    /// comparison takes says nothing about the token, not even its length.
+    digest: [u8; 32],
+}
 
 impl SecretToken {
     /// Wraps a token, trimming surrounding whitespace (token files end in a newline).
@@ -16,17 +22,24 @@ impl SecretToken {
     pub fn new(token: impl Into<String>) -> Option<Self> {
         let token = token.into();
         let trimmed = token.trim();
-        (!trimmed.is_empty()).then(|| Self(trimmed.to_owned()))
+        (!trimmed.is_empty()).then(|| Self {
+            text: trimmed.to_owned(),
+            digest: Sha256::digest(trimmed.as_bytes()).into(),
+        })
     }
 
     /// The token text, for an `Authorization` header only.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.text
     }
 
-    /// Compares with a presented token in constant time (for equal lengths).
+    /// Compares with a presented token. The presented token is hashed and the two
+    /// hashes compared in constant time: the time taken depends on the presented
+    /// token's length only, never on the token's text or length (a plain comparison
+    /// of unequal lengths returns at once, which tells a prober the length).
     pub fn matches(&self, presented: &str) -> bool {
-        self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.digest.ct_eq(&presented).into()
     }
 }
 
@@ -62,6 +75,10 @@ mod tests {
         assert!(!t.matches("abd"));
         assert!(!t.matches("ab"));
         assert!(!t.matches(""));
+        assert!(!t.matches("abc "), "the presented token is not trimmed");
+        assert!(!t.matches("abcabc"));
         assert!(SecretToken::new("  \n").is_none());
+        let trimmed = SecretToken::new(" abc\n").unwrap();
+        assert!(trimmed.matches("abc"), "the kept token is trimmed");
     }
 }

@@ -300,7 +300,7 @@ impl Reloader {
             remotes.push(match change {
                 RemoteChange::Keep(id) => Planned::Keep(id.clone()),
                 RemoteChange::Register(settings) => {
-                    Planned::Register(remote_runtime(settings.clone()).map_err(|problem| {
+                    Planned::Register(remote_runtime((**settings).clone()).map_err(|problem| {
                         ConfigError::InvalidValue {
                             origin: self.origin(),
                             key: format!("remote[{i}]"),

@@ -50,7 +50,7 @@ pub enum RemoteChange {
     /// Kept exactly as it runs (its id).
     Keep(switchyard_protocol::RuntimeId),
     /// Registered from these settings: new, or replacing the one of the same id.
-    Register(crate::config::RemoteSettings),
+    Register(Box<crate::config::RemoteSettings>),
 }
 
 /// A reload's plan.
@@ -161,7 +161,7 @@ pub fn plan(
                 .find(|old| old.runtime_id == new.runtime_id)
             {
                 Some(old) if old.same_as(new) => RemoteChange::Keep(new.runtime_id.clone()),
-                _ => RemoteChange::Register(new.clone()),
+                _ => RemoteChange::Register(Box::new(new.clone())),
             }
         })
         .collect();
