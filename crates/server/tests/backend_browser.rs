@@ -410,6 +410,12 @@ async fn cors_only_for_allowed_origins_and_never_with_credentials() {
     let r = preflight(ALLOWED).await;
     assert_status(&r, 204);
     assert_eq!(r.headers["access-control-allow-origin"], ALLOWED);
+    assert_eq!(
+        r.headers.get_all("vary").iter().count(),
+        1,
+        "{:?}",
+        r.headers
+    );
     assert!(
         r.headers["access-control-allow-methods"]
             .to_str()

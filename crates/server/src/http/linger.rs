@@ -24,6 +24,7 @@ use tokio::time::Sleep;
 
 use super::limit::ConnectionPermit;
 use super::shutdown::Shutdown;
+use crate::backend_api::browser::API_CSP;
 
 /// Longest a closing connection is drained.
 pub const LINGER_TIME: Duration = Duration::from_secs(5);
@@ -33,7 +34,10 @@ pub const LINGER_BYTES: u64 = 16 * 1024 * 1024;
 
 /// A complete HTTP/1.1 error answer with the contract's error body, for writing to a
 /// socket directly (before or instead of hyper): `status_line` is e.g.
-/// `503 Service Unavailable`; `Connection: close` is always set.
+/// `503 Service Unavailable`; `Connection: close` is always set, and so are the
+/// browser-defence headers every API answer of the backend carries (CSP, `nosniff`,
+/// no referrer, no framing): this answer is written before anything knows which
+/// surface the connection is for.
 pub fn raw_error_response(
     status_line: &str,
     detail: ErrorDetail,
@@ -41,7 +45,9 @@ pub fn raw_error_response(
 ) -> Vec<u8> {
     let body = serde_json::to_string(&ErrorBody::from(detail)).unwrap_or_default();
     let mut head = format!(
-        "HTTP/1.1 {status_line}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n",
+        "HTTP/1.1 {status_line}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\
+         content-security-policy: {API_CSP}\r\nx-content-type-options: nosniff\r\n\
+         referrer-policy: no-referrer\r\nx-frame-options: DENY\r\n",
         body.len()
     );
     for (name, value) in headers {
@@ -222,6 +228,14 @@ mod tests {
         );
         assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
         assert!(head.contains("\r\nretry-after: 1"), "{head}");
+        for header in [
+            "content-security-policy: default-src 'none'; frame-ancestors 'none'",
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+            "x-frame-options: DENY",
+        ] {
+            assert!(head.contains(&format!("\r\n{header}\r\n")), "{head}");
+        }
         let length: usize = head
             .lines()
             .find_map(|l| l.strip_prefix("content-length: "))
