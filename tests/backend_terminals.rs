@@ -52,6 +52,12 @@ curses.wrapper(main)
 /// Lines of the 10 MiB flood: 9 bytes each.
 const FLOOD_LINES: usize = 1_165_085;
 
+/// The idle timeout of the `idle3` profile, for workers a test must reach (a viewer
+/// through the backend) before they time out: room for a create's answer and a
+/// WebSocket through the backend to its runtime on a loaded machine, which the
+/// 1 s of `idle` does not leave.
+const IDLE3_S: u64 = 3;
+
 /// A remote runtime with pty profiles and a backend in front of it.
 struct World {
     dir: tempfile::TempDir,
@@ -108,6 +114,12 @@ kind = "pty"
 command = ["/bin/sh", "-i"]
 env = {{ PS1 = "{PROMPT}" }}
 idle_timeout_s = 1
+
+[profiles.idle3]
+kind = "pty"
+command = ["/bin/sh", "-i"]
+env = {{ PS1 = "{PROMPT}" }}
+idle_timeout_s = {IDLE3_S}
 "#,
                 flood = flood_path.display(),
             ),
@@ -508,13 +520,20 @@ async fn a_full_screen_program_snapshot_paints_its_screen_through_the_backend() 
         expected[2 + i] = format!("    row{i}:{}", "#".repeat(i + 1));
     }
     let deadline = Instant::now() + WAIT;
+    // `painted` reads until the stream is quiet for a moment, which on a loaded
+    // machine can come before the last of the program's output: look again until
+    // the whole screen (rows and cursor) is there.
     let terminal = loop {
         let (terminal, screen) = painted(&world, &sh).await;
-        if rows(&screen) == expected {
-            assert_eq!(screen.screen().cursor_position(), (8, 3));
+        if rows(&screen) == expected && screen.screen().cursor_position() == (8, 3) {
             break terminal;
         }
-        assert!(Instant::now() < deadline, "{:#?}", rows(&screen));
+        assert!(
+            Instant::now() < deadline,
+            "{:#?} {:?}",
+            rows(&screen),
+            screen.screen().cursor_position()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(terminal["alternate"], true);
@@ -522,15 +541,24 @@ async fn a_full_screen_program_snapshot_paints_its_screen_through_the_backend() 
 
     term.input("q").await;
     term.expect(PROMPT).await;
-    let (terminal, screen) = painted(&world, &sh).await;
-    assert_eq!(terminal["alternate"], false);
-    let normal = rows(&screen);
-    assert!(
-        normal.iter().any(|r| r == "before-the-program"),
-        "{normal:#?}"
-    );
-    assert!(normal.iter().any(|r| r.ends_with(&launch)), "{normal:#?}");
-    assert!(!normal.iter().any(|r| r.contains("PATTERN")), "{normal:#?}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (terminal, screen) = painted(&world, &sh).await;
+        let normal = rows(&screen);
+        if terminal["alternate"] == false
+            && normal.iter().any(|r| r == "before-the-program")
+            && normal.iter().any(|r| r.ends_with(&launch))
+            && !normal.iter().any(|r| r.contains("PATTERN"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alternate {}: {normal:#?}",
+            terminal["alternate"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
@@ -596,14 +624,18 @@ async fn exit_codes_signals_and_stop_of_a_program_that_ignores_sighup() {
 async fn an_idle_worker_is_stopped_and_not_while_a_viewer_watches() {
     let _serial = SERIAL.lock().await;
     let world = World::start().await;
-    // Watched through the backend: kept running well past its timeout.
-    let watched = world.create("idle").await;
+    // Watched through the backend: kept running well past its timeout. (Its idle
+    // clock starts inside the create, so the viewer must be there within the
+    // timeout: hence `idle3`, not the 1 s `idle`.)
+    let watched = world.create("idle3").await;
     let mut viewer = Term::new(world.events(&watched, "").await).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(world.detail(&watched).await["status"], "running");
-    // Unwatched: stopped after about a second, with a diagnostic first.
-    let unwatched = world.create("idle").await;
+    assert_eq!(viewer.snapshot["event"]["worker"]["status"], "running");
+    let watched_since = Instant::now();
+    // Unwatched: stopped after about a second, with a diagnostic first. The idle
+    // clock starts when the runtime builds the worker, inside the create request:
+    // measure from before it.
     let started = Instant::now();
+    let unwatched = world.create("idle").await;
     let detail = world.ended(&unwatched).await;
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(detail["status"], "stopped");
@@ -624,9 +656,11 @@ async fn an_idle_worker_is_stopped_and_not_while_a_viewer_watches() {
         "{}",
         page.text()
     );
+    // Watched for well past its timeout, it still runs.
+    tokio::time::sleep_until(watched_since + Duration::from_secs(IDLE3_S + 2)).await;
+    assert_eq!(world.detail(&watched).await["status"], "running");
     // The watched one's viewer leaves; once nobody watches (the backend keeps its
     // upstream a short while after the last viewer), the clock runs out.
-    assert_eq!(world.detail(&watched).await["status"], "running");
     viewer.ws.close(None).await.unwrap();
     drop(viewer);
     let detail = world.ended(&watched).await;
@@ -637,9 +671,11 @@ async fn an_idle_worker_is_stopped_and_not_while_a_viewer_watches() {
 async fn a_watching_viewer_sees_the_idle_diagnostic_before_the_stop() {
     let _serial = SERIAL.lock().await;
     let world = World::start().await;
-    let worker = world.create("idle").await;
+    // `idle3`: the first viewer must connect before the timeout runs out.
+    let worker = world.create("idle3").await;
     // Resume from the very start: the backend replays what the runtime logged.
     let mut first = Term::new(world.events(&worker, "").await).await;
+    assert_eq!(first.snapshot["event"]["worker"]["status"], "running");
     let cursor = first.snapshot["cursor"].as_str().unwrap().to_owned();
     first.ws.close(None).await.unwrap();
     drop(first);

@@ -473,13 +473,17 @@ async fn the_token_is_sent_and_never_shown() {
     );
 }
 
-/// Reads a child's stdout into a shared buffer as it arrives.
-fn collect(
-    mut pipe: impl AsyncReadExt + Unpin + Send + 'static,
-) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+/// A child's output pipe, read into a shared buffer as it arrives.
+struct Collected {
+    buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+/// Reads a child's stdout (or stderr) into a shared buffer as it arrives.
+fn collect(mut pipe: impl AsyncReadExt + Unpin + Send + 'static) -> Collected {
     let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = buffer.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut chunk = [0u8; 4096];
         while let Ok(n) = pipe.read(&mut chunk).await {
             if n == 0 {
@@ -488,11 +492,24 @@ fn collect(
             sink.lock().unwrap().extend_from_slice(&chunk[..n]);
         }
     });
-    buffer
+    Collected { buffer, reader }
 }
 
-fn text_of(buffer: &std::sync::Mutex<Vec<u8>>) -> String {
-    String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned()
+impl Collected {
+    /// What has arrived so far.
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
+    }
+
+    /// Everything the child wrote: waits for the pipe's end (the child has exited),
+    /// so that no late chunk is missed however slowly the reader runs.
+    async fn finish(self) -> String {
+        tokio::time::timeout(WAIT, self.reader)
+            .await
+            .expect("the pipe ends once the child has exited")
+            .unwrap();
+        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
+    }
 }
 
 #[tokio::test]
@@ -516,13 +533,13 @@ async fn logs_follow_rides_through_a_backend_restart_without_loss_or_repetition(
 
     // Restart the backend while the worker is mid-way.
     let deadline = Instant::now() + WAIT;
-    while !text_of(&out).contains("line 60\n") {
-        assert!(Instant::now() < deadline, "no output: {}", text_of(&err));
+    while !out.text().contains("line 60\n") {
+        assert!(Instant::now() < deadline, "no output: {}", err.text());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     backend.signal(Signal::SIGTERM);
     assert!(backend.wait().await.success());
-    let down_at = text_of(&out).lines().count();
+    let down_at = out.text().lines().count();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let backend = setup.backend(&addr.to_string()).await;
     assert_eq!(backend.addr, addr);
@@ -531,8 +548,7 @@ async fn logs_follow_rides_through_a_backend_restart_without_loss_or_repetition(
         .await
         .expect("logs -f ends when the worker does")
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let (out, err) = (text_of(&out), text_of(&err));
+    let (out, err) = (out.finish().await, err.finish().await);
     assert!(status.success(), "exit {status:?}; stderr: {err}");
 
     let mut expected = vec!["[system] started".to_owned()];
@@ -592,14 +608,14 @@ async fn logs_of_a_terminal_worker_replay_its_terminal() {
         .unwrap();
     let out = collect(follow.stdout.take().unwrap());
     let deadline = Instant::now() + WAIT;
-    while !text_of(&out).ends_with("term$ ") {
-        assert!(Instant::now() < deadline, "{}", text_of(&out));
+    while !out.text().ends_with("term$ ") {
+        assert!(Instant::now() < deadline, "{}", out.text());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     ok(&cli(addr, &["send", worker, "echo live-$((1+1))"]).await);
     let deadline = Instant::now() + WAIT;
-    while !text_of(&out).contains("live-2\r\n") {
-        assert!(Instant::now() < deadline, "{}", text_of(&out));
+    while !out.text().contains("live-2\r\n") {
+        assert!(Instant::now() < deadline, "{}", out.text());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     ok(&cli(addr, &["stop", worker]).await);
@@ -608,8 +624,7 @@ async fn logs_of_a_terminal_worker_replay_its_terminal() {
         .unwrap()
         .unwrap();
     assert!(status.success());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let out = text_of(&out);
+    let out = out.finish().await;
     assert!(!out.contains("[input]"), "{out:?}");
     assert!(
         out.starts_with(
@@ -646,8 +661,8 @@ async fn logs_follow_ends_when_the_worker_ends() {
     .unwrap();
     let out = collect(follow.stdout.take().unwrap());
     let deadline = Instant::now() + WAIT;
-    while !text_of(&out).contains("got before") {
-        assert!(Instant::now() < deadline, "{}", text_of(&out));
+    while !out.text().contains("got before") {
+        assert!(Instant::now() < deadline, "{}", out.text());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Each answer before the next input, so that the transcript's order (input, its
@@ -655,8 +670,8 @@ async fn logs_follow_ends_when_the_worker_ends() {
     for line in ["one", "two"] {
         ok(&cli(addr, &["send", worker, line]).await);
         let deadline = Instant::now() + WAIT;
-        while !text_of(&out).contains(&format!("got {line}")) {
-            assert!(Instant::now() < deadline, "{}", text_of(&out));
+        while !out.text().contains(&format!("got {line}")) {
+            assert!(Instant::now() < deadline, "{}", out.text());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -666,8 +681,7 @@ async fn logs_follow_ends_when_the_worker_ends() {
         .unwrap()
         .unwrap();
     assert!(status.success());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let out = text_of(&out);
+    let out = out.finish().await;
     // --tail 1 starts after `[input] before`; its output is the one item shown.
     let shown: Vec<&str> = out.lines().collect();
     assert_eq!(

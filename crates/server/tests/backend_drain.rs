@@ -33,7 +33,9 @@ async fn send(api: &Api, worker: &str, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_turns_503_while_the_backend_keeps_serving_for_the_drain_period() {
-    let drain = Duration::from_millis(1500);
+    // Long enough for the checks below (a few requests and an event) to fit well
+    // inside it on a loaded 2-core machine.
+    let drain = Duration::from_millis(4000);
     let mut settings = backend_settings(true, Vec::new(), NO_PROBES);
     settings.drain = drain;
     let (backend, api) = start_backend(settings).await;

@@ -96,8 +96,13 @@ fn tokens() -> Vec<TestToken> {
     ]
 }
 
+/// The idle timeout of the `idle` profile: long enough that a test reaches the
+/// worker (a create's answer, a WebSocket through the backend) well inside it on a
+/// loaded machine, since the runtime's idle clock starts inside the create.
+const IDLE: Duration = Duration::from_secs(2);
+
 /// A runtime with `echo`, `sh` (a shell on a pty) and `idle` (the same, stopped
-/// after a second without input or viewer).
+/// after [`IDLE`] without input or viewer).
 fn terminal_runtime(id: &str) -> RuntimeConfig {
     let mut shell = PtySpec::new(["/bin/sh", "-i"]);
     shell.env.insert("PS1".into(), PROMPT.into());
@@ -105,7 +110,7 @@ fn terminal_runtime(id: &str) -> RuntimeConfig {
         .with_profile("sh", Profile::new(ProfileSpec::Pty(shell.clone())))
         .with_profile(
             "idle",
-            Profile::new(ProfileSpec::Pty(shell)).with_idle_timeout(Duration::from_secs(1)),
+            Profile::new(ProfileSpec::Pty(shell)).with_idle_timeout(IDLE),
         )
 }
 
@@ -542,9 +547,10 @@ async fn idle_timeouts_count_only_the_viewers_the_policy_admits() {
     for runtime in ["local", "remote"] {
         // Callers refused before the upgrade join no channel, so they do not keep an
         // idle worker running.
+        // The idle clock starts inside the create: measure from before it.
+        let started = tokio::time::Instant::now();
         let refused = world.create(runtime, "idle").await;
         let path = format!("/api/runtimes/{runtime}/workers/{refused}");
-        let started = tokio::time::Instant::now();
         let mut attempts = 0;
         while status(&world, &path).await == "running" {
             for (who, query, code) in [
@@ -571,7 +577,7 @@ async fn idle_timeouts_count_only_the_viewers_the_policy_admits() {
         }
         assert!(attempts >= 4, "refused during the timeout: {attempts}");
         // Stopped by the timeout (not before it), with nobody admitted watching.
-        assert!(ended(&world, &path, started).await >= Duration::from_secs(1));
+        assert!(ended(&world, &path, started).await >= IDLE);
 
         // A viewer the policy admits (a read-only one) counts: the worker runs while
         // it watches, and stops once it has left.
@@ -585,8 +591,14 @@ async fn idle_timeouts_count_only_the_viewers_the_policy_admits() {
         )
         .await
         .expect("a viewer may watch");
-        next_frame(&mut ws).await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        let snapshot = next_frame(&mut ws).await;
+        assert_eq!(
+            snapshot["event"]["worker"]["status"], "running",
+            "{runtime}: {snapshot}"
+        );
+        // Watched for longer than the timeout (and its watch's tick) after the
+        // worker was built: still running.
+        tokio::time::sleep(IDLE + Duration::from_secs(1)).await;
         assert_eq!(status(&world, &path).await, "running", "{runtime}");
         ws.close(None).await.unwrap();
         drop(ws);

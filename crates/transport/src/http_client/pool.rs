@@ -110,16 +110,20 @@ mod tests {
 
     #[test]
     fn drops_connections_idle_past_the_timeout() {
-        let pool = Pool::new(Duration::from_millis(20), 8);
+        // Between `put("new")` and `take()` this thread must not lose the CPU for
+        // the whole timeout (else "new" expires too): a timeout far longer than any
+        // descheduling on a loaded machine, not 20 ms.
+        let timeout = Duration::from_millis(500);
+        let pool = Pool::new(timeout, 8);
         pool.put("old");
-        std::thread::sleep(Duration::from_millis(40));
+        std::thread::sleep(timeout * 2);
         pool.put("new");
         assert_eq!(pool.idle_count(), 1);
         let (conn, idle) = pool.take().unwrap();
         assert_eq!(conn, "new");
-        assert!(idle < Duration::from_millis(20));
+        assert!(idle < timeout);
         pool.put("x");
-        std::thread::sleep(Duration::from_millis(40));
+        std::thread::sleep(timeout * 2);
         assert!(pool.take().is_none());
     }
 }
