@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use backend_common::logs;
 use backend_common::*;
+use futures_util::StreamExt;
 use http::Method;
 use serde_json::{Value, json};
-use switchyard_e2e::ws::{connect, next_json};
+use switchyard_e2e::ws::{close_code, connect, next_json};
 use switchyard_registry::{Role, WorkerScope};
 use switchyard_server::auth::{Clock, TokenHash};
 use switchyard_server::commands::runtime::RunningRuntime;
@@ -692,6 +693,95 @@ async fn session_login_cookie_flags_expiry_and_logout() {
         r.headers[http::header::SET_COOKIE],
         "switchyard_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
     );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_refuses_a_copy_of_the_cookie_and_closes_its_event_streams() {
+    let world = World::start().await;
+    let addr = world.api.addr;
+    let sign_in = || async move {
+        let r = send(
+            addr,
+            Method::POST,
+            "/api/session",
+            Some(json!({ "token": VIEWER }).to_string().as_bytes()),
+            &[("content-type", "application/json")],
+        )
+        .await;
+        assert_status(&r, 200);
+        session_cookie(&r)
+    };
+    // The same person in two browsers: two sessions.
+    let (first, second) = (sign_in().await, sign_in().await);
+    assert_ne!(first, second);
+    let worker = world.worker("local", false).await;
+    let path = format!("/api/runtimes/local/workers/{worker}/events/ws");
+    let mut first_stream = connect(addr, &path, &[("cookie", first.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut first_stream).await["event"]["kind"],
+        "snapshot"
+    );
+    let mut second_stream = connect(addr, &path, &[("cookie", second.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut second_stream).await["event"]["kind"],
+        "snapshot"
+    );
+    let bearer_viewer = bearer(VIEWER);
+    let mut bearer_stream = connect(addr, &path, &[("authorization", bearer_viewer.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut bearer_stream).await["event"]["kind"],
+        "snapshot"
+    );
+
+    // A forged cookie signs nothing out.
+    let r = send(
+        addr,
+        Method::DELETE,
+        "/api/session",
+        None,
+        &[("cookie", "switchyard_session=v1.forged.cookie")],
+    )
+    .await;
+    assert_status(&r, 204);
+    let with_first = [("cookie", first.as_str())];
+    assert_status(
+        &send(addr, Method::GET, "/api/session", None, &with_first).await,
+        200,
+    );
+
+    let r = send(addr, Method::DELETE, "/api/session", None, &with_first).await;
+    assert_status(&r, 204);
+    let audit = logs::audit_of(r.headers["x-request-id"].to_str().unwrap());
+    assert_eq!(audit[0].field("action"), Some("session_end"));
+    assert_eq!(audit[0].field("identity"), Some("vera"));
+    // A copy of the signed-out cookie (the browser dropped its own) is refused ...
+    let r = send(addr, Method::GET, "/api/runtimes", None, &with_first).await;
+    assert_error(&r, 401, "unauthorized");
+    assert!(r.text().contains("signed out"), "{}", r.text());
+    let (status, body) = ws_status(addr, &path, &with_first).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (401, &json!("unauthorized"))
+    );
+    // ... and the event stream it opened is closed; the other session's, and the
+    // token's, go on.
+    assert_eq!(close_code(&mut first_stream).await, Some(1001));
+    let with_second = [("cookie", second.as_str())];
+    assert_status(
+        &send(addr, Method::GET, "/api/session", None, &with_second).await,
+        200,
+    );
+    for stream in [&mut second_stream, &mut bearer_stream] {
+        let quiet = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+        assert!(quiet.is_err(), "still open: {quiet:?}");
+    }
     world.stop().await;
 }
 

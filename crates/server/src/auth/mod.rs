@@ -6,7 +6,8 @@
 //! - [`Authenticator`]: turns a request's `Authorization: Bearer` header or session
 //!   cookie into a [`Caller`], or refuses it with `401 unauthorized`. Without auth
 //!   every request is [`Caller::open`]. A reload replaces its tokens in place
-//!   ([`Authenticator::replace`]).
+//!   ([`Authenticator::replace`]); the sessions signed out on this process
+//!   ([`Authenticator::sign_out`]) stay signed out across reloads.
 
 pub mod session;
 pub mod token;
@@ -20,7 +21,7 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 use switchyard_protocol::ErrorCode;
 use switchyard_registry::{Caller, Role, RuntimeGrants, WorkerScope};
 
-pub use session::{Clock, SessionCodec, SessionError, SessionKey};
+pub use session::{Clock, SessionCodec, SessionError, SessionId, SessionKey, SignedOut};
 pub use token::TokenHash;
 
 use crate::http::ApiError;
@@ -72,6 +73,8 @@ pub struct Authenticator {
     mode: RwLock<Arc<Mode>>,
     /// Bumped by every [`Authenticator::replace`].
     changes: tokio::sync::watch::Sender<u64>,
+    /// Sessions signed out here; kept by [`Authenticator::replace`].
+    signed_out: SignedOut,
 }
 
 impl fmt::Debug for Authenticator {
@@ -109,6 +112,7 @@ impl Authenticator {
         Self {
             mode: RwLock::new(Arc::new(mode)),
             changes: tokio::sync::watch::Sender::new(0),
+            signed_out: SignedOut::default(),
         }
     }
 
@@ -198,11 +202,23 @@ impl Authenticator {
 
     /// The caller of a request. A bearer token, when present, decides alone; else the
     /// session cookie, when `cookies` allows it (the request is not from a foreign
-    /// origin). Missing or wrong credentials are `401 unauthorized`.
+    /// origin). Missing or wrong credentials are `401 unauthorized`, and so is a
+    /// cookie signed out here.
     pub fn authenticate(&self, headers: &HeaderMap, cookies: bool) -> Result<Caller, ApiError> {
+        self.authenticate_session(headers, cookies)
+            .map(|(caller, _)| caller)
+    }
+
+    /// [`Authenticator::authenticate`], and the session that identified the caller
+    /// when a cookie did.
+    pub fn authenticate_session(
+        &self,
+        headers: &HeaderMap,
+        cookies: bool,
+    ) -> Result<(Caller, Option<SessionId>), ApiError> {
         let mode = self.mode();
         let Mode::Tokens { records, sessions } = &*mode else {
-            return Ok(Caller::open());
+            return Ok((Caller::open(), None));
         };
         if let Some(value) = headers.get(AUTHORIZATION) {
             let token = value
@@ -215,20 +231,24 @@ impl Authenticator {
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| unauthorized("send Authorization: Bearer <token>"))?;
             return find(records, token)
-                .map(|r| r.caller.clone())
+                .map(|r| (r.caller.clone(), None))
                 .ok_or_else(|| unauthorized("the bearer token is not valid for this backend"));
         }
         let mut refused = None;
         if cookies {
             for value in session::cookie_values(headers) {
+                let id = SessionId::of(value);
                 match sessions.verify(value).and_then(|claims| {
+                    if self.signed_out.contains(&id) {
+                        return Err(SessionError::SignedOut);
+                    }
                     records
                         .iter()
                         .find(|r| r.fingerprint == claims.fingerprint)
                         .filter(|r| r.caller.name() == claims.name)
                         .ok_or(SessionError::Revoked)
                 }) {
-                    Ok(record) => return Ok(record.caller.clone()),
+                    Ok(record) => return Ok((record.caller.clone(), Some(id))),
                     Err(error) => refused = refused.or(Some(error)),
                 }
             }
@@ -239,6 +259,29 @@ impl Authenticator {
                 "credentials are required: send Authorization: Bearer <token>, or sign in with POST /api/session",
             ),
         })
+    }
+
+    /// `DELETE /api/session`: signs out every session cookie of the request that this
+    /// backend signed and that has not ended, whoever's it is and wherever the
+    /// request comes from (signing out a cookie harms no one but its holder). From
+    /// then on this process refuses a copy of it, and its event streams close
+    /// ([`Authenticator::signed_out`]).
+    pub fn sign_out(&self, headers: &HeaderMap) {
+        let Mode::Tokens { sessions, .. } = &*self.mode() else {
+            return;
+        };
+        for value in session::cookie_values(headers) {
+            if let Ok(claims) = sessions.verify(value) {
+                let ends_at = sessions.ends_at(&claims);
+                self.signed_out
+                    .insert(SessionId::of(value), ends_at, sessions.now());
+            }
+        }
+    }
+
+    /// Resolves once the session `id` is signed out on this process.
+    pub async fn signed_out(&self, id: SessionId) {
+        self.signed_out.wait_for(id).await;
     }
 
     /// `POST /api/session`: checks `token` and, when auth is on, signs a session for it.
@@ -388,6 +431,40 @@ mod tests {
         assert_eq!(err.detail.message, SessionError::Expired.to_string());
 
         assert!(auth.login("nope").is_err());
+    }
+
+    #[test]
+    fn a_signed_out_cookie_is_refused_here_across_reloads_and_others_are_not() {
+        let clock = Clock::manual(1000);
+        let tokens = [entry("alice", "tok-a", Role::Operator)];
+        let auth = authenticator(&tokens, &clock);
+        let cookie_of = |login: Login| format!("switchyard_session={}", login.cookie.unwrap());
+        let first = headers(&[(COOKIE, &cookie_of(auth.login("tok-a").unwrap()))]);
+        let second = headers(&[(COOKIE, &cookie_of(auth.login("tok-a").unwrap()))]);
+        let (_, session) = auth.authenticate_session(&first, true).unwrap();
+        assert!(session.is_some(), "a cookie names its session");
+        let bearer = headers(&[(AUTHORIZATION, "Bearer tok-a")]);
+        assert_eq!(auth.authenticate_session(&bearer, true).unwrap().1, None);
+
+        // Forged and unknown cookies sign nothing out.
+        auth.sign_out(&headers(&[(COOKIE, "switchyard_session=v1.forged.x")]));
+        auth.sign_out(&HeaderMap::new());
+        assert!(auth.signed_out.is_empty());
+
+        auth.sign_out(&first);
+        let err = auth.authenticate(&first, true).unwrap_err();
+        assert_eq!(err.detail.message, SessionError::SignedOut.to_string());
+        // The same identity's other session, and its token, go on.
+        assert_eq!(auth.authenticate(&second, true).unwrap().name(), "alice");
+        assert_eq!(auth.authenticate(&bearer, true).unwrap().name(), "alice");
+        // A reload keeps what was signed out.
+        auth.replace(authenticator(&tokens, &clock));
+        assert!(auth.authenticate(&first, true).is_err());
+        assert!(auth.authenticate(&second, true).is_ok());
+        // An expired cookie is not remembered (it is refused as expired anyway).
+        clock.advance(Duration::from_secs(60));
+        auth.sign_out(&second);
+        assert_eq!(auth.signed_out.len(), 1);
     }
 
     #[test]

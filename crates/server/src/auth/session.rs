@@ -6,10 +6,15 @@
 //! server, so any replica with the same key accepts the cookie, and a session ends
 //! when its token leaves the configuration (its fingerprint no longer matches any
 //! token), when it expires, or when the key changes.
+//!
+//! Signing out ([`SignedOut`]) is the one thing a process remembers: the cookie's
+//! [`SessionId`] until it would have expired, so that a copy of a signed-out cookie
+//! is refused by the process that signed it out (other replicas do not know).
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -28,6 +33,9 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(43_200);
 
 /// The shortest session key accepted.
 pub const MIN_SESSION_KEY_BYTES: usize = 32;
+
+/// Random bytes in a session's nonce.
+const NONCE_BYTES: usize = 12;
 
 /// How far a cookie's issue time may lie in the future (replicas' clocks differ).
 const CLOCK_SKEW_S: u64 = 60;
@@ -129,6 +137,10 @@ pub struct SessionClaims {
     /// Expires at, Unix seconds.
     #[serde(rename = "e")]
     pub expires_at: u64,
+    /// Random, so that two sign-ins in the same second are two sessions (signing
+    /// out one leaves the other). Empty in cookies issued before it existed.
+    #[serde(rename = "r", default, skip_serializing_if = "String::is_empty")]
+    pub nonce: String,
 }
 
 /// Why a cookie is refused. The messages are for the client; none holds the cookie.
@@ -144,6 +156,9 @@ pub enum SessionError {
     /// Its token is no longer configured (or its identity changed).
     #[error("the session's token is no longer accepted; sign in again")]
     Revoked,
+    /// Signed out (`DELETE /api/session`) with this cookie.
+    #[error("the session was signed out; sign in again")]
+    SignedOut,
 }
 
 /// A short, one-way fingerprint of a token's hash: lets a cookie name its token
@@ -190,6 +205,11 @@ impl SessionCodec {
             fingerprint: fingerprint(hash),
             issued_at: now,
             expires_at: now.saturating_add(self.ttl.as_secs()),
+            // The OS's random source does not fail once the system is up; if it did,
+            // sign-ins in one second would share a session, and so a sign-out.
+            nonce: super::token::os_random(NONCE_BYTES)
+                .map(|bytes| URL_SAFE_NO_PAD.encode(bytes))
+                .unwrap_or_default(),
         };
         let payload =
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims always serialize"));
@@ -197,6 +217,19 @@ impl SessionCodec {
         mac.update(payload.as_bytes());
         let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         format!("v1.{payload}.{tag}")
+    }
+
+    /// Seconds since the Unix epoch, by this codec's clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// When a session with `claims` ends: its expiry, or sooner when a shorter TTL
+    /// has been configured since it was issued.
+    pub fn ends_at(&self, claims: &SessionClaims) -> u64 {
+        claims
+            .expires_at
+            .min(claims.issued_at.saturating_add(self.ttl.as_secs()))
     }
 
     /// Checks a cookie value's signature and age. The caller still has to find the
@@ -221,10 +254,7 @@ impl SessionCodec {
             return Err(SessionError::Invalid);
         }
         // A shorter TTL configured since the cookie was issued applies at once.
-        let ends = claims
-            .expires_at
-            .min(claims.issued_at.saturating_add(self.ttl.as_secs()));
-        if now >= ends {
+        if now >= self.ends_at(&claims) {
             return Err(SessionError::Expired);
         }
         Ok(claims)
@@ -237,6 +267,115 @@ impl SessionCodec {
             self.ttl.as_secs(),
             if secure { "; Secure" } else { "" }
         )
+    }
+}
+
+/// Names one session (one issued cookie) without holding it: the SHA-256 of the
+/// cookie's value. `Debug` never shows it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId([u8; 32]);
+
+impl SessionId {
+    /// The id of the session whose cookie value is `value`.
+    pub fn of(value: &str) -> Self {
+        Self(Sha256::digest(value.as_bytes()).into())
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId([redacted])")
+    }
+}
+
+/// Most signed-out sessions a process remembers (about 5 MB). Past it, the ones that
+/// have expired are forgotten first, then the ones that end soonest.
+pub const MAX_SIGNED_OUT: usize = 100_000;
+
+/// The sessions signed out on this process, each kept until it would have expired
+/// anyway (after that its cookie is refused as expired), at most
+/// [`MAX_SIGNED_OUT`]. Survives reloads: it belongs to the process, not to a
+/// configuration.
+pub struct SignedOut {
+    /// Each signed-out session and when it would have ended (Unix seconds).
+    ended: Mutex<HashMap<SessionId, u64>>,
+    /// Bumped by every [`SignedOut::insert`], for [`SignedOut::wait_for`].
+    changes: tokio::sync::watch::Sender<u64>,
+    capacity: usize,
+}
+
+impl fmt::Debug for SignedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SignedOut({} sessions)", self.len())
+    }
+}
+
+impl Default for SignedOut {
+    fn default() -> Self {
+        Self::with_capacity(MAX_SIGNED_OUT)
+    }
+}
+
+impl SignedOut {
+    /// Remembers at most `capacity` sessions.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            ended: Mutex::new(HashMap::new()),
+            changes: tokio::sync::watch::Sender::new(0),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn ended(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, u64>> {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Signs `id` out until `ends_at`; `now` is the clock's time. When full, the
+    /// expired entries go first, then the one that ends soonest.
+    pub fn insert(&self, id: SessionId, ends_at: u64, now: u64) {
+        if ends_at <= now {
+            return; // expired already: refused as such
+        }
+        let mut ended = self.ended();
+        if ended.len() >= self.capacity && !ended.contains_key(&id) {
+            ended.retain(|_, ends| *ends > now);
+            if ended.len() >= self.capacity
+                && let Some(soonest) = ended.iter().min_by_key(|(_, ends)| **ends).map(|(k, _)| *k)
+            {
+                ended.remove(&soonest);
+            }
+        }
+        ended.insert(id, ends_at);
+        drop(ended);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// True when `id` has been signed out (and is remembered).
+    pub fn contains(&self, id: &SessionId) -> bool {
+        self.ended().contains_key(id)
+    }
+
+    /// How many sessions are remembered.
+    pub fn len(&self) -> usize {
+        self.ended().len()
+    }
+
+    /// True when none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Resolves once `id` is signed out (at once if it is).
+    pub async fn wait_for(&self, id: SessionId) {
+        let mut changes = self.changes.subscribe();
+        loop {
+            if self.contains(&id) {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 
@@ -265,6 +404,7 @@ pub fn cookie_values(headers: &http::HeaderMap) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn codec(key: u8, ttl: u64, clock: &Clock) -> SessionCodec {
         SessionCodec::new(
@@ -285,6 +425,24 @@ mod tests {
         assert_eq!(claims.fingerprint, fingerprint(&hash));
         assert_eq!(claims.issued_at, 1_000_000);
         assert_eq!(claims.expires_at, 1_000_100);
+        // Two sign-ins in the same second are two sessions.
+        let twin = codec.issue("alice", &hash);
+        assert_ne!(twin, value);
+        assert_ne!(codec.verify(&twin).unwrap().nonce, claims.nonce);
+        // A cookie from before nonces (none in its claims) is still accepted.
+        let old = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(
+                &json!({"n": "alice", "f": fingerprint(&hash), "i": 1_000_000, "e": 1_000_100}),
+            )
+            .unwrap(),
+        );
+        let mut mac = codec.mac();
+        mac.update(old.as_bytes());
+        let old = format!(
+            "v1.{old}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        );
+        assert_eq!(codec.verify(&old).unwrap().nonce, "");
         clock.advance(Duration::from_secs(99));
         assert!(codec.verify(&value).is_ok());
         clock.advance(Duration::from_secs(1));
@@ -315,6 +473,7 @@ mod tests {
                 fingerprint: fingerprint(&TokenHash::of("t")),
                 issued_at: 1_000_000,
                 expires_at: 9_000_000,
+                nonce: String::new(),
             })
             .unwrap(),
         );
@@ -385,5 +544,51 @@ mod tests {
         let key = SessionKey::new(vec![0xab; 32]).unwrap();
         assert!(!format!("{key:?}").contains("ab"), "{key:?}");
         assert!(SessionKey::random().is_ok());
+    }
+
+    #[test]
+    fn signed_out_sessions_are_kept_until_they_end_within_the_capacity() {
+        let id = |n: u32| SessionId::of(&format!("v1.cookie-{n}"));
+        let out = SignedOut::with_capacity(3);
+        assert!(out.is_empty());
+        out.insert(id(1), 100, 50);
+        out.insert(id(2), 300, 50);
+        out.insert(id(3), 200, 50);
+        // An expired session is not remembered: the cookie is refused as expired.
+        out.insert(id(9), 50, 50);
+        assert_eq!(out.len(), 3);
+        assert!(out.contains(&id(1)) && !out.contains(&id(9)));
+        // Full: the one that ends soonest (1, at 100) makes room.
+        out.insert(id(4), 400, 60);
+        assert!(!out.contains(&id(1)));
+        assert!(out.contains(&id(2)) && out.contains(&id(3)) && out.contains(&id(4)));
+        // Full again, later: the expired ones go, all of them (3 ended at 200).
+        out.insert(id(5), 500, 250);
+        assert!(!out.contains(&id(3)));
+        assert_eq!(out.len(), 3);
+        // Signing out again changes nothing else.
+        out.insert(id(5), 500, 250);
+        assert_eq!(out.len(), 3);
+        assert!(!format!("{:?}", id(5)).contains(|c: char| c.is_ascii_digit()));
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_sign_out_resolves_when_it_comes() {
+        let out = Arc::new(SignedOut::default());
+        let id = SessionId::of("v1.a");
+        let waiting = tokio::spawn({
+            let out = out.clone();
+            async move { out.wait_for(id).await }
+        });
+        out.insert(SessionId::of("v1.b"), 100, 1);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "another session's sign-out");
+        out.insert(id, 100, 1);
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("resolves")
+            .unwrap();
+        // Already signed out: at once.
+        out.wait_for(id).await;
     }
 }

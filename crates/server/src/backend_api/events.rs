@@ -23,7 +23,7 @@ use switchyard_runtime::StreamEnd;
 
 use super::audit::SessionAudit;
 use super::browser::AllowedOrigins;
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, SessionId};
 use crate::http::ws::{
     CommandOutcome, FrameSource, SessionSettings, is_upgrade_request, run_session,
     upgrade as ws_upgrade, upgrade_with_limit,
@@ -76,11 +76,18 @@ pub(super) async fn upgrade(
         .get(http::header::ORIGIN)
         .filter(|origin| origins.allows(origin))
         .map(|origin| (origins.clone(), origin.clone()));
+    // The session cookie the request was let in with, if a cookie did it (a bearer
+    // token decides alone; the route has already admitted the request, so this
+    // finds the same credentials again).
+    let cookie = auth
+        .authenticate_session(request.headers(), true)
+        .ok()
+        .and_then(|(_, session)| session);
     let shutdown = ctx.shutdown.clone();
     let frames = ViewerFrames {
         viewer,
         audit,
-        admission: Admission::new(auth, caller, page),
+        admission: Admission::new(auth, caller, cookie, page),
     };
     let session = move |ws| run_session(ws, frames, settings, shutdown);
     if watch.interactive {
@@ -100,8 +107,9 @@ struct ViewerFrames {
 /// Who opened the session, and from which allowed origin's page, checked again after
 /// every reload (and once at the start, in case a reload came between the request's
 /// checks and the session) by a small task of its own, which cancels `revoked` when
-/// a reload revokes the caller or takes the origin out of `allowed_origins`. The
-/// session's frames only poll that token, which no other session shares.
+/// a reload revokes the caller or takes the origin out of `allowed_origins`, or when
+/// the session cookie it was opened with is signed out. The session's frames only
+/// poll that token, which no other session shares.
 struct Admission {
     revoked: CancellationToken,
     watcher: tokio::task::JoinHandle<()>,
@@ -111,6 +119,7 @@ impl Admission {
     fn new(
         auth: &Arc<Authenticator>,
         caller: &Caller,
+        cookie: Option<SessionId>,
         page: Option<(AllowedOrigins, HeaderValue)>,
     ) -> Self {
         let revoked = CancellationToken::new();
@@ -123,6 +132,12 @@ impl Admission {
                         None => std::future::pending().await,
                     }
                 };
+                let signed_out = async {
+                    match cookie {
+                        Some(id) => auth.signed_out(id).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     () = auth.revoked(&caller) => tracing::info!(
                         identity = caller.name(),
@@ -131,6 +146,10 @@ impl Admission {
                     () = origin_removed => tracing::info!(
                         identity = caller.name(),
                         "closing an event stream with 1001: a reload took its page's origin out of allowed_origins"
+                    ),
+                    () = signed_out => tracing::info!(
+                        identity = caller.name(),
+                        "closing an event stream with 1001: the session cookie it was opened with was signed out"
                     ),
                 }
                 revoked.cancel();

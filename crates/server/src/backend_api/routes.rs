@@ -497,7 +497,9 @@ impl BackendApi {
             }
             (Route::Session, Method::DELETE, ..) => {
                 Query::parse(query, &[])?;
+                let headers = request.headers().clone();
                 drain_body(request, limit).await?;
+                self.auth.sign_out(&headers);
                 Ok(session::logout(self.settings.secure_cookies))
             }
             (Route::Runtimes, Method::GET, ..) => {

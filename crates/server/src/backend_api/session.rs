@@ -71,8 +71,8 @@ pub(super) fn current(caller: &Caller, auth: bool) -> Response {
     info(caller, auth)
 }
 
-/// `DELETE /api/session`: 204, and the browser drops the cookie. Sessions are
-/// stateless: a copy of the cookie taken before stays valid until it expires.
+/// `DELETE /api/session`: 204, and the browser drops the cookie (the caller has
+/// signed the request's cookie out with [`crate::auth::Authenticator::sign_out`]).
 pub(super) fn logout(secure: bool) -> Response {
     let mut response = empty(StatusCode::NO_CONTENT);
     set_cookie(&mut response, clear_cookie(secure));

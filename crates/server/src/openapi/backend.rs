@@ -140,10 +140,12 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             .errors([Unauthorized]),
         Op::new(M::DELETE, "/api/session", "endSession", "session")
             .public()
-            .summary("Sign out: the browser drops the cookie")
+            .summary("Sign out: the cookie ends here and the browser drops it")
             .describe(
-                "Sessions are stateless: a copy of the cookie taken before stays valid \
-                 until it expires or its token is removed from the configuration.",
+                "This backend refuses the request's session cookie from then on (a copy \
+                 of it too) and closes the event streams opened with it; other \
+                 replicas accept a copy until it expires or its token is removed \
+                 from the configuration.",
             )
             .ok_empty(204, "Signed out.")
             .ok_header("Set-Cookie", "Clears the session cookie."),
