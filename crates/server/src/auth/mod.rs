@@ -10,6 +10,7 @@
 //!   ([`Authenticator::sign_out`]) stay signed out across reloads.
 
 pub mod session;
+pub mod signed_out;
 pub mod token;
 
 use std::fmt;
@@ -21,7 +22,8 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 use switchyard_protocol::ErrorCode;
 use switchyard_registry::{Caller, Role, RuntimeGrants, WorkerScope};
 
-pub use session::{Clock, SessionCodec, SessionError, SessionId, SessionKey, SignedOut};
+pub use session::{Clock, SessionCodec, SessionError, SessionKey};
+pub use signed_out::{Session, SessionId, SignedOut};
 pub use token::TokenHash;
 
 use crate::http::ApiError;
@@ -215,7 +217,7 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         cookies: bool,
-    ) -> Result<(Caller, Option<SessionId>), ApiError> {
+    ) -> Result<(Caller, Option<Session>), ApiError> {
         let mode = self.mode();
         let Mode::Tokens { records, sessions } = &*mode else {
             return Ok((Caller::open(), None));
@@ -237,18 +239,19 @@ impl Authenticator {
         let mut refused = None;
         if cookies {
             for value in session::cookie_values(headers) {
-                let id = SessionId::of(value);
                 match sessions.verify(value).and_then(|claims| {
-                    if self.signed_out.contains(&id) {
+                    let session = Session::of(value, &claims);
+                    if self.signed_out.contains(&session) {
                         return Err(SessionError::SignedOut);
                     }
                     records
                         .iter()
                         .find(|r| r.fingerprint == claims.fingerprint)
                         .filter(|r| r.caller.name() == claims.name)
+                        .map(|record| (record.caller.clone(), Some(session)))
                         .ok_or(SessionError::Revoked)
                 }) {
-                    Ok(record) => return Ok((record.caller.clone(), Some(id))),
+                    Ok(found) => return Ok(found),
                     Err(error) => refused = refused.or(Some(error)),
                 }
             }
@@ -261,27 +264,29 @@ impl Authenticator {
         })
     }
 
-    /// `DELETE /api/session`: signs out every session cookie of the request that this
-    /// backend signed and that has not ended, whoever's it is and wherever the
-    /// request comes from (signing out a cookie harms no one but its holder). From
-    /// then on this process refuses a copy of it, and its event streams close
+    /// `DELETE /api/session`: signs out every session cookie of the request whose
+    /// signature is this backend's key's and whose signed expiry is still ahead
+    /// (even one that a shorter TTL or a removed token has ended already, so that
+    /// it stays ended if either comes back), whoever's it is and wherever the
+    /// request comes from: signing out a cookie harms no one but its holder, and
+    /// browsers send the cookie only from the backend's own pages. From then on
+    /// this process refuses a copy of it, and its event streams close
     /// ([`Authenticator::signed_out`]).
     pub fn sign_out(&self, headers: &HeaderMap) {
         let Mode::Tokens { sessions, .. } = &*self.mode() else {
             return;
         };
+        let now = sessions.now();
         for value in session::cookie_values(headers) {
-            if let Ok(claims) = sessions.verify(value) {
-                let ends_at = sessions.ends_at(&claims);
-                self.signed_out
-                    .insert(SessionId::of(value), ends_at, sessions.now());
+            if let Some(claims) = sessions.signed_claims(value) {
+                self.signed_out.insert(&Session::of(value, &claims), now);
             }
         }
     }
 
-    /// Resolves once the session `id` is signed out on this process.
-    pub async fn signed_out(&self, id: SessionId) {
-        self.signed_out.wait_for(id).await;
+    /// Resolves once `session` is signed out on this process.
+    pub async fn signed_out(&self, session: &Session) {
+        self.signed_out.wait_for(session).await;
     }
 
     /// `POST /api/session`: checks `token` and, when auth is on, signs a session for it.
@@ -459,12 +464,51 @@ mod tests {
         assert_eq!(auth.authenticate(&bearer, true).unwrap().name(), "alice");
         // A reload keeps what was signed out.
         auth.replace(authenticator(&tokens, &clock));
-        assert!(auth.authenticate(&first, true).is_err());
+        assert_eq!(
+            auth.authenticate(&first, true).unwrap_err().detail.message,
+            SessionError::SignedOut.to_string()
+        );
         assert!(auth.authenticate(&second, true).is_ok());
         // An expired cookie is not remembered (it is refused as expired anyway).
         clock.advance(Duration::from_secs(60));
         auth.sign_out(&second);
         assert_eq!(auth.signed_out.len(), 1);
+    }
+
+    #[test]
+    fn a_sign_out_holds_until_the_cookie_expires_whatever_the_ttl_does_meanwhile() {
+        let clock = Clock::manual(1000);
+        let tokens = [entry("alice", "tok-a", Role::Operator)];
+        let with_ttl = |ttl: u64| {
+            Authenticator::with_tokens(
+                &tokens,
+                SessionCodec::new(
+                    SessionKey::new(vec![9; 32]).unwrap(),
+                    Duration::from_secs(ttl),
+                    clock.clone(),
+                ),
+            )
+        };
+        let auth = with_ttl(60);
+        let cookie = format!(
+            "switchyard_session={}",
+            auth.login("tok-a").unwrap().cookie.unwrap()
+        );
+        let with_cookie = headers(&[(COOKIE, &cookie)]);
+        // A reload shortens the TTL: the session has ended by it; signed out anyway.
+        auth.replace(with_ttl(10));
+        clock.advance(Duration::from_secs(20));
+        assert!(auth.authenticate(&with_cookie, true).is_err());
+        auth.sign_out(&with_cookie);
+        // The TTL back as it was: the cookie's own expiry is ahead, but it stays out.
+        auth.replace(with_ttl(60));
+        assert_eq!(
+            auth.authenticate(&with_cookie, true)
+                .unwrap_err()
+                .detail
+                .message,
+            SessionError::SignedOut.to_string()
+        );
     }
 
     #[test]

@@ -7,14 +7,13 @@
 //! when its token leaves the configuration (its fingerprint no longer matches any
 //! token), when it expires, or when the key changes.
 //!
-//! Signing out ([`SignedOut`]) is the one thing a process remembers: the cookie's
-//! [`SessionId`] until it would have expired, so that a copy of a signed-out cookie
-//! is refused by the process that signed it out (other replicas do not know).
+//! Signing out (`super::signed_out`) is the one thing a process remembers, so that
+//! a copy of a signed-out cookie is refused by the process that signed it out
+//! (other replicas do not know).
 
-use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -207,9 +206,13 @@ impl SessionCodec {
             expires_at: now.saturating_add(self.ttl.as_secs()),
             // The OS's random source does not fail once the system is up; if it did,
             // sign-ins in one second would share a session, and so a sign-out.
-            nonce: super::token::os_random(NONCE_BYTES)
-                .map(|bytes| URL_SAFE_NO_PAD.encode(bytes))
-                .unwrap_or_default(),
+            nonce: match super::token::os_random(NONCE_BYTES) {
+                Ok(bytes) => URL_SAFE_NO_PAD.encode(bytes),
+                Err(error) => {
+                    tracing::warn!(%error, "no random nonce for a session: the OS's random source failed");
+                    String::new()
+                }
+            },
         };
         let payload =
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims always serialize"));
@@ -226,29 +229,31 @@ impl SessionCodec {
 
     /// When a session with `claims` ends: its expiry, or sooner when a shorter TTL
     /// has been configured since it was issued.
-    pub fn ends_at(&self, claims: &SessionClaims) -> u64 {
+    fn ends_at(&self, claims: &SessionClaims) -> u64 {
         claims
             .expires_at
             .min(claims.issued_at.saturating_add(self.ttl.as_secs()))
     }
 
-    /// Checks a cookie value's signature and age. The caller still has to find the
-    /// token whose fingerprint it names.
-    pub fn verify(&self, value: &str) -> Result<SessionClaims, SessionError> {
-        let rest = value.strip_prefix("v1.").ok_or(SessionError::Invalid)?;
-        let (payload, tag) = rest.split_once('.').ok_or(SessionError::Invalid)?;
-        let tag = URL_SAFE_NO_PAD
-            .decode(tag)
-            .map_err(|_| SessionError::Invalid)?;
+    /// The claims of a cookie value whose signature is this key's, whatever its age.
+    pub fn signed_claims(&self, value: &str) -> Option<SessionClaims> {
+        let rest = value.strip_prefix("v1.")?;
+        let (payload, tag) = rest.split_once('.')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
         // Constant-time comparison of the tags.
-        mac.verify_slice(&tag).map_err(|_| SessionError::Invalid)?;
-        let claims: SessionClaims = URL_SAFE_NO_PAD
+        mac.verify_slice(&tag).ok()?;
+        URL_SAFE_NO_PAD
             .decode(payload)
             .ok()
             .and_then(|json| serde_json::from_slice(&json).ok())
-            .ok_or(SessionError::Invalid)?;
+    }
+
+    /// Checks a cookie value's signature and age. The caller still has to find the
+    /// token whose fingerprint it names.
+    pub fn verify(&self, value: &str) -> Result<SessionClaims, SessionError> {
+        let claims = self.signed_claims(value).ok_or(SessionError::Invalid)?;
         let now = self.clock.now();
         if claims.issued_at > now.saturating_add(CLOCK_SKEW_S) {
             return Err(SessionError::Invalid);
@@ -267,115 +272,6 @@ impl SessionCodec {
             self.ttl.as_secs(),
             if secure { "; Secure" } else { "" }
         )
-    }
-}
-
-/// Names one session (one issued cookie) without holding it: the SHA-256 of the
-/// cookie's value. `Debug` never shows it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionId([u8; 32]);
-
-impl SessionId {
-    /// The id of the session whose cookie value is `value`.
-    pub fn of(value: &str) -> Self {
-        Self(Sha256::digest(value.as_bytes()).into())
-    }
-}
-
-impl fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionId([redacted])")
-    }
-}
-
-/// Most signed-out sessions a process remembers (about 5 MB). Past it, the ones that
-/// have expired are forgotten first, then the ones that end soonest.
-pub const MAX_SIGNED_OUT: usize = 100_000;
-
-/// The sessions signed out on this process, each kept until it would have expired
-/// anyway (after that its cookie is refused as expired), at most
-/// [`MAX_SIGNED_OUT`]. Survives reloads: it belongs to the process, not to a
-/// configuration.
-pub struct SignedOut {
-    /// Each signed-out session and when it would have ended (Unix seconds).
-    ended: Mutex<HashMap<SessionId, u64>>,
-    /// Bumped by every [`SignedOut::insert`], for [`SignedOut::wait_for`].
-    changes: tokio::sync::watch::Sender<u64>,
-    capacity: usize,
-}
-
-impl fmt::Debug for SignedOut {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SignedOut({} sessions)", self.len())
-    }
-}
-
-impl Default for SignedOut {
-    fn default() -> Self {
-        Self::with_capacity(MAX_SIGNED_OUT)
-    }
-}
-
-impl SignedOut {
-    /// Remembers at most `capacity` sessions.
-    pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            ended: Mutex::new(HashMap::new()),
-            changes: tokio::sync::watch::Sender::new(0),
-            capacity: capacity.max(1),
-        }
-    }
-
-    fn ended(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, u64>> {
-        self.ended.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Signs `id` out until `ends_at`; `now` is the clock's time. When full, the
-    /// expired entries go first, then the one that ends soonest.
-    pub fn insert(&self, id: SessionId, ends_at: u64, now: u64) {
-        if ends_at <= now {
-            return; // expired already: refused as such
-        }
-        let mut ended = self.ended();
-        if ended.len() >= self.capacity && !ended.contains_key(&id) {
-            ended.retain(|_, ends| *ends > now);
-            if ended.len() >= self.capacity
-                && let Some(soonest) = ended.iter().min_by_key(|(_, ends)| **ends).map(|(k, _)| *k)
-            {
-                ended.remove(&soonest);
-            }
-        }
-        ended.insert(id, ends_at);
-        drop(ended);
-        self.changes.send_modify(|n| *n += 1);
-    }
-
-    /// True when `id` has been signed out (and is remembered).
-    pub fn contains(&self, id: &SessionId) -> bool {
-        self.ended().contains_key(id)
-    }
-
-    /// How many sessions are remembered.
-    pub fn len(&self) -> usize {
-        self.ended().len()
-    }
-
-    /// True when none is.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Resolves once `id` is signed out (at once if it is).
-    pub async fn wait_for(&self, id: SessionId) {
-        let mut changes = self.changes.subscribe();
-        loop {
-            if self.contains(&id) {
-                return;
-            }
-            if changes.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
     }
 }
 
@@ -544,51 +440,5 @@ mod tests {
         let key = SessionKey::new(vec![0xab; 32]).unwrap();
         assert!(!format!("{key:?}").contains("ab"), "{key:?}");
         assert!(SessionKey::random().is_ok());
-    }
-
-    #[test]
-    fn signed_out_sessions_are_kept_until_they_end_within_the_capacity() {
-        let id = |n: u32| SessionId::of(&format!("v1.cookie-{n}"));
-        let out = SignedOut::with_capacity(3);
-        assert!(out.is_empty());
-        out.insert(id(1), 100, 50);
-        out.insert(id(2), 300, 50);
-        out.insert(id(3), 200, 50);
-        // An expired session is not remembered: the cookie is refused as expired.
-        out.insert(id(9), 50, 50);
-        assert_eq!(out.len(), 3);
-        assert!(out.contains(&id(1)) && !out.contains(&id(9)));
-        // Full: the one that ends soonest (1, at 100) makes room.
-        out.insert(id(4), 400, 60);
-        assert!(!out.contains(&id(1)));
-        assert!(out.contains(&id(2)) && out.contains(&id(3)) && out.contains(&id(4)));
-        // Full again, later: the expired ones go, all of them (3 ended at 200).
-        out.insert(id(5), 500, 250);
-        assert!(!out.contains(&id(3)));
-        assert_eq!(out.len(), 3);
-        // Signing out again changes nothing else.
-        out.insert(id(5), 500, 250);
-        assert_eq!(out.len(), 3);
-        assert!(!format!("{:?}", id(5)).contains(|c: char| c.is_ascii_digit()));
-    }
-
-    #[tokio::test]
-    async fn waiting_for_a_sign_out_resolves_when_it_comes() {
-        let out = Arc::new(SignedOut::default());
-        let id = SessionId::of("v1.a");
-        let waiting = tokio::spawn({
-            let out = out.clone();
-            async move { out.wait_for(id).await }
-        });
-        out.insert(SessionId::of("v1.b"), 100, 1);
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "another session's sign-out");
-        out.insert(id, 100, 1);
-        tokio::time::timeout(Duration::from_secs(10), waiting)
-            .await
-            .expect("resolves")
-            .unwrap();
-        // Already signed out: at once.
-        out.wait_for(id).await;
     }
 }

@@ -21,9 +21,7 @@ use switchyard_protocol::{ErrorCode, media};
 use crate::http::response::empty;
 use crate::http::{ApiError, Response};
 
-/// `Content-Security-Policy` of every non-HTML answer (JSON, errors): nothing may load,
-/// nothing may frame it.
-pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+pub use crate::http::response::API_CSP;
 
 /// `Content-Security-Policy` of HTML pages the backend serves: resources from its own
 /// origin only, no inline script, no framing.

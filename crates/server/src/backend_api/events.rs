@@ -23,7 +23,7 @@ use switchyard_runtime::StreamEnd;
 
 use super::audit::SessionAudit;
 use super::browser::AllowedOrigins;
-use crate::auth::{Authenticator, SessionId};
+use crate::auth::{Authenticator, Session};
 use crate::http::ws::{
     CommandOutcome, FrameSource, SessionSettings, is_upgrade_request, run_session,
     upgrade as ws_upgrade, upgrade_with_limit,
@@ -54,6 +54,11 @@ pub(super) async fn upgrade(
     if !is_upgrade_request(request.headers()) {
         return ws_upgrade(request, &ctx.shutdown, |_| async {});
     }
+    // The session cookie the request was let in with, if a cookie did it (a bearer
+    // token decides alone; the route has admitted the request, so this finds the
+    // same credentials again). Refused if it was signed out since: from here on the
+    // stream's watcher sees a sign-out (it looks before it waits).
+    let (_, cookie) = auth.authenticate_session(request.headers(), true)?;
     let viewer = if watch.interactive {
         hub.watch_interactive(caller, runtime_id, worker_id, watch.cursor)
             .await?
@@ -76,13 +81,6 @@ pub(super) async fn upgrade(
         .get(http::header::ORIGIN)
         .filter(|origin| origins.allows(origin))
         .map(|origin| (origins.clone(), origin.clone()));
-    // The session cookie the request was let in with, if a cookie did it (a bearer
-    // token decides alone; the route has already admitted the request, so this
-    // finds the same credentials again).
-    let cookie = auth
-        .authenticate_session(request.headers(), true)
-        .ok()
-        .and_then(|(_, session)| session);
     let shutdown = ctx.shutdown.clone();
     let frames = ViewerFrames {
         viewer,
@@ -119,7 +117,7 @@ impl Admission {
     fn new(
         auth: &Arc<Authenticator>,
         caller: &Caller,
-        cookie: Option<SessionId>,
+        cookie: Option<Session>,
         page: Option<(AllowedOrigins, HeaderValue)>,
     ) -> Self {
         let revoked = CancellationToken::new();
@@ -134,7 +132,7 @@ impl Admission {
                 };
                 let signed_out = async {
                     match cookie {
-                        Some(id) => auth.signed_out(id).await,
+                        Some(session) => auth.signed_out(&session).await,
                         None => std::future::pending().await,
                     }
                 };

@@ -23,8 +23,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
 use super::limit::ConnectionPermit;
+use super::response::API_CSP;
 use super::shutdown::Shutdown;
-use crate::backend_api::browser::API_CSP;
 
 /// Longest a closing connection is drained.
 pub const LINGER_TIME: Duration = Duration::from_secs(5);

@@ -7,6 +7,10 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http_body_util::Full;
 use serde::Serialize;
 
+/// `Content-Security-Policy` of every non-HTML answer (JSON, errors): nothing may load,
+/// nothing may frame it.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
 /// Every response body: a complete buffer (Switchyard's answers are small; streams go
 /// over WebSockets).
 pub type Body = Full<Bytes>;

@@ -143,9 +143,9 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             .summary("Sign out: the cookie ends here and the browser drops it")
             .describe(
                 "This backend refuses the request's session cookie from then on (a copy \
-                 of it too) and closes the event streams opened with it; other \
-                 replicas accept a copy until it expires or its token is removed \
-                 from the configuration.",
+                 of it too) and closes the event streams opened with it, until it \
+                 restarts; other replicas accept a copy until it expires or its \
+                 token is removed from the configuration.",
             )
             .ok_empty(204, "Signed out.")
             .ok_header("Set-Cookie", "Clears the session cookie."),
