@@ -443,6 +443,20 @@ async fn ws_status(
     }
 }
 
+/// Signs in with `token` and returns the `Cookie` header value of the session.
+async fn sign_in(addr: std::net::SocketAddr, token: &str) -> String {
+    let r = send(
+        addr,
+        Method::POST,
+        "/api/session",
+        Some(json!({ "token": token }).to_string().as_bytes()),
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_status(&r, 200);
+    session_cookie(&r)
+}
+
 /// The runtime id in `path` (`/api/runtimes/{rt}/...`).
 fn runtime_of(path: &str) -> Option<&str> {
     path.strip_prefix("/api/runtimes/")
@@ -700,20 +714,8 @@ async fn session_login_cookie_flags_expiry_and_logout() {
 async fn signing_out_refuses_a_copy_of_the_cookie_and_closes_its_event_streams() {
     let world = World::start().await;
     let addr = world.api.addr;
-    let sign_in = || async move {
-        let r = send(
-            addr,
-            Method::POST,
-            "/api/session",
-            Some(json!({ "token": VIEWER }).to_string().as_bytes()),
-            &[("content-type", "application/json")],
-        )
-        .await;
-        assert_status(&r, 200);
-        session_cookie(&r)
-    };
     // The same person in two browsers: two sessions.
-    let (first, second) = (sign_in().await, sign_in().await);
+    let (first, second) = (sign_in(addr, VIEWER).await, sign_in(addr, VIEWER).await);
     assert_ne!(first, second);
     let worker = world.worker("local", false).await;
     let path = format!("/api/runtimes/local/workers/{worker}/events/ws");
@@ -793,16 +795,7 @@ async fn replicas_with_one_key_share_sessions_and_a_removed_token_ends_them() {
     let key = std::fs::read(&key_file).unwrap();
 
     let first = World::start_with(tokens(), Some(key.clone()), |_| {}).await;
-    let login = send(
-        first.api.addr,
-        Method::POST,
-        "/api/session",
-        Some(json!({ "token": VIEWER }).to_string().as_bytes()),
-        &[("content-type", "application/json")],
-    )
-    .await;
-    assert_status(&login, 200);
-    let cookie = session_cookie(&login);
+    let cookie = sign_in(first.api.addr, VIEWER).await;
     let with_cookie = [("cookie", cookie.as_str())];
 
     // A replica with the same key and tokens accepts it; one with another key does not.
@@ -881,15 +874,7 @@ async fn websocket_upgrades_take_a_cookie_or_a_bearer_token_and_check_the_origin
     let addr = world.api.addr;
     let worker = world.worker("local", false).await;
     let path = format!("/api/runtimes/local/workers/{worker}/events/ws");
-    let login = send(
-        addr,
-        Method::POST,
-        "/api/session",
-        Some(json!({ "token": VIEWER }).to_string().as_bytes()),
-        &[("content-type", "application/json")],
-    )
-    .await;
-    let cookie = session_cookie(&login);
+    let cookie = sign_in(addr, VIEWER).await;
     let own = format!("http://{addr}");
     let bearer_viewer = bearer(VIEWER);
     /// (headers, expected status, expected code)
