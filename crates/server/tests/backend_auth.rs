@@ -788,6 +788,44 @@ async fn signing_out_refuses_a_copy_of_the_cookie_and_closes_its_event_streams()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_opened_with_a_cookie_closes_when_the_session_expires() {
+    const SHORT: Duration = Duration::from_secs(2);
+    let world = World::start_with(tokens(), None, |settings| {
+        if let switchyard_server::config::AuthSettings::Tokens(auth) = &mut settings.auth {
+            auth.session_ttl = SHORT;
+        }
+    })
+    .await;
+    let addr = world.api.addr;
+    let cookie = sign_in(addr, VIEWER).await;
+    // The test's clock stands still: the session's 2 s run in real time from here.
+    let signed_in = tokio::time::Instant::now();
+    let worker = world.worker("local", false).await;
+    let path = format!("/api/runtimes/local/workers/{worker}/events/ws");
+    let mut with_cookie = connect(addr, &path, &[("cookie", cookie.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut with_cookie).await["event"]["kind"],
+        "snapshot"
+    );
+    let bearer_viewer = bearer(VIEWER);
+    let mut with_bearer = connect(addr, &path, &[("authorization", bearer_viewer.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut with_bearer).await["event"]["kind"],
+        "snapshot"
+    );
+
+    assert_eq!(close_code(&mut with_cookie).await, Some(1001));
+    assert!(signed_in.elapsed() >= SHORT - Duration::from_millis(100));
+    let quiet = tokio::time::timeout(Duration::from_millis(300), with_bearer.next()).await;
+    assert!(quiet.is_err(), "the bearer's stream goes on: {quiet:?}");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_with_one_key_share_sessions_and_a_removed_token_ends_them() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("session.key");

@@ -289,6 +289,36 @@ impl Authenticator {
         self.signed_out.wait_for(session).await;
     }
 
+    /// Resolves once `session` has expired: at its expiry, or sooner when a reload
+    /// shortens the TTL (looked at again after every [`Authenticator::replace`]).
+    /// Never while auth is off (a reload turning auth off revokes every identified
+    /// caller anyway: [`Authenticator::revoked`]).
+    pub async fn expired(&self, session: &Session) {
+        let mut changes = self.changes.subscribe();
+        loop {
+            let left = match &*self.mode() {
+                Mode::Tokens { sessions, .. } => {
+                    Some(sessions.time_left(session.issued_at, session.expires_at))
+                }
+                Mode::Open => None,
+            };
+            let at_expiry = async {
+                match left {
+                    Some(left) => tokio::time::sleep(left).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = at_expiry => return,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        }
+    }
+
     /// `POST /api/session`: checks `token` and, when auth is on, signs a session for it.
     pub fn login(&self, token: &str) -> Result<Login, ApiError> {
         match &*self.mode() {
@@ -509,6 +539,49 @@ mod tests {
                 .message,
             SessionError::SignedOut.to_string()
         );
+    }
+
+    #[tokio::test]
+    async fn a_session_expires_sooner_when_a_reload_shortens_it() {
+        // The manual clock stands still: what is left runs in real time.
+        let clock = Clock::manual(1000);
+        let tokens = [entry("alice", "tok-a", Role::Operator)];
+        let with_ttl = |ttl: u64| {
+            Authenticator::with_tokens(
+                &tokens,
+                SessionCodec::new(
+                    SessionKey::new(vec![9; 32]).unwrap(),
+                    Duration::from_secs(ttl),
+                    clock.clone(),
+                ),
+            )
+        };
+        let auth = Arc::new(with_ttl(3600));
+        let cookie = format!(
+            "switchyard_session={}",
+            auth.login("tok-a").unwrap().cookie.unwrap()
+        );
+        let (_, session) = auth
+            .authenticate_session(&headers(&[(COOKIE, &cookie)]), true)
+            .unwrap();
+        let session = session.unwrap();
+        let expired = tokio::spawn({
+            let (auth, session) = (auth.clone(), session.clone());
+            async move { auth.expired(&session).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!expired.is_finished(), "an hour left");
+        let start = std::time::Instant::now();
+        auth.replace(with_ttl(1));
+        tokio::time::timeout(Duration::from_secs(10), expired)
+            .await
+            .expect("expires at the shortened end")
+            .unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(900));
+        // Auth turned off: never (the caller's revocation closes its streams).
+        auth.replace(Authenticator::open());
+        let never = tokio::time::timeout(Duration::from_millis(1500), auth.expired(&session)).await;
+        assert!(never.is_err());
     }
 
     #[test]

@@ -227,14 +227,6 @@ impl SessionCodec {
         self.clock.now()
     }
 
-    /// When a session with `claims` ends: its expiry, or sooner when a shorter TTL
-    /// has been configured since it was issued.
-    fn ends_at(&self, claims: &SessionClaims) -> u64 {
-        claims
-            .expires_at
-            .min(claims.issued_at.saturating_add(self.ttl.as_secs()))
-    }
-
     /// The claims of a cookie value whose signature is this key's, whatever its age.
     pub fn signed_claims(&self, value: &str) -> Option<SessionClaims> {
         let rest = value.strip_prefix("v1.")?;
@@ -250,6 +242,13 @@ impl SessionCodec {
             .and_then(|json| serde_json::from_slice(&json).ok())
     }
 
+    /// How long a session issued at `issued_at` whose cookie says `expires_at` has
+    /// left (zero once it has ended).
+    pub fn time_left(&self, issued_at: u64, expires_at: u64) -> Duration {
+        let ends = expires_at.min(issued_at.saturating_add(self.ttl.as_secs()));
+        Duration::from_secs(ends.saturating_sub(self.clock.now()))
+    }
+
     /// Checks a cookie value's signature and age. The caller still has to find the
     /// token whose fingerprint it names.
     pub fn verify(&self, value: &str) -> Result<SessionClaims, SessionError> {
@@ -259,7 +258,10 @@ impl SessionCodec {
             return Err(SessionError::Invalid);
         }
         // A shorter TTL configured since the cookie was issued applies at once.
-        if now >= self.ends_at(&claims) {
+        if self
+            .time_left(claims.issued_at, claims.expires_at)
+            .is_zero()
+        {
             return Err(SessionError::Expired);
         }
         Ok(claims)

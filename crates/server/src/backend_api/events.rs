@@ -106,8 +106,8 @@ struct ViewerFrames {
 /// every reload (and once at the start, in case a reload came between the request's
 /// checks and the session) by a small task of its own, which cancels `revoked` when
 /// a reload revokes the caller or takes the origin out of `allowed_origins`, or when
-/// the session cookie it was opened with is signed out. The session's frames only
-/// poll that token, which no other session shares.
+/// the session cookie it was opened with is signed out or expires. The session's
+/// frames only poll that token, which no other session shares.
 struct Admission {
     revoked: CancellationToken,
     watcher: tokio::task::JoinHandle<()>,
@@ -131,8 +131,14 @@ impl Admission {
                     }
                 };
                 let signed_out = async {
-                    match cookie {
-                        Some(session) => auth.signed_out(&session).await,
+                    match &cookie {
+                        Some(session) => auth.signed_out(session).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let expired = async {
+                    match &cookie {
+                        Some(session) => auth.expired(session).await,
                         None => std::future::pending().await,
                     }
                 };
@@ -148,6 +154,10 @@ impl Admission {
                     () = signed_out => tracing::info!(
                         identity = caller.name(),
                         "closing an event stream with 1001: the session cookie it was opened with was signed out"
+                    ),
+                    () = expired => tracing::info!(
+                        identity = caller.name(),
+                        "closing an event stream with 1001: the session cookie it was opened with has expired"
                     ),
                 }
                 revoked.cancel();
