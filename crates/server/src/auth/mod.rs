@@ -15,6 +15,7 @@ pub mod token;
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
@@ -99,6 +100,10 @@ pub struct Login {
     /// The signed cookie value; `None` when auth is off (no session is needed).
     pub cookie: Option<String>,
 }
+
+/// Longest an event stream's session goes between looks at the clock
+/// ([`Authenticator::expired`]).
+pub const EXPIRY_RECHECK: Duration = Duration::from_secs(30);
 
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(ErrorCode::Unauthorized, message)
@@ -240,7 +245,7 @@ impl Authenticator {
         if cookies {
             for value in session::cookie_values(headers) {
                 match sessions.verify(value).and_then(|claims| {
-                    let session = Session::of(value, &claims);
+                    let session = Session::of(value, &claims, sessions.key_id());
                     if self.signed_out.contains(&session) {
                         return Err(SessionError::SignedOut);
                     }
@@ -279,7 +284,8 @@ impl Authenticator {
         let now = sessions.now();
         for value in session::cookie_values(headers) {
             if let Some(claims) = sessions.signed_claims(value) {
-                self.signed_out.insert(&Session::of(value, &claims), now);
+                self.signed_out
+                    .insert(&Session::of(value, &claims, sessions.key_id()), now);
             }
         }
     }
@@ -289,17 +295,22 @@ impl Authenticator {
         self.signed_out.wait_for(session).await;
     }
 
-    /// Resolves once `session` has expired: at its expiry, or sooner when a reload
-    /// shortens the TTL (looked at again after every [`Authenticator::replace`]).
-    /// Never while auth is off (a reload turning auth off revokes every identified
-    /// caller anyway: [`Authenticator::revoked`]).
+    /// Resolves once `session` has ended by time or key: at its expiry, sooner when
+    /// a reload shortens the TTL, at once when a reload changes the session key
+    /// (looked at again after every [`Authenticator::replace`], and at least every
+    /// [`EXPIRY_RECHECK`], so that a step of the wall clock is noticed). Never while
+    /// auth is off (a reload turning auth off revokes every identified caller
+    /// anyway: [`Authenticator::revoked`]).
     pub async fn expired(&self, session: &Session) {
         let mut changes = self.changes.subscribe();
         loop {
             let left = match &*self.mode() {
-                Mode::Tokens { sessions, .. } => {
-                    Some(sessions.time_left(session.issued_at, session.expires_at))
-                }
+                Mode::Tokens { sessions, .. } if sessions.key_id() != session.key_id => return,
+                Mode::Tokens { sessions, .. } => Some(
+                    sessions
+                        .time_left(session.issued_at, session.expires_at)
+                        .min(EXPIRY_RECHECK),
+                ),
                 Mode::Open => None,
             };
             let at_expiry = async {
@@ -309,7 +320,11 @@ impl Authenticator {
                 }
             };
             tokio::select! {
-                () = at_expiry => return,
+                () = at_expiry => {
+                    if left.is_some_and(|left| left < EXPIRY_RECHECK) {
+                        return;
+                    }
+                }
                 changed = changes.changed() => {
                     if changed.is_err() {
                         std::future::pending::<()>().await;
@@ -542,7 +557,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_session_expires_sooner_when_a_reload_shortens_it() {
+    async fn a_session_ends_sooner_when_a_reload_shortens_it_or_changes_the_key() {
         // The manual clock stands still: what is left runs in real time.
         let clock = Clock::manual(1000);
         let tokens = [entry("alice", "tok-a", Role::Operator)];
@@ -578,6 +593,23 @@ mod tests {
             .expect("expires at the shortened end")
             .unwrap();
         assert!(start.elapsed() >= Duration::from_millis(900));
+        // Another session key: at once (its cookie no longer verifies).
+        let other_key = Authenticator::with_tokens(
+            &tokens,
+            SessionCodec::new(
+                SessionKey::new(vec![8; 32]).unwrap(),
+                Duration::from_secs(3600),
+                clock.clone(),
+            ),
+        );
+        auth.replace(with_ttl(3600));
+        let same_key =
+            tokio::time::timeout(Duration::from_millis(300), auth.expired(&session)).await;
+        assert!(same_key.is_err(), "the same key: not yet");
+        auth.replace(other_key);
+        tokio::time::timeout(Duration::from_secs(10), auth.expired(&session))
+            .await
+            .expect("a new key ends it");
         // Auth turned off: never (the caller's revocation closes its streams).
         auth.replace(Authenticator::open());
         let never = tokio::time::timeout(Duration::from_millis(1500), auth.expired(&session)).await;

@@ -42,6 +42,7 @@ const CLOCK_SKEW_S: u64 = 60;
 /// Domain separation for the MAC and the fingerprint.
 const MAC_CONTEXT: &[u8] = b"switchyard session v1\0";
 const FINGERPRINT_CONTEXT: &[u8] = b"switchyard session fingerprint v1\0";
+const KEY_ID_CONTEXT: &[u8] = b"switchyard session key id v1\0";
 
 /// The key sessions are signed with. `Debug` never shows it.
 #[derive(Clone)]
@@ -173,6 +174,8 @@ pub fn fingerprint(hash: &TokenHash) -> String {
 #[derive(Debug, Clone)]
 pub struct SessionCodec {
     key: SessionKey,
+    /// [`SessionCodec::key_id`], computed once.
+    key_id: u64,
     ttl: Duration,
     clock: Clock,
 }
@@ -182,12 +185,28 @@ type HmacSha256 = Hmac<Sha256>;
 impl SessionCodec {
     /// A codec with `key`, sessions lasting `ttl`, reading time from `clock`.
     pub fn new(key: SessionKey, ttl: Duration, clock: Clock) -> Self {
-        Self { key, ttl, clock }
+        let mut mac = HmacSha256::new_from_slice(&key.0).expect("HMAC takes any key length");
+        mac.update(KEY_ID_CONTEXT);
+        let tag = mac.finalize().into_bytes();
+        let key_id = u64::from_be_bytes(tag[..8].try_into().expect("a SHA-256 tag has 32 bytes"));
+        Self {
+            key,
+            key_id,
+            ttl,
+            clock,
+        }
     }
 
     /// How long a session lasts.
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// Names the session key without revealing it: the first 8 bytes of an HMAC of
+    /// a fixed text under it. Event streams compare it to end when a reload
+    /// changes the key.
+    pub fn key_id(&self) -> u64 {
+        self.key_id
     }
 
     fn mac(&self) -> HmacSha256 {

@@ -1,12 +1,15 @@
 //! The sessions signed out on this process: the one piece of session state a
 //! backend keeps, so that a copy of a signed-out cookie is refused here.
 //!
-//! Entries are kept per token (by the fingerprint the cookie names), each until its
-//! session would have expired by the expiry signed into the cookie. A token holds
-//! at most [`MAX_PER_TOKEN`] entries: past that, every session of that token issued
-//! before now is signed out at once (a cut-off) and its entries are dropped. So a
-//! full list signs out too much, never too little, and only for the token that
-//! filled it: no caller can push anyone else's sign-outs out.
+//! Entries are kept per token (by the fingerprint the cookie names); an entry whose
+//! cookie has expired (by the expiry signed into it) is dropped at the token's next
+//! sign-out. A token holds at most [`MAX_PER_TOKEN`] live entries: past that, every
+//! session of that token issued up to now (and up to the latest issue time among
+//! its entries, for a replica whose clock runs ahead) is signed out at once (a
+//! cut-off) and its entries are dropped. So a full list signs out too much, never
+//! too little, and only for the token that filled it: no caller can push anyone
+//! else's sign-outs out. Memory: at most one full list (under 100 KB) and a cut-off
+//! per token that has signed out under this process's key.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,8 +19,8 @@ use sha2::{Digest, Sha256};
 
 use super::session::SessionClaims;
 
-/// Most sessions of one token remembered one by one (about 50 KB); past it the
-/// token's older sessions are cut off together.
+/// Most live sessions of one token remembered one by one; past it the token's
+/// sessions issued so far are cut off together.
 pub const MAX_PER_TOKEN: usize = 1000;
 
 /// Names one session (one issued cookie) without holding it: the SHA-256 of the
@@ -38,14 +41,17 @@ impl fmt::Debug for SessionId {
     }
 }
 
-/// One verified session, as sign-outs need it: which cookie, which token, when it
-/// was issued and when its cookie says it expires.
+/// One verified session, as sign-outs and its event streams need it: which cookie,
+/// which token, which session key signed it, when it was issued and when its
+/// cookie says it expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// The cookie's id.
     pub id: SessionId,
     /// The fingerprint of its token ([`super::session::fingerprint`]).
     pub fingerprint: String,
+    /// Which session key signed it ([`super::SessionCodec::key_id`]).
+    pub key_id: u64,
     /// Issued at, Unix seconds.
     pub issued_at: u64,
     /// The expiry signed into the cookie, Unix seconds (a shorter TTL configured
@@ -54,11 +60,13 @@ pub struct Session {
 }
 
 impl Session {
-    /// The session of the cookie `value`, whose signature gave `claims`.
-    pub fn of(value: &str, claims: &SessionClaims) -> Self {
+    /// The session of the cookie `value`, whose signature by the key `key_id` gave
+    /// `claims`.
+    pub fn of(value: &str, claims: &SessionClaims, key_id: u64) -> Self {
         Self {
             id: SessionId::of(value),
             fingerprint: claims.fingerprint.clone(),
+            key_id,
             issued_at: claims.issued_at,
             expires_at: claims.expires_at,
         }
@@ -68,8 +76,8 @@ impl Session {
 /// One token's sign-outs.
 #[derive(Default)]
 struct TokenSignOuts {
-    /// Sessions signed out one by one, each with its signed expiry.
-    sessions: HashMap<SessionId, u64>,
+    /// Sessions signed out one by one: issued at, and the signed expiry.
+    sessions: HashMap<SessionId, (u64, u64)>,
     /// Every session of the token issued before this (Unix seconds) is signed out;
     /// 0 for none.
     cut_off: u64,
@@ -127,19 +135,25 @@ impl SignedOut {
         if token.holds(session) {
             return;
         }
-        token.sessions.retain(|_, expires| *expires > now);
+        token.sessions.retain(|_, (_, expires)| *expires > now);
         if token.sessions.len() >= self.per_token {
-            // Full of live sessions: cut off every one issued before now, and keep
-            // only those issued since (this second's) one by one.
-            token.cut_off = token.cut_off.max(now);
-            token.sessions.clear();
-            if session.issued_at < now {
-                drop(tokens);
-                self.changes.send_modify(|n| *n += 1);
-                return;
-            }
+            // Full of live sessions: cut off every one issued up to now, and up to
+            // the latest issued among them (a replica's clock may run ahead), so
+            // that every entry dropped is covered.
+            let latest = token
+                .sessions
+                .values()
+                .map(|(issued, _)| *issued)
+                .chain([session.issued_at, now])
+                .max()
+                .unwrap_or(now);
+            token.cut_off = token.cut_off.max(latest.saturating_add(1));
+            token.sessions = HashMap::new();
+        } else {
+            token
+                .sessions
+                .insert(session.id, (session.issued_at, session.expires_at));
         }
-        token.sessions.insert(session.id, session.expires_at);
         drop(tokens);
         self.changes.send_modify(|n| *n += 1);
     }
@@ -151,7 +165,8 @@ impl SignedOut {
             .is_some_and(|token| token.holds(session))
     }
 
-    /// How many sessions are remembered one by one.
+    /// How many sessions are remembered one by one (expired ones included until
+    /// their token's next sign-out).
     pub fn len(&self) -> usize {
         self.tokens().values().map(|t| t.sessions.len()).sum()
     }
@@ -188,6 +203,7 @@ mod tests {
         Session {
             id: SessionId::of(&format!("v1.{token}-cookie-{n}")),
             fingerprint: token.to_owned(),
+            key_id: 1,
             issued_at,
             expires_at,
         }
@@ -215,28 +231,54 @@ mod tests {
     }
 
     #[test]
-    fn a_token_that_fills_its_list_cuts_off_its_own_older_sessions_only() {
+    fn a_token_that_fills_its_list_cuts_off_its_own_sessions_only() {
         let out = SignedOut::with_capacity(3);
         let other = session("victim", 1, 10, 1000);
         out.insert(&other, 100);
         for n in 0..3 {
             out.insert(&session("flood", n, 90, 1000), 100);
         }
-        let kept = session("flood", 9, 95, 1000);
-        assert!(!out.contains(&kept));
-        // Full: the fourth sign-out cuts off every flood session issued before now.
+        let not_signed_out = session("flood", 9, 95, 1000);
+        assert!(!out.contains(&not_signed_out));
+        // Full: the fourth sign-out cuts off every flood session issued up to now.
         out.insert(&session("flood", 3, 99, 1000), 100);
-        assert!(out.contains(&kept), "issued before the cut-off");
+        for n in 0..4 {
+            assert!(out.contains(&session("flood", n, 90 + 3 * n as u64, 1000)));
+        }
         assert!(
-            !out.contains(&session("flood", 10, 100, 1000)),
-            "issued at it"
+            out.contains(&not_signed_out),
+            "ended too: too much, not too little"
+        );
+        assert!(
+            out.contains(&session("flood", 10, 100, 1000)),
+            "issued this second"
+        );
+        assert!(
+            !out.contains(&session("flood", 11, 101, 1000)),
+            "issued after"
         );
         assert!(out.contains(&other), "another token's sign-out stays");
         assert_eq!(out.len(), 1, "the flood's entries are gone");
-        // A session issued in the cut-off's second is remembered one by one.
-        let same_second = session("flood", 11, 100, 1000);
-        out.insert(&same_second, 100);
-        assert!(out.contains(&same_second));
+    }
+
+    #[test]
+    fn a_cut_off_covers_every_entry_it_drops_even_this_seconds_and_ahead_of_the_clock() {
+        let out = SignedOut::with_capacity(3);
+        // Issued this second, and by a replica 30 s ahead.
+        let entries = [
+            session("t", 0, 100, 1000),
+            session("t", 1, 100, 1000),
+            session("t", 2, 130, 1000),
+        ];
+        for entry in &entries {
+            out.insert(entry, 100);
+        }
+        out.insert(&session("t", 3, 100, 1000), 100);
+        for entry in &entries {
+            assert!(out.contains(entry), "{entry:?}");
+        }
+        assert!(out.contains(&session("t", 3, 100, 1000)));
+        assert!(!out.contains(&session("t", 4, 131, 1000)));
     }
 
     #[tokio::test]

@@ -8,8 +8,10 @@
 //! writes its audit line once its outcome is known.
 //!
 //! The session keeps the caller it was opened with; when a reload removes or changes
-//! that caller's token (or turns auth on), it is closed with 1001, like a shutdown:
-//! the client reconnects with its cursor and meets the new configuration.
+//! that caller's token (or turns auth on), or the session cookie it was opened with
+//! is signed out, expires or loses its key to a reload, it is closed with 1001,
+//! like a shutdown: the client reconnects with its cursor and meets the new
+//! configuration (or a 401).
 
 use std::sync::Arc;
 
@@ -54,11 +56,10 @@ pub(super) async fn upgrade(
     if !is_upgrade_request(request.headers()) {
         return ws_upgrade(request, &ctx.shutdown, |_| async {});
     }
-    // The session cookie the request was let in with, if a cookie did it (a bearer
-    // token decides alone; the route has admitted the request, so this finds the
-    // same credentials again). Refused if it was signed out since: from here on the
-    // stream's watcher sees a sign-out (it looks before it waits).
-    let (_, cookie) = auth.authenticate_session(request.headers(), true)?;
+    // The session cookie the route let the request in with, if a cookie did it (a
+    // bearer token decides alone). The stream's watcher looks before it waits, so a
+    // sign-out since the route's check is seen.
+    let cookie = request.extensions().get::<Session>().cloned();
     let viewer = if watch.interactive {
         hub.watch_interactive(caller, runtime_id, worker_id, watch.cursor)
             .await?
@@ -157,7 +158,7 @@ impl Admission {
                     ),
                     () = expired => tracing::info!(
                         identity = caller.name(),
-                        "closing an event stream with 1001: the session cookie it was opened with has expired"
+                        "closing an event stream with 1001: the session cookie it was opened with has expired (or a reload changed the session key)"
                     ),
                 }
                 revoked.cancel();

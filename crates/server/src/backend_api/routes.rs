@@ -318,7 +318,7 @@ impl BackendApi {
     /// label of the metrics.
     async fn checked(
         &self,
-        request: http::Request<Incoming>,
+        mut request: http::Request<Incoming>,
         ctx: &RequestContext,
         origin: &RequestOrigin,
     ) -> Answer {
@@ -370,11 +370,16 @@ impl BackendApi {
                 }
                 None
             } else {
-                let caller = self
+                let (caller, session) = self
                     .auth
-                    .authenticate(request.headers(), origin.admits_cookie(websocket))?;
+                    .authenticate_session(request.headers(), origin.admits_cookie(websocket))?;
                 if let Some(audit) = audit.as_mut() {
                     audit.identify(&caller);
+                }
+                // An event stream watches the session it was let in with: it ends when
+                // that session is signed out or expires (`events.rs`).
+                if let (true, Some(session)) = (websocket, session) {
+                    request.extensions_mut().insert(session);
                 }
                 Some(caller)
             };
