@@ -443,18 +443,41 @@ async fn ws_status(
     }
 }
 
-/// Signs in with `token` and returns the `Cookie` header value of the session.
-async fn sign_in(addr: std::net::SocketAddr, token: &str) -> String {
-    let r = send(
+/// `POST /api/session` with `token`.
+async fn post_session(addr: std::net::SocketAddr, token: &str) -> TestResponse {
+    send(
         addr,
         Method::POST,
         "/api/session",
         Some(json!({ "token": token }).to_string().as_bytes()),
         &[("content-type", "application/json")],
     )
-    .await;
+    .await
+}
+
+/// Signs in with `token` and returns the `Cookie` header value of the session.
+async fn sign_in(addr: std::net::SocketAddr, token: &str) -> String {
+    let r = post_session(addr, token).await;
     assert_status(&r, 200);
     session_cookie(&r)
+}
+
+/// An event stream on `path` with one credential header, past its snapshot.
+async fn watch(
+    addr: std::net::SocketAddr,
+    path: &str,
+    credential: (&str, &str),
+) -> switchyard_e2e::ws::Ws {
+    let mut ws = connect(addr, path, &[credential]).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["event"]["kind"], "snapshot");
+    ws
+}
+
+/// Asserts that a quiet event stream stays open (nothing, not even a close, for a
+/// moment).
+async fn assert_still_open(ws: &mut switchyard_e2e::ws::Ws) {
+    let quiet = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
+    assert!(quiet.is_err(), "still open: {quiet:?}");
 }
 
 /// The runtime id in `path` (`/api/runtimes/{rt}/...`).
@@ -583,19 +606,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_contract_says() {
 async fn session_login_cookie_flags_expiry_and_logout() {
     let world = World::start().await;
     let addr = world.api.addr;
-    let login = |token: &str| {
-        let body = json!({ "token": token }).to_string();
-        async move {
-            send(
-                addr,
-                Method::POST,
-                "/api/session",
-                Some(body.as_bytes()),
-                &[("content-type", "application/json")],
-            )
-            .await
-        }
-    };
+    let login = |token: &'static str| post_session(addr, token);
 
     // Wrong and missing tokens.
     for token in [WRONG, ""] {
@@ -719,28 +730,10 @@ async fn signing_out_refuses_a_copy_of_the_cookie_and_closes_its_event_streams()
     assert_ne!(first, second);
     let worker = world.worker("local", false).await;
     let path = format!("/api/runtimes/local/workers/{worker}/events/ws");
-    let mut first_stream = connect(addr, &path, &[("cookie", first.as_str())])
-        .await
-        .unwrap();
-    assert_eq!(
-        next_json(&mut first_stream).await["event"]["kind"],
-        "snapshot"
-    );
-    let mut second_stream = connect(addr, &path, &[("cookie", second.as_str())])
-        .await
-        .unwrap();
-    assert_eq!(
-        next_json(&mut second_stream).await["event"]["kind"],
-        "snapshot"
-    );
+    let mut first_stream = watch(addr, &path, ("cookie", first.as_str())).await;
+    let mut second_stream = watch(addr, &path, ("cookie", second.as_str())).await;
     let bearer_viewer = bearer(VIEWER);
-    let mut bearer_stream = connect(addr, &path, &[("authorization", bearer_viewer.as_str())])
-        .await
-        .unwrap();
-    assert_eq!(
-        next_json(&mut bearer_stream).await["event"]["kind"],
-        "snapshot"
-    );
+    let mut bearer_stream = watch(addr, &path, ("authorization", bearer_viewer.as_str())).await;
 
     // A forged cookie signs nothing out.
     let r = send(
@@ -781,8 +774,7 @@ async fn signing_out_refuses_a_copy_of_the_cookie_and_closes_its_event_streams()
         200,
     );
     for stream in [&mut second_stream, &mut bearer_stream] {
-        let quiet = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
-        assert!(quiet.is_err(), "still open: {quiet:?}");
+        assert_still_open(stream).await;
     }
     world.stop().await;
 }
@@ -802,26 +794,13 @@ async fn an_event_stream_opened_with_a_cookie_closes_when_the_session_expires() 
     let signed_in = tokio::time::Instant::now();
     let worker = world.worker("local", false).await;
     let path = format!("/api/runtimes/local/workers/{worker}/events/ws");
-    let mut with_cookie = connect(addr, &path, &[("cookie", cookie.as_str())])
-        .await
-        .unwrap();
-    assert_eq!(
-        next_json(&mut with_cookie).await["event"]["kind"],
-        "snapshot"
-    );
+    let mut with_cookie = watch(addr, &path, ("cookie", cookie.as_str())).await;
     let bearer_viewer = bearer(VIEWER);
-    let mut with_bearer = connect(addr, &path, &[("authorization", bearer_viewer.as_str())])
-        .await
-        .unwrap();
-    assert_eq!(
-        next_json(&mut with_bearer).await["event"]["kind"],
-        "snapshot"
-    );
+    let mut with_bearer = watch(addr, &path, ("authorization", bearer_viewer.as_str())).await;
 
     assert_eq!(close_code(&mut with_cookie).await, Some(1001));
     assert!(signed_in.elapsed() >= SHORT - Duration::from_millis(100));
-    let quiet = tokio::time::timeout(Duration::from_millis(300), with_bearer.next()).await;
-    assert!(quiet.is_err(), "the bearer's stream goes on: {quiet:?}");
+    assert_still_open(&mut with_bearer).await;
     world.stop().await;
 }
 
@@ -996,14 +975,7 @@ async fn no_token_hash_or_cookie_in_logs_or_answers() {
     let mut answers: Vec<TestResponse> = Vec::new();
     let mut cookies = Vec::new();
     for token in [VIEWER, OPERATOR, ADMIN, OTHER, WRONG] {
-        let login = send(
-            addr,
-            Method::POST,
-            "/api/session",
-            Some(json!({ "token": token }).to_string().as_bytes()),
-            &[("content-type", "application/json")],
-        )
-        .await;
+        let login = post_session(addr, token).await;
         if login.status == 200 {
             cookies.push(session_cookie(&login));
         }

@@ -386,11 +386,22 @@ mod tests {
     }
 
     fn authenticator(tokens: &[TokenEntry], clock: &Clock) -> Authenticator {
+        keyed_authenticator(tokens, clock, 9, 60)
+    }
+
+    /// Auth by `tokens`, sessions signed with a key of 32 `key` bytes lasting
+    /// `ttl_s` seconds.
+    fn keyed_authenticator(
+        tokens: &[TokenEntry],
+        clock: &Clock,
+        key: u8,
+        ttl_s: u64,
+    ) -> Authenticator {
         Authenticator::with_tokens(
             tokens,
             SessionCodec::new(
-                SessionKey::new(vec![9; 32]).unwrap(),
-                Duration::from_secs(60),
+                SessionKey::new(vec![key; 32]).unwrap(),
+                Duration::from_secs(ttl_s),
                 clock.clone(),
             ),
         )
@@ -524,16 +535,7 @@ mod tests {
     fn a_sign_out_holds_until_the_cookie_expires_whatever_the_ttl_does_meanwhile() {
         let clock = Clock::manual(1000);
         let tokens = [entry("alice", "tok-a", Role::Operator)];
-        let with_ttl = |ttl: u64| {
-            Authenticator::with_tokens(
-                &tokens,
-                SessionCodec::new(
-                    SessionKey::new(vec![9; 32]).unwrap(),
-                    Duration::from_secs(ttl),
-                    clock.clone(),
-                ),
-            )
-        };
+        let with_ttl = |ttl: u64| keyed_authenticator(&tokens, &clock, 9, ttl);
         let auth = with_ttl(60);
         let cookie = format!(
             "switchyard_session={}",
@@ -561,16 +563,7 @@ mod tests {
         // The manual clock stands still: what is left runs in real time.
         let clock = Clock::manual(1000);
         let tokens = [entry("alice", "tok-a", Role::Operator)];
-        let with_ttl = |ttl: u64| {
-            Authenticator::with_tokens(
-                &tokens,
-                SessionCodec::new(
-                    SessionKey::new(vec![9; 32]).unwrap(),
-                    Duration::from_secs(ttl),
-                    clock.clone(),
-                ),
-            )
-        };
+        let with_ttl = |ttl: u64| keyed_authenticator(&tokens, &clock, 9, ttl);
         let auth = Arc::new(with_ttl(3600));
         let cookie = format!(
             "switchyard_session={}",
@@ -594,14 +587,7 @@ mod tests {
             .unwrap();
         assert!(start.elapsed() >= Duration::from_millis(900));
         // Another session key: at once (its cookie no longer verifies).
-        let other_key = Authenticator::with_tokens(
-            &tokens,
-            SessionCodec::new(
-                SessionKey::new(vec![8; 32]).unwrap(),
-                Duration::from_secs(3600),
-                clock.clone(),
-            ),
-        );
+        let other_key = keyed_authenticator(&tokens, &clock, 8, 3600);
         auth.replace(with_ttl(3600));
         let same_key =
             tokio::time::timeout(Duration::from_millis(300), auth.expired(&session)).await;
