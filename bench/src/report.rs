@@ -497,8 +497,9 @@ impl Report<'_> {
             "To refresh this file and the plots in `bench/`, run `cargo xtask bench` (it \
              builds the release binary, installs nginx and wrk from Debian's packages if \
              they are missing, and starts everything itself). `cargo xtask bench --quick` \
-             runs every scenario once, briefly, into a temporary directory and fails on \
-             any error: that is the CI check. `--only rest,events,fanout,scale,tls,keys` and \
+             runs every scenario once, briefly, on the debug build, into a temporary \
+             directory and fails on any error: that is the CI check (its figures say \
+             nothing). `--only rest,events,fanout,scale,tls,keys` and \
              `--no-profile` narrow a run (partial runs also go to a temporary \
              directory).\n"
         );
