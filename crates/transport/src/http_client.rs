@@ -15,6 +15,7 @@
 //! call takes a connection of its own from the [`pool`] for its exchange.
 
 mod answer;
+mod end_of_turn;
 mod http1;
 mod pipeline;
 mod pool;

@@ -373,9 +373,9 @@ impl Writer<'_> {
     async fn write_queued(mut self, mut io: WriteSide, busy: bool) {
         // When others are in flight, more requests are likely to come in the same
         // turn of the scheduler: let them join the first write. (A lone request
-        // does not wait: `yield_now` costs a poll of the I/O driver.)
+        // does not wait: a yield costs a poll of the I/O driver.)
         if busy {
-            tokio::task::yield_now().await;
+            super::end_of_turn::end_of_turn().await;
         }
         let mut batch = Vec::new();
         loop {
