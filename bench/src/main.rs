@@ -30,6 +30,8 @@ mod events;
 mod fanout;
 mod keys;
 mod machine;
+mod paired;
+mod paired_report;
 mod plan;
 mod procs;
 mod profile;

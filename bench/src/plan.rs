@@ -13,6 +13,9 @@ pub struct Plan {
     pub rest_duration: Duration,
     /// Concurrent keep-alive connections for REST.
     pub rest_connections: Vec<u32>,
+    /// Turns per route and round of the one-connection paired figure
+    /// ([`crate::paired`]): one request to every target per turn.
+    pub paired_turns: usize,
     /// Lines the `burst` worker prints for the event-rate figure.
     pub burst_lines: u64,
     /// Bursts per target per round (the rate is their total events over total time).
@@ -47,6 +50,7 @@ impl Plan {
             runs: 3,
             rest_duration: Duration::from_secs(2),
             rest_connections: vec![1, 16, 64],
+            paired_turns: 2000,
             burst_lines: 1_000_000,
             bursts_per_round: 5,
             long_burst_lines: 5_000_000,
@@ -70,6 +74,7 @@ impl Plan {
             runs: 1,
             rest_duration: Duration::from_secs(1),
             rest_connections: vec![1, 16, 64],
+            paired_turns: 100,
             burst_lines: 50_000,
             bursts_per_round: 1,
             long_burst_lines: 200_000,

@@ -658,6 +658,7 @@ impl Report<'_> {
             );
         }
         let _ = writeln!(md);
+        crate::paired_report::table(md, self.rest, &[(Target::Backend, Target::Nginx)]);
         self.auth_cost(md);
     }
 

@@ -13,6 +13,7 @@ use http::Method;
 
 use crate::Result;
 use crate::api::{Endpoint, Http, Target, Upstream};
+use crate::paired::{self, PairedRoute};
 use crate::plan::Plan;
 use crate::profile::{ForeignLoad, cpu_seconds, cpu_seconds_with_children};
 use crate::stats::Summary;
@@ -117,9 +118,16 @@ impl Cell {
 pub struct RestResults {
     /// One cell per route × connections × target.
     pub cells: Vec<Cell>,
+    /// The one-connection figure measured request by request, one per route.
+    pub paired: Vec<PairedRoute>,
 }
 
 impl RestResults {
+    /// The paired one-connection figure of `route`, if measured.
+    pub fn paired(&self, route: Route) -> Option<&PairedRoute> {
+        self.paired.iter().find(|p| p.route == route)
+    }
+
     /// The cell of `route`, `connections`, `target`.
     pub fn get(&self, route: Route, connections: u32, target: Target) -> Option<&Cell> {
         self.cells
@@ -309,8 +317,82 @@ pub async fn run(
                 }
             }
         }
+        measure_paired(plan, http, targets, &detail_worker, &mut results.paired).await?;
     }
     Ok(results)
+}
+
+/// One round of the one-connection paired figure ([`crate::paired`]) on every
+/// route, over every target.
+async fn measure_paired(
+    plan: &Plan,
+    http: &Http,
+    targets: &Targets,
+    detail_worker: &dyn Fn(Target) -> String,
+    into: &mut Vec<PairedRoute>,
+) -> Result<()> {
+    for route in Route::ALL {
+        // Inputs go to a fresh worker on each runtime, removed afterwards, as in
+        // the wrk runs.
+        let mut input_workers: Vec<(Upstream, Endpoint, String)> = Vec::new();
+        if route == Route::Input {
+            for ep in &targets.endpoints {
+                if !input_workers
+                    .iter()
+                    .any(|(u, _, _)| *u == ep.target.upstream())
+                {
+                    let worker = http.create_worker(ep, "echo").await?;
+                    input_workers.push((ep.target.upstream(), ep.clone(), worker));
+                }
+            }
+        }
+        let endpoints: Vec<(Endpoint, String)> = targets
+            .endpoints
+            .iter()
+            .map(|ep| {
+                let path = match route {
+                    Route::Detail => format!("/workers/{}", detail_worker(ep.target)),
+                    Route::List => "/workers".to_owned(),
+                    Route::Input => {
+                        let (_, _, worker) = input_workers
+                            .iter()
+                            .find(|(u, _, _)| *u == ep.target.upstream())
+                            .expect("every runtime has an input worker");
+                        format!("/workers/{worker}/input")
+                    }
+                };
+                (ep.clone(), path)
+            })
+            .collect();
+        let position = match into.iter().position(|p| p.route == route) {
+            Some(i) => i,
+            None => {
+                into.push(PairedRoute {
+                    route,
+                    latencies_us: Vec::new(),
+                });
+                into.len() - 1
+            }
+        };
+        let measured =
+            paired::measure(&endpoints, route, plan.paired_turns, &mut into[position]).await;
+        for (_, ep, worker) in &input_workers {
+            http.remove_worker(ep, worker).await?;
+        }
+        measured?;
+        let figure = &into[position];
+        let shown: Vec<String> = figure
+            .latencies_us
+            .iter()
+            .map(|(t, _)| format!("{} {:.0} µs", t.label(), figure.p50(*t)))
+            .collect();
+        eprintln!(
+            "bench: rest paired {:<13} p50 {}",
+            route.label(),
+            shown.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// The targets of one cell in the order round `round` (from 0) measures them: table

@@ -140,6 +140,14 @@ impl Report<'_> {
             );
         }
         let _ = writeln!(md);
+        crate::paired_report::table(
+            md,
+            self.tls,
+            &[
+                (Target::Backend, Target::Nginx),
+                (Target::BackendTls, Target::NginxTls),
+            ],
+        );
     }
 }
 
