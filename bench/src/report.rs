@@ -117,8 +117,32 @@ impl Report<'_> {
                 format!("{label} {ratio:.2}")
             })
             .collect();
+        let paired: Vec<String> = Route::ALL
+            .iter()
+            .filter_map(|r| {
+                let figure = self.rest.paired(*r)?;
+                let d = figure.difference(Target::Backend, Target::Nginx)?;
+                Some(format!(
+                    "{} {:+.1} µs (req/s ratio {:.3})",
+                    r.label(),
+                    d.median,
+                    figure.throughput_ratio(Target::Backend, Target::Nginx)
+                ))
+            })
+            .collect();
+        let paired = if paired.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Measured request by request on one connection each, alternating (the \
+                 table after the ratios, which the machine's slow stretches affect alike), \
+                 the backend's round trip differs from nginx's by {} (median per-turn \
+                 difference).",
+                paired.join(", ")
+            )
+        };
         format!(
-            "Misses here: {missed}. Here wrk, the proxy and the runtime share {cpus} CPUs, so \
+            "Misses here: {missed}.{paired} Here wrk, the proxy and the runtime share {cpus} CPUs, so \
              throughput is set by CPU time per request, and at {low} connection{s} by the \
              time of one round trip. The backend relays worker detail, list and input as \
              the runtime's bytes (checked in one pass, secrets searched, the runtime id \
