@@ -3,7 +3,7 @@
 //! source both drive this type directly.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -88,6 +88,7 @@ impl Runtime {
             epoch: new_epoch().into(),
             store: store.clone(),
             limits: config.limits,
+            active: AtomicUsize::new(0),
         });
         let mut workers = BTreeMap::new();
         let mut terminals = Vec::new();
@@ -255,12 +256,7 @@ impl Runtime {
             return Err(RuntimeError::Draining);
         }
         let max = self.inner.config.limits.max_workers;
-        let active = self
-            .workers()
-            .values()
-            .filter(|w| !w.status().is_ended())
-            .count();
-        if active >= max as usize {
+        if self.inner.ctx.active.load(Ordering::SeqCst) >= max as usize {
             return Err(RuntimeError::WorkerLimitReached { max });
         }
         // From the first write on, on a task of its own: a caller dropped mid-way

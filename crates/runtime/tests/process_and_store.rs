@@ -110,6 +110,43 @@ async fn a_missing_executable_is_failed_with_a_diagnostic() {
 }
 
 #[tokio::test]
+async fn only_starting_and_running_workers_count_against_max_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = with_processes();
+    cfg.limits.max_workers = 1;
+    let open = || async {
+        let store = Arc::new(FsStore::open(dir.path()).await.unwrap());
+        Runtime::open(cfg.clone(), store).await.unwrap()
+    };
+    let full = |rt: &Runtime| {
+        let rt = rt.clone();
+        async move {
+            rt.create(request("echo")).await.unwrap_err().code() == ErrorCode::WorkerLimitReached
+        }
+    };
+    let first = open().await;
+    // A worker that failed to start has ended: it leaves the one slot free.
+    let failed = first.create(request("missing")).await.unwrap();
+    assert_eq!(failed.status, WorkerStatus::Failed);
+    let running = first.create(request("echo")).await.unwrap();
+    assert!(full(&first).await, "one running worker fills the slot");
+    // A stopped worker leaves it; deleting it changes nothing more.
+    first.stop(&running.worker_id).await.unwrap();
+    first.delete(&running.worker_id).await.unwrap();
+    let again = first.create(request("echo")).await.unwrap();
+    assert!(full(&first).await);
+    // The process "crashes"; a new runtime finds `again` running in the store and
+    // marks it lost, which has ended too.
+    let second = open().await;
+    assert_eq!(
+        second.get(&again.worker_id).unwrap().status,
+        WorkerStatus::Lost
+    );
+    second.create(request("echo")).await.unwrap();
+    assert!(full(&second).await);
+}
+
+#[tokio::test]
 async fn the_file_store_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let first = Runtime::open(config(), Arc::new(FsStore::open(dir.path()).await.unwrap()))

@@ -11,6 +11,7 @@
 //!   the snapshot's position.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,11 @@ pub(crate) struct WorkerContext {
     pub(crate) epoch: Arc<str>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) limits: RuntimeLimits,
+    /// Workers starting or running: what `max_workers` limits, kept as they change
+    /// so that a create does not count every kept worker. Invariant: a worker
+    /// counts from its build with a status that has not ended until
+    /// [`Worker::set_status`] ends it or it is dropped, once ([`Worker::counted`]).
+    pub(crate) active: AtomicUsize,
 }
 
 struct State {
@@ -95,6 +101,8 @@ pub(crate) struct Worker {
     last_command: Mutex<Instant>,
     /// The transcript note of a stop the runtime decided on itself (idle timeout).
     stop_note: OnceLock<String>,
+    /// Whether it is counted in [`WorkerContext::active`].
+    counted: AtomicBool,
 }
 
 impl Worker {
@@ -108,6 +116,10 @@ impl Worker {
     ) -> Self {
         let limits = ctx.limits;
         let (status, _) = watch::channel(detail.status);
+        let counted = !detail.status.is_ended();
+        if counted {
+            ctx.active.fetch_add(1, Ordering::SeqCst);
+        }
         Self {
             id: detail.worker_id.clone(),
             state: Mutex::new(State {
@@ -128,6 +140,14 @@ impl Worker {
             driver: Mutex::new(None),
             last_command: Mutex::new(Instant::now()),
             stop_note: OnceLock::new(),
+            counted: AtomicBool::new(counted),
+        }
+    }
+
+    /// Takes the worker out of [`WorkerContext::active`] if it is still in it.
+    fn uncount(&self) {
+        if self.counted.swap(false, Ordering::SeqCst) {
+            self.ctx.active.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -668,6 +688,9 @@ impl Worker {
             state.log.append(WorkerEvent::Status { status, previous });
             state.detail.clone()
         };
+        if status.is_ended() {
+            self.uncount();
+        }
         if let Err(error) = self.ctx.store.save_worker(&detail).await {
             tracing::error!(worker_id = %self.id, %error, "could not persist a worker record");
         }
@@ -770,6 +793,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.uncount();
+    }
 }
 
 #[async_trait::async_trait]
