@@ -71,3 +71,67 @@ pub fn table(md: &mut String, results: &RestResults, pairs: &[(Target, Target)])
     }
     let _ = writeln!(md);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paired::PairedRoute;
+
+    fn results() -> RestResults {
+        RestResults {
+            cells: Vec::new(),
+            paired: vec![PairedRoute {
+                route: Route::Detail,
+                latencies_us: vec![
+                    (Target::Nginx, vec![200.0, 300.0, 250.0]),
+                    (Target::Backend, vec![210.0, 310.0, 262.0]),
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_row_per_measured_route_with_the_pairs_asked_for() {
+        let mut md = String::new();
+        table(&mut md, &results(), &[(Target::Backend, Target::Nginx)]);
+        assert!(md.contains("3 turns per route"), "{md}");
+        assert!(
+            md.contains(
+                "| route | nginx p50 µs | backend→remote p50 µs | \
+                 backend→remote − nginx µs per turn | backend→remote / nginx req/s |"
+            ),
+            "{md}"
+        );
+        // Differences 10, 10, 12: median 10, quartiles 10 and 12; means 250 and 260.67.
+        assert!(
+            md.contains("| worker detail | 250 | 262 | +10.0 (+10.0 to +12.0) | 0.959 |"),
+            "{md}"
+        );
+        assert!(
+            !md.contains("| input |"),
+            "a route not measured has no row: {md}"
+        );
+    }
+
+    #[test]
+    fn a_pair_with_a_target_not_measured_shows_dashes() {
+        let mut md = String::new();
+        table(
+            &mut md,
+            &results(),
+            &[(Target::BackendTls, Target::NginxTls)],
+        );
+        assert!(md.contains("| worker detail | 250 | 262 | – | – |"), "{md}");
+    }
+
+    #[test]
+    fn nothing_when_the_figure_was_not_measured() {
+        let mut md = String::new();
+        table(
+            &mut md,
+            &RestResults::default(),
+            &[(Target::Backend, Target::Nginx)],
+        );
+        assert!(md.is_empty());
+    }
+}
