@@ -401,7 +401,7 @@ async fn measure_paired(
 /// second of two, comes out differently), so it alternates instead of favouring one
 /// target in every round.
 pub fn in_round_order<T>(items: &[T], round: usize) -> Box<dyn Iterator<Item = &T> + '_> {
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         Box::new(items.iter())
     } else {
         Box::new(items.iter().rev())

@@ -128,7 +128,8 @@ impl Task {
         let mut round = 0usize;
         'rounds: loop {
             round += 1;
-            let lifecycle = self.plan.lifecycle_every > 0 && round % self.plan.lifecycle_every == 0;
+            let lifecycle =
+                self.plan.lifecycle_every > 0 && round.is_multiple_of(self.plan.lifecycle_every);
             for step in 0..5 {
                 if *stopped.borrow() || made >= self.plan.max_calls || Instant::now() >= deadline {
                     break 'rounds;

@@ -347,10 +347,10 @@ mod tests {
         let event = r#"{"kind":"output","sequence":12,"stream":"stderr","text":"x\ty\u00e9\"","n":[-0.5,1E+2,true,null]}"#;
         let text = frame(event);
         for cut in 0..text.len() {
-            if let Some(prefix) = text.get(..cut) {
-                if let Some(parts) = event_frame(prefix) {
-                    panic!("accepted a cut frame: {prefix} as {parts:?}");
-                }
+            if let Some(prefix) = text.get(..cut)
+                && let Some(parts) = event_frame(prefix)
+            {
+                panic!("accepted a cut frame: {prefix} as {parts:?}");
             }
         }
         for at in 0..text.len() {

@@ -37,7 +37,7 @@ pub(crate) fn item(sequence: u64) -> TranscriptItem {
     let entry = match sequence % 3 {
         0 => TranscriptEntry::Input { text },
         1 => TranscriptEntry::Output {
-            stream: if sequence % 2 == 0 {
+            stream: if sequence.is_multiple_of(2) {
                 OutputStream::Stdout
             } else {
                 OutputStream::Stderr
