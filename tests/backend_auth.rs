@@ -325,3 +325,98 @@ async fn a_non_loopback_listen_without_auth_exits_2_unless_open() {
         "a warning at start: {text}"
     );
 }
+
+/// `GET /api/session` with `cookie` (a `name=value` pair) alone; the status.
+async fn session_status(addr: SocketAddr, cookie: &str) -> http::StatusCode {
+    request(
+        addr,
+        Method::GET,
+        "/api/session",
+        None,
+        &[("cookie", cookie)],
+    )
+    .await
+    .status
+}
+
+/// The `name=value` of the session cookie a login on `addr` sets.
+async fn session_cookie(addr: SocketAddr, token: &str) -> String {
+    let r = login(addr, token).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let set = r.headers["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_sign_out_kept_in_a_file_holds_after_a_restart_and_on_a_backend_sharing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = token_command(&["--name", "alice", "--role", "operator"]).await;
+    let token = alice.token.clone().unwrap();
+    std::fs::write(dir.path().join("session.key"), [9u8; 32]).unwrap();
+    let config = write(
+        dir.path(),
+        "backend.toml",
+        &format!(
+            "listen = \"127.0.0.1:0\"\n[embedded]\n\n[auth]\nsession_key_file = \"session.key\"\n\
+             signed_out_file = \"signed-out\"\n\n{}",
+            alice.lines
+        ),
+    );
+    let serve = ["serve", "--config", config.as_str()];
+    let one = Switchyard::start(&serve, &[]).await;
+    let replica = Switchyard::start(&serve, &[]).await;
+    let cookie = session_cookie(one.addr, &token).await;
+    let kept = session_cookie(one.addr, &token).await;
+    assert_eq!(session_status(replica.addr, &cookie).await, 200, "same key");
+
+    let out = request(
+        one.addr,
+        Method::DELETE,
+        "/api/session",
+        None,
+        &[("cookie", cookie.as_str())],
+    )
+    .await;
+    assert_eq!(out.status, 204, "{}", out.text());
+    assert_eq!(session_status(one.addr, &cookie).await, 401);
+    // The replica reads the file about once a second.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while session_status(replica.addr, &cookie).await != 401 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replica still accepts a signed-out cookie"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(session_status(replica.addr, &kept).await, 200);
+
+    // Both stop; a restart reads the sign-out back.
+    for backend in [one, replica] {
+        backend.signal(Signal::SIGTERM);
+        assert!(backend.wait().await.success());
+    }
+    let restarted = Switchyard::start(&serve, &[]).await;
+    assert_eq!(session_status(restarted.addr, &cookie).await, 401);
+    assert_eq!(session_status(restarted.addr, &kept).await, 200);
+    restarted.signal(Signal::SIGTERM);
+    assert!(restarted.wait().await.success());
+
+    // A file that is not a sign-out file is refused at start, and left as it was.
+    let not_ours = write(dir.path(), "notes.txt", "keep me\n");
+    let config = write(
+        dir.path(),
+        "wrong-file.toml",
+        &format!(
+            "listen = \"127.0.0.1:0\"\n[auth]\nsession_key_file = \"session.key\"\n\
+             signed_out_file = \"notes.txt\"\n\n{}",
+            alice.lines
+        ),
+    );
+    let (code, stderr) = exit_of(&["serve", "--config", &config]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not a switchyard sign-out file") && stderr.contains("notes.txt"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&not_ours).unwrap(), "keep me\n");
+}

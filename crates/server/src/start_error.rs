@@ -61,6 +61,9 @@ pub enum StartError {
         "could not open the data directory: {0}; `data_dir` (or --data-dir) must name a directory this user can create or write to, on a file system with room"
     )]
     OpenStore(#[source] StoreError),
+    /// The sign-out file (`auth.signed_out_file`) could not be opened or is not one.
+    #[error(transparent)]
+    SignOutFile(crate::auth::JournalError),
     /// The stored workers could not be loaded.
     #[error("could not load the stored workers: {0}")]
     LoadStore(#[source] StoreError),
@@ -90,17 +93,21 @@ impl StartError {
             Self::InvalidProfile { .. } => "invalid_profile",
             Self::OpenStore(_) => "store_open_failed",
             Self::LoadStore(_) => "store_load_failed",
+            Self::SignOutFile(_) => "sign_out_file_failed",
             Self::Remote { .. } => "remote_setup_failed",
             Self::RandomSource(_) => "random_source_failed",
         }
     }
 
     /// The exit status for a command-line program: 2 for a configuration error (as
-    /// `switchyard` exits), a profile that one would refuse, or a data directory that
-    /// cannot be opened (the configuration names it), 1 otherwise.
+    /// `switchyard` exits), a profile that one would refuse, or a data directory or
+    /// sign-out file that cannot be opened (the configuration names it), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::InvalidProfile { .. } | Self::OpenStore(_) => 2,
+            Self::Config(_)
+            | Self::InvalidProfile { .. }
+            | Self::OpenStore(_)
+            | Self::SignOutFile(_) => 2,
             _ => 1,
         }
     }

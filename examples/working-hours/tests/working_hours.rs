@@ -99,6 +99,7 @@ impl Tokens {
             ],
             session_key: Some(SessionKey::new(vec![7; 32]).unwrap()),
             session_ttl: std::time::Duration::from_secs(3600),
+            signed_out_file: None,
             clock: SessionClock::system(),
         })
     }

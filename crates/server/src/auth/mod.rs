@@ -7,14 +7,16 @@
 //!   cookie into a [`Caller`], or refuses it with `401 unauthorized`. Without auth
 //!   every request is [`Caller::open`]. A reload replaces its tokens in place
 //!   ([`Authenticator::replace`]); the sessions signed out on this process
-//!   ([`Authenticator::sign_out`]) stay signed out across reloads.
+//!   ([`Authenticator::sign_out`]) stay signed out across reloads, and, with a
+//!   [`journal::SignOutJournal`], across restarts and on every backend sharing it.
 
+pub mod journal;
 pub mod session;
 pub mod signed_out;
 pub mod token;
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -23,8 +25,9 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 use switchyard_protocol::ErrorCode;
 use switchyard_registry::{Caller, Role, RuntimeGrants, WorkerScope};
 
+pub use journal::{JournalError, SignOutJournal};
 pub use session::{Clock, SessionCodec, SessionError, SessionKey};
-pub use signed_out::{Session, SessionId, SignedOut};
+pub use signed_out::{Session, SessionId, SignOut, SignedOut};
 pub use token::TokenHash;
 
 use crate::http::ApiError;
@@ -78,6 +81,9 @@ pub struct Authenticator {
     changes: tokio::sync::watch::Sender<u64>,
     /// Sessions signed out here; kept by [`Authenticator::replace`].
     signed_out: SignedOut,
+    /// Where sign-outs are kept beyond this process, when configured
+    /// ([`Authenticator::keep_sign_outs_in`]); kept by [`Authenticator::replace`].
+    journal: OnceLock<Arc<SignOutJournal>>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -120,6 +126,7 @@ impl Authenticator {
             mode: RwLock::new(Arc::new(mode)),
             changes: tokio::sync::watch::Sender::new(0),
             signed_out: SignedOut::default(),
+            journal: OnceLock::new(),
         }
     }
 
@@ -277,16 +284,97 @@ impl Authenticator {
     /// browsers send the cookie only from the backend's own pages. From then on
     /// this process refuses a copy of it, and its event streams close
     /// ([`Authenticator::signed_out`]).
-    pub fn sign_out(&self, headers: &HeaderMap) {
+    /// With a journal, the sign-out is recorded in it before this returns; when it
+    /// cannot be, the session is still signed out on this process, and the error
+    /// (`500 internal`) says that it would not hold elsewhere or after a restart.
+    pub async fn sign_out(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Mode::Tokens { sessions, .. } = &*self.mode() else {
-            return;
+            return Ok(());
         };
         let now = sessions.now();
+        let mut held = Vec::new();
         for value in session::cookie_values(headers) {
             if let Some(claims) = sessions.signed_claims(value) {
-                self.signed_out
-                    .insert(&Session::of(value, &claims, sessions.key_id()), now);
+                let session = Session::of(value, &claims, sessions.key_id());
+                held.extend(self.signed_out.insert(&session, now));
             }
+        }
+        let Some(journal) = self.journal.get().cloned() else {
+            return Ok(());
+        };
+        if held.is_empty() {
+            return Ok(());
+        }
+        let written = tokio::task::spawn_blocking(move || journal.append(&held, now)).await;
+        match written {
+            Ok(Ok(others)) => {
+                self.apply(&others, now);
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "a sign-out could not be recorded");
+                Err(ApiError::new(
+                    ErrorCode::Internal,
+                    "signed out on this backend, but the sign-out could not be recorded in the sign-out file (the backend's log says why): other backends sharing it, and this one after a restart, would accept a copy of the cookie; sign out again once the operator has fixed the file",
+                ))
+            }
+            Err(_) => Err(ApiError::new(
+                ErrorCode::Internal,
+                "signed out on this backend, but recording the sign-out failed; sign out again",
+            )),
+        }
+    }
+
+    /// Keeps sign-outs in `journal` from now on, signing out first what it holds
+    /// (`entries`, from [`SignOutJournal::open`]). Once per authenticator: a second
+    /// journal is refused (`false`).
+    pub fn keep_sign_outs_in(&self, journal: Arc<SignOutJournal>, entries: &[SignOut]) -> bool {
+        let now = self.now();
+        self.apply(entries, now);
+        self.journal.set(journal).is_ok()
+    }
+
+    /// Signs out what other backends sharing the journal have signed out since the
+    /// last look, every `interval`, until `auth` is dropped. Without a journal,
+    /// returns at once.
+    pub async fn follow_journal(auth: Weak<Authenticator>, interval: Duration) {
+        let mut failing = false;
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(journal) = auth.upgrade().and_then(|a| a.journal.get().cloned()) else {
+                return;
+            };
+            let read = tokio::task::spawn_blocking(move || journal.read_new()).await;
+            let Some(auth) = auth.upgrade() else { return };
+            match read {
+                Ok(Ok(entries)) => {
+                    if failing {
+                        tracing::info!("the sign-out file can be read again");
+                        failing = false;
+                    }
+                    auth.apply(&entries, auth.now());
+                }
+                Ok(Err(error)) if !failing => {
+                    tracing::warn!(%error, "sign-outs by other backends cannot be read");
+                    failing = true;
+                }
+                Ok(Err(_)) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The session clock's time (Unix seconds); the system's without auth.
+    fn now(&self) -> u64 {
+        match &*self.mode() {
+            Mode::Tokens { sessions, .. } => sessions.now(),
+            Mode::Open => Clock::system().now(),
+        }
+    }
+
+    fn apply(&self, entries: &[SignOut], now: u64) {
+        for entry in entries {
+            self.signed_out.apply(entry, now);
         }
     }
 
@@ -494,8 +582,8 @@ mod tests {
         assert!(auth.login("nope").is_err());
     }
 
-    #[test]
-    fn a_signed_out_cookie_is_refused_here_across_reloads_and_others_are_not() {
+    #[tokio::test]
+    async fn a_signed_out_cookie_is_refused_here_across_reloads_and_others_are_not() {
         let clock = Clock::manual(1000);
         let tokens = [entry("alice", "tok-a", Role::Operator)];
         let auth = authenticator(&tokens, &clock);
@@ -508,11 +596,13 @@ mod tests {
         assert_eq!(auth.authenticate_session(&bearer, true).unwrap().1, None);
 
         // Forged and unknown cookies sign nothing out.
-        auth.sign_out(&headers(&[(COOKIE, "switchyard_session=v1.forged.x")]));
-        auth.sign_out(&HeaderMap::new());
+        auth.sign_out(&headers(&[(COOKIE, "switchyard_session=v1.forged.x")]))
+            .await
+            .unwrap();
+        auth.sign_out(&HeaderMap::new()).await.unwrap();
         assert!(auth.signed_out.is_empty());
 
-        auth.sign_out(&first);
+        auth.sign_out(&first).await.unwrap();
         let err = auth.authenticate(&first, true).unwrap_err();
         assert_eq!(err.detail.message, SessionError::SignedOut.to_string());
         // The same identity's other session, and its token, go on.
@@ -527,12 +617,94 @@ mod tests {
         assert!(auth.authenticate(&second, true).is_ok());
         // An expired cookie is not remembered (it is refused as expired anyway).
         clock.advance(Duration::from_secs(60));
-        auth.sign_out(&second);
+        auth.sign_out(&second).await.unwrap();
         assert_eq!(auth.signed_out.len(), 1);
     }
 
-    #[test]
-    fn a_sign_out_holds_until_the_cookie_expires_whatever_the_ttl_does_meanwhile() {
+    /// A backend's authenticator keeping its sign-outs in `file`, as a start does.
+    fn journaled(
+        tokens: &[TokenEntry],
+        clock: &Clock,
+        file: &std::path::Path,
+    ) -> Arc<Authenticator> {
+        let auth = Arc::new(authenticator(tokens, clock));
+        let (journal, entries) = SignOutJournal::open(file, 1000, clock.now()).unwrap();
+        assert!(auth.keep_sign_outs_in(Arc::new(journal), &entries));
+        auth
+    }
+
+    #[tokio::test]
+    async fn a_journal_keeps_sign_outs_across_restarts_and_shares_them_with_other_backends() {
+        let dir = std::env::temp_dir().join(format!("switchyard-auth-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("signed-out");
+        let clock = Clock::manual(1000);
+        let tokens = [entry("alice", "tok-a", Role::Operator)];
+        let one = journaled(&tokens, &clock, &file);
+        let other = journaled(&tokens, &clock, &file);
+        tokio::spawn(Authenticator::follow_journal(
+            Arc::downgrade(&other),
+            Duration::from_millis(20),
+        ));
+        let cookie = headers(&[(
+            COOKIE,
+            &format!(
+                "switchyard_session={}",
+                one.login("tok-a").unwrap().cookie.unwrap()
+            ),
+        )]);
+        let kept = headers(&[(
+            COOKIE,
+            &format!(
+                "switchyard_session={}",
+                one.login("tok-a").unwrap().cookie.unwrap()
+            ),
+        )]);
+        let (_, session) = other.authenticate_session(&cookie, true).unwrap();
+        one.sign_out(&cookie).await.unwrap();
+        assert!(one.authenticate(&cookie, true).is_err());
+        // The other backend reads it at its next look, and its streams end.
+        tokio::time::timeout(Duration::from_secs(10), other.signed_out(&session.unwrap()))
+            .await
+            .expect("signed out on the other backend too");
+        assert_eq!(
+            other
+                .authenticate(&cookie, true)
+                .unwrap_err()
+                .detail
+                .message,
+            SessionError::SignedOut.to_string()
+        );
+        assert!(other.authenticate(&kept, true).is_ok());
+        // A restart reads it back.
+        drop(one);
+        let restarted = journaled(&tokens, &clock, &file);
+        assert!(restarted.authenticate(&cookie, true).is_err());
+        assert!(restarted.authenticate(&kept, true).is_ok());
+        assert!(
+            !restarted.keep_sign_outs_in(
+                Arc::new(SignOutJournal::open(&file, 1000, 1000).unwrap().0),
+                &[]
+            ),
+            "one journal per authenticator"
+        );
+
+        // The file goes bad: the sign-out holds here, and the answer says it did not
+        // reach the file.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        let error = restarted.sign_out(&kept).await.unwrap_err();
+        assert_eq!(error.detail.code, ErrorCode::Internal);
+        assert!(
+            error.detail.message.contains("signed out on this backend"),
+            "{error:?}"
+        );
+        assert!(restarted.authenticate(&kept, true).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_sign_out_holds_until_the_cookie_expires_whatever_the_ttl_does_meanwhile() {
         let clock = Clock::manual(1000);
         let tokens = [entry("alice", "tok-a", Role::Operator)];
         let with_ttl = |ttl: u64| keyed_authenticator(&tokens, &clock, 9, ttl);
@@ -546,7 +718,7 @@ mod tests {
         auth.replace(with_ttl(10));
         clock.advance(Duration::from_secs(20));
         assert!(auth.authenticate(&with_cookie, true).is_err());
-        auth.sign_out(&with_cookie);
+        auth.sign_out(&with_cookie).await.unwrap();
         // The TTL back as it was: the cookie's own expiry is ahead, but it stays out.
         auth.replace(with_ttl(60));
         assert_eq!(

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use super::session::SessionClaims;
+use crate::config::MAX_SESSION_TTL;
 
 /// Most live sessions of one token remembered one by one; past it the token's
 /// sessions issued so far are cut off together.
@@ -32,6 +33,18 @@ impl SessionId {
     /// The id of the session whose cookie value is `value`.
     pub fn of(value: &str) -> Self {
         Self(Sha256::digest(value.as_bytes()).into())
+    }
+
+    /// 64 lowercase hex digits (a journal line; it names the cookie, it is not it).
+    pub fn to_hex(&self) -> String {
+        super::token::hex(&self.0)
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        super::TokenHash::from_hex(text)
+            .ok()
+            .map(|hash| Self(*hash.as_bytes()))
     }
 }
 
@@ -76,8 +89,9 @@ impl Session {
 /// One token's sign-outs.
 #[derive(Default)]
 struct TokenSignOuts {
-    /// Sessions signed out one by one: issued at, and the signed expiry.
-    sessions: HashMap<SessionId, (u64, u64)>,
+    /// Sessions signed out one by one: issued at, the signed expiry, and when it
+    /// was signed out.
+    sessions: HashMap<SessionId, (u64, u64, u64)>,
     /// Every session of the token issued before this (Unix seconds) is signed out;
     /// 0 for none.
     cut_off: u64,
@@ -87,6 +101,41 @@ impl TokenSignOuts {
     fn holds(&self, session: &Session) -> bool {
         session.issued_at < self.cut_off || self.sessions.contains_key(&session.id)
     }
+
+    fn cut_off_entry(&self, fingerprint: &str) -> SignOut {
+        SignOut::CutOff {
+            fingerprint: fingerprint.to_owned(),
+            before: self.cut_off,
+        }
+    }
+}
+
+/// What signs a session out: the unit of [`SignedOut`]'s state, and a line of a
+/// sign-out journal ([`super::journal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignOut {
+    /// One session, signed out at `at` (Unix seconds, the signing-out process's
+    /// clock).
+    Session {
+        /// Its token's fingerprint.
+        fingerprint: String,
+        /// The cookie's id.
+        id: SessionId,
+        /// Issued at, Unix seconds.
+        issued_at: u64,
+        /// The expiry signed into the cookie, Unix seconds.
+        expires_at: u64,
+        /// When it was signed out.
+        at: u64,
+    },
+    /// Every session of a token issued before `before` (Unix seconds): what a token
+    /// that filled its list leaves instead.
+    CutOff {
+        /// The token's fingerprint.
+        fingerprint: String,
+        /// The cut-off.
+        before: u64,
+    },
 }
 
 /// The sessions signed out on this process (see the module's notes). Survives
@@ -125,37 +174,122 @@ impl SignedOut {
     }
 
     /// Signs `session` out; `now` is the clock's time (Unix seconds). A session
-    /// whose cookie has expired is not remembered: it is refused as expired.
-    pub fn insert(&self, session: &Session, now: u64) {
-        if session.expires_at <= now {
-            return;
-        }
+    /// whose cookie has expired is not remembered (it is refused as expired) and
+    /// gives `None`; otherwise the entry that now holds it: its own, or its token's
+    /// cut-off (what a [`super::journal::SignOutJournal`] records).
+    pub fn insert(&self, session: &Session, now: u64) -> Option<SignOut> {
+        let entry = SignOut::Session {
+            fingerprint: session.fingerprint.clone(),
+            id: session.id,
+            issued_at: session.issued_at,
+            expires_at: session.expires_at,
+            at: now,
+        };
+        self.apply(&entry, now)
+    }
+
+    /// Applies `entry` (made here, or by another process and read from a journal);
+    /// `now` is the clock's time. What [`SignedOut::insert`] answers.
+    pub fn apply(&self, entry: &SignOut, now: u64) -> Option<SignOut> {
         let mut tokens = self.tokens();
-        let token = tokens.entry(session.fingerprint.clone()).or_default();
-        if token.holds(session) {
-            return;
-        }
-        token.sessions.retain(|_, (_, expires)| *expires > now);
-        if token.sessions.len() >= self.per_token {
-            // Full of live sessions: cut off every one issued up to now, and up to
-            // the latest issued among them (a replica's clock may run ahead), so
-            // that every entry dropped is covered.
-            let latest = token
-                .sessions
-                .values()
-                .map(|(issued, _)| *issued)
-                .chain([session.issued_at, now])
-                .max()
-                .unwrap_or(now);
-            token.cut_off = token.cut_off.max(latest.saturating_add(1));
-            token.sessions = HashMap::new();
-        } else {
-            token
-                .sessions
-                .insert(session.id, (session.issued_at, session.expires_at));
-        }
+        let held = match entry {
+            SignOut::CutOff {
+                fingerprint,
+                before,
+            } => {
+                if before.saturating_add(MAX_SESSION_TTL.as_secs()) <= now {
+                    return None;
+                }
+                let token = tokens.entry(fingerprint.clone()).or_default();
+                if *before <= token.cut_off {
+                    return Some(token.cut_off_entry(fingerprint));
+                }
+                token.cut_off = *before;
+                token
+                    .sessions
+                    .retain(|_, (issued, _, _)| *issued >= *before);
+                entry.clone()
+            }
+            SignOut::Session {
+                fingerprint,
+                id,
+                issued_at,
+                expires_at,
+                at,
+            } => {
+                if *expires_at <= now {
+                    return None;
+                }
+                let token = tokens.entry(fingerprint.clone()).or_default();
+                if *issued_at < token.cut_off {
+                    return Some(token.cut_off_entry(fingerprint));
+                }
+                if let Some((issued_at, expires_at, at)) = token.sessions.get(id) {
+                    return Some(SignOut::Session {
+                        fingerprint: fingerprint.clone(),
+                        id: *id,
+                        issued_at: *issued_at,
+                        expires_at: *expires_at,
+                        at: *at,
+                    });
+                }
+                token.sessions.retain(|_, (_, expires, _)| *expires > now);
+                if token.sessions.len() >= self.per_token {
+                    // Full of live sessions: cut off every one issued up to the
+                    // sign-out, and up to the latest issued among them (a replica's
+                    // clock may run ahead), so that every entry dropped is covered.
+                    let latest = token
+                        .sessions
+                        .values()
+                        .map(|(issued, _, _)| *issued)
+                        .chain([*issued_at, *at])
+                        .max()
+                        .unwrap_or(*at);
+                    token.cut_off = token.cut_off.max(latest.saturating_add(1));
+                    token.sessions = HashMap::new();
+                    token.cut_off_entry(fingerprint)
+                } else {
+                    token.sessions.insert(*id, (*issued_at, *expires_at, *at));
+                    entry.clone()
+                }
+            }
+        };
         drop(tokens);
         self.changes.send_modify(|n| *n += 1);
+        Some(held)
+    }
+
+    /// Every entry that still holds a session at `now` (cut-offs first, then
+    /// sessions, each group in token order): what a compacted journal keeps. Applied
+    /// in this order to an empty list, they sign out the same sessions.
+    pub fn entries(&self, now: u64) -> Vec<SignOut> {
+        let tokens = self.tokens();
+        let mut fingerprints: Vec<&String> = tokens.keys().collect();
+        fingerprints.sort();
+        let cut_offs = fingerprints.iter().filter_map(|fingerprint| {
+            let token = &tokens[*fingerprint];
+            (token.cut_off > 0 && token.cut_off.saturating_add(MAX_SESSION_TTL.as_secs()) > now)
+                .then(|| token.cut_off_entry(fingerprint))
+        });
+        let mut sessions: Vec<SignOut> = Vec::new();
+        for fingerprint in &fingerprints {
+            let mut live: Vec<_> = tokens[*fingerprint]
+                .sessions
+                .iter()
+                .filter(|(_, (_, expires, _))| *expires > now)
+                .collect();
+            live.sort_by_key(|(id, (issued, _, at))| (*at, *issued, id.0));
+            sessions.extend(live.into_iter().map(|(id, (issued_at, expires_at, at))| {
+                SignOut::Session {
+                    fingerprint: (*fingerprint).clone(),
+                    id: *id,
+                    issued_at: *issued_at,
+                    expires_at: *expires_at,
+                    at: *at,
+                }
+            }));
+        }
+        cut_offs.chain(sessions).collect()
     }
 
     /// True when `session` has been signed out here.
@@ -279,6 +413,72 @@ mod tests {
         }
         assert!(out.contains(&session("t", 3, 100, 1000)));
         assert!(!out.contains(&session("t", 4, 131, 1000)));
+    }
+
+    #[test]
+    fn what_holds_a_session_is_answered_and_its_entries_rebuild_the_same_list() {
+        let out = SignedOut::with_capacity(2);
+        let first = session("t", 0, 100, 1000);
+        let held = out.insert(&first, 100).unwrap();
+        assert!(matches!(held, SignOut::Session { at: 100, .. }), "{held:?}");
+        assert_eq!(
+            out.insert(&first, 120),
+            Some(held),
+            "already held: its entry"
+        );
+        assert_eq!(out.insert(&session("t", 1, 100, 50), 100), None, "expired");
+        out.insert(&session("t", 1, 100, 1000), 100);
+        let cut = out.insert(&session("t", 2, 110, 1000), 110).unwrap();
+        assert_eq!(
+            cut,
+            SignOut::CutOff {
+                fingerprint: "t".into(),
+                before: 111
+            }
+        );
+        assert_eq!(
+            out.insert(&first, 120),
+            Some(cut.clone()),
+            "held by the cut"
+        );
+        out.insert(&session("u", 0, 200, 300), 200);
+        out.insert(&session("u", 1, 200, 2000), 200);
+        out.insert(&session("t", 3, 150, 1000), 200);
+
+        // Past u/0's expiry: it is left out.
+        let entries = out.entries(400);
+        assert_eq!(entries.len(), 3, "{entries:?}");
+        assert_eq!(entries[0], cut);
+        let rebuilt = SignedOut::with_capacity(2);
+        for entry in &entries {
+            rebuilt.apply(entry, 400);
+        }
+        assert_eq!(rebuilt.entries(400), entries);
+        for probe in [
+            session("t", 9, 110, 1000),
+            session("t", 3, 150, 1000),
+            session("u", 1, 200, 2000),
+        ] {
+            assert!(rebuilt.contains(&probe), "{probe:?}");
+        }
+        assert!(!rebuilt.contains(&session("t", 8, 111, 1000)));
+        // A later cut-off read from elsewhere drops the entries it covers.
+        rebuilt.apply(
+            &SignOut::CutOff {
+                fingerprint: "t".into(),
+                before: 151,
+            },
+            400,
+        );
+        assert_eq!(rebuilt.len(), 1);
+        assert!(rebuilt.contains(&session("t", 3, 150, 1000)));
+        // A cut-off older than any session can be is not kept.
+        let old = SignOut::CutOff {
+            fingerprint: "v".into(),
+            before: 10,
+        };
+        assert_eq!(rebuilt.apply(&old, 10 + MAX_SESSION_TTL.as_secs()), None);
+        assert!(rebuilt.entries(400).iter().all(|e| e != &old));
     }
 
     #[tokio::test]

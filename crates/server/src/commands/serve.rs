@@ -14,11 +14,12 @@ use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, TransportError, Ws
 use tokio::net::TcpListener;
 
 use crate::StartError;
-use crate::auth::{Authenticator, SessionCodec, SessionKey};
+use crate::auth::signed_out::MAX_PER_TOKEN;
+use crate::auth::{Authenticator, JournalError, SessionCodec, SessionKey, SignOutJournal};
 use crate::backend::{Backend, BackendParts};
 use crate::backend_api::{AllowedHosts, AllowedOrigins, BackendApi, BackendApiSettings, Readiness};
 use crate::config::{
-    AuthSettings, BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs,
+    AuthSettings, BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs, TokenAuthSettings,
     load_backend_settings,
 };
 use crate::http::ws::SessionSettings;
@@ -32,6 +33,10 @@ use crate::reload::{ConfigSource, ReloadTargets, Reloader};
 
 /// How long connections and WebSocket sessions get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How often a backend with a sign-out file reads what other backends sharing it
+/// signed out: the longest a copy of a cookie signed out elsewhere is still served.
+pub const FOLLOW_SIGN_OUTS: Duration = Duration::from_secs(1);
 
 /// Runs the subcommand; returns the exit status.
 pub async fn run(args: ServeArgs) -> u8 {
@@ -176,6 +181,7 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
     let (auth, policy) = authentication(&settings, &session_key)?;
     let policy = choose_policy.choose(policy);
     let auth = Arc::new(auth);
+    keep_sign_outs(&settings.auth, &auth).await?;
     let pinned: Vec<_> = added.iter().map(|r| r.runtime_id.clone()).collect();
     let sources = added.iter().map(|r| r.source.clone()).collect();
     let mut runtimes = Vec::new();
@@ -390,6 +396,42 @@ fn authentication(
             ))
         }
     }
+}
+
+/// Opens the sign-out file `auth` names, if any: `auth` signs out what it holds,
+/// records its sign-outs in it from now on, and follows the other backends' (until
+/// it is dropped, that is, until the backend stops).
+async fn keep_sign_outs(auth: &AuthSettings, to: &Arc<Authenticator>) -> Result<(), StartError> {
+    let AuthSettings::Tokens(TokenAuthSettings {
+        signed_out_file: Some(path),
+        clock,
+        ..
+    }) = auth
+    else {
+        return Ok(());
+    };
+    let (file, now) = (path.clone(), clock.now());
+    let (journal, entries) =
+        tokio::task::spawn_blocking(move || SignOutJournal::open(&file, MAX_PER_TOKEN, now))
+            .await
+            .map_err(|_| {
+                StartError::SignOutFile(JournalError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other("the task opening it stopped"),
+                })
+            })?
+            .map_err(StartError::SignOutFile)?;
+    tracing::info!(
+        path = %journal.path().display(),
+        signed_out = entries.len(),
+        "sign-outs are kept in a file"
+    );
+    to.keep_sign_outs_in(Arc::new(journal), &entries);
+    tokio::spawn(Authenticator::follow_journal(
+        Arc::downgrade(to),
+        FOLLOW_SIGN_OUTS,
+    ));
+    Ok(())
 }
 
 /// The authenticator of `auth`: open, or its tokens with sessions signed by its key

@@ -3,6 +3,7 @@
 //! token pasted into the wrong key.
 
 use std::fs;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use switchyard_registry::{Role, RuntimeGlob, RuntimeGrants, WorkerScope};
@@ -45,6 +46,10 @@ pub struct TokenAuthSettings {
     pub session_key: Option<SessionKey>,
     /// How long a session lasts.
     pub session_ttl: Duration,
+    /// Where sign-outs are kept across restarts and shared with other backends
+    /// (`auth.signed_out_file`, resolved against the configuration's directory);
+    /// `None`: each process keeps its own until it stops.
+    pub signed_out_file: Option<PathBuf>,
     /// Where sessions read the time (the system clock; tests set their own).
     pub clock: Clock,
 }
@@ -68,6 +73,7 @@ pub(crate) fn build(ctx: &FileContext, raw: Option<AuthFile>) -> Result<AuthSett
             (!raw.token.is_empty(), "auth.token"),
             (raw.session_key_file.is_some(), "auth.session_key_file"),
             (raw.session_ttl_s.is_some(), "auth.session_ttl_s"),
+            (raw.signed_out_file.is_some(), "auth.signed_out_file"),
         ];
         if let Some((_, other)) = conflicting.iter().find(|(set, _)| *set) {
             return Err(ConfigError::Conflict {
@@ -149,10 +155,22 @@ pub(crate) fn build(ctx: &FileContext, raw: Option<AuthFile>) -> Result<AuthSett
             ttl
         }
     };
+    let signed_out_file = match (&raw.signed_out_file, &session_key) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                &fo,
+                "auth.signed_out_file".to_owned(),
+                "needs auth.session_key_file: without a fixed session key every session ends when the backend restarts, and replicas cannot accept each other's cookies",
+            ));
+        }
+        (Some(path), Some(_)) => Some(ctx.resolve(path)),
+    };
     Ok(AuthSettings::Tokens(TokenAuthSettings {
         tokens,
         session_key,
         session_ttl,
+        signed_out_file,
         clock: Clock::system(),
     }))
 }

@@ -145,6 +145,7 @@ pub(crate) struct AuthFile {
     pub open: Option<bool>,
     pub session_key_file: Option<PathBuf>,
     pub session_ttl_s: Option<u64>,
+    pub signed_out_file: Option<PathBuf>,
     #[serde(default)]
     pub token: Vec<TokenFile>,
 }

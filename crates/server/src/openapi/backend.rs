@@ -143,12 +143,17 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             .summary("Sign out: the cookie ends here and the browser drops it")
             .describe(
                 "This backend refuses the request's session cookie from then on (a copy \
-                 of it too) and closes the event streams opened with it, until it \
-                 restarts; other replicas accept a copy until it expires or its \
-                 token is removed from the configuration.",
+                 of it too) and closes the event streams opened with it. With \
+                 `[auth] signed_out_file` the sign-out is recorded there first: it \
+                 holds after a restart and, within a second, on every backend sharing \
+                 the file (a `500 internal` says it could not be recorded; it then \
+                 holds on this backend only). Without it, other replicas accept a \
+                 copy until it expires or its token is removed, and a restart \
+                 forgets it.",
             )
             .ok_empty(204, "Signed out.")
-            .ok_header("Set-Cookie", "Clears the session cookie."),
+            .ok_header("Set-Cookie", "Clears the session cookie.")
+            .errors([Internal]),
         Op::new(M::GET, "/api/runtimes", "listRuntimes", "runtimes")
             .summary("Every runtime the caller may use, with its state as last seen")
             .ok(200, "The runtimes.", s.json::<RuntimeList>()),

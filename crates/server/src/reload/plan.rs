@@ -11,8 +11,8 @@
 //! - Tokens (`[auth]`), `allowed_hosts`, `allowed_origins`, the listener's TLS
 //!   files and `health_interval_ms` apply.
 //! - Keys the running process cannot change (the listeners, limits, hub sizes, the
-//!   drain period, turning TLS on or off) keep their running values and are
-//!   reported as needing a restart.
+//!   drain period, turning TLS on or off, the sign-out file) keep their running
+//!   values and are reported as needing a restart.
 
 use std::path::Path;
 
@@ -29,7 +29,16 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("drain_ms", "the drain period on shutdown"),
     ("tls", "serving HTTPS or plain HTTP"),
     ("embedded", "the embedded runtime's settings"),
+    ("auth.signed_out_file", "the sign-out file"),
 ];
+
+/// The sign-out file `auth` names.
+fn signed_out_file(auth: &AuthSettings) -> Option<&std::path::PathBuf> {
+    match auth {
+        AuthSettings::Tokens(tokens) => tokens.signed_out_file.as_ref(),
+        _ => None,
+    }
+}
 
 /// What happens to the embedded runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +141,14 @@ pub fn plan(
     applied.drain = running.drain;
     if applied.tls.is_some() != running.tls.is_some() {
         applied.tls = running.tls.clone();
+    }
+    let running_file = signed_out_file(&running.auth);
+    keep(
+        "auth.signed_out_file",
+        signed_out_file(&applied.auth) != running_file,
+    );
+    if let AuthSettings::Tokens(tokens) = &mut applied.auth {
+        tokens.signed_out_file = running_file.cloned();
     }
     if embedded == EmbeddedChange::Keep {
         applied.embedded = running.embedded.clone();

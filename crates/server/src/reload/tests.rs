@@ -243,7 +243,7 @@ fn keys_the_process_cannot_change_keep_their_running_values_and_are_reported() {
     let every_key_but_tls_and_embedded: Vec<&str> = RESTART_ONLY
         .iter()
         .map(|(key, _)| *key)
-        .filter(|key| !["tls", "embedded"].contains(key))
+        .filter(|key| !["tls", "embedded", "auth.signed_out_file"].contains(key))
         .collect();
     assert_eq!(planned.restart_required, every_key_but_tls_and_embedded);
     let applied = &planned.applied;
@@ -316,5 +316,39 @@ fn what_the_running_process_cannot_accept_is_refused_naming_the_key() {
             assert!(error.to_string().contains("until a restart"), "{error}");
         }
         other => panic!("expected DuplicateRuntimeId, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_sign_out_file_waits_for_a_restart_whether_it_changes_or_goes() {
+    let dir = Dir::new();
+    dir.write("a.token", "token-of-a");
+    dir.write("session.key", &"k".repeat(32));
+    let with_file = |file: &str| {
+        let file = if file.is_empty() {
+            String::new()
+        } else {
+            format!("signed_out_file = \"{file}\"\n")
+        };
+        format!(
+            "[auth]\nsession_key_file = \"session.key\"\n{file}\n[[auth.token]]\nname = \"alice\"\n\
+             token_sha256 = \"{}\"\nrole = \"admin\"\n{BASE}",
+            "ab".repeat(32)
+        )
+    };
+    let running = load(&dir, &with_file("signed-out"));
+    let file_of = |settings: &BackendSettings| match &settings.auth {
+        crate::config::AuthSettings::Tokens(tokens) => tokens.signed_out_file.clone(),
+        _ => None,
+    };
+    assert_eq!(file_of(&running), Some(dir.path("signed-out")));
+    for (next, reported) in [("signed-out", false), ("elsewhere", true), ("", true)] {
+        let planned = plan(&running, load(&dir, &with_file(next)), None).unwrap();
+        assert_eq!(
+            planned.restart_required.contains(&"auth.signed_out_file"),
+            reported,
+            "{next:?}"
+        );
+        assert_eq!(file_of(&planned.applied), file_of(&running), "{next:?}");
     }
 }

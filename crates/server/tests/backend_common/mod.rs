@@ -562,6 +562,7 @@ pub fn token_auth(
             .collect(),
         session_key: key.map(|k| SessionKey::new(k).unwrap()),
         session_ttl: ttl,
+        signed_out_file: None,
         clock: clock.clone(),
     })
 }

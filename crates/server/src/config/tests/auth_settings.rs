@@ -41,6 +41,7 @@ fn tokens_roles_grants_and_sessions_are_read() {
          [auth]\n\
          session_key_file = \"secrets/session.key\"\n\
          session_ttl_s = 600\n\
+         signed_out_file = \"var/signed-out\"\n\
          [[auth.token]]\nname = \"alice\"\ntoken_sha256 = \"{}\"\nrole = \"operator\"\nruntimes = [\"local\", \"build-*\"]\n\
          [[auth.token]]\nname = \"bob@example.com\"\ntoken_sha256 = \"{}\"\nrole = \"viewer\"\nworkers = \"all\"\n\
          [[auth.token]]\nname = \"root\"\ntoken_sha256 = \"{}\"\nrole = \"admin\"\n",
@@ -59,6 +60,13 @@ fn tokens_roles_grants_and_sessions_are_read() {
     assert!(settings.auth.is_on());
     assert_eq!(auth.session_ttl, Duration::from_secs(600));
     assert!(auth.session_key.is_some());
+    assert!(
+        auth.signed_out_file
+            .as_ref()
+            .is_some_and(|f| f.is_absolute() && f.ends_with("var/signed-out")),
+        "resolved against the file's directory: {:?}",
+        auth.signed_out_file
+    );
     /// (name, token, role, runtimes granted, worker scope)
     type Expected<'a> = (&'a str, &'a str, Role, Option<Vec<&'a str>>, WorkerScope);
     let expected: [Expected<'_>; 3] = [
@@ -277,6 +285,14 @@ fn every_auth_mistake_names_its_key() {
         (
             format!("[auth]\nsession_key_file = \"secrets/missing.key\"\n{ok}"),
             "auth.session_key_file",
+        ),
+        (
+            format!("[auth]\nsigned_out_file = \"var/signed-out\"\n{ok}"),
+            "auth.signed_out_file",
+        ),
+        (
+            "[auth]\nopen = true\nsigned_out_file = \"var/signed-out\"\n".into(),
+            "auth.open",
         ),
         (
             "allowed_hosts = [\"ok.example\", \"h:1\"]\n".into(),
