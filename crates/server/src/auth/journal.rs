@@ -222,7 +222,8 @@ impl SignOutJournal {
     /// the file when it has grown past twice its compacted length.
     pub fn append(&self, entries: &[SignOut], now: u64) -> Result<Vec<SignOut>, JournalError> {
         self.exclusive(|file, read| {
-            let (header, others) = self.read_new_locked(file, read)?;
+            let (header, others) = self.read_new_locked(file, read, true)?;
+            let compacted_len = header.map_or(HEADER_LEN, |h| h.compacted_len);
             let len = file.seek(SeekFrom::End(0))?;
             let mut text = String::new();
             if len > read.offset {
@@ -236,11 +237,7 @@ impl SignOutJournal {
             file.write_all(text.as_bytes())?;
             file.sync_data()?;
             read.offset = len + text.len() as u64;
-            if read.offset
-                > self
-                    .compact_floor
-                    .max(header.compacted_len.saturating_mul(2))
-            {
+            if read.offset > self.compact_floor.max(compacted_len.saturating_mul(2)) {
                 let all = self.read_from_top(file, read)?;
                 self.compact(read, &all, now)?;
             }
@@ -252,7 +249,8 @@ impl SignOutJournal {
     /// after another process compacted the file).
     pub fn read_new(&self) -> Result<Vec<SignOut>, JournalError> {
         self.locked(false, |file, read| {
-            self.read_new_locked(file, read).map(|(_, entries)| entries)
+            self.read_new_locked(file, read, false)
+                .map(|(_, entries)| entries)
         })
     }
 
@@ -311,9 +309,10 @@ impl SignOutJournal {
         })
     }
 
-    /// The header (or, for an empty file under an exclusive lock, a new one written
-    /// now). A file that does not start with one is `InvalidData`.
-    fn header(file: &mut File) -> io::Result<Header> {
+    /// The header, or, for an empty file, a new one written now (`writable`) or
+    /// `None` (a reader: nothing to read). A file that does not start with one is
+    /// `InvalidData`.
+    fn header(file: &mut File, writable: bool) -> io::Result<Option<Header>> {
         let mut bytes = [0u8; HEADER_LEN as usize];
         file.seek(SeekFrom::Start(0))?;
         let mut got = 0;
@@ -324,24 +323,33 @@ impl SignOutJournal {
             }
         }
         if got == 0 {
+            if !writable {
+                return Ok(None);
+            }
             let header = Header {
                 generation: fastrand::u64(..),
                 compacted_len: HEADER_LEN,
             };
             file.write_all(header.line().as_bytes())?;
             file.sync_data()?;
-            return Ok(header);
+            return Ok(Some(header));
         }
-        Header::parse(&bytes[..got]).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))
+        Header::parse(&bytes[..got])
+            .map(Some)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))
     }
 
-    /// Reads what is new since `read` (from the top after a compaction).
+    /// Reads what is new since `read` (from the top after a compaction); answers
+    /// the header too (`None`: an empty file, for a reader).
     fn read_new_locked(
         &self,
         file: &mut File,
         read: &mut ReadState,
-    ) -> io::Result<(Header, Vec<SignOut>)> {
-        let header = Self::header(file)?;
+        writable: bool,
+    ) -> io::Result<(Option<Header>, Vec<SignOut>)> {
+        let Some(header) = Self::header(file, writable)? else {
+            return Ok((None, Vec::new()));
+        };
         let len = file.seek(SeekFrom::End(0))?;
         if read.generation != Some(header.generation) || len < read.offset {
             read.generation = Some(header.generation);
@@ -359,12 +367,14 @@ impl SignOutJournal {
             );
         }
         read.offset += used;
-        Ok((header, entries))
+        Ok((Some(header), entries))
     }
 
+    /// Reads the whole file, under an exclusive lock.
     fn read_from_top(&self, file: &mut File, read: &mut ReadState) -> io::Result<Vec<SignOut>> {
         read.generation = None;
-        self.read_new_locked(file, read).map(|(_, entries)| entries)
+        self.read_new_locked(file, read, true)
+            .map(|(_, entries)| entries)
     }
 
     /// Replaces the file with one holding the entries of `all` that still hold a
@@ -590,6 +600,18 @@ mod tests {
         assert_eq!(other.read_new().unwrap(), [session(1, 2, 900, 5000)]);
         let (_, entries) = dir.open(1000);
         assert_eq!(entries.len(), 2, "{entries:?}");
+    }
+
+    #[test]
+    fn an_emptied_file_reads_as_nothing_and_takes_the_next_sign_out() {
+        let dir = Dir::new();
+        let (journal, _) = dir.open(1000);
+        journal.append(&[session(1, 1, 900, 5000)], 1000).unwrap();
+        std::fs::write(dir.file(), "").unwrap();
+        assert!(journal.read_new().unwrap().is_empty());
+        journal.append(&[session(1, 2, 900, 5000)], 1000).unwrap();
+        let (_, entries) = dir.open(1000);
+        assert_eq!(entries, [session(1, 2, 900, 5000)]);
     }
 
     #[test]

@@ -234,6 +234,16 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
         );
     }
     let shutdown = Shutdown::new();
+    // Other backends' sign-outs, read from the sign-out file until shutdown.
+    tokio::spawn({
+        let (stop, auth) = (shutdown.clone(), Arc::downgrade(&auth));
+        async move {
+            tokio::select! {
+                () = stop.triggered() => {}
+                () = Authenticator::follow_journal(auth, FOLLOW_SIGN_OUTS) => {}
+            }
+        }
+    });
     let listener_parts = ListenerParts {
         limit: ConnectionLimit::new(settings.max_connections),
         shutdown: shutdown.clone(),
@@ -398,9 +408,8 @@ fn authentication(
     }
 }
 
-/// Opens the sign-out file `auth` names, if any: `auth` signs out what it holds,
-/// records its sign-outs in it from now on, and follows the other backends' (until
-/// it is dropped, that is, until the backend stops).
+/// Opens the sign-out file `auth` names, if any: `to` signs out what it holds and
+/// records its sign-outs in it from now on.
 async fn keep_sign_outs(auth: &AuthSettings, to: &Arc<Authenticator>) -> Result<(), StartError> {
     let AuthSettings::Tokens(TokenAuthSettings {
         signed_out_file: Some(path),
@@ -427,10 +436,6 @@ async fn keep_sign_outs(auth: &AuthSettings, to: &Arc<Authenticator>) -> Result<
         "sign-outs are kept in a file"
     );
     to.keep_sign_outs_in(Arc::new(journal), &entries);
-    tokio::spawn(Authenticator::follow_journal(
-        Arc::downgrade(to),
-        FOLLOW_SIGN_OUTS,
-    ));
     Ok(())
 }
 
