@@ -40,6 +40,11 @@ const MAGIC: &str = "switchyard-signed-out 1 ";
 const HEADER_LEN: u64 = MAGIC.len() as u64 + 16 + 1 + 20 + 1;
 /// A file shorter than this is never compacted.
 const COMPACT_FLOOR: u64 = 1 << 20;
+/// How long past its expiry (by the compacting process's clock) a line is kept, for
+/// backends sharing the file whose clocks run behind.
+const CLOCK_MARGIN_S: u64 = 300;
+/// Longest a call waits for another process's lock on the file.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the journal could not be read or written. Its `Display` names the file and
 /// says what to do; it never holds a session's cookie (only ids of them).
@@ -85,6 +90,8 @@ pub struct SignOutJournal {
     /// A file shorter than this is never compacted ([`COMPACT_FLOOR`]; tests set
     /// less).
     compact_floor: u64,
+    /// Longest a call waits for the lock ([`LOCK_WAIT`]; tests set less).
+    lock_wait: std::time::Duration,
     read: Mutex<ReadState>,
 }
 
@@ -114,6 +121,60 @@ impl Header {
             generation: u64::from_str_radix(generation, 16).ok()?,
             compacted_len: len.parse().ok()?,
         })
+    }
+}
+
+/// True for the start of a file whose first header a crash cut short: zeros, or a
+/// header's beginning with no end of line.
+fn is_torn_header(bytes: &[u8]) -> bool {
+    let magic = MAGIC.as_bytes();
+    bytes.iter().all(|b| *b == 0)
+        || ((bytes.len() as u64) < HEADER_LEN
+            && (magic.starts_with(bytes) || bytes.starts_with(magic))
+            && !bytes.contains(&b'\n'))
+}
+
+/// `path` with its symbolic links resolved (the file's, or, when it does not exist
+/// yet, its directory's), so that a compaction replaces the file every backend
+/// names, not a link to it.
+fn real_path(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => std::fs::canonicalize(dir)
+            .map(|dir| dir.join(name))
+            .unwrap_or_else(|_| path.to_owned()),
+        _ => path.to_owned(),
+    }
+}
+
+/// Takes `file`'s lock (exclusive or shared), waiting at most `wait` for another
+/// process to let go of it.
+fn lock(file: &File, exclusive: bool, wait: std::time::Duration) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let tried = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match tried {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::Error(error)) => return Err(error),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() >= deadline => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "another process has held its lock for more than {} ms",
+                        wait.as_millis()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
     }
 }
 
@@ -197,9 +258,10 @@ impl SignOutJournal {
         now: u64,
     ) -> Result<(Self, Vec<SignOut>), JournalError> {
         let journal = Self {
-            path: path.to_owned(),
+            path: real_path(path),
             per_token,
             compact_floor: COMPACT_FLOOR,
+            lock_wait: LOCK_WAIT,
             read: Mutex::new(ReadState {
                 generation: None,
                 offset: 0,
@@ -207,7 +269,9 @@ impl SignOutJournal {
         };
         let entries = journal.exclusive(|file, read| {
             let all = journal.read_from_top(file, read)?;
-            journal.compact(read, &all, now)
+            Ok(journal
+                .compact_or_warn(file, read, &all, now)
+                .unwrap_or(all))
         })?;
         Ok((journal, entries))
     }
@@ -238,8 +302,9 @@ impl SignOutJournal {
             file.sync_data()?;
             read.offset = len + text.len() as u64;
             if read.offset > self.compact_floor.max(compacted_len.saturating_mul(2)) {
+                // Recorded already: a compaction that fails is only logged.
                 let all = self.read_from_top(file, read)?;
-                self.compact(read, &all, now)?;
+                self.compact_or_warn(file, read, &all, now);
             }
             Ok(others)
         })
@@ -280,11 +345,7 @@ impl SignOutJournal {
                 .truncate(false)
                 .open(&self.path)
                 .map_err(io)?;
-            if exclusive {
-                file.lock().map_err(io)?;
-            } else {
-                file.lock_shared().map_err(io)?;
-            }
+            lock(&file, exclusive, self.lock_wait).map_err(io)?;
             // A compaction may have renamed a new file over the one locked here
             // while this waited for the lock: lock the file the path names now.
             let locked = file.metadata().map_err(io)?;
@@ -322,10 +383,13 @@ impl SignOutJournal {
                 n => got += n,
             }
         }
-        if got == 0 {
+        if got == 0 || is_torn_header(&bytes[..got]) {
             if !writable {
                 return Ok(None);
             }
+            // Empty, or a first header that a crash cut short: start afresh.
+            file.set_len(0)?;
+            file.seek(SeekFrom::Start(0))?;
             let header = Header {
                 generation: fastrand::u64(..),
                 compacted_len: HEADER_LEN,
@@ -377,10 +441,40 @@ impl SignOutJournal {
             .map(|(_, entries)| entries)
     }
 
-    /// Replaces the file with one holding the entries of `all` that still hold a
-    /// session at `now`, under a new generation (written aside, then renamed over
-    /// it: a crash leaves the old file or the new one); answers them.
-    fn compact(&self, read: &mut ReadState, all: &[SignOut], now: u64) -> io::Result<Vec<SignOut>> {
+    /// [`Self::compact`], or `None` with a warning when it fails (the file stays as
+    /// it was, only longer).
+    fn compact_or_warn(
+        &self,
+        locked: &File,
+        read: &mut ReadState,
+        all: &[SignOut],
+        now: u64,
+    ) -> Option<Vec<SignOut>> {
+        match self.compact(locked, read, all, now) {
+            Ok(kept) => Some(kept),
+            Err(error) => {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    %error,
+                    "the sign-out file could not be rewritten without its expired lines; it keeps growing until it can (its directory must be writable)"
+                );
+                None
+            }
+        }
+    }
+
+    /// Replaces the file (`locked`) with one holding the entries of `all` that still
+    /// hold a session a little before `now` ([`CLOCK_MARGIN_S`]), under a new
+    /// generation, with the old file's mode and owner; written aside, then renamed
+    /// over it, so a crash leaves the old file or the new one. Answers them.
+    fn compact(
+        &self,
+        locked: &File,
+        read: &mut ReadState,
+        all: &[SignOut],
+        now: u64,
+    ) -> io::Result<Vec<SignOut>> {
+        let now = now.saturating_sub(CLOCK_MARGIN_S);
         let replay = SignedOut::with_capacity(self.per_token);
         for entry in all {
             replay.apply(entry, now);
@@ -392,14 +486,35 @@ impl SignOutJournal {
             compacted_len: HEADER_LEN + body.len() as u64,
         };
         let aside = self.aside_path();
-        let mut file = File::create(&aside)?;
-        file.write_all(header.line().as_bytes())?;
-        file.write_all(body.as_bytes())?;
-        file.sync_all()?;
+        let at = |path: &Path| {
+            let path = path.display().to_string();
+            move |error: io::Error| io::Error::new(error.kind(), format!("{path}: {error}"))
+        };
+        let old = locked.metadata()?;
+        let mut file = File::create(&aside).map_err(at(&aside))?;
+        file.set_permissions(old.permissions())
+            .map_err(at(&aside))?;
+        if (old.uid(), old.gid()) != (file.metadata()?.uid(), file.metadata()?.gid())
+            && let Err(error) = std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))
+        {
+            // Only root (or the owner, for a group it is in) may: the new file is
+            // this process's then, which the warning says.
+            tracing::warn!(
+                path = %self.path.display(),
+                %error,
+                "the rewritten sign-out file could not keep its owner and group"
+            );
+        }
+        file.write_all(header.line().as_bytes())
+            .and_then(|()| file.write_all(body.as_bytes()))
+            .and_then(|()| file.sync_all())
+            .map_err(at(&aside))?;
         drop(file);
-        std::fs::rename(&aside, &self.path)?;
+        std::fs::rename(&aside, &self.path).map_err(at(&aside))?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(at(dir))?;
         }
         read.generation = Some(header.generation);
         read.offset = header.compacted_len;
@@ -524,25 +639,27 @@ mod tests {
                     session(1, 1, 900, 2000),
                     session(1, 2, 900, 5000),
                     session(1, 2, 900, 5000),
+                    session(1, 3, 900, 2400),
                     cut_off(2, 1000),
                     cut_off(3, 100),
                 ],
                 1000,
             )
             .unwrap();
-        // Past the first cookie's expiry.
+        // Past the first cookie's expiry by more than the clock margin, and the
+        // third's by less (a backend whose clock runs behind still needs it).
         let (_, entries) = dir.open(2500);
-        assert_eq!(
-            entries,
-            [cut_off(2, 1000), cut_off(3, 100), session(1, 2, 900, 5000)]
-        );
+        assert_eq!(entries.len(), 4, "{entries:?}");
+        assert_eq!(entries[..2], [cut_off(2, 1000), cut_off(3, 100)]);
+        assert!(entries.contains(&session(1, 2, 900, 5000)));
+        assert!(entries.contains(&session(1, 3, 900, 2400)));
         assert_eq!(
             dir.text().lines().count(),
-            4,
+            5,
             "rewritten without the duplicate and the expired line"
         );
-        // 30 days past token 3's cut-off, and past the second cookie's expiry.
-        let (_, entries) = dir.open(100 + 30 * DAY);
+        // 30 days (and the margin) past token 3's cut-off, and past every expiry.
+        let (_, entries) = dir.open(100 + 30 * DAY + CLOCK_MARGIN_S);
         assert_eq!(entries, [cut_off(2, 1000)]);
     }
 
@@ -612,6 +729,109 @@ mod tests {
         journal.append(&[session(1, 2, 900, 5000)], 1000).unwrap();
         let (_, entries) = dir.open(1000);
         assert_eq!(entries, [session(1, 2, 900, 5000)]);
+    }
+
+    #[test]
+    fn appends_and_compactions_from_many_handles_at_once_lose_nothing() {
+        let dir = Dir::new();
+        let (first, _) = dir.open(1000);
+        drop(first);
+        let handles: Vec<_> = (0..4u8)
+            .map(|writer| {
+                let file = dir.file();
+                std::thread::spawn(move || {
+                    let (mut journal, _) = SignOutJournal::open(&file, 1000, 1000).unwrap();
+                    journal.compact_floor = 0;
+                    for n in 0..40 {
+                        journal
+                            .append(&[session(writer, n, 900, 5000)], 1000)
+                            .unwrap();
+                        journal.read_new().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
+        let (_, entries) = dir.open(1000);
+        assert_eq!(entries.len(), 160, "every sign-out of every writer");
+        for writer in 0..4u8 {
+            for n in 0..40 {
+                assert!(
+                    entries.contains(&session(writer, n, 900, 5000)),
+                    "{writer}/{n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_compaction_keeps_the_files_mode_and_the_file_a_link_names() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Dir::new();
+        let (journal, _) = dir.open(1000);
+        journal.append(&[session(1, 1, 900, 5000)], 1000).unwrap();
+        std::fs::set_permissions(dir.file(), std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.0.join("link");
+        std::os::unix::fs::symlink(dir.file(), &link).unwrap();
+        let (_, entries) = SignOutJournal::open(&link, 1000, 1000).unwrap();
+        assert_eq!(entries.len(), 1);
+        let mode = std::fs::metadata(dir.file()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the link still names the file"
+        );
+    }
+
+    #[test]
+    fn a_compaction_that_cannot_write_leaves_the_file_as_it_was_and_fails_nothing() {
+        let dir = Dir::new();
+        let (mut journal, _) = dir.open(1000);
+        journal.compact_floor = 0;
+        std::fs::create_dir(dir.0.join("signed-out.compacting")).unwrap();
+        for n in 0..3 {
+            journal.append(&[session(1, n, 900, 5000)], 1000).unwrap();
+        }
+        assert_eq!(dir.text().lines().count(), 4, "appended, never rewritten");
+        let (_, entries) = dir.open(1000);
+        assert_eq!(entries.len(), 3);
+    }
+
+    #[test]
+    fn a_first_header_cut_short_by_a_crash_starts_the_file_afresh() {
+        for torn in [
+            &b"switchyard-sig"[..],
+            &[0u8; 30][..],
+            &b"switchyard-signed-out 1 00ab"[..],
+        ] {
+            let dir = Dir::new();
+            std::fs::write(dir.file(), torn).unwrap();
+            let (journal, entries) = dir.open(1000);
+            assert!(entries.is_empty());
+            journal.append(&[session(1, 1, 900, 5000)], 1000).unwrap();
+            assert_eq!(dir.open(1000).1.len(), 1, "{torn:?}");
+        }
+    }
+
+    #[test]
+    fn a_lock_held_too_long_by_another_process_is_an_error_not_a_hang() {
+        let dir = Dir::new();
+        let (mut journal, _) = dir.open(1000);
+        journal.lock_wait = std::time::Duration::from_millis(100);
+        let holder = File::open(dir.file()).unwrap();
+        holder.lock().unwrap();
+        let error = journal
+            .append(&[session(1, 1, 900, 5000)], 1000)
+            .unwrap_err();
+        assert!(error.to_string().contains("held its lock"), "{error}");
+        assert!(journal.read_new().is_err(), "a reader waits for a writer");
+        drop(holder);
+        journal.append(&[session(1, 1, 900, 5000)], 1000).unwrap();
     }
 
     #[test]

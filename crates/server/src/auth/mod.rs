@@ -84,7 +84,14 @@ pub struct Authenticator {
     /// Where sign-outs are kept beyond this process, when configured
     /// ([`Authenticator::keep_sign_outs_in`]); kept by [`Authenticator::replace`].
     journal: OnceLock<Arc<SignOutJournal>>,
+    /// Sign-outs made here that the journal could not take yet, oldest first (at
+    /// most [`MAX_UNRECORDED`]).
+    unrecorded: std::sync::Mutex<Vec<SignOut>>,
 }
+
+/// Most sign-outs kept for a journal that cannot be written; past it the oldest are
+/// dropped (they still hold on this process).
+const MAX_UNRECORDED: usize = 10_000;
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -127,6 +134,7 @@ impl Authenticator {
             changes: tokio::sync::watch::Sender::new(0),
             signed_out: SignedOut::default(),
             journal: OnceLock::new(),
+            unrecorded: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -292,37 +300,79 @@ impl Authenticator {
             return Ok(());
         };
         let now = sessions.now();
-        let mut held = Vec::new();
+        let mut fresh: Vec<SignOut> = Vec::new();
         for value in session::cookie_values(headers) {
             if let Some(claims) = sessions.signed_claims(value) {
                 let session = Session::of(value, &claims, sessions.key_id());
-                held.extend(self.signed_out.insert(&session, now));
+                if let Some(held) = self.signed_out.insert(&session, now)
+                    && held.new
+                    && !fresh.contains(&held.entry)
+                {
+                    fresh.push(held.entry);
+                }
             }
         }
+        if fresh.is_empty() || self.journal.get().is_none() {
+            return Ok(());
+        }
+        match self.record(fresh, now).await {
+            Ok(()) => Ok(()),
+            Err(()) => Err(ApiError::new(
+                ErrorCode::Internal,
+                "signed out on this backend, but the sign-out file could not be written (the backend's log says why): until it can be, other backends sharing it, and this one after a restart, would accept a copy of the cookie; the backend tries again every second",
+            )),
+        }
+    }
+
+    /// Writes `fresh` and every sign-out not recorded yet to the journal; keeps them
+    /// for the next try when it cannot (logged). Only sign-outs new here are
+    /// written, so a repeated sign-out costs no I/O.
+    async fn record(&self, fresh: Vec<SignOut>, now: u64) -> Result<(), ()> {
         let Some(journal) = self.journal.get().cloned() else {
             return Ok(());
         };
-        if held.is_empty() {
+        let mut batch = std::mem::take(&mut *self.unrecorded());
+        for entry in fresh {
+            if !batch.contains(&entry) {
+                batch.push(entry);
+            }
+        }
+        if batch.is_empty() {
             return Ok(());
         }
-        let written = tokio::task::spawn_blocking(move || journal.append(&held, now)).await;
-        match written {
-            Ok(Ok(others)) => {
+        let written = tokio::task::spawn_blocking(move || {
+            let result = journal.append(&batch, now);
+            (batch, result)
+        })
+        .await;
+        let (batch, error) = match written {
+            Ok((_, Ok(others))) => {
                 self.apply(&others, now);
-                Ok(())
+                return Ok(());
             }
-            Ok(Err(error)) => {
-                tracing::error!(%error, "a sign-out could not be recorded");
-                Err(ApiError::new(
-                    ErrorCode::Internal,
-                    "signed out on this backend, but the sign-out could not be recorded in the sign-out file (the backend's log says why): other backends sharing it, and this one after a restart, would accept a copy of the cookie; sign out again once the operator has fixed the file",
-                ))
-            }
-            Err(_) => Err(ApiError::new(
-                ErrorCode::Internal,
-                "signed out on this backend, but recording the sign-out failed; sign out again",
-            )),
+            Ok((batch, Err(error))) => (batch, error.to_string()),
+            Err(error) => (Vec::new(), error.to_string()),
+        };
+        tracing::error!(
+            error,
+            sign_outs = batch.len(),
+            "sign-outs could not be recorded"
+        );
+        let mut unrecorded = self.unrecorded();
+        unrecorded.extend(batch);
+        if unrecorded.len() > MAX_UNRECORDED {
+            let dropped = unrecorded.len() - MAX_UNRECORDED;
+            unrecorded.drain(..dropped);
+            tracing::error!(
+                dropped,
+                "sign-outs waiting for the sign-out file were dropped; they hold on this backend until it restarts"
+            );
         }
+        Err(())
+    }
+
+    fn unrecorded(&self) -> std::sync::MutexGuard<'_, Vec<SignOut>> {
+        self.unrecorded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Keeps sign-outs in `journal` from now on, signing out first what it holds
@@ -346,21 +396,25 @@ impl Authenticator {
             };
             let read = tokio::task::spawn_blocking(move || journal.read_new()).await;
             let Some(auth) = auth.upgrade() else { return };
+            let read = read
+                .map_err(|error| error.to_string())
+                .and_then(|read| read.map_err(|error| error.to_string()));
             match read {
-                Ok(Ok(entries)) => {
+                Ok(entries) => {
                     if failing {
                         tracing::info!("the sign-out file can be read again");
                         failing = false;
                     }
                     auth.apply(&entries, auth.now());
                 }
-                Ok(Err(error)) if !failing => {
-                    tracing::warn!(%error, "sign-outs by other backends cannot be read");
+                Err(error) if !failing => {
+                    tracing::warn!(error, "sign-outs by other backends cannot be read");
                     failing = true;
                 }
-                Ok(Err(_)) => {}
-                Err(_) => return,
+                Err(_) => {}
             }
+            // Sign-outs made here that could not be written yet (logged by it).
+            let _ = auth.record(Vec::new(), auth.now()).await;
         }
     }
 
@@ -663,6 +717,14 @@ mod tests {
         let (_, session) = other.authenticate_session(&cookie, true).unwrap();
         one.sign_out(&cookie).await.unwrap();
         assert!(one.authenticate(&cookie, true).is_err());
+        // Signing out again (the same cookie twice, too) writes nothing.
+        let len = std::fs::metadata(&file).unwrap().len();
+        let twice = headers(&[
+            (COOKIE, cookie.get(COOKIE).unwrap().to_str().unwrap()),
+            (COOKIE, cookie.get(COOKIE).unwrap().to_str().unwrap()),
+        ]);
+        one.sign_out(&twice).await.unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), len);
         // The other backend reads it at its next look, and its streams end.
         tokio::time::timeout(Duration::from_secs(10), other.signed_out(&session.unwrap()))
             .await
@@ -700,6 +762,26 @@ mod tests {
             "{error:?}"
         );
         assert!(restarted.authenticate(&kept, true).is_err());
+        // Once the file can be written again, the follower records what waited.
+        std::fs::remove_dir(&file).unwrap();
+        tokio::spawn(Authenticator::follow_journal(
+            Arc::downgrade(&restarted),
+            Duration::from_millis(20),
+        ));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let recorded = SignOutJournal::open(&file, 1000, 1000).map(|(_, e)| e.len());
+            if recorded.as_ref().is_ok_and(|n| *n == 1) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{recorded:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let fresh = journaled(&tokens, &clock, &file);
+        assert!(
+            fresh.authenticate(&kept, true).is_err(),
+            "after a restart too"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -110,6 +110,22 @@ impl TokenSignOuts {
     }
 }
 
+/// What [`SignedOut::insert`] and [`SignedOut::apply`] answer: the entry that holds
+/// the session now, and whether it is new here (so worth recording).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// Its own entry, or its token's cut-off.
+    pub entry: SignOut,
+    /// False when the session was signed out here already.
+    pub new: bool,
+}
+
+impl Held {
+    fn already(entry: SignOut) -> Self {
+        Self { entry, new: false }
+    }
+}
+
 /// What signs a session out: the unit of [`SignedOut`]'s state, and a line of a
 /// sign-out journal ([`super::journal`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +193,7 @@ impl SignedOut {
     /// whose cookie has expired is not remembered (it is refused as expired) and
     /// gives `None`; otherwise the entry that now holds it: its own, or its token's
     /// cut-off (what a [`super::journal::SignOutJournal`] records).
-    pub fn insert(&self, session: &Session, now: u64) -> Option<SignOut> {
+    pub fn insert(&self, session: &Session, now: u64) -> Option<Held> {
         let entry = SignOut::Session {
             fingerprint: session.fingerprint.clone(),
             id: session.id,
@@ -190,7 +206,7 @@ impl SignedOut {
 
     /// Applies `entry` (made here, or by another process and read from a journal);
     /// `now` is the clock's time. What [`SignedOut::insert`] answers.
-    pub fn apply(&self, entry: &SignOut, now: u64) -> Option<SignOut> {
+    pub fn apply(&self, entry: &SignOut, now: u64) -> Option<Held> {
         let mut tokens = self.tokens();
         let held = match entry {
             SignOut::CutOff {
@@ -202,7 +218,7 @@ impl SignedOut {
                 }
                 let token = tokens.entry(fingerprint.clone()).or_default();
                 if *before <= token.cut_off {
-                    return Some(token.cut_off_entry(fingerprint));
+                    return Some(Held::already(token.cut_off_entry(fingerprint)));
                 }
                 token.cut_off = *before;
                 token
@@ -222,16 +238,16 @@ impl SignedOut {
                 }
                 let token = tokens.entry(fingerprint.clone()).or_default();
                 if *issued_at < token.cut_off {
-                    return Some(token.cut_off_entry(fingerprint));
+                    return Some(Held::already(token.cut_off_entry(fingerprint)));
                 }
                 if let Some((issued_at, expires_at, at)) = token.sessions.get(id) {
-                    return Some(SignOut::Session {
+                    return Some(Held::already(SignOut::Session {
                         fingerprint: fingerprint.clone(),
                         id: *id,
                         issued_at: *issued_at,
                         expires_at: *expires_at,
                         at: *at,
-                    });
+                    }));
                 }
                 token.sessions.retain(|_, (_, expires, _)| *expires > now);
                 if token.sessions.len() >= self.per_token {
@@ -256,7 +272,10 @@ impl SignedOut {
         };
         drop(tokens);
         self.changes.send_modify(|n| *n += 1);
-        Some(held)
+        Some(Held {
+            entry: held,
+            new: true,
+        })
     }
 
     /// Every entry that still holds a session at `now` (cut-offs first, then
@@ -420,15 +439,21 @@ mod tests {
         let out = SignedOut::with_capacity(2);
         let first = session("t", 0, 100, 1000);
         let held = out.insert(&first, 100).unwrap();
-        assert!(matches!(held, SignOut::Session { at: 100, .. }), "{held:?}");
+        assert!(held.new);
+        assert!(
+            matches!(held.entry, SignOut::Session { at: 100, .. }),
+            "{held:?}"
+        );
         assert_eq!(
             out.insert(&first, 120),
-            Some(held),
-            "already held: its entry"
+            Some(Held { new: false, ..held }),
+            "already held: its entry, not new"
         );
         assert_eq!(out.insert(&session("t", 1, 100, 50), 100), None, "expired");
         out.insert(&session("t", 1, 100, 1000), 100);
         let cut = out.insert(&session("t", 2, 110, 1000), 110).unwrap();
+        assert!(cut.new);
+        let cut = cut.entry;
         assert_eq!(
             cut,
             SignOut::CutOff {
@@ -437,8 +462,8 @@ mod tests {
             }
         );
         assert_eq!(
-            out.insert(&first, 120),
-            Some(cut.clone()),
+            out.insert(&first, 120).map(|h| (h.entry, h.new)),
+            Some((cut.clone(), false)),
             "held by the cut"
         );
         out.insert(&session("u", 0, 200, 300), 200);

@@ -146,8 +146,8 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
                  of it too) and closes the event streams opened with it. With \
                  `[auth] signed_out_file` the sign-out is recorded there first: it \
                  holds after a restart and, within a second, on every backend sharing \
-                 the file (a `500 internal` says it could not be recorded; it then \
-                 holds on this backend only). Without it, other replicas accept a \
+                 the file (a `500 internal` says it could not be recorded yet; it \
+                 holds on this backend only until the backend can write it). Without it, other replicas accept a \
                  copy until it expires or its token is removed, and a restart \
                  forgets it.",
             )
