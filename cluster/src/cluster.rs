@@ -156,8 +156,10 @@ impl Cluster {
             };
             remotes.push(entry);
         }
+        let signed_out = path.join("signed-out");
         let files = BackendFiles {
             session_key: &session_key,
+            signed_out: &signed_out,
             client_token_sha256: &client_token_sha256,
             token: &token,
             ca: &pki.ca,

@@ -59,6 +59,8 @@ impl Default for BackendTiming {
 pub struct BackendFiles<'a> {
     /// The key every replica signs session cookies with.
     pub session_key: &'a Path,
+    /// The sign-out file every replica shares.
+    pub signed_out: &'a Path,
     /// SHA-256 (hex) of the clients' bearer token.
     pub client_token_sha256: &'a str,
     /// The runtimes' token.
@@ -73,7 +75,8 @@ pub struct BackendFiles<'a> {
 pub const CLIENT_NAME: &str = "cluster-client";
 
 /// The configuration every replica shares: client authentication with one session
-/// key (so a session cookie from one replica is good on all), no embedded runtime,
+/// key (so a session cookie from one replica is good on all) and one sign-out file
+/// (so a sign-out on one holds on all), no embedded runtime,
 /// every runtime host as a remote over TLS with a client certificate.
 pub fn backend_config(
     remotes: &[RemoteEntry],
@@ -87,6 +90,7 @@ pub fn backend_config(
          \n\
          [auth]\n\
          session_key_file = \"{}\"\n\
+         signed_out_file = \"{}\"\n\
          \n\
          [[auth.token]]\n\
          name = \"{CLIENT_NAME}\"\n\
@@ -96,6 +100,7 @@ pub fn backend_config(
         timing.health_interval.as_millis(),
         timing.drain.as_millis(),
         files.session_key.display(),
+        files.signed_out.display(),
         files.client_token_sha256,
     );
     for remote in remotes {
@@ -235,6 +240,7 @@ mod tests {
     fn the_shared_configuration_lists_every_remote_with_tls_and_timing() {
         let files = BackendFiles {
             session_key: Path::new("/c/session.key"),
+            signed_out: Path::new("/c/signed-out"),
             client_token_sha256: "ab12",
             token: Path::new("/c/runtime.token"),
             ca: Path::new("/c/tls/ca.crt"),
@@ -265,6 +271,7 @@ mod tests {
             "client_key_file = \"/c/tls/backend.key\"",
             "stream_idle_timeout_ms = 3000",
             "session_key_file = \"/c/session.key\"",
+            "signed_out_file = \"/c/signed-out\"",
             "token_sha256 = \"ab12\"",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");

@@ -228,10 +228,66 @@ async fn a_viewer_resumes_on_another_replica_when_its_replica_is_killed() {
         caught_up,
     );
     figures.add("kill → HAProxy marks the replica DOWN", ms(detected));
+
+    // Signed out through HAProxy on one replica: the others refuse the cookie
+    // within about a second (they share the sign-out file), and so does the
+    // killed one once it is back.
+    let signed_out = switchyard_e2e::client::request(
+        cluster.lb(),
+        http::Method::DELETE,
+        "/api/session",
+        None,
+        &[
+            ("cookie", headers[0].1.as_str()),
+            ("origin", headers[1].1.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(signed_out.status, 204, "{}", signed_out.text());
+    let signed_out_at = Instant::now();
+    for (i, replica) in cluster.replicas.iter().enumerate() {
+        if i == victim {
+            continue;
+        }
+        refused_within(replica.addr, &headers[0].1, &replica.name).await;
+    }
+    figures.add(
+        "sign-out through HAProxy → every live replica refuses the cookie",
+        ms(signed_out_at.elapsed()),
+    );
+    cluster.restart_replica(victim).await.unwrap();
+    let back = &cluster.replicas[victim];
+    refused_within(back.addr, &headers[0].1, &back.name).await;
     figures.write();
 
     cluster.client().stop(&worker).await.unwrap();
     cluster.shutdown().await;
+}
+
+/// Waits (at most 10 s) until the replica at `addr` answers `GET /api/session` with
+/// `cookie` by 401; how long it took.
+async fn refused_within(addr: std::net::SocketAddr, cookie: &str, name: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let answer = switchyard_e2e::client::request(
+            addr,
+            http::Method::GET,
+            "/api/session",
+            None,
+            &[("cookie", cookie)],
+        )
+        .await;
+        if answer.status == 401 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name} still accepts a signed-out cookie: {} {}",
+            answer.status,
+            answer.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Every replica restarted in turn (SIGTERM: drain, shutdown; start again) under
