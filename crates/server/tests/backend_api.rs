@@ -557,7 +557,7 @@ async fn all_workers_lists_the_others_when_one_runtime_is_dead() {
             TOKEN,
             Duration::from_secs(10),
         ),
-        ("dead", dead, TOKEN, Duration::from_secs(10)),
+        ("dead", dead.addr, TOKEN, Duration::from_secs(10)),
     ])
     .await;
     let local_worker = create_echo(&api, "local", "l").await;

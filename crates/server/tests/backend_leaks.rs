@@ -98,11 +98,11 @@ async fn canned_on(
     }
 }
 
-async fn refused_distinctive() -> SocketAddr {
+async fn refused_distinctive() -> Refused {
     loop {
-        let addr = refused_addr().await;
-        if distinctive(addr.port()) {
-            return addr;
+        let refused = refused_addr().await;
+        if distinctive(refused.addr.port()) {
+            return refused;
         }
     }
 }
@@ -638,7 +638,7 @@ async fn world() -> World {
         ("garbage", base_url(garbage.addr), true, 10_000),
         ("unsup", base_url(unsupported.addr), false, 10_000),
         ("echo", base_url(echoing.addr), true, 10_000),
-        ("refused", base_url(refused), true, 10_000),
+        ("refused", base_url(refused.addr), true, 10_000),
     ];
 
     let mut toml = String::from(

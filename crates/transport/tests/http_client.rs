@@ -531,8 +531,10 @@ async fn keep_alive_reuses_one_connection() {
 
 #[tokio::test]
 async fn refused_connection_is_unreachable_refused() {
-    let (listener, port) = listen().await;
-    drop(listener);
+    // Bound, never listening: refused, and no other test can take the port.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
     let client = client_for(port);
     let error = failed(client.info().await, Some(port));
     assert_eq!(

@@ -498,9 +498,10 @@ async fn dropped_tcp_mid_stream_is_lost_unreachable() {
 #[tokio::test]
 async fn refused_port_is_unreachable_refused() {
     bounded(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
+        // Bound, never listening: refused, and no other test can take the port.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = socket.local_addr().unwrap().port();
         let err = client(port)
             .subscribe(&worker(), None, false)
             .await
