@@ -694,8 +694,10 @@ async fn runtime_pings_get_pongs() {
 async fn pings_keep_a_quiet_stream_alive() {
     bounded(async {
         let fake = fake_runtime(None, |mut ws| async move {
-            for _ in 0..8 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            // Pings for twice the idle timeout, each a sixth of it after the last
+            // (room for a busy machine's pauses).
+            for _ in 0..12 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
                 if ws.send(Message::Ping(Vec::new().into())).await.is_err() {
                     return;
                 }
@@ -706,7 +708,7 @@ async fn pings_keep_a_quiet_stream_alive() {
             close_and_drain(ws, 1000).await;
         })
         .await;
-        let client = client(fake.port).with_idle_timeout(Duration::from_millis(400));
+        let client = client(fake.port).with_idle_timeout(Duration::from_millis(1200));
         let mut stream = open(&client).await;
         assert!(matches!(
             stream.next().await,
@@ -726,7 +728,7 @@ async fn client_pings_keep_a_quiet_stream_alive_when_the_runtime_never_pings() {
                 .send(event_text("c1", WORKER, &WorkerEvent::Interrupted))
                 .await;
             // Read (and so answer pings) for three idle timeouts, sending nothing.
-            let pings = tokio::time::timeout(Duration::from_millis(1200), async {
+            let pings = tokio::time::timeout(Duration::from_millis(3600), async {
                 let mut pings = 0;
                 while let Some(Ok(message)) = ws.next().await {
                     pings += usize::from(matches!(message, Message::Ping(_)));
@@ -739,7 +741,7 @@ async fn client_pings_keep_a_quiet_stream_alive_when_the_runtime_never_pings() {
             close_and_drain(ws, 1000).await;
         })
         .await;
-        let client = client(fake.port).with_idle_timeout(Duration::from_millis(400));
+        let client = client(fake.port).with_idle_timeout(Duration::from_millis(1200));
         let mut stream = open(&client).await;
         assert!(matches!(
             stream.next().await,
