@@ -14,7 +14,7 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use switchyard_e2e::client::{Api, request};
 use switchyard_e2e::proc::Switchyard;
-use switchyard_e2e::ws::{Ws, close_code, connect, next_json};
+use switchyard_e2e::ws::{Ws, close_code, close_frame, connect, next_json};
 
 /// The remotes, each with its own token.
 const RUNTIMES: [(&str, &str); 3] = [
@@ -450,7 +450,10 @@ async fn reload_applies_the_allowed_hosts_and_origins() {
     let r = backend.reload().await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(observe().await, (403, 403, false), "after taking them out");
-    assert_eq!(close_code(&mut from_page).await, Some(1001));
+    assert_eq!(
+        close_frame(&mut from_page).await,
+        Some((1001, "access_ended".to_owned()))
+    );
     backend.input("local", &worker, "still here\n").await;
     loop {
         let frame = next_json(&mut no_page).await;

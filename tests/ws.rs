@@ -95,6 +95,15 @@ pub async fn close_code<S>(ws: &mut WebSocketStream<S>) -> Option<u16>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    close_frame(ws).await.map(|(code, _)| code)
+}
+
+/// Reads until the server closes; its close code and reason, or `None` for a close
+/// without them (or a dropped connection).
+pub async fn close_frame<S>(ws: &mut WebSocketStream<S>) -> Option<(u16, String)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     // One deadline for the whole wait: pings must not keep it waiting for ever.
     let deadline = tokio::time::Instant::now() + crate::WAIT;
     loop {
@@ -102,7 +111,9 @@ where
             .await
             .expect("a close in time")
         {
-            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(Message::Close(frame))) => {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
             Some(Ok(_)) => continue,
             Some(Err(_)) | None => return None,
         }

@@ -104,6 +104,11 @@ pub enum CloseCode {
     Normal,
     /// 1001: the server is shutting down.
     GoingAway,
+    /// 1001 too, with its own reason: what the stream was opened with is no longer
+    /// accepted (its session signed out or expired, its token removed or changed,
+    /// its page's origin no longer allowed). The client reconnects and meets a
+    /// `401` or `403` (or the new rules).
+    AccessEnded,
     /// 1008: the client sent a data frame.
     PolicyViolation,
     /// 1011: the server hit an unexpected error.
@@ -119,7 +124,7 @@ impl CloseCode {
     pub fn code(self) -> u16 {
         match self {
             Self::Normal => 1000,
-            Self::GoingAway => 1001,
+            Self::GoingAway | Self::AccessEnded => 1001,
             Self::PolicyViolation => 1008,
             Self::InternalError => 1011,
             Self::WorkerNotFound => 4404,
@@ -132,6 +137,7 @@ impl CloseCode {
         match self {
             Self::Normal => "closed",
             Self::GoingAway => "shutting_down",
+            Self::AccessEnded => "access_ended",
             Self::PolicyViolation => "clients_send_control_frames_only",
             Self::InternalError => "internal",
             Self::WorkerNotFound => "worker_not_found",
@@ -139,7 +145,8 @@ impl CloseCode {
         }
     }
 
-    /// The close code for a numeric value, if it is one of ours.
+    /// The close code for a numeric value, if it is one of ours (1001 is
+    /// [`CloseCode::GoingAway`]; the reason tells the two apart).
     pub fn from_code(code: u16) -> Option<Self> {
         [
             Self::Normal,

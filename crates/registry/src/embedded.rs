@@ -143,7 +143,10 @@ impl SourceEvents for EmbeddedEvents {
             }),
             Ok(SubscriptionItem::Reset(reason)) => Ok(SourceItem::Reset(reason)),
             Err(StreamEnd::Removed) => Err(SourceEnd::WorkerGone),
-            Err(StreamEnd::Shutdown) => Err(SourceEnd::Lost(SourceError::Unavailable)),
+            // A runtime's own subscription never ends for credentials.
+            Err(StreamEnd::Shutdown | StreamEnd::AccessEnded) => {
+                Err(SourceEnd::Lost(SourceError::Unavailable))
+            }
             Err(StreamEnd::SlowConsumer) => Err(SourceEnd::Lost(SourceError::Internal)),
         }
     }

@@ -19,6 +19,11 @@ pub enum StreamEnd {
     Removed,
     /// The process is shutting down (close code 1001).
     Shutdown,
+    /// What the viewer's stream was opened with is no longer accepted: its session
+    /// was signed out or expired, a reload removed or changed its token, or took
+    /// its page's origin out of the allowed ones (close code 1001, reason
+    /// `access_ended`). A backend decides this; a runtime never does.
+    AccessEnded,
 }
 
 #[derive(Debug, Default)]

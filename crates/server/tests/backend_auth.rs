@@ -14,7 +14,7 @@ use backend_common::*;
 use futures_util::StreamExt;
 use http::Method;
 use serde_json::{Value, json};
-use switchyard_e2e::ws::{close_code, connect, next_json};
+use switchyard_e2e::ws::{close_frame, connect, next_json};
 use switchyard_registry::{Role, WorkerScope};
 use switchyard_server::auth::{Clock, TokenHash};
 use switchyard_server::commands::runtime::RunningRuntime;
@@ -767,7 +767,10 @@ async fn signing_out_refuses_a_copy_of_the_cookie_and_closes_its_event_streams()
     );
     // ... and the event stream it opened is closed; the other session's, and the
     // token's, go on.
-    assert_eq!(close_code(&mut first_stream).await, Some(1001));
+    assert_eq!(
+        close_frame(&mut first_stream).await,
+        Some((1001, "access_ended".to_owned()))
+    );
     let with_second = [("cookie", second.as_str())];
     assert_status(
         &send(addr, Method::GET, "/api/session", None, &with_second).await,
@@ -798,7 +801,10 @@ async fn an_event_stream_opened_with_a_cookie_closes_when_the_session_expires() 
     let bearer_viewer = bearer(VIEWER);
     let mut with_bearer = watch(addr, &path, ("authorization", bearer_viewer.as_str())).await;
 
-    assert_eq!(close_code(&mut with_cookie).await, Some(1001));
+    assert_eq!(
+        close_frame(&mut with_cookie).await,
+        Some((1001, "access_ended".to_owned()))
+    );
     assert!(signed_in.elapsed() >= SHORT - Duration::from_millis(100));
     assert_still_open(&mut with_bearer).await;
     world.stop().await;

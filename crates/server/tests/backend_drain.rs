@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use backend_common::*;
 use serde_json::json;
-use switchyard_e2e::ws::{close_code, connect, next_json};
+use switchyard_e2e::ws::{close_frame, connect, next_json};
 
 /// Creates an echo worker on `local` and returns its id.
 async fn echo_worker(api: &Api) -> String {
@@ -90,7 +90,10 @@ async fn readyz_turns_503_while_the_backend_keeps_serving_for_the_drain_period()
     assert_error(&api.get("/readyz").await, 503, "runtime_unavailable");
 
     backend.shutdown().await;
-    assert_eq!(close_code(&mut ws).await, Some(1001));
+    assert_eq!(
+        close_frame(&mut ws).await,
+        Some((1001, "shutting_down".to_owned()))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

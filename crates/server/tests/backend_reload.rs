@@ -474,12 +474,12 @@ async fn event_streams_of_a_removed_or_changed_token_are_closed_and_the_others_s
     files.config(&base(&[root, ("bob", BOB_AGAIN, "viewer")]));
     assert_status(&reload(&admin).await, 200);
     assert_eq!(
-        switchyard_e2e::ws::close_code(&mut as_alice).await,
-        Some(1001)
+        switchyard_e2e::ws::close_frame(&mut as_alice).await,
+        Some((1001, "access_ended".to_owned()))
     );
     assert_eq!(
-        switchyard_e2e::ws::close_code(&mut as_bob).await,
-        Some(1001)
+        switchyard_e2e::ws::close_frame(&mut as_bob).await,
+        Some((1001, "access_ended".to_owned()))
     );
     let r = admin
         .post(

@@ -332,7 +332,6 @@ impl SignOutJournal {
         exclusive: bool,
         f: impl FnOnce(&mut File, &mut ReadState) -> io::Result<T>,
     ) -> Result<T, JournalError> {
-        let mut read = self.read.lock().unwrap_or_else(|p| p.into_inner());
         let io = |source| JournalError::Io {
             path: self.path.clone(),
             source,
@@ -358,6 +357,9 @@ impl SignOutJournal {
                 Err(source) => return Err(io(source)),
             }
         };
+        // Taken only once the file is locked, so that a call waiting for another
+        // process's lock does not hold up this process's other calls behind it.
+        let mut read = self.read.lock().unwrap_or_else(|p| p.into_inner());
         // The lock ends when `file` is closed, on every path out of here.
         f(&mut file, &mut read).map_err(|source| {
             if source.kind() == io::ErrorKind::InvalidData {

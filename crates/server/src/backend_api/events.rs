@@ -179,7 +179,7 @@ impl FrameSource for ViewerFrames {
         tokio::select! {
             biased;
             frame = self.viewer.next_frame() => frame,
-            () = self.admission.revoked.cancelled() => Err(StreamEnd::Shutdown),
+            () = self.admission.revoked.cancelled() => Err(StreamEnd::AccessEnded),
         }
     }
 
@@ -187,7 +187,7 @@ impl FrameSource for ViewerFrames {
         tokio::select! {
             biased;
             end = self.viewer.ended() => end,
-            () = self.admission.revoked.cancelled() => StreamEnd::Shutdown,
+            () = self.admission.revoked.cancelled() => StreamEnd::AccessEnded,
         }
     }
 

@@ -504,7 +504,7 @@ impl BackendApi {
                 Query::parse(query, &[])?;
                 let headers = request.headers().clone();
                 drain_body(request, limit).await?;
-                self.auth.sign_out(&headers).await?;
+                self.auth.sign_out(&headers).await;
                 Ok(session::logout(self.settings.secure_cookies))
             }
             (Route::Runtimes, Method::GET, ..) => {

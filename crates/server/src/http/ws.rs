@@ -191,6 +191,7 @@ pub fn close_code_for(end: StreamEnd) -> CloseCode {
         StreamEnd::SlowConsumer => CloseCode::SlowConsumer,
         StreamEnd::Removed => CloseCode::WorkerNotFound,
         StreamEnd::Shutdown => CloseCode::GoingAway,
+        StreamEnd::AccessEnded => CloseCode::AccessEnded,
     }
 }
 

@@ -146,14 +146,14 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
                  of it too) and closes the event streams opened with it. With \
                  `[auth] signed_out_file` the sign-out is recorded there first: it \
                  holds after a restart and, within a second, on every backend sharing \
-                 the file (a `500 internal` says it could not be recorded yet; it \
-                 holds on this backend only until the backend can write it). Without it, other replicas accept a \
+                 the file (when the file cannot take it yet, it holds on this backend \
+                 at once and is written as soon as it can be; the backend logs an \
+                 error meanwhile). Without it, other replicas accept a \
                  copy until it expires or its token is removed, and a restart \
                  forgets it.",
             )
             .ok_empty(204, "Signed out.")
-            .ok_header("Set-Cookie", "Clears the session cookie.")
-            .errors([Internal]),
+            .ok_header("Set-Cookie", "Clears the session cookie."),
         Op::new(M::GET, "/api/runtimes", "listRuntimes", "runtimes")
             .summary("Every runtime the caller may use, with its state as last seen")
             .ok(200, "The runtimes.", s.json::<RuntimeList>()),

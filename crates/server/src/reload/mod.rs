@@ -212,11 +212,17 @@ impl Reloader {
         self.metrics.record(prepared.is_ok());
         let (plan, prepared) = prepared?;
         let report = self.apply(&mut state, plan, prepared).await;
+        let ids = |ids: &[RuntimeId]| {
+            ids.iter()
+                .map(RuntimeId::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         tracing::info!(
-            added = ?report.runtimes.added,
-            replaced = ?report.runtimes.replaced,
-            removed = ?report.runtimes.removed,
-            unchanged = ?report.runtimes.unchanged,
+            added = ids(&report.runtimes.added),
+            replaced = ids(&report.runtimes.replaced),
+            removed = ids(&report.runtimes.removed),
+            unchanged = ids(&report.runtimes.unchanged),
             tls_reloaded = report.tls_reloaded,
             "configuration reloaded"
         );
