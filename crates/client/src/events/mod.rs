@@ -34,6 +34,13 @@ pub enum StreamEnd {
     /// The backend is shutting down or restarting (1001).
     #[error("the backend is shutting down")]
     Shutdown,
+    /// The backend no longer accepts what the stream was opened with: its session
+    /// was signed out or expired, or a reload removed or changed its token (1001,
+    /// reason `access_ended`). Reconnecting meets the new rules (or a `401`).
+    #[error(
+        "the backend no longer accepts this stream's credentials (signed out, expired, or changed by a reload)"
+    )]
+    AccessEnded,
     /// The backend refused a frame this client sent (1008).
     #[error("the backend refused a frame this client sent (close code 1008)")]
     PolicyViolation,
@@ -60,7 +67,11 @@ impl StreamEnd {
     pub fn is_resumable(&self) -> bool {
         matches!(
             self,
-            Self::SlowConsumer | Self::Shutdown | Self::Closed { .. } | Self::Lost(_)
+            Self::SlowConsumer
+                | Self::Shutdown
+                | Self::AccessEnded
+                | Self::Closed { .. }
+                | Self::Lost(_)
         )
     }
 }
@@ -195,18 +206,23 @@ impl EventSocket {
                 }
                 Message::Pong(_) | Message::Frame(_) => {}
                 Message::Close(frame) => {
-                    return Err(close_end(frame.map(|f| u16::from(f.code))));
+                    return Err(close_end(
+                        frame.as_ref().map(|f| u16::from(f.code)),
+                        frame.as_ref().map_or("", |f| f.reason.as_str()),
+                    ));
                 }
             }
         }
     }
 }
 
-/// The end for a close frame's code.
-fn close_end(code: Option<u16>) -> StreamEnd {
+/// The end for a close frame's code and reason.
+fn close_end(code: Option<u16>, reason: &str) -> StreamEnd {
+    let access_ended = switchyard_protocol::CloseCode::AccessEnded.reason();
     match code {
         Some(4404) => StreamEnd::WorkerGone,
         Some(4408) => StreamEnd::SlowConsumer,
+        Some(1001) if reason == access_ended => StreamEnd::AccessEnded,
         Some(1001) => StreamEnd::Shutdown,
         Some(1008) => StreamEnd::PolicyViolation,
         code => StreamEnd::Closed { code },
@@ -243,15 +259,17 @@ mod tests {
     #[test]
     fn close_codes_map_to_ends() {
         let table = [
-            (Some(4404), StreamEnd::WorkerGone, false),
-            (Some(4408), StreamEnd::SlowConsumer, true),
-            (Some(1001), StreamEnd::Shutdown, true),
-            (Some(1008), StreamEnd::PolicyViolation, false),
-            (Some(1000), StreamEnd::Closed { code: Some(1000) }, true),
-            (None, StreamEnd::Closed { code: None }, true),
+            (Some(4404), "worker_not_found", StreamEnd::WorkerGone, false),
+            (Some(4408), "slow_consumer", StreamEnd::SlowConsumer, true),
+            (Some(1001), "shutting_down", StreamEnd::Shutdown, true),
+            (Some(1001), "", StreamEnd::Shutdown, true),
+            (Some(1001), "access_ended", StreamEnd::AccessEnded, true),
+            (Some(1008), "", StreamEnd::PolicyViolation, false),
+            (Some(1000), "", StreamEnd::Closed { code: Some(1000) }, true),
+            (None, "", StreamEnd::Closed { code: None }, true),
         ];
-        for (code, end, resumable) in table {
-            assert_eq!(close_end(code), end);
+        for (code, reason, end, resumable) in table {
+            assert_eq!(close_end(code, reason), end);
             assert_eq!(end.is_resumable(), resumable, "{end:?}");
         }
         assert!(!StreamEnd::Malformed { reason: "x".into() }.is_resumable());
