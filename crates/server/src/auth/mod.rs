@@ -87,6 +87,8 @@ pub struct Authenticator {
     /// Sign-outs made here that the journal could not take yet, oldest first (at
     /// most [`MAX_UNRECORDED`]).
     unrecorded: std::sync::Mutex<Vec<SignOut>>,
+    /// How many there are, for `/metrics`.
+    unrecorded_gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 /// Most sign-outs kept for a journal that cannot be written; past it the oldest are
@@ -135,6 +137,7 @@ impl Authenticator {
             signed_out: SignedOut::default(),
             journal: OnceLock::new(),
             unrecorded: std::sync::Mutex::new(Vec::new()),
+            unrecorded_gauge: Default::default(),
         }
     }
 
@@ -344,6 +347,7 @@ impl Authenticator {
         let (batch, error) = match written {
             Ok((_, Ok(others))) => {
                 self.apply(&others, now);
+                self.unrecorded_gauge.set(self.unrecorded().len() as i64);
                 return Ok(());
             }
             Ok((batch, Err(error))) => (batch, error.to_string()),
@@ -364,7 +368,18 @@ impl Authenticator {
                 "sign-outs waiting for the sign-out file were dropped; they hold on this backend until it restarts"
             );
         }
+        self.unrecorded_gauge.set(unrecorded.len() as i64);
         Err(())
+    }
+
+    /// Registers `switchyard_sign_outs_unrecorded`: sign-outs made here that the
+    /// sign-out file could not take yet (0 without one).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "switchyard_sign_outs_unrecorded",
+            "Sign-outs this backend holds but could not write to auth.signed_out_file yet (retried every second); other backends and a restart would not know them",
+            self.unrecorded_gauge.clone(),
+        );
     }
 
     fn unrecorded(&self) -> std::sync::MutexGuard<'_, Vec<SignOut>> {
@@ -746,8 +761,7 @@ mod tests {
             "one journal per authenticator"
         );
 
-        // The file goes bad: the sign-out holds here, and the answer says it did not
-        // reach the file.
+        // The file goes bad: the sign-out holds here, and waits (counted) for it.
         std::fs::remove_file(&file).unwrap();
         std::fs::create_dir(&file).unwrap();
         restarted.sign_out(&kept).await;
@@ -756,6 +770,7 @@ mod tests {
             "held here at once"
         );
         assert_eq!(restarted.unrecorded().len(), 1, "waiting for the file");
+        assert_eq!(restarted.unrecorded_gauge.get(), 1);
         // Once the file can be written again, the follower records what waited.
         std::fs::remove_dir(&file).unwrap();
         tokio::spawn(Authenticator::follow_journal(
@@ -765,7 +780,7 @@ mod tests {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let recorded = SignOutJournal::open(&file, 1000, 1000).map(|(_, e)| e.len());
-            if recorded.as_ref().is_ok_and(|n| *n == 1) {
+            if recorded.as_ref().is_ok_and(|n| *n == 1) && restarted.unrecorded_gauge.get() == 0 {
                 break;
             }
             assert!(tokio::time::Instant::now() < deadline, "{recorded:?}");

@@ -275,7 +275,7 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
     let api = BackendApi::new(
         registry.clone(),
         hub.clone(),
-        auth,
+        auth.clone(),
         BackendApiSettings {
             max_body_bytes: settings.max_body_bytes,
             allowed_origins,
@@ -291,6 +291,7 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
     let mut metrics = Metrics::backend(&registry, &hub, &listener_parts);
     readiness.register_metrics(metrics.registry_mut());
     reloader.register_metrics(metrics.registry_mut());
+    auth.register_metrics(metrics.registry_mut());
     let metrics = Arc::new(metrics);
     let api = api.with_metrics(metrics.clone());
     let metrics_server = match (metrics_listener, metrics_hosts) {
