@@ -124,14 +124,16 @@ impl Header {
     }
 }
 
-/// True for the start of a file whose first header a crash cut short: zeros, or a
-/// header's beginning with no end of line.
-fn is_torn_header(bytes: &[u8]) -> bool {
+/// True for a whole file (`len` bytes, starting with `bytes`) that is a first header
+/// a crash cut short: no longer than a header, and zeros or a header's beginning
+/// with no end of line. Anything longer is not ours to restart.
+fn is_torn_header(bytes: &[u8], len: u64) -> bool {
     let magic = MAGIC.as_bytes();
-    bytes.iter().all(|b| *b == 0)
-        || ((bytes.len() as u64) < HEADER_LEN
-            && (magic.starts_with(bytes) || bytes.starts_with(magic))
-            && !bytes.contains(&b'\n'))
+    len <= HEADER_LEN
+        && (bytes.iter().all(|b| *b == 0)
+            || ((bytes.len() as u64) < HEADER_LEN
+                && (magic.starts_with(bytes) || bytes.starts_with(magic))
+                && !bytes.contains(&b'\n')))
 }
 
 /// `path` with its symbolic links resolved (the file's, or, when it does not exist
@@ -385,7 +387,7 @@ impl SignOutJournal {
                 n => got += n,
             }
         }
-        if got == 0 || is_torn_header(&bytes[..got]) {
+        if got == 0 || is_torn_header(&bytes[..got], file.metadata()?.len()) {
             if !writable {
                 return Ok(None);
             }
@@ -818,6 +820,20 @@ mod tests {
             journal.append(&[session(1, 1, 900, 5000)], 1000).unwrap();
             assert_eq!(dir.open(1000).1.len(), 1, "{torn:?}");
         }
+    }
+
+    #[test]
+    fn a_longer_file_starting_with_zeros_is_not_taken_for_a_torn_header() {
+        let dir = Dir::new();
+        let mut image = vec![0u8; 4096];
+        image.extend_from_slice(b"someone's data\n");
+        std::fs::write(dir.file(), &image).unwrap();
+        let error = SignOutJournal::open(&dir.file(), 1000, 1000).unwrap_err();
+        assert!(
+            matches!(error, JournalError::NotAJournal { .. }),
+            "{error:?}"
+        );
+        assert_eq!(std::fs::read(dir.file()).unwrap(), image, "left alone");
     }
 
     #[test]
