@@ -205,11 +205,10 @@ pub fn parse_line(line: &str) -> Option<SignOut> {
     let mut words = line.split(' ');
     let kind = words.next()?;
     let fingerprint = words.next().filter(|f| is_fingerprint(f))?.to_owned();
-    let mut number = || words.next()?.parse::<u64>().ok();
     let entry = match kind {
         "c" => SignOut::CutOff {
             fingerprint,
-            before: number()?,
+            before: words.next()?.parse().ok()?,
         },
         "s" => {
             let id = SessionId::from_hex(words.next()?)?;
