@@ -330,7 +330,9 @@ impl Authenticator {
         let Some(journal) = self.journal.get().cloned() else {
             return Ok(());
         };
+        let retry = fresh.is_empty();
         let mut batch = std::mem::take(&mut *self.unrecorded());
+        let waited = batch.len();
         for entry in fresh {
             if !batch.contains(&entry) {
                 batch.push(entry);
@@ -339,25 +341,33 @@ impl Authenticator {
         if batch.is_empty() {
             return Ok(());
         }
-        let written = tokio::task::spawn_blocking(move || {
-            let result = journal.append(&batch, now);
-            (batch, result)
-        })
-        .await;
-        let (batch, error) = match written {
-            Ok((_, Ok(others))) => {
+        let pending = batch.clone();
+        let written = tokio::task::spawn_blocking(move || journal.append(&batch, now)).await;
+        let error = match written {
+            Ok(Ok(others)) => {
                 self.apply(&others, now);
                 self.unrecorded_gauge.set(self.unrecorded().len() as i64);
+                if waited > 0 {
+                    tracing::info!(
+                        sign_outs = waited,
+                        "the sign-out file took the sign-outs that waited for it"
+                    );
+                }
                 return Ok(());
             }
-            Ok((batch, Err(error))) => (batch, error.to_string()),
-            Err(error) => (Vec::new(), error.to_string()),
+            Ok(Err(error)) => error.to_string(),
+            Err(error) => error.to_string(),
         };
-        tracing::error!(
-            error,
-            sign_outs = batch.len(),
-            "sign-outs could not be recorded"
-        );
+        // A retry of what already failed (every second) says nothing new: the
+        // gauge shows it.
+        if !retry {
+            tracing::error!(
+                error,
+                sign_outs = pending.len(),
+                "sign-outs could not be recorded; they hold on this backend and are retried every second"
+            );
+        }
+        let batch = pending;
         let mut unrecorded = self.unrecorded();
         unrecorded.extend(batch);
         if unrecorded.len() > MAX_UNRECORDED {
