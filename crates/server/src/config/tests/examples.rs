@@ -176,3 +176,54 @@ tls_server_name = "build-1.internal"  # the name to verify when base_url has an 
     );
     assert!(!remote.insecure_http);
 }
+
+/// Which file a README example is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Backend,
+    Runtime,
+}
+
+/// Every ```toml block of README.md, in order.
+fn readme_toml_blocks() -> Vec<&'static str> {
+    const README: &str = include_str!("../../../../../README.md");
+    README
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn every_toml_example_in_the_readme_uses_only_keys_and_types_a_config_file_accepts() {
+    use crate::config::file::{BackendFile, RuntimeFile};
+    let kinds: Vec<(Kind, &str)> = readme_toml_blocks()
+        .into_iter()
+        .map(|block| {
+            let backend = toml::from_str::<BackendFile>(block);
+            let runtime = toml::from_str::<RuntimeFile>(block);
+            match (backend, runtime) {
+                (Ok(_), Err(_)) => (Kind::Backend, block),
+                (Err(_), Ok(_)) => (Kind::Runtime, block),
+                (Ok(_), Ok(_)) => panic!("both a backend and a runtime file:\n{block}"),
+                (Err(b), Err(r)) => {
+                    panic!(
+                        "neither file accepts it:\n{block}\nas a backend: {b}\nas a runtime: {r}"
+                    )
+                }
+            }
+        })
+        .collect();
+    let expected = [
+        Kind::Backend, // [auth]
+        Kind::Runtime, // A standalone runtime
+        Kind::Backend, // Backend configuration
+        Kind::Runtime, // Across hosts: the runtime's [tls]
+        Kind::Backend, // Across hosts: a remote over TLS
+    ];
+    assert_eq!(
+        kinds.iter().map(|(kind, _)| *kind).collect::<Vec<_>>(),
+        expected,
+        "README's toml blocks changed: update this list"
+    );
+}
