@@ -169,10 +169,16 @@ impl Runtime {
         for worker in self.workers().values() {
             let status = worker.status();
             counts.add(status);
-            if let Some(owner) = worker.owner() {
-                owners.entry(owner).or_default().add(status);
-            }
-            subscribers += worker.subscriber_count() as u64;
+            worker.with_owner_and_subscribers(|owner, watching| {
+                if let Some(owner) = owner {
+                    // The owner's name is copied once per owner, not per worker.
+                    match owners.get_mut(owner) {
+                        Some(count) => count.add(status),
+                        None => owners.entry(owner.to_owned()).or_default().add(status),
+                    }
+                }
+                subscribers += watching as u64;
+            });
         }
         let config = &self.inner.config;
         RuntimeInfo {

@@ -238,7 +238,15 @@ async fn owners_are_recorded_counted_checked_and_survive_a_reopen() {
             "{bad:?}"
         );
     }
+    assert_eq!(first.info().subscribers, 0);
+    let watching = [
+        first.subscribe(&alice.worker_id, None).unwrap(),
+        first.subscribe(&alice.worker_id, None).unwrap(),
+        first.subscribe(&nobody.worker_id, None).unwrap(),
+    ];
     let info = first.info();
+    assert_eq!(info.subscribers, 3, "subscribers of every worker");
+    drop(watching);
     assert_eq!(info.owners.len(), 2, "{:?}", info.owners);
     assert_eq!(info.owners["alice"].running, 1);
     assert_eq!(info.owners["alice"].stopped, 1);

@@ -343,9 +343,15 @@ impl Worker {
         self.state().detail.clone()
     }
 
-    /// Who created it through a backend with auth on (never changes).
-    pub(crate) fn owner(&self) -> Option<String> {
-        self.state().detail.owner.clone()
+    /// Calls `f` with who created it through a backend with auth on (never
+    /// changes) and how many subscribers it has, under one look at its state and
+    /// without copying the owner (a census of every worker).
+    pub(crate) fn with_owner_and_subscribers<T>(
+        &self,
+        f: impl FnOnce(Option<&str>, usize) -> T,
+    ) -> T {
+        let state = self.state();
+        f(state.detail.owner.as_deref(), state.log.subscriber_count())
     }
 
     /// The current status.
