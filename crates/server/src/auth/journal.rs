@@ -559,21 +559,20 @@ mod tests {
         }
     }
 
-    struct Dir(PathBuf);
+    /// A temporary directory (removed when dropped) for one test's sign-out file.
+    struct Dir(tempfile::TempDir);
 
     impl Dir {
         fn new() -> Self {
-            let path = std::env::temp_dir().join(format!(
-                "switchyard-journal-{}-{}",
-                std::process::id(),
-                fastrand::u64(..)
-            ));
-            std::fs::create_dir_all(&path).unwrap();
-            Self(path)
+            Self(tempfile::tempdir().unwrap())
+        }
+
+        fn path(&self) -> &Path {
+            self.0.path()
         }
 
         fn file(&self) -> PathBuf {
-            self.0.join("signed-out")
+            self.path().join("signed-out")
         }
 
         fn open(&self, now: u64) -> (SignOutJournal, Vec<SignOut>) {
@@ -582,12 +581,6 @@ mod tests {
 
         fn text(&self) -> String {
             std::fs::read_to_string(self.file()).unwrap()
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 
@@ -688,7 +681,7 @@ mod tests {
         assert_eq!(again.len(), 4, "{again:?}");
         assert!(again.contains(&session(1, 4, 900, 5000)));
         assert!(b.read_new().unwrap().is_empty());
-        assert!(!dir.0.join("signed-out.compacting").exists());
+        assert!(!dir.path().join("signed-out.compacting").exists());
     }
 
     #[test]
@@ -776,7 +769,7 @@ mod tests {
         let (journal, _) = dir.open(1000);
         journal.append(&[session(1, 1, 900, 5000)], 1000).unwrap();
         std::fs::set_permissions(dir.file(), std::fs::Permissions::from_mode(0o640)).unwrap();
-        let link = dir.0.join("link");
+        let link = dir.path().join("link");
         std::os::unix::fs::symlink(dir.file(), &link).unwrap();
         let (_, entries) = SignOutJournal::open(&link, 1000, 1000).unwrap();
         assert_eq!(entries.len(), 1);
@@ -796,7 +789,7 @@ mod tests {
         let dir = Dir::new();
         let (mut journal, _) = dir.open(1000);
         journal.compact_floor = 0;
-        std::fs::create_dir(dir.0.join("signed-out.compacting")).unwrap();
+        std::fs::create_dir(dir.path().join("signed-out.compacting")).unwrap();
         for n in 0..3 {
             journal.append(&[session(1, n, 900, 5000)], 1000).unwrap();
         }
@@ -867,7 +860,7 @@ mod tests {
     #[test]
     fn a_file_that_cannot_be_written_says_which_and_what_to_do() {
         let dir = Dir::new();
-        let missing = dir.0.join("no-such-dir/signed-out");
+        let missing = dir.path().join("no-such-dir/signed-out");
         let error = SignOutJournal::open(&missing, 1000, 1000).unwrap_err();
         let message = error.to_string();
         assert!(message.contains("no-such-dir/signed-out"), "{message}");

@@ -709,9 +709,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_journal_keeps_sign_outs_across_restarts_and_shares_them_with_other_backends() {
-        let dir = std::env::temp_dir().join(format!("switchyard-auth-{}", fastrand::u64(..)));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("signed-out");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("signed-out");
         let clock = Clock::manual(1000);
         let tokens = [entry("alice", "tok-a", Role::Operator)];
         let one = journaled(&tokens, &clock, &file);
@@ -801,7 +800,6 @@ mod tests {
             fresh.authenticate(&kept, true).is_err(),
             "after a restart too"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
