@@ -197,6 +197,17 @@ impl WorkerCounts {
         *self.slot(status) += 1;
     }
 
+    /// Counts one worker of `status` fewer (never below zero).
+    pub fn remove(&mut self, status: WorkerStatus) {
+        let slot = self.slot(status);
+        *slot = slot.saturating_sub(1);
+    }
+
+    /// Workers of every status.
+    pub fn total(&self) -> u64 {
+        self.starting + self.running + self.exited + self.stopped + self.failed + self.lost
+    }
+
     /// The count for `status`.
     pub fn get(&self, status: WorkerStatus) -> u64 {
         match status {

@@ -6,6 +6,7 @@
 //! never slows the producer or the other readers. Memory is bounded by
 //! `subscribers × capacity` items, and items are usually `Arc`s.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{Notify, mpsc};
@@ -30,12 +31,26 @@ pub enum StreamEnd {
 struct EndState {
     reason: OnceLock<StreamEnd>,
     notify: Notify,
+    /// The fan-out's tally ([`Fanout::with_tally`]), if it keeps one.
+    tally: Option<Arc<AtomicUsize>>,
+    /// Whether this subscriber is in `tally`: from its subscribe until its slot is
+    /// forgotten or its receiver dropped, whichever comes first.
+    counted: AtomicBool,
 }
 
 impl EndState {
     fn end(&self, reason: StreamEnd) {
         let _ = self.reason.set(reason);
         self.notify.notify_waiters();
+    }
+
+    /// Takes the subscriber out of the tally, once.
+    fn uncount(&self) {
+        if let Some(tally) = &self.tally
+            && self.counted.swap(false, Ordering::AcqRel)
+        {
+            tally.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -48,6 +63,7 @@ struct Slot<T> {
 pub struct Fanout<T> {
     slots: Vec<Slot<T>>,
     capacity: usize,
+    tally: Option<Arc<AtomicUsize>>,
 }
 
 impl<T: Clone> Fanout<T> {
@@ -56,7 +72,29 @@ impl<T: Clone> Fanout<T> {
         Self {
             slots: Vec::new(),
             capacity: capacity.max(1),
+            tally: None,
         }
+    }
+
+    /// Like [`Fanout::new`], and keeps `tally` (which many fan-outs may share) up to
+    /// date with its live subscribers, as [`Fanout::len`] would count them: one
+    /// from its subscribe until it is cut off, ended or forgotten, or its receiver
+    /// is dropped. Lets a total over many sources be read without visiting them.
+    pub fn with_tally(capacity: usize, tally: Arc<AtomicUsize>) -> Self {
+        let mut fanout = Self::new(capacity);
+        fanout.tally = Some(tally);
+        fanout
+    }
+
+    /// Forgets the slots whose receivers are gone.
+    fn forget_departed(&mut self) {
+        self.slots.retain(|slot| {
+            let departed = slot.tx.is_closed();
+            if departed {
+                slot.state.uncount();
+            }
+            !departed
+        });
     }
 
     /// Adds a subscriber, first forgetting those that left: [`Fanout::publish`]
@@ -64,9 +102,16 @@ impl<T: Clone> Fanout<T> {
     /// every viewer that came and went would keep its slot and its queue's first
     /// block until the source went away.
     pub fn subscribe(&mut self) -> FanoutReceiver<T> {
-        self.slots.retain(|slot| !slot.tx.is_closed());
+        self.forget_departed();
         let (tx, rx) = mpsc::channel(self.capacity);
-        let state = Arc::new(EndState::default());
+        let state = Arc::new(EndState {
+            counted: AtomicBool::new(self.tally.is_some()),
+            tally: self.tally.clone(),
+            ..EndState::default()
+        });
+        if let Some(tally) = &self.tally {
+            tally.fetch_add(1, Ordering::AcqRel);
+        }
         self.slots.push(Slot {
             tx,
             state: state.clone(),
@@ -82,11 +127,15 @@ impl<T: Clone> Fanout<T> {
             .retain(|slot| match slot.tx.try_send(item.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
+                    slot.state.uncount();
                     slot.state.end(StreamEnd::SlowConsumer);
                     cut_off += 1;
                     false
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    slot.state.uncount();
+                    false
+                }
             });
         cut_off
     }
@@ -94,6 +143,7 @@ impl<T: Clone> Fanout<T> {
     /// Ends every subscription with `reason` (after what is already queued).
     pub fn close(&mut self, reason: StreamEnd) {
         for slot in self.slots.drain(..) {
+            slot.state.uncount();
             slot.state.end(reason);
         }
     }
@@ -112,6 +162,7 @@ impl<T: Clone> Fanout<T> {
 impl<T> Drop for Fanout<T> {
     fn drop(&mut self) {
         for slot in self.slots.drain(..) {
+            slot.state.uncount();
             slot.state.end(StreamEnd::Removed);
         }
     }
@@ -122,6 +173,12 @@ impl<T> Drop for Fanout<T> {
 pub struct FanoutReceiver<T> {
     rx: mpsc::Receiver<T>,
     state: Arc<EndState>,
+}
+
+impl<T> Drop for FanoutReceiver<T> {
+    fn drop(&mut self) {
+        self.state.uncount();
+    }
 }
 
 impl<T> FanoutReceiver<T> {
@@ -213,5 +270,35 @@ mod tests {
         drop(a);
         fanout.publish(&1);
         assert!(fanout.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_shared_tally_counts_what_len_counts_across_fanouts() {
+        let tally = Arc::new(AtomicUsize::new(0));
+        let count = || tally.load(Ordering::Acquire);
+        let mut one = Fanout::<u8>::with_tally(1, tally.clone());
+        let mut other = Fanout::<u8>::with_tally(1, tally.clone());
+        let stalled = one.subscribe();
+        let mut reader = one.subscribe();
+        let leaving = other.subscribe();
+        let closed = other.subscribe();
+        assert_eq!(count(), 4);
+
+        drop(leaving);
+        assert_eq!(count(), 3, "a dropped receiver leaves at once");
+        one.publish(&1);
+        assert_eq!(reader.recv().await, Ok(1));
+        assert_eq!(one.publish(&2), 1);
+        assert_eq!(count(), 2, "a cut-off subscriber leaves");
+        drop(stalled);
+        assert_eq!(count(), 2, "and is not taken out twice");
+        other.close(StreamEnd::Shutdown);
+        assert_eq!(count(), 1, "ended subscribers leave");
+        drop(closed);
+        drop(one);
+        assert_eq!(count(), 0, "a dropped fan-out's subscribers leave");
+        drop(reader);
+        assert_eq!(count(), 0);
+        assert_eq!(other.len(), 0);
     }
 }

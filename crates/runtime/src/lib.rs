@@ -46,6 +46,7 @@
 //! # }
 //! ```
 
+mod census;
 pub mod clock;
 pub mod config;
 pub mod error;

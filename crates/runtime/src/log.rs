@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use switchyard_protocol::WorkerEvent;
 
@@ -58,12 +59,30 @@ pub(crate) struct EventLog {
 }
 
 impl EventLog {
+    #[cfg(test)]
     pub(crate) fn new(backlog_capacity: usize, subscriber_queue: usize) -> Self {
+        Self::with_fanout(backlog_capacity, Fanout::new(subscriber_queue))
+    }
+
+    /// A log whose subscribers are counted in `tally` as well (every worker's log
+    /// shares the runtime's; see [`Fanout::with_tally`]).
+    pub(crate) fn with_tally(
+        backlog_capacity: usize,
+        subscriber_queue: usize,
+        tally: Arc<AtomicUsize>,
+    ) -> Self {
+        Self::with_fanout(
+            backlog_capacity,
+            Fanout::with_tally(subscriber_queue, tally),
+        )
+    }
+
+    fn with_fanout(backlog_capacity: usize, fanout: Fanout<LogEntry>) -> Self {
         Self {
             last_position: 0,
             backlog: VecDeque::new(),
             backlog_capacity: backlog_capacity.max(1),
-            fanout: Fanout::new(subscriber_queue),
+            fanout,
         }
     }
 

@@ -3,16 +3,18 @@
 //! source both drive this type directly.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchyard_protocol::{
     API_VERSION, CreateWorkerRequest, InputAccepted, ResizeRequest, ResizeResponse, RuntimeInfo,
-    RuntimeStatus, TranscriptPage, WorkerCounts, WorkerDetail, WorkerId, WorkerList, WorkerStatus,
+    RuntimeStatus, TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatus,
     WorkerStatusResponse, is_valid_owner,
 };
 
+use crate::census::{Census, IdPage};
 use crate::config::RuntimeConfig;
 use crate::error::{Result, RuntimeError};
 use crate::fanout::StreamEnd;
@@ -89,6 +91,8 @@ impl Runtime {
             store: store.clone(),
             limits: config.limits,
             active: AtomicUsize::new(0),
+            census: Census::default(),
+            subscribers: Arc::new(AtomicUsize::new(0)),
         });
         let mut workers = BTreeMap::new();
         let mut terminals = Vec::new();
@@ -118,6 +122,7 @@ impl Runtime {
                 (None, Some(size)) => terminals.push((worker.clone(), size)),
                 (None, None) => {}
             }
+            worker.join_census();
             workers.insert(worker.id().clone(), worker);
         }
         for (worker, size) in terminals {
@@ -161,25 +166,11 @@ impl Runtime {
         self.inner.draining.load(Ordering::SeqCst)
     }
 
-    /// `GET /v1/runtime`.
+    /// `GET /v1/runtime`. Reads the census kept as workers change (no scan of the
+    /// kept workers; see [`crate::census`]).
     pub fn info(&self) -> RuntimeInfo {
-        let mut counts = WorkerCounts::default();
-        let mut owners: BTreeMap<String, WorkerCounts> = BTreeMap::new();
-        let mut subscribers = 0;
-        for worker in self.workers().values() {
-            let status = worker.status();
-            counts.add(status);
-            worker.with_owner_and_subscribers(|owner, watching| {
-                if let Some(owner) = owner {
-                    // The owner's name is copied once per owner, not per worker.
-                    match owners.get_mut(owner) {
-                        Some(count) => count.add(status),
-                        None => owners.entry(owner.to_owned()).or_default().add(status),
-                    }
-                }
-                subscribers += watching as u64;
-            });
-        }
+        let (counts, owners) = self.inner.ctx.census.counts();
+        let subscribers = self.inner.ctx.subscribers.load(Ordering::Relaxed) as u64;
         let config = &self.inner.config;
         RuntimeInfo {
             runtime_id: config.runtime_id.clone(),
@@ -201,38 +192,60 @@ impl Runtime {
         }
     }
 
-    /// `GET /v1/workers`: a page of workers ordered by id.
+    /// `GET /v1/workers`: a page of workers ordered by id. With a status filter
+    /// the page's ids come from the census's index of that status, so a page costs
+    /// its own size, however many workers of other statuses are kept.
     pub fn list(&self, query: &ListQuery) -> Result<WorkerList> {
         let limit = self.page_limit(query.limit)? as usize;
+        let after = query.after.as_ref();
+        let (workers, next) = match query.status {
+            Some(status) => self.page_of_status(status, after, limit),
+            None => self.page_of_all(after, limit),
+        };
+        Ok(WorkerList { workers, next })
+    }
+
+    /// Up to `limit` workers after `after`, and the cursor of the next page.
+    fn page_of_all(
+        &self,
+        after: Option<&WorkerId>,
+        limit: usize,
+    ) -> (Vec<WorkerDetail>, Option<WorkerId>) {
         let workers = self.workers();
-        let range = match &query.after {
-            Some(after) => workers.range::<WorkerId, _>((
-                std::ops::Bound::Excluded(after),
-                std::ops::Bound::Unbounded,
-            )),
-            None => workers.range::<WorkerId, _>(..),
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut range = workers.range::<WorkerId, _>((start, Bound::Unbounded));
+        let page: Vec<WorkerDetail> = range
+            .by_ref()
+            .take(limit)
+            .map(|(_, w)| w.detail())
+            .collect();
+        let next = match range.next() {
+            Some(_) => page.last().map(|d| d.worker_id.clone()),
+            None => None,
         };
-        let mut page = Vec::new();
-        let mut more = false;
-        for worker in range.map(|(_, w)| w) {
-            if query.status.is_some_and(|s| s != worker.status()) {
-                continue;
-            }
-            if page.len() == limit {
-                more = true;
-                break;
-            }
-            page.push(worker.detail());
-        }
-        let next = if more {
-            page.last().map(|d| d.worker_id.clone())
-        } else {
-            None
-        };
-        Ok(WorkerList {
-            workers: page,
-            next,
-        })
+        (page, next)
+    }
+
+    /// Up to `limit` workers with `status` after `after`, and the cursor of the
+    /// next page. A worker that changed status or went between the census's answer
+    /// and this look is left out (the page is then shorter; the cursor still
+    /// follows the census's last id).
+    fn page_of_status(
+        &self,
+        status: WorkerStatus,
+        after: Option<&WorkerId>,
+        limit: usize,
+    ) -> (Vec<WorkerDetail>, Option<WorkerId>) {
+        let IdPage { ids, more } = self.inner.ctx.census.page(status, after, limit);
+        let workers = self.workers();
+        let page = ids
+            .iter()
+            .filter_map(|id| workers.get(id))
+            .map(|worker| worker.detail())
+            .filter(|detail| detail.status == status)
+            .collect();
+        let next = if more { ids.last().cloned() } else { None };
+        (page, next)
     }
 
     /// `POST /v1/workers`: starts a worker from a profile and answers once it is
@@ -283,6 +296,7 @@ impl Runtime {
             )
             .await?;
             runtime.workers_mut().insert(id, worker.clone());
+            worker.join_census();
             Ok(worker)
         })
         .await?;
@@ -341,6 +355,7 @@ impl Runtime {
         }
         worker.join_driver().await;
         self.workers_mut().remove(id);
+        worker.leave_census();
         worker.close_subscriptions(StreamEnd::Removed);
         self.inner.ctx.store.remove_worker(id).await?;
         Ok(())

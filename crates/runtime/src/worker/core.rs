@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use super::driver::{Control, DriverInputs, DriverSink, Ending, Resize, TerminalSize};
 use super::screen::{Screen, parse_resize_note, resize_note};
+use crate::census::Census;
 use crate::clock;
 use crate::config::{Profile, RuntimeLimits};
 use crate::error::{Result, RuntimeError};
@@ -68,6 +69,10 @@ pub(crate) struct WorkerContext {
     /// counts from its build with a status that has not ended until
     /// [`Worker::set_status`] ends it or it is dropped, once ([`Worker::counted`]).
     pub(crate) active: AtomicUsize,
+    /// The runtime's kept workers by status and owner (see [`crate::census`]).
+    pub(crate) census: Census,
+    /// Live event subscriptions on every worker (each log's fan-out keeps it).
+    pub(crate) subscribers: Arc<AtomicUsize>,
 }
 
 struct State {
@@ -78,6 +83,8 @@ struct State {
     removed: bool,
     /// A pty worker's screen; `None` for other workers and restored ones.
     screen: Option<Screen>,
+    /// Whether it is in [`WorkerContext::census`] (see [`Worker::join_census`]).
+    in_census: bool,
 }
 
 /// A message for a worker that has a driver.
@@ -126,12 +133,14 @@ impl Worker {
                 detail,
                 last_sequence,
                 tail: tail.into(),
-                log: EventLog::new(
+                log: EventLog::with_tally(
                     limits.event_backlog as usize,
                     limits.subscriber_queue as usize,
+                    ctx.subscribers.clone(),
                 ),
                 removed: false,
                 screen,
+                in_census: false,
             }),
             ctx,
             record_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -148,6 +157,33 @@ impl Worker {
     fn uncount(&self) {
         if self.counted.swap(false, Ordering::SeqCst) {
             self.ctx.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Counts the worker in [`WorkerContext::census`] with its current status, once:
+    /// the runtime calls this when it puts the worker in its map. Status changes
+    /// move it there from then on, under the same state lock.
+    pub(crate) fn join_census(&self) {
+        let mut state = self.state();
+        if !state.in_census {
+            state.in_census = true;
+            let detail = &state.detail;
+            self.ctx
+                .census
+                .enter(&self.id, detail.owner.as_deref(), detail.status);
+        }
+    }
+
+    /// Takes the worker out of [`WorkerContext::census`] if it is in it: the
+    /// runtime calls this when it takes the worker out of its map (and a drop does).
+    pub(crate) fn leave_census(&self) {
+        let mut state = self.state();
+        if state.in_census {
+            state.in_census = false;
+            let detail = &state.detail;
+            self.ctx
+                .census
+                .leave(&self.id, detail.owner.as_deref(), detail.status);
         }
     }
 
@@ -341,17 +377,6 @@ impl Worker {
     /// The current detail.
     pub(crate) fn detail(&self) -> WorkerDetail {
         self.state().detail.clone()
-    }
-
-    /// Calls `f` with who created it through a backend with auth on (never
-    /// changes) and how many subscribers it has, under one look at its state and
-    /// without copying the owner (a census of every worker).
-    pub(crate) fn with_owner_and_subscribers<T>(
-        &self,
-        f: impl FnOnce(Option<&str>, usize) -> T,
-    ) -> T {
-        let state = self.state();
-        f(state.detail.owner.as_deref(), state.log.subscriber_count())
     }
 
     /// The current status.
@@ -689,6 +714,10 @@ impl Worker {
                 return;
             }
             state.detail.status = status;
+            if state.in_census {
+                let owner = state.detail.owner.as_deref();
+                self.ctx.census.moved(&self.id, owner, previous, status);
+            }
             state.detail.exit = exit;
             state.detail.updated_at = clock::now();
             state.log.append(WorkerEvent::Status { status, previous });
@@ -804,6 +833,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.uncount();
+        self.leave_census();
     }
 }
 

@@ -1,0 +1,210 @@
+//! The counts of `GET /v1/runtime` and worker lists filtered by status, which the
+//! runtime keeps as workers change instead of scanning them, agree with a scan of
+//! every kept worker after every kind of change: create, start, exit, failure,
+//! stop, delete, and a reopen that finds workers lost.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use switchyard_protocol::{CreateWorkerRequest, WorkerCounts, WorkerDetail, WorkerStatus};
+use switchyard_runtime::{FsStore, ListQuery, ProcessSpec, Profile, ProfileSpec, Runtime};
+
+const STATUSES: [WorkerStatus; 6] = [
+    WorkerStatus::Starting,
+    WorkerStatus::Running,
+    WorkerStatus::Exited,
+    WorkerStatus::Stopped,
+    WorkerStatus::Failed,
+    WorkerStatus::Lost,
+];
+
+fn process(command: &[&str]) -> Profile {
+    Profile {
+        description: None,
+        spec: ProfileSpec::Process(ProcessSpec {
+            command: command.iter().map(|s| (*s).to_owned()).collect(),
+            env: Default::default(),
+            cwd: None,
+        }),
+        idle_timeout: None,
+    }
+}
+
+fn config_with_profiles() -> switchyard_runtime::RuntimeConfig {
+    let mut config = config();
+    config.limits.transcript_page_max = 3;
+    config
+        .profiles
+        .insert("quits".into(), process(&["sh", "-c", "exit 3"]));
+    config
+        .profiles
+        .insert("missing".into(), process(&["/nonexistent/program"]));
+    config
+}
+
+fn request(profile: &str, owner: Option<&str>) -> CreateWorkerRequest {
+    CreateWorkerRequest {
+        profile: profile.into(),
+        label: None,
+        owner: owner.map(str::to_owned),
+    }
+}
+
+/// Every page of `query` (pages of 2), checking that each page's cursor is its
+/// last worker's id.
+fn walk(rt: &Runtime, status: Option<WorkerStatus>) -> Vec<WorkerDetail> {
+    let mut query = ListQuery {
+        status,
+        after: None,
+        limit: Some(2),
+    };
+    let mut all = Vec::new();
+    loop {
+        let page = rt.list(&query).unwrap();
+        assert!(page.workers.len() <= 2);
+        if let Some(next) = &page.next {
+            assert_eq!(Some(next), page.workers.last().map(|w| &w.worker_id));
+        }
+        all.extend(page.workers);
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return all,
+        }
+    }
+}
+
+/// The census (counts, owners, filtered lists) against a scan of every worker.
+fn check(rt: &Runtime, expected: WorkerCounts) {
+    let all = walk(rt, None);
+    let mut counts = WorkerCounts::default();
+    let mut owners: BTreeMap<String, WorkerCounts> = BTreeMap::new();
+    for worker in &all {
+        counts.add(worker.status);
+        if let Some(owner) = &worker.owner {
+            owners.entry(owner.clone()).or_default().add(worker.status);
+        }
+    }
+    assert_eq!(counts, expected, "the scan itself");
+    let info = rt.info();
+    assert_eq!(info.workers, counts);
+    assert_eq!(info.owners, owners);
+    for status in STATUSES {
+        let filtered: Vec<_> = walk(rt, Some(status))
+            .into_iter()
+            .map(|w| w.worker_id)
+            .collect();
+        let scanned: Vec<_> = all
+            .iter()
+            .filter(|w| w.status == status)
+            .map(|w| w.worker_id.clone())
+            .collect();
+        assert_eq!(filtered, scanned, "{status:?}");
+    }
+}
+
+async fn wait_until_ended(rt: &Runtime, worker: &WorkerDetail) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !rt.get(&worker.worker_id).unwrap().status.is_ended() {
+        assert!(tokio::time::Instant::now() < deadline, "never ended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn counts_and_status_lists_agree_with_a_scan_through_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || async {
+        Runtime::open(
+            config_with_profiles(),
+            Arc::new(FsStore::open(dir.path()).await.unwrap()),
+        )
+        .await
+        .unwrap()
+    };
+    let rt = open().await;
+    check(&rt, WorkerCounts::default());
+
+    let mut echoes = Vec::new();
+    for owner in [Some("alice"), Some("alice"), Some("bob"), None, None] {
+        echoes.push(rt.create(request("echo", owner)).await.unwrap());
+    }
+    let running = WorkerCounts {
+        running: 5,
+        ..Default::default()
+    };
+    check(&rt, running);
+
+    let quits = rt.create(request("quits", Some("bob"))).await.unwrap();
+    let missing = rt.create(request("missing", Some("carol"))).await.unwrap();
+    wait_until_ended(&rt, &quits).await;
+    wait_until_ended(&rt, &missing).await;
+    rt.stop(&echoes[0].worker_id).await.unwrap();
+    rt.stop(&echoes[3].worker_id).await.unwrap();
+    let mixed = WorkerCounts {
+        running: 3,
+        exited: 1,
+        stopped: 2,
+        failed: 1,
+        ..Default::default()
+    };
+    check(&rt, mixed);
+
+    // Deleting takes a worker out (an owner with none left goes from the list);
+    // deleting it twice changes nothing more.
+    rt.delete(&missing.worker_id).await.unwrap();
+    assert!(rt.delete(&missing.worker_id).await.is_err());
+    rt.delete(&echoes[3].worker_id).await.unwrap();
+    let after_deletes = WorkerCounts {
+        running: 3,
+        exited: 1,
+        stopped: 1,
+        ..Default::default()
+    };
+    check(&rt, after_deletes);
+    assert!(!rt.info().owners.contains_key("carol"));
+    drop(rt);
+
+    // Reopened over the same files: the running ones are now lost.
+    let reopened = open().await;
+    check(
+        &reopened,
+        WorkerCounts {
+            exited: 1,
+            stopped: 1,
+            lost: 3,
+            ..Default::default()
+        },
+    );
+    assert_eq!(reopened.info().owners["alice"].lost, 1);
+    assert_eq!(reopened.info().owners["alice"].stopped, 1);
+}
+
+#[tokio::test]
+async fn subscribers_are_counted_as_they_come_leave_and_are_ended() {
+    let rt = Runtime::in_memory(config()).await;
+    let a = rt.create(request("echo", None)).await.unwrap();
+    let b = rt.create(request("echo", None)).await.unwrap();
+    let first = rt.subscribe(&a.worker_id, None).unwrap();
+    let second = rt.subscribe(&a.worker_id, None).unwrap();
+    let mut on_b = rt.subscribe(&b.worker_id, None).unwrap();
+    assert_eq!(rt.info().subscribers, 3);
+
+    drop(first);
+    assert_eq!(rt.info().subscribers, 2, "a viewer that left");
+
+    // Deleting a worker ends its subscriptions: they no longer count, even while
+    // their receivers are still held, and dropping those later counts nothing twice.
+    rt.stop(&b.worker_id).await.unwrap();
+    rt.delete(&b.worker_id).await.unwrap();
+    assert_eq!(rt.info().subscribers, 1);
+    while next(&mut on_b).await.is_ok() {}
+    drop(on_b);
+    assert_eq!(rt.info().subscribers, 1);
+    assert_eq!(rt.subscriber_count(&a.worker_id).unwrap(), 1);
+    drop(second);
+    assert_eq!(rt.info().subscribers, 0);
+}
