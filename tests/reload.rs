@@ -5,6 +5,9 @@
 //! event once, in order, with nothing between (its upstream is not even reopened);
 //! the removed runtime's viewers are closed with 4404; the added runtime is routable.
 //! An invalid file, by SIGHUP or by POST, changes nothing and names its key.
+//! The limits apply without a restart: `max_body_bytes` to the requests that start
+//! after the reload, `max_connections` to new connections (open ones are never cut),
+//! `drain_ms` to the drain that SIGTERM starts.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +18,8 @@ use serde_json::{Value, json};
 use switchyard_e2e::client::{Api, request};
 use switchyard_e2e::proc::Switchyard;
 use switchyard_e2e::ws::{Ws, close_code, close_frame, connect, next_json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// The remotes, each with its own token.
 const RUNTIMES: [(&str, &str); 3] = [
@@ -199,13 +204,133 @@ async fn upstreams_opened(addr: SocketAddr, id: &str) -> u64 {
 
 /// The backend's metric lines that start with `prefix`, as `name{labels} value`.
 async fn backend_metric(backend: &Backend, line_start: &str) -> String {
-    let r = request(backend.api.addr, http::Method::GET, "/metrics", None, &[]).await;
+    metric_at(backend.api.addr, line_start).await
+}
+
+/// The first metric line that starts with `line_start` on the listener at `addr`
+/// (the main one, or `metrics_listen`).
+async fn metric_at(addr: SocketAddr, line_start: &str) -> String {
+    let r = request(addr, http::Method::GET, "/metrics", None, &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let text = r.text();
     text.lines()
         .find(|line| line.starts_with(line_start))
         .unwrap_or_else(|| panic!("no {line_start} in\n{text}"))
         .to_owned()
+}
+
+/// Waits until the gauge `name` (no labels) reads `value` on the `metrics_listen`
+/// listener at `addr`, which answers however many connections the main one has.
+async fn wait_for_gauge(addr: SocketAddr, name: &str, value: u64) {
+    let deadline = Instant::now() + switchyard_e2e::WAIT;
+    loop {
+        let line = metric_at(addr, &format!("{name} ")).await;
+        if line == format!("{name} {value}") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{line}, waiting for {value}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One answer read off a raw connection: its status, its head and its body as
+/// JSON (`Null` when empty or not JSON).
+#[derive(Debug)]
+struct RawAnswer {
+    status: u16,
+    head: String,
+    body: Value,
+}
+
+impl RawAnswer {
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("<no code>")
+    }
+}
+
+/// Reads one answer with a `content-length` body (or none) from `stream`, leaving
+/// the connection open.
+async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S) -> RawAnswer {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                let status = head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| panic!("no status in {head:?}"));
+                let body =
+                    serde_json::from_slice(&buf[end + 4..end + 4 + length]).unwrap_or(Value::Null);
+                return RawAnswer { status, head, body };
+            }
+        }
+        let n = tokio::time::timeout(switchyard_e2e::WAIT, stream.read(&mut chunk))
+            .await
+            .expect("an answer in time")
+            .expect("readable");
+        assert!(
+            n > 0,
+            "closed before a whole answer: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Asks `GET /healthz` on `stream` (kept alive) and reads the answer.
+async fn healthz_on(stream: &mut TcpStream) -> RawAnswer {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    read_answer(stream).await
+}
+
+/// A new connection to `addr` and its answer to `GET /healthz`; the connection is
+/// kept open (the answer said 200) or closed by the server (a refusal).
+async fn connect_and_ask(addr: SocketAddr) -> (TcpStream, RawAnswer) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let answer = healthz_on(&mut stream).await;
+    (stream, answer)
+}
+
+/// A connection to `addr` that the backend admitted and answered, held open until
+/// dropped.
+async fn held_connection(addr: SocketAddr) -> TcpStream {
+    let (stream, answer) = connect_and_ask(addr).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    stream
+}
+
+/// Asserts that a new connection to `addr` is refused: `503 overloaded`, then closed.
+async fn assert_refused(addr: SocketAddr, why: &str) {
+    let (mut stream, answer) = connect_and_ask(addr).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (503, "overloaded"),
+        "{why}: {answer:?}"
+    );
+    assert!(
+        answer.head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{why}: {answer:?}"
+    );
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(switchyard_e2e::WAIT, stream.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "{why}: the server closes a refused connection"
+    );
 }
 
 /// Sends `count` inputs named `prefix-N` to a worker, a few milliseconds apart.
@@ -462,4 +587,164 @@ async fn reload_applies_the_allowed_hosts_and_origins() {
             break;
         }
     }
+}
+
+/// The main listener's configuration with `extra` top-level keys, a metrics
+/// listener (to watch the connection gauges from outside the main listener's limit)
+/// and an embedded runtime.
+fn limits_config(extra: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n{extra}\n\
+         [embedded]\nruntime_id = \"local\"\n"
+    )
+}
+
+/// A reload that lowers `max_body_bytes` applies to the next request: a body over
+/// the new limit is `413 payload_too_large`, one under it passes; a request that
+/// started before the reload keeps the limit it started with. Raising it again
+/// applies as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_max_body_bytes_to_the_requests_that_start_after_it() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let backend = Backend::start(dir.path(), &limits_config("max_body_bytes = 4096")).await;
+    let worker = backend.create("local").await;
+    let path = format!("/api/runtimes/local/workers/{worker}/input");
+    let input = |len: usize| {
+        let api = backend.api.clone();
+        let path = path.clone();
+        async move { api.post(&path, json!({ "text": "x".repeat(len) })).await }
+    };
+    // `{"text":"..."}` is 11 bytes besides the text.
+    let r = input(1000).await;
+    assert_eq!(r.status, 202, "under the first limit: {}", r.text());
+
+    // A request under way when the reload comes: its head is read (the server
+    // asked for the body with `100 Continue`, so the handler is reading it), its
+    // body not yet sent.
+    let body = json!({ "text": "y".repeat(1000) }).to_string();
+    let mut under_way = TcpStream::connect(backend.api.addr).await.unwrap();
+    under_way
+        .write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nexpect: 100-continue\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let go_on = read_answer(&mut under_way).await;
+    assert_eq!(go_on.status, 100, "{go_on:?}");
+
+    backend.rewrite(&limits_config("max_body_bytes = 256"));
+    let r = backend.reload().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json["restart_required"], json!([]), "{}", r.text());
+
+    let r = input(1000).await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (413, "payload_too_large"),
+        "over the new limit: {}",
+        r.text()
+    );
+    let r = input(200).await;
+    assert_eq!(r.status, 202, "under the new limit: {}", r.text());
+
+    under_way.write_all(body.as_bytes()).await.unwrap();
+    let done = read_answer(&mut under_way).await;
+    assert_eq!(
+        done.status, 202,
+        "the request under way keeps its limit: {done:?}"
+    );
+
+    // Raised again (to the default, by taking the key out).
+    backend.rewrite(&limits_config(""));
+    let r = backend.reload().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = input(5000).await;
+    assert_eq!(r.status, 202, "under the default limit: {}", r.text());
+    backend.process.signal(Signal::SIGTERM);
+    assert!(backend.process.wait().await.success());
+}
+
+/// A reload that lowers `max_connections` below the connections open cuts none of
+/// them, refuses new ones with `503 overloaded` until fewer than the new limit are
+/// open, and the gauge says the new limit; raising it admits more at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_max_connections_to_new_connections_and_cuts_none() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let backend = Backend::start(dir.path(), &limits_config("max_connections = 3")).await;
+    let (main, metrics) = (backend.api.addr, backend.process.metrics_addr().await);
+    wait_for_gauge(metrics, "switchyard_connections_max", 3).await;
+    let mut first = held_connection(main).await;
+    let mut second = held_connection(main).await;
+    wait_for_gauge(metrics, "switchyard_connections", 2).await;
+
+    // Lowered to 1 (by SIGHUP: no connection needed) while 2 are open.
+    backend.rewrite(&limits_config("max_connections = 1"));
+    backend.process.signal(Signal::SIGHUP);
+    wait_for_gauge(metrics, "switchyard_connections_max", 1).await;
+    assert_refused(main, "2 open, limit 1").await;
+    for held in [&mut first, &mut second] {
+        let answer = healthz_on(held).await;
+        assert_eq!(answer.status, 200, "an open connection is kept: {answer:?}");
+    }
+    drop(first);
+    wait_for_gauge(metrics, "switchyard_connections", 1).await;
+    assert_refused(main, "1 open, limit 1").await;
+    drop(second);
+    wait_for_gauge(metrics, "switchyard_connections", 0).await;
+    let only = held_connection(main).await;
+    assert_refused(main, "at the new limit").await;
+    let refused = metric_at(metrics, "switchyard_connections_refused_total ").await;
+    assert_eq!(refused, "switchyard_connections_refused_total 3");
+
+    // Raised to 3 (by POST, on the one place there is).
+    drop(only);
+    wait_for_gauge(metrics, "switchyard_connections", 0).await;
+    backend.rewrite(&limits_config("max_connections = 3"));
+    let r = backend.reload().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json["restart_required"], json!([]), "{}", r.text());
+    wait_for_gauge(metrics, "switchyard_connections_max", 3).await;
+    wait_for_gauge(metrics, "switchyard_connections", 0).await;
+    let held = [
+        held_connection(main).await,
+        held_connection(main).await,
+        held_connection(main).await,
+    ];
+    assert_refused(main, "3 open, limit 3").await;
+    drop(held);
+    backend.process.signal(Signal::SIGTERM);
+    assert!(backend.process.wait().await.success());
+}
+
+/// SIGTERM drains for the `drain_ms` in force when it comes: a reload that shortens
+/// it from minutes to a moment applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_drain_ms_to_the_next_shutdown() {
+    const DRAIN: Duration = Duration::from_millis(1500);
+    let dir = tempfile::TempDir::new().unwrap();
+    // Longer than the process is given to exit (`switchyard_e2e::WAIT`).
+    let backend = Backend::start(dir.path(), &limits_config("drain_ms = 600000")).await;
+    backend.rewrite(&limits_config(&format!("drain_ms = {}", DRAIN.as_millis())));
+    let r = backend.reload().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json["restart_required"], json!([]), "{}", r.text());
+
+    let signalled = Instant::now();
+    backend.process.signal(Signal::SIGTERM);
+    let readyz = request(backend.api.addr, http::Method::GET, "/readyz", None, &[]).await;
+    // Sent just after the signal: 503 once the drain started (or 200 if the
+    // signal is not handled yet); served either way.
+    assert!(
+        [200, 503].contains(&readyz.status.as_u16()),
+        "{}",
+        readyz.text()
+    );
+    assert!(backend.process.wait().await.success());
+    let exited = signalled.elapsed();
+    assert!(exited >= DRAIN, "exited {exited:?} after SIGTERM");
 }

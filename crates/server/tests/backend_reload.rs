@@ -1,7 +1,8 @@
 //! `POST /api/admin/reload` against an in-process backend started from a real
 //! configuration file: admins only, audited; tokens and sessions swapped; a remote's
 //! token file fixed; the listener's certificate rotated; an invalid file refused with
-//! its key and changing nothing; keys that need a restart reported and kept.
+//! its key and changing nothing; keys that need a restart reported and kept, limits
+//! applied.
 
 mod backend_common;
 
@@ -244,22 +245,27 @@ async fn admins_reload_tokens_and_sessions_and_an_invalid_file_changes_nothing()
     assert!(!message.contains("secret-place"), "{message}");
     assert!(message.contains("backend's log"), "{message}");
 
-    // A key the process cannot change: reported, and the old value stays.
+    // A key the process cannot change: reported, and the old value stays; a limit
+    // applies to the next request.
+    let worker = create_echo(&admin, "local", "big-input").await;
+    let input = |text: String| {
+        let admin = admin.clone();
+        let path = format!("/api/runtimes/local/workers/{worker}/input");
+        async move { admin.post(&path, json!({ "text": text })).await }
+    };
     files.config(&format!(
-        "max_body_bytes = 16\n{}",
+        "viewer_queue = 3\nmax_body_bytes = 64\n{}",
         base(&[("root", ADMIN, "admin")])
     ));
     let r = reload(&admin).await;
     assert_status(&r, 200);
-    assert_eq!(ids(&r.json["restart_required"]), ["max_body_bytes"]);
-    let worker = create_echo(&admin, "local", "big-input").await;
-    let r = admin
-        .post(
-            &format!("/api/runtimes/local/workers/{worker}/input"),
-            json!({ "text": "x".repeat(100) }),
-        )
-        .await;
-    assert_status(&r, 202);
+    assert_eq!(ids(&r.json["restart_required"]), ["viewer_queue"]);
+    assert_error(&input("x".repeat(100)).await, 413, "payload_too_large");
+    assert_status(&input("x".repeat(10)).await, 202);
+    files.config(&base(&[("root", ADMIN, "admin")]));
+    let r = reload(&admin).await;
+    assert_eq!(ids(&r.json["restart_required"]), [] as [&str; 0]);
+    assert_status(&input("x".repeat(100)).await, 202);
     backend.shutdown().await;
 }
 

@@ -17,7 +17,7 @@ use switchyard_registry::{
 };
 use switchyard_runtime::{Profile, ProfileSpec, PtySpec, Runtime, RuntimeConfig};
 use switchyard_server::auth::Authenticator;
-use switchyard_server::backend_api::{AllowedHosts, BackendApi, BackendApiSettings};
+use switchyard_server::backend_api::{AllowedHosts, BackendApi, BackendApiSettings, BodyLimit};
 use switchyard_server::http::ws::SessionSettings;
 use switchyard_server::http::{ServerHandle, Shutdown, serve};
 use switchyard_server::runtime_api::{RuntimeApi, RuntimeApiSettings};
@@ -94,7 +94,7 @@ impl Surface {
             hub,
             Arc::new(Authenticator::open()),
             BackendApiSettings {
-                max_body_bytes: 1024 * 1024,
+                max_body_bytes: BodyLimit::new(1024 * 1024),
                 allowed_origins: Default::default(),
                 allowed_hosts: AllowedHosts::new(&[], listener.local_addr().unwrap()),
                 secure_cookies: false,

@@ -12,6 +12,6 @@ pub(crate) mod routes;
 mod session;
 
 pub use browser::{AllowedHosts, AllowedOrigins};
-pub use readiness::{DRAINING_MESSAGE, Readiness};
-pub use routes::{BackendApi, BackendApiSettings};
+pub use readiness::{DRAINING_MESSAGE, DrainPeriod, Readiness};
+pub use routes::{BackendApi, BackendApiSettings, BodyLimit};
 pub(crate) use routes::{drain_body, worker_query};

@@ -10,7 +10,8 @@
 //! and taking replicas out for it would only move the failure.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use http::StatusCode;
 use switchyard_protocol::{ErrorCode, Health};
@@ -66,6 +67,35 @@ impl Readiness {
     }
 }
 
+/// How long a draining backend keeps serving (`drain_ms`), shared: clones share one
+/// value, which [`DrainPeriod::replace`] changes for all of them at once (a reload).
+/// A drain reads it once, when it starts: a reload during a drain does not lengthen
+/// or shorten it.
+#[derive(Debug, Clone, Default)]
+pub struct DrainPeriod(Arc<AtomicU64>);
+
+impl DrainPeriod {
+    /// Drains for `period` (to the nanosecond, up to some 584 years).
+    pub fn new(period: Duration) -> Self {
+        Self(Arc::new(AtomicU64::new(nanos(period))))
+    }
+
+    /// Drains for `period` from the next drain on, in every clone.
+    pub fn replace(&self, period: Duration) {
+        self.0.store(nanos(period), Ordering::Relaxed);
+    }
+
+    /// The period now.
+    pub fn current(&self) -> Duration {
+        Duration::from_nanos(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// `period` in nanoseconds, saturated.
+fn nanos(period: Duration) -> u64 {
+    u64::try_from(period.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// `switchyard_draining`, read from the flag when scraped.
 #[derive(Debug)]
 struct DrainingGauge(Readiness);
@@ -109,6 +139,22 @@ mod tests {
             "{}",
             scrape()
         );
+    }
+
+    #[test]
+    fn clones_of_a_drain_period_share_it() {
+        let period = DrainPeriod::new(Duration::from_millis(1500));
+        let shared = period.clone();
+        assert_eq!(period.current(), Duration::from_millis(1500));
+        shared.replace(Duration::from_millis(20));
+        assert_eq!(period.current(), Duration::from_millis(20));
+        period.replace(Duration::MAX);
+        assert_eq!(
+            shared.current(),
+            Duration::from_nanos(u64::MAX),
+            "saturated"
+        );
+        assert_eq!(DrainPeriod::default().current(), Duration::ZERO);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! headers, and answers to allowed origins the CORS grant.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
@@ -45,11 +46,37 @@ use crate::reload::Reloader;
 
 use super::Readiness;
 
+/// The largest request body (`max_body_bytes`), shared: clones share one value,
+/// which [`BodyLimit::replace`] changes for all of them at once (a reload). Each
+/// request reads it once, when it reaches the handler, and keeps that limit to its
+/// end (an event WebSocket for its whole session), so a reload applies to the
+/// requests that start after it.
+#[derive(Debug, Clone)]
+pub struct BodyLimit(Arc<AtomicU64>);
+
+impl BodyLimit {
+    /// At most `bytes` per request body.
+    pub fn new(bytes: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(bytes)))
+    }
+
+    /// At most `bytes` per request body from the next request on, in every clone.
+    pub fn replace(&self, bytes: u64) {
+        self.0.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The limit now.
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Settings of the backend API surface.
 #[derive(Debug, Clone)]
 pub struct BackendApiSettings {
-    /// Largest request body.
-    pub max_body_bytes: u64,
+    /// Largest request body. A clone kept elsewhere (a reload's) changes it while
+    /// the backend runs.
+    pub max_body_bytes: BodyLimit,
     /// Origins besides the backend's own that may use it from a browser (CORS, with
     /// bearer tokens) and open its WebSockets. A clone kept elsewhere (a reload's)
     /// changes them while the backend runs.
@@ -447,7 +474,7 @@ impl BackendApi {
             }
             Relayed::Input(rt, w) => {
                 Query::parse(request.uri().query(), &[])?;
-                let limit = self.settings.max_body_bytes;
+                let limit = self.settings.max_body_bytes.current();
                 let (parts, body) = request.into_parts();
                 let input = read_input(&parts.headers, body, limit).await?;
                 Ok(relayed_answer(
@@ -471,7 +498,7 @@ impl BackendApi {
         let method = request.method().clone();
         let query = request.uri().query().map(str::to_owned);
         let query = query.as_deref();
-        let limit = self.settings.max_body_bytes;
+        let limit = self.settings.max_body_bytes.current();
         let registry = &self.registry;
         match (def.route, method, ids.0, ids.1) {
             (Route::Health, Method::GET, ..) => Ok(json(StatusCode::OK, &Health::ok())),

@@ -17,7 +17,9 @@ use crate::StartError;
 use crate::auth::signed_out::MAX_PER_TOKEN;
 use crate::auth::{Authenticator, JournalError, SessionCodec, SessionKey, SignOutJournal};
 use crate::backend::{Backend, BackendParts};
-use crate::backend_api::{AllowedHosts, AllowedOrigins, BackendApi, BackendApiSettings, Readiness};
+use crate::backend_api::{
+    AllowedHosts, AllowedOrigins, BackendApi, BackendApiSettings, BodyLimit, DrainPeriod, Readiness,
+};
 use crate::config::{
     AuthSettings, BackendSettings, EmbeddedSettings, RemoteSettings, ServeArgs, TokenAuthSettings,
     load_backend_settings,
@@ -96,8 +98,9 @@ pub struct RunningBackend {
     pub reloader: Arc<Reloader>,
     /// What `GET /readyz` answers; draining from [`RunningBackend::drain`] on.
     pub readiness: Readiness,
-    /// How long [`RunningBackend::drain`] keeps serving (`drain_ms`).
-    pub drain: Duration,
+    /// How long [`RunningBackend::drain`] keeps serving (`drain_ms`): the period in
+    /// force when the drain starts (a reload changes it).
+    pub drain: DrainPeriod,
     /// The runtime sources added in code ([`crate::BackendBuilder::runtime`]), shut
     /// down with the backend.
     pub sources: Vec<Arc<dyn RuntimeSource>>,
@@ -124,16 +127,17 @@ impl RunningBackend {
     }
 
     /// Starts draining: `GET /readyz` answers 503 from now on, while everything else
-    /// is served as before for the configured drain period (so that a load balancer
+    /// is served as before for the drain period in force now (so that a load balancer
     /// checking `/readyz` stops sending new requests here before they would fail).
     pub async fn drain(&self) {
         self.readiness.start_draining();
-        if !self.drain.is_zero() {
+        let period = self.drain.current();
+        if !period.is_zero() {
             tracing::info!(
-                drain_ms = self.drain.as_millis() as u64,
+                drain_ms = period.as_millis() as u64,
                 "draining: /readyz answers 503; serving until the drain period ends"
             );
-            tokio::time::sleep(self.drain).await;
+            tokio::time::sleep(period).await;
         }
     }
 
@@ -253,6 +257,8 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
         .tls
         .as_ref()
         .map(|tls| ServerTls::new(tls.config.clone()));
+    let max_body_bytes = BodyLimit::new(settings.max_body_bytes);
+    let drain = DrainPeriod::new(settings.drain);
     let reloader = Arc::new(
         Reloader::new(
             source,
@@ -265,6 +271,9 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
                     .chain(metrics_hosts.clone())
                     .collect(),
                 origins: allowed_origins.clone(),
+                max_body_bytes: max_body_bytes.clone(),
+                limit: listener_parts.limit.clone(),
+                drain: drain.clone(),
             },
             running_settings,
             embedded.clone(),
@@ -277,7 +286,7 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
         hub.clone(),
         auth.clone(),
         BackendApiSettings {
-            max_body_bytes: settings.max_body_bytes,
+            max_body_bytes,
             allowed_origins,
             allowed_hosts,
             // A cookie marked `Secure` is sent back over HTTPS only: right when the
@@ -328,7 +337,7 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
         metrics,
         reloader,
         readiness,
-        drain: settings.drain,
+        drain,
     })
 }
 

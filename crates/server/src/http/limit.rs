@@ -8,9 +8,16 @@
 //! plain-text answer on a TLS port is unreadable to the client. At most
 //! [`MAX_REFUSING`] refusals run at once, each bounded by [`REFUSAL_TIME`]; past
 //! that a connection is closed without an answer, so a flood costs bounded work.
+//!
+//! The limit can change while the listener serves ([`ConnectionLimit::resize`], on
+//! a reload): raised, more connections are admitted at once; lowered below the
+//! connections open, none of them is cut, and new ones are refused until fewer than
+//! the new limit are open. The permits are a counter of open connections checked
+//! against the limit, not a semaphore, so that lowering the limit owes nothing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -41,17 +48,27 @@ pub const OVERLOADED_MESSAGE: &str =
 
 /// A connection's place under the limit; dropping it frees the place.
 #[derive(Debug)]
-pub struct ConnectionPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct ConnectionPermit(Arc<Inner>);
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 #[derive(Debug)]
 struct Inner {
-    max: usize,
-    permits: Arc<Semaphore>,
+    /// The limit now (at least 1).
+    max: AtomicUsize,
+    /// Connections holding a [`ConnectionPermit`]; over `max` for a while after the
+    /// limit is lowered below it.
+    open: AtomicUsize,
     refusing: Arc<Semaphore>,
     refused: Counter,
 }
 
-/// The connection limit of one listener. Cheap to clone; clones share the limit.
+/// The connection limit of one listener. Cheap to clone; clones share the limit
+/// (and a [`ConnectionLimit::resize`] of any of them changes it for all).
 #[derive(Debug, Clone)]
 pub struct ConnectionLimit {
     inner: Arc<Inner>,
@@ -66,25 +83,33 @@ impl Default for ConnectionLimit {
 impl ConnectionLimit {
     /// At most `max` connections at once (at least 1).
     pub fn new(max: usize) -> Self {
-        let max = max.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             inner: Arc::new(Inner {
-                max,
-                permits: Arc::new(Semaphore::new(max)),
+                max: AtomicUsize::new(max.max(1)),
+                open: AtomicUsize::new(0),
                 refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
                 refused: Counter::default(),
             }),
         }
     }
 
-    /// The limit.
+    /// The limit now.
     pub fn max(&self) -> usize {
-        self.inner.max
+        self.inner.max.load(Ordering::Acquire)
     }
 
-    /// Connections open right now (WebSocket sessions included).
+    /// Changes the limit to `max` (at least 1), for every clone. Raised: more
+    /// connections are admitted at once, from the next one. Lowered below the
+    /// connections open: none of them is closed; new ones are refused until fewer
+    /// than `max` are open.
+    pub fn resize(&self, max: usize) {
+        self.inner.max.store(max.max(1), Ordering::Release);
+    }
+
+    /// Connections open right now (WebSocket sessions included). May exceed
+    /// [`ConnectionLimit::max`] after the limit was lowered.
     pub fn open(&self) -> usize {
-        self.inner.max - self.inner.permits.available_permits()
+        self.inner.open.load(Ordering::Acquire)
     }
 
     /// Connections refused so far (the metrics' counter).
@@ -94,12 +119,14 @@ impl ConnectionLimit {
 
     /// A place for a new connection, unless the limit is reached.
     pub fn try_admit(&self) -> Option<ConnectionPermit> {
+        let max = self.max();
         self.inner
-            .permits
-            .clone()
-            .try_acquire_owned()
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < max).then_some(open + 1)
+            })
             .ok()
-            .map(ConnectionPermit)
+            .map(|_| ConnectionPermit(self.inner.clone()))
     }
 
     /// Counts a refused connection and, if fewer than [`MAX_REFUSING`] refusals are
@@ -177,5 +204,54 @@ mod tests {
     #[test]
     fn the_limit_is_at_least_one() {
         assert_eq!(ConnectionLimit::new(0).max(), 1);
+        let limit = ConnectionLimit::new(3);
+        limit.resize(0);
+        assert_eq!(limit.max(), 1);
+    }
+
+    #[test]
+    fn a_raised_limit_admits_more_at_once() {
+        let limit = ConnectionLimit::new(2);
+        let shared = limit.clone();
+        let mut held: Vec<_> = (0..2).map(|_| limit.try_admit().unwrap()).collect();
+        assert!(limit.try_admit().is_none());
+        shared.resize(4);
+        assert_eq!(limit.max(), 4, "clones share the limit");
+        held.push(limit.try_admit().expect("a third place"));
+        held.push(limit.try_admit().expect("a fourth place"));
+        assert!(limit.try_admit().is_none(), "not a fifth");
+        assert_eq!(limit.open(), 4);
+        drop(held);
+        assert_eq!(limit.open(), 0);
+    }
+
+    #[test]
+    fn a_lowered_limit_keeps_the_open_connections_and_refuses_until_below_it() {
+        let limit = ConnectionLimit::new(4);
+        let mut held: Vec<_> = (0..4).map(|_| limit.try_admit().unwrap()).collect();
+        limit.resize(2);
+        assert_eq!(
+            (limit.max(), limit.open()),
+            (2, 4),
+            "the open connections are kept"
+        );
+        assert!(limit.try_admit().is_none(), "4 open, limit 2");
+        held.pop();
+        assert!(limit.try_admit().is_none(), "3 open, limit 2");
+        held.pop();
+        assert_eq!(limit.open(), 2);
+        assert!(limit.try_admit().is_none(), "2 open, limit 2");
+        held.pop();
+        let again = limit.try_admit().expect("1 open, limit 2: admitted again");
+        assert_eq!(limit.open(), 2);
+        assert!(limit.try_admit().is_none(), "at the new limit");
+        drop(again);
+        drop(held);
+        assert_eq!(limit.open(), 0);
+        // Raised again, back up to where it was.
+        limit.resize(4);
+        let back: Vec<_> = (0..4).map(|_| limit.try_admit().unwrap()).collect();
+        assert!(limit.try_admit().is_none());
+        drop(back);
     }
 }

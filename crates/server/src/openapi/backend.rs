@@ -116,9 +116,10 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             .describe(
                 "Runtimes are added, replaced or removed (viewers of a removed one are \
                  closed with 4404; an unchanged one is untouched), tokens and TLS files \
-                 swapped. An invalid file changes nothing: `400 invalid_config` naming \
-                 the key and the file. Keys that need a restart are listed in \
-                 `restart_required`.",
+                 swapped; `max_body_bytes`, `max_connections` and `drain_ms` apply to \
+                 the requests, connections and drain that start after it. An invalid \
+                 file changes nothing: `400 invalid_config` naming the key and the \
+                 file. Keys that need a restart are listed in `restart_required`.",
             )
             .ok(200, "What the reload changed.", s.json::<ReloadReport>())
             .errors([Forbidden, InvalidConfig, Unsupported]),

@@ -15,7 +15,12 @@
 //!    touched;
 //! 3. the allowed Host names and origins (the next request is judged by them), the
 //!    listener's TLS files (new handshakes use them) and the probes' interval;
-//! 4. a removed embedded runtime is shut down (its workers stopped, its store
+//! 4. the limits: `max_body_bytes` (requests that start from now on; those in
+//!    flight keep the limit they started with), the main listener's
+//!    `max_connections` (lowered, no open connection is cut: new ones are refused
+//!    until fewer are open) and `drain_ms` (the period of a drain that starts from
+//!    now on);
+//! 5. a removed embedded runtime is shut down (its workers stopped, its store
 //!    flushed), once nothing routes to it.
 //!
 //! Reloads are serialised: a second one waits for the first.
@@ -34,10 +39,10 @@ use switchyard_registry::{
 use switchyard_runtime::Runtime;
 
 use crate::auth::{Authenticator, SessionKey};
-use crate::backend_api::{AllowedHosts, AllowedOrigins};
+use crate::backend_api::{AllowedHosts, AllowedOrigins, BodyLimit, DrainPeriod};
 use crate::commands::serve::{authenticator, embedded_runtime, remote_runtime};
 use crate::config::{AuthSettings, BackendSettings, ConfigError, ServeArgs, load_backend_settings};
-use crate::http::ServerTls;
+use crate::http::{ConnectionLimit, ServerTls};
 use plan::{EmbeddedChange, Plan, RemoteChange};
 
 /// Reads an environment variable (remotes' `token_env`).
@@ -128,6 +133,13 @@ pub struct ReloadTargets {
     pub hosts: Vec<AllowedHosts>,
     /// The allowed origins, shared with the backend API.
     pub origins: AllowedOrigins,
+    /// The request body limit, shared with the backend API.
+    pub max_body_bytes: BodyLimit,
+    /// The main listener's connection limit, shared with its accept loop and its
+    /// metrics (not the `metrics_listen` one's, which is fixed).
+    pub limit: ConnectionLimit,
+    /// The drain period, shared with the running backend.
+    pub drain: DrainPeriod,
 }
 
 struct State {
@@ -411,7 +423,27 @@ impl Reloader {
                 .start_health_probes(plan.applied.health_interval);
         }
 
-        // 4. A removed embedded runtime: nothing routes to it any more.
+        // 4. The limits: for the requests, connections and drain that start from now.
+        targets.max_body_bytes.replace(plan.applied.max_body_bytes);
+        targets.limit.resize(plan.applied.max_connections);
+        targets.drain.replace(plan.applied.drain);
+        let (old, new) = (&state.running, &plan.applied);
+        let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        for (key, from, to) in [
+            ("max_body_bytes", old.max_body_bytes, new.max_body_bytes),
+            (
+                "max_connections",
+                old.max_connections as u64,
+                new.max_connections as u64,
+            ),
+            ("drain_ms", millis(old.drain), millis(new.drain)),
+        ] {
+            if from != to {
+                tracing::info!(key, from, to, "`{key}` changed from {from} to {to}");
+            }
+        }
+
+        // 5. A removed embedded runtime: nothing routes to it any more.
         if let Some(runtime) = removed_embedded {
             if let Err(error) = runtime.shutdown().await {
                 tracing::error!(%error, "could not flush the removed embedded runtime's store");

@@ -9,10 +9,11 @@
 //!   replacing it would stop them all) and `embedded` is reported as needing a
 //!   restart.
 //! - Tokens (`[auth]`), `allowed_hosts`, `allowed_origins`, the listener's TLS
-//!   files and `health_interval_ms` apply.
-//! - Keys the running process cannot change (the listeners, limits, hub sizes, the
-//!   drain period, turning TLS on or off, the sign-out file) keep their running
-//!   values and are reported as needing a restart.
+//!   files, `health_interval_ms`, and the limits `max_body_bytes`,
+//!   `max_connections` and `drain_ms` apply.
+//! - Keys the running process cannot change (the listeners, hub sizes, turning TLS
+//!   on or off, the sign-out file) keep their running values and are reported as
+//!   needing a restart.
 
 use std::path::Path;
 
@@ -22,11 +23,8 @@ use crate::config::{AuthSettings, BackendSettings, ConfigError, EmbeddedSettings
 pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("listen", "the listen address"),
     ("metrics_listen", "the metrics listener"),
-    ("max_connections", "the connection limit"),
-    ("max_body_bytes", "the request body limit"),
     ("viewer_queue", "the viewer queue size"),
     ("event_backlog", "the event backlog size"),
-    ("drain_ms", "the drain period on shutdown"),
     ("tls", "serving HTTPS or plain HTTP"),
     ("embedded", "the embedded runtime's settings"),
     ("auth.signed_out_file", "the sign-out file"),
@@ -108,20 +106,11 @@ pub fn plan(
         "metrics_listen",
         applied.metrics_listen != running.metrics_listen,
     );
-    keep(
-        "max_connections",
-        applied.max_connections != running.max_connections,
-    );
-    keep(
-        "max_body_bytes",
-        applied.max_body_bytes != running.max_body_bytes,
-    );
     keep("viewer_queue", applied.viewer_queue != running.viewer_queue);
     keep(
         "event_backlog",
         applied.event_backlog != running.event_backlog,
     );
-    keep("drain_ms", applied.drain != running.drain);
     keep("tls", applied.tls.is_some() != running.tls.is_some());
     let embedded = match (&running.embedded, &applied.embedded) {
         (None, None) => EmbeddedChange::None,
@@ -134,11 +123,8 @@ pub fn plan(
     };
     applied.listen = running.listen;
     applied.metrics_listen = running.metrics_listen;
-    applied.max_connections = running.max_connections;
-    applied.max_body_bytes = running.max_body_bytes;
     applied.viewer_queue = running.viewer_queue;
     applied.event_backlog = running.event_backlog;
-    applied.drain = running.drain;
     if applied.tls.is_some() != running.tls.is_some() {
         applied.tls = running.tls.clone();
     }

@@ -246,26 +246,33 @@ fn keys_the_process_cannot_change_keep_their_running_values_and_are_reported() {
         .filter(|key| !["tls", "embedded", "auth.signed_out_file"].contains(key))
         .collect();
     assert_eq!(planned.restart_required, every_key_but_tls_and_embedded);
+    assert_eq!(
+        planned.restart_required,
+        ["listen", "metrics_listen", "viewer_queue", "event_backlog"]
+    );
     let applied = &planned.applied;
     assert_eq!(
         (
             applied.listen,
             applied.metrics_listen,
-            applied.max_connections,
-            applied.max_body_bytes,
             applied.viewer_queue,
             applied.event_backlog,
-            applied.drain,
         ),
         (
             running.listen,
             running.metrics_listen,
-            running.max_connections,
-            running.max_body_bytes,
             running.viewer_queue,
             running.event_backlog,
-            running.drain,
         )
+    );
+    assert_eq!(
+        (
+            applied.max_connections,
+            applied.max_body_bytes,
+            applied.drain
+        ),
+        (5, 10, std::time::Duration::from_millis(100)),
+        "the limits apply"
     );
     assert_eq!(
         applied.health_interval,
@@ -280,6 +287,67 @@ fn keys_the_process_cannot_change_keep_their_running_values_and_are_reported() {
         ),
         "the browser defences apply"
     );
+}
+
+#[test]
+fn the_limits_apply_both_ways_and_are_never_reported() {
+    let dir = Dir::new();
+    dir.write("a.token", "token-of-a");
+    let limits = |connections: u32, body: u64, drain: u64| {
+        format!(
+            "max_connections = {connections}\nmax_body_bytes = {body}\ndrain_ms = {drain}\n{BASE}"
+        )
+    };
+    let file = dir.path("backend.toml");
+    let running = load(&dir, &limits(100, 4096, 2000));
+    for (connections, body, drain) in [(5, 16, 0), (100_000, 1 << 24, 30_000), (100, 4096, 2000)] {
+        let planned = plan(
+            &running,
+            load(&dir, &limits(connections, body, drain)),
+            Some(&file),
+        )
+        .unwrap();
+        assert_eq!(
+            summary(&planned),
+            ("keep", vec!["a=keep".into(), "b=keep".into()], vec![]),
+            "{connections} {body} {drain}"
+        );
+        let applied = &planned.applied;
+        assert_eq!(
+            (
+                applied.max_connections,
+                applied.max_body_bytes,
+                applied.drain
+            ),
+            (
+                connections as usize,
+                body,
+                std::time::Duration::from_millis(drain)
+            )
+        );
+    }
+    // Without the keys: the defaults apply, as at start.
+    let planned = plan(&running, load(&dir, BASE), Some(&file)).unwrap();
+    assert!(planned.restart_required.is_empty());
+    let defaults = BackendSettings::defaults();
+    assert_eq!(
+        (
+            planned.applied.max_connections,
+            planned.applied.max_body_bytes,
+            planned.applied.drain
+        ),
+        (
+            defaults.max_connections,
+            defaults.max_body_bytes,
+            defaults.drain
+        )
+    );
+    for key in ["max_connections", "max_body_bytes", "drain_ms"] {
+        assert!(
+            RESTART_ONLY.iter().all(|(k, _)| *k != key),
+            "{key} is not restart-only"
+        );
+    }
 }
 
 #[test]
