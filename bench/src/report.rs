@@ -931,7 +931,9 @@ impl Report<'_> {
              following the runtime's pages. wrk runs {} s per figure; the \
              \"client follows pages\" row is the benchmark's own client listing everything \
              from the runtime with `limit=1000`, one request after another, {} times per \
-             round.\n",
+             round. The last two rows read the runtime's census, kept as workers change \
+             (its counts, and a page of a status no worker has): neither visits the \
+             workers, so neither should fall with their number.\n",
             self.scale.workers,
             self.scale.create_seconds,
             self.scale.all_bytes as f64 / 1e6,

@@ -32,15 +32,23 @@ pub enum Listing {
     /// `GET /v1/workers?limit=1000&after=…` on the runtime until the last page,
     /// sequentially, by the benchmark's own client.
     DirectAllPages,
+    /// `GET /v1/runtime` on the runtime: its counts of every worker by status and
+    /// owner.
+    DirectRuntimeInfo,
+    /// `GET /v1/workers?status=stopped` on the runtime, where no worker is stopped:
+    /// a page filtered by a status that none of the workers has.
+    DirectStatusPage,
 }
 
 impl Listing {
     /// Every listing, in table order.
-    pub const ALL: [Listing; 4] = [
+    pub const ALL: [Listing; 6] = [
         Listing::DirectFirstPage,
         Listing::BackendFirstPage,
         Listing::DirectAllPages,
         Listing::BackendAll,
+        Listing::DirectRuntimeInfo,
+        Listing::DirectStatusPage,
     ];
 
     /// The name in tables.
@@ -50,6 +58,8 @@ impl Listing {
             Listing::BackendFirstPage => "backend `GET /api/runtimes/{rt}/workers` (first page)",
             Listing::BackendAll => "backend `GET /api/workers` (every page)",
             Listing::DirectAllPages => "direct, client follows `limit=1000` pages",
+            Listing::DirectRuntimeInfo => "direct `GET /v1/runtime` (counts of every worker)",
+            Listing::DirectStatusPage => "direct `GET /v1/workers?status=stopped` (none is)",
         }
     }
 }
@@ -183,6 +193,13 @@ pub async fn run(
                         follow_pages(http, &direct, plan).await?
                     }
                     Listing::DirectAllPages => continue,
+                    Listing::DirectRuntimeInfo => {
+                        wrk_run(plan, direct.url("/runtime"), connections, auth.clone()).await?
+                    }
+                    Listing::DirectStatusPage => {
+                        let url = direct.url("/workers?status=stopped");
+                        wrk_run(plan, url, connections, auth.clone()).await?
+                    }
                 };
                 eprintln!(
                     "bench: scale round {} c={connections:<3} {:<55} {:>8.1} req/s  p50 {:.2} ms  p99 {:.2} ms",
