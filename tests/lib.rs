@@ -8,6 +8,7 @@ pub mod client;
 pub mod fake_backend;
 pub mod proc;
 pub mod prometheus;
+pub mod raw_http;
 pub mod tcp_proxy;
 pub mod tmux;
 pub mod ws;

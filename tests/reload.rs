@@ -17,8 +17,9 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use switchyard_e2e::client::{Api, request};
 use switchyard_e2e::proc::Switchyard;
+use switchyard_e2e::raw_http::{RawAnswer, read_answer};
 use switchyard_e2e::ws::{Ws, close_code, close_frame, connect, next_json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The remotes, each with its own token.
@@ -230,61 +231,6 @@ async fn wait_for_gauge(addr: SocketAddr, name: &str, value: u64) {
         }
         assert!(Instant::now() < deadline, "{line}, waiting for {value}");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// One answer read off a raw connection: its status, its head and its body as
-/// JSON (`Null` when empty or not JSON).
-#[derive(Debug)]
-struct RawAnswer {
-    status: u16,
-    head: String,
-    body: Value,
-}
-
-impl RawAnswer {
-    fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("<no code>")
-    }
-}
-
-/// Reads one answer with a `content-length` body (or none) from `stream`, leaving
-/// the connection open.
-async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S) -> RawAnswer {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                let status = head
-                    .split(' ')
-                    .nth(1)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(|| panic!("no status in {head:?}"));
-                let body =
-                    serde_json::from_slice(&buf[end + 4..end + 4 + length]).unwrap_or(Value::Null);
-                return RawAnswer { status, head, body };
-            }
-        }
-        let n = tokio::time::timeout(switchyard_e2e::WAIT, stream.read(&mut chunk))
-            .await
-            .expect("an answer in time")
-            .expect("readable");
-        assert!(
-            n > 0,
-            "closed before a whole answer: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 

@@ -60,14 +60,7 @@ pub const RUNTIME_STATES: [RuntimeState; 6] = [
 ];
 
 /// Every worker status, in the order the metrics list them.
-pub const WORKER_STATUSES: [WorkerStatus; 6] = [
-    WorkerStatus::Starting,
-    WorkerStatus::Running,
-    WorkerStatus::Exited,
-    WorkerStatus::Stopped,
-    WorkerStatus::Failed,
-    WorkerStatus::Lost,
-];
+pub const WORKER_STATUSES: [WorkerStatus; 6] = WorkerStatus::ALL;
 
 /// The `state` label of a runtime state (its JSON spelling).
 pub fn state_label(state: RuntimeState) -> &'static str {

@@ -18,16 +18,6 @@ use std::sync::Mutex;
 
 use switchyard_protocol::{WorkerCounts, WorkerId, WorkerStatus};
 
-/// Every status a worker can have, in the index's order.
-const STATUSES: [WorkerStatus; 6] = [
-    WorkerStatus::Starting,
-    WorkerStatus::Running,
-    WorkerStatus::Exited,
-    WorkerStatus::Stopped,
-    WorkerStatus::Failed,
-    WorkerStatus::Lost,
-];
-
 /// The counts and the index (see the module).
 #[derive(Default)]
 pub(crate) struct Census {
@@ -39,8 +29,8 @@ struct Tally {
     counts: WorkerCounts,
     /// Only owners with at least one kept worker.
     owners: BTreeMap<String, WorkerCounts>,
-    /// The ids of each status, in [`STATUSES`]'s order.
-    by_status: [BTreeSet<WorkerId>; STATUSES.len()],
+    /// The ids of each status, in [`WorkerStatus::ALL`]'s order.
+    by_status: [BTreeSet<WorkerId>; WorkerStatus::ALL.len()],
 }
 
 /// A page of ids of one status ([`Census::page`]).
@@ -52,10 +42,10 @@ pub(crate) struct IdPage {
 }
 
 fn index(status: WorkerStatus) -> usize {
-    STATUSES
+    WorkerStatus::ALL
         .iter()
         .position(|s| *s == status)
-        .unwrap_or_else(|| unreachable!("STATUSES lists every status"))
+        .unwrap_or_else(|| unreachable!("WorkerStatus::ALL lists every status"))
 }
 
 impl Census {

@@ -11,28 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use switchyard_protocol::{CreateWorkerRequest, WorkerCounts, WorkerDetail, WorkerStatus};
-use switchyard_runtime::{FsStore, ListQuery, ProcessSpec, Profile, ProfileSpec, Runtime};
-
-const STATUSES: [WorkerStatus; 6] = [
-    WorkerStatus::Starting,
-    WorkerStatus::Running,
-    WorkerStatus::Exited,
-    WorkerStatus::Stopped,
-    WorkerStatus::Failed,
-    WorkerStatus::Lost,
-];
-
-fn process(command: &[&str]) -> Profile {
-    Profile {
-        description: None,
-        spec: ProfileSpec::Process(ProcessSpec {
-            command: command.iter().map(|s| (*s).to_owned()).collect(),
-            env: Default::default(),
-            cwd: None,
-        }),
-        idle_timeout: None,
-    }
-}
+use switchyard_runtime::{FsStore, ListQuery, Runtime};
 
 fn config_with_profiles() -> switchyard_runtime::RuntimeConfig {
     let mut config = config();
@@ -92,7 +71,7 @@ fn check(rt: &Runtime, expected: WorkerCounts) {
     let info = rt.info();
     assert_eq!(info.workers, counts);
     assert_eq!(info.owners, owners);
-    for status in STATUSES {
+    for status in WorkerStatus::ALL {
         let filtered: Vec<_> = walk(rt, Some(status))
             .into_iter()
             .map(|w| w.worker_id)

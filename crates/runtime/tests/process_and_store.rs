@@ -10,21 +10,7 @@ use switchyard_protocol::{
     CreateWorkerRequest, ErrorCode, ExitInfo, ResetReason, SystemNote, TranscriptEntry,
     WorkerEvent, WorkerStatus,
 };
-use switchyard_runtime::{
-    FsStore, ProcessSpec, Profile, ProfileSpec, Runtime, RuntimeConfig, SubscriptionItem,
-};
-
-fn process(command: &[&str]) -> Profile {
-    Profile {
-        description: None,
-        spec: ProfileSpec::Process(ProcessSpec {
-            command: command.iter().map(|s| (*s).to_owned()).collect(),
-            env: Default::default(),
-            cwd: None,
-        }),
-        idle_timeout: None,
-    }
-}
+use switchyard_runtime::{FsStore, Runtime, RuntimeConfig, SubscriptionItem};
 
 fn request(profile: &str) -> CreateWorkerRequest {
     CreateWorkerRequest {

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use backend_common::*;
 use http::StatusCode;
 use hyper::body::Incoming;
-use serde_json::{Value, json};
+use serde_json::json;
 use switchyard_e2e::certs::{Ca, client_config, server_config, server_name};
 use switchyard_e2e::client::TestTls;
+use switchyard_e2e::raw_http::{RawAnswer, read_answer};
 use switchyard_e2e::ws::{connect, next_json};
 use switchyard_registry::{Role, WorkerScope};
 use switchyard_server::auth::Clock;
@@ -51,62 +52,8 @@ async fn serve_hello(max: usize, tls: Option<ServerTls>) -> ServerHandle {
     )
 }
 
-/// A raw HTTP answer: status and JSON body.
-#[derive(Debug)]
-struct Raw {
-    status: u16,
-    head: String,
-    body: Value,
-}
-
-fn parse_raw(bytes: &[u8]) -> Raw {
-    let text = String::from_utf8_lossy(bytes);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    Raw {
-        status,
-        head: head.to_owned(),
-        body: serde_json::from_str(body).unwrap_or(Value::Null),
-    }
-}
-
-/// Reads one answer with a `content-length` body from a kept-alive connection.
-async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S) -> Raw {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                return parse_raw(&buf[..end + 4 + length]);
-            }
-        }
-        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
-            .await
-            .expect("an answer in time")
-            .expect("readable");
-        assert!(
-            n > 0,
-            "closed before a whole answer: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 /// Sends `GET path` on `stream` and reads the answer; the connection stays open.
-async fn get_on<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, path: &str) -> Raw {
+async fn get_on<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, path: &str) -> RawAnswer {
     stream
         .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
         .await
@@ -131,7 +78,7 @@ async fn read_to_close<S: AsyncRead + Unpin>(stream: &mut S) -> Vec<u8> {
     out
 }
 
-fn assert_overloaded(raw: &Raw) {
+fn assert_overloaded(raw: &RawAnswer) {
     assert_eq!(raw.status, 503, "{raw:?}");
     assert_eq!(raw.body["error"]["code"], "overloaded", "{raw:?}");
     assert!(
@@ -155,7 +102,7 @@ async fn refused(addr: SocketAddr) {
     let _ = stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await;
-    assert_overloaded(&parse_raw(&read_to_close(&mut stream).await));
+    assert_overloaded(&RawAnswer::parse(&read_to_close(&mut stream).await));
 }
 
 /// Retries `GET path` on new connections until one is served (a closed connection's
@@ -170,7 +117,7 @@ async fn admitted_again(addr: SocketAddr, path: &str) {
                     .as_bytes(),
             )
             .await;
-        let answer = parse_raw(&read_to_close(&mut stream).await);
+        let answer = RawAnswer::parse(&read_to_close(&mut stream).await);
         if answer.status == 200 {
             return;
         }
@@ -218,7 +165,7 @@ async fn over_tls_the_503_comes_after_the_handshake() {
     let _ = second
         .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await;
-    assert_overloaded(&parse_raw(&read_to_close(&mut second).await));
+    assert_overloaded(&RawAnswer::parse(&read_to_close(&mut second).await));
     drop(second);
     drop(first);
     let deadline = Instant::now() + WAIT;
@@ -310,7 +257,7 @@ async fn send_all_then_read(
     path: &str,
     headers: &[(&str, &str)],
     size: usize,
-) -> Raw {
+) -> RawAnswer {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let mut request = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {size}\r\n"
@@ -333,7 +280,7 @@ async fn send_all_then_read(
         .await
         .expect("an answer in time")
         .expect("the answer, not a reset");
-    parse_raw(&answer)
+    RawAnswer::parse(&answer)
 }
 
 #[tokio::test]

@@ -255,14 +255,7 @@ fn try_next(error: &SourceError) -> bool {
 }
 
 fn add_counts(total: &mut WorkerCounts, more: &WorkerCounts) {
-    for status in [
-        WorkerStatus::Starting,
-        WorkerStatus::Running,
-        WorkerStatus::Exited,
-        WorkerStatus::Stopped,
-        WorkerStatus::Failed,
-        WorkerStatus::Lost,
-    ] {
+    for status in WorkerStatus::ALL {
         for _ in 0..more.get(status) {
             total.add(status);
         }

@@ -4,10 +4,25 @@
 use std::time::Duration;
 
 use switchyard_protocol::{RuntimeId, WorkerEvent};
-use switchyard_runtime::{RuntimeConfig, StreamEnd, Subscription, SubscriptionItem};
+use switchyard_runtime::{
+    ProcessSpec, Profile, ProfileSpec, RuntimeConfig, StreamEnd, Subscription, SubscriptionItem,
+};
 
 /// Generous: these machines are small and busy.
 pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A profile running `command` (no extra environment, no working directory).
+pub fn process(command: &[&str]) -> Profile {
+    Profile {
+        description: None,
+        spec: ProfileSpec::Process(ProcessSpec {
+            command: command.iter().map(|s| (*s).to_owned()).collect(),
+            env: Default::default(),
+            cwd: None,
+        }),
+        idle_timeout: None,
+    }
+}
 
 pub fn config() -> RuntimeConfig {
     RuntimeConfig::new(RuntimeId::new("test").unwrap(), "Test runtime")
