@@ -35,9 +35,28 @@ fn searched(needle: String) -> (String, Finder<'static>) {
 }
 
 impl Scrubber {
-    /// Scrubs each of `needles` (empty ones and very short ones are ignored).
+    /// Scrubs each of `needles`: addresses and names, of which empty ones and
+    /// ones shorter than 4 bytes are ignored (a two-letter host would take every
+    /// such pair of letters out of what runtimes say; its URL and authority are
+    /// still scrubbed). A token goes in with [`Scrubber::with_secret`].
     pub fn new(needles: impl IntoIterator<Item = String>) -> Self {
-        let mut needles: Vec<String> = needles.into_iter().filter(|n| n.len() >= 4).collect();
+        Self::of(
+            needles.into_iter().filter(|n| n.len() >= 4).collect(),
+            Vec::new(),
+        )
+    }
+
+    /// Also scrubs `secret` (a token) however short it is: a token must never reach
+    /// a client, even one short enough to mangle unrelated text when scrubbed.
+    pub fn with_secret(self, secret: String) -> Self {
+        let mut needles: Vec<String> = self.needles.into_iter().map(|(n, _)| n).collect();
+        if !secret.is_empty() {
+            needles.push(secret);
+        }
+        Self::of(needles, self.numbers)
+    }
+
+    fn of(mut needles: Vec<String>, numbers: Vec<(String, Finder<'static>)>) -> Self {
         // Longest first, so a URL goes before the host inside it.
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         needles.dedup();
@@ -53,7 +72,7 @@ impl Scrubber {
         Self {
             needles: needles.into_iter().map(searched).collect(),
             minimal,
-            numbers: Vec::new(),
+            numbers,
         }
     }
 
@@ -187,5 +206,20 @@ mod tests {
             !s.names_a_secret("w-7701"),
             "numbers are not secrets in ids"
         );
+    }
+
+    #[test]
+    fn a_token_is_scrubbed_however_short_and_short_addresses_are_not() {
+        let s = Scrubber::new(["db".to_owned(), "http://db:7701".to_owned()])
+            .with_number(7701)
+            .with_secret("abc".to_owned())
+            .with_secret(String::new());
+        assert_eq!(
+            s.scrub("db says abc at http://db:7701 port 7701"),
+            "db says [redacted] at [redacted] port [redacted]"
+        );
+        assert!(s.finds(b"tok=abc"));
+        assert!(s.names_a_secret("label abc"));
+        assert!(!s.finds(b"db"), "a two-letter host alone is left");
     }
 }

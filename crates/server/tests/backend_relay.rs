@@ -665,6 +665,43 @@ async fn text_naming_the_runtime_is_scrubbed() {
     backend.shutdown().await;
 }
 
+/// A token too short to scrub as an address (3 bytes) is still scrubbed from
+/// everything a lying runtime says, relayed or typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_token_is_scrubbed_too() {
+    const SHORT: &str = "q7z";
+    let runtime = LyingRuntime::start(|seen| {
+        let mut lying = detail("w-1");
+        lying["label"] = json!(format!("label {SHORT}"));
+        if seen.path == LIST_PATH {
+            ok_json(&list(vec![lying]))
+        } else if seen.path == DETAIL_PATH {
+            ok_json(&lying)
+        } else {
+            let body = json!({"error": {"code": "worker_not_found", "message": format!("no worker; token {SHORT}")}});
+            vec![Step::Write(answer(
+                "404 Not Found",
+                "application/json",
+                body.to_string().as_bytes(),
+            ))]
+        }
+    })
+    .await;
+    let settings = remote(
+        "short",
+        &base_url(runtime.addr),
+        SHORT,
+        Duration::from_secs(5),
+    );
+    let (backend, api) = start_backend(backend_settings(false, vec![settings], NO_PROBES)).await;
+    for path in ["/workers/w-1", "/workers", "/workers/w-1/transcript"] {
+        let r = api.get(&format!("/api/runtimes/short{path}")).await;
+        assert!(!r.text().contains(SHORT), "{path}: {}", r.text());
+        assert!(r.text().contains("[redacted]"), "{path}: {}", r.text());
+    }
+    backend.shutdown().await;
+}
+
 /// An answer relayed once is relayed again without being read through only when
 /// the runtime sends the same bytes again: every answer that differs, by one byte
 /// or by a secret, a worker or its last, is checked as the first was.

@@ -503,7 +503,8 @@ pub fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, Sta
             "remote runtime reached over plain HTTP beyond loopback (insecure_http = true): its token and traffic cross the network in clear; use https://"
         );
     }
-    let mut scrubber = Scrubber::new(secrets_of(&settings));
+    let mut scrubber =
+        Scrubber::new(addresses_of(&settings)).with_secret(settings.token.expose().to_owned());
     if let Some(port) = port_of(&settings.base_url) {
         scrubber = scrubber.with_number(port);
     }
@@ -551,13 +552,11 @@ fn port_of(base_url: &str) -> Option<u16> {
     })
 }
 
-/// What must never reach a client about a remote: its URL, authority, host, the
-/// name its certificate is verified for, and its token.
-fn secrets_of(settings: &RemoteSettings) -> Vec<String> {
-    let mut secrets = vec![
-        settings.base_url.clone(),
-        settings.token.expose().to_owned(),
-    ];
+/// Where a remote is, which must never reach a client: its URL, authority, host,
+/// and the name its certificate is verified for (its token goes to the scrubber
+/// apart: see [`Scrubber::with_secret`]).
+fn addresses_of(settings: &RemoteSettings) -> Vec<String> {
+    let mut secrets = vec![settings.base_url.clone()];
     if let Some(name) = settings
         .tls
         .as_ref()
