@@ -8,8 +8,8 @@ use switchyard_protocol::{
     ClientFrame, CreateWorkerRequest, ErrorCode, OutgoingFrame, RuntimeId, WorkerEvent, WorkerId,
 };
 use switchyard_registry::{
-    Action, AllowAll, Caller, EmbeddedSource, HubSettings, ObservationHub, Policy, PolicyDenied,
-    PolicyRequest, RegisteredRuntime, RuntimeRegistry, Viewer,
+    Action, AllowAll, BackendCursor, Caller, EmbeddedSource, HubSettings, ObservationHub, Policy,
+    PolicyDenied, PolicyRequest, RegisteredRuntime, RuntimeRegistry, Viewer,
 };
 use switchyard_runtime::{Runtime, RuntimeConfig};
 
@@ -125,6 +125,39 @@ async fn the_pass_through_policy_encodes_each_event_once_for_all_viewers() {
         other => panic!("expected shared encodings, got {other:?}"),
     }
     assert_eq!(hub.channel_count(), 1);
+}
+
+/// A cursor's checksum is not a secret, so anyone can write a well-formed cursor
+/// for the last possible position: it is taken as a viewer that has seen
+/// everything (nothing breaks, for it or for the others), never a panic.
+#[tokio::test]
+async fn a_cursor_at_the_last_possible_position_breaks_nothing() {
+    let (runtime, hub, worker) = setup(Arc::new(AllowAll)).await;
+    let rt = RuntimeId::new("local").unwrap();
+    let mut first = hub
+        .watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut first).await.1["event"]["kind"], "snapshot");
+    let forged = BackendCursor {
+        runtime_id: rt.clone(),
+        worker_id: worker.clone(),
+        epoch: runtime.epoch().to_owned(),
+        position: u64::MAX,
+    }
+    .encode();
+    let mut forger = hub
+        .watch(&Caller::open(), &rt, &worker, Some(&forged))
+        .await
+        .expect("a well-formed cursor is accepted");
+    runtime.input(&worker, "after".into()).await.unwrap();
+    assert_eq!(next(&mut first).await.1["event"]["text"], "after");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), forger.next_frame())
+            .await
+            .is_err(),
+        "nothing is after the last position"
+    );
 }
 
 /// The hub's (and the registry's) metrics as the Prometheus text format.

@@ -307,7 +307,9 @@ impl Channel {
                         .backlog
                         .front()
                         .map_or(state.last_position + 1, |e| e.position);
-                    if cursor.position + 1 >= first_held || cursor.position >= state.last_position {
+                    if cursor.position.saturating_add(1) >= first_held
+                        || cursor.position >= state.last_position
+                    {
                         awaiting_snapshot = false;
                         last = Some((epoch, cursor.position));
                         initial.extend(
