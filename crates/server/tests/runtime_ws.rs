@@ -216,6 +216,50 @@ async fn a_client_data_frame_closes_with_1008() {
     server.shutdown().await;
 }
 
+/// A data frame the server cannot even read whole (over the size limit, or text
+/// that is not UTF-8) is still a data frame: 1008, and the close frame gets
+/// through although the client's bytes were left unread (no reset).
+#[tokio::test]
+async fn an_oversized_or_undecodable_data_frame_closes_with_1008_too() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = TestServer::start(config()).await;
+    let w = create(&server, "echo").await;
+    let frames = [
+        Message::binary(vec![b'x'; 70_000]),
+        Message::Frame(Frame::message(
+            vec![0xff, 0xfe],
+            OpCode::Data(Data::Text),
+            true,
+        )),
+    ];
+    for message in frames {
+        let mut ws = connect(&server, w.worker_id.as_str(), None).await;
+        frame(&mut ws).await;
+        ws.send(message).await.unwrap();
+        assert_eq!(close_code(&mut ws).await, Some(1008));
+    }
+    server.shutdown().await;
+}
+
+/// A client that closes gets its close frame answered (RFC 6455, 5.5.1), so a
+/// browser sees a clean close with its own code, not 1006.
+#[tokio::test]
+async fn a_client_close_is_answered() {
+    let server = TestServer::start(config()).await;
+    let w = create(&server, "echo").await;
+    let mut ws = connect(&server, w.worker_id.as_str(), None).await;
+    frame(&mut ws).await;
+    ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: WsCloseCode::Normal,
+        reason: "bye".into(),
+    }))
+    .await
+    .unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1000), "the close is echoed");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn shutdown_closes_with_1001() {
     let server = TestServer::start(config()).await;

@@ -27,11 +27,12 @@ use switchyard_protocol::{
     ClientFrame, CloseCode, ErrorCode, ErrorDetail, OutgoingFrame, ServerFrame,
 };
 use switchyard_runtime::StreamEnd;
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::ApiError;
 use super::response::{Response, empty};
@@ -201,13 +202,23 @@ enum Step {
     Send(Message),
     /// Hand this command to the source.
     Command(ClientFrame),
-    /// Close, with a code (and its reason) or by dropping the connection.
-    Close(Option<(CloseCode, &'static str)>),
+    /// End the session.
+    Close(Closing),
+}
+
+/// How a session ends.
+enum Closing {
+    /// The server closes, with this code and reason.
+    With(CloseCode, &'static str),
+    /// The client closed: its close frame is answered (RFC 6455, 5.5.1).
+    Answer,
+    /// The connection is gone or its peer dead: nothing more is sent.
+    Drop,
 }
 
 /// The close of a session for `code`, with its usual reason.
 fn close(code: CloseCode) -> Step {
-    Step::Close(Some((code, code.reason())))
+    Step::Close(Closing::With(code, code.reason()))
 }
 
 /// The `error` frame for a refused command.
@@ -245,19 +256,20 @@ pub async fn run_session<S: FrameSource>(
                 message = incoming.next() => match message {
                     Some(Ok(Message::Text(text))) if interactive => match ClientFrame::parse(&text) {
                         Ok(command) => Step::Command(command),
-                        Err(_) => Step::Close(Some((CloseCode::PolicyViolation, BAD_COMMAND_REASON))),
+                        Err(_) => Step::Close(Closing::With(CloseCode::PolicyViolation, BAD_COMMAND_REASON)),
                     },
-                    Some(Ok(Message::Text(_) | Message::Binary(_))) => {
-                        Step::Close(Some((
+                    // A data frame, and one the server could not read whole (over the
+                    // size limit) or decode (text that is not UTF-8): a data frame all
+                    // the same.
+                    Some(Ok(Message::Text(_) | Message::Binary(_)))
+                    | Some(Err(WsError::Capacity(_) | WsError::Utf8)) => {
+                        Step::Close(Closing::With(
                             CloseCode::PolicyViolation,
                             if interactive { BAD_COMMAND_REASON } else { CloseCode::PolicyViolation.reason() },
-                        )))
+                        ))
                     }
-                    // A message over the size limit, from an interactive client.
-                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) if interactive => {
-                        Step::Close(Some((CloseCode::PolicyViolation, BAD_COMMAND_REASON)))
-                    }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Step::Close(None),
+                    Some(Ok(Message::Close(_))) => Step::Close(Closing::Answer),
+                    None | Some(Err(_)) => Step::Close(Closing::Drop),
                     Some(Ok(_)) => {
                         last_heard = Instant::now();
                         continue;
@@ -281,7 +293,7 @@ pub async fn run_session<S: FrameSource>(
                 _ = ping.tick() => {
                     if last_heard.elapsed() > settings.ping_interval * 2 {
                         tracing::debug!("WebSocket peer stopped answering pings");
-                        Step::Close(None)
+                        Step::Close(Closing::Drop)
                     } else {
                         Step::Send(Message::Ping(Bytes::new()))
                     }
@@ -314,20 +326,35 @@ pub async fn run_session<S: FrameSource>(
         // client off, or shutdown, must still get through.
         tokio::select! {
             biased;
-            sent = sink.send(outgoing) => if sent.is_err() { break None },
+            sent = sink.send(outgoing) => if sent.is_err() { break Closing::Drop },
             end = source.ended() => {
                 let code = close_code_for(end);
-                break Some((code, code.reason()));
+                break Closing::With(code, code.reason());
             }
-            () = shutdown.triggered() => break Some((CloseCode::GoingAway, CloseCode::GoingAway.reason())),
+            () = shutdown.triggered() => break Closing::With(CloseCode::GoingAway, CloseCode::GoingAway.reason()),
         }
     };
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame {
-            code: code.code().into(),
-            reason: reason.into(),
-        };
-        let _ = tokio::time::timeout(settings.close_grace, sink.send(Message::Close(Some(frame))))
-            .await;
+    let Ok(mut ws) = sink.reunite(incoming) else {
+        return;
+    };
+    let grace = settings.close_grace;
+    match close {
+        Closing::With(code, reason) => {
+            let frame = CloseFrame {
+                code: code.code().into(),
+                reason: reason.into(),
+            };
+            let _ = tokio::time::timeout(grace, ws.send(Message::Close(Some(frame)))).await;
+        }
+        // Flushing sends the answer tungstenite queued when the close came in (a
+        // `close` would refuse to: the peer has closed).
+        Closing::Answer => {
+            let _ = tokio::time::timeout(grace, ws.flush()).await;
+        }
+        Closing::Drop => return,
     }
+    // A lingering close (`linger.rs`): the write side is shut, then what the client
+    // still sends (its close frame, the rest of a frame too large to read) is read
+    // and dropped until it closes, so that no reset destroys the close frame.
+    let _ = tokio::time::timeout(grace, ws.get_mut().shutdown()).await;
 }
