@@ -427,7 +427,16 @@ fn input_call<'a>(
 impl RuntimeClient for HttpRuntimeClient {
     async fn info(&self) -> Result<RuntimeInfo, TransportError> {
         let call = Call::new(Method::GET, "/v1/runtime", "/v1/runtime");
-        self.call_json(call, "a RuntimeInfo").await
+        match self.call_json(call, "a RuntimeInfo").await {
+            // Every runtime of API version 1 serves this route: a server that lacks
+            // it is not a runtime (or the base URL's path is wrong), not an older one.
+            Err(TransportError::Unsupported { .. }) => Err(TransportError::Protocol {
+                reason: "the server at the base_url does not serve GET /v1/runtime: it is not \
+                         a Switchyard runtime, or the base_url's path is wrong"
+                    .into(),
+            }),
+            answer => answer,
+        }
     }
 
     async fn list_workers(&self, query: &WorkerQuery) -> Result<WorkerList, TransportError> {

@@ -666,6 +666,27 @@ async fn missing_routes_are_unsupported() {
     );
 }
 
+/// A server that is not a runtime (here one answering every path 404 with HTML)
+/// is a protocol error on the route every runtime serves, so the registry calls
+/// it `incompatible`, not a `ready` runtime lacking every route.
+#[tokio::test]
+async fn a_server_without_the_runtime_route_is_protocol() {
+    let peer = fake_runtime(|_| answer_raw(404, Some("text/html"), "<h1>Not Found</h1>")).await;
+    let client = client_for(peer.port);
+    let port = Some(peer.port);
+    let error = failed(client.info().await, port);
+    assert!(
+        matches!(&error, TransportError::Protocol { reason } if reason.contains("not a Switchyard runtime")),
+        "{error:?}"
+    );
+    let peer = fake_runtime(|_| answer_json(501, error_json("unsupported", "no"))).await;
+    let error = failed(client_for(peer.port).info().await, Some(peer.port));
+    assert!(
+        matches!(error, TransportError::Protocol { .. }),
+        "{error:?}"
+    );
+}
+
 #[tokio::test]
 async fn malformed_json_is_protocol() {
     let peer =
