@@ -101,7 +101,8 @@ impl RunningRuntime {
     /// then on, the TLS files (see [`crate::reload::runtime`]). The profiles come
     /// from the file alone: a program that added profiles in code
     /// ([`crate::RuntimeServerBuilder::profile`]) changes them with
-    /// [`Runtime::reconfigure`] instead.
+    /// [`Runtime::reconfigure`] instead. Make one and keep it: a reloader compares
+    /// each new configuration with the last one it applied itself.
     pub fn reloader(&self, source: RuntimeConfigSource) -> RuntimeReloader {
         let mut running = self.reload.started.clone();
         // The profiles and limits in force (`echo` included), not as given.
