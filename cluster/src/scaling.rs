@@ -118,7 +118,7 @@ async fn start_runtimes(count: usize, workers: usize) -> Result<Vec<RunningRunti
         let id = RuntimeId::new(format!("sim-{i:04}")).expect("a valid id");
         let settings = RuntimeSettings {
             listen: "127.0.0.1:0".parse().expect("an address"),
-            token: SecretToken::new(TOKEN),
+            tokens: SecretToken::new(TOKEN).into_iter().collect(),
             data_dir: None,
             runtime: RuntimeConfig::new(id, format!("Simulated runtime {i}")),
             tls: None,

@@ -268,7 +268,8 @@ pub struct RuntimeInfo {
     pub epoch: String,
     /// What this runtime can do, for example `"events_ws"`, `"process"`.
     pub capabilities: Vec<String>,
-    /// The profiles clients can start workers from.
+    /// The profiles clients can start workers from now (a runtime's reload may
+    /// change them; running workers keep theirs).
     pub profiles: Vec<ProfileInfo>,
     /// Worker counts by status.
     pub workers: WorkerCounts,
@@ -279,7 +280,8 @@ pub struct RuntimeInfo {
     /// Live event-stream subscriptions across all workers (WebSocket connections).
     #[serde(default)]
     pub subscribers: u64,
-    /// The limits it enforces.
+    /// The limits it enforces now (`event_backlog` and `input_queue`: for workers
+    /// created from now on).
     pub limits: Limits,
 }
 

@@ -7,7 +7,8 @@
 //! - [`Runtime`]: opens over a [`Store`] ([`MemoryStore`], [`FsStore`]) with a
 //!   [`RuntimeConfig`] (identity, [`Profile`]s, [`RuntimeLimits`]) and answers every
 //!   Runtime API call as a method: `create`, `input`, `stop`, `transcript`,
-//!   `subscribe`, ...
+//!   `subscribe`, ...; [`Runtime::reconfigure`] replaces its profiles and limits
+//!   while it runs, for what starts from then on.
 //! - [`Driver`]: the seam to the code that runs a worker. The built-in kinds are
 //!   drivers ([`EchoDriver`], [`ProcessDriver`], [`PtyDriver`]); implement the trait
 //!   for a new kind and put it in a profile with [`Profile::custom`]. The runtime

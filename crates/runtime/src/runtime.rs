@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use switchyard_protocol::{
-    API_VERSION, CreateWorkerRequest, InputAccepted, ResizeRequest, ResizeResponse, RuntimeInfo,
-    RuntimeStatus, TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatus,
+    API_VERSION, CreateWorkerRequest, InputAccepted, ResizeRequest, ResizeResponse, RuntimeId,
+    RuntimeInfo, RuntimeStatus, TranscriptPage, WorkerDetail, WorkerId, WorkerList, WorkerStatus,
     WorkerStatusResponse, is_valid_owner,
 };
 
@@ -53,7 +54,9 @@ pub struct ListQuery {
 }
 
 struct Inner {
-    config: RuntimeConfig,
+    /// The runtime's id: fixed for its whole life (workers and records carry it).
+    runtime_id: RuntimeId,
+    /// What every worker shares, the configuration in force included.
     ctx: Arc<WorkerContext>,
     workers: RwLock<BTreeMap<WorkerId, Arc<Worker>>>,
     create_lock: Arc<tokio::sync::Mutex<()>>,
@@ -69,7 +72,7 @@ pub struct Runtime {
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("runtime_id", &self.inner.config.runtime_id)
+            .field("runtime_id", &self.inner.runtime_id)
             .field("epoch", &self.epoch())
             .finish_non_exhaustive()
     }
@@ -86,10 +89,11 @@ impl Runtime {
             .profiles
             .entry("echo".into())
             .or_insert_with(crate::config::Profile::echo);
+        let config = Arc::new(config);
         let ctx = Arc::new(WorkerContext {
             epoch: new_epoch().into(),
             store: store.clone(),
-            limits: config.limits,
+            config: ArcSwap::new(config.clone()),
             active: AtomicUsize::new(0),
             census: Census::default(),
             subscribers: Arc::new(AtomicUsize::new(0)),
@@ -134,7 +138,7 @@ impl Runtime {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                config,
+                runtime_id: config.runtime_id.clone(),
                 ctx,
                 workers: RwLock::new(workers),
                 create_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -151,9 +155,53 @@ impl Runtime {
         }
     }
 
-    /// The configuration it runs with.
-    pub fn config(&self) -> &RuntimeConfig {
-        &self.inner.config
+    /// The configuration in force: identity, profiles (`echo` included) and limits.
+    /// A snapshot: a later [`Runtime::reconfigure`] replaces the runtime's, not this
+    /// one.
+    pub fn config(&self) -> Arc<RuntimeConfig> {
+        self.inner.ctx.config()
+    }
+
+    /// The runtime's id (fixed for its whole life).
+    pub fn runtime_id(&self) -> &RuntimeId {
+        &self.inner.runtime_id
+    }
+
+    /// Replaces the display name, the profiles and the limits while the runtime
+    /// runs, for what starts from then on; nothing running is stopped, cut off or
+    /// resized. Returns the configuration it replaced.
+    ///
+    /// - Creates use the new profiles (`echo` is added when absent, as by
+    ///   [`Runtime::open`]) and the new `max_workers`. A running worker keeps the
+    ///   profile it was started from, even one that is removed or changed. Lowered
+    ///   below the workers starting or running, `max_workers` refuses creates
+    ///   (`worker_limit_reached`) until fewer run; none is stopped.
+    /// - The checks made on each call apply to the next call, on every worker:
+    ///   `max_input_bytes` (inputs), `transcript_page_max` (pages of transcripts and
+    ///   lists) and `stop_grace` (stops asked from then on).
+    /// - A worker's buffers keep the sizes it was created with: `event_backlog`,
+    ///   `subscriber_queue` and `input_queue` apply to workers created from then on
+    ///   (resizing a live event log would drop events a viewer may resume from).
+    /// - `max_body_bytes` is the HTTP layer's to enforce (the server changes its
+    ///   own copy); the runtime only reports it in [`Runtime::info`], which shows
+    ///   the new display name, profiles and limits at once.
+    ///
+    /// The runtime id cannot change: workers, their stored records and cursors
+    /// carry it. A `config` with another id is refused with
+    /// [`RuntimeError::InvalidRequest`] and changes nothing.
+    pub fn reconfigure(&self, config: RuntimeConfig) -> Result<Arc<RuntimeConfig>> {
+        if config.runtime_id != self.inner.runtime_id {
+            return Err(RuntimeError::InvalidRequest(format!(
+                "the runtime id cannot change while the runtime runs (it is `{}`)",
+                self.inner.runtime_id
+            )));
+        }
+        let mut config = config;
+        config
+            .profiles
+            .entry("echo".into())
+            .or_insert_with(crate::config::Profile::echo);
+        Ok(self.inner.ctx.config.swap(Arc::new(config)))
     }
 
     /// This process start's epoch; cursors of other epochs reset.
@@ -171,7 +219,7 @@ impl Runtime {
     pub fn info(&self) -> RuntimeInfo {
         let (counts, owners) = self.inner.ctx.census.counts();
         let subscribers = self.inner.ctx.subscribers.load(Ordering::Relaxed) as u64;
-        let config = &self.inner.config;
+        let config = self.config();
         RuntimeInfo {
             runtime_id: config.runtime_id.clone(),
             display_name: config.display_name.clone(),
@@ -254,9 +302,10 @@ impl Runtime {
         if self.is_draining() {
             return Err(RuntimeError::Draining);
         }
+        // The profiles in force when the call comes: a worker keeps the profile it
+        // was started from, whatever a reconfiguration does after.
         let profile = self
-            .inner
-            .config
+            .config()
             .profiles
             .get(&request.profile)
             .ok_or_else(|| RuntimeError::UnknownProfile(request.profile.clone()))?
@@ -274,7 +323,8 @@ impl Runtime {
         if self.is_draining() {
             return Err(RuntimeError::Draining);
         }
-        let max = self.inner.config.limits.max_workers;
+        // The limit in force once this create's turn has come.
+        let max = self.inner.ctx.limits().max_workers;
         if self.inner.ctx.active.load(Ordering::SeqCst) >= max as usize {
             return Err(RuntimeError::WorkerLimitReached { max });
         }
@@ -288,7 +338,7 @@ impl Runtime {
             let worker = Worker::start(
                 runtime.inner.ctx.clone(),
                 id.clone(),
-                runtime.inner.config.runtime_id.clone(),
+                runtime.inner.runtime_id.clone(),
                 request.profile,
                 request.label,
                 request.owner,
@@ -415,7 +465,7 @@ impl Runtime {
     }
 
     fn page_limit(&self, limit: Option<u32>) -> Result<u32> {
-        let max = self.inner.config.limits.transcript_page_max;
+        let max = self.inner.ctx.limits().transcript_page_max;
         let limit = limit.unwrap_or(DEFAULT_PAGE_LIMIT.min(max));
         if limit == 0 {
             return Err(RuntimeError::InvalidRequest(

@@ -54,7 +54,7 @@ impl RuntimeServer {
         let id = RuntimeId::new(DEFAULT_RUNTIME_ID).expect("the default id is valid");
         Self::from_settings(RuntimeSettings {
             listen: DEFAULT_RUNTIME_LISTEN,
-            token: None,
+            tokens: Vec::new(),
             data_dir: None,
             runtime: RuntimeConfig::new(id, DEFAULT_RUNTIME_ID),
             tls: None,
@@ -111,10 +111,17 @@ impl RuntimeServerBuilder {
         self
     }
 
-    /// The bearer token backends must present. Without one, the server listens only
-    /// on loopback.
+    /// The bearer token backends must present (in place of any set before).
+    /// Without one, the server listens only on loopback.
     pub fn token(mut self, token: SecretToken) -> Self {
-        self.settings.token = Some(token);
+        self.settings.tokens = vec![token];
+        self
+    }
+
+    /// Accepts any of `tokens`, as a token file of several lines does while a token
+    /// is rotated (in place of any set before); none: no auth, loopback only.
+    pub fn tokens(mut self, tokens: impl IntoIterator<Item = SecretToken>) -> Self {
+        self.settings.tokens = tokens.into_iter().collect();
         self
     }
 

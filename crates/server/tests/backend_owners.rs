@@ -102,7 +102,9 @@ impl World {
         logs::install();
         let runtime = runtime_cmd::start(RuntimeSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
-            token: switchyard_transport::SecretToken::new(REMOTE_TOKEN),
+            tokens: switchyard_transport::SecretToken::new(REMOTE_TOKEN)
+                .into_iter()
+                .collect(),
             data_dir: None,
             tls: None,
             runtime: big_runtime("remote"),

@@ -228,7 +228,7 @@ async fn a_websocket_session_holds_its_connection_on_the_backend() {
 async fn the_runtime_takes_max_connections_from_its_settings() {
     let settings = switchyard_server::config::RuntimeSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        token: None,
+        tokens: Vec::new(),
         data_dir: None,
         runtime: runtime_config("limited"),
         tls: None,

@@ -254,7 +254,7 @@ fn slow_config() -> RuntimeConfig {
 
 fn small_body_settings() -> RuntimeApiSettings {
     RuntimeApiSettings {
-        max_body_bytes: 1024,
+        max_body_bytes: switchyard_server::http::body::BodyLimit::new(1024),
         ..settings(Some(TOKEN))
     }
 }

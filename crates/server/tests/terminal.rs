@@ -18,6 +18,7 @@ use switchyard_registry::{
 use switchyard_runtime::{Profile, ProfileSpec, PtySpec, Runtime, RuntimeConfig};
 use switchyard_server::auth::Authenticator;
 use switchyard_server::backend_api::{AllowedHosts, BackendApi, BackendApiSettings, BodyLimit};
+use switchyard_server::http::auth::BearerTokens;
 use switchyard_server::http::ws::SessionSettings;
 use switchyard_server::http::{ServerHandle, Shutdown, serve};
 use switchyard_server::runtime_api::{RuntimeApi, RuntimeApiSettings};
@@ -52,8 +53,8 @@ impl Surface {
     async fn runtime_api() -> Self {
         let runtime = Runtime::in_memory(config("rt")).await;
         let settings = RuntimeApiSettings {
-            token: SecretToken::new(TOKEN),
-            max_body_bytes: 1024 * 1024,
+            tokens: BearerTokens::new(SecretToken::new(TOKEN).into_iter().collect()),
+            max_body_bytes: BodyLimit::new(1024 * 1024),
             session: SessionSettings::default(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use switchyard_protocol::{
     CursorError, DiagnosticSeverity, ExitInfo, OutputStream, ResetReason, ResizeRequest,
     RuntimeCursor, RuntimeId, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage,
@@ -27,7 +28,7 @@ use super::driver::{Control, DriverInputs, DriverSink, Ending, Resize, TerminalS
 use super::screen::{Screen, parse_resize_note, resize_note};
 use crate::census::Census;
 use crate::clock;
-use crate::config::{Profile, RuntimeLimits};
+use crate::config::{Profile, RuntimeConfig, RuntimeLimits};
 use crate::error::{Result, RuntimeError};
 use crate::fanout::StreamEnd;
 use crate::log::{EventLog, Resume};
@@ -63,7 +64,10 @@ const RESIZE_ANSWER_WAIT: Duration = Duration::from_secs(2);
 pub(crate) struct WorkerContext {
     pub(crate) epoch: Arc<str>,
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) limits: RuntimeLimits,
+    /// The configuration in force: profiles and limits. [`crate::Runtime::reconfigure`]
+    /// replaces it whole; every use reads it once ([`WorkerContext::limits`],
+    /// [`WorkerContext::config`]) and never holds it across an `.await`.
+    pub(crate) config: ArcSwap<RuntimeConfig>,
     /// Workers starting or running: what `max_workers` limits, kept as they change
     /// so that a create does not count every kept worker. Invariant: a worker
     /// counts from its build with a status that has not ended until
@@ -73,6 +77,19 @@ pub(crate) struct WorkerContext {
     pub(crate) census: Census,
     /// Live event subscriptions on every worker (each log's fan-out keeps it).
     pub(crate) subscribers: Arc<AtomicUsize>,
+}
+
+impl WorkerContext {
+    /// The limits in force now.
+    pub(crate) fn limits(&self) -> RuntimeLimits {
+        self.config.load().limits
+    }
+
+    /// The configuration in force now (a snapshot: a reconfiguration after this
+    /// call does not change it).
+    pub(crate) fn config(&self) -> Arc<RuntimeConfig> {
+        self.config.load_full()
+    }
 }
 
 struct State {
@@ -110,18 +127,23 @@ pub(crate) struct Worker {
     stop_note: OnceLock<String>,
     /// Whether it is counted in [`WorkerContext::active`].
     counted: AtomicBool,
+    /// Transcript items kept for snapshots: the limit in force when the worker was
+    /// built (its buffers keep their sizes for its whole life).
+    snapshot_items: usize,
 }
 
 impl Worker {
+    /// Builds a worker whose buffers (event backlog, subscriber queues, snapshot
+    /// tail) take their sizes from `limits`, read once by the caller.
     fn build(
         ctx: Arc<WorkerContext>,
+        limits: RuntimeLimits,
         detail: WorkerDetail,
         last_sequence: u64,
         tail: Vec<TranscriptItem>,
         channels: Option<Channels>,
         screen: Option<Screen>,
     ) -> Self {
-        let limits = ctx.limits;
         let (status, _) = watch::channel(detail.status);
         let counted = !detail.status.is_ended();
         if counted {
@@ -150,6 +172,7 @@ impl Worker {
             last_command: Mutex::new(Instant::now()),
             stop_note: OnceLock::new(),
             counted: AtomicBool::new(counted),
+            snapshot_items: limits.snapshot_items as usize,
         }
     }
 
@@ -214,16 +237,19 @@ impl Worker {
         };
         ctx.store.save_worker(&detail).await?;
         let driver = profile.spec.driver();
+        // Read once: this worker's queues and buffers keep these sizes for its life.
+        let limits = ctx.limits();
         let (io, controls) = DriverInputs::new(
             detail.worker_id.clone(),
-            ctx.limits.input_queue as usize,
-            ctx.limits.stop_grace,
+            limits.input_queue as usize,
+            limits.stop_grace,
         );
         let screen = driver
             .terminal()
             .map(|size| Screen::new(size.cols, size.rows));
         let worker = Arc::new(Self::build(
             ctx,
+            limits,
             detail,
             0,
             Vec::new(),
@@ -249,8 +275,10 @@ impl Worker {
 
     /// Rebuilds a worker found in the store; it has no driver.
     pub(crate) fn restore(ctx: Arc<WorkerContext>, loaded: LoadedWorker) -> Arc<Self> {
+        let limits = ctx.limits();
         Arc::new(Self::build(
             ctx,
+            limits,
             loaded.detail,
             loaded.last_sequence,
             loaded.tail,
@@ -405,7 +433,7 @@ impl Worker {
     /// while the store writes) cannot leave the input half recorded: in the store
     /// but not in memory, where the next item would take its sequence.
     pub(crate) async fn input(self: &Arc<Self>, text: String) -> Result<u64> {
-        let limit = self.ctx.limits.max_input_bytes;
+        let limit = self.ctx.limits().max_input_bytes;
         if text.len() as u64 > limit {
             return Err(RuntimeError::PayloadTooLarge {
                 size: text.len() as u64,
@@ -539,7 +567,7 @@ impl Worker {
             return self.status();
         }
         if let Some(channels) = &self.channels {
-            let grace = self.ctx.limits.stop_grace;
+            let grace = self.ctx.limits().stop_grace;
             let _ = channels.control.send(Control::Stop { grace }).await;
         }
         tokio::time::timeout(STOP_ANSWER_WAIT, self.wait_ended())
@@ -629,7 +657,7 @@ impl Worker {
 
     /// A page of the transcript.
     pub(crate) async fn transcript(&self, after: u64, limit: u32) -> Result<TranscriptPage> {
-        let max = self.ctx.limits.transcript_page_max;
+        let max = self.ctx.limits().transcript_page_max;
         if limit > max {
             return Err(RuntimeError::LimitTooLarge {
                 asked: u64::from(limit),
@@ -678,7 +706,7 @@ impl Worker {
         {
             tracing::error!(worker_id = %self.id, %error, "could not persist a transcript item");
         }
-        let snapshot_items = self.ctx.limits.snapshot_items as usize;
+        let snapshot_items = self.snapshot_items;
         let mut state = self.state();
         state.last_sequence = sequence;
         match &item.entry {

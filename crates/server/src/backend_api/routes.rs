@@ -21,7 +21,6 @@
 //! headers, and answers to allowed origins the CORS grant.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
@@ -46,30 +45,7 @@ use crate::reload::Reloader;
 
 use super::Readiness;
 
-/// The largest request body (`max_body_bytes`), shared: clones share one value,
-/// which [`BodyLimit::replace`] changes for all of them at once (a reload). Each
-/// request reads it once, when it reaches the handler, and keeps that limit to its
-/// end (an event WebSocket for its whole session), so a reload applies to the
-/// requests that start after it.
-#[derive(Debug, Clone)]
-pub struct BodyLimit(Arc<AtomicU64>);
-
-impl BodyLimit {
-    /// At most `bytes` per request body.
-    pub fn new(bytes: u64) -> Self {
-        Self(Arc::new(AtomicU64::new(bytes)))
-    }
-
-    /// At most `bytes` per request body from the next request on, in every clone.
-    pub fn replace(&self, bytes: u64) {
-        self.0.store(bytes, Ordering::Relaxed);
-    }
-
-    /// The limit now.
-    pub fn current(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+pub use crate::http::body::BodyLimit;
 
 /// Settings of the backend API surface.
 #[derive(Debug, Clone)]

@@ -5,5 +5,4 @@ pub mod reaper;
 pub mod runtime;
 pub mod serve;
 pub mod signals;
-pub mod tls_reload;
 pub mod token;

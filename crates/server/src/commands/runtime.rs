@@ -9,11 +9,14 @@ use tokio::net::TcpListener;
 
 use crate::StartError;
 use crate::config::{RuntimeArgs, RuntimeSettings, ServerTlsFiles, load_runtime_settings};
+use crate::http::auth::BearerTokens;
+use crate::http::body::BodyLimit;
 use crate::http::ws::SessionSettings;
 use crate::http::{
     ConnectionLimit, HttpMetrics, ServeOptions, ServerHandle, ServerTls, Shutdown, serve_with,
 };
 use crate::metrics::{ListenerParts, Metrics};
+use crate::reload::runtime::{RuntimeConfigSource, RuntimeReloadTargets, RuntimeReloader};
 use crate::runtime_api::{RuntimeApi, RuntimeApiSettings};
 use crate::runtime_server::{RuntimeParts, RuntimeServer};
 
@@ -38,10 +41,11 @@ pub async fn run(args: RuntimeArgs) -> u8 {
         }
     };
     let signals = super::signals::install();
-    let reloads = running.tls_files.clone().and_then(|files| {
-        let tls = running.server.tls()?.clone();
-        Some(tokio::spawn(super::tls_reload::on_sighup(files, tls)))
-    });
+    // SIGHUP reads the same flags and file again (without --config: the token file
+    // and TLS files the flags name). Installed before `listening on`, so that a
+    // SIGHUP is never the default action, which would end the process.
+    let reloader = Arc::new(running.reloader(RuntimeConfigSource::process(args)));
+    let reloads = super::signals::on_runtime_hangup(reloader);
     println!("listening on {}", running.server.url());
     let _ = std::io::stdout().flush();
     signals.terminated().await;
@@ -58,8 +62,18 @@ pub struct RunningRuntime {
     pub runtime: Runtime,
     /// The HTTP server.
     pub server: ServerHandle,
-    /// The TLS files it serves with, read again on SIGHUP.
+    /// The TLS files it started serving with (a reload reads the files its
+    /// configuration names then).
     pub tls_files: Option<ServerTlsFiles>,
+    /// What a reload changes besides the runtime and the listener.
+    pub(crate) reload: ReloadParts,
+}
+
+/// The shared cells a reload replaces, and the settings the runtime started with.
+pub(crate) struct ReloadParts {
+    pub(crate) tokens: BearerTokens,
+    pub(crate) max_body_bytes: BodyLimit,
+    pub(crate) started: RuntimeSettings,
 }
 
 impl std::fmt::Debug for RunningRuntime {
@@ -80,6 +94,30 @@ impl RunningRuntime {
     /// The address it listens on.
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.server.local_addr()
+    }
+
+    /// A reloader that reads `source` again on each [`RuntimeReloader::reload`] and
+    /// applies it to this server: tokens, profiles and limits for what starts from
+    /// then on, the TLS files (see [`crate::reload::runtime`]). The profiles come
+    /// from the file alone: a program that added profiles in code
+    /// ([`crate::RuntimeServerBuilder::profile`]) changes them with
+    /// [`Runtime::reconfigure`] instead. Make one and keep it: a reloader compares
+    /// each new configuration with the last one it applied itself.
+    pub fn reloader(&self, source: RuntimeConfigSource) -> RuntimeReloader {
+        let mut running = self.reload.started.clone();
+        // The profiles and limits in force (`echo` included), not as given.
+        running.runtime = (*self.runtime.config()).clone();
+        RuntimeReloader::new(
+            source,
+            RuntimeReloadTargets {
+                runtime: self.runtime.clone(),
+                tokens: self.reload.tokens.clone(),
+                max_body_bytes: self.reload.max_body_bytes.clone(),
+                limit: self.server.connections().clone(),
+                tls: self.server.tls().cloned(),
+            },
+            running,
+        )
     }
 
     /// Stops accepting, closes WebSockets with 1001, stops every worker and flushes
@@ -104,7 +142,7 @@ pub async fn start(settings: RuntimeSettings) -> Result<RunningRuntime, StartErr
 /// [`crate::RuntimeServerBuilder::start`] does once its parts are gathered.
 pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, StartError> {
     let RuntimeParts { settings, listener } = parts;
-    if settings.token.is_none() && !settings.listen.ip().is_loopback() {
+    if settings.tokens.is_empty() && !settings.listen.ip().is_loopback() {
         // The configuration layer refuses this; settings built in code must not get
         // around it.
         return Err(StartError::OpenListen {
@@ -119,7 +157,9 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
         ),
         None => Arc::new(MemoryStore::new()),
     };
-    let max_body_bytes = settings.runtime.limits.max_body_bytes;
+    let started = settings.clone();
+    let max_body_bytes = BodyLimit::new(settings.runtime.limits.max_body_bytes);
+    let tokens = BearerTokens::new(settings.tokens);
     let runtime = Runtime::open(settings.runtime, store)
         .await
         .map_err(StartError::LoadStore)?;
@@ -142,8 +182,8 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
     let api = RuntimeApi::new(
         runtime.clone(),
         RuntimeApiSettings {
-            token: settings.token,
-            max_body_bytes,
+            tokens: tokens.clone(),
+            max_body_bytes: max_body_bytes.clone(),
             session: SessionSettings::default(),
         },
     )
@@ -170,7 +210,7 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
     );
     tracing::info!(
         url = %server.url(),
-        runtime_id = %runtime.config().runtime_id,
+        runtime_id = %runtime.runtime_id(),
         epoch = %runtime.epoch(),
         mtls = tls_files.as_ref().is_some_and(|f| f.client_ca.is_some()),
         "runtime listening"
@@ -179,5 +219,10 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
         runtime,
         server,
         tls_files,
+        reload: ReloadParts {
+            tokens,
+            max_body_bytes,
+            started,
+        },
     })
 }

@@ -1,4 +1,5 @@
-//! Waiting for SIGTERM or SIGINT; reloading the backend's configuration on SIGHUP.
+//! Waiting for SIGTERM or SIGINT; reloading the backend's or the runtime's
+//! configuration on SIGHUP.
 
 use std::sync::Arc;
 
@@ -6,6 +7,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinHandle;
 
 use crate::reload::Reloader;
+use crate::reload::runtime::RuntimeReloader;
 
 /// SIGTERM and SIGINT handlers, installed before the process announces that it
 /// listens, so that a signal sent right after the `listening on` line is never lost to
@@ -57,6 +59,28 @@ impl Signals {
 pub fn on_hangup(reloader: Arc<Reloader>) -> Option<JoinHandle<()>> {
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         tracing::error!("could not install the SIGHUP handler; reload with POST /api/admin/reload");
+        return None;
+    };
+    Some(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received; reloading the configuration");
+            if let Err(error) = reloader.reload().await {
+                tracing::error!(%error, "configuration not reloaded; the running one stays in force");
+            }
+        }
+    }))
+}
+
+/// Reloads a standalone runtime's configuration on every SIGHUP, until the task is
+/// aborted: a refused configuration (a file, token file or TLS file that fails a
+/// check) is logged, naming the key and the file, and changes nothing. As for the
+/// backend, the handler is installed before this returns. `None` when it cannot
+/// be installed (logged).
+pub fn on_runtime_hangup(reloader: Arc<RuntimeReloader>) -> Option<JoinHandle<()>> {
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!(
+            "could not install the SIGHUP handler; the configuration will not be reloaded"
+        );
         return None;
     };
     Some(tokio::spawn(async move {

@@ -175,6 +175,22 @@ pub enum ConfigError {
         /// The source, such as `token file /etc/x.token`.
         from: String,
     },
+    /// A token file read by the backend holds more than one token: the backend
+    /// sends exactly one.
+    #[error(
+        "{origin}: `{key}`: token file {} holds {count} tokens, one per line; the backend sends exactly one, so keep only the token the runtime is to receive (a runtime's own token file may list several while a token is rotated)",
+        path.display()
+    )]
+    TokenFileHoldsMany {
+        /// Where the token file was named.
+        origin: Origin,
+        /// The key that named it.
+        key: String,
+        /// The token file (resolved).
+        path: PathBuf,
+        /// How many tokens (non-blank lines) it holds.
+        count: usize,
+    },
     /// Two runtimes share an id.
     #[error(
         "{origin}: `{key}` repeats runtime id `{id}` already used by `{first}`; give every runtime a distinct id"
@@ -313,6 +329,11 @@ impl ConfigError {
             Self::TokenMalformed { origin, key, .. } => format!(
                 "{origin}: `{key}`: the token contains spaces or non-printable characters; a token is one line of printable ASCII"
             ),
+            Self::TokenFileHoldsMany {
+                origin, key, count, ..
+            } => format!(
+                "{origin}: `{key}`: the token file holds {count} tokens, one per line; the backend sends exactly one, so keep only the token the runtime is to receive"
+            ),
             Self::SessionKeyUnreadable {
                 origin,
                 key,
@@ -362,6 +383,7 @@ impl ConfigError {
             | Self::TokenEnvUnset { origin, .. }
             | Self::TokenEmpty { origin, .. }
             | Self::TokenMalformed { origin, .. }
+            | Self::TokenFileHoldsMany { origin, .. }
             | Self::DuplicateRuntimeId { origin, .. }
             | Self::SessionKeyUnreadable { origin, .. }
             | Self::OpenListen { origin, .. }
@@ -394,6 +416,7 @@ impl ConfigError {
             | Self::TokenEnvUnset { key, .. }
             | Self::TokenEmpty { key, .. }
             | Self::TokenMalformed { key, .. }
+            | Self::TokenFileHoldsMany { key, .. }
             | Self::DuplicateRuntimeId { key, .. }
             | Self::SessionKeyUnreadable { key, .. }
             | Self::OpenListen { key, .. }

@@ -31,8 +31,10 @@ pub const RUNTIME_TOKEN_ENV: &str = "SWITCHYARD_RUNTIME_TOKEN";
 pub struct RuntimeSettings {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// The bearer token clients must present; no auth when absent (loopback only).
-    pub token: Option<SecretToken>,
+    /// The bearer tokens clients may present, any one of them (a token file lists
+    /// one per line, so that a token can be rotated without a moment when the
+    /// backend's is refused); no auth when empty (loopback only).
+    pub tokens: Vec<SecretToken>,
     /// Where the store lives; in memory when absent.
     pub data_dir: Option<PathBuf>,
     /// Identity, profiles and limits.
@@ -47,8 +49,9 @@ pub struct RuntimeSettings {
 /// Builds the runtime's settings from `--config` (if any), the other flags, and the
 /// environment (read through `env`, e.g. `&|k| std::env::var(k).ok()`).
 ///
-/// Flags override the file. The token comes from `--token-file`, else the file's
-/// `token_file` or `token_env`, else [`RUNTIME_TOKEN_ENV`]. Relative paths in the file
+/// Flags override the file. The tokens come from `--token-file`, else the file's
+/// `token_file` or `token_env`, else [`RUNTIME_TOKEN_ENV`]; a token file holds one
+/// or more, one per line (blank lines ignored), a variable exactly one. Relative paths in the file
 /// resolve against its directory; relative flag paths against the current directory.
 /// TLS files (`[tls]`, `--tls-*`) are read and checked here.
 pub fn load_runtime_settings(
@@ -88,8 +91,8 @@ pub fn load_runtime_settings(
         (None, None) => (DEFAULT_RUNTIME_LISTEN, Origin::CommandLine, "--listen"),
     };
 
-    let token = load_token(args, &file, ctx.as_ref(), &fo, env)?;
-    if token.is_none() && !listen.ip().is_loopback() {
+    let tokens = load_tokens(args, &file, ctx.as_ref(), &fo, env)?;
+    if tokens.is_empty() && !listen.ip().is_loopback() {
         return Err(ConfigError::InsecureListen {
             origin: listen_origin,
             key: listen_key.to_owned(),
@@ -128,7 +131,7 @@ pub fn load_runtime_settings(
 
     Ok(RuntimeSettings {
         listen,
-        token,
+        tokens,
         data_dir,
         runtime,
         tls,
@@ -136,13 +139,13 @@ pub fn load_runtime_settings(
     })
 }
 
-fn load_token(
+fn load_tokens(
     args: &RuntimeArgs,
     file: &RuntimeFile,
     ctx: Option<&FileContext>,
     fo: &Origin,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<SecretToken>, ConfigError> {
+) -> Result<Vec<SecretToken>, ConfigError> {
     if file.token_file.is_some() && file.token_env.is_some() {
         return Err(ConfigError::Conflict {
             origin: fo.clone(),
@@ -151,13 +154,13 @@ fn load_token(
         });
     }
     if let Some(path) = &args.token_file {
-        return token::from_file(&Origin::CommandLine, "--token-file", &absolute(path)).map(Some);
+        return token::tokens_from_file(&Origin::CommandLine, "--token-file", &absolute(path));
     }
     if let (Some(path), Some(ctx)) = (&file.token_file, ctx) {
-        return token::from_file(fo, "token_file", &ctx.resolve(path)).map(Some);
+        return token::tokens_from_file(fo, "token_file", &ctx.resolve(path));
     }
     if let Some(var) = &file.token_env {
-        return token::from_env(fo, "token_env", var, env).map(Some);
+        return token::from_env(fo, "token_env", var, env).map(|t| vec![t]);
     }
     if env(RUNTIME_TOKEN_ENV).is_some() {
         return token::from_env(
@@ -166,7 +169,7 @@ fn load_token(
             RUNTIME_TOKEN_ENV,
             env,
         )
-        .map(Some);
+        .map(|t| vec![t]);
     }
-    Ok(None)
+    Ok(Vec::new())
 }

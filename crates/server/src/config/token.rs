@@ -8,21 +8,57 @@ use switchyard_transport::SecretToken;
 
 use super::error::{ConfigError, Origin};
 
-/// Reads the token in `path` (already resolved), named by `key` in `origin`.
+/// Reads the one token in `path` (already resolved), named by `key` in `origin`:
+/// what a backend sends to a remote. Surrounding whitespace and blank lines are
+/// ignored; a file with more than one token (a runtime's file during a rotation) is
+/// [`ConfigError::TokenFileHoldsMany`], since the backend could not tell which one
+/// the runtime accepts.
 pub(crate) fn from_file(
     origin: &Origin,
     key: &str,
     path: &Path,
 ) -> Result<SecretToken, ConfigError> {
+    let mut tokens = tokens_from_file(origin, key, path)?;
+    if tokens.len() > 1 {
+        return Err(ConfigError::TokenFileHoldsMany {
+            origin: origin.clone(),
+            key: key.to_owned(),
+            path: path.to_path_buf(),
+            count: tokens.len(),
+        });
+    }
+    Ok(tokens.remove(0))
+}
+
+/// Reads the tokens in `path` (already resolved), named by `key` in `origin`: one
+/// per line, surrounding whitespace trimmed, blank lines ignored; at least one.
+/// What a runtime accepts: its file lists the old and the new token while a token
+/// is rotated.
+pub(crate) fn tokens_from_file(
+    origin: &Origin,
+    key: &str,
+    path: &Path,
+) -> Result<Vec<SecretToken>, ConfigError> {
     let text = fs::read_to_string(path).map_err(|source| ConfigError::TokenFileUnreadable {
         origin: origin.clone(),
         key: key.to_owned(),
         path: path.to_path_buf(),
         source,
     })?;
-    wrap(origin, key, text, || {
-        format!("token file {}", path.display())
-    })
+    let from = || format!("token file {}", path.display());
+    let tokens = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| wrap(origin, key, line.to_owned(), from))
+        .collect::<Result<Vec<_>, _>>()?;
+    if tokens.is_empty() {
+        return Err(ConfigError::TokenEmpty {
+            origin: origin.clone(),
+            key: key.to_owned(),
+            from: from(),
+        });
+    }
+    Ok(tokens)
 }
 
 /// Reads the token in environment variable `var`, named by `key` in `origin`.

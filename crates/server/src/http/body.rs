@@ -1,5 +1,8 @@
 //! Reading JSON request bodies under a size limit, without buffering past it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
@@ -10,6 +13,31 @@ use switchyard_protocol::relay::plain_input_text;
 use switchyard_protocol::{ErrorCode, InputRequest, media};
 
 use super::ApiError;
+
+/// The largest request body (`max_body_bytes`), shared: clones share one value,
+/// which [`BodyLimit::replace`] changes for all of them at once (a reload of the backend or of a runtime). Each
+/// request reads it once, when it reaches the handler, and keeps that limit to its
+/// end (an event WebSocket for its whole session), so a reload applies to the
+/// requests that start after it.
+#[derive(Debug, Clone)]
+pub struct BodyLimit(Arc<AtomicU64>);
+
+impl BodyLimit {
+    /// At most `bytes` per request body.
+    pub fn new(bytes: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(bytes)))
+    }
+
+    /// At most `bytes` per request body from the next request on, in every clone.
+    pub fn replace(&self, bytes: u64) {
+        self.0.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The limit now.
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(

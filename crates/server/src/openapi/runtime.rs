@@ -58,6 +58,11 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
             .ok(200, "The metrics.", params::metrics()),
         Op::new(M::GET, "/v1/runtime", "getRuntime", "runtime")
             .summary("The runtime: id, epoch, capabilities, profiles, counts, limits")
+            .describe(
+                "The display name, profiles and limits in force: a reload of the runtime's \
+                 configuration (SIGHUP) changes them for what starts after it; workers \
+                 already running keep the profile they started from.",
+            )
             .ok(200, "The runtime.", s.json::<RuntimeInfo>()),
         Op::new(M::GET, "/v1/workers", "listWorkers", "workers")
             .summary("A page of workers, ordered by worker id")

@@ -1,5 +1,5 @@
 //! Live reload of the backend's configuration, on SIGHUP and `POST
-//! /api/admin/reload`: [`Reloader::reload`] reads the configuration again, checks it
+//! /api/admin/reload` (a standalone runtime's SIGHUP reload is [`runtime`]): [`Reloader::reload`] reads the configuration again, checks it
 //! as start-up does, compares it with what runs ([`plan`]) and applies it.
 //!
 //! All or nothing: every step that can fail (reading and checking the file, opening
@@ -27,6 +27,7 @@
 
 mod metrics;
 pub mod plan;
+pub mod runtime;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -6,12 +6,11 @@ use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use switchyard_protocol::{CreateWorkerRequest, Health, ResizeRequest, WorkerId};
 use switchyard_runtime::{ListQuery, Runtime, RuntimeError};
-use switchyard_transport::SecretToken;
 
 use super::not_browsers::refuse_browsers;
 use crate::backend_api::{drain_body, worker_query};
-use crate::http::auth::check_bearer;
-use crate::http::body::{read_input, read_json};
+use crate::http::auth::{BearerTokens, check_bearer};
+use crate::http::body::{BodyLimit, read_input, read_json};
 use crate::http::query::Query;
 use crate::http::response::{empty, json};
 use crate::http::router::{RouteDef, RouteTable, respond};
@@ -22,10 +21,12 @@ use crate::metrics::Metrics;
 /// Settings of the Runtime API surface.
 #[derive(Debug, Clone)]
 pub struct RuntimeApiSettings {
-    /// Bearer token required on every route but `/v1/health`; `None` turns auth off.
-    pub token: Option<SecretToken>,
-    /// Largest request body.
-    pub max_body_bytes: u64,
+    /// Bearer tokens, any one of which every route but `/v1/health` requires; none
+    /// turns auth off. A clone kept elsewhere (a reload's) changes them while the
+    /// runtime serves.
+    pub tokens: BearerTokens,
+    /// Largest request body; the same goes for a clone.
+    pub max_body_bytes: BodyLimit,
     /// WebSocket timing.
     pub session: SessionSettings,
 }
@@ -148,17 +149,16 @@ impl RuntimeApi {
         request: http::Request<Incoming>,
         ctx: &RequestContext,
     ) -> Result<Response, ApiError> {
-        refuse_browsers(
-            request.uri(),
-            request.headers(),
-            self.settings.token.is_none(),
-        )?;
+        // The tokens and the body limit in force when the request comes, read once:
+        // a reload applies to the next request, never to one under way.
+        let tokens = self.settings.tokens.current();
+        refuse_browsers(request.uri(), request.headers(), tokens.is_empty())?;
         let path = request.uri().path().to_owned();
         let found = self.routes.find(&path);
         // Auth first: an unauthenticated caller learns nothing, not even which
         // routes there are or the id rules.
         if !matches!(&found, Ok(found) if matches!(found.route(), Route::Health)) {
-            check_bearer(request.headers(), self.settings.token.as_ref())?;
+            check_bearer(request.headers(), &tokens)?;
         }
         let found = found?;
         let route = found.route();
@@ -171,7 +171,7 @@ impl RuntimeApi {
         let method = request.method().clone();
         let query = request.uri().query().map(str::to_owned);
         let query = query.as_deref();
-        let limit = self.settings.max_body_bytes;
+        let limit = self.settings.max_body_bytes.current();
         let runtime = &self.runtime;
         match (route, method, worker_id) {
             (Route::Health, Method::GET, _) => Ok(json(StatusCode::OK, &Health::ok())),

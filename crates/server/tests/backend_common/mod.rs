@@ -67,7 +67,7 @@ pub async fn start_runtime_from(
     loop {
         let settings = switchyard_server::config::RuntimeSettings {
             listen,
-            token: token.and_then(SecretToken::new),
+            tokens: token.and_then(SecretToken::new).into_iter().collect(),
             data_dir: None,
             runtime: config.clone(),
             tls: tls.clone(),

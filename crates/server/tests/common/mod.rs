@@ -9,6 +9,8 @@ use std::time::Duration;
 use http::Method;
 use switchyard_protocol::RuntimeId;
 use switchyard_runtime::{Runtime, RuntimeConfig};
+use switchyard_server::http::auth::BearerTokens;
+use switchyard_server::http::body::BodyLimit;
 use switchyard_server::http::ws::SessionSettings;
 use switchyard_server::http::{ServeOptions, ServerHandle, Shutdown, serve_with};
 use switchyard_server::runtime_api::{RuntimeApi, RuntimeApiSettings};
@@ -24,8 +26,8 @@ pub fn config() -> RuntimeConfig {
 
 pub fn settings(token: Option<&str>) -> RuntimeApiSettings {
     RuntimeApiSettings {
-        token: token.and_then(SecretToken::new),
-        max_body_bytes: 1024 * 1024,
+        tokens: BearerTokens::new(token.and_then(SecretToken::new).into_iter().collect()),
+        max_body_bytes: BodyLimit::new(1024 * 1024),
         session: SessionSettings::default(),
     }
 }

@@ -299,12 +299,70 @@ fn empty_token_file() {
 
 #[test]
 fn malformed_token_file() {
+    for text in [
+        format!("{SECRET} and more\n"),
+        format!("{SECRET}\nsecond line\twith a tab\n"),
+    ] {
+        let dir = Dir::new();
+        dir.write("t.token", &text);
+        let path = dir.write("runtime.toml", "token_file = \"t.token\"\n");
+        let err = load_runtime_settings(&runtime_args(&path), &no_env).unwrap_err();
+        assert!(matches!(err, ConfigError::TokenMalformed { .. }), "{err}");
+        assert_names(&err, &path, "token_file");
+    }
+}
+
+/// A runtime accepts every token of its file (one per line, blank lines and
+/// surrounding whitespace ignored), so that a token can be rotated.
+#[test]
+fn a_runtime_token_file_may_hold_several_tokens() {
     let dir = Dir::new();
-    dir.write("t.token", &format!("{SECRET}\n{SECRET}\n"));
+    dir.write(
+        "t.token",
+        &format!("\n  {SECRET}-old \r\n\n{SECRET}-new\n\n"),
+    );
     let path = dir.write("runtime.toml", "token_file = \"t.token\"\n");
-    let err = load_runtime_settings(&runtime_args(&path), &no_env).unwrap_err();
-    assert!(matches!(err, ConfigError::TokenMalformed { .. }), "{err}");
-    assert_names(&err, &path, "token_file");
+    let settings = load_runtime_settings(&runtime_args(&path), &no_env).unwrap();
+    let tokens: Vec<&str> = settings.tokens.iter().map(|t| t.expose()).collect();
+    assert_eq!(
+        tokens,
+        [format!("{SECRET}-old"), format!("{SECRET}-new")],
+        "in the file's order"
+    );
+    assert!(!format!("{settings:?}").contains(SECRET));
+}
+
+/// A backend sends one token: a remote's token file with two is refused, naming the
+/// key, and the message (for the log and for an HTTP client) quotes neither token.
+#[test]
+fn a_backend_refuses_a_remote_token_file_with_several_tokens() {
+    let dir = Dir::new();
+    dir.write("two.token", &format!("{SECRET}-old\n{SECRET}-new\n"));
+    dir.write("one.token", &format!("\n{SECRET}\n\n"));
+    let path = dir.write(
+        "backend.toml",
+        "[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_file = \"one.token\"\n\n\
+         [[remote]]\nruntime_id = \"b\"\nbase_url = \"http://127.0.0.1:2\"\ntoken_file = \"two.token\"\n",
+    );
+    let err = load_backend_settings(&serve_args(&path), &no_env).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::TokenFileHoldsMany { count: 2, .. }),
+        "{err}"
+    );
+    assert_names(&err, &path, "remote[1].token_file");
+    assert!(err.to_string().contains("exactly one"), "{err}");
+    let client = err.client_message();
+    assert!(client.contains("`remote[1].token_file`"), "{client}");
+    assert!(
+        !client.contains("two.token") && !client.contains(SECRET),
+        "{client}"
+    );
+
+    // One token among blank lines is fine.
+    dir.write("two.token", &format!("{SECRET}-new\n"));
+    let settings = load_backend_settings(&serve_args(&path), &no_env).unwrap();
+    assert_eq!(settings.remotes[0].token.expose(), SECRET);
+    assert_eq!(settings.remotes[1].token.expose(), format!("{SECRET}-new"));
 }
 
 #[test]

@@ -99,7 +99,8 @@ fn contract_runtime_example_parses() {
     let s = load_runtime_settings(&runtime_args(&path), &no_env).unwrap();
 
     assert_eq!(s.listen.to_string(), "127.0.0.1:7701");
-    assert_eq!(s.token.as_ref().unwrap().expose(), SECRET);
+    assert_eq!(s.tokens.len(), 1);
+    assert_eq!(s.tokens[0].expose(), SECRET);
     assert_eq!(
         s.data_dir.as_deref(),
         Some(dir.path("var/build-1").as_path())

@@ -20,7 +20,7 @@ struct Cli {
 fn defaults_without_config() {
     let s = load_runtime_settings(&RuntimeArgs::default(), &no_env).unwrap();
     assert_eq!(s.listen.to_string(), "127.0.0.1:7701");
-    assert!(s.token.is_none());
+    assert!(s.tokens.is_empty());
     assert!(s.data_dir.is_none());
     assert_eq!(s.runtime.runtime_id.as_str(), "local");
     assert_eq!(s.runtime.display_name, "local");
@@ -57,7 +57,7 @@ fn flags_override_the_file() {
     let s = load_runtime_settings(&args, &no_env).unwrap();
     assert_eq!(s.listen.to_string(), "127.0.0.1:0");
     assert_eq!(s.runtime.runtime_id.as_str(), "b");
-    assert_eq!(s.token.unwrap().expose(), "from-flag");
+    assert_eq!(s.tokens[0].expose(), "from-flag");
     assert_eq!(s.data_dir, Some(dir.path("elsewhere")));
 }
 
@@ -77,7 +77,7 @@ fn token_precedence() {
             ..runtime_args(&path)
         };
         let s = load_runtime_settings(&args, &env).unwrap();
-        s.token.unwrap().expose().to_owned()
+        s.tokens[0].expose().to_owned()
     };
     assert_eq!(
         token("token_file = \"file.token\"\n", Some(&flag)),
@@ -128,7 +128,8 @@ fn relative_paths_in_file_resolve_against_its_directory() {
          [profiles.q]\nkind = \"process\"\ncommand = [\"sh\"]\ncwd = \"/abs\"\n",
     );
     let s = load_runtime_settings(&runtime_args(&path), &no_env).unwrap();
-    assert_eq!(s.token.unwrap().expose(), SECRET);
+    assert_eq!(s.tokens.len(), 1);
+    assert_eq!(s.tokens[0].expose(), SECRET);
     assert_eq!(s.data_dir, Some(dir.path("conf/var/data")));
     let cwd = |name: &str| match &s.runtime.profiles[name].spec {
         ProfileSpec::Process(p) => p.cwd.clone(),
