@@ -214,8 +214,8 @@ impl Runtime {
         self.inner.draining.load(Ordering::SeqCst)
     }
 
-    /// `GET /v1/runtime`. Reads the census kept as workers change (no scan of the
-    /// kept workers; see [`crate::census`]).
+    /// `GET /v1/runtime`. The counts are kept as workers come, change status and
+    /// go, so this does not visit the kept workers.
     pub fn info(&self) -> RuntimeInfo {
         let (counts, owners) = self.inner.ctx.census.counts();
         let subscribers = self.inner.ctx.subscribers.load(Ordering::Relaxed) as u64;
