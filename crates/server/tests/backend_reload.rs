@@ -372,7 +372,7 @@ async fn a_backend_without_a_configuration_source_cannot_reload() {
 }
 
 #[tokio::test]
-async fn the_embedded_runtime_is_added_and_removed_and_a_changed_one_keeps_running() {
+async fn the_embedded_runtime_is_added_removed_and_reconfigured_in_place() {
     let files = Files::new();
     let with = "listen = \"127.0.0.1:0\"\n[embedded]\nruntime_id = \"local\"\n";
     let without = "listen = \"127.0.0.1:0\"\n";
@@ -380,11 +380,91 @@ async fn the_embedded_runtime_is_added_and_removed_and_a_changed_one_keeps_runni
     let (backend, api) = start(&files).await;
     let worker = create_echo(&api, "local", "kept").await;
     let embedded = backend.reloader.embedded().await.expect("one at start");
+    let mut watching = switchyard_e2e::ws::connect(
+        api.addr,
+        &format!("/api/runtimes/local/workers/{worker}/events/ws"),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        switchyard_e2e::ws::next_json(&mut watching).await["event"]["kind"],
+        "snapshot"
+    );
+    let echoed = |text: &'static str| {
+        let api = api.clone();
+        let worker = worker.clone();
+        async move {
+            let r = api
+                .post(
+                    &format!("/api/runtimes/local/workers/{worker}/input"),
+                    json!({"text": text}),
+                )
+                .await;
+            assert_status(&r, 202);
+        }
+    };
 
-    // Changed (a new profile): it keeps running as it is, and says so.
+    // A new profile and a limit: applied in place, nothing waits for a restart, the
+    // running worker and its viewer carry on.
+    let profile = "[embedded.profiles.slow]\nkind = \"echo\"\ndelay_ms = 10\n";
+    files.config(&format!("{with}max_workers = 3\n{profile}"));
+    let r = reload(&api).await;
+    assert_status(&r, 200);
+    assert_eq!(ids(&r.json["runtimes"]["unchanged"]), ["local"]);
+    assert!(ids(&r.json["restart_required"]).is_empty(), "{}", r.text());
+    let slow = api
+        .post("/api/runtimes/local/workers", json!({"profile": "slow"}))
+        .await;
+    assert_status(&slow, 201);
+    create_echo(&api, "local", "third").await;
+    assert_error(
+        &api.post("/api/runtimes/local/workers", json!({"profile": "echo"}))
+            .await,
+        429,
+        "worker_limit_reached",
+    );
+    echoed("one").await;
+    loop {
+        let frame = switchyard_e2e::ws::next_json(&mut watching).await;
+        if frame["event"]["kind"] == "output" {
+            assert_eq!(frame["event"]["text"], "one");
+            break;
+        }
+    }
+
+    // A new display name: the registry's entry is replaced over the same runtime;
+    // its workers and viewers carry on.
     files.config(&format!(
-        "{with}[embedded.profiles.slow]\nkind = \"echo\"\ndelay_ms = 10\n"
+        "{}max_workers = 3\n{profile}",
+        with.replace(
+            "runtime_id = \"local\"\n",
+            "runtime_id = \"local\"\ndisplay_name = \"Here\"\n"
+        )
     ));
+    let r = reload(&api).await;
+    assert_status(&r, 200);
+    assert_eq!(ids(&r.json["runtimes"]["replaced"]), ["local"]);
+    let runtimes = api.get("/api/runtimes").await;
+    let local = runtimes.json["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["runtime_id"] == "local")
+        .cloned()
+        .unwrap();
+    assert_eq!(local["display_name"], "Here");
+    echoed("two").await;
+    loop {
+        let frame = switchyard_e2e::ws::next_json(&mut watching).await;
+        if frame["event"]["kind"] == "output" && frame["event"]["text"] == "two" {
+            break;
+        }
+    }
+
+    // A data directory cannot apply to the running runtime: it keeps running as
+    // it is, and the answer says so.
+    files.config(&format!("{with}data_dir = \"var\"\n"));
     let r = reload(&api).await;
     assert_status(&r, 200);
     assert_eq!(ids(&r.json["runtimes"]["unchanged"]), ["local"]);
@@ -393,6 +473,7 @@ async fn the_embedded_runtime_is_added_and_removed_and_a_changed_one_keeps_runni
         .get(&format!("/api/runtimes/local/workers/{worker}"))
         .await;
     assert_eq!(r.json["status"], "running", "{}", r.text());
+    drop(watching);
 
     // Removed: its viewers are closed with 4404 and its workers stopped.
     let mut viewer = switchyard_e2e::ws::connect(

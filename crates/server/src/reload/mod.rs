@@ -35,7 +35,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use switchyard_protocol::RuntimeId;
 use switchyard_registry::{
-    AllowAll, ObservationHub, Planned, Policy, RegisteredRuntime, RolePolicy, RuntimeRegistry,
+    AllowAll, EmbeddedSource, ObservationHub, Planned, Policy, RegisteredRuntime, RolePolicy,
+    RuntimeRegistry,
 };
 use switchyard_runtime::Runtime;
 
@@ -381,6 +382,15 @@ impl Reloader {
                     table.push(Planned::Keep(kept.runtime.runtime_id.clone()));
                 }
             }
+            (EmbeddedChange::Reconfigure(settings), _) => {
+                if let Some(runtime) = &state.embedded {
+                    table.push(reconfigure_embedded(
+                        runtime,
+                        settings,
+                        state.running.embedded.as_ref(),
+                    ));
+                }
+            }
             (EmbeddedChange::Remove, _) => removed_embedded = state.embedded.take(),
             _ => {}
         }
@@ -479,6 +489,39 @@ async fn read(source: ConfigSource) -> Result<BackendSettings, ConfigError> {
             key: "--config".to_owned(),
             problem: format!("reading the configuration failed: {error}"),
         }),
+    }
+}
+
+/// Reconfigures the running embedded `runtime` in place with `settings` (same id
+/// and data directory; see [`plan`]): what starts from now on uses the new profiles
+/// and limits, nothing running is touched. Its entry in the registry is kept, or,
+/// when the display name changed (which the registry's entry holds), registered
+/// again over the same runtime (its viewers resume from their cursors).
+fn reconfigure_embedded(
+    runtime: &Runtime,
+    settings: &crate::config::EmbeddedSettings,
+    running: Option<&crate::config::EmbeddedSettings>,
+) -> Planned {
+    let config = &settings.runtime;
+    match runtime.reconfigure(config.clone()) {
+        Ok(_) => tracing::info!(
+            runtime_id = %config.runtime_id,
+            profiles = config.profiles.len(),
+            "embedded runtime reconfigured; new workers use its new profiles and limits"
+        ),
+        // Only a new id is refused, and the plan reconfigures only the same id.
+        Err(error) => tracing::error!(%error, "embedded runtime not reconfigured"),
+    }
+    let renamed = running.is_none_or(|running| running.runtime.display_name != config.display_name);
+    if renamed {
+        Planned::Register(RegisteredRuntime {
+            runtime_id: config.runtime_id.clone(),
+            display_name: config.display_name.clone(),
+            source: Arc::new(EmbeddedSource::new(runtime.clone())),
+            call_timeout: None,
+        })
+    } else {
+        Planned::Keep(config.runtime_id.clone())
     }
 }
 

@@ -4,10 +4,12 @@
 //! - Remote runtimes are compared field by field, TLS material by content
 //!   ([`crate::config::RemoteSettings::same_as`]): an unchanged one is kept as it runs, a changed
 //!   one replaced, a new one added, a missing one removed.
-//! - The embedded runtime is added or removed with its table; a *changed* embedded
-//!   runtime keeps running as it is (its workers run inside this process, and
-//!   replacing it would stop them all) and `embedded` is reported as needing a
-//!   restart.
+//! - The embedded runtime is added or removed with its table. A changed one is
+//!   never replaced (its workers run inside this process, and replacing it would
+//!   stop them all): with the same `runtime_id` and `data_dir` its display name,
+//!   profiles and limits are reconfigured in place (`Runtime::reconfigure`: what
+//!   starts from then on uses them); a new id or data directory keeps it running
+//!   as it is and `embedded` is reported as needing a restart.
 //! - Tokens (`[auth]`), `allowed_hosts`, `allowed_origins`, the listener's TLS
 //!   files, `health_interval_ms`, and the limits `max_body_bytes`,
 //!   `max_connections` and `drain_ms` apply.
@@ -26,7 +28,7 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("viewer_queue", "the viewer queue size"),
     ("event_backlog", "the event backlog size"),
     ("tls", "serving HTTPS or plain HTTP"),
-    ("embedded", "the embedded runtime's settings"),
+    ("embedded", "the embedded runtime's id or data directory"),
     ("auth.signed_out_file", "the sign-out file"),
 ];
 
@@ -43,8 +45,12 @@ fn signed_out_file(auth: &AuthSettings) -> Option<&std::path::PathBuf> {
 pub enum EmbeddedChange {
     /// None before, none after.
     None,
-    /// Kept as it runs (unchanged, or changed and waiting for a restart).
+    /// Kept as it runs (unchanged, or a new id or data directory waiting for a
+    /// restart).
     Keep,
+    /// The running one, reconfigured in place: same id and data directory, new
+    /// display name, profiles or limits.
+    Reconfigure(EmbeddedSettings),
     /// A new one to open.
     Add(EmbeddedSettings),
     /// The running one goes.
@@ -116,8 +122,14 @@ pub fn plan(
         (None, None) => EmbeddedChange::None,
         (None, Some(new)) => EmbeddedChange::Add(new.clone()),
         (Some(_), None) => EmbeddedChange::Remove,
-        (Some(old), Some(new)) => {
-            keep("embedded", old != new);
+        (Some(old), Some(new)) if old == new => EmbeddedChange::Keep,
+        (Some(old), Some(new))
+            if old.runtime.runtime_id == new.runtime.runtime_id && old.data_dir == new.data_dir =>
+        {
+            EmbeddedChange::Reconfigure(new.clone())
+        }
+        (Some(_), Some(_)) => {
+            keep("embedded", true);
             EmbeddedChange::Keep
         }
     };

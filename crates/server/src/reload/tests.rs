@@ -32,6 +32,7 @@ fn summary(plan: &Plan) -> (&'static str, Vec<String>, Vec<&'static str>) {
     let embedded = match plan.embedded {
         EmbeddedChange::None => "none",
         EmbeddedChange::Keep => "keep",
+        EmbeddedChange::Reconfigure(_) => "reconfigure",
         EmbeddedChange::Add(_) => "add",
         EmbeddedChange::Remove => "remove",
     };
@@ -186,7 +187,7 @@ client_key_file = "client.key"
 }
 
 #[test]
-fn the_embedded_runtime_is_added_or_removed_but_a_changed_one_waits_for_a_restart() {
+fn the_embedded_runtime_is_added_removed_or_reconfigured_in_place() {
     let without = BASE.replace("[embedded]\nruntime_id = \"local\"\n", "");
     check(
         "removed",
@@ -203,20 +204,57 @@ fn the_embedded_runtime_is_added_or_removed_but_a_changed_one_waits_for_a_restar
         ("add", &["a=keep", "b=keep"], &[]),
     );
     assert!(added.applied.embedded.is_some());
-    let changed = check(
-        "a profile added",
-        BASE,
-        &format!(
-            "{BASE}\n[embedded.profiles.shell]\nkind = \"process\"\ncommand = [\"/bin/sh\"]\n"
+    // Profiles, limits and the display name change in place: nothing waits.
+    let with = |extra: &str| {
+        BASE.replace(
+            "runtime_id = \"local\"\n",
+            &format!("runtime_id = \"local\"\n{extra}"),
+        )
+    };
+    for (what, extra) in [
+        (
+            "a profile added",
+            "[embedded.profiles.shell]\nkind = \"process\"\ncommand = [\"/bin/sh\"]\n",
         ),
-        nothing,
-        ("keep", &["a=keep", "b=keep"], &["embedded"]),
-    );
-    let kept = changed.applied.embedded.unwrap();
-    assert!(
-        !kept.runtime.profiles.contains_key("shell"),
-        "the running settings stay in force"
-    );
+        ("a limit", "max_workers = 3\n"),
+        ("a display name", "display_name = \"Here\"\n"),
+    ] {
+        let changed = check(
+            what,
+            BASE,
+            &with(extra),
+            nothing,
+            ("reconfigure", &["a=keep", "b=keep"], &[]),
+        );
+        match &changed.embedded {
+            EmbeddedChange::Reconfigure(settings) => {
+                assert_eq!(Some(settings), changed.applied.embedded.as_ref(), "{what}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    // A new id or data directory cannot apply to the running runtime.
+    for (what, next) in [
+        (
+            "a new id",
+            BASE.replace("runtime_id = \"local\"", "runtime_id = \"here\""),
+        ),
+        ("a data directory", with("data_dir = \"var/local\"\n")),
+    ] {
+        let kept = check(
+            what,
+            BASE,
+            &next,
+            nothing,
+            ("keep", &["a=keep", "b=keep"], &["embedded"]),
+        );
+        let running = kept.applied.embedded.expect("still embedded");
+        assert_eq!(
+            (running.runtime.runtime_id.as_str(), running.data_dir),
+            ("local", None),
+            "{what}: the running settings stay"
+        );
+    }
     check(
         "neither",
         &without,
