@@ -335,6 +335,15 @@ async fn an_invalid_file_or_token_file_changes_nothing_and_restart_only_keys_are
     assert_eq!(profiles(&api).await, ["a", "echo"]);
     assert_eq!(create(&api, "b").await.code(), "unknown_profile");
     create_ok(&api, "a").await;
+    // Both refusals are counted where an operator can alert on them.
+    let metrics = api.get("/v1/metrics").await.text();
+    for line in [
+        "switchyard_config_reloads_total{outcome=\"invalid_config\"} 2",
+        "switchyard_config_reloads_total{outcome=\"ok\"} 0",
+        "switchyard_config_last_reload_successful 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 
     // Restart-only keys keep their running values (and are logged at WARN) while
     // the rest applies.
@@ -350,6 +359,13 @@ async fn an_invalid_file_or_token_file_changes_nothing_and_restart_only_keys_are
     wait_for_profiles(&api, &["a", "b", "echo"]).await;
     let info = api.get("/v1/runtime").await.json;
     assert_eq!(info["runtime_id"], "rt");
+    let metrics = api.get("/v1/metrics").await.text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "switchyard_config_last_reload_successful 1"),
+        "{metrics}"
+    );
     for key in ["runtime_id", "data_dir"] {
         let line = rt
             .wait_for_log(&format!("`{key}` changed in the configuration"), 1)

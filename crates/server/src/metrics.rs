@@ -101,6 +101,12 @@ impl Metrics {
         metrics
     }
 
+    /// These metrics and `reload`'s (a standalone runtime's reloads).
+    pub(crate) fn with_reload(mut self, reload: &crate::reload::metrics::ReloadMetrics) -> Self {
+        reload.register(&mut self.registry);
+        self
+    }
+
     /// A runtime's metrics without a listener (an API not served by `switchyard
     /// runtime`, as in-process tests build it): its workers and the process only.
     pub fn runtime_alone(runtime: &Runtime) -> Self {

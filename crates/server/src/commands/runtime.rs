@@ -16,6 +16,7 @@ use crate::http::{
     ConnectionLimit, HttpMetrics, ServeOptions, ServerHandle, ServerTls, Shutdown, serve_with,
 };
 use crate::metrics::{ListenerParts, Metrics};
+use crate::reload::metrics::ReloadMetrics;
 use crate::reload::runtime::{RuntimeConfigSource, RuntimeReloadTargets, RuntimeReloader};
 use crate::runtime_api::{RuntimeApi, RuntimeApiSettings};
 use crate::runtime_server::{RuntimeParts, RuntimeServer};
@@ -74,6 +75,8 @@ pub(crate) struct ReloadParts {
     pub(crate) tokens: BearerTokens,
     pub(crate) max_body_bytes: BodyLimit,
     pub(crate) started: RuntimeSettings,
+    /// Served at `/v1/metrics`; counted by the reloader.
+    pub(crate) metrics: ReloadMetrics,
 }
 
 impl std::fmt::Debug for RunningRuntime {
@@ -118,6 +121,7 @@ impl RunningRuntime {
             },
             running,
         )
+        .with_metrics(self.reload.metrics.clone())
     }
 
     /// Stops accepting, closes WebSockets with 1001, stops every worker and flushes
@@ -178,7 +182,9 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
         shutdown: shutdown.clone(),
         http: HttpMetrics::default(),
     };
-    let metrics = Arc::new(Metrics::runtime(&runtime, &listener_parts));
+    let reload_metrics = ReloadMetrics::default();
+    let metrics =
+        Arc::new(Metrics::runtime(&runtime, &listener_parts).with_reload(&reload_metrics));
     let api = RuntimeApi::new(
         runtime.clone(),
         RuntimeApiSettings {
@@ -223,6 +229,7 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
             tokens,
             max_body_bytes,
             started,
+            metrics: reload_metrics,
         },
     })
 }

@@ -1,5 +1,5 @@
-//! The reload metrics: `switchyard_config_reloads_total{outcome}` (`ok` or
-//! `invalid_config`), `switchyard_config_last_reload_successful` (1 or 0) and
+//! The reload metrics of a backend and of a standalone runtime:
+//! `switchyard_config_reloads_total{outcome}` (`ok` or `invalid_config`), `switchyard_config_last_reload_successful` (1 or 0) and
 //! `switchyard_config_last_reload_success_timestamp_seconds` (start-up counts as the
 //! first success), so that an operator can alert on a configuration that did not
 //! apply.
@@ -18,9 +18,9 @@ struct Outcome {
     outcome: &'static str,
 }
 
-/// The reload counters and gauges of one backend.
-#[derive(Debug)]
-pub(super) struct ReloadMetrics {
+/// The reload counters and gauges of one process. Clones share them.
+#[derive(Debug, Clone)]
+pub(crate) struct ReloadMetrics {
     reloads: Family<Outcome, Counter>,
     last_successful: Gauge,
     last_success: Gauge<f64, AtomicU64>,
@@ -50,7 +50,7 @@ fn now() -> f64 {
 
 impl ReloadMetrics {
     /// Counts one reload.
-    pub(super) fn record(&self, ok: bool) {
+    pub(crate) fn record(&self, ok: bool) {
         let outcome = if ok { "ok" } else { "invalid_config" };
         self.reloads.get_or_create(&Outcome { outcome }).inc();
         self.last_successful.set(i64::from(ok));
@@ -59,10 +59,10 @@ impl ReloadMetrics {
         }
     }
 
-    pub(super) fn register(&self, registry: &mut Registry) {
+    pub(crate) fn register(&self, registry: &mut Registry) {
         registry.register(
             "switchyard_config_reloads",
-            "Configuration reloads (SIGHUP, POST /api/admin/reload) by outcome: ok, or invalid_config (nothing changed)",
+            "Configuration reloads (SIGHUP; on a backend also POST /api/admin/reload) by outcome: ok, or invalid_config (nothing changed)",
             self.reloads.clone(),
         );
         registry.register(

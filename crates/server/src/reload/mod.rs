@@ -25,7 +25,7 @@
 //!
 //! Reloads are serialised: a second one waits for the first.
 
-mod metrics;
+pub(crate) mod metrics;
 pub mod plan;
 pub mod runtime;
 

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use switchyard_runtime::Runtime;
 
 use super::EnvLookup;
+use super::metrics::ReloadMetrics;
 use crate::config::{ConfigError, Origin, RuntimeArgs, RuntimeSettings, load_runtime_settings};
 use crate::http::auth::BearerTokens;
 use crate::http::body::BodyLimit;
@@ -106,6 +107,8 @@ pub struct RuntimeReloader {
     targets: RuntimeReloadTargets,
     /// The settings in force; held for a whole reload, which serialises them.
     running: tokio::sync::Mutex<RuntimeSettings>,
+    /// The process's reload metrics, when it serves them.
+    metrics: Option<ReloadMetrics>,
 }
 
 impl std::fmt::Debug for RuntimeReloader {
@@ -128,13 +131,28 @@ impl RuntimeReloader {
             source,
             targets,
             running: tokio::sync::Mutex::new(running),
+            metrics: None,
         }
+    }
+
+    /// Counts every reload in `metrics` (the runtime server's `/v1/metrics`).
+    pub(crate) fn with_metrics(mut self, metrics: ReloadMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Reads the configuration again and applies it (see the module's steps), then
     /// logs what changed (never a token) and, at WARN, each key that waits for a
     /// restart. Waits for a reload in progress. An error changes nothing.
     pub async fn reload(&self) -> Result<RuntimeReloadReport, ConfigError> {
+        let result = self.reload_once().await;
+        if let Some(metrics) = &self.metrics {
+            metrics.record(result.is_ok());
+        }
+        result
+    }
+
+    async fn reload_once(&self) -> Result<RuntimeReloadReport, ConfigError> {
         let mut running = self.running.lock().await;
         let file = self.source.file().cloned();
         let next = read(self.source.clone()).await?;
