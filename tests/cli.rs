@@ -464,6 +464,14 @@ async fn the_token_is_sent_and_never_shown() {
     )
     .await;
     assert!(ok(&from_file).contains("rt/w1"));
+    // A runtime listed only in part is named on stderr, with the way to list it all.
+    assert!(
+        stderr(&from_env).contains(
+            "warning: runtime rt has more workers than listed; `switchyard ls --runtime rt` lists them all"
+        ),
+        "{}",
+        stderr(&from_env)
+    );
     for output in [&from_env, &from_file] {
         assert!(!stdout(output).contains(TOKEN) && !stderr(output).contains(TOKEN));
     }

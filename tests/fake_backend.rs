@@ -6,7 +6,7 @@
 //!
 //! It serves one worker, `rt/w1`, over the backend API's paths:
 //! `GET /api/runtimes/rt/workers/w1` (its detail), `GET /api/workers` (a list with
-//! it), and its event WebSocket. The WebSocket speaks the contract: no cursor → the
+//! it, saying `rt` has more than listed), and its event WebSocket. The WebSocket speaks the contract: no cursor → the
 //! snapshot, then live events; `?cursor=cN` → every event after position N, then
 //! live; with `?interactive=true` it takes `input` frames (echoed back as `terminal`
 //! output, as a terminal in echo mode would) and `resize` frames (answered with a
@@ -319,9 +319,10 @@ impl FakeBackend {
             return error(StatusCode::NOT_FOUND, "worker_not_found", "no worker w1");
         }
         match path.as_str() {
+            // Its one runtime says it has more than it listed (`truncated`).
             "/api/workers" => json_response(
                 StatusCode::OK,
-                &json!({"workers":[self.state().detail()],"unavailable":[]}),
+                &json!({"workers":[self.state().detail()],"unavailable":[],"truncated":["rt"]}),
             ),
             WORKER_PATH => json_response(StatusCode::OK, &self.state().detail()),
             p if p == format!("{WORKER_PATH}/events/ws") => {

@@ -220,6 +220,11 @@ pub struct AllWorkersList {
     pub workers: Vec<WorkerDetail>,
     /// Runtimes that failed or timed out.
     pub unavailable: Vec<UnavailableEntry>,
+    /// Runtimes whose listing stopped before their last worker (at `limit`, or at
+    /// the backend's cap per runtime): page through `GET /api/runtimes/{id}/workers`
+    /// for the rest. Left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<RuntimeId>,
 }
 
 /// `GET /v1/health` and `GET /healthz`.

@@ -452,20 +452,26 @@ impl RuntimeRegistry {
         let mut all = AllWorkersList {
             workers: Vec::new(),
             unavailable: Vec::new(),
+            truncated: Vec::new(),
         };
         for (entry, outcome) in visible
             .iter()
             .zip(futures_util::future::join_all(listings).await)
         {
             match outcome {
-                Ok(workers) => all.workers.extend(
-                    workers
-                        .into_iter()
-                        // Picked out already for a scoped caller; the policy is
-                        // asked here for the others (and remembers every owner).
-                        .filter(|w| scoped || self.reaches(caller, entry, w))
-                        .map(|w| owned_by(w, entry.id())),
-                ),
+                Ok(Collected { workers, more }) => {
+                    if more {
+                        all.truncated.push(entry.id().clone());
+                    }
+                    all.workers.extend(
+                        workers
+                            .into_iter()
+                            // Picked out already for a scoped caller; the policy is
+                            // asked here for the others (and remembers every owner).
+                            .filter(|w| scoped || self.reaches(caller, entry, w))
+                            .map(|w| owned_by(w, entry.id())),
+                    )
+                }
                 Err(error) => all.unavailable.push(UnavailableEntry {
                     runtime_id: entry.id().clone(),
                     error: error.to_detail(),
@@ -1032,7 +1038,7 @@ async fn collect_all(
     query: &WorkerQuery,
     page_max: Option<u32>,
     mut keep: impl FnMut(&WorkerDetail) -> bool,
-) -> Result<Vec<WorkerDetail>, SourceError> {
+) -> Result<Collected, SourceError> {
     let cap = query
         .limit
         .map_or(LIST_ALL_MAX_PER_RUNTIME, |limit| limit as usize)
@@ -1066,12 +1072,23 @@ async fn collect_all(
             Some(next) if workers.len() < cap && scanned < LIST_ALL_MAX_SCANNED_PER_RUNTIME => {
                 query.after = Some(next)
             }
-            _ => {
+            next => {
+                // More to list: the runtime has a next page, or this one held more
+                // than the cap.
+                let more = next.is_some() || workers.len() > cap;
                 workers.truncate(cap);
-                return Ok(workers);
+                return Ok(Collected { workers, more });
             }
         }
     }
+}
+
+/// What [`collect_all`] listed of one runtime.
+struct Collected {
+    workers: Vec<WorkerDetail>,
+    /// Whether the runtime has more than `workers` (cut at the cap or the scan
+    /// budget).
+    more: bool,
 }
 
 /// A remote runtime names itself by its own id; the backend shows its configured id.

@@ -624,11 +624,18 @@ async fn all_workers_limit_is_a_cap_per_runtime() {
         assert_eq!(r.json["unavailable"], json!([]), "{path}: {}", r.text());
         assert_eq!(count(&r, "small"), 5, "{path}: {}", r.text());
         assert_eq!(count(&r, "local"), 2, "{path}: {}", r.text());
+        assert_eq!(r.json.get("truncated"), None, "{path}: nothing left out");
     }
+    // Cut at the limit: the runtime with more is named, the other is not.
     let r = api.get("/api/workers?limit=3").await;
     assert_eq!(r.json["unavailable"], json!([]), "{}", r.text());
     assert_eq!(count(&r, "small"), 3, "{}", r.text());
     assert_eq!(count(&r, "local"), 2, "{}", r.text());
+    assert_eq!(r.json["truncated"], json!(["small"]), "{}", r.text());
+    // Exactly at the limit is not cut.
+    let r = api.get("/api/workers?limit=5").await;
+    assert_eq!(count(&r, "small"), 5, "{}", r.text());
+    assert_eq!(r.json.get("truncated"), None, "{}", r.text());
 
     backend.shutdown().await;
     rt.shutdown().await;

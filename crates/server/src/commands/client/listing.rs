@@ -43,7 +43,9 @@ pub(super) async fn runtimes(client: &BackendClient, args: &RuntimesArgs) -> Res
 
 /// `switchyard ls [--runtime ID] [--status S] [--json]`. Runtimes that did not answer
 /// are named on standard error (and listed under `unavailable` in the JSON); the
-/// command still succeeds with what the others answered.
+/// command still succeeds with what the others answered. So are runtimes with more
+/// workers than the backend lists at once (`truncated`): `--runtime` pages through
+/// one runtime's all.
 pub(super) async fn ls(client: &BackendClient, args: &LsArgs) -> Result<u8, Failure> {
     let fail = |e| Failure::client(client.url(), &e);
     let list = match &args.runtime {
@@ -53,6 +55,7 @@ pub(super) async fn ls(client: &BackendClient, args: &LsArgs) -> Result<u8, Fail
                 .await
                 .map_err(fail)?,
             unavailable: Vec::new(),
+            truncated: Vec::new(),
         },
         None => client.all_workers(args.status).await.map_err(fail)?,
     };
@@ -64,6 +67,14 @@ pub(super) async fn ls(client: &BackendClient, args: &LsArgs) -> Result<u8, Fail
                 entry.runtime_id.as_str(),
                 entry.error.code,
                 entry.error.message
+            ))
+            .await;
+    }
+    for runtime in &list.truncated {
+        output
+            .note(&format!(
+                "warning: runtime {0} has more workers than listed; `switchyard ls --runtime {0}` lists them all",
+                runtime.as_str()
             ))
             .await;
     }
