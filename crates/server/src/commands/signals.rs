@@ -1,6 +1,7 @@
 //! Waiting for SIGTERM or SIGINT; reloading the backend's or the runtime's
 //! configuration on SIGHUP.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -57,18 +58,13 @@ impl Signals {
 /// after `listening on` is never lost to the default action (which ends the
 /// process). `None` when it cannot be installed (logged).
 pub fn on_hangup(reloader: Arc<Reloader>) -> Option<JoinHandle<()>> {
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::error!("could not install the SIGHUP handler; reload with POST /api/admin/reload");
-        return None;
-    };
-    Some(tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP received; reloading the configuration");
-            if let Err(error) = reloader.reload().await {
-                tracing::error!(%error, "configuration not reloaded; the running one stays in force");
-            }
-        }
-    }))
+    reload_on_hangup(
+        "could not install the SIGHUP handler; reload with POST /api/admin/reload",
+        move || {
+            let reloader = reloader.clone();
+            async move { reloader.reload().await.map(drop) }
+        },
+    )
 }
 
 /// Reloads a standalone runtime's configuration on every SIGHUP, until the task is
@@ -77,16 +73,32 @@ pub fn on_hangup(reloader: Arc<Reloader>) -> Option<JoinHandle<()>> {
 /// backend, the handler is installed before this returns. `None` when it cannot
 /// be installed (logged).
 pub fn on_runtime_hangup(reloader: Arc<RuntimeReloader>) -> Option<JoinHandle<()>> {
+    reload_on_hangup(
+        "could not install the SIGHUP handler; the configuration will not be reloaded",
+        move || {
+            let reloader = reloader.clone();
+            async move { reloader.reload().await.map(drop) }
+        },
+    )
+}
+
+/// Installs the SIGHUP handler now and runs `reload` on every SIGHUP from a task;
+/// a failed reload is logged. `None` (with `cannot_install` logged) when the
+/// handler cannot be installed.
+fn reload_on_hangup<F, R, E>(cannot_install: &'static str, reload: F) -> Option<JoinHandle<()>>
+where
+    F: Fn() -> R + Send + 'static,
+    R: Future<Output = Result<(), E>> + Send,
+    E: std::fmt::Display,
+{
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::error!(
-            "could not install the SIGHUP handler; the configuration will not be reloaded"
-        );
+        tracing::error!("{cannot_install}");
         return None;
     };
     Some(tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP received; reloading the configuration");
-            if let Err(error) = reloader.reload().await {
+            if let Err(error) = reload().await {
                 tracing::error!(%error, "configuration not reloaded; the running one stays in force");
             }
         }

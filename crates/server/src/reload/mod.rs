@@ -50,16 +50,19 @@ use plan::{EmbeddedChange, Plan, RemoteChange};
 /// Reads an environment variable (remotes' `token_env`).
 pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
-/// Where a reload reads the configuration: the same flags and file as at start-up.
+/// Where a reload reads the configuration: the same flags (and file) as at
+/// start-up, and the environment. `A` is the command line: [`ServeArgs`] for a
+/// backend, [`crate::config::RuntimeArgs`] for a standalone runtime
+/// ([`runtime::RuntimeConfigSource`]).
 #[derive(Clone)]
-pub struct ConfigSource {
-    /// The command line of `switchyard serve` (flags override the file, as at start).
-    pub args: ServeArgs,
-    /// The environment.
+pub struct ConfigSource<A = ServeArgs> {
+    /// The command line (flags override the file, as at start).
+    pub args: A,
+    /// The environment (`token_env` and the like).
     pub env: Arc<EnvLookup>,
 }
 
-impl std::fmt::Debug for ConfigSource {
+impl<A: std::fmt::Debug> std::fmt::Debug for ConfigSource<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConfigSource")
             .field("args", &self.args)
@@ -67,9 +70,27 @@ impl std::fmt::Debug for ConfigSource {
     }
 }
 
-impl ConfigSource {
+/// A command line that may name a configuration file (`--config`).
+pub trait ConfigArgs {
+    /// The `--config` file, if any.
+    fn config_file(&self) -> Option<&PathBuf>;
+}
+
+impl ConfigArgs for ServeArgs {
+    fn config_file(&self) -> Option<&PathBuf> {
+        self.config.as_ref()
+    }
+}
+
+impl ConfigArgs for crate::config::RuntimeArgs {
+    fn config_file(&self) -> Option<&PathBuf> {
+        self.config.as_ref()
+    }
+}
+
+impl<A: ConfigArgs> ConfigSource<A> {
     /// The process's own command line and environment.
-    pub fn process(args: ServeArgs) -> Self {
+    pub fn process(args: A) -> Self {
         Self {
             args,
             env: Arc::new(|name| std::env::var(name).ok()),
@@ -78,7 +99,23 @@ impl ConfigSource {
 
     /// The configuration file, if there is one.
     pub fn file(&self) -> Option<&PathBuf> {
-        self.args.config.as_ref()
+        self.args.config_file()
+    }
+}
+
+/// Warns, once per key of `keys`, that its new value waits for a restart of the
+/// `process` (`backend`, `runtime`), saying what it is from `table` (a
+/// `RESTART_ONLY` list).
+pub(crate) fn warn_restart_required(keys: &[&'static str], table: &[(&str, &str)], process: &str) {
+    for key in keys {
+        let what = table
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("it", |(_, what)| what);
+        tracing::warn!(
+            key,
+            "`{key}` changed in the configuration, but {what} cannot change while the {process} runs: the old value stays in force until a restart"
+        );
     }
 }
 
@@ -240,16 +277,7 @@ impl Reloader {
             tls_reloaded = report.tls_reloaded,
             "configuration reloaded"
         );
-        for key in &report.restart_required {
-            let what = plan::RESTART_ONLY
-                .iter()
-                .find(|(k, _)| k == key)
-                .map_or("it", |(_, what)| what);
-            tracing::warn!(
-                key,
-                "`{key}` changed in the configuration, but {what} cannot change while the backend runs: the old value stays in force until a restart"
-            );
-        }
+        warn_restart_required(&report.restart_required, plan::RESTART_ONLY, "backend");
         Ok(report)
     }
 

@@ -26,12 +26,8 @@
 
 pub mod plan;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use switchyard_runtime::Runtime;
 
-use super::EnvLookup;
 use super::metrics::ReloadMetrics;
 use crate::config::{ConfigError, Origin, RuntimeArgs, RuntimeSettings, load_runtime_settings};
 use crate::http::auth::BearerTokens;
@@ -39,39 +35,10 @@ use crate::http::body::BodyLimit;
 use crate::http::{ConnectionLimit, ServerTls};
 use plan::{ProfileChanges, RuntimePlan};
 
-/// Where a runtime's reload reads its configuration: the same flags (and file) as
-/// at start-up, and the environment.
-#[derive(Clone)]
-pub struct RuntimeConfigSource {
-    /// The command line of `switchyard runtime` (flags override the file, as at
-    /// start).
-    pub args: RuntimeArgs,
-    /// The environment (`token_env`, `SWITCHYARD_RUNTIME_TOKEN`).
-    pub env: Arc<EnvLookup>,
-}
-
-impl std::fmt::Debug for RuntimeConfigSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuntimeConfigSource")
-            .field("args", &self.args)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RuntimeConfigSource {
-    /// The process's own command line and environment.
-    pub fn process(args: RuntimeArgs) -> Self {
-        Self {
-            args,
-            env: Arc::new(|name| std::env::var(name).ok()),
-        }
-    }
-
-    /// The configuration file, if there is one.
-    pub fn file(&self) -> Option<&PathBuf> {
-        self.args.config.as_ref()
-    }
-}
+/// Where a runtime's reload reads its configuration: the command line of
+/// `switchyard runtime` (flags override the file, as at start) and the environment
+/// (`token_env`, `SWITCHYARD_RUNTIME_TOKEN`).
+pub type RuntimeConfigSource = super::ConfigSource<RuntimeArgs>;
 
 /// The parts of a running runtime server a reload changes.
 #[derive(Debug, Clone)]
@@ -167,16 +134,7 @@ impl RuntimeReloader {
             tls_reloaded = report.tls_reloaded,
             "configuration reloaded"
         );
-        for key in &report.restart_required {
-            let what = plan::RESTART_ONLY
-                .iter()
-                .find(|(k, _)| k == key)
-                .map_or("it", |(_, what)| what);
-            tracing::warn!(
-                key,
-                "`{key}` changed in the configuration, but {what} cannot change while the runtime runs: the old value stays in force until a restart"
-            );
-        }
+        super::warn_restart_required(&report.restart_required, plan::RESTART_ONLY, "runtime");
         Ok(report)
     }
 
