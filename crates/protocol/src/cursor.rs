@@ -73,6 +73,8 @@ impl RuntimeCursor {
             || !epoch.bytes().all(|b| b.is_ascii_alphanumeric())
             || position.is_empty()
             || !position.bytes().all(|b| b.is_ascii_digit())
+            // One spelling per position, as `encode` writes it: no leading zero.
+            || (position.len() > 1 && position.starts_with('0'))
         {
             return Err(CursorError::Malformed);
         }
@@ -145,6 +147,7 @@ mod tests {
             &signed("r2|a|1|w"),
             &signed("r1||1|w"),
             &signed("r1|a|-1|w"),
+            &signed("r1|a|01|w"),
             &signed("r1|a|1|../w"),
             &signed("r1|a|99999999999999999999999|w"),
             &URL_SAFE_NO_PAD.encode("r1|a|1|w|00000000"),

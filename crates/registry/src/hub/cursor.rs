@@ -85,6 +85,8 @@ impl BackendCursor {
             || !epoch.bytes().all(|b| b.is_ascii_alphanumeric())
             || position.is_empty()
             || !position.bytes().all(|b| b.is_ascii_digit())
+            // One spelling per position, as `encode` writes it: no leading zero.
+            || (position.len() > 1 && position.starts_with('0'))
         {
             return Err(BackendCursorError::Malformed);
         }
@@ -134,6 +136,10 @@ mod tests {
         let rt = RuntimeId::new("build-1").unwrap();
         let w = WorkerId::new("w-1").unwrap();
         let forged = URL_SAFE_NO_PAD.encode("b1|build-1|w-1|abc123|99|00000000");
+        // Well checksummed, but a position spelled with a leading zero: one cursor
+        // has one spelling (found by the property below).
+        let body = "b1|build-1|w-1|abc123|01";
+        let zero = URL_SAFE_NO_PAD.encode(format!("{body}|{:08x}", checksum(body.as_bytes())));
         let runtime_cursor = switchyard_protocol::RuntimeCursor {
             epoch: "abc123".into(),
             worker_id: w.clone(),
@@ -146,6 +152,7 @@ mod tests {
             "",
             "x",
             forged.as_str(),
+            zero.as_str(),
             runtime_cursor.as_str(),
         ] {
             assert_eq!(
