@@ -371,6 +371,22 @@ async fn a_backend_without_a_configuration_source_cannot_reload() {
     backend.shutdown().await;
 }
 
+/// A viewer of `worker` on the embedded runtime `local`, past its snapshot.
+async fn watch_local(api: &Api, worker: &str) -> switchyard_e2e::ws::Ws {
+    let mut ws = switchyard_e2e::ws::connect(
+        api.addr,
+        &format!("/api/runtimes/local/workers/{worker}/events/ws"),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        switchyard_e2e::ws::next_json(&mut ws).await["event"]["kind"],
+        "snapshot"
+    );
+    ws
+}
+
 #[tokio::test]
 async fn the_embedded_runtime_is_added_removed_and_reconfigured_in_place() {
     let files = Files::new();
@@ -380,17 +396,7 @@ async fn the_embedded_runtime_is_added_removed_and_reconfigured_in_place() {
     let (backend, api) = start(&files).await;
     let worker = create_echo(&api, "local", "kept").await;
     let embedded = backend.reloader.embedded().await.expect("one at start");
-    let mut watching = switchyard_e2e::ws::connect(
-        api.addr,
-        &format!("/api/runtimes/local/workers/{worker}/events/ws"),
-        &[],
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        switchyard_e2e::ws::next_json(&mut watching).await["event"]["kind"],
-        "snapshot"
-    );
+    let mut watching = watch_local(&api, &worker).await;
     let echoed = |text: &'static str| {
         let api = api.clone();
         let worker = worker.clone();
@@ -476,17 +482,7 @@ async fn the_embedded_runtime_is_added_removed_and_reconfigured_in_place() {
     drop(watching);
 
     // Removed: its viewers are closed with 4404 and its workers stopped.
-    let mut viewer = switchyard_e2e::ws::connect(
-        api.addr,
-        &format!("/api/runtimes/local/workers/{worker}/events/ws"),
-        &[],
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        switchyard_e2e::ws::next_json(&mut viewer).await["event"]["kind"],
-        "snapshot"
-    );
+    let mut viewer = watch_local(&api, &worker).await;
     files.config(without);
     let r = reload(&api).await;
     assert_status(&r, 200);
