@@ -5,6 +5,8 @@
 # requests gives the same answer on a busy machine as on a quiet one.
 #
 # Usage: bench/callgrind.sh [SECONDS] (default 8 s of load per route and target)
+# COUNT=runtime counts the runtime's instructions instead, per request relayed by
+# each proxy (at one connection the runtime's work is part of every round trip).
 # Needs: valgrind, wrk, nginx, curl, and a release build (cargo build --release
 # -p switchyard-server --bin switchyard), or BIN=path/to/switchyard.
 # Leaves the callgrind files in $OUT (default: a fresh temporary directory) for
@@ -15,6 +17,7 @@ SECONDS_PER_RUN=${1:-8}
 BIN=${BIN:-target/release/switchyard}
 OUT=${OUT:-$(mktemp -d /tmp/switchyard-callgrind-XXXXXX)}
 CONNECTIONS=${CONNECTIONS:-4}
+COUNT=${COUNT:-proxies}
 TOKEN=callgrind-token-0123456789abcdef
 mkdir -p "$OUT"
 cd "$OUT"
@@ -51,9 +54,29 @@ runtime_id = "remote"
 max_workers = 20000
 input_queue = 1000000
 EOF
-RUST_LOG=warn "$BIN" runtime --listen 127.0.0.1:0 --config runtime.toml --token-file token \
-    >runtime.out 2>runtime.err &
-PIDS+=($!)
+# Execs "$@" (so call it in the background, and $! is the program's pid), under
+# callgrind with instrumentation off until measured if $1 names what COUNT counts;
+# callgrind's files are $OUT/$1.PID.out*.
+counted() {
+    local name=$1
+    shift
+    local counts=no
+    if [ "$name" = runtime ]; then
+        [ "$COUNT" = runtime ] && counts=yes
+    else
+        [ "$COUNT" = runtime ] || counts=yes
+    fi
+    if [ "$counts" = yes ]; then
+        exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/$name.%p.out" "$@"
+    else
+        exec "$@"
+    fi
+}
+
+RUST_LOG=warn counted runtime "$BIN" runtime --listen 127.0.0.1:0 --config runtime.toml \
+    --token-file token >runtime.out 2>runtime.err &
+RUNTIME_PID=$!
+PIDS+=($RUNTIME_PID)
 RUNTIME=$(address_in runtime.out)
 
 cat >backend.toml <<EOF
@@ -65,9 +88,7 @@ token_file = "$OUT/token"
 connect_timeout_ms = 2000
 request_timeout_ms = 30000
 EOF
-RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
-    --callgrind-out-file="$OUT/backend.%p.out" \
-    "$BIN" serve --listen 127.0.0.1:0 --config backend.toml >backend.out 2>backend.err &
+RUST_LOG=warn counted backend "$BIN" serve --listen 127.0.0.1:0 --config backend.toml >backend.out 2>backend.err &
 BACKEND_PID=$!
 PIDS+=($BACKEND_PID)
 BACKEND=$(address_in backend.out)
@@ -101,8 +122,7 @@ http {
     }
 }
 EOF
-valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/nginx.%p.out" \
-    "$(command -v nginx || echo /usr/sbin/nginx)" -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" \
+counted nginx "$(command -v nginx || echo /usr/sbin/nginx)" -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" \
     >nginx.out 2>nginx.err &
 NGINX_PID=$!
 PIDS+=($NGINX_PID)
@@ -146,12 +166,15 @@ measure() {
 }
 
 printf '%-8s %-8s %14s %10s %12s\n' target route instructions requests "instr/req"
+[ "$COUNT" = runtime ] && echo "(instructions of the runtime, by the proxy that relayed)"
 for target in backend nginx; do
     if [ "$target" = backend ]; then
         pid=$BACKEND_PID
+        [ "$COUNT" = runtime ] && pid=$RUNTIME_PID
         base="http://$BACKEND/api/runtimes/remote"
     else
         pid=$NGINX_PID
+        [ "$COUNT" = runtime ] && pid=$RUNTIME_PID
         base="http://127.0.0.1:$NGINX_PORT/v1"
     fi
     for route in detail list input; do
