@@ -92,7 +92,10 @@ export const paths = {
   session: '/api/session',
   runtimes: '/api/runtimes',
   runtime: (rt) => `/api/runtimes/${seg(rt)}`,
-  allWorkers: (status) => `/api/workers${status ? `?status=${seg(status)}` : ''}`,
+  allWorkers: (status, limit) => {
+    const query = [status ? `status=${seg(status)}` : null, limit ? `limit=${seg(limit)}` : null].filter(Boolean);
+    return `/api/workers${query.length ? `?${query.join('&')}` : ''}`;
+  },
   workers: (rt) => `/api/runtimes/${seg(rt)}/workers`,
   worker: (rt, w) => `/api/runtimes/${seg(rt)}/workers/${seg(w)}`,
   action: (rt, w, action) => `/api/runtimes/${seg(rt)}/workers/${seg(w)}/${action}`,
@@ -105,7 +108,7 @@ export const paths = {
 export const api = {
   runtimes: () => call('GET', paths.runtimes),
   runtime: (rt) => call('GET', paths.runtime(rt)),
-  allWorkers: (status) => call('GET', paths.allWorkers(status)),
+  allWorkers: (status, limit) => call('GET', paths.allWorkers(status, limit)),
   worker: (rt, w) => call('GET', paths.worker(rt, w)),
   create: (rt, profile, label) =>
     call('POST', paths.workers(rt), label ? { profile, label } : { profile }),

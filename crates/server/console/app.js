@@ -1,6 +1,6 @@
-// The console's entry point: finds out who is signed in, then routes
-// `#/runtimes`, `#/workers[?runtime=&status=]` and `#/workers/{runtime}/{worker}`
-// to their views, with the header's identity, sign-out and backend state.
+// The console's entry point: finds out who is signed in, then routes `#/runtimes`,
+// `#/workers[?runtime=&status=&limit=]` and `#/workers/{runtime}/{worker}` to their
+// views, with the header's identity, sign-out and backend state.
 
 import { onReachability, onUnauthorized } from './api.js';
 import { fill, h } from './dom.js';

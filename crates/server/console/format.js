@@ -29,6 +29,11 @@ export function localTime(iso) {
   return Number.isNaN(then) ? String(iso ?? '') : new Date(then).toLocaleString();
 }
 
+/** "1,000": a count with its thousands marked, the same in every locale. */
+export function formatCount(n) {
+  return Number.isFinite(n) ? n.toLocaleString('en') : '';
+}
+
 /** "512 B", "1.5 KiB", "3.2 MiB". */
 export function formatBytes(n) {
   if (!Number.isFinite(n)) return '';

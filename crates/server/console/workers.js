@@ -1,21 +1,40 @@
 // Workers of every runtime: filters by runtime and status (kept in the URL), a form
-// to start a worker from a runtime's profiles, runtimes that did not answer, and each
-// worker's commands. Polled every few seconds while shown.
+// to start a worker from a runtime's profiles, runtimes that did not answer, runtimes
+// with more workers than are listed, and each worker's commands. Polled every few
+// seconds while shown.
 
 import { api } from './api.js';
 import { badge, fill, h, labelledSelect, preservingFocus } from './dom.js';
-import { WORKER_STATUSES, describeExit, formatBytes, isEnded, localTime, relativeTime, shortExit } from './format.js';
+import { WORKER_STATUSES, describeExit, formatBytes, formatCount, isEnded, localTime, relativeTime, shortExit } from './format.js';
 import { showError, showInfo } from './notices.js';
 import { canOperate, refreshSoon, store, subscribe } from './store.js';
 
 const POLL_MS = 2500;
 const CONFIRM_MS = 5000;
+/**
+ * Workers listed of each runtime (`GET /api/workers?limit=`) unless the URL says
+ * otherwise (`limit`): the list is fetched and drawn again every few seconds, which
+ * must stay light on a runtime with thousands of workers. A runtime with more is
+ * named above the list, with what to do.
+ */
+const LIST_LIMIT = 1000;
+/** The most the backend lists of one runtime at once. */
+const LIST_LIMIT_MAX = 10000;
 
-/** Shows the workers in `main`, filtered by `query` (runtime, status); returns the unmount. */
+/** The URL's `limit`: a whole number from 1 to the backend's cap, else the default. */
+function listLimit(text) {
+  const n = Number(text);
+  return Number.isInteger(n) && n >= 1 ? Math.min(n, LIST_LIMIT_MAX) : LIST_LIMIT;
+}
+
+/** Shows the workers in `main`, filtered by `query` (runtime, status, limit); returns the unmount. */
 export function mountWorkersView(main, { query, navigate }) {
   const filters = { runtime: query.get('runtime') ?? '', status: query.get('status') ?? '' };
+  let limit = listLimit(query.get('limit'));
   const operate = canOperate();
   let answer = null;
+  /** The status and limit `answer` was asked for. */
+  let asked = null;
   let error = null;
   let timer = null;
   let stopped = false;
@@ -27,6 +46,7 @@ export function mountWorkersView(main, { query, navigate }) {
   const filterBar = h('div', { class: 'filters', role: 'group', 'aria-label': 'Filters' });
   const createForm = operate ? buildCreateForm() : null;
   const unavailable = h('div', { class: 'unavailable' });
+  const truncated = h('div', { class: 'truncated' });
   const list = h('div', { class: 'worker-list' });
   fill(
     main,
@@ -36,6 +56,7 @@ export function mountWorkersView(main, { query, navigate }) {
       h('header', { class: 'page-head' }, h('div', {}, title, summary), createForm?.element),
       filterBar,
       unavailable,
+      truncated,
       list,
     ),
   );
@@ -44,9 +65,20 @@ export function mountWorkersView(main, { query, navigate }) {
 
   function setFilter(name, value) {
     filters[name] = value;
+    showInUrl();
+  }
+
+  function setLimit(value) {
+    limit = value;
+    showInUrl();
+  }
+
+  /** Puts the filters and the limit (when not the default) in the URL, then lists anew. */
+  function showInUrl() {
     const params = new URLSearchParams();
     if (filters.runtime) params.set('runtime', filters.runtime);
     if (filters.status) params.set('status', filters.status);
+    if (limit !== LIST_LIMIT) params.set('limit', String(limit));
     const hash = `#/workers${params.size ? `?${params}` : ''}`;
     history.replaceState(null, '', hash);
     poll();
@@ -89,10 +121,12 @@ export function mountWorkersView(main, { query, navigate }) {
     clearTimeout(timer);
     // Only the latest poll draws: a filter change must not be undone by an older answer.
     const mine = ++generation;
+    const asking = { status: filters.status, limit };
     try {
-      const fresh = await api.allWorkers(filters.status || null);
+      const fresh = await api.allWorkers(asking.status || null, asking.limit);
       if (mine !== generation) return;
       answer = fresh;
+      asked = asking;
       error = null;
     } catch (failure) {
       if (mine !== generation) return;
@@ -114,7 +148,8 @@ export function mountWorkersView(main, { query, navigate }) {
     }
     const workers = (answer.workers ?? []).filter((w) => !filters.runtime || w.runtime_id === filters.runtime);
     const missing = (answer.unavailable ?? []).filter((u) => !filters.runtime || u.runtime_id === filters.runtime);
-    summary.textContent = `${workers.length} worker${workers.length === 1 ? '' : 's'}${filters.runtime || filters.status ? ' shown' : ''}${error ? ` · last refresh failed: ${error.code}` : ''}`;
+    const cut = (answer.truncated ?? []).filter((id) => !filters.runtime || id === filters.runtime);
+    summary.textContent = `${workers.length} worker${workers.length === 1 ? '' : 's'}${filters.runtime || filters.status || cut.length ? ' shown' : ''}${error ? ` · last refresh failed: ${error.code}` : ''}`;
     fill(
       unavailable,
       missing.length
@@ -133,12 +168,67 @@ export function mountWorkersView(main, { query, navigate }) {
           )
         : null,
     );
+    drawTruncated(cut);
     preservingFocus(list, () =>
       fill(
         list,
         workers.length
           ? table(workers)
           : h('p', { class: 'empty', text: filters.runtime || filters.status ? 'No workers match these filters.' : 'No workers yet. Start one from a runtime’s profiles.' }),
+      ),
+    );
+  }
+
+  // Runtimes with more workers than the answer holds (`truncated`): which, and how to
+  // see the rest. Drawn again only when that changes, so that a poll never takes the
+  // focus off its button; gone once an answer holds them all.
+  let truncatedDrawn = '';
+  function drawTruncated(runtimes) {
+    const key = JSON.stringify([runtimes, asked]);
+    if (key === truncatedDrawn) return;
+    truncatedDrawn = key;
+    if (!runtimes.length) {
+      // Its button may have had the focus: give it to the page's heading, not to nothing.
+      const focused = truncated.contains(document.activeElement);
+      fill(truncated);
+      if (focused) title.focus({ preventScroll: true });
+      return;
+    }
+    const { status, limit: listed } = asked;
+    const which = `${formatCount(listed)}${status ? ` ${status}` : ''} worker${listed === 1 ? '' : 's'}`;
+    fill(
+      truncated,
+      h(
+        'div',
+        { class: 'truncated-box', role: 'note', 'aria-labelledby': 'truncated-title' },
+        h('h2', { id: 'truncated-title', text: 'Not every worker is listed' }),
+        h('p', { text: `The list holds the first ${which} of each runtime, by worker id (usually the oldest). ${runtimes.length === 1 ? 'This runtime has' : 'These runtimes have'} more:` }),
+        h(
+          'ul',
+          {},
+          runtimes.map((id) =>
+            h(
+              'li',
+              { dataset: { runtimeId: id } },
+              h('span', { class: 'mono', text: id }),
+              ' · list them all from a terminal: ',
+              h('code', { class: 'mono', text: `switchyard ls --runtime ${id}${status ? ` --status ${status}` : ''}` }),
+            ),
+          ),
+        ),
+        h(
+          'div',
+          { class: 'truncated-actions' },
+          status ? null : h('p', { class: 'muted small', text: 'Choose a status above to narrow the list.' }),
+          listed < LIST_LIMIT_MAX
+            ? h('button', {
+                type: 'button',
+                class: 'button small',
+                text: `List up to ${formatCount(LIST_LIMIT_MAX)} per runtime`,
+                on: { click: () => setLimit(LIST_LIMIT_MAX) },
+              })
+            : null,
+        ),
       ),
     );
   }

@@ -128,6 +128,80 @@ test('workers across runtimes: filters, unavailable runtimes, a runtime going do
   await expect(page.locator(`tr[data-worker-id="${beta.worker_id}"] .badge`)).toHaveText('lost');
 });
 
+test('a runtime with more workers than listed is named with what to do, until all are listed', async ({ page, stack }) => {
+  // local: three stopped workers and a running one; remote: one running.
+  const local = [];
+  for (const label of ['one', 'two', 'three', 'four']) local.push(await createWorker(stack, 'local', 'echo', label));
+  for (const worker of local.slice(0, 3)) {
+    expect((await stack.api('POST', `/api/runtimes/local/workers/${worker.worker_id}/stop`)).status).toBe(200);
+  }
+  await createWorker(stack, 'remote', 'echo', 'far');
+  const rows = page.locator('.workers-table tbody tr');
+  const notice = page.locator('.truncated-box');
+  const summary = page.locator('.page-summary');
+
+  // The console asks for at most 1,000 of each runtime: all of these fit, no notice.
+  const listing = page.waitForRequest((request) => new URL(request.url()).pathname === '/api/workers');
+  await page.goto(`${stack.url}#/workers`);
+  expect(new URL((await listing).url()).searchParams.get('limit')).toBe('1000');
+  await expect(rows).toHaveCount(5);
+  await expect(summary).toHaveText('5 workers');
+  await expect(notice).toHaveCount(0);
+
+  // Two of each runtime: local has more and is named, with the command that lists it
+  // all; remote has no more and is not.
+  await page.goto(`${stack.url}#/workers?limit=2`);
+  await expect(notice).toBeVisible();
+  await expect(notice.getByRole('heading')).toHaveText('Not every worker is listed');
+  await expect(notice).toContainText('The list holds the first 2 workers of each runtime');
+  await expect(notice.locator('li')).toHaveCount(1);
+  await expect(notice.locator('li[data-runtime-id="local"]')).toContainText('switchyard ls --runtime local');
+  await expect(notice).toContainText('Choose a status above to narrow the list.');
+  await expect(page.locator('tr[data-runtime-id="local"]')).toHaveCount(2);
+  await expect(page.locator('tr[data-runtime-id="remote"]')).toHaveCount(1);
+  await expect(summary).toHaveText('3 workers shown');
+  await expect(page.locator('.unavailable-box')).toHaveCount(0);
+
+  // The runtime filter picks from what was listed: a runtime out of view is not named.
+  await page.locator('#filter-runtime').selectOption('remote');
+  await expect(rows).toHaveCount(1);
+  await expect(notice).toHaveCount(0);
+  await page.locator('#filter-runtime').selectOption('');
+  await expect(notice.locator('li[data-runtime-id="local"]')).toBeVisible();
+
+  // A status narrows the listing itself: local's one running worker fits in two...
+  await page.getByLabel('Status').selectOption('running');
+  await expect(page).toHaveURL(/#\/workers\?status=running&limit=2$/);
+  await expect(rows.locator('.worker-link')).toHaveText(['four', 'far']);
+  await expect(notice).toHaveCount(0);
+  // ...its three stopped ones do not.
+  await page.getByLabel('Status').selectOption('stopped');
+  await expect(notice).toContainText('The list holds the first 2 stopped workers of each runtime');
+  await expect(notice.locator('li[data-runtime-id="local"]')).toContainText('switchyard ls --runtime local --status stopped');
+  await expect(notice).not.toContainText('Choose a status');
+  await page.getByLabel('Status').selectOption('');
+  await expect(notice).toContainText('The list holds the first 2 workers of each runtime');
+
+  // The notice's button lists up to the backend's cap: all fit, the notice goes.
+  await notice.getByRole('button', { name: 'List up to 10,000 per runtime' }).click();
+  await expect(page).toHaveURL(/#\/workers\?limit=10000$/);
+  await expect(rows).toHaveCount(5);
+  await expect(notice).toHaveCount(0);
+  await expect(summary).toHaveText('5 workers');
+  await expect(page.getByRole('heading', { level: 1 })).toBeFocused();
+
+  // Cut at two again, then two of local's stopped workers are deleted elsewhere: the
+  // next poll lists all of local's, and the notice goes by itself.
+  await page.goto(`${stack.url}#/workers?limit=2`);
+  await expect(notice.locator('li[data-runtime-id="local"]')).toBeVisible();
+  for (const worker of local.slice(0, 2)) {
+    expect((await stack.api('DELETE', `/api/runtimes/local/workers/${worker.worker_id}`)).status).toBe(204);
+  }
+  await expect(notice).toHaveCount(0);
+  await expect(page.locator('tr[data-runtime-id="local"]')).toHaveCount(2);
+  await expect(summary).toHaveText('3 workers');
+});
+
 test('stdout, stderr, input and system notes are told apart; cancel interrupts', async ({ page, stack }) => {
   const shell = await createWorker(stack, 'remote', 'shell', 'sh');
   await page.goto(workerUrl(stack, 'remote', shell.worker_id));
