@@ -270,8 +270,8 @@ impl Collector for RuntimeGauges {
     }
 }
 
-/// The `metrics_listen` listener's handler: `GET /metrics`, nothing else, without
-/// authentication, for the `Host` names the backend answers to.
+/// The `metrics_listen` listener's handler: `GET /metrics` (and so `HEAD`), nothing
+/// else, without authentication, for the `Host` names the backend answers to.
 pub struct MetricsOnly {
     metrics: Arc<Metrics>,
     hosts: AllowedHosts,
@@ -300,9 +300,10 @@ impl MetricsOnly {
             ));
         }
         if request.method() != Method::GET {
-            return Err(ApiError::new(
-                ErrorCode::MethodNotAllowed,
-                format!("{} is not allowed on {METRICS_PATH}", request.method()),
+            return Err(crate::http::router::method_not_allowed(
+                request.method(),
+                METRICS_PATH,
+                &[Method::GET],
             ));
         }
         Ok(self.metrics.answer())

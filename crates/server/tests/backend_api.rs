@@ -794,23 +794,24 @@ async fn backend_errors_and_health() {
         assert_error(&r, 400, code);
     }
 
-    // A method a route does not answer is 405 with the ones it does in Allow.
+    // A method a route does not answer is 405 with the ones it does in Allow (HEAD
+    // with GET; `head.rs` has HEAD itself).
     for (method, path, allow) in [
-        (Method::PUT, "/api/runtimes".to_owned(), "GET"),
+        (Method::PUT, "/api/runtimes".to_owned(), "GET, HEAD"),
         (
             Method::PATCH,
             "/api/session".to_owned(),
-            "GET, POST, DELETE",
+            "GET, HEAD, POST, DELETE",
         ),
-        (Method::PUT, w.clone(), "GET, DELETE"),
+        (Method::PUT, w.clone(), "GET, HEAD, DELETE"),
         (Method::GET, format!("{w}/input"), "POST"),
         // ... whatever the ids in the path.
         (
             Method::TRACE,
             format!("/api/runtimes/{}/workers/x/events/ws", "a".repeat(65)),
-            "GET",
+            "GET, HEAD",
         ),
-        (Method::PUT, "/api/runtimes/.bad".to_owned(), "GET"),
+        (Method::PUT, "/api/runtimes/.bad".to_owned(), "GET, HEAD"),
     ] {
         let r = api.call(method.clone(), &path, None).await;
         assert_error(&r, 405, "method_not_allowed");

@@ -19,6 +19,11 @@
 //!
 //! Commands get an audit line whatever their outcome; every answer gets the security
 //! headers, and answers to allowed origins the CORS grant.
+//!
+//! A `HEAD` arrives here as the `GET` it stands for (`http::serve`), so it passes
+//! every one of these steps as that `GET` and gets its answer, of which the server
+//! sends the head alone. On the event WebSocket's route that is the answer to a
+//! plain `GET`: a `HEAD` never upgrades.
 
 use std::sync::Arc;
 
@@ -107,7 +112,8 @@ impl Route {
             // A load balancer's probes carry no credentials; the document is the
             // same for every deployment.
             Route::Health | Route::Ready | Route::OpenApi => true,
-            Route::Session => *method != Method::GET,
+            // Signing in and out; who is signed in is for the signed-in only.
+            Route::Session => matches!(*method, Method::POST | Method::DELETE),
             _ => false,
         }
     }

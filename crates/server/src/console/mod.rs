@@ -35,13 +35,14 @@ pub fn owns(path: &str) -> bool {
 }
 
 /// The answer to a `GET` or `HEAD` of `path`: the file, `304` when `If-None-Match`
-/// names its current ETag, or `404 route_not_found`.
+/// names its current ETag, or `404 route_not_found`. (Served, a `HEAD` comes here as
+/// its `GET`, and the server sends the head alone: see `http::Handler`.)
 pub fn respond(method: &Method, path: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
     if method != Method::GET && method != Method::HEAD {
         return Err(crate::http::router::method_not_allowed(
             method,
             path,
-            &[Method::GET, Method::HEAD],
+            &[Method::GET],
         ));
     }
     let asset = assets::find(path).ok_or_else(|| {

@@ -16,7 +16,9 @@ pub struct RouteDef<R: 'static> {
     pub path: &'static str,
     /// The handler's name for the route.
     pub route: R,
-    /// The methods it answers; any other is `405` with these in `Allow`.
+    /// The methods it answers; any other is `405` with these in `Allow`. `GET`
+    /// implies `HEAD`, which is not listed (the server answers a `HEAD` as its `GET`,
+    /// see [`Handler`](super::Handler)), and which `Allow` names after it.
     pub methods: &'static [Method],
 }
 
@@ -52,13 +54,19 @@ impl<R: Copy> Found<'_, R> {
 }
 
 /// `405 method_not_allowed` naming `method` and the methods `path` answers, which the
-/// answer also carries in `Allow` (as HTTP requires of a 405).
+/// answer also carries in `Allow` (as HTTP requires of a 405). `HEAD` follows `GET`
+/// there: a path that answers `GET` answers `HEAD` too.
 pub fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> ApiError {
-    let allow = allowed
-        .iter()
-        .map(Method::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let answers_get = allowed.contains(&Method::GET);
+    let mut names = Vec::with_capacity(allowed.len() + 1);
+    for m in allowed {
+        match *m {
+            Method::GET => names.extend(["GET", "HEAD"]),
+            Method::HEAD if answers_get => {}
+            _ => names.push(m.as_str()),
+        }
+    }
+    let allow = names.join(", ");
     let mut error = ApiError::new(
         ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed on {path}; allowed: {allow}"),
@@ -202,10 +210,36 @@ mod tests {
         let found = table.find("/api/runtimes/a/workers").unwrap();
         let response = found.method_not_allowed(&Method::PUT).into_response();
         assert_eq!(response.status(), 405);
-        assert_eq!(response.headers()["allow"], "GET, POST");
+        assert_eq!(response.headers()["allow"], "GET, HEAD, POST");
         assert!(found.check_method(&Method::POST).is_ok());
         let refused = found.check_method(&Method::TRACE).unwrap_err();
         assert_eq!(refused.detail.code, ErrorCode::MethodNotAllowed);
-        assert_eq!(refused.allow.as_deref(), Some("GET, POST"));
+        assert_eq!(refused.allow.as_deref(), Some("GET, HEAD, POST"));
+    }
+
+    #[test]
+    fn allow_names_head_after_get_and_only_where_get_is() {
+        // (the route's methods, its Allow)
+        let cases: [(&[Method], &str); 6] = [
+            (&[Method::GET], "GET, HEAD"),
+            (&[Method::GET, Method::DELETE], "GET, HEAD, DELETE"),
+            (
+                &[Method::GET, Method::POST, Method::DELETE],
+                "GET, HEAD, POST, DELETE",
+            ),
+            (&[Method::POST], "POST"),
+            // Listed beside GET, HEAD is not named twice.
+            (&[Method::GET, Method::HEAD], "GET, HEAD"),
+            (&[Method::HEAD], "HEAD"),
+        ];
+        for (methods, allow) in cases {
+            let error = method_not_allowed(&Method::PUT, "/p", methods);
+            assert_eq!(error.allow.as_deref(), Some(allow), "{methods:?}");
+            assert!(
+                error.detail.message.ends_with(&format!("allowed: {allow}")),
+                "{}",
+                error.detail.message
+            );
+        }
     }
 }

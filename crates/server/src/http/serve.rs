@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use http::Method;
 use http::header::HeaderValue;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -46,6 +47,12 @@ pub struct RequestContext {
 }
 
 /// One HTTP surface.
+///
+/// A `HEAD` request reaches [`Handler::handle`] as the `GET` it stands for, without
+/// its `Upgrade` header: every check the `GET` passes (host, origin,
+/// authentication, policy, route and ids) decides it, and its answer is the `GET`'s.
+/// hyper then sends only that answer's head, with the `Content-Length` of its body
+/// (RFC 9110 §9.3.2). The request's log line and metrics keep the method `HEAD`.
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request. Errors are answers too: this never fails.
     fn handle(
@@ -516,12 +523,15 @@ impl std::fmt::Debug for RequestId {
 /// request id. The path is copied only when the line will be written.
 async fn logged<H: Handler>(
     handler: &H,
-    request: http::Request<Incoming>,
+    mut request: http::Request<Incoming>,
     ctx: RequestContext,
     metrics: &HttpMetrics,
 ) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
+    if method == Method::HEAD {
+        as_get(&mut request);
+    }
     let path = tracing::enabled!(target: "switchyard::http", tracing::Level::INFO)
         .then(|| request.uri().path().to_owned());
     let id = ctx.request_id;
@@ -547,6 +557,21 @@ async fn logged<H: Handler>(
         .headers_mut()
         .insert(RequestId::HEADER, id.header());
     response
+}
+
+/// Turns a `HEAD` request into the `GET` it asks the head of, for the handler: the
+/// method, and no `Upgrade` header, so that no route answers it with a WebSocket
+/// handshake (a `HEAD` never starts an event stream; an event stream's route answers
+/// it as it answers a plain `GET`, `400 invalid_request`).
+///
+/// The answer needs nothing more: hyper remembers that the request was a `HEAD` and
+/// writes the head of the answer alone, with the `Content-Length` of the body it
+/// leaves out (hyper 1.x, `proto/h1/role.rs`: `Server::can_have_body` is false for
+/// `HEAD`, and the length comes from the body's exact size). A test holds the bytes
+/// on the wire to that (`crates/server/tests/head.rs`).
+fn as_get(request: &mut http::Request<Incoming>) {
+    *request.method_mut() = Method::GET;
+    request.headers_mut().remove(http::header::UPGRADE);
 }
 
 #[cfg(test)]

@@ -219,7 +219,9 @@ const RUNTIME_INTRO: &str = concat!(
     "optionally with `runtime_id`, `worker_id` and `retry_after_ms` inside `error`; ",
     "each operation lists, per status, exactly the codes it answers. A path that ",
     "matches no route is `404 route_not_found`; a method a path does not answer is ",
-    "`405 method_not_allowed` with `Allow`."
+    "`405 method_not_allowed` with `Allow`. Every path that answers `GET` also answers ",
+    "`HEAD` (not listed): the `GET`'s status and headers without its body; a `HEAD` ",
+    "never opens an event stream."
 );
 
 const BACKEND_INTRO: &str = concat!(
@@ -235,5 +237,7 @@ const BACKEND_INTRO: &str = concat!(
     "optionally with `runtime_id`, `worker_id` and `retry_after_ms` inside `error`; ",
     "each operation lists, per status, exactly the codes it answers. A path that ",
     "matches no route is `404 route_not_found`; a method a path does not answer is ",
-    "`405 method_not_allowed` with `Allow`."
+    "`405 method_not_allowed` with `Allow`. Every path that answers `GET` also answers ",
+    "`HEAD` (not listed): the `GET`'s status and headers without its body; a `HEAD` ",
+    "never opens an event stream."
 );
