@@ -17,6 +17,8 @@ pub struct Machine {
     pub os: String,
     /// `git rev-parse --short HEAD`, with a note if the tree has local changes.
     pub commit: String,
+    /// How the `switchyard` binary was built (`--build`).
+    pub build: String,
     /// UTC date and time of the run.
     pub date: String,
     /// nginx, wrk, rustc and perf versions.
@@ -26,8 +28,9 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// Gathers the facts; `root` is the workspace (for git).
-    pub fn gather(root: &Path) -> Self {
+    /// Gathers the facts; `root` is the workspace (for git), `build` how the binary
+    /// was built.
+    pub fn gather(root: &Path, build: &str) -> Self {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
@@ -99,6 +102,7 @@ impl Machine {
             memory_gib: memory_kib / 1024.0 / 1024.0,
             os: format!("{pretty}, Linux {}", kernel.trim()),
             commit,
+            build: build.to_owned(),
             date,
             tools,
             load_before: load_average(),

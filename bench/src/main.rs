@@ -79,6 +79,10 @@ struct Args {
     /// program (target/release/switchyard).
     #[arg(long)]
     switchyard: Option<PathBuf>,
+    /// How the `switchyard` binary was built, for the report (`cargo xtask bench`
+    /// says).
+    #[arg(long, default_value = "release, link-time optimisation")]
+    build: String,
     /// Skip the perf profiles of the full run.
     #[arg(long)]
     no_profile: bool,
@@ -161,7 +165,7 @@ async fn run(args: Args) -> Result<usize> {
 
     stack::ensure_tools()?;
     let nofile = stack::raise_nofile()?;
-    let machine = machine::Machine::gather(&root);
+    let machine = machine::Machine::gather(&root, &args.build);
     eprintln!(
         "bench: {} mode, {} runs per figure, open-files limit {nofile}, load {}",
         if plan.quick { "quick" } else { "full" },

@@ -151,21 +151,24 @@ impl Report<'_> {
              and their answers come back in one read, on its side and on the runtime's \
              (which writes the answers to one read's requests together). It serves its \
              connections on one single-threaded runtime per CPU, each with runtime \
-             connections of its own, so that a relayed request never crosses threads. \
+             connections of its own, so that a relayed request never crosses threads, \
+             and the binary is built with profile-guided optimisation (`cargo xtask \
+             pgo`, trained on the benchmarks' quick run), which takes about a quarter \
+             off the instructions of a relayed request. \
              That is where it passes nginx, which sends one request per upstream \
              connection at a time: at {c} connections worker detail costs the runtime \
              {rb:.1} µs of CPU per request through the backend against {rn:.1} µs through \
              nginx, and the backend {b:.1} µs against nginx's {n:.1} µs. What is left: \
              (1) at {low} connection{s} there is nothing to batch, and the backend's \
-             user-space work per request is about 27k instructions for a worker detail \
-             against nginx's 19k (27k against 19k for a list of eight workers, whose \
+             user-space work per request is about 21k instructions for a worker detail \
+             against nginx's 19k (21k against 19k for a list of eight workers, whose \
              answer repeats here and is relayed from the memo without being read \
-             through, over 40k when it changed; 33k against 23k for an input; callgrind, \
-             `bench/callgrind.sh`, which does not depend on the machine's load, on \
-             this release build with link-time optimisation): \
-             hyper's server, tokio's scheduler and its I/O driver about 12k together, \
-             the rest the API's checks, the relay check and the client; so each round \
-             trip takes a few µs longer. (2) In between, requests seldom arrive \
+             through; 25k against 23k for an input; callgrind, `bench/callgrind.sh`, \
+             which does not depend on the machine's load, on the binary built with \
+             profile-guided optimisation; the plain release build takes 27k, 27k and \
+             33k): hyper's server, tokio's scheduler and its I/O driver, the API's \
+             checks (host, origin, credentials, route, ids), the relay check and the \
+             client; so each round trip takes about a µs longer. (2) In between, requests seldom arrive \
              together (neither proxy saturates the CPUs: both leave about a tenth idle), so \
              there is little to batch and CPU per request decides; a perf profile at 16 \
              connections (docs/bench/ANALYSIS.md) puts the kernel's part (system calls, \
@@ -519,8 +522,10 @@ impl Report<'_> {
         let _ = writeln!(
             md,
             "To refresh this file and the plots in `bench/`, run `cargo xtask bench` (it \
-             builds the release binary, installs nginx and wrk from Debian's packages if \
-             they are missing, and starts everything itself). `cargo xtask bench --quick` \
+             builds the release binary with profile-guided optimisation, `cargo xtask \
+             pgo`, trained on the quick run below; `--no-pgo` benchmarks the plain \
+             release build; it installs nginx and wrk from Debian's packages if they are \
+             missing, and starts everything itself). `cargo xtask bench --quick` \
              runs every scenario once, briefly, on the debug build, into a temporary \
              directory and fails on any error: that is the CI check (its figures say \
              nothing). `--only rest,events,fanout,scale,tls,keys` and \
@@ -535,6 +540,7 @@ impl Report<'_> {
         );
         let _ = writeln!(md, "| system | {} |", m.os);
         let _ = writeln!(md, "| commit | `{}` |", m.commit);
+        let _ = writeln!(md, "| binary | {} |", m.build);
         let _ = writeln!(md, "| date | {} |", m.date);
         let _ = writeln!(md, "| tools | {} |", m.tools.join(", "));
         let _ = writeln!(

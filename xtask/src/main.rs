@@ -4,10 +4,14 @@
 //!   documentation without warnings, and the out-of-tree crate
 //!   (`tests/fixtures/out-of-tree/`) built, linted and tested against the crates.
 //! - `cargo xtask test`: every test (cargo-nextest when installed, else cargo test).
-//! - `cargo xtask bench [--quick]`: builds the release binary and runs the benchmarks
-//!   (`bench/`), which write `docs/BENCHMARKS.md` and the plots in `docs/bench/`;
-//!   `--quick` runs every scenario briefly, on the debug build, and writes to a
-//!   temporary directory (its figures say nothing; it checks the benchmarks run).
+//! - `cargo xtask bench [--quick | --no-pgo]`: builds the release binary with
+//!   profile-guided optimisation (`cargo xtask pgo`; `--no-pgo`: the plain release
+//!   build) and runs the benchmarks (`bench/`), which write `docs/BENCHMARKS.md` and
+//!   the plots in `docs/bench/`; `--quick` runs every scenario briefly, on the debug
+//!   build, and writes to a temporary directory (its figures say nothing; it checks
+//!   the benchmarks run).
+//! - `cargo xtask pgo`: `target/pgo/<host>/release/switchyard`, the release binary
+//!   optimised with a profile of the benchmarks' workload (see `pgo.rs`).
 //! - `cargo xtask demo`: a backend with an embedded and a remote runtime to try by hand.
 //! - `cargo xtask vendor-console [--check]`: fetches, verifies and writes the pinned
 //!   xterm.js files the console serves (`crates/server/console/vendor/`).
@@ -27,6 +31,7 @@ mod api_test;
 mod browser;
 mod cluster;
 mod demo;
+mod pgo;
 mod vendor;
 
 use std::process::{Command, ExitCode};
@@ -37,6 +42,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("pgo") => pgo::pgo(),
         Some("demo") => demo::demo(),
         Some("vendor-console") => vendor::vendor_console(&args[1..]),
         Some("browser-test") => browser::browser_test(&args[1..]),
@@ -46,7 +52,7 @@ fn main() -> ExitCode {
         Some("scaling") => cluster::scaling(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test [filter] | bench [--quick] | demo | vendor-console [--check] | browser-test [--screenshots] [args] | api-test [st run args] | cluster [--runtimes N] [--replicas N] | cluster-test [--release] [--write-docs] [filter] | scaling [--quick]>"
+                "usage: cargo xtask <ci | test [filter] | bench [--quick | --no-pgo] | pgo | demo | vendor-console [--check] | browser-test [--screenshots] [args] | api-test [st run args] | cluster [--runtimes N] [--replicas N] | cluster-test [--release] [--write-docs] [filter] | scaling [--quick]>"
             );
             return ExitCode::from(2);
         }
@@ -158,20 +164,37 @@ fn bench(extra: &[String]) -> Result<(), String> {
     // build (which the tests have built already) does for that, and spares CI the
     // release build with link-time optimisation (about 8 minutes on 2 CPUs).
     let quick = extra.iter().any(|a| a == "--quick");
+    let pgo = !quick && !extra.iter().any(|a| a == "--no-pgo");
+    let extra: Vec<&str> = extra
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--no-pgo")
+        .collect();
+    let chosen = extra.iter().any(|a| a.starts_with("--switchyard"));
     let profile: &[&str] = if quick { &[] } else { &["--release"] };
-    let mut build = vec!["build"];
-    build.extend(profile);
-    build.extend(["--locked", "-p", "switchyard-server"]);
-    run("cargo", &build)?;
+    if !pgo || chosen {
+        let mut build = vec!["build"];
+        build.extend(profile);
+        build.extend(["--locked", "-p", "switchyard-server"]);
+        run("cargo", &build)?;
+    }
     let mut args = vec!["run"];
     args.extend(profile);
     args.extend(["--locked", "-p", "switchyard-bench", "--"]);
     let debug_binary = workspace_root().join("target/debug/switchyard");
     let debug_binary = debug_binary.to_string_lossy();
-    if quick && !extra.iter().any(|a| a.starts_with("--switchyard")) {
-        args.extend(["--switchyard", &debug_binary]);
+    let optimised = if pgo && !chosen {
+        pgo::pgo()?;
+        pgo::optimised_binary()?.to_string_lossy().into_owned()
+    } else {
+        String::new()
+    };
+    if quick && !chosen {
+        args.extend(["--switchyard", &debug_binary, "--build", "debug"]);
+    } else if pgo && !chosen {
+        args.extend(["--switchyard", &optimised, "--build", pgo::DESCRIPTION]);
     }
-    args.extend(extra.iter().map(String::as_str));
+    args.extend(extra.iter().copied());
     let result = run("cargo", &args);
     eprintln!(
         "xtask: bench took {} s including the build",
@@ -192,7 +215,7 @@ pub(crate) fn workspace_root() -> std::path::PathBuf {
 pub(crate) fn run_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     let line = format!("{program} {}", args.join(" "));
     eprintln!("xtask: running {line}");
-    let status = Command::new(program)
+    let status = without_run_env(&mut Command::new(program))
         .args(args)
         .envs(env.iter().copied())
         .status()
