@@ -168,7 +168,7 @@ impl Report<'_> {
              profile-guided optimisation; the plain release build takes 27k, 27k and \
              33k): hyper's server, tokio's scheduler and its I/O driver, the API's \
              checks (host, origin, credentials, route, ids), the relay check and the \
-             client; so each round trip takes about a µs longer. (2) In between, requests seldom arrive \
+             client; so each round trip takes one to three µs longer. (2) In between, requests seldom arrive \
              together (neither proxy saturates the CPUs: both leave about a tenth idle), so \
              there is little to batch and CPU per request decides; a perf profile at 16 \
              connections (docs/bench/ANALYSIS.md) puts the kernel's part (system calls, \
