@@ -233,11 +233,17 @@ pub enum RequestOrigin {
 
 impl RequestOrigin {
     /// Classifies `Origin` against the request's (already allowed) `host` and the
-    /// allowed origins (normalized `scheme://host[:port]`).
+    /// allowed origins (normalized `scheme://host[:port]`). A request with more than
+    /// one `Origin` (which no browser sends) is foreign, whatever they name: the
+    /// backend does not guess which one a check should believe.
     pub fn of(headers: &HeaderMap, host: &str, allowed: &[String]) -> Self {
-        let Some(value) = headers.get(ORIGIN) else {
+        let mut origins = headers.get_all(ORIGIN).iter();
+        let Some(value) = origins.next() else {
             return Self::Absent;
         };
+        if origins.next().is_some() {
+            return Self::Foreign;
+        }
         let origin = normalized_origin(value);
         let host = host.to_ascii_lowercase();
         if origin == format!("http://{host}") || origin == format!("https://{host}") {
@@ -513,22 +519,28 @@ mod tests {
     fn origins_are_classified() {
         let allowed = ["http://localhost:5173".to_owned()];
         let host = "127.0.0.1:7700";
-        let cases: &[(Option<&str>, &str)] = &[
-            (None, "absent"),
-            (Some("http://127.0.0.1:7700"), "own"),
-            (Some("https://127.0.0.1:7700/"), "own"),
-            (Some("http://localhost:5173"), "allowed"),
-            (Some("HTTP://LOCALHOST:5173"), "allowed"),
-            (Some("http://localhost:5174"), "foreign"),
-            (Some("http://127.0.0.1:7701"), "foreign"),
-            (Some("http://evil.example"), "foreign"),
-            (Some("null"), "foreign"),
+        // (the request's Origin headers, how it is classified)
+        let cases: &[(&[&str], &str)] = &[
+            (&[], "absent"),
+            (&["http://127.0.0.1:7700"], "own"),
+            (&["https://127.0.0.1:7700/"], "own"),
+            (&["http://localhost:5173"], "allowed"),
+            (&["HTTP://LOCALHOST:5173"], "allowed"),
+            (&["http://localhost:5174"], "foreign"),
+            (&["http://127.0.0.1:7701"], "foreign"),
+            (&["http://evil.example"], "foreign"),
+            (&["null"], "foreign"),
+            // More than one, in either order, even if each alone would pass.
+            (&["http://127.0.0.1:7700", "http://evil.example"], "foreign"),
+            (&["http://evil.example", "http://127.0.0.1:7700"], "foreign"),
+            (
+                &["http://localhost:5173", "http://localhost:5173"],
+                "foreign",
+            ),
         ];
         for (origin, expected) in cases {
-            let h = match origin {
-                Some(o) => headers(&[("origin", o)]),
-                None => HeaderMap::new(),
-            };
+            let pairs: Vec<(&str, &str)> = origin.iter().map(|o| ("origin", *o)).collect();
+            let h = headers(&pairs);
             let got = match RequestOrigin::of(&h, host, &allowed) {
                 RequestOrigin::Absent => "absent",
                 RequestOrigin::Own => "own",
