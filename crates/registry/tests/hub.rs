@@ -52,7 +52,17 @@ async fn setup(policy: Arc<dyn Policy>) -> (Runtime, ObservationHub, WorkerId) {
         policy,
     )
     .unwrap();
-    let worker = runtime
+    let worker = create_echo(&runtime).await;
+    (
+        runtime,
+        ObservationHub::new(Arc::new(registry), HubSettings::default()),
+        worker,
+    )
+}
+
+/// A new echo worker on `runtime`.
+async fn create_echo(runtime: &Runtime) -> WorkerId {
+    runtime
         .create(CreateWorkerRequest {
             profile: "echo".into(),
             label: None,
@@ -60,12 +70,7 @@ async fn setup(policy: Arc<dyn Policy>) -> (Runtime, ObservationHub, WorkerId) {
         })
         .await
         .unwrap()
-        .worker_id;
-    (
-        runtime,
-        ObservationHub::new(Arc::new(registry), HubSettings::default()),
-        worker,
-    )
+        .worker_id
 }
 
 async fn next(viewer: &mut Viewer) -> (OutgoingFrame, serde_json::Value) {
@@ -193,15 +198,7 @@ async fn the_metrics_count_channels_viewers_events_and_viewers_cut_off() {
             ..HubSettings::default()
         },
     );
-    let worker = runtime
-        .create(CreateWorkerRequest {
-            profile: "echo".into(),
-            label: None,
-            owner: None,
-        })
-        .await
-        .unwrap()
-        .worker_id;
+    let worker = create_echo(&runtime).await;
     let caller = Caller::open();
     let rt = RuntimeId::new("local").unwrap();
     let has = |text: &str, line: &str| assert!(text.contains(line), "no {line:?} in\n{text}");
@@ -434,4 +431,58 @@ async fn the_lane_carries_each_command_out_as_the_viewer_that_sent_it() {
         ["alice Input", "bob Input", "alice Resize", "bob Resize"]
     );
     assert_eq!(hub.channel_count(), 1);
+}
+
+/// Reads `viewer` until it has seen `outputs` output events.
+async fn read_outputs(viewer: &mut Viewer, outputs: usize) {
+    let mut seen = 0;
+    while seen < outputs {
+        if next(viewer).await.1["event"]["kind"] == "output" {
+            seen += 1;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_resize_applies_to_the_streams_that_open_after_it() {
+    let (runtime, hub, open_before) = setup(Arc::new(AllowAll)).await;
+    let caller = Caller::open();
+    let rt = RuntimeId::new("local").unwrap();
+    // A stream open before the resize, with the default queue (1024), and a viewer
+    // that reads nothing.
+    let mut before_reader = hub.watch(&caller, &rt, &open_before, None).await.unwrap();
+    let mut before_stalled = hub.watch(&caller, &rt, &open_before, None).await.unwrap();
+    assert_eq!(
+        next(&mut before_reader).await.1["event"]["kind"],
+        "snapshot"
+    );
+
+    hub.resize(2, 16);
+    let settings = hub.settings();
+    assert_eq!((settings.viewer_queue, settings.backlog), (2, 16));
+
+    let opened_after = create_echo(&runtime).await;
+    let mut reader = hub.watch(&caller, &rt, &opened_after, None).await.unwrap();
+    let stalled = hub.watch(&caller, &rt, &opened_after, None).await.unwrap();
+    assert_eq!(next(&mut reader).await.1["event"]["kind"], "snapshot");
+    // Each input is an input and an output event: the idle viewer's queue of 2
+    // overflows while the reader keeps up; one of 1024 does not.
+    for text in ["a\n", "b\n", "c\n"] {
+        runtime.input(&opened_after, text.into()).await.unwrap();
+        read_outputs(&mut reader, 1).await;
+        runtime.input(&open_before, text.into()).await.unwrap();
+        read_outputs(&mut before_reader, 1).await;
+    }
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(20), stalled.ended())
+            .await
+            .expect("the stream opened after the resize cuts its slow viewer off"),
+        switchyard_runtime::StreamEnd::SlowConsumer
+    );
+    // The stream that was open keeps its queue: its idle viewer has every event.
+    assert_eq!(
+        next(&mut before_stalled).await.1["event"]["kind"],
+        "snapshot"
+    );
+    read_outputs(&mut before_stalled, 3).await;
 }

@@ -246,7 +246,7 @@ async fn admins_reload_tokens_and_sessions_and_an_invalid_file_changes_nothing()
     assert!(message.contains("backend's log"), "{message}");
 
     // A key the process cannot change: reported, and the old value stays; a limit
-    // applies to the next request.
+    // applies to the next request, the hub's sizes to the next event stream.
     let worker = create_echo(&admin, "local", "big-input").await;
     let input = |text: String| {
         let admin = admin.clone();
@@ -254,17 +254,23 @@ async fn admins_reload_tokens_and_sessions_and_an_invalid_file_changes_nothing()
         async move { admin.post(&path, json!({ "text": text })).await }
     };
     files.config(&format!(
-        "viewer_queue = 3\nmax_body_bytes = 64\n{}",
+        "metrics_listen = \"127.0.0.1:0\"\nviewer_queue = 3\nmax_body_bytes = 64\n{}",
         base(&[("root", ADMIN, "admin")])
     ));
     let r = reload(&admin).await;
     assert_status(&r, 200);
-    assert_eq!(ids(&r.json["restart_required"]), ["viewer_queue"]);
+    assert_eq!(ids(&r.json["restart_required"]), ["metrics_listen"]);
+    assert_eq!(backend.hub.settings().viewer_queue, 3);
     assert_error(&input("x".repeat(100)).await, 413, "payload_too_large");
     assert_status(&input("x".repeat(10)).await, 202);
     files.config(&base(&[("root", ADMIN, "admin")]));
     let r = reload(&admin).await;
     assert_eq!(ids(&r.json["restart_required"]), [] as [&str; 0]);
+    assert_eq!(
+        backend.hub.settings().viewer_queue,
+        1024,
+        "the default again"
+    );
     assert_status(&input("x".repeat(100)).await, 202);
     backend.shutdown().await;
 }

@@ -41,7 +41,9 @@ type Key = (RuntimeId, WorkerId);
 
 pub(crate) struct HubInner {
     registry: Arc<RuntimeRegistry>,
-    settings: HubSettings,
+    /// Copied into each channel when it opens ([`ObservationHub::resize`] changes it
+    /// for the channels that open after).
+    settings: Mutex<HubSettings>,
     channels: Mutex<HashMap<Key, Arc<Channel>>>,
     metrics: HubMetrics,
     /// The runtime the hub was made on, where its channels run (a subscription
@@ -54,6 +56,11 @@ pub(crate) struct HubInner {
 impl HubInner {
     fn channels(&self) -> MutexGuard<'_, HashMap<Key, Arc<Channel>>> {
         self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The settings a channel opens with.
+    fn settings(&self) -> HubSettings {
+        *self.settings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Removes `channel` if nobody watches it; false when a viewer joined meanwhile.
@@ -147,12 +154,33 @@ impl ObservationHub {
         Self {
             inner: Arc::new(HubInner {
                 registry,
-                settings,
+                settings: Mutex::new(settings),
                 channels: Mutex::new(HashMap::new()),
                 metrics: HubMetrics::default(),
                 home: tokio::runtime::Handle::try_current().ok(),
             }),
         }
+    }
+
+    /// Sets the queue of each viewer (`viewer_queue` items before it is cut off) and
+    /// the backlog of each watched worker (`backlog` events) for the event streams
+    /// that open from now on: a worker's stream opens with its first viewer and
+    /// closes after the linger once its last viewer has left. Streams already open
+    /// keep the sizes they opened with (their viewers' queues are in use). A reload
+    /// calls this.
+    pub fn resize(&self, viewer_queue: usize, backlog: usize) {
+        let mut settings = self
+            .inner
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        settings.viewer_queue = viewer_queue;
+        settings.backlog = backlog;
+    }
+
+    /// The settings the next channel opens with.
+    pub fn settings(&self) -> HubSettings {
+        self.inner.settings()
     }
 
     /// Registers the hub's metrics: its counters by runtime, and a collector that
@@ -237,7 +265,7 @@ impl ObservationHub {
                     let channel = Arc::new(Channel::new(
                         runtime_id.clone(),
                         worker_id.clone(),
-                        self.inner.settings,
+                        self.inner.settings(),
                         self.inner.metrics.for_runtime(runtime_id.as_str()),
                     ));
                     let resume = cursor.as_ref().map(|c| ResumePoint {

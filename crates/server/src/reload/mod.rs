@@ -18,8 +18,9 @@
 //! 4. the limits: `max_body_bytes` (requests that start from now on; those in
 //!    flight keep the limit they started with), the main listener's
 //!    `max_connections` (lowered, no open connection is cut: new ones are refused
-//!    until fewer are open) and `drain_ms` (the period of a drain that starts from
-//!    now on);
+//!    until fewer are open), `drain_ms` (the period of a drain that starts from
+//!    now on) and the hub's `viewer_queue` and `event_backlog` (the event streams
+//!    that open from now on; open ones keep theirs);
 //! 5. a removed embedded runtime is shut down (its workers stopped, its store
 //!    flushed), once nothing routes to it.
 //!
@@ -466,6 +467,10 @@ impl Reloader {
         targets.max_body_bytes.replace(plan.applied.max_body_bytes);
         targets.limit.resize(plan.applied.max_connections);
         targets.drain.replace(plan.applied.drain);
+        targets.hub.resize(
+            plan.applied.viewer_queue as usize,
+            plan.applied.event_backlog as usize,
+        );
         let (old, new) = (&state.running, &plan.applied);
         let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         for (key, from, to) in [
@@ -476,6 +481,16 @@ impl Reloader {
                 new.max_connections as u64,
             ),
             ("drain_ms", millis(old.drain), millis(new.drain)),
+            (
+                "viewer_queue",
+                old.viewer_queue.into(),
+                new.viewer_queue.into(),
+            ),
+            (
+                "event_backlog",
+                old.event_backlog.into(),
+                new.event_backlog.into(),
+            ),
         ] {
             if from != to {
                 tracing::info!(key, from, to, "`{key}` changed from {from} to {to}");

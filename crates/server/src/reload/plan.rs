@@ -11,11 +11,12 @@
 //!   starts from then on uses them); a new id or data directory keeps it running
 //!   as it is and `embedded` is reported as needing a restart.
 //! - Tokens (`[auth]`), `allowed_hosts`, `allowed_origins`, the listener's TLS
-//!   files, `health_interval_ms`, and the limits `max_body_bytes`,
-//!   `max_connections` and `drain_ms` apply.
-//! - Keys the running process cannot change (the listeners, hub sizes, turning TLS
-//!   on or off, the sign-out file) keep their running values and are reported as
-//!   needing a restart.
+//!   files, `health_interval_ms`, the limits `max_body_bytes`, `max_connections`
+//!   and `drain_ms`, and the hub's `viewer_queue` and `event_backlog` (for the event
+//!   streams that open from then on) apply.
+//! - Keys the running process cannot change (the listeners, turning TLS on or off,
+//!   the sign-out file) keep their running values and are reported as needing a
+//!   restart.
 
 use std::path::Path;
 
@@ -25,8 +26,6 @@ use crate::config::{AuthSettings, BackendSettings, ConfigError, EmbeddedSettings
 pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("listen", "the listen address"),
     ("metrics_listen", "the metrics listener"),
-    ("viewer_queue", "the viewer queue size"),
-    ("event_backlog", "the event backlog size"),
     ("tls", "serving HTTPS or plain HTTP"),
     ("embedded", "the embedded runtime's id or data directory"),
     ("auth.signed_out_file", "the sign-out file"),
@@ -112,11 +111,6 @@ pub fn plan(
         "metrics_listen",
         applied.metrics_listen != running.metrics_listen,
     );
-    keep("viewer_queue", applied.viewer_queue != running.viewer_queue);
-    keep(
-        "event_backlog",
-        applied.event_backlog != running.event_backlog,
-    );
     keep("tls", applied.tls.is_some() != running.tls.is_some());
     let embedded = match (&running.embedded, &applied.embedded) {
         (None, None) => EmbeddedChange::None,
@@ -135,8 +129,6 @@ pub fn plan(
     };
     applied.listen = running.listen;
     applied.metrics_listen = running.metrics_listen;
-    applied.viewer_queue = running.viewer_queue;
-    applied.event_backlog = running.event_backlog;
     if applied.tls.is_some() != running.tls.is_some() {
         applied.tls = running.tls.clone();
     }
