@@ -16,24 +16,6 @@ use switchyard_e2e::raw_http::{self, assert_head_is_get_head};
 
 const RUNTIME_TOKEN: &str = "head-test-runtime-token";
 
-async fn start_runtime(dir: &Path) -> Switchyard {
-    let token_file = dir.join("rt.token");
-    std::fs::write(&token_file, RUNTIME_TOKEN).unwrap();
-    Switchyard::start(
-        &[
-            "runtime",
-            "--listen",
-            "127.0.0.1:0",
-            "--runtime-id",
-            "rt1",
-            "--token-file",
-            token_file.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await
-}
-
 /// A backend whose only runtime is the remote `rt1`, with `[auth]` and one admin
 /// token (made by `switchyard token`), which it returns.
 async fn start_backend(dir: &Path, runtime: &Switchyard) -> (Switchyard, String) {
@@ -65,7 +47,7 @@ async fn start_backend(dir: &Path, runtime: &Switchyard) -> (Switchyard, String)
 [[remote]]
 runtime_id = "rt1"
 base_url = "http://{addr}"
-token_file = "rt.token"
+token_file = "rt1.token"
 
 [auth]
 
@@ -101,7 +83,7 @@ fn requests(metrics: &str, labels: &str) -> f64 {
 #[tokio::test]
 async fn a_head_through_a_remote_runtime_is_its_get_without_the_body() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = start_runtime(dir.path()).await;
+    let runtime = Switchyard::start_runtime(dir.path(), "rt1", RUNTIME_TOKEN).await;
     let (backend, token) = start_backend(dir.path(), &runtime).await;
     let admin = Api {
         addr: backend.addr,

@@ -21,24 +21,6 @@ async fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-async fn start_runtime(dir: &Path) -> Switchyard {
-    let token_file = dir.join("rt.token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    Switchyard::start(
-        &[
-            "runtime",
-            "--listen",
-            "127.0.0.1:0",
-            "--runtime-id",
-            "rt1",
-            "--token-file",
-            token_file.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await
-}
-
 /// A backend with the embedded `local`, the remote `rt1` and a remote `dead` that
 /// nobody serves; its metrics also on a `metrics_listen` port.
 async fn start_backend(dir: &Path, remote: SocketAddr) -> Switchyard {
@@ -56,12 +38,12 @@ runtime_id = "local"
 [[remote]]
 runtime_id = "rt1"
 base_url = "http://{remote}"
-token_file = "rt.token"
+token_file = "rt1.token"
 
 [[remote]]
 runtime_id = "dead"
 base_url = "http://127.0.0.1:{dead}"
-token_file = "rt.token"
+token_file = "rt1.token"
 connect_timeout_ms = 500
 request_timeout_ms = 1000
 "#,
@@ -136,7 +118,7 @@ async fn metrics_count_a_scripted_workload_with_bounded_labels() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let runtime = start_runtime(dir.path()).await;
+    let runtime = Switchyard::start_runtime(dir.path(), "rt1", TOKEN).await;
     let backend = start_backend(dir.path(), runtime.addr).await;
     let metrics_addr = backend.metrics_addr().await;
     let api = Api {
@@ -406,7 +388,7 @@ async fn metrics_count_a_scripted_workload_with_bounded_labels() {
 #[tokio::test]
 async fn the_runtime_serves_its_metrics_under_its_token() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = start_runtime(dir.path()).await;
+    let runtime = Switchyard::start_runtime(dir.path(), "rt1", TOKEN).await;
     let auth = format!("Bearer {TOKEN}");
     let r = request(runtime.addr, http::Method::GET, "/v1/metrics", None, &[]).await;
     assert_eq!(
@@ -508,7 +490,7 @@ print(json.dumps(seen))
 #[tokio::test]
 async fn urllib_posting_2_mib_reads_the_413_from_both_processes() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = start_runtime(dir.path()).await;
+    let runtime = Switchyard::start_runtime(dir.path(), "rt1", TOKEN).await;
     let backend = start_backend(dir.path(), runtime.addr).await;
     let two_mib = 2 * 1024 * 1024;
     for (url, headers) in [

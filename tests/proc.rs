@@ -47,6 +47,26 @@ impl Switchyard {
         Self::start_with_stderr(args, envs, Stdio::inherit()).await
     }
 
+    /// Starts `switchyard runtime` on `127.0.0.1:0` as `runtime_id` (in memory), its
+    /// token file `dir/<runtime_id>.token` holding `token`.
+    pub async fn start_runtime(dir: &Path, runtime_id: &str, token: &str) -> Self {
+        let token_file = dir.join(format!("{runtime_id}.token"));
+        std::fs::write(&token_file, token).expect("a token file");
+        Self::start(
+            &[
+                "runtime",
+                "--listen",
+                "127.0.0.1:0",
+                "--runtime-id",
+                runtime_id,
+                "--token-file",
+                token_file.to_str().expect("a UTF-8 path"),
+            ],
+            &[],
+        )
+        .await
+    }
+
     /// Like [`Switchyard::start`], with standard error written to `log` (a new file),
     /// for tests that read the process's log.
     pub async fn start_logged(args: &[&str], envs: &[(&str, &str)], log: &Path) -> Self {

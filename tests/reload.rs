@@ -33,24 +33,6 @@ fn token_of(id: &str) -> &'static str {
     RUNTIMES.iter().find(|(r, _)| *r == id).unwrap().1
 }
 
-async fn start_runtime(dir: &Path, id: &str) -> Switchyard {
-    let token_file = dir.join(format!("{id}.token"));
-    std::fs::write(&token_file, token_of(id)).unwrap();
-    Switchyard::start(
-        &[
-            "runtime",
-            "--listen",
-            "127.0.0.1:0",
-            "--runtime-id",
-            id,
-            "--token-file",
-            token_file.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await
-}
-
 /// The backend's configuration with the given remotes (`(id, address)`), plus `extra`
 /// lines at the end of the last one.
 fn config(remotes: &[(&str, SocketAddr)], extra: &str) -> String {
@@ -336,9 +318,9 @@ async fn expect_seamless(viewer: &mut Ws, prefix: &str, count: usize) {
 async fn reload_removes_adds_and_keeps_remotes_without_disturbing_the_kept_ones_viewers() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let a = start_runtime(dir, "a").await;
-    let b = start_runtime(dir, "b").await;
-    let c = start_runtime(dir, "c").await;
+    let a = Switchyard::start_runtime(dir, "a", token_of("a")).await;
+    let b = Switchyard::start_runtime(dir, "b", token_of("b")).await;
+    let c = Switchyard::start_runtime(dir, "c", token_of("c")).await;
     let (with_a_b, with_a_c) = (
         config(&[("a", a.addr), ("b", b.addr)], ""),
         config(&[("a", a.addr), ("c", c.addr)], ""),
