@@ -6,9 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use switchyard_protocol::relay::canonical_input_accepted;
 use switchyard_protocol::{
-    CreateWorkerRequest, InputAccepted, InputRequest, ResizeRequest, ResizeResponse, RuntimeCursor,
-    RuntimeId, RuntimeInfo, RuntimeSourceKind, TranscriptPage, WorkerDetail, WorkerId, WorkerList,
-    WorkerStatusResponse,
+    CreateWorkerRequest, EventKind, InputAccepted, InputRequest, ResizeRequest, ResizeResponse,
+    RuntimeCursor, RuntimeId, RuntimeInfo, RuntimeSourceKind, TranscriptPage, WorkerDetail,
+    WorkerId, WorkerList, WorkerStatusResponse,
 };
 use switchyard_transport::{
     RuntimeClient, RuntimeEventsClient, TransportError, UpstreamEnd, UpstreamFrame, UpstreamStream,
@@ -283,6 +283,7 @@ impl RuntimeSource for RemoteSource {
             worker: worker.clone(),
             stream,
             scrubber: self.scrubber.clone(),
+            snapshot_due: resume.is_none(),
         }))
     }
 }
@@ -303,6 +304,10 @@ struct RemoteEvents {
     worker: WorkerId,
     stream: Box<dyn UpstreamStream>,
     scrubber: Scrubber,
+    /// The next event must be a snapshot: the stream was opened without a cursor,
+    /// or the runtime just sent a reset. A runtime that sends anything else first
+    /// would leave viewers with events and no state to apply them to.
+    snapshot_due: bool,
 }
 
 #[async_trait::async_trait]
@@ -315,6 +320,14 @@ impl SourceEvents for RemoteEvents {
                         "the runtime sent an event with a cursor that is not its own".into(),
                     ))
                 })?;
+                if self.snapshot_due {
+                    if event.kind() != EventKind::Snapshot {
+                        return Err(SourceEnd::Lost(SourceError::Protocol(
+                            "the runtime's stream did not begin with a snapshot".into(),
+                        )));
+                    }
+                    self.snapshot_due = false;
+                }
                 let event =
                     checked_event(&self.scrubber, &self.worker, event).map_err(SourceEnd::Lost)?;
                 Ok(SourceItem::Event {
@@ -323,7 +336,10 @@ impl SourceEvents for RemoteEvents {
                     event,
                 })
             }
-            Ok(UpstreamFrame::Reset(reason)) => Ok(SourceItem::Reset(reason)),
+            Ok(UpstreamFrame::Reset(reason)) => {
+                self.snapshot_due = true;
+                Ok(SourceItem::Reset(reason))
+            }
             Err(UpstreamEnd::WorkerGone) => Err(SourceEnd::WorkerGone),
             Err(UpstreamEnd::Shutdown) => Err(SourceEnd::Lost(SourceError::Unavailable)),
             Err(UpstreamEnd::SlowConsumer | UpstreamEnd::Closed { .. }) => {
@@ -488,5 +504,90 @@ mod tests {
         };
         assert_eq!(detail.message, "no worker [redacted] here");
         assert_eq!(detail.worker_id, None);
+    }
+
+    /// Upstream frames played in order, then the end of the stream.
+    struct Script(std::collections::VecDeque<UpstreamFrame>);
+
+    #[async_trait::async_trait]
+    impl UpstreamStream for Script {
+        async fn next(&mut self) -> Result<UpstreamFrame, UpstreamEnd> {
+            self.0.pop_front().ok_or(UpstreamEnd::Shutdown)
+        }
+    }
+
+    /// A stream must begin with a snapshot when it was opened without a cursor, and
+    /// go on with one after a reset: anything else first is the runtime's protocol
+    /// error (viewers would get events with no state to apply them to).
+    #[tokio::test]
+    async fn a_stream_begins_with_a_snapshot_when_one_is_due() {
+        let worker = WorkerId::new("w-1").unwrap();
+        let event = |kind: &str| {
+            let json = match kind {
+                "snapshot" => {
+                    json!({"kind": "snapshot", "worker": detail("w-1"), "transcript": []})
+                }
+                _ => json!({"kind": "output", "sequence": 1, "stream": "stdout", "text": "x"}),
+            };
+            let raw = serde_json::value::to_raw_value(&json).unwrap();
+            UpstreamFrame::Event {
+                cursor: RuntimeCursor {
+                    epoch: "e1".into(),
+                    worker_id: WorkerId::new("w-1").unwrap(),
+                    position: 1,
+                }
+                .encode(),
+                event: switchyard_protocol::EventPayload::from_json(raw).unwrap(),
+            }
+        };
+        let frame = |name: &str| match name {
+            "reset" => UpstreamFrame::Reset(switchyard_protocol::ResetReason::CursorExpired),
+            kind => event(kind),
+        };
+        let check = |resumed: bool, frames: &[&str], expected: &[&str]| {
+            let names = frames.join(", ");
+            let frames: std::collections::VecDeque<_> = frames.iter().map(|f| frame(f)).collect();
+            let mut events = MockRuntimeEventsClient::new();
+            events
+                .expect_subscribe()
+                .return_once(move |_, _, _| Ok(Box::new(Script(frames))));
+            let source = RemoteSource::new(
+                Arc::new(MockRuntimeClient::new()),
+                Arc::new(events),
+                Scrubber::new(["tok-secret".to_owned()]),
+            );
+            let resume = resumed.then(|| ResumePoint {
+                epoch: "e1".into(),
+                position: 0,
+            });
+            let worker = worker.clone();
+            let expected: Vec<String> = expected.iter().map(|e| (*e).to_owned()).collect();
+            async move {
+                let mut stream = source.subscribe(&worker, resume.as_ref()).await.unwrap();
+                let mut seen = Vec::new();
+                for _ in 0..expected.len() {
+                    seen.push(match stream.next().await {
+                        Ok(SourceItem::Reset(_)) => "reset".to_owned(),
+                        Ok(SourceItem::Event { event, .. }) => format!("{:?}", event.kind()),
+                        Err(SourceEnd::Lost(SourceError::Protocol(reason))) => {
+                            assert!(reason.contains("snapshot"), "{reason}");
+                            "protocol error".to_owned()
+                        }
+                        Err(other) => format!("{other:?}"),
+                    });
+                }
+                assert_eq!(seen, expected, "resumed: {resumed}, frames: {names}");
+            }
+        };
+        check(false, &["output"], &["protocol error"]).await;
+        check(false, &["snapshot", "output"], &["Snapshot", "Output"]).await;
+        check(true, &["output"], &["Output"]).await;
+        check(true, &["reset", "output"], &["reset", "protocol error"]).await;
+        check(
+            true,
+            &["reset", "snapshot", "output"],
+            &["reset", "Snapshot", "Output"],
+        )
+        .await;
     }
 }

@@ -2,132 +2,24 @@
 //! observation hub following it: runtimes added, replaced, removed and kept; calls in
 //! flight; viewers of kept, replaced and removed runtimes; health probes; the policy.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use switchyard_protocol::{
-    CreateWorkerRequest, ErrorCode, InputAccepted, ResizeRequest, ResizeResponse, RuntimeId,
-    RuntimeInfo, RuntimeSourceKind, RuntimeState, TranscriptPage, WorkerDetail, WorkerId,
-    WorkerList, WorkerStatusResponse,
-};
+use switchyard_protocol::{CreateWorkerRequest, ErrorCode, RuntimeId, RuntimeState, WorkerId};
 use switchyard_registry::{
     AllowAll, Caller, EmbeddedSource, HubSettings, ObservationHub, Planned, Policy, PolicyDenied,
-    PolicyRequest, ReconfigureError, RegisteredRuntime, RegistryError, ResumePoint,
-    RuntimeRegistry, RuntimeSource, SourceError, SourceEvents, Viewer,
+    PolicyRequest, ReconfigureError, RegisteredRuntime, RegistryError, RuntimeRegistry,
+    RuntimeSource, Viewer,
 };
 use switchyard_runtime::{Runtime, RuntimeConfig, StreamEnd};
-use switchyard_transport::WorkerQuery;
 use tokio::sync::Notify;
+
+mod support;
+use support::{Probe, Subscriptions, Uses};
 
 fn rid(s: &str) -> RuntimeId {
     RuntimeId::new(s).unwrap()
-}
-
-/// How a [`Probe`] source was used.
-#[derive(Default)]
-struct Uses {
-    info: AtomicUsize,
-    subscribe: AtomicUsize,
-}
-
-/// An embedded runtime seen through a source that counts its calls, can hold `input`
-/// until released, and can run a hook inside `get_worker` (to reconfigure at the
-/// worst moment).
-struct Probe {
-    inner: EmbeddedSource,
-    uses: Arc<Uses>,
-    gate: Option<Arc<Notify>>,
-    on_get_worker: OnceLock<Box<dyn Fn() + Send + Sync>>,
-    /// Every subscription fails as unreachable (the runtime's events are down).
-    events_down: bool,
-}
-
-impl Probe {
-    fn new(runtime: &Runtime) -> Self {
-        Self {
-            inner: EmbeddedSource::new(runtime.clone()),
-            uses: Arc::default(),
-            gate: None,
-            on_get_worker: OnceLock::new(),
-            events_down: false,
-        }
-    }
-
-    fn gated(runtime: &Runtime, gate: Arc<Notify>) -> Self {
-        Self {
-            gate: Some(gate),
-            ..Self::new(runtime)
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl RuntimeSource for Probe {
-    fn kind(&self) -> RuntimeSourceKind {
-        RuntimeSourceKind::Embedded
-    }
-    async fn info(&self) -> Result<RuntimeInfo, SourceError> {
-        self.uses.info.fetch_add(1, Ordering::SeqCst);
-        self.inner.info().await
-    }
-    async fn list_workers(&self, query: &WorkerQuery) -> Result<WorkerList, SourceError> {
-        self.inner.list_workers(query).await
-    }
-    async fn create_worker(
-        &self,
-        request: &CreateWorkerRequest,
-    ) -> Result<WorkerDetail, SourceError> {
-        self.inner.create_worker(request).await
-    }
-    async fn get_worker(&self, worker: &WorkerId) -> Result<WorkerDetail, SourceError> {
-        let answer = self.inner.get_worker(worker).await;
-        if let Some(hook) = self.on_get_worker.get() {
-            hook();
-        }
-        answer
-    }
-    async fn input(&self, worker: &WorkerId, text: String) -> Result<InputAccepted, SourceError> {
-        if let Some(gate) = &self.gate {
-            gate.notified().await;
-        }
-        self.inner.input(worker, text).await
-    }
-    async fn resize(
-        &self,
-        worker: &WorkerId,
-        size: ResizeRequest,
-    ) -> Result<ResizeResponse, SourceError> {
-        self.inner.resize(worker, size).await
-    }
-    async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
-        self.inner.cancel(worker).await
-    }
-    async fn stop(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
-        self.inner.stop(worker).await
-    }
-    async fn delete(&self, worker: &WorkerId) -> Result<(), SourceError> {
-        self.inner.delete(worker).await
-    }
-    async fn transcript(
-        &self,
-        worker: &WorkerId,
-        after: u64,
-        limit: Option<u32>,
-    ) -> Result<TranscriptPage, SourceError> {
-        self.inner.transcript(worker, after, limit).await
-    }
-    async fn subscribe(
-        &self,
-        worker: &WorkerId,
-        resume: Option<&ResumePoint>,
-    ) -> Result<Box<dyn SourceEvents>, SourceError> {
-        self.uses.subscribe.fetch_add(1, Ordering::SeqCst);
-        if self.events_down {
-            return Err(SourceError::Unreachable);
-        }
-        self.inner.subscribe(worker, resume).await
-    }
 }
 
 async fn runtime(id: &str) -> Runtime {
@@ -596,7 +488,7 @@ async fn a_channel_waiting_to_reconnect_moves_to_the_replacing_runtime_at_once()
     let a = runtime("a").await;
     let wa = worker(&a).await;
     let down = Probe {
-        events_down: true,
+        events: Subscriptions::Down,
         ..Probe::new(&a)
     };
     let down_uses = down.uses.clone();

@@ -569,11 +569,11 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
         };
         match subscribed {
             Ok(mut stream) => {
-                backoff = settings.backoff_initial;
                 if lost {
                     lost = false;
                     channel.set_upstream(None);
                 }
+                let opened = tokio::time::Instant::now();
                 let ended = loop {
                     tokio::select! {
                         item = stream.next() => match item {
@@ -588,6 +588,12 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                     }
                 };
                 resume = channel.resume_point();
+                // Only a stream that stayed up as long as the longest wait starts the
+                // waits over: one the runtime accepts and then breaks at once (a lying
+                // or failing runtime) is retried ever more slowly, not in a loop.
+                if opened.elapsed() >= settings.backoff_max {
+                    backoff = settings.backoff_initial;
+                }
                 match ended {
                     // A refresh or a new source: resubscribe now, with a snapshot.
                     None => continue,
@@ -606,13 +612,27 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                 finish(&hub, &channel, StreamEnd::Removed);
                 return;
             }
-            Err(SourceError::Rejected(detail)) if detail.code == ErrorCode::InvalidCursor => {
-                // The runtime does not know our cursor: start over from a snapshot.
+            Err(SourceError::Rejected(detail))
+                if detail.code == ErrorCode::InvalidCursor && resume.is_some() =>
+            {
+                // The runtime does not know our cursor: start over from a snapshot, at
+                // once. (Refusing a subscription without a cursor as `invalid_cursor`
+                // makes no sense: that is a failure like any other, waited out below.)
                 channel.apply(SourceItem::Reset(ResetReason::CursorExpired));
                 resume = None;
                 continue;
             }
             Err(error) => {
+                let error = match error {
+                    SourceError::Rejected(detail) if detail.code == ErrorCode::InvalidCursor => {
+                        SourceError::Protocol(
+                            "the runtime refused a subscription without a cursor as an \
+                             invalid cursor"
+                                .into(),
+                        )
+                    }
+                    other => other,
+                };
                 if !lost {
                     channel.set_upstream(Some(lost_detail(&channel.runtime_id, &error)));
                     lost = true;

@@ -1,0 +1,130 @@
+//! The observation hub's upstream against a runtime that misbehaves: it is retried
+//! with growing waits, never in a loop, and its viewers are told, not flooded.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use switchyard_protocol::{CreateWorkerRequest, RuntimeId};
+use switchyard_registry::{
+    AllowAll, Caller, HubSettings, ObservationHub, RegisteredRuntime, RuntimeRegistry,
+};
+use switchyard_runtime::{Runtime, RuntimeConfig};
+
+mod support;
+use support::{Probe, Subscriptions};
+
+/// How a viewer's stream went while a runtime misbehaved for a while.
+#[derive(Debug)]
+struct Watched {
+    subscriptions: usize,
+    resets: usize,
+    lost: Vec<serde_json::Value>,
+    restored: usize,
+}
+
+/// Watches one worker of a runtime whose subscriptions get `events` for `window`,
+/// with waits from 50 ms, doubling up to 10 s.
+async fn watch_for(events: Subscriptions, window: Duration) -> Watched {
+    let runtime = Runtime::in_memory(RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a")).await;
+    let worker = runtime
+        .create(CreateWorkerRequest {
+            profile: "echo".into(),
+            label: None,
+            owner: None,
+        })
+        .await
+        .unwrap()
+        .worker_id;
+    let probe = Probe {
+        events,
+        ..Probe::new(&runtime)
+    };
+    let uses = probe.uses.clone();
+    let registry = Arc::new(
+        RuntimeRegistry::new(
+            vec![RegisteredRuntime {
+                runtime_id: RuntimeId::new("a").unwrap(),
+                display_name: "A".into(),
+                source: Arc::new(probe),
+                call_timeout: Some(Duration::from_secs(5)),
+            }],
+            Arc::new(AllowAll),
+        )
+        .unwrap(),
+    );
+    let hub = ObservationHub::new(
+        registry,
+        HubSettings {
+            backoff_initial: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(10),
+            ..HubSettings::default()
+        },
+    );
+    let mut viewer = hub
+        .watch(
+            &Caller::open(),
+            &RuntimeId::new("a").unwrap(),
+            &worker,
+            None,
+        )
+        .await
+        .unwrap();
+    let mut watched = Watched {
+        subscriptions: 0,
+        resets: 0,
+        lost: Vec::new(),
+        restored: 0,
+    };
+    let until = tokio::time::Instant::now() + window;
+    while let Ok(frame) = tokio::time::timeout_at(until, viewer.next_frame()).await {
+        let frame: serde_json::Value =
+            serde_json::from_str(&frame.expect("the stream stays open").to_json().unwrap())
+                .unwrap();
+        match (frame["type"].as_str(), frame["state"].as_str()) {
+            (Some("reset"), _) => watched.resets += 1,
+            (Some("upstream"), Some("lost")) => watched.lost.push(frame),
+            (Some("upstream"), Some("restored")) => watched.restored += 1,
+            _ => {}
+        }
+    }
+    watched.subscriptions = uses.subscribe.load(Ordering::SeqCst);
+    watched
+}
+
+/// A runtime that refuses even a subscription without a cursor as `invalid_cursor`
+/// (it lies: there is no cursor to be invalid) is a protocol error, waited out like
+/// any failure: no reset for the viewer to act on, no retry loop.
+#[tokio::test]
+async fn a_runtime_refusing_every_subscription_as_an_invalid_cursor_is_waited_out() {
+    let watched = watch_for(Subscriptions::CursorRefused, Duration::from_millis(1500)).await;
+    // Waits of 50, 100, 200, 400, 800 ms (+ up to 30 % jitter) fit at most five
+    // retries in 1.5 s; the loop this replaced made thousands.
+    assert!((2..=6).contains(&watched.subscriptions), "{watched:?}");
+    assert_eq!(watched.resets, 0, "{watched:?}");
+    assert_eq!(
+        watched.lost.len(),
+        1,
+        "lost once, until restored: {watched:?}"
+    );
+    assert_eq!(
+        watched.lost[0]["error"]["code"], "runtime_protocol_error",
+        "{watched:?}"
+    );
+}
+
+/// A runtime that accepts each subscription and breaks it at once is retried with
+/// growing waits: a stream starts the waits over only once it has stayed up.
+#[tokio::test]
+async fn a_stream_that_breaks_at_once_is_retried_ever_more_slowly() {
+    let watched = watch_for(Subscriptions::BreakAfterFirst, Duration::from_millis(1500)).await;
+    assert!((2..=6).contains(&watched.subscriptions), "{watched:?}");
+    // Each break is told (lost), and each retry the runtime accepts (restored); the
+    // window may end between a subscription and its break.
+    let (subscribed, lost) = (watched.subscriptions, watched.lost.len());
+    assert!(lost == subscribed || lost + 1 == subscribed, "{watched:?}");
+    assert!(
+        watched.restored + 1 == lost || watched.restored == lost,
+        "{watched:?}"
+    );
+}

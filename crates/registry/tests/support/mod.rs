@@ -1,0 +1,162 @@
+//! Test doubles shared by the registry's integration tests.
+#![allow(dead_code)] // each test file uses part of it
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use switchyard_protocol::{
+    CreateWorkerRequest, ErrorCode, ErrorDetail, InputAccepted, ResizeRequest, ResizeResponse,
+    RuntimeInfo, RuntimeSourceKind, TranscriptPage, WorkerDetail, WorkerId, WorkerList,
+    WorkerStatusResponse,
+};
+use switchyard_registry::{
+    EmbeddedSource, ResumePoint, RuntimeSource, SourceEnd, SourceError, SourceEvents, SourceItem,
+};
+use switchyard_runtime::Runtime;
+use switchyard_transport::WorkerQuery;
+use tokio::sync::Notify;
+
+/// What a [`Probe`]'s subscriptions get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscriptions {
+    /// The embedded runtime's stream.
+    Up,
+    /// Every subscription fails as unreachable (the runtime's events are down).
+    Down,
+    /// Every subscription is refused as `invalid_cursor`, with a cursor or without
+    /// (a lying runtime).
+    CursorRefused,
+    /// The stream gives its first item, then breaks as a protocol error (a runtime
+    /// that accepts and then fails at once).
+    BreakAfterFirst,
+}
+
+/// A stream that ends as a protocol error after its first item.
+struct BreakAfterFirst {
+    inner: Option<Box<dyn SourceEvents>>,
+}
+
+#[async_trait::async_trait]
+impl SourceEvents for BreakAfterFirst {
+    async fn next(&mut self) -> Result<SourceItem, SourceEnd> {
+        match self.inner.take() {
+            Some(mut inner) => inner.next().await,
+            None => Err(SourceEnd::Lost(SourceError::Protocol(
+                "a frame this backend cannot read".into(),
+            ))),
+        }
+    }
+}
+
+/// How a [`Probe`] source was used.
+#[derive(Default)]
+pub struct Uses {
+    pub info: AtomicUsize,
+    pub subscribe: AtomicUsize,
+}
+
+/// An embedded runtime seen through a source that counts its calls, can hold `input`
+/// until released, and can run a hook inside `get_worker` (to reconfigure at the
+/// worst moment).
+pub struct Probe {
+    pub inner: EmbeddedSource,
+    pub uses: Arc<Uses>,
+    pub gate: Option<Arc<Notify>>,
+    pub on_get_worker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// What a subscription gets.
+    pub events: Subscriptions,
+}
+
+impl Probe {
+    pub fn new(runtime: &Runtime) -> Self {
+        Self {
+            inner: EmbeddedSource::new(runtime.clone()),
+            uses: Arc::default(),
+            gate: None,
+            on_get_worker: OnceLock::new(),
+            events: Subscriptions::Up,
+        }
+    }
+
+    pub fn gated(runtime: &Runtime, gate: Arc<Notify>) -> Self {
+        Self {
+            gate: Some(gate),
+            ..Self::new(runtime)
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RuntimeSource for Probe {
+    fn kind(&self) -> RuntimeSourceKind {
+        RuntimeSourceKind::Embedded
+    }
+    async fn info(&self) -> Result<RuntimeInfo, SourceError> {
+        self.uses.info.fetch_add(1, Ordering::SeqCst);
+        self.inner.info().await
+    }
+    async fn list_workers(&self, query: &WorkerQuery) -> Result<WorkerList, SourceError> {
+        self.inner.list_workers(query).await
+    }
+    async fn create_worker(
+        &self,
+        request: &CreateWorkerRequest,
+    ) -> Result<WorkerDetail, SourceError> {
+        self.inner.create_worker(request).await
+    }
+    async fn get_worker(&self, worker: &WorkerId) -> Result<WorkerDetail, SourceError> {
+        let answer = self.inner.get_worker(worker).await;
+        if let Some(hook) = self.on_get_worker.get() {
+            hook();
+        }
+        answer
+    }
+    async fn input(&self, worker: &WorkerId, text: String) -> Result<InputAccepted, SourceError> {
+        if let Some(gate) = &self.gate {
+            gate.notified().await;
+        }
+        self.inner.input(worker, text).await
+    }
+    async fn resize(
+        &self,
+        worker: &WorkerId,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, SourceError> {
+        self.inner.resize(worker, size).await
+    }
+    async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
+        self.inner.cancel(worker).await
+    }
+    async fn stop(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
+        self.inner.stop(worker).await
+    }
+    async fn delete(&self, worker: &WorkerId) -> Result<(), SourceError> {
+        self.inner.delete(worker).await
+    }
+    async fn transcript(
+        &self,
+        worker: &WorkerId,
+        after: u64,
+        limit: Option<u32>,
+    ) -> Result<TranscriptPage, SourceError> {
+        self.inner.transcript(worker, after, limit).await
+    }
+    async fn subscribe(
+        &self,
+        worker: &WorkerId,
+        resume: Option<&ResumePoint>,
+    ) -> Result<Box<dyn SourceEvents>, SourceError> {
+        self.uses.subscribe.fetch_add(1, Ordering::SeqCst);
+        match self.events {
+            Subscriptions::Up => self.inner.subscribe(worker, resume).await,
+            Subscriptions::Down => Err(SourceError::Unreachable),
+            Subscriptions::CursorRefused => Err(SourceError::Rejected(ErrorDetail::new(
+                ErrorCode::InvalidCursor,
+                "the runtime refuses every subscription as an invalid cursor",
+            ))),
+            Subscriptions::BreakAfterFirst => Ok(Box::new(BreakAfterFirst {
+                inner: Some(self.inner.subscribe(worker, resume).await?),
+            })),
+        }
+    }
+}
