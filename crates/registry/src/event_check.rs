@@ -2,22 +2,28 @@
 //! sees them: the runtime's own words (worker details in snapshots, diagnostics,
 //! system notes) are scrubbed of its URL, host and token as worker details are on
 //! the REST path ([`checked_detail`]); what the worker printed and what its users
-//! typed (output, input) is their own data and passes as it is.
+//! typed (output, input) is their own data and passes as it is, tokens aside.
 //!
-//! Output and input events, nearly all of a stream, are passed on without being
-//! read. A snapshot, rare, is always decoded: it must be about the worker asked for.
-//! Any other event is searched for a secret (one byte search) and, only when one is
-//! found or an escape could spell one, decoded, scrubbed and encoded again: which
-//! also drops whatever the runtime added beside the event's own fields.
+//! Output and input events, nearly all of a stream, are passed on as received when
+//! they are in the form runtimes write them (exactly the event's fields, a known
+//! stream, plain escapes: [`plain_text_event`]) and their text, searched as written,
+//! holds no token. Anything else is decoded and encoded again, which drops whatever
+//! the runtime added beside the event's own fields, with any token in the text
+//! redacted; one that does not decode (an unknown stream) is left out. A snapshot,
+//! rare, is always decoded: it must be about the worker asked for. Any other event
+//! is searched for a secret (one byte search) and, only when one is found or an
+//! escape could spell one, decoded, scrubbed and encoded again.
 //!
-//! What this cannot promise: output and input are relayed unread, so a runtime
-//! that prints a secret into its workers' output is not stopped (the host's name
-//! in a worker's output is ordinary data: `hostname` prints it).
+//! What this cannot promise: a token cut in two by the runtime's reads, half in one
+//! output event and half in the next, is not found; and the host's name in a
+//! worker's output is ordinary data (`hostname` prints it), not scrubbed.
 
 use switchyard_protocol::{
     DiagnosticSeverity, EventKind, EventPayload, TranscriptEntry, TranscriptItem, TranscriptPage,
     WorkerEvent, WorkerId,
 };
+
+use switchyard_protocol::relay::plain_text_event;
 
 use crate::error::SourceError;
 use crate::relay::checked_detail;
@@ -34,7 +40,7 @@ pub(crate) fn checked_event(
     event: EventPayload,
 ) -> Result<EventPayload, SourceError> {
     match event.kind() {
-        EventKind::Output | EventKind::Input => Ok(event),
+        EventKind::Output | EventKind::Input => Ok(checked_text_event(scrubber, event)),
         EventKind::Snapshot => match event.decode() {
             Ok(WorkerEvent::Snapshot {
                 worker: detail,
@@ -71,6 +77,35 @@ pub(crate) fn checked_event(
             Ok(decoded) => Ok(decoded.into()),
             Err(_) => Ok(left_out()),
         },
+    }
+}
+
+/// An output or input event as received if it is plain and names no token;
+/// otherwise decoded, its token redacted and encoded again (or [`left_out`]).
+fn checked_text_event(scrubber: &Scrubber, event: EventPayload) -> EventPayload {
+    if let EventPayload::Json { json, .. } = &event
+        && let Some(written) = plain_text_event(json)
+        && !scrubber.finds_secret_written(written.as_bytes())
+    {
+        return event;
+    }
+    match event.decode() {
+        Ok(WorkerEvent::Output {
+            sequence,
+            stream,
+            text,
+        }) => WorkerEvent::Output {
+            sequence,
+            stream,
+            text: scrubber.redact_secrets(text),
+        }
+        .into(),
+        Ok(WorkerEvent::Input { sequence, text }) => WorkerEvent::Input {
+            sequence,
+            text: scrubber.redact_secrets(text),
+        }
+        .into(),
+        _ => left_out(),
     }
 }
 
@@ -286,5 +321,64 @@ mod tests {
         let page = serde_json::to_value(checked_transcript(&scrubber(), page)).unwrap();
         assert_eq!(page["items"][0]["text"], "could not reach [redacted]");
         assert_eq!(page["items"][1]["text"], HOST);
+    }
+
+    /// Output and input are the worker's data: passed as written when they are the
+    /// event's own fields in the runtimes' form and hold no token; otherwise read,
+    /// with what the runtime added dropped and a token redacted, or left out.
+    #[test]
+    fn output_and_input_pass_as_written_unless_they_hold_a_token_or_more_than_their_fields() {
+        const TOKEN: &str = "tok-9876543210";
+        let scrubber = scrubber().with_secret(TOKEN.to_owned());
+        let check = |text: &str| {
+            let raw = serde_json::value::RawValue::from_string(text.to_owned()).unwrap();
+            let checked =
+                checked_event(&scrubber, &worker(), EventPayload::from_json(raw).unwrap()).unwrap();
+            let as_received =
+                matches!(&checked, EventPayload::Json { json, .. } if json.get() == text);
+            (serde_json::to_value(&checked).unwrap(), as_received)
+        };
+        let output =
+            |text: &str| json!({"kind":"output","sequence":3,"stream":"stdout","text":text});
+        let plain = r#"{"kind":"output","sequence":3,"stream":"stdout","text":"a\n\"b\"\u001b"}"#;
+        for (event, expected, as_received) in [
+            (plain.to_owned(), output("a\n\"b\"\u{1b}"), true),
+            // The host is ordinary data in a worker's output.
+            (
+                output(&format!("ssh {HOST}")).to_string(),
+                output(&format!("ssh {HOST}")),
+                true,
+            ),
+            (
+                output(&format!("the token is {TOKEN}!")).to_string(),
+                output("the token is [redacted]!"),
+                false,
+            ),
+            (
+                r#"{"kind":"input","sequence":4,"text":"\u0074ok-9876543210"}"#.to_owned(),
+                json!({"kind":"input","sequence":4,"text":"[redacted]"}),
+                false,
+            ),
+            (
+                json!({"kind":"output","sequence":3,"stream":"stdout","text":"x",
+                       "note":format!("runtime at http://{HOST}:7701 with {TOKEN}")})
+                .to_string(),
+                output("x"),
+                false,
+            ),
+            (
+                json!({"kind":"input","sequence":4,"text":"z","addr":format!("{HOST}:7701")})
+                    .to_string(),
+                json!({"kind":"input","sequence":4,"text":"z"}),
+                false,
+            ),
+        ] {
+            assert_eq!(check(&event), (expected, as_received), "{event}");
+        }
+        // A stream no runtime writes cannot be read: left out, secret and all.
+        let (left_out, _) =
+            check(&json!({"kind":"output","sequence":3,"stream":TOKEN,"text":"y"}).to_string());
+        assert_eq!(left_out["code"], "event_left_out", "{left_out}");
+        assert!(!left_out.to_string().contains(TOKEN));
     }
 }

@@ -20,6 +20,9 @@ pub struct Scrubber {
     minimal: Vec<Finder<'static>>,
     /// Numbers (the port) redacted where they stand as a whole number in text.
     numbers: Vec<(String, Finder<'static>)>,
+    /// The tokens ([`Scrubber::with_secret`]), each with a search for it as JSON
+    /// writes it in a string (quotes and backslashes escaped).
+    secrets: Vec<(String, Finder<'static>)>,
 }
 
 impl std::fmt::Debug for Scrubber {
@@ -43,6 +46,7 @@ impl Scrubber {
         Self::of(
             needles.into_iter().filter(|n| n.len() >= 4).collect(),
             Vec::new(),
+            Vec::new(),
         )
     }
 
@@ -50,13 +54,22 @@ impl Scrubber {
     /// a client, even one short enough to mangle unrelated text when scrubbed.
     pub fn with_secret(self, secret: String) -> Self {
         let mut needles: Vec<String> = self.needles.into_iter().map(|(n, _)| n).collect();
+        let mut secrets = self.secrets;
         if !secret.is_empty() {
+            // A string's JSON is its text escaped between two quotes.
+            let quoted = serde_json::to_string(&secret).expect("a string encodes");
+            let written = quoted[1..quoted.len() - 1].to_owned();
+            secrets.push((secret.clone(), searched(written).1));
             needles.push(secret);
         }
-        Self::of(needles, self.numbers)
+        Self::of(needles, self.numbers, secrets)
     }
 
-    fn of(mut needles: Vec<String>, numbers: Vec<(String, Finder<'static>)>) -> Self {
+    fn of(
+        mut needles: Vec<String>,
+        numbers: Vec<(String, Finder<'static>)>,
+        secrets: Vec<(String, Finder<'static>)>,
+    ) -> Self {
         // Longest first, so a URL goes before the host inside it.
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         needles.dedup();
@@ -73,7 +86,28 @@ impl Scrubber {
             needles: needles.into_iter().map(searched).collect(),
             minimal,
             numbers,
+            secrets,
         }
+    }
+
+    /// True when `written`, the text of a JSON string as written (without its
+    /// quotes), holds a token as JSON writes it. It finds every token the decoded
+    /// string holds when the only escapes written are those of quotes, backslashes
+    /// and control characters ([`switchyard_protocol::relay::plain_text_event`]).
+    pub fn finds_secret_written(&self, written: &[u8]) -> bool {
+        self.secrets.iter().any(|(_, f)| f.find(written).is_some())
+    }
+
+    /// `text` with every token replaced by `[redacted]` (and nothing else: what a
+    /// worker prints may name its host, but never a token).
+    pub fn redact_secrets(&self, text: String) -> String {
+        self.secrets.iter().fold(text, |text, (secret, _)| {
+            if text.contains(secret.as_str()) {
+                text.replace(secret.as_str(), "[redacted]")
+            } else {
+                text
+            }
+        })
     }
 
     /// Also scrubs `number` (a port) wherever it stands as a whole number.
@@ -104,6 +138,50 @@ impl Scrubber {
     /// `text` with every needle, and every whole number that is one of the numbers,
     /// replaced by `[redacted]`.
     pub fn scrub(&self, text: &str) -> String {
+        self.scrub_cuts(self.scrub_whole(text))
+    }
+
+    /// Where `text` was cut short (`...`, as reasons quoting what a runtime sent
+    /// are), a secret may have been cut too, and the part before the cut is no
+    /// longer found as a whole: a beginning of a secret or number just before a
+    /// `...` is redacted as well.
+    fn scrub_cuts(&self, text: String) -> String {
+        const CUT: &str = "...";
+        if !text.contains(CUT) {
+            return text;
+        }
+        let secrets: Vec<&str> = self
+            .needles
+            .iter()
+            .chain(&self.numbers)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(CUT) {
+            let before = &rest[..at];
+            let cut_secret = secrets
+                .iter()
+                .filter_map(|secret| {
+                    (1..secret.len())
+                        .rev()
+                        .find(|&k| secret.is_char_boundary(k) && before.ends_with(&secret[..k]))
+                })
+                .max()
+                .unwrap_or(0);
+            out.push_str(&before[..before.len() - cut_secret]);
+            if cut_secret > 0 {
+                out.push_str("[redacted]");
+            }
+            out.push_str(CUT);
+            rest = &rest[at + CUT.len()..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// [`Scrubber::scrub`] of whole secrets.
+    fn scrub_whole(&self, text: &str) -> String {
         if !self.finds(text.as_bytes()) {
             return text.to_owned();
         }
@@ -221,5 +299,35 @@ mod tests {
         assert!(s.finds(b"tok=abc"));
         assert!(s.names_a_secret("label abc"));
         assert!(!s.finds(b"db"), "a two-letter host alone is left");
+    }
+
+    /// A reason cut short (`...`) may have cut a secret: its beginning before the
+    /// cut goes too, however little of it is left.
+    #[test]
+    fn a_secret_cut_short_goes_with_its_beginning() {
+        let s = Scrubber::new(["10.1.2.3".to_owned()])
+            .with_secret("s3cret-token".to_owned())
+            .with_number(7701);
+        for (text, expected) in [
+            (
+                "unknown variant `AAAAs3cret-to...`",
+                "unknown variant `AAAA[redacted]...`",
+            ),
+            (
+                "unknown variant `AAAAs...`",
+                "unknown variant `AAAA[redacted]...`",
+            ),
+            ("at 10.1.2...", "at [redacted]..."),
+            ("port 77...", "port [redacted]..."),
+            (
+                "a type \"s3cr...\" then s3cret-token...",
+                "a type \"[redacted]...\" then [redacted]...",
+            ),
+            // Nothing a secret begins with before the cut: as it was.
+            ("unknown variant `AAAA...`", "unknown variant `AAAA...`"),
+            ("no cut s3cre", "no cut s3cre"),
+        ] {
+            assert_eq!(s.scrub(text), expected, "{text}");
+        }
     }
 }

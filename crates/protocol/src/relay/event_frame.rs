@@ -10,6 +10,7 @@
 //! no escape in the cursor), never looser: anything else gives `None`, and the
 //! caller reads the frame with serde as before, which accepts it or says why not.
 
+use crate::event::RawEvent;
 use crate::ids::WorkerId;
 
 /// The parts of a runtime's event frame, borrowed from it.
@@ -58,6 +59,62 @@ pub fn event_frame(text: &str) -> Option<EventFrameParts<'_>> {
         worker_id,
         event: CheckedEvent(event),
     })
+}
+
+/// The text of an output or input event object in the form runtimes write it, as
+/// written between its quotes: `{"kind":"output","sequence":N,"stream":S,"text":"…"}`
+/// (`S` one of `"stdout"`, `"stderr"`, `"terminal"`) or
+/// `{"kind":"input","sequence":N,"text":"…"}`, compact, in that order, nothing else,
+/// `N` a `u64`. `None` for anything else, and for a text with an escape other than
+/// those a control character, a quote or a backslash needs (`\"`, `\\`, `\b`, `\f`,
+/// `\n`, `\r`, `\t`, `\u0000` to `\u001f`): in the text returned, every other
+/// character stands as itself, so a byte search for a string without control
+/// characters (its quotes and backslashes escaped) finds it wherever the decoded text
+/// holds it.
+///
+/// The event is known to be valid JSON ([`RawEvent`]), so the text is one string
+/// exactly when no quote in it is unescaped, and only `\/` and `\u` escapes need
+/// a look: three vectorised byte searches, not a walk through every escape (an
+/// output of short lines has one every few bytes).
+pub fn plain_text_event(event: &RawEvent) -> Option<&str> {
+    let event = event.get();
+    let rest = if let Some(rest) = event.strip_prefix("{\"kind\":\"output\",\"sequence\":") {
+        let rest = sequence(rest)?.strip_prefix(",\"stream\":\"")?;
+        let rest = ["stdout", "stderr", "terminal"]
+            .iter()
+            .find_map(|stream| rest.strip_prefix(stream))?;
+        rest.strip_prefix("\",\"text\":\"")?
+    } else {
+        let rest = event.strip_prefix("{\"kind\":\"input\",\"sequence\":")?;
+        sequence(rest)?.strip_prefix(",\"text\":\"")?
+    };
+    let text = rest.strip_suffix("\"}")?;
+    let b = text.as_bytes();
+    // Whether the byte at `at` is escaped: an odd run of backslashes before it.
+    let escaped = |at: usize| b[..at].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1;
+    if memchr::memchr_iter(b'"', b).any(|at| !escaped(at)) {
+        return None; // the string ends before the object does
+    }
+    if memchr::memmem::find_iter(b, b"\\/").any(|at| !escaped(at)) {
+        return None;
+    }
+    for at in memchr::memmem::find_iter(b, b"\\u") {
+        if escaped(at) {
+            continue; // an escaped backslash, then a `u`
+        }
+        let hex = std::str::from_utf8(b.get(at + 2..at + 6)?).ok()?;
+        if u32::from_str_radix(hex, 16).ok()? >= 0x20 {
+            return None;
+        }
+    }
+    Some(text)
+}
+
+/// `rest` after a `u64` at its start (digits only), or `None`.
+fn sequence(rest: &str) -> Option<&str> {
+    let end = rest.bytes().take_while(u8::is_ascii_digit).count();
+    rest[..end].parse::<u64>().ok()?;
+    Some(&rest[end..])
 }
 
 /// Reads the JSON value at `at`; returns where it ends.
@@ -372,6 +429,68 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// `json` as a checked event object.
+    fn raw(json: &str) -> RawEvent {
+        serde_json::value::RawValue::from_string(json.to_owned())
+            .unwrap()
+            .into()
+    }
+
+    #[test]
+    fn plain_text_events_are_the_runtimes_output_and_input_as_written() {
+        let out =
+            |rest: &str| format!(r#"{{"kind":"output","sequence":3,"stream":"stdout",{rest}}}"#);
+        for (event, expected) in [
+            (out(r#""text":"a\n\"b\\\u001b""#), Some(r#"a\n\"b\\\u001b"#)),
+            (r#"{"kind":"input","sequence":0,"text":""}"#.to_owned(), Some("")),
+            (
+                r#"{"kind":"output","sequence":18446744073709551615,"stream":"terminal","text":"é"}"#
+                    .to_owned(),
+                Some("é"),
+            ),
+            // Not the form runtimes write: left to serde.
+            (r#"{"kind":"output","sequence":3,"stream":"pipe","text":"a"}"#.to_owned(), None),
+            (r#"{"kind":"output","sequence":3,"text":"a"}"#.to_owned(), None),
+            (out(r#""text":"a","note":"b""#), None),
+            (r#"{"kind":"input","note":"b","sequence":3,"text":"a"}"#.to_owned(), None),
+            (r#"{"kind":"input","sequence":18446744073709551616,"text":"a"}"#.to_owned(), None),
+            (r#"{"kind":"input","sequence":-1,"text":"a"}"#.to_owned(), None),
+            // An escape that a printable character does not need could spell a secret
+            // that a byte search would miss.
+            (out(r#""text":"\u0074oken""#), None),
+            (out(r#""text":"a\/b""#), None),
+            (out(r#""text":"\u0020""#), None),
+            (out(r#""text":"\\\u0074""#), None),
+            // Backslashes pair off: after `\\` a quote or a `u` stands as itself.
+            (out(r#""text":"a\\\"b""#), Some(r#"a\\\"b"#)),
+            (out(r#""text":"a\\","note":"b""#), None),
+            (out(r#""text":"\\u0074""#), Some(r#"\\u0074"#)),
+        ] {
+            assert_eq!(plain_text_event(&raw(&event)), expected, "{event}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever a runtime prints, serde writes its output event in the plain form,
+        /// and the text found is serde's escaping of it: so a byte search of the
+        /// escaped form of a string without control characters finds it in the text.
+        #[test]
+        fn every_output_serde_writes_is_plain(text in ".*", needle in "[ -~]{1,4}") {
+            let event = crate::WorkerEvent::Output {
+                sequence: 7,
+                stream: crate::OutputStream::Stderr,
+                text: format!("{text}{needle}{text}"),
+            };
+            let json = serde_json::to_string(&event).unwrap();
+            let escaped = |s: &str| serde_json::to_string(s).unwrap();
+            let written = escaped(&format!("{text}{needle}{text}"));
+            let event = raw(&json);
+            proptest::prop_assert_eq!(plain_text_event(&event), Some(&written[1..written.len() - 1]));
+            let needle = escaped(&needle);
+            proptest::prop_assert!(written.contains(&needle[1..needle.len() - 1]));
         }
     }
 }

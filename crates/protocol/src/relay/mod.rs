@@ -19,7 +19,7 @@ mod event_frame;
 mod oracle;
 mod scan;
 
-pub use event_frame::{CheckedEvent, EventFrameParts, event_frame};
+pub use event_frame::{CheckedEvent, EventFrameParts, event_frame, plain_text_event};
 
 use std::ops::Range;
 
