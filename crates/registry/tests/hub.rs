@@ -486,3 +486,76 @@ async fn a_resize_applies_to_the_streams_that_open_after_it() {
     );
     read_outputs(&mut before_stalled, 3).await;
 }
+
+/// A newcomer's first frame is a snapshot of the worker as it is: after a few
+/// events it gets the channel's snapshot and those events; after many, a fresh
+/// snapshot and then only what happens next (not the backlog replayed).
+#[tokio::test]
+async fn a_newcomer_gets_the_worker_as_it_is_not_a_long_replay() {
+    let (runtime, hub, worker) = setup(Arc::new(AllowAll)).await;
+    let rt = RuntimeId::new("local").unwrap();
+    let mut first = hub
+        .watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut first).await.1["event"]["kind"], "snapshot");
+    // Reads `inputs` inputs' input and output events from `viewer`.
+    async fn drain(viewer: &mut Viewer, inputs: usize) {
+        for _ in 0..inputs * 2 {
+            next(viewer).await;
+        }
+    }
+    // Sends `text` and returns the newcomer's frames up to its output, kinds and
+    // the snapshot's input count.
+    async fn join_and_send(
+        hub: &ObservationHub,
+        runtime: &Runtime,
+        worker: &WorkerId,
+        text: &str,
+    ) -> (Vec<String>, u64) {
+        let rt = RuntimeId::new("local").unwrap();
+        let mut newcomer = hub.watch(&Caller::open(), &rt, worker, None).await.unwrap();
+        let (_, snapshot) = next(&mut newcomer).await;
+        assert_eq!(snapshot["event"]["kind"], "snapshot", "{snapshot}");
+        let counted = snapshot["event"]["worker"]["input_count"].as_u64().unwrap();
+        runtime.input(worker, text.into()).await.unwrap();
+        let mut kinds = Vec::new();
+        loop {
+            let (_, frame) = next(&mut newcomer).await;
+            let kind = frame["event"]["kind"].as_str().unwrap().to_owned();
+            let done = kind == "output" && frame["event"]["text"] == text;
+            kinds.push(kind);
+            if done {
+                return (kinds, counted);
+            }
+        }
+    }
+
+    for i in 0..3 {
+        runtime.input(&worker, format!("few {i}")).await.unwrap();
+    }
+    drain(&mut first, 3).await;
+    let (kinds, counted) = join_and_send(&hub, &runtime, &worker, "now").await;
+    assert_eq!(
+        (kinds.len(), counted),
+        (6 + 2, 0),
+        "the channel's snapshot and the few events after it: {kinds:?}"
+    );
+    drain(&mut first, 1).await;
+
+    for i in 0..100 {
+        runtime.input(&worker, format!("many {i}")).await.unwrap();
+        drain(&mut first, 1).await;
+    }
+    let (kinds, counted) = join_and_send(&hub, &runtime, &worker, "later").await;
+    assert_eq!(
+        (kinds, counted),
+        (vec!["input".to_owned(), "output".to_owned()], 104),
+        "a fresh snapshot, then what happens next"
+    );
+    // The first viewer saw no refresh meant for the newcomer.
+    drain(&mut first, 1).await;
+    runtime.input(&worker, "last".into()).await.unwrap();
+    let (_, input) = next(&mut first).await;
+    assert_eq!(input["event"]["text"], "last", "{input}");
+}

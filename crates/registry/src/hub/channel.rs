@@ -328,7 +328,13 @@ impl Channel {
         }
         if awaiting_snapshot {
             match usable_snapshot(&state) {
-                Some(snapshot) => {
+                // A snapshot with few events after it: those events, replayed, bring
+                // the newcomer to now. (With more, a fresh snapshot is cheaper for
+                // the newcomer, and says what the worker is now, not then.)
+                Some(snapshot)
+                    if state.last_position.saturating_sub(snapshot.position)
+                        <= MAX_REPLAY_AFTER_SNAPSHOT =>
+                {
                     let after = snapshot.position;
                     initial.push_back(HubItem::Event(snapshot));
                     initial.extend(
@@ -340,10 +346,10 @@ impl Channel {
                             .map(HubItem::Event),
                     );
                 }
-                // Connected but no snapshot covers the backlog: get a fresh one. (Not
-                // connected yet: the first subscription brings one.)
-                None if state.epoch.is_some() => self.request_refresh(),
-                None => {}
+                // Connected but no recent snapshot covers the backlog: get a fresh
+                // one. (Not connected yet: the first subscription brings one.)
+                _ if state.epoch.is_some() => self.request_refresh(),
+                _ => {}
             }
         }
         let live = state.fanout.subscribe();
@@ -510,6 +516,10 @@ impl Channel {
         }
     }
 }
+
+/// The most events a newcomer is sent after the channel's latest snapshot; past
+/// this, the channel fetches a fresh snapshot for it.
+const MAX_REPLAY_AFTER_SNAPSHOT: u64 = 64;
 
 /// The latest snapshot, if every event after it is still in the backlog.
 fn usable_snapshot(state: &ChannelState) -> Option<Stamped> {
