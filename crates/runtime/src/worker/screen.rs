@@ -126,6 +126,7 @@ fn snapshot_of(parser: &vt100::Parser) -> TerminalSnapshot {
         text.push_str(ENTER_ALTERNATE);
     }
     text.push_str(&screen.state_formatted());
+    text.push_str(&hidden_state_formatted(screen));
     TerminalSnapshot {
         cols: cols.get(),
         rows: rows.get(),
@@ -133,6 +134,54 @@ fn snapshot_of(parser: &vt100::Parser) -> TerminalSnapshot {
         cursor: CursorPosition { row, col },
         alternate,
     }
+}
+
+/// What `state_formatted` leaves out and a program relies on later: the scroll
+/// region, the saved cursor (`ESC 7`) and origin mode of the screen in use, as the
+/// escape sequences that set them, ending with the cursor where it is; empty when
+/// they are the defaults.
+///
+/// vt100 keeps them but does not show them, so they are read back from a copy of
+/// the screen by the sequences that reveal them: restoring the cursor (`ESC 8`)
+/// gives the saved one; origin mode homes the cursor to the region's top, and a
+/// long move down stops at its bottom.
+fn hidden_state_formatted(screen: &vt100::Screen) -> String {
+    let (rows, cols) = screen.size();
+    let last_row = rows.get() - 1;
+    let (row, col) = screen.cursor_position();
+    let mut probe = vt100::Parser::new(rows, cols, 0);
+    *probe.screen_mut() = screen.clone();
+    probe.process(b"\x1b[H");
+    let home = probe.screen().cursor_position().0;
+    probe.process(b"\x1b[9999;1H");
+    let origin_mode = home != 0 || probe.screen().cursor_position().0 != last_row;
+    probe.process(b"\x1b8");
+    let saved = probe.screen().cursor_position();
+    probe.process(b"\x1b[?6h");
+    let top = probe.screen().cursor_position().0;
+    probe.process(b"\x1b[9999B");
+    let bottom = probe.screen().cursor_position().0;
+
+    let region = (top, bottom) != (0, last_row);
+    if !region && saved == (0, 0) && !origin_mode {
+        return String::new();
+    }
+    let mut text = String::new();
+    if region {
+        // Homes the cursor (origin mode off).
+        text.push_str(&format!("\u{1b}[{};{}r", top + 1, bottom + 1));
+    }
+    if saved != (0, 0) {
+        text.push_str(&format!("\u{1b}[{};{}H\u{1b}7", saved.0 + 1, saved.1 + 1));
+    }
+    let row = if origin_mode {
+        text.push_str("\u{1b}[?6h");
+        row - top
+    } else {
+        row
+    };
+    text.push_str(&format!("\u{1b}[{};{}H", row + 1, col + 1));
+    text
 }
 
 #[cfg(test)]
@@ -164,6 +213,44 @@ mod tests {
 
     fn has_snapshot(screen: &Screen) -> bool {
         matches!(screen, Screen::Live(live) if live.snapshot.is_some())
+    }
+
+    /// A viewer that paints a snapshot taken after `before` and then applies
+    /// `after` has the screen of one that saw both: the scroll region, the saved
+    /// cursor and origin mode carry over.
+    #[test]
+    fn state_a_program_relies_on_later_carries_over_in_the_snapshot() {
+        for (before, after) in [
+            // apt's progress bar: a scroll region above a status line.
+            (
+                "$ \u{1b}[3;8r\u{1b}[8;1Hscroll",
+                "a\r\nb\r\nc\r\nd\r\ne\r\nf\r\ng\r\n",
+            ),
+            ("\u{1b}[5;5H\u{1b}7\u{1b}[1;1Hmoved", "\u{1b}8saved"),
+            (
+                "\u{1b}[3;8r\u{1b}[?6h\u{1b}[2;3Hin",
+                "\u{1b}[1;1Htop\u{1b}[99Bbottom",
+            ),
+            (
+                "\u{1b}[2;9r\u{1b}[4;4H\u{1b}7\u{1b}[9;1Hx",
+                "\r\n\r\n\u{1b}8y\r\nz",
+            ),
+            // Defaults: the snapshot is vt100's own.
+            ("plain\r\ntext", "more"),
+        ] {
+            let mut screen = Screen::new(20, 10);
+            screen.feed(before);
+            let own = live(&screen).screen().state_formatted();
+            let snapshot = screen.snapshot();
+            let mut viewer = paint(&snapshot);
+            assert_same(&viewer, live(&screen));
+            screen.feed(after);
+            viewer.process(after.as_bytes());
+            assert_same(&viewer, live(&screen));
+            if before.starts_with("plain") {
+                assert_eq!(snapshot.screen, own);
+            }
+        }
     }
 
     #[test]
