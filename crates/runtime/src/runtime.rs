@@ -404,7 +404,11 @@ impl Runtime {
             return Err(RuntimeError::WorkerRunning(id.clone()));
         }
         worker.join_driver().await;
-        self.workers_mut().remove(id);
+        // Of deletes racing for one worker, the one that takes it out deletes it;
+        // the others find it gone, as a delete after it would.
+        if self.workers_mut().remove(id).is_none() {
+            return Err(RuntimeError::WorkerNotFound(id.clone()));
+        }
         worker.leave_census();
         worker.close_subscriptions(StreamEnd::Removed);
         self.inner.ctx.store.remove_worker(id).await?;

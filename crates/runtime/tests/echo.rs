@@ -141,6 +141,44 @@ async fn oversized_input_is_payload_too_large() {
     assert_eq!(err.code(), ErrorCode::PayloadTooLarge);
 }
 
+/// Of several deletes of one ended worker at once, one deletes it and the others
+/// find it gone (`worker_not_found`), on either store: none fails as the store's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_deletes_of_one_worker_delete_it_once() {
+    let dir = tempfile::TempDir::new().unwrap();
+    for rt in [
+        Runtime::in_memory(config()).await,
+        Runtime::open(
+            config(),
+            std::sync::Arc::new(switchyard_runtime::FsStore::open(dir.path()).await.unwrap()),
+        )
+        .await
+        .unwrap(),
+    ] {
+        for _ in 0..200 {
+            let id = rt.create(create("echo")).await.unwrap().worker_id;
+            rt.stop(&id).await.unwrap();
+            let deletes: Vec<_> = (0..8)
+                .map(|_| {
+                    let (rt, id) = (rt.clone(), id.clone());
+                    tokio::spawn(async move { rt.delete(&id).await })
+                })
+                .collect();
+            let mut codes = Vec::new();
+            for delete in deletes {
+                codes.push(delete.await.unwrap().map_err(|e| e.code()));
+            }
+            assert_eq!(codes.iter().filter(|c| c.is_ok()).count(), 1, "{codes:?}");
+            assert!(
+                codes
+                    .iter()
+                    .all(|c| matches!(c, Ok(()) | Err(ErrorCode::WorkerNotFound))),
+                "{codes:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn lifecycle_errors_stop_is_idempotent_and_delete_removes() {
     let rt = Runtime::in_memory(config()).await;

@@ -804,6 +804,26 @@ async fn an_idle_worker_is_not_stopped_while_a_viewer_watches_or_input_comes() {
     assert!(stopped - last >= IDLE, "the clock starts at the last input");
 }
 
+/// A viewer that comes and goes between two looks of the idle watch counts too:
+/// the clock starts when it left.
+#[tokio::test]
+async fn a_brief_viewer_restarts_the_idle_clock() {
+    let rt = idle_runtime().await;
+    let id = create(&rt, "idle-echo").await;
+    // Halfway between two looks (a quarter of the timeout apart).
+    tokio::time::sleep(IDLE * 3 / 4 + IDLE / 8).await;
+    let viewer = rt.subscribe(&id, None).unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    drop(viewer);
+    let left = Instant::now();
+    let stopped = wait_stopped(&rt, &id).await;
+    assert!(
+        stopped - left >= IDLE,
+        "stopped {:?} after a brief viewer left",
+        stopped - left
+    );
+}
+
 #[tokio::test]
 async fn profiles_without_an_idle_timeout_keep_running() {
     let rt = runtime_with(vec![], RuntimeLimits::default()).await;

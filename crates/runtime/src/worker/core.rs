@@ -98,6 +98,9 @@ struct State {
     tail: VecDeque<TranscriptItem>,
     log: EventLog,
     removed: bool,
+    /// Subscriptions made so far: the idle watch sees a viewer that came and went
+    /// between two of its looks by this count changing.
+    subscriptions_made: u64,
     /// A pty worker's screen; `None` for other workers and restored ones.
     screen: Option<Screen>,
     /// Whether it is in [`WorkerContext::census`] (see [`Worker::join_census`]).
@@ -161,6 +164,7 @@ impl Worker {
                     ctx.subscribers.clone(),
                 ),
                 removed: false,
+                subscriptions_made: 0,
                 screen,
                 in_census: false,
             }),
@@ -632,6 +636,7 @@ impl Worker {
             _ => state.log.last_position(),
         };
         let live = state.log.subscribe();
+        state.subscriptions_made += 1;
         Ok(Subscription::new(
             self.id.clone(),
             self.ctx.epoch.clone(),
@@ -639,6 +644,11 @@ impl Worker {
             live,
             start_after,
         ))
+    }
+
+    /// Subscriptions made so far, live or not.
+    pub(crate) fn subscriptions_made(&self) -> u64 {
+        self.state().subscriptions_made
     }
 
     /// Live subscribers attached now.

@@ -18,13 +18,17 @@ pub(crate) async fn watch(worker: Arc<Worker>, timeout: Duration) {
     let tick = tick(timeout);
     let mut watched_until = Instant::now();
     let mut watched = false;
+    let mut subscriptions_seen = worker.subscriptions_made();
     loop {
         tokio::select! {
             _ = worker.wait_ended() => return,
             () = tokio::time::sleep(tick) => {}
         }
         let now = Instant::now();
-        if worker.subscriber_count() > 0 {
+        // A viewer now, or one that came and went since the previous look.
+        let subscriptions = worker.subscriptions_made();
+        if worker.subscriber_count() > 0 || subscriptions != subscriptions_seen {
+            subscriptions_seen = subscriptions;
             watched = true;
             continue;
         }
