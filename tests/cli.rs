@@ -22,7 +22,8 @@ use tokio::time::Instant;
 const RUNTIME_TOKEN: &str = "cli-e2e-runtime-token-8c1f";
 
 /// A temporary directory with a backend configuration: an embedded runtime `local`
-/// with `echo`, a line-echoing `lines` profile and a shell on a terminal, `term`.
+/// with `echo`, a line-echoing `lines` profile, a shell on a terminal, `term`, and
+/// `broken`, whose program does not exist.
 struct Setup {
     dir: tempfile::TempDir,
 }
@@ -44,6 +45,10 @@ command = ["/bin/sh", "-c", "while read l; do echo \"got $l\"; done"]
 kind = "pty"
 command = ["/bin/sh"]
 env = { PS1 = "term$ " }
+
+[embedded.profiles.broken]
+kind = "process"
+command = ["/nonexistent/switchyard-test-program"]
 "#;
         std::fs::write(dir.path().join("backend.toml"), config).unwrap();
         Self { dir }
@@ -414,6 +419,15 @@ async fn errors_print_their_code_and_exit_status() {
             );
         }
     }
+    // A worker that failed to start: printed (so its logs can be read), and an error.
+    let output = cli(addr, &["run", "local", "broken"]).await;
+    let (printed, line) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(1), "{line}");
+    assert!(printed.starts_with("local/w-"), "{printed}");
+    assert!(
+        line.starts_with("error: worker_failed: ") && line.contains(printed.trim_end()),
+        "{line}"
+    );
     // The worker that refused `rm` is still there; `rm -f` stops it first.
     assert_eq!(
         ok(&cli(addr, &["rm", "-f", running]).await),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use switchyard_client::{BackendClient, ClientError, WorkerRef};
-use switchyard_protocol::{ErrorCode, InputAccepted, NewWorkerRequest};
+use switchyard_protocol::{ErrorCode, InputAccepted, NewWorkerRequest, WorkerStatus};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
@@ -18,7 +18,9 @@ const BUSY_RETRY_FOR: Duration = Duration::from_secs(10);
 const STOP_WAIT: Duration = Duration::from_secs(15);
 
 /// `switchyard run RUNTIME PROFILE [--label L] [--attach] [--json]`: prints the new
-/// worker's address, `RUNTIME/WORKER` (or its detail as JSON), or attaches to it.
+/// worker's address, `RUNTIME/WORKER` (or its detail as JSON), or attaches to it. A
+/// worker that failed to start (its program could not be run) is still printed, and
+/// is then an error (`worker_failed`, exit 1), so that a script notices.
 pub(super) async fn run(client: &BackendClient, args: &RunArgs) -> Result<u8, Failure> {
     let request = NewWorkerRequest {
         profile: args.profile.clone(),
@@ -41,6 +43,12 @@ pub(super) async fn run(client: &BackendClient, args: &RunArgs) -> Result<u8, Fa
         format!("{worker}\n")
     };
     Output::new().out(text.as_bytes()).await?;
+    if detail.status == WorkerStatus::Failed {
+        return Err(Failure::new(
+            "worker_failed",
+            format!("{worker} failed to start; `switchyard logs {worker}` says why"),
+        ));
+    }
     Ok(0)
 }
 
