@@ -132,7 +132,9 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
                 params::cursor(),
                 params::flag(
                     "snapshot",
-                    "With a cursor: also send a fresh `snapshot` after the replayed events.",
+                    "With a cursor: also send a fresh `snapshot` after the replayed events. It \
+                     is the state after the last of them and carries that event's cursor (the \
+                     one frame whose cursor repeats: a state, not a new event).",
                 ),
                 params::interactive(),
             ])
