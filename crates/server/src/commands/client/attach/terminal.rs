@@ -264,9 +264,12 @@ impl Session<'_> {
                 // follows), and kinds newer than this client.
                 _ => {}
             },
+            // A worker that has ended refuses the window size sent after a
+            // reconnection: nothing typed was lost, and its end is reported as such.
+            Incoming::Refused(error) if error.code == "worker_not_running" => {}
             Incoming::Refused(error) => {
                 self.status_line(&format!(
-                    "switchyard: the worker refused input: {}: {}",
+                    "switchyard: the worker refused a keystroke or resize: {}: {}",
                     error.code, error.message
                 ))
                 .await;
