@@ -409,9 +409,14 @@ impl Runtime {
         if self.workers_mut().remove(id).is_none() {
             return Err(RuntimeError::WorkerNotFound(id.clone()));
         }
+        if let Err(error) = self.inner.ctx.store.remove_worker(id).await {
+            // Its files are still there (it would be back after a restart): it
+            // stays, for a retry to delete.
+            self.workers_mut().insert(id.clone(), worker);
+            return Err(error.into());
+        }
         worker.leave_census();
         worker.close_subscriptions(StreamEnd::Removed);
-        self.inner.ctx.store.remove_worker(id).await?;
         Ok(())
     }
 
@@ -451,7 +456,8 @@ impl Runtime {
 
     /// Drains the runtime: refuses new workers, stops every worker (SIGTERM, then
     /// SIGKILL after the grace period), ends every subscription with
-    /// [`StreamEnd::Shutdown`] and flushes the store.
+    /// [`StreamEnd::Shutdown`], flushes the store and closes it (the file store lets
+    /// its data directory go, for another runtime to open).
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         self.inner.draining.store(true, Ordering::SeqCst);
         // A create that got past its draining check finishes first (see `create`).
@@ -465,7 +471,8 @@ impl Runtime {
         for worker in &workers {
             worker.close_subscriptions(StreamEnd::Shutdown);
         }
-        self.inner.ctx.store.flush().await
+        self.inner.ctx.store.flush().await?;
+        self.inner.ctx.store.close().await
     }
 
     fn page_limit(&self, limit: Option<u32>) -> Result<u32> {

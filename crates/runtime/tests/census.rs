@@ -96,15 +96,18 @@ async fn wait_until_ended(rt: &Runtime, worker: &WorkerDetail) {
 #[tokio::test]
 async fn counts_and_status_lists_agree_with_a_scan_through_every_change() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || async {
-        Runtime::open(
-            config_with_profiles(),
-            Arc::new(FsStore::open(dir.path()).await.unwrap()),
-        )
-        .await
-        .unwrap()
+    let open = |path: &std::path::Path| {
+        let path = path.to_owned();
+        async move {
+            Runtime::open(
+                config_with_profiles(),
+                Arc::new(FsStore::open(path).await.unwrap()),
+            )
+            .await
+            .unwrap()
+        }
     };
-    let rt = open().await;
+    let rt = open(dir.path()).await;
     check(&rt, WorkerCounts::default());
 
     let mut echoes = Vec::new();
@@ -147,8 +150,9 @@ async fn counts_and_status_lists_agree_with_a_scan_through_every_change() {
     assert!(!rt.info().owners.contains_key("carol"));
     drop(rt);
 
-    // Reopened over the same files: the running ones are now lost.
-    let reopened = open().await;
+    // Reopened over the same files, as after a crash: the running ones are now lost.
+    let crashed = crashed_copy(dir.path());
+    let reopened = open(crashed.path()).await;
     check(
         &reopened,
         WorkerCounts {

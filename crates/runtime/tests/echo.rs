@@ -179,6 +179,82 @@ async fn racing_deletes_of_one_worker_delete_it_once() {
     }
 }
 
+/// A memory store whose next worker removal fails (a read-only or full disk).
+struct RemovalFails {
+    inner: switchyard_runtime::MemoryStore,
+    fail_next: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl switchyard_runtime::Store for RemovalFails {
+    async fn load(
+        &self,
+        tail: usize,
+    ) -> Result<Vec<switchyard_runtime::LoadedWorker>, switchyard_runtime::StoreError> {
+        self.inner.load(tail).await
+    }
+    async fn save_worker(
+        &self,
+        detail: &switchyard_protocol::WorkerDetail,
+    ) -> Result<(), switchyard_runtime::StoreError> {
+        self.inner.save_worker(detail).await
+    }
+    async fn append(
+        &self,
+        worker: &WorkerId,
+        items: &[switchyard_protocol::TranscriptItem],
+    ) -> Result<(), switchyard_runtime::StoreError> {
+        self.inner.append(worker, items).await
+    }
+    async fn read_page(
+        &self,
+        worker: &WorkerId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<switchyard_protocol::TranscriptItem>, switchyard_runtime::StoreError> {
+        self.inner.read_page(worker, after, limit).await
+    }
+    async fn remove_worker(&self, worker: &WorkerId) -> Result<(), switchyard_runtime::StoreError> {
+        if self
+            .fail_next
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(switchyard_runtime::StoreError::Io {
+                path: "workers".into(),
+                source: std::io::Error::other("read-only file system"),
+            });
+        }
+        self.inner.remove_worker(worker).await
+    }
+    async fn flush(&self) -> Result<(), switchyard_runtime::StoreError> {
+        self.inner.flush().await
+    }
+}
+
+/// A delete the store fails leaves the worker as it was (its files would bring it
+/// back after a restart), so that a retry deletes it.
+#[tokio::test]
+async fn a_delete_the_store_fails_can_be_retried() {
+    let store = RemovalFails {
+        inner: switchyard_runtime::MemoryStore::new(),
+        fail_next: true.into(),
+    };
+    let rt = Runtime::open(config(), std::sync::Arc::new(store))
+        .await
+        .unwrap();
+    let id = rt.create(create("echo")).await.unwrap().worker_id;
+    rt.stop(&id).await.unwrap();
+    assert_eq!(
+        rt.delete(&id).await.unwrap_err().code(),
+        ErrorCode::Internal
+    );
+    assert_eq!(rt.get(&id).unwrap().status, WorkerStatus::Stopped);
+    assert_eq!(rt.info().workers.stopped, 1, "still counted");
+    rt.delete(&id).await.unwrap();
+    assert_eq!(rt.get(&id).unwrap_err().code(), ErrorCode::WorkerNotFound);
+    assert_eq!(rt.info().workers.stopped, 0);
+}
+
 #[tokio::test]
 async fn lifecycle_errors_stop_is_idempotent_and_delete_removes() {
     let rt = Runtime::in_memory(config()).await;

@@ -100,9 +100,12 @@ async fn only_starting_and_running_workers_count_against_max_workers() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = with_processes();
     cfg.limits.max_workers = 1;
-    let open = || async {
-        let store = Arc::new(FsStore::open(dir.path()).await.unwrap());
-        Runtime::open(cfg.clone(), store).await.unwrap()
+    let open = |path: &std::path::Path| {
+        let (path, cfg) = (path.to_owned(), cfg.clone());
+        async move {
+            let store = Arc::new(FsStore::open(path).await.unwrap());
+            Runtime::open(cfg, store).await.unwrap()
+        }
     };
     let full = |rt: &Runtime| {
         let rt = rt.clone();
@@ -110,7 +113,7 @@ async fn only_starting_and_running_workers_count_against_max_workers() {
             rt.create(request("echo")).await.unwrap_err().code() == ErrorCode::WorkerLimitReached
         }
     };
-    let first = open().await;
+    let first = open(dir.path()).await;
     // A worker that failed to start has ended: it leaves the one slot free.
     let failed = first.create(request("missing")).await.unwrap();
     assert_eq!(failed.status, WorkerStatus::Failed);
@@ -123,7 +126,8 @@ async fn only_starting_and_running_workers_count_against_max_workers() {
     assert!(full(&first).await);
     // The process "crashes"; a new runtime finds `again` running in the store and
     // marks it lost, which has ended too.
-    let second = open().await;
+    let crashed = crashed_copy(dir.path());
+    let second = open(crashed.path()).await;
     assert_eq!(
         second.get(&again.worker_id).unwrap().status,
         WorkerStatus::Lost
@@ -155,9 +159,13 @@ async fn the_file_store_survives_a_reopen() {
     first.stop(&stopped.worker_id).await.unwrap();
     let before = first.transcript(&running.worker_id, 0, None).await.unwrap();
     // The process "crashes": nothing is shut down, a new runtime opens the directory.
-    let second = Runtime::open(config(), Arc::new(FsStore::open(dir.path()).await.unwrap()))
-        .await
-        .unwrap();
+    let crashed = crashed_copy(dir.path());
+    let second = Runtime::open(
+        config(),
+        Arc::new(FsStore::open(crashed.path()).await.unwrap()),
+    )
+    .await
+    .unwrap();
     assert_ne!(second.epoch(), first.epoch());
     assert_eq!(
         second.get(&running.worker_id).unwrap().status,
@@ -242,9 +250,13 @@ async fn owners_are_recorded_counted_checked_and_survive_a_reopen() {
         "the unowned worker counts in the total only"
     );
 
-    let second = Runtime::open(config(), Arc::new(FsStore::open(dir.path()).await.unwrap()))
-        .await
-        .unwrap();
+    let crashed = crashed_copy(dir.path());
+    let second = Runtime::open(
+        config(),
+        Arc::new(FsStore::open(crashed.path()).await.unwrap()),
+    )
+    .await
+    .unwrap();
     for (worker, owner) in [
         (&alice, Some("alice")),
         (&alice_2, Some("alice")),

@@ -939,7 +939,12 @@ async fn a_lost_pty_worker_gets_its_counts_and_screen_from_one_read() {
     let before = screen_of(&first, &term.id).await.expect("a screen");
     // The first runtime "crashes": nothing is shut down, a second one opens the
     // same directory and finds the worker running.
-    let store = CountingStore::new(switchyard_runtime::FsStore::open(dir.path()).await.unwrap());
+    let crashed = crashed_copy(dir.path());
+    let store = CountingStore::new(
+        switchyard_runtime::FsStore::open(crashed.path())
+            .await
+            .unwrap(),
+    );
     let pages = store.pages.clone();
     let second = Runtime::open(config(), std::sync::Arc::new(store))
         .await
@@ -1033,6 +1038,10 @@ impl<S: switchyard_runtime::Store> switchyard_runtime::Store for CountingStore<S
 
     async fn flush(&self) -> Result<(), switchyard_runtime::StoreError> {
         self.inner.flush().await
+    }
+
+    async fn close(&self) -> Result<(), switchyard_runtime::StoreError> {
+        self.inner.close().await
     }
 }
 

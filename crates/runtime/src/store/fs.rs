@@ -3,9 +3,17 @@
 //! Layout:
 //!
 //! ```text
+//! <data_dir>/lock                                  held (flock) while a store is open
 //! <data_dir>/workers/<worker_id>/worker.json       the WorkerDetail, replaced atomically
 //! <data_dir>/workers/<worker_id>/transcript.jsonl  one TranscriptItem per '\n'-ended line
 //! ```
+//!
+//! Invariant: one store per data directory. [`FsStore::open`] takes an exclusive
+//! lock on `lock` for as long as the store lives, and a second open (another
+//! runtime, or a backend's embedded runtime, pointed at the same directory) is
+//! refused ([`StoreError::InUse`]): two would hand out the same sequence numbers
+//! and mark each other's running workers lost. Directories are created `0700` and
+//! files `0600`: transcripts hold everything typed into a worker.
 //!
 //! Every call runs its file I/O in one `spawn_blocking` task. Transcript lines are
 //! sorted by sequence, so pages are found by bisecting the file by byte offset and the
@@ -28,6 +36,7 @@ use switchyard_protocol::{TranscriptItem, WorkerDetail, WorkerId};
 use super::{LoadedWorker, Store, StoreError};
 
 const WORKERS_DIR: &str = "workers";
+const LOCK_FILE: &str = "lock";
 const RECORD_FILE: &str = "worker.json";
 const TRANSCRIPT_FILE: &str = "transcript.jsonl";
 /// Prefix of temporary directories in `workers/` (never a valid worker id).
@@ -57,6 +66,9 @@ pub struct FsStore {
 #[derive(Debug)]
 struct Inner {
     workers_dir: PathBuf,
+    /// The data directory's lock, held while this store lives (or until
+    /// [`Store::close`]).
+    lock: File,
     /// Open append handles, one per worker that was appended to.
     handles: Mutex<HashMap<WorkerId, Handle>>,
     /// Distinguishes this store's temporary names from leftovers of earlier ones.
@@ -66,16 +78,22 @@ struct Inner {
 
 impl FsStore {
     /// Opens (creating it if missing) the store under `data_dir`.
+    ///
+    /// Refused with [`StoreError::InUse`] while another store has the directory
+    /// open, in this process or another.
     pub async fn open(data_dir: impl Into<PathBuf>) -> Result<FsStore, StoreError> {
-        let workers_dir = data_dir.into().join(WORKERS_DIR);
+        let data_dir = data_dir.into();
+        let workers_dir = data_dir.join(WORKERS_DIR);
         let dir = workers_dir.clone();
-        blocking(&workers_dir, move || {
-            fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))
+        let lock = blocking(&workers_dir, move || {
+            private_dirs().create(&dir).map_err(|e| io_error(&dir, e))?;
+            lock_data_dir(&data_dir)
         })
         .await?;
         Ok(FsStore {
             inner: Arc::new(Inner {
                 workers_dir,
+                lock,
                 handles: Mutex::new(HashMap::new()),
                 token: format!("{:016x}", fastrand::u64(..)),
                 temp_counter: AtomicU64::new(0),
@@ -91,6 +109,42 @@ impl FsStore {
         let inner = Arc::clone(&self.inner);
         blocking(&self.inner.workers_dir, move || f(&inner)).await
     }
+}
+
+/// Creates (if missing) and locks `<data_dir>/lock`; the lock lasts as long as the
+/// file is open.
+fn lock_data_dir(data_dir: &Path) -> Result<File, StoreError> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = private_file()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io_error(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StoreError::InUse {
+            data_dir: data_dir.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(io_error(&path, e)),
+    }
+}
+
+/// A recursive directory builder making directories only their owner can use.
+fn private_dirs() -> fs::DirBuilder {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    builder
+}
+
+/// Options that create files only their owner can read.
+fn private_file() -> OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = OpenOptions::new();
+    options.mode(0o600);
+    options
 }
 
 /// Runs `f` with `spawn_blocking`; a failed task becomes an I/O error on `path`.
@@ -172,6 +226,14 @@ impl Store for FsStore {
     async fn flush(&self) -> Result<(), StoreError> {
         self.run(Inner::flush).await
     }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.run(|inner| {
+            let path = inner.workers_dir.with_file_name(LOCK_FILE);
+            inner.lock.unlock().map_err(|e| io_error(&path, e))
+        })
+        .await
+    }
 }
 
 impl Inner {
@@ -228,7 +290,9 @@ impl Inner {
             .workers_dir
             .join(format!("{TEMP_DIR_PREFIX}{}", self.temp_suffix()));
         let built = (|| {
-            fs::create_dir_all(&staging).map_err(|e| io_error(&staging, e))?;
+            private_dirs()
+                .create(&staging)
+                .map_err(|e| io_error(&staging, e))?;
             write_synced(&staging.join(RECORD_FILE), json)?;
             // Created now so that its directory entry is durable with the record;
             // appends only ever fsync the file itself.
@@ -281,7 +345,7 @@ impl Inner {
         if let Some(handle) = self.handles().get(id) {
             return Ok(Arc::clone(handle));
         }
-        let mut file = match OpenOptions::new()
+        let mut file = match private_file()
             .read(true)
             .append(true)
             .create(true)
@@ -501,7 +565,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Creates `path` (which must not exist), writes `bytes` and fsyncs it.
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let mut file = OpenOptions::new()
+    let mut file = private_file()
         .write(true)
         .create_new(true)
         .open(path)
@@ -803,6 +867,7 @@ mod tests {
         // An append after all opens it again and lands after the last line.
         store.append(&id, &items(11..=12)).await.unwrap();
         assert_eq!(store.read_page(&id, 0, 100).await.unwrap(), items(1..=12));
+        drop(store);
         let reopened = FsStore::open(tmp.path()).await.unwrap();
         assert_eq!(reopened.load(3).await.unwrap()[0].last_sequence, 12);
     }
@@ -814,6 +879,65 @@ mod tests {
         let store = FsStore::open(&data).await.unwrap();
         assert!(data.join("workers").is_dir());
         assert!(store.load(10).await.unwrap().is_empty());
+    }
+
+    /// One store per data directory: a second open is refused, naming the
+    /// directory, until the first is closed or dropped.
+    #[tokio::test]
+    async fn a_data_directory_is_opened_by_one_store_at_a_time() {
+        let tmp = TempDir::new().unwrap();
+        let first = FsStore::open(tmp.path()).await.unwrap();
+        let refused = FsStore::open(tmp.path()).await.unwrap_err();
+        assert!(matches!(&refused, StoreError::InUse { data_dir } if data_dir == tmp.path()));
+        let message = refused.to_string();
+        assert!(
+            message.contains(&tmp.path().display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("another switchyard runtime"), "{message}");
+        first.close().await.unwrap();
+        let second = FsStore::open(tmp.path()).await.unwrap();
+        assert!(matches!(
+            FsStore::open(tmp.path()).await,
+            Err(StoreError::InUse { .. })
+        ));
+        drop(second);
+        FsStore::open(tmp.path()).await.unwrap();
+    }
+
+    /// What a store writes only its owner can read: transcripts hold everything
+    /// typed into a worker.
+    #[tokio::test]
+    async fn directories_and_files_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new().unwrap();
+        let data = tmp.path().join("data");
+        let store = store_with_dir(&data).await;
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("workers")), 0o700);
+        assert_eq!(mode(&data.join("lock")), 0o600);
+        let worker = data.join("workers").join("w-a");
+        assert_eq!(mode(&worker), 0o700);
+        assert_eq!(mode(&worker.join(RECORD_FILE)), 0o600);
+        assert_eq!(mode(&worker.join(TRANSCRIPT_FILE)), 0o600);
+        // A replaced record too.
+        store
+            .save_worker(&detail("w-a", WorkerStatus::Exited))
+            .await
+            .unwrap();
+        assert_eq!(mode(&worker.join(RECORD_FILE)), 0o600);
+    }
+
+    /// A store in `data` with a worker `w-a` and a few transcript items.
+    async fn store_with_dir(data: &Path) -> FsStore {
+        let store = FsStore::open(data).await.unwrap();
+        store
+            .save_worker(&detail("w-a", WorkerStatus::Running))
+            .await
+            .unwrap();
+        store.append(&wid("w-a"), &items(1..=3)).await.unwrap();
+        store
     }
 
     #[tokio::test]

@@ -32,7 +32,10 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// A worker record could not be parsed.
-    #[error("corrupt store record {path}: {reason}")]
+    #[error(
+        "corrupt store record {path}: {reason} (to go on without that worker, move its \
+         directory out of the data directory while the runtime is stopped)"
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -42,6 +45,16 @@ pub enum StoreError {
     /// The worker has no record in the store.
     #[error("no stored worker {0}")]
     NotFound(WorkerId),
+    /// Another store (another runtime, in this process or another) has the data
+    /// directory open.
+    #[error(
+        "the data directory {data_dir} is in use by another switchyard runtime (it holds \
+         {data_dir}/lock): stop that one, or give this one a data directory of its own"
+    )]
+    InUse {
+        /// The data directory.
+        data_dir: PathBuf,
+    },
 }
 
 /// A worker as found when a store is opened.
@@ -86,4 +99,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes everything written so far durable.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Called once, by [`crate::Runtime::shutdown`] after the last flush: the runtime
+    /// writes no more. A store that holds its place for its own use (the file
+    /// store's lock on its data directory) lets it go, so that another runtime may
+    /// open it. The default does nothing.
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

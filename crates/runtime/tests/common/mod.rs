@@ -52,3 +52,25 @@ pub async fn wait_for(sub: &mut Subscription, pred: impl Fn(&WorkerEvent) -> boo
         }
     }
 }
+
+/// A copy of the data directory `dir`, as a process that crashed would have left
+/// it (its files as they are; the lock, a crashed process's, gone), in a new
+/// temporary directory: a runtime opens it as after that crash while the first,
+/// which still holds `dir`, is left alone.
+pub fn crashed_copy(dir: &std::path::Path) -> tempfile::TempDir {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else if entry.file_name() != "lock" {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let copied = tempfile::TempDir::new().unwrap();
+    copy(dir, copied.path());
+    copied
+}
