@@ -179,14 +179,27 @@ async fn racing_deletes_of_one_worker_delete_it_once() {
     }
 }
 
-/// A memory store whose next worker removal fails (a read-only or full disk).
-struct RemovalFails {
+/// A memory store that fails what it is told to (a read-only or full disk).
+#[derive(Default)]
+struct FailingStore {
     inner: switchyard_runtime::MemoryStore,
-    fail_next: std::sync::atomic::AtomicBool,
+    /// The next worker removal fails.
+    removal: std::sync::atomic::AtomicBool,
+    /// Appends of inputs fail while set.
+    inputs: std::sync::atomic::AtomicBool,
+    /// Appends of output fail while set.
+    outputs: std::sync::atomic::AtomicBool,
+}
+
+fn disk_error() -> switchyard_runtime::StoreError {
+    switchyard_runtime::StoreError::Io {
+        path: "workers".into(),
+        source: std::io::Error::other("no space left on device"),
+    }
 }
 
 #[async_trait::async_trait]
-impl switchyard_runtime::Store for RemovalFails {
+impl switchyard_runtime::Store for FailingStore {
     async fn load(
         &self,
         tail: usize,
@@ -204,6 +217,16 @@ impl switchyard_runtime::Store for RemovalFails {
         worker: &WorkerId,
         items: &[switchyard_protocol::TranscriptItem],
     ) -> Result<(), switchyard_runtime::StoreError> {
+        let on =
+            |flag: &std::sync::atomic::AtomicBool| flag.load(std::sync::atomic::Ordering::SeqCst);
+        let fails = items.iter().any(|item| match item.entry {
+            TranscriptEntry::Input { .. } => on(&self.inputs),
+            TranscriptEntry::Output { .. } => on(&self.outputs),
+            TranscriptEntry::System { .. } => false,
+        });
+        if fails {
+            return Err(disk_error());
+        }
         self.inner.append(worker, items).await
     }
     async fn read_page(
@@ -216,13 +239,10 @@ impl switchyard_runtime::Store for RemovalFails {
     }
     async fn remove_worker(&self, worker: &WorkerId) -> Result<(), switchyard_runtime::StoreError> {
         if self
-            .fail_next
+            .removal
             .swap(false, std::sync::atomic::Ordering::SeqCst)
         {
-            return Err(switchyard_runtime::StoreError::Io {
-                path: "workers".into(),
-                source: std::io::Error::other("read-only file system"),
-            });
+            return Err(disk_error());
         }
         self.inner.remove_worker(worker).await
     }
@@ -231,17 +251,87 @@ impl switchyard_runtime::Store for RemovalFails {
     }
 }
 
+/// A runtime over `store`, and the store.
+async fn over(store: FailingStore) -> (Runtime, std::sync::Arc<FailingStore>) {
+    let store = std::sync::Arc::new(store);
+    let rt = Runtime::open(config(), store.clone()).await.unwrap();
+    (rt, store)
+}
+
+/// An input the store cannot take is refused (the store's error), never half
+/// accepted: not counted, not in the transcript, not sent to the program. Output
+/// the store cannot take still reaches viewers, with one `transcript_not_saved`
+/// diagnostic per run of failures.
+#[tokio::test]
+async fn what_the_store_cannot_take_is_refused_or_said() {
+    let (rt, store) = over(FailingStore::default()).await;
+    let id = rt.create(create("echo")).await.unwrap().worker_id;
+    let mut sub = rt.subscribe(&id, None).unwrap();
+    let before = rt.transcript(&id, 0, None).await.unwrap().items.len() as u64;
+    store
+        .inputs
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        rt.input(&id, "lost".into()).await.unwrap_err().code(),
+        ErrorCode::Internal
+    );
+    assert_eq!(rt.get(&id).unwrap().input_count, 0);
+    store
+        .inputs
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        rt.input(&id, "kept".into()).await.unwrap().sequence,
+        before + 1,
+        "the refused input used no sequence"
+    );
+    wait_for(
+        &mut sub,
+        |e| matches!(e, WorkerEvent::Output { text, .. } if text == "kept"),
+    )
+    .await;
+
+    store
+        .outputs
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    for text in ["one", "two"] {
+        rt.input(&id, text.into()).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("output two") {
+        match wait_for(&mut sub, |_| true).await {
+            WorkerEvent::Output { text, .. } => seen.push(format!("output {text}")),
+            WorkerEvent::Diagnostic { code, .. } => seen.push(code),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["output one", "transcript_not_saved", "output two"]);
+    let page = rt.transcript(&id, 0, None).await.unwrap();
+    let texts: Vec<_> = page
+        .items
+        .iter()
+        .filter_map(|i| match &i.entry {
+            TranscriptEntry::Input { text } | TranscriptEntry::Output { text, .. } => {
+                Some(text.as_str())
+            }
+            TranscriptEntry::System { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        ["kept", "kept", "one", "two"],
+        "the store has the inputs, not the failed output"
+    );
+}
+
 /// A delete the store fails leaves the worker as it was (its files would bring it
 /// back after a restart), so that a retry deletes it.
 #[tokio::test]
 async fn a_delete_the_store_fails_can_be_retried() {
-    let store = RemovalFails {
-        inner: switchyard_runtime::MemoryStore::new(),
-        fail_next: true.into(),
-    };
-    let rt = Runtime::open(config(), std::sync::Arc::new(store))
-        .await
-        .unwrap();
+    let (rt, _) = over(FailingStore {
+        removal: true.into(),
+        ..FailingStore::default()
+    })
+    .await;
     let id = rt.create(create("echo")).await.unwrap().worker_id;
     rt.stop(&id).await.unwrap();
     assert_eq!(

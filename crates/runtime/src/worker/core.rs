@@ -101,6 +101,9 @@ struct State {
     /// Subscriptions made so far: the idle watch sees a viewer that came and went
     /// between two of its looks by this count changing.
     subscriptions_made: u64,
+    /// A `transcript_not_saved` diagnostic went out since the last item the store
+    /// took: one per run of failures, not one per item.
+    unsaved_reported: bool,
     /// A pty worker's screen; `None` for other workers and restored ones.
     screen: Option<Screen>,
     /// Whether it is in [`WorkerContext::census`] (see [`Worker::join_census`]).
@@ -165,6 +168,7 @@ impl Worker {
                 ),
                 removed: false,
                 subscriptions_made: 0,
+                unsaved_reported: false,
                 screen,
                 in_census: false,
             }),
@@ -465,14 +469,16 @@ impl Worker {
         super::run_to_end(async move {
             let _order = order;
             let event_text = text.clone();
+            // An input the store cannot take is refused, not half accepted: it
+            // never reaches the program, and its sequence is not used.
             let sequence = worker
-                .record(TranscriptEntry::Input { text: text.clone() }, |sequence| {
+                .try_record(TranscriptEntry::Input { text: text.clone() }, |sequence| {
                     Some(WorkerEvent::Input {
                         sequence,
                         text: event_text,
                     })
                 })
-                .await;
+                .await?;
             permit.send(text);
             Ok(sequence)
         })
@@ -697,25 +703,66 @@ impl Worker {
     /// returns its sequence. The caller holds `record_lock` and must not be
     /// cancelled: a store write that finishes after its caller was dropped would
     /// leave the store one item ahead of memory (see [`Worker::input`]).
+    ///
+    /// What the worker did happened whether or not the store takes it: an item the
+    /// store fails is still recorded in memory and sent to viewers, with one
+    /// `transcript_not_saved` diagnostic per run of failures, so that nobody takes
+    /// the transcript for whole. (An input, which can still be refused, goes
+    /// through [`Worker::try_record`] instead.)
     async fn record(
         &self,
         entry: TranscriptEntry,
         event: impl FnOnce(u64) -> Option<WorkerEvent>,
     ) -> u64 {
+        let (item, stored) = self.store_next(entry).await;
+        if let Err(error) = &stored {
+            tracing::error!(worker_id = %self.id, %error, "could not persist a transcript item");
+        }
+        self.remember(item, event, stored.is_ok())
+    }
+
+    /// [`Worker::record`] for what may be refused: an item the store fails is
+    /// not recorded at all, and the store's error is returned.
+    async fn try_record(
+        &self,
+        entry: TranscriptEntry,
+        event: impl FnOnce(u64) -> Option<WorkerEvent>,
+    ) -> Result<u64> {
+        let (item, stored) = self.store_next(entry).await;
+        if let Err(error) = stored {
+            tracing::error!(worker_id = %self.id, %error, "could not persist a transcript item; refused");
+            return Err(error.into());
+        }
+        Ok(self.remember(item, event, true))
+    }
+
+    /// The next transcript item of `entry`, and how appending it to the store went.
+    async fn store_next(
+        &self,
+        entry: TranscriptEntry,
+    ) -> (TranscriptItem, std::result::Result<(), crate::StoreError>) {
         let sequence = self.state().last_sequence + 1;
         let item = TranscriptItem {
             sequence,
             at: clock::now(),
             entry,
         };
-        if let Err(error) = self
+        let stored = self
             .ctx
             .store
             .append(&self.id, std::slice::from_ref(&item))
-            .await
-        {
-            tracing::error!(worker_id = %self.id, %error, "could not persist a transcript item");
-        }
+            .await;
+        (item, stored)
+    }
+
+    /// Takes `item` into memory and the event log; returns its sequence.
+    fn remember(
+        &self,
+        item: TranscriptItem,
+        event: impl FnOnce(u64) -> Option<WorkerEvent>,
+        stored: bool,
+    ) -> u64 {
+        let sequence = item.sequence;
         let snapshot_items = self.snapshot_items;
         let mut state = self.state();
         state.last_sequence = sequence;
@@ -738,6 +785,20 @@ impl Worker {
         }
         if let Some(event) = event(sequence) {
             state.log.append(event);
+        }
+        if stored {
+            state.unsaved_reported = false;
+        } else if !state.unsaved_reported {
+            state.unsaved_reported = true;
+            state.log.append(WorkerEvent::Diagnostic {
+                severity: DiagnosticSeverity::Warning,
+                code: "transcript_not_saved".into(),
+                message: "the runtime could not save this worker's transcript (see its log): \
+                          what the worker does still reaches viewers, but is missing from the \
+                          transcript and from a restart; free space in the runtime's data \
+                          directory or fix its permissions"
+                    .into(),
+            });
         }
         sequence
     }
@@ -766,6 +827,16 @@ impl Worker {
         }
         if let Err(error) = self.ctx.store.save_worker(&detail).await {
             tracing::error!(worker_id = %self.id, %error, "could not persist a worker record");
+            self.state().log.append(WorkerEvent::Diagnostic {
+                severity: DiagnosticSeverity::Warning,
+                code: "record_not_saved".into(),
+                message: format!(
+                    "the runtime could not save this worker's status ({}; see its log): a \
+                     restart will show it as last saved; free space in the runtime's data \
+                     directory or fix its permissions",
+                    status.as_str()
+                ),
+            });
         }
         // Announced only once persisted: whoever waits for an ended status (stop,
         // shutdown) may rely on the record being on disk.
