@@ -221,6 +221,24 @@ async fn after_a_crash_running_workers_are_lost_and_old_cursors_reset() {
     let snapshot = next_json(&mut ws).await;
     assert_eq!(snapshot["event"]["kind"], "snapshot");
     assert_eq!(snapshot["event"]["worker"]["status"], "lost");
+    // A second runtime on the same data directory is refused while this one runs.
+    let data = setup.path("data");
+    let (status, stderr) = Switchyard::run_to_exit(
+        &["runtime", "--listen", "127.0.0.1:0", "--data-dir", &data],
+        &[],
+    )
+    .await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the data directory {data} is in use by another switchyard runtime"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        api.get(&format!("/v1/workers/{id}")).await.json["status"],
+        "lost"
+    );
     // A lost worker takes no input.
     let refused = api
         .post(&format!("/v1/workers/{id}/input"), json!({"text": "x"}))

@@ -61,6 +61,9 @@ pub enum StartError {
         "could not open the data directory: {0}; `data_dir` (or --data-dir) must name a directory this user can create or write to, on a file system with room"
     )]
     OpenStore(#[source] StoreError),
+    /// Another runtime has the data directory open ([`StoreError::InUse`]).
+    #[error(transparent)]
+    StoreInUse(StoreError),
     /// The sign-out file (`auth.signed_out_file`) could not be opened or is not one.
     #[error(transparent)]
     SignOutFile(crate::auth::JournalError),
@@ -92,6 +95,7 @@ impl StartError {
             Self::NoEmbeddedRuntime { .. } => "no_embedded_runtime",
             Self::InvalidProfile { .. } => "invalid_profile",
             Self::OpenStore(_) => "store_open_failed",
+            Self::StoreInUse(_) => "data_dir_in_use",
             Self::LoadStore(_) => "store_load_failed",
             Self::SignOutFile(_) => "sign_out_file_failed",
             Self::Remote { .. } => "remote_setup_failed",
@@ -109,6 +113,15 @@ impl StartError {
             | Self::OpenStore(_)
             | Self::SignOutFile(_) => 2,
             _ => 1,
+        }
+    }
+
+    /// Why opening the data directory failed: in use by another runtime, or not
+    /// usable as configured.
+    pub(crate) fn open_store(error: StoreError) -> Self {
+        match error {
+            StoreError::InUse { .. } => Self::StoreInUse(error),
+            other => Self::OpenStore(other),
         }
     }
 

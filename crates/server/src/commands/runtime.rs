@@ -157,7 +157,7 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
         Some(dir) => Arc::new(
             FsStore::open(dir.clone())
                 .await
-                .map_err(StartError::OpenStore)?,
+                .map_err(StartError::open_store)?,
         ),
         None => Arc::new(MemoryStore::new()),
     };

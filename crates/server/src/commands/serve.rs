@@ -473,7 +473,7 @@ pub(crate) async fn embedded_runtime(
         Some(dir) => Arc::new(
             FsStore::open(dir.clone())
                 .await
-                .map_err(StartError::OpenStore)?,
+                .map_err(StartError::open_store)?,
         ),
         None => Arc::new(MemoryStore::new()),
     };
