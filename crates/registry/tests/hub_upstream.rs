@@ -128,3 +128,97 @@ async fn a_stream_that_breaks_at_once_is_retried_ever_more_slowly() {
         "{watched:?}"
     );
 }
+
+/// While the upstream is lost, a newcomer gets the last known state (the
+/// channel's snapshot and every event after it), however many events that is: no
+/// fresh snapshot can come until the runtime is back.
+#[tokio::test]
+async fn a_newcomer_while_the_upstream_is_lost_gets_the_last_known_state() {
+    const INPUTS: usize = 40;
+    let runtime = Runtime::in_memory(RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a")).await;
+    let worker = runtime
+        .create(CreateWorkerRequest {
+            profile: "echo".into(),
+            label: None,
+            owner: None,
+        })
+        .await
+        .unwrap()
+        .worker_id;
+    // The snapshot and the events of all inputs but the last; then it breaks.
+    let probe = Probe {
+        events: Subscriptions::FirstOnly(1 + 2 * INPUTS - 2),
+        ..Probe::new(&runtime)
+    };
+    let registry = Arc::new(
+        RuntimeRegistry::new(
+            vec![RegisteredRuntime {
+                runtime_id: RuntimeId::new("a").unwrap(),
+                display_name: "A".into(),
+                source: Arc::new(probe),
+                call_timeout: Some(Duration::from_secs(5)),
+            }],
+            Arc::new(AllowAll),
+        )
+        .unwrap(),
+    );
+    let hub = ObservationHub::new(registry, HubSettings::default());
+    let rt = RuntimeId::new("a").unwrap();
+    let frame = |frame: switchyard_protocol::OutgoingFrame| -> serde_json::Value {
+        serde_json::from_str(&frame.to_json().unwrap()).unwrap()
+    };
+    let mut first = hub
+        .watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
+    let snapshot = frame(
+        tokio::time::timeout(Duration::from_secs(10), first.next_frame())
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(snapshot["event"]["kind"], "snapshot", "{snapshot}");
+    for i in 0..INPUTS {
+        runtime.input(&worker, format!("in {i}")).await.unwrap();
+    }
+    // The first viewer's frames up to the upstream's loss.
+    loop {
+        let next = frame(
+            tokio::time::timeout(Duration::from_secs(10), first.next_frame())
+                .await
+                .expect("the upstream is lost in time")
+                .unwrap(),
+        );
+        if next["type"] == "upstream" {
+            assert_eq!(next["state"], "lost", "{next}");
+            break;
+        }
+    }
+    let mut newcomer = hub
+        .watch(&Caller::open(), &rt, &worker, None)
+        .await
+        .unwrap();
+    let mut kinds = Vec::new();
+    while let Ok(Ok(next)) =
+        tokio::time::timeout(Duration::from_millis(500), newcomer.next_frame()).await
+    {
+        let next = frame(next);
+        kinds.push(
+            next["event"]["kind"]
+                .as_str()
+                .unwrap_or("upstream")
+                .to_owned(),
+        );
+    }
+    // Told the upstream is lost, then the last known state.
+    assert_eq!(kinds[..2], ["upstream", "snapshot"], "{kinds:?}");
+    // Far more than a newcomer is replayed while the upstream is up.
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "output" || *k == "input")
+            .count(),
+        2 * INPUTS - 2,
+        "every event the channel has after its snapshot: {kinds:?}"
+    );
+}

@@ -330,10 +330,13 @@ impl Channel {
             match usable_snapshot(&state) {
                 // A snapshot with few events after it: those events, replayed, bring
                 // the newcomer to now. (With more, a fresh snapshot is cheaper for
-                // the newcomer, and says what the worker is now, not then.)
+                // the newcomer, and says what the worker is now, not then; but while
+                // the upstream is lost none can come, and the last known state is
+                // better than nothing.)
                 Some(snapshot)
-                    if state.last_position.saturating_sub(snapshot.position)
-                        <= MAX_REPLAY_AFTER_SNAPSHOT =>
+                    if state.lost.is_some()
+                        || state.last_position.saturating_sub(snapshot.position)
+                            <= MAX_REPLAY_AFTER_SNAPSHOT =>
                 {
                     let after = snapshot.position;
                     initial.push_back(HubItem::Event(snapshot));
@@ -559,6 +562,9 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
     let settings = channel.settings;
     let mut backoff = settings.backoff_initial;
     let mut lost = false;
+    // Since when the upstream has been up without a failure: resubscriptions the
+    // channel asks for itself (a refresh, a new source) do not restart it.
+    let mut up_since: Option<tokio::time::Instant> = None;
     loop {
         if lost {
             channel.metrics.reconnects.inc();
@@ -583,7 +589,7 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                     lost = false;
                     channel.set_upstream(None);
                 }
-                let opened = tokio::time::Instant::now();
+                let healthy_from = *up_since.get_or_insert_with(tokio::time::Instant::now);
                 let ended = loop {
                     tokio::select! {
                         item = stream.next() => match item {
@@ -598,10 +604,10 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                     }
                 };
                 resume = channel.resume_point();
-                // Only a stream that stayed up as long as the longest wait starts the
-                // waits over: one the runtime accepts and then breaks at once (a lying
-                // or failing runtime) is retried ever more slowly, not in a loop.
-                if opened.elapsed() >= settings.backoff_max {
+                // Only an upstream that stayed up as long as the longest wait starts
+                // the waits over: one the runtime accepts and then breaks at once (a
+                // lying or failing runtime) is retried ever more slowly, not in a loop.
+                if healthy_from.elapsed() >= settings.backoff_max {
                     backoff = settings.backoff_initial;
                 }
                 match ended {
@@ -615,6 +621,7 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                         tracing::info!(runtime_id = %channel.runtime_id, worker_id = %channel.worker_id, %error, "upstream lost; reconnecting");
                         channel.set_upstream(Some(lost_detail(&channel.runtime_id, &error)));
                         lost = true;
+                        up_since = None;
                     }
                 }
             }
@@ -633,6 +640,7 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                 continue;
             }
             Err(error) => {
+                up_since = None;
                 let error = match error {
                     SourceError::Rejected(detail) if detail.code == ErrorCode::InvalidCursor => {
                         SourceError::Protocol(

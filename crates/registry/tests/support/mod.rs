@@ -29,22 +29,30 @@ pub enum Subscriptions {
     /// The stream gives its first item, then breaks as a protocol error (a runtime
     /// that accepts and then fails at once).
     BreakAfterFirst,
+    /// The first subscription gives this many items, then breaks; every later one
+    /// fails as unreachable (a runtime that went away).
+    FirstOnly(usize),
 }
 
-/// A stream that ends as a protocol error after its first item.
-struct BreakAfterFirst {
-    inner: Option<Box<dyn SourceEvents>>,
+/// A stream that ends as a protocol error after `left` more items.
+struct BreakAfter {
+    inner: Box<dyn SourceEvents>,
+    left: usize,
 }
 
 #[async_trait::async_trait]
-impl SourceEvents for BreakAfterFirst {
+impl SourceEvents for BreakAfter {
     async fn next(&mut self) -> Result<SourceItem, SourceEnd> {
-        match self.inner.take() {
-            Some(mut inner) => inner.next().await,
-            None => Err(SourceEnd::Lost(SourceError::Protocol(
+        if self.left == 0 {
+            return Err(SourceEnd::Lost(SourceError::Protocol(
                 "a frame this backend cannot read".into(),
-            ))),
+            )));
         }
+        // Counted once it has come: the hub drops a `next` that loses a race
+        // (cancel safety), and a count taken before would be lost with it.
+        let item = self.inner.next().await;
+        self.left -= 1;
+        item
     }
 }
 
@@ -146,7 +154,7 @@ impl RuntimeSource for Probe {
         worker: &WorkerId,
         resume: Option<&ResumePoint>,
     ) -> Result<Box<dyn SourceEvents>, SourceError> {
-        self.uses.subscribe.fetch_add(1, Ordering::SeqCst);
+        let earlier = self.uses.subscribe.fetch_add(1, Ordering::SeqCst);
         match self.events {
             Subscriptions::Up => self.inner.subscribe(worker, resume).await,
             Subscriptions::Down => Err(SourceError::Unreachable),
@@ -154,9 +162,15 @@ impl RuntimeSource for Probe {
                 ErrorCode::InvalidCursor,
                 "the runtime refuses every subscription as an invalid cursor",
             ))),
-            Subscriptions::BreakAfterFirst => Ok(Box::new(BreakAfterFirst {
-                inner: Some(self.inner.subscribe(worker, resume).await?),
+            Subscriptions::BreakAfterFirst => Ok(Box::new(BreakAfter {
+                inner: self.inner.subscribe(worker, resume).await?,
+                left: 1,
             })),
+            Subscriptions::FirstOnly(items) if earlier == 0 => Ok(Box::new(BreakAfter {
+                inner: self.inner.subscribe(worker, resume).await?,
+                left: items,
+            })),
+            Subscriptions::FirstOnly(_) => Err(SourceError::Unreachable),
         }
     }
 }
