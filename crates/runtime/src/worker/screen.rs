@@ -137,51 +137,71 @@ fn snapshot_of(parser: &vt100::Parser) -> TerminalSnapshot {
 }
 
 /// What `state_formatted` leaves out and a program relies on later: the scroll
-/// region, the saved cursor (`ESC 7`) and origin mode of the screen in use, as the
-/// escape sequences that set them, ending with the cursor where it is; empty when
-/// they are the defaults.
+/// region, the saved cursor (`ESC 7`, with the origin mode it saved) and origin
+/// mode of the screen in use, as the escape sequences that set them, ending with
+/// the cursor where it is; empty when they are the defaults. (Not carried: the
+/// colours a real terminal saves with the cursor, which vt100 does not keep.)
 ///
-/// vt100 keeps them but does not show them, so they are read back from a copy of
+/// vt100 keeps them but does not show them, so they are read back from copies of
 /// the screen by the sequences that reveal them: restoring the cursor (`ESC 8`)
 /// gives the saved one; origin mode homes the cursor to the region's top, and a
-/// long move down stops at its bottom.
+/// long move down stops at its bottom; a region set on a copy tells whether origin
+/// mode is on.
 fn hidden_state_formatted(screen: &vt100::Screen) -> String {
     let (rows, cols) = screen.size();
     let last_row = rows.get() - 1;
     let (row, col) = screen.cursor_position();
-    let mut probe = vt100::Parser::new(rows, cols, 0);
-    *probe.screen_mut() = screen.clone();
-    probe.process(b"\x1b[H");
-    let home = probe.screen().cursor_position().0;
-    probe.process(b"\x1b[9999;1H");
-    let origin_mode = home != 0 || probe.screen().cursor_position().0 != last_row;
-    probe.process(b"\x1b8");
-    let saved = probe.screen().cursor_position();
-    probe.process(b"\x1b[?6h");
+    let copy = |then: &[u8]| {
+        let mut probe = vt100::Parser::new(rows, cols, 0);
+        *probe.screen_mut() = screen.clone();
+        probe.process(then);
+        probe
+    };
+    let mut probe = copy(b"\x1b[?6h");
     let top = probe.screen().cursor_position().0;
     probe.process(b"\x1b[9999B");
     let bottom = probe.screen().cursor_position().0;
+    let in_origin_mode = origin_mode(screen);
+    let restored = copy(b"\x1b8");
+    let saved = restored.screen().cursor_position();
+    let saved_origin_mode = origin_mode(restored.screen());
 
     let region = (top, bottom) != (0, last_row);
-    if !region && saved == (0, 0) && !origin_mode {
+    if !region && saved == (0, 0) && !saved_origin_mode && !in_origin_mode {
         return String::new();
     }
     let mut text = String::new();
     if region {
-        // Homes the cursor (origin mode off).
+        // Homes the cursor.
         text.push_str(&format!("\u{1b}[{};{}r", top + 1, bottom + 1));
     }
-    if saved != (0, 0) {
-        text.push_str(&format!("\u{1b}[{};{}H\u{1b}7", saved.0 + 1, saved.1 + 1));
-    }
-    let row = if origin_mode {
-        text.push_str("\u{1b}[?6h");
-        row - top
-    } else {
-        row
+    // The cursor at `(row, col)` in origin mode `on` (rows then count from the
+    // region's top, and stay within it).
+    let place = |text: &mut String, on: bool, (row, col): (u16, u16)| {
+        let row = if on { row.saturating_sub(top) } else { row };
+        text.push_str(if on { "\u{1b}[?6h" } else { "\u{1b}[?6l" });
+        text.push_str(&format!("\u{1b}[{};{}H", row + 1, col + 1));
     };
-    text.push_str(&format!("\u{1b}[{};{}H", row + 1, col + 1));
+    if saved != (0, 0) || saved_origin_mode {
+        place(&mut text, saved_origin_mode, saved);
+        text.push_str("\u{1b}7");
+    }
+    place(&mut text, in_origin_mode, (row, col));
     text
+}
+
+/// Whether `screen` is in origin mode: with a region set on a copy, the cursor's
+/// home is the region's top in origin mode, the screen's otherwise. (Below three
+/// rows no region can be set, and origin mode changes nothing.)
+fn origin_mode(screen: &vt100::Screen) -> bool {
+    let (rows, cols) = screen.size();
+    if rows.get() < 3 {
+        return false;
+    }
+    let mut probe = vt100::Parser::new(rows, cols, 0);
+    *probe.screen_mut() = screen.clone();
+    probe.process(format!("\u{1b}[2;{}r\u{1b}[H", rows.get()).as_bytes());
+    probe.screen().cursor_position().0 != 0
 }
 
 #[cfg(test)]
@@ -235,6 +255,13 @@ mod tests {
                 "\u{1b}[2;9r\u{1b}[4;4H\u{1b}7\u{1b}[9;1Hx",
                 "\r\n\r\n\u{1b}8y\r\nz",
             ),
+            // The cursor saved in origin mode, restored in it.
+            (
+                "\u{1b}[3;8r\u{1b}[?6h\u{1b}[2;3H\u{1b}7\u{1b}[1;1Hx",
+                "\u{1b}8\u{1b}[1;1Hy",
+            ),
+            // Origin mode without a region, then a region.
+            ("\u{1b}[?6hx", "\u{1b}[3;8r\u{1b}[1;1Hy"),
             // Defaults: the snapshot is vt100's own.
             ("plain\r\ntext", "more"),
         ] {
@@ -251,6 +278,16 @@ mod tests {
                 assert_eq!(snapshot.screen, own);
             }
         }
+    }
+
+    /// A cursor restored above the region in origin mode (which no cursor move in
+    /// origin mode can reach) is placed at the region's top, not a panic.
+    #[test]
+    fn a_cursor_outside_the_region_in_origin_mode_is_no_panic() {
+        let mut screen = Screen::new(20, 10);
+        screen.feed("\u{1b}[?6h\u{1b}[3;1H\u{1b}7\u{1b}[7;9r\u{1b}8");
+        let viewer = paint(&screen.snapshot());
+        assert_eq!(viewer.screen().cursor_position(), (6, 0));
     }
 
     #[test]
