@@ -48,7 +48,11 @@ pub(crate) fn checked_event(
                 terminal,
             }) => {
                 let detail = checked_detail(scrubber, detail, Some(worker))?;
-                scrub_notes(scrubber, &mut transcript);
+                scrub_items(scrubber, &mut transcript);
+                let terminal = terminal.map(|mut screen| {
+                    screen.screen = scrubber.redact_secrets(std::mem::take(&mut screen.screen));
+                    screen
+                });
                 Ok(WorkerEvent::Snapshot {
                     worker: detail,
                     transcript,
@@ -121,19 +125,25 @@ fn left_out() -> EventPayload {
     .into()
 }
 
-/// A transcript page from a remote runtime with its system notes scrubbed.
+/// A transcript page from a remote runtime, scrubbed as [`scrub_items`] says.
 pub(crate) fn checked_transcript(scrubber: &Scrubber, mut page: TranscriptPage) -> TranscriptPage {
-    scrub_notes(scrubber, &mut page.items);
+    scrub_items(scrubber, &mut page.items);
     page
 }
 
-/// Scrubs the text of every system note (the runtime's words) in `items`.
-fn scrub_notes(scrubber: &Scrubber, items: &mut [TranscriptItem]) {
+/// Scrubs the text of every system note (the runtime's words) in `items`, and
+/// redacts a token from inputs and output (the worker's data otherwise), as the
+/// live events are.
+fn scrub_items(scrubber: &Scrubber, items: &mut [TranscriptItem]) {
     for item in items {
-        if let TranscriptEntry::System { text, .. } = &mut item.entry
-            && scrubber.finds(text.as_bytes())
-        {
-            *text = scrubber.scrub(text);
+        match &mut item.entry {
+            TranscriptEntry::System { text, .. } if scrubber.finds(text.as_bytes()) => {
+                *text = scrubber.scrub(text);
+            }
+            TranscriptEntry::Input { text } | TranscriptEntry::Output { text, .. } => {
+                *text = scrubber.redact_secrets(std::mem::take(text));
+            }
+            TranscriptEntry::System { .. } => {}
         }
     }
 }
@@ -380,5 +390,31 @@ mod tests {
             check(&json!({"kind":"output","sequence":3,"stream":TOKEN,"text":"y"}).to_string());
         assert_eq!(left_out["code"], "event_left_out", "{left_out}");
         assert!(!left_out.to_string().contains(TOKEN));
+    }
+
+    /// A snapshot's transcript and screen, and a transcript page, lose a token as
+    /// live output and input do: a newcomer, or a reader of the transcript, does not
+    /// see what live viewers did not.
+    #[test]
+    fn a_token_is_redacted_from_snapshots_and_transcript_pages_too() {
+        const TOKEN: &str = "tok-9876543210";
+        let scrubber = scrubber().with_secret(TOKEN.to_owned());
+        let items = json!([
+            {"sequence":1,"at":"2026-12-01T00:00:00Z","kind":"input","text":format!("echo {TOKEN}")},
+            {"sequence":2,"at":"2026-12-01T00:00:00Z","kind":"output","stream":"terminal",
+             "text":format!("{TOKEN}\r\n")}
+        ]);
+        let snapshot = json!({"kind":"snapshot","worker":detail("x"),"transcript":items,
+            "terminal":{"cols":80,"rows":24,"screen":format!("$ echo {TOKEN}\r\n{TOKEN}"),
+                        "cursor":{"row":1,"col":14},"alternate":false}});
+        let checked = checked_event(&scrubber, &worker(), raw(snapshot)).unwrap();
+        let text = serde_json::to_string(&checked).unwrap();
+        assert!(!text.contains(TOKEN), "{text}");
+        assert!(text.contains("echo [redacted]"), "{text}");
+        let page: TranscriptPage =
+            serde_json::from_value(json!({"items":items,"next_after":null,"total":2})).unwrap();
+        let text = serde_json::to_string(&checked_transcript(&scrubber, page)).unwrap();
+        assert!(!text.contains(TOKEN), "{text}");
+        assert!(text.contains("echo [redacted]"), "{text}");
     }
 }

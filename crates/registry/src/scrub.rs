@@ -101,6 +101,9 @@ impl Scrubber {
     /// `text` with every token replaced by `[redacted]` (and nothing else: what a
     /// worker prints may name its host, but never a token).
     pub fn redact_secrets(&self, text: String) -> String {
+        if self.secrets.is_empty() {
+            return text;
+        }
         self.secrets.iter().fold(text, |text, (secret, _)| {
             if text.contains(secret.as_str()) {
                 text.replace(secret.as_str(), "[redacted]")
@@ -143,10 +146,12 @@ impl Scrubber {
 
     /// Where `text` was cut short (`...`, as reasons quoting what a runtime sent
     /// are), a secret may have been cut too, and the part before the cut is no
-    /// longer found as a whole: a beginning of a secret or number just before a
-    /// `...` is redacted as well.
+    /// longer found as a whole: a beginning of a secret of at least four bytes
+    /// just before a `...` is redacted as well (shorter ones give next to nothing
+    /// away, and would take every `h` before a `...` for a URL's).
     fn scrub_cuts(&self, text: String) -> String {
         const CUT: &str = "...";
+        const SHORTEST: usize = 4;
         if !text.contains(CUT) {
             return text;
         }
@@ -163,7 +168,7 @@ impl Scrubber {
             let cut_secret = secrets
                 .iter()
                 .filter_map(|secret| {
-                    (1..secret.len())
+                    (SHORTEST..secret.len())
                         .rev()
                         .find(|&k| secret.is_char_boundary(k) && before.ends_with(&secret[..k]))
                 })
@@ -313,12 +318,14 @@ mod tests {
                 "unknown variant `AAAAs3cret-to...`",
                 "unknown variant `AAAA[redacted]...`",
             ),
-            (
-                "unknown variant `AAAAs...`",
-                "unknown variant `AAAA[redacted]...`",
-            ),
             ("at 10.1.2...", "at [redacted]..."),
-            ("port 77...", "port [redacted]..."),
+            ("port 770...", "port 770..."),
+            // Less than four bytes of a secret: kept, as an `h` before a cut is.
+            (
+                "unknown variant `AAAAs3c...`",
+                "unknown variant `AAAAs3c...`",
+            ),
+            ("and ht...", "and ht..."),
             (
                 "a type \"s3cr...\" then s3cret-token...",
                 "a type \"[redacted]...\" then [redacted]...",
