@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use switchyard_protocol::{CreateWorkerRequest, RuntimeId};
+use switchyard_protocol::{CreateWorkerRequest, RuntimeId, WorkerId};
 use switchyard_registry::{
     AllowAll, Caller, HubSettings, ObservationHub, RegisteredRuntime, RuntimeRegistry,
 };
 use switchyard_runtime::{Runtime, RuntimeConfig};
 
 mod support;
-use support::{Probe, Subscriptions};
+use support::{Probe, Subscriptions, Uses};
 
 /// How a viewer's stream went while a runtime misbehaved for a while.
 #[derive(Debug)]
@@ -23,9 +23,12 @@ struct Watched {
     restored: usize,
 }
 
-/// Watches one worker of a runtime whose subscriptions get `events` for `window`,
-/// with waits from 50 ms, doubling up to 10 s.
-async fn watch_for(events: Subscriptions, window: Duration) -> Watched {
+/// An echo worker on runtime `a`, seen through a probe whose subscriptions get
+/// `events`, and a hub over it with `settings`; the probe's use counts.
+async fn probed(
+    events: Subscriptions,
+    settings: HubSettings,
+) -> (Runtime, WorkerId, ObservationHub, Arc<Uses>) {
     let runtime = Runtime::in_memory(RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a")).await;
     let worker = runtime
         .create(CreateWorkerRequest {
@@ -53,14 +56,26 @@ async fn watch_for(events: Subscriptions, window: Duration) -> Watched {
         )
         .unwrap(),
     );
-    let hub = ObservationHub::new(
-        registry,
+    (
+        runtime,
+        worker,
+        ObservationHub::new(registry, settings),
+        uses,
+    )
+}
+
+/// Watches one worker of a runtime whose subscriptions get `events` for `window`,
+/// with waits from 50 ms, doubling up to 10 s.
+async fn watch_for(events: Subscriptions, window: Duration) -> Watched {
+    let (_runtime, worker, hub, uses) = probed(
+        events,
         HubSettings {
             backoff_initial: Duration::from_millis(50),
             backoff_max: Duration::from_secs(10),
             ..HubSettings::default()
         },
-    );
+    )
+    .await;
     let mut viewer = hub
         .watch(
             &Caller::open(),
@@ -135,34 +150,12 @@ async fn a_stream_that_breaks_at_once_is_retried_ever_more_slowly() {
 #[tokio::test]
 async fn a_newcomer_while_the_upstream_is_lost_gets_the_last_known_state() {
     const INPUTS: usize = 40;
-    let runtime = Runtime::in_memory(RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a")).await;
-    let worker = runtime
-        .create(CreateWorkerRequest {
-            profile: "echo".into(),
-            label: None,
-            owner: None,
-        })
-        .await
-        .unwrap()
-        .worker_id;
     // The snapshot and the events of all inputs but the last; then it breaks.
-    let probe = Probe {
-        events: Subscriptions::FirstOnly(1 + 2 * INPUTS - 2),
-        ..Probe::new(&runtime)
-    };
-    let registry = Arc::new(
-        RuntimeRegistry::new(
-            vec![RegisteredRuntime {
-                runtime_id: RuntimeId::new("a").unwrap(),
-                display_name: "A".into(),
-                source: Arc::new(probe),
-                call_timeout: Some(Duration::from_secs(5)),
-            }],
-            Arc::new(AllowAll),
-        )
-        .unwrap(),
-    );
-    let hub = ObservationHub::new(registry, HubSettings::default());
+    let (runtime, worker, hub, _) = probed(
+        Subscriptions::FirstOnly(1 + 2 * INPUTS - 2),
+        HubSettings::default(),
+    )
+    .await;
     let rt = RuntimeId::new("a").unwrap();
     let frame = |frame: switchyard_protocol::OutgoingFrame| -> serde_json::Value {
         serde_json::from_str(&frame.to_json().unwrap()).unwrap()
