@@ -50,7 +50,7 @@ pub(crate) fn checked_event(
                 let detail = checked_detail(scrubber, detail, Some(worker))?;
                 scrub_items(scrubber, &mut transcript);
                 let terminal = terminal.map(|mut screen| {
-                    screen.screen = scrubber.redact_secrets(std::mem::take(&mut screen.screen));
+                    screen.screen = scrubber.mask_secrets(std::mem::take(&mut screen.screen));
                     screen
                 });
                 Ok(WorkerEvent::Snapshot {
@@ -411,6 +411,9 @@ mod tests {
         let text = serde_json::to_string(&checked).unwrap();
         assert!(!text.contains(TOKEN), "{text}");
         assert!(text.contains("echo [redacted]"), "{text}");
+        // The screen keeps its layout: the token's characters become as many `*`s.
+        let masked = "*".repeat(TOKEN.len());
+        assert!(text.contains(&format!("$ echo {masked}")), "{text}");
         let page: TranscriptPage =
             serde_json::from_value(json!({"items":items,"next_after":null,"total":2})).unwrap();
         let text = serde_json::to_string(&checked_transcript(&scrubber, page)).unwrap();

@@ -98,6 +98,19 @@ impl Scrubber {
         self.secrets.iter().any(|(_, f)| f.find(written).is_some())
     }
 
+    /// `text` (a terminal's screen) with every token replaced by as many `*`s as
+    /// it has characters: the screen keeps its layout, which `[redacted]` would
+    /// change (a line wrapping or a row moving where the token was).
+    pub fn mask_secrets(&self, text: String) -> String {
+        self.secrets.iter().fold(text, |text, (secret, _)| {
+            if text.contains(secret.as_str()) {
+                text.replace(secret.as_str(), &"*".repeat(secret.chars().count()))
+            } else {
+                text
+            }
+        })
+    }
+
     /// `text` with every token replaced by `[redacted]` (and nothing else: what a
     /// worker prints may name its host, but never a token).
     pub fn redact_secrets(&self, text: String) -> String {

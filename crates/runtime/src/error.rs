@@ -86,6 +86,8 @@ impl RuntimeError {
             Self::LimitTooLarge { .. } => ErrorCode::LimitTooLarge,
             Self::InvalidCursor(_) => ErrorCode::InvalidCursor,
             Self::Draining => ErrorCode::RuntimeUnavailable,
+            // After shutdown, as a draining runtime answers.
+            Self::Store(StoreError::Closed) => ErrorCode::RuntimeUnavailable,
             Self::Store(_) => ErrorCode::Internal,
         }
     }

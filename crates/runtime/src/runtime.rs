@@ -60,6 +60,9 @@ struct Inner {
     ctx: Arc<WorkerContext>,
     workers: RwLock<BTreeMap<WorkerId, Arc<Worker>>>,
     create_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Deletes go one at a time: of two for one worker, the second finds it gone
+    /// (or, if the store failed the first, still there) once the first is done.
+    delete_lock: tokio::sync::Mutex<()>,
     draining: AtomicBool,
 }
 
@@ -142,6 +145,7 @@ impl Runtime {
                 ctx,
                 workers: RwLock::new(workers),
                 create_lock: Arc::new(tokio::sync::Mutex::new(())),
+                delete_lock: tokio::sync::Mutex::new(()),
                 draining: AtomicBool::new(false),
             }),
         })
@@ -398,23 +402,24 @@ impl Runtime {
     }
 
     /// `DELETE /v1/workers/{id}`: removes an ended worker and its transcript.
+    ///
+    /// The worker stays (listed, counted, watchable) until the store has removed
+    /// its files, so that a removal the store fails leaves it as it was, for a retry;
+    /// files already gone count as removed.
     pub async fn delete(&self, id: &WorkerId) -> Result<()> {
         let worker = self.worker(id)?;
         if !worker.status().is_ended() {
             return Err(RuntimeError::WorkerRunning(id.clone()));
         }
         worker.join_driver().await;
-        // Of deletes racing for one worker, the one that takes it out deletes it;
-        // the others find it gone, as a delete after it would.
-        if self.workers_mut().remove(id).is_none() {
-            return Err(RuntimeError::WorkerNotFound(id.clone()));
+        let _one_at_a_time = self.inner.delete_lock.lock().await;
+        // A delete that went first has taken it.
+        let worker = self.worker(id)?;
+        match self.inner.ctx.store.remove_worker(id).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(error) => return Err(error.into()),
         }
-        if let Err(error) = self.inner.ctx.store.remove_worker(id).await {
-            // Its files are still there (it would be back after a restart): it
-            // stays, for a retry to delete.
-            self.workers_mut().insert(id.clone(), worker);
-            return Err(error.into());
-        }
+        self.workers_mut().remove(id);
         worker.leave_census();
         worker.close_subscriptions(StreamEnd::Removed);
         Ok(())
@@ -471,8 +476,10 @@ impl Runtime {
         for worker in &workers {
             worker.close_subscriptions(StreamEnd::Shutdown);
         }
-        self.inner.ctx.store.flush().await?;
-        self.inner.ctx.store.close().await
+        // Closed even when the flush failed: the data directory is let go either way.
+        let flushed = self.inner.ctx.store.flush().await;
+        let closed = self.inner.ctx.store.close().await;
+        flushed.and(closed)
     }
 
     fn page_limit(&self, limit: Option<u32>) -> Result<u32> {

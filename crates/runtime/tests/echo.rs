@@ -185,6 +185,8 @@ struct FailingStore {
     inner: switchyard_runtime::MemoryStore,
     /// The next worker removal fails.
     removal: std::sync::atomic::AtomicBool,
+    /// The next worker removal finds the files gone.
+    removal_gone: std::sync::atomic::AtomicBool,
     /// Appends of inputs fail while set.
     inputs: std::sync::atomic::AtomicBool,
     /// Appends of output fail while set.
@@ -243,6 +245,13 @@ impl switchyard_runtime::Store for FailingStore {
             .swap(false, std::sync::atomic::Ordering::SeqCst)
         {
             return Err(disk_error());
+        }
+        if self
+            .removal_gone
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.inner.remove_worker(worker).await?;
+            return Err(switchyard_runtime::StoreError::NotFound(worker.clone()));
         }
         self.inner.remove_worker(worker).await
     }
@@ -340,6 +349,18 @@ async fn a_delete_the_store_fails_can_be_retried() {
     );
     assert_eq!(rt.get(&id).unwrap().status, WorkerStatus::Stopped);
     assert_eq!(rt.info().workers.stopped, 1, "still counted");
+    rt.delete(&id).await.unwrap();
+    assert_eq!(rt.get(&id).unwrap_err().code(), ErrorCode::WorkerNotFound);
+    assert_eq!(rt.info().workers.stopped, 0);
+
+    // Files already gone (a removal that went through but failed after): deleted.
+    let (rt, _) = over(FailingStore {
+        removal_gone: true.into(),
+        ..FailingStore::default()
+    })
+    .await;
+    let id = rt.create(create("echo")).await.unwrap().worker_id;
+    rt.stop(&id).await.unwrap();
     rt.delete(&id).await.unwrap();
     assert_eq!(rt.get(&id).unwrap_err().code(), ErrorCode::WorkerNotFound);
     assert_eq!(rt.info().workers.stopped, 0);

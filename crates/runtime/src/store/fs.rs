@@ -69,6 +69,9 @@ struct Inner {
     /// The data directory's lock, held while this store lives (or until
     /// [`Store::close`]).
     lock: File,
+    /// Set by [`Store::close`]: every later call is refused ([`StoreError::Closed`]),
+    /// so that a runtime that let its directory go never writes to it again.
+    closed: std::sync::atomic::AtomicBool,
     /// Open append handles, one per worker that was appended to.
     handles: Mutex<HashMap<WorkerId, Handle>>,
     /// Distinguishes this store's temporary names from leftovers of earlier ones.
@@ -87,6 +90,13 @@ impl FsStore {
         let dir = workers_dir.clone();
         let lock = blocking(&workers_dir, move || {
             private_dirs().create(&dir).map_err(|e| io_error(&dir, e))?;
+            // Directories made by an earlier version (or by hand) become the
+            // owner's alone too; what is inside is then out of others' reach.
+            for path in [&data_dir, &dir] {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+                    .map_err(|e| io_error(path, e))?;
+            }
             lock_data_dir(&data_dir)
         })
         .await?;
@@ -94,6 +104,7 @@ impl FsStore {
             inner: Arc::new(Inner {
                 workers_dir,
                 lock,
+                closed: std::sync::atomic::AtomicBool::new(false),
                 handles: Mutex::new(HashMap::new()),
                 token: format!("{:016x}", fastrand::u64(..)),
                 temp_counter: AtomicU64::new(0),
@@ -107,7 +118,13 @@ impl FsStore {
         f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = Arc::clone(&self.inner);
-        blocking(&self.inner.workers_dir, move || f(&inner)).await
+        blocking(&self.inner.workers_dir, move || {
+            if inner.closed.load(Ordering::SeqCst) {
+                return Err(StoreError::Closed);
+            }
+            f(&inner)
+        })
+        .await
     }
 }
 
@@ -228,7 +245,10 @@ impl Store for FsStore {
     }
 
     async fn close(&self) -> Result<(), StoreError> {
-        self.run(|inner| {
+        let inner = Arc::clone(&self.inner);
+        // Not through `run`: closing twice is no error.
+        blocking(&self.inner.workers_dir, move || {
+            inner.closed.store(true, Ordering::SeqCst);
             let path = inner.workers_dir.with_file_name(LOCK_FILE);
             inner.lock.unlock().map_err(|e| io_error(&path, e))
         })
@@ -409,7 +429,10 @@ impl Inner {
             }
             Err(e) => return Err(io_error(&dir, e)),
         }
-        sync_dir(&self.workers_dir)?;
+        // Gone for `load` from here on: a failed sync only makes it less durable.
+        if let Err(error) = sync_dir(&self.workers_dir) {
+            tracing::warn!(%error, "could not sync the workers directory after a removal");
+        }
         if let Err(error) = fs::remove_dir_all(&trash) {
             // The worker is gone already; the next `load` cleans up what is left.
             tracing::warn!(path = %trash.display(), %error, "could not delete a removed worker's files");
@@ -896,6 +919,14 @@ mod tests {
         );
         assert!(message.contains("another switchyard runtime"), "{message}");
         first.close().await.unwrap();
+        // A closed store writes no more, and closing it again is no error.
+        assert!(matches!(
+            first
+                .save_worker(&detail("w-a", WorkerStatus::Running))
+                .await,
+            Err(StoreError::Closed)
+        ));
+        first.close().await.unwrap();
         let second = FsStore::open(tmp.path()).await.unwrap();
         assert!(matches!(
             FsStore::open(tmp.path()).await,
@@ -927,6 +958,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(mode(&worker.join(RECORD_FILE)), 0o600);
+    }
+
+    /// A data directory made readable by others (an earlier version, by hand) is
+    /// the owner's alone once a store opens it.
+    #[tokio::test]
+    async fn an_open_data_directory_is_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new().unwrap();
+        let data = tmp.path().join("data");
+        for dir in [&data, &data.join("workers")] {
+            fs::create_dir_all(dir).unwrap();
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let _store = FsStore::open(&data).await.unwrap();
+        for dir in [&data, &data.join("workers")] {
+            assert_eq!(
+                fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
+        }
     }
 
     /// A store in `data` with a worker `w-a` and a few transcript items.

@@ -45,6 +45,9 @@ pub enum StoreError {
     /// The worker has no record in the store.
     #[error("no stored worker {0}")]
     NotFound(WorkerId),
+    /// The store was closed ([`Store::close`]): its runtime has shut down.
+    #[error("the store was closed: its runtime has shut down")]
+    Closed,
     /// Another store (another runtime, in this process or another) has the data
     /// directory open.
     #[error(
