@@ -5,13 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_protocol::{
-    ClientFrame, CreateWorkerRequest, ErrorCode, OutgoingFrame, RuntimeId, WorkerEvent, WorkerId,
+    ClientFrame, ErrorCode, OutgoingFrame, RuntimeId, WorkerEvent, WorkerId,
 };
 use switchyard_registry::{
     Action, AllowAll, BackendCursor, Caller, EmbeddedSource, HubSettings, ObservationHub, Policy,
     PolicyDenied, PolicyRequest, RegisteredRuntime, RuntimeRegistry, Viewer,
 };
 use switchyard_runtime::{Runtime, RuntimeConfig};
+
+mod support;
+use support::echo_worker;
 
 /// Hides output that mentions a secret; allows everything else.
 struct Redact;
@@ -52,25 +55,12 @@ async fn setup(policy: Arc<dyn Policy>) -> (Runtime, ObservationHub, WorkerId) {
         policy,
     )
     .unwrap();
-    let worker = create_echo(&runtime).await;
+    let worker = echo_worker(&runtime).await;
     (
         runtime,
         ObservationHub::new(Arc::new(registry), HubSettings::default()),
         worker,
     )
-}
-
-/// A new echo worker on `runtime`.
-async fn create_echo(runtime: &Runtime) -> WorkerId {
-    runtime
-        .create(CreateWorkerRequest {
-            profile: "echo".into(),
-            label: None,
-            owner: None,
-        })
-        .await
-        .unwrap()
-        .worker_id
 }
 
 async fn next(viewer: &mut Viewer) -> (OutgoingFrame, serde_json::Value) {
@@ -198,7 +188,7 @@ async fn the_metrics_count_channels_viewers_events_and_viewers_cut_off() {
             ..HubSettings::default()
         },
     );
-    let worker = create_echo(&runtime).await;
+    let worker = echo_worker(&runtime).await;
     let caller = Caller::open();
     let rt = RuntimeId::new("local").unwrap();
     let has = |text: &str, line: &str| assert!(text.contains(line), "no {line:?} in\n{text}");
@@ -461,7 +451,7 @@ async fn a_resize_applies_to_the_streams_that_open_after_it() {
     let settings = hub.settings();
     assert_eq!((settings.viewer_queue, settings.backlog), (2, 16));
 
-    let opened_after = create_echo(&runtime).await;
+    let opened_after = echo_worker(&runtime).await;
     let mut reader = hub.watch(&caller, &rt, &opened_after, None).await.unwrap();
     let stalled = hub.watch(&caller, &rt, &opened_after, None).await.unwrap();
     assert_eq!(next(&mut reader).await.1["event"]["kind"], "snapshot");

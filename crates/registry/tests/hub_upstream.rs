@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use switchyard_protocol::{CreateWorkerRequest, RuntimeId, WorkerId};
+use switchyard_protocol::{RuntimeId, WorkerId};
 use switchyard_registry::{
     AllowAll, Caller, HubSettings, ObservationHub, RegisteredRuntime, RuntimeRegistry,
 };
 use switchyard_runtime::{Runtime, RuntimeConfig};
 
 mod support;
-use support::{Probe, Subscriptions, Uses};
+use support::{Probe, Subscriptions, Uses, echo_worker};
 
 /// How a viewer's stream went while a runtime misbehaved for a while.
 #[derive(Debug)]
@@ -30,15 +30,7 @@ async fn probed(
     settings: HubSettings,
 ) -> (Runtime, WorkerId, ObservationHub, Arc<Uses>) {
     let runtime = Runtime::in_memory(RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a")).await;
-    let worker = runtime
-        .create(CreateWorkerRequest {
-            profile: "echo".into(),
-            label: None,
-            owner: None,
-        })
-        .await
-        .unwrap()
-        .worker_id;
+    let worker = echo_worker(&runtime).await;
     let probe = Probe {
         events,
         ..Probe::new(&runtime)

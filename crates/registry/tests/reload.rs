@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use switchyard_protocol::{CreateWorkerRequest, ErrorCode, RuntimeId, RuntimeState, WorkerId};
+use switchyard_protocol::{ErrorCode, RuntimeId, RuntimeState, WorkerId};
 use switchyard_registry::{
     AllowAll, Caller, EmbeddedSource, HubSettings, ObservationHub, Planned, Policy, PolicyDenied,
     PolicyRequest, ReconfigureError, RegisteredRuntime, RegistryError, RuntimeRegistry,
@@ -16,7 +16,7 @@ use switchyard_runtime::{Runtime, RuntimeConfig, StreamEnd};
 use tokio::sync::Notify;
 
 mod support;
-use support::{Probe, Subscriptions, Uses};
+use support::{Probe, Subscriptions, Uses, echo_worker};
 
 fn rid(s: &str) -> RuntimeId {
     RuntimeId::new(s).unwrap()
@@ -37,18 +37,6 @@ fn registered(id: &str, source: Arc<dyn RuntimeSource>) -> RegisteredRuntime {
 
 fn embedded(id: &str, runtime: &Runtime) -> RegisteredRuntime {
     registered(id, Arc::new(EmbeddedSource::new(runtime.clone())))
-}
-
-async fn worker(runtime: &Runtime) -> WorkerId {
-    runtime
-        .create(CreateWorkerRequest {
-            profile: "echo".into(),
-            label: None,
-            owner: None,
-        })
-        .await
-        .unwrap()
-        .worker_id
 }
 
 fn ids(registry: &RuntimeRegistry) -> Vec<String> {
@@ -195,7 +183,7 @@ async fn an_invalid_plan_changes_nothing() {
 #[tokio::test]
 async fn a_call_in_flight_ends_on_the_runtime_it_started_on() {
     let a = runtime("a").await;
-    let w = worker(&a).await;
+    let w = echo_worker(&a).await;
     let gate = Arc::new(Notify::new());
     let registry = Arc::new(
         RuntimeRegistry::new(
@@ -232,7 +220,7 @@ async fn a_call_in_flight_ends_on_the_runtime_it_started_on() {
     // A removed embedded runtime that its owner shuts down fails the calls still in
     // flight with a typed error.
     let b = runtime("b").await;
-    let wb = worker(&b).await;
+    let wb = echo_worker(&b).await;
     let gate = Arc::new(Notify::new());
     let registry = Arc::new(
         RuntimeRegistry::new(
@@ -355,7 +343,7 @@ fn hub_over(registry: &Arc<RuntimeRegistry>) -> ObservationHub {
 #[tokio::test]
 async fn viewers_of_a_removed_runtime_end_and_those_of_a_kept_one_see_nothing_of_it() {
     let (a, b) = (runtime("a").await, runtime("b").await);
-    let (wa, wb) = (worker(&a).await, worker(&b).await);
+    let (wa, wb) = (echo_worker(&a).await, echo_worker(&b).await);
     let kept = Probe::new(&a);
     let kept_uses = kept.uses.clone();
     let registry = Arc::new(
@@ -401,7 +389,7 @@ async fn viewers_of_a_removed_runtime_end_and_those_of_a_kept_one_see_nothing_of
 #[tokio::test]
 async fn viewers_of_a_replaced_runtime_continue_through_the_new_one_without_gap_or_duplicate() {
     let a = runtime("a").await;
-    let wa = worker(&a).await;
+    let wa = echo_worker(&a).await;
     let old = Probe::new(&a);
     let old_uses = old.uses.clone();
     let registry = Arc::new(
@@ -456,7 +444,7 @@ async fn viewers_of_a_replaced_runtime_continue_through_the_new_one_without_gap_
 #[tokio::test]
 async fn a_channel_opened_as_its_runtime_is_removed_ends_its_viewer() {
     let a = runtime("a").await;
-    let wa = worker(&a).await;
+    let wa = echo_worker(&a).await;
     let probe = Arc::new(Probe::new(&a));
     let registry = Arc::new(
         RuntimeRegistry::new(vec![registered("a", probe.clone())], Arc::new(AllowAll)).unwrap(),
@@ -486,7 +474,7 @@ async fn a_channel_opened_as_its_runtime_is_removed_ends_its_viewer() {
 #[tokio::test]
 async fn a_channel_waiting_to_reconnect_moves_to_the_replacing_runtime_at_once() {
     let a = runtime("a").await;
-    let wa = worker(&a).await;
+    let wa = echo_worker(&a).await;
     let down = Probe {
         events: Subscriptions::Down,
         ..Probe::new(&a)

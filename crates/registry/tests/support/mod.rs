@@ -174,3 +174,16 @@ impl RuntimeSource for Probe {
         }
     }
 }
+
+/// A new echo worker on `runtime`.
+pub async fn echo_worker(runtime: &Runtime) -> WorkerId {
+    runtime
+        .create(CreateWorkerRequest {
+            profile: "echo".into(),
+            label: None,
+            owner: None,
+        })
+        .await
+        .unwrap()
+        .worker_id
+}
