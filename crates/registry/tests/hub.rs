@@ -72,15 +72,18 @@ async fn next(viewer: &mut Viewer) -> (OutgoingFrame, serde_json::Value) {
     (frame, json)
 }
 
+/// A viewer of `worker`, past the snapshot it starts with.
+async fn watching(hub: &ObservationHub, rt: &RuntimeId, worker: &WorkerId) -> Viewer {
+    let mut viewer = hub.watch(&Caller::open(), rt, worker, None).await.unwrap();
+    assert_eq!(next(&mut viewer).await.1["event"]["kind"], "snapshot");
+    viewer
+}
+
 #[tokio::test]
 async fn a_filtering_policy_hides_events_from_viewers() {
     let (runtime, hub, worker) = setup(Arc::new(Redact)).await;
     let rt = RuntimeId::new("local").unwrap();
-    let mut viewer = hub
-        .watch(&Caller::open(), &rt, &worker, None)
-        .await
-        .unwrap();
-    assert_eq!(next(&mut viewer).await.1["event"]["kind"], "snapshot");
+    let mut viewer = watching(&hub, &rt, &worker).await;
     runtime.input(&worker, "the secret".into()).await.unwrap();
     runtime.input(&worker, "public".into()).await.unwrap();
     let (_, first) = next(&mut viewer).await;
@@ -129,11 +132,7 @@ async fn the_pass_through_policy_encodes_each_event_once_for_all_viewers() {
 async fn a_cursor_at_the_last_possible_position_breaks_nothing() {
     let (runtime, hub, worker) = setup(Arc::new(AllowAll)).await;
     let rt = RuntimeId::new("local").unwrap();
-    let mut first = hub
-        .watch(&Caller::open(), &rt, &worker, None)
-        .await
-        .unwrap();
-    assert_eq!(next(&mut first).await.1["event"]["kind"], "snapshot");
+    let mut first = watching(&hub, &rt, &worker).await;
     let forged = BackendCursor {
         runtime_id: rt.clone(),
         worker_id: worker.clone(),
@@ -484,11 +483,7 @@ async fn a_resize_applies_to_the_streams_that_open_after_it() {
 async fn a_newcomer_gets_the_worker_as_it_is_not_a_long_replay() {
     let (runtime, hub, worker) = setup(Arc::new(AllowAll)).await;
     let rt = RuntimeId::new("local").unwrap();
-    let mut first = hub
-        .watch(&Caller::open(), &rt, &worker, None)
-        .await
-        .unwrap();
-    assert_eq!(next(&mut first).await.1["event"]["kind"], "snapshot");
+    let mut first = watching(&hub, &rt, &worker).await;
     // Reads `inputs` inputs' input and output events from `viewer`.
     async fn drain(viewer: &mut Viewer, inputs: usize) {
         for _ in 0..inputs * 2 {

@@ -139,9 +139,7 @@ async fn only_starting_and_running_workers_count_against_max_workers() {
 #[tokio::test]
 async fn the_file_store_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Runtime::open(config(), Arc::new(FsStore::open(dir.path()).await.unwrap()))
-        .await
-        .unwrap();
+    let first = on_disk(dir.path()).await;
     let running = first.create(request("echo")).await.unwrap();
     let stopped = first.create(request("echo")).await.unwrap();
     let mut sub = first.subscribe(&running.worker_id, None).unwrap();
@@ -160,12 +158,7 @@ async fn the_file_store_survives_a_reopen() {
     let before = first.transcript(&running.worker_id, 0, None).await.unwrap();
     // The process "crashes": nothing is shut down, a new runtime opens the directory.
     let crashed = crashed_copy(dir.path());
-    let second = Runtime::open(
-        config(),
-        Arc::new(FsStore::open(crashed.path()).await.unwrap()),
-    )
-    .await
-    .unwrap();
+    let second = on_disk(crashed.path()).await;
     assert_ne!(second.epoch(), first.epoch());
     assert_eq!(
         second.get(&running.worker_id).unwrap().status,
@@ -208,9 +201,7 @@ async fn the_file_store_survives_a_reopen() {
 #[tokio::test]
 async fn owners_are_recorded_counted_checked_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Runtime::open(config(), Arc::new(FsStore::open(dir.path()).await.unwrap()))
-        .await
-        .unwrap();
+    let first = on_disk(dir.path()).await;
     let owned = |owner: Option<&str>| CreateWorkerRequest {
         profile: "echo".into(),
         label: None,
@@ -251,12 +242,7 @@ async fn owners_are_recorded_counted_checked_and_survive_a_reopen() {
     );
 
     let crashed = crashed_copy(dir.path());
-    let second = Runtime::open(
-        config(),
-        Arc::new(FsStore::open(crashed.path()).await.unwrap()),
-    )
-    .await
-    .unwrap();
+    let second = on_disk(crashed.path()).await;
     for (worker, owner) in [
         (&alice, Some("alice")),
         (&alice_2, Some("alice")),
@@ -269,4 +255,11 @@ async fn owners_are_recorded_counted_checked_and_survive_a_reopen() {
         );
     }
     assert_eq!(second.info().owners["alice"].lost, 1);
+}
+
+/// A runtime with the default test configuration over a file store in `dir`.
+async fn on_disk(dir: &std::path::Path) -> Runtime {
+    Runtime::open(config(), Arc::new(FsStore::open(dir).await.unwrap()))
+        .await
+        .unwrap()
 }
