@@ -244,6 +244,130 @@ async fn the_runtime_takes_max_connections_from_its_settings() {
 }
 
 // ---------------------------------------------------------------------------------
+// Requests hyper cannot parse
+// ---------------------------------------------------------------------------------
+
+/// Sends `raw` on a new connection and reads to the close: every answer, in order.
+async fn answers_to(addr: SocketAddr, raw: &[u8]) -> Vec<RawAnswer> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before it has read all of an oversized head.
+    let _ = stream.write_all(raw).await;
+    let mut bytes = Vec::new();
+    let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut bytes)).await;
+    assert!(
+        read.is_ok(),
+        "not closed in time after {:?}; got {:?}",
+        String::from_utf8_lossy(&raw[..raw.len().min(40)]),
+        String::from_utf8_lossy(&bytes)
+    );
+    let mut answers = Vec::new();
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let head_end = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("not an answer: {:?}", String::from_utf8_lossy(rest)))
+            + 4;
+        let length: usize = String::from_utf8_lossy(&rest[..head_end])
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: ")?.trim().parse().ok())
+            .unwrap_or(0);
+        answers.push(RawAnswer::parse(&rest[..head_end + length]));
+        rest = &rest[head_end + length..];
+    }
+    answers
+}
+
+/// Requests hyper refuses before any handler runs, and the status each gets: every
+/// one answers with the contract's error body (`invalid_request`), the browser
+/// defences and a request id, on the backend's listener and on the runtime's (whose
+/// writes are coalesced), and closes.
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_the_typed_error_body() {
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(2_000_000)
+    );
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
+        (0..150)
+            .map(|i| format!("x-{i}: {i}\r\n"))
+            .collect::<String>()
+    );
+    let long_target = format!(
+        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let cases: [(&[u8], u16); 6] = [
+        (
+            b"GET / HTTP/1.1\r\nHost: localhost\r\nno colon here\r\n\r\n",
+            400,
+        ),
+        (b"G@T / HTTP/1.1\r\nHost: localhost\r\n\r\n", 400),
+        (b"GET / HTTP/9.9\r\nHost: localhost\r\n\r\n", 400),
+        (big_header.as_bytes(), 431),
+        (many_headers.as_bytes(), 431),
+        (long_target.as_bytes(), 414),
+    ];
+    let backend = serve_hello(100, None).await;
+    let runtime = runtime_cmd::start(switchyard_server::config::RuntimeSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tokens: Vec::new(),
+        data_dir: None,
+        runtime: runtime_config("parse-errors"),
+        tls: None,
+        max_connections: 100,
+    })
+    .await
+    .unwrap();
+    for (server, addr) in [
+        ("backend", backend.local_addr()),
+        ("runtime", runtime.server.local_addr()),
+    ] {
+        for (raw, status) in &cases {
+            let request = String::from_utf8_lossy(&raw[..raw.len().min(40)]).into_owned();
+            let answers = answers_to(addr, raw).await;
+            assert_eq!(answers.len(), 1, "{server}, {request:?}: {answers:?}");
+            let answer = &answers[0];
+            assert_eq!(answer.status, *status, "{server}, {request:?}: {answer:?}");
+            assert_eq!(
+                answer.code(),
+                "invalid_request",
+                "{server}, {request:?}: {answer:?}"
+            );
+            assert!(!answer.body["error"]["message"].as_str().unwrap().is_empty());
+            assert_eq!(
+                answer.header("content-type").as_deref(),
+                Some("application/json")
+            );
+            assert_eq!(
+                answer.header("x-content-type-options").as_deref(),
+                Some("nosniff")
+            );
+            assert_eq!(answer.header("connection").as_deref(), Some("close"));
+            assert_eq!(answer.header("x-request-id").map(|id| id.len()), Some(16));
+        }
+        // After a good request on the same connection: its answer first, intact.
+        let path = if server == "backend" {
+            "/"
+        } else {
+            "/v1/health"
+        };
+        let pipelined = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\nGARBAGE\r\n\r\n");
+        let answers = answers_to(addr, pipelined.as_bytes()).await;
+        assert_eq!(answers.len(), 2, "{server}: {answers:?}");
+        assert_eq!(answers[0].status, 200, "{server}: {answers:?}");
+        assert_eq!(
+            (answers[1].status, answers[1].code()),
+            (400, "invalid_request"),
+            "{server}"
+        );
+    }
+    backend.shutdown(Duration::from_secs(1)).await;
+    runtime.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------
 // Lingering close
 // ---------------------------------------------------------------------------------
 

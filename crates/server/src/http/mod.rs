@@ -10,6 +10,7 @@ pub mod error;
 pub mod limit;
 pub mod linger;
 pub mod metrics;
+mod parse_error;
 pub mod query;
 pub mod response;
 pub mod router;

@@ -26,6 +26,7 @@ use super::cores::{Cores, NoCore};
 use super::limit::{self, ConnectionLimit, ConnectionPermit};
 use super::linger::ServerIo;
 use super::metrics::{HttpMetrics, MatchedRoute};
+use super::parse_error::TypedParseErrors;
 use super::response::Response;
 use super::self_wake::RepollSelfWakes;
 use super::shutdown::Shutdown;
@@ -430,7 +431,7 @@ async fn serve_connection<H, S>(
     let result = if settings.coalesce_writes {
         let (stream, flusher) = coalesce::coalescing(stream);
         let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(TypedParseErrors::new(stream)), service)
             .with_upgrades();
         let connection = std::pin::pin!(FlushAfterPoll::new(connection, flusher));
         until_done(connection, &shutdown, |c| {
@@ -439,7 +440,7 @@ async fn serve_connection<H, S>(
         .await
     } else {
         let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(TypedParseErrors::new(stream)), service)
             .with_upgrades();
         until_done(std::pin::pin!(connection), &shutdown, |c| {
             c.graceful_shutdown();
