@@ -74,11 +74,13 @@ pub mod scrub;
 pub mod source;
 pub mod view;
 
+/// The attribute [`RuntimeSource`] and [`SourceEvents`] implementations carry.
+pub use async_trait::async_trait;
 pub use caller::{ANONYMOUS, Caller, GlobError, Role, RuntimeGlob, RuntimeGrants, WorkerScope};
 pub use embedded::EmbeddedSource;
 pub use error::{RegistryError, SourceError};
 pub use hub::{BackendCursor, COMMAND_LANE, CommandTicket, HubSettings, ObservationHub, Viewer};
-pub use policy::{Action, AllowAll, Policy, PolicyDenied, PolicyRequest, RolePolicy};
+pub use policy::{Action, AllowAll, Policy, PolicyDenied, PolicyRequest, RolePolicy, WithRule};
 pub use reconfigure::{Planned, ReconfigureError, Reconfigured};
 pub use registry::{
     DuplicateRuntimeId, LIST_ALL_MAX_PER_RUNTIME, LIST_ALL_MAX_SCANNED_PER_RUNTIME,
@@ -86,5 +88,8 @@ pub use registry::{
 };
 pub use remote::RemoteSource;
 pub use scrub::Scrubber;
-pub use source::{ResumePoint, RuntimeSource, SourceEnd, SourceEvents, SourceItem};
+pub use source::{ResumePoint, RuntimeSource, SeenWorkers, SourceEnd, SourceEvents, SourceItem};
+/// What [`RuntimeSource::list_workers`] is asked (transport's type, here so that a
+/// source needs no other crate for it).
+pub use switchyard_transport::WorkerQuery;
 pub use view::RuntimeView;

@@ -244,6 +244,86 @@ impl Policy for RolePolicy {
     }
 }
 
+/// Another policy with one more rule in front of it: [`Policy::authorize`] asks
+/// `rule` first and then the inner policy; every other method is the inner
+/// policy's, so wrapping [`RolePolicy`] keeps its worker ownership and grants.
+/// The way to add a rule without writing out the whole trait
+/// (`BackendBuilder::wrap_policy` in the server crate takes it directly).
+///
+/// ```
+/// use std::sync::Arc;
+/// use switchyard_registry::{Action, Policy, PolicyDenied, RolePolicy, WithRule};
+///
+/// let policy = WithRule::new(Arc::new(RolePolicy), |request| {
+///     if request.action == Action::Delete {
+///         return Err(PolicyDenied("workers are kept here; stop them instead".into()));
+///     }
+///     Ok(())
+/// });
+/// # let _: &dyn Policy = &policy;
+/// ```
+pub struct WithRule<F> {
+    inner: std::sync::Arc<dyn Policy>,
+    rule: F,
+}
+
+impl<F> WithRule<F>
+where
+    F: Fn(&PolicyRequest<'_>) -> Result<(), PolicyDenied> + Send + Sync + 'static,
+{
+    /// `inner` with `rule` asked first on every call.
+    pub fn new(inner: std::sync::Arc<dyn Policy>, rule: F) -> Self {
+        Self { inner, rule }
+    }
+}
+
+impl<F> std::fmt::Debug for WithRule<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithRule").finish_non_exhaustive()
+    }
+}
+
+impl<F> Policy for WithRule<F>
+where
+    F: Fn(&PolicyRequest<'_>) -> Result<(), PolicyDenied> + Send + Sync + 'static,
+{
+    fn authorize(&self, request: &PolicyRequest<'_>) -> Result<(), PolicyDenied> {
+        (self.rule)(request)?;
+        self.inner.authorize(request)
+    }
+
+    fn authorize_admin(&self, caller: &Caller) -> Result<(), PolicyDenied> {
+        self.inner.authorize_admin(caller)
+    }
+
+    fn scopes_workers(&self, caller: &Caller) -> bool {
+        self.inner.scopes_workers(caller)
+    }
+
+    fn reaches_worker(&self, caller: &Caller, runtime_id: &RuntimeId, owner: Option<&str>) -> bool {
+        self.inner.reaches_worker(caller, runtime_id, owner)
+    }
+
+    fn tracks_owners(&self) -> bool {
+        self.inner.tracks_owners()
+    }
+
+    fn filters_events(&self) -> bool {
+        self.inner.filters_events()
+    }
+
+    fn filter_event(
+        &self,
+        caller: &Caller,
+        runtime_id: &RuntimeId,
+        worker_id: &WorkerId,
+        event: WorkerEvent,
+    ) -> Option<WorkerEvent> {
+        self.inner
+            .filter_event(caller, runtime_id, worker_id, event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +368,40 @@ mod tests {
                 action,
             })
             .is_ok()
+    }
+
+    /// A rule added with [`WithRule`] refuses first; everything else (grants, roles,
+    /// worker scopes, owner tracking, event filtering) is still the inner policy's.
+    #[test]
+    fn a_rule_added_in_front_keeps_everything_else_of_the_inner_policy() {
+        let policy = WithRule::new(std::sync::Arc::new(RolePolicy), |request| {
+            if request.action == Action::Delete {
+                return Err(PolicyDenied("no deletes".into()));
+            }
+            Ok(())
+        });
+        let operator = caller(Role::Operator, &["build-*"]);
+        assert!(!check(&policy, &operator, "build-1", Action::Delete));
+        assert!(check(&policy, &operator, "build-1", Action::Stop));
+        assert!(
+            !check(&policy, &operator, "other", Action::Stop),
+            "grants kept"
+        );
+        let viewer = caller(Role::Viewer, &[]);
+        assert!(
+            !check(&policy, &viewer, "build-1", Action::Input),
+            "roles kept"
+        );
+        assert!(policy.authorize_admin(&viewer).is_err());
+        assert!(policy.authorize_admin(&caller(Role::Admin, &[])).is_ok());
+        let own = Caller::identified("otto", Role::Operator, RuntimeGrants::All, WorkerScope::Own);
+        let runtime = RuntimeId::new("build-1").unwrap();
+        assert!(policy.scopes_workers(&own), "worker scopes kept");
+        assert!(policy.reaches_worker(&own, &runtime, Some("otto")));
+        assert!(!policy.reaches_worker(&own, &runtime, Some("alice")));
+        assert!(!policy.reaches_worker(&own, &runtime, None));
+        assert!(policy.tracks_owners());
+        assert!(!policy.filters_events());
     }
 
     #[test]

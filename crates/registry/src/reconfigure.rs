@@ -32,6 +32,7 @@ pub enum Planned {
 
 /// Why a reconfiguration was refused. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReconfigureError {
     /// The plan names an id twice.
     #[error(transparent)]

@@ -61,10 +61,24 @@ pub trait SourceEvents: Send + 'static {
 }
 
 /// One runtime as the registry drives it. Implement this to add a kind of runtime
-/// (the registry never knows how a source reaches its runtime).
+/// (the registry never knows how a source reaches its runtime). Implementations use
+/// `#[switchyard_registry::async_trait]` on their `impl`.
 ///
-/// Every method is one call to the runtime; the registry bounds it in time, records
-/// its outcome in the runtime's view, and maps its error for the client.
+/// Every method is one call to the runtime; the registry has asked the policy
+/// before it calls, bounds it in time, records its outcome in the runtime's view,
+/// and maps its error for the client. What a source promises in return:
+/// - worker ids it mints are valid [`WorkerId`]s, stable for the worker's life;
+///   [`RuntimeSource::list_workers`] answers pages in worker id order and honours
+///   the query's `after`, `limit` and `status`;
+/// - a refusal with a contract code is [`SourceError::Rejected`], shown to the
+///   client as it is, so its message holds no address, path or token;
+/// - [`RuntimeSource::subscribe`] starts with a snapshot (resuming: the events
+///   after the resume point, or a [`SourceItem::Reset`] then a snapshot when it no
+///   longer has them or the runtime's epoch changed); positions only grow within
+///   an epoch;
+/// - a source that wraps another forwards the methods with defaults too (the
+///   `*_json` answers, [`RuntimeSource::bounds_each_call`],
+///   [`RuntimeSource::shutdown`]), or it loses what the inner source does there.
 #[async_trait::async_trait]
 pub trait RuntimeSource: Send + Sync + 'static {
     /// Embedded or remote, as `GET /api/runtimes` shows it.

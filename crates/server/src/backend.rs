@@ -18,7 +18,7 @@ use crate::config::{
     AuthSettings, BackendSettings, ConfigError, EmbeddedSettings, ServeArgs, ServerTlsSettings,
     load_backend_settings,
 };
-use crate::reload::ConfigSource;
+use crate::reload::{ConfigSource, SetInCode};
 
 /// The backend: one API in front of many runtimes. Start with
 /// [`Backend::builder`], [`Backend::from_settings`] or [`Backend::from_config_file`].
@@ -121,6 +121,7 @@ pub(crate) struct BackendParts {
     pub(crate) policy: PolicyChoice,
     pub(crate) listener: Option<TcpListener>,
     pub(crate) config_source: Option<ConfigSource>,
+    pub(crate) set_in_code: SetInCode,
 }
 
 /// Builds a backend; see [`Backend`].
@@ -131,6 +132,9 @@ pub struct BackendBuilder {
     policy: PolicyChoice,
     listener: Option<TcpListener>,
     config_source: Option<ConfigSource>,
+    /// The listen address or the embedded runtime came from code.
+    listen_in_code: bool,
+    embedded_in_code: bool,
 }
 
 impl std::fmt::Debug for BackendBuilder {
@@ -160,6 +164,8 @@ impl BackendBuilder {
             policy: PolicyChoice::Default,
             listener: None,
             config_source: None,
+            listen_in_code: false,
+            embedded_in_code: false,
         }
     }
 
@@ -171,9 +177,11 @@ impl BackendBuilder {
         self
     }
 
-    /// Sets the in-process runtime (replacing a configured one).
+    /// Sets the in-process runtime (replacing a configured one, and the one a
+    /// reloaded file configures).
     pub fn embedded(mut self, embedded: EmbeddedSettings) -> Self {
         self.settings.embedded = Some(embedded);
+        self.embedded_in_code = true;
         self
     }
 
@@ -204,10 +212,12 @@ impl BackendBuilder {
         self
     }
 
-    /// Reads `source` again on SIGHUP and `POST /api/admin/reload` (the configuration
-    /// file and flags `switchyard serve` started from; [`Backend::from_config_file`]
-    /// sets it). Without one, a reload answers `501 unsupported`. Runtimes and the
-    /// policy set in code are kept across reloads.
+    /// Reads `source` again on `POST /api/admin/reload`, and on SIGHUP when served
+    /// with [`BackendBuilder::serve`] (the configuration file and flags
+    /// `switchyard serve` started from; [`Backend::from_config_file`] sets it).
+    /// Without one, a reload answers `501 unsupported`. What was set in code is
+    /// kept across reloads: runtimes, the policy, embedded profiles, the embedded
+    /// runtime and the listen address or listener.
     pub fn reload_from(mut self, source: ConfigSource) -> Self {
         self.config_source = Some(source);
         self
@@ -217,6 +227,7 @@ impl BackendBuilder {
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.settings.listen = addr;
         self.listener = None;
+        self.listen_in_code = true;
         self
     }
 
@@ -224,6 +235,7 @@ impl BackendBuilder {
     /// address, for the loopback rule and the `Host` allowlist).
     pub fn listener(mut self, listener: TcpListener) -> Self {
         self.listener = Some(listener);
+        self.listen_in_code = true;
         self
     }
 
@@ -258,10 +270,21 @@ impl BackendBuilder {
                 profile: name.clone(),
             });
         }
+        let set_in_code = SetInCode {
+            listen: self.listen_in_code,
+            embedded: settings.embedded.clone().filter(|_| self.embedded_in_code),
+            embedded_profiles: self.embedded_profiles,
+        };
         if let Some(embedded) = settings.embedded.as_mut() {
-            for (name, profile) in self.embedded_profiles {
-                StartError::check_profile(&name, &profile)?;
-                embedded.runtime.profiles.insert(name, profile);
+            for (name, profile) in &set_in_code.embedded_profiles {
+                embedded
+                    .runtime
+                    .profiles
+                    .insert(name.clone(), profile.clone());
+            }
+            // All of them, whether from a file, from settings or from code.
+            for (name, profile) in &embedded.runtime.profiles {
+                StartError::check_profile(name, profile)?;
             }
         }
         if let Some(listener) = &self.listener {
@@ -276,16 +299,32 @@ impl BackendBuilder {
             policy: self.policy,
             listener: self.listener,
             config_source: self.config_source,
+            set_in_code,
         })
         .await
     }
 
     /// Starts, serves until `shutdown` resolves, then shuts down cleanly: the
     /// mini-redis pattern. Pass `tokio::signal::ctrl_c()` (mapped to `()`), a
-    /// channel's receiver, or anything else.
+    /// channel's receiver, or anything else. As `switchyard serve` does: with a
+    /// configuration source ([`BackendBuilder::reload_from`]) a SIGHUP reloads it
+    /// (the handler replaces SIGHUP's default action, ending the process, for the
+    /// rest of the process's life), and once `shutdown` resolves the backend
+    /// drains for `drain_ms` (`GET /readyz` answers 503) before it stops. For
+    /// process and terminal workers that must not outlive a crash, see
+    /// [`crate::reaper`].
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
         let running = self.start().await?;
+        let reloads = if running.reloader.has_source() {
+            crate::commands::signals::on_hangup(running.reloader.clone())
+        } else {
+            None
+        };
         shutdown.await;
+        running.drain().await;
+        if let Some(reloads) = reloads {
+            reloads.abort();
+        }
         running.shutdown().await;
         Ok(())
     }

@@ -17,25 +17,23 @@
 //! - [`RuntimeServer`]: the same for `switchyard runtime`, with profiles of your own
 //!   ([`RuntimeServerBuilder::profile`]).
 //!
+//! Logs (one line per request, `audit` lines for commands) go through `tracing`;
+//! the library installs no subscriber, so install one (`tracing-subscriber`) to
+//! see them. Programs that serve `process` or `pty` profiles start a [`reaper`]
+//! so that their workers do not outlive a crash.
+//!
 //! ```
 //! use std::sync::Arc;
-//! use switchyard_registry::{Action, Caller, Policy, PolicyDenied, PolicyRequest};
+//! use switchyard_registry::{Action, PolicyDenied, PolicyRequest, WithRule};
 //! use switchyard_runtime::{EchoDriver, Profile};
 //! use switchyard_server::{Backend, RuntimeServer};
 //!
 //! /// Nobody deletes workers here.
-//! struct NoDeletes(Arc<dyn Policy>);
-//!
-//! impl Policy for NoDeletes {
-//!     fn authorize(&self, request: &PolicyRequest<'_>) -> Result<(), PolicyDenied> {
-//!         if request.action == Action::Delete {
-//!             return Err(PolicyDenied("workers are kept here; stop them instead".into()));
-//!         }
-//!         self.0.authorize(request)
+//! fn no_deletes(request: &PolicyRequest<'_>) -> Result<(), PolicyDenied> {
+//!     if request.action == Action::Delete {
+//!         return Err(PolicyDenied("workers are kept here; stop them instead".into()));
 //!     }
-//!     fn authorize_admin(&self, caller: &Caller) -> Result<(), PolicyDenied> {
-//!         self.0.authorize_admin(caller)
-//!     }
+//!     Ok(())
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -43,7 +41,9 @@
 //! let backend = Backend::from_settings(switchyard_server::config::BackendSettings::defaults())
 //!     .listen("127.0.0.1:0".parse()?)
 //!     .embedded_profile("echo-fast", Profile::custom(EchoDriver::default()))
-//!     .wrap_policy(|inner| Arc::new(NoDeletes(inner)))
+//!     // The rule goes in front of the policy the auth settings pick; grants, roles
+//!     // and worker ownership stay that policy's.
+//!     .wrap_policy(|inner| Arc::new(WithRule::new(inner, no_deletes)))
 //!     .start()
 //!     .await?;
 //! println!("serving on {}", backend.url());
@@ -76,6 +76,7 @@ pub mod metrics;
 pub mod openapi;
 #[cfg(test)]
 mod properties;
+pub mod reaper;
 pub mod reload;
 pub mod runtime_api;
 pub mod runtime_server;

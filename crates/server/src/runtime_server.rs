@@ -34,7 +34,7 @@ use crate::config::{
 /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 /// let server = RuntimeServer::builder()
 ///     .listener(listener)
-///     .profile("slow-echo", Profile::echo().with_description("echo, for the demo"))
+///     .profile("demo-echo", Profile::echo().with_description("echo, for the demo"))
 ///     .serve(async {
 ///         let _ = stopped.await;
 ///     });

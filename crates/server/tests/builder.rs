@@ -445,6 +445,164 @@ async fn a_reload_keeps_the_runtimes_and_the_policy_added_in_code() {
     backend.shutdown().await;
 }
 
+/// What was set in code besides runtimes and policy is kept by a reload too: the
+/// embedded runtime's profiles added in code and the listener the program bound
+/// (the file's default `listen` is not "changed"). A file that drops the embedded
+/// runtime those profiles need is refused and changes nothing.
+#[tokio::test]
+async fn a_reload_keeps_the_profiles_and_the_listener_set_in_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backend.toml");
+    // No `listen`: the file's would be the default, 127.0.0.1:7700.
+    std::fs::write(&path, "[embedded]\nruntime_id = \"here\"\n").unwrap();
+    let backend = Backend::from_config_file(&path)
+        .unwrap()
+        .listener(loopback().await)
+        .embedded_profile("count", Profile::custom(Count))
+        .start()
+        .await
+        .unwrap();
+    let api = api(&backend);
+    let create_count = || api.post("/api/runtimes/here/workers", json!({"profile": "count"}));
+    assert_eq!(create_count().await.status, StatusCode::CREATED);
+
+    let reloaded = api.post("/api/admin/reload", json!({})).await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.text());
+    assert_eq!(
+        reloaded.json["restart_required"],
+        json!([]),
+        "{}",
+        reloaded.json
+    );
+    assert_eq!(reloaded.json["runtimes"]["unchanged"], json!(["here"]));
+    let created = create_count().await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+
+    // A change to the embedded runtime keeps the code's profile beside the file's.
+    std::fs::write(
+        &path,
+        "[embedded]\nruntime_id = \"here\"\n[embedded.profiles.shout]\nkind = \"echo\"\n",
+    )
+    .unwrap();
+    let reloaded = api.post("/api/admin/reload", json!({})).await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.text());
+    assert_eq!(create_count().await.status, StatusCode::CREATED);
+    let shout = api
+        .post("/api/runtimes/here/workers", json!({"profile": "shout"}))
+        .await;
+    assert_eq!(shout.status, StatusCode::CREATED, "{}", shout.text());
+
+    std::fs::write(&path, "").unwrap();
+    let refused = api.post("/api/admin/reload", json!({})).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.code(), "invalid_config");
+    let message = refused.json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"count\"") && message.contains("embedded"),
+        "{message}"
+    );
+    assert_eq!(
+        create_count().await.status,
+        StatusCode::CREATED,
+        "nothing changed"
+    );
+    backend.shutdown().await;
+}
+
+/// Profiles of an embedded runtime set in code with `embedded(...)` are checked
+/// as a file's are.
+#[tokio::test]
+async fn profiles_of_an_embedded_runtime_set_in_code_are_checked() {
+    let mut runtime = RuntimeConfig::new(rid("here"), "Here");
+    runtime
+        .profiles
+        .insert("two words".to_owned(), Profile::echo());
+    let err = Backend::builder()
+        .listener(loopback().await)
+        .embedded(switchyard_server::config::EmbeddedSettings {
+            runtime,
+            data_dir: None,
+        })
+        .start()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StartError::InvalidProfile { name, .. } if name == "two words"),
+        "{err}"
+    );
+}
+
+/// `serve` with a configuration source reloads it on SIGHUP, as `switchyard serve`
+/// does (without a handler, SIGHUP would end this test's process).
+#[tokio::test]
+async fn serve_reloads_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backend.toml");
+    std::fs::write(&path, "[embedded]\nruntime_id = \"here\"\n").unwrap();
+    let listener = loopback().await;
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(
+        Backend::from_config_file(&path)
+            .unwrap()
+            .listener(listener)
+            .serve(async {
+                let _ = stopped.await;
+            }),
+    );
+    let api = Api { addr, token: None };
+    // The handler is in place once the process catches SIGHUP (bit 1 of SigCgt).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !catches_sighup() {
+        assert!(tokio::time::Instant::now() < deadline, "no SIGHUP handler");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let display_name = || async {
+        let runtimes = api.get("/api/runtimes").await;
+        runtimes.json["runtimes"][0]["display_name"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(display_name().await, "This machine");
+    std::fs::write(
+        &path,
+        "[embedded]\nruntime_id = \"here\"\ndisplay_name = \"Renamed\"\n",
+    )
+    .unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    while display_name().await != "Renamed" {
+        assert!(tokio::time::Instant::now() < deadline, "not reloaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(WAIT, serving)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// True when this process has a handler for SIGHUP (`/proc/self/status`).
+fn catches_sighup() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let caught = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+        .unwrap();
+    caught & 1 != 0
+}
+
 #[tokio::test]
 async fn serve_runs_until_the_shutdown_future_resolves() {
     let listener = loopback().await;

@@ -367,6 +367,51 @@ async fn requests_hyper_cannot_parse_get_the_typed_error_body() {
     runtime.shutdown().await;
 }
 
+/// Panics on `/panic`, answers everything else `200`.
+struct PanicsOnRequest;
+
+impl Handler for PanicsOnRequest {
+    async fn handle(&self, request: http::Request<Incoming>, _ctx: RequestContext) -> Answer {
+        assert_ne!(request.uri().path(), "/panic", "a bug in a handler");
+        json_response(StatusCode::OK, &json!({"ok": true})).into()
+    }
+}
+
+/// A handler that panics (a bug in a policy or a runtime source a program added)
+/// answers `500 internal` with the request id, and the connection and the server
+/// go on serving.
+#[tokio::test]
+async fn a_panicking_handler_answers_500_internal_and_the_connection_goes_on() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = serve_with(
+        listener,
+        Arc::new(PanicsOnRequest),
+        Shutdown::new(),
+        ServeOptions::default(),
+    );
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let answer = get_on(&mut stream, "/panic").await;
+    assert_eq!(answer.status, 500, "{answer:?}");
+    assert_eq!(answer.code(), "internal", "{answer:?}");
+    let id = answer.header("x-request-id").expect("a request id");
+    let message = answer.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&id), "{message}");
+    assert!(
+        !message.contains("a bug in a handler"),
+        "the panic stays in the log: {message}"
+    );
+    assert_eq!(
+        answer.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert_eq!(
+        get_on(&mut stream, "/").await.status,
+        200,
+        "same connection"
+    );
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
 // ---------------------------------------------------------------------------------
 // Lingering close
 // ---------------------------------------------------------------------------------

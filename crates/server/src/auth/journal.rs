@@ -49,6 +49,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Why the journal could not be read or written. Its `Display` names the file and
 /// says what to do; it never holds a session's cookie (only ids of them).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JournalError {
     /// The file could not be opened, locked, read or written.
     #[error(

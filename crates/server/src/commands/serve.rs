@@ -179,6 +179,7 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
         policy: choose_policy,
         listener,
         config_source: source,
+        set_in_code,
     } = parts;
     let running_settings = settings.clone();
     let session_key = SessionKey::random().map_err(StartError::RandomSource)?;
@@ -279,7 +280,7 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
             embedded.clone(),
             session_key,
         )
-        .keeping_from_code(pinned, choose_policy),
+        .keeping_from_code(pinned, choose_policy, set_in_code),
     );
     let api = BackendApi::new(
         registry.clone(),

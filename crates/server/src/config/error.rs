@@ -62,7 +62,7 @@ impl fmt::Display for Origin {
 #[non_exhaustive]
 pub enum ConfigError {
     /// The configuration file could not be read.
-    #[error("config file {}: cannot read it: {source}; check the path given to --config", path.display())]
+    #[error("config file {}: cannot read it: {source}; check the path (--config, or the file given to the library)", path.display())]
     ReadFile {
         /// The file as given to `--config`.
         path: PathBuf,

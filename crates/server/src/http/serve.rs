@@ -5,11 +5,13 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use http::Method;
 use http::header::HeaderValue;
 use hyper::body::Incoming;
@@ -539,7 +541,13 @@ async fn logged<H: Handler>(
     let Answer {
         mut response,
         route,
-    } = handler.handle(request, ctx).await;
+    } = match AssertUnwindSafe(handler.handle(request, ctx))
+        .catch_unwind()
+        .await
+    {
+        Ok(answer) => answer,
+        Err(panic) => panicked(id, panic.as_ref()),
+    };
     let elapsed = started.elapsed();
     metrics.record(route, &method, response.status().as_u16(), elapsed);
     if let Some(path) = path {
@@ -558,6 +566,26 @@ async fn logged<H: Handler>(
         .headers_mut()
         .insert(RequestId::HEADER, id.header());
     response
+}
+
+/// The answer to a request whose handler panicked (a bug, here or in a runtime
+/// source or policy a program added): `500 internal` naming the request id, with
+/// the browser-defence headers, instead of a connection closed without an answer.
+/// The panic's message goes to the log only.
+fn panicked(id: RequestId, panic: &(dyn std::any::Any + Send)) -> Answer {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)");
+    tracing::error!(
+        request_id = id.as_str(),
+        panic = message,
+        "a request's handler panicked"
+    );
+    let mut response = super::ApiError::internal(id.as_str()).into_response();
+    crate::backend_api::browser::security_headers(response.headers_mut());
+    response.into()
 }
 
 /// Turns a `HEAD` request into the `GET` it asks the head of, for the handler: the

@@ -122,6 +122,7 @@ pub(crate) fn warn_restart_required(keys: &[&'static str], table: &[(&str, &str)
 
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReloadError {
     /// The configuration is invalid (or cannot be applied to the running process):
     /// `400 invalid_config`, naming the key and the file.
@@ -200,6 +201,62 @@ pub struct Reloader {
     pinned: Vec<RuntimeId>,
     /// The builder's policy choice, made again around each policy a reload picks.
     policy_choice: crate::backend::PolicyChoice,
+    /// Settings the builder set in code, laid over every file a reload reads.
+    set_in_code: SetInCode,
+}
+
+/// Settings a backend's builder set in code, which a configuration file cannot
+/// express or which the program decided: every reload lays them over the file it
+/// reads, as start-up laid them over the first one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SetInCode {
+    /// The listen address came from code (`listen`, or a listener bound by the
+    /// program): the file's `listen` is not the one in force.
+    pub(crate) listen: bool,
+    /// The embedded runtime set with `BackendBuilder::embedded`, in place of the
+    /// file's.
+    pub(crate) embedded: Option<crate::config::EmbeddedSettings>,
+    /// Profiles added to the embedded runtime with `BackendBuilder::embedded_profile`.
+    pub(crate) embedded_profiles: Vec<(String, switchyard_runtime::Profile)>,
+}
+
+impl SetInCode {
+    /// Lays these settings over `next`, read from `origin` (the backend runs
+    /// `running`).
+    fn apply(
+        &self,
+        next: &mut BackendSettings,
+        running: &BackendSettings,
+        origin: crate::config::Origin,
+    ) -> Result<(), ConfigError> {
+        if self.listen {
+            next.listen = running.listen;
+        }
+        if let Some(embedded) = &self.embedded {
+            next.embedded = Some(embedded.clone());
+        }
+        if let Some((name, _)) = self.embedded_profiles.first()
+            && next.embedded.is_none()
+        {
+            return Err(ConfigError::InvalidValue {
+                origin,
+                key: "embedded".to_owned(),
+                problem: format!(
+                    "this program adds the profile {name:?} to the embedded runtime in code, \
+                     so the configuration must keep an embedded runtime"
+                ),
+            });
+        }
+        if let Some(embedded) = next.embedded.as_mut() {
+            for (name, profile) in &self.embedded_profiles {
+                embedded
+                    .runtime
+                    .profiles
+                    .insert(name.clone(), profile.clone());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Reloader {
@@ -228,6 +285,7 @@ impl Reloader {
             metrics: metrics::ReloadMetrics::default(),
             pinned: Vec::new(),
             policy_choice: crate::backend::PolicyChoice::Default,
+            set_in_code: SetInCode::default(),
         }
     }
 
@@ -238,9 +296,11 @@ impl Reloader {
         mut self,
         pinned: Vec<RuntimeId>,
         policy: crate::backend::PolicyChoice,
+        set_in_code: SetInCode,
     ) -> Self {
         self.pinned = pinned;
         self.policy_choice = policy;
+        self.set_in_code = set_in_code;
         self
     }
 
@@ -248,6 +308,12 @@ impl Reloader {
     /// succeeded and when the configuration in force was last applied.
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         self.metrics.register(registry);
+    }
+
+    /// True when it has a configuration to read again (else a reload is `501
+    /// unsupported`).
+    pub fn has_source(&self) -> bool {
+        self.source.is_some()
     }
 
     /// The embedded runtime running now, if any.
@@ -289,7 +355,8 @@ impl Reloader {
         running: &BackendSettings,
     ) -> Result<(Plan, Prepared), ConfigError> {
         let file = source.file().cloned();
-        let next = read(source).await?;
+        let mut next = read(source).await?;
+        self.set_in_code.apply(&mut next, running, self.origin())?;
         let plan = plan::plan(running, next, file.as_deref())?;
         self.check_pinned(&plan.applied, file.as_deref())?;
         let prepared = self.prepare(&plan).await?;
