@@ -627,6 +627,24 @@ async fn session_login_cookie_flags_expiry_and_logout() {
     )
     .await;
     assert_error(&r, 400, "invalid_request");
+    // Refused by the Host allowlist, before anything else: still audited.
+    let r = send(
+        addr,
+        Method::POST,
+        "/api/session",
+        Some(format!(r#"{{"token":"{OPERATOR}"}}"#).as_bytes()),
+        &[
+            ("content-type", "application/json"),
+            ("host", "evil.example"),
+        ],
+    )
+    .await;
+    assert_error(&r, 403, "host_not_allowed");
+    let audit = logs::audit_of(r.headers["x-request-id"].to_str().unwrap());
+    assert_eq!(audit.len(), 1, "one line");
+    assert_eq!(audit[0].field("action"), Some("session_start"));
+    assert_eq!(audit[0].field("outcome"), Some("host_not_allowed"));
+    assert_eq!(audit[0].field("identity"), Some("-"));
 
     let r = login(OPERATOR).await;
     assert_status(&r, 200);

@@ -19,8 +19,8 @@ use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
-use http::HeaderMap;
 use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 use switchyard_protocol::ErrorCode;
 use switchyard_registry::{Caller, Role, RuntimeGrants, WorkerScope};
@@ -30,12 +30,19 @@ pub use session::{Clock, SessionCodec, SessionError, SessionKey};
 pub use signed_out::{Session, SessionId, SignOut, SignedOut};
 pub use token::TokenHash;
 
+/// Names no token may have: `-` (an audit line's caller or owner when there is
+/// none) and `anonymous` (the caller when auth is off).
+pub const RESERVED_NAMES: [&str; 2] = ["-", switchyard_registry::ANONYMOUS];
+
 use crate::http::ApiError;
 
-/// True for an identity name: 1 to 64 of `A-Z a-z 0-9 . _ - @`. Names go into audit
-/// lines and `owner` fields, so nothing else is allowed.
+/// True for an identity name: 1 to 64 of `A-Z a-z 0-9 . _ - @`, and not one of the
+/// names audit lines give callers and owners that are no token's (`-`, `?`
+/// cannot be spelt; [`RESERVED_NAMES`]). Names go into audit lines and `owner`
+/// fields, so nothing else is allowed.
 pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
+    !RESERVED_NAMES.contains(&name)
+        && (1..=64).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
@@ -89,7 +96,14 @@ pub struct Authenticator {
     unrecorded: std::sync::Mutex<Vec<SignOut>>,
     /// How many there are, for `/metrics`.
     unrecorded_gauge: prometheus_client::metrics::gauge::Gauge,
+    /// Tokens a reload removed, by their sessions' fingerprint, with when (Unix
+    /// seconds): a session opened with one before then stays ended when a later
+    /// reload brings the token back (at most [`MAX_REMOVED`], oldest dropped).
+    removed: std::sync::Mutex<std::collections::VecDeque<(String, u64)>>,
 }
+
+/// Most removed tokens remembered (see [`Authenticator`]'s `removed`).
+const MAX_REMOVED: usize = 1024;
 
 /// Most sign-outs kept for a journal that cannot be written; past it the oldest are
 /// dropped (they still hold on this process).
@@ -124,6 +138,21 @@ fn unauthorized(message: &str) -> ApiError {
     ApiError::new(ErrorCode::Unauthorized, message)
 }
 
+/// What an `Authorization` value holds for this backend: `Some(Some(token))` for
+/// `Bearer <token>`, `Some(None)` for a bearer without a usable token (not text,
+/// nothing after the scheme), `None` for another scheme.
+fn bearer_token(value: &HeaderValue) -> Option<Option<&str>> {
+    let Ok(text) = value.to_str() else {
+        // Not visible ASCII: nobody's scheme; refused as a bearer would be.
+        return Some(None);
+    };
+    let text = text.trim();
+    let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| Some(token.trim()))
+}
+
 impl Authenticator {
     /// No auth: everyone is [`Caller::open`].
     pub fn open() -> Self {
@@ -138,6 +167,7 @@ impl Authenticator {
             journal: OnceLock::new(),
             unrecorded: std::sync::Mutex::new(Vec::new()),
             unrecorded_gauge: Default::default(),
+            removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -146,15 +176,33 @@ impl Authenticator {
     }
 
     /// Serves with `other`'s tokens and sessions (or none) from the next request on:
-    /// a reload. Sessions whose token is gone end; a changed role applies at once.
+    /// a reload. Sessions whose token is gone end, and stay ended if a later reload
+    /// brings the token back; a changed role applies at once.
     /// A token whose hash and rights did not change keeps its [`Caller`], so what it
     /// established stays admitted ([`Authenticator::admits`]).
     pub fn replace(&self, other: Authenticator) {
         let mut next = Arc::unwrap_or_clone(other.mode());
         let mut current = self.mode.write().unwrap_or_else(|p| p.into_inner());
-        if let (Mode::Tokens { records: old, .. }, Mode::Tokens { records: new, .. }) =
-            (&**current, &mut next)
+        if let (
+            Mode::Tokens {
+                records: old,
+                sessions,
+            },
+            Mode::Tokens { records: new, .. },
+        ) = (&**current, &mut next)
         {
+            let now = sessions.now();
+            let mut removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
+            for gone in old.iter().filter(|o| {
+                !new.iter()
+                    .any(|n| n.fingerprint == o.fingerprint && n.caller.name() == o.caller.name())
+            }) {
+                if removed.len() == MAX_REMOVED {
+                    removed.pop_front();
+                }
+                removed.push_back((gone.fingerprint.clone(), now));
+            }
+            drop(removed);
             for record in new.iter_mut() {
                 if let Some(kept) = old
                     .iter()
@@ -245,14 +293,13 @@ impl Authenticator {
         let Mode::Tokens { records, sessions } = &*mode else {
             return Ok((Caller::open(), None));
         };
-        if let Some(value) = headers.get(AUTHORIZATION) {
-            let token = value
-                .to_str()
-                .ok()
-                .and_then(|v| {
-                    let (scheme, token) = v.trim().split_once(' ')?;
-                    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-                })
+        // A bearer token decides alone. Another scheme (the `Basic` of a proxy in
+        // front that authenticates on its own) is not ours: a cookie may still
+        // identify the caller.
+        if let Some(value) = headers.get(AUTHORIZATION)
+            && let Some(token) = bearer_token(value)
+        {
+            let token = token
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| unauthorized("send Authorization: Bearer <token>"))?;
             return find(records, token)
@@ -266,6 +313,9 @@ impl Authenticator {
                     let session = Session::of(value, &claims, sessions.key_id());
                     if self.signed_out.contains(&session) {
                         return Err(SessionError::SignedOut);
+                    }
+                    if self.removed_since(&claims) {
+                        return Err(SessionError::Revoked);
                     }
                     records
                         .iter()
@@ -285,6 +335,15 @@ impl Authenticator {
                 "credentials are required: send Authorization: Bearer <token>, or sign in with POST /api/session",
             ),
         })
+    }
+
+    /// True when a reload removed the token of the session `claims` describes after
+    /// the session was opened (it may have come back since).
+    fn removed_since(&self, claims: &session::SessionClaims) -> bool {
+        let removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
+        removed
+            .iter()
+            .any(|(fingerprint, at)| *fingerprint == claims.fingerprint && claims.issued_at <= *at)
     }
 
     /// `DELETE /api/session`: signs out every session cookie of the request whose
@@ -617,6 +676,42 @@ mod tests {
         assert_eq!(alice.owner_name(), Some("alice"));
     }
 
+    /// A reload that removes a token ends its sessions for good: bringing the
+    /// token back (a rolled-back file) admits new sign-ins, not the old cookies.
+    #[test]
+    fn sessions_of_a_removed_token_stay_ended_when_it_comes_back() {
+        let clock = Clock::manual(1000);
+        let tokens = [
+            entry("alice", "tok-a", Role::Operator),
+            entry("bob", "tok-b", Role::Viewer),
+        ];
+        let auth = authenticator(&tokens, &clock);
+        let cookie = |login: Login| {
+            headers(&[(
+                COOKIE,
+                &format!("switchyard_session={}", login.cookie.unwrap()),
+            )])
+        };
+        let bob_before = cookie(auth.login("tok-b").unwrap());
+        let alice = cookie(auth.login("tok-a").unwrap());
+        clock.advance(Duration::from_secs(5));
+
+        auth.replace(authenticator(&tokens[..1], &clock));
+        assert!(auth.authenticate(&bob_before, true).is_err());
+        clock.advance(Duration::from_secs(5));
+        auth.replace(authenticator(&tokens, &clock));
+        let err = auth.authenticate(&bob_before, true).unwrap_err();
+        assert_eq!(err.detail.message, SessionError::Revoked.to_string());
+        clock.advance(Duration::from_secs(1));
+        let bob_after = cookie(auth.login("tok-b").unwrap());
+        assert_eq!(auth.authenticate(&bob_after, true).unwrap().name(), "bob");
+        assert_eq!(
+            auth.authenticate(&alice, true).unwrap().name(),
+            "alice",
+            "untouched"
+        );
+    }
+
     #[test]
     fn sessions_identify_until_expiry_removal_or_a_foreign_origin() {
         let clock = Clock::manual(1000);
@@ -635,6 +730,11 @@ mod tests {
         // A bearer token decides alone, even next to a valid cookie.
         let both = headers(&[(COOKIE, &cookie), (AUTHORIZATION, "Bearer wrong")]);
         assert!(auth.authenticate(&both, true).is_err());
+        // Another scheme (a proxy's Basic) leaves the cookie to decide.
+        let basic = headers(&[(COOKIE, &cookie), (AUTHORIZATION, "Basic dXNlcjpwdw==")]);
+        assert_eq!(auth.authenticate(&basic, true).unwrap().name(), "bob");
+        let basic_alone = headers(&[(AUTHORIZATION, "Basic dXNlcjpwdw==")]);
+        assert!(auth.authenticate(&basic_alone, true).is_err());
 
         // The same key without bob's token: the session has ended.
         let without_bob = authenticator(&tokens[..1], &clock);

@@ -305,8 +305,14 @@ impl BackendApi {
                 &self.settings.allowed_origins.current(),
             ),
             Err(error) => {
+                let result = Err(error);
+                // A command refused here is audited too (by nobody: the request got
+                // no further than its `Host`).
+                if let Some(audit) = self.command_audit(request.method(), request.uri()) {
+                    audit.finish(&result, ctx.request_id.as_str());
+                }
                 return Answer::labelled(
-                    respond(Err(error), ctx),
+                    respond(result, ctx),
                     self.route_label(request.uri().path()),
                 );
             }
@@ -321,6 +327,21 @@ impl BackendApi {
             browser::cors_headers(answer.response.headers_mut(), value);
         }
         answer
+    }
+
+    /// The audit line to write for `method uri`, when audit lines are written and
+    /// it is a command.
+    fn command_audit(&self, method: &Method, uri: &http::Uri) -> Option<Audit> {
+        if !audit::enabled() {
+            return None;
+        }
+        let found = self.routes.find(uri.path()).ok()?;
+        let action = found.route().command(method, uri.query())?;
+        Some(Audit::new(
+            action,
+            found.params.get("runtime_id"),
+            found.params.get("worker_id"),
+        ))
     }
 
     /// Steps 3 to 8, with the audit line of a command; the answer carries the route

@@ -71,7 +71,10 @@ pub fn config_lines(args: &TokenArgs, hash: &TokenHash) -> String {
 /// Checks the flags the way the configuration will.
 fn check(args: &TokenArgs) -> Result<(), String> {
     if !valid_name(&args.name) {
-        return Err("--name must be 1 to 64 of A-Z a-z 0-9 . _ - @".to_owned());
+        return Err(
+            "--name must be 1 to 64 of A-Z a-z 0-9 . _ - @, and not \"-\" or \"anonymous\""
+                .to_owned(),
+        );
     }
     for runtime in &args.runtimes {
         RuntimeGlob::new(runtime).map_err(|e| format!("--runtime {runtime:?}: {e}"))?;

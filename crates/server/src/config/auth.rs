@@ -182,7 +182,7 @@ fn token_entry(fo: &Origin, index: usize, raw: TokenFile) -> Result<TokenEntry, 
         return Err(invalid(
             fo,
             key("name"),
-            "must be 1 to 64 of A-Z a-z 0-9 . _ - @ (it names the identity in audit lines and as workers' owner)",
+            "must be 1 to 64 of A-Z a-z 0-9 . _ - @, and not \"-\" or \"anonymous\" (it names the identity in audit lines and as workers' owner)",
         ));
     }
     let hash = TokenHash::from_hex(&raw.token_sha256)

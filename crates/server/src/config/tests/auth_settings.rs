@@ -235,6 +235,15 @@ fn every_auth_mistake_names_its_key() {
             format!("[auth]\n{}", entry("al ice", &a, "")),
             "auth.token[0].name",
         ),
+        // Names audit lines give callers and owners that are no token's.
+        (
+            format!("[auth]\n{}", entry("-", &a, "")),
+            "auth.token[0].name",
+        ),
+        (
+            format!("[auth]\n{}", entry("anonymous", &a, "")),
+            "auth.token[0].name",
+        ),
         (
             format!(
                 "[auth]\n[[auth.token]]\nname = \"a\"\ntoken_sha256 = \"{a}\"\nrole = \"root\"\n"
