@@ -327,6 +327,12 @@ async fn start_errors_are_typed() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "open_listen", "{err}");
+    // A runtime beyond loopback with a token too short to stand guessing.
+    let mut weak = RuntimeServer::builder().listener(TcpListener::bind("0.0.0.0:0").await.unwrap());
+    weak.settings_mut().tokens = vec![switchyard_transport::SecretToken::new("short").unwrap()];
+    let err = weak.start().await.unwrap_err();
+    assert_eq!(err.code(), "invalid_config", "{err}");
+    assert!(err.to_string().contains("at least 16 characters"), "{err}");
     // ... unless the backend is open on purpose.
     let open = TcpListener::bind("0.0.0.0:0").await.unwrap();
     let backend = Backend::builder()

@@ -153,6 +153,12 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
             addr: settings.listen,
         });
     }
+    crate::config::weak_listen_token(
+        &settings.tokens,
+        settings.listen,
+        crate::config::Origin::CommandLine,
+        "tokens",
+    )?;
     let store: Arc<dyn Store> = match &settings.data_dir {
         Some(dir) => Arc::new(
             FsStore::open(dir.clone())

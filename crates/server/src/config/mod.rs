@@ -38,9 +38,10 @@ pub use backend::{
 };
 pub use error::{ConfigError, Origin};
 pub(crate) use profiles::profile_problem;
+pub(crate) use runtime::weak_listen_token;
 pub use runtime::{
-    DEFAULT_RUNTIME_ID, DEFAULT_RUNTIME_LISTEN, RUNTIME_TOKEN_ENV, RuntimeSettings,
-    load_runtime_settings,
+    DEFAULT_RUNTIME_ID, DEFAULT_RUNTIME_LISTEN, MIN_LISTEN_TOKEN_CHARS, RUNTIME_TOKEN_ENV,
+    RuntimeSettings, load_runtime_settings,
 };
 pub use tls::{NamedFile, ServerTlsFiles, ServerTlsSettings};
 pub(crate) use tls::{read_certificates, read_private_key};

@@ -91,7 +91,7 @@ pub fn load_runtime_settings(
         (None, None) => (DEFAULT_RUNTIME_LISTEN, Origin::CommandLine, "--listen"),
     };
 
-    let tokens = load_tokens(args, &file, ctx.as_ref(), &fo, env)?;
+    let (tokens, token_origin, token_key) = load_tokens(args, &file, ctx.as_ref(), &fo, env)?;
     if tokens.is_empty() && !listen.ip().is_loopback() {
         return Err(ConfigError::InsecureListen {
             origin: listen_origin,
@@ -99,6 +99,7 @@ pub fn load_runtime_settings(
             listen,
         });
     }
+    weak_listen_token(&tokens, listen, token_origin, token_key)?;
 
     let data_dir = match (&args.data_dir, &file.data_dir, &ctx) {
         (Some(dir), _, _) => Some(absolute(dir)),
@@ -139,13 +140,47 @@ pub fn load_runtime_settings(
     })
 }
 
+/// Fewest characters a runtime's token may have when the runtime listens beyond
+/// loopback (`switchyard token` makes 40).
+pub const MIN_LISTEN_TOKEN_CHARS: usize = 16;
+
+/// Refuses a token shorter than [`MIN_LISTEN_TOKEN_CHARS`] on a runtime that listens
+/// beyond loopback (where anyone on the network may try to guess it); the tokens
+/// came from `key` of `origin`.
+pub(crate) fn weak_listen_token(
+    tokens: &[SecretToken],
+    listen: std::net::SocketAddr,
+    origin: Origin,
+    key: &str,
+) -> Result<(), ConfigError> {
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    match tokens
+        .iter()
+        .map(|t| t.expose().chars().count())
+        .find(|&n| n < MIN_LISTEN_TOKEN_CHARS)
+    {
+        None => Ok(()),
+        Some(chars) => Err(ConfigError::InvalidValue {
+            origin,
+            key: key.to_owned(),
+            problem: format!(
+                "a runtime listening on {listen} needs tokens of at least \
+                 {MIN_LISTEN_TOKEN_CHARS} characters (one has {chars}); make one with `switchyard token`"
+            ),
+        }),
+    }
+}
+
+/// The runtime's tokens, with where they came from (for errors about them).
 fn load_tokens(
     args: &RuntimeArgs,
     file: &RuntimeFile,
     ctx: Option<&FileContext>,
     fo: &Origin,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<SecretToken>, ConfigError> {
+) -> Result<(Vec<SecretToken>, Origin, &'static str), ConfigError> {
     if file.token_file.is_some() && file.token_env.is_some() {
         return Err(ConfigError::Conflict {
             origin: fo.clone(),
@@ -154,13 +189,17 @@ fn load_tokens(
         });
     }
     if let Some(path) = &args.token_file {
-        return token::tokens_from_file(&Origin::CommandLine, "--token-file", &absolute(path));
+        let key = "--token-file";
+        return token::tokens_from_file(&Origin::CommandLine, key, &absolute(path))
+            .map(|t| (t, Origin::CommandLine, key));
     }
     if let (Some(path), Some(ctx)) = (&file.token_file, ctx) {
-        return token::tokens_from_file(fo, "token_file", &ctx.resolve(path));
+        return token::tokens_from_file(fo, "token_file", &ctx.resolve(path))
+            .map(|t| (t, fo.clone(), "token_file"));
     }
     if let Some(var) = &file.token_env {
-        return token::from_env(fo, "token_env", var, env).map(|t| vec![t]);
+        return token::from_env(fo, "token_env", var, env)
+            .map(|t| (vec![t], fo.clone(), "token_env"));
     }
     if env(RUNTIME_TOKEN_ENV).is_some() {
         return token::from_env(
@@ -169,7 +208,7 @@ fn load_tokens(
             RUNTIME_TOKEN_ENV,
             env,
         )
-        .map(|t| vec![t]);
+        .map(|t| (vec![t], Origin::Environment, RUNTIME_TOKEN_ENV));
     }
-    Ok(Vec::new())
+    Ok((Vec::new(), Origin::CommandLine, "--token-file"))
 }

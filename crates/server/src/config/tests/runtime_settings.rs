@@ -180,6 +180,39 @@ fn refuses_non_loopback_without_token() {
     assert!(load_runtime_settings(&runtime_args(&path), &no_env).is_ok());
 }
 
+/// Beyond loopback a token must be long enough not to be guessed; on loopback any
+/// token will do.
+#[test]
+fn refuses_a_short_token_beyond_loopback() {
+    let beyond = RuntimeArgs {
+        listen: Some("0.0.0.0:7701".parse().unwrap()),
+        ..RuntimeArgs::default()
+    };
+    let short = env_of(&[("SWITCHYARD_RUNTIME_TOKEN", "x")]);
+    let err = load_runtime_settings(&beyond, &short).unwrap_err();
+    assert_eq!(err.key(), Some("SWITCHYARD_RUNTIME_TOKEN"), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("at least 16 characters (one has 1)")
+            && message.contains("switchyard token"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("\"x\""),
+        "the token is not quoted: {message}"
+    );
+    let sixteen = env_of(&[("SWITCHYARD_RUNTIME_TOKEN", "0123456789abcdef")]);
+    assert!(load_runtime_settings(&beyond, &sixteen).is_ok());
+    let on_loopback = RuntimeArgs::default();
+    assert!(load_runtime_settings(&on_loopback, &short).is_ok());
+
+    let dir = Dir::new();
+    dir.write("t", "0123456789abcdef\nshort\n");
+    let path = dir.write("r.toml", "listen = \"0.0.0.0:7701\"\ntoken_file = \"t\"\n");
+    let err = load_runtime_settings(&runtime_args(&path), &no_env).unwrap_err();
+    assert_names(&err, &path, "token_file");
+}
+
 #[test]
 fn limits_and_echo_profiles() {
     let dir = Dir::new();

@@ -174,6 +174,12 @@ pub fn plan(
             listen: running.listen,
         });
     }
+    crate::config::weak_listen_token(
+        &next.tokens,
+        running.listen,
+        file.map_or(Origin::CommandLine, Origin::file),
+        "token_file",
+    )?;
     let mut applied = next;
     let mut restart_required = Vec::new();
     let mut keep = |key: &'static str, differs: bool| {

@@ -389,7 +389,11 @@ fn without_a_file_only_the_flags_sources_are_read_again() {
 #[test]
 fn no_token_is_refused_while_the_runtime_listens_beyond_loopback() {
     let dir = dir();
-    let open = BASE.replace("127.0.0.1:7701", "0.0.0.0:7701");
+    // Beyond loopback a token needs 16 characters or more.
+    dir.write("long.token", "token-one-long-enough\n");
+    let open = BASE
+        .replace("127.0.0.1:7701", "0.0.0.0:7701")
+        .replace("rt.token", "long.token");
     let running = load(&dir, &open);
     // The new file listens on loopback (so it loads), but the address in use is not.
     let next = load(&dir, &BASE.replace("token_file = \"rt.token\"\n", ""));
@@ -400,6 +404,12 @@ fn no_token_is_refused_while_the_runtime_listens_beyond_loopback() {
     assert_eq!(err.key(), Some("token_file"));
     assert_eq!(err.file(), Some(file.as_path()));
     assert!(err.to_string().contains("0.0.0.0:7701"), "{err}");
+
+    // Nor a short one (`rt.token` holds 9 characters).
+    let next = load(&dir, BASE);
+    let err = plan(&running, next, Some(&file)).unwrap_err();
+    assert_eq!(err.key(), Some("token_file"), "{err}");
+    assert!(err.to_string().contains("at least 16 characters"), "{err}");
 
     // On loopback a runtime may go without a token, as at start.
     let running = load(&dir, BASE);
