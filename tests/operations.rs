@@ -518,3 +518,53 @@ async fn urllib_posting_2_mib_reads_the_413_from_both_processes() {
         }
     }
 }
+
+/// Under an open-file limit too small for the default `max_connections` (256, soft
+/// and hard, so it cannot be raised), the backend serves as many connections as fit
+/// ((256 − 64) / 2 = 96) and answers the next with `503 overloaded`, instead of
+/// failing to accept it and leaving the client without an answer.
+#[tokio::test]
+async fn past_what_the_open_file_limit_holds_a_client_gets_503_overloaded() {
+    use switchyard_e2e::raw_http::{RawAnswer, read_answer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let script = format!(
+        "ulimit -n 256 && exec '{}' serve --listen 127.0.0.1:0",
+        switchyard_e2e::proc::switchyard_bin().display()
+    );
+    let backend = Switchyard::start_program(Path::new("/bin/sh"), &["-c", &script], &[]).await;
+    const GET: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut held = Vec::new();
+    for n in 0..96 {
+        let mut stream = tokio::net::TcpStream::connect(backend.addr).await.unwrap();
+        stream.write_all(GET).await.unwrap();
+        let answer = read_answer(&mut stream).await;
+        assert_eq!(answer.status, 200, "connection {n}: {answer:?}");
+        held.push(stream);
+    }
+    let mut past = tokio::net::TcpStream::connect(backend.addr).await.unwrap();
+    let _ = past.write_all(GET).await;
+    let mut bytes = Vec::new();
+    tokio::time::timeout(switchyard_e2e::WAIT, past.read_to_end(&mut bytes))
+        .await
+        .expect("answered and closed in time")
+        .expect("readable");
+    let answer = RawAnswer::parse(&bytes);
+    assert_eq!(
+        (answer.status, answer.code()),
+        (503, "overloaded"),
+        "{answer:?}"
+    );
+    // A place comes back when a connection closes.
+    drop(held.pop());
+    let deadline = Instant::now() + switchyard_e2e::WAIT;
+    loop {
+        let mut stream = tokio::net::TcpStream::connect(backend.addr).await.unwrap();
+        stream.write_all(GET).await.unwrap();
+        if read_answer(&mut stream).await.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no place came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

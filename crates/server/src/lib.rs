@@ -73,6 +73,7 @@ pub mod config;
 pub mod console;
 pub mod http;
 pub mod metrics;
+pub mod open_files;
 pub mod openapi;
 #[cfg(test)]
 mod properties;

@@ -184,7 +184,7 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
     };
     let shutdown = Shutdown::new();
     let listener_parts = ListenerParts {
-        limit: ConnectionLimit::new(settings.max_connections),
+        limit: ConnectionLimit::new(crate::open_files::fit_connections(settings.max_connections)),
         shutdown: shutdown.clone(),
         http: HttpMetrics::default(),
     };

@@ -250,7 +250,7 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
         }
     });
     let listener_parts = ListenerParts {
-        limit: ConnectionLimit::new(settings.max_connections),
+        limit: ConnectionLimit::new(crate::open_files::fit_connections(settings.max_connections)),
         shutdown: shutdown.clone(),
         http: HttpMetrics::default(),
     };

@@ -532,7 +532,9 @@ impl Reloader {
 
         // 4. The limits: for the requests, connections and drain that start from now.
         targets.max_body_bytes.replace(plan.applied.max_body_bytes);
-        targets.limit.resize(plan.applied.max_connections);
+        targets.limit.resize(crate::open_files::fit_connections(
+            plan.applied.max_connections,
+        ));
         targets.drain.replace(plan.applied.drain);
         targets.hub.resize(
             plan.applied.viewer_queue as usize,

@@ -172,7 +172,9 @@ impl RuntimeReloader {
         targets
             .max_body_bytes
             .replace(applied.runtime.limits.max_body_bytes);
-        targets.limit.resize(applied.max_connections);
+        targets
+            .limit
+            .resize(crate::open_files::fit_connections(applied.max_connections));
 
         // 4. The listener's TLS files.
         let tls_reloaded = match (&targets.tls, &applied.tls) {
