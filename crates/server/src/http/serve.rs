@@ -294,6 +294,7 @@ async fn accept_loop<H: Handler>(
         header_read_timeout: header_read_timeout.unwrap_or(HEADER_READ_TIMEOUT),
     };
     let connections = TaskTracker::new();
+    let mut failures = AcceptFailures::default();
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.triggered() => break,
@@ -301,7 +302,7 @@ async fn accept_loop<H: Handler>(
                 Ok(pair) => pair,
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
+                    let _ = failures.note(&error);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -351,6 +352,37 @@ async fn accept_loop<H: Handler>(
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// Failed accepts (out of file descriptors, say), logged at most every
+/// [`AcceptFailures::EVERY`] with how many there were, not every 50 ms retry.
+#[derive(Default)]
+struct AcceptFailures {
+    last_logged: Option<Instant>,
+    since: u64,
+}
+
+impl AcceptFailures {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    /// Counts a failure; logs it (true) when nothing was logged for [`Self::EVERY`].
+    fn note(&mut self, error: &std::io::Error) -> bool {
+        self.since += 1;
+        if self
+            .last_logged
+            .is_some_and(|at| at.elapsed() < Self::EVERY)
+        {
+            return false;
+        }
+        tracing::warn!(
+            %error,
+            failures = self.since,
+            "accept failed; retrying every 50 ms (out of open files? raise ulimit -n or lower max_connections)"
+        );
+        self.last_logged = Some(Instant::now());
+        self.since = 0;
+        true
+    }
 }
 
 /// An accepted connection: registered with the accept loop's runtime, or not yet
@@ -646,6 +678,21 @@ mod tests {
         assert_eq!(name.as_deref(), Some("home-runtime"));
         home.block_on(shutdown.wait_sessions(Duration::from_secs(5)));
         assert_eq!(shutdown.open_sessions(), 0);
+    }
+
+    #[test]
+    fn failed_accepts_are_logged_once_per_period_not_per_retry() {
+        let mut failures = AcceptFailures::default();
+        let error = std::io::Error::from_raw_os_error(24); // EMFILE
+        assert!(failures.note(&error), "the first is logged");
+        assert!(
+            (0..200).all(|_| !failures.note(&error)),
+            "the retries are counted"
+        );
+        assert_eq!(failures.since, 200);
+        failures.last_logged = Some(Instant::now() - AcceptFailures::EVERY);
+        assert!(failures.note(&error), "and logged again after the period");
+        assert_eq!(failures.since, 0);
     }
 
     #[test]
