@@ -516,15 +516,8 @@ impl BackendApi {
                 let (parts, body) = request.into_parts();
                 let mut fallback = Audit::new("session_start", None, None);
                 let audit = audit.as_mut().unwrap_or(&mut fallback);
-                session::login(
-                    &self.auth,
-                    &parts.headers,
-                    body,
-                    limit,
-                    self.settings.secure_cookies,
-                    audit,
-                )
-                .await
+                let secure = session::secure_cookie(self.settings.secure_cookies, &parts.headers);
+                session::login(&self.auth, &parts.headers, body, limit, secure, audit).await
             }
             (Route::Session, Method::GET, ..) => {
                 Query::parse(query, &[])?;
@@ -535,7 +528,8 @@ impl BackendApi {
                 let headers = request.headers().clone();
                 drain_body(request, limit).await?;
                 self.auth.sign_out(&headers).await;
-                Ok(session::logout(self.settings.secure_cookies))
+                let secure = session::secure_cookie(self.settings.secure_cookies, &headers);
+                Ok(session::logout(secure))
             }
             (Route::Runtimes, Method::GET, ..) => {
                 Query::parse(query, &[])?;

@@ -43,6 +43,36 @@ fn set_cookie(response: &mut Response, value: String) {
     }
 }
 
+/// True when the cookie must carry `Secure`: the backend serves TLS itself
+/// (`served_over_tls`), or a proxy in front that ended TLS says the client came over
+/// HTTPS (`X-Forwarded-Proto: https`, or `proto=https` in `Forwarded`). Trusting
+/// the header cannot weaken anything: a client that claims HTTPS over plain HTTP
+/// only gets a cookie its own browser will not send back over plain HTTP.
+pub(super) fn secure_cookie(served_over_tls: bool, headers: &HeaderMap) -> bool {
+    served_over_tls || forwarded_https(headers)
+}
+
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    let first = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+    };
+    if first("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https")) {
+        return true;
+    }
+    first("forwarded").is_some_and(|element| {
+        element.split(';').any(|pair| {
+            pair.split_once('=').is_some_and(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("proto")
+                    && v.trim().trim_matches('"').eq_ignore_ascii_case("https")
+            })
+        })
+    })
+}
+
 /// `POST /api/session` `{"token":"..."}`: 200 `{"name","role","auth"}` with the
 /// session cookie, or `401 unauthorized`. Without auth: the anonymous admin with
 /// `"auth": false`, no cookie.
@@ -78,4 +108,38 @@ pub(super) fn logout(secure: bool) -> Response {
     set_cookie(&mut response, clear_cookie(secure));
     no_store(&mut response);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_secure_over_tls_or_behind_a_proxy_that_ended_it() {
+        /// Served over TLS, request headers, and whether the cookie is `Secure`.
+        type Case = (bool, &'static [(&'static str, &'static str)], bool);
+        let cases: &[Case] = &[
+            (true, &[], true),
+            (false, &[], false),
+            (false, &[("x-forwarded-proto", "https")], true),
+            (false, &[("x-forwarded-proto", "HTTPS, http")], true),
+            (false, &[("x-forwarded-proto", "http")], false),
+            (false, &[("x-forwarded-proto", "http, https")], false),
+            (
+                false,
+                &[("forwarded", "for=1.2.3.4;proto=https;host=a")],
+                true,
+            ),
+            (false, &[("forwarded", "proto=\"https\"")], true),
+            (false, &[("forwarded", "proto=http, proto=https")], false),
+            (false, &[("forwarded", "for=1.2.3.4")], false),
+        ];
+        for (tls, pairs, secure) in cases {
+            let mut headers = HeaderMap::new();
+            for (name, value) in *pairs {
+                headers.insert(*name, HeaderValue::from_str(value).unwrap());
+            }
+            assert_eq!(secure_cookie(*tls, &headers), *secure, "{tls} {pairs:?}");
+        }
+    }
 }
