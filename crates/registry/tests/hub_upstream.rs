@@ -136,6 +136,52 @@ async fn a_stream_that_breaks_at_once_is_retried_ever_more_slowly() {
     );
 }
 
+/// An upstream that stayed up at least `backoff_max` and then broke is
+/// reconnected after the first wait again, however often that happens: only a
+/// stream that breaks before then makes the waits grow. (Tokio's clock is paused:
+/// the waits are exact, jitter aside.)
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_stayed_up_long_enough_is_reconnected_at_once_each_time() {
+    let initial = Duration::from_millis(50);
+    let (_runtime, worker, hub, uses) = probed(
+        Subscriptions::BreakAfterHealthy(Duration::from_secs(2)),
+        HubSettings {
+            backoff_initial: initial,
+            backoff_max: Duration::from_secs(1),
+            ..HubSettings::default()
+        },
+    )
+    .await;
+    let mut viewer = hub
+        .watch(
+            &Caller::open(),
+            &RuntimeId::new("a").unwrap(),
+            &worker,
+            None,
+        )
+        .await
+        .unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(12);
+    while let Ok(frame) = tokio::time::timeout_at(until, viewer.next_frame()).await {
+        frame.expect("the stream stays open");
+    }
+    let subscribed = uses.subscribed_at.lock().unwrap().clone();
+    let broke = uses.broke_at.lock().unwrap().clone();
+    assert!(broke.len() >= 4, "{broke:?}");
+    // Each break is followed by the next subscription after the first wait
+    // (+ up to 30 % jitter), not 100, 200, 400, 800 ms, ...
+    for (n, broke_at) in broke.iter().enumerate() {
+        let Some(next) = subscribed.get(n + 1) else {
+            break;
+        };
+        let waited = *next - *broke_at;
+        assert!(
+            waited >= initial && waited <= initial.mul_f64(1.3),
+            "reconnect {n} waited {waited:?}"
+        );
+    }
+}
+
 /// While the upstream is lost, a newcomer gets the last known state (the
 /// channel's snapshot and every event after it), however many events that is: no
 /// fresh snapshot can come until the runtime is back.

@@ -32,6 +32,30 @@ pub enum Subscriptions {
     /// The first subscription gives this many items, then breaks; every later one
     /// fails as unreachable (a runtime that went away).
     FirstOnly(usize),
+    /// Every stream passes the runtime's items for this long, then breaks as
+    /// unreachable (a network that drops long-lived connections now and then).
+    BreakAfterHealthy(std::time::Duration),
+}
+
+/// A stream that passes `inner`'s items until `until`, then ends as unreachable,
+/// noting when in `broke_at`.
+struct BreakAt {
+    inner: Box<dyn SourceEvents>,
+    until: tokio::time::Instant,
+    broke_at: Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
+}
+
+#[async_trait::async_trait]
+impl SourceEvents for BreakAt {
+    async fn next(&mut self) -> Result<SourceItem, SourceEnd> {
+        tokio::select! {
+            item = self.inner.next() => item,
+            () = tokio::time::sleep_until(self.until) => {
+                self.broke_at.lock().unwrap().push(tokio::time::Instant::now());
+                Err(SourceEnd::Lost(SourceError::Unreachable))
+            }
+        }
+    }
 }
 
 /// A stream that ends as a protocol error after `left` more items.
@@ -61,6 +85,10 @@ impl SourceEvents for BreakAfter {
 pub struct Uses {
     pub info: AtomicUsize,
     pub subscribe: AtomicUsize,
+    /// When each subscription was made (tokio's clock).
+    pub subscribed_at: Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
+    /// When each [`Subscriptions::BreakAfterHealthy`] stream broke.
+    pub broke_at: Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
 }
 
 /// An embedded runtime seen through a source that counts its calls, can hold `input`
@@ -155,6 +183,11 @@ impl RuntimeSource for Probe {
         resume: Option<&ResumePoint>,
     ) -> Result<Box<dyn SourceEvents>, SourceError> {
         let earlier = self.uses.subscribe.fetch_add(1, Ordering::SeqCst);
+        self.uses
+            .subscribed_at
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
         match self.events {
             Subscriptions::Up => self.inner.subscribe(worker, resume).await,
             Subscriptions::Down => Err(SourceError::Unreachable),
@@ -171,6 +204,11 @@ impl RuntimeSource for Probe {
                 left: items,
             })),
             Subscriptions::FirstOnly(_) => Err(SourceError::Unreachable),
+            Subscriptions::BreakAfterHealthy(healthy) => Ok(Box::new(BreakAt {
+                inner: self.inner.subscribe(worker, resume).await?,
+                until: tokio::time::Instant::now() + healthy,
+                broke_at: self.uses.broke_at.clone(),
+            })),
         }
     }
 }
