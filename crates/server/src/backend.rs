@@ -132,9 +132,11 @@ pub struct BackendBuilder {
     policy: PolicyChoice,
     listener: Option<TcpListener>,
     config_source: Option<ConfigSource>,
-    /// The listen address or the embedded runtime came from code.
+    /// What came from code (kept by reloads; see [`SetInCode`]).
     listen_in_code: bool,
     embedded_in_code: bool,
+    auth_in_code: bool,
+    tls_in_code: bool,
 }
 
 impl std::fmt::Debug for BackendBuilder {
@@ -166,6 +168,8 @@ impl BackendBuilder {
             config_source: None,
             listen_in_code: false,
             embedded_in_code: false,
+            auth_in_code: false,
+            tls_in_code: false,
         }
     }
 
@@ -215,9 +219,10 @@ impl BackendBuilder {
     /// Reads `source` again on `POST /api/admin/reload`, and on SIGHUP when served
     /// with [`BackendBuilder::serve`] (the configuration file and flags
     /// `switchyard serve` started from; [`Backend::from_config_file`] sets it).
-    /// Without one, a reload answers `501 unsupported`. What was set in code is
-    /// kept across reloads: runtimes, the policy, embedded profiles, the embedded
-    /// runtime and the listen address or listener.
+    /// Without one, a reload answers `501 unsupported`. What was set in code with
+    /// the builder's methods is kept across reloads: runtimes, the policy, embedded
+    /// profiles, the embedded runtime, authentication, TLS and the listen address
+    /// or listener (see [`BackendBuilder::settings_mut`] for the rest).
     pub fn reload_from(mut self, source: ConfigSource) -> Self {
         self.config_source = Some(source);
         self
@@ -243,6 +248,7 @@ impl BackendBuilder {
     /// [`crate::config::ServerTlsFiles::load`]).
     pub fn tls(mut self, tls: ServerTlsSettings) -> Self {
         self.settings.tls = Some(tls);
+        self.tls_in_code = true;
         self
     }
 
@@ -250,10 +256,15 @@ impl BackendBuilder {
     /// holders.
     pub fn auth(mut self, auth: AuthSettings) -> Self {
         self.settings.auth = auth;
+        self.auth_in_code = true;
         self
     }
 
-    /// Every other setting (origins, hosts, limits, probes, remotes, ...).
+    /// Every other setting (origins, hosts, limits, probes, remotes, ...). What is
+    /// changed here applies at start; a reload ([`BackendBuilder::reload_from`])
+    /// takes these settings from the file again. What must survive reloads is set
+    /// with the builder's own methods (`auth`, `tls`, `listen` or `listener`,
+    /// `embedded`, `embedded_profile`, `runtime`, `policy`).
     pub fn settings_mut(&mut self) -> &mut BackendSettings {
         &mut self.settings
     }
@@ -274,6 +285,8 @@ impl BackendBuilder {
             listen: self.listen_in_code,
             embedded: settings.embedded.clone().filter(|_| self.embedded_in_code),
             embedded_profiles: self.embedded_profiles,
+            auth: Some(settings.auth.clone()).filter(|_| self.auth_in_code),
+            tls: settings.tls.clone().filter(|_| self.tls_in_code),
         };
         if let Some(embedded) = settings.embedded.as_mut() {
             for (name, profile) in &set_in_code.embedded_profiles {

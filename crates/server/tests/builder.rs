@@ -520,6 +520,56 @@ async fn a_reload_keeps_the_profiles_and_the_listener_set_in_code() {
     backend.shutdown().await;
 }
 
+/// Authentication set in code is kept by a reload: a file without `[auth]` does
+/// not turn it off.
+#[tokio::test]
+async fn a_reload_keeps_the_authentication_set_in_code() {
+    use switchyard_registry::{Role, RuntimeGrants, WorkerScope};
+    use switchyard_server::auth::{Clock, TokenEntry, TokenHash};
+    use switchyard_server::config::TokenAuthSettings;
+
+    const ADMIN: &str = "admin-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backend.toml");
+    std::fs::write(&path, "[embedded]\nruntime_id = \"here\"\n").unwrap();
+    let backend = Backend::from_config_file(&path)
+        .unwrap()
+        .listener(loopback().await)
+        .auth(AuthSettings::Tokens(TokenAuthSettings {
+            tokens: vec![TokenEntry {
+                name: "root".into(),
+                hash: TokenHash::of(ADMIN),
+                role: Role::Admin,
+                runtimes: RuntimeGrants::All,
+                workers: WorkerScope::All,
+            }],
+            session_key: None,
+            session_ttl: Duration::from_secs(3600),
+            signed_out_file: None,
+            clock: Clock::system(),
+        }))
+        .start()
+        .await
+        .unwrap();
+    let anonymous = api(&backend);
+    let admin = Api {
+        addr: backend.local_addr(),
+        token: Some(ADMIN.into()),
+    };
+    assert_eq!(
+        anonymous.get("/api/runtimes").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let reloaded = admin.post("/api/admin/reload", json!({})).await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.text());
+    assert_eq!(
+        anonymous.get("/api/runtimes").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(admin.get("/api/runtimes").await.status, StatusCode::OK);
+    backend.shutdown().await;
+}
+
 /// Profiles of an embedded runtime set in code with `embedded(...)` are checked
 /// as a file's are.
 #[tokio::test]

@@ -218,6 +218,11 @@ pub(crate) struct SetInCode {
     pub(crate) embedded: Option<crate::config::EmbeddedSettings>,
     /// Profiles added to the embedded runtime with `BackendBuilder::embedded_profile`.
     pub(crate) embedded_profiles: Vec<(String, switchyard_runtime::Profile)>,
+    /// Who the backend serves, set with `BackendBuilder::auth`: a file without
+    /// `[auth]` must not turn authentication off.
+    pub(crate) auth: Option<crate::config::AuthSettings>,
+    /// The listener's TLS, set with `BackendBuilder::tls`.
+    pub(crate) tls: Option<crate::config::ServerTlsSettings>,
 }
 
 impl SetInCode {
@@ -234,6 +239,12 @@ impl SetInCode {
         }
         if let Some(embedded) = &self.embedded {
             next.embedded = Some(embedded.clone());
+        }
+        if let Some(auth) = &self.auth {
+            next.auth = auth.clone();
+        }
+        if let Some(tls) = &self.tls {
+            next.tls = Some(tls.clone());
         }
         if let Some((name, _)) = self.embedded_profiles.first()
             && next.embedded.is_none()
