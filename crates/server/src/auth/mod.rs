@@ -96,14 +96,7 @@ pub struct Authenticator {
     unrecorded: std::sync::Mutex<Vec<SignOut>>,
     /// How many there are, for `/metrics`.
     unrecorded_gauge: prometheus_client::metrics::gauge::Gauge,
-    /// Tokens a reload removed, by their sessions' fingerprint, with when (Unix
-    /// seconds): a session opened with one before then stays ended when a later
-    /// reload brings the token back (at most [`MAX_REMOVED`], oldest dropped).
-    removed: std::sync::Mutex<std::collections::VecDeque<(String, u64)>>,
 }
-
-/// Most removed tokens remembered (see [`Authenticator`]'s `removed`).
-const MAX_REMOVED: usize = 1024;
 
 /// Most sign-outs kept for a journal that cannot be written; past it the oldest are
 /// dropped (they still hold on this process).
@@ -167,7 +160,6 @@ impl Authenticator {
             journal: OnceLock::new(),
             unrecorded: std::sync::Mutex::new(Vec::new()),
             unrecorded_gauge: Default::default(),
-            removed: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -183,26 +175,20 @@ impl Authenticator {
     pub fn replace(&self, other: Authenticator) {
         let mut next = Arc::unwrap_or_clone(other.mode());
         let mut current = self.mode.write().unwrap_or_else(|p| p.into_inner());
-        if let (
-            Mode::Tokens {
-                records: old,
-                sessions,
-            },
-            Mode::Tokens { records: new, .. },
-        ) = (&**current, &mut next)
+        if let Mode::Tokens {
+            records: old,
+            sessions,
+        } = &**current
         {
-            let now = sessions.now();
-            let mut removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
-            for gone in old.iter().filter(|o| {
-                !new.iter()
-                    .any(|n| n.fingerprint == o.fingerprint && n.caller.name() == o.caller.name())
-            }) {
-                if removed.len() == MAX_REMOVED {
-                    removed.pop_front();
-                }
-                removed.push_back((gone.fingerprint.clone(), now));
-            }
-            drop(removed);
+            let kept = match &next {
+                Mode::Tokens { records, .. } => records.as_slice(),
+                Mode::Open => &[],
+            };
+            self.cut_off_removed(old, kept, sessions.now());
+        }
+        if let (Mode::Tokens { records: old, .. }, Mode::Tokens { records: new, .. }) =
+            (&**current, &mut next)
+        {
             for record in new.iter_mut() {
                 if let Some(kept) = old
                     .iter()
@@ -314,9 +300,6 @@ impl Authenticator {
                     if self.signed_out.contains(&session) {
                         return Err(SessionError::SignedOut);
                     }
-                    if self.removed_since(&claims) {
-                        return Err(SessionError::Revoked);
-                    }
                     records
                         .iter()
                         .find(|r| r.fingerprint == claims.fingerprint)
@@ -337,13 +320,33 @@ impl Authenticator {
         })
     }
 
-    /// True when a reload removed the token of the session `claims` describes after
-    /// the session was opened (it may have come back since).
-    fn removed_since(&self, claims: &session::SessionClaims) -> bool {
-        let removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
-        removed
-            .iter()
-            .any(|(fingerprint, at)| *fingerprint == claims.fingerprint && claims.issued_at <= *at)
+    /// Signs out, as of `now`, every session of the tokens in `old` that `kept` no
+    /// longer has (under the same name): a reload that brings a token back then
+    /// admits new sign-ins with it, not the cookies it had before (a cut-off, as a
+    /// token that fills its list of sign-outs leaves; with a sign-out file it is
+    /// written there within a second, for a restart and the other backends).
+    fn cut_off_removed(&self, old: &[Record], kept: &[Record], now: u64) {
+        for gone in old.iter().filter(|o| {
+            !kept
+                .iter()
+                .any(|k| k.fingerprint == o.fingerprint && k.caller.name() == o.caller.name())
+        }) {
+            let entry = SignOut::CutOff {
+                fingerprint: gone.fingerprint.clone(),
+                before: now,
+            };
+            if let Some(held) = self.signed_out.apply(&entry, now)
+                && held.new
+                && self.journal.get().is_some()
+            {
+                // Written by the journal's follower at its next turn.
+                let mut unrecorded = self.unrecorded();
+                if unrecorded.len() < MAX_UNRECORDED {
+                    unrecorded.push(held.entry);
+                }
+                self.unrecorded_gauge.set(unrecorded.len() as i64);
+            }
+        }
     }
 
     /// `DELETE /api/session`: signs out every session cookie of the request whose
@@ -701,8 +704,8 @@ mod tests {
         clock.advance(Duration::from_secs(5));
         auth.replace(authenticator(&tokens, &clock));
         let err = auth.authenticate(&bob_before, true).unwrap_err();
-        assert_eq!(err.detail.message, SessionError::Revoked.to_string());
-        clock.advance(Duration::from_secs(1));
+        assert_eq!(err.detail.message, SessionError::SignedOut.to_string());
+        // Signing in again works at once, in the same second as the return.
         let bob_after = cookie(auth.login("tok-b").unwrap());
         assert_eq!(auth.authenticate(&bob_after, true).unwrap().name(), "bob");
         assert_eq!(
@@ -710,6 +713,14 @@ mod tests {
             "alice",
             "untouched"
         );
+
+        // Auth turned off and on again (same key): every earlier session stays ended.
+        clock.advance(Duration::from_secs(1));
+        auth.replace(Authenticator::open());
+        clock.advance(Duration::from_secs(1));
+        auth.replace(authenticator(&tokens, &clock));
+        assert!(auth.authenticate(&alice, true).is_err());
+        assert!(auth.authenticate(&bob_after, true).is_err());
     }
 
     #[test]
