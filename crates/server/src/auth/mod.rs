@@ -132,18 +132,31 @@ fn unauthorized(message: &str) -> ApiError {
 }
 
 /// What an `Authorization` value holds for this backend: `Some(Some(token))` for
-/// `Bearer <token>`, `Some(None)` for a bearer without a usable token (not text,
-/// nothing after the scheme), `None` for another scheme.
+/// `Bearer <token>`, `Some(None)` for a bearer without a usable token (nothing
+/// after the scheme, or not visible ASCII), `None` for another scheme (whatever
+/// its bytes).
 fn bearer_token(value: &HeaderValue) -> Option<Option<&str>> {
-    let Ok(text) = value.to_str() else {
-        // Not visible ASCII: nobody's scheme; refused as a bearer would be.
-        return Some(None);
-    };
-    let text = text.trim();
-    let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| Some(token.trim()))
+    let bytes = value.as_bytes().trim_ascii();
+    let scheme_end = bytes
+        .iter()
+        .position(|b| b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    if !bytes[..scheme_end].eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    Some(
+        std::str::from_utf8(&bytes[scheme_end..])
+            .ok()
+            .map(str::trim)
+            .filter(|token| token.bytes().all(|b| b.is_ascii_graphic())),
+    )
+}
+
+/// The bearer token of a request, if it sent any `Authorization: Bearer` (the
+/// first; headers of other schemes are a proxy's, not ours): `Some(None)` when it
+/// is not usable.
+fn request_bearer(headers: &HeaderMap) -> Option<Option<&str>> {
+    headers.get_all(AUTHORIZATION).iter().find_map(bearer_token)
 }
 
 impl Authenticator {
@@ -282,9 +295,7 @@ impl Authenticator {
         // A bearer token decides alone. Another scheme (the `Basic` of a proxy in
         // front that authenticates on its own) is not ours: a cookie may still
         // identify the caller.
-        if let Some(value) = headers.get(AUTHORIZATION)
-            && let Some(token) = bearer_token(value)
-        {
+        if let Some(token) = request_bearer(headers) {
             let token = token
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| unauthorized("send Authorization: Bearer <token>"))?;
@@ -746,6 +757,28 @@ mod tests {
         assert_eq!(auth.authenticate(&basic, true).unwrap().name(), "bob");
         let basic_alone = headers(&[(AUTHORIZATION, "Basic dXNlcjpwdw==")]);
         assert!(auth.authenticate(&basic_alone, true).is_err());
+        // A bearer decides even behind another scheme's header, and a malformed
+        // one is refused rather than passed over.
+        let basic_then_bearer = headers(&[
+            (COOKIE, &cookie),
+            (AUTHORIZATION, "Basic dXNlcjpwdw=="),
+            (AUTHORIZATION, "Bearer wrong"),
+        ]);
+        assert!(auth.authenticate(&basic_then_bearer, true).is_err());
+        let tab = headers(&[(COOKIE, &cookie), (AUTHORIZATION, "Bearer\twrong")]);
+        assert!(auth.authenticate(&tab, true).is_err());
+        let mut latin1 = with_cookie.clone();
+        latin1.append(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Basic caf\xe9").unwrap(),
+        );
+        assert_eq!(auth.authenticate(&latin1, true).unwrap().name(), "bob");
+        let mut latin1_bearer = with_cookie.clone();
+        latin1_bearer.append(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer caf\xe9").unwrap(),
+        );
+        assert!(auth.authenticate(&latin1_bearer, true).is_err());
 
         // The same key without bob's token: the session has ended.
         let without_bob = authenticator(&tokens[..1], &clock);

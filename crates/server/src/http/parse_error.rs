@@ -7,9 +7,16 @@
 //! surfaces carries `{"error":{"code","message"}}`, the browser-defence headers
 //! and a request id; these did not. [`TypedParseErrors`] sits directly below
 //! hyper, recognises those heads among hyper's writes (a whole write, exactly
-//! hyper's fixed form: no handler's answer has it, and nothing is looked at
-//! beyond a write's first ten bytes unless they are `HTTP/1.1 4`) and writes the
-//! same status with the typed body instead.
+//! hyper's fixed form with a well-formed `date`; nothing is looked at beyond a
+//! write's first ten bytes unless they are `HTTP/1.1 4`, and nothing is copied
+//! unless the write is short enough to be such a head) and writes the same status
+//! with the typed body instead.
+//!
+//! What this does not know is where in the stream a write falls: a body written
+//! on its own that is, byte for byte, such a head would be replaced too. No
+//! answer of either surface has one (their bodies are JSON, the console's pages
+//! and scripts, and WebSocket frames, whose header goes out in the same write);
+//! a handler of one's own behind [`super::serve_with`] should not send one.
 //!
 //! Invariants:
 //! - every byte hyper hands over is written, in order; a replaced head is written
@@ -49,6 +56,9 @@ const PARSE_ERRORS: [(&str, &str); 3] = [
 /// What hyper writes after the status line of such an answer, up to its `date`.
 const BARE_HEADERS: &[u8] = b"\r\nconnection: close\r\ncontent-length: 0\r\ndate: ";
 
+/// The longest such head: the longest status line, the headers, a date, the end.
+const LONGEST_HEAD: usize = "HTTP/1.1 431 Request Header Fields Too Large".len() + 46 + 29 + 4;
+
 /// The typed answer for `head` when `head` is one of hyper's parse-error answers,
 /// whole (status line, `connection: close`, `content-length: 0`, `date`, end of
 /// head); `None` for anything else.
@@ -60,9 +70,13 @@ fn typed_answer(head: &[u8]) -> Option<Vec<u8>> {
     let date_line = rest[status_line.len()..].strip_prefix(BARE_HEADERS)?;
     // An IMF-fixdate ("Wed, 02 Dec 2026 17:07:30 GMT") and the end of the head.
     let date = date_line.strip_suffix(b"\r\n\r\n")?;
-    if date.len() != 29 || !date.ends_with(b" GMT") || date.contains(&b'\n') {
+    if date.len() != 29
+        || !date.ends_with(b" GMT")
+        || !date.iter().all(|b| b.is_ascii_graphic() || *b == b' ')
+    {
         return None;
     }
+    let date = std::str::from_utf8(date).ok()?;
     let request_id = RequestId::random();
     tracing::debug!(
         status = status_line,
@@ -72,7 +86,7 @@ fn typed_answer(head: &[u8]) -> Option<Vec<u8>> {
     Some(raw_error_response(
         status_line,
         ErrorDetail::new(ErrorCode::InvalidRequest, *message),
-        &[("x-request-id", request_id.as_str())],
+        &[("x-request-id", request_id.as_str()), ("date", date)],
     ))
 }
 
@@ -160,7 +174,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TypedParseErrors<S> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         ready!(this.poll_pending(cx))?;
-        if bufs.first().is_some_and(|b| b.starts_with(PREFIX)) {
+        if bufs.first().is_some_and(|b| b.starts_with(PREFIX))
+            && bufs.iter().map(|b| b.len()).sum::<usize>() <= LONGEST_HEAD
+        {
             let head: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
             if let Some(outcome) = this.replace(&head, cx) {
                 return Poll::Ready(outcome);
@@ -241,6 +257,7 @@ mod tests {
                     assert!(answer_head.contains("\r\nconnection: close\r\n"));
                     assert!(answer_head.contains("\r\nx-content-type-options: nosniff\r\n"));
                     assert!(answer_head.contains("\r\nx-request-id: "));
+                    assert!(answer_head.contains(&format!("\r\ndate: {DATE}")));
                     let json: serde_json::Value = serde_json::from_str(body).unwrap();
                     assert_eq!(json["error"]["code"], "invalid_request");
                     let message = json["error"]["message"].as_str().unwrap();
@@ -252,6 +269,9 @@ mod tests {
 
     #[test]
     fn hypers_parse_error_answers_get_the_typed_body() {
+        for (line, _) in PARSE_ERRORS {
+            assert!(hyper_head(line).len() <= LONGEST_HEAD, "{line}");
+        }
         check(
             &hyper_head("400 Bad Request"),
             Some(("400 Bad Request", "the request is not valid HTTP/1.1")),
