@@ -39,6 +39,14 @@ description = "a line-echoing shell loop that survives Ctrl-C"
 kind = "process"
 command = ["/bin/sh", "-c", "sleep 300 & echo \"pids $$ $!\"; wait"]
 
+[profiles.limits]
+kind = "process"
+command = ["/bin/sh", "-c", "sleep 0.5; echo \"nofile $(ulimit -S -n)\""]
+
+[profiles.terminal_limits]
+kind = "pty"
+command = ["/bin/sh", "-c", "sleep 0.5; echo \"nofile $(ulimit -S -n)\""]
+
 [profiles.terminal_sleepers]
 kind = "pty"
 command = ["/bin/sh", "-c", "python3 -c 'import os, time; os.setpgid(0, 0); print(\"pids\", os.getppid(), os.getpid(), flush=True); time.sleep(300)' & wait"]
@@ -53,29 +61,62 @@ command = ["/bin/sh", "-c", "python3 -c 'import os, time; os.setpgid(0, 0); prin
     }
 
     async fn start(&self) -> (Switchyard, Api) {
-        let config = self.path("runtime.toml");
-        let token = self.path("token");
-        let data = self.path("data");
-        let process = Switchyard::start(
-            &[
-                "runtime",
-                "--listen",
-                "127.0.0.1:0",
-                "--config",
-                &config,
-                "--token-file",
-                &token,
-                "--data-dir",
-                &data,
-            ],
-            &[],
-        )
-        .await;
+        let args = self.args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let process = Switchyard::start(&args, &[]).await;
+        self.api(process)
+    }
+
+    /// The runtime's arguments: this setup's configuration, token and data.
+    fn args(&self) -> Vec<String> {
+        [
+            "runtime",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &self.path("runtime.toml"),
+            "--token-file",
+            &self.path("token"),
+            "--data-dir",
+            &self.path("data"),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    fn api(&self, process: Switchyard) -> (Switchyard, Api) {
         let api = Api {
             addr: process.addr,
             token: Some(TOKEN.into()),
         };
         (process, api)
+    }
+}
+
+/// The runtime raises its own soft open-file limit (here from 512 to the hard
+/// limit) for its connections; its `process` and `pty` workers get 512 back.
+#[tokio::test]
+async fn workers_get_the_open_file_limit_the_runtime_started_with() {
+    let setup = Setup::new();
+    let quoted: Vec<String> = setup.args().iter().map(|a| format!("'{a}'")).collect();
+    let script = format!(
+        "ulimit -S -n 512 && exec '{}' {}",
+        switchyard_e2e::proc::switchyard_bin().display(),
+        quoted.join(" ")
+    );
+    let process =
+        Switchyard::start_program(std::path::Path::new("/bin/sh"), &["-c", &script], &[]).await;
+    let (_process, api) = setup.api(process);
+    for profile in ["limits", "terminal_limits"] {
+        let created = api.post("/v1/workers", json!({"profile": profile})).await;
+        assert_eq!(created.status, 201, "{}", created.text());
+        let id = created.json["worker_id"].as_str().unwrap().to_owned();
+        let items = wait_for_item(&api, &id, output_is("nofile ")).await;
+        let line = items
+            .iter()
+            .find_map(|i| i["text"].as_str().filter(|t| t.contains("nofile ")))
+            .unwrap();
+        assert!(line.contains("nofile 512"), "{profile}: {line:?}");
     }
 }
 

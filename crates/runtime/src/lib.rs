@@ -53,6 +53,7 @@ pub mod config;
 pub mod error;
 pub mod fanout;
 mod log;
+pub mod open_files;
 mod runtime;
 pub mod store;
 mod subscription;

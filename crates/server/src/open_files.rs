@@ -13,39 +13,15 @@
 //! with `503 overloaded` while half the open-file limit minus [`RESERVED`] is
 //! left for everything else the process holds.
 
-use std::sync::OnceLock;
-
-use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-
 /// Descriptors kept for what is not a connection: listeners, the store, logs, the
 /// reaper, the runtime's own sockets.
 pub const RESERVED: u64 = 64;
 
-/// The soft limit on open files after raising it once (`None`: unlimited).
+/// The soft limit on open files after raising it once (`None`: unlimited). The
+/// runtime gives its worker processes the original back
+/// (`switchyard_runtime::open_files`).
 pub fn soft_limit() -> Option<u64> {
-    static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
-    *LIMIT.get_or_init(raise)
-}
-
-/// Raises the soft limit to the hard limit; the soft limit then in force.
-fn raise() -> Option<u64> {
-    let limit = getrlimit(Resource::Nofile);
-    if limit.current.is_some() && limit.current < limit.maximum.or(Some(u64::MAX)) {
-        let raised = Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
-        };
-        match setrlimit(Resource::Nofile, raised) {
-            Ok(()) => {
-                tracing::debug!(from = ?limit.current, to = ?limit.maximum, "raised the open-file limit");
-                return limit.maximum;
-            }
-            Err(error) => {
-                tracing::debug!(%error, "could not raise the open-file limit");
-            }
-        }
-    }
-    limit.current
+    switchyard_runtime::open_files::raise()
 }
 
 /// The most connections that fit `open_files` (each may need a second descriptor:
@@ -105,6 +81,7 @@ mod tests {
 
     #[test]
     fn the_soft_limit_is_raised_to_the_hard_one() {
+        use rustix::process::{Resource, getrlimit};
         let before = getrlimit(Resource::Nofile);
         let after = soft_limit();
         assert_eq!(after, getrlimit(Resource::Nofile).current);

@@ -216,9 +216,13 @@ fn spawn(spec: &ProcessSpec) -> Result<Child, String> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    command
+    let child = command
         .spawn()
-        .map_err(|err| start_failure(program, spec.cwd.as_deref(), &err))
+        .map_err(|err| start_failure(program, spec.cwd.as_deref(), &err))?;
+    if let Some(pid) = child.id() {
+        crate::open_files::restore_in(pid);
+    }
+    Ok(child)
 }
 
 /// Writes each input to stdin as given. After the pipe breaks (or any write error),

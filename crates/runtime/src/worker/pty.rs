@@ -190,6 +190,7 @@ fn spawn(spec: &PtySpec) -> Result<Spawned, String> {
     let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
         return Err("the program ended before it could be watched".to_owned());
     };
+    crate::open_files::restore_in(pid.unsigned_abs());
     Ok(Spawned {
         pty,
         child,
