@@ -299,7 +299,10 @@ async fn accept_loop<H: Handler>(
         let (stream, peer) = tokio::select! {
             () = shutdown.triggered() => break,
             accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
+                Ok(pair) => {
+                    failures.recovered();
+                    pair
+                }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     let _ = failures.note(&error);
@@ -374,14 +377,30 @@ impl AcceptFailures {
         {
             return false;
         }
-        tracing::warn!(
-            %error,
-            failures = self.since,
-            "accept failed; retrying every 50 ms (out of open files? raise ulimit -n or lower max_connections)"
-        );
+        let out_of_files = matches!(error.raw_os_error(), Some(23 | 24)); // ENFILE, EMFILE
+        if out_of_files {
+            tracing::warn!(
+                %error,
+                failures = self.since,
+                "accept failed: out of open files; retrying every 50 ms (raise ulimit -n or lower max_connections)"
+            );
+        } else {
+            tracing::warn!(%error, failures = self.since, "accept failed; retrying every 50 ms");
+        }
         self.last_logged = Some(Instant::now());
         self.since = 0;
         true
+    }
+
+    /// An accept worked: says so once after failures, with those not logged yet.
+    fn recovered(&mut self) {
+        if self.last_logged.take().is_some() {
+            tracing::info!(
+                failures_since_last_warning = self.since,
+                "accepting connections again"
+            );
+            self.since = 0;
+        }
     }
 }
 
@@ -693,6 +712,17 @@ mod tests {
         failures.last_logged = Some(Instant::now() - AcceptFailures::EVERY);
         assert!(failures.note(&error), "and logged again after the period");
         assert_eq!(failures.since, 0);
+        assert!(!failures.note(&error));
+        failures.recovered();
+        assert_eq!(
+            (failures.since, failures.last_logged),
+            (0, None),
+            "recovery said"
+        );
+        assert!(
+            failures.note(&error),
+            "a new run of failures is logged at once"
+        );
     }
 
     #[test]
