@@ -49,7 +49,10 @@ pub enum TlsFailure {
     /// The TLS handshake failed for another reason: the peer does not speak TLS, no
     /// protocol version or cipher in common, or the connection broke mid-handshake.
     HandshakeFailed,
-    /// The TLS handshake did not finish within the connect timeout.
+    /// The TLS handshake did not finish within the connect timeout. What
+    /// [`handshake`](crate::tls::handshake) reports; the runtime clients make it a
+    /// [`TransportError::Timeout`] of the connect phase (a hung or overloaded
+    /// runtime, as a black-holed TCP connect), not a TLS failure.
     HandshakeTimeout,
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use http_body_util::LengthLimitError;
 
-use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
+use crate::error::{TimeoutPhase, TlsFailure, TransportError, UnreachableKind};
 use crate::tls::tls_failure_in;
 
 /// The runtime could not be reached, for `kind`.
@@ -73,6 +73,11 @@ pub(crate) fn classify(
     not_http: &str,
 ) -> TransportError {
     if let Some((kind, _detail)) = tls_failure_in(error) {
+        // A handshake that does not finish in time is a timeout, as a TCP connect's
+        // is: a hung or overloaded runtime, not a certificate to fix.
+        if kind == TlsFailure::HandshakeTimeout {
+            return timed_out;
+        }
         return TransportError::Tls { kind };
     }
     let mut dns = false;

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use switchyard_protocol::WorkerId;
 
 use crate::endpoint::{Base, ParsedEndpoint, RemoteEndpoint};
-use crate::error::TransportError;
+use crate::error::{TimeoutPhase, TlsFailure, TransportError};
 use crate::events::{RuntimeEventsClient, UpstreamStream};
+use crate::net_error;
 use crate::tls;
 
 /// How long a stream may stay silent (no frame, no pong, no ping) before it counts
@@ -140,6 +141,13 @@ impl RuntimeEventsClient for WsEventsClient {
                     let left = endpoint.connect_timeout.saturating_sub(started.elapsed());
                     let stream = tls::handshake(target, tcp, left).await.map_err(|error| {
                         let kind = error.kind;
+                        if kind == TlsFailure::HandshakeTimeout {
+                            // As for REST (`net_error::classify`): a timeout.
+                            return net_error::timeout(
+                                TimeoutPhase::Connect,
+                                endpoint.connect_timeout,
+                            );
+                        }
                         log.failed(kind, error.detail);
                         TransportError::Tls { kind }
                     })?;
