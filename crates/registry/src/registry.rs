@@ -116,8 +116,8 @@ impl Entry {
     pub(crate) fn new(runtime: RegisteredRuntime, calls: &CallMetrics) -> Self {
         Self {
             calls: calls.for_runtime(runtime.runtime_id.as_str()),
+            view: SharedView::new(runtime.runtime_id.as_str()),
             runtime,
-            view: SharedView::default(),
             owners: OwnerCache::default(),
             probe: Mutex::new(None),
         }

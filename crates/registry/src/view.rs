@@ -131,6 +131,8 @@ impl RuntimeView {
 ///   the atomic's.
 #[derive(Debug, Default)]
 pub(crate) struct SharedView {
+    /// The runtime's id, for the log line of a change of state.
+    runtime_id: String,
     view: Mutex<RuntimeView>,
     settled: AtomicBool,
     /// The latest answer's time recorded without the lock, in milliseconds since
@@ -139,6 +141,14 @@ pub(crate) struct SharedView {
 }
 
 impl SharedView {
+    /// The view of the runtime `runtime_id`, not seen yet.
+    pub(crate) fn new(runtime_id: &str) -> Self {
+        Self {
+            runtime_id: runtime_id.to_owned(),
+            ..Self::default()
+        }
+    }
+
     /// The runtime answered a call.
     pub(crate) fn record_answer(&self) {
         if self.settled.load(Ordering::Acquire) {
@@ -151,12 +161,33 @@ impl SharedView {
         }
     }
 
-    /// Changes the view under its lock.
+    /// Changes the view under its lock; a change of state is logged (INFO when the
+    /// runtime becomes ready, WARN when it goes down, with the error clients see).
     pub(crate) fn update<R>(&self, change: impl FnOnce(&mut RuntimeView) -> R) -> R {
         let mut view = self.lock();
+        let before = view.state;
         let result = change(&mut view);
         let settled = view.state == RuntimeState::Ready && view.last_error.is_none();
         self.settled.store(settled, Ordering::Release);
+        if view.state != before {
+            let error = view.last_error.as_ref().map(|e| e.message.as_str());
+            if view.is_down() {
+                tracing::warn!(
+                    runtime_id = self.runtime_id,
+                    state = view.state.as_str(),
+                    previous = before.as_str(),
+                    error = error.unwrap_or("-"),
+                    "runtime state changed"
+                );
+            } else {
+                tracing::info!(
+                    runtime_id = self.runtime_id,
+                    state = view.state.as_str(),
+                    previous = before.as_str(),
+                    "runtime state changed"
+                );
+            }
+        }
         result
     }
 

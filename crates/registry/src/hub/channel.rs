@@ -588,6 +588,7 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                 if lost {
                     lost = false;
                     channel.set_upstream(None);
+                    tracing::info!(runtime_id = %channel.runtime_id, worker_id = %channel.worker_id, "upstream restored");
                 }
                 let healthy_from = *up_since.get_or_insert_with(tokio::time::Instant::now);
                 let ended = loop {
