@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use switchyard_protocol::{RuntimeId, WorkerId};
 use switchyard_registry::{
-    AllowAll, Caller, HubSettings, ObservationHub, RegisteredRuntime, RuntimeRegistry,
+    AllowAll, Caller, HubSettings, ObservationHub, RegisteredRuntime, RuntimeRegistry, Viewer,
 };
 use switchyard_runtime::{Runtime, RuntimeConfig};
 
@@ -56,6 +56,13 @@ async fn probed(
     )
 }
 
+/// A viewer of `worker` on runtime `a`, from its start.
+async fn watching(hub: &ObservationHub, worker: &WorkerId) -> Viewer {
+    hub.watch(&Caller::open(), &RuntimeId::new("a").unwrap(), worker, None)
+        .await
+        .unwrap()
+}
+
 /// Watches one worker of a runtime whose subscriptions get `events` for `window`,
 /// with waits from 50 ms, doubling up to 10 s.
 async fn watch_for(events: Subscriptions, window: Duration) -> Watched {
@@ -68,15 +75,7 @@ async fn watch_for(events: Subscriptions, window: Duration) -> Watched {
         },
     )
     .await;
-    let mut viewer = hub
-        .watch(
-            &Caller::open(),
-            &RuntimeId::new("a").unwrap(),
-            &worker,
-            None,
-        )
-        .await
-        .unwrap();
+    let mut viewer = watching(&hub, &worker).await;
     let mut watched = Watched {
         subscriptions: 0,
         resets: 0,
@@ -152,15 +151,7 @@ async fn a_stream_that_stayed_up_long_enough_is_reconnected_at_once_each_time() 
         },
     )
     .await;
-    let mut viewer = hub
-        .watch(
-            &Caller::open(),
-            &RuntimeId::new("a").unwrap(),
-            &worker,
-            None,
-        )
-        .await
-        .unwrap();
+    let mut viewer = watching(&hub, &worker).await;
     let until = tokio::time::Instant::now() + Duration::from_secs(12);
     while let Ok(frame) = tokio::time::timeout_at(until, viewer.next_frame()).await {
         frame.expect("the stream stays open");
@@ -194,14 +185,10 @@ async fn a_newcomer_while_the_upstream_is_lost_gets_the_last_known_state() {
         HubSettings::default(),
     )
     .await;
-    let rt = RuntimeId::new("a").unwrap();
     let frame = |frame: switchyard_protocol::OutgoingFrame| -> serde_json::Value {
         serde_json::from_str(&frame.to_json().unwrap()).unwrap()
     };
-    let mut first = hub
-        .watch(&Caller::open(), &rt, &worker, None)
-        .await
-        .unwrap();
+    let mut first = watching(&hub, &worker).await;
     let snapshot = frame(
         tokio::time::timeout(Duration::from_secs(10), first.next_frame())
             .await
@@ -225,10 +212,7 @@ async fn a_newcomer_while_the_upstream_is_lost_gets_the_last_known_state() {
             break;
         }
     }
-    let mut newcomer = hub
-        .watch(&Caller::open(), &rt, &worker, None)
-        .await
-        .unwrap();
+    let mut newcomer = watching(&hub, &worker).await;
     let mut kinds = Vec::new();
     while let Ok(Ok(next)) =
         tokio::time::timeout(Duration::from_millis(500), newcomer.next_frame()).await

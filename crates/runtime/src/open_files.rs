@@ -59,4 +59,3 @@ pub fn restore_in(pid: u32) {
         tracing::debug!(%error, "could not give a worker the original open-file limit");
     }
 }
-

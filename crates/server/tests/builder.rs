@@ -54,6 +54,22 @@ fn ids(answer: &TestResponse) -> Vec<String> {
         .collect()
 }
 
+/// Asks `api` for a reload that must be refused as `400 invalid_config`; its message.
+async fn reload_refused(api: &Api) -> String {
+    let refused = api.post("/api/admin/reload", json!({})).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.code(), "invalid_config");
+    refused.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// Polls the transcript until `pred` holds for its items.
 async fn wait_transcript(api: &Api, path: &str, pred: impl Fn(&serde_json::Value) -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -434,15 +450,7 @@ async fn a_reload_keeps_the_runtimes_and_the_policy_added_in_code() {
         "listen = \"127.0.0.1:0\"\n[embedded]\nruntime_id = \"jobs\"\n",
     )
     .unwrap();
-    let refused = api.post("/api/admin/reload", json!({})).await;
-    assert_eq!(
-        refused.status,
-        StatusCode::BAD_REQUEST,
-        "{}",
-        refused.text()
-    );
-    assert_eq!(refused.code(), "invalid_config");
-    let message = refused.json["error"]["message"].as_str().unwrap();
+    let message = reload_refused(&api).await;
     assert!(
         message.contains("embedded.runtime_id") && message.contains("added in code"),
         "{message}"
@@ -499,15 +507,7 @@ async fn a_reload_keeps_the_profiles_and_the_listener_set_in_code() {
     assert_eq!(shout.status, StatusCode::CREATED, "{}", shout.text());
 
     std::fs::write(&path, "").unwrap();
-    let refused = api.post("/api/admin/reload", json!({})).await;
-    assert_eq!(
-        refused.status,
-        StatusCode::BAD_REQUEST,
-        "{}",
-        refused.text()
-    );
-    assert_eq!(refused.code(), "invalid_config");
-    let message = refused.json["error"]["message"].as_str().unwrap();
+    let message = reload_refused(&api).await;
     assert!(
         message.contains("\"count\"") && message.contains("embedded"),
         "{message}"
