@@ -10,11 +10,13 @@
 //! does ([`fit_connections`]), with a warning that says how to raise the limit.
 //!
 //! Invariant: with a fitted limit, a connection past it is accepted and refused
-//! with `503 overloaded` while half the open-file limit minus [`RESERVED`] is
-//! left for everything else the process holds.
+//! with `503 overloaded` while a quarter of the open-file limit (at least
+//! [`RESERVED`]) is left for everything else the process holds: upstream
+//! connections, worker pipes, store files.
 
-/// Descriptors kept for what is not a connection: listeners, the store, logs, the
-/// reaper, the runtime's own sockets.
+/// Fewest descriptors kept for what is not a client's connection (listeners, the
+/// store, logs, the reaper, upstream connections, worker pipes): a quarter of the
+/// limit, and at least this many.
 pub const RESERVED: u64 = 64;
 
 /// The soft limit on open files after raising it once (`None`: unlimited). The
@@ -24,10 +26,11 @@ pub fn soft_limit() -> Option<u64> {
     switchyard_runtime::open_files::raise()
 }
 
-/// The most connections that fit `open_files` (each may need a second descriptor:
-/// its upstream socket or its worker's pipe), at least one.
+/// The most connections that fit `open_files` with a quarter of them (at least
+/// [`RESERVED`]) kept for the rest; at least one.
 pub fn connections_fitting(open_files: u64) -> usize {
-    usize::try_from((open_files.saturating_sub(RESERVED) / 2).max(1)).unwrap_or(usize::MAX)
+    let reserved = (open_files / 4).max(RESERVED);
+    usize::try_from(open_files.saturating_sub(reserved).max(1)).unwrap_or(usize::MAX)
 }
 
 /// `configured` (a listener's `max_connections`), or fewer when the open-file
@@ -62,12 +65,13 @@ mod tests {
     #[test]
     fn max_connections_is_fitted_to_the_open_file_limit() {
         // (configured, open-file limit, served)
-        let cases: [(usize, Option<u64>, usize); 6] = [
+        let cases: [(usize, Option<u64>, usize); 7] = [
             (10_000, None, 10_000),
             (10_000, Some(1_048_576), 10_000),
-            (10_000, Some(1024), 480),
+            (10_000, Some(1024), 768),
             (100, Some(1024), 100),
-            (10_000, Some(20_064), 10_000),
+            (10_000, Some(20_000), 10_000),
+            (10_000, Some(256), 192),
             (10_000, Some(10), 1),
         ];
         for (configured, limit, served) in cases {
