@@ -287,10 +287,7 @@ async fn metrics_count_a_scripted_workload_with_bounded_labels() {
         Some(1.0)
     );
     assert!(scrape.value("switchyard_connections", &[]).unwrap() >= 1.0);
-    assert_eq!(
-        scrape.value("switchyard_connections_max", &[]),
-        Some(500.0)
-    );
+    assert_eq!(scrape.value("switchyard_connections_max", &[]), Some(500.0));
     assert_eq!(
         scrape.value("switchyard_connections_refused_total", &[]),
         Some(0.0)
