@@ -316,20 +316,6 @@ pub enum RuntimeState {
     Unknown,
 }
 
-impl RuntimeState {
-    /// Its wire name (`ready`, `unreachable`, ...), for logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ready => "ready",
-            Self::Unreachable => "unreachable",
-            Self::AuthFailed => "auth_failed",
-            Self::TlsFailed => "tls_failed",
-            Self::Incompatible => "incompatible",
-            Self::Unknown => "unknown",
-        }
-    }
-}
-
 /// One runtime as `GET /api/runtimes` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -366,22 +352,6 @@ pub struct RuntimeList {
 mod tests {
     use super::*;
 
-    #[test]
-    fn runtime_state_names_are_the_wire_names() {
-        for state in [
-            RuntimeState::Ready,
-            RuntimeState::Unreachable,
-            RuntimeState::AuthFailed,
-            RuntimeState::TlsFailed,
-            RuntimeState::Incompatible,
-            RuntimeState::Unknown,
-        ] {
-            assert_eq!(
-                serde_json::to_value(state).unwrap(),
-                serde_json::Value::from(state.as_str())
-            );
-        }
-    }
     use serde_json::json;
 
     #[test]

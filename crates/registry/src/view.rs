@@ -174,16 +174,16 @@ impl SharedView {
             if view.is_down() {
                 tracing::warn!(
                     runtime_id = self.runtime_id,
-                    state = view.state.as_str(),
-                    previous = before.as_str(),
+                    state = crate::metrics::state_label(view.state),
+                    previous = crate::metrics::state_label(before),
                     error = error.unwrap_or("-"),
                     "runtime state changed"
                 );
             } else {
                 tracing::info!(
                     runtime_id = self.runtime_id,
-                    state = view.state.as_str(),
-                    previous = before.as_str(),
+                    state = crate::metrics::state_label(view.state),
+                    previous = crate::metrics::state_label(before),
                     "runtime state changed"
                 );
             }
