@@ -7,7 +7,8 @@
 //! An invalid file, by SIGHUP or by POST, changes nothing and names its key.
 //! The limits apply without a restart: `max_body_bytes` to the requests that start
 //! after the reload, `max_connections` to new connections (open ones are never cut),
-//! `drain_ms` to the drain that SIGTERM starts.
+//! `drain_ms` to the drain that SIGTERM starts. A runtime's token rotated in the
+//! README's three steps disturbs no viewer of the backend.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -434,6 +435,69 @@ async fn reload_removes_adds_and_keeps_remotes_without_disturbing_the_kept_ones_
     );
     backend.process.signal(Signal::SIGTERM);
     assert!(backend.process.wait().await.success());
+}
+
+/// Waits until the runtime at `addr` answers `GET /v1/runtime` with `token` by
+/// `status`.
+async fn wait_for_token(addr: SocketAddr, token: &str, status: u16, what: &str) {
+    let api = Api {
+        addr,
+        token: Some(token.to_owned()),
+    };
+    let deadline = Instant::now() + switchyard_e2e::WAIT;
+    while api.get("/v1/runtime").await.status != status {
+        assert!(Instant::now() < deadline, "{what}: still not {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// README's "Rotating a runtime's token", step by step, with a backend's viewer
+/// watching a busy worker throughout: it sees every event once, in order, with no
+/// `upstream` frame between. Step 3 closes the runtime's streams still opened with
+/// the old token, and the backend moved its own to the new one at step 2.
+#[tokio::test]
+async fn a_runtime_token_rotated_in_the_documented_order_disturbs_no_viewer() {
+    const NEW: &str = "reload-token-a-rotated-9f4e";
+    let old = token_of("a");
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let runtime_dir = dir.join("runtime");
+    std::fs::create_dir(&runtime_dir).unwrap();
+    let runtime_token = runtime_dir.join("a.token");
+    let a = Switchyard::start_runtime(&runtime_dir, "a", old).await;
+    std::fs::write(dir.join("a.token"), old).unwrap();
+    let backend = Backend::start(dir, &config(&[("a", a.addr)], "")).await;
+    let worker = backend.create("a").await;
+    let mut viewer = backend.watch("a", &worker).await;
+
+    // 1. The runtime accepts the new token as well as the old one.
+    std::fs::write(&runtime_token, format!("{old}\n{NEW}\n")).unwrap();
+    let inputs = send_inputs(&backend, "a", &worker, "one", 10);
+    a.signal(Signal::SIGHUP);
+    wait_for_token(a.addr, NEW, 200, "the new token").await;
+    inputs.await.unwrap();
+    expect_seamless(&mut viewer, "one", 10).await;
+
+    // 2. The backend sends the new one.
+    std::fs::write(dir.join("a.token"), NEW).unwrap();
+    let inputs = send_inputs(&backend, "a", &worker, "two", 10);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = backend.reload().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json["runtimes"]["replaced"], json!(["a"]), "{}", r.text());
+    inputs.await.unwrap();
+    expect_seamless(&mut viewer, "two", 10).await;
+
+    // 3. The runtime forgets the old one.
+    std::fs::write(&runtime_token, NEW).unwrap();
+    let inputs = send_inputs(&backend, "a", &worker, "three", 10);
+    a.signal(Signal::SIGHUP);
+    wait_for_token(a.addr, old, 401, "the old token").await;
+    inputs.await.unwrap();
+    expect_seamless(&mut viewer, "three", 10).await;
+    let inputs = send_inputs(&backend, "a", &worker, "after", 3);
+    inputs.await.unwrap();
+    expect_seamless(&mut viewer, "after", 3).await;
 }
 
 /// `allowed_hosts` and `allowed_origins` apply on reload, on the main listener and

@@ -1,6 +1,6 @@
 //! A standalone `switchyard runtime` reloading its configuration on SIGHUP, as a real
 //! process: a token rotated through a two-line token file while a worker runs and
-//! its viewer stays connected; profiles added and removed, and `max_workers`
+//! its viewer on the new token stays connected (the one on the old token closes); profiles added and removed, and `max_workers`
 //! lowered, for what starts next while running workers carry on; an invalid file
 //! (or token file) changing nothing; keys that need a restart logged; and, without
 //! `--config`, the `--token-file` read again (and SIGHUP never ending the process).
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use switchyard_e2e::WAIT;
 use switchyard_e2e::client::{Api, TestResponse};
 use switchyard_e2e::proc::Switchyard;
-use switchyard_e2e::ws::{Ws, connect, next_json};
+use switchyard_e2e::ws::{Ws, close_frame, connect, next_json};
 
 const OLD: &str = "rt-reload-old-token-5d1e";
 const NEW: &str = "rt-reload-new-token-a7c3";
@@ -182,7 +182,7 @@ fn config(extra: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_token_is_rotated_through_a_two_line_file_without_cutting_a_worker_or_its_viewer() {
+async fn a_token_is_rotated_through_a_two_line_file_without_cutting_a_worker_or_its_new_viewer() {
     let rt = Runtime::start(&config(""), &format!("{OLD}\n")).await;
     let (old, new) = (rt.api(OLD), rt.api(NEW));
     assert_eq!(old.get("/v1/runtime").await.status, 200);
@@ -200,6 +200,8 @@ async fn a_token_is_rotated_through_a_two_line_file_without_cutting_a_worker_or_
     assert_eq!(old.get("/v1/runtime").await.status, 200, "the old one too");
     echoed(&new, &mut viewer, &worker, "with the new token\n").await;
     echoed(&old, &mut viewer, &worker, "with the old token\n").await;
+    // What the backend does at this step: reconnect with the new token.
+    let mut moved = watch(rt.process.addr, &worker, NEW).await;
 
     // 2. The old line removed: the old token is refused, as the contract says.
     rt.write("rt.token", &format!("\n{NEW}\n\n"));
@@ -225,12 +227,14 @@ async fn a_token_is_rotated_through_a_two_line_file_without_cutting_a_worker_or_
     .await;
     assert!(handshake.is_err(), "a new handshake with the old token");
 
-    // The worker ran through it all, and the viewer opened with the old token is
-    // still connected and sees every event.
+    // The stream opened with the old token is closed as going away (a leaked
+    // token keeps nothing open); the worker ran through it all, and the stream
+    // opened with the new token carries on.
+    let (code, reason) = close_frame(&mut viewer).await.expect("a close frame");
+    assert_eq!((code, reason.as_str()), (1001, "access_ended"));
     let detail = new.get(&format!("/v1/workers/{worker}")).await;
     assert_eq!(detail.json["status"], "running", "{}", detail.text());
-    echoed(&new, &mut viewer, &worker, "after the rotation\n").await;
-    let _second = watch(rt.process.addr, &worker, NEW).await;
+    echoed(&new, &mut moved, &worker, "after the rotation\n").await;
 
     let log = rt.stop().await;
     assert!(

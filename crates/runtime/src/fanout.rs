@@ -23,7 +23,8 @@ pub enum StreamEnd {
     /// What the viewer's stream was opened with is no longer accepted: its session
     /// was signed out or expired, a reload removed or changed its token, or took
     /// its page's origin out of the allowed ones (close code 1001, reason
-    /// `access_ended`). A backend decides this; a runtime never does.
+    /// `access_ended`). A backend decides this for its viewers, and a runtime for
+    /// a stream whose bearer token a reload removed.
     AccessEnded,
 }
 

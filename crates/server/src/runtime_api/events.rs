@@ -1,13 +1,22 @@
 //! `GET /v1/workers/{id}/events/ws`: a runtime subscription streamed over a WebSocket;
 //! with `?interactive=true` the client may also send input and resize frames.
+//!
+//! A session keeps the token it was opened with; when a reload stops accepting it
+//! (the token removed, or auth turned on for a session opened without one), the
+//! session is closed with 1001 (`access_ended`): a rotated-out token, leaked or
+//! not, keeps no stream open. The backend, given the new token first, reconnects
+//! with it from its last cursor.
 
 use hyper::body::Incoming;
 use switchyard_protocol::{
     ClientFrame, ErrorCode, ErrorDetail, OutgoingFrame, ResizeRequest, WorkerId,
 };
 use switchyard_runtime::{Runtime, StreamEnd, Subscription};
+use switchyard_transport::SecretToken;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
+use crate::http::auth::BearerTokens;
 use crate::http::ws::{
     CommandOutcome, FrameSource, SessionSettings, run_session, upgrade as ws_upgrade,
     upgrade_with_limit,
@@ -18,7 +27,7 @@ use crate::http::{ApiError, RequestContext, Response};
 const SESSION_COMMANDS: usize = 64;
 
 /// How a runtime event stream is opened.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Opening<'a> {
     /// Resume after this cursor.
     pub cursor: Option<&'a str>,
@@ -26,6 +35,47 @@ pub(super) struct Opening<'a> {
     pub snapshot_after_replay: bool,
     /// The client may send input and resize frames.
     pub interactive: bool,
+    /// What the request was let in with.
+    pub access: Access,
+}
+
+/// The tokens a runtime accepts and the one a request was let in with (`None`
+/// when auth was off).
+#[derive(Debug, Clone)]
+pub(super) struct Access {
+    pub tokens: BearerTokens,
+    pub opened_with: Option<SecretToken>,
+}
+
+/// Cancels `ended` once the session's token is no longer accepted, from a small
+/// task of its own (stopped with the session), so that the session's frames only
+/// poll a token no other session shares.
+struct Revocation {
+    ended: CancellationToken,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Revocation {
+    fn watch(access: Access) -> Self {
+        let ended = CancellationToken::new();
+        let watcher = tokio::spawn({
+            let ended = ended.clone();
+            async move {
+                access.tokens.revoked(access.opened_with.as_ref()).await;
+                tracing::info!(
+                    "closing an event stream with 1001: a reload stopped accepting the token it was opened with"
+                );
+                ended.cancel();
+            }
+        });
+        Self { ended, watcher }
+    }
+}
+
+impl Drop for Revocation {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
 }
 
 /// Subscribes first (so unknown workers and bad cursors are plain HTTP errors), then
@@ -51,6 +101,7 @@ pub(super) fn upgrade(
     let runtime = runtime.clone();
     let worker_id = worker_id.clone();
     let interactive = opening.interactive;
+    let access = opening.access;
     ws_upgrade_for(request, ctx, interactive, max_message, move |ws| {
         let commands = interactive.then(|| SessionCommands::start(runtime, worker_id));
         run_session(
@@ -58,6 +109,7 @@ pub(super) fn upgrade(
             SubscriptionFrames {
                 subscription,
                 commands,
+                revocation: Revocation::watch(access),
             },
             settings,
             shutdown,
@@ -86,16 +138,24 @@ where
 struct SubscriptionFrames {
     subscription: Subscription,
     commands: Option<SessionCommands>,
+    revocation: Revocation,
 }
 
 impl FrameSource for SubscriptionFrames {
     async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
-        let item = self.subscription.next().await?;
-        Ok(self.subscription.frame(&item).into())
+        tokio::select! {
+            biased;
+            item = self.subscription.next() => Ok(self.subscription.frame(&item?).into()),
+            () = self.revocation.ended.cancelled() => Err(StreamEnd::AccessEnded),
+        }
     }
 
     async fn ended(&self) -> StreamEnd {
-        self.subscription.ended().await
+        tokio::select! {
+            biased;
+            end = self.subscription.ended() => end,
+            () = self.revocation.ended.cancelled() => StreamEnd::AccessEnded,
+        }
     }
 
     fn is_interactive(&self) -> bool {

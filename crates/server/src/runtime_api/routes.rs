@@ -157,9 +157,11 @@ impl RuntimeApi {
         let found = self.routes.find(&path);
         // Auth first: an unauthenticated caller learns nothing, not even which
         // routes there are or the id rules.
-        if !matches!(&found, Ok(found) if matches!(found.route(), Route::Health)) {
-            check_bearer(request.headers(), &tokens)?;
-        }
+        let opened_with = if matches!(&found, Ok(found) if matches!(found.route(), Route::Health)) {
+            None
+        } else {
+            check_bearer(request.headers(), &tokens)?
+        };
         let found = found?;
         let route = found.route();
         found.check_method(request.method())?;
@@ -256,6 +258,10 @@ impl RuntimeApi {
                     interactive: q
                         .parse_as::<bool>("interactive", "true or false")?
                         .unwrap_or(false),
+                    access: super::events::Access {
+                        tokens: self.settings.tokens.clone(),
+                        opened_with,
+                    },
                 };
                 super::events::upgrade(
                     runtime,

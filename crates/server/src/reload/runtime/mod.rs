@@ -14,7 +14,8 @@
 //!    and `max_workers`; running workers keep the profile and buffers they started
 //!    with;
 //! 2. the accepted tokens ([`BearerTokens`]): the next request and the next
-//!    WebSocket handshake are checked against them; open WebSockets stay open;
+//!    WebSocket handshake are checked against them; an open event WebSocket
+//!    whose token is no longer accepted closes with 1001 (`runtime_api/events.rs`);
 //! 3. `max_body_bytes` ([`BodyLimit`]: requests that start from now on) and
 //!    `max_connections` ([`ConnectionLimit::resize`]: new connections; none open is
 //!    cut);

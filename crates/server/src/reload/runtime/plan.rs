@@ -58,7 +58,7 @@ const NEW_WORKERS: &str = "to workers created from now on (running workers keep 
 pub const APPLIES: &[AppliedKey] = &[
     AppliedKey {
         key: "tokens",
-        applies: "to the next request and the next WebSocket handshake (open WebSockets stay open)",
+        applies: "to the next request and the next WebSocket handshake; open event streams whose token is gone close (1001)",
         differs: |a, b| !same_tokens(&a.tokens, &b.tokens),
     },
     AppliedKey {
