@@ -349,6 +349,11 @@ async fn start_errors_are_typed() {
     let err = weak.start().await.unwrap_err();
     assert_eq!(err.code(), "invalid_config", "{err}");
     assert!(err.to_string().contains("at least 16 characters"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("settings given in code: invalid value for `tokens`"),
+        "named as set in code: {err}"
+    );
     // ... unless the backend is open on purpose.
     let open = TcpListener::bind("0.0.0.0:0").await.unwrap();
     let backend = Backend::builder()

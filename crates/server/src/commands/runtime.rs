@@ -156,7 +156,7 @@ pub(crate) async fn start_with(parts: RuntimeParts) -> Result<RunningRuntime, St
     crate::config::weak_listen_token(
         &settings.tokens,
         settings.listen,
-        crate::config::Origin::CommandLine,
+        crate::config::Origin::Code,
         "tokens",
     )?;
     let store: Arc<dyn Store> = match &settings.data_dir {

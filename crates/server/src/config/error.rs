@@ -23,6 +23,9 @@ pub enum Origin {
     CommandLine,
     /// The process environment.
     Environment,
+    /// Settings a program built in code (`RuntimeServerBuilder`,
+    /// `BackendBuilder`): the key is the settings' field.
+    Code,
 }
 
 impl Origin {
@@ -38,7 +41,7 @@ impl Origin {
     pub fn path(&self) -> Option<&Path> {
         match self {
             Self::File { path, .. } => Some(path),
-            Self::CommandLine | Self::Environment => None,
+            Self::CommandLine | Self::Environment | Self::Code => None,
         }
     }
 }
@@ -53,6 +56,7 @@ impl fmt::Display for Origin {
             } => write!(f, "config file {}, line {line}", path.display()),
             Self::CommandLine => f.write_str("command line"),
             Self::Environment => f.write_str("environment"),
+            Self::Code => f.write_str("settings given in code"),
         }
     }
 }

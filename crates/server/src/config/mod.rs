@@ -38,10 +38,10 @@ pub use backend::{
 };
 pub use error::{ConfigError, Origin};
 pub(crate) use profiles::profile_problem;
-pub(crate) use runtime::weak_listen_token;
 pub use runtime::{
     DEFAULT_RUNTIME_ID, DEFAULT_RUNTIME_LISTEN, MIN_LISTEN_TOKEN_CHARS, RUNTIME_TOKEN_ENV,
-    RuntimeSettings, load_runtime_settings,
+    RuntimeSettings, TokenSource, load_runtime_settings,
 };
+pub(crate) use runtime::{load_runtime_settings_sourced, weak_listen_token};
 pub use tls::{NamedFile, ServerTlsFiles, ServerTlsSettings};
 pub(crate) use tls::{read_certificates, read_private_key};

@@ -58,6 +58,27 @@ pub fn load_runtime_settings(
     args: &RuntimeArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<RuntimeSettings, ConfigError> {
+    load_runtime_settings_sourced(args, env).map(|(settings, _)| settings)
+}
+
+/// Where a runtime's tokens came from, for errors about them found later (a
+/// reload's checks against the address in use): the flag, key or variable, and
+/// where that is. Without a token, where one would go: `token_file` in the file,
+/// else `--token-file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSource {
+    /// The file, the command line or the environment.
+    pub origin: Origin,
+    /// The flag, key or variable: `--token-file`, `token_file`, `token_env`,
+    /// `SWITCHYARD_RUNTIME_TOKEN`, or `tokens` for settings built in code.
+    pub key: &'static str,
+}
+
+/// [`load_runtime_settings`], with where the tokens came from.
+pub(crate) fn load_runtime_settings_sourced(
+    args: &RuntimeArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(RuntimeSettings, TokenSource), ConfigError> {
     let (file, ctx) = match &args.config {
         Some(path) => {
             let (file, ctx) = read_file::<RuntimeFile>(path)?;
@@ -99,7 +120,11 @@ pub fn load_runtime_settings(
             listen,
         });
     }
-    weak_listen_token(&tokens, listen, token_origin, token_key)?;
+    weak_listen_token(&tokens, listen, token_origin.clone(), token_key)?;
+    let token_source = TokenSource {
+        origin: token_origin,
+        key: token_key,
+    };
 
     let data_dir = match (&args.data_dir, &file.data_dir, &ctx) {
         (Some(dir), _, _) => Some(absolute(dir)),
@@ -130,14 +155,17 @@ pub fn load_runtime_settings(
         DEFAULT_MAX_CONNECTIONS as u32,
     )? as usize;
 
-    Ok(RuntimeSettings {
-        listen,
-        tokens,
-        data_dir,
-        runtime,
-        tls,
-        max_connections,
-    })
+    Ok((
+        RuntimeSettings {
+            listen,
+            tokens,
+            data_dir,
+            runtime,
+            tls,
+            max_connections,
+        },
+        token_source,
+    ))
 }
 
 /// Fewest characters a runtime's token may have when the runtime listens beyond
@@ -210,5 +238,8 @@ fn load_tokens(
         )
         .map(|t| (vec![t], Origin::Environment, RUNTIME_TOKEN_ENV));
     }
-    Ok((Vec::new(), Origin::CommandLine, "--token-file"))
+    Ok(match ctx {
+        Some(_) => (Vec::new(), fo.clone(), "token_file"),
+        None => (Vec::new(), Origin::CommandLine, "--token-file"),
+    })
 }

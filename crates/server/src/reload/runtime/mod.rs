@@ -30,7 +30,9 @@ pub mod plan;
 use switchyard_runtime::Runtime;
 
 use super::metrics::ReloadMetrics;
-use crate::config::{ConfigError, Origin, RuntimeArgs, RuntimeSettings, load_runtime_settings};
+use crate::config::{
+    ConfigError, Origin, RuntimeArgs, RuntimeSettings, TokenSource, load_runtime_settings_sourced,
+};
 use crate::http::auth::BearerTokens;
 use crate::http::body::BodyLimit;
 use crate::http::{ConnectionLimit, ServerTls};
@@ -123,8 +125,8 @@ impl RuntimeReloader {
     async fn reload_once(&self) -> Result<RuntimeReloadReport, ConfigError> {
         let mut running = self.running.lock().await;
         let file = self.source.file().cloned();
-        let next = read(self.source.clone()).await?;
-        let plan = plan::plan(&running, next, file.as_deref())?;
+        let (next, tokens_from) = read(self.source.clone()).await?;
+        let plan = plan::plan(&running, next, &tokens_from)?;
         let report = self.apply(&mut running, plan, file.as_deref())?;
         let names = |names: &[String]| names.join(",");
         tracing::info!(
@@ -272,10 +274,10 @@ fn limit_values(key: &str, old: &RuntimeSettings, new: &RuntimeSettings) -> (u64
 
 /// Reads and checks the configuration as start-up does, off the async threads (it
 /// reads files).
-async fn read(source: RuntimeConfigSource) -> Result<RuntimeSettings, ConfigError> {
+async fn read(source: RuntimeConfigSource) -> Result<(RuntimeSettings, TokenSource), ConfigError> {
     let RuntimeConfigSource { args, env } = source;
-    match tokio::task::spawn_blocking(move || load_runtime_settings(&args, &|name| env(name))).await
-    {
+    let load = move || load_runtime_settings_sourced(&args, &|name| env(name));
+    match tokio::task::spawn_blocking(load).await {
         Ok(result) => result,
         Err(error) => Err(ConfigError::InvalidValue {
             origin: Origin::CommandLine,

@@ -11,12 +11,11 @@
 //!   token while the runtime listens beyond loopback.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use switchyard_runtime::Profile;
 use switchyard_transport::SecretToken;
 
-use crate::config::{ConfigError, Origin, RuntimeSettings};
+use crate::config::{ConfigError, RuntimeSettings, TokenSource};
 
 /// The keys a reload cannot apply, with what each one is.
 pub const RESTART_ONLY: &[(&str, &str)] = &[
@@ -157,28 +156,28 @@ pub struct RuntimePlan {
     pub applied: RuntimeSettings,
 }
 
-/// Compares the settings in force with the new ones, read from `file` (`None`: no
-/// configuration file, only flags and the environment). Refuses only what the
-/// running process cannot accept: no token while it listens beyond loopback (the
-/// new file's own `listen` was checked as at start; this is about the address in
-/// use).
+/// Compares the settings in force with the new ones, whose tokens came from
+/// `tokens_from`. Refuses only what the running process cannot accept: no token,
+/// or a short one, while it listens beyond loopback (the new file's own `listen`
+/// was checked as at start; this is about the address in use), named by where
+/// the tokens came from.
 pub fn plan(
     running: &RuntimeSettings,
     next: RuntimeSettings,
-    file: Option<&Path>,
+    tokens_from: &TokenSource,
 ) -> Result<RuntimePlan, ConfigError> {
     if next.tokens.is_empty() && !running.listen.ip().is_loopback() {
         return Err(ConfigError::InsecureListen {
-            origin: file.map_or(Origin::CommandLine, Origin::file),
-            key: "token_file".to_owned(),
+            origin: tokens_from.origin.clone(),
+            key: tokens_from.key.to_owned(),
             listen: running.listen,
         });
     }
     crate::config::weak_listen_token(
         &next.tokens,
         running.listen,
-        file.map_or(Origin::CommandLine, Origin::file),
-        "token_file",
+        tokens_from.origin.clone(),
+        tokens_from.key,
     )?;
     let mut applied = next;
     let mut restart_required = Vec::new();

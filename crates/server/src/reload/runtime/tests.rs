@@ -10,7 +10,10 @@ use switchyard_runtime::RuntimeLimits;
 use super::plan::{APPLIES, ProfileChanges, RESTART_ONLY, RuntimePlan, plan};
 use super::{RuntimeConfigSource, RuntimeReloadReport};
 use crate::config::tests::support::{Dir, env_of, runtime_args};
-use crate::config::{ConfigError, RuntimeArgs, RuntimeSettings, load_runtime_settings};
+use crate::config::{
+    ConfigError, Origin, RuntimeArgs, RuntimeSettings, TokenSource, load_runtime_settings,
+    load_runtime_settings_sourced,
+};
 
 const BASE: &str = r#"
 runtime_id = "rt"
@@ -35,6 +38,26 @@ fn load_with(dir: &Dir, args: &RuntimeArgs, text: &str) -> RuntimeSettings {
 
 fn load(dir: &Dir, text: &str) -> RuntimeSettings {
     load_with(dir, &runtime_args(&dir.path("runtime.toml")), text)
+}
+
+/// What a reload reads: the settings and where their tokens came from.
+type Next = (RuntimeSettings, TokenSource);
+
+fn load_next_with(dir: &Dir, args: &RuntimeArgs, text: &str) -> Next {
+    dir.write("runtime.toml", text);
+    load_runtime_settings_sourced(args, &env_of(&[("RT_TOKEN", "token-from-env")]))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn load_next(dir: &Dir, text: &str) -> Next {
+    load_next_with(dir, &runtime_args(&dir.path("runtime.toml")), text)
+}
+
+fn plan_next(
+    running: &RuntimeSettings,
+    (next, tokens_from): Next,
+) -> Result<RuntimePlan, ConfigError> {
+    plan(running, next, &tokens_from)
 }
 
 /// A new directory with the token file and TLS files every case may name.
@@ -82,9 +105,8 @@ fn run(case: &Case) -> RuntimePlan {
     let dir = dir();
     let running = load(&dir, &case.running);
     (case.between)(&dir);
-    let next = load(&dir, &case.next);
-    let planned = plan(&running, next, Some(&dir.path("runtime.toml")))
-        .unwrap_or_else(|e| panic!("{}: {e}", case.what));
+    let next = load_next(&dir, &case.next);
+    let planned = plan_next(&running, next).unwrap_or_else(|e| panic!("{}: {e}", case.what));
     assert_eq!(
         (
             planned.changed.as_slice(),
@@ -351,21 +373,21 @@ fn flags_keep_winning_over_the_file() {
     let running = load_with(&dir, &args, BASE);
     // The file's listen, id and token change; the flags still name theirs.
     dir.write("rt.token", "token-two\n");
-    let next = load_with(
+    let next = load_next_with(
         &dir,
         &args,
         &BASE
             .replace("127.0.0.1:7701", "127.0.0.1:7799")
             .replace("runtime_id = \"rt\"", "runtime_id = \"other\""),
     );
-    let planned = plan(&running, next, Some(&dir.path("runtime.toml"))).unwrap();
+    let planned = plan_next(&running, next).unwrap();
     assert_eq!(planned.changed, Vec::<&str>::new());
     assert_eq!(planned.restart_required, Vec::<&str>::new());
 
     // The flag's token file is read again.
     std::fs::write(&flag_token, "token-of-the-flag\nanother\n").unwrap();
-    let next = load_with(&dir, &args, BASE);
-    let planned = plan(&running, next, Some(&dir.path("runtime.toml"))).unwrap();
+    let next = load_next_with(&dir, &args, BASE);
+    let planned = plan_next(&running, next).unwrap();
     assert_eq!(planned.changed, ["tokens"]);
 }
 
@@ -379,11 +401,11 @@ fn without_a_file_only_the_flags_sources_are_read_again() {
     };
     let env = env_of(&[]);
     let running = load_runtime_settings(&args, &env).unwrap();
-    let next = load_runtime_settings(&args, &env).unwrap();
-    assert!(plan(&running, next, None).unwrap().changed.is_empty());
+    let next = load_runtime_settings_sourced(&args, &env).unwrap();
+    assert!(plan_next(&running, next).unwrap().changed.is_empty());
     std::fs::write(&flag_token, "token-two\n").unwrap();
-    let next = load_runtime_settings(&args, &env).unwrap();
-    assert_eq!(plan(&running, next, None).unwrap().changed, ["tokens"]);
+    let next = load_runtime_settings_sourced(&args, &env).unwrap();
+    assert_eq!(plan_next(&running, next).unwrap().changed, ["tokens"]);
 }
 
 #[test]
@@ -396,25 +418,46 @@ fn no_token_is_refused_while_the_runtime_listens_beyond_loopback() {
         .replace("rt.token", "long.token");
     let running = load(&dir, &open);
     // The new file listens on loopback (so it loads), but the address in use is not.
-    let next = load(&dir, &BASE.replace("token_file = \"rt.token\"\n", ""));
-    assert!(next.tokens.is_empty());
+    let next = load_next(&dir, &BASE.replace("token_file = \"rt.token\"\n", ""));
+    assert!(next.0.tokens.is_empty());
     let file = dir.path("runtime.toml");
-    let err = plan(&running, next, Some(&file)).unwrap_err();
+    let err = plan_next(&running, next).unwrap_err();
     assert!(matches!(err, ConfigError::InsecureListen { .. }), "{err}");
     assert_eq!(err.key(), Some("token_file"));
     assert_eq!(err.file(), Some(file.as_path()));
     assert!(err.to_string().contains("0.0.0.0:7701"), "{err}");
 
-    // Nor a short one (`rt.token` holds 9 characters).
-    let next = load(&dir, BASE);
-    let err = plan(&running, next, Some(&file)).unwrap_err();
+    // Nor a short one (`rt.token` holds 9 characters), named where it came from:
+    // the file's `token_file` or `token_env`, the `--token-file` flag.
+    let next = load_next(&dir, BASE);
+    let err = plan_next(&running, next).unwrap_err();
     assert_eq!(err.key(), Some("token_file"), "{err}");
     assert!(err.to_string().contains("at least 16 characters"), "{err}");
+    let from_env = BASE.replace("token_file = \"rt.token\"", "token_env = \"RT_TOKEN\"");
+    let next = load_next(&dir, &from_env);
+    assert_eq!(
+        next.1,
+        TokenSource {
+            origin: Origin::file(&file),
+            key: "token_env"
+        }
+    );
+    let err = plan_next(&running, next).unwrap_err();
+    assert_eq!(err.key(), Some("token_env"), "{err}");
+    assert_eq!(err.file(), Some(file.as_path()));
+    let flag_token = dir.write("flag.token", "short\n");
+    let args = RuntimeArgs {
+        token_file: Some(flag_token),
+        ..runtime_args(&file)
+    };
+    let err = plan_next(&running, load_next_with(&dir, &args, BASE)).unwrap_err();
+    assert_eq!(err.key(), Some("--token-file"), "{err}");
+    assert_eq!(err.file(), None, "{err}");
 
     // On loopback a runtime may go without a token, as at start.
     let running = load(&dir, BASE);
-    let next = load(&dir, &BASE.replace("token_file = \"rt.token\"\n", ""));
-    assert_eq!(plan(&running, next, None).unwrap().changed, ["tokens"]);
+    let next = load_next(&dir, &BASE.replace("token_file = \"rt.token\"\n", ""));
+    assert_eq!(plan_next(&running, next).unwrap().changed, ["tokens"]);
 }
 
 /// Every configurable limit is a key of `APPLIES` (a new field of
