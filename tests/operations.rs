@@ -1,6 +1,7 @@
 //! Operating the real binary: the metrics after a scripted workload (parsed with the
-//! Prometheus project's own parser), and lingering close seen from Python's
-//! `urllib`, which sends a whole request body before reading the answer.
+//! Prometheus project's own parser), lingering close seen from Python's `urllib`,
+//! which sends a whole request body before reading the answer, and a log reader
+//! that stalls without stalling the server.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -567,4 +568,63 @@ async fn past_what_the_open_file_limit_holds_a_client_gets_503_overloaded() {
         assert!(Instant::now() < deadline, "no place came back");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Standard error is a pipe nobody reads (a paused `| less`, a log driver under
+/// pressure): once it is full, the server must go on answering, dropping log lines
+/// and counting them, not block its threads on the write. The runtime logs a line
+/// per request at `info`; 20000 requests, pipelined on one connection, overflow the
+/// pipe (64 KiB) and the log's buffer (16384 lines) several times over.
+#[tokio::test]
+async fn a_stalled_log_reader_never_stalls_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const REQUESTS: usize = 20_000;
+    let runtime = Switchyard::start_with_stalled_stderr(
+        &["runtime", "--listen", "127.0.0.1:0"],
+        &[("RUST_LOG", "info")],
+    )
+    .await;
+    let stream = tokio::net::TcpStream::connect(runtime.addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let hundred = b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(100);
+        for _ in 0..REQUESTS / 100 {
+            write.write_all(&hundred).await.unwrap();
+        }
+        write
+    });
+    // Counts the answers as they come, each ending with the health body.
+    let body = "{\"status\":\"ok\"}";
+    let (mut answers, mut unread, mut buffer) = (0, Vec::new(), vec![0; 64 * 1024]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while answers < REQUESTS {
+        let got = tokio::time::timeout_at(deadline, read.read(&mut buffer))
+            .await
+            .unwrap_or_else(|_| panic!("the server stalled after {answers} answers"))
+            .unwrap();
+        assert!(got > 0, "closed after {answers} answers");
+        unread.extend_from_slice(&buffer[..got]);
+        let text = String::from_utf8_lossy(&unread).into_owned();
+        if let Some(end) = text.rfind(body).map(|at| at + body.len()) {
+            answers += text[..end].matches("HTTP/1.1 200 OK").count();
+            unread.drain(..end);
+        }
+    }
+    let _write = writer.await.unwrap();
+    // The log could not keep up: lines were dropped, and counted.
+    let metrics = Api {
+        addr: runtime.addr,
+        token: None,
+    }
+    .get("/v1/metrics")
+    .await;
+    assert_eq!(metrics.status, 200, "{}", metrics.text());
+    let dropped = metrics
+        .text()
+        .lines()
+        .find_map(|line| line.strip_prefix("switchyard_log_lines_dropped_total "))
+        .unwrap_or_else(|| panic!("no dropped-lines counter in:\n{}", metrics.text()))
+        .parse::<f64>()
+        .unwrap();
+    assert!(dropped > 0.0, "lines dropped: {dropped}");
 }

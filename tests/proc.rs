@@ -81,6 +81,12 @@ impl Switchyard {
         Self::spawn(program, args, envs, Stdio::inherit()).await
     }
 
+    /// Like [`Switchyard::start`], with standard error a pipe that nobody reads: a
+    /// log reader that has stalled.
+    pub async fn start_with_stalled_stderr(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_with_stderr(args, envs, Stdio::piped()).await
+    }
+
     async fn start_with_stderr(args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Self {
         Self::spawn(&switchyard_bin(), args, envs, stderr).await
     }

@@ -91,7 +91,7 @@ pub fn main() -> ExitCode {
     );
     let command = match cli.command.into_client() {
         Ok(client) => {
-            init_tracing("off");
+            let _log = crate::logging::init("off");
             return ExitCode::from(crate::commands::client::main(client));
         }
         Err(server) => server,
@@ -101,7 +101,9 @@ pub fn main() -> ExitCode {
         Command::ReapOrphans => return ExitCode::from(crate::commands::reaper::run()),
         server => server,
     };
-    init_tracing("info");
+    // Servers log at `info` unless `RUST_LOG` says otherwise; their standard output
+    // is reserved for the `listening on` line.
+    let log = crate::logging::init("info");
     let tokio = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -121,19 +123,6 @@ pub fn main() -> ExitCode {
     });
     // Worker drivers may still hold blocking reads; do not wait for them forever.
     tokio.shutdown_timeout(std::time::Duration::from_secs(2));
+    drop(log);
     ExitCode::from(code)
-}
-
-/// Logs go to standard error, filtered by `RUST_LOG` (else `default`: `info` for the
-/// servers, whose standard output is reserved for the `listening on` line; `off` for
-/// the client subcommands, which report on standard error themselves).
-fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
 }

@@ -72,6 +72,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod open_files;
 pub mod openapi;

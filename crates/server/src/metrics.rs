@@ -25,6 +25,7 @@ use hyper::body::Incoming;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
@@ -165,8 +166,10 @@ impl Metrics {
     }
 }
 
-/// `process_start_time_seconds` and `switchyard_build_info{version}`.
+/// `process_start_time_seconds`, `switchyard_build_info{version}` and, once the
+/// binary has set up its log, `switchyard_log_lines_dropped_total`.
 fn register_process(registry: &mut Registry) {
+    registry.register_collector(Box::new(LogCounters));
     let started: Gauge<f64, AtomicU64> = Gauge::default();
     started.set(
         SystemTime::now()
@@ -184,6 +187,26 @@ fn register_process(registry: &mut Registry) {
         "The running build: its version",
         Info::new([("version", env!("CARGO_PKG_VERSION"))]),
     );
+}
+
+/// The binary's log lines dropped because their reader fell behind
+/// ([`crate::logging`]), read when scraped; nothing for a program with a log of its
+/// own.
+#[derive(Debug)]
+struct LogCounters;
+
+impl Collector for LogCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(dropped) = crate::logging::dropped_lines() else {
+            return Ok(());
+        };
+        ConstCounter::new(dropped).encode(encoder.encode_descriptor(
+            "switchyard_log_lines_dropped",
+            "Log lines dropped because standard error's reader fell behind (the servers never wait for it)",
+            None,
+            MetricType::Counter,
+        )?)
+    }
 }
 
 /// Connections and WebSocket sessions, read when scraped.
