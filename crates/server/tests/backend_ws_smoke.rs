@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchyard_e2e::client::Api;
+use switchyard_e2e::client::{Api, request};
 use switchyard_e2e::ws::{close_code, connect, next_json};
 use switchyard_server::commands::serve::start;
 use switchyard_server::config::BackendSettings;
@@ -91,5 +91,38 @@ async fn watch_resume_and_origin_through_the_backend() {
     assert_eq!(close_code(&mut resumed).await, Some(4404));
     drop(resumed);
     tokio::time::sleep(Duration::from_millis(100)).await;
+    backend.shutdown().await;
+}
+
+/// A handshake that cannot succeed (another version, no key) is refused before the
+/// hub is asked, so it opens no channel and no upstream subscription (which would
+/// otherwise linger for a while after the refusal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_that_cannot_succeed_opens_no_channel() {
+    let mut settings = BackendSettings::defaults();
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    let backend = start(settings).await.unwrap();
+    let addr = backend.server.local_addr();
+    let api = Api { addr, token: None };
+    let created = api
+        .post("/api/runtimes/local/workers", json!({"profile": "echo"}))
+        .await;
+    let id = created.json["worker_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/runtimes/local/workers/{id}/events/ws");
+    let upgrade = [("connection", "Upgrade"), ("upgrade", "websocket")];
+    let key = ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    for (what, extra) in [
+        ("version 8", vec![("sec-websocket-version", "8"), key]),
+        ("no key", vec![("sec-websocket-version", "13")]),
+    ] {
+        let headers: Vec<(&str, &str)> = upgrade.iter().copied().chain(extra).collect();
+        let r = request(addr, http::Method::GET, &path, None, &headers).await;
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (400, "invalid_request"),
+            "{what}"
+        );
+        assert_eq!(backend.hub.channel_count(), 0, "{what}: a channel opened");
+    }
     backend.shutdown().await;
 }

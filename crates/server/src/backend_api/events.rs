@@ -27,7 +27,7 @@ use super::audit::SessionAudit;
 use super::browser::AllowedOrigins;
 use crate::auth::{Authenticator, Session};
 use crate::http::ws::{
-    CommandOutcome, FrameSource, SessionSettings, is_upgrade_request, run_session,
+    CommandOutcome, FrameSource, SessionSettings, check_handshake, run_session,
     upgrade as ws_upgrade, upgrade_with_limit,
 };
 use crate::http::{ApiError, RequestContext, Response};
@@ -43,7 +43,7 @@ pub(super) struct Watch<'a> {
     pub max_message: usize,
 }
 
-/// Validates, subscribes through the hub, then upgrades.
+/// Validates (the handshake first), subscribes through the hub, then upgrades.
 pub(super) async fn upgrade(
     hub: &ObservationHub,
     (auth, caller, origins): (&Arc<Authenticator>, &Caller, &AllowedOrigins),
@@ -53,9 +53,7 @@ pub(super) async fn upgrade(
     ctx: &RequestContext,
     settings: SessionSettings,
 ) -> Result<Response, ApiError> {
-    if !is_upgrade_request(request.headers()) {
-        return ws_upgrade(request, &ctx.shutdown, |_| async {});
-    }
+    check_handshake(request.headers())?;
     // The session cookie the route let the request in with, if a cookie did it (a
     // bearer token decides alone). The stream's watcher looks before it waits, so a
     // sign-out since the route's check is seen.

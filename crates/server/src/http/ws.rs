@@ -108,6 +108,29 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
     has_token(CONNECTION, "upgrade") && has_token(UPGRADE, "websocket")
 }
 
+/// Checks a WebSocket handshake's headers (an upgrade to `websocket`, version 13, a
+/// key) and returns the key. The event routes call it before they subscribe, so a
+/// handshake that cannot succeed costs no subscription.
+pub fn check_handshake(headers: &HeaderMap) -> Result<&HeaderValue, ApiError> {
+    if !is_upgrade_request(headers) {
+        return Err(ApiError::invalid_request(
+            "this route is a WebSocket: send GET with Connection: Upgrade and Upgrade: websocket",
+        ));
+    }
+    if headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(ApiError::invalid_request(
+            "only WebSocket version 13 is supported",
+        ));
+    }
+    headers
+        .get(SEC_WEBSOCKET_KEY)
+        .ok_or_else(|| ApiError::invalid_request("missing Sec-WebSocket-Key"))
+}
+
 /// Validates the handshake headers, answers `101 Switching Protocols`, and once hyper
 /// hands over the connection runs `session` as a tracked task of `shutdown`.
 pub fn upgrade<F, Fut>(
@@ -134,25 +157,7 @@ where
     F: FnOnce(WsStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let headers = request.headers();
-    if !is_upgrade_request(headers) {
-        return Err(ApiError::invalid_request(
-            "this route is a WebSocket: send GET with Connection: Upgrade and Upgrade: websocket",
-        ));
-    }
-    if headers
-        .get(SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
-        return Err(ApiError::invalid_request(
-            "only WebSocket version 13 is supported",
-        ));
-    }
-    let Some(key) = headers.get(SEC_WEBSOCKET_KEY) else {
-        return Err(ApiError::invalid_request("missing Sec-WebSocket-Key"));
-    };
-    let accept = derive_accept_key(key.as_bytes());
+    let accept = derive_accept_key(check_handshake(request.headers())?.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut request);
     shutdown.spawn_session(async move {
         match on_upgrade.await {

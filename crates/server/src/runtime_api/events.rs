@@ -78,8 +78,8 @@ impl Drop for Revocation {
     }
 }
 
-/// Subscribes first (so unknown workers and bad cursors are plain HTTP errors), then
-/// upgrades and streams.
+/// Checks the handshake, subscribes (so unknown workers and bad cursors are plain
+/// HTTP errors), then upgrades and streams.
 pub(super) fn upgrade(
     runtime: &Runtime,
     worker_id: &WorkerId,
@@ -89,9 +89,7 @@ pub(super) fn upgrade(
     settings: SessionSettings,
     max_message: usize,
 ) -> Result<Response, ApiError> {
-    if !crate::http::ws::is_upgrade_request(request.headers()) {
-        return ws_upgrade(request, &ctx.shutdown, |_| async {});
-    }
+    crate::http::ws::check_handshake(request.headers())?;
     let subscription = if opening.snapshot_after_replay {
         runtime.subscribe_with_snapshot(worker_id, opening.cursor)?
     } else {
