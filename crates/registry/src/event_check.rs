@@ -2,7 +2,8 @@
 //! sees them: the runtime's own words (worker details in snapshots, diagnostics,
 //! system notes) are scrubbed of its URL, host and token as worker details are on
 //! the REST path ([`checked_detail`]); what the worker printed and what its users
-//! typed (output, input) is their own data and passes as it is, tokens aside.
+//! typed (output, input) is their own data and passes as it is, except for the
+//! secrets ([`Scrubber::with_secret`]: the token, the base URL and `host:port`).
 //!
 //! Output and input events, nearly all of a stream, are passed on as received when
 //! they are in the form runtimes write them (exactly the event's fields, a known
@@ -14,9 +15,10 @@
 //! is searched for a secret (one byte search) and, only when one is found or an
 //! escape could spell one, decoded, scrubbed and encoded again.
 //!
-//! What this cannot promise: a token cut in two by the runtime's reads, half in one
-//! output event and half in the next, is not found; and the host's name in a
-//! worker's output is ordinary data (`hostname` prints it), not scrubbed.
+//! What this cannot promise: a secret cut in two by the runtime's reads, half in one
+//! output event and half in the next, is not found; and the host's name alone, or
+//! the port alone, in a worker's output is ordinary data (`hostname` prints it),
+//! not scrubbed.
 
 use switchyard_protocol::{
     DiagnosticSeverity, EventKind, EventPayload, TranscriptEntry, TranscriptItem, TranscriptPage,
@@ -170,6 +172,7 @@ mod tests {
 
     const HOST: &str = "runtime-7.internal";
 
+    /// As `remote_runtime` builds it: the URL and `host:port` are secrets too.
     fn scrubber() -> Scrubber {
         Scrubber::new([
             format!("http://{HOST}:7701"),
@@ -178,6 +181,8 @@ mod tests {
             "token-0123456789".to_owned(),
         ])
         .with_number(7701)
+        .with_secret(format!("http://{HOST}:7701"))
+        .with_secret(format!("{HOST}:7701"))
     }
 
     fn worker() -> WorkerId {
@@ -225,7 +230,8 @@ mod tests {
                        "message":"token-0123456789 at port 7701"}),
                 vec!["[redacted] at port [redacted]"],
             ),
-            // The worker's output and the user's input, as they are.
+            // The worker's output and the user's input, as they are, but for the
+            // runtime's URL and address.
             (
                 json!({"kind":"output","sequence":3,"stream":"stdout","text":HOST}),
                 vec![HOST],
@@ -233,6 +239,11 @@ mod tests {
             (
                 json!({"kind":"input","sequence":4,"text":format!("ssh {HOST}")}),
                 vec![ssh.as_str()],
+            ),
+            (
+                json!({"kind":"output","sequence":5,"stream":"stdout",
+                       "text":format!("GET http://{HOST}:7701/v1, then {HOST}:7701 on port 7701")}),
+                vec!["GET [redacted]/v1, then [redacted] on port 7701"],
             ),
         ];
         for (event, expected) in cases {
@@ -273,6 +284,21 @@ mod tests {
         )
         .map(|e| serde_json::to_value(&e).unwrap())
         .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_runtimes_address_is_redacted_from_output_however_it_is_written() {
+        for written in [
+            r"http:\/\/runtime-7.internal:7701",
+            r"\u0072untime-7.internal:7701",
+            "runtime-7.internal:7701",
+        ] {
+            let text = format!(
+                r#"{{"kind":"output","sequence":1,"stream":"stdout","text":"at {written}"}}"#
+            );
+            let checked = check_text(&text).unwrap();
+            assert_eq!(checked["text"], "at [redacted]", "{written}");
+        }
     }
 
     #[test]

@@ -50,8 +50,10 @@ impl Scrubber {
         )
     }
 
-    /// Also scrubs `secret` (a token) however short it is: a token must never reach
-    /// a client, even one short enough to mangle unrelated text when scrubbed.
+    /// Also scrubs `secret` however short it is, and redacts it even from what a
+    /// worker prints or is sent ([`Scrubber::redact_secrets`]): the token, which must
+    /// never reach a client even when short enough to mangle unrelated text, and the
+    /// runtime's base URL and `host:port`.
     pub fn with_secret(self, secret: String) -> Self {
         let mut needles: Vec<String> = self.needles.into_iter().map(|(n, _)| n).collect();
         let mut secrets = self.secrets;
@@ -111,8 +113,9 @@ impl Scrubber {
         })
     }
 
-    /// `text` with every token replaced by `[redacted]` (and nothing else: what a
-    /// worker prints may name its host, but never a token).
+    /// `text` with every secret ([`Scrubber::with_secret`]: the token, the base URL,
+    /// `host:port`) replaced by `[redacted]`, and nothing else: what a worker prints
+    /// may name its host, but never those.
     pub fn redact_secrets(&self, text: String) -> String {
         if self.secrets.is_empty() {
             return text;

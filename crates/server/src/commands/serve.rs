@@ -506,6 +506,9 @@ pub fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, Sta
     }
     let mut scrubber =
         Scrubber::new(addresses_of(&settings)).with_secret(settings.token.expose().to_owned());
+    for address in addresses_in_any_text(&settings) {
+        scrubber = scrubber.with_secret(address);
+    }
     if let Some(port) = port_of(&settings.base_url) {
         scrubber = scrubber.with_number(port);
     }
@@ -556,6 +559,23 @@ fn port_of(base_url: &str) -> Option<u16> {
 /// Where a remote is, which must never reach a client: its URL, authority, host,
 /// and the name its certificate is verified for (its token goes to the scrubber
 /// apart: see [`Scrubber::with_secret`]).
+/// What is redacted even from a worker's own output and input: the base URL and
+/// the address with its port (`host:port`), which no worker needs to show a
+/// browser. The host name alone is ordinary data there (`hostname` prints it, a
+/// shell's prompt shows it), and so is a port number alone.
+fn addresses_in_any_text(settings: &RemoteSettings) -> Vec<String> {
+    let mut addresses = vec![settings.base_url.trim_end_matches('/').to_owned()];
+    if let Ok(uri) = settings.base_url.parse::<http::Uri>()
+        && let Some(authority) = uri.authority()
+        && authority.port().is_some()
+    {
+        addresses.push(authority.to_string());
+    }
+    addresses
+}
+
+/// Every string about the remote that its own words (details, diagnostics, notes,
+/// errors) are scrubbed of.
 fn addresses_of(settings: &RemoteSettings) -> Vec<String> {
     let mut secrets = vec![settings.base_url.clone()];
     if let Some(name) = settings
