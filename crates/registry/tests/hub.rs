@@ -126,32 +126,55 @@ async fn the_pass_through_policy_encodes_each_event_once_for_all_viewers() {
 }
 
 /// A cursor's checksum is not a secret, so anyone can write a well-formed cursor
-/// for the last possible position: it is taken as a viewer that has seen
-/// everything (nothing breaks, for it or for the others), never a panic.
+/// for a position the worker never reached. Against a channel that is connected it
+/// is `invalid_cursor` before the upgrade, as the runtime answers (its viewer would
+/// wait for events that never come); one a little ahead (a replica of the backend
+/// lagging the one that minted it) waits for them. Nothing reaches the others.
 #[tokio::test]
-async fn a_cursor_at_the_last_possible_position_breaks_nothing() {
+async fn a_cursor_far_ahead_of_the_stream_is_refused_and_breaks_nothing() {
     let (runtime, hub, worker) = setup(Arc::new(AllowAll)).await;
     let rt = RuntimeId::new("local").unwrap();
     let mut first = watching(&hub, &rt, &worker).await;
-    let forged = BackendCursor {
-        runtime_id: rt.clone(),
-        worker_id: worker.clone(),
-        epoch: runtime.epoch().to_owned(),
-        position: u64::MAX,
-    }
-    .encode();
-    let mut forger = hub
-        .watch(&Caller::open(), &rt, &worker, Some(&forged))
-        .await
-        .expect("a well-formed cursor is accepted");
-    runtime.input(&worker, "after".into()).await.unwrap();
-    assert_eq!(next(&mut first).await.1["event"]["text"], "after");
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), forger.next_frame())
+    let ahead = |position: u64| {
+        BackendCursor {
+            runtime_id: rt.clone(),
+            worker_id: worker.clone(),
+            epoch: runtime.epoch().to_owned(),
+            position,
+        }
+        .encode()
+    };
+    for position in [u64::MAX, 1_000_000] {
+        let refused = hub
+            .watch(&Caller::open(), &rt, &worker, Some(&ahead(position)))
             .await
-            .is_err(),
-        "nothing is after the last position"
-    );
+            .expect_err("far ahead");
+        assert_eq!(
+            refused.to_detail().code,
+            ErrorCode::InvalidCursor,
+            "{refused}"
+        );
+    }
+    // Two events ahead: it waits for them, and gets what comes after.
+    runtime.input(&worker, "after".into()).await.unwrap();
+    assert_eq!(next(&mut first).await.1["event"]["kind"], "input");
+    let (_, output) = next(&mut first).await;
+    assert_eq!(output["event"]["text"], "after");
+    let now = BackendCursor::decode_for(output["cursor"].as_str().unwrap(), &rt, &worker)
+        .unwrap()
+        .position;
+    let mut lagging = hub
+        .watch(&Caller::open(), &rt, &worker, Some(&ahead(now + 1)))
+        .await
+        .expect("a little ahead is taken");
+    runtime.input(&worker, "later".into()).await.unwrap();
+    let (_, frame) = next(&mut lagging).await;
+    assert_eq!(frame["type"], "event", "no reset: {frame}");
+    let position = BackendCursor::decode_for(frame["cursor"].as_str().unwrap(), &rt, &worker)
+        .unwrap()
+        .position;
+    assert_eq!(position, now + 2, "{frame}");
+    assert_eq!(next(&mut first).await.1["event"]["text"], "later");
 }
 
 /// The hub's (and the registry's) metrics as the Prometheus text format.

@@ -237,3 +237,145 @@ async fn a_newcomer_while_the_upstream_is_lost_gets_the_last_known_state() {
         "every event the channel has after its snapshot: {kinds:?}"
     );
 }
+
+/// Viewers that bring different cursors to a channel that has not connected yet (a
+/// backend restarted, or its runtime down a while): the upstream opens from the
+/// newest cursor, and when the runtime refuses that one (forged), from the next. A
+/// viewer with a stale cursor, or a forged one, resets or waits alone: the viewer
+/// whose cursor is good gets exactly what it missed, no reset.
+#[tokio::test]
+async fn an_expired_or_forged_cursor_does_not_reset_the_other_viewers_of_a_new_channel() {
+    let mut config = switchyard_runtime::RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a");
+    config.limits.event_backlog = 8;
+    let runtime = Runtime::in_memory(config).await;
+    let worker = echo_worker(&runtime).await;
+    let probe = Probe::new(&runtime);
+    let (uses, down) = (probe.uses.clone(), probe.events_down.clone());
+    let registry = Arc::new(
+        RuntimeRegistry::new(
+            vec![RegisteredRuntime {
+                runtime_id: RuntimeId::new("a").unwrap(),
+                display_name: "A".into(),
+                source: Arc::new(probe),
+                call_timeout: Some(Duration::from_secs(5)),
+            }],
+            Arc::new(AllowAll),
+        )
+        .unwrap(),
+    );
+    let hub = ObservationHub::new(
+        registry,
+        HubSettings {
+            linger: Duration::from_millis(50),
+            backoff_initial: Duration::from_millis(50),
+            ..HubSettings::default()
+        },
+    );
+    // A first viewer notes an early cursor and the last one, after more events
+    // than the runtime keeps (8), then leaves; the channel closes.
+    let mut first = watching(&hub, &worker).await;
+    assert_eq!(next_of(&mut first).await["event"]["kind"], "snapshot");
+    let mut cursors = Vec::new();
+    for i in 0..10 {
+        runtime.input(&worker, format!("early {i}")).await.unwrap();
+        for _ in 0..2 {
+            cursors.push(
+                next_of(&mut first).await["cursor"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    let (stale, good) = (cursors[0].clone(), cursors.last().unwrap().clone());
+    drop(first);
+    while hub.channel_count() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    runtime.input(&worker, "missed".into()).await.unwrap();
+
+    // The runtime's events are down while three viewers come back: the stale
+    // cursor first (it opens the channel), then a forged one far ahead, then the
+    // good one.
+    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let a = RuntimeId::new("a").unwrap();
+    let position = |cursor: &str| {
+        switchyard_registry::BackendCursor::decode_for(cursor, &a, &worker)
+            .unwrap()
+            .position
+    };
+    let (stale_at, good_at) = (position(&stale), position(&good));
+    let forged = switchyard_registry::BackendCursor {
+        position: good_at + 1_000_000,
+        ..switchyard_registry::BackendCursor::decode_for(&good, &a, &worker).unwrap()
+    }
+    .encode();
+    let mut viewers = Vec::new();
+    for cursor in [&stale, &forged, &good] {
+        viewers.push(
+            hub.watch(&Caller::open(), &a, &worker, Some(cursor))
+                .await
+                .unwrap(),
+        );
+    }
+    let (mut caught_up, mut forger, mut behind) = (
+        viewers.pop().unwrap(),
+        viewers.pop().unwrap(),
+        viewers.pop().unwrap(),
+    );
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+
+    // The good cursor's viewer: told of the loss and the return, then exactly the
+    // missed input and its echo, no reset.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let frame = next_of(&mut caught_up).await;
+        assert_ne!(frame["type"], "reset", "{frame}");
+        if frame["type"] == "event" {
+            seen.push(frame["event"]["kind"].as_str().unwrap().to_owned());
+            assert_eq!(frame["event"]["text"], "missed", "{frame}");
+        }
+    }
+    assert_eq!(seen, ["input", "output"]);
+    // The stale one resets alone and starts over from a snapshot.
+    loop {
+        let frame = next_of(&mut behind).await;
+        if frame["type"] == "reset" {
+            assert_eq!(frame["reason"], "cursor_expired", "{frame}");
+            break;
+        }
+        assert_eq!(frame["type"], "upstream", "{frame}");
+    }
+    assert_eq!(next_of(&mut behind).await["event"]["kind"], "snapshot");
+    // Once the runtime was back, the upstream tried the forged cursor, then the
+    // good one, never the stale one (only while down, when it opened the channel).
+    let resumed: Vec<Option<u64>> = uses.resumed_after.lock().unwrap().clone();
+    let back = resumed
+        .iter()
+        .position(|r| *r == Some(good_at + 1_000_000))
+        .unwrap_or_else(|| panic!("the forged cursor tried: {resumed:?}"));
+    assert_eq!(resumed[back + 1], Some(good_at), "{resumed:?}");
+    assert!(!resumed[back..].contains(&Some(stale_at)), "{resumed:?}");
+    // The forger waits for positions the worker never reached: nothing comes, and
+    // nothing it did reached the others.
+    while let Ok(frame) =
+        tokio::time::timeout(Duration::from_millis(200), forger.next_frame()).await
+    {
+        let frame = frame_of(frame.unwrap());
+        assert_ne!(frame["type"], "event", "{frame}");
+    }
+}
+
+fn frame_of(frame: switchyard_protocol::OutgoingFrame) -> serde_json::Value {
+    serde_json::from_str(&frame.to_json().unwrap()).unwrap()
+}
+
+/// The next frame of `viewer` as JSON (within ten seconds).
+async fn next_of(viewer: &mut Viewer) -> serde_json::Value {
+    frame_of(
+        tokio::time::timeout(Duration::from_secs(10), viewer.next_frame())
+            .await
+            .expect("a frame in time")
+            .unwrap(),
+    )
+}

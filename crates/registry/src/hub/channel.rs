@@ -173,7 +173,21 @@ struct ChannelState {
     /// Set once the channel has ended its viewers: a viewer that joins afterwards
     /// (it found the channel just before) is ended at once, the same way.
     closed: Option<StreamEnd>,
+    /// The cursors of viewers that joined before the channel knew its epoch (at
+    /// most [`MAX_WAITING`], the newest kept): the upstream opens from the newest
+    /// of them, so one viewer's stale or forged cursor cannot decide for the
+    /// others (see [`Channel::opening_point`]). Emptied once connected.
+    waiting: Vec<ResumePoint>,
 }
+
+/// Cursors of early viewers a channel keeps to open its upstream from.
+const MAX_WAITING: usize = 16;
+
+/// A viewer's cursor the channel cannot follow: ahead of everything the stream has
+/// reached, by more than the channel's backlog (a forged or corrupted cursor; a
+/// replica of the backend that lags the one that minted it is within that).
+#[derive(Debug)]
+pub(crate) struct CursorAhead;
 
 /// The shared state of one watched worker.
 pub(crate) struct Channel {
@@ -222,6 +236,7 @@ impl Channel {
                 fanout: Fanout::new(settings.viewer_queue),
                 lost: None,
                 closed: None,
+                waiting: Vec::new(),
             }),
             viewers: AtomicUsize::new(0),
             viewers_changed: Notify::new(),
@@ -279,8 +294,10 @@ impl Channel {
     }
 
     /// Registers a viewer atomically with respect to publishing: what it missed (from
-    /// the backlog), or a snapshot, then live items.
-    pub(crate) fn join(&self, cursor: Option<&BackendCursor>) -> Join {
+    /// the backlog), or a snapshot, then live items. A cursor far ahead of the
+    /// stream is refused ([`CursorAhead`]): its viewer would wait for events that
+    /// never come.
+    pub(crate) fn join(&self, cursor: Option<&BackendCursor>) -> Result<Join, CursorAhead> {
         let mut state = self.state();
         let mut initial = VecDeque::new();
         if let Some(error) = &state.lost {
@@ -293,14 +310,30 @@ impl Channel {
         let mut last = None;
         if let Some(cursor) = cursor {
             match state.epoch.clone() {
-                // Not connected yet: the upstream opens from this cursor or the viewer
-                // notices the gap and resets.
+                // Not connected yet: the upstream opens from the newest waiting
+                // cursor; a viewer behind it notices the gap and resets.
                 None => {
                     awaiting_snapshot = false;
-                    last = Some((Arc::from(cursor.epoch.as_str()), cursor.position));
+                    let epoch: Arc<str> = Arc::from(cursor.epoch.as_str());
+                    last = Some((epoch.clone(), cursor.position));
+                    wait_for(
+                        &mut state.waiting,
+                        ResumePoint {
+                            epoch,
+                            position: cursor.position,
+                        },
+                    );
                 }
                 Some(epoch) if *epoch != *cursor.epoch => {
                     initial.push_back(HubItem::Reset(ResetReason::RuntimeRestarted));
+                }
+                Some(_)
+                    if cursor.position
+                        > state
+                            .last_position
+                            .saturating_add(self.settings.backlog as u64) =>
+                {
+                    return Err(CursorAhead);
                 }
                 Some(epoch) => {
                     let first_held = state
@@ -359,12 +392,32 @@ impl Channel {
         if let Some(reason) = state.closed {
             state.fanout.close(reason);
         }
-        Join {
+        Ok(Join {
             initial,
             awaiting_snapshot,
             last,
             live,
+        })
+    }
+
+    /// Where a channel that has not connected yet opens its upstream: from the
+    /// newest cursor its viewers brought (each one behind it resets on its own when
+    /// the gap shows), so that an expired or forged cursor of one viewer does not
+    /// reset the others. `None` once connected, or when nobody brought one.
+    fn opening_point(&self) -> Option<ResumePoint> {
+        let state = self.state();
+        if state.epoch.is_some() {
+            return None;
         }
+        state.waiting.iter().max_by_key(|p| p.position).cloned()
+    }
+
+    /// Forgets a waiting cursor the runtime refused; true if another is left to
+    /// try.
+    fn refused(&self, point: &ResumePoint) -> bool {
+        let mut state = self.state();
+        state.waiting.retain(|waiting| waiting != point);
+        !state.waiting.is_empty()
     }
 
     /// Where to resume the upstream.
@@ -395,6 +448,7 @@ impl Channel {
             } => {
                 let stamped = Stamped::new(epoch.clone(), position, self.owned(event));
                 let same_epoch = state.epoch.as_deref() == Some(&*epoch);
+                state.waiting.clear();
                 if !same_epoch {
                     state.epoch = Some(epoch);
                     state.last_position = 0;
@@ -520,6 +574,20 @@ impl Channel {
     }
 }
 
+/// Adds `point` to the waiting cursors, keeping the newest [`MAX_WAITING`].
+fn wait_for(waiting: &mut Vec<ResumePoint>, point: ResumePoint) {
+    if waiting.contains(&point) {
+        return;
+    }
+    waiting.push(point);
+    if waiting.len() > MAX_WAITING {
+        let oldest = (0..waiting.len())
+            .min_by_key(|&i| waiting[i].position)
+            .unwrap_or(0);
+        waiting.swap_remove(oldest);
+    }
+}
+
 /// The most events a newcomer is sent after the channel's latest snapshot; past
 /// this, the channel fetches a fresh snapshot for it.
 const MAX_REPLAY_AFTER_SNAPSHOT: u64 = 64;
@@ -568,6 +636,9 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
     loop {
         if lost {
             channel.metrics.reconnects.inc();
+        }
+        if let Some(opening) = channel.opening_point() {
+            resume = Some(opening);
         }
         let Some(source) = current_source(&hub, &channel) else {
             // The runtime was removed (the hub closes such channels itself; this
@@ -633,9 +704,15 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
             Err(SourceError::Rejected(detail))
                 if detail.code == ErrorCode::InvalidCursor && resume.is_some() =>
             {
-                // The runtime does not know our cursor: start over from a snapshot, at
-                // once. (Refusing a subscription without a cursor as `invalid_cursor`
+                // The runtime does not know our cursor. A viewer's that opened the
+                // channel (forged, or from another worker's runtime): try the next
+                // viewer's, at once. Else start over from a snapshot, at once.
+                // (Refusing a subscription without a cursor as `invalid_cursor`
                 // makes no sense: that is a failure like any other, waited out below.)
+                if resume.as_ref().is_some_and(|point| channel.refused(point)) {
+                    resume = None;
+                    continue;
+                }
                 channel.apply(SourceItem::Reset(ResetReason::CursorExpired));
                 resume = None;
                 continue;

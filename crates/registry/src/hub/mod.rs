@@ -284,7 +284,16 @@ impl ObservationHub {
             channel.add_viewer();
             channel
         };
-        let join = channel.join(cursor.as_ref());
+        let join = match channel.join(cursor.as_ref()) {
+            Ok(join) => join,
+            Err(channel::CursorAhead) => {
+                channel.remove_viewer();
+                return Err(RegistryError::Invalid(ErrorDetail::new(
+                    ErrorCode::InvalidCursor,
+                    "the cursor is ahead of this worker's event stream; reconnect without one",
+                )));
+            }
+        };
         Ok(Viewer::new(
             channel,
             join,

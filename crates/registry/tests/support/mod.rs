@@ -87,6 +87,8 @@ pub struct Uses {
     pub subscribe: AtomicUsize,
     /// When each subscription was made (tokio's clock).
     pub subscribed_at: Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
+    /// The position each subscription asked to resume after, if any.
+    pub resumed_after: std::sync::Mutex<Vec<Option<u64>>>,
     /// When each [`Subscriptions::BreakAfterHealthy`] stream broke.
     pub broke_at: Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
 }
@@ -101,6 +103,8 @@ pub struct Probe {
     pub on_get_worker: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// What a subscription gets.
     pub events: Subscriptions,
+    /// While set, every subscription fails as unreachable, whatever `events` says.
+    pub events_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Probe {
@@ -111,6 +115,7 @@ impl Probe {
             gate: None,
             on_get_worker: OnceLock::new(),
             events: Subscriptions::Up,
+            events_down: Arc::default(),
         }
     }
 
@@ -188,6 +193,14 @@ impl RuntimeSource for Probe {
             .lock()
             .unwrap()
             .push(tokio::time::Instant::now());
+        self.uses
+            .resumed_after
+            .lock()
+            .unwrap()
+            .push(resume.map(|point| point.position));
+        if self.events_down.load(Ordering::SeqCst) {
+            return Err(SourceError::Unreachable);
+        }
         match self.events {
             Subscriptions::Up => self.inner.subscribe(worker, resume).await,
             Subscriptions::Down => Err(SourceError::Unreachable),
