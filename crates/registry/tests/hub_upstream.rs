@@ -36,6 +36,11 @@ async fn probed(
         ..Probe::new(&runtime)
     };
     let uses = probe.uses.clone();
+    (runtime, worker, hub_over(probe, settings), uses)
+}
+
+/// A hub with `settings` over runtime `a`, seen through `probe`.
+fn hub_over(probe: Probe, settings: HubSettings) -> ObservationHub {
     let registry = Arc::new(
         RuntimeRegistry::new(
             vec![RegisteredRuntime {
@@ -48,12 +53,7 @@ async fn probed(
         )
         .unwrap(),
     );
-    (
-        runtime,
-        worker,
-        ObservationHub::new(registry, settings),
-        uses,
-    )
+    ObservationHub::new(registry, settings)
 }
 
 /// A viewer of `worker` on runtime `a`, from its start.
@@ -251,20 +251,8 @@ async fn an_expired_or_forged_cursor_does_not_reset_the_other_viewers_of_a_new_c
     let worker = echo_worker(&runtime).await;
     let probe = Probe::new(&runtime);
     let (uses, down) = (probe.uses.clone(), probe.events_down.clone());
-    let registry = Arc::new(
-        RuntimeRegistry::new(
-            vec![RegisteredRuntime {
-                runtime_id: RuntimeId::new("a").unwrap(),
-                display_name: "A".into(),
-                source: Arc::new(probe),
-                call_timeout: Some(Duration::from_secs(5)),
-            }],
-            Arc::new(AllowAll),
-        )
-        .unwrap(),
-    );
-    let hub = ObservationHub::new(
-        registry,
+    let hub = hub_over(
+        probe,
         HubSettings {
             linger: Duration::from_millis(50),
             backoff_initial: Duration::from_millis(50),

@@ -6,20 +6,31 @@ use std::time::Duration;
 use serde_json::json;
 use switchyard_e2e::client::{Api, request};
 use switchyard_e2e::ws::{close_code, connect, next_json};
+use switchyard_server::RunningBackend;
 use switchyard_server::commands::serve::start;
 use switchyard_server::config::BackendSettings;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_resume_and_origin_through_the_backend() {
+/// A backend with its embedded runtime `local`, an echo worker on it, and the
+/// path of that worker's event WebSocket.
+async fn backend_with_a_worker() -> (RunningBackend, Api, String) {
     let mut settings = BackendSettings::defaults();
     settings.listen = "127.0.0.1:0".parse().unwrap();
     let backend = start(settings).await.unwrap();
-    let addr = backend.server.local_addr();
-    let api = Api { addr, token: None };
+    let api = Api {
+        addr: backend.server.local_addr(),
+        token: None,
+    };
     let created = api
         .post("/api/runtimes/local/workers", json!({"profile": "echo"}))
         .await;
     let id = created.json["worker_id"].as_str().unwrap().to_owned();
+    (backend, api, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_resume_and_origin_through_the_backend() {
+    let (backend, api, id) = backend_with_a_worker().await;
+    let addr = api.addr;
     let path = format!("/api/runtimes/local/workers/{id}/events/ws");
 
     let mut ws = connect(addr, &path, &[]).await.unwrap();
@@ -99,15 +110,8 @@ async fn watch_resume_and_origin_through_the_backend() {
 /// otherwise linger for a while after the refusal).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handshake_that_cannot_succeed_opens_no_channel() {
-    let mut settings = BackendSettings::defaults();
-    settings.listen = "127.0.0.1:0".parse().unwrap();
-    let backend = start(settings).await.unwrap();
-    let addr = backend.server.local_addr();
-    let api = Api { addr, token: None };
-    let created = api
-        .post("/api/runtimes/local/workers", json!({"profile": "echo"}))
-        .await;
-    let id = created.json["worker_id"].as_str().unwrap().to_owned();
+    let (backend, api, id) = backend_with_a_worker().await;
+    let addr = api.addr;
     let path = format!("/api/runtimes/local/workers/{id}/events/ws");
     let upgrade = [("connection", "Upgrade"), ("upgrade", "websocket")];
     let key = ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
