@@ -67,7 +67,7 @@ pub use error::RuntimeError;
 pub use fanout::{Fanout, FanoutReceiver, StreamEnd};
 pub use log::LogEntry;
 pub use runtime::{CAPABILITIES, DEFAULT_PAGE_LIMIT, ListQuery, Runtime};
-pub use store::{FsStore, LoadedWorker, MemoryStore, Store, StoreError};
+pub use store::{DEFAULT_TRANSCRIPT_BYTES, FsStore, LoadedWorker, MemoryStore, Store, StoreError};
 pub use subscription::{Subscription, SubscriptionItem};
 pub use worker::driver::{
     Control, Driver, DriverControls, DriverInputs, DriverSink, EchoDriver, Ending, ProcessDriver,

@@ -62,6 +62,18 @@ impl<T> Chunked<T> {
         self.chunks.get(index / CHUNK)?.get(index % CHUNK)
     }
 
+    /// Removes the oldest chunk, if it is full and not the only one (the one being
+    /// filled is never removed), and returns its items. What is left keeps every
+    /// chunk but the last full, so indexes stay as they were less the chunk's.
+    pub(crate) fn pop_front_chunk(&mut self) -> Option<Vec<T>> {
+        if self.chunks.len() < 2 {
+            return None;
+        }
+        let chunk = self.chunks.remove(0);
+        self.len -= chunk.len();
+        Some(chunk)
+    }
+
     /// The last item.
     pub(crate) fn last(&self) -> Option<&T> {
         self.chunks.last()?.last()
@@ -143,6 +155,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn dropping_the_oldest_chunks_keeps_the_rest_in_place() {
+        let mut list = built(3 * CHUNK + 5, 100);
+        assert_eq!(list.pop_front_chunk().map(|c| c.len()), Some(CHUNK));
+        assert_eq!(list.len(), 2 * CHUNK + 5);
+        assert_eq!(list.iter_from(0).next().copied(), Some(CHUNK));
+        assert_eq!(list.partition_point(|&item| item < 2 * CHUNK), CHUNK);
+        assert_eq!(list.last().copied(), Some(3 * CHUNK + 4));
+        list.pop_front_chunk();
+        list.pop_front_chunk();
+        assert_eq!(list.pop_front_chunk(), None, "the chunk being filled stays");
+        assert_eq!(list.len(), 5);
+        assert_eq!(
+            list.iter_from(0).copied().collect::<Vec<_>>(),
+            (3 * CHUNK..3 * CHUNK + 5).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -1,21 +1,39 @@
 //! [`MemoryStore`]: everything in memory, gone with the process. For tests and for
 //! runtimes configured without a data directory.
+//!
+//! Invariant: a worker's transcript holds at most its byte budget
+//! ([`DEFAULT_TRANSCRIPT_BYTES`], or [`MemoryStore::with_transcript_limit`]) plus
+//! the chunk of items being filled: past it, the oldest chunks of items are
+//! dropped. Pages then start at the oldest item kept (`total` still counts every
+//! item); a runtime with a data directory keeps the whole record on disk.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use switchyard_protocol::{TranscriptItem, WorkerDetail, WorkerId};
+use switchyard_protocol::{TranscriptEntry, TranscriptItem, WorkerDetail, WorkerId};
 
 use super::chunked::Chunked;
 use super::{LoadedWorker, Store, StoreError};
 
-/// A [`Store`] that keeps records and transcripts in memory.
+/// The transcript bytes (text, and a fixed overhead per item) a worker keeps in a
+/// [`MemoryStore`] by default before its oldest items are dropped.
+pub const DEFAULT_TRANSCRIPT_BYTES: usize = 64 * 1024 * 1024;
+
+/// A [`Store`] that keeps records and transcripts in memory, each transcript within
+/// a byte budget (the oldest items dropped past it).
 ///
 /// [`Store::load`] returns whatever was saved so far, so loading twice simulates a
 /// reopen of a persistent store.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     workers: Mutex<BTreeMap<WorkerId, Entry>>,
+    transcript_limit: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_transcript_limit(DEFAULT_TRANSCRIPT_BYTES)
+    }
 }
 
 #[derive(Debug)]
@@ -24,12 +42,34 @@ struct Entry {
     /// Sorted by strictly increasing sequence; in chunks, so that a transcript of
     /// millions of items grows without pausing the store to copy them.
     items: Chunked<TranscriptItem>,
+    /// What `items` hold, as [`item_bytes`] counts.
+    bytes: usize,
+}
+
+/// An item's size in memory, near enough: its text and a fixed overhead.
+fn item_bytes(item: &TranscriptItem) -> usize {
+    const OVERHEAD: usize = 96;
+    OVERHEAD
+        + match &item.entry {
+            TranscriptEntry::Input { text }
+            | TranscriptEntry::Output { text, .. }
+            | TranscriptEntry::System { text, .. } => text.len(),
+        }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store, each transcript within [`DEFAULT_TRANSCRIPT_BYTES`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that keeps about `bytes` of each worker's transcript (and the
+    /// items being added), dropping the oldest items past it.
+    pub fn with_transcript_limit(bytes: usize) -> Self {
+        Self {
+            workers: Mutex::default(),
+            transcript_limit: bytes,
+        }
     }
 
     /// The lock is only ever held for plain memory operations (never across an
@@ -68,6 +108,7 @@ impl Store for MemoryStore {
                     Entry {
                         detail: detail.clone(),
                         items: Chunked::default(),
+                        bytes: 0,
                     },
                 );
             }
@@ -84,6 +125,13 @@ impl Store for MemoryStore {
             .get_mut(worker)
             .ok_or_else(|| StoreError::NotFound(worker.clone()))?;
         entry.items.extend_from_slice(items);
+        entry.bytes += items.iter().map(item_bytes).sum::<usize>();
+        while entry.bytes > self.transcript_limit {
+            let Some(dropped) = entry.items.pop_front_chunk() else {
+                break;
+            };
+            entry.bytes -= dropped.iter().map(item_bytes).sum::<usize>();
+        }
         Ok(())
     }
 
@@ -175,6 +223,45 @@ mod tests {
             store.read_page(&w, 0, usize::MAX).await.unwrap(),
             items(1..=100)
         );
+    }
+
+    #[tokio::test]
+    async fn a_transcript_past_its_budget_drops_its_oldest_items() {
+        use crate::store::chunked::CHUNK;
+        let w = wid("w");
+        let last = 10 * CHUNK as u64;
+        let all = items(1..=last);
+        let bytes = |items: &[TranscriptItem]| items.iter().map(item_bytes).sum::<usize>();
+        let budget = bytes(&all) / 4;
+        let store = MemoryStore::with_transcript_limit(budget);
+        store
+            .save_worker(&detail("w", WorkerStatus::Running))
+            .await
+            .unwrap();
+        for part in all.chunks(100) {
+            store.append(&w, part).await.unwrap();
+        }
+        let kept = store.read_page(&w, 0, usize::MAX).await.unwrap();
+        // Within the budget, but for at most the chunk being filled; and no more
+        // was dropped than had to be (a whole chunk more would have fitted).
+        let largest_chunk = all.chunks(CHUNK).map(bytes).max().unwrap();
+        assert!(
+            bytes(&kept) <= budget + largest_chunk,
+            "{} kept",
+            kept.len()
+        );
+        assert!(bytes(&kept) + largest_chunk > budget, "{} kept", kept.len());
+        assert!(kept.len() < all.len());
+        let first = kept[0].sequence;
+        assert_eq!(seqs(&kept), (first..=last).collect::<Vec<_>>());
+        // A page from before the oldest item kept starts at it.
+        assert_eq!(
+            seqs(&store.read_page(&w, 0, 3).await.unwrap()),
+            vec![first, first + 1, first + 2]
+        );
+        let loaded = store.load(5).await.unwrap();
+        assert_eq!(loaded[0].last_sequence, last);
+        assert_eq!(loaded[0].tail, items(last - 4..=last));
     }
 
     #[tokio::test]

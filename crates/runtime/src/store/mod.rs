@@ -12,7 +12,7 @@ mod memory;
 mod test_support;
 
 pub use fs::FsStore;
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_TRANSCRIPT_BYTES, MemoryStore};
 
 use std::path::PathBuf;
 
