@@ -107,6 +107,28 @@ impl Census {
         (tally.counts, tally.owners.clone())
     }
 
+    /// How many kept workers have ended (exited, stopped, failed, lost).
+    pub(crate) fn ended(&self) -> usize {
+        let tally = self.tally();
+        WorkerStatus::ALL
+            .iter()
+            .filter(|status| status.is_ended())
+            .map(|status| tally.by_status[index(*status)].len())
+            .sum()
+    }
+
+    /// The ended worker created first: ids begin with their creation time, so the
+    /// smallest id of each ended status, and the smallest of those.
+    pub(crate) fn oldest_ended(&self) -> Option<WorkerId> {
+        let tally = self.tally();
+        WorkerStatus::ALL
+            .iter()
+            .filter(|status| status.is_ended())
+            .filter_map(|status| tally.by_status[index(*status)].first())
+            .min()
+            .cloned()
+    }
+
     /// Up to `limit` ids of workers with `status`, after `after` if given.
     pub(crate) fn page(
         &self,

@@ -194,6 +194,9 @@ impl Profile {
 pub struct RuntimeLimits {
     /// Workers starting or running at once.
     pub max_workers: u32,
+    /// Ended workers kept (with their transcripts) until deleted; past it, each
+    /// create first deletes the oldest of them.
+    pub max_ended_workers: u32,
     /// Largest input text in bytes.
     pub max_input_bytes: u64,
     /// Largest request body in bytes (enforced by the HTTP layer).
@@ -216,6 +219,7 @@ impl Default for RuntimeLimits {
     fn default() -> Self {
         Self {
             max_workers: 64,
+            max_ended_workers: 10_000,
             max_input_bytes: 64 * 1024,
             max_body_bytes: 1024 * 1024,
             transcript_page_max: 1000,

@@ -321,6 +321,7 @@ impl Runtime {
                 "owner must be 1 to 64 of A-Z a-z 0-9 . _ - @".into(),
             ));
         }
+        self.prune_ended().await;
         let one_at_a_time = Arc::clone(&self.inner.create_lock).lock_owned().await;
         // Checked again under the lock, which a shutdown takes before it stops the
         // workers: no worker starts after that.
@@ -356,6 +357,31 @@ impl Runtime {
         .await?;
         worker.wait_started(START_WAIT).await;
         Ok(worker.detail())
+    }
+
+    /// Deletes the oldest ended workers while more than `max_ended_workers` are
+    /// kept, as `DELETE` would (a create calls it first): ended workers, each with
+    /// its transcript, would otherwise grow without end with the workers created.
+    async fn prune_ended(&self) {
+        let max = self.inner.ctx.limits().max_ended_workers as usize;
+        while self.inner.ctx.census.ended() > max {
+            let Some(oldest) = self.inner.ctx.census.oldest_ended() else {
+                return;
+            };
+            match self.delete(&oldest).await {
+                Ok(()) => tracing::info!(
+                    worker_id = %oldest,
+                    max_ended_workers = max,
+                    "deleted the oldest ended worker to keep max_ended_workers"
+                ),
+                // Another create's pruning, or a client's delete, took it first.
+                Err(RuntimeError::WorkerNotFound(_)) => {}
+                Err(error) => {
+                    tracing::warn!(worker_id = %oldest, %error, "could not delete the oldest ended worker; keeping more than max_ended_workers");
+                    return;
+                }
+            }
+        }
     }
 
     /// `GET /v1/workers/{id}`.

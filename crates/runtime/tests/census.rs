@@ -191,3 +191,43 @@ async fn subscribers_are_counted_as_they_come_leave_and_are_ended() {
     drop(second);
     assert_eq!(rt.info().subscribers, 0);
 }
+
+/// Ended workers are kept until deleted, but not without end: past
+/// `max_ended_workers`, each create first deletes the oldest ended ones (with their
+/// transcripts), and the running ones are never touched. The census agrees.
+#[tokio::test]
+async fn past_max_ended_workers_a_create_deletes_the_oldest_ended() {
+    let mut config = config();
+    config.limits.max_ended_workers = 3;
+    let rt = Runtime::in_memory(config).await;
+    let running = rt.create(request("echo", None)).await.unwrap().worker_id;
+    let mut ended = Vec::new();
+    for _ in 0..6 {
+        let id = rt.create(request("echo", None)).await.unwrap().worker_id;
+        rt.input(&id, "kept?".into()).await.unwrap();
+        rt.stop(&id).await.unwrap();
+        ended.push(id);
+        // Ids begin with their creation time in milliseconds: keep them apart.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Six ended, three allowed: the next create deletes the three oldest.
+    let newest = rt.create(request("echo", None)).await.unwrap().worker_id;
+    let kept: Vec<_> = walk(&rt, None).into_iter().map(|w| w.worker_id).collect();
+    let mut expected = vec![running.clone(), newest.clone()];
+    expected.extend(ended[3..].iter().cloned());
+    expected.sort();
+    assert_eq!(kept, expected);
+    for gone in &ended[..3] {
+        assert!(rt.get(gone).is_err(), "{gone} is still kept");
+        assert!(rt.transcript(gone, 0, None).await.is_err());
+    }
+    assert_eq!(rt.transcript(&ended[5], 0, None).await.unwrap().total, 3);
+    check(
+        &rt,
+        WorkerCounts {
+            running: 2,
+            stopped: 3,
+            ..WorkerCounts::default()
+        },
+    );
+}

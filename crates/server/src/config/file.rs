@@ -16,6 +16,7 @@ macro_rules! with_limit_keys {
         $callback! {
             $($args)* ;
             max_workers: u32,
+            max_ended_workers: u32,
             max_input_bytes: u64,
             max_body_bytes: u64,
             transcript_page_max: u32,

@@ -93,6 +93,12 @@ pub(crate) fn limits(
     let k = |name: &str| key(prefix, name);
     Ok(RuntimeLimits {
         max_workers: positive(origin, &k("max_workers"), keys.max_workers, d.max_workers)?,
+        max_ended_workers: positive(
+            origin,
+            &k("max_ended_workers"),
+            keys.max_ended_workers,
+            d.max_ended_workers,
+        )?,
         max_input_bytes: positive(
             origin,
             &k("max_input_bytes"),

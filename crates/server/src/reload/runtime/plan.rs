@@ -76,6 +76,11 @@ pub const APPLIES: &[AppliedKey] = &[
         differs: |a, b| a.runtime.limits.max_workers != b.runtime.limits.max_workers,
     },
     AppliedKey {
+        key: "max_ended_workers",
+        applies: "at the next create, which deletes the oldest ended workers past it",
+        differs: |a, b| a.runtime.limits.max_ended_workers != b.runtime.limits.max_ended_workers,
+    },
+    AppliedKey {
         key: "max_input_bytes",
         applies: "to the next input, on every worker",
         differs: |a, b| a.runtime.limits.max_input_bytes != b.runtime.limits.max_input_bytes,

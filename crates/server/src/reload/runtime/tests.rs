@@ -141,6 +141,12 @@ fn keys_that_apply_are_planned_one_by_one() {
             &[],
         ),
         case(
+            "max_ended_workers",
+            with("max_ended_workers = 5"),
+            &["max_ended_workers"],
+            &[],
+        ),
+        case(
             "max_input_bytes",
             with("max_input_bytes = 10"),
             &["max_input_bytes"],
@@ -466,6 +472,7 @@ fn no_token_is_refused_while_the_runtime_listens_beyond_loopback() {
 fn every_limit_applies_and_every_key_is_listed_once() {
     let RuntimeLimits {
         max_workers: _,
+        max_ended_workers: _,
         max_input_bytes: _,
         max_body_bytes: _,
         transcript_page_max: _,
@@ -478,6 +485,7 @@ fn every_limit_applies_and_every_key_is_listed_once() {
     let keys: Vec<&str> = APPLIES.iter().map(|k| k.key).collect();
     for limit in [
         "max_workers",
+        "max_ended_workers",
         "max_input_bytes",
         "max_body_bytes",
         "transcript_page_max",
