@@ -627,4 +627,10 @@ async fn a_stalled_log_reader_never_stalls_the_server() {
         .parse::<f64>()
         .unwrap();
     assert!(dropped > 0.0, "lines dropped: {dropped}");
+    // Nor does it hold the exit: SIGTERM still ends the process, cleanly, soon.
+    runtime.signal(Signal::SIGTERM);
+    let status = tokio::time::timeout(Duration::from_secs(20), runtime.wait())
+        .await
+        .expect("the runtime exits despite its stalled log");
+    assert!(status.success(), "{status:?}");
 }

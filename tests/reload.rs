@@ -487,6 +487,13 @@ async fn a_runtime_token_rotated_in_the_documented_order_disturbs_no_viewer() {
     assert_eq!(r.json["runtimes"]["replaced"], json!(["a"]), "{}", r.text());
     inputs.await.unwrap();
     expect_seamless(&mut viewer, "two", 10).await;
+    // The channel has left the old upstream for one with the new token (it does so
+    // on its own task, after the reload answered).
+    let deadline = Instant::now() + switchyard_e2e::WAIT;
+    while upstreams_opened(a.addr, "a").await < 2 {
+        assert!(Instant::now() < deadline, "the upstream did not move");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // 3. The runtime forgets the old one.
     std::fs::write(&runtime_token, NEW).unwrap();

@@ -556,9 +556,6 @@ fn port_of(base_url: &str) -> Option<u16> {
     })
 }
 
-/// Where a remote is, which must never reach a client: its URL, authority, host,
-/// and the name its certificate is verified for (its token goes to the scrubber
-/// apart: see [`Scrubber::with_secret`]).
 /// What is redacted even from a worker's own output and input: the base URL and
 /// the address with its port (`host:port`), which no worker needs to show a
 /// browser. The host name alone is ordinary data there (`hostname` prints it, a
@@ -574,8 +571,10 @@ fn addresses_in_any_text(settings: &RemoteSettings) -> Vec<String> {
     addresses
 }
 
-/// Every string about the remote that its own words (details, diagnostics, notes,
-/// errors) are scrubbed of.
+/// Where a remote is, which must never reach a client: its URL, authority, host,
+/// and the name its certificate is verified for (its token goes to the scrubber
+/// apart: see [`Scrubber::with_secret`]). Its own words (details, diagnostics,
+/// notes, errors) are scrubbed of all of them.
 fn addresses_of(settings: &RemoteSettings) -> Vec<String> {
     let mut secrets = vec![settings.base_url.clone()];
     if let Some(name) = settings
