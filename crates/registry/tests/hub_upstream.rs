@@ -285,7 +285,7 @@ async fn an_expired_or_forged_cursor_does_not_reset_the_other_viewers_of_a_new_c
     // The runtime's events are down while three viewers come back: the stale
     // cursor first (it opens the channel), then a forged one far ahead, then the
     // good one.
-    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    down.store(true, Ordering::SeqCst);
     let a = RuntimeId::new("a").unwrap();
     let position = |cursor: &str| {
         switchyard_registry::BackendCursor::decode_for(cursor, &a, &worker)
@@ -311,7 +311,7 @@ async fn an_expired_or_forged_cursor_does_not_reset_the_other_viewers_of_a_new_c
         viewers.pop().unwrap(),
         viewers.pop().unwrap(),
     );
-    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    down.store(false, Ordering::SeqCst);
 
     // The good cursor's viewer: told of the loss and the return, then exactly the
     // missed input and its echo, no reset.
@@ -326,15 +326,7 @@ async fn an_expired_or_forged_cursor_does_not_reset_the_other_viewers_of_a_new_c
     }
     assert_eq!(seen, ["input", "output"]);
     // The stale one resets alone and starts over from a snapshot.
-    loop {
-        let frame = next_of(&mut behind).await;
-        if frame["type"] == "reset" {
-            assert_eq!(frame["reason"], "cursor_expired", "{frame}");
-            break;
-        }
-        assert_eq!(frame["type"], "upstream", "{frame}");
-    }
-    assert_eq!(next_of(&mut behind).await["event"]["kind"], "snapshot");
+    expect_reset(&mut behind, "cursor_expired").await;
     // Once the runtime was back, the upstream tried the forged cursor, then the
     // good one, never the stale one (only while down, when it opened the channel).
     let resumed: Vec<Option<u64>> = uses.resumed_after.lock().unwrap().clone();
@@ -344,14 +336,84 @@ async fn an_expired_or_forged_cursor_does_not_reset_the_other_viewers_of_a_new_c
         .unwrap_or_else(|| panic!("the forged cursor tried: {resumed:?}"));
     assert_eq!(resumed[back + 1], Some(good_at), "{resumed:?}");
     assert!(!resumed[back..].contains(&Some(stale_at)), "{resumed:?}");
-    // The forger waits for positions the worker never reached: nothing comes, and
-    // nothing it did reached the others.
-    while let Ok(frame) =
-        tokio::time::timeout(Duration::from_millis(200), forger.next_frame()).await
-    {
-        let frame = frame_of(frame.unwrap());
-        assert_ne!(frame["type"], "event", "{frame}");
+    // The forger, whose cursor the runtime refused, resets alone and starts over.
+    expect_reset(&mut forger, "cursor_expired").await;
+}
+
+/// Reads `viewer` past `upstream` frames to a reset for `reason`, then its snapshot.
+async fn expect_reset(viewer: &mut Viewer, reason: &str) {
+    loop {
+        let frame = next_of(viewer).await;
+        if frame["type"] == "reset" {
+            assert_eq!(frame["reason"], reason, "{frame}");
+            break;
+        }
+        assert_eq!(frame["type"], "upstream", "{frame}");
     }
+    assert_eq!(next_of(viewer).await["event"]["kind"], "snapshot");
+}
+
+/// A tab idle since before its runtime restarted brings a cursor of the earlier
+/// epoch, further along than a good cursor of the current one; the runtime answers
+/// it with a reset (`runtime_restarted`), not a refusal. The channel then opens
+/// from the good cursor: that viewer gets what it missed, and only the old tab
+/// resets.
+#[tokio::test]
+async fn a_cursor_of_an_earlier_epoch_does_not_reset_the_viewers_of_this_one() {
+    let runtime = Runtime::in_memory(RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a")).await;
+    let worker = echo_worker(&runtime).await;
+    let probe = Probe::new(&runtime);
+    let down = probe.events_down.clone();
+    let hub = hub_over(
+        probe,
+        HubSettings {
+            linger: Duration::from_millis(50),
+            backoff_initial: Duration::from_millis(50),
+            ..HubSettings::default()
+        },
+    );
+    let mut first = watching(&hub, &worker).await;
+    assert_eq!(next_of(&mut first).await["event"]["kind"], "snapshot");
+    runtime.input(&worker, "early".into()).await.unwrap();
+    next_of(&mut first).await;
+    let good = next_of(&mut first).await["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop(first);
+    while hub.channel_count() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    runtime.input(&worker, "missed".into()).await.unwrap();
+    let a = RuntimeId::new("a").unwrap();
+    let good_cursor = switchyard_registry::BackendCursor::decode_for(&good, &a, &worker).unwrap();
+    let earlier = switchyard_registry::BackendCursor {
+        epoch: "earlierepoch1".into(),
+        position: good_cursor.position + 500,
+        ..good_cursor
+    }
+    .encode();
+    down.store(true, Ordering::SeqCst);
+    let mut old_tab = hub
+        .watch(&Caller::open(), &a, &worker, Some(&earlier))
+        .await
+        .unwrap();
+    let mut good_viewer = hub
+        .watch(&Caller::open(), &a, &worker, Some(&good))
+        .await
+        .unwrap();
+    down.store(false, Ordering::SeqCst);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let frame = next_of(&mut good_viewer).await;
+        assert_ne!(frame["type"], "reset", "the good viewer was reset: {frame}");
+        if frame["type"] == "event" {
+            assert_eq!(frame["event"]["text"], "missed", "{frame}");
+            seen.push(frame["event"]["kind"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(seen, ["input", "output"]);
+    expect_reset(&mut old_tab, "runtime_restarted").await;
 }
 
 fn frame_of(frame: switchyard_protocol::OutgoingFrame) -> serde_json::Value {

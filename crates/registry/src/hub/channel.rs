@@ -157,6 +157,13 @@ fn raw_event_frame(
 pub(crate) enum HubItem {
     Event(Stamped),
     Reset(ResetReason),
+    /// The runtime refused the cursor of the viewers that brought this one to a
+    /// channel not yet connected, which opened from another: those viewers (and
+    /// only they) reset and start over from a snapshot.
+    Refused {
+        point: ResumePoint,
+        reason: ResetReason,
+    },
     Upstream {
         state: UpstreamState,
         error: Option<ErrorDetail>,
@@ -412,12 +419,38 @@ impl Channel {
         state.waiting.iter().max_by_key(|p| p.position).cloned()
     }
 
-    /// Forgets a waiting cursor the runtime refused; true if another is left to
-    /// try.
-    fn refused(&self, point: &ResumePoint) -> bool {
+    /// The runtime refused to resume from `point`, a waiting cursor: as
+    /// `invalid_cursor` (`reset` is `None`: that cursor alone), or with a reset as
+    /// the stream's first item. Forgets it, and the waiting cursors a reset refuses
+    /// with it: the whole epoch when the runtime has restarted since, the older ones
+    /// of its epoch when it was too old. True if another is left to try: then the
+    /// viewers that brought the refused ones are told to reset alone. False when
+    /// none is left: the caller resets everyone.
+    fn refused(&self, point: &ResumePoint, reset: Option<ResetReason>) -> bool {
         let mut state = self.state();
-        state.waiting.retain(|waiting| waiting != point);
-        !state.waiting.is_empty()
+        let reason = reset.unwrap_or(ResetReason::CursorExpired);
+        let refused_too = |waiting: &ResumePoint| {
+            waiting == point
+                || (waiting.epoch == point.epoch
+                    && match reset {
+                        None => false,
+                        Some(ResetReason::RuntimeRestarted) => true,
+                        Some(_) => waiting.position <= point.position,
+                    })
+        };
+        let (refused, kept): (Vec<_>, Vec<_>) = state
+            .waiting
+            .drain(..)
+            .partition(|waiting| refused_too(waiting));
+        state.waiting = kept;
+        if state.waiting.is_empty() {
+            return false;
+        }
+        for point in refused {
+            let cut_off = state.fanout.publish(&HubItem::Refused { point, reason });
+            self.count_cut_off(cut_off);
+        }
+        true
     }
 
     /// Where to resume the upstream.
@@ -637,8 +670,9 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
         if lost {
             channel.metrics.reconnects.inc();
         }
-        if let Some(opening) = channel.opening_point() {
-            resume = Some(opening);
+        let opened_from = channel.opening_point();
+        if let Some(opening) = &opened_from {
+            resume = Some(opening.clone());
         }
         let Some(source) = current_source(&hub, &channel) else {
             // The runtime was removed (the hub closes such channels itself; this
@@ -662,10 +696,23 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                     tracing::info!(runtime_id = %channel.runtime_id, worker_id = %channel.worker_id, "upstream restored");
                 }
                 let healthy_from = *up_since.get_or_insert_with(tokio::time::Instant::now);
+                // Opened from a viewer's cursor, a reset first means the runtime
+                // cannot resume from it: try the next viewer's before resetting all.
+                let mut first_from = opened_from;
                 let ended = loop {
                     tokio::select! {
                         item = stream.next() => match item {
-                            Ok(item) => channel.apply(item),
+                            Ok(SourceItem::Reset(reason))
+                                if first_from
+                                    .take()
+                                    .is_some_and(|point| channel.refused(&point, Some(reason))) =>
+                            {
+                                break None;
+                            }
+                            Ok(item) => {
+                                first_from = None;
+                                channel.apply(item);
+                            }
                             Err(end) => break Some(end),
                         },
                         () = channel.refresh.notified() => break None,
@@ -709,7 +756,10 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                 // viewer's, at once. Else start over from a snapshot, at once.
                 // (Refusing a subscription without a cursor as `invalid_cursor`
                 // makes no sense: that is a failure like any other, waited out below.)
-                if resume.as_ref().is_some_and(|point| channel.refused(point)) {
+                if resume
+                    .as_ref()
+                    .is_some_and(|point| channel.refused(point, None))
+                {
                     resume = None;
                     continue;
                 }

@@ -123,6 +123,12 @@ impl Viewer {
                 Some(ServerFrame::Reset { reason }.into())
             }
             HubItem::Event(stamped) => self.event(stamped),
+            HubItem::Refused { point, reason } => {
+                let mine = self.last.as_ref().is_some_and(|(epoch, position)| {
+                    *epoch == point.epoch && *position == point.position
+                });
+                if mine { self.reset(reason, None) } else { None }
+            }
         }
     }
 
