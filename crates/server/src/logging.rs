@@ -94,16 +94,16 @@ impl<'a> MakeWriter<'a> for Queue {
 }
 
 /// Writes what is queued to standard error, in order, for as long as the process
-/// runs; a line that cannot be written is skipped.
+/// runs; a line that cannot be written is skipped. Standard error is locked for
+/// each line only: the binary's own messages (`eprintln!`) share it.
 fn write_lines(lines: Receiver<Message>) {
-    let mut stderr = std::io::stderr().lock();
     for message in lines {
         match message {
             Message::Line(text) => {
-                let _ = stderr.write_all(&text);
+                let _ = std::io::stderr().lock().write_all(&text);
             }
             Message::Flushed(done) => {
-                let _ = stderr.flush();
+                let _ = std::io::stderr().lock().flush();
                 let _ = done.try_send(());
             }
         }
