@@ -429,3 +429,71 @@ async fn next_of(viewer: &mut Viewer) -> serde_json::Value {
             .unwrap(),
     )
 }
+
+/// When every waiting cursor is refused in turn (an earlier epoch's, then one the
+/// runtime no longer holds), each viewer is told to reset once, then gets its
+/// snapshot: never two resets in a row.
+#[tokio::test]
+async fn a_viewer_refused_then_reset_with_everyone_gets_one_reset() {
+    let mut config = RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a");
+    config.limits.event_backlog = 4;
+    let runtime = Runtime::in_memory(config).await;
+    let worker = echo_worker(&runtime).await;
+    let probe = Probe::new(&runtime);
+    let down = probe.events_down.clone();
+    let hub = hub_over(
+        probe,
+        HubSettings {
+            linger: Duration::from_millis(50),
+            backoff_initial: Duration::from_millis(50),
+            ..HubSettings::default()
+        },
+    );
+    let mut first = watching(&hub, &worker).await;
+    let stale = next_of(&mut first).await["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop(first);
+    while hub.channel_count() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for i in 0..5 {
+        runtime
+            .input(&worker, format!("past the backlog {i}"))
+            .await
+            .unwrap();
+    }
+    let a = RuntimeId::new("a").unwrap();
+    let earlier = switchyard_registry::BackendCursor {
+        epoch: "earlierepoch1".into(),
+        position: 1_000,
+        ..switchyard_registry::BackendCursor::decode_for(&stale, &a, &worker).unwrap()
+    }
+    .encode();
+    down.store(true, Ordering::SeqCst);
+    let mut viewers = Vec::new();
+    for cursor in [&earlier, &stale] {
+        viewers.push(
+            hub.watch(&Caller::open(), &a, &worker, Some(cursor))
+                .await
+                .unwrap(),
+        );
+    }
+    down.store(false, Ordering::SeqCst);
+    for (viewer, reason) in viewers
+        .iter_mut()
+        .zip(["runtime_restarted", "cursor_expired"])
+    {
+        expect_reset(viewer, reason).await;
+        // After the snapshot: nothing but what happens next, no second reset.
+        runtime.input(&worker, "after".into()).await.unwrap();
+        loop {
+            let frame = next_of(viewer).await;
+            assert_ne!(frame["type"], "reset", "{frame}");
+            if frame["event"]["text"] == "after" {
+                break;
+            }
+        }
+    }
+}

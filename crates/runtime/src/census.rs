@@ -31,6 +31,32 @@ struct Tally {
     owners: BTreeMap<String, WorkerCounts>,
     /// The ids of each status, in [`WorkerStatus::ALL`]'s order.
     by_status: [BTreeSet<WorkerId>; WorkerStatus::ALL.len()],
+    /// The ended workers in the order they ended (those found ended when the
+    /// runtime opened first, in the order they entered), for
+    /// [`Census::oldest_ended`]; the turn each was given, by id.
+    ended_order: BTreeSet<(u64, WorkerId)>,
+    ended_turn: BTreeMap<WorkerId, u64>,
+    next_turn: u64,
+}
+
+impl Tally {
+    /// Notes that `id` has ended, now.
+    fn ended(&mut self, id: &WorkerId) {
+        if self.ended_turn.contains_key(id) {
+            return;
+        }
+        let turn = self.next_turn;
+        self.next_turn += 1;
+        self.ended_turn.insert(id.clone(), turn);
+        self.ended_order.insert((turn, id.clone()));
+    }
+
+    /// Forgets that `id` has ended (it left).
+    fn forget_ended(&mut self, id: &WorkerId) {
+        if let Some(turn) = self.ended_turn.remove(id) {
+            self.ended_order.remove(&(turn, id.clone()));
+        }
+    }
 }
 
 /// A page of ids of one status ([`Census::page`]).
@@ -64,6 +90,9 @@ impl Census {
             }
         }
         tally.by_status[index(status)].insert(id.clone());
+        if status.is_ended() {
+            tally.ended(id);
+        }
     }
 
     /// Moves `id`, of `owner`, from `from` to `to`.
@@ -84,6 +113,11 @@ impl Census {
         if let Some(id) = tally.by_status[index(from)].take(id) {
             tally.by_status[index(to)].insert(id);
         }
+        if to.is_ended() {
+            tally.ended(id);
+        } else {
+            tally.forget_ended(id);
+        }
     }
 
     /// Forgets `id`, of `owner`, last seen with `status`.
@@ -99,6 +133,7 @@ impl Census {
             }
         }
         tally.by_status[index(status)].remove(id);
+        tally.forget_ended(id);
     }
 
     /// The counts by status, and by owner.
@@ -109,24 +144,13 @@ impl Census {
 
     /// How many kept workers have ended (exited, stopped, failed, lost).
     pub(crate) fn ended(&self) -> usize {
-        let tally = self.tally();
-        WorkerStatus::ALL
-            .iter()
-            .filter(|status| status.is_ended())
-            .map(|status| tally.by_status[index(*status)].len())
-            .sum()
+        self.tally().ended_order.len()
     }
 
-    /// The ended worker created first: ids begin with their creation time, so the
-    /// smallest id of each ended status, and the smallest of those.
+    /// The kept worker that ended first (of those found ended when the runtime
+    /// opened, the first to enter).
     pub(crate) fn oldest_ended(&self) -> Option<WorkerId> {
-        let tally = self.tally();
-        WorkerStatus::ALL
-            .iter()
-            .filter(|status| status.is_ended())
-            .filter_map(|status| tally.by_status[index(*status)].first())
-            .min()
-            .cloned()
+        self.tally().ended_order.first().map(|(_, id)| id.clone())
     }
 
     /// Up to `limit` ids of workers with `status`, after `after` if given.

@@ -195,7 +195,7 @@ pub struct RuntimeLimits {
     /// Workers starting or running at once.
     pub max_workers: u32,
     /// Ended workers kept (with their transcripts) until deleted; past it, each
-    /// create first deletes the oldest of them.
+    /// create first deletes a few of those that ended first.
     pub max_ended_workers: u32,
     /// Largest input text in bytes.
     pub max_input_bytes: u64,

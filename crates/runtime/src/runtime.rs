@@ -30,6 +30,9 @@ pub const DEFAULT_PAGE_LIMIT: u32 = 100;
 /// How long `create` waits for a worker to leave `starting` before answering.
 const START_WAIT: Duration = Duration::from_secs(10);
 
+/// The most ended workers one create deletes past `max_ended_workers`.
+const PRUNED_PER_CREATE: usize = 4;
+
 /// Capabilities every runtime of this version has.
 pub const CAPABILITIES: &[&str] = &[
     "echo",
@@ -359,12 +362,18 @@ impl Runtime {
         Ok(worker.detail())
     }
 
-    /// Deletes the oldest ended workers while more than `max_ended_workers` are
-    /// kept, as `DELETE` would (a create calls it first): ended workers, each with
-    /// its transcript, would otherwise grow without end with the workers created.
+    /// Deletes the workers that ended first while more than `max_ended_workers`
+    /// are kept, as `DELETE` would (a create calls it first): ended workers, each
+    /// with its transcript, would otherwise grow without end with the workers
+    /// created. At most [`PRUNED_PER_CREATE`] per call, so that a lowered limit
+    /// (or a data directory from before it) is worked off over several creates,
+    /// none of them slow: each create adds at most one ended worker.
     async fn prune_ended(&self) {
         let max = self.inner.ctx.limits().max_ended_workers as usize;
-        while self.inner.ctx.census.ended() > max {
+        for _ in 0..PRUNED_PER_CREATE {
+            if self.inner.ctx.census.ended() <= max {
+                return;
+            }
             let Some(oldest) = self.inner.ctx.census.oldest_ended() else {
                 return;
             };

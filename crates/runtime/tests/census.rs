@@ -193,35 +193,36 @@ async fn subscribers_are_counted_as_they_come_leave_and_are_ended() {
 }
 
 /// Ended workers are kept until deleted, but not without end: past
-/// `max_ended_workers`, each create first deletes the oldest ended ones (with their
-/// transcripts), and the running ones are never touched. The census agrees.
+/// `max_ended_workers`, each create first deletes the workers that ended first
+/// (with their transcripts), whenever they were created; running ones are never
+/// touched. The census agrees.
 #[tokio::test]
-async fn past_max_ended_workers_a_create_deletes_the_oldest_ended() {
+async fn past_max_ended_workers_a_create_deletes_the_workers_that_ended_first() {
     let mut config = config();
     config.limits.max_ended_workers = 3;
     let rt = Runtime::in_memory(config).await;
     let running = rt.create(request("echo", None)).await.unwrap().worker_id;
-    let mut ended = Vec::new();
-    for _ in 0..6 {
+    // Created first, ended last: a long session.
+    let long = rt.create(request("echo", None)).await.unwrap().worker_id;
+    let mut short = Vec::new();
+    for _ in 0..5 {
         let id = rt.create(request("echo", None)).await.unwrap().worker_id;
         rt.input(&id, "kept?".into()).await.unwrap();
         rt.stop(&id).await.unwrap();
-        ended.push(id);
-        // Ids begin with their creation time in milliseconds: keep them apart.
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        short.push(id);
     }
-    // Six ended, three allowed: the next create deletes the three oldest.
+    rt.stop(&long).await.unwrap();
+    // Six ended, three allowed: the next create deletes the three that ended first.
     let newest = rt.create(request("echo", None)).await.unwrap().worker_id;
     let kept: Vec<_> = walk(&rt, None).into_iter().map(|w| w.worker_id).collect();
-    let mut expected = vec![running.clone(), newest.clone()];
-    expected.extend(ended[3..].iter().cloned());
+    let mut expected = vec![running, newest, long, short[3].clone(), short[4].clone()];
     expected.sort();
     assert_eq!(kept, expected);
-    for gone in &ended[..3] {
+    for gone in &short[..3] {
         assert!(rt.get(gone).is_err(), "{gone} is still kept");
         assert!(rt.transcript(gone, 0, None).await.is_err());
     }
-    assert_eq!(rt.transcript(&ended[5], 0, None).await.unwrap().total, 3);
+    assert_eq!(rt.transcript(&short[4], 0, None).await.unwrap().total, 3);
     check(
         &rt,
         WorkerCounts {
@@ -230,4 +231,24 @@ async fn past_max_ended_workers_a_create_deletes_the_oldest_ended() {
             ..WorkerCounts::default()
         },
     );
+}
+
+/// A limit lowered far below the ended workers kept is worked off a few per
+/// create, so that no create is slow.
+#[tokio::test]
+async fn a_lowered_max_ended_workers_is_worked_off_a_few_per_create() {
+    let rt = Runtime::in_memory(config()).await;
+    for _ in 0..6 {
+        let id = rt.create(request("echo", None)).await.unwrap().worker_id;
+        rt.stop(&id).await.unwrap();
+    }
+    let mut lowered = rt.config().as_ref().clone();
+    lowered.limits.max_ended_workers = 0;
+    rt.reconfigure(lowered).unwrap();
+    let ended = |rt: &Runtime| rt.info().workers.stopped;
+    assert_eq!(ended(&rt), 6);
+    rt.create(request("echo", None)).await.unwrap();
+    assert_eq!(ended(&rt), 2, "four deleted by the first create");
+    rt.create(request("echo", None)).await.unwrap();
+    assert_eq!(ended(&rt), 0);
 }

@@ -217,6 +217,8 @@ pub(crate) struct Channel {
 
 /// What a joining viewer starts from.
 pub(crate) struct Join {
+    /// The viewer came with a cursor: it holds what came before it.
+    pub(crate) resumed: bool,
     pub(crate) initial: VecDeque<HubItem>,
     pub(crate) awaiting_snapshot: bool,
     pub(crate) last: Option<(Arc<str>, u64)>,
@@ -400,6 +402,7 @@ impl Channel {
             state.fanout.close(reason);
         }
         Ok(Join {
+            resumed: cursor.is_some(),
             initial,
             awaiting_snapshot,
             last,

@@ -22,6 +22,9 @@ pub struct Viewer {
     live: FanoutReceiver<HubItem>,
     awaiting_snapshot: bool,
     last: Option<(Arc<str>, u64)>,
+    /// The client holds nothing of this stream: it came without a cursor, or was
+    /// sent a reset, and nothing was delivered since. A reset then tells it nothing.
+    holds_nothing: bool,
     policy: Arc<dyn Policy>,
     caller: Caller,
     /// Set for interactive viewers.
@@ -57,6 +60,7 @@ impl Viewer {
             channel,
             initial: join.initial,
             live: join.live,
+            holds_nothing: !join.resumed,
             awaiting_snapshot: join.awaiting_snapshot,
             last: join.last,
             policy,
@@ -116,10 +120,18 @@ impl Viewer {
             HubItem::Upstream { state, error } => {
                 Some(ServerFrame::Upstream { state, error }.into())
             }
+            // Nothing to drop (a newcomer, or a viewer reset already and given
+            // nothing since): the snapshot that follows is all it needs.
+            HubItem::Reset(_) if self.holds_nothing => {
+                self.awaiting_snapshot = true;
+                self.last = None;
+                None
+            }
             // From upstream (or the join): a snapshot follows without asking.
             HubItem::Reset(reason) => {
                 self.awaiting_snapshot = true;
                 self.last = None;
+                self.holds_nothing = true;
                 Some(ServerFrame::Reset { reason }.into())
             }
             HubItem::Event(stamped) => self.event(stamped),
@@ -137,6 +149,7 @@ impl Viewer {
     fn reset(&mut self, reason: ResetReason, then: Option<Stamped>) -> Step {
         self.awaiting_snapshot = true;
         self.last = None;
+        self.holds_nothing = true;
         match then {
             Some(snapshot) => self.initial.push_front(HubItem::Event(snapshot)),
             None => self.channel.request_refresh(),
@@ -177,6 +190,7 @@ impl Viewer {
 
     fn deliver(&mut self, stamped: Stamped) -> Step {
         self.last = Some((stamped.epoch.clone(), stamped.position));
+        self.holds_nothing = false;
         let channel = &self.channel;
         if !self.policy.filters_events() {
             return Some(OutgoingFrame::Encoded(

@@ -258,6 +258,7 @@ fn limit_values(key: &str, old: &RuntimeSettings, new: &RuntimeSettings) -> (u64
         let limits = &s.runtime.limits;
         match key {
             "max_workers" => u64::from(limits.max_workers),
+            "max_ended_workers" => u64::from(limits.max_ended_workers),
             "max_input_bytes" => limits.max_input_bytes,
             "max_body_bytes" => limits.max_body_bytes,
             "transcript_page_max" => u64::from(limits.transcript_page_max),

@@ -77,7 +77,7 @@ pub const APPLIES: &[AppliedKey] = &[
     },
     AppliedKey {
         key: "max_ended_workers",
-        applies: "at the next create, which deletes the oldest ended workers past it",
+        applies: "at the next creates, each deleting a few of the workers that ended first past it",
         differs: |a, b| a.runtime.limits.max_ended_workers != b.runtime.limits.max_ended_workers,
     },
     AppliedKey {
