@@ -2,7 +2,7 @@
 //! with growing waits, never in a loop, and its viewers are told, not flooded.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use switchyard_protocol::{RuntimeId, WorkerId};
@@ -249,16 +249,7 @@ async fn an_expired_or_forged_cursor_does_not_reset_the_other_viewers_of_a_new_c
     config.limits.event_backlog = 8;
     let runtime = Runtime::in_memory(config).await;
     let worker = echo_worker(&runtime).await;
-    let probe = Probe::new(&runtime);
-    let (uses, down) = (probe.uses.clone(), probe.events_down.clone());
-    let hub = hub_over(
-        probe,
-        HubSettings {
-            linger: Duration::from_millis(50),
-            backoff_initial: Duration::from_millis(50),
-            ..HubSettings::default()
-        },
-    );
+    let (hub, down, uses) = switchable_hub(&runtime);
     // A first viewer notes an early cursor and the last one, after more events
     // than the runtime keeps (8), then leaves; the channel closes.
     let mut first = watching(&hub, &worker).await;
@@ -277,9 +268,7 @@ async fn an_expired_or_forged_cursor_does_not_reset_the_other_viewers_of_a_new_c
     }
     let (stale, good) = (cursors[0].clone(), cursors.last().unwrap().clone());
     drop(first);
-    while hub.channel_count() > 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_closed(&hub).await;
     runtime.input(&worker, "missed".into()).await.unwrap();
 
     // The runtime's events are down while three viewers come back: the stale
@@ -362,16 +351,7 @@ async fn expect_reset(viewer: &mut Viewer, reason: &str) {
 async fn a_cursor_of_an_earlier_epoch_does_not_reset_the_viewers_of_this_one() {
     let runtime = Runtime::in_memory(RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a")).await;
     let worker = echo_worker(&runtime).await;
-    let probe = Probe::new(&runtime);
-    let down = probe.events_down.clone();
-    let hub = hub_over(
-        probe,
-        HubSettings {
-            linger: Duration::from_millis(50),
-            backoff_initial: Duration::from_millis(50),
-            ..HubSettings::default()
-        },
-    );
+    let (hub, down, _) = switchable_hub(&runtime);
     let mut first = watching(&hub, &worker).await;
     assert_eq!(next_of(&mut first).await["event"]["kind"], "snapshot");
     runtime.input(&worker, "early".into()).await.unwrap();
@@ -381,9 +361,7 @@ async fn a_cursor_of_an_earlier_epoch_does_not_reset_the_viewers_of_this_one() {
         .unwrap()
         .to_owned();
     drop(first);
-    while hub.channel_count() > 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_closed(&hub).await;
     runtime.input(&worker, "missed".into()).await.unwrap();
     let a = RuntimeId::new("a").unwrap();
     let good_cursor = switchyard_registry::BackendCursor::decode_for(&good, &a, &worker).unwrap();
@@ -439,25 +417,14 @@ async fn a_viewer_refused_then_reset_with_everyone_gets_one_reset() {
     config.limits.event_backlog = 4;
     let runtime = Runtime::in_memory(config).await;
     let worker = echo_worker(&runtime).await;
-    let probe = Probe::new(&runtime);
-    let down = probe.events_down.clone();
-    let hub = hub_over(
-        probe,
-        HubSettings {
-            linger: Duration::from_millis(50),
-            backoff_initial: Duration::from_millis(50),
-            ..HubSettings::default()
-        },
-    );
+    let (hub, down, _) = switchable_hub(&runtime);
     let mut first = watching(&hub, &worker).await;
     let stale = next_of(&mut first).await["cursor"]
         .as_str()
         .unwrap()
         .to_owned();
     drop(first);
-    while hub.channel_count() > 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_closed(&hub).await;
     for i in 0..5 {
         runtime
             .input(&worker, format!("past the backlog {i}"))
@@ -495,5 +462,29 @@ async fn a_viewer_refused_then_reset_with_everyone_gets_one_reset() {
                 break;
             }
         }
+    }
+}
+
+/// A hub over `runtime` whose channels close 50 ms after their last viewer and
+/// retry from 50 ms, with the switch that takes the runtime's events down and
+/// its probe's use counts.
+fn switchable_hub(runtime: &Runtime) -> (ObservationHub, Arc<AtomicBool>, Arc<Uses>) {
+    let probe = Probe::new(runtime);
+    let (down, uses) = (probe.events_down.clone(), probe.uses.clone());
+    let hub = hub_over(
+        probe,
+        HubSettings {
+            linger: Duration::from_millis(50),
+            backoff_initial: Duration::from_millis(50),
+            ..HubSettings::default()
+        },
+    );
+    (hub, down, uses)
+}
+
+/// Waits until every channel of `hub` has closed.
+async fn until_closed(hub: &ObservationHub) {
+    while hub.channel_count() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
