@@ -488,3 +488,52 @@ async fn until_closed(hub: &ObservationHub) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The channel's backlog is bounded in bytes as well as in events: after large
+/// events, a viewer resuming within what the bytes allow gets exactly what it
+/// missed, one resuming from further back resets.
+#[tokio::test]
+async fn the_channel_backlog_holds_at_most_its_bytes() {
+    let mut config = RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a");
+    config.limits.max_input_bytes = 2 * 1024 * 1024;
+    let runtime = Runtime::in_memory(config).await;
+    let worker = echo_worker(&runtime).await;
+    let (hub, _, _) = switchable_hub(&runtime);
+    let mut first = watching(&hub, &worker).await;
+    assert_eq!(next_of(&mut first).await["event"]["kind"], "snapshot");
+    // 20 inputs of 1 MiB, each echoed: 40 events of about 1 MiB.
+    let mut cursors = Vec::new();
+    for i in 0..20 {
+        let text = format!("{i:02}{}", "x".repeat(1024 * 1024));
+        runtime.input(&worker, text).await.unwrap();
+        for _ in 0..2 {
+            cursors.push(
+                next_of(&mut first).await["cursor"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    let a = RuntimeId::new("a").unwrap();
+    // 15 events of 1 MiB fit in 16 MiB: from 10 back, exactly the 10.
+    let mut recent = hub
+        .watch(&Caller::open(), &a, &worker, Some(&cursors[29]))
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        let frame = next_of(&mut recent).await;
+        assert_eq!(
+            frame["type"],
+            "event",
+            "no reset: {}",
+            &frame.to_string()[..80]
+        );
+    }
+    // From 20 back: gone from the channel (not from 40 events' worth of room).
+    let mut older = hub
+        .watch(&Caller::open(), &a, &worker, Some(&cursors[19]))
+        .await
+        .unwrap();
+    assert_eq!(next_of(&mut older).await["type"], "reset");
+}

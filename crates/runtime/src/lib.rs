@@ -65,7 +65,7 @@ pub use config::{
 };
 pub use error::RuntimeError;
 pub use fanout::{Fanout, FanoutReceiver, StreamEnd};
-pub use log::LogEntry;
+pub use log::{EVENT_BACKLOG_BYTES, LogEntry};
 pub use runtime::{CAPABILITIES, DEFAULT_PAGE_LIMIT, ListQuery, Runtime};
 pub use store::{DEFAULT_TRANSCRIPT_BYTES, FsStore, LoadedWorker, MemoryStore, Store, StoreError};
 pub use subscription::{Subscription, SubscriptionItem};

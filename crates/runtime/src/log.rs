@@ -38,6 +38,11 @@ impl Eq for LogEntry {}
 /// How much of its backlog an ended worker keeps (see [`EventLog::retire`]).
 pub(crate) const RETIRED_BACKLOG_BYTES: usize = 64 * 1024;
 
+/// The most a running worker's backlog holds, in event bytes (text and a fixed
+/// overhead each), whatever `event_backlog` allows in events: 4096 inputs of 64 KiB
+/// would otherwise be 256 MiB. The newest event is always kept.
+pub const EVENT_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
+
 /// An event's size in memory, near enough: its text and a fixed overhead.
 fn approximate_bytes(event: &WorkerEvent) -> usize {
     const OVERHEAD: usize = 96;
@@ -55,6 +60,8 @@ pub(crate) struct EventLog {
     last_position: u64,
     backlog: VecDeque<LogEntry>,
     backlog_capacity: usize,
+    /// What `backlog` holds, as [`approximate_bytes`] counts.
+    backlog_bytes: usize,
     fanout: Fanout<LogEntry>,
 }
 
@@ -82,6 +89,7 @@ impl EventLog {
             last_position: 0,
             backlog: VecDeque::new(),
             backlog_capacity: backlog_capacity.max(1),
+            backlog_bytes: 0,
             fanout,
         }
     }
@@ -91,17 +99,24 @@ impl EventLog {
         self.last_position
     }
 
-    /// Appends an event, keeps it in the backlog and sends it to every subscriber.
+    /// Appends an event, keeps it in the backlog (within `event_backlog` events and
+    /// [`EVENT_BACKLOG_BYTES`]) and sends it to every subscriber.
     pub(crate) fn append(&mut self, event: WorkerEvent) -> u64 {
         self.last_position += 1;
         let entry = LogEntry {
             position: self.last_position,
             event: Arc::new(event),
         };
-        if self.backlog.len() == self.backlog_capacity {
-            self.backlog.pop_front();
-        }
+        self.backlog_bytes += approximate_bytes(&entry.event);
         self.backlog.push_back(entry.clone());
+        while self.backlog.len() > 1
+            && (self.backlog.len() > self.backlog_capacity
+                || self.backlog_bytes > EVENT_BACKLOG_BYTES)
+        {
+            if let Some(oldest) = self.backlog.pop_front() {
+                self.backlog_bytes -= approximate_bytes(&oldest.event);
+            }
+        }
         let _ = self.fanout.publish(&entry);
         self.last_position
     }
@@ -147,7 +162,9 @@ impl EventLog {
             .count()
             .max(1);
         let drop = self.backlog.len().saturating_sub(keep);
-        self.backlog.drain(..drop);
+        for dropped in self.backlog.drain(..drop) {
+            self.backlog_bytes -= approximate_bytes(&dropped.event);
+        }
         self.backlog.shrink_to_fit();
     }
 
@@ -192,6 +209,44 @@ mod tests {
         assert_eq!(log.resume_after(1), Resume::Expired);
         assert_eq!(log.resume_after(0), Resume::Expired);
         assert_eq!(log.resume_after(6), Resume::Future);
+    }
+
+    #[test]
+    fn the_backlog_holds_at_most_its_bytes_and_always_the_newest_event() {
+        let mut log = EventLog::new(4096, 8);
+        let big = || WorkerEvent::Input {
+            sequence: 1,
+            text: "x".repeat(1024 * 1024),
+        };
+        for _ in 0..40 {
+            log.append(big());
+        }
+        // As many of the 1 MiB inputs as the budget holds (15), the newest.
+        let fit = EVENT_BACKLOG_BYTES / approximate_bytes(&big());
+        assert_eq!(fit, 15);
+        let newest = log.last_position();
+        assert_eq!(
+            positions(log.resume_after(newest - fit as u64)),
+            ((newest - fit as u64 + 1)..=newest).collect::<Vec<_>>()
+        );
+        assert_eq!(log.resume_after(newest - fit as u64 - 1), Resume::Expired);
+        assert!(log.backlog_bytes <= EVENT_BACKLOG_BYTES);
+        // One event larger than the budget is still kept, alone.
+        log.append(WorkerEvent::Input {
+            sequence: 2,
+            text: "y".repeat(EVENT_BACKLOG_BYTES),
+        });
+        assert_eq!(positions(log.resume_after(newest)), vec![newest + 1]);
+        assert_eq!(log.resume_after(newest - 1), Resume::Expired);
+        // Retiring keeps the count right.
+        log.retire();
+        assert_eq!(
+            log.backlog_bytes,
+            log.backlog
+                .iter()
+                .map(|e| approximate_bytes(&e.event))
+                .sum::<usize>()
+        );
     }
 
     #[tokio::test]

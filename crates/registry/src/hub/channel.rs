@@ -15,7 +15,7 @@ use switchyard_protocol::{
     ErrorCode, ErrorDetail, EventKind, EventPayload, ResetReason, RuntimeId, UpstreamState,
     WorkerEvent, WorkerId,
 };
-use switchyard_runtime::{Fanout, FanoutReceiver, StreamEnd};
+use switchyard_runtime::{EVENT_BACKLOG_BYTES, Fanout, FanoutReceiver, StreamEnd};
 use tokio::sync::Notify;
 
 use super::HubInner;
@@ -86,6 +86,21 @@ impl Stamped {
 
     pub(crate) fn is_snapshot(&self) -> bool {
         self.event.kind() == EventKind::Snapshot
+    }
+
+    /// Its size in memory, near enough: its text (or JSON) and a fixed overhead.
+    fn bytes(&self) -> usize {
+        const OVERHEAD: usize = 96;
+        OVERHEAD
+            + match &*self.event {
+                EventPayload::Json { json, .. } => json.get().len(),
+                EventPayload::Decoded(event) => match &**event {
+                    WorkerEvent::Input { text, .. } | WorkerEvent::Output { text, .. } => {
+                        text.len()
+                    }
+                    _ => 0,
+                },
+            }
     }
 
     /// The backend cursor of this event.
@@ -174,7 +189,10 @@ struct ChannelState {
     epoch: Option<Arc<str>>,
     last_position: u64,
     snapshot: Option<Stamped>,
+    /// At most `backlog` events and [`EVENT_BACKLOG_BYTES`] (the newest always).
     backlog: VecDeque<Stamped>,
+    /// What `backlog` holds, as [`Stamped::bytes`] counts.
+    backlog_bytes: usize,
     fanout: Fanout<HubItem>,
     lost: Option<ErrorDetail>,
     /// Set once the channel has ended its viewers: a viewer that joins afterwards
@@ -242,6 +260,7 @@ impl Channel {
                 last_position: 0,
                 snapshot: None,
                 backlog: VecDeque::new(),
+                backlog_bytes: 0,
                 fanout: Fanout::new(settings.viewer_queue),
                 lost: None,
                 closed: None,
@@ -474,6 +493,7 @@ impl Channel {
                 state.last_position = 0;
                 state.snapshot = None;
                 state.backlog.clear();
+                state.backlog_bytes = 0;
                 let cut_off = state.fanout.publish(&HubItem::Reset(reason));
                 self.count_cut_off(cut_off);
             }
@@ -490,6 +510,7 @@ impl Channel {
                     state.last_position = 0;
                     state.snapshot = None;
                     state.backlog.clear();
+                    state.backlog_bytes = 0;
                 }
                 if stamped.is_snapshot() {
                     state.last_position = state.last_position.max(position);
@@ -499,10 +520,16 @@ impl Channel {
                         return; // replayed after a reconnect: already published
                     }
                     state.last_position = position;
-                    if state.backlog.len() >= self.settings.backlog.max(1) {
-                        state.backlog.pop_front();
-                    }
+                    state.backlog_bytes += stamped.bytes();
                     state.backlog.push_back(stamped.clone());
+                    while state.backlog.len() > 1
+                        && (state.backlog.len() > self.settings.backlog.max(1)
+                            || state.backlog_bytes > EVENT_BACKLOG_BYTES)
+                    {
+                        if let Some(oldest) = state.backlog.pop_front() {
+                            state.backlog_bytes -= oldest.bytes();
+                        }
+                    }
                 }
                 let cut_off = state.fanout.publish(&HubItem::Event(stamped));
                 self.metrics.relayed.inc();
