@@ -9,7 +9,7 @@ use switchyard_protocol::{RuntimeId, WorkerId};
 use switchyard_registry::{
     AllowAll, Caller, HubSettings, ObservationHub, RegisteredRuntime, RuntimeRegistry, Viewer,
 };
-use switchyard_runtime::{Runtime, RuntimeConfig};
+use switchyard_runtime::{Runtime, RuntimeConfig, RuntimeLimits};
 
 mod support;
 use support::{Probe, Subscriptions, Uses, echo_worker};
@@ -245,10 +245,7 @@ async fn a_newcomer_while_the_upstream_is_lost_gets_the_last_known_state() {
 /// whose cursor is good gets exactly what it missed, no reset.
 #[tokio::test]
 async fn an_expired_or_forged_cursor_does_not_reset_the_other_viewers_of_a_new_channel() {
-    let mut config = switchyard_runtime::RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a");
-    config.limits.event_backlog = 8;
-    let runtime = Runtime::in_memory(config).await;
-    let worker = echo_worker(&runtime).await;
+    let (runtime, worker) = runtime_with(|limits| limits.event_backlog = 8).await;
     let (hub, down, uses) = switchable_hub(&runtime);
     // A first viewer notes an early cursor and the last one, after more events
     // than the runtime keeps (8), then leaves; the channel closes.
@@ -349,8 +346,7 @@ async fn expect_reset(viewer: &mut Viewer, reason: &str) {
 /// resets.
 #[tokio::test]
 async fn a_cursor_of_an_earlier_epoch_does_not_reset_the_viewers_of_this_one() {
-    let runtime = Runtime::in_memory(RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a")).await;
-    let worker = echo_worker(&runtime).await;
+    let (runtime, worker) = runtime_with(|_| {}).await;
     let (hub, down, _) = switchable_hub(&runtime);
     let mut first = watching(&hub, &worker).await;
     assert_eq!(next_of(&mut first).await["event"]["kind"], "snapshot");
@@ -413,10 +409,7 @@ async fn next_of(viewer: &mut Viewer) -> serde_json::Value {
 /// snapshot: never two resets in a row.
 #[tokio::test]
 async fn a_viewer_refused_then_reset_with_everyone_gets_one_reset() {
-    let mut config = RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a");
-    config.limits.event_backlog = 4;
-    let runtime = Runtime::in_memory(config).await;
-    let worker = echo_worker(&runtime).await;
+    let (runtime, worker) = runtime_with(|limits| limits.event_backlog = 4).await;
     let (hub, down, _) = switchable_hub(&runtime);
     let mut first = watching(&hub, &worker).await;
     let stale = next_of(&mut first).await["cursor"]
@@ -494,10 +487,7 @@ async fn until_closed(hub: &ObservationHub) {
 /// missed, one resuming from further back resets.
 #[tokio::test]
 async fn the_channel_backlog_holds_at_most_its_bytes() {
-    let mut config = RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a");
-    config.limits.max_input_bytes = 2 * 1024 * 1024;
-    let runtime = Runtime::in_memory(config).await;
-    let worker = echo_worker(&runtime).await;
+    let (runtime, worker) = runtime_with(|limits| limits.max_input_bytes = 2 * 1024 * 1024).await;
     let (hub, _, _) = switchable_hub(&runtime);
     let mut first = watching(&hub, &worker).await;
     assert_eq!(next_of(&mut first).await["event"]["kind"], "snapshot");
@@ -536,4 +526,13 @@ async fn the_channel_backlog_holds_at_most_its_bytes() {
         .await
         .unwrap();
     assert_eq!(next_of(&mut older).await["type"], "reset");
+}
+
+/// Runtime `a` in memory with its limits as `set` leaves them, and an echo worker.
+async fn runtime_with(set: impl FnOnce(&mut RuntimeLimits)) -> (Runtime, WorkerId) {
+    let mut config = RuntimeConfig::new(RuntimeId::new("a").unwrap(), "a");
+    set(&mut config.limits);
+    let runtime = Runtime::in_memory(config).await;
+    let worker = echo_worker(&runtime).await;
+    (runtime, worker)
 }
