@@ -218,7 +218,7 @@ impl Entry {
     pub(crate) async fn refresh(&self) -> Result<RuntimeInfo, SourceError> {
         let outcome = self.bounded(Call::Info, self.runtime.source.info()).await;
         match &outcome {
-            Ok(info) => self.view.update(|view| view.record_info(info)),
+            Ok(info) => self.view.record_info(info),
             Err(error) => self.view.update(|view| view.record_failure(error)),
         }
         outcome

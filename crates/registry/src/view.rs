@@ -138,6 +138,9 @@ pub(crate) struct SharedView {
     /// The latest answer's time recorded without the lock, in milliseconds since
     /// the Unix epoch (0: none).
     seen_millis: AtomicU64,
+    /// The id the runtime last called itself when that was not `runtime_id`, so
+    /// that the warning about it is logged once per name, not on every refresh.
+    misnamed: Mutex<Option<String>>,
 }
 
 impl SharedView {
@@ -159,6 +162,37 @@ impl SharedView {
         } else {
             self.update(RuntimeView::record_answer);
         }
+    }
+
+    /// The runtime described itself. One that calls itself by another id than the
+    /// configuration gives it is served all the same (the backend's id is the one
+    /// clients see), but a warning says so once per name: it is most often a
+    /// `base_url` pointing at another runtime than meant.
+    pub(crate) fn record_info(&self, info: &RuntimeInfo) {
+        self.update(|view| view.record_info(info));
+        let reported = info.runtime_id.as_str();
+        if self.is_newly_misnamed(reported) {
+            tracing::warn!(
+                runtime_id = self.runtime_id,
+                reported_id = reported,
+                "the runtime calls itself by another id; check that this runtime's base_url points at the runtime meant (clients see the configured id)"
+            );
+        }
+    }
+
+    /// True when `reported` is not the configured id and was not the id reported
+    /// last: the warning is due.
+    fn is_newly_misnamed(&self, reported: &str) -> bool {
+        let mut misnamed = self.misnamed.lock().unwrap_or_else(|p| p.into_inner());
+        if reported == self.runtime_id {
+            *misnamed = None;
+            return false;
+        }
+        if misnamed.as_deref() == Some(reported) {
+            return false;
+        }
+        *misnamed = Some(reported.to_owned());
+        true
     }
 
     /// Changes the view under its lock; a change of state is logged (INFO when the
@@ -222,6 +256,17 @@ fn unix_millis(at: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runtime_calling_itself_by_another_id_is_warned_about_once_per_name() {
+        let shared = SharedView::new("build-1");
+        assert!(!shared.is_newly_misnamed("build-1"));
+        assert!(shared.is_newly_misnamed("build-2"));
+        assert!(!shared.is_newly_misnamed("build-2"), "said once");
+        assert!(shared.is_newly_misnamed("build-3"), "a new name is said");
+        assert!(!shared.is_newly_misnamed("build-1"), "the right name again");
+        assert!(shared.is_newly_misnamed("build-3"), "and wrong again");
+    }
 
     #[test]
     fn answers_to_a_settled_view_advance_last_seen_without_changing_it() {
