@@ -109,6 +109,9 @@ pub enum CloseCode {
     /// its page's origin no longer allowed). The client reconnects and meets a
     /// `401` or `403` (or the new rules).
     AccessEnded,
+    /// 1002: the client broke the WebSocket protocol itself (an unmasked frame,
+    /// reserved bits, a fragmented control frame, ...).
+    ProtocolError,
     /// 1008: the client sent a data frame.
     PolicyViolation,
     /// 1011: the server hit an unexpected error.
@@ -125,6 +128,7 @@ impl CloseCode {
         match self {
             Self::Normal => 1000,
             Self::GoingAway | Self::AccessEnded => 1001,
+            Self::ProtocolError => 1002,
             Self::PolicyViolation => 1008,
             Self::InternalError => 1011,
             Self::WorkerNotFound => 4404,
@@ -138,6 +142,7 @@ impl CloseCode {
             Self::Normal => "closed",
             Self::GoingAway => "shutting_down",
             Self::AccessEnded => "access_ended",
+            Self::ProtocolError => "protocol_error",
             Self::PolicyViolation => "clients_send_control_frames_only",
             Self::InternalError => "internal",
             Self::WorkerNotFound => "worker_not_found",
@@ -151,6 +156,7 @@ impl CloseCode {
         [
             Self::Normal,
             Self::GoingAway,
+            Self::ProtocolError,
             Self::PolicyViolation,
             Self::InternalError,
             Self::WorkerNotFound,
@@ -238,6 +244,7 @@ mod tests {
         assert_eq!(CloseCode::SlowConsumer.code(), 4408);
         assert_eq!(CloseCode::WorkerNotFound.code(), 4404);
         assert_eq!(CloseCode::PolicyViolation.code(), 1008);
+        assert_eq!(CloseCode::ProtocolError.code(), 1002);
         assert_eq!(CloseCode::GoingAway.code(), 1001);
         assert_eq!(CloseCode::from_code(4408), Some(CloseCode::SlowConsumer));
         assert_eq!(CloseCode::from_code(4000), None);

@@ -242,6 +242,30 @@ async fn an_oversized_or_undecodable_data_frame_closes_with_1008_too() {
     server.shutdown().await;
 }
 
+/// A frame that breaks the WebSocket protocol itself (a fragmented control frame,
+/// a continuation with nothing to continue) fails the connection with 1002 (RFC
+/// 6455, 7.4.1), not a silent drop.
+#[tokio::test]
+async fn a_frame_that_breaks_the_protocol_closes_with_1002() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = TestServer::start(config()).await;
+    let w = create(&server, "echo").await;
+    let mut fragmented_ping = Frame::ping(b"ping".to_vec());
+    fragmented_ping.header_mut().is_final = false;
+    let frames = [
+        fragmented_ping,
+        Frame::message(b"tail".to_vec(), OpCode::Data(Data::Continue), true),
+    ];
+    for broken in frames {
+        let mut ws = connect(&server, w.worker_id.as_str(), None).await;
+        frame(&mut ws).await;
+        ws.send(Message::Frame(broken)).await.unwrap();
+        assert_eq!(close_code(&mut ws).await, Some(1002));
+    }
+    server.shutdown().await;
+}
+
 /// A client that closes gets its close frame answered (RFC 6455, 5.5.1), so a
 /// browser sees a clean close with its own code, not 1006.
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! WebSockets over hyper: the handshake, and a session loop that streams server
 //! frames to one client under the contract's rules (control frames only from the
-//! client, pings, dead-peer detection, 4408 for a slow consumer, 1001 on shutdown).
+//! client, pings, dead-peer detection, 4408 for a slow consumer, 1001 on shutdown,
+//! 1002 for a frame that breaks the WebSocket protocol).
 //!
 //! An interactive session (`?interactive=true`) also takes `input` and `resize`
 //! frames from the client: each is handed to the source at once, in arrival order,
@@ -29,6 +30,7 @@ use switchyard_protocol::{
 use switchyard_runtime::StreamEnd;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -274,6 +276,15 @@ pub async fn run_session<S: FrameSource>(
                         ))
                     }
                     Some(Ok(Message::Close(_))) => Step::Close(Closing::Answer),
+                    // A frame that breaks the protocol itself (unmasked, reserved
+                    // bits, a fragmented control frame): failed with 1002 (RFC 6455,
+                    // 7.4.1), unless the connection is already gone.
+                    Some(Err(WsError::Protocol(violation)))
+                        if violation != ProtocolError::ResetWithoutClosingHandshake =>
+                    {
+                        tracing::debug!(%violation, "WebSocket client broke the protocol");
+                        close(CloseCode::ProtocolError)
+                    }
                     None | Some(Err(_)) => Step::Close(Closing::Drop),
                     Some(Ok(_)) => {
                         last_heard = Instant::now();
