@@ -418,6 +418,28 @@ mod tests {
         assert!(!left_out.to_string().contains(TOKEN));
     }
 
+    /// A token the runtime's reads cut in two reaches no client: its half at the end
+    /// of one output event and its half at the start of the next are both taken out,
+    /// though the fast path would pass either event as written.
+    #[test]
+    fn a_token_cut_in_two_output_events_loses_both_halves() {
+        const TOKEN: &str = "tok-9876543210";
+        let scrubber = scrubber().with_token(TOKEN.to_owned());
+        let text_of = |text: &str| {
+            let event = json!({"kind":"output","sequence":3,"stream":"stdout","text":text});
+            let raw = serde_json::value::RawValue::from_string(event.to_string()).unwrap();
+            let checked =
+                checked_event(&scrubber, &worker(), EventPayload::from_json(raw).unwrap()).unwrap();
+            serde_json::to_value(&checked).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(text_of("TOKEN=tok-987"), "TOKEN=[redacted]");
+        assert_eq!(text_of("6543210\n$ "), "[redacted]\n$ ");
+        assert_eq!(text_of("no token here"), "no token here");
+    }
+
     /// A snapshot's transcript and screen, and a transcript page, lose a token as
     /// live output and input do: a newcomer, or a reader of the transcript, does not
     /// see what live viewers did not.

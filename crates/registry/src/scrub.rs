@@ -23,6 +23,9 @@ pub struct Scrubber {
     /// The tokens ([`Scrubber::with_secret`]), each with a search for it as JSON
     /// writes it in a string (quotes and backslashes escaped).
     secrets: Vec<(String, Finder<'static>)>,
+    /// The tokens whose parts are redacted too ([`Scrubber::with_token`]): each
+    /// as it is and as JSON writes it in a string.
+    tokens: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Scrubber {
@@ -64,7 +67,10 @@ impl Scrubber {
             secrets.push((secret.clone(), searched(written).1));
             needles.push(secret);
         }
-        Self::of(needles, self.numbers, secrets)
+        Self {
+            tokens: self.tokens,
+            ..Self::of(needles, self.numbers, secrets)
+        }
     }
 
     fn of(
@@ -89,6 +95,7 @@ impl Scrubber {
             minimal,
             numbers,
             secrets,
+            tokens: Vec::new(),
         }
     }
 
@@ -96,8 +103,14 @@ impl Scrubber {
     /// quotes), holds a token as JSON writes it. It finds every token the decoded
     /// string holds when the only escapes written are those of quotes, backslashes
     /// and control characters ([`switchyard_protocol::relay::plain_text_event`]).
+    /// Also true when it holds a part of a token at its edges
+    /// ([`Scrubber::with_token`]).
     pub fn finds_secret_written(&self, written: &[u8]) -> bool {
         self.secrets.iter().any(|(_, f)| f.find(written).is_some())
+            || self
+                .tokens
+                .iter()
+                .any(|(_, token)| token_part(written, token.as_bytes()) != (0, 0))
     }
 
     /// `text` (a terminal's screen) with every token replaced by as many `*`s as
@@ -116,17 +129,56 @@ impl Scrubber {
     /// `text` with every secret ([`Scrubber::with_secret`]: the token, the base URL,
     /// `host:port`) replaced by `[redacted]`, and nothing else: what a worker prints
     /// may name its host, but never those.
+    ///
+    /// A part of a token at the text's edges goes too ([`Scrubber::with_token`]).
     pub fn redact_secrets(&self, text: String) -> String {
         if self.secrets.is_empty() {
             return text;
         }
-        self.secrets.iter().fold(text, |text, (secret, _)| {
+        let text = self.secrets.iter().fold(text, |text, (secret, _)| {
             if text.contains(secret.as_str()) {
                 text.replace(secret.as_str(), "[redacted]")
             } else {
                 text
             }
+        });
+        self.tokens.iter().fold(text, |text, (token, _)| {
+            match token_part(text.as_bytes(), token.as_bytes()) {
+                (0, 0) => text,
+                (head, tail) if head + tail >= text.len() => "[redacted]".to_owned(),
+                (head, tail) => {
+                    let kept = &text[head..text.len() - tail];
+                    let mut out = String::with_capacity(kept.len() + 20);
+                    if head > 0 {
+                        out.push_str("[redacted]");
+                    }
+                    out.push_str(kept);
+                    if tail > 0 {
+                        out.push_str("[redacted]");
+                    }
+                    out
+                }
+            }
         })
+    }
+
+    /// Like [`Scrubber::with_secret`] for a token, whose parts go too: a worker's
+    /// output is read in chunks, and a token the runtime's read cut in two is
+    /// half in one output event and half in the next, neither of which holds it
+    /// whole. So text (output or input) that ends with a beginning of the token,
+    /// begins with an end of it, or lies wholly inside it, [`TOKEN_PART`] bytes of
+    /// it or more, has that part redacted too: at most `TOKEN_PART - 1` bytes of a
+    /// token cut in two can reach a client. (Only tokens: a base URL's beginning,
+    /// `http://1`, is ordinary text.)
+    pub fn with_token(self, token: String) -> Self {
+        if token.is_empty() {
+            return self;
+        }
+        let quoted = serde_json::to_string(&token).expect("a string encodes");
+        let written = quoted[1..quoted.len() - 1].to_owned();
+        let mut scrubber = self.with_secret(token.clone());
+        scrubber.tokens.push((token, written));
+        scrubber
     }
 
     /// Also scrubs `number` (a port) wherever it stands as a whole number.
@@ -236,6 +288,38 @@ impl Scrubber {
     }
 }
 
+/// The fewest bytes of a token at an edge of a text that are redacted as a part of
+/// it ([`Scrubber::with_token`]).
+pub const TOKEN_PART: usize = 4;
+
+/// The parts of `token` at the edges of `text` ([`Scrubber::with_token`]): how many
+/// of its first bytes are an end of the token and how many of its last are a
+/// beginning of it, each at least [`TOKEN_PART`] bytes and shorter than the token
+/// (a whole token is found as such), or 0. Text that lies wholly inside the token
+/// is all part: `(text.len(), 0)`. Every count ends on a character boundary of
+/// `text` when `text` is UTF-8 (a token's part starts or ends where the text does).
+fn token_part(text: &[u8], token: &[u8]) -> (usize, usize) {
+    if text.len() < TOKEN_PART || token.len() <= TOKEN_PART {
+        return (0, 0);
+    }
+    if text.len() < token.len() && memchr::memmem::find(token, text).is_some() {
+        return (text.len(), 0);
+    }
+    let first = &text[..TOKEN_PART];
+    let head = memchr::memmem::find_iter(token, first)
+        .filter(|&at| at > 0 && text.starts_with(&token[at..]))
+        .map(|at| token.len() - at)
+        .max()
+        .unwrap_or(0);
+    let last = &text[text.len() - TOKEN_PART..];
+    let tail = memchr::memmem::find_iter(token, last)
+        .map(|at| at + TOKEN_PART)
+        .filter(|&k| k < token.len() && text.ends_with(&token[..k]))
+        .max()
+        .unwrap_or(0);
+    (head, tail)
+}
+
 /// Whether the match of `finder` at `at` in `bytes` is a whole number.
 fn whole_number(bytes: &[u8], at: usize, finder: &Finder<'_>) -> bool {
     let end = at + finder.needle().len();
@@ -320,6 +404,55 @@ mod tests {
         assert!(s.finds(b"tok=abc"));
         assert!(s.names_a_secret("label abc"));
         assert!(!s.finds(b"db"), "a two-letter host alone is left");
+    }
+
+    /// A token the runtime's reads cut in two, half in one output event and half in
+    /// the next: each half of four bytes or more goes, at either edge, and text
+    /// wholly inside the token goes whole.
+    #[test]
+    fn parts_of_a_token_at_the_edges_of_a_text_are_redacted() {
+        let s = Scrubber::new([])
+            .with_secret("http://10.1.2.3:7701".to_owned())
+            .with_token("tok-0123456789abcdef".to_owned());
+        for (text, expected) in [
+            ("export TOKEN=tok-0123", "export TOKEN=[redacted]"),
+            ("456789abcdef\nnext line", "[redacted]\nnext line"),
+            ("456789abcdef and tok-01234", "[redacted] and [redacted]"),
+            ("0123456789", "[redacted]"),
+            // Less than four bytes at an edge: kept, as every `t` ending a text is.
+            ("export TOKEN=tok", "export TOKEN=tok"),
+            ("def; ok", "def; ok"),
+            // A token whole, and a part beside it.
+            ("tok-0123456789abcdef tok", "[redacted] tok"),
+            (
+                "tok-0123456789abcdef and tok-012",
+                "[redacted] and [redacted]",
+            ),
+            // Parts of a token inside a text are ordinary text; a base URL's
+            // beginning too (only tokens lose their parts).
+            ("a tok-0123 b", "a tok-0123 b"),
+            ("see http://10.1", "see http://10.1"),
+            ("", ""),
+        ] {
+            assert_eq!(s.redact_secrets(text.to_owned()), expected, "{text}");
+            assert_eq!(
+                s.finds_secret_written(text.as_bytes()),
+                expected != text,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_parts_end_on_character_boundaries() {
+        let s = Scrubber::new([]).with_token("é-token-ü-9".to_owned());
+        for (text, expected) in [
+            ("say é-tok", "say [redacted]"),
+            ("en-ü-9 ok", "[redacted] ok"),
+            ("é-token-ü-9", "[redacted]"),
+        ] {
+            assert_eq!(s.redact_secrets(text.to_owned()), expected, "{text}");
+        }
     }
 
     /// A reason cut short (`...`) may have cut a secret: its beginning before the

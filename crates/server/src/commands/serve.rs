@@ -505,7 +505,7 @@ pub fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, Sta
         );
     }
     let mut scrubber =
-        Scrubber::new(addresses_of(&settings)).with_secret(settings.token.expose().to_owned());
+        Scrubber::new(addresses_of(&settings)).with_token(settings.token.expose().to_owned());
     for address in addresses_in_any_text(&settings) {
         scrubber = scrubber.with_secret(address);
     }
