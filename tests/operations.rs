@@ -1,7 +1,7 @@
 //! Operating the real binary: the metrics after a scripted workload (parsed with the
 //! Prometheus project's own parser), lingering close seen from Python's `urllib`,
 //! which sends a whole request body before reading the answer, and a log reader
-//! that stalls without stalling the server.
+//! that stalls without stalling the server nor its exit.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -577,40 +577,13 @@ async fn past_what_the_open_file_limit_holds_a_client_gets_503_overloaded() {
 /// pipe (64 KiB) and the log's buffer (16384 lines) several times over.
 #[tokio::test]
 async fn a_stalled_log_reader_never_stalls_the_server() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const REQUESTS: usize = 20_000;
     let runtime = Switchyard::start_with_stalled_stderr(
         &["runtime", "--listen", "127.0.0.1:0"],
         &[("RUST_LOG", "info")],
     )
     .await;
-    let stream = tokio::net::TcpStream::connect(runtime.addr).await.unwrap();
-    let (mut read, mut write) = stream.into_split();
-    let writer = tokio::spawn(async move {
-        let hundred = b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(100);
-        for _ in 0..REQUESTS / 100 {
-            write.write_all(&hundred).await.unwrap();
-        }
-        write
-    });
-    // Counts the answers as they come, each ending with the health body.
-    let body = "{\"status\":\"ok\"}";
-    let (mut answers, mut unread, mut buffer) = (0, Vec::new(), vec![0; 64 * 1024]);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while answers < REQUESTS {
-        let got = tokio::time::timeout_at(deadline, read.read(&mut buffer))
-            .await
-            .unwrap_or_else(|_| panic!("the server stalled after {answers} answers"))
-            .unwrap();
-        assert!(got > 0, "closed after {answers} answers");
-        unread.extend_from_slice(&buffer[..got]);
-        let text = String::from_utf8_lossy(&unread).into_owned();
-        if let Some(end) = text.rfind(body).map(|at| at + body.len()) {
-            answers += text[..end].matches("HTTP/1.1 200 OK").count();
-            unread.drain(..end);
-        }
-    }
-    let _write = writer.await.unwrap();
+    pipelined_health_checks(runtime.addr, REQUESTS).await;
     // The log could not keep up: lines were dropped, and counted.
     let metrics = Api {
         addr: runtime.addr,
@@ -633,4 +606,84 @@ async fn a_stalled_log_reader_never_stalls_the_server() {
         .await
         .expect("the runtime exits despite its stalled log");
     assert!(status.success(), "{status:?}");
+}
+
+/// Sends `requests` health checks pipelined on one connection (a multiple of 100),
+/// and reads every answer.
+async fn pipelined_health_checks(addr: SocketAddr, requests: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let hundred = b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(100);
+        for _ in 0..requests / 100 {
+            write.write_all(&hundred).await.unwrap();
+        }
+        write
+    });
+    // Counts the answers as they come, each ending with the health body.
+    let body = "{\"status\":\"ok\"}";
+    let (mut answers, mut unread, mut buffer) = (0, Vec::new(), vec![0; 64 * 1024]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while answers < requests {
+        let got = tokio::time::timeout_at(deadline, read.read(&mut buffer))
+            .await
+            .unwrap_or_else(|_| panic!("the server stalled after {answers} answers"))
+            .unwrap();
+        assert!(got > 0, "closed after {answers} answers");
+        unread.extend_from_slice(&buffer[..got]);
+        let text = String::from_utf8_lossy(&unread).into_owned();
+        if let Some(end) = text.rfind(body).map(|at| at + body.len()) {
+            answers += text[..end].matches("HTTP/1.1 200 OK").count();
+            unread.drain(..end);
+        }
+    }
+    let _write = writer.await.unwrap();
+}
+
+/// A second signal exits at once, without the clean shutdown the first one began
+/// (here held up by a worker that ignores SIGTERM, with a long stop grace), even
+/// with standard error a full pipe that nobody reads: saying so cannot block.
+#[tokio::test]
+async fn a_second_signal_exits_at_once_even_with_a_stalled_log_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("runtime.toml");
+    std::fs::write(
+        &config,
+        r#"runtime_id = "stubborn-rt"
+listen = "127.0.0.1:0"
+stop_grace_ms = 60000
+
+[profiles.stubborn]
+kind = "process"
+command = ["/bin/sh", "-c", "trap '' TERM INT; echo up; while :; do sleep 1; done"]
+"#,
+    )
+    .unwrap();
+    let runtime = Switchyard::start_with_stalled_stderr(
+        &["runtime", "--config", config.to_str().unwrap()],
+        &[("RUST_LOG", "trace")],
+    )
+    .await;
+    let api = Api {
+        addr: runtime.addr,
+        token: None,
+    };
+    let created = api
+        .post("/v1/workers", json!({"profile": "stubborn"}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    // Fill the pipe: the log's writer now blocks, holding standard error.
+    pipelined_health_checks(runtime.addr, 2_000).await;
+    runtime.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    runtime.signal(Signal::SIGINT);
+    let started = Instant::now();
+    let status = runtime.wait().await;
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the second signal took {:?}",
+        started.elapsed()
+    );
 }

@@ -46,11 +46,33 @@ impl Signals {
                 _ = term.recv() => {},
                 _ = int.recv() => {},
             }
-            eprintln!("switchyard: second signal; exiting without a clean shutdown");
-            std::process::exit(130);
+            say_then_exit(
+                "switchyard: second signal; exiting without a clean shutdown",
+                130,
+            );
         });
     }
 }
+
+/// Writes `message` to standard error and exits with `status`, waiting at most
+/// [`LAST_WORDS_WAIT`] for the write: a standard error nobody reads (a full pipe)
+/// must not keep a process from exiting on the signal that says to exit now.
+fn say_then_exit(message: &'static str, status: i32) -> ! {
+    let (said, written) = std::sync::mpsc::sync_channel(1);
+    let writer = std::thread::Builder::new()
+        .name("switchyard-last-words".to_owned())
+        .spawn(move || {
+            eprintln!("{message}");
+            let _ = said.send(());
+        });
+    if writer.is_ok() {
+        let _ = written.recv_timeout(LAST_WORDS_WAIT);
+    }
+    std::process::exit(status);
+}
+
+/// How long [`say_then_exit`] waits for its message to be written.
+const LAST_WORDS_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Reloads the backend's configuration on every SIGHUP, until the task is aborted: a
 /// refused configuration is logged (naming the key and the file) and changes
