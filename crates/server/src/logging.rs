@@ -16,8 +16,8 @@
 //! the queue is full at exit, and with standard output closed its print panics
 //! into a stalled standard error and the process never ends.
 //!
-//! A program that uses the crates as a library and installs its own subscriber is
-//! asked to do the same (README, "Metrics").
+//! A program that uses the crates as a library may call [`init`] too; one that
+//! installs its own subscriber is asked to do the same (README, "Metrics").
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,10 +136,12 @@ impl Drop for LogGuard {
     }
 }
 
-/// Logs to standard error, filtered by `RUST_LOG` (else `default`), through the
-/// bounded queue. Keep the guard until the process ends. `None` when a log was
-/// already set up (or the log thread could not start: then nothing is logged).
-pub(crate) fn init(default: &str) -> Option<LogGuard> {
+/// Logs to standard error, filtered by `RUST_LOG` (else `default`, a filter such
+/// as `"info"`), through the bounded queue, as the binary does: a program that
+/// embeds the servers may call it instead of installing a subscriber of its own.
+/// Keep the guard until the process ends. `None` when a log was already set up
+/// (or the log thread could not start: then nothing is logged).
+pub fn init(default: &str) -> Option<LogGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let (lines, queued) = sync_channel(BUFFERED_LINES);

@@ -44,4 +44,5 @@ pub use runtime::{
 };
 pub(crate) use runtime::{load_runtime_settings_sourced, weak_listen_token};
 pub use tls::{NamedFile, ServerTlsFiles, ServerTlsSettings};
+#[cfg(feature = "cli")]
 pub(crate) use tls::{read_certificates, read_private_key};

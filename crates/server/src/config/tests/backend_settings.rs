@@ -2,16 +2,8 @@
 
 use std::time::Duration;
 
-use clap::Parser;
-
 use super::support::{Dir, SECRET, assert_names, env_of, no_env, runtime_args, serve_args};
 use crate::config::{ConfigError, ServeArgs, load_backend_settings, load_runtime_settings};
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: ServeArgs,
-}
 
 #[test]
 fn defaults_without_config() {
@@ -147,15 +139,6 @@ fn debug_never_shows_tokens() {
 }
 
 #[test]
-fn clap_parses_the_contract_flags() {
-    let cli =
-        Cli::try_parse_from(["serve", "--config", "b.toml", "--listen", "127.0.0.1:0"]).unwrap();
-    assert_eq!(cli.args.config.unwrap().to_str(), Some("b.toml"));
-    assert_eq!(cli.args.listen.unwrap().to_string(), "127.0.0.1:0");
-    assert!(Cli::try_parse_from(["serve", "--token-file", "x"]).is_err());
-}
-
-#[test]
 fn viewer_queue_and_event_backlog_are_read_and_validated() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backend.toml");
@@ -265,4 +248,27 @@ fn stream_idle_timeout_ms_is_read_per_remote_and_must_be_positive() {
             .contains("remote[0].stream_idle_timeout_ms"),
         "{error}"
     );
+}
+
+/// The flags as clap reads them (the `cli` feature's).
+#[cfg(feature = "cli")]
+mod flags {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    #[test]
+    fn clap_parses_the_contract_flags() {
+        let cli = Cli::try_parse_from(["serve", "--config", "b.toml", "--listen", "127.0.0.1:0"])
+            .unwrap();
+        assert_eq!(cli.args.config.unwrap().to_str(), Some("b.toml"));
+        assert_eq!(cli.args.listen.unwrap().to_string(), "127.0.0.1:0");
+        assert!(Cli::try_parse_from(["serve", "--token-file", "x"]).is_err());
+    }
 }

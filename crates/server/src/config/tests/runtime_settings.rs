@@ -3,18 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
 use switchyard_protocol::RuntimeId;
 use switchyard_runtime::{ProfileSpec, RuntimeLimits};
 
 use super::support::{Dir, SECRET, assert_names, env_of, no_env, runtime_args};
 use crate::config::{ConfigError, Origin, RuntimeArgs, load_runtime_settings};
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: RuntimeArgs,
-}
 
 #[test]
 fn defaults_without_config() {
@@ -253,38 +246,6 @@ fn limits_and_echo_profiles() {
 }
 
 #[test]
-fn clap_parses_the_contract_flags() {
-    let cli = Cli::try_parse_from([
-        "runtime",
-        "--config",
-        "r.toml",
-        "--listen",
-        "127.0.0.1:0",
-        "--runtime-id",
-        "build-1",
-        "--token-file",
-        "t.token",
-        "--data-dir",
-        "var",
-    ])
-    .unwrap();
-    assert_eq!(cli.args.config, Some(PathBuf::from("r.toml")));
-    assert_eq!(cli.args.listen.unwrap().to_string(), "127.0.0.1:0");
-    assert_eq!(cli.args.runtime_id.unwrap().as_str(), "build-1");
-    assert_eq!(cli.args.token_file, Some(PathBuf::from("t.token")));
-    assert_eq!(cli.args.data_dir, Some(PathBuf::from("var")));
-
-    let err = Cli::try_parse_from(["runtime", "--runtime-id", ".bad"])
-        .err()
-        .unwrap();
-    assert_eq!(err.exit_code(), 2);
-    let err = Cli::try_parse_from(["runtime", "--listen", "localhost"])
-        .err()
-        .unwrap();
-    assert_eq!(err.exit_code(), 2);
-}
-
-#[test]
 fn debug_never_shows_the_token() {
     let env = env_of(&[("SWITCHYARD_RUNTIME_TOKEN", SECRET)]);
     let s = load_runtime_settings(&RuntimeArgs::default(), &env).unwrap();
@@ -342,4 +303,50 @@ fn pty_profiles_with_size_env_and_idle_timeout() {
         .map(|p| (p.name, p.kind))
         .collect();
     assert!(kinds.contains(&("bash".into(), switchyard_protocol::ProfileKind::Pty)));
+}
+
+/// The flags as clap reads them (the `cli` feature's).
+#[cfg(feature = "cli")]
+mod flags {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RuntimeArgs,
+    }
+
+    #[test]
+    fn clap_parses_the_contract_flags() {
+        let cli = Cli::try_parse_from([
+            "runtime",
+            "--config",
+            "r.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime-id",
+            "build-1",
+            "--token-file",
+            "t.token",
+            "--data-dir",
+            "var",
+        ])
+        .unwrap();
+        assert_eq!(cli.args.config, Some(PathBuf::from("r.toml")));
+        assert_eq!(cli.args.listen.unwrap().to_string(), "127.0.0.1:0");
+        assert_eq!(cli.args.runtime_id.unwrap().as_str(), "build-1");
+        assert_eq!(cli.args.token_file, Some(PathBuf::from("t.token")));
+        assert_eq!(cli.args.data_dir, Some(PathBuf::from("var")));
+
+        let err = Cli::try_parse_from(["runtime", "--runtime-id", ".bad"])
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2);
+        let err = Cli::try_parse_from(["runtime", "--listen", "localhost"])
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2);
+    }
 }
