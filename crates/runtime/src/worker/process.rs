@@ -104,7 +104,7 @@ pub(crate) async fn run_process(
         ..
     } = inputs;
 
-    let mut child = match spawn(&spec) {
+    let mut child = match off_the_async_threads(move || spawn(&spec)).await {
         Ok(child) => child,
         Err(message) => return Ending::Failed(message),
     };
@@ -190,6 +190,23 @@ pub(crate) async fn run_process(
     .await;
     guard.tasks.clear();
     ending(status, stop_requested, pgid)
+}
+
+/// Runs `spawn` (a fork and exec: from tens of microseconds to milliseconds in a
+/// process with much memory mapped) on tokio's blocking pool, not on a thread that
+/// serves connections. Its threads carry the runtime's context, so a child (and a
+/// pty) registers with the runtime's reactor as it would on an async thread. If
+/// the caller is dropped meanwhile, what the spawn made is dropped with the task's
+/// result (a child is spawned with `kill_on_drop`).
+pub(crate) async fn off_the_async_threads<T: Send + 'static>(
+    spawn: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(spawn).await {
+        Ok(spawned) => spawned,
+        Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+        // Only a tokio runtime shutting down cancels the task.
+        Err(_) => Err("could not start the program: the runtime is shutting down".to_owned()),
+    }
 }
 
 /// An output pipe of the child.
@@ -335,6 +352,28 @@ mod tests {
 
     /// Generous bound for anything that should happen "soon" on a loaded machine.
     const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// The fork and exec run on the blocking pool, in the runtime's context (a
+    /// child there registers with the reactor), not on the thread that serves.
+    #[tokio::test(flavor = "current_thread")]
+    async fn spawns_run_off_the_async_thread_in_the_runtimes_context() {
+        let serving = std::thread::current().id();
+        let (spawned_on, child) = off_the_async_threads(|| {
+            let child = Command::new("true")
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            Ok((std::thread::current().id(), child))
+        })
+        .await
+        .unwrap();
+        assert_ne!(spawned_on, serving);
+        let mut child = child;
+        let status = tokio::time::timeout(PATIENCE, child.wait()).await.unwrap();
+        assert!(status.unwrap().success());
+        let refused = off_the_async_threads::<()>(|| Err("no".to_owned())).await;
+        assert_eq!(refused, Err("no".to_owned()));
+    }
 
     #[derive(Debug, Clone, PartialEq, Eq)]
     enum Event {

@@ -78,7 +78,7 @@ pub(crate) async fn run_pty(
         mut child,
         terminal,
         sid,
-    } = match spawn(&spec) {
+    } = match super::process::off_the_async_threads(move || spawn(&spec)).await {
         Ok(spawned) => spawned,
         Err(message) => return Ending::Failed(message),
     };
