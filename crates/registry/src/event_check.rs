@@ -21,8 +21,8 @@
 //! not scrubbed.
 
 use switchyard_protocol::{
-    DiagnosticSeverity, EventKind, EventPayload, TranscriptEntry, TranscriptItem, TranscriptPage,
-    WorkerEvent, WorkerId,
+    DiagnosticSeverity, EventKind, EventPayload, OutputStream, TranscriptEntry, TranscriptItem,
+    TranscriptPage, WorkerEvent, WorkerId,
 };
 
 use switchyard_protocol::relay::plain_text_event;
@@ -103,7 +103,7 @@ fn checked_text_event(scrubber: &Scrubber, event: EventPayload) -> EventPayload 
         }) => WorkerEvent::Output {
             sequence,
             stream,
-            text: scrubber.redact_secrets(text),
+            text: scrub_output(scrubber, stream, text),
         }
         .into(),
         Ok(WorkerEvent::Input { sequence, text }) => WorkerEvent::Input {
@@ -112,6 +112,16 @@ fn checked_text_event(scrubber: &Scrubber, event: EventPayload) -> EventPayload 
         }
         .into(),
         _ => left_out(),
+    }
+}
+
+/// A worker's output without its runtime's secrets: on a terminal each is masked
+/// with as many `*`s as it has characters, so a full-screen program's layout holds
+/// (as the snapshot's screen is masked); elsewhere it becomes `[redacted]`.
+fn scrub_output(scrubber: &Scrubber, stream: OutputStream, text: String) -> String {
+    match stream {
+        OutputStream::Terminal => scrubber.mask_secrets(text),
+        _ => scrubber.redact_secrets(text),
     }
 }
 
@@ -142,7 +152,10 @@ fn scrub_items(scrubber: &Scrubber, items: &mut [TranscriptItem]) {
             TranscriptEntry::System { text, .. } if scrubber.finds(text.as_bytes()) => {
                 *text = scrubber.scrub(text);
             }
-            TranscriptEntry::Input { text } | TranscriptEntry::Output { text, .. } => {
+            TranscriptEntry::Output { text, stream } => {
+                *text = scrub_output(scrubber, *stream, std::mem::take(text));
+            }
+            TranscriptEntry::Input { text } => {
                 *text = scrubber.redact_secrets(std::mem::take(text));
             }
             TranscriptEntry::System { .. } => {}
@@ -438,6 +451,30 @@ mod tests {
         assert_eq!(text_of("TOKEN=tok-987"), "TOKEN=[redacted]");
         assert_eq!(text_of("6543210\n$ "), "[redacted]\n$ ");
         assert_eq!(text_of("no token here"), "no token here");
+    }
+
+    /// On a terminal a secret is masked with as many `*`s, in live output and in
+    /// transcript pages alike: a full-screen program's rows do not shift, and the
+    /// live screen matches what a newcomer's snapshot paints.
+    #[test]
+    fn a_terminals_output_keeps_its_layout() {
+        let address = format!("{HOST}:7701");
+        let masked = "*".repeat(address.len());
+        let event = json!({"kind":"output","sequence":3,"stream":"terminal",
+                           "text":format!("listen = \"{address}\"\r\n")});
+        let checked = checked_event(&scrubber(), &worker(), raw(event)).unwrap();
+        let checked = serde_json::to_value(&checked).unwrap();
+        assert_eq!(checked["text"], format!("listen = \"{masked}\"\r\n"));
+        let page: TranscriptPage = serde_json::from_value(json!({"items":[
+            {"sequence":3,"at":"2026-12-01T00:00:00Z","kind":"output","stream":"terminal",
+             "text":format!("at {address}")},
+            {"sequence":4,"at":"2026-12-01T00:00:00Z","kind":"output","stream":"stdout",
+             "text":format!("at {address}")}
+        ],"next_after":null,"total":2}))
+        .unwrap();
+        let page = serde_json::to_value(checked_transcript(&scrubber(), page)).unwrap();
+        assert_eq!(page["items"][0]["text"], format!("at {masked}"));
+        assert_eq!(page["items"][1]["text"], "at [redacted]");
     }
 
     /// A snapshot's transcript and screen, and a transcript page, lose a token as

@@ -113,17 +113,13 @@ impl Scrubber {
                 .any(|(_, token)| token_part(written, token.as_bytes()) != (0, 0))
     }
 
-    /// `text` (a terminal's screen) with every token replaced by as many `*`s as
-    /// it has characters: the screen keeps its layout, which `[redacted]` would
-    /// change (a line wrapping or a row moving where the token was).
+    /// `text` (a terminal's screen, or what a program wrote to its terminal) with
+    /// every secret ([`Scrubber::with_secret`]) replaced by as many `*`s as it has
+    /// characters: the screen keeps its layout, which `[redacted]` would change (a
+    /// line wrapping or a row moving where the secret was). A part of a token at the
+    /// text's edges goes too ([`Scrubber::with_token`]).
     pub fn mask_secrets(&self, text: String) -> String {
-        self.secrets.iter().fold(text, |text, (secret, _)| {
-            if text.contains(secret.as_str()) {
-                text.replace(secret.as_str(), &"*".repeat(secret.chars().count()))
-            } else {
-                text
-            }
-        })
+        self.replace_secrets(text, |secret| "*".repeat(secret.chars().count()))
     }
 
     /// `text` with every secret ([`Scrubber::with_secret`]: the token, the base URL,
@@ -132,12 +128,18 @@ impl Scrubber {
     ///
     /// A part of a token at the text's edges goes too ([`Scrubber::with_token`]).
     pub fn redact_secrets(&self, text: String) -> String {
+        self.replace_secrets(text, |_| "[redacted]".to_owned())
+    }
+
+    /// `text` with each secret, and each part of a token at its edges, replaced by
+    /// what `replacement` makes of it.
+    fn replace_secrets(&self, text: String, replacement: impl Fn(&str) -> String) -> String {
         if self.secrets.is_empty() {
             return text;
         }
         let text = self.secrets.iter().fold(text, |text, (secret, _)| {
             if text.contains(secret.as_str()) {
-                text.replace(secret.as_str(), "[redacted]")
+                text.replace(secret.as_str(), &replacement(secret))
             } else {
                 text
             }
@@ -145,16 +147,16 @@ impl Scrubber {
         self.tokens.iter().fold(text, |text, (token, _)| {
             match token_part(text.as_bytes(), token.as_bytes()) {
                 (0, 0) => text,
-                (head, tail) if head + tail >= text.len() => "[redacted]".to_owned(),
+                (head, tail) if head + tail >= text.len() => replacement(&text),
                 (head, tail) => {
-                    let kept = &text[head..text.len() - tail];
-                    let mut out = String::with_capacity(kept.len() + 20);
+                    let end = text.len() - tail;
+                    let mut out = String::with_capacity(text.len() + 20);
                     if head > 0 {
-                        out.push_str("[redacted]");
+                        out.push_str(&replacement(&text[..head]));
                     }
-                    out.push_str(kept);
+                    out.push_str(&text[head..end]);
                     if tail > 0 {
-                        out.push_str("[redacted]");
+                        out.push_str(&replacement(&text[end..]));
                     }
                     out
                 }
@@ -440,6 +442,23 @@ mod tests {
                 expected != text,
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn a_terminal_keeps_its_layout_when_a_secret_or_a_part_is_masked() {
+        let s = Scrubber::new([])
+            .with_secret("10.1.2.3:7701".to_owned())
+            .with_token("tok-0123456789abcdef".to_owned());
+        for (text, expected) in [
+            ("listen = \"10.1.2.3:7701\"", "listen = \"*************\""),
+            ("TOKEN=tok-0123", "TOKEN=********"),
+            ("456789abcdef\r\n$ ", "************\r\n$ "),
+            ("plain", "plain"),
+        ] {
+            let masked = s.mask_secrets(text.to_owned());
+            assert_eq!(masked, expected, "{text}");
+            assert_eq!(masked.chars().count(), text.chars().count(), "{text}");
         }
     }
 

@@ -26,8 +26,9 @@ pub enum RuntimeError {
     /// No such worker.
     #[error("no worker {0}")]
     WorkerNotFound(WorkerId),
-    /// The worker is not running.
-    #[error("worker {worker} is {status}, not running")]
+    /// The worker is not running (or is ending: its program is gone and its status
+    /// not yet recorded, so it takes no more input).
+    #[error("worker {worker} {}", not_running_because(*status))]
     WorkerNotRunning {
         /// The worker.
         worker: WorkerId,
@@ -68,6 +69,15 @@ pub enum RuntimeError {
     /// The store failed; details are in the runtime's logs.
     #[error("the runtime's store failed; see the runtime's logs")]
     Store(#[from] StoreError),
+}
+
+/// Why a worker of `status` takes no commands, for [`RuntimeError::WorkerNotRunning`].
+fn not_running_because(status: WorkerStatus) -> String {
+    if status == WorkerStatus::Running {
+        "is ending: its program is gone, so it takes no more input".to_owned()
+    } else {
+        format!("is {status}, not running")
+    }
 }
 
 impl RuntimeError {
@@ -113,6 +123,26 @@ pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn a_worker_not_running_says_why_even_while_its_status_still_says_running() {
+        let worker = WorkerId::new("w-1").unwrap();
+        let message = |status| {
+            RuntimeError::WorkerNotRunning {
+                worker: worker.clone(),
+                status,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            message(WorkerStatus::Exited),
+            "worker w-1 is exited, not running"
+        );
+        assert_eq!(
+            message(WorkerStatus::Running),
+            "worker w-1 is ending: its program is gone, so it takes no more input"
+        );
+    }
 
     #[test]
     fn store_errors_do_not_leak_paths_to_clients() {
