@@ -130,6 +130,7 @@ function card(runtime, navigate) {
                     text: 'Start',
                     'aria-label': `Start a ${profile.name} worker on ${id}`,
                     dataset: { focusKey: `${id}/start/${profile.name}` },
+                    disabled: starting.has(`${id}/${profile.name}`),
                     on: { click: (event) => start(event.currentTarget, id, profile.name, navigate) },
                   })
                 : null,
@@ -148,15 +149,31 @@ function card(runtime, navigate) {
   );
 }
 
+/**
+ * The starts still in flight, by `runtime/profile`: a card redrawn meanwhile (every
+ * 5 s, or on a refresh) keeps its button disabled, so a slow answer is not taken
+ * for a lost click and a second worker started.
+ */
+const starting = new Set();
+
 async function start(button, runtimeId, profile, navigate) {
+  const key = `${runtimeId}/${profile}`;
+  if (starting.has(key)) return;
+  starting.add(key);
   button.disabled = true;
   try {
     const worker = await api.create(runtimeId, profile);
+    starting.delete(key);
     refreshSoon();
     navigate(`#/workers/${encodeURIComponent(runtimeId)}/${encodeURIComponent(worker.worker_id)}`);
   } catch (error) {
+    starting.delete(key);
     showError(error, `starting a ${profile} worker on ${runtimeId}`);
     button.disabled = false;
+    // A card redrawn meanwhile holds another button: enable that one too.
+    for (const again of document.querySelectorAll(`[data-focus-key="${CSS.escape(`${runtimeId}/start/${profile}`)}"]`)) {
+      again.disabled = false;
+    }
   }
 }
 

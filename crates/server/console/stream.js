@@ -169,28 +169,39 @@ export class WorkerStream {
       });
       return;
     }
+    let cause = { cause: 'connection', code };
     if (!opened) {
       // The upgrade was refused or the backend is down; the browser does not say
       // which. Ask over REST: a 4xx there is the reason, and retrying will not help.
-      this.failedUpgrades += 1;
+      let reachable = false;
       try {
         await this.probe();
+        reachable = true;
       } catch (error) {
         if (error && error.status >= 400 && error.status < 500) {
           this.end({ reason: 'refused', error });
           return;
         }
+        // The backend answers but cannot reach the worker's runtime: say so, with
+        // its error, rather than blame the connection to the backend.
+        if (error && error.status >= 500 && error.code) {
+          cause = { cause: 'upstream', error: { code: error.code, message: error.message } };
+        }
       }
       if (this.stopped) return;
-      // The worker is there but the upgrade keeps failing: the cursor itself may be
-      // refused (`invalid_cursor`). Start over from a snapshot instead of looping.
+      // The worker answers over REST but the upgrade keeps failing: the cursor itself
+      // may be refused (`invalid_cursor`). Start over from a snapshot instead of
+      // looping. Only upgrades refused while the worker answers count: while the
+      // backend or the runtime is down every upgrade fails, and the cursor is still
+      // good for when they are back.
+      this.failedUpgrades = reachable ? this.failedUpgrades + 1 : 0;
       if (this.failedUpgrades >= 2 && this.cursor) {
         this.cursor = null;
         this.handlers.onReset?.('cursor_refused');
       }
     }
     this.dropped = true;
-    this.setState('reconnecting', { cause: 'connection', code });
+    this.setState('reconnecting', cause);
     const jitter = this.delay * 0.2 * Math.random();
     this.timer = setTimeout(() => this.connect(), this.delay + jitter);
     this.delay = Math.min(this.delay * 2, this.backoff.max);

@@ -41,7 +41,7 @@ const THEME = {
  * Opens a terminal in `container`. `interactive`: keystrokes go to `onData(text)` and
  * the size follows the container, reported through `onResize(cols, rows)`.
  */
-export async function openTerminal(container, { interactive, onData, onResize }) {
+export async function openTerminal(container, { interactive, onData, onResize, onLeave }) {
   const [{ Terminal }, { FitAddon }] = await load();
   const term = new Terminal({
     cursorBlink: interactive,
@@ -60,11 +60,27 @@ export async function openTerminal(container, { interactive, onData, onResize })
   let resizeTimer = null;
   let disposed = false;
 
+  // Ctrl+] leaves the terminal (no keyboard trap): it is not sent, and `onLeave`
+  // moves the focus out. Telnet's escape key, which programs seldom need.
+  term.attachCustomKeyEventHandler((event) => {
+    if (event.type === 'keydown' && event.ctrlKey && !event.altKey && !event.metaKey && event.code === 'BracketRight') {
+      event.preventDefault();
+      onLeave?.();
+      return false;
+    }
+    return true;
+  });
+  let inputEnabled = interactive;
   if (interactive) {
-    term.onData((data) => onData?.(data));
+    term.onData((data) => {
+      if (inputEnabled) onData?.(data);
+    });
     term.onResize(({ cols, rows }) => {
       clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(() => onResize?.(cols, rows), RESIZE_DEBOUNCE_MS);
+      // An ended worker is not resized (the page's layout changes as it ends).
+      resizeTimer = setTimeout(() => {
+        if (inputEnabled) onResize?.(cols, rows);
+      }, RESIZE_DEBOUNCE_MS);
     });
   }
   const observer = new ResizeObserver(() => {
@@ -114,6 +130,12 @@ export async function openTerminal(container, { interactive, onData, onResize })
     },
     focus() {
       term.focus();
+    },
+    /** Takes keys (an operator's running worker) or not (the worker ended). */
+    setInputEnabled(enabled) {
+      inputEnabled = interactive && enabled;
+      term.options.disableStdin = !inputEnabled;
+      term.options.cursorBlink = inputEnabled;
     },
     dispose() {
       disposed = true;

@@ -117,10 +117,22 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
     } catch (error) {
       if (error.status >= 400 && error.status < 500) {
         fill(body, errorPanel(error));
+        // Nothing here to command or type to.
+        actions?.remove();
+        inputForm?.element.remove();
         showConnection('ended', { error });
         return;
       }
-      // The runtime may be down; the stream says when it is back.
+      // The runtime (or the backend) may be down: say so, with the API's error; the
+      // stream keeps trying and paints the worker when it is back.
+      fill(
+        body,
+        h('p', {
+          class: 'loading',
+          role: 'status',
+          text: `Waiting for the worker — ${error.code}: ${error.message}`,
+        }),
+      );
     }
     if (disposed) return;
     const kind = initial ? profileKind(runtimeId, initial.profile) : null;
@@ -136,7 +148,17 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
             resetInfo.textContent = `Repainted from a fresh snapshot (${reason.replaceAll('_', ' ')})`;
           }),
         onState: showConnection,
-        onRefused: (error) => showError(error, 'sending to the terminal'),
+        onRefused: (error) => {
+          // A key or resize the worker refused as it ended: its status follows at
+          // once, and says it better. Shown only if the worker still runs.
+          if (error?.code === 'worker_not_running') {
+            setTimeout(() => {
+              if (!disposed && detail && !isEnded(detail.status)) showError(error, 'sending to the terminal');
+            }, 1000);
+            return;
+          }
+          showError(error, 'sending to the terminal');
+        },
       },
     });
     stream.start();
@@ -171,6 +193,8 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
       case 'exited':
         if (!detail) return;
         detail.exit = { code: event.code, signal: event.signal };
+        // Its program is gone: no more keys or resizes, whatever the status says yet.
+        terminal?.setInputEnabled(false);
         transcript?.event(event);
         terminal?.note(`exited, ${describeExit(event) || 'no code'}`);
         renderHead();
@@ -224,7 +248,10 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
   async function showTerminal() {
     mode = 'terminal';
     const host = h('div', { class: 'terminal-host', 'aria-label': 'Terminal' });
-    fill(body, host);
+    const hint = operate
+      ? h('p', { class: 'hint terminal-hint', text: 'Ctrl+] leaves the terminal; Tab then reaches the commands' })
+      : null;
+    fill(body, host, hint);
     body.classList.add('terminal-body');
     inputForm?.element.remove();
     try {
@@ -234,13 +261,19 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
       return;
     }
     if (disposed) terminal.dispose();
-    else if (operate) terminal.focus();
+    else {
+      updateControls();
+      if (operate) terminal.focus();
+    }
   }
 
   async function openTerminal(host) {
     const { openTerminal: open } = await import('./terminal.js');
     return open(host, {
       interactive: operate,
+      // Ctrl+] (telnet's escape) gives the keyboard back to the page: the title,
+      // from where Tab reaches the commands.
+      onLeave: () => title.focus(),
       onData: (text) => {
         if (stream?.send({ type: 'input', text })) return;
         if (!warnedOffline) {
@@ -330,6 +363,8 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
     stopButton.disabled = deleted || !running;
     deleteButton.disabled = deleted || !status || running;
     if (inputForm) inputForm.setEnabled(!deleted && status === 'running', status);
+    // An ended worker's terminal takes no keys (each would be refused).
+    terminal?.setInputEnabled(!deleted && (status === 'running' || status === 'starting'));
   }
 
   async function command(name, run) {
@@ -400,9 +435,11 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
       const text = textarea.value + (newline.checked ? '\n' : '');
       if (!text) return;
       send.disabled = true;
+      const typed = textarea.value;
       try {
         await api.input(runtimeId, workerId, text);
-        textarea.value = '';
+        // Only what was sent goes: what was typed meanwhile stays in the box.
+        textarea.value = textarea.value.startsWith(typed) ? textarea.value.slice(typed.length) : textarea.value;
       } catch (error) {
         showError(error, 'sending input');
       } finally {

@@ -80,3 +80,13 @@ test('a session that ends sends the page back to sign-in', async ({ page, stack 
   await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible({ timeout: 15_000 });
   await expect(page.locator('.signin-notice')).toContainText('session has ended');
 });
+
+test('signed in on a phone, Sign out stays on screen', async ({ page, stack }) => {
+  await page.setViewportSize({ width: 320, height: 640 });
+  await signIn(page, stack, 'olivia');
+  await expect(page.locator('.runtime-card')).toHaveCount(2);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  const box = await page.getByRole('button', { name: 'Sign out' }).boundingBox();
+  expect(box.x + box.width).toBeLessThanOrEqual(320);
+});

@@ -63,6 +63,9 @@ test('the backend restarts while the worker view is open: it resumes from its cu
     text: 'for i in 1 2 3 4 5 6 7 8; do echo during-$i; done\n',
   });
   expect(sent.status).toBe(202);
+  // Down for a while: several reconnections fail, and the cursor must survive them.
+  await page.waitForTimeout(2500);
+  await expect(page.locator('.reset-info')).toHaveText('');
 
   await stack.startBackend();
   await expect(connection).toHaveAttribute('data-state', 'restored', { timeout: 20_000 });
@@ -70,10 +73,26 @@ test('the backend restarts while the worker view is open: it resumes from its cu
   expect(await lineCounts(page, 'before-')).toEqual(once('before-', 5));
   // Resumed from the cursor: nothing was repainted.
   await expect(page.locator('.entry-system.note-local')).toHaveCount(0);
+  await expect(page.locator('.reset-info')).toHaveText('');
   await expect(page.locator('#backend-state')).toBeHidden();
 
   await input.fill('echo after-1');
   await input.press('Enter');
   await expect.poll(() => lineCounts(page, 'after-')).toEqual(once('after-', 1));
   expect(await lineCounts(page, 'during-')).toEqual(once('during-', 8));
+});
+
+test('a worker whose runtime is down says so, with the error, until it is back', async ({ page, stack }) => {
+  const worker = await createWorker(stack, 'remote', 'echo', 'waiting');
+  await stack.runtime.stop('SIGKILL');
+  await page.goto(workerUrl(stack, 'remote', worker.worker_id));
+  const connection = page.locator('.connection');
+  await expect(page.locator('.worker-body')).toContainText(/runtime_(unavailable|unreachable)/);
+  await expect(connection).toContainText('runtime lost');
+  await expect(page.locator('.connection-hint')).toContainText(/runtime_(unavailable|unreachable)/);
+
+  await stack.startRuntime();
+  // The runtime was killed: its worker is lost, and the page shows it as such.
+  await expect(page.locator('.status-slot')).toHaveText('lost', { timeout: 20_000 });
+  await expect(connection).toHaveAttribute('data-state', /connected|restored/);
 });

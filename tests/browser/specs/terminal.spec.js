@@ -60,3 +60,32 @@ test('paste goes to the terminal, and its size follows the window', async ({ pag
   const rows = await screen(page).locator(':scope > div').count();
   expect(Number((await sizes()).split(' ')[0])).toBe(rows);
 });
+
+test('Ctrl+] leaves the terminal, and Tab then reaches the commands', async ({ page, stack }) => {
+  await openTerminal(page, stack, 'leaving');
+  await expect(page.locator('.terminal-hint')).toContainText('Ctrl+]');
+  await page.keyboard.press('Control+BracketRight');
+  await expect(page.locator('main h1')).toBeFocused();
+  for (let i = 0; i < 20; i += 1) {
+    if (await page.evaluate(() => document.activeElement?.matches('button[data-command="stop"]'))) break;
+    await page.keyboard.press('Tab');
+  }
+  await expect(page.locator('button[data-command="stop"]')).toBeFocused();
+  await page.keyboard.press('Enter');
+  await expect(page.locator('.status-slot')).toHaveText('stopped');
+});
+
+test('an ended terminal takes no more keys', async ({ page, stack }) => {
+  const sent = [];
+  page.on('websocket', (ws) => ws.on('framesent', (frame) => sent.push(String(frame.payload))));
+  await openTerminal(page, stack, 'ending');
+  await page.keyboard.type('exit');
+  await page.keyboard.press('Enter');
+  await expect(page.locator('.status-slot')).toHaveText('exited');
+  const before = sent.length;
+  await page.locator('.xterm').click();
+  await page.keyboard.type('abcdefgh');
+  await page.waitForTimeout(500);
+  expect(sent.slice(before)).toEqual([]);
+  await expect(page.locator('.notice-code')).toHaveCount(0);
+});

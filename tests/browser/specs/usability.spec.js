@@ -110,3 +110,34 @@ test("the console's own pages need no inline style (only xterm.js does)", async 
   await expect(page.locator('.status-slot')).toHaveText('stopped');
   await expect(page.locator('.worker-title')).toHaveText(worker.label);
 });
+
+test('a slow Start is not taken for a lost click: one worker per click', async ({ page, stack }) => {
+  // The create answers after the page's 5 s redraw of the runtime cards.
+  await page.route('**/api/runtimes/local/workers', async (route) => {
+    if (route.request().method() === 'POST') await new Promise((done) => setTimeout(done, 6500));
+    await route.continue();
+  });
+  await page.goto(`${stack.url}#/runtimes`);
+  const start = page.getByRole('button', { name: 'Start a echo worker on local' });
+  await start.click();
+  await page.waitForTimeout(5500);
+  await expect(start).toBeDisabled();
+  await expect(page.getByRole('heading', { level: 1 })).not.toHaveText('Runtimes', { timeout: 15_000 });
+  const listed = await stack.api('GET', '/api/runtimes/local/workers');
+  expect(listed.body.workers.length).toBe(1);
+});
+
+test('what is typed while an input is being sent stays in the box', async ({ page, stack }) => {
+  const worker = await createWorker(stack, 'local', 'echo', 'typing on');
+  await page.route('**/input', async (route) => {
+    await new Promise((done) => setTimeout(done, 1000));
+    await route.continue();
+  });
+  await page.goto(workerUrl(stack, 'local', worker.worker_id));
+  const input = page.getByRole('textbox', { name: 'Input', exact: true });
+  await input.fill('first');
+  await input.press('Enter');
+  await input.pressSequentially(' second');
+  await expect(page.locator('.entry-output')).toHaveText('first\n');
+  await expect(input).toHaveValue(' second');
+});

@@ -115,6 +115,43 @@ test('the backend being down is retried with backoff', async () => {
   stream.close();
 });
 
+test('a backend down for several attempts keeps the cursor to resume from', async () => {
+  const down = Object.assign(new Error('no answer'), { status: 0, code: 'network_error' });
+  let answering = false;
+  const { log, socket, stream } = harness({
+    probe: () => (answering ? Promise.resolve({}) : Promise.reject(down)),
+  });
+  socket(0).open();
+  socket(0).frame(event('c7', 7));
+  for (let i = 0; i < 4; i += 1) {
+    socket(i).drop();
+    await sleep(20);
+  }
+  answering = true;
+  assert.match(socket(4).url, /cursor=c7/);
+  assert.deepEqual(log.resets, []);
+  socket(4).open();
+  socket(4).frame(event('c8', 8));
+  assert.deepEqual(log.events, [7, 8]);
+  assert.equal(stream.state, 'restored');
+  stream.close();
+});
+
+test('a runtime the backend cannot reach is reported with its error, and retried', async () => {
+  const unreachable = Object.assign(new Error('the runtime did not answer'), {
+    status: 502,
+    code: 'runtime_unreachable',
+  });
+  const { socket, stream } = harness({ probe: () => Promise.reject(unreachable) });
+  const states = [];
+  stream.handlers.onState = (state, detail) => states.push([state, detail.cause, detail.error?.code]);
+  socket(0).drop();
+  await sleep(20);
+  assert.deepEqual(states[0], ['reconnecting', 'upstream', 'runtime_unreachable']);
+  assert.ok(FakeSocket.made.length >= 2, 'retried');
+  stream.close();
+});
+
 test('a cursor the backend keeps refusing is dropped for a fresh snapshot', async () => {
   const { log, socket, stream } = harness({ probe: () => Promise.resolve({}) });
   socket(0).open();
