@@ -351,6 +351,14 @@ impl RuntimeRegistry {
         Ok(self.entry(runtime_id)?.runtime.source.clone())
     }
 
+    /// Refreshes one runtime's view now (its source changed: a reload reconfigured
+    /// it, say), rather than at its next probe.
+    pub async fn refresh(&self, runtime_id: &RuntimeId) -> Result<(), RegistryError> {
+        let entry = self.entry(runtime_id)?;
+        let _ = entry.refresh().await;
+        Ok(())
+    }
+
     /// Refreshes every runtime's view once, concurrently.
     pub async fn refresh_all(&self) {
         let table = self.table();

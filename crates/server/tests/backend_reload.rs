@@ -425,6 +425,15 @@ async fn the_embedded_runtime_is_added_removed_and_reconfigured_in_place() {
     assert_status(&r, 200);
     assert_eq!(ids(&r.json["runtimes"]["unchanged"]), ["local"]);
     assert!(ids(&r.json["restart_required"]).is_empty(), "{}", r.text());
+    // The runtimes' list shows the new profile at once, not at the next probe.
+    let runtimes = api.get("/api/runtimes").await;
+    let profiles: Vec<&str> = runtimes.json["runtimes"][0]["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(profiles.contains(&"slow"), "{}", runtimes.text());
     let slow = api
         .post("/api/runtimes/local/workers", json!({"profile": "slow"}))
         .await;

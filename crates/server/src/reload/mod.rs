@@ -501,6 +501,12 @@ impl Reloader {
             (EmbeddedChange::Remove, _) => removed_embedded = state.embedded.take(),
             _ => {}
         }
+        // A reconfigured embedded runtime describes itself anew at once: its view
+        // (profiles, limits) would otherwise be the old one until the next probe.
+        let reconfigured = match &plan.embedded {
+            EmbeddedChange::Reconfigure(settings) => Some(settings.runtime.runtime_id.clone()),
+            _ => None,
+        };
         table.extend(remotes);
         table.extend(self.pinned.iter().cloned().map(Planned::Keep));
         let report = match targets.registry.reconfigure(table) {
@@ -520,6 +526,10 @@ impl Reloader {
                 RuntimeChanges::default()
             }
         };
+
+        if let Some(id) = reconfigured {
+            let _ = targets.registry.refresh(&id).await;
+        }
 
         // 3. The browser defences, TLS files and probes.
         for hosts in &targets.hosts {
