@@ -115,6 +115,13 @@ async fn switchyard_token_output_configures_a_backend_and_secrets_stay_out_of_it
     let (status, _, stderr) =
         Switchyard::run_captured(&["token", "--token-file", &vic_file], &[]).await;
     assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("it must not exist yet"), "{stderr}");
+    // A file in a directory that is not there: the hint says what is wrong.
+    let nowhere = path("no-such-dir/t.token");
+    let (status, _, stderr) =
+        Switchyard::run_captured(&["token", "--token-file", &nowhere], &[]).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("its directory must exist"), "{stderr}");
 
     std::fs::write(path("session.key"), [7u8; 32]).unwrap();
     std::fs::write(

@@ -369,7 +369,9 @@ async fn errors_print_their_code_and_exit_status() {
     let closed_url = format!("http://{closed}");
     let closed_https = format!("https://{closed}");
     let missing_token = setup.path("no-such-token");
-    let table: [(&[&str], i32, &str); 15] = [
+    let two_tokens = setup.path("two.token");
+    std::fs::write(&two_tokens, "sy_first\nsy_second\n").unwrap();
+    let table: [(&[&str], i32, &str); 17] = [
         (&["run", "nope", "echo"], 1, "runtime_not_found"),
         (&["run", "local", "nope"], 1, "unknown_profile"),
         (&["logs", "local/w-missing"], 1, "worker_not_found"),
@@ -395,6 +397,17 @@ async fn errors_print_their_code_and_exit_status() {
             2,
             "invalid_token_file",
         ),
+        (
+            &["ls", "--token-file", &two_tokens],
+            2,
+            "invalid_token_file",
+        ),
+        // Not port 80: a port that is not one is refused.
+        (
+            &["ls", "--backend", "127.0.0.1:99999"],
+            2,
+            "invalid_backend_url",
+        ),
         (&["logs", "no-slash"], 2, "invalid value"),
         (&["ls", "--bogus"], 2, "unexpected argument"),
     ];
@@ -418,6 +431,26 @@ async fn errors_print_their_code_and_exit_status() {
                 "{line}"
             );
         }
+    }
+    assert!(
+        failed(
+            &cli(addr, &["ls", "--token-file", &two_tokens]).await,
+            2,
+            "invalid_token_file"
+        )
+        .contains("holds 2 tokens")
+    );
+    // A token in the environment that is not UTF-8 is refused, not dropped (which
+    // would send no token and read as none given).
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let output = Switchyard::command(&["ls"], &[("SWITCHYARD_URL", &format!("http://{addr}"))])
+            .env("SWITCHYARD_TOKEN", std::ffi::OsStr::from_bytes(b"\xff"))
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        failed(&output, 2, "invalid_token");
     }
     // A worker that failed to start: printed (so its logs can be read), and an error.
     let output = cli(addr, &["run", "local", "broken"]).await;
@@ -655,6 +688,35 @@ async fn logs_of_a_terminal_worker_replay_its_terminal() {
         "{out:?}"
     );
     assert!(out.ends_with("[system] stopped on request\n"), "{out:?}");
+}
+
+/// `logs -f | head -1` on an idle worker: once the reader has gone, the command
+/// ends with status 0 at once, not at its next write (which may never come).
+#[tokio::test]
+async fn logs_follow_ends_when_its_reader_goes_away_on_an_idle_worker() {
+    let setup = Setup::new();
+    let backend = setup.backend("127.0.0.1:0").await;
+    let addr = backend.addr;
+    let url = format!("http://{addr}");
+    let worker = ok(&cli(addr, &["run", "local", "lines"]).await);
+    let worker = worker.trim_end();
+    let mut follow = Switchyard::command(&["logs", "-f", worker], &[("SWITCHYARD_URL", &url)])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = follow.stdout.take().unwrap();
+    let mut first = [0u8; 8];
+    tokio::time::timeout(WAIT, reader.read_exact(&mut first))
+        .await
+        .expect("the transcript's first bytes")
+        .unwrap();
+    assert_eq!(&first, b"[system]");
+    drop(reader);
+    let status = tokio::time::timeout(WAIT, follow.wait())
+        .await
+        .expect("logs -f ends once nobody reads")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
 }
 
 #[tokio::test]

@@ -272,7 +272,7 @@ async fn after_a_crash_running_workers_are_lost_and_old_cursors_reset() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "the data directory {data} is in use by another switchyard runtime"
+            "switchyard runtime: data_dir_in_use: the data directory {data} is in use by another switchyard runtime"
         )),
         "{stderr}"
     );

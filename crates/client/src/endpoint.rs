@@ -87,10 +87,19 @@ impl BackendUrl {
             Some(pq) => pq.path().trim_end_matches('/').to_owned(),
             None => String::new(),
         };
+        // A port that is there must be one: `host:99999` is not `host` on port 80.
+        let after_host = authority.as_str().rsplit(']').next().unwrap_or_default();
+        let port = match authority.port_u16() {
+            Some(0) => None,
+            Some(port) => Some(port),
+            None if after_host.contains(':') => None,
+            None => Some(if https { 443 } else { 80 }),
+        }
+        .ok_or_else(|| invalid("the backend URL's port must be a number from 1 to 65535"))?;
         Ok(Self {
             https,
             host,
-            port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
+            port,
             authority,
             prefix,
         })
@@ -218,6 +227,14 @@ mod tests {
         check("http://example.test/?x=1", Err("may not have a query"));
         check("http://", Err("not a valid URL"));
         check("http://exa mple", Err("not a valid URL"));
+        // A port that is not one is not the scheme's default port.
+        check(
+            "127.0.0.1:99999",
+            Err("port must be a number from 1 to 65535"),
+        );
+        check("http://[::1]:70000", Err("port must be a number"));
+        check("http://localhost:0", Err("port must be a number"));
+        check("http://localhost:", Err("port must be a number"));
     }
 
     #[test]

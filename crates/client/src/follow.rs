@@ -122,7 +122,10 @@ impl Follower {
                         StreamEnd::WorkerGone => Err(ClientError::Api(ApiError::new(
                             None,
                             ErrorCode::WorkerNotFound,
-                            format!("{} was removed", self.worker),
+                            format!(
+                                "{} is gone: deleted, or its runtime restarted without keeping its workers",
+                                self.worker
+                            ),
                         ))),
                         end if end.is_resumable() => Ok(Followed::Disconnected(end)),
                         end => Err(ClientError::Protocol {

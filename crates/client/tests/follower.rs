@@ -134,7 +134,10 @@ async fn a_removed_worker_ends_the_follow() {
         .unwrap()
         .unwrap_err();
     assert!(error.is(ErrorCode::WorkerNotFound), "{error:?}");
-    assert!(error.to_string().contains("rt/w1 was removed"), "{error}");
+    assert!(
+        error.to_string().contains("rt/w1 is gone: deleted"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -26,7 +26,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 #[non_exhaustive]
 pub enum StreamEnd {
     /// The worker was removed (close code 4404).
-    #[error("the worker was removed")]
+    #[error("the worker is gone (deleted, or its runtime restarted without keeping its workers)")]
     WorkerGone,
     /// The backend cut this client off for reading too slowly (4408).
     #[error("the backend closed the stream: this client read too slowly")]

@@ -37,7 +37,7 @@ pub async fn run(args: RuntimeArgs) -> u8 {
     let running = match RuntimeServer::from_settings(settings).start().await {
         Ok(running) => running,
         Err(error) => {
-            eprintln!("switchyard runtime: {error}");
+            eprintln!("switchyard runtime: {}: {error}", error.code());
             return error.exit_code();
         }
     };

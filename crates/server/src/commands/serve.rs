@@ -58,7 +58,7 @@ pub async fn run(args: ServeArgs) -> u8 {
     {
         Ok(running) => running,
         Err(error) => {
-            eprintln!("switchyard serve: {error}");
+            eprintln!("switchyard serve: {}: {error}", error.code());
             return error.exit_code();
         }
     };

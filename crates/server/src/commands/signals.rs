@@ -42,13 +42,14 @@ impl Signals {
             _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
         }
         tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
-            }
+            // The shell's convention: 128 + the signal's number.
+            let signal = tokio::select! {
+                _ = term.recv() => nix::sys::signal::Signal::SIGTERM,
+                _ = int.recv() => nix::sys::signal::Signal::SIGINT,
+            };
             say_then_exit(
                 "switchyard: second signal; exiting without a clean shutdown",
-                130,
+                128 + signal as i32,
             );
         });
     }

@@ -112,8 +112,15 @@ pub fn run(args: TokenArgs) -> u8 {
                 .open(path)
                 .and_then(|mut f| writeln!(f, "{token}"));
             if let Err(error) = file {
+                let hint = match error.kind() {
+                    std::io::ErrorKind::AlreadyExists => {
+                        "it must not exist yet (a token file is never overwritten)"
+                    }
+                    std::io::ErrorKind::NotFound => "its directory must exist",
+                    _ => "name a file this user can create",
+                };
                 eprintln!(
-                    "switchyard token: cannot create {}: {error}; it must not exist yet",
+                    "switchyard token: cannot create {}: {error}; {hint}",
                     path.display()
                 );
                 return 1;

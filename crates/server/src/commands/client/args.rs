@@ -9,7 +9,7 @@ use switchyard_protocol::{RuntimeId, WorkerStatus};
 #[derive(Debug, Clone, clap::Args)]
 pub struct BackendArgs {
     /// The backend's URL
-    #[arg(long, value_name = "URL", env = "SWITCHYARD_URL", default_value = DEFAULT_BACKEND_URL)]
+    #[arg(long, value_name = "URL", env = "SWITCHYARD_URL", hide_env_values = true, default_value = DEFAULT_BACKEND_URL)]
     pub backend: String,
     /// File holding the bearer token to send [default: the SWITCHYARD_TOKEN variable]
     #[arg(long, value_name = "FILE")]

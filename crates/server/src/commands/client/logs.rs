@@ -31,8 +31,18 @@ pub(super) async fn logs(client: &BackendClient, args: &LogsArgs) -> Result<u8, 
         return Ok(0);
     }
     let mut follower = Follower::new(client.clone(), worker.clone(), false);
+    let mut reader_gone = std::pin::pin!(super::output::stdout_reader_gone());
     loop {
-        match follower.next().await.map_err(fail)? {
+        let followed = tokio::select! {
+            followed = follower.next() => followed.map_err(fail)?,
+            // Nobody reads any more (`| head` has what it wanted): done, as a
+            // failed write would have said at the next line.
+            () = &mut reader_gone => {
+                follower.close().await;
+                return Ok(0);
+            }
+        };
+        match followed {
             Followed::Frame(Incoming::Event { event, .. }) => {
                 if let Step::Ended(_) = view.event(&event, &mut out).await? {
                     follower.close().await;

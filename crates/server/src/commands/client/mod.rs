@@ -125,7 +125,7 @@ fn connect(args: &BackendArgs) -> Result<BackendClient, Failure> {
     let url = BackendUrl::parse(&args.backend).map_err(|e| Failure::usage(e.code(), &e))?;
     let token = match &args.token_file {
         Some(path) => Some(read_token_file(path)?),
-        None => std::env::var(TOKEN_ENV).ok().and_then(SecretToken::new),
+        None => token_from_env()?,
     };
     // TLS files only matter for https://; SWITCHYARD_CA_FILE and the client
     // certificate variables may well be set for other backends, so they are not
@@ -219,6 +219,21 @@ fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, Failure> {
 
 /// Reads a token file (trimmed; empty is an error). The error names the file, which
 /// the user gave, never its content.
+/// The token in [`TOKEN_ENV`], if it is set and not empty; one that is not UTF-8
+/// is refused (sending none would read as if none had been given).
+fn token_from_env() -> Result<Option<SecretToken>, Failure> {
+    match std::env::var(TOKEN_ENV) {
+        Ok(text) => Ok(SecretToken::new(text)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Failure::usage(
+            "invalid_token",
+            format!("{TOKEN_ENV} is not valid UTF-8; set it to the token itself"),
+        )),
+    }
+}
+
+/// The token in the file at `path`: its one line (a byte-order mark an editor
+/// put first is not part of it).
 fn read_token_file(path: &Path) -> Result<SecretToken, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Failure::usage(
@@ -226,6 +241,17 @@ fn read_token_file(path: &Path) -> Result<SecretToken, Failure> {
             format!("could not read the token file {}: {e}", path.display()),
         )
     })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned();
+    let lines = text.lines().filter(|line| !line.trim().is_empty()).count();
+    if lines > 1 {
+        return Err(Failure::usage(
+            "invalid_token_file",
+            format!(
+                "the token file {} holds {lines} tokens, one per line; keep only the one to send",
+                path.display()
+            ),
+        ));
+    }
     SecretToken::new(text).ok_or_else(|| {
         Failure::usage(
             "invalid_token_file",

@@ -68,6 +68,53 @@ impl Output {
     }
 }
 
+/// Resolves when standard output is a pipe or a socket whose reader has gone (as
+/// `| head` leaves it once it has read enough), so that a command waiting for more
+/// to print (`logs -f` on an idle worker) ends then, not at its next write; never
+/// resolves otherwise (a terminal, a file). A detached thread waits in `poll(2)`,
+/// which reports the closed reader as `POLLERR` (`POLLHUP` for a socket) without
+/// being asked; it does not hold the process's exit.
+pub(super) async fn stdout_reader_gone() {
+    use std::os::fd::{AsFd, AsRawFd};
+
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::stat::{SFlag, fstat};
+
+    let is_pipe = fstat(std::io::stdout().as_raw_fd()).is_ok_and(|stat| {
+        let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
+        kind == SFlag::S_IFIFO || kind == SFlag::S_IFSOCK
+    });
+    if !is_pipe {
+        return std::future::pending().await;
+    }
+    let (gone, waited) = tokio::sync::oneshot::channel();
+    let watcher = std::thread::Builder::new()
+        .name("switchyard-stdout-watch".to_owned())
+        .spawn(move || {
+            let stdout = std::io::stdout();
+            let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::empty())];
+            loop {
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) => {
+                        let events = fds[0].revents().unwrap_or(PollFlags::empty());
+                        if events.intersects(PollFlags::POLLERR | PollFlags::POLLHUP) {
+                            let _ = gone.send(());
+                            return;
+                        }
+                        if events.contains(PollFlags::POLLNVAL) {
+                            return;
+                        }
+                    }
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    if watcher.is_err() || waited.await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// A table: a header row and rows, columns padded to their widest cell and separated
 /// by two spaces; the last column is not padded. Cells are single-line.
 pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
