@@ -10,7 +10,7 @@ use switchyard_protocol::{
     AllWorkersList, BackendRuntime, ExitInfo, RuntimeSourceKind, WorkerDetail, WorkerStatus,
 };
 
-use super::output::{Output, table};
+use super::output::{Output, fit, table};
 use super::{Failure, LsArgs, RuntimesArgs};
 
 /// `switchyard runtimes [--json]`.
@@ -135,6 +135,9 @@ pub(super) fn wire_name(value: &impl serde::Serialize) -> String {
     }
 }
 
+/// The widest a label is shown in `ls`'s table (`--json` has it whole).
+const LABEL_COLUMNS: usize = 40;
+
 fn worker_row(worker: &WorkerDetail) -> Vec<String> {
     vec![
         format!(
@@ -144,10 +147,9 @@ fn worker_row(worker: &WorkerDetail) -> Vec<String> {
         ),
         cell(&worker.profile),
         status_cell(worker.status, worker.exit),
-        worker
-            .label
-            .as_deref()
-            .map_or("-".to_owned(), |l| dash_if_empty(cell(l))),
+        worker.label.as_deref().map_or("-".to_owned(), |l| {
+            dash_if_empty(fit(&cell(l), LABEL_COLUMNS))
+        }),
         short_time(&worker.created_at.0),
         worker.input_count.to_string(),
         bytes(worker.output_bytes),

@@ -116,25 +116,25 @@ pub(super) async fn stdout_reader_gone() {
 }
 
 /// A table: a header row and rows, columns padded to their widest cell and separated
-/// by two spaces; the last column is not padded. Cells are single-line.
+/// by two spaces; the last column is not padded. Cells are single-line. Widths are
+/// terminal columns (a wide character, an emoji or CJK, takes two).
 pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    use unicode_width::UnicodeWidthStr;
     let columns = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate().take(columns) {
-            widths[i] = widths[i].max(cell.chars().count());
+            widths[i] = widths[i].max(cell.width());
         }
     }
     let mut out = String::new();
     let mut line = |cells: &mut dyn Iterator<Item = &str>| {
         let mut text = String::new();
         for (i, cell) in cells.enumerate().take(columns) {
+            text.push_str(cell);
             if i + 1 < columns {
-                text.push_str(cell);
-                let pad = widths[i] - cell.chars().count();
+                let pad = widths[i].saturating_sub(cell.width());
                 text.extend(std::iter::repeat_n(' ', pad + 2));
-            } else {
-                text.push_str(cell);
             }
         }
         out.push_str(text.trim_end());
@@ -144,6 +144,26 @@ pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     for row in rows {
         line(&mut row.iter().map(String::as_str));
     }
+    out
+}
+
+/// `text` cut to at most `columns` terminal columns, ending with `…` when cut.
+pub(super) fn fit(text: &str, columns: usize) -> String {
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+    if text.width() <= columns {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let width = c.width().unwrap_or(0);
+        if used + width + 1 > columns {
+            break;
+        }
+        used += width;
+        out.push(c);
+    }
+    out.push('…');
     out
 }
 
@@ -168,5 +188,27 @@ mod tests {
              b/w-22     shell\n"
         );
         assert_eq!(table(&["A", "B"], &[]), "A  B\n");
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        let rows = vec![
+            vec!["🚂🚂".to_owned(), "x".to_owned()],
+            vec!["ab".to_owned(), "y".to_owned()],
+        ];
+        assert_eq!(
+            table(&["LABEL", "C"], &rows),
+            "LABEL  C\n\
+             🚂🚂   x\n\
+             ab     y\n"
+        );
+    }
+
+    #[test]
+    fn fit_cuts_at_a_width_with_an_ellipsis() {
+        assert_eq!(fit("short", 10), "short");
+        assert_eq!(fit("exactly-10", 10), "exactly-10");
+        assert_eq!(fit("a label that goes on", 10), "a label t…");
+        assert_eq!(fit("🚂🚂🚂🚂🚂🚂", 5), "🚂🚂…");
     }
 }
