@@ -47,6 +47,7 @@
 //! # }
 //! ```
 
+pub mod busy;
 mod census;
 pub mod clock;
 pub mod config;

@@ -36,9 +36,19 @@ fn config(id: &str) -> RuntimeConfig {
     let mut shell = PtySpec::new(["/bin/sh", "-i"]);
     shell.env.insert("PS1".into(), PROMPT.into());
     (shell.cols, shell.rows) = (100, 30);
+    // Counts what is pasted into it, once all of it has come.
+    let count = PtySpec::new([
+        "/bin/sh",
+        "-c",
+        &format!("stty -echo; head -c {PASTE_BYTES} | wc -c"),
+    ]);
     RuntimeConfig::new(RuntimeId::new(id).unwrap(), id)
         .with_profile("sh", Profile::new(ProfileSpec::Pty(shell)))
+        .with_profile("count", Profile::new(ProfileSpec::Pty(count)))
 }
+
+/// The paste of [`interactive_paste`]: 300 frames of a 1000-byte line.
+const PASTE_BYTES: usize = 300_000;
 
 /// Where the tests talk to: the Runtime API or the backend API, and its paths.
 struct Surface {
@@ -425,6 +435,39 @@ async fn interactive_refusals(surface: &Surface) {
         }
         other => panic!("expected an HTTP refusal, got {other:?}"),
     }
+}
+
+/// A paste far bigger than the worker's input queue and the session's window of
+/// commands, sent without waiting: every byte arrives, in order, and nothing is
+/// refused (the session slows the client down instead).
+async fn interactive_paste(surface: &Surface) {
+    let count = surface.create("count").await;
+    let mut term = surface.interactive(&count).await;
+    let line = format!("{}\n", "x".repeat(999));
+    for _ in 0..PASTE_BYTES / line.len() {
+        term.input(&line).await;
+    }
+    term.expect(&PASTE_BYTES.to_string()).await;
+    let refused: Vec<&Value> = term
+        .frames
+        .iter()
+        .filter(|f| f["type"] == "error")
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+}
+
+#[tokio::test]
+async fn runtime_api_interactive_paste() {
+    let surface = Surface::runtime_api().await;
+    interactive_paste(&surface).await;
+    surface.stop().await;
+}
+
+#[tokio::test]
+async fn backend_api_interactive_paste() {
+    let surface = Surface::backend_api(Arc::new(switchyard_registry::AllowAll)).await;
+    interactive_paste(&surface).await;
+    surface.stop().await;
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ use std::task::{Context, Poll};
 use switchyard_protocol::{
     ClientFrame, ErrorCode, ErrorDetail, ResizeRequest, RuntimeId, WorkerId,
 };
+use switchyard_runtime::busy::{INPUT_PATIENCE, retry_while_busy};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::caller::Caller;
@@ -82,6 +83,13 @@ impl CommandLane {
     }
 }
 
+/// The wait a `worker_busy` refusal asks for, if it is one.
+fn busy_wait(error: &RegistryError) -> Option<Option<std::time::Duration>> {
+    let detail = error.to_detail();
+    (detail.code == ErrorCode::WorkerBusy)
+        .then(|| detail.retry_after_ms.map(std::time::Duration::from_millis))
+}
+
 fn lane_gone() -> RegistryError {
     RegistryError::Invalid(ErrorDetail::new(
         ErrorCode::Internal,
@@ -117,10 +125,14 @@ async fn run(
     }) = queue.recv().await
     {
         let outcome = match command {
-            ClientFrame::Input { text } => registry
-                .input(&caller, &runtime_id, &worker_id, text)
-                .await
-                .map(drop),
+            // A full input queue at the runtime (a paste faster than the program
+            // reads) is waited out, later commands behind it: every byte arrives,
+            // in order.
+            ClientFrame::Input { text } => retry_while_busy(INPUT_PATIENCE, busy_wait, || {
+                registry.input(&caller, &runtime_id, &worker_id, text.clone())
+            })
+            .await
+            .map(drop),
             ClientFrame::Resize { cols, rows } => registry
                 .resize(
                     &caller,

@@ -6,7 +6,8 @@
 //! An interactive session (`?interactive=true`) also takes `input` and `resize`
 //! frames from the client: each is handed to the source at once, in arrival order,
 //! and a refusal comes back as an `error` frame while the session goes on; anything
-//! else closes it with 1008.
+//! else closes it with 1008. With [`MAX_PENDING_COMMANDS`] still being carried out,
+//! the session stops reading until one is done (back-pressure, not refusal).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -46,8 +47,9 @@ pub type WsStream = WebSocketStream<TokioIo<Upgraded>>;
 /// Largest message a client of a watch-only session may send (it sends only control
 /// frames).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
-/// Commands of one interactive session waiting for their outcome; past this, new
-/// ones are refused with `worker_busy` until the earlier ones are done.
+/// Commands of one interactive session waiting for their outcome; with this many,
+/// the session reads no more frames until one is done, so a client that sends
+/// faster than the worker takes (a paste) is slowed down by TCP, not refused.
 const MAX_PENDING_COMMANDS: usize = 64;
 /// The close reason of an interactive session whose client sent something that is
 /// not an `input` or `resize` frame.
@@ -254,13 +256,16 @@ pub async fn run_session<S: FrameSource>(
     let mut pending: FuturesOrdered<CommandOutcome> = FuturesOrdered::new();
     let mut refusals: VecDeque<ErrorDetail> = VecDeque::new();
     let close = loop {
+        // Back-pressure: with a full window of commands in flight, the client's
+        // frames wait in the socket (and then in the client) until one is done.
+        let reading = pending.len() < MAX_PENDING_COMMANDS;
         let step = if let Some(error) = refusals.pop_front() {
             refusal(error)
         } else {
             tokio::select! {
                 biased;
                 () = shutdown.triggered() => close(CloseCode::GoingAway),
-                message = incoming.next() => match message {
+                message = incoming.next(), if reading => match message {
                     Some(Ok(Message::Text(text))) if interactive => match ClientFrame::parse(&text) {
                         Ok(command) => Step::Command(command),
                         Err(_) => Step::Close(Closing::With(CloseCode::PolicyViolation, BAD_COMMAND_REASON)),
@@ -307,6 +312,10 @@ pub async fn run_session<S: FrameSource>(
                     Err(end) => close(close_code_for(end)),
                 },
                 _ = ping.tick() => {
+                    if !reading {
+                        // Its pongs wait unread behind its commands: not its fault.
+                        last_heard = Instant::now();
+                    }
                     if last_heard.elapsed() > settings.ping_interval * 2 {
                         tracing::debug!("WebSocket peer stopped answering pings");
                         Step::Close(Closing::Drop)
@@ -321,19 +330,9 @@ pub async fn run_session<S: FrameSource>(
             Step::Close(close) => break close,
             Step::Command(command) => {
                 last_heard = Instant::now();
-                if pending.len() >= MAX_PENDING_COMMANDS {
-                    refusals.push_back(
-                        ErrorDetail::new(
-                            ErrorCode::WorkerBusy,
-                            "too many commands of this connection are still being carried out; retry shortly",
-                        )
-                        .with_retry_after_ms(50),
-                    );
-                } else {
-                    match source.submit(command) {
-                        Ok(outcome) => pending.push_back(outcome),
-                        Err(error) => refusals.push_back(error),
-                    }
+                match source.submit(command) {
+                    Ok(outcome) => pending.push_back(outcome),
+                    Err(error) => refusals.push_back(error),
                 }
                 continue;
             }

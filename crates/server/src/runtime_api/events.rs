@@ -11,7 +11,8 @@ use hyper::body::Incoming;
 use switchyard_protocol::{
     ClientFrame, ErrorCode, ErrorDetail, OutgoingFrame, ResizeRequest, WorkerId,
 };
-use switchyard_runtime::{Runtime, StreamEnd, Subscription};
+use switchyard_runtime::busy::{INPUT_PATIENCE, retry_while_busy};
+use switchyard_runtime::{Runtime, RuntimeError, StreamEnd, Subscription};
 use switchyard_transport::SecretToken;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -185,7 +186,16 @@ impl SessionCommands {
         tokio::spawn(async move {
             while let Some((command, reply)) = queue.recv().await {
                 let outcome = match command {
-                    ClientFrame::Input { text } => runtime.input(&worker_id, text).await.map(drop),
+                    // A full input queue (a paste faster than the program reads) is
+                    // waited out, later commands behind it: every byte arrives, in
+                    // order.
+                    ClientFrame::Input { text } => retry_while_busy(
+                        INPUT_PATIENCE,
+                        |e: &RuntimeError| matches!(e, RuntimeError::WorkerBusy(_)).then_some(None),
+                        || runtime.input(&worker_id, text.clone()),
+                    )
+                    .await
+                    .map(drop),
                     ClientFrame::Resize { cols, rows } => runtime
                         .resize(&worker_id, ResizeRequest { cols, rows })
                         .await
