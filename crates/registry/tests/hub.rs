@@ -355,6 +355,57 @@ async fn interactive_viewers_share_one_ordered_command_lane() {
     assert_eq!(err.code(), ErrorCode::WorkerNotRunning);
 }
 
+/// A runtime whose input queue is full (a paste faster than its program reads)
+/// refuses inputs as busy for a while: the lane tries each again, later ones
+/// waiting behind it, so every input arrives, in order, and none is refused.
+#[tokio::test]
+async fn the_command_lane_waits_out_a_busy_runtime_in_order() {
+    let id = RuntimeId::new("local").unwrap();
+    let runtime = Runtime::in_memory(RuntimeConfig::new(id.clone(), "local")).await;
+    let probe = support::Probe::new(&runtime);
+    let busy = probe.busy_inputs.clone();
+    busy.store(5, std::sync::atomic::Ordering::SeqCst);
+    let registry = RuntimeRegistry::new(
+        vec![RegisteredRuntime {
+            runtime_id: id.clone(),
+            display_name: "local".into(),
+            source: Arc::new(probe),
+            call_timeout: None,
+        }],
+        Arc::new(AllowAll),
+    )
+    .unwrap();
+    let worker = echo_worker(&runtime).await;
+    let hub = ObservationHub::new(Arc::new(registry), HubSettings::default());
+    let typist = hub
+        .watch_interactive(&Caller::open(), &id, &worker, None)
+        .await
+        .unwrap();
+    let tickets: Vec<_> = (0..4)
+        .map(|i| {
+            typist
+                .submit(ClientFrame::Input {
+                    text: format!("p{i}"),
+                })
+                .unwrap()
+        })
+        .collect();
+    for ticket in tickets {
+        ticket.await.expect("accepted once the runtime had room");
+    }
+    assert_eq!(busy.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let page = runtime.transcript(&worker, 0, None).await.unwrap();
+    let inputs: Vec<String> = page
+        .items
+        .iter()
+        .filter_map(|item| match &item.entry {
+            switchyard_protocol::TranscriptEntry::Input { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(inputs, ["p0", "p1", "p2", "p3"]);
+}
+
 #[tokio::test]
 async fn an_interactive_viewer_needs_the_input_permission() {
     let (_runtime, hub, worker) = setup(Arc::new(NoInput)).await;

@@ -105,6 +105,9 @@ pub struct Probe {
     pub events: Subscriptions,
     /// While set, every subscription fails as unreachable, whatever `events` says.
     pub events_down: Arc<std::sync::atomic::AtomicBool>,
+    /// This many inputs are refused as `worker_busy` (as a remote runtime whose
+    /// input queue is full answers) before inputs are passed on.
+    pub busy_inputs: Arc<AtomicUsize>,
 }
 
 impl Probe {
@@ -116,6 +119,7 @@ impl Probe {
             on_get_worker: OnceLock::new(),
             events: Subscriptions::Up,
             events_down: Arc::default(),
+            busy_inputs: Arc::default(),
         }
     }
 
@@ -155,6 +159,15 @@ impl RuntimeSource for Probe {
     async fn input(&self, worker: &WorkerId, text: String) -> Result<InputAccepted, SourceError> {
         if let Some(gate) = &self.gate {
             gate.notified().await;
+        }
+        let busy = self
+            .busy_inputs
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if busy.is_ok() {
+            return Err(SourceError::Rejected(
+                ErrorDetail::new(ErrorCode::WorkerBusy, "the worker's input queue is full")
+                    .with_retry_after_ms(10),
+            ));
         }
         self.inner.input(worker, text).await
     }
