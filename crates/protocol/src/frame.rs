@@ -114,6 +114,9 @@ pub enum CloseCode {
     ProtocolError,
     /// 1008: the client sent a data frame.
     PolicyViolation,
+    /// 1009: an interactive client's frame was larger than the session reads (its
+    /// limit is the server's request body limit).
+    MessageTooBig,
     /// 1011: the server hit an unexpected error.
     InternalError,
     /// 4404: the worker disappeared.
@@ -130,6 +133,7 @@ impl CloseCode {
             Self::GoingAway | Self::AccessEnded => 1001,
             Self::ProtocolError => 1002,
             Self::PolicyViolation => 1008,
+            Self::MessageTooBig => 1009,
             Self::InternalError => 1011,
             Self::WorkerNotFound => 4404,
             Self::SlowConsumer => 4408,
@@ -144,6 +148,7 @@ impl CloseCode {
             Self::AccessEnded => "access_ended",
             Self::ProtocolError => "protocol_error",
             Self::PolicyViolation => "clients_send_control_frames_only",
+            Self::MessageTooBig => "frame_too_big",
             Self::InternalError => "internal",
             Self::WorkerNotFound => "worker_not_found",
             Self::SlowConsumer => "slow_consumer",
@@ -158,6 +163,7 @@ impl CloseCode {
             Self::GoingAway,
             Self::ProtocolError,
             Self::PolicyViolation,
+            Self::MessageTooBig,
             Self::InternalError,
             Self::WorkerNotFound,
             Self::SlowConsumer,
@@ -245,6 +251,7 @@ mod tests {
         assert_eq!(CloseCode::WorkerNotFound.code(), 4404);
         assert_eq!(CloseCode::PolicyViolation.code(), 1008);
         assert_eq!(CloseCode::ProtocolError.code(), 1002);
+        assert_eq!(CloseCode::MessageTooBig.code(), 1009);
         assert_eq!(CloseCode::GoingAway.code(), 1001);
         assert_eq!(CloseCode::from_code(4408), Some(CloseCode::SlowConsumer));
         assert_eq!(CloseCode::from_code(4000), None);

@@ -410,6 +410,28 @@ async fn interactive_refusals(surface: &Surface) {
         assert_eq!(refused["error"]["code"], "worker_not_running", "{refused}");
         assert_eq!(refused["error"]["worker_id"], sh.as_str());
     }
+    // A size whose numbers do not fit a terminal's at all is refused as any size
+    // out of range is: an error frame, and the connection stays.
+    for (cols, rows) in [
+        (json!(65536), json!(24)),
+        (json!(-1), json!(24)),
+        (json!(80), json!(4294967376u64)),
+    ] {
+        term.send(json!({"type": "resize", "cols": cols, "rows": rows}))
+            .await;
+        let refused = term.expect_frame(|f| f["type"] == "error").await;
+        assert_eq!(refused["error"]["code"], "invalid_request", "{refused}");
+    }
+    // An input frame larger than the session reads (the body limit, 1 MiB here)
+    // closes with 1009, not as a broken frame.
+    {
+        let mut big = surface.interactive(&sh).await;
+        let text = "x".repeat(2 * 1024 * 1024);
+        big.input(&text).await;
+        let (code, reason) = close_frame(&mut big.ws).await;
+        assert_eq!(u16::from(code), 1009, "{reason}");
+        assert_eq!(reason, "frame_too_big");
+    }
     // Malformed: not JSON, a binary frame.
     for bad in [Message::text("ls\r"), Message::binary(vec![1u8, 2, 3])] {
         let mut term = surface.interactive(&sh).await;

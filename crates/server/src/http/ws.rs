@@ -238,6 +238,22 @@ fn refusal(error: ErrorDetail) -> Step {
     }
 }
 
+/// The refusal of a resize frame whose `cols` or `rows` is an integer too large or
+/// negative for a terminal's size (`ClientFrame::parse` cannot hold it), so that it
+/// is answered as every size out of range is; `None` for any other frame.
+fn size_out_of_range(text: &str) -> Option<ErrorDetail> {
+    let frame: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
+    let integer = |key: &str| frame.get(key).filter(|v| v.is_i64() || v.is_u64());
+    let shaped = frame.len() == 3 && frame.get("type")?.as_str()? == "resize";
+    let (cols, rows) = (integer("cols")?, integer("rows")?);
+    shaped.then(|| {
+        ErrorDetail::new(
+            ErrorCode::InvalidRequest,
+            format!("cols and rows must each be 1 to 1000, got {cols}x{rows}"),
+        )
+    })
+}
+
 /// Streams `source` to the client until either side ends it; an interactive source
 /// also gets the client's commands.
 pub async fn run_session<S: FrameSource>(
@@ -268,8 +284,18 @@ pub async fn run_session<S: FrameSource>(
                 message = incoming.next(), if reading => match message {
                     Some(Ok(Message::Text(text))) if interactive => match ClientFrame::parse(&text) {
                         Ok(command) => Step::Command(command),
-                        Err(_) => Step::Close(Closing::With(CloseCode::PolicyViolation, BAD_COMMAND_REASON)),
+                        Err(_) => match size_out_of_range(&text) {
+                            // A resize whose numbers do not even fit: refused as any
+                            // size out of range is, not a broken frame.
+                            Some(error) => refusal(error),
+                            None => Step::Close(Closing::With(CloseCode::PolicyViolation, BAD_COMMAND_REASON)),
+                        },
                     },
+                    // An input frame larger than the session reads: too big, said
+                    // as such (RFC 6455's 1009), not a broken frame.
+                    Some(Err(WsError::Capacity(_))) if interactive => {
+                        close(CloseCode::MessageTooBig)
+                    }
                     // A data frame, and one the server could not read whole (over the
                     // size limit) or decode (text that is not UTF-8): a data frame all
                     // the same.
