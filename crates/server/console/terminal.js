@@ -104,7 +104,8 @@ export async function openTerminal(container, { interactive, onData, onResize, o
         term.resize(snapshot.cols, snapshot.rows);
         let text = snapshot.screen ?? '';
         if (snapshot.alternate && !text.includes('\x1b[?1049h')) text = `\x1b[?1049h${text}`;
-        if (snapshot.cursor) text += `\x1b[${snapshot.cursor.row + 1};${snapshot.cursor.col + 1}H`;
+        // The screen ends with the cursor where it is (a pending wrap and origin
+        // mode included); moving it again by `cursor` would lose both.
         term.write(text);
       }
       lastSequence = sequence ?? 0;

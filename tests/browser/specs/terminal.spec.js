@@ -89,3 +89,21 @@ test('an ended terminal takes no more keys', async ({ page, stack }) => {
   expect(sent.slice(before)).toEqual([]);
   await expect(page.locator('.notice-code')).toHaveCount(0);
 });
+
+test('a reload keeps a pending wrap: the next character starts the next row', async ({ page, stack }) => {
+  await openTerminal(page, stack, 'wrapping');
+  // Z at the last column of the first row leaves the cursor waiting to wrap.
+  await page.keyboard.type(
+    `clear; stty -echo; c=$(stty size | cut -d' ' -f2); printf "\\033[1;\${c}HZ"; read x; printf W; sleep 100`,
+  );
+  await page.keyboard.press('Enter');
+  const rows = screen(page).locator(':scope > div');
+  await expect(rows.first()).toHaveText(/Z\s*$/);
+  await page.reload();
+  await expect(page.locator('.connection')).toHaveAttribute('data-state', 'connected');
+  await expect(rows.first()).toHaveText(/Z\s*$/);
+  await page.locator('.xterm').click();
+  await page.keyboard.press('Enter');
+  await expect(rows.nth(1)).toHaveText(/^W/);
+  await expect(rows.first()).toHaveText(/Z\s*$/);
+});
