@@ -15,10 +15,12 @@
 //! is searched for a secret (one byte search) and, only when one is found or an
 //! escape could spell one, decoded, scrubbed and encoded again.
 //!
-//! What this cannot promise: a secret cut in two by the runtime's reads, half in one
-//! output event and half in the next, is not found; and the host's name alone, or
-//! the port alone, in a worker's output is ordinary data (`hostname` prints it),
-//! not scrubbed.
+//! What this cannot promise: a token cut by the runtime's reads loses the pieces of
+//! it at the events' edges ([`Scrubber::with_token`]), but up to five bytes on each
+//! side of each cut pass, and a token written a few bytes at a time passes whole;
+//! the base URL and `host:port` cut in two are not found; and the host's name
+//! alone, or the port alone, in a worker's output is ordinary data (`hostname`
+//! prints it), not scrubbed.
 
 use switchyard_protocol::{
     DiagnosticSeverity, EventKind, EventPayload, OutputStream, TranscriptEntry, TranscriptItem,

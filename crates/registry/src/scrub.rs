@@ -169,8 +169,13 @@ impl Scrubber {
     /// half in one output event and half in the next, neither of which holds it
     /// whole. So text (output or input) that ends with a beginning of the token,
     /// begins with an end of it, or lies wholly inside it, [`TOKEN_PART`] bytes of
-    /// it or more, has that part redacted too: at most `TOKEN_PART - 1` bytes of a
-    /// token cut in two can reach a client. (Only tokens: a base URL's beginning,
+    /// it or more, has that part redacted too: of a token cut by the reads, at most
+    /// `TOKEN_PART - 1` bytes pass on each side of each cut. What this does not
+    /// catch: a token written a few bytes at a time (typed and echoed key by key);
+    /// and what it may take for a token: text ending or starting with a piece of
+    /// one, so a token beginning with an ordinary word (`change-me-...`) costs that
+    /// word where an event ends with it; a random token (`switchyard token`, or hex
+    /// from `/dev/urandom`) does not. (Only tokens: a base URL's beginning,
     /// `http://1`, is ordinary text.)
     pub fn with_token(self, token: String) -> Self {
         if token.is_empty() {
@@ -291,8 +296,9 @@ impl Scrubber {
 }
 
 /// The fewest bytes of a token at an edge of a text that are redacted as a part of
-/// it ([`Scrubber::with_token`]).
-pub const TOKEN_PART: usize = 4;
+/// it ([`Scrubber::with_token`]): six hex digits of a random token end an event by
+/// chance once in 16 million.
+pub const TOKEN_PART: usize = 6;
 
 /// The parts of `token` at the edges of `text` ([`Scrubber::with_token`]): how many
 /// of its first bytes are an end of the token and how many of its last are a
@@ -421,8 +427,10 @@ mod tests {
             ("456789abcdef\nnext line", "[redacted]\nnext line"),
             ("456789abcdef and tok-01234", "[redacted] and [redacted]"),
             ("0123456789", "[redacted]"),
-            // Less than four bytes at an edge: kept, as every `t` ending a text is.
+            // Less than six bytes at an edge: kept, as every `t` ending a text is.
             ("export TOKEN=tok", "export TOKEN=tok"),
+            ("export TOKEN=tok-0", "export TOKEN=tok-0"),
+            ("bcdef and more", "bcdef and more"),
             ("def; ok", "def; ok"),
             // A token whole, and a part beside it.
             ("tok-0123456789abcdef tok", "[redacted] tok"),

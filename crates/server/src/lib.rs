@@ -19,10 +19,11 @@
 //!
 //! Logs (one line per request, `audit` lines for commands) go through `tracing`;
 //! the library installs no subscriber, so install one (`tracing-subscriber`), or
-//! call [`logging::init`] for the binary's own, to see them. The default `cli`
-//! feature builds the `switchyard` binary's command line (clap, crossterm,
-//! mimalloc); a program that only embeds the servers turns default features off. Programs that serve `process` or `pty` profiles start a [`reaper`]
-//! so that their workers do not outlive a crash.
+//! call [`logging::init`] for the binary's own, to see them. Programs that serve
+//! `process` or `pty` profiles start a [`reaper`] so that their workers do not
+//! outlive a crash. The default `cli` feature builds the `switchyard` binary's
+//! command line (clap, crossterm, mimalloc, unicode-width); a program that only
+//! embeds the servers turns default features off.
 //!
 //! ```
 //! use std::sync::Arc;

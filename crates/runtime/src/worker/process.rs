@@ -104,20 +104,25 @@ pub(crate) async fn run_process(
         ..
     } = inputs;
 
-    let mut child = match off_the_async_threads(move || spawn(&spec)).await {
-        Ok(child) => child,
+    // The guard is made on the spawning thread right after the spawn: from then
+    // on, however this future ends (dropped while the spawn runs included),
+    // nothing of the group survives it, and the reaper holds it at once.
+    let spawned = off_the_async_threads(move || {
+        let child = spawn(&spec)?;
+        let Some(pid) = child.id() else {
+            // Only possible if the child was already reaped, which we have not done.
+            return Err("the process ended before it could be watched".to_owned());
+        };
+        let pgid = i32::try_from(pid)
+            .map(Pid::from_raw)
+            .map_err(|_| format!("unexpected process id {pid}"))?;
+        Ok((child, pgid, GroupGuard::new(Watched::Group(pgid))))
+    })
+    .await;
+    let (mut child, pgid, mut guard) = match spawned {
+        Ok(spawned) => spawned,
         Err(message) => return Ending::Failed(message),
     };
-    let Some(pid) = child.id() else {
-        // Only possible if the child was already reaped, which we have not done.
-        return Ending::Failed("the process ended before it could be watched".to_owned());
-    };
-    let pgid = match i32::try_from(pid) {
-        Ok(raw) => Pid::from_raw(raw),
-        Err(_) => return Ending::Failed(format!("unexpected process id {pid}")),
-    };
-    // From here on, however this future ends, nothing of the group survives it.
-    let mut guard = GroupGuard::new(Watched::Group(pgid));
     tracing::debug!(pgid = pgid.as_raw(), "process worker started");
 
     let stdin = child.stdin.take();

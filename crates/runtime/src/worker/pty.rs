@@ -73,17 +73,27 @@ pub(crate) async fn run_pty(
         ..
     } = inputs;
 
-    let Spawned {
-        pty,
-        mut child,
-        terminal,
-        sid,
-    } = match super::process::off_the_async_threads(move || spawn(&spec)).await {
+    // The guard is made on the spawning thread right after the spawn: from then
+    // on, however this future ends (dropped while the spawn runs included),
+    // nothing of the session survives it, and the reaper holds it at once.
+    let spawned = super::process::off_the_async_threads(move || {
+        let spawned = spawn(&spec)?;
+        let guard = GroupGuard::new(Watched::Session(spawned.sid));
+        Ok((spawned, guard))
+    })
+    .await;
+    let (
+        Spawned {
+            pty,
+            mut child,
+            terminal,
+            sid,
+        },
+        mut guard,
+    ) = match spawned {
         Ok(spawned) => spawned,
         Err(message) => return Ending::Failed(message),
     };
-    // From here on, however this future ends, nothing of the session survives it.
-    let mut guard = GroupGuard::new(Watched::Session(sid));
     tracing::debug!(sid = sid.as_raw(), "pty worker started");
     sink.started().await;
 

@@ -217,8 +217,6 @@ fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, Failure> {
     crate::config::read_certificates(&file).map_err(|e| Failure::usage("invalid_ca_file", &e))
 }
 
-/// Reads a token file (trimmed; empty is an error). The error names the file, which
-/// the user gave, never its content.
 /// The token in [`TOKEN_ENV`], if it is set and not empty; one that is not UTF-8
 /// is refused (sending none would read as if none had been given).
 fn token_from_env() -> Result<Option<SecretToken>, Failure> {
@@ -232,8 +230,9 @@ fn token_from_env() -> Result<Option<SecretToken>, Failure> {
     }
 }
 
-/// The token in the file at `path`: its one line (a byte-order mark an editor
-/// put first is not part of it).
+/// Reads a token file: its one line, trimmed (a byte-order mark an editor put first
+/// is not part of it; empty, or two tokens, is an error). The error names the file,
+/// which the user gave, never its content.
 fn read_token_file(path: &Path) -> Result<SecretToken, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Failure::usage(
