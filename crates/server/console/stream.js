@@ -183,8 +183,9 @@ export class WorkerStream {
           return;
         }
         // The backend answers but cannot reach the worker's runtime: say so, with
-        // its error, rather than blame the connection to the backend.
-        if (error && error.status >= 500 && error.code) {
+        // its error, rather than blame the connection to the backend. (Another 5xx,
+        // a proxy's 502 or the backend's own `overloaded`, is the connection's.)
+        if (error && error.status >= 500 && String(error.code ?? '').startsWith('runtime_')) {
           cause = { cause: 'upstream', error: { code: error.code, message: error.message } };
         }
       }

@@ -363,8 +363,9 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
     stopButton.disabled = deleted || !running;
     deleteButton.disabled = deleted || !status || running;
     if (inputForm) inputForm.setEnabled(!deleted && status === 'running', status);
-    // An ended worker's terminal takes no keys (each would be refused).
-    terminal?.setInputEnabled(!deleted && (status === 'running' || status === 'starting'));
+    // An ended worker's terminal takes no keys (each would be refused): its exit,
+    // which comes before its status, already says so.
+    terminal?.setInputEnabled(!deleted && (status === 'running' || status === 'starting') && !detail?.exit);
   }
 
   async function command(name, run) {
@@ -430,10 +431,15 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
         form.requestSubmit();
       }
     });
+    let sending = false;
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
+      // Enter submits even while the Send button is disabled: one send at a time,
+      // or what is still being sent would go twice.
+      if (sending) return;
       const text = textarea.value + (newline.checked ? '\n' : '');
       if (!text) return;
+      sending = true;
       send.disabled = true;
       const typed = textarea.value;
       try {
@@ -443,6 +449,7 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
       } catch (error) {
         showError(error, 'sending input');
       } finally {
+        sending = false;
         send.disabled = textarea.disabled;
         textarea.focus();
       }

@@ -152,6 +152,17 @@ test('a runtime the backend cannot reach is reported with its error, and retried
   stream.close();
 });
 
+test("another 5xx (a proxy's 502, the backend overloaded) is the connection's, not the runtime's", async () => {
+  const proxy = Object.assign(new Error('<html>Bad Gateway</html>'), { status: 502, code: 'http_502' });
+  const { socket, stream } = harness({ probe: () => Promise.reject(proxy) });
+  const states = [];
+  stream.handlers.onState = (state, detail) => states.push([state, detail.cause]);
+  socket(0).drop();
+  await sleep(20);
+  assert.deepEqual(states[0], ['reconnecting', 'connection']);
+  stream.close();
+});
+
 test('a cursor the backend keeps refusing is dropped for a fresh snapshot', async () => {
   const { log, socket, stream } = harness({ probe: () => Promise.resolve({}) });
   socket(0).open();
