@@ -6,7 +6,7 @@
 //! An interactive session (`?interactive=true`) also takes `input` and `resize`
 //! frames from the client: each is handed to the source at once, in arrival order,
 //! and a refusal comes back as an `error` frame while the session goes on; anything
-//! else closes it with 1008. With [`MAX_PENDING_COMMANDS`] still being carried out,
+//! else closes it with 1008. With `MAX_PENDING_COMMANDS` (64) still being carried out,
 //! the session stops reading until one is done (back-pressure, not refusal).
 
 use std::collections::VecDeque;
