@@ -216,6 +216,12 @@ async fn run_send_and_logs_on_an_echo_worker() {
     stdin.write_all(b"\nfrom\nstdin\n").await.unwrap();
     drop(stdin);
     assert!(piped.wait().await.unwrap().success());
+    // An empty standard input sends nothing (it would be recorded as an input).
+    failed(
+        &cli(addr, &["send", &worker, "-"]).await,
+        2,
+        "invalid_input",
+    );
 
     let expected = "[system] started\n\
                     [input] hello\n\

@@ -66,6 +66,14 @@ pub(super) async fn send(client: &BackendClient, args: &SendArgs) -> Result<u8, 
                     format!("could not read standard input: {e}"),
                 )
             })?;
+        if bytes.is_empty() {
+            // An empty input would be recorded as one, and is most often a closed
+            // or forgotten standard input.
+            return Err(Failure::usage(
+                "invalid_input",
+                "standard input was empty; nothing was sent",
+            ));
+        }
         String::from_utf8(bytes).map_err(|_| {
             Failure::usage(
                 "invalid_input",
