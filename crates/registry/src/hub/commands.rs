@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use switchyard_protocol::{
     ClientFrame, ErrorCode, ErrorDetail, ResizeRequest, RuntimeId, WorkerId,
 };
-use switchyard_runtime::busy::{INPUT_PATIENCE, retry_while_busy};
+use switchyard_runtime::busy::LanePatience;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::caller::Caller;
@@ -118,6 +118,7 @@ async fn run(
     runtime_id: RuntimeId,
     worker_id: WorkerId,
 ) {
+    let mut patience = LanePatience::default();
     while let Some(Job {
         caller,
         command,
@@ -128,11 +129,12 @@ async fn run(
             // A full input queue at the runtime (a paste faster than the program
             // reads) is waited out, later commands behind it: every byte arrives,
             // in order.
-            ClientFrame::Input { text } => retry_while_busy(INPUT_PATIENCE, busy_wait, || {
-                registry.input(&caller, &runtime_id, &worker_id, text.clone())
-            })
-            .await
-            .map(drop),
+            ClientFrame::Input { text } => patience
+                .retry(busy_wait, || {
+                    registry.input(&caller, &runtime_id, &worker_id, text.clone())
+                })
+                .await
+                .map(drop),
             ClientFrame::Resize { cols, rows } => registry
                 .resize(
                     &caller,

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use switchyard_protocol::{
     ClientFrame, ErrorCode, ErrorDetail, OutgoingFrame, ResizeRequest, WorkerId,
 };
-use switchyard_runtime::busy::{INPUT_PATIENCE, retry_while_busy};
+use switchyard_runtime::busy::LanePatience;
 use switchyard_runtime::{Runtime, RuntimeError, StreamEnd, Subscription};
 use switchyard_transport::SecretToken;
 use tokio::sync::{mpsc, oneshot};
@@ -184,18 +184,21 @@ impl SessionCommands {
     fn start(runtime: Runtime, worker_id: WorkerId) -> Self {
         let (jobs, mut queue) = mpsc::channel::<Job>(SESSION_COMMANDS);
         tokio::spawn(async move {
+            let mut patience = LanePatience::default();
             while let Some((command, reply)) = queue.recv().await {
                 let outcome = match command {
                     // A full input queue (a paste faster than the program reads) is
                     // waited out, later commands behind it: every byte arrives, in
                     // order.
-                    ClientFrame::Input { text } => retry_while_busy(
-                        INPUT_PATIENCE,
-                        |e: &RuntimeError| matches!(e, RuntimeError::WorkerBusy(_)).then_some(None),
-                        || runtime.input(&worker_id, text.clone()),
-                    )
-                    .await
-                    .map(drop),
+                    ClientFrame::Input { text } => patience
+                        .retry(
+                            |e: &RuntimeError| {
+                                matches!(e, RuntimeError::WorkerBusy(_)).then_some(None)
+                            },
+                            || runtime.input(&worker_id, text.clone()),
+                        )
+                        .await
+                        .map(drop),
                     ClientFrame::Resize { cols, rows } => runtime
                         .resize(&worker_id, ResizeRequest { cols, rows })
                         .await
