@@ -355,6 +355,66 @@ async fn interactive_viewers_share_one_ordered_command_lane() {
     assert_eq!(err.code(), ErrorCode::WorkerNotRunning);
 }
 
+/// Six interactive viewers each queue a full window of commands at once (more than
+/// any one shared bound would hold): all are taken, carried out in the order they
+/// arrived; only a viewer past its own window is refused.
+#[tokio::test]
+async fn every_interactive_viewer_has_its_own_window_in_the_shared_lane() {
+    let (runtime, hub, worker) = setup(Arc::new(AllowAll)).await;
+    let rt = RuntimeId::new("local").unwrap();
+    let mut viewers = Vec::new();
+    for _ in 0..6 {
+        viewers.push(
+            hub.watch_interactive(&Caller::open(), &rt, &worker, None)
+                .await
+                .unwrap(),
+        );
+    }
+    // No await in between: the lane's task takes none of them meanwhile.
+    let mut tickets = Vec::new();
+    for round in 0..switchyard_registry::COMMAND_LANE {
+        for (v, viewer) in viewers.iter().enumerate() {
+            tickets.push(
+                viewer
+                    .submit(ClientFrame::Input {
+                        text: format!("v{v}-{round}"),
+                    })
+                    .expect("within the viewer's own window"),
+            );
+        }
+    }
+    let refused = viewers[0]
+        .submit(ClientFrame::Input {
+            text: "one too many".into(),
+        })
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::WorkerBusy);
+    for ticket in tickets {
+        ticket.await.unwrap();
+    }
+    let page = runtime.transcript(&worker, 0, Some(1000)).await.unwrap();
+    let inputs: Vec<String> = page
+        .items
+        .iter()
+        .filter_map(|item| match &item.entry {
+            switchyard_protocol::TranscriptEntry::Input { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<String> = (0..switchyard_registry::COMMAND_LANE)
+        .flat_map(|round| (0..6).map(move |v| format!("v{v}-{round}")))
+        .collect();
+    assert_eq!(inputs, expected);
+    // Taken up by the lane, the window is free again.
+    viewers[0]
+        .submit(ClientFrame::Input {
+            text: "again".into(),
+        })
+        .unwrap()
+        .await
+        .unwrap();
+}
+
 /// A runtime whose input queue is full (a paste faster than its program reads)
 /// refuses inputs as busy for a while: the lane tries each again, later ones
 /// waiting behind it, so every input arrives, in order, and none is refused.

@@ -286,7 +286,7 @@ impl Channel {
                     self.worker_id.clone(),
                 )
             })
-            .clone()
+            .for_viewer()
     }
 
     fn state(&self) -> MutexGuard<'_, ChannelState> {
