@@ -63,6 +63,18 @@ async fn setup(policy: Arc<dyn Policy>) -> (Runtime, ObservationHub, WorkerId) {
     )
 }
 
+/// The inputs in `worker`'s transcript, in order.
+async fn inputs_of(runtime: &Runtime, worker: &WorkerId) -> Vec<String> {
+    let page = runtime.transcript(worker, 0, Some(1000)).await.unwrap();
+    page.items
+        .iter()
+        .filter_map(|item| match &item.entry {
+            switchyard_protocol::TranscriptEntry::Input { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 async fn next(viewer: &mut Viewer) -> (OutgoingFrame, serde_json::Value) {
     let frame = tokio::time::timeout(Duration::from_secs(20), viewer.next_frame())
         .await
@@ -392,15 +404,7 @@ async fn every_interactive_viewer_has_its_own_window_in_the_shared_lane() {
     for ticket in tickets {
         ticket.await.unwrap();
     }
-    let page = runtime.transcript(&worker, 0, Some(1000)).await.unwrap();
-    let inputs: Vec<String> = page
-        .items
-        .iter()
-        .filter_map(|item| match &item.entry {
-            switchyard_protocol::TranscriptEntry::Input { text } => Some(text.clone()),
-            _ => None,
-        })
-        .collect();
+    let inputs = inputs_of(&runtime, &worker).await;
     let expected: Vec<String> = (0..switchyard_registry::COMMAND_LANE)
         .flat_map(|round| (0..6).map(move |v| format!("v{v}-{round}")))
         .collect();
@@ -454,15 +458,7 @@ async fn the_command_lane_waits_out_a_busy_runtime_in_order() {
         ticket.await.expect("accepted once the runtime had room");
     }
     assert_eq!(busy.load(std::sync::atomic::Ordering::SeqCst), 0);
-    let page = runtime.transcript(&worker, 0, None).await.unwrap();
-    let inputs: Vec<String> = page
-        .items
-        .iter()
-        .filter_map(|item| match &item.entry {
-            switchyard_protocol::TranscriptEntry::Input { text } => Some(text.clone()),
-            _ => None,
-        })
-        .collect();
+    let inputs = inputs_of(&runtime, &worker).await;
     assert_eq!(inputs, ["p0", "p1", "p2", "p3"]);
 }
 
