@@ -162,6 +162,16 @@ fn failed(output: &Output, exit: i32, code: &str) -> String {
 }
 
 /// Polls `logs` until its output equals `expected` (echo answers asynchronously).
+/// A backend of [`Setup`] with one worker of the embedded `profile` started through
+/// the CLI: the setup (keep it: it holds the directory), the backend, the worker.
+async fn backend_with_worker(profile: &str) -> (Setup, Switchyard, String) {
+    let setup = Setup::new();
+    let backend = setup.backend("127.0.0.1:0").await;
+    let worker = ok(&cli(backend.addr, &["run", "local", profile]).await);
+    let worker = worker.trim_end().to_owned();
+    (setup, backend, worker)
+}
+
 async fn wait_for_logs(addr: std::net::SocketAddr, worker: &str, expected: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -645,12 +655,10 @@ async fn wait_for_logs_holding(addr: std::net::SocketAddr, worker: &str, needle:
 
 #[tokio::test]
 async fn logs_of_a_terminal_worker_replay_its_terminal() {
-    let setup = Setup::new();
-    let backend = setup.backend("127.0.0.1:0").await;
+    let (_setup, backend, worker) = backend_with_worker("term").await;
     let addr = backend.addr;
     let url = format!("http://{addr}");
-    let worker = ok(&cli(addr, &["run", "local", "term"]).await);
-    let worker = worker.trim_end();
+    let worker = worker.as_str();
     wait_for_logs_holding(addr, worker, "term$ ").await;
     // `send` adds "\n", which a terminal takes as Enter like "\r".
     ok(&cli(addr, &["send", worker, "echo $((6*7))"]).await);
@@ -700,12 +708,10 @@ async fn logs_of_a_terminal_worker_replay_its_terminal() {
 /// ends with status 0 at once, not at its next write (which may never come).
 #[tokio::test]
 async fn logs_follow_ends_when_its_reader_goes_away_on_an_idle_worker() {
-    let setup = Setup::new();
-    let backend = setup.backend("127.0.0.1:0").await;
+    let (_setup, backend, worker) = backend_with_worker("lines").await;
     let addr = backend.addr;
     let url = format!("http://{addr}");
-    let worker = ok(&cli(addr, &["run", "local", "lines"]).await);
-    let worker = worker.trim_end();
+    let worker = worker.as_str();
     let mut follow = Switchyard::command(&["logs", "-f", worker], &[("SWITCHYARD_URL", &url)])
         .stdout(Stdio::piped())
         .spawn()
@@ -727,12 +733,10 @@ async fn logs_follow_ends_when_its_reader_goes_away_on_an_idle_worker() {
 
 #[tokio::test]
 async fn logs_follow_ends_when_the_worker_ends() {
-    let setup = Setup::new();
-    let backend = setup.backend("127.0.0.1:0").await;
+    let (_setup, backend, worker) = backend_with_worker("lines").await;
     let addr = backend.addr;
     let url = format!("http://{addr}");
-    let worker = ok(&cli(addr, &["run", "local", "lines"]).await);
-    let worker = worker.trim_end();
+    let worker = worker.as_str();
     ok(&cli(addr, &["send", worker, "before"]).await);
     wait_for_logs(
         addr,
