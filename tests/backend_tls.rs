@@ -9,7 +9,9 @@
 //! - the backend's own HTTPS listener (curl with `--cacert`; plain HTTP refused;
 //!   client certificates with `client_ca_file`; the session cookie marked `Secure`);
 //! - plain `http://` to another host needs `insecure_http = true`, and warns;
-//! - the runtime re-reading its TLS files on SIGHUP.
+//! - the runtime re-reading its TLS files on SIGHUP;
+//! - a warning at start and on SIGHUP for a certificate of the process's own that
+//!   has expired, is not valid yet or ends within 14 days.
 //!
 //! The tests in this file run one at a time: each starts two to four processes.
 
@@ -23,7 +25,7 @@ use serde_json::{Value, json};
 use switchyard_e2e::WAIT;
 use switchyard_e2e::certs::{Ca, Leaf, Validity, client_config, server_name};
 use switchyard_e2e::client::{Api, TestResponse, TestTls, request_tls};
-use switchyard_e2e::proc::Switchyard;
+use switchyard_e2e::proc::{Switchyard, wait_for_log_line};
 use switchyard_e2e::ws::{Ws, connect, connect_tls, next_json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -764,6 +766,106 @@ async fn the_runtime_reloads_its_tls_files_on_sighup() {
     assert!(handshake_ok(&new, &runtime).await);
     runtime.signal(Signal::SIGTERM);
     assert_eq!(runtime.wait().await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lapsed_and_lapsing_certificates_are_warned_about_at_start_and_on_sighup() {
+    let _serial = SERIAL.lock().await;
+    let pki = Pki::new();
+    let info = [("RUST_LOG", "info")];
+    // The runtime's own certificate, expired at start.
+    pki.write(
+        "rt",
+        &pki.runtimes.server_with(&["127.0.0.1"], Validity::Expired),
+    );
+    std::fs::write(
+        pki.path("runtime.toml"),
+        "runtime_id = \"lapsing\"\n\n[tls]\ncert_file = \"rt.crt\"\nkey_file = \"rt.key\"\n",
+    )
+    .unwrap();
+    let log = pki.path("runtime.log");
+    let args = [
+        "runtime",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        &pki.show("runtime.toml"),
+        "--token-file",
+        &pki.show("token"),
+    ];
+    let runtime = Switchyard::start_logged(&args, &info, &log).await;
+    let line = wait_for_log_line(&log, "the certificate expired", 1).await;
+    for part in [
+        "WARN",
+        "tls.cert_file",
+        "rt.crt",
+        "2021-01-01T00:00:00Z",
+        "clients refuse it",
+        "renew it",
+    ] {
+        assert!(line.contains(part), "{part:?} in {line}");
+    }
+
+    // Renewed, but ending in three days: SIGHUP reads it and warns again.
+    pki.write(
+        "rt",
+        &pki.runtimes
+            .server_with(&["127.0.0.1"], Validity::EndsInThreeDays),
+    );
+    runtime.signal(Signal::SIGHUP);
+    let line = wait_for_log_line(&log, "the certificate expires in 3 days", 1).await;
+    assert!(line.contains("WARN") && line.contains("rt.crt"), "{line}");
+    wait_for_log_line(&log, "configuration reloaded", 1).await;
+
+    // Valid for years: the next reload says nothing about it.
+    pki.write("rt", &pki.runtimes.server(&["127.0.0.1"]));
+    runtime.signal(Signal::SIGHUP);
+    let text = wait_for_log_line(&log, "configuration reloaded", 2).await;
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        log_text.matches("the certificate").count(),
+        2,
+        "{text}\n{log_text}"
+    );
+    runtime.signal(Signal::SIGTERM);
+    assert_eq!(runtime.wait().await.code(), Some(0));
+
+    // The backend's client certificate for a remote, not valid yet.
+    pki.backends
+        .client_with("backend-1", Validity::NotYetValid)
+        .write(pki.dir.path(), "backend-client");
+    let remote = RemoteSpec {
+        id: "far",
+        url: "https://127.0.0.1:9".to_owned(),
+        client_cert: true,
+        server_name: None,
+    };
+    std::fs::write(pki.path("backend.toml"), remote.toml()).unwrap();
+    let log = pki.path("backend.log");
+    let backend = Switchyard::start_logged(
+        &[
+            "serve",
+            "--config",
+            &pki.show("backend.toml"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+        &log,
+    )
+    .await;
+    let line = wait_for_log_line(&log, "the certificate is not valid for another", 1).await;
+    for part in [
+        "WARN",
+        "remote[0].client_cert_file",
+        "backend-client.crt",
+        "2200-01-01T00:00:00Z",
+        "runtimes refuse it",
+    ] {
+        assert!(line.contains(part), "{part:?} in {line}");
+    }
+    backend.signal(Signal::SIGTERM);
+    assert_eq!(backend.wait().await.code(), Some(0));
 }
 
 /// Whether a TLS handshake with `runtime` succeeds and it answers `/v1/health`.

@@ -20,6 +20,8 @@ pub enum Validity {
     Expired,
     /// Only from 2200 on.
     NotYetValid,
+    /// Valid now, for three more days.
+    EndsInThreeDays,
 }
 
 /// A test certificate authority.
@@ -107,11 +109,12 @@ impl Ca {
 
     /// A client certificate for `name`.
     pub fn client(&self, name: &str) -> Leaf {
-        self.leaf(
-            &[name],
-            ExtendedKeyUsagePurpose::ClientAuth,
-            Validity::Valid,
-        )
+        self.client_with(name, Validity::Valid)
+    }
+
+    /// A client certificate for `name` with the given validity.
+    pub fn client_with(&self, name: &str, validity: Validity) -> Leaf {
+        self.leaf(&[name], ExtendedKeyUsagePurpose::ClientAuth, validity)
     }
 
     fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose, validity: Validity) -> Leaf {
@@ -133,6 +136,10 @@ impl Ca {
             Validity::NotYetValid => {
                 params.not_before = rcgen::date_time_ymd(2200, 1, 1);
                 params.not_after = rcgen::date_time_ymd(2201, 1, 1);
+            }
+            Validity::EndsInThreeDays => {
+                params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(3);
             }
         }
         let key = KeyPair::generate().expect("a leaf key");

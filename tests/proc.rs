@@ -223,3 +223,21 @@ impl Switchyard {
         )
     }
 }
+
+/// Waits for the `n`th line (from 1) of the log file `log` that holds `needle`
+/// (written by a process started with [`Switchyard::start_logged`]); returns it.
+/// Fails the test, showing the log, if none comes within [`crate::WAIT`].
+pub async fn wait_for_log_line(log: &Path, needle: &str, n: usize) -> String {
+    let deadline = tokio::time::Instant::now() + crate::WAIT;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().filter(|l| l.contains(needle)).nth(n - 1) {
+            return line.to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no log line {n} with {needle:?} in:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -105,18 +105,7 @@ impl Backend {
     }
 
     async fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + switchyard_e2e::WAIT;
-        loop {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if let Some(line) = log.lines().find(|l| l.contains(needle)) {
-                return line.to_owned();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {needle:?} in:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        switchyard_e2e::proc::wait_for_log_line(&self.log, needle, 1).await
     }
 
     async fn create(&self, runtime: &str) -> String {

@@ -74,18 +74,7 @@ impl Runtime {
 
     /// Waits for the `n`th log line holding `needle`; returns it.
     async fn wait_for_log(&self, needle: &str, n: usize) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let log = self.log();
-            if let Some(line) = log.lines().filter(|l| l.contains(needle)).nth(n - 1) {
-                return line.to_owned();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line {n} with {needle:?} in:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        switchyard_e2e::proc::wait_for_log_line(&self.log, needle, n).await
     }
 
     async fn stop(self) -> String {

@@ -15,6 +15,7 @@
 mod args;
 mod auth;
 mod backend;
+mod cert_validity;
 mod error;
 mod file;
 mod parse;

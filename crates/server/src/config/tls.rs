@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::{self, PemObject};
@@ -18,6 +19,7 @@ use rustls::server::WebPkiClientVerifier;
 use switchyard_transport::tls::crypto_provider;
 use switchyard_transport::{ClientIdentity, ClientTls, TlsSetupError};
 
+use super::cert_validity::warn_if_unusable;
 use super::error::{ConfigError, Origin};
 use super::file::RemoteFile;
 use super::parse::FileContext;
@@ -71,6 +73,7 @@ impl ServerTlsFiles {
     pub fn load(&self) -> Result<ServerTlsSettings, ConfigError> {
         let chain = read_certificates(&self.cert)?;
         let key = read_private_key(&self.key)?;
+        warn_if_unusable(&self.cert, &chain, "clients", SystemTime::now());
         let provider = crypto_provider();
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -282,12 +285,9 @@ pub(crate) fn remote_tls(
         (Some(cert), Some(private)) => {
             let cert = named("client_cert_file", cert);
             let private = named("client_key_file", private);
-            Some((
-                read_certificates(&cert)?,
-                read_private_key(&private)?,
-                cert,
-                private,
-            ))
+            let chain = read_certificates(&cert)?;
+            warn_if_unusable(&cert, &chain, "runtimes", SystemTime::now());
+            Some((chain, read_private_key(&private)?, cert, private))
         }
     };
     let (identity, files) = match identity {
