@@ -915,6 +915,41 @@ async fn against_a_backend_with_auth_tokens_and_roles_hold() {
         1,
         "forbidden",
     );
+    // Attached, the viewer watches; its lines are refused once, with a hint, and the
+    // rest are not sent.
+    let url = format!("http://{addr}");
+    let mut attached = Switchyard::command(
+        &["attach", &worker],
+        &[("SWITCHYARD_URL", &url), ("SWITCHYARD_TOKEN", VIEWER_TOKEN)],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdin = attached.stdin.take().unwrap();
+    stdin.write_all(b"one\ntwo\nthree\n").await.unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(WAIT, attached.wait_with_output())
+        .await
+        .expect("attach ends with its input")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let refusals: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("input not sent"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{stderr}");
+    assert!(
+        refusals[0].contains("forbidden") && refusals[0].contains("may only watch"),
+        "{stderr}"
+    );
+    let logs = ok(&cli_as(addr, operator, &["logs", &worker]).await);
+    assert!(
+        !logs.contains("[input] one") && !logs.contains("[input] two"),
+        "{logs}"
+    );
     let json: Value =
         serde_json::from_str(&ok(&cli_as(addr, operator, &["ls", "--json"]).await)).unwrap();
     assert_eq!(json["workers"][0]["owner"], "olga", "{json}");

@@ -9,7 +9,7 @@
 //! all are.
 
 use switchyard_client::{BackendClient, Followed, Follower, Incoming, WorkerRef};
-use switchyard_protocol::{TranscriptItem, WorkerDetail};
+use switchyard_protocol::{ErrorCode, TranscriptItem, WorkerDetail};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -119,14 +119,26 @@ pub(super) async fn run(
 }
 
 /// Sends each line as an input, in order; a refused one is reported on standard
-/// error and the next ones are still tried.
+/// error and the next ones are still tried, except after a `forbidden` (a token
+/// that may only watch): that is said once, and later lines are read but not sent.
 async fn send_lines(client: BackendClient, worker: WorkerRef, mut lines: mpsc::Receiver<String>) {
     let mut out = Output::new();
+    let mut may_send = true;
     while let Some(line) = lines.recv().await {
+        if !may_send {
+            continue;
+        }
         if let Err(error) = send_input(&client, &worker, &line).await {
             let failure = Failure::client(client.url(), &error);
+            let forbidden = error.is(ErrorCode::Forbidden);
+            let hint = if forbidden {
+                may_send = false;
+                "; this token may only watch: lines typed here are not sent (Ctrl-D detaches)"
+            } else {
+                ""
+            };
             out.note(&format!(
-                "switchyard: input not sent: {}",
+                "switchyard: input not sent: {}{hint}",
                 failure.describe()
             ))
             .await;
