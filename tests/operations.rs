@@ -641,6 +641,25 @@ async fn pipelined_health_checks(addr: SocketAddr, requests: usize) {
     let _write = writer.await.unwrap();
 }
 
+/// Whether the runtime at `addr` is draining: `GET /v1/runtime` says so, or is
+/// refused or unanswered.
+async fn draining(addr: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /v1/runtime HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        std::io::Result::Ok(String::from_utf8_lossy(&answer).into_owned())
+    };
+    match tokio::time::timeout(Duration::from_secs(2), ask).await {
+        Ok(Ok(answer)) => answer.contains("\"draining\"") || !answer.starts_with("HTTP/1.1 200"),
+        Ok(Err(_)) | Err(_) => true,
+    }
+}
+
 /// A second signal exits at once, without the clean shutdown the first one began
 /// (here held up by a worker that ignores SIGTERM, with a long stop grace), even
 /// with standard error a full pipe that nobody reads: saying so cannot block.
@@ -676,7 +695,16 @@ command = ["/bin/sh", "-c", "trap '' TERM INT; echo up; while :; do sleep 1; don
     // Fill the pipe: the log's writer now blocks, holding standard error.
     pipelined_health_checks(runtime.addr, 2_000).await;
     runtime.signal(Signal::SIGTERM);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Two signals sent before the first is taken may arrive as one: wait until the
+    // runtime drains (or no longer accepts connections).
+    let deadline = Instant::now() + switchyard_e2e::WAIT;
+    while !draining(runtime.addr).await {
+        assert!(
+            Instant::now() < deadline,
+            "the first SIGTERM was never taken"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     runtime.signal(Signal::SIGTERM);
     let started = Instant::now();
     let status = runtime.wait().await;

@@ -352,13 +352,14 @@ async fn an_invalid_file_or_token_file_changes_nothing_and_restart_only_keys_are
     wait_for_profiles(&api, &["a", "b", "echo"]).await;
     let info = api.get("/v1/runtime").await.json;
     assert_eq!(info["runtime_id"], "rt");
-    let metrics = api.get("/v1/metrics").await.text();
-    assert!(
-        metrics
+    // Counted once the reload returns, a moment after its profiles apply.
+    wait_until(&api, "/v1/metrics", "the reload counted", |answer| {
+        answer
+            .text()
             .lines()
-            .any(|l| l == "switchyard_config_last_reload_successful 1"),
-        "{metrics}"
-    );
+            .any(|l| l == "switchyard_config_last_reload_successful 1")
+    })
+    .await;
     for key in ["runtime_id", "data_dir"] {
         let line = rt
             .wait_for_log(&format!("`{key}` changed in the configuration"), 1)

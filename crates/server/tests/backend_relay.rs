@@ -100,15 +100,23 @@ impl LyingRuntime {
         self.accepted.load(Ordering::SeqCst)
     }
 
-    /// Waits until the backend's first probe has been answered, so that tests
-    /// start with one idle connection.
-    async fn wait_probed(&self) {
+    /// Waits until the backend's first probe has been answered and the backend has
+    /// taken the answer in (its cached view of `runtime_id` is no longer `unknown`:
+    /// the answer was read whole, so its connection is idle in the pool), so that
+    /// tests start with one idle connection.
+    async fn wait_probed(&self, api: &Api, runtime_id: &str) {
         let deadline = std::time::Instant::now() + WAIT;
         while self.probed.load(Ordering::SeqCst) == 0 {
             assert!(std::time::Instant::now() < deadline, "never probed");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        poll_until(api, "/api/runtimes", &format!("{runtime_id} probed"), |v| {
+            v["runtimes"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|r| r["runtime_id"] == runtime_id && r["state"] != "unknown")
+            })
+        })
+        .await;
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -740,7 +748,7 @@ async fn a_repeated_answer_is_trusted_only_while_its_bytes_are_the_same() {
     })
     .await;
     let (backend, api) = backend_over(&runtime, "liar").await;
-    runtime.wait_probed().await;
+    runtime.wait_probed(&api, "liar").await;
     let honest = shown("liar", detail("w-1"));
     let mut counted = honest.clone();
     counted["input_count"] = json!(3);
@@ -892,19 +900,20 @@ async fn relayed_and_typed_answers_are_the_same() {
 async fn kept_alive_connections_are_reused_and_replaced_safely() {
     // Reuse: one connection carries every request.
     let steady = LyingRuntime::start(|_| ok_json(&detail("w-1"))).await;
-    // Closes each connection 50 ms after its first answer, without a word.
+    // Closes each connection right after its first answer, without a word.
     let closing = LyingRuntime::start(|seen| {
         if seen.method == "POST" {
-            let mut steps = vec![Step::Write(answer(
-                "202 Accepted",
-                "application/json",
-                br#"{"sequence":1}"#,
-            ))];
-            steps.extend([Step::Pause(Duration::from_millis(50)), Step::Close]);
-            return steps;
+            return vec![
+                Step::Write(answer(
+                    "202 Accepted",
+                    "application/json",
+                    br#"{"sequence":1}"#,
+                )),
+                Step::Close,
+            ];
         }
         let mut steps = ok_json(&detail("w-1"));
-        steps.extend([Step::Pause(Duration::from_millis(50)), Step::Close]);
+        steps.push(Step::Close);
         steps
     })
     .await;
@@ -939,8 +948,13 @@ async fn kept_alive_connections_are_reused_and_replaced_safely() {
     // threads: `each_connection_thread_keeps_runtime_connections_of_its_own`).
     settings.connection_threads = 0;
     let (backend, api) = start_backend(settings).await;
-    for runtime in [&steady, &closing, &racing_get, &racing_post] {
-        runtime.wait_probed().await;
+    for (runtime, id) in [
+        (&steady, "steady"),
+        (&closing, "closing"),
+        (&racing_get, "racing-get"),
+        (&racing_post, "racing-post"),
+    ] {
+        runtime.wait_probed(&api, id).await;
     }
     let input = json!({"text": "x"});
     let connections = |r: &LyingRuntime| r.seen().iter().map(|s| s.connection).collect::<Vec<_>>();
@@ -952,7 +966,9 @@ async fn kept_alive_connections_are_reused_and_replaced_safely() {
     assert_eq!(steady.accepted(), 1);
 
     assert_status(&api.get("/api/runtimes/closing/workers/w-1").await, 200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Time for the backend to see the close (an input is never retried, so one sent
+    // on the closed connection would fail).
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let r = api
         .post("/api/runtimes/closing/workers/w-1/input", input.clone())
         .await;
@@ -997,7 +1013,7 @@ async fn each_connection_thread_keeps_runtime_connections_of_its_own() {
     let mut settings = backend_settings(false, vec![runtime.as_remote("steady")], NO_PROBES);
     settings.connection_threads = 2;
     let (backend, api) = start_backend(settings).await;
-    runtime.wait_probed().await;
+    runtime.wait_probed(&api, "steady").await;
 
     // Two kept-alive client connections, open together: one on each thread.
     let first = KeptAlive::open(api.addr).await;
@@ -1143,7 +1159,7 @@ async fn a_runtime_paging_slowly_is_cut_off_as_a_whole_in_the_listing_of_all() {
         Duration::from_millis(500),
     );
     let (backend, api) = start_backend(backend_settings(true, vec![rt], NO_PROBES)).await;
-    slow.wait_probed().await;
+    slow.wait_probed(&api, "slow").await;
 
     let started = std::time::Instant::now();
     let r = api.get("/api/workers").await;

@@ -373,9 +373,11 @@ async fn a_client_that_stops_reading_gets_4408_while_another_keeps_up() {
 async fn pings_keep_live_peers_and_drop_dead_ones() {
     use switchyard_server::http::ws::SessionSettings;
     let mut settings = settings(Some(TOKEN));
+    // A grace of two intervals: a live peer is never dropped because this busy
+    // machine held the test's one thread for a while.
     settings.session = SessionSettings {
-        ping_interval: Duration::from_millis(100),
-        close_grace: Duration::from_millis(200),
+        ping_interval: Duration::from_millis(500),
+        close_grace: Duration::from_secs(1),
     };
     let server = TestServer::start_with(config(), settings).await;
     let w = create(&server, "echo").await;
@@ -389,7 +391,7 @@ async fn pings_keep_live_peers_and_drop_dead_ones() {
         while let Some(Ok(message)) = live.next().await {
             if let Message::Ping(_) = message {
                 pings += 1;
-                if pings == 8 {
+                if pings == 4 {
                     return pings;
                 }
             }
@@ -398,8 +400,8 @@ async fn pings_keep_live_peers_and_drop_dead_ones() {
     });
     assert_eq!(
         tokio::time::timeout(WAIT, reader).await.unwrap().unwrap(),
-        8,
-        "still connected after 8 pings"
+        4,
+        "still connected after 4 pings"
     );
 
     // A dead peer: completes the handshake, then never reads nor answers.
@@ -447,13 +449,13 @@ async fn the_transport_clients_pings_keep_an_idle_stream_open() {
     );
     let client = WsEventsClient::new(endpoint)
         .unwrap()
-        .with_idle_timeout(Duration::from_millis(300));
+        .with_idle_timeout(Duration::from_millis(1200));
     let mut stream = client.subscribe(&w.worker_id, None, false).await.unwrap();
     assert!(matches!(
         stream.next().await,
         Ok(UpstreamFrame::Event { .. })
     ));
-    let quiet = tokio::time::timeout(Duration::from_millis(1200), stream.next()).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(3600), stream.next()).await;
     assert!(quiet.is_err(), "the idle stream ended: {quiet:?}");
     input(&server, w.worker_id.as_str(), "after the quiet").await;
     let frame = tokio::time::timeout(WAIT, stream.next()).await.unwrap();

@@ -229,7 +229,9 @@ test('stdout, stderr, input and system notes are told apart; cancel interrupts',
   await expect(page.locator('.entry-input')).toHaveCount(1);
   await page.getByRole('button', { name: 'Cancel' }).click();
   await expect(page.locator('.entry-system').last()).toHaveText('interrupted');
-  await page.waitForTimeout(2000);
+  // Past the echo's 4 s delay (long enough that the Cancel click always beats it on a
+  // busy machine): the cancelled input is never echoed.
+  await page.waitForTimeout(4500);
   await expect(page.locator('.entry-output')).toHaveCount(0);
 });
 

@@ -46,13 +46,20 @@ test('paste goes to the terminal, and its size follows the window', async ({ pag
   });
   await expect(screen(page)).toContainText('pasted-2');
 
+  // Each call asks the shell with a numbered marker (computed by the shell, so the
+  // typed line never matches) and waits for that answer: never a stale one.
+  let asked = 0;
   const sizes = async () => {
-    await page.keyboard.type('stty size');
+    asked += 1;
+    await page.keyboard.type(`echo sz$((${asked}+0)):$(stty size)`);
     await page.keyboard.press('Enter');
-    await page.waitForTimeout(300);
-    const lines = (await screen(page).innerText()).split('\n').map((l) => l.trim());
-    const found = lines.filter((l) => /^\d+ \d+$/.test(l));
-    return found[found.length - 1];
+    const answer = new RegExp(`sz${asked}:(\\d+ \\d+)`);
+    let size;
+    await expect.poll(async () => {
+      size = (await screen(page).innerText()).match(answer)?.[1];
+      return size;
+    }, { timeout: 10_000 }).toBeTruthy();
+    return size;
   };
   const before = await sizes();
   await page.setViewportSize({ width: 900, height: 600 });

@@ -114,7 +114,7 @@ test("the console's own pages need no inline style (only xterm.js does)", async 
 test('a slow Start is not taken for a lost click: one worker per click', async ({ page, stack }) => {
   // The create answers after the page's 5 s redraw of the runtime cards.
   await page.route('**/api/runtimes/local/workers', async (route) => {
-    if (route.request().method() === 'POST') await new Promise((done) => setTimeout(done, 6500));
+    if (route.request().method() === 'POST') await new Promise((done) => setTimeout(done, 8000));
     await route.continue();
   });
   await page.goto(`${stack.url}#/runtimes`);

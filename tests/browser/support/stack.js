@@ -126,7 +126,7 @@ export class Stack {
       '',
       '[profiles.slow-echo]',
       'kind = "echo"',
-      'delay_ms = 1500',
+      'delay_ms = 4000',
       'description = "Echo that takes its time (to try cancel)"',
       '',
     ].join('\n');
