@@ -52,11 +52,11 @@ curses.wrapper(main)
 /// Lines of the 10 MiB flood: 9 bytes each.
 const FLOOD_LINES: usize = 1_165_085;
 
-/// The idle timeout of the `idle3` profile, for workers a test must reach (a viewer
+/// The idle timeout of the `idle-long` profile, for workers a test must reach (a viewer
 /// through the backend) before they time out: room for a create's answer and a
 /// WebSocket through the backend to its runtime on a loaded machine, which the
 /// 1 s of `idle` does not leave.
-const IDLE3_S: u64 = 3;
+const IDLE_LONG_S: u64 = 5;
 
 /// A remote runtime with pty profiles and a backend in front of it.
 struct World {
@@ -115,11 +115,11 @@ command = ["/bin/sh", "-i"]
 env = {{ PS1 = "{PROMPT}" }}
 idle_timeout_s = 1
 
-[profiles.idle3]
+[profiles.idle-long]
 kind = "pty"
 command = ["/bin/sh", "-i"]
 env = {{ PS1 = "{PROMPT}" }}
-idle_timeout_s = {IDLE3_S}
+idle_timeout_s = {IDLE_LONG_S}
 "#,
                 flood = flood_path.display(),
             ),
@@ -415,9 +415,9 @@ async fn a_remote_shell_through_the_backend_prompt_arithmetic_size_and_ctrl_c() 
 
     // Ctrl-C by cancel and by input interrupts sleep; the shell survives.
     for (round, interrupt) in ["cancel", "input"].into_iter().enumerate() {
-        term.input("echo sleeping; sleep 100\r").await;
+        // The job says so itself: it is the terminal's foreground job by then.
+        term.input("sh -c 'echo sleeping; exec sleep 100'\r").await;
         term.expect("sleeping\r\n").await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
         let asked = Instant::now();
         if interrupt == "cancel" {
             assert_eq!(world.post(&sh, "cancel", json!({})).await.status, 200);
@@ -626,8 +626,8 @@ async fn an_idle_worker_is_stopped_and_not_while_a_viewer_watches() {
     let world = World::start().await;
     // Watched through the backend: kept running well past its timeout. (Its idle
     // clock starts inside the create, so the viewer must be there within the
-    // timeout: hence `idle3`, not the 1 s `idle`.)
-    let watched = world.create("idle3").await;
+    // timeout: hence `idle-long`, not the 1 s `idle`.)
+    let watched = world.create("idle-long").await;
     let mut viewer = Term::new(world.events(&watched, "").await).await;
     assert_eq!(viewer.snapshot["event"]["worker"]["status"], "running");
     let watched_since = Instant::now();
@@ -657,7 +657,7 @@ async fn an_idle_worker_is_stopped_and_not_while_a_viewer_watches() {
         page.text()
     );
     // Watched for well past its timeout, it still runs.
-    tokio::time::sleep_until(watched_since + Duration::from_secs(IDLE3_S + 2)).await;
+    tokio::time::sleep_until(watched_since + Duration::from_secs(IDLE_LONG_S + 2)).await;
     assert_eq!(world.detail(&watched).await["status"], "running");
     // The watched one's viewer leaves; once nobody watches (the backend keeps its
     // upstream a short while after the last viewer), the clock runs out.
@@ -671,8 +671,8 @@ async fn an_idle_worker_is_stopped_and_not_while_a_viewer_watches() {
 async fn a_watching_viewer_sees_the_idle_diagnostic_before_the_stop() {
     let _serial = SERIAL.lock().await;
     let world = World::start().await;
-    // `idle3`: the first viewer must connect before the timeout runs out.
-    let worker = world.create("idle3").await;
+    // `idle-long`: the first viewer must connect before the timeout runs out.
+    let worker = world.create("idle-long").await;
     // Resume from the very start: the backend replays what the runtime logged.
     let mut first = Term::new(world.events(&worker, "").await).await;
     assert_eq!(first.snapshot["event"]["worker"]["status"], "running");

@@ -378,10 +378,8 @@ async fn errors_print_their_code_and_exit_status() {
     let addr = backend.addr;
     let running = ok(&cli(addr, &["run", "local", "lines"]).await);
     let running = running.trim_end();
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    let refused = switchyard_e2e::ports::refused_addr();
+    let closed = refused.addr;
     let closed_url = format!("http://{closed}");
     let closed_https = format!("https://{closed}");
     let missing_token = setup.path("no-such-token");

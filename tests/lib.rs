@@ -6,6 +6,7 @@
 pub mod certs;
 pub mod client;
 pub mod fake_backend;
+pub mod ports;
 pub mod proc;
 pub mod prometheus;
 pub mod raw_http;

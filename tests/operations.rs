@@ -10,21 +10,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use switchyard_e2e::client::{Api, request};
+use switchyard_e2e::ports::{Refused, refused_addr};
 use switchyard_e2e::proc::Switchyard;
 use switchyard_e2e::prometheus::{self, Scrape};
 use switchyard_e2e::ws::{Ws, connect, next_json};
 
 const TOKEN: &str = "operations-test-runtime-token";
 
-/// A loopback port nothing listens on.
-async fn closed_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// A backend with the embedded `local`, the remote `rt1` and a remote `dead` that
 /// nobody serves; its metrics also on a `metrics_listen` port.
-async fn start_backend(dir: &Path, remote: SocketAddr) -> Switchyard {
+async fn start_backend(dir: &Path, remote: SocketAddr, dead: &Refused) -> Switchyard {
     let config = dir.join("backend.toml");
     std::fs::write(
         &config,
@@ -46,12 +41,12 @@ token_file = "rt1.token"
 
 [[remote]]
 runtime_id = "dead"
-base_url = "http://127.0.0.1:{dead}"
+base_url = "http://{dead}"
 token_file = "rt1.token"
 connect_timeout_ms = 500
 request_timeout_ms = 1000
 "#,
-            dead = closed_port().await
+            dead = dead.addr
         ),
     )
     .unwrap();
@@ -123,7 +118,8 @@ async fn metrics_count_a_scripted_workload_with_bounded_labels() {
     }
     let dir = tempfile::tempdir().unwrap();
     let runtime = Switchyard::start_runtime(dir.path(), "rt1", TOKEN).await;
-    let backend = start_backend(dir.path(), runtime.addr).await;
+    let dead = refused_addr();
+    let backend = start_backend(dir.path(), runtime.addr, &dead).await;
     let metrics_addr = backend.metrics_addr().await;
     let api = Api {
         addr: backend.addr,
@@ -492,7 +488,8 @@ print(json.dumps(seen))
 async fn urllib_posting_2_mib_reads_the_413_from_both_processes() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = Switchyard::start_runtime(dir.path(), "rt1", TOKEN).await;
-    let backend = start_backend(dir.path(), runtime.addr).await;
+    let dead = refused_addr();
+    let backend = start_backend(dir.path(), runtime.addr, &dead).await;
     let two_mib = 2 * 1024 * 1024;
     for (url, headers) in [
         (

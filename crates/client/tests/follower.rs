@@ -98,13 +98,16 @@ async fn reconnections_retry_what_may_pass_but_a_first_connection_does_not() {
     ));
     let reopen = fake.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        // Open again once some attempts were refused (however slowly they come).
+        while reopen.event_requests().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         reopen.set_refusing(false);
     });
     assert_eq!(next(&mut follower).await, Followed::Reconnected);
     assert!(
-        fake.event_requests().len() >= 4,
-        "refused attempts were retried: {:?}",
+        fake.event_requests().len() >= 5,
+        "refused attempts were retried, then one got through: {:?}",
         fake.event_requests()
     );
 }
@@ -206,10 +209,8 @@ async fn lying_silent_and_absent_peers_are_typed_errors() {
         request: Duration::from_millis(300),
         stream_idle: Duration::from_secs(2),
     };
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    let refused = switchyard_e2e::ports::refused_addr();
+    let closed = refused.addr;
     let garbage = canned(Some(b"hello there\r\n\r\n")).await;
     let silent = canned(None).await;
     let html = canned(Some(

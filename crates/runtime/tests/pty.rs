@@ -315,10 +315,9 @@ async fn ctrl_c_by_cancel_and_by_input_interrupts_sleep_and_the_shell_survives()
     let mut term = Term::start(&rt, "sh").await;
     term.expect(PROMPT).await;
     for (round, interrupt) in ["cancel", "input"].into_iter().enumerate() {
-        term.send("echo sleeping; sleep 100\r").await;
+        // The job says so itself: it is the terminal's foreground job by then.
+        term.send("sh -c 'echo sleeping; exec sleep 100'\r").await;
         term.expect("sleeping\r\n").await;
-        // Give the shell a moment to start `sleep` in the foreground.
-        tokio::time::sleep(Duration::from_millis(300)).await;
         let asked = Instant::now();
         match interrupt {
             "cancel" => {
@@ -709,7 +708,8 @@ async fn a_missing_program_fails_naming_no_path() {
 // Idle workers
 // ---------------------------------------------------------------------------------
 
-const IDLE: Duration = Duration::from_millis(400);
+/// Long enough that a busy machine's stall of a few hundred ms never looks idle.
+const IDLE: Duration = Duration::from_millis(1000);
 
 async fn idle_runtime() -> Runtime {
     runtime_with(
@@ -822,9 +822,10 @@ async fn an_idle_worker_is_not_stopped_while_a_viewer_watches_or_input_comes() {
 #[tokio::test]
 async fn a_brief_viewer_restarts_the_idle_clock() {
     let rt = idle_runtime().await;
+    let created = tokio::time::Instant::now();
     let id = create(&rt, "idle-echo").await;
     // Halfway between two looks (a quarter of the timeout apart).
-    tokio::time::sleep(IDLE * 3 / 4 + IDLE / 8).await;
+    tokio::time::sleep_until(created + IDLE * 3 / 4 + IDLE / 8).await;
     let viewer = rt.subscribe(&id, None).unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     drop(viewer);

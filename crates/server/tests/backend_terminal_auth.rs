@@ -99,7 +99,7 @@ fn tokens() -> Vec<TestToken> {
 /// The idle timeout of the `idle` profile: long enough that a test reaches the
 /// worker (a create's answer, a WebSocket through the backend) well inside it on a
 /// loaded machine, since the runtime's idle clock starts inside the create.
-const IDLE: Duration = Duration::from_secs(2);
+const IDLE: Duration = Duration::from_secs(4);
 
 /// A runtime with `echo`, `sh` (a shell on a pty) and `idle` (the same, stopped
 /// after [`IDLE`] without input or viewer).

@@ -470,23 +470,11 @@ async fn serve_one(mut stream: TcpStream, answer: &Answerer) -> std::io::Result<
     Ok(())
 }
 
-/// A loopback port that refuses connections while this lives: bound, never
-/// listening, so no other test can take it meanwhile.
-pub struct Refused {
-    _socket: tokio::net::TcpSocket,
-    /// The address.
-    pub addr: SocketAddr,
-}
+pub use switchyard_e2e::ports::Refused;
 
 /// A loopback address that refuses connections (see [`Refused`]).
 pub async fn refused_addr() -> Refused {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = socket.local_addr().unwrap();
-    Refused {
-        _socket: socket,
-        addr,
-    }
+    switchyard_e2e::ports::refused_addr()
 }
 
 /// Sends `method path` with a raw body and content type JSON.
