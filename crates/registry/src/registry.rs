@@ -216,7 +216,10 @@ impl Entry {
     }
 
     pub(crate) async fn refresh(&self) -> Result<RuntimeInfo, SourceError> {
-        let outcome = self.bounded(Call::Info, self.runtime.source.info()).await;
+        let outcome = self
+            .bounded(Call::Info, self.runtime.source.info())
+            .await
+            .map_err(describing_itself_failed);
         match &outcome {
             Ok(info) => self.view.record_info(info),
             Err(error) => self.view.update(|view| view.record_failure(error)),
@@ -1103,4 +1106,24 @@ struct Collected {
 fn owned_by(mut detail: WorkerDetail, runtime_id: &RuntimeId) -> WorkerDetail {
     detail.runtime_id = runtime_id.clone();
     detail
+}
+
+/// A runtime that answers its self-description (`GET /v1/runtime`) with an error of
+/// its own (a refusal, `unsupported`, `internal`) is not ready, whatever it answers
+/// other calls: the failure becomes a protocol error (`incompatible`), which names
+/// the code it answered.
+fn describing_itself_failed(error: SourceError) -> SourceError {
+    match error {
+        SourceError::Rejected(ref detail) => SourceError::Protocol(format!(
+            "it answered its description (GET /v1/runtime) with the error code {}",
+            detail.code
+        )),
+        SourceError::Unsupported(_) => SourceError::Protocol(
+            "it does not serve its description (GET /v1/runtime); is base_url the runtime's address?".into(),
+        ),
+        SourceError::Internal => SourceError::Protocol(
+            "it answered its description (GET /v1/runtime) with an internal error; its log says why".into(),
+        ),
+        other => other,
+    }
 }

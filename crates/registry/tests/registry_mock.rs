@@ -1061,6 +1061,45 @@ async fn a_typed_refusal_means_the_runtime_answered() {
     assert_eq!(view.last_error, None);
 }
 
+/// A runtime that answers its own description with an error (a refusal, a missing
+/// route, an internal error) is not `ready`, though it answered: `incompatible`, with
+/// a protocol error that says what it answered.
+#[tokio::test]
+async fn an_error_for_the_description_makes_the_view_incompatible() {
+    let check = |answer: fn() -> TransportError, expected: &'static str| async move {
+        let mut mock = MockRuntimeClient::new();
+        mock.expect_info().times(1).returning(move || Err(answer()));
+        let registry = registry(vec![remote("build-1", mock)]);
+        let view = registry.runtime(&open(), &rid("build-1")).await.unwrap();
+        assert_eq!(view.state, RuntimeState::Incompatible, "{expected}");
+        let error = view.last_error.expect("says why");
+        assert_eq!(error.code, ErrorCode::RuntimeProtocolError);
+        assert!(error.message.contains(expected), "{}", error.message);
+    };
+    check(
+        || runtime_error(400, ErrorCode::InvalidRequest, "no"),
+        "with the error code invalid_request",
+    )
+    .await;
+    check(
+        || runtime_error(404, ErrorCode::WorkerNotFound, "no"),
+        "with the error code worker_not_found",
+    )
+    .await;
+    check(
+        || TransportError::Unsupported {
+            what: "GET /v1/runtime".into(),
+        },
+        "is base_url the runtime's address?",
+    )
+    .await;
+    check(
+        || runtime_error(500, ErrorCode::Internal, "boom"),
+        "with an internal error",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn malformed_answer_makes_the_view_incompatible() {
     let mut mock = MockRuntimeClient::new();

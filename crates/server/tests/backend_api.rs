@@ -907,7 +907,7 @@ async fn websocket_snapshots_name_the_backend_runtime_id() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runtime_lacking_a_route_is_unsupported_and_a_draining_one_unavailable() {
+async fn a_lacking_runtime_is_unsupported_a_foreign_server_protocol_a_draining_one_unavailable() {
     let lacking = CannedPeer::start("127.0.0.1", |_| Canned {
         status: "501 Not Implemented",
         content_type: "text/plain",
@@ -934,9 +934,14 @@ async fn runtime_lacking_a_route_is_unsupported_and_a_draining_one_unavailable()
     ])
     .await;
 
-    for rt in ["lacking", "foreign"] {
+    // A runtime that says it lacks a route (501) is believed; a server that has no
+    // route every runtime serves (404) is not a runtime, or base_url's path is wrong.
+    for (rt, status, code) in [
+        ("lacking", 501, "unsupported"),
+        ("foreign", 502, "runtime_protocol_error"),
+    ] {
         let r = api.get(&format!("/api/runtimes/{rt}/workers/w-1")).await;
-        assert_error(&r, 501, "unsupported");
+        assert_error(&r, status, code);
         assert_eq!(r.json["error"]["runtime_id"], rt);
         let r = api
             .post(
@@ -944,7 +949,11 @@ async fn runtime_lacking_a_route_is_unsupported_and_a_draining_one_unavailable()
                 json!({"profile": "echo"}),
             )
             .await;
-        assert_error(&r, 501, "unsupported");
+        assert_error(&r, status, code);
+        if rt == "foreign" {
+            let message = r.json["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("base_url's path"), "{message}");
+        }
     }
 
     let r = api

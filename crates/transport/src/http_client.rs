@@ -363,6 +363,8 @@ impl HttpRuntimeClient {
 
 /// The input route, the one `POST` that is pipelined.
 const INPUT_ROUTE: &str = "/v1/workers/{id}/input";
+/// The one route a runtime may lack (a runtime without terminals).
+const RESIZE_ROUTE: &str = "/v1/workers/{id}/resize";
 
 /// Whether a call that failed with `error` on a pooled or pipelined connection
 /// may be sent again on a new one: when it was never sent, or when it is a `GET`
@@ -469,8 +471,7 @@ impl RuntimeClient for HttpRuntimeClient {
         worker: &WorkerId,
         request: &ResizeRequest,
     ) -> Result<ResizeResponse, TransportError> {
-        let call = Call::worker(Method::POST, "/v1/workers/{id}/resize", worker, "/resize")
-            .json(request)?;
+        let call = Call::worker(Method::POST, RESIZE_ROUTE, worker, "/resize").json(request)?;
         self.call_json(call, "a ResizeResponse").await
     }
 

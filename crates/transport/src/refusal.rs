@@ -13,17 +13,31 @@ use switchyard_protocol::{ErrorBody, ErrorCode, HTTPS_ONLY_MESSAGE};
 use crate::error::TransportError;
 use crate::reason::shorten;
 
+/// Whether a route is one that every runtime of API version 1 serves (CONTRACT.md's
+/// `/v1` table), or one a runtime may lack (resizing a terminal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteKind {
+    /// Served by every runtime: a server that says it has no such route is not a
+    /// runtime, or the base URL's path is wrong.
+    EveryRuntime,
+    /// A capability a runtime may lack.
+    Optional,
+}
+
 /// Maps a refusal of `route` (method and template, e.g. `GET /v1/workers/{id}`).
 ///
 /// - 401: the runtime rejected our token.
 /// - 404/405 carrying `route_not_found`/`method_not_allowed`, or without a contract
-///   error body (another server, an older runtime), and any 501: the runtime lacks
-///   the route.
+///   error body (another server, an older runtime): for an optional route the
+///   runtime lacks it (`Unsupported`); for one every runtime serves, a protocol
+///   error that points at the base URL.
+/// - 501: the runtime says it lacks the capability (`Unsupported`).
 /// - Any other status with a contract error body: the runtime's own error, passed
 ///   through.
 /// - Anything else: a protocol error.
 pub(crate) fn transport_error(
     route: impl Display,
+    kind: RouteKind,
     status: StatusCode,
     body: &[u8],
 ) -> TransportError {
@@ -34,6 +48,15 @@ pub(crate) fn transport_error(
     let unsupported = || TransportError::Unsupported {
         what: route.to_string(),
     };
+    let missing = || match kind {
+        RouteKind::Optional => unsupported(),
+        RouteKind::EveryRuntime => TransportError::Protocol {
+            reason: format!(
+                "the server at the base_url does not serve {route}: it is not a Switchyard \
+                 runtime, or the base_url's path is wrong"
+            ),
+        },
+    };
     match status {
         StatusCode::NOT_IMPLEMENTED => return unsupported(),
         StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => match &parsed {
@@ -43,9 +66,9 @@ pub(crate) fn transport_error(
                     ErrorCode::RouteNotFound | ErrorCode::MethodNotAllowed
                 ) =>
             {
-                return unsupported();
+                return missing();
             }
-            Err(_) => return unsupported(),
+            Err(_) => return missing(),
             Ok(_) => {}
         },
         _ => {}
@@ -91,6 +114,7 @@ mod tests {
         };
         let error = transport_error(
             "GET /v1/runtime",
+            RouteKind::EveryRuntime,
             StatusCode::BAD_REQUEST,
             &body(HTTPS_ONLY_MESSAGE),
         );
@@ -101,11 +125,55 @@ mod tests {
         // Any other invalid_request is the runtime's own answer, passed through.
         let error = transport_error(
             "GET /v1/runtime",
+            RouteKind::EveryRuntime,
             StatusCode::BAD_REQUEST,
             &body("bad limit"),
         );
         assert!(
             matches!(error, TransportError::Runtime { status: 400, .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_route_every_runtime_serves_is_a_protocol_error_about_the_base_url() {
+        let missing = serde_json::to_vec(&ErrorBody::from(ErrorDetail::new(
+            ErrorCode::RouteNotFound,
+            "no route",
+        )))
+        .unwrap();
+        for (status, body) in [
+            (StatusCode::NOT_FOUND, missing.as_slice()),
+            (StatusCode::NOT_FOUND, b"<html>not found</html>".as_slice()),
+            (StatusCode::METHOD_NOT_ALLOWED, b"".as_slice()),
+        ] {
+            let error = transport_error("GET /v1/workers", RouteKind::EveryRuntime, status, body);
+            assert!(
+                matches!(&error, TransportError::Protocol { reason }
+                    if reason.contains("does not serve GET /v1/workers")
+                        && reason.contains("base_url's path")),
+                "{status}: {error:?}"
+            );
+            let error = transport_error(
+                "POST /v1/workers/{id}/resize",
+                RouteKind::Optional,
+                status,
+                body,
+            );
+            assert!(
+                matches!(error, TransportError::Unsupported { .. }),
+                "{error:?}"
+            );
+        }
+        // A runtime that says it lacks the capability is believed, whatever the route.
+        let error = transport_error(
+            "GET /v1/workers",
+            RouteKind::EveryRuntime,
+            StatusCode::NOT_IMPLEMENTED,
+            b"",
+        );
+        assert!(
+            matches!(error, TransportError::Unsupported { .. }),
             "{error:?}"
         );
     }
@@ -130,7 +198,7 @@ mod tests {
             ) {
                 let status = StatusCode::from_u16(status).unwrap();
                 let encoded = serde_json::to_vec(&body).unwrap();
-                let error = transport_error("GET /v1/x", status, &encoded);
+                let error = transport_error("GET /v1/x", RouteKind::Optional, status, &encoded);
                 let route_missing = matches!(
                     body.error.code,
                     ErrorCode::RouteNotFound | ErrorCode::MethodNotAllowed
@@ -154,7 +222,7 @@ mod tests {
                         "{error:?}"
                     ),
                 }
-                let error = transport_error("GET /v1/x", status, &junk);
+                let error = transport_error("GET /v1/x", RouteKind::Optional, status, &junk);
                 if let TransportError::Protocol { reason } = &error {
                     prop_assert!(reason.chars().count() <= 400, "{}", reason);
                 }

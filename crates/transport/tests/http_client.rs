@@ -632,10 +632,16 @@ async fn worker_not_found_passes_through() {
     assert_eq!(detail.worker_id, Some(wid("w-9")));
 }
 
+/// A route every runtime serves, answered "no such route" (404/405, typed or not):
+/// not a runtime, or the base URL's path is wrong, so a protocol error that says so.
+/// A runtime's own 501, and a missing resize route (a runtime without terminals),
+/// are `unsupported`.
 #[tokio::test]
-async fn missing_routes_are_unsupported() {
+async fn missing_routes_are_protocol_errors_unless_optional_or_501() {
     let peer = fake_runtime(|seen| match seen.path.as_str() {
-        "/v1/workers/w-1/cancel" => answer_json(404, error_json("route_not_found", "no route")),
+        "/v1/workers/w-1/cancel" | "/v1/workers/w-1/resize" => {
+            answer_json(404, error_json("route_not_found", "no route"))
+        }
         "/v1/workers/w-1/stop" => {
             answer_json(405, error_json("method_not_allowed", "POST is not allowed"))
         }
@@ -647,22 +653,35 @@ async fn missing_routes_are_unsupported() {
     let port = Some(peer.port);
     let w1 = wid("w-1");
     let unsupported = |what: &str| TransportError::Unsupported { what: what.into() };
+    let not_served = |error: TransportError, route: &str| {
+        assert!(
+            matches!(&error, TransportError::Protocol { reason }
+                if reason.contains(&format!("does not serve {route}"))
+                    && reason.contains("base_url's path")),
+            "{route}: {error:?}"
+        );
+    };
 
-    assert_eq!(
+    not_served(
         failed(client.cancel(&w1).await, port),
-        unsupported("POST /v1/workers/{id}/cancel")
+        "POST /v1/workers/{id}/cancel",
     );
-    assert_eq!(
+    not_served(
         failed(client.stop(&w1).await, port),
-        unsupported("POST /v1/workers/{id}/stop")
+        "POST /v1/workers/{id}/stop",
     );
-    assert_eq!(
+    not_served(
         failed(client.get_worker(&w1).await, port),
-        unsupported("GET /v1/workers/{id}")
+        "GET /v1/workers/{id}",
     );
     assert_eq!(
         failed(client.transcript(&w1, 0, None).await, port),
         unsupported("GET /v1/workers/{id}/transcript")
+    );
+    let resize = ResizeRequest { cols: 80, rows: 24 };
+    assert_eq!(
+        failed(client.resize(&w1, &resize).await, port),
+        unsupported("POST /v1/workers/{id}/resize")
     );
 }
 

@@ -571,9 +571,19 @@ async fn contract_refusals_are_runtime_errors() {
 }
 
 #[tokio::test]
-async fn missing_route_is_unsupported_and_odd_answers_are_protocol_errors() {
+async fn a_missing_route_and_odd_answers_are_protocol_errors_and_a_501_unsupported() {
     bounded(async {
+        // Every runtime serves the events route: a server without it is not one, or
+        // the base URL's path is wrong.
         let fake = fake_runtime(Some((404, error_body("route_not_found", "no route"))), hold).await;
+        let err = open_err(&client(fake.port)).await;
+        assert!(
+            matches!(&err, TransportError::Protocol { reason } if reason.contains("base_url's path")),
+            "{err:?}"
+        );
+        assert_no_leak(&err, fake.port);
+
+        let fake = fake_runtime(Some((501, error_body("unsupported", "no events"))), hold).await;
         let err = open_err(&client(fake.port)).await;
         assert!(matches!(err, TransportError::Unsupported { .. }), "{err:?}");
         assert_no_leak(&err, fake.port);

@@ -14,7 +14,7 @@ use super::upstream::ExchangeError;
 use super::{Answer, Call};
 use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
 use crate::net_error;
-use crate::refusal;
+use crate::refusal::{self, RouteKind};
 use crate::rest::decode_answer;
 
 /// The `Protocol` reason for an answer that is not HTTP/1.1.
@@ -58,8 +58,14 @@ pub(super) fn expect_success(call: &Call, answer: &Answer) -> Result<(), Transpo
 /// Maps a non-2xx answer under the shared rules (see [`crate::refusal`]), naming the call
 /// by its method and route template.
 fn non_success(call: &Call, status: StatusCode, body: &[u8]) -> TransportError {
+    let kind = if call.template == super::RESIZE_ROUTE {
+        RouteKind::Optional
+    } else {
+        RouteKind::EveryRuntime
+    };
     refusal::transport_error(
         format_args!("{} {}", call.method, call.template),
+        kind,
         status,
         body,
     )

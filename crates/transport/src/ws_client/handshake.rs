@@ -202,7 +202,7 @@ pub(super) fn refusal(status: StatusCode, body: &[u8]) -> TransportError {
             ),
         };
     }
-    refusal::transport_error(ROUTE, status, body)
+    refusal::transport_error(ROUTE, refusal::RouteKind::EveryRuntime, status, body)
 }
 
 /// Maps a failure while reading the refusal's body.
@@ -256,18 +256,16 @@ mod tests {
             refusal(StatusCode::BAD_REQUEST, &body("invalid_cursor")),
             TransportError::Runtime { status: 400, .. }
         ));
+        // Every runtime serves the events route: a server without it is not one (or
+        // the base URL's path is wrong). A 501 is the runtime's own word.
+        assert!(matches!(
+            refusal(StatusCode::NOT_IMPLEMENTED, &[]),
+            TransportError::Unsupported { .. }
+        ));
         for (status, body) in [
             (StatusCode::NOT_FOUND, body("route_not_found")),
             (StatusCode::METHOD_NOT_ALLOWED, body("method_not_allowed")),
             (StatusCode::NOT_FOUND, b"<html>".to_vec()),
-            (StatusCode::NOT_IMPLEMENTED, Vec::new()),
-        ] {
-            assert!(
-                matches!(refusal(status, &body), TransportError::Unsupported { .. }),
-                "{status}"
-            );
-        }
-        for (status, body) in [
             (StatusCode::OK, body("internal")),
             (StatusCode::FOUND, Vec::new()),
             (StatusCode::INTERNAL_SERVER_ERROR, b"oops".to_vec()),
