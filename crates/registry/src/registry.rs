@@ -205,6 +205,15 @@ impl Entry {
             started.elapsed(),
             outcome.as_ref().err().map(SourceError::code),
         );
+        if let Err(SourceError::Internal) = &outcome {
+            // The client gets `internal` with the backend's request id only: say here
+            // which runtime failed which call.
+            tracing::error!(
+                runtime_id = %self.id(),
+                call = kind.as_str(),
+                "the runtime failed a call with an internal error; its own log says why"
+            );
+        }
         outcome
     }
 

@@ -906,6 +906,38 @@ async fn websocket_snapshots_name_the_backend_runtime_id() {
     remote_rt.shutdown().await;
 }
 
+/// A runtime's own `500 internal`: the client gets `internal` with the backend's
+/// request id (nothing of the runtime's text), and the backend's log says which
+/// runtime failed which call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtimes_internal_error_is_logged_with_the_runtime_and_the_call() {
+    logs::install();
+    let broken = CannedPeer::start("127.0.0.1", |_| Canned {
+        status: "500 Internal Server Error",
+        content_type: "application/json",
+        body: r#"{"error":{"code":"internal","message":"internal error; quote request id rt-77"}}"#
+            .into(),
+    })
+    .await;
+    let (backend, api) =
+        backend_with(&[("broken", broken.addr, TOKEN, Duration::from_secs(5))]).await;
+    let r = api.get("/api/runtimes/broken/workers/w-1").await;
+    assert_error(&r, 500, "internal");
+    let request_id = r.headers["x-request-id"].to_str().unwrap().to_owned();
+    let message = r.json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&request_id) && !message.contains("rt-77"),
+        "{message}"
+    );
+    let logged = logs::events().into_iter().any(|e| {
+        e.level == tracing::Level::ERROR
+            && e.field("runtime_id") == Some("broken")
+            && e.field("call") == Some("get_worker")
+    });
+    assert!(logged, "{:#?}", logs::events());
+    backend.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lacking_runtime_is_unsupported_a_foreign_server_protocol_a_draining_one_unavailable() {
     let lacking = CannedPeer::start("127.0.0.1", |_| Canned {
