@@ -249,20 +249,23 @@ pub fn load_backend_settings(
             allowed_origins.push(origin);
         }
     }
-    let max_body_bytes = values::positive(
+    let max_body_bytes = values::bytes_up_to(
         &fo,
         "max_body_bytes",
         file.max_body_bytes,
         DEFAULT_MAX_BODY_BYTES,
+        values::MAX_BODY_BYTES,
     )?;
-    let health_interval = values::millis(
+    // At least 100 ms: every probe is a call to every remote.
+    let health_interval = values::millis_from(
         &fo,
         "health_interval_ms",
         file.health_interval_ms,
         DEFAULT_HEALTH_INTERVAL,
+        100,
     )?;
     // Zero is allowed: shut down at once, as without the key.
-    let drain = file.drain_ms.map_or(DEFAULT_DRAIN, Duration::from_millis);
+    let drain = values::millis_from(&fo, "drain_ms", file.drain_ms, DEFAULT_DRAIN, 0)?;
 
     let viewer_queue =
         values::positive(&fo, "viewer_queue", file.viewer_queue, DEFAULT_VIEWER_QUEUE)?;

@@ -57,11 +57,14 @@ fn build_one(
         .filter(|d| !d.is_empty());
     let idle_timeout = match file.idle_timeout_s {
         None => None,
-        Some(0) => {
+        Some(seconds) if !(1..=super::values::MAX_IDLE_SECONDS).contains(&seconds) => {
             return Err(invalid(
                 origin,
                 &format!("{key}.idle_timeout_s"),
-                "must be at least 1 (seconds); remove the key to never stop idle workers",
+                format!(
+                    "must be from 1 to {} (seconds; 30 days); remove the key to never stop idle workers",
+                    super::values::MAX_IDLE_SECONDS
+                ),
             ));
         }
         Some(seconds) => Some(Duration::from_secs(seconds)),
@@ -76,7 +79,13 @@ fn build_one(
                 "an echo profile runs in-process and takes no command, env, cwd or terminal size; remove the key or use kind \"process\" or \"pty\"",
             )?;
             ProfileSpec::Echo {
-                delay: Duration::from_millis(file.delay_ms.unwrap_or(0)),
+                delay: super::values::millis_from(
+                    origin,
+                    &format!("{key}.delay_ms"),
+                    file.delay_ms,
+                    Duration::ZERO,
+                    0,
+                )?,
             }
         }
         KindFile::Process => {

@@ -69,17 +69,63 @@ pub(crate) fn positive<T: Copy + PartialEq + Default>(
     }
 }
 
-/// A duration in milliseconds that must be at least 1.
+/// The longest duration a `*_ms` key takes: one hour. Anything longer is a typo
+/// that would hold a shutdown, a call or a probe that long (and near `u64::MAX`
+/// would overflow a deadline).
+pub(crate) const MAX_MILLIS: u64 = 60 * 60 * 1000;
+
+/// The longest idle timeout a profile takes (`idle_timeout_s`): 30 days.
+pub(crate) const MAX_IDLE_SECONDS: u64 = 30 * 24 * 60 * 60;
+
+/// The largest body a listener takes (`max_body_bytes`): 1 GiB.
+pub(crate) const MAX_BODY_BYTES: u64 = 1 << 30;
+
+/// A duration in milliseconds from 1 to [`MAX_MILLIS`].
 pub(crate) fn millis(
     origin: &Origin,
     key: &str,
     value: Option<u64>,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
-    Ok(match value {
-        Some(ms) => Duration::from_millis(positive(origin, key, Some(ms), 0)?),
-        None => default,
-    })
+    millis_from(origin, key, value, default, 1)
+}
+
+/// A duration in milliseconds from `min` to [`MAX_MILLIS`].
+pub(crate) fn millis_from(
+    origin: &Origin,
+    key: &str,
+    value: Option<u64>,
+    default: Duration,
+    min: u64,
+) -> Result<Duration, ConfigError> {
+    match value {
+        Some(ms) if !(min..=MAX_MILLIS).contains(&ms) => Err(invalid(
+            origin,
+            key,
+            format!("must be from {min} to {MAX_MILLIS} (milliseconds; one hour)"),
+        )),
+        Some(ms) => Ok(Duration::from_millis(ms)),
+        None => Ok(default),
+    }
+}
+
+/// A size in bytes from 1 to `max`.
+pub(crate) fn bytes_up_to(
+    origin: &Origin,
+    key: &str,
+    value: Option<u64>,
+    default: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match value {
+        Some(v) if !(1..=max).contains(&v) => Err(invalid(
+            origin,
+            key,
+            format!("must be from 1 to {max} (bytes)"),
+        )),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
 }
 
 /// The runtime limits, defaults filled in; `prefix` is the table's key path with its
@@ -99,17 +145,19 @@ pub(crate) fn limits(
             keys.max_ended_workers,
             d.max_ended_workers,
         )?,
-        max_input_bytes: positive(
+        max_input_bytes: bytes_up_to(
             origin,
             &k("max_input_bytes"),
             keys.max_input_bytes,
             d.max_input_bytes,
+            MAX_BODY_BYTES,
         )?,
-        max_body_bytes: positive(
+        max_body_bytes: bytes_up_to(
             origin,
             &k("max_body_bytes"),
             keys.max_body_bytes,
             d.max_body_bytes,
+            MAX_BODY_BYTES,
         )?,
         transcript_page_max: positive(
             origin,
@@ -132,8 +180,12 @@ pub(crate) fn limits(
         )?,
         snapshot_items: d.snapshot_items,
         // Zero is allowed: SIGKILL right after SIGTERM.
-        stop_grace: keys
-            .stop_grace_ms
-            .map_or(d.stop_grace, Duration::from_millis),
+        stop_grace: millis_from(
+            origin,
+            &k("stop_grace_ms"),
+            keys.stop_grace_ms,
+            d.stop_grace,
+            0,
+        )?,
     })
 }

@@ -221,6 +221,82 @@ fn zero_limits() {
     assert_names(&err, &path, "remote[0].request_timeout_ms");
 }
 
+/// Durations and sizes out of their range (a typo of a few digits) are refused
+/// naming the key and the range, at both ends where there is one.
+#[test]
+fn out_of_range_durations_and_sizes() {
+    let remote = "[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://h:1\"\ntoken_env = \"T\"\n";
+    let backend_cases = [
+        (
+            "drain_ms = 999999999999\n".to_owned(),
+            "drain_ms",
+            "from 0 to 3600000",
+        ),
+        (
+            "health_interval_ms = 1\n".to_owned(),
+            "health_interval_ms",
+            "from 100 to 3600000",
+        ),
+        (
+            "max_body_bytes = 99999999999999\n".to_owned(),
+            "max_body_bytes",
+            "from 1 to 1073741824",
+        ),
+        (
+            format!("{remote}request_timeout_ms = 99999999999\n"),
+            "remote[0].request_timeout_ms",
+            "from 1 to 3600000",
+        ),
+        (
+            format!("{remote}connect_timeout_ms = 3600001\n"),
+            "remote[0].connect_timeout_ms",
+            "from 1 to 3600000",
+        ),
+        (
+            format!("{remote}stream_idle_timeout_ms = 9223372036854775807\n"),
+            "remote[0].stream_idle_timeout_ms",
+            "from 1 to 3600000",
+        ),
+        (
+            "[embedded]\nstop_grace_ms = 3600001\n".to_owned(),
+            "embedded.stop_grace_ms",
+            "from 0 to 3600000",
+        ),
+    ];
+    for (text, key, range) in backend_cases {
+        let (_d, path, err) = backend_err(&text);
+        assert_names(&err, &path, key);
+        assert!(err.to_string().contains(range), "{key}: {err}");
+    }
+    let runtime_cases = [
+        (
+            "stop_grace_ms = 9223372036854775807\n",
+            "stop_grace_ms",
+            "from 0 to 3600000",
+        ),
+        (
+            "max_input_bytes = 2000000000\n",
+            "max_input_bytes",
+            "from 1 to 1073741824",
+        ),
+        (
+            "[profiles.slow]\nkind = \"echo\"\ndelay_ms = 3600001\n",
+            "profiles.slow.delay_ms",
+            "from 0 to 3600000",
+        ),
+        (
+            "[profiles.idle]\nkind = \"echo\"\nidle_timeout_s = 2592001\n",
+            "profiles.idle.idle_timeout_s",
+            "from 1 to 2592000",
+        ),
+    ];
+    for (text, key, range) in runtime_cases {
+        let (_d, path, err) = runtime_err(text);
+        assert_names(&err, &path, key);
+        assert!(err.to_string().contains(range), "{key}: {err}");
+    }
+}
+
 #[test]
 fn bad_base_url() {
     for bad in [
