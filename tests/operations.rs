@@ -713,3 +713,24 @@ command = ["/bin/sh", "-c", "trap '' TERM INT; echo up; while :; do sleep 1; don
         started.elapsed()
     );
 }
+
+/// A `RUST_LOG` that does not parse is not silently replaced: the log says so and
+/// which filter applies instead.
+#[tokio::test]
+async fn an_invalid_rust_log_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("backend.log");
+    let backend = Switchyard::start_logged(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("RUST_LOG", "warn,[bad")],
+        &log,
+    )
+    .await;
+    let line = switchyard_e2e::proc::wait_for_log_line(&log, "RUST_LOG is not a valid", 1).await;
+    assert!(
+        line.contains("WARN") && line.contains("logging at `info`"),
+        "{line}"
+    );
+    backend.signal(Signal::SIGTERM);
+    assert!(backend.wait().await.success());
+}

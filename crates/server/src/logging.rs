@@ -142,8 +142,16 @@ impl Drop for LogGuard {
 /// Keep the guard until the process ends. `None` when a log was already set up
 /// (or the log thread could not start: then nothing is logged).
 pub fn init(default: &str) -> Option<LogGuard> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let (filter, invalid) = match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(filter) => (filter, None),
+        Err(error) => {
+            let set = std::env::var_os(tracing_subscriber::EnvFilter::DEFAULT_ENV).is_some();
+            (
+                tracing_subscriber::EnvFilter::new(default),
+                set.then(|| error.to_string()),
+            )
+        }
+    };
     let (lines, queued) = sync_channel(BUFFERED_LINES);
     std::thread::Builder::new()
         .name("switchyard-log".into())
@@ -161,6 +169,11 @@ pub fn init(default: &str) -> Option<LogGuard> {
         .try_init()
         .ok()?;
     let _ = DROPPED.set(dropped);
+    if let Some(problem) = invalid {
+        tracing::warn!(
+            "RUST_LOG is not a valid log filter ({problem}); logging at `{default}` instead: fix it (for example RUST_LOG=warn, or RUST_LOG=info,switchyard_registry=debug)"
+        );
+    }
     Some(LogGuard { lines })
 }
 
