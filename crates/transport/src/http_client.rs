@@ -221,7 +221,8 @@ impl HttpRuntimeClient {
                 endpoint.tls_log.note(&*e, &error);
                 error
             })?;
-        endpoint.tls_log.succeeded();
+        // Not a success for the TLS log yet: a runtime that refuses our client
+        // certificate does so (TLS 1.3) after the handshake looks complete to us.
         Ok(upstream)
     }
 
@@ -245,11 +246,15 @@ impl HttpRuntimeClient {
             self.pooled(call).await?
         };
         match outcome {
-            Ok(exchanged) => Ok(Answer {
-                status: exchanged.status,
-                json: exchanged.json,
-                body: exchanged.body,
-            }),
+            Ok(exchanged) => {
+                // An answer came over TLS: the next TLS failure is news again.
+                self.endpoint.tls_log.succeeded();
+                Ok(Answer {
+                    status: exchanged.status,
+                    json: exchanged.json,
+                    body: exchanged.body,
+                })
+            }
             Err(error) => {
                 let mapped =
                     answer::exchange_error(&error, MAX_ANSWER_BYTES, self.endpoint.request_timeout);

@@ -486,6 +486,73 @@ async fn certificate_and_client_certificate_failures_are_typed_for_both_clients(
     }
 }
 
+/// The WARN lines "TLS towards the runtime failed" logged on this thread while
+/// `body` runs (each client names its runtime by its endpoint's label).
+async fn tls_warnings_during(body: impl Future<Output = ()>) -> usize {
+    use std::sync::Mutex;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    struct Count(Arc<Mutex<usize>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            struct Message(bool);
+            impl tracing::field::Visit for Message {
+                fn record_debug(
+                    &mut self,
+                    field: &tracing::field::Field,
+                    value: &dyn std::fmt::Debug,
+                ) {
+                    if field.name() == "message" {
+                        self.0 |=
+                            format!("{value:?}").starts_with("TLS towards the runtime failed:");
+                    }
+                }
+            }
+            let mut message = Message(false);
+            event.record(&mut message);
+            if *event.metadata().level() == tracing::Level::WARN && message.0 {
+                *self.0.lock().unwrap() += 1;
+            }
+        }
+    }
+    let count = Arc::new(Mutex::new(0));
+    let subscriber = tracing_subscriber::registry().with(Count(count.clone()));
+    let _default = tracing::subscriber::set_default(subscriber);
+    body.await;
+    let n = *count.lock().unwrap();
+    n
+}
+
+/// A runtime that stays misconfigured is logged once at WARN per client, however
+/// many calls and probes fail, for every failure kind; a refused client certificate
+/// included, whose handshake looks complete to the client before the runtime's
+/// alert arrives (a completed handshake is not a success).
+#[tokio::test]
+async fn a_repeating_tls_failure_is_logged_once_per_client() {
+    let ca = Ca::new("Test CA");
+    let other = Ca::new("Trusted instead");
+    for case in failure_cases(&ca) {
+        let trusted = if case.trust_foreign { &other } else { &ca };
+        let mut trust = Trust::ca(trusted);
+        if let Some(identity) = &case.identity {
+            trust = trust.identity(identity);
+        }
+        let config = server_config(&case.server, case.client_ca.as_ref());
+        let rest = tls_peer(config.clone(), Serve::Rest).await;
+        let events = tls_peer(config, Serve::Events).await;
+        let warnings = tls_warnings_during(async {
+            let rest = trust.rest("localhost", rest.port);
+            let events = trust.events("localhost", events.port);
+            for _ in 0..3 {
+                assert!(rest.list_workers(&WorkerQuery::default()).await.is_err());
+                assert!(events.subscribe(&worker(), None, false).await.is_err());
+            }
+        })
+        .await;
+        assert_eq!(warnings, 2, "{}: one per client", case.name);
+    }
+}
+
 #[tokio::test]
 async fn a_peer_that_does_not_speak_tls_is_a_failed_handshake() {
     let ca = Ca::new("Test CA");
