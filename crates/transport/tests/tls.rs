@@ -519,8 +519,7 @@ async fn tls_warnings_during(body: impl Future<Output = ()>) -> usize {
     let subscriber = tracing_subscriber::registry().with(Count(count.clone()));
     let _default = tracing::subscriber::set_default(subscriber);
     body.await;
-    let n = *count.lock().unwrap();
-    n
+    *count.lock().unwrap()
 }
 
 /// A runtime that stays misconfigured is logged once at WARN per client, however
