@@ -14,7 +14,9 @@
 //! Fields: `identity` (the caller's name, `-` when unknown), `action`, `runtime_id`,
 //! `worker_id` (`-` when none; for a create, the new worker's), `owner` (the worker's
 //! owner beside the actor: a name, `-` for a worker without one or no worker, `?`
-//! when the backend could not learn it, e.g. the runtime did not answer), `outcome`
+//! when the backend does not know it: the runtime did not answer, or no check
+//! needed it and the backend has not seen the worker; it is never asked for just
+//! for this line, which would cost a command a second call), `outcome`
 //! (`ok` or the error code) and `request_id`. Never a token, a cookie or input text:
 //! only names, validated ids and codes go in.
 
