@@ -22,7 +22,7 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use switchyard_e2e::WAIT;
 use switchyard_e2e::client::{Api, TestResponse};
-use switchyard_e2e::proc::Switchyard;
+use switchyard_e2e::proc::{Switchyard, wait_for_log_line};
 use switchyard_e2e::tcp_proxy::TcpProxy;
 use switchyard_e2e::ws::{Ws, connect};
 use tokio::task::JoinHandle;
@@ -288,11 +288,17 @@ request_timeout_ms = 5000
         self.dir.path().join(name)
     }
 
+    /// The backend's log file, at INFO (each start of the backend writes it anew).
+    fn backend_log(&self) -> PathBuf {
+        self.path("backend.log")
+    }
+
     async fn start_backend(&mut self) {
         let config = self.path("backend.toml").display().to_string();
-        let backend = Switchyard::start(
+        let backend = Switchyard::start_logged(
             &["serve", "--config", &config, "--listen", "127.0.0.1:0"],
-            &[],
+            &[("RUST_LOG", "info")],
+            &self.backend_log(),
         )
         .await;
         self.api = Api {
@@ -930,6 +936,9 @@ async fn a_stalled_viewer_is_closed_with_4408_and_the_others_get_everything() {
         "the stalled viewer was never cut off"
     );
     assert_eq!(code, Some(4408), "slow consumers are closed with 4408");
+    // The operator's log names what the closed viewer watched.
+    let line = wait_for_log_line(&world.backend_log(), "4408 slow_consumer", 1).await;
+    assert!(line.contains(RT) && line.contains(&worker), "{line}");
     drop(tap);
     world.leaks.assert_clean();
 }

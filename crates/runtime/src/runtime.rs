@@ -504,7 +504,7 @@ impl Runtime {
         drop(self.inner.create_lock.lock().await);
         let workers: Vec<_> = self.workers().values().cloned().collect();
         let stops = workers.iter().map(|w| async move {
-            w.stop().await;
+            w.stop_for_shutdown().await;
             w.join_driver().await;
         });
         futures_util::future::join_all(stops).await;

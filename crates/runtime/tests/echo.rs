@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use switchyard_protocol::{
-    CreateWorkerRequest, ErrorCode, OutputStream, ResetReason, RuntimeCursor, TranscriptEntry,
-    WorkerEvent, WorkerId, WorkerStatus,
+    CreateWorkerRequest, ErrorCode, OutputStream, ResetReason, RuntimeCursor, SystemNote,
+    TranscriptEntry, WorkerEvent, WorkerId, WorkerStatus,
 };
 use switchyard_runtime::{
     ListQuery, Profile, ProfileSpec, Runtime, RuntimeError, StreamEnd, SubscriptionItem,
@@ -648,6 +648,14 @@ async fn shutdown_stops_workers_and_ends_subscriptions() {
     rt.shutdown().await.unwrap();
     assert_eq!(rt.get(&w.worker_id).unwrap().status, WorkerStatus::Stopped);
     assert!(rt.is_draining());
+    // The transcript says why: not "on request".
+    let page = rt.transcript(&w.worker_id, 0, None).await.unwrap();
+    assert!(
+        matches!(&page.items.last().unwrap().entry, TranscriptEntry::System { note: SystemNote::Stopped, text }
+            if text == "stopped: the runtime shut down"),
+        "{:?}",
+        page.items.last()
+    );
     assert_eq!(
         rt.create(create("echo")).await.unwrap_err().code(),
         ErrorCode::RuntimeUnavailable

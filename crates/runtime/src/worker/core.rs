@@ -525,6 +525,17 @@ impl Worker {
         *lock(&self.last_command)
     }
 
+    /// Stops the worker because its runtime shuts down, with a transcript note that
+    /// says so (not "on request": nobody asked for this worker to stop).
+    pub(crate) async fn stop_for_shutdown(&self) {
+        if !self.status().is_ended() {
+            let _ = self
+                .stop_note
+                .set("stopped: the runtime shut down".to_owned());
+        }
+        self.stop().await;
+    }
+
     /// Stops the worker because nobody used or watched it for `idle`: a diagnostic
     /// first, then the stop, with a transcript note that says why.
     pub(crate) async fn stop_idle(&self, idle: Duration) {

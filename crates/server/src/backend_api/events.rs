@@ -27,7 +27,7 @@ use super::audit::SessionAudit;
 use super::browser::AllowedOrigins;
 use crate::auth::{Authenticator, Session};
 use crate::http::ws::{
-    CommandOutcome, FrameSource, SessionSettings, check_handshake, run_session,
+    CommandOutcome, FrameSource, SessionSettings, check_handshake, log_if_too_slow, run_session,
     upgrade as ws_upgrade, upgrade_with_limit,
 };
 use crate::http::{ApiError, RequestContext, Response};
@@ -86,7 +86,16 @@ pub(super) async fn upgrade(
         audit,
         admission: Admission::new(auth, caller, cookie, page),
     };
-    let session = move |ws| run_session(ws, frames, settings, shutdown);
+    let names = (
+        runtime_id.to_string(),
+        worker_id.to_string(),
+        ctx.request_id.to_string(),
+    );
+    let session = move |ws| async move {
+        let closed = run_session(ws, frames, settings, shutdown).await;
+        let (runtime_id, worker_id, request_id) = names;
+        log_if_too_slow(closed, Some(&runtime_id), &worker_id, &request_id);
+    };
     if watch.interactive {
         upgrade_with_limit(request, &ctx.shutdown, watch.max_message, session)
     } else {

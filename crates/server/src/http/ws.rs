@@ -255,13 +255,14 @@ fn size_out_of_range(text: &str) -> Option<ErrorDetail> {
 }
 
 /// Streams `source` to the client until either side ends it; an interactive source
-/// also gets the client's commands.
+/// also gets the client's commands. Returns the close code it sent, if it closed
+/// the session itself (`None`: the client closed it, or the connection dropped).
 pub async fn run_session<S: FrameSource>(
     ws: WsStream,
     mut source: S,
     settings: SessionSettings,
     shutdown: Shutdown,
-) {
+) -> Option<CloseCode> {
     let interactive = source.is_interactive();
     let (mut sink, mut incoming) = ws.split();
     let mut ping = tokio::time::interval_at(
@@ -376,26 +377,48 @@ pub async fn run_session<S: FrameSource>(
         }
     };
     let Ok(mut ws) = sink.reunite(incoming) else {
-        return;
+        return None;
     };
     let grace = settings.close_grace;
-    match close {
+    let sent = match close {
         Closing::With(code, reason) => {
             let frame = CloseFrame {
                 code: code.code().into(),
                 reason: reason.into(),
             };
             let _ = tokio::time::timeout(grace, ws.send(Message::Close(Some(frame)))).await;
+            Some(code)
         }
         // Flushing sends the answer tungstenite queued when the close came in (a
         // `close` would refuse to: the peer has closed).
         Closing::Answer => {
             let _ = tokio::time::timeout(grace, ws.flush()).await;
+            None
         }
-        Closing::Drop => return,
-    }
+        Closing::Drop => return None,
+    };
     // A lingering close (`linger.rs`): the write side is shut, then what the client
     // still sends (its close frame, the rest of a frame too large to read) is read
     // and dropped until it closes, so that no reset destroys the close frame.
     let _ = tokio::time::timeout(grace, ws.get_mut().shutdown()).await;
+    sent
+}
+
+/// Logs (at INFO) a session closed with 4408 because its client fell too far
+/// behind, naming what it watched, so that an operator can tell which viewers are
+/// too slow (the metrics count them, without names).
+pub fn log_if_too_slow(
+    closed: Option<CloseCode>,
+    runtime_id: Option<&str>,
+    worker_id: &str,
+    request_id: &str,
+) {
+    if closed == Some(CloseCode::SlowConsumer) {
+        tracing::info!(
+            runtime_id = runtime_id.unwrap_or("-"),
+            worker_id,
+            request_id,
+            "closed an event stream whose client fell too far behind (4408 slow_consumer); it may reconnect from its last cursor"
+        );
+    }
 }

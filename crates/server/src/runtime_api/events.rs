@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::auth::BearerTokens;
 use crate::http::ws::{
-    CommandOutcome, FrameSource, SessionSettings, run_session, upgrade as ws_upgrade,
-    upgrade_with_limit,
+    CommandOutcome, FrameSource, SessionSettings, log_if_too_slow, run_session,
+    upgrade as ws_upgrade, upgrade_with_limit,
 };
 use crate::http::{ApiError, RequestContext, Response};
 
@@ -101,19 +101,28 @@ pub(super) fn upgrade(
     let worker_id = worker_id.clone();
     let interactive = opening.interactive;
     let access = opening.access;
-    ws_upgrade_for(request, ctx, interactive, max_message, move |ws| {
-        let commands = interactive.then(|| SessionCommands::start(runtime, worker_id));
-        run_session(
-            ws,
-            SubscriptionFrames {
-                subscription,
-                commands,
-                revocation: Revocation::watch(access),
-            },
-            settings,
-            shutdown,
-        )
-    })
+    let request_id = ctx.request_id.to_string();
+    ws_upgrade_for(
+        request,
+        ctx,
+        interactive,
+        max_message,
+        move |ws| async move {
+            let commands = interactive.then(|| SessionCommands::start(runtime, worker_id.clone()));
+            let closed = run_session(
+                ws,
+                SubscriptionFrames {
+                    subscription,
+                    commands,
+                    revocation: Revocation::watch(access),
+                },
+                settings,
+                shutdown,
+            )
+            .await;
+            log_if_too_slow(closed, None, worker_id.as_str(), &request_id);
+        },
+    )
 }
 
 fn ws_upgrade_for<F, Fut>(
