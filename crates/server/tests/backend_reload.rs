@@ -189,6 +189,18 @@ async fn admins_reload_tokens_and_sessions_and_an_invalid_file_changes_nothing()
 
     files.config(&base(&[("root", ADMIN, "admin"), ("bob", BOB, "viewer")]));
     assert_status(&reload(&admin).await, 200);
+    // The log says whose tokens changed, by name only.
+    let changes: Vec<_> = logs::events()
+        .into_iter()
+        .filter(|e| {
+            e.field("message")
+                .is_some_and(|m| m.contains("entries changed"))
+        })
+        .collect();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].field("added"), Some("bob"));
+    assert_eq!(changes[0].field("removed"), Some("alice"));
+    assert_eq!(changes[0].field("changed"), Some(""));
     assert_error(&alice.get("/api/runtimes").await, 401, "unauthorized");
     assert_status(&bob.get("/api/runtimes").await, 200);
     assert_error(

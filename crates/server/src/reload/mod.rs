@@ -462,6 +462,7 @@ impl Reloader {
         // 1. Who is served. With tokens, the role policy goes in first (it lets the
         // old open callers, who are admins, do everything they did); without, the
         // open authenticator goes in first (its callers are admins under either).
+        log_auth_changes(&state.running.auth, &plan.applied.auth);
         let picked: Arc<dyn Policy> = match plan.applied.auth {
             AuthSettings::Tokens(_) => Arc::new(RolePolicy),
             AuthSettings::Off | AuthSettings::Open => Arc::new(AllowAll),
@@ -655,6 +656,57 @@ fn reconfigure_embedded(
         })
     } else {
         Planned::Keep(config.runtime_id.clone())
+    }
+}
+
+/// Logs (at INFO) how `[auth]` changed: the mode, and the names of the tokens added,
+/// removed, or changed (role, scope or secret). Names only, never a hash.
+fn log_auth_changes(old: &AuthSettings, new: &AuthSettings) {
+    let mode = |auth: &AuthSettings| match auth {
+        AuthSettings::Off => "off",
+        AuthSettings::Open => "open",
+        AuthSettings::Tokens(_) => "tokens",
+    };
+    if mode(old) != mode(new) {
+        tracing::info!(
+            from = mode(old),
+            to = mode(new),
+            "`auth` changed from {} to {}",
+            mode(old),
+            mode(new)
+        );
+    }
+    let tokens = |auth: &AuthSettings| match auth {
+        AuthSettings::Tokens(settings) => settings.tokens.clone(),
+        AuthSettings::Off | AuthSettings::Open => Vec::new(),
+    };
+    let (old, new) = (tokens(old), tokens(new));
+    let named = |list: &[crate::auth::TokenEntry], name: &str| {
+        list.iter()
+            .filter(|t| t.name == name)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let mut names: Vec<&str> = old.iter().chain(&new).map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    for name in names {
+        match (named(&old, name), named(&new, name)) {
+            (before, after) if before.is_empty() => added.extend(after.iter().map(|_| name)),
+            (_, after) if after.is_empty() => removed.push(name),
+            (before, after) if before != after => changed.push(name),
+            _ => {}
+        }
+    }
+    added.dedup();
+    if !(added.is_empty() && removed.is_empty() && changed.is_empty()) {
+        tracing::info!(
+            added = added.join(","),
+            removed = removed.join(","),
+            changed = changed.join(","),
+            "`[[auth.token]]` entries changed (by name)"
+        );
     }
 }
 
