@@ -39,6 +39,11 @@ pub enum SourceError {
     /// A bug in the backend or the runtime.
     #[error("internal error")]
     Internal,
+    /// The runtime answered `500 internal` (a bug there). Clients see `internal`
+    /// with the backend's own request id only; the runtime's message, which quotes
+    /// the runtime's request id, is kept for the backend's log.
+    #[error("internal error")]
+    RuntimeInternal(String),
 }
 
 impl SourceError {
@@ -53,7 +58,7 @@ impl SourceError {
             Self::Unsupported(_) => ErrorCode::Unsupported,
             Self::Unavailable => ErrorCode::RuntimeUnavailable,
             Self::Rejected(detail) => detail.code,
-            Self::Internal => ErrorCode::Internal,
+            Self::Internal | Self::RuntimeInternal(_) => ErrorCode::Internal,
         }
     }
 
@@ -93,7 +98,7 @@ impl From<TransportError> for SourceError {
                 ErrorCode::RuntimeUnavailable => Self::Unavailable,
                 ErrorCode::Unauthorized => Self::AuthFailed,
                 ErrorCode::Unsupported => Self::Unsupported("that request".into()),
-                ErrorCode::Internal => Self::Internal,
+                ErrorCode::Internal => Self::RuntimeInternal(detail.message),
                 // Not the client's Host: the name the backend reaches the runtime by.
                 ErrorCode::HostNotAllowed => Self::Protocol(
                     "it refused the name the backend reaches it by (a runtime without a \

@@ -4,6 +4,7 @@
 
 use foldhash::{HashMap, HashMapExt};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -104,6 +105,9 @@ pub(crate) struct Entry {
     owners: OwnerCache,
     calls: RuntimeCalls,
     probe: Mutex<Option<JoinHandle<()>>>,
+    /// Set while the runtime's last call failed with its own `500 internal` (see
+    /// [`Entry::note_internal`]).
+    internal_failing: AtomicBool,
 }
 
 impl Drop for Entry {
@@ -119,6 +123,7 @@ impl Entry {
             view: SharedView::new(runtime.runtime_id.as_str()),
             runtime,
             owners: OwnerCache::default(),
+            internal_failing: AtomicBool::new(false),
             probe: Mutex::new(None),
         }
     }
@@ -205,16 +210,31 @@ impl Entry {
             started.elapsed(),
             outcome.as_ref().err().map(SourceError::code),
         );
-        if let Err(SourceError::Internal) = &outcome {
-            // The client gets `internal` with the backend's request id only: say here
-            // which runtime failed which call.
-            tracing::error!(
-                runtime_id = %self.id(),
-                call = kind.as_str(),
-                "the runtime failed a call with an internal error; its own log says why"
-            );
-        }
+        self.note_internal(kind, outcome.as_ref().err());
         outcome
+    }
+
+    /// A runtime's `500 internal` goes to the log naming the runtime, the call and
+    /// the runtime's own message (with its request id): at ERROR when it starts, at
+    /// DEBUG while it repeats (every probe and call would log it again), so that a
+    /// broken runtime cannot crowd out the rest of the log. The client gets only
+    /// `internal` and the backend's request id.
+    fn note_internal(&self, kind: Call, error: Option<&SourceError>) {
+        match error {
+            Some(SourceError::RuntimeInternal(message)) => {
+                if self.internal_failing.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(runtime_id = %self.id(), call = kind.as_str(), runtime_message = %message, "the runtime failed a call with an internal error again");
+                } else {
+                    tracing::error!(runtime_id = %self.id(), call = kind.as_str(), runtime_message = %message, "the runtime failed a call with an internal error; its own log says why (see its request id in runtime_message)");
+                }
+            }
+            // Only a change is written: the flag's cache line stays shared while
+            // calls succeed.
+            None if self.internal_failing.load(Ordering::Relaxed) => {
+                self.internal_failing.store(false, Ordering::Relaxed);
+            }
+            _ => {}
+        }
     }
 
     fn record<T>(&self, outcome: &Result<T, SourceError>) {
@@ -225,15 +245,18 @@ impl Entry {
     }
 
     pub(crate) async fn refresh(&self) -> Result<RuntimeInfo, SourceError> {
-        let outcome = self
-            .bounded(Call::Info, self.runtime.source.info())
-            .await
-            .map_err(describing_itself_failed);
-        match &outcome {
-            Ok(info) => self.view.record_info(info),
-            Err(error) => self.view.update(|view| view.record_failure(error)),
+        match self.bounded(Call::Info, self.runtime.source.info()).await {
+            Ok(info) => {
+                self.view.record_info(&info);
+                Ok(info)
+            }
+            Err(error) => {
+                let (error, wrong) = describing_itself_failed(error);
+                self.view
+                    .update(|view| view.record_description_failure(&error, wrong));
+                Err(error)
+            }
         }
-        outcome
     }
 
     /// The view as `caller` may see it: a caller who reaches only its own workers
@@ -1117,22 +1140,26 @@ fn owned_by(mut detail: WorkerDetail, runtime_id: &RuntimeId) -> WorkerDetail {
     detail
 }
 
-/// A runtime that answers its self-description (`GET /v1/runtime`) with an error of
-/// its own (a refusal, `unsupported`, `internal`) is not ready, whatever it answers
-/// other calls: the failure becomes a protocol error (`incompatible`), which names
-/// the code it answered.
-fn describing_itself_failed(error: SourceError) -> SourceError {
+/// A runtime that answers its self-description (`GET /v1/runtime`) with a refusal
+/// or "no such route" is not ready, whatever it answers other calls: the failure
+/// becomes a protocol error that names what it answered, and `true` (the view stays
+/// `incompatible` until a good description). Other failures (unreachable, timeout,
+/// credentials, TLS, draining, an internal error) are what they are.
+fn describing_itself_failed(error: SourceError) -> (SourceError, bool) {
     match error {
-        SourceError::Rejected(ref detail) => SourceError::Protocol(format!(
-            "it answered its description (GET /v1/runtime) with the error code {}",
-            detail.code
-        )),
-        SourceError::Unsupported(_) => SourceError::Protocol(
-            "it does not serve its description (GET /v1/runtime); is base_url the runtime's address?".into(),
+        SourceError::Rejected(ref detail) => (
+            SourceError::Protocol(format!(
+                "it answered its description (GET /v1/runtime) with the error code {}",
+                detail.code
+            )),
+            true,
         ),
-        SourceError::Internal => SourceError::Protocol(
-            "it answered its description (GET /v1/runtime) with an internal error; its log says why".into(),
+        SourceError::Unsupported(_) => (
+            SourceError::Protocol(
+                "it does not serve its description (GET /v1/runtime); is base_url the runtime's address?".into(),
+            ),
+            true,
         ),
-        other => other,
+        other => (other, false),
     }
 }

@@ -32,8 +32,10 @@ pub struct RuntimeView {
     /// The largest page its lists take (`limits.transcript_page_max`), from its
     /// last self-description.
     pub page_max: Option<u32>,
-    /// Set while the runtime's `api_version` is not ours: answers do not clear it.
-    wrong_api_version: bool,
+    /// Set while the runtime does not describe itself as one of ours (its
+    /// `api_version` is another, or it answers `GET /v1/runtime` with an error of its
+    /// own): answers to other calls do not clear it, only a good description does.
+    wrong_description: bool,
 }
 
 impl Default for RuntimeView {
@@ -47,7 +49,7 @@ impl Default for RuntimeView {
             workers: WorkerCounts::default(),
             owners: BTreeMap::new(),
             page_max: None,
-            wrong_api_version: false,
+            wrong_description: false,
         }
     }
 }
@@ -55,7 +57,7 @@ impl Default for RuntimeView {
 impl RuntimeView {
     /// The runtime answered a call.
     pub fn record_answer(&mut self) {
-        if !self.wrong_api_version {
+        if !self.wrong_description {
             self.state = RuntimeState::Ready;
             self.last_error = None;
         }
@@ -70,8 +72,8 @@ impl RuntimeView {
         self.workers = info.workers;
         self.owners = info.owners.clone();
         self.page_max = Some(info.limits.transcript_page_max);
-        self.wrong_api_version = info.api_version != API_VERSION;
-        if !self.wrong_api_version {
+        self.wrong_description = info.api_version != API_VERSION;
+        if !self.wrong_description {
             self.state = RuntimeState::Ready;
             self.last_error = None;
         } else {
@@ -84,6 +86,16 @@ impl RuntimeView {
                 ),
             ));
         }
+    }
+
+    /// Asking the runtime to describe itself failed; with `wrong`, the runtime
+    /// answered with an error of its own (a refusal, a missing route), so it stays
+    /// `incompatible` until it describes itself properly, whatever other calls get.
+    pub fn record_description_failure(&mut self, error: &SourceError, wrong: bool) {
+        if wrong {
+            self.wrong_description = true;
+        }
+        self.record_failure(error);
     }
 
     /// A call failed.

@@ -908,7 +908,7 @@ async fn websocket_snapshots_name_the_backend_runtime_id() {
 
 /// A runtime's own `500 internal`: the client gets `internal` with the backend's
 /// request id (nothing of the runtime's text), and the backend's log says which
-/// runtime failed which call.
+/// runtime failed which call, with the runtime's message, once while it repeats.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runtimes_internal_error_is_logged_with_the_runtime_and_the_call() {
     logs::install();
@@ -929,12 +929,24 @@ async fn a_runtimes_internal_error_is_logged_with_the_runtime_and_the_call() {
         message.contains(&request_id) && !message.contains("rt-77"),
         "{message}"
     );
-    let logged = logs::events().into_iter().any(|e| {
-        e.level == tracing::Level::ERROR
-            && e.field("runtime_id") == Some("broken")
-            && e.field("call") == Some("get_worker")
-    });
-    assert!(logged, "{:#?}", logs::events());
+    // Once at ERROR, with the runtime's own message (its request id), however many
+    // calls and probes fail after it.
+    for _ in 0..3 {
+        let r = api.get("/api/runtimes/broken/workers/w-1").await;
+        assert_error(&r, 500, "internal");
+    }
+    let logged: Vec<_> = logs::events()
+        .into_iter()
+        .filter(|e| e.level == tracing::Level::ERROR && e.field("runtime_id") == Some("broken"))
+        .collect();
+    assert_eq!(logged.len(), 1, "{logged:#?}");
+    assert!(
+        logged[0]
+            .field("runtime_message")
+            .is_some_and(|m| m.contains("rt-77")),
+        "{logged:#?}"
+    );
+    assert!(logged[0].field("call").is_some(), "{logged:#?}");
     backend.shutdown().await;
 }
 
