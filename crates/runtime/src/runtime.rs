@@ -429,7 +429,7 @@ impl Runtime {
     /// at most (then possibly still `running`; the `status` event tells the end).
     /// Idempotent.
     pub async fn stop(&self, id: &WorkerId) -> Result<WorkerStatusResponse> {
-        let status = self.worker(id)?.stop().await;
+        let status = self.worker(id)?.stop_on_request().await;
         Ok(WorkerStatusResponse {
             worker_id: id.clone(),
             status,

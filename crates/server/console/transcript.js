@@ -21,6 +21,10 @@ export class TranscriptView {
     this.firstSequence = 0;
     this.lastSequence = 0;
     this.textLength = 0;
+    // Set when this page asked for the stop: only then is a live stop "on request"
+    // (an idle timeout or a runtime's shutdown stops a worker too, and the live
+    // status event does not say which; the runtime's transcript note does).
+    this.stopAsked = false;
     this.earlier = h('button', {
       type: 'button',
       class: 'button small quiet load-earlier',
@@ -56,6 +60,11 @@ export class TranscriptView {
     this.scrollToEnd();
   }
 
+  /** Notes that this page asked for the worker to stop. */
+  stopRequested() {
+    this.stopAsked = true;
+  }
+
   /** Adds a live event; returns false for a duplicate that was dropped. */
   event(event) {
     const stick = this.atEnd();
@@ -68,7 +77,7 @@ export class TranscriptView {
         if (!this.firstSequence) this.firstSequence = event.sequence;
         break;
       case 'status':
-        this.appendNote(statusNote(event), `note-${event.status}`);
+        this.appendNote(statusNote(event, this.stopAsked), `note-${event.status}`);
         break;
       case 'interrupted':
         this.appendNote('interrupted', 'note-interrupted');
@@ -224,12 +233,12 @@ function join(block, item) {
   block.dataset.length = String(Number(block.dataset.length ?? 0) + item.text.length);
 }
 
-function statusNote(event) {
+function statusNote(event, stopAsked) {
   switch (event.status) {
     case 'running':
       return 'started';
     case 'stopped':
-      return 'stopped on request';
+      return stopAsked ? 'stopped on request' : 'stopped';
     case 'failed':
       return 'could not start';
     case 'lost':

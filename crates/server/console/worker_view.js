@@ -56,7 +56,12 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
     text: 'Stop',
     dataset: { command: 'stop' },
     title: 'End the worker',
-    on: { click: () => command('stop', () => api.stop(runtimeId, workerId)) },
+    on: {
+      click: () => command('stop', () => {
+        transcript?.stopRequested();
+        return api.stop(runtimeId, workerId);
+      }),
+    },
   });
   const deleteButton = h('button', {
     type: 'button',

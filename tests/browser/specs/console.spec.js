@@ -87,6 +87,17 @@ test('create an echo worker, send input, see the output; stop and delete it', as
   expect(list.body.workers).toEqual([]);
 });
 
+test('a stop this page did not ask for is not "on request"', async ({ page, stack }) => {
+  // (An idle timeout or a runtime's shutdown stops a worker too; the page cannot
+  // tell which from the live event, so it says only "stopped".)
+  const worker = await createWorker(stack, 'local', 'echo', 'stopped-elsewhere');
+  await page.goto(workerUrl(stack, 'local', worker.worker_id));
+  await expect(page.locator('.connection')).toHaveAttribute('data-state', 'connected');
+  await stack.api('POST', `/api/runtimes/local/workers/${worker.worker_id}/stop`);
+  await expect(page.locator('.status-slot')).toHaveText('stopped');
+  await expect(page.locator('.entry-system').last()).toHaveText('stopped');
+});
+
 test('workers across runtimes: filters, unavailable runtimes, a runtime going down and back', async ({ page, stack }) => {
   await createWorker(stack, 'local', 'echo', 'alpha');
   const beta = await createWorker(stack, 'remote', 'echo', 'beta');

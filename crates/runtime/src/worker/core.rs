@@ -138,6 +138,9 @@ pub(crate) struct Worker {
     snapshot_items: usize,
 }
 
+/// The transcript note of a worker stopped because someone asked.
+const STOPPED_ON_REQUEST: &str = "stopped on request";
+
 impl Worker {
     /// Builds a worker whose buffers (event backlog, subscriber queues, snapshot
     /// tail) take their sizes from `limits`, read once by the caller.
@@ -525,6 +528,15 @@ impl Worker {
         *lock(&self.last_command)
     }
 
+    /// Stops the worker because someone asked (`POST .../stop`): its transcript note
+    /// says so, even if a shutdown comes while it stops.
+    pub(crate) async fn stop_on_request(&self) -> WorkerStatus {
+        if !self.status().is_ended() {
+            let _ = self.stop_note.set(STOPPED_ON_REQUEST.to_owned());
+        }
+        self.stop().await
+    }
+
     /// Stops the worker because its runtime shuts down, with a transcript note that
     /// says so (not "on request": nobody asked for this worker to stop).
     pub(crate) async fn stop_for_shutdown(&self) {
@@ -886,7 +898,7 @@ impl Worker {
                             .stop_note
                             .get()
                             .cloned()
-                            .unwrap_or_else(|| "stopped on request".into()),
+                            .unwrap_or_else(|| STOPPED_ON_REQUEST.into()),
                     },
                     |_| None,
                 )
