@@ -913,8 +913,8 @@ async fn against_a_backend_with_auth_tokens_and_roles_hold() {
         1,
         "forbidden",
     );
-    // Attached, the viewer watches; its lines are refused once, with a hint, and the
-    // rest are not sent.
+    // Attached, the viewer watches; its lines are refused once, with a hint, the
+    // rest are not sent, and attach exits 1.
     let url = format!("http://{addr}");
     let mut attached = Switchyard::command(
         &["attach", &worker],
@@ -933,14 +933,15 @@ async fn against_a_backend_with_auth_tokens_and_roles_hold() {
         .expect("attach ends with its input")
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    // From a pipe, refused lines fail the command.
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
     let refusals: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("input not sent"))
         .collect();
     assert_eq!(refusals.len(), 1, "{stderr}");
     assert!(
-        refusals[0].contains("forbidden") && refusals[0].contains("may only watch"),
+        refusals[0].contains("forbidden") && refusals[0].contains("the other lines are not sent"),
         "{stderr}"
     );
     let logs = ok(&cli_as(addr, operator, &["logs", &worker]).await);

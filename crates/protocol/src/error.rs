@@ -58,7 +58,7 @@ pub enum ErrorCode {
     WorkerLimitReached,
     /// A bug; the message carries a request id to find it in the logs.
     Internal,
-    /// The runtime lacks the route or capability.
+    /// The runtime lacks the capability.
     Unsupported,
     /// The runtime could not be reached (refused, reset, DNS).
     RuntimeUnreachable,
@@ -166,7 +166,7 @@ impl ErrorCode {
             WorkerBusy => "the worker's input queue is full; retry after retry_after_ms",
             WorkerLimitReached => "the runtime runs as many workers as it allows",
             Internal => "a bug; the message quotes a request id to find it in the logs",
-            Unsupported => "the runtime lacks the route or capability",
+            Unsupported => "the runtime lacks the capability",
             RuntimeUnreachable => "the runtime could not be reached",
             RuntimeAuthFailed => "the runtime rejected the backend's credentials",
             RuntimeProtocolError => "the runtime answered something malformed or unexpected",

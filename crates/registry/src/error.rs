@@ -26,7 +26,7 @@ pub enum SourceError {
     /// The runtime answered something malformed or unexpected.
     #[error("the runtime answered something unexpected ({0}); it may run an incompatible version")]
     Protocol(String),
-    /// The runtime lacks the route or capability.
+    /// The runtime lacks the capability (see `TransportError::Unsupported`).
     #[error("the runtime does not support {0}")]
     Unsupported(String),
     /// The runtime is draining or stopped.

@@ -137,7 +137,8 @@ pub enum TransportError {
         /// Its error body.
         detail: ErrorDetail,
     },
-    /// The runtime lacks the route or capability.
+    /// The runtime lacks a capability: it said so (501), or it has no route for an
+    /// optional one (resize). A missing route every runtime serves is `Protocol`.
     #[error("the runtime does not support {what}")]
     Unsupported {
         /// What was asked for.

@@ -188,11 +188,12 @@ fn check_accept(headers: &HeaderMap, key: &str) -> Result<(), TransportError> {
 /// [`crate::refusal`]), after one check of its own: an answer that is neither a client nor
 /// a server error (a 2xx or 3xx) is a protocol error.
 ///
-/// So 401 is `AuthRejected`; 501, and 404/405 carrying
-/// `route_not_found`/`method_not_allowed` or without a contract error body, are
-/// `Unsupported`; an error status with a contract error body (`404
-/// worker_not_found`, `400 invalid_cursor`, ...) is the runtime's own error, passed
-/// through; an error without a contract body is a protocol error.
+/// So 401 is `AuthRejected`; 501 is `Unsupported`; 404/405 carrying
+/// `route_not_found`/`method_not_allowed` or without a contract error body is a
+/// protocol error about the base URL (every runtime serves the events route); an
+/// error status with a contract error body (`404 worker_not_found`, `400
+/// invalid_cursor`, ...) is the runtime's own error, passed through; an error without
+/// a contract body is a protocol error.
 pub(super) fn refusal(status: StatusCode, body: &[u8]) -> TransportError {
     if !status.is_client_error() && !status.is_server_error() {
         return TransportError::Protocol {

@@ -6,7 +6,8 @@
 //! On a terminal: the terminal keeps its line editing; Enter sends the line, Ctrl-C
 //! cancels the worker's in-flight work (`cancel`), Ctrl-] or Ctrl-D on an empty line
 //! detaches. From a pipe: every line is sent, and the end of input detaches once they
-//! all are.
+//! all are (exit status 1 if any was refused). A token that may only watch
+//! (`forbidden`) is told once; later lines are read but not sent.
 
 use switchyard_client::{BackendClient, Followed, Follower, Incoming, WorkerRef};
 use switchyard_protocol::{ErrorCode, TranscriptItem, WorkerDetail};
@@ -67,7 +68,7 @@ pub(super) async fn run(
             format!("could not start reading standard input: {e}"),
         )
     })?;
-    let mut sender = tokio::spawn(send_lines(client.clone(), worker.clone(), text));
+    let mut sender = tokio::spawn(send_lines(client.clone(), worker.clone(), text, tty));
     let mut hangups = Hangups::new(false)?;
     let mut interrupts = signal(SignalKind::interrupt())
         .map_err(|e| Failure::new("internal", format!("could not handle SIGINT: {e}")))?;
@@ -90,14 +91,15 @@ pub(super) async fn run(
             },
             _ = &mut end => {
                 // Whatever was typed before Ctrl-] or the end of input is sent first.
-                let _ = (&mut sender).await;
+                let refused = (&mut sender).await.unwrap_or(0);
                 follower.close().await;
                 if tty {
                     // The terminal echoed ^] in mid-line.
                     out.note_apart(&format!("switchyard: detached from {worker}; it keeps running"))
                         .await;
                 }
-                return Ok(0);
+                // From a pipe nobody saw the notes: a refused line fails the command.
+                return Ok(u8::from(!tty && refused > 0));
             }
             _ = interrupts.recv() => {
                 if !tty {
@@ -121,19 +123,31 @@ pub(super) async fn run(
 /// Sends each line as an input, in order; a refused one is reported on standard
 /// error and the next ones are still tried, except after a `forbidden` (a token
 /// that may only watch): that is said once, and later lines are read but not sent.
-async fn send_lines(client: BackendClient, worker: WorkerRef, mut lines: mpsc::Receiver<String>) {
+/// Returns how many lines were not sent.
+async fn send_lines(
+    client: BackendClient,
+    worker: WorkerRef,
+    mut lines: mpsc::Receiver<String>,
+    tty: bool,
+) -> usize {
     let mut out = Output::new();
     let mut may_send = true;
+    let mut refused = 0;
     while let Some(line) = lines.recv().await {
         if !may_send {
+            refused += 1;
             continue;
         }
         if let Err(error) = send_input(&client, &worker, &line).await {
+            refused += 1;
             let failure = Failure::client(client.url(), &error);
-            let forbidden = error.is(ErrorCode::Forbidden);
-            let hint = if forbidden {
+            let hint = if error.is(ErrorCode::Forbidden) {
                 may_send = false;
-                "; this token may only watch: lines typed here are not sent (Ctrl-D detaches)"
+                if tty {
+                    "; this token may only watch: lines typed here are not sent (Ctrl-] or Ctrl-D detaches)"
+                } else {
+                    "; this token may only watch: the other lines are not sent"
+                }
             } else {
                 ""
             };
@@ -144,4 +158,5 @@ async fn send_lines(client: BackendClient, worker: WorkerRef, mut lines: mpsc::R
             .await;
         }
     }
+    refused
 }
