@@ -217,6 +217,8 @@ struct World {
     api: Api,
     proxy: Option<TcpProxy>,
     leaks: Arc<LeakCheck>,
+    /// The backend logs to [`World::backend_log`] instead of the test's output.
+    backend_logged: bool,
 }
 
 impl World {
@@ -279,6 +281,7 @@ request_timeout_ms = 5000
             },
             proxy,
             leaks,
+            backend_logged: false,
         };
         world.start_backend().await;
         world
@@ -288,19 +291,27 @@ request_timeout_ms = 5000
         self.dir.path().join(name)
     }
 
-    /// The backend's log file, at INFO (each start of the backend writes it anew).
+    /// The backend's log file, at INFO, once [`World::log_backend_to_file`] has
+    /// restarted it so (otherwise its log goes to the test's output, as the
+    /// harness sets it).
     fn backend_log(&self) -> PathBuf {
         self.path("backend.log")
     }
 
+    /// Restarts the backend with its log (at INFO) in [`World::backend_log`].
+    async fn log_backend_to_file(&mut self) {
+        self.backend_logged = true;
+        self.restart_backend().await;
+    }
+
     async fn start_backend(&mut self) {
         let config = self.path("backend.toml").display().to_string();
-        let backend = Switchyard::start_logged(
-            &["serve", "--config", &config, "--listen", "127.0.0.1:0"],
-            &[("RUST_LOG", "info")],
-            &self.backend_log(),
-        )
-        .await;
+        let args = ["serve", "--config", &config, "--listen", "127.0.0.1:0"];
+        let backend = if self.backend_logged {
+            Switchyard::start_logged(&args, &[("RUST_LOG", "info")], &self.backend_log()).await
+        } else {
+            Switchyard::start(&args, &[]).await
+        };
         self.api = Api {
             addr: backend.addr,
             token: None,
@@ -867,7 +878,8 @@ async fn fifty_viewers_share_one_upstream_and_all_get_a_ten_thousand_event_burst
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_viewer_is_closed_with_4408_and_the_others_get_everything() {
     let _serial = SERIAL.lock().await;
-    let world = World::start(false).await;
+    let mut world = World::start(false).await;
+    world.log_backend_to_file().await;
     let worker = world.create_echo().await;
     let tap = world.tap(&worker).await;
 

@@ -638,8 +638,9 @@ async fn pipelined_health_checks(addr: SocketAddr, requests: usize) {
     let _write = writer.await.unwrap();
 }
 
-/// Whether the runtime at `addr` is draining: `GET /v1/runtime` says so, or is
-/// refused or unanswered.
+/// Whether the runtime at `addr` is draining: `GET /v1/runtime` says so, or the
+/// connection is refused (a slow answer is not taken for one: the caller asks
+/// again).
 async fn draining(addr: SocketAddr) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let ask = async {
@@ -653,7 +654,8 @@ async fn draining(addr: SocketAddr) -> bool {
     };
     match tokio::time::timeout(Duration::from_secs(2), ask).await {
         Ok(Ok(answer)) => answer.contains("\"draining\"") || !answer.starts_with("HTTP/1.1 200"),
-        Ok(Err(_)) | Err(_) => true,
+        Ok(Err(_)) => true,
+        Err(_) => false,
     }
 }
 

@@ -110,13 +110,7 @@ impl LyingRuntime {
             assert!(std::time::Instant::now() < deadline, "never probed");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        poll_until(api, "/api/runtimes", &format!("{runtime_id} probed"), |v| {
-            v["runtimes"].as_array().is_some_and(|a| {
-                a.iter()
-                    .any(|r| r["runtime_id"] == runtime_id && r["state"] != "unknown")
-            })
-        })
-        .await;
+        wait_cached_view(api, runtime_id, "probed", |view| view["state"] != "unknown").await;
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -900,20 +894,20 @@ async fn relayed_and_typed_answers_are_the_same() {
 async fn kept_alive_connections_are_reused_and_replaced_safely() {
     // Reuse: one connection carries every request.
     let steady = LyingRuntime::start(|_| ok_json(&detail("w-1"))).await;
-    // Closes each connection right after its first answer, without a word.
+    // Closes each connection 50 ms after its first answer (once the backend has
+    // pooled it), without a word.
     let closing = LyingRuntime::start(|seen| {
         if seen.method == "POST" {
-            return vec![
-                Step::Write(answer(
-                    "202 Accepted",
-                    "application/json",
-                    br#"{"sequence":1}"#,
-                )),
-                Step::Close,
-            ];
+            let mut steps = vec![Step::Write(answer(
+                "202 Accepted",
+                "application/json",
+                br#"{"sequence":1}"#,
+            ))];
+            steps.extend([Step::Pause(Duration::from_millis(50)), Step::Close]);
+            return steps;
         }
         let mut steps = ok_json(&detail("w-1"));
-        steps.push(Step::Close);
+        steps.extend([Step::Pause(Duration::from_millis(50)), Step::Close]);
         steps
     })
     .await;

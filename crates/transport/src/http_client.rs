@@ -247,8 +247,10 @@ impl HttpRuntimeClient {
         };
         match outcome {
             Ok(exchanged) => {
-                // An answer came over TLS: the next TLS failure is news again.
-                self.endpoint.tls_log.succeeded();
+                // An answer came (over TLS): the next TLS failure is news again.
+                if self.endpoint.tls.is_some() {
+                    self.endpoint.tls_log.succeeded();
+                }
                 Ok(Answer {
                     status: exchanged.status,
                     json: exchanged.json,

@@ -222,17 +222,22 @@ pub fn runtime_entry<'a>(list: &'a Value, runtime_id: &str) -> &'a Value {
 /// Polls `GET /api/runtimes` (the cached views, no refresh) until `runtime_id` is in
 /// `state`.
 pub async fn wait_cached_state(api: &Api, runtime_id: &str, state: &str) -> Value {
-    let list = poll_until(
-        api,
-        "/api/runtimes",
-        &format!("{runtime_id} {state}"),
-        |v| {
-            v["runtimes"].as_array().is_some_and(|a| {
-                a.iter()
-                    .any(|r| r["runtime_id"] == runtime_id && r["state"] == state)
-            })
-        },
-    )
+    wait_cached_view(api, runtime_id, state, |view| view["state"] == state).await
+}
+
+/// Polls `GET /api/runtimes` (the cached views, no refresh) until the view of
+/// `runtime_id` satisfies `ready` (`what` names the wait); returns that view.
+pub async fn wait_cached_view(
+    api: &Api,
+    runtime_id: &str,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let list = poll_until(api, "/api/runtimes", &format!("{runtime_id} {what}"), |v| {
+        v["runtimes"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r["runtime_id"] == runtime_id && ready(r)))
+    })
     .await;
     runtime_entry(&list, runtime_id).clone()
 }
