@@ -76,6 +76,9 @@ pub mod view;
 
 /// The attribute [`RuntimeSource`] and [`SourceEvents`] implementations carry.
 pub use async_trait::async_trait;
+/// What a source's `*_json` calls answer with (the `bytes` crate's type, here so
+/// that a source that forwards them needs no other crate for it).
+pub use bytes::Bytes;
 pub use caller::{ANONYMOUS, Caller, GlobError, Role, RuntimeGlob, RuntimeGrants, WorkerScope};
 pub use embedded::EmbeddedSource;
 pub use error::{RegistryError, SourceError};
@@ -83,12 +86,15 @@ pub use hub::{BackendCursor, COMMAND_LANE, CommandTicket, HubSettings, Observati
 pub use policy::{Action, AllowAll, Policy, PolicyDenied, PolicyRequest, RolePolicy, WithRule};
 pub use reconfigure::{Planned, ReconfigureError, Reconfigured};
 pub use registry::{
-    DuplicateRuntimeId, LIST_ALL_MAX_PER_RUNTIME, LIST_ALL_MAX_SCANNED_PER_RUNTIME,
-    LIST_SCAN_BUDGET, RegisteredRuntime, RuntimeRegistry,
+    DEFAULT_CALL_TIMEOUT, DuplicateRuntimeId, LIST_ALL_MAX_PER_RUNTIME,
+    LIST_ALL_MAX_SCANNED_PER_RUNTIME, LIST_SCAN_BUDGET, RegisteredRuntime, RuntimeRegistry,
 };
 pub use remote::RemoteSource;
 pub use scrub::Scrubber;
 pub use source::{ResumePoint, RuntimeSource, SeenWorkers, SourceEnd, SourceEvents, SourceItem};
+/// RFC 3339 timestamps as the wire types carry them (`clock::now()`, for a source
+/// that fills in a `WorkerDetail` or `RuntimeInfo` of its own).
+pub use switchyard_runtime::clock;
 /// What [`RuntimeSource::list_workers`] is asked (transport's type, here so that a
 /// source needs no other crate for it).
 pub use switchyard_transport::WorkerQuery;

@@ -1,5 +1,7 @@
 //! The policy seam: consulted before every command and every observation, and able to
-//! filter or redact each event. [`AllowAll`] lets everything through (auth off);
+//! filter or redact each event of an event stream (REST reads, a transcript page
+//! included, are not filtered: a policy that must hide text refuses
+//! [`Action::ReadTranscript`]). [`AllowAll`] lets everything through (auth off);
 //! [`RolePolicy`] is the shipped policy of roles and runtime grants (auth on).
 
 use switchyard_protocol::{RuntimeId, WorkerEvent, WorkerId};
@@ -7,6 +9,10 @@ use switchyard_protocol::{RuntimeId, WorkerEvent, WorkerId};
 use crate::caller::{Caller, Role, WorkerScope};
 
 /// What a caller wants to do.
+///
+/// Actions may be added (`#[non_exhaustive]`): a policy that matches on them should
+/// decide what an action it does not know gets, and deny it unless allowing new
+/// kinds of action is what it wants (`_ => Err(PolicyDenied("...".into()))`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Action<'a> {
@@ -117,7 +123,9 @@ pub trait Policy: Send + Sync + 'static {
 
     /// True when which workers `caller` reaches depends on their owners
     /// ([`Policy::reaches_worker`]); the registry then learns a worker's owner before
-    /// letting the caller at it, and filters lists. The default is false.
+    /// letting the caller at it, and filters lists. The default is false. With it,
+    /// the worker counts of `GET /api/runtimes` are the caller's own: those of the
+    /// owner named [`Caller::owner_name`] (none for a caller without a name).
     fn scopes_workers(&self, _caller: &Caller) -> bool {
         false
     }
@@ -150,7 +158,8 @@ pub trait Policy: Send + Sync + 'static {
         true
     }
 
-    /// Filters (`None`) or rewrites one event before `caller` sees it.
+    /// Filters (`None`) or rewrites one event of an event stream (its snapshot
+    /// included) before `caller` sees it. REST reads are not filtered.
     fn filter_event(
         &self,
         _caller: &Caller,

@@ -59,9 +59,19 @@ pub struct RegisteredRuntime {
     pub call_timeout: Option<Duration>,
 }
 
+/// The backstop [`RegisteredRuntime::new`] puts on every call to a runtime.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl RegisteredRuntime {
-    /// A runtime reached through `source`, with no backstop timeout (the source
-    /// bounds its own calls; see [`RegisteredRuntime::with_call_timeout`]).
+    /// A runtime reached through `source`, every call bounded by
+    /// [`DEFAULT_CALL_TIMEOUT`] (one that takes longer fails as `runtime_timeout`),
+    /// so that a source that hangs cannot hold up a caller, nor `GET /api/workers`,
+    /// which asks every runtime. Change it with
+    /// [`RegisteredRuntime::with_call_timeout`]; a source that can never hang (an
+    /// in-process one whose calls never wait long) may drop it with
+    /// [`RegisteredRuntime::without_call_timeout`]. A source that
+    /// [bounds each call](RuntimeSource::bounds_each_call) itself gets the backstop
+    /// only on what spans several calls.
     pub fn new(
         runtime_id: RuntimeId,
         display_name: impl Into<String>,
@@ -71,8 +81,14 @@ impl RegisteredRuntime {
             runtime_id,
             display_name: display_name.into(),
             source,
-            call_timeout: None,
+            call_timeout: Some(DEFAULT_CALL_TIMEOUT),
         }
+    }
+
+    /// No backstop: every call waits for the source, however long it takes.
+    pub fn without_call_timeout(mut self) -> Self {
+        self.call_timeout = None;
+        self
     }
 
     /// Bounds every call to the runtime: one that takes longer fails as

@@ -76,6 +76,15 @@ pub trait SourceEvents: Send + 'static {
 ///   after the resume point, or a [`SourceItem::Reset`] then a snapshot when it no
 ///   longer has them or the runtime's epoch changed); positions only grow within
 ///   an epoch;
+/// - a query without a `limit` gets the source's own default page; the registry
+///   pages through every worker (`GET /api/workers`) with pages of
+///   `limits.transcript_page_max` from [`RuntimeSource::info`], so that number is
+///   a page size the source can answer;
+/// - a worker that ends stays subscribable (its stream goes quiet after the
+///   ending's events) until it is deleted, when the stream ends with
+///   [`SourceEnd::WorkerGone`];
+/// - [`RuntimeSource::kind`] only tells people what the runtime is: in-process
+///   (`Embedded`) or reached over a network (`Remote`);
 /// - a source that wraps another forwards the methods with defaults too (the
 ///   `*_json` answers, [`RuntimeSource::bounds_each_call`],
 ///   [`RuntimeSource::shutdown`]), or it loses what the inner source does there.

@@ -60,6 +60,9 @@ pub mod store;
 mod subscription;
 pub mod worker;
 
+/// The attribute a [`Driver`] implementation takes (`#[switchyard_runtime::async_trait]`),
+/// here so that a driver needs no other crate for it.
+pub use async_trait::async_trait;
 pub use config::{
     CustomDriver, DEFAULT_PTY_COLS, DEFAULT_PTY_ROWS, ProcessSpec, Profile, ProfileSpec, PtySpec,
     RuntimeConfig, RuntimeLimits,

@@ -51,7 +51,7 @@ use crate::config::{ProcessSpec, PtySpec};
 /// /// Answers every input with its length in bytes.
 /// struct Count;
 ///
-/// #[async_trait::async_trait]
+/// #[switchyard_runtime::async_trait]
 /// impl Driver for Count {
 ///     fn kind(&self) -> ProfileKind {
 ///         ProfileKind::Custom(CustomKind::new("count").expect("a valid kind name"))
