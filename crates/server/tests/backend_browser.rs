@@ -537,3 +537,46 @@ async fn every_answer_carries_the_security_headers() {
     }
     backend.shutdown().await;
 }
+
+/// A body that trickles in (a byte now and then, each in time for the connection's
+/// idle timer) is cut off once it has taken the body timeout, before any token is
+/// checked: nobody holds a connection, and a place under `max_connections`, for
+/// longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_trickles_in_is_cut_off_at_the_body_timeout() {
+    use switchyard_server::http::body::BODY_TIMEOUT;
+    let (_running, api) = backend(true).await;
+    let (mut reading, mut writing) = TcpStream::connect(api.addr).await.unwrap().into_split();
+    let started = std::time::Instant::now();
+    writing
+        .write_all(
+            b"POST /api/session HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        while writing.write_all(b" ").await.is_ok() {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        BODY_TIMEOUT + Duration::from_secs(20),
+        reading.read_to_end(&mut answer),
+    )
+    .await
+    .expect("cut off in time")
+    .unwrap();
+    let elapsed = started.elapsed();
+    trickle.abort();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(
+        text.contains("invalid_request") && text.contains("did not arrive within 30 s"),
+        "{text}"
+    );
+    assert!(
+        elapsed >= BODY_TIMEOUT - Duration::from_secs(1),
+        "cut off early: {elapsed:?}"
+    );
+}

@@ -39,6 +39,12 @@ impl BodyLimit {
     }
 }
 
+/// How long a request body may take to arrive, whole, once its head has: a client
+/// that trickles a byte now and then cannot hold a connection (and a place under
+/// `max_connections`) for longer, whoever it is (bodies are read before, say, a
+/// sign-in's token is checked).
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(
         ErrorCode::PayloadTooLarge,
@@ -47,12 +53,13 @@ fn too_large(limit: u64) -> ApiError {
 }
 
 /// Reads the whole body, refusing it with `413 payload_too_large` as soon as it is
-/// known to exceed `limit`: from `Content-Length` before reading, or while reading.
-/// A body that arrives in one piece (a small JSON body nearly always does) is
-/// handed on as it is, without a copy or a list of pieces.
+/// known to exceed `limit`: from `Content-Length` before reading, or while reading;
+/// and with `400 invalid_request` when it has not arrived whole within
+/// [`BODY_TIMEOUT`]. A body that arrives in one piece (a small JSON body nearly
+/// always does) is handed on as it is, without a copy or a list of pieces.
 pub async fn read_limited(
     headers: &HeaderMap,
-    mut body: Incoming,
+    body: Incoming,
     limit: u64,
 ) -> Result<Bytes, ApiError> {
     let declared = headers
@@ -62,6 +69,19 @@ pub async fn read_limited(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large(limit));
     }
+    let read = std::pin::pin!(read_whole(body, limit));
+    switchyard_transport::deadline::within(BODY_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::invalid_request(format!(
+                "the request body did not arrive within {} s; send it whole, at once",
+                BODY_TIMEOUT.as_secs()
+            )))
+        })
+}
+
+/// The body's bytes, at most `limit` of them (see [`read_limited`]).
+async fn read_whole(mut body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
     let unreadable = || ApiError::invalid_request("the request body could not be read");
     let mut first = Bytes::new();
     let mut more: Option<BytesMut> = None;
