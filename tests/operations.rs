@@ -20,6 +20,12 @@ const TOKEN: &str = "operations-test-runtime-token";
 /// A backend with the embedded `local`, the remote `rt1` and a remote `dead` that
 /// nobody serves; its metrics also on a `metrics_listen` port.
 async fn start_backend(dir: &Path, remote: SocketAddr, dead: &Refused) -> Switchyard {
+    let config = backend_config(dir, remote, dead);
+    Switchyard::start(&["serve", "--config", config.to_str().unwrap()], &[]).await
+}
+
+/// Writes [`start_backend`]'s configuration into `dir`; its path.
+fn backend_config(dir: &Path, remote: SocketAddr, dead: &Refused) -> std::path::PathBuf {
     let config = dir.join("backend.toml");
     std::fs::write(
         &config,
@@ -50,7 +56,7 @@ request_timeout_ms = 1000
         ),
     )
     .unwrap();
-    Switchyard::start(&["serve", "--config", config.to_str().unwrap()], &[]).await
+    config
 }
 
 async fn scrape_text(addr: SocketAddr, path: &str) -> String {
@@ -735,4 +741,48 @@ async fn an_invalid_rust_log_is_warned_about() {
     );
     backend.signal(Signal::SIGTERM);
     assert!(backend.wait().await.success());
+}
+
+/// No level of the log holds a remote's token or a frame's text: at `RUST_LOG=trace`
+/// the WebSocket library's own lines (its handshake request, with `Authorization`,
+/// and every frame) are capped at INFO.
+#[tokio::test]
+async fn even_at_trace_the_log_holds_no_token_and_no_frame_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Switchyard::start_runtime(dir.path(), "rt1", TOKEN).await;
+    let dead = refused_addr();
+    let config = backend_config(dir.path(), runtime.addr, &dead);
+    let log = dir.path().join("backend.log");
+    let backend = Switchyard::start_logged(
+        &["serve", "--config", config.to_str().unwrap()],
+        &[("RUST_LOG", "trace")],
+        &log,
+    )
+    .await;
+    let api = Api {
+        addr: backend.addr,
+        token: None,
+    };
+    let worker = created_worker(
+        &api.post("/api/runtimes/rt1/workers", json!({"profile": "echo"}))
+            .await,
+    );
+    let w = format!("/api/runtimes/rt1/workers/{worker}");
+    let mut viewer = connect(backend.addr, &format!("{w}/events/ws"), &[])
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut viewer).await["event"]["kind"], "snapshot");
+    let secret_text = "text-only-the-transcript-may-hold";
+    let r = api
+        .post(&format!("{w}/input"), json!({ "text": secret_text }))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    read_events(&mut viewer, 1).await;
+    // Trace is on: the log has lines, from the backend's own crates among them.
+    switchyard_e2e::proc::wait_for_log_line(&log, "TRACE", 1).await;
+    backend.signal(Signal::SIGTERM);
+    assert!(backend.wait().await.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(TOKEN), "the runtime's token in the log");
+    assert!(!text.contains(secret_text), "a frame's text in the log");
 }

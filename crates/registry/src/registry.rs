@@ -1051,28 +1051,34 @@ impl RuntimeRegistry {
         entry: &Entry,
         worker: &WorkerId,
     ) -> Result<(), RegistryError> {
-        let owner = match entry.owners.get(worker) {
-            Some(owner) => owner,
-            None => {
-                let outcome = entry
-                    .bounded(Call::GetWorker, entry.runtime.source.get_worker(worker))
-                    .await;
-                entry.record(&outcome);
-                let detail = outcome.map_err(|error| RegistryError::Source {
-                    runtime_id: entry.id().clone(),
-                    error,
-                })?;
-                entry.owners.remember(&detail)
-            }
+        let ask = || async {
+            let outcome = entry
+                .bounded(Call::GetWorker, entry.runtime.source.get_worker(worker))
+                .await;
+            entry.record(&outcome);
+            outcome.map_err(|error| RegistryError::Source {
+                runtime_id: entry.id().clone(),
+                error,
+            })
+        };
+        let (owner, remembered) = match entry.owners.get(worker) {
+            Some(owner) => (owner, true),
+            None => (entry.owners.remember(&ask().await?), false),
         };
         if self
             .policy()
             .reaches_worker(caller, entry.id(), owner.as_deref())
         {
-            Ok(())
-        } else {
-            Err(not_found(entry.id(), worker))
+            return Ok(());
         }
+        // Not reached. A remembered owner would answer at once, where a worker that
+        // does not exist costs a call (failing while the runtime is down or slow):
+        // the runtime is asked anyway, so that the answer (and about its time) does
+        // not tell another owner's worker from none.
+        if remembered {
+            ask().await?;
+        }
+        Err(not_found(entry.id(), worker))
     }
 }
 

@@ -1456,6 +1456,43 @@ fn own_scoped(name: &str) -> Caller {
     )
 }
 
+/// For a caller who reaches only its own workers, another owner's worker is
+/// answered as one that does not exist, even once its owner is remembered: while
+/// the runtime is down both are the runtime's failure (not a quick 404 for the one
+/// and a 502 for the other, which would tell them apart).
+#[tokio::test]
+async fn another_owners_worker_is_answered_like_a_missing_one_while_the_runtime_is_down() {
+    let mut mock = MockRuntimeClient::new();
+    mock.expect_list_workers().times(1).returning(|_| {
+        let mut bobs = detail("w-bob", UPSTREAM_SELF_ID);
+        bobs.owner = Some("bob".into());
+        Ok(WorkerList {
+            workers: vec![bobs],
+            next: None,
+        })
+    });
+    mock.expect_get_worker().times(2).returning(|_| {
+        Err(TransportError::Unreachable {
+            kind: UnreachableKind::Refused,
+        })
+    });
+    let registry =
+        RuntimeRegistry::new(vec![remote("build-1", mock)], Arc::new(RolePolicy)).unwrap();
+    let id = rid("build-1");
+    // The backend has seen bob's worker (and remembers its owner).
+    let seen = registry
+        .list_workers(&own_scoped("bob"), &id, &WorkerQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(seen.workers.len(), 1);
+    // The runtime goes down: alice gets the same for bob's worker as for none.
+    let alice = own_scoped("alice");
+    for worker in ["w-bob", "w-none"] {
+        let error = registry.stop(&alice, &id, &wid(worker)).await.unwrap_err();
+        assert_eq!(error.code(), ErrorCode::RuntimeUnreachable, "{worker}");
+    }
+}
+
 #[tokio::test]
 async fn listing_all_counts_a_scoped_callers_own_workers_against_the_cap() {
     // 11,000 of bob's workers come first, then 1,000 of alice's: a cap counted on

@@ -152,6 +152,7 @@ pub fn init(default: &str) -> Option<LogGuard> {
             )
         }
     };
+    let filter = cap_wire_logging(filter);
     let (lines, queued) = sync_channel(BUFFERED_LINES);
     std::thread::Builder::new()
         .name("switchyard-log".into())
@@ -175,6 +176,21 @@ pub fn init(default: &str) -> Option<LogGuard> {
         );
     }
     Some(LogGuard { lines })
+}
+
+/// Crates whose TRACE and DEBUG lines hold the bytes on the wire (tungstenite logs
+/// each frame received and each handshake request, `Authorization` included): at
+/// most INFO whatever `RUST_LOG` asks, so that no level of the log holds a token or
+/// a frame's text.
+const WIRE_LOGGING_CRATES: &[&str] = &["tungstenite", "tokio_tungstenite"];
+
+fn cap_wire_logging(mut filter: tracing_subscriber::EnvFilter) -> tracing_subscriber::EnvFilter {
+    for target in WIRE_LOGGING_CRATES {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
 }
 
 /// Lines of the binary's log dropped so far because its reader fell behind;

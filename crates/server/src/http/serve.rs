@@ -606,7 +606,9 @@ async fn logged<H: Handler>(
             target: "switchyard::http",
             request_id = id.as_str(),
             method = %method,
-            path = %path,
+            // Quoted and escaped: a path is the client's bytes (a `"`, a line or
+            // paragraph separator in it must not forge a field or a line).
+            path = ?path,
             status = response.status().as_u16(),
             duration_us = elapsed.as_micros() as u64,
             "request"
