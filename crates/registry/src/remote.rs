@@ -320,6 +320,13 @@ impl SourceEvents for RemoteEvents {
                         "the runtime sent an event with a cursor that is not its own".into(),
                     ))
                 })?;
+                // The epoch goes into the backend's cursors, which clients hold: a
+                // lying runtime must not pass its token or address out through it.
+                if self.scrubber.names_a_secret(&cursor.epoch) {
+                    return Err(SourceEnd::Lost(SourceError::Protocol(
+                        "the runtime's cursor names its address or credentials".into(),
+                    )));
+                }
                 if self.snapshot_due {
                     if event.kind() != EventKind::Snapshot {
                         return Err(SourceEnd::Lost(SourceError::Protocol(
@@ -589,5 +596,46 @@ mod tests {
             &["reset", "Snapshot", "Output"],
         )
         .await;
+    }
+
+    /// The runtime's epoch goes into the cursors clients hold: one that names the
+    /// runtime's token (a lying runtime passing it out) ends the stream as a
+    /// protocol error; an ordinary epoch goes through.
+    #[tokio::test]
+    async fn an_epoch_that_names_a_secret_ends_the_stream() {
+        let worker = WorkerId::new("w-1").unwrap();
+        for (epoch, passes) in [("e1", true), ("tok0secret0tok", false)] {
+            let snapshot = json!({"kind": "snapshot", "worker": detail("w-1"), "transcript": []});
+            let frame = UpstreamFrame::Event {
+                cursor: RuntimeCursor {
+                    epoch: epoch.into(),
+                    worker_id: worker.clone(),
+                    position: 1,
+                }
+                .encode(),
+                event: switchyard_protocol::EventPayload::from_json(
+                    serde_json::value::to_raw_value(&snapshot).unwrap(),
+                )
+                .unwrap(),
+            };
+            let mut events = MockRuntimeEventsClient::new();
+            events
+                .expect_subscribe()
+                .return_once(move |_, _, _| Ok(Box::new(Script([frame].into()))));
+            let source = RemoteSource::new(
+                Arc::new(MockRuntimeClient::new()),
+                Arc::new(events),
+                Scrubber::new(["tok0secret0tok".to_owned()]),
+            );
+            let mut stream = source.subscribe(&worker, None).await.unwrap();
+            match stream.next().await {
+                Ok(SourceItem::Event { .. }) => assert!(passes, "{epoch}"),
+                Err(SourceEnd::Lost(SourceError::Protocol(reason))) => {
+                    assert!(!passes, "{epoch}");
+                    assert!(!reason.contains("tok0secret0tok"), "{reason}");
+                }
+                other => panic!("{epoch}: {other:?}"),
+            }
+        }
     }
 }
