@@ -68,6 +68,9 @@ impl SourceError {
     }
 }
 
+/// The longest `retry_after_ms` passed on from a runtime's refusal: an hour.
+pub const MAX_RETRY_AFTER_MS: u64 = 60 * 60 * 1000;
+
 /// Codes a runtime may answer about a request that the backend passes through as they
 /// are. Anything else from a runtime is treated as a protocol error.
 const PASS_THROUGH: &[ErrorCode] = &[
@@ -111,7 +114,9 @@ impl From<TransportError> for SourceError {
                     message: detail.message,
                     runtime_id: None,
                     worker_id: detail.worker_id,
-                    retry_after_ms: detail.retry_after_ms,
+                    // A runtime's hint, kept within an hour: a lying one must not
+                    // tell clients to wait for ever.
+                    retry_after_ms: detail.retry_after_ms.map(|ms| ms.min(MAX_RETRY_AFTER_MS)),
                 }),
                 code => Self::Protocol(format!("it answered the error code {code}")),
             },
@@ -210,5 +215,23 @@ mod tests {
         };
         assert!(reason.contains("base_url"), "{reason}");
         assert_eq!(error.code(), ErrorCode::RuntimeProtocolError);
+    }
+
+    /// A runtime's retry hint is passed on within an hour, its own under it as it is.
+    #[test]
+    fn a_runtimes_retry_hint_is_kept_within_an_hour() {
+        let hint = |ms: u64| {
+            let mut detail = ErrorDetail::new(ErrorCode::WorkerBusy, "busy");
+            detail.retry_after_ms = Some(ms);
+            match SourceError::from(TransportError::Runtime {
+                status: 429,
+                detail,
+            }) {
+                SourceError::Rejected(detail) => detail.retry_after_ms,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(hint(250), Some(250));
+        assert_eq!(hint(u64::MAX), Some(MAX_RETRY_AFTER_MS));
     }
 }
