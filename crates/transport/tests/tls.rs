@@ -388,6 +388,18 @@ struct Case {
     kind: TlsFailure,
 }
 
+impl Case {
+    /// What the client trusts and presents in this case: `ca`, or `other` when the
+    /// case trusts a foreign CA, and the case's client certificate if any.
+    fn trust<'a>(&'a self, ca: &'a Ca, other: &'a Ca) -> Trust<'a> {
+        let trust = Trust::ca(if self.trust_foreign { other } else { ca });
+        match &self.identity {
+            Some(identity) => trust.identity(identity),
+            None => trust,
+        }
+    }
+}
+
 fn failure_cases(ca: &Ca) -> Vec<Case> {
     let foreign = Ca::new("Foreign CA");
     let backends = Ca::new("Backends CA");
@@ -453,11 +465,7 @@ async fn certificate_and_client_certificate_failures_are_typed_for_both_clients(
     let ca = Ca::new("Test CA");
     let other = Ca::new("Trusted instead");
     for case in failure_cases(&ca) {
-        let trusted = if case.trust_foreign { &other } else { &ca };
-        let mut trust = Trust::ca(trusted);
-        if let Some(identity) = &case.identity {
-            trust = trust.identity(identity);
-        }
+        let trust = case.trust(&ca, &other);
         let config = server_config(&case.server, case.client_ca.as_ref());
         let rest = tls_peer(config.clone(), Serve::Rest).await;
         expect_tls_failure(
@@ -531,11 +539,7 @@ async fn a_repeating_tls_failure_is_logged_once_per_client() {
     let ca = Ca::new("Test CA");
     let other = Ca::new("Trusted instead");
     for case in failure_cases(&ca) {
-        let trusted = if case.trust_foreign { &other } else { &ca };
-        let mut trust = Trust::ca(trusted);
-        if let Some(identity) = &case.identity {
-            trust = trust.identity(identity);
-        }
+        let trust = case.trust(&ca, &other);
         let config = server_config(&case.server, case.client_ca.as_ref());
         let rest = tls_peer(config.clone(), Serve::Rest).await;
         let events = tls_peer(config, Serve::Events).await;
