@@ -69,7 +69,11 @@ pub async fn read_limited(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large(limit));
     }
-    let read = std::pin::pin!(read_whole(body, limit));
+    let mut read = std::pin::pin!(read_whole(body, limit));
+    // A small body nearly always came with the head: no deadline to set then.
+    if let std::task::Poll::Ready(whole) = futures_util::poll!(read.as_mut()) {
+        return whole;
+    }
     switchyard_transport::deadline::within(BODY_TIMEOUT, read)
         .await
         .unwrap_or_else(|_| {
