@@ -206,7 +206,11 @@ async fn switchyard_token_output_configures_a_backend_and_secrets_stay_out_of_it
     assert!(backend.wait().await.success());
 
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("TRACE"), "the log is at trace level: {text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("the log's filter") && l.contains("trace")),
+        "the log is at trace level: {text}"
+    );
     let audit: Vec<&str> = text.lines().filter(|l| l.contains(" audit ")).collect();
     for (action, identity, outcome) in [
         ("create", "alice", "ok"),
@@ -231,8 +235,7 @@ async fn switchyard_token_output_configures_a_backend_and_secrets_stay_out_of_it
             .any(|l| l.contains(&format!("worker_id=\"{worker}\""))),
         "{audit:?}"
     );
-    // Tokens, hashes and cookies appear at no level, trace included; input text not
-    // up to debug (at trace, tungstenite logs WebSocket frames as they are sent).
+    // Tokens, hashes, cookies and input text appear at no level, trace included.
     let cookie_value = cookie.trim_start_matches("switchyard_session=");
     let mut secrets = vec![
         alice_token.clone(),
@@ -257,15 +260,10 @@ async fn switchyard_token_output_configures_a_backend_and_secrets_stay_out_of_it
         let found = leaking(secret, &mut text.lines());
         assert!(found.is_empty(), "{secret:?} is in the log: {found}");
     }
-    let found = leaking(
-        secret_input,
-        &mut text.lines().filter(|l| !l.contains(" TRACE ")),
-    );
+    // Not even at trace (the WebSocket library, which logs frames there, is held at
+    // info).
+    let found = leaking(secret_input, &mut text.lines());
     assert!(found.is_empty(), "input text is in the log: {found}");
-    assert!(
-        text.contains(secret_input),
-        "the trace level did log frames (the check above is not vacuous)"
-    );
 }
 
 async fn exit_of(args: &[&str]) -> (Option<i32>, String) {

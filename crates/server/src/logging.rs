@@ -153,6 +153,7 @@ pub fn init(default: &str) -> Option<LogGuard> {
         }
     };
     let filter = cap_wire_logging(filter);
+    let in_force = filter.to_string();
     let (lines, queued) = sync_channel(BUFFERED_LINES);
     std::thread::Builder::new()
         .name("switchyard-log".into())
@@ -170,6 +171,7 @@ pub fn init(default: &str) -> Option<LogGuard> {
         .try_init()
         .ok()?;
     let _ = DROPPED.set(dropped);
+    tracing::debug!(filter = %in_force, "the log's filter");
     if let Some(problem) = invalid {
         tracing::warn!(
             "RUST_LOG is not a valid log filter ({problem}); logging at `{default}` instead: fix it (for example RUST_LOG=warn, or RUST_LOG=info,switchyard_registry=debug)"
