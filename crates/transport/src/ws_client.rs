@@ -121,6 +121,12 @@ impl RuntimeEventsClient for WsEventsClient {
         snapshot_after_replay: bool,
     ) -> Result<Box<dyn UpstreamStream>, TransportError> {
         let endpoint = &self.endpoint;
+        // Without a cursor every runtime sends a snapshot first (the contract):
+        // it must come within the request timeout. Resumed, a runtime may have
+        // nothing to say until the worker's next event (`?snapshot=true`, which
+        // asks for a snapshot after the replay, is this project's own, and a
+        // runtime of another make may not know it).
+        let first_frame = cursor.is_none().then_some(endpoint.request_timeout);
         let target = endpoint.base.target(
             worker,
             &events_query(cursor.as_deref(), snapshot_after_replay),
@@ -162,6 +168,7 @@ impl RuntimeEventsClient for WsEventsClient {
                 ws,
                 worker.clone(),
                 self.idle_timeout,
+                first_frame,
             ))),
             Err(error) => {
                 tracing::debug!(route = ROUTE, %error, "runtime event subscription failed");

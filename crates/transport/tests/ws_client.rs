@@ -666,6 +666,40 @@ async fn silent_stream_ends_after_the_idle_timeout() {
     .await;
 }
 
+/// A runtime that upgrades and then sends nothing (though it answers pings) is lost
+/// after the request timeout, not kept while its pongs come: the stream's first
+/// frame (the snapshot) must come within it.
+#[tokio::test]
+async fn an_upgrade_without_a_first_frame_is_lost_at_the_request_timeout() {
+    bounded(async {
+        // Reads (so tungstenite answers the client's pings) and sends nothing.
+        let fake = fake_runtime(None, |mut ws| async move {
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+        let mut ep = endpoint(format!("http://127.0.0.1:{}", fake.port), TOKEN);
+        ep.request_timeout = Duration::from_millis(400);
+        // Pings every 100 ms: without the first-frame deadline the pongs would keep
+        // the stream for ever.
+        let client = WsEventsClient::new(ep)
+            .unwrap()
+            .with_idle_timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        let mut stream = open(&client).await;
+        let end = end_of(&mut stream, fake.port).await;
+        let took = started.elapsed();
+        assert_eq!(
+            end,
+            UpstreamEnd::Lost(TransportError::Timeout {
+                phase: TimeoutPhase::Request,
+                timeout_ms: 400
+            })
+        );
+        assert!(took < Duration::from_millis(400) + MARGIN, "{took:?}");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn runtime_pings_get_pongs() {
     bounded(async {

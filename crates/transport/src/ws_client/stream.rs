@@ -36,6 +36,11 @@ pub(super) struct EventStream {
     worker: WorkerId,
     /// How long the stream may stay silent before it counts as lost.
     idle_timeout: Duration,
+    /// Until the first data frame (the snapshot, or the first event resumed): by
+    /// when it must come, and the timeout that says so. Pongs do not count: a
+    /// runtime that upgrades and then sends nothing (answering pings) is lost after
+    /// the request timeout, not kept for ever.
+    first_frame: Option<(Instant, Duration)>,
     /// How the stream ended, once it has.
     end: Option<UpstreamEnd>,
 }
@@ -62,12 +67,19 @@ enum Farewell {
 }
 
 impl EventStream {
-    /// Wraps an upgraded `socket` carrying `worker`'s events.
-    pub(super) fn new(socket: Socket, worker: WorkerId, idle_timeout: Duration) -> Self {
+    /// Wraps an upgraded `socket` carrying `worker`'s events; its first data frame
+    /// must come within `first_frame_timeout`, when one is due at once.
+    pub(super) fn new(
+        socket: Socket,
+        worker: WorkerId,
+        idle_timeout: Duration,
+        first_frame_timeout: Option<Duration>,
+    ) -> Self {
         Self {
             socket: Some(socket),
             worker,
             idle_timeout,
+            first_frame: first_frame_timeout.map(|limit| (Instant::now() + limit, limit)),
             end: None,
         }
     }
@@ -85,6 +97,7 @@ impl EventStream {
     /// Reads until a data frame or an end.
     async fn read(&mut self) -> Result<UpstreamFrame, (UpstreamEnd, Farewell)> {
         let idle = self.idle();
+        let (idle_timeout, first_frame) = (self.idle_timeout, self.first_frame);
         let Some(socket) = self.socket.as_mut() else {
             // Unreachable in practice: `end` is set whenever the socket is taken.
             return Err((UpstreamEnd::Closed { code: None }, Farewell::Drop));
@@ -96,7 +109,18 @@ impl EventStream {
             // cannot be reached any more (a partition drops every packet, and TCP
             // would stay quiet for minutes) is lost after `idle_timeout`.
             let heard = Instant::now();
-            let deadline = heard + self.idle_timeout;
+            let silent_until = heard + idle_timeout;
+            // Whichever comes first: the idle timeout, or the first frame's.
+            let (deadline, overdue) = match first_frame {
+                Some((by, limit)) if by <= silent_until => (by, limit),
+                _ => (silent_until, idle_timeout),
+            };
+            let timed_out = || {
+                (
+                    UpstreamEnd::Lost(net_error::timeout(TimeoutPhase::Request, overdue)),
+                    Farewell::Drop,
+                )
+            };
             let mut ping_at = heard + ping_every;
             let message = loop {
                 let next = tokio::select! {
@@ -105,11 +129,11 @@ impl EventStream {
                 };
                 match next {
                     Some(next) => break next,
-                    None if Instant::now() >= deadline => return Err(idle),
+                    None if Instant::now() >= deadline => return Err(timed_out()),
                     None => {
                         let ping = Message::Ping(Vec::new().into());
                         match tokio::time::timeout_at(deadline, socket.send(ping)).await {
-                            Err(_) => return Err(idle),
+                            Err(_) => return Err(timed_out()),
                             Ok(Err(error)) => return Err(read_error(error)),
                             Ok(Ok(())) => ping_at += ping_every,
                         }
@@ -123,6 +147,7 @@ impl EventStream {
             };
             match message {
                 Message::Text(text) => {
+                    self.first_frame = None;
                     return decode(text.as_str(), &self.worker)
                         .map_err(|reason| malformed(reason, WsCloseCode::Protocol));
                 }
