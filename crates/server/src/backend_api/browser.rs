@@ -299,13 +299,11 @@ pub fn check_cross_origin(
         RequestOrigin::Foreign => Err(refused()),
         RequestOrigin::Allowed(_) => Ok(()),
         RequestOrigin::Own | RequestOrigin::Absent => {
-            match headers
-                .get("sec-fetch-site")
-                .map(|v| v.to_str().unwrap_or(""))
-            {
-                None | Some("same-origin") | Some("none") => Ok(()),
-                Some(_) => Err(refused()),
-            }
+            // Every value must say so: a second header (no browser sends one) is
+            // not taken on the first one's word.
+            let mut sites = headers.get_all("sec-fetch-site").iter();
+            let same_site = sites.all(|v| matches!(v.to_str(), Ok("same-origin" | "none")));
+            if same_site { Ok(()) } else { Err(refused()) }
         }
     }
 }
@@ -615,6 +613,42 @@ mod tests {
             if let Err(err) = got {
                 assert_eq!(err.detail.code, ErrorCode::CrossOriginRequest);
             }
+        }
+    }
+
+    /// A second `Sec-Fetch-Site` or `Content-Type` (no browser sends one) is not
+    /// taken on the first one's word, in either order.
+    #[test]
+    fn a_repeated_fetch_site_or_content_type_is_refused() {
+        let host = "localhost:8080";
+        let allowed: Vec<String> = Vec::new();
+        for sites in [["same-origin", "cross-site"], ["cross-site", "same-origin"]] {
+            let h = headers(&[("sec-fetch-site", sites[0]), ("sec-fetch-site", sites[1])]);
+            let origin = RequestOrigin::of(&h, host, &allowed);
+            assert!(
+                check_cross_origin(&Method::POST, &h, &origin).is_err(),
+                "{sites:?}"
+            );
+        }
+        let json = headers(&[
+            ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-site", "none"),
+        ]);
+        let origin = RequestOrigin::of(&json, host, &allowed);
+        assert!(check_cross_origin(&Method::POST, &json, &origin).is_ok());
+        for types in [
+            ["application/json", "text/plain"],
+            ["text/plain", "application/json"],
+        ] {
+            let h = headers(&[
+                ("content-length", "2"),
+                ("content-type", types[0]),
+                ("content-type", types[1]),
+            ]);
+            assert!(
+                crate::http::body::check_content_type(&h).is_err(),
+                "{types:?}"
+            );
         }
     }
 

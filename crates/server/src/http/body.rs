@@ -156,9 +156,12 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// `415 unsupported_media_type`. An empty body with no type goes on to be refused as
 /// not a JSON object.
 pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let json = match headers.get(CONTENT_TYPE) {
-        Some(value) => media::is_json(value.as_bytes()),
-        None => !has_body(headers),
+    let mut types = headers.get_all(CONTENT_TYPE).iter();
+    let json = match (types.next(), types.next()) {
+        (Some(value), None) => media::is_json(value.as_bytes()),
+        (None, _) => !has_body(headers),
+        // Two: which one a reader takes is anyone's guess (no browser sends two).
+        (Some(_), Some(_)) => false,
     };
     if json {
         Ok(())
