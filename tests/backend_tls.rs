@@ -166,22 +166,27 @@ impl<'a> RemoteSpec<'a> {
 
 /// A `switchyard serve` with `head` at the top of its config and `remotes`.
 async fn start_backend(pki: &Pki, head: &str, remotes: &[RemoteSpec<'_>]) -> Switchyard {
+    start_backend_logged(pki, head, remotes, None).await
+}
+
+/// [`start_backend`], its standard error written to `log` when given.
+async fn start_backend_logged(
+    pki: &Pki,
+    head: &str,
+    remotes: &[RemoteSpec<'_>],
+    log: Option<&std::path::Path>,
+) -> Switchyard {
     let mut config = format!("health_interval_ms = 300\n{head}\n");
     for remote in remotes {
         config.push_str(&remote.toml());
     }
     std::fs::write(pki.path("backend.toml"), config).unwrap();
-    Switchyard::start(
-        &[
-            "serve",
-            "--config",
-            &pki.show("backend.toml"),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    )
-    .await
+    let config = pki.show("backend.toml");
+    let args = ["serve", "--config", &config, "--listen", "127.0.0.1:0"];
+    match log {
+        Some(log) => Switchyard::start_logged(&args, &[], log).await,
+        None => Switchyard::start(&args, &[]).await,
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -840,20 +845,8 @@ async fn lapsed_and_lapsing_certificates_are_warned_about_at_start_and_on_sighup
         client_cert: true,
         server_name: None,
     };
-    std::fs::write(pki.path("backend.toml"), remote.toml()).unwrap();
     let log = pki.path("backend.log");
-    let backend = Switchyard::start_logged(
-        &[
-            "serve",
-            "--config",
-            &pki.show("backend.toml"),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-        &log,
-    )
-    .await;
+    let backend = start_backend_logged(&pki, "", &[remote], Some(&log)).await;
     let line = wait_for_log_line(&log, "the certificate is not valid for another", 1).await;
     for part in [
         "WARN",

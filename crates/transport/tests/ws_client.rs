@@ -244,6 +244,26 @@ async fn end_of(stream: &mut Box<dyn UpstreamStream>, port: u16) -> UpstreamEnd 
     end
 }
 
+/// Waits for the stream's end, which must be a request-phase timeout of
+/// `timeout_ms` (checked as [`end_of`] does); how long it took.
+async fn lost_to_timeout(
+    stream: &mut Box<dyn UpstreamStream>,
+    port: u16,
+    timeout_ms: u64,
+    started: Instant,
+) -> Duration {
+    let end = end_of(stream, port).await;
+    let took = started.elapsed();
+    assert_eq!(
+        end,
+        UpstreamEnd::Lost(TransportError::Timeout {
+            phase: TimeoutPhase::Request,
+            timeout_ms
+        })
+    );
+    took
+}
+
 // ---------------------------------------------------------------- tests
 
 #[tokio::test]
@@ -651,15 +671,7 @@ async fn silent_stream_ends_after_the_idle_timeout() {
             Ok(UpstreamFrame::Event { .. })
         ));
         let started = Instant::now();
-        let end = end_of(&mut stream, fake.port).await;
-        let took = started.elapsed();
-        assert_eq!(
-            end,
-            UpstreamEnd::Lost(TransportError::Timeout {
-                phase: TimeoutPhase::Request,
-                timeout_ms: 300
-            })
-        );
+        let took = lost_to_timeout(&mut stream, fake.port, 300, started).await;
         assert!(took >= Duration::from_millis(250), "{took:?}");
         assert!(took < Duration::from_millis(300) + MARGIN, "{took:?}");
     })
@@ -686,15 +698,7 @@ async fn an_upgrade_without_a_first_frame_is_lost_at_the_request_timeout() {
             .with_idle_timeout(Duration::from_millis(300));
         let started = Instant::now();
         let mut stream = open(&client).await;
-        let end = end_of(&mut stream, fake.port).await;
-        let took = started.elapsed();
-        assert_eq!(
-            end,
-            UpstreamEnd::Lost(TransportError::Timeout {
-                phase: TimeoutPhase::Request,
-                timeout_ms: 400
-            })
-        );
+        let took = lost_to_timeout(&mut stream, fake.port, 400, started).await;
         assert!(took < Duration::from_millis(400) + MARGIN, "{took:?}");
     })
     .await;
@@ -829,15 +833,7 @@ async fn a_silent_runtime_is_pinged_then_lost() {
         let client = client(fake.port).with_idle_timeout(Duration::from_millis(600));
         let mut stream = open(&client).await;
         let started = Instant::now();
-        let end = end_of(&mut stream, fake.port).await;
-        let took = started.elapsed();
-        assert_eq!(
-            end,
-            UpstreamEnd::Lost(TransportError::Timeout {
-                phase: TimeoutPhase::Request,
-                timeout_ms: 600
-            })
-        );
+        let took = lost_to_timeout(&mut stream, fake.port, 600, started).await;
         assert!(took >= Duration::from_millis(550), "{took:?}");
         assert!(took < Duration::from_millis(600) + MARGIN, "{took:?}");
         let first_ping = pinged_rx.await.expect("the client pinged");
