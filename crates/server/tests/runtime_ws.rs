@@ -8,7 +8,7 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use http::Method;
 use switchyard_protocol::{CreateWorkerRequest, ServerFrame, WorkerDetail, WorkerEvent};
-use switchyard_runtime::{Profile, ProfileSpec};
+use switchyard_runtime::{ProcessSpec, Profile, ProfileSpec};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -316,6 +316,64 @@ async fn deleting_the_worker_closes_with_4404() {
             .status,
         204
     );
+    assert_eq!(close_code(&mut ws).await, Some(4404));
+    server.shutdown().await;
+}
+
+/// A worker printing flat out: the session writes the frames it finds queued
+/// together, and the client still gets every event once, in order, then the
+/// worker's exit, then the close when it is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_arrives_whole_and_in_order_then_the_exit_and_the_close() {
+    let cfg = config().with_profile(
+        "burst",
+        Profile {
+            description: None,
+            spec: ProfileSpec::Process(ProcessSpec {
+                command: vec!["sh".into(), "-c".into(), "read x; exec seq 1 50000".into()],
+                env: Default::default(),
+                cwd: None,
+            }),
+            idle_timeout: None,
+        },
+    );
+    let server = TestServer::start(cfg).await;
+    let w = create(&server, "burst").await;
+    let id = w.worker_id.as_str();
+    let mut ws = connect(&server, id, None).await;
+    assert!(matches!(
+        event(&frame(&mut ws).await).1,
+        WorkerEvent::Snapshot { .. }
+    ));
+    input(&server, id, "go\n").await;
+    let expected: String = (1..=50000).map(|n| format!("{n}\n")).collect();
+    let (mut printed, mut last_sequence, mut outputs) = (String::new(), None, 0);
+    let exit = loop {
+        let f = frame(&mut ws).await;
+        match event(&f).1 {
+            WorkerEvent::Input { .. } => {}
+            WorkerEvent::Output { sequence, text, .. } => {
+                assert!(last_sequence < Some(*sequence), "in order, once each");
+                last_sequence = Some(*sequence);
+                printed.push_str(text);
+                outputs += 1;
+            }
+            WorkerEvent::Exited { code, .. } => break *code,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(
+        printed == expected,
+        "{} of {} bytes",
+        printed.len(),
+        expected.len()
+    );
+    assert!(outputs > 1, "a burst of several events");
+    assert_eq!(exit, Some(0));
+    let deleted = server
+        .call(Method::DELETE, &format!("/v1/workers/{id}"), None)
+        .await;
+    assert_eq!(deleted.status, 204);
     assert_eq!(close_code(&mut ws).await, Some(4404));
     server.shutdown().await;
 }

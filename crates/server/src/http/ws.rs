@@ -8,6 +8,12 @@
 //! and a refusal comes back as an `error` frame while the session goes on; anything
 //! else closes it with 1008. With `MAX_PENDING_COMMANDS` (64) still being carried out,
 //! the session stops reading until one is done (back-pressure, not refusal).
+//!
+//! Frames the source already holds when the session wakes go out together, in one
+//! write (at most `BATCH_FRAMES` frames or about `BATCH_BYTES`): a worker printing
+//! flat out fills the queue faster than one write per frame empties it, and every
+//! write is a system call here and a wake-up of the reader there. Nothing waits for
+//! a batch to fill, so a lone keystroke's echo goes out as soon as it is there.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -16,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt as _, SinkExt, StreamExt};
 use http::header::{
     CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
     UPGRADE,
@@ -56,6 +62,11 @@ const MAX_PENDING_COMMANDS: usize = 64;
 const BAD_COMMAND_REASON: &str = "expected_input_or_resize_frame";
 /// Read buffer of a server session.
 const READ_BUFFER: usize = 4 * 1024;
+/// Most frames one write of a session carries.
+const BATCH_FRAMES: usize = 32;
+/// A session's frames queued for one write go out once they pass this many bytes
+/// (tungstenite's write buffer), and a batch takes no more frames after that.
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// Timing of a session.
 #[derive(Debug, Clone, Copy)]
@@ -168,10 +179,11 @@ where
             Ok(upgraded) => {
                 // Clients send only control frames: a small read buffer (tungstenite
                 // allocates it eagerly, 128 KiB by default) keeps an idle session
-                // cheap; frames are written out at once rather than batched.
+                // cheap. The write buffer holds one batch of frames (allocated when
+                // the first is written); the session flushes after every batch.
                 let config = WebSocketConfig::default()
                     .read_buffer_size(READ_BUFFER)
-                    .write_buffer_size(0)
+                    .write_buffer_size(BATCH_BYTES)
                     .max_message_size(Some(max_message))
                     .max_frame_size(Some(max_message));
                 let ws = WebSocketStream::from_raw_socket(
@@ -230,6 +242,21 @@ fn close(code: CloseCode) -> Step {
     Step::Close(Closing::With(code, code.reason()))
 }
 
+/// The step for the source's next frame: send it, or close as the stream ended.
+fn frame_step(frame: Result<OutgoingFrame, StreamEnd>) -> Step {
+    match frame {
+        Ok(OutgoingFrame::Encoded(text)) => Step::Send(Message::text(&*text)),
+        Ok(frame) => match frame.to_json() {
+            Ok(text) => Step::Send(Message::text(text)),
+            Err(error) => {
+                tracing::error!(%error, "could not serialize a frame");
+                close(CloseCode::InternalError)
+            }
+        },
+        Err(end) => close(close_code_for(end)),
+    }
+}
+
 /// The `error` frame for a refused command.
 fn refusal(error: ErrorDetail) -> Step {
     match serde_json::to_string(&ServerFrame::Error { error }) {
@@ -272,11 +299,18 @@ pub async fn run_session<S: FrameSource>(
     let mut last_heard = Instant::now();
     let mut pending: FuturesOrdered<CommandOutcome> = FuturesOrdered::new();
     let mut refusals: VecDeque<ErrorDetail> = VecDeque::new();
+    // The messages of the next write, and what came after them from the source when
+    // it was not a frame (the stream's end), taken on the next turn.
+    let mut batch: Vec<Message> = Vec::new();
+    let mut after_batch: Option<Step> = None;
     let close = loop {
         // Back-pressure: with a full window of commands in flight, the client's
         // frames wait in the socket (and then in the client) until one is done.
         let reading = pending.len() < MAX_PENDING_COMMANDS;
-        let step = if let Some(error) = refusals.pop_front() {
+        let mut from_source = false;
+        let step = if let Some(step) = after_batch.take() {
+            step
+        } else if let Some(error) = refusals.pop_front() {
             refusal(error)
         } else {
             tokio::select! {
@@ -327,17 +361,10 @@ pub async fn run_session<S: FrameSource>(
                     Some(error) => refusal(error),
                     None => continue,
                 },
-                frame = source.next_frame() => match frame {
-                    Ok(OutgoingFrame::Encoded(text)) => Step::Send(Message::text(&*text)),
-                    Ok(frame) => match frame.to_json() {
-                        Ok(text) => Step::Send(Message::text(text)),
-                        Err(error) => {
-                            tracing::error!(%error, "could not serialize a frame");
-                            close(CloseCode::InternalError)
-                        }
-                    },
-                    Err(end) => close(close_code_for(end)),
-                },
+                frame = source.next_frame() => {
+                    from_source = true;
+                    frame_step(frame)
+                }
                 _ = ping.tick() => {
                     if !reading {
                         // Its pongs wait unread behind its commands: not its fault.
@@ -364,11 +391,35 @@ pub async fn run_session<S: FrameSource>(
                 continue;
             }
         };
+        batch.push(outgoing);
+        if from_source {
+            // The frames the source already holds go out in the same write.
+            let mut bytes = batch[0].len();
+            while batch.len() < BATCH_FRAMES && bytes < BATCH_BYTES {
+                match source.next_frame().now_or_never().map(frame_step) {
+                    Some(Step::Send(message)) => {
+                        bytes += message.len();
+                        batch.push(message);
+                    }
+                    Some(step) => {
+                        after_batch = Some(step);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+        let send = async {
+            for message in batch.drain(..) {
+                sink.feed(message).await?;
+            }
+            sink.flush().await
+        };
         // A send can stall on a client that stopped reading; the source cutting the
         // client off, or shutdown, must still get through.
         tokio::select! {
             biased;
-            sent = sink.send(outgoing) => if sent.is_err() { break Closing::Drop },
+            sent = send => if sent.is_err() { break Closing::Drop },
             end = source.ended() => {
                 let code = close_code_for(end);
                 break Closing::With(code, code.reason());
