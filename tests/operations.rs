@@ -97,6 +97,24 @@ fn created_worker(r: &switchyard_e2e::client::TestResponse) -> String {
     r.json["worker_id"].as_str().unwrap().to_owned()
 }
 
+/// An echo worker on `runtime` through the backend, and a viewer of it that has read
+/// its snapshot: the worker's id, its path under `/api`, and the viewer.
+async fn watched_echo_worker(api: &Api, runtime: &str) -> (String, String, Ws) {
+    let worker = created_worker(
+        &api.post(
+            &format!("/api/runtimes/{runtime}/workers"),
+            json!({"profile": "echo"}),
+        )
+        .await,
+    );
+    let path = format!("/api/runtimes/{runtime}/workers/{worker}");
+    let mut viewer = connect(api.addr, &format!("{path}/events/ws"), &[])
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut viewer).await["event"]["kind"], "snapshot");
+    (worker, path, viewer)
+}
+
 /// Reads frames until `outputs` output events have arrived, then until the stream
 /// is quiet; returns how many event frames there were.
 async fn read_events(ws: &mut Ws, outputs: usize) -> usize {
@@ -134,19 +152,11 @@ async fn metrics_count_a_scripted_workload_with_bounded_labels() {
 
     // The workload: a worker on each live runtime, a viewer, inputs, a transcript, a
     // call to the dead remote, and a miss.
-    let remote_worker = created_worker(
-        &api.post("/api/runtimes/rt1/workers", json!({"profile": "echo"}))
-            .await,
-    );
+    let (remote_worker, w, mut viewer) = watched_echo_worker(&api, "rt1").await;
     let local_worker = created_worker(
         &api.post("/api/runtimes/local/workers", json!({"profile": "echo"}))
             .await,
     );
-    let w = format!("/api/runtimes/rt1/workers/{remote_worker}");
-    let mut viewer = connect(backend.addr, &format!("{w}/events/ws"), &[])
-        .await
-        .unwrap();
-    assert_eq!(next_json(&mut viewer).await["event"]["kind"], "snapshot");
     for text in ["one\n", "two\n"] {
         let r = api
             .post(&format!("{w}/input"), json!({ "text": text }))
@@ -763,15 +773,7 @@ async fn even_at_trace_the_log_holds_no_token_and_no_frame_text() {
         addr: backend.addr,
         token: None,
     };
-    let worker = created_worker(
-        &api.post("/api/runtimes/rt1/workers", json!({"profile": "echo"}))
-            .await,
-    );
-    let w = format!("/api/runtimes/rt1/workers/{worker}");
-    let mut viewer = connect(backend.addr, &format!("{w}/events/ws"), &[])
-        .await
-        .unwrap();
-    assert_eq!(next_json(&mut viewer).await["event"]["kind"], "snapshot");
+    let (_, w, mut viewer) = watched_echo_worker(&api, "rt1").await;
     let secret_text = "text-only-the-transcript-may-hold";
     let r = api
         .post(&format!("{w}/input"), json!({ "text": secret_text }))
