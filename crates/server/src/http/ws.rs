@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -41,7 +42,7 @@ use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::ApiError;
 use super::response::{Response, empty};
@@ -245,7 +246,7 @@ fn close(code: CloseCode) -> Step {
 /// The step for the source's next frame: send it, or close as the stream ended.
 fn frame_step(frame: Result<OutgoingFrame, StreamEnd>) -> Step {
     match frame {
-        Ok(OutgoingFrame::Encoded(text)) => Step::Send(Message::text(&*text)),
+        Ok(OutgoingFrame::Encoded(text)) => Step::Send(Message::Text(shared_text(text))),
         Ok(frame) => match frame.to_json() {
             Ok(text) => Step::Send(Message::text(text)),
             Err(error) => {
@@ -254,6 +255,29 @@ fn frame_step(frame: Result<OutgoingFrame, StreamEnd>) -> Step {
             }
         },
         Err(end) => close(close_code_for(end)),
+    }
+}
+
+/// A frame's text encoded once and shared by every viewer it goes to, as bytes
+/// tungstenite can hold.
+struct SharedText(Arc<str>);
+
+impl AsRef<[u8]> for SharedText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// `text` for tungstenite without a copy: each viewer's message borrows the one
+/// encoded frame instead of allocating and copying its own (a frame of a worker
+/// printing flat out is several KiB, and a hub frame may go to many viewers).
+fn shared_text(text: Arc<str>) -> Utf8Bytes {
+    let bytes = Bytes::from_owner(SharedText(text));
+    // tungstenite checks the bytes once more (one fast pass; they came from a
+    // `str`, so it cannot fail); the copy below is never taken.
+    match Utf8Bytes::try_from(bytes.clone()) {
+        Ok(text) => text,
+        Err(_) => Utf8Bytes::from(String::from_utf8_lossy(&bytes).into_owned()),
     }
 }
 
@@ -471,5 +495,24 @@ pub fn log_if_too_slow(
             request_id,
             "closed an event stream whose client fell too far behind (4408 slow_consumer); it may reconnect from its last cursor"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_frame_reaches_tungstenite_whole_and_uncopied() {
+        for text in ["", "{\"type\":\"event\"}", "é\u{10348}\n\"\\"] {
+            let frame: Arc<str> = Arc::from(text);
+            let lent = shared_text(frame.clone());
+            assert_eq!(lent.as_str(), text);
+            assert_eq!(
+                lent.as_str().as_ptr(),
+                frame.as_ptr(),
+                "no copy of {text:?}"
+            );
+        }
     }
 }
