@@ -201,25 +201,50 @@ pub enum EventPayload {
 
 /// An event object's JSON text as received, known to be valid JSON: built only from
 /// serde_json's `RawValue` or from [`crate::relay::event_frame`]'s checked text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawEvent(Box<str>);
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    json: Box<str>,
+    /// Whether it is a plain text event, if [`crate::relay::event_frame`] found out
+    /// ([`crate::relay::plain_text_event`] then need not read it again).
+    plain_text: Option<bool>,
+}
 
 impl RawEvent {
     /// The object's text.
     pub fn get(&self) -> &str {
-        &self.0
+        &self.json
+    }
+
+    /// Whether it is a plain text event, if known.
+    pub(crate) fn plain_text(&self) -> Option<bool> {
+        self.plain_text
     }
 }
 
+/// Equal when their text is.
+impl PartialEq for RawEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+
+impl Eq for RawEvent {}
+
 impl From<Box<serde_json::value::RawValue>> for RawEvent {
     fn from(raw: Box<serde_json::value::RawValue>) -> Self {
-        Self(raw.into())
+        Self {
+            json: raw.into(),
+            plain_text: None,
+        }
     }
 }
 
 impl From<crate::relay::CheckedEvent<'_>> for RawEvent {
     fn from(checked: crate::relay::CheckedEvent<'_>) -> Self {
-        Self(checked.get().into())
+        Self {
+            json: checked.get().into(),
+            plain_text: checked.plain_text(),
+        }
     }
 }
 
@@ -229,7 +254,7 @@ impl From<crate::relay::CheckedEvent<'_>> for RawEvent {
 impl Serialize for RawEvent {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let raw: &serde_json::value::RawValue =
-            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+            serde_json::from_str(&self.json).map_err(serde::ser::Error::custom)?;
         raw.serialize(serializer)
     }
 }

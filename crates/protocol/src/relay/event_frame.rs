@@ -10,6 +10,7 @@
 //! no escape in the cursor), never looser: anything else gives `None`, and the
 //! caller reads the frame with serde as before, which accepts it or says why not.
 
+use super::json_string;
 use crate::event::RawEvent;
 use crate::ids::WorkerId;
 
@@ -26,12 +27,23 @@ pub struct EventFrameParts<'a> {
 
 /// An event object's JSON text that [`event_frame`] checked: one valid JSON object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CheckedEvent<'a>(&'a str);
+pub struct CheckedEvent<'a> {
+    json: &'a str,
+    /// Whether it is a plain text event ([`plain_text_event`]), when the check found
+    /// out on the way (it does for output and input events in the form runtimes
+    /// write them).
+    plain_text: Option<bool>,
+}
 
 impl<'a> CheckedEvent<'a> {
     /// The object's text.
     pub fn get(self) -> &'a str {
-        self.0
+        self.json
+    }
+
+    /// Whether it is a plain text event, if known (`None`: not looked at).
+    pub(crate) fn plain_text(self) -> Option<bool> {
+        self.plain_text
     }
 }
 
@@ -51,13 +63,22 @@ pub fn event_frame(text: &str) -> Option<EventFrameParts<'_>> {
     WorkerId::check(worker_id).ok()?;
     let event = rest.strip_prefix(",\"event\":")?.strip_suffix('}')?;
     let bytes = event.as_bytes();
-    if bytes.first() != Some(&b'{') || value(bytes, 0, 0)? != bytes.len() {
+    // An output or input event in the form runtimes write it is valid exactly when
+    // its text is: read only that, and learn on the way whether it is plain.
+    let plain_text = text_start(event)
+        .and_then(|start| json_string::read(bytes, start))
+        .and_then(|text| (text.end == bytes.len() - 1).then_some(text.plain));
+    if plain_text.is_none() && (bytes.first() != Some(&b'{') || value(bytes, 0, 0)? != bytes.len())
+    {
         return None;
     }
     Some(EventFrameParts {
         cursor,
         worker_id,
-        event: CheckedEvent(event),
+        event: CheckedEvent {
+            json: event,
+            plain_text,
+        },
     })
 }
 
@@ -72,12 +93,25 @@ pub fn event_frame(text: &str) -> Option<EventFrameParts<'_>> {
 /// characters (its quotes and backslashes escaped) finds it wherever the decoded text
 /// holds it.
 ///
-/// The event is known to be valid JSON ([`RawEvent`]), so the text is one string
-/// exactly when no quote in it is unescaped, and only `\/` and `\u` escapes need
-/// a look: three vectorised byte searches, not a walk through every escape (an
-/// output of short lines has one every few bytes).
+/// The text is read as a JSON string 64 bytes at a time where the CPU allows (an
+/// output of short lines has an escape every few bytes), unless [`event_frame`]
+/// read it already.
 pub fn plain_text_event(event: &RawEvent) -> Option<&str> {
-    let event = event.get();
+    let json = event.get();
+    let start = text_start(json)?;
+    let text = &json[start..json.len() - 2];
+    let plain = match event.plain_text() {
+        Some(plain) => plain,
+        None => json_string::read(json.as_bytes(), start)
+            .is_some_and(|string| string.plain && string.end == json.len() - 1),
+    };
+    plain.then_some(text)
+}
+
+/// Where the text of an output or input event object in the form runtimes write it
+/// starts (after its opening quote), if `event` is one up to there and ends with
+/// `"}`; the text is not looked at.
+fn text_start(event: &str) -> Option<usize> {
     let rest = if let Some(rest) = event.strip_prefix("{\"kind\":\"output\",\"sequence\":") {
         let rest = sequence(rest)?.strip_prefix(",\"stream\":\"")?;
         let rest = ["stdout", "stderr", "terminal"]
@@ -88,31 +122,17 @@ pub fn plain_text_event(event: &RawEvent) -> Option<&str> {
         let rest = event.strip_prefix("{\"kind\":\"input\",\"sequence\":")?;
         sequence(rest)?.strip_prefix(",\"text\":\"")?
     };
-    let text = rest.strip_suffix("\"}")?;
-    let b = text.as_bytes();
-    // Whether the byte at `at` is escaped: an odd run of backslashes before it.
-    let escaped = |at: usize| b[..at].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1;
-    if memchr::memchr_iter(b'"', b).any(|at| !escaped(at)) {
-        return None; // the string ends before the object does
-    }
-    if memchr::memmem::find_iter(b, b"\\/").any(|at| !escaped(at)) {
-        return None;
-    }
-    for at in memchr::memmem::find_iter(b, b"\\u") {
-        if escaped(at) {
-            continue; // an escaped backslash, then a `u`
-        }
-        let hex = std::str::from_utf8(b.get(at + 2..at + 6)?).ok()?;
-        if u32::from_str_radix(hex, 16).ok()? >= 0x20 {
-            return None;
-        }
-    }
-    Some(text)
+    rest.strip_suffix("\"}")?;
+    Some(event.len() - rest.len())
 }
 
-/// `rest` after a `u64` at its start (digits only), or `None`.
+/// `rest` after a `u64` at its start (digits only, as JSON writes it: no leading
+/// zero), or `None`.
 fn sequence(rest: &str) -> Option<&str> {
     let end = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if end > 1 && rest.starts_with('0') {
+        return None;
+    }
     rest[..end].parse::<u64>().ok()?;
     Some(&rest[end..])
 }
@@ -174,69 +194,10 @@ fn array(b: &[u8], mut at: usize, depth: u32) -> Option<usize> {
     }
 }
 
-/// Bytes that end a run of plain string content: a quote, a backslash, a control
-/// character.
-const STOPS: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 0x20 {
-        table[byte] = true;
-        byte += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
 /// The rest of a string whose opening quote is at `at - 1`; returns the index after
-/// its closing quote. Escapes are those of JSON (`\u` with four hex digits, as
-/// serde_json reads them when it skips a string).
-fn string(b: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        at = next_stop(b, at);
-        match *b.get(at)? {
-            b'"' => return Some(at + 1),
-            b'\\' => match *b.get(at + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => at += 2,
-                b'u' => {
-                    let hex = b.get(at + 2..at + 6)?;
-                    if !hex.iter().all(u8::is_ascii_hexdigit) {
-                        return None;
-                    }
-                    at += 6;
-                }
-                _ => return None,
-            },
-            _ => return None, // a control character
-        }
-    }
-}
-
-/// The first index from `at` holding a [`STOPS`] byte (or `b.len()`): eight bytes at
-/// a time while they last, then one at a time.
-fn next_stop(b: &[u8], mut at: usize) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // The high bit of each byte that is zero (the lowest flagged byte is always a
-    // true one: a false flag needs a borrow from a zero byte below it).
-    let zero_bytes = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
-    while let Some(chunk) = b.get(at..at + 8) {
-        let mut bytes = [0; 8];
-        bytes.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(bytes);
-        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-        let stops = control
-            | zero_bytes(w ^ (ONES * u64::from(b'"')))
-            | zero_bytes(w ^ (ONES * u64::from(b'\\')));
-        if stops != 0 {
-            return at + (stops.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    while at < b.len() && !STOPS[usize::from(b[at])] {
-        at += 1;
-    }
-    at
+/// its closing quote.
+fn string(b: &[u8], at: usize) -> Option<usize> {
+    json_string::read(b, at).map(|string| string.end)
 }
 
 fn literal(b: &[u8], at: usize, word: &[u8]) -> Option<usize> {
@@ -300,12 +261,18 @@ mod tests {
     }
 
     /// `event_frame` accepts the frame around `event` exactly when `accepted`; what
-    /// it accepts, serde accepts and splits the same way.
+    /// it accepts, serde accepts and splits the same way, and it says whether the
+    /// event is plain text as [`plain_text_event`] reading it afresh does.
     fn check(event: &str, accepted: bool) {
         let text = frame(event);
         let parts = event_frame(&text);
         assert_eq!(parts.is_some(), accepted, "{text}");
         if let Some(parts) = parts {
+            assert_eq!(
+                plain_text_event(&parts.event.into()),
+                plain_text_event(&raw(event)),
+                "{text}"
+            );
             assert_eq!(
                 serde_parts(&text),
                 Some((
@@ -401,32 +368,42 @@ mod tests {
 
     #[test]
     fn agrees_with_serde_on_every_cut_and_byte_changed() {
-        let event = r#"{"kind":"output","sequence":12,"stream":"stderr","text":"x\ty\u00e9\"","n":[-0.5,1E+2,true,null]}"#;
-        let text = frame(event);
-        for cut in 0..text.len() {
-            if let Some(prefix) = text.get(..cut)
-                && let Some(parts) = event_frame(prefix)
-            {
-                panic!("accepted a cut frame: {prefix} as {parts:?}");
+        for event in [
+            r#"{"kind":"output","sequence":12,"stream":"stderr","text":"x\ty\u00e9\"","n":[-0.5,1E+2,true,null]}"#,
+            // An output event as runtimes write it, which is read by its text alone.
+            r#"{"kind":"output","sequence":12,"stream":"stderr","text":"x\ty\u00e9\"\/\\"}"#,
+        ] {
+            let text = frame(event);
+            for cut in 0..text.len() {
+                if let Some(prefix) = text.get(..cut)
+                    && let Some(parts) = event_frame(prefix)
+                {
+                    panic!("accepted a cut frame: {prefix} as {parts:?}");
+                }
             }
-        }
-        for at in 0..text.len() {
-            for byte in [b' ', b'"', b'\\', b'}', b'0', b'a', b'\n', b',', b'-'] {
-                let mut changed = text.clone().into_bytes();
-                changed[at] = byte;
-                let Ok(changed) = String::from_utf8(changed) else {
-                    continue;
-                };
-                if let Some(parts) = event_frame(&changed) {
-                    assert_eq!(
-                        serde_parts(&changed),
-                        Some((
-                            parts.cursor.to_owned(),
-                            parts.worker_id.to_owned(),
-                            parts.event.get().to_owned()
-                        )),
-                        "{changed}"
-                    );
+            for at in 0..text.len() {
+                for byte in [b' ', b'"', b'\\', b'}', b'0', b'a', b'\n', b',', b'-', b'/'] {
+                    let mut changed = text.clone().into_bytes();
+                    changed[at] = byte;
+                    let Ok(changed) = String::from_utf8(changed) else {
+                        continue;
+                    };
+                    if let Some(parts) = event_frame(&changed) {
+                        assert_eq!(
+                            serde_parts(&changed),
+                            Some((
+                                parts.cursor.to_owned(),
+                                parts.worker_id.to_owned(),
+                                parts.event.get().to_owned()
+                            )),
+                            "{changed}"
+                        );
+                        assert_eq!(
+                            plain_text_event(&parts.event.into()),
+                            plain_text_event(&raw(parts.event.get())),
+                            "{changed}"
+                        );
+                    }
                 }
             }
         }
@@ -470,6 +447,7 @@ mod tests {
             (out(r#""text":"\\u0074""#), Some(r#"\\u0074"#)),
         ] {
             assert_eq!(plain_text_event(&raw(&event)), expected, "{event}");
+            check(&event, true);
         }
     }
 
@@ -489,6 +467,9 @@ mod tests {
             let written = escaped(&format!("{text}{needle}{text}"));
             let event = raw(&json);
             proptest::prop_assert_eq!(plain_text_event(&event), Some(&written[1..written.len() - 1]));
+            let text = frame(&json);
+            let checked: RawEvent = event_frame(&text).unwrap().event.into();
+            proptest::prop_assert_eq!(plain_text_event(&checked), plain_text_event(&event));
             let needle = escaped(&needle);
             proptest::prop_assert!(written.contains(&needle[1..needle.len() - 1]));
         }

@@ -15,6 +15,7 @@
 //! decodes (dropping what it does not know) or fails with the typed error.
 
 mod event_frame;
+mod json_string;
 #[cfg(test)]
 mod oracle;
 mod scan;
