@@ -23,6 +23,10 @@ pub struct Scrubber {
     /// The tokens ([`Scrubber::with_secret`]), each with a search for it as JSON
     /// writes it in a string (quotes and backslashes escaped).
     secrets: Vec<(String, Finder<'static>)>,
+    /// The searches [`Scrubber::finds_secret_written`] runs: one per secret whose
+    /// written form contains no other's (text holding the base URL holds its
+    /// `host:port` too).
+    secrets_minimal: Vec<Finder<'static>>,
     /// The tokens whose parts are redacted too ([`Scrubber::with_token`]): each
     /// as it is and as JSON writes it in a string.
     tokens: Vec<(String, String)>,
@@ -32,6 +36,25 @@ impl std::fmt::Debug for Scrubber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Scrubber({} needles)", self.needles.len())
     }
+}
+
+/// Of `searches`, those whose needle contains no other's (equal needles once): a
+/// text without the others' needles has none of theirs.
+fn minimal_searches<'a>(
+    searches: impl Iterator<Item = &'a Finder<'static>>,
+) -> Vec<Finder<'static>> {
+    let searches: Vec<&Finder<'static>> = searches.collect();
+    let mut minimal: Vec<Finder<'static>> = Vec::new();
+    for (i, f) in searches.iter().enumerate() {
+        let holds_another = searches.iter().enumerate().any(|(j, g)| {
+            let (n, m) = (f.needle(), g.needle());
+            (m.len() < n.len() || (m == n && j < i)) && memchr::memmem::find(n, m).is_some()
+        });
+        if !holds_another {
+            minimal.push((*f).clone());
+        }
+    }
+    minimal
 }
 
 /// A needle with its precompiled search.
@@ -90,11 +113,13 @@ impl Scrubber {
             })
             .map(|n| searched(n.clone()).1)
             .collect();
+        let secrets_minimal = minimal_searches(secrets.iter().map(|(_, f)| f));
         Self {
             needles: needles.into_iter().map(searched).collect(),
             minimal,
             numbers,
             secrets,
+            secrets_minimal,
             tokens: Vec::new(),
         }
     }
@@ -106,7 +131,9 @@ impl Scrubber {
     /// Also true when it holds a part of a token at its edges
     /// ([`Scrubber::with_token`]).
     pub fn finds_secret_written(&self, written: &[u8]) -> bool {
-        self.secrets.iter().any(|(_, f)| f.find(written).is_some())
+        self.secrets_minimal
+            .iter()
+            .any(|f| f.find(written).is_some())
             || self
                 .tokens
                 .iter()
@@ -412,6 +439,30 @@ mod tests {
         assert!(s.finds(b"tok=abc"));
         assert!(s.names_a_secret("label abc"));
         assert!(!s.finds(b"db"), "a two-letter host alone is left");
+    }
+
+    /// The search of written text runs once per secret that holds no other, and
+    /// still finds every one: the URL through the `host:port` inside it.
+    #[test]
+    fn written_text_is_searched_once_per_secret_that_holds_no_other() {
+        let s = Scrubber::new([])
+            .with_secret("http://10.1.2.3:7701".to_owned())
+            .with_secret("10.1.2.3:7701".to_owned())
+            .with_secret("10.1.2.3:7701".to_owned())
+            .with_token("tok-\"0123456789".to_owned());
+        let needles: Vec<&[u8]> = s.secrets_minimal.iter().map(|f| f.needle()).collect();
+        assert_eq!(
+            needles,
+            [&b"10.1.2.3:7701"[..], &br#"tok-\"0123456789"#[..]]
+        );
+        for text in [
+            "at http://10.1.2.3:7701/v1",
+            "10.1.2.3:7701",
+            r#"say tok-\"0123456789 now"#,
+        ] {
+            assert!(s.finds_secret_written(text.as_bytes()), "{text}");
+        }
+        assert!(!s.finds_secret_written(b"http://10.1.2.3:7702"));
     }
 
     /// A token the runtime's reads cut in two, half in one output event and half in
