@@ -32,10 +32,19 @@ pub(super) fn read(b: &[u8], at: usize) -> Option<StringEnd> {
     if let Some(end) = short(b, at) {
         return Some(StringEnd { end, plain: true });
     }
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    return blocks::read(b, at);
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-    return read_scalar(b, at);
+    read_long(b, at)
+}
+
+/// [`read`] past the first few bytes: 64 bytes at a time.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn read_long(b: &[u8], at: usize) -> Option<StringEnd> {
+    blocks::read(b, at)
+}
+
+/// [`read`] past the first few bytes: one escape at a time.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn read_long(b: &[u8], at: usize) -> Option<StringEnd> {
+    read_scalar(b, at)
 }
 
 /// The index after the closing quote if the string's first stop within eight bytes
