@@ -268,21 +268,27 @@ mod tests {
         let parts = event_frame(&text);
         assert_eq!(parts.is_some(), accepted, "{text}");
         if let Some(parts) = parts {
-            assert_eq!(
-                plain_text_event(&parts.event.into()),
-                plain_text_event(&raw(event)),
-                "{text}"
-            );
-            assert_eq!(
-                serde_parts(&text),
-                Some((
-                    parts.cursor.to_owned(),
-                    parts.worker_id.to_owned(),
-                    parts.event.get().to_owned()
-                )),
-                "{text}"
-            );
+            agrees_with_serde(&text, parts);
         }
+    }
+
+    /// serde splits `text` as `parts` say, and the event's plain-text verdict
+    /// carried from [`event_frame`] is the one a fresh read gives.
+    fn agrees_with_serde(text: &str, parts: EventFrameParts<'_>) {
+        assert_eq!(
+            serde_parts(text),
+            Some((
+                parts.cursor.to_owned(),
+                parts.worker_id.to_owned(),
+                parts.event.get().to_owned()
+            )),
+            "{text}"
+        );
+        assert_eq!(
+            plain_text_event(&parts.event.into()),
+            plain_text_event(&raw(parts.event.get())),
+            "{text}"
+        );
     }
 
     #[test]
@@ -389,20 +395,7 @@ mod tests {
                         continue;
                     };
                     if let Some(parts) = event_frame(&changed) {
-                        assert_eq!(
-                            serde_parts(&changed),
-                            Some((
-                                parts.cursor.to_owned(),
-                                parts.worker_id.to_owned(),
-                                parts.event.get().to_owned()
-                            )),
-                            "{changed}"
-                        );
-                        assert_eq!(
-                            plain_text_event(&parts.event.into()),
-                            plain_text_event(&raw(parts.event.get())),
-                            "{changed}"
-                        );
+                        agrees_with_serde(&changed, parts);
                     }
                 }
             }
