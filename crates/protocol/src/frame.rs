@@ -77,8 +77,10 @@ pub enum ServerFrame {
 pub enum OutgoingFrame {
     /// A frame to encode (boxed: frames are large, encoded ones are a pointer).
     Value(Box<ServerFrame>),
-    /// A frame's JSON text.
+    /// A frame's JSON text, shared.
     Encoded(std::sync::Arc<str>),
+    /// A frame's JSON text for one client (moved into its message, not copied).
+    Text(String),
 }
 
 impl OutgoingFrame {
@@ -87,6 +89,7 @@ impl OutgoingFrame {
         match self {
             Self::Value(frame) => serde_json::to_string(&**frame),
             Self::Encoded(text) => Ok(text.to_string()),
+            Self::Text(text) => Ok(text.clone()),
         }
     }
 }

@@ -149,6 +149,12 @@ impl<T: Clone> Fanout<T> {
         }
     }
 
+    /// Whether a publication may reach more than one subscriber (those that left
+    /// but are not yet forgotten count: no walk through the slots).
+    pub fn may_reach_several(&self) -> bool {
+        self.slots.len() > 1
+    }
+
     /// How many subscribers are attached.
     pub fn len(&self) -> usize {
         self.slots.iter().filter(|s| !s.tx.is_closed()).count()

@@ -1,8 +1,8 @@
 //! A worker's event log: positions, a bounded backlog for resuming, and live fan-out.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
 
 use switchyard_protocol::WorkerEvent;
 
@@ -15,7 +15,15 @@ pub struct LogEntry {
     pub position: u64,
     /// The event.
     pub event: Arc<WorkerEvent>,
+    /// The event's frame, encoded by the first of the subscribers it went to live
+    /// and shared by the others; only when it went to more than one (one
+    /// subscriber encodes its own, without the copy sharing takes), and never in
+    /// the backlog, which would keep every frame as long as its event.
+    pub(crate) shared_frame: Option<SharedFrame>,
 }
+
+/// A frame encoded once for every subscriber that receives it.
+pub(crate) type SharedFrame = Arc<OnceLock<Arc<str>>>;
 
 /// Where a resuming subscriber stands relative to the backlog.
 #[derive(Debug, PartialEq, Eq)]
@@ -106,6 +114,7 @@ impl EventLog {
         let entry = LogEntry {
             position: self.last_position,
             event: Arc::new(event),
+            shared_frame: None,
         };
         self.backlog_bytes += approximate_bytes(&entry.event);
         self.backlog.push_back(entry.clone());
@@ -117,7 +126,11 @@ impl EventLog {
                 self.backlog_bytes -= approximate_bytes(&oldest.event);
             }
         }
-        let _ = self.fanout.publish(&entry);
+        let live = LogEntry {
+            shared_frame: self.fanout.may_reach_several().then(SharedFrame::default),
+            ..entry
+        };
+        let _ = self.fanout.publish(&live);
         self.last_position
     }
 
@@ -257,6 +270,24 @@ mod tests {
         log.append(WorkerEvent::Interrupted);
         assert_eq!(rx.recv().await.unwrap().position, 1);
         assert_eq!(rx.recv().await.unwrap().position, 2);
+    }
+
+    /// An event published to several subscribers carries one cell for its frame,
+    /// shared by them; published to one, none; and the backlog never keeps one.
+    #[tokio::test]
+    async fn only_events_that_reach_several_subscribers_carry_a_shared_frame() {
+        let mut log = EventLog::new(8, 8);
+        let mut one = log.subscribe();
+        log.append(WorkerEvent::Interrupted);
+        assert!(one.recv().await.unwrap().shared_frame.is_none());
+        let mut other = log.subscribe();
+        log.append(WorkerEvent::Interrupted);
+        let (a, b) = (one.recv().await.unwrap(), other.recv().await.unwrap());
+        assert!(Arc::ptr_eq(
+            a.shared_frame.as_ref().unwrap(),
+            b.shared_frame.as_ref().unwrap()
+        ));
+        assert!(log.backlog.iter().all(|e| e.shared_frame.is_none()));
     }
 
     #[test]

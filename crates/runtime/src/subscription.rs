@@ -3,10 +3,22 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use switchyard_protocol::{ResetReason, RuntimeCursor, ServerFrame, WorkerEvent, WorkerId};
+use switchyard_protocol::{
+    OutgoingFrame, ResetReason, RuntimeCursor, ServerFrame, WorkerEvent, WorkerId,
+};
 
 use crate::fanout::{FanoutReceiver, StreamEnd};
 use crate::log::LogEntry;
+
+/// [`ServerFrame::Event`] without a `runtime_id`, borrowing its parts: the same
+/// JSON (a test holds them to it) without a copy of the event.
+#[derive(serde::Serialize)]
+#[serde(tag = "type", rename = "event")]
+struct EventFrame<'a> {
+    cursor: &'a str,
+    worker_id: &'a WorkerId,
+    event: &'a WorkerEvent,
+}
 
 /// One item a subscriber receives.
 #[derive(Debug, Clone)]
@@ -85,6 +97,63 @@ impl Subscription {
                 event: entry.event,
             });
         }
+    }
+
+    /// The next frame to send, or why the subscription ended: [`Subscription::next`]
+    /// as the runtime surface's frame ([`Subscription::frame`]), encoded without
+    /// copying the event, and once for every subscriber a live event reaches
+    /// together.
+    pub async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
+        if let Some(item) = self.pending.pop_front() {
+            return Ok(self.encoded(&item));
+        }
+        loop {
+            let entry = self.live.recv().await?;
+            if entry.position <= self.last_position {
+                continue;
+            }
+            self.last_position = entry.position;
+            let Some(shared) = &entry.shared_frame else {
+                return Ok(self.encoded(&SubscriptionItem::Event {
+                    position: entry.position,
+                    event: entry.event,
+                }));
+            };
+            if let Some(text) = shared.get() {
+                return Ok(OutgoingFrame::Encoded(text.clone()));
+            }
+            return Ok(match self.event_frame_text(entry.position, &entry.event) {
+                Ok(text) => OutgoingFrame::Encoded(shared.get_or_init(|| text.into()).clone()),
+                Err(_) => self
+                    .frame(&SubscriptionItem::Event {
+                        position: entry.position,
+                        event: entry.event,
+                    })
+                    .into(),
+            });
+        }
+    }
+
+    /// `item`'s frame as text (an event's without copying it), or as the value if
+    /// it does not encode (the session reports that).
+    fn encoded(&self, item: &SubscriptionItem) -> OutgoingFrame {
+        let text = match item {
+            SubscriptionItem::Event { position, event } => self.event_frame_text(*position, event),
+            SubscriptionItem::Reset(_) => serde_json::to_string(&self.frame(item)),
+        };
+        match text {
+            Ok(text) => OutgoingFrame::Text(text),
+            Err(_) => self.frame(item).into(),
+        }
+    }
+
+    /// The JSON of [`Subscription::frame`] for an event, from the event borrowed.
+    fn event_frame_text(&self, position: u64, event: &WorkerEvent) -> serde_json::Result<String> {
+        serde_json::to_string(&EventFrame {
+            cursor: &self.cursor_at(position),
+            worker_id: &self.worker_id,
+            event,
+        })
     }
 
     /// Resolves when the runtime has ended this subscription (slow consumer, worker

@@ -3,15 +3,17 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use switchyard_protocol::{
-    CreateWorkerRequest, ErrorCode, OutputStream, ResetReason, RuntimeCursor, SystemNote,
-    TranscriptEntry, WorkerEvent, WorkerId, WorkerStatus,
+    CreateWorkerRequest, ErrorCode, OutgoingFrame, OutputStream, ResetReason, RuntimeCursor,
+    SystemNote, TranscriptEntry, WorkerEvent, WorkerId, WorkerStatus,
 };
 use switchyard_runtime::{
-    ListQuery, Profile, ProfileSpec, Runtime, RuntimeError, StreamEnd, SubscriptionItem,
+    ListQuery, Profile, ProfileSpec, Runtime, RuntimeError, StreamEnd, Subscription,
+    SubscriptionItem,
 };
 
 fn create(profile: &str) -> CreateWorkerRequest {
@@ -669,4 +671,80 @@ async fn shutdown_stops_workers_and_ends_subscriptions() {
             }
         }
     }
+}
+
+/// The next frame, failing the test if none arrives in time.
+async fn next_frame(sub: &mut Subscription) -> OutgoingFrame {
+    tokio::time::timeout(WAIT, sub.next_frame())
+        .await
+        .expect("no frame within the wait")
+        .expect("the subscription ended")
+}
+
+/// A frame's text, and whether it is shared.
+fn text(frame: &OutgoingFrame) -> (&str, bool) {
+    match frame {
+        OutgoingFrame::Encoded(text) => (text, true),
+        OutgoingFrame::Text(text) => (text, false),
+        OutgoingFrame::Value(frame) => panic!("not encoded: {frame:?}"),
+    }
+}
+
+/// What `next_frame` sends is what `next` and `frame` make of the same items,
+/// encoded: a snapshot, an input and an output with characters JSON escapes, a
+/// reset. A live event that reaches several subscribers is encoded once and
+/// shared; one that reaches a single subscriber is its own text.
+#[tokio::test]
+async fn frames_are_the_items_encoded_once_for_the_subscribers_an_event_reaches() {
+    let rt = Runtime::in_memory(config()).await;
+    let w = rt.create(create("echo")).await.unwrap();
+    let mut framed = rt.subscribe(&w.worker_id, None).unwrap();
+    let mut itemised = rt.subscribe(&w.worker_id, None).unwrap();
+    let mut also_framed = rt.subscribe(&w.worker_id, None).unwrap();
+    let expected = |sub: &Subscription, item: SubscriptionItem| {
+        serde_json::to_string(&sub.frame(&item)).unwrap()
+    };
+
+    let snapshot = next_frame(&mut framed).await;
+    let item = next(&mut itemised).await.unwrap();
+    assert_eq!(text(&snapshot), (expected(&itemised, item).as_str(), false));
+    next_frame(&mut also_framed).await;
+
+    rt.input(
+        &w.worker_id,
+        "tab\t \"quoted\" back\\slash é\u{1b}[0m\n".into(),
+    )
+    .await
+    .unwrap();
+    for _ in ["input", "output"] {
+        let frame = next_frame(&mut framed).await;
+        let item = next(&mut itemised).await.unwrap();
+        assert_eq!(text(&frame), (expected(&itemised, item).as_str(), true));
+        match (frame, next_frame(&mut also_framed).await) {
+            (OutgoingFrame::Encoded(one), OutgoingFrame::Encoded(other)) => {
+                assert!(Arc::ptr_eq(&one, &other), "encoded once")
+            }
+            other => panic!("not shared: {other:?}"),
+        }
+    }
+
+    // Alone: the input's publication forgets the others, the output is its own.
+    drop((itemised, also_framed));
+    rt.input(&w.worker_id, "x\n".into()).await.unwrap();
+    next_frame(&mut framed).await;
+    let output = next_frame(&mut framed).await;
+    let (output, shared) = text(&output);
+    assert!(!shared && output.contains(r#""text":"x\n""#), "{output}");
+
+    let earlier_epoch = RuntimeCursor {
+        epoch: "0123".into(),
+        worker_id: w.worker_id.clone(),
+        position: 1,
+    }
+    .encode();
+    let mut restarted = rt.subscribe(&w.worker_id, Some(&earlier_epoch)).unwrap();
+    assert_eq!(
+        text(&next_frame(&mut restarted).await),
+        (r#"{"type":"reset","reason":"runtime_restarted"}"#, false)
+    );
 }

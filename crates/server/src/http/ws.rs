@@ -247,6 +247,7 @@ fn close(code: CloseCode) -> Step {
 fn frame_step(frame: Result<OutgoingFrame, StreamEnd>) -> Step {
     match frame {
         Ok(OutgoingFrame::Encoded(text)) => Step::Send(Message::Text(shared_text(text))),
+        Ok(OutgoingFrame::Text(text)) => Step::Send(Message::text(text)),
         Ok(frame) => match frame.to_json() {
             Ok(text) => Step::Send(Message::text(text)),
             Err(error) => {

@@ -153,7 +153,7 @@ impl FrameSource for SubscriptionFrames {
     async fn next_frame(&mut self) -> Result<OutgoingFrame, StreamEnd> {
         tokio::select! {
             biased;
-            item = self.subscription.next() => Ok(self.subscription.frame(&item?).into()),
+            frame = self.subscription.next_frame() => frame,
             () = self.revocation.ended.cancelled() => Err(StreamEnd::AccessEnded),
         }
     }
