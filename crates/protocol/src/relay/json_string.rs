@@ -28,6 +28,9 @@ pub(super) struct StringEnd {
 /// Reads the string whose opening quote is at `at - 1`; `None` if it is not valid
 /// JSON string content closed by a quote.
 pub(super) fn read(b: &[u8], at: usize) -> Option<StringEnd> {
+    if at > b.len() {
+        return None;
+    }
     // Keys and short values mostly end within eight bytes and escape nothing.
     if let Some(end) = short(b, at) {
         return Some(StringEnd { end, plain: true });
@@ -110,7 +113,7 @@ fn next_stop(b: &[u8], mut at: usize, until: usize) -> usize {
     // The high bit of each byte that is zero (the lowest flagged byte is always a
     // true one: a false flag needs a borrow from a zero byte below it).
     let zero_bytes = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
-    while at + 8 <= until {
+    while until.saturating_sub(at) >= 8 {
         let mut bytes = [0; 8];
         bytes.copy_from_slice(&b[at..at + 8]);
         let w = u64::from_le_bytes(bytes);
@@ -284,6 +287,10 @@ mod tests {
         assert_eq!(read_str(r#"\u00e9", "next""#), end(7, false));
         assert_eq!(read_str(r#"\\""#), end(3, true));
         assert_eq!(read_str(r#"\\\"""#), end(5, true));
+        for far in [9, 10, 100, usize::MAX - 8, usize::MAX] {
+            assert_eq!(read(b"abcdefgh\"", far), None, "from {far}");
+            assert_eq!(read_scalar(b"abcdefgh\"", far), None, "from {far}");
+        }
         for refused in [
             "unterminated",
             "unterminated\\",
