@@ -84,6 +84,17 @@ impl Stamped {
         }
     }
 
+    /// A copy with a frame cell of its own: what the backlog keeps, and what a
+    /// replay from it gets, so that the frame the live viewers encode (or a
+    /// resuming one does) is never kept as long as the backlog keeps the event
+    /// (which would double what a busy worker's backlog holds).
+    fn unshared(&self) -> Self {
+        Self {
+            encoded: Arc::default(),
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn is_snapshot(&self) -> bool {
         self.event.kind() == EventKind::Snapshot
     }
@@ -378,8 +389,7 @@ impl Channel {
                                 .backlog
                                 .iter()
                                 .filter(|e| e.position > cursor.position)
-                                .cloned()
-                                .map(HubItem::Event),
+                                .map(|e| HubItem::Event(e.unshared())),
                         );
                     } else {
                         initial.push_back(HubItem::Reset(ResetReason::CursorExpired));
@@ -406,8 +416,7 @@ impl Channel {
                             .backlog
                             .iter()
                             .filter(|e| e.position > after)
-                            .cloned()
-                            .map(HubItem::Event),
+                            .map(|e| HubItem::Event(e.unshared())),
                     );
                 }
                 // Connected but no recent snapshot covers the backlog: get a fresh
@@ -521,7 +530,7 @@ impl Channel {
                     }
                     state.last_position = position;
                     state.backlog_bytes += stamped.bytes();
-                    state.backlog.push_back(stamped.clone());
+                    state.backlog.push_back(stamped.unshared());
                     while state.backlog.len() > 1
                         && (state.backlog.len() > self.settings.backlog.max(1)
                             || state.backlog_bytes > EVENT_BACKLOG_BYTES)
@@ -847,6 +856,63 @@ fn finish(hub: &Weak<HubInner>, channel: &Arc<Channel>, reason: StreamEnd) {
 mod tests {
     use super::*;
     use switchyard_protocol::ServerFrame;
+
+    /// A live event's frame, encoded for its viewers, is not kept by the backlog,
+    /// nor is one encoded for a viewer resuming from the backlog.
+    #[tokio::test]
+    async fn the_backlog_never_keeps_an_encoded_frame() {
+        let (runtime_id, worker_id) = (RuntimeId::new("rt").unwrap(), WorkerId::new("w").unwrap());
+        let metrics = ChannelMetrics {
+            reconnects: Default::default(),
+            cut_off: Default::default(),
+            relayed: Default::default(),
+        };
+        let channel = Channel::new(
+            runtime_id.clone(),
+            worker_id.clone(),
+            HubSettings::default(),
+            metrics,
+        );
+        let mut viewer = channel.join(None).unwrap();
+        let output = WorkerEvent::Output {
+            sequence: 1,
+            stream: switchyard_protocol::OutputStream::Stdout,
+            text: "x".repeat(8192),
+        };
+        channel.apply(SourceItem::Event {
+            epoch: "e1".into(),
+            position: 1,
+            event: output.into(),
+        });
+        let Ok(HubItem::Event(live)) = viewer.live.recv().await else {
+            panic!("no live event");
+        };
+        live.encoded(&runtime_id, &worker_id);
+        let held = channel.state().backlog[0].clone();
+        assert!(
+            held.encoded.get().is_none(),
+            "the backlog kept the live frame"
+        );
+
+        let cursor = BackendCursor {
+            runtime_id: runtime_id.clone(),
+            worker_id: worker_id.clone(),
+            epoch: "e1".into(),
+            position: 0,
+        };
+        let resumed = channel.join(Some(&cursor)).unwrap();
+        let Some(HubItem::Event(replayed)) = resumed.initial.front() else {
+            panic!("nothing replayed: {:?}", resumed.initial);
+        };
+        assert_eq!(
+            replayed.encoded(&runtime_id, &worker_id),
+            live.encoded(&runtime_id, &worker_id)
+        );
+        assert!(
+            held.encoded.get().is_none(),
+            "the backlog kept a replayed frame"
+        );
+    }
 
     #[test]
     fn the_shared_encoding_is_the_server_frame_encoding() {
