@@ -620,12 +620,7 @@ async fn expired_foreign_future_and_other_epoch_cursors() {
         ErrorCode::InvalidCursor
     );
 
-    let earlier_epoch = RuntimeCursor {
-        epoch: "0123".into(),
-        worker_id: w.worker_id.clone(),
-        position: 1,
-    }
-    .encode();
+    let earlier_epoch = earlier_epoch_cursor(&w.worker_id);
     let mut restarted = rt.subscribe(&w.worker_id, Some(&earlier_epoch)).unwrap();
     assert!(matches!(
         next(&mut restarted).await,
@@ -671,6 +666,16 @@ async fn shutdown_stops_workers_and_ends_subscriptions() {
             }
         }
     }
+}
+
+/// A cursor of `worker` minted by an earlier process (another epoch).
+fn earlier_epoch_cursor(worker: &WorkerId) -> String {
+    RuntimeCursor {
+        epoch: "0123".into(),
+        worker_id: worker.clone(),
+        position: 1,
+    }
+    .encode()
 }
 
 /// The next frame, failing the test if none arrives in time.
@@ -736,12 +741,7 @@ async fn frames_are_the_items_encoded_once_for_the_subscribers_an_event_reaches(
     let (output, shared) = text(&output);
     assert!(!shared && output.contains(r#""text":"x\n""#), "{output}");
 
-    let earlier_epoch = RuntimeCursor {
-        epoch: "0123".into(),
-        worker_id: w.worker_id.clone(),
-        position: 1,
-    }
-    .encode();
+    let earlier_epoch = earlier_epoch_cursor(&w.worker_id);
     let mut restarted = rt.subscribe(&w.worker_id, Some(&earlier_epoch)).unwrap();
     assert_eq!(
         text(&next_frame(&mut restarted).await),
