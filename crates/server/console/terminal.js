@@ -71,15 +71,29 @@ export async function openTerminal(container, { interactive, onData, onResize, o
     return true;
   });
   let inputEnabled = interactive;
+  // The worker's size as last heard (snapshot, `resized`) or asked for. Another
+  // page on the same worker may size it to its own window; the size follows the
+  // page typed into last (tmux's "latest" policy): a key here first puts this
+  // page's size back, so what the program draws fits the terminal it is typed in.
+  let workerSize = null;
+  const askSize = (cols, rows) => {
+    workerSize = { cols, rows };
+    onResize?.(cols, rows);
+  };
   if (interactive) {
     term.onData((data) => {
-      if (inputEnabled) onData?.(data);
+      if (!inputEnabled) return;
+      if (workerSize && (workerSize.cols !== term.cols || workerSize.rows !== term.rows)) {
+        clearTimeout(resizeTimer);
+        askSize(term.cols, term.rows);
+      }
+      onData?.(data);
     });
     term.onResize(({ cols, rows }) => {
       clearTimeout(resizeTimer);
       // An ended worker is not resized (the page's layout changes as it ends).
       resizeTimer = setTimeout(() => {
-        if (inputEnabled) onResize?.(cols, rows);
+        if (inputEnabled) askSize(cols, rows);
       }, RESIZE_DEBOUNCE_MS);
     });
   }
@@ -101,6 +115,7 @@ export async function openTerminal(container, { interactive, onData, onResize, o
     paint(snapshot, sequence) {
       term.reset();
       if (snapshot) {
+        workerSize = { cols: snapshot.cols, rows: snapshot.rows };
         term.resize(snapshot.cols, snapshot.rows);
         let text = snapshot.screen ?? '';
         if (snapshot.alternate && !text.includes('\x1b[?1049h')) text = `\x1b[?1049h${text}`;
@@ -120,6 +135,7 @@ export async function openTerminal(container, { interactive, onData, onResize, o
     },
     /** The worker was resized (by someone else, or as asked). */
     resized(cols, rows) {
+      workerSize = { cols, rows };
       if (!interactive && (term.cols !== cols || term.rows !== rows)) term.resize(cols, rows);
     },
     /** A dim line of the console's own, such as "[exited with code 0]". */

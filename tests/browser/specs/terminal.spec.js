@@ -7,6 +7,27 @@ test.use({ stackOptions: { pty: true } });
 
 const screen = (page) => page.locator('.xterm-rows');
 
+// Asks the shell on `page` for the terminal's size (`stty size`, "rows cols"), under
+// a marker the shell computes (so the typed line never matches), and waits for that
+// answer on `page`, or on `seenOn` when given: never a stale one.
+let asked = 0;
+async function askSize(page, seenOn = page) {
+  asked += 1;
+  await page.keyboard.type(`echo sz$((${asked}+0)):$(stty size)`);
+  await page.keyboard.press('Enter');
+  const answer = new RegExp(`sz${asked}:(\\d+ \\d+)`);
+  let size;
+  await expect
+    .poll(async () => {
+      size = (await screen(seenOn).innerText()).match(answer)?.[1];
+      return size;
+    }, { timeout: 10_000 })
+    .toBeTruthy();
+  return size;
+}
+
+const shownRows = (page) => screen(page).locator(':scope > div').count();
+
 async function openTerminal(page, stack, label) {
   const worker = await createWorker(stack, 'remote', 'term', label);
   await page.goto(workerUrl(stack, 'remote', worker.worker_id));
@@ -46,26 +67,35 @@ test('paste goes to the terminal, and its size follows the window', async ({ pag
   });
   await expect(screen(page)).toContainText('pasted-2');
 
-  // Each call asks the shell with a numbered marker (computed by the shell, so the
-  // typed line never matches) and waits for that answer: never a stale one.
-  let asked = 0;
-  const sizes = async () => {
-    asked += 1;
-    await page.keyboard.type(`echo sz$((${asked}+0)):$(stty size)`);
-    await page.keyboard.press('Enter');
-    const answer = new RegExp(`sz${asked}:(\\d+ \\d+)`);
-    let size;
-    await expect.poll(async () => {
-      size = (await screen(page).innerText()).match(answer)?.[1];
-      return size;
-    }, { timeout: 10_000 }).toBeTruthy();
-    return size;
-  };
-  const before = await sizes();
+  const before = await askSize(page);
   await page.setViewportSize({ width: 900, height: 600 });
-  await expect.poll(sizes, { timeout: 10_000 }).not.toBe(before);
-  const rows = await screen(page).locator(':scope > div').count();
-  expect(Number((await sizes()).split(' ')[0])).toBe(rows);
+  await expect.poll(() => askSize(page), { timeout: 10_000 }).not.toBe(before);
+  expect(Number((await askSize(page)).split(' ')[0])).toBe(await shownRows(page));
+});
+
+test('two pages on one terminal: its size follows the page typed into last', async ({ page, context, stack }) => {
+  const worker = await openTerminal(page, stack, 'two-pages');
+  const rowsOf = async (p) => Number((await askSize(p)).split(' ')[0]);
+  expect(await rowsOf(page)).toBe(await shownRows(page));
+
+  // A second, smaller window on the same worker sizes it to itself as it opens.
+  const other = await context.newPage();
+  await other.setViewportSize({ width: 700, height: 420 });
+  await other.goto(workerUrl(stack, 'remote', worker.worker_id));
+  await expect(other.locator('.connection')).toHaveAttribute('data-state', 'connected');
+  await other.locator('.xterm').click();
+  // Answered on the first page too, so it has seen the `resized` event before.
+  const otherRows = Number((await askSize(other, page)).split(' ')[0]);
+  expect(otherRows).toBe(await shownRows(other));
+  expect(otherRows).not.toBe(await shownRows(page));
+
+  // A key on the first page puts its size back before the key arrives; then the
+  // second page's, the same way.
+  await page.locator('.xterm').click();
+  expect(await rowsOf(page)).toBe(await shownRows(page));
+  await other.locator('.xterm').click();
+  expect(await rowsOf(other)).toBe(otherRows);
+  await other.close();
 });
 
 test('Ctrl+] leaves the terminal, and Tab then reaches the commands', async ({ page, stack }) => {
