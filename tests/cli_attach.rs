@@ -11,7 +11,8 @@
 //! - Terminal mode against a real backend and a real `pty` worker: the window size
 //!   reaches the program (`stty size`) at start and after a resize, typing runs
 //!   commands, detach leaves it running, a second attach repaints it, and its exit
-//!   code is attach's.
+//!   code is attach's; after another client resizes the worker, the next keystroke
+//!   takes it back to attach's window size.
 //!
 //! Without tmux the tests say so on standard error and pass, unless
 //! `SWITCHYARD_REQUIRE_TMUX` is set (CI sets it).
@@ -307,4 +308,56 @@ env = { PS1 = "pty$ " }
     tmux.type_line("exit 4");
     tmux.wait_for_text("attach-exit=4").await;
     assert_terminal_restored(&tmux).await;
+}
+
+#[tokio::test]
+async fn terminal_mode_takes_the_worker_back_to_its_window_size_when_typed_into() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backend(
+        &dir,
+        r#"
+[embedded.profiles.sh]
+kind = "pty"
+command = ["/bin/sh"]
+env = { PS1 = "pty$ " }
+"#,
+    )
+    .await;
+    let worker = run(&backend, "sh").await;
+    let url = format!("http://{}", backend.addr);
+    let Some(tmux) = terminal("size back", &dir, &[("SWITCHYARD_URL", &url)]).await else {
+        return;
+    };
+    attach(&tmux, &worker);
+    tmux.wait_for_text("pty$").await;
+    tmux.type_line("stty size");
+    tmux.wait_for_text("30 100").await;
+    // A foreground job that says when SIGWINCH reaches it (between its sleeps).
+    tmux.type_line(
+        "sh -c \"trap 'echo winched-\\$((40 + 2))' WINCH; echo looping-\\$((40 + 2)); \
+         while :; do sleep 0.1; done\"",
+    );
+    tmux.wait_for_text("looping-42").await;
+    // Another client (a browser page, say) sizes the worker to its own window; the
+    // job's answer to SIGWINCH follows the `resized` event on attach's stream.
+    let api = switchyard_e2e::client::Api {
+        addr: backend.addr,
+        token: None,
+    };
+    let (runtime, worker_id) = worker.split_once('/').unwrap();
+    let resized = api
+        .post(
+            &format!("/api/runtimes/{runtime}/workers/{worker_id}/resize"),
+            serde_json::json!({"cols": 50, "rows": 10}),
+        )
+        .await;
+    assert_eq!(resized.status.as_u16(), 200, "{}", resized.text());
+    tmux.wait_for_text("winched-42").await;
+    // Typing here (Ctrl-C, then a command) puts this window's size back before the
+    // keys arrive.
+    tmux.keys(&["C-c"]);
+    tmux.type_line("echo now-$(stty size | tr ' ' x)");
+    tmux.wait_for_text("now-30x100").await;
+    tmux.keys(&["C-]"]);
+    tmux.wait_for_text("attach-exit=0").await;
 }

@@ -1,7 +1,9 @@
 //! Attaching to a terminal worker: the local terminal in raw mode, the worker's
 //! screen painted from its snapshot, its output written as it arrives, keystrokes
 //! sent as `input` frames over the interactive WebSocket, and the window size sent
-//! as a `resize` frame on start, on every SIGWINCH and after every reconnection.
+//! as a `resize` frame on start, on every SIGWINCH and after every reconnection,
+//! and before a keystroke when another client has sized the worker to its own
+//! window (the size follows the client typed into last, as in the console).
 //!
 //! Output is placed by its transcript sequence, so what a resumed stream replays is
 //! never written twice; a `reset` brings a fresh snapshot, which repaints the screen.
@@ -73,6 +75,7 @@ pub(super) async fn run(
         seam: SequenceSeam::after(transcript.last().map_or(0, |i| i.sequence)),
         alternate: screen.alternate,
         resize_due: true,
+        worker_size: (screen.cols, screen.rows),
         unsent: None,
     };
     let result = session.run(screen).await;
@@ -125,6 +128,11 @@ struct Session<'a> {
     alternate: bool,
     /// The window size is to be sent (start, SIGWINCH, reconnection).
     resize_due: bool,
+    /// The worker's size (columns, rows) as last heard (snapshot, `resized`) or
+    /// sent. Another client on the same worker may size it to its own window; the
+    /// size follows the client typed into last, so a key here first sends this
+    /// window's size when the two differ.
+    worker_size: (u16, u16),
     /// Keystrokes whose send failed, to send after reconnecting.
     unsent: Option<String>,
 }
@@ -173,7 +181,11 @@ impl Session<'_> {
                     }
                 }
                 keys = text.recv(), if accepting_keys => match keys {
-                    Some(keys) => self.send_keys(keys).await,
+                    Some(keys) => {
+                        self.reclaim_size();
+                        self.flush_pending().await;
+                        self.send_keys(keys).await;
+                    }
                     None => return Ok(Leave::Detached),
                 },
                 _ = &mut end => {
@@ -189,6 +201,14 @@ impl Session<'_> {
         }
     }
 
+    /// Before a keystroke: when the worker is not at this window's size (another
+    /// client sized it), the size is due again, to go out ahead of the key.
+    fn reclaim_size(&mut self) {
+        if tty::size().is_some_and(|size| size != self.worker_size) {
+            self.resize_due = true;
+        }
+    }
+
     /// Sends what is due once connected: the window size, then keystrokes whose send
     /// failed before.
     async fn flush_pending(&mut self) {
@@ -201,6 +221,7 @@ impl Session<'_> {
                 .is_ok()
         {
             self.resize_due = false;
+            self.worker_size = (cols, rows);
         }
         if let Some(keys) = self.unsent.take() {
             self.send_keys(keys).await;
@@ -244,6 +265,7 @@ impl Session<'_> {
                         self.seam.shown(last.sequence);
                     }
                     if let Some(screen) = terminal {
+                        self.worker_size = (screen.cols, screen.rows);
                         self.paint(&screen).await?;
                         self.resize_due = true;
                     }
@@ -256,6 +278,7 @@ impl Session<'_> {
                     let code = final_status(self.client, self.follower.worker(), status).await;
                     return Ok(Some(Leave::Ended(code, status)));
                 }
+                WorkerEvent::Resized { cols, rows } => self.worker_size = (cols, rows),
                 WorkerEvent::Diagnostic { code, message, .. } => {
                     self.status_line(&format!("switchyard: {code}: {message}"))
                         .await;
