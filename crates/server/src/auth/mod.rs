@@ -307,16 +307,18 @@ impl Authenticator {
         if cookies {
             for value in session::cookie_values(headers) {
                 match sessions.verify(value).and_then(|claims| {
+                    // A token no longer configured says so first, whether or not its
+                    // removal also signed this session out.
+                    let record = records
+                        .iter()
+                        .find(|r| r.fingerprint == claims.fingerprint)
+                        .filter(|r| r.caller.name() == claims.name)
+                        .ok_or(SessionError::Revoked)?;
                     let session = Session::of(value, &claims, sessions.key_id());
                     if self.signed_out.contains(&session) {
                         return Err(SessionError::SignedOut);
                     }
-                    records
-                        .iter()
-                        .find(|r| r.fingerprint == claims.fingerprint)
-                        .filter(|r| r.caller.name() == claims.name)
-                        .map(|record| (record.caller.clone(), Some(session)))
-                        .ok_or(SessionError::Revoked)
+                    Ok((record.caller.clone(), Some(session)))
                 }) {
                     Ok(found) => return Ok(found),
                     Err(error) => refused = refused.or(Some(error)),
@@ -342,9 +344,12 @@ impl Authenticator {
                 .iter()
                 .any(|k| k.fingerprint == o.fingerprint && k.caller.name() == o.caller.name())
         }) {
+            // Sessions are stamped in whole seconds: one issued in this very second
+            // is cut off too (as is a sign-in in the same second after a return,
+            // which errs on the safe side; it signs in again a second later).
             let entry = SignOut::CutOff {
                 fingerprint: gone.fingerprint.clone(),
-                before: now,
+                before: now.saturating_add(1),
             };
             if let Some(held) = self.signed_out.apply(&entry, now)
                 && held.new
@@ -732,6 +737,42 @@ mod tests {
         auth.replace(authenticator(&tokens, &clock));
         assert!(auth.authenticate(&alice, true).is_err());
         assert!(auth.authenticate(&bob_after, true).is_err());
+    }
+
+    /// Sessions are stamped in whole seconds: one issued in the very second its
+    /// token is removed (or auth is turned off) is ended with the others.
+    #[test]
+    fn a_session_issued_in_the_second_of_its_tokens_removal_stays_ended() {
+        let clock = Clock::manual(1000);
+        let tokens = [
+            entry("alice", "tok-a", Role::Operator),
+            entry("bob", "tok-b", Role::Viewer),
+        ];
+        let auth = authenticator(&tokens, &clock);
+        let cookie = |login: Login| {
+            headers(&[(
+                COOKIE,
+                &format!("switchyard_session={}", login.cookie.unwrap()),
+            )])
+        };
+        let bob = cookie(auth.login("tok-b").unwrap());
+        auth.replace(authenticator(&tokens[..1], &clock));
+        clock.advance(Duration::from_secs(1));
+        auth.replace(authenticator(&tokens, &clock));
+        let err = auth.authenticate(&bob, true).unwrap_err();
+        assert_eq!(err.detail.message, SessionError::SignedOut.to_string());
+
+        let alice = cookie(auth.login("tok-a").unwrap());
+        auth.replace(Authenticator::open());
+        clock.advance(Duration::from_secs(1));
+        auth.replace(authenticator(&tokens, &clock));
+        assert!(auth.authenticate(&alice, true).is_err());
+        // A second later, signing in works again.
+        let alice_after = cookie(auth.login("tok-a").unwrap());
+        assert_eq!(
+            auth.authenticate(&alice_after, true).unwrap().name(),
+            "alice"
+        );
     }
 
     #[test]
