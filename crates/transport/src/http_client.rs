@@ -495,7 +495,7 @@ impl RuntimeClient for HttpRuntimeClient {
     async fn delete(&self, worker: &WorkerId) -> Result<(), TransportError> {
         let call = Call::worker(Method::DELETE, "/v1/workers/{id}", worker, "");
         let answer = self.send(&call).await?;
-        answer::expect_success(&call, &answer)
+        answer::expect_no_content(&call, &answer)
     }
 
     async fn transcript(

@@ -50,6 +50,7 @@ impl Seen {
 }
 
 /// A canned answer.
+#[derive(Clone)]
 struct Canned {
     status: u16,
     content_type: Option<&'static str>,
@@ -718,6 +719,36 @@ async fn malformed_json_is_protocol() {
         panic!("expected Protocol, got {error:?}");
     };
     assert!(reason.starts_with("expected a WorkerDetail: "), "{reason}");
+}
+
+/// `DELETE` is answered `204 No Content`; any other success (a body, junk or
+/// not, where none is due) is not taken as the worker removed.
+#[tokio::test]
+async fn a_delete_answered_other_than_204_is_protocol() {
+    for canned in [
+        answer_raw(200, Some("application/json"), "{\"runtime_id\": [ not json"),
+        answer_raw(200, Some("text/plain"), "deleted"),
+        answer_empty(200),
+        answer_empty(202),
+    ] {
+        let shown = format!(
+            "{} {:?}",
+            canned.status,
+            String::from_utf8_lossy(&canned.body)
+        );
+        let peer = fake_runtime(move |_| canned.clone()).await;
+        let error = failed(
+            client_for(peer.port).delete(&wid("w-1")).await,
+            Some(peer.port),
+        );
+        assert_eq!(
+            error,
+            TransportError::Protocol {
+                reason: "the runtime did not answer 204 No Content".into()
+            },
+            "{shown}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -46,10 +46,20 @@ pub(super) fn json_body<'a>(call: &Call, answer: &'a Answer) -> Result<&'a [u8],
     Ok(&answer.body)
 }
 
-/// Accepts any 2xx answer (its body is ignored), or maps a non-2xx one.
-pub(super) fn expect_success(call: &Call, answer: &Answer) -> Result<(), TransportError> {
-    if answer.status.is_success() {
+/// The `Protocol` reason for a success other than the `204 No Content` a call
+/// without an answer body (`DELETE`) gets.
+const NOT_NO_CONTENT: &str = "the runtime did not answer 204 No Content";
+
+/// Accepts `204 No Content` (what the Runtime API answers a call that has nothing
+/// to return), or maps a non-2xx answer; any other success (a body where none is
+/// due) is a protocol error, not taken as done.
+pub(super) fn expect_no_content(call: &Call, answer: &Answer) -> Result<(), TransportError> {
+    if answer.status == StatusCode::NO_CONTENT && answer.body.is_empty() {
         Ok(())
+    } else if answer.status.is_success() {
+        Err(TransportError::Protocol {
+            reason: NOT_NO_CONTENT.into(),
+        })
     } else {
         Err(non_success(call, answer.status, &answer.body))
     }
