@@ -147,7 +147,7 @@ impl SourceEvents for EmbeddedEvents {
             Err(StreamEnd::Shutdown | StreamEnd::AccessEnded) => {
                 Err(SourceEnd::Lost(SourceError::Unavailable))
             }
-            Err(StreamEnd::SlowConsumer) => Err(SourceEnd::Lost(SourceError::Internal)),
+            Err(StreamEnd::SlowConsumer) => Err(SourceEnd::Lost(SourceError::FellBehind)),
         }
     }
 }

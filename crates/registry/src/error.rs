@@ -32,6 +32,13 @@ pub enum SourceError {
     /// The runtime is draining or stopped.
     #[error("the runtime is shutting down or stopped; try again later")]
     Unavailable,
+    /// The runtime cut the backend's own event stream off because the backend fell
+    /// too far behind its events (close code 4408): the runtime is up, and the
+    /// backend resumes from the last event it has.
+    #[error(
+        "the runtime closed the backend's event stream because the backend fell behind it; resuming from the last event"
+    )]
+    FellBehind,
     /// The runtime refused the request itself (worker not found, busy, ...): its own
     /// typed answer, passed through.
     #[error("{}", .0.message)]
@@ -50,7 +57,9 @@ impl SourceError {
     /// The contract code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Unreachable => ErrorCode::RuntimeUnreachable,
+            // The stream was reset by the runtime: of the contract's codes, the one
+            // for a dropped connection.
+            Self::Unreachable | Self::FellBehind => ErrorCode::RuntimeUnreachable,
             Self::Timeout => ErrorCode::RuntimeTimeout,
             Self::AuthFailed => ErrorCode::RuntimeAuthFailed,
             Self::TlsFailed(_) => ErrorCode::RuntimeTlsFailed,
@@ -64,7 +73,10 @@ impl SourceError {
 
     /// True when the runtime answered (so it is up), even if it refused the request.
     pub fn runtime_answered(&self) -> bool {
-        matches!(self, Self::Rejected(_) | Self::Unsupported(_))
+        matches!(
+            self,
+            Self::Rejected(_) | Self::Unsupported(_) | Self::FellBehind
+        )
     }
 }
 

@@ -349,9 +349,8 @@ impl SourceEvents for RemoteEvents {
             }
             Err(UpstreamEnd::WorkerGone) => Err(SourceEnd::WorkerGone),
             Err(UpstreamEnd::Shutdown) => Err(SourceEnd::Lost(SourceError::Unavailable)),
-            Err(UpstreamEnd::SlowConsumer | UpstreamEnd::Closed { .. }) => {
-                Err(SourceEnd::Lost(SourceError::Unreachable))
-            }
+            Err(UpstreamEnd::SlowConsumer) => Err(SourceEnd::Lost(SourceError::FellBehind)),
+            Err(UpstreamEnd::Closed { .. }) => Err(SourceEnd::Lost(SourceError::Unreachable)),
             Err(UpstreamEnd::Malformed { reason }) => Err(SourceEnd::Lost(SourceError::Protocol(
                 self.scrubber.scrub(&reason),
             ))),
@@ -364,6 +363,7 @@ impl SourceEvents for RemoteEvents {
 mod tests {
     use super::*;
     use serde_json::json;
+    use switchyard_protocol::ErrorCode;
     use switchyard_transport::{MockRuntimeClient, MockRuntimeEventsClient};
 
     fn detail(id: &str) -> serde_json::Value {
@@ -596,6 +596,70 @@ mod tests {
             &["reset", "Snapshot", "Output"],
         )
         .await;
+    }
+
+    /// A stream that ends at once, with `0`.
+    struct Ending(Option<UpstreamEnd>);
+
+    #[async_trait::async_trait]
+    impl UpstreamStream for Ending {
+        async fn next(&mut self) -> Result<UpstreamFrame, UpstreamEnd> {
+            Err(self.0.take().unwrap_or(UpstreamEnd::Shutdown))
+        }
+    }
+
+    /// How the runtime ended its stream is what viewers are told (`upstream`
+    /// `lost`): in particular a cut-off as too slow says the backend fell behind,
+    /// not that the runtime may be down.
+    #[tokio::test]
+    async fn each_way_a_stream_ends_is_told_as_what_it_is() {
+        let worker = WorkerId::new("w-1").unwrap();
+        let cases = [
+            (UpstreamEnd::WorkerGone, None),
+            (UpstreamEnd::Shutdown, Some(ErrorCode::RuntimeUnavailable)),
+            (
+                UpstreamEnd::SlowConsumer,
+                Some(ErrorCode::RuntimeUnreachable),
+            ),
+            (
+                UpstreamEnd::Closed { code: Some(1011) },
+                Some(ErrorCode::RuntimeUnreachable),
+            ),
+            (
+                UpstreamEnd::Malformed {
+                    reason: "bad".into(),
+                },
+                Some(ErrorCode::RuntimeProtocolError),
+            ),
+        ];
+        for (end, expected) in cases {
+            let shown = format!("{end:?}");
+            let slow = end == UpstreamEnd::SlowConsumer;
+            let mut events = MockRuntimeEventsClient::new();
+            events
+                .expect_subscribe()
+                .return_once(move |_, _, _| Ok(Box::new(Ending(Some(end)))));
+            let source = RemoteSource::new(
+                Arc::new(MockRuntimeClient::new()),
+                Arc::new(events),
+                Scrubber::new(["tok-secret".to_owned()]),
+            );
+            let mut stream = source.subscribe(&worker, None).await.unwrap();
+            match (stream.next().await, expected) {
+                (Err(SourceEnd::WorkerGone), None) => {}
+                (Err(SourceEnd::Lost(error)), Some(code)) => {
+                    assert_eq!(error.code(), code, "{shown}");
+                    let message = error.to_string();
+                    assert_eq!(message.contains("fell behind"), slow, "{shown}: {message}");
+                    assert_eq!(
+                        message.contains("may be down"),
+                        !slow && code == ErrorCode::RuntimeUnreachable,
+                        "{shown}: {message}"
+                    );
+                }
+                (other, _) => panic!("{shown}: {other:?}"),
+            }
+        }
     }
 
     /// The runtime's epoch goes into the cursors clients hold: one that names the
