@@ -32,7 +32,8 @@ struct Tally {
     /// The ids of each status, in [`WorkerStatus::ALL`]'s order.
     by_status: [BTreeSet<WorkerId>; WorkerStatus::ALL.len()],
     /// The ended workers in the order they ended (those found ended when the
-    /// runtime opened first, in the order they entered), for
+    /// runtime opened first, in the order they entered: `Runtime::open` enters
+    /// them by their last change, i.e. their end), for
     /// [`Census::oldest_ended`]; the turn each was given, by id.
     ended_order: BTreeSet<(u64, WorkerId)>,
     ended_turn: BTreeMap<WorkerId, u64>,

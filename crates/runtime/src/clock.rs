@@ -23,6 +23,11 @@ pub fn format(at: SystemTime) -> Timestamp {
     )
 }
 
+/// When `at` was, for ordering (an unreadable one sorts first).
+pub fn instant(at: &Timestamp) -> OffsetDateTime {
+    OffsetDateTime::parse(&at.0, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

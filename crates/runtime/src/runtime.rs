@@ -112,6 +112,7 @@ impl Runtime {
         // worker found running (now lost) gets its screen from the same read of
         // its transcript that corrects its counters; the others' are rebuilt after.
         let mut budget = crate::worker::REPLAY_TOTAL_BYTES;
+        let mut restored = Vec::new();
         for mut loaded in store.load(config.limits.snapshot_items as usize).await? {
             loaded.detail.runtime_id = config.runtime_id.clone();
             let terminal = config
@@ -132,8 +133,18 @@ impl Runtime {
                 (None, Some(size)) => terminals.push((worker.clone(), size)),
                 (None, None) => {}
             }
-            worker.join_census();
+            restored.push(worker.clone());
             workers.insert(worker.id().clone(), worker);
+        }
+        // The census orders ended workers by when they ended (`max_ended_workers`
+        // deletes the first ones): restored workers join it in the order of their
+        // last change, which for an ended worker is its end.
+        restored.sort_by_cached_key(|worker| {
+            let detail = worker.detail();
+            (crate::clock::instant(&detail.updated_at), detail.worker_id)
+        });
+        for worker in &restored {
+            worker.join_census();
         }
         for (worker, size) in terminals {
             match worker.rebuild_screen(size, budget).await {

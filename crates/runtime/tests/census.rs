@@ -233,6 +233,54 @@ async fn past_max_ended_workers_a_create_deletes_the_workers_that_ended_first() 
     );
 }
 
+/// After a restart the workers that ended first are still the first deleted,
+/// whatever order they were created (or are stored) in.
+#[tokio::test]
+async fn after_a_reopen_the_workers_that_ended_first_are_still_deleted_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |max_ended: u32| {
+        let path = dir.path().to_owned();
+        async move {
+            let mut config = config();
+            config.limits.max_ended_workers = max_ended;
+            Runtime::open(config, Arc::new(FsStore::open(path).await.unwrap()))
+                .await
+                .unwrap()
+        }
+    };
+    let rt = open(100).await;
+    let mut created = Vec::new();
+    for _ in 0..6 {
+        created.push(rt.create(request("echo", None)).await.unwrap().worker_id);
+    }
+    // Ended in the reverse order of creation, a few milliseconds apart (the
+    // timestamps' resolution).
+    for id in created.iter().rev() {
+        rt.stop(id).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(rt);
+
+    let reopened = open(3).await;
+    let newest = reopened
+        .create(request("echo", None))
+        .await
+        .unwrap()
+        .worker_id;
+    let kept: Vec<_> = walk(&reopened, None)
+        .into_iter()
+        .map(|w| w.worker_id)
+        .collect();
+    let mut expected = vec![
+        newest,
+        created[0].clone(),
+        created[1].clone(),
+        created[2].clone(),
+    ];
+    expected.sort();
+    assert_eq!(kept, expected, "the three that ended last are kept");
+}
+
 /// A limit lowered far below the ended workers kept is worked off a few per
 /// create, so that no create is slow.
 #[tokio::test]
