@@ -88,7 +88,9 @@ pub struct TranscriptPage {
     pub items: Vec<TranscriptItem>,
     /// Pass as `after` for the next page; null when this page reaches the end.
     pub next_after: Option<u64>,
-    /// How many items the transcript holds in all.
+    /// How many items were recorded in all (the last sequence number): items a
+    /// memory store dropped from its front, or that a failed write left out (the
+    /// worker's events say so), still count.
     pub total: u64,
 }
 
