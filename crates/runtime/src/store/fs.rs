@@ -523,7 +523,20 @@ impl Inner {
         let path = dir.join(TRANSCRIPT_FILE);
         let mut file = match File::open(&path) {
             Ok(file) => file,
+            // Created with the worker's directory: gone only if removed by hand. A
+            // worker with nothing recorded loses nothing; one whose record counts
+            // inputs or output would come back with an empty transcript.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if detail.input_count > 0 || detail.output_bytes > 0 {
+                    return Err(StoreError::Corrupt {
+                        path,
+                        reason: format!(
+                            "the transcript is missing, while the worker's record counts {} \
+                             inputs and {} bytes of output",
+                            detail.input_count, detail.output_bytes
+                        ),
+                    });
+                }
                 return Ok(LoadedWorker {
                     detail,
                     last_sequence: 0,
@@ -607,6 +620,19 @@ fn corrupt_line(path: &Path, offset: u64, error: impl std::fmt::Display) -> Stor
     StoreError::Corrupt {
         path: path.to_path_buf(),
         reason: format!("unparsable transcript line at byte offset {offset}: {error}"),
+    }
+}
+
+/// A line whose sequence is not above the one before it (a transcript only ever
+/// grows by higher sequences, gaps allowed): a duplicated or reordered line, which
+/// paging by bisection would otherwise serve wrongly.
+fn out_of_order(path: &Path, offset: u64, earlier: u64, later: u64) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!(
+            "transcript lines near byte offset {offset} go from sequence {earlier} to \
+             {later}: lines are duplicated or out of order"
+        ),
     }
 }
 
@@ -729,10 +755,15 @@ fn read_tail<R: Read + Seek>(
 ) -> Result<(u64, Vec<TranscriptItem>), StoreError> {
     let mut lines = RevLines::new(file, len, block);
     let mut last_sequence = None;
-    let mut items = Vec::with_capacity(tail.min(1024));
+    let mut items: Vec<TranscriptItem> = Vec::with_capacity(tail.min(1024));
     while let Some((offset, line)) = lines.prev().map_err(|e| io_error(path, e))? {
         let item: TranscriptItem =
             serde_json::from_slice(&line).map_err(|e| corrupt_line(path, offset, e))?;
+        if let Some(later) = items.last()
+            && item.sequence >= later.sequence
+        {
+            return Err(out_of_order(path, offset, item.sequence, later.sequence));
+        }
         last_sequence.get_or_insert(item.sequence);
         if items.len() < tail {
             items.push(item);
@@ -767,6 +798,7 @@ fn read_page_in<R: Read + Seek>(
     reader.seek(SeekFrom::Start(offset)).map_err(io)?;
     let mut items = Vec::with_capacity(limit.min(256));
     let mut line = Vec::new();
+    let mut before: Option<u64> = None;
     while items.len() < limit {
         line.clear();
         let n = reader.read_until(b'\n', &mut line).map_err(io)?;
@@ -775,6 +807,12 @@ fn read_page_in<R: Read + Seek>(
         }
         let item: TranscriptItem =
             serde_json::from_slice(&line).map_err(|e| corrupt_line(path, offset, e))?;
+        if let Some(before) = before
+            && item.sequence <= before
+        {
+            return Err(out_of_order(path, offset, before, item.sequence));
+        }
+        before = Some(item.sequence);
         offset += n as u64;
         if item.sequence > after {
             items.push(item);
@@ -1330,6 +1368,77 @@ mod tests {
         assert_eq!(store.load(1).await.unwrap()[0].last_sequence, 7);
     }
 
+    /// Lines in the wrong order (duplicated or swapped: valid JSON, but not what
+    /// the store writes) are corrupt wherever they are read, never served as a
+    /// transcript that pages wrongly.
+    #[tokio::test]
+    async fn transcript_lines_out_of_order_are_corrupt_where_read() {
+        let cases: [(&str, fn(Vec<u64>) -> Vec<u64>); 3] = [
+            ("middle line duplicated", |mut s| {
+                s.insert(5, s[4]);
+                s
+            }),
+            ("two lines swapped", |mut s| {
+                s.swap(5, 6);
+                s
+            }),
+            ("last line duplicated", |mut s| {
+                s.push(*s.last().unwrap());
+                s
+            }),
+        ];
+        for (case, shuffle) in cases {
+            let tmp = TempDir::new().unwrap();
+            drop(store_with(&tmp, "w", 1..=0).await);
+            let sequences = shuffle((1..=12).collect());
+            let mut bytes = Vec::new();
+            for item in sequences.iter().flat_map(|&s| items(s..=s)) {
+                bytes.extend(line_of(&item));
+            }
+            fs::write(transcript(&tmp, "w"), &bytes).unwrap();
+            let store = FsStore::open(tmp.path()).await.unwrap();
+            let corrupt = |result: Result<_, StoreError>| match result {
+                Err(StoreError::Corrupt { path, reason }) => {
+                    assert_eq!(path, transcript(&tmp, "w"), "{case}");
+                    assert!(reason.contains("out of order"), "{case}: {reason}");
+                }
+                Ok(_) => panic!("{case}: read as if whole"),
+                Err(other) => panic!("{case}: {other:?}"),
+            };
+            corrupt(store.load(100).await.map(drop));
+            corrupt(store.read_page(&wid("w"), 0, 100).await.map(drop));
+        }
+    }
+
+    /// A transcript file removed by hand: a worker whose record counts inputs or
+    /// output is corrupt (it would come back with nothing); one with nothing
+    /// recorded loads empty.
+    #[tokio::test]
+    async fn a_missing_transcript_is_corrupt_when_the_record_counts_anything() {
+        let tmp = TempDir::new().unwrap();
+        let store = FsStore::open(tmp.path()).await.unwrap();
+        let mut quiet = detail("quiet", WorkerStatus::Exited);
+        quiet.input_count = 0;
+        quiet.output_bytes = 0;
+        store.save_worker(&quiet).await.unwrap();
+        fs::remove_file(transcript(&tmp, "quiet")).unwrap();
+        let loaded = store.load(10).await.unwrap();
+        assert_eq!(loaded[0].last_sequence, 0);
+
+        store
+            .save_worker(&detail("talked", WorkerStatus::Exited))
+            .await
+            .unwrap();
+        fs::remove_file(transcript(&tmp, "talked")).unwrap();
+        match store.load(10).await {
+            Err(StoreError::Corrupt { path, reason }) => {
+                assert_eq!(path, transcript(&tmp, "talked"));
+                assert!(reason.contains("missing"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn corrupt_worker_json_is_reported_with_its_path() {
         let tmp = TempDir::new().unwrap();
@@ -1424,10 +1533,12 @@ mod tests {
         let tmp = TempDir::new().unwrap();
         let store = FsStore::open(tmp.path()).await.unwrap();
         let w = wid("w");
-        store
-            .save_worker(&detail("w", WorkerStatus::Starting))
-            .await
-            .unwrap();
+        // Starting: nothing recorded yet (a record counting inputs or output with
+        // its transcript gone is corrupt, below).
+        let mut starting = detail("w", WorkerStatus::Starting);
+        starting.input_count = 0;
+        starting.output_bytes = 0;
+        store.save_worker(&starting).await.unwrap();
         assert!(store.read_page(&w, 0, 10).await.unwrap().is_empty());
         fs::remove_file(transcript(&tmp, "w")).unwrap();
         assert!(store.read_page(&w, 0, 10).await.unwrap().is_empty());
