@@ -1373,7 +1373,8 @@ mod tests {
     /// transcript that pages wrongly.
     #[tokio::test]
     async fn transcript_lines_out_of_order_are_corrupt_where_read() {
-        let cases: [(&str, fn(Vec<u64>) -> Vec<u64>); 3] = [
+        type Reorder = fn(Vec<u64>) -> Vec<u64>;
+        let cases: [(&str, Reorder); 3] = [
             ("middle line duplicated", |mut s| {
                 s.insert(5, s[4]);
                 s
