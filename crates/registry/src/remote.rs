@@ -76,6 +76,18 @@ impl RemoteSource {
     }
 }
 
+/// An answer about one worker must name the worker asked about: any other id (a
+/// lying runtime's, which could spell its token) is a protocol error, never relayed.
+fn for_worker(asked: &WorkerId, answered: &WorkerId) -> Result<(), SourceError> {
+    if answered == asked {
+        Ok(())
+    } else {
+        Err(SourceError::Protocol(
+            "the runtime answered about another worker than the one asked".into(),
+        ))
+    }
+}
+
 #[async_trait::async_trait]
 impl RuntimeSource for RemoteSource {
     fn kind(&self) -> RuntimeSourceKind {
@@ -138,18 +150,25 @@ impl RuntimeSource for RemoteSource {
         worker: &WorkerId,
         size: ResizeRequest,
     ) -> Result<ResizeResponse, SourceError> {
-        self.client
+        let resized = self
+            .client
             .resize(worker, &size)
             .await
-            .map_err(|e| self.map(e))
+            .map_err(|e| self.map(e))?;
+        for_worker(worker, &resized.worker_id)?;
+        Ok(resized)
     }
 
     async fn cancel(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
-        self.client.cancel(worker).await.map_err(|e| self.map(e))
+        let answer = self.client.cancel(worker).await.map_err(|e| self.map(e))?;
+        for_worker(worker, &answer.worker_id)?;
+        Ok(answer)
     }
 
     async fn stop(&self, worker: &WorkerId) -> Result<WorkerStatusResponse, SourceError> {
-        self.client.stop(worker).await.map_err(|e| self.map(e))
+        let answer = self.client.stop(worker).await.map_err(|e| self.map(e))?;
+        for_worker(worker, &answer.worker_id)?;
+        Ok(answer)
     }
 
     async fn delete(&self, worker: &WorkerId) -> Result<(), SourceError> {
@@ -596,6 +615,61 @@ mod tests {
             &["reset", "Snapshot", "Output"],
         )
         .await;
+    }
+
+    /// Cancel, stop and resize answers name a worker: one that is not the worker
+    /// asked about (here a lying runtime's token as the id) is a protocol error,
+    /// never relayed; the right id passes.
+    #[tokio::test]
+    async fn command_answers_about_another_worker_are_refused() {
+        let asked = WorkerId::new("w-1").unwrap();
+        for (answered, passes) in [("w-1", true), ("tok-secret", false), ("w-2", false)] {
+            let answered = WorkerId::new(answered).unwrap();
+            let mut client = MockRuntimeClient::new();
+            let id = answered.clone();
+            client.expect_cancel().returning(move |_| {
+                Ok(WorkerStatusResponse {
+                    worker_id: id.clone(),
+                    status: switchyard_protocol::WorkerStatus::Running,
+                })
+            });
+            let id = answered.clone();
+            client.expect_stop().returning(move |_| {
+                Ok(WorkerStatusResponse {
+                    worker_id: id.clone(),
+                    status: switchyard_protocol::WorkerStatus::Stopped,
+                })
+            });
+            let id = answered.clone();
+            client.expect_resize().returning(move |_, size| {
+                Ok(ResizeResponse {
+                    worker_id: id.clone(),
+                    cols: size.cols,
+                    rows: size.rows,
+                })
+            });
+            let source = RemoteSource::new(
+                Arc::new(client),
+                Arc::new(MockRuntimeEventsClient::new()),
+                Scrubber::new(["tok-secret".to_owned()]),
+            );
+            let size = ResizeRequest { cols: 80, rows: 24 };
+            let outcomes = [
+                source.cancel(&asked).await.map(|a| a.worker_id),
+                source.stop(&asked).await.map(|a| a.worker_id),
+                source.resize(&asked, size).await.map(|a| a.worker_id),
+            ];
+            for outcome in outcomes {
+                match outcome {
+                    Ok(id) => assert!(passes && id == asked, "{answered}: {id}"),
+                    Err(SourceError::Protocol(reason)) => {
+                        assert!(!passes, "{answered}: {reason}");
+                        assert!(!reason.contains("tok-secret"), "{reason}");
+                    }
+                    Err(other) => panic!("{answered}: {other:?}"),
+                }
+            }
+        }
     }
 
     /// A stream that ends at once, with `0`.
