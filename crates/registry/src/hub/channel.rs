@@ -378,7 +378,7 @@ impl Channel {
                     let first_held = state
                         .backlog
                         .front()
-                        .map_or(state.last_position + 1, |e| e.position);
+                        .map_or(state.last_position.saturating_add(1), |e| e.position);
                     if cursor.position.saturating_add(1) >= first_held
                         || cursor.position >= state.last_position
                     {
@@ -671,7 +671,7 @@ fn usable_snapshot(state: &ChannelState) -> Option<Stamped> {
         return None;
     }
     let covered = match state.backlog.front() {
-        Some(first) => first.position <= snapshot.position + 1,
+        Some(first) => first.position <= snapshot.position.saturating_add(1),
         None => state.last_position == snapshot.position,
     };
     covered.then(|| snapshot.clone())
@@ -857,10 +857,8 @@ mod tests {
     use super::*;
     use switchyard_protocol::ServerFrame;
 
-    /// A live event's frame, encoded for its viewers, is not kept by the backlog,
-    /// nor is one encoded for a viewer resuming from the backlog.
-    #[tokio::test]
-    async fn the_backlog_never_keeps_an_encoded_frame() {
+    /// A channel of worker `w` of runtime `rt`, with the default settings.
+    fn channel() -> (Channel, RuntimeId, WorkerId) {
         let (runtime_id, worker_id) = (RuntimeId::new("rt").unwrap(), WorkerId::new("w").unwrap());
         let metrics = ChannelMetrics {
             reconnects: Default::default(),
@@ -873,6 +871,43 @@ mod tests {
             HubSettings::default(),
             metrics,
         );
+        (channel, runtime_id, worker_id)
+    }
+
+    /// Positions are the runtime's numbers: a lying runtime's largest one, and a
+    /// viewer resuming at or near it, are handled without overflow (a panic here
+    /// answered `internal`).
+    #[tokio::test]
+    async fn the_largest_runtime_position_does_not_overflow() {
+        let (channel, runtime_id, worker_id) = channel();
+        let mut viewer = channel.join(None).unwrap();
+        let output = WorkerEvent::Output {
+            sequence: 1,
+            stream: switchyard_protocol::OutputStream::Stdout,
+            text: "x".into(),
+        };
+        channel.apply(SourceItem::Event {
+            epoch: "e1".into(),
+            position: u64::MAX,
+            event: output.into(),
+        });
+        assert!(matches!(viewer.live.recv().await, Ok(HubItem::Event(_))));
+        for position in [u64::MAX, u64::MAX - 1, 0] {
+            let cursor = BackendCursor {
+                runtime_id: runtime_id.clone(),
+                worker_id: worker_id.clone(),
+                epoch: "e1".into(),
+                position,
+            };
+            let _ = channel.join(Some(&cursor));
+        }
+    }
+
+    /// A live event's frame, encoded for its viewers, is not kept by the backlog,
+    /// nor is one encoded for a viewer resuming from the backlog.
+    #[tokio::test]
+    async fn the_backlog_never_keeps_an_encoded_frame() {
+        let (channel, runtime_id, worker_id) = channel();
         let mut viewer = channel.join(None).unwrap();
         let output = WorkerEvent::Output {
             sequence: 1,

@@ -182,7 +182,7 @@ impl Viewer {
         if stamped.position <= position {
             return None; // already delivered
         }
-        if stamped.position > position + 1 {
+        if stamped.position > position.saturating_add(1) {
             return self.reset(ResetReason::CursorExpired, None);
         }
         self.deliver(stamped)
