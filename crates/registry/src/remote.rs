@@ -71,6 +71,10 @@ impl RemoteSource {
             }
             SourceError::Protocol(reason) => SourceError::Protocol(self.scrubber.scrub(&reason)),
             SourceError::Unsupported(what) => SourceError::Unsupported(self.scrubber.scrub(&what)),
+            // Never sent to clients, but logged: logs never hold the token either.
+            SourceError::RuntimeInternal(message) => {
+                SourceError::RuntimeInternal(self.scrubber.scrub(&message))
+            }
             other => other,
         }
     }
@@ -498,6 +502,35 @@ mod tests {
             Some("reach me with [redacted]")
         );
         assert_eq!(info.display_name, "at [redacted]");
+    }
+
+    /// A runtime's `500 internal` message goes to the backend's log only, and
+    /// without the secrets.
+    #[tokio::test]
+    async fn a_runtimes_internal_error_message_is_scrubbed_for_the_log() {
+        let mut client = MockRuntimeClient::new();
+        client.expect_get_worker().returning(|_| {
+            Err(TransportError::Runtime {
+                status: 500,
+                detail: switchyard_protocol::ErrorDetail::new(
+                    switchyard_protocol::ErrorCode::Internal,
+                    "failed with tok-secret (request r-1)",
+                ),
+            })
+        });
+        let source = RemoteSource::new(
+            Arc::new(client),
+            Arc::new(MockRuntimeEventsClient::new()),
+            Scrubber::new(["tok-secret".to_owned()]),
+        );
+        let error = source
+            .get_worker(&WorkerId::new("w-1").unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            SourceError::RuntimeInternal("failed with [redacted] (request r-1)".into())
+        );
     }
 
     /// A runtime's error naming a secret in its message or its worker id reaches

@@ -188,6 +188,8 @@ pub(crate) struct ParsedEndpoint {
     pub(crate) base: Base,
     /// `Bearer <token>`, marked sensitive.
     pub(crate) authorization: HeaderValue,
+    /// The token, to keep out of log lines that repeat what the runtime wrote.
+    pub(crate) token: SecretToken,
     /// Deadline for establishing a connection.
     pub(crate) connect_timeout: Duration,
     /// Deadline for a whole request, answer included.
@@ -225,6 +227,7 @@ impl ParsedEndpoint {
         };
         Ok(Self {
             authorization: bearer(&endpoint.token)?,
+            token: endpoint.token.clone(),
             connect_timeout: endpoint.connect_timeout,
             request_timeout: endpoint.request_timeout,
             tls,

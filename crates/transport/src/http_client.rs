@@ -344,6 +344,8 @@ impl HttpRuntimeClient {
             Err(_) => Err(net_error::timeout(TimeoutPhase::Request, limit)),
         };
         if let Err(error) = &result {
+            // The error may repeat what the runtime wrote: never its token.
+            let error = endpoint.token.redact(&error.to_string());
             tracing::debug!(method = %call.method, route = call.template, %error, "runtime call failed");
         }
         result

@@ -33,6 +33,13 @@ impl SecretToken {
         &self.text
     }
 
+    /// `text` with every occurrence of the token replaced by `[redacted]`: for a
+    /// log line that repeats what a runtime wrote (its error message, a frame it
+    /// sent), which a lying runtime could fill with the token; logs never hold it.
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(self.text.as_str(), "[redacted]")
+    }
+
     /// Compares with a presented token. The presented token is hashed and the two
     /// hashes compared in constant time: the time taken depends on the presented
     /// token's length only, never on the token's text or length (a plain comparison

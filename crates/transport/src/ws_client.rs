@@ -167,11 +167,14 @@ impl RuntimeEventsClient for WsEventsClient {
             Ok(ws) => Ok(Box::new(stream::EventStream::new(
                 ws,
                 worker.clone(),
+                self.endpoint.token.clone(),
                 self.idle_timeout,
                 first_frame,
             ))),
             Err(error) => {
-                tracing::debug!(route = ROUTE, %error, "runtime event subscription failed");
+                // The error may repeat what the runtime wrote: never its token.
+                let shown = self.endpoint.token.redact(&error.to_string());
+                tracing::debug!(route = ROUTE, error = %shown, "runtime event subscription failed");
                 Err(error)
             }
         }

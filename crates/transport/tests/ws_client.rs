@@ -25,6 +25,8 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+mod support;
+
 const TOKEN: &str = "tok-s3cr3t-Wq7v";
 const WORKER: &str = "w-1";
 /// Generous, for deadlines not under test (busy 2-core machines).
@@ -588,6 +590,35 @@ async fn contract_refusals_are_runtime_errors() {
         }
     })
     .await;
+}
+
+/// What a runtime writes (a refusal's message, a frame it sends) reaches the debug
+/// log, never with its token: a lying runtime that repeats the token finds it
+/// redacted there.
+#[tokio::test]
+async fn the_token_a_runtime_repeats_stays_out_of_the_logs() {
+    let logs = support::logs_during(async {
+        let refusal = error_body("worker_not_found", &format!("no {TOKEN} here"));
+        let fake = fake_runtime(Some((404, refusal)), hold).await;
+        assert!(
+            client(fake.port)
+                .subscribe(&worker(), Some("c".into()), false)
+                .await
+                .is_err()
+        );
+        let fake = scripted(
+            vec![Message::text(format!(r#"{{"type":"x{TOKEN}"}}"#))],
+            None,
+        )
+        .await;
+        let mut stream = open(&client(fake.port)).await;
+        assert!(stream.next().await.is_err());
+    })
+    .await;
+    assert!(logs.contains("runtime event subscription failed"), "{logs}");
+    assert!(logs.contains("runtime event stream ended"), "{logs}");
+    assert!(logs.contains("[redacted]"), "{logs}");
+    assert!(!logs.contains(TOKEN), "{logs}");
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ use crate::error::{TimeoutPhase, TransportError, UnreachableKind};
 use crate::events::{UpstreamEnd, UpstreamFrame, UpstreamStream};
 use crate::net_error::{self, unreachable};
 use crate::reason::shorten;
+use crate::secret::SecretToken;
 
 /// How long a close frame (ours, or the reply to the runtime's) may take to get out.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -34,6 +35,8 @@ pub(super) struct EventStream {
     socket: Option<Socket>,
     /// The worker whose events these are; frames for another are malformed.
     worker: WorkerId,
+    /// The runtime's token, kept out of the log line of the stream's end.
+    token: SecretToken,
     /// How long the stream may stay silent before it counts as lost.
     idle_timeout: Duration,
     /// Until the first data frame (the snapshot, or the first event resumed): by
@@ -72,12 +75,14 @@ impl EventStream {
     pub(super) fn new(
         socket: Socket,
         worker: WorkerId,
+        token: SecretToken,
         idle_timeout: Duration,
         first_frame_timeout: Option<Duration>,
     ) -> Self {
         Self {
             socket: Some(socket),
             worker,
+            token,
             idle_timeout,
             first_frame: first_frame_timeout.map(|limit| (Instant::now() + limit, limit)),
             end: None,
@@ -195,7 +200,9 @@ impl UpstreamStream for EventStream {
                     };
                     let _ = tokio::time::timeout(CLOSE_GRACE, farewell).await;
                 }
-                tracing::debug!(worker = self.worker.as_str(), %end, "runtime event stream ended");
+                // The end may repeat what the runtime sent: never its token.
+                let shown = self.token.redact(&end.to_string());
+                tracing::debug!(worker = self.worker.as_str(), end = %shown, "runtime event stream ended");
                 self.end = Some(end.clone());
                 Err(end)
             }
