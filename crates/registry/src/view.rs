@@ -80,9 +80,10 @@ impl RuntimeView {
             self.state = RuntimeState::Incompatible;
             self.last_error = Some(ErrorDetail::new(
                 ErrorCode::RuntimeProtocolError,
+                // The runtime's number is not repeated: a lying runtime could
+                // make it its port (its own `GET /v1/runtime` shows it).
                 format!(
-                    "the runtime speaks api_version {}, this backend speaks {API_VERSION}; upgrade one of them",
-                    info.api_version
+                    "the runtime speaks another api_version than this backend's {API_VERSION}; upgrade one of them"
                 ),
             ));
         }
@@ -310,11 +311,13 @@ mod tests {
         assert_eq!(back.last_error, None);
     }
 
+    /// Also: its number (which a lying runtime could make its port) is not
+    /// repeated in the error.
     #[test]
     fn a_runtime_of_another_api_version_stays_incompatible_when_it_answers() {
         let shared = SharedView::default();
         let info: RuntimeInfo = serde_json::from_value(serde_json::json!({
-            "runtime_id": "r1", "display_name": "r1", "version": "0", "api_version": API_VERSION + 1,
+            "runtime_id": "r1", "display_name": "r1", "version": "0", "api_version": 35985,
             "status": "running", "epoch": "e1", "capabilities": [], "profiles": [],
             "workers": {"starting": 0, "running": 0, "exited": 0, "stopped": 0, "failed": 0, "lost": 0},
             "limits": {"max_workers": 1, "max_input_bytes": 1, "max_body_bytes": 1,
@@ -323,6 +326,9 @@ mod tests {
         .unwrap();
         shared.update(|view| view.record_info(&info));
         shared.record_answer();
-        assert_eq!(shared.snapshot().state, RuntimeState::Incompatible);
+        let view = shared.snapshot();
+        assert_eq!(view.state, RuntimeState::Incompatible);
+        let message = view.last_error.unwrap().message;
+        assert!(!message.contains("35985"), "{message}");
     }
 }
