@@ -135,6 +135,19 @@ async fn a_stream_that_breaks_at_once_is_retried_ever_more_slowly() {
     );
 }
 
+/// A runtime whose every stream ends in a refresh at once (a gap after each
+/// snapshot, so viewers reset and ask for a fresh one) is resubscribed with the
+/// growing waits failures get, not in a loop (thousands a second before).
+#[tokio::test]
+async fn a_runtime_provoking_a_refresh_on_every_stream_is_paced() {
+    let watched = watch_for(Subscriptions::GapAfterSnapshot, Duration::from_millis(1500)).await;
+    // Waits of 50, 100, 200, 400, 800 ms (+ up to 30 % jitter) fit at most six
+    // subscriptions in 1.5 s.
+    assert!((2..=7).contains(&watched.subscriptions), "{watched:?}");
+    assert!(watched.resets >= 1, "{watched:?}");
+    assert!(watched.lost.is_empty(), "not a failure: {watched:?}");
+}
+
 /// An upstream that stayed up at least `backoff_max` and then broke is
 /// reconnected after the first wait again, however often that happens: only a
 /// stream that breaks before then makes the waits grow. (Tokio's clock is paused:

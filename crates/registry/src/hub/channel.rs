@@ -660,6 +660,10 @@ fn wait_for(waiting: &mut Vec<ResumePoint>, point: ResumePoint) {
     }
 }
 
+/// A subscription that ends in a refresh sooner than this after it opened is
+/// followed by the growing wait failures get, not by a resubscription at once.
+const QUICK_REFRESH: Duration = Duration::from_millis(250);
+
 /// The most events a newcomer is sent after the channel's latest snapshot; past
 /// this, the channel fetches a fresh snapshot for it.
 const MAX_REPLAY_AFTER_SNAPSHOT: u64 = 64;
@@ -734,7 +738,8 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                     channel.set_upstream(None);
                     tracing::info!(runtime_id = %channel.runtime_id, worker_id = %channel.worker_id, "upstream restored");
                 }
-                let healthy_from = *up_since.get_or_insert_with(tokio::time::Instant::now);
+                let opened = tokio::time::Instant::now();
+                let healthy_from = *up_since.get_or_insert(opened);
                 // Opened from a viewer's cursor, a reset first means the runtime
                 // cannot resume from it: try the next viewer's before resetting all.
                 let mut first_from = opened_from;
@@ -769,7 +774,12 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                     backoff = settings.backoff_initial;
                 }
                 match ended {
-                    // A refresh or a new source: resubscribe now, with a snapshot.
+                    // A refresh or a new source: resubscribe now, with a snapshot,
+                    // unless this subscription ended in one moments after it was
+                    // opened: a runtime that makes every subscription end so (a gap
+                    // after each snapshot: a lying one) is paced by the same growing
+                    // wait as failures (below), not resubscribed in a loop.
+                    None if opened.elapsed() < QUICK_REFRESH => up_since = None,
                     None => continue,
                     Some(SourceEnd::WorkerGone) => {
                         finish(&hub, &channel, StreamEnd::Removed);

@@ -35,6 +35,41 @@ pub enum Subscriptions {
     /// Every stream passes the runtime's items for this long, then breaks as
     /// unreachable (a network that drops long-lived connections now and then).
     BreakAfterHealthy(std::time::Duration),
+    /// Every stream gives the snapshot under an epoch of its own at position 1,
+    /// then an output at position 3 (a gap: viewers reset and the channel asks for
+    /// a fresh snapshot), then nothing: a lying runtime that provokes a
+    /// resubscription each time.
+    GapAfterSnapshot,
+}
+
+/// The [`Subscriptions::GapAfterSnapshot`] stream.
+struct Gapped {
+    inner: Box<dyn SourceEvents>,
+    epoch: Arc<str>,
+    given: usize,
+}
+
+#[async_trait::async_trait]
+impl SourceEvents for Gapped {
+    async fn next(&mut self) -> Result<SourceItem, SourceEnd> {
+        self.given += 1;
+        match self.given {
+            1 => match self.inner.next().await? {
+                SourceItem::Event { event, .. } => Ok(SourceItem::Event {
+                    epoch: self.epoch.clone(),
+                    position: 1,
+                    event,
+                }),
+                other => Ok(other),
+            },
+            2 => Ok(SourceItem::Event {
+                epoch: self.epoch.clone(),
+                position: 3,
+                event: switchyard_protocol::WorkerEvent::Interrupted.into(),
+            }),
+            _ => std::future::pending().await,
+        }
+    }
 }
 
 /// A stream that passes `inner`'s items until `until`, then ends as unreachable,
@@ -230,6 +265,11 @@ impl RuntimeSource for Probe {
                 left: items,
             })),
             Subscriptions::FirstOnly(_) => Err(SourceError::Unreachable),
+            Subscriptions::GapAfterSnapshot => Ok(Box::new(Gapped {
+                inner: self.inner.subscribe(worker, None).await?,
+                epoch: format!("lying-{earlier}").into(),
+                given: 0,
+            })),
             Subscriptions::BreakAfterHealthy(healthy) => Ok(Box::new(BreakAt {
                 inner: self.inner.subscribe(worker, resume).await?,
                 until: tokio::time::Instant::now() + healthy,
