@@ -3,26 +3,33 @@
 //! its token, and its port as a number), found and redacted in whatever the runtime
 //! says.
 
+use std::borrow::Cow;
+
 use memchr::memmem::Finder;
 
 /// Strings that must never reach a client: the runtime's base URL, its host and
 /// port, its token. Anything a remote runtime says is scrubbed of them, so even a
 /// runtime that echoes them cannot leak them through the backend.
 ///
+/// Matching ignores ASCII case: a host name is the same host in any case
+/// (`LOCALHOST:7701`), and a token in another case, redacted too, costs nothing.
+/// The needles are kept in lower case and text is searched as is when it has no
+/// upper-case letter (most output), else through a lower-cased copy ([`folded`]).
 /// Searching is cheap (a precompiled substring search per secret), so the relay
 /// path can search every answer's bytes.
 #[derive(Clone, Default)]
 pub struct Scrubber {
-    /// The secrets, longest first, each with its search.
+    /// The secrets in lower case, longest first, each with its search.
     needles: Vec<(String, Finder<'static>)>,
     /// The searches [`Scrubber::finds`] runs: one per secret that contains no
     /// other (text holding the URL holds its host too).
     minimal: Vec<Finder<'static>>,
     /// Numbers (the port) redacted where they stand as a whole number in text.
     numbers: Vec<(String, Finder<'static>)>,
-    /// The tokens ([`Scrubber::with_secret`]), each with a search for it as JSON
-    /// writes it in a string (quotes and backslashes escaped).
-    secrets: Vec<(String, Finder<'static>)>,
+    /// The secrets of [`Scrubber::with_secret`] in lower case, each with a search
+    /// for it as it is and one for it as JSON writes it in a string (quotes and
+    /// backslashes escaped).
+    secrets: Vec<(Finder<'static>, Finder<'static>)>,
     /// The searches [`Scrubber::finds_secret_written`] runs: one per secret whose
     /// written form contains no other's (text holding the base URL holds its
     /// `host:port` too).
@@ -57,10 +64,63 @@ fn minimal_searches<'a>(
     minimal
 }
 
-/// A needle with its precompiled search.
+/// A needle in lower case with its precompiled search.
 fn searched(needle: String) -> (String, Finder<'static>) {
+    let needle = needle.to_ascii_lowercase();
     let finder = Finder::new(needle.as_bytes()).into_owned();
     (needle, finder)
+}
+
+/// `bytes` with ASCII letters in lower case, for the needles' searches: borrowed
+/// when it has no upper-case letter (the search then sees the text itself). Byte
+/// offsets are the same in both.
+fn folded(bytes: &[u8]) -> Cow<'_, [u8]> {
+    if has_upper_case(bytes) {
+        Cow::Owned(bytes.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(bytes)
+    }
+}
+
+/// Whether `bytes` hold an ASCII upper-case letter; 16 bytes at a time, without
+/// an exit inside a block, so that the compiler can vectorise it.
+fn has_upper_case(bytes: &[u8]) -> bool {
+    let mut blocks = bytes.chunks_exact(16);
+    for block in &mut blocks {
+        let mut upper = false;
+        for &b in block {
+            upper |= b.is_ascii_uppercase();
+        }
+        if upper {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(u8::is_ascii_uppercase)
+}
+
+/// `text` with every match of `search` (a lower-case needle) in its folded form
+/// replaced by what `replacement` makes of the text matched; `text` itself when
+/// nothing matches.
+fn replace_folded(
+    text: String,
+    search: &Finder<'_>,
+    replacement: impl Fn(&str) -> String,
+) -> String {
+    let len = search.needle().len();
+    let folded = folded(text.as_bytes());
+    let mut matches = search.find_iter(&folded).peekable();
+    if matches.peek().is_none() {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut done = 0;
+    for at in matches {
+        out.push_str(&text[done..at]);
+        out.push_str(&replacement(&text[at..at + len]));
+        done = at + len;
+    }
+    out.push_str(&text[done..]);
+    out
 }
 
 impl Scrubber {
@@ -87,7 +147,7 @@ impl Scrubber {
             // A string's JSON is its text escaped between two quotes.
             let quoted = serde_json::to_string(&secret).expect("a string encodes");
             let written = quoted[1..quoted.len() - 1].to_owned();
-            secrets.push((secret.clone(), searched(written).1));
+            secrets.push((searched(secret.clone()).1, searched(written).1));
             needles.push(secret);
         }
         Self {
@@ -97,10 +157,11 @@ impl Scrubber {
     }
 
     fn of(
-        mut needles: Vec<String>,
+        needles: Vec<String>,
         numbers: Vec<(String, Finder<'static>)>,
-        secrets: Vec<(String, Finder<'static>)>,
+        secrets: Vec<(Finder<'static>, Finder<'static>)>,
     ) -> Self {
+        let mut needles: Vec<String> = needles.iter().map(|n| n.to_ascii_lowercase()).collect();
         // Longest first, so a URL goes before the host inside it.
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         needles.dedup();
@@ -113,7 +174,7 @@ impl Scrubber {
             })
             .map(|n| searched(n.clone()).1)
             .collect();
-        let secrets_minimal = minimal_searches(secrets.iter().map(|(_, f)| f));
+        let secrets_minimal = minimal_searches(secrets.iter().map(|(_, written)| written));
         Self {
             needles: needles.into_iter().map(searched).collect(),
             minimal,
@@ -131,9 +192,10 @@ impl Scrubber {
     /// Also true when it holds a part of a token at its edges
     /// ([`Scrubber::with_token`]).
     pub fn finds_secret_written(&self, written: &[u8]) -> bool {
+        let folded = folded(written);
         self.secrets_minimal
             .iter()
-            .any(|f| f.find(written).is_some())
+            .any(|f| f.find(&folded).is_some())
             || self
                 .tokens
                 .iter()
@@ -161,15 +223,8 @@ impl Scrubber {
     /// `text` with each secret, and each part of a token at its edges, replaced by
     /// what `replacement` makes of it.
     fn replace_secrets(&self, text: String, replacement: impl Fn(&str) -> String) -> String {
-        if self.secrets.is_empty() {
-            return text;
-        }
-        let text = self.secrets.iter().fold(text, |text, (secret, _)| {
-            if text.contains(secret.as_str()) {
-                text.replace(secret.as_str(), &replacement(secret))
-            } else {
-                text
-            }
+        let text = self.secrets.iter().fold(text, |text, (plain, _)| {
+            replace_folded(text, plain, &replacement)
         });
         self.tokens.iter().fold(text, |text, (token, _)| {
             match token_part(text.as_bytes(), token.as_bytes()) {
@@ -225,7 +280,8 @@ impl Scrubber {
     /// (not inside a longer run of digits). A byte search: it sees what is written,
     /// so it speaks for decoded text only where nothing is escaped.
     pub fn finds(&self, bytes: &[u8]) -> bool {
-        self.minimal.iter().any(|f| f.find(bytes).is_some())
+        let folded = folded(bytes);
+        self.minimal.iter().any(|f| f.find(&folded).is_some())
             || self
                 .numbers
                 .iter()
@@ -235,9 +291,8 @@ impl Scrubber {
     /// True when `text` contains a secret (the numbers aside: a port alone in an id
     /// is only digits).
     pub fn names_a_secret(&self, text: &str) -> bool {
-        self.minimal
-            .iter()
-            .any(|f| f.find(text.as_bytes()).is_some())
+        let folded = folded(text.as_bytes());
+        self.minimal.iter().any(|f| f.find(&folded).is_some())
     }
 
     /// `text` with every needle, and every whole number that is one of the numbers,
@@ -270,9 +325,12 @@ impl Scrubber {
             let cut_secret = secrets
                 .iter()
                 .filter_map(|secret| {
-                    (SHORTEST..secret.len())
-                        .rev()
-                        .find(|&k| secret.is_char_boundary(k) && before.ends_with(&secret[..k]))
+                    (SHORTEST..secret.len()).rev().find(|&k| {
+                        secret.is_char_boundary(k)
+                            && before.len() >= k
+                            && before.as_bytes()[before.len() - k..]
+                                .eq_ignore_ascii_case(&secret.as_bytes()[..k])
+                    })
                 })
                 .max()
                 .unwrap_or(0);
@@ -293,10 +351,8 @@ impl Scrubber {
             return text.to_owned();
         }
         let mut text = text.to_owned();
-        for (needle, _) in &self.needles {
-            if text.contains(needle.as_str()) {
-                text = text.replace(needle.as_str(), "[redacted]");
-            }
+        for (_, search) in &self.needles {
+            text = replace_folded(text, search, |_| "[redacted]".to_owned());
         }
         if self.numbers.is_empty() {
             return text;
@@ -380,6 +436,63 @@ mod tests {
             "GET [redacted]/v1 failed for [redacted] at [redacted]"
         );
         assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    /// A host name is the same host in any case: every form of an address is
+    /// found and redacted whatever the case of its letters, in the runtime's own
+    /// words and in what a worker prints alike (a token in another case goes too).
+    #[test]
+    fn addresses_are_found_in_any_case() {
+        let s = Scrubber::new([
+            "http://build-1.internal:7701".to_owned(),
+            "build-1.internal:7701".to_owned(),
+            "build-1.internal".to_owned(),
+        ])
+        .with_secret("http://build-1.internal:7701".to_owned())
+        .with_secret("build-1.internal:7701".to_owned())
+        .with_token("tok-s3cret-0123".to_owned());
+        let cases = [
+            ("at HTTP://BUILD-1.INTERNAL:7701/v1", "at [redacted]/v1"),
+            ("Build-1.Internal:7701 is up", "[redacted] is up"),
+            ("host BUILD-1.internal, é", "host [redacted], é"),
+            ("TOK-S3CRET-0123", "[redacted]"),
+            ("build-2.internal", "build-2.internal"),
+            ("BUILD-1.INT...", "[redacted]..."),
+        ];
+        for (text, scrubbed) in cases {
+            assert_eq!(s.scrub(text), scrubbed, "{text}");
+            let whole = !text.ends_with("...");
+            assert_eq!(
+                s.finds(text.as_bytes()),
+                whole && text != scrubbed,
+                "{text}"
+            );
+            assert_eq!(s.names_a_secret(text), whole && text != scrubbed, "{text}");
+        }
+        // What a worker prints: the URL and host:port go in any case, the host
+        // alone stays (it is ordinary data there).
+        let printed = "curl HTTP://Build-1.Internal:7701 from BUILD-1.INTERNAL";
+        assert!(s.finds_secret_written(printed.as_bytes()));
+        assert_eq!(
+            s.redact_secrets(printed.to_owned()),
+            "curl [redacted] from BUILD-1.INTERNAL"
+        );
+        let masked = s.mask_secrets("BUILD-1.INTERNAL:7701 $".to_owned());
+        assert_eq!(masked, format!("{} $", "*".repeat(21)));
+        assert!(!s.finds_secret_written(b"BUILD-1.INTERNAL alone"));
+    }
+
+    #[test]
+    fn has_upper_case_sees_every_position() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut bytes = vec![b'a'; len];
+                assert!(!has_upper_case(&bytes));
+                bytes[at] = b'Q';
+                assert!(has_upper_case(&bytes), "{len} {at}");
+            }
+        }
+        assert!(!has_upper_case("é@[`{".as_bytes()));
     }
 
     #[test]
