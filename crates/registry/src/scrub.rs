@@ -14,7 +14,7 @@ use memchr::memmem::Finder;
 /// Matching ignores ASCII case: a host name is the same host in any case
 /// (`LOCALHOST:7701`), and a token in another case, redacted too, costs nothing.
 /// The needles are kept in lower case and text is searched as is when it has no
-/// upper-case letter (most output), else through a lower-cased copy ([`folded`]).
+/// upper-case letter (most output), else through a lower-cased copy.
 /// Searching is cheap (a precompiled substring search per secret), so the relay
 /// path can search every answer's bytes.
 #[derive(Clone, Default)]
