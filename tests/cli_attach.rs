@@ -269,11 +269,12 @@ async fn terminal_mode_exits_with_the_workers_exit_code() {
     assert_terminal_restored(&tmux).await;
 }
 
-#[tokio::test]
-async fn terminal_mode_on_a_pty_worker_follows_the_window_size() {
-    let dir = tempfile::tempdir().unwrap();
+/// A real backend with a `pty` shell profile (prompt `pty$ `), a worker of it, and
+/// `switchyard attach` to it in a 100 x 30 tmux pane, its prompt shown; `None`
+/// without tmux. The backend and the directory live as long as the test holds them.
+async fn attached_shell(test: &str, dir: &tempfile::TempDir) -> Option<(Switchyard, String, Tmux)> {
     let backend = backend(
-        &dir,
+        dir,
         r#"
 [embedded.profiles.sh]
 kind = "pty"
@@ -284,11 +285,18 @@ env = { PS1 = "pty$ " }
     .await;
     let worker = run(&backend, "sh").await;
     let url = format!("http://{}", backend.addr);
-    let Some(tmux) = terminal("pty", &dir, &[("SWITCHYARD_URL", &url)]).await else {
-        return;
-    };
+    let tmux = terminal(test, dir, &[("SWITCHYARD_URL", &url)]).await?;
     attach(&tmux, &worker);
     tmux.wait_for_text("pty$").await;
+    Some((backend, worker, tmux))
+}
+
+#[tokio::test]
+async fn terminal_mode_on_a_pty_worker_follows_the_window_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_backend, worker, tmux)) = attached_shell("pty", &dir).await else {
+        return;
+    };
     tmux.type_line("stty size");
     tmux.wait_for_text("30 100").await;
     tmux.resize(90, 25);
@@ -313,23 +321,9 @@ env = { PS1 = "pty$ " }
 #[tokio::test]
 async fn terminal_mode_takes_the_worker_back_to_its_window_size_when_typed_into() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = backend(
-        &dir,
-        r#"
-[embedded.profiles.sh]
-kind = "pty"
-command = ["/bin/sh"]
-env = { PS1 = "pty$ " }
-"#,
-    )
-    .await;
-    let worker = run(&backend, "sh").await;
-    let url = format!("http://{}", backend.addr);
-    let Some(tmux) = terminal("size back", &dir, &[("SWITCHYARD_URL", &url)]).await else {
+    let Some((backend, worker, tmux)) = attached_shell("size back", &dir).await else {
         return;
     };
-    attach(&tmux, &worker);
-    tmux.wait_for_text("pty$").await;
     tmux.type_line("stty size");
     tmux.wait_for_text("30 100").await;
     // A foreground job that says when SIGWINCH reaches it (between its sleeps).

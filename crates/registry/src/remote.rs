@@ -398,6 +398,24 @@ mod tests {
         })
     }
 
+    /// A source over `client` (commands only), whose secret is `tok-secret`.
+    fn commanding(client: MockRuntimeClient) -> RemoteSource {
+        RemoteSource::new(
+            Arc::new(client),
+            Arc::new(MockRuntimeEventsClient::new()),
+            Scrubber::new(["tok-secret".to_owned()]),
+        )
+    }
+
+    /// A source over `events` (streams only), whose secret is `tok-secret`.
+    fn streaming(events: MockRuntimeEventsClient) -> RemoteSource {
+        RemoteSource::new(
+            Arc::new(MockRuntimeClient::new()),
+            Arc::new(events),
+            Scrubber::new(["tok-secret".to_owned()]),
+        )
+    }
+
     /// A source whose runtime answers every detail and list request with these bytes.
     fn answering(detail: Bytes, list: Bytes) -> RemoteSource {
         let mut client = MockRuntimeClient::new();
@@ -407,11 +425,7 @@ mod tests {
         client
             .expect_list_workers_json()
             .returning(move |_| Ok(list.clone()));
-        RemoteSource::new(
-            Arc::new(client),
-            Arc::new(MockRuntimeEventsClient::new()),
-            Scrubber::new(["tok-secret".to_owned()]),
-        )
+        commanding(client)
     }
 
     type Told = Vec<(String, Option<String>)>;
@@ -489,11 +503,7 @@ mod tests {
         info.version = "1.0 tok-secret".into();
         let mut client = MockRuntimeClient::new();
         client.expect_info().returning(move || Ok(info.clone()));
-        let source = RemoteSource::new(
-            Arc::new(client),
-            Arc::new(MockRuntimeEventsClient::new()),
-            Scrubber::new(["tok-secret".to_owned()]),
-        );
+        let source = commanding(client);
         let info = source.info().await.unwrap();
         let text = serde_json::to_string(&info).unwrap();
         assert!(!text.contains("tok-secret"), "{text}");
@@ -518,11 +528,7 @@ mod tests {
                 ),
             })
         });
-        let source = RemoteSource::new(
-            Arc::new(client),
-            Arc::new(MockRuntimeEventsClient::new()),
-            Scrubber::new(["tok-secret".to_owned()]),
-        );
+        let source = commanding(client);
         let error = source
             .get_worker(&WorkerId::new("w-1").unwrap())
             .await
@@ -549,11 +555,7 @@ mod tests {
                 detail,
             })
         });
-        let source = RemoteSource::new(
-            Arc::new(client),
-            Arc::new(MockRuntimeEventsClient::new()),
-            Scrubber::new(["tok-secret".to_owned()]),
-        );
+        let source = commanding(client);
         let error = source
             .get_worker(&WorkerId::new("w-1").unwrap())
             .await
@@ -610,11 +612,7 @@ mod tests {
             events
                 .expect_subscribe()
                 .return_once(move |_, _, _| Ok(Box::new(Script(frames))));
-            let source = RemoteSource::new(
-                Arc::new(MockRuntimeClient::new()),
-                Arc::new(events),
-                Scrubber::new(["tok-secret".to_owned()]),
-            );
+            let source = streaming(events);
             let resume = resumed.then(|| ResumePoint {
                 epoch: "e1".into(),
                 position: 0,
@@ -681,11 +679,7 @@ mod tests {
                     rows: size.rows,
                 })
             });
-            let source = RemoteSource::new(
-                Arc::new(client),
-                Arc::new(MockRuntimeEventsClient::new()),
-                Scrubber::new(["tok-secret".to_owned()]),
-            );
+            let source = commanding(client);
             let size = ResizeRequest { cols: 80, rows: 24 };
             let outcomes = [
                 source.cancel(&asked).await.map(|a| a.worker_id),
@@ -746,11 +740,7 @@ mod tests {
             events
                 .expect_subscribe()
                 .return_once(move |_, _, _| Ok(Box::new(Ending(Some(end)))));
-            let source = RemoteSource::new(
-                Arc::new(MockRuntimeClient::new()),
-                Arc::new(events),
-                Scrubber::new(["tok-secret".to_owned()]),
-            );
+            let source = streaming(events);
             let mut stream = source.subscribe(&worker, None).await.unwrap();
             match (stream.next().await, expected) {
                 (Err(SourceEnd::WorkerGone), None) => {}

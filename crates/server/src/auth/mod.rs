@@ -648,6 +648,14 @@ mod tests {
         )
     }
 
+    /// The headers of a request carrying `login`'s session cookie.
+    fn cookie(login: Login) -> HeaderMap {
+        headers(&[(
+            COOKIE,
+            &format!("switchyard_session={}", login.cookie.unwrap()),
+        )])
+    }
+
     fn headers(pairs: &[(http::HeaderName, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (name, value) in pairs {
@@ -705,12 +713,6 @@ mod tests {
             entry("bob", "tok-b", Role::Viewer),
         ];
         let auth = authenticator(&tokens, &clock);
-        let cookie = |login: Login| {
-            headers(&[(
-                COOKIE,
-                &format!("switchyard_session={}", login.cookie.unwrap()),
-            )])
-        };
         let bob_before = cookie(auth.login("tok-b").unwrap());
         let alice = cookie(auth.login("tok-a").unwrap());
         clock.advance(Duration::from_secs(5));
@@ -749,12 +751,6 @@ mod tests {
             entry("bob", "tok-b", Role::Viewer),
         ];
         let auth = authenticator(&tokens, &clock);
-        let cookie = |login: Login| {
-            headers(&[(
-                COOKIE,
-                &format!("switchyard_session={}", login.cookie.unwrap()),
-            )])
-        };
         let bob = cookie(auth.login("tok-b").unwrap());
         auth.replace(authenticator(&tokens[..1], &clock));
         clock.advance(Duration::from_secs(1));
