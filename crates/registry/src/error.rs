@@ -32,6 +32,15 @@ pub enum SourceError {
     /// The runtime is draining or stopped.
     #[error("the runtime is shutting down or stopped; try again later")]
     Unavailable,
+    /// The runtime is up but refused the connection because it is at its
+    /// `max_connections` (it answered `503 overloaded`): a moment's congestion, not
+    /// a fault, so the runtime's state stays as it was. Clients get
+    /// `runtime_unavailable` with the runtime's retry hint (within an hour).
+    #[error("the runtime is at its connection limit (max_connections); try again shortly")]
+    Overloaded {
+        /// The runtime's hint, capped at [`MAX_RETRY_AFTER_MS`].
+        retry_after_ms: Option<u64>,
+    },
     /// The runtime cut the backend's own event stream off because the backend fell
     /// too far behind its events (close code 4408): the runtime is up, and the
     /// backend resumes from the last event it has.
@@ -65,7 +74,7 @@ impl SourceError {
             Self::TlsFailed(_) => ErrorCode::RuntimeTlsFailed,
             Self::Protocol(_) => ErrorCode::RuntimeProtocolError,
             Self::Unsupported(_) => ErrorCode::Unsupported,
-            Self::Unavailable => ErrorCode::RuntimeUnavailable,
+            Self::Unavailable | Self::Overloaded { .. } => ErrorCode::RuntimeUnavailable,
             Self::Rejected(detail) => detail.code,
             Self::Internal | Self::RuntimeInternal(_) => ErrorCode::Internal,
         }
@@ -75,7 +84,7 @@ impl SourceError {
     pub fn runtime_answered(&self) -> bool {
         matches!(
             self,
-            Self::Rejected(_) | Self::Unsupported(_) | Self::FellBehind
+            Self::Rejected(_) | Self::Unsupported(_) | Self::FellBehind | Self::Overloaded { .. }
         )
     }
 }
@@ -111,6 +120,9 @@ impl From<TransportError> for SourceError {
             TransportError::Protocol { reason } => Self::Protocol(reason),
             TransportError::Runtime { detail, .. } => match detail.code {
                 ErrorCode::RuntimeUnavailable => Self::Unavailable,
+                ErrorCode::Overloaded => Self::Overloaded {
+                    retry_after_ms: detail.retry_after_ms.map(|ms| ms.min(MAX_RETRY_AFTER_MS)),
+                },
                 ErrorCode::Unauthorized => Self::AuthFailed,
                 ErrorCode::Unsupported => Self::Unsupported("that request".into()),
                 ErrorCode::Internal => Self::RuntimeInternal(detail.message),
@@ -201,6 +213,11 @@ impl RegistryError {
             Self::Source { runtime_id, error } => {
                 let mut detail = match error {
                     SourceError::Rejected(detail) => detail.clone(),
+                    SourceError::Overloaded { retry_after_ms } => {
+                        let mut detail = ErrorDetail::new(error.code(), error.to_string());
+                        detail.retry_after_ms = *retry_after_ms;
+                        detail
+                    }
                     other => ErrorDetail::new(other.code(), other.to_string()),
                 };
                 detail.runtime_id = Some(runtime_id.clone());
@@ -227,6 +244,39 @@ mod tests {
         };
         assert!(reason.contains("base_url"), "{reason}");
         assert_eq!(error.code(), ErrorCode::RuntimeProtocolError);
+    }
+
+    /// A runtime at its connection limit is up and busy: a retryable
+    /// `runtime_unavailable` with its hint, not a protocol error (which marks the
+    /// runtime incompatible), and the runtime counts as having answered.
+    #[test]
+    fn a_runtime_at_its_connection_limit_is_unavailable_for_a_moment() {
+        let answer = |retry_after_ms: Option<u64>| {
+            let mut detail = ErrorDetail::new(ErrorCode::Overloaded, "too many connections");
+            detail.retry_after_ms = retry_after_ms;
+            SourceError::from(TransportError::Runtime {
+                status: 503,
+                detail,
+            })
+        };
+        let error = answer(Some(1000));
+        assert_eq!(error.code(), ErrorCode::RuntimeUnavailable);
+        assert!(error.runtime_answered(), "{error:?}");
+        let client = RegistryError::Source {
+            runtime_id: RuntimeId::new("build-1").unwrap(),
+            error,
+        }
+        .to_detail();
+        assert_eq!(client.code, ErrorCode::RuntimeUnavailable);
+        assert_eq!(client.retry_after_ms, Some(1000));
+        assert!(client.message.contains("connection limit"), "{}", client.message);
+        assert_eq!(
+            answer(Some(u64::MAX)),
+            SourceError::Overloaded {
+                retry_after_ms: Some(MAX_RETRY_AFTER_MS)
+            }
+        );
+        assert_eq!(answer(None), SourceError::Overloaded { retry_after_ms: None });
     }
 
     /// A runtime's retry hint is passed on within an hour, its own under it as it is.
