@@ -385,7 +385,11 @@ async fn errors_print_their_code_and_exit_status() {
     let missing_token = setup.path("no-such-token");
     let two_tokens = setup.path("two.token");
     std::fs::write(&two_tokens, "sy_first\nsy_second\n").unwrap();
-    let table: [(&[&str], i32, &str); 17] = [
+    // A token file that is far too big (the wrong file), and one that never ends:
+    // refused after a few KiB, not read to the end and sent as a header.
+    let huge_token = setup.path("huge.token");
+    std::fs::write(&huge_token, "x".repeat(100_000)).unwrap();
+    let table: [(&[&str], i32, &str); 19] = [
         (&["run", "nope", "echo"], 1, "runtime_not_found"),
         (&["run", "local", "nope"], 1, "unknown_profile"),
         (&["logs", "local/w-missing"], 1, "worker_not_found"),
@@ -413,6 +417,16 @@ async fn errors_print_their_code_and_exit_status() {
         ),
         (
             &["ls", "--token-file", &two_tokens],
+            2,
+            "invalid_token_file",
+        ),
+        (
+            &["ls", "--token-file", &huge_token],
+            2,
+            "invalid_token_file",
+        ),
+        (
+            &["ls", "--token-file", "/dev/zero"],
             2,
             "invalid_token_file",
         ),
@@ -454,6 +468,17 @@ async fn errors_print_their_code_and_exit_status() {
         )
         .contains("holds 2 tokens")
     );
+    for file in [huge_token.as_str(), "/dev/zero"] {
+        let line = failed(
+            &cli(addr, &["ls", "--token-file", file]).await,
+            2,
+            "invalid_token_file",
+        );
+        assert!(
+            line.contains("is over 4096 bytes") && line.contains("check the path"),
+            "{line}"
+        );
+    }
     // A token in the environment that is not UTF-8 is refused, not dropped (which
     // would send no token and read as none given).
     {

@@ -230,16 +230,37 @@ fn token_from_env() -> Result<Option<SecretToken>, Failure> {
     }
 }
 
+/// The most a token file may hold. Tokens are short (`switchyard token` makes
+/// 46-character ones); anything bigger is the wrong file (or `/dev/zero`), and is
+/// refused after reading one byte more, not read to its end and sent as a header.
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
 /// Reads a token file: its one line, trimmed (a byte-order mark an editor put first
-/// is not part of it; empty, or two tokens, is an error). The error names the file,
-/// which the user gave, never its content.
+/// is not part of it; empty, two tokens, or over [`MAX_TOKEN_FILE_BYTES`] is an
+/// error). The error names the file, which the user gave, never its content.
 fn read_token_file(path: &Path) -> Result<SecretToken, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    use std::io::Read as _;
+    let unreadable = |e: &dyn std::fmt::Display| {
         Failure::usage(
             "invalid_token_file",
             format!("could not read the token file {}: {e}", path.display()),
         )
-    })?;
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_TOKEN_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| unreadable(&e))?;
+    if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(Failure::usage(
+            "invalid_token_file",
+            format!(
+                "the token file {} is over {MAX_TOKEN_FILE_BYTES} bytes, too big to hold a \
+                 token; check the path, and keep only the token in the file (one line)",
+                path.display()
+            ),
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| unreadable(&"it is not UTF-8 text"))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned();
     let lines = text.lines().filter(|line| !line.trim().is_empty()).count();
     if lines > 1 {
