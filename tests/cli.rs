@@ -507,6 +507,83 @@ async fn errors_print_their_code_and_exit_status() {
     );
 }
 
+/// Runs `switchyard send WORKER -` against `addr` with `input` on standard input,
+/// which stays open afterwards unless `close`.
+async fn send_stdin(
+    addr: std::net::SocketAddr,
+    worker: &str,
+    input: Vec<u8>,
+    close: bool,
+) -> Output {
+    let url = format!("http://{addr}");
+    let mut child = Switchyard::command(&["send", worker, "-"], &[("SWITCHYARD_URL", &url)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Written on the side: the child may stop reading (and exit) before the end.
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(&input).await;
+        if !close {
+            std::future::pending::<()>().await;
+        }
+    });
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("send ends without waiting for the end of its input")
+        .unwrap();
+    writer.abort();
+    output
+}
+
+/// `send -` reads standard input up to a bound: more is refused after one byte past
+/// it, without waiting for (or holding) the rest; below it, the runtime's own limit
+/// refuses an input as it refuses an argument.
+#[tokio::test]
+async fn send_reads_standard_input_up_to_a_bound() {
+    let (_setup, backend, worker) = backend_with_worker("lines").await;
+    let addr = backend.addr;
+    // 1 MiB and 2 bytes, the input left open: a reader without a bound waits for an
+    // end that never comes (and from /dev/zero grows without one).
+    let line = failed(
+        &send_stdin(addr, &worker, vec![b'a'; (1 << 20) + 2], false).await,
+        1,
+        "payload_too_large",
+    );
+    assert!(
+        line.contains("standard input is over 1048576 bytes") && line.contains("nothing was sent"),
+        "{line}"
+    );
+    // Over the runtime's limit (64 KiB by default): the backend's refusal, as for
+    // an argument of that size.
+    let line = failed(
+        &send_stdin(addr, &worker, vec![b'b'; 100_000], true).await,
+        1,
+        "payload_too_large",
+    );
+    assert!(
+        line.contains("input is 100000 bytes, over the limit of 65536"),
+        "{line}"
+    );
+    let argument = "c".repeat(100_000);
+    let line = failed(
+        &cli(addr, &["send", "-n", &worker, &argument]).await,
+        1,
+        "payload_too_large",
+    );
+    assert!(
+        line.contains("input is 100000 bytes, over the limit of 65536"),
+        "{line}"
+    );
+    // Neither reached the worker.
+    assert_eq!(
+        ok(&cli(addr, &["logs", &worker]).await),
+        "[system] started\n"
+    );
+}
+
 #[tokio::test]
 async fn the_token_is_sent_and_never_shown() {
     const TOKEN: &str = "s3cret-cli-t0ken";

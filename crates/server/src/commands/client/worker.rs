@@ -14,6 +14,13 @@ use super::{Failure, RmArgs, RunArgs, SendArgs};
 /// How long `send` (and attach's line input) keeps retrying a `worker_busy` input.
 const BUSY_RETRY_FOR: Duration = Duration::from_secs(10);
 
+/// The most `send -` reads of standard input: a backend's default request body
+/// limit (`max_body_bytes`, 1 MiB; a runtime's own `max_input_bytes` is 64 KiB by
+/// default, and the backend does not say a runtime's limit). Input up to it is sent
+/// and refused by the backend when over the runtime's limit, as an argument is;
+/// more is refused here after reading one byte past it.
+const MAX_STDIN_BYTES: u64 = 1024 * 1024;
+
 /// How long `rm --force` waits for a stopped worker to end.
 const STOP_WAIT: Duration = Duration::from_secs(15);
 
@@ -58,6 +65,7 @@ pub(super) async fn send(client: &BackendClient, args: &SendArgs) -> Result<u8, 
     let text = if args.text == "-" {
         let mut bytes = Vec::new();
         tokio::io::stdin()
+            .take(MAX_STDIN_BYTES + 1)
             .read_to_end(&mut bytes)
             .await
             .map_err(|e| {
@@ -66,6 +74,18 @@ pub(super) async fn send(client: &BackendClient, args: &SendArgs) -> Result<u8, 
                     format!("could not read standard input: {e}"),
                 )
             })?;
+        if bytes.len() as u64 > MAX_STDIN_BYTES {
+            // Refused as the backend refuses an input over its limit, without
+            // reading (or holding) any more of it.
+            return Err(Failure::new(
+                ErrorCode::PayloadTooLarge.as_str(),
+                format!(
+                    "standard input is over {MAX_STDIN_BYTES} bytes, the most `send -` reads \
+                     (and more than a backend takes with its default limits); nothing was \
+                     sent: send it in parts"
+                ),
+            ));
+        }
         if bytes.is_empty() {
             // An empty input would be recorded as one, and is most often a closed
             // or forgotten standard input.
