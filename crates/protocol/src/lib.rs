@@ -73,7 +73,10 @@ pub use terminal::{
     ResizeResponse, TerminalSnapshot,
 };
 pub use time::Timestamp;
-pub use transcript::{OutputStream, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage};
+pub use transcript::{
+    OutputStream, SystemNote, TRANSCRIPT_PAGE_MAX_JSON_BYTES, TranscriptEntry, TranscriptItem,
+    TranscriptPage,
+};
 pub use worker::{
     AllWorkersList, CreateWorkerRequest, ExitInfo, Health, InputAccepted, InputRequest,
     NewWorkerRequest, UnavailableEntry, WorkerDetail, WorkerList, WorkerStatus,

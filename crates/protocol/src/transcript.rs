@@ -80,11 +80,41 @@ pub struct TranscriptItem {
     pub entry: TranscriptEntry,
 }
 
+/// The most JSON a runtime puts in one transcript page, whatever `limit` asks: a
+/// page stops before the item that would take it past this (it always holds at
+/// least one item), and `next_after` says where to go on. A backend relays pages
+/// of this size whole (its answer cap is twice this), so a page a runtime serves
+/// is a page a client gets through the backend.
+pub const TRANSCRIPT_PAGE_MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
+
+impl TranscriptItem {
+    /// An upper bound of the item's length as JSON (serde_json's compact form):
+    /// a fixed allowance for the sequence, time, kind, stream or note and the
+    /// punctuation, and six bytes for every text byte that JSON may escape
+    /// (`\u0001`), one for any other.
+    pub fn json_len_bound(&self) -> usize {
+        /// `{"sequence":…,"at":"","kind":"system","note":"interrupted","text":""}`
+        /// with the longest number is under 100 bytes; the timestamp is added.
+        const FIXED: usize = 192;
+        let text = match &self.entry {
+            TranscriptEntry::Input { text }
+            | TranscriptEntry::Output { text, .. }
+            | TranscriptEntry::System { text, .. } => text,
+        };
+        let escaped = text
+            .bytes()
+            .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
+            .count();
+        FIXED + self.at.0.len() + text.len() + 5 * escaped
+    }
+}
+
 /// `GET .../transcript?after=&limit=`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TranscriptPage {
-    /// Items with `sequence > after`, in order, at most `limit` of them.
+    /// Items with `sequence > after`, in order, at most `limit` of them and at most
+    /// [`TRANSCRIPT_PAGE_MAX_JSON_BYTES`] of JSON (at least one item).
     pub items: Vec<TranscriptItem>,
     /// Pass as `after` for the next page; null when this page reaches the end.
     pub next_after: Option<u64>,
@@ -98,6 +128,45 @@ pub struct TranscriptPage {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The bound holds for every kind of text JSON escapes, the longest numbers
+    /// and note names included.
+    #[test]
+    fn json_len_bound_is_never_below_the_encoding() {
+        let texts = [
+            String::new(),
+            "plain text".to_string(),
+            "\u{1}".repeat(1000),
+            "\"\\\n\t\r\u{7f}\u{1b}[31m".repeat(100),
+            "é€😀".repeat(100),
+        ];
+        for text in texts {
+            let entries = [
+                TranscriptEntry::Input { text: text.clone() },
+                TranscriptEntry::Output {
+                    stream: OutputStream::Terminal,
+                    text: text.clone(),
+                },
+                TranscriptEntry::System {
+                    note: SystemNote::Interrupted,
+                    text: text.clone(),
+                },
+            ];
+            for entry in entries {
+                let item = TranscriptItem {
+                    sequence: u64::MAX,
+                    at: Timestamp("2026-11-26T09:00:00.123456789Z".into()),
+                    entry,
+                };
+                let encoded = serde_json::to_vec(&item).unwrap().len();
+                assert!(
+                    encoded <= item.json_len_bound(),
+                    "{encoded} > {} for {item:?}",
+                    item.json_len_bound()
+                );
+            }
+        }
+    }
 
     #[test]
     fn item_shapes() {

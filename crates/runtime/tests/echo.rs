@@ -9,7 +9,8 @@ use std::time::Duration;
 use common::*;
 use switchyard_protocol::{
     CreateWorkerRequest, ErrorCode, OutgoingFrame, OutputStream, ResetReason, RuntimeCursor,
-    SystemNote, TranscriptEntry, WorkerEvent, WorkerId, WorkerStatus,
+    SystemNote, TRANSCRIPT_PAGE_MAX_JSON_BYTES, TranscriptEntry, WorkerEvent, WorkerId,
+    WorkerStatus,
 };
 use switchyard_runtime::{
     ListQuery, Profile, ProfileSpec, Runtime, RuntimeError, StreamEnd, Subscription,
@@ -526,6 +527,43 @@ async fn transcript_pages_follow_next_after() {
         }
     }
     assert_eq!(seen, (1..=21).collect::<Vec<_>>());
+}
+
+/// Pages hold at most TRANSCRIPT_PAGE_MAX_JSON_BYTES of JSON whatever `limit`
+/// asks: output full of control bytes (six bytes of JSON each) would otherwise make
+/// a 1000-item page several times the backend's answer cap.
+#[tokio::test]
+async fn transcript_pages_stay_within_their_byte_budget() {
+    let rt = Runtime::in_memory(config()).await;
+    let w = rt.create(create("echo")).await.unwrap();
+    let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
+    let text = "\u{1}".repeat(60_000);
+    for _ in 0..20 {
+        rt.input(&w.worker_id, text.clone()).await.unwrap();
+        wait_for(&mut sub, |e| matches!(e, WorkerEvent::Output { .. })).await;
+    }
+    let (mut after, mut seen, mut pages) = (0, Vec::new(), 0);
+    loop {
+        let page = rt
+            .transcript(&w.worker_id, after, Some(1000))
+            .await
+            .unwrap();
+        let json = serde_json::to_vec(&page).unwrap().len();
+        assert!(
+            json <= TRANSCRIPT_PAGE_MAX_JSON_BYTES,
+            "a page of {json} bytes"
+        );
+        assert!(!page.items.is_empty());
+        pages += 1;
+        seen.extend(page.items.iter().map(|i| i.sequence));
+        match page.next_after {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert!(pages >= 4, "{pages} pages for about 14 MB of JSON");
+    let total = rt.transcript(&w.worker_id, 0, Some(1)).await.unwrap().total;
+    assert_eq!(seen, (1..=total).collect::<Vec<_>>());
 }
 
 #[tokio::test]

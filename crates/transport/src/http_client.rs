@@ -46,6 +46,9 @@ use upstream::{ExchangeError, Exchanged, Upstream};
 /// Largest answer body the client reads; a longer one is a protocol error.
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
+// Invariant: a transcript page a runtime serves (its largest answer) is relayed.
+const _: () = assert!(MAX_ANSWER_BYTES >= 2 * switchyard_protocol::TRANSCRIPT_PAGE_MAX_JSON_BYTES);
+
 /// How long an idle pooled connection is kept. Below the runtime server's 30 s
 /// header-read timeout, so the client normally drops an idle connection before the
 /// server closes it under a request.

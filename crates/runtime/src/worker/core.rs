@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use switchyard_protocol::{
     CursorError, DiagnosticSeverity, ExitInfo, OutputStream, ResetReason, ResizeRequest,
-    RuntimeCursor, RuntimeId, SystemNote, TranscriptEntry, TranscriptItem, TranscriptPage,
-    WorkerDetail, WorkerEvent, WorkerId, WorkerStatus,
+    RuntimeCursor, RuntimeId, SystemNote, TRANSCRIPT_PAGE_MAX_JSON_BYTES, TranscriptEntry,
+    TranscriptItem, TranscriptPage, WorkerDetail, WorkerEvent, WorkerId, WorkerStatus,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -704,11 +704,12 @@ impl Worker {
             });
         }
         let known = self.state().last_sequence;
-        let items = self
+        let mut items = self
             .ctx
             .store
             .read_page(&self.id, after, limit as usize)
             .await?;
+        items.truncate(within_page_bytes(&items));
         let last = items.last().map(|i| i.sequence);
         let total = known.max(last.unwrap_or(0));
         Ok(TranscriptPage {
@@ -954,6 +955,21 @@ fn describe_exit(exit: ExitInfo) -> String {
         (None, Some(signal)) => format!("ended by signal {signal}"),
         (None, None) => "exited".into(),
     }
+}
+
+/// How many of `items` (at least one) fit in a page of
+/// [`TRANSCRIPT_PAGE_MAX_JSON_BYTES`]: a page of output full of control bytes
+/// would otherwise be many times the backend's answer cap.
+fn within_page_bytes(items: &[TranscriptItem]) -> usize {
+    let mut bytes = 0;
+    let fitting = items
+        .iter()
+        .take_while(|item| {
+            bytes += item.json_len_bound();
+            bytes <= TRANSCRIPT_PAGE_MAX_JSON_BYTES
+        })
+        .count();
+    fitting.max(1).min(items.len())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
