@@ -269,14 +269,23 @@ mod tests {
         .to_detail();
         assert_eq!(client.code, ErrorCode::RuntimeUnavailable);
         assert_eq!(client.retry_after_ms, Some(1000));
-        assert!(client.message.contains("connection limit"), "{}", client.message);
+        assert!(
+            client.message.contains("connection limit"),
+            "{}",
+            client.message
+        );
         assert_eq!(
             answer(Some(u64::MAX)),
             SourceError::Overloaded {
                 retry_after_ms: Some(MAX_RETRY_AFTER_MS)
             }
         );
-        assert_eq!(answer(None), SourceError::Overloaded { retry_after_ms: None });
+        assert_eq!(
+            answer(None),
+            SourceError::Overloaded {
+                retry_after_ms: None
+            }
+        );
     }
 
     /// A runtime's retry hint is passed on within an hour, its own under it as it is.
