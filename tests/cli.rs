@@ -500,6 +500,25 @@ async fn errors_print_their_code_and_exit_status() {
         line.starts_with("error: worker_failed: ") && line.contains(printed.trim_end()),
         "{line}"
     );
+    // `run --attach` of a terminal profile without a terminal (standard input is
+    // /dev/null here) is refused before a worker is started.
+    let line = failed(
+        &cli(addr, &["run", "local", "term", "--attach"]).await,
+        1,
+        "not_a_tty",
+    );
+    assert!(line.contains("nothing was started"), "{line}");
+    let listed: Value = serde_json::from_str(&ok(&cli(addr, &["ls", "--json"]).await)).unwrap();
+    let terms: Vec<&Value> = listed["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["profile"] == "term")
+        .collect();
+    assert!(
+        terms.is_empty(),
+        "no terminal worker left behind: {terms:?}"
+    );
     // The worker that refused `rm` is still there; `rm -f` stops it first.
     assert_eq!(
         ok(&cli(addr, &["rm", "-f", running]).await),

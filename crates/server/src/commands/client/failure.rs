@@ -80,6 +80,16 @@ impl Failure {
         Self::new(error.code(), message)
     }
 
+    /// The code.
+    pub(crate) fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The message.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// `<code>: <message>`, for a status line.
     pub(crate) fn describe(&self) -> String {
         format!("{}: {}", self.code, self.message)

@@ -1,10 +1,11 @@
 //! `switchyard run`, `send`, `stop`, `cancel` and `rm`: one call each (and a few
 //! retries where the backend asks for them).
 
+use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use switchyard_client::{BackendClient, ClientError, WorkerRef};
-use switchyard_protocol::{ErrorCode, InputAccepted, NewWorkerRequest, WorkerStatus};
+use switchyard_protocol::{ErrorCode, InputAccepted, NewWorkerRequest, ProfileKind, WorkerStatus};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
@@ -29,6 +30,10 @@ const STOP_WAIT: Duration = Duration::from_secs(15);
 /// worker that failed to start (its program could not be run) is still printed, and
 /// is then an error (`worker_failed`, exit 1), so that a script notices.
 pub(super) async fn run(client: &BackendClient, args: &RunArgs) -> Result<u8, Failure> {
+    let no_terminal = args.attach && !std::io::stdin().is_terminal();
+    if no_terminal {
+        refuse_terminal_profile(client, args).await?;
+    }
     let request = NewWorkerRequest {
         profile: args.profile.clone(),
         label: args.label.clone(),
@@ -39,7 +44,29 @@ pub(super) async fn run(client: &BackendClient, args: &RunArgs) -> Result<u8, Fa
         .map_err(|e| Failure::client(client.url(), &e))?;
     let worker = WorkerRef::new(detail.runtime_id.clone(), detail.worker_id.clone());
     if args.attach {
-        return super::attach::attach(client, &worker).await;
+        let attached = super::attach::attach(client, &worker).await;
+        return match attached {
+            // A terminal worker after all (a kind the profile list does not call
+            // `pty`, or a list that changed since): nobody else knows its id, so it
+            // is not left running.
+            Err(failure) if no_terminal && failure.code() == NOT_A_TTY => {
+                let _ = client.stop(&worker).await;
+                let removed = remove_when_ended(client, &worker).await;
+                Err(Failure::new(
+                    NOT_A_TTY,
+                    format!(
+                        "{}; the worker was {}",
+                        failure.message(),
+                        if removed {
+                            "stopped and removed"
+                        } else {
+                            "stopped"
+                        }
+                    ),
+                ))
+            }
+            other => other,
+        };
     }
     let text = if args.json {
         let mut text = serde_json::to_string_pretty(&detail)
@@ -57,6 +84,52 @@ pub(super) async fn run(client: &BackendClient, args: &RunArgs) -> Result<u8, Fa
         ));
     }
     Ok(0)
+}
+
+/// The code of attaching to a terminal worker without a terminal.
+const NOT_A_TTY: &str = "not_a_tty";
+
+/// `run --attach` without a terminal: a profile that runs on a terminal (`pty`, as
+/// the runtime's profile list says) could not be attached to, so it is refused
+/// before a worker is started. When the list cannot be read, the create call says
+/// what is wrong.
+async fn refuse_terminal_profile(client: &BackendClient, args: &RunArgs) -> Result<(), Failure> {
+    let Ok(runtime) = client.runtime(&args.runtime).await else {
+        return Ok(());
+    };
+    let pty = runtime
+        .profiles
+        .iter()
+        .any(|p| p.name == args.profile && p.kind == ProfileKind::Pty);
+    if pty {
+        return Err(Failure::new(
+            NOT_A_TTY,
+            format!(
+                "profile {} of runtime {} runs on a terminal, and --attach needs one to \
+                 attach from; nothing was started. Run it without --attach, then watch it \
+                 with `switchyard logs -f` and type into it with `switchyard send`",
+                args.profile, args.runtime
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Removes `worker` once it has ended (waiting up to [`STOP_WAIT`]); whether it was
+/// removed.
+async fn remove_when_ended(client: &BackendClient, worker: &WorkerRef) -> bool {
+    let give_up = Instant::now() + STOP_WAIT;
+    loop {
+        match client.worker(worker).await {
+            Ok(detail) if detail.status.is_ended() => {
+                return client.delete(worker).await.is_ok();
+            }
+            Ok(_) if Instant::now() < give_up => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// `switchyard send RUNTIME/WORKER TEXT [-n]`: sends TEXT plus a newline (none with
