@@ -756,6 +756,76 @@ async fn logs_follow_rides_through_a_backend_restart_without_loss_or_repetition(
     assert_eq!(ok(&cli(addr, &["logs", worker]).await), out);
 }
 
+/// What `python3 -m http.server` answers a path it does not have.
+const NOT_FOUND_PAGE: &[u8] =
+    b"HTTP/1.0 404 File not found\r\nServer: SimpleHTTP/0.6 Python/3.12\r\n\
+Content-Type: text/html;charset=utf-8\r\nConnection: close\r\nContent-Length: 22\r\n\r\n\
+<html>Not found</html>";
+
+/// The backend replaced by a web server that is not one: `logs -f` and `attach`
+/// (line mode, its input still open) reconnect to it, and its 404 page ends them
+/// as it would at start-up, with `backend_protocol_error` and exit 1, instead of
+/// retrying forever.
+#[tokio::test]
+async fn following_ends_when_another_server_takes_the_backends_port() {
+    let (_setup, backend, worker) = backend_with_worker("lines").await;
+    let addr = backend.addr;
+    let url = format!("http://{addr}");
+    let spawn = |args: &[&str]| {
+        Switchyard::command(args, &[("SWITCHYARD_URL", &url)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut children = [spawn(&["logs", "-f", &worker]), spawn(&["attach", &worker])];
+    let mut pipes = Vec::new();
+    for child in &mut children {
+        // Standard input stays open: attach is not to end with its input.
+        let stdin = child.stdin.take().unwrap();
+        let out = collect(child.stdout.take().unwrap());
+        let err = collect(child.stderr.take().unwrap());
+        let deadline = Instant::now() + WAIT;
+        while !out.text().contains("[system] started") {
+            assert!(Instant::now() < deadline, "not following: {}", err.text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        pipes.push((stdin, out, err));
+    }
+    // Output of an input sent now reaches both only over the event stream (the
+    // transcript they read first ends before it): once shown, both are on it.
+    ok(&cli(addr, &["send", &worker, "ping"]).await);
+    for (_, out, err) in &pipes {
+        let deadline = Instant::now() + WAIT;
+        while !out.text().contains("got ping") {
+            assert!(Instant::now() < deadline, "not live: {}", err.text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    backend.signal(Signal::SIGTERM);
+    assert!(backend.wait().await.success());
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    switchyard_e2e::raw_http::serve_canned(listener, Some(NOT_FOUND_PAGE));
+
+    for (child, (_stdin, out, err)) in children.iter_mut().zip(pipes) {
+        let status = tokio::time::timeout(WAIT, child.wait())
+            .await
+            .expect("following ends instead of retrying forever")
+            .unwrap();
+        drop(out);
+        let err = err.finish().await;
+        assert_eq!(status.code(), Some(1), "{err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: backend_protocol_error: ")
+                && last
+                    .contains("status 404 without an error body (is this a Switchyard backend?)"),
+            "{err}"
+        );
+    }
+}
+
 /// Polls `logs` until its output holds `needle`; returns it.
 async fn wait_for_logs_holding(addr: std::net::SocketAddr, worker: &str, needle: &str) -> String {
     let deadline = Instant::now() + WAIT;

@@ -244,3 +244,28 @@ pub async fn assert_head_is_get_head(
     }
     head
 }
+
+/// Answers every connection on `listener` with `answer`, written after the request's
+/// first bytes and followed by a close (or with nothing, the connection held open
+/// for 30 s, when `None`): a peer that is not a Switchyard backend, or one that says
+/// nothing. Runs until the test's runtime ends.
+pub fn serve_canned(listener: tokio::net::TcpListener, answer: Option<&'static [u8]>) {
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = tcp.read(&mut buffer).await;
+                match answer {
+                    Some(answer) => {
+                        let _ = tcp.write_all(answer).await;
+                        let _ = tcp.shutdown().await;
+                    }
+                    None => tokio::time::sleep(std::time::Duration::from_secs(30)).await,
+                }
+            });
+        }
+    });
+}

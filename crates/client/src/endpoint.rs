@@ -135,6 +135,7 @@ impl BackendUrl {
             .path_and_query(self.target(path, query))
             .build()
             .map_err(|_| ClientError::Protocol {
+                status: None,
                 reason: "could not build a valid request URI".into(),
             })
     }

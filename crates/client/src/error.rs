@@ -108,6 +108,9 @@ pub enum ClientError {
     Protocol {
         /// What was wrong.
         reason: String,
+        /// The HTTP status of an answer that was HTTP but not the backend API's (an
+        /// error status without an error body); `None` for anything else.
+        status: Option<u16>,
     },
     /// The backend URL cannot be used.
     #[error("{reason}")]
@@ -191,13 +194,18 @@ impl ClientError {
         self.api().is_some_and(|error| error.is(code))
     }
 
-    /// Whether trying again later may succeed: the backend was not reached, did not
-    /// answer in time or answered oddly (a restart in progress), or answered a
-    /// server-side or overload error (5xx, 429). Client errors (4xx) are final.
+    /// Whether trying again later may succeed: the backend was not reached or did
+    /// not answer in time (a restart in progress), or answered a server-side or
+    /// overload error (5xx, 429), with its error body or without one (a proxy in
+    /// front of a backend that is restarting). Client errors (4xx) are final, and so
+    /// is any other answer that is not the backend API's (not HTTP, not its JSON, a
+    /// 404 page): another server is there, which retrying does not change.
     pub fn is_transient(&self) -> bool {
+        let server_side = |s: u16| s >= 500 || s == 429;
         match self {
-            Self::Api(error) => error.status.is_none_or(|s| s >= 500 || s == 429),
-            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Protocol { .. } => true,
+            Self::Api(error) => error.status.is_none_or(server_side),
+            Self::Protocol { status, .. } => status.is_some_and(server_side),
+            Self::Unreachable { .. } | Self::Timeout { .. } => true,
             // A handshake cut short may be a restart; a certificate will not change.
             Self::Tls { kind } => matches!(
                 kind,
@@ -255,7 +263,26 @@ mod tests {
                 true,
             ),
             (
-                ClientError::Protocol { reason: "r".into() },
+                ClientError::Protocol {
+                    reason: "r".into(),
+                    status: None,
+                },
+                "backend_protocol_error",
+                false,
+            ),
+            (
+                ClientError::Protocol {
+                    reason: "r".into(),
+                    status: Some(404),
+                },
+                "backend_protocol_error",
+                false,
+            ),
+            (
+                ClientError::Protocol {
+                    reason: "r".into(),
+                    status: Some(502),
+                },
                 "backend_protocol_error",
                 true,
             ),

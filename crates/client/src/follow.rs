@@ -9,7 +9,8 @@
 //! backend restart, so a follower rides through one.
 //!
 //! Errors that retrying cannot fix end the follow: the worker removed
-//! (`worker_not_found`), refused credentials, a malformed stream. A first connection
+//! (`worker_not_found`), refused credentials, a malformed stream, an answer that is
+//! not the backend API's (another server on its port). A first connection
 //! that fails is also an error (the caller decides whether to retry); only
 //! reconnections retry on their own.
 
@@ -129,6 +130,7 @@ impl Follower {
                         ))),
                         end if end.is_resumable() => Ok(Followed::Disconnected(end)),
                         end => Err(ClientError::Protocol {
+                            status: None,
                             reason: end.to_string(),
                         }),
                     };

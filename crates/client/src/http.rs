@@ -206,6 +206,7 @@ impl BackendClient {
                 Some(next) if query.after.as_ref() != Some(&next) => query.after = Some(next),
                 Some(_) => {
                     return Err(ClientError::Protocol {
+                        status: None,
                         reason: "a worker list's `next` repeats the page it follows".into(),
                     });
                 }
@@ -329,6 +330,7 @@ impl BackendClient {
         let answer = self.send(method, path, query, body).await?;
         let body = success(&answer)?;
         serde_json::from_slice(body).map_err(|e| ClientError::Protocol {
+            status: None,
             reason: format!(
                 "an answer that does not decode: {}",
                 shorten(&e.to_string())
@@ -357,6 +359,7 @@ impl BackendClient {
                 builder =
                     builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 Bytes::from(serde_json::to_vec(body).map_err(|_| ClientError::Protocol {
+                    status: None,
                     reason: "could not encode the request body".into(),
                 })?)
             }
@@ -365,6 +368,7 @@ impl BackendClient {
         let request = builder
             .body(Full::new(body))
             .map_err(|_| ClientError::Protocol {
+                status: None,
                 reason: "could not build a valid request".into(),
             })?;
         let limit = self.timeouts.request;
@@ -412,12 +416,14 @@ pub(crate) fn refusal(status: u16, body: &[u8]) -> ClientError {
     let https_only = switchyard_protocol::HTTPS_ONLY_MESSAGE.as_bytes();
     if body.windows(https_only.len()).any(|w| w == https_only) {
         return ClientError::Protocol {
+            status: Some(status),
             reason: "the backend serves HTTPS only; use an https:// URL".into(),
         };
     }
     match ApiError::from_body(status, body) {
         Some(error) => ClientError::Api(error),
         None => ClientError::Protocol {
+            status: Some(status),
             reason: format!(
                 "status {status} without an error body (is this a Switchyard backend?)"
             ),
@@ -457,6 +463,7 @@ fn body_error(
 ) -> ClientError {
     if error.is::<http_body_util::LengthLimitError>() {
         return ClientError::Protocol {
+            status: None,
             reason: format!(
                 "an answer larger than {} MiB",
                 MAX_ANSWER_BYTES / (1024 * 1024)

@@ -85,6 +85,7 @@ pub(crate) fn classify(error: &(dyn StdError + 'static), timed_out: ClientError)
     }
     if parse {
         return ClientError::Protocol {
+            status: None,
             reason: NOT_HTTP.into(),
         };
     }

@@ -11,7 +11,6 @@ use switchyard_client::{
 };
 use switchyard_e2e::fake_backend::FakeBackend;
 use switchyard_protocol::{ErrorCode, OutputStream, WorkerEvent};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 fn client(url: &str, timeouts: Timeouts) -> BackendClient {
@@ -181,24 +180,7 @@ async fn interactive_frames_reach_the_backend() {
 async fn canned(answer: Option<&'static [u8]>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut tcp, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 4096];
-                let _ = tcp.read(&mut buffer).await;
-                match answer {
-                    Some(answer) => {
-                        let _ = tcp.write_all(answer).await;
-                        let _ = tcp.shutdown().await;
-                    }
-                    None => tokio::time::sleep(Duration::from_secs(30)).await,
-                }
-            });
-        }
-    });
+    switchyard_e2e::raw_http::serve_canned(listener, answer);
     addr
 }
 

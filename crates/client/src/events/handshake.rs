@@ -130,6 +130,7 @@ where
     let request = builder
         .body(Empty::<Bytes>::new())
         .map_err(|_| ClientError::Protocol {
+            status: None,
             reason: "could not build a valid upgrade request".into(),
         })?;
     let exchange = async {
@@ -183,6 +184,7 @@ fn check_accept(headers: &HeaderMap, key: &str) -> Result<(), ClientError> {
         Ok(())
     } else {
         Err(ClientError::Protocol {
+            status: None,
             reason: "the answer to the WebSocket upgrade is not a valid WebSocket handshake".into(),
         })
     }

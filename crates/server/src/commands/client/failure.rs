@@ -56,7 +56,7 @@ impl Failure {
             ClientError::Timeout { timeout_ms } => {
                 format!("the backend at {url} did not answer within {timeout_ms} ms")
             }
-            ClientError::Protocol { reason } => {
+            ClientError::Protocol { reason, .. } => {
                 format!("the backend at {url} answered something unexpected: {reason}")
             }
             ClientError::Tls { kind } => format!(
