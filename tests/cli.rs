@@ -526,6 +526,51 @@ async fn errors_print_their_code_and_exit_status() {
     );
 }
 
+/// `switchyard token`'s errors print as the client commands' do, `error: <code>:
+/// <message>` on one line: exit status 2 for flags the configuration would refuse,
+/// 1 when the token cannot be written.
+#[tokio::test]
+async fn token_errors_print_their_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let existing = dir.path().join("taken.token");
+    std::fs::write(&existing, "sy_x\n").unwrap();
+    let existing = existing.display().to_string();
+    let nowhere = dir.path().join("no-such-dir/t.token").display().to_string();
+    let table: [(&[&str], i32, &str, &str); 5] = [
+        (&["--name", "al ice"], 2, "invalid_name", "--name must be"),
+        (
+            &["--runtime", "a/b"],
+            2,
+            "invalid_runtime",
+            "--runtime \"a/b\"",
+        ),
+        (
+            &["--role", "admin", "--workers", "own"],
+            2,
+            "invalid_workers",
+            "an admin reaches every worker",
+        ),
+        (
+            &["--token-file", &existing],
+            1,
+            "token_file_failed",
+            "it must not exist yet",
+        ),
+        (
+            &["--token-file", &nowhere],
+            1,
+            "token_file_failed",
+            "its directory must exist",
+        ),
+    ];
+    for (args, exit, code, fragment) in table {
+        let mut full = vec!["token"];
+        full.extend_from_slice(args);
+        let line = failed(&Switchyard::output(&full, &[]).await, exit, code);
+        assert!(line.contains(fragment), "{args:?}: {line}");
+    }
+}
+
 /// Runs `switchyard send WORKER -` against `addr` with `input` on standard input,
 /// which stays open afterwards unless `close`.
 async fn send_stdin(

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use switchyard_registry::{Role, RuntimeGlob, WorkerScope};
 
 use crate::auth::{TokenHash, token, valid_name};
+use crate::commands::client::Failure;
 
 /// Flags of `switchyard token`.
 #[derive(Debug, Clone, clap::Args)]
@@ -68,40 +69,48 @@ pub fn config_lines(args: &TokenArgs, hash: &TokenHash) -> String {
     lines
 }
 
-/// Checks the flags the way the configuration will.
-fn check(args: &TokenArgs) -> Result<(), String> {
+/// Checks the flags the way the configuration will; a usage error (exit status 2).
+fn check(args: &TokenArgs) -> Result<(), Failure> {
     if !valid_name(&args.name) {
-        return Err(
-            "--name must be 1 to 64 of A-Z a-z 0-9 . _ - @, and not \"-\" or \"anonymous\""
-                .to_owned(),
-        );
+        return Err(Failure::usage(
+            "invalid_name",
+            "--name must be 1 to 64 of A-Z a-z 0-9 . _ - @, and not \"-\" or \"anonymous\"",
+        ));
     }
     for runtime in &args.runtimes {
-        RuntimeGlob::new(runtime).map_err(|e| format!("--runtime {runtime:?}: {e}"))?;
+        RuntimeGlob::new(runtime).map_err(|e| {
+            Failure::usage("invalid_runtime", format!("--runtime {runtime:?}: {e}"))
+        })?;
     }
     if args.role == Role::Admin && args.workers == Some(WorkerScope::Own) {
-        return Err(
-            "an admin reaches every worker; drop --workers own or use --role operator".into(),
-        );
+        return Err(Failure::usage(
+            "invalid_workers",
+            "an admin reaches every worker; drop --workers own or use --role operator",
+        ));
     }
     Ok(())
 }
 
-/// Runs the subcommand; returns the exit status (2 for bad flags, 1 when the token
-/// cannot be made or written).
+/// Runs the subcommand; returns the exit status. Errors print as the client
+/// commands' do, `error: <code>: <message>`: 2 for bad flags (`invalid_name`,
+/// `invalid_runtime`, `invalid_workers`), 1 when the token cannot be made
+/// (`random_source_failed`) or written (`token_file_failed`, `output_failed`).
 pub fn run(args: TokenArgs) -> u8 {
-    if let Err(message) = check(&args) {
-        eprintln!("switchyard token: {message}");
-        return 2;
+    match make(&args) {
+        Ok(()) => 0,
+        Err(failure) => failure.report(),
     }
-    let token = match token::generate() {
-        Ok(token) => token,
-        Err(error) => {
-            eprintln!("switchyard token: could not read the OS's random source: {error}");
-            return 1;
-        }
-    };
-    let lines = config_lines(&args, &TokenHash::of(&token));
+}
+
+fn make(args: &TokenArgs) -> Result<(), Failure> {
+    check(args)?;
+    let token = token::generate().map_err(|error| {
+        Failure::new(
+            "random_source_failed",
+            format!("could not read the OS's random source: {error}"),
+        )
+    })?;
+    let lines = config_lines(args, &TokenHash::of(&token));
     let mut out = std::io::stdout().lock();
     let written = match &args.token_file {
         Some(path) => {
@@ -119,11 +128,10 @@ pub fn run(args: TokenArgs) -> u8 {
                     std::io::ErrorKind::NotFound => "its directory must exist",
                     _ => "name a file this user can create",
                 };
-                eprintln!(
-                    "switchyard token: cannot create {}: {error}; {hint}",
-                    path.display()
-                );
-                return 1;
+                return Err(Failure::new(
+                    "token_file_failed",
+                    format!("cannot create {}: {error}; {hint}", path.display()),
+                ));
             }
             eprintln!(
                 "switchyard token: the token is in {}; paste these lines into the backend's config:",
@@ -138,13 +146,12 @@ pub fn run(args: TokenArgs) -> u8 {
             write!(out, "{token}\n\n{lines}")
         }
     };
-    match written.and_then(|()| out.flush()) {
-        Ok(()) => 0,
-        Err(error) => {
-            eprintln!("switchyard token: cannot write to standard output: {error}");
-            1
-        }
-    }
+    written.and_then(|()| out.flush()).map_err(|error| {
+        Failure::new(
+            "output_failed",
+            format!("cannot write to standard output: {error}"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -187,10 +194,14 @@ mod tests {
     #[test]
     fn flags_are_checked_like_the_config() {
         assert!(check(&args(Role::Viewer, &["local"], Some(WorkerScope::Own))).is_ok());
-        assert!(check(&args(Role::Admin, &[], Some(WorkerScope::Own))).is_err());
-        assert!(check(&args(Role::Viewer, &["a/b"], None)).is_err());
+        let code = |args: &TokenArgs| check(args).unwrap_err().code().to_owned();
+        assert_eq!(
+            code(&args(Role::Admin, &[], Some(WorkerScope::Own))),
+            "invalid_workers"
+        );
+        assert_eq!(code(&args(Role::Viewer, &["a/b"], None)), "invalid_runtime");
         let mut bad = args(Role::Viewer, &[], None);
         bad.name = "al ice\"".into();
-        assert!(check(&bad).is_err());
+        assert_eq!(code(&bad), "invalid_name");
     }
 }
