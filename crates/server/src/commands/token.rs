@@ -20,8 +20,10 @@ use crate::commands::client::Failure;
 #[derive(Debug, Clone, clap::Args)]
 pub struct TokenArgs {
     /// The identity's name: in audit lines, `GET /api/session` and as workers' owner
-    #[arg(long, default_value = "admin", value_name = "NAME")]
-    pub name: String,
+    /// [default: the role and the first 8 hex digits of the token's SHA-256, as
+    /// viewer-5b0f3a1c]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// viewer, operator or admin
     #[arg(long, default_value = "admin", value_parser = parse_role, value_name = "ROLE")]
     pub role: Role,
@@ -51,11 +53,23 @@ fn parse_scope(value: &str) -> Result<WorkerScope, String> {
     }
 }
 
+/// The name of a token made without `--name`: its role, so that it suggests no
+/// other, and the first 8 hex digits of its hash, so that two such tokens are two
+/// identities (a name is also its workers' owner: a viewer named `admin` would
+/// reach, with `workers = "own"`, the workers an `admin` token created) and the
+/// config lines can be matched to the token.
+fn default_name(role: Role, hash: &TokenHash) -> String {
+    format!("{role}-{}", &hash.to_hex()[..8])
+}
+
 /// The `[[auth.token]]` lines for a token with `hash`.
 pub fn config_lines(args: &TokenArgs, hash: &TokenHash) -> String {
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => default_name(args.role, hash),
+    };
     let mut lines = format!(
-        "[[auth.token]]\nname = \"{}\"\ntoken_sha256 = \"{}\"\nrole = \"{}\"\n",
-        args.name,
+        "[[auth.token]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nrole = \"{}\"\n",
         hash.to_hex(),
         args.role
     );
@@ -71,7 +85,7 @@ pub fn config_lines(args: &TokenArgs, hash: &TokenHash) -> String {
 
 /// Checks the flags the way the configuration will; a usage error (exit status 2).
 fn check(args: &TokenArgs) -> Result<(), Failure> {
-    if !valid_name(&args.name) {
+    if args.name.as_deref().is_some_and(|name| !valid_name(name)) {
         return Err(Failure::usage(
             "invalid_name",
             "--name must be 1 to 64 of A-Z a-z 0-9 . _ - @, and not \"-\" or \"anonymous\"",
@@ -160,7 +174,7 @@ mod tests {
 
     fn args(role: Role, runtimes: &[&str], workers: Option<WorkerScope>) -> TokenArgs {
         TokenArgs {
-            name: "alice".into(),
+            name: Some("alice".into()),
             role,
             runtimes: runtimes.iter().map(|r| (*r).to_owned()).collect(),
             workers,
@@ -192,6 +206,26 @@ mod tests {
     }
 
     #[test]
+    fn without_a_name_a_token_is_named_after_its_role_and_hash() {
+        let hash = TokenHash::of("t");
+        let prefix = &hash.to_hex()[..8];
+        for role in [Role::Viewer, Role::Operator, Role::Admin] {
+            let mut unnamed = args(role, &[], None);
+            unnamed.name = None;
+            assert!(check(&unnamed).is_ok());
+            let lines = config_lines(&unnamed, &hash);
+            let name = format!("{role}-{prefix}");
+            assert!(lines.contains(&format!("name = \"{name}\"\n")), "{lines}");
+            assert!(valid_name(&name));
+        }
+        // Two tokens, two identities.
+        assert_ne!(
+            default_name(Role::Viewer, &TokenHash::of("a")),
+            default_name(Role::Viewer, &TokenHash::of("b"))
+        );
+    }
+
+    #[test]
     fn flags_are_checked_like_the_config() {
         assert!(check(&args(Role::Viewer, &["local"], Some(WorkerScope::Own))).is_ok());
         let code = |args: &TokenArgs| check(args).unwrap_err().code().to_owned();
@@ -201,7 +235,7 @@ mod tests {
         );
         assert_eq!(code(&args(Role::Viewer, &["a/b"], None)), "invalid_runtime");
         let mut bad = args(Role::Viewer, &[], None);
-        bad.name = "al ice\"".into();
+        bad.name = Some("al ice\"".into());
         assert_eq!(code(&bad), "invalid_name");
     }
 }
