@@ -708,6 +708,29 @@ async fn the_token_is_sent_and_never_shown() {
     );
 }
 
+/// A worker whose input queue stays full: `send` retries for 10 s, then says so
+/// and what to do, not the backend's "retry shortly".
+#[tokio::test]
+async fn send_says_how_long_it_retried_a_busy_worker() {
+    let fake = FakeBackend::start("", None).await;
+    let started = Instant::now();
+    let output = Switchyard::output(&["send", "--backend", &fake.url(), "rt/w1", "x"], &[]).await;
+    let line = failed(&output, 1, "worker_busy");
+    assert!(started.elapsed() >= Duration::from_secs(9), "retried first");
+    assert!(
+        line.contains("rt/w1 was still busy after 10 s of retries")
+            && line.contains("switchyard logs -f rt/w1")
+            && !line.contains("retry shortly"),
+        "{line}"
+    );
+    let inputs = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/input"))
+        .count();
+    assert!(inputs > 1, "retried: {inputs} attempts");
+}
+
 /// A child's output pipe, read into a shared buffer as it arrives.
 struct Collected {
     buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,

@@ -6,7 +6,8 @@
 //!
 //! It serves one worker, `rt/w1`, over the backend API's paths:
 //! `GET /api/runtimes/rt/workers/w1` (its detail), `GET /api/workers` (a list with
-//! it, saying `rt` has more than listed), and its event WebSocket. The WebSocket speaks the contract: no cursor → the
+//! it, saying `rt` has more than listed), `POST .../w1/input` (always `429
+//! worker_busy`: its input queue is full), and its event WebSocket. The WebSocket speaks the contract: no cursor → the
 //! snapshot, then live events; `?cursor=cN` → every event after position N, then
 //! live; with `?interactive=true` it takes `input` frames (echoed back as `terminal`
 //! output, as a terminal in echo mode would) and `resize` frames (answered with a
@@ -325,6 +326,12 @@ impl FakeBackend {
                 &json!({"workers":[self.state().detail()],"unavailable":[],"truncated":["rt"]}),
             ),
             WORKER_PATH => json_response(StatusCode::OK, &self.state().detail()),
+            p if p == format!("{WORKER_PATH}/input") => json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &json!({"error":{"code":"worker_busy",
+                    "message":"worker w1 has a full input queue; retry shortly",
+                    "retry_after_ms":1000}}),
+            ),
             p if p == format!("{WORKER_PATH}/events/ws") => {
                 if refusing {
                     return error(

@@ -185,13 +185,16 @@ pub(super) async fn send(client: &BackendClient, args: &SendArgs) -> Result<u8, 
 }
 
 /// Sends one input, retrying while the worker's input queue is full (`worker_busy`,
-/// after the backend's `retry_after_ms` or 100 ms) for up to 10 s.
+/// after the backend's `retry_after_ms` or 100 ms) for up to 10 s. A `worker_busy`
+/// after that says how long it was retried and what to do (the backend's own
+/// message says to retry shortly, which has been done).
 pub(super) async fn send_input(
     client: &BackendClient,
     worker: &WorkerRef,
     text: &str,
 ) -> Result<InputAccepted, ClientError> {
-    let give_up = Instant::now() + BUSY_RETRY_FOR;
+    let started = Instant::now();
+    let give_up = started + BUSY_RETRY_FOR;
     loop {
         match client.input(worker, text).await {
             Err(ClientError::Api(error))
@@ -199,6 +202,15 @@ pub(super) async fn send_input(
             {
                 let wait = error.retry_after_ms.unwrap_or(100).clamp(10, 2000);
                 tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            Err(ClientError::Api(mut error)) if error.is(ErrorCode::WorkerBusy) => {
+                error.message = format!(
+                    "{worker} was still busy after {} s of retries: its input queue stayed \
+                     full. Wait until it has worked through its input (`switchyard logs -f \
+                     {worker}` shows it), or cancel its current work, then send again",
+                    started.elapsed().as_secs_f64().round()
+                );
+                return Err(ClientError::Api(error));
             }
             other => return other,
         }
