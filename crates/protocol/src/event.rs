@@ -19,6 +19,21 @@ pub enum DiagnosticSeverity {
     Error,
 }
 
+/// The most JSON a runtime puts in a snapshot's `transcript`: the last items that
+/// fit, oldest first (possibly none, when the last alone is larger).
+pub const SNAPSHOT_TRANSCRIPT_MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
+
+/// The most JSON a runtime puts in a snapshot's `terminal.screen`: a screen whose
+/// full painting is larger (a 1000 x 1000 terminal with a colour change in every
+/// cell) is painted without colours and attributes, and rows past the budget are
+/// left blank.
+pub const SNAPSHOT_SCREEN_MAX_JSON_BYTES: usize = 8 * 1024 * 1024;
+
+/// The largest `max_input_bytes` a runtime takes: an input's event (and an echo's
+/// output of it), every byte escaped, stays well within the frame a backend takes
+/// from a runtime.
+pub const MAX_INPUT_TEXT_BYTES: u64 = 2 * 1024 * 1024;
+
 /// One event of a worker's live stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -29,7 +44,8 @@ pub enum WorkerEvent {
     Snapshot {
         /// The worker as it is now.
         worker: WorkerDetail,
-        /// The transcript's last items, oldest first.
+        /// The transcript's last items, oldest first, within
+        /// [`SNAPSHOT_TRANSCRIPT_MAX_JSON_BYTES`].
         transcript: Vec<TranscriptItem>,
         /// A pty worker's current screen; absent for other workers (and for a pty
         /// worker restored after a runtime restart, whose screen was not kept).

@@ -60,7 +60,10 @@ pub mod worker;
 
 pub use cursor::{CursorError, RuntimeCursor};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, HTTPS_ONLY_MESSAGE};
-pub use event::{DiagnosticSeverity, EventKind, EventPayload, RawEvent, WorkerEvent};
+pub use event::{
+    DiagnosticSeverity, EventKind, EventPayload, MAX_INPUT_TEXT_BYTES, RawEvent,
+    SNAPSHOT_SCREEN_MAX_JSON_BYTES, SNAPSHOT_TRANSCRIPT_MAX_JSON_BYTES, WorkerEvent,
+};
 pub use frame::{CloseCode, OutgoingFrame, ResetReason, ServerFrame, UpstreamState};
 pub use ids::{IdError, RuntimeId, WorkerId};
 pub use runtime::{
@@ -75,7 +78,7 @@ pub use terminal::{
 pub use time::Timestamp;
 pub use transcript::{
     OutputStream, SystemNote, TRANSCRIPT_PAGE_MAX_JSON_BYTES, TranscriptEntry, TranscriptItem,
-    TranscriptPage,
+    TranscriptPage, json_text_len_bound,
 };
 pub use worker::{
     AllWorkersList, CreateWorkerRequest, ExitInfo, Health, InputAccepted, InputRequest,

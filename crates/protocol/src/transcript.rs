@@ -101,12 +101,19 @@ impl TranscriptItem {
             | TranscriptEntry::Output { text, .. }
             | TranscriptEntry::System { text, .. } => text,
         };
-        let escaped = text
-            .bytes()
-            .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
-            .count();
-        FIXED + self.at.0.len() + text.len() + 5 * escaped
+        FIXED + self.at.0.len() + json_text_len_bound(text)
     }
+}
+
+/// An upper bound of `text`'s length as a JSON string's contents (serde_json's
+/// escaping): six bytes for every byte JSON may escape (`\u0001`), one for any
+/// other.
+pub fn json_text_len_bound(text: &str) -> usize {
+    let escaped = text
+        .bytes()
+        .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .count();
+    text.len() + 5 * escaped
 }
 
 /// `GET .../transcript?after=&limit=`.

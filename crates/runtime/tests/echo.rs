@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::*;
 use switchyard_protocol::{
     CreateWorkerRequest, ErrorCode, OutgoingFrame, OutputStream, ResetReason, RuntimeCursor,
-    SystemNote, TRANSCRIPT_PAGE_MAX_JSON_BYTES, TranscriptEntry, WorkerEvent, WorkerId,
-    WorkerStatus,
+    SNAPSHOT_TRANSCRIPT_MAX_JSON_BYTES, SystemNote, TRANSCRIPT_PAGE_MAX_JSON_BYTES,
+    TranscriptEntry, WorkerEvent, WorkerId, WorkerStatus,
 };
 use switchyard_runtime::{
     ListQuery, Profile, ProfileSpec, Runtime, RuntimeError, StreamEnd, Subscription,
@@ -564,6 +564,36 @@ async fn transcript_pages_stay_within_their_byte_budget() {
     assert!(pages >= 4, "{pages} pages for about 14 MB of JSON");
     let total = rt.transcript(&w.worker_id, 0, Some(1)).await.unwrap().total;
     assert_eq!(seen, (1..=total).collect::<Vec<_>>());
+}
+
+/// A snapshot carries the last transcript items whose JSON fits in
+/// SNAPSHOT_TRANSCRIPT_MAX_JSON_BYTES: fifty items of 64 KiB of control bytes would
+/// make a snapshot of about 19 MB, past what a backend takes in one frame.
+#[tokio::test]
+async fn a_snapshots_transcript_stays_within_its_byte_budget() {
+    let rt = Runtime::in_memory(config()).await;
+    let w = rt.create(create("echo")).await.unwrap();
+    let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
+    let text = "\u{1}".repeat(60_000);
+    for _ in 0..20 {
+        rt.input(&w.worker_id, text.clone()).await.unwrap();
+        wait_for(&mut sub, |e| matches!(e, WorkerEvent::Output { .. })).await;
+    }
+    let mut viewer = rt.subscribe(&w.worker_id, None).unwrap();
+    let (_, snapshot) = next_event(&mut viewer).await;
+    let WorkerEvent::Snapshot { transcript, .. } = &snapshot else {
+        panic!("expected a snapshot first, got {snapshot:?}");
+    };
+    let json = serde_json::to_vec(transcript).unwrap().len();
+    assert!(json <= SNAPSHOT_TRANSCRIPT_MAX_JSON_BYTES, "{json} bytes");
+    let sequences: Vec<u64> = transcript.iter().map(|i| i.sequence).collect();
+    let last = rt.transcript(&w.worker_id, 0, Some(1)).await.unwrap().total;
+    assert!(sequences.len() >= 5, "{sequences:?}");
+    assert_eq!(
+        sequences,
+        (last + 1 - sequences.len() as u64..=last).collect::<Vec<_>>(),
+        "the last items, in order"
+    );
 }
 
 #[tokio::test]

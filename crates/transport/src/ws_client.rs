@@ -40,6 +40,21 @@ const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// detail and the transcript's last items, so this is generous.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
+// Invariant: every frame a runtime sends is taken. A snapshot is its detail (a few
+// KB), its transcript and its screen, each within its budget; an input or echo
+// output event is at most six bytes of JSON per byte of its text.
+const _: () = {
+    use switchyard_protocol::{
+        MAX_INPUT_TEXT_BYTES, SNAPSHOT_SCREEN_MAX_JSON_BYTES, SNAPSHOT_TRANSCRIPT_MAX_JSON_BYTES,
+    };
+    const ROOM: usize = 1024 * 1024;
+    assert!(
+        MAX_MESSAGE_BYTES
+            >= SNAPSHOT_TRANSCRIPT_MAX_JSON_BYTES + SNAPSHOT_SCREEN_MAX_JSON_BYTES + ROOM
+    );
+    assert!(MAX_MESSAGE_BYTES >= 6 * MAX_INPUT_TEXT_BYTES as usize + ROOM);
+};
+
 /// The route as the contract names it; used in error texts instead of the URL.
 const ROUTE: &str = "GET /v1/workers/{id}/events/ws";
 

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use switchyard_protocol::{
     CursorError, DiagnosticSeverity, ExitInfo, OutputStream, ResetReason, ResizeRequest,
-    RuntimeCursor, RuntimeId, SystemNote, TRANSCRIPT_PAGE_MAX_JSON_BYTES, TranscriptEntry,
-    TranscriptItem, TranscriptPage, WorkerDetail, WorkerEvent, WorkerId, WorkerStatus,
+    RuntimeCursor, RuntimeId, SNAPSHOT_TRANSCRIPT_MAX_JSON_BYTES, SystemNote,
+    TRANSCRIPT_PAGE_MAX_JSON_BYTES, TranscriptEntry, TranscriptItem, TranscriptPage, WorkerDetail,
+    WorkerEvent, WorkerId, WorkerStatus,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -655,7 +656,7 @@ impl Worker {
                 position: state.log.last_position(),
                 event: Arc::new(WorkerEvent::Snapshot {
                     worker: state.detail.clone(),
-                    transcript: state.tail.iter().cloned().collect(),
+                    transcript: recent_within_budget(&state.tail),
                     terminal: state.screen.as_mut().map(|s| Box::new(s.snapshot())),
                 }),
             });
@@ -970,6 +971,23 @@ fn within_page_bytes(items: &[TranscriptItem]) -> usize {
         })
         .count();
     fitting.max(1).min(items.len())
+}
+
+/// The last items of `tail` whose JSON fits in
+/// [`SNAPSHOT_TRANSCRIPT_MAX_JSON_BYTES`], oldest first: fifty inputs of 64 KiB of
+/// control bytes would otherwise make a snapshot of 19 MB, past what a backend
+/// takes in one frame.
+fn recent_within_budget(tail: &VecDeque<TranscriptItem>) -> Vec<TranscriptItem> {
+    let mut bytes = 0;
+    let fitting = tail
+        .iter()
+        .rev()
+        .take_while(|item| {
+            bytes += item.json_len_bound();
+            bytes <= SNAPSHOT_TRANSCRIPT_MAX_JSON_BYTES
+        })
+        .count();
+    tail.iter().skip(tail.len() - fitting).cloned().collect()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -10,7 +10,9 @@
 
 use std::num::NonZeroU16;
 
-use switchyard_protocol::{CursorPosition, TerminalSnapshot};
+use switchyard_protocol::{
+    CursorPosition, SNAPSHOT_SCREEN_MAX_JSON_BYTES, TerminalSnapshot, json_text_len_bound,
+};
 
 /// Switches to the alternate screen, saving the cursor (xterm's mode 1049).
 const ENTER_ALTERNATE: &str = "\u{1b}[?1049h";
@@ -127,6 +129,9 @@ fn snapshot_of(parser: &vt100::Parser) -> TerminalSnapshot {
     }
     text.push_str(&screen.state_formatted());
     text.push_str(&hidden_state_formatted(screen));
+    if json_text_len_bound(&text) > SNAPSHOT_SCREEN_MAX_JSON_BYTES {
+        text = plain_painting(screen);
+    }
     TerminalSnapshot {
         cols: cols.get(),
         rows: rows.get(),
@@ -134,6 +139,42 @@ fn snapshot_of(parser: &vt100::Parser) -> TerminalSnapshot {
         cursor: CursorPosition { row, col },
         alternate,
     }
+}
+
+/// The current screen painted without colours or attributes (nor the normal
+/// screen behind an alternate one), for a screen whose full painting is past
+/// [`SNAPSHOT_SCREEN_MAX_JSON_BYTES`]: each row's characters at its place, rows past
+/// the budget left blank, then the input modes and the cursor as
+/// [`snapshot_of`] leaves them.
+fn plain_painting(screen: &vt100::Screen) -> String {
+    let (_, cols) = screen.size();
+    let mut text = String::new();
+    if screen.alternate_screen() {
+        text.push_str(ENTER_ALTERNATE);
+    }
+    let ending = format!(
+        "{}{}",
+        screen.input_mode_formatted(),
+        hidden_state_formatted(screen)
+    );
+    let cursor = screen.cursor_state_formatted();
+    // Room for what follows the rows.
+    let budget = SNAPSHOT_SCREEN_MAX_JSON_BYTES
+        - json_text_len_bound(&ending)
+        - json_text_len_bound(&cursor)
+        - json_text_len_bound(&text);
+    let mut used = 0;
+    for (row, contents) in screen.rows(0, cols.get()).enumerate() {
+        let line = format!("\u{1b}[{};1H{contents}", row + 1);
+        used += json_text_len_bound(&line);
+        if used > budget {
+            break;
+        }
+        text.push_str(&line);
+    }
+    text.push_str(&cursor);
+    text.push_str(&ending);
+    text
 }
 
 /// What `state_formatted` leaves out and a program relies on later: the scroll
@@ -354,6 +395,79 @@ mod tests {
                 .contents()
                 .starts_with("one two!")
         );
+    }
+
+    /// A 1000 x 1000 screen with `cell` in every cell, painted in full.
+    fn full_screen(cell: impl Fn(usize) -> String) -> Screen {
+        let mut screen = Screen::new(1000, 1000);
+        let mut text = String::new();
+        for i in 0..1000 * 1000 {
+            text.push_str(&cell(i));
+        }
+        screen.feed(&text);
+        screen
+    }
+
+    /// A colour change in every cell of the largest terminal makes a painting of
+    /// tens of MB, past what a backend takes in one frame: the snapshot paints the
+    /// characters without their colours, within the budget, the cursor in place.
+    #[test]
+    fn a_screen_too_large_to_paint_in_full_is_painted_plain_within_the_budget() {
+        let mut screen =
+            full_screen(|i| format!("\u{1b}[38;5;{}m\u{1b}[48;5;{}mX", i % 256, (i * 7) % 256));
+        let runtime = live(&screen).screen().clone();
+        assert!(
+            json_text_len_bound(&runtime.contents_formatted()) > SNAPSHOT_SCREEN_MAX_JSON_BYTES
+        );
+        let snapshot = screen.snapshot();
+        assert!(json_text_len_bound(&snapshot.screen) <= SNAPSHOT_SCREEN_MAX_JSON_BYTES);
+        let viewer = paint(&snapshot);
+        let painted: Vec<String> = viewer.screen().rows(0, 1000).collect();
+        let expected: Vec<String> = runtime.rows(0, 1000).collect();
+        let differing = painted
+            .iter()
+            .zip(&expected)
+            .filter(|(p, e)| p != e)
+            .count();
+        assert_eq!(differing, 0, "rows painted differently");
+        assert_eq!(viewer.screen().cursor_position(), runtime.cursor_position());
+        assert_eq!(snapshot.cursor.row, runtime.cursor_position().0);
+    }
+
+    /// Even the characters alone can be past the budget (a cell holds up to 22
+    /// bytes of combining characters): the rows that fit are painted, the rest
+    /// left blank.
+    #[test]
+    fn rows_past_the_budget_are_left_blank() {
+        let mut screen = full_screen(|_| "e\u{301}\u{301}\u{301}\u{301}\u{301}".to_string());
+        let runtime = live(&screen).screen().clone();
+        let snapshot = screen.snapshot();
+        assert!(json_text_len_bound(&snapshot.screen) <= SNAPSHOT_SCREEN_MAX_JSON_BYTES);
+        let viewer = paint(&snapshot);
+        let painted: Vec<String> = viewer.screen().rows(0, 1000).collect();
+        let expected: Vec<String> = runtime.rows(0, 1000).collect();
+        let whole = painted
+            .iter()
+            .zip(&expected)
+            .take_while(|(p, e)| p == e)
+            .count();
+        assert!((500..1000).contains(&whole), "{whole} rows painted");
+        let first_row =
+            |rows: &[String]| rows.first().map(|r| r.chars().take(12).collect::<String>());
+        // The cursor's cell is painted wherever it is (vt100 writes the character
+        // under a cursor waiting to wrap, to put it back in that state).
+        let cursor_row = usize::from(runtime.cursor_position().0);
+        let blank = (whole..1000)
+            .filter(|&row| row == cursor_row || painted[row].is_empty())
+            .count();
+        assert_eq!(
+            blank,
+            1000 - whole,
+            "rows past {whole} are blank; painted {:?}, expected {:?}",
+            first_row(&painted[whole..]),
+            first_row(&expected[whole..])
+        );
+        assert_eq!(viewer.screen().cursor_position(), runtime.cursor_position());
     }
 
     #[test]

@@ -150,7 +150,7 @@ pub(crate) fn limits(
             &k("max_input_bytes"),
             keys.max_input_bytes,
             d.max_input_bytes,
-            MAX_BODY_BYTES,
+            switchyard_protocol::MAX_INPUT_TEXT_BYTES,
         )?,
         max_body_bytes: bytes_up_to(
             origin,

@@ -275,9 +275,9 @@ fn out_of_range_durations_and_sizes() {
             "from 0 to 3600000",
         ),
         (
-            "max_input_bytes = 2000000000\n",
+            "max_input_bytes = 2097153\n",
             "max_input_bytes",
-            "from 1 to 1073741824",
+            "from 1 to 2097152",
         ),
         (
             "[profiles.slow]\nkind = \"echo\"\ndelay_ms = 3600001\n",
