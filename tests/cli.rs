@@ -22,8 +22,8 @@ use tokio::time::Instant;
 const RUNTIME_TOKEN: &str = "cli-e2e-runtime-token-8c1f";
 
 /// A temporary directory with a backend configuration: an embedded runtime `local`
-/// with `echo`, a line-echoing `lines` profile, a shell on a terminal, `term`, and
-/// `broken`, whose program does not exist.
+/// with `echo`, a line-echoing `lines` profile, `three` (answers one line, then exits
+/// 3), a shell on a terminal, `term`, and `broken`, whose program does not exist.
 struct Setup {
     dir: tempfile::TempDir,
 }
@@ -40,6 +40,10 @@ display_name = "This machine"
 [embedded.profiles.lines]
 kind = "process"
 command = ["/bin/sh", "-c", "while read l; do echo \"got $l\"; done"]
+
+[embedded.profiles.three]
+kind = "process"
+command = ["/bin/sh", "-c", "read l; echo \"bye $l\"; exit 3"]
 
 [embedded.profiles.term]
 kind = "pty"
@@ -569,6 +573,69 @@ async fn token_errors_print_their_code() {
         let line = failed(&Switchyard::output(&full, &[]).await, exit, code);
         assert!(line.contains(fragment), "{args:?}: {line}");
     }
+}
+
+/// `attach` from a pipe sends its lines, then, at the end of its input, goes on
+/// showing the worker's output until the worker ends and exits with its status;
+/// SIGINT still detaches one whose worker keeps running.
+#[tokio::test]
+async fn attach_from_a_pipe_waits_for_the_worker_after_its_input() {
+    let (_setup, backend, worker) = backend_with_worker("three").await;
+    let url = format!("http://{}", backend.addr);
+    let attach = |worker: &str| {
+        Switchyard::command(&["attach", worker], &[("SWITCHYARD_URL", &url)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut attached = attach(&worker);
+    let mut stdin = attached.stdin.take().unwrap();
+    stdin.write_all(b"now\n").await.unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(WAIT, attached.wait_with_output())
+        .await
+        .expect("attach ends when the worker does")
+        .unwrap();
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "the worker's exit code; {err}"
+    );
+    assert!(
+        out.contains("bye now\n") && out.contains("[system] exited with code 3"),
+        "{out}"
+    );
+
+    // A worker that keeps running: attach stays after its input has ended, until
+    // SIGINT detaches it.
+    let running = ok(&cli(backend.addr, &["run", "local", "lines"]).await);
+    let mut attached = attach(running.trim_end());
+    let mut stdin = attached.stdin.take().unwrap();
+    stdin.write_all(b"one\n").await.unwrap();
+    drop(stdin);
+    let out = collect(attached.stdout.take().unwrap());
+    let deadline = Instant::now() + WAIT;
+    while !out.text().contains("got one") {
+        assert!(Instant::now() < deadline, "{}", out.text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        attached.try_wait().unwrap().is_none(),
+        "still attached after the end of its input"
+    );
+    let pid = nix::unistd::Pid::from_raw(attached.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, Signal::SIGINT).unwrap();
+    let status = tokio::time::timeout(WAIT, attached.wait())
+        .await
+        .expect("SIGINT detaches")
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    // Detached: the worker still runs.
+    assert!(ok(&cli(backend.addr, &["ls"]).await).contains("running"));
 }
 
 /// Runs `switchyard send WORKER -` against `addr` with `input` on standard input,

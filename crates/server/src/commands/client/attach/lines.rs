@@ -5,8 +5,13 @@
 //!
 //! On a terminal: the terminal keeps its line editing; Enter sends the line, Ctrl-C
 //! cancels the worker's in-flight work (`cancel`), Ctrl-] or Ctrl-D on an empty line
-//! detaches. From a pipe: every line is sent, and the end of input detaches once they
-//! all are (exit status 1 if any was refused). A token that may only watch
+//! detaches. From a pipe or file: every line is sent; at the end of input, once they
+//! all are, attach goes on showing the worker's output until it ends and exits with
+//! its status, as on a terminal (`printf 'exit 3\n' | switchyard attach W` exits 3);
+//! SIGINT (130), SIGTERM or SIGHUP (0), or a Ctrl-] byte in the input detach
+//! instead. A line that was refused ends attach at the end of input with status 1
+//! (nobody watches a pipe's notes: the input did not all reach the worker, so what
+//! follows is not what the script meant). A token that may only watch
 //! (`forbidden`) is told once; later lines are read but not sent.
 
 use switchyard_client::{BackendClient, Followed, Follower, Incoming, WorkerRef};
@@ -14,7 +19,7 @@ use switchyard_protocol::{ErrorCode, TranscriptItem, WorkerDetail};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use super::stdin::{self, Split, StdinReader};
+use super::stdin::{self, Split, StdinEnd, StdinReader};
 use super::{Hangups, ended_line, exit_status, final_status, tty};
 use crate::commands::client::Failure;
 use crate::commands::client::logs::{disconnected_line, upstream_line};
@@ -69,6 +74,9 @@ pub(super) async fn run(
         )
     })?;
     let mut sender = tokio::spawn(send_lines(client.clone(), worker.clone(), text, tty));
+    // A pipe's input has ended and every line was sent: only the worker's end (or a
+    // signal) ends attach now.
+    let mut input_done = false;
     let mut hangups = Hangups::new(false)?;
     let mut interrupts = signal(SignalKind::interrupt())
         .map_err(|e| Failure::new("internal", format!("could not handle SIGINT: {e}")))?;
@@ -89,9 +97,13 @@ pub(super) async fn run(
                 Followed::Disconnected(end) => out.note(&disconnected_line(&end)).await,
                 Followed::Reconnected => out.note("switchyard: reconnected").await,
             },
-            _ = &mut end => {
+            ended = &mut end, if !input_done => {
                 // Whatever was typed before Ctrl-] or the end of input is sent first.
                 let refused = (&mut sender).await.unwrap_or(0);
+                if !tty && matches!(ended, Ok(StdinEnd::Eof)) && refused == 0 {
+                    input_done = true;
+                    continue;
+                }
                 follower.close().await;
                 if tty {
                     // The terminal echoed ^] in mid-line.

@@ -10,7 +10,8 @@
 //! connection is announced on one status line and resumed from the last cursor, and
 //! when the worker ends `attach` exits with the worker's status: its exit code, 128 +
 //! the signal that ended it, 0 for a worker stopped without an exit status, 1 for one
-//! that failed to start or was lost.
+//! that failed to start or was lost. In line mode from a pipe or file, the end of
+//! input does not detach: attach follows the worker to its end (see [`lines`]).
 
 mod lines;
 mod stdin;

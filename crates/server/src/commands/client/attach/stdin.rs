@@ -11,7 +11,7 @@
 //!   terminal delivered it (Enter, or Ctrl-D in mid-line); a line ended by Ctrl-] is
 //!   dropped. Ctrl-D on an empty line (end of input) detaches.
 //! - [`Split::Lines`] from a pipe or file: complete lines, the last one at the end
-//!   of input even without a newline; end of input detaches.
+//!   of input even without a newline; line mode then follows the worker to its end.
 //!
 //! Bytes are decoded as UTF-8 across reads (a character split between two reads is
 //! kept whole); invalid bytes become U+FFFD.
