@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use super::driver::{Control, DriverInputs, DriverSink, Ending};
 use super::orphans::Watched;
 use super::session::{GroupGuard, signal_group};
-use super::teardown::{ending, read_remaining_output};
+use super::teardown::{ReadCount, ending, read_remaining_output};
 use super::utf8::Utf8Chunker;
 use crate::config::ProcessSpec;
 
@@ -132,6 +132,7 @@ pub(crate) async fn run_process(
     sink.started().await;
 
     let (give_up_tx, give_up_rx) = watch::channel(false);
+    let reads = ReadCount::default();
     let mut readers: Vec<JoinHandle<bool>> = Vec::new();
     for (pipe, stream) in [
         (
@@ -148,6 +149,7 @@ pub(crate) async fn run_process(
                 pipe,
                 stream,
                 Arc::clone(&sink),
+                Arc::clone(&reads),
                 give_up_rx.clone(),
             ));
             guard.tasks.push(task.abort_handle());
@@ -188,6 +190,7 @@ pub(crate) async fn run_process(
     // All output is reported before the driver returns.
     read_remaining_output(
         join_readers(readers),
+        &reads,
         &give_up_tx,
         sink.as_ref(),
         "a process outside the worker's process group kept its output open",
@@ -274,12 +277,14 @@ async fn feed_stdin(stdin: Option<ChildStdin>, mut inputs: mpsc::Receiver<String
 
 /// Reads one output pipe to its end, reporting decoded text as it comes.
 ///
-/// Once `give_up` turns true, reads only what is already buffered and then stops;
-/// returns true if it stopped that way rather than at end of file.
+/// Counts its successful reads in `reads`. Once `give_up` turns true, reads only
+/// what is already buffered and then stops; returns true if it stopped that way
+/// rather than at end of file.
 pub(super) async fn pump_output<R: AsyncRead + Unpin>(
     mut pipe: R,
     stream: OutputStream,
     sink: Arc<dyn DriverSink>,
+    reads: ReadCount,
     mut give_up: watch::Receiver<bool>,
 ) -> bool {
     let mut buf = vec![0u8; READ_CHUNK];
@@ -297,6 +302,7 @@ pub(super) async fn pump_output<R: AsyncRead + Unpin>(
         match read {
             Ok(0) => break,
             Ok(n) => {
+                reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let text = decoder.push(&buf[..n]);
                 if !text.is_empty() {
                     sink.output(stream, text).await;
@@ -354,6 +360,7 @@ mod tests {
     use switchyard_protocol::{DiagnosticSeverity, ExitInfo, WorkerId};
 
     use super::*;
+    use crate::worker::teardown::PIPE_CLOSE_GRACE;
 
     /// Generous bound for anything that should happen "soon" on a loaded machine.
     const PATIENCE: Duration = Duration::from_secs(30);
@@ -726,10 +733,18 @@ mod tests {
             !live_members(escaped).is_empty(),
             "escaped process is alive"
         );
+        let asked = Instant::now();
         running.input("go\n").await;
         let (ending, sink) = running.ending().await;
         let _ = nix::sys::signal::kill(Pid::from_raw(escaped), Signal::SIGKILL);
         assert_eq!(ending, exited(0));
+        // A silent pipe is given up after PIPE_QUIET, not the whole grace (the
+        // worker's end, and a stop's answer, waited 3 s for it before).
+        assert!(
+            asked.elapsed() < PIPE_CLOSE_GRACE,
+            "the driver waited {:?} for a silent pipe",
+            asked.elapsed()
+        );
         assert!(
             sink.events().iter().any(|e| matches!(
                 e,
@@ -739,6 +754,31 @@ mod tests {
             "{:?}",
             sink.events()
         );
+    }
+
+    /// An escaped process that keeps writing holds the end up to the grace (its
+    /// output is still the worker's), then is given up on.
+    #[tokio::test]
+    async fn a_process_escaping_the_group_and_writing_is_read_until_the_grace() {
+        let running = start(sh(
+            "setsid sh -c 'echo $$; while :; do echo tick; sleep 0.05; done' & read line; exit 0",
+        ));
+        let escaped = parse_pids(&running.first_line().await)[0];
+        let asked = Instant::now();
+        running.input("go\n").await;
+        let (ending, sink) = running.ending().await;
+        let _ = nix::sys::signal::kill(Pid::from_raw(escaped), Signal::SIGKILL);
+        assert_eq!(ending, exited(0));
+        assert!(
+            asked.elapsed() >= PIPE_CLOSE_GRACE,
+            "gave up after {:?} on a pipe still written",
+            asked.elapsed()
+        );
+        assert!(sink.stdout().contains("tick\n"));
+        assert!(sink.events().iter().any(|e| matches!(
+            e,
+            Event::Diagnostic(DiagnosticSeverity::Warning, code, _) if code == "output_pipe_held_open"
+        )));
     }
 
     #[tokio::test]

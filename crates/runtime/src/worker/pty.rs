@@ -32,7 +32,7 @@ use super::driver::{Control, DriverInputs, DriverSink, Ending};
 use super::orphans::Watched;
 use super::process::{BASE_ENV, start_failure};
 use super::session::{GroupGuard, signal_session};
-use super::teardown::{ending, read_remaining_output};
+use super::teardown::{ReadCount, ending, read_remaining_output};
 use crate::config::PtySpec;
 
 /// `TERM` of a pty worker unless its profile sets one: what the runtime's emulator
@@ -99,10 +99,12 @@ pub(crate) async fn run_pty(
 
     let (reader, writer) = pty.into_split();
     let (give_up_tx, give_up_rx) = watch::channel(false);
+    let reads = ReadCount::default();
     let reader = tokio::spawn(super::process::pump_output(
         reader,
         OutputStream::Terminal,
         Arc::clone(&sink),
+        Arc::clone(&reads),
         give_up_rx,
     ));
     guard.tasks.push(reader.abort_handle());
@@ -146,6 +148,7 @@ pub(crate) async fn run_pty(
     // All output is reported before the driver returns.
     read_remaining_output(
         async { reader.await.unwrap_or(false) },
+        &reads,
         &give_up_tx,
         sink.as_ref(),
         "a process outside the worker's session kept its terminal open",

@@ -14,29 +14,52 @@ use tokio::sync::watch;
 
 use super::driver::{DriverSink, Ending};
 
-/// How long to keep waiting for the output to close once the worker's processes have
-/// been killed. Only a process that left the worker's group or session (e.g. with
-/// `setsid`) can keep it open that long; after this the readers take what is
-/// buffered and give up.
+/// The longest wait for the output to close once the worker's processes have been
+/// killed, while something still writes to it. Only a process that left the
+/// worker's group or session (e.g. with `setsid`) can keep it open; after this the
+/// readers take what is buffered and give up.
 pub(super) const PIPE_CLOSE_GRACE: Duration = Duration::from_secs(3);
 
-/// Waits for `readers_done` (true when a reader gave up on an open pipe) at most
-/// [`PIPE_CLOSE_GRACE`], then tells the readers to give up through `give_up` and
-/// waits for them. A pipe held open is reported to `sink` as a warning:
-/// `held_open` says by what ("a process outside the worker's session kept its
-/// terminal open").
+/// How long the output may stay silent, open, before the readers give up: the
+/// worker's own processes are dead by then, so nothing more of theirs can come
+/// (what they wrote is buffered, and giving up still reads it), and a process that
+/// left the session and keeps the output open, silent, no longer holds the worker's
+/// end (and a stop's answer) back by the whole grace.
+pub(super) const PIPE_QUIET: Duration = Duration::from_millis(200);
+
+/// Successful reads of a worker's output pipes, counted by the readers
+/// ([`super::process::pump_output`]) so that [`read_remaining_output`] can tell a
+/// pipe that is still being written from one held open in silence.
+pub(super) type ReadCount = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
+/// Waits for `readers_done` (true when a reader gave up on an open pipe) until the
+/// readers have read nothing for [`PIPE_QUIET`], or at most [`PIPE_CLOSE_GRACE`],
+/// then tells the readers to give up through `give_up` and waits for them. A pipe
+/// held open is reported to `sink` as a warning: `held_open` says by what ("a
+/// process outside the worker's session kept its terminal open").
 pub(super) async fn read_remaining_output(
     readers_done: impl Future<Output = bool>,
+    reads: &ReadCount,
     give_up: &watch::Sender<bool>,
     sink: &dyn DriverSink,
     held_open: &str,
 ) {
+    use std::sync::atomic::Ordering;
     tokio::pin!(readers_done);
-    let gave_up = match tokio::time::timeout(PIPE_CLOSE_GRACE, readers_done.as_mut()).await {
-        Ok(gave_up) => gave_up,
-        Err(_) => {
-            let _ = give_up.send(true);
-            readers_done.await
+    let deadline = tokio::time::Instant::now() + PIPE_CLOSE_GRACE;
+    let mut seen = reads.load(Ordering::Relaxed);
+    let gave_up = loop {
+        let wait = PIPE_QUIET.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        match tokio::time::timeout(wait, readers_done.as_mut()).await {
+            Ok(gave_up) => break gave_up,
+            Err(_) => {
+                let now = reads.load(Ordering::Relaxed);
+                if now == seen || tokio::time::Instant::now() >= deadline {
+                    let _ = give_up.send(true);
+                    break readers_done.await;
+                }
+                seen = now;
+            }
         }
     };
     if gave_up {
