@@ -638,6 +638,90 @@ async fn attach_from_a_pipe_waits_for_the_worker_after_its_input() {
     assert!(ok(&cli(backend.addr, &["ls"]).await).contains("running"));
 }
 
+/// `attach WORKER` against `addr`, its standard input a pipe, stdout and stderr
+/// piped.
+fn attach_piped(addr: std::net::SocketAddr, worker: &str) -> tokio::process::Child {
+    let url = format!("http://{addr}");
+    Switchyard::command(&["attach", worker], &[("SWITCHYARD_URL", &url)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `out` holds `needle`.
+async fn until_shown(out: &Collected, needle: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !out.text().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} never shown: {:?}",
+            out.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Line-mode `attach` leaves out only the lines it sent itself (the terminal echoed
+/// them): an input from another client is shown as `[input] ...`, as `logs` shows
+/// it, live and when a new attach is served a snapshot older than the input (a
+/// backend keeps a worker's last snapshot for a moment after its last viewer left,
+/// and sends what came since as live events).
+#[tokio::test]
+async fn attach_shows_inputs_from_others_but_not_its_own() {
+    let (_setup, backend, worker) = backend_with_worker("lines").await;
+    let addr = backend.addr;
+    ok(&cli(addr, &["send", &worker, "before"]).await);
+    let mut first = attach_piped(addr, &worker);
+    let mut stdin = first.stdin.take().unwrap();
+    let out = collect(first.stdout.take().unwrap());
+    until_shown(&out, "got before\n").await;
+    // Its own line: echoed by a terminal, so not shown again.
+    stdin.write_all(b"mine\n").await.unwrap();
+    until_shown(&out, "got mine\n").await;
+    // Another client's input while attached.
+    ok(&cli(addr, &["send", &worker, "theirs"]).await);
+    until_shown(&out, "got theirs\n").await;
+    let pid = nix::unistd::Pid::from_raw(first.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, Signal::SIGINT).unwrap();
+    let status = tokio::time::timeout(WAIT, first.wait())
+        .await
+        .expect("SIGINT detaches")
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    let text = out.finish().await;
+    assert!(
+        text.contains("[input] before\ngot before\n"),
+        "the snapshot's inputs: {text:?}"
+    );
+    assert!(
+        text.contains("[input] theirs\ngot theirs\n"),
+        "another client's input, live: {text:?}"
+    );
+    assert!(!text.contains("[input] mine"), "its own line: {text:?}");
+    drop(stdin);
+
+    // Sent between two attaches close together: the second is served the snapshot
+    // from before it, and the input as a live event.
+    ok(&cli(addr, &["send", &worker, "between"]).await);
+    let mut second = attach_piped(addr, &worker);
+    let _stdin = second.stdin.take().unwrap();
+    let out = collect(second.stdout.take().unwrap());
+    until_shown(&out, "got between\n").await;
+    second.start_kill().unwrap();
+    let _ = second.wait().await;
+    let text = out.finish().await;
+    assert!(
+        text.contains("[input] between\ngot between\n"),
+        "sent by another client just before: {text:?}"
+    );
+    assert!(
+        text.contains("[input] mine\ngot mine\n"),
+        "the first attach's line is another client's to this one: {text:?}"
+    );
+}
+
 /// Runs `switchyard send WORKER -` against `addr` with `input` on standard input,
 /// which stays open afterwards unless `close`.
 async fn send_stdin(

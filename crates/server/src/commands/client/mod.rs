@@ -22,6 +22,7 @@ mod failure;
 mod listing;
 mod logs;
 mod output;
+mod own_inputs;
 mod printer;
 mod transcript_view;
 mod worker;

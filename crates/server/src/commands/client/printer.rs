@@ -21,8 +21,7 @@ use switchyard_protocol::{
 pub(super) struct Printer {
     /// Whether the last byte written ended a line (or nothing was written).
     at_line_start: bool,
-    /// Whether inputs are shown (`attach` hides them once live: the terminal already
-    /// echoed what the user typed).
+    /// Whether inputs are shown.
     show_inputs: bool,
     /// Whether the worker is a terminal (output on the `terminal` stream was seen).
     terminal: bool,
@@ -37,10 +36,6 @@ impl Printer {
             terminal: false,
             buffer: Vec::new(),
         }
-    }
-
-    pub(super) fn set_show_inputs(&mut self, show: bool) {
-        self.show_inputs = show;
     }
 
     /// One transcript item.

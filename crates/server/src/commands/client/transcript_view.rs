@@ -9,14 +9,19 @@
 //! `snapshot` (the first frame of a stream, and the one after a `reset`) also make
 //! the view read what it has not shown yet. So whatever the stream replays after a
 //! reconnection, and whatever it could not replay, every item is shown exactly once.
+//!
+//! `attach` gives the view the inputs it sent itself ([`OwnInputs`]): those are left
+//! out, live and in what the view reads alike (the local terminal echoed them), and
+//! every other input is shown.
 
 use std::time::Duration;
 
 use switchyard_client::{BackendClient, ClientError, Place, SequenceSeam, WorkerRef};
-use switchyard_protocol::{WorkerEvent, WorkerStatus};
+use switchyard_protocol::{TranscriptEntry, TranscriptItem, WorkerEvent, WorkerStatus};
 
 use super::Failure;
 use super::output::Output;
+use super::own_inputs::OwnInputs;
 use super::printer::Printer;
 
 /// What a live event meant for the view.
@@ -34,6 +39,8 @@ pub(super) struct TranscriptView<'a> {
     worker: &'a WorkerRef,
     seam: SequenceSeam,
     printer: Printer,
+    /// Inputs this client sent, not to be shown.
+    own: Option<OwnInputs>,
 }
 
 impl<'a> TranscriptView<'a> {
@@ -49,26 +56,53 @@ impl<'a> TranscriptView<'a> {
             worker,
             seam: SequenceSeam::after(after),
             printer,
+            own: None,
         }
     }
 
-    /// The printer (to change what it shows).
-    pub(super) fn printer(&mut self) -> &mut Printer {
-        &mut self.printer
+    /// Leaves out the inputs `own` (those this client sent).
+    pub(super) fn without(mut self, own: OwnInputs) -> Self {
+        self.own = Some(own);
+        self
+    }
+
+    /// Whether the input `sequence` with `text` is one this client sent.
+    fn is_own(&self, sequence: u64, text: &str) -> bool {
+        self.own
+            .as_ref()
+            .is_some_and(|own| own.claim(sequence, text))
+    }
+
+    /// Renders an item to show (unless it is an input of this client's).
+    fn item(&mut self, item: &TranscriptItem) {
+        if let TranscriptEntry::Input { text } = &item.entry
+            && self.is_own(item.sequence, text)
+        {
+            return;
+        }
+        self.printer.item(item);
+    }
+
+    /// Forgets this client's inputs that can no longer come.
+    fn passed(&self) {
+        if let Some(own) = &self.own {
+            own.seen_up_to(self.seam.last());
+        }
     }
 
     /// Shows those of `items` (in order) that come after the last one shown: the
     /// transcript's last items a snapshot carries.
     pub(super) async fn show(
         &mut self,
-        items: &[switchyard_protocol::TranscriptItem],
+        items: &[TranscriptItem],
         out: &mut Output,
     ) -> Result<(), Failure> {
         for item in items {
             if self.seam.shown(item.sequence) {
-                self.printer.item(item);
+                self.item(item);
             }
         }
+        self.passed();
         out.out(&self.printer.take()).await
     }
 
@@ -80,9 +114,10 @@ impl<'a> TranscriptView<'a> {
             let page = self.client.transcript(self.worker, after, None).await?;
             for item in &page.items {
                 if self.seam.shown(item.sequence) {
-                    self.printer.item(item);
+                    self.item(item);
                 }
             }
+            self.passed();
             out.out(&self.printer.take()).await?;
             match page.next_after {
                 Some(next) if next > after => {}
@@ -125,7 +160,13 @@ impl<'a> TranscriptView<'a> {
     ) -> Result<Step, Failure> {
         match event {
             WorkerEvent::Input { sequence, text } => {
-                self.sequenced(*sequence, out, |p| p.input(text)).await?;
+                let own = self.own.clone();
+                self.sequenced(*sequence, out, |p| {
+                    if !own.is_some_and(|own| own.claim(*sequence, text)) {
+                        p.input(text);
+                    }
+                })
+                .await?;
             }
             WorkerEvent::Output {
                 sequence,
@@ -179,6 +220,7 @@ impl<'a> TranscriptView<'a> {
         if self.seam.place(sequence) == Place::Next {
             self.seam.shown(sequence);
             render(&mut self.printer);
+            self.passed();
             out.out(&self.printer.take()).await?;
         }
         Ok(())

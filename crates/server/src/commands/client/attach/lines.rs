@@ -1,7 +1,9 @@
-//! Attaching to a worker that is not a terminal (`echo`, `process`): its output is
-//! streamed as `logs -f` streams it (the snapshot's last items first, for context;
-//! then live, without inputs, which the local terminal already echoed), and lines of
-//! standard input are sent as inputs over REST, in order.
+//! Attaching to a worker that is not a terminal (`echo`, `process`): its transcript
+//! is streamed as `logs -f` streams it (the snapshot's last items first, for context;
+//! then live), except for the lines sent from here, which the local terminal already
+//! echoed: inputs from anyone else (another `send`, the console) are shown as
+//! `[input] ...` lines. Lines of standard input are sent as inputs over REST, in
+//! order.
 //!
 //! On a terminal: the terminal keeps its line editing; Enter sends the line, Ctrl-C
 //! cancels the worker's in-flight work (`cancel`), Ctrl-] or Ctrl-D on an empty line
@@ -14,7 +16,7 @@
 //! follows is not what the script meant). A token that may only watch
 //! (`forbidden`) is told once; later lines are read but not sent.
 
-use switchyard_client::{BackendClient, Followed, Follower, Incoming, WorkerRef};
+use switchyard_client::{BackendClient, ClientError, Followed, Follower, Incoming, WorkerRef};
 use switchyard_protocol::{ErrorCode, TranscriptItem, WorkerDetail};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -24,6 +26,7 @@ use super::{Hangups, ended_line, exit_status, final_status, tty};
 use crate::commands::client::Failure;
 use crate::commands::client::logs::{disconnected_line, upstream_line};
 use crate::commands::client::output::Output;
+use crate::commands::client::own_inputs::OwnInputs;
 use crate::commands::client::printer::Printer;
 use crate::commands::client::transcript_view::{Step, TranscriptView};
 use crate::commands::client::worker::send_input;
@@ -49,9 +52,12 @@ pub(super) async fn run(
                 .total
         }
     };
-    let mut view = TranscriptView::new(client, &worker, after, Printer::new(true));
+    // The lines sent from here are not shown again (the terminal echoed them); every
+    // other input is.
+    let own = OwnInputs::new();
+    let mut view =
+        TranscriptView::new(client, &worker, after, Printer::new(true)).without(own.clone());
     view.show(transcript, &mut out).await?;
-    view.printer().set_show_inputs(false);
     if detail.status.is_ended() {
         let code = exit_status(detail.status, detail.exit);
         out.note(&ended_line(&worker, detail.status, code)).await;
@@ -73,7 +79,7 @@ pub(super) async fn run(
             format!("could not start reading standard input: {e}"),
         )
     })?;
-    let mut sender = tokio::spawn(send_lines(client.clone(), worker.clone(), text, tty));
+    let mut sender = tokio::spawn(send_lines(client.clone(), worker.clone(), text, tty, own));
     // A pipe's input has ended and every line was sent: only the worker's end (or a
     // signal) ends attach now.
     let mut input_done = false;
@@ -135,12 +141,15 @@ pub(super) async fn run(
 /// Sends each line as an input, in order; a refused one is reported on standard
 /// error and the next ones are still tried, except after a `forbidden` (a token
 /// that may only watch): that is said once, and later lines are read but not sent.
-/// Returns how many lines were not sent.
+/// Each line is registered in `own` before it is posted (its event may come before
+/// the answer), and forgotten there when it is refused. Returns how many lines were
+/// not sent.
 async fn send_lines(
     client: BackendClient,
     worker: WorkerRef,
     mut lines: mpsc::Receiver<String>,
     tty: bool,
+    own: OwnInputs,
 ) -> usize {
     let mut out = Output::new();
     let mut may_send = true;
@@ -150,7 +159,22 @@ async fn send_lines(
             refused += 1;
             continue;
         }
-        if let Err(error) = send_input(&client, &worker, &line).await {
+        let ticket = own.sending(&line);
+        let error = match send_input(&client, &worker, &line).await {
+            Ok(accepted) => {
+                own.accepted(ticket, accepted.sequence);
+                None
+            }
+            Err(error) => {
+                // A refusal (4xx) recorded nothing; without an answer the line may
+                // have been recorded, and is kept until a later one is seen.
+                if matches!(&error, ClientError::Api(api) if api.status.is_some_and(|s| s < 500)) {
+                    own.refused(ticket);
+                }
+                Some(error)
+            }
+        };
+        if let Some(error) = error {
             refused += 1;
             let failure = Failure::client(client.url(), &error);
             let hint = if error.is(ErrorCode::Forbidden) {
