@@ -722,6 +722,46 @@ async fn attach_shows_inputs_from_others_but_not_its_own() {
     );
 }
 
+/// Line-mode `attach` from a pipe reads a line up to `send -`'s bound: a longer one
+/// (here without a newline, on an input left open, as from /dev/zero) is refused
+/// with `payload_too_large` at once, as `send -` refuses it, after the lines before
+/// it were sent, and is not sent.
+#[tokio::test]
+async fn attach_refuses_a_line_over_the_bound() {
+    let (_setup, backend, worker) = backend_with_worker("lines").await;
+    let addr = backend.addr;
+    let mut attached = attach_piped(addr, &worker);
+    let mut stdin = attached.stdin.take().unwrap();
+    let mut input = b"first\n".to_vec();
+    input.extend(vec![b'a'; (1 << 20) + 2]);
+    // Written on the side, and left open: attach stops reading before the end.
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(&input).await;
+        std::future::pending::<()>().await;
+    });
+    let output = tokio::time::timeout(WAIT, attached.wait_with_output())
+        .await
+        .expect("attach ends without waiting for the end of the line")
+        .unwrap();
+    writer.abort();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "error: payload_too_large: a line of standard input is over 1048576 bytes"
+        ),
+        "{err}"
+    );
+    // The line before it was sent; the long one was not.
+    wait_for_logs(
+        addr,
+        &worker,
+        "[system] started\n[input] first\ngot first\n",
+    )
+    .await;
+}
+
 /// Runs `switchyard send WORKER -` against `addr` with `input` on standard input,
 /// which stays open afterwards unless `close`.
 async fn send_stdin(

@@ -19,8 +19,9 @@ const BUSY_RETRY_FOR: Duration = Duration::from_secs(10);
 /// limit (`max_body_bytes`, 1 MiB; a runtime's own `max_input_bytes` is 64 KiB by
 /// default, and the backend does not say a runtime's limit). Input up to it is sent
 /// and refused by the backend when over the runtime's limit, as an argument is;
-/// more is refused here after reading one byte past it.
-const MAX_STDIN_BYTES: u64 = 1024 * 1024;
+/// more is refused here after reading one byte past it. `attach` holds a line of
+/// standard input to the same bound.
+pub(super) const MAX_STDIN_BYTES: u64 = 1024 * 1024;
 
 /// How long `rm --force` waits for a stopped worker to end.
 const STOP_WAIT: Duration = Duration::from_secs(15);

@@ -14,7 +14,9 @@
 //! instead. A line that was refused ends attach at the end of input with status 1
 //! (nobody watches a pipe's notes: the input did not all reach the worker, so what
 //! follows is not what the script meant). A token that may only watch
-//! (`forbidden`) is told once; later lines are read but not sent.
+//! (`forbidden`) is told once; later lines are read but not sent. A line over
+//! 1 MiB (`send -`'s bound) is not read further: once the lines before it are
+//! sent, attach ends with `payload_too_large` (exit 1), as `send -` does.
 
 use switchyard_client::{BackendClient, ClientError, Followed, Follower, Incoming, WorkerRef};
 use switchyard_protocol::{ErrorCode, TranscriptItem, WorkerDetail};
@@ -106,6 +108,10 @@ pub(super) async fn run(
             ended = &mut end, if !input_done => {
                 // Whatever was typed before Ctrl-] or the end of input is sent first.
                 let refused = (&mut sender).await.unwrap_or(0);
+                if matches!(ended, Ok(StdinEnd::TooLong)) {
+                    follower.close().await;
+                    return Err(line_too_long());
+                }
                 if !tty && matches!(ended, Ok(StdinEnd::Eof)) && refused == 0 {
                     input_done = true;
                     continue;
@@ -136,6 +142,20 @@ pub(super) async fn run(
             }
         }
     }
+}
+
+/// A line of standard input over [`stdin::MAX_LINE_BYTES`]: refused as `send -`
+/// refuses input over the bound (and the backend an input over its limit).
+fn line_too_long() -> Failure {
+    Failure::new(
+        ErrorCode::PayloadTooLarge.as_str(),
+        format!(
+            "a line of standard input is over {} bytes, the most attach sends as one \
+             input (and more than a backend takes with its default limits); it was not \
+             sent, and attach stopped reading there",
+            stdin::MAX_LINE_BYTES
+        ),
+    )
 }
 
 /// Sends each line as an input, in order; a refused one is reported on standard

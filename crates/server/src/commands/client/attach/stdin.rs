@@ -12,6 +12,9 @@
 //!   dropped. Ctrl-D on an empty line (end of input) detaches.
 //! - [`Split::Lines`] from a pipe or file: complete lines, the last one at the end
 //!   of input even without a newline; line mode then follows the worker to its end.
+//!   A line is read up to [`MAX_LINE_BYTES`] (`send -`'s bound, newline included):
+//!   one byte past it, reading stops and input ends as [`StdinEnd::TooLong`], so
+//!   that input without newlines (`< /dev/zero`) is never held beyond the bound.
 //!
 //! Bytes are decoded as UTF-8 across reads (a character split between two reads is
 //! kept whole); invalid bytes become U+FFFD.
@@ -20,8 +23,14 @@ use std::io::Read;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::commands::client::worker::MAX_STDIN_BYTES;
+
 /// Chunks queued between the thread and the async side.
 const QUEUE: usize = 64;
+
+/// The longest line sent from a pipe or file, newline included: `send -`'s bound
+/// (1 MiB), as a line is one input.
+pub(super) const MAX_LINE_BYTES: usize = MAX_STDIN_BYTES as usize;
 
 /// The byte Ctrl-] sends.
 pub(super) const DETACH_BYTE: u8 = 0x1d;
@@ -47,6 +56,9 @@ pub(super) enum StdinEnd {
     Eof,
     /// Reading failed.
     Failed,
+    /// A line from a pipe or file was longer than [`MAX_LINE_BYTES`] (it was not
+    /// sent, and nothing after it was read).
+    TooLong,
 }
 
 /// The two ends the async side holds: the text read, in order, and how it ended
@@ -78,7 +90,8 @@ fn read_loop(split: Split, text: &mpsc::Sender<String>) -> StdinEnd {
     let mut cutter = Cutter::new(split);
     let mut buffer = [0u8; 4096];
     loop {
-        let read = match stdin.read(&mut buffer) {
+        let room = cutter.room(buffer.len());
+        let read = match stdin.read(&mut buffer[..room]) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return StdinEnd::Failed,
@@ -145,8 +158,17 @@ impl Cutter {
                 if let Some(end) = self.pending.iter().rposition(|&b| b == b'\n') {
                     let rest = self.pending.split_off(end + 1);
                     let lines = std::mem::replace(&mut self.pending, rest);
-                    let lines = String::from_utf8_lossy(&lines).into_owned();
-                    messages.extend(lines.split_inclusive('\n').map(str::to_owned));
+                    for line in lines.split_inclusive(|&b| b == b'\n') {
+                        if line.len() > MAX_LINE_BYTES {
+                            self.pending.clear();
+                            return (messages, Some(StdinEnd::TooLong));
+                        }
+                        messages.push(String::from_utf8_lossy(line).into_owned());
+                    }
+                }
+                if self.pending.len() > MAX_LINE_BYTES {
+                    self.pending.clear();
+                    return (messages, Some(StdinEnd::TooLong));
                 }
                 if detach {
                     self.pending.clear();
@@ -154,6 +176,17 @@ impl Cutter {
             }
         }
         (messages, detach.then_some(StdinEnd::Detach))
+    }
+
+    /// How many bytes the next read may take, out of a buffer of `buffer`: a pipe's
+    /// unfinished line is read up to one byte past [`MAX_LINE_BYTES`], never further.
+    pub(super) fn room(&self, buffer: usize) -> usize {
+        match self.split {
+            Split::Lines { tty: false } => buffer
+                .min((MAX_LINE_BYTES + 1).saturating_sub(self.pending.len()))
+                .max(1),
+            _ => buffer,
+        }
     }
 
     /// At the end of input: what is left (an unfinished last line of a pipe).
@@ -244,6 +277,38 @@ mod tests {
         check(pipe, &[b"a\nb", b"c\nd"], &["a\n", "bc\n", "d"], None);
         check(pipe, &[b"a\nb\x1dc\n"], &["a\n"], Some(StdinEnd::Detach));
         check(pipe, &[b"\n\n"], &["\n", "\n"], None);
+    }
+
+    #[test]
+    fn piped_lines_are_bounded() {
+        let pipe = Split::Lines { tty: false };
+        let most = "a".repeat(MAX_LINE_BYTES - 1) + "\n";
+        let over = "a".repeat(MAX_LINE_BYTES) + "\n";
+        let unfinished = "a".repeat(MAX_LINE_BYTES + 1);
+        check(pipe, &[most.as_bytes()], &[&most], None);
+        check(
+            pipe,
+            &[b"x\n", over.as_bytes(), b"y\n"],
+            &["x\n"],
+            Some(StdinEnd::TooLong),
+        );
+        check(
+            pipe,
+            &[b"x\n", unfinished.as_bytes()],
+            &["x\n"],
+            Some(StdinEnd::TooLong),
+        );
+        // Reads of an unfinished line stop one byte past the bound.
+        let mut cutter = Cutter::new(pipe);
+        assert_eq!(cutter.room(4096), 4096);
+        let (messages, end) = cutter.push(&vec![b'a'; MAX_LINE_BYTES - 10]);
+        assert!(messages.is_empty() && end.is_none());
+        assert_eq!(cutter.room(4096), 11);
+        let (messages, end) = cutter.push(&[b'a'; 11]);
+        assert!(messages.is_empty());
+        assert_eq!(end, Some(StdinEnd::TooLong));
+        // Terminals and raw keystrokes are not cut by it.
+        assert_eq!(Cutter::new(Split::Raw).room(4096), 4096);
     }
 
     #[test]
