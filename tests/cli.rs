@@ -617,11 +617,7 @@ async fn attach_from_a_pipe_waits_for_the_worker_after_its_input() {
     stdin.write_all(b"one\n").await.unwrap();
     drop(stdin);
     let out = collect(attached.stdout.take().unwrap());
-    let deadline = Instant::now() + WAIT;
-    while !out.text().contains("got one") {
-        assert!(Instant::now() < deadline, "{}", out.text());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_shown(&out, "got one").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         attached.try_wait().unwrap().is_none(),
@@ -652,12 +648,18 @@ fn attach_piped(addr: std::net::SocketAddr, worker: &str) -> tokio::process::Chi
 
 /// Waits until `out` holds `needle`.
 async fn until_shown(out: &Collected, needle: &str) {
+    until_shown_or(out, needle, out).await;
+}
+
+/// Waits until `out` holds `needle`; a timeout shows `context` (the process's
+/// standard error, say).
+async fn until_shown_or(out: &Collected, needle: &str, context: &Collected) {
     let deadline = Instant::now() + WAIT;
     while !out.text().contains(needle) {
         assert!(
             Instant::now() < deadline,
             "{needle:?} never shown: {:?}",
-            out.text()
+            context.text()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -981,11 +983,7 @@ async fn logs_follow_rides_through_a_backend_restart_without_loss_or_repetition(
     let err = collect(follow.stderr.take().unwrap());
 
     // Restart the backend while the worker is mid-way.
-    let deadline = Instant::now() + WAIT;
-    while !out.text().contains("line 60\n") {
-        assert!(Instant::now() < deadline, "no output: {}", err.text());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_shown_or(&out, "line 60\n", &err).await;
     backend.signal(Signal::SIGTERM);
     assert!(backend.wait().await.success());
     let down_at = out.text().lines().count();
@@ -1045,22 +1043,14 @@ async fn following_ends_when_another_server_takes_the_backends_port() {
         let stdin = child.stdin.take().unwrap();
         let out = collect(child.stdout.take().unwrap());
         let err = collect(child.stderr.take().unwrap());
-        let deadline = Instant::now() + WAIT;
-        while !out.text().contains("[system] started") {
-            assert!(Instant::now() < deadline, "not following: {}", err.text());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_shown_or(&out, "[system] started", &err).await;
         pipes.push((stdin, out, err));
     }
     // Output of an input sent now reaches both only over the event stream (the
     // transcript they read first ends before it): once shown, both are on it.
     ok(&cli(addr, &["send", &worker, "ping"]).await);
     for (_, out, err) in &pipes {
-        let deadline = Instant::now() + WAIT;
-        while !out.text().contains("got ping") {
-            assert!(Instant::now() < deadline, "not live: {}", err.text());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_shown_or(out, "got ping", err).await;
     }
     backend.signal(Signal::SIGTERM);
     assert!(backend.wait().await.success());
@@ -1130,11 +1120,7 @@ async fn logs_of_a_terminal_worker_replay_its_terminal() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     ok(&cli(addr, &["send", worker, "echo live-$((1+1))"]).await);
-    let deadline = Instant::now() + WAIT;
-    while !out.text().contains("live-2\r\n") {
-        assert!(Instant::now() < deadline, "{}", out.text());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_shown(&out, "live-2\r\n").await;
     ok(&cli(addr, &["stop", worker]).await);
     let status = tokio::time::timeout(WAIT, follow.wait())
         .await
@@ -1202,20 +1188,12 @@ async fn logs_follow_ends_when_the_worker_ends() {
     .spawn()
     .unwrap();
     let out = collect(follow.stdout.take().unwrap());
-    let deadline = Instant::now() + WAIT;
-    while !out.text().contains("got before") {
-        assert!(Instant::now() < deadline, "{}", out.text());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_shown(&out, "got before").await;
     // Each answer before the next input, so that the transcript's order (input, its
     // answer, input, its answer) does not depend on how fast the shell is.
     for line in ["one", "two"] {
         ok(&cli(addr, &["send", worker, line]).await);
-        let deadline = Instant::now() + WAIT;
-        while !out.text().contains(&format!("got {line}")) {
-            assert!(Instant::now() < deadline, "{}", out.text());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_shown(&out, &format!("got {line}")).await;
     }
     ok(&cli(addr, &["stop", worker]).await);
     let status = tokio::time::timeout(WAIT, follow.wait())

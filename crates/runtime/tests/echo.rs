@@ -529,11 +529,9 @@ async fn transcript_pages_follow_next_after() {
     assert_eq!(seen, (1..=21).collect::<Vec<_>>());
 }
 
-/// Pages hold at most TRANSCRIPT_PAGE_MAX_JSON_BYTES of JSON whatever `limit`
-/// asks: output full of control bytes (six bytes of JSON each) would otherwise make
-/// a 1000-item page several times the backend's answer cap.
-#[tokio::test]
-async fn transcript_pages_stay_within_their_byte_budget() {
+/// A runtime with an echo worker that echoed 20 inputs of 60,000 control bytes:
+/// 40 items of about 360 KB of JSON each (every byte written `\u0001`).
+async fn echoed_control_bytes() -> (Runtime, switchyard_protocol::WorkerDetail) {
     let rt = Runtime::in_memory(config()).await;
     let w = rt.create(create("echo")).await.unwrap();
     let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
@@ -542,6 +540,15 @@ async fn transcript_pages_stay_within_their_byte_budget() {
         rt.input(&w.worker_id, text.clone()).await.unwrap();
         wait_for(&mut sub, |e| matches!(e, WorkerEvent::Output { .. })).await;
     }
+    (rt, w)
+}
+
+/// Pages hold at most TRANSCRIPT_PAGE_MAX_JSON_BYTES of JSON whatever `limit`
+/// asks: output full of control bytes (six bytes of JSON each) would otherwise make
+/// a 1000-item page several times the backend's answer cap.
+#[tokio::test]
+async fn transcript_pages_stay_within_their_byte_budget() {
+    let (rt, w) = echoed_control_bytes().await;
     let (mut after, mut seen, mut pages) = (0, Vec::new(), 0);
     loop {
         let page = rt
@@ -571,14 +578,7 @@ async fn transcript_pages_stay_within_their_byte_budget() {
 /// make a snapshot of about 19 MB, past what a backend takes in one frame.
 #[tokio::test]
 async fn a_snapshots_transcript_stays_within_its_byte_budget() {
-    let rt = Runtime::in_memory(config()).await;
-    let w = rt.create(create("echo")).await.unwrap();
-    let mut sub = rt.subscribe(&w.worker_id, None).unwrap();
-    let text = "\u{1}".repeat(60_000);
-    for _ in 0..20 {
-        rt.input(&w.worker_id, text.clone()).await.unwrap();
-        wait_for(&mut sub, |e| matches!(e, WorkerEvent::Output { .. })).await;
-    }
+    let (rt, w) = echoed_control_bytes().await;
     let mut viewer = rt.subscribe(&w.worker_id, None).unwrap();
     let (_, snapshot) = next_event(&mut viewer).await;
     let WorkerEvent::Snapshot { transcript, .. } = &snapshot else {

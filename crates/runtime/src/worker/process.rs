@@ -725,9 +725,23 @@ mod tests {
         // `setsid` puts the escaped shell in a new session (and group) that the group
         // kill does not reach; it keeps stdout open. It reports its pid once it has
         // escaped; only then does the leader get the input that lets it exit.
-        let running = start(sh(
-            "setsid sh -c 'echo $$; exec sleep 60' & read line; exit 0",
-        ));
+        let (ending, sink, waited) =
+            escape_then_exit("setsid sh -c 'echo $$; exec sleep 60'").await;
+        assert_eq!(ending, exited(0));
+        // A silent pipe is given up after PIPE_QUIET, not the whole grace (the
+        // worker's end, and a stop's answer, waited 3 s for it before).
+        assert!(
+            waited < PIPE_CLOSE_GRACE,
+            "the driver waited {waited:?} for a silent pipe"
+        );
+        assert!(held_open_reported(&sink), "{:?}", sink.events());
+    }
+
+    /// Runs a shell that starts `escaping` in the background (it must print its pid
+    /// first, once it has escaped the group), then exits 0 when told to; returns
+    /// the driver's ending, its sink and how long the end took once told.
+    async fn escape_then_exit(escaping: &str) -> (Ending, Arc<Recorder>, Duration) {
+        let running = start(sh(&format!("{escaping} & read line; exit 0")));
         let escaped = parse_pids(&running.first_line().await)[0];
         assert!(
             !live_members(escaped).is_empty(),
@@ -736,49 +750,36 @@ mod tests {
         let asked = Instant::now();
         running.input("go\n").await;
         let (ending, sink) = running.ending().await;
+        let waited = asked.elapsed();
         let _ = nix::sys::signal::kill(Pid::from_raw(escaped), Signal::SIGKILL);
-        assert_eq!(ending, exited(0));
-        // A silent pipe is given up after PIPE_QUIET, not the whole grace (the
-        // worker's end, and a stop's answer, waited 3 s for it before).
-        assert!(
-            asked.elapsed() < PIPE_CLOSE_GRACE,
-            "the driver waited {:?} for a silent pipe",
-            asked.elapsed()
-        );
-        assert!(
-            sink.events().iter().any(|e| matches!(
+        (ending, sink, waited)
+    }
+
+    /// Whether the sink got the warning that a pipe was held open.
+    fn held_open_reported(sink: &Recorder) -> bool {
+        sink.events().iter().any(|e| {
+            matches!(
                 e,
                 Event::Diagnostic(DiagnosticSeverity::Warning, code, _)
                     if code == "output_pipe_held_open"
-            )),
-            "{:?}",
-            sink.events()
-        );
+            )
+        })
     }
 
     /// An escaped process that keeps writing holds the end up to the grace (its
     /// output is still the worker's), then is given up on.
     #[tokio::test]
     async fn a_process_escaping_the_group_and_writing_is_read_until_the_grace() {
-        let running = start(sh(
-            "setsid sh -c 'echo $$; while :; do echo tick; sleep 0.05; done' & read line; exit 0",
-        ));
-        let escaped = parse_pids(&running.first_line().await)[0];
-        let asked = Instant::now();
-        running.input("go\n").await;
-        let (ending, sink) = running.ending().await;
-        let _ = nix::sys::signal::kill(Pid::from_raw(escaped), Signal::SIGKILL);
+        let (ending, sink, waited) =
+            escape_then_exit("setsid sh -c 'echo $$; while :; do echo tick; sleep 0.05; done'")
+                .await;
         assert_eq!(ending, exited(0));
         assert!(
-            asked.elapsed() >= PIPE_CLOSE_GRACE,
-            "gave up after {:?} on a pipe still written",
-            asked.elapsed()
+            waited >= PIPE_CLOSE_GRACE,
+            "gave up after {waited:?} on a pipe still written"
         );
         assert!(sink.stdout().contains("tick\n"));
-        assert!(sink.events().iter().any(|e| matches!(
-            e,
-            Event::Diagnostic(DiagnosticSeverity::Warning, code, _) if code == "output_pipe_held_open"
-        )));
+        assert!(held_open_reported(&sink), "{:?}", sink.events());
     }
 
     #[tokio::test]
