@@ -674,3 +674,45 @@ async fn a_newcomer_gets_the_worker_as_it_is_not_a_long_replay() {
     let (_, input) = next(&mut first).await;
     assert_eq!(input["event"]["text"], "last", "{input}");
 }
+
+/// A viewer that resumes a worker nobody watches (the channel opens its upstream
+/// from the viewer's cursor) is owed the runtime's replay, which arrives as fast as
+/// the runtime sends it: up to a backlog of it must not cut the viewer off as slow,
+/// whatever its queue (2 here; 10 events are replayed before it reads any).
+#[tokio::test]
+async fn a_replay_the_viewer_asked_for_does_not_cut_it_off_as_slow() {
+    let (runtime, hub, worker) = setup(Arc::new(AllowAll)).await;
+    let (caller, rt) = (Caller::open(), RuntimeId::new("local").unwrap());
+    hub.resize(2, 16);
+    let mut first = hub.watch(&caller, &rt, &worker, None).await.unwrap();
+    let cursor = next(&mut first).await.1["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop(first);
+    // The channel closes once its linger is over; five inputs and their outputs
+    // follow while nobody watches.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while hub.channel_count() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the channel stays");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in 0..5 {
+        runtime.input(&worker, format!("{i}\n")).await.unwrap();
+    }
+    let mut resumed = hub
+        .watch(&caller, &rt, &worker, Some(&cursor))
+        .await
+        .unwrap();
+    // The replay reaches the viewer's queue before it reads.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut kinds = Vec::new();
+    while kinds.len() < 10 {
+        let (_, json) = next(&mut resumed).await;
+        if json["type"] == "event" {
+            kinds.push(json["event"]["kind"].as_str().unwrap().to_owned());
+        }
+    }
+    kinds.sort();
+    assert_eq!(kinds, [["input"; 5], ["output"; 5]].concat());
+}

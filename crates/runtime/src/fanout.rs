@@ -103,8 +103,15 @@ impl<T: Clone> Fanout<T> {
     /// every viewer that came and went would keep its slot and its queue's first
     /// block until the source went away.
     pub fn subscribe(&mut self) -> FanoutReceiver<T> {
+        self.subscribe_with_room(0)
+    }
+
+    /// [`Fanout::subscribe`] for a subscriber whose queue holds `extra` items more
+    /// than the others': one that is owed a burst it did not cause (a replay it asked
+    /// for) before live items. Room unused costs nothing (the queue grows in blocks).
+    pub fn subscribe_with_room(&mut self, extra: usize) -> FanoutReceiver<T> {
         self.forget_departed();
-        let (tx, rx) = mpsc::channel(self.capacity);
+        let (tx, rx) = mpsc::channel(self.capacity.saturating_add(extra));
         let state = Arc::new(EndState {
             counted: AtomicBool::new(self.tally.is_some()),
             tally: self.tally.clone(),

@@ -347,11 +347,17 @@ impl Channel {
         }
         let mut awaiting_snapshot = true;
         let mut last = None;
+        // Room in this viewer's queue beyond the usual, for a replay it is owed.
+        let mut replay_room = 0;
         if let Some(cursor) = cursor {
             match state.epoch.clone() {
                 // Not connected yet: the upstream opens from the newest waiting
-                // cursor; a viewer behind it notices the gap and resets.
+                // cursor; a viewer behind it notices the gap and resets. What the
+                // runtime replays from there comes as live items, as fast as the
+                // runtime sends them: up to a backlog of them, which this viewer
+                // asked for, must not cut it off as slow.
                 None => {
+                    replay_room = self.settings.backlog;
                     awaiting_snapshot = false;
                     let epoch: Arc<str> = Arc::from(cursor.epoch.as_str());
                     last = Some((epoch.clone(), cursor.position));
@@ -425,7 +431,7 @@ impl Channel {
                 _ => {}
             }
         }
-        let live = state.fanout.subscribe();
+        let live = state.fanout.subscribe_with_room(replay_room);
         if let Some(reason) = state.closed {
             state.fanout.close(reason);
         }
