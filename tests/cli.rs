@@ -590,14 +590,12 @@ async fn attach_from_a_pipe_waits_for_the_worker_after_its_input() {
             .spawn()
             .unwrap()
     };
-    let mut attached = attach(&worker);
-    let mut stdin = attached.stdin.take().unwrap();
-    stdin.write_all(b"now\n").await.unwrap();
-    drop(stdin);
-    let output = tokio::time::timeout(WAIT, attached.wait_with_output())
-        .await
-        .expect("attach ends when the worker does")
-        .unwrap();
+    let output = feed_and_wait(
+        attach(&worker),
+        b"now\n",
+        "attach ends when the worker does",
+    )
+    .await;
     let (out, err) = (stdout(&output), stderr(&output));
     assert_eq!(
         output.status.code(),
@@ -643,6 +641,22 @@ fn attach_piped(addr: std::net::SocketAddr, worker: &str) -> tokio::process::Chi
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
+        .unwrap()
+}
+
+/// Writes `input` to `child`'s standard input, closes it, and waits (at most
+/// `WAIT`) for the child to end; `ends` says what the test expected.
+async fn feed_and_wait(
+    mut child: tokio::process::Child,
+    input: &[u8],
+    ends: &str,
+) -> std::process::Output {
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect(ends)
         .unwrap()
 }
 
@@ -1344,7 +1358,7 @@ async fn against_a_backend_with_auth_tokens_and_roles_hold() {
     // Attached, the viewer watches; its lines are refused once, with a hint, the
     // rest are not sent, and attach exits 1.
     let url = format!("http://{addr}");
-    let mut attached = Switchyard::command(
+    let attached = Switchyard::command(
         &["attach", &worker],
         &[("SWITCHYARD_URL", &url), ("SWITCHYARD_TOKEN", VIEWER_TOKEN)],
     )
@@ -1353,13 +1367,7 @@ async fn against_a_backend_with_auth_tokens_and_roles_hold() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let mut stdin = attached.stdin.take().unwrap();
-    stdin.write_all(b"one\ntwo\nthree\n").await.unwrap();
-    drop(stdin);
-    let output = tokio::time::timeout(WAIT, attached.wait_with_output())
-        .await
-        .expect("attach ends with its input")
-        .unwrap();
+    let output = feed_and_wait(attached, b"one\ntwo\nthree\n", "attach ends with its input").await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     // From a pipe, refused lines fail the command.
     assert_eq!(output.status.code(), Some(1), "{stderr}");
