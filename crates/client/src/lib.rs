@@ -11,10 +11,11 @@
 //!   what a reader has already shown (next, duplicate, or after a gap), the rule that
 //!   joins a transcript read over REST to live events without loss or repetition.
 //!
-//! Errors ([`ClientError`]) carry a stable snake_case code: the backend's own codes
-//! as it answered them, plus `backend_unreachable`, `backend_timeout`,
-//! `backend_protocol_error`, `invalid_backend_url` and `invalid_token` for what happens before an
-//! answer. The token lives in a [`SecretToken`] and never appears in an error, a
+//! Errors ([`ClientError`]) carry a stable snake_case code ([`ClientError::code`]):
+//! the backend's own codes as it answered them, plus `backend_unreachable`,
+//! `backend_timeout`, `backend_protocol_error`, `backend_tls_failed`,
+//! `invalid_backend_url`, `invalid_token` and `invalid_tls_config` for what happens
+//! before an answer. The token lives in a [`SecretToken`] and never appears in an error, a
 //! log line or `Debug` output.
 //!
 //! ```
