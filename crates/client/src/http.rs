@@ -17,8 +17,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{
-    AllWorkersList, BackendRuntime, InputAccepted, InputRequest, NewWorkerRequest, RuntimeId,
-    RuntimeList, TranscriptPage, WorkerDetail, WorkerList, WorkerStatus, WorkerStatusResponse,
+    AllWorkersList, BackendRuntime, InputAccepted, InputRequest, NewWorkerRequest, ResizeRequest,
+    ResizeResponse, RuntimeId, RuntimeList, TranscriptPage, WorkerDetail, WorkerList, WorkerStatus,
+    WorkerStatusResponse,
 };
 use switchyard_transport::tls::{HttpsConnector, TlsTarget};
 use switchyard_transport::{ClientTls, SecretToken, WorkerQuery};
@@ -238,6 +239,47 @@ impl BackendClient {
     ) -> Result<InputAccepted, ClientError> {
         let request = InputRequest { text: text.into() };
         self.call(Method::POST, &worker.path("/input"), None, Some(&request))
+            .await
+    }
+
+    /// `POST .../workers/{id}/resize`: gives a terminal (`pty`) worker's terminal a
+    /// new size, 1 to 1000 cells each way; answers the size it has now. Another kind
+    /// of worker answers `400 not_a_terminal`. (An interactive [`EventSocket`] resizes
+    /// with a [`ClientFrame::Resize`](crate::ClientFrame::Resize) frame instead.)
+    ///
+    /// ```
+    /// use switchyard_client::{BackendClient, BackendUrl, Timeouts, WorkerRef};
+    /// use switchyard_protocol::{NewWorkerRequest, ResizeRequest, RuntimeId};
+    /// use switchyard_runtime::{Profile, ProfileSpec, PtySpec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let backend = switchyard_server::Backend::from_settings(
+    /// #     switchyard_server::config::BackendSettings::defaults(),
+    /// # )
+    /// # .listen("127.0.0.1:0".parse()?)
+    /// # .embedded_profile("cat", Profile::new(ProfileSpec::Pty(PtySpec::new(["cat"]))))
+    /// # .start()
+    /// # .await?;
+    /// let client = BackendClient::new(BackendUrl::parse(&backend.url())?, None, Timeouts::default())?;
+    /// let local = RuntimeId::new("local")?;
+    /// let request = NewWorkerRequest { profile: "cat".into(), label: None };
+    /// let detail = client.create_worker(&local, &request).await?;
+    /// let worker = WorkerRef::new(detail.runtime_id, detail.worker_id);
+    ///
+    /// let resized = client.resize(&worker, ResizeRequest { cols: 100, rows: 30 }).await?;
+    /// assert_eq!((resized.cols, resized.rows), (100, 30));
+    /// client.stop(&worker).await?;
+    /// # backend.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn resize(
+        &self,
+        worker: &WorkerRef,
+        size: ResizeRequest,
+    ) -> Result<ResizeResponse, ClientError> {
+        self.call(Method::POST, &worker.path("/resize"), None, Some(&size))
             .await
     }
 

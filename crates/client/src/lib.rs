@@ -1,7 +1,7 @@
 //! A typed client for Switchyard's backend API (`/api`), for the `switchyard`
 //! command-line client and for programs that drive a backend.
 //!
-//! - [`BackendClient`]: the REST calls, over hyper-util's pooled client, with a
+//! - [`BackendClient`]: the runtime and worker calls of the REST API, over hyper-util's pooled client, with a
 //!   connect and a request deadline, sending the bearer token when given.
 //! - [`EventSocket`]: one worker's event WebSocket, frames decoded and checked,
 //!   and (with `interactive`) the client frames of the terminal contract.
