@@ -136,13 +136,12 @@ export class TranscriptView {
   }
 
   async loadEarlier() {
-    if (this.firstSequence <= 1) return;
-    const limit = Math.min(PAGE, this.firstSequence - 1);
-    const after = this.firstSequence - 1 - limit;
+    if (this.firstSequence <= 1 || this.earlier.disabled) return;
+    const end = this.firstSequence;
+    const from = Math.max(0, end - 1 - PAGE);
     this.earlier.disabled = true;
     try {
-      const page = await this.loadPage(after, limit);
-      const items = (page.items ?? []).filter((i) => i.sequence < this.firstSequence);
+      const items = await this.readBetween(from, end);
       const before = this.element.scrollHeight;
       const fragment = document.createDocumentFragment();
       let previous = null;
@@ -164,6 +163,26 @@ export class TranscriptView {
       this.earlier.disabled = false;
       this.updateChrome();
     }
+  }
+
+  /**
+   * The items after `from` and before `end`, in order. A page may hold fewer items
+   * than asked: the runtime ends a page at a size in bytes (a few MiB of JSON, soon
+   * reached by output full of control bytes). So pages are read on from each
+   * `next_after` until they reach `end`, and nothing between is skipped.
+   */
+  async readBetween(from, end) {
+    const items = [];
+    let after = from;
+    while (after < end - 1) {
+      const page = await this.loadPage(after, end - 1 - after);
+      const fresh = (page.items ?? []).filter((i) => i.sequence > after && i.sequence < end);
+      items.push(...fresh);
+      const next = fresh.length ? fresh[fresh.length - 1].sequence : null;
+      if (next === null || page.next_after === null || page.next_after === undefined) break;
+      after = next;
+    }
+    return items;
   }
 
   updateChrome() {
