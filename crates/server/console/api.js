@@ -99,8 +99,10 @@ export const paths = {
   workers: (rt) => `/api/runtimes/${seg(rt)}/workers`,
   worker: (rt, w) => `/api/runtimes/${seg(rt)}/workers/${seg(w)}`,
   action: (rt, w, action) => `/api/runtimes/${seg(rt)}/workers/${seg(w)}/${action}`,
+  // Without `limit` the runtime serves its default page (100 items, or its own
+  // maximum if that is less).
   transcript: (rt, w, after, limit) =>
-    `/api/runtimes/${seg(rt)}/workers/${seg(w)}/transcript?after=${after}&limit=${limit}`,
+    `/api/runtimes/${seg(rt)}/workers/${seg(w)}/transcript?after=${after}${limit ? `&limit=${limit}` : ''}`,
   events: (rt, w) => `/api/runtimes/${seg(rt)}/workers/${seg(w)}/events/ws`,
 };
 

@@ -25,6 +25,8 @@ export class TranscriptView {
     // (an idle timeout or a runtime's shutdown stops a worker too, and the live
     // status event does not say which; the runtime's transcript note does).
     this.stopAsked = false;
+    // Set once the runtime refused PAGE items in one page (`limit_too_large`).
+    this.pageLimitRefused = false;
     this.earlier = h('button', {
       type: 'button',
       class: 'button small quiet load-earlier',
@@ -168,14 +170,23 @@ export class TranscriptView {
   /**
    * The items after `from` and before `end`, in order. A page may hold fewer items
    * than asked: the runtime ends a page at a size in bytes (a few MiB of JSON, soon
-   * reached by output full of control bytes). So pages are read on from each
-   * `next_after` until they reach `end`, and nothing between is skipped.
+   * reached by output full of control bytes) and refuses a `limit` over its own
+   * maximum (`limit_too_large`; then pages of its default size are read). So pages
+   * are read on from each `next_after` until they reach `end`, and nothing between
+   * is skipped.
    */
   async readBetween(from, end) {
     const items = [];
     let after = from;
     while (after < end - 1) {
-      const page = await this.loadPage(after, end - 1 - after);
+      let page;
+      try {
+        page = await this.loadPage(after, this.pageLimitRefused ? null : end - 1 - after);
+      } catch (error) {
+        if (error?.code !== 'limit_too_large' || this.pageLimitRefused) throw error;
+        this.pageLimitRefused = true;
+        continue;
+      }
       const fresh = (page.items ?? []).filter((i) => i.sequence > after && i.sequence < end);
       items.push(...fresh);
       const next = fresh.length ? fresh[fresh.length - 1].sequence : null;

@@ -52,3 +52,31 @@ test('older output full of control bytes loads with nothing skipped', async ({ p
   expect(output.endsWith('\u0001\ndone\n')).toBe(true);
   await expect(page.locator('.notice-error')).toHaveCount(0);
 });
+
+test.describe('a runtime whose transcript pages are smaller than the console asks for', () => {
+  test.use({ stackOptions: { runtimeLimits: { transcript_page_max: 30 } } });
+
+  test('still loads earlier items, each once and in order', async ({ page, stack }) => {
+    const worker = await createWorker(stack, 'remote', 'echo', 'small pages');
+    for (let i = 1; i <= 150; i += 1) {
+      const sent = await stack.api('POST', `/api/runtimes/remote/workers/${worker.worker_id}/input`, { text: `item-${i}\n` });
+      expect(sent.status).toBe(202);
+    }
+    await expect.poll(async () => (await stack.api('GET', `/api/runtimes/remote/workers/${worker.worker_id}`)).body.output_bytes).toBe(
+      Array.from({ length: 150 }, (_, i) => `item-${i + 1}\n`.length).reduce((a, b) => a + b, 0),
+    );
+    await page.goto(workerUrl(stack, 'remote', worker.worker_id));
+    const earlier = page.getByRole('button', { name: /Load earlier items/ });
+    await expect.poll(() => transcriptOutput(page)).toContain('item-150\n');
+    await expect(earlier).toBeVisible();
+    while (await earlier.isVisible()) {
+      await earlier.click();
+      await expect(page.locator('.load-earlier:not([disabled])')).toHaveCount(1);
+      await expect(page.locator('.notice-error')).toHaveCount(0);
+    }
+    expect(gaps(await coverage(page))).toEqual([]);
+    const lines = (await transcriptOutput(page)).split('\n').filter(Boolean);
+    expect(lines).toEqual(Array.from({ length: 150 }, (_, i) => `item-${i + 1}`));
+    await expect(page.locator('.entry-system').first()).toHaveText('started');
+  });
+});

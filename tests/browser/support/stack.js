@@ -91,12 +91,14 @@ const q = (s) => JSON.stringify(s);
  * - `pty`: also give the remote runtime a `pty` profile named `term`
  * - `auth`: `[{name, role, workers}]`: turns backend auth on with a token each
  *   (the tokens are returned in `stack.tokens[name]`)
+ * - `runtimeLimits`: `{key: number}`: top-level limits of the remote runtime's
+ *   configuration (`transcript_page_max`, `max_input_bytes`, ...)
  */
-export async function startStack({ pty = false, auth = null } = {}) {
+export async function startStack({ pty = false, auth = null, runtimeLimits = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-browser-'));
   const stack = new Stack(dir);
   try {
-    await stack.init({ pty, auth });
+    await stack.init({ pty, auth, runtimeLimits });
   } catch (error) {
     await stack.stop();
     throw error;
@@ -112,12 +114,13 @@ export class Stack {
     this.backend = null;
   }
 
-  async init({ pty, auth }) {
+  async init({ pty, auth, runtimeLimits }) {
     this.runtimeToken = `rt-${randomBytes(16).toString('hex')}`;
     writeFileSync(join(this.dir, 'runtime.token'), `${this.runtimeToken}\n`);
     let runtimeConfig = [
       'runtime_id = "remote"',
       'display_name = "Build host"',
+      ...Object.entries(runtimeLimits).map(([key, value]) => `${key} = ${value}`),
       '',
       '[profiles.shell]',
       'kind = "process"',
