@@ -40,7 +40,29 @@ impl UnreachableKind {
 /// The code is kept as the string the backend sent, so that a code this client does
 /// not know yet still reaches the user intact; [`ApiError::is`] compares with a known
 /// one.
+///
+/// Fields may be added (the error body has more to say than this client reads yet),
+/// so build one with [`ApiError::new`] rather than a struct literal:
+///
+/// ```compile_fail
+/// let error = switchyard_client::ApiError {
+///     status: Some(429),
+///     code: "worker_busy".into(),
+///     message: "retry shortly".into(),
+///     retry_after_ms: Some(250),
+/// };
+/// ```
+///
+/// ```
+/// use switchyard_client::ApiError;
+/// use switchyard_protocol::ErrorCode;
+///
+/// let mut error = ApiError::new(Some(429), ErrorCode::WorkerBusy, "retry shortly");
+/// error.retry_after_ms = Some(250);
+/// assert!(error.is(ErrorCode::WorkerBusy));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
 pub struct ApiError {
     /// The HTTP status it came with; `None` inside a WebSocket frame.
     #[serde(skip)]
