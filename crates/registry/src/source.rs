@@ -27,7 +27,37 @@ pub struct ResumePoint {
 }
 
 /// One item of a source's event stream.
+///
+/// Items may be added (`#[non_exhaustive]`): a source that wraps another passes an
+/// item it does not handle itself on as it is, so a match needs a wildcard arm.
+///
+/// ```compile_fail
+/// use switchyard_registry::SourceItem;
+///
+/// fn describe(item: &SourceItem) -> &'static str {
+///     match item {
+///         SourceItem::Event { .. } => "event",
+///         SourceItem::Reset(_) => "reset",
+///     }
+/// }
+/// ```
+///
+/// ```
+/// use switchyard_registry::SourceItem;
+///
+/// /// A wrapper's pass-through: relabel events, hand on everything else.
+/// fn relabel(item: SourceItem, epoch: &std::sync::Arc<str>) -> SourceItem {
+///     match item {
+///         SourceItem::Event { position, event, .. } => {
+///             SourceItem::Event { epoch: epoch.clone(), position, event }
+///         }
+///         other => other,
+///     }
+/// }
+/// # let _ = relabel;
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum SourceItem {
     /// An event at a position of a runtime epoch.
     Event {
