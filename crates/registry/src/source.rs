@@ -103,9 +103,13 @@ pub trait SourceEvents: Send + 'static {
 /// - a refusal with a contract code is [`SourceError::Rejected`], shown to the
 ///   client as it is, so its message holds no address, path or token;
 /// - [`RuntimeSource::subscribe`] starts with a snapshot (resuming: the events
-///   after the resume point, or a [`SourceItem::Reset`] then a snapshot when it no
+///   after the resume point, then a fresh snapshot, as [`EmbeddedSource`] and
+///   [`RemoteSource`] do; or a [`SourceItem::Reset`] then a snapshot when it no
 ///   longer has them or the runtime's epoch changed); positions only grow within
 ///   an epoch;
+///
+/// [`EmbeddedSource`]: crate::EmbeddedSource
+/// [`RemoteSource`]: crate::RemoteSource
 /// - a query without a `limit` gets the source's own default page; the registry
 ///   pages through every worker (`GET /api/workers`) with pages of
 ///   `limits.transcript_page_max` from [`RuntimeSource::info`], so that number is
