@@ -21,11 +21,46 @@
 const BACKOFF_INITIAL_MS = 250;
 const BACKOFF_MAX_MS = 5000;
 
+/**
+ * The most UTF-8 bytes of input one frame carries. Keys and pastes go to the worker as
+ * input frames, and a paste can be any size: the runtime refuses an input over its
+ * `max_input_bytes` (64 KiB by default) and the backend closes the socket with 1009 on
+ * a frame over its body limit (1 MiB by default). A longer text goes in several
+ * frames, which the backend carries out in order.
+ */
+export const INPUT_FRAME_BYTES = 16 * 1024;
+
+/** `text` in pieces of at most `maxBytes` bytes of UTF-8, never splitting a character. */
+export function inputChunks(text, maxBytes = INPUT_FRAME_BYTES) {
+  if (text.length * 3 <= maxBytes) return [text];
+  const chunks = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const unit = text.charCodeAt(i);
+    // A surrogate pair is one character of four bytes, counted at its first half.
+    let size = 3;
+    if (unit < 0x80) size = 1;
+    else if (unit < 0x800) size = 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff) size = 4;
+    else if (unit >= 0xdc00 && unit <= 0xdfff) size = 0;
+    if (size > 0 && i > start && bytes + size > maxBytes) {
+      chunks.push(text.slice(start, i));
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  chunks.push(text.slice(start));
+  return chunks;
+}
+
 /** Close codes of the backend's event WebSocket. */
 export const CloseCode = {
   NORMAL: 1000,
   GOING_AWAY: 1001,
   POLICY: 1008,
+  TOO_BIG: 1009,
   WORKER_NOT_FOUND: 4404,
   SLOW_CONSUMER: 4408,
 };
@@ -73,6 +108,16 @@ export class WorkerStream {
   send(frame) {
     if (!this.interactive || !this.socket || this.socket.readyState !== 1) return false;
     this.socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  /**
+   * Sends keys or a paste on an interactive stream, in frames of at most
+   * INPUT_FRAME_BYTES; false when it could not be sent.
+   */
+  sendInput(text) {
+    if (!this.interactive || !this.socket || this.socket.readyState !== 1) return false;
+    for (const chunk of inputChunks(text)) this.socket.send(JSON.stringify({ type: 'input', text: chunk }));
     return true;
   }
 
@@ -168,6 +213,14 @@ export class WorkerStream {
         error: { code: 'policy_violation', message: 'the backend closed the stream (1008)' },
       });
       return;
+    }
+    if (code === CloseCode.TOO_BIG) {
+      // A frame of ours was over the backend's size limit: it was not carried out.
+      // Said, not swallowed; the stream reconnects from its cursor as after any drop.
+      this.handlers.onRefused?.({
+        code: 'payload_too_large',
+        message: 'the backend closed the connection on a frame over its size limit (1009); what it carried was not sent',
+      });
     }
     let cause = { cause: 'connection', code };
     if (!opened) {

@@ -280,7 +280,7 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
       // from where Tab reaches the commands.
       onLeave: () => title.focus(),
       onData: (text) => {
-        if (stream?.send({ type: 'input', text })) return;
+        if (stream?.sendInput(text)) return;
         if (!warnedOffline) {
           warnedOffline = true;
           showError({ code: 'not_connected', message: 'the terminal is reconnecting; typing is not sent until it is back' });

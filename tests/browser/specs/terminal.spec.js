@@ -73,6 +73,26 @@ test('paste goes to the terminal, and its size follows the window', async ({ pag
   expect(Number((await askSize(page)).split(' ')[0])).toBe(await shownRows(page));
 });
 
+test('a paste of any size goes to the terminal whole', async ({ page, stack }) => {
+  // Over the runtime's input limit (64 KiB) and over the backend's frame limit
+  // (1 MiB): the console sends it in pieces, in order, and nothing is refused.
+  await openTerminal(page, stack, 'big paste');
+  for (const lines of [1_000, 12_000]) {
+    await page.keyboard.type(`stty -echo; wc -lc; stty echo; echo end-$((${lines}+0))`);
+    await page.keyboard.press('Enter');
+    await page.evaluate((count) => {
+      const data = new DataTransfer();
+      data.setData('text/plain', `${'x'.repeat(99)}\r`.repeat(count));
+      document.querySelector('.xterm-helper-textarea').dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true }));
+    }, lines);
+    await page.keyboard.press('Control+D');
+    // wc counts the pty's newlines (its \r becomes \n) and bytes.
+    await expect.poll(() => screen(page).innerText(), { timeout: 20_000 }).toMatch(new RegExp(`^\\s*${lines}\\s+${lines * 100}\\s*\\nend-${lines}`, 'm'));
+  }
+  await expect(page.locator('.notice-error')).toHaveCount(0);
+  await expect(page.locator('.connection')).toHaveAttribute('data-state', 'connected');
+});
+
 test('two pages on one terminal: its size follows the page typed into last', async ({ page, context, stack }) => {
   const worker = await openTerminal(page, stack, 'two-pages');
   const rowsOf = async (p) => Number((await askSize(p)).split(' ')[0]);

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { WorkerStream } from '../../../crates/server/console/stream.js';
+import { INPUT_FRAME_BYTES, WorkerStream, inputChunks } from '../../../crates/server/console/stream.js';
 
 class FakeSocket {
   constructor(url) {
@@ -189,6 +189,40 @@ test('interactive streams send input and resize frames and report refusals', asy
   assert.deepEqual(socket(0).sent, [{ type: 'input', text: 'ls\r' }, { type: 'resize', cols: 100, rows: 30 }]);
   socket(0).frame({ type: 'error', error: { code: 'worker_busy', message: 'full' } });
   assert.deepEqual(log.refused, ['worker_busy']);
+  stream.close();
+});
+
+test('a paste goes in frames the backend and the runtime take, in order, whole', () => {
+  const { stream, socket } = harness({ interactive: true });
+  socket(0).open();
+  // ASCII, two-, three- and four-byte characters, the last a surrogate pair in JS.
+  const paste = 'line of text\r'.repeat(20_000) + 'é€😀'.repeat(10_000);
+  assert.equal(stream.sendInput(paste), true);
+  const frames = socket(0).sent;
+  assert.ok(frames.length > 1);
+  const bytes = (t) => new TextEncoder().encode(t).length;
+  for (const frame of frames) {
+    assert.equal(frame.type, 'input');
+    assert.ok(bytes(frame.text) <= INPUT_FRAME_BYTES, `${bytes(frame.text)} bytes in one frame`);
+    assert.ok(!/^[\udc00-\udfff]|[\ud800-\udbff]$/.test(frame.text), 'no character split between frames');
+  }
+  assert.equal(frames.map((f) => f.text).join(''), paste);
+  // Keys go as they are, one frame each.
+  assert.equal(stream.sendInput('\x1b[A'), true);
+  assert.deepEqual(socket(0).sent.at(-1), { type: 'input', text: '\x1b[A' });
+  assert.deepEqual(inputChunks('😀😀', 4), ['😀', '😀']);
+  assert.deepEqual(inputChunks('', 4), ['']);
+  stream.close();
+});
+
+test('a frame over the backend size limit (1009) is reported, then the stream resumes', async () => {
+  const { stream, log, socket } = harness({ interactive: true });
+  socket(0).open();
+  socket(0).frame(event('c1', 1));
+  socket(0).drop(1009);
+  assert.deepEqual(log.refused, ['payload_too_large']);
+  await sleep(20);
+  assert.match(socket(1).url, /\?cursor=c1&interactive=true$/);
   stream.close();
 });
 
