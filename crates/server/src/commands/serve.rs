@@ -79,7 +79,20 @@ pub async fn run(args: ServeArgs) -> u8 {
     0
 }
 
-/// A backend serving the backend API.
+/// A backend serving the backend API, from [`crate::BackendBuilder::start`].
+///
+/// Its parts are public to read and use; parts may be added, so it cannot be
+/// destructured in full:
+///
+/// ```compile_fail
+/// # async fn f(running: switchyard_server::RunningBackend) {
+/// let switchyard_server::RunningBackend {
+///     registry, hub, embedded, server, metrics_server, metrics, reloader, readiness,
+///     drain, sources,
+/// } = running;
+/// # }
+/// ```
+#[non_exhaustive]
 pub struct RunningBackend {
     /// The registry.
     pub registry: Arc<RuntimeRegistry>,
