@@ -42,7 +42,35 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(5000);
 pub const DEFAULT_EMBEDDED_DISPLAY_NAME: &str = "This machine";
 
 /// Everything `switchyard serve` needs to start. `Debug` never shows a token.
+///
+/// Each new configuration key adds a field, so start from
+/// [`BackendSettings::defaults`] (or a file, [`load_backend_settings`]) and set
+/// fields, or use the builder's [`crate::BackendBuilder::settings_mut`]:
+///
+/// ```
+/// use std::time::Duration;
+/// use switchyard_server::config::BackendSettings;
+///
+/// let mut settings = BackendSettings::defaults();
+/// settings.listen = "127.0.0.1:0".parse().unwrap();
+/// settings.drain = Duration::ZERO;
+/// let backend = switchyard_server::Backend::from_settings(settings);
+/// # drop(backend);
+/// ```
+///
+/// A struct literal (even one that ends with `..BackendSettings::defaults()`) does
+/// not compile:
+///
+/// ```compile_fail
+/// use switchyard_server::config::BackendSettings;
+///
+/// let settings = BackendSettings {
+///     listen: "127.0.0.1:0".parse().unwrap(),
+///     ..BackendSettings::defaults()
+/// };
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BackendSettings {
     /// Address to listen on.
     pub listen: SocketAddr,
