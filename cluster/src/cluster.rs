@@ -229,11 +229,10 @@ impl Cluster {
     /// `token` when given.
     pub fn client_for(addr: SocketAddr, token: Option<&SecretToken>) -> BackendClient {
         let url = BackendUrl::parse(&format!("http://{addr}")).expect("a loopback URL parses");
-        let timeouts = Timeouts {
-            connect: Duration::from_secs(5),
-            request: Duration::from_secs(30),
-            stream_idle: Duration::from_secs(60),
-        };
+        let mut timeouts = Timeouts::default();
+        timeouts.connect = Duration::from_secs(5);
+        timeouts.request = Duration::from_secs(30);
+        timeouts.stream_idle = Duration::from_secs(60);
         BackendClient::new(url, token, timeouts).expect("a token that fits a header")
     }
 

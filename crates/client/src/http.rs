@@ -38,7 +38,30 @@ const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The deadlines of a [`BackendClient`].
+///
+/// Deadlines may be added, so start from [`Timeouts::default`] and set the ones to
+/// change:
+///
+/// ```
+/// use std::time::Duration;
+/// use switchyard_client::Timeouts;
+///
+/// let mut timeouts = Timeouts::default();
+/// timeouts.request = Duration::from_secs(10);
+/// assert_eq!(timeouts.connect, Duration::from_secs(5));
+/// ```
+///
+/// A struct literal (even one that ends with `..Timeouts::default()`) does not
+/// compile:
+///
+/// ```compile_fail
+/// use std::time::Duration;
+/// use switchyard_client::Timeouts;
+///
+/// let timeouts = Timeouts { request: Duration::from_secs(10), ..Timeouts::default() };
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// Establishing a connection.
     pub connect: Duration,

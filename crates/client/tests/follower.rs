@@ -186,11 +186,10 @@ async fn canned(answer: Option<&'static [u8]>) -> SocketAddr {
 
 #[tokio::test]
 async fn lying_silent_and_absent_peers_are_typed_errors() {
-    let quick = Timeouts {
-        connect: Duration::from_secs(2),
-        request: Duration::from_millis(300),
-        stream_idle: Duration::from_secs(2),
-    };
+    let mut quick = Timeouts::default();
+    quick.connect = Duration::from_secs(2);
+    quick.request = Duration::from_millis(300);
+    quick.stream_idle = Duration::from_secs(2);
     let refused = switchyard_e2e::ports::refused_addr();
     let closed = refused.addr;
     let garbage = canned(Some(b"hello there\r\n\r\n")).await;
