@@ -12,8 +12,9 @@
 //   reconnecting  the connection dropped (detail.cause "connection"), or the backend
 //                 lost the runtime (detail.cause "upstream", detail.error)
 //   restored      flowing again after a drop, resumed from the cursor
-//   ended         for good: the worker was deleted, or the backend refused the stream
-//                 (detail.error)
+//   ended         for good: the worker was deleted (detail.reason "worker_deleted"),
+//                 its runtime was removed from the backend ("runtime_removed", with
+//                 detail.error), or the backend refused the stream (detail.error)
 //
 // This module touches no DOM, so it also runs under node's test runner with a fake
 // WebSocket.
@@ -204,7 +205,21 @@ export class WorkerStream {
   async onClose(code, opened) {
     if (this.stopped) return;
     if (code === CloseCode.WORKER_NOT_FOUND) {
-      this.end({ reason: 'worker_deleted' });
+      // The worker is gone from this backend: deleted, or its whole runtime removed
+      // from the backend's configuration (a reload), which closes with 4404 too while
+      // the worker may run on. The REST answer says which.
+      let error = null;
+      try {
+        await this.probe();
+      } catch (failure) {
+        error = failure;
+      }
+      if (this.stopped) return;
+      if (error?.code === 'runtime_not_found') {
+        this.end({ reason: 'runtime_removed', error: { code: error.code, message: error.message } });
+      } else {
+        this.end({ reason: 'worker_deleted' });
+      }
       return;
     }
     if (code === CloseCode.POLICY) {

@@ -34,6 +34,8 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
   let restoredTimer = null;
   let confirmTimer = null;
   let disposed = false;
+  /** Set when the worker can no longer be reached: 'deleted' or 'runtime removed'. */
+  let gone = null;
 
   const title = h('h1', { class: 'worker-title', tabindex: '-1', text: workerId });
   const meta = h('dl', { class: 'worker-meta' });
@@ -309,6 +311,10 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
       hint = 'the connection to the backend dropped; resuming from the last event';
     } else if (state === 'ended' && info.reason === 'worker_deleted') {
       text = 'Worker deleted';
+    } else if (state === 'ended' && info.reason === 'runtime_removed') {
+      // Not deleted: the backend no longer has its runtime (a reload took it out).
+      text = 'Runtime removed';
+      hint = `${info.error.code}: ${info.error.message}`;
     } else if (state === 'ended' && info.error) {
       text = `Disconnected: ${info.error.code}`;
       hint = info.error.message;
@@ -321,9 +327,9 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
         if (stream?.state === 'restored') showConnection('connected', {});
       }, RESTORED_SHOWN_MS);
     }
-    if (state === 'ended' && info.reason === 'worker_deleted') {
-      detail = detail ? { ...detail } : null;
-      renderHead(true);
+    if (state === 'ended' && (info.reason === 'worker_deleted' || info.reason === 'runtime_removed')) {
+      gone = info.reason === 'worker_deleted' ? 'deleted' : 'runtime removed';
+      renderHead();
     }
   }
 
@@ -338,15 +344,15 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
     });
   }
 
-  function renderHead(deleted = false) {
+  function renderHead() {
     if (!detail) {
-      fill(statusSlot);
+      fill(statusSlot, gone ? badge('deleted', gone) : null);
       updateControls();
       return;
     }
     title.textContent = detail.label || detail.worker_id;
     document.title = `${detail.label || detail.worker_id} · Switchyard`;
-    fill(statusSlot, deleted ? badge('deleted', 'deleted') : badge(detail.status));
+    fill(statusSlot, gone ? badge('deleted', gone) : badge(detail.status));
     const rows = [
       ['Worker', h('span', { class: 'mono', text: detail.worker_id })],
       ['Profile', detail.profile],
@@ -358,16 +364,20 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
       detail.exit ? ['Ended with', describeExit(detail.exit)] : null,
     ].filter(Boolean);
     fill(meta, rows.map(([k, v]) => h('div', { class: 'meta-item' }, h('dt', { text: k }), h('dd', {}, v))));
-    updateControls(deleted);
+    updateControls();
   }
 
-  function updateControls(deleted = false) {
+  function updateControls() {
+    const deleted = Boolean(gone);
     const status = detail?.status;
     const running = status === 'running' || status === 'starting';
     cancelButton.disabled = deleted || status !== 'running';
     stopButton.disabled = deleted || !running;
     deleteButton.disabled = deleted || !status || running;
-    if (inputForm) inputForm.setEnabled(!deleted && status === 'running', status);
+    if (inputForm) {
+      const why = gone === 'runtime removed' ? 'out of reach (its runtime was removed)' : gone ?? status;
+      inputForm.setEnabled(!deleted && status === 'running', why);
+    }
     // An ended worker's terminal takes no keys (each would be refused): its exit,
     // which comes before its status, already says so.
     terminal?.setInputEnabled(!deleted && (status === 'running' || status === 'starting') && !detail?.exit);

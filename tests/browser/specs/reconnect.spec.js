@@ -2,6 +2,9 @@
 // and repaints from a fresh snapshot) and the backend itself restarting (the page
 // resumes from its cursor). Either way no output line is missing or repeated.
 
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { test, expect, screenshot, createWorker, transcriptOutput, workerUrl } from '../support/fixtures.js';
 
 /** How often each `prefix-N` line appears in the transcript's output. */
@@ -95,4 +98,31 @@ test('a worker whose runtime is down says so, with the error, until it is back',
   // The runtime was killed: its worker is lost, and the page shows it as such.
   await expect(page.locator('.status-slot')).toHaveText('lost', { timeout: 20_000 });
   await expect(connection).toHaveAttribute('data-state', /connected|restored/);
+});
+
+test('a runtime removed by a reload is not taken for a deleted worker', async ({ page, stack }) => {
+  const worker = await createWorker(stack, 'remote', 'echo', 'outlives its runtime');
+  await page.goto(workerUrl(stack, 'remote', worker.worker_id));
+  const connection = page.locator('.connection');
+  await expect(connection).toHaveAttribute('data-state', 'connected');
+
+  // The backend's configuration loses the remote runtime; the worker runs on there.
+  const config = join(stack.dir, 'backend.toml');
+  const before = readFileSync(config, 'utf8');
+  writeFileSync(config, before.slice(0, before.indexOf('[[remote]]')));
+  const reload = await stack.api('POST', '/api/admin/reload');
+  expect(reload.status).toBe(200);
+  expect(reload.body.runtimes.removed).toEqual(['remote']);
+
+  await expect(connection).toHaveAttribute('data-state', 'ended');
+  await expect(connection).toHaveText('Runtime removed');
+  await expect(page.locator('.connection-hint')).toContainText('runtime_not_found');
+  await expect(page.locator('.status-slot')).toHaveText('runtime removed');
+  await expect(page.getByText('Worker deleted')).toHaveCount(0);
+  for (const name of ['Cancel', 'Stop', 'Delete', 'Send']) {
+    await expect(page.getByRole('button', { name, exact: true })).toBeDisabled();
+  }
+  await expect(page.locator('#input-help')).toContainText('its runtime was removed');
+  const onRuntime = await stack.runtimeApi('GET', `/v1/workers/${worker.worker_id}`);
+  expect(onRuntime.body.status).toBe('running');
 });

@@ -94,6 +94,29 @@ test('a deleted worker (4404) ends the stream without reconnecting', async () =>
   assert.deepEqual(log.states, ['connecting', 'ended']);
 });
 
+test('a 4404 for a runtime the backend no longer has ends the stream saying so', async () => {
+  const removed = Object.assign(new Error('no runtime remote'), { status: 404, code: 'runtime_not_found' });
+  const details = [];
+  const { socket, stream } = harness({ probe: () => Promise.reject(removed) });
+  stream.handlers.onState = (state, detail) => details.push([state, detail]);
+  socket(0).open();
+  socket(0).drop(4404);
+  await sleep(20);
+  assert.equal(FakeSocket.made.length, 1);
+  assert.deepEqual(details, [['ended', { reason: 'runtime_removed', error: { code: 'runtime_not_found', message: 'no runtime remote' } }]]);
+});
+
+test('a 4404 for a worker deleted is worker_deleted', async () => {
+  const deleted = Object.assign(new Error('no worker w'), { status: 404, code: 'worker_not_found' });
+  const details = [];
+  const { socket, stream } = harness({ probe: () => Promise.reject(deleted) });
+  stream.handlers.onState = (state, detail) => details.push([state, detail]);
+  socket(0).open();
+  socket(0).drop(4404);
+  await sleep(20);
+  assert.deepEqual(details, [['ended', { reason: 'worker_deleted' }]]);
+});
+
 test('a refused upgrade is explained by the API and not retried', async () => {
   const refusal = Object.assign(new Error('no such worker'), { status: 404, code: 'worker_not_found' });
   const { log, socket, stream } = harness({ probe: () => Promise.reject(refusal) });
