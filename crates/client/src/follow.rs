@@ -29,7 +29,23 @@ const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// What [`Follower::next`] hands out.
+///
+/// More may be told in time (`#[non_exhaustive]`): a match needs a wildcard arm,
+/// which may ignore what it does not know, as the frames that follow go on.
+///
+/// ```compile_fail
+/// use switchyard_client::Followed;
+///
+/// fn describe(followed: &Followed) -> &'static str {
+///     match followed {
+///         Followed::Frame(_) => "frame",
+///         Followed::Disconnected(_) => "disconnected",
+///         Followed::Reconnected => "reconnected",
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Followed {
     /// A frame of the stream.
     Frame(Incoming),

@@ -59,6 +59,7 @@ pub(super) async fn logs(client: &BackendClient, args: &LogsArgs) -> Result<u8, 
             Followed::Frame(_) => {}
             Followed::Disconnected(end) => out.note(&disconnected_line(&end)).await,
             Followed::Reconnected => out.note("switchyard: reconnected").await,
+            _ => {}
         }
     }
 }

@@ -104,6 +104,7 @@ pub(super) async fn run(
                 Followed::Frame(_) => {}
                 Followed::Disconnected(end) => out.note(&disconnected_line(&end)).await,
                 Followed::Reconnected => out.note("switchyard: reconnected").await,
+                _ => {}
             },
             ended = &mut end, if !input_done => {
                 // Whatever was typed before Ctrl-] or the end of input is sent first.

@@ -95,7 +95,8 @@ async fn first_snapshot(
                     .await;
             }
             Followed::Disconnected(end) => out.note(&disconnected_line(&end)).await,
-            Followed::Frame(_) | Followed::Reconnected => {}
+            // Other frames, a reconnection, and news newer than this client.
+            _ => {}
         }
     }
 }

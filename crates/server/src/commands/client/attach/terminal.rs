@@ -178,6 +178,7 @@ impl Session<'_> {
                             .await;
                         }
                         Followed::Reconnected => self.resize_due = true,
+                        _ => {}
                     }
                 }
                 keys = text.recv(), if accepting_keys => match keys {
