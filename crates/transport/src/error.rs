@@ -3,7 +3,7 @@
 //! No variant's `Display` or `Debug` contains the runtime's base URL, host, port or
 //! token: these errors travel into logs and, mapped by the registry, to clients.
 
-use switchyard_protocol::ErrorDetail;
+use switchyard_protocol::{ErrorCode, ErrorDetail};
 
 /// Why the runtime could not be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,4 +150,45 @@ pub enum TransportError {
         /// What was wrong (never contains the URL or token).
         reason: String,
     },
+}
+
+impl TransportError {
+    /// A stable code for the failure: the code the runtime answered for
+    /// [`TransportError::Runtime`], else the contract's code for the failure as a
+    /// backend client sees it (`runtime_unreachable`, `runtime_timeout`,
+    /// `runtime_tls_failed`, `runtime_auth_failed`, `unsupported`,
+    /// `runtime_protocol_error`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use switchyard_protocol::ErrorCode;
+    /// use switchyard_transport::{HttpRuntimeClient, RemoteEndpoint, RuntimeClient, SecretToken};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // A port nobody listens on.
+    /// let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// let endpoint = RemoteEndpoint::new(
+    ///     format!("http://127.0.0.1:{port}"),
+    ///     SecretToken::new("s3cret").expect("not empty"),
+    ///     Duration::from_secs(1),
+    ///     Duration::from_secs(5),
+    /// );
+    /// let client = HttpRuntimeClient::new(endpoint).expect("a valid base URL");
+    /// let error = client.info().await.unwrap_err();
+    /// assert_eq!(error.code(), ErrorCode::RuntimeUnreachable);
+    /// assert_eq!(error.code().as_str(), "runtime_unreachable");
+    /// # }
+    /// ```
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unreachable { .. } => ErrorCode::RuntimeUnreachable,
+            Self::Timeout { .. } => ErrorCode::RuntimeTimeout,
+            Self::Tls { .. } => ErrorCode::RuntimeTlsFailed,
+            Self::AuthRejected => ErrorCode::RuntimeAuthFailed,
+            Self::Runtime { detail, .. } => detail.code,
+            Self::Unsupported { .. } => ErrorCode::Unsupported,
+            Self::Protocol { .. } => ErrorCode::RuntimeProtocolError,
+        }
+    }
 }
