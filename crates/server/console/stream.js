@@ -246,6 +246,9 @@ export class WorkerStream {
         await this.probe();
         reachable = true;
       } catch (error) {
+        // Closed meanwhile: a 401 here ends the session, and the page that owned the
+        // stream is gone with it; its refusal is not news to anyone.
+        if (this.stopped) return;
         if (error && error.status >= 400 && error.status < 500) {
           this.end({ reason: 'refused', error });
           return;

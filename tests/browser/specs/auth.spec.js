@@ -81,6 +81,24 @@ test('a session that ends sends the page back to sign-in', async ({ page, stack 
   await expect(page.locator('.signin-notice')).toContainText('session has ended');
 });
 
+test('a session that ends under an open worker leaves no stale error behind', async ({ page, stack }) => {
+  const worker = await createWorker(stack, 'remote', 'echo', 'watched across sessions', { token: stack.tokens.olivia });
+  await page.goto(workerUrl(stack, 'remote', worker.worker_id));
+  await page.getByLabel('Access token').fill(stack.tokens.olivia);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.locator('.connection')).toHaveAttribute('data-state', 'connected');
+  await stack.backend.stop();
+  await stack.startBackend();
+  await expect(page.locator('.signin-notice')).toContainText('session has ended', { timeout: 15_000 });
+  // The sign-in page says why; the stream the page closed adds no error of its own.
+  await page.waitForTimeout(1000);
+  await expect(page.locator('.notice-error')).toHaveCount(0);
+  await page.getByLabel('Access token').fill(stack.tokens.olivia);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.locator('.connection')).toHaveAttribute('data-state', 'connected');
+  await expect(page.locator('.notice-error')).toHaveCount(0);
+});
+
 test('signed in on a phone, Sign out stays on screen', async ({ page, stack }) => {
   await page.setViewportSize({ width: 320, height: 640 });
   await signIn(page, stack, 'olivia');

@@ -127,6 +127,24 @@ test('a refused upgrade is explained by the API and not retried', async () => {
   assert.equal(stream.state, 'ended');
 });
 
+test('a stream closed while its refusal is being explained reports nothing', async () => {
+  // A 401 probe ends the session: the page closes the stream before the answer is
+  // thrown back to it.
+  const expired = Object.assign(new Error('sign in again'), { status: 401, code: 'unauthorized' });
+  let stream;
+  const h = harness({
+    probe: () => {
+      stream.close();
+      return Promise.reject(expired);
+    },
+  });
+  stream = h.stream;
+  h.socket(0).drop();
+  await sleep(20);
+  assert.deepEqual(h.log.states, ['connecting']);
+  assert.equal(FakeSocket.made.length, 1);
+});
+
 test('the backend being down is retried with backoff', async () => {
   const down = Object.assign(new Error('no answer'), { status: 0, code: 'network_error' });
   const { socket, stream } = harness({ probe: () => Promise.reject(down) });
