@@ -31,9 +31,23 @@ pub struct BackendUrl {
 }
 
 impl BackendUrl {
-    /// Parses `url`. Refused, as [`ClientError::InvalidUrl`]: anything that is not an
-    /// absolute `http://` or `https://` URL with a host, credentials in the URL, a
-    /// query or fragment.
+    /// Parses `url`; one without a scheme is taken as `http://`. Refused, as
+    /// [`ClientError::InvalidUrl`]: another scheme, a URL without a host, credentials
+    /// in the URL, a query or a fragment.
+    ///
+    /// ```
+    /// use switchyard_client::BackendUrl;
+    ///
+    /// let url = BackendUrl::parse("127.0.0.1:7700").unwrap();
+    /// assert_eq!(url.to_string(), "http://127.0.0.1:7700");
+    /// assert!(BackendUrl::parse("https://switchyard.example/prefix").unwrap().is_https());
+    ///
+    /// let refused = BackendUrl::parse("http://alice:s3cret@127.0.0.1:7700").unwrap_err();
+    /// assert_eq!(refused.code(), "invalid_backend_url");
+    /// assert!(!refused.to_string().contains("s3cret"));
+    /// assert!(BackendUrl::parse("ftp://127.0.0.1").is_err());
+    /// assert!(BackendUrl::parse("http://127.0.0.1:7700/?token=x").is_err());
+    /// ```
     pub fn parse(url: &str) -> Result<Self, ClientError> {
         let invalid = |reason: &str| ClientError::InvalidUrl {
             reason: reason.to_owned(),
