@@ -25,7 +25,16 @@ use crate::source::{
     labelled_detail, labelled_list,
 };
 
-/// A remote runtime.
+/// A runtime reached over the Runtime API (`switchyard runtime`, or a
+/// `RuntimeServer`): the transport's REST and event clients, with every text the
+/// runtime sends scrubbed of its URL, host, port and token before a client sees it,
+/// and every answer checked to be about the worker asked about.
+///
+/// Most programs do not build one by hand: `switchyard_server::remote_runtime` turns
+/// a `[[remote]]`'s settings into a [`crate::RegisteredRuntime`] with a
+/// `RemoteSource` whose [`Scrubber`] knows everything that must not reach a client
+/// (the token, the base URL, `host:port`, the port). Built directly, the scrubber is
+/// the caller's to fill in.
 pub struct RemoteSource {
     client: Arc<dyn RuntimeClient>,
     events: Arc<dyn RuntimeEventsClient>,
