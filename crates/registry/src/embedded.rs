@@ -14,7 +14,12 @@ use switchyard_transport::WorkerQuery;
 use crate::error::SourceError;
 use crate::source::{ResumePoint, RuntimeSource, SourceEnd, SourceEvents, SourceItem};
 
-/// The embedded runtime.
+/// A [`Runtime`] in this process as a source: every call is a method call on it
+/// (no HTTP, no serialization), and a resumed event stream is the runtime's own
+/// replay followed by a fresh snapshot. The backend's embedded runtime is one; a
+/// program may register others, each over its own store (the crate's example
+/// registers one of its own). Its workers are the runtime's: [`RuntimeSource::shutdown`] stops them and flushes
+/// the store.
 #[derive(Debug, Clone)]
 pub struct EmbeddedSource {
     runtime: Runtime,
