@@ -48,6 +48,24 @@ export function mountWorkersView(main, { query, navigate }) {
   const unavailable = h('div', { class: 'unavailable' });
   const truncated = h('div', { class: 'truncated' });
   const list = h('div', { class: 'worker-list' });
+  // One table for the view's life, and one row per worker kept while the worker is
+  // unchanged: the list is polled every few seconds and may hold thousands of workers,
+  // and building every row again each time froze the page for most of a second per
+  // poll at 5,000 rows. A kept row has only its age ("12 s ago") brought up to date.
+  const tbody = h('tbody', {});
+  const workersTable = h(
+    'table',
+    { class: 'workers-table' },
+    h('caption', { class: 'visually-hidden', text: 'Workers' }),
+    h(
+      'thead',
+      {},
+      h('tr', {}, ['Worker', 'Runtime', 'Profile', 'Status', 'Created', 'Activity', operate ? 'Commands' : null].filter(Boolean).map((t) => h('th', { scope: 'col', text: t }))),
+    ),
+    tbody,
+  );
+  /** `runtime/worker` → {sig, tr}: the rows drawn last, with what each was drawn from. */
+  let rowCache = new Map();
   fill(
     main,
     h(
@@ -169,14 +187,16 @@ export function mountWorkersView(main, { query, navigate }) {
         : null,
     );
     drawTruncated(cut);
-    preservingFocus(list, () =>
-      fill(
-        list,
-        workers.length
-          ? table(workers)
-          : h('p', { class: 'empty', text: filters.runtime || filters.status ? 'No workers match these filters.' : 'No workers yet. Start one from a runtime’s profiles.' }),
-      ),
-    );
+    preservingFocus(list, () => {
+      if (workers.length) {
+        drawRows(workers);
+        if (workersTable.parentNode !== list) fill(list, workersTable);
+      } else {
+        rowCache = new Map();
+        tbody.replaceChildren();
+        fill(list, h('p', { class: 'empty', text: filters.runtime || filters.status ? 'No workers match these filters.' : 'No workers yet. Start one from a runtime’s profiles.' }));
+      }
+    });
   }
 
   // Runtimes with more workers than the answer holds (`truncated`): which, and how to
@@ -233,18 +253,35 @@ export function mountWorkersView(main, { query, navigate }) {
     );
   }
 
-  function table(workers) {
-    return h(
-      'table',
-      { class: 'workers-table' },
-      h('caption', { class: 'visually-hidden', text: 'Workers' }),
-      h(
-        'thead',
-        {},
-        h('tr', {}, ['Worker', 'Runtime', 'Profile', 'Status', 'Created', 'Activity', operate ? 'Commands' : null].filter(Boolean).map((t) => h('th', { scope: 'col', text: t }))),
-      ),
-      h('tbody', {}, workers.map(row)),
-    );
+  function drawRows(workers) {
+    const now = Date.now();
+    const next = new Map();
+    const rows = workers.map((worker) => {
+      const key = `${worker.runtime_id}/${worker.worker_id}`;
+      const sig = `${confirming === key}|${JSON.stringify(worker)}`;
+      const cached = rowCache.get(key);
+      if (cached && cached.sig === sig) {
+        for (const time of cached.tr.querySelectorAll('time[datetime]')) {
+          const text = relativeTime(time.getAttribute('datetime'), now);
+          if (time.textContent !== text) time.textContent = text;
+        }
+        next.set(key, cached);
+        return cached.tr;
+      }
+      const tr = row(worker);
+      next.set(key, { sig, tr });
+      return tr;
+    });
+    rowCache = next;
+    const shown = tbody.children;
+    if (shown.length === rows.length && rows.every((tr, i) => shown[i] === tr || !tr.parentNode)) {
+      // The same workers in the same order: only the rows that changed are swapped.
+      rows.forEach((tr, i) => {
+        if (shown[i] !== tr) tbody.replaceChild(tr, shown[i]);
+      });
+    } else {
+      tbody.replaceChildren(...rows);
+    }
   }
 
   function row(worker) {
