@@ -12,6 +12,7 @@ import { TranscriptView } from './transcript.js';
 
 const RESTORED_SHOWN_MS = 6000;
 const CONFIRM_MS = 5000;
+const CLOCK_MS = 10_000;
 
 const CONNECTION_TEXT = {
   idle: 'Not connected',
@@ -107,6 +108,9 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
   document.title = `${workerId} · Switchyard`;
   title.focus({ preventScroll: true });
   renderHead();
+
+  // The header's age ("Created 3 min ago") stays true while nothing else changes.
+  const clock = setInterval(scheduleHead, CLOCK_MS);
 
   let stream = null;
   // Events are handled one after another, each after the previous one's work
@@ -493,6 +497,7 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
 
   return () => {
     disposed = true;
+    clearInterval(clock);
     clearTimeout(restoredTimer);
     clearTimeout(confirmTimer);
     stream?.close();

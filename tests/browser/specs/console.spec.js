@@ -285,3 +285,11 @@ test('older transcript items load on demand, each once', async ({ page, stack })
   expect(lines).toEqual(Array.from({ length: 40 }, (_, i) => `item-${i + 1}`));
   await expect(page.locator('.entry-system').first()).toHaveText('started');
 });
+
+test("a worker's age in its header keeps up while nothing happens", async ({ page, stack }) => {
+  const worker = await createWorker(stack, 'local', 'echo', 'idle');
+  await page.goto(workerUrl(stack, 'local', worker.worker_id));
+  const created = page.locator('.worker-meta .meta-item').filter({ hasText: 'Created' }).locator('time');
+  await expect(created).toHaveText('just now');
+  await expect(created).toHaveText(/^\d+ s ago$/, { timeout: 15_000 });
+});
