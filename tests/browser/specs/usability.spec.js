@@ -84,6 +84,21 @@ for (const { width, height } of [{ width: 1280, height: 800 }, { width: 768, hei
   });
 }
 
+test('a long label without spaces wraps in the workers table', async ({ page, stack }) => {
+  // 200 characters: what the Start form takes. Without a place to break, the cell
+  // held the whole table to its width and pushed Status and Commands off screen.
+  const worker = await createWorker(stack, 'remote', 'echo', `build/${'very-long-branch-name-'.repeat(9)}x`.slice(0, 200).replaceAll('-', '_'));
+  for (const width of [1280, 768]) {
+    await page.setViewportSize({ width, height: 800 });
+    await page.goto(`${stack.url}#/workers`);
+    const row = page.locator(`tr[data-worker-id="${worker.worker_id}"]`);
+    await row.waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `at ${width}px`).toBeLessThanOrEqual(0);
+    await expect(row.getByRole('button', { name: `Stop ${worker.worker_id}` })).toBeInViewport();
+  }
+});
+
 test("the console's own pages need no inline style (only xterm.js does)", async ({ page, stack, context }) => {
   // Serve the page with style-src 'self' alone: any inline style the console itself
   // used would be a CSP violation, which the page fixture turns into a failure.
