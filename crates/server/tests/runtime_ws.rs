@@ -523,3 +523,89 @@ async fn the_transport_clients_pings_keep_an_idle_stream_open() {
     );
     server.shutdown().await;
 }
+
+/// A client that reads steadily but slower than a burst of output arrives is alive:
+/// the server's writes to it stall and go on as it reads. It is never dropped as a
+/// dead peer for the time the burst takes to drain, however many ping intervals that
+/// is (before, the session could not ping while it was busy writing, then dropped
+/// the client, without a close frame, at the first tick after the burst, for not
+/// having answered pings it had never been sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_steady_reader_of_a_long_burst_is_not_dropped_as_dead() {
+    use switchyard_server::http::ws::SessionSettings;
+    let mut settings = settings(Some(TOKEN));
+    settings.session = SessionSettings {
+        ping_interval: Duration::from_millis(300),
+        close_grace: Duration::from_secs(1),
+    };
+    let cfg = config().with_profile(
+        "echo",
+        Profile {
+            description: None,
+            spec: ProfileSpec::Echo {
+                delay: Duration::ZERO,
+            },
+            idle_timeout: None,
+        },
+    );
+    // Small socket buffers on both ends (a listener's are its connections'), so the
+    // burst cannot all wait in the kernel: the server's writes stall and go on only
+    // as the client reads, and a ping is never far behind the frames.
+    let listener = tokio::net::TcpSocket::new_v4().unwrap();
+    listener.set_send_buffer_size(16 * 1024).unwrap();
+    listener.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let server = TestServer::start_on(listener.listen(64).unwrap(), cfg, settings).await;
+    let w = create(&server, "echo").await;
+    let id = w.worker_id.as_str();
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let mut request = server
+        .ws_url(&format!("/v1/workers/{id}/events/ws"))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .unwrap();
+    frame(&mut ws).await;
+
+    // 40 frames of 60 KiB, read one every 60 ms: about 2.4 s, eight ping intervals.
+    let text = "x".repeat(60 * 1024);
+    for _ in 0..20 {
+        input(&server, id, &text).await;
+    }
+    let started = std::time::Instant::now();
+    let mut events = 0;
+    while events < 40 {
+        let message = match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+        {
+            Some(Ok(message)) => message,
+            Some(Err(e)) => panic!("dropped after {events} events: {e}"),
+            None => panic!("dropped after {events} events"),
+        };
+        match message {
+            Message::Text(_) => {
+                events += 1;
+                tokio::time::sleep(Duration::from_millis(60)).await;
+            }
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected message after {events} events: {other:?}"),
+        }
+    }
+    assert!(
+        started.elapsed() > Duration::from_millis(900),
+        "the burst drained in {:?}, within the dead-peer grace: nothing tested",
+        started.elapsed()
+    );
+    // Still open and live: the next event arrives.
+    input(&server, id, "after the burst").await;
+    let f = frame(&mut ws).await;
+    assert!(matches!(event(&f).1, WorkerEvent::Input { text, .. } if text == "after the burst"));
+    server.shutdown().await;
+}

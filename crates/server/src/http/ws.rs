@@ -72,7 +72,8 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// Timing of a session.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionSettings {
-    /// How often the server pings; a peer silent for two intervals is dropped.
+    /// How often the server pings; a peer that leaves a ping unanswered for two
+    /// intervals (no frame from it, no stalled write going on) is dropped.
     pub ping_interval: Duration,
     /// How long a close frame may take to get out before the socket is dropped.
     pub close_grace: Duration,
@@ -321,7 +322,15 @@ pub async fn run_session<S: FrameSource>(
         tokio::time::Instant::now() + settings.ping_interval,
         settings.ping_interval,
     );
-    let mut last_heard = Instant::now();
+    // A session busy writing misses ticks: the next comes one interval after the
+    // late one, not in a burst.
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the oldest ping the client has not answered went out; `None` once it has
+    // been heard from since (any frame, or a stalled write that went on: it reads).
+    // A peer is dead when a ping has gone unanswered for two intervals, never
+    // before it has been pinged, so a client kept busy reading a long burst, which
+    // the session could not ping meanwhile, is not dropped the moment it ends.
+    let mut unanswered: Option<Instant> = None;
     let mut pending: FuturesOrdered<CommandOutcome> = FuturesOrdered::new();
     let mut refusals: VecDeque<ErrorDetail> = VecDeque::new();
     // The messages of the next write, and what came after them from the source when
@@ -378,7 +387,7 @@ pub async fn run_session<S: FrameSource>(
                     }
                     None | Some(Err(_)) => Step::Close(Closing::Drop),
                     Some(Ok(_)) => {
-                        last_heard = Instant::now();
+                        unanswered = None;
                         continue;
                     }
                 },
@@ -393,13 +402,17 @@ pub async fn run_session<S: FrameSource>(
                 _ = ping.tick() => {
                     if !reading {
                         // Its pongs wait unread behind its commands: not its fault.
-                        last_heard = Instant::now();
+                        unanswered = None;
                     }
-                    if last_heard.elapsed() > settings.ping_interval * 2 {
-                        tracing::debug!("WebSocket peer stopped answering pings");
-                        Step::Close(Closing::Drop)
-                    } else {
-                        Step::Send(Message::Ping(Bytes::new()))
+                    match unanswered {
+                        Some(sent) if sent.elapsed() >= settings.ping_interval * 2 => {
+                            tracing::debug!("WebSocket peer stopped answering pings");
+                            Step::Close(Closing::Drop)
+                        }
+                        _ => {
+                            unanswered.get_or_insert_with(Instant::now);
+                            Step::Send(Message::Ping(Bytes::new()))
+                        }
                     }
                 }
             }
@@ -408,7 +421,7 @@ pub async fn run_session<S: FrameSource>(
             Step::Send(message) => message,
             Step::Close(close) => break close,
             Step::Command(command) => {
-                last_heard = Instant::now();
+                unanswered = None;
                 match source.submit(command) {
                     Ok(outcome) => pending.push_back(outcome),
                     Err(error) => refusals.push_back(error),
@@ -440,11 +453,27 @@ pub async fn run_session<S: FrameSource>(
             }
             sink.flush().await
         };
+        // A write that had to wait and then went through was read by a live client
+        // (the socket takes more only as the peer acknowledges what it holds): heard
+        // from, even though its pongs may still wait behind the frames it reads.
+        let mut send = std::pin::pin!(send);
+        let mut stalled = false;
+        let send = std::future::poll_fn(move |cx| match send.as_mut().poll(cx) {
+            std::task::Poll::Pending => {
+                stalled = true;
+                std::task::Poll::Pending
+            }
+            std::task::Poll::Ready(sent) => std::task::Poll::Ready((sent, stalled)),
+        });
         // A send can stall on a client that stopped reading; the source cutting the
         // client off, or shutdown, must still get through.
         tokio::select! {
             biased;
-            sent = send => if sent.is_err() { break Closing::Drop },
+            sent = send => match sent {
+                (Err(_), _) => break Closing::Drop,
+                (Ok(()), true) => unanswered = None,
+                (Ok(()), false) => {}
+            },
             end = source.ended() => {
                 let code = close_code_for(end);
                 break Closing::With(code, code.reason());

@@ -45,8 +45,17 @@ impl TestServer {
     }
 
     pub async fn start_with(config: RuntimeConfig, settings: RuntimeApiSettings) -> Self {
-        let runtime = Runtime::in_memory(config).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, config, settings).await
+    }
+
+    /// Serves on `listener` (bound by the test, with socket options of its own).
+    pub async fn start_on(
+        listener: TcpListener,
+        config: RuntimeConfig,
+        settings: RuntimeApiSettings,
+    ) -> Self {
+        let runtime = Runtime::in_memory(config).await;
         // Served as `switchyard runtime` serves it: answers written together.
         let handle = serve_with(
             listener,
