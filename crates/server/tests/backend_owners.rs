@@ -122,10 +122,7 @@ impl World {
             )],
             NO_PROBES,
         );
-        settings.embedded = Some(EmbeddedSettings {
-            runtime: big_runtime("local"),
-            data_dir: None,
-        });
+        settings.embedded = Some(EmbeddedSettings::new(big_runtime("local")));
         let tokens: Vec<TestToken> = CALLERS
             .iter()
             .map(|w| TestToken {

@@ -585,10 +585,7 @@ async fn profiles_of_an_embedded_runtime_set_in_code_are_checked() {
         .insert("two words".to_owned(), Profile::echo());
     let err = Backend::builder()
         .listener(loopback().await)
-        .embedded(switchyard_server::config::EmbeddedSettings {
-            runtime,
-            data_dir: None,
-        })
+        .embedded(switchyard_server::config::EmbeddedSettings::new(runtime))
         .start()
         .await
         .unwrap_err();

@@ -122,13 +122,54 @@ pub const DEFAULT_VIEWER_QUEUE: u32 = 1024;
 /// Default for [`BackendSettings::event_backlog`].
 pub const DEFAULT_EVENT_BACKLOG: u32 = 4096;
 
-/// The backend's in-process runtime.
+/// The backend's in-process runtime, for [`crate::BackendBuilder::embedded`].
+///
+/// Settings may be added (an `[embedded]` key each), so build one with
+/// [`EmbeddedSettings::new`] and set fields:
+///
+/// ```
+/// use switchyard_protocol::RuntimeId;
+/// use switchyard_runtime::RuntimeConfig;
+/// use switchyard_server::config::EmbeddedSettings;
+///
+/// let config = RuntimeConfig::new(RuntimeId::new("jobs").unwrap(), "Jobs");
+/// let mut embedded = EmbeddedSettings::new(config);
+/// assert_eq!(embedded.data_dir, None); // in memory
+/// embedded.data_dir = Some("/var/lib/switchyard".into());
+/// let backend = switchyard_server::Backend::builder().embedded(embedded);
+/// # drop(backend);
+/// ```
+///
+/// A struct literal does not compile:
+///
+/// ```compile_fail
+/// use switchyard_protocol::RuntimeId;
+/// use switchyard_runtime::RuntimeConfig;
+/// use switchyard_server::config::EmbeddedSettings;
+///
+/// let embedded = EmbeddedSettings {
+///     runtime: RuntimeConfig::new(RuntimeId::new("jobs").unwrap(), "Jobs"),
+///     data_dir: None,
+/// };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EmbeddedSettings {
     /// Identity, profiles and limits.
     pub runtime: RuntimeConfig,
     /// Where its store lives; in memory when absent.
     pub data_dir: Option<PathBuf>,
+}
+
+impl EmbeddedSettings {
+    /// The runtime `runtime` configures, its store in memory (set
+    /// [`EmbeddedSettings::data_dir`] to keep it in files).
+    pub fn new(runtime: RuntimeConfig) -> Self {
+        Self {
+            runtime,
+            data_dir: None,
+        }
+    }
 }
 
 /// A remote runtime reached over the Runtime API. `Debug` redacts the token.

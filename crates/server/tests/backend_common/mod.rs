@@ -118,10 +118,7 @@ pub fn backend_settings(
     if !embedded {
         settings.embedded = None;
     } else {
-        settings.embedded = Some(EmbeddedSettings {
-            runtime: runtime_config("local"),
-            data_dir: None,
-        });
+        settings.embedded = Some(EmbeddedSettings::new(runtime_config("local")));
     }
     settings
 }
