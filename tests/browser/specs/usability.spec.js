@@ -1,5 +1,8 @@
 // Keyboard use, labels on every control, and layouts from 1280x800 down to a phone.
 
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { test, expect, screenshot, createWorker, workerUrl } from '../support/fixtures.js';
 
 /** Presses Tab until the focused element matches `selector` (at most `max` times). */
@@ -96,6 +99,25 @@ test('a long label without spaces wraps in the workers table', async ({ page, st
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow, `at ${width}px`).toBeLessThanOrEqual(0);
     await expect(row.getByRole('button', { name: `Stop ${worker.worker_id}` })).toBeInViewport();
+  }
+});
+
+test('a long runtime display name without spaces wraps in its card', async ({ page, stack }) => {
+  const config = join(stack.dir, 'backend.toml');
+  const long = 'Build_host_in_the_basement_rack_number_seven_behind_the_blue_door';
+  writeFileSync(config, readFileSync(config, 'utf8').replace('display_name = "Build host"', `display_name = "${long}"`));
+  expect((await stack.api('POST', '/api/admin/reload')).status).toBe(200);
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 800 });
+    await page.goto(stack.url);
+    await expect(page.locator('.runtime-card[data-runtime-id="remote"] h2')).toHaveText(long);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `runtimes at ${width}px`).toBeLessThanOrEqual(0);
+    // The workers view names it in its runtime filter.
+    await page.goto(`${stack.url}#/workers`);
+    await expect(page.locator('#filter-runtime option[value="remote"]')).toHaveText(long);
+    const listOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(listOverflow, `workers at ${width}px`).toBeLessThanOrEqual(0);
   }
 });
 
