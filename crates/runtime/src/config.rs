@@ -247,7 +247,35 @@ impl RuntimeLimits {
 }
 
 /// Everything a [`crate::Runtime`] needs to start.
+///
+/// Settings may be added, so build one with [`RuntimeConfig::new`] and set fields or
+/// add profiles:
+///
+/// ```
+/// use switchyard_protocol::RuntimeId;
+/// use switchyard_runtime::{Profile, RuntimeConfig};
+///
+/// let mut config = RuntimeConfig::new(RuntimeId::new("jobs").unwrap(), "Jobs")
+///     .with_profile("echo-2", Profile::echo().with_description("a second echo"));
+/// config.limits.max_workers = 4;
+/// assert!(config.profiles.contains_key("echo"));
+/// ```
+///
+/// A struct literal does not compile:
+///
+/// ```compile_fail
+/// use switchyard_protocol::RuntimeId;
+/// use switchyard_runtime::{RuntimeConfig, RuntimeLimits};
+///
+/// let config = RuntimeConfig {
+///     runtime_id: RuntimeId::new("jobs").unwrap(),
+///     display_name: "Jobs".into(),
+///     profiles: Default::default(),
+///     limits: RuntimeLimits::default(),
+/// };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RuntimeConfig {
     /// The runtime's id.
     pub runtime_id: RuntimeId,
