@@ -241,7 +241,10 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
     if (pendingResetNote) {
       const reason = pendingResetNote.replaceAll('_', ' ');
       if (transcript) transcript.localNote(`repainted after a reset (${reason})`);
-      else terminal?.note(`repainted after a reset (${reason})`);
+      // A terminal whose program runs gets no line of ours (the header says it): it
+      // would move the cursor off where the program left it, so what is typed next
+      // would echo rows below the prompt, and a full-screen program draw off by two.
+      else if (isEnded(detail.status)) terminal?.note(`repainted after a reset (${reason})`);
       pendingResetNote = null;
     }
   }

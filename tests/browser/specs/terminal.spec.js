@@ -164,3 +164,31 @@ test('a reload keeps a pending wrap: the next character starts the next row', as
   await expect(rows.nth(1)).toHaveText(/^W/);
   await expect(rows.first()).toHaveText(/Z\s*$/);
 });
+
+test.describe('a terminal repainted after a reset', () => {
+  // A short backlog: output while the page is away soon outruns its cursor.
+  test.use({ stackOptions: { pty: true, runtimeLimits: { event_backlog: 10 } } });
+
+  test('is painted as the worker has it: the cursor stays where the program left it', async ({ page, stack }) => {
+    const worker = await openTerminal(page, stack, 'repainted');
+    await stack.backend.stop('SIGTERM');
+    await expect(page.locator('.connection')).toHaveAttribute('data-state', 'reconnecting');
+    // While the page is away the shell writes more than the backlog keeps.
+    const sent = await stack.runtimeApi('POST', `/v1/workers/${worker.worker_id}/input`, {
+      text: 'i=0; while [ $i -lt 60 ]; do echo line-$i; sleep 0.02; i=$((i+1)); done; echo away-$((40+2))\r',
+    });
+    expect(sent.status).toBe(202);
+    await expect
+      .poll(async () => (await stack.runtimeApi('GET', `/v1/workers/${worker.worker_id}/transcript?after=0&limit=1000`)).body.items.some((i) => i.text?.includes('away-42\r\n')))
+      .toBe(true);
+    await stack.startBackend();
+    await expect(page.locator('.reset-info')).toContainText('Repainted from a fresh snapshot', { timeout: 20_000 });
+    await expect(screen(page)).toContainText('away-42');
+    await page.locator('.xterm').click();
+    await page.keyboard.type('echo typed-after');
+    // What is typed goes on the prompt's row, where the shell's cursor is.
+    await expect.poll(() => screen(page).innerText()).toMatch(/^\$ echo typed-after\s*$/m);
+    await page.keyboard.press('Enter');
+    await expect.poll(() => screen(page).innerText()).toMatch(/^typed-after\s*$/m);
+  });
+});
