@@ -16,12 +16,27 @@ export class ApiError extends Error {
   }
 }
 
-const listeners = { unauthorized: new Set(), reachability: new Set() };
+const listeners = { unauthorized: new Set(), reachability: new Set(), forbidden: new Set() };
 
 /** Calls `fn()` whenever a call answers 401 (the session ended). Returns an unsubscribe. */
 export function onUnauthorized(fn) {
   listeners.unauthorized.add(fn);
   return () => listeners.unauthorized.delete(fn);
+}
+
+/**
+ * Calls `fn(error)` whenever the backend refuses something as `403 forbidden`: the
+ * signed-in role may have changed since the page asked (a reload of the backend's
+ * tokens). Returns an unsubscribe.
+ */
+export function onForbidden(fn) {
+  listeners.forbidden.add(fn);
+  return () => listeners.forbidden.delete(fn);
+}
+
+/** Reports a `forbidden` refusal that did not come through `call` (a WebSocket frame's). */
+export function reportForbidden(error) {
+  for (const fn of listeners.forbidden) fn(error);
 }
 
 /** Calls `fn(reachable)` when the backend stops or starts answering. */
@@ -80,6 +95,7 @@ export async function call(method, path, body, { quiet401 = false } = {}) {
     if (response.status === 401 && !quiet401) {
       for (const fn of listeners.unauthorized) fn(error);
     }
+    if (response.status === 403 && error.code === 'forbidden') reportForbidden(error);
     throw error;
   }
   return data;

@@ -2,9 +2,9 @@
 // `#/workers[?runtime=&status=&limit=]` and `#/workers/{runtime}/{worker}` to their
 // views, with the header's identity, sign-out and backend state.
 
-import { onReachability, onUnauthorized } from './api.js';
+import { onForbidden, onReachability, onUnauthorized } from './api.js';
 import { fill, h } from './dom.js';
-import { clearNotices, initNotices, showError } from './notices.js';
+import { clearNotices, initNotices, showError, showInfo } from './notices.js';
 import { mountRuntimesView } from './runtimes.js';
 import { detectSession, showSignIn, signOut } from './session.js';
 import { setSession, startPolling, stopPolling, store } from './store.js';
@@ -23,6 +23,7 @@ document.getElementById('sign-out').addEventListener('click', onSignOut);
 onUnauthorized(() => {
   if (store.session?.auth) requireSignIn('Your session has ended. Sign in again to continue.');
 });
+onForbidden(recheckSession);
 onReachability((reachable) => {
   backendState.hidden = reachable;
   backendState.textContent = reachable ? '' : 'Backend not answering, retrying…';
@@ -48,6 +49,35 @@ async function boot() {
   }
   if (!session.signedIn) requireSignIn();
   else begin(session);
+}
+
+let rechecking = false;
+/**
+ * A `403 forbidden`: the session's role may have changed since sign-in (the backend's
+ * tokens were reloaded). If it has, the page is drawn again for the new role, so it
+ * shows no control the backend would refuse (nor hides one it now allows).
+ */
+async function recheckSession() {
+  if (!store.session?.auth || rechecking) return;
+  rechecking = true;
+  let session;
+  try {
+    session = await detectSession();
+  } catch {
+    return;
+  } finally {
+    rechecking = false;
+  }
+  if (!store.session) return;
+  if (!session.signedIn) {
+    requireSignIn('Your session has ended. Sign in again to continue.');
+    return;
+  }
+  if (session.role === store.session.role && session.name === store.session.name) return;
+  setSession(session);
+  showIdentity(session);
+  showInfo(`Signed in as ${session.name ?? 'anonymous'}, now with the ${session.role} role`);
+  route();
 }
 
 function requireSignIn(notice) {

@@ -2,7 +2,7 @@
 // connection's state, and either its transcript with an input box or, for a pty
 // worker, its terminal.
 
-import { api, call, paths } from './api.js';
+import { api, call, paths, reportForbidden } from './api.js';
 import { badge, fill, h } from './dom.js';
 import { describeExit, formatBytes, isEnded, localTime, relativeTime } from './format.js';
 import { showError, showInfo } from './notices.js';
@@ -169,6 +169,7 @@ export function mountWorkerView(main, { runtimeId, workerId, navigate }) {
             return;
           }
           showError(error, 'sending to the terminal');
+          if (error?.code === 'forbidden') reportForbidden(error);
         },
       },
     });

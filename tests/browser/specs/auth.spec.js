@@ -1,6 +1,9 @@
 // Sign-in, roles and sessions in the browser, against a backend with [auth] tokens
 // (an operator and a viewer) and the /api/session endpoints.
 
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { test, expect, screenshot, createWorker, workerUrl } from '../support/fixtures.js';
 
 const USERS = [
@@ -97,6 +100,29 @@ test('a session that ends under an open worker leaves no stale error behind', as
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.locator('.connection')).toHaveAttribute('data-state', 'connected');
   await expect(page.locator('.notice-error')).toHaveCount(0);
+});
+
+test('a role lowered by a reload takes the page\'s controls away at the first refusal', async ({ page, stack }) => {
+  await signIn(page, stack, 'olivia');
+  await expect(page.locator('#identity-role')).toHaveText('operator');
+  await page.getByRole('link', { name: 'Workers', exact: true }).click();
+  const form = page.getByRole('form', { name: 'Start a worker' });
+  await expect(form).toBeVisible();
+
+  // The backend's tokens are reloaded (SIGHUP) with olivia a viewer; her session
+  // stays, with the new role.
+  const config = join(stack.dir, 'backend.toml');
+  writeFileSync(config, readFileSync(config, 'utf8').replace(/(name = "olivia"\n.*\n)role = "operator"/, '$1role = "viewer"'));
+  stack.backend.child.kill('SIGHUP');
+  await expect.poll(async () => (await stack.api('GET', '/api/session', undefined, { token: stack.tokens.olivia })).body.role).toBe('viewer');
+
+  await form.getByRole('button', { name: 'Start worker' }).click();
+  await expect(page.locator('.notice-error .notice-code')).toHaveText('forbidden');
+  // The page now shows what a viewer may do, and says so.
+  await expect(page.locator('#identity-role')).toHaveText('viewer');
+  await expect(form).toHaveCount(0);
+  await expect(page.locator('main button:visible')).toHaveCount(0);
+  await expect(page.locator('.notice-info')).toContainText('viewer role');
 });
 
 test('signed in on a phone, Sign out stays on screen', async ({ page, stack }) => {
