@@ -118,6 +118,14 @@ async fn a_handshake_that_cannot_succeed_opens_no_channel() {
     for (what, extra) in [
         ("version 8", vec![("sec-websocket-version", "8"), key]),
         ("no key", vec![("sec-websocket-version", "13")]),
+        (
+            "a short key",
+            vec![
+                ("sec-websocket-version", "13"),
+                ("sec-websocket-key", "abc"),
+            ],
+        ),
+        ("two keys", vec![("sec-websocket-version", "13"), key, key]),
     ] {
         let headers: Vec<(&str, &str)> = upgrade.iter().copied().chain(extra).collect();
         let r = request(addr, http::Method::GET, &path, None, &headers).await;

@@ -1735,3 +1735,71 @@ async fn every_answer_carries_its_own_request_id() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     server.shutdown().await;
 }
+
+/// A handshake RFC 6455 has a server refuse (4.1, 4.2.1) is a plain `400
+/// invalid_request` before the upgrade, like every other error known then: over
+/// HTTP/1.0 (before, `101` and then nothing, as hyper upgrades no HTTP/1.0
+/// connection), with a key that is not 16 bytes in base64, with two keys or two
+/// versions. The handshake with the same headers done right is still upgraded.
+#[tokio::test(flavor = "multi_thread")]
+async fn handshakes_rfc_6455_refuses_are_400_before_the_upgrade() {
+    let server = TestServer::start(config()).await;
+    let a = create(&server, "echo").await;
+    let auth = bearer();
+    let good_key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let handshake = |version: &str, extra: &str| {
+        format!(
+            "GET /v1/workers/{a}/events/ws {version}\r\nHost: {}\r\nAuthorization: {auth}\r\n\
+             Connection: Upgrade\r\nUpgrade: websocket\r\n{extra}\r\n",
+            server.addr
+        )
+    };
+    let key = |key: &str| format!("Sec-WebSocket-Key: {key}\r\n");
+    let v13 = "Sec-WebSocket-Version: 13\r\n";
+    for (what, head) in [
+        (
+            "HTTP/1.0",
+            handshake("HTTP/1.0", &format!("{v13}{}", key(good_key))),
+        ),
+        (
+            "an empty key",
+            handshake("HTTP/1.1", &format!("{v13}{}", key(""))),
+        ),
+        (
+            "a short key",
+            handshake("HTTP/1.1", &format!("{v13}{}", key("abc"))),
+        ),
+        (
+            "a key of 15 bytes",
+            handshake("HTTP/1.1", &format!("{v13}{}", key("AAAAAAAAAAAAAAAAAAAA"))),
+        ),
+        (
+            "two keys",
+            handshake(
+                "HTTP/1.1",
+                &format!("{v13}{}{}", key(good_key), key(good_key)),
+            ),
+        ),
+        (
+            "two versions",
+            handshake("HTTP/1.1", &format!("{v13}{v13}{}", key(good_key))),
+        ),
+    ] {
+        let r = raw_exchange(server.addr, &head, b"").await;
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (400, "invalid_request"),
+            "{what}: {}",
+            r.text()
+        );
+    }
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(handshake("HTTP/1.1", &format!("{v13}{}", key(good_key))).as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    server.shutdown().await;
+}

@@ -53,7 +53,7 @@ pub(super) async fn upgrade(
     ctx: &RequestContext,
     settings: SessionSettings,
 ) -> Result<Response, ApiError> {
-    check_handshake(request.headers())?;
+    check_handshake(&request)?;
     // The session cookie the route let the request in with, if a cookie did it (a
     // bearer token decides alone). The stream's watcher looks before it waits, so a
     // sign-out since the route's check is seen.

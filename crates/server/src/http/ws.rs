@@ -21,6 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt as _, SinkExt, StreamExt};
@@ -125,27 +126,41 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
     has_token(CONNECTION, "upgrade") && has_token(UPGRADE, "websocket")
 }
 
-/// Checks a WebSocket handshake's headers (an upgrade to `websocket`, version 13, a
-/// key) and returns the key. The event routes call it before they subscribe, so a
-/// handshake that cannot succeed costs no subscription.
-pub fn check_handshake(headers: &HeaderMap) -> Result<&HeaderValue, ApiError> {
+/// Checks a WebSocket handshake as RFC 6455 (4.1, 4.2.1) has a server check it (an
+/// upgrade to `websocket` over HTTP/1.1 or later, one `Sec-WebSocket-Version: 13`,
+/// one `Sec-WebSocket-Key` that is 16 bytes in base64) and returns the key. The
+/// event routes call it before they subscribe, so a handshake that cannot succeed
+/// costs no subscription, and is answered as a plain HTTP error rather than a
+/// `101` that carries nothing (hyper does not upgrade an HTTP/1.0 connection).
+pub fn check_handshake<B>(request: &http::Request<B>) -> Result<&HeaderValue, ApiError> {
+    let headers = request.headers();
     if !is_upgrade_request(headers) {
         return Err(ApiError::invalid_request(
             "this route is a WebSocket: send GET with Connection: Upgrade and Upgrade: websocket",
         ));
     }
-    if headers
-        .get(SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
+    if request.version() < http::Version::HTTP_11 {
+        return Err(ApiError::invalid_request(
+            "a WebSocket handshake needs HTTP/1.1",
+        ));
+    }
+    let mut versions = headers.get_all(SEC_WEBSOCKET_VERSION).iter();
+    if versions.next().map(HeaderValue::as_bytes) != Some(b"13") || versions.next().is_some() {
         return Err(ApiError::invalid_request(
             "only WebSocket version 13 is supported",
         ));
     }
-    headers
-        .get(SEC_WEBSOCKET_KEY)
-        .ok_or_else(|| ApiError::invalid_request("missing Sec-WebSocket-Key"))
+    let mut keys = headers.get_all(SEC_WEBSOCKET_KEY).iter();
+    let key = keys
+        .next()
+        .ok_or_else(|| ApiError::invalid_request("missing Sec-WebSocket-Key"))?;
+    let nonce = base64::engine::general_purpose::STANDARD.decode(key.as_bytes());
+    if keys.next().is_some() || nonce.map_or(true, |nonce| nonce.len() != 16) {
+        return Err(ApiError::invalid_request(
+            "Sec-WebSocket-Key must be one header: 16 random bytes in base64",
+        ));
+    }
+    Ok(key)
 }
 
 /// Validates the handshake headers, answers `101 Switching Protocols`, and once hyper
@@ -174,7 +189,7 @@ where
     F: FnOnce(WsStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let accept = derive_accept_key(check_handshake(request.headers())?.as_bytes());
+    let accept = derive_accept_key(check_handshake(&request)?.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut request);
     shutdown.spawn_session(async move {
         match on_upgrade.await {

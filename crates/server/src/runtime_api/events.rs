@@ -90,7 +90,7 @@ pub(super) fn upgrade(
     settings: SessionSettings,
     max_message: usize,
 ) -> Result<Response, ApiError> {
-    crate::http::ws::check_handshake(request.headers())?;
+    crate::http::ws::check_handshake(&request)?;
     let subscription = if opening.snapshot_after_replay {
         runtime.subscribe_with_snapshot(worker_id, opening.cursor)?
     } else {
