@@ -386,7 +386,9 @@ export function mountWorkersView(main, { query, navigate }) {
       const key = JSON.stringify(runtimes.map((r) => [r.runtime_id, r.state, r.profiles]));
       if (key === drawn) return;
       drawn = key;
-      const chosen = runtimeSelect.value || filters.runtime || runtimes.find((r) => r.state === 'ready')?.runtime_id || runtimes[0]?.runtime_id || '';
+      // The runtime chosen before, while it is still listed (a reload may remove it).
+      const listed = (id) => (id && runtimes.some((r) => r.runtime_id === id) ? id : null);
+      const chosen = listed(runtimeSelect.value) || listed(filters.runtime) || runtimes.find((r) => r.state === 'ready')?.runtime_id || runtimes[0]?.runtime_id || '';
       runtimeSelect.replaceChildren(...runtimes.map((r) => h('option', { value: r.runtime_id, text: r.state === 'ready' ? r.runtime_id : `${r.runtime_id} (${r.state.replaceAll('_', ' ')})` })));
       runtimeSelect.value = chosen;
       updateProfiles();

@@ -222,3 +222,22 @@ test('a poll of many workers keeps the rows of workers that did not change', asy
   await expect(rows).toHaveCount(300);
   expect((await stack.api('GET', `/api/runtimes/local/workers/${created[1].worker_id}`)).status).toBe(404);
 });
+
+test('the Start form chooses another runtime when the one chosen is removed', async ({ page, stack }) => {
+  await page.goto(`${stack.url}#/workers`);
+  const form = page.getByRole('form', { name: 'Start a worker' });
+  await form.getByLabel('Runtime').selectOption('remote');
+  await form.getByLabel('Profile').selectOption('slow-echo');
+
+  const config = join(stack.dir, 'backend.toml');
+  const before = readFileSync(config, 'utf8');
+  writeFileSync(config, before.slice(0, before.indexOf('[[remote]]')));
+  expect((await stack.api('POST', '/api/admin/reload')).status).toBe(200);
+
+  await expect(form.getByLabel('Runtime').locator('option')).toHaveCount(1);
+  await expect(form.getByLabel('Runtime')).toHaveValue('local');
+  await expect(form.getByLabel('Profile')).toHaveValue('echo');
+  await expect(form.getByRole('button', { name: 'Start worker' })).toBeEnabled();
+  await form.getByRole('button', { name: 'Start worker' }).click();
+  await expect(page).toHaveURL(/#\/workers\/local\/w-/);
+});
