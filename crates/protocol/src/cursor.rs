@@ -26,6 +26,10 @@ pub enum CursorError {
     /// A well-formed cursor minted for a different worker.
     #[error("the cursor belongs to another worker; reconnect without a cursor")]
     ForeignWorker,
+    /// A well-formed cursor of this worker and epoch naming a position its event
+    /// stream has not reached (no runtime minted it).
+    #[error("the cursor is ahead of this worker's event stream; reconnect without one")]
+    Ahead,
 }
 
 /// A decoded runtime cursor.

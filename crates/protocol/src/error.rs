@@ -16,7 +16,8 @@ pub enum ErrorCode {
     InvalidRequest,
     /// A `runtime_id` or `worker_id` that breaks the id rules.
     InvalidId,
-    /// A cursor that is malformed or was minted for another worker.
+    /// A cursor that is malformed, was minted for another worker, or names a
+    /// position the worker's events have not reached.
     InvalidCursor,
     /// A page `limit` over the configured maximum.
     LimitTooLarge,
@@ -143,7 +144,9 @@ impl ErrorCode {
                 "the request is malformed: bad JSON, an unknown field or query parameter, a bad value"
             }
             InvalidId => "a runtime_id or worker_id breaks the id rules",
-            InvalidCursor => "the cursor is malformed or was minted for another worker",
+            InvalidCursor => {
+                "the cursor is malformed, was minted for another worker, or is ahead of its events"
+            }
             LimitTooLarge => "the page limit is over the server's maximum",
             UnknownProfile => "the runtime defines no profile of that name",
             NotATerminal => "the worker is not a terminal",

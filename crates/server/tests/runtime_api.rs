@@ -1803,3 +1803,32 @@ async fn handshakes_rfc_6455_refuses_are_400_before_the_upgrade() {
     assert_eq!(&head, b"HTTP/1.1 101");
     server.shutdown().await;
 }
+
+/// A cursor of this worker and epoch that names a position the worker's stream has
+/// not reached is `400 invalid_cursor` saying so, not called malformed (it decodes
+/// fine); the cursor of its newest event still opens the stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cursor_ahead_of_the_stream_is_invalid_cursor_saying_so() {
+    let server = TestServer::start(config()).await;
+    let a = create(&server, "echo").await;
+    let id = WorkerId::new(a.clone()).unwrap();
+    let sub = server.runtime.subscribe(&id, None).unwrap();
+    let at = |position| sub.cursor_at(position);
+    // A new echo worker has logged a few events (its start), not a thousand.
+    let r = ws_get(
+        &server,
+        &format!("/v1/workers/{a}/events/ws?cursor={}", at(1000)),
+    )
+    .await;
+    let error = expect_error(&r, StatusCode::BAD_REQUEST, "invalid_cursor");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("ahead"), "{message}");
+    assert!(!message.contains("malformed"), "{message}");
+    let r = ws_get(
+        &server,
+        &format!("/v1/workers/{a}/events/ws?cursor={}", at(1)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SWITCHING_PROTOCOLS, "{}", r.text());
+    server.shutdown().await;
+}

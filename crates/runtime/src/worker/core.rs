@@ -645,7 +645,7 @@ impl Worker {
                     None
                 }
                 Resume::Expired => Some(ResetReason::CursorExpired),
-                Resume::Future => return Err(CursorError::Malformed.into()),
+                Resume::Future => return Err(CursorError::Ahead.into()),
             },
         };
         if let Some(reason) = reset {
