@@ -152,8 +152,17 @@ export function mountWorkersView(main, { query, navigate }) {
     }
     if (stopped) return;
     draw();
-    timer = setTimeout(poll, POLL_MS);
+    // A hidden page is not polled (the list may be thousands of workers of every
+    // runtime); it is listed again as soon as it is shown.
+    if (!document.hidden) timer = setTimeout(poll, POLL_MS);
   }
+
+  function onVisibility() {
+    if (stopped) return;
+    if (document.hidden) clearTimeout(timer);
+    else poll();
+  }
+  document.addEventListener('visibilitychange', onVisibility);
 
   function draw() {
     if (error && !answer) {
@@ -431,6 +440,7 @@ export function mountWorkersView(main, { query, navigate }) {
     stopped = true;
     clearTimeout(timer);
     clearTimeout(confirmTimer);
+    document.removeEventListener('visibilitychange', onVisibility);
     unsubscribe();
   };
 }

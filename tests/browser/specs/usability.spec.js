@@ -241,3 +241,31 @@ test('the Start form chooses another runtime when the one chosen is removed', as
   await form.getByRole('button', { name: 'Start worker' }).click();
   await expect(page).toHaveURL(/#\/workers\/local\/w-/);
 });
+
+test('a hidden workers page is not polled, and is listed again when shown', async ({ page, stack }) => {
+  await createWorker(stack, 'local', 'echo', 'first');
+  const polls = [];
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname === '/api/workers') polls.push(Date.now());
+  });
+  await page.goto(`${stack.url}#/workers`);
+  await expect(page.locator('.workers-table tbody tr')).toHaveCount(1);
+  await expect.poll(() => polls.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+  const setHidden = (hidden) =>
+    page.evaluate((value) => {
+      Object.defineProperty(document, 'hidden', { value, configurable: true });
+      Object.defineProperty(document, 'visibilityState', { value: value ? 'hidden' : 'visible', configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, hidden);
+  await setHidden(true);
+  // At most the poll already under way finishes; then none for several poll periods.
+  await page.waitForTimeout(1000);
+  const whileHidden = polls.length;
+  await page.waitForTimeout(6000);
+  expect(polls.length).toBe(whileHidden);
+
+  await createWorker(stack, 'local', 'echo', 'second');
+  await setHidden(false);
+  await expect(page.locator('.workers-table tbody tr')).toHaveCount(2);
+  await expect.poll(() => polls.length, { timeout: 10_000 }).toBeGreaterThan(whileHidden + 1);
+});
