@@ -135,6 +135,15 @@ async fn a_handshake_that_cannot_succeed_opens_no_channel() {
             "{what}"
         );
         assert_eq!(backend.hub.channel_count(), 0, "{what}: a channel opened");
+        if what == "version 8" {
+            // RFC 6455, 4.4: a refused version is answered with the one spoken.
+            assert_eq!(
+                r.headers
+                    .get("sec-websocket-version")
+                    .and_then(|v| v.to_str().ok()),
+                Some("13")
+            );
+        }
     }
     backend.shutdown().await;
 }

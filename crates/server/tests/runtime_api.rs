@@ -1550,6 +1550,15 @@ async fn events_route_answers_errors_as_plain_http_before_the_upgrade() {
         let path = format!("/v1/workers/{a}/events/ws");
         let r = custom(&server, Method::GET, &path, None, &headers).await;
         expect_error(&r, StatusCode::BAD_REQUEST, "invalid_request");
+        if skip == "sec-websocket-version" {
+            // RFC 6455, 4.4: a refused version is answered with the one spoken.
+            assert_eq!(
+                r.headers
+                    .get("sec-websocket-version")
+                    .and_then(|v| v.to_str().ok()),
+                Some("13")
+            );
+        }
     }
 
     // Unknown worker.

@@ -1,19 +1,23 @@
 //! [`ApiError`]: an error answer of either surface, in the contract's body shape.
 
-use http::StatusCode;
 use http::header::{ALLOW, HeaderValue, WWW_AUTHENTICATE};
+use http::{HeaderMap, StatusCode};
 use switchyard_protocol::{ErrorBody, ErrorCode, ErrorDetail};
 
 use super::response::{Response, json};
 
 /// An error on its way to a client: the contract's detail, plus the rare header that
-/// goes with it (`WWW-Authenticate` on 401, `Allow` on 405).
+/// goes with it (`WWW-Authenticate` on 401, `Allow` on 405, `Sec-WebSocket-Version`
+/// on a refused WebSocket version).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     /// What the client sees inside `{"error": ...}`.
     pub detail: ErrorDetail,
     /// The `Allow` header of a `405`: the methods the path answers.
-    pub allow: Option<String>,
+    pub allow: Option<Box<str>>,
+    /// Any other header the answer carries (none, mostly; boxed, so that an error
+    /// stays small).
+    pub headers: Option<Box<HeaderMap>>,
 }
 
 impl ApiError {
@@ -22,6 +26,7 @@ impl ApiError {
         Self {
             detail: ErrorDetail::new(code, message),
             allow: None,
+            headers: None,
         }
     }
 
@@ -52,6 +57,9 @@ impl ApiError {
         if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
             response.headers_mut().insert(ALLOW, allow);
         }
+        if let Some(headers) = self.headers {
+            response.headers_mut().extend(*headers);
+        }
         response
     }
 }
@@ -61,6 +69,7 @@ impl From<ErrorDetail> for ApiError {
         Self {
             detail,
             allow: None,
+            headers: None,
         }
     }
 }

@@ -71,7 +71,7 @@ pub fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Ap
         ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed on {path}; allowed: {allow}"),
     );
-    error.allow = Some(allow);
+    error.allow = Some(allow.into());
     error
 }
 

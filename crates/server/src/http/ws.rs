@@ -146,9 +146,13 @@ pub fn check_handshake<B>(request: &http::Request<B>) -> Result<&HeaderValue, Ap
     }
     let mut versions = headers.get_all(SEC_WEBSOCKET_VERSION).iter();
     if versions.next().map(HeaderValue::as_bytes) != Some(b"13") || versions.next().is_some() {
-        return Err(ApiError::invalid_request(
-            "only WebSocket version 13 is supported",
-        ));
+        // RFC 6455, 4.4: the refusal names the version the server speaks.
+        let mut refusal = ApiError::invalid_request("only WebSocket version 13 is supported");
+        refusal
+            .headers
+            .get_or_insert_default()
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return Err(refusal);
     }
     let mut keys = headers.get_all(SEC_WEBSOCKET_KEY).iter();
     let key = keys
