@@ -609,3 +609,66 @@ async fn a_slow_but_steady_reader_of_a_long_burst_is_not_dropped_as_dead() {
     assert!(matches!(event(&f).1, WorkerEvent::Input { text, .. } if text == "after the burst"));
     server.shutdown().await;
 }
+
+/// A client that stops reading while its session has frames to write is closed as
+/// too slow once the write has taken nothing for two ping intervals, even though
+/// the worker goes quiet long before its queue would fill (before, the session
+/// waited on the write for good, holding the subscription and what it queued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_though_its_queue_never_fills() {
+    use switchyard_server::http::ws::SessionSettings;
+    let mut settings = settings(Some(TOKEN));
+    settings.session = SessionSettings {
+        ping_interval: Duration::from_millis(300),
+        close_grace: Duration::from_millis(500),
+    };
+    let cfg = config().with_profile(
+        "echo",
+        Profile {
+            description: None,
+            spec: ProfileSpec::Echo {
+                delay: Duration::ZERO,
+            },
+            idle_timeout: None,
+        },
+    );
+    // Small socket buffers on both ends: the frames cannot all wait in the kernel.
+    let listener = tokio::net::TcpSocket::new_v4().unwrap();
+    listener.set_send_buffer_size(16 * 1024).unwrap();
+    listener.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let server = TestServer::start_on(listener.listen(64).unwrap(), cfg, settings).await;
+    let w = create(&server, "echo").await;
+    let id = w.worker_id.clone();
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let mut request = server
+        .ws_url(&format!("/v1/workers/{id}/events/ws"))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .unwrap();
+    frame(&mut ws).await;
+
+    // 20 frames of 60 KiB, far below the subscriber queue (1024), then nothing.
+    let text = "x".repeat(60 * 1024);
+    for _ in 0..10 {
+        input(&server, id.as_str(), &text).await;
+    }
+    // The client reads nothing more: its session ends on its own.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while server.runtime.subscriber_count(&id).unwrap() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a client that stopped reading still holds its session"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(ws);
+    server.shutdown().await;
+}

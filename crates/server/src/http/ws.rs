@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -50,7 +51,85 @@ use super::response::{Response, empty};
 use super::shutdown::Shutdown;
 
 /// A server-side WebSocket over a hyper upgrade.
-pub type WsStream = WebSocketStream<TokioIo<Upgraded>>;
+pub type WsStream = WebSocketStream<Counted>;
+
+/// A hyper upgrade that counts the bytes written to it, so that a session can tell
+/// a write that goes on slowly (a client reading on a slow link) from one that goes
+/// nowhere (a client that has stopped reading).
+pub struct Counted {
+    io: TokioIo<Upgraded>,
+    written: Arc<AtomicU64>,
+}
+
+impl Counted {
+    fn new(upgraded: Upgraded) -> Self {
+        Self {
+            io: TokioIo::new(upgraded),
+            written: Arc::default(),
+        }
+    }
+
+    /// Bytes written so far, as a counter the session reads while a write waits.
+    fn written(&self) -> Arc<AtomicU64> {
+        self.written.clone()
+    }
+
+    fn count(&self, written: &std::task::Poll<std::io::Result<usize>>) {
+        if let std::task::Poll::Ready(Ok(n)) = written {
+            self.written.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.count(&written);
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.count(&written);
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
 
 /// Largest message a client of a watch-only session may send (it sends only control
 /// frames).
@@ -208,7 +287,7 @@ where
                     .max_message_size(Some(max_message))
                     .max_frame_size(Some(max_message));
                 let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
+                    Counted::new(upgraded),
                     Role::Server,
                     Some(config),
                 )
@@ -336,6 +415,7 @@ pub async fn run_session<S: FrameSource>(
     shutdown: Shutdown,
 ) -> Option<CloseCode> {
     let interactive = source.is_interactive();
+    let written = ws.get_ref().written();
     let (mut sink, mut incoming) = ws.split();
     let mut ping = tokio::time::interval_at(
         tokio::time::Instant::now() + settings.ping_interval,
@@ -356,7 +436,7 @@ pub async fn run_session<S: FrameSource>(
     // it was not a frame (the stream's end), taken on the next turn.
     let mut batch: Vec<Message> = Vec::new();
     let mut after_batch: Option<Step> = None;
-    let close = loop {
+    let close = 'session: loop {
         // Back-pressure: with a full window of commands in flight, the client's
         // frames wait in the socket (and then in the client) until one is done.
         let reading = pending.len() < MAX_PENDING_COMMANDS;
@@ -484,20 +564,45 @@ pub async fn run_session<S: FrameSource>(
             }
             std::task::Poll::Ready(sent) => std::task::Poll::Ready((sent, stalled)),
         });
+        let mut send = std::pin::pin!(send);
         // A send can stall on a client that stopped reading; the source cutting the
-        // client off, or shutdown, must still get through.
-        tokio::select! {
-            biased;
-            sent = send => match sent {
-                (Err(_), _) => break Closing::Drop,
-                (Ok(()), true) => unanswered = None,
-                (Ok(()), false) => {}
-            },
-            end = source.ended() => {
-                let code = close_code_for(end);
-                break Closing::With(code, code.reason());
+        // client off, or shutdown, must still get through. And a write that takes
+        // nothing for two ping intervals is a client that has stopped reading (a
+        // frozen page, a stuck program): it is too far behind, whether or not the
+        // worker goes on to fill its queue (a quiet one never would, and the session
+        // would hold it and what it queued for good).
+        let mut check = tokio::time::interval_at(
+            tokio::time::Instant::now() + settings.ping_interval,
+            settings.ping_interval,
+        );
+        let mut seen = written.load(Ordering::Relaxed);
+        let mut still = 0;
+        loop {
+            tokio::select! {
+                biased;
+                sent = &mut send => match sent {
+                    (Err(_), _) => break 'session Closing::Drop,
+                    (Ok(()), true) => {
+                        unanswered = None;
+                        break;
+                    }
+                    (Ok(()), false) => break,
+                },
+                end = source.ended() => {
+                    let code = close_code_for(end);
+                    break 'session Closing::With(code, code.reason());
+                }
+                () = shutdown.triggered() => break 'session Closing::With(CloseCode::GoingAway, CloseCode::GoingAway.reason()),
+                _ = check.tick() => {
+                    let now = written.load(Ordering::Relaxed);
+                    still = if now == seen { still + 1 } else { 0 };
+                    seen = now;
+                    if still >= 2 {
+                        tracing::debug!("WebSocket client stopped reading");
+                        break 'session Closing::With(CloseCode::SlowConsumer, CloseCode::SlowConsumer.reason());
+                    }
+                }
             }
-            () = shutdown.triggered() => break Closing::With(CloseCode::GoingAway, CloseCode::GoingAway.reason()),
         }
     };
     let Ok(mut ws) = sink.reunite(incoming) else {
