@@ -15,8 +15,15 @@ const main = document.getElementById('main');
 const sections = document.getElementById('sections');
 const identity = document.getElementById('identity');
 const backendState = document.getElementById('backend-state');
+/** The first wait before asking an unreachable backend again, and the longest. */
+const BOOT_RETRY_FIRST_MS = 500;
+const BOOT_RETRY_MAX_MS = 10_000;
 let unmount = null;
 let started = false;
+let bootTimer = null;
+let bootAttempt = 0;
+let booting = false;
+let unreachablePanel = null;
 
 initNotices(document.getElementById('notices'));
 document.getElementById('sign-out').addEventListener('click', onSignOut);
@@ -31,24 +38,71 @@ onReachability((reachable) => {
 boot();
 
 async function boot() {
+  if (booting) return;
+  booting = true;
+  clearTimeout(bootTimer);
   let session;
   try {
     session = await detectSession();
   } catch (error) {
-    fill(
-      main,
-      h(
-        'div',
-        { class: 'error-panel', role: 'alert' },
-        h('strong', { class: 'notice-code', text: error.code ?? 'error' }),
-        h('p', { text: error.message }),
-        h('button', { type: 'button', class: 'button', text: 'Try again', on: { click: boot } }),
-      ),
-    );
+    booting = false;
+    if (!retryable(error)) {
+      fill(
+        main,
+        h(
+          'div',
+          { class: 'error-panel', role: 'alert' },
+          h('strong', { class: 'notice-code', text: error.code ?? 'error' }),
+          h('p', { text: error.message }),
+          h('button', { type: 'button', class: 'button', text: 'Try again', on: { click: boot } }),
+        ),
+      );
+      return;
+    }
+    // The backend is down, restarting, or behind a proxy that cannot reach it: ask
+    // again by itself, waiting longer each time (up to BOOT_RETRY_MAX_MS), and load
+    // as soon as it answers.
+    const wait = Math.min(BOOT_RETRY_FIRST_MS * 2 ** bootAttempt, BOOT_RETRY_MAX_MS);
+    bootAttempt += 1;
+    showUnreachable(error, wait);
+    bootTimer = setTimeout(boot, wait);
     return;
   }
+  booting = false;
+  bootAttempt = 0;
   if (!session.signedIn) requireSignIn();
   else begin(session);
+}
+
+/** No answer, or a gateway's 502/503/504: worth asking again. */
+function retryable(error) {
+  return error?.status === 0 || error?.status === 502 || error?.status === 503 || error?.status === 504;
+}
+
+/**
+ * Says that the backend does not answer, why, and when the page asks again. Drawn
+ * once and then only updated, so that "Try again now" keeps the keyboard's focus.
+ */
+function showUnreachable(error, wait) {
+  if (!unreachablePanel || !main.contains(unreachablePanel.element)) {
+    const code = h('strong', { class: 'notice-code' });
+    const message = h('span');
+    const next = h('p', { class: 'muted', role: 'status' });
+    const element = h(
+      'div',
+      { class: 'error-panel backend-unreachable' },
+      h('h1', { text: 'The backend is unreachable' }),
+      h('p', {}, code, ' ', message),
+      next,
+      h('button', { type: 'button', class: 'button', text: 'Try again now', on: { click: boot } }),
+    );
+    unreachablePanel = { element, code, message, next };
+    fill(main, element);
+  }
+  unreachablePanel.element.dataset.retryMs = String(wait);
+  unreachablePanel.code.textContent = error.code ?? 'error';
+  unreachablePanel.message.textContent = error.message;
+  unreachablePanel.next.textContent = `Trying again in ${Math.max(1, Math.round(wait / 1000))} s; the console loads as soon as the backend answers.`;
 }
 
 let rechecking = false;

@@ -126,3 +126,40 @@ test('a runtime removed by a reload is not taken for a deleted worker', async ({
   const onRuntime = await stack.runtimeApi('GET', `/v1/workers/${worker.worker_id}`);
   expect(onRuntime.body.status).toBe('running');
 });
+
+test('a backend that does not answer at first load is asked again, with backoff, until it does', async ({ page, stack }) => {
+  // In front of the backend: first a proxy answering 502, then nothing at all.
+  let mode = 'bad-gateway';
+  const asked = [];
+  await page.route('**/api/**', async (route) => {
+    if (mode === 'up') return route.continue();
+    asked.push(Date.now());
+    if (mode === 'bad-gateway') return route.fulfill({ status: 502, contentType: 'text/html', body: '<h1>502 Bad Gateway</h1>' });
+    return route.abort('connectionrefused');
+  });
+  await page.goto(stack.url);
+  const panel = page.locator('.backend-unreachable');
+  await expect(panel.getByRole('heading')).toHaveText('The backend is unreachable');
+  await expect(panel).toContainText('http_502');
+  await expect(panel).toContainText('Trying again in');
+  await page.evaluate(() => {
+    window.notReloaded = true;
+  });
+  await expect.poll(() => asked.length).toBeGreaterThanOrEqual(3);
+  mode = 'refused';
+  await expect(panel).toContainText('network_error');
+  await expect(page.locator('#backend-state')).toBeVisible();
+  // Long enough for the waits to reach their cap: 0.5, 1, 2, 4, 8, then 10 s.
+  await expect.poll(() => asked.length, { timeout: 40_000 }).toBeGreaterThanOrEqual(7);
+
+  mode = 'up';
+  await expect(page.locator('.runtime-card')).toHaveCount(2, { timeout: 12_000 });
+  await expect(panel).toHaveCount(0);
+  await expect(page.locator('#backend-state')).toBeHidden();
+  expect(await page.evaluate(() => window.notReloaded)).toBe(true);
+  const gaps = asked.slice(1).map((at, i) => at - asked[i]);
+  expect(gaps[0], `${gaps}`).toBeLessThan(1500);
+  for (let i = 1; i < gaps.length; i += 1) expect(gaps[i], `${gaps}`).toBeGreaterThanOrEqual(gaps[i - 1] * 0.8);
+  expect(Math.max(...gaps), `${gaps}`).toBeLessThanOrEqual(10_500);
+  expect(gaps[gaps.length - 1], `${gaps}`).toBeGreaterThanOrEqual(9_000);
+});
