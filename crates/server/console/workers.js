@@ -196,6 +196,7 @@ export function mountWorkersView(main, { query, navigate }) {
         : null,
     );
     drawTruncated(cut);
+    const place = focusPlace();
     preservingFocus(list, () => {
       if (workers.length) {
         drawRows(workers);
@@ -206,6 +207,35 @@ export function mountWorkersView(main, { query, navigate }) {
         fill(list, h('p', { class: 'empty', text: filters.runtime || filters.status ? 'No workers match these filters.' : 'No workers yet. Start one from a runtime’s profiles.' }));
       }
     });
+    if (place && !list.contains(document.activeElement)) focusNear(place);
+  }
+
+  /** The row and command that have the keyboard's focus, if one in the list has it. */
+  function focusPlace() {
+    const focused = document.activeElement;
+    const tr = list.contains(focused) ? focused.closest('tr') : null;
+    if (!tr || tr.parentNode !== tbody) return null;
+    return { index: [...tbody.children].indexOf(tr), command: focused.dataset.focusKey?.split('/').pop() ?? '' };
+  }
+
+  /**
+   * A redraw took away the focused control: its worker was deleted, or the command is
+   * gone (Stop, once the worker ended). The focus goes to the same command in the row
+   * now at that place (the next one), else to that row's first command or link, else
+   * to the row before; with no row left, to the page's heading. Never to nothing.
+   */
+  function focusNear({ index, command }) {
+    const rows = workersTable.parentNode === list ? [...tbody.children] : [];
+    const tr = rows[Math.min(index, rows.length - 1)];
+    if (!tr) {
+      title.focus();
+      return;
+    }
+    const target =
+      (command && tr.querySelector(`[data-focus-key$="/${CSS.escape(command)}"]:not([disabled])`)) ||
+      tr.querySelector('.actions button:not([disabled])') ||
+      tr.querySelector('.worker-link');
+    target.focus();
   }
 
   // Runtimes with more workers than the answer holds (`truncated`): which, and how to

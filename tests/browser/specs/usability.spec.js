@@ -269,3 +269,47 @@ test('a hidden workers page is not polled, and is listed again when shown', asyn
   await expect(page.locator('.workers-table tbody tr')).toHaveCount(2);
   await expect.poll(() => polls.length, { timeout: 10_000 }).toBeGreaterThan(whileHidden + 1);
 });
+
+test('deleting a worker with the keyboard leaves the focus on the next row, the one before, then the heading', async ({ page, stack }) => {
+  const created = [];
+  for (const label of ['one', 'two', 'three']) {
+    const worker = await createWorker(stack, 'local', 'echo', label);
+    expect((await stack.api('POST', `/api/runtimes/local/workers/${worker.worker_id}/stop`)).status).toBe(200);
+    created.push(worker.worker_id);
+  }
+  await page.goto(`${stack.url}#/workers`);
+  const rows = page.locator('.workers-table tbody tr');
+  await expect(rows).toHaveCount(3);
+  expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.workerId))).toEqual(created);
+  const [one, two, three] = created;
+  const button = (name) => page.getByRole('button', { name, exact: true });
+  const deleteFocused = async (gone, next) => {
+    await expect(button(`Delete ${gone}`)).toBeFocused();
+    await page.keyboard.press('Enter');
+    await expect(button(`Confirm deleting ${gone}`)).toBeFocused();
+    await page.keyboard.press('Enter');
+    await expect(page.locator(`tr[data-worker-id="${gone}"]`)).toHaveCount(0);
+    if (next) await expect(button(`Delete ${next}`)).toBeFocused();
+  };
+
+  // A deleted row's place goes to the row after it; at the end, to the one before.
+  await tabTo(page, `button[aria-label="Delete ${two}"]`);
+  await deleteFocused(two, three);
+  await deleteFocused(three, one);
+
+  // Stop takes its own button away as the worker ends: the focus goes to the same
+  // row's Delete.
+  const four = (await createWorker(stack, 'local', 'echo', 'four')).worker_id;
+  await expect(rows).toHaveCount(2);
+  await tabTo(page, `button[aria-label="Stop ${four}"]`);
+  await page.keyboard.press('Enter');
+  await expect(button(`Delete ${four}`)).toBeFocused();
+
+  await deleteFocused(four, one);
+  // The last one: the page's heading, from where Tab goes on.
+  await deleteFocused(one, null);
+  await expect(rows).toHaveCount(0);
+  await expect(page.getByRole('heading', { level: 1, name: 'Workers' })).toBeFocused();
+  await page.keyboard.press('Tab');
+  expect(await page.evaluate(() => document.activeElement !== document.body)).toBe(true);
+});
