@@ -721,19 +721,13 @@ async fn a_runtime_server_serves_custom_profiles_to_a_backend() {
     // A backend reaches it as a remote, and the custom kind passes through.
     let mut settings = BackendSettings::defaults();
     settings.embedded = None;
-    settings
-        .remotes
-        .push(switchyard_server::config::RemoteSettings {
-            runtime_id: rid("far"),
-            display_name: "Far".into(),
-            base_url: runtime.url(),
-            token: switchyard_transport::SecretToken::new("runtime-secret").unwrap(),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-            tls: None,
-            insecure_http: false,
-            stream_idle_timeout: switchyard_transport::DEFAULT_STREAM_IDLE_TIMEOUT,
-        });
+    let mut far = switchyard_server::config::RemoteSettings::new(
+        rid("far"),
+        runtime.url(),
+        switchyard_transport::SecretToken::new("runtime-secret").unwrap(),
+    );
+    far.display_name = "Far".into();
+    settings.remotes.push(far);
     let backend = Backend::from_settings(settings)
         .listener(loopback().await)
         .start()

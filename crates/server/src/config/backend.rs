@@ -172,8 +172,58 @@ impl EmbeddedSettings {
     }
 }
 
-/// A remote runtime reached over the Runtime API. `Debug` redacts the token.
+/// A remote runtime reached over the Runtime API, for a `[[remote]]` table or
+/// [`BackendSettings::remotes`] (and [`crate::remote_runtime`]). `Debug` redacts the
+/// token.
+///
+/// Settings may be added (a `[[remote]]` key each), so build one with
+/// [`RemoteSettings::new`] and set fields:
+///
+/// ```
+/// use std::time::Duration;
+/// use switchyard_protocol::RuntimeId;
+/// use switchyard_server::config::{BackendSettings, RemoteSettings};
+/// use switchyard_transport::SecretToken;
+///
+/// let token = SecretToken::new("runtime-secret").expect("not empty");
+/// let mut remote = RemoteSettings::new(
+///     RuntimeId::new("build-1").unwrap(),
+///     "http://127.0.0.1:7701",
+///     token,
+/// );
+/// assert_eq!(remote.display_name, "build-1");
+/// assert!(!remote.insecure_http); // loopback
+/// remote.display_name = "Build farm 1".into();
+/// remote.request_timeout = Duration::from_secs(10);
+///
+/// let mut settings = BackendSettings::defaults();
+/// settings.remotes.push(remote);
+/// let backend = switchyard_server::Backend::from_settings(settings);
+/// # drop(backend);
+/// ```
+///
+/// A struct literal does not compile:
+///
+/// ```compile_fail
+/// use std::time::Duration;
+/// use switchyard_protocol::RuntimeId;
+/// use switchyard_server::config::RemoteSettings;
+/// use switchyard_transport::SecretToken;
+///
+/// let remote = RemoteSettings {
+///     runtime_id: RuntimeId::new("build-1").unwrap(),
+///     display_name: "Build farm 1".into(),
+///     base_url: "http://127.0.0.1:7701".into(),
+///     token: SecretToken::new("runtime-secret").unwrap(),
+///     connect_timeout: Duration::from_secs(2),
+///     request_timeout: Duration::from_secs(5),
+///     stream_idle_timeout: Duration::from_secs(30),
+///     tls: None,
+///     insecure_http: false,
+/// };
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RemoteSettings {
     /// Its id within this backend.
     pub runtime_id: RuntimeId,
@@ -198,6 +248,36 @@ pub struct RemoteSettings {
 }
 
 impl RemoteSettings {
+    /// The runtime `runtime_id` at `base_url` (`http(s)://host:port[/prefix]`),
+    /// reached with `token`, and the rest as a `[[remote]]` table without those keys
+    /// has it: its id for a display name, the default timeouts
+    /// ([`DEFAULT_CONNECT_TIMEOUT`], [`DEFAULT_REQUEST_TIMEOUT`],
+    /// [`DEFAULT_STREAM_IDLE_TIMEOUT`]), and no TLS: an `https` URL needs
+    /// [`RemoteSettings::tls`] set, such as
+    /// [`ClientTls::with_system_roots`]`(None, None)` (what a table without
+    /// `ca_file` trusts), else start-up refuses it.
+    ///
+    /// [`RemoteSettings::insecure_http`] is set when `base_url` is plain `http` to a
+    /// host that is not loopback, so that start-up warns about it as it does for a
+    /// file's `insecure_http = true` (code is not refused: the file's rule is the
+    /// operator's to keep). The URL itself is checked at start-up
+    /// ([`crate::StartError::Remote`]).
+    pub fn new(runtime_id: RuntimeId, base_url: impl Into<String>, token: SecretToken) -> Self {
+        let base_url = base_url.into();
+        let insecure_http = !base_url.starts_with("https://") && !is_loopback_url(&base_url);
+        Self {
+            display_name: runtime_id.to_string(),
+            runtime_id,
+            base_url,
+            token,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
+            tls: None,
+            insecure_http,
+        }
+    }
+
     /// True when `other` reaches the same runtime in every respect: id, name, URL,
     /// token, timeouts and TLS material (certificate and key files compared by their
     /// contents, so rotated files count as a change). A reload replaces a remote

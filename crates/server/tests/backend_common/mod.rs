@@ -91,17 +91,10 @@ pub async fn start_runtime(id: &str, token: Option<&str>) -> RunningRuntime {
 
 /// A remote runtime entry for the backend.
 pub fn remote(id: &str, base_url: &str, token: &str, request_timeout: Duration) -> RemoteSettings {
-    RemoteSettings {
-        runtime_id: rid(id),
-        display_name: format!("Remote {id}"),
-        base_url: base_url.to_owned(),
-        token: SecretToken::new(token).unwrap(),
-        connect_timeout: Duration::from_secs(2),
-        request_timeout,
-        stream_idle_timeout: switchyard_transport::DEFAULT_STREAM_IDLE_TIMEOUT,
-        tls: None,
-        insecure_http: false,
-    }
+    let mut remote = RemoteSettings::new(rid(id), base_url, SecretToken::new(token).unwrap());
+    remote.display_name = format!("Remote {id}");
+    remote.request_timeout = request_timeout;
+    remote
 }
 
 /// Backend settings on a free loopback port, with an embedded runtime `local` when
