@@ -993,6 +993,18 @@ impl RuntimeRegistry {
         }));
     }
 
+    /// The longest any one call to a registered runtime may take: the largest
+    /// [`RegisteredRuntime::call_timeout`], `None` when no runtime bounds its calls.
+    /// A backend that shuts down gives the requests in flight this long to be
+    /// answered.
+    pub fn longest_call(&self) -> Option<Duration> {
+        self.table()
+            .entries
+            .iter()
+            .filter_map(|e| e.runtime.call_timeout)
+            .max()
+    }
+
     /// The ids of the registered runtimes, in configuration order.
     pub fn runtime_ids(&self) -> Vec<RuntimeId> {
         self.table()

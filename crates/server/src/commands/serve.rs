@@ -33,7 +33,9 @@ use crate::metrics::{
 };
 use crate::reload::{ConfigSource, ReloadTargets, Reloader};
 
-/// How long connections and WebSocket sessions get to finish on shutdown.
+/// How long connections and WebSocket sessions get to finish on shutdown, at
+/// least: requests in flight get as long as a call to a runtime may take
+/// ([`RuntimeRegistry::longest_call`]).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often a backend with a sign-out file reads what other backends sharing it
@@ -156,8 +158,16 @@ impl RunningBackend {
 
     /// Stops accepting, closes WebSockets with 1001, stops the embedded runtime's
     /// workers and flushes its store, and shuts down the sources added in code.
-    /// Remote runtimes keep running.
+    /// Requests in flight are answered: they get as long as a call to a runtime
+    /// may take (a remote's connect and request timeouts), at least 5 s. Remote
+    /// runtimes keep running.
     pub async fn shutdown(self) {
+        // A request waiting on a runtime ends at its call's timeout at the latest
+        // (`504 runtime_timeout`); cut before, its client would get no answer.
+        let grace = self
+            .registry
+            .longest_call()
+            .map_or(SHUTDOWN_GRACE, |call| call.max(SHUTDOWN_GRACE));
         self.readiness.start_draining();
         self.server.shutdown_signal().trigger();
         if let Some(runtime) = self.reloader.embedded().await
@@ -171,7 +181,7 @@ impl RunningBackend {
         if let Some(metrics) = self.metrics_server {
             metrics.shutdown(SHUTDOWN_GRACE).await;
         }
-        self.server.shutdown(SHUTDOWN_GRACE).await;
+        self.server.shutdown(grace).await;
         tracing::info!("backend stopped");
     }
 }
