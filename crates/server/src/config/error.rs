@@ -368,6 +368,70 @@ impl ConfigError {
         }
     }
 
+    /// A stable snake_case code for what is wrong, for a program that sets up a
+    /// backend or a runtime from a file or in code and must tell the failures apart
+    /// without reading the message. A code keeps its meaning; a new kind of error
+    /// gets a new code. (As a [`crate::StartError`] every configuration error is
+    /// `invalid_config`; as a reload's answer, `400 invalid_config`.)
+    ///
+    /// | code | variant |
+    /// |---|---|
+    /// | `config_unreadable` | [`ConfigError::ReadFile`] |
+    /// | `invalid_toml` | [`ConfigError::Syntax`] |
+    /// | `unknown_key` | [`ConfigError::UnknownKey`] |
+    /// | `missing_key` | [`ConfigError::MissingKey`] |
+    /// | `invalid_value` | [`ConfigError::InvalidValue`] |
+    /// | `conflicting_keys` | [`ConfigError::Conflict`] |
+    /// | `missing_token` | [`ConfigError::MissingToken`] |
+    /// | `token_file_unreadable` | [`ConfigError::TokenFileUnreadable`] |
+    /// | `token_env_unset` | [`ConfigError::TokenEnvUnset`] |
+    /// | `token_empty` | [`ConfigError::TokenEmpty`] |
+    /// | `token_malformed` | [`ConfigError::TokenMalformed`] |
+    /// | `token_file_holds_many` | [`ConfigError::TokenFileHoldsMany`] |
+    /// | `duplicate_runtime_id` | [`ConfigError::DuplicateRuntimeId`] |
+    /// | `session_key_unreadable` | [`ConfigError::SessionKeyUnreadable`] |
+    /// | `tls_file_unreadable` | [`ConfigError::TlsFileUnreadable`] |
+    /// | `tls_file_invalid` | [`ConfigError::TlsFileInvalid`] |
+    /// | `tls_key_mismatch` | [`ConfigError::TlsKeyMismatch`] |
+    /// | `open_listen` | [`ConfigError::OpenListen`] |
+    /// | `insecure_remote` | [`ConfigError::InsecureRemote`] |
+    /// | `insecure_listen` | [`ConfigError::InsecureListen`] |
+    ///
+    /// ```
+    /// use switchyard_server::{Backend, StartError};
+    ///
+    /// let missing = std::env::temp_dir().join("switchyard-no-such-dir/backend.toml");
+    /// let error = Backend::from_config_file(&missing).err().expect("no such file");
+    /// assert_eq!(error.code(), "config_unreadable");
+    /// assert_eq!(error.exit_code(), 2);
+    /// // The same error as start-up reports it.
+    /// assert_eq!(StartError::from(error).code(), "invalid_config");
+    /// ```
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::ReadFile { .. } => "config_unreadable",
+            Self::Syntax { .. } => "invalid_toml",
+            Self::UnknownKey { .. } => "unknown_key",
+            Self::MissingKey { .. } => "missing_key",
+            Self::InvalidValue { .. } => "invalid_value",
+            Self::Conflict { .. } => "conflicting_keys",
+            Self::MissingToken { .. } => "missing_token",
+            Self::TokenFileUnreadable { .. } => "token_file_unreadable",
+            Self::TokenEnvUnset { .. } => "token_env_unset",
+            Self::TokenEmpty { .. } => "token_empty",
+            Self::TokenMalformed { .. } => "token_malformed",
+            Self::TokenFileHoldsMany { .. } => "token_file_holds_many",
+            Self::DuplicateRuntimeId { .. } => "duplicate_runtime_id",
+            Self::SessionKeyUnreadable { .. } => "session_key_unreadable",
+            Self::TlsFileUnreadable { .. } => "tls_file_unreadable",
+            Self::TlsFileInvalid { .. } => "tls_file_invalid",
+            Self::TlsKeyMismatch { .. } => "tls_key_mismatch",
+            Self::OpenListen { .. } => "open_listen",
+            Self::InsecureRemote { .. } => "insecure_remote",
+            Self::InsecureListen { .. } => "insecure_listen",
+        }
+    }
+
     /// The process exit status for a configuration error: always 2.
     pub fn exit_code(&self) -> i32 {
         2

@@ -586,3 +586,188 @@ fn a_bad_listen_in_the_file_is_an_error_under_the_flag_too() {
     let err = load_runtime_settings(&args, &no_env).unwrap_err();
     assert_names(&err, &path, "listen");
 }
+
+/// One error of every kind, in the order of [`pinned`].
+fn one_of_each() -> Vec<ConfigError> {
+    use std::io;
+    use std::path::PathBuf;
+
+    use crate::config::Origin;
+
+    let origin = || Origin::file("backend.toml");
+    let key = || "remote[0].base_url".to_owned();
+    let path = || PathBuf::from("secrets/t.token");
+    let io = || io::Error::from(io::ErrorKind::NotFound);
+    let listen = "0.0.0.0:7700".parse().unwrap();
+    vec![
+        ConfigError::ReadFile {
+            path: path(),
+            source: io(),
+        },
+        ConfigError::Syntax {
+            origin: origin(),
+            message: "expected a value".into(),
+        },
+        ConfigError::UnknownKey {
+            origin: origin(),
+            key: key(),
+            expected: "`listen`".into(),
+        },
+        ConfigError::MissingKey {
+            origin: origin(),
+            key: key(),
+            hint: "add it".into(),
+        },
+        ConfigError::InvalidValue {
+            origin: Origin::Code,
+            key: key(),
+            problem: "not a URL".into(),
+        },
+        ConfigError::Conflict {
+            origin: origin(),
+            key: key(),
+            other: "remote[0].token_file".into(),
+        },
+        ConfigError::MissingToken {
+            origin: origin(),
+            key: "remote[0]".into(),
+        },
+        ConfigError::TokenFileUnreadable {
+            origin: origin(),
+            key: key(),
+            path: path(),
+            source: io(),
+        },
+        ConfigError::TokenEnvUnset {
+            origin: Origin::Environment,
+            key: key(),
+            var: "T".into(),
+        },
+        ConfigError::TokenEmpty {
+            origin: origin(),
+            key: key(),
+            from: "token file t.token".into(),
+        },
+        ConfigError::TokenMalformed {
+            origin: origin(),
+            key: key(),
+            from: "token file t.token".into(),
+        },
+        ConfigError::TokenFileHoldsMany {
+            origin: origin(),
+            key: key(),
+            path: path(),
+            count: 2,
+        },
+        ConfigError::DuplicateRuntimeId {
+            origin: origin(),
+            key: key(),
+            id: "a".into(),
+            first: "remote[0].runtime_id".into(),
+        },
+        ConfigError::SessionKeyUnreadable {
+            origin: origin(),
+            key: key(),
+            path: path(),
+            source: io(),
+        },
+        ConfigError::TlsFileUnreadable {
+            origin: Origin::CommandLine,
+            key: key(),
+            path: path(),
+            source: io(),
+        },
+        ConfigError::TlsFileInvalid {
+            origin: origin(),
+            key: key(),
+            path: path(),
+            problem: "no certificate".into(),
+        },
+        ConfigError::TlsKeyMismatch {
+            origin: origin(),
+            key: key(),
+            other: "tls.key_file".into(),
+            files: Box::new([path(), path()]),
+        },
+        ConfigError::OpenListen {
+            origin: origin(),
+            key: key(),
+            listen,
+        },
+        ConfigError::InsecureRemote {
+            origin: origin(),
+            key: key(),
+            insecure: "remote[0].insecure_http".into(),
+        },
+        ConfigError::InsecureListen {
+            origin: origin(),
+            key: key(),
+            listen,
+        },
+    ]
+}
+
+/// How many kinds of error there are: the arms of [`pinned`].
+const KINDS: usize = 20;
+
+/// Each kind's place in [`one_of_each`] and its code, written out so that a code
+/// changed in `ConfigError::code` fails the test. A new kind does not compile here
+/// until it is given a place (`KINDS`), an example and a code.
+fn pinned(error: &ConfigError) -> (usize, &'static str) {
+    match error {
+        ConfigError::ReadFile { .. } => (0, "config_unreadable"),
+        ConfigError::Syntax { .. } => (1, "invalid_toml"),
+        ConfigError::UnknownKey { .. } => (2, "unknown_key"),
+        ConfigError::MissingKey { .. } => (3, "missing_key"),
+        ConfigError::InvalidValue { .. } => (4, "invalid_value"),
+        ConfigError::Conflict { .. } => (5, "conflicting_keys"),
+        ConfigError::MissingToken { .. } => (6, "missing_token"),
+        ConfigError::TokenFileUnreadable { .. } => (7, "token_file_unreadable"),
+        ConfigError::TokenEnvUnset { .. } => (8, "token_env_unset"),
+        ConfigError::TokenEmpty { .. } => (9, "token_empty"),
+        ConfigError::TokenMalformed { .. } => (10, "token_malformed"),
+        ConfigError::TokenFileHoldsMany { .. } => (11, "token_file_holds_many"),
+        ConfigError::DuplicateRuntimeId { .. } => (12, "duplicate_runtime_id"),
+        ConfigError::SessionKeyUnreadable { .. } => (13, "session_key_unreadable"),
+        ConfigError::TlsFileUnreadable { .. } => (14, "tls_file_unreadable"),
+        ConfigError::TlsFileInvalid { .. } => (15, "tls_file_invalid"),
+        ConfigError::TlsKeyMismatch { .. } => (16, "tls_key_mismatch"),
+        ConfigError::OpenListen { .. } => (17, "open_listen"),
+        ConfigError::InsecureRemote { .. } => (18, "insecure_remote"),
+        ConfigError::InsecureListen { .. } => (19, "insecure_listen"),
+    }
+}
+
+#[test]
+fn every_kind_of_error_has_its_own_stable_code() {
+    let errors = one_of_each();
+    assert_eq!(errors.len(), KINDS, "one example of every kind");
+    let mut codes = std::collections::HashSet::new();
+    for (place, error) in errors.iter().enumerate() {
+        let (expected_place, expected_code) = pinned(error);
+        assert_eq!(place, expected_place, "{error:?} is out of place");
+        assert_eq!(error.code(), expected_code, "{error:?}");
+        assert!(
+            !error.code().is_empty()
+                && error
+                    .code()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "snake_case: {}",
+            error.code()
+        );
+        assert!(codes.insert(error.code()), "{} twice", error.code());
+    }
+}
+
+#[test]
+fn errors_read_from_files_carry_their_kinds_code() {
+    let (_d, _, err) = runtime_err("runtime_id = \"a\"\nlisen = \"127.0.0.1:1\"\n");
+    assert_eq!(err.code(), "unknown_key");
+    let (_d, _, err) = runtime_err("runtime_id = \"a\"\nlisten = \n");
+    assert_eq!(err.code(), "invalid_toml");
+    let (_d, _, err) = backend_err(
+        "[[remote]]\nruntime_id = \"a\"\nbase_url = \"http://h:1\"\ntoken_env = \"NOPE\"\n",
+    );
+    assert_eq!(err.code(), "token_env_unset", "{err}");
+}
