@@ -518,3 +518,56 @@ async fn a_channel_waiting_to_reconnect_moves_to_the_replacing_runtime_at_once()
         "the old source is not asked again"
     );
 }
+
+#[tokio::test]
+async fn a_runtime_replaced_just_after_the_channel_subscribed_is_followed_at_once() {
+    // A reload that replaces a runtime moments after a channel subscribed (a
+    // viewer opened the worker's page just then, or a second reload follows the
+    // first: a token file, then the configuration, each with its SIGHUP) is a
+    // reload, not a runtime ending every subscription at once: the channel
+    // follows it now, not after the failures' growing wait.
+    let a = runtime("a").await;
+    let wa = echo_worker(&a).await;
+    let registry =
+        Arc::new(RuntimeRegistry::new(vec![embedded("a", &a)], Arc::new(AllowAll)).unwrap());
+    // A backoff far longer than the test: a channel that waits it out never comes
+    // back in time.
+    let hub = ObservationHub::new(
+        registry.clone(),
+        HubSettings {
+            backoff_initial: Duration::from_secs(600),
+            backoff_max: Duration::from_secs(600),
+            ..HubSettings::default()
+        },
+    );
+    let mut viewer = hub
+        .watch(&Caller::open(), &rid("a"), &wa, None)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut viewer).await["event"]["kind"], "snapshot");
+
+    let first = Probe::new(&a);
+    let first_uses = first.uses.clone();
+    let done = registry
+        .reconfigure(vec![Planned::Register(registered("a", Arc::new(first)))])
+        .unwrap();
+    hub.runtimes_changed(&done);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while first_uses.subscribe.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the channel subscribes through the first replacement at once");
+    let second = Probe::new(&a);
+    let second_uses = second.uses.clone();
+    let done = registry
+        .reconfigure(vec![Planned::Register(registered("a", Arc::new(second)))])
+        .unwrap();
+    hub.runtimes_changed(&done);
+
+    round_trip(&a, &wa, &mut [&mut viewer], "one").await;
+    round_trip(&a, &wa, &mut [&mut viewer], "two").await;
+    nothing_more(&mut viewer).await;
+    assert_eq!(second_uses.subscribe.load(Ordering::SeqCst), 1);
+}

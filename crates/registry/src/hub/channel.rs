@@ -749,6 +749,8 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                 // Opened from a viewer's cursor, a reset first means the runtime
                 // cannot resume from it: try the next viewer's before resetting all.
                 let mut first_from = opened_from;
+                // A reload gave the runtime a new source.
+                let mut replaced = false;
                 let ended = loop {
                     tokio::select! {
                         item = stream.next() => match item {
@@ -766,7 +768,10 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                             Err(end) => break Some(end),
                         },
                         () = channel.refresh.notified() => break None,
-                        () = channel.source_replaced.notified() => break None,
+                        () = channel.source_replaced.notified() => {
+                            replaced = true;
+                            break None;
+                        }
                         () = channel.idle() => {
                             if leave(&hub, &channel) { return; }
                         }
@@ -780,11 +785,15 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                     backoff = settings.backoff_initial;
                 }
                 match ended {
-                    // A refresh or a new source: resubscribe now, with a snapshot,
-                    // unless this subscription ended in one moments after it was
-                    // opened: a runtime that makes every subscription end so (a gap
-                    // after each snapshot: a lying one) is paced by the same growing
-                    // wait as failures (below), not resubscribed in a loop.
+                    // A new source: resubscribe through it now, however soon after
+                    // this subscription opened (reloads are the operator's, one at a
+                    // time, and not a failure of the runtime's).
+                    None if replaced => continue,
+                    // A refresh: resubscribe now, with a snapshot, unless this
+                    // subscription ended in one moments after it was opened: a
+                    // runtime that makes every subscription end so (a gap after
+                    // each snapshot: a lying one) is paced by the same growing wait
+                    // as failures (below), not resubscribed in a loop.
                     None if opened.elapsed() < QUICK_REFRESH => up_since = None,
                     None => continue,
                     Some(SourceEnd::WorkerGone) => {
