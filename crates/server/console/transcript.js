@@ -1,8 +1,10 @@
 // A worker's transcript on the page: inputs, stdout, stderr and system notes told
 // apart, consecutive output of one stream run together, older items loaded on demand,
 // and every input or output shown once: anything at or below the last sequence shown
-// is a duplicate and is dropped.
+// is a duplicate and is dropped. Escape sequences in the output are read per stream
+// (ansi.js): SGR colours and styles show as classes, every other sequence is dropped.
 
+import { AnsiParser } from './ansi.js';
 import { h } from './dom.js';
 import { describeExit, localTime } from './format.js';
 
@@ -21,6 +23,8 @@ export class TranscriptView {
     this.firstSequence = 0;
     this.lastSequence = 0;
     this.textLength = 0;
+    /** Stream → the AnsiParser that has read its output so far. */
+    this.parsers = new Map();
     // Set when this page asked for the stop: only then is a live stop "on request"
     // (an idle timeout or a runtime's shutdown stops a worker too, and the live
     // status event does not say which; the runtime's transcript note does).
@@ -54,6 +58,7 @@ export class TranscriptView {
   snapshot(items) {
     this.list.replaceChildren();
     this.textLength = 0;
+    this.parsers = new Map();
     this.firstSequence = items.length ? items[0].sequence : 0;
     this.lastSequence = 0;
     for (const item of items) this.appendItem(item);
@@ -108,15 +113,16 @@ export class TranscriptView {
   }
 
   appendItem(item) {
-    const block = renderItem(item);
-    if (!block) return;
+    const runs = item.kind === 'output' ? parserFor(this.parsers, item.stream).push(item.text) : null;
     const last = this.list.lastElementChild;
     if (item.kind === 'output' && last && canJoin(last, item)) {
-      join(last, item);
+      join(last, item, runs);
     } else {
+      const block = renderItem(item, runs);
+      if (!block) return;
       this.list.append(block);
     }
-    this.textLength += (item.text ?? '').length;
+    this.textLength += shownLength(item, runs);
   }
 
   appendNote(text, className) {
@@ -146,15 +152,18 @@ export class TranscriptView {
       const items = await this.readBetween(from, end);
       const before = this.element.scrollHeight;
       const fragment = document.createDocumentFragment();
+      // Read from the start of the page: what was in force before it is not known.
+      const parsers = new Map();
       let previous = null;
       for (const item of items) {
+        const runs = item.kind === 'output' ? parserFor(parsers, item.stream).push(item.text) : null;
         if (item.kind === 'output' && previous && canJoin(previous, item)) {
-          join(previous, item);
+          join(previous, item, runs);
         } else {
-          previous = renderItem(item);
+          previous = renderItem(item, runs);
           if (previous) fragment.append(previous);
         }
-        this.textLength += (item.text ?? '').length;
+        this.textLength += shownLength(item, runs);
       }
       this.list.prepend(fragment);
       this.firstSequence = items.length ? items[0].sequence : 1;
@@ -213,8 +222,48 @@ export class TranscriptView {
   }
 }
 
-/** A transcript item or input/output event as a block. */
-function renderItem(item) {
+/** The parser of `stream`'s output in `parsers`, made on first use. */
+function parserFor(parsers, stream) {
+  let parser = parsers.get(stream);
+  if (!parser) {
+    parser = new AnsiParser();
+    parsers.set(stream, parser);
+  }
+  return parser;
+}
+
+/** How much text an item puts on the page (an output's without its escape sequences). */
+function shownLength(item, runs) {
+  return runs ? runs.reduce((n, [text]) => n + text.length, 0) : (item.text ?? '').length;
+}
+
+/**
+ * Appends an output's runs (AnsiParser's) to `pre`: plain text as text nodes, styled
+ * text in spans whose classes the parser chose. Worker text only ever becomes text
+ * nodes, never markup. Returns `pre`.
+ */
+function appendRuns(pre, runs) {
+  if (runs.length === 1 && !runs[0][1]) {
+    pre.append(runs[0][0]);
+    return pre;
+  }
+  const fragment = document.createDocumentFragment();
+  for (const [text, classes] of runs) {
+    if (classes) {
+      const span = document.createElement('span');
+      span.className = classes;
+      span.textContent = text;
+      fragment.append(span);
+    } else {
+      fragment.append(text);
+    }
+  }
+  pre.append(fragment);
+  return pre;
+}
+
+/** A transcript item or input/output event as a block (`runs`: an output's text, read). */
+function renderItem(item, runs) {
   const seq = String(item.sequence);
   const at = item.at ? localTime(item.at) : undefined;
   switch (item.kind) {
@@ -235,7 +284,7 @@ function renderItem(item) {
           title: at,
         },
         item.stream === 'stderr' ? h('span', { class: 'visually-hidden', text: 'Error output: ' }) : null,
-        h('pre', { text: item.text }),
+        appendRuns(h('pre', {}), runs),
       );
     case 'system':
       return h(
@@ -248,6 +297,12 @@ function renderItem(item) {
   }
 }
 
+/** True when `pre`'s text ends with a line feed (or it has none). */
+function endsLine(pre) {
+  const node = pre.lastChild;
+  return !node || node.textContent.endsWith('\n');
+}
+
 function canJoin(block, item) {
   return (
     block.classList.contains('entry-output') &&
@@ -256,9 +311,16 @@ function canJoin(block, item) {
   );
 }
 
-/** Appends an output item to a block of the same stream (a text node: no re-layout of what is there). */
-function join(block, item) {
-  block.querySelector('pre').append(item.text);
+/**
+ * Appends an output item to a block of the same stream. Where the block's text ends a
+ * line, the item starts a `pre` of its own: the page then lays out only the new text,
+ * not the whole block again (which, with thousands of coloured spans in a block, cost
+ * more than everything else while output streamed in).
+ */
+function join(block, item, runs) {
+  const last = block.lastElementChild;
+  if (runs.length && endsLine(last)) block.append(appendRuns(h('pre', {}), runs));
+  else appendRuns(last, runs);
   block.dataset.seqLast = String(item.sequence);
   block.dataset.length = String(Number(block.dataset.length ?? 0) + item.text.length);
 }

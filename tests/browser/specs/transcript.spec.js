@@ -80,3 +80,43 @@ test.describe('a runtime whose transcript pages are smaller than the console ask
     await expect(page.locator('.entry-system').first()).toHaveText('started');
   });
 });
+
+test('colours and styles in the output of a non-terminal worker show as such; other escape sequences go', async ({ page, stack }) => {
+  const worker = await createWorker(stack, 'local', 'shell', 'colours');
+  await page.goto(workerUrl(stack, 'local', worker.worker_id));
+  const input = page.getByRole('textbox', { name: 'Input' });
+  // One command a line, as an agent CLI writes them without a terminal: SGR, cursor
+  // and erase sequences, a window title (ended by BEL), a hyperlink (ended by ST),
+  // charset and save-cursor escapes, a lone ESC, and an SGR split over two writes.
+  const script = [
+    "printf '\\033[31mred\\033[0m plain \\033[1;4mbold-under\\033[0m\\n'",
+    "printf '\\033]0;a title\\007\\033]8;;https://example.com\\033\\\\link\\033]8;;\\033\\\\ \\033[2K\\033[1Gmoved \\033[?25lcursor\\033(B\\0337 <b>not bold</b>\\n'",
+    "printf '\\033[3'; sleep 0.5; printf '2mgreen\\033[0m split\\n'",
+    "printf '\\033[38;5;208morange \\033[38;2;0;0;255mblue\\033[0m\\n'",
+    "printf 'lone\\033\\n'; echo done",
+  ];
+  for (const line of script) {
+    await input.fill(line);
+    await input.press('Enter');
+    await expect(input).toHaveValue('');
+  }
+  const shown = 'red plain bold-under\nlink moved cursor <b>not bold</b>\ngreen split\norange blue\nlone\ndone\n';
+  await expect.poll(() => transcriptOutput(page)).toBe(shown);
+  const output = page.locator('.entry-output');
+  await expect(output.locator('span.ansi-fg-1')).toHaveText('red');
+  await expect(output.locator('span.ansi-bold.ansi-underline')).toHaveText('bold-under');
+  await expect(output.locator('span.ansi-fg-2')).toHaveText('green');
+  await expect(output.locator('span.ansi-fg-3')).toHaveText('orange ');
+  await expect(output.locator('span.ansi-fg-4')).toHaveText('blue');
+  await expect(output.locator('b')).toHaveCount(0);
+  expect(await output.locator('span.ansi-fg-1').evaluate((e) => getComputedStyle(e).color)).toBe('rgb(255, 123, 114)');
+  // The split SGR was two output events.
+  const items = (await stack.api('GET', `/api/runtimes/local/workers/${worker.worker_id}/transcript?after=0&limit=100`)).body.items;
+  expect(items.some((i) => i.kind === 'output' && i.text.endsWith('\x1b[3'))).toBe(true);
+
+  // Read again from the snapshot: the same.
+  await page.reload();
+  await expect.poll(() => transcriptOutput(page)).toBe(shown);
+  await expect(output.locator('span.ansi-fg-2')).toHaveText('green');
+  await expect(page.locator('.notice-error')).toHaveCount(0);
+});

@@ -38,6 +38,7 @@ macro_rules! embedded {
 /// `index.html` is served at `/`, everything else at `/assets/<path>`.
 pub(super) const FILES: &[(&str, &[u8])] = embedded![
     "index.html",
+    "ansi.js",
     "api.js",
     "app.js",
     "dom.js",
