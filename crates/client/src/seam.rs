@@ -10,6 +10,8 @@
 //! repeating anything, whatever order the two happen to deliver in.
 
 /// Where a sequence number falls for a reader.
+///
+/// Exhaustive on purpose: the three cases divide every sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
     /// The item right after the last one shown.

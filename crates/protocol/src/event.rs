@@ -7,6 +7,9 @@ use crate::transcript::{OutputStream, TranscriptItem};
 use crate::worker::{WorkerDetail, WorkerStatus};
 
 /// How serious a diagnostic is.
+///
+/// Exhaustive on purpose: a closed scale, and a reader of the wire decodes no other
+/// value, so a new one would break older readers whatever the Rust type says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -202,6 +205,10 @@ pub enum EventKind {
 
 /// A worker event as a proxy holds it: decoded, or as the JSON text it arrived in with
 /// only its `kind` read, so that passing it on costs no decode and re-encode.
+///
+/// Exhaustive on purpose: the forms an event travels in, each of which every
+/// consumer must know how to pass on (there is no right default for a form it does
+/// not know).
 #[derive(Debug, Clone)]
 pub enum EventPayload {
     /// A decoded event (from an embedded runtime).

@@ -19,6 +19,8 @@ pub enum ResetReason {
 }
 
 /// The backend's upstream connection to a runtime, as viewers see it.
+///
+/// Exhaustive on purpose: the contract fixes `lost` and `restored`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -73,6 +75,9 @@ pub enum ServerFrame {
 /// A frame on its way to a client: a value, or already encoded as JSON text. An
 /// encoded frame is shared (`Arc`) so that an event watched by many clients is
 /// encoded once, not once per client.
+///
+/// Exhaustive on purpose: the forms a frame travels in, each of which every writer
+/// must know how to send (there is no right default for a form it does not know).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutgoingFrame {
     /// A frame to encode (boxed: frames are large, encoded ones are a pointer).
@@ -101,7 +106,11 @@ impl From<ServerFrame> for OutgoingFrame {
 }
 
 /// WebSocket close codes used by both surfaces.
+///
+/// A code is added when the servers learn a new reason to close, so a match on it
+/// needs a wildcard arm (or use [`CloseCode::code`] and [`CloseCode::reason`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseCode {
     /// 1000: normal closure.
     Normal,

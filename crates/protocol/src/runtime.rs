@@ -14,6 +14,8 @@ use crate::worker::WorkerStatus;
 pub const API_VERSION: u32 = 1;
 
 /// Whether a runtime takes new work.
+///
+/// Exhaustive on purpose: the contract fixes `running` and `draining`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -286,6 +288,8 @@ pub struct RuntimeInfo {
 }
 
 /// Whether a runtime is embedded in the backend or reached over the network.
+///
+/// Exhaustive on purpose: the contract fixes `embedded` and `remote`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]

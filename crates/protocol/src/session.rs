@@ -6,6 +6,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// What a token's holder may do. Each role includes the ones before it.
+///
+/// Exhaustive on purpose: the contract fixes the three roles ([`Role::ALL`]), and
+/// every check must decide each.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -80,6 +80,8 @@ pub struct TerminalSnapshot {
 
 /// One text frame a client may send on an interactive event WebSocket
 /// (`?interactive=true`). Anything else closes the connection with 1008.
+///
+/// Exhaustive on purpose: the contract fixes the two frames a client may send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]

@@ -42,6 +42,9 @@ pub enum SystemNote {
 }
 
 /// One transcript entry, tagged by `kind`.
+///
+/// Exhaustive on purpose: the contract fixes the three kinds; what grows is inside
+/// them ([`SystemNote`], [`OutputStream`], both `#[non_exhaustive]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]

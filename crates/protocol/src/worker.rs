@@ -8,6 +8,8 @@ use crate::ids::{RuntimeId, WorkerId};
 use crate::time::Timestamp;
 
 /// Where a worker is in its life.
+///
+/// Exhaustive on purpose: the contract fixes the six statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]

@@ -10,6 +10,9 @@ pub use switchyard_protocol::Role;
 use switchyard_protocol::RuntimeId;
 
 /// Which workers of its runtimes a caller reaches.
+///
+/// Exhaustive on purpose: the contract fixes `own` and `all` (a token's `workers`),
+/// and a policy must decide each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerScope {
@@ -109,6 +112,9 @@ fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
 }
 
 /// The runtimes a caller may use.
+///
+/// Exhaustive on purpose: the contract's `runtimes` is every runtime (absent) or a
+/// list of patterns, and a policy must decide each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimeGrants {
     /// Every runtime.

@@ -88,8 +88,10 @@ pub fn status_label(status: WorkerStatus) -> &'static str {
     }
 }
 
-/// One kind of call the backend makes to a runtime: the `call` label.
+/// One kind of call the backend makes to a runtime: the `call` label. A call is
+/// added with each new route to a runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Call {
     /// The runtime's self-description (health probes, `GET /api/runtimes/{id}`).
     Info,

@@ -22,6 +22,7 @@ use crate::source::RuntimeSource;
 
 /// What a reconfiguration wants for one runtime, in the new configuration's order.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Planned {
     /// Keep the runtime registered under this id exactly as it runs.
     Keep(RuntimeId),

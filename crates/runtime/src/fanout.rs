@@ -12,6 +12,9 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::{Notify, mpsc};
 
 /// Why a subscription ended.
+///
+/// Exhaustive on purpose: every consumer must decide what each ending means (a
+/// close code, a source's ending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamEnd {
     /// The subscriber fell too far behind (close code 4408).

@@ -21,6 +21,9 @@ struct EventFrame<'a> {
 }
 
 /// One item a subscriber receives.
+///
+/// Exhaustive on purpose, as [`StreamEnd`] is: every consumer (a server's
+/// WebSocket, the registry's embedded source) must decide what each item means.
 #[derive(Debug, Clone)]
 pub enum SubscriptionItem {
     /// A worker event at a log position.

@@ -8,6 +8,9 @@ use crate::error::TransportError;
 /// One frame of a runtime's worker event stream, checked. The event itself is kept
 /// as the JSON text it arrived in (only its `kind` is read): a proxy passes it on
 /// without decoding and re-encoding it.
+///
+/// Exhaustive on purpose, as [`UpstreamEnd`] is: every consumer (the registry's
+/// remote source) must decide what each frame means.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpstreamFrame {
     /// A worker event and the runtime cursor to resume after it.
@@ -22,6 +25,9 @@ pub enum UpstreamFrame {
 }
 
 /// How a runtime event stream ended.
+///
+/// Exhaustive on purpose: every consumer must decide what each ending means (a
+/// source's ending, a reconnection or not).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamEnd {
     /// The worker was deleted (close code 4404).

@@ -127,8 +127,9 @@ impl Held {
 }
 
 /// What signs a session out: the unit of [`SignedOut`]'s state, and a line of a
-/// sign-out journal ([`super::journal`]).
+/// sign-out journal ([`super::journal`]). Another way to sign out adds one.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SignOut {
     /// One session, signed out at `at` (Unix seconds, the signing-out process's
     /// clock).

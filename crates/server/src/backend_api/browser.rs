@@ -219,6 +219,9 @@ pub(crate) fn host_name(host: &str) -> &str {
 }
 
 /// Where a request says it comes from (`Origin`).
+///
+/// Exhaustive on purpose: the four cases divide every request, and every check must
+/// decide each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestOrigin {
     /// No `Origin`: not a browser's cross-origin request (curl, scripts, navigation).

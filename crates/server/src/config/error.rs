@@ -9,8 +9,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// Where a configuration value came from.
+/// Where a configuration value came from. Another source of settings adds one.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Origin {
     /// A configuration file, and the line in it when known.
     File {

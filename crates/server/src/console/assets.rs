@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 
 /// How long a browser may keep a file without asking again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Caching {
     /// Ask every time (`no-cache`), answered with `304` while the ETag matches: the
     /// page and the console's own scripts, whose paths do not change between releases.

@@ -41,6 +41,7 @@ fn signed_out_file(auth: &AuthSettings) -> Option<&std::path::PathBuf> {
 
 /// What happens to the embedded runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EmbeddedChange {
     /// None before, none after.
     None,
@@ -58,6 +59,7 @@ pub enum EmbeddedChange {
 
 /// What happens to one remote, in the new file's order.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum RemoteChange {
     /// Kept exactly as it runs (its id).
     Keep(switchyard_protocol::RuntimeId),

@@ -142,6 +142,7 @@ impl tower_service::Service<Uri> for HttpsConnector {
 
 /// A connection to a runtime, plain or TLS, as tokio I/O (the backend's own
 /// client reads and writes it directly).
+#[non_exhaustive]
 pub enum Stream {
     /// Plain TCP (an `http` base URL).
     Plain(TcpStream),
