@@ -22,6 +22,8 @@ const listeners = new Set();
 let timer = null;
 let lastRecheck = 0;
 let running = false;
+/** runtime_id → {runtime, at}: the latest direct answer about a runtime, and when it came. */
+const answered = new Map();
 
 /** The shared state (read only: change it through the functions here). */
 export const store = state;
@@ -87,6 +89,16 @@ function onVisibility() {
   }
 }
 
+/** A runtime's own answer (`GET /api/runtimes/{id}`), in place of its entry in the list. */
+function updateRuntime(runtime) {
+  if (!running || !runtime?.runtime_id) return;
+  const i = state.runtimes.findIndex((r) => r.runtime_id === runtime.runtime_id);
+  if (i === -1) return;
+  answered.set(runtime.runtime_id, { runtime, at: Date.now() });
+  state.runtimes = state.runtimes.map((r, j) => (j === i ? runtime : r));
+  changed();
+}
+
 async function poll() {
   clearTimeout(timer);
   try {
@@ -96,13 +108,21 @@ async function poll() {
       // Runtimes that are not ready are asked directly: the answer refreshes the
       // backend's view, which the backend's own probe, backing off while a runtime
       // is down, may otherwise take a while to do. Not awaited: a silent runtime must
-      // not hold up the list.
+      // not hold up the list. The answer is the runtime's fresh view: it goes into the
+      // list as it is, with no second request for the whole list.
       for (const runtime of state.runtimes.filter((r) => r.state !== 'ready')) {
-        api.runtime(runtime.runtime_id).then(refreshSoon, () => {});
+        api.runtime(runtime.runtime_id).then(updateRuntime, () => {});
       }
     }
+    const asked = Date.now();
     const answer = await api.runtimes();
-    state.runtimes = answer.runtimes ?? [];
+    // A direct answer that came while the list was on its way is newer than the
+    // list's view of that runtime.
+    state.runtimes = (answer.runtimes ?? []).map((r) => {
+      const direct = answered.get(r.runtime_id);
+      return direct && direct.at > asked ? direct.runtime : r;
+    });
+    answered.clear();
     state.runtimesError = null;
     state.loaded = true;
   } catch (error) {

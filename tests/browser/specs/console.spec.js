@@ -293,3 +293,31 @@ test("a worker's age in its header keeps up while nothing happens", async ({ pag
   await expect(created).toHaveText('just now');
   await expect(created).toHaveText(/^\d+ s ago$/, { timeout: 15_000 });
 });
+
+test('a runtime that is down is asked directly, with no second request for the whole list', async ({ page, stack }) => {
+  const lists = [];
+  const direct = [];
+  page.on('request', (request) => {
+    const path = new URL(request.url()).pathname;
+    if (path === '/api/runtimes') lists.push(Date.now());
+    if (path === '/api/runtimes/remote') direct.push(Date.now());
+  });
+  await stack.runtime.stop('SIGKILL');
+  await page.goto(stack.url);
+  const remote = page.locator('.runtime-card[data-runtime-id="remote"]');
+  await expect(remote.locator('.runtime-state')).toHaveText('unreachable');
+  const listsBefore = lists.length;
+  const directBefore = direct.length;
+  await page.waitForTimeout(11_000);
+  // The list every 2.5 s (four or five in 11 s); the direct asks, every 5 s, add none.
+  expect(direct.length - directBefore).toBeGreaterThanOrEqual(2);
+  const polled = lists.slice(listsBefore - 1);
+  expect(polled.length - 1, `${polled.map((at) => at - polled[0])}`).toBeLessThanOrEqual(5);
+  const gaps = polled.slice(1).map((at, i) => at - polled[i]);
+  expect(Math.min(...gaps), `${gaps}`).toBeGreaterThanOrEqual(2000);
+
+  // Back: the card says so at once.
+  await stack.startRuntime();
+  await expect(remote.locator('.runtime-state')).toHaveText('ready');
+  await expect(remote.locator('.last-error')).toHaveCount(0);
+});
