@@ -496,6 +496,39 @@ async fn a_runtime_token_rotated_in_the_documented_order_disturbs_no_viewer() {
     expect_seamless(&mut viewer, "after", 3).await;
 }
 
+/// A runtime that stops accepting the backend's token (rotated out on the runtime's
+/// side only) ends the backend's upstream with 1001 `access_ended`: its viewers are
+/// told `upstream lost` with `runtime_auth_failed`, what the runtime's view says
+/// too, not that the runtime is shutting down.
+#[tokio::test]
+async fn a_token_the_runtime_stops_accepting_is_lost_as_runtime_auth_failed() {
+    let old = token_of("a");
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let runtime_dir = dir.join("runtime");
+    std::fs::create_dir(&runtime_dir).unwrap();
+    let a = Switchyard::start_runtime(&runtime_dir, "a", old).await;
+    std::fs::write(dir.join("a.token"), old).unwrap();
+    let backend = Backend::start(dir, &config(&[("a", a.addr)], "")).await;
+    let worker = backend.create("a").await;
+    let mut viewer = backend.watch("a", &worker).await;
+
+    std::fs::write(
+        runtime_dir.join("a.token"),
+        "reload-token-a-only-the-runtime",
+    )
+    .unwrap();
+    a.signal(Signal::SIGHUP);
+    let lost = next_json(&mut viewer).await;
+    assert_eq!(
+        (lost["type"].as_str(), lost["state"].as_str()),
+        (Some("upstream"), Some("lost")),
+        "{lost}"
+    );
+    assert_eq!(lost["error"]["code"], "runtime_auth_failed", "{lost}");
+    assert_eq!(lost["error"]["runtime_id"], "a", "{lost}");
+}
+
 /// `allowed_hosts` and `allowed_origins` apply on reload, on the main listener and
 /// the metrics listener alike, and taking a name out applies as well: an event
 /// WebSocket opened from the page of an origin a reload takes out is closed (1001),

@@ -173,8 +173,11 @@ impl EventStream {
                 }
                 Message::Pong(_) | Message::Frame(_) => {}
                 Message::Close(frame) => {
-                    let code = frame.map(|f| u16::from(f.code));
-                    return Err((close_end(code), Farewell::Reply));
+                    let end = match frame {
+                        Some(frame) => close_end(Some(u16::from(frame.code)), &frame.reason),
+                        None => close_end(None, ""),
+                    };
+                    return Err((end, Farewell::Reply));
                 }
             }
         }
@@ -267,11 +270,17 @@ fn decode(text: &str, worker: &WorkerId) -> Result<UpstreamFrame, String> {
     }
 }
 
-/// The end for a close frame's code.
-fn close_end(code: Option<u16>) -> UpstreamEnd {
+/// The end for a close frame's code and reason. A runtime that stops accepting the
+/// token a stream was opened with (a reload rotated it out) closes it with 1001
+/// and the reason `access_ended`: that is our credentials rejected, as a `401`
+/// would say on the next try, not the runtime shutting down.
+fn close_end(code: Option<u16>, reason: &str) -> UpstreamEnd {
     match code {
         Some(4404) => UpstreamEnd::WorkerGone,
         Some(4408) => UpstreamEnd::SlowConsumer,
+        Some(1001) if reason == switchyard_protocol::CloseCode::AccessEnded.reason() => {
+            UpstreamEnd::Lost(TransportError::AuthRejected)
+        }
         Some(1001) => UpstreamEnd::Shutdown,
         code => UpstreamEnd::Closed { code },
     }
@@ -371,14 +380,26 @@ mod tests {
 
     #[test]
     fn close_codes_map_to_ends() {
-        assert_eq!(close_end(Some(4404)), UpstreamEnd::WorkerGone);
-        assert_eq!(close_end(Some(4408)), UpstreamEnd::SlowConsumer);
-        assert_eq!(close_end(Some(1001)), UpstreamEnd::Shutdown);
+        assert_eq!(close_end(Some(4404), ""), UpstreamEnd::WorkerGone);
+        assert_eq!(close_end(Some(4408), ""), UpstreamEnd::SlowConsumer);
+        assert_eq!(close_end(Some(1001), ""), UpstreamEnd::Shutdown);
         assert_eq!(
-            close_end(Some(1008)),
+            close_end(Some(1001), "shutting_down"),
+            UpstreamEnd::Shutdown
+        );
+        assert_eq!(
+            close_end(Some(1008), ""),
             UpstreamEnd::Closed { code: Some(1008) }
         );
-        assert_eq!(close_end(None), UpstreamEnd::Closed { code: None });
+        assert_eq!(close_end(None, ""), UpstreamEnd::Closed { code: None });
+    }
+
+    #[test]
+    fn a_stream_whose_token_the_runtime_no_longer_accepts_ends_as_auth_rejected() {
+        assert_eq!(
+            close_end(Some(1001), "access_ended"),
+            UpstreamEnd::Lost(TransportError::AuthRejected)
+        );
     }
 
     mod properties {
