@@ -116,14 +116,10 @@ async fn start_runtimes(count: usize, workers: usize) -> Result<Vec<RunningRunti
     let mut runtimes = Vec::with_capacity(count);
     for i in 0..count {
         let id = RuntimeId::new(format!("sim-{i:04}")).expect("a valid id");
-        let settings = RuntimeSettings {
-            listen: "127.0.0.1:0".parse().expect("an address"),
-            tokens: SecretToken::new(TOKEN).into_iter().collect(),
-            data_dir: None,
-            runtime: RuntimeConfig::new(id, format!("Simulated runtime {i}")),
-            tls: None,
-            max_connections: switchyard_server::http::DEFAULT_MAX_CONNECTIONS,
-        };
+        let mut settings =
+            RuntimeSettings::new(RuntimeConfig::new(id, format!("Simulated runtime {i}")));
+        settings.listen = "127.0.0.1:0".parse().expect("an address");
+        settings.tokens = SecretToken::new(TOKEN).into_iter().collect();
         let running = runtime_cmd::start(settings)
             .await
             .map_err(|detail| ClusterError::Start {

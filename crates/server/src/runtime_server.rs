@@ -15,8 +15,8 @@ use tokio::net::TcpListener;
 use crate::StartError;
 use crate::commands::runtime::{RunningRuntime, start_with};
 use crate::config::{
-    ConfigError, DEFAULT_RUNTIME_ID, DEFAULT_RUNTIME_LISTEN, RuntimeArgs, RuntimeSettings,
-    ServerTlsSettings, load_runtime_settings,
+    ConfigError, DEFAULT_RUNTIME_ID, RuntimeArgs, RuntimeSettings, ServerTlsSettings,
+    load_runtime_settings,
 };
 
 /// A runtime server: one [`switchyard_runtime::Runtime`] behind the Runtime API
@@ -52,14 +52,10 @@ impl RuntimeServer {
     /// `127.0.0.1:7701`, without a token (so only on loopback).
     pub fn builder() -> RuntimeServerBuilder {
         let id = RuntimeId::new(DEFAULT_RUNTIME_ID).expect("the default id is valid");
-        Self::from_settings(RuntimeSettings {
-            listen: DEFAULT_RUNTIME_LISTEN,
-            tokens: Vec::new(),
-            data_dir: None,
-            runtime: RuntimeConfig::new(id, DEFAULT_RUNTIME_ID),
-            tls: None,
-            max_connections: crate::http::DEFAULT_MAX_CONNECTIONS,
-        })
+        Self::from_settings(RuntimeSettings::new(RuntimeConfig::new(
+            id,
+            DEFAULT_RUNTIME_ID,
+        )))
     }
 
     /// A runtime server with these settings (what `switchyard runtime` runs).

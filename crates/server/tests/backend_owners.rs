@@ -100,18 +100,12 @@ struct World {
 impl World {
     async fn start() -> Self {
         logs::install();
-        let runtime = runtime_cmd::start(RuntimeSettings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            tokens: switchyard_transport::SecretToken::new(REMOTE_TOKEN)
-                .into_iter()
-                .collect(),
-            data_dir: None,
-            tls: None,
-            runtime: big_runtime("remote"),
-            max_connections: switchyard_server::http::DEFAULT_MAX_CONNECTIONS,
-        })
-        .await
-        .unwrap();
+        let mut runtime_settings = RuntimeSettings::new(big_runtime("remote"));
+        runtime_settings.listen = "127.0.0.1:0".parse().unwrap();
+        runtime_settings.tokens = switchyard_transport::SecretToken::new(REMOTE_TOKEN)
+            .into_iter()
+            .collect();
+        let runtime = runtime_cmd::start(runtime_settings).await.unwrap();
         let mut settings = backend_settings(
             true,
             vec![remote(

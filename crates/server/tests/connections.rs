@@ -226,14 +226,9 @@ async fn a_websocket_session_holds_its_connection_on_the_backend() {
 
 #[tokio::test]
 async fn the_runtime_takes_max_connections_from_its_settings() {
-    let settings = switchyard_server::config::RuntimeSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tokens: Vec::new(),
-        data_dir: None,
-        runtime: runtime_config("limited"),
-        tls: None,
-        max_connections: 1,
-    };
+    let mut settings = switchyard_server::config::RuntimeSettings::new(runtime_config("limited"));
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.max_connections = 1;
     let runtime = runtime_cmd::start(settings).await.unwrap();
     let addr = runtime.server.local_addr();
     let held = held(addr, "/v1/health").await;
@@ -310,16 +305,11 @@ async fn requests_hyper_cannot_parse_get_the_typed_error_body() {
         (long_target.as_bytes(), 414),
     ];
     let backend = serve_hello(100, None).await;
-    let runtime = runtime_cmd::start(switchyard_server::config::RuntimeSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tokens: Vec::new(),
-        data_dir: None,
-        runtime: runtime_config("parse-errors"),
-        tls: None,
-        max_connections: 100,
-    })
-    .await
-    .unwrap();
+    let mut settings =
+        switchyard_server::config::RuntimeSettings::new(runtime_config("parse-errors"));
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.max_connections = 100;
+    let runtime = runtime_cmd::start(settings).await.unwrap();
     for (server, addr) in [
         ("backend", backend.local_addr()),
         ("runtime", runtime.server.local_addr()),

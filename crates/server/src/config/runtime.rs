@@ -27,7 +27,43 @@ pub const DEFAULT_RUNTIME_ID: &str = "local";
 pub const RUNTIME_TOKEN_ENV: &str = "SWITCHYARD_RUNTIME_TOKEN";
 
 /// Everything `switchyard runtime` needs to start. `Debug` never shows the token.
+///
+/// Each new configuration key adds a field, so build one with
+/// [`RuntimeSettings::new`] (or read a file, [`load_runtime_settings`]) and set
+/// fields, or use the builder's [`crate::RuntimeServerBuilder::settings_mut`]:
+///
+/// ```
+/// use switchyard_protocol::RuntimeId;
+/// use switchyard_runtime::RuntimeConfig;
+/// use switchyard_server::config::RuntimeSettings;
+///
+/// let config = RuntimeConfig::new(RuntimeId::new("jobs").unwrap(), "Jobs");
+/// let mut settings = RuntimeSettings::new(config);
+/// assert!(settings.tokens.is_empty()); // loopback only
+/// settings.listen = "127.0.0.1:0".parse().unwrap();
+/// settings.max_connections = 64;
+/// let server = switchyard_server::RuntimeServer::from_settings(settings);
+/// # drop(server);
+/// ```
+///
+/// A struct literal does not compile:
+///
+/// ```compile_fail
+/// use switchyard_protocol::RuntimeId;
+/// use switchyard_runtime::RuntimeConfig;
+/// use switchyard_server::config::RuntimeSettings;
+///
+/// let settings = RuntimeSettings {
+///     listen: "127.0.0.1:0".parse().unwrap(),
+///     tokens: Vec::new(),
+///     data_dir: None,
+///     runtime: RuntimeConfig::new(RuntimeId::new("jobs").unwrap(), "Jobs"),
+///     tls: None,
+///     max_connections: 64,
+/// };
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RuntimeSettings {
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -44,6 +80,23 @@ pub struct RuntimeSettings {
     /// Connections open at once (WebSocket sessions included); past it, new ones get
     /// `503 overloaded`.
     pub max_connections: usize,
+}
+
+impl RuntimeSettings {
+    /// The runtime `runtime` configures, as `switchyard runtime` runs it without a
+    /// file or flags: on [`DEFAULT_RUNTIME_LISTEN`], without tokens (so loopback
+    /// only), its store in memory, plain HTTP, at most
+    /// [`crate::http::DEFAULT_MAX_CONNECTIONS`] connections.
+    pub fn new(runtime: RuntimeConfig) -> Self {
+        Self {
+            listen: DEFAULT_RUNTIME_LISTEN,
+            tokens: Vec::new(),
+            data_dir: None,
+            runtime,
+            tls: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// Builds the runtime's settings from `--config` (if any), the other flags, and the

@@ -65,14 +65,10 @@ pub async fn start_runtime_from(
 ) -> RunningRuntime {
     let deadline = Instant::now() + WAIT;
     loop {
-        let settings = switchyard_server::config::RuntimeSettings {
-            listen,
-            tokens: token.and_then(SecretToken::new).into_iter().collect(),
-            data_dir: None,
-            runtime: config.clone(),
-            tls: tls.clone(),
-            max_connections: switchyard_server::http::DEFAULT_MAX_CONNECTIONS,
-        };
+        let mut settings = switchyard_server::config::RuntimeSettings::new(config.clone());
+        settings.listen = listen;
+        settings.tokens = token.and_then(SecretToken::new).into_iter().collect();
+        settings.tls = tls.clone();
         match runtime_cmd::start(settings).await {
             Ok(running) => return running,
             Err(error) if Instant::now() < deadline => {
