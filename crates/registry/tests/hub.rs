@@ -215,13 +215,11 @@ async fn the_metrics_count_channels_viewers_events_and_viewers_cut_off() {
         )
         .unwrap(),
     );
-    let hub = ObservationHub::new(
-        registry.clone(),
-        HubSettings {
-            viewer_queue: 2,
-            ..HubSettings::default()
-        },
-    );
+    let hub = ObservationHub::new(registry.clone(), {
+        let mut settings = HubSettings::default();
+        settings.viewer_queue = 2;
+        settings
+    });
     let worker = echo_worker(&runtime).await;
     let caller = Caller::open();
     let rt = RuntimeId::new("local").unwrap();

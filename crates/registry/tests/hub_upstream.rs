@@ -66,14 +66,12 @@ async fn watching(hub: &ObservationHub, worker: &WorkerId) -> Viewer {
 /// Watches one worker of a runtime whose subscriptions get `events` for `window`,
 /// with waits from 50 ms, doubling up to 10 s.
 async fn watch_for(events: Subscriptions, window: Duration) -> Watched {
-    let (_runtime, worker, hub, uses) = probed(
-        events,
-        HubSettings {
-            backoff_initial: Duration::from_millis(50),
-            backoff_max: Duration::from_secs(10),
-            ..HubSettings::default()
-        },
-    )
+    let (_runtime, worker, hub, uses) = probed(events, {
+        let mut settings = HubSettings::default();
+        settings.backoff_initial = Duration::from_millis(50);
+        settings.backoff_max = Duration::from_secs(10);
+        settings
+    })
     .await;
     let mut viewer = watching(&hub, &worker).await;
     let mut watched = Watched {
@@ -155,15 +153,14 @@ async fn a_runtime_provoking_a_refresh_on_every_stream_is_paced() {
 #[tokio::test(start_paused = true)]
 async fn a_stream_that_stayed_up_long_enough_is_reconnected_at_once_each_time() {
     let initial = Duration::from_millis(50);
-    let (_runtime, worker, hub, uses) = probed(
-        Subscriptions::BreakAfterHealthy(Duration::from_secs(2)),
-        HubSettings {
-            backoff_initial: initial,
-            backoff_max: Duration::from_secs(1),
-            ..HubSettings::default()
-        },
-    )
-    .await;
+    let (_runtime, worker, hub, uses) =
+        probed(Subscriptions::BreakAfterHealthy(Duration::from_secs(2)), {
+            let mut settings = HubSettings::default();
+            settings.backoff_initial = initial;
+            settings.backoff_max = Duration::from_secs(1);
+            settings
+        })
+        .await;
     let mut viewer = watching(&hub, &worker).await;
     let until = tokio::time::Instant::now() + Duration::from_secs(12);
     while let Ok(frame) = tokio::time::timeout_at(until, viewer.next_frame()).await {
@@ -477,14 +474,12 @@ async fn a_viewer_refused_then_reset_with_everyone_gets_one_reset() {
 fn switchable_hub(runtime: &Runtime) -> (ObservationHub, Arc<AtomicBool>, Arc<Uses>) {
     let probe = Probe::new(runtime);
     let (down, uses) = (probe.events_down.clone(), probe.uses.clone());
-    let hub = hub_over(
-        probe,
-        HubSettings {
-            linger: Duration::from_millis(50),
-            backoff_initial: Duration::from_millis(50),
-            ..HubSettings::default()
-        },
-    );
+    let hub = hub_over(probe, {
+        let mut settings = HubSettings::default();
+        settings.linger = Duration::from_millis(50);
+        settings.backoff_initial = Duration::from_millis(50);
+        settings
+    });
     (hub, down, uses)
 }
 

@@ -331,13 +331,11 @@ async fn probes_follow_the_table() {
 }
 
 fn hub_over(registry: &Arc<RuntimeRegistry>) -> ObservationHub {
-    ObservationHub::new(
-        registry.clone(),
-        HubSettings {
-            linger: Duration::from_millis(50),
-            ..HubSettings::default()
-        },
-    )
+    ObservationHub::new(registry.clone(), {
+        let mut settings = HubSettings::default();
+        settings.linger = Duration::from_millis(50);
+        settings
+    })
 }
 
 #[tokio::test]
@@ -484,14 +482,12 @@ async fn a_channel_waiting_to_reconnect_moves_to_the_replacing_runtime_at_once()
         RuntimeRegistry::new(vec![registered("a", Arc::new(down))], Arc::new(AllowAll)).unwrap(),
     );
     // A backoff far longer than the test: only the reload can bring it back soon.
-    let hub = ObservationHub::new(
-        registry.clone(),
-        HubSettings {
-            backoff_initial: Duration::from_secs(600),
-            backoff_max: Duration::from_secs(600),
-            ..HubSettings::default()
-        },
-    );
+    let hub = ObservationHub::new(registry.clone(), {
+        let mut settings = HubSettings::default();
+        settings.backoff_initial = Duration::from_secs(600);
+        settings.backoff_max = Duration::from_secs(600);
+        settings
+    });
     let mut viewer = hub
         .watch(&Caller::open(), &rid("a"), &wa, None)
         .await
@@ -532,14 +528,12 @@ async fn a_runtime_replaced_just_after_the_channel_subscribed_is_followed_at_onc
         Arc::new(RuntimeRegistry::new(vec![embedded("a", &a)], Arc::new(AllowAll)).unwrap());
     // A backoff far longer than the test: a channel that waits it out never comes
     // back in time.
-    let hub = ObservationHub::new(
-        registry.clone(),
-        HubSettings {
-            backoff_initial: Duration::from_secs(600),
-            backoff_max: Duration::from_secs(600),
-            ..HubSettings::default()
-        },
-    );
+    let hub = ObservationHub::new(registry.clone(), {
+        let mut settings = HubSettings::default();
+        settings.backoff_initial = Duration::from_secs(600);
+        settings.backoff_max = Duration::from_secs(600);
+        settings
+    });
     let mut viewer = hub
         .watch(&Caller::open(), &rid("a"), &wa, None)
         .await

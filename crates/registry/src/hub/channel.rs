@@ -26,8 +26,36 @@ use crate::metrics::ChannelMetrics;
 use crate::registry::RuntimeRegistry;
 use crate::source::{ResumePoint, RuntimeSource, SourceEnd, SourceItem};
 
-/// Tuning of the hub.
+/// Tuning of the hub, for [`crate::ObservationHub::new`].
+///
+/// Settings may be added, so start from [`HubSettings::default`] and set fields:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use switchyard_registry::{AllowAll, HubSettings, ObservationHub, RuntimeRegistry};
+///
+/// let mut settings = HubSettings::default();
+/// settings.viewer_queue = 256;
+/// settings.linger = Duration::from_secs(5);
+/// let registry = RuntimeRegistry::new(Vec::new(), Arc::new(AllowAll)).unwrap();
+/// let hub = ObservationHub::new(Arc::new(registry), settings);
+/// # drop(hub);
+/// ```
+///
+/// A struct literal (even one that ends with `..HubSettings::default()`) does not
+/// compile:
+///
+/// ```compile_fail
+/// use switchyard_registry::HubSettings;
+///
+/// let settings = HubSettings {
+///     viewer_queue: 256,
+///     ..HubSettings::default()
+/// };
+/// ```
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct HubSettings {
     /// Items queued per viewer before it is cut off (4408).
     pub viewer_queue: usize,

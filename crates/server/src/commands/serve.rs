@@ -233,14 +233,10 @@ pub(crate) async fn start_with(parts: BackendParts) -> Result<RunningBackend, St
                 source,
             })?,
     };
-    let hub = ObservationHub::new(
-        registry.clone(),
-        HubSettings {
-            viewer_queue: settings.viewer_queue as usize,
-            backlog: settings.event_backlog as usize,
-            ..HubSettings::default()
-        },
-    );
+    let mut hub_settings = HubSettings::default();
+    hub_settings.viewer_queue = settings.viewer_queue as usize;
+    hub_settings.backlog = settings.event_backlog as usize;
+    let hub = ObservationHub::new(registry.clone(), hub_settings);
     let allowed_hosts = AllowedHosts::new(&settings.allowed_hosts, listener_addr(&listener));
     let allowed_origins = AllowedOrigins::new(settings.allowed_origins.clone());
     // The metrics listener answers to the same names (its own address aside), and a
