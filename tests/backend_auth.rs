@@ -425,3 +425,54 @@ async fn a_sign_out_kept_in_a_file_holds_after_a_restart_and_on_a_backend_sharin
     );
     assert_eq!(std::fs::read_to_string(&not_ours).unwrap(), "keep me\n");
 }
+
+#[tokio::test]
+async fn a_sign_out_the_file_could_not_take_yet_is_written_as_the_backend_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = token_command(&["--name", "alice", "--role", "operator"]).await;
+    let token = alice.token.clone().unwrap();
+    std::fs::write(dir.path().join("session.key"), [7u8; 32]).unwrap();
+    let config = write(
+        dir.path(),
+        "backend.toml",
+        &format!(
+            "listen = \"127.0.0.1:0\"\n[embedded]\n\n[auth]\nsession_key_file = \"session.key\"\n\
+             signed_out_file = \"signed-out\"\n\n{}",
+            alice.lines
+        ),
+    );
+    let serve = ["serve", "--config", config.as_str()];
+    let backend = Switchyard::start(&serve, &[]).await;
+    let cookie = session_cookie(backend.addr, &token).await;
+
+    // The file cannot be written for a while (a directory stands in its place):
+    // the sign-out holds on this backend and waits for the file.
+    let file = dir.path().join("signed-out");
+    let aside = dir.path().join("signed-out.aside");
+    std::fs::rename(&file, &aside).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let out = request(
+        backend.addr,
+        Method::DELETE,
+        "/api/session",
+        None,
+        &[("cookie", cookie.as_str())],
+    )
+    .await;
+    assert_eq!(out.status, 204, "{}", out.text());
+    assert_eq!(session_status(backend.addr, &cookie).await, 401);
+
+    // The file is back, and the backend is stopped before its next try.
+    std::fs::remove_dir(&file).unwrap();
+    std::fs::rename(&aside, &file).unwrap();
+    backend.signal(Signal::SIGTERM);
+    assert!(backend.wait().await.success());
+    let restarted = Switchyard::start(&serve, &[]).await;
+    assert_eq!(
+        session_status(restarted.addr, &cookie).await,
+        401,
+        "a sign-out made before the stop holds after it"
+    );
+    restarted.signal(Signal::SIGTERM);
+    assert!(restarted.wait().await.success());
+}

@@ -517,6 +517,22 @@ impl Authenticator {
         }
     }
 
+    /// For a backend that stops: one last try to write the sign-outs made here that
+    /// the sign-out file could not take yet. What it still cannot take ends with the
+    /// process (other backends, and this one once restarted, accept those sessions
+    /// until they expire), logged at ERROR with how many.
+    pub async fn record_before_exit(&self) {
+        if self.unrecorded().is_empty() {
+            return;
+        }
+        if self.record(Vec::new(), self.now()).await.is_err() {
+            tracing::error!(
+                sign_outs = self.unrecorded().len(),
+                "sign-outs the sign-out file could not take are lost as this backend stops: other backends, and this one once restarted, accept those sessions until they expire"
+            );
+        }
+    }
+
     /// The session clock's time (Unix seconds); the system's without auth.
     fn now(&self) -> u64 {
         match &*self.mode() {

@@ -159,8 +159,9 @@ impl RunningBackend {
     /// Stops accepting, closes WebSockets with 1001, stops the embedded runtime's
     /// workers and flushes its store, and shuts down the sources added in code.
     /// Requests in flight are answered: they get as long as a call to a runtime
-    /// may take (a remote's connect and request timeouts), at least 5 s. Remote
-    /// runtimes keep running.
+    /// may take (a remote's connect and request timeouts), at least 5 s. Sign-outs
+    /// the sign-out file could not take yet get one last try. Remote runtimes keep
+    /// running.
     pub async fn shutdown(self) {
         // A request waiting on a runtime ends at its call's timeout at the latest
         // (`504 runtime_timeout`); cut before, its client would get no answer.
@@ -182,6 +183,8 @@ impl RunningBackend {
             metrics.shutdown(SHUTDOWN_GRACE).await;
         }
         self.server.shutdown(grace).await;
+        // Sign-outs the sign-out file could not take yet would end with the process.
+        self.reloader.authenticator().record_before_exit().await;
         tracing::info!("backend stopped");
     }
 }

@@ -327,6 +327,11 @@ impl Reloader {
         self.source.is_some()
     }
 
+    /// The authenticator a reload updates.
+    pub(crate) fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.targets.auth
+    }
+
     /// The embedded runtime running now, if any.
     pub async fn embedded(&self) -> Option<Runtime> {
         self.state.lock().await.embedded.clone()
