@@ -33,8 +33,8 @@ use crate::metrics::{
 };
 use crate::reload::{ConfigSource, ReloadTargets, Reloader};
 
-/// How long connections and WebSocket sessions get to finish on shutdown, at
-/// least: requests in flight get as long as a call to a runtime may take
+/// How long WebSocket sessions get to close on shutdown, and connections to finish
+/// their requests at least: those get as long as a call to a runtime may take
 /// ([`RuntimeRegistry::longest_call`]).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -182,7 +182,7 @@ impl RunningBackend {
         if let Some(metrics) = self.metrics_server {
             metrics.shutdown(SHUTDOWN_GRACE).await;
         }
-        self.server.shutdown(grace).await;
+        self.server.shutdown_within(grace, SHUTDOWN_GRACE).await;
         // Sign-outs the sign-out file could not take yet would end with the process.
         self.reloader.authenticator().record_before_exit().await;
         tracing::info!("backend stopped");

@@ -136,9 +136,16 @@ impl ServerHandle {
     /// Stops accepting, asks every connection to finish its current request, lets
     /// WebSocket sessions close with 1001, and waits up to `grace` for all of it.
     pub async fn shutdown(self, grace: Duration) {
+        self.shutdown_within(grace, grace).await;
+    }
+
+    /// [`ServerHandle::shutdown`], waiting up to `requests` for the connections to
+    /// finish their requests, then up to `sessions` for the WebSocket sessions to
+    /// close.
+    pub async fn shutdown_within(self, requests: Duration, sessions: Duration) {
         self.shutdown.trigger();
-        let _ = tokio::time::timeout(grace, self.accept_loop).await;
-        self.shutdown.wait_sessions(grace).await;
+        let _ = tokio::time::timeout(requests, self.accept_loop).await;
+        self.shutdown.wait_sessions(sessions).await;
     }
 }
 
