@@ -134,7 +134,40 @@ impl PtySpec {
 }
 
 /// One named profile.
+///
+/// Settings may be added (a profile key each), so build one with [`Profile::new`]
+/// (or [`Profile::echo`], [`Profile::custom`]) and the `with_` setters, or set
+/// fields:
+///
+/// ```
+/// use std::time::Duration;
+/// use switchyard_runtime::{ProcessSpec, Profile, ProfileSpec};
+///
+/// let spec = ProcessSpec {
+///     command: vec!["make".into(), "test".into()],
+///     env: Default::default(),
+///     cwd: Some("/srv/build".into()),
+/// };
+/// let profile = Profile::new(ProfileSpec::Process(spec))
+///     .with_description("The test suite")
+///     .with_idle_timeout(Duration::from_secs(600));
+/// assert_eq!(profile.kind().as_str(), "process");
+/// ```
+///
+/// A struct literal does not compile:
+///
+/// ```compile_fail
+/// use std::time::Duration;
+/// use switchyard_runtime::{Profile, ProfileSpec};
+///
+/// let profile = Profile {
+///     description: None,
+///     spec: ProfileSpec::Echo { delay: Duration::ZERO },
+///     idle_timeout: None,
+/// };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Profile {
     /// What it is for, shown to clients.
     pub description: Option<String>,

@@ -26,13 +26,9 @@ fn create(profile: &str) -> CreateWorkerRequest {
 }
 
 fn slow_echo(delay_ms: u64) -> Profile {
-    Profile {
-        description: None,
-        spec: ProfileSpec::Echo {
-            delay: Duration::from_millis(delay_ms),
-        },
-        idle_timeout: None,
-    }
+    Profile::new(ProfileSpec::Echo {
+        delay: Duration::from_millis(delay_ms),
+    })
 }
 
 #[tokio::test]

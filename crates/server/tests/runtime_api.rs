@@ -242,13 +242,10 @@ async fn wait_for_total(server: &TestServer, id: &str, total: u64) -> Value {
 fn slow_config() -> RuntimeConfig {
     config().with_profile(
         "slow",
-        Profile {
-            description: Some("echo after a minute".into()),
-            spec: ProfileSpec::Echo {
-                delay: Duration::from_secs(60),
-            },
-            idle_timeout: None,
-        },
+        Profile::new(ProfileSpec::Echo {
+            delay: Duration::from_secs(60),
+        })
+        .with_description("echo after a minute"),
     )
 }
 

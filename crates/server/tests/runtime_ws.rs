@@ -327,15 +327,11 @@ async fn deleting_the_worker_closes_with_4404() {
 async fn a_burst_arrives_whole_and_in_order_then_the_exit_and_the_close() {
     let cfg = config().with_profile(
         "burst",
-        Profile {
-            description: None,
-            spec: ProfileSpec::Process(ProcessSpec {
-                command: vec!["sh".into(), "-c".into(), "read x; exec seq 1 50000".into()],
-                env: Default::default(),
-                cwd: None,
-            }),
-            idle_timeout: None,
-        },
+        Profile::new(ProfileSpec::Process(ProcessSpec {
+            command: vec!["sh".into(), "-c".into(), "read x; exec seq 1 50000".into()],
+            env: Default::default(),
+            cwd: None,
+        })),
     );
     let server = TestServer::start(cfg).await;
     let w = create(&server, "burst").await;
@@ -386,13 +382,9 @@ async fn a_client_that_stops_reading_gets_4408_while_another_keeps_up() {
     cfg.limits.subscriber_queue = 64;
     cfg = cfg.with_profile(
         "echo",
-        Profile {
-            description: None,
-            spec: ProfileSpec::Echo {
-                delay: Duration::ZERO,
-            },
-            idle_timeout: None,
-        },
+        Profile::new(ProfileSpec::Echo {
+            delay: Duration::ZERO,
+        }),
     );
     let server = TestServer::start(cfg).await;
     let w = create(&server, "echo").await;
@@ -540,13 +532,9 @@ async fn a_slow_but_steady_reader_of_a_long_burst_is_not_dropped_as_dead() {
     };
     let cfg = config().with_profile(
         "echo",
-        Profile {
-            description: None,
-            spec: ProfileSpec::Echo {
-                delay: Duration::ZERO,
-            },
-            idle_timeout: None,
-        },
+        Profile::new(ProfileSpec::Echo {
+            delay: Duration::ZERO,
+        }),
     );
     // Small socket buffers on both ends (a listener's are its connections'), so the
     // burst cannot all wait in the kernel: the server's writes stall and go on only
@@ -624,13 +612,9 @@ async fn a_client_that_stops_reading_is_closed_though_its_queue_never_fills() {
     };
     let cfg = config().with_profile(
         "echo",
-        Profile {
-            description: None,
-            spec: ProfileSpec::Echo {
-                delay: Duration::ZERO,
-            },
-            idle_timeout: None,
-        },
+        Profile::new(ProfileSpec::Echo {
+            delay: Duration::ZERO,
+        }),
     );
     // Small socket buffers on both ends: the frames cannot all wait in the kernel.
     let listener = tokio::net::TcpSocket::new_v4().unwrap();

@@ -13,15 +13,11 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A profile running `command` (no extra environment, no working directory).
 pub fn process(command: &[&str]) -> Profile {
-    Profile {
-        description: None,
-        spec: ProfileSpec::Process(ProcessSpec {
-            command: command.iter().map(|s| (*s).to_owned()).collect(),
-            env: Default::default(),
-            cwd: None,
-        }),
-        idle_timeout: None,
-    }
+    Profile::new(ProfileSpec::Process(ProcessSpec {
+        command: command.iter().map(|s| (*s).to_owned()).collect(),
+        env: Default::default(),
+        cwd: None,
+    }))
 }
 
 pub fn config() -> RuntimeConfig {

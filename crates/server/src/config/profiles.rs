@@ -134,11 +134,10 @@ fn build_one(
         ProfileSpec::Echo { .. } => description.or_else(|| Profile::echo().description),
         _ => description,
     };
-    Ok(Profile {
-        description,
-        spec,
-        idle_timeout,
-    })
+    let mut profile = Profile::new(spec);
+    profile.description = description;
+    profile.idle_timeout = idle_timeout;
+    Ok(profile)
 }
 
 /// Refuses `keys` of `file` that are set, with `problem` as the reason.
