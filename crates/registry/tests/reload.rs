@@ -565,3 +565,71 @@ async fn a_runtime_replaced_just_after_the_channel_subscribed_is_followed_at_onc
     nothing_more(&mut viewer).await;
     assert_eq!(second_uses.subscribe.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn viewers_of_a_lost_upstream_hear_when_its_cause_changes() {
+    // The runtime's events are down (unreachable); a reload gives it a source whose
+    // token it refuses. The viewers, told "unreachable", are told the new cause:
+    // what they were told stays true. The same cause again says nothing more.
+    let a = runtime("a").await;
+    let wa = echo_worker(&a).await;
+    let down = Probe {
+        events: Subscriptions::Down,
+        ..Probe::new(&a)
+    };
+    let registry = Arc::new(
+        RuntimeRegistry::new(vec![registered("a", Arc::new(down))], Arc::new(AllowAll)).unwrap(),
+    );
+    // A backoff far longer than the test: only the reloads make the channel try
+    // again.
+    let hub = ObservationHub::new(registry.clone(), {
+        let mut settings = HubSettings::default();
+        settings.backoff_initial = Duration::from_secs(600);
+        settings.backoff_max = Duration::from_secs(600);
+        settings
+    });
+    let mut viewer = hub
+        .watch(&Caller::open(), &rid("a"), &wa, None)
+        .await
+        .unwrap();
+    let lost = next(&mut viewer).await;
+    assert_eq!(lost["state"], "lost", "{lost}");
+    assert_eq!(lost["error"]["code"], "runtime_unreachable", "{lost}");
+
+    let refused = Probe {
+        events: Subscriptions::AuthRejected,
+        ..Probe::new(&a)
+    };
+    let refused_uses = refused.uses.clone();
+    let done = registry
+        .reconfigure(vec![Planned::Register(registered("a", Arc::new(refused)))])
+        .unwrap();
+    hub.runtimes_changed(&done);
+    let lost = next(&mut viewer).await;
+    assert_eq!(
+        (lost["type"].as_str(), lost["state"].as_str()),
+        (Some("upstream"), Some("lost")),
+        "{lost}"
+    );
+    assert_eq!(lost["error"]["code"], "runtime_auth_failed", "{lost}");
+    assert_eq!(lost["error"]["runtime_id"], "a", "{lost}");
+
+    let again = Probe {
+        events: Subscriptions::AuthRejected,
+        ..Probe::new(&a)
+    };
+    let again_uses = again.uses.clone();
+    let done = registry
+        .reconfigure(vec![Planned::Register(registered("a", Arc::new(again)))])
+        .unwrap();
+    hub.runtimes_changed(&done);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while again_uses.subscribe.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the channel tries the next source");
+    nothing_more(&mut viewer).await;
+    assert_eq!(refused_uses.subscribe.load(Ordering::SeqCst), 1);
+}

@@ -611,6 +611,12 @@ impl Channel {
         }
     }
 
+    /// The code of the error the viewers were last told the upstream was lost
+    /// with, while it is.
+    fn lost_code(&self) -> Option<ErrorCode> {
+        self.state().lost.as_ref().map(|error| error.code)
+    }
+
     fn set_upstream(&self, lost: Option<ErrorDetail>) {
         let mut state = self.state();
         let item = match &lost {
@@ -871,8 +877,12 @@ async fn upstream(channel: Arc<Channel>, hub: Weak<HubInner>, mut resume: Option
                     }
                     other => other,
                 };
-                if !lost {
-                    channel.set_upstream(Some(lost_detail(&channel.runtime_id, &error)));
+                // Lost already: the viewers hear again only when the cause
+                // changed (a runtime back with a token it now refuses, say), so
+                // that what they were told stays true.
+                let detail = lost_detail(&channel.runtime_id, &error);
+                if !lost || channel.lost_code() != Some(detail.code) {
+                    channel.set_upstream(Some(detail));
                     lost = true;
                 }
             }

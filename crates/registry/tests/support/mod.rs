@@ -23,6 +23,8 @@ pub enum Subscriptions {
     Up,
     /// Every subscription fails as unreachable (the runtime's events are down).
     Down,
+    /// Every subscription fails as the runtime rejecting the backend's credentials.
+    AuthRejected,
     /// Every subscription is refused as `invalid_cursor`, with a cursor or without
     /// (a lying runtime).
     CursorRefused,
@@ -252,6 +254,7 @@ impl RuntimeSource for Probe {
         match self.events {
             Subscriptions::Up => self.inner.subscribe(worker, resume).await,
             Subscriptions::Down => Err(SourceError::Unreachable),
+            Subscriptions::AuthRejected => Err(SourceError::AuthFailed),
             Subscriptions::CursorRefused => Err(SourceError::Rejected(ErrorDetail::new(
                 ErrorCode::InvalidCursor,
                 "the runtime refuses every subscription as an invalid cursor",
