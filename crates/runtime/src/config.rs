@@ -88,7 +88,30 @@ impl PartialEq for CustomDriver {
 impl Eq for CustomDriver {}
 
 /// An OS process to start for each worker of a profile.
+///
+/// Settings may be added, so build one with [`ProcessSpec::new`] and set fields:
+///
+/// ```
+/// use switchyard_runtime::ProcessSpec;
+///
+/// let mut spec = ProcessSpec::new(["make", "test"]);
+/// spec.cwd = Some("/srv/build".into());
+/// spec.env.insert("CI".into(), "1".into());
+/// ```
+///
+/// A struct literal does not compile:
+///
+/// ```compile_fail
+/// use switchyard_runtime::ProcessSpec;
+///
+/// let spec = ProcessSpec {
+///     command: vec!["make".into()],
+///     env: Default::default(),
+///     cwd: None,
+/// };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProcessSpec {
     /// Program and arguments; `command[0]` is looked up in `PATH` if not absolute.
     pub command: Vec<String>,
@@ -98,13 +121,27 @@ pub struct ProcessSpec {
     pub cwd: Option<PathBuf>,
 }
 
+impl ProcessSpec {
+    /// A spec for `command` with no extra environment and no working directory.
+    pub fn new(command: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            command: command.into_iter().map(Into::into).collect(),
+            env: BTreeMap::new(),
+            cwd: None,
+        }
+    }
+}
+
 /// Default terminal size of a pty profile: columns.
 pub const DEFAULT_PTY_COLS: u16 = 80;
 /// Default terminal size of a pty profile: rows.
 pub const DEFAULT_PTY_ROWS: u16 = 24;
 
 /// An OS process to start on a pseudo-terminal for each worker of a profile.
+///
+/// Settings may be added, so build one with [`PtySpec::new`] and set fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PtySpec {
     /// Program and arguments; `command[0]` is looked up in `PATH` if not absolute.
     pub command: Vec<String>,
@@ -143,11 +180,8 @@ impl PtySpec {
 /// use std::time::Duration;
 /// use switchyard_runtime::{ProcessSpec, Profile, ProfileSpec};
 ///
-/// let spec = ProcessSpec {
-///     command: vec!["make".into(), "test".into()],
-///     env: Default::default(),
-///     cwd: Some("/srv/build".into()),
-/// };
+/// let mut spec = ProcessSpec::new(["make", "test"]);
+/// spec.cwd = Some("/srv/build".into());
 /// let profile = Profile::new(ProfileSpec::Process(spec))
 ///     .with_description("The test suite")
 ///     .with_idle_timeout(Duration::from_secs(600));

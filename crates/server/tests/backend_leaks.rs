@@ -943,10 +943,10 @@ async fn events_and_transcripts_carry_none_of_the_remotes_secrets() {
     let token = format!("leak-tok-{}", random_hex());
     let config = runtime_config("far").with_profile(
         "broken",
-        Profile::new(ProfileSpec::Process(ProcessSpec {
-            command: vec!["/srv/secret-tree/bin/agent".into()],
-            env: Default::default(),
-            cwd: Some("/srv/secret-tree/work".into()),
+        Profile::new(ProfileSpec::Process({
+            let mut spec = ProcessSpec::new(["/srv/secret-tree/bin/agent"]);
+            spec.cwd = Some("/srv/secret-tree/work".into());
+            spec
         })),
     );
     let rt = start_runtime_from("127.0.0.1:0".parse().unwrap(), config, Some(&token), None).await;

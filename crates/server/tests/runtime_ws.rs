@@ -327,11 +327,11 @@ async fn deleting_the_worker_closes_with_4404() {
 async fn a_burst_arrives_whole_and_in_order_then_the_exit_and_the_close() {
     let cfg = config().with_profile(
         "burst",
-        Profile::new(ProfileSpec::Process(ProcessSpec {
-            command: vec!["sh".into(), "-c".into(), "read x; exec seq 1 50000".into()],
-            env: Default::default(),
-            cwd: None,
-        })),
+        Profile::new(ProfileSpec::Process(ProcessSpec::new([
+            "sh",
+            "-c",
+            "read x; exec seq 1 50000",
+        ]))),
     );
     let server = TestServer::start(cfg).await;
     let w = create(&server, "burst").await;

@@ -13,11 +13,9 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A profile running `command` (no extra environment, no working directory).
 pub fn process(command: &[&str]) -> Profile {
-    Profile::new(ProfileSpec::Process(ProcessSpec {
-        command: command.iter().map(|s| (*s).to_owned()).collect(),
-        env: Default::default(),
-        cwd: None,
-    }))
+    Profile::new(ProfileSpec::Process(ProcessSpec::new(
+        command.iter().copied(),
+    )))
 }
 
 pub fn config() -> RuntimeConfig {

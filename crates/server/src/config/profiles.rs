@@ -104,11 +104,10 @@ fn build_one(
                 "only pty profiles have a terminal size; remove the key or use kind \"pty\"",
             )?;
             let (command, env) = command_and_env(origin, key, file.command, file.env)?;
-            ProfileSpec::Process(ProcessSpec {
-                command,
-                env,
-                cwd: file.cwd.map(|cwd| ctx.resolve(&cwd)),
-            })
+            let mut spec = ProcessSpec::new(command);
+            spec.env = env;
+            spec.cwd = file.cwd.map(|cwd| ctx.resolve(&cwd));
+            ProfileSpec::Process(spec)
         }
         KindFile::Pty => {
             refuse(
@@ -121,13 +120,12 @@ fn build_one(
             let cols = side(origin, &format!("{key}.cols"), file.cols, DEFAULT_PTY_COLS)?;
             let rows = side(origin, &format!("{key}.rows"), file.rows, DEFAULT_PTY_ROWS)?;
             let (command, env) = command_and_env(origin, key, file.command, file.env)?;
-            ProfileSpec::Pty(PtySpec {
-                command,
-                env,
-                cwd: file.cwd.map(|cwd| ctx.resolve(&cwd)),
-                cols,
-                rows,
-            })
+            let mut spec = PtySpec::new(command);
+            spec.env = env;
+            spec.cwd = file.cwd.map(|cwd| ctx.resolve(&cwd));
+            spec.cols = cols;
+            spec.rows = rows;
+            ProfileSpec::Pty(spec)
         }
     };
     let description = match spec {

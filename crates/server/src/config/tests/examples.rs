@@ -74,11 +74,7 @@ fn contract_backend_example_parses() {
     assert_eq!(shell.description.as_deref(), Some("POSIX shell"));
     assert_eq!(
         shell.spec,
-        ProfileSpec::Process(ProcessSpec {
-            command: vec!["/bin/sh".into()],
-            env: Default::default(),
-            cwd: None,
-        })
+        ProfileSpec::Process(ProcessSpec::new(["/bin/sh"]))
     );
 
     assert_eq!(s.remotes.len(), 1);
