@@ -257,7 +257,32 @@ impl Profile {
 }
 
 /// The limits a runtime enforces, with the contract's defaults.
+///
+/// Limits may be added, so start from [`RuntimeLimits::default`] (or a runtime
+/// config's [`RuntimeConfig::limits`]) and set fields:
+///
+/// ```
+/// use std::time::Duration;
+/// use switchyard_runtime::RuntimeLimits;
+///
+/// let mut limits = RuntimeLimits::default();
+/// limits.max_workers = 8;
+/// limits.stop_grace = Duration::from_secs(2);
+/// ```
+///
+/// A struct literal (even one that ends with `..RuntimeLimits::default()`) does not
+/// compile:
+///
+/// ```compile_fail
+/// use switchyard_runtime::RuntimeLimits;
+///
+/// let limits = RuntimeLimits {
+///     max_workers: 8,
+///     ..RuntimeLimits::default()
+/// };
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RuntimeLimits {
     /// Workers starting or running at once.
     pub max_workers: u32,

@@ -544,10 +544,8 @@ async fn exit_codes_and_signals_are_recorded() {
 
 #[tokio::test]
 async fn stop_ends_a_program_that_ignores_sighup_and_one_that_ignores_sigterm_too() {
-    let limits = RuntimeLimits {
-        stop_grace: Duration::from_millis(1500),
-        ..RuntimeLimits::default()
-    };
+    let mut limits = RuntimeLimits::default();
+    limits.stop_grace = Duration::from_millis(1500);
     let rt = runtime_with(
         vec![
             (

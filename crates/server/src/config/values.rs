@@ -137,55 +137,55 @@ pub(crate) fn limits(
 ) -> Result<RuntimeLimits, ConfigError> {
     let d = RuntimeLimits::default();
     let k = |name: &str| key(prefix, name);
-    Ok(RuntimeLimits {
-        max_workers: positive(origin, &k("max_workers"), keys.max_workers, d.max_workers)?,
-        max_ended_workers: positive(
-            origin,
-            &k("max_ended_workers"),
-            keys.max_ended_workers,
-            d.max_ended_workers,
-        )?,
-        max_input_bytes: bytes_up_to(
-            origin,
-            &k("max_input_bytes"),
-            keys.max_input_bytes,
-            d.max_input_bytes,
-            switchyard_protocol::MAX_INPUT_TEXT_BYTES,
-        )?,
-        max_body_bytes: bytes_up_to(
-            origin,
-            &k("max_body_bytes"),
-            keys.max_body_bytes,
-            d.max_body_bytes,
-            MAX_BODY_BYTES,
-        )?,
-        transcript_page_max: positive(
-            origin,
-            &k("transcript_page_max"),
-            keys.transcript_page_max,
-            d.transcript_page_max,
-        )?,
-        event_backlog: positive(
-            origin,
-            &k("event_backlog"),
-            keys.event_backlog,
-            d.event_backlog,
-        )?,
-        input_queue: positive(origin, &k("input_queue"), keys.input_queue, d.input_queue)?,
-        subscriber_queue: positive(
-            origin,
-            &k("subscriber_queue"),
-            keys.subscriber_queue,
-            d.subscriber_queue,
-        )?,
-        snapshot_items: d.snapshot_items,
-        // Zero is allowed: SIGKILL right after SIGTERM.
-        stop_grace: millis_from(
-            origin,
-            &k("stop_grace_ms"),
-            keys.stop_grace_ms,
-            d.stop_grace,
-            0,
-        )?,
-    })
+    // `snapshot_items` is not configurable: its default stays.
+    let mut limits = d;
+    limits.max_workers = positive(origin, &k("max_workers"), keys.max_workers, d.max_workers)?;
+    limits.max_ended_workers = positive(
+        origin,
+        &k("max_ended_workers"),
+        keys.max_ended_workers,
+        d.max_ended_workers,
+    )?;
+    limits.max_input_bytes = bytes_up_to(
+        origin,
+        &k("max_input_bytes"),
+        keys.max_input_bytes,
+        d.max_input_bytes,
+        switchyard_protocol::MAX_INPUT_TEXT_BYTES,
+    )?;
+    limits.max_body_bytes = bytes_up_to(
+        origin,
+        &k("max_body_bytes"),
+        keys.max_body_bytes,
+        d.max_body_bytes,
+        MAX_BODY_BYTES,
+    )?;
+    limits.transcript_page_max = positive(
+        origin,
+        &k("transcript_page_max"),
+        keys.transcript_page_max,
+        d.transcript_page_max,
+    )?;
+    limits.event_backlog = positive(
+        origin,
+        &k("event_backlog"),
+        keys.event_backlog,
+        d.event_backlog,
+    )?;
+    limits.input_queue = positive(origin, &k("input_queue"), keys.input_queue, d.input_queue)?;
+    limits.subscriber_queue = positive(
+        origin,
+        &k("subscriber_queue"),
+        keys.subscriber_queue,
+        d.subscriber_queue,
+    )?;
+    // Zero is allowed: SIGKILL right after SIGTERM.
+    limits.stop_grace = millis_from(
+        origin,
+        &k("stop_grace_ms"),
+        keys.stop_grace_ms,
+        d.stop_grace,
+        0,
+    )?;
+    Ok(limits)
 }
