@@ -45,6 +45,47 @@ pub const LIST_ALL_MAX_SCANNED_PER_RUNTIME: usize = 20_000;
 pub const LIST_SCAN_BUDGET: usize = 10_000;
 
 /// One runtime to register.
+///
+/// Settings may be added, so build one with [`RegisteredRuntime::new`] and its
+/// `with_`/`without_` setters (or set fields):
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use switchyard_protocol::RuntimeId;
+/// use switchyard_registry::{EmbeddedSource, RegisteredRuntime};
+/// use switchyard_runtime::{Runtime, RuntimeConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let id = RuntimeId::new("jobs").unwrap();
+/// let runtime = Runtime::in_memory(RuntimeConfig::new(id.clone(), "Jobs")).await;
+/// let registered = RegisteredRuntime::new(id, "Jobs", Arc::new(EmbeddedSource::new(runtime)))
+///     .with_call_timeout(Duration::from_secs(10));
+/// assert_eq!(registered.call_timeout, Some(Duration::from_secs(10)));
+/// # }
+/// ```
+///
+/// A struct literal does not compile:
+///
+/// ```compile_fail
+/// use std::sync::Arc;
+/// use switchyard_protocol::RuntimeId;
+/// use switchyard_registry::{EmbeddedSource, RegisteredRuntime};
+/// use switchyard_runtime::{Runtime, RuntimeConfig};
+///
+/// # async fn build() {
+/// let id = RuntimeId::new("jobs").unwrap();
+/// let runtime = Runtime::in_memory(RuntimeConfig::new(id.clone(), "Jobs")).await;
+/// let registered = RegisteredRuntime {
+///     runtime_id: id,
+///     display_name: "Jobs".into(),
+///     source: Arc::new(EmbeddedSource::new(runtime)),
+///     call_timeout: None,
+/// };
+/// # }
+/// ```
+#[non_exhaustive]
 pub struct RegisteredRuntime {
     /// Its id in the backend.
     pub runtime_id: RuntimeId,

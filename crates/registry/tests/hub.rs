@@ -46,12 +46,10 @@ async fn setup(policy: Arc<dyn Policy>) -> (Runtime, ObservationHub, WorkerId) {
     let id = RuntimeId::new("local").unwrap();
     let runtime = Runtime::in_memory(RuntimeConfig::new(id.clone(), "local")).await;
     let registry = RuntimeRegistry::new(
-        vec![RegisteredRuntime {
-            runtime_id: id,
-            display_name: "local".into(),
-            source: Arc::new(EmbeddedSource::new(runtime.clone())),
-            call_timeout: None,
-        }],
+        vec![
+            RegisteredRuntime::new(id, "local", Arc::new(EmbeddedSource::new(runtime.clone())))
+                .without_call_timeout(),
+        ],
         policy,
     )
     .unwrap();
@@ -205,12 +203,10 @@ async fn the_metrics_count_channels_viewers_events_and_viewers_cut_off() {
     let runtime = Runtime::in_memory(RuntimeConfig::new(id.clone(), "local")).await;
     let registry = Arc::new(
         RuntimeRegistry::new(
-            vec![RegisteredRuntime {
-                runtime_id: id,
-                display_name: "local".into(),
-                source: Arc::new(EmbeddedSource::new(runtime.clone())),
-                call_timeout: None,
-            }],
+            vec![
+                RegisteredRuntime::new(id, "local", Arc::new(EmbeddedSource::new(runtime.clone())))
+                    .without_call_timeout(),
+            ],
             Arc::new(AllowAll),
         )
         .unwrap(),
@@ -428,12 +424,7 @@ async fn the_command_lane_waits_out_a_busy_runtime_in_order() {
     let busy = probe.busy_inputs.clone();
     busy.store(5, std::sync::atomic::Ordering::SeqCst);
     let registry = RuntimeRegistry::new(
-        vec![RegisteredRuntime {
-            runtime_id: id.clone(),
-            display_name: "local".into(),
-            source: Arc::new(probe),
-            call_timeout: None,
-        }],
+        vec![RegisteredRuntime::new(id.clone(), "local", Arc::new(probe)).without_call_timeout()],
         Arc::new(AllowAll),
     )
     .unwrap();

@@ -43,12 +43,10 @@ async fn probed(
 fn hub_over(probe: Probe, settings: HubSettings) -> ObservationHub {
     let registry = Arc::new(
         RuntimeRegistry::new(
-            vec![RegisteredRuntime {
-                runtime_id: RuntimeId::new("a").unwrap(),
-                display_name: "A".into(),
-                source: Arc::new(probe),
-                call_timeout: Some(Duration::from_secs(5)),
-            }],
+            vec![
+                RegisteredRuntime::new(RuntimeId::new("a").unwrap(), "A", Arc::new(probe))
+                    .with_call_timeout(Duration::from_secs(5)),
+            ],
             Arc::new(AllowAll),
         )
         .unwrap(),

@@ -132,12 +132,12 @@ fn idle_events() -> Arc<dyn RuntimeEventsClient> {
 }
 
 fn remote_with(id: &str, client: MockRuntimeClient, scrubber: Scrubber) -> RegisteredRuntime {
-    RegisteredRuntime {
-        runtime_id: rid(id),
-        display_name: format!("Remote {id}"),
-        source: Arc::new(RemoteSource::new(Arc::new(client), idle_events(), scrubber)),
-        call_timeout: Some(Duration::from_secs(5)),
-    }
+    RegisteredRuntime::new(
+        rid(id),
+        format!("Remote {id}"),
+        Arc::new(RemoteSource::new(Arc::new(client), idle_events(), scrubber)),
+    )
+    .with_call_timeout(Duration::from_secs(5))
 }
 
 fn remote(id: &str, client: MockRuntimeClient) -> RegisteredRuntime {
@@ -146,12 +146,12 @@ fn remote(id: &str, client: MockRuntimeClient) -> RegisteredRuntime {
 
 async fn embedded(id: &str) -> RegisteredRuntime {
     let runtime = Runtime::in_memory(RuntimeConfig::new(rid(id), "This machine")).await;
-    RegisteredRuntime {
-        runtime_id: rid(id),
-        display_name: "This machine".into(),
-        source: Arc::new(EmbeddedSource::new(runtime)),
-        call_timeout: None,
-    }
+    RegisteredRuntime::new(
+        rid(id),
+        "This machine",
+        Arc::new(EmbeddedSource::new(runtime)),
+    )
+    .without_call_timeout()
 }
 
 fn registry(runtimes: Vec<RegisteredRuntime>) -> RuntimeRegistry {
@@ -1790,14 +1790,14 @@ impl RuntimeSource for Hang {
 }
 
 fn hanging(id: &str, timeout: Duration) -> RegisteredRuntime {
-    RegisteredRuntime {
-        runtime_id: rid(id),
-        display_name: "Hangs".into(),
-        source: Arc::new(Hang {
+    RegisteredRuntime::new(
+        rid(id),
+        "Hangs",
+        Arc::new(Hang {
             own_deadlines: false,
         }),
-        call_timeout: Some(timeout),
-    }
+    )
+    .with_call_timeout(timeout)
 }
 
 const HANG_TIMEOUT: Duration = Duration::from_millis(200);
@@ -1839,14 +1839,16 @@ async fn call_timeout_bounds_a_hanging_source() {
 /// (which pages through it) is still cut off.
 #[tokio::test]
 async fn a_source_with_its_own_deadlines_keeps_the_backstop_for_listing_all() {
-    let registry = registry(vec![RegisteredRuntime {
-        runtime_id: rid("own"),
-        display_name: "Own deadlines".into(),
-        source: Arc::new(Hang {
-            own_deadlines: true,
-        }),
-        call_timeout: Some(HANG_TIMEOUT),
-    }]);
+    let registry = registry(vec![
+        RegisteredRuntime::new(
+            rid("own"),
+            "Own deadlines",
+            Arc::new(Hang {
+                own_deadlines: true,
+            }),
+        )
+        .with_call_timeout(HANG_TIMEOUT),
+    ]);
     let id = rid("own");
 
     let single = tokio::time::timeout(

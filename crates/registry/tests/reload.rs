@@ -27,12 +27,8 @@ async fn runtime(id: &str) -> Runtime {
 }
 
 fn registered(id: &str, source: Arc<dyn RuntimeSource>) -> RegisteredRuntime {
-    RegisteredRuntime {
-        runtime_id: rid(id),
-        display_name: format!("Runtime {id}"),
-        source,
-        call_timeout: Some(Duration::from_secs(5)),
-    }
+    RegisteredRuntime::new(rid(id), format!("Runtime {id}"), source)
+        .with_call_timeout(Duration::from_secs(5))
 }
 
 fn embedded(id: &str, runtime: &Runtime) -> RegisteredRuntime {

@@ -88,12 +88,14 @@ impl Surface {
         let runtime = Runtime::in_memory(config("local")).await;
         let registry = Arc::new(
             RuntimeRegistry::new(
-                vec![RegisteredRuntime {
-                    runtime_id: RuntimeId::new("local").unwrap(),
-                    display_name: "local".into(),
-                    source: Arc::new(EmbeddedSource::new(runtime.clone())),
-                    call_timeout: None,
-                }],
+                vec![
+                    RegisteredRuntime::new(
+                        RuntimeId::new("local").unwrap(),
+                        "local",
+                        Arc::new(EmbeddedSource::new(runtime.clone())),
+                    )
+                    .without_call_timeout(),
+                ],
                 policy,
             )
             .unwrap(),

@@ -505,12 +505,12 @@ pub(crate) async fn embedded_runtime(
     let runtime = Runtime::open(settings.runtime, store)
         .await
         .map_err(StartError::LoadStore)?;
-    let registered = RegisteredRuntime {
+    let registered = RegisteredRuntime::new(
         runtime_id,
         display_name,
-        source: Arc::new(EmbeddedSource::new(runtime.clone())),
-        call_timeout: None,
-    };
+        Arc::new(EmbeddedSource::new(runtime.clone())),
+    )
+    .without_call_timeout();
     Ok((runtime, registered))
 }
 
@@ -553,19 +553,19 @@ pub fn remote_runtime(settings: RemoteSettings) -> Result<RegisteredRuntime, Sta
         .map_err(&remote_error)?
         .with_idle_timeout(settings.stream_idle_timeout);
     let client = HttpRuntimeClient::new(endpoint).map_err(remote_error)?;
-    Ok(RegisteredRuntime {
-        runtime_id: settings.runtime_id,
-        display_name: settings.display_name,
-        source: Arc::new(RemoteSource::new(
+    Ok(RegisteredRuntime::new(
+        settings.runtime_id,
+        settings.display_name,
+        Arc::new(RemoteSource::new(
             Arc::new(client),
             Arc::new(events),
             scrubber,
         )),
-        // The client enforces its own deadlines; this is only a backstop.
-        call_timeout: Some(
-            settings.connect_timeout + settings.request_timeout + Duration::from_secs(1),
-        ),
-    })
+    )
+    // The client enforces its own deadlines; this is only a backstop.
+    .with_call_timeout(
+        settings.connect_timeout + settings.request_timeout + Duration::from_secs(1),
+    ))
 }
 
 /// The port of a base URL, explicit or implied by its scheme.

@@ -653,12 +653,14 @@ fn reconfigure_embedded(
     }
     let renamed = running.is_none_or(|running| running.runtime.display_name != config.display_name);
     if renamed {
-        Planned::Register(RegisteredRuntime {
-            runtime_id: config.runtime_id.clone(),
-            display_name: config.display_name.clone(),
-            source: Arc::new(EmbeddedSource::new(runtime.clone())),
-            call_timeout: None,
-        })
+        Planned::Register(
+            RegisteredRuntime::new(
+                config.runtime_id.clone(),
+                config.display_name.clone(),
+                Arc::new(EmbeddedSource::new(runtime.clone())),
+            )
+            .without_call_timeout(),
+        )
     } else {
         Planned::Keep(config.runtime_id.clone())
     }
