@@ -149,6 +149,7 @@ test('a backend that does not answer at first load is asked again, with backoff,
   mode = 'refused';
   await expect(panel).toContainText('network_error');
   await expect(page.locator('#backend-state')).toBeVisible();
+  await screenshot(page, 'backend-unreachable');
   // Long enough for the waits to reach their cap: 0.5, 1, 2, 4, 8, then 10 s.
   await expect.poll(() => asked.length, { timeout: 40_000 }).toBeGreaterThanOrEqual(7);
 
@@ -160,6 +161,7 @@ test('a backend that does not answer at first load is asked again, with backoff,
   const gaps = asked.slice(1).map((at, i) => at - asked[i]);
   expect(gaps[0], `${gaps}`).toBeLessThan(1500);
   for (let i = 1; i < gaps.length; i += 1) expect(gaps[i], `${gaps}`).toBeGreaterThanOrEqual(gaps[i - 1] * 0.8);
-  expect(Math.max(...gaps), `${gaps}`).toBeLessThanOrEqual(10_500);
+  // The cap (10 s), with room for a late timer on a loaded machine.
+  expect(Math.max(...gaps), `${gaps}`).toBeLessThanOrEqual(12_000);
   expect(gaps[gaps.length - 1], `${gaps}`).toBeGreaterThanOrEqual(9_000);
 });

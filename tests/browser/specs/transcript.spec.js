@@ -1,7 +1,7 @@
 // The transcript's older items, loaded on demand: every item once and none skipped,
 // whatever size of page the runtime serves.
 
-import { test, expect, createWorker, transcriptOutput, workerUrl } from '../support/fixtures.js';
+import { test, expect, screenshot, createWorker, transcriptOutput, workerUrl } from '../support/fixtures.js';
 
 /** The sequence ranges the transcript's blocks cover, in page order. */
 async function coverage(page) {
@@ -102,6 +102,7 @@ test('colours and styles in the output of a non-terminal worker show as such; ot
   }
   const shown = 'red plain bold-under\nlink moved cursor <b>not bold</b>\ngreen split\norange blue\nlone\ndone\n';
   await expect.poll(() => transcriptOutput(page)).toBe(shown);
+  await screenshot(page, 'worker-colours');
   const output = page.locator('.entry-output');
   await expect(output.locator('span.ansi-fg-1')).toHaveText('red');
   await expect(output.locator('span.ansi-bold.ansi-underline')).toHaveText('bold-under');
