@@ -326,6 +326,17 @@ async fn probes_follow_the_table() {
     );
 }
 
+/// Waits (at most 10 s) until a source has been asked for an event subscription.
+async fn subscribed(uses: &Uses, what: &str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while uses.subscribe.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect(what);
+}
+
 fn hub_over(registry: &Arc<RuntimeRegistry>) -> ObservationHub {
     ObservationHub::new(registry.clone(), {
         let mut settings = HubSettings::default();
@@ -405,13 +416,7 @@ async fn viewers_of_a_replaced_runtime_continue_through_the_new_one_without_gap_
         .unwrap();
     assert_eq!(names(&done.replaced), ["a"]);
     hub.runtimes_changed(&done);
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while new_uses.subscribe.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the channel subscribes through the new source");
+    subscribed(&new_uses, "the channel subscribes through the new source").await;
     round_trip(&a, &wa, &mut [&mut viewer], "two").await;
     round_trip(&a, &wa, &mut [&mut viewer], "three").await;
     nothing_more(&mut viewer).await;
@@ -419,10 +424,7 @@ async fn viewers_of_a_replaced_runtime_continue_through_the_new_one_without_gap_
 
     // Replaced by a runtime that does not have the worker: its viewers end (4404).
     let other = runtime("other").await;
-    let done = registry
-        .reconfigure(vec![Planned::Register(embedded("a", &other))])
-        .unwrap();
-    hub.runtimes_changed(&done);
+    replace(&registry, &hub, embedded("a", &other));
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if let Err(end) = viewer.next_frame().await {
@@ -465,6 +467,25 @@ async fn a_channel_opened_as_its_runtime_is_removed_ends_its_viewer() {
     assert_eq!(hub.channel_count(), 0);
 }
 
+/// A hub whose failure backoff outlasts any test: only a reload makes a lost
+/// channel try again in time.
+fn hub_waiting_long(registry: &Arc<RuntimeRegistry>) -> ObservationHub {
+    ObservationHub::new(registry.clone(), {
+        let mut settings = HubSettings::default();
+        settings.backoff_initial = Duration::from_secs(600);
+        settings.backoff_max = Duration::from_secs(600);
+        settings
+    })
+}
+
+/// Reloads the registry with `registration` as its only runtime and tells the hub.
+fn replace(registry: &RuntimeRegistry, hub: &ObservationHub, registration: RegisteredRuntime) {
+    let done = registry
+        .reconfigure(vec![Planned::Register(registration)])
+        .unwrap();
+    hub.runtimes_changed(&done);
+}
+
 #[tokio::test]
 async fn a_channel_waiting_to_reconnect_moves_to_the_replacing_runtime_at_once() {
     let a = runtime("a").await;
@@ -478,12 +499,7 @@ async fn a_channel_waiting_to_reconnect_moves_to_the_replacing_runtime_at_once()
         RuntimeRegistry::new(vec![registered("a", Arc::new(down))], Arc::new(AllowAll)).unwrap(),
     );
     // A backoff far longer than the test: only the reload can bring it back soon.
-    let hub = ObservationHub::new(registry.clone(), {
-        let mut settings = HubSettings::default();
-        settings.backoff_initial = Duration::from_secs(600);
-        settings.backoff_max = Duration::from_secs(600);
-        settings
-    });
+    let hub = hub_waiting_long(&registry);
     let mut viewer = hub
         .watch(&Caller::open(), &rid("a"), &wa, None)
         .await
@@ -496,10 +512,7 @@ async fn a_channel_waiting_to_reconnect_moves_to_the_replacing_runtime_at_once()
     );
     assert_eq!(down_uses.subscribe.load(Ordering::SeqCst), 1);
 
-    let done = registry
-        .reconfigure(vec![Planned::Register(embedded("a", &a))])
-        .unwrap();
-    hub.runtimes_changed(&done);
+    replace(&registry, &hub, embedded("a", &a));
     let restored = next(&mut viewer).await;
     assert_eq!(restored["state"], "restored", "{restored}");
     assert_eq!(next(&mut viewer).await["event"]["kind"], "snapshot");
@@ -524,12 +537,7 @@ async fn a_runtime_replaced_just_after_the_channel_subscribed_is_followed_at_onc
         Arc::new(RuntimeRegistry::new(vec![embedded("a", &a)], Arc::new(AllowAll)).unwrap());
     // A backoff far longer than the test: a channel that waits it out never comes
     // back in time.
-    let hub = ObservationHub::new(registry.clone(), {
-        let mut settings = HubSettings::default();
-        settings.backoff_initial = Duration::from_secs(600);
-        settings.backoff_max = Duration::from_secs(600);
-        settings
-    });
+    let hub = hub_waiting_long(&registry);
     let mut viewer = hub
         .watch(&Caller::open(), &rid("a"), &wa, None)
         .await
@@ -538,23 +546,15 @@ async fn a_runtime_replaced_just_after_the_channel_subscribed_is_followed_at_onc
 
     let first = Probe::new(&a);
     let first_uses = first.uses.clone();
-    let done = registry
-        .reconfigure(vec![Planned::Register(registered("a", Arc::new(first)))])
-        .unwrap();
-    hub.runtimes_changed(&done);
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while first_uses.subscribe.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await
-    .expect("the channel subscribes through the first replacement at once");
+    replace(&registry, &hub, registered("a", Arc::new(first)));
+    subscribed(
+        &first_uses,
+        "the channel subscribes through the first replacement at once",
+    )
+    .await;
     let second = Probe::new(&a);
     let second_uses = second.uses.clone();
-    let done = registry
-        .reconfigure(vec![Planned::Register(registered("a", Arc::new(second)))])
-        .unwrap();
-    hub.runtimes_changed(&done);
+    replace(&registry, &hub, registered("a", Arc::new(second)));
 
     round_trip(&a, &wa, &mut [&mut viewer], "one").await;
     round_trip(&a, &wa, &mut [&mut viewer], "two").await;
@@ -578,12 +578,7 @@ async fn viewers_of_a_lost_upstream_hear_when_its_cause_changes() {
     );
     // A backoff far longer than the test: only the reloads make the channel try
     // again.
-    let hub = ObservationHub::new(registry.clone(), {
-        let mut settings = HubSettings::default();
-        settings.backoff_initial = Duration::from_secs(600);
-        settings.backoff_max = Duration::from_secs(600);
-        settings
-    });
+    let hub = hub_waiting_long(&registry);
     let mut viewer = hub
         .watch(&Caller::open(), &rid("a"), &wa, None)
         .await
@@ -597,10 +592,7 @@ async fn viewers_of_a_lost_upstream_hear_when_its_cause_changes() {
         ..Probe::new(&a)
     };
     let refused_uses = refused.uses.clone();
-    let done = registry
-        .reconfigure(vec![Planned::Register(registered("a", Arc::new(refused)))])
-        .unwrap();
-    hub.runtimes_changed(&done);
+    replace(&registry, &hub, registered("a", Arc::new(refused)));
     let lost = next(&mut viewer).await;
     assert_eq!(
         (lost["type"].as_str(), lost["state"].as_str()),
@@ -615,17 +607,8 @@ async fn viewers_of_a_lost_upstream_hear_when_its_cause_changes() {
         ..Probe::new(&a)
     };
     let again_uses = again.uses.clone();
-    let done = registry
-        .reconfigure(vec![Planned::Register(registered("a", Arc::new(again)))])
-        .unwrap();
-    hub.runtimes_changed(&done);
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while again_uses.subscribe.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the channel tries the next source");
+    replace(&registry, &hub, registered("a", Arc::new(again)));
+    subscribed(&again_uses, "the channel tries the next source").await;
     nothing_more(&mut viewer).await;
     assert_eq!(refused_uses.subscribe.load(Ordering::SeqCst), 1);
 }
