@@ -352,14 +352,13 @@ async fn session_cookie(addr: SocketAddr, token: &str) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn a_sign_out_kept_in_a_file_holds_after_a_restart_and_on_a_backend_sharing_it() {
-    let dir = tempfile::tempdir().unwrap();
+/// An operator alice's token, and a backend configuration in `dir` with auth on, a
+/// session key of `key` bytes and the sign-out file `signed-out`.
+async fn signed_out_backend(dir: &Path, key: u8) -> (String, String) {
     let alice = token_command(&["--name", "alice", "--role", "operator"]).await;
-    let token = alice.token.clone().unwrap();
-    std::fs::write(dir.path().join("session.key"), [9u8; 32]).unwrap();
+    std::fs::write(dir.join("session.key"), [key; 32]).unwrap();
     let config = write(
-        dir.path(),
+        dir,
         "backend.toml",
         &format!(
             "listen = \"127.0.0.1:0\"\n[embedded]\n\n[auth]\nsession_key_file = \"session.key\"\n\
@@ -367,6 +366,13 @@ async fn a_sign_out_kept_in_a_file_holds_after_a_restart_and_on_a_backend_sharin
             alice.lines
         ),
     );
+    (alice.token.unwrap(), config)
+}
+
+#[tokio::test]
+async fn a_sign_out_kept_in_a_file_holds_after_a_restart_and_on_a_backend_sharing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (token, config) = signed_out_backend(dir.path(), 9).await;
     let serve = ["serve", "--config", config.as_str()];
     let one = Switchyard::start(&serve, &[]).await;
     let replica = Switchyard::start(&serve, &[]).await;
@@ -408,14 +414,13 @@ async fn a_sign_out_kept_in_a_file_holds_after_a_restart_and_on_a_backend_sharin
 
     // A file that is not a sign-out file is refused at start, and left as it was.
     let not_ours = write(dir.path(), "notes.txt", "keep me\n");
+    let text = std::fs::read_to_string(&config).unwrap();
     let config = write(
         dir.path(),
         "wrong-file.toml",
-        &format!(
-            "listen = \"127.0.0.1:0\"\n[auth]\nsession_key_file = \"session.key\"\n\
-             signed_out_file = \"notes.txt\"\n\n{}",
-            alice.lines
-        ),
+        &text
+            .replace("[embedded]\n\n", "")
+            .replace("\"signed-out\"", "\"notes.txt\""),
     );
     let (code, stderr) = exit_of(&["serve", "--config", &config]).await;
     assert_eq!(code, Some(2), "{stderr}");
@@ -429,18 +434,7 @@ async fn a_sign_out_kept_in_a_file_holds_after_a_restart_and_on_a_backend_sharin
 #[tokio::test]
 async fn a_sign_out_the_file_could_not_take_yet_is_written_as_the_backend_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let alice = token_command(&["--name", "alice", "--role", "operator"]).await;
-    let token = alice.token.clone().unwrap();
-    std::fs::write(dir.path().join("session.key"), [7u8; 32]).unwrap();
-    let config = write(
-        dir.path(),
-        "backend.toml",
-        &format!(
-            "listen = \"127.0.0.1:0\"\n[embedded]\n\n[auth]\nsession_key_file = \"session.key\"\n\
-             signed_out_file = \"signed-out\"\n\n{}",
-            alice.lines
-        ),
-    );
+    let (token, config) = signed_out_backend(dir.path(), 7).await;
     let serve = ["serve", "--config", config.as_str()];
     let backend = Switchyard::start(&serve, &[]).await;
     let cookie = session_cookie(backend.addr, &token).await;
