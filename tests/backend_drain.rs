@@ -2,6 +2,7 @@
 //! to 503 at once, keeps serving everything else (REST, open event streams) for
 //! `drain_ms`, then shuts down as always: event streams closed with 1001, exit 0.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -18,16 +19,9 @@ use tokio::net::{TcpListener, TcpStream};
 /// can take a second or more for them).
 const DRAIN: Duration = Duration::from_millis(6000);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_drains_for_drain_ms_then_shuts_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("backend.toml");
-    std::fs::write(
-        &config,
-        format!("drain_ms = {}\n[embedded]\n", DRAIN.as_millis()),
-    )
-    .unwrap();
-    let backend = Switchyard::start(
+/// A backend serving `config` on a port of its choosing.
+async fn serve(config: &Path) -> Switchyard {
+    Switchyard::start(
         &[
             "serve",
             "--listen",
@@ -37,7 +31,19 @@ async fn sigterm_drains_for_drain_ms_then_shuts_down() {
         ],
         &[],
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_for_drain_ms_then_shuts_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("backend.toml");
+    std::fs::write(
+        &config,
+        format!("drain_ms = {}\n[embedded]\n", DRAIN.as_millis()),
+    )
+    .unwrap();
+    let backend = serve(&config).await;
     let api = Api {
         addr: backend.addr,
         token: None,
@@ -146,17 +152,7 @@ async fn a_request_in_flight_at_shutdown_is_answered_within_its_runtime_timeout(
         ),
     )
     .unwrap();
-    let backend = Switchyard::start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await;
+    let backend = serve(&config).await;
     let mut client = TcpStream::connect(backend.addr).await.unwrap();
     client
         .write_all(
